@@ -1,0 +1,43 @@
+"""flowlaws: a property-based theorem checker for the conservation laws of gradient
+flow in homogeneous networks (Du, Hu, Lee, NeurIPS 2018)."""
+
+__version__ = "0.1.0"
+
+from flowlaws.checking import Evidence, Scenario, Verdict  # noqa: E402
+from flowlaws.engine import value_and_grad  # noqa: E402
+from flowlaws.errors import FlowlawsError, InvalidArgument  # noqa: E402
+from flowlaws.flows import GD, SGD, Adam, Momentum, Trajectory, descend, dop853, implicit_midpoint, rk4  # noqa: E402
+from flowlaws.invariants import Law, independent_count, laws  # noqa: E402
+from flowlaws.losses import loss  # noqa: E402
+from flowlaws.models import Sequential, deep_linear, factorization, mlp, parse  # noqa: E402
+from flowlaws.theorems import all_theorems, theorem  # noqa: E402
+
+__all__ = [
+    "GD",
+    "SGD",
+    "Adam",
+    "Evidence",
+    "FlowlawsError",
+    "InvalidArgument",
+    "Law",
+    "Momentum",
+    "Scenario",
+    "Sequential",
+    "Trajectory",
+    "Verdict",
+    "__version__",
+    "all_theorems",
+    "deep_linear",
+    "descend",
+    "dop853",
+    "factorization",
+    "implicit_midpoint",
+    "independent_count",
+    "laws",
+    "loss",
+    "mlp",
+    "parse",
+    "rk4",
+    "theorem",
+    "value_and_grad",
+]

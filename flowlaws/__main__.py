@@ -1,0 +1,7 @@
+"""``python -m flowlaws``."""
+
+import sys
+
+from flowlaws.cli import main
+
+sys.exit(main())

@@ -1,0 +1,335 @@
+"""Scenario -> Evidence -> Verdict, at three levels, with one tolerance model.
+
+Tolerance model
+---------------
+Every residual is compared with ``gamma(n) * M``, where M is the *magnitude* of the
+terms that produced it (the same sums with every term replaced by its absolute
+value) and gamma(n) = SAFETY * n * eps is Higham's bound gamma_n = n u / (1 - n u)
+(u = eps/2) for n accumulated roundings, with SAFETY = 4. n is the number of
+parameters plus the batch size: a bound on the length of any chain of floating-point
+sums behind one residual. For the gradient, M uses the magnitude sweep
+(`flowlaws.engine.gradient_and_magnitude`), so cancellation inside the gradient
+cannot cause a false alarm. Nothing else is tuned per test. The effect size of a
+residual r is |r| / (gamma(n) M): <= 1 is round-off, and a broken law shows an effect
+of 1e6 and more.
+
+Levels
+------
+- ``pointwise``: B(theta, grad L(theta)) = 0 (THEORY 3.1).
+- ``step``: every optimizer step of a run, Q(theta+) - Q(theta) against the
+  theorem's prediction, split as 2B(theta, Delta) (first order: a broken symmetry) +
+  Q(Delta) (second order: discretization) (THEORY 3.3).
+- ``flow``: gradient flow by the implicit midpoint rule, which conserves Q exactly
+  step by step when the law holds; the tolerance adds the solve error bound. An RK4
+  refinement (n and 2n steps) reports the observed order of the drift.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flowlaws.engine import gradient_and_magnitude
+from flowlaws.errors import InvalidArgument
+from flowlaws.flows import descend, implicit_midpoint, rk4
+
+EPS = float(np.finfo(np.float64).eps)
+SAFETY = 4.0
+
+
+def gamma(n: int) -> float:
+    """SAFETY * n * eps: the relative error bound for n accumulated roundings."""
+    return SAFETY * n * EPS
+
+
+def accumulation_length(model, X) -> int:
+    """n of the tolerance model: parameter count plus batch size."""
+    return sum(int(np.prod(shape)) for _, shape in model.param_specs) + len(X)
+
+
+def effect_size(residual, tolerance):
+    """|residual| / tolerance elementwise (0/0 counts as 0, r/0 as inf)."""
+    r, t = np.abs(np.asarray(residual, float)), np.asarray(tolerance, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(t > 0, r / np.where(t > 0, t, 1.0), np.where(r > 0, np.inf, 0.0))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The worst component of a check: where it was, its size and its tolerance."""
+
+    level: str
+    law: str
+    unit: tuple
+    residual: float
+    tolerance: float
+    effect: float
+    where: str = ""
+    first_order: float | None = None
+    second_order: float | None = None
+    observed_order: float | None = None
+    series: tuple = ()
+
+    @property
+    def attribution(self) -> str:
+        """Which part of Delta Q = 2B(theta, Delta) + Q(Delta) the residual comes from."""
+        if self.first_order is None:
+            return ""
+        first, second = abs(self.first_order), abs(self.second_order or 0.0)
+        if self.effect <= 1:
+            return "within round-off"
+        return "first order: the symmetry is broken" if first >= second else "second order: discretization"
+
+    def to_json(self) -> dict:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["unit"] = list(self.unit)
+        data["series"] = list(self.series)
+        data["attribution"] = self.attribution
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) and v != v else v)
+                for k, v in data.items()}
+
+
+NO_EVIDENCE = Evidence("none", "", (), 0.0, 0.0, 0.0)
+
+
+def _worst(level, law, residual, tolerance, **extra) -> Evidence:
+    effect = effect_size(residual, tolerance)
+    index = np.unravel_index(int(np.argmax(effect)), effect.shape) if effect.ndim else ()
+    pick = lambda a: float(np.asarray(a, float)[index]) if np.ndim(a) else float(a)  # noqa: E731
+    return Evidence(level, law.name, tuple(int(i) for i in index), pick(residual), pick(tolerance),
+                    float(effect[index] if effect.ndim else effect), **{
+                        k: (pick(v) if isinstance(v, np.ndarray | float | np.floating) else v)
+                        for k, v in extra.items()})
+
+
+def worst(evidence) -> Evidence:
+    """The piece of evidence with the largest effect size."""
+    return max(evidence, key=lambda e: e.effect, default=NO_EVIDENCE)
+
+
+def pointwise(model, loss, params, X, Y, law_list) -> Evidence:
+    """Level 1: the Euler identity B(theta, grad L) = 0, every law and component."""
+    _, grads, magnitude = gradient_and_magnitude(model, loss, params, X, Y)
+    g = gamma(accumulation_length(model, X))
+    absolute = tuple(np.abs(p) for p in params)
+    return worst(
+        _worst("pointwise", law, law.bilinear(params, grads), g * law.magnitude(absolute, magnitude))
+        for law in law_list
+    )
+
+
+# --- step level ----------------------------------------------------------------------------
+
+def predict_gd(law, theta, delta, grad, previous, eta, opt):
+    """GD / SGD: Delta Q = eta^2 Q(g) (THEORY 3.3)."""
+    return eta**2 * law.value(grad)
+
+
+def predict_weight_decay(law, theta, delta, grad, previous, eta, opt):
+    """Coupled weight decay: Q+ - Q = ((1 - eta lambda)^2 - 1) Q + eta^2 Q(g)."""
+    lam = opt.weight_decay
+    return ((1 - eta * lam) ** 2 - 1) * law.value(theta) + eta**2 * law.value(grad)
+
+
+def predict_momentum(law, theta, delta, grad, previous, eta, opt):
+    """Heavy ball: Delta Q = 2 beta B(theta, v_prev) + Q(v)."""
+    return 2 * opt.beta * law.bilinear(theta, previous) + law.value(delta)
+
+
+def predict_second_order(law, theta, delta, grad, previous, eta, opt):
+    """The law holds up to discretization: Delta Q = Q(Delta) (first order zero)."""
+    return law.value(delta)
+
+
+PREDICTIONS = {
+    "gd": predict_gd,
+    "weight-decay": predict_weight_decay,
+    "momentum": predict_momentum,
+    "second-order": predict_second_order,
+}
+
+
+def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
+    """Level 2: every step of an optimizer run against ``PREDICTIONS[prediction]``."""
+    predict = PREDICTIONS[prediction]
+    g = gamma(accumulation_length(model, X))
+    found = []
+    zeros = tuple(np.zeros_like(p) for p in run.params[0])
+    for k in range(len(run.params) - 1):
+        theta, after, grad = run.params[k], run.params[k + 1], run.grads[k]
+        delta = tuple(b - a for a, b in zip(theta, after, strict=True))
+        previous = zeros if k == 0 else tuple(
+            a - b for a, b in zip(theta, run.params[k - 1], strict=True))
+        rows = opt.batch(len(X), k)
+        Xb, Yb = (X, Y) if rows is None else (X[rows], Y[rows])
+        _, _, gmag = gradient_and_magnitude(model, loss, theta, Xb, Yb)
+        eta = opt.step_size(k)
+        a_theta, a_after = tuple(map(np.abs, theta)), tuple(map(np.abs, after))
+        for law in law_list:
+            measured = law.value(after) - law.value(theta)
+            residual = measured - predict(law, theta, delta, grad, previous, eta, opt)
+            scale = (law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
+                     + 2 * eta * law.magnitude(a_theta, gmag)
+                     + eta**2 * law.magnitude(tuple(map(np.abs, grad)), gmag))
+            found.append(_worst("step", law, residual, g * scale, where=f"step {k}",
+                                first_order=2 * law.bilinear(theta, delta),
+                                second_order=law.value(delta)))
+    return worst(found)
+
+
+def balance(model, X, run, law_list, opt) -> Evidence:
+    """Balancing under GD (Cor 2.1, Fig. 2): the imbalance D = Q(theta) of a layer law
+    obeys |D_T| <= |D_0| + sum_k eta_k^2 |Q(g_k)| (from the exact step identity), so
+    ||W_h||^2 / ||W_h+1||^2 = 1 + D_T / ||W_h+1||^2 tends to 1 as the norms grow."""
+    g = gamma(accumulation_length(model, X))
+    first, last = run.params[0], run.final
+    found = []
+    for law in law_list:
+        bound = abs(law.value(first))
+        for k, grad in enumerate(run.grads):
+            theta = tuple(map(np.abs, run.params[k]))
+            bound = bound + opt.step_size(k) ** 2 * abs(law.value(grad)) + g * law.magnitude(theta, theta)
+        in_norm = sum(float(np.sum(v.rows(last) ** 2)) for v in law.incoming)
+        out_norm = sum(float(np.sum(v.rows(last) ** 2)) for v in law.outgoing)
+        start = sum(float(np.sum(v.rows(first) ** 2)) for v in law.outgoing)
+        found.append(_worst("balance", law, law.value(last), bound,
+                            where=f"after {len(run.grads)} steps: ratio {in_norm / max(out_norm, 1e-300):.4f}, "
+                                  f"squared norm grew {out_norm / max(start, 1e-300):.3g}x"))
+    return worst(found)
+
+
+def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: float = 0.0,
+         order: bool = True) -> Evidence:
+    """Level 3: implicit-midpoint gradient flow conserves Q step by step (with weight
+    decay lambda: Q+ - Q = -2 h lambda Q(midpoint)); RK4 at n and 2n steps gives the
+    observed order of the drift (reported, not judged)."""
+    run = implicit_midpoint(model, loss, params, X, Y, T, n, weight_decay=weight_decay)
+    if not run.ok:
+        raise InvalidArgument(f"gradient flow failed: {run.message}")
+    g = gamma(accumulation_length(model, X))
+    h = T / n
+    found = []
+    for law in law_list:
+        residual, scale = 0.0, 0.0
+        series = [float(np.sum(law.value(run.params[0])))]
+        for k in range(n):
+            theta, after = run.params[k], run.params[k + 1]
+            mid = tuple(0.5 * (a + b) for a, b in zip(theta, after, strict=True))
+            _, _, gmag = gradient_and_magnitude(model, loss, mid, X, Y)
+            a_theta, a_after, a_mid = (tuple(map(np.abs, p)) for p in (theta, after, mid))
+            moved = tuple(np.abs(b - a) for a, b in zip(theta, after, strict=True))
+            ones = tuple(np.full_like(p, run.solve_errors[k]) for p in theta)
+            residual = residual + law.value(after) - law.value(theta) + 2 * h * weight_decay * law.value(mid)
+            scale = scale + (g * (law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
+                                  + 2 * h * law.magnitude(a_mid, gmag)
+                                  + 2 * h * weight_decay * law.magnitude(a_mid, a_mid))
+                             + 2 * law.magnitude(ones, moved))
+            series.append(float(np.sum(law.value(after))))
+        found.append(_worst("flow", law, residual, scale, where=f"t = {T:g} ({n} midpoint steps)",
+                            series=tuple(series)))
+    evidence = worst(found)
+    if order and not weight_decay:
+        evidence = _with_order(evidence, model, loss, params, X, Y, law_list, T, n)
+    return evidence
+
+
+def _with_order(evidence, model, loss, params, X, Y, law_list, T, n):
+    law = next(law for law in law_list if law.name == evidence.law)
+    drifts = []
+    for m in (n, 2 * n):
+        run = rk4(model, loss, params, X, Y, T, m)
+        if not run.ok:
+            return evidence
+        drifts.append(float(np.max(np.abs(law.value(run.final) - law.value(params)))))
+    floor = gamma(accumulation_length(model, X)) * float(np.max(law.magnitude(params, params)))
+    if min(drifts) <= floor:
+        return evidence
+    return _replace(evidence, observed_order=math.log2(drifts[0] / drifts[1]))
+
+
+def _replace(evidence, **changes):
+    from dataclasses import replace
+
+    return replace(evidence, **changes)
+
+
+# --- scenarios and verdicts ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything one check needs: model, params, data, loss, and for runs the
+    optimizer with its step count, or the flow time and midpoint step count."""
+
+    model: object
+    params: tuple
+    X: np.ndarray
+    Y: np.ndarray
+    loss: object
+    optimizer: object = None
+    steps: int = 0
+    T: float = 0.0
+    flow_steps: int = 0
+    seed: int | None = None
+
+    def __post_init__(self):
+        specs = self.model.param_specs
+        if len(self.params) != len(specs):
+            raise InvalidArgument(
+                f"model {self.model.spec} takes {len(specs)} parameter arrays, got {len(self.params)}")
+        for (name, shape), p in zip(specs, self.params, strict=True):
+            if np.shape(p) != tuple(shape):
+                raise InvalidArgument(f"parameter {name} must have shape {shape}, got {np.shape(p)}")
+            if not np.all(np.isfinite(p)):
+                raise InvalidArgument(f"parameter {name} has NaN or inf entries; give finite weights")
+        if np.shape(self.X)[1:] != tuple(self.model.input_shape):
+            raise InvalidArgument(
+                f"data X must have shape (N, {', '.join(map(str, self.model.input_shape))}), "
+                f"got {np.shape(self.X)}")
+        if np.shape(self.Y) != (len(self.X), *self.model.output_shape):
+            raise InvalidArgument(
+                f"targets Y must have shape ({len(self.X)}, "
+                f"{', '.join(map(str, self.model.output_shape))}), got {np.shape(self.Y)}")
+        if not (np.all(np.isfinite(self.X)) and np.all(np.isfinite(self.Y))):
+            raise InvalidArgument("data X or Y has NaN or inf entries; give finite data")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """holds | violated | break-confirmed | break-missed | invalid, with evidence."""
+
+    status: str
+    evidence: Evidence = NO_EVIDENCE
+    reason: str = ""
+    details: tuple = field(default=())
+
+    @property
+    def failed(self) -> bool:
+        """True when the law is violated beyond tolerance (a counterexample)."""
+        return self.evidence.effect > 1
+
+
+def run_levels(scenario: Scenario, law_list, levels, prediction="second-order") -> Evidence:
+    """Evidence at every requested level; the worst one decides."""
+    s = scenario
+    found = []
+    for level in levels:
+        if level == "pointwise":
+            found.append(pointwise(s.model, s.loss, s.params, s.X, s.Y, law_list))
+        elif level == "step":
+            run = descend(s.model, s.loss, s.params, s.X, s.Y, s.optimizer, s.steps)
+            if not run.ok:
+                raise InvalidArgument(f"optimizer run failed: {run.message}")
+            found.append(steps(s.model, s.loss, s.X, s.Y, run, law_list, s.optimizer, prediction))
+        elif level == "balance":
+            run = descend(s.model, s.loss, s.params, s.X, s.Y, s.optimizer, s.steps)
+            if not run.ok:
+                raise InvalidArgument(f"optimizer run failed: {run.message}")
+            found.append(balance(s.model, s.X, run, law_list, s.optimizer))
+        elif level == "flow":
+            wd = getattr(s.optimizer, "weight_decay", 0.0) if prediction == "weight-decay" else 0.0
+            found.append(flow(s.model, s.loss, s.params, s.X, s.Y, law_list, s.T, s.flow_steps, wd))
+        else:
+            raise InvalidArgument(f"unknown level {level!r}; use pointwise, step or flow")
+    return worst(found)

@@ -1,0 +1,270 @@
+"""The ``flowlaws`` command: check, explore, replay, laws, figures.
+
+Exit codes: 0 all good, 1 a law failed (or a counterexample still reproduces),
+2 bad usage or bad input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from flowlaws.errors import FlowlawsError, InvalidArgument
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        err.print(f"flowlaws: error: {message} (see '{self.prog} --help')", markup=False, soft_wrap=True)
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    main = _Parser(prog="flowlaws", description="Property-based checker for conservation laws of "
+                   "gradient flow in homogeneous networks (Du, Hu, Lee 2018).")
+    sub = main.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    check = sub.add_parser("check", help="run every theorem (the regression gate)")
+    check.add_argument("--profile", default=None, choices=("ci", "dev", "thorough"))
+    check.add_argument("--theorem", action="append", metavar="ID", help="check only this theorem (repeat)")
+    check.add_argument("--report-dir", default="reports", type=Path)
+    check.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    explore = sub.add_parser("explore", help="search an architecture for a first-order break")
+    explore.add_argument("--arch", required=True, metavar="SPEC")
+    explore.add_argument("--loss", default="square")
+    explore.add_argument("--optimizer", default="gd:lr=0.05", metavar="NAME[:k=v,...]")
+    explore.add_argument("--law", default=None, help="unit, layer, matrix or a law's name")
+    explore.add_argument("--max-examples", default=200, type=_positive_int)
+    explore.add_argument("--seed", default=0, type=_int)
+    explore.add_argument("--report-dir", default="reports", type=Path)
+    explore.add_argument("--json", action="store_true")
+    replay = sub.add_parser("replay", help="re-run saved counterexamples")
+    replay.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    replay.add_argument("--json", action="store_true")
+    laws = sub.add_parser("laws", help="list the laws derived for an architecture")
+    laws.add_argument("spec", metavar="SPEC")
+    laws.add_argument("--json", action="store_true")
+    figures = sub.add_parser("figures", help="reproduce the paper's Fig. 1 and Fig. 2")
+    figures.add_argument("--out", default="figures", type=Path)
+    figures.add_argument("--json", action="store_true")
+    return main
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    commands = {"check": cmd_check, "explore": cmd_explore, "replay": cmd_replay,
+                "laws": cmd_laws, "figures": cmd_figures}
+    try:
+        return commands[args.command](args)
+    except FlowlawsError as error:
+        err.print(f"flowlaws: error: {error}", markup=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("flowlaws: interrupted")
+        return 130
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} cases"),
+                    TimeElapsedColumn(), console=err, transient=True, disable=not enabled)
+
+
+def counterexample(thm, scenario, verdict, seed=None, explore=None):
+    from flowlaws.report import Counterexample
+
+    hyps = [(h.name, h.why(scenario)) for h in thm.hypotheses]
+    if thm.broken:
+        from flowlaws import theorems
+
+        pool = {h.name: h for h in (theorems.HOMOGENEOUS_ACTS, theorems.DEGREE_ONE, theorems.NO_SKIP,
+                                    theorems.PLAIN_DESCENT, theorems.HAS_BIAS)}
+        reason = pool[thm.broken].why(scenario)
+        hyps.append((thm.broken, reason or "the law is altered: " + verdict.evidence.law))
+    return Counterexample(thm.id, thm.statement, scenario, verdict.status, verdict.evidence,
+                          tuple(hyps), explore, seed)
+
+
+def cmd_check(args) -> int:
+    from flowlaws.strategies import PROFILES, load_profile
+    from flowlaws.theorems import all_theorems, run, theorem
+
+    profile = load_profile(args.profile)
+    chosen = [theorem(t) for t in args.theorem] if args.theorem else all_theorems()
+    started = time.perf_counter()
+    results = []
+    with _progress(not args.json and err.is_terminal) as progress:
+        for thm in chosen:
+            task = progress.add_task(thm.id, total=None)
+            result = run(thm, max_examples=PROFILES[profile], derandomize=profile == "ci",
+                         on_case=lambda task=task: progress.advance(task))
+            progress.remove_task(task)
+            if result.counterexample is not None:
+                scenario, verdict = result.counterexample
+                path = counterexample(thm, scenario, verdict).save(args.report_dir)
+                result.extra["report"] = str(path)
+            results.append(result)
+    seconds = time.perf_counter() - started
+    ok = all(r.ok for r in results)
+    if args.json:
+        print(json.dumps({"ok": ok, "profile": profile, "seconds": round(seconds, 3),
+                          "theorems": [r.to_json() for r in results]}, indent=1))
+        return 0 if ok else 1
+    table = Table(title=f"flowlaws check (profile {profile})", show_footer=True,
+                  caption=None)
+    table.add_column("theorem", footer="total")
+    table.add_column("statement", ratio=1)
+    table.add_column("cases", justify="right", footer=str(sum(r.cases for r in results)))
+    table.add_column("worst r/tol", justify="right")
+    table.add_column("verdict", footer="ok" if ok else "FAILED")
+    table.add_column("s", justify="right", footer=f"{seconds:.1f}")
+    for r in results:
+        style = "green" if r.ok else "red"
+        table.add_row(r.theorem.id, Text(r.theorem.statement), str(r.cases), f"{r.worst.effect:.2g}",
+                      f"[{style}]{r.verdict}[/]", f"{r.seconds:.1f}")
+    out.print(table)
+    for r in results:
+        if not r.ok:
+            out.print(f"[red]{r.theorem.id}[/]: {r.verdict} {r.note} {r.extra.get('report', '')}")
+            if r.counterexample:
+                out.print(counterexample(r.theorem, *r.counterexample))
+    return 0 if ok else 1
+
+
+def cmd_explore(args) -> int:
+    from flowlaws.explore import explore_theorem
+    from flowlaws.flows import optimizer
+    from flowlaws.losses import loss
+    from flowlaws.models import parse
+    from flowlaws.theorems import run
+
+    model, lossf, opt = parse(args.arch), loss(args.loss), optimizer(args.optimizer)
+    thm = explore_theorem(model, lossf, opt, args.law)
+    with _progress(not args.json and err.is_terminal) as progress:
+        task = progress.add_task(f"exploring {model.spec}", total=args.max_examples)
+        started = time.perf_counter()
+        result = run(thm, max_examples=args.max_examples, seed=args.seed,
+                     on_case=lambda: progress.advance(task))
+    seconds = time.perf_counter() - started
+    document = {"spec": model.spec, "loss": lossf.spec, "optimizer": opt.spec, "found": False,
+                "cases": result.cases, "seconds": round(seconds, 3), "worst": result.worst.effect}
+    if result.verdict == "error":
+        raise InvalidArgument(f"explore could not draw a valid case: {result.note}")
+    if result.counterexample is None:
+        if args.json:
+            print(json.dumps(document))
+        else:
+            out.print(f"[green]no first-order break found[/] in {result.cases} cases "
+                      f"({seconds:.1f} s; worst effect {result.worst.effect:.2g})")
+        return 0
+    scenario, verdict = result.counterexample
+    stem = f"explore-{model.spec.replace(':', '_').replace('/', '_')}"[:120]
+    cx = counterexample(thm, scenario, verdict, seed=args.seed,
+                        explore={"law": args.law, "steps": scenario.steps})
+    path = cx.save(args.report_dir, _safe(stem))
+    document.update(found=True, report=str(path), effect=verdict.evidence.effect,
+                    law=verdict.evidence.law)
+    if args.json:
+        print(json.dumps(document))
+    else:
+        out.print(cx.renderable(replay_path=path))
+        out.print(f"found in {seconds:.1f} s; saved {path}")
+    return 1
+
+
+def _safe(stem: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+
+
+def cmd_replay(args) -> int:
+    from flowlaws.report import load
+
+    rows, still = [], False
+    for path in args.files:
+        cx = load(path)
+        verdict = _recheck(cx)
+        fails = verdict.failed
+        still |= fails
+        rows.append({"file": str(path), "theorem": cx.theorem, "verdict": verdict.status,
+                     "effect": verdict.evidence.effect, "reproduces": fails})
+    if args.json:
+        print(json.dumps({"still_failing": still, "reports": rows}))
+    else:
+        for row in rows:
+            mark = "[red]reproduces[/]" if row["reproduces"] else "[green]fixed[/]"
+            out.print(f"{row['file']}: {row['theorem']} {mark} ({row['verdict']}, effect {row['effect']:.3g})")
+    return 1 if still else 0
+
+
+def _recheck(cx):
+    from flowlaws.explore import explore_theorem
+    from flowlaws.theorems import theorem
+
+    s = cx.scenario
+    if cx.theorem == "explore":
+        thm = explore_theorem(s.model, s.loss, s.optimizer, (cx.explore or {}).get("law"))
+    else:
+        thm = theorem(cx.theorem)
+    return thm.check(s)
+
+
+def cmd_laws(args) -> int:
+    from flowlaws.invariants import independent_count, laws
+    from flowlaws.models import parse
+
+    model = parse(args.spec)
+    found = laws(model)
+    count = independent_count(model, found)
+    if args.json:
+        print(json.dumps({"spec": model.spec, "laws": [law.to_json() for law in found],
+                          "independent": count}))
+        return 0
+    table = Table(title=f"laws of {model.spec}")
+    for column in ("name", "kind", "formula"):
+        table.add_column(column)
+    for law in found:
+        table.add_row(Text(law.name), law.kind, Text(law.formula))
+    out.print(table if found else f"[yellow]{model.spec} has no conservation law[/]")
+    out.print(f"{count} functionally independent scalar law(s)")
+    return 0
+
+
+def cmd_figures(args) -> int:
+    from flowlaws.figures import make_figures
+
+    written = make_figures(args.out)
+    if args.json:
+        print(json.dumps({"files": [str(p) for p in written]}))
+    else:
+        for path in written:
+            out.print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Optimizers and gradient-flow integrators; every run returns a `Trajectory`."""
+
+from flowlaws.flows.integrators import INTEGRATORS, dop853, implicit_midpoint, rk4
+from flowlaws.flows.optimizers import GD, OPTIMIZERS, SGD, Adam, Momentum, descend, optimizer
+from flowlaws.flows.trajectory import Status, Trajectory
+
+__all__ = [
+    "GD",
+    "INTEGRATORS",
+    "OPTIMIZERS",
+    "SGD",
+    "Adam",
+    "Momentum",
+    "Status",
+    "Trajectory",
+    "descend",
+    "dop853",
+    "implicit_midpoint",
+    "optimizer",
+    "rk4",
+]

@@ -1,0 +1,187 @@
+"""Discrete optimizers and `descend`, which runs one and returns a `Trajectory`.
+
+All weight decay is coupled: the objective is L + lambda/2 ||theta||^2, so the
+decay term is added to the gradient before the update (for Adam too, i.e. not AdamW).
+Step sizes follow eta_t = lr / (t + 1)^power (power = 0: constant).
+Spec strings: ``gd:lr=0.01``, ``gd:lr=0.1,power=0.75``, ``sgd:lr=0.05,batch=4,seed=0``,
+``momentum:lr=0.01,beta=0.9``, ``adam:lr=0.001`` (add ``wd=0.1`` to any).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from flowlaws.engine import value_and_grad
+from flowlaws.errors import InvalidArgument
+from flowlaws.flows.trajectory import Status, Trajectory
+from flowlaws.options import format_options, parse_options
+
+
+def _check_finite_positive(owner: str, **values: float) -> None:
+    for name, value in values.items():
+        if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
+            raise InvalidArgument(f"{owner}: {name} must be finite and > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class GD:
+    """theta+ = theta - eta_t (g + lambda theta)."""
+
+    lr: float
+    power: float = 0.0
+    weight_decay: float = 0.0
+    name: ClassVar[str] = "gd"
+    aliases: ClassVar[dict] = {"wd": "weight_decay", "eta": "lr"}
+
+    def __post_init__(self):
+        _check_finite_positive(self.name, lr=self.lr)
+        if not (np.isfinite(self.power) and self.power >= 0):
+            raise InvalidArgument(f"{self.name}: power must be >= 0, got {self.power!r}")
+        if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise InvalidArgument(f"{self.name}: weight_decay must be >= 0, got {self.weight_decay!r}")
+
+    @property
+    def spec(self) -> str:
+        return format_options(self)
+
+    def step_size(self, t: int) -> float:
+        return self.lr / (t + 1) ** self.power
+
+    def batch(self, n: int, t: int):
+        """Sample indices used at step t (None: the full batch)."""
+        return None
+
+    def init(self, params):
+        return None
+
+    def update(self, grads, params, state, t):
+        """(delta, new state) for gradient ``grads`` of L at ``params``."""
+        eta = self.step_size(t)
+        return tuple(-eta * (g + self.weight_decay * p) for g, p in zip(grads, params, strict=True)), state
+
+
+@dataclass(frozen=True)
+class SGD(GD):
+    """GD on a seeded random minibatch of ``batch`` samples per step."""
+
+    batch_size: int = 1
+    seed: int = 0
+    name: ClassVar[str] = "sgd"
+    aliases: ClassVar[dict] = {"wd": "weight_decay", "eta": "lr", "batch": "batch_size"}
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.batch_size < 1:
+            raise InvalidArgument(f"sgd: batch must be >= 1, got {self.batch_size!r}")
+
+    def batch(self, n: int, t: int):
+        rng = np.random.default_rng((self.seed, t))
+        return rng.choice(n, size=min(self.batch_size, n), replace=False)
+
+
+@dataclass(frozen=True)
+class Momentum(GD):
+    """Heavy ball: v = beta v - eta_t (g + lambda theta); theta+ = theta + v."""
+
+    beta: float = 0.9
+    name: ClassVar[str] = "momentum"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (0 <= self.beta < 1):
+            raise InvalidArgument(f"momentum: beta must be in [0, 1), got {self.beta!r}")
+
+    def init(self, params):
+        return tuple(np.zeros_like(p) for p in params)
+
+    def update(self, grads, params, state, t):
+        step, _ = super().update(grads, params, None, t)
+        velocity = tuple(self.beta * v + s for v, s in zip(state, step, strict=True))
+        return velocity, velocity
+
+
+@dataclass(frozen=True)
+class Adam(GD):
+    """Adam (Kingma & Ba 2015) with bias correction and coupled weight decay."""
+
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    name: ClassVar[str] = "adam"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise InvalidArgument(f"adam: betas must be in [0, 1), got {self.beta1}, {self.beta2}")
+        _check_finite_positive("adam", eps=self.eps)
+
+    def init(self, params):
+        zeros = tuple(np.zeros_like(p) for p in params)
+        return zeros, zeros
+
+    def update(self, grads, params, state, t):
+        m, v = state
+        g = tuple(g + self.weight_decay * p for g, p in zip(grads, params, strict=True))
+        m = tuple(self.beta1 * a + (1 - self.beta1) * b for a, b in zip(m, g, strict=True))
+        v = tuple(self.beta2 * a + (1 - self.beta2) * b * b for a, b in zip(v, g, strict=True))
+        c1, c2 = 1 - self.beta1 ** (t + 1), 1 - self.beta2 ** (t + 1)
+        eta = self.step_size(t)
+        delta = tuple(
+            -eta * (a / c1) / (np.sqrt(b / c2) + self.eps) for a, b in zip(m, v, strict=True)
+        )
+        return delta, (m, v)
+
+
+OPTIMIZERS = {cls.name: cls for cls in (GD, SGD, Momentum, Adam)}
+
+
+def optimizer(spec):
+    """An optimizer from its spec string (``"momentum:lr=0.01,beta=0.9"``) or pass one through."""
+    return spec if not isinstance(spec, str) else parse_options(spec, OPTIMIZERS, "optimizer")
+
+
+def descend(model, loss, params, X, Y, opt, steps: int) -> Trajectory:
+    """Run ``steps`` optimizer steps; stops with status DIVERGED on a non-finite loss.
+
+    >>> from flowlaws.models import mlp; from flowlaws.losses import Square
+    >>> net = mlp([2, 3, 1]); p = net.init(np.random.default_rng(0))
+    >>> run = descend(net, Square(), p, np.ones((4, 2)), np.zeros((4, 1)), GD(0.1), 5)
+    >>> len(run), run.status.name
+    (6, 'OK')
+    """
+    if not isinstance(steps, int | np.integer) or steps < 0:
+        raise InvalidArgument(f"steps must be a non-negative integer, got {steps!r}")
+    opt = optimizer(opt)
+    state = opt.init(params)
+    snapshots, losses, used = [], [], []
+    status, failed = Status.OK, None
+    for t in range(steps + 1):
+        rows = opt.batch(len(X), t)
+        if rows is None:
+            value, grads = value_and_grad(model, loss, params, X, Y)
+        else:
+            _, grads = value_and_grad(model, loss, params, X[rows], Y[rows])
+            value = float(loss.value(model.forward(params, X)[0], Y))
+        if not (np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads)):
+            status, failed = Status.DIVERGED, t
+            break
+        snapshots.append(params)
+        losses.append(value)
+        if t == steps:
+            break
+        delta, state = opt.update(grads, params, state, t)
+        params = tuple(p + d for p, d in zip(params, delta, strict=True))
+        used.append(grads)
+    return Trajectory(
+        times=np.arange(len(snapshots), dtype=float),
+        params=snapshots,
+        losses=np.array(losses),
+        evaluations=t + 1,
+        status=status,
+        step=failed,
+        grads=used[: max(len(snapshots) - 1, 0)],
+        method=opt.spec,
+    )

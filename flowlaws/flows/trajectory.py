@@ -1,0 +1,56 @@
+"""`Trajectory`: what a flow or an optimizer run produced, and how it ended."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class Status(enum.Enum):
+    """How a run ended; the value is the message shown to users."""
+
+    OK = "ok"
+    DIVERGED = "loss became non-finite at step {step}; try a smaller step"
+    MAX_STEPS = "stopped after {step} gradient evaluations (the budget); raise max_evaluations"
+
+    def message(self, step: int | None) -> str:
+        return self.value.format(step=step)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Snapshots theta_0, theta_1, ... with their times and losses.
+
+    ``grads`` holds the (minibatch) loss gradient used at each step for optimizer
+    runs (None for flows); ``evaluations`` counts gradient evaluations;
+    ``solve_errors[k]`` is how far step k's gradient point was from the true midpoint
+    (implicit midpoint; see `flowlaws.flows.integrators`).
+    """
+
+    times: np.ndarray
+    params: list
+    losses: np.ndarray
+    evaluations: int
+    status: Status = Status.OK
+    step: int | None = None
+    grads: list | None = None
+    solve_errors: np.ndarray | None = None
+    method: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    @property
+    def message(self) -> str:
+        return self.status.message(self.step)
+
+    @property
+    def final(self):
+        return self.params[-1]
+
+    def __len__(self) -> int:
+        return len(self.params)

@@ -1,0 +1,23 @@
+"""Laws derived from a model's symmetries; quadratic forms Q, B and their magnitudes."""
+
+from flowlaws.invariants.laws import (
+    KINDS,
+    Law,
+    candidate_laws,
+    independent_count,
+    laws,
+    one_to_one,
+    scalar_components,
+    without_bias,
+)
+
+__all__ = [
+    "KINDS",
+    "Law",
+    "candidate_laws",
+    "independent_count",
+    "laws",
+    "one_to_one",
+    "scalar_components",
+    "without_bias",
+]

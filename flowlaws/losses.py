@@ -1,0 +1,150 @@
+"""Named losses l(prediction, target), each with a closed-form gradient.
+
+The objective is L = reduce_i l(f(x_i), y_i) with ``reduction`` "mean" (default) or
+"sum" (1/2||U V^T - M*||^2 for factorization is ``square:reduction=sum``). Laws hold
+for any differentiable l (THEORY 1): the Euler identity is a property of f.
+Spec strings: ``square``, ``huber:delta=0.5``, ``smooth:a=1,b=0.5,c=0,d=0.1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import autograd.numpy as anp
+import numpy as np
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.options import format_options, parse_options
+
+
+def _sigmoid(z):
+    return 0.5 * (np.tanh(0.5 * z) + 1.0)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Base: ``value(pred, Y)`` (autograd-differentiable) and ``value_and_grad``."""
+
+    reduction: str = "mean"
+    name: ClassVar[str]
+    targets: ClassVar[str] = "real"  # what Y must hold: real, sign (+-1), or probabilities
+
+    def __post_init__(self):
+        if self.reduction not in ("mean", "sum"):
+            raise InvalidArgument(f"reduction must be 'mean' or 'sum', got {self.reduction!r}")
+
+    def _scale(self, n: int) -> float:
+        return 1.0 / n if self.reduction == "mean" else 1.0
+
+    def value(self, pred, Y):
+        return self._scale(len(Y)) * anp.sum(self.elementwise(pred, Y))
+
+    def value_and_grad(self, pred, Y):
+        """(L, dL/dpred) in closed form."""
+        scale = self._scale(len(Y))
+        return scale * float(np.sum(self.elementwise(pred, Y))), scale * self.gradient(pred, Y)
+
+    @property
+    def spec(self) -> str:
+        return format_options(self)
+
+
+@dataclass(frozen=True)
+class Square(Loss):
+    """l = 1/2 ||p - y||^2."""
+
+    name: ClassVar[str] = "square"
+
+    def elementwise(self, p, y):
+        return 0.5 * (p - y) ** 2
+
+    def gradient(self, p, y):
+        return p - y
+
+
+@dataclass(frozen=True)
+class Logistic(Loss):
+    """l = sum_j log(1 + exp(-y_j p_j)) with labels y in {-1, +1}."""
+
+    name: ClassVar[str] = "logistic"
+    targets: ClassVar[str] = "sign"
+
+    def elementwise(self, p, y):
+        return anp.logaddexp(0.0, -y * p)
+
+    def gradient(self, p, y):
+        return -y * _sigmoid(-y * p)
+
+
+@dataclass(frozen=True)
+class CrossEntropy(Loss):
+    """Softmax cross-entropy l = -sum_j y_j log softmax(p)_j, y a probability vector."""
+
+    name: ClassVar[str] = "cross_entropy"
+    targets: ClassVar[str] = "probabilities"
+
+    def elementwise(self, p, y):
+        shift = p - anp.max(p, axis=1, keepdims=True)
+        log_softmax = shift - anp.log(anp.sum(anp.exp(shift), axis=1, keepdims=True))
+        return -y * log_softmax
+
+    def gradient(self, p, y):
+        shift = np.exp(p - p.max(axis=1, keepdims=True))
+        softmax = shift / shift.sum(axis=1, keepdims=True)
+        return softmax * y.sum(axis=1, keepdims=True) - y
+
+
+@dataclass(frozen=True)
+class Huber(Loss):
+    """l = r^2/2 for |r| <= delta, delta(|r| - delta/2) beyond, r = p - y."""
+
+    delta: float = 1.0
+    name: ClassVar[str] = "huber"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (np.isfinite(self.delta) and self.delta > 0):
+            raise InvalidArgument(f"huber delta must be finite and > 0, got {self.delta!r}")
+
+    def elementwise(self, p, y):
+        r = anp.abs(p - y)
+        return anp.where(r <= self.delta, 0.5 * r**2, self.delta * (r - 0.5 * self.delta))
+
+    def gradient(self, p, y):
+        return np.clip(p - y, -self.delta, self.delta)
+
+
+@dataclass(frozen=True)
+class Smooth(Loss):
+    """A smooth family for property tests, r = p - y:
+    l = a r^2/2 + b log cosh r + c (sqrt(1 + r^2) - 1) + d r^4/4, weights >= 0."""
+
+    a: float = 1.0
+    b: float = 0.0
+    c: float = 0.0
+    d: float = 0.0
+    name: ClassVar[str] = "smooth"
+
+    def __post_init__(self):
+        super().__post_init__()
+        weights = (self.a, self.b, self.c, self.d)
+        if not all(np.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+            raise InvalidArgument(f"smooth loss weights must be finite, >= 0, not all 0; got {weights}")
+
+    def elementwise(self, p, y):
+        r = p - y
+        logcosh = anp.logaddexp(r, -r) - np.log(2.0)
+        return self.a * 0.5 * r**2 + self.b * logcosh + self.c * (anp.sqrt(1 + r**2) - 1) + self.d * 0.25 * r**4
+
+    def gradient(self, p, y):
+        r = p - y
+        return self.a * r + self.b * np.tanh(r) + self.c * r / np.sqrt(1 + r**2) + self.d * r**3
+
+
+LOSSES = {cls.name: cls for cls in (Square, Logistic, CrossEntropy, Huber, Smooth)}
+
+
+def loss(spec: str | Loss) -> Loss:
+    """A loss from its spec string (``"huber:delta=0.5"``), or pass one through."""
+    return spec if isinstance(spec, Loss) else parse_options(spec, LOSSES, "loss")

@@ -1,0 +1,163 @@
+"""Activations as data: a name, fixed arguments, and the homogeneity degree.
+
+An `Activation` is also a parameter-free layer. Positively homogeneous activations
+(phi(c z) = c^k phi(z) for c > 0) carry their degree k; the non-homogeneous controls
+carry ``degree=None`` and have no conservation law (THEORY 3.7).
+
+Subgradient convention at the kink z = 0: phi'(0) takes the negative-side slope
+(ReLU'(0) = 0, leaky_relu'(0) = alpha, abs'(0) = -1). The Euler identity
+phi(z) = phi'(z) z holds there for any choice, so the laws do not depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import autograd.numpy as anp
+import autograd.scipy.special as asp
+import numpy as np
+
+from flowlaws.errors import InvalidArgument, unknown
+
+
+def _prelu(a: float, b: float):
+    if a == 1.0 and b == 0.0:  # plain ReLU: a boolean mask is the cheapest derivative
+        return (lambda z: z * (z > 0)), (lambda z: z > 0)
+    return (lambda z: anp.where(z > 0, a, b) * z), (lambda z: np.where(z > 0, a, b))
+
+
+def _relu_power(k: float):
+    return (lambda z: anp.where(z > 0, z, 0.0) ** k), (
+        lambda z: k * np.where(z > 0, z, 0.0) ** (k - 1) * (z > 0)
+    )
+
+
+def _sigmoid(z):
+    return 0.5 * (anp.tanh(0.5 * z) + 1.0)
+
+
+def _normal_cdf(z):
+    return 0.5 * (1.0 + asp.erf(z / np.sqrt(2.0)))
+
+
+def _elu(z):
+    return anp.where(z > 0, z, anp.expm1(anp.where(z > 0, 0.0, z)))
+
+
+# name -> (argument names, defaults, builder(*args) -> (fn, derivative), degree(*args))
+_FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]] = {
+    "linear": ((), (), lambda: _prelu(1.0, 1.0), lambda: 1),
+    "relu": ((), (), lambda: _prelu(1.0, 0.0), lambda: 1),
+    "leaky_relu": (("alpha",), (0.1,), lambda a: _prelu(1.0, a), lambda a: 1),
+    "abs": ((), (), lambda: _prelu(1.0, -1.0), lambda: 1),
+    "prelu": (("a", "b"), (1.0, 0.25), _prelu, lambda a, b: 1),
+    "relu_power": (("k",), (2.0,), _relu_power, lambda k: k),
+    "tanh": ((), (), lambda: (anp.tanh, lambda z: 1.0 - np.tanh(z) ** 2), lambda: None),
+    "sigmoid": ((), (), lambda: (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))), lambda: None),
+    "softplus": ((), (), lambda: (lambda z: anp.logaddexp(0.0, z), _sigmoid), lambda: None),
+    "gelu": (
+        (),
+        (),
+        lambda: (
+            lambda z: z * _normal_cdf(z),
+            lambda z: _normal_cdf(z) + z * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi),
+        ),
+        lambda: None,
+    ),
+    "elu": ((), (), lambda: (_elu, lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))), lambda: None),
+    "silu": (
+        (),
+        (),
+        lambda: (lambda z: z * _sigmoid(z), lambda z: _sigmoid(z) * (1.0 + z * (1.0 - _sigmoid(z)))),
+        lambda: None,
+    ),
+}
+
+HOMOGENEOUS = ("linear", "relu", "leaky_relu", "abs", "prelu", "relu_power")
+NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "elu", "silu")
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise activation, e.g. ``Activation("leaky_relu", (0.1,))``.
+
+    >>> Activation("relu").degree, Activation("relu_power", (3.0,)).degree, Activation("tanh").degree
+    (1, 3.0, None)
+    """
+
+    name: str
+    args: tuple[float, ...] = ()
+    fn: Callable = field(init=False, repr=False, compare=False)
+    derivative: Callable = field(init=False, repr=False, compare=False)
+    kind: ClassVar[str] = "activation"
+
+    def __post_init__(self) -> None:
+        if self.name not in _FAMILY:
+            raise unknown("activation", self.name, _FAMILY)
+        names, defaults, build, _ = _FAMILY[self.name]
+        args = tuple(float(a) for a in self.args) or defaults
+        if len(args) != len(names):
+            raise InvalidArgument(
+                f"activation {self.name!r} takes {len(names)} argument(s) {names}, got {self.args!r}"
+            )
+        if not all(np.isfinite(args)):
+            raise InvalidArgument(f"activation {self.name!r} got non-finite arguments {args!r}")
+        if self.name == "relu_power" and args[0] < 1:
+            raise InvalidArgument(f"relu_power needs k >= 1, got k={args[0]}; use relu_power(2)")
+        object.__setattr__(self, "args", args)
+        fn, derivative = build(*args)
+        object.__setattr__(self, "fn", fn)
+        object.__setattr__(self, "derivative", derivative)
+
+    @property
+    def degree(self) -> float | None:
+        """Positive-homogeneity degree k (phi(c z) = c^k phi(z), c > 0), or None."""
+        return _FAMILY[self.name][3](*self.args)
+
+    @property
+    def is_linear(self) -> bool:
+        """True for phi(z) = a z: such a boundary has a matrix law (Thm 2.2)."""
+        return self.name == "linear" or (self.name == "prelu" and self.args[0] == self.args[1])
+
+    @property
+    def spec(self) -> str:
+        if not self.args:
+            return self.name
+        return f"{self.name}({','.join(_fmt(a) for a in self.args)})"
+
+    def homogeneity_counterexample(self) -> str | None:
+        """Why phi is not positively homogeneous (None if it is), e.g.
+        "tanh(2*0.5) != 2*tanh(0.5)"."""
+        if self.degree is not None:
+            return None
+        z = np.array([0.5, -0.5, 1.5])
+        lhs, rhs = self.fn(2 * z), 2 * self.fn(z)
+        i = int(np.argmax(np.abs(lhs - rhs)))
+        return f"{self.name}(2*{z[i]:g}) != 2*{self.name}({z[i]:g})"
+
+    # --- as a layer ------------------------------------------------------------
+    def param_shapes(self, in_shape):
+        return ()
+
+    def out_shape(self, in_shape):
+        return in_shape
+
+    def apply(self, p, x):
+        return self.fn(x)
+
+    def vjp(self, p, x, y, dy):
+        return self.derivative(x) * dy, ()
+
+    def vjp_magnitude(self, p, x, y, dy):
+        return np.abs(self.derivative(x)) * dy, ()
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}" if float(value) == float(f"{value:g}") else repr(float(value))
+
+
+def activation(name: str | Activation, *args: float) -> Activation:
+    """Build an activation from a name (``"relu"``) or pass one through."""
+    return name if isinstance(name, Activation) else Activation(name, tuple(args))

@@ -1,0 +1,299 @@
+"""Layers as frozen data with a forward pass and a hand-written vector-Jacobian product.
+
+Every layer has ``param_shapes(in_shape)``, ``out_shape(in_shape)``, ``apply(p, x)``
+(written with ``autograd.numpy``, so autograd can differentiate it generically) and
+``vjp(p, x, y, dy) -> (dx, dp)``. ``vjp_magnitude`` is the same sweep with every factor
+replaced by its absolute value: the scale that round-off errors of the gradient are
+measured against (see `flowlaws.checking`).
+
+Data layout is channels first: dense inputs ``(N, d)``, 1D conv inputs ``(N, C, L)``,
+2D ``(N, C, H, W)``. Flatten is C-major, so channel c owns a contiguous block.
+Pools use non-overlapping windows (stride = size) and drop the remainder; at max-pool
+ties the gradient is split equally among the tied entries (autograd's convention).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import ClassVar
+
+import autograd.numpy as anp
+import numpy as np
+
+from flowlaws.errors import InvalidArgument
+
+
+def _positive(layer: str, **values: int) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int | np.integer) or value < 1:
+            raise InvalidArgument(f"{layer}: {name} must be a positive integer, got {value!r}")
+
+
+class Layer:
+    """Base of the parametrized and structural layers (frozen dataclasses)."""
+
+    kind: ClassVar[str]
+    has_weight: ClassVar[bool] = False
+
+    def param_shapes(self, in_shape):
+        return ()
+
+    def out_shape(self, in_shape):
+        return in_shape
+
+    def vjp_magnitude(self, p, x, y, dy):
+        dx, dp = self.vjp(tuple(np.abs(q) for q in p), np.abs(x), y, dy)
+        return np.abs(dx), tuple(np.abs(g) for g in dp)
+
+
+@dataclass(frozen=True)
+class Dense(Layer):
+    """y = x W^T + b with W of shape (units, fan_in)."""
+
+    units: int
+    bias: bool = False
+    kind: ClassVar[str] = "dense"
+    has_weight: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _positive("dense", units=self.units)
+
+    @property
+    def channels(self) -> int:
+        return self.units
+
+    def param_shapes(self, in_shape):
+        if len(in_shape) != 1:
+            raise InvalidArgument(
+                f"dense({self.units}) needs a flat input, got shape {tuple(in_shape)}; "
+                "put flatten before it"
+            )
+        shapes = (("W", (self.units, in_shape[0])),)
+        return (*shapes, ("b", (self.units,))) if self.bias else shapes
+
+    def out_shape(self, in_shape):
+        return (self.units,)
+
+    def apply(self, p, x):
+        y = anp.dot(x, p[0].T)
+        return y + p[1] if self.bias else y
+
+    def vjp(self, p, x, y, dy):
+        dW = dy.T @ x
+        return dy @ p[0], ((dW, dy.sum(axis=0)) if self.bias else (dW,))
+
+    @property
+    def spec(self) -> str:
+        return f"dense({self.units}{',bias' if self.bias else ''})"
+
+
+def _window(offset: int, stride: int, size: int) -> slice:
+    return slice(offset, offset + stride * (size - 1) + 1, stride)
+
+
+@dataclass(frozen=True)
+class Conv(Layer):
+    """Convolution (cross-correlation) over ``dims`` spatial axes, zero padding.
+
+    y[n, o, s] = sum_{c, j} W[o, c, j] x_pad[n, c, stride*s + j] + b[o]
+    """
+
+    channels: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    bias: bool = False
+    dims: ClassVar[int]
+    has_weight: ClassVar[bool] = True
+
+    def __post_init__(self):
+        _positive(self.kind, channels=self.channels, kernel=self.kernel, stride=self.stride)
+        if not isinstance(self.padding, int | np.integer) or self.padding < 0:
+            raise InvalidArgument(f"{self.kind}: padding must be >= 0, got {self.padding!r}")
+
+    def _check(self, in_shape):
+        if len(in_shape) != self.dims + 1:
+            raise InvalidArgument(
+                f"{self.spec} needs input (channels, {'length' if self.dims == 1 else 'height, width'}),"
+                f" got shape {tuple(in_shape)}"
+            )
+
+    def param_shapes(self, in_shape):
+        self._check(in_shape)
+        shapes = (("W", (self.channels, in_shape[0]) + (self.kernel,) * self.dims),)
+        return (*shapes, ("b", (self.channels,))) if self.bias else shapes
+
+    def out_shape(self, in_shape):
+        self._check(in_shape)
+        spatial = tuple((n + 2 * self.padding - self.kernel) // self.stride + 1 for n in in_shape[1:])
+        if min(spatial) < 1:
+            raise InvalidArgument(
+                f"{self.spec}: kernel {self.kernel} does not fit input shape {tuple(in_shape)}; "
+                "use a smaller kernel or more padding"
+            )
+        return (self.channels, *spatial)
+
+    def _pad(self, x):
+        if not self.padding:
+            return x
+        return anp.pad(x, ((0, 0), (0, 0)) + ((self.padding, self.padding),) * self.dims, mode="constant")
+
+    def _windows(self, out_spatial):
+        for offset in itertools.product(range(self.kernel), repeat=self.dims):
+            yield offset, (slice(None), slice(None)) + tuple(
+                _window(j, self.stride, n) for j, n in zip(offset, out_spatial, strict=True)
+            )
+
+    def apply(self, p, x):
+        xp = self._pad(x)
+        spatial = self.out_shape(x.shape[1:])[1:]
+        y = 0.0
+        for offset, window in self._windows(spatial):
+            y = y + anp.tensordot(xp[window], p[0][(slice(None), slice(None), *offset)], axes=([1], [1]))
+        y = anp.moveaxis(y, -1, 1)
+        if self.bias:
+            y = y + anp.reshape(p[1], (-1,) + (1,) * self.dims)
+        return y
+
+    def vjp(self, p, x, y, dy):
+        W = p[0]
+        xp = self._pad(x)
+        dxp = np.zeros_like(xp)
+        dW = np.empty_like(W)
+        batch_and_space = (0, *range(2, 2 + self.dims))
+        for offset, window in self._windows(dy.shape[2:]):
+            tap = (slice(None), slice(None), *offset)
+            dW[tap] = np.tensordot(dy, xp[window], axes=(batch_and_space, batch_and_space))
+            dxp[window] += np.moveaxis(np.tensordot(dy, W[tap], axes=([1], [0])), -1, 1)
+        crop = (slice(None), slice(None)) + (slice(self.padding, xp.shape[2] - self.padding),) * self.dims
+        dx = dxp[crop] if self.padding else dxp
+        return dx, ((dW, dy.sum(axis=batch_and_space)) if self.bias else (dW,))
+
+    @property
+    def spec(self) -> str:
+        extra = "".join(
+            f",{key}={value}"
+            for key, value, default in (("stride", self.stride, 1), ("padding", self.padding, 0))
+            if value != default
+        )
+        return f"{self.kind}({self.channels},{self.kernel}{extra}{',bias' if self.bias else ''})"
+
+
+@dataclass(frozen=True)
+class Conv1d(Conv):
+    kind: ClassVar[str] = "conv1d"
+    dims: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class Conv2d(Conv):
+    kind: ClassVar[str] = "conv2d"
+    dims: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class Pool(Layer):
+    """Non-overlapping pooling with window = stride = ``size``; homogeneous of degree 1."""
+
+    size: int
+    dims: ClassVar[int]
+    reduce: ClassVar[str]
+
+    def __post_init__(self):
+        _positive(self.kind, size=self.size)
+
+    def out_shape(self, in_shape):
+        if len(in_shape) != self.dims + 1 or min(in_shape[1:]) < self.size:
+            raise InvalidArgument(
+                f"{self.spec} needs input (channels, {self.dims} spatial axes >= {self.size}), "
+                f"got shape {tuple(in_shape)}"
+            )
+        return (in_shape[0], *(n // self.size for n in in_shape[1:]))
+
+    def _blocks(self, x):
+        """View x (cropped) as (N, C, n1, size, n2, size, ...) and the window axes."""
+        n, c, *spatial = x.shape
+        out = [m // self.size for m in spatial]
+        crop = (slice(None), slice(None)) + tuple(slice(0, m * self.size) for m in out)
+        shape = (n, c, *itertools.chain.from_iterable((m, self.size) for m in out))
+        return anp.reshape(x[crop], shape), tuple(3 + 2 * i for i in range(self.dims))
+
+    def apply(self, p, x):
+        blocks, axes = self._blocks(x)
+        return anp.max(blocks, axis=axes) if self.reduce == "max" else anp.mean(blocks, axis=axes)
+
+    def vjp(self, p, x, y, dy):
+        blocks, axes = self._blocks(x)
+        expand = tuple(slice(None) if i not in axes else None for i in range(blocks.ndim))
+        if self.reduce == "max":
+            hits = blocks == y[expand]
+            grad = hits * (dy / hits.sum(axis=axes))[expand]
+        else:
+            grad = np.broadcast_to(dy[expand] / self.size**self.dims, blocks.shape)
+        dx = np.zeros_like(x)
+        crop = (slice(None), slice(None)) + tuple(slice(0, m * self.size) for m in y.shape[2:])
+        dx[crop] = grad.reshape(dx[crop].shape)
+        return dx, ()
+
+    def vjp_magnitude(self, p, x, y, dy):
+        return self.vjp(p, x, y, dy)  # the routing weights are already >= 0
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}({self.size})"
+
+
+@dataclass(frozen=True)
+class MaxPool1d(Pool):
+    kind: ClassVar[str] = "maxpool1d"
+    dims: ClassVar[int] = 1
+    reduce: ClassVar[str] = "max"
+
+
+@dataclass(frozen=True)
+class AvgPool1d(Pool):
+    kind: ClassVar[str] = "avgpool1d"
+    dims: ClassVar[int] = 1
+    reduce: ClassVar[str] = "mean"
+
+
+@dataclass(frozen=True)
+class MaxPool2d(Pool):
+    kind: ClassVar[str] = "maxpool2d"
+    dims: ClassVar[int] = 2
+    reduce: ClassVar[str] = "max"
+
+
+@dataclass(frozen=True)
+class AvgPool2d(Pool):
+    kind: ClassVar[str] = "avgpool2d"
+    dims: ClassVar[int] = 2
+    reduce: ClassVar[str] = "mean"
+
+
+@dataclass(frozen=True)
+class Flatten(Layer):
+    """(N, C, ...) -> (N, C * ...), C-major."""
+
+    kind: ClassVar[str] = "flatten"
+
+    def out_shape(self, in_shape):
+        return (int(np.prod(in_shape)),)
+
+    def apply(self, p, x):
+        return anp.reshape(x, (x.shape[0], -1))
+
+    def vjp(self, p, x, y, dy):
+        return dy.reshape(x.shape), ()
+
+    def vjp_magnitude(self, p, x, y, dy):
+        return self.vjp(p, x, y, dy)
+
+    @property
+    def spec(self) -> str:
+        return "flatten"
+
+
+POOLS = {cls.kind: cls for cls in (MaxPool1d, AvgPool1d, MaxPool2d, AvgPool2d)}
+CONVS = {cls.kind: cls for cls in (Conv1d, Conv2d)}

@@ -1,0 +1,340 @@
+"""`Sequential` networks (and `Residual` blocks) with shape inference and a fused sweep.
+
+The forward pass fuses each weight layer with the activation that follows it; the
+backward pass runs the layers' hand-written VJPs in reverse. The same fused stages
+are registered as autograd primitives, so ``autograd.grad`` through `Sequential.apply`
+uses the hand-written VJPs too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from autograd.extend import defvjp_argnums, primitive
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models.activations import Activation
+from flowlaws.models.layers import Conv, Dense, Flatten, Layer, Pool
+from flowlaws.models.symmetry import Rescaling, View
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A layer, the activation fused after it (or None), and its parameter indices."""
+
+    layer: Layer | Activation
+    act: Activation | None
+    start: int
+    stop: int
+
+
+@primitive
+def _run_stage(stage: Stage, x, *p):
+    z = stage.layer.apply(p, x)
+    return stage.act.fn(z) if stage.act else z
+
+
+def _stage_vjp(argnums, ans, args, kwargs):
+    stage, x, *p = args
+
+    def vjp(g):
+        z = stage.layer.apply(p, x) if stage.act else ans
+        dz = stage.act.derivative(z) * g if stage.act else g
+        dx, dp = stage.layer.vjp(tuple(p), x, z, dz)
+        grads = (None, dx, *dp)
+        return tuple(grads[i] for i in argnums)
+
+    return vjp
+
+
+defvjp_argnums(_run_stage, _stage_vjp)
+
+
+class Chain:
+    """A list of layers on a fixed input shape: shapes, parameter names, the sweep."""
+
+    def __init__(self, layers, input_shape, prefix: str = ""):
+        self.layers = tuple(layers)
+        self.input_shape = tuple(int(n) for n in input_shape)
+        self.specs: list[tuple[str, tuple[int, ...]]] = []
+        self.slots: list[tuple[int, int]] = []  # parameter index range of each layer
+        self.names: list[str] = []
+        self.shapes = [self.input_shape]
+        counters: dict[str, int] = {}
+        for position, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer | Activation):
+                raise InvalidArgument(f"layer {position} is {layer!r}, not a flowlaws layer")
+            family = _family(layer)
+            name = f"{prefix}{family}{counters.get(family, 0)}"
+            counters[family] = counters.get(family, 0) + 1
+            shape = self.shapes[-1]
+            try:
+                own = layer.param_shapes(shape)
+                out = layer.out_shape(shape)
+            except InvalidArgument as error:
+                raise InvalidArgument(f"layer {position} ({name}): {error}") from None
+            start = len(self.specs)
+            self.specs.extend((f"{name}.{suffix}", tuple(s)) for suffix, s in own)
+            if isinstance(layer, Residual):
+                self.specs.extend(layer.chain(shape, f"{name}.").specs)
+            self.slots.append((start, len(self.specs)))
+            self.names.append(name)
+            self.shapes.append(tuple(out))
+        self.stages = self._fuse()
+
+    def _fuse(self) -> tuple[Stage, ...]:
+        stages, i = [], 0
+        while i < len(self.layers):
+            layer, (start, stop) = self.layers[i], self.slots[i]
+            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if getattr(layer, "has_weight", False) and isinstance(nxt, Activation):
+                stages.append(Stage(layer, nxt, start, stop))
+                i += 2
+            else:
+                stages.append(Stage(layer, None, start, stop))
+                i += 1
+        return tuple(stages)
+
+    @property
+    def output_shape(self):
+        return self.shapes[-1]
+
+    def apply(self, params, X, fused: bool = True):
+        """f(X) written for autograd: fused primitives, or the layers' generic code."""
+        for s in self.stages:
+            p = tuple(params[s.start : s.stop])
+            if fused:
+                X = _run_stage(s, X, *p)
+            else:
+                X = s.layer.apply(p, X)
+                X = s.act.fn(X) if s.act else X
+        return X
+
+    def forward(self, params, X):
+        """(output, cache) in plain numpy; the cache feeds `backward`."""
+        cache = []
+        for s in self.stages:
+            p = params[s.start : s.stop]
+            z = s.layer.apply(p, X)
+            a = s.act.fn(z) if s.act else z
+            cache.append((X, z))
+            X = a
+        return X, cache
+
+    def backward(self, params, cache, dout, magnitude: bool = False):
+        """(dX, grads as a list aligned with params) by the reverse sweep.
+
+        With ``magnitude=True`` every factor is replaced by its absolute value.
+        """
+        grads = [None] * len(self.specs)
+        g = np.abs(dout) if magnitude else dout
+        for s, (x, z) in zip(reversed(self.stages), reversed(cache), strict=True):
+            p = params[s.start : s.stop]
+            if s.act is not None:
+                d = s.act.derivative(z)
+                g = (np.abs(d) if magnitude else d) * g
+            vjp = s.layer.vjp_magnitude if magnitude else s.layer.vjp
+            g, dp = vjp(p, x, z, g)
+            grads[s.start : s.stop] = dp
+        return g, grads
+
+
+def _family(layer) -> str:
+    if isinstance(layer, Activation):
+        return "act"
+    if isinstance(layer, Conv):
+        return "conv"
+    if isinstance(layer, Pool):
+        return "pool"
+    return layer.kind
+
+
+@dataclass(frozen=True)
+class Residual(Layer):
+    """y = x + block(x); the block must keep the shape. A negative control (THEORY 3.7)."""
+
+    block: tuple
+    kind: ClassVar[str] = "res"
+
+    def __post_init__(self):
+        object.__setattr__(self, "block", tuple(self.block))
+        if not self.block:
+            raise InvalidArgument("residual block is empty; give it at least one layer")
+
+    def chain(self, in_shape, prefix: str = "") -> Chain:
+        return Chain(self.block, in_shape, prefix)
+
+    def out_shape(self, in_shape):
+        out = self.chain(in_shape).output_shape
+        if tuple(out) != tuple(in_shape):
+            raise InvalidArgument(
+                f"residual block maps shape {tuple(in_shape)} to {tuple(out)}; "
+                "its output must keep the input shape"
+            )
+        return out
+
+    def apply(self, p, x):
+        return x + self.chain(x.shape[1:]).apply(p, x, fused=False)
+
+    def vjp(self, p, x, y, dy, magnitude: bool = False):
+        chain = self.chain(x.shape[1:])
+        _, cache = chain.forward(p, x)
+        dx, grads = chain.backward(p, cache, dy, magnitude)
+        return dy + dx, tuple(grads)
+
+    def vjp_magnitude(self, p, x, y, dy):
+        return self.vjp(p, x, y, dy, magnitude=True)
+
+    @property
+    def spec(self) -> str:
+        return f"residual[{','.join(layer.spec for layer in self.block)}]"
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """A network as data: an input shape (without the batch axis) and layers.
+
+    >>> net = Sequential((3,), (Dense(4), Activation("relu"), Dense(2)))
+    >>> [name for name, _ in net.param_specs]
+    ['dense0.W', 'dense1.W']
+    """
+
+    input_shape: tuple[int, ...]
+    layers: tuple
+    _chain: Chain = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        shape = tuple(self.input_shape) if np.ndim(self.input_shape) else (self.input_shape,)
+        if not shape or any(not isinstance(n, int | np.integer) or n < 1 for n in shape):
+            raise InvalidArgument(f"input shape must be positive integers, got {self.input_shape!r}")
+        object.__setattr__(self, "input_shape", tuple(int(n) for n in shape))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "_chain", Chain(self.layers, self.input_shape))
+
+    # --- description ---------------------------------------------------------------
+    @property
+    def param_specs(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """(name, shape) of every parameter, in the order of the params tuple."""
+        return tuple(self._chain.specs)
+
+    @property
+    def output_shape(self):
+        return self._chain.output_shape
+
+    @property
+    def spec(self) -> str:
+        """The spec string; ``parse(model.spec) == model`` (see `flowlaws.models.spec`)."""
+        from flowlaws.models.spec import format_spec
+
+        return format_spec(self)
+
+    def __str__(self) -> str:
+        return self.spec
+
+    # --- numbers -----------------------------------------------------------------------
+    def init(self, rng: np.random.Generator, *, scale: float = 1.0):
+        """Gaussian params: every entry of a layer ~ N(0, scale^2 / fan_in)."""
+        params = []
+        for _, shape in self.param_specs:
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+            params.append(rng.normal(0.0, scale / np.sqrt(fan_in), size=shape))
+        return _fan_in_biases(self.param_specs, params, scale, rng)
+
+    def apply(self, params, X, *, fused: bool = True):
+        """f(X; params), differentiable by autograd (fused VJPs unless fused=False)."""
+        return self._chain.apply(params, X, fused)
+
+    def forward(self, params, X):
+        return self._chain.forward(params, X)
+
+    def backward(self, params, cache, dout, magnitude: bool = False):
+        return tuple(self._chain.backward(params, cache, dout, magnitude)[1])
+
+    # --- structure -----------------------------------------------------------------------
+    def rescalings(self) -> tuple[Rescaling, ...]:
+        """Every positive rescaling symmetry of the network (THEORY 3.2-3.7)."""
+        return tuple(_rescalings(self._chain))
+
+    def without_skips(self) -> Sequential:
+        """The same parameters with every residual block inlined (no skip path)."""
+        return Sequential(self.input_shape, _inline(self.layers))
+
+    def with_activation(self, act: Activation) -> Sequential:
+        """The same architecture with every activation replaced by ``act``."""
+        return Sequential(self.input_shape, _swap(self.layers, act))
+
+    @property
+    def activations(self) -> tuple[Activation, ...]:
+        return tuple(_walk_activations(self.layers))
+
+
+def _fan_in_biases(specs, params, scale, rng):
+    """Biases take the fan-in of their layer's weight (the preceding spec)."""
+    out = list(params)
+    for i, (name, shape) in enumerate(specs):
+        if name.endswith(".b") and i > 0:
+            fan_in = int(np.prod(specs[i - 1][1][1:]))
+            out[i] = rng.normal(0.0, scale / np.sqrt(fan_in), size=shape)
+    return tuple(out)
+
+
+def _inline(layers):
+    out = []
+    for layer in layers:
+        out.extend(_inline(layer.block) if isinstance(layer, Residual) else [layer])
+    return tuple(out)
+
+
+def _swap(layers, act):
+    return tuple(
+        act if isinstance(layer, Activation)
+        else Residual(_swap(layer.block, act)) if isinstance(layer, Residual)
+        else layer
+        for layer in layers
+    )
+
+
+def _walk_activations(layers):
+    for layer in layers:
+        if isinstance(layer, Activation):
+            yield layer
+        elif isinstance(layer, Residual):
+            yield from _walk_activations(layer.block)
+
+
+def _rescalings(chain: Chain):
+    """Walk each weight layer forward to the next weight layer of the same chain."""
+    for i, layer in enumerate(chain.layers):
+        start, stop = chain.slots[i]
+        if isinstance(layer, Residual):
+            yield from _rescalings(layer.chain(chain.shapes[i], f"{chain.names[i]}."))
+            continue
+        if not getattr(layer, "has_weight", False):
+            continue
+        units = layer.channels
+        incoming = tuple(
+            View(index, chain.specs[index][0], 0, units) for index in range(start, stop)
+        )
+        degree, linear = 1.0, True
+        for j in range(i + 1, len(chain.layers)):
+            nxt = chain.layers[j]
+            if isinstance(nxt, Activation):
+                if nxt.degree is None:
+                    break
+                degree *= nxt.degree
+                linear = linear and nxt.is_linear
+            elif isinstance(nxt, Pool):
+                linear = linear and nxt.reduce == "mean"
+            elif isinstance(nxt, Flatten):
+                continue
+            elif getattr(nxt, "has_weight", False):
+                index = chain.slots[j][0]
+                outgoing = (View(index, chain.specs[index][0], 1, units),)
+                yield Rescaling(
+                    f"{chain.names[i]}/{chain.names[j]}", units, incoming, outgoing, degree, linear
+                )
+                break
+            else:  # a residual block: the units feed the skip path too, no law (THEORY 3.7)
+                break

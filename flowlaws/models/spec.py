@@ -1,0 +1,217 @@
+"""The spec string syntax: one line for every architecture flowlaws can build.
+
+    SPEC   := mlp:WIDTHS:ACT[:bias]          e.g. mlp:3-8-8-2:relu:bias
+            | factorization:D1xD2:RANK        e.g. factorization:4x5:2
+            | seq:SHAPE:LAYER[,LAYER...]      e.g. seq:1x12:conv1d(4,3,bias),relu,maxpool1d(2),flatten,dense(2)
+    WIDTHS := INT-INT[-INT...]               input, hidden..., output
+    SHAPE  := INT[xINT...]                   input shape without the batch axis: 5, 1x12, 2x6x6
+    LAYER  := dense(N[,bias])
+            | conv1d(C,K[,stride=S][,padding=P][,bias]) | conv2d(...)
+            | maxpool1d(S) | avgpool1d(S) | maxpool2d(S) | avgpool2d(S)
+            | flatten
+            | residual[LAYER,...]            y = x + block(x)
+            | ACT
+    ACT    := linear | relu | abs | leaky_relu(A) | prelu(A,B) | relu_power(K)
+            | tanh | sigmoid | softplus | gelu | elu | silu
+
+`format_spec(model)` writes the canonical form (``mlp:`` whenever the network is a
+plain MLP), and ``parse(format_spec(m)) == m``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flowlaws.errors import InvalidArgument, unknown
+from flowlaws.models.activations import _FAMILY, Activation
+from flowlaws.models.factorization import Factorization
+from flowlaws.models.layers import CONVS, POOLS, Dense, Flatten
+from flowlaws.models.sequential import Residual, Sequential
+
+_HELP = "see the spec syntax in the README (e.g. mlp:3-8-8-2:relu)"
+_CALL = re.compile(r"^([a-z_0-9]+)(?:\((.*)\))?$")
+
+
+def mlp(widths, activation="relu", *, bias: bool = False) -> Sequential:
+    """Fully connected net widths[0] -> ... -> widths[-1], activation between layers.
+
+    >>> mlp([3, 8, 2], "relu", bias=True).spec
+    'mlp:3-8-2:relu:bias'
+    """
+    widths = list(widths)
+    if len(widths) < 2:
+        raise InvalidArgument(f"an MLP needs at least 2 widths (input and output), got {widths!r}")
+    act = activation if isinstance(activation, Activation) else _activation(str(activation))
+    layers = []
+    for width in widths[1:-1]:
+        layers += [Dense(width, bias), act]
+    layers.append(Dense(widths[-1], bias))
+    return Sequential((widths[0],), tuple(layers))
+
+
+def deep_linear(widths, *, bias: bool = False) -> Sequential:
+    """A deep linear network (every activation the identity)."""
+    return mlp(widths, "linear", bias=bias)
+
+
+def factorization(d1: int, d2: int, rank: int) -> Factorization:
+    """Asymmetric factorization U V^T of a d1 x d2 matrix with factors of rank ``rank``."""
+    return Factorization(d1, d2, rank)
+
+
+def parse(spec: str):
+    """Build the model a spec string describes (raises InvalidArgument naming the bad part)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise InvalidArgument(f"spec must be a non-empty string, got {spec!r}; {_HELP}")
+    kind, _, rest = spec.strip().partition(":")
+    parsers = {"mlp": _parse_mlp, "factorization": _parse_factorization, "seq": _parse_seq}
+    if kind not in parsers:
+        raise unknown("architecture kind", kind, parsers)
+    try:
+        return parsers[kind](rest)
+    except InvalidArgument as error:
+        raise InvalidArgument(f"bad spec {spec!r}: {error}") from None
+
+
+def format_spec(model) -> str:
+    """The canonical spec string of a model."""
+    if isinstance(model, Factorization):
+        return model.spec
+    widths, act, bias = _as_mlp(model)
+    if widths:
+        return f"mlp:{'-'.join(map(str, widths))}:{act.spec}{':bias' if bias else ''}"
+    shape = "x".join(map(str, model.input_shape))
+    return f"seq:{shape}:{','.join(layer.spec for layer in model.layers)}"
+
+
+def _as_mlp(model):
+    layers = model.layers
+    if len(model.input_shape) != 1 or len(layers) % 2 != 1:
+        return None, None, None
+    dense, acts = layers[::2], layers[1::2]
+    if not all(type(d) is Dense for d in dense) or not all(isinstance(a, Activation) for a in acts):
+        return None, None, None
+    if len({d.bias for d in dense}) != 1 or len(set(acts)) > 1 or not acts:
+        return None, None, None
+    return [model.input_shape[0], *(d.units for d in dense)], acts[0], dense[0].bias
+
+
+def _ints(text: str, sep: str, what: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(sep)]
+    except ValueError:
+        raise InvalidArgument(f"{what} must be integers separated by {sep!r}, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise InvalidArgument(f"{what} must be positive, got {text!r}")
+    return values
+
+
+def _parse_mlp(rest: str):
+    fields = rest.split(":")
+    if len(fields) not in (2, 3) or (len(fields) == 3 and fields[2] != "bias"):
+        raise InvalidArgument(f"expected mlp:WIDTHS:ACTIVATION[:bias], got fields {fields!r}")
+    return mlp(_ints(fields[0], "-", "widths"), _activation(fields[1]), bias=len(fields) == 3)
+
+
+def _parse_factorization(rest: str):
+    fields = rest.split(":")
+    if len(fields) != 2:
+        raise InvalidArgument(f"expected factorization:D1xD2:RANK, got {rest!r}")
+    dims = _ints(fields[0], "x", "factorization sizes")
+    if len(dims) != 2:
+        raise InvalidArgument(f"expected two sizes D1xD2, got {fields[0]!r}")
+    return Factorization(dims[0], dims[1], _ints(fields[1], "x", "rank")[0])
+
+
+def _parse_seq(rest: str):
+    shape, sep, layers = rest.partition(":")
+    if not sep:
+        raise InvalidArgument(f"expected seq:SHAPE:LAYERS, got {rest!r}")
+    return Sequential(tuple(_ints(shape, "x", "input shape")), _layers(layers))
+
+
+def _split(text: str) -> list[str]:
+    """Split on commas outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "([" and 1 or (-1 if ch in ")]" else 0)
+        if depth < 0:
+            raise InvalidArgument(f"unbalanced brackets in {text!r}")
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth != 0:
+        raise InvalidArgument(f"unbalanced brackets in {text!r}")
+    return [*parts, text[start:]]
+
+
+def _layers(text: str):
+    if not text:
+        raise InvalidArgument("no layers given")
+    return tuple(_layer(part.strip()) for part in _split(text))
+
+
+def _layer(text: str):
+    if text.startswith("residual[") and text.endswith("]"):
+        return Residual(_layers(text[len("residual[") : -1]))
+    match = _CALL.match(text)
+    if not match:
+        raise InvalidArgument(f"cannot read layer {text!r}")
+    name, args = match.group(1), match.group(2)
+    positional, keywords, flags = _arguments(args or "")
+    try:
+        if name == "dense":
+            return Dense(*map(int, positional), bias="bias" in flags)
+        if name in CONVS:
+            return CONVS[name](*map(int, positional), **{k: int(v) for k, v in keywords.items()},
+                               bias="bias" in flags)
+        if name in POOLS:
+            return POOLS[name](*map(int, positional))
+        if name == "flatten" and args is None:
+            return Flatten()
+    except (TypeError, ValueError) as error:
+        if isinstance(error, InvalidArgument):
+            raise
+        raise InvalidArgument(f"bad arguments for {name}: {args!r} ({error})") from None
+    if name in _FAMILY:
+        return _activation(text)
+    raise unknown("layer", name, ["dense", *CONVS, *POOLS, "flatten", "residual", *_FAMILY])
+
+
+def _arguments(text: str):
+    positional, keywords, flags = [], {}, set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" in part:
+            key, value = part.split("=", 1)
+            keywords[key.strip()] = value.strip()
+        elif part.replace(".", "", 1).lstrip("-").isdigit() or _is_float(part):
+            positional.append(part)
+        else:
+            flags.add(part)
+    unknown_flags = flags - {"bias"}
+    if unknown_flags:
+        raise InvalidArgument(f"unknown option(s) {sorted(unknown_flags)}; the only flag is 'bias'")
+    return positional, keywords, flags
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _activation(text: str) -> Activation:
+    match = _CALL.match(text.strip())
+    if not match:
+        raise InvalidArgument(f"cannot read activation {text!r}; e.g. relu or leaky_relu(0.1)")
+    name, args = match.group(1), match.group(2)
+    if name not in _FAMILY:
+        raise unknown("activation", name, _FAMILY)
+    values = []
+    for part in filter(None, (p.strip() for p in (args or "").split(","))):
+        if not _is_float(part):
+            raise InvalidArgument(f"activation {name} takes numbers, got {part!r}")
+        values.append(float(part))
+    return Activation(name, tuple(values))

@@ -1,0 +1,226 @@
+"""Counterexamples: everything needed to replay a violation, as versioned JSON, and a
+rich rendering (theorem, hypotheses, architecture tree, params, law sparkline,
+residual vs tolerance, attribution, replay command) exported as text, SVG and HTML."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from flowlaws.checking import Evidence, Scenario
+from flowlaws.errors import InvalidArgument
+
+FORMAT = "flowlaws-counterexample"
+VERSION = 1
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def versions() -> dict:
+    import autograd  # noqa: F401
+    import hypothesis
+
+    from flowlaws import __version__
+
+    return {"flowlaws": __version__, "hypothesis": hypothesis.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """A scenario, the theorem (or explore settings) it was checked against, the verdict."""
+
+    theorem: str
+    statement: str
+    scenario: Scenario
+    verdict: str
+    evidence: Evidence
+    hypotheses: tuple = ()  # (name, reason or None)
+    explore: dict | None = None  # {"law": ..., "steps": ...} for explore counterexamples
+    seed: int | None = None
+    versions: dict = field(default_factory=versions)
+
+    # --- JSON ---------------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        s = self.scenario
+        return {
+            "format": FORMAT, "version": VERSION, "theorem": self.theorem,
+            "statement": self.statement, "verdict": self.verdict,
+            "spec": s.model.spec, "loss": s.loss.spec,
+            "optimizer": s.optimizer.spec if s.optimizer is not None else None,
+            "steps": s.steps, "T": s.T, "flow_steps": s.flow_steps, "seed": self.seed,
+            "params": {name: np.asarray(p).tolist() for (name, _), p in zip(s.model.param_specs, s.params, strict=True)},
+            "X": np.asarray(s.X).tolist(), "Y": np.asarray(s.Y).tolist(),
+            "evidence": self.evidence.to_json(),
+            "hypotheses": [list(h) for h in self.hypotheses],
+            "explore": self.explore, "versions": self.versions,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, source: str = "report") -> Counterexample:
+        from flowlaws.flows import optimizer
+        from flowlaws.losses import loss
+        from flowlaws.models import parse
+
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise InvalidArgument(f"{source} is not a flowlaws counterexample (no 'format': '{FORMAT}')")
+        if data.get("version") != VERSION:
+            raise InvalidArgument(
+                f"{source} has report version {data.get('version')!r}; this flowlaws reads version {VERSION}")
+        try:
+            model = parse(data["spec"])
+            params = tuple(np.asarray(data["params"][name], dtype=float) for name, _ in model.param_specs)
+            scenario = Scenario(
+                model, params, np.asarray(data["X"], dtype=float), np.asarray(data["Y"], dtype=float),
+                loss(data["loss"]), optimizer(data["optimizer"]) if data["optimizer"] else None,
+                int(data["steps"]), float(data["T"]), int(data["flow_steps"]))
+            fields = Evidence.__dataclass_fields__
+            ev = {k: v for k, v in data["evidence"].items() if k in fields}
+            ev["unit"], ev["series"] = tuple(ev.get("unit", ())), tuple(ev.get("series", ()))
+            ev = {k: (float("inf") if k == "effect" and v is None else v) for k, v in ev.items()}
+            evidence = Evidence(**ev)
+            return cls(data["theorem"], data["statement"], scenario, data["verdict"], evidence,
+                       tuple(tuple(h) for h in data.get("hypotheses", ())), data.get("explore"),
+                       data.get("seed"), data.get("versions", {}))
+        except InvalidArgument as error:
+            raise InvalidArgument(f"{source}: {error}") from None
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidArgument(f"{source} is a damaged counterexample ({type(error).__name__}: {error}); "
+                                  "re-run explore or check to regenerate it") from None
+
+    def save(self, directory, stem: str | None = None) -> Path:
+        """Write ``stem.json`` atomically, with ``.txt``, ``.svg`` and ``.html`` renderings."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = stem or self.theorem
+        path = directory / f"{stem}.json"
+        _atomic_write(path, json.dumps(self.to_json(), indent=1))
+        console = Console(record=True, width=100, file=open(os.devnull, "w"))  # noqa: SIM115
+        console.print(self.renderable(replay_path=path))
+        _atomic_write(directory / f"{stem}.txt", console.export_text(clear=False))
+        _atomic_write(directory / f"{stem}.svg", console.export_svg(title=f"flowlaws: {stem}", clear=False))
+        _atomic_write(directory / f"{stem}.html", console.export_html())
+        console.file.close()
+        return path
+
+    # --- rich ---------------------------------------------------------------------------------
+    def __rich_console__(self, console, options):
+        yield self.renderable()
+
+    def renderable(self, replay_path=None):
+        s, e = self.scenario, self.evidence
+        head = Text.assemble((f"{self.theorem}", "bold"), "  ", (self.verdict, _style(self.verdict)),
+                             "\n", (self.statement, "italic"))
+        hyps = Table.grid(padding=(0, 1))
+        for name, reason in self.hypotheses:
+            hyps.add_row("✗" if reason else "✓", Text(name), Text(reason or "", style="red"))
+        figures = Table(show_header=True, header_style="bold", box=None)
+        for column in ("level", "law", "unit", "where", "residual", "tolerance", "effect"):
+            figures.add_column(column)
+        figures.add_row(e.level, Text(e.law), str(e.unit), Text(e.where), f"{e.residual:.3e}", f"{e.tolerance:.3e}",
+                        f"{e.effect:.3g}")
+        parts = [head, hyps, _tree(s), _params_table(s), figures]
+        if e.attribution:
+            parts.append(Text(f"attribution: {e.attribution} (2B(θ,Δ) = {e.first_order:.3e}, "
+                              f"Q(Δ) = {e.second_order:.3e})"))
+        series = e.series or law_series(self)
+        if len(series) > 1:
+            parts.append(Text.assemble("law value over time  ", (sparkline(series), "cyan"),
+                                       f"  {series[0]:.6g} → {series[-1]:.6g}"))
+        parts.append(Text(f"replay: flowlaws replay {replay_path or '<file>.json'}", style="dim"))
+        return Panel(Group(*parts), title="flowlaws counterexample", border_style=_style(self.verdict))
+
+
+def _style(verdict: str) -> str:
+    return {"holds": "green", "break-confirmed": "yellow", "violated": "red"}.get(verdict, "magenta")
+
+
+def _tree(s: Scenario) -> Tree:
+    tree = Tree(Text(s.model.spec, style="bold"))
+    shapes = getattr(s.model, "_chain", None)
+    if shapes is None:
+        for name, shape in s.model.param_specs:
+            tree.add(f"{name} {shape}")
+        return tree
+    for layer, shape in zip(s.model.layers, shapes.shapes[1:], strict=True):
+        node = tree.add(Text(f"{layer.spec} → {shape}"))
+        for inner in getattr(layer, "block", ()):
+            node.add(Text(inner.spec))
+    data = tree.add(f"data: {len(s.X)} sample(s), loss {s.loss.spec}")
+    if s.optimizer is not None:
+        data.add(f"optimizer {s.optimizer.spec}, {s.steps} steps")
+    return tree
+
+
+def _params_table(s: Scenario) -> Table:
+    table = Table(title="params", show_header=False, box=None, title_justify="left")
+    for (name, _), p in zip(s.model.param_specs, s.params, strict=True):
+        flat = np.ravel(p)
+        text = np.array2string(np.asarray(p), precision=3, suppress_small=False, max_line_width=80)
+        table.add_row(name, Text(text) if flat.size <= 24 else f"{flat.size} values, |max| {np.max(np.abs(flat)):.3g}")
+    return table
+
+
+def sparkline(values) -> str:
+    """Unicode sparkline of a series (flat series draw as a flat line)."""
+    v = np.asarray(values, dtype=float)
+    span = float(np.ptp(v))
+    if not np.isfinite(span) or span == 0:
+        return SPARKS[0] * len(v)
+    return "".join(SPARKS[int(round((x - v.min()) / span * (len(SPARKS) - 1)))] for x in v)
+
+
+def law_series(cx: Counterexample, points: int = 12) -> tuple:
+    """The evidence law's value (its worst unit) along a short gradient flow."""
+    from flowlaws.flows import implicit_midpoint
+    from flowlaws.invariants import candidate_laws, laws, one_to_one, without_bias
+
+    s = cx.scenario
+    name = cx.evidence.law
+    pool = {*laws(s.model), *candidate_laws(s.model)}
+    pool |= {without_bias(law) for law in pool} | {one_to_one(law) for law in pool}
+    law = next((law for law in pool if law.name == name), None)
+    if law is None:
+        return ()
+    run = implicit_midpoint(s.model, s.loss, s.params, s.X, s.Y, 0.5, points - 1)
+    pick = lambda value: float(np.asarray(value)[cx.evidence.unit] if np.ndim(value) else value)  # noqa: E731
+    try:
+        return tuple(pick(law.value(p)) for p in run.params)
+    except IndexError:
+        return ()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path) -> Counterexample:
+    """Read a saved counterexample; a damaged or foreign file raises InvalidArgument."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise InvalidArgument(f"cannot read {path}: {error.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidArgument(f"{path} is not valid JSON ({error.msg} at line {error.lineno}); "
+                              "it may be truncated: regenerate it") from None
+    return Counterexample.from_json(data, str(path))

@@ -1,0 +1,26 @@
+"""Public Hypothesis strategies: architectures, params, datasets, losses, optimizers
+and whole scenarios for a theorem. Options are keyword-only and validated; weights
+and data are drawn with ``hypothesis.extra.numpy`` (bounded, finite, no subnormals)
+so every counterexample shrinks."""
+
+from flowlaws.strategies.core import (
+    architectures,
+    datasets,
+    losses,
+    optimizers,
+    params,
+    scenarios,
+)
+from flowlaws.strategies.profiles import PROFILES, load_profile, register_profiles
+
+__all__ = [
+    "PROFILES",
+    "architectures",
+    "datasets",
+    "load_profile",
+    "losses",
+    "optimizers",
+    "params",
+    "register_profiles",
+    "scenarios",
+]

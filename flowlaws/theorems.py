@@ -1,0 +1,373 @@
+"""The paper's results and their neighbours as checkable data.
+
+A `Theorem` names the scenarios it quantifies over (``space``, read by
+`flowlaws.strategies.scenarios`), the laws it speaks of (a function of the model),
+the levels it is checked at, and the hypotheses it needs, as predicates that
+explain themselves when they fail. ``expect="breaks"`` marks an expected break:
+its conclusion is that the law FAILS, and checking confirms it.
+Section 3 (matrix factorization) theorems live in `flowlaws.factorization`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flowlaws.checking import NO_EVIDENCE, Evidence, Scenario, Verdict, run_levels
+from flowlaws.errors import InvalidArgument, unknown
+from flowlaws.flows.optimizers import SGD, Adam, Momentum
+from flowlaws.invariants import candidate_laws, laws, one_to_one, without_bias
+from flowlaws.models import NON_HOMOGENEOUS, Residual
+from flowlaws.models.factorization import Factorization
+
+# --- hypotheses ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A named predicate on a scenario; ``why(s)`` is None when it holds."""
+
+    name: str
+    why: Callable[[Scenario], str | None]
+
+
+def _homogeneous(s):
+    for act in s.model.activations:
+        if act.degree is None:
+            return f"activation {act.name!r} is not positively homogeneous: {act.homogeneity_counterexample()}"
+    return None
+
+
+def _degree_one(s):
+    for act in s.model.activations:
+        if act.degree not in (None, 1):
+            return f"activation {act.spec} has degree {act.degree:g}: the law is ||in||^2 - {act.degree:g}||out||^2"
+    return None
+
+
+def _no_skip(s):
+    if any(isinstance(layer, Residual) for layer in getattr(s.model, "layers", ())):
+        return "a skip connection carries the units' output around the block"
+    return None
+
+
+def _plain_descent(s):
+    opt = s.optimizer
+    if isinstance(opt, Momentum):
+        return f"momentum (beta={opt.beta}) adds beta*v_prev, whose B(theta, v_prev) != 0"
+    if isinstance(opt, Adam):
+        return "Adam rescales each coordinate, so B(theta, Delta) != 0"
+    if opt is not None and opt.weight_decay:
+        return f"weight decay {opt.weight_decay} shrinks Q by (1 - eta*lambda)^2 per step"
+    return None
+
+
+def _has_bias(s):
+    if not any(name.endswith(".b") for name, _ in s.model.param_specs):
+        return "the model has no biases"
+    return None
+
+
+HOMOGENEOUS_ACTS = Hypothesis("positively homogeneous activations", _homogeneous)
+DEGREE_ONE = Hypothesis("activations of degree 1", _degree_one)
+NO_SKIP = Hypothesis("no skip connection", _no_skip)
+PLAIN_DESCENT = Hypothesis("plain gradient steps", _plain_descent)
+HAS_BIAS = Hypothesis("biases present", _has_bias)
+
+# --- law selections --------------------------------------------------------------------------
+
+
+def _of_kind(kind, source=laws, transform=None):
+    def select(model):
+        chosen = tuple(law for law in source(model) if law.kind == kind)
+        return tuple(map(transform, chosen)) if transform else chosen
+
+    select.__doc__ = f"{kind} laws" + (f", {transform.__name__}" if transform else "")
+    return select
+
+
+def _all_laws(model):
+    """every derived law"""
+    return laws(model)
+
+
+def _biased(model):
+    """unit laws of units with a bias, without the bias term"""
+    return tuple(without_bias(law) for law in _of_kind("unit")(model)
+                 if any(v.name.endswith(".b") for v in law.incoming))
+
+
+# --- theorems --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Theorem:
+    """A checkable statement. ``expect`` is "holds" or "breaks"."""
+
+    id: str
+    title: str
+    statement: str
+    reference: str
+    space: dict
+    laws: Callable
+    levels: tuple[str, ...]
+    hypotheses: tuple[Hypothesis, ...] = ()
+    expect: str = "holds"
+    prediction: str = "second-order"
+    broken: str = ""  # for an expected break: the hypothesis it violates
+
+    def check(self, scenario: Scenario) -> Verdict:
+        """Decide one scenario: holds / violated, or break-confirmed / break-missed;
+        invalid when a hypothesis fails (for "holds") or nothing can be checked."""
+        if self.expect == "holds":
+            for hyp in self.hypotheses:
+                reason = hyp.why(scenario)
+                if reason:
+                    return Verdict("invalid", reason=f"hypothesis '{hyp.name}' fails: {reason}")
+        law_list = self.laws(scenario.model)
+        if not law_list:
+            return Verdict("invalid", reason=f"{scenario.model.spec} has no law of this theorem")
+        try:
+            evidence = run_levels(scenario, law_list, self.levels, self.prediction)
+        except InvalidArgument as error:
+            return Verdict("invalid", reason=str(error))
+        if self.expect == "holds":
+            return Verdict("holds" if evidence.effect <= 1 else "violated", evidence)
+        return Verdict("break-confirmed" if evidence.effect > 1 else "break-missed", evidence)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "title": self.title, "statement": self.statement,
+                "reference": self.reference, "expect": self.expect, "levels": list(self.levels),
+                "hypotheses": [h.name for h in self.hypotheses], "broken": self.broken}
+
+
+HOM = ("relu", "leaky_relu", "abs", "prelu", "linear")
+_FLOW = {"T": 0.2, "flow_steps": 6}
+
+
+def _theorems() -> list[Theorem]:
+    arch = lambda **kw: {"architectures": kw}  # noqa: E731
+    plain = (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP)
+    out = [
+        Theorem("thm-2.1", "Neuron-wise conservation",
+                "d/dt (||W_h[i,:]||^2 - ||W_h+1[:,i]||^2) = 0 under gradient flow, every hidden unit",
+                "Du, Hu, Lee 2018, Theorem 2.1",
+                {**arch(kinds=("mlp",), activations=HOM, bias=False, depth=(1, 3)), **_FLOW},
+                _of_kind("unit"), ("pointwise", "flow"), plain),
+        Theorem("cor-2.1", "Layer-wise conservation",
+                "d/dt (||W_h||_F^2 - ||W_h+1||_F^2) = 0 under gradient flow",
+                "Du, Hu, Lee 2018, Corollary 2.1",
+                {**arch(kinds=("mlp", "linear"), activations=HOM, depth=(1, 3)), **_FLOW},
+                _of_kind("layer"), ("pointwise", "flow"), plain),
+        Theorem("thm-2.2", "Matrix law across a linear boundary",
+                "d/dt (W_h W_h^T - W_h+1^T W_h+1) = 0 when the activation between is the identity",
+                "Du, Hu, Lee 2018, Theorem 2.2; THEORY 3.6",
+                {**arch(kinds=("linear", "conv1d", "factorization"), activations=("linear",),
+                        pooling=(None, "avg")), **_FLOW},
+                _of_kind("matrix"), ("pointwise", "flow"), (NO_SKIP,)),
+        Theorem("thm-2.3", "Convolutions: channel- and layer-wise laws",
+                "d/dt (||v_h||^2 - ||v_h+1||^2) = 0 for the free parameters of conv layers, and per channel through max/avg pooling and flatten",
+                "Du, Hu, Lee 2018, Theorem 2.3; THEORY 3.5",
+                {**arch(kinds=("conv1d", "conv2d"), activations=HOM), **_FLOW},
+                _all_laws, ("pointwise", "flow"), plain),
+        Theorem("bias", "Biases join the incoming side",
+                "d/dt (||W_h[i,:]||^2 + b_h[i]^2 - ||W_h+1[:,i]||^2) = 0",
+                "THEORY 3.2 (derived)",
+                {**arch(kinds=("mlp", "conv1d"), activations=HOM, bias=True), **_FLOW},
+                _of_kind("unit"), ("pointwise", "flow"), (*plain, HAS_BIAS)),
+        Theorem("degree-k", "Degree-k activations",
+                "for phi(cz) = c^k phi(z): d/dt (||in_i||^2 - k ||out_i||^2) = 0",
+                "THEORY 3.4 (derived)",
+                {**arch(kinds=("mlp",), activations=("relu_power",)), **_FLOW},
+                _of_kind("unit"), ("pointwise", "flow"), (HOMOGENEOUS_ACTS, NO_SKIP)),
+        Theorem("gd-step", "One GD/SGD step changes Q by eta^2 Q(g)",
+                "Q(theta - eta g) - Q(theta) = eta^2 Q(g) exactly, for the full or a minibatch gradient",
+                "THEORY 3.3 (derived)",
+                {**arch(kinds=("mlp", "conv1d", "factorization")), "steps": 3,
+                 "optimizers": {"names": ("gd", "sgd")}},
+                _all_laws, ("step",), (*plain, PLAIN_DESCENT), prediction="gd"),
+        Theorem("weight-decay", "Weight decay shrinks the law geometrically",
+                "GD: Q+ = (1 - eta lambda)^2 Q + eta^2 Q(g); flow: Q(t) = exp(-2 lambda t) Q(0)",
+                "THEORY 3.3; Kunin et al., ICLR 2021",
+                {**arch(kinds=("mlp",)), "steps": 3, **_FLOW,
+                 "optimizers": {"names": ("gd",), "weight_decay": 0.1}},
+                _of_kind("unit"), ("step", "flow"), plain, prediction="weight-decay"),
+        Theorem("momentum-step", "Heavy-ball momentum changes Q at first order",
+                "Delta Q_k = 2 beta B(theta_k, v_k-1) + Q(v_k) exactly",
+                "THEORY 3.3 (derived)",
+                {**arch(kinds=("mlp",)), "steps": 4, "optimizers": {"names": ("momentum",)}},
+                _of_kind("unit"), ("step",), plain, prediction="momentum"),
+        Theorem("balance", "Small initialization keeps layers balanced",
+                "from a small init, ||W_h||^2/||W_h+1||^2 - 1 = D_h(t)/||W_h+1||^2 with |D_h(t)| <= |D_h(0)| + sum eta^2 |Q(g)|, so the ratio tends to 1 as the norms grow",
+                "Du, Hu, Lee 2018, Corollary 2.1 and Fig. 2",
+                {**arch(kinds=("mlp",), activations=("relu", "leaky_relu")), "steps": 3,
+                 "optimizers": {"names": ("gd",)}},
+                _of_kind("layer"), ("balance",), plain),
+    ]
+    for name in NON_HOMOGENEOUS:
+        out.append(Theorem(
+            f"break-{name}", f"{name} breaks the law",
+            f"with {name} the neuron-wise law is NOT conserved: B(theta, grad L) != 0",
+            "THEORY 1 and 3.7; Zhao et al. ICLR 2023",
+            arch(kinds=("mlp",), activations=(name,), bias=False),
+            _of_kind("unit", candidate_laws), ("pointwise",), expect="breaks",
+            broken=HOMOGENEOUS_ACTS.name))
+    out += [
+        Theorem("break-relu2", "The 1:1 law fails for ReLU^2",
+                "with relu_power(2), ||in||^2 - ||out||^2 is NOT conserved (the law is ||in||^2 - 2||out||^2)",
+                "THEORY 3.4", arch(kinds=("mlp",), activations=("relu_power",)),
+                _of_kind("unit", transform=one_to_one), ("pointwise",), expect="breaks",
+                broken=DEGREE_ONE.name),
+        Theorem("break-no-bias", "Forgetting the bias breaks the law",
+                "||W_h[i,:]||^2 - ||W_h+1[:,i]||^2 without b_h[i]^2 is NOT conserved",
+                "THEORY 3.2", arch(kinds=("mlp",), bias=True), _biased, ("pointwise",),
+                expect="breaks", broken=HAS_BIAS.name),
+        Theorem("break-skip", "A skip connection breaks the unit's law",
+                "a unit whose output also feeds a skip connection does NOT conserve its law",
+                "THEORY 3.7; Marcotte et al. ICML 2025", arch(kinds=("residual",)),
+                _of_kind("unit", candidate_laws), ("pointwise",), expect="breaks",
+                broken=NO_SKIP.name),
+        Theorem("break-momentum", "Momentum breaks the law at first order",
+                "under heavy-ball momentum, Delta Q has a first-order part 2 beta B(theta, v_prev) != 0",
+                "THEORY 3.3; Marcotte et al. 2024",
+                {**arch(kinds=("mlp",)), "steps": 3, "optimizers": {"names": ("momentum",), "lr": (0.01, 0.1)}},
+                _of_kind("unit"), ("step",), expect="breaks", broken=PLAIN_DESCENT.name),
+        Theorem("break-adam", "Adam breaks the law at first order",
+                "under Adam, B(theta, Delta) != 0",
+                "THEORY 3.3", {**arch(kinds=("mlp",)), "steps": 2,
+                               "optimizers": {"names": ("adam",), "lr": (0.01, 0.1)}},
+                _of_kind("unit"), ("step",), expect="breaks", broken=PLAIN_DESCENT.name),
+        Theorem("break-weight-decay", "Weight decay breaks the plain law",
+                "with weight decay, Q(theta+) - Q(theta) != Q(Delta): the law decays",
+                "THEORY 3.3; Kunin et al. ICLR 2021",
+                {**arch(kinds=("mlp",)), "steps": 2,
+                 "optimizers": {"names": ("gd",), "weight_decay": 0.1, "lr": (0.01, 0.1)}},
+                _of_kind("unit"), ("step",), expect="breaks", broken=PLAIN_DESCENT.name),
+    ]
+    return out
+
+
+THEOREMS: dict[str, Theorem] = {t.id: t for t in _theorems()}
+
+
+def theorem(theorem_id: str) -> Theorem:
+    """Look a theorem up by id (``"thm-2.1"``), with a did-you-mean on a typo."""
+    from flowlaws import factorization
+
+    registry = {**THEOREMS, **factorization.THEOREMS}
+    if theorem_id not in registry:
+        raise unknown("theorem", theorem_id, registry)
+    return registry[theorem_id]
+
+
+# --- property-based runs ---------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """How a theorem fared over many cases: verdict, counts, worst evidence, the shrunk
+    counterexample (a scenario and its verdict) if any."""
+
+    theorem: Theorem
+    verdict: str
+    cases: int = 0
+    invalid: int = 0
+    worst: Evidence = NO_EVIDENCE
+    seconds: float = 0.0
+    counterexample: tuple | None = None
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict in ("holds", "break-confirmed")
+
+    def to_json(self) -> dict:
+        effect = self.worst.effect
+        return {"id": self.theorem.id, "verdict": self.verdict, "cases": self.cases,
+                "worst": effect if math.isfinite(effect) else None, "seconds": round(self.seconds, 3),
+                "statement": self.theorem.statement, "note": self.note, **self.extra}
+
+
+def run(thm: Theorem, *, max_examples: int = 25, derandomize: bool = True, seed: int | None = None,
+        on_case: Callable | None = None) -> Result:
+    """Check ``thm`` over Hypothesis-drawn scenarios, shrinking any counterexample.
+
+    For "holds", a case beyond tolerance fails the search and is shrunk; for "breaks",
+    the search looks for (and shrinks) a case where the law fails.
+    """
+    if getattr(thm, "runner", None) is not None:
+        return thm.runner(thm, max_examples=max_examples, seed=seed)
+    from hypothesis import HealthCheck, assume, given, settings, target
+    from hypothesis import seed as hypothesis_seed
+
+    from flowlaws.strategies import scenarios
+
+    state = {"cases": 0, "invalid": 0, "worst": NO_EVIDENCE, "failure": None}
+    breaks = thm.expect == "breaks"
+
+    def body(scenario):
+        if thm.id == "balance":
+            scenario = _small_init(scenario)
+        verdict = thm.check(scenario)
+        if on_case:
+            on_case()
+        if verdict.status == "invalid":
+            state["invalid"] += 1
+            assume(False)
+        state["cases"] += 1
+        if verdict.evidence.effect >= state["worst"].effect:
+            state["worst"] = verdict.evidence
+        target(float(min(np.log10(verdict.evidence.effect + 1e-300), 300.0)), label="log10 effect")
+        if verdict.failed:
+            state["failure"] = (scenario, verdict)
+            raise AssertionError(f"{thm.id}: effect {verdict.evidence.effect:.3g}")
+
+    test = given(scenarios(thm))(body)
+    test = settings(max_examples=max_examples, derandomize=derandomize and seed is None,
+                    deadline=None, database=None, print_blob=False,
+                    suppress_health_check=list(HealthCheck))(test)
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
+    started = time.perf_counter()
+    found = False
+    try:
+        test()
+    except AssertionError:
+        found = True
+    except Exception as error:  # Hypothesis gave up (e.g. every case invalid)
+        return Result(thm, "error", state["cases"], state["invalid"], state["worst"],
+                      time.perf_counter() - started, note=f"{type(error).__name__}: {error}")
+    seconds = time.perf_counter() - started
+    if breaks:
+        verdict = "break-confirmed" if found else "break-missed"
+    else:
+        verdict = "violated" if found else "holds"
+    failure = state["failure"] if found else None
+    worst = failure[1].evidence if failure else state["worst"]
+    return Result(thm, verdict, state["cases"], state["invalid"], worst, seconds, failure)
+
+
+def _small_init(s: Scenario) -> Scenario:
+    """Balance: replace the drawn weights by a seeded small init (scale 1e-3) and run
+    long enough for the norms to grow."""
+    rng = np.random.default_rng(len(s.X))
+    params = s.model.init(rng, scale=1e-3)
+    Y = s.Y * 3.0 if np.any(s.Y) else np.ones_like(s.Y)
+    return Scenario(s.model, params, s.X, Y, s.loss, s.optimizer, steps=200)
+
+
+def all_theorems() -> list[Theorem]:
+    """Every theorem, the paper's first, then derived ones, then expected breaks,
+    then Section 3."""
+    from flowlaws import factorization
+
+    return [*THEOREMS.values(), *factorization.THEOREMS.values()]
+
+
+__all__ = ["THEOREMS", "Hypothesis", "Result", "Theorem", "all_theorems", "run", "theorem"]
+_ = (SGD, Factorization)
