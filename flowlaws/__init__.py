@@ -3,14 +3,24 @@ flow in homogeneous networks (Du, Hu, Lee, NeurIPS 2018)."""
 
 __version__ = "0.1.0"
 
-from flowlaws.checking import Evidence, Scenario, Verdict  # noqa: E402
-from flowlaws.engine import value_and_grad  # noqa: E402
-from flowlaws.errors import FlowlawsError, InvalidArgument  # noqa: E402
-from flowlaws.flows import GD, SGD, Adam, Momentum, Trajectory, descend, dop853, implicit_midpoint, rk4  # noqa: E402
-from flowlaws.invariants import Law, independent_count, laws  # noqa: E402
-from flowlaws.losses import loss  # noqa: E402
-from flowlaws.models import Sequential, deep_linear, factorization, mlp, parse  # noqa: E402
-from flowlaws.theorems import all_theorems, theorem  # noqa: E402
+from flowlaws.checking import Evidence, Scenario, Verdict
+from flowlaws.engine import value_and_grad
+from flowlaws.errors import FlowlawsError, InvalidArgument
+from flowlaws.flows import (
+    GD,
+    SGD,
+    Adam,
+    Momentum,
+    Trajectory,
+    descend,
+    dop853,
+    implicit_midpoint,
+    rk4,
+)
+from flowlaws.invariants import Law, independent_count, laws
+from flowlaws.losses import loss
+from flowlaws.models import Sequential, deep_linear, factorization, mlp, parse
+from flowlaws.theorems import all_theorems, theorem
 
 __all__ = [
     "GD",

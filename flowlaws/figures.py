@@ -21,7 +21,7 @@ from flowlaws.errors import InvalidArgument
 
 
 def figure1_data(seed: int = 0, steps: int = 3000) -> dict:
-    from flowlaws.factorization import gd, target_matrix
+    from flowlaws.matrix_factorization import gd, target_matrix
 
     rng = np.random.default_rng(seed)
     M = target_matrix(rng, 20, 20, 5)
@@ -69,7 +69,7 @@ def figure2_data(seed: int = 0, steps: int = 3000) -> dict:
     return {"loss": run.losses.tolist(), "pairs": pairs}
 
 
-def make_figures(out) -> list[Path]:
+def make_figures(out, steps: int = 3000) -> list[Path]:
     """Write fig1.{png,svg}, fig2.{png,svg} and figures.json into ``out``."""
     try:
         import matplotlib
@@ -80,7 +80,7 @@ def make_figures(out) -> list[Path]:
         raise InvalidArgument("flowlaws figures needs matplotlib: pip install 'flowlaws[plot]'") from None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    one, two = figure1_data(), figure2_data()
+    one, two = figure1_data(steps=steps), figure2_data(steps=steps)
     written = []
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))

@@ -35,7 +35,7 @@ def parse_options(text: str, registry: dict[str, type], what: str):
 
 
 def _convert(value: str, field: dataclasses.Field, what: str, name: str):
-    kind = field.type if isinstance(field.type, type) else eval(str(field.type), {})  # noqa: S307
+    kind = field.type if isinstance(field.type, type) else eval(str(field.type), {})
     try:
         return kind(float(value)) if kind is int and "." not in value else kind(value)
     except ValueError:

@@ -59,7 +59,8 @@ class Counterexample:
             "spec": s.model.spec, "loss": s.loss.spec,
             "optimizer": s.optimizer.spec if s.optimizer is not None else None,
             "steps": s.steps, "T": s.T, "flow_steps": s.flow_steps, "seed": self.seed,
-            "params": {name: np.asarray(p).tolist() for (name, _), p in zip(s.model.param_specs, s.params, strict=True)},
+            "params": {name: np.asarray(p).tolist()
+                       for (name, _), p in zip(s.model.param_specs, s.params, strict=True)},
             "X": np.asarray(s.X).tolist(), "Y": np.asarray(s.Y).tolist(),
             "evidence": self.evidence.to_json(),
             "hypotheses": [list(h) for h in self.hypotheses],
@@ -177,7 +178,7 @@ def sparkline(values) -> str:
     span = float(np.ptp(v))
     if not np.isfinite(span) or span == 0:
         return SPARKS[0] * len(v)
-    return "".join(SPARKS[int(round((x - v.min()) / span * (len(SPARKS) - 1)))] for x in v)
+    return "".join(SPARKS[round((x - v.min()) / span * (len(SPARKS) - 1))] for x in v)
 
 
 def law_series(cx: Counterexample, points: int = 12) -> tuple:

@@ -5,7 +5,7 @@ A `Theorem` names the scenarios it quantifies over (``space``, read by
 the levels it is checked at, and the hypotheses it needs, as predicates that
 explain themselves when they fail. ``expect="breaks"`` marks an expected break:
 its conclusion is that the law FAILS, and checking confirms it.
-Section 3 (matrix factorization) theorems live in `flowlaws.factorization`.
+Section 3 (matrix factorization) theorems live in `flowlaws.matrix_factorization`.
 """
 
 from __future__ import annotations
@@ -170,7 +170,8 @@ def _theorems() -> list[Theorem]:
                         pooling=(None, "avg")), **_FLOW},
                 _of_kind("matrix"), ("pointwise", "flow"), (NO_SKIP,)),
         Theorem("thm-2.3", "Convolutions: channel- and layer-wise laws",
-                "d/dt (||v_h||^2 - ||v_h+1||^2) = 0 for the free parameters of conv layers, and per channel through max/avg pooling and flatten",
+                "d/dt (||v_h||^2 - ||v_h+1||^2) = 0 for the free parameters of conv layers, "
+                "and per channel through max/avg pooling and flatten",
                 "Du, Hu, Lee 2018, Theorem 2.3; THEORY 3.5",
                 {**arch(kinds=("conv1d", "conv2d"), activations=HOM), **_FLOW},
                 _all_laws, ("pointwise", "flow"), plain),
@@ -202,7 +203,8 @@ def _theorems() -> list[Theorem]:
                 {**arch(kinds=("mlp",)), "steps": 4, "optimizers": {"names": ("momentum",)}},
                 _of_kind("unit"), ("step",), plain, prediction="momentum"),
         Theorem("balance", "Small initialization keeps layers balanced",
-                "from a small init, ||W_h||^2/||W_h+1||^2 - 1 = D_h(t)/||W_h+1||^2 with |D_h(t)| <= |D_h(0)| + sum eta^2 |Q(g)|, so the ratio tends to 1 as the norms grow",
+                "from a small init, ||W_h||^2/||W_h+1||^2 - 1 = D_h(t)/||W_h+1||^2 with "
+                "|D_h(t)| <= |D_h(0)| + sum eta^2 |Q(g)|, so the ratio tends to 1 as the norms grow",
                 "Du, Hu, Lee 2018, Corollary 2.1 and Fig. 2",
                 {**arch(kinds=("mlp",), activations=("relu", "leaky_relu")), "steps": 3,
                  "optimizers": {"names": ("gd",)}},
@@ -256,9 +258,9 @@ THEOREMS: dict[str, Theorem] = {t.id: t for t in _theorems()}
 
 def theorem(theorem_id: str) -> Theorem:
     """Look a theorem up by id (``"thm-2.1"``), with a did-you-mean on a typo."""
-    from flowlaws import factorization
+    from flowlaws import matrix_factorization
 
-    registry = {**THEOREMS, **factorization.THEOREMS}
+    registry = {**THEOREMS, **matrix_factorization.THEOREMS}
     if theorem_id not in registry:
         raise unknown("theorem", theorem_id, registry)
     return registry[theorem_id]
@@ -343,10 +345,8 @@ def run(thm: Theorem, *, max_examples: int = 25, derandomize: bool = True, seed:
         return Result(thm, "error", state["cases"], state["invalid"], state["worst"],
                       time.perf_counter() - started, note=f"{type(error).__name__}: {error}")
     seconds = time.perf_counter() - started
-    if breaks:
-        verdict = "break-confirmed" if found else "break-missed"
-    else:
-        verdict = "violated" if found else "holds"
+    outcomes = ("break-confirmed", "break-missed") if breaks else ("violated", "holds")
+    verdict = outcomes[0] if found else outcomes[1]
     failure = state["failure"] if found else None
     worst = failure[1].evidence if failure else state["worst"]
     return Result(thm, verdict, state["cases"], state["invalid"], worst, seconds, failure)
@@ -364,9 +364,9 @@ def _small_init(s: Scenario) -> Scenario:
 def all_theorems() -> list[Theorem]:
     """Every theorem, the paper's first, then derived ones, then expected breaks,
     then Section 3."""
-    from flowlaws import factorization
+    from flowlaws import matrix_factorization
 
-    return [*THEOREMS.values(), *factorization.THEOREMS.values()]
+    return [*THEOREMS.values(), *matrix_factorization.THEOREMS.values()]
 
 
 __all__ = ["THEOREMS", "Hypothesis", "Result", "Theorem", "all_theorems", "run", "theorem"]

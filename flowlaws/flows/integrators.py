@@ -98,6 +98,11 @@ def dop853(model, loss, params, X, Y, T: float, *, rtol: float = 1e-10, atol: fl
 
 def _fixed_step(model, loss, params, X, Y, T, steps, step_fn, method, weight_decay=0.0):
     _check(T, steps)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported as a status
+        return _steps(model, loss, params, X, Y, T, steps, step_fn, method, weight_decay)
+
+
+def _steps(model, loss, params, X, Y, T, steps, step_fn, method, weight_decay):
     counted = _Counted(model, loss, X, Y, weight_decay)
     h = T / steps
     vectors, errors = [flatten(params)], []

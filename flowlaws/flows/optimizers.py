@@ -155,6 +155,11 @@ def descend(model, loss, params, X, Y, opt, steps: int) -> Trajectory:
     if not isinstance(steps, int | np.integer) or steps < 0:
         raise InvalidArgument(f"steps must be a non-negative integer, got {steps!r}")
     opt = optimizer(opt)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported as a status
+        return _descend(model, loss, params, X, Y, opt, steps)
+
+
+def _descend(model, loss, params, X, Y, opt, steps: int) -> Trajectory:
     state = opt.init(params)
     snapshots, losses, used = [], [], []
     status, failed = Status.OK, None

@@ -64,7 +64,7 @@ class Factorization:
         return A @ U.T, (X, A)
 
     def backward(self, params, cache, dout, magnitude: bool = False):
-        U, V = (np.abs(p) for p in params) if magnitude else params
+        U = np.abs(params[0]) if magnitude else params[0]
         X, A = cache
         if magnitude:
             X, A, dout = np.abs(X), np.abs(A), np.abs(dout)

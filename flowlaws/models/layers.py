@@ -121,7 +121,7 @@ class Conv(Layer):
 
     def param_shapes(self, in_shape):
         self._check(in_shape)
-        shapes = (("W", (self.channels, in_shape[0]) + (self.kernel,) * self.dims),)
+        shapes = (("W", (self.channels, in_shape[0], *(self.kernel,) * self.dims)),)
         return (*shapes, ("b", (self.channels,))) if self.bias else shapes
 
     def out_shape(self, in_shape):
@@ -137,13 +137,12 @@ class Conv(Layer):
     def _pad(self, x):
         if not self.padding:
             return x
-        return anp.pad(x, ((0, 0), (0, 0)) + ((self.padding, self.padding),) * self.dims, mode="constant")
+        return anp.pad(x, ((0, 0), (0, 0), *((self.padding, self.padding),) * self.dims), mode="constant")
 
     def _windows(self, out_spatial):
         for offset in itertools.product(range(self.kernel), repeat=self.dims):
-            yield offset, (slice(None), slice(None)) + tuple(
-                _window(j, self.stride, n) for j, n in zip(offset, out_spatial, strict=True)
-            )
+            yield offset, (slice(None), slice(None), *(
+                _window(j, self.stride, n) for j, n in zip(offset, out_spatial, strict=True)))
 
     def apply(self, p, x):
         xp = self._pad(x)
@@ -166,7 +165,7 @@ class Conv(Layer):
             tap = (slice(None), slice(None), *offset)
             dW[tap] = np.tensordot(dy, xp[window], axes=(batch_and_space, batch_and_space))
             dxp[window] += np.moveaxis(np.tensordot(dy, W[tap], axes=([1], [0])), -1, 1)
-        crop = (slice(None), slice(None)) + (slice(self.padding, xp.shape[2] - self.padding),) * self.dims
+        crop = (slice(None), slice(None), *(slice(self.padding, xp.shape[2] - self.padding),) * self.dims)
         dx = dxp[crop] if self.padding else dxp
         return dx, ((dW, dy.sum(axis=batch_and_space)) if self.bias else (dW,))
 
@@ -215,7 +214,7 @@ class Pool(Layer):
         """View x (cropped) as (N, C, n1, size, n2, size, ...) and the window axes."""
         n, c, *spatial = x.shape
         out = [m // self.size for m in spatial]
-        crop = (slice(None), slice(None)) + tuple(slice(0, m * self.size) for m in out)
+        crop = (slice(None), slice(None), *(slice(0, m * self.size) for m in out))
         shape = (n, c, *itertools.chain.from_iterable((m, self.size) for m in out))
         return anp.reshape(x[crop], shape), tuple(3 + 2 * i for i in range(self.dims))
 
@@ -232,7 +231,7 @@ class Pool(Layer):
         else:
             grad = np.broadcast_to(dy[expand] / self.size**self.dims, blocks.shape)
         dx = np.zeros_like(x)
-        crop = (slice(None), slice(None)) + tuple(slice(0, m * self.size) for m in y.shape[2:])
+        crop = (slice(None), slice(None), *(slice(0, m * self.size) for m in y.shape[2:]))
         dx[crop] = grad.reshape(dx[crop].shape)
         return dx, ()
 

@@ -16,7 +16,7 @@ from autograd.extend import defvjp_argnums, primitive
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.activations import Activation
-from flowlaws.models.layers import Conv, Dense, Flatten, Layer, Pool
+from flowlaws.models.layers import Conv, Flatten, Layer, Pool
 from flowlaws.models.symmetry import Rescaling, View
 
 

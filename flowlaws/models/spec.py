@@ -134,7 +134,7 @@ def _split(text: str) -> list[str]:
     """Split on commas outside brackets."""
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
-        depth += ch in "([" and 1 or (-1 if ch in ")]" else 0)
+        depth += (ch in "([" and 1) or (-1 if ch in ")]" else 0)
         if depth < 0:
             raise InvalidArgument(f"unbalanced brackets in {text!r}")
         if ch == "," and depth == 0:

@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 from flowlaws.checking import Scenario
 from flowlaws.errors import InvalidArgument
-from flowlaws.flows.optimizers import OPTIMIZERS, SGD, Adam, GD, Momentum
+from flowlaws.flows.optimizers import GD, OPTIMIZERS, SGD, Adam, Momentum
 from flowlaws.losses import LOSSES, CrossEntropy, Huber, Logistic, Smooth, Square
 from flowlaws.models import (
     HOMOGENEOUS,

@@ -185,14 +185,14 @@ def _scenario(model, params, M, opt, steps, seed):
 
 
 def draw_31(seed: int) -> Scenario:
-    model, params, M, rng = _draw(seed, 3, False)
+    model, params, M, _ = _draw(seed, 3, False)
     delta = DELTAS[seed % len(DELTAS)]
     sigma1 = np.linalg.norm(M, 2)
     return _scenario(model, params, M, GD(ETA0 / sigma1, 0.5 + delta), BUDGET_31, seed)
 
 
 def draw_32(seed: int) -> Scenario:
-    model, params, M, rng = _draw(seed, 1, True)
+    model, params, M, _ = _draw(seed, 1, True)
     return _scenario(model, params, M, GD(STEP_32 / np.linalg.norm(M, 2)), BUDGET_32, seed)
 
 

@@ -1,0 +1,42 @@
+"""pytest plugin (entry point ``pytest11``): registers the Hypothesis profiles, adds
+``--flowlaws-report-dir``, and renders the counterexamples captured by
+`flowlaws.testing.assert_conserved` in the terminal summary (saving them when a
+report folder is given)."""
+
+from __future__ import annotations
+
+from flowlaws.strategies.profiles import register_profiles
+
+register_profiles()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("flowlaws")
+    group.addoption("--flowlaws-report-dir", default=None, metavar="DIR",
+                    help="save counterexamples found by assert_conserved here (JSON, text, SVG, HTML)")
+
+
+def pytest_configure(config):
+    import os
+
+    from hypothesis import settings
+
+    # Hypothesis loads its own "ci" profile when CI is set; ours (registered above)
+    # replaces it, so load it again unless the user chose a profile explicitly.
+    if os.environ.get("CI") and not config.getoption("hypothesis_profile", default=None):
+        settings.load_profile("ci")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    from flowlaws.testing import CAPTURED
+
+    if not CAPTURED:
+        return
+    from rich.console import Console
+
+    terminalreporter.section("flowlaws counterexamples")
+    console = Console(file=terminalreporter._tw._file, width=100, highlight=False)
+    folder = config.getoption("flowlaws_report_dir")
+    for index, cx in enumerate(CAPTURED):
+        path = cx.save(folder, f"{cx.theorem}-{index}") if folder else None
+        console.print(cx.renderable(replay_path=path))

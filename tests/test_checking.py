@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from flowlaws.checking import EPS, Scenario, effect_size, gamma, pointwise, run_levels
+from flowlaws.errors import InvalidArgument
+from flowlaws.flows import GD, Adam, Momentum
+from flowlaws.invariants import candidate_laws, laws, without_bias
+from flowlaws.losses import Square
+from flowlaws.models import parse
+
+
+def test_tolerance_is_gamma_n_times_the_magnitude():
+    assert gamma(10) == 4 * 10 * EPS
+    assert list(effect_size([0.0, 1.0, 2.0], [0.0, 0.0, 4.0])) == [0.0, np.inf, 0.5]
+
+
+def test_pointwise_identity_holds_on_a_one_one_one_relu_net_at_the_kink():
+    model = parse("mlp:1-1-1:relu")
+    p = (np.array([[1.0]]), np.array([[2.0]]))
+    X, Y = np.array([[0.0], [1.0]]), np.array([[1.0], [0.0]])
+    evidence = pointwise(model, Square(), p, X, Y, laws(model))
+    assert evidence.effect <= 1
+
+
+def test_tanh_breaks_the_candidate_law_with_effect_at_least_a_thousand():
+    model = parse("mlp:1-1-1:tanh")
+    p = (np.array([[1.0]]), np.array([[1.0]]))
+    X, Y = np.array([[1.0]]), np.array([[0.0]])
+    assert pointwise(model, Square(), p, X, Y, candidate_laws(model)).effect >= 1e3
+
+
+def test_the_law_without_its_bias_term_fails_with_effect_at_least_a_thousand():
+    model = parse("mlp:1-1-1:relu:bias")
+    p = (np.array([[1.0]]), np.array([1.0]), np.array([[1.0]]), np.array([0.0]))
+    X, Y = np.array([[1.0]]), np.array([[0.0]])
+    broken = [without_bias(law) for law in laws(model) if law.kind == "unit"]
+    assert pointwise(model, Square(), p, X, Y, broken).effect >= 1e3
+    assert pointwise(model, Square(), p, X, Y, laws(model)).effect <= 1
+
+
+@pytest.fixture
+def scenario(rng):
+    model = parse("mlp:2-3-1:relu")
+    return lambda opt: Scenario(model, model.init(rng), rng.normal(size=(4, 2)), rng.normal(size=(4, 1)),
+                                Square(), opt, steps=3, T=0.2, flow_steps=6)
+
+
+def test_gd_steps_match_eta_squared_q_of_g_exactly(scenario):
+    evidence = run_levels(scenario(GD(0.1)), laws(parse("mlp:2-3-1:relu")), ("step",), "gd")
+    assert evidence.effect <= 1 and evidence.attribution == "within round-off"
+
+
+@pytest.mark.parametrize("opt", [Momentum(0.1, beta=0.9), Adam(0.05), GD(0.1, weight_decay=0.3)])
+def test_momentum_adam_and_weight_decay_break_the_plain_law_at_first_order(scenario, opt):
+    evidence = run_levels(scenario(opt), laws(parse("mlp:2-3-1:relu")), ("step",), "second-order")
+    assert evidence.effect >= 1e3
+    assert evidence.attribution == "first order: the symmetry is broken"
+
+
+def test_exact_momentum_and_weight_decay_predictions_hold(scenario):
+    law_list = laws(parse("mlp:2-3-1:relu"))
+    assert run_levels(scenario(Momentum(0.1, beta=0.9)), law_list, ("step",), "momentum").effect <= 1
+    assert run_levels(scenario(GD(0.1, weight_decay=0.3)), law_list, ("step",), "weight-decay").effect <= 1
+
+
+def test_flow_level_conserves_relu_laws_and_catches_tanh(rng):
+    relu, tanh = parse("mlp:2-3-1:relu"), parse("mlp:2-3-1:tanh")
+    p = relu.init(rng)
+    X, Y = rng.normal(size=(4, 2)), rng.normal(size=(4, 1))
+    ok = run_levels(Scenario(relu, p, X, Y, Square(), T=0.3, flow_steps=8), laws(relu), ("flow",))
+    bad = run_levels(Scenario(tanh, p, X, Y, Square(), T=0.3, flow_steps=8), candidate_laws(tanh), ("flow",))
+    assert ok.effect <= 1 < 1e3 <= bad.effect
+    assert bad.observed_order is None or abs(bad.observed_order) < 0.5  # drift tends to a non-zero limit
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [({"params": "nan"}, "NaN or inf"), ({"params": "shape"}, "must have shape"),
+     ({"X": np.full((4, 2), np.inf)}, "X or Y has NaN"), ({"X": np.zeros((4, 3))}, "data X must have shape"),
+     ({"Y": np.zeros((3, 1))}, "targets Y must have shape")],
+)
+def test_bad_scenarios_raise_invalid_argument(rng, change, fragment):
+    model = parse("mlp:2-3-1:relu")
+    p = model.init(rng)
+    fields = {"model": model, "params": p, "X": np.zeros((4, 2)), "Y": np.zeros((4, 1)), "loss": Square()}
+    if change.get("params") == "nan":
+        change = {"params": (np.full((3, 2), np.nan), p[1])}
+    elif change.get("params") == "shape":
+        change = {"params": (np.zeros((2, 2)), p[1])}
+    with pytest.raises(InvalidArgument) as info:
+        Scenario(**{**fields, **change})
+    assert fragment in str(info.value)

@@ -1,0 +1,111 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from flowlaws.cli import main
+
+CORPUS = sorted((Path(__file__).parent / "corpus").glob("*.json"))
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_laws_json_gives_the_independent_counts(capsys):
+    for spec, count in (("mlp:3-4-5-2:relu:bias", 9), ("mlp:3-4-2:tanh", 0), ("mlp:2-3-2:linear", 6)):
+        code, out, _ = run_cli(capsys, "laws", spec, "--json")
+        doc = json.loads(out)
+        assert code == 0 and doc["independent"] == count and doc["spec"] == spec
+
+
+def test_check_selected_theorems_json_is_one_clean_document(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "check", "--profile", "ci", "--theorem", "thm-2.1", "--theorem",
+                           "break-tanh", "--theorem", "thm-3.2", "--report-dir", str(tmp_path), "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"] is True
+    verdicts = {t["id"]: t["verdict"] for t in doc["theorems"]}
+    assert verdicts == {"thm-2.1": "holds", "break-tanh": "break-confirmed", "thm-3.2": "holds"}
+    assert all(t["cases"] > 0 and t["seconds"] >= 0 for t in doc["theorems"])
+    assert (tmp_path / "break-tanh.json").exists()
+
+
+def test_check_table_lists_statement_cases_and_verdict(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "check", "--theorem", "gd-step", "--report-dir", str(tmp_path))
+    assert code == 0 and "gd-step" in out and "holds" in out and "total" in out
+
+
+def test_explore_tanh_finds_a_shrunk_counterexample_and_exits_1(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "explore", "--arch", "mlp:3-4-2:tanh", "--report-dir", str(tmp_path),
+                           "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["found"] and doc["effect"] > 1e3
+    code, out, _ = run_cli(capsys, "replay", doc["report"])
+    assert code == 1 and "reproduces" in out
+
+
+def test_explore_relu_with_gd_finds_nothing_and_exits_0(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "explore", "--arch", "mlp:3-4-2:relu", "--optimizer", "sgd:lr=0.1,batch=2",
+                           "--max-examples", "30", "--report-dir", str(tmp_path), "--json")
+    assert code == 0 and json.loads(out)["found"] is False
+
+
+@pytest.mark.parametrize("optimizer", ["momentum:lr=0.05,beta=0.9", "adam:lr=0.05", "gd:lr=0.05,wd=0.5"])
+def test_explore_finds_first_order_breaks_of_optimizers(capsys, tmp_path, optimizer):
+    code, out, _ = run_cli(capsys, "explore", "--arch", "mlp:2-3-1:relu", "--optimizer", optimizer,
+                           "--report-dir", str(tmp_path), "--json")
+    assert code == 1 and json.loads(out)["found"]
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_replay_reproduces_every_curated_counterexample(capsys, path):
+    code, out, _ = run_cli(capsys, "replay", str(path), "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["reports"][0]["reproduces"]
+
+
+def test_corpus_holds_one_counterexample_per_expected_break():
+    from flowlaws.theorems import THEOREMS
+
+    breaks = {t.id for t in THEOREMS.values() if t.expect == "breaks"}
+    assert {p.stem for p in CORPUS} == breaks
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [(["laws", "mlp:3-4-2:rleu"], "did you mean 'relu'"),
+     (["explore", "--arch", "mlp:3-4-2:tanh", "--optimizer", "gd:lr=-1"], "lr must be"),
+     (["explore", "--arch", "mlp:3-4-2:tanh", "--optimizer", "gd:lr=nan"], "lr must be"),
+     (["explore", "--arch", "mlp:3-4-2:relu", "--law", "nope"], "unknown law 'nope'"),
+     (["explore", "--arch", "mlp:3-4-2:relu", "--loss", "sqare"], "did you mean 'square'"),
+     (["explore", "--arch", "mlp:3-2:relu"], "has no unit"),
+     (["explore", "--arch", "mlp:3-4-2:relu", "--max-examples", "0"], "positive integer"),
+     (["check", "--theorem", "thm-9.9"], "unknown theorem"),
+     (["check", "--profile", "fast"], "invalid choice"),
+     (["replay", "/nonexistent/report.json"], "cannot read"),
+     (["frobnicate"], "invalid choice")],
+)
+def test_bad_usage_and_bad_input_exit_2_with_one_line(capsys, args, fragment):
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(main(args))
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_corrupted_report_exits_2(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{trunc")
+    code, _, err = run_cli(capsys, "replay", str(bad))
+    assert code == 2 and "not valid JSON" in err
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "flowlaws", "laws", "mlp:2-3-2:linear", "--json"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and json.loads(done.stdout)["independent"] == 6

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.flows import (
+    GD,
+    SGD,
+    Adam,
+    Momentum,
+    Status,
+    descend,
+    dop853,
+    implicit_midpoint,
+    optimizer,
+    rk4,
+)
+from flowlaws.invariants import laws
+from flowlaws.losses import Square
+from flowlaws.models import parse
+
+
+@pytest.fixture
+def problem(rng):
+    model = parse("mlp:3-4-2:relu:bias")
+    return model, model.init(rng), rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+
+
+def test_divergence_is_a_status_with_a_user_message_not_an_exception(problem):
+    model, p, X, Y = problem
+    run = descend(model, Square(), p, X * 100, Y, GD(50.0), 200)
+    assert run.status is Status.DIVERGED
+    assert "try a smaller step" in run.message and f"step {run.step}" in run.message
+    assert all(np.all(np.isfinite(q)) for snapshot in run.params for q in snapshot)
+
+
+def test_gd_step_is_theta_minus_eta_gradient_with_coupled_decay(problem):
+    model, p, X, Y = problem
+    run = descend(model, Square(), p, X, Y, GD(0.1, weight_decay=0.2), 1)
+    for before, after, g in zip(run.params[0], run.params[1], run.grads[0], strict=True):
+        assert np.allclose(after, before - 0.1 * (g + 0.2 * before))
+
+
+def test_decaying_schedule_follows_eta0_over_t_plus_one_to_the_power():
+    opt = GD(0.5, power=0.75)
+    assert opt.step_size(0) == 0.5 and np.isclose(opt.step_size(15), 0.5 / 16**0.75)
+
+
+def test_sgd_is_seeded_and_uses_minibatches(problem):
+    model, p, X, Y = problem
+    a = descend(model, Square(), p, X, Y, SGD(0.1, batch_size=2, seed=3), 4)
+    b = descend(model, Square(), p, X, Y, SGD(0.1, batch_size=2, seed=3), 4)
+    c = descend(model, Square(), p, X, Y, GD(0.1), 4)
+    assert all(np.array_equal(x, y) for x, y in zip(a.final, b.final, strict=True))
+    assert not all(np.allclose(x, y) for x, y in zip(a.final, c.final, strict=True))
+
+
+def test_momentum_and_adam_move_differently_from_gd(problem):
+    model, p, X, Y = problem
+    finals = [descend(model, Square(), p, X, Y, opt, 3).final
+              for opt in (GD(0.05), Momentum(0.05, beta=0.9), Adam(0.05))]
+    assert not np.allclose(finals[0][0], finals[1][0]) and not np.allclose(finals[0][0], finals[2][0])
+
+
+def test_implicit_midpoint_conserves_the_law_far_better_than_rk4(rng):
+    model = parse("mlp:3-5-2:linear")  # smooth flow: no kinks
+    p, X, Y = model.init(rng), rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    (unit, *_) = laws(model)
+    mid = implicit_midpoint(model, Square(), p, X, Y, 1.0, 10)
+    coarse = rk4(model, Square(), p, X, Y, 1.0, 5)
+    drift = lambda run: np.max(np.abs(unit.value(run.final) - unit.value(p)))  # noqa: E731
+    assert drift(mid) < 1e-13 < drift(coarse)
+
+
+def test_rk4_drift_shrinks_at_fourth_order_on_a_smooth_flow(rng):
+    model = parse("mlp:3-5-2:linear")
+    p, X, Y = model.init(rng), rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    (unit, *_) = laws(model)
+    drifts = [np.max(np.abs(unit.value(rk4(model, Square(), p, X, Y, 1.0, n).final) - unit.value(p)))
+              for n in (4, 8)]
+    assert 3.5 < np.log2(drifts[0] / drifts[1]) < 4.5
+
+
+def test_dop853_reference_is_accurate_and_counts_evaluations(rng):
+    model = parse("mlp:3-5-2:linear")
+    p, X, Y = model.init(rng), rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    run = dop853(model, Square(), p, X, Y, 1.0)
+    ref = implicit_midpoint(model, Square(), p, X, Y, 1.0, 400)
+    assert run.ok and run.evaluations > 10
+    assert np.allclose(run.final[0], ref.final[0], atol=1e-4)
+
+
+def test_dop853_stops_at_its_evaluation_budget(problem):
+    model, p, X, Y = problem
+    run = dop853(model, Square(), p, X, Y, 50.0, max_evaluations=30)
+    assert run.status is Status.MAX_STEPS and "raise max_evaluations" in run.message
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [("gd", "lr must be"), ("gd:lr=0", "lr must be finite and > 0"), ("gd:lr=nan", "lr must be"),
+     ("gd:lr=inf", "lr must be"), ("gd:lr=0.1,power=-1", "power must be"),
+     ("momentum:lr=0.1,beta=1.5", "beta must be"), ("adm:lr=0.1", "did you mean 'adam'"),
+     ("gd:lr=0.1,wd=-1", "weight_decay"), ("sgd:lr=0.1,batch=0", "batch must be"),
+     ("gd:rate=0.1", "unknown option")],
+)
+def test_bad_optimizer_specs_raise_invalid_argument(spec, fragment):
+    with pytest.raises((InvalidArgument, TypeError)) as info:
+        optimizer(spec)
+    assert fragment in str(info.value) or isinstance(info.value, TypeError)
+
+
+def test_optimizer_specs_round_trip():
+    for spec in ("gd:lr=0.1", "gd:lr=0.1,power=0.75,weight_decay=0.01", "sgd:lr=0.05,batch_size=4,seed=2",
+                 "momentum:lr=0.01,beta=0.5", "adam:lr=0.001"):
+        assert optimizer(optimizer(spec).spec) == optimizer(spec)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_flow_times_must_be_finite_and_positive(problem, bad):
+    model, p, X, Y = problem
+    with pytest.raises(InvalidArgument, match="flow time T"):
+        rk4(model, Square(), p, X, Y, bad, 4)

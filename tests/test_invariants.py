@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flowlaws.invariants import candidate_laws, independent_count, laws, one_to_one, without_bias
+from flowlaws.models import parse
+from flowlaws.strategies import architectures, params
+
+
+@pytest.mark.parametrize(
+    ("spec", "count"),
+    [("mlp:3-4-5-2:relu:bias", 9), ("mlp:3-4-2:tanh", 0), ("mlp:2-3-2:linear", 6),
+     ("mlp:2-2-2:linear", 3), ("mlp:2-4-1:linear", 9), ("mlp:3-4-5-2:relu", 9),
+     ("factorization:4x5:2", 3), ("seq:1x12:conv1d(4,3,bias),relu,maxpool1d(2),flatten,dense(2)", 4)],
+)
+def test_independent_law_count_matches_theory_section_4(spec, count):
+    assert independent_count(parse(spec)) == count
+
+
+def test_unit_law_of_a_one_one_one_net_is_w1_squared_minus_w2_squared():
+    model = parse("mlp:1-1-1:relu:bias")
+    p = (np.array([[2.0]]), np.array([0.5]), np.array([[3.0]]), np.array([1.0]))
+    unit = next(law for law in laws(model) if law.kind == "unit")
+    assert np.allclose(unit.value(p), [4.0 + 0.25 - 9.0])
+    assert np.allclose(without_bias(unit).value(p), [4.0 - 9.0])
+
+
+def test_matrix_law_of_a_two_layer_linear_net_is_w1_w1t_minus_w2t_w2(rng):
+    model = parse("mlp:2-3-2:linear")
+    W1, W2 = model.init(rng)
+    matrix = next(law for law in laws(model) if law.kind == "matrix")
+    assert np.allclose(matrix.value((W1, W2)), W1 @ W1.T - W2.T @ W2)
+    layer = next(law for law in laws(model) if law.kind == "layer")
+    assert np.isclose(layer.value((W1, W2)), np.sum(W1**2) - np.sum(W2**2))
+
+
+def test_degree_k_law_weights_the_outgoing_side_by_k():
+    model = parse("mlp:1-1-1:relu_power(3)")
+    p = (np.array([[2.0]]), np.array([[1.0]]))
+    unit = next(law for law in laws(model) if law.kind == "unit")
+    assert unit.k == 3 and np.allclose(unit.value(p), [4.0 - 3.0])
+    assert np.allclose(one_to_one(unit).value(p), [3.0])
+
+
+def test_factorization_law_is_ut_u_minus_vt_v(rng):
+    model = parse("factorization:4x3:2")
+    U, V = model.init(rng)
+    matrix = next(law for law in laws(model) if law.kind == "matrix")
+    assert np.allclose(matrix.value((U, V)), U.T @ U - V.T @ V)
+
+
+def test_candidate_laws_exist_for_tanh_and_skip_connections():
+    assert laws(parse("mlp:3-4-2:tanh")) == ()
+    assert len(candidate_laws(parse("mlp:3-4-2:tanh"))) == 2
+    residual = parse("seq:4:dense(4),relu,residual[dense(8),relu,dense(4)],relu,dense(2)")
+    skipped = [law for law in candidate_laws(residual) if law.kind == "unit" and law.params == (0, 1)]
+    assert [v.name for v in skipped[0].outgoing] == ["dense1.W"]  # res0.dense0.W once inlined
+    assert residual.param_specs[1][0] == "res0.dense0.W"
+
+
+@given(st.data())
+def test_polarization_identity_holds_for_every_law(data):
+    model = data.draw(architectures(kinds=("mlp", "linear", "conv1d", "factorization")))
+    theta = data.draw(params(model))
+    delta = data.draw(params(model))
+    after = tuple(a + b for a, b in zip(theta, delta, strict=True))
+    for law in laws(model):
+        lhs = law.value(after) - law.value(theta)
+        rhs = 2 * law.bilinear(theta, delta) + law.value(delta)
+        scale = law.magnitude(tuple(map(np.abs, after)), tuple(map(np.abs, after))) + law.magnitude(
+            tuple(map(np.abs, theta)), tuple(map(np.abs, theta))) + 3 * law.magnitude(
+            tuple(map(np.abs, theta)), tuple(map(np.abs, delta)))
+        assert np.all(np.abs(lhs - rhs) <= 1e-13 * (scale + 1e-300))
+
+
+def test_law_formulas_name_the_slices():
+    unit = laws(parse("mlp:3-4-2:relu:bias"))[0]
+    assert unit.formula == "‖dense0.W[i,:]‖² + dense0.b[i]² − ‖dense1.W[:,i]‖²"

@@ -1,0 +1,158 @@
+import autograd
+import numpy as np
+import pytest
+
+from flowlaws.engine import value_and_grad
+from flowlaws.errors import InvalidArgument
+from flowlaws.losses import Square
+from flowlaws.models import HOMOGENEOUS, NON_HOMOGENEOUS, Activation, flatten, parse, unflatten
+
+SPECS = [
+    "mlp:3-8-8-2:relu",
+    "mlp:3-4-2:tanh",
+    "mlp:3-8-8-2:relu:bias",
+    "mlp:2-3-2:linear",
+    "mlp:2-3-1:leaky_relu(0.2)",
+    "mlp:2-3-1:prelu(1,0.5):bias",
+    "mlp:2-3-1:relu_power(2)",
+    "factorization:4x5:2",
+    "seq:1x12:conv1d(4,3,bias),relu,maxpool1d(2),flatten,dense(2)",
+    "seq:2x6:conv1d(3,2,stride=2,padding=1),abs,avgpool1d(2),flatten,dense(2,bias)",
+    "seq:2x6x6:conv2d(3,3,padding=1),leaky_relu(0.1),avgpool2d(2),conv2d(2,2,bias),relu,flatten,dense(3)",
+    "seq:1x5x5:conv2d(2,2,stride=2),relu,maxpool2d(2),flatten,dense(1)",
+    "seq:4:dense(4,bias),relu,residual[dense(8),relu,dense(4)],relu,dense(2)",
+]
+LAYER_KINDS = [
+    "seq:3:dense({w},bias),{act},dense(2,bias)",
+    "seq:2x7:conv1d(3,3,stride=2,padding=1,bias),{act},flatten,dense(2)",
+    "seq:2x5x5:conv2d(2,2,padding=1,bias),{act},maxpool2d(2),flatten,dense(2)",
+    "seq:2x6:conv1d(2,2,bias),{act},avgpool1d(2),flatten,dense(2)",
+    "seq:2x6:conv1d(2,1),{act},maxpool1d(3),flatten,dense(2)",
+    "seq:3:dense(3),{act},residual[dense(4,bias),{act},dense(3)],dense(2)",
+]
+ACTIVATIONS = ["linear", "relu", "leaky_relu(0.1)", "abs", "prelu(0.5,-2)", "relu_power(2)",
+               *NON_HOMOGENEOUS]
+
+
+def test_every_spec_round_trips_through_model_spec():
+    for spec in SPECS:
+        model = parse(spec)
+        assert parse(model.spec) == model
+        assert model.spec == spec
+
+
+def test_mlp_spec_names_parameters_by_kind_and_position():
+    names = [name for name, _ in parse("mlp:3-8-8-2:relu:bias").param_specs]
+    assert names == ["dense0.W", "dense0.b", "dense1.W", "dense1.b", "dense2.W", "dense2.b"]
+
+
+def test_every_activation_reports_its_homogeneity_degree():
+    for name in HOMOGENEOUS:
+        assert Activation(name).degree is not None
+    for name in NON_HOMOGENEOUS:
+        act = Activation(name)
+        assert act.degree is None
+        assert "!=" in act.homogeneity_counterexample()
+    z = np.linspace(-2, 2, 9)
+    for name in HOMOGENEOUS:
+        act = Activation(name)
+        assert np.allclose(act.fn(3.0 * z), 3.0**act.degree * act.fn(z))
+
+
+def _data(model, rng, n=4):
+    X = rng.normal(size=(n, *model.input_shape))
+    X.flat[0] = 0.0  # a zero input puts some pre-activations exactly at the kink
+    return X, rng.normal(size=(n, *model.output_shape))
+
+
+def _central_differences(f, params, h=1e-6):
+    shapes = [p.shape for p in params]
+    v = flatten(params)
+    out = np.zeros_like(v)
+    for i in range(len(v)):
+        e = np.zeros_like(v)
+        e[i] = h
+        out[i] = (f(unflatten(v + e, shapes)) - f(unflatten(v - e, shapes))) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize("template", LAYER_KINDS)
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_engine_gradient_matches_autograd_and_finite_differences(template, act, rng):
+    model = parse(template.format(w=4, act=act))
+    params = model.init(rng)
+    X, Y = _data(model, rng)
+    _, grads = value_and_grad(model, Square(), params, X, Y)
+    generic = autograd.grad(lambda p: Square().value(model.apply(p, X, fused=False), Y))(params)
+    fused = autograd.grad(lambda p: Square().value(model.apply(p, X), Y))(params)
+    for a, b, c in zip(grads, generic, fused, strict=True):
+        assert np.allclose(a, b, rtol=1e-10, atol=1e-12)
+        assert np.allclose(a, c, rtol=1e-10, atol=1e-12)
+    numeric = _central_differences(lambda p: Square().value(model.forward(p, X)[0], Y), params)
+    assert np.allclose(flatten(grads), numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_relu_derivative_at_the_kink_is_zero_and_max_pool_ties_split_equally():
+    relu = Activation("relu")
+    assert relu.derivative(np.array([0.0])) == 0
+    model = parse("seq:1x2:maxpool1d(2),flatten,dense(1)")
+    params = (np.ones((1, 1)),)
+    X = np.array([[[3.0, 3.0]]])
+    out, cache = model.forward(params, X)
+    dX, _ = model._chain.backward(params, cache, np.ones_like(out))
+    assert np.allclose(dX, [[[0.5, 0.5]]])
+
+
+def test_rescalings_follow_pooling_and_flatten_to_the_next_weight_layer():
+    model = parse("seq:1x12:conv1d(4,3,bias),relu,maxpool1d(2),flatten,dense(2)")
+    (r,) = model.rescalings()
+    assert [v.name for v in r.incoming] == ["conv0.W", "conv0.b"]
+    assert [(v.name, v.axis, v.units) for v in r.outgoing] == [("dense0.W", 1, 4)]
+    assert not r.linear
+
+
+def test_units_feeding_a_skip_connection_have_no_rescaling():
+    model = parse("seq:4:dense(4),relu,residual[dense(8),relu,dense(4)],relu,dense(2)")
+    assert [r.name for r in model.rescalings()] == ["res0.dense0/res0.dense1"]
+
+
+def test_non_homogeneous_activations_stop_the_rescaling():
+    assert parse("mlp:3-4-2:tanh").rescalings() == ()
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("mlp:3-4-2:rleu", "did you mean 'relu'"),
+        ("mpl:3-4-2:relu", "did you mean 'mlp'"),
+        ("mlp:3-0-2:relu", "positive"),
+        ("mlp:3-x-2:relu", "integers"),
+        ("mlp:3-4-2:relu:bais", "expected mlp"),
+        ("seq:3:conv1d(2,3),relu,dense(2)", "needs input (channels, length)"),
+        ("seq:1x4:conv1d(2,7),relu,flatten,dense(2)", "does not fit"),
+        ("seq:1x4:conv1d(2,2),relu,dense(2)", "put flatten before it"),
+        ("seq:4:dense(3),residual[dense(2)]", "must keep the input shape"),
+        ("seq:4:dense(3),blah", "unknown layer 'blah'"),
+        ("seq:4:dense(3,bias,foo)", "unknown option"),
+        ("seq:4:dense(3", "unbalanced"),
+        ("mlp:3-4-2:relu_power(0.5)", "k >= 1"),
+        ("factorization:4x5", "expected factorization"),
+        ("", "non-empty"),
+    ],
+)
+def test_bad_specs_raise_invalid_argument_naming_the_problem(spec, fragment):
+    with pytest.raises(InvalidArgument, match=None) as info:
+        parse(spec)
+    assert fragment in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_factorization_objective_is_half_squared_frobenius_error(rng):
+    model = parse("factorization:3x4:2")
+    U, V = model.init(rng)
+    M = rng.normal(size=(3, 4))
+    X, Y = model.data(M)
+    value, (gU, gV) = value_and_grad(model, Square(reduction="sum"), (U, V), X, Y)
+    R = U @ V.T - M
+    assert np.isclose(value, 0.5 * np.sum(R**2))
+    assert np.allclose(gU, R @ V) and np.allclose(gV, R.T @ U)

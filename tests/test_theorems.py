@@ -1,0 +1,76 @@
+"""Every theorem at every level that applies, and every expected break as a negative
+control that Hypothesis must find and shrink."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from flowlaws.models import Activation, Sequential
+from flowlaws.strategies import scenarios
+from flowlaws.theorems import THEOREMS, run, theorem
+
+TRUE = [t for t in THEOREMS.values() if t.expect == "holds"]
+BREAKS = [t for t in THEOREMS.values() if t.expect == "breaks"]
+
+
+def _property(thm):
+    @given(scenarios(thm))
+    @settings(max_examples=15)
+    def check(scenario):
+        if thm.id == "balance":
+            return
+        verdict = thm.check(scenario)
+        assert verdict.status in ("holds", "invalid"), (verdict.status, verdict.evidence)
+
+    return check
+
+
+@pytest.mark.parametrize("thm", TRUE, ids=lambda t: t.id)
+def test_true_theorem_holds_on_every_drawn_scenario(thm):
+    _property(thm)()
+
+
+@pytest.mark.parametrize("thm", TRUE, ids=lambda t: t.id)
+def test_true_theorem_run_reports_holds_with_cases_and_worst_effect(thm):
+    result = run(thm, max_examples=10)
+    assert result.verdict == "holds", result.worst
+    assert result.cases > 0 and result.worst.effect <= 1
+
+
+@pytest.mark.parametrize("thm", BREAKS, ids=lambda t: t.id)
+def test_expected_break_is_found_and_shrunk_to_a_small_counterexample(thm):
+    result = run(thm, max_examples=25)
+    assert result.verdict == "break-confirmed"
+    scenario, verdict = result.counterexample
+    assert verdict.evidence.effect >= 1e3
+    assert len(scenario.X) == 1  # one sample
+    hidden = [layer.units for layer in getattr(scenario.model, "layers", ())[:-1]
+              if hasattr(layer, "units")]
+    assert all(width == 1 for width in hidden)  # one unit per hidden layer
+
+
+def test_hypotheses_explain_themselves_when_they_fail(rng):
+    from flowlaws.checking import Scenario
+    from flowlaws.losses import Square
+    from flowlaws.models import mlp
+
+    model = mlp([2, 3, 1], Activation("tanh"))
+    scenario = Scenario(model, model.init(rng), np.zeros((1, 2)), np.zeros((1, 1)), Square())
+    verdict = theorem("thm-2.1").check(scenario)
+    assert verdict.status == "invalid"
+    assert "activation 'tanh' is not positively homogeneous: tanh(2*" in verdict.reason
+
+
+def test_theorem_lookup_suggests_the_closest_id():
+    with pytest.raises(ValueError, match=r"did you mean 'thm-2\.1'"):
+        theorem("thm-21")
+
+
+def test_every_paper_result_and_break_has_a_stable_id():
+    ids = set(THEOREMS)
+    assert {"thm-2.1", "cor-2.1", "thm-2.2", "thm-2.3", "bias", "degree-k", "gd-step", "weight-decay",
+            "momentum-step", "balance"} <= ids
+    assert {f"break-{a}" for a in ("tanh", "sigmoid", "softplus", "gelu", "elu", "silu", "relu2",
+                                    "no-bias", "skip", "momentum", "adam", "weight-decay")} <= ids
+    assert all(t.reference and t.statement for t in THEOREMS.values())
+    assert Sequential  # the models are data
