@@ -2,10 +2,12 @@
 
 Tolerance model
 ---------------
-Every residual is compared with ``gamma(n) * M``, where M is the *magnitude* of the
-terms that produced it (the same sums with every term replaced by its absolute
-value) and gamma(n) = SAFETY * n * eps is Higham's bound gamma_n = n u / (1 - n u)
-(u = eps/2) for n accumulated roundings, with SAFETY = 4. n is the number of
+Every residual is compared with ``tolerance(M, n) = gamma(n) * M + SAFETY * n * tiny``,
+where M is the *magnitude* of the terms that produced it (the same sums with every
+term replaced by its absolute value), gamma(n) = SAFETY * n * eps is Higham's bound
+gamma_n = n u / (1 - n u) (u = eps/2) for n accumulated roundings, with SAFETY = 4,
+and ``tiny`` (the smallest subnormal) bounds the absolute error each operation can
+make when its result underflows (Higham, eq. 2.8): weights near 1e-308 are legal. n is the number of
 parameters plus the batch size: a bound on the length of any chain of floating-point
 sums behind one residual. For the gradient, M uses the magnitude sweep
 (`flowlaws.engine.gradient_and_magnitude`), so cancellation inside the gradient
@@ -39,9 +41,17 @@ EPS = float(np.finfo(np.float64).eps)
 SAFETY = 4.0
 
 
+TINY = float(np.finfo(np.float64).smallest_subnormal)
+
+
 def gamma(n: int) -> float:
     """SAFETY * n * eps: the relative error bound for n accumulated roundings."""
     return SAFETY * n * EPS
+
+
+def tolerance(magnitude, n: int):
+    """gamma(n) * magnitude + SAFETY * n * tiny: round-off plus underflow for n operations."""
+    return gamma(n) * magnitude + SAFETY * n * TINY
 
 
 def accumulation_length(model, X) -> int:
@@ -112,10 +122,10 @@ def worst(evidence) -> Evidence:
 def pointwise(model, loss, params, X, Y, law_list) -> Evidence:
     """Level 1: the Euler identity B(theta, grad L) = 0, every law and component."""
     _, grads, magnitude = gradient_and_magnitude(model, loss, params, X, Y)
-    g = gamma(accumulation_length(model, X))
+    n = accumulation_length(model, X)
     absolute = tuple(np.abs(p) for p in params)
     return worst(
-        _worst("pointwise", law, law.bilinear(params, grads), g * law.magnitude(absolute, magnitude))
+        _worst("pointwise", law, law.bilinear(params, grads), tolerance(law.magnitude(absolute, magnitude), n))
         for law in law_list
     )
 
@@ -154,7 +164,7 @@ PREDICTIONS = {
 def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
     """Level 2: every step of an optimizer run against ``PREDICTIONS[prediction]``."""
     predict = PREDICTIONS[prediction]
-    g = gamma(accumulation_length(model, X))
+    n = accumulation_length(model, X)
     found = []
     zeros = tuple(np.zeros_like(p) for p in run.params[0])
     for k in range(len(run.params) - 1):
@@ -173,7 +183,7 @@ def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
             scale = (law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
                      + 2 * eta * law.magnitude(a_theta, gmag)
                      + eta**2 * law.magnitude(tuple(map(np.abs, grad)), gmag))
-            found.append(_worst("step", law, residual, g * scale, where=f"step {k}",
+            found.append(_worst("step", law, residual, tolerance(scale, n), where=f"step {k}",
                                 first_order=2 * law.bilinear(theta, delta),
                                 second_order=law.value(delta)))
     return worst(found)
@@ -183,14 +193,14 @@ def balance(model, X, run, law_list, opt) -> Evidence:
     """Balancing under GD (Cor 2.1, Fig. 2): the imbalance D = Q(theta) of a layer law
     obeys |D_T| <= |D_0| + sum_k eta_k^2 |Q(g_k)| (from the exact step identity), so
     ||W_h||^2 / ||W_h+1||^2 = 1 + D_T / ||W_h+1||^2 tends to 1 as the norms grow."""
-    g = gamma(accumulation_length(model, X))
+    n = accumulation_length(model, X)
     first, last = run.params[0], run.final
     found = []
     for law in law_list:
         bound = abs(law.value(first))
         for k, grad in enumerate(run.grads):
             theta = tuple(map(np.abs, run.params[k]))
-            bound = bound + opt.step_size(k) ** 2 * abs(law.value(grad)) + g * law.magnitude(theta, theta)
+            bound = bound + opt.step_size(k) ** 2 * abs(law.value(grad)) + tolerance(law.magnitude(theta, theta), n)
         in_norm = sum(float(np.sum(v.rows(last) ** 2)) for v in law.incoming)
         out_norm = sum(float(np.sum(v.rows(last) ** 2)) for v in law.outgoing)
         start = sum(float(np.sum(v.rows(first) ** 2)) for v in law.outgoing)
@@ -208,7 +218,7 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
     run = implicit_midpoint(model, loss, params, X, Y, T, n, weight_decay=weight_decay)
     if not run.ok:
         raise InvalidArgument(f"gradient flow failed: {run.message}")
-    g = gamma(accumulation_length(model, X))
+    count = accumulation_length(model, X)
     h = T / n
     found = []
     for law in law_list:
@@ -222,9 +232,9 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
             moved = tuple(np.abs(b - a) for a, b in zip(theta, after, strict=True))
             ones = tuple(np.full_like(p, run.solve_errors[k]) for p in theta)
             residual = residual + law.value(after) - law.value(theta) + 2 * h * weight_decay * law.value(mid)
-            scale = scale + (g * (law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
-                                  + 2 * h * law.magnitude(a_mid, gmag)
-                                  + 2 * h * weight_decay * law.magnitude(a_mid, a_mid))
+            scale = scale + (tolerance(law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
+                                       + 2 * h * law.magnitude(a_mid, gmag)
+                                       + 2 * h * weight_decay * law.magnitude(a_mid, a_mid), count)
                              + 2 * law.magnitude(ones, moved))
             series.append(float(np.sum(law.value(after))))
         found.append(_worst("flow", law, residual, scale, where=f"t = {T:g} ({n} midpoint steps)",
@@ -243,7 +253,7 @@ def _with_order(evidence, model, loss, params, X, Y, law_list, T, n):
         if not run.ok:
             return evidence
         drifts.append(float(np.max(np.abs(law.value(run.final) - law.value(params)))))
-    floor = gamma(accumulation_length(model, X)) * float(np.max(law.magnitude(params, params)))
+    floor = float(np.max(tolerance(law.magnitude(params, params), accumulation_length(model, X))))
     if min(drifts) <= floor:
         return evidence
     return _replace(evidence, observed_order=math.log2(drifts[0] / drifts[1]))
