@@ -43,13 +43,18 @@ def gradient_and_magnitude(model, loss: Loss, params, X, Y):
 
 
 def gradient_field(model, loss: Loss, X, Y, weight_decay: float = 0.0):
-    """theta -> -grad (L(theta) + weight_decay/2 ||theta||^2) on the flat parameter vector."""
+    """theta -> -grad (L(theta) + weight_decay/2 ||theta||^2) on the flat parameter
+    vector; ``field(vector, pattern)`` evaluates it with a frozen activation pattern,
+    ``field.pattern(vector)`` reads the pattern at a point."""
     from flowlaws.models import flatten, unflatten
 
     shapes = [shape for _, shape in model.param_specs]
 
-    def field(vector):
-        _, grads = value_and_grad(model, loss, unflatten(vector, shapes), X, Y)
-        return -flatten(grads) - weight_decay * vector
+    def field(vector, pattern=None):
+        params = unflatten(vector, shapes)
+        out, cache = model.forward(params, X, pattern)
+        _, dout = loss.value_and_grad(out, Y)
+        return -flatten(model.backward(params, cache, dout)) - weight_decay * vector
 
+    field.pattern = lambda vector: model.pattern(unflatten(vector, shapes), X)
     return field

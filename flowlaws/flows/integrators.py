@@ -8,8 +8,13 @@
   every quadratic invariant Q with B(theta, grad L(theta)) = 0 exactly, whatever h:
   Q(theta+) - Q(theta) = 2 B(m, theta+ - theta) = -2h B(m, grad L(m)) = 0. The implicit
   equation is solved by fixed-point iteration until an iteration moves no coordinate
-  by more than 8 ulp of the largest one (``SOLVE_ULPS``). At a ReLU kink the iteration
-  can cycle (the gradient jumps, and no exact solution exists); after
+  by more than 8 ulp of the largest one (``SOLVE_ULPS``). Within a step the
+  activation pattern (ReLU-family slopes, max-pool winners) is frozen at the
+  predicted midpoint: with live kinks the iteration can cycle (the gradient jumps and
+  no exact solution exists), while the frozen network is smooth and keeps every
+  rescaling symmetry, so the step still conserves Q exactly; where a kink is crossed
+  inside a step, that step follows the one-sided gradient (a first-order local error
+  in theta, none in Q). Kinks inside residual blocks are not frozen. After
   ``MAX_SOLVE_ITERATIONS`` the step is taken from the last iterate. Either way the
   step records ``solve_errors[k] = max |m_k - (theta_k + theta_k+1)/2|``, the distance
   between where the gradient was evaluated and the true midpoint. The drift of Q in
@@ -45,9 +50,12 @@ class _Counted:
         self.field = gradient_field(model, loss, X, Y, weight_decay)
         self.count = 0
 
-    def __call__(self, vector):
+    def __call__(self, vector, pattern=None):
         self.count += 1
-        return self.field(vector)
+        return self.field(vector, pattern)
+
+    def pattern(self, vector):
+        return self.field.pattern(vector)
 
 
 def _trajectory(model, loss, X, Y, vectors, times, counted, method, status=Status.OK, step=None,
@@ -127,10 +135,11 @@ def _rk4_step(f, y, h):
 
 def _midpoint_step(f, y, h):
     new = y + h * f(y)
+    pattern = f.pattern(0.5 * (y + new))  # frozen for the whole step
     floor = SOLVE_ULPS * np.finfo(float).eps
     for _ in range(MAX_SOLVE_ITERATIONS):
         where = 0.5 * (y + new)
-        nxt = y + h * f(where)
+        nxt = y + h * f(where, pattern)
         if not _finite(nxt):
             return nxt, np.inf
         move = float(np.max(np.abs(nxt - new)))

@@ -58,7 +58,10 @@ class Factorization:
         U, V = params
         return anp.dot(anp.dot(X, V), U.T)
 
-    def forward(self, params, X):
+    def pattern(self, params, X):
+        return None  # smooth: nothing to freeze
+
+    def forward(self, params, X, pattern=None):
         U, V = params
         A = X @ V
         return A @ U.T, (X, A)

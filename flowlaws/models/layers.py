@@ -222,14 +222,23 @@ class Pool(Layer):
         blocks, axes = self._blocks(x)
         return anp.max(blocks, axis=axes) if self.reduce == "max" else anp.mean(blocks, axis=axes)
 
-    def vjp(self, p, x, y, dy):
+    def weights(self, x):
+        """Each input's share of its window's output: 1/count at the (tied) maxima, or
+        1/size^dims for the mean. Frozen, they make the pool linear (`apply_frozen`)."""
+        blocks, axes = self._blocks(x)
+        if self.reduce == "mean":
+            return np.full(blocks.shape, 1.0 / self.size**self.dims)
+        hits = blocks == blocks.max(axis=axes, keepdims=True)
+        return hits / hits.sum(axis=axes, keepdims=True)
+
+    def apply_frozen(self, x, weights):
+        blocks, axes = self._blocks(x)
+        return np.sum(blocks * weights, axis=axes)
+
+    def vjp(self, p, x, y, dy, weights=None):
         blocks, axes = self._blocks(x)
         expand = tuple(slice(None) if i not in axes else None for i in range(blocks.ndim))
-        if self.reduce == "max":
-            hits = blocks == y[expand]
-            grad = hits * (dy / hits.sum(axis=axes))[expand]
-        else:
-            grad = np.broadcast_to(dy[expand] / self.size**self.dims, blocks.shape)
+        grad = (self.weights(x) if weights is None else weights) * dy[expand]
         dx = np.zeros_like(x)
         crop = (slice(None), slice(None), *(slice(0, m * self.size) for m in y.shape[2:]))
         dx[crop] = grad.reshape(dx[crop].shape)

@@ -112,16 +112,42 @@ class Chain:
                 X = s.act.fn(X) if s.act else X
         return X
 
-    def forward(self, params, X):
-        """(output, cache) in plain numpy; the cache feeds `backward`."""
+    def forward(self, params, X, pattern=None):
+        """(output, cache) in plain numpy; the cache feeds `backward`.
+
+        With a ``pattern`` (from `pattern`), every piecewise-linear activation uses the
+        frozen slopes and every max pool the frozen window weights: the network is then
+        smooth in the params and keeps all its rescaling symmetries.
+        """
         cache = []
-        for s in self.stages:
+        for i, s in enumerate(self.stages):
             p = params[s.start : s.stop]
-            z = s.layer.apply(p, X)
-            a = s.act.fn(z) if s.act else z
-            cache.append((X, z))
-            X = a
+            frozen = pattern[i] if pattern is not None else None
+            if frozen is not None and isinstance(s.layer, Pool):
+                z = s.layer.apply_frozen(X, frozen)
+            else:
+                z = s.layer.apply(p, X)
+            cache.append((X, z, frozen))
+            if s.act is None:
+                X = z
+            elif frozen is not None:
+                X = frozen * z
+            else:
+                X = s.act.fn(z)
         return X, cache
+
+    def pattern(self, cache) -> tuple:
+        """The activation pattern of a forward pass: slopes of the piecewise-linear
+        activations and max-pool window weights (None where nothing is frozen)."""
+        out = []
+        for s, (x, z, _) in zip(self.stages, cache, strict=True):
+            if s.act is not None and s.act.degree == 1:
+                out.append(s.act.derivative(z) * np.ones_like(z))
+            elif isinstance(s.layer, Pool) and s.layer.reduce == "max":
+                out.append(s.layer.weights(x))
+            else:
+                out.append(None)
+        return tuple(out)
 
     def backward(self, params, cache, dout, magnitude: bool = False):
         """(dX, grads as a list aligned with params) by the reverse sweep.
@@ -130,13 +156,16 @@ class Chain:
         """
         grads = [None] * len(self.specs)
         g = np.abs(dout) if magnitude else dout
-        for s, (x, z) in zip(reversed(self.stages), reversed(cache), strict=True):
+        for s, (x, z, frozen) in zip(reversed(self.stages), reversed(cache), strict=True):
             p = params[s.start : s.stop]
             if s.act is not None:
-                d = s.act.derivative(z)
+                d = s.act.derivative(z) if frozen is None else frozen
                 g = (np.abs(d) if magnitude else d) * g
-            vjp = s.layer.vjp_magnitude if magnitude else s.layer.vjp
-            g, dp = vjp(p, x, z, g)
+            if frozen is not None and s.act is None:  # a frozen max pool
+                g, dp = s.layer.vjp(p, x, z, g, frozen)
+            else:
+                vjp = s.layer.vjp_magnitude if magnitude else s.layer.vjp
+                g, dp = vjp(p, x, z, g)
             grads[s.start : s.stop] = dp
         return g, grads
 
@@ -246,8 +275,12 @@ class Sequential:
         """f(X; params), differentiable by autograd (fused VJPs unless fused=False)."""
         return self._chain.apply(params, X, fused)
 
-    def forward(self, params, X):
-        return self._chain.forward(params, X)
+    def forward(self, params, X, pattern=None):
+        return self._chain.forward(params, X, pattern)
+
+    def pattern(self, params, X) -> tuple:
+        """The activation pattern at ``params`` (see `Chain.forward`)."""
+        return self._chain.pattern(self._chain.forward(params, X)[1])
 
     def backward(self, params, cache, dout, magnitude: bool = False):
         return tuple(self._chain.backward(params, cache, dout, magnitude)[1])
