@@ -29,7 +29,7 @@ Levels
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -219,13 +219,13 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
     if not run.ok:
         raise InvalidArgument(f"gradient flow failed: {run.message}")
     count = accumulation_length(model, X)
-    h = T / n
     found = []
     for law in law_list:
         residual, scale = 0.0, 0.0
         series = [float(np.sum(law.value(run.params[0])))]
-        for k in range(n):
+        for k in range(len(run.params) - 1):
             theta, after = run.params[k], run.params[k + 1]
+            h = run.times[k + 1] - run.times[k]
             mid = tuple(0.5 * (a + b) for a, b in zip(theta, after, strict=True))
             _, _, gmag = gradient_and_magnitude(model, loss, mid, X, Y)
             a_theta, a_after, a_mid = (tuple(map(np.abs, p)) for p in (theta, after, mid))
@@ -312,7 +312,6 @@ class Verdict:
     status: str
     evidence: Evidence = NO_EVIDENCE
     reason: str = ""
-    details: tuple = field(default=())
 
     @property
     def failed(self) -> bool:

@@ -27,13 +27,11 @@ SPARKS = "▁▂▃▄▅▆▇█"
 
 
 def versions() -> dict:
-    import autograd  # noqa: F401
-    import hypothesis
+    """Versions of flowlaws and the libraries a replay depends on."""
+    from importlib.metadata import version
 
-    from flowlaws import __version__
-
-    return {"flowlaws": __version__, "hypothesis": hypothesis.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    found = {name: version(name) for name in ("flowlaws", "hypothesis", "autograd", "numpy", "scipy")}
+    return {**found, "python": platform.python_version()}
 
 
 @dataclass(frozen=True)

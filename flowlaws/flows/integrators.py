@@ -14,8 +14,9 @@
   no exact solution exists), while the frozen network is smooth and keeps every
   rescaling symmetry, so the step still conserves Q exactly; where a kink is crossed
   inside a step, that step follows the one-sided gradient (a first-order local error
-  in theta, none in Q). Kinks inside residual blocks are not frozen. After
-  ``MAX_SOLVE_ITERATIONS`` the step is taken from the last iterate. Either way the
+  in theta, none in Q). Kinks inside residual blocks are not frozen. A step whose
+  solve has not converged after ``MAX_SOLVE_ITERATIONS`` is retried as two half steps
+  (up to ``MAX_HALVINGS`` times), then taken from the last iterate. Either way the
   step records ``solve_errors[k] = max |m_k - (theta_k + theta_k+1)/2|``, the distance
   between where the gradient was evaluated and the true midpoint. The drift of Q in
   that step is then exactly 2 B(midpoint - m_k, theta+ - theta), so
@@ -34,6 +35,7 @@ from flowlaws.models.symmetry import flatten, unflatten
 
 SOLVE_ULPS = 8
 MAX_SOLVE_ITERATIONS = 40
+MAX_HALVINGS = 4
 
 
 def _check(T: float, steps: int | None = None) -> None:
@@ -111,18 +113,25 @@ def _fixed_step(model, loss, params, X, Y, T, steps, step_fn, method, weight_dec
 
 
 def _steps(model, loss, params, X, Y, T, steps, step_fn, method, weight_decay):
+    """Take ``steps`` equal steps; a step whose implicit solve did not converge is
+    retried as two half steps (at most MAX_HALVINGS times), and every accepted step
+    is recorded with its own time."""
     counted = _Counted(model, loss, X, Y, weight_decay)
-    h = T / steps
-    vectors, errors = [flatten(params)], []
-    for k in range(steps):
-        new, error = step_fn(counted, vectors[-1], h)
+    vectors, times, errors = [flatten(params)], [0.0], []
+    pending = [(T / steps, 0)] * steps
+    while pending:
+        h, depth = pending.pop(0)
+        new, error, converged = step_fn(counted, vectors[-1], h)
+        if not converged and depth < MAX_HALVINGS and _finite(new):
+            pending[:0] = [(h / 2, depth + 1)] * 2
+            continue
         if not _finite(new):
-            return _trajectory(model, loss, X, Y, vectors, h * np.arange(len(vectors)), counted,
-                               method, Status.DIVERGED, k + 1, np.array(errors))
+            return _trajectory(model, loss, X, Y, vectors, times, counted, method, Status.DIVERGED,
+                               len(vectors), np.array(errors))
         vectors.append(new)
+        times.append(times[-1] + h)
         errors.append(error)
-    return _trajectory(model, loss, X, Y, vectors, h * np.arange(steps + 1), counted, method,
-                       solve_errors=np.array(errors))
+    return _trajectory(model, loss, X, Y, vectors, times, counted, method, solve_errors=np.array(errors))
 
 
 def _rk4_step(f, y, h):
@@ -130,7 +139,7 @@ def _rk4_step(f, y, h):
     k2 = f(y + 0.5 * h * k1)
     k3 = f(y + 0.5 * h * k2)
     k4 = f(y + h * k3)
-    return y + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4), 0.0
+    return y + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4), 0.0, True
 
 
 def _midpoint_step(f, y, h):
@@ -141,12 +150,12 @@ def _midpoint_step(f, y, h):
         where = 0.5 * (y + new)
         nxt = y + h * f(where, pattern)
         if not _finite(nxt):
-            return nxt, np.inf
+            return nxt, np.inf, False
         move = float(np.max(np.abs(nxt - new)))
         new = nxt
         if move <= floor * max(float(np.max(np.abs(new))), 1e-300):
-            break
-    return new, float(np.max(np.abs(where - 0.5 * (y + new))))
+            return new, float(np.max(np.abs(where - 0.5 * (y + new)))), True
+    return new, float(np.max(np.abs(where - 0.5 * (y + new)))), False
 
 
 def rk4(model, loss, params, X, Y, T: float, steps: int, *, weight_decay: float = 0.0) -> Trajectory:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,7 +38,6 @@ class Trajectory:
     grads: list | None = None
     solve_errors: np.ndarray | None = None
     method: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
