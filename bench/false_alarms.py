@@ -1,6 +1,6 @@
 """Count false alarms: random cases per true theorem (Hypothesis, not derandomized).
 
-    python bench/false_alarms.py [--cases N] [--json]
+    python bench/false_alarms.py [--cases N] [--theorem ID ...] [--json]
 
 A true theorem must never report a violation; prints cases, violations and the worst
 effect size per theorem.
@@ -19,11 +19,12 @@ from flowlaws.theorems import THEOREMS, run
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--theorem", action="append", help="only these theorems (repeat)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     rows = []
     for thm in THEOREMS.values():
-        if thm.expect != "holds":
+        if thm.expect != "holds" or (args.theorem and thm.id not in args.theorem):
             continue
         start = time.perf_counter()
         result = run(thm, max_examples=args.cases, derandomize=False, seed=12345)

@@ -137,12 +137,12 @@ def cmd_check(args) -> int:
         return 0 if ok else 1
     table = Table(title=f"flowlaws check (profile {profile})", show_footer=True,
                   caption=None)
-    table.add_column("theorem", footer="total")
-    table.add_column("statement", ratio=1)
-    table.add_column("cases", justify="right", footer=str(sum(r.cases for r in results)))
-    table.add_column("worst r/tol", justify="right")
-    table.add_column("verdict", footer="ok" if ok else "FAILED")
-    table.add_column("s", justify="right", footer=f"{seconds:.1f}")
+    table.add_column("theorem", footer="total", no_wrap=True)
+    table.add_column("statement", no_wrap=True, overflow="ellipsis", max_width=max(out.width - 76, 10))
+    table.add_column("cases", justify="right", footer=str(sum(r.cases for r in results)), no_wrap=True)
+    table.add_column("worst r/tol", justify="right", no_wrap=True)
+    table.add_column("verdict", footer="ok" if ok else "FAILED", no_wrap=True)
+    table.add_column("s", justify="right", footer=f"{seconds:.1f}", no_wrap=True)
     for r in results:
         style = "green" if r.ok else "red"
         table.add_row(r.theorem.id, Text(r.theorem.statement), str(r.cases), f"{r.worst.effect:.2g}",
