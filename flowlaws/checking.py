@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -104,14 +105,14 @@ class Evidence:
 NO_EVIDENCE = Evidence("none", "", (), 0.0, 0.0, 0.0)
 
 
-def _worst(level, law, residual, tolerance, **extra) -> Evidence:
+def _worst(level, law, residual, tolerance, **extra: Any) -> Evidence:
     effect = effect_size(residual, tolerance)
     index = np.unravel_index(int(np.argmax(effect)), effect.shape) if effect.ndim else ()
     pick = lambda a: float(np.asarray(a, float)[index]) if np.ndim(a) else float(a)  # noqa: E731
+    picked: dict[str, Any] = {k: (pick(v) if isinstance(v, np.ndarray | float | np.floating) else v)
+                              for k, v in extra.items()}
     return Evidence(level, law.name, tuple(int(i) for i in index), pick(residual), pick(tolerance),
-                    float(effect[index] if effect.ndim else effect), **{
-                        k: (pick(v) if isinstance(v, np.ndarray | float | np.floating) else v)
-                        for k, v in extra.items()})
+                    float(effect[index] if effect.ndim else effect), **picked)
 
 
 def worst(evidence) -> Evidence:
@@ -219,6 +220,7 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
     if not run.ok:
         raise InvalidArgument(f"gradient flow failed: {run.message}")
     count = accumulation_length(model, X)
+    errors = run.solve_errors if run.solve_errors is not None else np.zeros(len(run.params))
     found = []
     for law in law_list:
         residual, scale = 0.0, 0.0
@@ -230,7 +232,7 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
             _, _, gmag = gradient_and_magnitude(model, loss, mid, X, Y)
             a_theta, a_after, a_mid = (tuple(map(np.abs, p)) for p in (theta, after, mid))
             moved = tuple(np.abs(b - a) for a, b in zip(theta, after, strict=True))
-            ones = tuple(np.full_like(p, run.solve_errors[k]) for p in theta)
+            ones = tuple(np.full_like(p, errors[k]) for p in theta)
             residual = residual + law.value(after) - law.value(theta) + 2 * h * weight_decay * law.value(mid)
             scale = scale + (tolerance(law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
                                        + 2 * h * law.magnitude(a_mid, gmag)
@@ -272,12 +274,12 @@ class Scenario:
     """Everything one check needs: model, params, data, loss, and for runs the
     optimizer with its step count, or the flow time and midpoint step count."""
 
-    model: object
+    model: Any
     params: tuple
     X: np.ndarray
     Y: np.ndarray
-    loss: object
-    optimizer: object = None
+    loss: Any
+    optimizer: Any = None
     steps: int = 0
     T: float = 0.0
     flow_steps: int = 0

@@ -56,5 +56,5 @@ def gradient_field(model, loss: Loss, X, Y, weight_decay: float = 0.0):
         _, dout = loss.value_and_grad(out, Y)
         return -flatten(model.backward(params, cache, dout)) - weight_decay * vector
 
-    field.pattern = lambda vector: model.pattern(unflatten(vector, shapes), X)
+    field.pattern = lambda vector: model.pattern(unflatten(vector, shapes), X)  # type: ignore[attr-defined]
     return field

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def figure1_data(seed: int = 0, steps: int = 3000) -> dict:
     M = target_matrix(rng, 20, 20, 5)
     G1, G2 = rng.normal(size=(20, 5)), rng.normal(size=(20, 5))
     U0, V0 = 0.025 * G1 * np.linalg.norm(G2) / np.linalg.norm(G1), 0.05 * G2
-    data = {"init_ratio": float(np.linalg.norm(U0) / np.linalg.norm(V0))}
+    data: dict[str, Any] = {"init_ratio": float(np.linalg.norm(U0) / np.linalg.norm(V0))}
     for label, lam in (("plain", 0.0), ("regularized", 1.0)):
         run = gd(M, U0, V0, np.full(steps, 0.05), regularizer=lam)
         objective = 0.5 * (run.errors * np.linalg.norm(M)) ** 2

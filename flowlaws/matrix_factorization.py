@@ -19,6 +19,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -124,8 +125,8 @@ def schedule(eta0: float, power: float, steps: int) -> np.ndarray:
 class FactorizationTheorem(Theorem):
     """A Section 3 theorem: checked as a frequency over seeded draws."""
 
-    draw: object = None      # seed -> Scenario
-    judge: object = None     # Scenario -> (Verdict, metrics)
+    draw: Any = None      # seed -> Scenario
+    judge: Any = None     # Scenario -> (Verdict, metrics)
 
     def check(self, scenario: Scenario) -> Verdict:
         return self.judge(scenario)[0]
@@ -187,12 +188,12 @@ def draw_31(seed: int) -> Scenario:
     model, params, M, _ = _draw(seed, 3, False)
     delta = DELTAS[seed % len(DELTAS)]
     sigma1 = np.linalg.norm(M, 2)
-    return _scenario(model, params, M, GD(ETA0 / sigma1, 0.5 + delta), BUDGET_31, seed)
+    return _scenario(model, params, M, GD(float(ETA0 / sigma1), 0.5 + delta), BUDGET_31, seed)
 
 
 def draw_32(seed: int) -> Scenario:
     model, params, M, _ = _draw(seed, 1, True)
-    return _scenario(model, params, M, GD(STEP_32 / np.linalg.norm(M, 2)), BUDGET_32, seed)
+    return _scenario(model, params, M, GD(float(STEP_32 / np.linalg.norm(M, 2))), BUDGET_32, seed)
 
 
 def _exact(run: Run, law="U^T U - V^T V") -> Evidence:
@@ -202,8 +203,8 @@ def _exact(run: Run, law="U^T U - V^T V") -> Evidence:
 def judge_31(s: Scenario) -> tuple[Verdict, dict]:
     """(a) the exact step identity, (b) drift <= its bound, (c) convergence to
     TARGET within the budget, (d) bounded iterates."""
-    M = s.Y.T
-    run = gd(M, *s.params, schedule(s.optimizer.lr, s.optimizer.power, s.steps), stop=TARGET)
+    M, (U, V) = s.Y.T, s.params
+    run = gd(M, U, V, schedule(s.optimizer.lr, s.optimizer.power, s.steps), stop=TARGET)
     evidence = _exact(run)
     drift_ok = run.drift <= run.drift_bound + tolerance(run.drift_bound + np.linalg.norm(M, "nuc"), M.size)
     bounded = run.max_norm <= BOUND * math.sqrt(np.linalg.norm(M, "nuc"))
@@ -240,15 +241,15 @@ def iterations_to(errors: np.ndarray, eps: float) -> int | None:
 def judge_32(s: Scenario) -> tuple[Verdict, dict]:
     """Ratio ||u||^2/||v||^2 in a bounded interval, linear rate after the initial phase,
     and iterations to epsilon growing like log(1/epsilon)."""
-    M = s.Y.T
-    run = gd(M, *s.params, np.full(s.steps, s.optimizer.lr), stop=0.1 * EPSILONS[-1])
+    M, (U, V) = s.Y.T, s.params
+    run = gd(M, U, V, np.full(s.steps, s.optimizer.lr), stop=0.1 * EPSILONS[-1])
     r0 = run.ratios[0]
     spread = RATIO_SPREAD * max(r0, 1 / r0)
     in_band = bool(np.all((run.ratios >= 1 / spread) & (run.ratios <= spread)))
     rate, r2 = linear_rate(run.errors)
     hits = [iterations_to(run.errors, e) for e in EPSILONS]
     reached = all(h is not None for h in hits)
-    per_decade = np.diff(hits) if reached else np.array([np.inf])
+    per_decade = np.diff(np.array(hits, dtype=float)) if reached else np.array([np.inf])
     # O(log 1/eps): every further factor 100 in accuracy costs a bounded number of
     # iterations (a sublinear rate would multiply the cost by ~100 per step of EPSILONS)
     linear = bool(reached and per_decade.min() > 0 and per_decade.max() <= DECADE_SPREAD * per_decade.min())

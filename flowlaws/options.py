@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from flowlaws.errors import InvalidArgument, unknown
 
 
-def parse_options(text: str, registry: dict[str, type], what: str):
+def parse_options(text: str, registry: Mapping[str, type], what: str):
     """Build ``registry[NAME](**options)`` from ``"NAME:key=value,..."``.
 
     >>> from flowlaws.flows import OPTIMIZERS

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -301,14 +302,15 @@ def run(thm: Theorem, *, max_examples: int = 25, derandomize: bool = True, seed:
     For "holds", a case beyond tolerance fails the search and is shrunk; for "breaks",
     the search looks for (and shrinks) a case where the law fails.
     """
-    if getattr(thm, "runner", None) is not None:
-        return thm.runner(thm, max_examples=max_examples, seed=seed)
+    runner = getattr(thm, "runner", None)
+    if runner is not None:
+        return runner(thm, max_examples=max_examples, seed=seed)
     from hypothesis import HealthCheck, Phase, assume, given, settings, target
     from hypothesis import seed as hypothesis_seed
 
     from flowlaws.strategies import scenarios
 
-    state = {"cases": 0, "invalid": 0, "worst": NO_EVIDENCE, "failure": None}
+    state: dict[str, Any] = {"cases": 0, "invalid": 0, "worst": NO_EVIDENCE, "failure": None}
     breaks = thm.expect == "breaks"
 
     def body(scenario):

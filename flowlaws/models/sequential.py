@@ -9,7 +9,7 @@ uses the hand-written VJPs too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from autograd.extend import defvjp_argnums, primitive
@@ -24,7 +24,7 @@ from flowlaws.models.symmetry import Rescaling, View
 class Stage:
     """A layer, the activation fused after it (or None), and its parameter indices."""
 
-    layer: Layer | Activation
+    layer: Any  # a Layer or an Activation
     act: Activation | None
     start: int
     stop: int

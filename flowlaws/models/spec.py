@@ -21,6 +21,7 @@ plain MLP), and ``parse(format_spec(m)) == m``.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flowlaws.errors import InvalidArgument, unknown
 from flowlaws.models.activations import _FAMILY, Activation
@@ -159,14 +160,14 @@ def _layer(text: str):
         raise InvalidArgument(f"cannot read layer {text!r}")
     name, args = match.group(1), match.group(2)
     positional, keywords, flags = _arguments(args or "")
+    cls: Any = Dense if name == "dense" else CONVS.get(name) or POOLS.get(name)
     try:
-        if name == "dense":
-            return Dense(*map(int, positional), bias="bias" in flags)
-        if name in CONVS:
-            return CONVS[name](*map(int, positional), **{k: int(v) for k, v in keywords.items()},
-                               bias="bias" in flags)
-        if name in POOLS:
-            return POOLS[name](*map(int, positional))
+        if cls is not None:
+            numbers = [int(v) for v in positional]
+            options: dict[str, Any] = {k: int(v) for k, v in keywords.items()}
+            if name in POOLS:
+                return cls(*numbers, **options)
+            return cls(*numbers, **options, bias="bias" in flags)
         if name == "flatten" and args is None:
             return Flatten()
     except (TypeError, ValueError) as error:

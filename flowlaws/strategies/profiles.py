@@ -9,6 +9,7 @@ per theorem, which `flowlaws check` uses too.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 
@@ -18,7 +19,7 @@ _SUPPRESS = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data
 
 def register_profiles() -> None:
     """Register the three profiles (idempotent) and reload the active one if it is ours."""
-    common = dict(deadline=None, suppress_health_check=_SUPPRESS, print_blob=True)
+    common: dict[str, Any] = dict(deadline=None, suppress_health_check=_SUPPRESS, print_blob=True)
     settings.register_profile("dev", max_examples=PROFILES["dev"], **common)
     settings.register_profile("ci", max_examples=PROFILES["ci"], derandomize=True,
                               database=None, **common)
