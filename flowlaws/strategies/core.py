@@ -123,7 +123,7 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
         try:
             return Sequential(shape, tuple(layers))
         except InvalidArgument:
-            # a kernel or pool that does not fit: drop the pools, pad the kernels
+            # a kernel or pool that does not fit: drop the pools, use 1-wide kernels
             plain = tuple(
                 conv(layer.channels, 1, 1, 0, has_bias) if isinstance(layer, conv) else layer
                 for layer in layers if not isinstance(layer, tuple(pools.values()))
