@@ -35,8 +35,11 @@ def parse_options(text: str, registry: Mapping[str, type], what: str):
     return cls(**options)
 
 
+_TYPES = {"float": float, "int": int, "str": str}
+
+
 def _convert(value: str, field: dataclasses.Field, what: str, name: str):
-    kind = field.type if isinstance(field.type, type) else eval(str(field.type), {})
+    kind = field.type if isinstance(field.type, type) else _TYPES[str(field.type)]
     try:
         return kind(float(value)) if kind is int and "." not in value else kind(value)
     except ValueError:
