@@ -98,8 +98,7 @@ class Evidence:
         data["unit"] = list(self.unit)
         data["series"] = list(self.series)
         data["attribution"] = self.attribution
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) and v != v else v)
-                for k, v in data.items()}
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()}
 
 
 NO_EVIDENCE = Evidence("none", "", (), 0.0, 0.0, 0.0)
