@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         err.print("flowlaws: interrupted")
         return 130
+    except BrokenPipeError:  # e.g. `flowlaws laws SPEC --json | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _progress(enabled: bool) -> Progress:
