@@ -220,18 +220,20 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
         raise InvalidArgument(f"gradient flow failed: {run.message}")
     count = accumulation_length(model, X)
     errors = run.solve_errors if run.solve_errors is not None else np.zeros(len(run.params))
+    steps = []  # per step, once for all laws: the terms the residual and tolerance need
+    for k in range(len(run.params) - 1):
+        theta, after = run.params[k], run.params[k + 1]
+        mid = tuple(0.5 * (a + b) for a, b in zip(theta, after, strict=True))
+        _, _, gmag = gradient_and_magnitude(model, loss, mid, X, Y)
+        steps.append((theta, after, mid, gmag, run.times[k + 1] - run.times[k],
+                      tuple(np.abs(b - a) for a, b in zip(theta, after, strict=True)),
+                      tuple(np.full_like(p, errors[k]) for p in theta)))
     found = []
     for law in law_list:
         residual, scale = 0.0, 0.0
         series = [float(np.sum(law.value(run.params[0])))]
-        for k in range(len(run.params) - 1):
-            theta, after = run.params[k], run.params[k + 1]
-            h = run.times[k + 1] - run.times[k]
-            mid = tuple(0.5 * (a + b) for a, b in zip(theta, after, strict=True))
-            _, _, gmag = gradient_and_magnitude(model, loss, mid, X, Y)
+        for theta, after, mid, gmag, h, moved, ones in steps:
             a_theta, a_after, a_mid = (tuple(map(np.abs, p)) for p in (theta, after, mid))
-            moved = tuple(np.abs(b - a) for a, b in zip(theta, after, strict=True))
-            ones = tuple(np.full_like(p, errors[k]) for p in theta)
             residual = residual + law.value(after) - law.value(theta) + 2 * h * weight_decay * law.value(mid)
             scale = scale + (tolerance(law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
                                        + 2 * h * law.magnitude(a_mid, gmag)

@@ -17,14 +17,12 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    import os
-
-    from hypothesis import settings
+    from flowlaws.strategies.profiles import load_profile
 
     # Hypothesis loads its own "ci" profile when CI is set; ours (registered above)
-    # replaces it, so load it again unless the user chose a profile explicitly.
-    if os.environ.get("CI") and not config.getoption("hypothesis_profile", default=None):
-        settings.load_profile("ci")
+    # replaces it. Unless the user chose a profile, load ours: "ci" under CI, else "dev".
+    if not config.getoption("hypothesis_profile", default=None):
+        load_profile()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -32,6 +32,13 @@ def test_scenarios_respect_the_theorem_space(data):
     assert {a.name for a in scenario.model.activations} == {"tanh"}
 
 
+@given(st.data())
+def test_padded_params_have_the_model_shapes(data):
+    model = data.draw(architectures(kinds=("mlp", "conv1d")))
+    p = data.draw(params(model, pad=3))
+    assert [q.shape for q in p] == [shape for _, shape in model.param_specs]
+
+
 def test_strategy_reprs_show_how_they_were_built():
     assert repr(params(parse("mlp:2-3-1:relu"), scale=0.5)) == "params(model='mlp:2-3-1:relu', scale=0.5)"
     assert "kinds=['mlp']" in repr(architectures(kinds=["mlp"]))
@@ -46,6 +53,7 @@ def test_strategy_reprs_show_how_they_were_built():
      (lambda: architectures(width=(3, 1)), "width must be"),
      (lambda: architectures(pooling=["min"]), "pooling must be"),
      (lambda: params(parse("mlp:2-3-1:relu"), scale=0.0), "scale must be"),
+     (lambda: params(parse("mlp:2-3-1:relu"), pad=0), "pad must be"),
      (lambda: datasets(parse("mlp:2-3-1:relu"), n=(0, 2)), "n must be"),
      (lambda: losses(names=["l1"]), "names must be"),
      (lambda: optimizers(names=["rmsprop"]), "names must be"),

@@ -157,10 +157,23 @@ def _floats(scale):
                      width=64)
 
 
-def params(model, *, scale: float = 1.0):
-    """A params tuple for ``model`` with every entry in [-scale, scale]."""
+def params(model, *, scale: float = 1.0, pad: int = 1):
+    """A params tuple for ``model`` with every entry in [-scale, scale].
+
+    With ``pad`` > 1 each array is drawn with every axis at least ``pad`` long and then
+    sliced to its shape, so that when Hypothesis shrinks a width, the entries of the
+    remaining units keep their place in the draw (and the counterexample keeps failing).
+    """
     scale = _positive("scale", scale)
-    arrays = [hnp.arrays(np.float64, shape, elements=_floats(scale)) for _, shape in model.param_specs]
+    if not isinstance(pad, int) or pad < 1:
+        raise _Error(f"pad must be an int >= 1, got {pad!r}")
+
+    def array(shape):
+        padded = tuple(max(n, pad) for n in shape)
+        window = tuple(slice(0, n) for n in shape)
+        return hnp.arrays(np.float64, padded, elements=_floats(scale)).map(lambda a: a[window].copy())
+
+    arrays = [array(shape) for _, shape in model.param_specs]
     return _named(st.tuples(*arrays), "params", model=model.spec, scale=scale)
 
 
@@ -225,7 +238,9 @@ def optimizers(*, names=("gd", "sgd"), lr=(1e-3, 0.1), weight_decay=0.0, decay_p
 
 def scenarios(theorem):
     """Scenarios a theorem quantifies over: its ``space`` (architectures, losses,
-    optimizers, flow settings) with params and data drawn to shrink."""
+    optimizers, flow settings) with params and data drawn to shrink. With
+    ``init_scale`` in the space the params are a seeded Gaussian init of that scale
+    instead (small-initialization theorems); the seed is drawn and shrinks."""
     space = dict(theorem.space)
     if "fixed" in space:
         from flowlaws.explore import fixed_scenarios
@@ -239,7 +254,12 @@ def scenarios(theorem):
     def draw(d):
         model = d(arch)
         loss = d(loss_st)
-        p = d(params(model, scale=space.get("scale", 1.0)))
+        if "init_scale" in space:
+            seed = d(st.integers(0, 2**32 - 1))
+            p = model.init(np.random.default_rng(seed), scale=space["init_scale"])
+        else:
+            width = space.get("architectures", {}).get("width", (1, 3))
+            p = d(params(model, scale=space.get("scale", 1.0), pad=_range("width", width)[1]))
         X, Y = d(datasets(model, loss=loss, n=space.get("n", (1, 4))))
         return Scenario(model, p, X, Y, loss, d(opt_st), steps=space.get("steps", 3),
                         T=space.get("T", 0.2), flow_steps=space.get("flow_steps", 8))
