@@ -7,9 +7,9 @@ where M is the *magnitude* of the terms that produced it (the same sums with eve
 term replaced by its absolute value), gamma(n) = SAFETY * n * eps is Higham's bound
 gamma_n = n u / (1 - n u) (u = eps/2) for n accumulated roundings, with SAFETY = 4,
 and ``tiny`` (the smallest subnormal) bounds the absolute error each operation can
-make when its result underflows (Higham, eq. 2.8): weights near 1e-308 are legal. n is the number of
-parameters plus the batch size: a bound on the length of any chain of floating-point
-sums behind one residual. For the gradient, M uses the magnitude sweep
+make when its result underflows (Higham, eq. 2.8): weights near 1e-308 are legal.
+n is the number of parameters plus the batch size: a bound on the length of any chain
+of floating-point sums behind one residual. For the gradient, M uses the magnitude sweep
 (`flowlaws.engine.gradient_and_magnitude`), so cancellation inside the gradient
 cannot cause a false alarm. Nothing else is tuned per test. The effect size of a
 residual r is |r| / (gamma(n) M): <= 1 is round-off, and a broken law shows an effect
@@ -227,13 +227,13 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
         _, _, gmag = gradient_and_magnitude(model, loss, mid, X, Y)
         steps.append((theta, after, mid, gmag, run.times[k + 1] - run.times[k],
                       tuple(np.abs(b - a) for a, b in zip(theta, after, strict=True)),
-                      tuple(np.full_like(p, errors[k]) for p in theta)))
+                      tuple(np.full_like(p, errors[k]) for p in theta),
+                      *(tuple(map(np.abs, p)) for p in (theta, after, mid))))
     found = []
     for law in law_list:
         residual, scale = 0.0, 0.0
         series = [float(np.sum(law.value(run.params[0])))]
-        for theta, after, mid, gmag, h, moved, ones in steps:
-            a_theta, a_after, a_mid = (tuple(map(np.abs, p)) for p in (theta, after, mid))
+        for theta, after, mid, gmag, h, moved, ones, a_theta, a_after, a_mid in steps:
             residual = residual + law.value(after) - law.value(theta) + 2 * h * weight_decay * law.value(mid)
             scale = scale + (tolerance(law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
                                        + 2 * h * law.magnitude(a_mid, gmag)

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flowlaws.errors import FlowlawsError, InvalidArgument
+from flowlaws.report import Counterexample
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -99,21 +100,6 @@ def _progress(enabled: bool) -> Progress:
                     TimeElapsedColumn(), console=err, transient=True, disable=not enabled)
 
 
-def counterexample(thm, scenario, verdict, seed=None, explore=None):
-    from flowlaws.report import Counterexample
-
-    hyps = [(h.name, h.why(scenario)) for h in thm.hypotheses]
-    if thm.broken:
-        from flowlaws import theorems
-
-        pool = {h.name: h for h in (theorems.HOMOGENEOUS_ACTS, theorems.DEGREE_ONE, theorems.NO_SKIP,
-                                    theorems.PLAIN_DESCENT, theorems.HAS_BIAS)}
-        reason = pool[thm.broken].why(scenario)
-        hyps.append((thm.broken, reason or "the law is altered: " + verdict.evidence.law))
-    return Counterexample(thm.id, thm.statement, scenario, verdict.status, verdict.evidence,
-                          tuple(hyps), explore, seed)
-
-
 def cmd_check(args) -> int:
     from flowlaws.strategies import PROFILES, load_profile
     from flowlaws.theorems import all_theorems, run, theorem
@@ -130,7 +116,7 @@ def cmd_check(args) -> int:
             progress.remove_task(task)
             if result.counterexample is not None:
                 scenario, verdict = result.counterexample
-                path = counterexample(thm, scenario, verdict).save(args.report_dir)
+                path = Counterexample.of(thm, scenario, verdict).save(args.report_dir)
                 result.extra["report"] = str(path)
             results.append(result)
     seconds = time.perf_counter() - started
@@ -156,7 +142,7 @@ def cmd_check(args) -> int:
         if not r.ok:
             out.print(f"[red]{r.theorem.id}[/]: {r.verdict} {r.note} {r.extra.get('report', '')}")
             if r.counterexample:
-                out.print(counterexample(r.theorem, *r.counterexample))
+                out.print(Counterexample.of(r.theorem, *r.counterexample))
     return 0 if ok else 1
 
 
@@ -188,7 +174,7 @@ def cmd_explore(args) -> int:
         return 0
     scenario, verdict = result.counterexample
     stem = f"explore-{model.spec.replace(':', '_').replace('/', '_')}"[:120]
-    cx = counterexample(thm, scenario, verdict, seed=args.seed,
+    cx = Counterexample.of(thm, scenario, verdict, seed=args.seed,
                         explore={"law": args.law, "steps": scenario.steps})
     path = cx.save(args.report_dir, _safe(stem))
     document.update(found=True, report=str(path), effect=verdict.evidence.effect,

@@ -48,6 +48,19 @@ class Counterexample:
     seed: int | None = None
     versions: dict = field(default_factory=versions)
 
+    @classmethod
+    def of(cls, thm, scenario: Scenario, verdict, seed=None, explore=None) -> Counterexample:
+        """The counterexample of ``verdict``, with every hypothesis of ``thm`` evaluated
+        (and, for an expected break, the one it violates)."""
+        from flowlaws.theorems import HYPOTHESES
+
+        hyps = [(h.name, h.why(scenario)) for h in thm.hypotheses]
+        if thm.broken:
+            reason = HYPOTHESES[thm.broken].why(scenario)
+            hyps.append((thm.broken, reason or "the law is altered: " + verdict.evidence.law))
+        return cls(thm.id, thm.statement, scenario, verdict.status, verdict.evidence, tuple(hyps),
+                   explore, seed)
+
     # --- JSON ---------------------------------------------------------------------------------
     def to_json(self) -> dict:
         s = self.scenario

@@ -21,13 +21,13 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
 
     from rich.console import Console
 
-    from flowlaws.cli import counterexample
     from flowlaws.explore import explore_theorem
     from flowlaws.flows import GD
     from flowlaws.flows import optimizer as make_optimizer
     from flowlaws.invariants import laws
     from flowlaws.losses import loss as make_loss
     from flowlaws.models import parse
+    from flowlaws.report import Counterexample
     from flowlaws.theorems import run
 
     model = parse(model) if isinstance(model, str) else model
@@ -41,7 +41,7 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
     result = run(thm, max_examples=max_examples)
     if result.counterexample is None:
         return
-    cx = counterexample(thm, *result.counterexample)
+    cx = Counterexample.of(thm, *result.counterexample)
     CAPTURED.append(cx)
     console = Console(width=100, record=True, file=None, force_terminal=False)
     with console.capture() as capture:

@@ -77,6 +77,7 @@ DEGREE_ONE = Hypothesis("activations of degree 1", _degree_one)
 NO_SKIP = Hypothesis("no skip connection", _no_skip)
 PLAIN_DESCENT = Hypothesis("plain gradient steps", _plain_descent)
 HAS_BIAS = Hypothesis("biases present", _has_bias)
+HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS)}
 
 # --- law selections --------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ import pytest
 from rich.console import Console
 
 from flowlaws.checking import Scenario
-from flowlaws.cli import counterexample
 from flowlaws.errors import InvalidArgument
 from flowlaws.losses import Square
 from flowlaws.models import parse
@@ -19,7 +18,7 @@ def cx():
     scenario = Scenario(model, (np.array([[1.0]]), np.array([[1.0]])), np.array([[1.0]]),
                         np.array([[0.0]]), Square())
     thm = theorem("break-tanh")
-    return counterexample(thm, scenario, thm.check(scenario))
+    return Counterexample.of(thm, scenario, thm.check(scenario))
 
 
 def test_counterexample_json_round_trips_and_replays(cx, tmp_path):
