@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowlaws.losses import Loss
+from flowlaws.models.layers import REALMIN
 
 
 def value_and_grad(model, loss: Loss, params, X, Y):
@@ -34,11 +35,15 @@ def gradient_and_magnitude(model, loss: Loss, params, X, Y):
 
     Entry j of the scale bounds sum |terms| that floating point adds up to form
     grad_j, so round-off in grad_j is at most gamma_n times it (Higham, Thm 3.5).
+    Every intermediate of the scale, forward and backward, is raised by REALMIN, the
+    underflow threshold: an operation whose result underflows errs by at most
+    u * REALMIN (Higham, eq. 2.8), and that error is carried through every later
+    product, however large the factors.
     """
     out, cache = model.forward(params, X)
     value, dout = loss.value_and_grad(out, Y)
     grads = model.backward(params, cache, dout)
-    magnitude = model.backward(params, cache, np.abs(dout), magnitude=True)
+    magnitude = model.backward(params, model.bounds(params, cache), np.abs(dout) + REALMIN, magnitude=True)
     return value, grads, magnitude
 
 

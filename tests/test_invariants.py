@@ -12,7 +12,11 @@ from flowlaws.strategies import architectures, params
     ("spec", "count"),
     [("mlp:3-4-5-2:relu:bias", 9), ("mlp:3-4-2:tanh", 0), ("mlp:2-3-2:linear", 6),
      ("mlp:2-2-2:linear", 3), ("mlp:2-4-1:linear", 9), ("mlp:3-4-5-2:relu", 9),
-     ("factorization:4x5:2", 3), ("seq:1x12:conv1d(4,3,bias),relu,maxpool1d(2),flatten,dense(2)", 4)],
+     ("factorization:4x5:2", 3), ("seq:1x12:conv1d(4,3,bias),relu,maxpool1d(2),flatten,dense(2)", 4),
+     ("seq:3:dense(3),relu,residual[dense(3),relu,dense(3)],dense(1)", 6),
+     ("seq:3:dense(3),relu,residual[dense(2),relu,dense(3)],relu,dense(1)", 5),
+     ("seq:3:residual[dense(2),relu,dense(3)],residual[dense(2),relu,dense(3)],dense(1)", 4),
+     ("seq:4:dense(4,bias),relu,residual[dense(8),relu,dense(4)],relu,dense(2)", 12)],
 )
 def test_independent_law_count_matches_theory_section_4(spec, count):
     assert independent_count(parse(spec)) == count

@@ -106,14 +106,27 @@ def test_relu_derivative_at_the_kink_is_zero_and_max_pool_ties_split_equally():
 def test_rescalings_follow_pooling_and_flatten_to_the_next_weight_layer():
     model = parse("seq:1x12:conv1d(4,3,bias),relu,maxpool1d(2),flatten,dense(2)")
     (r,) = model.rescalings()
-    assert [v.name for v in r.incoming] == ["conv0.W", "conv0.b"]
-    assert [(v.name, v.axis, v.units) for v in r.outgoing] == [("dense0.W", 1, 4)]
+    assert [(t.view.name, t.view.axis, t.view.units, t.weight) for t in r.terms] == [
+        ("conv0.W", 0, 4, 1.0), ("conv0.b", 0, 4, 1.0), ("dense0.W", 1, 4, -1.0)]
     assert not r.linear
 
 
-def test_units_feeding_a_skip_connection_have_no_rescaling():
+def test_units_feeding_a_skip_connection_scale_through_both_branches():
     model = parse("seq:4:dense(4),relu,residual[dense(8),relu,dense(4)],relu,dense(2)")
-    assert [r.name for r in model.rescalings()] == ["res0.dense0/res0.dense1"]
+    skip, inner = model.rescalings()
+    assert inner.name == "res0.dense0/res0.dense1" and inner.units == 8
+    assert [(t.view.param, t.view.name, t.view.axis, t.weight) for t in skip.terms] == [
+        (0, "dense0.W", 0, 1.0), (1, "res0.dense0.W", 1, -1.0), (2, "res0.dense1.W", 0, 1.0),
+        (3, "dense1.W", 1, -1.0)]
+    assert [t.view.param for t in inner.terms] == [1, 2]  # global indices, not the block's own
+
+
+def test_blocks_in_a_row_chain_their_skip_terms_and_each_keeps_its_inner_law():
+    model = parse("seq:3:dense(3),residual[dense(2),relu,dense(3)],residual[dense(2),relu,dense(3)],dense(1)")
+    names = [r.name for r in model.rescalings()]
+    assert names == ["dense0/res0.dense0/res0.dense1/res1.dense0/res1.dense1/dense1",
+                     "res0.dense0/res0.dense1", "res1.dense0/res1.dense1"]
+    assert model.rescalings()[0].linear  # identity around the blocks: a matrix law too
 
 
 def test_non_homogeneous_activations_stop_the_rescaling():

@@ -1,16 +1,17 @@
-"""Conservation laws derived from a model's rescaling symmetries (THEORY 3).
+"""Conservation laws derived from a model's rescaling symmetries (docs/theory.md, 3).
 
-A law is a quadratic form Q(theta) built from two lists of parameter views,
-incoming P (units x m) and outgoing O (units x m'), with G(a, b) = P(a) P(b)^T - k O(a) O(b)^T:
+A law is a quadratic form built from the terms (view v, exponent alpha_v) of one
+rescaling; view v is a (units x m_v) matrix P_v of parameter slices, and
+G(a, b) = sum_v alpha_v P_v(a) P_v(b)^T:
 
-- ``unit``   Q_i = ||P_i||^2 - k ||O_i||^2 for every unit i (Thm 2.1; with the bias,
-  THEORY 3.2; degree-k activations, 3.4; conv channels, 3.5)  -> diag G
-- ``layer``  sum over units (Cor 2.1; Thm 2.3 for convolutions)  -> trace G
-- ``matrix`` P P^T - O O^T across a linear boundary (Thm 2.2, THEORY 3.6)  -> G
+- ``unit``   Q_i = sum_v alpha_v ||P_v[i]||^2 for every unit i: ||in_i||^2 - k ||out_i||^2
+  (Thm 2.1; biases, 3.2; degree k, 3.4; conv channels, 3.5; across skips, 3.7) -> diag G
+- ``layer``  the sum over units (Cor 2.1; Thm 2.3 for convolutions)  -> trace G
+- ``matrix`` G itself across linear boundaries (Thm 2.2, 3.6)
 
 Its bilinear form B(a, b) is the symmetric part of G(a, b), so that for any update
-Q(theta + Delta) - Q(theta) = 2 B(theta, Delta) + Q(Delta) (THEORY 3.3), and gradient
-flow conserves Q because B(theta, grad L(theta)) = 0 (THEORY 3.1).
+Q(theta + Delta) - Q(theta) = 2 B(theta, Delta) + Q(Delta) (3.3), and gradient flow
+conserves Q because B(theta, grad L(theta)) = 0 (3.1).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import autograd.numpy as anp
 import numpy as np
 
-from flowlaws.models.symmetry import View
+from flowlaws.models.symmetry import Term, View
 
 KINDS = ("unit", "layer", "matrix")
 
@@ -32,25 +33,20 @@ class Law:
 
     name: str
     kind: str
-    incoming: tuple[View, ...]
-    outgoing: tuple[View, ...]
-    k: float = 1.0
+    terms: tuple[Term, ...]
     formula: str = ""
 
     def _gram(self, a, b, absolute: bool = False):
-        def rows(views, params):
-            blocks = [view.rows(params) for view in views]
-            blocks = [anp.abs(x) for x in blocks] if absolute else blocks
-            return blocks[0] if len(blocks) == 1 else anp.concatenate(blocks, axis=1)
-
-        sign = 1.0 if absolute else -1.0
-        Pa, Pb = rows(self.incoming, a), rows(self.incoming, b)
-        Oa, Ob = rows(self.outgoing, a), rows(self.outgoing, b)
+        G = 0.0
+        for term in self.terms:
+            Pa, Pb = term.view.rows(a), term.view.rows(b)
+            if absolute:
+                Pa, Pb = anp.abs(Pa), anp.abs(Pb)
+            weight = abs(term.weight) if absolute else term.weight
+            G = G + weight * (anp.dot(Pa, Pb.T) if self.kind == "matrix" else anp.sum(Pa * Pb, axis=1))
         if self.kind == "matrix":
-            G = anp.dot(Pa, Pb.T) + sign * self.k * anp.dot(Oa, Ob.T)
             return 0.5 * (G + G.T)
-        diag = anp.sum(Pa * Pb, axis=1) + sign * self.k * anp.sum(Oa * Ob, axis=1)
-        return diag if self.kind == "unit" else anp.sum(diag)
+        return G if self.kind == "unit" else anp.sum(G)
 
     def value(self, params):
         """Q(theta)."""
@@ -65,28 +61,49 @@ class Law:
         return self._gram(a, b, absolute=True)
 
     @property
+    def incoming(self) -> tuple[View, ...]:
+        """Views with a positive exponent (the side that grows with c)."""
+        return tuple(t.view for t in self.terms if t.weight > 0)
+
+    @property
+    def outgoing(self) -> tuple[View, ...]:
+        return tuple(t.view for t in self.terms if t.weight < 0)
+
+    @property
+    def k(self) -> float:
+        """The weight of the outgoing side (the degree k of ||in||^2 - k||out||^2)."""
+        return -min(t.weight for t in self.terms)
+
+    @property
     def params(self) -> tuple[int, ...]:
-        return tuple(sorted({v.param for v in (*self.incoming, *self.outgoing)}))
+        return tuple(sorted({t.view.param for t in self.terms}))
 
     def to_json(self) -> dict:
         return {"name": self.name, "kind": self.kind, "k": self.k, "formula": self.formula,
-                "params": [v.name for v in (*self.incoming, *self.outgoing)]}
+                "params": [t.view.name for t in self.terms],
+                "weights": [t.weight for t in self.terms]}
 
 
-def _formula(kind, incoming, outgoing, k, specs) -> str:
-    def side(views):
-        terms = []
-        for v in views:
-            shape = specs[v.param][1]
-            part = v.describe(len(shape), shape[v.axis])
-            terms.append(f"{part}²" if len(shape) == 1 else f"‖{part}‖²")
-        return " + ".join(terms)
+def _formula(kind, terms, specs) -> str:
+    """Q_i (unit), Σᵢ Q_i (layer), or entry [i, j] of the matrix, on named slices."""
 
-    weight = "" if k == 1 else f"{k:g}·"
-    if kind == "matrix":
-        return f"P·Pᵀ − {weight}O·Oᵀ with rows Pᵢ = {side(incoming)[:-1]}, Oᵢ = {side(outgoing)[:-1]}"
-    text = f"{side(incoming)} − {weight}{'(' + side(outgoing) + ')' if k != 1 else side(outgoing)}"
-    return text if kind == "unit" else f"Σᵢ {text}"
+    def slice_of(view, unit="i"):
+        shape = specs[view.param][1]
+        return view.describe(len(shape), shape[view.axis], unit)
+
+    parts = []
+    for t in terms:
+        vector = len(specs[t.view.param][1]) > 1
+        if kind == "matrix":
+            a, b = slice_of(t.view), slice_of(t.view, "j")
+            square = f"⟨{a}, {b}⟩" if vector else f"{a}·{b}"
+        else:
+            square = f"‖{slice_of(t.view)}‖²" if vector else f"{slice_of(t.view)}²"
+        weight = abs(t.weight)
+        parts.append(("+ " if t.weight > 0 else "− ") + ("" if weight == 1 else f"{weight:g}·") + square)
+    text = " ".join(parts)
+    text = text[2:] if text.startswith("+ ") else text
+    return {"unit": text, "layer": f"Σᵢ {text}", "matrix": f"[i,j] = {text}"}[kind]
 
 
 def laws(model) -> tuple[Law, ...]:
@@ -102,8 +119,7 @@ def laws(model) -> tuple[Law, ...]:
     for r in model.rescalings():
         kinds = ("unit", "layer") + (("matrix",) if r.linear and r.degree == 1 else ())
         for kind in kinds:
-            out.append(Law(f"{kind} {r.name}", kind, r.incoming, r.outgoing, float(r.degree),
-                           _formula(kind, r.incoming, r.outgoing, r.degree, specs)))
+            out.append(Law(f"{kind} {r.name}", kind, r.terms, _formula(kind, r.terms, specs)))
     return tuple(out)
 
 
@@ -118,14 +134,15 @@ def candidate_laws(model) -> tuple[Law, ...]:
 
 
 def without_bias(law: Law) -> Law:
-    """The same law with the bias slices dropped (a false law, THEORY 3.2)."""
-    kept = tuple(v for v in law.incoming if not v.name.endswith(".b"))
-    return dataclasses.replace(law, name=f"{law.name} (no bias)", incoming=kept)
+    """The same law with the bias slices dropped (a false law, docs/theory.md 3.2)."""
+    kept = tuple(t for t in law.terms if not (t.weight > 0 and t.view.name.endswith(".b")))
+    return dataclasses.replace(law, name=f"{law.name} (no bias)", terms=kept)
 
 
 def one_to_one(law: Law) -> Law:
-    """The same law with k forced to 1 (false for degree-k activations, THEORY 3.4)."""
-    return dataclasses.replace(law, name=f"{law.name} (1:1)", k=1.0)
+    """The same law with k forced to 1 (false for degree-k activations, docs/theory.md 3.4)."""
+    terms = tuple(dataclasses.replace(t, weight=float(np.sign(t.weight))) for t in law.terms)
+    return dataclasses.replace(law, name=f"{law.name} (1:1)", terms=terms)
 
 
 def scalar_components(law_list, params):

@@ -153,6 +153,36 @@ class Activation:
     def vjp_magnitude(self, p, x, y, dy):
         return np.abs(self.derivative(x)) * dy, ()
 
+    def run(self, p, x, frozen=None):
+        """(phi(x), slopes): with frozen slopes s, s * x (a piecewise-linear phi frozen)."""
+        if frozen is not None:
+            return frozen * x, frozen
+        return self.fn(x), self.derivative(x)
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        return (np.abs(aux) if magnitude else aux) * dy, ()
+
+    def freeze(self, x, y, aux):
+        """Degree-1 activations freeze their slopes (phi(z) = phi'(z) z exactly)."""
+        return aux * np.ones_like(x) if self.degree == 1 else None
+
+    def bound_run(self, p, x, aux):
+        return self.bound(p, x), aux
+
+    def bound(self, p, x):
+        """max(|phi(x)|, |phi(-x)|) for x >= 0: bounds |phi(z)| for |z| <= x (every
+        activation here has |phi| nondecreasing in |z|)."""
+        return np.maximum(np.abs(self.fn(x)), np.abs(self.fn(-x)))
+
+    def carry(self, path, site):
+        """phi(cz) = c^k phi(z): the degree multiplies by k; no symmetry without one."""
+        if self.degree is None:
+            return None
+        return path.times(self.degree, self.is_linear)
+
+    def rescalings(self, site):
+        return ()
+
 
 def _fmt(value: float) -> str:
     return f"{value:g}" if float(value) == float(f"{value:g}") else repr(float(value))

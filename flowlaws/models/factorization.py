@@ -14,7 +14,8 @@ import autograd.numpy as anp
 import numpy as np
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.symmetry import Rescaling, View
+from flowlaws.models.layers import REALMIN
+from flowlaws.models.symmetry import Rescaling, Term, View
 
 
 @dataclass(frozen=True)
@@ -66,19 +67,24 @@ class Factorization:
         A = X @ V
         return A @ U.T, (X, A)
 
+    def bounds(self, params, cache):
+        """The forward magnitude sweep (see `Sequential.bounds`)."""
+        X, _ = cache
+        X = np.abs(X) + REALMIN
+        return X, X @ np.abs(params[1]) + REALMIN
+
     def backward(self, params, cache, dout, magnitude: bool = False):
         U = np.abs(params[0]) if magnitude else params[0]
         X, A = cache
-        if magnitude:
-            X, A, dout = np.abs(X), np.abs(A), np.abs(dout)
-        return (dout.T @ A, X.T @ (dout @ U))
+        if not magnitude:
+            return (dout.T @ A, X.T @ (dout @ U))
+        inner = np.abs(dout) @ U + REALMIN
+        return (np.abs(dout).T @ A + REALMIN, X.T @ inner + REALMIN)
 
     def rescalings(self):
-        return (
-            Rescaling(
-                "U/V", self.rank, (View(0, "U", 1, self.rank),), (View(1, "V", 1, self.rank),), 1.0, True
-            ),
-        )
+        """U -> U G, V -> V G^-T: columns of U scale by c, columns of V by 1/c."""
+        terms = (Term(View(0, "U", 1, self.rank), 1.0), Term(View(1, "V", 1, self.rank), -1.0))
+        return (Rescaling("U/V", self.rank, terms, True),)
 
     def without_skips(self):
         return self

@@ -22,6 +22,10 @@ import autograd.numpy as anp
 import numpy as np
 
 from flowlaws.errors import InvalidArgument
+from flowlaws.models.symmetry import from_weight_layer
+
+
+REALMIN = float(np.finfo(np.float64).tiny)  # smallest normal float64: the underflow threshold
 
 
 def _positive(layer: str, **values: int) -> None:
@@ -45,6 +49,39 @@ class Layer:
     def vjp_magnitude(self, p, x, y, dy):
         dx, dp = self.vjp(tuple(np.abs(q) for q in p), np.abs(x), y, dy)
         return np.abs(dx), tuple(np.abs(g) for g in dp)
+
+    # --- the numpy sweeps (see flowlaws.models.sequential.Chain) -----------------------
+    def run(self, p, x, frozen=None):
+        """(output, aux for `pull`); ``frozen`` is this layer's entry of a pattern."""
+        return self.apply(p, x), None
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        """(dx, dparams): the VJP, or its magnitude sweep."""
+        return (self.vjp_magnitude if magnitude else self.vjp)(p, x, y, dy)
+
+    def freeze(self, x, y, aux):
+        """This layer's entry of the activation pattern (None: nothing to freeze)."""
+        return None
+
+    def bound_run(self, p, x, aux):
+        return self.bound(p, x), aux
+
+    def bound(self, p, x):
+        """An entrywise bound on |output| and on the terms summed to form it, for inputs
+        bounded by x >= 0 and params p >= 0 (the forward magnitude sweep)."""
+        return self.apply(p, x)
+
+    # --- symmetry declarations (see flowlaws.models.symmetry) -------------------------
+    def carry(self, path, site):
+        """How a scaling of the input units passes through: the path after this layer,
+        or None when it cannot pass (no symmetry)."""
+        if self.has_weight:
+            return path.absorbed(site)
+        return None
+
+    def rescalings(self, site):
+        """The rescalings that start at this layer."""
+        return from_weight_layer(site) if self.has_weight else ()
 
 
 @dataclass(frozen=True)
@@ -247,6 +284,22 @@ class Pool(Layer):
     def vjp_magnitude(self, p, x, y, dy):
         return self.vjp(p, x, y, dy)  # the routing weights are already >= 0
 
+    def run(self, p, x, frozen=None):
+        """Max pools keep their window weights (frozen, or at this input) for `pull`."""
+        if frozen is not None:
+            return self.apply_frozen(x, frozen), frozen
+        return self.apply(p, x), (self.weights(x) if self.reduce == "max" else None)
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        return self.vjp(p, x, y, dy, aux)
+
+    def freeze(self, x, y, aux):
+        return aux if self.reduce == "max" else None
+
+    def carry(self, path, site):
+        """Pooling is homogeneous of degree 1 per channel; only the mean is linear."""
+        return path.times(1.0, self.reduce == "mean")
+
     @property
     def spec(self) -> str:
         return f"{self.kind}({self.size})"
@@ -297,6 +350,10 @@ class Flatten(Layer):
 
     def vjp_magnitude(self, p, x, y, dy):
         return self.vjp(p, x, y, dy)
+
+    def carry(self, path, site):
+        """Channel c becomes the c-th contiguous block: the scaling passes unchanged."""
+        return path
 
     @property
     def spec(self) -> str:

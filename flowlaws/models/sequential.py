@@ -8,7 +8,8 @@ uses the hand-written VJPs too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,8 +17,9 @@ from autograd.extend import defvjp_argnums, primitive
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.activations import Activation
-from flowlaws.models.layers import Conv, Flatten, Layer, Pool
-from flowlaws.models.symmetry import Rescaling, View
+from flowlaws.models import symmetry
+from flowlaws.models.layers import REALMIN, Conv, Layer, Pool
+from flowlaws.models.symmetry import Path, Site
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,13 @@ defvjp_argnums(_run_stage, _stage_vjp)
 
 
 class Chain:
-    """A list of layers on a fixed input shape: shapes, parameter names, the sweep."""
+    """A list of layers on a fixed input shape: shapes, parameter names, the sweeps.
+
+    The numpy sweeps go layer by layer through each layer's ``run`` / ``pull``
+    (forward, reverse); a cache entry is ``(input, output, aux)`` where aux is what
+    the layer needs for its reverse step (activation slopes, max-pool weights, a
+    residual block's own cache).
+    """
 
     def __init__(self, layers, input_shape, prefix: str = ""):
         self.layers = tuple(layers)
@@ -112,62 +120,63 @@ class Chain:
                 X = s.act.fn(X) if s.act else X
         return X
 
+    def _own(self, params, position):
+        start, stop = self.slots[position]
+        return tuple(params[start:stop])
+
     def forward(self, params, X, pattern=None):
         """(output, cache) in plain numpy; the cache feeds `backward`.
 
         With a ``pattern`` (from `pattern`), every piecewise-linear activation uses the
-        frozen slopes and every max pool the frozen window weights: the network is then
-        smooth in the params and keeps all its rescaling symmetries.
+        frozen slopes and every max pool the frozen window weights, residual blocks
+        included: the network is then smooth in the params and keeps all its
+        rescaling symmetries.
         """
         cache = []
-        for i, s in enumerate(self.stages):
-            p = params[s.start : s.stop]
-            frozen = pattern[i] if pattern is not None else None
-            if frozen is not None and isinstance(s.layer, Pool):
-                z = s.layer.apply_frozen(X, frozen)
-            else:
-                z = s.layer.apply(p, X)
-            cache.append((X, z, frozen))
-            if s.act is None:
-                X = z
-            elif frozen is not None:
-                X = frozen * z
-            else:
-                X = s.act.fn(z)
+        for i, layer in enumerate(self.layers):
+            y, aux = layer.run(self._own(params, i), X, None if pattern is None else pattern[i])
+            cache.append((X, y, aux))
+            X = y
         return X, cache
 
     def pattern(self, cache) -> tuple:
         """The activation pattern of a forward pass: slopes of the piecewise-linear
         activations and max-pool window weights (None where nothing is frozen)."""
+        return tuple(layer.freeze(*entry) for layer, entry in zip(self.layers, cache, strict=True))
+
+    def bounds(self, params, cache, start=None):
+        """(bound on |output|, cache with every input replaced by its bound): the
+        forward magnitude sweep, with absolute values of params and inputs and every
+        result raised by REALMIN (see `flowlaws.checking`)."""
+        F = np.abs(cache[0][0]) + REALMIN if start is None else start
         out = []
-        for s, (x, z, _) in zip(self.stages, cache, strict=True):
-            if s.act is not None and s.act.degree == 1:
-                out.append(s.act.derivative(z) * np.ones_like(z))
-            elif isinstance(s.layer, Pool) and s.layer.reduce == "max":
-                out.append(s.layer.weights(x))
-            else:
-                out.append(None)
-        return tuple(out)
+        for i, (layer, (_, y, aux)) in enumerate(zip(self.layers, cache, strict=True)):
+            Fy, aux = layer.bound_run(tuple(np.abs(q) for q in self._own(params, i)), F, aux)
+            out.append((F, y, aux))
+            F = Fy + REALMIN
+        return F, out
 
     def backward(self, params, cache, dout, magnitude: bool = False):
         """(dX, grads as a list aligned with params) by the reverse sweep.
 
-        With ``magnitude=True`` every factor is replaced by its absolute value.
+        With ``magnitude=True`` (and the cache from `bounds`) every factor is replaced
+        by its absolute value and every result raised by REALMIN.
         """
-        grads = [None] * len(self.specs)
+        grads: list = [None] * len(self.specs)
         g = np.abs(dout) if magnitude else dout
-        for s, (x, z, frozen) in zip(reversed(self.stages), reversed(cache), strict=True):
-            p = params[s.start : s.stop]
-            if s.act is not None:
-                d = s.act.derivative(z) if frozen is None else frozen
-                g = (np.abs(d) if magnitude else d) * g
-            if frozen is not None and s.act is None:  # a frozen max pool
-                g, dp = s.layer.vjp(p, x, z, g, frozen)
-            else:
-                vjp = s.layer.vjp_magnitude if magnitude else s.layer.vjp
-                g, dp = vjp(p, x, z, g)
-            grads[s.start : s.stop] = dp
+        for i in reversed(range(len(self.layers))):
+            x, y, aux = cache[i]
+            g, dp = self.layers[i].pull(self._own(params, i), x, y, aux, g, magnitude)
+            if magnitude:
+                g, dp = g + REALMIN, tuple(q + REALMIN for q in dp)
+            start, stop = self.slots[i]
+            grads[start:stop] = dp
         return g, grads
+
+
+@lru_cache(maxsize=4096)
+def _chain(block, shape, prefix) -> Chain:
+    return Chain(block, shape, prefix)
 
 
 def _family(layer) -> str:
@@ -182,7 +191,13 @@ def _family(layer) -> str:
 
 @dataclass(frozen=True)
 class Residual(Layer):
-    """y = x + block(x); the block must keep the shape. A negative control (THEORY 3.7)."""
+    """y = x + block(x); the block must keep the shape.
+
+    Its symmetry (docs/theory.md, 3.7): a scaling of the input units must scale the
+    block's output alike, so it enters the block (absorbed by the block's first weight
+    layer), is re-emitted by the rows of the block's last weight layer, and goes on
+    past the block with the skip path.
+    """
 
     block: tuple
     kind: ClassVar[str] = "res"
@@ -193,7 +208,7 @@ class Residual(Layer):
             raise InvalidArgument("residual block is empty; give it at least one layer")
 
     def chain(self, in_shape, prefix: str = "") -> Chain:
-        return Chain(self.block, in_shape, prefix)
+        return _chain(self.block, tuple(int(n) for n in in_shape), prefix)
 
     def out_shape(self, in_shape):
         out = self.chain(in_shape).output_shape
@@ -207,14 +222,53 @@ class Residual(Layer):
     def apply(self, p, x):
         return x + self.chain(x.shape[1:]).apply(p, x, fused=False)
 
-    def vjp(self, p, x, y, dy, magnitude: bool = False):
-        chain = self.chain(x.shape[1:])
-        _, cache = chain.forward(p, x)
-        dx, grads = chain.backward(p, cache, dy, magnitude)
+    def run(self, p, x, frozen=None):
+        out, cache = self.chain(x.shape[1:]).forward(p, x, frozen)
+        return x + out, cache
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        dx, grads = self.chain(x.shape[1:]).backward(p, aux, dy, magnitude)
         return dy + dx, tuple(grads)
+
+    def freeze(self, x, y, aux):
+        return self.chain(x.shape[1:]).pattern(aux)
+
+    def bound_run(self, p, x, aux):
+        out, cache = self.chain(x.shape[1:]).bounds(p, aux, x)
+        return x + out, cache
+
+    def vjp(self, p, x, y, dy, magnitude: bool = False):
+        _, cache = self.run(p, x)
+        return self.pull(p, x, y, cache, dy, magnitude)
 
     def vjp_magnitude(self, p, x, y, dy):
         return self.vjp(p, x, y, dy, magnitude=True)
+
+    # --- symmetry declarations --------------------------------------------------------
+    def _inner(self, site) -> Site:
+        return Site(self.chain(site.in_shape, f"{site.name}."), site.start, 0)
+
+    def rescalings(self, site):
+        inner = self._inner(site)
+        return symmetry.rescalings(inner.chain, inner.offset)
+
+    def carry(self, path, site):
+        """Both branches: the block must map c^d-scaled inputs to c^d-scaled outputs."""
+        inner = self._inner(site)
+        into = symmetry.walk(Path(path.units, path.degree), inner)
+        if into is None:
+            return None
+        if not into.closed:  # no weight layer: y = x + phi(x) needs phi of degree 1
+            return path.times(1.0, into.linear) if into.degree == path.degree else None
+        last = max((i for i, layer in enumerate(inner.chain.layers) if getattr(layer, "has_weight", False)))
+        last_site = replace(inner, position=last)
+        tail = symmetry.walk(Path(path.units), last_site.following())
+        if tail is None or tail.closed:
+            return None
+        emitted = Path(path.units, terms=into.terms, layers=into.layers).emitted(
+            last_site, path.degree / tail.degree)
+        return replace(path, linear=path.linear and into.linear and tail.linear,
+                       terms=path.terms + emitted.terms, layers=path.layers + emitted.layers)
 
     @property
     def spec(self) -> str:
@@ -282,13 +336,17 @@ class Sequential:
         """The activation pattern at ``params`` (see `Chain.forward`)."""
         return self._chain.pattern(self._chain.forward(params, X)[1])
 
+    def bounds(self, params, cache):
+        """The cache of `forward` with every input replaced by its magnitude bound."""
+        return self._chain.bounds(params, cache)[1]
+
     def backward(self, params, cache, dout, magnitude: bool = False):
         return tuple(self._chain.backward(params, cache, dout, magnitude)[1])
 
     # --- structure -----------------------------------------------------------------------
     def rescalings(self) -> tuple[Rescaling, ...]:
         """Every positive rescaling symmetry of the network (THEORY 3.2-3.7)."""
-        return tuple(_rescalings(self._chain))
+        return tuple(symmetry.rescalings(self._chain))
 
     def without_skips(self) -> Sequential:
         """The same parameters with every residual block inlined (no skip path)."""
@@ -335,39 +393,3 @@ def _walk_activations(layers):
             yield layer
         elif isinstance(layer, Residual):
             yield from _walk_activations(layer.block)
-
-
-def _rescalings(chain: Chain):
-    """Walk each weight layer forward to the next weight layer of the same chain."""
-    for i, layer in enumerate(chain.layers):
-        start, stop = chain.slots[i]
-        if isinstance(layer, Residual):
-            yield from _rescalings(layer.chain(chain.shapes[i], f"{chain.names[i]}."))
-            continue
-        if not getattr(layer, "has_weight", False):
-            continue
-        units = layer.channels
-        incoming = tuple(
-            View(index, chain.specs[index][0], 0, units) for index in range(start, stop)
-        )
-        degree, linear = 1.0, True
-        for j in range(i + 1, len(chain.layers)):
-            nxt = chain.layers[j]
-            if isinstance(nxt, Activation):
-                if nxt.degree is None:
-                    break
-                degree *= nxt.degree
-                linear = linear and nxt.is_linear
-            elif isinstance(nxt, Pool):
-                linear = linear and nxt.reduce == "mean"
-            elif isinstance(nxt, Flatten):
-                continue
-            elif getattr(nxt, "has_weight", False):
-                index = chain.slots[j][0]
-                outgoing = (View(index, chain.specs[index][0], 1, units),)
-                yield Rescaling(
-                    f"{chain.names[i]}/{chain.names[j]}", units, incoming, outgoing, degree, linear
-                )
-                break
-            else:  # a residual block: the units feed the skip path too, no law (THEORY 3.7)
-                break

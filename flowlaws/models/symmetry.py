@@ -1,16 +1,27 @@
-"""Rescaling symmetries of a model: which parameter slices scale together.
+"""Rescaling symmetries of a model, composed from what each layer declares.
 
-A `Rescaling` says: for every unit i and c > 0, multiplying the incoming slices of
-unit i by c and the outgoing slices by c^-degree leaves the network function
-unchanged (positive homogeneity, THEORY 1 and 3.4). When the boundary is linear,
-any invertible mixing G of the units is a symmetry (incoming -> G in,
-outgoing -> G^-T out; THEORY 2, Thm 2.2). Models report these facts about their
-structure; `flowlaws.invariants` turns them into conservation laws.
+A rescaling multiplies parameter slices by powers of c > 0, slice v by c^alpha_v,
+and leaves the network function unchanged. Differentiating at c = 1 gives
+sum_v alpha_v <theta_v, dL/dtheta_v> = 0 at every theta (the Euler identity), so
+gradient flow conserves Q = sum_v alpha_v ||theta_v||^2 (docs/theory.md, sections 3
+and 3.7). Where every boundary on the path is linear, any invertible mixing G of the
+units is a symmetry too, and the matrix sum_v alpha_v P_v P_v^T is conserved (Thm 2.2).
+
+One walker, many declarations. A weight layer starts a `Path`: its rows (and bias)
+scale by c, exponent +1. Every later layer says how the scaling passes through it
+(``layer.carry(path, site)``): an activation of degree k multiplies the degree, pooling
+and flatten pass it on per channel or block, a weight layer absorbs it (its input
+columns scale by c^-degree: the path closes), a residual block sends it down both
+branches (the block's first layer absorbs it, its last layer's rows re-emit it). A
+layer that cannot carry a scaling (a non-homogeneous activation) ends the walk with
+no symmetry. A new layer adds a declaration; `walk` never changes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -32,24 +43,136 @@ class View:
         """The (units, rest) matrix of this slice (works on autograd boxes too)."""
         import autograd.numpy as anp
 
-        return anp.reshape(anp.moveaxis(params[self.param], self.axis, 0), (self.units, -1))
+        p = params[self.param]
+        if self.axis == 0:
+            return anp.reshape(p, (self.units, -1))
+        return anp.reshape(anp.moveaxis(p, self.axis, 0), (self.units, -1))
 
-    def describe(self, ndim: int, size: int) -> str:
-        index = ["i" if a == self.axis else ":" for a in range(ndim)]
-        block = "" if size == self.units else f" (block i of {size // self.units})"
+    def describe(self, ndim: int, size: int, unit: str = "i") -> str:
+        index = [unit if a == self.axis else ":" for a in range(ndim)]
+        block = "" if size == self.units else f" (block {unit} of {size // self.units})"
         return f"{self.name}[{','.join(index)}]{block}"
 
 
 @dataclass(frozen=True)
+class Term:
+    """One slice of a rescaling and its exponent: unit i's slice scales by c^weight."""
+
+    view: View
+    weight: float
+
+
+@dataclass(frozen=True)
 class Rescaling:
-    """Units whose incoming slices scale by c and outgoing slices by c^-degree."""
+    """Units i = 0..units-1; for each, the slices ``terms`` scale by c^weight.
+
+    ``linear``: every boundary on the path is linear (degree 1, no kink), so any
+    invertible mixing of the units is a symmetry as well (a matrix law).
+    """
 
     name: str
     units: int
-    incoming: tuple[View, ...]
-    outgoing: tuple[View, ...]
-    degree: float
+    terms: tuple[Term, ...]
     linear: bool
+
+    @property
+    def degree(self) -> float:
+        """The exponent of the outgoing side, -min weight (k of ||in||^2 - k ||out||^2)."""
+        return -min(t.weight for t in self.terms)
+
+
+@dataclass(frozen=True)
+class Path:
+    """A scaling followed forward: here the units' values carry the factor c^degree.
+
+    ``terms`` are the slices met so far; ``closed`` once a weight layer absorbed it.
+    ``layers`` names the layers it touched (for the rescaling's name).
+    """
+
+    units: int
+    degree: float = 1.0
+    linear: bool = True
+    terms: tuple[Term, ...] = ()
+    layers: tuple[str, ...] = ()
+    closed: bool = False
+
+    def times(self, degree: float, linear: bool) -> Path:
+        """Through a homogeneous map of the given degree."""
+        return replace(self, degree=self.degree * degree, linear=self.linear and linear)
+
+    def absorbed(self, site: Site) -> Path:
+        """A weight layer takes the scaling on its input columns (exponent -degree)."""
+        return replace(self.emitted(site, -self.degree, axis=1, own=(0,)), closed=True)
+
+    def emitted(self, site: Site, weight: float, axis: int = 0, own=None) -> Path:
+        """Slices of the layer at ``site`` join with exponent ``weight`` (rows: axis 0)."""
+        terms = tuple(Term(view, weight) for view in site.views(axis, self.units, own))
+        return replace(self, terms=self.terms + terms, layers=self.layers + (site.name,))
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a layer sits: its chain, the global index of the chain's first param,
+    and its position in the chain."""
+
+    chain: Any
+    offset: int
+    position: int
+
+    @property
+    def layer(self):
+        return self.chain.layers[self.position]
+
+    @property
+    def name(self) -> str:
+        return self.chain.names[self.position]
+
+    @property
+    def in_shape(self):
+        return self.chain.shapes[self.position]
+
+    @property
+    def start(self) -> int:
+        """Global index of the layer's first parameter."""
+        return self.offset + self.chain.slots[self.position][0]
+
+    def views(self, axis: int, units: int, own=None) -> tuple[View, ...]:
+        """The layer's own parameters (or those in ``own``) seen with unit axis ``axis``."""
+        start, stop = self.chain.slots[self.position]
+        count = len(self.layer.param_shapes(self.in_shape))
+        chosen = range(count) if own is None else own
+        return tuple(View(self.offset + start + k, self.chain.specs[start + k][0], axis, units)
+                     for k in chosen if k < min(count, stop - start))
+
+    def following(self) -> Site:
+        return replace(self, position=self.position + 1)
+
+
+def walk(path: Path, site: Site) -> Path | None:
+    """Carry ``path`` through the layers from ``site`` to the end of its chain;
+    None when some layer cannot carry it."""
+    chain = site.chain
+    for position in range(site.position, len(chain.layers)):
+        here = replace(site, position=position)
+        path = here.layer.carry(path, here)
+        if path is None or path.closed:
+            return path
+    return path
+
+
+def rescalings(chain, offset: int = 0) -> Iterator[Rescaling]:
+    """Every rescaling that starts at a layer of ``chain`` (or of a nested chain)."""
+    for position in range(len(chain.layers)):
+        site = Site(chain, offset, position)
+        yield from site.layer.rescalings(site)
+
+
+def from_weight_layer(site: Site) -> Iterator[Rescaling]:
+    """The rescaling of a weight layer's units: rows scale by c, walk forward."""
+    path = Path(site.layer.channels).emitted(site, 1.0)
+    end = walk(path, site.following())
+    if end is not None and end.closed:
+        yield Rescaling("/".join(end.layers), end.units, end.terms, end.linear)
 
 
 def flatten(params) -> np.ndarray:
