@@ -24,7 +24,6 @@ import numpy as np
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.symmetry import from_weight_layer
 
-
 REALMIN = float(np.finfo(np.float64).tiny)  # smallest normal float64: the underflow threshold
 
 

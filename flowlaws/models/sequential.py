@@ -16,10 +16,10 @@ import numpy as np
 from autograd.extend import defvjp_argnums, primitive
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.activations import Activation
 from flowlaws.models import symmetry
+from flowlaws.models.activations import Activation
 from flowlaws.models.layers import REALMIN, Conv, Layer, Pool
-from flowlaws.models.symmetry import Path, Site
+from flowlaws.models.symmetry import Path, Rescaling, Site
 
 
 @dataclass(frozen=True)
@@ -345,7 +345,7 @@ class Sequential:
 
     # --- structure -----------------------------------------------------------------------
     def rescalings(self) -> tuple[Rescaling, ...]:
-        """Every positive rescaling symmetry of the network (THEORY 3.2-3.7)."""
+        """Every positive rescaling symmetry of the network (docs/theory.md, 3.2-3.7)."""
         return tuple(symmetry.rescalings(self._chain))
 
     def without_skips(self) -> Sequential:

@@ -107,7 +107,7 @@ class Path:
     def emitted(self, site: Site, weight: float, axis: int = 0, own=None) -> Path:
         """Slices of the layer at ``site`` join with exponent ``weight`` (rows: axis 0)."""
         terms = tuple(Term(view, weight) for view in site.views(axis, self.units, own))
-        return replace(self, terms=self.terms + terms, layers=self.layers + (site.name,))
+        return replace(self, terms=self.terms + terms, layers=(*self.layers, site.name))
 
 
 @dataclass(frozen=True)
