@@ -3,6 +3,7 @@ flow in homogeneous networks (Du, Hu, Lee, NeurIPS 2018)."""
 
 __version__ = "0.1.0"
 
+from flowlaws.catalog import all_theorems, theorem
 from flowlaws.checking import Evidence, Scenario, Verdict
 from flowlaws.engine import value_and_grad
 from flowlaws.errors import FlowlawsError, InvalidArgument
@@ -20,7 +21,6 @@ from flowlaws.flows import (
 from flowlaws.invariants import Law, independent_count, laws
 from flowlaws.losses import loss
 from flowlaws.models import Sequential, deep_linear, factorization, mlp, parse
-from flowlaws.theorems import all_theorems, theorem
 
 __all__ = [
     "GD",

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from flowlaws.engine import gradient_and_magnitude
-from flowlaws.errors import InvalidArgument
+from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.flows import descend, implicit_midpoint, rk4
 
 EPS = float(np.finfo(np.float64).eps)
@@ -105,6 +105,9 @@ NO_EVIDENCE = Evidence("none", "", (), 0.0, 0.0, 0.0)
 
 
 def _worst(level, law, residual, tolerance, **extra: Any) -> Evidence:
+    if not (np.all(np.isfinite(residual)) and np.all(np.isfinite(tolerance))):
+        raise Unrepresentable(f"{level} check of {law.name}: a gradient, loss or law value overflowed "
+                              "float64 (inf or NaN); the case cannot be decided")
     effect = effect_size(residual, tolerance)
     index = np.unravel_index(int(np.argmax(effect)), effect.shape) if effect.ndim else ()
     pick = lambda a: float(np.asarray(a, float)[index]) if np.ndim(a) else float(a)  # noqa: E731
@@ -318,8 +321,8 @@ class Verdict:
 
     @property
     def failed(self) -> bool:
-        """True when the law is violated beyond tolerance (a counterexample)."""
-        return self.evidence.effect > 1
+        """True when the law failed: a violation, or a confirmed expected break."""
+        return self.status in ("violated", "break-confirmed")
 
 
 def run_levels(scenario: Scenario, law_list, levels, prediction="second-order") -> Evidence:

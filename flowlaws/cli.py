@@ -101,8 +101,9 @@ def _progress(enabled: bool) -> Progress:
 
 
 def cmd_check(args) -> int:
+    from flowlaws.catalog import all_theorems, theorem
     from flowlaws.strategies import PROFILES, load_profile
-    from flowlaws.theorems import all_theorems, run, theorem
+    from flowlaws.theorems import run
 
     profile = load_profile(args.profile)
     chosen = [theorem(t) for t in args.theorem] if args.theorem else all_theorems()
@@ -178,12 +179,13 @@ def cmd_explore(args) -> int:
                         explore={"law": args.law, "steps": scenario.steps})
     path = cx.save(args.report_dir, _safe(stem))
     document.update(found=True, report=str(path), effect=verdict.evidence.effect,
-                    law=verdict.evidence.law)
+                    law=verdict.evidence.law, level=verdict.evidence.level, shrunk=scenario.model.spec)
     if args.json:
         print(json.dumps(document))
     else:
         out.print(cx.renderable(replay_path=path))
-        out.print(f"found in {seconds:.1f} s; saved {path}")
+        out.print(f"found in {seconds:.1f} s at the {verdict.evidence.level} level; architecture "
+                  f"{model.spec} shrunk to {scenario.model.spec}; saved {path}", markup=False, soft_wrap=True)
     return 1
 
 
@@ -212,8 +214,8 @@ def cmd_replay(args) -> int:
 
 
 def _recheck(cx):
+    from flowlaws.catalog import theorem
     from flowlaws.explore import explore_theorem
-    from flowlaws.theorems import theorem
 
     s = cx.scenario
     if cx.theorem == "explore":

@@ -14,6 +14,11 @@ class InvalidArgument(FlowlawsError, ValueError):
     """A value a user passed is wrong; the message names it and the fix."""
 
 
+class Unrepresentable(FlowlawsError):
+    """A value of a check overflowed float64 or became NaN: the case is outside what
+    float64 can decide, so it is ``invalid``, never a verdict."""
+
+
 def unknown(what: str, name: str, choices: Iterable[str]) -> InvalidArgument:
     """`InvalidArgument` for an unknown name, with a "did you mean" hint.
 

@@ -195,11 +195,11 @@ def sparkline(values) -> str:
 def law_series(cx: Counterexample, points: int = 12) -> tuple:
     """The evidence law's value (its worst unit) along a short gradient flow."""
     from flowlaws.flows import implicit_midpoint
-    from flowlaws.invariants import candidate_laws, laws, one_to_one, without_bias
+    from flowlaws.invariants import candidate_laws, laws, one_to_one, skip_ignored_laws, without_bias
 
     s = cx.scenario
     name = cx.evidence.law
-    pool = {*laws(s.model), *candidate_laws(s.model)}
+    pool = {*laws(s.model), *candidate_laws(s.model), *skip_ignored_laws(s.model)}
     pool |= {without_bias(law) for law in pool} | {one_to_one(law) for law in pool}
     law = next((law for law in pool if law.name == name), None)
     if law is None:

@@ -1,9 +1,11 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flowlaws.cli import main
+from flowlaws.models import parse
 
 CORPUS = sorted((Path(__file__).parent / "corpus").glob("*.json"))
 
@@ -37,22 +39,30 @@ def test_check_table_lists_statement_cases_and_verdict(capsys, tmp_path):
     assert code == 0 and "gd-step" in out and "holds" in out and "total" in out
 
 
-def test_explore_tanh_finds_a_shrunk_counterexample_and_exits_1(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "explore", "--arch", "mlp:3-4-2:tanh", "--report-dir", str(tmp_path),
+def test_explore_tanh_finds_a_counterexample_shrunk_to_a_smaller_architecture(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "explore", "--arch", "mlp:3-8-8-2:tanh", "--report-dir", str(tmp_path),
                            "--json")
     doc = json.loads(out)
     assert code == 1 and doc["found"] and doc["effect"] > 1e3
+    shrunk, original = parse(doc["shrunk"]), parse(doc["spec"])
+    assert len(shrunk.layers) < len(original.layers) or shrunk.param_specs != original.param_specs
+    assert sum(np.prod(s) for _, s in shrunk.param_specs) < sum(np.prod(s) for _, s in original.param_specs)
     code, out, _ = run_cli(capsys, "replay", doc["report"])
     assert code == 1 and "reproduces" in out
 
 
-def test_explore_relu_with_gd_finds_nothing_and_exits_0(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "explore", "--arch", "mlp:3-4-2:relu", "--optimizer", "sgd:lr=0.1,batch=2",
-                           "--max-examples", "30", "--report-dir", str(tmp_path), "--json")
+@pytest.mark.parametrize("arch", ["mlp:3-4-2:relu", "mlp:3-4-2:leaky_relu(0.1)", "mlp:3-4-2:abs",
+                                  "mlp:3-4-2:prelu(1,0.25)",
+                                  "seq:3:dense(3),relu,residual[dense(2),relu,dense(3)],relu,dense(1)"])
+@pytest.mark.parametrize("optimizer", ["gd:lr=0.05", "sgd:lr=0.1,batch=2"])
+def test_explore_homogeneous_nets_under_gd_and_sgd_finds_nothing_and_exits_0(capsys, tmp_path, arch, optimizer):
+    code, out, _ = run_cli(capsys, "explore", "--arch", arch, "--optimizer", optimizer,
+                           "--max-examples", "12", "--report-dir", str(tmp_path), "--json")
     assert code == 0 and json.loads(out)["found"] is False
 
 
-@pytest.mark.parametrize("optimizer", ["momentum:lr=0.05,beta=0.9", "adam:lr=0.05", "gd:lr=0.05,wd=0.5"])
+@pytest.mark.parametrize("optimizer", ["momentum:lr=0.05,beta=0.9", "adam:lr=0.05", "gd:lr=0.05,wd=0.5",
+                                       "nesterov", "rmsprop", "signgd"])
 def test_explore_finds_first_order_breaks_of_optimizers(capsys, tmp_path, optimizer):
     code, out, _ = run_cli(capsys, "explore", "--arch", "mlp:2-3-1:relu", "--optimizer", optimizer,
                            "--report-dir", str(tmp_path), "--json")
@@ -67,7 +77,7 @@ def test_replay_reproduces_every_curated_counterexample(capsys, path):
 
 
 def test_corpus_holds_one_counterexample_per_expected_break():
-    from flowlaws.theorems import THEOREMS
+    from flowlaws.catalog import REGISTRY as THEOREMS
 
     breaks = {t.id for t in THEOREMS.values() if t.expect == "breaks"}
     assert {p.stem for p in CORPUS} == breaks

@@ -3,7 +3,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flowlaws.invariants import candidate_laws, independent_count, laws, one_to_one, without_bias
+from flowlaws.invariants import (
+    candidate_laws,
+    independent_count,
+    laws,
+    one_to_one,
+    skip_ignored_laws,
+    without_bias,
+)
 from flowlaws.models import parse
 from flowlaws.strategies import architectures, params
 
@@ -54,11 +61,12 @@ def test_factorization_law_is_ut_u_minus_vt_v(rng):
     assert np.allclose(matrix.value((U, V)), U.T @ U - V.T @ V)
 
 
-def test_candidate_laws_exist_for_tanh_and_skip_connections():
+def test_candidate_laws_exist_for_tanh_and_skip_ignored_laws_inline_the_blocks():
     assert laws(parse("mlp:3-4-2:tanh")) == ()
     assert len(candidate_laws(parse("mlp:3-4-2:tanh"))) == 2
     residual = parse("seq:4:dense(4),relu,residual[dense(8),relu,dense(4)],relu,dense(2)")
-    skipped = [law for law in candidate_laws(residual) if law.kind == "unit" and law.params == (0, 1)]
+    assert [law.name for law in candidate_laws(residual)] == [law.name for law in laws(residual)]
+    skipped = [law for law in skip_ignored_laws(residual) if law.kind == "unit" and law.params == (0, 1)]
     assert [v.name for v in skipped[0].outgoing] == ["dense1.W"]  # res0.dense0.W once inlined
     assert residual.param_specs[1][0] == "res0.dense0.W"
 
@@ -81,3 +89,52 @@ def test_polarization_identity_holds_for_every_law(data):
 def test_law_formulas_name_the_slices():
     unit = laws(parse("mlp:3-4-2:relu:bias"))[0]
     assert unit.formula == "‖dense0.W[i,:]‖² + dense0.b[i]² − ‖dense1.W[:,i]‖²"
+
+
+def _autograd_gradient(model, params, X, Y):
+    """grad of the mean square loss by autograd through the layers' generic code
+    (independent of the engine's hand-written VJPs)."""
+    from autograd import grad
+
+    return grad(lambda p: 0.5 * np.mean(np.sum((model.apply(p, X, fused=False) - Y) ** 2, axis=1)))(params)
+
+
+@given(st.data())
+def test_every_derived_law_is_orthogonal_to_the_gradient_for_every_architecture_kind(data):
+    from flowlaws.checking import accumulation_length, tolerance
+    from flowlaws.strategies import datasets
+
+    model = data.draw(architectures(activations=("relu", "leaky_relu", "abs", "linear", "prelu", "relu_power"),
+                                    depth=(1, 3)))
+    theta = data.draw(params(model))
+    X, Y = data.draw(datasets(model))
+    g = _autograd_gradient(model, theta, X, Y)
+    absolute = tuple(map(np.abs, theta))
+    scale = tuple(np.abs(q) + 1.0 for q in g)  # generous magnitude: this is a value test, not a tolerance test
+    for law in laws(model):
+        residual = law.bilinear(theta, g)
+        bound = 1e3 * tolerance(law.magnitude(absolute, scale), accumulation_length(model, X))
+        assert np.all(np.abs(residual) <= bound), (model.spec, law.name, residual)
+
+
+@pytest.mark.parametrize("spec", [
+    "seq:3:dense(3),relu,residual[dense(3),relu,dense(3)],dense(1)",
+    "seq:4:dense(4,bias),relu,residual[dense(8),relu,dense(4)],relu,dense(2)",
+    "seq:3:dense(3),relu,residual[dense(2),relu,dense(3)],relu,dense(1)",
+    "seq:3:residual[dense(2),relu,dense(3)],residual[dense(2),relu,dense(3)],dense(1)",
+    "seq:3:dense(3,bias),relu_power(2),residual[dense(2),relu,dense(3,bias),relu],relu,dense(1)",
+    "seq:2x5:conv1d(3,3,padding=1),relu,residual[conv1d(2,3,padding=1),relu,conv1d(3,1)],flatten,dense(2)",
+])
+def test_laws_across_skip_connections_are_orthogonal_to_the_gradient_and_the_plain_law_is_not(rng, spec):
+    model = parse(spec)
+    theta = model.init(rng)
+    X, Y = rng.normal(size=(5, *model.input_shape)), rng.normal(size=(5, *model.output_shape))
+    g = _autograd_gradient(model, theta, X, Y)
+    for law in laws(model):
+        scale = law.magnitude(tuple(map(np.abs, theta)), tuple(map(np.abs, g)))
+        assert np.all(np.abs(law.bilinear(theta, g)) <= 1e-13 * scale), law.name
+    own = {tuple((t.view.param, t.view.axis) for t in law.terms) for law in laws(model)}
+    plain = [law for law in skip_ignored_laws(model)
+             if law.kind == "unit" and tuple((t.view.param, t.view.axis) for t in law.terms) not in own]
+    for law in plain:
+        assert np.max(np.abs(law.bilinear(theta, g))) > 1e-6

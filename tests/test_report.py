@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from flowlaws.catalog import theorem
 from flowlaws.checking import Scenario
 from flowlaws.errors import InvalidArgument
 from flowlaws.losses import Square
 from flowlaws.models import parse
 from flowlaws.report import Counterexample, load, sparkline
-from flowlaws.theorems import theorem
 
 
 @pytest.fixture

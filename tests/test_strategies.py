@@ -1,10 +1,20 @@
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models import Factorization, Sequential, parse
-from flowlaws.strategies import architectures, datasets, losses, optimizers, params, scenarios
+from flowlaws.strategies import (
+    architectures,
+    datasets,
+    losses,
+    magnitudes,
+    optimizers,
+    params,
+    scenarios,
+    subarchitectures,
+)
 from flowlaws.theorems import THEOREMS
 
 
@@ -33,6 +43,34 @@ def test_scenarios_respect_the_theorem_space(data):
 
 
 @given(st.data())
+def test_magnitudes_span_many_decades_with_exact_zeros_and_the_model_shapes(data):
+    model = data.draw(architectures(kinds=("mlp", "residual", "conv1d")))
+    p = data.draw(magnitudes(model))
+    assert [q.shape for q in p] == [shape for _, shape in model.param_specs]
+    assert all(np.all(np.isfinite(q)) and np.all(np.abs(q) <= 1e150) for q in p)
+
+
+def test_magnitudes_reach_both_ends_of_the_range():
+    from hypothesis import find
+
+    model = parse("mlp:2-3-1:relu")
+    big = find(magnitudes(model), lambda p: max(np.abs(q).max() for q in p) >= 1e100)
+    small = find(magnitudes(model), lambda p: 0 < min(np.abs(q[q != 0]).min(initial=1) for q in p) <= 1e-100)
+    assert big and small
+
+
+@given(st.data())
+def test_subarchitectures_are_no_larger_than_the_model_and_keep_its_input_and_output(data):
+    model = parse("seq:3:dense(4),relu,residual[dense(5),relu,dense(4)],relu,dense(2)")
+    small = data.draw(subarchitectures(model))
+    assert small.input_shape == model.input_shape and small.output_shape == model.output_shape
+    assert sum(map(np.size, small.init(np.random.default_rng(0)))) <= sum(
+        map(np.size, model.init(np.random.default_rng(0))))
+    mlp = data.draw(subarchitectures(parse("mlp:3-8-8-2:tanh")))
+    assert len(mlp.layers) in (3, 5)
+
+
+@given(st.data())
 def test_padded_params_have_the_model_shapes(data):
     model = data.draw(architectures(kinds=("mlp", "conv1d")))
     p = data.draw(params(model, pad=3))
@@ -56,7 +94,8 @@ def test_strategy_reprs_show_how_they_were_built():
      (lambda: params(parse("mlp:2-3-1:relu"), pad=0), "pad must be"),
      (lambda: datasets(parse("mlp:2-3-1:relu"), n=(0, 2)), "n must be"),
      (lambda: losses(names=["l1"]), "names must be"),
-     (lambda: optimizers(names=["rmsprop"]), "names must be"),
+     (lambda: optimizers(names=["lion"]), "names must be"),
+     (lambda: magnitudes(parse("mlp:2-3-1:relu"), exponents=(-400, 10)), "exponents must be"),
      (lambda: optimizers(lr=-1.0), "lr must be"),
      (lambda: optimizers(weight_decay=-0.1), "weight_decay")],
 )

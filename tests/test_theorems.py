@@ -5,27 +5,59 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
+from flowlaws.catalog import theorem
 from flowlaws.models import Activation, Sequential
 from flowlaws.strategies import scenarios
-from flowlaws.theorems import THEOREMS, run, theorem
+from flowlaws.theorems import THEOREMS, run
 
 TRUE = [t for t in THEOREMS.values() if t.expect == "holds"]
 BREAKS = [t for t in THEOREMS.values() if t.expect == "breaks"]
 
 
-def _property(thm):
-    @given(scenarios(thm))
+def _property(thm, extreme):
+    @given(scenarios(thm, extreme=extreme))
     @settings(max_examples=15)
     def check(scenario):
         verdict = thm.check(scenario)
         assert verdict.status in ("holds", "invalid"), (verdict.status, verdict.evidence)
+        assert verdict.status == "invalid" or np.isfinite(verdict.evidence.effect)
 
     return check
 
 
 @pytest.mark.parametrize("thm", TRUE, ids=lambda t: t.id)
 def test_true_theorem_holds_on_every_drawn_scenario(thm):
-    _property(thm)()
+    _property(thm, extreme=False)()
+
+
+@pytest.mark.parametrize("thm", [t for t in TRUE if "init_scale" not in t.space], ids=lambda t: t.id)
+def test_true_theorem_never_raises_a_false_alarm_at_extreme_magnitudes(thm):
+    _property(thm, extreme=True)()
+
+
+def test_the_extreme_magnitude_false_alarm_of_the_soundness_issue_is_gone():
+    from flowlaws.checking import Scenario
+    from flowlaws.losses import Square
+    from flowlaws.models import parse
+
+    model = parse("mlp:1-1-1-1-1:relu")
+    weights = tuple(np.array([[w]]) for w in (1e150, 1e-150, 1e-150, 1e-150))
+    scenario = Scenario(model, weights, np.ones((1, 1)), np.ones((1, 1)), Square(), T=0.2, flow_steps=6)
+    for theorem_id in ("thm-2.1", "cor-2.1"):
+        assert theorem(theorem_id).check(scenario).status == "holds"
+
+
+def test_an_overflowing_gradient_makes_the_case_invalid_not_a_verdict():
+    from flowlaws.checking import Scenario
+    from flowlaws.losses import Square
+    from flowlaws.models import parse
+
+    model = parse("mlp:1-1-1-1-1:relu")
+    weights = tuple(np.array([[1e150]]) for _ in range(4))
+    scenario = Scenario(model, weights, np.ones((1, 1)), np.ones((1, 1)), Square(), T=0.2, flow_steps=6)
+    verdict = theorem("thm-2.1").check(scenario)
+    assert verdict.status == "invalid" and "overflowed" in verdict.reason
+    assert not verdict.failed
 
 
 @pytest.mark.parametrize("thm", TRUE, ids=lambda t: t.id)
@@ -69,6 +101,8 @@ def test_every_paper_result_and_break_has_a_stable_id():
     assert {"thm-2.1", "cor-2.1", "thm-2.2", "thm-2.3", "bias", "degree-k", "gd-step", "weight-decay",
             "momentum-step", "balance"} <= ids
     assert {f"break-{a}" for a in ("tanh", "sigmoid", "softplus", "gelu", "elu", "silu", "relu2",
-                                    "no-bias", "skip", "momentum", "adam", "weight-decay")} <= ids
+                                    "no-bias", "skip", "momentum", "nesterov", "adam", "rmsprop",
+                                    "signgd", "weight-decay")} <= ids
+    assert "skip" in ids
     assert all(t.reference and t.statement for t in THEOREMS.values())
     assert Sequential  # the models are data

@@ -1,7 +1,18 @@
 """Optimizers and gradient-flow integrators; every run returns a `Trajectory`."""
 
 from flowlaws.flows.integrators import INTEGRATORS, dop853, implicit_midpoint, rk4
-from flowlaws.flows.optimizers import GD, OPTIMIZERS, SGD, Adam, Momentum, descend, optimizer
+from flowlaws.flows.optimizers import (
+    GD,
+    OPTIMIZERS,
+    SGD,
+    Adam,
+    Momentum,
+    Nesterov,
+    RMSProp,
+    SignGD,
+    descend,
+    optimizer,
+)
 from flowlaws.flows.trajectory import Status, Trajectory
 
 __all__ = [
@@ -11,6 +22,9 @@ __all__ = [
     "SGD",
     "Adam",
     "Momentum",
+    "Nesterov",
+    "RMSProp",
+    "SignGD",
     "Status",
     "Trajectory",
     "descend",

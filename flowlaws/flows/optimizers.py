@@ -4,7 +4,14 @@ All weight decay is coupled: the objective is L + lambda/2 ||theta||^2, so the
 decay term is added to the gradient before the update (for Adam too, i.e. not AdamW).
 Step sizes follow eta_t = lr / (t + 1)^power (power = 0: constant).
 Spec strings: ``gd:lr=0.01``, ``gd:lr=0.1,power=0.75``, ``sgd:lr=0.05,batch=4,seed=0``,
-``momentum:lr=0.01,beta=0.9``, ``adam:lr=0.001`` (add ``wd=0.1`` to any).
+``momentum:lr=0.01,beta=0.9``, ``nesterov:lr=0.01,beta=0.9``, ``adam:lr=0.001``,
+``rmsprop:lr=0.01,rho=0.99,eps=1e-8``, ``signgd:lr=0.001`` (add ``wd=0.1`` to any).
+Every option has a default, so a bare name works: lr = 0.01 (Adam and sign-GD 0.001),
+beta = 0.9, batch 1, seed 0.
+
+``breaks`` says why an optimizer's step has a first-order part B(theta, Delta) != 0
+(docs/theory.md 3.3, 6.4): the reason a law drifts at first order under it (None for
+plain gradient steps, whose drift is the second-order eta^2 Q(g)).
 """
 
 from __future__ import annotations
@@ -30,11 +37,12 @@ def _check_finite_positive(owner: str, **values: float) -> None:
 class GD:
     """theta+ = theta - eta_t (g + lambda theta)."""
 
-    lr: float
+    lr: float = 0.01
     power: float = 0.0
     weight_decay: float = 0.0
     name: ClassVar[str] = "gd"
     aliases: ClassVar[dict] = {"wd": "weight_decay", "eta": "lr"}
+    breaks: ClassVar[str | None] = None
 
     def __post_init__(self):
         _check_finite_positive(self.name, lr=self.lr)
@@ -88,6 +96,7 @@ class Momentum(GD):
 
     beta: float = 0.9
     name: ClassVar[str] = "momentum"
+    breaks: ClassVar[str | None] = "heavy-ball momentum adds beta*v_prev, and B(theta, v_prev) != 0"
 
     def __post_init__(self):
         super().__post_init__()
@@ -104,13 +113,72 @@ class Momentum(GD):
 
 
 @dataclass(frozen=True)
+class Nesterov(Momentum):
+    """Nesterov momentum in PyTorch's form: b = beta b + g; theta+ = theta - eta_t (g + beta b).
+
+    It equals Sutskever's look-ahead form v = beta v - eta grad L(theta + beta v) in the
+    shifted variable theta + beta v (docs/theory.md 6.4); both break the laws at first order.
+    """
+
+    name: ClassVar[str] = "nesterov"
+    breaks: ClassVar[str | None] = (
+        "Nesterov momentum steps along beta*b, built from earlier gradients: B(theta, b) != 0")
+
+    def update(self, grads, params, state, t):
+        eta = self.step_size(t)
+        g = tuple(g + self.weight_decay * p for g, p in zip(grads, params, strict=True))
+        buffer = tuple(self.beta * b + d for b, d in zip(state, g, strict=True))
+        return tuple(-eta * (d + self.beta * b) for d, b in zip(g, buffer, strict=True)), buffer
+
+
+@dataclass(frozen=True)
+class RMSProp(GD):
+    """v = rho v + (1 - rho) g^2; theta+ = theta - eta_t g / (sqrt(v) + eps) (Hinton 2012)."""
+
+    rho: float = 0.99
+    eps: float = 1e-8
+    name: ClassVar[str] = "rmsprop"
+    breaks: ClassVar[str | None] = "RMSProp divides each coordinate by its own RMS, so B(theta, Delta) != 0"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (0 <= self.rho < 1):
+            raise InvalidArgument(f"rmsprop: rho must be in [0, 1), got {self.rho!r}")
+        _check_finite_positive("rmsprop", eps=self.eps)
+
+    def init(self, params):
+        return tuple(np.zeros_like(p) for p in params)
+
+    def update(self, grads, params, state, t):
+        g = tuple(g + self.weight_decay * p for g, p in zip(grads, params, strict=True))
+        v = tuple(self.rho * a + (1 - self.rho) * d * d for a, d in zip(state, g, strict=True))
+        eta = self.step_size(t)
+        return tuple(-eta * d / (np.sqrt(b) + self.eps) for d, b in zip(g, v, strict=True)), v
+
+
+@dataclass(frozen=True)
+class SignGD(GD):
+    """theta+ = theta - eta_t sign(g + lambda theta)."""
+
+    lr: float = 0.001
+    name: ClassVar[str] = "signgd"
+    breaks: ClassVar[str | None] = "sign-GD replaces g by sign(g), so B(theta, Delta) != 0"
+
+    def update(self, grads, params, state, t):
+        eta = self.step_size(t)
+        return tuple(-eta * np.sign(g + self.weight_decay * p) for g, p in zip(grads, params, strict=True)), state
+
+
+@dataclass(frozen=True)
 class Adam(GD):
     """Adam (Kingma & Ba 2015) with bias correction and coupled weight decay."""
 
+    lr: float = 0.001
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
     name: ClassVar[str] = "adam"
+    breaks: ClassVar[str | None] = "Adam rescales each coordinate, so B(theta, Delta) != 0"
 
     def __post_init__(self):
         super().__post_init__()
@@ -135,7 +203,7 @@ class Adam(GD):
         return delta, (m, v)
 
 
-OPTIMIZERS = {cls.name: cls for cls in (GD, SGD, Momentum, Adam)}
+OPTIMIZERS = {cls.name: cls for cls in (GD, SGD, Momentum, Nesterov, Adam, RMSProp, SignGD)}
 
 
 def optimizer(spec):

@@ -8,6 +8,7 @@ from flowlaws.invariants.laws import (
     laws,
     one_to_one,
     scalar_components,
+    skip_ignored_laws,
     without_bias,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "laws",
     "one_to_one",
     "scalar_components",
+    "skip_ignored_laws",
     "without_bias",
 ]

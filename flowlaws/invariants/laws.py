@@ -124,13 +124,20 @@ def laws(model) -> tuple[Law, ...]:
 
 
 def candidate_laws(model) -> tuple[Law, ...]:
-    """The laws the paper would assign if every activation were ReLU and no skip path
-    existed: what an expected break (tanh, a skip connection ...) is checked against."""
+    """The laws the paper would assign if every activation were positively homogeneous
+    (non-homogeneous ones read as ReLU): what an expected break (tanh ...) and
+    `flowlaws explore` check. Names are those `laws` prints."""
     from flowlaws.models.activations import Activation
 
-    plain = model.without_skips()
-    homogeneous = all(a.degree is not None for a in plain.activations)
-    return laws(plain if homogeneous else plain.with_activation(Activation("relu")))
+    homogeneous = all(a.degree is not None for a in model.activations)
+    return laws(model if homogeneous else model.with_activation(Activation("relu")))
+
+
+def skip_ignored_laws(model) -> tuple[Law, ...]:
+    """The laws of the same parameters with every residual block inlined: the plain
+    law of a unit feeding a skip connection, which is NOT conserved (break-skip)."""
+    return tuple(dataclasses.replace(law, name=f"{law.name} (skip ignored)")
+                 for law in laws(model.without_skips()))
 
 
 def without_bias(law: Law) -> Law:

@@ -7,9 +7,11 @@ from flowlaws.strategies.core import (
     architectures,
     datasets,
     losses,
+    magnitudes,
     optimizers,
     params,
     scenarios,
+    subarchitectures,
 )
 from flowlaws.strategies.profiles import PROFILES, load_profile, register_profiles
 
@@ -19,8 +21,10 @@ __all__ = [
     "datasets",
     "load_profile",
     "losses",
+    "magnitudes",
     "optimizers",
     "params",
     "register_profiles",
     "scenarios",
+    "subarchitectures",
 ]

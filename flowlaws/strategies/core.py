@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument as HypothesisInvalidArgument
@@ -9,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 from flowlaws.checking import Scenario
 from flowlaws.errors import InvalidArgument
-from flowlaws.flows.optimizers import GD, OPTIMIZERS, SGD, Adam, Momentum
+from flowlaws.flows.optimizers import GD, OPTIMIZERS, SGD, Adam, Momentum, Nesterov, RMSProp, SignGD
 from flowlaws.losses import LOSSES, CrossEntropy, Huber, Logistic, Smooth, Square
 from flowlaws.models import (
     HOMOGENEOUS,
@@ -102,10 +104,7 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
                 layers += [Dense(h, has_bias), act]
             return Sequential((draw(sizes),), (*layers, Dense(draw(sizes), has_bias)))
         if kind == "residual":
-            d, h = draw(sizes), draw(sizes)
-            block = (Dense(h, has_bias), act, Dense(d, has_bias))
-            return Sequential((draw(sizes),), (Dense(d, has_bias), act, Residual(block), act,
-                                               Dense(draw(sizes), has_bias)))
+            return _residual_net(draw, sizes, act, has_bias)
         dims = 1 if kind == "conv1d" else 2
         conv, pools = (Conv1d, {"max": MaxPool1d, "avg": AvgPool1d}) if dims == 1 else (
             Conv2d, {"max": MaxPool2d, "avg": AvgPool2d})
@@ -132,6 +131,86 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
 
     return _named(draw_model(), "architectures", kinds=list(kinds), activations=list(acts),
                   depth=depth, width=width, bias=list(bias), pooling=list(pooling))
+
+
+def _residual_net(draw, sizes, act, bias):
+    """One or two residual blocks [dense, act, dense], with or without a producing layer
+    before them and an activation after each."""
+    d = draw(sizes)
+    producer = draw(st.booleans())
+    layers: list = [Dense(d, bias), act] if producer else []
+    for _ in range(draw(st.integers(1, 2))):
+        layers.append(Residual((Dense(draw(sizes), bias), act, Dense(d, bias))))
+        if draw(st.booleans()):
+            layers.append(act)
+    shape = (draw(sizes),) if producer else (d,)
+    return Sequential(shape, (*layers, Dense(draw(sizes), bias)))
+
+
+def subarchitectures(model):
+    """``model`` and smaller versions of it, to which a counterexample shrinks: every
+    hidden weight layer keeps between 1 and its width of units (a residual block's last
+    layer follows its input), and an MLP keeps its first 1..depth hidden layers.
+    Factorizations and other models are drawn as given."""
+    if not isinstance(model, Sequential):
+        return st.just(model)
+
+    @st.composite
+    def draw(d):
+        layers = list(model.layers)
+        hidden = [i for i, layer in enumerate(layers) if getattr(layer, "has_weight", False)][:-1]
+        groups = [i for i in hidden if i + 1 < len(layers) and isinstance(layers[i + 1], Activation)]
+        if len(groups) == len(hidden) and all(isinstance(x, Dense | Activation) for x in layers) and groups:
+            keep = d(st.integers(1, len(groups)))
+            layers = [*layers[:groups[keep - 1] + 2], layers[-1]]
+        try:
+            return Sequential(model.input_shape, _narrowed(d, tuple(layers), model.input_shape, True))
+        except InvalidArgument:
+            return model
+
+    return _named(draw(), "subarchitectures", model=model.spec)
+
+
+def _narrowed(d, layers, shape, top: bool):
+    """The layers with each hidden width drawn in [1, width] (the last weight layer of a
+    top-level chain keeps its width; a block's last layer takes the block's width)."""
+    weights = [i for i, layer in enumerate(layers) if getattr(layer, "has_weight", False)]
+    out: list = []
+    for i, layer in enumerate(layers):
+        here = Sequential(shape, tuple(out)).output_shape if out else tuple(shape)
+        if isinstance(layer, Residual):
+            layer = Residual(_narrowed(d, layer.block, here, False))
+        elif getattr(layer, "has_weight", False) and i != weights[-1]:
+            field = "units" if isinstance(layer, Dense) else "channels"
+            layer = dataclasses.replace(layer, **{field: d(st.integers(1, getattr(layer, field)))})
+        elif getattr(layer, "has_weight", False) and not top:
+            field = "units" if isinstance(layer, Dense) else "channels"
+            layer = dataclasses.replace(layer, **{field: shape[0]})
+        out.append(layer)
+    return tuple(out)
+
+
+def magnitudes(model, *, exponents=(-150, 150)):
+    """Params spanning many decades: entries in [-1, 1] times 10^(a + u_i + e_ij), with an
+    exponent a per array, u_i per unit (axis 0) and e_ij per entry (each 0 or drawn in
+    ``exponents``, the sum clipped to it), and some entries exactly 0. True theorems
+    must hold here too: overflow makes a case invalid, never a false alarm."""
+    if not (isinstance(exponents, tuple) and len(exponents) == 2 and all(isinstance(e, int) for e in exponents)
+            and -300 <= exponents[0] <= exponents[1] <= 300):
+        raise _Error(f"exponents must be a (low, high) pair of ints in [-300, 300], got {exponents!r}")
+    low, high = exponents
+    exponent = st.one_of(st.just(0), st.integers(low, high))
+
+    def array(shape):
+        per_unit = (shape[0],) + (1,) * (len(shape) - 1)
+        parts = st.tuples(hnp.arrays(np.float64, shape, elements=_floats(1.0)), exponent,
+                          hnp.arrays(np.int64, per_unit, elements=exponent),
+                          hnp.arrays(np.int64, shape, elements=exponent),
+                          hnp.arrays(np.bool_, shape))
+        return parts.map(lambda t: np.where(t[4], 0.0, t[0] * 10.0 ** np.clip(t[1] + t[2] + t[3], low, high)))
+
+    return _named(st.tuples(*(array(shape) for _, shape in model.param_specs)), "magnitudes",
+                  model=model.spec, exponents=exponents)
 
 
 def _named(strategy, name, **options):
@@ -230,25 +309,45 @@ def optimizers(*, names=("gd", "sgd"), lr=(1e-3, 0.1), weight_decay=0.0, decay_p
         "gd": st.builds(GD, etas, powers, st.just(wd)),
         "sgd": st.builds(SGD, etas, powers, st.just(wd), st.integers(1, 3), st.integers(0, 9)),
         "momentum": st.builds(Momentum, etas, st.just(0.0), st.just(wd), st.sampled_from([0.5, 0.9])),
+        "nesterov": st.builds(Nesterov, etas, st.just(0.0), st.just(wd), st.sampled_from([0.5, 0.9])),
         "adam": st.builds(Adam, etas, st.just(0.0), st.just(wd)),
+        "rmsprop": st.builds(RMSProp, etas, st.just(0.0), st.just(wd)),
+        "signgd": st.builds(SignGD, etas, st.just(0.0), st.just(wd)),
     }
     return _named(st.one_of([family[n] for n in names]), "optimizers", names=list(names),
                   lr=(lo, hi), weight_decay=wd)
 
 
-def scenarios(theorem):
+def scenarios(theorem, *, extreme: bool | None = None):
     """Scenarios a theorem quantifies over: its ``space`` (architectures, losses,
     optimizers, flow settings) with params and data drawn to shrink. With
     ``init_scale`` in the space the params are a seeded Gaussian init of that scale
-    instead (small-initialization theorems); the seed is drawn and shrinks."""
-    space = dict(theorem.space)
-    if "fixed" in space:
-        from flowlaws.explore import fixed_scenarios
+    instead (small-initialization theorems); the seed is drawn and shrinks. A space
+    with ``model`` (and ``loss``, ``optimizer``) fixes them; the model then shrinks
+    through `subarchitectures`.
 
-        return fixed_scenarios(theorem)
-    arch = architectures(**space.get("architectures", {}))
-    loss_st = losses(**space.get("losses", {}))
-    opt_st = optimizers(**space["optimizers"]) if "optimizers" in space else st.none()
+    ``extreme``: True draws every params tuple from `magnitudes` (1e-150..1e150 and
+    zeros), False never; None (default) mixes both (ordinary params first) for a true
+    theorem, whose false alarms hide at extreme magnitudes, and draws ordinary params
+    for an expected break, which has to be found and shrunk."""
+    if extreme is None and getattr(theorem, "expect", "holds") == "breaks":
+        extreme = False
+    space = dict(theorem.space)
+    if "model" in space:
+        arch = subarchitectures(space["model"])
+        loss_st, opt_st = st.just(space["loss"]), st.just(space.get("optimizer"))
+    else:
+        arch = architectures(**space.get("architectures", {}))
+        loss_st = losses(**space.get("losses", {}))
+        opt_st = optimizers(**space["optimizers"]) if "optimizers" in space else st.none()
+    width = space.get("architectures", {}).get("width", (1, 3))
+    pad = _range("width", width)[1]
+
+    def weights(model):
+        ordinary = params(model, scale=space.get("scale", 1.0), pad=pad)
+        if extreme is None:
+            return st.one_of(ordinary, magnitudes(model))
+        return magnitudes(model) if extreme else ordinary
 
     @st.composite
     def draw(d):
@@ -258,8 +357,7 @@ def scenarios(theorem):
             seed = d(st.integers(0, 2**32 - 1))
             p = model.init(np.random.default_rng(seed), scale=space["init_scale"])
         else:
-            width = space.get("architectures", {}).get("width", (1, 3))
-            p = d(params(model, scale=space.get("scale", 1.0), pad=_range("width", width)[1]))
+            p = d(weights(model))
         X, Y = d(datasets(model, loss=loss, n=space.get("n", (1, 4))))
         return Scenario(model, p, X, Y, loss, d(opt_st), steps=space.get("steps", 3),
                         T=space.get("T", 0.2), flow_steps=space.get("flow_steps", 8))
