@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import autograd.numpy as anp
 import numpy as np
@@ -37,7 +38,7 @@ class Law:
     formula: str = ""
 
     def _gram(self, a, b, absolute: bool = False):
-        G = 0.0
+        G: Any = 0.0
         for term in self.terms:
             Pa, Pb = term.view.rows(a), term.view.rows(b)
             if absolute:

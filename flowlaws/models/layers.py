@@ -45,6 +45,12 @@ class Layer:
     def out_shape(self, in_shape):
         return in_shape
 
+    def apply(self, p, x):
+        raise NotImplementedError
+
+    def vjp(self, p, x, y, dy):
+        raise NotImplementedError
+
     def vjp_magnitude(self, p, x, y, dy):
         dx, dp = self.vjp(tuple(np.abs(q) for q in p), np.abs(x), y, dy)
         return np.abs(dx), tuple(np.abs(g) for g in dp)
