@@ -14,6 +14,8 @@ class Status(enum.Enum):
     OK = "ok"
     DIVERGED = "loss became non-finite at step {step}; try a smaller step"
     MAX_STEPS = "stopped after {step} gradient evaluations (the budget); raise max_evaluations"
+    UNRESOLVED = ("the implicit solve of step {step} did not converge even after halving the step: "
+                  "the flow is too stiff at this scale; use more steps")
 
     def message(self, step: int | None) -> str:
         return self.value.format(step=step)

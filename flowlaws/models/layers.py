@@ -200,8 +200,8 @@ class Conv(Layer):
     def vjp(self, p, x, y, dy):
         W = p[0]
         xp = self._pad(x)
-        dxp = np.zeros_like(xp)
-        dW = np.empty_like(W)
+        dxp = np.zeros(xp.shape, np.result_type(xp, dy, W))  # complex when discovery asks
+        dW = np.empty(W.shape, np.result_type(xp, dy))
         batch_and_space = (0, *range(2, 2 + self.dims))
         for offset, window in self._windows(dy.shape[2:]):
             tap = (slice(None), slice(None), *offset)
@@ -281,7 +281,7 @@ class Pool(Layer):
         blocks, axes = self._blocks(x)
         expand = tuple(slice(None) if i not in axes else None for i in range(blocks.ndim))
         grad = (self.weights(x) if weights is None else weights) * dy[expand]
-        dx = np.zeros_like(x)
+        dx = np.zeros(x.shape, np.result_type(x, dy))
         crop = (slice(None), slice(None), *(slice(0, m * self.size) for m in y.shape[2:]))
         dx[crop] = grad.reshape(dx[crop].shape)
         return dx, ()

@@ -1,0 +1,420 @@
+"""Find every conservation law numerically: the independent oracle for the derived laws.
+
+After Marcotte, Gribonval, Peyré (NeurIPS 2023); docs/theory.md, sections 4 and 7.
+A conservation law of gradient flow is a function h with h(theta(t)) constant for every
+dataset and loss: grad h(theta) is orthogonal to W(theta) = span{grad_theta f_j(x; theta)}
+and to the Lie brackets of those fields, so at a generic theta0 there are exactly
+D - dim Lie(W)(theta0) independent laws (an UPPER bound when computed with finitely
+many fields). A LOWER bound comes from laws proven conserved: derived laws that pass
+the orthogonality test at several points, and every polynomial law of degree <= 2,
+found by solving <grad P(theta), g(theta)> = 0 for P's coefficients. Both meet: exact.
+
+How it is computed, with no symbolic algebra:
+- the activation pattern (ReLU-family slopes, max-pool winners) is frozen per input at
+  theta0, redrawn until every unit takes both slopes on the data; frozen, f is a
+  polynomial in theta of degree L (the number of weight layers);
+- the fields are gradients of random combinations sum_{n,j} C_nj f_j(x_n) (for a loss
+  family such as softmax cross-entropy, C's rows sum to zero: the span of its
+  gradients), one forward and one reverse sweep each, by the engine itself;
+- a directional derivative Dv(theta)[w] of a polynomial field v of degree p is exact
+  from p + 1 evaluations on a complex circle: (1/(n r)) sum_k v(theta + r w^k w) w^-k
+  (w = e^(2 pi i / n)); so is a Lie bracket [u, v] = Dv[u] - Du[v], at any depth;
+- every rank decision reports its singular-value gap; a gap under GAP makes the answer
+  "undecided", never a silent guess.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models.activations import Activation
+from flowlaws.models.symmetry import flatten, unflatten
+
+GAP = 1e6  # a rank decision with a smaller singular-value gap is undecided
+RANK_TOL = 1e-9  # singular values below RANK_TOL * the largest count as zero
+SAMPLES = 4  # inputs per parameter (per output): enough activation regions to span W
+MAX_DEPTH = 3
+FAST_PARTNERS = 3  # generators each new field is bracketed with first (Marcotte et al.'s "fast")
+EXPLICIT_MAX_PARAMS = 60  # degree-2 explicit laws solve a (D^2/2)-unknown system
+
+
+@dataclass(frozen=True)
+class Field:
+    """A vector field theta -> R^D that accepts complex theta; a polynomial of ``degree``."""
+
+    at: Callable
+    degree: int
+    name: str
+
+
+@dataclass
+class Discovery:
+    """What discovery found for one model (see the module docstring)."""
+
+    spec: str
+    loss: str
+    params: int
+    upper: int | None
+    lower: int
+    derived: int
+    rank_by_depth: list
+    gap: float
+    explicit: list = field(default_factory=list)
+    spurious: list = field(default_factory=list)
+    missing: list = field(default_factory=list)
+    seconds: float = 0.0
+    note: str = ""
+
+    @property
+    def count(self) -> int | None:
+        """The number of independent laws when the bounds meet (else None: undecided)."""
+        return self.upper if self.upper is not None and self.upper == self.lower else None
+
+    @property
+    def complete(self) -> bool:
+        """The derived laws are all the laws: derived == count and none is spurious."""
+        return self.count is not None and self.derived == self.count and not self.spurious
+
+    def to_json(self) -> dict:
+        return {"spec": self.spec, "loss": self.loss, "params": self.params, "count": self.count,
+                "upper": self.upper, "lower": self.lower, "derived": self.derived,
+                "complete": self.complete, "rank_by_depth": self.rank_by_depth,
+                "gap": self.gap if math.isfinite(self.gap) else None, "explicit": self.explicit,
+                "missing": self.missing, "spurious": self.spurious, "seconds": round(self.seconds, 3),
+                "note": self.note}
+
+
+# --- the frozen network and its gradient fields ---------------------------------------
+
+
+def _kinks(layers, pattern):
+    """(activation, frozen slopes) of every two-slope activation, residual blocks included."""
+    for layer, entry in zip(layers, pattern, strict=True):
+        if isinstance(layer, Activation) and entry is not None and len(set(layer.args) | {1.0}) > 1:
+            yield layer, entry
+        elif isinstance(entry, tuple):
+            yield from _kinks(layer.block, entry)
+
+
+def _both_slopes(model, pattern) -> bool:
+    """Every unit (channel) of every ReLU-family activation takes both slopes on the data."""
+    for _, slopes in _kinks(getattr(model, "layers", ()), pattern or ()):
+        per_unit = np.moveaxis(slopes, 1, 0).reshape(slopes.shape[1], -1)
+        if np.any(per_unit.min(axis=1) == per_unit.max(axis=1)):
+            return False
+    return True
+
+
+def _check(model) -> None:
+    for act in model.activations:
+        if act.degree != 1:
+            raise InvalidArgument(f"discover needs activations of degree 1 (linear, relu, leaky_relu, abs, "
+                                  f"prelu): {act.spec} has {'no' if act.degree is None else 'degree'} "
+                                  f"{'' if act.degree is None else act.degree} homogeneity; its network is "
+                                  "not a polynomial once the pattern is frozen")
+
+
+class Problem:
+    """A model at a generic point with frozen pattern, data, and K combination weights."""
+
+    def __init__(self, model, rng, *, cross_entropy: bool = False, tries: int = 50):
+        self.model = model
+        self.shapes = [shape for _, shape in model.param_specs]
+        self.D = int(sum(np.prod(s) for s in self.shapes))
+        outputs = int(np.prod(model.output_shape))
+        n = max(2, math.ceil(SAMPLES * (self.D + 8) / outputs))
+        for _ in range(tries):
+            self.X = rng.normal(size=(n, *model.input_shape))
+            self.theta = flatten(model.init(rng))
+            self.pattern = model.pattern(unflatten(self.theta, self.shapes), self.X)
+            if _both_slopes(model, self.pattern):
+                break
+        else:
+            raise InvalidArgument(f"{model.spec}: no generic point found in {tries} draws (a unit never "
+                                  "changes slope); widen the layer before it")
+        K = min(n * outputs, self.D + 8)
+        self.C = rng.normal(size=(K, n, *model.output_shape))
+        if cross_entropy:  # the span of softmax cross-entropy gradients: sum_j C_nj = 0
+            self.C = self.C - self.C.mean(axis=2, keepdims=True)
+        self.degree = max(1, _weight_layers(model) - 1)  # of each field (f has degree L)
+
+    def values(self, theta, rows=None) -> np.ndarray:
+        """The fields g_k(theta) = grad <C_k, f(X; theta)> as rows (complex theta allowed)."""
+        params = unflatten(theta, self.shapes)
+        _, cache = self.model.forward(params, self.X, self.pattern)
+        chosen = range(len(self.C)) if rows is None else rows
+        return np.stack([flatten(self.model.backward(params, cache, self.C[k])) for k in chosen])
+
+    def generators(self) -> list[Field]:
+        return [Field(lambda theta, k=k: self.values(theta, (k,))[0], self.degree, f"g{k}")
+                for k in range(len(self.C))]
+
+
+def _weight_layers(model) -> int:
+    names = {name.rsplit(".", 1)[0] for name, _ in model.param_specs}
+    return len(names)
+
+
+def directional(v: Field, theta, w) -> np.ndarray:
+    """Dv(theta)[w], exact for a polynomial v: p + 1 points on a complex circle."""
+    n = v.degree + 1
+    r = (np.linalg.norm(theta) + 1.0) / (np.linalg.norm(w) + 1e-300)
+    roots = np.exp(2j * np.pi * np.arange(n) / n)
+    return sum(v.at(theta + r * z * w) / z for z in roots) / (n * r)
+
+
+def _bracket_value(u: Field, v: Field, theta) -> np.ndarray:
+    """[u, v](theta0), real, with exact cancellation set to 0: below 1e-9 of its two terms."""
+    z = theta.astype(complex)
+    first, second = directional(v, z, u.at(z)).real, directional(u, z, v.at(z)).real
+    value = first - second
+    scale = np.linalg.norm(first) + np.linalg.norm(second)
+    return value if np.linalg.norm(value) > 1e-9 * scale else np.zeros_like(value)
+
+
+def bracket(u: Field, v: Field) -> Field:
+    """[u, v](theta) = Dv(theta)[u(theta)] - Du(theta)[v(theta)]."""
+    return Field(lambda theta: directional(v, theta, u.at(theta)) - directional(u, theta, v.at(theta)),
+                 u.degree + v.degree - 1, f"[{u.name},{v.name}]")
+
+
+# --- rank decisions ---------------------------------------------------------------------
+
+
+def rank_and_gap(rows) -> tuple[int, float]:
+    """Numerical rank of the rows (each scaled to unit length) and the gap s_r / s_(r+1)."""
+    M = np.asarray(rows, dtype=float)
+    norms = np.linalg.norm(M, axis=1)
+    M = M[norms > 0] / norms[norms > 0, None]
+    if M.size == 0:
+        return 0, math.inf
+    s = np.linalg.svd(M, compute_uv=False)
+    r = int(np.sum(s > RANK_TOL * s[0]))
+    gap = math.inf if r == len(s) else float(s[r - 1] / max(s[r], 1e-300))
+    return r, gap
+
+
+def _independent(rows, basis) -> list[int]:
+    """Indices of rows that raise the rank of ``basis``, greedily (pivoted QR on the rest)."""
+    import scipy.linalg
+
+    if len(rows) == 0:
+        return []
+    B = np.asarray(basis, float)
+    R = np.asarray(rows, float)
+    R = R / np.maximum(np.linalg.norm(R, axis=1, keepdims=True), 1e-300)
+    if len(B):
+        Q, _ = np.linalg.qr(B.T)
+        Q = Q[:, : rank_and_gap(B)[0]]
+        R = R - (R @ Q) @ Q.T
+    _, s, pivots = scipy.linalg.qr(R.T, pivoting=True, mode="economic")
+    diag = np.abs(np.diag(s)) if s.ndim == 2 else np.abs(s)
+    keep = int(np.sum(diag > RANK_TOL * 1e3))
+    return [int(p) for p in pivots[:keep]]
+
+
+def lie_rank(problem: Problem, partners: int | None = None) -> tuple[list[int], float]:
+    """Rank of the fields at theta0 after 0, 1, ... bracket depths, until it stops growing;
+    and the smallest gap of those decisions. Each depth brackets the fields that raised
+    the rank at the previous one with every generator, or with the first ``partners``
+    (fast; a rank it misses makes the upper bound too high, never too low)."""
+    theta = problem.theta
+    gens = problem.generators()
+    partners_of = gens if partners is None else gens[:partners]
+    rows = problem.values(theta)
+    rank, gap = rank_and_gap(rows)
+    ranks, gaps = [rank], [gap]
+    new = [gens[i] for i in _independent(rows, np.zeros((0, problem.D)))]
+    for _ in range(MAX_DEPTH):
+        if rank >= problem.D or not new:
+            break
+        candidates = [bracket(g, b) for b in new for g in partners_of]
+        values = np.stack([_bracket_value(g, b, theta) for b in new for g in partners_of])
+        picked = [i for i in _independent(values, rows) if np.any(values[i])]
+        rows = np.vstack([rows, values[picked]]) if picked else rows
+        rank, gap = rank_and_gap(rows)
+        ranks.append(rank)
+        gaps.append(gap)
+        if rank == ranks[-2]:
+            break
+        new = [candidates[i] for i in picked]
+    return ranks, min(gaps)
+
+
+# --- laws proven conserved ---------------------------------------------------------------
+
+
+def _points(model, rng, cross_entropy, count):
+    return [Problem(model, rng, cross_entropy=cross_entropy) for _ in range(count)]
+
+
+def quadratic_laws(model, problems) -> np.ndarray:
+    """Every P(theta) = 1/2 theta^T A theta + b^T theta with <grad P, g> = 0 for every field at
+    every point: the null space of that linear system, in reduced row echelon form. Rows are
+    coefficient vectors over (A's upper triangle, b)."""
+    D = problems[0].D
+    iu = np.triu_indices(D)
+    blocks = []
+    for p in problems:
+        G = p.values(p.theta).real
+        # <A theta + b, g> = sum_{i<=j} A_ij (theta_j g_i + theta_i g_j [i != j]) + b . g
+        quad = G[:, iu[0]] * p.theta[iu[1]] + np.where(iu[0] != iu[1], G[:, iu[1]] * p.theta[iu[0]], 0.0)
+        blocks.append(np.hstack([quad, G]))
+    M = np.vstack([_row_space(block) for block in blocks])
+    _, s, Vt = np.linalg.svd(M, full_matrices=len(M) < M.shape[1])
+    rank = int(np.sum(s > RANK_TOL * s[0]))
+    return _rref(Vt[rank:])
+
+
+def _row_space(block) -> np.ndarray:
+    """An orthonormal basis of the rows' span (the constraints one point contributes)."""
+    block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-300)
+    _, s, Vt = np.linalg.svd(block, full_matrices=False)
+    return Vt[: int(np.sum(s > RANK_TOL * s[0]))]
+
+
+def _rref(N) -> np.ndarray:
+    """Reduced row echelon form (pivots 1), entries below 1e-9 set to 0: readable laws."""
+    A = np.array(N, float)
+    row = 0
+    for col in range(A.shape[1]):
+        if row == len(A):
+            break
+        pivot = row + int(np.argmax(np.abs(A[row:, col])))
+        if abs(A[pivot, col]) < 1e-8:
+            continue
+        A[[row, pivot]] = A[[pivot, row]]
+        A[row] /= A[row, col]
+        others = np.arange(len(A)) != row
+        A[others] -= np.outer(A[others, col], A[row])
+        row += 1
+    A[np.abs(A) < 1e-9] = 0.0
+    return A
+
+
+def _entry_names(model) -> list[str]:
+    names = []
+    for name, shape in model.param_specs:
+        for index in np.ndindex(*shape):
+            names.append(f"{name}[{','.join(map(str, index))}]")
+    return names
+
+
+def law_formula(coefficients, names) -> str:
+    """A readable polynomial: coefficients over (upper triangle of A, b)."""
+    D = len(names)
+    iu = np.triu_indices(D)
+    terms = []
+    for (i, j), c in zip(zip(*iu, strict=True), coefficients[: len(iu[0])], strict=True):
+        if c:
+            c = c / 2 if i == j else c  # 1/2 A_ii theta_i^2; A_ij theta_i theta_j
+            terms.append((c, f"{names[i]}²" if i == j else f"{names[i]}·{names[j]}"))
+    terms += [(c, names[i]) for i, c in enumerate(coefficients[len(iu[0]):]) if c]
+    if not terms:
+        return "0"
+    scale = min(abs(c) for c, _ in terms)
+    text = ""
+    for c, name in terms:
+        c = c / scale
+        sign = "−" if c < 0 else "+"
+        number = "" if abs(abs(c) - 1) < 1e-9 else f"{abs(c):.6g}·"
+        text += f" {sign} {number}{name}"
+    return text.strip().removeprefix("+ ")
+
+
+def _law_gradients(coefficients, theta) -> np.ndarray:
+    """grad P(theta0) = A theta0 + b for each coefficient row."""
+    D = len(theta)
+    iu = np.triu_indices(D)
+    out = []
+    for c in coefficients:
+        A = np.zeros((D, D))
+        A[iu] = c[: len(iu[0])]
+        A = A + np.triu(A, 1).T
+        out.append(A @ theta + c[len(iu[0]):])
+    return np.array(out).reshape(len(out), D)
+
+
+def _derived_components(derived, theta, shapes) -> np.ndarray:
+    """Gradients at theta of every scalar component of the derived laws: grad Q = 2B(theta, .)."""
+    D = len(theta)
+    params = unflatten(theta, shapes)
+    eye = np.eye(D)
+    rows = [np.concatenate([np.ravel(2 * law.bilinear(params, unflatten(e, shapes)))
+                            for law in derived]) for e in eye] if derived else []
+    return np.array(rows).T if rows else np.zeros((0, D))
+
+
+def orthogonal(law, problems) -> bool:
+    """The exact orthogonality test: B(theta, g) = 0 for every field g at every point,
+    to the tool's tolerance (flowlaws.checking)."""
+    from flowlaws.checking import tolerance
+
+    for p in problems:
+        params = unflatten(p.theta, p.shapes)
+        for g in p.values(p.theta).real:
+            u = unflatten(g, p.shapes)
+            bound = tolerance(law.magnitude(tuple(map(np.abs, params)), tuple(map(np.abs, u))), p.D + len(p.X))
+            if np.any(np.abs(law.bilinear(params, u)) > 1e3 * bound):
+                return False
+    return True
+
+
+# --- the whole comparison ------------------------------------------------------------------
+
+
+def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0) -> Discovery:
+    """Count, find and compare the conservation laws of ``model`` (see the module docstring).
+
+    >>> from flowlaws.models import parse
+    >>> discover(parse("mlp:2-3-1:relu")).count
+    3
+    """
+    from flowlaws.invariants import laws as derived_laws
+
+    if degree not in (0, 1, 2):
+        raise InvalidArgument(f"degree must be 0, 1 or 2, got {degree!r}")
+    family = loss or "any"
+    if family not in ("any", "cross_entropy"):
+        raise InvalidArgument(f"loss family must be 'cross_entropy' or omitted (every loss), got {loss!r}")
+    _check(model)
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    ce = family == "cross_entropy"
+    problem = Problem(model, rng, cross_entropy=ce)
+    ranks, gap = lie_rank(problem, partners=FAST_PARTNERS)
+    points = [problem, *_points(model, rng, ce, 3)]
+    derived = derived_laws(model)
+    spurious = [law.name for law in derived if not orthogonal(law, points)]
+    good = [law for law in derived if law.name not in spurious]
+    known = _derived_components(good, problem.theta, problem.shapes)
+    derived_count = rank_and_gap(known)[0] if len(known) else 0
+    names = _entry_names(model)
+    explicit, missing, note = [], [], ""
+    gradients = known
+    if degree and problem.D <= EXPLICIT_MAX_PARAMS:
+        unknowns = problem.D * (problem.D + 1) // 2 + problem.D
+        count = math.ceil(1.5 * unknowns / max(1, ranks[0])) + 2  # each point gives rank W(theta) rows
+        laws_found = quadratic_laws(model, [problem, *_points(model, rng, ce, count)])
+        if degree == 1:
+            laws_found = laws_found[np.all(laws_found[:, : -problem.D] == 0, axis=1)]
+        for coefficients, grad in zip(laws_found, _law_gradients(laws_found, problem.theta), strict=True):
+            formula = law_formula(coefficients, names)
+            explicit.append(formula)
+            if rank_and_gap(np.vstack([known, grad]))[0] > derived_count:
+                missing.append(formula)
+        gradients = np.vstack([known, _law_gradients(laws_found, problem.theta)])
+    elif degree:
+        note = f"explicit laws skipped: {problem.D} parameters > {EXPLICIT_MAX_PARAMS}"
+    lower = rank_and_gap(gradients)[0] if len(gradients) else 0
+    if problem.D - ranks[-1] != lower:  # the fast bracket set may have missed a direction
+        ranks, gap = lie_rank(problem)
+    upper = None if gap < GAP else problem.D - ranks[-1]
+    return Discovery(model.spec, family, problem.D, upper, lower, derived_count, ranks, gap, explicit,
+                     spurious, missing, time.perf_counter() - started, note)
