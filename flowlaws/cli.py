@@ -72,6 +72,15 @@ def parser() -> argparse.ArgumentParser:
     laws = sub.add_parser("laws", help="list the laws derived for an architecture")
     laws.add_argument("spec", metavar="SPEC")
     laws.add_argument("--json", action="store_true")
+    discover = sub.add_parser("discover", help="count and find every conservation law numerically, "
+                              "and compare them with the derived ones")
+    discover.add_argument("spec", metavar="SPEC")
+    discover.add_argument("--degree", default=2, type=int, choices=(0, 1, 2),
+                          help="highest degree of the explicit polynomial laws searched (default 2)")
+    discover.add_argument("--loss", default=None, choices=("cross_entropy",),
+                          help="laws of one loss family only (default: laws for every loss)")
+    discover.add_argument("--seed", default=0, type=_int, help="seed of the random points (default 0)")
+    discover.add_argument("--json", action="store_true")
     figures = sub.add_parser("figures", help="reproduce the paper's Fig. 1 and Fig. 2")
     figures.add_argument("--out", default="figures", type=Path)
     figures.add_argument("--json", action="store_true")
@@ -81,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     commands = {"check": cmd_check, "explore": cmd_explore, "replay": cmd_replay,
-                "laws": cmd_laws, "figures": cmd_figures}
+                "laws": cmd_laws, "discover": cmd_discover, "figures": cmd_figures}
     try:
         return commands[args.command](args)
     except FlowlawsError as error:
@@ -244,6 +253,34 @@ def cmd_laws(args) -> int:
     out.print(table if found else f"[yellow]{model.spec} has no conservation law[/]")
     out.print(f"{count} functionally independent scalar law(s)")
     return 0
+
+
+def cmd_discover(args) -> int:
+    """Exit 0 when the derived laws are complete, 1 when laws are missing or spurious
+    (a finding), and 0 with a warning when discovery is undecided."""
+    from flowlaws.discover import discover
+    from flowlaws.models import parse
+
+    found = discover(parse(args.spec), degree=args.degree, loss=args.loss, seed=args.seed)
+    finding = bool(found.spurious) or (found.count is not None and found.count != found.derived)
+    if args.json:
+        print(json.dumps(found.to_json()))
+        return 1 if finding else 0
+    count = found.count if found.count is not None else f"undecided (between {found.lower} and {found.upper})"
+    out.print(Text(f"{found.spec}: {found.params} parameters, {count} independent conservation laws "
+                   f"(loss family: {found.loss}); {found.derived} derived", style="bold"), soft_wrap=True)
+    out.print(f"rank of the Lie algebra's trace by bracket depth: {found.rank_by_depth} "
+              f"(smallest singular-value gap {found.gap:.2g}); {found.seconds:.2f} s", soft_wrap=True)
+    for formula in found.explicit:
+        out.print(Text(f"  {formula}"), soft_wrap=True)
+    if found.note:
+        out.print(Text(found.note, style="yellow"), soft_wrap=True)
+    verdict = ("complete: the derived laws are all the laws" if found.complete
+               else f"missing: {'; '.join(found.missing) or '(not quadratic)'}" if finding and not found.spurious
+               else f"spurious derived laws: {', '.join(found.spurious)}" if found.spurious
+               else "undecided: the bounds do not meet")
+    out.print(Text(verdict, style="green" if found.complete else "red" if finding else "yellow"), soft_wrap=True)
+    return 1 if finding else 0
 
 
 def cmd_figures(args) -> int:

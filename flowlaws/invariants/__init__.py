@@ -9,6 +9,7 @@ from flowlaws.invariants.laws import (
     one_to_one,
     scalar_components,
     skip_ignored_laws,
+    structural_count,
     without_bias,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "one_to_one",
     "scalar_components",
     "skip_ignored_laws",
+    "structural_count",
     "without_bias",
 ]

@@ -167,7 +167,8 @@ def scalar_components(law_list, params):
 
 def independent_count(model, law_list=None, seed: int = 0) -> int:
     """How many scalar laws are functionally independent: the rank of their joint
-    Jacobian at a generic (seeded Gaussian) point."""
+    Jacobian at a generic (seeded Gaussian) point, computed exactly while that Jacobian is
+    small (NUMERIC_LIMIT entries), else from the structure (`structural_count`)."""
     from autograd import jacobian
 
     from flowlaws.models.symmetry import flatten, unflatten
@@ -176,9 +177,50 @@ def independent_count(model, law_list=None, seed: int = 0) -> int:
     if not law_list:
         return 0
     shapes = [shape for _, shape in model.param_specs]
+    D = sum(int(np.prod(s)) for s in shapes)
+    components = sum(_components(law) for law in law_list)
+    if D * components > NUMERIC_LIMIT:
+        return structural_count(law_list)
     point = flatten(model.init(np.random.default_rng(seed)))
     J = jacobian(lambda v: scalar_components(law_list, unflatten(v, shapes)))(point)
     if J.size == 0:
-        return 0
+        return structural_count(law_list)  # layer laws only
     s = np.linalg.svd(J, compute_uv=False)
     return int(np.sum(s > max(J.shape) * np.finfo(float).eps * 1e3 * s[0]))
+
+
+NUMERIC_LIMIT = 4_000_000
+
+
+def _components(law: Law) -> int:
+    units = law.terms[0].view.units
+    return {"unit": units, "layer": 1, "matrix": units * (units + 1) // 2}[law.kind]
+
+
+def structural_count(law_list) -> int:
+    """The count from the laws' structure: laws of different rescalings are independent
+    (each has slices of its own); within one, a matrix law P P^T - O O^T over u units with
+    m_in incoming and m_out outgoing columns has u(u+1)/2 - s(s+1)/2 independent entries,
+    s = max(0, u - m_in - m_out) (the two-layer linear count, docs/theory.md 4), else its
+    u unit laws are independent, and a lone layer law counts 1. Tests check it against the
+    numeric rank on small nets."""
+    groups: dict = {}
+    for law in law_list:
+        groups.setdefault(law.terms, set()).add(law.kind)
+    total = 0
+    for terms, kinds in groups.items():
+        units = terms[0].view.units
+        if "matrix" in kinds:
+            def width(sign, terms=terms):
+                return sum(_columns(t.view) for t in terms if np.sign(t.weight) == sign)
+
+            s = max(0, units - width(1) - width(-1))
+            total += units * (units + 1) // 2 - s * (s + 1) // 2
+        else:
+            total += units if "unit" in kinds else 1
+    return total
+
+
+def _columns(view: View) -> int:
+    """Entries per unit of a view (its row length); set by the model's shapes."""
+    return view.size // view.units

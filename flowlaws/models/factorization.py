@@ -83,7 +83,8 @@ class Factorization:
 
     def rescalings(self):
         """U -> U G, V -> V G^-T: columns of U scale by c, columns of V by 1/c."""
-        terms = (Term(View(0, "U", 1, self.rank), 1.0), Term(View(1, "V", 1, self.rank), -1.0))
+        terms = (Term(View(0, "U", 1, self.rank, self.d1 * self.rank), 1.0),
+                 Term(View(1, "V", 1, self.rank, self.d2 * self.rank), -1.0))
         return (Rescaling("U/V", self.rank, terms, True),)
 
     def without_skips(self):

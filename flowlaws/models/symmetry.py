@@ -38,6 +38,7 @@ class View:
     name: str
     axis: int
     units: int
+    size: int = 0  # entries of the whole parameter (0: unknown)
 
     def rows(self, params):
         """The (units, rest) matrix of this slice (works on autograd boxes too)."""
@@ -141,7 +142,9 @@ class Site:
         start, stop = self.chain.slots[self.position]
         count = len(self.layer.param_shapes(self.in_shape))
         chosen = range(count) if own is None else own
-        return tuple(View(self.offset + start + k, self.chain.specs[start + k][0], axis, units)
+        specs = self.chain.specs
+        return tuple(View(self.offset + start + k, specs[start + k][0], axis, units,
+                          int(np.prod(specs[start + k][1])))
                      for k in chosen if k < min(count, stop - start))
 
     def following(self) -> Site:
