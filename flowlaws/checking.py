@@ -17,10 +17,10 @@ of 1e6 and more.
 
 Levels
 ------
-- ``pointwise``: B(theta, grad L(theta)) = 0 (THEORY 3.1).
+- ``pointwise``: B(theta, grad L(theta)) = 0 (docs/theory.md 3.1).
 - ``step``: every optimizer step of a run, Q(theta+) - Q(theta) against the
   theorem's prediction, split as 2B(theta, Delta) (first order: a broken symmetry) +
-  Q(Delta) (second order: discretization) (THEORY 3.3).
+  Q(Delta) (second order: discretization) (docs/theory.md 3.3).
 - ``flow``: gradient flow by the implicit midpoint rule, which conserves Q exactly
   step by step when the law holds; the tolerance adds the solve error bound. An RK4
   refinement (n and 2n steps) reports the observed order of the drift.
@@ -136,7 +136,7 @@ def pointwise(model, loss, params, X, Y, law_list) -> Evidence:
 # --- step level ----------------------------------------------------------------------------
 
 def predict_gd(law, theta, delta, grad, previous, eta, opt):
-    """GD / SGD: Delta Q = eta^2 Q(g) (THEORY 3.3)."""
+    """GD / SGD: Delta Q = eta^2 Q(g) (docs/theory.md 3.3)."""
     return eta**2 * law.value(grad)
 
 

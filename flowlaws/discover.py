@@ -40,6 +40,7 @@ GAP = 1e6  # a rank decision with a smaller singular-value gap is undecided
 RANK_TOL = 1e-9  # singular values below RANK_TOL * the largest count as zero
 SAMPLES = 4  # inputs per parameter (per output): enough activation regions to span W
 BIAS_SCALE = 0.1
+RICHER = 3  # attempts, each with 3x the data, while the bounds do not meet
 FULL_BUDGET = 4000  # D * generators up to which a gap left by the fast brackets is re-checked
 # with every generator (the cost grows as D^2 per depth)
 GENERIC_DRAWS = 12  # theta0 is the draw (of these) where the fields span the most: a draw
@@ -130,12 +131,12 @@ class Problem:
     """A model at a generic point with frozen pattern, data, and K combination weights."""
 
     def __init__(self, model, rng, *, cross_entropy: bool = False, enough: int | None = None,
-                 tries: int = 500):
+                 tries: int = 500, samples: int = 0):
         self.model = model
         self.shapes = [shape for _, shape in model.param_specs]
         self.D = int(sum(np.prod(s) for s in self.shapes))
         outputs = int(np.prod(model.output_shape))
-        n = max(2, math.ceil(SAMPLES * (self.D + 8) / outputs))
+        n = max(2, math.ceil((samples or SAMPLES) * (self.D + 8) / outputs))
         K = min(n * outputs, self.D + 8)
         self.C = rng.normal(size=(K, n, *model.output_shape))
         if cross_entropy:  # the span of softmax cross-entropy gradients: sum_j C_nj = 0
@@ -455,8 +456,15 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0) 
         note = f"explicit laws skipped: {problem.D} parameters > {EXPLICIT_MAX_PARAMS}"
     lower = rank_and_gap(gradients)[0] if len(gradients) else 0
     ranks, gap = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower)
-    if problem.D - ranks[-1] != lower and problem.D * len(problem.C) <= FULL_BUDGET:
-        ranks, gap = lie_rank(problem, enough=problem.D - lower)  # the fast set may have missed one
+    for attempt in range(1, RICHER):  # undecided: more data (activation regions) and draws
+        if problem.D - ranks[-1] == lower:
+            break
+        if problem.D * len(problem.C) <= FULL_BUDGET:
+            ranks, gap = lie_rank(problem, enough=problem.D - lower)  # the fast set may have missed one
+            if problem.D - ranks[-1] == lower:
+                break
+        problem = Problem(model, rng, cross_entropy=ce, enough=problem.D - lower, samples=SAMPLES * 3**attempt)
+        ranks, gap = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower)
     upper = None if gap < GAP else problem.D - ranks[-1]
     return Discovery(model.spec, family, problem.D, upper, lower, derived_count, ranks, gap, explicit,
                      spurious, missing, time.perf_counter() - started, note)

@@ -2,7 +2,7 @@
 
 The objective is L = reduce_i l(f(x_i), y_i) with ``reduction`` "mean" (default) or
 "sum" (1/2||U V^T - M*||^2 for factorization is ``square:reduction=sum``). Laws hold
-for any differentiable l (THEORY 1): the Euler identity is a property of f.
+for any differentiable l (docs/theory.md 1): the Euler identity is a property of f.
 Spec strings: ``square``, ``huber:delta=0.5``, ``smooth:a=1,b=0.5,c=0,d=0.1``.
 """
 

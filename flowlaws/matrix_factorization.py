@@ -4,11 +4,11 @@
     U+ = U - eta_t R V,   V+ = V - eta_t R^T U.
 
 Every step changes the imbalance Q = U^T U - V^T V by exactly
-eta_t^2 (V^T R^T R V - U^T R R^T U) (THEORY 3.3), so its total drift is at most
+eta_t^2 (V^T R^T R V - U^T R R^T U) (docs/theory.md 3.3), so its total drift is at most
 sum_t eta_t^2 (||R V||^2 + ||R^T U||^2), finite for eta_t = eta0 (t+1)^-(1/2+delta).
 
 "With high probability" is checked as a frequency over seeded Gaussian draws
-(THEORY 5), never by adversarial initializations (U = 0 is a saddle). The paper's
+(docs/theory.md 5), never by adversarial initializations (U = 0 is a saddle). The paper's
 constants are not available; the ones chosen here are module constants, documented
 beside them, and reported with every result.
 """
@@ -72,7 +72,7 @@ class Run:
 
 def gd(M, U, V, etas, *, regularizer: float = 0.0, stop: float = 0.0) -> Run:
     """GD on 1/2||U V^T - M||^2 (+ lambda/4 ||U^T U - V^T V||^2), checking the exact
-    per-step identity of THEORY 3.3 (for the unregularized objective) as it goes;
+    per-step identity of docs/theory.md 3.3 (for the unregularized objective) as it goes;
     stops early once the relative error is <= ``stop``."""
     n = U.size + V.size + max(M.shape)
     absM = np.abs(M)
@@ -306,5 +306,5 @@ THEOREMS = {t.id: t for t in (
              "Du, Hu, Lee 2018, Theorem 3.2", draw_32, judge_32),
     _theorem("min-norm", "Balanced factorizations have minimum norm",
              "||U||^2 + ||V||^2 >= 2||U V^T||_*, with equality iff U^T U = V^T V",
-             "THEORY 3.8 (derived)", draw_min_norm, judge_min_norm),
+             "docs/theory.md 3.8 (derived)", draw_min_norm, judge_min_norm),
 )}

@@ -95,7 +95,10 @@ def test_corpus_holds_one_counterexample_per_expected_break():
      (["check", "--theorem", "thm-9.9"], "unknown theorem"),
      (["check", "--profile", "fast"], "invalid choice"),
      (["replay", "/nonexistent/report.json"], "cannot read"),
-     (["frobnicate"], "invalid choice")],
+     (["frobnicate"], "invalid choice"),
+     (["discover", "mlp:2-3-1:tanh"], "not positively homogeneous"),
+     (["discover", "mlp:2-3-1:relu", "--degree", "3"], "invalid choice"),
+     (["explore", "--arch", "mlp:3-4-2:relu", "--optimizer", "lion"], "unknown optimizer")],
 )
 def test_bad_usage_and_bad_input_exit_2_with_one_line(capsys, args, fragment):
     with pytest.raises(SystemExit) as info:
@@ -119,3 +122,21 @@ def test_python_dash_m_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "flowlaws", "laws", "mlp:2-3-2:linear", "--json"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0 and json.loads(done.stdout)["independent"] == 6
+
+
+def test_discover_json_has_the_documented_keys_and_exits_0_when_complete(capsys):
+    code, out, _ = run_cli(capsys, "discover", "mlp:2-3-2:linear", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["count"] == doc["derived"] == 6 and doc["complete"] is True
+    assert {"count", "upper", "lower", "derived", "explicit", "complete", "rank_by_depth", "gap",
+            "seconds"} <= set(doc)
+
+
+def test_discover_exits_1_when_a_loss_family_adds_laws_the_derivation_misses(capsys):
+    code, out, _ = run_cli(capsys, "discover", "mlp:2-3-2:relu", "--loss", "cross_entropy")
+    assert code == 1 and "missing: dense1.W[0,0] + dense1.W[1,0]" in out
+
+
+def test_laws_of_a_big_linear_net_are_counted_without_a_dense_jacobian(capsys):
+    code, out, _ = run_cli(capsys, "laws", "mlp:10-64-64-64-10:linear", "--json")
+    assert code == 0 and json.loads(out)["independent"] == 3 * 64 * 65 // 2

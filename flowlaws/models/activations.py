@@ -2,7 +2,7 @@
 
 An `Activation` is also a parameter-free layer. Positively homogeneous activations
 (phi(c z) = c^k phi(z) for c > 0) carry their degree k; the non-homogeneous controls
-carry ``degree=None`` and have no conservation law (THEORY 3.7).
+carry ``degree=None`` and have no conservation law (docs/theory.md 3.7).
 
 Subgradient convention at the kink z = 0: phi'(0) takes the negative-side slope
 (ReLU'(0) = 0, leaky_relu'(0) = alpha, abs'(0) = -1). The Euler identity

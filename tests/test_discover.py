@@ -1,0 +1,101 @@
+"""Discovery reproduces the known answers, and catches a spurious or a missing law."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from flowlaws.discover import KNOWN_EXTRA, Field, Problem, completeness, directional, discover, orthogonal
+from flowlaws.errors import InvalidArgument
+from flowlaws.invariants import independent_count, laws, structural_count, without_bias
+from flowlaws.models import parse
+from flowlaws.strategies import architectures
+
+
+@pytest.mark.parametrize(("spec", "count"), [
+    ("mlp:2-3-1:relu", 3), ("mlp:3-4-2:relu:bias", 4), ("mlp:2-3-4-2:relu", 7), ("mlp:3-2-3-2:leaky_relu(0.1):bias", 5),
+    ("mlp:2-4-3:abs", 4), ("mlp:3-5-2:prelu(1,0.25)", 5),
+])
+def test_relu_family_nets_have_one_law_per_hidden_unit(spec, count):
+    found = discover(parse(spec))
+    assert found.count == count and found.complete and found.gap >= 1e6
+
+
+def _two_layer_linear(n, r, m):
+    s = max(0, r - n - m)
+    return r * (r + 1) // 2 - s * (s + 1) // 2
+
+
+@pytest.mark.parametrize(("n", "r", "m"), [(n, r, m) for n in (1, 2, 3) for r in (1, 2, 4) for m in (1, 2)
+                                           if (n, m) != (1, 1)])
+def test_two_layer_linear_nets_match_the_closed_form(n, r, m):
+    found = discover(parse(f"mlp:{n}-{r}-{m}:linear"))
+    assert found.count == _two_layer_linear(n, r, m) and found.complete
+
+
+@pytest.mark.parametrize(("spec", "channels"), [
+    ("seq:1x6:conv1d(2,3),relu,maxpool1d(2),flatten,dense(1)", 2),
+    ("seq:2x4x4:conv2d(3,2,padding=1,bias),relu,avgpool2d(2),flatten,dense(2)", 3),
+    ("seq:1x8:conv1d(2,3),relu,conv1d(3,2),relu,flatten,dense(2)", 5),
+])
+def test_conv_relu_nets_have_one_law_per_hidden_channel(spec, channels):
+    assert discover(parse(spec)).count == channels
+
+
+@pytest.mark.parametrize(("spec", "count"), [
+    ("seq:3:dense(3),relu,residual[dense(3),relu,dense(3)],dense(1)", 6),
+    ("seq:3:dense(3),relu,residual[dense(2),relu,dense(3)],relu,dense(1)", 5),
+    ("seq:3:residual[dense(2),relu,dense(3)],residual[dense(2),relu,dense(3)],dense(1)", 4),
+])
+def test_residual_specs_of_the_soundness_issue_are_complete(spec, count):
+    found = discover(parse(spec))
+    assert found.count == count == found.derived and not found.spurious
+
+
+def test_deep_linear_nets_with_scalar_input_and_output_have_d_minus_one_laws_a_known_extra():
+    model = parse("mlp:1-3-3-1:linear")
+    found = discover(model)
+    assert found.upper == 15 - 1 and found.lower == found.derived == 12 and found.count is None
+    assert KNOWN_EXTRA[0].applies(model)
+    assert completeness(model).effect == 0
+
+
+def test_factorization_laws_follow_the_two_layer_formula():
+    found = discover(parse("factorization:3x2:2"))
+    assert found.count == _two_layer_linear(2, 2, 3) == 3 and found.complete
+
+
+def test_softmax_cross_entropy_adds_one_translation_law_per_column_of_the_last_layer():
+    # hand-derived: softmax(z + c 1) = softmax(z), so 1^T W_last (3 columns) and 1^T b are conserved
+    found = discover(parse("mlp:2-3-2:relu:bias"), loss="cross_entropy")
+    assert found.count == 3 + 3 + 1 and found.derived == 3 and not found.complete
+    assert "dense1.b[0] + dense1.b[1]" in found.missing
+
+
+def test_explicit_laws_print_as_readable_formulas():
+    found = discover(parse("mlp:2-2-1:relu:bias"))
+    assert "dense0.W[0,0]² + dense0.W[0,1]² + dense0.b[0]² − dense1.W[0,0]²" in found.explicit
+
+
+def test_a_spurious_derived_law_fails_the_orthogonality_test():
+    model = parse("mlp:2-3-1:relu:bias")
+    rng = np.random.default_rng(0)
+    points = [Problem(model, rng, enough=0) for _ in range(2)]
+    unit = next(law for law in laws(model) if law.kind == "unit")
+    assert orthogonal(unit, points) and not orthogonal(without_bias(unit), points)
+
+
+def test_circle_derivatives_are_exact_for_polynomials():
+    cube = Field(lambda x: x**3, 3, "cube")
+    x, w = np.array([1.5, -2.0]), np.array([0.5, 1.0])
+    assert np.allclose(directional(cube, x, w), 3 * x**2 * w, rtol=1e-14)
+
+
+def test_discovery_refuses_non_polynomial_activations_with_the_fix():
+    with pytest.raises(InvalidArgument, match="tanh is not positively homogeneous"):
+        discover(parse("mlp:2-3-1:tanh"))
+
+
+@settings(max_examples=25)
+@given(architectures(activations=("relu", "linear", "abs"), depth=(1, 3)))
+def test_structural_count_equals_the_numeric_rank_on_small_nets(model):
+    assert structural_count(laws(model)) == independent_count(model) if laws(model) else True
