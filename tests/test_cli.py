@@ -140,3 +140,14 @@ def test_discover_exits_1_when_a_loss_family_adds_laws_the_derivation_misses(cap
 def test_laws_of_a_big_linear_net_are_counted_without_a_dense_jacobian(capsys):
     code, out, _ = run_cli(capsys, "laws", "mlp:10-64-64-64-10:linear", "--json")
     assert code == 0 and json.loads(out)["independent"] == 3 * 64 * 65 // 2
+
+
+def test_explore_accepts_every_law_name_that_laws_prints(capsys, tmp_path):
+    spec = "seq:4:dense(4,bias),relu,residual[dense(8),relu,dense(4)],relu,dense(2)"
+    code, out, _ = run_cli(capsys, "laws", spec, "--json")
+    names = [law["name"] for law in json.loads(out)["laws"]]
+    assert "unit dense0/res0.dense0/res0.dense1/dense1" in names
+    for name in names[:2]:
+        code, out, _ = run_cli(capsys, "explore", "--arch", spec, "--law", name, "--max-examples", "5",
+                               "--report-dir", str(tmp_path), "--json")
+        assert code == 0 and json.loads(out)["found"] is False
