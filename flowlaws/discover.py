@@ -40,6 +40,7 @@ GAP = 1e6  # a rank decision with a smaller singular-value gap is undecided
 RANK_TOL = 1e-9  # singular values below RANK_TOL * the largest count as zero
 SAMPLES = 4  # inputs per parameter (per output): enough activation regions to span W
 BIAS_SCALE = 0.1
+BUDGET = 10.0  # seconds after which discovery stops refining an undecided count
 RICHER = 3  # attempts, each with 3x the data, while the bounds do not meet
 FULL_BUDGET = 4000  # D * generators up to which a gap left by the fast brackets is re-checked
 # with every generator (the cost grows as D^2 per depth)
@@ -47,7 +48,7 @@ GENERIC_DRAWS = 12  # theta0 is the draw (of these) where the fields span the mo
 # whose units are always on within some region of the data spans less and would add laws
 MAX_DEPTH = 3
 FAST_PARTNERS = 3  # generators each new field is bracketed with first (Marcotte et al.'s "fast")
-EXPLICIT_MAX_PARAMS = 60  # degree-2 explicit laws solve a (D^2/2)-unknown system
+EXPLICIT_MAX_PARAMS = 40  # degree-2 explicit laws solve a (D^2/2)-unknown system
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,8 @@ def _independent(rows, basis) -> list[int]:
     return [int(p) for p in pivots[:keep]]
 
 
-def lie_rank(problem: Problem, partners: int | None = None, enough: int | None = None) -> tuple[list[int], float]:
+def lie_rank(problem: Problem, partners: int | None = None, enough: int | None = None,
+             deadline: float = math.inf) -> tuple[list[int], float]:
     """Rank of the fields at theta0 after 0, 1, ... bracket depths, until it stops growing
     (or reaches ``enough``: D minus the laws already proven, which it can never pass);
     and the smallest gap of those decisions. Each depth brackets the fields that raised
@@ -259,10 +261,18 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
     ranks, gaps = [rank], [gap]
     new = [gens[i] for i in _independent(rows, np.zeros((0, problem.D)))]
     for _ in range(MAX_DEPTH):
-        if rank >= enough or not new:
+        if rank >= enough or not new or time.perf_counter() > deadline:
             break
-        candidates = [bracket(g, b) for b in new for g in partners_of]
-        values = np.stack([_bracket_value(g, b, theta) for b in new for g in partners_of])
+        pairs = [(g, b) for b in new for g in partners_of]
+        values_list = []
+        for g, b in pairs:
+            if time.perf_counter() > deadline:
+                break
+            values_list.append(_bracket_value(g, b, theta))
+        if not values_list:
+            break
+        candidates = [bracket(g, b) for g, b in pairs[: len(values_list)]]
+        values = np.stack(values_list)
         picked = [i for i in _independent(values, rows) if np.any(values[i])]
         rows = np.vstack([rows, values[picked]]) if picked else rows
         rank, gap = rank_and_gap(rows)
@@ -404,7 +414,8 @@ def orthogonal(law, problems) -> bool:
 # --- the whole comparison ------------------------------------------------------------------
 
 
-def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0) -> Discovery:
+def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
+             budget: float = BUDGET) -> Discovery:
     """Count, find and compare the conservation laws of ``model`` (see the module docstring).
 
     >>> from flowlaws.models import parse
@@ -455,19 +466,28 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0) 
     elif degree:
         note = f"explicit laws skipped: {problem.D} parameters > {EXPLICIT_MAX_PARAMS}"
     lower = rank_and_gap(gradients)[0] if len(gradients) else 0
-    ranks, gap = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower)
+    deadline = started + budget
+    best = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower, deadline=deadline)
     for attempt in range(1, RICHER):  # undecided: more data (activation regions) and draws
-        if problem.D - ranks[-1] == lower:
+        if problem.D - best[0][-1] == lower or time.perf_counter() > deadline:
             break
-        if problem.D * len(problem.C) <= FULL_BUDGET:
-            ranks, gap = lie_rank(problem, enough=problem.D - lower)  # the fast set may have missed one
-            if problem.D - ranks[-1] == lower:
+        if problem.D * len(problem.C) <= FULL_BUDGET:  # the fast set may have missed a direction
+            best = max(best, lie_rank(problem, enough=problem.D - lower, deadline=deadline), key=_final)
+            if problem.D - best[0][-1] == lower:
                 break
         problem = Problem(model, rng, cross_entropy=ce, enough=problem.D - lower, samples=SAMPLES * 3**attempt)
-        ranks, gap = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower)
+        best = max(best, lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower, deadline=deadline),
+                   key=_final)
+    ranks, gap = best
+    if problem.D - ranks[-1] != lower and time.perf_counter() > deadline:
+        note = (note + "; " if note else "") + f"stopped refining after the {budget:g} s budget"
     upper = None if gap < GAP else problem.D - ranks[-1]
     return Discovery(model.spec, family, problem.D, upper, lower, derived_count, ranks, gap, explicit,
                      spurious, missing, time.perf_counter() - started, note)
+
+
+def _final(result) -> int:
+    return result[0][-1]
 
 
 # --- completeness as a theorem ----------------------------------------------------------
