@@ -37,6 +37,7 @@ import numpy as np
 from flowlaws.engine import gradient_and_magnitude
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.flows import descend, implicit_midpoint, rk4
+from flowlaws.models.symmetry import flatten, unflatten
 
 EPS = float(np.finfo(np.float64).eps)
 SAFETY = 4.0
@@ -222,7 +223,8 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
     if not run.ok:
         raise InvalidArgument(f"gradient flow failed: {run.message}")
     count = accumulation_length(model, X)
-    errors = run.solve_errors if run.solve_errors is not None else np.zeros(len(run.params))
+    shapes = [p.shape for p in params]
+    errors = run.solve_errors if run.solve_errors is not None else np.zeros((len(run.params), len(flatten(params))))
     steps = []  # per step, once for all laws: the terms the residual and tolerance need
     for k in range(len(run.params) - 1):
         theta, after = run.params[k], run.params[k + 1]
@@ -230,7 +232,7 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
         _, _, gmag = gradient_and_magnitude(model, loss, mid, X, Y)
         steps.append((theta, after, mid, gmag, run.times[k + 1] - run.times[k],
                       tuple(np.abs(b - a) for a, b in zip(theta, after, strict=True)),
-                      tuple(np.full_like(p, errors[k]) for p in theta),
+                      unflatten(errors[k], shapes),
                       *(tuple(map(np.abs, p)) for p in (theta, after, mid))))
     found = []
     for law in law_list:

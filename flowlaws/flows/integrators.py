@@ -8,7 +8,8 @@
   every quadratic invariant Q with B(theta, grad L(theta)) = 0 exactly, whatever h:
   Q(theta+) - Q(theta) = 2 B(m, theta+ - theta) = -2h B(m, grad L(m)) = 0. The implicit
   equation is solved by fixed-point iteration until an iteration moves no coordinate
-  by more than 8 ulp of the largest one (``SOLVE_ULPS``). Within a step the
+  by more than 8 ulp of its own size (``SOLVE_ULPS``; entrywise, so that huge entries
+  cannot hide an unconverged small one). Within a step the
   activation pattern (ReLU-family slopes, max-pool winners) is frozen at the
   predicted midpoint: with live kinks the iteration can cycle (the gradient jumps and
   no exact solution exists), while the frozen network is smooth and keeps every
@@ -19,10 +20,10 @@
   (up to ``MAX_HALVINGS`` times), then taken from the last iterate if the solve has
   stalled at round-off (within ``STALLED``); otherwise the run ends UNRESOLVED (a
   check calls the case invalid rather than judge it by a vacuous bound). Either way the
-  step records ``solve_errors[k] = max |m_k - (theta_k + theta_k+1)/2|``, the distance
-  between where the gradient was evaluated and the true midpoint. The drift of Q in
-  that step is then exactly 2 B(midpoint - m_k, theta+ - theta), so
-  |drift| <= 2 solve_errors[k] * sum |S| |theta+ - theta| (used by the checks).
+  step records ``solve_errors[k] = |m_k - (theta_k + theta_k+1)/2|`` entrywise, the
+  distance between where the gradient was evaluated and the true midpoint. The drift of Q
+  in that step is then exactly 2 B(midpoint - m_k, theta+ - theta), so
+  |drift| <= 2 sum |S| solve_errors[k] |theta+ - theta| (used by the checks).
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ from scipy.integrate import solve_ivp
 
 from flowlaws.engine import gradient_field
 from flowlaws.errors import InvalidArgument
+from flowlaws.models.layers import REALMIN
 from flowlaws.flows.trajectory import Status, Trajectory
 from flowlaws.models.symmetry import flatten, unflatten
 
 SOLVE_ULPS = 8
 MAX_SOLVE_ITERATIONS = 40
 MAX_HALVINGS = 4
-STALLED = 1e-10  # a solve still short of SOLVE_ULPS but within this (relative) has stalled at
-# round-off and is accepted with its error bound; one further away makes the run UNRESOLVED
+STALLED = 1e-10  # a solve still short of SOLVE_ULPS but within this of every entry (relative)
+# has stalled at round-off and is accepted with its error bound; one further away in any
+# entry makes the run UNRESOLVED
 
 
 def _check(T: float, steps: int | None = None) -> None:
@@ -132,7 +135,7 @@ def _steps(model, loss, params, X, Y, T, steps, step_fn, method, weight_decay):
         if not _finite(new):
             return _trajectory(model, loss, X, Y, vectors, times, counted, method, Status.DIVERGED,
                                len(vectors), np.array(errors))
-        if not converged and error > STALLED * float(np.max(np.abs(new))):
+        if not converged and np.any(error > STALLED * (np.abs(new) + np.abs(vectors[-1])) + REALMIN):
             return _trajectory(model, loss, X, Y, vectors, times, counted, method, Status.UNRESOLVED,
                                len(vectors), np.array(errors))
         vectors.append(new)
@@ -146,7 +149,7 @@ def _rk4_step(f, y, h):
     k2 = f(y + 0.5 * h * k1)
     k3 = f(y + 0.5 * h * k2)
     k4 = f(y + h * k3)
-    return y + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4), 0.0, True
+    return y + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4), np.zeros_like(y), True
 
 
 def _midpoint_step(f, y, h):
@@ -157,12 +160,12 @@ def _midpoint_step(f, y, h):
         where = 0.5 * (y + new)
         nxt = y + h * f(where, pattern)
         if not _finite(nxt):
-            return nxt, np.inf, False
-        move = float(np.max(np.abs(nxt - new)))
+            return nxt, np.full_like(y, np.inf), False
+        move = np.abs(nxt - new)
         new = nxt
-        if move <= floor * max(float(np.max(np.abs(new))), 1e-300):
-            return new, float(np.max(np.abs(where - 0.5 * (y + new)))), True
-    return new, float(np.max(np.abs(where - 0.5 * (y + new)))), False
+        if np.all(move <= floor * (np.abs(new) + np.abs(y)) + REALMIN):
+            return new, np.abs(where - 0.5 * (y + new)), True
+    return new, np.abs(where - 0.5 * (y + new)), False
 
 
 def rk4(model, loss, params, X, Y, T: float, steps: int, *, weight_decay: float = 0.0) -> Trajectory:
