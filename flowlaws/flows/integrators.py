@@ -33,8 +33,8 @@ from scipy.integrate import solve_ivp
 
 from flowlaws.engine import gradient_field
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.layers import REALMIN
 from flowlaws.flows.trajectory import Status, Trajectory
+from flowlaws.models.layers import REALMIN
 from flowlaws.models.symmetry import flatten, unflatten
 
 SOLVE_ULPS = 8
