@@ -41,6 +41,7 @@ RANK_TOL = 1e-9  # singular values below RANK_TOL * the largest count as zero
 SAMPLES = 4  # inputs per parameter (per output): enough activation regions to span W
 BIAS_SCALE = 0.1
 BUDGET = 10.0  # seconds after which discovery stops refining an undecided count
+CHECK_BUDGET = 2.0  # the same inside the laws-complete theorem (an undecided case is invalid)
 RICHER = 3  # attempts, each with 3x the data, while the bounds do not meet
 FULL_BUDGET = 4000  # D * generators up to which a gap left by the fast brackets is re-checked
 # with every generator (the cost grows as D^2 per depth)
@@ -524,7 +525,8 @@ def completeness(model):
     from flowlaws.checking import Evidence
     from flowlaws.errors import Unrepresentable
 
-    found = discover(model, degree=2 if sum(np.prod(s) for _, s in model.param_specs) <= 30 else 0)
+    found = discover(model, degree=2 if sum(np.prod(s) for _, s in model.param_specs) <= 30 else 0,
+                     budget=CHECK_BUDGET)
     where = (f"discovered {found.count if found.count is not None else 'undecided'} (upper {found.upper}, "
              f"lower {found.lower}), derived {found.derived}, gap {found.gap:.2g}")
     if found.spurious:
