@@ -27,6 +27,12 @@ from flowlaws.flows.trajectory import Status, Trajectory
 from flowlaws.options import format_options, parse_options
 
 
+def _check_unit_interval(owner: str, **values: float) -> None:
+    for name, value in values.items():
+        if not (0 <= value < 1):
+            raise InvalidArgument(f"{owner}: {name} must be in [0, 1), got {value!r}")
+
+
 def _check_finite_positive(owner: str, **values: float) -> None:
     for name, value in values.items():
         if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
@@ -65,10 +71,14 @@ class GD:
     def init(self, params):
         return None
 
+    def decayed(self, grads, params):
+        """g + lambda theta: the gradient of L + lambda/2 ||theta||^2 (coupled decay)."""
+        return tuple(g + self.weight_decay * p for g, p in zip(grads, params, strict=True))
+
     def update(self, grads, params, state, t):
         """(delta, new state) for gradient ``grads`` of L at ``params``."""
         eta = self.step_size(t)
-        return tuple(-eta * (g + self.weight_decay * p) for g, p in zip(grads, params, strict=True)), state
+        return tuple(-eta * g for g in self.decayed(grads, params)), state
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,7 @@ class Momentum(GD):
 
     def __post_init__(self):
         super().__post_init__()
-        if not (0 <= self.beta < 1):
-            raise InvalidArgument(f"momentum: beta must be in [0, 1), got {self.beta!r}")
+        _check_unit_interval(self.name, beta=self.beta)
 
     def init(self, params):
         return tuple(np.zeros_like(p) for p in params)
@@ -126,7 +135,7 @@ class Nesterov(Momentum):
 
     def update(self, grads, params, state, t):
         eta = self.step_size(t)
-        g = tuple(g + self.weight_decay * p for g, p in zip(grads, params, strict=True))
+        g = self.decayed(grads, params)
         buffer = tuple(self.beta * b + d for b, d in zip(state, g, strict=True))
         return tuple(-eta * (d + self.beta * b) for d, b in zip(g, buffer, strict=True)), buffer
 
@@ -142,15 +151,13 @@ class RMSProp(GD):
 
     def __post_init__(self):
         super().__post_init__()
-        if not (0 <= self.rho < 1):
-            raise InvalidArgument(f"rmsprop: rho must be in [0, 1), got {self.rho!r}")
-        _check_finite_positive("rmsprop", eps=self.eps)
+        _check_unit_interval(self.name, rho=self.rho)
+        _check_finite_positive(self.name, eps=self.eps)
 
-    def init(self, params):
-        return tuple(np.zeros_like(p) for p in params)
+    init = Momentum.init  # the running mean of g^2 starts at 0
 
     def update(self, grads, params, state, t):
-        g = tuple(g + self.weight_decay * p for g, p in zip(grads, params, strict=True))
+        g = self.decayed(grads, params)
         v = tuple(self.rho * a + (1 - self.rho) * d * d for a, d in zip(state, g, strict=True))
         eta = self.step_size(t)
         return tuple(-eta * d / (np.sqrt(b) + self.eps) for d, b in zip(g, v, strict=True)), v
@@ -166,7 +173,7 @@ class SignGD(GD):
 
     def update(self, grads, params, state, t):
         eta = self.step_size(t)
-        return tuple(-eta * np.sign(g + self.weight_decay * p) for g, p in zip(grads, params, strict=True)), state
+        return tuple(-eta * np.sign(g) for g in self.decayed(grads, params)), state
 
 
 @dataclass(frozen=True)
@@ -182,9 +189,8 @@ class Adam(GD):
 
     def __post_init__(self):
         super().__post_init__()
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise InvalidArgument(f"adam: betas must be in [0, 1), got {self.beta1}, {self.beta2}")
-        _check_finite_positive("adam", eps=self.eps)
+        _check_unit_interval(self.name, beta1=self.beta1, beta2=self.beta2)
+        _check_finite_positive(self.name, eps=self.eps)
 
     def init(self, params):
         zeros = tuple(np.zeros_like(p) for p in params)
@@ -192,7 +198,7 @@ class Adam(GD):
 
     def update(self, grads, params, state, t):
         m, v = state
-        g = tuple(g + self.weight_decay * p for g, p in zip(grads, params, strict=True))
+        g = self.decayed(grads, params)
         m = tuple(self.beta1 * a + (1 - self.beta1) * b for a, b in zip(m, g, strict=True))
         v = tuple(self.beta2 * a + (1 - self.beta2) * b * b for a, b in zip(v, g, strict=True))
         c1, c2 = 1 - self.beta1 ** (t + 1), 1 - self.beta2 ** (t + 1)
