@@ -111,10 +111,10 @@ def _progress(enabled: bool) -> Progress:
 
 def cmd_check(args) -> int:
     from flowlaws.catalog import all_theorems, theorem
-    from flowlaws.strategies import PROFILES, load_profile
+    from flowlaws.strategies import PROFILES, profile_name
     from flowlaws.theorems import run
 
-    profile = load_profile(args.profile)
+    profile = profile_name(args.profile)
     chosen = [theorem(t) for t in args.theorem] if args.theorem else all_theorems()
     started = time.perf_counter()
     results = []

@@ -1,7 +1,8 @@
-"""pytest plugin (entry point ``pytest11``): registers the Hypothesis profiles, adds
-``--flowlaws-report-dir``, and renders the counterexamples captured by
-`flowlaws.testing.assert_conserved` in the terminal summary (saving them when a
-report folder is given)."""
+"""pytest plugin (entry point ``pytest11``): registers the Hypothesis profiles
+``flowlaws-dev``/``-ci``/``-thorough`` (it loads none: a user's settings are theirs),
+adds ``--flowlaws-report-dir``, and renders the counterexamples captured by
+`flowlaws.testing.assert_conserved` in the terminal summary (saving them when a report
+folder is given)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,6 @@ def pytest_addoption(parser):
     group = parser.getgroup("flowlaws")
     group.addoption("--flowlaws-report-dir", default=None, metavar="DIR",
                     help="save counterexamples found by assert_conserved here (JSON, text, SVG, HTML)")
-
-
-def pytest_configure(config):
-    from flowlaws.strategies.profiles import load_profile
-
-    # Hypothesis loads its own "ci" profile when CI is set; ours (registered above)
-    # replaces it. Unless the user chose a profile, load ours: "ci" under CI, else "dev".
-    if not config.getoption("hypothesis_profile", default=None):
-        load_profile()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

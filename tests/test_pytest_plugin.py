@@ -1,13 +1,17 @@
+import pytest
+
+
 def test_plugin_registers_profiles_and_the_report_option(pytester):
     pytester.makepyfile(
         """
         from hypothesis import settings
 
         def test_profiles():
-            for name in ("dev", "ci", "thorough"):
+            for name in ("flowlaws-dev", "flowlaws-ci", "flowlaws-thorough"):
                 settings.get_profile(name)
-            assert settings.get_profile("thorough").max_examples >= 10 * settings.get_profile("ci").max_examples
-            assert settings.get_profile("ci").derandomize and settings.get_profile("ci").deadline is None
+            ci, thorough = settings.get_profile("flowlaws-ci"), settings.get_profile("flowlaws-thorough")
+            assert thorough.max_examples >= 10 * ci.max_examples
+            assert ci.derandomize and ci.deadline is None
         """
     )
     result = pytester.runpytest("--help")
@@ -15,8 +19,38 @@ def test_plugin_registers_profiles_and_the_report_option(pytester):
     assert pytester.runpytest().ret == 0
 
 
-def test_ci_profile_overrides_hypothesis_builtin_one(pytester, monkeypatch):
-    monkeypatch.setenv("CI", "true")
+@pytest.mark.parametrize("ci", [None, "true"])
+def test_a_users_own_hypothesis_profile_survives_the_plugin_with_and_without_ci(pytester, monkeypatch, ci):
+    if ci:
+        monkeypatch.setenv("CI", ci)
+    else:
+        monkeypatch.delenv("CI", raising=False)
+    pytester.makeconftest(
+        """
+        from hypothesis import settings
+        settings.register_profile("mine", max_examples=200, deadline=500)
+        settings.load_profile("mine")
+        """
+    )
+    pytester.makepyfile(
+        """
+        from hypothesis import given, settings, strategies as st
+
+        calls = []
+
+        @given(st.integers())
+        def test_count(x):
+            calls.append(x)
+
+        def test_profile_is_the_users():
+            assert settings().max_examples == 200 and settings().deadline.total_seconds() == 0.5
+        """
+    )
+    result = pytester.runpytest_subprocess()  # the plugin loads by its entry point
+    result.assert_outcomes(passed=2)
+
+
+def test_opting_in_to_the_flowlaws_ci_profile_works(pytester):
     pytester.makepyfile(
         """
         from hypothesis import settings
@@ -25,7 +59,7 @@ def test_ci_profile_overrides_hypothesis_builtin_one(pytester, monkeypatch):
             assert settings().derandomize and settings().max_examples == 25
         """
     )
-    assert pytester.runpytest_subprocess().ret == 0
+    assert pytester.runpytest_subprocess("--hypothesis-profile", "flowlaws-ci").ret == 0
 
 
 def test_assert_conserved_renders_counterexamples_in_the_summary(pytester, tmp_path):

@@ -13,17 +13,17 @@ from flowlaws.strategies.core import (
     scenarios,
     subarchitectures,
 )
-from flowlaws.strategies.profiles import PROFILES, load_profile, register_profiles
+from flowlaws.strategies.profiles import PROFILES, profile_name, register_profiles
 
 __all__ = [
     "PROFILES",
     "architectures",
     "datasets",
-    "load_profile",
     "losses",
     "magnitudes",
     "optimizers",
     "params",
+    "profile_name",
     "register_profiles",
     "scenarios",
     "subarchitectures",
