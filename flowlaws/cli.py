@@ -21,8 +21,10 @@ from rich.text import Text
 from flowlaws.errors import FlowlawsError, InvalidArgument
 from flowlaws.report import Counterexample
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Not a terminal (a CI log, a pipe): never wrap or cut a line. On a terminal, rich adapts.
+_LOG_WIDTH = 100_000
+out = Console(highlight=False, width=None if sys.stdout.isatty() else _LOG_WIDTH)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _LOG_WIDTH)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -245,12 +247,12 @@ def cmd_laws(args) -> int:
         print(json.dumps({"spec": model.spec, "laws": [law.to_json() for law in found],
                           "independent": count}))
         return 0
-    table = Table(title=f"laws of {model.spec}")
+    table = Table(title=Text(f"laws of {model.spec}"))
     for column in ("name", "kind", "formula"):
         table.add_column(column)
     for law in found:
         table.add_row(Text(law.name), law.kind, Text(law.formula))
-    out.print(table if found else f"[yellow]{model.spec} has no conservation law[/]")
+    out.print(table if found else Text(f"{model.spec} has no conservation law", style="yellow"))
     out.print(f"{count} functionally independent scalar law(s)")
     return 0
 

@@ -151,3 +151,15 @@ def test_explore_accepts_every_law_name_that_laws_prints(capsys, tmp_path):
         code, out, _ = run_cli(capsys, "explore", "--arch", spec, "--law", name, "--max-examples", "5",
                                "--report-dir", str(tmp_path), "--json")
         assert code == 0 and json.loads(out)["found"] is False
+
+
+def test_output_that_is_not_a_terminal_is_never_wrapped_and_specs_keep_their_brackets():
+    import subprocess
+    import sys
+
+    spec = "seq:4:dense(4,bias),relu,residual[dense(8),relu,dense(4)],relu,dense(2)"
+    done = subprocess.run([sys.executable, "-m", "flowlaws", "laws", spec], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0 and f"laws of {spec}" in done.stdout
+    assert "‖dense0.W[i,:]‖² + dense0.b[i]² − ‖res0.dense0.W[:,i]‖² + ‖res0.dense1.W[i,:]‖² − ‖dense1.W[:,i]‖²" \
+        in done.stdout
