@@ -1,7 +1,8 @@
-"""The ``flowlaws`` command: check, explore, replay, laws, figures.
+"""The ``flowlaws`` command: check, explore, replay, laws, discover, figures.
 
-Exit codes: 0 all good, 1 a law failed (or a counterexample still reproduces),
-2 bad usage or bad input (one line on stderr, no traceback).
+Exit codes: 0 all good, 1 a finding (a law failed, a break was missed, a counterexample
+still reproduces, a law is missing), 2 bad usage or bad input (one line on stderr, no
+traceback), 3 an internal error (a bug: one line, and the traceback written to a file).
 """
 
 from __future__ import annotations
@@ -52,7 +53,13 @@ def _int(text: str) -> int:
 
 def parser() -> argparse.ArgumentParser:
     main = _Parser(prog="flowlaws", description="Property-based checker for conservation laws of "
-                   "gradient flow in homogeneous networks (Du, Hu, Lee 2018).")
+                   "gradient flow in homogeneous networks (Du, Hu, Lee 2018).",
+                   epilog="exit codes: 0 nothing found / all as expected, 1 a finding, 2 bad usage or input, "
+                   "3 internal error. examples: flowlaws check --profile ci; "
+                   "flowlaws explore --arch 'mlp:3-8-8-2:tanh'")
+    from flowlaws import __version__
+
+    main.add_argument("--version", action="version", version=f"flowlaws {__version__}")
     sub = main.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = sub.add_parser("check", help="run every theorem (the regression gate)")
     check.add_argument("--profile", default=None, choices=("ci", "dev", "thorough"))
@@ -104,6 +111,20 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # e.g. `flowlaws laws SPEC --json | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:  # a bug: never exit 1 (a finding) for it
+        return _internal_error(error)
+
+
+def _internal_error(error: Exception) -> int:
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="flowlaws-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(traceback.format_exception(error)))
+    err.print(f"flowlaws: internal error: {type(error).__name__}: {error} (a bug; the traceback is in {path})",
+              markup=False, soft_wrap=True)
+    return 3
 
 
 def _progress(enabled: bool) -> Progress:

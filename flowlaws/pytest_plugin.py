@@ -27,6 +27,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.section("flowlaws counterexamples")
     console = Console(file=terminalreporter._tw._file, width=100, highlight=False)
     folder = config.getoption("flowlaws_report_dir")
+    from flowlaws.errors import InvalidArgument
+
     for index, cx in enumerate(CAPTURED):
-        path = cx.save(folder, f"{cx.theorem}-{index}") if folder else None
+        path = None
+        if folder:
+            try:
+                path = cx.save(folder, f"{cx.theorem}-{index}")
+            except InvalidArgument as error:  # never crash the session over a report folder
+                terminalreporter.write_line(f"flowlaws: {error}")
         console.print(cx.renderable(replay_path=path))

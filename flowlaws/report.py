@@ -111,10 +111,16 @@ class Counterexample:
                                   "re-run explore or check to regenerate it") from None
 
     def save(self, directory, stem: str | None = None) -> Path:
-        """Write ``stem.json`` atomically, with ``.txt``, ``.svg`` and ``.html`` renderings."""
-        directory = Path(directory)
+        """Write ``stem.json`` atomically, with ``.txt``, ``.svg`` and ``.html`` renderings.
+        A folder that cannot be written raises InvalidArgument naming it."""
+        try:
+            return self._save(Path(directory), stem or self.theorem)
+        except OSError as error:
+            raise InvalidArgument(f"cannot write reports to {directory}: {error.strerror or error}; "
+                                  "choose a writable report folder") from None
+
+    def _save(self, directory: Path, stem: str) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
-        stem = stem or self.theorem
         path = directory / f"{stem}.json"
         _atomic_write(path, json.dumps(self.to_json(), indent=1))
         console = Console(record=True, width=100, file=open(os.devnull, "w"))  # noqa: SIM115

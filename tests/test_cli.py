@@ -163,3 +163,42 @@ def test_output_that_is_not_a_terminal_is_never_wrapped_and_specs_keep_their_bra
     assert done.returncode == 0 and f"laws of {spec}" in done.stdout
     assert "‖dense0.W[i,:]‖² + dense0.b[i]² − ‖res0.dense0.W[:,i]‖² + ‖res0.dense1.W[i,:]‖² − ‖dense1.W[:,i]‖²" \
         in done.stdout
+
+
+@pytest.mark.parametrize("make_bad", [lambda tmp: tmp / "a-file", lambda tmp: tmp / "read-only"])
+def test_an_unwritable_report_dir_exits_2_with_one_line(capsys, tmp_path, make_bad):
+    import os
+
+    bad = make_bad(tmp_path)
+    if bad.name == "a-file":
+        bad.write_text("not a folder")
+    else:
+        bad.mkdir()
+        os.chmod(bad, 0o500)
+        if os.access(bad, os.W_OK):  # root ignores permissions: a file in the way instead
+            bad = bad / "x"
+            bad.write_text("")
+    code, _, err = run_cli(capsys, "explore", "--arch", "mlp:3-4-2:tanh", "--report-dir", str(bad))
+    assert code == 2 and "cannot write reports to" in err and err.count("\n") == 1
+
+
+def test_an_internal_error_exits_3_with_one_line_and_the_traceback_in_a_file(capsys, monkeypatch):
+    import flowlaws.cli
+
+    def crash(args):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(flowlaws.cli, "cmd_laws", crash)
+    code, _, err = run_cli(capsys, "laws", "mlp:2-3-1:relu")
+    assert code == 3 and "internal error: ZeroDivisionError: boom" in err and err.count("\n") == 1
+    path = err.split("traceback is in ")[1].rstrip(")\n")
+    assert "ZeroDivisionError" in open(path).read()
+
+
+def test_version_and_help_show_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert "flowlaws 0.1.0" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "exit codes" in capsys.readouterr().out

@@ -78,3 +78,19 @@ def test_assert_conserved_renders_counterexamples_in_the_summary(pytester, tmp_p
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*flowlaws counterexamples*", "*flowlaws replay*"])
     assert list(tmp_path.glob("*.json"))
+
+
+def test_a_bad_report_dir_does_not_crash_the_session(pytester, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    pytester.makepyfile(
+        """
+        from flowlaws.testing import assert_conserved
+
+        def test_momentum_breaks():
+            assert_conserved("mlp:2-3-1:relu", optimizer="momentum:lr=0.05,beta=0.9", max_examples=30)
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--flowlaws-report-dir={blocker}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*flowlaws counterexamples*", "*cannot write reports to*"])
