@@ -192,7 +192,7 @@ def test_an_internal_error_exits_3_with_one_line_and_the_traceback_in_a_file(cap
     code, _, err = run_cli(capsys, "laws", "mlp:2-3-1:relu")
     assert code == 3 and "internal error: ZeroDivisionError: boom" in err and err.count("\n") == 1
     path = err.split("traceback is in ")[1].rstrip(")\n")
-    assert "ZeroDivisionError" in open(path).read()
+    assert "ZeroDivisionError" in Path(path).read_text()
 
 
 def test_version_and_help_show_exit_codes(capsys):
