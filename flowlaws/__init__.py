@@ -21,6 +21,7 @@ from flowlaws.flows import (
 from flowlaws.invariants import Law, independent_count, laws
 from flowlaws.losses import loss
 from flowlaws.models import Sequential, deep_linear, factorization, mlp, parse
+from flowlaws.testing import assert_conserved, check_case
 
 __all__ = [
     "GD",
@@ -37,6 +38,8 @@ __all__ = [
     "Verdict",
     "__version__",
     "all_theorems",
+    "assert_conserved",
+    "check_case",
     "deep_linear",
     "descend",
     "dop853",

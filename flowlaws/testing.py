@@ -48,3 +48,53 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
         console.print(cx.renderable())
     raise AssertionError(f"{model.spec}: law {cx.evidence.law} violated "
                          f"(effect {cx.evidence.effect:.3g})\n{capture.get()}")
+
+
+def check_case(model, params, X, Y, *, loss="square", optimizer=None, levels=None, laws=None,
+               steps: int = 3, T: float = 0.2, flow_steps: int = 6):
+    """The Verdict of the tool's checks on one case you give (your weights, your data):
+    ``holds``, ``violated`` (with the evidence and its effect size) or ``invalid`` (with the
+    reason), by the same tolerance model as `flowlaws check`. No Hypothesis inside, so it
+    works in your own ``@given`` test and on trained weights.
+
+    ``levels``: any of "pointwise" (B(theta, grad L) = 0), "step" (every ``optimizer`` step
+    against its exact prediction: eta^2 Q(g) for GD/SGD, the decay for weight decay, the
+    momentum identity; other optimizers are held to Delta Q = Q(Delta) and so break) and
+    "flow" (implicit midpoint to ``T``); default pointwise and flow, plus step with an
+    optimizer. Heavy-ball momentum is held to its exact identity 2 beta B(theta, v_prev) + Q(v).
+    ``laws``: None (every derived law), a kind ("unit", "layer", "matrix") or a law's name.
+
+    >>> import numpy as np; from flowlaws.models import parse
+    >>> net = parse("mlp:2-3-1:relu"); p = net.init(np.random.default_rng(0))
+    >>> check_case(net, p, np.ones((4, 2)), np.zeros((4, 1)), optimizer="gd:lr=0.1").status
+    'holds'
+    """
+    import numpy as np
+
+    from flowlaws.checking import Scenario, Verdict, run_levels
+    from flowlaws.errors import Unrepresentable
+    from flowlaws.flows import Momentum
+    from flowlaws.flows import optimizer as make_optimizer
+    from flowlaws.invariants import laws as derived
+    from flowlaws.losses import loss as make_loss
+    from flowlaws.models import parse
+
+    model = parse(model) if isinstance(model, str) else model
+    opt = make_optimizer(optimizer) if optimizer is not None else None
+    chosen = tuple(x for x in derived(model) if laws in (None, x.kind, x.name))
+    if not chosen:
+        raise InvalidArgument(f"{model.spec} has no law matching {laws!r}; see `flowlaws laws {model.spec}`")
+    levels = tuple(levels) if levels is not None else ("pointwise", "flow") + (("step",) if opt else ())
+    if "step" in levels and opt is None:
+        raise InvalidArgument("the step level needs an optimizer, e.g. optimizer='gd:lr=0.1'")
+    prediction = ("momentum" if type(opt) is Momentum else "second-order" if opt is None or opt.breaks
+                  else "weight-decay" if opt.weight_decay else "gd")
+    scenario = Scenario(model, tuple(np.asarray(p, float) for p in params), np.asarray(X, float),
+                        np.asarray(Y, float), make_loss(loss) if isinstance(loss, str) else loss, opt,
+                        steps=steps, T=T, flow_steps=flow_steps)
+    try:
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            evidence = run_levels(scenario, chosen, levels, prediction)
+    except (InvalidArgument, Unrepresentable) as error:
+        return Verdict("invalid", reason=str(error))
+    return Verdict("holds" if evidence.effect <= 1 else "violated", evidence)
