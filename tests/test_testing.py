@@ -47,3 +47,13 @@ def test_check_case_on_an_overflowing_case_is_invalid_with_a_reason():
 def test_check_case_rejects_bad_arguments_with_the_fix(rng, kwargs, fragment):
     with pytest.raises(InvalidArgument, match=fragment):
         check_case(NET, NET.init(rng), np.ones((2, 3)), np.ones((2, 2)), **kwargs)
+
+
+def test_the_readme_example_for_your_own_tests_runs():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("### Using flowlaws in your own tests")[1].split("```python")[1].split("```")[0]
+    namespace: dict = {}
+    exec(block, namespace)
+    namespace["test_my_training_step_keeps_the_laws"]()
