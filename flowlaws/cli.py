@@ -163,7 +163,7 @@ def cmd_check(args) -> int:
     table.add_column("theorem", footer="total", no_wrap=True)
     table.add_column("statement", no_wrap=True, overflow="ellipsis", max_width=max(out.width - 76, 10))
     table.add_column("cases", justify="right", footer=str(sum(r.cases for r in results)), no_wrap=True)
-    table.add_column("worst r/tol", justify="right", no_wrap=True)
+    table.add_column("worst effect size", justify="right", no_wrap=True)
     table.add_column("verdict", footer="ok" if ok else "FAILED", no_wrap=True)
     table.add_column("s", justify="right", footer=f"{seconds:.1f}", no_wrap=True)
     for r in results:
@@ -203,7 +203,7 @@ def cmd_explore(args) -> int:
             print(json.dumps(document))
         else:
             out.print(f"[green]no first-order break found[/] in {result.cases} cases "
-                      f"({seconds:.1f} s; worst effect {result.worst.effect:.2g})")
+                      f"({seconds:.1f} s; worst effect size {result.worst.effect:.2g})")
         return 0
     scenario, verdict = result.counterexample
     stem = f"explore-{model.spec.replace(':', '_').replace('/', '_')}"[:120]
@@ -241,7 +241,7 @@ def cmd_replay(args) -> int:
     else:
         for row in rows:
             mark = "[red]reproduces[/]" if row["reproduces"] else "[green]fixed[/]"
-            out.print(f"{row['file']}: {row['theorem']} {mark} ({row['verdict']}, effect {row['effect']:.3g})")
+            out.print(f"{row['file']}: {row['theorem']} {mark} ({row['verdict']}, effect size {row['effect']:.3g})")
     return 1 if still else 0
 
 

@@ -143,7 +143,7 @@ class Counterexample:
         for name, reason in self.hypotheses:
             hyps.add_row("✗" if reason else "✓", Text(name), Text(reason or "", style="red"))
         figures = Table(show_header=True, header_style="bold", box=None)
-        for column in ("level", "law", "unit", "where", "residual", "tolerance", "effect"):
+        for column in ("level", "law", "unit", "where", "residual", "tolerance", "effect size"):
             figures.add_column(column)
         figures.add_row(e.level, Text(e.law), str(e.unit), Text(e.where), f"{e.residual:.3e}", f"{e.tolerance:.3e}",
                         f"{e.effect:.3g}")

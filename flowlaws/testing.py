@@ -47,7 +47,7 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
     with console.capture() as capture:
         console.print(cx.renderable())
     raise AssertionError(f"{model.spec}: law {cx.evidence.law} violated "
-                         f"(effect {cx.evidence.effect:.3g})\n{capture.get()}")
+                         f"(effect size {cx.evidence.effect:.3g})\n{capture.get()}")
 
 
 def check_case(model, params, X, Y, *, loss="square", optimizer=None, levels=None, laws=None,
