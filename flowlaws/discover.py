@@ -510,11 +510,39 @@ def _scalar_deep_linear(model) -> bool:
             and int(np.prod(model.input_shape)) == 1 and int(np.prod(model.output_shape)) == 1)
 
 
+def dead_parameters(model, points: int = 3, seed: int = 0) -> int:
+    """How many parameters never receive a gradient (exactly 0 at random points and data):
+    each is conserved on its own. They multiply activations that are identically 0, e.g.
+    the outputs of a bias-free conv that see only zero padding, through ReLU."""
+    from flowlaws.engine import value_and_grad
+    from flowlaws.losses import Square
+
+    rng = np.random.default_rng(seed)
+    moved = None
+    for _ in range(points):
+        params = model.init(rng)
+        X = rng.normal(size=(8, *model.input_shape))
+        Y = rng.normal(size=(8, *model.output_shape))
+        grads = flatten(value_and_grad(model, Square(), params, X, Y)[1]) != 0
+        moved = grads if moved is None else moved | grads
+    return int(np.sum(~moved))
+
+
+def _with_dead_parameters(model) -> int:
+    from flowlaws.invariants import independent_count
+
+    return independent_count(model) + dead_parameters(model)
+
+
 KNOWN_EXTRA = (
     KnownExtra("deep linear net with scalar input and output", _scalar_deep_linear,
                lambda model: int(sum(np.prod(s) for _, s in model.param_specs)) - 1,
                "f = x * prod(weights): every field is a multiple of one gradient, so D - 1 laws, more than "
                "the quadratic matrix laws (Marcotte, Gribonval, Peyre 2023); the extra ones are not quadratic"),
+    KnownExtra("parameters that never receive a gradient", lambda model: dead_parameters(model) > 0,
+               _with_dead_parameters,
+               "a weight that multiplies an activation which is identically 0 (a bias-free conv output that "
+               "sees only zero padding, through ReLU) never moves: each such weight is a linear law"),
 )
 
 
@@ -532,8 +560,8 @@ def completeness(model):
     if found.spurious:
         return Evidence("complete", f"laws of {model.spec}", (), float(len(found.spurious)), 0.0, math.inf,
                         where=f"{where}; spurious: {', '.join(found.spurious)}")
-    extra = next((k for k in KNOWN_EXTRA if k.applies(model)), None)
-    if extra is not None and found.upper == extra.count(model):
+    extra = next((k for k in KNOWN_EXTRA if k.applies(model) and found.upper == k.count(model)), None)
+    if extra is not None:
         return Evidence("complete", f"laws of {model.spec}", (), 0.0, 0.0, 0.0, where=f"{where}; {extra.name}")
     if found.count is None:
         raise Unrepresentable(f"discovery of {model.spec} is undecided: {where}")

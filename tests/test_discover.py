@@ -99,3 +99,13 @@ def test_discovery_refuses_non_polynomial_activations_with_the_fix():
 @given(architectures(activations=("relu", "linear", "abs"), depth=(1, 3)))
 def test_structural_count_equals_the_numeric_rank_on_small_nets(model):
     assert structural_count(laws(model)) == independent_count(model) if laws(model) else True
+
+
+def test_weights_fed_only_by_zero_padding_are_extra_laws_the_known_extra_table_explains():
+    from flowlaws.discover import dead_parameters
+
+    model = parse("seq:1x3:conv1d(1,1,padding=1),relu,flatten,dense(1)")  # outputs 0 and 4 see only padding
+    found = discover(model)
+    assert found.count == 3 and found.derived == 1 and dead_parameters(model) == 2
+    assert set(found.missing) == {"dense0.W[0,0]", "dense0.W[0,4]"}
+    assert completeness(model).effect == 0
