@@ -196,19 +196,23 @@ def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
 def balance(model, X, run, law_list, opt) -> Evidence:
     """Balancing under GD (Cor 2.1, Fig. 2): the imbalance D = Q(theta) of a layer law
     obeys |D_T| <= |D_0| + sum_k eta_k^2 |Q(g_k)| (from the exact step identity), so
-    ||W_h||^2 / ||W_h+1||^2 = 1 + D_T / ||W_h+1||^2 tends to 1 as the norms grow."""
+    ||W_h||^2 / ||W_h+1||^2 = 1 + D_T / ||W_h+1||^2 tends to 1 as the norms grow. The
+    residual is the excess of |D_T| over that bound; the tolerance, the round-off of the
+    steps (so a run whose gradient vanishes, D_T = D_0, sits at 0, not at the bound)."""
     n = accumulation_length(model, X)
     first, last = run.params[0], run.final
     found = []
     for law in law_list:
-        bound = abs(law.value(first))
+        bound, roundoff = abs(law.value(first)), 0.0
         for k, grad in enumerate(run.grads):
             theta = tuple(map(np.abs, run.params[k]))
-            bound = bound + opt.step_size(k) ** 2 * abs(law.value(grad)) + tolerance(law.magnitude(theta, theta), n)
+            bound = bound + opt.step_size(k) ** 2 * abs(law.value(grad))
+            roundoff = roundoff + tolerance(law.magnitude(theta, theta), n)
         in_norm = sum(float(np.sum(v.rows(last) ** 2)) for v in law.incoming)
         out_norm = sum(float(np.sum(v.rows(last) ** 2)) for v in law.outgoing)
         start = sum(float(np.sum(v.rows(first) ** 2)) for v in law.outgoing)
-        found.append(_worst("balance", law, law.value(last), bound,
+        excess = np.maximum(np.abs(law.value(last)) - bound, 0.0)
+        found.append(_worst("balance", law, excess, roundoff,
                             where=f"after {len(run.grads)} steps: ratio {in_norm / max(out_norm, 1e-300):.4f}, "
                                   f"squared norm grew {out_norm / max(start, 1e-300):.3g}x"))
     return worst(found)

@@ -90,3 +90,18 @@ def test_bad_scenarios_raise_invalid_argument(rng, change, fragment):
     with pytest.raises(InvalidArgument) as info:
         Scenario(**{**fields, **change})
     assert fragment in str(info.value)
+
+
+def test_balance_level_sits_at_zero_for_relu_and_catches_adam(rng):
+    from flowlaws.checking import balance
+    from flowlaws.flows import descend, optimizer
+
+    model = parse("mlp:3-6-6-2:relu")
+    p = model.init(rng, scale=0.1)
+    X, Y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+    layer = [law for law in laws(model) if law.kind == "layer"]
+    for spec, broken in (("gd:lr=0.05", False), ("adam:lr=0.05", True)):
+        opt = optimizer(spec)
+        run = descend(model, Square(), p, X, Y, opt, 50)
+        effect = balance(model, X, run, layer, opt).effect
+        assert (effect > 1e3) if broken else (effect <= 1e-3), (spec, effect)
