@@ -101,21 +101,25 @@ class Discovery:
 # --- the frozen network and its gradient fields ---------------------------------------
 
 
-def _kinks(layers, pattern):
-    """(activation, frozen slopes) of every two-slope activation, residual blocks included."""
-    for layer, entry in zip(layers, pattern, strict=True):
-        kinked = isinstance(layer, Activation) and len(set(layer.derivative(np.array([-1.0, 1.0])))) > 1
-        if kinked and entry is not None:
-            yield layer, entry
-        elif isinstance(entry, tuple):
-            yield from _kinks(layer.block, entry)
+def _kink_inputs(layers, cache):
+    """The pre-activations of every two-slope activation (residual blocks included)."""
+    for layer, (x, _, aux) in zip(layers, cache, strict=True):
+        if isinstance(layer, Activation) and len(set(layer.derivative(np.array([-1.0, 1.0])))) > 1:
+            yield x
+        elif isinstance(aux, list):  # a residual block's own cache
+            yield from _kink_inputs(layer.block, aux)
 
 
-def _both_slopes(model, pattern) -> bool:
-    """Every unit (channel) of every ReLU-family activation takes both slopes on the data."""
-    for _, slopes in _kinks(getattr(model, "layers", ()), pattern or ()):
-        per_unit = np.moveaxis(slopes, 1, 0).reshape(slopes.shape[1], -1)
-        if np.any(per_unit.min(axis=1) == per_unit.max(axis=1)):
+def _both_slopes(model, theta, X) -> bool:
+    """Every unit (channel) of every ReLU-family activation is strictly positive on some
+    samples and strictly negative on others (a unit that is only ever >= 0, e.g. fed by
+    one non-negative input, is linear on all data and would hide a matrix law)."""
+    if not model.activations:
+        return True
+    _, cache = model.forward(unflatten(theta, [s for _, s in model.param_specs]), X)
+    for z in _kink_inputs(model.layers, cache):
+        per_unit = np.moveaxis(z, 1, 0).reshape(z.shape[1], -1)
+        if not (np.all(np.any(per_unit > 0, axis=1)) and np.all(np.any(per_unit < 0, axis=1))):
             return False
     return True
 
@@ -149,9 +153,9 @@ class Problem:
         best, rank, found = None, -1, 0
         for _ in range(tries):
             self.theta = _draw(model, rng)
-            self.pattern = model.pattern(unflatten(self.theta, self.shapes), self.X)
-            if not _both_slopes(model, self.pattern):
+            if not _both_slopes(model, self.theta, self.X):
                 continue
+            self.pattern = model.pattern(unflatten(self.theta, self.shapes), self.X)
             found += 1
             here = rank_and_gap(self.values(self.theta))[0]
             if here > rank:

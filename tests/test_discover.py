@@ -109,3 +109,11 @@ def test_weights_fed_only_by_zero_padding_are_extra_laws_the_known_extra_table_e
     assert found.count == 3 and found.derived == 1 and dead_parameters(model) == 2
     assert set(found.missing) == {"dense0.W[0,0]", "dense0.W[0,4]"}
     assert completeness(model).effect == 0
+
+
+def test_a_unit_fed_by_one_non_negative_input_is_linear_on_all_data_so_no_generic_point_exists():
+    # u >= 0 is a scalar after the first block and ReLU: relu(B1 u) = relu(B1) u, a linear
+    # boundary in disguise with matrix laws of its own; discovery refuses rather than miscount
+    model = parse("seq:1:residual[dense(3),relu,dense(1)],relu,residual[dense(2),relu,dense(1)],dense(3)")
+    with pytest.raises(InvalidArgument, match="no generic point"):
+        discover(model)
