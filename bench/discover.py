@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from flowlaws.discover import discover
+from flowlaws.errors import InvalidArgument
 from flowlaws.models import parse
 
 KNOWN = [("mlp:2-2-2:linear", 3), ("mlp:2-3-2:linear", 6), ("mlp:2-4-1:linear", 9), ("mlp:3-4-5-2:relu:bias", 9),
@@ -54,8 +55,13 @@ def sweep(activation, count, seed, high):
         bias = activation == "relu" and bool(rng.random() < 0.5)
         spec = f"mlp:{'-'.join(map(str, widths))}:{activation}" + (":bias" if bias else "")
         t = time.perf_counter()
-        found = discover(parse(spec), degree=0)
         known = _formula(widths, activation)
+        try:
+            found = discover(parse(spec), degree=0)
+        except InvalidArgument as error:  # no point where every unit changes slope
+            rows.append({"spec": spec, "count": None, "upper": None, "lower": None, "known": known,
+                         "agrees": False, "note": str(error), "seconds": round(time.perf_counter() - t, 3)})
+            continue
         value = found.count if found.count is not None else found.upper
         rows.append({"spec": spec, "count": found.count, "upper": found.upper, "lower": found.lower,
                      "known": known, "agrees": known is None or value == known,

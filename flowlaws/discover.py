@@ -137,7 +137,7 @@ class Problem:
     """A model at a generic point with frozen pattern, data, and K combination weights."""
 
     def __init__(self, model, rng, *, cross_entropy: bool = False, enough: int | None = None,
-                 tries: int = 500, samples: int = 0):
+                 tries: int = 3000, samples: int = 0):
         self.model = model
         self.shapes = [shape for _, shape in model.param_specs]
         self.D = int(sum(np.prod(s) for s in self.shapes))
