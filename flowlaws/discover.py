@@ -522,13 +522,12 @@ def dead_parameters(model, points: int = 3, seed: int = 0) -> int:
     from flowlaws.losses import Square
 
     rng = np.random.default_rng(seed)
-    moved = None
+    moved = np.zeros(int(sum(np.prod(s) for _, s in model.param_specs)), dtype=bool)
     for _ in range(points):
         params = model.init(rng)
         X = rng.normal(size=(8, *model.input_shape))
         Y = rng.normal(size=(8, *model.output_shape))
-        grads = flatten(value_and_grad(model, Square(), params, X, Y)[1]) != 0
-        moved = grads if moved is None else moved | grads
+        moved |= flatten(value_and_grad(model, Square(), params, X, Y)[1]) != 0
     return int(np.sum(~moved))
 
 
