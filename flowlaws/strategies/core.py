@@ -180,12 +180,12 @@ def _narrowed(d, layers, shape, top: bool):
         here = Sequential(shape, tuple(out)).output_shape if out else tuple(shape)
         if isinstance(layer, Residual):
             layer = Residual(_narrowed(d, layer.block, here, False))
-        elif getattr(layer, "has_weight", False) and i != weights[-1]:
+        elif getattr(layer, "has_weight", False):
             field = "units" if isinstance(layer, Dense) else "channels"
-            layer = dataclasses.replace(layer, **{field: d(st.integers(1, getattr(layer, field)))})
-        elif getattr(layer, "has_weight", False) and not top:
-            field = "units" if isinstance(layer, Dense) else "channels"
-            layer = dataclasses.replace(layer, **{field: shape[0]})
+            if i != weights[-1]:
+                layer = dataclasses.replace(layer, **{field: d(st.integers(1, getattr(layer, field)))})
+            elif not top:
+                layer = dataclasses.replace(layer, **{field: shape[0]})
         out.append(layer)
     return tuple(out)
 
