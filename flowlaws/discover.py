@@ -296,7 +296,7 @@ def _points(model, rng, cross_entropy, count):
     return [Problem(model, rng, cross_entropy=cross_entropy, enough=0) for _ in range(count)]
 
 
-def _structural_count(model, derived) -> int:
+def _most_fields(model, derived) -> int:
     """D minus the derived laws' count: the most the fields can span if those are laws."""
     from flowlaws.invariants import independent_count
 
@@ -439,8 +439,7 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
     rng = np.random.default_rng(seed)
     ce = family == "cross_entropy"
     derived = derived_laws(model)
-    enough = None if derived is None else _structural_count(model, derived)
-    problem = Problem(model, rng, cross_entropy=ce, enough=enough)
+    problem = Problem(model, rng, cross_entropy=ce, enough=_most_fields(model, derived))
     rank0 = rank_and_gap(problem.values(problem.theta))[0]
     points = [problem, *_points(model, rng, ce, 3)]
     spurious = [law.name for law in derived if not orthogonal(law, points)]
