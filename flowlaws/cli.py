@@ -180,7 +180,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_explore(args) -> int:
-    from flowlaws.explore import explore_theorem
+    from flowlaws.explore import explore_theorem, settings
     from flowlaws.flows import optimizer
     from flowlaws.losses import loss
     from flowlaws.models import parse
@@ -207,8 +207,7 @@ def cmd_explore(args) -> int:
         return 0
     scenario, verdict = result.counterexample
     stem = f"explore-{model.spec.replace(':', '_').replace('/', '_')}"[:120]
-    cx = Counterexample.of(thm, scenario, verdict, seed=args.seed,
-                        explore={"law": args.law, "steps": scenario.steps})
+    cx = Counterexample.of(thm, scenario, verdict, seed=args.seed, explore=settings(args.law))
     path = cx.save(args.report_dir, _safe(stem))
     document.update(found=True, report=str(path), effect=verdict.evidence.effect,
                     law=verdict.evidence.law, level=verdict.evidence.level, shrunk=scenario.model.spec)
@@ -247,13 +246,10 @@ def cmd_replay(args) -> int:
 
 def _recheck(cx):
     from flowlaws.catalog import theorem
-    from flowlaws.explore import explore_theorem
+    from flowlaws.explore import rebuild
 
     s = cx.scenario
-    if cx.theorem == "explore":
-        thm = explore_theorem(s.model, s.loss, s.optimizer, (cx.explore or {}).get("law"))
-    else:
-        thm = theorem(cx.theorem)
+    thm = rebuild(cx.theorem, s, cx.explore) if cx.explore is not None else theorem(cx.theorem)
     return thm.check(s)
 
 

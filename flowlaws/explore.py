@@ -20,9 +20,12 @@ STEPS = 3
 LEVELS = ("pointwise", "step", "flow")
 
 
-def select_laws(model, law: str | None):
-    """Candidate laws of ``model``, filtered by kind (unit/layer/matrix) or exact name."""
-    pool = candidate_laws(model)
+def select_laws(model, law: str | None, derived_only: bool = False):
+    """Candidate laws of ``model`` (or only its derived laws), filtered by kind
+    (unit/layer/matrix) or exact name."""
+    from flowlaws.invariants import laws
+
+    pool = laws(model) if derived_only else candidate_laws(model)
     if not pool:
         raise InvalidArgument(f"{model.spec} has no unit whose rescaling could be conserved; "
                               "add a hidden layer")
@@ -34,23 +37,37 @@ def select_laws(model, law: str | None):
     return chosen
 
 
-def _laws_named(law: str | None):
+def _laws_named(law: str | None, derived_only: bool):
     def select(model):
         try:
-            return select_laws(model, law)
+            return select_laws(model, law, derived_only)
         except InvalidArgument:  # a shrunk architecture without this law: nothing to check
             return ()
 
     return select
 
 
-def explore_theorem(model, loss, opt, law: str | None = None) -> Theorem:
-    """An ad-hoc theorem "the laws hold at every level under this optimizer"."""
-    select_laws(model, law)  # fail early, with the names to choose from
+def explore_theorem(model, loss, opt, law: str | None = None, *, levels=LEVELS, derived_only: bool = False,
+                    name: str = "explore") -> Theorem:
+    """An ad-hoc theorem "the laws hold at these levels under this optimizer"; a report of
+    it stores `settings` so that `flowlaws replay` rebuilds it."""
+    select_laws(model, law, derived_only)  # fail early, with the names to choose from
     return Theorem(
-        "explore", f"explore {model.spec}",
+        name, f"{name} {model.spec}",
         f"with {loss.spec}: B(theta, grad L) = 0, every {opt.spec} step changes the law only by "
         "Q(Delta) (no first-order term 2B(theta, Delta)), and gradient flow conserves it",
         "docs/theory.md 3.1 and 3.3",
         {"model": model, "loss": loss, "optimizer": opt, "steps": STEPS, "T": 0.2, "flow_steps": 6},
-        _laws_named(law), LEVELS, prediction="second-order")
+        _laws_named(law, derived_only), tuple(levels), prediction="second-order")
+
+
+def settings(law: str | None, levels=LEVELS, derived_only: bool = False) -> dict:
+    """What a report of an ad-hoc theorem keeps to rebuild it (see `rebuild`)."""
+    return {"law": law, "levels": list(levels), "derived_only": derived_only}
+
+
+def rebuild(name: str, scenario, saved: dict) -> Theorem:
+    """The ad-hoc theorem a report was checked against, from its scenario and `settings`."""
+    return explore_theorem(scenario.model, scenario.loss, scenario.optimizer, saved.get("law"),
+                           levels=saved.get("levels", LEVELS), derived_only=saved.get("derived_only", False),
+                           name=name)

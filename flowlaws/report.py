@@ -44,7 +44,7 @@ class Counterexample:
     verdict: str
     evidence: Evidence
     hypotheses: tuple = ()  # (name, reason or None)
-    explore: dict | None = None  # {"law": ..., "steps": ...} for explore counterexamples
+    explore: dict | None = None  # settings of an ad-hoc theorem (explore, assert_conserved)
     seed: int | None = None
     versions: dict = field(default_factory=versions)
 

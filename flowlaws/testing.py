@@ -17,11 +17,9 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
     >>> from flowlaws.models import parse
     >>> assert_conserved(parse("mlp:2-3-1:relu"), optimizer="gd:lr=0.05", max_examples=5)
     """
-    import dataclasses
-
     from rich.console import Console
 
-    from flowlaws.explore import explore_theorem
+    from flowlaws.explore import explore_theorem, settings
     from flowlaws.flows import GD
     from flowlaws.flows import optimizer as make_optimizer
     from flowlaws.invariants import laws
@@ -34,14 +32,14 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
     if not laws(model):
         raise InvalidArgument(f"{model.spec} has no conservation law to check")
     opt = make_optimizer(optimizer) if optimizer is not None else GD(1e-3)
-    thm = explore_theorem(model, make_loss(loss), opt, law)
     levels = ("pointwise", "step") if optimizer is not None else ("pointwise",)
-    thm = dataclasses.replace(thm, id="assert_conserved", levels=levels,
-                              laws=lambda m: tuple(x for x in laws(m) if law in (None, x.kind, x.name)))
+    thm = explore_theorem(model, make_loss(loss), opt, law, levels=levels, derived_only=True,
+                          name="assert_conserved")
     result = run(thm, max_examples=max_examples)
     if result.counterexample is None:
         return
-    cx = Counterexample.of(thm, *result.counterexample)
+    scenario, verdict = result.counterexample
+    cx = Counterexample.of(thm, scenario, verdict, explore=settings(law, levels, derived_only=True))
     CAPTURED.append(cx)
     console = Console(width=100, record=True, file=None, force_terminal=False)
     with console.capture() as capture:

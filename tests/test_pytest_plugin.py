@@ -77,7 +77,10 @@ def test_assert_conserved_renders_counterexamples_in_the_summary(pytester, tmp_p
     result = pytester.runpytest_subprocess(f"--flowlaws-report-dir={tmp_path}")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*flowlaws counterexamples*", "*flowlaws replay*"])
-    assert list(tmp_path.glob("*.json"))
+    (report,) = tmp_path.glob("*.json")
+    from flowlaws.cli import main
+
+    assert main(["replay", str(report)]) == 1  # the report replays, and still reproduces
 
 
 def test_a_bad_report_dir_does_not_crash_the_session(pytester, tmp_path):
