@@ -79,6 +79,14 @@ def test_padded_params_have_the_model_shapes(data):
     assert [q.shape for q in p] == [shape for _, shape in model.param_specs]
 
 
+@given(st.data())
+def test_strategies_accept_spec_strings_wherever_they_accept_models(data):
+    p = data.draw(params("mlp:3-4-2:relu"))
+    X, Y = data.draw(datasets("mlp:3-4-2:relu"))
+    assert [q.shape for q in p] == [(4, 3), (2, 4)] and X.shape[1:] == (3,) and Y.shape[1:] == (2,)
+    assert len(data.draw(magnitudes("mlp:3-4-2:relu"))) == 2
+
+
 def test_strategy_reprs_show_how_they_were_built():
     assert repr(params(parse("mlp:2-3-1:relu"), scale=0.5)) == "params(model='mlp:2-3-1:relu', scale=0.5)"
     assert "kinds=['mlp']" in repr(architectures(kinds=["mlp"]))
@@ -97,6 +105,8 @@ def test_strategy_reprs_show_how_they_were_built():
      (lambda: datasets(parse("mlp:2-3-1:relu"), n=(0, 2)), "n must be"),
      (lambda: losses(names=["l1"]), "names must be"),
      (lambda: optimizers(names=["lion"]), "names must be"),
+     (lambda: params("mlp:3-4-2:rleu"), "did you mean 'relu'"),
+     (lambda: datasets(42), "model must be a flowlaws model or a spec string"),
      (lambda: magnitudes(parse("mlp:2-3-1:relu"), exponents=(-400, 10)), "exponents must be"),
      (lambda: optimizers(lr=-1.0), "lr must be"),
      (lambda: optimizers(weight_decay=-0.1), "weight_decay")],

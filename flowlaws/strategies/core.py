@@ -147,11 +147,26 @@ def _residual_net(draw, sizes, act, bias):
     return Sequential(shape, (*layers, Dense(draw(sizes), bias)))
 
 
+def _model(model):
+    """A model, or the model a spec string describes (``"mlp:3-4-2:relu"``)."""
+    from flowlaws.models import parse
+
+    if isinstance(model, str):
+        try:
+            return parse(model)
+        except InvalidArgument as error:
+            raise _Error(str(error)) from None
+    if not hasattr(model, "param_specs"):
+        raise _Error(f"model must be a flowlaws model or a spec string, got {model!r}")
+    return model
+
+
 def subarchitectures(model):
     """``model`` and smaller versions of it, to which a counterexample shrinks: every
     hidden weight layer keeps between 1 and its width of units (a residual block's last
     layer follows its input), and an MLP keeps its first 1..depth hidden layers.
     Factorizations and other models are drawn as given."""
+    model = _model(model)
     if not isinstance(model, Sequential):
         return st.just(model)
 
@@ -195,6 +210,7 @@ def magnitudes(model, *, exponents=(-150, 150)):
     exponent a per array, u_i per unit (axis 0) and e_ij per entry (each 0 or drawn in
     ``exponents``, the sum clipped to it), and some entries exactly 0. True theorems
     must hold here too: overflow makes a case invalid, never a false alarm."""
+    model = _model(model)
     if not (isinstance(exponents, tuple) and len(exponents) == 2 and all(isinstance(e, int) for e in exponents)
             and -300 <= exponents[0] <= exponents[1] <= 300):
         raise _Error(f"exponents must be a (low, high) pair of ints in [-300, 300], got {exponents!r}")
@@ -243,6 +259,7 @@ def params(model, *, scale: float = 1.0, pad: int = 1):
     sliced to its shape, so that when Hypothesis shrinks a width, the entries of the
     remaining units keep their place in the draw (and the counterexample keeps failing).
     """
+    model = _model(model)
     scale = _positive("scale", scale)
     if not isinstance(pad, int) or pad < 1:
         raise _Error(f"pad must be an int >= 1, got {pad!r}")
@@ -259,6 +276,7 @@ def params(model, *, scale: float = 1.0, pad: int = 1):
 def datasets(model, *, n=(1, 4), loss=None, scale: float = 1.0):
     """(X, Y) with N in ``n`` samples, X in [-scale, scale]; Y fits ``loss``'s targets
     (reals, signs +-1, or probability rows)."""
+    model = _model(model)
     low, high = _range("n", n)
     scale = _positive("scale", scale)
     targets = getattr(loss, "targets", "real")
