@@ -62,37 +62,44 @@ def parser() -> argparse.ArgumentParser:
     main.add_argument("--version", action="version", version=f"flowlaws {__version__}")
     sub = main.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = sub.add_parser("check", help="run every theorem (the regression gate)")
-    check.add_argument("--profile", default=None, choices=("ci", "dev", "thorough"))
-    check.add_argument("--theorem", action="append", metavar="ID", help="check only this theorem (repeat)")
-    check.add_argument("--report-dir", default="reports", type=Path)
+    check.add_argument("--profile", default=None, choices=("ci", "dev", "thorough"),
+                       help="cases per theorem: ci 25 (derandomized), dev 20, thorough 250 "
+                       "(default: ci when CI is set, else dev)")
+    check.add_argument("--theorem", action="append", metavar="ID",
+                       help="check only this theorem (repeat; default: every theorem)")
+    check.add_argument("--report-dir", default="reports", type=Path,
+                       help="where counterexamples are saved (default: reports)")
     check.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     explore = sub.add_parser("explore", help="search an architecture for a first-order break")
-    explore.add_argument("--arch", required=True, metavar="SPEC")
-    explore.add_argument("--loss", default="square")
-    explore.add_argument("--optimizer", default="gd:lr=0.05", metavar="NAME[:k=v,...]")
-    explore.add_argument("--law", default=None, help="unit, layer, matrix or a law's name")
-    explore.add_argument("--max-examples", default=200, type=_positive_int)
-    explore.add_argument("--seed", default=0, type=_int)
-    explore.add_argument("--report-dir", default="reports", type=Path)
-    explore.add_argument("--json", action="store_true")
+    explore.add_argument("--arch", required=True, metavar="SPEC", help="the architecture, e.g. 'mlp:3-8-8-2:tanh'")
+    explore.add_argument("--loss", default="square", help="a loss name[:options] (default: square)")
+    explore.add_argument("--optimizer", default="gd:lr=0.05", metavar="NAME[:k=v,...]",
+                         help="gd, sgd, momentum, nesterov, adam, rmsprop, signgd (default: gd:lr=0.05)")
+    explore.add_argument("--law", default=None, help="unit, layer, matrix or a law's name (default: every law)")
+    explore.add_argument("--max-examples", default=200, type=_positive_int,
+                         help="cases Hypothesis tries (default: 200)")
+    explore.add_argument("--seed", default=0, type=_int, help="Hypothesis seed (default: 0)")
+    explore.add_argument("--report-dir", default="reports", type=Path,
+                         help="where a counterexample is saved (default: reports)")
+    explore.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     replay = sub.add_parser("replay", help="re-run saved counterexamples")
-    replay.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    replay.add_argument("--json", action="store_true")
+    replay.add_argument("files", nargs="+", type=Path, metavar="FILE", help="report JSON files")
+    replay.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     laws = sub.add_parser("laws", help="list the laws derived for an architecture")
-    laws.add_argument("spec", metavar="SPEC")
-    laws.add_argument("--json", action="store_true")
+    laws.add_argument("spec", metavar="SPEC", help="the architecture, e.g. 'mlp:3-4-5-2:relu:bias'")
+    laws.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     discover = sub.add_parser("discover", help="count and find every conservation law numerically, "
                               "and compare them with the derived ones")
-    discover.add_argument("spec", metavar="SPEC")
+    discover.add_argument("spec", metavar="SPEC", help="the architecture, e.g. mlp:2-3-2:linear")
     discover.add_argument("--degree", default=2, type=int, choices=(0, 1, 2),
                           help="highest degree of the explicit polynomial laws searched (default 2)")
     discover.add_argument("--loss", default=None, choices=("cross_entropy",),
                           help="laws of one loss family only (default: laws for every loss)")
     discover.add_argument("--seed", default=0, type=_int, help="seed of the random points (default 0)")
-    discover.add_argument("--json", action="store_true")
+    discover.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     figures = sub.add_parser("figures", help="reproduce the paper's Fig. 1 and Fig. 2")
-    figures.add_argument("--out", default="figures", type=Path)
-    figures.add_argument("--json", action="store_true")
+    figures.add_argument("--out", default="figures", type=Path, help="output folder (default: figures)")
+    figures.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     return main
 
 

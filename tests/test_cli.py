@@ -202,3 +202,11 @@ def test_version_and_help_show_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "exit codes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["check", "explore", "replay", "laws", "discover", "figures"])
+def test_every_option_has_a_help_line(capsys, command):
+    from flowlaws.cli import parser
+
+    sub = next(a for a in parser()._actions if a.dest == "command").choices[command]
+    assert all(action.help for action in sub._actions)
