@@ -169,3 +169,35 @@ def test_factorization_objective_is_half_squared_frobenius_error(rng):
     R = U @ V.T - M
     assert np.isclose(value, 0.5 * np.sum(R**2))
     assert np.allclose(gU, R @ V) and np.allclose(gV, R.T @ U)
+
+
+def test_a_new_layer_declares_its_symmetry_and_the_walker_derives_its_laws():
+    # the worked example of docs/extending.md: y = 2x carries every scaling, linearly
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from flowlaws.discover import discover
+    from flowlaws.invariants import laws
+    from flowlaws.models import Dense, Sequential
+    from flowlaws.models.layers import Layer
+
+    @dataclass(frozen=True)
+    class Double(Layer):
+        kind: ClassVar[str] = "double"
+
+        def apply(self, p, x):
+            return 2 * x
+
+        def vjp(self, p, x, y, dy):
+            return 2 * dy, ()
+
+        def carry(self, path, site):
+            return path.times(1.0, True)
+
+        @property
+        def spec(self) -> str:
+            return "double"
+
+    model = Sequential((3,), (Dense(4), Double(), Dense(2)))
+    assert [law.kind for law in laws(model)] == ["unit", "layer", "matrix"]
+    assert discover(model).complete
