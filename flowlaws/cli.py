@@ -261,21 +261,21 @@ def _recheck(cx):
 
 
 def cmd_laws(args) -> int:
-    from flowlaws.invariants import independent_count, laws
+    from flowlaws.invariants import independent_count, laws, structural_count
     from flowlaws.models import parse
 
     model = parse(args.spec)
     found = laws(model)
     count = independent_count(model, found)
     if args.json:
-        print(json.dumps({"spec": model.spec, "laws": [law.to_json() for law in found],
-                          "independent": count}))
+        print(json.dumps({"spec": model.spec, "independent": count,
+                          "laws": [{**law.to_json(), "independent": structural_count([law])} for law in found]}))
         return 0
     table = Table(title=Text(f"laws of {model.spec}"))
-    for column in ("name", "kind", "formula"):
-        table.add_column(column)
+    for column in ("name", "kind", "scalars", "formula"):
+        table.add_column(column, justify="right" if column == "scalars" else "left")
     for law in found:
-        table.add_row(Text(law.name), law.kind, Text(law.formula))
+        table.add_row(Text(law.name), law.kind, str(structural_count([law])), Text(law.formula))
     out.print(table if found else Text(f"{model.spec} has no conservation law", style="yellow"))
     out.print(f"{count} functionally independent scalar law(s)")
     return 0

@@ -210,3 +210,9 @@ def test_every_option_has_a_help_line(capsys, command):
 
     sub = next(a for a in parser()._actions if a.dest == "command").choices[command]
     assert all(action.help for action in sub._actions)
+
+
+def test_laws_gives_a_count_per_row(capsys):
+    code, out, _ = run_cli(capsys, "laws", "mlp:2-4-1:linear", "--json")
+    rows = {law["kind"]: law["independent"] for law in json.loads(out)["laws"]}
+    assert code == 0 and rows == {"unit": 4, "layer": 1, "matrix": 9}
