@@ -213,9 +213,8 @@ def cmd_explore(args) -> int:
                       f"({seconds:.1f} s; worst effect size {result.worst.effect:.2g})")
         return 0
     scenario, verdict = result.counterexample
-    stem = f"explore-{model.spec.replace(':', '_').replace('/', '_')}"[:120]
     cx = Counterexample.of(thm, scenario, verdict, seed=args.seed, explore=settings(args.law))
-    path = cx.save(args.report_dir, _safe(stem))
+    path = cx.save(args.report_dir)
     document.update(found=True, report=str(path), effect=verdict.evidence.effect,
                     law=verdict.evidence.law, level=verdict.evidence.level, shrunk=scenario.model.spec)
     if args.json:
@@ -225,10 +224,6 @@ def cmd_explore(args) -> int:
         out.print(f"found in {seconds:.1f} s at the {verdict.evidence.level} level; architecture "
                   f"{model.spec} shrunk to {scenario.model.spec}; saved {path}", markup=False, soft_wrap=True)
     return 1
-
-
-def _safe(stem: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
 
 
 def cmd_replay(args) -> int:

@@ -29,11 +29,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     folder = config.getoption("flowlaws_report_dir")
     from flowlaws.errors import InvalidArgument
 
-    for index, cx in enumerate(CAPTURED):
+    for cx in CAPTURED:
         path = None
         if folder:
             try:
-                path = cx.save(folder, f"{cx.theorem}-{index}")
+                path = cx.save(folder)
             except InvalidArgument as error:  # never crash the session over a report folder
                 terminalreporter.write_line(f"flowlaws: {error}")
         console.print(cx.renderable(replay_path=path))

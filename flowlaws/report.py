@@ -47,6 +47,16 @@ class Counterexample:
     explore: dict | None = None  # settings of an ad-hoc theorem (explore, assert_conserved)
     seed: int | None = None
     versions: dict = field(default_factory=versions)
+    test: str | None = None  # the pytest node id that found it (assert_conserved)
+
+    @property
+    def stem(self) -> str:
+        """A file name that says what failed: the test or theorem, the architecture and
+        the optimizer."""
+        s = self.scenario
+        parts = [self.test or self.theorem, s.model.spec, s.optimizer.spec if s.optimizer is not None else ""]
+        text = "-".join(p for p in parts if p)
+        return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in text)[:160]
 
     @classmethod
     def of(cls, thm, scenario: Scenario, verdict, seed=None, explore=None) -> Counterexample:
@@ -75,7 +85,7 @@ class Counterexample:
             "X": np.asarray(s.X).tolist(), "Y": np.asarray(s.Y).tolist(),
             "evidence": self.evidence.to_json(),
             "hypotheses": [list(h) for h in self.hypotheses],
-            "explore": self.explore, "versions": self.versions,
+            "explore": self.explore, "versions": self.versions, "test": self.test,
         }
 
     @classmethod
@@ -103,7 +113,7 @@ class Counterexample:
             evidence = Evidence(**ev)
             return cls(data["theorem"], data["statement"], scenario, data["verdict"], evidence,
                        tuple(tuple(h) for h in data.get("hypotheses", ())), data.get("explore"),
-                       data.get("seed"), data.get("versions", {}))
+                       data.get("seed"), data.get("versions", {}), data.get("test"))
         except InvalidArgument as error:
             raise InvalidArgument(f"{source}: {error}") from None
         except (KeyError, TypeError, ValueError) as error:
@@ -111,10 +121,11 @@ class Counterexample:
                                   "re-run explore or check to regenerate it") from None
 
     def save(self, directory, stem: str | None = None) -> Path:
-        """Write ``stem.json`` atomically, with ``.txt``, ``.svg`` and ``.html`` renderings.
+        """Write ``stem.json`` atomically (default: `stem`; ``-2``, ``-3`` ... appended so
+        that no report overwrites another), with ``.txt``, ``.svg`` and ``.html`` renderings.
         A folder that cannot be written raises InvalidArgument naming it."""
         try:
-            return self._save(Path(directory), stem or self.theorem)
+            return self._save(Path(directory), _unused(Path(directory), stem or self.stem))
         except OSError as error:
             raise InvalidArgument(f"cannot write reports to {directory}: {error.strerror or error}; "
                                   "choose a writable report folder") from None
@@ -216,6 +227,14 @@ def law_series(cx: Counterexample, points: int = 12) -> tuple:
         return tuple(pick(law.value(p)) for p in run.params)
     except IndexError:
         return ()
+
+
+def _unused(directory: Path, stem: str) -> str:
+    candidate, number = stem, 1
+    while (directory / f"{candidate}.json").exists():
+        number += 1
+        candidate = f"{stem}-{number}"
+    return candidate
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -17,6 +17,9 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
     >>> from flowlaws.models import parse
     >>> assert_conserved(parse("mlp:2-3-1:relu"), optimizer="gd:lr=0.05", max_examples=5)
     """
+    import dataclasses
+    import os
+
     from rich.console import Console
 
     from flowlaws.explore import explore_theorem, settings
@@ -40,6 +43,8 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
         return
     scenario, verdict = result.counterexample
     cx = Counterexample.of(thm, scenario, verdict, explore=settings(law, levels, derived_only=True))
+    running = os.environ.get("PYTEST_CURRENT_TEST")  # "path::test (call)" under pytest
+    cx = dataclasses.replace(cx, test=running.rsplit(" ", 1)[0] if running else None)
     CAPTURED.append(cx)
     console = Console(width=100, record=True, file=None, force_terminal=False)
     with console.capture() as capture:

@@ -31,7 +31,7 @@ def test_check_selected_theorems_json_is_one_clean_document(capsys, tmp_path):
     verdicts = {t["id"]: t["verdict"] for t in doc["theorems"]}
     assert verdicts == {"thm-2.1": "holds", "break-tanh": "break-confirmed", "thm-3.2": "holds"}
     assert all(t["cases"] > 0 and t["seconds"] >= 0 for t in doc["theorems"])
-    assert (tmp_path / "break-tanh.json").exists()
+    assert list(tmp_path.glob("break-tanh-mlp_*.json"))  # the file name says what failed
 
 
 def test_check_table_lists_statement_cases_and_verdict(capsys, tmp_path):
@@ -216,3 +216,14 @@ def test_laws_gives_a_count_per_row(capsys):
     code, out, _ = run_cli(capsys, "laws", "mlp:2-4-1:linear", "--json")
     rows = {law["kind"]: law["independent"] for law in json.loads(out)["laws"]}
     assert code == 0 and rows == {"unit": 4, "layer": 1, "matrix": 9}
+
+
+def test_reports_are_named_after_what_failed_and_never_overwrite_each_other(capsys, tmp_path):
+    paths = []
+    for _ in range(2):
+        code, out, _ = run_cli(capsys, "explore", "--arch", "mlp:3-4-2:tanh", "--report-dir", str(tmp_path),
+                               "--max-examples", "30", "--json")
+        assert code == 1
+        paths.append(json.loads(out)["report"])
+    assert paths[0] != paths[1] and all(Path(p).exists() for p in paths)
+    assert Path(paths[0]).name.startswith("explore-mlp_3-")

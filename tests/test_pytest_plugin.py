@@ -78,6 +78,8 @@ def test_assert_conserved_renders_counterexamples_in_the_summary(pytester, tmp_p
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*flowlaws counterexamples*", "*flowlaws replay*"])
     (report,) = tmp_path.glob("*.json")
+    assert report.name.startswith("test_assert_conserved_renders_counterexamples_in_the_summary.py__"
+                                  "test_momentum_breaks-mlp_2-")  # named after the test that found it
     from flowlaws.cli import main
 
     assert main(["replay", str(report)]) == 1  # the report replays, and still reproduces
