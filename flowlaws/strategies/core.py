@@ -337,7 +337,7 @@ def optimizers(*, names=("gd", "sgd"), lr=(1e-3, 0.1), weight_decay=0.0, decay_p
 
 
 def scenarios(theorem, *, extreme: bool | None = None):
-    """Scenarios a theorem quantifies over: its ``space`` (architectures, losses,
+    """Scenarios a theorem (or a theorem id, ``"thm-2.1"``) quantifies over: its ``space`` (architectures, losses,
     optimizers, flow settings) with params and data drawn to shrink. With
     ``init_scale`` in the space the params are a seeded Gaussian init of that scale
     instead (small-initialization theorems); the seed is drawn and shrinks. A space
@@ -348,6 +348,13 @@ def scenarios(theorem, *, extreme: bool | None = None):
     zeros), False never; None (default) mixes both (ordinary params first) for a true
     theorem, whose false alarms hide at extreme magnitudes, and draws ordinary params
     for an expected break, which has to be found and shrunk."""
+    if isinstance(theorem, str):  # a theorem id; the registry is imported only here
+        from flowlaws.catalog import theorem as lookup
+
+        try:
+            theorem = lookup(theorem)
+        except InvalidArgument as error:
+            raise _Error(str(error)) from None
     if extreme is None and getattr(theorem, "expect", "holds") == "breaks":
         extreme = False
     space = dict(theorem.space)
