@@ -36,4 +36,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                 path = cx.save(folder)
             except InvalidArgument as error:  # never crash the session over a report folder
                 terminalreporter.write_line(f"flowlaws: {error}")
+        if cx.test:
+            terminalreporter.write_line(f"found by {cx.test}")
         console.print(cx.renderable(replay_path=path))

@@ -11,8 +11,9 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
                      steps: int = 3) -> None:
     """Assert that ``model``'s derived laws hold for Hypothesis-drawn params and data:
     pointwise (B(theta, grad L) = 0) and, given an ``optimizer``, to first order at
-    every one of ``steps`` steps. On failure raises AssertionError with the shrunk,
-    rendered counterexample (also kept for the pytest plugin's summary).
+    every one of ``steps`` steps. On failure raises AssertionError naming the law; the shrunk
+    counterexample is rendered once: in the pytest plugin's summary under pytest, else in
+    the message.
 
     >>> from flowlaws.models import parse
     >>> assert_conserved(parse("mlp:2-3-1:relu"), optimizer="gd:lr=0.05", max_examples=5)
@@ -46,11 +47,13 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
     running = os.environ.get("PYTEST_CURRENT_TEST")  # "path::test (call)" under pytest
     cx = dataclasses.replace(cx, test=running.rsplit(" ", 1)[0] if running else None)
     CAPTURED.append(cx)
+    headline = f"{model.spec}: law {cx.evidence.law} violated (effect size {cx.evidence.effect:.3g})"
+    if running:  # under pytest the plugin's summary renders the panel, once
+        raise AssertionError(f"{headline}; the counterexample is in the flowlaws summary below")
     console = Console(width=100, record=True, file=None, force_terminal=False)
     with console.capture() as capture:
         console.print(cx.renderable())
-    raise AssertionError(f"{model.spec}: law {cx.evidence.law} violated "
-                         f"(effect size {cx.evidence.effect:.3g})\n{capture.get()}")
+    raise AssertionError(f"{headline}\n{capture.get()}")
 
 
 def check_case(model, params, X, Y, *, loss="square", optimizer=None, levels=None, laws=None,

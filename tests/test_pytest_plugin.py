@@ -76,7 +76,9 @@ def test_assert_conserved_renders_counterexamples_in_the_summary(pytester, tmp_p
     )
     result = pytester.runpytest_subprocess(f"--flowlaws-report-dir={tmp_path}")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*flowlaws counterexamples*", "*flowlaws replay*"])
+    result.stdout.fnmatch_lines(["*flowlaws counterexamples*", "found by *::test_momentum_breaks",
+                                 "*flowlaws replay*"])
+    assert result.stdout.str().count("flowlaws counterexample ") <= 1  # the panel is shown once
     (report,) = tmp_path.glob("*.json")
     assert report.name.startswith("test_assert_conserved_renders_counterexamples_in_the_summary.py__"
                                   "test_momentum_breaks-mlp_2-")  # named after the test that found it
