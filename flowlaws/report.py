@@ -204,14 +204,15 @@ def sparkline(values) -> str:
     """Unicode sparkline of a series (flat series draw as a flat line)."""
     v = np.asarray(values, dtype=float)
     span = float(np.ptp(v))
-    if not np.isfinite(span) or span == 0:
+    if not np.isfinite(span) or span <= 1e-12 * float(np.max(np.abs(v), initial=0.0)):  # round-off: flat
         return SPARKS[0] * len(v)
     return "".join(SPARKS[round((x - v.min()) / span * (len(SPARKS) - 1))] for x in v)
 
 
 def law_series(cx: Counterexample, points: int = 12) -> tuple:
-    """The evidence law's value (its worst unit) along a short gradient flow."""
-    from flowlaws.flows import implicit_midpoint
+    """The evidence law's value (its worst unit) along the run that failed: the optimizer's
+    steps for a step-level failure, else a short gradient flow."""
+    from flowlaws.flows import descend, implicit_midpoint
     from flowlaws.invariants import candidate_laws, laws, one_to_one, skip_ignored_laws, without_bias
 
     s = cx.scenario
@@ -221,7 +222,10 @@ def law_series(cx: Counterexample, points: int = 12) -> tuple:
     law = next((law for law in pool if law.name == name), None)
     if law is None:
         return ()
-    run = implicit_midpoint(s.model, s.loss, s.params, s.X, s.Y, 0.5, points - 1)
+    if cx.evidence.level == "step" and s.optimizer is not None:
+        run = descend(s.model, s.loss, s.params, s.X, s.Y, s.optimizer, max(s.steps, points - 1))
+    else:
+        run = implicit_midpoint(s.model, s.loss, s.params, s.X, s.Y, s.T or 0.5, max(s.flow_steps, points - 1))
     pick = lambda value: float(np.asarray(value)[cx.evidence.unit] if np.ndim(value) else value)  # noqa: E731
     try:
         return tuple(pick(law.value(p)) for p in run.params)

@@ -81,3 +81,15 @@ def test_sparkline_spans_the_range():
     assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
     assert sparkline([1, 1, 1]) == "▁▁▁"
     assert isinstance(Counterexample, type)
+
+
+def test_the_sparkline_follows_the_run_that_failed_and_round_off_stays_flat():
+    from pathlib import Path
+
+    from flowlaws.report import law_series, load, sparkline
+
+    corpus = Path(__file__).parent / "corpus"
+    for name in ("break-momentum", "break-adam"):  # step-level failures: the optimizer's own run
+        series = law_series(load(corpus / f"{name}.json"))
+        assert len(set(sparkline(series))) > 2, name
+    assert set(sparkline([1.0, 1.0 + 1e-15, 1.0 - 1e-15])) == {"▁"}
