@@ -99,6 +99,8 @@ def parser() -> argparse.ArgumentParser:
     discover.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     figures = sub.add_parser("figures", help="reproduce the paper's Fig. 1 and Fig. 2")
     figures.add_argument("--out", default="figures", type=Path, help="output folder (default: figures)")
+    figures.add_argument("--quick", action="store_true",
+                         help="a smaller net and fewer iterations, in seconds (default: the full sizes)")
     figures.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     return main
 
@@ -307,12 +309,15 @@ def cmd_discover(args) -> int:
 def cmd_figures(args) -> int:
     from flowlaws.figures import make_figures
 
-    written = make_figures(args.out)
+    with _progress(not args.json and err.is_terminal) as progress:
+        task = progress.add_task("figures", total=None)
+        written = make_figures(args.out, quick=args.quick,
+                               on_phase=lambda name: progress.update(task, description=name))
     if args.json:
         print(json.dumps({"files": [str(p) for p in written]}))
     else:
         for path in written:
-            out.print(f"wrote {path}")
+            out.print(f"wrote {path}", markup=False, soft_wrap=True)
     return 0
 
 

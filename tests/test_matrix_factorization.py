@@ -59,10 +59,14 @@ def test_regularizer_drives_the_fnorm_ratio_to_one_while_plain_gd_freezes_it():
     assert 0.9 < data["plain"]["final_ratio"] < 0.999
 
 
-def test_figures_command_writes_png_svg_and_json(tmp_path):
+def test_figures_quick_writes_png_svg_and_json_with_captions_and_a_balanced_start(tmp_path):
     from flowlaws.figures import make_figures
 
-    written = make_figures(tmp_path, steps=60)
+    phases = []
+    written = make_figures(tmp_path, quick=True, on_phase=phases.append)
     assert {p.name for p in written} == {"fig1.png", "fig1.svg", "fig2.png", "fig2.svg", "figures.json"}
     data = json.loads((tmp_path / "figures.json").read_text())
-    assert set(data) == {"figure1", "figure2"} and len(data["figure2"]["pairs"]) == 2
+    assert set(data) == {"figure1", "figure2", "captions", "settings"} and len(phases) == 4
+    balanced = data["figure2"]["balanced"]["pairs"]
+    assert all(abs(pair["final_ratio"] - 1) < 3e-3 for pair in balanced.values())  # the paper's 0.3%
+    assert data["captions"]["fig2"] in (tmp_path / "fig2.svg").read_text()
