@@ -99,7 +99,11 @@ def make_figures(out, *, quick: bool = False, steps: int | None = None, on_phase
     sizes["steps"] = steps or sizes["steps"]
     report = on_phase or (lambda name: None)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidArgument(f"cannot write figures to {out}: {error.strerror or error}; "
+                              "choose a writable folder with --out") from None
     report("Fig. 1: matrix factorization")
     one = figure1_data(steps=sizes["steps"])
     two = {}

@@ -97,6 +97,11 @@ def test_corpus_holds_one_counterexample_per_expected_break():
      (["replay", "/nonexistent/report.json"], "cannot read"),
      (["frobnicate"], "invalid choice"),
      (["discover", "mlp:2-3-1:tanh"], "not positively homogeneous"),
+     (["discover", "mlp:2-3"], "bad spec"),
+     (["laws", "seq:3:dense(2),residual[dense(3)]"], "must keep the input shape"),
+     (["check", "--theorem", "break-tanh", "--report-dir", "/proc/flowlaws-cannot-write"], "cannot write reports"),
+     (["replay"], "the following arguments are required"),
+     (["figures", "--out", "/proc/flowlaws-cannot-write"], "cannot write figures"),
      (["discover", "mlp:2-3-1:relu", "--degree", "3"], "invalid choice"),
      (["explore", "--arch", "mlp:3-4-2:relu", "--optimizer", "lion"], "unknown optimizer")],
 )
