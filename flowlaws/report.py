@@ -166,7 +166,9 @@ class Counterexample:
         if len(series) > 1:
             parts.append(Text.assemble("law value over time  ", (sparkline(series), "cyan"),
                                        f"  {series[0]:.6g} → {series[-1]:.6g}"))
-        parts.append(Text(f"replay: flowlaws replay {replay_path or '<file>.json'}", style="dim"))
+        hint = (f"replay: flowlaws replay {replay_path}" if replay_path else
+                "not saved: pass --flowlaws-report-dir DIR (pytest) or --report-dir DIR to keep a replayable file")
+        parts.append(Text(hint, style="dim"))
         return Panel(Group(*parts), title="flowlaws counterexample", border_style=_style(self.verdict))
 
 
