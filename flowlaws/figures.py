@@ -48,8 +48,8 @@ def _rate(objective: np.ndarray) -> float:
     return float(-np.polyfit(t, np.log(objective[t]), 1)[0])
 
 
-FULL = {"steps": 3000, "widths": (20, 100, 100, 1), "points": 1000}
-QUICK = {"steps": 600, "widths": (10, 40, 40, 1), "points": 200}
+FULL: dict[str, Any] = {"steps": 3000, "widths": (20, 100, 100, 1), "points": 1000}
+QUICK: dict[str, Any] = {"steps": 600, "widths": (10, 40, 40, 1), "points": 200}
 
 
 def figure2_data(seed: int = 0, steps: int = 3000, widths=FULL["widths"], points: int = FULL["points"],
