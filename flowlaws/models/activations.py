@@ -20,6 +20,7 @@ import autograd.scipy.special as asp
 import numpy as np
 
 from flowlaws.errors import InvalidArgument, unknown
+from flowlaws.models.layers import Layer
 
 
 def _prelu(a: float, b: float):
@@ -80,7 +81,7 @@ NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "elu", "silu")
 
 
 @dataclass(frozen=True)
-class Activation:
+class Activation(Layer):
     """An elementwise activation, e.g. ``Activation("leaky_relu", (0.1,))``.
 
     >>> Activation("relu").degree, Activation("relu_power", (3.0,)).degree, Activation("tanh").degree
@@ -137,13 +138,7 @@ class Activation:
         i = int(np.argmax(np.abs(lhs - rhs)))
         return f"{self.name}(2*{z[i]:g}) != 2*{self.name}({z[i]:g})"
 
-    # --- as a layer ------------------------------------------------------------
-    def param_shapes(self, in_shape):
-        return ()
-
-    def out_shape(self, in_shape):
-        return in_shape
-
+    # --- as a layer (parameter-free, shape-preserving: the Layer defaults) ------------
     def apply(self, p, x):
         return self.fn(x)
 
@@ -166,9 +161,6 @@ class Activation:
         """Degree-1 activations freeze their slopes (phi(z) = phi'(z) z exactly)."""
         return aux * np.ones_like(x) if self.degree == 1 else None
 
-    def bound_run(self, p, x, aux):
-        return self.bound(p, x), aux
-
     def bound(self, p, x):
         """max(|phi(x)|, |phi(-x)|) for x >= 0: bounds |phi(z)| for |z| <= x (every
         activation here has |phi| nondecreasing in |z|)."""
@@ -179,9 +171,6 @@ class Activation:
         if self.degree is None:
             return None
         return path.times(self.degree, self.is_linear)
-
-    def rescalings(self, site):
-        return ()
 
 
 def _fmt(value: float) -> str:

@@ -34,7 +34,7 @@ def _positive(layer: str, **values: int) -> None:
 
 
 class Layer:
-    """Base of the parametrized and structural layers (frozen dataclasses)."""
+    """Base of every layer (parametrized, structural, activations; frozen dataclasses)."""
 
     kind: ClassVar[str]
     has_weight: ClassVar[bool] = False

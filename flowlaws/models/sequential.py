@@ -72,7 +72,7 @@ class Chain:
         self.shapes = [self.input_shape]
         counters: dict[str, int] = {}
         for position, layer in enumerate(self.layers):
-            if not isinstance(layer, Layer | Activation):
+            if not isinstance(layer, Layer):
                 raise InvalidArgument(f"layer {position} is {layer!r}, not a flowlaws layer")
             family = _family(layer)
             name = f"{prefix}{family}{counters.get(family, 0)}"
