@@ -237,12 +237,10 @@ class Residual(Layer):
         out, cache = self.chain(x.shape[1:]).bounds(p, aux, x)
         return x + out, cache
 
-    def vjp(self, p, x, y, dy, magnitude: bool = False):
+    def vjp(self, p, x, y, dy):
+        """For the autograd primitive (`_run_stage`); the numpy sweeps use `run` and `pull`."""
         _, cache = self.run(p, x)
-        return self.pull(p, x, y, cache, dy, magnitude)
-
-    def vjp_magnitude(self, p, x, y, dy):
-        return self.vjp(p, x, y, dy, magnitude=True)
+        return self.pull(p, x, y, cache, dy)
 
     # --- symmetry declarations --------------------------------------------------------
     def _inner(self, site) -> Site:
@@ -265,10 +263,9 @@ class Residual(Layer):
         tail = symmetry.walk(Path(path.units), last_site.following())
         if tail is None or tail.closed:
             return None
-        emitted = Path(path.units, terms=into.terms, layers=into.layers).emitted(
-            last_site, path.degree / tail.degree)
+        block = into.emitted(last_site, path.degree / tail.degree)  # the last layer's rows re-emit
         return replace(path, linear=path.linear and into.linear and tail.linear,
-                       terms=path.terms + emitted.terms, layers=path.layers + emitted.layers)
+                       terms=path.terms + block.terms, layers=path.layers + block.layers)
 
     @property
     def spec(self) -> str:
