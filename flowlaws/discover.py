@@ -392,16 +392,11 @@ def _law_gradients(coefficients, theta) -> np.ndarray:
 
 def component_gradients(law, theta, shapes) -> np.ndarray:
     """Rows grad Q_c(theta) of every scalar component c of a derived law (autograd)."""
-    import autograd.numpy as anp
     from autograd import jacobian
 
-    def components(vector):
-        value = law.value(unflatten(vector, shapes))
-        if law.kind == "matrix":
-            value = value[np.triu_indices(value.shape[0])]
-        return anp.reshape(value, (-1,))
+    from flowlaws.invariants import scalar_components
 
-    return np.atleast_2d(jacobian(components)(theta))
+    return np.atleast_2d(jacobian(lambda v: scalar_components([law], unflatten(v, shapes)))(theta))
 
 
 def orthogonal(law, problems) -> bool:

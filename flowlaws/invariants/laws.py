@@ -154,14 +154,14 @@ def one_to_one(law: Law) -> Law:
 
 
 def scalar_components(law_list, params):
-    """Every independent scalar entry of the laws (unit entries, matrix upper triangles)."""
+    """Every scalar entry of the laws, as one vector: unit entries, layer sums, matrix upper
+    triangles (differentiable by autograd; the rows of the laws' Jacobian)."""
     parts = []
     for law in law_list:
         value = law.value(params)
-        if law.kind == "unit":
-            parts.append(value)
-        elif law.kind == "matrix":
-            parts.append(value[np.triu_indices(value.shape[0])])
+        if law.kind == "matrix":
+            value = value[np.triu_indices(value.shape[0])]
+        parts.append(anp.reshape(value, (-1,)))
     return anp.concatenate(parts) if parts else anp.zeros(0)
 
 
@@ -183,9 +183,7 @@ def independent_count(model, law_list=None, seed: int = 0) -> int:
         return structural_count(law_list)
     point = flatten(model.init(np.random.default_rng(seed)))
     J = jacobian(lambda v: scalar_components(law_list, unflatten(v, shapes)))(point)
-    if J.size == 0:
-        return structural_count(law_list)  # layer laws only
-    s = np.linalg.svd(J, compute_uv=False)
+    s = np.linalg.svd(np.atleast_2d(J), compute_uv=False)
     return int(np.sum(s > max(J.shape) * np.finfo(float).eps * 1e3 * s[0]))
 
 
