@@ -77,13 +77,13 @@ def check_case(model, params, X, Y, *, loss="square", optimizer=None, levels=Non
     """
     import numpy as np
 
-    from flowlaws.checking import Scenario, Verdict, run_levels
-    from flowlaws.errors import Unrepresentable
+    from flowlaws.checking import Scenario
     from flowlaws.flows import Momentum
     from flowlaws.flows import optimizer as make_optimizer
     from flowlaws.invariants import laws as derived
     from flowlaws.losses import loss as make_loss
     from flowlaws.models import parse
+    from flowlaws.theorems import Theorem
 
     model = parse(model) if isinstance(model, str) else model
     opt = make_optimizer(optimizer) if optimizer is not None else None
@@ -98,9 +98,6 @@ def check_case(model, params, X, Y, *, loss="square", optimizer=None, levels=Non
     scenario = Scenario(model, tuple(np.asarray(p, float) for p in params), np.asarray(X, float),
                         np.asarray(Y, float), make_loss(loss) if isinstance(loss, str) else loss, opt,
                         steps=steps, T=T, flow_steps=flow_steps)
-    try:
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            evidence = run_levels(scenario, chosen, levels, prediction)
-    except (InvalidArgument, Unrepresentable) as error:
-        return Verdict("invalid", reason=str(error))
-    return Verdict("holds" if evidence.effect <= 1 else "violated", evidence)
+    case = Theorem("check_case", f"check_case {model.spec}", "the derived laws hold on this case",
+                   "docs/concepts.md", {}, lambda m: chosen, levels, prediction=prediction)
+    return case.check(scenario)  # the one place verdicts are decided
