@@ -166,6 +166,7 @@ class Problem:
             raise InvalidArgument(f"{model.spec}: no generic point found in {tries} draws (a unit never "
                                   "changes slope on the data); widen the layer before it")
         self.theta, self.pattern = best
+        self.rank = rank  # of the fields at theta (depth 0)
 
     def values(self, theta, rows=None) -> np.ndarray:
         """The fields g_k(theta) = grad <C_k, f(X; theta)> as rows (complex theta allowed)."""
@@ -200,19 +201,26 @@ def directional(v: Field, theta, w) -> np.ndarray:
     return sum(v.at(theta + r * z * w) / z for z in roots) / (n * r)
 
 
+def _bracket_terms(u: Field, v: Field, theta):
+    """The two terms of [u, v](theta) = Dv(theta)[u(theta)] - Du(theta)[v(theta)]."""
+    return directional(v, theta, u.at(theta)), directional(u, theta, v.at(theta))
+
+
 def _bracket_value(u: Field, v: Field, theta) -> np.ndarray:
     """[u, v](theta0), real, with exact cancellation set to 0: below 1e-9 of its two terms."""
-    z = theta.astype(complex)
-    first, second = directional(v, z, u.at(z)).real, directional(u, z, v.at(z)).real
+    first, second = (t.real for t in _bracket_terms(u, v, theta.astype(complex)))
     value = first - second
     scale = np.linalg.norm(first) + np.linalg.norm(second)
     return value if np.linalg.norm(value) > 1e-9 * scale else np.zeros_like(value)
 
 
 def bracket(u: Field, v: Field) -> Field:
-    """[u, v](theta) = Dv(theta)[u(theta)] - Du(theta)[v(theta)]."""
-    return Field(lambda theta: directional(v, theta, u.at(theta)) - directional(u, theta, v.at(theta)),
-                 u.degree + v.degree - 1, f"[{u.name},{v.name}]")
+    """[u, v] as a field (for the next depth)."""
+    def at(theta):
+        first, second = _bracket_terms(u, v, theta)
+        return first - second
+
+    return Field(at, u.degree + v.degree - 1, f"[{u.name},{v.name}]")
 
 
 # --- rank decisions ---------------------------------------------------------------------
@@ -435,36 +443,33 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
     ce = family == "cross_entropy"
     derived = derived_laws(model)
     problem = Problem(model, rng, cross_entropy=ce, enough=_most_fields(model, derived))
-    rank0 = rank_and_gap(problem.values(problem.theta))[0]
     points = [problem, *_points(model, rng, ce, 3)]
     spurious = [law.name for law in derived if not orthogonal(law, points)]
     good = [law for law in derived if law.name not in spurious]
     known = (np.vstack([component_gradients(law, problem.theta, problem.shapes) for law in good])
              if good else np.zeros((0, problem.D)))
-    derived_count = rank_and_gap(known)[0] if len(known) else 0
+    derived_count = rank_and_gap(known)[0]
     names = _entry_names(model)
     explicit, missing, note = [], [], ""
-    gradients = known
+    gradients, lower = known, derived_count  # the laws proven conserved, and their rank
     if degree and problem.D <= EXPLICIT_MAX_PARAMS:
         unknowns = problem.D * (problem.D + 1) // 2 + problem.D
-        count = math.ceil(1.5 * unknowns / max(1, rank0)) + 2  # each point gives rank W(theta) rows
+        count = math.ceil(1.5 * unknowns / max(1, problem.rank)) + 2  # each point gives rank W(theta) rows
         laws_found = quadratic_laws(model, [problem, *_points(model, rng, ce, count)])
         if degree == 1:
             laws_found = laws_found[np.all(laws_found[:, : -problem.D] == 0, axis=1)]
         linear_first = np.argsort(np.any(laws_found[:, : -problem.D] != 0, axis=1), kind="stable")
         laws_found = laws_found[linear_first]
-        gradients = known
         for coefficients, grad in zip(laws_found, _law_gradients(laws_found, problem.theta), strict=True):
             formula = law_formula(coefficients, names)
             explicit.append(formula)
             grown = np.vstack([gradients, grad])
-            if rank_and_gap(grown)[0] > (rank_and_gap(gradients)[0] if len(gradients) else 0):
-                gradients = grown
+            if (grown_rank := rank_and_gap(grown)[0]) > lower:
+                gradients, lower = grown, grown_rank
                 if rank_and_gap(np.vstack([known, grad]))[0] > derived_count:
                     missing.append(formula)
     elif degree:
         note = f"explicit laws skipped: {problem.D} parameters > {EXPLICIT_MAX_PARAMS}"
-    lower = rank_and_gap(gradients)[0] if len(gradients) else 0
     deadline = started + budget
     best = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower, deadline=deadline)
     for attempt in range(1, RICHER):  # undecided: more data (activation regions) and draws
