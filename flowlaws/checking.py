@@ -129,7 +129,7 @@ def pointwise(model, loss, params, X, Y, law_list) -> Evidence:
     n = accumulation_length(model, X)
     absolute = tuple(np.abs(p) for p in params)
     return worst(
-        _worst("pointwise", law, law.bilinear(params, grads), tolerance(law.magnitude(absolute, magnitude), n))
+        _worst("pointwise", law, law.first(params, grads), tolerance(law.first_magnitude(absolute, magnitude), n))
         for law in law_list
     )
 
@@ -137,24 +137,32 @@ def pointwise(model, loss, params, X, Y, law_list) -> Evidence:
 # --- step level ----------------------------------------------------------------------------
 
 def predict_gd(law, theta, delta, grad, previous, eta, opt):
-    """GD / SGD: Delta Q = eta^2 Q(g) (docs/theory.md 3.3)."""
-    return eta**2 * law.value(grad)
+    """GD / SGD: Delta Q = eta^2 Q(g) (docs/theory.md 3.3); a linear law does not move."""
+    return eta**2 * law.second(grad)
 
 
 def predict_weight_decay(law, theta, delta, grad, previous, eta, opt):
-    """Coupled weight decay: Q+ - Q = ((1 - eta lambda)^2 - 1) Q + eta^2 Q(g)."""
+    """Coupled weight decay: Q+ - Q = ((1 - eta lambda)^2 - 1) Q + eta^2 Q(g); a linear law
+    h+ = (1 - eta lambda) h (docs/theory.md 6.1, 6.2)."""
     lam = opt.weight_decay
-    return ((1 - eta * lam) ** 2 - 1) * law.value(theta) + eta**2 * law.value(grad)
+    return ((1 - eta * lam) ** law.order - 1) * law.value(theta) + eta**2 * law.second(grad)
 
 
 def predict_momentum(law, theta, delta, grad, previous, eta, opt):
-    """Heavy ball: Delta Q = 2 beta B(theta, v_prev) + Q(v)."""
-    return 2 * opt.beta * law.bilinear(theta, previous) + law.value(delta)
+    """Heavy ball: Delta Q = 2 beta B(theta, v_prev) + Q(v) (a linear law: beta h(v_prev))."""
+    return opt.beta * law.first(theta, previous) + law.second(delta)
 
 
 def predict_second_order(law, theta, delta, grad, previous, eta, opt):
     """The law holds up to discretization: Delta Q = Q(Delta) (first order zero)."""
-    return law.value(delta)
+    return law.second(delta)
+
+
+def predict_exact(law, theta, delta, grad, previous, eta, opt):
+    """Any update Delta = -eta g + r whose rest r (momentum, weight decay) is known:
+    Delta h = Dh(theta)[Delta + eta g] + second(Delta), since Dh(theta)[g] = 0. Under GD
+    this is eta^2 Q(g); with decay (1 - eta lambda)^order; with momentum beta Dh[v_prev]."""
+    return law.first(theta, tuple(d + eta * g for d, g in zip(delta, grad, strict=True))) + law.second(delta)
 
 
 PREDICTIONS = {
@@ -162,6 +170,7 @@ PREDICTIONS = {
     "weight-decay": predict_weight_decay,
     "momentum": predict_momentum,
     "second-order": predict_second_order,
+    "exact": predict_exact,
 }
 
 
@@ -185,11 +194,11 @@ def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
             measured = law.value(after) - law.value(theta)
             residual = measured - predict(law, theta, delta, grad, previous, eta, opt)
             scale = (law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
-                     + 2 * eta * law.magnitude(a_theta, gmag)
+                     + eta * law.first_magnitude(a_theta, gmag)
                      + eta**2 * law.magnitude(tuple(map(np.abs, grad)), gmag))
             found.append(_worst("step", law, residual, tolerance(scale, n), where=f"step {k}",
-                                first_order=2 * law.bilinear(theta, delta),
-                                second_order=law.value(delta)))
+                                first_order=law.first(theta, delta),
+                                second_order=law.second(delta)))
     return worst(found)
 
 
@@ -243,11 +252,11 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
         residual, scale = 0.0, 0.0
         series = [float(np.sum(law.value(run.params[0])))]
         for theta, after, mid, gmag, h, moved, ones, a_theta, a_after, a_mid in steps:
-            residual = residual + law.value(after) - law.value(theta) + 2 * h * weight_decay * law.value(mid)
+            residual = residual + law.value(after) - law.value(theta) + h * weight_decay * law.first(mid, mid)
             scale = scale + (tolerance(law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
-                                       + 2 * h * law.magnitude(a_mid, gmag)
-                                       + 2 * h * weight_decay * law.magnitude(a_mid, a_mid), count)
-                             + 2 * law.magnitude(ones, moved))
+                                       + h * law.first_magnitude(a_mid, gmag)
+                                       + h * weight_decay * law.first_magnitude(a_mid, a_mid), count)
+                             + law.first_magnitude(moved, ones))
             series.append(float(np.sum(law.value(after))))
         found.append(_worst("flow", law, residual, scale, where=f"t = {T:g} ({n} midpoint steps)",
                             series=tuple(series)))

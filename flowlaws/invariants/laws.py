@@ -30,36 +30,62 @@ KINDS = ("unit", "layer", "matrix")
 
 @dataclass(frozen=True)
 class Law:
-    """One conservation law (a vector, scalar or matrix quadratic form)."""
+    """One conservation law (a vector, scalar or matrix form) of one symmetry family.
+
+    ``order`` 2: a quadratic form Q. ``order`` 1 (translation): a linear form
+    h_i(theta) = sum_v alpha_v sum(P_v[i]). Either way, for any update Delta,
+    h(theta + Delta) - h(theta) = first(theta, Delta) + second(Delta), with
+    first = Dh(theta)[Delta] (2 B(theta, Delta), or h(Delta)) and second = Q(Delta)
+    (or 0), and the law holds under gradient flow because first(theta, grad L) = 0.
+    """
 
     name: str
     kind: str
     terms: tuple[Term, ...]
     formula: str = ""
+    family: str = "rescale"
+    order: int = 2
 
     def _gram(self, a, b, absolute: bool = False):
         G: Any = 0.0
         for term in self.terms:
-            Pa, Pb = term.view.rows(a), term.view.rows(b)
-            if absolute:
-                Pa, Pb = anp.abs(Pa), anp.abs(Pb)
+            Pb = term.view.rows(b)
+            Pb = anp.abs(Pb) if absolute else Pb
             weight = abs(term.weight) if absolute else term.weight
+            if self.order == 1:
+                G = G + weight * anp.sum(Pb, axis=1)
+                continue
+            Pa = anp.abs(term.view.rows(a)) if absolute else term.view.rows(a)
             G = G + weight * (anp.dot(Pa, Pb.T) if self.kind == "matrix" else anp.sum(Pa * Pb, axis=1))
         if self.kind == "matrix":
             return 0.5 * (G + G.T)
         return G if self.kind == "unit" else anp.sum(G)
 
     def value(self, params):
-        """Q(theta)."""
+        """Q(theta), or h(theta) for a linear law."""
         return self._gram(params, params)
 
     def bilinear(self, params, u):
-        """B(theta, u), the symmetric bilinear form with B(theta, theta) = Q(theta)."""
-        return self._gram(params, u)
+        """B(theta, u), the symmetric bilinear form with B(theta, theta) = Q(theta) (a
+        linear law: h(u) / 2, so that first = 2 B holds for both orders)."""
+        return self._gram(params, u) / (2.0 if self.order == 1 else 1.0)
+
+    def first(self, params, u):
+        """Dh(theta)[u]: the first-order change along u (zero along the gradient)."""
+        return 2.0 * self.bilinear(params, u)
+
+    def second(self, u):
+        """The rest of h(theta + u) - h(theta): Q(u), or 0 for a linear law."""
+        return self.value(u) if self.order == 2 else 0.0 * self._gram(u, u)
 
     def magnitude(self, a, b):
-        """The same sums with every term's absolute value: the round-off scale of B(a, b)."""
+        """The same sums with every term's absolute value: the round-off scale of B(a, b)
+        (of h(b) for a linear law)."""
         return self._gram(a, b, absolute=True)
+
+    def first_magnitude(self, a, b):
+        """The round-off scale of first(a, b)."""
+        return self.order * self.magnitude(a, b)
 
     @property
     def incoming(self) -> tuple[View, ...]:
@@ -80,13 +106,15 @@ class Law:
         return tuple(sorted({t.view.param for t in self.terms}))
 
     def to_json(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "k": self.k, "formula": self.formula,
+        return {"name": self.name, "kind": self.kind, "family": self.family, "order": self.order,
+                "k": self.k, "formula": self.formula,
                 "params": [t.view.name for t in self.terms],
                 "weights": [t.weight for t in self.terms]}
 
 
-def _formula(kind, terms, specs) -> str:
-    """Q_i (unit), Σᵢ Q_i (layer), or entry [i, j] of the matrix, on named slices."""
+def _formula(kind, terms, specs, order: int = 2) -> str:
+    """Q_i (unit), Σᵢ Q_i (layer), or entry [i, j] of the matrix, on named slices (a linear
+    law: the sum of each slice's entries)."""
 
     def slice_of(view, unit="i"):
         shape = specs[view.param][1]
@@ -95,7 +123,10 @@ def _formula(kind, terms, specs) -> str:
     parts = []
     for t in terms:
         vector = len(specs[t.view.param][1]) > 1
-        if kind == "matrix":
+        if order == 1:
+            square = f"Σ {slice_of(t.view)}" if len(specs[t.view.param][1]) > 1 or t.view.size != t.view.units \
+                else slice_of(t.view)
+        elif kind == "matrix":
             a, b = slice_of(t.view), slice_of(t.view, "j")
             square = f"⟨{a}, {b}⟩" if vector else f"{a}·{b}"
         else:
@@ -107,21 +138,38 @@ def _formula(kind, terms, specs) -> str:
     return {"unit": text, "layer": f"Σᵢ {text}", "matrix": f"[i,j] = {text}"}[kind]
 
 
-def laws(model) -> tuple[Law, ...]:
-    """Every law derived from ``model.rescalings()``: unit and layer laws for each
-    rescaling, and a matrix law where the boundary is linear with degree 1.
+PREFIX = {"rescale": "", "scale": "scale ", "translation": "translation ", "gl": "gl "}
+
+
+def laws(model, loss=None) -> tuple[Law, ...]:
+    """Every law derived from the model's symmetries (``model.rescalings()``) and, when
+    ``loss`` has one, the loss's (softmax cross-entropy: translation of the last layer,
+    docs/theory.md 6.1). Per symmetry: unit and layer laws (a layer law alone when one
+    c must serve every unit), and a matrix law where any mixing of the units is one.
 
     >>> from flowlaws.models import parse
     >>> [law.name for law in laws(parse("mlp:2-3-2:linear"))]
     ['unit dense0/dense1', 'layer dense0/dense1', 'matrix dense0/dense1']
     """
     specs = model.param_specs
+    symmetries = [*model.rescalings(), *_loss_symmetries(model, loss)]
     out = []
-    for r in model.rescalings():
-        kinds = ("unit", "layer") + (("matrix",) if r.linear and r.degree == 1 else ())
+    for r in symmetries:
+        kinds = ("layer",) if r.uniform else ("unit",) if r.family == "translation" else ("unit", "layer")
+        if r.linear and r.degree == 1 and not r.uniform and r.order == 2:
+            kinds += ("matrix",)
         for kind in kinds:
-            out.append(Law(f"{kind} {r.name}", kind, r.terms, _formula(kind, r.terms, specs)))
+            out.append(Law(f"{PREFIX[r.family]}{kind} {r.name}", kind, r.terms,
+                           _formula(kind, r.terms, specs, r.order), r.family, r.order))
     return tuple(out)
+
+
+def _loss_symmetries(model, loss):
+    from flowlaws.losses import loss as as_loss
+
+    if loss is None or not hasattr(model, "layers"):
+        return ()
+    return as_loss(loss).symmetries(model)
 
 
 def candidate_laws(model) -> tuple[Law, ...]:

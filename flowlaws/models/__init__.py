@@ -1,6 +1,7 @@
 """Architectures as data: layers, shape inference, symmetries, init and apply."""
 
 from flowlaws.models.activations import HOMOGENEOUS, NON_HOMOGENEOUS, Activation, activation
+from flowlaws.models.attention import Attention
 from flowlaws.models.factorization import Factorization
 from flowlaws.models.layers import (
     AvgPool1d,
@@ -12,6 +13,7 @@ from flowlaws.models.layers import (
     MaxPool1d,
     MaxPool2d,
 )
+from flowlaws.models.normalization import BatchNorm, LayerNorm
 from flowlaws.models.sequential import Residual, Sequential
 from flowlaws.models.spec import deep_linear, factorization, format_spec, mlp, parse
 from flowlaws.models.symmetry import Rescaling, View, flatten, unflatten
@@ -22,6 +24,8 @@ __all__ = [
     "HOMOGENEOUS",
     "NON_HOMOGENEOUS",
     "Activation",
+    "Attention",
+    "BatchNorm",
     "AvgPool1d",
     "AvgPool2d",
     "Conv1d",
@@ -29,6 +33,7 @@ __all__ = [
     "Dense",
     "Factorization",
     "Flatten",
+    "LayerNorm",
     "MaxPool1d",
     "MaxPool2d",
     "Model",

@@ -15,7 +15,7 @@ ties the gradient is split equally among the tied entries (autograd's convention
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import autograd.numpy as anp
@@ -77,6 +77,11 @@ class Layer:
         return self.apply(p, x)
 
     # --- symmetry declarations (see flowlaws.models.symmetry) -------------------------
+    @property
+    def emits(self) -> bool:
+        """Its output units can be scaled through its own parameters (it has rows)."""
+        return self.has_weight
+
     def carry(self, path, site):
         """How a scaling of the input units passes through: the path after this layer,
         or None when it cannot pass (no symmetry)."""
@@ -86,7 +91,19 @@ class Layer:
 
     def rescalings(self, site):
         """The rescalings that start at this layer."""
-        return from_weight_layer(site) if self.has_weight else ()
+        return from_weight_layer(site) if self.emits else ()
+
+    def units_out(self, site) -> int:
+        """How many output units its rows scale."""
+        return self.channels
+
+    def rows(self, site, units):
+        """The slices that scale with output unit i: every own parameter along axis 0."""
+        return site.views(0, units)
+
+    def columns(self, site, path):
+        """The slices that absorb a scaling of input unit i: the weight along axis 1."""
+        return site.views(1, path.units, own=(0,), interleaved=path.interleaved)
 
 
 @dataclass(frozen=True)
@@ -302,8 +319,9 @@ class Pool(Layer):
         return aux if self.reduce == "max" else None
 
     def carry(self, path, site):
-        """Pooling is homogeneous of degree 1 per channel; only the mean is linear."""
-        return path.times(1.0, self.reduce == "mean")
+        """Pooling is homogeneous of degree 1 per channel; only the mean is linear; both
+        commute with a constant shift of a channel."""
+        return None if path.last_axis else path.times(1.0, self.reduce == "mean", shifts=True)
 
     @property
     def spec(self) -> str:
@@ -357,7 +375,10 @@ class Flatten(Layer):
         return self.vjp(p, x, y, dy)
 
     def carry(self, path, site):
-        """Channel c becomes the c-th contiguous block: the scaling passes unchanged."""
+        """Channel c becomes the c-th contiguous block: the scaling passes unchanged;
+        the features of a (T, d) sequence become every d-th entry (interleaved)."""
+        if path.last_axis and len(site.in_shape) > 1:
+            return replace(path, last_axis=False, interleaved=True)
         return path
 
     @property

@@ -179,6 +179,9 @@ def _chain(block, shape, prefix) -> Chain:
     return Chain(block, shape, prefix)
 
 
+_SHORT = {"batchnorm": "bn", "layernorm": "ln", "attention": "attn"}
+
+
 def _family(layer) -> str:
     if isinstance(layer, Activation):
         return "act"
@@ -186,7 +189,7 @@ def _family(layer) -> str:
         return "conv"
     if isinstance(layer, Pool):
         return "pool"
-    return layer.kind
+    return _SHORT.get(layer.kind, layer.kind)
 
 
 @dataclass(frozen=True)
@@ -253,18 +256,19 @@ class Residual(Layer):
     def carry(self, path, site):
         """Both branches: the block must map c^d-scaled inputs to c^d-scaled outputs."""
         inner = self._inner(site)
-        into = symmetry.walk(Path(path.units, path.degree), inner)
+        into = symmetry.walk(Path(path.units, path.degree, last_axis=path.last_axis), inner)
         if into is None:
             return None
         if not into.closed:  # no weight layer: y = x + phi(x) needs phi of degree 1
             return path.times(1.0, into.linear) if into.degree == path.degree else None
-        last = max((i for i, layer in enumerate(inner.chain.layers) if getattr(layer, "has_weight", False)))
+        last = max((i for i, layer in enumerate(inner.chain.layers) if layer.emits))
         last_site = replace(inner, position=last)
-        tail = symmetry.walk(Path(path.units), last_site.following())
+        tail = symmetry.walk(Path(path.units, last_axis=path.last_axis), last_site.following())
         if tail is None or tail.closed:
             return None
         block = into.emitted(last_site, path.degree / tail.degree)  # the last layer's rows re-emit
-        return replace(path, linear=path.linear and into.linear and tail.linear,
+        return replace(path, linear=path.linear and into.linear and tail.linear, shifts=False,
+                       uniform=path.uniform or into.uniform or tail.uniform,
                        terms=path.terms + block.terms, layers=path.layers + block.layers)
 
     @property
@@ -344,6 +348,10 @@ class Sequential:
     def rescalings(self) -> tuple[Rescaling, ...]:
         """Every positive rescaling symmetry of the network (docs/theory.md, 3.2-3.7)."""
         return tuple(symmetry.rescalings(self._chain))
+
+    def site(self, position: int) -> Site:
+        """Where layer ``position`` sits (for symmetry declarations)."""
+        return Site(self._chain, 0, position)
 
     def without_skips(self) -> Sequential:
         """The same parameters with every residual block inlined (no skip path)."""

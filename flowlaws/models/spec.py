@@ -9,6 +9,10 @@
             | conv1d(C,K[,stride=S][,padding=P][,bias]) | conv2d(...)
             | maxpool1d(S) | avgpool1d(S) | maxpool2d(S) | avgpool2d(S)
             | flatten
+            | batchnorm[(affine][,eps=E])]    per channel over the batch (eps default 0)
+            | layernorm[(affine][,eps=E])]    over the last axis of each sample
+            | attention(heads=H,dk=K,dv=V)   self-attention on a (T, d) input, e.g.
+                                             seq:5x4:attention(heads=2,dk=3,dv=2),flatten,dense(2)
             | residual[LAYER,...]            y = x + block(x)
             | ACT
     ACT    := linear | relu | abs | leaky_relu(A) | prelu(A,B) | relu_power(K)
@@ -26,7 +30,9 @@ from typing import Any
 from flowlaws.errors import InvalidArgument, unknown
 from flowlaws.models.activations import _FAMILY, Activation
 from flowlaws.models.factorization import Factorization
+from flowlaws.models.attention import Attention
 from flowlaws.models.layers import CONVS, POOLS, Dense, Flatten
+from flowlaws.models.normalization import NORMALIZATIONS
 from flowlaws.models.sequential import Residual, Sequential
 
 _HELP = "see the spec syntax in the README (e.g. mlp:3-8-8-2:relu)"
@@ -162,6 +168,15 @@ def _layer(text: str):
     positional, keywords, flags = _arguments(args or "")
     cls: Any = Dense if name == "dense" else CONVS.get(name) or POOLS.get(name)
     try:
+        if name in NORMALIZATIONS:
+            eps = {k: float(v) for k, v in keywords.items() if k == "eps"}
+            if positional or set(keywords) - {"eps"} or flags - {"affine"}:
+                raise InvalidArgument(f"{name} takes 'affine' and eps=E, got {args!r}")
+            return NORMALIZATIONS[name](affine="affine" in flags, **eps)
+        if name == "attention":
+            if positional or flags or set(keywords) - {"heads", "dk", "dv"}:
+                raise InvalidArgument(f"attention takes heads=H,dk=K,dv=V, got {args!r}")
+            return Attention(**{k: int(v) for k, v in keywords.items()})
         if cls is not None:
             numbers = [int(v) for v in positional]
             options: dict[str, Any] = {k: int(v) for k, v in keywords.items()}
@@ -176,7 +191,8 @@ def _layer(text: str):
         raise InvalidArgument(f"bad arguments for {name}: {args!r} ({error})") from None
     if name in _FAMILY:
         return _activation(text)
-    raise unknown("layer", name, ["dense", *CONVS, *POOLS, "flatten", "residual", *_FAMILY])
+    raise unknown("layer", name, ["dense", *CONVS, *POOLS, "flatten", *NORMALIZATIONS, "attention", "residual",
+                                  *_FAMILY])
 
 
 def _arguments(text: str):
@@ -189,9 +205,9 @@ def _arguments(text: str):
             positional.append(part)
         else:
             flags.add(part)
-    unknown_flags = flags - {"bias"}
+    unknown_flags = flags - {"bias", "affine"}
     if unknown_flags:
-        raise InvalidArgument(f"unknown option(s) {sorted(unknown_flags)}; the only flag is 'bias'")
+        raise InvalidArgument(f"unknown option(s) {sorted(unknown_flags)}; the flags are 'bias' and 'affine'")
     return positional, keywords, flags
 
 

@@ -39,19 +39,23 @@ class View:
     axis: int
     units: int
     size: int = 0  # entries of the whole parameter (0: unknown)
+    interleaved: bool = False  # unit i owns entries i, i + units, ... of the axis
 
     def rows(self, params):
         """The (units, rest) matrix of this slice (works on autograd boxes too)."""
         import autograd.numpy as anp
 
         p = params[self.param]
-        if self.axis == 0:
-            return anp.reshape(p, (self.units, -1))
-        return anp.reshape(anp.moveaxis(p, self.axis, 0), (self.units, -1))
+        p = p if self.axis == 0 else anp.moveaxis(p, self.axis, 0)
+        if self.interleaved:  # a dense layer after flattening (T, d): feature j at t*d + j
+            rest = p.shape[1:]
+            return anp.reshape(anp.swapaxes(anp.reshape(p, (-1, self.units, *rest)), 0, 1), (self.units, -1))
+        return anp.reshape(p, (self.units, -1))
 
     def describe(self, ndim: int, size: int, unit: str = "i") -> str:
         index = [unit if a == self.axis else ":" for a in range(ndim)]
-        block = "" if size == self.units else f" (block {unit} of {size // self.units})"
+        block = "" if size == self.units else (
+            f" (every {self.units}th from {unit})" if self.interleaved else f" (block {unit} of {size // self.units})")
         return f"{self.name}[{','.join(index)}]{block}"
 
 
@@ -69,12 +73,19 @@ class Rescaling:
 
     ``linear``: every boundary on the path is linear (degree 1, no kink), so any
     invertible mixing of the units is a symmetry as well (a matrix law).
+    ``family``: "rescale" (c in, 1/c out), "scale" (a normalization removes the
+    scale: every weight positive), "gl" (an attention head's GL(k) symmetry), or
+    "translation" (``order`` 1: slices shift by c rather than scale, a linear law).
+    ``uniform``: only one c for all units is a symmetry (a layer law, no unit law).
     """
 
     name: str
     units: int
     terms: tuple[Term, ...]
     linear: bool
+    family: str = "rescale"
+    order: int = 2
+    uniform: bool = False
 
     @property
     def degree(self) -> float:
@@ -86,8 +97,13 @@ class Rescaling:
 class Path:
     """A scaling followed forward: here the units' values carry the factor c^degree.
 
-    ``terms`` are the slices met so far; ``closed`` once a weight layer absorbed it.
-    ``layers`` names the layers it touched (for the rescaling's name).
+    ``terms`` are the slices met so far; ``closed`` once a weight layer absorbed it
+    (or a normalization removed it: ``family`` "scale"). ``layers`` names the layers
+    it touched (for the rescaling's name). ``last_axis``: the units are the last axis
+    of a (T, d) sample (attention features), so flattening interleaves them.
+    ``shifts``: the path so far also commutes with shifting the units (no kink, no
+    weight between), so a normalization turns the biases among its terms into a
+    translation law. ``uniform``: a layer on the path needs one c for all units.
     """
 
     units: int
@@ -96,19 +112,34 @@ class Path:
     terms: tuple[Term, ...] = ()
     layers: tuple[str, ...] = ()
     closed: bool = False
+    family: str = "rescale"
+    last_axis: bool = False
+    interleaved: bool = False
+    shifts: bool = True
+    uniform: bool = False
 
-    def times(self, degree: float, linear: bool) -> Path:
-        """Through a homogeneous map of the given degree."""
-        return replace(self, degree=self.degree * degree, linear=self.linear and linear)
+    def times(self, degree: float, linear: bool, shifts: bool | None = None) -> Path:
+        """Through a homogeneous map of the given degree (``shifts``: it commutes with
+        a constant shift per unit; by default when it is linear of degree 1)."""
+        shifts = (degree == 1 and linear) if shifts is None else shifts
+        return replace(self, degree=self.degree * degree, linear=self.linear and linear,
+                       shifts=self.shifts and shifts)
 
     def absorbed(self, site: Site) -> Path:
         """A weight layer takes the scaling on its input columns (exponent -degree)."""
-        return replace(self.emitted(site, -self.degree, axis=1, own=(0,)), closed=True)
+        terms = tuple(Term(view, -self.degree) for view in site.layer.columns(site, self))
+        return replace(self, terms=self.terms + terms, layers=(*self.layers, site.name), closed=True)
 
-    def emitted(self, site: Site, weight: float, axis: int = 0, own=None) -> Path:
-        """Slices of the layer at ``site`` join with exponent ``weight`` (rows: axis 0)."""
-        terms = tuple(Term(view, weight) for view in site.views(axis, self.units, own))
+    def emitted(self, site: Site, weight: float) -> Path:
+        """The output-unit slices of the layer at ``site`` join with exponent ``weight``."""
+        terms = tuple(Term(view, weight) for view in site.layer.rows(site, self.units))
         return replace(self, terms=self.terms + terms, layers=(*self.layers, site.name))
+
+    def normalized(self, site: Site, uniform: bool) -> Path:
+        """A normalization removes the scale: the path closes as a scale law (every
+        weight positive, no mixing of units); ``uniform`` when one c must serve all."""
+        return replace(self, closed=True, family="scale", linear=False, uniform=self.uniform or uniform,
+                       layers=(*self.layers, site.name))
 
 
 @dataclass(frozen=True)
@@ -137,14 +168,14 @@ class Site:
         """Global index of the layer's first parameter."""
         return self.offset + self.chain.slots[self.position][0]
 
-    def views(self, axis: int, units: int, own=None) -> tuple[View, ...]:
+    def views(self, axis: int, units: int, own=None, interleaved: bool = False) -> tuple[View, ...]:
         """The layer's own parameters (or those in ``own``) seen with unit axis ``axis``."""
         start, stop = self.chain.slots[self.position]
         count = len(self.layer.param_shapes(self.in_shape))
         chosen = range(count) if own is None else own
         specs = self.chain.specs
         return tuple(View(self.offset + start + k, specs[start + k][0], axis, units,
-                          int(np.prod(specs[start + k][1])))
+                          int(np.prod(specs[start + k][1])), interleaved)
                      for k in chosen if k < min(count, stop - start))
 
     def following(self) -> Site:
@@ -170,12 +201,20 @@ def rescalings(chain, offset: int = 0) -> Iterator[Rescaling]:
         yield from site.layer.rescalings(site)
 
 
-def from_weight_layer(site: Site) -> Iterator[Rescaling]:
-    """The rescaling of a weight layer's units: rows scale by c, walk forward."""
-    path = Path(site.layer.channels).emitted(site, 1.0)
+def from_weight_layer(site: Site, last_axis: bool = False, mixes: bool = True) -> Iterator[Rescaling]:
+    """The rescaling of a layer's output units: its rows scale by c, walk forward. A
+    normalization ending the walk gives a scale law, and a translation law for the
+    biases among its terms when nothing on the way stops a shift. ``mixes``: the rows
+    form a full matrix, so a linear path also allows mixing the units (a matrix law)."""
+    path = Path(site.layer.units_out(site), linear=mixes, last_axis=last_axis).emitted(site, 1.0)
     end = walk(path, site.following())
-    if end is not None and end.closed:
-        yield Rescaling("/".join(end.layers), end.units, end.terms, end.linear)
+    if end is None or not end.closed:
+        return
+    name = "/".join(end.layers)
+    yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform)
+    biases = tuple(t for t in end.terms if t.view.name.endswith((".b", ".beta")))
+    if end.family == "scale" and end.shifts and biases:
+        yield Rescaling(name, end.units, biases, False, "translation", order=1, uniform=end.uniform)
 
 
 def flatten(params) -> np.ndarray:

@@ -1,0 +1,145 @@
+"""Multi-head self-attention on sequences (N, T, d), and its GL symmetry per head.
+
+    y = sum_h softmax((X Wq_h)(X Wk_h)^T / sqrt(dk)) X Wv_h Wo_h
+
+with Wq_h, Wk_h in R^{d x dk}, Wv_h in R^{d x dv}, Wo_h in R^{dv x d}, softmax over
+the keys (the last axis). Scores are invariant under Wq_h -> Wq_h A, Wk_h -> Wk_h A^-T
+and values under Wv_h -> Wv_h A, Wo_h -> A^-1 Wo_h, so each head conserves the matrices
+Wq^T Wq - Wk^T Wk (dk x dk) and Wv^T Wv - Wo Wo^T (dv x dv) (docs/theory.md 6.3). The
+layer is linear in X through its three projections (a scaling of the input features
+is absorbed by the rows of Wq, Wk, Wv) and in each Wo (its columns scale the output
+features).
+
+Round-off model: the exponential turns an absolute error of a score into a relative
+error of its probability, so the magnitude sweep multiplies A by (1 + 2 max |S|) over
+each row, |S| bounded by the same products on absolute values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import autograd.numpy as anp
+import numpy as np
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models.layers import Layer, _positive
+from flowlaws.models.symmetry import Rescaling, Term, from_weight_layer
+
+PARAMS = ("Wq", "Wk", "Wv", "Wo")
+
+
+@dataclass(frozen=True)
+class Attention(Layer):
+    """``heads`` heads with key width ``dk`` and value width ``dv`` on (T, d) inputs."""
+
+    heads: int = 1
+    dk: int = 1
+    dv: int = 1
+    kind: ClassVar[str] = "attention"
+
+    def __post_init__(self):
+        _positive("attention", heads=self.heads, dk=self.dk, dv=self.dv)
+
+    def param_shapes(self, in_shape):
+        if len(in_shape) != 2:
+            raise InvalidArgument(f"{self.spec} needs a sequence input (T, d), got shape {tuple(in_shape)}")
+        d = in_shape[1]
+        shapes = {"Wq": (d, self.dk), "Wk": (d, self.dk), "Wv": (d, self.dv), "Wo": (self.dv, d)}
+        return tuple((f"{name}{h}", shapes[name]) for h in range(self.heads) for name in PARAMS)
+
+    def out_shape(self, in_shape):
+        self.param_shapes(in_shape)
+        return tuple(in_shape)
+
+    def _stacked(self, p):
+        return tuple(np.stack(p[i::4]) for i in range(4))
+
+    # --- numbers ------------------------------------------------------------------------
+    def apply(self, p, x):
+        y = 0.0
+        for h in range(self.heads):
+            q, k, v, o = p[4 * h: 4 * h + 4]
+            scores = anp.einsum("ntk,nsk->nts", anp.einsum("ntd,dk->ntk", x, q),
+                                anp.einsum("ntd,dk->ntk", x, k)) / np.sqrt(self.dk)
+            e = anp.exp(scores - anp.max(scores, axis=-1, keepdims=True))
+            a = e / anp.sum(e, axis=-1, keepdims=True)
+            y = y + anp.einsum("nts,nsv,vd->ntd", a, anp.einsum("ntd,dv->ntv", x, v), o)
+        return y
+
+    def run(self, p, x, frozen=None):
+        """(y, (Q, K, V, A, H)) per head (axis 1); complex x or p allowed (discovery)."""
+        Wq, Wk, Wv, Wo = self._stacked(p)
+        Q, K, V = (np.einsum("ntd,hdk->nhtk", x, W) for W in (Wq, Wk, Wv))
+        S = np.einsum("nhtk,nhsk->nhts", Q, K) / np.sqrt(self.dk)
+        E = np.exp(S - S.real.max(axis=-1, keepdims=True))
+        A = E / E.sum(axis=-1, keepdims=True)
+        H = np.einsum("nhts,nhsv->nhtv", A, V)
+        return np.einsum("nhtv,hvd->ntd", H, Wo), (Q, K, V, A, H)
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        """The reverse sweep; with ``magnitude`` the same on the bounds of `bound_run`
+        (every difference becomes a sum)."""
+        Wq, Wk, Wv, Wo = self._stacked(p)
+        Q, K, V, A, H = aux
+        dWo = np.einsum("nhtv,ntd->hvd", H, dy)
+        dH = np.einsum("ntd,hvd->nhtv", dy, Wo)
+        dA = np.einsum("nhtv,nhsv->nhts", dH, V)
+        dV = np.einsum("nhts,nhtv->nhsv", A, dH)
+        dS = A * (dA + (-1.0, 1.0)[magnitude] * (dA * A).sum(axis=-1, keepdims=True))
+        dQ = np.einsum("nhts,nhsk->nhtk", dS, K) / np.sqrt(self.dk)
+        dK = np.einsum("nhts,nhtk->nhsk", dS, Q) / np.sqrt(self.dk)
+        grads = [np.einsum("ntd,nhtk->hdk", x, dQ), np.einsum("ntd,nhtk->hdk", x, dK),
+                 np.einsum("ntd,nhtv->hdv", x, dV), dWo]
+        dx = (np.einsum("nhtk,hdk->ntd", dQ, Wq) + np.einsum("nhsk,hdk->nsd", dK, Wk)
+              + np.einsum("nhtv,hdv->ntd", dV, Wv))
+        return dx, tuple(grads[i][h] for h in range(self.heads) for i in range(4))
+
+    def vjp(self, p, x, y, dy):
+        return self.pull(p, x, y, self.run(p, x)[1], dy)
+
+    def bound_run(self, p, x, aux):
+        """Bounds for inputs bounded by x and params p >= 0 (see the module docstring)."""
+        Wq, Wk, Wv, Wo = self._stacked(p)
+        A = aux[3]
+        Q, K, V = (np.einsum("ntd,hdk->nhtk", x, W) for W in (Wq, Wk, Wv))
+        S = np.einsum("nhtk,nhsk->nhts", Q, K) / np.sqrt(self.dk)
+        A = np.abs(A) * (1.0 + 2.0 * S.max(axis=-1, keepdims=True))
+        H = np.einsum("nhts,nhsv->nhtv", A, V)
+        return np.einsum("nhtv,hvd->ntd", H, Wo), (Q, K, V, A, H)
+
+    # --- symmetry declarations ------------------------------------------------------------
+    @property
+    def emits(self) -> bool:
+        return True  # the columns of every Wo_h scale output feature j
+
+    def units_out(self, site) -> int:
+        return site.in_shape[1]
+
+    def _own(self, name):
+        return tuple(4 * h + PARAMS.index(name) for h in range(self.heads))
+
+    def rows(self, site, units):
+        return site.views(1, units, own=self._own("Wo"))
+
+    def columns(self, site, path):
+        return site.views(0, path.units, own=tuple(sorted(self._own("Wq") + self._own("Wk") + self._own("Wv"))))
+
+    def carry(self, path, site):
+        """Linear in X through Wq, Wk, Wv: their rows absorb a scaling of the input
+        features (and any invertible mixing of them)."""
+        return path.absorbed(site) if path.last_axis else None
+
+    def rescalings(self, site):
+        """GL(dk) and GL(dv) per head, and the output features' rescaling."""
+        for h in range(self.heads):
+            q, k, v, o = (site.views(axis, size, own=(4 * h + i,))[0]
+                          for i, (axis, size) in enumerate(((1, self.dk), (1, self.dk), (1, self.dv), (0, self.dv))))
+            yield Rescaling(f"{site.name}.h{h}.qk", self.dk, (Term(q, 1.0), Term(k, -1.0)), True, "gl")
+            yield Rescaling(f"{site.name}.h{h}.vo", self.dv, (Term(v, 1.0), Term(o, -1.0)), True, "gl")
+        yield from from_weight_layer(site, last_axis=True)
+
+    @property
+    def spec(self) -> str:
+        return f"attention(heads={self.heads},dk={self.dk},dv={self.dv})"

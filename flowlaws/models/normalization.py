@@ -1,0 +1,174 @@
+"""Normalization layers: BatchNorm and LayerNorm, with their scale symmetry.
+
+Both compute x̂ = (z - mean z) / sqrt(var z + eps) over a group of entries and, with
+``affine``, y = gamma x̂ + beta per channel. BatchNorm groups a channel (axis 1) over
+the batch and every spatial axis, with batch statistics (no running averages: the
+training-mode function, which is the one gradient descent sees). LayerNorm groups the
+last axis of one sample (the features of a flat sample, of one position of a (T, d)
+sequence, like ``torch.nn.LayerNorm(d)``).
+
+``eps`` defaults to 0: then x̂ is unchanged when z is scaled by any c > 0, the scale
+symmetry is exact and every weight slice feeding the group conserves its squared norm
+(docs/theory.md 6.2). Frameworks use eps > 0 (PyTorch: 1e-5), which breaks the
+symmetry at first order, <dL/dw_i, w_i> = eps / (var_i + eps) * sum (dL/dx̂_i) x̂_i; with
+eps > 0 no scale law is derived. A group with zero variance and eps = 0 (one sample
+in a batch, a constant channel) makes x̂ = 0/0: `Unrepresentable`.
+
+The VJP, for s = (var + eps)^(-1/2) and g = dL/dx̂: dz = s (g - mean g - x̂ mean(g x̂)).
+
+Round-off model (see `flowlaws.checking`): dividing by sqrt(var) amplifies the
+absolute errors of z by s and those of var (relative) by kappa = s^2 mean((F + F̄)^2),
+F the input's magnitude bound; the magnitude sweep multiplies x̂'s bound
+s (F + F̄) and the backward bound by the condition factor (1 + 2 kappa).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import autograd.numpy as anp
+import numpy as np
+
+from flowlaws.errors import InvalidArgument, Unrepresentable
+from flowlaws.models.layers import Layer
+from flowlaws.models.symmetry import from_weight_layer
+
+
+@dataclass(frozen=True)
+class Normalization(Layer):
+    """Shared code: the group axes, the forward pass, the VJP and the magnitude sweeps."""
+
+    affine: bool = False
+    eps: float = 0.0
+
+    def __post_init__(self):
+        if not (isinstance(self.eps, int | float) and np.isfinite(self.eps) and self.eps >= 0):
+            raise InvalidArgument(f"{self.kind}: eps must be a finite number >= 0, got {self.eps!r}")
+
+    # --- which entries form a group, and the affine channel ---------------------------
+    def axes(self, ndim: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def channel_axis(self, ndim: int) -> int:
+        raise NotImplementedError
+
+    def channels_of(self, in_shape) -> int:
+        return in_shape[self.channel_axis(len(in_shape) + 1) - 1]
+
+    def param_shapes(self, in_shape):
+        c = self.channels_of(in_shape)
+        return (("gamma", (c,)), ("beta", (c,))) if self.affine else ()
+
+    def _broadcast(self, v, ndim):
+        shape = [1] * ndim
+        shape[self.channel_axis(ndim)] = -1
+        return anp.reshape(v, shape)
+
+    # --- numbers ------------------------------------------------------------------------
+    def apply(self, p, x):
+        axes = self.axes(x.ndim)
+        d = x - anp.mean(x, axis=axes, keepdims=True)
+        xhat = d / anp.sqrt(anp.mean(d * d, axis=axes, keepdims=True) + self.eps)
+        return self._affine(p, xhat)
+
+    def _affine(self, p, xhat):
+        if not self.affine:
+            return xhat
+        return xhat * self._broadcast(p[0], xhat.ndim) + self._broadcast(p[1], xhat.ndim)
+
+    def run(self, p, x, frozen=None):
+        axes = self.axes(x.ndim)
+        d = x - x.mean(axis=axes, keepdims=True)
+        var = (d * d).mean(axis=axes, keepdims=True) + self.eps
+        if np.any(var == 0):
+            raise Unrepresentable(f"{self.kind}: a group has zero variance and eps = 0, so x̂ = 0/0; use "
+                                  f"at least 2 distinct samples per batch or {self.kind}(eps=...) > 0")
+        s = 1.0 / np.sqrt(var)
+        xhat = d * s
+        return self._affine(p, xhat), (xhat, s)
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        xhat, s, *bound = aux
+        axes = self.axes(x.ndim)
+        reduce = tuple(a for a in range(x.ndim) if a != self.channel_axis(x.ndim))
+        g = dy * self._broadcast(p[0], dy.ndim) if self.affine else dy
+        if magnitude:  # aux is (x̂, s, bound on x̂, condition factor) from `bound_run`
+            b, factor = bound
+            dz = factor * s * (g + g.mean(axis=axes, keepdims=True) + b * (g * b).mean(axis=axes, keepdims=True))
+            dp = ((dy * b).sum(axis=reduce), dy.sum(axis=reduce)) if self.affine else ()
+            return dz, dp
+        dz = s * (g - g.mean(axis=axes, keepdims=True) - xhat * (g * xhat).mean(axis=axes, keepdims=True))
+        return dz, (((dy * xhat).sum(axis=reduce), dy.sum(axis=reduce)) if self.affine else ())
+
+    def vjp(self, p, x, y, dy):
+        return self.pull(p, x, y, self.run(p, x)[1], dy)
+
+    def bound_run(self, p, x, aux):
+        """x is the input's magnitude bound F; see the module docstring."""
+        xhat, s = aux[:2]
+        axes = self.axes(x.ndim)
+        spread = x + x.mean(axis=axes, keepdims=True)
+        factor = 1.0 + 2.0 * s**2 * (spread**2).mean(axis=axes, keepdims=True)
+        b = factor * s * spread
+        out = b * self._broadcast(p[0], b.ndim) + self._broadcast(p[1], b.ndim) if self.affine else b
+        return out, (xhat, s, b, factor)
+
+    # --- symmetry declarations ------------------------------------------------------------
+    @property
+    def emits(self) -> bool:
+        return self.affine  # y_i = gamma_i x̂_i + beta_i: (gamma_i, beta_i) scale unit i
+
+    def units_out(self, site) -> int:
+        return self.channels_of(site.in_shape)
+
+    def rescalings(self, site):
+        if not self.affine:
+            return ()  # diagonal rows: a per-unit scaling, never a mixing of units
+        return from_weight_layer(site, last_axis=self.channel_axis(len(site.in_shape) + 1) > 1, mixes=False)
+
+    def carry(self, path, site):
+        """The normalization removes a scaling of its input when eps = 0: a scale law, per
+        unit when no group mixes units, else one c for the whole layer (uniform). None
+        when eps > 0 (the symmetry is broken)."""
+        if self.eps:
+            return None
+        ndim = len(site.in_shape) + 1
+        unit_axis = ndim - 1 if path.last_axis else 1
+        return path.normalized(site, uniform=unit_axis in self.axes(ndim))
+
+    @property
+    def spec(self) -> str:
+        options = [*(["affine"] if self.affine else []), *([f"eps={self.eps:g}"] if self.eps else [])]
+        return f"{self.kind}({','.join(options)})" if options else self.kind
+
+
+@dataclass(frozen=True)
+class BatchNorm(Normalization):
+    """Per channel (axis 1) over the batch and the spatial axes: BatchNorm1d on (N, d),
+    BatchNorm1d/2d on (N, C, L) and (N, C, H, W)."""
+
+    kind: ClassVar[str] = "batchnorm"
+
+    def axes(self, ndim):
+        return (0, *range(2, ndim))
+
+    def channel_axis(self, ndim):
+        return 1
+
+
+@dataclass(frozen=True)
+class LayerNorm(Normalization):
+    """Over the last axis of each sample: the features of (N, d), or of each position of
+    a (N, T, d) sequence."""
+
+    kind: ClassVar[str] = "layernorm"
+
+    def axes(self, ndim):
+        return (ndim - 1,)
+
+    def channel_axis(self, ndim):
+        return ndim - 1
+
+
+NORMALIZATIONS = {cls.kind: cls for cls in (BatchNorm, LayerNorm)}
