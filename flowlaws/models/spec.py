@@ -29,8 +29,8 @@ from typing import Any
 
 from flowlaws.errors import InvalidArgument, unknown
 from flowlaws.models.activations import _FAMILY, Activation
-from flowlaws.models.factorization import Factorization
 from flowlaws.models.attention import Attention
+from flowlaws.models.factorization import Factorization
 from flowlaws.models.layers import CONVS, POOLS, Dense, Flatten
 from flowlaws.models.normalization import NORMALIZATIONS
 from flowlaws.models.sequential import Residual, Sequential
