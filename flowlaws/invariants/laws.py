@@ -155,7 +155,8 @@ def laws(model, loss=None) -> tuple[Law, ...]:
     symmetries = [*model.rescalings(), *_loss_symmetries(model, loss)]
     out = []
     for r in symmetries:
-        kinds = ("layer",) if r.uniform else ("unit",) if r.family == "translation" else ("unit", "layer")
+        kinds: tuple[str, ...] = (
+            ("layer",) if r.uniform else ("unit",) if r.family == "translation" else ("unit", "layer"))
         if r.linear and r.degree == 1 and not r.uniform and r.order == 2:
             kinds += ("matrix",)
         for kind in kinds:
