@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flowlaws.errors import InvalidArgument
+from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models.activations import Activation
 from flowlaws.models.symmetry import flatten, unflatten
 
@@ -52,12 +52,18 @@ FAST_PARTNERS = 3  # generators each new field is bracketed with first (Marcotte
 EXPLICIT_MAX_PARAMS = 40  # degree-2 explicit laws solve a (D^2/2)-unknown system
 
 
+ANALYTIC_POINTS = 12  # circle points for a field that is analytic but not a polynomial
+ANALYTIC_RADIUS = 1e-1  # the first circle's radius, relative to |theta| + 1 (it shrinks)
+BATCH = 4  # samples per batch when a layer couples samples (BatchNorm): "an input is a batch"
+
+
 @dataclass(frozen=True)
 class Field:
-    """A vector field theta -> R^D that accepts complex theta; a polynomial of ``degree``."""
+    """A vector field theta -> R^D that accepts complex theta; a polynomial of ``degree``,
+    or analytic (degree None: normalization, softmax)."""
 
     at: Callable
-    degree: int
+    degree: int | None
     name: str
 
 
@@ -110,14 +116,16 @@ def _kink_inputs(layers, cache):
             yield from _kink_inputs(layer.block, aux)
 
 
-def _both_slopes(model, theta, X) -> bool:
+def _both_slopes(model, theta, X, batches) -> bool:
     """Every unit (channel) of every ReLU-family activation is strictly positive on some
     samples and strictly negative on others (a unit that is only ever >= 0, e.g. fed by
     one non-negative input, is linear on all data and would hide a matrix law)."""
     if not model.activations:
         return True
-    _, cache = model.forward(unflatten(theta, [s for _, s in model.param_specs]), X)
-    for z in _kink_inputs(model.layers, cache):
+    params = unflatten(theta, [s for _, s in model.param_specs])
+    caches = [model.forward(params, X[b])[1] for b in batches]
+    for z in (np.concatenate(parts) for parts in zip(*(_kink_inputs(model.layers, c) for c in caches),
+                                                       strict=True)):
         per_unit = np.moveaxis(z, 1, 0).reshape(z.shape[1], -1)
         if not (np.all(np.any(per_unit > 0, axis=1)) and np.all(np.any(per_unit < 0, axis=1))):
             return False
@@ -147,15 +155,20 @@ class Problem:
         self.C = rng.normal(size=(K, n, *model.output_shape))
         if cross_entropy:  # the span of softmax cross-entropy gradients: sum_j C_nj = 0
             self.C = self.C - self.C.mean(axis=2, keepdims=True)
-        self.degree = max(1, _weight_layers(model) - 1)  # of each field (f has degree L)
+        self.degree = max(1, _weight_layers(model) - 1) if _polynomial(model) else None  # of each field
         self.X = rng.normal(size=(n, *model.input_shape))
+        self.batches = (np.array_split(np.arange(n), max(1, n // BATCH)) if _couples_samples(model)
+                        else [np.arange(n)])
         enough = self.D if enough is None else enough
         best, rank, found = None, -1, 0
         for _ in range(tries):
             self.theta = _draw(model, rng)
-            if not _both_slopes(model, self.theta, self.X):
+            try:
+                if not _both_slopes(model, self.theta, self.X, self.batches):
+                    continue
+            except Unrepresentable:  # a normalization group is constant at this draw
                 continue
-            self.pattern = model.pattern(unflatten(self.theta, self.shapes), self.X)
+            self.pattern = [model.pattern(unflatten(self.theta, self.shapes), self.X[b]) for b in self.batches]
             found += 1
             here = rank_and_gap(self.values(self.theta))[0]
             if here > rank:
@@ -164,16 +177,20 @@ class Problem:
                 break
         if best is None:
             raise InvalidArgument(f"{model.spec}: no generic point found in {tries} draws (a unit never "
-                                  "changes slope on the data); widen the layer before it")
+                                  "changes slope on the data, or a normalization group is constant); "
+                                  "widen the layer before it")
         self.theta, self.pattern = best
         self.rank = rank  # of the fields at theta (depth 0)
 
     def values(self, theta, rows=None) -> np.ndarray:
         """The fields g_k(theta) = grad <C_k, f(X; theta)> as rows (complex theta allowed)."""
         params = unflatten(theta, self.shapes)
-        _, cache = self.model.forward(params, self.X, self.pattern)
         chosen = range(len(self.C)) if rows is None else rows
-        return np.stack([flatten(self.model.backward(params, cache, self.C[k])) for k in chosen])
+        total = 0.0
+        for batch, pattern in zip(self.batches, self.pattern, strict=True):
+            _, cache = self.model.forward(params, self.X[batch], pattern)
+            total = total + np.stack([flatten(self.model.backward(params, cache, self.C[k][batch])) for k in chosen])
+        return total
 
     def generators(self) -> list[Field]:
         return [Field(lambda theta, k=k: self.values(theta, (k,))[0], self.degree, f"g{k}")
@@ -188,17 +205,54 @@ def _draw(model, rng) -> np.ndarray:
                          for (name, _), p in zip(model.param_specs, params, strict=True)))
 
 
+def _all_layers(layers):
+    for layer in layers:
+        yield layer
+        yield from _all_layers(getattr(layer, "block", ()))
+
+
+def _polynomial(model) -> bool:
+    """Frozen, is the network a polynomial in theta (no normalization, no softmax)?"""
+    return all(layer.polynomial for layer in _all_layers(getattr(model, "layers", ())))
+
+
+def _couples_samples(model) -> bool:
+    return any(layer.couples_samples for layer in _all_layers(getattr(model, "layers", ())))
+
+
 def _weight_layers(model) -> int:
     names = {name.rsplit(".", 1)[0] for name, _ in model.param_specs}
     return len(names)
 
 
 def directional(v: Field, theta, w) -> np.ndarray:
-    """Dv(theta)[w], exact for a polynomial v: p + 1 points on a complex circle."""
+    """Dv(theta)[w] from points on a complex circle: exact for a polynomial v of degree p
+    with p + 1 points; for an analytic v, see `_analytic_directional`."""
+    if v.degree is None:
+        return _analytic_directional(v, theta, w)
     n = v.degree + 1
     r = (np.linalg.norm(theta) + 1.0) / (np.linalg.norm(w) + 1e-300)
     roots = np.exp(2j * np.pi * np.arange(n) / n)
     return sum(v.at(theta + r * z * w) / z for z in roots) / (n * r)
+
+
+def _analytic_directional(v: Field, theta, w) -> np.ndarray:
+    """Dv(theta)[w] for an analytic v (normalization, softmax): the Taylor coefficients
+    c_k r^k of t -> v(theta + t w) on a circle of ANALYTIC_POINTS points (a discrete
+    Fourier transform); the circle shrinks tenfold until the middle coefficient, which
+    bounds the truncation, is below 1e-13 of the largest. Then the error is round-off,
+    about eps R / r relative (R: the distance to the nearest complex singularity)."""
+    n = ANALYTIC_POINTS
+    r = ANALYTIC_RADIUS * (np.linalg.norm(theta) + 1.0) / (np.linalg.norm(w) + 1e-300)
+    roots = np.exp(2j * np.pi * np.arange(n) / n)
+    for _ in range(8):
+        samples = np.stack([v.at(theta + r * z * w) for z in roots])
+        coefficients = np.fft.fft(samples, axis=0) / n  # c_k r^k (the sign of k: z^-k)
+        size = np.linalg.norm(coefficients, axis=1)
+        if size[n // 2] <= 1e-13 * size.max():
+            break
+        r = r / 10
+    return coefficients[1] / r
 
 
 def _bracket_terms(u: Field, v: Field, theta):
@@ -220,7 +274,8 @@ def bracket(u: Field, v: Field) -> Field:
         first, second = _bracket_terms(u, v, theta)
         return first - second
 
-    return Field(at, u.degree + v.degree - 1, f"[{u.name},{v.name}]")
+    degree = None if u.degree is None or v.degree is None else u.degree + v.degree - 1
+    return Field(at, degree, f"[{u.name},{v.name}]")
 
 
 # --- rank decisions ---------------------------------------------------------------------
@@ -409,12 +464,14 @@ def component_gradients(law, theta, shapes) -> np.ndarray:
 
 def orthogonal(law, problems) -> bool:
     """The exact orthogonality test: <grad Q_c(theta), g(theta)> = 0 for every component c
-    and field g at every point, to round-off (relative to sum |grad Q_c| |g|)."""
+    and field g at every point, to round-off relative to |grad Q_c| |g| (norm-wise: a field
+    entry that is 0 by cancellation, like a bias before BatchNorm, is only round-off)."""
     from flowlaws.checking import gamma
 
     for p in problems:
         J, G = component_gradients(law, p.theta, p.shapes), p.values(p.theta).real
-        if np.any(np.abs(J @ G.T) > 1e3 * gamma(p.D + len(p.X)) * (np.abs(J) @ np.abs(G).T) + 1e-300):
+        scale = np.outer(np.linalg.norm(J, axis=1), np.linalg.norm(G, axis=1))
+        if np.any(np.abs(J @ G.T) > 1e3 * gamma(p.D + len(p.X)) * scale + 1e-300):
             return False
     return True
 
@@ -441,7 +498,7 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     ce = family == "cross_entropy"
-    derived = derived_laws(model)
+    derived = derived_laws(model, "cross_entropy" if ce else None)
     problem = Problem(model, rng, cross_entropy=ce, enough=_most_fields(model, derived))
     points = [problem, *_points(model, rng, ce, 3)]
     spurious = [law.name for law in derived if not orthogonal(law, points)]

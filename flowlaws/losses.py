@@ -99,21 +99,18 @@ class CrossEntropy(Loss):
         return softmax * y.sum(axis=1, keepdims=True) - y
 
     def symmetries(self, model) -> tuple:
-        """Translation (docs/theory.md 6.1): softmax(z + c 1) = softmax(z), so with a dense
-        last layer z = W h + b, W -> W + 1 a^T and b -> b + c 1 change no loss: the column
-        sums 1^T W and the sum 1^T b are conserved (linear laws)."""
+        """Translation (docs/theory.md 6.1): softmax(z + c 1) = softmax(z) for a shift c
+        per sample, so with a dense last layer z = W h + b, W -> W + 1 a^T and b -> b + c 1
+        change no loss: the column sums 1^T W and the sum 1^T b are conserved (linear laws)."""
         from flowlaws.models.layers import Dense
-        from flowlaws.models.symmetry import Rescaling, Term
+        from flowlaws.models.symmetry import shifts
 
         site = model.site(len(model.layers) - 1)
         if not isinstance(site.layer, Dense):
             return ()
-        fan_in = site.in_shape[0]
-        columns = Rescaling(f"{site.name}.W", fan_in, tuple(Term(v, 1.0) for v in site.views(1, fan_in, own=(0,))),
-                            False, "translation", order=1)
-        bias = tuple(Term(v, 1.0) for v in site.views(0, site.layer.units, own=(1,)))
-        return (columns,) + ((Rescaling(f"{site.name}.b", site.layer.units, bias, False, "translation",
-                                        order=1, uniform=True),) if bias else ())
+        rows = site.layer.rows(site, site.layer.units)
+        return tuple(shifts(f"{site.name}/softmax", rows, site.layer.units, True, True,
+                            lambda v: len(model.param_specs[v.param][1])))
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ class Attention(Layer):
     dk: int = 1
     dv: int = 1
     kind: ClassVar[str] = "attention"
+    polynomial: ClassVar[bool] = False
 
     def __post_init__(self):
         _positive("attention", heads=self.heads, dk=self.dk, dv=self.dv)
@@ -125,6 +126,12 @@ class Attention(Layer):
 
     def columns(self, site, path):
         return site.views(0, path.units, own=tuple(sorted(self._own("Wq") + self._own("Wk") + self._own("Wv"))))
+
+    def centered(self, site, groups: int):
+        """Each column of Wq, Wk, Wv reads the whole feature axis (one group per position)."""
+        own = tuple(sorted(self._own("Wq") + self._own("Wk") + self._own("Wv")))
+        return tuple(site.views(1, shape[1], own=(i,))[0]
+                     for i, (_, shape) in enumerate(self.param_shapes(site.in_shape)) if i in own)
 
     def carry(self, path, site):
         """Linear in X through Wq, Wk, Wv: their rows absorb a scaling of the input

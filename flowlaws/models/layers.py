@@ -38,6 +38,8 @@ class Layer:
 
     kind: ClassVar[str]
     has_weight: ClassVar[bool] = False
+    polynomial: ClassVar[bool] = True  # in its params and input, once its pattern is frozen
+    couples_samples: ClassVar[bool] = False  # its output for one sample depends on others
 
     def param_shapes(self, in_shape):
         return ()
@@ -105,6 +107,11 @@ class Layer:
         """The slices that absorb a scaling of input unit i: the weight along axis 1."""
         return site.views(1, path.units, own=(0,), interleaved=path.interleaved)
 
+    def centered(self, site, groups: int):
+        """Slices whose entry sums never move when its input is centered (sums to 0) over
+        each of ``groups`` contiguous blocks of a sample (after a LayerNorm): none here."""
+        return ()
+
 
 @dataclass(frozen=True)
 class Dense(Layer):
@@ -133,6 +140,10 @@ class Dense(Layer):
 
     def out_shape(self, in_shape):
         return (self.units,)
+
+    def centered(self, site, groups: int):
+        """W[k, block g] for every row k and block g: units * groups slices."""
+        return site.views(0, self.units * groups, own=(0,))
 
     def apply(self, p, x):
         y = anp.dot(x, p[0].T)

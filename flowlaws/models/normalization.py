@@ -24,15 +24,15 @@ s (F + F̄) and the backward bound by the condition factor (1 + 2 kappa).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import autograd.numpy as anp
 import numpy as np
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
-from flowlaws.models.layers import Layer
-from flowlaws.models.symmetry import from_weight_layer
+from flowlaws.models.layers import Flatten, Layer
+from flowlaws.models.symmetry import Rescaling, Term, from_weight_layer
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class Normalization(Layer):
 
     affine: bool = False
     eps: float = 0.0
+    polynomial: ClassVar[bool] = False
+    constant_group: ClassVar[str] = "a group is constant"
 
     def __post_init__(self):
         if not (isinstance(self.eps, int | float) and np.isfinite(self.eps) and self.eps >= 0):
@@ -82,8 +84,8 @@ class Normalization(Layer):
         d = x - x.mean(axis=axes, keepdims=True)
         var = (d * d).mean(axis=axes, keepdims=True) + self.eps
         if np.any(var == 0):
-            raise Unrepresentable(f"{self.kind}: a group has zero variance and eps = 0, so x̂ = 0/0; use "
-                                  f"at least 2 distinct samples per batch or {self.kind}(eps=...) > 0")
+            raise Unrepresentable(f"{self.kind}: {self.constant_group} (variance 0) and eps = 0, so x̂ = 0/0; "
+                                  f"the case cannot be decided (use {self.kind}(eps=...) > 0 to allow it)")
         s = 1.0 / np.sqrt(var)
         xhat = d * s
         return self._affine(p, xhat), (xhat, s)
@@ -124,8 +126,26 @@ class Normalization(Layer):
 
     def rescalings(self, site):
         if not self.affine:
-            return ()  # diagonal rows: a per-unit scaling, never a mixing of units
+            return self._centered(site)
+        # diagonal rows: a per-unit scaling, never a mixing of units
         return from_weight_layer(site, last_axis=self.channel_axis(len(site.in_shape) + 1) > 1, mixes=False)
+
+    def _centered(self, site):
+        """Groups of one sample have x̂ summing to 0, so the layer reading them (through
+        flatten) may add c to its weights along a group: each such sum is conserved (a
+        translation law; the reader declares which sums, `Layer.centered`)."""
+        ndim = len(site.in_shape) + 1
+        if 0 in self.axes(ndim):
+            return
+        chain, position = site.chain, site.position + 1
+        while position < len(chain.layers) and isinstance(chain.layers[position], Flatten):
+            position += 1
+        if position == len(chain.layers):
+            return
+        reader = replace(site, position=position)
+        for view in reader.layer.centered(reader, int(np.prod(site.in_shape[:-1]))):
+            yield Rescaling(f"{site.name}/{reader.name}.{view.name.rsplit('.', 1)[1]}", view.units,
+                            (Term(view, 1.0),), False, "translation", order=1)
 
     def carry(self, path, site):
         """The normalization removes a scaling of its input when eps = 0: a scale law, per
@@ -135,7 +155,7 @@ class Normalization(Layer):
             return None
         ndim = len(site.in_shape) + 1
         unit_axis = ndim - 1 if path.last_axis else 1
-        return path.normalized(site, uniform=unit_axis in self.axes(ndim))
+        return path.normalized(site, uniform=unit_axis in self.axes(ndim), per_sample=0 not in self.axes(ndim))
 
     @property
     def spec(self) -> str:
@@ -149,6 +169,8 @@ class BatchNorm(Normalization):
     BatchNorm1d/2d on (N, C, L) and (N, C, H, W)."""
 
     kind: ClassVar[str] = "batchnorm"
+    couples_samples: ClassVar[bool] = True
+    constant_group: ClassVar[str] = "a channel is constant over the batch (one sample, or a dead unit)"
 
     def axes(self, ndim):
         return (0, *range(2, ndim))
@@ -163,6 +185,7 @@ class LayerNorm(Normalization):
     a (N, T, d) sequence."""
 
     kind: ClassVar[str] = "layernorm"
+    constant_group: ClassVar[str] = "a sample's features are all equal (e.g. all 0 after ReLU)"
 
     def axes(self, ndim):
         return (ndim - 1,)

@@ -117,6 +117,7 @@ class Path:
     interleaved: bool = False
     shifts: bool = True
     uniform: bool = False
+    per_sample: bool = False
 
     def times(self, degree: float, linear: bool, shifts: bool | None = None) -> Path:
         """Through a homogeneous map of the given degree (``shifts``: it commutes with
@@ -135,11 +136,12 @@ class Path:
         terms = tuple(Term(view, weight) for view in site.layer.rows(site, self.units))
         return replace(self, terms=self.terms + terms, layers=(*self.layers, site.name))
 
-    def normalized(self, site: Site, uniform: bool) -> Path:
+    def normalized(self, site: Site, uniform: bool, per_sample: bool) -> Path:
         """A normalization removes the scale: the path closes as a scale law (every
-        weight positive, no mixing of units); ``uniform`` when one c must serve all."""
+        weight positive, no mixing of units); ``uniform`` when one c must serve all;
+        ``per_sample`` when its groups lie within one sample (see `shifts`)."""
         return replace(self, closed=True, family="scale", linear=False, uniform=self.uniform or uniform,
-                       layers=(*self.layers, site.name))
+                       per_sample=per_sample, layers=(*self.layers, site.name))
 
 
 @dataclass(frozen=True)
@@ -212,9 +214,32 @@ def from_weight_layer(site: Site, last_axis: bool = False, mixes: bool = True) -
         return
     name = "/".join(end.layers)
     yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform)
-    biases = tuple(t for t in end.terms if t.view.name.endswith((".b", ".beta")))
-    if end.family == "scale" and end.shifts and biases:
-        yield Rescaling(name, end.units, biases, False, "translation", order=1, uniform=end.uniform)
+    if end.family == "scale" and end.shifts:
+        specs = site.chain.specs
+        yield from shifts(name, tuple(t.view for t in end.terms), end.units, end.uniform, end.per_sample,
+                          lambda v: len(specs[v.param - site.offset][1]))
+
+
+BIASES = (".b", ".beta")
+
+
+def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool, ndim) -> Iterator[Rescaling]:
+    """Translation laws (order 1) of a layer whose output units (slices ``rows``) feed a
+    map that ignores a constant shift of each unit (BatchNorm: per unit, over the batch),
+    or of all units alike (``uniform``: LayerNorm, softmax). A bias shifts its unit; when
+    the shift may differ per sample (``per_sample``), a weight matrix W -> W + 1 a^T
+    shifts every unit by a^T x alike, so its column sums are conserved too. ``ndim``
+    gives a view's parameter rank (weights of other shapes, gamma, do not shift)."""
+    biases = tuple(Term(v, 1.0) for v in rows if v.name.endswith(BIASES))
+    if uniform and per_sample:
+        for v in rows:
+            if not v.name.endswith(BIASES) and ndim(v) == 2:
+                columns = View(v.param, v.name, 1 - v.axis, v.size // v.units, v.size, v.interleaved)
+                yield Rescaling(f"{name}.{v.name.rsplit('.', 1)[1]}", columns.units, (Term(columns, 1.0),),
+                                False, "translation", order=1)
+    if biases:
+        yield Rescaling(f"{name}.{biases[0].view.name.rsplit('.', 1)[1]}" if uniform and per_sample else name,
+                        units, biases, False, "translation", order=1, uniform=uniform)
 
 
 def flatten(params) -> np.ndarray:
