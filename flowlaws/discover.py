@@ -186,10 +186,10 @@ class Problem:
         """The fields g_k(theta) = grad <C_k, f(X; theta)> as rows (complex theta allowed)."""
         params = unflatten(theta, self.shapes)
         chosen = range(len(self.C)) if rows is None else rows
-        total = 0.0
+        total = np.zeros((len(chosen), self.D), dtype=np.result_type(theta, float))
         for batch, pattern in zip(self.batches, self.pattern, strict=True):
             _, cache = self.model.forward(params, self.X[batch], pattern)
-            total = total + np.stack([flatten(self.model.backward(params, cache, self.C[k][batch])) for k in chosen])
+            total += np.stack([flatten(self.model.backward(params, cache, self.C[k][batch])) for k in chosen])
         return total
 
     def generators(self) -> list[Field]:

@@ -67,8 +67,10 @@ def test_factorization_laws_follow_the_two_layer_formula():
 def test_softmax_cross_entropy_adds_one_translation_law_per_column_of_the_last_layer():
     # hand-derived: softmax(z + c 1) = softmax(z), so 1^T W_last (3 columns) and 1^T b are conserved
     found = discover(parse("mlp:2-3-2:relu:bias"), loss="cross_entropy")
-    assert found.count == 3 + 3 + 1 and found.derived == 3 and not found.complete
-    assert "dense1.b[0] + dense1.b[1]" in found.missing
+    assert found.count == 3 + 3 + 1 and found.derived == 3 + 3 + 1 and found.complete
+    assert "dense1.b[0] + dense1.b[1]" in found.explicit
+    without_loss = discover(parse("mlp:2-3-2:relu:bias"))
+    assert without_loss.count == without_loss.derived == 3
 
 
 def test_explicit_laws_print_as_readable_formulas():
