@@ -149,8 +149,10 @@ def predict_weight_decay(law, theta, delta, grad, previous, eta, opt):
 
 
 def predict_momentum(law, theta, delta, grad, previous, eta, opt):
-    """Heavy ball: Delta Q = 2 beta B(theta, v_prev) + Q(v) (a linear law: beta h(v_prev))."""
-    return opt.beta * law.first(theta, previous) + law.second(delta)
+    """Heavy ball v = beta v_prev - eta (g + lambda theta): Delta Q = 2 beta B(theta, v_prev)
+    - 2 eta lambda Q(theta) + Q(v) (a linear law: beta h(v_prev) - eta lambda h(theta))."""
+    return (opt.beta * law.first(theta, previous) - eta * opt.weight_decay * law.first(theta, theta)
+            + law.second(delta))
 
 
 def predict_second_order(law, theta, delta, grad, previous, eta, opt):
@@ -158,11 +160,11 @@ def predict_second_order(law, theta, delta, grad, previous, eta, opt):
     return law.second(delta)
 
 
-def predict_exact(law, theta, delta, grad, previous, eta, opt):
-    """Any update Delta = -eta g + r whose rest r (momentum, weight decay) is known:
-    Delta h = Dh(theta)[Delta + eta g] + second(Delta), since Dh(theta)[g] = 0. Under GD
-    this is eta^2 Q(g); with decay (1 - eta lambda)^order; with momentum beta Dh[v_prev]."""
-    return law.first(theta, tuple(d + eta * g for d, g in zip(delta, grad, strict=True))) + law.second(delta)
+def predict_by_optimizer(law, theta, delta, grad, previous, eta, opt):
+    """The closed form of the optimizer in use: heavy ball, else a gradient step with
+    coupled decay (so a preconditioned step, Adam, departs from it at first order)."""
+    return (predict_momentum if opt.name == "momentum" else predict_weight_decay)(
+        law, theta, delta, grad, previous, eta, opt)
 
 
 PREDICTIONS = {
@@ -170,7 +172,7 @@ PREDICTIONS = {
     "weight-decay": predict_weight_decay,
     "momentum": predict_momentum,
     "second-order": predict_second_order,
-    "exact": predict_exact,
+    "optimizer": predict_by_optimizer,
 }
 
 
@@ -358,7 +360,7 @@ def run_levels(scenario: Scenario, law_list, levels, prediction="second-order") 
                 raise InvalidArgument(f"optimizer run failed: {run.message}")
             found.append(balance(s.model, s.X, run, law_list, s.optimizer))
         elif level == "flow":
-            wd = getattr(s.optimizer, "weight_decay", 0.0) if prediction == "weight-decay" else 0.0
+            wd = getattr(s.optimizer, "weight_decay", 0.0) if prediction in ("weight-decay", "optimizer") else 0.0
             found.append(flow(s.model, s.loss, s.params, s.X, s.Y, law_list, s.T, s.flow_steps, wd))
         else:
             raise InvalidArgument(f"unknown level {level!r}; use pointwise, step or flow")

@@ -87,6 +87,8 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     laws = sub.add_parser("laws", help="list the laws derived for an architecture")
     laws.add_argument("spec", metavar="SPEC", help="the architecture, e.g. 'mlp:3-4-5-2:relu:bias'")
+    laws.add_argument("--loss", default=None,
+                      help="add the laws a loss brings (cross_entropy: translation of the last layer)")
     laws.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     discover = sub.add_parser("discover", help="count and find every conservation law numerically, "
                               "and compare them with the derived ones")
@@ -262,7 +264,7 @@ def cmd_laws(args) -> int:
     from flowlaws.models import parse
 
     model = parse(args.spec)
-    found = laws(model)
+    found = laws(model, args.loss)
     count = independent_count(model, found)
     if args.json:
         print(json.dumps({"spec": model.spec, "independent": count,

@@ -9,8 +9,6 @@ tests check both against autograd's generic differentiation and finite differenc
 
 from __future__ import annotations
 
-import numpy as np
-
 from flowlaws.losses import Loss
 from flowlaws.models.layers import REALMIN
 
@@ -34,7 +32,9 @@ def gradient_and_magnitude(model, loss: Loss, params, X, Y):
     """(L, grad, |grad|-scale): the scale is the same sweep on absolute values.
 
     Entry j of the scale bounds sum |terms| that floating point adds up to form
-    grad_j, so round-off in grad_j is at most gamma_n times it (Higham, Thm 3.5).
+    grad_j, so round-off in grad_j is at most gamma_n times it (Higham, Thm 3.5). The
+    sweep starts from the loss's own bound on the terms of dL/dpred (softmax
+    cross-entropy: softmax and targets, which cancel).
     Every intermediate of the scale, forward and backward, is raised by REALMIN, the
     underflow threshold: an operation whose result underflows errs by at most
     u * REALMIN (Higham, eq. 2.8), and that error is carried through every later
@@ -43,7 +43,8 @@ def gradient_and_magnitude(model, loss: Loss, params, X, Y):
     out, cache = model.forward(params, X)
     value, dout = loss.value_and_grad(out, Y)
     grads = model.backward(params, cache, dout)
-    magnitude = model.backward(params, model.bounds(params, cache), np.abs(dout) + REALMIN, magnitude=True)
+    start = loss.gradient_magnitude(out, Y) + REALMIN
+    magnitude = model.backward(params, model.bounds(params, cache), start, magnitude=True)
     return value, grads, magnitude
 
 

@@ -20,12 +20,12 @@ STEPS = 3
 LEVELS = ("pointwise", "step", "flow")
 
 
-def select_laws(model, law: str | None, derived_only: bool = False):
-    """Candidate laws of ``model`` (or only its derived laws), filtered by kind
-    (unit/layer/matrix) or exact name."""
+def select_laws(model, law: str | None, derived_only: bool = False, loss=None):
+    """Candidate laws of ``model`` (or only its derived laws) with ``loss``, filtered by
+    kind (unit/layer/matrix) or exact name."""
     from flowlaws.invariants import laws
 
-    pool = laws(model) if derived_only else candidate_laws(model)
+    pool = laws(model, loss) if derived_only else candidate_laws(model, loss)
     if not pool:
         raise InvalidArgument(f"{model.spec} has no unit whose rescaling could be conserved; "
                               "add a hidden layer")
@@ -38,9 +38,9 @@ def select_laws(model, law: str | None, derived_only: bool = False):
 
 
 def _laws_named(law: str | None, derived_only: bool):
-    def select(model):
+    def select(model, loss=None):
         try:
-            return select_laws(model, law, derived_only)
+            return select_laws(model, law, derived_only, loss)
         except InvalidArgument:  # a shrunk architecture without this law: nothing to check
             return ()
 
@@ -51,7 +51,7 @@ def explore_theorem(model, loss, opt, law: str | None = None, *, levels=LEVELS, 
                     name: str = "explore") -> Theorem:
     """An ad-hoc theorem "the laws hold at these levels under this optimizer"; a report of
     it stores `settings` so that `flowlaws replay` rebuilds it."""
-    select_laws(model, law, derived_only)  # fail early, with the names to choose from
+    select_laws(model, law, derived_only, loss)  # fail early, with the names to choose from
     return Theorem(
         name, f"{name} {model.spec}",
         f"with {loss.spec}: B(theta, grad L) = 0, every {opt.spec} step changes the law only by "

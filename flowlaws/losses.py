@@ -45,6 +45,11 @@ class Loss:
         scale = self._scale(len(Y))
         return scale * float(np.sum(self.elementwise(pred, Y))), scale * self.gradient(pred, Y)
 
+    def gradient_magnitude(self, pred, Y):
+        """A bound on the terms that form dL/dpred (its round-off scale, see
+        `flowlaws.checking`): |dL/dpred| unless a loss adds terms that cancel."""
+        return self._scale(len(Y)) * np.abs(self.gradient(pred, Y))
+
     @property
     def spec(self) -> str:
         return format_options(self)
@@ -97,6 +102,14 @@ class CrossEntropy(Loss):
         shift = np.exp(p - p.max(axis=1, keepdims=True))
         softmax = shift / shift.sum(axis=1, keepdims=True)
         return softmax * y.sum(axis=1, keepdims=True) - y
+
+    def gradient_magnitude(self, p, y):
+        """softmax * sum(y) and y cancel (their sums over outputs are equal); exp turns the
+        absolute error of a shifted logit into a relative one: softmax (1 + |p - max p|)."""
+        shift = p - p.max(axis=1, keepdims=True)
+        softmax = np.exp(shift) / np.exp(shift).sum(axis=1, keepdims=True)
+        terms = softmax * (1.0 + np.abs(shift)) * np.abs(y).sum(axis=1, keepdims=True) + np.abs(y)
+        return self._scale(len(y)) * terms
 
     def symmetries(self, model) -> tuple:
         """Translation (docs/theory.md 6.1): softmax(z + c 1) = softmax(z) for a shift c

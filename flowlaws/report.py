@@ -215,12 +215,13 @@ def law_series(cx: Counterexample, points: int = 12) -> tuple:
     """The evidence law's value (its worst unit) along the run that failed: the optimizer's
     steps for a step-level failure, else a short gradient flow."""
     from flowlaws.flows import descend, implicit_midpoint
-    from flowlaws.invariants import candidate_laws, laws, one_to_one, skip_ignored_laws, without_bias
+    from flowlaws.invariants import candidate_laws, laws, one_to_one, rowwise, skip_ignored_laws, without_bias
 
     s = cx.scenario
     name = cx.evidence.law
-    pool = {*laws(s.model), *candidate_laws(s.model), *skip_ignored_laws(s.model)}
-    pool |= {without_bias(law) for law in pool} | {one_to_one(law) for law in pool}
+    pool = {*laws(s.model, s.loss), *laws(s.model, "cross_entropy"), *candidate_laws(s.model),
+            *skip_ignored_laws(s.model)}
+    pool |= {without_bias(law) for law in pool} | {one_to_one(law) for law in pool} | {rowwise(law) for law in pool}
     law = next((law for law in pool if law.name == name), None)
     if law is None:
         return ()

@@ -87,17 +87,17 @@ def check_case(model, params, X, Y, *, loss="square", optimizer=None, levels=Non
 
     model = parse(model) if isinstance(model, str) else model
     opt = make_optimizer(optimizer) if optimizer is not None else None
-    chosen = tuple(x for x in derived(model) if laws in (None, x.kind, x.name))
+    loss = make_loss(loss)
+    chosen = tuple(x for x in derived(model, loss) if laws in (None, x.kind, x.name))
     if not chosen:
         raise InvalidArgument(f"{model.spec} has no law matching {laws!r}; see `flowlaws laws {model.spec}`")
     levels = tuple(levels) if levels is not None else ("pointwise", "flow") + (("step",) if opt else ())
     if "step" in levels and opt is None:
         raise InvalidArgument("the step level needs an optimizer, e.g. optimizer='gd:lr=0.1'")
-    prediction = ("momentum" if type(opt) is Momentum else "second-order" if opt is None or opt.breaks
-                  else "weight-decay" if opt.weight_decay else "gd")
+    prediction = "second-order" if opt is None or (opt.breaks and type(opt) is not Momentum) else "optimizer"
     scenario = Scenario(model, tuple(np.asarray(p, float) for p in params), np.asarray(X, float),
-                        np.asarray(Y, float), make_loss(loss) if isinstance(loss, str) else loss, opt,
+                        np.asarray(Y, float), loss, opt,
                         steps=steps, T=T, flow_steps=flow_steps)
     case = Theorem("check_case", f"check_case {model.spec}", "the derived laws hold on this case",
-                   "docs/concepts.md", {}, lambda m: chosen, levels, prediction=prediction)
+                   "docs/concepts.md", {}, lambda model, loss=None: chosen, levels, prediction=prediction)
     return case.check(scenario)  # the one place verdicts are decided

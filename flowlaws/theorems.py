@@ -22,7 +22,7 @@ from flowlaws.checking import NO_EVIDENCE, Evidence, Scenario, Verdict, run_leve
 from flowlaws.discover import completeness
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.flows.optimizers import OPTIMIZERS
-from flowlaws.invariants import candidate_laws, laws, one_to_one, skip_ignored_laws, without_bias
+from flowlaws.invariants import candidate_laws, laws, one_to_one, rowwise, skip_ignored_laws, without_bias
 from flowlaws.models import NON_HOMOGENEOUS, Residual
 
 # --- hypotheses ------------------------------------------------------------------------------
@@ -71,18 +71,45 @@ def _has_bias(s):
     return None
 
 
+def _combines_gradients(s):
+    opt = s.optimizer
+    if opt is not None and opt.preconditions:
+        return f"{opt.spec}: {opt.preconditions}"
+    return None
+
+
+def _shift_invariant_loss(s):
+    if not s.loss.symmetries(s.model):
+        return f"loss {s.loss.spec} changes when every output shifts alike (softmax cross-entropy does not)"
+    return None
+
+
 HOMOGENEOUS_ACTS = Hypothesis("positively homogeneous activations", _homogeneous)
 DEGREE_ONE = Hypothesis("activations of degree 1", _degree_one)
 NO_SKIP = Hypothesis("no skip connection", _no_skip)
 PLAIN_DESCENT = Hypothesis("plain gradient steps", _plain_descent)
 HAS_BIAS = Hypothesis("biases present", _has_bias)
-HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS)}
+def _own_groups(s):
+    if any(getattr(layer, "kind", "") == "layernorm" for layer in getattr(s.model, "layers", ())):
+        return "a LayerNorm normalizes the units of a sample together: one c must scale the whole layer"
+    return None
+
+
+COMBINES_GRADIENTS = Hypothesis("steps combine gradients", _combines_gradients)
+OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
+SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
+HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
+                                  COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS)}
 
 # --- law selections --------------------------------------------------------------------------
 
 
-def _of_kind(kind, source=laws, transform=None):
-    def select(model):
+def _rescale(model, loss=None):
+    return tuple(law for law in laws(model) if law.family == "rescale")
+
+
+def _of_kind(kind, source=_rescale, transform=None):
+    def select(model, loss=None):
         chosen = tuple(law for law in source(model) if law.kind == kind)
         return tuple(map(transform, chosen)) if transform else chosen
 
@@ -90,22 +117,34 @@ def _of_kind(kind, source=laws, transform=None):
     return select
 
 
-def _all_laws(model):
-    """every derived law"""
-    return laws(model)
+def _all_laws(model, loss=None):
+    """every derived rescaling law"""
+    return _rescale(model)
+
+
+def _of_family(family, loss=None, transform=None, uniform=False):
+    """The laws of one family, with the scenario's loss or a fixed one (``loss``)."""
+    def select(model, scenario_loss=None):
+        chosen = tuple(law for law in laws(model, loss or scenario_loss) if law.family == family
+                       and (not uniform or law.kind == "layer"))
+        return tuple(map(transform, chosen)) if transform else chosen
+
+    select.__doc__ = f"{family} laws" + (f" of {loss}" if loss else "") + (
+        f", {transform.__name__}" if transform else "")
+    return select
 
 
 def _signature(law):
     return tuple((t.view.param, t.view.axis, t.weight) for t in law.terms)
 
 
-def _skip_ignored(model):
+def _skip_ignored(model, loss=None):
     """unit laws of units feeding a skip connection, written as if there were none"""
     own = {_signature(law) for law in laws(model)}
     return tuple(law for law in skip_ignored_laws(model) if law.kind == "unit" and _signature(law) not in own)
 
 
-def _biased(model):
+def _biased(model, loss=None):
     """unit laws of units with a bias, without the bias term"""
     return tuple(without_bias(law) for law in _of_kind("unit")(model)
                  if any(v.name.endswith(".b") for v in law.incoming))
@@ -139,7 +178,7 @@ class Theorem:
                 reason = hyp.why(scenario)
                 if reason:
                     return Verdict("invalid", reason=f"hypothesis '{hyp.name}' fails: {reason}")
-        law_list = self.laws(scenario.model)
+        law_list = self.laws(scenario.model, scenario.loss)
         if not law_list and self.decide is None:
             return Verdict("invalid", reason=f"{scenario.model.spec} has no law of this theorem")
         try:
@@ -160,6 +199,7 @@ class Theorem:
 
 HOM = ("relu", "leaky_relu", "abs", "prelu", "linear")
 _FLOW = {"T": 0.2, "flow_steps": 6}
+_NORMALIZED = {"n": (2, 5), "generic": True}  # batches of distinct samples: a constant group is 0/0
 
 
 def _theorems() -> list[Theorem]:
@@ -235,6 +275,57 @@ def _theorems() -> list[Theorem]:
                 {**arch(kinds=("mlp",), activations=("relu", "leaky_relu")), "steps": 400,
                  "init_scale": 1e-2, "optimizers": {"names": ("gd",), "lr": (0.05, 0.2), "decay_power": 0.0}},
                 _of_kind("layer"), ("balance",), plain),
+        Theorem("translation", "Translation laws are exact at any step size",
+                "a shift symmetry (softmax cross-entropy: the column sums 1^T W and the sum 1^T b of the last "
+                "layer; a bias before BatchNorm; weights before LayerNorm) gives a linear law h: one GD or SGD "
+                "step of any size keeps h exactly, weight decay scales it by (1 - eta lambda), heavy ball gives "
+                "h(v_k) = beta h(v_k-1) - eta lambda h(theta_k); flow: h(t) = exp(-lambda t) h(0)",
+                "Kunin et al., ICLR 2021 (Neural Mechanics); docs/theory.md 6.1",
+                {**arch(kinds=("mlp", "batchnorm", "layernorm"), activations=HOM), **_NORMALIZED,
+                 "losses": {"names": ("cross_entropy",)}, "steps": 3, **_FLOW,
+                 "optimizers": {"names": ("gd", "sgd", "momentum"), "lr": (1e-3, 10.0), "weight_decay": (0.0, 0.1),
+                                "batch": (2, 3)}},
+                _of_family("translation"), ("pointwise", "step", "flow"), (COMBINES_GRADIENTS,),
+                prediction="optimizer"),
+        Theorem("scale", "Normalization: the scale law and the growth of the norm",
+                "weights feeding a BatchNorm (per row or channel) or a LayerNorm (the whole layer), eps = 0: "
+                "<grad L, w> = 0, so gradient flow conserves ||w||^2 (exp(-2 lambda t) ||w||^2 with decay) and one "
+                "GD/SGD step grows it by exactly eta^2 ||g||^2: ||w+||^2 = (1 - eta lambda)^2 ||w||^2 + eta^2 ||g||^2",
+                "van Laarhoven 2017; Kunin et al., ICLR 2021; docs/theory.md 6.2",
+                {**arch(kinds=("batchnorm", "layernorm"), activations=HOM), **_NORMALIZED, "steps": 3, **_FLOW,
+                 "optimizers": {"names": ("gd", "sgd"), "lr": (1e-3, 1.0), "weight_decay": (0.0, 0.1),
+                                "batch": (2, 3)}},
+                _of_family("scale"), ("pointwise", "step", "flow"), (COMBINES_GRADIENTS,),
+                prediction="weight-decay"),
+        Theorem("attention-gl", "Attention heads conserve their GL matrices",
+                "per head, Wq^T Wq - Wk^T Wk and Wv^T Wv - Wo Wo^T are conserved by gradient flow, and one GD/SGD "
+                "step changes them by exactly eta^2 (Gq^T Gq - Gk^T Gk) and eta^2 (Gv^T Gv - Go Go^T)",
+                "Marcotte et al. 2025; docs/theory.md 6.3",
+                {**arch(kinds=("attention",), activations=HOM), "steps": 3, **_FLOW,
+                 "optimizers": {"names": ("gd", "sgd"), "lr": (1e-3, 0.5)}},
+                _of_family("gl"), ("pointwise", "step", "flow"), (PLAIN_DESCENT,), prediction="gd"),
+    ]
+    out += [
+        Theorem("break-translation-square", "A square loss has no translation law",
+                "with the square loss, the column sums 1^T W of the last layer (the softmax translation laws) "
+                "are NOT conserved: the loss changes when every output shifts alike",
+                "docs/theory.md 6.1", {**arch(kinds=("mlp",), activations=HOM), "losses": {"names": ("square",)}},
+                _of_family("translation", loss="cross_entropy"), ("pointwise",), expect="breaks",
+                broken=SHIFT_INVARIANT.name),
+        Theorem("break-translation-adam", "Adam breaks the translation laws",
+                "under Adam, h(theta+) != h(theta) for the softmax translation laws: each coordinate is rescaled, "
+                "so the step is not a combination of gradients",
+                "docs/theory.md 6.1; Kunin et al., ICLR 2021",
+                {**arch(kinds=("mlp",), activations=HOM), "losses": {"names": ("cross_entropy",)}, "steps": 3,
+                 "optimizers": {"names": ("adam",), "lr": (0.01, 0.1)}},
+                _of_family("translation"), ("step",), expect="breaks", prediction="gd",
+                broken=COMBINES_GRADIENTS.name),
+        Theorem("break-layernorm-rowwise", "LayerNorm has no per-row scale law",
+                "with LayerNorm, ||W[i,:]||^2 + b_i^2 of one row is NOT conserved: only the whole layer's norm "
+                "is (its scale symmetry needs one c for every row)",
+                "docs/theory.md 6.2", {**arch(kinds=("layernorm",), activations=HOM), **_NORMALIZED},
+                _of_family("scale", transform=rowwise, uniform=True), ("pointwise",), expect="breaks",
+                broken=OWN_GROUPS.name),
     ]
     for name in NON_HOMOGENEOUS:
         out.append(Theorem(

@@ -137,9 +137,21 @@ def test_discover_json_has_the_documented_keys_and_exits_0_when_complete(capsys)
             "seconds"} <= set(doc)
 
 
-def test_discover_exits_1_when_a_loss_family_adds_laws_the_derivation_misses(capsys):
+def test_discover_confirms_the_translation_laws_a_loss_family_adds(capsys):
     code, out, _ = run_cli(capsys, "discover", "mlp:2-3-2:relu", "--loss", "cross_entropy")
-    assert code == 1 and "missing: dense1.W[0,0] + dense1.W[1,0]" in out
+    assert code == 0 and "6 independent conservation laws" in out and "; 6 derived" in out  # 3 + 3 columns
+
+
+def test_discover_exits_1_when_an_architecture_has_laws_its_symmetries_do_not_give(capsys):
+    # one input feeds every BatchNorm channel, so each channel is +-x̂ of it, and abs makes them equal
+    code, out, _ = run_cli(capsys, "discover", "seq:1:dense(2),batchnorm,abs,dense(1)")
+    assert code == 1 and "missing: dense1.W[0,0] − dense1.W[0,1]" in out
+
+
+def test_laws_with_a_loss_adds_its_translation_laws(capsys):
+    code, out, _ = run_cli(capsys, "laws", "mlp:3-4-2:relu:bias", "--loss", "cross_entropy", "--json")
+    names = [law["name"] for law in json.loads(out)["laws"]]
+    assert code == 0 and "translation unit dense1/softmax.W" in names and "translation layer dense1/softmax.b" in names
 
 
 def test_laws_of_a_big_linear_net_are_counted_without_a_dense_jacobian(capsys):

@@ -11,7 +11,9 @@ beta = 0.9, batch 1, seed 0.
 
 ``breaks`` says why an optimizer's step has a first-order part B(theta, Delta) != 0
 (docs/theory.md 3.3, 6.4): the reason a law drifts at first order under it (None for
-plain gradient steps, whose drift is the second-order eta^2 Q(g)).
+plain gradient steps, whose drift is the second-order eta^2 Q(g)). ``preconditions``
+says why a step is not a linear combination of gradients and the params (None for GD,
+SGD, momentum, Nesterov): linear (translation) laws survive every optimizer without it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class GD:
     name: ClassVar[str] = "gd"
     aliases: ClassVar[dict] = {"wd": "weight_decay", "eta": "lr"}
     breaks: ClassVar[str | None] = None
+    preconditions: ClassVar[str | None] = None  # why its step is not a combination of gradients
 
     def __post_init__(self):
         _check_finite_positive(self.name, lr=self.lr)
@@ -148,6 +151,7 @@ class RMSProp(GD):
     eps: float = 1e-8
     name: ClassVar[str] = "rmsprop"
     breaks: ClassVar[str | None] = "RMSProp divides each coordinate by its own RMS, so B(theta, Delta) != 0"
+    preconditions: ClassVar[str | None] = "RMSProp divides each coordinate by its own RMS"
 
     def __post_init__(self):
         super().__post_init__()
@@ -170,6 +174,7 @@ class SignGD(GD):
     lr: float = 0.001
     name: ClassVar[str] = "signgd"
     breaks: ClassVar[str | None] = "sign-GD replaces g by sign(g), so B(theta, Delta) != 0"
+    preconditions: ClassVar[str | None] = "sign-GD replaces g by sign(g)"
 
     def update(self, grads, params, state, t):
         eta = self.step_size(t)
@@ -186,6 +191,7 @@ class Adam(GD):
     eps: float = 1e-8
     name: ClassVar[str] = "adam"
     breaks: ClassVar[str | None] = "Adam rescales each coordinate, so B(theta, Delta) != 0"
+    preconditions: ClassVar[str | None] = "Adam rescales each coordinate"
 
     def __post_init__(self):
         super().__post_init__()

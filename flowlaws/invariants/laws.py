@@ -168,19 +168,19 @@ def laws(model, loss=None) -> tuple[Law, ...]:
 def _loss_symmetries(model, loss):
     from flowlaws.losses import loss as as_loss
 
-    if loss is None or not hasattr(model, "layers"):
+    if loss is None or not hasattr(model, "site"):
         return ()
     return as_loss(loss).symmetries(model)
 
 
-def candidate_laws(model) -> tuple[Law, ...]:
+def candidate_laws(model, loss=None) -> tuple[Law, ...]:
     """The laws the paper would assign if every activation were positively homogeneous
     (non-homogeneous ones read as ReLU): what an expected break (tanh ...) and
     `flowlaws explore` check. Names are those `laws` prints."""
     from flowlaws.models.activations import Activation
 
-    homogeneous = all(a.degree is not None for a in model.activations)
-    return laws(model if homogeneous else model.with_activation(Activation("relu")))
+    homogeneous = all(a.degree is not None for a in getattr(model, "activations", ()))
+    return laws(model if homogeneous else model.with_activation(Activation("relu")), loss)
 
 
 def skip_ignored_laws(model) -> tuple[Law, ...]:
@@ -194,6 +194,12 @@ def without_bias(law: Law) -> Law:
     """The same law with the bias slices dropped (a false law, docs/theory.md 3.2)."""
     kept = tuple(t for t in law.terms if not (t.weight > 0 and t.view.name.endswith(".b")))
     return dataclasses.replace(law, name=f"{law.name} (no bias)", terms=kept)
+
+
+def rowwise(law: Law) -> Law:
+    """A layer law read per row (false under LayerNorm, whose scale symmetry needs one c
+    for the whole layer: docs/theory.md 6.2)."""
+    return dataclasses.replace(law, name=f"{law.name.replace('layer', 'unit', 1)} (per row)", kind="unit")
 
 
 def one_to_one(law: Law) -> Law:

@@ -17,20 +17,23 @@ from flowlaws.models import (
     HOMOGENEOUS,
     NON_HOMOGENEOUS,
     Activation,
+    Attention,
     AvgPool1d,
     AvgPool2d,
+    BatchNorm,
     Conv1d,
     Conv2d,
     Dense,
     Factorization,
     Flatten,
+    LayerNorm,
     MaxPool1d,
     MaxPool2d,
     Residual,
     Sequential,
 )
 
-KINDS = ("mlp", "linear", "conv1d", "conv2d", "residual", "factorization")
+KINDS = ("mlp", "linear", "conv1d", "conv2d", "residual", "factorization", "batchnorm", "layernorm", "attention")
 ACTIVATIONS = HOMOGENEOUS + NON_HOMOGENEOUS
 
 
@@ -76,7 +79,9 @@ def _activations_strategy(names):
 def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "linear"),
                   depth=(1, 2), width=(1, 3), bias=(False, True), pooling=(None, "max", "avg")):
     """Models of the given ``kinds``: MLPs, deep linear nets, 1D/2D conv nets (with
-    pooling, then flatten and a dense head), residual blocks, and factorizations.
+    pooling, then flatten and a dense head), residual blocks, factorizations, nets with
+    BatchNorm or LayerNorm after each hidden weight layer, and attention nets on
+    (T, d) sequences.
 
     >>> architectures(kinds=["mlp"], activations=["tanh"])  # doctest: +ELLIPSIS
     architectures(kinds=['mlp'], activations=['tanh'], ...)
@@ -105,6 +110,10 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
             return Sequential((draw(sizes),), (*layers, Dense(draw(sizes), has_bias)))
         if kind == "residual":
             return _residual_net(draw, sizes, act, has_bias)
+        if kind in ("batchnorm", "layernorm"):
+            return _normalized_net(draw, sizes, act, has_bias, kind, depth, width)
+        if kind == "attention":
+            return _attention_net(draw, sizes, act, depth)
         dims = 1 if kind == "conv1d" else 2
         conv, pools = (Conv1d, {"max": MaxPool1d, "avg": AvgPool1d}) if dims == 1 else (
             Conv2d, {"max": MaxPool2d, "avg": AvgPool2d})
@@ -145,6 +154,39 @@ def _residual_net(draw, sizes, act, bias):
             layers.append(act)
     shape = (draw(sizes),) if producer else (d,)
     return Sequential(shape, (*layers, Dense(draw(sizes), bias)))
+
+
+def _normalized_net(draw, sizes, act, bias, kind, depth, width):
+    """Weight layer, normalization (affine or not), activation, for each hidden layer; a
+    dense head. BatchNorm nets may be 1D conv nets. A LayerNorm normalizes >= 3 units (of
+    2, x̂ = ±(1, -1)) and the input has >= 2 features (of 1, every channel of the first
+    normalization is ±x̂ of it): degenerate nets with laws of their own."""
+    norm = BatchNorm if kind == "batchnorm" else LayerNorm
+    widths = st.integers(3 if kind == "layernorm" else 2, max(3, width[1]))  # LayerNorm of 2: x̂ = ±(1, -1)
+    conv = kind == "batchnorm" and draw(st.booleans())
+    layers: list = []
+    inputs = st.integers(2, max(2, width[1]))
+    for _ in range(draw(st.integers(*depth))):
+        units = draw(widths)
+        kernel = draw(st.sampled_from([1, 3]))
+        weight = Conv1d(units, kernel, padding=kernel // 2, bias=bias) if conv else Dense(units, bias)
+        layers += [weight, norm(affine=draw(st.booleans())), act]
+    head = [Flatten(), Dense(draw(sizes), bias)] if conv else [Dense(draw(sizes), bias)]
+    shape = (draw(inputs), draw(st.integers(2, 4))) if conv else (draw(inputs),)
+    return Sequential(shape, (*layers, *head))
+
+
+def _attention_net(draw, sizes, act, depth):
+    """On a (T, d) sequence: attention blocks (plain, followed by an activation or a
+    LayerNorm, or residual with a LayerNorm before), then flatten and a dense head."""
+    d = draw(st.integers(2, 3))
+    layers: list = []
+    for _ in range(draw(st.integers(*depth))):
+        attention = Attention(draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        layers += draw(st.sampled_from([
+            [attention], [attention, act], [attention, LayerNorm(affine=draw(st.booleans()))],
+            [Residual((LayerNorm(), attention))], [Residual((attention,))]]))
+    return Sequential((draw(st.integers(2, 4)), d), (*layers, Flatten(), Dense(draw(sizes))))
 
 
 def _model(model):
@@ -273,9 +315,11 @@ def params(model, *, scale: float = 1.0, pad: int = 1):
     return _named(st.tuples(*arrays), "params", model=model.spec, scale=scale)
 
 
-def datasets(model, *, n=(1, 4), loss=None, scale: float = 1.0):
+def datasets(model, *, n=(1, 4), loss=None, scale: float = 1.0, generic: bool = False):
     """(X, Y) with N in ``n`` samples, X in [-scale, scale]; Y fits ``loss``'s targets
-    (reals, signs +-1, or probability rows)."""
+    (reals, signs +-1, or probability rows). ``generic``: X also gets seeded Gaussian
+    noise, so samples differ almost surely (normalization nets: a batch of equal
+    samples has zero variance)."""
     model = _model(model)
     low, high = _range("n", n)
     scale = _positive("scale", scale)
@@ -285,6 +329,8 @@ def datasets(model, *, n=(1, 4), loss=None, scale: float = 1.0):
     def draw(d):
         count = d(st.integers(low, high))
         X = d(hnp.arrays(np.float64, (count, *model.input_shape), elements=_floats(scale)))
+        if generic:
+            X = X + np.random.default_rng(d(st.integers(0, 2**32 - 1))).normal(0.0, scale, X.shape)
         shape = (count, *model.output_shape)
         if targets == "sign":
             Y = d(hnp.arrays(np.float64, shape, elements=st.sampled_from([-1.0, 1.0])))
@@ -296,7 +342,8 @@ def datasets(model, *, n=(1, 4), loss=None, scale: float = 1.0):
             Y = d(hnp.arrays(np.float64, shape, elements=_floats(scale)))
         return X, Y
 
-    return _named(draw(), "datasets", model=model.spec, n=(low, high), loss=targets, scale=scale)
+    return _named(draw(), "datasets", model=model.spec, n=(low, high), loss=targets, scale=scale,
+                  generic=generic)
 
 
 def losses(*, names=tuple(LOSSES)):
@@ -314,26 +361,28 @@ def losses(*, names=tuple(LOSSES)):
     return _named(st.one_of([family[n] for n in names]), "losses", names=list(names))
 
 
-def optimizers(*, names=("gd", "sgd"), lr=(1e-3, 0.1), weight_decay=0.0, decay_power=(0.0, 0.75)):
-    """Optimizers by name with a step size in ``lr`` (and the given weight decay)."""
+def optimizers(*, names=("gd", "sgd"), lr=(1e-3, 0.1), weight_decay=0.0, decay_power=(0.0, 0.75), batch=(1, 3)):
+    """Optimizers by name with a step size in ``lr`` and the given weight decay (or one of
+    a tuple of them)."""
     names = _subset("names", names, OPTIMIZERS)
     lo, hi = (_positive("lr", v) for v in ((lr, lr) if isinstance(lr, float | int) else lr))
-    wd = float(weight_decay)
-    if not (np.isfinite(wd) and wd >= 0):
-        raise _Error(f"weight_decay must be >= 0, got {weight_decay!r}")
+    decays = tuple(weight_decay) if isinstance(weight_decay, tuple | list) else (weight_decay,)
+    if not decays or not all(isinstance(w, int | float) and np.isfinite(w) and w >= 0 for w in decays):
+        raise _Error(f"weight_decay must be >= 0 (or a tuple of such), got {weight_decay!r}")
+    wd = st.sampled_from([float(w) for w in decays])
     etas = st.floats(lo, hi)
     powers = st.sampled_from(decay_power if isinstance(decay_power, tuple) else (decay_power,))
     family = {
-        "gd": st.builds(GD, etas, powers, st.just(wd)),
-        "sgd": st.builds(SGD, etas, powers, st.just(wd), st.integers(1, 3), st.integers(0, 9)),
-        "momentum": st.builds(Momentum, etas, st.just(0.0), st.just(wd), st.sampled_from([0.5, 0.9])),
-        "nesterov": st.builds(Nesterov, etas, st.just(0.0), st.just(wd), st.sampled_from([0.5, 0.9])),
-        "adam": st.builds(Adam, etas, st.just(0.0), st.just(wd)),
-        "rmsprop": st.builds(RMSProp, etas, st.just(0.0), st.just(wd)),
-        "signgd": st.builds(SignGD, etas, st.just(0.0), st.just(wd)),
+        "gd": st.builds(GD, etas, powers, wd),
+        "sgd": st.builds(SGD, etas, powers, wd, st.integers(*_range("batch", batch)), st.integers(0, 9)),
+        "momentum": st.builds(Momentum, etas, st.just(0.0), wd, st.sampled_from([0.5, 0.9])),
+        "nesterov": st.builds(Nesterov, etas, st.just(0.0), wd, st.sampled_from([0.5, 0.9])),
+        "adam": st.builds(Adam, etas, st.just(0.0), wd),
+        "rmsprop": st.builds(RMSProp, etas, st.just(0.0), wd),
+        "signgd": st.builds(SignGD, etas, st.just(0.0), wd),
     }
     return _named(st.one_of([family[n] for n in names]), "optimizers", names=list(names),
-                  lr=(lo, hi), weight_decay=wd)
+                  lr=(lo, hi), weight_decay=decays)
 
 
 def scenarios(theorem, *, extreme: bool | None = None):
@@ -383,7 +432,7 @@ def scenarios(theorem, *, extreme: bool | None = None):
             p = model.init(np.random.default_rng(seed), scale=space["init_scale"])
         else:
             p = d(weights(model))
-        X, Y = d(datasets(model, loss=loss, n=space.get("n", (1, 4))))
+        X, Y = d(datasets(model, loss=loss, n=space.get("n", (1, 4)), generic=space.get("generic", False)))
         return Scenario(model, p, X, Y, loss, d(opt_st), steps=space.get("steps", 3),
                         T=space.get("T", 0.2), flow_steps=space.get("flow_steps", 8))
 
