@@ -170,16 +170,17 @@ class Problem:
                 continue
             self.pattern = [model.pattern(unflatten(self.theta, self.shapes), self.X[b]) for b in self.batches]
             found += 1
-            here = rank_and_gap(self.values(self.theta))[0]
+            fields = self.values(self.theta)
+            here = rank_and_gap(fields)[0]
             if here > rank:
-                best, rank = (self.theta, self.pattern), here
+                best, rank = (self.theta, self.pattern, fields), here
             if rank >= enough or found == GENERIC_DRAWS:
                 break
         if best is None:
             raise InvalidArgument(f"{model.spec}: no generic point found in {tries} draws (a unit never "
                                   "changes slope on the data, or a normalization group is constant); "
                                   "widen the layer before it")
-        self.theta, self.pattern = best
+        self.theta, self.pattern, self.fields = best  # the fields at theta0
         self.rank = rank  # of the fields at theta (depth 0)
 
     def values(self, theta, rows=None) -> np.ndarray:
@@ -324,7 +325,7 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
     theta = problem.theta
     gens = problem.generators()
     partners_of = gens if partners is None else gens[:partners]
-    rows = problem.values(theta)
+    rows = problem.fields
     rank, gap = rank_and_gap(rows)
     ranks, gaps = [rank], [gap]
     new = [gens[i] for i in _independent(rows, np.zeros((0, problem.D)))]
@@ -374,7 +375,7 @@ def quadratic_laws(model, problems) -> np.ndarray:
     iu = np.triu_indices(D)
     blocks = []
     for p in problems:
-        G = p.values(p.theta).real
+        G = p.fields.real
         # <A theta + b, g> = sum_{i<=j} A_ij (theta_j g_i + theta_i g_j [i != j]) + b . g
         quad = G[:, iu[0]] * p.theta[iu[1]] + np.where(iu[0] != iu[1], G[:, iu[1]] * p.theta[iu[0]], 0.0)
         blocks.append(np.hstack([quad, G]))
@@ -469,7 +470,7 @@ def orthogonal(law, problems) -> bool:
     from flowlaws.checking import gamma
 
     for p in problems:
-        J, G = component_gradients(law, p.theta, p.shapes), p.values(p.theta).real
+        J, G = component_gradients(law, p.theta, p.shapes), p.fields.real
         scale = np.outer(np.linalg.norm(J, axis=1), np.linalg.norm(G, axis=1))
         if np.any(np.abs(J @ G.T) > 1e3 * gamma(p.D + len(p.X)) * scale + 1e-300):
             return False
