@@ -105,3 +105,36 @@ def test_balance_level_sits_at_zero_for_relu_and_catches_adam(rng):
         run = descend(model, Square(), p, X, Y, opt, 50)
         effect = balance(model, X, run, layer, opt).effect
         assert (effect > 1e3) if broken else (effect <= 1e-3), (spec, effect)
+
+
+def test_one_gd_step_grows_the_scale_law_by_exactly_eta_squared_g_squared(rng):
+    from flowlaws.engine import value_and_grad
+
+    model = parse("seq:3:dense(4,bias),batchnorm,relu,dense(2)")
+    params, X, Y = model.init(rng), rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    _, grads = value_and_grad(model, Square(), params, X, Y)
+    W, b = params[:2]
+    gW, gb = grads[:2]
+    assert np.max(np.abs(gb)) < 1e-15  # a bias before BatchNorm has zero gradient (cancelled)
+    eta, lam = 0.7, 0.1
+    after = (1 - eta * lam) * W - eta * gW
+    norm = lambda M: np.sum(M**2, axis=1)  # noqa: E731
+    assert np.allclose(norm(after), (1 - eta * lam) ** 2 * norm(W) + eta**2 * norm(gW), rtol=1e-13)
+
+
+@pytest.mark.parametrize(("opt", "holds"), [(Momentum(lr=5.0, beta=0.9, weight_decay=0.1), True),
+                                            (GD(lr=10.0, weight_decay=0.1), True), (Adam(lr=0.05), False)])
+def test_translation_laws_follow_the_optimizers_closed_form_at_any_step_size(rng, opt, holds):
+    from flowlaws.flows import descend
+    from flowlaws.losses import CrossEntropy
+
+    from flowlaws.checking import steps
+
+    model = parse("mlp:3-4-3:relu:bias")
+    loss = CrossEntropy()
+    params, X = model.init(rng), rng.normal(size=(5, 3))
+    Y = rng.dirichlet(np.ones(3), size=5)
+    translation = tuple(law for law in laws(model, loss) if law.family == "translation")
+    run = descend(model, loss, params, X, Y, opt, 4)
+    effect = steps(model, loss, X, Y, run, translation, opt, "optimizer").effect
+    assert effect <= 1 if holds else effect > 1e6

@@ -119,3 +119,37 @@ def test_a_unit_fed_by_one_non_negative_input_is_linear_on_all_data_so_no_generi
     model = parse("seq:1:residual[dense(3),relu,dense(1)],relu,residual[dense(2),relu,dense(1)],dense(3)")
     with pytest.raises(InvalidArgument, match="no generic point"):
         discover(model)
+
+
+# Normalization, softmax and attention (docs/theory.md 6): counts found by discovery alone, each
+# explained by the derived families: scale (a row, or the whole layer under LayerNorm), translation
+# (a bias before BatchNorm; under LayerNorm and softmax the column sums too; LayerNorm's zero-mean
+# output makes its reader's sums per group a law), rescaling through an affine normalization, GL per
+# attention head.
+@pytest.mark.parametrize(("spec", "loss", "count"), [
+    ("seq:3:dense(2,bias),batchnorm,relu,dense(1)", None, 2 + 2),  # ||W_i||^2 + b_i^2 and b_i
+    ("seq:3:dense(2,bias),batchnorm(affine),relu,dense(1)", None, 2 + 2 + 2),  # + gamma_i^2 + beta_i^2 - W'_i^2
+    ("seq:2x4:conv1d(2,2,bias),batchnorm,relu,avgpool1d(2),flatten,dense(1)", None, 2 + 2),
+    ("seq:3:dense(3),layernorm,relu,dense(1)", None, 1 + 3),  # ||W||^2 and the 3 column sums
+    ("seq:3:dense(3,bias),layernorm(affine),relu,dense(1)", None, 1 + 3 + 1 + 3),
+    ("seq:3:dense(3),layernorm,dense(2)", None, 1 + 3 + 2),  # + the row sums of the reader
+    ("seq:3:dense(2,bias),batchnorm,relu,dense(3,bias)", "cross_entropy", 4 + 2 + 1),
+    ("seq:3x2:attention(heads=1,dk=1,dv=1),flatten,dense(1)", None, 1 + 1 + 3),  # qk, vo, output features
+    ("seq:3x3:attention(heads=1,dk=1,dv=2),layernorm,flatten,dense(1)", None, 1 + 3 + 1 + 2 + 3),
+    ("seq:4x3:residual[layernorm,attention(heads=1,dk=1,dv=1)],flatten,dense(1)", None, 1 + 1 + 3),
+])
+def test_normalized_softmax_and_attention_nets_have_exactly_the_derived_laws(spec, loss, count):
+    found = discover(parse(spec), loss=loss)
+    assert found.count == count and found.complete and not found.spurious
+
+
+def test_analytic_fields_get_exact_directional_derivatives_from_a_shrinking_circle():
+    sigmoid = Field(lambda x: 1 / (1 + np.exp(-x)), None, "sigmoid")  # poles at +-i pi: the circle must shrink
+    x, w = np.array([0.5, -1.0]), np.array([3.0, 1.0])
+    exact = np.exp(-x) / (1 + np.exp(-x)) ** 2 * w
+    assert np.allclose(directional(sigmoid, x.astype(complex), w), exact, rtol=1e-12, atol=0)
+
+
+def test_a_laws_complete_case_with_normalization_and_attention_is_decided_complete():
+    for spec in ("seq:3:dense(3,bias),layernorm(affine),relu,dense(2)", "seq:2x3:attention(heads=1,dk=1,dv=1),flatten,dense(1)"):
+        assert completeness(parse(spec)).effect == 0

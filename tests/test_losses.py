@@ -47,3 +47,14 @@ def test_bad_loss_specs_raise_invalid_argument(spec, fragment):
     with pytest.raises(InvalidArgument) as info:
         loss(spec)
     assert fragment in str(info.value)
+
+
+def test_cross_entropy_gradient_magnitude_bounds_the_terms_that_cancel(rng):
+    from flowlaws.losses import CrossEntropy
+
+    loss, p = CrossEntropy(), rng.normal(size=(4, 3)) * 5
+    y = rng.dirichlet(np.ones(3), size=4)
+    _, grad = loss.value_and_grad(p, y)
+    magnitude = loss.gradient_magnitude(p, y)
+    assert np.all(magnitude >= np.abs(grad))
+    assert np.all(magnitude.sum(axis=1) >= 2 * y.sum(axis=1) / 4 - 1e-15)  # softmax and y each sum to 1 (mean)

@@ -5,6 +5,7 @@ import pytest
 from flowlaws.engine import value_and_grad
 from flowlaws.errors import InvalidArgument
 from flowlaws.losses import Square
+from flowlaws.invariants import laws
 from flowlaws.models import HOMOGENEOUS, NON_HOMOGENEOUS, Activation, flatten, parse, unflatten
 
 SPECS = [
@@ -21,6 +22,11 @@ SPECS = [
     "seq:2x6x6:conv2d(3,3,padding=1),leaky_relu(0.1),avgpool2d(2),conv2d(2,2,bias),relu,flatten,dense(3)",
     "seq:1x5x5:conv2d(2,2,stride=2),relu,maxpool2d(2),flatten,dense(1)",
     "seq:4:dense(4,bias),relu,residual[dense(8),relu,dense(4)],relu,dense(2)",
+    "seq:3:dense(4,bias),batchnorm,relu,dense(2)",
+    "seq:2x6:conv1d(3,2),batchnorm(affine,eps=1e-05),relu,flatten,dense(2)",
+    "seq:3:dense(4),layernorm(affine),relu,dense(2)",
+    "seq:5x4:attention(heads=2,dk=3,dv=2),flatten,dense(2)",
+    "seq:5x4:residual[layernorm,attention(heads=1,dk=2,dv=2)],flatten,dense(2)",
 ]
 LAYER_KINDS = [
     "seq:3:dense({w},bias),{act},dense(2,bias)",
@@ -29,6 +35,12 @@ LAYER_KINDS = [
     "seq:2x6:conv1d(2,2,bias),{act},avgpool1d(2),flatten,dense(2)",
     "seq:2x6:conv1d(2,1),{act},maxpool1d(3),flatten,dense(2)",
     "seq:3:dense(3),{act},residual[dense(4,bias),{act},dense(3)],dense(2)",
+    "seq:3:dense({w},bias),batchnorm(affine),{act},dense(2,bias)",
+    "seq:2x6:conv1d(3,2,bias),batchnorm,{act},flatten,dense(2)",
+    "seq:2x3x3:conv2d(2,2,padding=1),batchnorm(affine,eps=1e-05),{act},flatten,dense(2)",
+    "seq:3:dense({w}),layernorm(affine),{act},dense(2)",
+    "seq:3x4:attention(heads=2,dk=3,dv=2),{act},flatten,dense(2)",
+    "seq:3x4:residual[layernorm,attention(heads=1,dk=2,dv=3)],{act},layernorm(affine,eps=0.001),flatten,dense(2)",
 ]
 ACTIVATIONS = ["linear", "relu", "leaky_relu(0.1)", "abs", "prelu(0.5,-2)", "relu_power(2)",
                *NON_HOMOGENEOUS]
@@ -201,3 +213,55 @@ def test_a_new_layer_declares_its_symmetry_and_the_walker_derives_its_laws():
     model = Sequential((3,), (Dense(4), Double(), Dense(2)))
     assert [law.kind for law in laws(model)] == ["unit", "layer", "matrix"]
     assert discover(model).complete
+
+
+def test_batchnorm_eps_breaks_the_scale_symmetry_by_exactly_its_first_order_term(rng):
+    # docs/theory.md 6.2: <dL/dw_i, w_i> = eps / (var_i + eps) * sum_batch (dL/dx̂_i) x̂_i
+    eps = 0.3
+    model = parse(f"seq:3:dense(4),batchnorm(eps={eps}),relu,dense(2)")
+    (W, V), X, Y = model.init(rng), rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    _, (gW, _) = value_and_grad(model, Square(), (W, V), X, Y)
+    z = X @ W.T
+    var = z.var(axis=0)
+    xhat = (z - z.mean(axis=0)) / np.sqrt(var + eps)
+    _, dout = Square().value_and_grad(np.maximum(xhat, 0) @ V.T, Y)
+    dxhat = (dout @ V) * (xhat > 0)
+    assert np.allclose(np.sum(gW * W, axis=1), eps / (var + eps) * np.sum(dxhat * xhat, axis=0), rtol=1e-12)
+    assert not any(law.family == "scale" for law in laws(model))  # eps > 0: no scale law is derived
+    assert any(law.family == "scale" for law in laws(parse("seq:3:dense(4),batchnorm,relu,dense(2)")))
+
+
+@pytest.mark.parametrize(("spec", "fragment"), [
+    ("seq:3:dense(4),batchnorm,relu,dense(1)", "a channel is constant over the batch"),
+    ("seq:3:dense(4),layernorm,relu,dense(1)", "a sample's features are all equal"),
+])
+def test_a_constant_normalization_group_is_unrepresentable_not_nan(spec, fragment):
+    from flowlaws.errors import Unrepresentable
+
+    model = parse(spec)
+    params = tuple(np.zeros(shape) for _, shape in model.param_specs)
+    with pytest.raises(Unrepresentable, match=fragment):
+        model.forward(params, np.ones((3, 3)))
+
+
+def test_normalizations_and_attention_declare_their_law_families():
+    names = {law.name: law for law in laws(parse("seq:3:dense(4,bias),batchnorm(affine),relu,dense(2)"))}
+    assert names["scale unit dense0/bn0"].formula == "‖dense0.W[i,:]‖² + dense0.b[i]²"
+    assert names["translation unit dense0/bn0"].formula == "dense0.b[i]" and names["translation unit dense0/bn0"].order == 1
+    assert names["unit bn0/dense1"].formula == "bn0.gamma[i]² + bn0.beta[i]² − ‖dense1.W[:,i]‖²"
+    assert "matrix bn0/dense1" not in names  # gamma is diagonal: no mixing of units
+    layer_norm = {law.name for law in laws(parse("seq:3:dense(4,bias),layernorm,relu,dense(2)"))}
+    assert "scale layer dense0/ln0" in layer_norm and "scale unit dense0/ln0" not in layer_norm
+    attention = {law.name: law for law in laws(parse("seq:5x4:attention(heads=2,dk=3,dv=2),flatten,dense(2)"))}
+    qk = attention["gl matrix attn0.h1.qk"]
+    assert qk.formula.startswith("[i,j] = ⟨attn0.Wq1[:,i], attn0.Wq1[:,j]⟩ − ⟨attn0.Wk1[:,i]")
+    assert "every 4th from i" in attention["unit attn0/dense0"].formula  # feature i of each position
+
+
+def test_gl_matrix_laws_of_an_attention_head_are_the_theory_matrices(rng):
+    model = parse("seq:5x4:attention(heads=1,dk=3,dv=2),flatten,dense(2)")
+    params = model.init(rng)
+    Wq, Wk, Wv, Wo = params[:4]
+    by_name = {law.name: law for law in laws(model)}
+    assert np.allclose(by_name["gl matrix attn0.h0.qk"].value(params), Wq.T @ Wq - Wk.T @ Wk)
+    assert np.allclose(by_name["gl matrix attn0.h0.vo"].value(params), Wv.T @ Wv - Wo @ Wo.T)

@@ -117,3 +117,29 @@ def test_invalid_strategy_arguments_raise_invalid_argument_naming_the_value(make
     with pytest.raises(InvalidArgument) as info:
         make()
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(("kind", "layer"), [("batchnorm", "batchnorm"), ("layernorm", "layernorm"),
+                                             ("attention", "attention")])
+@given(data=st.data())
+def test_each_new_kind_draws_nets_with_its_layer_that_run_on_generic_data(kind, layer, data):
+    from flowlaws.errors import Unrepresentable
+    from flowlaws.strategies import datasets
+
+    model = data.draw(architectures(kinds=[kind]))
+    assert layer in model.spec
+    X, _ = data.draw(datasets(model, n=(2, 4), generic=True))
+    try:
+        out, _ = model.forward(model.init(np.random.default_rng(0)), X)
+    except Unrepresentable as error:  # a constant normalization group (ReLU then LayerNorm): said, not NaN
+        assert "variance 0" in str(error)
+        return
+    assert out.shape == (len(X), *model.output_shape) and np.all(np.isfinite(out))
+
+
+@given(st.data())
+def test_optimizers_draw_their_weight_decay_from_a_tuple(data):
+    from flowlaws.strategies import optimizers
+
+    opt = data.draw(optimizers(names=("gd", "momentum"), weight_decay=(0.0, 0.1)))
+    assert opt.weight_decay in (0.0, 0.1)
