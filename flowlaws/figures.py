@@ -10,6 +10,13 @@ Sizes and constants are ours (the paper's are not available):
   with eta = 0.01 on the mean square loss, 3,000 iterations; panels from the paper's
   balanced start (each layer rescaled to a common squared norm) and from the raw i.i.d.
   start. ``--quick``: mlp:10-40-40-1, 200 inputs, 600 iterations.
+- Fig. 3 (after Kunin et al., Neural Mechanics, ICLR 2021, Fig. 1): NETWORK_3 (dense,
+  BatchNorm with affine, ReLU, a softmax cross-entropy head) on 256 Gaussian inputs labelled
+  by a random teacher of 4 classes, SGD eta = 0.1, batch 32, weight decay 5e-3, 300 steps
+  (``--quick``: 100). Per law family (translation: the last layer's column sums; scale:
+  the rows before BatchNorm; rescale: gamma_i^2 + beta_i^2 - ||W'[:,i]||^2), the measured
+  value per step against its exact predicted trajectory h_k+1 = (1 - eta lambda) h_k
+  (linear) and Q_k+1 = (1 - eta lambda)^2 Q_k + eta^2 Q(g_k) (quadratic), and the residual.
 """
 
 from __future__ import annotations
@@ -48,8 +55,44 @@ def _rate(objective: np.ndarray) -> float:
     return float(-np.polyfit(t, np.log(objective[t]), 1)[0])
 
 
-FULL: dict[str, Any] = {"steps": 3000, "widths": (20, 100, 100, 1), "points": 1000}
-QUICK: dict[str, Any] = {"steps": 600, "widths": (10, 40, 40, 1), "points": 200}
+FULL: dict[str, Any] = {"steps": 3000, "widths": (20, 100, 100, 1), "points": 1000, "steps3": 300}
+QUICK: dict[str, Any] = {"steps": 600, "widths": (10, 40, 40, 1), "points": 200, "steps3": 100}
+NETWORK_3 = "seq:8:dense(16,bias),batchnorm(affine),relu,dense(4,bias)"
+FAMILIES_3 = {"translation": "translation unit dense1/softmax.W", "scale": "scale unit dense0/bn0",
+              "rescale": "unit bn0/dense1"}
+
+
+def figure3_data(seed: int = 0, steps: int = 300) -> dict:
+    """SGD with weight decay on NETWORK_3: each family's law (unit 0) per step, measured and
+    predicted by its exact recursion from the gradients used, and the relative residual."""
+    from flowlaws.flows import SGD, descend
+    from flowlaws.invariants import laws
+    from flowlaws.losses import CrossEntropy
+    from flowlaws.models import mlp, parse
+
+    rng = np.random.default_rng(seed)
+    net, loss = parse(NETWORK_3), CrossEntropy()
+    X = rng.normal(size=(256, 8))
+    teacher = mlp([8, 16, 4], "relu")
+    Y = np.eye(4)[np.argmax(teacher.apply(teacher.init(rng), X, fused=False), axis=1)]
+    opt = SGD(lr=0.1, weight_decay=5e-3, batch_size=32, seed=seed)
+    run = descend(net, loss, net.init(rng), X, Y, opt, steps)
+    if not run.ok:
+        raise InvalidArgument(f"figure 3 run failed: {run.message}")
+    by_name = {law.name: law for law in laws(net, loss)}
+    data: dict[str, Any] = {"losses": run.losses.tolist()}
+    for family, name in FAMILIES_3.items():
+        law = by_name[name]
+        measured = [float(np.ravel(law.value(p))[0]) for p in run.params]
+        predicted = [measured[0]]
+        for k, grad in enumerate(run.grads):
+            eta = opt.step_size(k)
+            shrink = (1 - eta * opt.weight_decay) ** law.order
+            predicted.append(shrink * predicted[-1] + eta**2 * float(np.ravel(law.second(grad))[0]))
+        scale = max(abs(v) for v in measured)
+        data[family] = {"law": name, "formula": law.formula, "measured": measured, "predicted": predicted,
+                        "residual": [abs(a - b) / scale for a, b in zip(measured, predicted, strict=True)]}
+    return data
 
 
 def figure2_data(seed: int = 0, steps: int = 3000, widths=FULL["widths"], points: int = FULL["points"],
@@ -110,8 +153,12 @@ def make_figures(out, *, quick: bool = False, steps: int | None = None, on_phase
     for init in ("balanced", "iid"):
         report(f"Fig. 2: ReLU net, {init} start")
         two[init] = figure2_data(steps=sizes["steps"], widths=sizes["widths"], points=sizes["points"], init=init)
+    report("Fig. 3: BatchNorm net, softmax head, SGD with weight decay")
+    three = figure3_data(steps=sizes["steps3"])
     report("writing")
     captions = {
+        "fig3": (f"Fig. 3 (after Neural Mechanics, Fig. 1): {NETWORK_3}, softmax cross-entropy, SGD eta = 0.1, "
+                 f"batch 32, weight decay 5e-3, {sizes['steps3']} steps: each law against its exact prediction"),
         "fig1": (f"Fig. 1: GD on 1/2||UV^T - M*||^2, M* 20x20 of rank 5, unbalanced start (ratio "
                  f"{one['init_ratio']:.2f}), eta = 0.05, {sizes['steps']} iterations, lambda in {{0, 1}}"),
         "fig2": (f"Fig. 2: mlp:{'-'.join(map(str, sizes['widths']))}:relu, {sizes['points']} points, "
@@ -142,10 +189,22 @@ def make_figures(out, *, quick: bool = False, steps: int | None = None, on_phase
         row[0].legend(), row[1].legend()
     fig.suptitle(captions["fig2"], fontsize=8)
     written += _save(fig, out / "fig2", captions["fig2"])
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6), constrained_layout=True)
+    for column, family in zip(axes.T, FAMILIES_3, strict=True):
+        law = three[family]
+        column[0].plot(law["measured"], label="measured", lw=2)
+        column[0].plot(law["predicted"], "--", label="predicted", color="k")
+        column[0].set(xlabel="step", title=f"{family}: {law['law']}")
+        column[1].semilogy(np.maximum(law["residual"], 1e-18))
+        column[1].set(xlabel="step", ylabel="|measured - predicted| / max |value|", ylim=(1e-18, 1))
+        column[0].legend()
+    fig.suptitle(captions["fig3"], fontsize=8)
+    written += _save(fig, out / "fig3", captions["fig3"])
     plt.close("all")
 
     path = out / "figures.json"
-    path.write_text(json.dumps({"figure1": one, "figure2": two, "captions": captions, "settings": sizes}))
+    path.write_text(json.dumps({"figure1": one, "figure2": two, "figure3": three, "captions": captions,
+                                "settings": sizes}))
     return [*written, path]
 
 

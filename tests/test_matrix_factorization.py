@@ -64,9 +64,13 @@ def test_figures_quick_writes_png_svg_and_json_with_captions_and_a_balanced_star
 
     phases = []
     written = make_figures(tmp_path, quick=True, on_phase=phases.append)
-    assert {p.name for p in written} == {"fig1.png", "fig1.svg", "fig2.png", "fig2.svg", "figures.json"}
+    assert {p.name for p in written} == {"fig1.png", "fig1.svg", "fig2.png", "fig2.svg", "fig3.png", "fig3.svg",
+                                         "figures.json"}
     data = json.loads((tmp_path / "figures.json").read_text())
-    assert set(data) == {"figure1", "figure2", "captions", "settings"} and len(phases) == 4
+    assert set(data) == {"figure1", "figure2", "figure3", "captions", "settings"} and len(phases) == 5
+    for family in ("translation", "scale", "rescale"):  # Fig. 3: every law on its exact predicted trajectory
+        law = data["figure3"][family]
+        assert max(law["residual"]) < 1e-12 and abs(law["measured"][-1] - law["measured"][0]) > 1e-3
     balanced = data["figure2"]["balanced"]["pairs"]
     assert all(abs(pair["final_ratio"] - 1) < 3e-3 for pair in balanced.values())  # the paper's 0.3%
     assert data["captions"]["fig2"] in (tmp_path / "fig2.svg").read_text()
