@@ -113,7 +113,7 @@ def test_one_gd_step_grows_the_scale_law_by_exactly_eta_squared_g_squared(rng):
     model = parse("seq:3:dense(4,bias),batchnorm,relu,dense(2)")
     params, X, Y = model.init(rng), rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
     _, grads = value_and_grad(model, Square(), params, X, Y)
-    W, b = params[:2]
+    W, _b = params[:2]
     gW, gb = grads[:2]
     assert np.max(np.abs(gb)) < 1e-15  # a bias before BatchNorm has zero gradient (cancelled)
     eta, lam = 0.7, 0.1
@@ -125,10 +125,9 @@ def test_one_gd_step_grows_the_scale_law_by_exactly_eta_squared_g_squared(rng):
 @pytest.mark.parametrize(("opt", "holds"), [(Momentum(lr=5.0, beta=0.9, weight_decay=0.1), True),
                                             (GD(lr=10.0, weight_decay=0.1), True), (Adam(lr=0.05), False)])
 def test_translation_laws_follow_the_optimizers_closed_form_at_any_step_size(rng, opt, holds):
+    from flowlaws.checking import steps
     from flowlaws.flows import descend
     from flowlaws.losses import CrossEntropy
-
-    from flowlaws.checking import steps
 
     model = parse("mlp:3-4-3:relu:bias")
     loss = CrossEntropy()

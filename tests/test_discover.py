@@ -151,5 +151,6 @@ def test_analytic_fields_get_exact_directional_derivatives_from_a_shrinking_circ
 
 
 def test_a_laws_complete_case_with_normalization_and_attention_is_decided_complete():
-    for spec in ("seq:3:dense(3,bias),layernorm(affine),relu,dense(2)", "seq:2x3:attention(heads=1,dk=1,dv=1),flatten,dense(1)"):
+    for spec in ("seq:3:dense(3,bias),layernorm(affine),relu,dense(2)",
+                 "seq:2x3:attention(heads=1,dk=1,dv=1),flatten,dense(1)"):
         assert completeness(parse(spec)).effect == 0

@@ -4,8 +4,8 @@ import pytest
 
 from flowlaws.engine import value_and_grad
 from flowlaws.errors import InvalidArgument
-from flowlaws.losses import Square
 from flowlaws.invariants import laws
+from flowlaws.losses import Square
 from flowlaws.models import HOMOGENEOUS, NON_HOMOGENEOUS, Activation, flatten, parse, unflatten
 
 SPECS = [
@@ -247,7 +247,8 @@ def test_a_constant_normalization_group_is_unrepresentable_not_nan(spec, fragmen
 def test_normalizations_and_attention_declare_their_law_families():
     names = {law.name: law for law in laws(parse("seq:3:dense(4,bias),batchnorm(affine),relu,dense(2)"))}
     assert names["scale unit dense0/bn0"].formula == "‖dense0.W[i,:]‖² + dense0.b[i]²"
-    assert names["translation unit dense0/bn0"].formula == "dense0.b[i]" and names["translation unit dense0/bn0"].order == 1
+    shift = names["translation unit dense0/bn0"]
+    assert shift.formula == "dense0.b[i]" and shift.order == 1
     assert names["unit bn0/dense1"].formula == "bn0.gamma[i]² + bn0.beta[i]² − ‖dense1.W[:,i]‖²"
     assert "matrix bn0/dense1" not in names  # gamma is diagonal: no mixing of units
     layer_norm = {law.name for law in laws(parse("seq:3:dense(4,bias),layernorm,relu,dense(2)"))}
