@@ -129,7 +129,7 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
         layers += [Flatten(), Dense(draw(sizes), has_bias)]
         shape = (draw(sizes), *(spatial,) * dims)
         try:
-            return Sequential(shape, tuple(layers))
+            return _kernels_fit(Sequential(shape, tuple(layers)))
         except InvalidArgument:
             # a kernel or pool that does not fit: drop the pools, use 1-wide kernels
             plain = tuple(
@@ -140,6 +140,16 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
 
     return _named(draw_model(), "architectures", kinds=list(kinds), activations=list(acts),
                   depth=depth, width=width, bias=list(bias), pooling=list(pooling))
+
+
+def _kernels_fit(model):
+    """``model``, unless a conv's input is shorter than its kernel: then padding alone fills
+    some taps at each position, the taps split into units of their own and the net has
+    laws its symmetries do not give (docs/theory.md 6, degenerate cases)."""
+    for position, layer in enumerate(model.layers):
+        if getattr(layer, "kernel", 0) > min(model.site(position).in_shape[1:], default=0):
+            raise InvalidArgument(f"{layer.spec}: input shorter than the kernel")
+    return model
 
 
 def _residual_net(draw, sizes, act, bias):
