@@ -85,7 +85,7 @@ def figure3_data(seed: int = 0, steps: int = 300) -> dict:
         law = by_name[name]
         measured = [float(np.ravel(law.value(p))[0]) for p in run.params]
         predicted = [measured[0]]
-        for k, grad in enumerate(run.grads):
+        for k, grad in enumerate(run.grads or ()):
             eta = opt.step_size(k)
             shrink = (1 - eta * opt.weight_decay) ** law.order
             predicted.append(shrink * predicted[-1] + eta**2 * float(np.ravel(law.second(grad))[0]))
