@@ -7,6 +7,10 @@ backprop measured in the same run (a ratio), and gradient flow per integrator.
 Sizes (ReLU, square loss, mean over the batch): tiny 5-16-16-16-3 batch 32,
 medium 10-64-64-64-10 batch 128, large 100-512-512-512-10 batch 256. Targets:
 ratios <= 1.5 / 1.2 / 1.1; some integrator with drift <= 1e-12 in <= 3,000 evaluations.
+Normalization and attention (target <= 1.3 each): BATCHNORM_NET at batch 128 and
+ATTENTION_NET (T = 16, d = 32, 4 heads) at batch 32, against hand-written numpy
+forward and backward passes of the same nets; PyTorch eager CPU float64 is reported
+alongside when torch is installed.
 """
 
 from __future__ import annotations
@@ -49,6 +53,130 @@ def reference(params, X, Y):
         if i:
             d = (d @ params[i]) * (pre[i - 1] > 0)
     return value, grads
+
+
+BATCHNORM_NET = "seq:10:dense(64),batchnorm,relu,dense(64),batchnorm,relu,dense(10)"
+ATTENTION_NET = "seq:16x32:attention(heads=4,dk=8,dv=8),flatten,dense(10)"
+
+
+def batchnorm_reference(params, X, Y):
+    """Hand-written backprop: dense, BatchNorm (batch statistics, eps 0), ReLU, twice; a
+    dense head; mean square loss."""
+    W1, W2, W3 = params
+    cache, a = [], X
+    for W in (W1, W2):
+        z = a @ W.T
+        d = z - z.mean(axis=0)
+        s = 1.0 / np.sqrt((d * d).mean(axis=0))
+        xhat = d * s
+        cache.append((a, s, xhat))
+        a = np.maximum(xhat, 0.0)
+    r = a @ W3.T - Y
+    n = len(X)
+    dout = r / n
+    grads = [None, None, dout.T @ a]
+    g = dout @ W3
+    for i in (1, 0):
+        inp, s, xhat = cache[i]
+        g = g * (xhat > 0)
+        dz = s * (g - g.mean(axis=0) - xhat * (g * xhat).mean(axis=0))
+        grads[i] = dz.T @ inp
+        g = dz @ params[i]
+    return 0.5 * np.sum(r * r) / n, grads
+
+
+def attention_reference(params, X, Y):
+    """Hand-written backprop: multi-head self-attention (heads stacked, batched matmul),
+    flatten, a dense head; mean square loss."""
+    heads = (len(params) - 1) // 4
+    Wq, Wk, Wv, Wo = (np.stack(params[i:4 * heads:4]) for i in range(4))
+    W = params[-1]
+    x = X[:, None]  # (N, 1, T, d)
+    Q, K, V = x @ Wq, x @ Wk, x @ Wv  # (N, H, T, k)
+    scale = 1.0 / np.sqrt(Wq.shape[-1])
+    S = (Q @ K.swapaxes(-1, -2)) * scale
+    E = np.exp(S - S.max(axis=-1, keepdims=True))
+    A = E / E.sum(axis=-1, keepdims=True)
+    H = A @ V
+    out = (H @ Wo).sum(axis=1)  # (N, T, d)
+    flat = out.reshape(len(X), -1)
+    r = flat @ W.T - Y
+    n = len(X)
+    dout = r / n
+    dW = dout.T @ flat
+    g = (dout @ W).reshape(out.shape)[:, None]  # (N, 1, T, d)
+    dWo = (H.swapaxes(-1, -2) @ g).sum(axis=0)
+    dH = g @ Wo.swapaxes(-1, -2)
+    dA = dH @ V.swapaxes(-1, -2)
+    dV = A.swapaxes(-1, -2) @ dH
+    dS = A * (dA - (dA * A).sum(axis=-1, keepdims=True)) * scale
+    dQ, dK = dS @ K, dS.swapaxes(-1, -2) @ Q
+    xt = x.swapaxes(-1, -2)
+    dWq, dWk, dWv = ((xt @ D).sum(axis=0) for D in (dQ, dK, dV))
+    grads = [m[h] for h in range(heads) for m in (dWq, dWk, dWv, dWo)]
+    return 0.5 * np.sum(r * r) / n, [*grads, dW]
+
+
+def layer_rows(repeat: int = 200):
+    """flowlaws against the hand-written references (and torch, when installed)."""
+    from flowlaws.models import parse
+
+    rows = {}
+    for name, spec, batch, ref in (("batchnorm", BATCHNORM_NET, 128, batchnorm_reference),
+                                   ("attention", ATTENTION_NET, 32, attention_reference)):
+        rng = np.random.default_rng(0)
+        net, loss = parse(spec), Square()
+        p = net.init(rng)
+        X, Y = rng.normal(size=(batch, *net.input_shape)), rng.normal(size=(batch, *net.output_shape))
+        v1, g1 = value_and_grad(net, loss, p, X, Y)
+        v2, g2 = ref(p, X, Y)
+        assert abs(v1 - v2) <= 1e-12 * abs(v2)
+        assert all(np.allclose(a, b, rtol=1e-9, atol=1e-13) for a, b in zip(g1, g2, strict=True))
+        ours, refs = [], []
+        for _ in range(5):
+            ours.append(median_time(lambda net=net, p=p, X=X, Y=Y: value_and_grad(net, loss, p, X, Y), repeat // 5))
+            refs.append(median_time(lambda p=p, X=X, Y=Y, ref=ref: ref(p, X, Y), repeat // 5))
+        rows[name] = {"spec": spec, "batch": batch, "flowlaws_s": min(ours), "reference_s": min(refs),
+                      "ratio": min(ours) / min(refs), "torch_ratio": _torch_ratio(net, p, X, Y, min(refs))}
+    return rows
+
+
+def _torch_ratio(net, params, X, Y, reference_s):
+    """PyTorch eager CPU float64 of the same net (autograd.grad on the same function),
+    relative to the numpy reference; None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    from flowlaws.models import parse
+
+    del parse  # the torch bridge converts modules; here the function is written directly
+    tp = [torch.tensor(q, requires_grad=True) for q in params]
+    tX, tY = torch.tensor(X), torch.tensor(Y)
+
+    def step():
+        out = _torch_forward(net, tp, tX)
+        value = 0.5 * ((out - tY) ** 2).sum() / len(tX)
+        return torch.autograd.grad(value, tp)
+
+    return median_time(step, 50) / reference_s
+
+
+def _torch_forward(net, tp, x):
+    import torch
+
+    if net.spec == BATCHNORM_NET:
+        for W in tp[:2]:
+            z = x @ W.T
+            x = torch.relu((z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False)))
+        return x @ tp[2].T
+    heads = (len(tp) - 1) // 4
+    out = 0.0
+    for h in range(heads):
+        q, k, v, o = tp[4 * h: 4 * h + 4]
+        a = torch.softmax((x @ q) @ (x @ k).transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
+        out = out + a @ (x @ v) @ o
+    return out.reshape(len(x), -1) @ tp[-1].T
 
 
 def median_time(fn, repeat: int) -> float:
@@ -118,13 +246,16 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     args = parser.parse_args(argv)
     grads = gradient_rows()
+    layers = layer_rows()
     flows = flow_rows()
     doc = {"gradient_ratio": {k: round(v["ratio"], 3) for k, v in grads.items()},
            "autograd_ratio": {k: round(v["autograd_ratio"], 3) for k, v in grads.items()},
            "gradient_seconds": {k: v["flowlaws_s"] for k, v in grads.items()},
            "reference_seconds": {k: v["reference_s"] for k, v in grads.items()},
+           "layers": layers,
            "flow": flows,
            "targets": {"gradient_ratio": {"tiny": 1.5, "medium": 1.2, "large": 1.1},
+                       "layer_ratio": {"batchnorm": 1.3, "attention": 1.3},
                        "flow": "drift <= 1e-12 with <= 3000 evaluations"}}
     if args.json:
         print(json.dumps(doc, indent=1))
@@ -133,6 +264,10 @@ def main(argv=None) -> int:
     for k, v in grads.items():
         print(f"{k:8s} {v['flowlaws_s'] * 1e6:10.1f}us {v['reference_s'] * 1e6:10.1f}us "
               f"{v['ratio']:7.2f} {v['autograd_ratio']:8.2f}x")
+    for k, v in layers.items():
+        torch_text = "" if v["torch_ratio"] is None else f"  torch {v['torch_ratio']:.2f}x"
+        print(f"{k:10s} {v['flowlaws_s'] * 1e6:10.1f}us {v['reference_s'] * 1e6:10.1f}us {v['ratio']:7.2f}"
+              f"{torch_text}   ({v['spec']}, batch {v['batch']})")
     print()
     for row in flows:
         d = row["max_relative_drift"]

@@ -54,8 +54,19 @@ class Attention(Layer):
         self.param_shapes(in_shape)
         return tuple(in_shape)
 
-    def _stacked(self, p):
-        return tuple(np.stack(p[i::4]) for i in range(4))
+    def _projections(self, p):
+        """[Wq_h | Wk_h | Wv_h for every head] as one (d, H (2 dk + dv)) matrix, and the
+        Wo_h stacked as one (H dv, d) matrix: each product is then one BLAS call."""
+        return (np.concatenate([w for h in range(self.heads) for w in p[4 * h: 4 * h + 3]], axis=1),
+                np.concatenate(p[3::4], axis=0))
+
+    def _split(self, P):
+        """(N, T, H (2k + v)) -> Q, K, V of shape (N, H, T, .)."""
+        n, t, _ = P.shape
+        P = P.reshape(n, t, self.heads, -1).transpose(0, 2, 1, 3)
+        # contiguous copies: matmul on strided stacks skips BLAS
+        return tuple(np.ascontiguousarray(part) for part in (
+            P[..., :self.dk], P[..., self.dk:2 * self.dk], P[..., 2 * self.dk:]))
 
     # --- numbers ------------------------------------------------------------------------
     def apply(self, p, x):
@@ -70,45 +81,52 @@ class Attention(Layer):
         return y
 
     def run(self, p, x, frozen=None):
-        """(y, (Q, K, V, A, H)) per head (axis 1); complex x or p allowed (discovery)."""
-        Wq, Wk, Wv, Wo = self._stacked(p)
-        Q, K, V = (np.einsum("ntd,hdk->nhtk", x, W) for W in (Wq, Wk, Wv))
-        S = np.einsum("nhtk,nhsk->nhts", Q, K) / np.sqrt(self.dk)
-        E = np.exp(S - S.real.max(axis=-1, keepdims=True))
-        A = E / E.sum(axis=-1, keepdims=True)
-        H = np.einsum("nhts,nhsv->nhtv", A, V)
-        return np.einsum("nhtv,hvd->ntd", H, Wo), (Q, K, V, A, H)
+        """(y, (Q, K, V, A, H)) with heads on axis 1; complex x or p allowed (discovery)."""
+        W, Wo = self._projections(p)
+        return self._forward(x, W, Wo, None)
+
+    def _forward(self, x, W, Wo, A):
+        """The forward pass; with ``A`` given (the magnitude sweep) it replaces softmax."""
+        Q, K, V = self._split(x @ W)
+        S = (Q @ K.swapaxes(-1, -2)) / np.sqrt(self.dk)
+        if A is None:
+            E = np.exp(S - S.real.max(axis=-1, keepdims=True))
+            A = E / E.sum(axis=-1, keepdims=True)
+        else:  # exp turns absolute errors of S into relative errors of A
+            A = A * (1.0 + 2.0 * S.max(axis=-1, keepdims=True))
+        H = A @ V
+        n, _, t, _ = H.shape
+        return H.transpose(0, 2, 1, 3).reshape(n, t, -1) @ Wo, (Q, K, V, A, H)
 
     def pull(self, p, x, y, aux, dy, magnitude: bool = False):
         """The reverse sweep; with ``magnitude`` the same on the bounds of `bound_run`
         (every difference becomes a sum)."""
-        Wq, Wk, Wv, Wo = self._stacked(p)
+        W, Wo = self._projections(p)
         Q, K, V, A, H = aux
-        dWo = np.einsum("nhtv,ntd->hvd", H, dy)
-        dH = np.einsum("ntd,hvd->nhtv", dy, Wo)
-        dA = np.einsum("nhtv,nhsv->nhts", dH, V)
-        dV = np.einsum("nhts,nhtv->nhsv", A, dH)
-        dS = A * (dA + (-1.0, 1.0)[magnitude] * (dA * A).sum(axis=-1, keepdims=True))
-        dQ = np.einsum("nhts,nhsk->nhtk", dS, K) / np.sqrt(self.dk)
-        dK = np.einsum("nhts,nhtk->nhsk", dS, Q) / np.sqrt(self.dk)
-        grads = [np.einsum("ntd,nhtk->hdk", x, dQ), np.einsum("ntd,nhtk->hdk", x, dK),
-                 np.einsum("ntd,nhtv->hdv", x, dV), dWo]
-        dx = (np.einsum("nhtk,hdk->ntd", dQ, Wq) + np.einsum("nhsk,hdk->nsd", dK, Wk)
-              + np.einsum("nhtv,hdv->ntd", dV, Wv))
-        return dx, tuple(grads[i][h] for h in range(self.heads) for i in range(4))
+        n, heads, t, _ = H.shape
+        rows = H.transpose(0, 2, 1, 3).reshape(n * t, -1)
+        dWo = rows.T @ dy.reshape(n * t, -1)
+        dH = np.ascontiguousarray((dy @ Wo.T).reshape(n, t, heads, -1).transpose(0, 2, 1, 3))
+        dA = dH @ V.swapaxes(-1, -2)
+        dV = A.swapaxes(-1, -2) @ dH
+        dS = A * (dA + (-1.0, 1.0)[magnitude] * (dA * A).sum(axis=-1, keepdims=True)) / np.sqrt(self.dk)
+        dP = np.concatenate([dS @ K, dS.swapaxes(-1, -2) @ Q, dV], axis=-1)
+        dP = dP.transpose(0, 2, 1, 3).reshape(n, t, -1)
+        dW = x.reshape(n * t, -1).T @ dP.reshape(n * t, -1)
+        width, k, v = 2 * self.dk + self.dv, self.dk, self.dv
+        grads = []
+        for h in range(self.heads):
+            block = dW[:, h * width:(h + 1) * width]
+            grads += [block[:, :k], block[:, k:2 * k], block[:, 2 * k:], dWo[h * v:(h + 1) * v]]
+        return dP @ W.T, tuple(grads)
 
     def vjp(self, p, x, y, dy):
         return self.pull(p, x, y, self.run(p, x)[1], dy)
 
     def bound_run(self, p, x, aux):
         """Bounds for inputs bounded by x and params p >= 0 (see the module docstring)."""
-        Wq, Wk, Wv, Wo = self._stacked(p)
-        A = aux[3]
-        Q, K, V = (np.einsum("ntd,hdk->nhtk", x, W) for W in (Wq, Wk, Wv))
-        S = np.einsum("nhtk,nhsk->nhts", Q, K) / np.sqrt(self.dk)
-        A = np.abs(A) * (1.0 + 2.0 * S.max(axis=-1, keepdims=True))
-        H = np.einsum("nhts,nhsv->nhtv", A, V)
-        return np.einsum("nhtv,hvd->ntd", H, Wo), (Q, K, V, A, H)
+        W, Wo = self._projections(p)
+        return self._forward(x, W, Wo, np.abs(aux[3]))
 
     # --- symmetry declarations ------------------------------------------------------------
     @property
