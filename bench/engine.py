@@ -134,7 +134,8 @@ def layer_rows(repeat: int = 200):
         assert all(np.allclose(a, b, rtol=1e-9, atol=1e-13) for a, b in zip(g1, g2, strict=True))
         ours, refs = [], []
         for _ in range(5):
-            ours.append(median_time(lambda net=net, p=p, X=X, Y=Y: value_and_grad(net, loss, p, X, Y), repeat // 5))
+            ours.append(median_time(lambda net=net, loss=loss, p=p, X=X, Y=Y: value_and_grad(net, loss, p, X, Y),
+                                    repeat // 5))
             refs.append(median_time(lambda p=p, X=X, Y=Y, ref=ref: ref(p, X, Y), repeat // 5))
         rows[name] = {"spec": spec, "batch": batch, "flowlaws_s": min(ours), "reference_s": min(refs),
                       "ratio": min(ours) / min(refs), "torch_ratio": _torch_ratio(net, p, X, Y, min(refs))}
