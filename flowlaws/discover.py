@@ -206,19 +206,13 @@ def _draw(model, rng) -> np.ndarray:
                          for (name, _), p in zip(model.param_specs, params, strict=True)))
 
 
-def _all_layers(layers):
-    for layer in layers:
-        yield layer
-        yield from _all_layers(getattr(layer, "block", ()))
-
-
 def _polynomial(model) -> bool:
     """Frozen, is the network a polynomial in theta (no normalization, no softmax)?"""
-    return all(layer.polynomial for layer in _all_layers(getattr(model, "layers", ())))
+    return all(layer.polynomial for layer in getattr(model, "all_layers", ()))
 
 
 def _couples_samples(model) -> bool:
-    return any(layer.couples_samples for layer in _all_layers(getattr(model, "layers", ())))
+    return any(layer.couples_samples for layer in getattr(model, "all_layers", ()))
 
 
 def _weight_layers(model) -> int:

@@ -57,8 +57,16 @@ def explore_theorem(model, loss, opt, law: str | None = None, *, levels=LEVELS, 
         f"with {loss.spec}: B(theta, grad L) = 0, every {opt.spec} step changes the law only by "
         "Q(Delta) (no first-order term 2B(theta, Delta)), and gradient flow conserves it",
         "docs/theory.md 3.1 and 3.3",
-        {"model": model, "loss": loss, "optimizer": opt, "steps": STEPS, "T": 0.2, "flow_steps": 6},
+        {"model": model, "loss": loss, "optimizer": opt, "steps": STEPS, "T": 0.2, "flow_steps": 6,
+         "generic": _normalized(model), "n": (2, 4) if _normalized(model) else (1, 4)},
         _laws_named(law, derived_only), tuple(levels), prediction="second-order")
+
+
+def _normalized(model) -> bool:
+    """Normalization groups need distinct samples (a batch of equal ones is 0/0)."""
+    from flowlaws.models.normalization import Normalization
+
+    return any(isinstance(layer, Normalization) for layer in getattr(model, "all_layers", ()))
 
 
 def settings(law: str | None, levels=LEVELS, derived_only: bool = False) -> dict:

@@ -365,6 +365,11 @@ class Sequential:
     def activations(self) -> tuple[Activation, ...]:
         return tuple(_walk_activations(self.layers))
 
+    @property
+    def all_layers(self) -> tuple:
+        """Every layer, those inside residual blocks included."""
+        return tuple(_all_layers(self.layers))
+
 
 def _fan_in_biases(specs, params, scale, rng):
     """Biases take the fan-in of their layer's weight (the preceding spec)."""
@@ -390,6 +395,13 @@ def _swap(layers, act):
         else layer
         for layer in layers
     )
+
+
+def _all_layers(layers):
+    for layer in layers:
+        yield layer
+        if isinstance(layer, Residual):
+            yield from _all_layers(layer.block)
 
 
 def _walk_activations(layers):
