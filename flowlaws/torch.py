@@ -1,0 +1,587 @@
+"""PyTorch models: their laws, their discovery, and a monitor for a real training loop.
+
+    from flowlaws.torch import from_torch, laws_of, discover_of, LawMonitor, assert_conserved_torch
+
+`from_torch(module, example_input)` traces the module with ``torch.fx`` (walking an
+``nn.Sequential`` where tracing fails) and converts it into a flowlaws model with its
+weights as float64 numpy arrays; the conversion is checked by running both on the
+example input (a float64 copy of the module, in training mode: BatchNorm uses batch
+statistics, as flowlaws does). Supported: Linear, Conv1d/Conv2d (square kernels, one
+stride and padding, no dilation or groups), ReLU, LeakyReLU, PReLU (one slope, read as a
+fixed slope), Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool/AvgPool 1d/2d
+(window = stride, no padding), Flatten, additive residual connections (x + block(x)),
+BatchNorm1d/2d, LayerNorm (over the last axis), MultiheadAttention (self-attention,
+batch_first, no biases). Anything else is an `InvalidArgument` naming the module path,
+its type, and what is supported.
+
+Documented behaviours: a float32 (or other) module is read in float64, and every check
+runs in float64 (a float32 training loop is judged with float32's round-off); parameters
+on a GPU are copied to the CPU; the user's module is never modified (conversion works on
+a copy). torch is an optional extra: ``pip install 'flowlaws[torch]'``.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models import (
+    Activation,
+    Attention,
+    AvgPool1d,
+    AvgPool2d,
+    BatchNorm,
+    Conv1d,
+    Conv2d,
+    Dense,
+    Flatten,
+    LayerNorm,
+    MaxPool1d,
+    MaxPool2d,
+    Residual,
+    Sequential,
+)
+
+try:
+    import torch
+    from torch import nn
+except ImportError as error:  # pragma: no cover - exercised without the extra
+    raise ImportError("flowlaws.torch needs PyTorch: pip install 'flowlaws[torch]'") from error
+
+SUPPORTED = ("Linear, Conv1d, Conv2d, ReLU, LeakyReLU, PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, "
+             "Softplus, MaxPool1d/2d, AvgPool1d/2d, Flatten, x + block(x), BatchNorm1d/2d, LayerNorm, "
+             "MultiheadAttention (self-attention, batch_first, bias=False)")
+
+
+def _array(tensor) -> np.ndarray:
+    return tensor.detach().to("cpu", torch.float64).numpy().copy()
+
+
+def _single(value, what: str, path: str) -> int:
+    values = tuple(value) if isinstance(value, tuple | list) else (value,)
+    if len(set(values)) != 1:
+        raise InvalidArgument(f"{path}: {what} {values} differs per axis; flowlaws supports one value")
+    return int(values[0])
+
+
+def _unsupported(path: str, module, reason: str = "") -> InvalidArgument:
+    why = f" ({reason})" if reason else ""
+    return InvalidArgument(f"{path or 'the module'} ({type(module).__name__}) is not supported{why}; "
+                           f"flowlaws converts {SUPPORTED}")
+
+
+# --- one module -> (flowlaws layer or None for Identity, params) ----------------------
+
+
+def _activation(module) -> Activation | None:
+    simple = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu"}
+    for cls, name in simple.items():
+        if type(module) is cls:
+            return Activation(name)
+    if type(module) is nn.LeakyReLU:
+        return Activation("leaky_relu", (float(module.negative_slope),))
+    if type(module) is nn.PReLU and module.weight.numel() == 1:
+        return Activation("prelu", (1.0, float(module.weight.detach().cpu().reshape(()))))
+    if type(module) is nn.GELU and module.approximate == "none":
+        return Activation("gelu")
+    if type(module) is nn.ELU and module.alpha == 1.0:
+        return Activation("elu")
+    if type(module) is nn.Softplus and module.beta == 1.0:
+        return Activation("softplus")
+    return None
+
+
+def _convert(module, path: str, read=_array):
+    """(layer, params) for one leaf module, each parameter tensor read by ``read`` (its
+    value, or its gradient); (None, ()) for Identity."""
+    if isinstance(module, nn.Identity):
+        return None, ()
+    act = _activation(module)
+    if act is not None:
+        return act, ()
+    if type(module) is nn.Linear:
+        bias = module.bias is not None
+        return Dense(module.out_features, bias), (read(module.weight), *([read(module.bias)] if bias else []))
+    if type(module) in (nn.Conv1d, nn.Conv2d):
+        if module.groups != 1 or _single(module.dilation, "dilation", path) != 1 or module.padding_mode != "zeros":
+            raise _unsupported(path, module, "groups, dilation and padding modes other than zeros")
+        if isinstance(module.padding, str):
+            raise _unsupported(path, module, f"padding={module.padding!r}; give an integer")
+        cls = Conv1d if type(module) is nn.Conv1d else Conv2d
+        bias = module.bias is not None
+        layer = cls(module.out_channels, _single(module.kernel_size, "kernel", path),
+                    _single(module.stride, "stride", path), _single(module.padding, "padding", path), bias)
+        return layer, (read(module.weight), *([read(module.bias)] if bias else []))
+    pools = {nn.MaxPool1d: MaxPool1d, nn.AvgPool1d: AvgPool1d, nn.MaxPool2d: MaxPool2d, nn.AvgPool2d: AvgPool2d}
+    if type(module) in pools:
+        size = _single(module.kernel_size, "kernel", path)
+        stride = _single(module.stride or size, "stride", path)
+        if stride != size or _single(module.padding, "padding", path) or getattr(module, "ceil_mode", False) \
+                or _single(getattr(module, "dilation", 1), "dilation", path) != 1:
+            raise _unsupported(path, module, "only windows with stride = size, no padding, floor mode")
+        return pools[type(module)](size), ()
+    if type(module) is nn.Flatten:
+        if module.start_dim != 1 or module.end_dim != -1:
+            raise _unsupported(path, module, "only Flatten(start_dim=1, end_dim=-1)")
+        return Flatten(), ()
+    if type(module) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm):
+        affine = module.affine if type(module) is not nn.LayerNorm else module.elementwise_affine
+        if type(module) is nn.LayerNorm and (len(module.normalized_shape) != 1 or
+                                              (affine and module.bias is None)):
+            raise _unsupported(path, module, "LayerNorm over the last axis only, with both weight and bias")
+        norm = LayerNorm if type(module) is nn.LayerNorm else BatchNorm
+        params = (read(module.weight), read(module.bias)) if affine else ()
+        return norm(affine=bool(affine), eps=float(module.eps)), params
+    if type(module) is nn.MultiheadAttention:
+        return _attention(module, path, read)
+    raise _unsupported(path, module)
+
+
+def _attention(module, path: str, read=_array):
+    if module.in_proj_bias is not None or module.out_proj.bias is not None or module.bias_k is not None:
+        raise _unsupported(path, module, "biases; use bias=False")
+    if not module.batch_first or not module._qkv_same_embed_dim:
+        raise _unsupported(path, module, "use batch_first=True and equal query, key and value sizes")
+    d, heads = module.embed_dim, module.num_heads
+    width = d // heads
+    W, Wo = read(module.in_proj_weight), read(module.out_proj.weight)
+    params = []
+    for h in range(heads):
+        rows = slice(h * width, (h + 1) * width)
+        params += [W[:d][rows].T, W[d:2 * d][rows].T, W[2 * d:][rows].T, Wo[:, rows].T]
+    return Attention(heads, width, width), tuple(np.ascontiguousarray(p) for p in params)
+
+
+# --- the graph -> a chain of layers with residual blocks ------------------------------
+
+
+@dataclass
+class _Chain:
+    """Layers and params in order, and where each traced value was produced."""
+
+    layers: list = field(default_factory=list)
+    sources: list = field(default_factory=list)  # (path, module) of every layer with params
+    position: dict = field(default_factory=dict)  # fx node -> number of layers after it
+
+    def add(self, node, converted, source=None):
+        layer, params = converted
+        if layer is not None:
+            self.layers.append((layer, tuple(params)))
+        if params:
+            self.sources.append(source)
+        self.position[node] = len(self.layers)
+
+    def residual(self, node, skip, head):
+        """x + block(x): the layers since ``skip`` become one residual block."""
+        start = self.position[skip]
+        block = self.layers[start:]
+        if not block:
+            raise InvalidArgument(f"{node.name}: an addition of a value to itself is not a residual block")
+        del self.layers[start:]
+        inner = tuple(layer for layer, _ in block)
+        self.layers.append((Residual(inner), tuple(p for _, ps in block for p in ps)))
+        self.position[node] = len(self.layers)
+
+
+FLATTENS = {torch.flatten, "flatten", "view", "reshape"}
+FUNCTIONS = {torch.relu: "relu", torch.tanh: "tanh", torch.sigmoid: "sigmoid", nn.functional.relu: "relu",
+             nn.functional.gelu: "gelu", nn.functional.silu: "silu", nn.functional.elu: "elu",
+             nn.functional.softplus: "softplus"}
+
+
+def _traced(module, chain: _Chain):
+    graph = torch.fx.symbolic_trace(module).graph
+    modules = dict(module.named_modules())
+    head = None
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if head is not None:
+                raise InvalidArgument("the module takes more than one input; flowlaws models take one")
+            head = node
+            chain.position[node] = 0
+        elif node.op == "call_module":
+            target = modules[node.target]
+            if isinstance(target, nn.MultiheadAttention) and len({a for a in node.args[:3]}) != 1:
+                raise _unsupported(node.target, target, "only self-attention mha(x, x, x)")
+            chain.add(node, _convert(target, node.target), (node.target, target))
+            head = node
+        elif node.op == "call_function" and node.target is operator.getitem and \
+                isinstance(modules.get(getattr(node.args[0], "target", None)), nn.MultiheadAttention):
+            if node.args[1] != 0:
+                if node.users:
+                    raise InvalidArgument(f"{node.name}: only the attention output (index 0) is supported")
+                continue  # the attention weights, unused
+            chain.position[node] = chain.position[node.args[0]]
+            head = node
+        elif node.op in ("call_function", "call_method") and node.target in (operator.add, torch.add, "add"):
+            a, b = node.args[:2]
+            if head not in (a, b) or not all(x in chain.position for x in (a, b)):
+                raise InvalidArgument(f"{node.name}: only additive skips x + block(x) are supported")
+            chain.residual(node, b if a is head else a, head)
+            head = node
+        elif node.op in ("call_function", "call_method") and node.target in FLATTENS:
+            chain.add(node, (Flatten(), ()))
+            head = node
+        elif node.op == "call_function" and node.target in FUNCTIONS:
+            chain.add(node, (Activation(FUNCTIONS[node.target]), ()))
+            head = node
+        elif node.op == "output":
+            if node.args[0] is not head:
+                raise InvalidArgument("the module's output is not the last value computed; flowlaws "
+                                      "converts chains (with additive skips)")
+        else:
+            raise InvalidArgument(f"{node.name}: {node.op} {getattr(node.target, '__name__', node.target)} "
+                                  f"is not supported; flowlaws converts {SUPPORTED}")
+
+
+def _walked(module, chain: _Chain, prefix: str = ""):
+    for name, child in module.named_children():
+        if isinstance(child, nn.Sequential):
+            _walked(child, chain, f"{prefix}{name}.")
+        else:
+            chain.add(object(), _convert(child, prefix + name), (prefix + name, child))
+
+
+def from_torch(module, example_input) -> tuple[Sequential, tuple[np.ndarray, ...]]:
+    """(model, params) of a torch module; checked on ``example_input`` (see the module
+    docstring). `Converted` does the same and can read the live module again.
+
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> model, params = from_torch(net, torch.zeros(5, 3))
+    >>> model.spec
+    'mlp:3-4-2:relu:bias'
+    """
+    converted = Converted.of(module, example_input)
+    return converted.model, converted.read()
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A converted module: the flowlaws model and the modules its params come from, so
+    that `read` gives the live params (or their gradients, or optimizer state) in
+    flowlaws' layout at any time."""
+
+    model: Sequential
+    sources: tuple
+
+    @classmethod
+    def of(cls, module, example_input) -> Converted:
+        model, sources = _conversion(module, example_input)
+        return cls(model, sources)
+
+    def read(self, tensor_of=lambda t: t) -> tuple[np.ndarray, ...]:
+        """Params in the model's order; ``tensor_of(parameter)`` picks what is read
+        (``lambda t: t.grad`` for gradients); None when some tensor is missing."""
+        def read(t):
+            chosen = tensor_of(t)
+            if chosen is None:
+                raise LookupError
+            return _array(chosen)
+
+        try:
+            return tuple(p for path, module in self.sources for p in _convert(module, path, read)[1])
+        except LookupError:
+            return ()
+
+
+def _conversion(module, example_input):
+    if not isinstance(module, nn.Module):
+        raise InvalidArgument(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
+    if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:
+        raise InvalidArgument("example_input must be a tensor with a batch axis, e.g. torch.zeros(8, 3)")
+    chain = _Chain()
+    try:
+        _traced(module, chain)
+    except torch.fx.proxy.TraceError as error:
+        if not isinstance(module, nn.Sequential):
+            raise InvalidArgument(f"torch.fx cannot trace {type(module).__name__} ({error}); control flow that "
+                                  "depends on the data is not supported (an nn.Sequential is walked instead)") from None
+        chain = _Chain()
+        _walked(module, chain)
+    layers = tuple(layer for layer, _ in chain.layers)
+    params = tuple(p for _, ps in chain.layers for p in ps)
+    shape = tuple(example_input.shape[1:])
+    model = Sequential(shape, layers)
+    _check_layout(module, model, params, example_input)
+    return model, tuple(chain.sources)
+
+
+def _check_layout(module, model, params, example_input) -> None:
+    """The converted model computes what the module computes (float64, training mode)."""
+    twin = copy.deepcopy(module).to("cpu", torch.float64).train()
+    x = example_input.detach().to("cpu", torch.float64)
+    with torch.no_grad():
+        expected = twin(x)
+    expected = (expected[0] if isinstance(expected, tuple) else expected).numpy()
+    got, _ = model.forward(params, x.numpy())
+    scale = np.max(np.abs(expected)) + 1e-300
+    if got.shape != expected.shape or np.max(np.abs(got - expected)) > 1e-9 * scale:
+        raise InvalidArgument(f"the converted model ({model.spec}) does not reproduce the module's output on "
+                              "example_input; please report it with the module")
+
+
+def _loss(loss):
+    """A flowlaws loss from a name, a flowlaws loss, or a torch loss module."""
+    from flowlaws.losses import loss as make_loss
+
+    if isinstance(loss, nn.CrossEntropyLoss):
+        return make_loss("cross_entropy")
+    if isinstance(loss, nn.MSELoss):
+        return make_loss("square")
+    return None if loss is None else make_loss(loss)
+
+
+def laws_of(module, example_input, loss=None):
+    """The laws of a torch model (with those its loss adds: ``"cross_entropy"`` or
+    ``nn.CrossEntropyLoss()``), as `flowlaws.invariants.laws` gives them for a spec."""
+    from flowlaws.invariants import laws
+
+    model, _ = from_torch(module, example_input)
+    return laws(model, _loss(loss))
+
+
+def discover_of(module, example_input, loss=None, **options):
+    """`flowlaws.discover.discover` on the converted model (loss family: cross_entropy or any)."""
+    from flowlaws.discover import discover
+
+    model, _ = from_torch(module, example_input)
+    family = "cross_entropy" if getattr(_loss(loss), "name", None) == "cross_entropy" else None
+    return discover(model, loss=family, **options)
+
+
+# --- monitoring a training loop ----------------------------------------------------------
+
+
+def _hyper(optimizer) -> dict:
+    """The one set of hyperparameters of ``optimizer`` (params aside)."""
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    if any(g != groups[0] for g in groups[1:]):
+        raise InvalidArgument("LawMonitor needs one set of hyperparameters: the optimizer's param groups differ "
+                              f"({groups[0]} vs {next(g for g in groups if g != groups[0])}); monitor one group")
+    if groups[0].get("maximize"):
+        raise InvalidArgument("LawMonitor: maximize=True ascends the loss; the laws' predictions assume descent")
+    return groups[0]
+
+
+PREDICTED = ("SGD", "Adam", "AdamW", "RMSprop")
+
+
+@dataclass
+class Record:
+    """One law over the monitored steps: per step its change, the prediction, the residual
+    and the effect size (worst component), and the first step where it departed."""
+
+    law: Any
+    measured: list = field(default_factory=list)
+    predicted: list = field(default_factory=list)
+    effect: list = field(default_factory=list)
+    flagged: tuple | None = None  # (step, unit, effect)
+
+    def to_json(self) -> dict:
+        return {"law": self.law.name, "formula": self.law.formula, "measured": self.measured,
+                "predicted": self.predicted, "effect": self.effect,
+                "flagged": None if self.flagged is None else
+                {"step": self.flagged[0], "unit": list(self.flagged[1]), "effect": self.flagged[2]}}
+
+
+class LawMonitor:
+    """Watch every law of ``module`` through a real training loop (see the module docstring).
+
+    After each ``optimizer.step()`` the monitor reads the params before and after, the
+    gradients and the optimizer's state, and compares each law's change with its exact
+    prediction for the optimizer in use (docs/theory.md 3.3 and 6):
+    - SGD (momentum, dampening, Nesterov, weight decay): Delta h = Dh(theta)[Delta_rest]
+      + second(Delta), where Delta_rest is the step without its gradient term, computed
+      from the momentum buffer and theta (the law makes Dh(theta)[g] = 0);
+    - Adam, AdamW, RMSprop: only the second-order part and AdamW's decoupled decay are
+      predicted: a preconditioned step has a first-order part 2B(theta, Delta) != 0, which
+      is flagged (switch SGD to Adam and the laws break).
+    Tolerances follow `flowlaws.checking` with the params' own unit round-off (float32:
+    1.2e-7) and the gradients' magnitudes; the monitor never raises inside the training
+    loop: a failure to observe a step is kept in ``errors``.
+    """
+
+    def __init__(self, module, optimizer, *, example_input, loss=None):
+        from flowlaws.invariants import laws
+
+        if type(optimizer).__name__ not in PREDICTED:
+            raise InvalidArgument(f"LawMonitor predicts {', '.join(PREDICTED)}; got {type(optimizer).__name__}")
+        _hyper(optimizer)
+        self.module, self.optimizer = module, optimizer
+        self.converted = Converted.of(module, example_input)
+        self.laws = laws(self.converted.model, _loss(loss))
+        if not self.laws:
+            raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
+        self.records = [Record(law) for law in self.laws]
+        self.errors: list[str] = []
+        self.steps = 0
+        self._before: tuple | None = None
+        self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post)]
+
+    def detach(self) -> None:
+        """Stop monitoring (remove the optimizer hooks)."""
+        for handle in self._handles:
+            handle.remove()
+
+    # --- the hooks ------------------------------------------------------------------------
+    def _pre(self, optimizer, args, kwargs):
+        try:
+            grads = self.converted.read(lambda t: t.grad)
+            buffers = self.converted.read(lambda t: optimizer.state.get(t, {}).get("momentum_buffer"))
+            self._before = (self.converted.read(), grads, buffers, _hyper(optimizer))
+        except Exception as error:  # never break the user's training
+            self.errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
+            self._before = None
+
+    def _post(self, optimizer, args, kwargs):
+        try:
+            if self._before is not None and self._before[1]:
+                self._observe(*self._before, self.converted.read())
+        except Exception as error:  # never break the user's training
+            self.errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
+        finally:
+            self._before = None
+            self.steps += 1
+
+    def _rest(self, theta, grad, buffer, hyper):
+        """The step without its gradient term (SGD), or without anything but the
+        decoupled decay (Adam family); and the gradient's coefficient."""
+        lr, wd = hyper["lr"], hyper.get("weight_decay", 0.0)
+        name = type(self.optimizer).__name__
+        if name == "AdamW":
+            return tuple(-lr * wd * t for t in theta), 0.0
+        if name != "SGD":
+            return tuple(np.zeros_like(t) for t in theta), 0.0
+        mu, damp, nesterov = hyper.get("momentum", 0.0), hyper.get("dampening", 0.0), hyper.get("nesterov", False)
+        if not mu:
+            return tuple(-lr * wd * t for t in theta), lr
+        first = not buffer
+        keep = 1.0 if first else 1.0 - damp  # the new buffer is mu * buf + keep * (g + wd theta)
+        rest = tuple(keep * wd * t + (0.0 if first else mu * b)
+                     for t, b in zip(theta, buffer or theta, strict=True))  # buffer without keep * g
+        if nesterov:  # the step is g' + mu * buffer_new
+            return tuple(-lr * (wd * t + mu * r) for t, r in zip(theta, rest, strict=True)), lr * (1 + mu * keep)
+        return tuple(-lr * r for r in rest), lr * keep
+
+    def _observe(self, theta, grad, buffer, hyper, after):
+        from flowlaws.checking import SAFETY, effect_size
+
+        delta = tuple(b - a for a, b in zip(theta, after, strict=True))
+        rest, coefficient = self._rest(theta, grad, buffer, hyper)
+        dtype = next(p.dtype for p in self.module.parameters())
+        unit = float(torch.finfo(dtype).eps) if dtype.is_floating_point else float(np.finfo(float).eps)
+        n = sum(t.size for t in theta)
+        a_theta, a_after, a_delta, a_grad = (tuple(map(np.abs, x)) for x in (theta, after, delta, grad))
+        for record in self.records:
+            law = record.law
+            measured = law.value(after) - law.value(theta)
+            predicted = law.first(theta, rest) + law.second(delta)
+            scale = (law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
+                     + law.first_magnitude(a_theta, a_delta) + coefficient * law.first_magnitude(a_theta, a_grad)
+                     + law.magnitude(a_delta, a_delta))
+            effect = effect_size(measured - predicted, SAFETY * n * unit * scale)
+            worst = int(np.argmax(effect)) if np.ndim(effect) else 0
+            record.measured.append(float(np.ravel(measured)[worst]))
+            record.predicted.append(float(np.ravel(predicted)[worst]))
+            record.effect.append(float(np.ravel(effect)[worst]))
+            if record.flagged is None and record.effect[-1] > 1:
+                unit_index = np.unravel_index(worst, np.shape(effect)) if np.ndim(effect) else ()
+                record.flagged = (self.steps, tuple(int(i) for i in unit_index), record.effect[-1])
+
+    # --- results --------------------------------------------------------------------------
+    @property
+    def flagged(self) -> list[Record]:
+        return [r for r in self.records if r.flagged is not None]
+
+    def to_json(self) -> dict:
+        return {"model": self.converted.model.spec, "optimizer": type(self.optimizer).__name__,
+                "steps": self.steps, "errors": self.errors, "laws": [r.to_json() for r in self.records]}
+
+    def report(self):
+        """A rich table: law, drift (sum of its changes), predicted, worst effect size, verdict."""
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title=Text(f"laws of {self.converted.model.spec} under {type(self.optimizer).__name__}, "
+                                 f"{self.steps} steps"))
+        for column in ("law", "drift", "predicted", "effect size", "verdict"):
+            table.add_column(column, justify="left" if column in ("law", "verdict") else "right")
+        for r in self.records:
+            verdict = "holds" if r.flagged is None else f"departs at step {r.flagged[0]}, unit {r.flagged[1]}"
+            table.add_row(Text(r.law.name), f"{sum(r.measured):.3g}", f"{sum(r.predicted):.3g}",
+                          f"{max(r.effect, default=0.0):.3g}",
+                          Text(verdict, style="green" if r.flagged is None else "red"))
+        return table
+
+    def plot(self, path, laws: int = 6):
+        """Each law's cumulative change against its prediction per step (matplotlib)."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise InvalidArgument("LawMonitor.plot needs matplotlib: pip install 'flowlaws[plot]'") from None
+        shown = (self.flagged + [r for r in self.records if r.flagged is None])[:laws]
+        fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3), constrained_layout=True, squeeze=False)
+        for ax, r in zip(axes[0], shown, strict=True):
+            ax.plot(np.cumsum(r.measured), label="measured", lw=2)
+            ax.plot(np.cumsum(r.predicted), "--", color="k", label="predicted")
+            ax.set(title=r.law.name, xlabel="step")
+            ax.legend(fontsize=7)
+        fig.savefig(path, dpi=150)
+        plt.close(fig)
+        return path
+
+
+def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, loss="square", steps: int = 3,
+                           targets=None):
+    """Assert that ``module``'s laws hold on its current weights and ``example_input``:
+    pointwise (B(theta, grad L) = 0), and over ``steps`` steps of ``optimizer`` (a flowlaws
+    spec, or a torch SGD/Adam instance, read from its hyperparameters) against each
+    step's exact prediction. ``targets`` default to a seeded draw fitting the loss.
+    Raises AssertionError naming the law, the level and the effect size."""
+    from flowlaws.losses import loss as make_loss
+    from flowlaws.testing import check_case
+
+    model, params = from_torch(module, example_input)
+    loss = _loss(loss) or make_loss("square")
+    X = _array(example_input)
+    if targets is None:
+        rng = np.random.default_rng(0)
+        shape = (len(X), *model.output_shape)
+        probabilities = loss.targets == "probabilities"
+        Y = rng.dirichlet(np.ones(shape[-1]), size=len(X)) if probabilities else rng.normal(size=shape)
+    else:
+        Y = _array(targets)
+    verdict = check_case(model, params, X, Y, loss=loss, optimizer=_optimizer(optimizer),
+                         levels=("pointwise", "step"), steps=steps)
+    if verdict.failed:
+        e = verdict.evidence
+        raise AssertionError(f"{model.spec}: law {e.law} violated at the {e.level} level {e.where} "
+                             f"(unit {e.unit}, effect size {e.effect:.3g})")
+    if verdict.status == "invalid":
+        raise AssertionError(f"{model.spec}: the case cannot be decided: {verdict.reason}")
+
+
+def _optimizer(optimizer):
+    """A flowlaws optimizer spec from a torch optimizer (one param group)."""
+    if isinstance(optimizer, str) or not isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer
+    h = _hyper(optimizer)
+    name, lr, wd = type(optimizer).__name__, h["lr"], h.get("weight_decay", 0.0)
+    if name == "SGD" and not h.get("dampening", 0.0):
+        mu = h.get("momentum", 0.0)
+        kind = "gd" if not mu else "nesterov" if h.get("nesterov") else "momentum"
+        return f"{kind}:lr={lr},wd={wd}" + (f",beta={mu}" if mu else "")
+    if name == "Adam":
+        return f"adam:lr={lr},wd={wd}"
+    raise InvalidArgument(f"assert_conserved_torch reads SGD (no dampening) and Adam; got {name}")
+
+
+__all__: list[Any] = ["Converted", "LawMonitor", "assert_conserved_torch", "discover_of", "from_torch", "laws_of"]

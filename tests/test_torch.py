@@ -1,0 +1,237 @@
+"""The PyTorch bridge against real torch (CPU): conversion, laws, the monitor, pytest."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from flowlaws.engine import value_and_grad  # noqa: E402
+from flowlaws.errors import InvalidArgument  # noqa: E402
+from flowlaws.losses import Square  # noqa: E402
+from flowlaws.torch import LawMonitor, assert_conserved_torch, discover_of, from_torch, laws_of  # noqa: E402
+
+
+class ResBlock(nn.Module):
+    """ResNet-style: x + conv(relu(conv(x))), then a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(2, 3, 3, padding=1)
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 3, 3, padding=1, bias=False)
+        self.head = nn.Linear(3 * 4 * 4, 2)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = x + self.b(torch.relu(self.a(x)))
+        return self.head(torch.flatten(torch.relu(x), 1))
+
+
+class Transformer(nn.Module):
+    """Pre-LayerNorm self-attention block on (N, T, d), then a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(6)
+        self.attention = nn.MultiheadAttention(6, 2, bias=False, batch_first=True)
+        self.head = nn.Linear(5 * 6, 3)
+
+    def forward(self, x):
+        h = self.norm(x)
+        y, _ = self.attention(h, h, h)
+        return self.head((x + y).flatten(1))
+
+
+def _vgg():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(6 * 2 * 2, 5), nn.ReLU(), nn.Linear(5, 3))
+
+
+MODELS = {
+    "mlp": (lambda: nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(0.2), nn.Linear(6, 5, bias=False), nn.Tanh(),
+                                  nn.Linear(5, 3)), (7, 4)),
+    "activations": (lambda: nn.Sequential(nn.Linear(4, 5), nn.GELU(), nn.Linear(5, 5), nn.ELU(), nn.Linear(5, 5),
+                                          nn.SiLU(), nn.Linear(5, 5), nn.Softplus(), nn.Linear(5, 5), nn.Sigmoid(),
+                                          nn.Linear(5, 5), nn.PReLU(init=0.3), nn.Identity(), nn.Linear(5, 2)),
+                    (6, 4)),
+    "vgg": (_vgg, (6, 3, 8, 8)),
+    "conv1d": (lambda: nn.Sequential(nn.Conv1d(2, 4, 3, stride=2, padding=1), nn.BatchNorm1d(4, affine=False),
+                                     nn.ReLU(), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(16, 2)), (5, 2, 16)),
+    "resnet": (ResBlock, (4, 2, 4, 4)),
+    "transformer": (Transformer, (4, 5, 6)),
+    "layernorm": (lambda: nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.ReLU(), nn.Linear(6, 2)), (5, 4)),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_converted_models_value_and_gradient_equal_torch_to_1e12(name):
+    torch.manual_seed(0)
+    make, shape = MODELS[name]
+    module = make().double()
+    x = torch.randn(*shape, dtype=torch.float64)
+    model, params = from_torch(module, x)
+    out = module(x)
+    y = torch.randn_like(out)
+    loss = 0.5 * ((out - y) ** 2).sum(dim=1).mean()
+    torch_grads = torch.autograd.grad(loss, [p for p in module.parameters() if p.requires_grad
+                                             and not (isinstance(p, nn.Parameter) and p.numel() == 1)])
+    value, grads = value_and_grad(model, Square(), params, x.numpy(), y.detach().numpy())
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+    ours = np.concatenate([g.ravel() for g in grads])
+    theirs = np.concatenate([_ours_layout(module, name, g) for g in [torch_grads]])
+    assert ours.shape == theirs.shape
+    assert np.max(np.abs(ours - theirs)) <= 1e-12 * np.max(np.abs(theirs))
+
+
+def _ours_layout(module, name, grads):
+    """torch's gradients in flowlaws' parameter layout (attention heads split and transposed)."""
+    if name != "transformer":
+        return np.concatenate([g.detach().numpy().ravel() for g in grads])
+    norm_w, norm_b, in_proj, out_proj, head_w, head_b = (g.detach().numpy() for g in grads)
+    d, heads = 6, 2
+    width = d // heads
+    parts = [norm_w, norm_b]
+    for h in range(heads):
+        rows = slice(h * width, (h + 1) * width)
+        parts += [in_proj[:d][rows].T, in_proj[d:2 * d][rows].T, in_proj[2 * d:][rows].T, out_proj[:, rows].T]
+    return np.concatenate([p.ravel() for p in [*parts, head_w, head_b]])
+
+
+def test_the_converted_specs_read_as_the_modules():
+    torch.manual_seed(0)
+    assert from_torch(MODELS["resnet"][0](), torch.randn(2, 2, 4, 4))[0].spec == (
+        "seq:2x4x4:conv2d(3,3,padding=1,bias),relu,residual[conv2d(4,3,padding=1,bias),relu,conv2d(3,3,padding=1)],"
+        "relu,flatten,dense(2,bias)")
+    assert from_torch(Transformer(), torch.randn(2, 5, 6))[0].spec == (
+        "seq:5x6:residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=3,dv=3)],flatten,dense(3,bias)")
+
+
+@pytest.mark.parametrize(("module", "fragment"), [
+    (nn.Sequential(nn.Linear(3, 4), nn.Dropout(), nn.Linear(4, 2)),
+     r"1 \(Dropout\) is not supported; flowlaws converts"),
+    (nn.Sequential(nn.Conv1d(3, 4, 3, dilation=2)), r"0 \(Conv1d\) is not supported \(groups, dilation"),
+    (nn.Sequential(nn.MultiheadAttention(3, 1, batch_first=True)), r"not supported"),
+])
+def test_an_unsupported_module_is_one_line_naming_its_path_and_type(module, fragment):
+    with pytest.raises(InvalidArgument, match=fragment) as error:
+        from_torch(module, torch.zeros(4, 3, 8))
+    assert "\n" not in str(error.value)
+
+
+def test_data_dependent_control_flow_is_a_clear_error():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.a(x) if x.sum() > 0 else x
+
+    with pytest.raises(InvalidArgument, match=r"torch\.fx cannot trace Branchy"):
+        from_torch(Branchy(), torch.zeros(2, 3))
+
+
+def test_a_float32_module_is_read_in_float64_and_left_untouched():
+    module = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    before = [p.detach().clone() for p in module.parameters()]
+    _, params = from_torch(module, torch.randn(5, 3))
+    assert all(p.dtype == np.float64 for p in params)
+    assert all(p.dtype == torch.float32 and torch.equal(p, q) for p, q in zip(module.parameters(), before, strict=True))
+
+
+def test_laws_of_and_discover_of_give_the_laws_and_their_count():
+    module = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 3))
+    names = [law.name for law in laws_of(module, torch.zeros(2, 3), loss=nn.CrossEntropyLoss())]
+    assert names == ["unit dense0/dense1", "layer dense0/dense1", "translation unit dense1/softmax.W",
+                     "translation layer dense1/softmax.b"]
+    found = discover_of(module, torch.zeros(2, 3), loss="cross_entropy")
+    assert found.complete and found.count == 4 + 4 + 1
+
+
+def _train(optimizer, steps=12, dtype=torch.float64):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)).to(dtype)
+    opt = optimizer(net.parameters())
+    X, y = torch.randn(32, 5, dtype=dtype), torch.randint(0, 3, (32,))
+    monitor = LawMonitor(net, opt, example_input=X, loss=nn.CrossEntropyLoss())
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(X), y).backward()
+        opt.step()
+    return monitor
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda p: torch.optim.SGD(p, lr=0.2),
+    lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.9, weight_decay=1e-3),
+    lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.9, nesterov=True),
+    lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.5, dampening=0.3, weight_decay=1e-2),
+], ids=["sgd", "momentum+decay", "nesterov", "dampening"])
+def test_the_monitor_sees_every_law_follow_its_sgd_prediction(optimizer):
+    monitor = _train(optimizer)
+    assert monitor.steps == 12 and not monitor.errors and not monitor.flagged
+    assert all(len(r.effect) == 12 and max(r.effect) <= 1 for r in monitor.records)
+    drift = [abs(sum(r.measured)) for r in monitor.records if r.law.family == "rescale"]
+    assert max(drift) > 1e-6  # the laws moved (decay, momentum, eta^2 terms) and the prediction followed
+
+
+@pytest.mark.parametrize("optimizer", [lambda p: torch.optim.Adam(p, lr=1e-2),
+                                       lambda p: torch.optim.AdamW(p, lr=1e-2),
+                                       lambda p: torch.optim.RMSprop(p, lr=1e-3)], ids=["adam", "adamw", "rmsprop"])
+def test_switching_to_a_preconditioned_optimizer_is_flagged_with_step_and_unit(optimizer):
+    monitor = _train(optimizer)
+    flagged = {r.law.name: r.flagged for r in monitor.flagged}
+    step, unit, effect = flagged["unit bn0/dense1"]
+    assert step == 0 and len(unit) == 1 and effect > 1e6
+
+
+def test_a_float32_training_loop_is_judged_with_float32_round_off():
+    monitor = _train(lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.9), dtype=torch.float32)
+    assert not monitor.flagged and not monitor.errors
+
+
+def test_the_monitor_reports_as_a_table_as_json_and_as_a_plot(tmp_path):
+    from rich.console import Console
+
+    monitor = _train(lambda p: torch.optim.Adam(p, lr=1e-2), steps=3)
+    console = Console(record=True, width=200)
+    console.print(monitor.report())
+    assert "departs at step 0" in console.export_text()
+    doc = monitor.to_json()
+    assert doc["steps"] == 3 and doc["laws"][0]["flagged"]["step"] == 0
+    assert monitor.plot(tmp_path / "laws.png").stat().st_size > 0
+
+
+def test_the_monitor_never_breaks_training_and_refuses_bad_optimizers():
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    monitor = LawMonitor(net, opt, example_input=torch.zeros(2, 3))
+    opt.step()  # no gradients yet: nothing to observe, nothing raised
+    assert monitor.steps == 1 and not monitor.records[0].effect
+    groups = torch.optim.SGD([{"params": net[0].parameters(), "lr": 0.1}, {"params": net[2].parameters(), "lr": 0.2}])
+    with pytest.raises(InvalidArgument, match="param groups differ"):
+        LawMonitor(net, groups, example_input=torch.zeros(2, 3))
+    with pytest.raises(InvalidArgument, match="LawMonitor predicts SGD, Adam"):
+        LawMonitor(net, torch.optim.Adagrad(net.parameters()), example_input=torch.zeros(2, 3))
+    monitor.detach()
+
+
+def test_assert_conserved_torch_passes_sgd_and_names_the_law_adam_breaks():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(6, 3)
+    assert_conserved_torch(net, x, torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9))
+    with pytest.raises(AssertionError, match=r"law unit dense0/dense1 violated at the step level"):
+        assert_conserved_torch(net, x, torch.optim.Adam(net.parameters(), lr=0.05))
+
+
+def test_the_readme_example_for_pytorch_runs():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Checking a PyTorch model", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 15
+    exec(compile(code, "README.md", "exec"), {})
