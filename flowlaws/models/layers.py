@@ -149,6 +149,11 @@ class Dense(Layer):
         y = anp.dot(x, p[0].T)
         return y + p[1] if self.bias else y
 
+    def run(self, p, x, frozen=None):
+        """Plain numpy (the sweeps never differentiate through it)."""
+        y = x @ p[0].T
+        return (y + p[1] if self.bias else y), None
+
     def vjp(self, p, x, y, dy):
         dW = dy.T @ x
         return dy @ p[0], ((dW, dy.sum(axis=0)) if self.bias else (dW,))

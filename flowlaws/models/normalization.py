@@ -79,10 +79,15 @@ class Normalization(Layer):
             return xhat
         return xhat * self._broadcast(p[0], xhat.ndim) + self._broadcast(p[1], xhat.ndim)
 
+    @staticmethod
+    def _mean(v, axes):
+        """The mean over ``axes`` (a sum and one multiply: cheaper than ndarray.mean)."""
+        return v.sum(axis=axes, keepdims=True) * (1.0 / int(np.prod([v.shape[a] for a in axes])))
+
     def run(self, p, x, frozen=None):
         axes = self.axes(x.ndim)
-        d = x - x.mean(axis=axes, keepdims=True)
-        var = (d * d).mean(axis=axes, keepdims=True) + self.eps
+        d = x - self._mean(x, axes)
+        var = self._mean(d * d, axes) + self.eps
         if np.any(var == 0):
             raise Unrepresentable(f"{self.kind}: {self.constant_group} (variance 0) and eps = 0, so x̂ = 0/0; "
                                   f"the case cannot be decided (use {self.kind}(eps=...) > 0 to allow it)")
@@ -97,10 +102,10 @@ class Normalization(Layer):
         g = dy * self._broadcast(p[0], dy.ndim) if self.affine else dy
         if magnitude:  # aux is (x̂, s, bound on x̂, condition factor) from `bound_run`
             b, factor = bound
-            dz = factor * s * (g + g.mean(axis=axes, keepdims=True) + b * (g * b).mean(axis=axes, keepdims=True))
+            dz = factor * s * (g + self._mean(g, axes) + b * self._mean(g * b, axes))
             dp = ((dy * b).sum(axis=reduce), dy.sum(axis=reduce)) if self.affine else ()
             return dz, dp
-        dz = s * (g - g.mean(axis=axes, keepdims=True) - xhat * (g * xhat).mean(axis=axes, keepdims=True))
+        dz = s * (g - self._mean(g, axes) - xhat * self._mean(g * xhat, axes))
         return dz, (((dy * xhat).sum(axis=reduce), dy.sum(axis=reduce)) if self.affine else ())
 
     def vjp(self, p, x, y, dy):
@@ -110,8 +115,8 @@ class Normalization(Layer):
         """x is the input's magnitude bound F; see the module docstring."""
         xhat, s = aux[:2]
         axes = self.axes(x.ndim)
-        spread = x + x.mean(axis=axes, keepdims=True)
-        factor = 1.0 + 2.0 * s**2 * (spread**2).mean(axis=axes, keepdims=True)
+        spread = x + self._mean(x, axes)
+        factor = 1.0 + 2.0 * s**2 * self._mean(spread**2, axes)
         b = factor * s * spread
         out = b * self._broadcast(p[0], b.ndim) + self._broadcast(p[1], b.ndim) if self.affine else b
         return out, (xhat, s, b, factor)
