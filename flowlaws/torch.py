@@ -418,6 +418,7 @@ class LawMonitor:
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
         self.records = [Record(law) for law in self.laws]
+        self._grouped: list | None = None
         self.errors: list[str] = []
         self.steps = 0
         self._before: tuple | None = None
@@ -476,22 +477,43 @@ class LawMonitor:
         dtype = next(p.dtype for p in self.module.parameters())
         unit = float(torch.finfo(dtype).eps) if dtype.is_floating_point else float(np.finfo(float).eps)
         n = sum(t.size for t in theta)
-        a_theta, a_after, a_delta, a_grad = (tuple(map(np.abs, x)) for x in (theta, after, delta, grad))
-        for record in self.records:
-            law = record.law
+        a_theta, a_grad = tuple(map(np.abs, theta)), tuple(map(np.abs, grad))
+        a_moved = tuple(np.abs(t) + np.abs(d) for t, d in zip(theta, delta, strict=True))
+        for law, records in self._groups:
             measured = law.value(after) - law.value(theta)
             predicted = law.first(theta, rest) + law.second(delta)
-            scale = (law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
-                     + law.first_magnitude(a_theta, a_delta) + coefficient * law.first_magnitude(a_theta, a_grad)
-                     + law.magnitude(a_delta, a_delta))
-            effect = effect_size(measured - predicted, SAFETY * n * unit * scale)
-            worst = int(np.argmax(effect)) if np.ndim(effect) else 0
-            record.measured.append(float(np.ravel(measured)[worst]))
-            record.predicted.append(float(np.ravel(predicted)[worst]))
-            record.effect.append(float(np.ravel(effect)[worst]))
-            if record.flagged is None and record.effect[-1] > 1:
-                unit_index = np.unravel_index(worst, np.shape(effect)) if np.ndim(effect) else ()
-                record.flagged = (self.steps, tuple(int(i) for i in unit_index), record.effect[-1])
+            # |theta| + |Delta| bounds theta, theta+ and Delta: 2 M(|θ|+|Δ|) >= M(θ) + M(θ+) + first_M(θ, Δ) + M(Δ)
+            scale = 2 * law.magnitude(a_moved, a_moved) + coefficient * law.first_magnitude(a_theta, a_grad)
+            for record in records:  # a unit law, or the layer law: the sums of the same vectors
+                layer = record.law.kind == "layer"
+                parts = [np.sum(x) if layer else x for x in (measured, predicted, scale)]
+                self._record(record, *parts, effect_size(parts[0] - parts[1], SAFETY * n * unit * parts[2]))
+
+    def _record(self, record, measured, predicted, scale, effect):
+        worst = int(np.argmax(effect)) if np.ndim(effect) else 0
+        record.measured.append(float(np.ravel(measured)[worst]))
+        record.predicted.append(float(np.ravel(predicted)[worst]))
+        record.effect.append(float(np.ravel(effect)[worst]))
+        if record.flagged is None and record.effect[-1] > 1:
+            index = np.unravel_index(worst, np.shape(effect)) if np.ndim(effect) else ()
+            record.flagged = (self.steps, tuple(int(i) for i in index), record.effect[-1])
+
+    @property
+    def _groups(self):
+        """Laws sharing their terms, evaluated once as vectors (unit and layer laws are the
+        same sums; a matrix law is evaluated on its own)."""
+        if self._grouped is None:
+            from dataclasses import replace
+
+            groups: dict = {}
+            for record in self.records:
+                key = (record.law.terms, record.law.order, record.law.kind == "matrix")
+                if key not in groups:
+                    law = record.law if key[2] else replace(record.law, kind="unit")
+                    groups[key] = (law, [])
+                groups[key][1].append(record)
+            self._grouped = list(groups.values())
+        return self._grouped
 
     # --- results --------------------------------------------------------------------------
     @property

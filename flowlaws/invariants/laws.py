@@ -47,19 +47,22 @@ class Law:
     order: int = 2
 
     def _gram(self, a, b, absolute: bool = False):
+        plain = all(isinstance(p, np.ndarray) for p in (*a, *b))
+        xp: Any = np if plain else anp  # plain numpy skips autograd's wrappers
         G: Any = 0.0
         for term in self.terms:
             Pb = term.view.rows(b)
-            Pb = anp.abs(Pb) if absolute else Pb
+            Pb = xp.abs(Pb) if absolute else Pb
             weight = abs(term.weight) if absolute else term.weight
             if self.order == 1:
-                G = G + weight * anp.sum(Pb, axis=1)
+                G = G + weight * xp.sum(Pb, axis=1)
                 continue
-            Pa = anp.abs(term.view.rows(a)) if absolute else term.view.rows(a)
-            G = G + weight * (anp.dot(Pa, Pb.T) if self.kind == "matrix" else anp.sum(Pa * Pb, axis=1))
+            Pa = xp.abs(term.view.rows(a)) if absolute else term.view.rows(a)
+            G = G + weight * (xp.dot(Pa, Pb.T) if self.kind == "matrix" else xp.einsum("ij,ij->i", Pa, Pb) if plain
+                              else xp.sum(Pa * Pb, axis=1))
         if self.kind == "matrix":
             return 0.5 * (G + G.T)
-        return G if self.kind == "unit" else anp.sum(G)
+        return G if self.kind == "unit" else xp.sum(G)
 
     def value(self, params):
         """Q(theta), or h(theta) for a linear law."""

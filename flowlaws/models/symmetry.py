@@ -26,6 +26,12 @@ from typing import Any
 import numpy as np
 
 
+def _autograd_numpy():
+    import autograd.numpy as anp
+
+    return anp
+
+
 @dataclass(frozen=True)
 class View:
     """Parameter ``param`` seen as a (units, rest) matrix: row i is unit i's slice.
@@ -43,14 +49,13 @@ class View:
 
     def rows(self, params):
         """The (units, rest) matrix of this slice (works on autograd boxes too)."""
-        import autograd.numpy as anp
-
         p = params[self.param]
-        p = p if self.axis == 0 else anp.moveaxis(p, self.axis, 0)
+        xp = np if isinstance(p, np.ndarray) else _autograd_numpy()
+        p = p if self.axis == 0 else xp.moveaxis(p, self.axis, 0)
         if self.interleaved:  # a dense layer after flattening (T, d): feature j at t*d + j
             rest = p.shape[1:]
-            return anp.reshape(anp.swapaxes(anp.reshape(p, (-1, self.units, *rest)), 0, 1), (self.units, -1))
-        return anp.reshape(p, (self.units, -1))
+            return xp.reshape(xp.swapaxes(xp.reshape(p, (-1, self.units, *rest)), 0, 1), (self.units, -1))
+        return xp.reshape(p, (self.units, -1))
 
     def describe(self, ndim: int, size: int, unit: str = "i") -> str:
         index = [unit if a == self.axis else ":" for a in range(ndim)]
