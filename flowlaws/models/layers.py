@@ -230,19 +230,52 @@ class Conv(Layer):
             y = y + anp.reshape(p[1], (-1,) + (1,) * self.dims)
         return y
 
-    def vjp(self, p, x, y, dy):
-        W = p[0]
+    def _columns(self, x):
+        """im2col: the windows of the padded input as one (N * out, C * kernel^dims) matrix."""
         xp = self._pad(x)
-        dxp = np.zeros(xp.shape, np.result_type(xp, dy, W))  # complex when discovery asks
-        dW = np.empty(W.shape, np.result_type(xp, dy))
+        axes = tuple(range(2, 2 + self.dims))
+        windows = np.lib.stride_tricks.sliding_window_view(xp, (self.kernel,) * self.dims, axis=axes)
+        windows = windows[(slice(None), slice(None), *(slice(None, None, self.stride),) * self.dims)]
+        windows = np.moveaxis(windows, 1, 1 + self.dims)  # (N, out..., C, kernel...)
+        return windows.reshape(int(np.prod(windows.shape[:1 + self.dims])), -1)
+
+    def run(self, p, x, frozen=None):
+        """One BLAS call: the im2col matrix times the kernel; the matrix is the aux."""
+        columns = self._columns(x)
+        out = self.out_shape(x.shape[1:])
+        y = (columns @ p[0].reshape(self.channels, -1).T).reshape(len(x), *out[1:], self.channels)
+        y = np.moveaxis(y, -1, 1)
+        if self.bias:
+            y = y + p[1].reshape((-1,) + (1,) * self.dims)
+        return y, columns
+
+    def bound_run(self, p, x, aux):
+        return self.run(p, x)
+
+    def bound(self, p, x):
+        return self.run(p, x)[0]
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        """dW from the im2col matrix (one BLAS call), dx by col2im (one strided add per tap)."""
+        W = np.abs(p[0]) if magnitude else p[0]
+        columns = self._columns(x) if aux is None else aux
+        rows = np.moveaxis(dy, 1, -1).reshape(-1, self.channels)  # (N * out, O)
+        dW = (rows.T @ columns).reshape(W.shape)
+        dcolumns = (rows @ W.reshape(self.channels, -1)).reshape(*dy.shape[:1], *dy.shape[2:], *W.shape[1:])
+        pad = self.padding
+        dxp = np.zeros((x.shape[0], x.shape[1], *(n + 2 * pad for n in x.shape[2:])), np.result_type(x, dy, W))
+        for offset, window in self._windows(dy.shape[2:]):  # col2im
+            dxp[window] += np.moveaxis(dcolumns[(Ellipsis, *offset)], -1, 1)
+        crop = (slice(None), slice(None), *(slice(pad, dxp.shape[2] - pad),) * self.dims)
+        dx = dxp[crop] if pad else dxp
         batch_and_space = (0, *range(2, 2 + self.dims))
-        for offset, window in self._windows(dy.shape[2:]):
-            tap = (slice(None), slice(None), *offset)
-            dW[tap] = np.tensordot(dy, xp[window], axes=(batch_and_space, batch_and_space))
-            dxp[window] += np.moveaxis(np.tensordot(dy, W[tap], axes=([1], [0])), -1, 1)
-        crop = (slice(None), slice(None), *(slice(self.padding, xp.shape[2] - self.padding),) * self.dims)
-        dx = dxp[crop] if self.padding else dxp
         return dx, ((dW, dy.sum(axis=batch_and_space)) if self.bias else (dW,))
+
+    def vjp(self, p, x, y, dy):
+        return self.pull(p, x, y, None, dy)
+
+    def vjp_magnitude(self, p, x, y, dy):
+        return self.pull(p, np.abs(x), y, None, dy, magnitude=True)
 
     @property
     def spec(self) -> str:
