@@ -418,7 +418,7 @@ class LawMonitor:
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
         self.records = [Record(law) for law in self.laws]
-        self._grouped: list | None = None
+        self._grouped: Any = None
         self.errors: list[str] = []
         self.steps = 0
         self._before: tuple | None = None
@@ -472,22 +472,26 @@ class LawMonitor:
     def _observe(self, theta, grad, buffer, hyper, after):
         from flowlaws.checking import SAFETY, effect_size
 
-        delta = tuple(b - a for a, b in zip(theta, after, strict=True))
         rest, coefficient = self._rest(theta, grad, buffer, hyper)
         dtype = next(p.dtype for p in self.module.parameters())
         unit = float(torch.finfo(dtype).eps) if dtype.is_floating_point else float(np.finfo(float).eps)
-        n = sum(t.size for t in theta)
-        a_theta, a_grad = tuple(map(np.abs, theta)), tuple(map(np.abs, grad))
-        a_moved = tuple(np.abs(t) + np.abs(d) for t, d in zip(theta, delta, strict=True))
-        for law, records in self._groups:
-            measured = law.value(after) - law.value(theta)
-            predicted = law.first(theta, rest) + law.second(delta)
-            # |theta| + |Delta| bounds theta, theta+ and Delta: 2 M(|θ|+|Δ|) >= M(θ) + M(θ+) + first_M(θ, Δ) + M(Δ)
-            scale = 2 * law.magnitude(a_moved, a_moved) + coefficient * law.first_magnitude(a_theta, a_grad)
-            for record in records:  # a unit law, or the layer law: the sums of the same vectors
-                layer = record.law.kind == "layer"
-                parts = [np.sum(x) if layer else x for x in (measured, predicted, scale)]
-                self._record(record, *parts, effect_size(parts[0] - parts[1], SAFETY * n * unit * parts[2]))
+        tolerance = SAFETY * sum(x.size for x in theta) * unit
+        stacked, flat = self._stacked, np.concatenate
+        t, a, g, r = (flat([np.ravel(x) for x in xs]) for xs in (theta, after, grad, rest))
+        d = a - t
+        before, now, first, second = stacked.value(t), stacked.value(a), stacked.first(t, r), stacked.second(d)
+        moved = np.abs(t) + np.abs(d)
+        # |theta| + |Delta| bounds theta, theta+ and Delta: 2 M(|θ|+|Δ|) >= M(θ) + M(θ+) + first_M(θ, Δ) + M(Δ)
+        bound, gradient = stacked.magnitude(moved, moved), stacked.magnitude(np.abs(t), np.abs(g))
+        measured = {k: now[k] - before[k] for k in now}
+        predicted = {k: first[k] + second[k] for k in first}
+        scale = {k: 2 * bound[k] + coefficient * k * gradient[k] for k in bound}
+        for record in self.records:
+            if record.law.kind == "matrix":  # its entries mix units: evaluated on its own
+                parts = _matrix_parts(record.law, theta, after, grad, rest, coefficient)
+            else:
+                parts = [stacked.block(record.law, values) for values in (measured, predicted, scale)]
+            self._record(record, *parts, effect_size(parts[0] - parts[1], tolerance * parts[2]))
 
     def _record(self, record, measured, predicted, scale, effect):
         worst = int(np.argmax(effect)) if np.ndim(effect) else 0
@@ -499,20 +503,13 @@ class LawMonitor:
             record.flagged = (self.steps, tuple(int(i) for i in index), record.effect[-1])
 
     @property
-    def _groups(self):
-        """Laws sharing their terms, evaluated once as vectors (unit and layer laws are the
-        same sums; a matrix law is evaluated on its own)."""
+    def _stacked(self):
+        """The unit and layer laws stacked into sparse matrices (built once)."""
         if self._grouped is None:
-            from dataclasses import replace
+            from flowlaws.invariants.stacked import Stacked
 
-            groups: dict = {}
-            for record in self.records:
-                key = (record.law.terms, record.law.order, record.law.kind == "matrix")
-                if key not in groups:
-                    law = record.law if key[2] else replace(record.law, kind="unit")
-                    groups[key] = (law, [])
-                groups[key][1].append(record)
-            self._grouped = list(groups.values())
+            shapes = [shape for _, shape in self.converted.model.param_specs]
+            self._grouped = Stacked([r.law for r in self.records if r.law.kind != "matrix"], shapes)
         return self._grouped
 
     # --- results --------------------------------------------------------------------------
@@ -589,6 +586,15 @@ def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, los
                              f"(unit {e.unit}, effect size {e.effect:.3g})")
     if verdict.status == "invalid":
         raise AssertionError(f"{model.spec}: the case cannot be decided: {verdict.reason}")
+
+
+def _matrix_parts(law, theta, after, grad, rest, coefficient):
+    """(measured, predicted, scale) of a matrix law, as `LawMonitor._observe` stacks them."""
+    delta = tuple(b - a for a, b in zip(theta, after, strict=True))
+    moved = tuple(np.abs(a) + np.abs(d) for a, d in zip(theta, delta, strict=True))
+    scale = 2 * law.magnitude(moved, moved) + coefficient * law.first_magnitude(
+        tuple(map(np.abs, theta)), tuple(map(np.abs, grad)))
+    return [law.value(after) - law.value(theta), law.first(theta, rest) + law.second(delta), scale]
 
 
 def _optimizer(optimizer):
