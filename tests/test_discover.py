@@ -133,6 +133,7 @@ def test_a_unit_fed_by_one_non_negative_input_is_linear_on_all_data_so_no_generi
     ("seq:3:dense(3),layernorm,relu,dense(1)", None, 1 + 3),  # ||W||^2 and the 3 column sums
     ("seq:3:dense(3,bias),layernorm(affine),relu,dense(1)", None, 1 + 3 + 1 + 3),
     ("seq:3:dense(3),layernorm,dense(2)", None, 1 + 3 + 2),  # + the row sums of the reader
+    ("seq:2:dense(3),layernorm,linear,dense(1)", None, 1 + 2 + 1),  # found by the laws-complete campaign
     ("seq:3:dense(2,bias),batchnorm,relu,dense(3,bias)", "cross_entropy", 4 + 2 + 1),
     ("seq:3x2:attention(heads=1,dk=1,dv=1),flatten,dense(1)", None, 1 + 1 + 3),  # qk, vo, output features
     ("seq:3x3:attention(heads=1,dk=1,dv=2),layernorm,flatten,dense(1)", None, 1 + 3 + 1 + 2 + 3),

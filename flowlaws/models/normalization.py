@@ -137,13 +137,13 @@ class Normalization(Layer):
 
     def _centered(self, site):
         """Groups of one sample have x̂ summing to 0, so the layer reading them (through
-        flatten) may add c to its weights along a group: each such sum is conserved (a
+        flatten and linear activations) may add c to its weights along a group: each such sum is conserved (a
         translation law; the reader declares which sums, `Layer.centered`)."""
         ndim = len(site.in_shape) + 1
         if 0 in self.axes(ndim):
             return
         chain, position = site.chain, site.position + 1
-        while position < len(chain.layers) and isinstance(chain.layers[position], Flatten):
+        while position < len(chain.layers) and _keeps_sums(chain.layers[position]):
             position += 1
         if position == len(chain.layers):
             return
@@ -197,6 +197,11 @@ class LayerNorm(Normalization):
 
     def channel_axis(self, ndim):
         return ndim - 1
+
+
+def _keeps_sums(layer) -> bool:
+    """Flatten and linear activations (c z) keep a group's sum at 0."""
+    return isinstance(layer, Flatten) or bool(getattr(layer, "is_linear", False))
 
 
 NORMALIZATIONS = {cls.kind: cls for cls in (BatchNorm, LayerNorm)}
