@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -104,13 +104,28 @@ def parser() -> argparse.ArgumentParser:
     figures.add_argument("--quick", action="store_true",
                          help="a smaller net and fewer iterations, in seconds (default: the full sizes)")
     figures.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    campaign = sub.add_parser("campaign", help="many cases of the true theorems, sharded and resumable "
+                              "(in-process, or on Dask)")
+    campaign.add_argument("--cases", required=True, type=_int, help="cases per theorem")
+    campaign.add_argument("--theorem", action="append", metavar="ID",
+                          help="only this theorem (repeat; default: every true theorem)")
+    campaign.add_argument("--shard", default=200, type=_int, help="cases per shard (default 200)")
+    campaign.add_argument("--seed", default=0, type=_int, help="seed of the first shard (default 0)")
+    campaign.add_argument("--journal", type=Path, help="JSONL file of finished shards: appended as they "
+                          "finish; a rerun skips them (resume)")
+    where = campaign.add_mutually_exclusive_group()
+    where.add_argument("--workers", default=0, type=_int, help="a local Dask cluster of N processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
+    campaign.add_argument("--report-dir", default="reports", type=Path,
+                          help="where counterexamples are saved (default: reports)")
+    campaign.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     return main
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     commands = {"check": cmd_check, "explore": cmd_explore, "replay": cmd_replay,
-                "laws": cmd_laws, "discover": cmd_discover, "figures": cmd_figures}
+                "laws": cmd_laws, "discover": cmd_discover, "figures": cmd_figures, "campaign": cmd_campaign}
     try:
         return commands[args.command](args)
     except FlowlawsError as error:
@@ -257,6 +272,49 @@ def _recheck(cx):
     s = cx.scenario
     thm = rebuild(cx.theorem, s, cx.explore) if cx.explore is not None else theorem(cx.theorem)
     return thm.check(s)
+
+
+def cmd_campaign(args) -> int:
+    """Exit 0 when no true theorem raised a false alarm, 1 otherwise."""
+    from flowlaws.campaign import campaign, shards, summary, true_theorems
+
+    theorems = args.theorem or true_theorems()
+    total = len(shards(theorems, args.cases, args.shard, args.seed))
+    started = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} shards"),
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=err, transient=True,
+                  disable=args.json or not err.is_terminal) as progress:
+        task = progress.add_task("campaign", total=total, rate="")
+
+        def finished(record):
+            seconds = time.perf_counter() - started
+            done = progress.tasks[0].completed + 1
+            progress.update(task, advance=1, rate=f"{record['checked'] / max(record['seconds'], 1e-9):.0f} cases/s "
+                            f"({done} in {seconds:.0f} s)")
+
+        records = campaign(theorems, args.cases, shard=args.shard, seed=args.seed, journal=args.journal,
+                           workers=args.workers, scheduler=args.scheduler, report_dir=args.report_dir,
+                           warn=lambda message: err.print(Text(message, style="yellow"), soft_wrap=True),
+                           on_shard=finished)
+    rows, seconds = summary(records), time.perf_counter() - started
+    ok = not any(row["false_alarms"] for row in rows)
+    if args.json:
+        print(json.dumps({"ok": ok, "seconds": round(seconds, 3), "theorems": rows,
+                          "reports": [r["report"] for r in records if "report" in r]}, indent=1))
+        return 0 if ok else 1
+    table = Table(title=f"flowlaws campaign: {args.cases} cases per theorem, {seconds:.1f} s wall")
+    for column in ("theorem", "shards", "cases", "invalid", "false alarms", "worst effect", "cases/s"):
+        table.add_column(column, justify="left" if column == "theorem" else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(row["theorem"], str(row["shards"]), str(row["cases"]), str(row["invalid"]),
+                      f"[{'red' if row['false_alarms'] else 'green'}]{row['false_alarms']}[/]",
+                      f"{row['worst_effect']:.3g}", f"{row['cases_per_second']:.1f}")
+    out.print(table)
+    for record in records:
+        if "report" in record:
+            out.print(Text(f"false alarm in {record['theorem']} (seed {record['seed']}): {record['report']}",
+                           style="red"), soft_wrap=True)
+    return 0 if ok else 1
 
 
 def cmd_laws(args) -> int:
