@@ -97,7 +97,8 @@ def run_shard(shard: Shard) -> dict:
         result = run(thm, max_examples=shard.cases, derandomize=False, seed=shard.seed)
     effect = result.worst.effect
     record = {**asdict(shard), "checked": result.cases, "invalid": result.invalid,
-              "false_alarms": int(result.verdict == "violated"), "error": result.note if result.verdict == "error" else "",
+              "false_alarms": int(result.verdict == "violated"),
+              "error": result.note if result.verdict == "error" else "",
               "worst_effect": effect if math.isfinite(effect) else None,
               "seconds": round(time.perf_counter() - started, 3)}
     if result.counterexample is not None:
