@@ -244,3 +244,12 @@ def test_reports_are_named_after_what_failed_and_never_overwrite_each_other(caps
         paths.append(json.loads(out)["report"])
     assert paths[0] != paths[1] and all(Path(p).exists() for p in paths)
     assert Path(paths[0]).name.startswith("explore-mlp_3-")
+
+
+def test_the_core_imports_no_optional_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys, flowlaws, flowlaws.cli, flowlaws.campaign, flowlaws.discover; "
+            "print(sorted(m for m in ('torch', 'dask', 'distributed', 'matplotlib') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
