@@ -157,3 +157,18 @@ def test_completeness_of_small_normalized_and_attention_nets_is_decided_with_tim
                  "seq:2x3:attention(heads=1,dk=1,dv=1),flatten,dense(1)"):
         found = discover(parse(spec), budget=60)
         assert found.complete and found.count == found.derived
+
+
+def test_rotations_of_a_layernorm_plane_are_an_open_family_that_laws_complete_sets_aside():
+    # found by a campaign: LayerNorm (no affine) commutes with rotations of its centred plane,
+    # which the next dense layer absorbs; discovery sees the extra laws, the derivation does not yet
+    from flowlaws.catalog import theorem
+    from flowlaws.checking import Scenario
+    from flowlaws.losses import Square
+
+    model = parse("seq:2:dense(3),layernorm,linear,dense(3),layernorm,linear,dense(1)")
+    found = discover(model)
+    assert found.count == found.derived + 2 and len(found.missing) == 2
+    case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, 2)), np.zeros((2, 1)), Square())
+    verdict = theorem("laws-complete").check(case)
+    assert verdict.status == "invalid" and "O(d - 1) symmetry flowlaws does not derive yet" in verdict.reason
