@@ -30,6 +30,9 @@ from pathlib import Path
 from flowlaws.errors import InvalidArgument
 
 
+CONNECT_SECONDS = 10  # how long to wait for a scheduler before saying it cannot be reached
+
+
 @dataclass(frozen=True)
 class Shard:
     """``cases`` cases of ``theorem`` from Hypothesis seed ``seed``."""
@@ -139,7 +142,7 @@ def execute(todo: list[Shard], workers: int = 0, scheduler: str | None = None) -
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                   dashboard_address=None)
     try:
-        with Client(scheduler or cluster) as client:
+        with Client(scheduler or cluster, timeout=CONNECT_SECONDS) as client:
             futures = [client.submit(run_shard, shard, key=f"shard-{shard.theorem}-{shard.seed}-{shard.cases}",
                                      pure=False, retries=3) for shard in todo]
             for future in as_completed(futures):
