@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flowlaws.errors import InvalidArgument
-
 
 CONNECT_SECONDS = 10  # how long to wait for a scheduler before saying it cannot be reached
 
@@ -81,7 +81,9 @@ def _seed_only():
     providers.CONSTANTS_CACHE.cache.clear()
     providers._get_local_constants = lambda: empty  # type: ignore[attr-defined]
     try:
-        yield
+        with warnings.catch_warnings():  # a Dask worker's own threads use `random`, not our strategies
+            warnings.filterwarnings("ignore", message="Do not use the `random` module inside strategies")
+            yield
     finally:
         providers._get_local_constants = original  # type: ignore[attr-defined]
         providers.CONSTANTS_CACHE.cache.clear()
@@ -110,6 +112,16 @@ def run_shard(shard: Shard) -> dict:
     return record
 
 
+def run_theorem(theorem_id: str, max_examples: int, derandomize: bool):
+    """`flowlaws.theorems.run` of one theorem, drawing the same cases in any process (for
+    `flowlaws check --workers/--scheduler`); the Result comes back to the client."""
+    from flowlaws.catalog import theorem
+    from flowlaws.theorems import run
+
+    with _seed_only():
+        return run(theorem(theorem_id), max_examples=max_examples, derandomize=derandomize)
+
+
 def read_journal(path: Path, warn: Callable[[str], None]) -> dict:
     """Finished shards by key; a corrupt line is reported (with its number) and skipped."""
     done: dict = {}
@@ -126,14 +138,14 @@ def read_journal(path: Path, warn: Callable[[str], None]) -> dict:
     return done
 
 
-def execute(todo: list[Shard], workers: int = 0, scheduler: str | None = None) -> Iterator[dict]:
-    """Results of the shards, in the order they finish: in-process, on a local Dask
-    cluster of ``workers`` processes, or on the cluster at ``scheduler``."""
+def execute(todo: list, workers: int = 0, scheduler: str | None = None, task: Callable = run_shard) -> Iterator:
+    """``task(item)`` for every item, in the order they finish: in-process, on a local
+    Dask cluster of ``workers`` processes, or on the cluster at ``scheduler``."""
     if not todo:
         return
     if not workers and not scheduler:
-        for shard in todo:
-            yield run_shard(shard)
+        for item in todo:
+            yield task(item)
         return
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -143,8 +155,8 @@ def execute(todo: list[Shard], workers: int = 0, scheduler: str | None = None) -
                                                   dashboard_address=None)
     try:
         with Client(scheduler or cluster, timeout=CONNECT_SECONDS) as client:
-            futures = [client.submit(run_shard, shard, key=f"shard-{shard.theorem}-{shard.seed}-{shard.cases}",
-                                     pure=False, retries=3) for shard in todo]
+            futures = [client.submit(task, item, key=f"flowlaws-{index}-{item!s:.60}", pure=False, retries=3)
+                       for index, item in enumerate(todo)]
             for future in as_completed(futures):
                 yield future.result()
     except OSError as error:

@@ -70,6 +70,10 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--report-dir", default="reports", type=Path,
                        help="where counterexamples are saved (default: reports)")
     check.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    spread = check.add_mutually_exclusive_group()
+    spread.add_argument("--workers", default=0, type=_int,
+                        help="run the theorems on a local Dask cluster of N processes")
+    spread.add_argument("--scheduler", metavar="ADDRESS", help="run them on an existing Dask cluster")
     explore = sub.add_parser("explore", help="search an architecture for a first-order break")
     explore.add_argument("--arch", required=True, metavar="SPEC", help="the architecture, e.g. 'mlp:3-8-8-2:tanh'")
     explore.add_argument("--loss", default="square", help="a loss name[:options] (default: square)")
@@ -159,6 +163,7 @@ def _progress(enabled: bool) -> Progress:
 
 
 def cmd_check(args) -> int:
+    from flowlaws.campaign import _seed_only
     from flowlaws.catalog import all_theorems, theorem
     from flowlaws.strategies import PROFILES, profile_name
     from flowlaws.theorems import run
@@ -166,18 +171,18 @@ def cmd_check(args) -> int:
     profile = profile_name(args.profile)
     chosen = [theorem(t) for t in args.theorem] if args.theorem else all_theorems()
     started = time.perf_counter()
-    results = []
-    with _progress(not args.json and err.is_terminal) as progress:
-        for thm in chosen:
+    results = _distributed_check(args, chosen, profile) if args.workers or args.scheduler else []
+    with _progress(not args.json and err.is_terminal and not results) as progress:
+        for thm in chosen if not results else ():
             task = progress.add_task(thm.id, total=None)
-            result = run(thm, max_examples=PROFILES[profile], derandomize=profile == "ci",
-                         on_case=lambda task=task: progress.advance(task))
+            with _seed_only():
+                results.append(run(thm, max_examples=PROFILES[profile], derandomize=profile == "ci",
+                                   on_case=lambda task=task: progress.advance(task)))
             progress.remove_task(task)
-            if result.counterexample is not None:
-                scenario, verdict = result.counterexample
-                path = Counterexample.of(thm, scenario, verdict).save(args.report_dir)
-                result.extra["report"] = str(path)
-            results.append(result)
+    for result in results:  # counterexamples are written here, once, whoever checked them
+        if result.counterexample is not None:
+            scenario, verdict = result.counterexample
+            result.extra["report"] = str(Counterexample.of(result.theorem, scenario, verdict).save(args.report_dir))
     seconds = time.perf_counter() - started
     ok = all(r.ok for r in results)
     if args.json:
@@ -203,6 +208,18 @@ def cmd_check(args) -> int:
             if r.counterexample:
                 out.print(Counterexample.of(r.theorem, *r.counterexample))
     return 0 if ok else 1
+
+
+def _distributed_check(args, chosen, profile):
+    """The theorems' Results from Dask workers, in the order of ``chosen``."""
+    from functools import partial
+
+    from flowlaws.campaign import execute, run_theorem
+    from flowlaws.strategies import PROFILES
+
+    task = partial(run_theorem, max_examples=PROFILES[profile], derandomize=profile == "ci")
+    by_id = {r.theorem.id: r for r in execute([t.id for t in chosen], args.workers, args.scheduler, task)}
+    return [by_id[t.id] for t in chosen]
 
 
 def cmd_explore(args) -> int:

@@ -145,3 +145,14 @@ def test_an_unreachable_scheduler_is_a_clear_error(capsys):
 
 if sys.platform == "win32":  # pragma: no cover
     pytest.skip("the Dask fixture uses POSIX signals", allow_module_level=True)
+
+
+def test_check_on_two_workers_gives_the_in_process_verdicts(tmp_path, capsys):
+    ids = ["--theorem", "gd-step", "--theorem", "break-adam"]
+    assert main(["check", "--profile", "ci", *ids, "--json", "--report-dir", str(tmp_path / "a")]) == 0
+    alone = json.loads(capsys.readouterr().out)["theorems"]
+    spread_args = ["check", "--profile", "ci", *ids, "--json", "--workers", "2", "--report-dir", str(tmp_path / "b")]
+    assert main(spread_args) == 0
+    spread = json.loads(capsys.readouterr().out)["theorems"]
+    assert [(t["id"], t["verdict"], t["cases"], t["worst"]) for t in alone] == [
+        (t["id"], t["verdict"], t["cases"], t["worst"]) for t in spread]
