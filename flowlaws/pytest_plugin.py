@@ -2,7 +2,9 @@
 ``flowlaws-dev``/``-ci``/``-thorough`` (it loads none: a user's settings are theirs),
 adds ``--flowlaws-report-dir``, and renders the counterexamples captured by
 `flowlaws.testing.assert_conserved` in the terminal summary (saving them when a report
-folder is given)."""
+folder is given). Under pytest-xdist a worker attaches each counterexample to its test's
+report (as JSON, in ``user_properties``) and the controller collects them, so the summary
+is the same with ``-n 2``."""
 
 from __future__ import annotations
 
@@ -17,10 +19,41 @@ def pytest_addoption(parser):
                     help="save counterexamples found by assert_conserved here (JSON, text, SVG, HTML)")
 
 
+PROPERTY = "flowlaws_counterexample"
+
+
+def pytest_runtest_makereport(item, call):
+    """Attach the counterexamples a test captured to its report (read by an xdist controller)."""
+    import json
+
+    from flowlaws.testing import CAPTURED
+
+    if call.when != "call" or not hasattr(item.config, "workerinput"):
+        return
+    for cx in CAPTURED:
+        if cx.test == item.nodeid and (PROPERTY, None) not in item.user_properties:
+            item.user_properties.append((PROPERTY, json.dumps(cx.to_json())))
+
+
+def pytest_runtest_logreport(report):
+    """On an xdist controller: collect the counterexamples the workers attached (data only:
+    JSON, never code)."""
+    import json
+
+    from flowlaws.report import Counterexample
+    from flowlaws.testing import CAPTURED
+
+    if getattr(report, "node", None) is None or report.when != "call":  # only a worker's call phase
+        return
+    for name, value in report.user_properties:
+        if name == PROPERTY:
+            CAPTURED.append(Counterexample.from_json(json.loads(value), report.nodeid))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     from flowlaws.testing import CAPTURED
 
-    if not CAPTURED:
+    if not CAPTURED or hasattr(config, "workerinput"):  # an xdist worker: its controller renders them
         return
     from rich.console import Console
 

@@ -87,6 +87,29 @@ def test_assert_conserved_renders_counterexamples_in_the_summary(pytester, tmp_p
     assert main(["replay", str(report)]) == 1  # the report replays, and still reproduces
 
 
+def test_counterexamples_found_on_xdist_workers_reach_the_summary(pytester, tmp_path):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(
+        """
+        from flowlaws.testing import assert_conserved
+
+        def test_relu_gd_is_fine():
+            assert_conserved("mlp:2-3-1:relu", optimizer="gd:lr=0.05", max_examples=10)
+
+        def test_momentum_breaks():
+            assert_conserved("mlp:2-3-1:relu", optimizer="momentum:lr=0.05,beta=0.9", max_examples=30)
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", f"--flowlaws-report-dir={tmp_path}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*flowlaws counterexamples*", "found by *::test_momentum_breaks",
+                                 "*flowlaws replay*"])
+    (report,) = tmp_path.glob("*.json")
+    from flowlaws.cli import main
+
+    assert main(["replay", str(report)]) == 1
+
+
 def test_a_bad_report_dir_does_not_crash_the_session(pytester, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
