@@ -1,0 +1,73 @@
+"""Checking throughput: cases/s of the full check against drawing the same scenarios
+without checking (the Hypothesis floor), measured in the same run.
+
+    python bench/throughput.py [--cases N] [--theorem ID ...] [--json]
+
+Per theorem: the seconds for ``run(theorem, max_examples=N)`` (derandomized, as the ci
+profile) and for a Hypothesis test over the same strategy whose body only counts the
+cases; the ratio check / generation (target <= 2 on the ci space) and cases/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from hypothesis import HealthCheck, Phase, given, settings
+
+from flowlaws.campaign import _seed_only, true_theorems
+from flowlaws.catalog import theorem
+from flowlaws.strategies import scenarios
+from flowlaws.theorems import run
+
+
+def generation_seconds(thm, cases: int) -> float:
+    """Drawing ``cases`` scenarios of the theorem's space, and nothing else."""
+    drawn = []
+
+    @settings(max_examples=cases, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+    @given(scenarios(thm))
+    def draw(scenario):
+        drawn.append(1)
+
+    started = time.perf_counter()
+    with _seed_only():
+        draw()
+    return time.perf_counter() - started
+
+
+def check_seconds(thm, cases: int) -> tuple[float, int]:
+    started = time.perf_counter()
+    with _seed_only():
+        result = run(thm, max_examples=cases, derandomize=True)
+    return time.perf_counter() - started, result.cases
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=100)
+    parser.add_argument("--theorem", action="append", help="only these theorems (repeat)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    rows = []
+    for name in args.theorem or true_theorems():
+        thm = theorem(name)
+        generate = generation_seconds(thm, args.cases)
+        check, cases = check_seconds(thm, args.cases)
+        rows.append({"theorem": name, "cases": cases, "check_s": round(check, 3), "generate_s": round(generate, 3),
+                     "ratio": check / generate, "check_cases_per_s": cases / check,
+                     "generate_cases_per_s": args.cases / generate})
+        if not args.json:
+            r = rows[-1]
+            print(f"{name:14s} check {r['check_cases_per_s']:7.1f} cases/s  generate {r['generate_cases_per_s']:7.1f} "
+                  f"cases/s  ratio {r['ratio']:5.2f}", flush=True)
+    if args.json:
+        print(json.dumps({"rows": rows, "target_ratio": 2.0}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
