@@ -149,9 +149,6 @@ def _torch_ratio(net, params, X, Y, reference_s):
         import torch
     except ImportError:
         return None
-    from flowlaws.models import parse
-
-    del parse  # the torch bridge converts modules; here the function is written directly
     tp = [torch.tensor(q, requires_grad=True) for q in params]
     tX, tY = torch.tensor(X), torch.tensor(Y)
 

@@ -163,22 +163,14 @@ def _progress(enabled: bool) -> Progress:
 
 
 def cmd_check(args) -> int:
-    from flowlaws.campaign import _seed_only
     from flowlaws.catalog import all_theorems, theorem
-    from flowlaws.strategies import PROFILES, profile_name
-    from flowlaws.theorems import run
+    from flowlaws.strategies import profile_name
 
     profile = profile_name(args.profile)
     chosen = [theorem(t) for t in args.theorem] if args.theorem else all_theorems()
     started = time.perf_counter()
-    results = _distributed_check(args, chosen, profile) if args.workers or args.scheduler else []
-    with _progress(not args.json and err.is_terminal and not results) as progress:
-        for thm in chosen if not results else ():
-            task = progress.add_task(thm.id, total=None)
-            with _seed_only():
-                results.append(run(thm, max_examples=PROFILES[profile], derandomize=profile == "ci",
-                                   on_case=lambda task=task: progress.advance(task)))
-            progress.remove_task(task)
+    spread = args.workers or args.scheduler
+    results = _distributed_check(args, chosen, profile) if spread else _local_check(args, chosen, profile)
     for result in results:  # counterexamples are written here, once, whoever checked them
         if result.counterexample is not None:
             scenario, verdict = result.counterexample
@@ -208,6 +200,23 @@ def cmd_check(args) -> int:
             if r.counterexample:
                 out.print(Counterexample.of(r.theorem, *r.counterexample))
     return 0 if ok else 1
+
+
+def _local_check(args, chosen, profile):
+    """The theorems' Results, checked in this process, with a progress bar on a terminal."""
+    from flowlaws.campaign import _seed_only
+    from flowlaws.strategies import PROFILES
+    from flowlaws.theorems import run
+
+    results = []
+    with _progress(not args.json and err.is_terminal) as progress:
+        for thm in chosen:
+            task = progress.add_task(thm.id, total=None)
+            with _seed_only():
+                results.append(run(thm, max_examples=PROFILES[profile], derandomize=profile == "ci",
+                                   on_case=lambda task=task: progress.advance(task)))
+            progress.remove_task(task)
+    return results
 
 
 def _distributed_check(args, chosen, profile):

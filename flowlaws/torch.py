@@ -408,6 +408,7 @@ class LawMonitor:
 
     def __init__(self, module, optimizer, *, example_input, loss=None):
         from flowlaws.invariants import laws
+        from flowlaws.invariants.stacked import Stacked
 
         if type(optimizer).__name__ not in PREDICTED:
             raise InvalidArgument(f"LawMonitor predicts {', '.join(PREDICTED)}; got {type(optimizer).__name__}")
@@ -418,7 +419,8 @@ class LawMonitor:
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
         self.records = [Record(law) for law in self.laws]
-        self._grouped: Any = None
+        shapes = [shape for _, shape in self.converted.model.param_specs]
+        self.stacked = Stacked([law for law in self.laws if law.kind != "matrix"], shapes)  # unit and layer laws
         self.errors: list[str] = []
         self.steps = 0
         self._before: tuple | None = None
@@ -476,7 +478,7 @@ class LawMonitor:
         dtype = next(p.dtype for p in self.module.parameters())
         unit = float(torch.finfo(dtype).eps) if dtype.is_floating_point else float(np.finfo(float).eps)
         tolerance = SAFETY * sum(x.size for x in theta) * unit
-        stacked, flat = self._stacked, np.concatenate
+        stacked, flat = self.stacked, np.concatenate
         t, a, g, r = (flat([np.ravel(x) for x in xs]) for xs in (theta, after, grad, rest))
         d = a - t
         before, now, first, second = stacked.value(t), stacked.value(a), stacked.first(t, r), stacked.second(d)
@@ -501,16 +503,6 @@ class LawMonitor:
         if record.flagged is None and record.effect[-1] > 1:
             index = np.unravel_index(worst, np.shape(effect)) if np.ndim(effect) else ()
             record.flagged = (self.steps, tuple(int(i) for i in index), record.effect[-1])
-
-    @property
-    def _stacked(self):
-        """The unit and layer laws stacked into sparse matrices (built once)."""
-        if self._grouped is None:
-            from flowlaws.invariants.stacked import Stacked
-
-            shapes = [shape for _, shape in self.converted.model.param_specs]
-            self._grouped = Stacked([r.law for r in self.records if r.law.kind != "matrix"], shapes)
-        return self._grouped
 
     # --- results --------------------------------------------------------------------------
     @property

@@ -127,8 +127,7 @@ def _formula(kind, terms, specs, order: int = 2) -> str:
     for t in terms:
         vector = len(specs[t.view.param][1]) > 1
         if order == 1:
-            square = f"Σ {slice_of(t.view)}" if len(specs[t.view.param][1]) > 1 or t.view.size != t.view.units \
-                else slice_of(t.view)
+            square = f"Σ {slice_of(t.view)}" if vector or t.view.size != t.view.units else slice_of(t.view)
         elif kind == "matrix":
             a, b = slice_of(t.view), slice_of(t.view, "j")
             square = f"⟨{a}, {b}⟩" if vector else f"{a}·{b}"
