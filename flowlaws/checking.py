@@ -37,6 +37,7 @@ import numpy as np
 from flowlaws.engine import gradient_and_magnitude
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.flows import descend, implicit_midpoint, rk4
+from flowlaws.invariants.stacked import Stacked, stacked
 from flowlaws.models.symmetry import flatten, unflatten
 
 EPS = float(np.finfo(np.float64).eps)
@@ -105,17 +106,27 @@ class Evidence:
 NO_EVIDENCE = Evidence("none", "", (), 0.0, 0.0, 0.0)
 
 
-def _worst(level, law, residual, tolerance, **extra: Any) -> Evidence:
-    if not (np.all(np.isfinite(residual)) and np.all(np.isfinite(tolerance))):
+def _stack(model, law_list) -> Stacked:
+    """The laws as one component vector (`flowlaws.invariants.stacked`), cached per model shape."""
+    return stacked(tuple(law_list), tuple(tuple(shape) for _, shape in model.param_specs))
+
+
+def _worst(level, stack, residual, tolerance, per_law=None, **extra: Any) -> Evidence:
+    """The component with the largest effect size, as Evidence naming its law and unit;
+    ``extra`` arrays are read at that component, ``per_law(law)`` adds fields of its law."""
+    bad = ~(np.isfinite(residual) & np.isfinite(tolerance))
+    if np.any(bad):
+        law, _ = stack.locate(int(np.argmax(bad)))
         raise Unrepresentable(f"{level} check of {law.name}: a gradient, loss or law value overflowed "
                               "float64 (inf or NaN); the case cannot be decided")
     effect = effect_size(residual, tolerance)
-    index = np.unravel_index(int(np.argmax(effect)), effect.shape) if effect.ndim else ()
+    index = int(np.argmax(effect))
+    law, unit = stack.locate(index)
     pick = lambda a: float(np.asarray(a, float)[index]) if np.ndim(a) else float(a)  # noqa: E731
     picked: dict[str, Any] = {k: (pick(v) if isinstance(v, np.ndarray | float | np.floating) else v)
                               for k, v in extra.items()}
-    return Evidence(level, law.name, tuple(int(i) for i in index), pick(residual), pick(tolerance),
-                    float(effect[index] if effect.ndim else effect), **picked)
+    return Evidence(level, law.name, unit, pick(residual), pick(tolerance), float(effect[index]),
+                    **picked, **(per_law(law) if per_law else {}))
 
 
 def worst(evidence) -> Evidence:
@@ -125,16 +136,16 @@ def worst(evidence) -> Evidence:
 
 def pointwise(model, loss, params, X, Y, law_list) -> Evidence:
     """Level 1: the Euler identity B(theta, grad L) = 0, every law and component."""
+    stack = _stack(model, law_list)
     _, grads, magnitude = gradient_and_magnitude(model, loss, params, X, Y)
-    n = accumulation_length(model, X)
-    absolute = tuple(np.abs(p) for p in params)
-    return worst(
-        _worst("pointwise", law, law.first(params, grads), tolerance(law.first_magnitude(absolute, magnitude), n))
-        for law in law_list
-    )
+    theta = flatten(params)
+    return _worst("pointwise", stack, stack.first(theta, flatten(grads)),
+                  tolerance(stack.first_magnitude(np.abs(theta), flatten(magnitude)), accumulation_length(model, X)))
 
 
 # --- step level ----------------------------------------------------------------------------
+# A prediction takes the laws (a `Stacked`, or one `Law`) and flat vectors: theta, the
+# step delta, the gradient, the previous step, the step size and the optimizer.
 
 def predict_gd(law, theta, delta, grad, previous, eta, opt):
     """GD / SGD: Delta Q = eta^2 Q(g) (docs/theory.md 3.3); a linear law does not move."""
@@ -178,29 +189,25 @@ PREDICTIONS = {
 
 def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
     """Level 2: every step of an optimizer run against ``PREDICTIONS[prediction]``."""
-    predict = PREDICTIONS[prediction]
+    predict, stack = PREDICTIONS[prediction], _stack(model, law_list)
     n = accumulation_length(model, X)
+    points = [flatten(p) for p in run.params]
+    values = [stack.value(p) for p in points]
+    own = [stack.magnitude(np.abs(p), np.abs(p)) for p in points]
     found = []
-    zeros = tuple(np.zeros_like(p) for p in run.params[0])
-    for k in range(len(run.params) - 1):
-        theta, after, grad = run.params[k], run.params[k + 1], run.grads[k]
-        delta = tuple(b - a for a, b in zip(theta, after, strict=True))
-        previous = zeros if k == 0 else tuple(
-            a - b for a, b in zip(theta, run.params[k - 1], strict=True))
+    for k in range(len(points) - 1):
+        theta, grad = points[k], flatten(run.grads[k])
+        delta = points[k + 1] - theta
+        previous = np.zeros_like(theta) if k == 0 else theta - points[k - 1]
         rows = opt.batch(len(X), k)
         Xb, Yb = (X, Y) if rows is None else (X[rows], Y[rows])
-        _, _, gmag = gradient_and_magnitude(model, loss, theta, Xb, Yb)
+        gmag = flatten(gradient_and_magnitude(model, loss, run.params[k], Xb, Yb)[2])
         eta = opt.step_size(k)
-        a_theta, a_after = tuple(map(np.abs, theta)), tuple(map(np.abs, after))
-        for law in law_list:
-            measured = law.value(after) - law.value(theta)
-            residual = measured - predict(law, theta, delta, grad, previous, eta, opt)
-            scale = (law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
-                     + eta * law.first_magnitude(a_theta, gmag)
-                     + eta**2 * law.magnitude(tuple(map(np.abs, grad)), gmag))
-            found.append(_worst("step", law, residual, tolerance(scale, n), where=f"step {k}",
-                                first_order=law.first(theta, delta),
-                                second_order=law.second(delta)))
+        residual = values[k + 1] - values[k] - predict(stack, theta, delta, grad, previous, eta, opt)
+        scale = (own[k] + own[k + 1] + eta * stack.first_magnitude(np.abs(theta), gmag)
+                 + eta**2 * stack.magnitude(np.abs(grad), gmag))
+        found.append(_worst("step", stack, residual, tolerance(scale, n), where=f"step {k}",
+                            first_order=stack.first(theta, delta), second_order=stack.second(delta)))
     return worst(found)
 
 
@@ -210,23 +217,23 @@ def balance(model, X, run, law_list, opt) -> Evidence:
     ||W_h||^2 / ||W_h+1||^2 = 1 + D_T / ||W_h+1||^2 tends to 1 as the norms grow. The
     residual is the excess of |D_T| over that bound; the tolerance, the round-off of the
     steps (so a run whose gradient vanishes, D_T = D_0, sits at 0, not at the bound)."""
-    n = accumulation_length(model, X)
+    stack, n = _stack(model, law_list), accumulation_length(model, X)
     first, last = run.params[0], run.final
-    found = []
-    for law in law_list:
-        bound, roundoff = abs(law.value(first)), 0.0
-        for k, grad in enumerate(run.grads):
-            theta = tuple(map(np.abs, run.params[k]))
-            bound = bound + opt.step_size(k) ** 2 * abs(law.value(grad))
-            roundoff = roundoff + tolerance(law.magnitude(theta, theta), n)
+    bound, roundoff = np.abs(stack.value(flatten(first))), 0.0
+    for k, grad in enumerate(run.grads):
+        theta = np.abs(flatten(run.params[k]))
+        bound = bound + opt.step_size(k) ** 2 * np.abs(stack.value(flatten(grad)))
+        roundoff = roundoff + tolerance(stack.magnitude(theta, theta), n)
+    excess = np.maximum(np.abs(stack.value(flatten(last))) - bound, 0.0)
+
+    def where(law):
         in_norm = sum(float(np.sum(v.rows(last) ** 2)) for v in law.incoming)
         out_norm = sum(float(np.sum(v.rows(last) ** 2)) for v in law.outgoing)
         start = sum(float(np.sum(v.rows(first) ** 2)) for v in law.outgoing)
-        excess = np.maximum(np.abs(law.value(last)) - bound, 0.0)
-        found.append(_worst("balance", law, excess, roundoff,
-                            where=f"after {len(run.grads)} steps: ratio {in_norm / max(out_norm, 1e-300):.4f}, "
-                                  f"squared norm grew {out_norm / max(start, 1e-300):.3g}x"))
-    return worst(found)
+        return {"where": f"after {len(run.grads)} steps: ratio {in_norm / max(out_norm, 1e-300):.4f}, "
+                         f"squared norm grew {out_norm / max(start, 1e-300):.3g}x"}
+
+    return _worst("balance", stack, excess, roundoff, per_law=where)
 
 
 def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: float = 0.0,
@@ -237,46 +244,40 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
     run = implicit_midpoint(model, loss, params, X, Y, T, n, weight_decay=weight_decay)
     if not run.ok:
         raise InvalidArgument(f"gradient flow failed: {run.message}")
-    count = accumulation_length(model, X)
-    shapes = [p.shape for p in params]
-    errors = run.solve_errors if run.solve_errors is not None else np.zeros((len(run.params), len(flatten(params))))
-    steps = []  # per step, once for all laws: the terms the residual and tolerance need
-    for k in range(len(run.params) - 1):
-        theta, after = run.params[k], run.params[k + 1]
-        mid = tuple(0.5 * (a + b) for a, b in zip(theta, after, strict=True))
-        _, _, gmag = gradient_and_magnitude(model, loss, mid, X, Y)
-        steps.append((theta, after, mid, gmag, run.times[k + 1] - run.times[k],
-                      tuple(np.abs(b - a) for a, b in zip(theta, after, strict=True)),
-                      unflatten(errors[k], shapes),
-                      *(tuple(map(np.abs, p)) for p in (theta, after, mid))))
-    found = []
-    for law in law_list:
-        residual, scale = 0.0, 0.0
-        series = [float(np.sum(law.value(run.params[0])))]
-        for theta, after, mid, gmag, h, moved, ones, a_theta, a_after, a_mid in steps:
-            residual = residual + law.value(after) - law.value(theta) + h * weight_decay * law.first(mid, mid)
-            scale = scale + (tolerance(law.magnitude(a_theta, a_theta) + law.magnitude(a_after, a_after)
-                                       + h * law.first_magnitude(a_mid, gmag)
-                                       + h * weight_decay * law.first_magnitude(a_mid, a_mid), count)
-                             + law.first_magnitude(moved, ones))
-            series.append(float(np.sum(law.value(after))))
-        found.append(_worst("flow", law, residual, scale, where=f"t = {T:g} ({n} midpoint steps)",
-                            series=tuple(series)))
-    evidence = worst(found)
+    stack, count = _stack(model, law_list), accumulation_length(model, X)
+    points = [flatten(p) for p in run.params]
+    errors = run.solve_errors if run.solve_errors is not None else np.zeros((len(points), stack.D))
+    values = [stack.value(p) for p in points]
+    own = [stack.magnitude(np.abs(p), np.abs(p)) for p in points]
+    residual, scale = 0.0, 0.0
+    for k in range(len(points) - 1):
+        theta, after = points[k], points[k + 1]
+        mid = 0.5 * (theta + after)
+        gmag = flatten(gradient_and_magnitude(model, loss, unflatten(mid, stack.shapes), X, Y)[2])
+        h, a_mid = run.times[k + 1] - run.times[k], np.abs(mid)
+        residual = residual + values[k + 1] - values[k] + h * weight_decay * stack.first(mid, mid)
+        scale = scale + (tolerance(own[k] + own[k + 1] + h * stack.first_magnitude(a_mid, gmag)
+                                   + h * weight_decay * stack.first_magnitude(a_mid, a_mid), count)
+                         + stack.first_magnitude(np.abs(after - theta), errors[k]))
+    evidence = _worst("flow", stack, residual, scale, where=f"t = {T:g} ({n} midpoint steps)",
+                      per_law=lambda law: {"series": tuple(float(np.sum(stack.part(law, v))) for v in values)})
     if order and not weight_decay and evidence.effect > 1:  # reported for a failure only
-        evidence = _with_order(evidence, model, loss, params, X, Y, law_list, T, n)
+        evidence = _with_order(evidence, model, loss, params, X, Y, stack, T, n)
     return evidence
 
 
-def _with_order(evidence, model, loss, params, X, Y, law_list, T, n):
-    law = next(law for law in law_list if law.name == evidence.law)
+def _with_order(evidence, model, loss, params, X, Y, stack, T, n):
+    law = next(law for law, _ in stack.slices if law.name == evidence.law)
+    theta = flatten(params)
     drifts = []
     for m in (n, 2 * n):
         run = rk4(model, loss, params, X, Y, T, m)
         if not run.ok:
             return evidence
-        drifts.append(float(np.max(np.abs(law.value(run.final) - law.value(params)))))
-    floor = float(np.max(tolerance(law.magnitude(params, params), accumulation_length(model, X))))
+        drift = stack.part(law, stack.value(flatten(run.final)) - stack.value(theta))
+        drifts.append(float(np.max(np.abs(drift))))
+    own = stack.part(law, stack.magnitude(np.abs(theta), np.abs(theta)))
+    floor = float(np.max(tolerance(own, accumulation_length(model, X))))
     if min(drifts) <= floor:
         return evidence
     return _replace(evidence, observed_order=math.log2(drifts[0] / drifts[1]))

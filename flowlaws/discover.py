@@ -29,6 +29,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -50,6 +51,7 @@ GENERIC_DRAWS = 12  # theta0 is the draw (of these) where the fields span the mo
 MAX_DEPTH = 3
 FAST_PARTNERS = 3  # generators each new field is bracketed with first (Marcotte et al.'s "fast")
 EXPLICIT_MAX_PARAMS = 40  # degree-2 explicit laws solve a (D^2/2)-unknown system
+EXPLICIT_CHECK_PARAMS = 30  # the same inside the laws-complete theorem
 
 
 ANALYTIC_POINTS = 12  # circle points for a field that is analytic but not a polynomial
@@ -604,22 +606,39 @@ def completeness(model):
     """Evidence that the derived laws are all the laws of ``model``: effect 0 when discovery's
     count equals the derived count (or a KNOWN_EXTRA entry predicts the discovered count),
     infinite when laws are missing or a derived law is spurious; undecided cases raise."""
-    from flowlaws.checking import Evidence
-    from flowlaws.errors import Unrepresentable
+    evidence, where = _decided(model)
+    if evidence is None:
+        raise Unrepresentable(f"discovery of {model.spec} is undecided: {where}")
+    return evidence
 
-    found = discover(model, degree=2 if sum(np.prod(s) for _, s in model.param_specs) <= 30 else 0,
-                     budget=CHECK_BUDGET)
+
+@lru_cache(maxsize=1024)
+def _decided(model):
+    """(Evidence or None if undecided, what discovery found). It depends on the model alone,
+    so a process decides each model once. Discovery without explicit laws first: when its
+    bounds meet at the derived count the laws are complete; otherwise the full discovery
+    names what is missing."""
+    decided = _judged(model, discover(model, degree=0, budget=CHECK_BUDGET))
+    explicit = sum(np.prod(s) for _, s in model.param_specs) <= EXPLICIT_CHECK_PARAMS
+    if explicit and (decided[0] is None or decided[0].effect > 0):
+        decided = _judged(model, discover(model, degree=2, budget=CHECK_BUDGET))
+    return decided
+
+
+def _judged(model, found):
+    from flowlaws.checking import Evidence
+
     where = (f"discovered {found.count if found.count is not None else 'undecided'} (upper {found.upper}, "
              f"lower {found.lower}), derived {found.derived}, gap {found.gap:.2g}")
+    name = f"laws of {model.spec}"
     if found.spurious:
-        return Evidence("complete", f"laws of {model.spec}", (), float(len(found.spurious)), 0.0, math.inf,
-                        where=f"{where}; spurious: {', '.join(found.spurious)}")
+        return Evidence("complete", name, (), float(len(found.spurious)), 0.0, math.inf,
+                        where=f"{where}; spurious: {', '.join(found.spurious)}"), where
     extra = next((k for k in KNOWN_EXTRA if k.applies(model) and found.upper == k.count(model)), None)
     if extra is not None:
-        return Evidence("complete", f"laws of {model.spec}", (), 0.0, 0.0, 0.0, where=f"{where}; {extra.name}")
+        return Evidence("complete", name, (), 0.0, 0.0, 0.0, where=f"{where}; {extra.name}"), where
     if found.count is None:
-        raise Unrepresentable(f"discovery of {model.spec} is undecided: {where}")
+        return None, where
     missing = found.count - found.derived
-    return Evidence("complete", f"laws of {model.spec}", (), float(abs(missing)), 0.0,
-                    0.0 if missing == 0 else math.inf,
-                    where=where + (f"; missing: {'; '.join(found.missing)}" if found.missing else ""))
+    return Evidence("complete", name, (), float(abs(missing)), 0.0, 0.0 if missing == 0 else math.inf,
+                    where=where + (f"; missing: {'; '.join(found.missing)}" if found.missing else "")), where

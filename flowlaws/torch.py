@@ -419,8 +419,7 @@ class LawMonitor:
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
         self.records = [Record(law) for law in self.laws]
-        shapes = [shape for _, shape in self.converted.model.param_specs]
-        self.stacked = Stacked([law for law in self.laws if law.kind != "matrix"], shapes)  # unit and layer laws
+        self.stacked = Stacked(self.laws, [shape for _, shape in self.converted.model.param_specs])
         self.errors: list[str] = []
         self.steps = 0
         self._before: tuple | None = None
@@ -478,21 +477,16 @@ class LawMonitor:
         dtype = next(p.dtype for p in self.module.parameters())
         unit = float(torch.finfo(dtype).eps) if dtype.is_floating_point else float(np.finfo(float).eps)
         tolerance = SAFETY * sum(x.size for x in theta) * unit
-        stacked, flat = self.stacked, np.concatenate
-        t, a, g, r = (flat([np.ravel(x) for x in xs]) for xs in (theta, after, grad, rest))
+        stacked = self.stacked
+        t, a, g, r = (stacked.flat(xs) for xs in (theta, after, grad, rest))
         d = a - t
-        before, now, first, second = stacked.value(t), stacked.value(a), stacked.first(t, r), stacked.second(d)
         moved = np.abs(t) + np.abs(d)
         # |theta| + |Delta| bounds theta, theta+ and Delta: 2 M(|θ|+|Δ|) >= M(θ) + M(θ+) + first_M(θ, Δ) + M(Δ)
-        bound, gradient = stacked.magnitude(moved, moved), stacked.magnitude(np.abs(t), np.abs(g))
-        measured = {k: now[k] - before[k] for k in now}
-        predicted = {k: first[k] + second[k] for k in first}
-        scale = {k: 2 * bound[k] + coefficient * k * gradient[k] for k in bound}
+        measured = stacked.value(a) - stacked.value(t)
+        predicted = stacked.first(t, r) + stacked.second(d)
+        scale = 2 * stacked.magnitude(moved, moved) + coefficient * stacked.first_magnitude(np.abs(t), np.abs(g))
         for record in self.records:
-            if record.law.kind == "matrix":  # its entries mix units: evaluated on its own
-                parts = _matrix_parts(record.law, theta, after, grad, rest, coefficient)
-            else:
-                parts = [stacked.block(record.law, values) for values in (measured, predicted, scale)]
+            parts = [stacked.part(record.law, values) for values in (measured, predicted, scale)]
             self._record(record, *parts, effect_size(parts[0] - parts[1], tolerance * parts[2]))
 
     def _record(self, record, measured, predicted, scale, effect):
@@ -578,15 +572,6 @@ def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, los
                              f"(unit {e.unit}, effect size {e.effect:.3g})")
     if verdict.status == "invalid":
         raise AssertionError(f"{model.spec}: the case cannot be decided: {verdict.reason}")
-
-
-def _matrix_parts(law, theta, after, grad, rest, coefficient):
-    """(measured, predicted, scale) of a matrix law, as `LawMonitor._observe` stacks them."""
-    delta = tuple(b - a for a, b in zip(theta, after, strict=True))
-    moved = tuple(np.abs(a) + np.abs(d) for a, d in zip(theta, delta, strict=True))
-    scale = 2 * law.magnitude(moved, moved) + coefficient * law.first_magnitude(
-        tuple(map(np.abs, theta)), tuple(map(np.abs, grad)))
-    return [law.value(after) - law.value(theta), law.first(theta, rest) + law.second(delta), scale]
 
 
 def _optimizer(optimizer):

@@ -6,9 +6,12 @@ from hypothesis import settings
 
 from flowlaws.strategies import register_profiles
 
-# flowlaws' own suite opts in to its profiles (a user's suite keeps its own).
+# flowlaws' own suite opts in to its profiles (a user's suite keeps its own), with the
+# example count of a unit test: flowlaws-ci's 200 cases per theorem are `flowlaws check`'s gate.
 register_profiles()
-settings.load_profile("flowlaws-ci" if os.environ.get("CI") else "flowlaws-dev")
+base = settings.get_profile("flowlaws-ci" if os.environ.get("CI") else "flowlaws-dev")
+settings.register_profile("flowlaws-suite", base, max_examples=25)
+settings.load_profile("flowlaws-suite")
 
 
 @pytest.fixture

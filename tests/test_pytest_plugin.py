@@ -56,7 +56,7 @@ def test_opting_in_to_the_flowlaws_ci_profile_works(pytester):
         from hypothesis import settings
 
         def test_active():
-            assert settings().derandomize and settings().max_examples == 25
+            assert settings().derandomize and settings().max_examples == 200
         """
     )
     assert pytester.runpytest_subprocess("--hypothesis-profile", "flowlaws-ci").ret == 0

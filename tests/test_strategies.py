@@ -143,3 +143,12 @@ def test_optimizers_draw_their_weight_decay_from_a_tuple(data):
 
     opt = data.draw(optimizers(names=("gd", "momentum"), weight_decay=(0.0, 0.1)))
     assert opt.weight_decay in (0.0, 0.1)
+
+
+@given(architectures(kinds=("conv1d", "conv2d")))
+def test_conv_nets_read_real_input_in_every_window(model):
+    """Every window covers an input entry: kernel within the input, padding below the
+    kernel (an output of padding alone gives the net laws no symmetry derives)."""
+    for position, layer in enumerate(model.layers):
+        if hasattr(layer, "kernel"):
+            assert layer.padding < layer.kernel <= min(model.site(position).in_shape[1:])

@@ -1,77 +1,156 @@
-"""Every unit and layer law of a model in one sparse pass (for monitoring every step).
+"""Every law of a model as one vector of components, evaluated in a few sparse products.
 
-A unit law is Q_i(theta) = sum_e S_ie theta_e^2 over the entries e of unit i's slices,
-S_ie the slice's exponent (a linear law: h_i = sum_e S_ie theta_e). Stacking the units
-of every law as the rows of one sparse matrix per order turns all laws into a few
-sparse products over the flat parameter vector:
+Each component c of a law is a sum over entry pairs: Q_c(theta) = sum_p w_p theta[E1_p]
+theta[E2_p] (a linear law: h_c = sum_e w_e theta[e]). A unit law pairs each entry of unit
+i's slices with itself (w = the slice's exponent); a layer law is one component holding
+all its units' pairs; entry (i, j) of a matrix law pairs P_v[i, c] with P_v[j, c] (and the
+swapped pair, each with w / 2: the symmetric part). With the weights as sparse matrices
+Q (components x pairs) and L (components x entries), every law is one product:
 
-    value = S2 (theta^2)  and  S1 theta;      first(theta, u) = 2 S2 (theta u)  and  S1 u;
-    second(u) = S2 (u^2);                     magnitude(a, b) = |S2| (|a| |b|)  and  |S1| |b|.
+    value(theta)    = Q (theta[E1] theta[E2]) + L theta
+    first(theta, u) = Q (theta[E1] u[E2] + u[E1] theta[E2]) + L u       (= 2 B(theta, u))
+    second(u)       = Q (u[E1] u[E2])
+    magnitude(a, b) = |Q| (a[E1] b[E2]) + |L| b        (a, b >= 0: the round-off scale)
 
-The rows of each law come from its views applied to the parameters' flat indices, so
-the stacking follows `View.rows` exactly. Matrix laws stay with `Law` (their entries
-mix units).
+and first_magnitude(a, b) = |Q| (a[E1] b[E2] + b[E1] a[E2]) + |L| b. A matrix law with
+more than ``PAIR_LIMIT`` pairs (a wide layer of a real network) is evaluated densely by
+`Law` itself. Inputs are flat parameter vectors (`flat`); ``part(law, components)`` and
+``locate(index)`` map the component vector back to laws and units. The pairs come from
+`View.rows` applied to the parameters' flat indices, so they follow the views exactly.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import scipy.sparse
 
+from flowlaws.models.symmetry import flatten, unflatten
+
+PAIR_LIMIT = 1_000_000
+
 
 class Stacked:
-    """The unit components of ``laws`` (unit or layer kind; a layer law is the sum of its
-    units) for a model with parameter ``shapes``; ``block(law)`` is its (order, rows)."""
+    """The components of ``laws`` (a model with parameter ``shapes``) as one vector:
+    unit laws give a component per unit, layer laws one, matrix laws units^2 (row-major)."""
 
     def __init__(self, laws, shapes):
-        sizes = [int(np.prod(s)) for s in shapes]
+        self.laws, self.shapes = tuple(laws), tuple(tuple(s) for s in shapes)
+        sizes = [int(np.prod(s)) for s in self.shapes]
+        self.D = int(sum(sizes))
         starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        flat_index = tuple(np.arange(starts[k], starts[k + 1]).reshape(shape) for k, shape in enumerate(shapes))
-        entries: dict[int, tuple[list, list, list]] = {1: ([], [], []), 2: ([], [], [])}
-        count = {1: 0, 2: 0}
-        self.blocks: dict = {}
-        for law in laws:
-            if law.kind == "matrix":
-                raise ValueError(f"{law.name}: matrix laws are not stacked")
-            key = (law.terms, law.order)
-            if key in self.blocks:
-                continue
-            rows, cols, data = entries[law.order]
-            first = count[law.order]
-            for term in law.terms:
-                index = np.asarray(term.view.rows(flat_index))
-                units, width = index.shape
-                rows.append(np.repeat(np.arange(first, first + units), width))
-                cols.append(index.ravel())
-                data.append(np.full(units * width, term.weight))
-            count[law.order] += law.terms[0].view.units
-            self.blocks[key] = (law.order, slice(first, count[law.order]))
-        self.D = int(starts[-1])
-        self.S = {order: scipy.sparse.csr_matrix(
-            (np.concatenate(data) if data else np.zeros(0),
-             (np.concatenate(rows) if rows else np.zeros(0, int), np.concatenate(cols) if cols else np.zeros(0, int))),
-            shape=(count[order], self.D)) for order, (rows, cols, data) in entries.items()}
-        self.A = {order: abs(S) for order, S in self.S.items()}
+        index = tuple(np.arange(starts[k], starts[k + 1]).reshape(s) for k, s in enumerate(self.shapes))
+        pairs: list = []  # (component rows, E1, E2, weights) of the quadratic pairs
+        linear: list = []  # (component rows, entries, weights)
+        self.slices, self.dense, count = [], [], 0
+        for law in sorted(self.laws, key=lambda law: law.kind == "matrix" and _pairs(law) > PAIR_LIMIT):
+            if law.kind == "matrix" and _pairs(law) > PAIR_LIMIT:
+                self.dense.append(law)
+            units = law.terms[0].view.units
+            width = {"unit": units, "layer": 1, "matrix": units * units}[law.kind]
+            if law not in self.dense:
+                for term in law.terms:
+                    rows = np.asarray(term.view.rows(index))  # (units, m): flat entries of unit i's slice
+                    _add(law, rows, float(term.weight), count, pairs, linear)
+            self.slices.append((law, slice(count, count + width)))
+            count += width
+        self.size = count
+        self.sparse_size = count - sum(s.stop - s.start for law, s in self.slices if law in self.dense)
+        rows, self.E1, self.E2, weights = _joined(pairs, 4)
+        self.Q = scipy.sparse.csr_matrix((weights, (rows, np.arange(len(rows)))), shape=(self.sparse_size, len(rows)))
+        rows, entries, weights = _joined(linear, 3)
+        self.L = scipy.sparse.csr_matrix((weights, (rows, entries)), shape=(self.sparse_size, self.D))
+        self.absQ, self.absL = abs(self.Q), abs(self.L)
+        self.order = np.concatenate([np.full(s.stop - s.start, law.order) for law, s in self.slices] or [np.zeros(0)])
+        self._starts = np.array([s.start for _, s in self.slices])
+        self._by_law = dict(self.slices)
 
     @staticmethod
     def flat(params) -> np.ndarray:
-        return np.concatenate([np.ravel(p) for p in params])
+        """A params tuple as one flat vector (a flat vector passes through)."""
+        return params if isinstance(params, np.ndarray) and params.ndim == 1 else flatten(params)
+
+    def _with_dense(self, sparse, method, *vectors):
+        """The sparse components, then the dense matrix laws' ``method`` on the same vectors."""
+        if not self.dense:
+            return sparse
+        tuples = [unflatten(v, self.shapes) for v in vectors]
+        return np.concatenate([sparse, *(np.ravel(getattr(law, method)(*tuples)) for law in self.dense)])
 
     def value(self, theta):
-        return {2: self.S[2] @ (theta * theta), 1: self.S[1] @ theta}
+        """Q(theta) (h(theta) for linear rows), every component."""
+        return self._with_dense(self.Q @ (theta[self.E1] * theta[self.E2]) + self.L @ theta, "value", theta)
 
     def first(self, theta, u):
-        return {2: 2 * (self.S[2] @ (theta * u)), 1: self.S[1] @ u}
+        """Dh(theta)[u] = 2 B(theta, u) (h(u) for linear rows)."""
+        cross = theta[self.E1] * u[self.E2] + u[self.E1] * theta[self.E2]
+        return self._with_dense(self.Q @ cross + self.L @ u, "first", theta, u)
 
     def second(self, u):
-        return {2: self.S[2] @ (u * u), 1: np.zeros(self.S[1].shape[0])}
+        """Q(u) (0 for linear rows)."""
+        return self._with_dense(self.Q @ (u[self.E1] * u[self.E2]), "second", u)
 
     def magnitude(self, a, b):
         """For non-negative a, b: the round-off scale of B(a, b) (of h(b) for linear rows)."""
-        return {2: self.A[2] @ (a * b), 1: self.A[1] @ b}
+        return self._with_dense(self.absQ @ (a[self.E1] * b[self.E2]) + self.absL @ b, "magnitude", a, b)
 
-    def block(self, law, values):
-        """The law's unit vector (or the layer law's sum) out of stacked ``values``."""
-        order, rows = self.blocks[(law.terms, law.order)]
-        part = values[order][rows]
-        return part if law.kind == "unit" else np.sum(part)
+    def first_magnitude(self, a, b):
+        """For non-negative a, b: the round-off scale of first(a, b)."""
+        cross = a[self.E1] * b[self.E2] + b[self.E1] * a[self.E2]
+        return self._with_dense(self.absQ @ cross + self.absL @ b, "first_magnitude", a, b)
+
+    def part(self, law, components):
+        """One law's share of a component vector: a unit vector, a layer scalar, a matrix."""
+        block = components[self._by_law[law]]
+        if law.kind == "layer":
+            return float(block[0])
+        if law.kind == "matrix":
+            units = law.terms[0].view.units
+            return block.reshape(units, units)
+        return block
+
+    def locate(self, index: int):
+        """(law, unit) of component ``index``: (i,) for a unit law, () for a layer law,
+        (i, j) for a matrix law."""
+        law, s = self.slices[int(np.searchsorted(self._starts, index, side="right")) - 1]
+        offset = index - s.start
+        if law.kind == "layer":
+            return law, ()
+        if law.kind == "matrix":
+            return law, tuple(int(i) for i in divmod(offset, law.terms[0].view.units))
+        return law, (int(offset),)
+
+
+def _joined(parts, n):
+    """The parts' columns, each concatenated (n empty arrays when there are no parts)."""
+    return [np.concatenate(column) for column in zip(*parts, strict=True)] if parts else [np.zeros(0, int)] * n
+
+
+def _pairs(law) -> int:
+    units = law.terms[0].view.units
+    return sum(units * units * (t.view.size // units) for t in law.terms)
+
+
+def _add(law, rows, weight, first, pairs, linear):
+    """Append the pairs (or linear entries) of one term with flat-index matrix ``rows``,
+    its components starting at row ``first``."""
+    units, width = rows.shape
+    if law.order == 1:
+        unit = np.arange(units) if law.kind == "unit" else np.zeros(units, int)
+        linear.append((first + np.repeat(unit, width), rows.ravel(), np.full(rows.size, weight)))
+    elif law.kind != "matrix":
+        unit = np.arange(units) if law.kind == "unit" else np.zeros(units, int)
+        pairs.append((first + np.repeat(unit, width), rows.ravel(), rows.ravel(), np.full(rows.size, weight)))
+    else:  # entry (i, j): P[i, c] P[j, c] and the swapped pair, weight / 2 each
+        i, j, c = (a.ravel() for a in np.meshgrid(np.arange(units), np.arange(units), np.arange(width), indexing="ij"))
+        component = first + i * units + j
+        half = np.full(i.size, weight / 2)
+        pairs.append((component, rows[i, c], rows[j, c], half))
+        pairs.append((component, rows[j, c], rows[i, c], half))
+
+
+@lru_cache(maxsize=256)
+def stacked(laws: tuple, shapes: tuple) -> Stacked:
+    """The `Stacked` form of ``laws``, built once per (laws, shapes) and reused across cases."""
+    return Stacked(laws, shapes)

@@ -101,7 +101,7 @@ class Attention(Layer):
     def pull(self, p, x, y, aux, dy, magnitude: bool = False):
         """The reverse sweep; with ``magnitude`` the same on the bounds of `bound_run`
         (every difference becomes a sum)."""
-        W, Wo = self._projections(p)
+        W, Wo = self._projections(tuple(np.abs(q) for q in p) if magnitude else p)
         Q, K, V, A, H = aux
         n, heads, t, _ = H.shape
         rows = H.transpose(0, 2, 1, 3).reshape(n * t, -1)

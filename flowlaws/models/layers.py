@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import ClassVar
 
 import autograd.numpy as anp
@@ -163,6 +164,29 @@ class Dense(Layer):
         return f"dense({self.units}{',bias' if self.bias else ''})"
 
 
+@lru_cache(maxsize=256)
+def _im2col(dims: int, kernel: int, stride: int, padding: int, in_shape: tuple):
+    """The index plan of a convolution on one sample of ``in_shape`` (C, spatial...):
+    ``gather`` (out positions, C * kernel^dims) indexes the flat sample, with the padding
+    reading index C * prod(spatial) (an appended zero); ``scatter``, the sparse
+    (sample size, out * C * kernel^dims) 0/1 matrix that adds the columns back (col2im)."""
+    import scipy.sparse
+
+    channels, spatial = in_shape[0], tuple(in_shape[1:])
+    size = int(np.prod(in_shape))
+    padded = tuple(n + 2 * padding for n in spatial)
+    index = np.full((channels, *padded), size)
+    index[(slice(None), *(slice(padding, padding + n) for n in spatial))] = np.arange(size).reshape(in_shape)
+    windows = np.lib.stride_tricks.sliding_window_view(index, (kernel,) * dims, axis=tuple(range(1, 1 + dims)))
+    windows = windows[(slice(None), *(slice(None, None, stride),) * dims)]
+    gather = np.moveaxis(windows, 0, dims).reshape(int(np.prod(windows.shape[1:1 + dims])), -1)
+    flat = gather.ravel()
+    real = flat < size
+    scatter = scipy.sparse.csr_matrix((np.ones(int(real.sum())), (flat[real], np.flatnonzero(real))),
+                                      shape=(size, flat.size))
+    return gather, scatter
+
+
 def _window(offset: int, stride: int, size: int) -> slice:
     return slice(offset, offset + stride * (size - 1) + 1, stride)
 
@@ -231,13 +255,10 @@ class Conv(Layer):
         return y
 
     def _columns(self, x):
-        """im2col: the windows of the padded input as one (N * out, C * kernel^dims) matrix."""
-        xp = self._pad(x)
-        axes = tuple(range(2, 2 + self.dims))
-        windows = np.lib.stride_tricks.sliding_window_view(xp, (self.kernel,) * self.dims, axis=axes)
-        windows = windows[(slice(None), slice(None), *(slice(None, None, self.stride),) * self.dims)]
-        windows = np.moveaxis(windows, 1, 1 + self.dims)  # (N, out..., C, kernel...)
-        return windows.reshape(int(np.prod(windows.shape[:1 + self.dims])), -1)
+        """im2col: the windows of the input (padding reads a zero) as one (N * out, C * kernel^dims) matrix."""
+        gather, _ = _im2col(self.dims, self.kernel, self.stride, self.padding, x.shape[1:])
+        flat = np.concatenate([x.reshape(len(x), -1), np.zeros((len(x), 1), x.dtype)], axis=1)
+        return flat[:, gather].reshape(len(x) * len(gather), -1)
 
     def run(self, p, x, frozen=None):
         """One BLAS call: the im2col matrix times the kernel; the matrix is the aux."""
@@ -256,18 +277,14 @@ class Conv(Layer):
         return self.run(p, x)[0]
 
     def pull(self, p, x, y, aux, dy, magnitude: bool = False):
-        """dW from the im2col matrix (one BLAS call), dx by col2im (one strided add per tap)."""
+        """dW from the im2col matrix (one BLAS call), dx by col2im (one sparse product)."""
         W = np.abs(p[0]) if magnitude else p[0]
         columns = self._columns(x) if aux is None else aux
         rows = np.moveaxis(dy, 1, -1).reshape(-1, self.channels)  # (N * out, O)
         dW = (rows.T @ columns).reshape(W.shape)
-        dcolumns = (rows @ W.reshape(self.channels, -1)).reshape(*dy.shape[:1], *dy.shape[2:], *W.shape[1:])
-        pad = self.padding
-        dxp = np.zeros((x.shape[0], x.shape[1], *(n + 2 * pad for n in x.shape[2:])), np.result_type(x, dy, W))
-        for offset, window in self._windows(dy.shape[2:]):  # col2im
-            dxp[window] += np.moveaxis(dcolumns[(Ellipsis, *offset)], -1, 1)
-        crop = (slice(None), slice(None), *(slice(pad, dxp.shape[2] - pad),) * self.dims)
-        dx = dxp[crop] if pad else dxp
+        _, scatter = _im2col(self.dims, self.kernel, self.stride, self.padding, x.shape[1:])
+        dcolumns = (rows @ W.reshape(self.channels, -1)).reshape(len(x), -1)  # (N, out * C * kernel^dims)
+        dx = (scatter @ dcolumns.T).T.reshape(x.shape)
         batch_and_space = (0, *range(2, 2 + self.dims))
         return dx, ((dW, dy.sum(axis=batch_and_space)) if self.bias else (dW,))
 

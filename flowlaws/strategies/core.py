@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 
 import numpy as np
 from hypothesis import strategies as st
@@ -121,7 +122,7 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
         layers = []
         for _ in range(draw(st.integers(*depth))):
             kernel = draw(st.integers(1, 3))
-            layers += [conv(draw(sizes), kernel, draw(st.integers(1, 2)), draw(st.integers(0, 1)),
+            layers += [conv(draw(sizes), kernel, draw(st.integers(1, 2)), draw(st.integers(0, min(1, kernel - 1))),
                             has_bias), act]
             pool = draw(st.sampled_from(pooling))
             if pool:
@@ -143,12 +144,17 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
 
 
 def _kernels_fit(model):
-    """``model``, unless a conv's input is shorter than its kernel: then padding alone fills
-    some taps at each position, the taps split into units of their own and the net has
-    laws its symmetries do not give (docs/theory.md 6, degenerate cases)."""
+    """``model``, unless a conv's input is shorter than its kernel (padding alone fills some
+    taps at each position, the taps split into units of their own) or its padding reaches
+    a kernel's width (an output reading only padding is the bias alone, and the layer
+    reading it may trade weight between such outputs): nets with laws their symmetries do
+    not give (docs/theory.md 6, degenerate cases)."""
     for position, layer in enumerate(model.layers):
-        if getattr(layer, "kernel", 0) > min(model.site(position).in_shape[1:], default=0):
+        kernel = getattr(layer, "kernel", 0)
+        if kernel > min(model.site(position).in_shape[1:], default=0):
             raise InvalidArgument(f"{layer.spec}: input shorter than the kernel")
+        if kernel and layer.padding >= kernel:
+            raise InvalidArgument(f"{layer.spec}: an output reads only padding")
     return model
 
 
@@ -299,6 +305,7 @@ class _Repr(st.SearchStrategy):
         return self._text
 
 
+@lru_cache(maxsize=64)
 def _floats(scale):
     return st.floats(-scale, scale, allow_nan=False, allow_infinity=False, allow_subnormal=False,
                      width=64)
@@ -334,26 +341,29 @@ def datasets(model, *, n=(1, 4), loss=None, scale: float = 1.0, generic: bool = 
     low, high = _range("n", n)
     scale = _positive("scale", scale)
     targets = getattr(loss, "targets", "real")
+    return _named(_datasets(model, low, high, scale, targets, generic), "datasets", model=model.spec, n=(low, high),
+                  loss=targets, scale=scale, generic=generic)
 
-    @st.composite
-    def draw(d):
-        count = d(st.integers(low, high))
-        X = d(hnp.arrays(np.float64, (count, *model.input_shape), elements=_floats(scale)))
-        if generic:
-            X = X + np.random.default_rng(d(st.integers(0, 2**32 - 1))).normal(0.0, scale, X.shape)
-        shape = (count, *model.output_shape)
-        if targets == "sign":
-            Y = d(hnp.arrays(np.float64, shape, elements=st.sampled_from([-1.0, 1.0])))
-        elif targets == "probabilities":
-            raw = d(hnp.arrays(np.float64, shape, elements=st.floats(0.0, 1.0, allow_subnormal=False)))
-            raw = raw + 1e-3
-            Y = raw / raw.sum(axis=1, keepdims=True)
-        else:
-            Y = d(hnp.arrays(np.float64, shape, elements=_floats(scale)))
-        return X, Y
 
-    return _named(draw(), "datasets", model=model.spec, n=(low, high), loss=targets, scale=scale,
-                  generic=generic)
+_SIGNS = st.sampled_from([-1.0, 1.0])
+_UNIT = st.floats(0.0, 1.0, allow_subnormal=False)
+
+
+@st.composite
+def _datasets(d, model, low, high, scale, targets, generic):
+    count = d(st.integers(low, high))
+    X = d(hnp.arrays(np.float64, (count, *model.input_shape), elements=_floats(scale)))
+    if generic:
+        X = X + np.random.default_rng(d(st.integers(0, 2**32 - 1))).normal(0.0, scale, X.shape)
+    shape = (count, *model.output_shape)
+    if targets == "sign":
+        Y = d(hnp.arrays(np.float64, shape, elements=_SIGNS))
+    elif targets == "probabilities":
+        raw = d(hnp.arrays(np.float64, shape, elements=_UNIT)) + 1e-3
+        Y = raw / raw.sum(axis=1, keepdims=True)
+    else:
+        Y = d(hnp.arrays(np.float64, shape, elements=_floats(scale)))
+    return X, Y
 
 
 def losses(*, names=tuple(LOSSES)):
@@ -427,11 +437,16 @@ def scenarios(theorem, *, extreme: bool | None = None):
     width = space.get("architectures", {}).get("width", (1, 3))
     pad = _range("width", width)[1]
 
+    @lru_cache(maxsize=512)  # strategies are built once per model (and loss), not once per draw
     def weights(model):
         ordinary = params(model, scale=space.get("scale", 1.0), pad=pad)
         if extreme is None:
             return st.one_of(ordinary, magnitudes(model))
         return magnitudes(model) if extreme else ordinary
+
+    @lru_cache(maxsize=512)
+    def data(model, loss):
+        return datasets(model, loss=loss, n=space.get("n", (1, 4)), generic=space.get("generic", False))
 
     @st.composite
     def draw(d):
@@ -442,7 +457,7 @@ def scenarios(theorem, *, extreme: bool | None = None):
             p = model.init(np.random.default_rng(seed), scale=space["init_scale"])
         else:
             p = d(weights(model))
-        X, Y = d(datasets(model, loss=loss, n=space.get("n", (1, 4)), generic=space.get("generic", False)))
+        X, Y = d(data(model, loss))
         return Scenario(model, p, X, Y, loss, d(opt_st), steps=space.get("steps", 3),
                         T=space.get("T", 0.2), flow_steps=space.get("flow_steps", 8))
 

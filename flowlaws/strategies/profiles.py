@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-PROFILES = {"dev": 20, "ci": 25, "thorough": 250}
+PROFILES = {"dev": 20, "ci": 200, "thorough": 2000}
 _SUPPRESS = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 
 

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flowlaws.invariants import laws
+from flowlaws.invariants import stacked as stacked_module
+from flowlaws.invariants.stacked import Stacked
+from flowlaws.models import flatten
+from flowlaws.strategies import architectures, params
+
+METHODS = ("value", "first", "second", "magnitude", "first_magnitude")
+
+
+def _agree(model, a, b):
+    law_list = laws(model, "cross_entropy")
+    stack = Stacked(law_list, [shape for _, shape in model.param_specs])
+    fa, fb = flatten(a), flatten(b)
+    args = {"value": (fa,), "first": (fa, fb), "second": (fb,), "magnitude": (np.abs(fa), np.abs(fb)),
+            "first_magnitude": (np.abs(fa), np.abs(fb))}
+    law_args = {"value": (a,), "first": (a, b), "second": (b,), "magnitude": (a, b), "first_magnitude": (a, b)}
+    for method in METHODS:
+        components = getattr(stack, method)(*args[method])
+        assert components.shape == (stack.size,)
+        for law in law_list:
+            want = np.asarray(getattr(law, method)(*law_args[method]), float)
+            got = np.asarray(stack.part(law, components), float)
+            scale = np.asarray(law.magnitude(a, a) + law.magnitude(b, b), float)
+            assert np.all(np.abs(got - want) <= 1e-13 * (scale + 1)), (law.name, method)
+    return stack, law_list
+
+
+@given(st.data())
+def test_every_law_component_equals_the_law_evaluated_on_its_own_for_every_architecture_kind(data):
+    model = data.draw(architectures())
+    _agree(model, data.draw(params(model)), data.draw(params(model)))
+
+
+@pytest.mark.parametrize("spec", ["mlp:2-3-2:linear", "seq:3x2:attention(heads=2,dk=2,dv=1),flatten,dense(2)"])
+def test_matrix_laws_past_the_pair_limit_are_evaluated_densely_with_the_same_values(spec, rng, monkeypatch):
+    from flowlaws.models import parse
+
+    model = parse(spec)
+    monkeypatch.setattr(stacked_module, "PAIR_LIMIT", 0)
+    stack, _ = _agree(model, model.init(rng), model.init(rng))
+    assert stack.dense and all(law.kind == "matrix" for law in stack.dense)
+
+
+def test_locate_names_the_law_and_unit_of_every_component(rng):
+    from flowlaws.models import parse
+
+    model = parse("mlp:2-3-2:linear")
+    law_list = laws(model)
+    stack = Stacked(law_list, [shape for _, shape in model.param_specs])
+    found = [stack.locate(i) for i in range(stack.size)]
+    unit, layer, matrix = law_list[0], law_list[1], law_list[2]
+    assert found[:3] == [(unit, (0,)), (unit, (1,)), (unit, (2,))]
+    assert found[3] == (layer, ())
+    assert found[4:13] == [(matrix, (i, j)) for i in range(3) for j in range(3)]
