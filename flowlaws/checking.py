@@ -219,12 +219,15 @@ def balance(model, X, run, law_list, opt) -> Evidence:
     steps (so a run whose gradient vanishes, D_T = D_0, sits at 0, not at the bound)."""
     stack, n = _stack(model, law_list), accumulation_length(model, X)
     first, last = run.params[0], run.final
-    bound, roundoff = np.abs(stack.value(flatten(first))), 0.0
-    for k, grad in enumerate(run.grads):
-        theta = np.abs(flatten(run.params[k]))
-        bound = bound + opt.step_size(k) ** 2 * np.abs(stack.value(flatten(grad)))
-        roundoff = roundoff + tolerance(stack.magnitude(theta, theta), n)
-    excess = np.maximum(np.abs(stack.value(flatten(last))) - bound, 0.0)
+    if run.grads:  # every step at once: one row per step
+        grads = np.stack([flatten(g) for g in run.grads])
+        thetas = np.abs(np.stack([flatten(p) for p in run.params[:len(grads)]]))
+        etas = np.array([opt.step_size(k) for k in range(len(grads))])
+        gained = np.sum(etas[:, None] ** 2 * np.abs(stack.value(grads)), axis=0)
+        roundoff = np.sum(tolerance(stack.magnitude(thetas, thetas), n), axis=0)
+    else:
+        gained, roundoff = 0.0, 0.0
+    excess = np.maximum(np.abs(stack.value(flatten(last))) - (np.abs(stack.value(flatten(first))) + gained), 0.0)
 
     def where(law):
         in_norm = sum(float(np.sum(v.rows(last) ** 2)) for v in law.incoming)

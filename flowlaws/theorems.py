@@ -318,7 +318,7 @@ def _theorems() -> list[Theorem]:
                 "per head, Wq^T Wq - Wk^T Wk and Wv^T Wv - Wo Wo^T are conserved by gradient flow, and one GD/SGD "
                 "step changes them by exactly eta^2 (Gq^T Gq - Gk^T Gk) and eta^2 (Gv^T Gv - Go Go^T)",
                 "Marcotte et al. 2025; docs/theory.md 6.3",
-                {**arch(kinds=("attention",), activations=HOM), "steps": 3, **_FLOW,
+                {**arch(kinds=("attention",), activations=HOM), "steps": 3, **_FLOW, "generic": True,
                  "optimizers": {"names": ("gd", "sgd"), "lr": (1e-3, 0.5)}},
                 _of_family("gl"), ("pointwise", "step", "flow"), (PLAIN_DESCENT,), prediction="gd"),
     ]

@@ -57,3 +57,18 @@ def test_locate_names_the_law_and_unit_of_every_component(rng):
     assert found[:3] == [(unit, (0,)), (unit, (1,)), (unit, (2,))]
     assert found[3] == (layer, ())
     assert found[4:13] == [(matrix, (i, j)) for i in range(3) for j in range(3)]
+
+
+@pytest.mark.parametrize("limit", [1_000_000, 0])
+def test_a_matrix_of_points_gives_one_row_of_components_per_point(limit, rng, monkeypatch):
+    from flowlaws.models import parse
+
+    monkeypatch.setattr(stacked_module, "PAIR_LIMIT", limit)
+    model = parse("mlp:2-3-2:linear")
+    stack = Stacked(laws(model), [shape for _, shape in model.param_specs])
+    points = np.stack([flatten(model.init(rng)) for _ in range(4)])
+    for method in METHODS:
+        args = (np.abs(points),) * (1 if method in ("value", "second") else 2)
+        rows = getattr(stack, method)(*args)
+        assert rows.shape == (4, stack.size)
+        assert np.allclose(rows, [getattr(stack, method)(*(a[k] for a in args)) for k in range(4)], rtol=1e-14)

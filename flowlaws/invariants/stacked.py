@@ -14,7 +14,7 @@ Q (components x pairs) and L (components x entries), every law is one product:
 
 and first_magnitude(a, b) = |Q| (a[E1] b[E2] + b[E1] a[E2]) + |L| b. A matrix law with
 more than ``PAIR_LIMIT`` pairs (a wide layer of a real network) is evaluated densely by
-`Law` itself. Inputs are flat parameter vectors (`flat`); ``part(law, components)`` and
+`Law` itself. Inputs are flat parameter vectors (`flat`), or one per row; ``part(law, components)`` and
 ``locate(index)`` map the component vector back to laws and units. The pairs come from
 `View.rows` applied to the parameters' flat indices, so they follow the views exactly.
 """
@@ -75,30 +75,42 @@ class Stacked:
         """The sparse components, then the dense matrix laws' ``method`` on the same vectors."""
         if not self.dense:
             return sparse
+        if sparse.ndim == 2:  # one row per point
+            return np.stack([self._with_dense(row, method, *(v[k] for v in vectors)) for k, row in enumerate(sparse)])
         tuples = [unflatten(v, self.shapes) for v in vectors]
         return np.concatenate([sparse, *(np.ravel(getattr(law, method)(*tuples)) for law in self.dense)])
 
+    def _sum(self, pairs, linear, absolute: bool = False):
+        """(|Q|) pairs + (|L|) linear; a 2-D input is one point per row."""
+        Q, L = (self.absQ, self.absL) if absolute else (self.Q, self.L)
+        return (Q @ pairs.T + L @ linear.T).T
+
     def value(self, theta):
         """Q(theta) (h(theta) for linear rows), every component."""
-        return self._with_dense(self.Q @ (theta[self.E1] * theta[self.E2]) + self.L @ theta, "value", theta)
+        E1, E2 = self.E1, self.E2
+        return self._with_dense(self._sum(theta[..., E1] * theta[..., E2], theta), "value", theta)
 
     def first(self, theta, u):
         """Dh(theta)[u] = 2 B(theta, u) (h(u) for linear rows)."""
-        cross = theta[self.E1] * u[self.E2] + u[self.E1] * theta[self.E2]
-        return self._with_dense(self.Q @ cross + self.L @ u, "first", theta, u)
+        E1, E2 = self.E1, self.E2
+        cross = theta[..., E1] * u[..., E2] + u[..., E1] * theta[..., E2]
+        return self._with_dense(self._sum(cross, u), "first", theta, u)
 
     def second(self, u):
         """Q(u) (0 for linear rows)."""
-        return self._with_dense(self.Q @ (u[self.E1] * u[self.E2]), "second", u)
+        E1, E2 = self.E1, self.E2
+        return self._with_dense(self._sum(u[..., E1] * u[..., E2], np.zeros_like(u)), "second", u)
 
     def magnitude(self, a, b):
         """For non-negative a, b: the round-off scale of B(a, b) (of h(b) for linear rows)."""
-        return self._with_dense(self.absQ @ (a[self.E1] * b[self.E2]) + self.absL @ b, "magnitude", a, b)
+        E1, E2 = self.E1, self.E2
+        return self._with_dense(self._sum(a[..., E1] * b[..., E2], b, absolute=True), "magnitude", a, b)
 
     def first_magnitude(self, a, b):
         """For non-negative a, b: the round-off scale of first(a, b)."""
-        cross = a[self.E1] * b[self.E2] + b[self.E1] * a[self.E2]
-        return self._with_dense(self.absQ @ cross + self.absL @ b, "first_magnitude", a, b)
+        E1, E2 = self.E1, self.E2
+        cross = a[..., E1] * b[..., E2] + b[..., E1] * a[..., E2]
+        return self._with_dense(self._sum(cross, b, absolute=True), "first_magnitude", a, b)
 
     def part(self, law, components):
         """One law's share of a component vector: a unit vector, a layer scalar, a matrix."""

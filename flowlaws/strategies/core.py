@@ -287,6 +287,19 @@ def magnitudes(model, *, exponents=(-150, 150)):
                   model=model.spec, exponents=exponents)
 
 
+def _generic(params, seed):
+    """Params with seeded Gaussian noise at a tenth of each unit's largest entry (of the
+    array's, for a unit of zeros), so that no two units are equal and none is zero: a
+    normalization group fed by equal or zero rows is constant (x̂ = 0/0)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for q in params:
+        rows = np.abs(q).reshape(len(q), -1).max(axis=1)
+        rows = np.where(rows > 0, rows, max(float(rows.max()), 1.0))
+        out.append(q + 0.1 * rows.reshape((-1,) + (1,) * (q.ndim - 1)) * rng.normal(size=q.shape))
+    return tuple(out)
+
+
 def _named(strategy, name, **options):
     """Give a strategy a repr that shows how it was built."""
     text = f"{name}({', '.join(f'{k}={v!r}' for k, v in options.items())})"
@@ -416,7 +429,9 @@ def scenarios(theorem, *, extreme: bool | None = None):
     ``extreme``: True draws every params tuple from `magnitudes` (1e-150..1e150 and
     zeros), False never; None (default) mixes both (ordinary params first) for a true
     theorem, whose false alarms hide at extreme magnitudes, and draws ordinary params
-    for an expected break, which has to be found and shrunk."""
+    for an expected break, which has to be found and shrunk. A space with ``generic``
+    (normalization nets) perturbs data and params with seeded noise (`_generic`), so
+    that no normalization group is constant."""
     if isinstance(theorem, str):  # a theorem id; the registry is imported only here
         from flowlaws.catalog import theorem as lookup
 
@@ -457,6 +472,8 @@ def scenarios(theorem, *, extreme: bool | None = None):
             p = model.init(np.random.default_rng(seed), scale=space["init_scale"])
         else:
             p = d(weights(model))
+            if space.get("generic"):
+                p = _generic(p, d(st.integers(0, 2**32 - 1)))
         X, Y = d(data(model, loss))
         return Scenario(model, p, X, Y, loss, d(opt_st), steps=space.get("steps", 3),
                         T=space.get("T", 0.2), flow_steps=space.get("flow_steps", 8))
