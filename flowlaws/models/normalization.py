@@ -24,6 +24,7 @@ s (F + F̄) and the backward bound by the condition factor (1 + 2 kappa).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -82,7 +83,7 @@ class Normalization(Layer):
     @staticmethod
     def _mean(v, axes):
         """The mean over ``axes`` (a sum and one multiply: cheaper than ndarray.mean)."""
-        return v.sum(axis=axes, keepdims=True) * (1.0 / int(np.prod([v.shape[a] for a in axes])))
+        return v.sum(axis=axes, keepdims=True) * (1.0 / math.prod(v.shape[a] for a in axes))
 
     def run(self, p, x, frozen=None):
         axes = self.axes(x.ndim)

@@ -19,6 +19,7 @@ no symmetry. A new layer adds a declaration; `walk` never changes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -249,14 +250,14 @@ def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool, ndim) -
 
 def flatten(params) -> np.ndarray:
     """Params tuple -> one float64 vector (for integrators)."""
-    return np.concatenate([np.ravel(p) for p in params]) if params else np.zeros(0)
+    return np.concatenate([p.reshape(-1) for p in params]) if params else np.zeros(0)
 
 
 def unflatten(vector: np.ndarray, shapes) -> tuple[np.ndarray, ...]:
     """Inverse of `flatten` for the given shapes."""
     out, start = [], 0
     for shape in shapes:
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         out.append(vector[start : start + size].reshape(shape))
         start += size
     return tuple(out)
