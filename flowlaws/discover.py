@@ -451,12 +451,10 @@ def _law_gradients(coefficients, theta) -> np.ndarray:
 
 
 def component_gradients(law, theta, shapes) -> np.ndarray:
-    """Rows grad Q_c(theta) of every scalar component c of a derived law (autograd)."""
-    from autograd import jacobian
+    """Rows grad Q_c(theta) of every scalar component c of a derived law."""
+    from flowlaws.invariants.stacked import stacked
 
-    from flowlaws.invariants import scalar_components
-
-    return np.atleast_2d(jacobian(lambda v: scalar_components([law], unflatten(v, shapes)))(theta))
+    return stacked((law,), tuple(map(tuple, shapes))).jacobian(theta)
 
 
 def orthogonal(law, problems) -> bool:

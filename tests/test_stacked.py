@@ -27,6 +27,9 @@ def _agree(model, a, b):
             got = np.asarray(stack.part(law, components), float)
             scale = np.asarray(law.magnitude(a, a) + law.magnitude(b, b), float)
             assert np.all(np.abs(got - want) <= 1e-13 * (scale + 1)), (law.name, method)
+    # the Jacobian's rows are the components' gradients: J u = Dh(theta)[u]
+    first = stack.first(fa, fb)
+    assert np.allclose(stack.jacobian(fa) @ fb, first, rtol=1e-12, atol=1e-12 * (1 + np.max(np.abs(first))))
     return stack, law_list
 
 

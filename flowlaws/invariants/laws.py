@@ -210,25 +210,12 @@ def one_to_one(law: Law) -> Law:
     return dataclasses.replace(law, name=f"{law.name} (1:1)", terms=terms)
 
 
-def scalar_components(law_list, params):
-    """Every scalar entry of the laws, as one vector: unit entries, layer sums, matrix upper
-    triangles (differentiable by autograd; the rows of the laws' Jacobian)."""
-    parts = []
-    for law in law_list:
-        value = law.value(params)
-        if law.kind == "matrix":
-            value = value[np.triu_indices(value.shape[0])]
-        parts.append(anp.reshape(value, (-1,)))
-    return anp.concatenate(parts) if parts else anp.zeros(0)
-
-
 def independent_count(model, law_list=None, seed: int = 0) -> int:
     """How many scalar laws are functionally independent: the rank of their joint
     Jacobian at a generic (seeded Gaussian) point, computed exactly while that Jacobian is
     small (NUMERIC_LIMIT entries), else from the structure (`structural_count`)."""
-    from autograd import jacobian
-
-    from flowlaws.models.symmetry import flatten, unflatten
+    from flowlaws.invariants.stacked import Stacked
+    from flowlaws.models.symmetry import flatten
 
     law_list = laws(model) if law_list is None else law_list
     if not law_list:
@@ -239,8 +226,8 @@ def independent_count(model, law_list=None, seed: int = 0) -> int:
     if D * components > NUMERIC_LIMIT:
         return structural_count(law_list)
     point = flatten(model.init(np.random.default_rng(seed)))
-    J = jacobian(lambda v: scalar_components(law_list, unflatten(v, shapes)))(point)
-    s = np.linalg.svd(np.atleast_2d(J), compute_uv=False)
+    J = Stacked(law_list, shapes).jacobian(point)  # a matrix law's rows come twice: the rank is the same
+    s = np.linalg.svd(J, compute_uv=False)
     return int(np.sum(s > max(J.shape) * np.finfo(float).eps * 1e3 * s[0]))
 
 

@@ -112,6 +112,19 @@ class Stacked:
         cross = a[..., E1] * b[..., E2] + b[..., E1] * a[..., E2]
         return self._with_dense(self._sum(cross, b, absolute=True), "first_magnitude", a, b)
 
+    def jacobian(self, theta):
+        """The components' gradients at ``theta`` as rows (C x D): for a pair sum,
+        d/d theta_j = sum_p w_p (theta[E2_p] [j = E1_p] + theta[E1_p] [j = E2_p])."""
+        pairs = np.arange(len(self.E1))
+        shape = (len(pairs), self.D)
+        spread = (scipy.sparse.csr_matrix((theta[self.E2], (pairs, self.E1)), shape)
+                  + scipy.sparse.csr_matrix((theta[self.E1], (pairs, self.E2)), shape))
+        sparse = (self.Q @ spread + self.L).toarray()
+        if not self.dense:
+            return sparse
+        columns = [self.first(theta, e)[self.sparse_size:] for e in np.eye(self.D)]  # Dh[e_j] = dh/d theta_j
+        return np.vstack([sparse, np.stack(columns, axis=1)])
+
     def part(self, law, components):
         """One law's share of a component vector: a unit vector, a layer scalar, a matrix."""
         block = components[self._by_law[law]]
