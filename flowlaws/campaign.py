@@ -54,14 +54,13 @@ def true_theorems() -> list[str]:
 
 
 def shards(theorems, cases: int, shard: int = 200, seed: int = 0) -> list[Shard]:
-    """``cases`` per theorem, in shards of at most ``shard`` cases, seeds seed, seed + 1, ..."""
+    """``cases`` per theorem, in shards of at most ``shard`` cases, seeds seed, seed + 1, ...;
+    round-robin over the theorems, so that a campaign stopped at any point has covered
+    every theorem alike."""
     if cases < 1 or shard < 1:
         raise InvalidArgument(f"cases and shard size must be >= 1, got {cases} and {shard}")
-    out = []
-    for theorem in theorems:
-        for index in range(math.ceil(cases / shard)):
-            out.append(Shard(theorem, seed + index, min(shard, cases - index * shard)))
-    return out
+    return [Shard(theorem, seed + index, min(shard, cases - index * shard))
+            for index in range(math.ceil(cases / shard)) for theorem in theorems]
 
 
 @contextmanager

@@ -21,9 +21,9 @@ def _counts(records):
                   for r in records)
 
 
-def test_shards_cut_each_theorem_into_seeded_pieces():
+def test_shards_cut_each_theorem_into_seeded_pieces_taken_round_robin():
     assert shards(["a", "b"], 25, shard=10, seed=7) == [
-        Shard("a", 7, 10), Shard("a", 8, 10), Shard("a", 9, 5), Shard("b", 7, 10), Shard("b", 8, 10), Shard("b", 9, 5)]
+        Shard("a", 7, 10), Shard("b", 7, 10), Shard("a", 8, 10), Shard("b", 8, 10), Shard("a", 9, 5), Shard("b", 9, 5)]
 
 
 def test_a_campaign_journals_each_shard_and_a_rerun_resumes_without_redoing_any(tmp_path):
