@@ -1,7 +1,7 @@
 """Checking throughput: cases/s of the full check against drawing the same scenarios
 without checking (the Hypothesis floor), measured in the same run.
 
-    python bench/throughput.py [--cases N] [--theorem ID ...] [--json]
+    python bench/throughput.py [--cases N (default 200, the ci profile)] [--theorem ID ...] [--json]
 
 Per theorem: the seconds for ``run(theorem, max_examples=N)`` (derandomized, as the ci
 profile) and for a Hypothesis test over the same strategy whose body only counts the
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from flowlaws.campaign import _seed_only, true_theorems
 from flowlaws.catalog import theorem
-from flowlaws.strategies import scenarios
+from flowlaws.strategies import PROFILES, scenarios
 from flowlaws.theorems import run
 
 
@@ -48,7 +48,7 @@ def check_seconds(thm, cases: int) -> tuple[float, int]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=100)
+    parser.add_argument("--cases", type=int, default=PROFILES["ci"], help="cases per theorem (default: ci profile)")
     parser.add_argument("--theorem", action="append", help="only these theorems (repeat)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
