@@ -144,8 +144,8 @@ def pointwise(model, loss, params, X, Y, law_list) -> Evidence:
 
 
 # --- step level ----------------------------------------------------------------------------
-# A prediction takes the laws (a `Stacked`, or one `Law`) and flat vectors: theta, the
-# step delta, the gradient, the previous step, the step size and the optimizer.
+# A prediction takes the laws (a `Stacked`: every component at once) and flat vectors:
+# theta, the step delta, the gradient, the previous step; then the step size and the optimizer.
 
 def predict_gd(law, theta, delta, grad, previous, eta, opt):
     """GD / SGD: Delta Q = eta^2 Q(g) (docs/theory.md 3.3); a linear law does not move."""
