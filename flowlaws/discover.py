@@ -461,10 +461,15 @@ def orthogonal(law, problems) -> bool:
     """The exact orthogonality test: <grad Q_c(theta), g(theta)> = 0 for every component c
     and field g at every point, to round-off relative to |grad Q_c| |g| (norm-wise: a field
     entry that is 0 by cancellation, like a bias before BatchNorm, is only round-off)."""
+    return _orthogonal(lambda p: component_gradients(law, p.theta, p.shapes), problems)
+
+
+def _orthogonal(gradients, problems) -> bool:
+    """`orthogonal` for the rows ``gradients(problem)`` of any law."""
     from flowlaws.checking import gamma
 
     for p in problems:
-        J, G = component_gradients(law, p.theta, p.shapes), p.fields.real
+        J, G = gradients(p), p.fields.real
         scale = np.outer(np.linalg.norm(J, axis=1), np.linalg.norm(G, axis=1))
         if np.any(np.abs(J @ G.T) > 1e3 * gamma(p.D + len(p.X)) * scale + 1e-300):
             return False
@@ -508,6 +513,10 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
         unknowns = problem.D * (problem.D + 1) // 2 + problem.D
         count = math.ceil(1.5 * unknowns / max(1, problem.rank)) + 2  # each point gives rank W(theta) rows
         laws_found = quadratic_laws(model, [problem, *_points(model, rng, ce, count)])
+        # proven only if orthogonal at points the system never saw (an ill-conditioned
+        # system, as for softmax attention, can leave near-null vectors that are no laws)
+        laws_found = laws_found[[_orthogonal(lambda p, c=c: _law_gradients(c[None], p.theta), points[1:])
+                                 for c in laws_found]] if len(laws_found) else laws_found
         if degree == 1:
             laws_found = laws_found[np.all(laws_found[:, : -problem.D] == 0, axis=1)]
         linear_first = np.argsort(np.any(laws_found[:, : -problem.D] != 0, axis=1), kind="stable")

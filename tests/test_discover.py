@@ -172,3 +172,12 @@ def test_rotations_of_a_layernorm_plane_are_an_open_family_that_laws_complete_se
     case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, 2)), np.zeros((2, 1)), Square())
     verdict = theorem("laws-complete").check(case)
     assert verdict.status == "invalid" and "O(d - 1) symmetry flowlaws does not derive yet" in verdict.reason
+
+
+def test_explicit_laws_count_only_once_proven_at_points_the_system_never_saw():
+    """Softmax attention leaves the degree-2 system ill-conditioned: its near-null vectors
+    are no laws, and before this test they raised the lower bound past the derived count
+    (a false alarm of laws-complete, found by a 20,000-case campaign)."""
+    found = discover(parse("seq:2x3:attention(heads=1,dk=1,dv=1),attention(heads=1,dk=1,dv=1),flatten,dense(1)"),
+                     budget=2.0)
+    assert not found.missing and found.lower == found.derived == 16
