@@ -574,10 +574,15 @@ def _scalar_deep_linear(model) -> bool:
             and int(np.prod(model.input_shape)) == 1 and int(np.prod(model.output_shape)) == 1)
 
 
-def dead_parameters(model, points: int = 3, seed: int = 0) -> int:
-    """How many parameters never receive a gradient (exactly 0 at random points and data):
-    each is conserved on its own. They multiply activations that are identically 0, e.g.
-    the outputs of a bias-free conv that see only zero padding, through ReLU."""
+def dead_parameters(model, points: int = 3, seed: int = 0) -> np.ndarray:
+    """The (flat) indices of the parameters that never receive a gradient: at random points
+    and data it is within round-off of the largest entry, gamma(n) max |g| (the magnitude
+    sweep bounds a BatchNorm net too loosely to tell), so each is conserved on its own.
+    They multiply activations that are identically 0 (the outputs of a bias-free conv that
+    see only zero padding, through ReLU), or feed only quantities a normalization removes
+    (BatchNorm's beta, read by a linear layer and then a BatchNorm: its gradient cancels
+    over the batch)."""
+    from flowlaws.checking import accumulation_length, gamma
     from flowlaws.engine import value_and_grad
     from flowlaws.losses import Square
 
@@ -587,14 +592,24 @@ def dead_parameters(model, points: int = 3, seed: int = 0) -> int:
         params = model.init(rng)
         X = rng.normal(size=(8, *model.input_shape))
         Y = rng.normal(size=(8, *model.output_shape))
-        moved |= flatten(value_and_grad(model, Square(), params, X, Y)[1]) != 0
-    return int(np.sum(~moved))
+        g = np.abs(flatten(value_and_grad(model, Square(), params, X, Y)[1]))
+        moved |= g > gamma(accumulation_length(model, X)) * g.max()
+    return np.flatnonzero(~moved)
 
 
 def _with_dead_parameters(model) -> int:
-    from flowlaws.invariants import independent_count
+    """The rank of the derived laws' gradients and of the dead parameters' own laws
+    (theta_j is conserved: the unit row e_j), at a generic point."""
+    from flowlaws.invariants import laws
+    from flowlaws.invariants.stacked import Stacked
 
-    return independent_count(model) + dead_parameters(model)
+    shapes = [shape for _, shape in model.param_specs]
+    point = flatten(model.init(np.random.default_rng(0)))
+    rows = np.eye(len(point))[dead_parameters(model)]
+    derived = laws(model)
+    if derived:
+        rows = np.vstack([Stacked(derived, shapes).jacobian(point), rows])
+    return rank_and_gap(rows)[0]
 
 
 KNOWN_EXTRA = (
@@ -602,10 +617,11 @@ KNOWN_EXTRA = (
                lambda model: int(sum(np.prod(s) for _, s in model.param_specs)) - 1,
                "f = x * prod(weights): every field is a multiple of one gradient, so D - 1 laws, more than "
                "the quadratic matrix laws (Marcotte, Gribonval, Peyre 2023); the extra ones are not quadratic"),
-    KnownExtra("parameters that never receive a gradient", lambda model: dead_parameters(model) > 0,
+    KnownExtra("parameters that never receive a gradient", lambda model: len(dead_parameters(model)) > 0,
                _with_dead_parameters,
                "a weight that multiplies an activation which is identically 0 (a bias-free conv output that "
-               "sees only zero padding, through ReLU) never moves: each such weight is a linear law"),
+               "sees only zero padding, through ReLU), or a shift that a later BatchNorm removes (beta read "
+               "by a linear layer and a BatchNorm), never moves: each such parameter is a linear law"),
 )
 
 

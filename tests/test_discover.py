@@ -59,6 +59,18 @@ def test_deep_linear_nets_with_scalar_input_and_output_have_d_minus_one_laws_a_k
     assert completeness(model).effect == 0
 
 
+def test_a_beta_whose_shift_a_later_batchnorm_removes_is_a_dead_parameter_the_known_extra_table_explains():
+    """Found by the 20,000-case laws-complete campaign: bn0's beta reaches the loss only
+    through a linear layer and a BatchNorm, which removes every constant shift, so its
+    gradient cancels over the batch (to round-off, not exactly 0)."""
+    from flowlaws.discover import dead_parameters
+
+    model = parse("seq:2:dense(2),batchnorm(affine),linear,dense(2),batchnorm,linear,dense(1)")
+    names = [f"{name}[{i}]" for name, shape in model.param_specs for i in range(int(np.prod(shape)))]
+    assert [names[i] for i in dead_parameters(model)] == ["bn0.beta[0]", "bn0.beta[1]"]
+    assert completeness(model).effect == 0
+
+
 def test_factorization_laws_follow_the_two_layer_formula():
     found = discover(parse("factorization:3x2:2"))
     assert found.count == _two_layer_linear(2, 2, 3) == 3 and found.complete
@@ -108,7 +120,7 @@ def test_weights_fed_only_by_zero_padding_are_extra_laws_the_known_extra_table_e
 
     model = parse("seq:1x3:conv1d(1,1,padding=1),relu,flatten,dense(1)")  # outputs 0 and 4 see only padding
     found = discover(model)
-    assert found.count == 3 and found.derived == 1 and dead_parameters(model) == 2
+    assert found.count == 3 and found.derived == 1 and len(dead_parameters(model)) == 2
     assert set(found.missing) == {"dense0.W[0,0]", "dense0.W[0,4]"}
     assert completeness(model).effect == 0
 
