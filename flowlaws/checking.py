@@ -22,7 +22,8 @@ Levels
   theorem's prediction, split as 2B(theta, Delta) (first order: a broken symmetry) +
   Q(Delta) (second order: discretization) (docs/theory.md 3.3).
 - ``flow``: gradient flow by the implicit midpoint rule, which conserves Q exactly
-  step by step when the law holds; the tolerance adds the solve error bound. An RK4
+  step by step when the law holds; the tolerance adds the solve error bound, and takes
+  the gradient's magnitude from the network each step froze (its activation pattern). An RK4
   refinement (n and 2n steps) reports the observed order of the drift.
 """
 
@@ -250,13 +251,15 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
     stack, count = _stack(model, law_list), accumulation_length(model, X)
     points = [flatten(p) for p in run.params]
     errors = run.solve_errors if run.solve_errors is not None else np.zeros((len(points), stack.D))
+    patterns = run.patterns if run.patterns is not None else [None] * len(points)
     values = [stack.value(p) for p in points]
     own = [stack.magnitude(np.abs(p), np.abs(p)) for p in points]
     residual, scale = 0.0, 0.0
     for k in range(len(points) - 1):
         theta, after = points[k], points[k + 1]
         mid = 0.5 * (theta + after)
-        gmag = flatten(gradient_and_magnitude(model, loss, unflatten(mid, stack.shapes), X, Y)[2])
+        # the magnitude of the network the step took its gradient from (its frozen pattern)
+        gmag = flatten(gradient_and_magnitude(model, loss, unflatten(mid, stack.shapes), X, Y, patterns[k])[2])
         h, a_mid = run.times[k + 1] - run.times[k], np.abs(mid)
         residual = residual + values[k + 1] - values[k] + h * weight_decay * stack.first(mid, mid)
         scale = scale + (tolerance(own[k] + own[k + 1] + h * stack.first_magnitude(a_mid, gmag)

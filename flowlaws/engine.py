@@ -28,8 +28,9 @@ def value_and_grad(model, loss: Loss, params, X, Y):
     return value, model.backward(params, cache, dout)
 
 
-def gradient_and_magnitude(model, loss: Loss, params, X, Y):
-    """(L, grad, |grad|-scale): the scale is the same sweep on absolute values.
+def gradient_and_magnitude(model, loss: Loss, params, X, Y, pattern=None):
+    """(L, grad, |grad|-scale): the scale is the same sweep on absolute values (with a
+    frozen activation ``pattern``: of the network that pattern defines).
 
     Entry j of the scale bounds sum |terms| that floating point adds up to form
     grad_j, so round-off in grad_j is at most gamma_n times it (Higham, Thm 3.5). The
@@ -40,7 +41,7 @@ def gradient_and_magnitude(model, loss: Loss, params, X, Y):
     u * REALMIN (Higham, eq. 2.8), and that error is carried through every later
     product, however large the factors.
     """
-    out, cache = model.forward(params, X)
+    out, cache = model.forward(params, X, pattern)
     value, dout = loss.value_and_grad(out, Y)
     grads = model.backward(params, cache, dout)
     start = loss.gradient_magnitude(out, Y) + REALMIN

@@ -137,3 +137,20 @@ def test_translation_laws_follow_the_optimizers_closed_form_at_any_step_size(rng
     run = descend(model, loss, params, X, Y, opt, 4)
     effect = steps(model, loss, X, Y, run, translation, opt, "optimizer").effect
     assert effect <= 1 if holds else effect > 1e6
+
+
+def test_a_flow_step_is_judged_on_the_magnitude_of_the_network_whose_gradient_it_took():
+    """A 20,000-case campaign found a translation false alarm (effect 18): a ReLU after a
+    BatchNorm channel switched off between the Euler prediction (where the step froze its
+    pattern) and the midpoint, so the live gradient's magnitude there was 0 while the step
+    had moved the ignored bias by the round-off of the frozen network's gradient."""
+    import json
+    from pathlib import Path
+
+    from flowlaws.catalog import theorem
+    from flowlaws.report import Counterexample
+
+    path = Path(__file__).parent / "regressions" / "translation-kink-crossed-in-a-flow-step.json"
+    scenario = Counterexample.from_json(json.loads(path.read_text())).scenario
+    verdict = theorem("translation").check(scenario)
+    assert verdict.status == "holds" and verdict.evidence.effect <= 1

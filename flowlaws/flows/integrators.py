@@ -70,12 +70,12 @@ class _Counted:
 
 
 def _trajectory(model, loss, X, Y, vectors, times, counted, method, status=Status.OK, step=None,
-                solve_errors=None):
+                solve_errors=None, patterns=None):
     shapes = [shape for _, shape in model.param_specs]
     params = [unflatten(v, shapes) for v in vectors]
     losses = np.array([loss.value(model.forward(p, X)[0], Y) for p in params])
     return Trajectory(np.asarray(times, dtype=float), params, losses, counted.count, status, step,
-                      solve_errors=solve_errors, method=method)
+                      solve_errors=solve_errors, method=method, patterns=patterns)
 
 
 def _finite(vector) -> bool:
@@ -126,24 +126,26 @@ def _steps(model, loss, params, X, Y, T, steps, step_fn, method, weight_decay):
     retried as two half steps (at most MAX_HALVINGS times), and every accepted step
     is recorded with its own time."""
     counted = _Counted(model, loss, X, Y, weight_decay)
-    vectors, times, errors = [flatten(params)], [0.0], []
+    vectors, times, errors, patterns = [flatten(params)], [0.0], [], []
     pending = [(T / steps, 0)] * steps
     while pending:
         h, depth = pending.pop(0)
-        new, error, converged = step_fn(counted, vectors[-1], h)
+        new, error, converged, pattern = step_fn(counted, vectors[-1], h)
         if not converged and depth < MAX_HALVINGS and _finite(new):
             pending[:0] = [(h / 2, depth + 1)] * 2
             continue
         if not _finite(new):
             return _trajectory(model, loss, X, Y, vectors, times, counted, method, Status.DIVERGED,
-                               len(vectors), np.array(errors))
+                               len(vectors), np.array(errors), patterns)
         if not converged and np.any(error > STALLED * (np.abs(new) + np.abs(vectors[-1])) + REALMIN):
             return _trajectory(model, loss, X, Y, vectors, times, counted, method, Status.UNRESOLVED,
-                               len(vectors), np.array(errors))
+                               len(vectors), np.array(errors), patterns)
         vectors.append(new)
         times.append(times[-1] + h)
         errors.append(error)
-    return _trajectory(model, loss, X, Y, vectors, times, counted, method, solve_errors=np.array(errors))
+        patterns.append(pattern)
+    return _trajectory(model, loss, X, Y, vectors, times, counted, method, solve_errors=np.array(errors),
+                       patterns=patterns)
 
 
 def _rk4_step(f, y, h):
@@ -151,14 +153,15 @@ def _rk4_step(f, y, h):
     k2 = f(y + 0.5 * h * k1)
     k3 = f(y + 0.5 * h * k2)
     k4 = f(y + h * k3)
-    return y + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4), np.zeros_like(y), True
+    return y + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4), np.zeros_like(y), True, None
 
 
 def _midpoint_step(f, y, h):
     """Solve w = G(w) = y + (h/2) F(w) for the midpoint w (F with the pattern frozen at the
     Euler prediction) by fixed-point iteration with Anderson(1) mixing; return
     theta+ = 2 G(w) - y, the entrywise solve error |w - (y + theta+)/2| = |G(w) - w| of
-    the last evaluation, and whether every entry converged to SOLVE_ULPS."""
+    the last evaluation, whether every entry converged to SOLVE_ULPS, and the pattern
+    (the network whose gradient the step took: its round-off is judged on it)."""
     new = y + h * f(y)
     pattern = f.pattern(0.5 * (y + new))  # frozen for the whole step
     floor = SOLVE_ULPS * np.finfo(float).eps
@@ -167,12 +170,12 @@ def _midpoint_step(f, y, h):
         image = y + 0.5 * h * f(where, pattern)
         new = 2.0 * image - y
         if not _finite(new):
-            return new, np.full_like(y, np.inf), False
+            return new, np.full_like(y, np.inf), False, pattern
         residual = image - where
         if np.all(2.0 * np.abs(residual) <= floor * (np.abs(new) + np.abs(y)) + REALMIN):
-            return new, np.abs(residual), True
+            return new, np.abs(residual), True, pattern
         where, before = _mixed(image, residual, before), (image, residual)
-    return new, np.abs(residual), False
+    return new, np.abs(residual), False, pattern
 
 
 def _mixed(image, residual, before):

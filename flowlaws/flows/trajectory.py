@@ -28,7 +28,8 @@ class Trajectory:
     ``grads`` holds the (minibatch) loss gradient used at each step for optimizer
     runs (None for flows); ``evaluations`` counts gradient evaluations;
     ``solve_errors[k]`` is how far step k's gradient point was from the true midpoint
-    (implicit midpoint; see `flowlaws.flows.integrators`).
+    and ``patterns[k]`` the activation pattern frozen for that step (implicit midpoint;
+    see `flowlaws.flows.integrators`).
     """
 
     times: np.ndarray
@@ -40,6 +41,7 @@ class Trajectory:
     grads: list | None = None
     solve_errors: np.ndarray | None = None
     method: str = ""
+    patterns: list | None = None
 
     @property
     def ok(self) -> bool:
