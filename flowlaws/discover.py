@@ -57,6 +57,7 @@ EXPLICIT_CHECK_PARAMS = 30  # the same inside the laws-complete theorem
 ANALYTIC_POINTS = 12  # circle points for a field that is analytic but not a polynomial
 ANALYTIC_RADIUS = 1e-1  # the first circle's radius, relative to |theta| + 1 (it shrinks)
 BATCH = 4  # samples per batch when a layer couples samples (BatchNorm): "an input is a batch"
+DEAD = 1e-8  # a gradient entry below this times the largest, at every random point, is dead
 
 
 @dataclass(frozen=True)
@@ -575,14 +576,15 @@ def _scalar_deep_linear(model) -> bool:
 
 
 def dead_parameters(model, points: int = 3, seed: int = 0) -> np.ndarray:
-    """The (flat) indices of the parameters that never receive a gradient: at random points
-    and data it is within round-off of the largest entry, gamma(n) max |g| (the magnitude
-    sweep bounds a BatchNorm net too loosely to tell), so each is conserved on its own.
+    """The (flat) indices of the parameters that never receive a gradient: at every one of
+    ``points`` random points and data it is below DEAD times the largest entry (a live
+    entry is of the order of the others there, one that cancels is round-off, 1e-16 of
+    them; the magnitude sweep bounds a BatchNorm net too loosely to tell), so each is
+    conserved on its own.
     They multiply activations that are identically 0 (the outputs of a bias-free conv that
     see only zero padding, through ReLU), or feed only quantities a normalization removes
     (BatchNorm's beta, read by a linear layer and then a BatchNorm: its gradient cancels
     over the batch)."""
-    from flowlaws.checking import accumulation_length, gamma
     from flowlaws.engine import value_and_grad
     from flowlaws.losses import Square
 
@@ -593,7 +595,7 @@ def dead_parameters(model, points: int = 3, seed: int = 0) -> np.ndarray:
         X = rng.normal(size=(8, *model.input_shape))
         Y = rng.normal(size=(8, *model.output_shape))
         g = np.abs(flatten(value_and_grad(model, Square(), params, X, Y)[1]))
-        moved |= g > gamma(accumulation_length(model, X)) * g.max()
+        moved |= g > DEAD * g.max()
     return np.flatnonzero(~moved)
 
 

@@ -59,15 +59,21 @@ def test_deep_linear_nets_with_scalar_input_and_output_have_d_minus_one_laws_a_k
     assert completeness(model).effect == 0
 
 
-def test_a_beta_whose_shift_a_later_batchnorm_removes_is_a_dead_parameter_the_known_extra_table_explains():
+@pytest.mark.parametrize(("spec", "dead"), [
+    ("seq:2:dense(2),batchnorm(affine),linear,dense(2),batchnorm,linear,dense(1)", ["bn0.beta[0]", "bn0.beta[1]"]),
+    ("seq:3:dense(2,bias),batchnorm(affine),linear,dense(2,bias),batchnorm,linear,dense(1,bias)",
+     ["dense0.b[0]", "dense0.b[1]", "bn0.beta[0]", "bn0.beta[1]", "dense1.b[0]", "dense1.b[1]"]),
+])
+def test_a_beta_whose_shift_a_later_batchnorm_removes_is_a_dead_parameter_the_known_extra_table_explains(spec, dead):
     """Found by the 20,000-case laws-complete campaign: bn0's beta reaches the loss only
     through a linear layer and a BatchNorm, which removes every constant shift, so its
-    gradient cancels over the batch (to round-off, not exactly 0)."""
+    gradient cancels over the batch (to round-off, not exactly 0); biases right before a
+    BatchNorm are dead too (and derived: the rank counts them once)."""
     from flowlaws.discover import dead_parameters
 
-    model = parse("seq:2:dense(2),batchnorm(affine),linear,dense(2),batchnorm,linear,dense(1)")
+    model = parse(spec)
     names = [f"{name}[{i}]" for name, shape in model.param_specs for i in range(int(np.prod(shape)))]
-    assert [names[i] for i in dead_parameters(model)] == ["bn0.beta[0]", "bn0.beta[1]"]
+    assert [names[i] for i in dead_parameters(model)] == dead
     assert completeness(model).effect == 0
 
 
