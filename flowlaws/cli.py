@@ -63,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
     sub = main.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = sub.add_parser("check", help="run every theorem (the regression gate)")
     check.add_argument("--profile", default=None, choices=("ci", "dev", "thorough"),
-                       help="cases per theorem: ci 25 (derandomized), dev 20, thorough 250 "
+                       help="cases per theorem: ci 200 (derandomized), dev 20, thorough 2000 "
                        "(default: ci when CI is set, else dev)")
     check.add_argument("--theorem", action="append", metavar="ID",
                        help="check only this theorem (repeat; default: every theorem)")
