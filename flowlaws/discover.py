@@ -580,8 +580,7 @@ def dead_parameters(model, points: int = 3, seed: int = 0) -> np.ndarray:
     ``points`` random points and data it is below DEAD times the largest entry (a live
     entry is of the order of the others there, one that cancels is round-off, 1e-16 of
     them; the magnitude sweep bounds a BatchNorm net too loosely to tell), so each is
-    conserved on its own.
-    They multiply activations that are identically 0 (the outputs of a bias-free conv that
+    conserved on its own. They multiply activations that are identically 0 (the outputs of a bias-free conv that
     see only zero padding, through ReLU), or feed only quantities a normalization removes
     (BatchNorm's beta, read by a linear layer and then a BatchNorm: its gradient cancels
     over the batch)."""

@@ -43,20 +43,19 @@ class Stacked:
         index = tuple(np.arange(starts[k], starts[k + 1]).reshape(s) for k, s in enumerate(self.shapes))
         pairs: list = []  # (component rows, E1, E2, weights) of the quadratic pairs
         linear: list = []  # (component rows, entries, weights)
-        self.slices, self.dense, count = [], [], 0
-        for law in sorted(self.laws, key=lambda law: law.kind == "matrix" and _pairs(law) > PAIR_LIMIT):
-            if law.kind == "matrix" and _pairs(law) > PAIR_LIMIT:
-                self.dense.append(law)
-            units = law.terms[0].view.units
-            width = {"unit": units, "layer": 1, "matrix": units * units}[law.kind]
-            if law not in self.dense:
-                for term in law.terms:
-                    rows = np.asarray(term.view.rows(index))  # (units, m): flat entries of unit i's slice
-                    _add(law, rows, float(term.weight), count, pairs, linear)
-            self.slices.append((law, slice(count, count + width)))
-            count += width
+        sparse, self.dense = [], []  # the dense ones come last, evaluated by `Law` itself
+        for law in self.laws:
+            (self.dense if _dense(law) else sparse).append(law)
+        self.slices, count = [], 0
+        for law in sparse:
+            for term in law.terms:
+                rows = np.asarray(term.view.rows(index))  # (units, m): flat entries of unit i's slice
+                _add(law, rows, float(term.weight), count, pairs, linear)
+            count = self._slice(law, count)
+        self.sparse_size = count
+        for law in self.dense:
+            count = self._slice(law, count)
         self.size = count
-        self.sparse_size = count - sum(s.stop - s.start for law, s in self.slices if law in self.dense)
         rows, self.E1, self.E2, weights = _joined(pairs, 4)
         self.Q = scipy.sparse.csr_matrix((weights, (rows, np.arange(len(rows)))), shape=(self.sparse_size, len(rows)))
         rows, entries, weights = _joined(linear, 3)
@@ -65,6 +64,13 @@ class Stacked:
         self.order = np.concatenate([np.full(s.stop - s.start, law.order) for law, s in self.slices] or [np.zeros(0)])
         self._starts = np.array([s.start for _, s in self.slices])
         self._by_law = dict(self.slices)
+
+    def _slice(self, law, start: int) -> int:
+        """Give ``law`` its components from ``start``; the next free one."""
+        units = law.terms[0].view.units
+        width = {"unit": units, "layer": 1, "matrix": units * units}[law.kind]
+        self.slices.append((law, slice(start, start + width)))
+        return start + width
 
     @staticmethod
     def flat(params) -> np.ndarray:
@@ -152,21 +158,24 @@ def _joined(parts, n):
     return [np.concatenate(column) for column in zip(*parts, strict=True)] if parts else [np.zeros(0, int)] * n
 
 
-def _pairs(law) -> int:
+def _dense(law) -> bool:
+    """A matrix law with more than PAIR_LIMIT entry pairs (a wide layer of a real network)."""
+    if law.kind != "matrix":
+        return False
     units = law.terms[0].view.units
-    return sum(units * units * (t.view.size // units) for t in law.terms)
+    return sum(units * units * (t.view.size // units) for t in law.terms) > PAIR_LIMIT
 
 
 def _add(law, rows, weight, first, pairs, linear):
     """Append the pairs (or linear entries) of one term with flat-index matrix ``rows``,
     its components starting at row ``first``."""
     units, width = rows.shape
-    if law.order == 1:
-        unit = np.arange(units) if law.kind == "unit" else np.zeros(units, int)
-        linear.append((first + np.repeat(unit, width), rows.ravel(), np.full(rows.size, weight)))
-    elif law.kind != "matrix":
-        unit = np.arange(units) if law.kind == "unit" else np.zeros(units, int)
-        pairs.append((first + np.repeat(unit, width), rows.ravel(), rows.ravel(), np.full(rows.size, weight)))
+    if law.kind != "matrix":  # a unit law's component i, or the layer law's one component
+        component = first + np.repeat(np.arange(units) if law.kind == "unit" else np.zeros(units, int), width)
+        if law.order == 1:
+            linear.append((component, rows.ravel(), np.full(rows.size, weight)))
+        else:
+            pairs.append((component, rows.ravel(), rows.ravel(), np.full(rows.size, weight)))
     else:  # entry (i, j): P[i, c] P[j, c] and the swapped pair, weight / 2 each
         i, j, c = (a.ravel() for a in np.meshgrid(np.arange(units), np.arange(units), np.arange(width), indexing="ij"))
         component = first + i * units + j

@@ -100,8 +100,7 @@ class Normalization(Layer):
         xhat, s, *bound = aux
         axes = self.axes(x.ndim)
         reduce = tuple(a for a in range(x.ndim) if a != self.channel_axis(x.ndim))
-        gain = (np.abs(p[0]) if magnitude else p[0]) if self.affine else None
-        g = dy * self._broadcast(gain, dy.ndim) if self.affine else dy
+        g = dy * self._broadcast(np.abs(p[0]) if magnitude else p[0], dy.ndim) if self.affine else dy
         if magnitude:  # aux is (x̂, s, bound on x̂, condition factor) from `bound_run`
             b, factor = bound
             dz = factor * s * (g + self._mean(g, axes) + b * self._mean(g * b, axes))
