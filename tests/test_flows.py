@@ -14,6 +14,7 @@ from flowlaws.flows import (
     optimizer,
     rk4,
 )
+from flowlaws.flows.integrators import MAX_SOLVE_ITERATIONS, _hopeless
 from flowlaws.invariants import laws
 from flowlaws.losses import Square
 from flowlaws.models import parse
@@ -69,6 +70,29 @@ def test_implicit_midpoint_conserves_the_law_far_better_than_rk4(rng):
     coarse = rk4(model, Square(), p, X, Y, 1.0, 5)
     drift = lambda run: np.max(np.abs(unit.value(run.final) - unit.value(p)))  # noqa: E731
     assert drift(mid) < 1e-13 < drift(coarse)
+
+
+def test_a_solve_that_cannot_converge_is_halved_early_and_still_conserves_the_law(rng):
+    model = parse("mlp:3-5-2:linear")
+    p, X, Y = model.init(rng), 5 * rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    (unit, *_) = laws(model)
+    run = implicit_midpoint(model, Square(), p, X, Y, 0.5, 1)  # h L > 1: the iteration diverges
+    failed = len(run.times) - 2  # halving a step into L leaves took L - 1 failed solves
+    assert run.ok and failed >= 4
+    assert run.evaluations < failed * (MAX_SOLVE_ITERATIONS + 1)  # less than the failed solves alone, run out
+    assert np.max(np.abs(unit.value(run.final) - unit.value(p))) < 1e-10 * np.max(np.abs(unit.value(p)))
+
+
+@pytest.mark.parametrize(("misses", "hopeless"), [
+    ([8e12, 4e12, 2e12, 1e12], True),      # halving per iteration: 40 more needed, past the budget
+    ([1e9, 1e6, 1e3, 10.0], False),        # 1000x per iteration: converges next time
+    ([5.0, 6.0, 5.5, 5.7], True),          # stagnating
+    ([float("inf"), 1e300, 1e200, 1e100], False),  # an overflowed first residual, then fast
+    ([float("inf")] * 4, True),            # inf / inf is no rate
+    ([10.0, 5.0], False),                  # too few iterations to judge
+])
+def test_a_solve_is_hopeless_when_its_recent_rate_projects_past_the_budget(misses, hopeless):
+    assert _hopeless(misses, iteration=len(misses)) is hopeless
 
 
 def test_rk4_drift_shrinks_at_fourth_order_on_a_smooth_flow(rng):

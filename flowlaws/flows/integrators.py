@@ -18,7 +18,8 @@
   rescaling symmetry, so the step still conserves Q exactly; where a kink is crossed
   inside a step, that step follows the one-sided gradient (a first-order local error
   in theta, none in Q). Kinks inside residual blocks are frozen too. A step whose
-  solve has not converged after ``MAX_SOLVE_ITERATIONS`` is retried as two half steps
+  solve has not converged after ``MAX_SOLVE_ITERATIONS`` (or whose rate over its last
+  ``RATE_WINDOW`` iterations says it cannot by then) is retried as two half steps
   (up to ``MAX_HALVINGS`` times), then taken from the last iterate if the solve has
   stalled at round-off (within ``STALLED``); otherwise the run ends UNRESOLVED (a
   check calls the case invalid rather than judge it by a vacuous bound). Either way the
@@ -29,6 +30,8 @@
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -41,6 +44,7 @@ from flowlaws.models.symmetry import flatten, unflatten
 
 SOLVE_ULPS = 8
 MAX_SOLVE_ITERATIONS = 40
+RATE_WINDOW = 3  # a solve whose last 3 iterations project past MAX_SOLVE_ITERATIONS is halved
 MAX_HALVINGS = 4
 STALLED = 1e-10  # a solve still short of SOLVE_ULPS but within this of every entry (relative)
 # has stalled at round-off and is accepted with its error bound; one further away in any
@@ -165,17 +169,32 @@ def _midpoint_step(f, y, h):
     new = y + h * f(y)
     pattern = f.pattern(0.5 * (y + new))  # frozen for the whole step
     floor = SOLVE_ULPS * np.finfo(float).eps
-    where, before = 0.5 * (y + new), None
-    for _ in range(MAX_SOLVE_ITERATIONS):
+    where, before, misses = 0.5 * (y + new), None, []
+    for iteration in range(1, MAX_SOLVE_ITERATIONS + 1):
         image = y + 0.5 * h * f(where, pattern)
         new = 2.0 * image - y
         if not _finite(new):
             return new, np.full_like(y, np.inf), False, pattern
         residual = image - where
-        if np.all(2.0 * np.abs(residual) <= floor * (np.abs(new) + np.abs(y)) + REALMIN):
+        misses.append(float(np.max(2.0 * np.abs(residual) / (floor * (np.abs(new) + np.abs(y)) + REALMIN))))
+        if misses[-1] <= 1.0:
             return new, np.abs(residual), True, pattern
+        if _hopeless(misses, iteration):
+            break
         where, before = _mixed(image, residual, before), (image, residual)
     return new, np.abs(residual), False, pattern
+
+
+def _hopeless(misses, iteration, window=RATE_WINDOW):
+    """Whether the solve, contracting at its rate over the last ``window`` iterations
+    (``misses``: how far each residual is from SOLVE_ULPS), cannot converge within
+    MAX_SOLVE_ITERATIONS: then the step is halved at once rather than after them all."""
+    if len(misses) <= window:
+        return False
+    rate = (misses[-1] / misses[-1 - window]) ** (1.0 / window)  # every miss is > 1
+    if not rate < 1.0:  # not contracting (or inf / inf)
+        return True
+    return rate > 0.0 and iteration + math.log(misses[-1]) / -math.log(rate) > MAX_SOLVE_ITERATIONS
 
 
 def _mixed(image, residual, before):
