@@ -192,9 +192,8 @@ def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
     """Level 2: every step of an optimizer run against ``PREDICTIONS[prediction]``."""
     predict, stack = PREDICTIONS[prediction], _stack(model, law_list)
     n = accumulation_length(model, X)
-    points = [flatten(p) for p in run.params]
-    values = [stack.value(p) for p in points]
-    own = [stack.magnitude(np.abs(p), np.abs(p)) for p in points]
+    points = np.stack([flatten(p) for p in run.params])  # one row per point
+    values, own = stack.value(points), stack.magnitude(np.abs(points), np.abs(points))
     found = []
     for k in range(len(points) - 1):
         theta, grad = points[k], flatten(run.grads[k])
@@ -249,23 +248,23 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
     if not run.ok:
         raise InvalidArgument(f"gradient flow failed: {run.message}")
     stack, count = _stack(model, law_list), accumulation_length(model, X)
-    points = [flatten(p) for p in run.params]
-    errors = run.solve_errors if run.solve_errors is not None else np.zeros((len(points), stack.D))
-    patterns = run.patterns if run.patterns is not None else [None] * len(points)
-    values = [stack.value(p) for p in points]
-    own = [stack.magnitude(np.abs(p), np.abs(p)) for p in points]
-    residual, scale = 0.0, 0.0
-    for k in range(len(points) - 1):
-        theta, after = points[k], points[k + 1]
-        mid = 0.5 * (theta + after)
-        # the magnitude of the network the step took its gradient from (its frozen pattern)
-        gmag = flatten(gradient_and_magnitude(model, loss, unflatten(mid, stack.shapes), X, Y, patterns[k])[2])
-        h, a_mid = run.times[k + 1] - run.times[k], np.abs(mid)
-        residual = residual + values[k + 1] - values[k] + h * weight_decay * stack.first(mid, mid)
-        scale = scale + (tolerance(own[k] + own[k + 1] + h * stack.first_magnitude(a_mid, gmag)
-                                   + h * weight_decay * stack.first_magnitude(a_mid, a_mid), count)
-                         + stack.first_magnitude(np.abs(after - theta), errors[k]))
-    evidence = _worst("flow", stack, residual, scale, where=f"t = {T:g} ({n} midpoint steps)",
+    points = np.stack([flatten(p) for p in run.params])  # one row per point: every step at once
+    steps = len(points) - 1
+    errors = run.solve_errors if run.solve_errors is not None else np.zeros((steps, stack.D))
+    patterns = run.patterns if run.patterns is not None else [None] * steps
+    mids = 0.5 * (points[:-1] + points[1:])
+    h = np.diff(run.times)[:, None]
+    # the magnitude of the network each step took its gradient from (its frozen pattern)
+    gmags = np.stack([flatten(gradient_and_magnitude(model, loss, unflatten(mid, stack.shapes), X, Y, pattern)[2])
+                      for mid, pattern in zip(mids, patterns, strict=True)])
+    values, own = stack.value(points), stack.magnitude(np.abs(points), np.abs(points))
+    a_mids = np.abs(mids)
+    drift = values[1:] - values[:-1] + h * weight_decay * stack.first(mids, mids)
+    scale = (tolerance(own[:-1] + own[1:] + h * stack.first_magnitude(a_mids, gmags)
+                       + h * weight_decay * stack.first_magnitude(a_mids, a_mids), count)
+             + stack.first_magnitude(np.abs(points[1:] - points[:-1]), errors))
+    evidence = _worst("flow", stack, np.sum(drift, axis=0), np.sum(scale, axis=0),
+                      where=f"t = {T:g} ({n} midpoint steps)",
                       per_law=lambda law: {"series": tuple(float(np.sum(stack.part(law, v))) for v in values)})
     if order and not weight_decay and evidence.effect > 1:  # reported for a failure only
         evidence = _with_order(evidence, model, loss, params, X, Y, stack, T, n)
