@@ -265,7 +265,7 @@ class Conv(Layer):
         columns = self._columns(x)
         out = self.out_shape(x.shape[1:])
         y = (columns @ p[0].reshape(self.channels, -1).T).reshape(len(x), *out[1:], self.channels)
-        y = np.moveaxis(y, -1, 1)
+        y = y.transpose(0, self.dims + 1, *range(1, self.dims + 1))  # channels second
         if self.bias:
             y = y + p[1].reshape((-1,) + (1,) * self.dims)
         return y, columns
@@ -280,7 +280,7 @@ class Conv(Layer):
         """dW from the im2col matrix (one BLAS call), dx by col2im (one sparse product)."""
         W = np.abs(p[0]) if magnitude else p[0]
         columns = self._columns(x) if aux is None else aux
-        rows = np.moveaxis(dy, 1, -1).reshape(-1, self.channels)  # (N * out, O)
+        rows = dy.transpose(0, *range(2, self.dims + 2), 1).reshape(-1, self.channels)  # (N * out, O)
         dW = (rows.T @ columns).reshape(W.shape)
         _, scatter = _im2col(self.dims, self.kernel, self.stride, self.padding, x.shape[1:])
         dcolumns = (rows @ W.reshape(self.channels, -1)).reshape(len(x), -1)  # (N, out * C * kernel^dims)
@@ -341,7 +341,7 @@ class Pool(Layer):
         out = [m // self.size for m in spatial]
         crop = (slice(None), slice(None), *(slice(0, m * self.size) for m in out))
         shape = (n, c, *itertools.chain.from_iterable((m, self.size) for m in out))
-        return anp.reshape(x[crop], shape), tuple(3 + 2 * i for i in range(self.dims))
+        return x[crop].reshape(shape), tuple(3 + 2 * i for i in range(self.dims))
 
     def apply(self, p, x):
         blocks, axes = self._blocks(x)
