@@ -24,6 +24,8 @@ from flowlaws.models.layers import Layer
 
 
 def _prelu(a: float, b: float):
+    if a == b:  # linear: a constant slope
+        return (lambda z: a * z), (lambda z: np.full(np.shape(z), a))
     if a == 1.0 and b == 0.0:  # plain ReLU: a boolean mask is the cheapest derivative
         return (lambda z: z * (z > 0)), (lambda z: z > 0)
     return (lambda z: anp.where(z > 0, a, b) * z), (lambda z: np.where(z > 0, a, b))
@@ -77,6 +79,7 @@ _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]
 }
 
 HOMOGENEOUS = ("linear", "relu", "leaky_relu", "abs", "prelu", "relu_power")
+PIECEWISE_LINEAR = ("linear", "relu", "leaky_relu", "abs", "prelu")
 NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "elu", "silu")
 
 
@@ -149,7 +152,10 @@ class Activation(Layer):
         return np.abs(self.derivative(x)) * dy, ()
 
     def run(self, p, x, frozen=None):
-        """(phi(x), slopes): with frozen slopes s, s * x (a piecewise-linear phi frozen)."""
+        """(phi(x), slopes): with frozen slopes s, s * x (a piecewise-linear phi frozen);
+        a piecewise-linear phi is s * x at its own slopes too (phi(z) = phi'(z) z)."""
+        if frozen is None and self.name in PIECEWISE_LINEAR:
+            frozen = self.derivative(x)
         if frozen is not None:
             return frozen * x, frozen
         return self.fn(x), self.derivative(x)
