@@ -227,7 +227,10 @@ def _distributed_check(args, chosen, profile):
     from flowlaws.strategies import PROFILES
 
     task = partial(run_theorem, max_examples=PROFILES[profile], derandomize=profile == "ci")
-    by_id = {r.theorem.id: r for r in execute([t.id for t in chosen], args.workers, args.scheduler, task)}
+    # long tasks first, so that no worker is left with one at the end: a true theorem checks
+    # every case, an expected break stops at its first failure
+    longest_first = sorted(chosen, key=lambda t: t.expect == "breaks")
+    by_id = {r.theorem.id: r for r in execute([t.id for t in longest_first], args.workers, args.scheduler, task)}
     return [by_id[t.id] for t in chosen]
 
 

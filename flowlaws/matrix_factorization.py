@@ -80,8 +80,8 @@ def gd(M, U, V, etas, *, regularizer: float = 0.0, stop: float = 0.0) -> Run:
     max_norm, converged = 0.0, None
     for t, eta in enumerate(etas):
         R = U @ V.T - M
-        errors.append(np.linalg.norm(R) / norm_M)
-        nu, nv = float(np.sum(U * U)), float(np.sum(V * V))
+        errors.append(math.sqrt(_squared(R)) / norm_M)
+        nu, nv = _squared(U), _squared(V)
         ratios.append(nu / nv if nv > 0 else np.inf)
         max_norm = max(max_norm, math.sqrt(max(nu, nv)))
         if converged is None and errors[-1] <= TARGET:
@@ -97,6 +97,11 @@ def gd(M, U, V, etas, *, regularizer: float = 0.0, stop: float = 0.0) -> Run:
     worst, where, bound = (0.0, 0, 0.0) if regularizer or not taken else _step_identity(M, taken, U, V)
     drift = float(np.linalg.norm((U.T @ U - V.T @ V) - Q0))
     return Run(np.array(errors), np.array(ratios), worst, where, drift, bound, max_norm, U, V, converged)
+
+
+def _squared(A) -> float:
+    """||A||_F^2 (one dot product: this runs at every GD step)."""
+    return float(np.vdot(A, A))
 
 
 def _step_identity(M, taken, U_last, V_last):
