@@ -18,6 +18,7 @@ SGD, momentum, Nesterov): linear (translation) laws survive every optimizer with
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -76,6 +77,8 @@ class GD:
 
     def decayed(self, grads, params):
         """g + lambda theta: the gradient of L + lambda/2 ||theta||^2 (coupled decay)."""
+        if not self.weight_decay:
+            return tuple(grads)
         return tuple(g + self.weight_decay * p for g, p in zip(grads, params, strict=True))
 
     def update(self, grads, params, state, t):
@@ -250,7 +253,7 @@ def _descend(model, loss, params, X, Y, opt, steps: int) -> Trajectory:
         else:
             _, grads = value_and_grad(model, loss, params, X[rows], Y[rows])
             value = float(loss.value(model.forward(params, X)[0], Y))
-        if not (np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads)):
+        if not (math.isfinite(value) and all(np.isfinite(g).all() for g in grads)):
             status, failed = Status.DIVERGED, t
             break
         snapshots.append(params)
