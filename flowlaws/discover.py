@@ -639,13 +639,16 @@ def completeness(model):
 @lru_cache(maxsize=1024)
 def _decided(model):
     """(Evidence or None if undecided, what discovery found). It depends on the model alone,
-    so a process decides each model once. Discovery without explicit laws first: when its
-    bounds meet at the derived count the laws are complete; otherwise the full discovery
-    names what is missing."""
-    decided = _judged(model, discover(model, degree=0, budget=CHECK_BUDGET))
-    explicit = sum(np.prod(s) for _, s in model.param_specs) <= EXPLICIT_CHECK_PARAMS
-    if explicit and (decided[0] is None or decided[0].effect > 0):
-        decided = _judged(model, discover(model, degree=2, budget=CHECK_BUDGET))
+    so a process decides each model once (a model without a generic point too: its search
+    is the costliest). Discovery without explicit laws first: when its bounds meet at the
+    derived count the laws are complete; otherwise the full discovery names what is missing."""
+    try:
+        decided = _judged(model, discover(model, degree=0, budget=CHECK_BUDGET))
+        explicit = sum(np.prod(s) for _, s in model.param_specs) <= EXPLICIT_CHECK_PARAMS
+        if explicit and (decided[0] is None or decided[0].effect > 0):
+            decided = _judged(model, discover(model, degree=2, budget=CHECK_BUDGET))
+    except InvalidArgument as error:  # e.g. no generic point: undecided
+        return None, str(error)
     return decided
 
 
