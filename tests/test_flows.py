@@ -14,7 +14,7 @@ from flowlaws.flows import (
     optimizer,
     rk4,
 )
-from flowlaws.flows.integrators import MAX_SOLVE_ITERATIONS, _hopeless
+from flowlaws.flows.integrators import ANDERSON, MAX_SOLVE_ITERATIONS, _hopeless, _mixed
 from flowlaws.invariants import laws
 from flowlaws.losses import Square
 from flowlaws.models import parse
@@ -177,3 +177,18 @@ def test_flow_times_must_be_finite_and_positive(problem, bad):
     model, p, X, Y = problem
     with pytest.raises(InvalidArgument, match="flow time T"):
         rk4(model, Square(), p, X, Y, bad, 4)
+
+
+def test_anderson_mixing_solves_a_linear_fixed_point_in_as_many_steps_as_its_dimension():
+    rng = np.random.default_rng(1)
+    A = 0.9 * np.linalg.qr(rng.normal(size=(3, 3)))[0]  # contraction w -> A w + b, slow alone
+    b = rng.normal(size=3)
+    fixed = np.linalg.solve(np.eye(3) - A, b)
+    where, before, secants = np.zeros(3), None, []
+    for _ in range(5):  # m = 3 secants span the space: the next point is exact
+        image = A @ where + b
+        residual = image - where
+        if before is not None:
+            secants = [*secants, (image - before[0], residual - before[1])][-ANDERSON:]
+        where, before = _mixed(image, residual, secants), (image, residual)
+    assert np.allclose(where, fixed, atol=1e-10)
