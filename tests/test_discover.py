@@ -199,3 +199,17 @@ def test_explicit_laws_count_only_once_proven_at_points_the_system_never_saw():
     found = discover(parse("seq:2x3:attention(heads=1,dk=1,dv=1),attention(heads=1,dk=1,dv=1),flatten,dense(1)"),
                      budget=2.0)
     assert not found.missing and found.lower == found.derived == 16
+
+
+def test_a_model_without_a_generic_point_is_undecided_once_per_process():
+    from flowlaws.discover import _decided
+    from flowlaws.errors import Unrepresentable
+
+    # one input through abs: every later unit sees one sign, so no draw has both slopes
+    model = parse("seq:1:dense(1),abs,residual[dense(1),abs,dense(1)],abs,dense(1)")
+    with pytest.raises(Unrepresentable, match="no generic point"):
+        completeness(model)
+    hits = _decided.cache_info().hits
+    with pytest.raises(Unrepresentable, match="no generic point"):
+        completeness(model)
+    assert _decided.cache_info().hits == hits + 1  # the costly search ran once
