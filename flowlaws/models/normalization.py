@@ -66,7 +66,7 @@ class Normalization(Layer):
     def _broadcast(self, v, ndim):
         shape = [1] * ndim
         shape[self.channel_axis(ndim)] = -1
-        return anp.reshape(v, shape)
+        return v.reshape(shape)  # (an autograd box has the method too)
 
     # --- numbers ------------------------------------------------------------------------
     def apply(self, p, x):
