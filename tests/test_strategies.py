@@ -73,11 +73,10 @@ def test_subarchitectures_are_no_larger_than_the_model_and_keep_its_input_and_ou
 
 
 @given(st.data())
-def test_params_have_the_model_shapes_and_scale(data):
+def test_padded_params_have_the_model_shapes(data):
     model = data.draw(architectures(kinds=("mlp", "conv1d")))
-    p = data.draw(params(model, scale=0.5))
+    p = data.draw(params(model, pad=3))
     assert [q.shape for q in p] == [shape for _, shape in model.param_specs]
-    assert all(np.all(np.abs(q) <= 0.5) for q in p)
 
 
 @given(st.data())
@@ -103,6 +102,7 @@ def test_strategy_reprs_show_how_they_were_built():
      (lambda: architectures(width=(3, 1)), "width must be"),
      (lambda: architectures(pooling=["min"]), "pooling must be"),
      (lambda: params(parse("mlp:2-3-1:relu"), scale=0.0), "scale must be"),
+     (lambda: params(parse("mlp:2-3-1:relu"), pad=0), "pad must be"),
      (lambda: datasets(parse("mlp:2-3-1:relu"), n=(0, 2)), "n must be"),
      (lambda: losses(names=["l1"]), "names must be"),
      (lambda: optimizers(names=["lion"]), "names must be"),
