@@ -5,11 +5,12 @@
 
 Work is cut into shards (theorem, seed, cases): each shard is one Hypothesis run with its
 own seed (``seed + index``), so a shard's result does not depend on where it runs or on
-how many workers there are (see `_seed_only`). In-process by default; ``--workers N`` starts a local Dask
-cluster of N processes, ``--scheduler`` uses an existing one (``tcp://host:8786``, or
-``tls://`` with Dask's own security configuration: certificates from its config file or
-the ``DASK_DISTRIBUTED__COMM__TLS__*`` variables). A task whose worker dies is retried
-elsewhere (Dask's retries); a shard is counted once, when its result reaches the client.
+how many workers there are (`flowlaws.theorems.pinned_draws`). In-process by default;
+``--workers N`` starts a local Dask cluster of N processes, ``--scheduler`` uses an
+existing one (``tcp://host:8786``, or ``tls://`` with Dask's own security configuration:
+certificates from its config file or the ``DASK_DISTRIBUTED__COMM__TLS__*`` variables).
+A task whose worker dies is retried elsewhere (Dask's retries); a shard is counted once,
+when its result reaches the client.
 
 The journal (JSONL) gets one line per finished shard as it completes; a rerun with the
 same journal skips the shards it holds, so an interrupted campaign resumes. A journal is
@@ -22,9 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,31 +62,6 @@ def shards(theorems, cases: int, shard: int = 200, seed: int = 0) -> list[Shard]
             for index in range(math.ceil(cases / shard)) for theorem in theorems]
 
 
-@contextmanager
-def _seed_only():
-    """Hypothesis mixes literals of the local modules loaded in the process into its draws
-    (hypothesis.internal.conjecture.providers, 6.13x+), so the same seed draws differently
-    in a CLI process and in a Dask worker. Within a shard that pool is pinned to empty (a
-    private hook, used only when it exists) and its cache cleared before and after."""
-    try:
-        from hypothesis.internal.conjecture import providers
-
-        original, constants = providers._get_local_constants, providers.Constants  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):  # another Hypothesis: nothing to pin
-        yield
-        return
-    empty = constants()
-    providers.CONSTANTS_CACHE.cache.clear()
-    providers._get_local_constants = lambda: empty  # type: ignore[attr-defined]
-    try:
-        with warnings.catch_warnings():  # a Dask worker's own threads use `random`, not our strategies
-            warnings.filterwarnings("ignore", message="Do not use the `random` module inside strategies")
-            yield
-    finally:
-        providers._get_local_constants = original  # type: ignore[attr-defined]
-        providers.CONSTANTS_CACHE.cache.clear()
-
-
 def run_shard(shard: Shard) -> dict:
     """Check one shard (on any worker): its counts, worst effect, and a counterexample as
     JSON when a true theorem was violated (a false alarm)."""
@@ -97,8 +71,7 @@ def run_shard(shard: Shard) -> dict:
 
     thm = theorem(shard.theorem)
     started = time.perf_counter()
-    with _seed_only():
-        result = run(thm, max_examples=shard.cases, derandomize=False, seed=shard.seed)
+    result = run(thm, max_examples=shard.cases, derandomize=False, seed=shard.seed)
     effect = result.worst.effect
     record = {**asdict(shard), "checked": result.cases, "invalid": result.invalid,
               "false_alarms": int(result.verdict == "violated"),
@@ -117,8 +90,7 @@ def run_theorem(theorem_id: str, max_examples: int, derandomize: bool):
     from flowlaws.catalog import theorem
     from flowlaws.theorems import run
 
-    with _seed_only():
-        return run(theorem(theorem_id), max_examples=max_examples, derandomize=derandomize)
+    return run(theorem(theorem_id), max_examples=max_examples, derandomize=derandomize)
 
 
 def read_journal(path: Path, warn: Callable[[str], None]) -> dict:

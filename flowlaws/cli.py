@@ -204,7 +204,6 @@ def cmd_check(args) -> int:
 
 def _local_check(args, chosen, profile):
     """The theorems' Results, checked in this process, with a progress bar on a terminal."""
-    from flowlaws.campaign import _seed_only
     from flowlaws.strategies import PROFILES
     from flowlaws.theorems import run
 
@@ -212,9 +211,8 @@ def _local_check(args, chosen, profile):
     with _progress(not args.json and err.is_terminal) as progress:
         for thm in chosen:
             task = progress.add_task(thm.id, total=None)
-            with _seed_only():
-                results.append(run(thm, max_examples=PROFILES[profile], derandomize=profile == "ci",
-                                   on_case=lambda task=task: progress.advance(task)))
+            results.append(run(thm, max_examples=PROFILES[profile], derandomize=profile == "ci",
+                               on_case=lambda task=task: progress.advance(task)))
             progress.remove_task(task)
     return results
 

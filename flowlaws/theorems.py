@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -418,6 +420,32 @@ class Result:
                 "statement": self.theorem.statement, "note": self.note, **self.extra}
 
 
+@contextmanager
+def pinned_draws():
+    """Hypothesis mixes literals of the local modules loaded in the process into its draws
+    (hypothesis.internal.conjecture.providers, 6.13x+), so the same seed would draw
+    differently in a CLI process, a Dask worker and a test suite that has imported more.
+    Within `run` that pool is pinned to empty (a private hook, used only when it exists)
+    and its cache cleared before and after: a run draws the same cases in any process."""
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        original, constants = providers._get_local_constants, providers.Constants  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):  # another Hypothesis: nothing to pin
+        yield
+        return
+    empty = constants()
+    providers.CONSTANTS_CACHE.cache.clear()
+    providers._get_local_constants = lambda: empty  # type: ignore[attr-defined]
+    try:
+        with warnings.catch_warnings():  # a Dask worker's own threads use `random`, not our strategies
+            warnings.filterwarnings("ignore", message="Do not use the `random` module inside strategies")
+            yield
+    finally:
+        providers._get_local_constants = original  # type: ignore[attr-defined]
+        providers.CONSTANTS_CACHE.cache.clear()
+
+
 def run(thm: Theorem, *, max_examples: int = 25, derandomize: bool = True, seed: int | None = None,
         on_case: Callable | None = None) -> Result:
     """Check ``thm`` over Hypothesis-drawn scenarios, shrinking any counterexample.
@@ -463,7 +491,8 @@ def run(thm: Theorem, *, max_examples: int = 25, derandomize: bool = True, seed:
     started = time.perf_counter()
     found = False
     try:
-        test()
+        with pinned_draws():
+            test()
     except AssertionError:
         found = True
     except Exception as error:  # Hypothesis gave up (e.g. every case invalid)
@@ -477,4 +506,4 @@ def run(thm: Theorem, *, max_examples: int = 25, derandomize: bool = True, seed:
     return Result(thm, verdict, state["cases"], state["invalid"], worst, seconds, failure)
 
 
-__all__ = ["THEOREMS", "Hypothesis", "Result", "Theorem", "run"]
+__all__ = ["THEOREMS", "Hypothesis", "Result", "Theorem", "pinned_draws", "run"]

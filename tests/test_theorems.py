@@ -77,7 +77,7 @@ def test_expected_break_is_found_and_shrunk_to_a_small_counterexample(thm):
     layers = getattr(scenario.model, "layers", ())
     fewest = 3 if any(layer.kind == "layernorm" for layer in layers) else 1  # a LayerNorm needs 3 units
     hidden = [layer.units for layer in layers[:-1] if hasattr(layer, "units")]
-    assert all(width == fewest for width in hidden)  # the fewest units per hidden layer
+    assert all(width == fewest for width in hidden), scenario.model.spec  # the fewest units per hidden layer
 
 
 def test_hypotheses_explain_themselves_when_they_fail(rng):
