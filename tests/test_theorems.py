@@ -107,3 +107,14 @@ def test_every_paper_result_and_break_has_a_stable_id():
     assert "skip" in ids
     assert all(t.reference and t.statement for t in THEOREMS.values())
     assert Sequential  # the models are data
+
+
+def test_a_run_draws_without_the_literals_of_the_modules_the_process_has_loaded():
+    from hypothesis.internal.conjecture import providers
+
+    outside = providers._get_local_constants()
+    seen = []
+    run(theorem("thm-2.1"), max_examples=3, on_case=lambda: seen.append(providers._get_local_constants()))
+    assert outside.floats or outside.integers  # flowlaws' own modules hold literals
+    assert seen and all(not (c.floats or c.integers or c.strings or c.bytes) for c in seen)
+    assert providers._get_local_constants() is not seen[0]  # restored after the run
