@@ -430,7 +430,8 @@ def scenarios(theorem, *, extreme: bool | None = None):
     ``extreme``: True draws every params tuple from `magnitudes` (1e-150..1e150 and
     zeros), False never; None (default) mixes both (ordinary params first) for a true
     theorem, whose false alarms hide at extreme magnitudes, and draws ordinary params
-    for an expected break, which has to be found and shrunk. A space with ``generic``
+    for an expected break, which has to be found and shrunk; a space's ``exponents`` narrows
+    their range (attention, whose gradient is of degree 5 in the weights). A space with ``generic``
     (normalization nets) perturbs data and params with seeded noise (`_generic`), so
     that no normalization group is constant."""
     if isinstance(theorem, str):  # a theorem id; the registry is imported only here
@@ -456,12 +457,14 @@ def scenarios(theorem, *, extreme: bool | None = None):
     # true theorem draws them unpadded (a third of the choices: its cases are the throughput)
     pad = _range("width", space.get("architectures", {}).get("width", (1, 3)))[1] if breaks else 1
 
+    exponents = space.get("exponents", (-150, 150))  # of `magnitudes`
+
     @lru_cache(maxsize=512)  # strategies are built once per model (and loss), not once per draw
     def weights(model):
         ordinary = params(model, scale=space.get("scale", 1.0), pad=pad)
         if extreme is None:
-            return st.one_of(ordinary, magnitudes(model))
-        return magnitudes(model) if extreme else ordinary
+            return st.one_of(ordinary, magnitudes(model, exponents=exponents))
+        return magnitudes(model, exponents=exponents) if extreme else ordinary
 
     @lru_cache(maxsize=512)
     def data(model, loss):
