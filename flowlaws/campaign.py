@@ -122,8 +122,11 @@ def execute(todo: list, workers: int = 0, scheduler: str | None = None, task: Ca
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise InvalidArgument("--workers and --scheduler need Dask: pip install 'flowlaws[distributed]'") from None
+    # no dashboard, and the scheduler's HTTP endpoints on a free local port: not Dask's
+    # default 8787, which another cluster may hold (Dask then warns)
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                  dashboard_address=None)
+                                                  dashboard_address=None,
+                                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     try:
         with Client(scheduler or cluster, timeout=CONNECT_SECONDS) as client:
             futures = [client.submit(task, item, key=f"flowlaws-{index}-{item!s:.60}", pure=False, retries=3)

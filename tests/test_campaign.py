@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -120,7 +121,10 @@ def test_in_process_local_cluster_and_external_scheduler_give_identical_results(
     address, _ = dask_cluster
     alone = _in_a_fresh_process(tmp_path, "--cases", "12", "--shard", "6", "--theorem", THEOREMS[0],
                                 "--theorem", THEOREMS[1])
-    local = campaign(THEOREMS, 12, shard=6, workers=2)
+    with warnings.catch_warnings(record=True) as caught:  # the external scheduler holds Dask's port 8787
+        warnings.simplefilter("always")
+        local = campaign(THEOREMS, 12, shard=6, workers=2)
+    assert not [w for w in caught if "8787" in str(w.message)]  # a local cluster leaves that port alone
     remote = campaign(THEOREMS, 12, shard=6, scheduler=address)
     assert _counts(alone) == _counts(local) == _counts(remote)
     assert summary(remote)[0]["cases"] == 12
