@@ -6,8 +6,8 @@ without checking (the Hypothesis floor), measured in the same run.
 Per theorem: the seconds for ``run(theorem, max_examples=N)`` (derandomized, as the ci
 profile) and for a Hypothesis test over the same strategy whose body only counts the
 cases (after an untimed warm-up draw of the same cases, so that neither run pays the
-other's process-wide caches); the ratio check / generation and cases/s; and the ratio over all of them (the
-whole ci space, target <= 2).
+other's process-wide caches); the ratio check / generation and cases/s; and the ratio
+over all of them (the whole ci space, target <= 2).
 """
 
 from __future__ import annotations
