@@ -92,7 +92,7 @@ def test_a_solve_that_cannot_converge_is_halved_early_and_still_conserves_the_la
     ([10.0, 5.0], False),                  # too few iterations to judge
 ])
 def test_a_solve_is_hopeless_when_its_recent_rate_projects_past_the_budget(misses, hopeless):
-    assert _hopeless(misses, iteration=len(misses)) is hopeless
+    assert _hopeless(misses) is hopeless
 
 
 def test_rk4_drift_shrinks_at_fourth_order_on_a_smooth_flow(rng):

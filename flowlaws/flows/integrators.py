@@ -172,7 +172,7 @@ def _midpoint_step(f, y, h):
     pattern = f.pattern(0.5 * (y + new))  # frozen for the whole step
     floor = SOLVE_ULPS * np.finfo(float).eps
     where, before, secants, misses = 0.5 * (y + new), None, [], []
-    for iteration in range(1, MAX_SOLVE_ITERATIONS + 1):
+    for _ in range(MAX_SOLVE_ITERATIONS):
         image = y + 0.5 * h * f(where, pattern)
         new = 2.0 * image - y
         if not _finite(new):
@@ -181,7 +181,7 @@ def _midpoint_step(f, y, h):
         misses.append(float(np.max(2.0 * np.abs(residual) / (floor * (np.abs(new) + np.abs(y)) + REALMIN))))
         if misses[-1] <= 1.0:
             return new, np.abs(residual), True, pattern
-        if _hopeless(misses, iteration):
+        if _hopeless(misses):
             break
         if before is not None:  # the newest secant: (change of image, change of residual)
             secants = [*secants, (image - before[0], residual - before[1])][-ANDERSON:]
@@ -189,16 +189,16 @@ def _midpoint_step(f, y, h):
     return new, np.abs(residual), False, pattern
 
 
-def _hopeless(misses, iteration, window=RATE_WINDOW):
+def _hopeless(misses, window=RATE_WINDOW):
     """Whether the solve, contracting at its rate over the last ``window`` iterations
-    (``misses``: how far each residual is from SOLVE_ULPS), cannot converge within
+    (``misses``: how far each iteration's residual is from SOLVE_ULPS), cannot converge within
     MAX_SOLVE_ITERATIONS: then the step is halved at once rather than after them all."""
     if len(misses) <= window:
         return False
     rate = (misses[-1] / misses[-1 - window]) ** (1.0 / window)  # every miss is > 1
     if not rate < 1.0:  # not contracting (or inf / inf)
         return True
-    return rate > 0.0 and iteration + math.log(misses[-1]) / -math.log(rate) > MAX_SOLVE_ITERATIONS
+    return rate > 0.0 and len(misses) + math.log(misses[-1]) / -math.log(rate) > MAX_SOLVE_ITERATIONS
 
 
 def _mixed(image, residual, secants):
