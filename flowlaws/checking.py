@@ -249,9 +249,9 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
         raise InvalidArgument(f"gradient flow failed: {run.message}")
     stack, count = _stack(model, law_list), accumulation_length(model, X)
     points = np.stack([flatten(p) for p in run.params])  # one row per point: every step at once
-    steps = len(points) - 1
-    errors = run.solve_errors if run.solve_errors is not None else np.zeros((steps, stack.D))
-    patterns = run.patterns if run.patterns is not None else [None] * steps
+    taken = len(points) - 1  # steps, halved ones included
+    errors = run.solve_errors if run.solve_errors is not None else np.zeros((taken, stack.D))
+    patterns = run.patterns if run.patterns is not None else [None] * taken
     mids = 0.5 * (points[:-1] + points[1:])
     h = np.diff(run.times)[:, None]
     # the magnitude of the network each step took its gradient from (its frozen pattern)

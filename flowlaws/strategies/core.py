@@ -264,7 +264,10 @@ def _narrowed(d, layers, shape, top: bool):
     return tuple(out)
 
 
-def magnitudes(model, *, exponents=(-150, 150)):
+EXPONENTS = (-150, 150)  # of `magnitudes`: products of two such entries stay finite
+
+
+def magnitudes(model, *, exponents=EXPONENTS):
     """Params spanning many decades: entries in [-1, 1] times 10^(a + u_i + e_ij), with an
     exponent a per array, u_i per unit (axis 0) and e_ij per entry (each 0 or drawn in
     ``exponents``, the sum clipped to it), and some entries exactly 0. True theorems
@@ -457,14 +460,13 @@ def scenarios(theorem, *, extreme: bool | None = None):
     # true theorem draws them unpadded (a third of the choices: its cases are the throughput)
     pad = _range("width", space.get("architectures", {}).get("width", (1, 3)))[1] if breaks else 1
 
-    exponents = space.get("exponents", (-150, 150))  # of `magnitudes`
-
     @lru_cache(maxsize=512)  # strategies are built once per model (and loss), not once per draw
     def weights(model):
         ordinary = params(model, scale=space.get("scale", 1.0), pad=pad)
+        wide = magnitudes(model, exponents=space.get("exponents", EXPONENTS))
         if extreme is None:
-            return st.one_of(ordinary, magnitudes(model, exponents=exponents))
-        return magnitudes(model, exponents=exponents) if extreme else ordinary
+            return st.one_of(ordinary, wide)
+        return wide if extreme else ordinary
 
     @lru_cache(maxsize=512)
     def data(model, loss):
