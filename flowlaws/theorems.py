@@ -449,6 +449,9 @@ def pinned_draws():
         providers.CONSTANTS_CACHE.cache.clear()
 
 
+MIN_BREAK_CASES = 100  # the fewest cases an expected break is looked for in
+
+
 def run(thm: Theorem, *, max_examples: int = 25, derandomize: bool = True, seed: int | None = None,
         on_case: Callable | None = None) -> Result:
     """Check ``thm`` over Hypothesis-drawn scenarios, shrinking any counterexample.
@@ -483,7 +486,10 @@ def run(thm: Theorem, *, max_examples: int = 25, derandomize: bool = True, seed:
             raise AssertionError(f"{thm.id}: effect {verdict.evidence.effect:.3g}")
 
     test = given(scenarios(thm))(body)
-    test = settings(max_examples=max_examples, derandomize=derandomize and seed is None,
+    # an expected break is looked for in at least MIN_BREAK_CASES cases (it stops at its first
+    # failure): missing it in a small profile would be a finding that is none (exit 1)
+    budget = max(max_examples, MIN_BREAK_CASES) if breaks else max_examples
+    test = settings(max_examples=budget, derandomize=derandomize and seed is None,
                     deadline=None, database=None, print_blob=False,
                     suppress_health_check=list(HealthCheck),
                     # the explain phase (which parts of a failure matter) costs 2/3 of a

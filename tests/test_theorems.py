@@ -118,3 +118,10 @@ def test_a_run_draws_without_the_literals_of_the_modules_the_process_has_loaded(
     assert outside.floats or outside.integers  # flowlaws' own modules hold literals
     assert seen and all(not (c.floats or c.integers or c.strings or c.bytes) for c in seen)
     assert providers._get_local_constants() is not seen[0]  # restored after the run
+
+
+def test_an_expected_break_is_looked_for_in_at_least_min_break_cases_whatever_the_profile():
+    from flowlaws.theorems import MIN_BREAK_CASES
+
+    result = run(theorem("break-translation-adam"), max_examples=1)
+    assert MIN_BREAK_CASES >= 100 and result.verdict == "break-confirmed"  # one case alone would miss it
