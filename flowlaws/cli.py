@@ -351,15 +351,16 @@ def cmd_laws(args) -> int:
     model = parse(args.spec)
     found = laws(model, args.loss)
     count = independent_count(model, found)
+    shapes = [shape for _, shape in model.param_specs]
     if args.json:
-        print(json.dumps({"spec": model.spec, "independent": count,
-                          "laws": [{**law.to_json(), "independent": structural_count([law])} for law in found]}))
+        rows = [{**law.to_json(), "independent": structural_count([law], shapes)} for law in found]
+        print(json.dumps({"spec": model.spec, "independent": count, "laws": rows}))
         return 0
     table = Table(title=Text(f"laws of {model.spec}"))
     for column in ("name", "kind", "scalars", "formula"):
         table.add_column(column, justify="right" if column == "scalars" else "left")
     for law in found:
-        table.add_row(Text(law.name), law.kind, str(structural_count([law])), Text(law.formula))
+        table.add_row(Text(law.name), law.kind, str(structural_count([law], shapes)), Text(law.formula))
     out.print(table if found else Text(f"{model.spec} has no conservation law", style="yellow"))
     out.print(f"{count} functionally independent scalar law(s)")
     return 0

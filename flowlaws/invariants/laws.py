@@ -17,6 +17,7 @@ conserves Q because B(theta, grad L(theta)) = 0 (3.1).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,7 +225,7 @@ def independent_count(model, law_list=None, seed: int = 0) -> int:
     D = sum(int(np.prod(s)) for s in shapes)
     components = sum(_components(law) for law in law_list)
     if D * components > NUMERIC_LIMIT:
-        return structural_count(law_list)
+        return structural_count(law_list, shapes)
     point = flatten(model.init(np.random.default_rng(seed)))
     J = Stacked(law_list, shapes).jacobian(point)  # a matrix law's rows come twice: the rank is the same
     s = np.linalg.svd(J, compute_uv=False)
@@ -239,17 +240,23 @@ def _components(law: Law) -> int:
     return {"unit": units, "layer": 1, "matrix": units * (units + 1) // 2}[law.kind]
 
 
-def structural_count(law_list) -> int:
-    """The count from the laws' structure: laws of different rescalings are independent
-    (each has slices of its own); within one, a matrix law P P^T - O O^T over u units with
-    m_in incoming and m_out outgoing columns has u(u+1)/2 - s(s+1)/2 independent entries,
-    s = max(0, u - m_in - m_out) (the two-layer linear count, docs/theory.md 4), else its
-    u unit laws are independent, and a lone layer law counts 1. Tests check it against the
+def structural_count(law_list, shapes) -> int:
+    """The count from the laws' structure (``shapes``: the model's parameter shapes).
+
+    Quadratic laws of different rescalings are independent (each has slices of its own);
+    within one, a matrix law P P^T - O O^T over u units with m_in incoming and m_out
+    outgoing columns has u(u+1)/2 - s(s+1)/2 independent entries, s = max(0, u - m_in -
+    m_out) (the two-layer linear count, docs/theory.md 4), else its u unit laws are
+    independent, and a lone layer law counts 1. Linear laws can share entries (the row
+    sums and the column sums of one matrix, from shifts on both sides of it, have one
+    sum in common), so they count by `_linear_rank`. Tests check the total against the
     numeric rank on small nets."""
+    linear = [law for law in law_list if law.order == 1]
     groups: dict = {}
     for law in law_list:
-        groups.setdefault(law.terms, set()).add(law.kind)
-    total = 0
+        if law.order == 2:
+            groups.setdefault(law.terms, set()).add(law.kind)
+    total = _linear_rank(linear, shapes)
     for terms, kinds in groups.items():
         units = terms[0].view.units
         if "matrix" in kinds:
@@ -261,6 +268,33 @@ def structural_count(law_list) -> int:
         else:
             total += units if "unit" in kinds else 1
     return total
+
+
+def _linear_rank(law_list, shapes) -> int:
+    """How many of the linear laws' scalars are independent: each is a weighted indicator
+    of parameter entries, sum_v alpha_v sum(P_v[i]) (a layer law: of all its units), and
+    the count is the rank of those rows J, taken from the Gram matrix J J^T (one row per
+    scalar: small, while J has a column per parameter entry)."""
+    import scipy.sparse
+
+    if not law_list:
+        return 0
+    sizes = [math.prod(shape) for shape in shapes]
+    starts = np.cumsum([0, *sizes])[:-1]
+    index = tuple(np.arange(start, start + size).reshape(shape)
+                  for start, size, shape in zip(starts, sizes, shapes, strict=True))
+    rows, columns, weights, scalars = [], [], [], 0
+    for law in law_list:
+        for term in law.terms:
+            entries = term.view.rows(index)  # unit i's entries, as flat indices
+            unit = np.repeat(np.arange(len(entries)), entries.shape[1])
+            rows.append(scalars + (unit if law.kind == "unit" else 0 * unit))
+            columns.append(entries.reshape(-1))
+            weights.append(np.full(entries.size, term.weight))
+        scalars += law.terms[0].view.units if law.kind == "unit" else 1
+    J = scipy.sparse.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(columns))),
+                                shape=(scalars, sum(sizes)))
+    return int(np.linalg.matrix_rank((J @ J.T).toarray()))
 
 
 def _columns(view: View) -> int:
