@@ -60,8 +60,8 @@ def gradient_field(model, loss: Loss, X, Y, weight_decay: float = 0.0):
     def field(vector, pattern=None):
         params = unflatten(vector, shapes)
         out, cache = model.forward(params, X, pattern)
-        _, dout = loss.value_and_grad(out, Y)
-        return -flatten(model.backward(params, cache, dout)) - weight_decay * vector
+        gradient = flatten(model.backward(params, cache, loss.grad(out, Y)))
+        return -(gradient + weight_decay * vector) if weight_decay else -gradient
 
     field.pattern = lambda vector: model.pattern(unflatten(vector, shapes), X)  # type: ignore[attr-defined]
     return field

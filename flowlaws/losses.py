@@ -24,7 +24,9 @@ def _sigmoid(z):
 
 @dataclass(frozen=True)
 class Loss:
-    """Base: ``value(pred, Y)`` (autograd-differentiable) and ``value_and_grad``."""
+    """Base: ``value(pred, Y)`` (autograd-differentiable), ``grad`` and ``value_and_grad``.
+    A subclass gives ``elementwise(p, y, xp)`` (in the array namespace ``xp``: autograd's
+    numpy to differentiate, plain numpy to evaluate) and its closed-form ``gradient``."""
 
     reduction: str = "mean"
     name: ClassVar[str]
@@ -38,12 +40,16 @@ class Loss:
         return 1.0 / n if self.reduction == "mean" else 1.0
 
     def value(self, pred, Y):
+        """L, differentiable by autograd."""
         return self._scale(len(Y)) * anp.sum(self.elementwise(pred, Y))
 
+    def grad(self, pred, Y):
+        """dL/dpred in closed form."""
+        return self._scale(len(Y)) * self.gradient(pred, Y)
+
     def value_and_grad(self, pred, Y):
-        """(L, dL/dpred) in closed form."""
-        scale = self._scale(len(Y))
-        return scale * float(np.sum(self.elementwise(pred, Y))), scale * self.gradient(pred, Y)
+        """(L, dL/dpred) in plain numpy (``elementwise`` with ``xp=np``: no autograd wrappers)."""
+        return self._scale(len(Y)) * float(self.elementwise(pred, Y, np).sum()), self.grad(pred, Y)
 
     def gradient_magnitude(self, pred, Y):
         """A bound on the terms that form dL/dpred (its round-off scale, see
@@ -65,7 +71,7 @@ class Square(Loss):
 
     name: ClassVar[str] = "square"
 
-    def elementwise(self, p, y):
+    def elementwise(self, p, y, xp=anp):
         return 0.5 * (p - y) ** 2
 
     def gradient(self, p, y):
@@ -79,8 +85,8 @@ class Logistic(Loss):
     name: ClassVar[str] = "logistic"
     targets: ClassVar[str] = "sign"
 
-    def elementwise(self, p, y):
-        return anp.logaddexp(0.0, -y * p)
+    def elementwise(self, p, y, xp=anp):
+        return xp.logaddexp(0.0, -y * p)
 
     def gradient(self, p, y):
         return -y * _sigmoid(-y * p)
@@ -93,9 +99,9 @@ class CrossEntropy(Loss):
     name: ClassVar[str] = "cross_entropy"
     targets: ClassVar[str] = "probabilities"
 
-    def elementwise(self, p, y):
-        shift = p - anp.max(p, axis=1, keepdims=True)
-        log_softmax = shift - anp.log(anp.sum(anp.exp(shift), axis=1, keepdims=True))
+    def elementwise(self, p, y, xp=anp):
+        shift = p - xp.max(p, axis=1, keepdims=True)
+        log_softmax = shift - xp.log(xp.sum(xp.exp(shift), axis=1, keepdims=True))
         return -y * log_softmax
 
     def gradient(self, p, y):
@@ -138,9 +144,9 @@ class Huber(Loss):
         if not (np.isfinite(self.delta) and self.delta > 0):
             raise InvalidArgument(f"huber delta must be finite and > 0, got {self.delta!r}")
 
-    def elementwise(self, p, y):
-        r = anp.abs(p - y)
-        return anp.where(r <= self.delta, 0.5 * r**2, self.delta * (r - 0.5 * self.delta))
+    def elementwise(self, p, y, xp=anp):
+        r = xp.abs(p - y)
+        return xp.where(r <= self.delta, 0.5 * r**2, self.delta * (r - 0.5 * self.delta))
 
     def gradient(self, p, y):
         return np.clip(p - y, -self.delta, self.delta)
@@ -163,10 +169,10 @@ class Smooth(Loss):
         if not all(np.isfinite(w) and w >= 0 for w in weights) or not any(weights):
             raise InvalidArgument(f"smooth loss weights must be finite, >= 0, not all 0; got {weights}")
 
-    def elementwise(self, p, y):
+    def elementwise(self, p, y, xp=anp):
         r = p - y
-        logcosh = anp.logaddexp(r, -r) - np.log(2.0)
-        return self.a * 0.5 * r**2 + self.b * logcosh + self.c * (anp.sqrt(1 + r**2) - 1) + self.d * 0.25 * r**4
+        logcosh = xp.logaddexp(r, -r) - np.log(2.0)
+        return self.a * 0.5 * r**2 + self.b * logcosh + self.c * (xp.sqrt(1 + r**2) - 1) + self.d * 0.25 * r**4
 
     def gradient(self, p, y):
         r = p - y

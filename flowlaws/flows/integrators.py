@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from flowlaws.engine import gradient_field
 from flowlaws.errors import InvalidArgument
@@ -79,7 +78,9 @@ def _trajectory(model, loss, X, Y, vectors, times, counted, method, status=Statu
                 solve_errors=None, patterns=None):
     shapes = [shape for _, shape in model.param_specs]
     params = [unflatten(v, shapes) for v in vectors]
-    losses = np.array([loss.value(model.forward(p, X)[0], Y) for p in params])
+    def losses():
+        return np.array([loss.value(model.forward(p, X)[0], Y) for p in params])
+
     return Trajectory(np.asarray(times, dtype=float), params, losses, counted.count, status, step,
                       solve_errors=solve_errors, method=method, patterns=patterns)
 
@@ -99,6 +100,8 @@ def dop853(model, loss, params, X, Y, T: float, *, rtol: float = 1e-10, atol: fl
     ReLU kinks make the field discontinuous, so the step control shrinks at every
     crossing: the run stops with status MAX_STEPS after ``max_evaluations``.
     """
+    from scipy.integrate import solve_ivp  # 0.4 s of import: only the reference flow pays it
+
     _check(T)
     counted = _Counted(model, loss, X, Y)
     times = np.linspace(0.0, T, record)

@@ -266,7 +266,7 @@ def _descend(model, loss, params, X, Y, opt, steps: int) -> Trajectory:
     return Trajectory(
         times=np.arange(len(snapshots), dtype=float),
         params=snapshots,
-        losses=np.array(losses),
+        loss_values=lambda: np.array(losses),
         evaluations=t + 1,
         status=status,
         step=failed,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -23,7 +25,8 @@ class Status(enum.Enum):
 
 @dataclass(frozen=True)
 class Trajectory:
-    """Snapshots theta_0, theta_1, ... with their times and losses.
+    """Snapshots theta_0, theta_1, ... with their times and losses (``losses``, computed
+    on first use by ``loss_values``: the flow checks never read them).
 
     ``grads`` holds the (minibatch) loss gradient used at each step for optimizer
     runs (None for flows); ``evaluations`` counts gradient evaluations;
@@ -34,7 +37,7 @@ class Trajectory:
 
     times: np.ndarray
     params: list
-    losses: np.ndarray
+    loss_values: Callable[[], np.ndarray]
     evaluations: int
     status: Status = Status.OK
     step: int | None = None
@@ -42,6 +45,11 @@ class Trajectory:
     solve_errors: np.ndarray | None = None
     method: str = ""
     patterns: list | None = None
+
+    @cached_property
+    def losses(self) -> np.ndarray:
+        """L at every snapshot."""
+        return self.loss_values()
 
     @property
     def ok(self) -> bool:

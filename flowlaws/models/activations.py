@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import autograd.numpy as anp
-import autograd.scipy.special as asp
 import numpy as np
 
 from flowlaws.errors import InvalidArgument, unknown
@@ -42,6 +41,8 @@ def _sigmoid(z):
 
 
 def _normal_cdf(z):
+    import autograd.scipy.special as asp  # brings scipy.stats (1 s of import): only GELU nets pay it
+
     return 0.5 * (1.0 + asp.erf(z / np.sqrt(2.0)))
 
 

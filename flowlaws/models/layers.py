@@ -77,7 +77,7 @@ class Layer:
     def bound(self, p, x):
         """An entrywise bound on |output| and on the terms summed to form it, for inputs
         bounded by x >= 0 and params p >= 0 (the forward magnitude sweep)."""
-        return self.apply(p, x)
+        return self.run(p, x)[0]
 
     # --- symmetry declarations (see flowlaws.models.symmetry) -------------------------
     @property
@@ -372,6 +372,9 @@ class Pool(Layer):
     def vjp_magnitude(self, p, x, y, dy):
         return self.vjp(p, x, y, dy)  # the routing weights are already >= 0
 
+    def bound(self, p, x):
+        return self.apply(p, x)  # the window's max (mean) of the bounds; no routing weights
+
     def run(self, p, x, frozen=None):
         """Max pools keep their window weights (frozen, or at this input) for `pull`."""
         if frozen is not None:
@@ -433,6 +436,9 @@ class Flatten(Layer):
 
     def apply(self, p, x):
         return anp.reshape(x, (x.shape[0], -1))
+
+    def run(self, p, x, frozen=None):
+        return x.reshape(len(x), -1), None
 
     def vjp(self, p, x, y, dy):
         return dy.reshape(x.shape), ()
