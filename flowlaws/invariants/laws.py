@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import autograd.numpy as anp
@@ -144,11 +145,13 @@ def _formula(kind, terms, specs, order: int = 2) -> str:
 PREFIX = {"rescale": "", "scale": "scale ", "translation": "translation ", "gl": "gl "}
 
 
+@lru_cache(maxsize=1024)
 def laws(model, loss=None) -> tuple[Law, ...]:
     """Every law derived from the model's symmetries (``model.rescalings()``) and, when
     ``loss`` has one, the loss's (softmax cross-entropy: translation of the last layer,
     docs/theory.md 6.1). Per symmetry: unit and layer laws (a layer law alone when one
     c must serve every unit), and a matrix law where any mixing of the units is one.
+    Cached: models and losses are immutable, and a check derives them for every case.
 
     >>> from flowlaws.models import parse
     >>> [law.name for law in laws(parse("mlp:2-3-2:linear"))]
