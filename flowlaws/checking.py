@@ -39,7 +39,7 @@ from flowlaws.engine import gradient_and_magnitude
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.flows import descend, implicit_midpoint, rk4
 from flowlaws.invariants.stacked import Stacked, stacked
-from flowlaws.models.symmetry import flatten, unflatten
+from flowlaws.models.symmetry import flatten, flatten_rows, unflatten
 
 EPS = float(np.finfo(np.float64).eps)
 SAFETY = 4.0
@@ -192,7 +192,7 @@ def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
     """Level 2: every step of an optimizer run against ``PREDICTIONS[prediction]``."""
     predict, stack = PREDICTIONS[prediction], _stack(model, law_list)
     n = accumulation_length(model, X)
-    points = np.stack([flatten(p) for p in run.params])  # one row per point
+    points = flatten_rows(run.params)  # one row per point
     values, own = stack.value(points), stack.magnitude(np.abs(points), np.abs(points))
     found = []
     for k in range(len(points) - 1):
@@ -220,8 +220,8 @@ def balance(model, X, run, law_list, opt) -> Evidence:
     stack, n = _stack(model, law_list), accumulation_length(model, X)
     first, last = run.params[0], run.final
     if run.grads:  # every step at once: one row per step
-        grads = np.stack([flatten(g) for g in run.grads])
-        thetas = np.abs(np.stack([flatten(p) for p in run.params[:len(grads)]]))
+        grads = flatten_rows(run.grads)
+        thetas = np.abs(flatten_rows(run.params[:len(grads)]))
         etas = np.array([opt.step_size(k) for k in range(len(grads))])
         gained = np.sum(etas[:, None] ** 2 * np.abs(stack.value(grads)), axis=0)
         roundoff = np.sum(tolerance(stack.magnitude(thetas, thetas), n), axis=0)
@@ -248,7 +248,7 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
     if not run.ok:
         raise InvalidArgument(f"gradient flow failed: {run.message}")
     stack, count = _stack(model, law_list), accumulation_length(model, X)
-    points = np.stack([flatten(p) for p in run.params])  # one row per point: every step at once
+    points = flatten_rows(run.params)  # one row per point: every step at once
     taken = len(points) - 1  # steps, halved ones included
     errors = run.solve_errors if run.solve_errors is not None else np.zeros((taken, stack.D))
     patterns = run.patterns if run.patterns is not None else [None] * taken

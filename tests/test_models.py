@@ -7,6 +7,7 @@ from flowlaws.errors import InvalidArgument
 from flowlaws.invariants import laws
 from flowlaws.losses import Square
 from flowlaws.models import HOMOGENEOUS, NON_HOMOGENEOUS, Activation, flatten, parse, unflatten
+from flowlaws.models.symmetry import flatten_rows
 
 SPECS = [
     "mlp:3-8-8-2:relu",
@@ -51,6 +52,16 @@ def test_every_spec_round_trips_through_model_spec():
         model = parse(spec)
         assert parse(model.spec) == model
         assert model.spec == spec
+
+
+@pytest.mark.parametrize("spec", ["mlp:3-8-8-2:relu:bias",
+                                  "seq:1x12:conv1d(4,3,bias),relu,maxpool1d(2),flatten,dense(2)",
+                                  "seq:5x4:attention(heads=2,dk=3,dv=2),flatten,dense(2)"])
+def test_flatten_rows_stacks_the_flattened_tuples_bit_for_bit(spec, rng):
+    model = parse(spec)
+    tuples = [model.init(rng) for _ in range(5)]
+    assert np.array_equal(flatten_rows(tuples), np.stack([flatten(t) for t in tuples]))
+    assert flatten_rows([]).shape == (0, 0)
 
 
 def test_mlp_spec_names_parameters_by_kind_and_position():

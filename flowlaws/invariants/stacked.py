@@ -87,8 +87,13 @@ class Stacked:
         return np.concatenate([sparse, *(np.ravel(getattr(law, method)(*tuples)) for law in self.dense)])
 
     def _sum(self, pairs, linear, absolute: bool = False):
-        """(|Q|) pairs + (|L|) linear; a 2-D input is one point per row."""
+        """(|Q|) pairs + (|L|) linear; a 2-D input is one point per row. A model's laws are
+        often all quadratic or all linear: an empty part costs no product."""
         Q, L = (self.absQ, self.absL) if absolute else (self.Q, self.L)
+        if not L.nnz:
+            return (Q @ pairs.T).T
+        if not Q.nnz:
+            return (L @ linear.T).T
         return (Q @ pairs.T + L @ linear.T).T
 
     def value(self, theta):

@@ -253,6 +253,15 @@ def flatten(params) -> np.ndarray:
     return np.concatenate([p.reshape(-1) for p in params]) if params else np.zeros(0)
 
 
+def flatten_rows(tuples) -> np.ndarray:
+    """``np.stack([flatten(t) for t in tuples])`` (params tuples of one model), built one
+    parameter at a time: a few large copies instead of one per tuple (400-step runs)."""
+    arrays = list(zip(*tuples, strict=True))
+    if not arrays:
+        return np.zeros((len(tuples), 0))
+    return np.concatenate([np.reshape(column, (len(tuples), -1)) for column in arrays], axis=1)
+
+
 def unflatten(vector: np.ndarray, shapes) -> tuple[np.ndarray, ...]:
     """Inverse of `flatten` for the given shapes."""
     out, start = [], 0
