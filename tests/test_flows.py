@@ -34,6 +34,15 @@ def test_divergence_is_a_status_with_a_user_message_not_an_exception(problem):
     assert all(np.all(np.isfinite(q)) for snapshot in run.params for q in snapshot)
 
 
+@pytest.mark.parametrize("run", [lambda *a: descend(*a, GD(0.1), 4), lambda *a: implicit_midpoint(*a, 0.2, 4)])
+def test_a_runs_losses_are_the_loss_at_each_snapshot_computed_on_first_use(problem, run):
+    model, p, X, Y = problem
+    trajectory = run(model, Square(), p, X, Y)
+    assert "losses" not in vars(trajectory)  # the checks never pay for them
+    expected = [Square().value(model.forward(q, X)[0], Y) for q in trajectory.params]
+    assert np.array_equal(trajectory.losses, expected)
+
+
 def test_gd_step_is_theta_minus_eta_gradient_with_coupled_decay(problem):
     model, p, X, Y = problem
     run = descend(model, Square(), p, X, Y, GD(0.1, weight_decay=0.2), 1)
