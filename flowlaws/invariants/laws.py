@@ -17,7 +17,6 @@ conserves Q because B(theta, grad L(theta)) = 0 (3.1).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -275,29 +274,15 @@ def structural_count(law_list, shapes) -> int:
 
 def _linear_rank(law_list, shapes) -> int:
     """How many of the linear laws' scalars are independent: each is a weighted indicator
-    of parameter entries, sum_v alpha_v sum(P_v[i]) (a layer law: of all its units), and
-    the count is the rank of those rows J, taken from the Gram matrix J J^T (one row per
-    scalar: small, while J has a column per parameter entry)."""
-    import scipy.sparse
+    of parameter entries, sum_v alpha_v sum(P_v[i]) (a layer law: of all its units), the
+    rows of `Stacked`'s linear part L; the count is the rank of L, taken from the Gram
+    matrix L L^T (one row per scalar: small, while L has a column per parameter entry)."""
+    from flowlaws.invariants.stacked import Stacked
 
     if not law_list:
         return 0
-    sizes = [math.prod(shape) for shape in shapes]
-    starts = np.cumsum([0, *sizes])[:-1]
-    index = tuple(np.arange(start, start + size).reshape(shape)
-                  for start, size, shape in zip(starts, sizes, shapes, strict=True))
-    rows, columns, weights, scalars = [], [], [], 0
-    for law in law_list:
-        for term in law.terms:
-            entries = term.view.rows(index)  # unit i's entries, as flat indices
-            unit = np.repeat(np.arange(len(entries)), entries.shape[1])
-            rows.append(scalars + (unit if law.kind == "unit" else 0 * unit))
-            columns.append(entries.reshape(-1))
-            weights.append(np.full(entries.size, term.weight))
-        scalars += law.terms[0].view.units if law.kind == "unit" else 1
-    J = scipy.sparse.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(columns))),
-                                shape=(scalars, sum(sizes)))
-    return int(np.linalg.matrix_rank((J @ J.T).toarray()))
+    L = Stacked(law_list, shapes).L
+    return int(np.linalg.matrix_rank((L @ L.T).toarray()))
 
 
 def _columns(view: View) -> int:
