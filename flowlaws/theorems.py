@@ -491,6 +491,9 @@ def run(thm: Theorem, *, max_examples: int = 25, derandomize: bool = True, seed:
     budget = max(max_examples, MIN_BREAK_CASES) if breaks else max_examples
     test = settings(max_examples=budget, derandomize=derandomize and seed is None,
                     deadline=None, database=None, print_blob=False,
+                    # one counterexample per theorem: shrink the first failure at once (by
+                    # default Hypothesis draws as many cases again looking for other errors)
+                    report_multiple_bugs=False,
                     suppress_health_check=list(HealthCheck),
                     # the explain phase (which parts of a failure matter) costs 2/3 of a
                     # break's time and is not used: the counterexample is the output
