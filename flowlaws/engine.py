@@ -51,17 +51,25 @@ def gradient_and_magnitude(model, loss: Loss, params, X, Y, pattern=None):
 
 def gradient_field(model, loss: Loss, X, Y, weight_decay: float = 0.0):
     """theta -> -grad (L(theta) + weight_decay/2 ||theta||^2) on the flat parameter
-    vector; ``field(vector, pattern)`` evaluates it with a frozen activation pattern,
-    ``field.pattern(vector)`` reads the pattern at a point."""
+    vector; ``field(vector, pattern)`` evaluates it with a frozen activation pattern, and
+    ``field.with_pattern(vector)`` gives (field, pattern) at a point from one pass: a live
+    pass is the pass frozen at its own pattern, bit for bit."""
     from flowlaws.models import flatten, unflatten
 
     shapes = [shape for _, shape in model.param_specs]
 
-    def field(vector, pattern=None):
+    def evaluate(vector, pattern):
         params = unflatten(vector, shapes)
         out, cache = model.forward(params, X, pattern)
         gradient = flatten(model.backward(params, cache, loss.grad(out, Y)))
-        return -(gradient + weight_decay * vector) if weight_decay else -gradient
+        return (-(gradient + weight_decay * vector) if weight_decay else -gradient), cache
 
-    field.pattern = lambda vector: model.pattern(unflatten(vector, shapes), X)  # type: ignore[attr-defined]
+    def field(vector, pattern=None):
+        return evaluate(vector, pattern)[0]
+
+    def with_pattern(vector):
+        value, cache = evaluate(vector, None)
+        return value, model.pattern_of(cache)
+
+    field.with_pattern = with_pattern  # type: ignore[attr-defined]
     return field

@@ -43,3 +43,33 @@ def test_gradient_field_is_minus_the_flat_gradient_plus_decay(rng):
     _, grads = value_and_grad(model, Square(), p, X, Y)
     field = gradient_field(model, Square(), X, Y, weight_decay=0.5)
     assert np.allclose(field(flatten(p)), -flatten(grads) - 0.5 * flatten(p))
+
+
+def _leaves(pattern):
+    if isinstance(pattern, tuple):
+        return [leaf for part in pattern for leaf in _leaves(part)]
+    return [pattern]
+
+
+@given(st.data())
+def test_the_field_at_a_point_is_the_field_frozen_at_its_own_pattern_bit_for_bit(data):
+    model = data.draw(architectures(activations=("relu", "leaky_relu", "abs", "tanh", "linear")))
+    p = data.draw(params(model))
+    loss = data.draw(losses())
+    X, Y = data.draw(datasets(model, loss=loss, n=(2, 4), generic=True))
+    field = gradient_field(model, loss, X, Y)
+    try:
+        value, pattern = field.with_pattern(flatten(p))
+    except Unrepresentable:
+        assume(False)  # a constant normalization group
+    assert np.array_equal(value, field(flatten(p), pattern), equal_nan=True)
+    for a, b in zip(_leaves(pattern), _leaves(model.pattern(p, X)), strict=True):
+        assert (a is None and b is None) or np.array_equal(a, b)
+
+
+def test_a_max_pool_tie_of_three_gives_the_same_output_live_and_frozen():
+    model = parse("seq:1x3:maxpool1d(3),flatten,dense(1)")
+    p, X = (np.ones((1, 1)),), np.full((1, 1, 3), 2.9)  # 3 * (2.9 / 3) rounds to 2.9 - 1 ulp
+    out, cache = model.forward(p, X)
+    frozen, _ = model.forward(p, X, model.pattern_of(cache))
+    assert np.array_equal(out, frozen) and np.allclose(model.pattern_of(cache)[0], 1 / 3)

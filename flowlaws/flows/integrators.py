@@ -70,8 +70,9 @@ class _Counted:
         self.count += 1
         return self.field(vector, pattern)
 
-    def pattern(self, vector):
-        return self.field.pattern(vector)
+    def with_pattern(self, vector):
+        self.count += 1
+        return self.field.with_pattern(vector)
 
 
 def _trajectory(model, loss, X, Y, vectors, times, counted, method, status=Status.OK, step=None,
@@ -171,12 +172,14 @@ def _midpoint_step(f, y, h):
     theta+ = 2 G(w) - y, the entrywise solve error |w - (y + theta+)/2| = |G(w) - w| of
     the last evaluation, whether every entry converged to SOLVE_ULPS, and the pattern
     (the network whose gradient the step took: its round-off is judged on it)."""
-    new = y + h * f(y)
-    pattern = f.pattern(0.5 * (y + new))  # frozen for the whole step
+    where = 0.5 * (y + (y + h * f(y)))
+    value, pattern = f.with_pattern(where)  # the pattern is frozen for the whole step
     floor = SOLVE_ULPS * np.finfo(float).eps
-    where, before, secants, misses = 0.5 * (y + new), None, [], []
-    for _ in range(MAX_SOLVE_ITERATIONS):
-        image = y + 0.5 * h * f(where, pattern)
+    before, secants, misses = None, [], []
+    for iteration in range(MAX_SOLVE_ITERATIONS):
+        if iteration:
+            value = f(where, pattern)
+        image = y + 0.5 * h * value
         new = 2.0 * image - y
         if not _finite(new):
             return new, np.full_like(y, np.inf), False, pattern

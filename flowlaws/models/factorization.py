@@ -62,6 +62,9 @@ class Factorization:
     def pattern(self, params, X):
         return None  # smooth: nothing to freeze
 
+    def pattern_of(self, cache):
+        return None
+
     def forward(self, params, X, pattern=None):
         U, V = params
         A = X @ V

@@ -376,10 +376,13 @@ class Pool(Layer):
         return self.apply(p, x)  # the window's max (mean) of the bounds; no routing weights
 
     def run(self, p, x, frozen=None):
-        """Max pools keep their window weights (frozen, or at this input) for `pull`."""
-        if frozen is not None:
-            return self.apply_frozen(x, frozen), frozen
-        return self.apply(p, x), (self.weights(x) if self.reduce == "max" else None)
+        """Max pools keep their window weights (frozen, or at this input) for `pull`; the
+        output is the weighted sum either way, so a pass at an input is the pass frozen at
+        its own weights, bit for bit."""
+        if self.reduce == "mean":
+            return self.apply(p, x), None
+        weights = self.weights(x) if frozen is None else frozen
+        return self.apply_frozen(x, weights), weights
 
     def pull(self, p, x, y, aux, dy, magnitude: bool = False):
         return self.vjp(p, x, y, dy, aux)

@@ -335,7 +335,11 @@ class Sequential:
 
     def pattern(self, params, X) -> tuple:
         """The activation pattern at ``params`` (see `Chain.forward`)."""
-        return self._chain.pattern(self._chain.forward(params, X)[1])
+        return self.pattern_of(self._chain.forward(params, X)[1])
+
+    def pattern_of(self, cache) -> tuple:
+        """The activation pattern of a `forward` pass, from its cache."""
+        return self._chain.pattern(cache)
 
     def bounds(self, params, cache):
         """The cache of `forward` with every input replaced by its magnitude bound."""
