@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from flowlaws.engine import gradient_and_magnitude
+from flowlaws.engine import gradient_and_magnitude, gradient_magnitude
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.flows import descend, implicit_midpoint, rk4
 from flowlaws.invariants.stacked import Stacked, stacked
@@ -201,7 +201,7 @@ def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
         previous = np.zeros_like(theta) if k == 0 else theta - points[k - 1]
         rows = opt.batch(len(X), k)
         Xb, Yb = (X, Y) if rows is None else (X[rows], Y[rows])
-        gmag = flatten(gradient_and_magnitude(model, loss, run.params[k], Xb, Yb)[2])
+        gmag = flatten(gradient_magnitude(model, loss, run.params[k], Xb, Yb))
         eta = opt.step_size(k)
         residual = values[k + 1] - values[k] - predict(stack, theta, delta, grad, previous, eta, opt)
         scale = (own[k] + own[k + 1] + eta * stack.first_magnitude(np.abs(theta), gmag)
@@ -255,7 +255,7 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
     mids = 0.5 * (points[:-1] + points[1:])
     h = np.diff(run.times)[:, None]
     # the magnitude of the network each step took its gradient from (its frozen pattern)
-    gmags = np.stack([flatten(gradient_and_magnitude(model, loss, unflatten(mid, stack.shapes), X, Y, pattern)[2])
+    gmags = np.stack([flatten(gradient_magnitude(model, loss, unflatten(mid, stack.shapes), X, Y, pattern))
                       for mid, pattern in zip(mids, patterns, strict=True)])
     values, own = stack.value(points), stack.magnitude(np.abs(points), np.abs(points))
     a_mids = np.abs(mids)

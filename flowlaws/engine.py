@@ -43,10 +43,18 @@ def gradient_and_magnitude(model, loss: Loss, params, X, Y, pattern=None):
     """
     out, cache = model.forward(params, X, pattern)
     value, dout = loss.value_and_grad(out, Y)
-    grads = model.backward(params, cache, dout)
+    return value, model.backward(params, cache, dout), _magnitude(model, loss, params, out, Y, cache)
+
+
+def gradient_magnitude(model, loss: Loss, params, X, Y, pattern=None):
+    """The |grad|-scale of `gradient_and_magnitude` alone (no gradient, no loss value)."""
+    out, cache = model.forward(params, X, pattern)
+    return _magnitude(model, loss, params, out, Y, cache)
+
+
+def _magnitude(model, loss: Loss, params, out, Y, cache):
     start = loss.gradient_magnitude(out, Y) + REALMIN
-    magnitude = model.backward(params, model.bounds(params, cache), start, magnitude=True)
-    return value, grads, magnitude
+    return model.backward(params, model.bounds(params, cache), start, magnitude=True)
 
 
 def gradient_field(model, loss: Loss, X, Y, weight_decay: float = 0.0):
