@@ -172,7 +172,8 @@ def _midpoint_step(f, y, h):
     theta+ = 2 G(w) - y, the entrywise solve error |w - (y + theta+)/2| = |G(w) - w| of
     the last evaluation, whether every entry converged to SOLVE_ULPS, and the pattern
     (the network whose gradient the step took: its round-off is judged on it)."""
-    where = 0.5 * (y + (y + h * f(y)))
+    euler = y + h * f(y)
+    where = 0.5 * (y + euler)  # the first guess: the midpoint of the Euler step
     value, pattern = f.with_pattern(where)  # the pattern is frozen for the whole step
     floor = SOLVE_ULPS * np.finfo(float).eps
     before, secants, misses = None, [], []
