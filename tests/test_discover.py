@@ -139,6 +139,17 @@ def test_weights_fed_only_by_zero_padding_are_extra_laws_the_known_extra_table_e
     assert completeness(model).effect == 0
 
 
+def test_a_convolution_whose_taps_split_has_a_law_per_tap_group_so_the_strategies_do_not_draw_it():
+    from flowlaws.strategies.core import _kernels_fit
+
+    # found by a 2,000-case laws-complete campaign: each output reads one input, through its own tap
+    spec = "seq:1x3:conv1d(1,1,stride=2),prelu(1,0.25),conv1d(1,2,stride=2,padding=1),prelu(1,0.25),flatten,dense(1)"
+    found = discover(parse(spec))
+    assert found.count == 3 and found.derived == 2
+    with pytest.raises(InvalidArgument, match="taps split"):
+        _kernels_fit(parse(spec))
+
+
 def test_a_unit_fed_by_one_non_negative_input_is_linear_on_all_data_so_no_generic_point_exists():
     # u >= 0 is a scalar after the first block and ReLU: relu(B1 u) = relu(B1) u, a linear
     # boundary in disguise with matrix laws of its own; discovery refuses rather than miscount

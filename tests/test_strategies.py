@@ -1,6 +1,8 @@
+import itertools
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
@@ -152,3 +154,39 @@ def test_conv_nets_read_real_input_in_every_window(model):
     for position, layer in enumerate(model.layers):
         if hasattr(layer, "kernel"):
             assert layer.padding < layer.kernel <= min(model.site(position).in_shape[1:])
+
+
+def _tap_groups(n, kernel, stride, padding):
+    """The taps of one axis joined when an output reads real input through both (union-find)."""
+    parent = list(range(kernel))
+
+    def root(k):
+        while parent[k] != k:
+            k = parent[k]
+        return k
+
+    live = set()
+    for j in range((n + 2 * padding - kernel) // stride + 1):
+        real = [k for k in range(kernel) if 0 <= j * stride - padding + k < n]
+        live.update(real)
+        for a, b in itertools.pairwise(real):
+            parent[root(a)] = root(b)
+    return {root(k) for k in live}
+
+
+@given(architectures(kinds=("conv1d", "conv2d")))
+def test_no_drawn_convolution_has_taps_that_split_into_units_of_their_own(model):
+    """Taps that share no output position through real input scale on their own: laws no
+    symmetry of flowlaws derives (docs/theory.md 6), so such nets are not drawn."""
+    for position, layer in enumerate(model.layers):
+        if hasattr(layer, "kernel"):
+            for n in model.site(position).in_shape[1:]:
+                assert len(_tap_groups(n, layer.kernel, layer.stride, layer.padding)) == 1, layer.spec
+
+
+@given(st.integers(1, 9), st.integers(1, 4), st.integers(1, 4), st.integers(0, 3))
+def test_taps_split_exactly_when_the_tap_graph_falls_apart(n, kernel, stride, padding):
+    from flowlaws.strategies.core import _taps_split
+
+    assume(padding < kernel <= n + 2 * padding)
+    assert _taps_split(n, kernel, stride, padding) == (len(_tap_groups(n, kernel, stride, padding)) > 1)

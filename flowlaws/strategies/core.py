@@ -145,17 +145,38 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
 
 def _kernels_fit(model):
     """``model``, unless a conv's input is shorter than its kernel (padding alone fills some
-    taps at each position, the taps split into units of their own) or its padding reaches
+    taps at each position, the taps split into units of their own), its padding reaches
     a kernel's width (an output reading only padding is the bias alone, and the layer
-    reading it may trade weight between such outputs): nets with laws their symmetries do
-    not give (docs/theory.md 6, degenerate cases)."""
+    reading it may trade weight between such outputs), or its taps split along an axis
+    (`_taps_split`): nets with laws their symmetries do not give (docs/theory.md 6,
+    degenerate cases)."""
     for position, layer in enumerate(model.layers):
         kernel = getattr(layer, "kernel", 0)
-        if kernel > min(model.site(position).in_shape[1:], default=0):
+        spatial = model.site(position).in_shape[1:]
+        if kernel > min(spatial, default=0):
             raise InvalidArgument(f"{layer.spec}: input shorter than the kernel")
         if kernel and layer.padding >= kernel:
             raise InvalidArgument(f"{layer.spec}: an output reads only padding")
+        if kernel and any(_taps_split(n, kernel, layer.stride, layer.padding) for n in spatial):
+            raise InvalidArgument(f"{layer.spec}: its taps split into units of their own")
     return model
+
+
+def _taps_split(n: int, kernel: int, stride: int, padding: int) -> bool:
+    """Whether the taps of a convolution along one axis (input length n) split into
+    groups that share no output position through real input: each group then scales on
+    its own (kernel 2, stride 2, padding 1 on 2 inputs: each output reads one input
+    through its own tap). The taps reading input at output j are one range."""
+    ranges = sorted((max(0, padding - j * stride), min(kernel, n + padding - j * stride) - 1)
+                    for j in range((n + 2 * padding - kernel) // stride + 1))
+    reach = None
+    for low, high in ranges:
+        if low > high:
+            continue  # an output of padding alone
+        if reach is not None and low > reach:
+            return True
+        reach = high if reach is None else max(reach, high)
+    return False
 
 
 def _residual_net(draw, sizes, act, bias):
