@@ -69,7 +69,7 @@ def test_the_field_at_a_point_is_the_field_frozen_at_its_own_pattern_bit_for_bit
 
 def test_a_max_pool_tie_of_three_gives_the_same_output_live_and_frozen():
     model = parse("seq:1x3:maxpool1d(3),flatten,dense(1)")
-    p, X = (np.ones((1, 1)),), np.full((1, 1, 3), 2.9)  # 3 * (2.9 / 3) rounds to 2.9 - 1 ulp
+    p, X = (np.ones((1, 1)),), np.full((1, 1, 3), 2.9)  # its weighted sum 3 x (2.9 x fl(1/3)) is 2.9 less 1 ulp
     out, cache = model.forward(p, X)
     frozen, _ = model.forward(p, X, model.pattern_of(cache))
     assert np.array_equal(out, frozen) and np.allclose(model.pattern_of(cache)[0], 1 / 3)
