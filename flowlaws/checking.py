@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -173,10 +174,10 @@ def predict_second_order(law, theta, delta, grad, previous, eta, opt):
 
 
 def predict_by_optimizer(law, theta, delta, grad, previous, eta, opt):
-    """The closed form of the optimizer in use: heavy ball, else a gradient step with
-    coupled decay (so a preconditioned step, Adam, departs from it at first order)."""
-    return (predict_momentum if opt.name == "momentum" else predict_weight_decay)(
-        law, theta, delta, grad, previous, eta, opt)
+    """The closed form the optimizer in use declares (``opt.exact``: heavy ball, a gradient
+    step with coupled decay); one without (Adam) is held to the gradient step's, and departs
+    from it at first order."""
+    return PREDICTIONS[opt.exact or "weight-decay"](law, theta, delta, grad, previous, eta, opt)
 
 
 PREDICTIONS = {
@@ -334,18 +335,38 @@ class Scenario:
             raise InvalidArgument("data X or Y has NaN or inf entries; give finite data")
 
 
+class Status(StrEnum):
+    """What a check concluded about one case (the value is what reports and JSON show)."""
+
+    HOLDS = "holds"  # a true theorem's conclusion holds on the case
+    VIOLATED = "violated"  # its law failed beyond tolerance: a finding
+    MISSED = "missed"  # its conclusion was not reached (Section 3: convergence within the budget)
+    BREAK_CONFIRMED = "break-confirmed"  # an expected break: the law failed, as it should
+    BREAK_MISSED = "break-missed"  # an expected break: the law held on this case
+    INVALID = "invalid"  # a hypothesis fails or the case cannot be decided (with the reason)
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """holds | violated | break-confirmed | break-missed | invalid, with evidence."""
+    """A `Status` with its evidence (and the reason of an invalid case)."""
 
-    status: str
+    status: Status
     evidence: Evidence = NO_EVIDENCE
     reason: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "status", Status(self.status))  # an unknown status is an error
 
     @property
     def failed(self) -> bool:
         """True when the law failed: a violation, or a confirmed expected break."""
-        return self.status in ("violated", "break-confirmed")
+        return self.status in (Status.VIOLATED, Status.BREAK_CONFIRMED)
+
+    @property
+    def passes(self) -> bool:
+        """True only for the documented pass statuses: the law held (a true theorem), or an
+        expected break did not reproduce. A replayed counterexample is fixed only then."""
+        return self.status in (Status.HOLDS, Status.BREAK_MISSED)
 
 
 def run_levels(scenario: Scenario, law_list, levels, prediction="second-order") -> Evidence:

@@ -279,16 +279,18 @@ def cmd_replay(args) -> int:
     for path in args.files:
         cx = load(path)
         verdict = _recheck(cx)
-        fails = verdict.failed
+        fails = not verdict.passes  # any status but the documented pass statuses fails
         still |= fails
-        rows.append({"file": str(path), "theorem": cx.theorem, "verdict": verdict.status,
-                     "effect": verdict.evidence.effect, "reproduces": fails})
+        rows.append({"file": str(path), "theorem": cx.theorem, "verdict": str(verdict.status),
+                     "effect": verdict.evidence.effect, "reproduces": fails, "reason": verdict.reason})
     if args.json:
         print(json.dumps({"still_failing": still, "reports": rows}))
     else:
         for row in rows:
             mark = "[red]reproduces[/]" if row["reproduces"] else "[green]fixed[/]"
-            out.print(f"{row['file']}: {row['theorem']} {mark} ({row['verdict']}, effect size {row['effect']:.3g})")
+            reason = f"; {row['reason']}" if row["reason"] else ""
+            out.print(f"{row['file']}: {row['theorem']} {mark} ({row['verdict']}, effect size "
+                      f"{row['effect']:.3g}{reason})", soft_wrap=True)
     return 1 if still else 0
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from flowlaws.checking import NO_EVIDENCE, Evidence, Scenario, Verdict, effect_size, tolerance
+from flowlaws.checking import NO_EVIDENCE, Evidence, Scenario, Status, Verdict, effect_size, tolerance
 from flowlaws.flows.optimizers import GD
 from flowlaws.losses import Square
 from flowlaws.models.factorization import Factorization
@@ -156,7 +156,7 @@ class FactorizationTheorem(Theorem):
             metrics.append(info)
             if verdict.evidence.effect >= worst.effect:
                 worst = verdict.evidence
-            if verdict.status == "violated":
+            if verdict.status is Status.VIOLATED:
                 exact_broken = exact_broken or (scenario, verdict)
             if not info["success"]:
                 failing.append(s)
@@ -222,7 +222,7 @@ def judge_31(s: Scenario) -> tuple[Verdict, dict]:
     info = {"success": success, "iterations": run.converged_at, "drift": run.drift,
             "drift_bound": run.drift_bound, "final_error": float(run.errors[-1]),
             "max_norm": run.max_norm}
-    status = "violated" if evidence.effect > 1 or not drift_ok else ("holds" if success else "missed")
+    status = Status.VIOLATED if evidence.effect > 1 or not drift_ok else (Status.HOLDS if success else Status.MISSED)
     where = (f"converged at step {run.converged_at}" if run.converged_at is not None
              else f"error {run.errors[-1]:.2e} after {s.steps} steps")
     evidence = dataclasses.replace(evidence, where=f"{evidence.where}; {where}; drift {run.drift:.2e} "
@@ -270,7 +270,7 @@ def judge_32(s: Scenario) -> tuple[Verdict, dict]:
     evidence = dataclasses.replace(_exact(run, "u^T u - v^T v"),
                                    where=f"rate {rate:.3g}/iter (R^2 {r2:.4f}); ratio in "
                                          f"[{run.ratios.min():.3g}, {run.ratios.max():.3g}]; iterations to eps {hits}")
-    status = "violated" if evidence.effect > 1 else ("holds" if success else "missed")
+    status = Status.VIOLATED if evidence.effect > 1 else (Status.HOLDS if success else Status.MISSED)
     return Verdict(status, evidence), info
 
 
@@ -291,7 +291,7 @@ def judge_min_norm(s: Scenario) -> tuple[Verdict, dict]:
     imbalance = float(np.linalg.norm(Ub.T @ Ub - Vb.T @ Vb))
     evidence = Evidence("pointwise", "matrix U^T U - V^T V", (), balanced_gap, float(tol), effect,
                         where=f"gap {gap:.3e} >= 0; balanced gap {balanced_gap:.2e}, imbalance {imbalance:.1e}")
-    return Verdict("holds" if effect <= 1 else "violated", evidence), {"success": effect <= 1, "gap": gap}
+    return Verdict(Status.HOLDS if effect <= 1 else Status.VIOLATED, evidence), {"success": effect <= 1, "gap": gap}
 
 
 def draw_min_norm(seed: int) -> Scenario:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from flowlaws.checking import NO_EVIDENCE, Evidence, Scenario, Verdict, run_levels
+from flowlaws.checking import NO_EVIDENCE, Evidence, Scenario, Status, Verdict, run_levels
 from flowlaws.discover import completeness
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.flows.optimizers import OPTIMIZERS
@@ -141,6 +141,11 @@ def _all_laws(model, loss=None):
     return _rescale(model)
 
 
+def _every_law(model, loss=None):
+    """every derived law (every family, with the scenario's loss)"""
+    return laws(model, loss)
+
+
 def _of_family(family, loss=None, transform=None, uniform=False):
     """The laws of one family, with the scenario's loss or a fixed one (``loss``)."""
     def select(model, scenario_loss=None):
@@ -196,19 +201,19 @@ class Theorem:
             for hyp in self.hypotheses:
                 reason = hyp.why(scenario)
                 if reason:
-                    return Verdict("invalid", reason=f"hypothesis '{hyp.name}' fails: {reason}")
+                    return Verdict(Status.INVALID, reason=f"hypothesis '{hyp.name}' fails: {reason}")
         law_list = self.laws(scenario.model, scenario.loss)
         if not law_list and self.decide is None:
-            return Verdict("invalid", reason=f"{scenario.model.spec} has no law of this theorem")
+            return Verdict(Status.INVALID, reason=f"{scenario.model.spec} has no law of this theorem")
         try:
             with np.errstate(over="ignore", invalid="ignore", under="ignore"):
                 evidence = (self.decide(scenario.model) if self.decide is not None
                             else run_levels(scenario, law_list, self.levels, self.prediction))
         except (InvalidArgument, Unrepresentable) as error:
-            return Verdict("invalid", reason=str(error))
+            return Verdict(Status.INVALID, reason=str(error))
         if self.expect == "holds":
-            return Verdict("holds" if evidence.effect <= 1 else "violated", evidence)
-        return Verdict("break-confirmed" if evidence.effect > 1 else "break-missed", evidence)
+            return Verdict(Status.HOLDS if evidence.effect <= 1 else Status.VIOLATED, evidence)
+        return Verdict(Status.BREAK_CONFIRMED if evidence.effect > 1 else Status.BREAK_MISSED, evidence)
 
     def to_json(self) -> dict:
         return {"id": self.id, "title": self.title, "statement": self.statement,
@@ -281,6 +286,13 @@ def _theorems() -> list[Theorem]:
                 "docs/theory.md 3.7 (derived)",
                 {**arch(kinds=("residual",), activations=HOM), **_FLOW},
                 _all_laws, ("pointwise", "flow"), (HOMOGENEOUS_ACTS, DEGREE_ONE)),
+        Theorem("composition", "Every layer kind's declaration composes with every other",
+                "on a chain of layers each drawn from the kinds that fit the shape so far (every adjacency the "
+                "spec language allows), every derived law, of every family, is conserved by gradient flow: "
+                "B(theta, grad L) = 0 and Q(theta(T)) = Q(theta(0))",
+                "docs/theory.md 3 and 6 (the walker composes the layers' declarations)",
+                {**arch(kinds=("mixed",), activations=HOM), **_NORMALIZED, **_FLOW},
+                _every_law, ("pointwise", "flow"), ()),
         Theorem("laws-complete", "The derived laws are all the laws",
                 "the laws derived from the symmetries are exactly the conservation laws numeric discovery "
                 "finds (D - dim Lie(W)), or the difference is a documented known extra",
@@ -474,7 +486,7 @@ def run(thm: Theorem, *, max_examples: int = 25, derandomize: bool = True, seed:
         verdict = thm.check(scenario)
         if on_case:
             on_case()
-        if verdict.status == "invalid":
+        if verdict.status is Status.INVALID:
             state["invalid"] += 1
             assume(False)
         state["cases"] += 1

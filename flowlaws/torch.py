@@ -552,6 +552,7 @@ def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, los
     step's exact prediction. ``targets`` default to a seeded draw fitting the loss.
     Raises AssertionError naming the law, the level and the effect size."""
     from flowlaws.losses import loss as make_loss
+    from flowlaws.checking import Status
     from flowlaws.testing import check_case
 
     model, params = from_torch(module, example_input)
@@ -570,7 +571,7 @@ def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, los
         e = verdict.evidence
         raise AssertionError(f"{model.spec}: law {e.law} violated at the {e.level} level {e.where} "
                              f"(unit {e.unit}, effect size {e.effect:.3g})")
-    if verdict.status == "invalid":
+    if verdict.status is Status.INVALID:
         raise AssertionError(f"{model.spec}: the case cannot be decided: {verdict.reason}")
 
 

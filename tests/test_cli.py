@@ -253,3 +253,26 @@ def test_the_core_imports_no_optional_extra():
     code = ("import sys, flowlaws, flowlaws.cli, flowlaws.campaign, flowlaws.discover; "
             "print(sorted(m for m in ('torch', 'dask', 'distributed', 'matplotlib') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_replay_fails_on_any_status_but_a_pass(capsys, tmp_path):
+    """A Section-3 case whose convergence was missed (thm-3.2, seed 127) is not "fixed"."""
+    from flowlaws.catalog import theorem
+    from flowlaws.matrix_factorization import draw_32
+    from flowlaws.report import Counterexample
+
+    thm = theorem("thm-3.2")
+    scenario = draw_32(127)
+    verdict = thm.check(scenario)
+    assert verdict.status == "missed" and not verdict.passes
+    path = Counterexample.of(thm, scenario, verdict).save(tmp_path)
+    code, out, _ = run_cli(capsys, "replay", str(path), "--json")
+    row = json.loads(out)["reports"][0]
+    assert code == 1 and row["reproduces"] and row["verdict"] == "missed"
+
+
+def test_a_verdict_with_an_undocumented_status_is_an_error():
+    from flowlaws.checking import Verdict
+
+    with pytest.raises(ValueError, match="fixed"):
+        Verdict("fixed")

@@ -1,9 +1,12 @@
+import itertools
+
 import autograd
 import numpy as np
 import pytest
 
+from flowlaws.checking import pointwise
 from flowlaws.engine import value_and_grad
-from flowlaws.errors import InvalidArgument
+from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.invariants import laws
 from flowlaws.losses import Square
 from flowlaws.models import HOMOGENEOUS, NON_HOMOGENEOUS, Activation, flatten, parse, unflatten
@@ -277,3 +280,64 @@ def test_gl_matrix_laws_of_an_attention_head_are_the_theory_matrices(rng):
     by_name = {law.name: law for law in laws(model)}
     assert np.allclose(by_name["gl matrix attn0.h0.qk"].value(params), Wq.T @ Wq - Wk.T @ Wk)
     assert np.allclose(by_name["gl matrix attn0.h0.vo"].value(params), Wv.T @ Wv - Wo @ Wo.T)
+
+
+# --- every adjacency of layer kinds: the walker's declarations compose soundly -------------
+# One instance of each kind the spec language has (activations: one per family of carry).
+ADJACENT_KINDS = ("dense(3,bias)", "conv1d(3,2,padding=1,bias)", "conv2d(2,2,padding=1)", "maxpool1d(2)",
+                  "avgpool1d(2)", "maxpool2d(2)", "avgpool2d(2)", "flatten", "batchnorm", "batchnorm(affine)",
+                  "layernorm", "layernorm(affine)", "attention(heads=1,dk=2,dv=3)", "relu", "linear",
+                  "relu_power(2)", "tanh", "residual[dense(2),relu,dense(SAME)]")
+PRODUCERS = {1: "dense(4,bias)", 2: "conv1d(4,2,padding=1,bias)", 3: "conv2d(3,2,padding=1)"}
+
+
+def _adjacent_nets():
+    """For each ordered pair (A, B) of kinds and each input rank where both fit: the net
+    [producer,] A, B, flatten, dense(2), with and without a weight layer before A."""
+    shapes = {1: "4", 2: "4x6", 3: "2x4x4"}
+    for first, second in itertools.product(ADJACENT_KINDS, repeat=2):
+        for rank, shape in shapes.items():
+            for producer in ("", PRODUCERS[rank] + ","):
+                width = {1: "4", 2: "6"}.get(rank, "4")
+                layers = f"{producer}{first},{second}".replace("SAME", width)
+                try:
+                    yield parse(f"seq:{shape}:{layers},flatten,dense(2)")
+                except InvalidArgument:
+                    continue
+
+
+def test_every_adjacency_of_layer_kinds_derives_only_laws_orthogonal_to_the_gradient():
+    """Soundness over every pair of kinds the spec allows (an affine LayerNorm or attention
+    followed by a convolution was once wrong: the last axis's scaling met a channel axis):
+    each derived law's B(theta, grad L) is 0 to round-off at random params and data."""
+    rng = np.random.default_rng(0)
+    checked, with_laws = 0, 0
+    for model in _adjacent_nets():
+        derived = laws(model)
+        checked += 1
+        if not derived:
+            continue
+        with_laws += 1
+        params = model.init(rng)
+        X = rng.normal(size=(5, *model.input_shape))
+        Y = rng.normal(size=(5, *model.output_shape))
+        try:
+            evidence = pointwise(model, Square(), params, X, Y, derived)
+        except Unrepresentable:
+            continue
+        assert evidence.effect <= 1, f"{model.spec}: {evidence.law} {evidence.effect:.3g}"
+    assert checked > 500 and with_laws > 300, (checked, with_laws)
+
+
+@pytest.mark.parametrize("spec", [
+    "seq:3x3:conv1d(3,3,padding=1),layernorm(affine),relu,conv1d(2,3,padding=1),flatten,dense(2)",
+    "seq:3x3:attention(heads=1,dk=2,dv=2),conv1d(2,2),flatten,dense(1)",
+    "seq:2x5:conv1d(3,3,padding=1),layernorm(affine),relu,conv1d(2,3,padding=1),flatten,dense(2)",
+    "seq:2x5:attention(heads=1,dk=2,dv=2),conv1d(2,2),flatten,dense(1)",
+])
+def test_a_scaling_of_the_last_axis_does_not_pass_into_a_convolution(spec, rng):
+    model = parse(spec)
+    derived = laws(model)
+    assert not any(law.name.endswith(("ln0/conv1", "attn0/conv0")) for law in derived)
+    X, Y = rng.normal(size=(4, *model.input_shape)), rng.normal(size=(4, *model.output_shape))
+    assert pointwise(model, Square(), model.init(rng), X, Y, derived).effect <= 1

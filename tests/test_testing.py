@@ -57,3 +57,24 @@ def test_the_readme_example_for_your_own_tests_runs():
     namespace: dict = {}
     exec(block, namespace)
     namespace["test_my_training_step_keeps_the_laws"]()
+
+
+def test_a_subclass_of_an_optimizer_inherits_its_exact_step_prediction(rng):
+    from flowlaws.flows import Momentum
+
+    class MyMomentum(Momentum):
+        pass
+
+    X, Y = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    verdict = check_case(NET, NET.init(rng), X, Y, optimizer=MyMomentum(0.1, beta=0.9), levels=["step"])
+    assert verdict.status == "holds" and verdict.evidence.effect <= 1
+
+
+def test_assert_conserved_finds_the_break_of_a_tanh_net():
+    from flowlaws import assert_conserved
+    from flowlaws.testing import CAPTURED
+
+    captured = len(CAPTURED)
+    with pytest.raises(AssertionError, match="violated"):
+        assert_conserved(parse("mlp:3-4-2:tanh"), max_examples=20)
+    assert CAPTURED.pop().theorem == "assert_conserved" and len(CAPTURED) == captured

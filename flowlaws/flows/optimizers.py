@@ -14,6 +14,8 @@ beta = 0.9, batch 1, seed 0.
 plain gradient steps, whose drift is the second-order eta^2 Q(g)). ``preconditions``
 says why a step is not a linear combination of gradients and the params (None for GD,
 SGD, momentum, Nesterov): linear (translation) laws survive every optimizer without it.
+``exact`` names the closed-form prediction of Delta Q its steps follow exactly (a key of
+`flowlaws.checking.PREDICTIONS`), or None when no closed form exists; a subclass inherits it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class GD:
     aliases: ClassVar[dict] = {"wd": "weight_decay", "eta": "lr"}
     breaks: ClassVar[str | None] = None
     preconditions: ClassVar[str | None] = None  # why its step is not a combination of gradients
+    exact: ClassVar[str | None] = "weight-decay"  # Q+ = (1 - eta lambda)^2 Q + eta^2 Q(g)
 
     def __post_init__(self):
         _check_finite_positive(self.name, lr=self.lr)
@@ -113,6 +116,7 @@ class Momentum(GD):
     beta: float = 0.9
     name: ClassVar[str] = "momentum"
     breaks: ClassVar[str | None] = "heavy-ball momentum adds beta*v_prev, and B(theta, v_prev) != 0"
+    exact: ClassVar[str | None] = "momentum"  # Delta Q = 2 beta B(theta, v_prev) - ... + Q(v)
 
     def __post_init__(self):
         super().__post_init__()
@@ -138,6 +142,7 @@ class Nesterov(Momentum):
     name: ClassVar[str] = "nesterov"
     breaks: ClassVar[str | None] = (
         "Nesterov momentum steps along beta*b, built from earlier gradients: B(theta, b) != 0")
+    exact: ClassVar[str | None] = None
 
     def update(self, grads, params, state, t):
         eta = self.step_size(t)
@@ -154,6 +159,7 @@ class RMSProp(GD):
     eps: float = 1e-8
     name: ClassVar[str] = "rmsprop"
     breaks: ClassVar[str | None] = "RMSProp divides each coordinate by its own RMS, so B(theta, Delta) != 0"
+    exact: ClassVar[str | None] = None
     preconditions: ClassVar[str | None] = "RMSProp divides each coordinate by its own RMS"
 
     def __post_init__(self):
@@ -177,6 +183,7 @@ class SignGD(GD):
     lr: float = 0.001
     name: ClassVar[str] = "signgd"
     breaks: ClassVar[str | None] = "sign-GD replaces g by sign(g), so B(theta, Delta) != 0"
+    exact: ClassVar[str | None] = None
     preconditions: ClassVar[str | None] = "sign-GD replaces g by sign(g)"
 
     def update(self, grads, params, state, t):
@@ -194,6 +201,7 @@ class Adam(GD):
     eps: float = 1e-8
     name: ClassVar[str] = "adam"
     breaks: ClassVar[str | None] = "Adam rescales each coordinate, so B(theta, Delta) != 0"
+    exact: ClassVar[str | None] = None
     preconditions: ClassVar[str | None] = "Adam rescales each coordinate"
 
     def __post_init__(self):

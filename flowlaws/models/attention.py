@@ -39,6 +39,7 @@ class Attention(Layer):
     dv: int = 1
     kind: ClassVar[str] = "attention"
     polynomial: ClassVar[bool] = False
+    reads_last_axis: ClassVar[bool] = True  # Wq, Wk, Wv read the features of each position
 
     def __post_init__(self):
         _positive("attention", heads=self.heads, dk=self.dk, dv=self.dv)
@@ -133,6 +134,10 @@ class Attention(Layer):
     def emits(self) -> bool:
         return True  # the columns of every Wo_h scale output feature j
 
+    @property
+    def absorbs(self) -> bool:
+        return True  # linear in X through Wq, Wk, Wv: their rows absorb a scaling of the features
+
     def units_out(self, site) -> int:
         return site.in_shape[1]
 
@@ -150,11 +155,6 @@ class Attention(Layer):
         own = tuple(sorted(self._own("Wq") + self._own("Wk") + self._own("Wv")))
         return tuple(site.views(1, shape[1], own=(i,))[0]
                      for i, (_, shape) in enumerate(self.param_shapes(site.in_shape)) if i in own)
-
-    def carry(self, path, site):
-        """Linear in X through Wq, Wk, Wv: their rows absorb a scaling of the input
-        features (and any invertible mixing of them)."""
-        return path.absorbed(site) if path.last_axis else None
 
     def rescalings(self, site):
         """GL(dk) and GL(dv) per head, and the output features' rescaling."""

@@ -41,6 +41,8 @@ class Layer:
     has_weight: ClassVar[bool] = False
     polynomial: ClassVar[bool] = True  # in its params and input, once its pattern is frozen
     couples_samples: ClassVar[bool] = False  # its output for one sample depends on others
+    reads_last_axis: ClassVar[bool] = False  # a weight layer's columns read the sample's last axis
+    # (attention's features), not its first (a dense layer's features, a convolution's channels)
 
     def param_shapes(self, in_shape):
         return ()
@@ -85,10 +87,17 @@ class Layer:
         """Its output units can be scaled through its own parameters (it has rows)."""
         return self.has_weight
 
+    @property
+    def absorbs(self) -> bool:
+        """Its columns can absorb a scaling of its input units (it has a weight matrix)."""
+        return self.has_weight
+
     def carry(self, path, site):
         """How a scaling of the input units passes through: the path after this layer,
-        or None when it cannot pass (no symmetry)."""
-        if self.has_weight:
+        or None when it cannot pass (no symmetry). A weight layer absorbs a scaling of
+        the sample axis its columns read (`reads_last_axis`); a scaling of any other axis
+        (the positions of a convolution's input) does not pass: no symmetry."""
+        if self.absorbs and path.on_axis(self.reads_last_axis, len(site.in_shape)):
             return path.absorbed(site)
         return None
 

@@ -132,6 +132,11 @@ class Path:
         return replace(self, degree=self.degree * degree, linear=self.linear and linear,
                        shifts=self.shifts and shifts)
 
+    def on_axis(self, last: bool, ndim: int) -> bool:
+        """Whether the units lie on a sample's last axis (``last``) or its first, for a
+        sample of ``ndim`` axes (a flat sample's one axis is both)."""
+        return ndim == 1 or self.last_axis == last
+
     def absorbed(self, site: Site) -> Path:
         """A weight layer takes the scaling on its input columns (exponent -degree)."""
         terms = tuple(Term(view, -self.degree) for view in site.layer.columns(site, self))

@@ -34,7 +34,8 @@ from flowlaws.models import (
     Sequential,
 )
 
-KINDS = ("mlp", "linear", "conv1d", "conv2d", "residual", "factorization", "batchnorm", "layernorm", "attention")
+KINDS = ("mlp", "linear", "conv1d", "conv2d", "residual", "factorization", "batchnorm", "layernorm", "attention",
+         "mixed")
 ACTIVATIONS = HOMOGENEOUS + NON_HOMOGENEOUS
 
 
@@ -115,6 +116,8 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
             return _normalized_net(draw, sizes, act, has_bias, kind, depth, width)
         if kind == "attention":
             return _attention_net(draw, sizes, act, depth)
+        if kind == "mixed":
+            return _mixed_net(draw, sizes, act, has_bias, depth)
         dims = 1 if kind == "conv1d" else 2
         conv, pools = (Conv1d, {"max": MaxPool1d, "avg": AvgPool1d}) if dims == 1 else (
             Conv2d, {"max": MaxPool2d, "avg": AvgPool2d})
@@ -225,6 +228,57 @@ def _attention_net(draw, sizes, act, depth):
             blocks += [[attention, LayerNorm(affine=draw(st.booleans()))], [Residual((LayerNorm(), attention))]]
         layers += draw(st.sampled_from(blocks))
     return Sequential((draw(st.integers(2, 4)), d), (*layers, Flatten(), Dense(draw(sizes))))
+
+
+# the layer kinds that fit a sample of each rank (flat; (C, L) or (T, d); (C, H, W))
+_FITTING = {1: ("dense", "batchnorm", "layernorm", "act", "residual"),
+            2: ("conv", "pool", "batchnorm", "layernorm", "attention", "act", "flatten"),
+            3: ("conv", "pool", "batchnorm", "layernorm", "act", "flatten")}
+
+
+def _mixed_layer(draw, kind, shape, sizes, act, bias):
+    """One layer of ``kind`` for an input of ``shape`` (sizes and options drawn)."""
+    rank = len(shape)
+    if kind == "dense":
+        return Dense(draw(sizes), bias)
+    if kind in ("batchnorm", "layernorm"):
+        return (BatchNorm if kind == "batchnorm" else LayerNorm)(affine=draw(st.booleans()))
+    if kind == "act":
+        return act
+    if kind == "residual":
+        return Residual((Dense(draw(sizes), bias), act, Dense(shape[0], bias)))
+    if kind == "flatten":
+        return Flatten()
+    if kind == "attention":
+        return Attention(draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    if kind == "pool":
+        pools = {2: (MaxPool1d, AvgPool1d), 3: (MaxPool2d, AvgPool2d)}[rank]
+        return draw(st.sampled_from(pools))(2)
+    kernel = draw(st.integers(1, 2))
+    return (Conv1d if rank == 2 else Conv2d)(draw(sizes), kernel, 1, draw(st.integers(0, kernel - 1)), bias)
+
+
+def _mixed_net(draw, sizes, act, bias, depth):
+    """A chain of layers, each of a kind drawn from those that fit the shape so far, so
+    that every adjacency the spec language allows is drawn (an affine LayerNorm or an
+    attention layer before a convolution, a pool after a LayerNorm ...); then flatten and a
+    dense head. A layer that does not fit (a kernel longer than its input, a LayerNorm of
+    fewer than 3 features: x̂ = ±(1, -1)) is skipped."""
+    rank = draw(st.integers(1, 3))
+    shape = ((draw(st.integers(2, 4)),), (draw(st.integers(2, 3)), draw(st.integers(3, 5))),
+             (draw(st.integers(1, 2)), 4, 4))[rank - 1]
+    layers: list = []
+    for _ in range(draw(st.integers(2, 2 + depth[1]))):
+        here = Sequential(shape, tuple(layers)).output_shape
+        layer = _mixed_layer(draw, draw(st.sampled_from(_FITTING[len(here)])), here, sizes, act, bias)
+        if isinstance(layer, LayerNorm) and here[-1] < 3:
+            continue
+        try:
+            _kernels_fit(Sequential(shape, (*layers, layer)))
+        except InvalidArgument:
+            continue
+        layers.append(layer)
+    return Sequential(shape, (*layers, Flatten(), Dense(draw(sizes), bias)))
 
 
 def _model(model):
