@@ -20,6 +20,7 @@ import sys
 import time
 
 import numpy as np
+from pinned import pin_threads
 
 from flowlaws.discover import discover
 from flowlaws.errors import InvalidArgument
@@ -87,6 +88,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--sweep", type=int, default=50, help="architectures per sweep (default 50)")
     args = parser.parse_args(argv)
+    note = pin_threads()
     known = []
     for spec, count in KNOWN:
         t = time.perf_counter()
@@ -97,10 +99,11 @@ def main(argv=None) -> int:
               "relu_sweep": sweep("relu", args.sweep, 0, 9),
               "linear_sweep": sweep("linear", args.sweep, 1, 5),
               "laws_big_linear": big_laws(),
-              "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": note}
     if args.json:
         print(json.dumps(report))
     else:
+        print(note)
         for row in known:
             print(f"{row['spec']:80s} {row['count']!s:>4} (expected {row['expected']})  {row['seconds']:.2f} s")
         for name in ("relu_sweep", "linear_sweep"):

@@ -22,6 +22,7 @@ import time
 
 import autograd
 import numpy as np
+from pinned import pin_threads
 
 from flowlaws.engine import value_and_grad
 from flowlaws.flows import dop853, implicit_midpoint, rk4
@@ -241,8 +242,8 @@ def flow_rows():
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
     args = parser.parse_args(argv)
+    note = pin_threads()
     grads = gradient_rows()
     layers = layer_rows()
     flows = flow_rows()
@@ -250,7 +251,7 @@ def main(argv=None) -> int:
            "autograd_ratio": {k: round(v["autograd_ratio"], 3) for k, v in grads.items()},
            "gradient_seconds": {k: v["flowlaws_s"] for k, v in grads.items()},
            "reference_seconds": {k: v["reference_s"] for k, v in grads.items()},
-           "layers": layers,
+           "layers": layers, "threads": note,
            "flow": flows,
            "targets": {"gradient_ratio": {"tiny": 1.5, "medium": 1.2, "large": 1.1},
                        "layer_ratio": {"batchnorm": 1.3, "attention": 1.3},
@@ -258,6 +259,7 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(doc, indent=1))
         return 0
+    print(note)
     print(f"{'size':8s} {'flowlaws':>12s} {'reference':>12s} {'ratio':>7s} {'autograd':>9s}")
     for k, v in grads.items():
         print(f"{k:8s} {v['flowlaws_s'] * 1e6:10.1f}us {v['reference_s'] * 1e6:10.1f}us "

@@ -18,6 +18,7 @@ import sys
 import time
 
 from hypothesis import HealthCheck, Phase, given, settings
+from pinned import pin_threads
 
 from flowlaws.campaign import true_theorems
 from flowlaws.catalog import theorem
@@ -53,6 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--theorem", action="append", help="only these theorems (repeat)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    print(pin_threads(), file=sys.stderr)
     rows = []
     for name in args.theorem or true_theorems():
         thm = theorem(name)

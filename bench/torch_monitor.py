@@ -7,7 +7,8 @@ A small conv net (2 conv + BatchNorm + 2 dense, 3x16x16 inputs, batch 64, float3
 SGD with momentum 0.9): the time per training step with and without a `LawMonitor`
 attached, interleaved (target: overhead <= 10%), and `from_torch` + `laws_of` on it
 (target < 1 s). Also the engine's value-and-gradient of the conv net of bench/engine.py
-against torch eager CPU float64 on 2 threads (reported; the issue's target is <= 1.2x).
+against torch eager CPU float64 (reported; the issue's target is <= 1.2x). Threads: see
+bench/pinned.py (one BLAS and one torch thread on both sides).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 
 import numpy as np
 import torch
+from pinned import pin_threads
 from torch import nn
 
 from flowlaws.torch import LawMonitor, from_torch, laws_of
@@ -66,7 +68,6 @@ def engine_against_torch(repeat: int = 20) -> dict:
     from flowlaws.engine import value_and_grad
     from flowlaws.losses import Square
 
-    torch.set_num_threads(2)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1),
                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 4 * 4, 10)).double()
@@ -100,17 +101,19 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--steps", type=int, default=40)
     args = parser.parse_args(argv)
+    note = pin_threads()
     plain, watched = [], []
     for _ in range(5):  # interleaved, to share the machine's noise
         plain.append(step_seconds(False, args.steps))
         watched.append(step_seconds(True, args.steps))
     base, monitored = float(np.median(plain)), float(np.median(watched))
     doc = {"step_s": base, "monitored_step_s": monitored, "overhead": monitored / base - 1,
-           "conversion_s": conversion_seconds(), "engine_vs_torch": engine_against_torch(),
+           "conversion_s": conversion_seconds(), "threads": note, "engine_vs_torch": engine_against_torch(),
            "targets": {"overhead": 0.10, "conversion_s": 1.0, "engine_vs_torch": 1.2}}
     if args.json:
         print(json.dumps(doc, indent=1))
         return 0
+    print(note)
     print(f"training step {base * 1e3:.2f} ms, with LawMonitor {monitored * 1e3:.2f} ms: "
           f"overhead {doc['overhead']:.1%} (target <= 10%)")
     print(f"from_torch + laws_of: {doc['conversion_s']:.3f} s (target < 1 s)")

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flowlaws.errors import InvalidArgument
+from flowlaws.threads import OnOneBlasThread
 
 CONNECT_SECONDS = 10  # how long to wait for a scheduler before saying it cannot be reached
 
@@ -129,7 +130,8 @@ def execute(todo: list, workers: int = 0, scheduler: str | None = None, task: Ca
                                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     try:
         with Client(scheduler or cluster, timeout=CONNECT_SECONDS) as client:
-            futures = [client.submit(task, item, key=f"flowlaws-{index}-{item!s:.60}", pure=False, retries=3)
+            pinned = OnOneBlasThread(task)  # small dense algebra: one BLAS thread (flowlaws.threads)
+            futures = [client.submit(pinned, item, key=f"flowlaws-{index}-{item!s:.60}", pure=False, retries=3)
                        for index, item in enumerate(todo)]
             for future in as_completed(futures):
                 yield future.result()

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from flowlaws.errors import FlowlawsError, InvalidArgument
 from flowlaws.report import Counterexample
+from flowlaws.threads import one_blas_thread
 
 # Not a terminal (a CI log, a pipe): never wrap or cut a line. On a terminal, rich adapts.
 _LOG_WIDTH = 100_000
@@ -44,11 +45,35 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _int(text: str) -> int:
+def _at_least(low: int, fix: str):
+    """An argparse type: an integer >= ``low`` (the message names the value and the fix)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}; {fix}")
+        return value
+
+    return parse
+
+
+_int = _at_least(0, "give 0 or more")
+
+
+def _seconds(text: str) -> float:
     try:
-        return int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+_positive = _at_least(1, "give 1 or more")
+_workers = _at_least(0, "give the number of worker processes (0: run here)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
                        help="where counterexamples are saved (default: reports)")
     check.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     spread = check.add_mutually_exclusive_group()
-    spread.add_argument("--workers", default=0, type=_int,
+    spread.add_argument("--workers", default=0, type=_workers,
                         help="run the theorems on a local Dask cluster of N processes")
     spread.add_argument("--scheduler", metavar="ADDRESS", help="run them on an existing Dask cluster")
     explore = sub.add_parser("explore", help="search an architecture for a first-order break")
@@ -102,6 +127,11 @@ def parser() -> argparse.ArgumentParser:
     discover.add_argument("--loss", default=None, choices=("cross_entropy",),
                           help="laws of one loss family only (default: laws for every loss)")
     discover.add_argument("--seed", default=0, type=_int, help="seed of the random points (default 0)")
+    discover.add_argument("--budget", default=None, type=_positive, metavar="N",
+                          help="field evaluations before an undecided count stops refining (default 200,000): "
+                          "work, not time, so the answer never depends on the machine's load")
+    discover.add_argument("--timeout", default=None, type=_seconds, metavar="SECONDS",
+                          help="stop early after this long (off by default); the answer then says so")
     discover.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     figures = sub.add_parser("figures", help="reproduce the paper's Fig. 1 and Fig. 2")
     figures.add_argument("--out", default="figures", type=Path, help="output folder (default: figures)")
@@ -110,15 +140,15 @@ def parser() -> argparse.ArgumentParser:
     figures.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     campaign = sub.add_parser("campaign", help="many cases of the true theorems, sharded and resumable "
                               "(in-process, or on Dask)")
-    campaign.add_argument("--cases", required=True, type=_int, help="cases per theorem")
+    campaign.add_argument("--cases", required=True, type=_positive, help="cases per theorem")
     campaign.add_argument("--theorem", action="append", metavar="ID",
                           help="only this theorem (repeat; default: every true theorem)")
-    campaign.add_argument("--shard", default=200, type=_int, help="cases per shard (default 200)")
+    campaign.add_argument("--shard", default=200, type=_positive, help="cases per shard (default 200)")
     campaign.add_argument("--seed", default=0, type=_int, help="seed of the first shard (default 0)")
     campaign.add_argument("--journal", type=Path, help="JSONL file of finished shards: appended as they "
                           "finish; a rerun skips them (resume)")
     where = campaign.add_mutually_exclusive_group()
-    where.add_argument("--workers", default=0, type=_int, help="a local Dask cluster of N processes")
+    where.add_argument("--workers", default=0, type=_workers, help="a local Dask cluster of N processes")
     where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     campaign.add_argument("--report-dir", default="reports", type=Path,
                           help="where counterexamples are saved (default: reports)")
@@ -131,7 +161,8 @@ def main(argv=None) -> int:
     commands = {"check": cmd_check, "explore": cmd_explore, "replay": cmd_replay,
                 "laws": cmd_laws, "discover": cmd_discover, "figures": cmd_figures, "campaign": cmd_campaign}
     try:
-        return commands[args.command](args)
+        with one_blas_thread():  # small dense algebra: threads only spin (flowlaws.threads)
+            return commands[args.command](args)
     except FlowlawsError as error:
         err.print(f"flowlaws: error: {error}", markup=False, soft_wrap=True)
         return 2
@@ -368,27 +399,40 @@ def cmd_laws(args) -> int:
     return 0
 
 
+DECIDED_BY = {"bounds": "the bounds meet (D - rank = the rank of the laws proven conserved)",
+              "closure": "Lie closure at a generic point (random brackets stay in the algebra)",
+              "bounds and closure": "the bounds meet, and the Lie algebra closes",
+              "no fields": "every field is 0, so every parameter is conserved"}
+
+
 def cmd_discover(args) -> int:
     """Exit 0 when the derived laws are complete, 1 when laws are missing or spurious
     (a finding), and 0 with a warning when discovery is undecided."""
-    from flowlaws.discover import discover
+    from flowlaws.discover import BUDGET, discover, known_extra
     from flowlaws.models import parse
 
-    found = discover(parse(args.spec), degree=args.degree, loss=args.loss, seed=args.seed)
-    finding = bool(found.spurious) or (found.count is not None and found.count != found.derived)
+    model = parse(args.spec)
+    found = discover(model, degree=args.degree, loss=args.loss, seed=args.seed,
+                     budget=args.budget or BUDGET, timeout=args.timeout)
+    extra = known_extra(model, found) if found.count is not None and not found.spurious else None
+    finding = bool(found.spurious) or (found.count is not None and found.count != found.derived and extra is None)
     if args.json:
-        print(json.dumps(found.to_json()))
+        print(json.dumps({**found.to_json(), "known_extra": extra.name if extra else None}))
         return 1 if finding else 0
     count = found.count if found.count is not None else f"undecided (between {found.lower} and {found.upper})"
     out.print(Text(f"{found.spec}: {found.params} parameters, {count} independent conservation laws "
                    f"(loss family: {found.loss}); {found.derived} derived", style="bold"), soft_wrap=True)
     out.print(f"rank of the Lie algebra's trace by bracket depth: {found.rank_by_depth} "
-              f"(smallest singular-value gap {found.gap:.2g}); {found.seconds:.2f} s", soft_wrap=True)
+              f"(smallest singular-value gap {found.gap:.2g}); {found.evaluations:,} field evaluations, "
+              f"{found.seconds:.2f} s", soft_wrap=True)
+    if found.decided_by:
+        out.print(f"decided by: {DECIDED_BY[found.decided_by]}", soft_wrap=True)
     for formula in found.explicit:
         out.print(Text(f"  {formula}"), soft_wrap=True)
     if found.note:
         out.print(Text(found.note, style="yellow"), soft_wrap=True)
     verdict = ("complete: the derived laws are all the laws" if found.complete
+               else f"known extra: {extra.name}: {extra.reason}" if extra is not None
                else f"missing: {'; '.join(found.missing) or '(not quadratic)'}" if finding and not found.spurious
                else f"spurious derived laws: {', '.join(found.spurious)}" if found.spurious
                else "undecided: the bounds do not meet")

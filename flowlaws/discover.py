@@ -21,6 +21,26 @@ How it is computed, with no symbolic algebra:
   (w = e^(2 pi i / n)); so is a Lie bracket [u, v] = Dv[u] - Du[v], at any depth;
 - every rank decision reports its singular-value gap; a gap under GAP makes the answer
   "undecided", never a silent guess.
+
+How a count is decided (``Discovery.decided_by``): "bounds" when D - rank meets the rank
+of the laws proven conserved; "closure" when the Lie algebra closes at theta0: random
+brackets [g, w] of a random field g of W and a random combination w of the algebra's
+basis stay in its span (the bracket is bilinear, so if [W, Lie_k] left Lie_k(theta0) a
+random pair would leave it with probability 1), and then dim Lie(W)(theta0) = rank at a
+generic point, so D - rank is the count (Marcotte, Gribonval, Peyre 2023, Thm 3.3 and
+Prop. 4.2). Closure decides only networks that are one polynomial everywhere (linear
+activations, no max pool, no normalization or softmax): there a random theta0 is generic
+with probability 1 and every bracket is exact. A piecewise-linear network (ReLU) is a
+different polynomial in each activation region, and the rank differs between regions
+(mlp:2-5-8-6-2:relu: 85 to 91 over draws that all switch every unit): the generic count
+is the minimum over regions of D - rank, so a closure at one draw is only an upper bound
+there; theta0 is the draw, of GENERIC_DRAWS, whose fields span the most, and the count
+is decided when D - rank meets the proven laws.
+
+Work is counted, never timed: ``budget`` bounds the field evaluations (one forward and one
+reverse sweep each, per batch of a BatchNorm net), so an answer is a function of the model, the loss family and the
+seed, whatever the machine's load. ``timeout`` (seconds, off by default) may stop a
+search early; the answer then says so and is undecided, never a different count.
 """
 
 from __future__ import annotations
@@ -41,9 +61,10 @@ GAP = 1e6  # a rank decision with a smaller singular-value gap is undecided
 RANK_TOL = 1e-9  # singular values below RANK_TOL * the largest count as zero
 SAMPLES = 4  # inputs per parameter (per output): enough activation regions to span W
 BIAS_SCALE = 0.1
-BUDGET = 10.0  # seconds after which discovery stops refining an undecided count
-CHECK_BUDGET = 2.0  # the same inside the laws-complete theorem (an undecided case is invalid)
-RICHER = 3  # attempts, each with 3x the data, while the bounds do not meet
+BUDGET = 200_000  # field evaluations after which discovery stops refining an undecided count
+CHECK_BUDGET = 40_000  # the same inside the laws-complete theorem (an undecided case is invalid)
+CLOSURE_PROBES = 2  # random brackets that test whether the Lie algebra has closed
+RICHER = 10  # attempts, each with new draws (and up to 9x the data), while the bounds do not meet
 FULL_BUDGET = 4000  # D * generators up to which a gap left by the fast brackets is re-checked
 # with every generator (the cost grows as D^2 per depth)
 GENERIC_DRAWS = 12  # theta0 is the draw (of these) where the fields span the most: a draw
@@ -87,11 +108,13 @@ class Discovery:
     missing: list = field(default_factory=list)
     seconds: float = 0.0
     note: str = ""
+    decided_by: str = ""  # "bounds", "closure", "bounds and closure", "no fields"; "" undecided
+    evaluations: int = 0  # field evaluations spent (the work budget's unit)
 
     @property
     def count(self) -> int | None:
-        """The number of independent laws when the bounds meet (else None: undecided)."""
-        return self.upper if self.upper is not None and self.upper == self.lower else None
+        """The number of independent laws once decided (else None: undecided)."""
+        return self.upper if self.decided_by else None
 
     @property
     def complete(self) -> bool:
@@ -104,7 +127,36 @@ class Discovery:
                 "complete": self.complete, "rank_by_depth": self.rank_by_depth,
                 "gap": self.gap if math.isfinite(self.gap) else None, "explicit": self.explicit,
                 "missing": self.missing, "spurious": self.spurious, "seconds": round(self.seconds, 3),
-                "note": self.note}
+                "note": self.note, "decided_by": self.decided_by or None, "evaluations": self.evaluations}
+
+
+class Work:
+    """Field evaluations spent against a budget: a count, so the answer never depends on the
+    clock. An optional ``timeout`` (seconds) stops early, and says so."""
+
+    def __init__(self, budget: int = BUDGET, timeout: float | None = None):
+        if not (isinstance(budget, int | np.integer) and budget > 0):
+            raise InvalidArgument(f"budget must be a positive number of field evaluations, got {budget!r}")
+        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+            raise InvalidArgument(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.budget, self.spent, self.timeout = int(budget), 0, timeout
+        self.deadline = math.inf if timeout is None else time.perf_counter() + timeout
+
+    def spend(self, evaluations: int) -> None:
+        self.spent += evaluations
+
+    @property
+    def timed_out(self) -> bool:
+        return time.perf_counter() > self.deadline
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.budget or self.timed_out
+
+    def reason(self) -> str:
+        if self.timed_out:
+            return f"stopped by the timeout of {self.timeout:g} s (the count may be decided without it)"
+        return f"stopped refining after its budget of {self.budget:,} field evaluations"
 
 
 # --- the frozen network and its gradient fields ---------------------------------------
@@ -113,7 +165,7 @@ class Discovery:
 def _kink_inputs(layers, cache):
     """The pre-activations of every two-slope activation (residual blocks included)."""
     for layer, (x, _, aux) in zip(layers, cache, strict=True):
-        if isinstance(layer, Activation) and len(set(layer.derivative(np.array([-1.0, 1.0])))) > 1:
+        if _two_slopes(layer):
             yield x
         elif isinstance(aux, list):  # a residual block's own cache
             yield from _kink_inputs(layer.block, aux)
@@ -148,16 +200,15 @@ class Problem:
     """A model at a generic point with frozen pattern, data, and K combination weights."""
 
     def __init__(self, model, rng, *, cross_entropy: bool = False, enough: int | None = None,
-                 tries: int = 3000, samples: int = 0):
-        self.model = model
+                 tries: int = 10_000, samples: int = 0, work: Work | None = None):
+        self.model, self.rng, self.cross_entropy = model, rng, cross_entropy
+        self.work = Work() if work is None else work
         self.shapes = [shape for _, shape in model.param_specs]
         self.D = int(sum(np.prod(s) for s in self.shapes))
         outputs = int(np.prod(model.output_shape))
         n = max(2, math.ceil((samples or SAMPLES) * (self.D + 8) / outputs))
         K = min(n * outputs, self.D + 8)
-        self.C = rng.normal(size=(K, n, *model.output_shape))
-        if cross_entropy:  # the span of softmax cross-entropy gradients: sum_j C_nj = 0
-            self.C = self.C - self.C.mean(axis=2, keepdims=True)
+        self.C = self.combinations(K, n)
         self.degree = max(1, _weight_layers(model) - 1) if _polynomial(model) else None  # of each field
         self.X = rng.normal(size=(n, *model.input_shape))
         self.batches = (np.array_split(np.arange(n), max(1, n // BATCH)) if _couples_samples(model)
@@ -180,25 +231,38 @@ class Problem:
             if rank >= enough or found == GENERIC_DRAWS:
                 break
         if best is None:
-            raise InvalidArgument(f"{model.spec}: no generic point found in {tries} draws (a unit never "
+            raise InvalidArgument(f"{model.spec}: no generic point found in {tries:,} draws (a unit never "
                                   "changes slope on the data, or a normalization group is constant); "
                                   "widen the layer before it")
         self.theta, self.pattern, self.fields = best  # the fields at theta0
         self.rank = rank  # of the fields at theta (depth 0)
 
-    def values(self, theta, rows=None) -> np.ndarray:
-        """The fields g_k(theta) = grad <C_k, f(X; theta)> as rows (complex theta allowed)."""
+    def combinations(self, count: int, n: int | None = None) -> np.ndarray:
+        """``count`` random output weightings C (for a loss family such as softmax
+        cross-entropy, projected on its gradients' span: sum_j C_nj = 0)."""
+        C = self.rng.normal(size=(count, len(self.X) if n is None else n, *self.model.output_shape))
+        return C - C.mean(axis=2, keepdims=True) if self.cross_entropy else C
+
+    def values(self, theta, rows=None, C=None) -> np.ndarray:
+        """The fields g_k(theta) = grad <C_k, f(X; theta)> as rows (complex theta allowed);
+        ``C`` other weightings than the generators'."""
         params = unflatten(theta, self.shapes)
-        chosen = range(len(self.C)) if rows is None else rows
+        weights = self.C if C is None else C
+        chosen = range(len(weights)) if rows is None else rows
+        self.work.spend(len(chosen) * len(self.batches))  # one forward and reverse sweep per batch
         total = np.zeros((len(chosen), self.D), dtype=np.result_type(theta, float))
         for batch, pattern in zip(self.batches, self.pattern, strict=True):
             _, cache = self.model.forward(params, self.X[batch], pattern)
-            total += np.stack([flatten(self.model.backward(params, cache, self.C[k][batch])) for k in chosen])
+            total += np.stack([flatten(self.model.backward(params, cache, weights[k][batch])) for k in chosen])
         return total
 
     def generators(self) -> list[Field]:
         return [Field(lambda theta, k=k: self.values(theta, (k,))[0], self.degree, f"g{k}")
                 for k in range(len(self.C))]
+
+    def field(self, C, name: str) -> Field:
+        """The field grad <C, f(X; theta)> of one weighting C."""
+        return Field(lambda theta: self.values(theta, (0,), C[None])[0], self.degree, name)
 
 
 def _draw(model, rng) -> np.ndarray:
@@ -207,6 +271,17 @@ def _draw(model, rng) -> np.ndarray:
     params = model.init(rng)
     return flatten(tuple(p * BIAS_SCALE if name.endswith(".b") else p
                          for (name, _), p in zip(model.param_specs, params, strict=True)))
+
+
+def _piecewise(model) -> bool:
+    """Has the network activation regions (a two-slope activation, a max pool)?"""
+    layers = getattr(model, "all_layers", ())
+    return any(_two_slopes(layer) or getattr(layer, "reduce", "") == "max" for layer in layers)
+
+
+def _two_slopes(layer) -> bool:
+    """A ReLU-family activation (two slopes, a kink at 0)."""
+    return isinstance(layer, Activation) and len(set(layer.derivative(np.array([-1.0, 1.0])))) > 1
 
 
 def _polynomial(model) -> bool:
@@ -311,28 +386,45 @@ def _independent(rows, basis) -> list[int]:
     return [int(p) for p in pivots[:keep]]
 
 
-def lie_rank(problem: Problem, partners: int | None = None, enough: int | None = None,
-             deadline: float = math.inf) -> tuple[list[int], float]:
+@dataclass
+class Lie:
+    """The rank of the Lie algebra's trace at theta0 by bracket depth, the smallest
+    singular-value gap of those decisions, and whether the algebra was seen to close."""
+
+    ranks: list
+    gap: float
+    closed: bool = False
+
+    @property
+    def rank(self) -> int:
+        return self.ranks[-1]
+
+
+def lie_rank(problem: Problem, partners: int | None = None, enough: int | None = None) -> Lie:
     """Rank of the fields at theta0 after 0, 1, ... bracket depths, until it stops growing
-    (or reaches ``enough``: D minus the laws already proven, which it can never pass);
-    and the smallest gap of those decisions. Each depth brackets the fields that raised
-    the rank at the previous one with every generator, or with the first ``partners``
-    (fast; a rank it misses makes the upper bound too high, never too low)."""
+    (or reaches ``enough``: D minus the laws already proven, which it can never pass).
+    Each depth brackets the fields that raised the rank at the previous one with every
+    generator, or with the first ``partners`` (fast; a rank it misses makes the upper bound
+    too high, never too low). Then, for a polynomial network, random brackets probe the
+    closure (module docstring): one that leaves the span joins it, and probing goes on;
+    when none does, the algebra is closed at theta0. The problem's `Work` bounds it all."""
     enough = problem.D if enough is None else enough
-    theta = problem.theta
+    work, theta = problem.work, problem.theta
     gens = problem.generators()
     partners_of = gens if partners is None else gens[:partners]
     rows = problem.fields
     rank, gap = rank_and_gap(rows)
     ranks, gaps = [rank], [gap]
-    new = [gens[i] for i in _independent(rows, np.zeros((0, problem.D)))]
+    first = _independent(rows, np.zeros((0, problem.D)))
+    basis: list[Field] = []  # the bracket fields among the algebra's basis (the generators: ``first``)
+    new = [gens[i] for i in first]
     for _ in range(MAX_DEPTH):
-        if rank >= enough or not new or time.perf_counter() > deadline:
+        if rank >= enough or not new or work.exhausted:
             break
         pairs = [(g, b) for b in new for g in partners_of]
         values_list = []
         for g, b in pairs:
-            if time.perf_counter() > deadline:
+            if work.exhausted:
                 break
             values_list.append(_bracket_value(g, b, theta))
         if not values_list:
@@ -344,17 +436,46 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
         rank, gap = rank_and_gap(rows)
         ranks.append(rank)
         gaps.append(gap)
+        new = [candidates[i] for i in picked]
+        basis += new
         if rank == ranks[-2]:
             break
-        new = [candidates[i] for i in picked]
-    return ranks, min(gaps)
+    closed = False
+    while problem.degree is not None and not _piecewise(problem.model) and 0 < rank < enough and not work.exhausted:
+        grown = False
+        for _ in range(CLOSURE_PROBES):
+            g, w = problem.field(problem.combinations(1)[0], "g*"), _combination(problem, first, basis)
+            value = _bracket_value(g, w, theta)
+            here, here_gap = rank_and_gap(np.vstack([rows, value]))
+            gaps.append(here_gap)
+            if here > rank:
+                rows, rank, grown = np.vstack([rows, value]), here, True
+                basis.append(bracket(g, w))
+                ranks.append(rank)
+                break
+        if not grown:
+            closed = not work.exhausted
+            break
+    return Lie(ranks, min(gaps), closed)
+
+
+def _combination(problem: Problem, first, basis) -> Field:
+    """A random combination of the algebra's basis: the generators ``first`` (one field of
+    their combined weightings) and the bracket fields ``basis``."""
+    rng = problem.rng
+    base = problem.field(np.tensordot(rng.normal(size=len(first)), problem.C[first], axes=1), "w")
+    factors = rng.normal(size=len(basis))
+    parts = [base, *basis]
+    degree = None if any(f.degree is None for f in parts) else max(f.degree for f in parts)  # type: ignore[type-var]
+    return Field(lambda theta: base.at(theta) + sum(c * f.at(theta) for c, f in zip(factors, basis, strict=True)),
+                 degree, "w*")
 
 
 # --- laws proven conserved ---------------------------------------------------------------
 
 
-def _points(model, rng, cross_entropy, count):
-    return [Problem(model, rng, cross_entropy=cross_entropy, enough=0) for _ in range(count)]
+def _points(model, rng, cross_entropy, count, work=None):
+    return [Problem(model, rng, cross_entropy=cross_entropy, enough=0, work=work) for _ in range(count)]
 
 
 def _most_fields(model, derived) -> int:
@@ -481,8 +602,9 @@ def _orthogonal(gradients, problems) -> bool:
 
 
 def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
-             budget: float = BUDGET) -> Discovery:
+             budget: int = BUDGET, timeout: float | None = None) -> Discovery:
     """Count, find and compare the conservation laws of ``model`` (see the module docstring).
+    ``budget``: field evaluations (work, not time); ``timeout``: seconds, off by default.
 
     >>> from flowlaws.models import parse
     >>> discover(parse("mlp:2-3-1:relu")).count
@@ -496,24 +618,30 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
     if family not in ("any", "cross_entropy"):
         raise InvalidArgument(f"loss family must be 'cross_entropy' or omitted (every loss), got {loss!r}")
     _check(model)
+    work = Work(budget, timeout)
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     ce = family == "cross_entropy"
     derived = derived_laws(model, "cross_entropy" if ce else None)
-    problem = Problem(model, rng, cross_entropy=ce, enough=_most_fields(model, derived))
-    points = [problem, *_points(model, rng, ce, 3)]
+    problem = Problem(model, rng, cross_entropy=ce, enough=_most_fields(model, derived), work=work)
+    points = [problem, *_points(model, rng, ce, 3, work)]
     spurious = [law.name for law in derived if not orthogonal(law, points)]
     good = [law for law in derived if law.name not in spurious]
     known = (np.vstack([component_gradients(law, problem.theta, problem.shapes) for law in good])
              if good else np.zeros((0, problem.D)))
     derived_count = rank_and_gap(known)[0]
+    if problem.rank == 0:  # no field moves any parameter: every function is a law
+        return Discovery(model.spec, family, problem.D, problem.D, problem.D, derived_count, [0], math.inf,
+                         spurious=spurious, seconds=time.perf_counter() - started, decided_by="no fields",
+                         evaluations=work.spent, note="every field is 0 (the output does not depend on the "
+                         "parameters for this loss family): each parameter is conserved")
     names = _entry_names(model)
     explicit, missing, note = [], [], ""
     gradients, lower = known, derived_count  # the laws proven conserved, and their rank
     if degree and problem.D <= EXPLICIT_MAX_PARAMS:
         unknowns = problem.D * (problem.D + 1) // 2 + problem.D
         count = math.ceil(1.5 * unknowns / max(1, problem.rank)) + 2  # each point gives rank W(theta) rows
-        laws_found = quadratic_laws(model, [problem, *_points(model, rng, ce, count)])
+        laws_found = quadratic_laws(model, [problem, *_points(model, rng, ce, count, work)])
         # proven only if orthogonal at points the system never saw (an ill-conditioned
         # system, as for softmax attention, can leave near-null vectors that are no laws)
         laws_found = laws_found[[_orthogonal(lambda p, c=c: _law_gradients(c[None], p.theta), points[1:])
@@ -532,28 +660,45 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
                     missing.append(formula)
     elif degree:
         note = f"explicit laws skipped: {problem.D} parameters > {EXPLICIT_MAX_PARAMS}"
-    deadline = started + budget
-    best = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower, deadline=deadline)
+    best = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower)
     for attempt in range(1, RICHER):  # undecided: more data (activation regions) and draws
-        if problem.D - best[0][-1] == lower or time.perf_counter() > deadline:
+        if problem.D - best.rank == lower or best.closed or work.exhausted:
             break
         if problem.D * len(problem.C) <= FULL_BUDGET:  # the fast set may have missed a direction
-            best = max(best, lie_rank(problem, enough=problem.D - lower, deadline=deadline), key=_final)
-            if problem.D - best[0][-1] == lower:
+            best = max(best, lie_rank(problem, enough=problem.D - lower), key=_final)
+            if problem.D - best.rank == lower or best.closed:
                 break
-        problem = Problem(model, rng, cross_entropy=ce, enough=problem.D - lower, samples=SAMPLES * 3**attempt)
-        best = max(best, lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower, deadline=deadline),
-                   key=_final)
-    ranks, gap = best
-    if problem.D - ranks[-1] != lower and time.perf_counter() > deadline:
-        note = (note + "; " if note else "") + f"stopped refining after the {budget:g} s budget"
-    upper = None if gap < GAP else problem.D - ranks[-1]
-    return Discovery(model.spec, family, problem.D, upper, lower, derived_count, ranks, gap, explicit,
-                     spurious, missing, time.perf_counter() - started, note)
+        problem = Problem(model, rng, cross_entropy=ce, enough=problem.D - lower,
+                          samples=SAMPLES * 3 ** min(attempt, 2), work=work)
+        best = max(best, lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower), key=_final)
+    upper, decided_by = _decide(best, problem.D, lower, problem.degree is not None and not _piecewise(model))
+    if upper is None and best.gap >= GAP:
+        note = _joined(note, f"the fields' rank {best.rank} passed D - {lower} proven laws: a numerical error "
+                       "in the brackets, so the count is left undecided")
+    elif not decided_by and work.exhausted:
+        note = _joined(note, work.reason())
+    return Discovery(model.spec, family, problem.D, upper, lower, derived_count, best.ranks, best.gap, explicit,
+                     spurious, missing, time.perf_counter() - started, note, decided_by, work.spent)
 
 
-def _final(result) -> int:
-    return result[0][-1]
+def _decide(lie: Lie, D: int, lower: int, polynomial: bool) -> tuple[int | None, str]:
+    """(upper bound, how the count is decided; "" undecided). An upper bound below the
+    proven lower one is a numerical error in the brackets: no bound at all."""
+    upper = None if lie.gap < GAP else D - lie.rank
+    if upper is None or upper < lower:
+        return None, ""
+    meets, closes = upper == lower, lie.closed and polynomial
+    return upper, ("bounds and closure" if meets and closes else "bounds" if meets else "closure" if closes else "")
+
+
+def _joined(note: str, more: str) -> str:
+    return f"{note}; {more}" if note else more
+
+
+def _final(result: Lie) -> tuple[int, bool]:
+    """The better of two results: the larger rank (any draw's rank is a lower bound on the
+    generic one), then the one that closed."""
+    return result.rank, result.closed
 
 
 # --- completeness as a theorem ----------------------------------------------------------
@@ -626,6 +771,13 @@ KNOWN_EXTRA = (
 )
 
 
+def known_extra(model, found: Discovery) -> KnownExtra | None:
+    """The KNOWN_EXTRA entry that predicts what discovery found beyond the derived laws."""
+    if found.upper is None or found.upper == found.derived:
+        return None
+    return next((k for k in KNOWN_EXTRA if k.applies(model) and found.upper == k.count(model)), None)
+
+
 def completeness(model):
     """Evidence that the derived laws are all the laws of ``model``: effect 0 when discovery's
     count equals the derived count (or a KNOWN_EXTRA entry predicts the discovered count),
@@ -661,7 +813,7 @@ def _judged(model, found):
     if found.spurious:
         return Evidence("complete", name, (), float(len(found.spurious)), 0.0, math.inf,
                         where=f"{where}; spurious: {', '.join(found.spurious)}"), where
-    extra = next((k for k in KNOWN_EXTRA if k.applies(model) and found.upper == k.count(model)), None)
+    extra = known_extra(model, found)
     if extra is not None:
         return Evidence("complete", name, (), 0.0, 0.0, 0.0, where=f"{where}; {extra.name}"), where
     if found.count is None:

@@ -551,8 +551,8 @@ def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, los
     spec, or a torch SGD/Adam instance, read from its hyperparameters) against each
     step's exact prediction. ``targets`` default to a seeded draw fitting the loss.
     Raises AssertionError naming the law, the level and the effect size."""
-    from flowlaws.losses import loss as make_loss
     from flowlaws.checking import Status
+    from flowlaws.losses import loss as make_loss
     from flowlaws.testing import check_case
 
     model, params = from_torch(module, example_input)

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from flowlaws.discover import KNOWN_EXTRA, Field, Problem, completeness, directional, discover, orthogonal
+from flowlaws.discover import (
+    CHECK_BUDGET,
+    KNOWN_EXTRA,
+    Field,
+    Problem,
+    completeness,
+    directional,
+    discover,
+    orthogonal,
+)
 from flowlaws.errors import InvalidArgument
 from flowlaws.invariants import independent_count, laws, structural_count, without_bias
 from flowlaws.models import parse
@@ -54,7 +63,7 @@ def test_residual_specs_of_the_soundness_issue_are_complete(spec, count):
 def test_deep_linear_nets_with_scalar_input_and_output_have_d_minus_one_laws_a_known_extra():
     model = parse("mlp:1-3-3-1:linear")
     found = discover(model)
-    assert found.upper == 15 - 1 and found.lower == found.derived == 12 and found.count is None
+    assert found.count == 15 - 1 and found.decided_by == "closure" and found.lower == found.derived == 12
     assert KNOWN_EXTRA[0].applies(model)
     assert completeness(model).effect == 0
 
@@ -189,10 +198,10 @@ def test_analytic_fields_get_exact_directional_derivatives_from_a_shrinking_circ
 
 
 def test_completeness_of_small_normalized_and_attention_nets_is_decided_with_time_to_spare():
-    # laws-complete uses a 2 s budget (an undecided case is invalid); here: enough for a loaded machine
+    # laws-complete uses CHECK_BUDGET field evaluations (an undecided case is invalid)
     for spec in ("seq:3:dense(3,bias),layernorm(affine),relu,dense(2)",
                  "seq:2x3:attention(heads=1,dk=1,dv=1),flatten,dense(1)"):
-        found = discover(parse(spec), budget=60)
+        found = discover(parse(spec), budget=CHECK_BUDGET)
         assert found.complete and found.count == found.derived
 
 
@@ -216,7 +225,7 @@ def test_explicit_laws_count_only_once_proven_at_points_the_system_never_saw():
     are no laws, and before this test they raised the lower bound past the derived count
     (a false alarm of laws-complete, found by a 20,000-case campaign)."""
     found = discover(parse("seq:2x3:attention(heads=1,dk=1,dv=1),attention(heads=1,dk=1,dv=1),flatten,dense(1)"),
-                     budget=2.0)
+                     budget=5_000)
     assert not found.missing and found.lower == found.derived == 16
 
 
@@ -232,3 +241,49 @@ def test_a_model_without_a_generic_point_is_undecided_once_per_process():
     with pytest.raises(Unrepresentable, match="no generic point"):
         completeness(model)
     assert _decided.cache_info().hits == hits + 1  # the costly search ran once
+
+
+@pytest.mark.parametrize(("spec", "loss"), [("mlp:3-4-1:relu:bias", "cross_entropy"), ("mlp:2-3-2:prelu(0,0)", None)])
+def test_a_model_whose_fields_all_vanish_has_every_parameter_as_a_law(spec, loss):
+    found = discover(parse(spec), loss=loss)
+    assert found.decided_by == "no fields" and found.count == found.params
+
+
+@pytest.mark.parametrize(("spec", "count"), [("mlp:1-2-2-1:linear", 7), ("mlp:1-2-3-1-6:linear", 11)])
+def test_scalar_fed_linear_chains_are_decided_by_lie_closure(spec, count):
+    found = discover(parse(spec), degree=0)
+    assert found.count == count and found.decided_by == "closure" and found.lower < count
+
+
+def test_closure_never_decides_a_piecewise_linear_net():
+    """Each activation region has its own rank: a closure at one draw bounds that region only."""
+    found = discover(parse("mlp:1-6-4:leaky_relu(0.2)"), degree=0)
+    assert "closure" not in found.decided_by
+
+
+def test_an_answer_is_a_function_of_its_input_and_never_of_the_clock(monkeypatch):
+    """Work is counted: a clock that jumps by an hour per reading changes nothing."""
+    import time as real_time
+
+    import flowlaws.discover as module
+
+    spec = "mlp:2-5-5-2-2:linear"
+    first = discover(parse(spec), degree=0, budget=20_000)
+    ticks = iter(range(0, 10**9, 3600))
+    monkeypatch.setattr(module.time, "perf_counter", lambda: float(next(ticks)))
+    second = discover(parse(spec), degree=0, budget=20_000)
+    assert (first.count, first.upper, first.rank_by_depth, first.evaluations) == (
+        second.count, second.upper, second.rank_by_depth, second.evaluations)
+    assert real_time.perf_counter() > 0
+
+
+def test_a_timeout_stops_early_and_says_so():
+    found = discover(parse("mlp:2-5-5-2-2:linear"), degree=0, timeout=1e-9)
+    assert found.count is None and "timeout" in found.note
+
+
+def test_an_upper_bound_below_the_proven_laws_is_no_bound():
+    """Issue 28: nested-softmax brackets passed the rank gap (upper 11-15 < lower 16)."""
+    found = discover(parse("seq:2x3:attention(heads=1,dk=1,dv=1),attention(heads=1,dk=1,dv=1),flatten,dense(1)"),
+                     degree=0, budget=5_000)
+    assert found.upper is None or found.upper >= found.lower == 16
