@@ -714,7 +714,7 @@ class KnownExtra:
     reason: str
 
 
-def _scalar_deep_linear(model) -> bool:
+def scalar_deep_linear(model) -> bool:
     acts = model.activations
     return (all(a.is_linear for a in acts) and not any(n.endswith(".b") for n, _ in model.param_specs)
             and int(np.prod(model.input_shape)) == 1 and int(np.prod(model.output_shape)) == 1)
@@ -759,7 +759,7 @@ def _with_dead_parameters(model) -> int:
 
 
 KNOWN_EXTRA = (
-    KnownExtra("deep linear net with scalar input and output", _scalar_deep_linear,
+    KnownExtra("deep linear net with scalar input and output", scalar_deep_linear,
                lambda model: int(sum(np.prod(s) for _, s in model.param_specs)) - 1,
                "f = x * prod(weights): every field is a multiple of one gradient, so D - 1 laws, more than "
                "the quadratic matrix laws (Marcotte, Gribonval, Peyre 2023); the extra ones are not quadratic"),

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from flowlaws.checking import NO_EVIDENCE, Evidence, Scenario, Status, Verdict, run_levels
-from flowlaws.discover import completeness
+from flowlaws.discover import completeness, scalar_deep_linear
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.flows.optimizers import OPTIMIZERS
 from flowlaws.invariants import candidate_laws, laws, one_to_one, rowwise, skip_ignored_laws, without_bias
@@ -113,12 +113,30 @@ def _no_plane_rotation(s):
     return None
 
 
+def _no_scalar_fed_linear_chain(s):
+    """A net linear in its parameters' every layer (linear activations, no pattern) fed by
+    one scalar: f = x v(theta), whose Lie algebra closes with laws beyond degree 2 that no
+    symmetry gives (seq:1:residual[dense(1),linear,dense(1)],dense(2): 2 laws, 1 derived;
+    docs/theory.md 7). Discovery decides their count by closure; the derivation cannot
+    match it, so laws-complete sets the family aside (KNOWN_EXTRA has the MLPs with a
+    scalar output too, with their formula D - 1)."""
+    model = s.model
+    acts = getattr(model, "activations", None)
+    if acts is None or int(np.prod(model.input_shape)) != 1 or not all(a.is_linear for a in acts):
+        return None
+    if any(name.endswith(".b") for name, _ in model.param_specs) or scalar_deep_linear(model):
+        return None
+    return "a linear chain fed by one scalar has laws beyond degree 2 that no symmetry derives"
+
+
 COMBINES_GRADIENTS = Hypothesis("steps combine gradients", _combines_gradients)
+NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain fed by one scalar", _no_scalar_fed_linear_chain)
 NO_PLANE_ROTATION = Hypothesis("no rotation of a LayerNorm plane", _no_plane_rotation)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
 SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
-                                  COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION)}
+                                  COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION,
+                                  NO_SCALAR_FED_LINEAR)}
 
 # --- law selections --------------------------------------------------------------------------
 
@@ -298,7 +316,7 @@ def _theorems() -> list[Theorem]:
                 "finds (D - dim Lie(W)), or the difference is a documented known extra",
                 "Marcotte, Gribonval, Peyre, NeurIPS 2023; docs/theory.md 4 and 7",
                 arch(activations=("relu", "leaky_relu", "abs", "linear", "prelu")),
-                _all_laws, ("complete",), (NO_PLANE_ROTATION,), decide=completeness),
+                _all_laws, ("complete",), (NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR), decide=completeness),
         Theorem("balance", "Small initialization keeps layers balanced",
                 "from a small init, ||W_h||^2/||W_h+1||^2 - 1 = D_h(t)/||W_h+1||^2 with "
                 "|D_h(t)| <= |D_h(0)| + sum eta^2 |Q(g)|, so the ratio tends to 1 as the norms grow",
