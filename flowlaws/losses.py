@@ -8,6 +8,7 @@ Spec strings: ``square``, ``huber:delta=0.5``, ``smooth:a=1,b=0.5,c=0,d=0.1``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -120,16 +121,37 @@ class CrossEntropy(Loss):
     def symmetries(self, model) -> tuple:
         """Translation (docs/theory.md 6.1): softmax(z + c 1) = softmax(z) for a shift c
         per sample, so with a dense last layer z = W h + b, W -> W + 1 a^T and b -> b + c 1
-        change no loss: the column sums 1^T W and the sum 1^T b are conserved (linear laws)."""
-        from flowlaws.models.layers import Dense
+        change no loss: the column sums 1^T W and the sum 1^T b are conserved (linear laws).
+        The dense layer may sit inside a last residual block (z = x + W h + b) or before
+        linear activations and flatten: each passes a uniform shift on."""
         from flowlaws.models.symmetry import shifts
 
-        site = model.site(len(model.layers) - 1)
-        if not isinstance(site.layer, Dense):
+        site = _producing_logits(model.site(len(model.layers) - 1))
+        if site is None:
             return ()
         rows = site.layer.rows(site, site.layer.units)
         return tuple(shifts(f"{site.name}/softmax", rows, site.layer.units, True, True,
                             lambda v: len(model.param_specs[v.param][1])))
+
+
+def _producing_logits(site):
+    """The dense layer whose output reaches the logits through maps that pass a uniform
+    shift on (linear activations a z, flatten, a residual block's own last layer), or None."""
+    from flowlaws.models.activations import Activation
+    from flowlaws.models.layers import Dense, Flatten
+    from flowlaws.models.sequential import Residual
+
+    for position in reversed(range(site.position + 1)):
+        here = dataclasses.replace(site, position=position)
+        layer = here.layer
+        if isinstance(layer, Dense):
+            return here
+        if isinstance(layer, Residual):
+            inner = layer._inner(here)
+            return _producing_logits(dataclasses.replace(inner, position=len(inner.chain.layers) - 1))
+        if not (isinstance(layer, Flatten) or (isinstance(layer, Activation) and layer.is_linear)):
+            return None
+    return None
 
 
 @dataclass(frozen=True)

@@ -114,23 +114,27 @@ def _no_plane_rotation(s):
 
 
 def _no_scalar_fed_linear_chain(s):
-    """A net linear in its parameters' every layer (linear activations, no pattern) fed by
-    one scalar: f = x v(theta), whose Lie algebra closes with laws beyond degree 2 that no
-    symmetry gives (seq:1:residual[dense(1),linear,dense(1)],dense(2): 2 laws, 1 derived;
-    docs/theory.md 7). Discovery decides their count by closure; the derivation cannot
-    match it, so laws-complete sets the family aside (KNOWN_EXTRA has the MLPs with a
-    scalar output too, with their formula D - 1)."""
+    """A net linear in x (linear activations, no bias) through one scalar (a scalar input
+    or a width-1 layer): f = v(theta) (w(theta) . x), whose Lie algebra closes with laws
+    beyond degree 2 that no symmetry gives (seq:1:residual[dense(1),linear,dense(1)],dense(2):
+    2 laws, 1 derived; seq:2:dense(1),linear,residual[dense(1),linear,dense(1)],dense(1)).
+    Discovery decides their count by closure; the derivation cannot match it, so
+    laws-complete sets the family aside (KNOWN_EXTRA keeps the nets with a scalar input and
+    a scalar output, whose count has a formula: D - 1). docs/theory.md 7."""
     model = s.model
     acts = getattr(model, "activations", None)
-    if acts is None or int(np.prod(model.input_shape)) != 1 or not all(a.is_linear for a in acts):
+    if acts is None or not all(a.is_linear for a in acts) or scalar_deep_linear(model):
         return None
-    if any(name.endswith(".b") for name, _ in model.param_specs) or scalar_deep_linear(model):
+    if any(name.endswith(".b") for name, _ in model.param_specs):
         return None
-    return "a linear chain fed by one scalar has laws beyond degree 2 that no symmetry derives"
+    widths = [int(np.prod(model.input_shape))] + [shape[0] for name, shape in model.param_specs[:-1]]
+    if min(widths) != 1:
+        return None
+    return "a linear chain through one scalar has laws beyond degree 2 that no symmetry derives"
 
 
 COMBINES_GRADIENTS = Hypothesis("steps combine gradients", _combines_gradients)
-NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain fed by one scalar", _no_scalar_fed_linear_chain)
+NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scalar_fed_linear_chain)
 NO_PLANE_ROTATION = Hypothesis("no rotation of a LayerNorm plane", _no_plane_rotation)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
 SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)

@@ -287,3 +287,14 @@ def test_an_upper_bound_below_the_proven_laws_is_no_bound():
     found = discover(parse("seq:2x3:attention(heads=1,dk=1,dv=1),attention(heads=1,dk=1,dv=1),flatten,dense(1)"),
                      degree=0, budget=5_000)
     assert found.upper is None or found.upper >= found.lower == 16
+
+
+@pytest.mark.parametrize(("spec", "loss", "count"), [
+    ("seq:3:dense(2,bias),batchnorm(eps=1e-05),relu,dense(1)", None, 2),  # a BatchNorm removes shifts at any eps
+    ("seq:3:dense(4),layernorm(eps=1e-05),relu,dense(2)", None, 3),  # centring is exact at any eps
+    ("mlp:2-3-2:leaky_relu(1.0)", None, 6),  # the identity: a matrix law
+    ("seq:3:dense(3),relu,residual[dense(2),relu,dense(3,bias)]", "cross_entropy", 5),  # logits from a block
+])
+def test_the_completeness_specs_of_the_soundness_issue_derive_every_law(spec, loss, count):
+    found = discover(parse(spec), loss=loss, degree=0)
+    assert found.count == found.derived == count and found.complete

@@ -341,3 +341,14 @@ def test_a_scaling_of_the_last_axis_does_not_pass_into_a_convolution(spec, rng):
     assert not any(law.name.endswith(("ln0/conv1", "attn0/conv0")) for law in derived)
     X, Y = rng.normal(size=(4, *model.input_shape)), rng.normal(size=(4, *model.output_shape))
     assert pointwise(model, Square(), model.init(rng), X, Y, derived).effect <= 1
+
+
+def test_interleaved_units_pass_a_residual_block_in_their_own_layout(rng):
+    """Found by the composition campaign: the features of a flattened (T, d) sample entered a
+    residual block as contiguous blocks (a false law, effect 1e10)."""
+    model = parse("seq:2x3:layernorm(affine),flatten,residual[dense(1),relu,dense(6)],flatten,dense(1)")
+    derived = laws(model)
+    assert any(law.name == "unit ln0/res0.dense0/res0.dense1/dense0" for law in derived)
+    for _ in range(5):
+        X, Y = rng.normal(size=(3, 2, 3)), rng.normal(size=(3, 1))
+        assert pointwise(model, Square(), model.init(rng), X, Y, derived).effect <= 1

@@ -123,8 +123,9 @@ class Activation(Layer):
 
     @property
     def is_linear(self) -> bool:
-        """True for phi(z) = a z: such a boundary has a matrix law (Thm 2.2)."""
-        return self.name == "linear" or (self.name == "prelu" and self.args[0] == self.args[1])
+        """True for phi(z) = a z (read from its values: leaky_relu(1) is the identity, prelu(a, a)
+        is a z): such a boundary has a matrix law (Thm 2.2)."""
+        return self.degree == 1 and len(set(self.derivative(np.array([-2.0, -0.5, 0.5, 2.0])).tolist())) == 1
 
     @property
     def spec(self) -> str:

@@ -144,7 +144,7 @@ class Attention(Layer):
     def _own(self, name):
         return tuple(4 * h + PARAMS.index(name) for h in range(self.heads))
 
-    def rows(self, site, units):
+    def rows(self, site, units, interleaved: bool = False):  # its input is (T, d): never interleaved
         return site.views(1, units, own=self._own("Wo"))
 
     def columns(self, site, path):

@@ -109,9 +109,10 @@ class Layer:
         """How many output units its rows scale."""
         return getattr(self, "channels")  # noqa: B009 (weight layers define it)
 
-    def rows(self, site, units):
-        """The slices that scale with output unit i: every own parameter along axis 0."""
-        return site.views(0, units)
+    def rows(self, site, units, interleaved: bool = False):
+        """The slices that scale with output unit i: every own parameter along axis 0
+        (``interleaved``: unit i owns rows i, i + units, ...: a flattened (T, d) layout)."""
+        return site.views(0, units, interleaved=interleaved)
 
     def columns(self, site, path):
         """The slices that absorb a scaling of input unit i: the weight along axis 1."""

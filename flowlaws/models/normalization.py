@@ -155,13 +155,13 @@ class Normalization(Layer):
 
     def carry(self, path, site):
         """The normalization removes a scaling of its input when eps = 0: a scale law, per
-        unit when no group mixes units, else one c for the whole layer (uniform). None
-        when eps > 0 (the symmetry is broken)."""
-        if self.eps:
-            return None
+        unit when no group mixes units, else one c for the whole layer (uniform). It removes
+        a constant shift of each group at any eps (the mean is subtracted exactly), so with
+        eps > 0 the path still closes, for its translation laws only (``scales`` False)."""
         ndim = len(site.in_shape) + 1
         unit_axis = ndim - 1 if path.last_axis else 1
-        return path.normalized(site, uniform=unit_axis in self.axes(ndim), per_sample=0 not in self.axes(ndim))
+        return path.normalized(site, uniform=unit_axis in self.axes(ndim), per_sample=0 not in self.axes(ndim),
+                               scales=not self.eps)
 
     @property
     def spec(self) -> str:

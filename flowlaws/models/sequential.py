@@ -256,17 +256,18 @@ class Residual(Layer):
     def carry(self, path, site):
         """Both branches: the block must map c^d-scaled inputs to c^d-scaled outputs."""
         inner = self._inner(site)
-        into = symmetry.walk(Path(path.units, path.degree, last_axis=path.last_axis), inner)
+        layout = {"last_axis": path.last_axis, "interleaved": path.interleaved}  # the units' place in a sample
+        into = symmetry.walk(Path(path.units, path.degree, **layout), inner)
         if into is None:
             return None
         if not into.closed:  # no weight layer: y = x + phi(x) needs phi of degree 1
             return path.times(1.0, into.linear) if into.degree == path.degree else None
         last = max((i for i, layer in enumerate(inner.chain.layers) if layer.emits))
         last_site = replace(inner, position=last)
-        tail = symmetry.walk(Path(path.units, last_axis=path.last_axis), last_site.following())
+        tail = symmetry.walk(Path(path.units, **layout), last_site.following())
         if tail is None or tail.closed:
             return None
-        block = into.emitted(last_site, path.degree / tail.degree)  # the last layer's rows re-emit
+        block = replace(into, **layout).emitted(last_site, path.degree / tail.degree)  # its last rows re-emit
         return replace(path, linear=path.linear and into.linear and tail.linear, shifts=False,
                        uniform=path.uniform or into.uniform or tail.uniform,
                        terms=path.terms + block.terms, layers=path.layers + block.layers)

@@ -124,6 +124,7 @@ class Path:
     shifts: bool = True
     uniform: bool = False
     per_sample: bool = False
+    scales: bool = True  # a closing normalization removes the scale (eps = 0), not only shifts
 
     def times(self, degree: float, linear: bool, shifts: bool | None = None) -> Path:
         """Through a homogeneous map of the given degree (``shifts``: it commutes with
@@ -144,15 +145,16 @@ class Path:
 
     def emitted(self, site: Site, weight: float) -> Path:
         """The output-unit slices of the layer at ``site`` join with exponent ``weight``."""
-        terms = tuple(Term(view, weight) for view in site.layer.rows(site, self.units))
+        terms = tuple(Term(view, weight) for view in site.layer.rows(site, self.units, self.interleaved))
         return replace(self, terms=self.terms + terms, layers=(*self.layers, site.name))
 
-    def normalized(self, site: Site, uniform: bool, per_sample: bool) -> Path:
+    def normalized(self, site: Site, uniform: bool, per_sample: bool, scales: bool = True) -> Path:
         """A normalization removes the scale: the path closes as a scale law (every
         weight positive, no mixing of units); ``uniform`` when one c must serve all;
-        ``per_sample`` when its groups lie within one sample (see `shifts`)."""
+        ``per_sample`` when its groups lie within one sample (see `shifts`); ``scales``
+        False when it removes only shifts (eps > 0: translation laws, no scale law)."""
         return replace(self, closed=True, family="scale", linear=False, uniform=self.uniform or uniform,
-                       per_sample=per_sample, layers=(*self.layers, site.name))
+                       per_sample=per_sample, scales=scales, layers=(*self.layers, site.name))
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,8 @@ def from_weight_layer(site: Site, last_axis: bool = False, mixes: bool = True) -
     if end is None or not end.closed:
         return
     name = "/".join(end.layers)
-    yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform)
+    if end.scales:
+        yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform)
     if end.family == "scale" and end.shifts:
         specs = site.chain.specs
         yield from shifts(name, tuple(t.view for t in end.terms), end.units, end.uniform, end.per_sample,

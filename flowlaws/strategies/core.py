@@ -242,7 +242,8 @@ def _mixed_layer(draw, kind, shape, sizes, act, bias):
     if kind == "dense":
         return Dense(draw(sizes), bias)
     if kind in ("batchnorm", "layernorm"):
-        return (BatchNorm if kind == "batchnorm" else LayerNorm)(affine=draw(st.booleans()))
+        return (BatchNorm if kind == "batchnorm" else LayerNorm)(affine=draw(st.booleans()),
+                                                                  eps=draw(st.sampled_from([0.0, 1e-5])))
     if kind == "act":
         return act
     if kind == "residual":
