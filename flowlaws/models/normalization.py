@@ -143,13 +143,15 @@ class Normalization(Layer):
         ndim = len(site.in_shape) + 1
         if 0 in self.axes(ndim):
             return
-        chain, position = site.chain, site.position + 1
-        while position < len(chain.layers) and _keeps_sums(chain.layers[position]):
+        chain, position, groups = site.chain, site.position + 1, int(np.prod(site.in_shape[:-1]))
+        while position < len(chain.layers) and _keeps_sums(chain.layers[position], chain.shapes[position]):
+            out = chain.layers[position].out_shape(chain.shapes[position])
+            groups = groups if len(out) == 1 else int(np.prod(out[:-1]))  # flatten keeps the groups
             position += 1
         if position == len(chain.layers):
             return
         reader = replace(site, position=position)
-        for view in reader.layer.centered(reader, int(np.prod(site.in_shape[:-1]))):
+        for view in reader.layer.centered(reader, groups):
             yield Rescaling(f"{site.name}/{reader.name}.{view.name.rsplit('.', 1)[1]}", view.units,
                             (Term(view, 1.0),), False, "translation", order=1)
 
@@ -200,8 +202,11 @@ class LayerNorm(Normalization):
         return ndim - 1
 
 
-def _keeps_sums(layer) -> bool:
-    """Flatten and linear activations (c z) keep a group's sum at 0."""
+def _keeps_sums(layer, in_shape) -> bool:
+    """Flatten, linear activations (c z) and an average pool whose windows tile the last
+    axis (each output row averages whole windows of one row) keep a group's sum at 0."""
+    if getattr(layer, "reduce", "") == "mean":
+        return len(in_shape) > 1 and in_shape[-1] % layer.size == 0
     return isinstance(layer, Flatten) or bool(getattr(layer, "is_linear", False))
 
 
