@@ -294,6 +294,7 @@ def test_an_upper_bound_below_the_proven_laws_is_no_bound():
     ("seq:3:dense(4),layernorm(eps=1e-05),relu,dense(2)", None, 3),  # centring is exact at any eps
     ("mlp:2-3-2:leaky_relu(1.0)", None, 6),  # the identity: a matrix law
     ("seq:3:dense(3),relu,residual[dense(2),relu,dense(3,bias)]", "cross_entropy", 5),  # logits from a block
+    ("seq:2:dense(2),batchnorm(affine),linear,dense(2),batchnorm,linear,dense(1)", None, 8),  # beta past a dense
     ("seq:2x4:layernorm,avgpool1d(2),flatten,dense(1)", None, 2),  # average pools keep a centred row's sum
     ("seq:2x4x4:layernorm,avgpool2d(2),flatten,dense(2)", None, 8),  # (found by the laws-complete campaign)
 ])

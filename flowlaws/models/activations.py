@@ -174,6 +174,9 @@ class Activation(Layer):
         activation here has |phi| nondecreasing in |z|)."""
         return np.maximum(np.abs(self.fn(x)), np.abs(self.fn(-x)))
 
+    def shift(self, site) -> str:
+        return "passes" if self.is_linear else "stops"
+
     def carry(self, path, site):
         """phi(cz) = c^k phi(z): the degree multiplies by k; no symmetry without one."""
         if self.degree is None:

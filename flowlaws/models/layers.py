@@ -101,6 +101,13 @@ class Layer:
             return path.absorbed(site)
         return None
 
+    def shift(self, site) -> str:
+        """How a shift of its input constant over the batch (any vector) passes: "passes"
+        (as another such shift: a weight layer maps it to W delta), "removed" (a BatchNorm
+        subtracts it), or "stops" (a kink, a max pool, a normalization within a sample,
+        zero padding that makes it vary over positions)."""
+        return "passes" if self.absorbs and not getattr(self, "padding", 0) and not self.reads_last_axis else "stops"
+
     def rescalings(self, site):
         """The rescalings that start at this layer."""
         return from_weight_layer(site) if self.emits else ()
@@ -400,6 +407,9 @@ class Pool(Layer):
     def freeze(self, x, y, aux):
         return aux if self.reduce == "max" else None
 
+    def shift(self, site) -> str:
+        return "passes" if self.reduce == "mean" else "stops"
+
     def carry(self, path, site):
         """Pooling is homogeneous of degree 1 per channel; only the mean is linear; both
         commute with a constant shift of a channel."""
@@ -458,6 +468,9 @@ class Flatten(Layer):
 
     def vjp_magnitude(self, p, x, y, dy):
         return self.vjp(p, x, y, dy)
+
+    def shift(self, site) -> str:
+        return "passes"
 
     def carry(self, path, site):
         """Channel c becomes the c-th contiguous block: the scaling passes unchanged;

@@ -155,6 +155,10 @@ class Normalization(Layer):
             yield Rescaling(f"{site.name}/{reader.name}.{view.name.rsplit('.', 1)[1]}", view.units,
                             (Term(view, 1.0),), False, "translation", order=1)
 
+    def shift(self, site) -> str:
+        """Groups over the batch (BatchNorm) subtract any shift constant over the batch."""
+        return "removed" if 0 in self.axes(len(site.in_shape) + 1) else "stops"
+
     def carry(self, path, site):
         """The normalization removes a scaling of its input when eps = 0: a scale law, per
         unit when no group mixes units, else one c for the whole layer (uniform). It removes

@@ -226,12 +226,31 @@ def from_weight_layer(site: Site, last_axis: bool = False, mixes: bool = True) -
     if end is None or not end.closed:
         return
     name = "/".join(end.layers)
+    if end.family == "rescale" and end.shifts and removes_shift(site):
+        specs = site.chain.specs
+        biases = tuple(t.view for t in end.terms[: len(site.layer.rows(site, end.units))])
+        yield from shifts(f"{name}/{removes_shift(site)}", biases, end.units, False, False,
+                          lambda v: len(specs[v.param - site.offset][1]))
     if end.scales:
         yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform)
     if end.family == "scale" and end.shifts:
         specs = site.chain.specs
         yield from shifts(name, tuple(t.view for t in end.terms), end.units, end.uniform, end.per_sample,
                           lambda v: len(specs[v.param - site.offset][1]))
+
+
+def removes_shift(site: Site) -> str | None:
+    """The name of the layer that removes a shift of the units at ``site``'s output that is
+    constant over the batch (a bias's), through the layers that pass one; None when a layer
+    stops it first (``layer.shift``). Its biases are then conserved, one by one, even past
+    a weight layer (a BatchNorm's beta read by a dense layer and a BatchNorm)."""
+    chain = site.chain
+    for position in range(site.position + 1, len(chain.layers)):
+        here = replace(site, position=position)
+        how = here.layer.shift(here)
+        if how != "passes":
+            return here.name if how == "removed" else None
+    return None
 
 
 BIASES = (".b", ".beta")
