@@ -132,6 +132,8 @@ def parser() -> argparse.ArgumentParser:
                           "work, not time, so the answer never depends on the machine's load")
     discover.add_argument("--timeout", default=None, type=_seconds, metavar="SECONDS",
                           help="stop early after this long (off by default); the answer then says so")
+    discover.add_argument("--explain", action="store_true",
+                          help="print how the count was decided: the bounds, the ranks, the gap, the work")
     discover.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     figures = sub.add_parser("figures", help="reproduce the paper's Fig. 1 and Fig. 2")
     figures.add_argument("--out", default="figures", type=Path, help="output folder (default: figures)")
@@ -405,6 +407,26 @@ DECIDED_BY = {"bounds": "the bounds meet (D - rank = the rank of the laws proven
               "no fields": "every field is 0, so every parameter is conserved"}
 
 
+def explain(found, args) -> list[str]:
+    """How a discovery's count was decided, in lines (`flowlaws discover --explain`)."""
+    from flowlaws.discover import BUDGET, CLOSURE_PROBES, GAP
+
+    lower = (f"lower bound {found.lower}: the rank of the laws proven conserved (derived laws and explicit "
+             "polynomial laws, each orthogonal to every field at points the search never used)")
+    upper = (f"upper bound {found.upper} = D - rank = {found.params} - {found.rank_by_depth[-1]}: the rank of the "
+             f"fields and their brackets at the generic point, by depth {found.rank_by_depth}"
+             if found.upper is not None else "no upper bound: a rank decision's gap was below the threshold, or "
+             "the brackets' rank passed D minus the proven laws (a numerical error)")
+    lines = [lower, upper,
+             f"smallest singular-value gap {found.gap:.3g} (a rank decision needs >= {GAP:.0e})",
+             f"work: {found.evaluations:,} of {args.budget or BUDGET:,} field evaluations; seed {args.seed}"]
+    if "closure" in found.decided_by:
+        lines.append(f"closure: {CLOSURE_PROBES} random brackets [g, w] (g a fresh random field, w a random "
+                     "combination of the algebra's basis) stayed in its span; if the algebra had not closed, a "
+                     "random pair would leave it with probability 1 (the bracket is bilinear)")
+    return lines
+
+
 def cmd_discover(args) -> int:
     """Exit 0 when the derived laws are complete, 1 when laws are missing or spurious
     (a finding), and 0 with a warning when discovery is undecided."""
@@ -427,6 +449,9 @@ def cmd_discover(args) -> int:
               f"{found.seconds:.2f} s", soft_wrap=True)
     if found.decided_by:
         out.print(f"decided by: {DECIDED_BY[found.decided_by]}", soft_wrap=True)
+    if args.explain:
+        for line in explain(found, args):
+            out.print(Text(f"  {line}"), soft_wrap=True)
     for formula in found.explicit:
         out.print(Text(f"  {formula}"), soft_wrap=True)
     if found.note:

@@ -280,3 +280,15 @@ def test_a_verdict_with_an_undocumented_status_is_an_error():
 
     with pytest.raises(ValueError, match="fixed"):
         Verdict("fixed")
+
+
+def test_discover_explains_how_a_count_was_decided(capsys):
+    code, out, _ = run_cli(capsys, "discover", "mlp:1-2-2-1:linear", "--degree", "0", "--explain")
+    assert code == 0 and "decided by: Lie closure" in out and "upper bound 7 = D - rank = 8 - 1" in out
+    assert "random brackets [g, w]" in out and "known extra" in out
+
+
+def test_discover_json_says_how_the_count_was_decided_and_what_it_cost(capsys):
+    code, out, _ = run_cli(capsys, "discover", "mlp:2-3-1:relu", "--json", "--budget", "5000")
+    doc = json.loads(out)
+    assert code == 0 and doc["decided_by"] == "bounds" and 0 < doc["evaluations"] <= 5000 + 100
