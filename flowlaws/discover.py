@@ -38,9 +38,10 @@ there; theta0 is the draw, of GENERIC_DRAWS, whose fields span the most, and the
 is decided when D - rank meets the proven laws.
 
 Work is counted, never timed: ``budget`` bounds the field evaluations (one forward and one
-reverse sweep each, per batch of a BatchNorm net), so an answer is a function of the model, the loss family and the
-seed, whatever the machine's load. ``timeout`` (seconds, off by default) may stop a
-search early; the answer then says so and is undecided, never a different count.
+reverse sweep each, per batch of a BatchNorm net), so an answer is a function of the
+model, the loss family and the seed, whatever the machine's load. ``timeout`` (seconds,
+off by default) may stop a search early; the answer then says so and is undecided, never
+a different count.
 """
 
 from __future__ import annotations
