@@ -133,14 +133,34 @@ def _no_scalar_fed_linear_chain(s):
     return "a linear chain through one scalar has laws beyond degree 2 that no symmetry derives"
 
 
+def _no_pooled_last_axis(s):
+    """A pool reading a last axis that an affine LayerNorm or an attention layer scales: the
+    features of one window may scale together (the window's max or mean scales alike), a
+    symmetry flowlaws does not derive (its declaration stops a last-axis scaling at a pool);
+    seq:2x3:layernorm(affine),relu,maxpool1d(2),flatten,dense(1) has 3 laws, 0 derived
+    (found by the 5,000-case laws-complete campaign; docs/theory.md 6)."""
+    from flowlaws.models import Attention, LayerNorm
+    from flowlaws.models.layers import Pool
+
+    layers = getattr(s.model, "layers", ())
+    scaled = False
+    for position, layer in enumerate(layers):
+        shape = s.model.site(position).in_shape
+        scaled |= isinstance(layer, Attention) or (isinstance(layer, LayerNorm) and layer.affine and len(shape) > 1)
+        if scaled and isinstance(layer, Pool):
+            return f"{layer.spec} at layer {position} pools a last axis that an earlier layer scales per feature"
+    return None
+
+
 COMBINES_GRADIENTS = Hypothesis("steps combine gradients", _combines_gradients)
+NO_POOLED_LAST_AXIS = Hypothesis("no pool along a scaled last axis", _no_pooled_last_axis)
 NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scalar_fed_linear_chain)
 NO_PLANE_ROTATION = Hypothesis("no rotation of a LayerNorm plane", _no_plane_rotation)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
 SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION,
-                                  NO_SCALAR_FED_LINEAR)}
+                                  NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS)}
 
 # --- law selections --------------------------------------------------------------------------
 
@@ -320,7 +340,8 @@ def _theorems() -> list[Theorem]:
                 "finds (D - dim Lie(W)), or the difference is a documented known extra",
                 "Marcotte, Gribonval, Peyre, NeurIPS 2023; docs/theory.md 4 and 7",
                 arch(activations=("relu", "leaky_relu", "abs", "linear", "prelu")),
-                _all_laws, ("complete",), (NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR), decide=completeness),
+                _all_laws, ("complete",), (NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS),
+                decide=completeness),
         Theorem("balance", "Small initialization keeps layers balanced",
                 "from a small init, ||W_h||^2/||W_h+1||^2 - 1 = D_h(t)/||W_h+1||^2 with "
                 "|D_h(t)| <= |D_h(0)| + sum eta^2 |Q(g)|, so the ratio tends to 1 as the norms grow",

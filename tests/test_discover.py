@@ -295,8 +295,10 @@ def test_an_upper_bound_below_the_proven_laws_is_no_bound():
     ("mlp:2-3-2:leaky_relu(1.0)", None, 6),  # the identity: a matrix law
     ("seq:3:dense(3),relu,residual[dense(2),relu,dense(3,bias)]", "cross_entropy", 5),  # logits from a block
     ("seq:2:dense(2),batchnorm(affine),linear,dense(2),batchnorm,linear,dense(1)", None, 8),  # beta past a dense
-    ("seq:2x4:layernorm,avgpool1d(2),flatten,dense(1)", None, 2),  # average pools keep a centred row's sum
-    ("seq:2x4x4:layernorm,avgpool2d(2),flatten,dense(2)", None, 8),  # (found by the laws-complete campaign)
+    # found by the laws-complete campaigns: average pools keep a centred row's sum; a shift leaves a block
+    ("seq:2x4:layernorm,avgpool1d(2),flatten,dense(1)", None, 2),
+    ("seq:2x4x4:layernorm,avgpool2d(2),flatten,dense(2)", None, 8),
+    ("seq:3:residual[dense(1),relu,dense(3)],layernorm,flatten,dense(1)", None, 3),
 ])
 def test_the_completeness_specs_of_the_soundness_issue_derive_every_law(spec, loss, count):
     found = discover(parse(spec), loss=loss, degree=0)

@@ -125,3 +125,23 @@ def test_an_expected_break_is_looked_for_in_at_least_min_break_cases_whatever_th
 
     result = run(theorem("break-translation-adam"), max_examples=1)
     assert MIN_BREAK_CASES >= 100 and result.verdict == "break-confirmed"  # one case alone would miss it
+
+
+@pytest.mark.parametrize(("spec", "fragment"), [
+    ("seq:2x3:layernorm(affine),relu,maxpool1d(2),flatten,dense(1)", "no pool along a scaled last axis"),
+    ("seq:2:dense(1),linear,residual[dense(1),linear,dense(1)],dense(1)", "no linear chain through one scalar"),
+])
+def test_laws_complete_sets_aside_the_families_it_cannot_derive_and_says_which(spec, fragment):
+    """Found by the campaigns: laws no declared symmetry gives (docs/theory.md 6 and 7)."""
+    import numpy as np
+
+    from flowlaws.catalog import theorem
+    from flowlaws.checking import Scenario
+    from flowlaws.losses import Square
+    from flowlaws.models import parse
+
+    model = parse(spec)
+    case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, *model.input_shape)),
+                    np.zeros((2, *model.output_shape)), Square())
+    verdict = theorem("laws-complete").check(case)
+    assert verdict.status == "invalid" and fragment in verdict.reason

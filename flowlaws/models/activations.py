@@ -177,6 +177,9 @@ class Activation(Layer):
     def shift(self, site) -> str:
         return "passes" if self.is_linear else "stops"
 
+    def sample_shift(self, site) -> str:
+        return self.shift(site)
+
     def carry(self, path, site):
         """phi(cz) = c^k phi(z): the degree multiplies by k; no symmetry without one."""
         if self.degree is None:

@@ -108,6 +108,11 @@ class Layer:
         zero padding that makes it vary over positions)."""
         return "passes" if self.absorbs and not getattr(self, "padding", 0) and not self.reads_last_axis else "stops"
 
+    def sample_shift(self, site) -> str:
+        """How a shift of its input uniform over each sample's units (varying per sample)
+        passes: "passes", "removed" (a LayerNorm subtracts it) or "stops" (the default)."""
+        return "stops"
+
     def rescalings(self, site):
         """The rescalings that start at this layer."""
         return from_weight_layer(site) if self.emits else ()
@@ -410,6 +415,9 @@ class Pool(Layer):
     def shift(self, site) -> str:
         return "passes" if self.reduce == "mean" else "stops"
 
+    def sample_shift(self, site) -> str:
+        return self.shift(site)
+
     def carry(self, path, site):
         """Pooling is homogeneous of degree 1 per channel; only the mean is linear; both
         commute with a constant shift of a channel."""
@@ -470,6 +478,9 @@ class Flatten(Layer):
         return self.vjp(p, x, y, dy)
 
     def shift(self, site) -> str:
+        return "passes"
+
+    def sample_shift(self, site) -> str:
         return "passes"
 
     def carry(self, path, site):

@@ -159,6 +159,10 @@ class Normalization(Layer):
         """Groups over the batch (BatchNorm) subtract any shift constant over the batch."""
         return "removed" if 0 in self.axes(len(site.in_shape) + 1) else "stops"
 
+    def sample_shift(self, site) -> str:
+        """Groups within a sample along its last axis (LayerNorm) subtract a uniform shift."""
+        return "stops" if 0 in self.axes(len(site.in_shape) + 1) else "removed"
+
     def carry(self, path, site):
         """The normalization removes a scaling of its input when eps = 0: a scale law, per
         unit when no group mixes units, else one c for the whole layer (uniform). It removes

@@ -18,7 +18,7 @@ from autograd.extend import defvjp_argnums, primitive
 from flowlaws.errors import InvalidArgument
 from flowlaws.models import symmetry
 from flowlaws.models.activations import Activation
-from flowlaws.models.layers import REALMIN, Conv, Layer, Pool
+from flowlaws.models.layers import REALMIN, Conv, Dense, Layer, Pool
 from flowlaws.models.symmetry import Path, Rescaling, Site
 
 
@@ -250,8 +250,17 @@ class Residual(Layer):
         return Site(self.chain(site.in_shape, f"{site.name}."), site.start, 0)
 
     def rescalings(self, site):
+        """The block's own rescalings; and, when what follows removes a shift uniform over
+        a sample (a LayerNorm), the translation laws of the block's last dense layer: a
+        uniform shift of its output is one of the block's (the skip adds x)."""
         inner = self._inner(site)
-        return symmetry.rescalings(inner.chain, inner.offset)
+        yield from symmetry.rescalings(inner.chain, inner.offset)
+        last = replace(inner, position=len(inner.chain.layers) - 1)
+        remover = symmetry.removes_shift(site, "sample_shift")
+        if remover and isinstance(last.layer, Dense):
+            specs = inner.chain.specs
+            yield from symmetry.shifts(f"{last.name}/{remover}", last.layer.rows(last, last.layer.units),
+                                       last.layer.units, True, True, lambda v: len(specs[v.param - inner.offset][1]))
 
     def carry(self, path, site):
         """Both branches: the block must map c^d-scaled inputs to c^d-scaled outputs."""

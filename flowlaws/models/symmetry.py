@@ -239,15 +239,16 @@ def from_weight_layer(site: Site, last_axis: bool = False, mixes: bool = True) -
                           lambda v: len(specs[v.param - site.offset][1]))
 
 
-def removes_shift(site: Site) -> str | None:
-    """The name of the layer that removes a shift of the units at ``site``'s output that is
-    constant over the batch (a bias's), through the layers that pass one; None when a layer
-    stops it first (``layer.shift``). Its biases are then conserved, one by one, even past
-    a weight layer (a BatchNorm's beta read by a dense layer and a BatchNorm)."""
+def removes_shift(site: Site, kind: str = "shift") -> str | None:
+    """The name of the layer that removes a shift of the units at ``site``'s output, through
+    the layers that pass one; None when a layer stops it first. ``kind`` "shift": constant
+    over the batch (a bias's; ``layer.shift``): its biases are then conserved one by one,
+    even past a weight layer (a BatchNorm's beta read by a dense layer and a BatchNorm).
+    "sample_shift": uniform over each sample's units (``layer.sample_shift``; a LayerNorm)."""
     chain = site.chain
     for position in range(site.position + 1, len(chain.layers)):
         here = replace(site, position=position)
-        how = here.layer.shift(here)
+        how = getattr(here.layer, kind)(here)
         if how != "passes":
             return here.name if how == "removed" else None
     return None
