@@ -235,3 +235,21 @@ def test_the_readme_example_for_pytorch_runs():
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert len(code.strip().splitlines()) <= 15
     exec(compile(code, "README.md", "exec"), {})
+
+
+def test_a_layernorm_over_a_conv_output_before_a_conv_is_not_flagged_under_sgd():
+    """The soundness issue: the LayerNorm's last-axis scaling once paired position t with the
+    next convolution's channel t, and plain SGD was flagged."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv1d(2, 3, 3, padding=1), nn.LayerNorm(3), nn.ReLU(), nn.Conv1d(3, 2, 3, padding=1),
+                        nn.Flatten(), nn.Linear(6, 2)).double()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    X, Y = torch.randn(8, 2, 3, dtype=torch.float64), torch.randn(8, 2, dtype=torch.float64)
+    monitor = LawMonitor(net, opt, example_input=X)
+    for _ in range(10):
+        opt.zero_grad()
+        nn.functional.mse_loss(net(X), Y).backward()
+        opt.step()
+    assert monitor.steps == 10 and not monitor.errors and not monitor.flagged
+    names = {r.law.name for r in monitor.records}
+    assert "unit conv1/dense0" in names and not any(name.endswith("ln0/conv1") for name in names)
