@@ -672,7 +672,7 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
         problem = Problem(model, rng, cross_entropy=ce, enough=problem.D - lower,
                           samples=SAMPLES * 3 ** min(attempt, 2), work=work)
         best = max(best, lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower), key=_final)
-    upper, decided_by = _decide(best, problem.D, lower, problem.degree is not None and not _piecewise(model))
+    upper, decided_by = _decide(best, problem.D, lower)
     if upper is None and best.gap >= GAP:
         note = _joined(note, f"the fields' rank {best.rank} passed D - {lower} proven laws: a numerical error "
                        "in the brackets, so the count is left undecided")
@@ -682,13 +682,14 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
                      spurious, missing, time.perf_counter() - started, note, decided_by, work.spent)
 
 
-def _decide(lie: Lie, D: int, lower: int, polynomial: bool) -> tuple[int | None, str]:
+def _decide(lie: Lie, D: int, lower: int) -> tuple[int | None, str]:
     """(upper bound, how the count is decided; "" undecided). An upper bound below the
-    proven lower one is a numerical error in the brackets: no bound at all."""
+    proven lower one is a numerical error in the brackets: no bound at all. (`lie_rank`
+    probes closure only where it decides: a network that is one polynomial.)"""
     upper = None if lie.gap < GAP else D - lie.rank
     if upper is None or upper < lower:
         return None, ""
-    meets, closes = upper == lower, lie.closed and polynomial
+    meets, closes = upper == lower, lie.closed
     return upper, ("bounds and closure" if meets and closes else "bounds" if meets else "closure" if closes else "")
 
 
