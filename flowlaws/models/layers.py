@@ -106,7 +106,7 @@ class Layer:
         (as another such shift: a weight layer maps it to W delta), "removed" (a BatchNorm
         subtracts it), or "stops" (a kink, a max pool, a normalization within a sample,
         zero padding that makes it vary over positions)."""
-        return "passes" if self.absorbs and not getattr(self, "padding", 0) and not self.reads_last_axis else "stops"
+        return "passes" if self.absorbs and not self.reads_last_axis else "stops"
 
     def sample_shift(self, site) -> str:
         """How a shift of its input uniform over each sample's units (varying per sample)
@@ -297,6 +297,11 @@ class Conv(Layer):
 
     def bound(self, p, x):
         return self.run(p, x)[0]
+
+    def shift(self, site) -> str:
+        """A shift constant over positions stays so without padding (zeros at the edges
+        would make the output's shift vary over positions)."""
+        return "stops" if self.padding else "passes"
 
     def pull(self, p, x, y, aux, dy, magnitude: bool = False):
         """dW from the im2col matrix (one BLAS call), dx by col2im (one sparse product)."""

@@ -226,10 +226,11 @@ def from_weight_layer(site: Site, last_axis: bool = False, mixes: bool = True) -
     if end is None or not end.closed:
         return
     name = "/".join(end.layers)
-    if end.family == "rescale" and end.shifts and removes_shift(site):
+    remover = removes_shift(site) if end.family == "rescale" and end.shifts else None
+    if remover:
         specs = site.chain.specs
-        biases = tuple(t.view for t in end.terms[: len(site.layer.rows(site, end.units))])
-        yield from shifts(f"{name}/{removes_shift(site)}", biases, end.units, False, False,
+        emitted = tuple(t.view for t in end.terms[: len(site.layer.rows(site, end.units))])
+        yield from shifts(f"{name}/{remover}", emitted, end.units, False, False,
                           lambda v: len(specs[v.param - site.offset][1]))
     if end.scales:
         yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform)
