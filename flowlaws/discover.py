@@ -38,8 +38,9 @@ there; theta0 is the draw, of GENERIC_DRAWS, whose fields span the most, and the
 is decided when D - rank meets the proven laws.
 
 Work is counted, never timed: ``budget`` bounds the field evaluations (one forward and one
-reverse sweep each, per batch of a BatchNorm net), so an answer is a function of the
-model, the loss family and the seed, whatever the machine's load. ``timeout`` (seconds,
+reverse sweep each, per batch of a BatchNorm net; a draw tested for a generic point counts
+as one too), so an answer is a function of the model, the loss family and the seed,
+whatever the machine's load. ``timeout`` (seconds,
 off by default) may stop a search early; the answer then says so and is undecided, never
 a different count.
 """
@@ -65,7 +66,9 @@ BIAS_SCALE = 0.1
 BUDGET = 200_000  # field evaluations after which discovery stops refining an undecided count
 CHECK_BUDGET = 40_000  # the same inside the laws-complete theorem (an undecided case is invalid)
 CLOSURE_PROBES = 2  # random brackets that test whether the Lie algebra has closed
-RICHER = 10  # attempts, each with new draws (and up to 9x the data), while the bounds do not meet
+RICHER = 400  # attempts, each with new draws (and up to 9x the data), while the bounds do not meet and
+# the work budget lasts: a ReLU net's regions differ in rank, and the widest may be rare
+# (mlp:2-5-8-6-2:relu: 2 draws in 1,500 span 91 fields, the generic rank)
 FULL_BUDGET = 4000  # D * generators up to which a gap left by the fast brackets is re-checked
 # with every generator (the cost grows as D^2 per depth)
 GENERIC_DRAWS = 12  # theta0 is the draw (of these) where the fields span the most: a draw
@@ -188,6 +191,36 @@ def _both_slopes(model, theta, X, batches) -> bool:
     return True
 
 
+def _repaired(model, theta, X, rng, rounds: int = 64) -> np.ndarray:
+    """``theta`` with the rows feeding a unit that never changes slope on ``X`` redrawn from
+    the init, layer by layer (a top-level weight layer right before a ReLU-family
+    activation; other units are left as they are). Units fed by few non-negative inputs
+    switch only for mixed-sign rows, so plain rejection of whole draws needs exponentially
+    many (mlp:3-2-8-4-8:relu: 3 in 3,000); redrawing only the failing rows keeps the draw
+    random within the regions where every unit switches."""
+    shapes = [s for _, s in model.param_specs]
+    params = list(unflatten(theta, shapes))
+    layers = getattr(model, "layers", ())
+    for _ in range(rounds):
+        _, cache = model.forward(tuple(params), X)
+        failing = None
+        for position, (layer, (z, _, _)) in enumerate(zip(layers, cache, strict=True)):
+            if not (_two_slopes(layer) and position and getattr(layers[position - 1], "has_weight", False)):
+                continue
+            per_unit = np.moveaxis(z, 1, 0).reshape(z.shape[1], -1)
+            bad = ~(np.any(per_unit > 0, axis=1) & np.any(per_unit < 0, axis=1))
+            if bad.any():
+                failing = (position - 1, np.flatnonzero(bad))
+                break
+        if failing is None:
+            break
+        site = model.site(failing[0])
+        fresh = unflatten(_draw(model, rng), shapes)
+        for k in range(len(site.layer.param_shapes(site.in_shape))):
+            params[site.start + k][failing[1]] = fresh[site.start + k][failing[1]]
+    return flatten(tuple(params))
+
+
 def _check(model) -> None:
     for act in model.activations:
         if act.degree != 1:
@@ -218,6 +251,9 @@ class Problem:
         best, rank, found = None, -1, 0
         for _ in range(tries):
             self.theta = _draw(model, rng)
+            if len(self.batches) == 1 and model.activations:
+                self.theta = _repaired(model, self.theta, self.X, rng)
+            self.work.spend(len(self.batches))  # a forward sweep per batch: counted like a field
             try:
                 if not _both_slopes(model, self.theta, self.X, self.batches):
                     continue
@@ -661,17 +697,19 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
                     missing.append(formula)
     elif degree:
         note = f"explicit laws skipped: {problem.D} parameters > {EXPLICIT_MAX_PARAMS}"
-    best = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower)
-    for attempt in range(1, RICHER):  # undecided: more data (activation regions) and draws
+    best, widest = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower), problem.rank
+    for attempt in range(1, RICHER):  # undecided: more data and draws (other activation regions)
         if problem.D - best.rank == lower or best.closed or work.exhausted:
             break
-        if problem.D * len(problem.C) <= FULL_BUDGET:  # the fast set may have missed a direction
+        if problem.rank >= widest and problem.D * len(problem.C) <= FULL_BUDGET:  # the fast set may miss one
             best = max(best, lie_rank(problem, enough=problem.D - lower), key=_final)
             if problem.D - best.rank == lower or best.closed:
                 break
         problem = Problem(model, rng, cross_entropy=ce, enough=problem.D - lower,
                           samples=SAMPLES * 3 ** min(attempt, 2), work=work)
-        best = max(best, lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower), key=_final)
+        if problem.rank >= widest:  # brackets only where the fields span as much as the widest draw yet
+            widest = problem.rank
+            best = max(best, lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower), key=_final)
     upper, decided_by = _decide(best, problem.D, lower)
     if upper is None and best.gap >= GAP:
         note = _joined(note, f"the fields' rank {best.rank} passed D - {lower} proven laws: a numerical error "

@@ -303,3 +303,12 @@ def test_an_upper_bound_below_the_proven_laws_is_no_bound():
 def test_the_completeness_specs_of_the_soundness_issue_derive_every_law(spec, loss, count):
     found = discover(parse(spec), loss=loss, degree=0)
     assert found.count == found.derived == count and found.complete
+
+
+@pytest.mark.parametrize(("spec", "count"), [("mlp:2-5-8-6-2:relu", 19), ("mlp:3-2-8-4-8:relu", 14)])
+def test_relu_nets_whose_widest_region_is_rare_are_decided(spec, count):
+    """The two sweep nets bench/discover.py left undecided: units fed by two non-negative
+    inputs switch only for mixed-sign rows (redrawn row by row), and the widest region is
+    found by more draws within the work budget."""
+    found = discover(parse(spec), degree=0)
+    assert found.count == count == found.derived and found.decided_by == "bounds"
