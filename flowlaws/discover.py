@@ -64,7 +64,7 @@ RANK_TOL = 1e-9  # singular values below RANK_TOL * the largest count as zero
 SAMPLES = 4  # inputs per parameter (per output): enough activation regions to span W
 BIAS_SCALE = 0.1
 BUDGET = 200_000  # field evaluations after which discovery stops refining an undecided count
-CHECK_BUDGET = 40_000  # the same inside the laws-complete theorem (an undecided case is invalid)
+CHECK_BUDGET = 8_000  # the same inside the laws-complete theorem (an undecided case is invalid)
 CLOSURE_PROBES = 2  # random brackets that test whether the Lie algebra has closed
 RICHER = 400  # attempts, each with new draws (and up to 9x the data), while the bounds do not meet and
 # the work budget lasts: a ReLU net's regions differ in rank, and the widest may be rare
@@ -191,7 +191,7 @@ def _both_slopes(model, theta, X, batches) -> bool:
     return True
 
 
-def _repaired(model, theta, X, rng, rounds: int = 64) -> np.ndarray:
+def _repaired(model, theta, X, rng, work: Work, rounds: int = 16) -> np.ndarray:
     """``theta`` with the rows feeding a unit that never changes slope on ``X`` redrawn from
     the init, layer by layer (a top-level weight layer right before a ReLU-family
     activation; other units are left as they are). Units fed by few non-negative inputs
@@ -203,6 +203,7 @@ def _repaired(model, theta, X, rng, rounds: int = 64) -> np.ndarray:
     layers = getattr(model, "layers", ())
     for _ in range(rounds):
         _, cache = model.forward(tuple(params), X)
+        work.spend(1)  # a forward sweep, counted like a field
         failing = None
         for position, (layer, (z, _, _)) in enumerate(zip(layers, cache, strict=True)):
             if not (_two_slopes(layer) and position and getattr(layers[position - 1], "has_weight", False)):
@@ -234,7 +235,7 @@ class Problem:
     """A model at a generic point with frozen pattern, data, and K combination weights."""
 
     def __init__(self, model, rng, *, cross_entropy: bool = False, enough: int | None = None,
-                 tries: int = 10_000, samples: int = 0, work: Work | None = None):
+                 tries: int = 3000, samples: int = 0, work: Work | None = None):
         self.model, self.rng, self.cross_entropy = model, rng, cross_entropy
         self.work = Work() if work is None else work
         self.shapes = [shape for _, shape in model.param_specs]
@@ -252,8 +253,10 @@ class Problem:
         for _ in range(tries):
             self.theta = _draw(model, rng)
             if len(self.batches) == 1 and model.activations:
-                self.theta = _repaired(model, self.theta, self.X, rng)
+                self.theta = _repaired(model, self.theta, self.X, rng, self.work)
             self.work.spend(len(self.batches))  # a forward sweep per batch: counted like a field
+            if self.work.exhausted and best is not None:  # a point in hand: refine no further
+                break
             try:
                 if not _both_slopes(model, self.theta, self.X, self.batches):
                     continue
