@@ -299,6 +299,8 @@ def test_an_upper_bound_below_the_proven_laws_is_no_bound():
     ("seq:2x4:layernorm,avgpool1d(2),flatten,dense(1)", None, 2),
     ("seq:2x4x4:layernorm,avgpool2d(2),flatten,dense(2)", None, 8),
     ("seq:3:residual[dense(1),relu,dense(3)],layernorm,flatten,dense(1)", None, 3),
+    ("seq:2x3:relu,batchnorm,layernorm(eps=1e-05),conv1d(1,1),flatten,dense(1)", None, 2),  # a 1x1 conv
+    ("seq:2x4x4:layernorm,conv2d(2,1),flatten,dense(2)", None, 19),
 ])
 def test_the_completeness_specs_of_the_soundness_issue_derive_every_law(spec, loss, count):
     found = discover(parse(spec), loss=loss, degree=0)

@@ -32,7 +32,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
-from flowlaws.models.layers import Flatten, Layer
+from flowlaws.models.layers import Conv, Flatten, Layer
 from flowlaws.models.symmetry import Rescaling, Term, from_weight_layer
 
 
@@ -211,10 +211,13 @@ class LayerNorm(Normalization):
 
 
 def _keeps_sums(layer, in_shape) -> bool:
-    """Flatten, linear activations (c z) and an average pool whose windows tile the last
-    axis (each output row averages whole windows of one row) keep a group's sum at 0."""
+    """Flatten, linear activations (c z), an average pool whose windows tile the last
+    axis (each output row averages whole windows of one row) and a bias-free pointwise
+    convolution (each output row a combination of input rows) keep a group's sum at 0."""
     if getattr(layer, "reduce", "") == "mean":
         return len(in_shape) > 1 and in_shape[-1] % layer.size == 0
+    if isinstance(layer, Conv):
+        return layer.kernel == 1 and layer.stride == 1 and not layer.padding and not layer.bias
     return isinstance(layer, Flatten) or bool(getattr(layer, "is_linear", False))
 
 
