@@ -130,15 +130,14 @@ class CrossEntropy(Loss):
         if site is None:
             return ()
         rows = site.layer.rows(site, site.layer.units)
-        return tuple(shifts(f"{site.name}/softmax", rows, site.layer.units, True, True,
-                            lambda v: len(model.param_specs[v.param][1])))
+        return tuple(shifts(f"{site.name}/softmax", rows, site.layer.units, True, True))
 
 
 def _producing_logits(site):
-    """The dense layer whose output reaches the logits through maps that pass a uniform
-    shift on (linear activations a z, flatten, a residual block's own last layer), or None."""
-    from flowlaws.models.activations import Activation
-    from flowlaws.models.layers import Dense, Flatten
+    """The dense layer whose output reaches the logits through layers that pass a shift
+    uniform over a sample (each declares it: `Layer.sample_shift`), or through a last
+    residual block to its own last layer; None when none does."""
+    from flowlaws.models.layers import Dense
     from flowlaws.models.sequential import Residual
 
     for position in reversed(range(site.position + 1)):
@@ -149,7 +148,7 @@ def _producing_logits(site):
         if isinstance(layer, Residual):
             inner = layer._inner(here)
             return _producing_logits(dataclasses.replace(inner, position=len(inner.chain.layers) - 1))
-        if not (isinstance(layer, Flatten) or (isinstance(layer, Activation) and layer.is_linear)):
+        if layer.sample_shift(here) != "passes":
             return None
     return None
 

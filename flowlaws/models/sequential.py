@@ -258,9 +258,8 @@ class Residual(Layer):
         last = replace(inner, position=len(inner.chain.layers) - 1)
         remover = symmetry.removes_shift(site, "sample_shift")
         if remover and isinstance(last.layer, Dense):
-            specs = inner.chain.specs
             yield from symmetry.shifts(f"{last.name}/{remover}", last.layer.rows(last, last.layer.units),
-                                       last.layer.units, True, True, lambda v: len(specs[v.param - inner.offset][1]))
+                                       last.layer.units, True, True)
 
     def carry(self, path, site):
         """Both branches: the block must map c^d-scaled inputs to c^d-scaled outputs."""

@@ -47,6 +47,7 @@ class View:
     units: int
     size: int = 0  # entries of the whole parameter (0: unknown)
     interleaved: bool = False  # unit i owns entries i, i + units, ... of the axis
+    ndim: int = 2  # axes of the whole parameter (a bias or a gain: 1)
 
     def rows(self, params):
         """The (units, rest) matrix of this slice (works on autograd boxes too)."""
@@ -190,7 +191,7 @@ class Site:
         chosen = range(count) if own is None else own
         specs = self.chain.specs
         return tuple(View(self.offset + start + k, specs[start + k][0], axis, units,
-                          int(np.prod(specs[start + k][1])), interleaved)
+                          int(np.prod(specs[start + k][1])), interleaved, len(specs[start + k][1]))
                      for k in chosen if k < min(count, stop - start))
 
     def following(self) -> Site:
@@ -228,16 +229,12 @@ def from_weight_layer(site: Site, last_axis: bool = False, mixes: bool = True) -
     name = "/".join(end.layers)
     remover = removes_shift(site) if end.family == "rescale" and end.shifts else None
     if remover:
-        specs = site.chain.specs
         emitted = tuple(t.view for t in end.terms[: len(site.layer.rows(site, end.units))])
-        yield from shifts(f"{name}/{remover}", emitted, end.units, False, False,
-                          lambda v: len(specs[v.param - site.offset][1]))
+        yield from shifts(f"{name}/{remover}", emitted, end.units, False, False)
     if end.scales:
         yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform)
     if end.family == "scale" and end.shifts:
-        specs = site.chain.specs
-        yield from shifts(name, tuple(t.view for t in end.terms), end.units, end.uniform, end.per_sample,
-                          lambda v: len(specs[v.param - site.offset][1]))
+        yield from shifts(name, tuple(t.view for t in end.terms), end.units, end.uniform, end.per_sample)
 
 
 def removes_shift(site: Site, kind: str = "shift") -> str | None:
@@ -258,18 +255,18 @@ def removes_shift(site: Site, kind: str = "shift") -> str | None:
 BIASES = (".b", ".beta")
 
 
-def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool, ndim) -> Iterator[Rescaling]:
+def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool) -> Iterator[Rescaling]:
     """Translation laws (order 1) of a layer whose output units (slices ``rows``) feed a
     map that ignores a constant shift of each unit (BatchNorm: per unit, over the batch),
     or of all units alike (``uniform``: LayerNorm, softmax). A bias shifts its unit; when
     the shift may differ per sample (``per_sample``), a weight matrix W -> W + 1 a^T
-    shifts every unit by a^T x alike, so its column sums are conserved too. ``ndim``
-    gives a view's parameter rank (weights of other shapes, gamma, do not shift)."""
+    shifts every unit by a^T x alike, so its column sums are conserved too (a view's
+    ``ndim`` tells a weight matrix from gains, biases and kernels, which do not shift so)."""
     biases = tuple(Term(v, 1.0) for v in rows if v.name.endswith(BIASES))
     if uniform and per_sample:
         for v in rows:
-            if not v.name.endswith(BIASES) and ndim(v) == 2:
-                columns = View(v.param, v.name, 1 - v.axis, v.size // v.units, v.size, v.interleaved)
+            if not v.name.endswith(BIASES) and v.ndim == 2:
+                columns = View(v.param, v.name, 1 - v.axis, v.size // v.units, v.size, v.interleaved, v.ndim)
                 yield Rescaling(f"{name}.{v.name.rsplit('.', 1)[1]}", columns.units, (Term(columns, 1.0),),
                                 False, "translation", order=1)
     if biases:
