@@ -252,7 +252,7 @@ class Problem:
         best, rank, found = None, -1, 0
         for _ in range(tries):
             self.theta = _draw(model, rng)
-            if len(self.batches) == 1 and model.activations:
+            if len(self.batches) == 1 and _piecewise(model):  # only kinks have units to repair
                 self.theta = _repaired(model, self.theta, self.X, rng, self.work)
             self.work.spend(len(self.batches))  # a forward sweep per batch: counted like a field
             if self.work.exhausted and best is not None:  # a point in hand: refine no further
