@@ -56,7 +56,7 @@ from functools import lru_cache
 import numpy as np
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
-from flowlaws.models.activations import Activation
+from flowlaws.models import Activation
 from flowlaws.models.symmetry import flatten, unflatten
 
 GAP = 1e6  # a rank decision with a smaller singular-value gap is undecided
@@ -171,8 +171,8 @@ def _kink_inputs(layers, cache):
     for layer, (x, _, aux) in zip(layers, cache, strict=True):
         if _two_slopes(layer):
             yield x
-        elif isinstance(aux, list):  # a residual block's own cache
-            yield from _kink_inputs(layer.block, aux)
+        for inner, inner_cache in layer.nested(x, aux):  # a composite's branches
+            yield from _kink_inputs(inner, inner_cache)
 
 
 def _both_slopes(model, theta, X, batches) -> bool:
@@ -316,12 +316,12 @@ def _draw(model, rng) -> np.ndarray:
 def _piecewise(model) -> bool:
     """Has the network activation regions (a two-slope activation, a max pool)?"""
     layers = getattr(model, "all_layers", ())
-    return any(_two_slopes(layer) or getattr(layer, "reduce", "") == "max" for layer in layers)
+    return any(layer.piecewise for layer in layers)
 
 
 def _two_slopes(layer) -> bool:
     """A ReLU-family activation (two slopes, a kink at 0)."""
-    return isinstance(layer, Activation) and len(set(layer.derivative(np.array([-1.0, 1.0])))) > 1
+    return isinstance(layer, Activation) and layer.piecewise
 
 
 def _polynomial(model) -> bool:

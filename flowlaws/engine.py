@@ -10,7 +10,7 @@ tests check both against autograd's generic differentiation and finite differenc
 from __future__ import annotations
 
 from flowlaws.losses import Loss
-from flowlaws.models.layers import REALMIN
+from flowlaws.models.layer import REALMIN
 
 
 def value_and_grad(model, loss: Loss, params, X, Y):

@@ -64,7 +64,7 @@ def explore_theorem(model, loss, opt, law: str | None = None, *, levels=LEVELS, 
 
 def _normalized(model) -> bool:
     """Normalization groups need distinct samples (a batch of equal ones is 0/0)."""
-    from flowlaws.models.normalization import Normalization
+    from flowlaws.models.kinds.normalization import Normalization
 
     return any(isinstance(layer, Normalization) for layer in getattr(model, "all_layers", ()))
 

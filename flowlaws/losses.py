@@ -126,31 +126,30 @@ class CrossEntropy(Loss):
         linear activations and flatten: each passes a uniform shift on."""
         from flowlaws.models.symmetry import shifts
 
-        site = _producing_logits(model.site(len(model.layers) - 1))
-        if site is None:
-            return ()
-        rows = site.layer.rows(site, site.layer.units)
-        return tuple(shifts(f"{site.name}/softmax", rows, site.layer.units, True, True))
+        out: list = []
+        for site in _producing_logits(model.site(len(model.layers) - 1)):
+            rows = site.layer.shifted_rows(site)
+            out += shifts(f"{site.name}/softmax", rows, rows[0].units, True, True)
+        return tuple(out)
 
 
 def _producing_logits(site):
-    """The dense layer whose output reaches the logits through layers that pass a shift
-    uniform over a sample (each declares it: `Layer.sample_shift`), or through a last
-    residual block to its own last layer; None when none does."""
-    from flowlaws.models.layers import Dense
-    from flowlaws.models.sequential import Residual
+    """The layers whose rows a uniform shift of the logits moves (each declares them:
+    `Layer.shifted_rows`), reached through layers that pass such a shift (each declares
+    it: `Layer.sample_shift`) or through a last residual node to each branch's last layer."""
+    from flowlaws.models import Residual
 
     for position in reversed(range(site.position + 1)):
         here = dataclasses.replace(site, position=position)
         layer = here.layer
-        if isinstance(layer, Dense):
-            return here
+        if layer.shifted_rows(here):
+            return [here]
         if isinstance(layer, Residual):
-            inner = layer._inner(here)
-            return _producing_logits(dataclasses.replace(inner, position=len(inner.chain.layers) - 1))
+            return [found for inner in layer.inners(here) if inner.chain.layers
+                    for found in _producing_logits(dataclasses.replace(inner, position=len(inner.chain.layers) - 1))]
         if layer.sample_shift(here) != "passes":
-            return None
-    return None
+            return []
+    return []
 
 
 @dataclass(frozen=True)

@@ -134,19 +134,19 @@ def _no_scalar_fed_linear_chain(s):
 
 
 def _no_pooled_last_axis(s):
-    """A pool reading a last axis that an affine LayerNorm or an attention layer scales: the
+    """A pool reading a last axis that an earlier layer scales per feature (an affine
+    LayerNorm, an attention or position-wise dense layer: `Layer.rows_on_last_axis`): the
     features of one window may scale together (the window's max or mean scales alike), a
     symmetry flowlaws does not derive (its declaration stops a last-axis scaling at a pool);
     seq:2x3:layernorm(affine),relu,maxpool1d(2),flatten,dense(1) has 3 laws, 0 derived
     (found by the 5,000-case laws-complete campaign; docs/theory.md 6)."""
-    from flowlaws.models import Attention, LayerNorm
-    from flowlaws.models.layers import Pool
+    from flowlaws.models.kinds.pool import Pool
 
     layers = getattr(s.model, "layers", ())
     scaled = False
     for position, layer in enumerate(layers):
-        shape = s.model.site(position).in_shape
-        scaled |= isinstance(layer, Attention) or (isinstance(layer, LayerNorm) and layer.affine and len(shape) > 1)
+        site = s.model.site(position)
+        scaled |= layer.emits and len(site.in_shape) > 1 and layer.rows_on_last_axis(site)
         if scaled and isinstance(layer, Pool):
             return f"{layer.spec} at layer {position} pools a last axis that an earlier layer scales per feature"
     return None

@@ -107,7 +107,7 @@ def test_corpus_holds_one_counterexample_per_expected_break():
      (["check", "--workers", "-1"], "must be >= 0, got -1"),
      (["campaign", "--cases", "10", "--workers", "-2"], "must be >= 0, got -2"),
      (["campaign", "--cases", "0"], "must be >= 1, got 0"),
-     (["laws", "seq:2x5:attention(heads=1,dk=2,dv=2),conv1d(2,2),dense(1)"], "needs a flat input")],
+     (["laws", "seq:2x5:attention(heads=1,dk=2,dv=2),conv1d(2,2),mean,mean"], "needs positions")],
 )
 def test_bad_usage_and_bad_input_exit_2_with_one_line(capsys, args, fragment):
     with pytest.raises(SystemExit) as info:

@@ -169,8 +169,12 @@ def test_non_homogeneous_activations_stop_the_rescaling():
         ("mlp:3-4-2:relu:bais", "expected mlp"),
         ("seq:3:conv1d(2,3),relu,dense(2)", "needs input (channels, length)"),
         ("seq:1x4:conv1d(2,7),relu,flatten,dense(2)", "does not fit"),
-        ("seq:1x4:conv1d(2,2),relu,dense(2)", "put flatten before it"),
+        ("seq:4:dense(3),mean", "needs positions to average over"),
         ("seq:4:dense(3),residual[dense(2)]", "must keep the input shape"),
+        ("seq:4:gated[dense(3) | dense(2)]", "to (3,) and (2,); both must give the same shape"),
+        ("seq:4:gated[dense(3)]", "two branches"),
+        ("seq:4:dropout(1.5)", "p must be in [0, 1)"),
+        ("seq:4:dense(3,heads=2)", "unknown option 'heads'"),
         ("seq:4:dense(3),blah", "unknown layer 'blah'"),
         ("seq:4:dense(3,bias,foo)", "unknown option"),
         ("seq:4:dense(3", "unbalanced"),
@@ -205,7 +209,7 @@ def test_a_new_layer_declares_its_symmetry_and_the_walker_derives_its_laws():
     from flowlaws.discover import discover
     from flowlaws.invariants import laws
     from flowlaws.models import Dense, Sequential
-    from flowlaws.models.layers import Layer
+    from flowlaws.models.layer import Layer
 
     @dataclass(frozen=True)
     class Double(Layer):

@@ -39,7 +39,7 @@ import numpy as np
 from flowlaws.engine import gradient_field
 from flowlaws.errors import InvalidArgument
 from flowlaws.flows.trajectory import Status, Trajectory
-from flowlaws.models.layers import REALMIN
+from flowlaws.models.layer import REALMIN
 from flowlaws.models.symmetry import flatten, unflatten
 
 SOLVE_ULPS = 8

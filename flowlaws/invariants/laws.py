@@ -182,7 +182,7 @@ def candidate_laws(model, loss=None) -> tuple[Law, ...]:
     """The laws the paper would assign if every activation were positively homogeneous
     (non-homogeneous ones read as ReLU): what an expected break (tanh ...) and
     `flowlaws explore` check. Names are those `laws` prints."""
-    from flowlaws.models.activations import Activation
+    from flowlaws.models import Activation
 
     homogeneous = all(a.degree is not None for a in getattr(model, "activations", ()))
     return laws(model if homogeneous else model.with_activation(Activation("relu")), loss)

@@ -1,20 +1,29 @@
-"""Architectures as data: layers, shape inference, symmetries, init and apply."""
+"""Architectures as data: registered layer kinds, shape inference, symmetries, init and apply."""
 
-from flowlaws.models.activations import HOMOGENEOUS, NON_HOMOGENEOUS, Activation, activation
-from flowlaws.models.attention import Attention
 from flowlaws.models.factorization import Factorization
-from flowlaws.models.layers import (
+from flowlaws.models.kinds import (
+    LAYERS,
+    Activation,
+    Attention,
     AvgPool1d,
     AvgPool2d,
+    BatchNorm,
     Conv1d,
     Conv2d,
     Dense,
+    Dropout,
     Flatten,
+    Gated,
+    LayerNorm,
     MaxPool1d,
     MaxPool2d,
+    Mean,
+    Residual,
+    RMSNorm,
 )
-from flowlaws.models.normalization import BatchNorm, LayerNorm
-from flowlaws.models.sequential import Residual, Sequential
+from flowlaws.models.kinds.activation import HOMOGENEOUS, NON_HOMOGENEOUS, activation
+from flowlaws.models.layer import Layer
+from flowlaws.models.sequential import Sequential
 from flowlaws.models.spec import deep_linear, factorization, format_spec, mlp, parse
 from flowlaws.models.symmetry import Rescaling, View, flatten, unflatten
 
@@ -22,6 +31,7 @@ Model = Sequential | Factorization
 
 __all__ = [
     "HOMOGENEOUS",
+    "LAYERS",
     "NON_HOMOGENEOUS",
     "Activation",
     "Attention",
@@ -31,12 +41,17 @@ __all__ = [
     "Conv1d",
     "Conv2d",
     "Dense",
+    "Dropout",
     "Factorization",
     "Flatten",
+    "Gated",
+    "Layer",
     "LayerNorm",
     "MaxPool1d",
     "MaxPool2d",
+    "Mean",
     "Model",
+    "RMSNorm",
     "Rescaling",
     "Residual",
     "Sequential",

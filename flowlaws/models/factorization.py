@@ -14,7 +14,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.layers import REALMIN
+from flowlaws.models.layer import REALMIN
 from flowlaws.models.symmetry import Rescaling, Term, View
 
 

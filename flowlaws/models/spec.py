@@ -5,35 +5,40 @@
             | seq:SHAPE:LAYER[,LAYER...]      e.g. seq:1x12:conv1d(4,3,bias),relu,maxpool1d(2),flatten,dense(2)
     WIDTHS := INT-INT[-INT...]               input, hidden..., output
     SHAPE  := INT[xINT...]                   input shape without the batch axis: 5, 1x12, 2x6x6
-    LAYER  := dense(N[,bias])
+    LAYER  := dense(N[,bias])                 on the last axis: flat, or each position of (T, d)
             | conv1d(C,K[,stride=S][,padding=P][,bias]) | conv2d(...)
             | maxpool1d(S) | avgpool1d(S) | maxpool2d(S) | avgpool2d(S)
             | flatten
+            | mean | mean(last)               average over positions, keeping channels (first axis)
+                                             or features (last axis)
             | batchnorm[(affine][,eps=E])]    per channel over the batch (eps default 0)
             | layernorm[(affine][,eps=E])]    over the last axis of each sample
+            | rmsnorm[(affine][,eps=E])]      x / sqrt(mean x^2 + eps) over the last axis
             | attention(heads=H,dk=K,dv=V)   self-attention on a (T, d) input, e.g.
                                              seq:5x4:attention(heads=2,dk=3,dv=2),flatten,dense(2)
-            | residual[LAYER,...]            y = x + block(x)
+            | dropout(P)                      train mode, its mask drawn from its input's bits
+            | residual[LAYERS]               y = x + block(x)
+            | residual[LAYERS | LAYERS]      y = block(x) + shortcut(x)
+            | gated[LAYERS | LAYERS]         y = a(x) * b(x): gated[dense(8),silu | dense(8)] is SwiGLU
             | ACT
     ACT    := linear | relu | abs | leaky_relu(A) | prelu(A,B) | relu_power(K)
             | tanh | sigmoid | softplus | gelu | elu | silu
 
-`format_spec(model)` writes the canonical form (``mlp:`` whenever the network is a
-plain MLP), and ``parse(format_spec(m)) == m``.
+Every LAYER is a registered kind (`flowlaws.models.kinds`): the parser looks its name
+up there and the kind builds itself from the arguments. `format_spec(model)` writes the
+canonical form (``mlp:`` whenever the network is a plain MLP), and
+``parse(format_spec(m)) == m``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from flowlaws.errors import InvalidArgument, unknown
-from flowlaws.models.activations import _FAMILY, Activation
-from flowlaws.models.attention import Attention
+from flowlaws.models import kinds
 from flowlaws.models.factorization import Factorization
-from flowlaws.models.layers import CONVS, POOLS, Dense, Flatten
-from flowlaws.models.normalization import NORMALIZATIONS
-from flowlaws.models.sequential import Residual, Sequential
+from flowlaws.models.kinds import Activation, Dense
+from flowlaws.models.sequential import Sequential
 
 _HELP = "see the spec syntax in the README (e.g. mlp:3-8-8-2:relu)"
 _CALL = re.compile(r"^([a-z_0-9]+)(?:\((.*)\))?$")
@@ -137,14 +142,14 @@ def _parse_seq(rest: str):
     return Sequential(tuple(_ints(shape, "x", "input shape")), _layers(layers))
 
 
-def _split(text: str) -> list[str]:
-    """Split on commas outside brackets."""
+def _split(text: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside brackets."""
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
         depth += (ch in "([" and 1) or (-1 if ch in ")]" else 0)
         if depth < 0:
             raise InvalidArgument(f"unbalanced brackets in {text!r}")
-        if ch == "," and depth == 0:
+        if ch == sep and depth == 0:
             parts.append(text[start:i])
             start = i + 1
     if depth != 0:
@@ -153,46 +158,27 @@ def _split(text: str) -> list[str]:
 
 
 def _layers(text: str):
-    if not text:
+    if not text.strip():
         raise InvalidArgument("no layers given")
     return tuple(_layer(part.strip()) for part in _split(text))
 
 
 def _layer(text: str):
-    if text.startswith("residual[") and text.endswith("]"):
-        return Residual(_layers(text[len("residual[") : -1]))
+    """One layer: NAME, NAME(ARGS) or NAME[LAYERS | LAYERS] (a composite's branches)."""
+    bracket = text.find("[")
+    if bracket > 0 and text.endswith("]"):
+        name, branches = text[:bracket], [_branch(part) for part in _split(text[bracket + 1:-1], "|")]
+        return kinds.kind(name).from_spec(name, [], {}, set(), branches)
     match = _CALL.match(text)
     if not match:
         raise InvalidArgument(f"cannot read layer {text!r}")
     name, args = match.group(1), match.group(2)
     positional, keywords, flags = _arguments(args or "")
-    cls: Any = Dense if name == "dense" else CONVS.get(name) or POOLS.get(name)
-    try:
-        if name in NORMALIZATIONS:
-            eps = {k: float(v) for k, v in keywords.items() if k == "eps"}
-            if positional or set(keywords) - {"eps"} or flags - {"affine"}:
-                raise InvalidArgument(f"{name} takes 'affine' and eps=E, got {args!r}")
-            return NORMALIZATIONS[name](affine="affine" in flags, **eps)
-        if name == "attention":
-            if positional or flags or set(keywords) - {"heads", "dk", "dv"}:
-                raise InvalidArgument(f"attention takes heads=H,dk=K,dv=V, got {args!r}")
-            return Attention(**{k: int(v) for k, v in keywords.items()})
-        if cls is not None:
-            numbers = [int(v) for v in positional]
-            options: dict[str, Any] = {k: int(v) for k, v in keywords.items()}
-            if name in POOLS:
-                return cls(*numbers, **options)
-            return cls(*numbers, **options, bias="bias" in flags)
-        if name == "flatten" and args is None:
-            return Flatten()
-    except (TypeError, ValueError) as error:
-        if isinstance(error, InvalidArgument):
-            raise
-        raise InvalidArgument(f"bad arguments for {name}: {args!r} ({error})") from None
-    if name in _FAMILY:
-        return _activation(text)
-    raise unknown("layer", name, ["dense", *CONVS, *POOLS, "flatten", *NORMALIZATIONS, "attention", "residual",
-                                  *_FAMILY])
+    return kinds.kind(name).from_spec(name, positional, keywords, flags)
+
+
+def _branch(text: str) -> tuple:
+    return tuple(_layer(part.strip()) for part in _split(text)) if text.strip() else ()
 
 
 def _arguments(text: str):
@@ -201,13 +187,10 @@ def _arguments(text: str):
         if "=" in part:
             key, value = part.split("=", 1)
             keywords[key.strip()] = value.strip()
-        elif part.replace(".", "", 1).lstrip("-").isdigit() or _is_float(part):
+        elif _is_float(part):
             positional.append(part)
         else:
             flags.add(part)
-    unknown_flags = flags - {"bias", "affine"}
-    if unknown_flags:
-        raise InvalidArgument(f"unknown option(s) {sorted(unknown_flags)}; the flags are 'bias' and 'affine'")
     return positional, keywords, flags
 
 
@@ -220,15 +203,7 @@ def _is_float(text: str) -> bool:
 
 
 def _activation(text: str) -> Activation:
-    match = _CALL.match(text.strip())
-    if not match:
-        raise InvalidArgument(f"cannot read activation {text!r}; e.g. relu or leaky_relu(0.1)")
-    name, args = match.group(1), match.group(2)
-    if name not in _FAMILY:
-        raise unknown("activation", name, _FAMILY)
-    values = []
-    for part in filter(None, (p.strip() for p in (args or "").split(","))):
-        if not _is_float(part):
-            raise InvalidArgument(f"activation {name} takes numbers, got {part!r}")
-        values.append(float(part))
-    return Activation(name, tuple(values))
+    layer = _layer(text.strip())
+    if not isinstance(layer, Activation):
+        raise InvalidArgument(f"{text!r} is a layer, not an activation; e.g. relu or leaky_relu(0.1)")
+    return layer

@@ -7,7 +7,7 @@ gradient flow conserves Q = sum_v alpha_v ||theta_v||^2 (docs/theory.md, section
 and 3.7). Where every boundary on the path is linear, any invertible mixing G of the
 units is a symmetry too, and the matrix sum_v alpha_v P_v P_v^T is conserved (Thm 2.2).
 
-One walker, many declarations. A weight layer starts a `Path`: its rows (and bias)
+One walker, many declarations (`flowlaws.models.layer.Layer`). A weight layer starts a `Path`: its rows (and bias)
 scale by c, exponent +1. Every later layer says how the scaling passes through it
 (``layer.carry(path, site)``): an activation of degree k multiplies the degree, pooling
 and flatten pass it on per channel or block, a weight layer absorbs it (its input
@@ -217,20 +217,27 @@ def rescalings(chain, offset: int = 0) -> Iterator[Rescaling]:
         yield from site.layer.rescalings(site)
 
 
-def from_weight_layer(site: Site, last_axis: bool = False, mixes: bool = True) -> Iterator[Rescaling]:
-    """The rescaling of a layer's output units: its rows scale by c, walk forward. A
-    normalization ending the walk gives a scale law, and a translation law for the
-    biases among its terms when nothing on the way stops a shift. ``mixes``: the rows
-    form a full matrix, so a linear path also allows mixing the units (a matrix law)."""
-    path = Path(site.layer.units_out(site), linear=mixes, last_axis=last_axis).emitted(site, 1.0)
-    end = walk(path, site.following())
+def from_weight_layer(site: Site, mixes: bool = True) -> Iterator[Rescaling]:
+    """The rescaling of a layer's output units: its rows scale by c, walk forward.
+    ``mixes``: the rows form a full matrix, so a linear path also allows mixing the units
+    (a matrix law)."""
+    start = Path(site.layer.units_out(site), linear=mixes,
+                 last_axis=site.layer.rows_on_last_axis(site)).emitted(site, 1.0)
+    yield from close(start, walk(start, site.following()), site)
+
+
+def close(start: Path, end: Path | None, site: Site) -> Iterator[Rescaling]:
+    """The laws of a scaling that starts as ``start`` (the rows that emit it) and ends as
+    ``end`` after the layers that follow ``site``: a rescaling when a weight layer absorbs
+    it; a scale law when a normalization removes it, and a translation law for the biases
+    among its terms when nothing on the way stops a shift; when a later layer removes a
+    shift constant over the batch (a BatchNorm), the emitting biases are conserved too."""
     if end is None or not end.closed:
         return
     name = "/".join(end.layers)
     remover = removes_shift(site) if end.family == "rescale" and end.shifts else None
     if remover:
-        emitted = tuple(t.view for t in end.terms[: len(site.layer.rows(site, end.units))])
-        yield from shifts(f"{name}/{remover}", emitted, end.units, False, False)
+        yield from shifts(f"{name}/{remover}", tuple(t.view for t in start.terms), end.units, False, False)
     if end.scales:
         yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform)
     if end.family == "scale" and end.shifts:

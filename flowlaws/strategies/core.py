@@ -16,6 +16,7 @@ from flowlaws.flows.optimizers import GD, OPTIMIZERS, SGD, Adam, Momentum, Neste
 from flowlaws.losses import LOSSES, CrossEntropy, Huber, Logistic, Smooth, Square
 from flowlaws.models import (
     HOMOGENEOUS,
+    LAYERS,
     NON_HOMOGENEOUS,
     Activation,
     Attention,
@@ -230,49 +231,37 @@ def _attention_net(draw, sizes, act, depth):
     return Sequential((draw(st.integers(2, 4)), d), (*layers, Flatten(), Dense(draw(sizes))))
 
 
-# the layer kinds that fit a sample of each rank (flat; (C, L) or (T, d); (C, H, W))
-_FITTING = {1: ("dense", "batchnorm", "layernorm", "act", "residual"),
-            2: ("conv", "pool", "batchnorm", "layernorm", "attention", "act", "flatten"),
-            3: ("conv", "pool", "batchnorm", "layernorm", "act", "flatten")}
+@dataclasses.dataclass(frozen=True)
+class DrawContext:
+    """What a layer kind's ``draw`` may use: the width strategy, the net's activation,
+    whether weight layers have biases, whether dropout may be drawn."""
+
+    sizes: st.SearchStrategy
+    act: Activation
+    bias: bool
+    dropout: bool = False
 
 
-def _mixed_layer(draw, kind, shape, sizes, act, bias):
-    """One layer of ``kind`` for an input of ``shape`` (sizes and options drawn)."""
-    rank = len(shape)
-    if kind == "dense":
-        return Dense(draw(sizes), bias)
-    if kind in ("batchnorm", "layernorm"):
-        return (BatchNorm if kind == "batchnorm" else LayerNorm)(affine=draw(st.booleans()),
-                                                                  eps=draw(st.sampled_from([0.0, 1e-5])))
-    if kind == "act":
-        return act
-    if kind == "residual":
-        return Residual((Dense(draw(sizes), bias), act, Dense(shape[0], bias)))
-    if kind == "flatten":
-        return Flatten()
-    if kind == "attention":
-        return Attention(draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    if kind == "pool":
-        pools = {2: (MaxPool1d, AvgPool1d), 3: (MaxPool2d, AvgPool2d)}[rank]
-        return draw(st.sampled_from(pools))(2)
-    kernel = draw(st.integers(1, 2))
-    return (Conv1d if rank == 2 else Conv2d)(draw(sizes), kernel, 1, draw(st.integers(0, kernel - 1)), bias)
+def _mixed_layer(draw, shape, context: DrawContext):
+    """One layer of a registered kind that fits ``shape`` (None when the drawn kind does
+    not fit): each kind draws itself (`Layer.draw`)."""
+    return draw(st.sampled_from(LAYERS)).draw(draw, tuple(shape), context)
 
 
-def _mixed_net(draw, sizes, act, bias, depth):
-    """A chain of layers, each of a kind drawn from those that fit the shape so far, so
-    that every adjacency the spec language allows is drawn (an affine LayerNorm or an
-    attention layer before a convolution, a pool after a LayerNorm ...); then flatten and a
-    dense head. A layer that does not fit (a kernel longer than its input, a LayerNorm of
-    fewer than 3 features: x̂ = ±(1, -1)) is skipped."""
+def _mixed_net(draw, sizes, act, bias, depth, dropout: bool = False):
+    """A chain of layers, each of a registered kind drawn among those that fit the shape
+    so far, so that every adjacency the spec language allows is drawn (an affine LayerNorm
+    or an attention layer before a convolution, a shortcut with its own layers, a gate, a
+    position-wise dense layer ...); then flatten and a dense head. A layer that does not
+    fit (a kernel longer than its input) is skipped."""
     rank = draw(st.integers(1, 3))
     shape = ((draw(st.integers(2, 4)),), (draw(st.integers(2, 3)), draw(st.integers(3, 5))),
              (draw(st.integers(1, 2)), 4, 4))[rank - 1]
+    context = DrawContext(sizes, act, bias, dropout)
     layers: list = []
     for _ in range(draw(st.integers(2, 2 + depth[1]))):
-        here = Sequential(shape, tuple(layers)).output_shape
-        layer = _mixed_layer(draw, draw(st.sampled_from(_FITTING[len(here)])), here, sizes, act, bias)
-        if isinstance(layer, LayerNorm) and here[-1] < 3:
+        layer = _mixed_layer(draw, Sequential(shape, tuple(layers)).output_shape, context)
+        if layer is None:
             continue
         try:
             _kernels_fit(Sequential(shape, (*layers, layer)))

@@ -1,4 +1,4 @@
-"""Normalization layers: BatchNorm and LayerNorm, with their scale symmetry.
+"""The normalization layers' shared code (BatchNorm, LayerNorm, RMSNorm, GroupNorm) and their scale symmetry.
 
 Both compute x̂ = (z - mean z) / sqrt(var z + eps) over a group of entries and, with
 ``affine``, y = gamma x̂ + beta per channel. BatchNorm groups a channel (axis 1) over
@@ -30,10 +30,11 @@ from typing import ClassVar
 
 import autograd.numpy as anp
 import numpy as np
+from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
-from flowlaws.models.layers import Conv, Flatten, Layer
-from flowlaws.models.symmetry import Rescaling, Term, from_weight_layer
+from flowlaws.models.layer import Layer
+from flowlaws.models.symmetry import Rescaling, Term
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Normalization(Layer):
     affine: bool = False
     eps: float = 0.0
     polynomial: ClassVar[bool] = False
+    centers: ClassVar[bool] = True  # subtracts the group's mean (RMSNorm does not; nor has it a beta)
     constant_group: ClassVar[str] = "a group is constant"
 
     def __post_init__(self):
@@ -61,7 +63,7 @@ class Normalization(Layer):
 
     def param_shapes(self, in_shape):
         c = self.channels_of(in_shape)
-        return (("gamma", (c,)), ("beta", (c,))) if self.affine else ()
+        return ((("gamma", (c,)), ("beta", (c,)))[: 1 + self.centers]) if self.affine else ()
 
     def _broadcast(self, v, ndim):
         shape = [1] * ndim
@@ -71,14 +73,15 @@ class Normalization(Layer):
     # --- numbers ------------------------------------------------------------------------
     def apply(self, p, x):
         axes = self.axes(x.ndim)
-        d = x - anp.mean(x, axis=axes, keepdims=True)
+        d = x - anp.mean(x, axis=axes, keepdims=True) if self.centers else x
         xhat = d / anp.sqrt(anp.mean(d * d, axis=axes, keepdims=True) + self.eps)
         return self._affine(p, xhat)
 
     def _affine(self, p, xhat):
         if not self.affine:
             return xhat
-        return xhat * self._broadcast(p[0], xhat.ndim) + self._broadcast(p[1], xhat.ndim)
+        scaled = xhat * self._broadcast(p[0], xhat.ndim)
+        return scaled + self._broadcast(p[1], xhat.ndim) if self.centers else scaled
 
     @staticmethod
     def _mean(v, axes):
@@ -87,7 +90,7 @@ class Normalization(Layer):
 
     def run(self, p, x, frozen=None):
         axes = self.axes(x.ndim)
-        d = x - self._mean(x, axes)
+        d = x - self._mean(x, axes) if self.centers else x
         var = self._mean(d * d, axes) + self.eps
         if np.any(var == 0):
             raise Unrepresentable(f"{self.kind}: {self.constant_group} (variance 0) and eps = 0, so x̂ = 0/0; "
@@ -103,11 +106,16 @@ class Normalization(Layer):
         g = dy * self._broadcast(np.abs(p[0]) if magnitude else p[0], dy.ndim) if self.affine else dy
         if magnitude:  # aux is (x̂, s, bound on x̂, condition factor) from `bound_run`
             b, factor = bound
-            dz = factor * s * (g + self._mean(g, axes) + b * self._mean(g * b, axes))
-            dp = ((dy * b).sum(axis=reduce), dy.sum(axis=reduce)) if self.affine else ()
-            return dz, dp
-        dz = s * (g - self._mean(g, axes) - xhat * self._mean(g * xhat, axes))
-        return dz, (((dy * xhat).sum(axis=reduce), dy.sum(axis=reduce)) if self.affine else ())
+            dz = factor * s * (g + self._mean(g, axes) * self.centers + b * self._mean(g * b, axes))
+            return dz, self._grads(dy, b, reduce)
+        dz = s * (g - self._mean(g, axes) * self.centers - xhat * self._mean(g * xhat, axes))
+        return dz, self._grads(dy, xhat, reduce)
+
+    def _grads(self, dy, xhat, reduce):
+        """(dgamma, dbeta) of y = gamma x̂ + beta (dgamma alone without centring)."""
+        if not self.affine:
+            return ()
+        return ((dy * xhat).sum(axis=reduce), dy.sum(axis=reduce))[: 1 + self.centers]
 
     def vjp(self, p, x, y, dy):
         return self.pull(p, x, y, self.run(p, x)[1], dy)
@@ -116,11 +124,10 @@ class Normalization(Layer):
         """x is the input's magnitude bound F; see the module docstring."""
         xhat, s = aux[:2]
         axes = self.axes(x.ndim)
-        spread = x + self._mean(x, axes)
+        spread = x + self._mean(x, axes) if self.centers else x
         factor = 1.0 + 2.0 * s**2 * self._mean(spread**2, axes)
         b = factor * s * spread
-        out = b * self._broadcast(p[0], b.ndim) + self._broadcast(p[1], b.ndim) if self.affine else b
-        return out, (xhat, s, b, factor)
+        return self._affine(p, b), (xhat, s, b, factor)
 
     # --- symmetry declarations ------------------------------------------------------------
     @property
@@ -130,21 +137,25 @@ class Normalization(Layer):
     def units_out(self, site) -> int:
         return self.channels_of(site.in_shape)
 
+    @property
+    def mixes(self) -> bool:
+        return False  # diagonal rows: a per-unit scaling, never a mixing of units
+
+    def rows_on_last_axis(self, site) -> bool:
+        return self.channel_axis(len(site.in_shape) + 1) > 1
+
     def rescalings(self, site):
-        if not self.affine:
-            return self._centered(site)
-        # diagonal rows: a per-unit scaling, never a mixing of units
-        return from_weight_layer(site, last_axis=self.channel_axis(len(site.in_shape) + 1) > 1, mixes=False)
+        return self._centered(site) if not self.affine else super().rescalings(site)
 
     def _centered(self, site):
         """Groups of one sample have x̂ summing to 0, so the layer reading them (through
         flatten and linear activations) may add c to its weights along a group: each such sum is conserved (a
         translation law; the reader declares which sums, `Layer.centered`)."""
         ndim = len(site.in_shape) + 1
-        if 0 in self.axes(ndim):
+        if 0 in self.axes(ndim) or not self.centers:
             return
         chain, position, groups = site.chain, site.position + 1, int(np.prod(site.in_shape[:-1]))
-        while position < len(chain.layers) and _keeps_sums(chain.layers[position], chain.shapes[position]):
+        while position < len(chain.layers) and chain.layers[position].keeps_sums(chain.shapes[position]):
             out = chain.layers[position].out_shape(chain.shapes[position])
             groups = groups if len(out) == 1 else int(np.prod(out[:-1]))  # flatten keeps the groups
             position += 1
@@ -157,68 +168,35 @@ class Normalization(Layer):
 
     def shift(self, site) -> str:
         """Groups over the batch (BatchNorm) subtract any shift constant over the batch."""
-        return "removed" if 0 in self.axes(len(site.in_shape) + 1) else "stops"
+        return "removed" if self.centers and 0 in self.axes(len(site.in_shape) + 1) else "stops"
 
     def sample_shift(self, site) -> str:
         """Groups within a sample along its last axis (LayerNorm) subtract a uniform shift."""
-        return "stops" if 0 in self.axes(len(site.in_shape) + 1) else "removed"
+        return "removed" if self.centers and 0 not in self.axes(len(site.in_shape) + 1) else "stops"
 
     def carry(self, path, site):
         """The normalization removes a scaling of its input when eps = 0: a scale law, per
         unit when no group mixes units, else one c for the whole layer (uniform). It removes
         a constant shift of each group at any eps (the mean is subtracted exactly), so with
-        eps > 0 the path still closes, for its translation laws only (``scales`` False)."""
+        eps > 0 the path still closes, for its translation laws only (``scales`` False).
+        Without centring (RMSNorm) only the scale is removed, and only at eps = 0."""
+        if not self.centers:
+            path = None if self.eps else replace(path, shifts=False)
+        if path is None:
+            return None
         ndim = len(site.in_shape) + 1
         unit_axis = ndim - 1 if path.last_axis else 1
         return path.normalized(site, uniform=unit_axis in self.axes(ndim), per_sample=0 not in self.axes(ndim),
                                scales=not self.eps)
 
-    @property
-    def spec(self) -> str:
-        options = [*(["affine"] if self.affine else []), *([f"eps={self.eps:g}"] if self.eps else [])]
-        return f"{self.kind}({','.join(options)})" if options else self.kind
+    @classmethod
+    def draw(cls, draw, shape, context):
+        """Affine or not, eps 0 or PyTorch's 1e-5; a group of at least 3 entries (a
+        LayerNorm of 2 features is degenerate: x̂ = ±(1, -1))."""
+        layer = cls(affine=draw(st.booleans()), eps=draw(st.sampled_from([0.0, 1e-5])))
+        return layer if len(shape) in cls.ranks and not layer.degenerate(shape) else None
 
-
-@dataclass(frozen=True)
-class BatchNorm(Normalization):
-    """Per channel (axis 1) over the batch and the spatial axes: BatchNorm1d on (N, d),
-    BatchNorm1d/2d on (N, C, L) and (N, C, H, W)."""
-
-    kind: ClassVar[str] = "batchnorm"
-    couples_samples: ClassVar[bool] = True
-    constant_group: ClassVar[str] = "a channel is constant over the batch (one sample, or a dead unit)"
-
-    def axes(self, ndim):
-        return (0, *range(2, ndim))
-
-    def channel_axis(self, ndim):
-        return 1
-
-
-@dataclass(frozen=True)
-class LayerNorm(Normalization):
-    """Over the last axis of each sample: the features of (N, d), or of each position of
-    a (N, T, d) sequence."""
-
-    kind: ClassVar[str] = "layernorm"
-    constant_group: ClassVar[str] = "a sample's features are all equal (e.g. all 0 after ReLU)"
-
-    def axes(self, ndim):
-        return (ndim - 1,)
-
-    def channel_axis(self, ndim):
-        return ndim - 1
-
-
-def _keeps_sums(layer, in_shape) -> bool:
-    """Flatten, linear activations (c z), an average pool whose windows tile the last
-    axis (each output row averages whole windows of one row) and a bias-free pointwise
-    convolution (each output row a combination of input rows) keep a group's sum at 0."""
-    if getattr(layer, "reduce", "") == "mean":
-        return len(in_shape) > 1 and in_shape[-1] % layer.size == 0
-    if isinstance(layer, Conv):
-        return layer.kernel == 1 and layer.stride == 1 and not layer.padding and not layer.bias
-    return isinstance(layer, Flatten) or bool(getattr(layer, "is_linear", False))
-
-
-NORMALIZATIONS = {cls.kind: cls for cls in (BatchNorm, LayerNorm)}
+    def degenerate(self, in_shape) -> bool:
+        """A group within one sample of fewer than 3 entries (x̂ = ±(1, -1) or 0/0)."""
+        axes = self.axes(len(in_shape) + 1)
+        return 0 not in axes and int(np.prod([in_shape[a - 1] for a in axes])) < 3

@@ -19,7 +19,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from flowlaws.errors import InvalidArgument, unknown
-from flowlaws.models.layers import Layer
+from flowlaws.models.layer import Layer, fmt
 
 
 def _prelu(a: float, b: float):
@@ -97,6 +97,8 @@ class Activation(Layer):
     fn: Callable = field(init=False, repr=False, compare=False)
     derivative: Callable = field(init=False, repr=False, compare=False)
     kind: ClassVar[str] = "activation"
+    family: ClassVar[str] = "act"
+    ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
 
     def __post_init__(self) -> None:
         if self.name not in _FAMILY:
@@ -131,7 +133,7 @@ class Activation(Layer):
     def spec(self) -> str:
         if not self.args:
             return self.name
-        return f"{self.name}({','.join(_fmt(a) for a in self.args)})"
+        return f"{self.name}({','.join(fmt(a) for a in self.args)})"
 
     def homogeneity_counterexample(self) -> str | None:
         """Why phi is not positively homogeneous (None if it is), e.g.
@@ -174,6 +176,14 @@ class Activation(Layer):
         activation here has |phi| nondecreasing in |z|)."""
         return np.maximum(np.abs(self.fn(x)), np.abs(self.fn(-x)))
 
+    @property
+    def piecewise(self) -> bool:
+        """A ReLU-family activation: two slopes, a kink at 0."""
+        return len(set(self.derivative(np.array([-1.0, 1.0])).tolist())) > 1
+
+    def keeps_sums(self, in_shape) -> bool:
+        return self.is_linear
+
     def shift(self, site) -> str:
         return "passes" if self.is_linear else "stops"
 
@@ -186,9 +196,30 @@ class Activation(Layer):
             return None
         return path.times(self.degree, self.is_linear)
 
+    # --- its spec: the activation's own name ------------------------------------------
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(_FAMILY)
 
-def _fmt(value: float) -> str:
-    return f"{value:g}" if float(value) == float(f"{value:g}") else repr(float(value))
+    @classmethod
+    def from_spec(cls, name, positional, keywords, flags, branches=None) -> Activation:
+        if keywords or flags:
+            raise InvalidArgument(f"activation {name} takes numbers only, got {sorted({*keywords, *flags})}")
+        if not all(_is_number(v) for v in positional):
+            raise InvalidArgument(f"activation {name} takes numbers, got {positional!r}")
+        return cls(name, tuple(float(v) for v in positional))
+
+    @classmethod
+    def draw(cls, draw, shape, context):
+        return context.act
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def activation(name: str | Activation, *args: float) -> Activation:

@@ -22,9 +22,10 @@ from typing import ClassVar
 
 import autograd.numpy as anp
 import numpy as np
+from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.layers import Layer, _positive
+from flowlaws.models.layer import Layer, positive
 from flowlaws.models.symmetry import Rescaling, Term, from_weight_layer
 
 PARAMS = ("Wq", "Wk", "Wv", "Wo")
@@ -38,11 +39,13 @@ class Attention(Layer):
     dk: int = 1
     dv: int = 1
     kind: ClassVar[str] = "attention"
+    family: ClassVar[str] = "attn"
+    ranks: ClassVar[tuple[int, ...]] = (2,)
     polynomial: ClassVar[bool] = False
     reads_last_axis: ClassVar[bool] = True  # Wq, Wk, Wv read the features of each position
 
     def __post_init__(self):
-        _positive("attention", heads=self.heads, dk=self.dk, dv=self.dv)
+        positive("attention", heads=self.heads, dk=self.dk, dv=self.dv)
 
     def param_shapes(self, in_shape):
         if len(in_shape) != 2:
@@ -141,6 +144,12 @@ class Attention(Layer):
     def units_out(self, site) -> int:
         return site.in_shape[1]
 
+    def rows_on_last_axis(self, site) -> bool:
+        return True
+
+    def shift(self, site) -> str:
+        return "stops"  # softmax of the scores: not linear in its input
+
     def _own(self, name):
         return tuple(4 * h + PARAMS.index(name) for h in range(self.heads))
 
@@ -163,8 +172,13 @@ class Attention(Layer):
                           for i, (axis, size) in enumerate(((1, self.dk), (1, self.dk), (1, self.dv), (0, self.dv))))
             yield Rescaling(f"{site.name}.h{h}.qk", self.dk, (Term(q, 1.0), Term(k, -1.0)), True, "gl")
             yield Rescaling(f"{site.name}.h{h}.vo", self.dv, (Term(v, 1.0), Term(o, -1.0)), True, "gl")
-        yield from from_weight_layer(site, last_axis=True)
+        yield from from_weight_layer(site)
 
     @property
     def spec(self) -> str:
         return f"attention(heads={self.heads},dk={self.dk},dv={self.dv})"
+
+    @classmethod
+    def draw(cls, draw, shape, context):
+        sizes = st.integers(1, 2)
+        return cls(draw(sizes), draw(sizes), draw(sizes)) if len(shape) == 2 else None

@@ -1,0 +1,64 @@
+"""The registry of layer kinds: one module per kind, one line here per kind.
+
+Every part of flowlaws that needs a layer kind reads it from `LAYERS`: the spec parser
+(by the names each kind answers to), the strategies (each kind draws itself), the
+law derivation (each kind declares its symmetry), discovery and the torch bridge. A
+new kind is one new module and one line in `LAYERS` (docs/extending.md).
+"""
+
+from __future__ import annotations
+
+from flowlaws.errors import unknown
+from flowlaws.models.kinds.activation import Activation
+from flowlaws.models.kinds.attention import Attention
+from flowlaws.models.kinds.batchnorm import BatchNorm
+from flowlaws.models.kinds.conv import Conv1d, Conv2d
+from flowlaws.models.kinds.dense import Dense
+from flowlaws.models.kinds.dropout import Dropout
+from flowlaws.models.kinds.flatten import Flatten
+from flowlaws.models.kinds.gated import Gated
+from flowlaws.models.kinds.layernorm import LayerNorm
+from flowlaws.models.kinds.mean import Mean
+from flowlaws.models.kinds.pool import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from flowlaws.models.kinds.residual import Residual
+from flowlaws.models.kinds.rmsnorm import RMSNorm
+from flowlaws.models.layer import Layer
+
+LAYERS: tuple[type[Layer], ...] = (
+    Dense,
+    Conv1d,
+    Conv2d,
+    MaxPool1d,
+    AvgPool1d,
+    MaxPool2d,
+    AvgPool2d,
+    Flatten,
+    Mean,
+    BatchNorm,
+    LayerNorm,
+    RMSNorm,
+    Attention,
+    Dropout,
+    Activation,
+    Residual,
+    Gated,
+)
+
+_BY_NAME = {name: kind for kind in LAYERS for name in kind.names()}
+
+
+def kind(name: str) -> type[Layer]:
+    """The layer kind a spec name denotes (``"dense"``, ``"relu"``, ``"residual"``)."""
+    if name not in _BY_NAME:
+        raise unknown("layer", name, _BY_NAME)
+    return _BY_NAME[name]
+
+
+def names() -> tuple[str, ...]:
+    """Every name a spec may use for a layer."""
+    return tuple(_BY_NAME)
+
+
+__all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d", "Dense",
+           "Dropout", "Flatten", "Gated", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "RMSNorm", "Residual", "kind",
+           "names"]

@@ -1,0 +1,180 @@
+"""conv1d(C,K[,stride=S][,padding=P][,bias]) and conv2d(...): cross-correlation with zero padding."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import ClassVar
+
+import autograd.numpy as anp
+import numpy as np
+from hypothesis import strategies as st
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models.layer import Layer, positive
+
+
+@lru_cache(maxsize=256)
+def _im2col(dims: int, kernel: int, stride: int, padding: int, in_shape: tuple):
+    """The index plan of a convolution on one sample of ``in_shape`` (C, spatial...):
+    ``gather`` (out positions, C * kernel^dims) indexes the flat sample, with the padding
+    reading index C * prod(spatial) (an appended zero); ``scatter``, the sparse
+    (sample size, out * C * kernel^dims) 0/1 matrix that adds the columns back (col2im)."""
+    import scipy.sparse
+
+    channels, spatial = in_shape[0], tuple(in_shape[1:])
+    size = int(np.prod(in_shape))
+    padded = tuple(n + 2 * padding for n in spatial)
+    index = np.full((channels, *padded), size)
+    index[(slice(None), *(slice(padding, padding + n) for n in spatial))] = np.arange(size).reshape(in_shape)
+    windows = np.lib.stride_tricks.sliding_window_view(index, (kernel,) * dims, axis=tuple(range(1, 1 + dims)))
+    windows = windows[(slice(None), *(slice(None, None, stride),) * dims)]
+    gather = np.moveaxis(windows, 0, dims).reshape(int(np.prod(windows.shape[1:1 + dims])), -1)
+    flat = gather.ravel()
+    real = flat < size
+    scatter = scipy.sparse.csr_matrix((np.ones(int(real.sum())), (flat[real], np.flatnonzero(real))),
+                                      shape=(size, flat.size))
+    return gather, scatter
+
+
+def _window(offset: int, stride: int, size: int) -> slice:
+    return slice(offset, offset + stride * (size - 1) + 1, stride)
+
+
+@dataclass(frozen=True)
+class Conv(Layer):
+    """Convolution (cross-correlation) over ``dims`` spatial axes, zero padding.
+
+    y[n, o, s] = sum_{c, j} W[o, c, j] x_pad[n, c, stride*s + j] + b[o]
+    """
+
+    channels: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    bias: bool = False
+    dims: ClassVar[int]
+    family: ClassVar[str] = "conv"
+    has_weight: ClassVar[bool] = True
+
+    def __post_init__(self):
+        positive(self.kind, channels=self.channels, kernel=self.kernel, stride=self.stride)
+        if not isinstance(self.padding, int | np.integer) or self.padding < 0:
+            raise InvalidArgument(f"{self.kind}: padding must be >= 0, got {self.padding!r}")
+
+    def _check(self, in_shape):
+        if len(in_shape) != self.dims + 1:
+            raise InvalidArgument(
+                f"{self.spec} needs input (channels, {'length' if self.dims == 1 else 'height, width'}),"
+                f" got shape {tuple(in_shape)}"
+            )
+
+    def param_shapes(self, in_shape):
+        self._check(in_shape)
+        shapes = (("W", (self.channels, in_shape[0], *(self.kernel,) * self.dims)),)
+        return (*shapes, ("b", (self.channels,))) if self.bias else shapes
+
+    def out_shape(self, in_shape):
+        self._check(in_shape)
+        spatial = tuple((n + 2 * self.padding - self.kernel) // self.stride + 1 for n in in_shape[1:])
+        if min(spatial) < 1:
+            raise InvalidArgument(
+                f"{self.spec}: kernel {self.kernel} does not fit input shape {tuple(in_shape)}; "
+                "use a smaller kernel or more padding"
+            )
+        return (self.channels, *spatial)
+
+    def _pad(self, x):
+        if not self.padding:
+            return x
+        return anp.pad(x, ((0, 0), (0, 0), *((self.padding, self.padding),) * self.dims), mode="constant")
+
+    def _windows(self, out_spatial):
+        for offset in itertools.product(range(self.kernel), repeat=self.dims):
+            yield offset, (slice(None), slice(None), *(
+                _window(j, self.stride, n) for j, n in zip(offset, out_spatial, strict=True)))
+
+    def apply(self, p, x):
+        xp = self._pad(x)
+        spatial = self.out_shape(x.shape[1:])[1:]
+        y = 0.0
+        for offset, window in self._windows(spatial):
+            y = y + anp.tensordot(xp[window], p[0][(slice(None), slice(None), *offset)], axes=([1], [1]))
+        y = anp.moveaxis(y, -1, 1)
+        if self.bias:
+            y = y + anp.reshape(p[1], (-1,) + (1,) * self.dims)
+        return y
+
+    def _columns(self, x):
+        """im2col: the windows of the input (padding reads a zero) as one (N * out, C * kernel^dims) matrix."""
+        gather, _ = _im2col(self.dims, self.kernel, self.stride, self.padding, x.shape[1:])
+        flat = np.concatenate([x.reshape(len(x), -1), np.zeros((len(x), 1), x.dtype)], axis=1)
+        return flat[:, gather].reshape(len(x) * len(gather), -1)
+
+    def run(self, p, x, frozen=None):
+        """One BLAS call: the im2col matrix times the kernel; the matrix is the aux."""
+        columns = self._columns(x)
+        out = self.out_shape(x.shape[1:])
+        y = (columns @ p[0].reshape(self.channels, -1).T).reshape(len(x), *out[1:], self.channels)
+        y = y.transpose(0, self.dims + 1, *range(1, self.dims + 1))  # channels second
+        if self.bias:
+            y = y + p[1].reshape((-1,) + (1,) * self.dims)
+        return y, columns
+
+    def bound_run(self, p, x, aux):
+        return self.run(p, x)
+
+    def bound(self, p, x):
+        return self.run(p, x)[0]
+
+    def shift(self, site) -> str:
+        """A shift constant over positions stays so without padding (zeros at the edges
+        would make the output's shift vary over positions)."""
+        return "stops" if self.padding else "passes"
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        """dW from the im2col matrix (one BLAS call), dx by col2im (one sparse product)."""
+        W = np.abs(p[0]) if magnitude else p[0]
+        columns = self._columns(x) if aux is None else aux
+        rows = dy.transpose(0, *range(2, self.dims + 2), 1).reshape(-1, self.channels)  # (N * out, O)
+        dW = (rows.T @ columns).reshape(W.shape)
+        _, scatter = _im2col(self.dims, self.kernel, self.stride, self.padding, x.shape[1:])
+        dcolumns = (rows @ W.reshape(self.channels, -1)).reshape(len(x), -1)  # (N, out * C * kernel^dims)
+        dx = (scatter @ dcolumns.T).T.reshape(x.shape)
+        batch_and_space = (0, *range(2, 2 + self.dims))
+        return dx, ((dW, dy.sum(axis=batch_and_space)) if self.bias else (dW,))
+
+    def vjp(self, p, x, y, dy):
+        return self.pull(p, x, y, None, dy)
+
+    def vjp_magnitude(self, p, x, y, dy):
+        return self.pull(p, np.abs(x), y, None, dy, magnitude=True)
+
+    def keeps_sums(self, in_shape) -> bool:
+        """A bias-free pointwise convolution makes each output row a combination of input
+        rows: rows summing to 0 stay so."""
+        return self.kernel == 1 and self.stride == 1 and not self.padding and not self.bias
+
+    @classmethod
+    def draw(cls, draw, shape, context):
+        if len(shape) != cls.dims + 1:
+            return None
+        kernel = draw(st.integers(1, min(2, *shape[1:])))
+        return cls(draw(context.sizes), kernel, 1, draw(st.integers(0, kernel - 1)), context.bias)
+
+
+@dataclass(frozen=True)
+class Conv1d(Conv):
+    kind: ClassVar[str] = "conv1d"
+    dims: ClassVar[int] = 1
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+
+
+@dataclass(frozen=True)
+class Conv2d(Conv):
+    kind: ClassVar[str] = "conv2d"
+    dims: ClassVar[int] = 2
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+
+

@@ -1,0 +1,84 @@
+"""dense(N[,bias]): y = x W^T + b on the last axis, as torch's Linear.
+
+W has shape (N, d) for inputs (..., d): a flat sample, or each position of a (T, d)
+sequence alike (position-wise). Its rows (and bias) scale output unit i; its columns
+absorb a scaling of input feature j. A scaling of the other axis of a (T, d) input
+(a position, or a convolution's channel) passes a bias-free dense layer unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import autograd.numpy as anp
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models.layer import Layer, positive
+
+
+@dataclass(frozen=True)
+class Dense(Layer):
+    """y = x W^T + b with W of shape (units, fan_in), on the last axis."""
+
+    units: int
+    bias: bool = False
+    kind: ClassVar[str] = "dense"
+    ranks: ClassVar[tuple[int, ...]] = (1, 2)
+    has_weight: ClassVar[bool] = True
+    reads_last_axis: ClassVar[bool] = True
+
+    def __post_init__(self):
+        positive("dense", units=self.units)
+
+    @property
+    def channels(self) -> int:
+        return self.units
+
+    def param_shapes(self, in_shape):
+        if len(in_shape) < 1:
+            raise InvalidArgument(f"dense({self.units}) needs an input with at least one axis")
+        shapes = (("W", (self.units, in_shape[-1])),)
+        return (*shapes, ("b", (self.units,))) if self.bias else shapes
+
+    def out_shape(self, in_shape):
+        return (*tuple(in_shape)[:-1], self.units)
+
+    def apply(self, p, x):
+        y = anp.dot(x, p[0].T)
+        return y + p[1] if self.bias else y
+
+    def run(self, p, x, frozen=None):
+        """Plain numpy (the sweeps never differentiate through it)."""
+        y = x @ p[0].T
+        return (y + p[1] if self.bias else y), None
+
+    def vjp(self, p, x, y, dy):
+        rows = dy.reshape(-1, self.units)
+        dW = rows.T @ x.reshape(len(rows), -1)
+        return dy @ p[0], ((dW, rows.sum(axis=0)) if self.bias else (dW,))
+
+    # --- symmetry ---------------------------------------------------------------------
+    def rows_on_last_axis(self, site) -> bool:
+        return len(site.in_shape) > 1
+
+    def shifted_rows(self, site):
+        return self.rows(site, self.units)
+
+    def carry(self, path, site):
+        """Its columns absorb a scaling of the features; a scaling of the other axis of a
+        (T, d) input passes a bias-free layer (each row is mapped alone, linearly)."""
+        if path.on_axis(True, len(site.in_shape)):
+            return path.absorbed(site)
+        return None if self.bias else path.times(1.0, True, shifts=False)
+
+    def centered(self, site, groups: int):
+        """W[k, block g] for every row k and block g of a flat input; on a (T, d) input each
+        row reads one group (a position's features): the row sums."""
+        return site.views(0, self.units * (groups if len(site.in_shape) == 1 else 1), own=(0,))
+
+    @classmethod
+    def draw(cls, draw, shape, context):
+        return cls(draw(context.sizes), context.bias) if len(shape) in cls.ranks else None
+
+

@@ -1,0 +1,73 @@
+"""dropout(p): y = m * x / (1 - p) with a 0/1 mask m, m = 0 with probability p (train mode).
+
+The mask is drawn from the bits of the layer's input (a hash seeds the generator), so
+it is fresh whenever the input changes (every step, for a layer after a weight layer),
+the same on every machine, and a replay reproduces it bit for bit. Frozen, it is a
+positive diagonal map: a scaling of each unit passes it (degree 1), no mixing of units
+and no shift does. The laws hold for every mask, so a step with dropout obeys the step
+identity for the mask it drew (docs/theory.md 3.9).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from autograd.tracer import getval
+from hypothesis import strategies as st
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models.layer import Layer
+
+
+@dataclass(frozen=True)
+class Dropout(Layer):
+    """Inverted dropout with drop probability ``p``, its mask a function of its input."""
+
+    p: float
+    kind: ClassVar[str] = "dropout"
+    ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
+
+    def __post_init__(self):
+        if not (isinstance(self.p, int | float) and 0 <= self.p < 1):
+            raise InvalidArgument(f"dropout: p must be in [0, 1), got {self.p!r}")
+
+    def mask(self, x) -> np.ndarray:
+        """m / (1 - p) for a 0/1 mask m drawn from the bits of ``x``."""
+        bits = np.ascontiguousarray(np.real(getval(x)), dtype=np.float64).tobytes()
+        rng = np.random.default_rng(zlib.crc32(bits))
+        return (rng.random(np.shape(x)) >= self.p) / (1.0 - self.p)
+
+    def apply(self, p, x):
+        return x * self.mask(x)
+
+    def vjp(self, p, x, y, dy):
+        return dy * self.mask(x), ()
+
+    def run(self, p, x, frozen=None):
+        m = self.mask(x) if frozen is None else frozen
+        return x * m, m
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        return dy * aux, ()
+
+    def freeze(self, x, y, aux):
+        return aux
+
+    def bound_run(self, p, x, aux):
+        return x * aux, aux  # x is the bound; the mask is the forward pass's
+
+    @property
+    def piecewise(self) -> bool:
+        return True
+
+    # --- symmetry declarations --------------------------------------------------------
+    def carry(self, path, site):
+        """A positive diagonal map, frozen: each unit's scaling passes (no mixing)."""
+        return path.times(1.0, False, shifts=False)
+
+    @classmethod
+    def draw(cls, draw, shape, context):
+        return cls(draw(st.sampled_from([0.1, 0.25]))) if context.dropout else None

@@ -1,0 +1,143 @@
+"""A fork: the input goes down two branches (chains of layers) whose outputs are joined.
+
+The shared code of the composite kinds (`residual` joins by a sum, `gated` by an
+elementwise product): shapes, parameter names, the sweeps over both branches, the
+patterns, and the walks of a scaling into each branch. A branch may be empty (the
+identity: ``residual[BLOCK]`` keeps x as its shortcut).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models.chain import Chain, chain
+from flowlaws.models.layer import Layer
+from flowlaws.models.symmetry import Path, Site, walk
+
+
+@dataclass(frozen=True)
+class Fork(Layer):
+    """y = join(A(x), B(x)) for two branches A (``first``) and B (``second``)."""
+
+    first: tuple
+    second: tuple = ()
+    prefixes: ClassVar[tuple[str, str]] = ("", "skip.")  # of each branch's parameter names
+
+    def __post_init__(self):
+        object.__setattr__(self, "first", tuple(self.first))
+        object.__setattr__(self, "second", tuple(self.second))
+        if not self.first:
+            raise InvalidArgument(f"{self.kind}: its first branch is empty; give it at least one layer")
+
+    # --- the join (each composite kind defines it) ------------------------------------
+    def join(self, a, b):
+        raise NotImplementedError
+
+    def split(self, dy, a, b):
+        """(dL/da, dL/db) from dL/dy."""
+        raise NotImplementedError
+
+    # --- structure ----------------------------------------------------------------------
+    @property
+    def branches(self) -> tuple[tuple, tuple]:
+        return (self.first, self.second)
+
+    def chains(self, in_shape, prefix: str = "") -> tuple[Chain, Chain]:
+        shape = tuple(int(n) for n in in_shape)
+        return tuple(chain(branch, shape, prefix + p)  # type: ignore[return-value]
+                     for branch, p in zip(self.branches, self.prefixes, strict=True))
+
+    def inner_specs(self, in_shape, prefix: str) -> list:
+        return [spec for c in self.chains(in_shape, prefix) for spec in c.specs]
+
+    def out_shape(self, in_shape):
+        a, b = (c.output_shape for c in self.chains(in_shape))
+        if tuple(a) == tuple(b):
+            return a
+        if not self.second:
+            raise InvalidArgument(f"{self.kind}: the block maps shape {tuple(in_shape)} to {tuple(a)}; without "
+                                  "a shortcut it must keep the input shape (or give it one: "
+                                  f"{self.kind}[BLOCK | SHORTCUT])")
+        raise InvalidArgument(f"{self.kind}: its branches map shape {tuple(in_shape)} to {tuple(a)} and "
+                              f"{tuple(b)}; both must give the same shape")
+
+    @property
+    def sublayers(self) -> tuple:
+        return tuple(x for branch in self.branches for layer in branch for x in (layer, *layer.sublayers))
+
+    def mapped(self, f) -> Layer:
+        return replace(self, **{name: tuple(layer.mapped(f) for layer in branch)
+                                for name, branch in zip(("first", "second"), self.branches, strict=True)})
+
+    def _parts(self, p, x_shape):
+        chains = self.chains(x_shape)
+        n = len(chains[0].specs)
+        return chains, tuple(p[:n]), tuple(p[n:])
+
+    # --- numbers ------------------------------------------------------------------------
+    def apply(self, p, x):
+        (ca, cb), pa, pb = self._parts(p, x.shape[1:])
+        return self.join(ca.apply(pa, x, fused=False), cb.apply(pb, x, fused=False))
+
+    def run(self, p, x, frozen=None):
+        (ca, cb), pa, pb = self._parts(p, x.shape[1:])
+        a, cache_a = ca.forward(pa, x, None if frozen is None else frozen[0])
+        b, cache_b = cb.forward(pb, x, None if frozen is None else frozen[1])
+        return self.join(a, b), (cache_a, cache_b, a, b)
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        (ca, cb), pa, pb = self._parts(p, x.shape[1:])
+        cache_a, cache_b, a, b = aux
+        da, db = self.split(dy, a, b)
+        dxa, ga = ca.backward(pa, cache_a, da, magnitude)
+        dxb, gb = cb.backward(pb, cache_b, db, magnitude)
+        return dxa + dxb, (*ga, *gb)
+
+    def freeze(self, x, y, aux):
+        chains = self.chains(x.shape[1:])
+        return tuple(c.pattern(cache) for c, cache in zip(chains, aux[:2], strict=True))
+
+    def nested(self, x, aux):
+        return tuple((c.layers, cache) for c, cache in zip(self.chains(x.shape[1:]), aux[:2], strict=True))
+
+    def bound_run(self, p, x, aux):
+        (ca, cb), pa, pb = self._parts(p, x.shape[1:])
+        a, cache_a = ca.bounds(pa, aux[0], x)
+        b, cache_b = cb.bounds(pb, aux[1], x)
+        return self.join(a, b), (cache_a, cache_b, a, b)
+
+    def vjp(self, p, x, y, dy):
+        """For the autograd primitive; the numpy sweeps use `run` and `pull`."""
+        _, aux = self.run(p, x)
+        return self.pull(p, x, y, aux, dy)
+
+    # --- symmetry: the walks into each branch --------------------------------------------
+    def inners(self, site) -> tuple[Site, Site]:
+        """Where each branch's first layer sits (its parameters after the first branch's)."""
+        ca, cb = self.chains(site.in_shape, f"{site.name}.")
+        return Site(ca, site.start, 0), Site(cb, site.start + len(ca.specs), 0)
+
+    @staticmethod
+    def into(path: Path, inner: Site) -> Path | None:
+        """The walk of ``path`` (its layout, no terms yet) into one branch: open (no weight
+        layer took it: the branch output carries it), closed, or None."""
+        layout: dict[str, Any] = {"last_axis": path.last_axis, "interleaved": path.interleaved}
+        if not inner.chain.layers:
+            return Path(path.units, path.degree, **layout)
+        return walk(Path(path.units, path.degree, **layout), inner)
+
+    @staticmethod
+    def emitter(inner: Site, units: int | None = None, layout: dict | None = None) -> tuple[Site, Path] | None:
+        """The branch's last layer with rows, and the walk of a scaling of ``units`` (its
+        own output units by default) from it to the branch's output (open: its degree
+        there); None when there is none."""
+        emitting = [i for i, layer in enumerate(inner.chain.layers) if layer.emits]
+        if not emitting:
+            return None
+        last = replace(inner, position=emitting[-1])
+        if units is None:
+            units, layout = last.layer.units_out(last), {"last_axis": last.layer.rows_on_last_axis(last)}
+        tail = walk(Path(units, **(layout or {})), last.following())
+        return None if tail is None or tail.closed else (last, tail)

@@ -1,0 +1,147 @@
+"""maxpool1d(S), avgpool1d(S), maxpool2d(S), avgpool2d(S): non-overlapping pooling."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import ClassVar
+
+import autograd.numpy as anp
+import numpy as np
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models.layer import Layer, positive
+
+
+@dataclass(frozen=True)
+class Pool(Layer):
+    """Non-overlapping pooling with window = stride = ``size``; homogeneous of degree 1."""
+
+    size: int
+    dims: ClassVar[int]
+    reduce: ClassVar[str]
+    family: ClassVar[str] = "pool"
+
+    def __post_init__(self):
+        positive(self.kind, size=self.size)
+
+    def out_shape(self, in_shape):
+        if len(in_shape) != self.dims + 1 or min(in_shape[1:]) < self.size:
+            raise InvalidArgument(
+                f"{self.spec} needs input (channels, {self.dims} spatial axes >= {self.size}), "
+                f"got shape {tuple(in_shape)}"
+            )
+        return (in_shape[0], *(n // self.size for n in in_shape[1:]))
+
+    def _blocks(self, x):
+        """View x (cropped) as (N, C, n1, size, n2, size, ...) and the window axes."""
+        n, c, *spatial = x.shape
+        out = [m // self.size for m in spatial]
+        crop = (slice(None), slice(None), *(slice(0, m * self.size) for m in out))
+        shape = (n, c, *itertools.chain.from_iterable((m, self.size) for m in out))
+        return x[crop].reshape(shape), tuple(3 + 2 * i for i in range(self.dims))
+
+    def apply(self, p, x):
+        blocks, axes = self._blocks(x)
+        return anp.max(blocks, axis=axes) if self.reduce == "max" else anp.mean(blocks, axis=axes)
+
+    def weights(self, x):
+        """Each input's share of its window's output: 1/count at the (tied) maxima, or
+        1/size^dims for the mean. Frozen, they make the pool linear (`apply_frozen`)."""
+        blocks, axes = self._blocks(x)
+        if self.reduce == "mean":
+            return np.full(blocks.shape, 1.0 / self.size**self.dims)
+        hits = blocks == blocks.max(axis=axes, keepdims=True)
+        return hits / hits.sum(axis=axes, keepdims=True)
+
+    def apply_frozen(self, x, weights):
+        blocks, axes = self._blocks(x)
+        return np.sum(blocks * weights, axis=axes)
+
+    def vjp(self, p, x, y, dy, weights=None):
+        blocks, axes = self._blocks(x)
+        expand = tuple(slice(None) if i not in axes else None for i in range(blocks.ndim))
+        grad = (self.weights(x) if weights is None else weights) * dy[expand]
+        dx = np.zeros(x.shape, np.result_type(x, dy))
+        crop = (slice(None), slice(None), *(slice(0, m * self.size) for m in y.shape[2:]))
+        dx[crop] = grad.reshape(dx[crop].shape)
+        return dx, ()
+
+    def vjp_magnitude(self, p, x, y, dy):
+        return self.vjp(p, x, y, dy)  # the routing weights are already >= 0
+
+    def bound(self, p, x):
+        return self.apply(p, x)  # the window's max (mean) of the bounds; no routing weights
+
+    def run(self, p, x, frozen=None):
+        """Max pools keep their window weights (frozen, or at this input) for `pull`; the
+        output is the weighted sum either way, so a pass at an input is the pass frozen at
+        its own weights, bit for bit."""
+        if self.reduce == "mean":
+            return self.apply(p, x), None
+        weights = self.weights(x) if frozen is None else frozen
+        return self.apply_frozen(x, weights), weights
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        return self.vjp(p, x, y, dy, aux)
+
+    def freeze(self, x, y, aux):
+        return aux if self.reduce == "max" else None
+
+    def shift(self, site) -> str:
+        return "passes" if self.reduce == "mean" else "stops"
+
+    def sample_shift(self, site) -> str:
+        return self.shift(site)
+
+    def carry(self, path, site):
+        """Pooling is homogeneous of degree 1 per channel; only the mean is linear; both
+        commute with a constant shift of a channel."""
+        return None if path.last_axis else path.times(1.0, self.reduce == "mean", shifts=True)
+
+    @property
+    def piecewise(self) -> bool:
+        return self.reduce == "max"
+
+    def keeps_sums(self, in_shape) -> bool:
+        """An average pool whose windows tile the last axis averages whole windows of one
+        row: rows summing to 0 stay so."""
+        return self.reduce == "mean" and len(in_shape) > 1 and in_shape[-1] % self.size == 0
+
+    @classmethod
+    def draw(cls, draw, shape, context):
+        return cls(2) if len(shape) == cls.dims + 1 and min(shape[1:]) >= 2 else None
+
+
+@dataclass(frozen=True)
+class MaxPool1d(Pool):
+    kind: ClassVar[str] = "maxpool1d"
+    dims: ClassVar[int] = 1
+    reduce: ClassVar[str] = "max"
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+
+
+@dataclass(frozen=True)
+class AvgPool1d(Pool):
+    kind: ClassVar[str] = "avgpool1d"
+    dims: ClassVar[int] = 1
+    reduce: ClassVar[str] = "mean"
+    ranks: ClassVar[tuple[int, ...]] = (2,)
+
+
+@dataclass(frozen=True)
+class MaxPool2d(Pool):
+    kind: ClassVar[str] = "maxpool2d"
+    dims: ClassVar[int] = 2
+    reduce: ClassVar[str] = "max"
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+
+
+@dataclass(frozen=True)
+class AvgPool2d(Pool):
+    kind: ClassVar[str] = "avgpool2d"
+    dims: ClassVar[int] = 2
+    reduce: ClassVar[str] = "mean"
+    ranks: ClassVar[tuple[int, ...]] = (3,)
+
+

@@ -1,0 +1,156 @@
+"""residual[BLOCK] and residual[BLOCK | SHORTCUT]: y = BLOCK(x) + SHORTCUT(x).
+
+The shortcut is the identity when omitted (a ResNet basic block), or any chain: a
+strided 1x1 convolution and BatchNorm (a downsampling block), a pool. Symmetry
+(docs/theory.md 3.7): a scaling of the input units must reach the sum with the same
+factor on both branches. A branch with no weight layer carries it (the identity:
+unchanged); a branch whose weight layers absorb it re-emits it by the rows of its
+last weight layer; when both branches absorb it, the walk closes. The output units
+of two weighted branches scale together: the rows of both last weight layers, walked
+on past the sum (a rescaling that starts at the join); and two biases added at the sum
+conserve their difference (b_A - b_B: shifting one by t and the other by -t leaves y).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from hypothesis import strategies as st
+
+from flowlaws.models.kinds.conv import Conv1d
+from flowlaws.models.kinds.dense import Dense
+from flowlaws.models.kinds.fork import Fork
+from flowlaws.models.symmetry import (
+    Path,
+    Rescaling,
+    Term,
+    close,
+    removes_shift,
+    rescalings,
+    shifts,
+    walk,
+)
+
+
+@dataclass(frozen=True)
+class Residual(Fork):
+    """y = block(x) + shortcut(x); ``shortcut`` () is the identity."""
+
+    kind: ClassVar[str] = "residual"
+    family: ClassVar[str] = "res"
+    ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
+
+    @property
+    def block(self) -> tuple:
+        return self.first
+
+    def join(self, a, b):
+        return a + b
+
+    def split(self, dy, a, b):
+        return dy, dy
+
+    def inlined(self) -> tuple:
+        """The block alone, its own blocks inlined (what a net without its skips computes)."""
+        return tuple(x for layer in self.first for x in layer.inlined())
+
+    # --- symmetry declarations --------------------------------------------------------
+    def carry(self, path, site):
+        """Both branches must map c^d-scaled inputs to outputs scaled alike."""
+        inners = self.inners(site)
+        walks = [self.into(path, inner) for inner in inners]
+        if any(w is None for w in walks):
+            return None
+        layout = {"last_axis": path.last_axis, "interleaved": path.interleaved}
+        open_ = [w for w in walks if not w.closed]
+        if not open_:  # both absorb it: the symmetry closes here
+            if any(w.family != "rescale" for w in walks):
+                return None
+            return replace(path, closed=True, linear=path.linear and all(w.linear for w in walks),
+                           terms=path.terms + walks[0].terms + walks[1].terms,
+                           layers=path.layers + walks[0].layers + walks[1].layers)
+        degree = open_[0].degree
+        if any(w.degree != degree for w in open_):
+            return None
+        terms, layers, linear, uniform = path.terms, path.layers, path.linear, path.uniform
+        for w, inner in zip(walks, inners, strict=True):
+            if w.closed:  # its last rows re-emit the scaling
+                found = self.emitter(inner, path.units, layout)
+                if found is None:
+                    return None
+                last, tail = found
+                w = replace(w, **layout).emitted(last, degree / tail.degree)
+                linear, uniform = linear and tail.linear, uniform or tail.uniform
+            terms, layers = terms + w.terms, layers + w.layers
+            linear, uniform = linear and w.linear, uniform or w.uniform
+        shifts_on = path.shifts and all(not w.closed and w.shifts for w in walks)
+        return replace(path, degree=degree, linear=linear, shifts=shifts_on, uniform=uniform,
+                       terms=terms, layers=layers)
+
+    def rescalings(self, site):
+        """Each branch's own rescalings; the join's when both branches have weight layers;
+        and, when a shift uniform over a sample is removed after the block (a LayerNorm),
+        the translation laws of a branch's last dense layer (a uniform shift of its output
+        is one of the sum's)."""
+        inners = self.inners(site)
+        for inner in inners:
+            yield from rescalings(inner.chain, inner.offset)
+        remover = removes_shift(site, "sample_shift")
+        for inner in inners:
+            if remover and inner.chain.layers:
+                last = replace(inner, position=len(inner.chain.layers) - 1)
+                rows = last.layer.shifted_rows(last)
+                if rows:
+                    yield from shifts(f"{last.name}/{remover}", rows, rows[0].units, True, True)
+        yield from self._joined(site, inners)
+
+    def _joined(self, site, inners):
+        """The output units of two weighted branches: both last rows scale by c^(1/tail)."""
+        found = [self.emitter(inner) if inner.chain.layers else None for inner in inners]
+        if any(f is None for f in found):
+            return
+        (a, tail_a), (b, tail_b) = found  # type: ignore[misc]
+        units, last_axis = a.layer.units_out(a), a.layer.rows_on_last_axis(a)
+        if (units, last_axis) != (b.layer.units_out(b), b.layer.rows_on_last_axis(b)):
+            return
+        path = Path(units, linear=tail_a.linear and tail_b.linear, last_axis=last_axis,
+                    shifts=tail_a.shifts and tail_b.shifts)
+        path = path.emitted(a, 1.0 / tail_a.degree).emitted(b, 1.0 / tail_b.degree)
+        yield from close(path, walk(path, site.following()), site)
+        biases = [self._bias(last) for last, tail in found if not tail.layers]  # type: ignore[misc]
+        if len(biases) == 2 and all(biases):
+            yield Rescaling(f"{a.name}+{b.name}.b", units, (Term(biases[0], 1.0), Term(biases[1], -1.0)),
+                            False, "translation", order=1)
+
+    @staticmethod
+    def _bias(last):
+        views = [v for v in last.layer.rows(last, last.layer.units_out(last)) if v.name.endswith(".b")]
+        return views[0] if views else None
+
+    # --- its spec: residual[BLOCK] or residual[BLOCK | SHORTCUT] --------------------------
+    @classmethod
+    def from_spec(cls, name, positional, keywords, flags, branches=None):
+        return cls(*branches)
+
+    @property
+    def spec(self) -> str:
+        shortcut = f" | {','.join(layer.spec for layer in self.second)}" if self.second else ""
+        return f"residual[{','.join(layer.spec for layer in self.first)}{shortcut}]"
+
+    @classmethod
+    def draw(cls, draw, shape, context):
+        """A block that keeps or changes the width (weight, activation, weight), with the
+        identity or a shortcut of its own (a dense layer, or a strided 1x1 convolution)."""
+        if len(shape) not in (1, 2):
+            return None
+        conv = len(shape) == 2
+        width = draw(st.sampled_from([shape[0], draw(context.sizes)]))
+        stride = draw(st.integers(1, 2)) if conv else 1
+
+        def weight(n, s=1):
+            return Conv1d(n, 1, s, 0, context.bias) if conv else Dense(n, context.bias)
+
+        block = (weight(draw(context.sizes)), context.act, weight(width, stride))
+        same = width == shape[0] and stride == 1
+        return cls(block, () if same and draw(st.booleans()) else (weight(width, stride),))

@@ -1,0 +1,262 @@
+"""The `Layer` base: what every registered layer kind declares.
+
+A layer is a frozen dataclass. It declares, in one module per kind
+(`flowlaws.models.kinds`):
+
+- numbers: ``param_shapes(in_shape)``, ``out_shape(in_shape)``, ``apply(p, x)``
+  (autograd.numpy, differentiable generically), ``vjp(p, x, y, dy) -> (dx, dp)`` and
+  the numpy sweeps ``run`` / ``pull`` / ``bound_run`` (see `flowlaws.models.chain`);
+  ``vjp_magnitude`` is the same sweep on absolute values: the scale that round-off
+  errors of the gradient are measured against (`flowlaws.checking`);
+- symmetry: how a scaling of its input units passes through it (``carry``), which
+  rescalings start at it (``rescalings``), how shifts pass (``shift``, ``sample_shift``)
+  and whether it keeps a centred group centred (``keeps_sums``);
+- its spec: ``kind`` (its name in spec strings), ``from_spec`` and ``spec`` (derived
+  from the dataclass fields: required fields positional, options ``key=value``,
+  booleans as flags), and ``draw`` (how strategies draw one for an input shape).
+
+Data layout is channels first: dense inputs ``(N, d)``, 1D conv inputs ``(N, C, L)``,
+2D ``(N, C, H, W)``; a sequence is ``(N, T, d)`` with its features last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models.symmetry import from_weight_layer
+
+REALMIN = float(np.finfo(np.float64).tiny)  # smallest normal float64: the underflow threshold
+
+
+def positive(layer: str, **values: int) -> None:
+    """Raise InvalidArgument unless every value is a positive integer."""
+    for name, value in values.items():
+        if not isinstance(value, int | np.integer) or value < 1:
+            raise InvalidArgument(f"{layer}: {name} must be a positive integer, got {value!r}")
+
+
+def _number(text: str, annotation: str):
+    """A spec argument as the field's type (int unless the field is a float)."""
+    try:
+        return float(text) if "float" in annotation else int(text)
+    except ValueError:
+        raise InvalidArgument(f"expected {'a number' if 'float' in annotation else 'an integer'}, "
+                              f"got {text!r}") from None
+
+
+def fmt(value) -> str:
+    """A number as a spec writes it: 1e-05, 0.1, 3."""
+    return f"{value:g}" if isinstance(value, float) and float(value) == float(f"{value:g}") else (
+        repr(float(value)) if isinstance(value, float) else str(value))
+
+
+class Layer:
+    """Base of every layer kind (parametrized, structural, activations, composites)."""
+
+    kind: ClassVar[str]  # its name in spec strings
+    family: ClassVar[str] = ""  # the prefix of its parameter names (default: kind)
+    ranks: ClassVar[tuple[int, ...]] = ()  # the input ranks (sample axes) it accepts
+    has_weight: ClassVar[bool] = False
+    polynomial: ClassVar[bool] = True  # in its params and input, once its pattern is frozen
+    couples_samples: ClassVar[bool] = False  # its output for one sample depends on others
+    reads_last_axis: ClassVar[bool] = False  # a weight layer's columns read the sample's last axis
+    # (attention's features, a position-wise dense layer's), not its first (a convolution's channels)
+
+    def param_shapes(self, in_shape):
+        return ()
+
+    def out_shape(self, in_shape):
+        return in_shape
+
+    def apply(self, p, x):
+        raise NotImplementedError
+
+    def vjp(self, p, x, y, dy):
+        raise NotImplementedError
+
+    def vjp_magnitude(self, p, x, y, dy):
+        dx, dp = self.vjp(tuple(np.abs(q) for q in p), np.abs(x), y, dy)
+        return np.abs(dx), tuple(np.abs(g) for g in dp)
+
+    @property
+    def piecewise(self) -> bool:
+        """Whether it has activation regions (a kink, a max, a mask) that a pattern freezes."""
+        return False
+
+    # --- the numpy sweeps (see flowlaws.models.chain.Chain) ----------------------------
+    def run(self, p, x, frozen=None):
+        """(output, aux for `pull`); ``frozen`` is this layer's entry of a pattern."""
+        return self.apply(p, x), None
+
+    def pull(self, p, x, y, aux, dy, magnitude: bool = False):
+        """(dx, dparams): the VJP, or its magnitude sweep."""
+        return (self.vjp_magnitude if magnitude else self.vjp)(p, x, y, dy)
+
+    def freeze(self, x, y, aux):
+        """This layer's entry of the activation pattern (None: nothing to freeze)."""
+        return None
+
+    def bound_run(self, p, x, aux):
+        return self.bound(p, x), aux
+
+    def bound(self, p, x):
+        """An entrywise bound on |output| and on the terms summed to form it, for inputs
+        bounded by x >= 0 and params p >= 0 (the forward magnitude sweep)."""
+        return self.run(p, x)[0]
+
+    # --- composites (a residual or gated node holds chains of layers) -------------------
+    @property
+    def sublayers(self) -> tuple:
+        """The layers nested in this one (a composite's branches), depth first."""
+        return ()
+
+    def inner_specs(self, in_shape, prefix: str) -> list:
+        """(name, shape) of the parameters of its nested chains."""
+        return []
+
+    def nested(self, x, aux):
+        """(layers, cache) of each nested chain in a forward pass's aux."""
+        return ()
+
+    def mapped(self, f) -> Layer:
+        """This layer with ``f`` applied to every layer it holds, itself included."""
+        return f(self)
+
+    def inlined(self) -> tuple:
+        """The layers a net without skip connections computes in its place."""
+        return (self,)
+
+    # --- symmetry declarations (see flowlaws.models.symmetry) -------------------------
+    @property
+    def emits(self) -> bool:
+        """Its output units can be scaled through its own parameters (it has rows)."""
+        return self.has_weight
+
+    @property
+    def mixes(self) -> bool:
+        """Its rows form a full matrix, so a linear path also allows mixing its units."""
+        return True
+
+    @property
+    def absorbs(self) -> bool:
+        """Its columns can absorb a scaling of its input units (it has a weight matrix)."""
+        return self.has_weight
+
+    def carry(self, path, site):
+        """How a scaling of the input units passes through: the path after this layer,
+        or None when it cannot pass (no symmetry). A weight layer absorbs a scaling of
+        the sample axis its columns read (`reads_last_axis`); a scaling of any other axis
+        (the positions of a convolution's input) does not pass: no symmetry."""
+        if self.absorbs and path.on_axis(self.reads_last_axis, len(site.in_shape)):
+            return path.absorbed(site)
+        return None
+
+    def shift(self, site) -> str:
+        """How a shift of its input constant over the batch (any vector) passes: "passes"
+        (as another such shift: a weight layer maps it to W delta), "removed" (a BatchNorm
+        subtracts it), or "stops" (a kink, a max pool, a normalization within a sample,
+        zero padding that makes it vary over positions)."""
+        return "passes" if self.absorbs else "stops"
+
+    def sample_shift(self, site) -> str:
+        """How a shift of its input uniform over each sample's units (varying per sample)
+        passes: "passes", "removed" (a LayerNorm subtracts it) or "stops" (the default)."""
+        return "stops"
+
+    def keeps_sums(self, in_shape) -> bool:
+        """Whether a sample whose last-axis groups each sum to 0 (after a LayerNorm)
+        leaves it with groups that each sum to 0 (flatten, a linear activation)."""
+        return False
+
+    def rescalings(self, site):
+        """The rescalings that start at this layer."""
+        return from_weight_layer(site, mixes=self.mixes) if self.emits else ()
+
+    def rows_on_last_axis(self, site) -> bool:
+        """Whether its output units lie on the last axis of a sample (a position-wise dense
+        or attention layer's features) rather than the first (a convolution's channels)."""
+        return False
+
+    def shifted_rows(self, site):
+        """The slices a shift of its output uniform over a sample moves (a dense layer's
+        W -> W + 1 a^T and b -> b + t 1); () when no own parameter can."""
+        return ()
+
+    def units_out(self, site) -> int:
+        """How many output units its rows scale."""
+        return getattr(self, "channels")  # noqa: B009 (weight layers define it)
+
+    def rows(self, site, units, interleaved: bool = False):
+        """The slices that scale with output unit i: every own parameter along axis 0
+        (``interleaved``: unit i owns rows i, i + units, ...: a flattened (T, d) layout)."""
+        return site.views(0, units, interleaved=interleaved)
+
+    def columns(self, site, path):
+        """The slices that absorb a scaling of input unit i: the weight along axis 1."""
+        return site.views(1, path.units, own=(0,), interleaved=path.interleaved)
+
+    def centered(self, site, groups: int):
+        """Slices whose entry sums never move when its input is centered (sums to 0) over
+        each of ``groups`` contiguous blocks of a sample (after a LayerNorm): none here."""
+        return ()
+
+    # --- its spec (see flowlaws.models.spec) ---------------------------------------------
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The names this kind answers to in spec strings."""
+        return (cls.kind,)
+
+    @classmethod
+    def from_spec(cls, name: str, positional: list[str], keywords: dict[str, str], flags: set[str],
+                  branches: list | None = None) -> Layer:
+        """Build from spec arguments: required fields positional or by name, options by
+        name, boolean fields as flags (``dense(4,bias)``, ``conv1d(4,3,stride=2)``)."""
+        fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+        flag_names = {f.name for f in fields if f.type == "bool"}
+        valued = [f for f in fields if f.type != "bool"]
+        unknown_flags = flags - flag_names
+        if unknown_flags:
+            raise InvalidArgument(f"unknown option {sorted(unknown_flags)[0]!r} for {name}; "
+                                  f"its flags are {', '.join(sorted(flag_names)) or 'none'}")
+        if len(positional) > len(valued):
+            raise InvalidArgument(f"{name} takes at most {len(valued)} positional arguments, got {len(positional)}")
+        pairs = zip(valued, positional, strict=False)
+        values: dict[str, Any] = {f.name: _number(text, str(f.type)) for f, text in pairs}
+        for key, text in keywords.items():
+            field = next((f for f in valued if f.name == key), None)
+            if field is None or key in values:
+                raise InvalidArgument(f"unknown option {key!r} for {name}; its options are "
+                                      f"{', '.join(f.name for f in valued) or 'none'}" if field is None
+                                      else f"{name}: {key} given twice")
+            values[key] = _number(text, str(field.type))
+        values.update({flag: True for flag in flags})
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise InvalidArgument(f"bad arguments for {name}: {error}") from None
+
+    @property
+    def spec(self) -> str:
+        """Its spec string: required fields positional, then the options that differ from
+        their default, in field order (``key=value``, or the flag for a boolean)."""
+        parts = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            if not f.init:
+                continue
+            value = getattr(self, f.name)
+            if f.default is dataclasses.MISSING:
+                parts.append(fmt(value))
+            elif value != f.default:
+                parts.append(f.name if f.type == "bool" else f"{f.name}={fmt(value)}")
+        return f"{self.kind}({','.join(parts)})" if parts else self.kind
+
+    @classmethod
+    def draw(cls, draw, shape, context):
+        """One layer of this kind for an input of ``shape``, its sizes drawn (``draw`` is
+        Hypothesis's; ``context`` has ``sizes``, ``act``, ``bias`` and ``chain`` for a
+        nested chain); None when it does not fit the shape. Default: the kind is never drawn."""
+        return None
