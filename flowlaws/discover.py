@@ -223,12 +223,15 @@ def _repaired(model, theta, X, rng, work: Work, rounds: int = 16) -> np.ndarray:
 
 
 def _check(model) -> None:
+    """Discovery needs each field analytic on a region: degree-1 activations (frozen,
+    linear) or smooth ones (tanh, sigmoid, softplus, gelu, silu: analytic); relu_power
+    and elu are neither once frozen."""
     for act in model.activations:
-        if act.degree != 1:
-            kind = "is not positively homogeneous" if act.degree is None else f"has degree {act.degree:g}"
+        if act.degree != 1 and not act.analytic:
+            kind = "is not analytic" if act.degree is None else f"has degree {act.degree:g}"
             raise InvalidArgument(f"discover needs activations of degree 1 (linear, relu, leaky_relu, abs, "
-                                  f"prelu): {act.spec} {kind}, so the network is not a polynomial once "
-                                  "its pattern is frozen")
+                                  f"prelu) or smooth ones (tanh, sigmoid, softplus, gelu, silu): {act.spec} "
+                                  f"{kind}, so the network is not analytic once its pattern is frozen")
 
 
 class Problem:
@@ -252,12 +255,12 @@ class Problem:
         best, rank, found = None, -1, 0
         for _ in range(tries):
             self.theta = _draw(model, rng)
-            if len(self.batches) == 1 and _piecewise(model):  # only kinks have units to repair
-                self.theta = _repaired(model, self.theta, self.X, rng, self.work)
             self.work.spend(len(self.batches))  # a forward sweep per batch: counted like a field
             if self.work.exhausted and best is not None:  # a point in hand: refine no further
                 break
             try:
+                if len(self.batches) == 1 and _piecewise(model):  # only kinks have units to repair
+                    self.theta = _repaired(model, self.theta, self.X, rng, self.work)
                 if not _both_slopes(model, self.theta, self.X, self.batches):
                     continue
             except Unrepresentable:  # a normalization group is constant at this draw

@@ -96,7 +96,7 @@ def test_corpus_holds_one_counterexample_per_expected_break():
      (["check", "--profile", "fast"], "invalid choice"),
      (["replay", "/nonexistent/report.json"], "cannot read"),
      (["frobnicate"], "invalid choice"),
-     (["discover", "mlp:2-3-1:tanh"], "not positively homogeneous"),
+     (["discover", "mlp:2-3-1:elu"], "not analytic"),
      (["discover", "mlp:2-3"], "bad spec"),
      (["laws", "seq:3:dense(2),residual[dense(3)]"], "must keep the input shape"),
      (["check", "--theorem", "break-tanh", "--report-dir", "/proc/flowlaws-cannot-write"], "cannot write reports"),

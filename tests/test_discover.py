@@ -119,9 +119,17 @@ def test_circle_derivatives_are_exact_for_polynomials():
     assert np.allclose(directional(cube, x, w), 3 * x**2 * w, rtol=1e-14)
 
 
-def test_discovery_refuses_non_polynomial_activations_with_the_fix():
-    with pytest.raises(InvalidArgument, match="tanh is not positively homogeneous"):
-        discover(parse("mlp:2-3-1:tanh"))
+def test_discovery_refuses_activations_neither_linear_once_frozen_nor_analytic_with_the_fix():
+    with pytest.raises(InvalidArgument, match="elu is not analytic"):
+        discover(parse("mlp:2-3-1:elu"))
+    with pytest.raises(InvalidArgument, match="relu_power\\(2\\) has degree 2"):
+        discover(parse("mlp:2-3-1:relu_power(2)"))
+
+
+@pytest.mark.parametrize("spec", ["mlp:2-3-1:tanh", "mlp:3-4-2:sigmoid:bias", "mlp:2-3-2:gelu"])
+def test_smooth_activations_are_counted_analytically_and_have_no_laws(spec):
+    found = discover(parse(spec), degree=0)
+    assert (found.count, found.derived) == (0, 0)
 
 
 @settings(max_examples=25)

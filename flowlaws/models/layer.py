@@ -172,6 +172,12 @@ class Layer:
         leaves it with groups that each sum to 0 (flatten, a linear activation)."""
         return False
 
+    def centred_groups(self, in_shape, groups: int) -> int:
+        """How many centred groups its output has when it keeps sums (`keeps_sums`): one per
+        row of its output's last axis, or the input's when it flattens them into blocks."""
+        out = self.out_shape(in_shape)
+        return groups if len(out) == 1 else int(np.prod(out[:-1]))
+
     def rescalings(self, site):
         """The rescalings that start at this layer."""
         return from_weight_layer(site, mixes=self.mixes) if self.emits else ()

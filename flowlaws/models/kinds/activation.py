@@ -82,6 +82,7 @@ _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]
 HOMOGENEOUS = ("linear", "relu", "leaky_relu", "abs", "prelu", "relu_power")
 PIECEWISE_LINEAR = ("linear", "relu", "leaky_relu", "abs", "prelu")
 NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "elu", "silu")
+ANALYTIC = ("tanh", "sigmoid", "softplus", "gelu", "silu")  # entire or meromorphic: complex inputs too
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,16 @@ class Activation(Layer):
     def degree(self) -> float | None:
         """Positive-homogeneity degree k (phi(c z) = c^k phi(z), c > 0), or None."""
         return _FAMILY[self.name][3](*self.args)
+
+    @property
+    def analytic(self) -> bool:
+        """A smooth activation, analytic in its input (complex inputs allowed)."""
+        return self.name in ANALYTIC
+
+    @property
+    def polynomial(self) -> bool:  # type: ignore[override]
+        """Once its pattern is frozen: degree-1 activations are linear; smooth ones are not."""
+        return self.degree == 1
 
     @property
     def is_linear(self) -> bool:

@@ -65,6 +65,9 @@ class Mean(Layer):
     def keeps_sums(self, in_shape) -> bool:
         return self.last
 
+    def centred_groups(self, in_shape, groups: int) -> int:
+        return 1  # the mean of centred rows: one centred row
+
     @classmethod
     def draw(cls, draw, shape, context):
         if len(shape) not in cls.ranks:

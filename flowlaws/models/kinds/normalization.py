@@ -156,8 +156,7 @@ class Normalization(Layer):
             return
         chain, position, groups = site.chain, site.position + 1, int(np.prod(site.in_shape[:-1]))
         while position < len(chain.layers) and chain.layers[position].keeps_sums(chain.shapes[position]):
-            out = chain.layers[position].out_shape(chain.shapes[position])
-            groups = groups if len(out) == 1 else int(np.prod(out[:-1]))  # flatten keeps the groups
+            groups = chain.layers[position].centred_groups(chain.shapes[position], groups)
             position += 1
         if position == len(chain.layers):
             return
