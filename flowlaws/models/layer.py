@@ -58,8 +58,9 @@ class Layer:
     """Base of every layer kind (parametrized, structural, activations, composites)."""
 
     kind: ClassVar[str]  # its name in spec strings
+    example: ClassVar[str] = ""  # a spec using it, small enough for discovery (the layer contract tests it)
     family: ClassVar[str] = ""  # the prefix of its parameter names (default: kind)
-    ranks: ClassVar[tuple[int, ...]] = ()  # the input ranks (sample axes) it accepts
+    ranks: ClassVar[tuple[int, ...]] = ()  # the input ranks (sample axes) strategies draw it at
     has_weight: ClassVar[bool] = False
     polynomial: ClassVar[bool] = True  # in its params and input, once its pattern is frozen
     couples_samples: ClassVar[bool] = False  # its output for one sample depends on others

@@ -26,6 +26,7 @@ from flowlaws.models import (
     Conv1d,
     Conv2d,
     Dense,
+    Dropout,
     Factorization,
     Flatten,
     LayerNorm,
@@ -239,13 +240,14 @@ class DrawContext:
     sizes: st.SearchStrategy
     act: Activation
     bias: bool
-    dropout: bool = False
+    kinds: tuple = tuple(k for k in LAYERS if k is not Dropout)  # dropout: pointwise theorems only
 
 
 def _mixed_layer(draw, shape, context: DrawContext):
-    """One layer of a registered kind that fits ``shape`` (None when the drawn kind does
-    not fit): each kind draws itself (`Layer.draw`)."""
-    return draw(st.sampled_from(LAYERS)).draw(draw, tuple(shape), context)
+    """One layer of a registered kind drawn at inputs of ``shape``'s rank (None when the
+    drawn layer does not fit the shape): each kind draws itself (`Layer.draw`)."""
+    fitting = [k for k in context.kinds if len(shape) in k.ranks]
+    return draw(st.sampled_from(fitting)).draw(draw, tuple(shape), context) if fitting else None
 
 
 def _mixed_net(draw, sizes, act, bias, depth, dropout: bool = False):
@@ -257,7 +259,7 @@ def _mixed_net(draw, sizes, act, bias, depth, dropout: bool = False):
     rank = draw(st.integers(1, 3))
     shape = ((draw(st.integers(2, 4)),), (draw(st.integers(2, 3)), draw(st.integers(3, 5))),
              (draw(st.integers(1, 2)), 4, 4))[rank - 1]
-    context = DrawContext(sizes, act, bias, dropout)
+    context = DrawContext(sizes, act, bias, *([LAYERS] if dropout else []))
     layers: list = []
     for _ in range(draw(st.integers(2, 2 + depth[1]))):
         layer = _mixed_layer(draw, Sequential(shape, tuple(layers)).output_shape, context)

@@ -98,6 +98,7 @@ class Activation(Layer):
     fn: Callable = field(init=False, repr=False, compare=False)
     derivative: Callable = field(init=False, repr=False, compare=False)
     kind: ClassVar[str] = "activation"
+    example: ClassVar[str] = "mlp:3-4-2:leaky_relu(0.2)"
     family: ClassVar[str] = "act"
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
 

@@ -39,6 +39,7 @@ class Attention(Layer):
     dk: int = 1
     dv: int = 1
     kind: ClassVar[str] = "attention"
+    example: ClassVar[str] = "seq:3x3:attention(heads=1,dk=2,dv=2),flatten,dense(1)"
     family: ClassVar[str] = "attn"
     ranks: ClassVar[tuple[int, ...]] = (2,)
     polynomial: ClassVar[bool] = False

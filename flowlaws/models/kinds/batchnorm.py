@@ -14,6 +14,7 @@ class BatchNorm(Normalization):
     BatchNorm1d/2d on (N, C, L) and (N, C, H, W)."""
 
     kind: ClassVar[str] = "batchnorm"
+    example: ClassVar[str] = "seq:3:dense(4,bias),batchnorm,relu,dense(2)"
     family: ClassVar[str] = "bn"
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
     couples_samples: ClassVar[bool] = True

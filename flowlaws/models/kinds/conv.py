@@ -167,6 +167,7 @@ class Conv(Layer):
 @dataclass(frozen=True)
 class Conv1d(Conv):
     kind: ClassVar[str] = "conv1d"
+    example: ClassVar[str] = "seq:2x6:conv1d(3,2,stride=2,padding=1),relu,flatten,dense(2)"
     dims: ClassVar[int] = 1
     ranks: ClassVar[tuple[int, ...]] = (2,)
 
@@ -174,6 +175,7 @@ class Conv1d(Conv):
 @dataclass(frozen=True)
 class Conv2d(Conv):
     kind: ClassVar[str] = "conv2d"
+    example: ClassVar[str] = "seq:1x5x5:conv2d(2,2,stride=2),relu,flatten,dense(1)"
     dims: ClassVar[int] = 2
     ranks: ClassVar[tuple[int, ...]] = (3,)
 

@@ -24,6 +24,7 @@ class Dense(Layer):
     units: int
     bias: bool = False
     kind: ClassVar[str] = "dense"
+    example: ClassVar[str] = "seq:3x4:dense(3,bias),relu,dense(2),mean(last),dense(1)"
     ranks: ClassVar[tuple[int, ...]] = (1, 2)
     has_weight: ClassVar[bool] = True
     reads_last_axis: ClassVar[bool] = True

@@ -28,6 +28,7 @@ class Dropout(Layer):
 
     p: float
     kind: ClassVar[str] = "dropout"
+    example: ClassVar[str] = "seq:3:dense(4,bias),relu,dropout(0.25),dense(3,bias),relu,dense(2)"
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
 
     def __post_init__(self):
@@ -70,4 +71,4 @@ class Dropout(Layer):
 
     @classmethod
     def draw(cls, draw, shape, context):
-        return cls(draw(st.sampled_from([0.1, 0.25]))) if context.dropout else None
+        return cls(draw(st.sampled_from([0.1, 0.25])))

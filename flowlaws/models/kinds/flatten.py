@@ -16,7 +16,8 @@ class Flatten(Layer):
     """(N, C, ...) -> (N, C * ...), C-major."""
 
     kind: ClassVar[str] = "flatten"
-    ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
+    example: ClassVar[str] = "seq:2x4:conv1d(2,2),relu,flatten,dense(2)"
+    ranks: ClassVar[tuple[int, ...]] = (2, 3)
 
     def out_shape(self, in_shape):
         return (int(np.prod(in_shape)),)

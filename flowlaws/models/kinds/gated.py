@@ -29,6 +29,7 @@ class Gated(Fork):
     """y = first(x) * second(x)."""
 
     kind: ClassVar[str] = "gated"
+    example: ClassVar[str] = "seq:3:gated[dense(4),silu | dense(4)],dense(2)"
     family: ClassVar[str] = "gate"
     ranks: ClassVar[tuple[int, ...]] = (1, 2)
     prefixes: ClassVar[tuple[str, str]] = ("a.", "b.")

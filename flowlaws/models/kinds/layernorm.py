@@ -14,6 +14,7 @@ class LayerNorm(Normalization):
     a (N, T, d) sequence."""
 
     kind: ClassVar[str] = "layernorm"
+    example: ClassVar[str] = "seq:3:dense(4),layernorm(affine),relu,dense(2)"
     family: ClassVar[str] = "ln"
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
     constant_group: ClassVar[str] = "a sample's features are all equal (e.g. all 0 after ReLU)"

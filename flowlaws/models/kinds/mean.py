@@ -26,6 +26,7 @@ class Mean(Layer):
 
     last: bool = False
     kind: ClassVar[str] = "mean"
+    example: ClassVar[str] = "seq:2x4:conv1d(3,1),relu,mean,dense(2)"
     ranks: ClassVar[tuple[int, ...]] = (2, 3)
 
     def _axes(self, ndim: int) -> tuple[int, ...]:

@@ -116,6 +116,7 @@ class Pool(Layer):
 @dataclass(frozen=True)
 class MaxPool1d(Pool):
     kind: ClassVar[str] = "maxpool1d"
+    example: ClassVar[str] = "seq:1x8:conv1d(3,3,bias),relu,maxpool1d(2),flatten,dense(2)"
     dims: ClassVar[int] = 1
     reduce: ClassVar[str] = "max"
     ranks: ClassVar[tuple[int, ...]] = (2,)
@@ -124,6 +125,7 @@ class MaxPool1d(Pool):
 @dataclass(frozen=True)
 class AvgPool1d(Pool):
     kind: ClassVar[str] = "avgpool1d"
+    example: ClassVar[str] = "seq:2x6:conv1d(3,2,stride=2,padding=1),abs,avgpool1d(2),flatten,dense(2,bias)"
     dims: ClassVar[int] = 1
     reduce: ClassVar[str] = "mean"
     ranks: ClassVar[tuple[int, ...]] = (2,)
@@ -132,6 +134,7 @@ class AvgPool1d(Pool):
 @dataclass(frozen=True)
 class MaxPool2d(Pool):
     kind: ClassVar[str] = "maxpool2d"
+    example: ClassVar[str] = "seq:1x5x5:conv2d(2,2),relu,maxpool2d(2),flatten,dense(1)"
     dims: ClassVar[int] = 2
     reduce: ClassVar[str] = "max"
     ranks: ClassVar[tuple[int, ...]] = (3,)
@@ -140,6 +143,7 @@ class MaxPool2d(Pool):
 @dataclass(frozen=True)
 class AvgPool2d(Pool):
     kind: ClassVar[str] = "avgpool2d"
+    example: ClassVar[str] = "seq:1x4x4:conv2d(2,1),leaky_relu(0.1),avgpool2d(2),flatten,dense(2)"
     dims: ClassVar[int] = 2
     reduce: ClassVar[str] = "mean"
     ranks: ClassVar[tuple[int, ...]] = (3,)

@@ -38,6 +38,8 @@ class Residual(Fork):
     """y = block(x) + shortcut(x); ``shortcut`` () is the identity."""
 
     kind: ClassVar[str] = "residual"
+    example: ClassVar[str] = ("seq:2x6:residual[conv1d(3,1),relu,conv1d(4,1,stride=2) | conv1d(4,1,stride=2)],"
+                              "relu,flatten,dense(2)")
     family: ClassVar[str] = "res"
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
 

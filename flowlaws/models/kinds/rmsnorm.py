@@ -20,6 +20,7 @@ class RMSNorm(Normalization):
     """Over the last axis of each sample, without centring."""
 
     kind: ClassVar[str] = "rmsnorm"
+    example: ClassVar[str] = "seq:3:dense(4),rmsnorm(affine),relu,dense(2)"
     family: ClassVar[str] = "rms"
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
     centers: ClassVar[bool] = False

@@ -1,0 +1,110 @@
+"""The layer contract, run on every registered kind (flowlaws.models.kinds.LAYERS):
+a new kind is tested by registering it."""
+
+import autograd
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from flowlaws.checking import accumulation_length, pointwise, tolerance
+from flowlaws.discover import discover
+from flowlaws.engine import gradient_and_magnitude
+from flowlaws.invariants import laws
+from flowlaws.losses import Square
+from flowlaws.models import LAYERS, Activation, Conv1d, Conv2d, Dense, Flatten, Sequential, flatten, parse
+from flowlaws.models.kinds import kind, names
+from flowlaws.strategies.core import DrawContext
+
+KINDS = [pytest.param(k, id=k.kind) for k in LAYERS]
+
+
+def _uses(model, cls) -> bool:
+    return any(type(layer) is cls for layer in model.all_layers)
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_every_kind_has_an_example_that_uses_it_and_round_trips_its_spec(cls):
+    model = parse(cls.example)
+    assert _uses(model, cls)
+    assert parse(model.spec) == model and model.spec == cls.example
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_every_kind_answers_to_its_names_in_the_registry(cls):
+    assert all(kind(name) is cls for name in cls.names())
+    assert set(cls.names()) <= set(names())
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cls):
+    found = discover(parse(cls.example), degree=0)
+    assert found.count is not None and found.count == found.derived, found.to_json()
+
+
+def _context(draw):
+    act = draw(st.sampled_from([Activation("relu"), Activation("leaky_relu", (0.1,)), Activation("linear"),
+                                Activation("abs")]))
+    return DrawContext(st.integers(1, 3), act, draw(st.booleans()), LAYERS)
+
+
+@st.composite
+def nets_with(draw, cls):
+    """A small net around one layer of ``cls``: a weight layer before it that fits the
+    input rank (its units on the first or last axis), the layer, then flatten and dense."""
+    rank = draw(st.sampled_from(cls.ranks))
+    shape = ((draw(st.integers(2, 4)),), (draw(st.integers(2, 3)), draw(st.integers(3, 5))), (1, 4, 4))[rank - 1]
+    context = _context(draw)
+    before = draw(st.sampled_from({1: [Dense(3, context.bias)],
+                                   2: [Dense(3, context.bias), Conv1d(3, 1, bias=context.bias)],
+                                   3: [Conv2d(2, 1, bias=context.bias)]}[rank]))
+    head = Sequential(shape, (before,))
+    layer = cls.draw(draw, head.output_shape, context)
+    assume(layer is not None)
+    try:
+        model = Sequential(shape, (before, layer, Flatten(), Dense(2, context.bias)))
+    except ValueError:
+        assume(False)
+    return model
+
+
+def _data(model, seed):
+    rng = np.random.default_rng(seed)
+    return model.init(rng), rng.normal(size=(4, *model.input_shape)), rng.normal(size=(4, *model.output_shape))
+
+
+@pytest.mark.parametrize("cls", KINDS)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_every_kinds_gradient_matches_autograd_through_its_generic_code(cls, data):
+    model = data.draw(nets_with(cls))
+    params, X, Y = _data(model, data.draw(st.integers(0, 2**16)))
+    assert model.forward(params, X)[0].shape == (len(X), *model.output_shape)
+    _, grads, magnitude = gradient_and_magnitude(model, Square(), params, X, Y)
+    generic = autograd.grad(lambda p: Square().value(model.apply(p, X, fused=False), Y))(params)
+    # both are round-off away from the exact gradient: twice the tolerance of the model
+    bound = 2 * tolerance(flatten(magnitude), accumulation_length(model, X))
+    assert np.all(np.abs(flatten(grads) - flatten(generic)) <= bound)
+
+
+@pytest.mark.parametrize("cls", KINDS)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_every_derived_law_of_every_kind_is_orthogonal_to_the_gradient(cls, data):
+    model = data.draw(nets_with(cls))
+    derived = laws(model)
+    assume(derived)
+    params, X, Y = _data(model, data.draw(st.integers(0, 2**16)))
+    assert pointwise(model, Square(), params, X, Y, derived).effect <= 1
+
+
+def test_a_law_that_is_not_one_is_caught_by_the_contract():
+    # negative control: scaling both branches' rows by c scales the product by c^2, which
+    # the reader's columns (1/c) do not undo: ||A_i||^2 + ||B_i||^2 - ||C_:,i||^2 is no law
+    model = parse("seq:3:gated[dense(4),relu | dense(4)],dense(2)")
+    balance = next(law for law in laws(model) if law.name == "unit gate0.a.dense0/gate0.b.dense0")
+    reader = next(law for law in laws(model) if law.name.startswith("unit gate0.b.dense0/"))
+    a, b = balance.terms
+    wrong = type(balance)("wrong", "unit", (a, type(b)(b.view, 1.0), reader.terms[-1]))
+    params, X, Y = _data(model, 0)
+    assert pointwise(model, Square(), params, X, Y, [wrong]).effect > 1e3
