@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -113,6 +113,29 @@ def _no_plane_rotation(s):
     return None
 
 
+def _no_grouped_linear_boundary(s):
+    """A grouped convolution whose input or output units meet a weight layer through
+    linear layers only: any invertible mixing of the units within one group is a
+    symmetry (a block-diagonal matrix law per group) that flowlaws does not derive yet;
+    seq:4x6:conv1d(4,1),linear,conv1d(4,1,groups=2),flatten,dense(1) has 12 laws, 8
+    derived (docs/theory.md 7). Read from the walker: the same net with every group
+    merged has a matrix law through the grouped layer."""
+    from flowlaws.models import Sequential
+    from flowlaws.models.kinds.conv import Conv
+
+    model = s.model
+    if not any(getattr(layer, "groups", 1) > 1 for layer in getattr(model, "all_layers", ())):
+        return None
+    merge = lambda layer: replace(layer, groups=1) if isinstance(layer, Conv) else layer  # noqa: E731
+    merged = Sequential(model.input_shape, tuple(layer.mapped(merge) for layer in model.layers))
+    grouped = {name.rsplit(".", 1)[0] for (name, shape), (_, whole) in
+               zip(model.param_specs, merged.param_specs, strict=True) if shape != whole}
+    for r in merged.rescalings():
+        if r.linear and r.degree == 1 and not r.uniform and grouped & set(r.name.split("/")):
+            return f"a grouped convolution on the linear path {r.name}: a block-diagonal matrix law"
+    return None
+
+
 def _no_scalar_fed_linear_chain(s):
     """A net linear in x (linear activations, no bias) through one scalar (a scalar input
     or a width-1 layer): f = v(theta) (w(theta) . x), whose Lie algebra closes with laws
@@ -139,15 +162,18 @@ def _no_pooled_last_axis(s):
     features of one window may scale together (the window's max or mean scales alike), a
     symmetry flowlaws does not derive (its declaration stops a last-axis scaling at a pool);
     seq:2x3:layernorm(affine),relu,maxpool1d(2),flatten,dense(1) has 3 laws, 0 derived
-    (found by the 5,000-case laws-complete campaign; docs/theory.md 6)."""
+    (found by the 5,000-case laws-complete campaign; docs/theory.md 6). The same holds for
+    ``mean`` averaging that axis (seq:2x3:layernorm(affine,eps=1e-05),mean,flatten,dense(2,bias):
+    4 laws, 0 derived)."""
+    from flowlaws.models.kinds.mean import Mean
     from flowlaws.models.kinds.pool import Pool
 
     layers = getattr(s.model, "layers", ())
     scaled = False
     for position, layer in enumerate(layers):
         site = s.model.site(position)
-        scaled |= layer.emits and len(site.in_shape) > 1 and layer.rows_on_last_axis(site)
-        if scaled and isinstance(layer, Pool):
+        scaled |= bool(layer.emits or layer.sublayers) and len(site.in_shape) > 1 and layer.rows_on_last_axis(site)
+        if scaled and (isinstance(layer, Pool) or isinstance(layer, Mean) and not layer.last):
             return f"{layer.spec} at layer {position} pools a last axis that an earlier layer scales per feature"
     return None
 
@@ -156,11 +182,12 @@ COMBINES_GRADIENTS = Hypothesis("steps combine gradients", _combines_gradients)
 NO_POOLED_LAST_AXIS = Hypothesis("no pool along a scaled last axis", _no_pooled_last_axis)
 NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scalar_fed_linear_chain)
 NO_PLANE_ROTATION = Hypothesis("no rotation of a LayerNorm plane", _no_plane_rotation)
+NO_GROUPED_LINEAR_BOUNDARY = Hypothesis("no grouped convolution on a linear path", _no_grouped_linear_boundary)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
 SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION,
-                                  NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS)}
+                                  NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY)}
 
 # --- law selections --------------------------------------------------------------------------
 
@@ -340,7 +367,8 @@ def _theorems() -> list[Theorem]:
                 "finds (D - dim Lie(W)), or the difference is a documented known extra",
                 "Marcotte, Gribonval, Peyre, NeurIPS 2023; docs/theory.md 4 and 7",
                 arch(activations=("relu", "leaky_relu", "abs", "linear", "prelu")),
-                _all_laws, ("complete",), (NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS),
+                _all_laws, ("complete",), (NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
+                                           NO_GROUPED_LINEAR_BOUNDARY),
                 decide=completeness),
         Theorem("balance", "Small initialization keeps layers balanced",
                 "from a small init, ||W_h||^2/||W_h+1||^2 - 1 = D_h(t)/||W_h+1||^2 with "

@@ -48,12 +48,17 @@ class View:
     size: int = 0  # entries of the whole parameter (0: unknown)
     interleaved: bool = False  # unit i owns entries i, i + units, ... of the axis
     ndim: int = 2  # axes of the whole parameter (a bias or a gain: 1)
+    groups: int = 1  # a grouped convolution's input axis: unit i's slice is its group's rows only
 
     def rows(self, params):
         """The (units, rest) matrix of this slice (works on autograd boxes too)."""
         p = params[self.param]
         xp = np if isinstance(p, np.ndarray) else _autograd_numpy()
         p = p if self.axis == 0 else xp.moveaxis(p, self.axis, 0)
+        if self.groups > 1:  # (C_in / G, C_out, ...) -> (G, C_in / G, C_out / G, ...): unit g C_in / G + l
+            rest = p.shape[2:]
+            p = xp.swapaxes(xp.reshape(p, (p.shape[0], self.groups, -1, *rest)), 0, 1)
+            return xp.reshape(p, (self.units, -1))
         if self.interleaved:  # a dense layer after flattening (T, d): feature j at t*d + j
             rest = p.shape[1:]
             return xp.reshape(xp.swapaxes(xp.reshape(p, (-1, self.units, *rest)), 0, 1), (self.units, -1))
@@ -184,14 +189,14 @@ class Site:
         """Global index of the layer's first parameter."""
         return self.offset + self.chain.slots[self.position][0]
 
-    def views(self, axis: int, units: int, own=None, interleaved: bool = False) -> tuple[View, ...]:
+    def views(self, axis: int, units: int, own=None, interleaved: bool = False, groups: int = 1) -> tuple[View, ...]:
         """The layer's own parameters (or those in ``own``) seen with unit axis ``axis``."""
         start, stop = self.chain.slots[self.position]
         count = len(self.layer.param_shapes(self.in_shape))
         chosen = range(count) if own is None else own
         specs = self.chain.specs
         return tuple(View(self.offset + start + k, specs[start + k][0], axis, units,
-                          int(np.prod(specs[start + k][1])), interleaved, len(specs[start + k][1]))
+                          int(np.prod(specs[start + k][1])), interleaved, len(specs[start + k][1]), groups)
                      for k in chosen if k < min(count, stop - start))
 
     def following(self) -> Site:

@@ -156,7 +156,7 @@ def _kernels_fit(model):
     (`_taps_split`): nets with laws their symmetries do not give (docs/theory.md 6,
     degenerate cases)."""
     for position, layer in enumerate(model.layers):
-        kernel = getattr(layer, "kernel", 0)
+        kernel = getattr(layer, "extent", 0)  # the inputs a window spans (dilated taps included)
         spatial = model.site(position).in_shape[1:]
         if kernel > min(spatial, default=0):
             raise InvalidArgument(f"{layer.spec}: input shorter than the kernel")

@@ -119,6 +119,11 @@ class Fork(Layer):
         ca, cb = self.chains(site.in_shape, f"{site.name}.")
         return Site(ca, site.start, 0), Site(cb, site.start + len(ca.specs), 0)
 
+    def rows_on_last_axis(self, site) -> bool:
+        """Whether a branch's last weight layer scales its output on the last axis."""
+        found = [self.emitter(inner) for inner in self.inners(site) if inner.chain.layers]
+        return any(f is not None and f[0].layer.rows_on_last_axis(f[0]) for f in found)
+
     @staticmethod
     def into(path: Path, inner: Site) -> Path | None:
         """The walk of ``path`` (its layout, no terms yet) into one branch: open (no weight
