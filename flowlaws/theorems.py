@@ -173,7 +173,7 @@ def _no_pooled_last_axis(s):
     for position, layer in enumerate(layers):
         site = s.model.site(position)
         scaled |= bool(layer.emits or layer.sublayers) and len(site.in_shape) > 1 and layer.rows_on_last_axis(site)
-        if scaled and (isinstance(layer, Pool) or isinstance(layer, Mean) and not layer.last):
+        if scaled and (isinstance(layer, Pool) or (isinstance(layer, Mean) and not layer.last)):
             return f"{layer.spec} at layer {position} pools a last axis that an earlier layer scales per feature"
     return None
 

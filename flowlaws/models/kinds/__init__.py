@@ -17,6 +17,7 @@ from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.dropout import Dropout
 from flowlaws.models.kinds.flatten import Flatten
 from flowlaws.models.kinds.gated import Gated
+from flowlaws.models.kinds.groupnorm import GroupNorm
 from flowlaws.models.kinds.layernorm import LayerNorm
 from flowlaws.models.kinds.mean import Mean
 from flowlaws.models.kinds.pool import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
@@ -37,6 +38,7 @@ LAYERS: tuple[type[Layer], ...] = (
     BatchNorm,
     LayerNorm,
     RMSNorm,
+    GroupNorm,
     Attention,
     Dropout,
     Activation,
@@ -60,5 +62,5 @@ def names() -> tuple[str, ...]:
 
 
 __all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d", "Dense",
-           "Dropout", "Flatten", "Gated", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "RMSNorm", "Residual", "kind",
-           "names"]
+           "Dropout", "Flatten", "Gated", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "RMSNorm",
+           "Residual", "kind", "names"]

@@ -71,11 +71,16 @@ class Normalization(Layer):
         return v.reshape(shape)  # (an autograd box has the method too)
 
     # --- numbers ------------------------------------------------------------------------
+    def view(self, x):
+        """(x seen with its groups on axes of their own, those axes): x itself for a
+        normalization over whole axes; a GroupNorm splits the channel axis."""
+        return x, self.axes(x.ndim)
+
     def apply(self, p, x):
-        axes = self.axes(x.ndim)
-        d = x - anp.mean(x, axis=axes, keepdims=True) if self.centers else x
+        xg, axes = self.view(x)
+        d = xg - anp.mean(xg, axis=axes, keepdims=True) if self.centers else xg
         xhat = d / anp.sqrt(anp.mean(d * d, axis=axes, keepdims=True) + self.eps)
-        return self._affine(p, xhat)
+        return self._affine(p, anp.reshape(xhat, x.shape))
 
     def _affine(self, p, xhat):
         if not self.affine:
@@ -89,27 +94,29 @@ class Normalization(Layer):
         return v.sum(axis=axes, keepdims=True) * (1.0 / math.prod(v.shape[a] for a in axes))
 
     def run(self, p, x, frozen=None):
-        axes = self.axes(x.ndim)
-        d = x - self._mean(x, axes) if self.centers else x
+        xg, axes = self.view(x)
+        d = xg - self._mean(xg, axes) if self.centers else xg
         var = self._mean(d * d, axes) + self.eps
         if np.any(var == 0):
             raise Unrepresentable(f"{self.kind}: {self.constant_group} (variance 0) and eps = 0, so x̂ = 0/0; "
                                   f"the case cannot be decided (use {self.kind}(eps=...) > 0 to allow it)")
         s = 1.0 / np.sqrt(var)
-        xhat = d * s
+        xhat = (d * s).reshape(x.shape)
         return self._affine(p, xhat), (xhat, s)
 
     def pull(self, p, x, y, aux, dy, magnitude: bool = False):
         xhat, s, *bound = aux
-        axes = self.axes(x.ndim)
         reduce = tuple(a for a in range(x.ndim) if a != self.channel_axis(x.ndim))
         g = dy * self._broadcast(np.abs(p[0]) if magnitude else p[0], dy.ndim) if self.affine else dy
+        g, axes = self.view(g)
         if magnitude:  # aux is (x̂, s, bound on x̂, condition factor) from `bound_run`
             b, factor = bound
-            dz = factor * s * (g + self._mean(g, axes) * self.centers + b * self._mean(g * b, axes))
-            return dz, self._grads(dy, b, reduce)
-        dz = s * (g - self._mean(g, axes) * self.centers - xhat * self._mean(g * xhat, axes))
-        return dz, self._grads(dy, xhat, reduce)
+            bg = b.reshape(g.shape)
+            dz = factor * s * (g + self._mean(g, axes) * self.centers + bg * self._mean(g * bg, axes))
+            return dz.reshape(x.shape), self._grads(dy, b, reduce)
+        xg = xhat.reshape(g.shape)
+        dz = s * (g - self._mean(g, axes) * self.centers - xg * self._mean(g * xg, axes))
+        return dz.reshape(x.shape), self._grads(dy, xhat, reduce)
 
     def _grads(self, dy, xhat, reduce):
         """(dgamma, dbeta) of y = gamma x̂ + beta (dgamma alone without centring)."""
@@ -123,10 +130,10 @@ class Normalization(Layer):
     def bound_run(self, p, x, aux):
         """x is the input's magnitude bound F; see the module docstring."""
         xhat, s = aux[:2]
-        axes = self.axes(x.ndim)
-        spread = x + self._mean(x, axes) if self.centers else x
+        xg, axes = self.view(x)
+        spread = xg + self._mean(xg, axes) if self.centers else xg
         factor = 1.0 + 2.0 * s**2 * self._mean(spread**2, axes)
-        b = factor * s * spread
+        b = (factor * s * spread).reshape(x.shape)
         return self._affine(p, b), (xhat, s, b, factor)
 
     # --- symmetry declarations ------------------------------------------------------------

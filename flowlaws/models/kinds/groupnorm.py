@@ -1,0 +1,92 @@
+"""groupnorm(groups=G[,affine][,eps=E]): torch's GroupNorm(G, C) on (C, ...) inputs.
+
+The C channels split into G groups of C / G; each sample's group (its channels at every
+position) is normalized to mean 0 and variance 1, then ``affine`` scales and shifts
+each channel (gamma, beta). G = 1 normalizes a whole sample (LayerNorm over (C, L)),
+G = C each channel alone (InstanceNorm).
+
+Symmetry (docs/theory.md 6.2): at eps = 0 scaling every channel of a group by one c > 0
+leaves the output unchanged, so the rows feeding the group conserve their summed
+squared norm (one scale law per group: the channel rescaling seen with G units, each
+owning a contiguous block of C / G channels). At any eps a shift uniform over a group is
+removed: the biases feeding a group conserve their sum. A scaling of the last axis
+must be one c for the whole sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import autograd.numpy as anp
+from hypothesis import strategies as st
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models.kinds.normalization import Normalization
+from flowlaws.models.symmetry import Term
+
+
+@dataclass(frozen=True)
+class GroupNorm(Normalization):
+    """Per sample over groups of ``groups`` channels and every position."""
+
+    groups: int = 1
+    kind: ClassVar[str] = "groupnorm"
+    example: ClassVar[str] = "seq:2x4:conv1d(4,1,bias),groupnorm(groups=2),relu,flatten,dense(2)"
+    family: ClassVar[str] = "gn"
+    ranks: ClassVar[tuple[int, ...]] = (2, 3)
+    constant_group: ClassVar[str] = "a sample's group of channels is constant (e.g. all 0 after ReLU)"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.groups, int) or self.groups < 1:
+            raise InvalidArgument(f"groupnorm: groups must be a positive integer, got {self.groups!r}")
+
+    def axes(self, ndim):
+        return tuple(range(1, ndim))  # a whole sample: what one c must serve on the last axis
+
+    def channel_axis(self, ndim):
+        return 1
+
+    def out_shape(self, in_shape):
+        if len(in_shape) < 2 or in_shape[0] % self.groups:
+            raise InvalidArgument(f"{self.spec} needs (channels, positions...) with channels divisible by "
+                                  f"{self.groups}, got shape {tuple(in_shape)}")
+        return in_shape
+
+    def view(self, x):
+        return anp.reshape(x, (x.shape[0], self.groups, -1)), (2,)
+
+    def carry(self, path, site):
+        """A channel scaling becomes one c per group: the path seen with G units. A scaling
+        of the last axis needs one c for all; the shift a group removes is constant over
+        its positions (not one per position, as a LayerNorm's)."""
+        if path.last_axis:
+            return path.normalized(site, uniform=True, per_sample=False, scales=not self.eps)
+        if any(t.view.interleaved or t.view.groups > 1 for t in path.terms):
+            return None
+        grouped = tuple(Term(replace(t.view, units=self.groups), t.weight) for t in path.terms)
+        return replace(path, units=self.groups, terms=grouped).normalized(
+            site, uniform=False, per_sample=True, scales=not self.eps)
+
+    def shift(self, site) -> str:
+        """A shift of each channel constant over the batch is removed when each channel is a group."""
+        return "removed" if site.in_shape[0] == self.groups else "stops"
+
+    def sample_shift(self, site) -> str:
+        return "stops"
+
+    def _centered(self, site):
+        return ()
+
+    def degenerate(self, in_shape) -> bool:
+        return in_shape[0] % self.groups != 0 or in_shape[0] // self.groups * int(
+            anp.prod(anp.array(in_shape[1:]))) < 3
+
+    @classmethod
+    def draw(cls, draw, shape, context):
+        if len(shape) not in cls.ranks:
+            return None
+        layer = cls(affine=draw(st.booleans()), eps=draw(st.sampled_from([0.0, 1e-5])),
+                    groups=draw(st.sampled_from([g for g in (1, 2, shape[0]) if shape[0] % g == 0])))
+        return None if layer.degenerate(shape) else layer
