@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flowlaws.errors import FlowlawsError, InvalidArgument
+from flowlaws.models.spec import syntax
 from flowlaws.report import Counterexample
 from flowlaws.threads import one_blas_thread
 
@@ -114,7 +115,10 @@ def parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="re-run saved counterexamples")
     replay.add_argument("files", nargs="+", type=Path, metavar="FILE", help="report JSON files")
     replay.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    laws = sub.add_parser("laws", help="list the laws derived for an architecture")
+    laws = sub.add_parser("laws", help="list the laws derived for an architecture",
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          epilog="SPEC is mlp:WIDTHS:ACT[:bias], factorization:D1xD2:RANK or seq:SHAPE:LAYER,... "
+                          "with LAYER one of (docs/specs.md):\n  " + syntax().replace("\n", "\n  "))
     laws.add_argument("spec", metavar="SPEC", help="the architecture, e.g. 'mlp:3-4-5-2:relu:bias'")
     laws.add_argument("--loss", default=None,
                       help="add the laws a loss brings (cross_entropy: translation of the last layer)")

@@ -262,6 +262,17 @@ class Layer:
         return f"{self.kind}({','.join(parts)})" if parts else self.kind
 
     @classmethod
+    def signature(cls) -> str:
+        """Its spec form for help texts: ``dense(units[,bias])``."""
+        parts = []
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.init:
+                required = f.default is dataclasses.MISSING
+                parts.append(f.name.upper() if required else f"[{f.name}]" if f.type == "bool"
+                             else f"[{f.name}={fmt(f.default)}]")
+        return f"{cls.kind}({','.join(parts)})" if parts else cls.kind
+
+    @classmethod
     def draw(cls, draw, shape, context):
         """One layer of this kind for an input of ``shape``, its sizes drawn (``draw`` is
         Hypothesis's; ``context`` has ``sizes``, ``act``, ``bias`` and ``chain`` for a

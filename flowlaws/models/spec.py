@@ -207,3 +207,8 @@ def _activation(text: str) -> Activation:
     if not isinstance(layer, Activation):
         raise InvalidArgument(f"{text!r} is a layer, not an activation; e.g. relu or leaky_relu(0.1)")
     return layer
+
+
+def syntax() -> str:
+    """The layer kinds a seq: spec may use, one per line (from the registry)."""
+    return "\n".join(kind.signature() for kind in kinds.LAYERS)

@@ -222,6 +222,11 @@ class Activation(Layer):
         return cls(name, tuple(float(v) for v in positional))
 
     @classmethod
+    def signature(cls) -> str:
+        return " | ".join(name + (f"({','.join(a.upper() for a in _FAMILY[name][0])})" if _FAMILY[name][0] else "")
+                          for name in _FAMILY)
+
+    @classmethod
     def draw(cls, draw, shape, context):
         return context.act
 

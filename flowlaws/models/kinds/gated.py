@@ -90,6 +90,10 @@ class Gated(Fork):
         return f"gated[{','.join(x.spec for x in self.first)} | {','.join(x.spec for x in self.second)}]"
 
     @classmethod
+    def signature(cls) -> str:
+        return "gated[LAYERS | LAYERS]"
+
+    @classmethod
     def draw(cls, draw, shape, context):
         """A GLU hidden layer: gated[dense(h), act | dense(h)] (the activation drawn: a
         ReLU-family gate or a smooth one such as silu)."""

@@ -141,6 +141,10 @@ class Residual(Fork):
         return f"residual[{','.join(layer.spec for layer in self.first)}{shortcut}]"
 
     @classmethod
+    def signature(cls) -> str:
+        return "residual[LAYERS] | residual[LAYERS | LAYERS]"
+
+    @classmethod
     def draw(cls, draw, shape, context):
         """A block that keeps or changes the width (weight, activation, weight), with the
         identity or a shortcut of its own (a dense layer, or a strided 1x1 convolution)."""
