@@ -60,6 +60,7 @@ class Layer:
     kind: ClassVar[str]  # its name in spec strings
     example: ClassVar[str] = ""  # a spec using it, small enough for discovery (the layer contract tests it)
     family: ClassVar[str] = ""  # the prefix of its parameter names (default: kind)
+    composite: ClassVar[bool] = False  # holds branches of layers: KIND[A | B] in a spec
     ranks: ClassVar[tuple[int, ...]] = ()  # the input ranks (sample axes) strategies draw it at
     has_weight: ClassVar[bool] = False
     polynomial: ClassVar[bool] = True  # in its params and input, once its pattern is frozen

@@ -168,13 +168,21 @@ def _layer(text: str):
     bracket = text.find("[")
     if bracket > 0 and text.endswith("]"):
         name, branches = text[:bracket], [_branch(part) for part in _split(text[bracket + 1:-1], "|")]
+        if not kinds.kind(name).composite:
+            raise InvalidArgument(f"{name} takes no branches; only {', '.join(_composites())} do: {text!r}")
         return kinds.kind(name).from_spec(name, [], {}, set(), branches)
     match = _CALL.match(text)
     if not match:
         raise InvalidArgument(f"cannot read layer {text!r}")
     name, args = match.group(1), match.group(2)
+    if kinds.kind(name).composite:
+        raise InvalidArgument(f"{name} takes branches in brackets: {kinds.kind(name).signature()}, got {text!r}")
     positional, keywords, flags = _arguments(args or "")
     return kinds.kind(name).from_spec(name, positional, keywords, flags)
+
+
+def _composites() -> list[str]:
+    return [k.kind for k in kinds.LAYERS if k.composite]
 
 
 def _branch(text: str) -> tuple:

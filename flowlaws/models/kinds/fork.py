@@ -23,13 +23,30 @@ class Fork(Layer):
 
     first: tuple
     second: tuple = ()
-    prefixes: ClassVar[tuple[str, str]] = ("", "skip.")  # of each branch's parameter names
+    prefixes: ClassVar[tuple[str, str]] = ("", "skip.")
+    composite: ClassVar[bool] = True  # of each branch's parameter names
 
     def __post_init__(self):
         object.__setattr__(self, "first", tuple(self.first))
         object.__setattr__(self, "second", tuple(self.second))
         if not self.first:
             raise InvalidArgument(f"{self.kind}: its first branch is empty; give it at least one layer")
+
+    # --- its spec: KIND[A] or KIND[A | B] ------------------------------------------------
+    @classmethod
+    def from_spec(cls, name, positional, keywords, flags, branches=None):
+        if not branches or len(branches) > 2:
+            raise InvalidArgument(f"{name} takes one or two branches of layers: {cls.signature()}")
+        return cls(*branches)
+
+    @property
+    def spec(self) -> str:
+        second = f" | {','.join(layer.spec for layer in self.second)}" if self.second else ""
+        return f"{self.kind}[{','.join(layer.spec for layer in self.first)}{second}]"
+
+    @classmethod
+    def signature(cls) -> str:
+        return f"{cls.kind}[LAYERS | LAYERS]"
 
     # --- the join (each composite kind defines it) ------------------------------------
     def join(self, a, b):

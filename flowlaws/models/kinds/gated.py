@@ -80,19 +80,6 @@ class Gated(Fork):
                      last_axis=last.layer.rows_on_last_axis(last)).emitted(last, 1.0 / tail.degree)
         yield from close(start, walk(start, site.following()), site)
 
-    # --- its spec: gated[A | B] -----------------------------------------------------------
-    @classmethod
-    def from_spec(cls, name, positional, keywords, flags, branches=None):
-        return cls(*branches)
-
-    @property
-    def spec(self) -> str:
-        return f"gated[{','.join(x.spec for x in self.first)} | {','.join(x.spec for x in self.second)}]"
-
-    @classmethod
-    def signature(cls) -> str:
-        return "gated[LAYERS | LAYERS]"
-
     @classmethod
     def draw(cls, draw, shape, context):
         """A GLU hidden layer: gated[dense(h), act | dense(h)] (the activation drawn: a

@@ -132,15 +132,6 @@ class Residual(Fork):
 
     # --- its spec: residual[BLOCK] or residual[BLOCK | SHORTCUT] --------------------------
     @classmethod
-    def from_spec(cls, name, positional, keywords, flags, branches=None):
-        return cls(*branches)
-
-    @property
-    def spec(self) -> str:
-        shortcut = f" | {','.join(layer.spec for layer in self.second)}" if self.second else ""
-        return f"residual[{','.join(layer.spec for layer in self.first)}{shortcut}]"
-
-    @classmethod
     def signature(cls) -> str:
         return "residual[LAYERS] | residual[LAYERS | LAYERS]"
 
