@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from functools import lru_cache
 
 import numpy as np
@@ -103,46 +104,10 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
     def draw_model(draw):
         kind = draw(st.sampled_from(kinds))
         has_bias = draw(st.sampled_from(bias))
-        if kind == "factorization":
+        if kind == "factorization":  # no layers, no activation
             return Factorization(draw(sizes), draw(sizes), draw(st.integers(1, min(3, width[1]))))
         act = Activation("linear") if kind == "linear" else draw(act_st)
-        if kind in ("mlp", "linear"):
-            hidden = draw(st.lists(sizes, min_size=depth[0], max_size=depth[1]))
-            layers = []
-            for h in hidden:
-                layers += [Dense(h, has_bias), act]
-            return Sequential((draw(sizes),), (*layers, Dense(draw(sizes), has_bias)))
-        if kind == "residual":
-            return _residual_net(draw, sizes, act, has_bias)
-        if kind in ("batchnorm", "layernorm"):
-            return _normalized_net(draw, sizes, act, has_bias, kind, depth, width)
-        if kind == "attention":
-            return _attention_net(draw, sizes, act, depth)
-        if kind == "mixed":
-            return _mixed_net(draw, sizes, act, has_bias, depth)
-        dims = 1 if kind == "conv1d" else 2
-        conv, pools = (Conv1d, {"max": MaxPool1d, "avg": AvgPool1d}) if dims == 1 else (
-            Conv2d, {"max": MaxPool2d, "avg": AvgPool2d})
-        spatial = draw(st.integers(3, 6 if dims == 1 else 4))
-        layers = []
-        for _ in range(draw(st.integers(*depth))):
-            kernel = draw(st.integers(1, 3))
-            layers += [conv(draw(sizes), kernel, draw(st.integers(1, 2)), draw(st.integers(0, min(1, kernel - 1))),
-                            has_bias), act]
-            pool = draw(st.sampled_from(pooling))
-            if pool:
-                layers.append(pools[pool](2))
-        layers += [Flatten(), Dense(draw(sizes), has_bias)]
-        shape = (draw(sizes), *(spatial,) * dims)
-        try:
-            return _kernels_fit(Sequential(shape, tuple(layers)))
-        except InvalidArgument:
-            # a kernel or pool that does not fit: drop the pools, use 1-wide kernels
-            plain = tuple(
-                conv(layer.channels, 1, 1, 0, has_bias) if isinstance(layer, conv) else layer
-                for layer in layers if not isinstance(layer, tuple(pools.values()))
-            )
-            return Sequential(shape, plain)
+        return _FAMILIES[kind](draw, _Family(sizes, act, has_bias, depth, width, pooling))
 
     return _named(draw_model(), "architectures", kinds=list(kinds), activations=list(acts),
                   depth=depth, width=width, bias=list(bias), pooling=list(pooling))
@@ -184,9 +149,56 @@ def _taps_split(n: int, kernel: int, stride: int, padding: int) -> bool:
     return False
 
 
-def _residual_net(draw, sizes, act, bias):
+@dataclasses.dataclass(frozen=True)
+class _Family:
+    """What an architecture family's builder draws with."""
+
+    sizes: st.SearchStrategy
+    act: Activation
+    bias: bool
+    depth: tuple[int, int]
+    width: tuple[int, int]
+    pooling: tuple
+
+
+def _mlp_net(draw, f: _Family):
+    hidden = draw(st.lists(f.sizes, min_size=f.depth[0], max_size=f.depth[1]))
+    layers: list = []
+    for h in hidden:
+        layers += [Dense(h, f.bias), f.act]
+    return Sequential((draw(f.sizes),), (*layers, Dense(draw(f.sizes), f.bias)))
+
+
+def _conv_net(draw, f: _Family, dims: int):
+    """Conv, activation and (maybe) a pool, per layer; flatten and a dense head."""
+    conv, pools = (Conv1d, {"max": MaxPool1d, "avg": AvgPool1d}) if dims == 1 else (
+        Conv2d, {"max": MaxPool2d, "avg": AvgPool2d})
+    spatial = draw(st.integers(3, 6 if dims == 1 else 4))
+    layers: list = []
+    for _ in range(draw(st.integers(*f.depth))):
+        kernel = draw(st.integers(1, 3))
+        layers += [conv(draw(f.sizes), kernel, draw(st.integers(1, 2)), draw(st.integers(0, min(1, kernel - 1))),
+                        f.bias), f.act]
+        pool = draw(st.sampled_from(f.pooling))
+        if pool:
+            layers.append(pools[pool](2))
+    layers += [Flatten(), Dense(draw(f.sizes), f.bias)]
+    shape = (draw(f.sizes), *(spatial,) * dims)
+    try:
+        return _kernels_fit(Sequential(shape, tuple(layers)))
+    except InvalidArgument:
+        # a kernel or pool that does not fit: drop the pools, use 1-wide kernels
+        plain = tuple(
+            conv(layer.channels, 1, 1, 0, f.bias) if isinstance(layer, conv) else layer
+            for layer in layers if not isinstance(layer, tuple(pools.values()))
+        )
+        return Sequential(shape, plain)
+
+
+def _residual_net(draw, f: _Family):
     """One or two residual blocks [dense, act, dense], with or without a producing layer
     before them and an activation after each."""
+    sizes, act, bias = f.sizes, f.act, f.bias
     d = draw(sizes)
     producer = draw(st.booleans())
     layers: list = [Dense(d, bias), act] if producer else []
@@ -198,14 +210,14 @@ def _residual_net(draw, sizes, act, bias):
     return Sequential(shape, (*layers, Dense(draw(sizes), bias)))
 
 
-def _normalized_net(draw, sizes, act, bias, kind, depth, width):
+def _normalized_net(draw, f: _Family, norm):
     """Weight layer, normalization (affine or not), activation, for each hidden layer; a
     dense head. BatchNorm nets may be 1D conv nets. A LayerNorm normalizes >= 3 units (of
     2, x̂ = ±(1, -1)) and the input has >= 2 features (of 1, every channel of the first
     normalization is ±x̂ of it): degenerate nets with laws of their own."""
-    norm = BatchNorm if kind == "batchnorm" else LayerNorm
-    widths = st.integers(3 if kind == "layernorm" else 2, max(3, width[1]))  # LayerNorm of 2: x̂ = ±(1, -1)
-    conv = kind == "batchnorm" and draw(st.booleans())
+    sizes, act, bias, depth, width = f.sizes, f.act, f.bias, f.depth, f.width
+    widths = st.integers(3 if norm is LayerNorm else 2, max(3, width[1]))  # LayerNorm of 2: x̂ = ±(1, -1)
+    conv = norm is BatchNorm and draw(st.booleans())
     layers: list = []
     inputs = st.integers(2, max(2, width[1]))
     for _ in range(draw(st.integers(*depth))):
@@ -218,9 +230,10 @@ def _normalized_net(draw, sizes, act, bias, kind, depth, width):
     return Sequential(shape, (*layers, *head))
 
 
-def _attention_net(draw, sizes, act, depth):
+def _attention_net(draw, f: _Family):
     """On a (T, d) sequence: attention blocks (plain, followed by an activation or (d >= 3) a
     LayerNorm, or residual with a LayerNorm before), then flatten and a dense head."""
+    sizes, act, depth = f.sizes, f.act, f.depth
     d = draw(st.integers(2, 3))
     layers: list = []
     for _ in range(draw(st.integers(*depth))):
@@ -250,12 +263,13 @@ def _mixed_layer(draw, shape, context: DrawContext):
     return draw(st.sampled_from(fitting)).draw(draw, tuple(shape), context) if fitting else None
 
 
-def _mixed_net(draw, sizes, act, bias, depth, dropout: bool = False):
+def _mixed_net(draw, f: _Family, dropout: bool = False):
     """A chain of layers, each of a registered kind drawn among those that fit the shape
     so far, so that every adjacency the spec language allows is drawn (an affine LayerNorm
     or an attention layer before a convolution, a shortcut with its own layers, a gate, a
     position-wise dense layer ...); then flatten and a dense head. A layer that does not
     fit (a kernel longer than its input) is skipped."""
+    sizes, act, bias, depth = f.sizes, f.act, f.bias, f.depth
     rank = draw(st.integers(1, 3))
     shape = ((draw(st.integers(2, 4)),), (draw(st.integers(2, 3)), draw(st.integers(3, 5))),
              (draw(st.integers(1, 2)), 4, 4))[rank - 1]
@@ -271,6 +285,14 @@ def _mixed_net(draw, sizes, act, bias, depth, dropout: bool = False):
             continue
         layers.append(layer)
     return Sequential(shape, (*layers, Flatten(), Dense(draw(sizes), bias)))
+
+
+# architecture family -> builder (factorizations have no layers: drawn in `architectures`)
+_FAMILIES = {"mlp": _mlp_net, "linear": _mlp_net, "conv1d": functools.partial(_conv_net, dims=1),
+             "conv2d": functools.partial(_conv_net, dims=2), "residual": _residual_net,
+             "batchnorm": functools.partial(_normalized_net, norm=BatchNorm),
+             "layernorm": functools.partial(_normalized_net, norm=LayerNorm), "attention": _attention_net,
+             "mixed": _mixed_net}
 
 
 def _model(model):
