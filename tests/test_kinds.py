@@ -42,6 +42,20 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     assert found.count is not None and found.count == found.derived, found.to_json()
 
 
+@pytest.mark.parametrize("spec", [
+    "seq:1x4x4:groupnorm,avgpool2d(2),flatten,dense(1)",  # the laws-complete campaign's finding
+    "seq:2x4:conv1d(4,1),groupnorm(groups=2),flatten,dense(2)",
+    "seq:3:residual[dense(4,bias),relu,dense(2,bias) | dense(2,bias)],relu,dense(2)",
+    "seq:3:gated[dense(4),relu,dense(4) | dense(4),relu,dense(4)],relu,dense(2)",
+    "seq:3x4:gated[dense(4),silu | dense(4)],dense(3),mean(last),dense(1)",
+    "seq:4x6:conv1d(4,2,groups=4),relu,conv1d(2,2,groups=2),relu,flatten,dense(1)",
+    "seq:3x4:residual[rmsnorm(affine),dense(6),relu,dense(4)],mean(last),dense(2)",
+])
+def test_graph_specs_have_exactly_their_derived_laws(spec):
+    found = discover(parse(spec), degree=0)
+    assert found.count is not None and found.count == found.derived, found.to_json()
+
+
 def _context(draw):
     act = draw(st.sampled_from([Activation("relu"), Activation("leaky_relu", (0.1,)), Activation("linear"),
                                 Activation("abs")]))

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.kinds.normalization import Normalization
-from flowlaws.models.symmetry import Term
+from flowlaws.models.symmetry import Rescaling, Term
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,29 @@ class GroupNorm(Normalization):
         return "stops"
 
     def _centered(self, site):
-        return ()
+        """Each group of a sample sums to 0: its reader, through layers that keep every
+        group's sum at 0 and its entries in place (flatten, linear activations, average
+        pools that tile every axis), may add c to its weights along a group: their sums are
+        conserved (translation laws; the reader declares which sums, `Layer.centered`)."""
+        chain, position = site.chain, site.position + 1
+        while position < len(chain.layers) and self._keeps_groups(chain.layers[position], chain.shapes[position]):
+            position += 1
+        if position == len(chain.layers):
+            return
+        reader = replace(site, position=position)
+        if len(reader.in_shape) != 1:  # a reader of a flat sample: its columns in G contiguous blocks
+            return
+        for view in reader.layer.centered(reader, self.groups):
+            yield Rescaling(f"{site.name}/{reader.name}.{view.name.rsplit('.', 1)[1]}", view.units,
+                            (Term(view, 1.0),), False, "translation", order=1)
+
+    @staticmethod
+    def _keeps_groups(layer, in_shape) -> bool:
+        """It keeps sums at 0 and maps every entry to one place (no cropping)."""
+        if not layer.keeps_sums(in_shape):
+            return False
+        ratio = int(anp.prod(anp.array(in_shape))) // int(anp.prod(anp.array(layer.out_shape(in_shape))))
+        return ratio == getattr(layer, "size", 1) ** getattr(layer, "dims", 0)
 
     def degenerate(self, in_shape) -> bool:
         return in_shape[0] % self.groups != 0 or in_shape[0] // self.groups * int(
