@@ -1,23 +1,37 @@
-"""Multi-head self-attention on sequences (N, T, d), and its GL symmetry per head.
+"""attention(heads=H,dk=K,dv=V[,kv_heads=G][,rope][,qknorm]): multi-head self-attention on
+sequences (N, T, d), and its symmetries per head.
 
-    y = sum_h softmax((X Wq_h)(X Wk_h)^T / sqrt(dk)) X Wv_h Wo_h
+    y = sum_h softmax(q_h k_h^T / sqrt(dk)) X Wv_g(h) Wo_h,   q_h = R(n(X Wq_h)), k_h = R(n(X Wk_g(h)))
 
-with Wq_h, Wk_h in R^{d x dk}, Wv_h in R^{d x dv}, Wo_h in R^{dv x d}, softmax over
-the keys (the last axis). Scores are invariant under Wq_h -> Wq_h A, Wk_h -> Wk_h A^-T
-and values under Wv_h -> Wv_h A, Wo_h -> A^-1 Wo_h, so each head conserves the matrices
-Wq^T Wq - Wk^T Wk (dk x dk) and Wv^T Wv - Wo Wo^T (dv x dv) (docs/theory.md 6.3). The
-layer is linear in X through its three projections (a scaling of the input features
-is absorbed by the rows of Wq, Wk, Wv) and in each Wo (its columns scale the output
-features).
+with Wq_h, Wk_g in R^{d x dk}, Wv_g in R^{d x dv}, Wo_h in R^{dv x d}, softmax over the
+keys (the last axis). ``kv_heads`` G (grouped-query attention; G divides H): query head
+h reads key/value head g(h) = h // (H / G); G = H (the default) is plain multi-head
+attention. ``qknorm``: n is an RMSNorm of each query and key over its dk features (no
+gain, eps = 0); otherwise n is the identity. ``rope``: R rotates each pair of adjacent
+features (2i, 2i + 1) of the query and key at position t by the angle t * 10000^(-2i/dk)
+(dk even); otherwise R is the identity.
+
+Symmetries (docs/theory.md 6.3): values X Wv_g Wo_h are invariant under Wv_g -> Wv_g A,
+Wo_h -> A^-1 Wo_h for every h of group g: Wv_g^T Wv_g - sum_h Wo_h Wo_h^T (dv x dv) is
+conserved. Scores are invariant under Wq_h -> Wq_h A (every h of group g), Wk_g -> Wk_g
+A^-T, for every invertible A (GL(dk): sum_h Wq_h^T Wq_h - Wk_g^T Wk_g); with RoPE only
+for A commuting with every rotation, one complex scaling per pair (GL(1, C)^(dk/2): its
+real scaling gives one law per pair, ||Wq[:, pair]||^2 - ||Wk[:, pair]||^2; a rotation
+gives no quadratic law); with QK-norm only for orthogonal A, and the scale of each Wq_h
+and Wk_g alone (||Wq_h||^2 and ||Wk_g||^2 are conserved). The layer is linear in X
+through its three projections (a scaling of the input features is absorbed by the rows
+of Wq, Wk, Wv) and in each Wo (its columns scale the output features).
 
 Round-off model: the exponential turns an absolute error of a score into a relative
 error of its probability, so the magnitude sweep multiplies A by (1 + 2 max |S|) over
-each row, |S| bounded by the same products on absolute values.
+each row, |S| bounded by the same products on absolute values; an RMSNorm of q bounds as
+a normalization does (flowlaws.models.kinds.normalization), a rotation by |cos| + |sin|.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import autograd.numpy as anp
@@ -28,7 +42,7 @@ from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import Layer, positive
 from flowlaws.models.symmetry import Rescaling, Term, from_weight_layer
 
-PARAMS = ("Wq", "Wk", "Wv", "Wo")
+ROPE_BASE = 10000.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,9 @@ class Attention(Layer):
     heads: int = 1
     dk: int = 1
     dv: int = 1
+    kv_heads: int = 0  # 0: one key/value head per query head
+    rope: bool = False
+    qknorm: bool = False
     kind: ClassVar[str] = "attention"
     example: ClassVar[str] = "seq:3x3:attention(heads=1,dk=2,dv=2),flatten,dense(1)"
     family: ClassVar[str] = "attn"
@@ -47,23 +64,54 @@ class Attention(Layer):
 
     def __post_init__(self):
         positive("attention", heads=self.heads, dk=self.dk, dv=self.dv)
+        if self.kv_heads and (not isinstance(self.kv_heads, int) or self.kv_heads < 1 or self.heads % self.kv_heads):
+            raise InvalidArgument(f"attention: kv_heads must divide heads={self.heads}, got {self.kv_heads!r}")
+        if self.rope and self.dk % 2:
+            raise InvalidArgument(f"attention: rope rotates pairs of features, so dk must be even, got {self.dk}")
+
+    @property
+    def groups(self) -> int:
+        """Key/value heads."""
+        return self.kv_heads or self.heads
+
+    def group(self, h: int) -> int:
+        return h // (self.heads // self.groups)
+
+    @cached_property
+    def layout(self) -> tuple[tuple[str, int], ...]:
+        """(matrix, head or group) of each parameter: per group, its query heads' Wq, then
+        Wk, Wv, then its query heads' Wo (Wq0, Wk0, Wv0, Wo0, ... without grouping)."""
+        per = self.heads // self.groups
+        out: list[tuple[str, int]] = []
+        for g in range(self.groups):
+            heads = range(g * per, (g + 1) * per)
+            out += [*(("Wq", h) for h in heads), ("Wk", g), ("Wv", g), *(("Wo", h) for h in heads)]
+        return tuple(out)
+
+    def index(self, name: str, i: int) -> int:
+        return self.layout.index((name, i))
+
+    def own(self, *names: str) -> tuple[int, ...]:
+        return tuple(k for k, (name, _) in enumerate(self.layout) if name in names)
 
     def param_shapes(self, in_shape):
         if len(in_shape) != 2:
             raise InvalidArgument(f"{self.spec} needs a sequence input (T, d), got shape {tuple(in_shape)}")
         d = in_shape[1]
         shapes = {"Wq": (d, self.dk), "Wk": (d, self.dk), "Wv": (d, self.dv), "Wo": (self.dv, d)}
-        return tuple((f"{name}{h}", shapes[name]) for h in range(self.heads) for name in PARAMS)
+        return tuple((f"{name}{i}", shapes[name]) for name, i in self.layout)
 
     def out_shape(self, in_shape):
         self.param_shapes(in_shape)
         return tuple(in_shape)
 
     def _projections(self, p):
-        """[Wq_h | Wk_h | Wv_h for every head] as one (d, H (2 dk + dv)) matrix, and the
-        Wo_h stacked as one (H dv, d) matrix: each product is then one BLAS call."""
-        return (np.concatenate([w for h in range(self.heads) for w in p[4 * h: 4 * h + 3]], axis=1),
-                np.concatenate(p[3::4], axis=0))
+        """[Wq_h | Wk_g(h) | Wv_g(h) for every head] as one (d, H (2 dk + dv)) matrix, and
+        the Wo_h stacked as one (H dv, d) matrix: each product is then one BLAS call."""
+        at = self.index
+        return (np.concatenate([p[at(name, i)] for h in range(self.heads)
+                                for name, i in (("Wq", h), ("Wk", self.group(h)), ("Wv", self.group(h)))], axis=1),
+                np.concatenate([p[at("Wo", h)] for h in range(self.heads)], axis=0))
 
     def _split(self, P):
         """(N, T, H (2k + v)) -> Q, K, V of shape (N, H, T, .)."""
@@ -73,41 +121,107 @@ class Attention(Layer):
         return tuple(np.ascontiguousarray(part) for part in (
             P[..., :self.dk], P[..., self.dk:2 * self.dk], P[..., 2 * self.dk:]))
 
+    # --- the query and key transforms: RMSNorm (qknorm), then rotation (rope) --------------
+    def _angles(self, t: int):
+        """cos and sin of t' * 10000^(-2i/dk) for positions t' < t and pairs i: (t, dk/2) each."""
+        theta = ROPE_BASE ** (-np.arange(0, self.dk, 2) / self.dk)
+        angle = np.arange(t)[:, None] * theta[None, :]
+        return np.cos(angle), np.sin(angle)
+
+    def _rotate(self, q, sign: float = 1.0, magnitude: bool = False):
+        """Each adjacent pair of q (..., t, dk) rotated by its angle (sign -1: the transpose);
+        ``magnitude``: by |cos| and |sin| with every difference a sum (a bound)."""
+        if not self.rope:
+            return q
+        cos, sin = self._angles(q.shape[-2])
+        cos, sin = (np.abs(cos), np.abs(sin)) if magnitude else (cos, sign * sin)
+        a, b = q[..., 0::2], q[..., 1::2]
+        return np.stack([a * cos - b * sin if not magnitude else a * cos + b * sin,
+                         a * sin + b * cos], axis=-1).reshape(q.shape)
+
+    @staticmethod
+    def _rms(q):
+        """(q / rms(q), 1 / rms(q)) over the last axis (complex q: its analytic continuation)."""
+        s = 1.0 / np.sqrt((q * q).mean(axis=-1, keepdims=True))
+        return q * s, s
+
+    def _transform(self, q0):
+        """(q, 1/rms or None): the query (or key) after qknorm and rope."""
+        if not self.qknorm:
+            return self._rotate(q0), None
+        q, s = self._rms(q0)
+        return self._rotate(q), s
+
+    def _untransform(self, dq, q0, s, magnitude: bool = False, bound=None):
+        """dL/dq0 from dL/dq (the transpose of `_transform`'s Jacobian, or its bound)."""
+        dq = self._rotate(dq, -1.0, magnitude)
+        if not self.qknorm:
+            return dq
+        if magnitude:  # as a normalization's bound: factor * s * (g + b mean(g b))
+            b, factor = bound
+            return factor * s * (dq + b * (dq * b).mean(axis=-1, keepdims=True))
+        qhat = q0 * s
+        return s * (dq - qhat * (dq * qhat).mean(axis=-1, keepdims=True))
+
     # --- numbers ------------------------------------------------------------------------
     def apply(self, p, x):
         y = 0.0
         for h in range(self.heads):
-            q, k, v, o = p[4 * h: 4 * h + 4]
-            scores = anp.einsum("ntk,nsk->nts", anp.einsum("ntd,dk->ntk", x, q),
-                                anp.einsum("ntd,dk->ntk", x, k)) / np.sqrt(self.dk)
+            g = self.group(h)
+            q, k = (anp.einsum("ntd,dk->ntk", x, p[self.index(name, i)]) for name, i in (("Wq", h), ("Wk", g)))
+            if self.qknorm:
+                q, k = (u / anp.sqrt(anp.mean(u * u, axis=-1, keepdims=True)) for u in (q, k))
+            if self.rope:
+                cos, sin = self._angles(x.shape[1])
+                q, k = (anp.reshape(anp.stack([u[..., 0::2] * cos - u[..., 1::2] * sin,
+                                                u[..., 0::2] * sin + u[..., 1::2] * cos], axis=-1), u.shape)
+                        for u in (q, k))
+            scores = anp.einsum("ntk,nsk->nts", q, k) / np.sqrt(self.dk)
             e = anp.exp(scores - anp.max(scores, axis=-1, keepdims=True))
             a = e / anp.sum(e, axis=-1, keepdims=True)
+            v, o = p[self.index("Wv", g)], p[self.index("Wo", h)]
             y = y + anp.einsum("nts,nsv,vd->ntd", a, anp.einsum("ntd,dv->ntv", x, v), o)
         return y
 
     def run(self, p, x, frozen=None):
-        """(y, (Q, K, V, A, H)) with heads on axis 1; complex x or p allowed (discovery)."""
+        """(y, aux) with heads on axis 1; complex x or p allowed (discovery)."""
         W, Wo = self._projections(p)
         return self._forward(x, W, Wo, None)
 
-    def _forward(self, x, W, Wo, A):
-        """The forward pass; with ``A`` given (the magnitude sweep) it replaces softmax."""
-        Q, K, V = self._split(x @ W)
+    def _forward(self, x, W, Wo, aux):
+        """The forward pass; with the aux of a pass given (the magnitude sweep: x and W are
+        bounds) it bounds every step instead."""
+        Q0, K0, V = self._split(x @ W)
+        if aux is None:
+            (Q, sq), (K, sk) = self._transform(Q0), self._transform(K0)
+            bounds = None
+        else:
+            sq, sk = aux[6], aux[7]
+            (Q, bq), (K, bk) = (self._bound(U0, s) for U0, s in ((Q0, sq), (K0, sk)))
+            bounds = (bq, bk)
         S = (Q @ K.swapaxes(-1, -2)) / np.sqrt(self.dk)
-        if A is None:
+        if aux is None:
             E = np.exp(S - S.real.max(axis=-1, keepdims=True))
             A = E / E.sum(axis=-1, keepdims=True)
         else:  # exp turns absolute errors of S into relative errors of A
-            A = A * (1.0 + 2.0 * S.max(axis=-1, keepdims=True))
+            A = np.abs(aux[4]) * (1.0 + 2.0 * S.max(axis=-1, keepdims=True))
         H = A @ V
         n, _, t, _ = H.shape
-        return H.transpose(0, 2, 1, 3).reshape(n, t, -1) @ Wo, (Q, K, V, A, H)
+        return H.transpose(0, 2, 1, 3).reshape(n, t, -1) @ Wo, (Q0, K0, Q, K, A, V, sq, sk, H, bounds)
+
+    def _bound(self, U0, s):
+        """(bound on the transformed query or key, (bound on its RMSNorm, condition factor))."""
+        if not self.qknorm:
+            return self._rotate(U0, magnitude=True), None
+        factor = 1.0 + 2.0 * s**2 * (U0**2).mean(axis=-1, keepdims=True)
+        b = factor * s * U0
+        return self._rotate(b, magnitude=True), (b, factor)
 
     def pull(self, p, x, y, aux, dy, magnitude: bool = False):
         """The reverse sweep; with ``magnitude`` the same on the bounds of `bound_run`
         (every difference becomes a sum)."""
         W, Wo = self._projections(tuple(np.abs(q) for q in p) if magnitude else p)
-        Q, K, V, A, H = aux
+        Q0, K0, Q, K, A, V, sq, sk, H, bounds = aux
         n, heads, t, _ = H.shape
         rows = H.transpose(0, 2, 1, 3).reshape(n * t, -1)
         dWo = rows.T @ dy.reshape(n * t, -1)
@@ -115,14 +229,20 @@ class Attention(Layer):
         dA = dH @ V.swapaxes(-1, -2)
         dV = A.swapaxes(-1, -2) @ dH
         dS = A * (dA + (-1.0, 1.0)[magnitude] * (dA * A).sum(axis=-1, keepdims=True)) / np.sqrt(self.dk)
-        dP = np.concatenate([dS @ K, dS.swapaxes(-1, -2) @ Q, dV], axis=-1)
+        bq, bk = bounds if magnitude else (None, None)
+        dQ = self._untransform(dS @ K, Q0, sq, magnitude, bq)
+        dK = self._untransform(dS.swapaxes(-1, -2) @ Q, K0, sk, magnitude, bk)
+        dP = np.concatenate([dQ, dK, dV], axis=-1)
         dP = dP.transpose(0, 2, 1, 3).reshape(n, t, -1)
         dW = x.reshape(n * t, -1).T @ dP.reshape(n * t, -1)
         width, k, v = 2 * self.dk + self.dv, self.dk, self.dv
-        grads = []
+        grads: list = [0.0] * len(self.layout)
         for h in range(self.heads):
-            block = dW[:, h * width:(h + 1) * width]
-            grads += [block[:, :k], block[:, k:2 * k], block[:, 2 * k:], dWo[h * v:(h + 1) * v]]
+            block, g = dW[:, h * width:(h + 1) * width], self.group(h)
+            grads[self.index("Wq", h)] = block[:, :k]
+            grads[self.index("Wk", g)] = grads[self.index("Wk", g)] + block[:, k:2 * k]
+            grads[self.index("Wv", g)] = grads[self.index("Wv", g)] + block[:, 2 * k:]
+            grads[self.index("Wo", h)] = dWo[h * v:(h + 1) * v]
         return dP @ W.T, tuple(grads)
 
     def vjp(self, p, x, y, dy):
@@ -131,7 +251,7 @@ class Attention(Layer):
     def bound_run(self, p, x, aux):
         """Bounds for inputs bounded by x and params p >= 0 (see the module docstring)."""
         W, Wo = self._projections(p)
-        return self._forward(x, W, Wo, np.abs(aux[3]))
+        return self._forward(x, W, Wo, aux)
 
     # --- symmetry declarations ------------------------------------------------------------
     @property
@@ -151,35 +271,57 @@ class Attention(Layer):
     def shift(self, site) -> str:
         return "stops"  # softmax of the scores: not linear in its input
 
-    def _own(self, name):
-        return tuple(4 * h + PARAMS.index(name) for h in range(self.heads))
-
     def rows(self, site, units, interleaved: bool = False):  # its input is (T, d): never interleaved
-        return site.views(1, units, own=self._own("Wo"))
+        return site.views(1, units, own=self.own("Wo"))
 
     def columns(self, site, path):
-        return site.views(0, path.units, own=tuple(sorted(self._own("Wq") + self._own("Wk") + self._own("Wv"))))
+        return site.views(0, path.units, own=self.own("Wq", "Wk", "Wv"))
 
     def centered(self, site, groups: int):
         """Each column of Wq, Wk, Wv reads the whole feature axis (one group per position)."""
-        own = tuple(sorted(self._own("Wq") + self._own("Wk") + self._own("Wv")))
+        own = self.own("Wq", "Wk", "Wv")
         return tuple(site.views(1, shape[1], own=(i,))[0]
                      for i, (_, shape) in enumerate(self.param_shapes(site.in_shape)) if i in own)
 
     def rescalings(self, site):
-        """GL(dk) and GL(dv) per head, and the output features' rescaling."""
-        for h in range(self.heads):
-            q, k, v, o = (site.views(axis, size, own=(4 * h + i,))[0]
-                          for i, (axis, size) in enumerate(((1, self.dk), (1, self.dk), (1, self.dv), (0, self.dv))))
-            yield Rescaling(f"{site.name}.h{h}.qk", self.dk, (Term(q, 1.0), Term(k, -1.0)), True, "gl")
-            yield Rescaling(f"{site.name}.h{h}.vo", self.dv, (Term(v, 1.0), Term(o, -1.0)), True, "gl")
+        """Per key/value group: the scores' symmetry (GL(dk); with rope one complex scaling
+        per pair; with qknorm the scale of each Wq_h and Wk_g), the values' GL(dv); and the
+        output features' rescaling."""
+        per = self.heads // self.groups
+        for g in range(self.groups):
+            heads = range(g * per, (g + 1) * per)
+
+            def view(name, i, axis, units):
+                return site.views(axis, units, own=(self.index(name, i),))[0]
+
+            qs, k = [view("Wq", h, 1, self.dk) for h in heads], view("Wk", g, 1, self.dk)
+            if self.qknorm:
+                for v in (*qs, k):
+                    yield Rescaling(f"{site.name}.{v.name.rsplit('.', 1)[1]}.norm", self.dk, (Term(v, 1.0),), False,
+                                    "scale", uniform=True)
+            elif self.rope:
+                pairs = [view("Wq", h, 1, self.dk // 2) for h in heads], view("Wk", g, 1, self.dk // 2)
+                yield Rescaling(f"{site.name}.g{g}.qk", self.dk // 2,
+                                (*(Term(q, 1.0) for q in pairs[0]), Term(pairs[1], -1.0)), False, "gl")
+            else:
+                yield Rescaling(f"{site.name}.g{g}.qk" if per > 1 else f"{site.name}.h{g}.qk", self.dk,
+                                (*(Term(q, 1.0) for q in qs), Term(k, -1.0)), True, "gl")
+            v, os_ = view("Wv", g, 1, self.dv), [view("Wo", h, 0, self.dv) for h in heads]
+            yield Rescaling(f"{site.name}.g{g}.vo" if per > 1 else f"{site.name}.h{g}.vo", self.dv,
+                            (Term(v, 1.0), *(Term(o, -1.0) for o in os_)), True, "gl")
         yield from from_weight_layer(site)
 
     @property
     def spec(self) -> str:
-        return f"attention(heads={self.heads},dk={self.dk},dv={self.dv})"
+        extra = "".join([f",kv_heads={self.kv_heads}" if self.kv_heads else "", ",rope" if self.rope else "",
+                         ",qknorm" if self.qknorm else ""])
+        return f"attention(heads={self.heads},dk={self.dk},dv={self.dv}{extra})"
 
     @classmethod
     def draw(cls, draw, shape, context):
-        sizes = st.integers(1, 2)
-        return cls(draw(sizes), draw(sizes), draw(sizes)) if len(shape) == 2 else None
+        if len(shape) != 2:
+            return None
+        heads, dk = draw(st.integers(1, 2)), draw(st.sampled_from([1, 2]))
+        rope = dk % 2 == 0 and draw(st.booleans())
+        return cls(heads, dk, draw(st.integers(1, 2)), draw(st.sampled_from([0, 1])) if heads == 2 else 0, rope,
+                   draw(st.booleans()))
