@@ -40,7 +40,9 @@ def positive(layer: str, **values: int) -> None:
 
 
 def _number(text: str, annotation: str):
-    """A spec argument as the field's type (int unless the field is a float)."""
+    """A spec argument as the field's type (int unless the field is a float or a str)."""
+    if annotation == "str":
+        return text
     try:
         return float(text) if "float" in annotation else int(text)
     except ValueError:

@@ -20,6 +20,7 @@ from flowlaws.models.kinds.gated import Gated
 from flowlaws.models.kinds.groupnorm import GroupNorm
 from flowlaws.models.kinds.layernorm import LayerNorm
 from flowlaws.models.kinds.mean import Mean
+from flowlaws.models.kinds.moe import MoE
 from flowlaws.models.kinds.pool import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from flowlaws.models.kinds.residual import Residual
 from flowlaws.models.kinds.rmsnorm import RMSNorm
@@ -44,6 +45,7 @@ LAYERS: tuple[type[Layer], ...] = (
     Activation,
     Residual,
     Gated,
+    MoE,
 )
 
 _BY_NAME = {name: kind for kind in LAYERS for name in kind.names()}
@@ -62,5 +64,5 @@ def names() -> tuple[str, ...]:
 
 
 __all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d", "Dense",
-           "Dropout", "Flatten", "Gated", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "RMSNorm",
+           "Dropout", "Flatten", "Gated", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "MoE", "RMSNorm",
            "Residual", "kind", "names"]
