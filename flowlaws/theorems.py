@@ -178,7 +178,26 @@ def _no_pooled_last_axis(s):
     return None
 
 
+def _softmax_router(s):
+    """A mixture of experts whose gate ignores a shift of its logits (softmax)."""
+    for layer in getattr(s.model, "all_layers", ()):
+        if getattr(layer, "gate", "softmax") != "softmax":
+            return f"{layer.spec} gates by a normalized sigmoid, which changes when every logit shifts alike"
+    return None
+
+
+def _router_laws_of_a_softmax_gate(model, loss=None):
+    """the router's column sums, as a softmax gate would conserve them (Tran et al. 2026 claim them
+    for a normalized sigmoid too)"""
+    from flowlaws.models import MoE, Sequential
+
+    softmax = Sequential(model.input_shape, tuple(layer.mapped(
+        lambda x: replace(x, gate="softmax") if isinstance(x, MoE) else x) for layer in model.layers))
+    return tuple(law for law in laws(softmax) if law.family == "translation" and "router" in law.name)
+
+
 COMBINES_GRADIENTS = Hypothesis("steps combine gradients", _combines_gradients)
+SOFTMAX_ROUTER = Hypothesis("a softmax router", _softmax_router)
 NO_POOLED_LAST_AXIS = Hypothesis("no pool along a scaled last axis", _no_pooled_last_axis)
 NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scalar_fed_linear_chain)
 NO_PLANE_ROTATION = Hypothesis("no rotation of a LayerNorm plane", _no_plane_rotation)
@@ -187,7 +206,8 @@ OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
 SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION,
-                                  NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY)}
+                                  NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY,
+                                  SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------
 
@@ -291,6 +311,28 @@ class Theorem:
 
 
 HOM = ("relu", "leaky_relu", "abs", "prelu", "linear")
+LANGUAGE_BLOCKS = (  # id, architecture family, title, statement, reference
+    ("swiglu", "swiglu", "SwiGLU keeps the value branch's law with its reader",
+     "in y = W2 (silu(W1 x) * W3 x), ||W3[i,:]||^2 - ||W2[:,i]||^2 is conserved by gradient flow (the silu gate has no "
+     "law), and one GD/SGD step changes it by exactly eta^2 Q(g)",
+     "Marcotte, Gribonval, Peyre, ICML 2025; docs/theory.md 3.9"),
+    ("rope", "rope", "RoPE keeps one complex scaling per pair of features",
+     "with rotary position encoding, each head conserves ||Wq[:,pair]||^2 - ||Wk[:,pair]||^2 for every pair of "
+     "adjacent features (GL(dk) shrinks to GL(1,C)^(dk/2)), and Wv^T Wv - Wo Wo^T",
+     "docs/theory.md 6.3"),
+    ("gqa", "gqa", "Grouped-query attention shares one K/V head's symmetry",
+     "with G key/value heads, each group conserves sum_h Wq_h^T Wq_h - Wk_g^T Wk_g and Wv_g^T Wv_g - sum_h Wo_h Wo_h^T "
+     "over its query heads h",
+     "docs/theory.md 6.3"),
+    ("qk-norm", "qknorm", "QK-norm keeps the scale of each query and key matrix",
+     "with an RMSNorm of every query and key (eps = 0), ||Wq_h||^2 and ||Wk_g||^2 are conserved by gradient flow and "
+     "grow by exactly eta^2 ||g||^2 per GD step; the GL(dk) law is lost",
+     "docs/theory.md 6.3"),
+    ("moe", "moe", "A softmax router conserves its column sums; each expert keeps its laws",
+     "in a mixture of experts with a softmax gate over the top-k logits, the router's column sums sum_e Wr[e, j] are "
+     "conserved exactly at any step size, and every expert's hidden units keep their laws",
+     "Tran et al., ICML 2026; docs/theory.md 6.5"),
+)
 _FLOW = {"T": 0.2, "flow_steps": 6}
 _NORMALIZED = {"n": (2, 5), "generic": True}  # batches of distinct samples: a constant group is 0/0
 
@@ -410,7 +452,19 @@ def _theorems() -> list[Theorem]:
                  "exponents": (-60, 60)},
                 _of_family("gl"), ("pointwise", "step", "flow"), (PLAIN_DESCENT,), prediction="gd"),
     ]
+    language = {"steps": 3, **_FLOW, "generic": True, "optimizers": {"names": ("gd", "sgd"), "lr": (1e-3, 0.5)},
+                "exponents": (-60, 60)}  # softmax, silu and products: degree 5 and more, as attention's
+    for id_, kind, title, statement, reference in LANGUAGE_BLOCKS:
+        out.append(Theorem(id_, title, statement, reference, {**arch(kinds=(kind,), activations=HOM), **language},
+                           _every_law, ("pointwise", "step", "flow"), (PLAIN_DESCENT,), prediction="gd"))
     out += [
+        Theorem("break-moe-normalized-sigmoid", "A normalized-sigmoid router has no translation law",
+                "with a normalized sigmoid gate g_e = s(r_e) / sum_j s(r_j), the router's column sums sum_e Wr[e, j] "
+                "are NOT conserved, although a softmax gate conserves them: s(r_e + c) / sum_j s(r_j + c) changes "
+                "with c, so shifting every logit alike is no symmetry",
+                "refutes Tran et al., ICML 2026 (as summarised in research-2026-12.md); docs/theory.md 6.5",
+                {**arch(kinds=("moe_sigmoid",), activations=HOM), "exponents": (-60, 60)},
+                _router_laws_of_a_softmax_gate, ("pointwise",), expect="breaks", broken=SOFTMAX_ROUTER.name),
         Theorem("break-translation-square", "A square loss has no translation law",
                 "with the square loss, the column sums 1^T W of the last layer (the softmax translation laws) "
                 "are NOT conserved: the loss changes when every output shifts alike",

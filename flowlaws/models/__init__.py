@@ -18,6 +18,7 @@ from flowlaws.models.kinds import (
     MaxPool1d,
     MaxPool2d,
     Mean,
+    MoE,
     Residual,
     RMSNorm,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "MaxPool1d",
     "MaxPool2d",
     "Mean",
+    "MoE",
     "Model",
     "RMSNorm",
     "Rescaling",

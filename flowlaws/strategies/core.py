@@ -30,15 +30,19 @@ from flowlaws.models import (
     Dropout,
     Factorization,
     Flatten,
+    Gated,
     LayerNorm,
     MaxPool1d,
     MaxPool2d,
+    Mean,
+    MoE,
     Residual,
+    RMSNorm,
     Sequential,
 )
 
 KINDS = ("mlp", "linear", "conv1d", "conv2d", "residual", "factorization", "batchnorm", "layernorm", "attention",
-         "mixed")
+         "mixed", "swiglu", "rope", "gqa", "qknorm", "moe", "moe_sigmoid")
 ACTIVATIONS = HOMOGENEOUS + NON_HOMOGENEOUS
 
 
@@ -287,12 +291,57 @@ def _mixed_net(draw, f: _Family, dropout: bool = False):
     return Sequential(shape, (*layers, Flatten(), Dense(draw(sizes), bias)))
 
 
+def _prenorm(draw, layers, d, residual: bool):
+    """``layers`` (mapping d features to d), alone or in a pre-norm residual block."""
+    return [Residual((RMSNorm(), *layers))] if residual and d >= 3 else list(layers)
+
+
+def _language_net(draw, f: _Family, block):
+    """A block of today's language models on a (T, d) sequence or a flat sample: ``block(d)``
+    (d features to d), alone or in a pre-norm residual block (RMSNorm), then the mean over
+    positions and a dense head."""
+    d = draw(st.integers(2, 4))
+    sequence = block is not _swiglu_block or draw(st.booleans())
+    shape = (draw(st.integers(2, 3)), d) if sequence else (d,)
+    layers = _prenorm(draw, block(draw, f, d), d, draw(st.booleans()))
+    head = [Mean(last=True)] if sequence else []
+    return Sequential(shape, (*layers, *head, Dense(draw(f.sizes), f.bias)))
+
+
+def _swiglu_block(draw, f, d):
+    hidden = draw(f.sizes)
+    return [Gated((Dense(hidden, f.bias), Activation("silu")), (Dense(hidden, f.bias),)), Dense(d, f.bias)]
+
+
+def _attention_block(**options):
+    def block(draw, f, d):
+        heads = draw(st.integers(1, 2)) if "kv_heads" not in options else 2
+        dk = draw(st.sampled_from([2, 4] if options.get("rope") else [2, 3] if options.get("qknorm") else [1, 2]))
+        return [Attention(heads, dk, draw(st.integers(1, 2)), **options)]
+
+    return block
+
+
+def _moe_block(gate):
+    def block(draw, f, d):
+        experts = draw(st.integers(2, 3))
+        return [MoE(experts, draw(st.integers(1, 2)), draw(st.integers(2, experts)), gate,
+                    draw(st.sampled_from(["swiglu", "relu"])))]
+
+    return block
+
+
 # architecture family -> builder (factorizations have no layers: drawn in `architectures`)
 _FAMILIES = {"mlp": _mlp_net, "linear": _mlp_net, "conv1d": functools.partial(_conv_net, dims=1),
              "conv2d": functools.partial(_conv_net, dims=2), "residual": _residual_net,
              "batchnorm": functools.partial(_normalized_net, norm=BatchNorm),
              "layernorm": functools.partial(_normalized_net, norm=LayerNorm), "attention": _attention_net,
-             "mixed": _mixed_net}
+             "mixed": _mixed_net, "swiglu": functools.partial(_language_net, block=_swiglu_block),
+             "rope": functools.partial(_language_net, block=_attention_block(rope=True)),
+             "gqa": functools.partial(_language_net, block=_attention_block(kv_heads=1)),
+             "qknorm": functools.partial(_language_net, block=_attention_block(qknorm=True)),
+             "moe": functools.partial(_language_net, block=_moe_block("softmax")),
+             "moe_sigmoid": functools.partial(_language_net, block=_moe_block("sigmoid"))}
 
 
 def _model(model):

@@ -38,7 +38,7 @@ import autograd.numpy as anp
 import numpy as np
 from hypothesis import strategies as st
 
-from flowlaws.errors import InvalidArgument
+from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models.layer import Layer, positive
 from flowlaws.models.symmetry import Rescaling, Term, from_weight_layer
 
@@ -142,7 +142,11 @@ class Attention(Layer):
     @staticmethod
     def _rms(q):
         """(q / rms(q), 1 / rms(q)) over the last axis (complex q: its analytic continuation)."""
-        s = 1.0 / np.sqrt((q * q).mean(axis=-1, keepdims=True))
+        square = (q * q).mean(axis=-1, keepdims=True)
+        if np.any(square == 0):
+            raise Unrepresentable("attention: qknorm of a query or key that is 0 (eps = 0), so q̂ = 0/0; "
+                                  "the case cannot be decided")
+        s = 1.0 / np.sqrt(square)
         return q * s, s
 
     def _transform(self, q0):
