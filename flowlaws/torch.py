@@ -6,11 +6,14 @@
 ``nn.Sequential`` where tracing fails) and converts it into a flowlaws model with its
 weights as float64 numpy arrays; the conversion is checked by running both on the
 example input (a float64 copy of the module, in training mode: BatchNorm uses batch
-statistics, as flowlaws does). Supported: Linear, Conv1d/Conv2d (square kernels, one
-stride and padding, no dilation or groups), ReLU, LeakyReLU, PReLU (one slope, read as a
-fixed slope), Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool/AvgPool 1d/2d
-(window = stride, no padding), Flatten, additive residual connections (x + block(x)),
-BatchNorm1d/2d, LayerNorm (over the last axis), MultiheadAttention (self-attention,
+statistics, as flowlaws does; dropout off on both sides, as its masks come from different
+generators). Supported: Linear (on the last axis, any leading axes), Conv1d/Conv2d
+(square kernels, one stride and padding, groups, dilation), ReLU, LeakyReLU, PReLU (one
+slope, read as a fixed slope), Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus,
+MaxPool/AvgPool 1d/2d (window = stride, no padding), AdaptiveAvgPool(1) and ``x.mean``
+over the positions, Flatten, Dropout, the sum or product of two branches from one value
+(a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
+LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
 batch_first, no biases). Anything else is an `InvalidArgument` naming the module path,
 its type, and what is supported.
 
@@ -22,6 +25,7 @@ a copy). torch is an optional extra: ``pip install 'flowlaws[torch]'``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import operator
 from dataclasses import dataclass, field
@@ -39,22 +43,30 @@ from flowlaws.models import (
     Conv1d,
     Conv2d,
     Dense,
+    Dropout,
     Flatten,
+    Gated,
+    GroupNorm,
     LayerNorm,
     MaxPool1d,
     MaxPool2d,
+    Mean,
     Residual,
+    RMSNorm,
     Sequential,
 )
 
 try:
     import torch
     from torch import nn
+    from torch.fx.passes.shape_prop import ShapeProp
 except ImportError as error:  # pragma: no cover - exercised without the extra
     raise ImportError("flowlaws.torch needs PyTorch: pip install 'flowlaws[torch]'") from error
 
-SUPPORTED = ("Linear, Conv1d, Conv2d, ReLU, LeakyReLU, PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, "
-             "Softplus, MaxPool1d/2d, AvgPool1d/2d, Flatten, x + block(x), BatchNorm1d/2d, LayerNorm, "
+SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation), ReLU, LeakyReLU, PReLU, Identity, "
+             "Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), "
+             "x.mean(dims), Flatten, Dropout, a + b and a * b of two branches (residual blocks with any "
+             "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
              "MultiheadAttention (self-attention, batch_first, bias=False)")
 
 
@@ -108,15 +120,31 @@ def _convert(module, path: str, read=_array):
         bias = module.bias is not None
         return Dense(module.out_features, bias), (read(module.weight), *([read(module.bias)] if bias else []))
     if type(module) in (nn.Conv1d, nn.Conv2d):
-        if module.groups != 1 or _single(module.dilation, "dilation", path) != 1 or module.padding_mode != "zeros":
-            raise _unsupported(path, module, "groups, dilation and padding modes other than zeros")
+        if module.padding_mode != "zeros":
+            raise _unsupported(path, module, "padding modes other than zeros")
         if isinstance(module.padding, str):
             raise _unsupported(path, module, f"padding={module.padding!r}; give an integer")
         cls = Conv1d if type(module) is nn.Conv1d else Conv2d
         bias = module.bias is not None
         layer = cls(module.out_channels, _single(module.kernel_size, "kernel", path),
-                    _single(module.stride, "stride", path), _single(module.padding, "padding", path), bias)
+                    _single(module.stride, "stride", path), _single(module.padding, "padding", path), bias,
+                    module.groups, _single(module.dilation, "dilation", path))
         return layer, (read(module.weight), *([read(module.bias)] if bias else []))
+    if type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d):
+        if set(np.atleast_1d(module.output_size).tolist()) != {1}:
+            raise _unsupported(path, module, "only output_size=1 (a global average pool)")
+        return Mean(), ()
+    if type(module) is nn.Dropout:
+        return Dropout(float(module.p)), ()
+    if type(module) is nn.GroupNorm:
+        params = (read(module.weight), read(module.bias)) if module.affine else ()
+        return GroupNorm(bool(module.affine), float(module.eps), module.num_groups), params
+    if type(module) is nn.RMSNorm:
+        if len(module.normalized_shape) != 1:
+            raise _unsupported(path, module, "RMSNorm over the last axis only")
+        eps = float(torch.finfo(torch.float64).eps if module.eps is None else module.eps)
+        affine = module.weight is not None
+        return RMSNorm(affine, eps), ((read(module.weight),) if affine else ())
     pools = {nn.MaxPool1d: MaxPool1d, nn.AvgPool1d: AvgPool1d, nn.MaxPool2d: MaxPool2d, nn.AvgPool2d: AvgPool2d}
     if type(module) in pools:
         size = _single(module.kernel_size, "kernel", path)
@@ -162,40 +190,84 @@ def _attention(module, path: str, read=_array):
 
 @dataclass
 class _Chain:
-    """Layers and params in order, and where each traced value was produced."""
+    """Layers and params in order, and the lineage of every traced value: the layers (by
+    index) on its path from the input, so that a sum or a product of two values becomes a
+    fork over the layers since their common ancestor."""
 
-    layers: list = field(default_factory=list)
-    sources: list = field(default_factory=list)  # (path, module) of every layer with params
-    position: dict = field(default_factory=dict)  # fx node -> number of layers after it
+    layers: list = field(default_factory=list)  # (layer, params, the (path, module) its params come from)
+    lineage: dict = field(default_factory=dict)  # fx node -> indices of the layers that made it
 
-    def add(self, node, converted, source=None):
+    @property
+    def sources(self) -> list:
+        return [source for _, _, sources in self.layers for source in sources]
+
+    def add(self, node, converted, source=None, after=None):
         layer, params = converted
+        path = self.lineage.get(after, ()) if after is not None else self._last()
         if layer is not None:
-            self.layers.append((layer, tuple(params)))
-        if params:
-            self.sources.append(source)
-        self.position[node] = len(self.layers)
+            self.layers.append((layer, tuple(params), [source] if params else []))
+            path = (*path, len(self.layers) - 1)
+        self.lineage[node] = path
 
-    def residual(self, node, skip, head):
-        """x + block(x): the layers since ``skip`` become one residual block."""
-        start = self.position[skip]
-        block = self.layers[start:]
-        if not block:
-            raise InvalidArgument(f"{node.name}: an addition of a value to itself is not a residual block")
+    def _last(self):
+        return tuple(range(len(self.layers)))
+
+    def fork(self, node, a, b, kind):
+        """a + b (``Residual``) or a * b (``Gated``) of two values computed from one: the
+        layers since their common ancestor, split by branch, become one composite layer."""
+        pa, pb = self.lineage[a], self.lineage[b]
+        common = 0
+        while common < min(len(pa), len(pb)) and pa[common] == pb[common]:
+            common += 1
+        first, second = pa[common:], pb[common:]
+        start = pa[:common][-1] + 1 if common else 0
+        if sorted((*first, *second)) != list(range(start, len(self.layers))) or not (first or second):
+            raise InvalidArgument(f"{node.name}: only a sum or product of two branches from one value is "
+                                  "supported (a residual block, a gate)")
+        if not first:
+            first, second = second, first
+        if kind is Residual and len(second) > len(first):
+            first, second = second, first  # the longer branch is the block, the other the shortcut
+        branches = [tuple(self.layers[k][0] for k in branch) for branch in (first, second)]
+        params = tuple(p for branch in (first, second) for k in branch for p in self.layers[k][1])
+        sources = [source for branch in (first, second) for k in branch for source in self.layers[k][2]]
         del self.layers[start:]
-        inner = tuple(layer for layer, _ in block)
-        self.layers.append((Residual(inner), tuple(p for _, ps in block for p in ps)))
-        self.position[node] = len(self.layers)
+        self.layers.append((kind(*branches), params, sources))
+        self.lineage[node] = (*pa[:common], len(self.layers) - 1)
 
 
 FLATTENS = {torch.flatten, "flatten", "view", "reshape"}
+JOINS = {operator.add: Residual, torch.add: Residual, "add": Residual, operator.mul: Gated, torch.mul: Gated,
+         "mul": Gated}
 FUNCTIONS = {torch.relu: "relu", torch.tanh: "tanh", torch.sigmoid: "sigmoid", nn.functional.relu: "relu",
              nn.functional.gelu: "gelu", nn.functional.silu: "silu", nn.functional.elu: "elu",
              nn.functional.softplus: "softplus"}
 
 
-def _traced(module, chain: _Chain):
-    graph = torch.fx.symbolic_trace(module).graph
+def _mean(node, shape):
+    """``x.mean(dims)`` of a value of ``shape``: over every axis but the channels (``mean``)
+    or over the positions of a (N, T, d) sequence (``mean(last)``); keepdim False."""
+    if shape is None:
+        raise InvalidArgument(f"{node.name}: the module does not run on example_input, so its mean's axes are unknown")
+    dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    dims = tuple(sorted(d % len(shape) for d in ((dims,) if isinstance(dims, int) else dims or ())))
+    if node.kwargs.get("keepdim") or (len(node.args) > 2 and node.args[2]):
+        raise InvalidArgument(f"{node.name}: mean with keepdim=True is not supported; flatten after it")
+    if len(shape) >= 3 and dims == tuple(range(2, len(shape))):
+        return Mean()
+    if len(shape) == 3 and dims == (1,):
+        return Mean(last=True)
+    raise InvalidArgument(f"{node.name}: mean over dims {dims} of shape {tuple(shape)}; flowlaws converts the mean "
+                          "over every axis after the channels, or over the positions of a (N, T, d) sequence")
+
+
+def _traced(module, chain: _Chain, example_input):
+    traced = torch.fx.symbolic_trace(module)
+    twin = copy.deepcopy(traced).to("cpu", torch.float64)  # shapes from a copy: the module is never run
+    with contextlib.suppress(Exception):  # a module that cannot run on the input: its conversion says why
+        ShapeProp(twin).propagate(example_input.detach().to("cpu", torch.float64))
+    shapes = {n.name: getattr(n.meta.get("tensor_meta"), "shape", None) for n in twin.graph.nodes}
+    graph = traced.graph
     modules = dict(module.named_modules())
     head = None
     for node in graph.nodes:
@@ -203,12 +275,12 @@ def _traced(module, chain: _Chain):
             if head is not None:
                 raise InvalidArgument("the module takes more than one input; flowlaws models take one")
             head = node
-            chain.position[node] = 0
+            chain.lineage[node] = ()
         elif node.op == "call_module":
             target = modules[node.target]
             if isinstance(target, nn.MultiheadAttention) and len({a for a in node.args[:3]}) != 1:
                 raise _unsupported(node.target, target, "only self-attention mha(x, x, x)")
-            chain.add(node, _convert(target, node.target), (node.target, target))
+            chain.add(node, _convert(target, node.target), (node.target, target), after=node.args[0])
             head = node
         elif node.op == "call_function" and node.target is operator.getitem and \
                 isinstance(modules.get(getattr(node.args[0], "target", None)), nn.MultiheadAttention):
@@ -216,19 +288,22 @@ def _traced(module, chain: _Chain):
                 if node.users:
                     raise InvalidArgument(f"{node.name}: only the attention output (index 0) is supported")
                 continue  # the attention weights, unused
-            chain.position[node] = chain.position[node.args[0]]
+            chain.lineage[node] = chain.lineage[node.args[0]]
             head = node
-        elif node.op in ("call_function", "call_method") and node.target in (operator.add, torch.add, "add"):
+        elif node.op in ("call_function", "call_method") and node.target in JOINS:
             a, b = node.args[:2]
-            if head not in (a, b) or not all(x in chain.position for x in (a, b)):
-                raise InvalidArgument(f"{node.name}: only additive skips x + block(x) are supported")
-            chain.residual(node, b if a is head else a, head)
+            if not all(x in chain.lineage for x in (a, b)):
+                raise InvalidArgument(f"{node.name}: only sums and products of two computed values are supported")
+            chain.fork(node, a, b, JOINS[node.target])
             head = node
         elif node.op in ("call_function", "call_method") and node.target in FLATTENS:
-            chain.add(node, (Flatten(), ()))
+            chain.add(node, (Flatten(), ()), after=node.args[0])
+            head = node
+        elif node.op in ("call_function", "call_method") and node.target in ("mean", torch.mean):
+            chain.add(node, (_mean(node, shapes[node.args[0].name]), ()), after=node.args[0])
             head = node
         elif node.op == "call_function" and node.target in FUNCTIONS:
-            chain.add(node, (Activation(FUNCTIONS[node.target]), ()))
+            chain.add(node, (Activation(FUNCTIONS[node.target]), ()), after=node.args[0])
             head = node
         elif node.op == "output":
             if node.args[0] is not head:
@@ -296,15 +371,15 @@ def _conversion(module, example_input):
         raise InvalidArgument("example_input must be a tensor with a batch axis, e.g. torch.zeros(8, 3)")
     chain = _Chain()
     try:
-        _traced(module, chain)
+        _traced(module, chain, example_input)
     except torch.fx.proxy.TraceError as error:
         if not isinstance(module, nn.Sequential):
             raise InvalidArgument(f"torch.fx cannot trace {type(module).__name__} ({error}); control flow that "
                                   "depends on the data is not supported (an nn.Sequential is walked instead)") from None
         chain = _Chain()
         _walked(module, chain)
-    layers = tuple(layer for layer, _ in chain.layers)
-    params = tuple(p for _, ps in chain.layers for p in ps)
+    layers = tuple(layer for layer, _, _ in chain.layers)
+    params = tuple(p for _, ps, _ in chain.layers for p in ps)
     shape = tuple(example_input.shape[1:])
     model = Sequential(shape, layers)
     _check_layout(module, model, params, example_input)
@@ -314,11 +389,16 @@ def _conversion(module, example_input):
 def _check_layout(module, model, params, example_input) -> None:
     """The converted model computes what the module computes (float64, training mode)."""
     twin = copy.deepcopy(module).to("cpu", torch.float64).train()
+    for child in twin.modules():  # dropout masks differ (torch's generator, flowlaws' hash): compare without
+        if isinstance(child, nn.Dropout):
+            child.eval()
     x = example_input.detach().to("cpu", torch.float64)
     with torch.no_grad():
         expected = twin(x)
     expected = (expected[0] if isinstance(expected, tuple) else expected).numpy()
-    got, _ = model.forward(params, x.numpy())
+    unmasked = Sequential(model.input_shape, tuple(layer.mapped(
+        lambda x: Dropout(0.0) if isinstance(x, Dropout) else x) for layer in model.layers))
+    got, _ = unmasked.forward(params, x.numpy())
     scale = np.max(np.abs(expected)) + 1e-300
     if got.shape != expected.shape or np.max(np.abs(got - expected)) > 1e-9 * scale:
         raise InvalidArgument(f"the converted model ({model.spec}) does not reproduce the module's output on "

@@ -45,6 +45,42 @@ class Transformer(nn.Module):
         return self.head((x + y).flatten(1))
 
 
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock with a downsampling shortcut, then the pool and fc."""
+
+    def __init__(self, inplanes=2, planes=4, stride=2):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(planes, 3)
+
+    def forward(self, x):
+        identity = self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        out = self.relu(out + identity)
+        return self.fc(torch.flatten(self.avgpool(out), 1))
+
+
+class SwiGLU(nn.Module):
+    """A Llama-style feed-forward block on (N, T, d), then the mean over tokens and a head."""
+
+    def __init__(self, d=4, hidden=6):
+        super().__init__()
+        self.w1 = nn.Linear(d, hidden, bias=False)
+        self.w3 = nn.Linear(d, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, d, bias=False)
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, x):
+        h = self.w2(nn.functional.silu(self.w1(x)) * self.w3(x))
+        return self.head(h.mean(1))
+
+
 def _vgg():
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
@@ -64,6 +100,13 @@ MODELS = {
     "resnet": (ResBlock, (4, 2, 4, 4)),
     "transformer": (Transformer, (4, 5, 6)),
     "layernorm": (lambda: nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.ReLU(), nn.Linear(6, 2)), (5, 4)),
+    "resnet_downsample": (BasicBlock, (4, 2, 6, 6)),
+    "swiglu": (SwiGLU, (3, 5, 4)),
+    "groupnorm": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.ReLU(),
+                                        nn.Conv2d(4, 4, 3, dilation=2, groups=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                        nn.Flatten(), nn.Linear(4, 2)), (4, 2, 6, 6)),
+    "position_wise": (lambda: nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 4), nn.RMSNorm(4),
+                                            nn.Flatten(), nn.Linear(20, 2)), (3, 5, 4)),
 }
 
 
@@ -111,15 +154,52 @@ def test_the_converted_specs_read_as_the_modules():
 
 
 @pytest.mark.parametrize(("module", "fragment"), [
-    (nn.Sequential(nn.Linear(3, 4), nn.Dropout(), nn.Linear(4, 2)),
-     r"1 \(Dropout\) is not supported; flowlaws converts"),
-    (nn.Sequential(nn.Conv1d(3, 4, 3, dilation=2)), r"0 \(Conv1d\) is not supported \(groups, dilation"),
+    (nn.Sequential(nn.Linear(3, 4), nn.Embedding(4, 2), nn.Linear(4, 2)),
+     r"1 \(Embedding\) is not supported; flowlaws converts"),
+    (nn.Sequential(nn.Conv1d(3, 4, 3, padding_mode="reflect", padding=1)),
+     r"0 \(Conv1d\) is not supported \(padding modes other than zeros"),
     (nn.Sequential(nn.MultiheadAttention(3, 1, batch_first=True)), r"not supported"),
 ])
 def test_an_unsupported_module_is_one_line_naming_its_path_and_type(module, fragment):
     with pytest.raises(InvalidArgument, match=fragment) as error:
         from_torch(module, torch.zeros(4, 3, 8))
     assert "\n" not in str(error.value)
+
+
+def test_the_models_people_train_convert_to_graph_specs():
+    torch.manual_seed(0)
+    assert from_torch(BasicBlock(), torch.randn(2, 2, 6, 6))[0].spec == (
+        "seq:2x6x6:residual[conv2d(4,3,stride=2,padding=1),batchnorm(affine,eps=1e-05),relu,conv2d(4,3,padding=1),"
+        "batchnorm(affine,eps=1e-05) | conv2d(4,1,stride=2),batchnorm(affine,eps=1e-05)],relu,mean,flatten,"
+        "dense(3,bias)")
+    assert from_torch(SwiGLU(), torch.randn(2, 5, 4))[0].spec == (
+        "seq:5x4:gated[dense(6),silu | dense(6)],dense(4),mean(last),dense(2,bias)")
+    dropout = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.25), nn.Linear(4, 2))
+    assert from_torch(dropout, torch.randn(4, 3))[0].spec == "seq:3:dense(4,bias),relu,dropout(0.25),dense(2,bias)"
+
+
+def test_a_swiglu_block_from_torch_has_the_laws_discovery_counts():
+    found = discover_of(SwiGLU(2, 2), torch.randn(4, 3, 2), degree=0)
+    assert found.count == found.derived == 5  # 2 value units; the 2 outputs' matrix law into the head (3)
+
+
+@pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: nn.Sequential(
+    nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 2))],
+    ids=["resnet-downsample", "swiglu", "dropout"])
+def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make):
+    torch.manual_seed(0)
+    shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4)}
+    x = torch.randn(*shapes.get(make, (8, 3)))
+    for optimizer, flagged in ((torch.optim.SGD, False), (torch.optim.Adam, True)):
+        net = make()
+        opt = optimizer(net.parameters(), lr=0.05)
+        monitor = LawMonitor(net, opt, example_input=x)
+        for _ in range(4):
+            opt.zero_grad()
+            net(x).pow(2).mean().backward()
+            opt.step()
+        monitor.detach()
+        assert bool(monitor.flagged) == flagged and not monitor.errors
 
 
 def test_data_dependent_control_flow_is_a_clear_error():
