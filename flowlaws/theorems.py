@@ -164,17 +164,21 @@ def _no_pooled_last_axis(s):
     seq:2x3:layernorm(affine),relu,maxpool1d(2),flatten,dense(1) has 3 laws, 0 derived
     (found by the 5,000-case laws-complete campaign; docs/theory.md 6). The same holds for
     ``mean`` averaging that axis (seq:2x3:layernorm(affine,eps=1e-05),mean,flatten,dense(2,bias):
-    4 laws, 0 derived)."""
+    4 laws, 0 derived), and for ``mean(last)`` averaging channels that a BatchNorm or a
+    convolution scales (seq:2x3:batchnorm(affine),maxpool1d(2),mean(last),flatten,dense(1): 2
+    laws, 0 derived; a uniform scale law and a zero-sum shift of the betas)."""
     from flowlaws.models.kinds.mean import Mean
     from flowlaws.models.kinds.pool import Pool
 
     layers = getattr(s.model, "layers", ())
-    scaled = False
+    last = first = False  # an earlier layer scales the units of the last (first) axis one by one
     for position, layer in enumerate(layers):
         site = s.model.site(position)
-        scaled |= bool(layer.emits or layer.sublayers) and len(site.in_shape) > 1 and layer.rows_on_last_axis(site)
-        if scaled and (isinstance(layer, Pool) or (isinstance(layer, Mean) and not layer.last)):
-            return f"{layer.spec} at layer {position} pools a last axis that an earlier layer scales per feature"
+        if bool(layer.emits or layer.sublayers) and len(site.in_shape) > 1:
+            last, first = last or layer.rows_on_last_axis(site), first or not layer.rows_on_last_axis(site)
+        if (last and (isinstance(layer, Pool) or (isinstance(layer, Mean) and not layer.last))) or \
+                (first and isinstance(layer, Mean) and layer.last):
+            return f"{layer.spec} at layer {position} pools an axis that an earlier layer scales unit by unit"
     return None
 
 

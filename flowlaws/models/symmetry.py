@@ -141,8 +141,9 @@ class Path:
 
     def on_axis(self, last: bool, ndim: int) -> bool:
         """Whether the units lie on a sample's last axis (``last``) or its first, for a
-        sample of ``ndim`` axes (a flat sample's one axis is both)."""
-        return ndim == 1 or self.last_axis == last
+        sample of ``ndim`` axes (a flat sample's one axis is both; one unit is the whole
+        sample, on either axis)."""
+        return ndim == 1 or self.last_axis == last or self.units == 1
 
     def absorbed(self, site: Site) -> Path:
         """A weight layer takes the scaling on its input columns (exponent -degree)."""

@@ -97,7 +97,9 @@ class Pool(Layer):
     def carry(self, path, site):
         """Pooling is homogeneous of degree 1 per channel; only the mean is linear; both
         commute with a constant shift of a channel."""
-        return None if path.last_axis else path.times(1.0, self.reduce == "mean", shifts=True)
+        if not path.on_axis(False, len(site.in_shape)):
+            return None
+        return path.times(1.0, self.reduce == "mean", shifts=True)
 
     @property
     def piecewise(self) -> bool:
