@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-REFERENCE = ("from flowlaws.catalog import theorem; from flowlaws.theorems import run; "
+REFERENCE = ("from flowlaws.catalog import theorem; from flowlaws.runner import run; "
              "from flowlaws.threads import one_blas_thread; limits = one_blas_thread(); "
              "assert run(theorem('thm-2.1'), max_examples=200).verdict == 'holds'")  # pinned as the gate is
 

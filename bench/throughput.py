@@ -22,8 +22,8 @@ from pinned import pin_threads
 
 from flowlaws.campaign import true_theorems
 from flowlaws.catalog import theorem
+from flowlaws.runner import pinned_draws, run
 from flowlaws.strategies import PROFILES, scenarios
-from flowlaws.theorems import pinned_draws, run
 
 
 def generation_seconds(thm, cases: int) -> float:

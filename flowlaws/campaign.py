@@ -5,7 +5,7 @@
 
 Work is cut into shards (theorem, seed, cases): each shard is one Hypothesis run with its
 own seed (``seed + index``), so a shard's result does not depend on where it runs or on
-how many workers there are (`flowlaws.theorems.pinned_draws`). In-process by default;
+how many workers there are (`flowlaws.runner.pinned_draws`). In-process by default;
 ``--workers N`` starts a local Dask cluster of N processes, ``--scheduler`` uses an
 existing one (``tcp://host:8786``, or ``tls://`` with Dask's own security configuration:
 certificates from its config file or the ``DASK_DISTRIBUTED__COMM__TLS__*`` variables).
@@ -68,7 +68,7 @@ def run_shard(shard: Shard) -> dict:
     JSON when a true theorem was violated (a false alarm)."""
     from flowlaws.catalog import theorem
     from flowlaws.report import Counterexample
-    from flowlaws.theorems import run
+    from flowlaws.runner import run
 
     thm = theorem(shard.theorem)
     started = time.perf_counter()
@@ -86,10 +86,10 @@ def run_shard(shard: Shard) -> dict:
 
 
 def run_theorem(theorem_id: str, max_examples: int, derandomize: bool):
-    """`flowlaws.theorems.run` of one theorem, drawing the same cases in any process (for
+    """`flowlaws.runner.run` of one theorem, drawing the same cases in any process (for
     `flowlaws check --workers/--scheduler`); the Result comes back to the client."""
     from flowlaws.catalog import theorem
-    from flowlaws.theorems import run
+    from flowlaws.runner import run
 
     return run(theorem(theorem_id), max_examples=max_examples, derandomize=derandomize)
 

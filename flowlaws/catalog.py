@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from flowlaws import matrix_factorization, theorems
 from flowlaws.errors import unknown
-from flowlaws.theorems import Theorem
+from flowlaws.matrix_factorization import THEOREMS as SECTION_3
+from flowlaws.theorems import THEOREMS, Theorem
 
-REGISTRY: dict[str, Theorem] = {**theorems.THEOREMS, **matrix_factorization.THEOREMS}
+REGISTRY: dict[str, Theorem] = {**THEOREMS, **SECTION_3}
 
 
 def theorem(theorem_id: str) -> Theorem:

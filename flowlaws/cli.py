@@ -241,8 +241,8 @@ def cmd_check(args) -> int:
 
 def _local_check(args, chosen, profile):
     """The theorems' Results, checked in this process, with a progress bar on a terminal."""
+    from flowlaws.runner import run
     from flowlaws.strategies import PROFILES
-    from flowlaws.theorems import run
 
     results = []
     with _progress(not args.json and err.is_terminal) as progress:
@@ -274,7 +274,7 @@ def cmd_explore(args) -> int:
     from flowlaws.flows import optimizer
     from flowlaws.losses import loss
     from flowlaws.models import parse
-    from flowlaws.theorems import run
+    from flowlaws.runner import run
 
     model, lossf, opt = parse(args.arch), loss(args.loss), optimizer(args.optimizer)
     thm = explore_theorem(model, lossf, opt, args.law)

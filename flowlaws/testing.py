@@ -32,7 +32,7 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
     from flowlaws.losses import loss as make_loss
     from flowlaws.models import parse
     from flowlaws.report import Counterexample
-    from flowlaws.theorems import run
+    from flowlaws.runner import run
 
     model = parse(model) if isinstance(model, str) else model
     if not candidate_laws(model):

@@ -13,7 +13,7 @@ from flowlaws.matrix_factorization import (
     schedule,
     target_matrix,
 )
-from flowlaws.theorems import run
+from flowlaws.runner import run
 
 
 def test_gd_step_changes_the_imbalance_by_eta_squared_exactly(rng):

@@ -87,7 +87,7 @@ def test_strategies_accept_spec_strings_wherever_they_accept_models(data):
     X, Y = data.draw(datasets("mlp:3-4-2:relu"))
     assert [q.shape for q in p] == [(4, 3), (2, 4)] and X.shape[1:] == (3,) and Y.shape[1:] == (2,)
     assert len(data.draw(magnitudes("mlp:3-4-2:relu"))) == 2
-    assert data.draw(scenarios("thm-2.1")).model.activations
+    assert data.draw(scenarios(THEOREMS["thm-2.1"])).model.activations
 
 
 def test_strategy_reprs_show_how_they_were_built():
@@ -110,7 +110,7 @@ def test_strategy_reprs_show_how_they_were_built():
      (lambda: optimizers(names=["lion"]), "names must be"),
      (lambda: params("mlp:3-4-2:rleu"), "did you mean 'relu'"),
      (lambda: datasets(42), "model must be a flowlaws model or a spec string"),
-     (lambda: scenarios("thm-21"), "did you mean 'thm-2.1'"),
+     (lambda: scenarios("thm-2.1"), "scenarios needs a Theorem"),
      (lambda: magnitudes(parse("mlp:2-3-1:relu"), exponents=(-400, 10)), "exponents must be"),
      (lambda: optimizers(lr=-1.0), "lr must be"),
      (lambda: optimizers(weight_decay=-0.1), "weight_decay")],

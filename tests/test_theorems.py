@@ -7,8 +7,9 @@ from hypothesis import given, settings
 
 from flowlaws.catalog import theorem
 from flowlaws.models import Activation, Sequential
+from flowlaws.runner import run
 from flowlaws.strategies import scenarios
-from flowlaws.theorems import THEOREMS, run
+from flowlaws.theorems import THEOREMS
 
 TRUE = [t for t in THEOREMS.values() if t.expect == "holds"]
 BREAKS = [t for t in THEOREMS.values() if t.expect == "breaks"]
@@ -121,7 +122,7 @@ def test_a_run_draws_without_the_literals_of_the_modules_the_process_has_loaded(
 
 
 def test_an_expected_break_is_looked_for_in_at_least_min_break_cases_whatever_the_profile():
-    from flowlaws.theorems import MIN_BREAK_CASES
+    from flowlaws.runner import MIN_BREAK_CASES
 
     result = run(theorem("break-translation-adam"), max_examples=1)
     assert MIN_BREAK_CASES >= 100 and result.verdict == "break-confirmed"  # one case alone would miss it

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models import symmetry
 from flowlaws.models.chain import Chain
 from flowlaws.models.kinds.activation import Activation
-from flowlaws.models.symmetry import Rescaling, Site
+from flowlaws.models.kinds.dense import Dense
+from flowlaws.models.symmetry import Rescaling, Site, rescalings
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,25 @@ class Sequential:
 
     @property
     def spec(self) -> str:
-        """The spec string; ``parse(model.spec) == model`` (see `flowlaws.models.spec`)."""
-        from flowlaws.models.spec import format_spec
+        """The canonical spec string (``mlp:`` whenever the network is a plain MLP);
+        ``parse(model.spec) == model`` (see `flowlaws.models.spec`)."""
+        widths, act, bias = self._as_mlp()
+        if widths:
+            return f"mlp:{'-'.join(map(str, widths))}:{act.spec}{':bias' if bias else ''}"
+        shape = "x".join(map(str, self.input_shape))
+        return f"seq:{shape}:{','.join(layer.spec for layer in self.layers)}"
 
-        return format_spec(self)
+    def _as_mlp(self):
+        """(widths, activation, bias) when the net is dense layers with one activation between."""
+        layers = self.layers
+        if len(self.input_shape) != 1 or len(layers) % 2 != 1:
+            return None, None, None
+        dense, acts = layers[::2], layers[1::2]
+        if not all(type(d) is Dense for d in dense) or not all(isinstance(a, Activation) for a in acts):
+            return None, None, None
+        if len({d.bias for d in dense}) != 1 or len(set(acts)) > 1 or not acts:
+            return None, None, None
+        return [self.input_shape[0], *(d.units for d in dense)], acts[0], dense[0].bias
 
     def __str__(self) -> str:
         return self.spec
@@ -94,7 +109,7 @@ class Sequential:
     # --- structure -----------------------------------------------------------------------
     def rescalings(self) -> tuple[Rescaling, ...]:
         """Every positive rescaling symmetry of the network (docs/theory.md, 3.2-3.7)."""
-        return tuple(symmetry.rescalings(self._chain))
+        return tuple(rescalings(self._chain))
 
     def site(self, position: int) -> Site:
         """Where layer ``position`` sits (for symmetry declarations)."""

@@ -35,9 +35,9 @@ from __future__ import annotations
 import re
 
 from flowlaws.errors import InvalidArgument, unknown
-from flowlaws.models import kinds
 from flowlaws.models.factorization import Factorization
-from flowlaws.models.kinds import Activation, Dense
+from flowlaws.models.kinds import LAYERS, Activation, Dense
+from flowlaws.models.kinds import kind as kind_of
 from flowlaws.models.sequential import Sequential
 
 _HELP = "see the spec syntax in the README (e.g. mlp:3-8-8-2:relu)"
@@ -86,26 +86,8 @@ def parse(spec: str):
 
 
 def format_spec(model) -> str:
-    """The canonical spec string of a model."""
-    if isinstance(model, Factorization):
-        return model.spec
-    widths, act, bias = _as_mlp(model)
-    if widths:
-        return f"mlp:{'-'.join(map(str, widths))}:{act.spec}{':bias' if bias else ''}"
-    shape = "x".join(map(str, model.input_shape))
-    return f"seq:{shape}:{','.join(layer.spec for layer in model.layers)}"
-
-
-def _as_mlp(model):
-    layers = model.layers
-    if len(model.input_shape) != 1 or len(layers) % 2 != 1:
-        return None, None, None
-    dense, acts = layers[::2], layers[1::2]
-    if not all(type(d) is Dense for d in dense) or not all(isinstance(a, Activation) for a in acts):
-        return None, None, None
-    if len({d.bias for d in dense}) != 1 or len(set(acts)) > 1 or not acts:
-        return None, None, None
-    return [model.input_shape[0], *(d.units for d in dense)], acts[0], dense[0].bias
+    """The canonical spec string of a model (``model.spec``)."""
+    return model.spec
 
 
 def _ints(text: str, sep: str, what: str) -> list[int]:
@@ -168,21 +150,21 @@ def _layer(text: str):
     bracket = text.find("[")
     if bracket > 0 and text.endswith("]"):
         name, branches = text[:bracket], [_branch(part) for part in _split(text[bracket + 1:-1], "|")]
-        if not kinds.kind(name).composite:
+        if not kind_of(name).composite:
             raise InvalidArgument(f"{name} takes no branches; only {', '.join(_composites())} do: {text!r}")
-        return kinds.kind(name).from_spec(name, [], {}, set(), branches)
+        return kind_of(name).from_spec(name, [], {}, set(), branches)
     match = _CALL.match(text)
     if not match:
         raise InvalidArgument(f"cannot read layer {text!r}")
     name, args = match.group(1), match.group(2)
-    if kinds.kind(name).composite:
-        raise InvalidArgument(f"{name} takes branches in brackets: {kinds.kind(name).signature()}, got {text!r}")
+    if kind_of(name).composite:
+        raise InvalidArgument(f"{name} takes branches in brackets: {kind_of(name).signature()}, got {text!r}")
     positional, keywords, flags = _arguments(args or "")
-    return kinds.kind(name).from_spec(name, positional, keywords, flags)
+    return kind_of(name).from_spec(name, positional, keywords, flags)
 
 
 def _composites() -> list[str]:
-    return [k.kind for k in kinds.LAYERS if k.composite]
+    return [k.kind for k in LAYERS if k.composite]
 
 
 def _branch(text: str) -> tuple:
@@ -219,4 +201,4 @@ def _activation(text: str) -> Activation:
 
 def syntax() -> str:
     """The layer kinds a seq: spec may use, one per line (from the registry)."""
-    return "\n".join(kind.signature() for kind in kinds.LAYERS)
+    return "\n".join(kind.signature() for kind in LAYERS)

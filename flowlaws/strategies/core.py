@@ -561,7 +561,7 @@ def optimizers(*, names=("gd", "sgd"), lr=(1e-3, 0.1), weight_decay=0.0, decay_p
 
 
 def scenarios(theorem, *, extreme: bool | None = None):
-    """Scenarios a theorem (or a theorem id, ``"thm-2.1"``) quantifies over: its ``space`` (architectures, losses,
+    """Scenarios a theorem (``flowlaws.theorem("thm-2.1")``) quantifies over: its ``space`` (architectures, losses,
     optimizers, flow settings) with params and data drawn to shrink. With
     ``init_scale`` in the space the params are a seeded Gaussian init of that scale
     instead (small-initialization theorems); the seed is drawn and shrinks. A space
@@ -575,13 +575,8 @@ def scenarios(theorem, *, extreme: bool | None = None):
     their range (attention, whose gradient is of degree 5 in the weights). A space with ``generic``
     (normalization nets) perturbs data and params with seeded noise (`_generic`), so
     that no normalization group is constant."""
-    if isinstance(theorem, str):  # a theorem id; the registry is imported only here
-        from flowlaws.catalog import theorem as lookup
-
-        try:
-            theorem = lookup(theorem)
-        except InvalidArgument as error:
-            raise _Error(str(error)) from None
+    if not hasattr(theorem, "space"):  # strategies never import the theorems: the caller looks one up
+        raise _Error(f"scenarios needs a Theorem, got {theorem!r}; e.g. scenarios(flowlaws.theorem('thm-2.1'))")
     breaks = getattr(theorem, "expect", "holds") == "breaks"
     if extreme is None and breaks:
         extreme = False
