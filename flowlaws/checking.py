@@ -141,7 +141,7 @@ def pointwise(model, loss, params, X, Y, law_list) -> Evidence:
     stack = _stack(model, law_list)
     _, grads, magnitude = gradient_and_magnitude(model, loss, params, X, Y)
     theta = flatten(params)
-    return _worst("pointwise", stack, stack.first(theta, flatten(grads)),
+    return _worst(Level.POINTWISE, stack, stack.first(theta, flatten(grads)),
                   tolerance(stack.first_magnitude(np.abs(theta), flatten(magnitude)), accumulation_length(model, X)))
 
 
@@ -207,7 +207,7 @@ def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
         residual = values[k + 1] - values[k] - predict(stack, theta, delta, grad, previous, eta, opt)
         scale = (own[k] + own[k + 1] + eta * stack.first_magnitude(np.abs(theta), gmag)
                  + eta**2 * stack.magnitude(np.abs(grad), gmag))
-        found.append(_worst("step", stack, residual, tolerance(scale, n), where=f"step {k}",
+        found.append(_worst(Level.STEP, stack, residual, tolerance(scale, n), where=f"step {k}",
                             first_order=stack.first(theta, delta), second_order=stack.second(delta)))
     return worst(found)
 
@@ -237,7 +237,7 @@ def balance(model, X, run, law_list, opt) -> Evidence:
         return {"where": f"after {len(run.grads)} steps: ratio {in_norm / max(out_norm, 1e-300):.4f}, "
                          f"squared norm grew {out_norm / max(start, 1e-300):.3g}x"}
 
-    return _worst("balance", stack, excess, roundoff, per_law=where)
+    return _worst(Level.BALANCE, stack, excess, roundoff, per_law=where)
 
 
 def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: float = 0.0,
@@ -264,7 +264,7 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
     scale = (tolerance(own[:-1] + own[1:] + h * stack.first_magnitude(a_mids, gmags)
                        + h * weight_decay * stack.first_magnitude(a_mids, a_mids), count)
              + stack.first_magnitude(np.abs(points[1:] - points[:-1]), errors))
-    evidence = _worst("flow", stack, np.sum(drift, axis=0), np.sum(scale, axis=0),
+    evidence = _worst(Level.FLOW, stack, np.sum(drift, axis=0), np.sum(scale, axis=0),
                       where=f"t = {T:g} ({n} midpoint steps)",
                       per_law=lambda law: {"series": tuple(float(np.sum(stack.part(law, v))) for v in values)})
     if order and not weight_decay and evidence.effect > 1:  # reported for a failure only
@@ -369,26 +369,40 @@ class Verdict:
         return self.status in (Status.HOLDS, Status.BREAK_MISSED)
 
 
+class Level(StrEnum):
+    """Where a law is checked: the Euler identity at a point, every optimizer step, the
+    integrated flow, the balance a run reaches, or discovery's count (completeness)."""
+
+    POINTWISE = "pointwise"
+    STEP = "step"
+    FLOW = "flow"
+    BALANCE = "balance"
+    COMPLETE = "complete"
+
+
+def as_level(name) -> Level:
+    """The `Level` a name denotes (InvalidArgument naming the levels otherwise)."""
+    try:
+        return Level(name)
+    except ValueError:
+        raise InvalidArgument(f"unknown level {name!r}; use one of {', '.join(Level)}") from None
+
+
 def run_levels(scenario: Scenario, law_list, levels, prediction="second-order") -> Evidence:
-    """Evidence at every requested level; the worst one decides."""
+    """Evidence at every requested level (a `Level` or its name); the worst one decides."""
     s = scenario
     found = []
-    for level in levels:
-        if level == "pointwise":
+    for name in levels:
+        level = as_level(name)
+        if level is Level.POINTWISE:
             found.append(pointwise(s.model, s.loss, s.params, s.X, s.Y, law_list))
-        elif level == "step":
-            run = descend(s.model, s.loss, s.params, s.X, s.Y, s.optimizer, s.steps)
-            if not run.ok:
-                raise InvalidArgument(f"optimizer run failed: {run.message}")
-            found.append(steps(s.model, s.loss, s.X, s.Y, run, law_list, s.optimizer, prediction))
-        elif level == "balance":
-            run = descend(s.model, s.loss, s.params, s.X, s.Y, s.optimizer, s.steps)
-            if not run.ok:
-                raise InvalidArgument(f"optimizer run failed: {run.message}")
-            found.append(balance(s.model, s.X, run, law_list, s.optimizer))
-        elif level == "flow":
+        elif level is Level.FLOW:
             wd = getattr(s.optimizer, "weight_decay", 0.0) if prediction in ("weight-decay", "optimizer") else 0.0
             found.append(flow(s.model, s.loss, s.params, s.X, s.Y, law_list, s.T, s.flow_steps, wd))
-        else:
-            raise InvalidArgument(f"unknown level {level!r}; use pointwise, step or flow")
+        else:  # a run of the optimizer: its steps, or the balance it reaches
+            run = descend(s.model, s.loss, s.params, s.X, s.Y, s.optimizer, s.steps)
+            if not run.ok:
+                raise InvalidArgument(f"optimizer run failed: {run.message}")
+            found.append(steps(s.model, s.loss, s.X, s.Y, run, law_list, s.optimizer, prediction)
+                         if level is Level.STEP else balance(s.model, s.X, run, law_list, s.optimizer))
     return worst(found)

@@ -851,19 +851,19 @@ def _decided(model):
 
 
 def _judged(model, found):
-    from flowlaws.checking import Evidence
+    from flowlaws.checking import Evidence, Level
 
     where = (f"discovered {found.count if found.count is not None else 'undecided'} (upper {found.upper}, "
              f"lower {found.lower}), derived {found.derived}, gap {found.gap:.2g}")
     name = f"laws of {model.spec}"
     if found.spurious:
-        return Evidence("complete", name, (), float(len(found.spurious)), 0.0, math.inf,
+        return Evidence(Level.COMPLETE, name, (), float(len(found.spurious)), 0.0, math.inf,
                         where=f"{where}; spurious: {', '.join(found.spurious)}"), where
     extra = known_extra(model, found)
     if extra is not None:
-        return Evidence("complete", name, (), 0.0, 0.0, 0.0, where=f"{where}; {extra.name}"), where
+        return Evidence(Level.COMPLETE, name, (), 0.0, 0.0, 0.0, where=f"{where}; {extra.name}"), where
     if found.count is None:
         return None, where
     missing = found.count - found.derived
-    return Evidence("complete", name, (), float(abs(missing)), 0.0, 0.0 if missing == 0 else math.inf,
+    return Evidence(Level.COMPLETE, name, (), float(abs(missing)), 0.0, 0.0 if missing == 0 else math.inf,
                     where=where + (f"; missing: {'; '.join(found.missing)}" if found.missing else "")), where

@@ -16,6 +16,7 @@ from flowlaws.models.layer import REALMIN
 def value_and_grad(model, loss: Loss, params, X, Y):
     """(L(theta), grad L(theta) as a tuple aligned with ``params``).
 
+    >>> import numpy as np
     >>> from flowlaws.models import mlp
     >>> from flowlaws.losses import Square
     >>> net = mlp([2, 3, 1], "relu"); p = net.init(np.random.default_rng(0))

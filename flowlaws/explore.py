@@ -12,12 +12,13 @@ towards larger effect sizes, and a break shrinks to a small architecture.
 
 from __future__ import annotations
 
+from flowlaws.checking import Level
 from flowlaws.errors import InvalidArgument, unknown
 from flowlaws.invariants import KINDS, candidate_laws
 from flowlaws.theorems import Theorem
 
 STEPS = 3
-LEVELS = ("pointwise", "step", "flow")
+LEVELS = (Level.POINTWISE, Level.STEP, Level.FLOW)
 
 
 def select_laws(model, law: str | None, derived_only: bool = False, loss=None):

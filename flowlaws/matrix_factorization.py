@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from flowlaws.checking import NO_EVIDENCE, Evidence, Scenario, Status, Verdict, effect_size, tolerance
+from flowlaws.checking import NO_EVIDENCE, Evidence, Level, Scenario, Status, Verdict, effect_size, tolerance
 from flowlaws.flows.optimizers import GD
 from flowlaws.losses import Square
 from flowlaws.models.factorization import Factorization
@@ -207,7 +207,7 @@ def draw_32(seed: int) -> Scenario:
 
 
 def _exact(run: Run, law="U^T U - V^T V") -> Evidence:
-    return Evidence("step", f"matrix {law}", (), 0.0, 0.0, run.step_effect, where=f"step {run.step_where}")
+    return Evidence(Level.STEP, f"matrix {law}", (), 0.0, 0.0, run.step_effect, where=f"step {run.step_where}")
 
 
 def judge_31(s: Scenario) -> tuple[Verdict, dict]:
@@ -289,7 +289,7 @@ def judge_min_norm(s: Scenario) -> tuple[Verdict, dict]:
     tol = 10 * tolerance(np.sum(U * U) + np.sum(V * V) + 2 * nuclear, U.size + V.size)
     effect = max(float(effect_size(balanced_gap, tol)), float(effect_size(min(gap, 0.0), tol)))
     imbalance = float(np.linalg.norm(Ub.T @ Ub - Vb.T @ Vb))
-    evidence = Evidence("pointwise", "matrix U^T U - V^T V", (), balanced_gap, float(tol), effect,
+    evidence = Evidence(Level.POINTWISE, "matrix U^T U - V^T V", (), balanced_gap, float(tol), effect,
                         where=f"gap {gap:.3e} >= 0; balanced gap {balanced_gap:.2e}, imbalance {imbalance:.1e}")
     return Verdict(Status.HOLDS if effect <= 1 else Status.VIOLATED, evidence), {"success": effect <= 1, "gap": gap}
 
@@ -301,7 +301,7 @@ def draw_min_norm(seed: int) -> Scenario:
 
 
 def _theorem(id_, title, statement, reference, draw, judge):
-    return FactorizationTheorem(id_, title, statement, reference, {}, lambda m: (), ("step",),
+    return FactorizationTheorem(id_, title, statement, reference, {}, lambda m: (), (Level.STEP,),
                                 draw=draw, judge=judge)
 
 

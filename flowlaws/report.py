@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from flowlaws.checking import Evidence, Scenario
+from flowlaws.checking import Evidence, Level, Scenario
 from flowlaws.errors import InvalidArgument
 
 FORMAT = "flowlaws-counterexample"
@@ -225,7 +225,7 @@ def law_series(cx: Counterexample, points: int = 12) -> tuple:
     law = next((law for law in pool if law.name == name), None)
     if law is None:
         return ()
-    if cx.evidence.level == "step" and s.optimizer is not None:
+    if cx.evidence.level == Level.STEP and s.optimizer is not None:
         run = descend(s.model, s.loss, s.params, s.X, s.Y, s.optimizer, max(s.steps, points - 1))
     else:
         run = implicit_midpoint(s.model, s.loss, s.params, s.X, s.Y, s.T or 0.5, max(s.flow_steps, points - 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flowlaws.checking import Level, as_level
 from flowlaws.errors import InvalidArgument
 
 CAPTURED: list = []  # counterexamples found in this process (the pytest plugin renders them)
@@ -38,7 +39,7 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
     if not candidate_laws(model):
         raise InvalidArgument(f"{model.spec} has no unit whose rescaling could be conserved; add a hidden layer")
     opt = make_optimizer(optimizer) if optimizer is not None else GD(1e-3)
-    levels = ("pointwise", "step") if optimizer is not None else ("pointwise",)
+    levels = (Level.POINTWISE, Level.STEP) if optimizer is not None else (Level.POINTWISE,)
     thm = explore_theorem(model, make_loss(loss), opt, law, levels=levels, name="assert_conserved")
     result = run(thm, max_examples=max_examples)
     if result.counterexample is None:
@@ -73,8 +74,8 @@ def check_case(model, params, X, Y, *, loss="square", optimizer=None, levels=Non
 
     >>> import numpy as np; from flowlaws.models import parse
     >>> net = parse("mlp:2-3-1:relu"); p = net.init(np.random.default_rng(0))
-    >>> check_case(net, p, np.ones((4, 2)), np.zeros((4, 1)), optimizer="gd:lr=0.1").status
-    'holds'
+    >>> print(check_case(net, p, np.ones((4, 2)), np.zeros((4, 1)), optimizer="gd:lr=0.1").status)
+    holds
     """
     import numpy as np
 
@@ -91,8 +92,9 @@ def check_case(model, params, X, Y, *, loss="square", optimizer=None, levels=Non
     chosen = tuple(x for x in derived(model, loss) if laws in (None, x.kind, x.name))
     if not chosen:
         raise InvalidArgument(f"{model.spec} has no law matching {laws!r}; see `flowlaws laws {model.spec}`")
-    levels = tuple(levels) if levels is not None else ("pointwise", "flow") + (("step",) if opt else ())
-    if "step" in levels and opt is None:
+    default = (Level.POINTWISE, Level.FLOW) + ((Level.STEP,) if opt else ())
+    levels = tuple(map(as_level, levels)) if levels is not None else default
+    if Level.STEP in levels and opt is None:
         raise InvalidArgument("the step level needs an optimizer, e.g. optimizer='gd:lr=0.1'")
     prediction = "optimizer" if opt is not None and opt.exact else "second-order"
     scenario = Scenario(model, tuple(np.asarray(p, float) for p in params), np.asarray(X, float),

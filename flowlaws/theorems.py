@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from flowlaws.checking import NO_EVIDENCE, Evidence, Scenario, Status, Verdict, run_levels
+from flowlaws.checking import NO_EVIDENCE, Evidence, Level, Scenario, Status, Verdict, run_levels
 from flowlaws.discover import completeness, scalar_deep_linear
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.flows.optimizers import OPTIMIZERS
-from flowlaws.invariants import candidate_laws, laws, one_to_one, rowwise, skip_ignored_laws, without_bias
+from flowlaws.invariants import LawKind, candidate_laws, laws, one_to_one, rowwise, skip_ignored_laws, without_bias
 from flowlaws.models import NON_HOMOGENEOUS, Residual
+from flowlaws.models.symmetry import Family
 
 # --- hypotheses ------------------------------------------------------------------------------
 
@@ -193,7 +194,7 @@ def _router_laws_of_a_softmax_gate(model, loss=None):
 
     softmax = Sequential(model.input_shape, tuple(layer.mapped(
         lambda x: replace(x, gate="softmax") if isinstance(x, MoE) else x) for layer in model.layers))
-    return tuple(law for law in laws(softmax) if law.family == "translation" and "router" in law.name)
+    return tuple(law for law in laws(softmax) if law.family is Family.TRANSLATION and "router" in law.name)
 
 
 COMBINES_GRADIENTS = Hypothesis("steps combine gradients", _combines_gradients)
@@ -213,7 +214,7 @@ HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_D
 
 
 def _rescale(model, loss=None):
-    return tuple(law for law in laws(model) if law.family == "rescale")
+    return tuple(law for law in laws(model) if law.family is Family.RESCALE)
 
 
 def _of_kind(kind, source=_rescale, transform=None):
@@ -239,7 +240,7 @@ def _of_family(family, loss=None, transform=None, uniform=False):
     """The laws of one family, with the scenario's loss or a fixed one (``loss``)."""
     def select(model, scenario_loss=None):
         chosen = tuple(law for law in laws(model, loss or scenario_loss) if law.family == family
-                       and (not uniform or law.kind == "layer"))
+                       and (not uniform or law.kind is LawKind.LAYER))
         return tuple(map(transform, chosen)) if transform else chosen
 
     select.__doc__ = f"{family} laws" + (f" of {loss}" if loss else "") + (
@@ -254,12 +255,12 @@ def _signature(law):
 def _skip_ignored(model, loss=None):
     """unit laws of units feeding a skip connection, written as if there were none"""
     own = {_signature(law) for law in laws(model)}
-    return tuple(law for law in skip_ignored_laws(model) if law.kind == "unit" and _signature(law) not in own)
+    return tuple(law for law in skip_ignored_laws(model) if law.kind is LawKind.UNIT and _signature(law) not in own)
 
 
 def _biased(model, loss=None):
     """unit laws of units with a bias, without the bias term"""
-    return tuple(without_bias(law) for law in _of_kind("unit")(model)
+    return tuple(without_bias(law) for law in _of_kind(LawKind.UNIT)(model)
                  if any(v.name.endswith(".b") for v in law.incoming))
 
 
@@ -345,80 +346,80 @@ def _theorems() -> list[Theorem]:
                 "d/dt (||W_h[i,:]||^2 - ||W_h+1[:,i]||^2) = 0 under gradient flow, every hidden unit",
                 "Du, Hu, Lee 2018, Theorem 2.1",
                 {**arch(kinds=("mlp",), activations=HOM, bias=False, depth=(1, 3)), **_FLOW},
-                _of_kind("unit"), ("pointwise", "flow"), plain),
+                _of_kind(LawKind.UNIT), (Level.POINTWISE, Level.FLOW), plain),
         Theorem("cor-2.1", "Layer-wise conservation",
                 "d/dt (||W_h||_F^2 - ||W_h+1||_F^2) = 0 under gradient flow",
                 "Du, Hu, Lee 2018, Corollary 2.1",
                 {**arch(kinds=("mlp", "linear"), activations=HOM, depth=(1, 3)), **_FLOW},
-                _of_kind("layer"), ("pointwise", "flow"), plain),
+                _of_kind(LawKind.LAYER), (Level.POINTWISE, Level.FLOW), plain),
         Theorem("thm-2.2", "Matrix law across a linear boundary",
                 "d/dt (W_h W_h^T - W_h+1^T W_h+1) = 0 when the activation between is the identity",
                 "Du, Hu, Lee 2018, Theorem 2.2; docs/theory.md 3.6",
                 {**arch(kinds=("linear", "conv1d", "factorization"), activations=("linear",),
                         pooling=(None, "avg")), **_FLOW},
-                _of_kind("matrix"), ("pointwise", "flow"), (NO_SKIP,)),
+                _of_kind(LawKind.MATRIX), (Level.POINTWISE, Level.FLOW), (NO_SKIP,)),
         Theorem("thm-2.3", "Convolutions: channel- and layer-wise laws",
                 "d/dt (||v_h||^2 - ||v_h+1||^2) = 0 for the free parameters of conv layers, "
                 "and per channel through max/avg pooling and flatten",
                 "Du, Hu, Lee 2018, Theorem 2.3; docs/theory.md 3.5",
                 {**arch(kinds=("conv1d", "conv2d"), activations=HOM), **_FLOW},
-                _all_laws, ("pointwise", "flow"), plain),
+                _all_laws, (Level.POINTWISE, Level.FLOW), plain),
         Theorem("bias", "Biases join the incoming side",
                 "d/dt (||W_h[i,:]||^2 + b_h[i]^2 - ||W_h+1[:,i]||^2) = 0",
                 "docs/theory.md 3.2 (derived)",
                 {**arch(kinds=("mlp", "conv1d"), activations=HOM, bias=True), **_FLOW},
-                _of_kind("unit"), ("pointwise", "flow"), (*plain, HAS_BIAS)),
+                _of_kind(LawKind.UNIT), (Level.POINTWISE, Level.FLOW), (*plain, HAS_BIAS)),
         Theorem("degree-k", "Degree-k activations",
                 "for phi(cz) = c^k phi(z): d/dt (||in_i||^2 - k ||out_i||^2) = 0",
                 "docs/theory.md 3.4 (derived)",
                 {**arch(kinds=("mlp",), activations=("relu_power",)), **_FLOW},
-                _of_kind("unit"), ("pointwise", "flow"), (HOMOGENEOUS_ACTS, NO_SKIP)),
+                _of_kind(LawKind.UNIT), (Level.POINTWISE, Level.FLOW), (HOMOGENEOUS_ACTS, NO_SKIP)),
         Theorem("gd-step", "One GD/SGD step changes Q by eta^2 Q(g)",
                 "Q(theta - eta g) - Q(theta) = eta^2 Q(g) exactly, for the full or a minibatch gradient",
                 "docs/theory.md 3.3 (derived)",
                 {**arch(kinds=("mlp", "conv1d", "factorization")), "steps": 3,
                  "optimizers": {"names": ("gd", "sgd")}},
-                _all_laws, ("step",), (*plain, PLAIN_DESCENT), prediction="gd"),
+                _all_laws, (Level.STEP,), (*plain, PLAIN_DESCENT), prediction="gd"),
         Theorem("weight-decay", "Weight decay shrinks the law geometrically",
                 "GD: Q+ = (1 - eta lambda)^2 Q + eta^2 Q(g); flow: Q(t) = exp(-2 lambda t) Q(0)",
                 "docs/theory.md 3.3; Kunin et al., ICLR 2021",
                 {**arch(kinds=("mlp",)), "steps": 3, **_FLOW,
                  "optimizers": {"names": ("gd",), "weight_decay": 0.1}},
-                _of_kind("unit"), ("step", "flow"), plain, prediction="weight-decay"),
+                _of_kind(LawKind.UNIT), (Level.STEP, Level.FLOW), plain, prediction="weight-decay"),
         Theorem("momentum-step", "Heavy-ball momentum changes Q at first order",
                 "Delta Q_k = 2 beta B(theta_k, v_k-1) + Q(v_k) exactly",
                 "docs/theory.md 3.3 (derived)",
                 {**arch(kinds=("mlp",)), "steps": 4, "optimizers": {"names": ("momentum",)}},
-                _of_kind("unit"), ("step",), plain, prediction="momentum"),
+                _of_kind(LawKind.UNIT), (Level.STEP,), plain, prediction="momentum"),
         Theorem("skip", "Laws across skip connections",
                 "for a unit feeding residual blocks y = u + B2 phi(B1 u): d/dt (||W0[i,:]||^2 + ||B2[i,:]||^2 "
                 "- ||B1[:,i]||^2 - ||W_next[:,i]||^2) = 0 (blocks in a row chain), and the block's own units "
                 "keep their law",
                 "docs/theory.md 3.7 (derived)",
                 {**arch(kinds=("residual",), activations=HOM), **_FLOW},
-                _all_laws, ("pointwise", "flow"), (HOMOGENEOUS_ACTS, DEGREE_ONE)),
+                _all_laws, (Level.POINTWISE, Level.FLOW), (HOMOGENEOUS_ACTS, DEGREE_ONE)),
         Theorem("composition", "Every layer kind's declaration composes with every other",
                 "on a chain of layers each drawn from the kinds that fit the shape so far (every adjacency the "
                 "spec language allows), every derived law, of every family, is conserved by gradient flow: "
                 "B(theta, grad L) = 0 and Q(theta(T)) = Q(theta(0))",
                 "docs/theory.md 3 and 6 (the walker composes the layers' declarations)",
                 {**arch(kinds=("mixed",), activations=HOM), **_NORMALIZED, **_FLOW},
-                _every_law, ("pointwise", "flow"), ()),
+                _every_law, (Level.POINTWISE, Level.FLOW), ()),
         Theorem("laws-complete", "The derived laws are all the laws",
                 "the laws derived from the symmetries are exactly the conservation laws numeric discovery "
                 "finds (D - dim Lie(W)), or the difference is a documented known extra",
                 "Marcotte, Gribonval, Peyre, NeurIPS 2023; docs/theory.md 4 and 7",
                 arch(activations=("relu", "leaky_relu", "abs", "linear", "prelu")),
-                _all_laws, ("complete",), (NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
+                _all_laws, (Level.COMPLETE,), (NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                                            NO_GROUPED_LINEAR_BOUNDARY),
                 decide=completeness),
-        Theorem("balance", "Small initialization keeps layers balanced",
+        Theorem(Level.BALANCE, "Small initialization keeps layers balanced",
                 "from a small init, ||W_h||^2/||W_h+1||^2 - 1 = D_h(t)/||W_h+1||^2 with "
                 "|D_h(t)| <= |D_h(0)| + sum eta^2 |Q(g)|, so the ratio tends to 1 as the norms grow",
                 "Du, Hu, Lee 2018, Corollary 2.1 and Fig. 2",
                 {**arch(kinds=("mlp",), activations=("relu", "leaky_relu")), "steps": 400,
                  "init_scale": 1e-2, "optimizers": {"names": ("gd",), "lr": (0.05, 0.2), "decay_power": 0.0}},
-                _of_kind("layer"), ("balance",), plain),
+                _of_kind(LawKind.LAYER), (Level.BALANCE,), plain),
         Theorem("translation", "Translation laws are exact at any step size",
                 "a shift symmetry (softmax cross-entropy: the column sums 1^T W and the sum 1^T b of the last "
                 "layer; a bias before BatchNorm; weights before LayerNorm) gives a linear law h: one GD or SGD "
@@ -429,7 +430,7 @@ def _theorems() -> list[Theorem]:
                  "losses": {"names": ("cross_entropy",)}, "steps": 3, **_FLOW,
                  "optimizers": {"names": ("gd", "sgd", "momentum"), "lr": (1e-3, 10.0), "weight_decay": (0.0, 0.1),
                                 "batch": (2, 3)}},
-                _of_family("translation"), ("pointwise", "step", "flow"), (COMBINES_GRADIENTS,),
+                _of_family(Family.TRANSLATION), (Level.POINTWISE, Level.STEP, Level.FLOW), (COMBINES_GRADIENTS,),
                 prediction="optimizer"),
         Theorem("scale", "Normalization: the scale law and the growth of the norm",
                 "weights feeding a BatchNorm (per row or channel) or a LayerNorm (the whole layer), eps = 0: "
@@ -439,7 +440,7 @@ def _theorems() -> list[Theorem]:
                 {**arch(kinds=("batchnorm", "layernorm"), activations=HOM), **_NORMALIZED, "steps": 3, **_FLOW,
                  "optimizers": {"names": ("gd", "sgd"), "lr": (1e-3, 1.0), "weight_decay": (0.0, 0.1),
                                 "batch": (2, 3)}},
-                _of_family("scale"), ("pointwise", "step", "flow"), (COMBINES_GRADIENTS,),
+                _of_family(Family.SCALE), (Level.POINTWISE, Level.STEP, Level.FLOW), (COMBINES_GRADIENTS,),
                 prediction="weight-decay"),
         Theorem("attention-gl", "Attention heads conserve their GL matrices",
                 "per head, Wq^T Wq - Wk^T Wk and Wv^T Wv - Wo Wo^T are conserved by gradient flow, and one GD/SGD "
@@ -450,13 +451,13 @@ def _theorems() -> list[Theorem]:
                  # an attention gradient is of degree 5 in the weights: beyond 1e60 it overflows
                  # (a third of the draws were undecidable with the default 1e150)
                  "exponents": (-60, 60)},
-                _of_family("gl"), ("pointwise", "step", "flow"), (PLAIN_DESCENT,), prediction="gd"),
+                _of_family(Family.GL), (Level.POINTWISE, Level.STEP, Level.FLOW), (PLAIN_DESCENT,), prediction="gd"),
     ]
     language = {"steps": 3, **_FLOW, "generic": True, "optimizers": {"names": ("gd", "sgd"), "lr": (1e-3, 0.5)},
                 "exponents": (-60, 60)}  # softmax, silu and products: degree 5 and more, as attention's
     for id_, kind, title, statement, reference in LANGUAGE_BLOCKS:
         out.append(Theorem(id_, title, statement, reference, {**arch(kinds=(kind,), activations=HOM), **language},
-                           _every_law, ("pointwise", "step", "flow"), (PLAIN_DESCENT,), prediction="gd"))
+                           _every_law, (Level.POINTWISE, Level.STEP, Level.FLOW), (PLAIN_DESCENT,), prediction="gd"))
     out += [
         Theorem("break-moe-normalized-sigmoid", "A normalized-sigmoid router has no translation law",
                 "with a normalized sigmoid gate g_e = s(r_e) / sum_j s(r_j), the router's column sums sum_e Wr[e, j] "
@@ -464,12 +465,12 @@ def _theorems() -> list[Theorem]:
                 "with c, so shifting every logit alike is no symmetry",
                 "refutes Tran et al., ICML 2026 (as summarised in research-2026-12.md); docs/theory.md 6.5",
                 {**arch(kinds=("moe_sigmoid",), activations=HOM), "exponents": (-60, 60)},
-                _router_laws_of_a_softmax_gate, ("pointwise",), expect="breaks", broken=SOFTMAX_ROUTER.name),
+                _router_laws_of_a_softmax_gate, (Level.POINTWISE,), expect="breaks", broken=SOFTMAX_ROUTER.name),
         Theorem("break-translation-square", "A square loss has no translation law",
                 "with the square loss, the column sums 1^T W of the last layer (the softmax translation laws) "
                 "are NOT conserved: the loss changes when every output shifts alike",
                 "docs/theory.md 6.1", {**arch(kinds=("mlp",), activations=HOM), "losses": {"names": ("square",)}},
-                _of_family("translation", loss="cross_entropy"), ("pointwise",), expect="breaks",
+                _of_family(Family.TRANSLATION, loss="cross_entropy"), (Level.POINTWISE,), expect="breaks",
                 broken=SHIFT_INVARIANT.name),
         Theorem("break-translation-adam", "Adam breaks the translation laws",
                 "under Adam, h(theta+) != h(theta) for the softmax translation laws: each coordinate is rescaled, "
@@ -477,13 +478,13 @@ def _theorems() -> list[Theorem]:
                 "docs/theory.md 6.1; Kunin et al., ICLR 2021",
                 {**arch(kinds=("mlp",), activations=HOM), "losses": {"names": ("cross_entropy",)}, "steps": 3,
                  "optimizers": {"names": ("adam",), "lr": (0.01, 0.1)}},
-                _of_family("translation"), ("step",), expect="breaks", prediction="gd",
+                _of_family(Family.TRANSLATION), (Level.STEP,), expect="breaks", prediction="gd",
                 broken=COMBINES_GRADIENTS.name),
         Theorem("break-layernorm-rowwise", "LayerNorm has no per-row scale law",
                 "with LayerNorm, ||W[i,:]||^2 + b_i^2 of one row is NOT conserved: only the whole layer's norm "
                 "is (its scale symmetry needs one c for every row)",
                 "docs/theory.md 6.2", {**arch(kinds=("layernorm",), activations=HOM), **_NORMALIZED},
-                _of_family("scale", transform=rowwise, uniform=True), ("pointwise",), expect="breaks",
+                _of_family(Family.SCALE, transform=rowwise, uniform=True), (Level.POINTWISE,), expect="breaks",
                 broken=OWN_GROUPS.name),
     ]
     for name in NON_HOMOGENEOUS:
@@ -492,28 +493,28 @@ def _theorems() -> list[Theorem]:
             f"with {name} the neuron-wise law is NOT conserved: B(theta, grad L) != 0",
             "docs/theory.md 1 and 3.7; Zhao et al. ICLR 2023",
             arch(kinds=("mlp",), activations=(name,), bias=False),
-            _of_kind("unit", candidate_laws), ("pointwise",), expect="breaks",
+            _of_kind(LawKind.UNIT, candidate_laws), (Level.POINTWISE,), expect="breaks",
             broken=HOMOGENEOUS_ACTS.name))
     out += [
         Theorem("break-relu2", "The 1:1 law fails for ReLU^2",
                 "with relu_power(2), ||in||^2 - ||out||^2 is NOT conserved (the law is ||in||^2 - 2||out||^2)",
                 "docs/theory.md 3.4", arch(kinds=("mlp",), activations=("relu_power",)),
-                _of_kind("unit", transform=one_to_one), ("pointwise",), expect="breaks",
+                _of_kind(LawKind.UNIT, transform=one_to_one), (Level.POINTWISE,), expect="breaks",
                 broken=DEGREE_ONE.name),
         Theorem("break-no-bias", "Forgetting the bias breaks the law",
                 "||W_h[i,:]||^2 - ||W_h+1[:,i]||^2 without b_h[i]^2 is NOT conserved",
-                "docs/theory.md 3.2", arch(kinds=("mlp",), bias=True), _biased, ("pointwise",),
+                "docs/theory.md 3.2", arch(kinds=("mlp",), bias=True), _biased, (Level.POINTWISE,),
                 expect="breaks", broken=HAS_BIAS.name),
         Theorem("break-skip", "A skip connection breaks the unit's law",
                 "a unit whose output also feeds a skip connection does NOT conserve its law",
                 "docs/theory.md 3.7; Marcotte et al. ICML 2025", arch(kinds=("residual",)),
-                _skip_ignored, ("pointwise",), expect="breaks", broken=NO_SKIP.name),
+                _skip_ignored, (Level.POINTWISE,), expect="breaks", broken=NO_SKIP.name),
         Theorem("break-weight-decay", "Weight decay breaks the plain law",
                 "with weight decay, Q(theta+) - Q(theta) != Q(Delta): the law decays",
                 "docs/theory.md 3.3; Kunin et al. ICLR 2021",
                 {**arch(kinds=("mlp",)), "steps": 2,
                  "optimizers": {"names": ("gd",), "weight_decay": 0.1, "lr": (0.01, 0.1)}},
-                _of_kind("unit"), ("step",), expect="breaks", broken=PLAIN_DESCENT.name),
+                _of_kind(LawKind.UNIT), (Level.STEP,), expect="breaks", broken=PLAIN_DESCENT.name),
     ]
     for name, title in BREAKING_OPTIMIZERS.items():
         reason = OPTIMIZERS[name].breaks
@@ -522,7 +523,7 @@ def _theorems() -> list[Theorem]:
             f"under {title}, Delta Q has a first-order part 2 B(theta, Delta) != 0: {reason}",
             "docs/theory.md 3.3 and 6.4; Marcotte et al. 2024, 2025",
             {**arch(kinds=("mlp",)), "steps": 3, "optimizers": {"names": (name,), "lr": (0.01, 0.1)}},
-            _of_kind("unit"), ("step",), expect="breaks", broken=PLAIN_DESCENT.name))
+            _of_kind(LawKind.UNIT), (Level.STEP,), expect="breaks", broken=PLAIN_DESCENT.name))
     return out
 
 

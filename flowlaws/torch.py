@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from flowlaws.checking import Level
 from flowlaws.errors import InvalidArgument
 from flowlaws.models import (
     Activation,
@@ -646,7 +647,7 @@ def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, los
     else:
         Y = _array(targets)
     verdict = check_case(model, params, X, Y, loss=loss, optimizer=_optimizer(optimizer),
-                         levels=("pointwise", "step"), steps=steps)
+                         levels=(Level.POINTWISE, Level.STEP), steps=steps)
     if verdict.failed:
         e = verdict.evidence
         raise AssertionError(f"{model.spec}: law {e.law} violated at the {e.level} level {e.where} "

@@ -3,6 +3,7 @@
 from flowlaws.invariants.laws import (
     KINDS,
     Law,
+    LawKind,
     candidate_laws,
     independent_count,
     laws,
@@ -16,6 +17,7 @@ from flowlaws.invariants.laws import (
 __all__ = [
     "KINDS",
     "Law",
+    "LawKind",
     "candidate_laws",
     "independent_count",
     "laws",

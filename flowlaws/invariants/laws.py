@@ -24,9 +24,9 @@ from typing import Any
 import autograd.numpy as anp
 import numpy as np
 
-from flowlaws.models.symmetry import Term, View
+from flowlaws.models.symmetry import Family, LawKind, Term, View
 
-KINDS = ("unit", "layer", "matrix")
+KINDS = tuple(LawKind)
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,10 @@ class Law:
     """
 
     name: str
-    kind: str
+    kind: LawKind
     terms: tuple[Term, ...]
     formula: str = ""
-    family: str = "rescale"
+    family: Family = Family.RESCALE
     order: int = 2
 
     def _gram(self, a, b, absolute: bool = False):
@@ -59,11 +59,12 @@ class Law:
                 G = G + weight * xp.sum(Pb, axis=1)
                 continue
             Pa = xp.abs(term.view.rows(a)) if absolute else term.view.rows(a)
-            G = G + weight * (xp.dot(Pa, Pb.T) if self.kind == "matrix" else xp.einsum("ij,ij->i", Pa, Pb) if plain
-                              else xp.sum(Pa * Pb, axis=1))
-        if self.kind == "matrix":
+            pairs = (xp.dot(Pa, Pb.T) if self.kind is LawKind.MATRIX else xp.einsum("ij,ij->i", Pa, Pb) if plain
+                     else xp.sum(Pa * Pb, axis=1))
+            G = G + weight * pairs
+        if self.kind is LawKind.MATRIX:
             return 0.5 * (G + G.T)
-        return G if self.kind == "unit" else xp.sum(G)
+        return G if self.kind is LawKind.UNIT else xp.sum(G)
 
     def value(self, params):
         """Q(theta), or h(theta) for a linear law."""
@@ -129,7 +130,7 @@ def _formula(kind, terms, specs, order: int = 2) -> str:
         vector = len(specs[t.view.param][1]) > 1
         if order == 1:
             square = f"Σ {slice_of(t.view)}" if vector or t.view.size != t.view.units else slice_of(t.view)
-        elif kind == "matrix":
+        elif kind is LawKind.MATRIX:
             a, b = slice_of(t.view), slice_of(t.view, "j")
             square = f"⟨{a}, {b}⟩" if vector else f"{a}·{b}"
         else:
@@ -138,10 +139,10 @@ def _formula(kind, terms, specs, order: int = 2) -> str:
         parts.append(("+ " if t.weight > 0 else "− ") + ("" if weight == 1 else f"{weight:g}·") + square)
     text = " ".join(parts)
     text = text[2:] if text.startswith("+ ") else text
-    return {"unit": text, "layer": f"Σᵢ {text}", "matrix": f"[i,j] = {text}"}[kind]
+    return {LawKind.UNIT: text, LawKind.LAYER: f"Σᵢ {text}", LawKind.MATRIX: f"[i,j] = {text}"}[kind]
 
 
-PREFIX = {"rescale": "", "scale": "scale ", "translation": "translation ", "gl": "gl "}
+PREFIX = {Family.RESCALE: "", Family.SCALE: "scale ", Family.TRANSLATION: "translation ", Family.GL: "gl "}
 
 
 @lru_cache(maxsize=1024)
@@ -160,10 +161,10 @@ def laws(model, loss=None) -> tuple[Law, ...]:
     symmetries = [*model.rescalings(), *_loss_symmetries(model, loss)]
     out = []
     for r in symmetries:
-        kinds: tuple[str, ...] = (
-            ("layer",) if r.uniform else ("unit",) if r.family == "translation" else ("unit", "layer"))
+        kinds: tuple[LawKind, ...] = ((LawKind.LAYER,) if r.uniform else (LawKind.UNIT,)
+                                      if r.family is Family.TRANSLATION else (LawKind.UNIT, LawKind.LAYER))
         if r.linear and r.degree == 1 and not r.uniform and r.order == 2:
-            kinds += ("matrix",)
+            kinds += (LawKind.MATRIX,)
         for kind in kinds:
             out.append(Law(f"{PREFIX[r.family]}{kind} {r.name}", kind, r.terms,
                            _formula(kind, r.terms, specs, r.order), r.family, r.order))
@@ -204,7 +205,7 @@ def without_bias(law: Law) -> Law:
 def rowwise(law: Law) -> Law:
     """A layer law read per row (false under LayerNorm, whose scale symmetry needs one c
     for the whole layer: docs/theory.md 6.2)."""
-    return dataclasses.replace(law, name=f"{law.name.replace('layer', 'unit', 1)} (per row)", kind="unit")
+    return dataclasses.replace(law, name=f"{law.name.replace('layer', 'unit', 1)} (per row)", kind=LawKind.UNIT)
 
 
 def one_to_one(law: Law) -> Law:
@@ -239,7 +240,7 @@ NUMERIC_LIMIT = 4_000_000
 
 def _components(law: Law) -> int:
     units = law.terms[0].view.units
-    return {"unit": units, "layer": 1, "matrix": units * (units + 1) // 2}[law.kind]
+    return {LawKind.UNIT: units, LawKind.LAYER: 1, LawKind.MATRIX: units * (units + 1) // 2}[law.kind]
 
 
 def structural_count(law_list, shapes) -> int:
@@ -261,14 +262,14 @@ def structural_count(law_list, shapes) -> int:
     total = _linear_rank(linear, shapes)
     for terms, kinds in groups.items():
         units = terms[0].view.units
-        if "matrix" in kinds:
+        if LawKind.MATRIX in kinds:
             def width(sign, terms=terms):
                 return sum(_columns(t.view) for t in terms if np.sign(t.weight) == sign)
 
             s = max(0, units - width(1) - width(-1))
             total += units * (units + 1) // 2 - s * (s + 1) // 2
         else:
-            total += units if "unit" in kinds else 1
+            total += units if LawKind.UNIT in kinds else 1
     return total
 
 

@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.sparse
 
-from flowlaws.models.symmetry import flatten, unflatten
+from flowlaws.models.symmetry import LawKind, flatten, unflatten
 
 PAIR_LIMIT = 1_000_000
 
@@ -68,7 +68,7 @@ class Stacked:
     def _slice(self, law, start: int) -> int:
         """Give ``law`` its components from ``start``; the next free one."""
         units = law.terms[0].view.units
-        width = {"unit": units, "layer": 1, "matrix": units * units}[law.kind]
+        width = {LawKind.UNIT: units, LawKind.LAYER: 1, LawKind.MATRIX: units * units}[law.kind]
         self.slices.append((law, slice(start, start + width)))
         return start + width
 
@@ -139,9 +139,9 @@ class Stacked:
     def part(self, law, components):
         """One law's share of a component vector: a unit vector, a layer scalar, a matrix."""
         block = components[self._by_law[law]]
-        if law.kind == "layer":
+        if law.kind is LawKind.LAYER:
             return float(block[0])
-        if law.kind == "matrix":
+        if law.kind is LawKind.MATRIX:
             units = law.terms[0].view.units
             return block.reshape(units, units)
         return block
@@ -151,9 +151,9 @@ class Stacked:
         (i, j) for a matrix law."""
         law, s = self.slices[int(np.searchsorted(self._starts, index, side="right")) - 1]
         offset = index - s.start
-        if law.kind == "layer":
+        if law.kind is LawKind.LAYER:
             return law, ()
-        if law.kind == "matrix":
+        if law.kind is LawKind.MATRIX:
             return law, tuple(int(i) for i in divmod(offset, law.terms[0].view.units))
         return law, (int(offset),)
 
@@ -165,7 +165,7 @@ def _joined(parts, n):
 
 def _dense(law) -> bool:
     """A matrix law with more than PAIR_LIMIT entry pairs (a wide layer of a real network)."""
-    if law.kind != "matrix":
+    if law.kind is not LawKind.MATRIX:
         return False
     units = law.terms[0].view.units
     return sum(units * units * (t.view.size // units) for t in law.terms) > PAIR_LIMIT
@@ -175,8 +175,8 @@ def _add(law, rows, weight, first, pairs, linear):
     """Append the pairs (or linear entries) of one term with flat-index matrix ``rows``,
     its components starting at row ``first``."""
     units, width = rows.shape
-    if law.kind != "matrix":  # a unit law's component i, or the layer law's one component
-        component = first + np.repeat(np.arange(units) if law.kind == "unit" else np.zeros(units, int), width)
+    if law.kind is not LawKind.MATRIX:  # a unit law's component i, or the layer law's one component
+        component = first + np.repeat(np.arange(units) if law.kind is LawKind.UNIT else np.zeros(units, int), width)
         if law.order == 1:
             linear.append((component, rows.ravel(), np.full(rows.size, weight)))
         else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,24 @@ def _autograd_numpy():
     import autograd.numpy as anp
 
     return anp
+
+
+class Family(StrEnum):
+    """A symmetry's family: a rescaling (c in, 1/c out), a scale a normalization removes
+    (every weight positive), an attention head's GL(k), or a translation (a linear law)."""
+
+    RESCALE = "rescale"
+    SCALE = "scale"
+    GL = "gl"
+    TRANSLATION = "translation"
+
+
+class LawKind(StrEnum):
+    """A law's form: per unit (a vector), summed over the units (a scalar), or a matrix."""
+
+    UNIT = "unit"
+    LAYER = "layer"
+    MATRIX = "matrix"
 
 
 @dataclass(frozen=True)
@@ -95,7 +114,7 @@ class Rescaling:
     units: int
     terms: tuple[Term, ...]
     linear: bool
-    family: str = "rescale"
+    family: Family = Family.RESCALE
     order: int = 2
     uniform: bool = False
 
@@ -124,7 +143,7 @@ class Path:
     terms: tuple[Term, ...] = ()
     layers: tuple[str, ...] = ()
     closed: bool = False
-    family: str = "rescale"
+    family: Family = Family.RESCALE
     last_axis: bool = False
     interleaved: bool = False
     shifts: bool = True
@@ -160,7 +179,7 @@ class Path:
         weight positive, no mixing of units); ``uniform`` when one c must serve all;
         ``per_sample`` when its groups lie within one sample (see `shifts`); ``scales``
         False when it removes only shifts (eps > 0: translation laws, no scale law)."""
-        return replace(self, closed=True, family="scale", linear=False, uniform=self.uniform or uniform,
+        return replace(self, closed=True, family=Family.SCALE, linear=False, uniform=self.uniform or uniform,
                        per_sample=per_sample, scales=scales, layers=(*self.layers, site.name))
 
 
@@ -241,12 +260,12 @@ def close(start: Path, end: Path | None, site: Site) -> Iterator[Rescaling]:
     if end is None or not end.closed:
         return
     name = "/".join(end.layers)
-    remover = removes_shift(site) if end.family == "rescale" and end.shifts else None
+    remover = removes_shift(site) if end.family is Family.RESCALE and end.shifts else None
     if remover:
         yield from shifts(f"{name}/{remover}", tuple(t.view for t in start.terms), end.units, False, False)
     if end.scales:
         yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform)
-    if end.family == "scale" and end.shifts:
+    if end.family is Family.SCALE and end.shifts:
         yield from shifts(name, tuple(t.view for t in end.terms), end.units, end.uniform, end.per_sample)
 
 
@@ -281,10 +300,10 @@ def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool) -> Iter
             if not v.name.endswith(BIASES) and v.ndim == 2:
                 columns = View(v.param, v.name, 1 - v.axis, v.size // v.units, v.size, v.interleaved, v.ndim)
                 yield Rescaling(f"{name}.{v.name.rsplit('.', 1)[1]}", columns.units, (Term(columns, 1.0),),
-                                False, "translation", order=1)
+                                False, Family.TRANSLATION, order=1)
     if biases:
         yield Rescaling(f"{name}.{biases[0].view.name.rsplit('.', 1)[1]}" if uniform and per_sample else name,
-                        units, biases, False, "translation", order=1, uniform=uniform)
+                        units, biases, False, Family.TRANSLATION, order=1, uniform=uniform)
 
 
 def flatten(params) -> np.ndarray:

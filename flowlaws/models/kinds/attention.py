@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models.layer import Layer, positive
-from flowlaws.models.symmetry import Rescaling, Term, from_weight_layer
+from flowlaws.models.symmetry import Family, Rescaling, Term, from_weight_layer
 
 ROPE_BASE = 10000.0
 
@@ -302,17 +302,17 @@ class Attention(Layer):
             if self.qknorm:
                 for v in (*qs, k):
                     yield Rescaling(f"{site.name}.{v.name.rsplit('.', 1)[1]}.norm", self.dk, (Term(v, 1.0),), False,
-                                    "scale", uniform=True)
+                                    Family.SCALE, uniform=True)
             elif self.rope:
                 pairs = [view("Wq", h, 1, self.dk // 2) for h in heads], view("Wk", g, 1, self.dk // 2)
                 yield Rescaling(f"{site.name}.g{g}.qk", self.dk // 2,
-                                (*(Term(q, 1.0) for q in pairs[0]), Term(pairs[1], -1.0)), False, "gl")
+                                (*(Term(q, 1.0) for q in pairs[0]), Term(pairs[1], -1.0)), False, Family.GL)
             else:
                 yield Rescaling(f"{site.name}.g{g}.qk" if per > 1 else f"{site.name}.h{g}.qk", self.dk,
-                                (*(Term(q, 1.0) for q in qs), Term(k, -1.0)), True, "gl")
+                                (*(Term(q, 1.0) for q in qs), Term(k, -1.0)), True, Family.GL)
             v, os_ = view("Wv", g, 1, self.dv), [view("Wo", h, 0, self.dv) for h in heads]
             yield Rescaling(f"{site.name}.g{g}.vo" if per > 1 else f"{site.name}.h{g}.vo", self.dv,
-                            (Term(v, 1.0), *(Term(o, -1.0) for o in os_)), True, "gl")
+                            (Term(v, 1.0), *(Term(o, -1.0) for o in os_)), True, Family.GL)
         yield from from_weight_layer(site)
 
     @property

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.fork import Fork
-from flowlaws.models.symmetry import Path, Rescaling, close, rescalings, walk
+from flowlaws.models.symmetry import Family, Path, Rescaling, close, rescalings, walk
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Gated(Fork):
         """The degrees of the branches that carry the scaling add; a branch that absorbs it
         contributes c^0; when both absorb it the walk closes."""
         walks = [self.into(path, inner) for inner in self.inners(site)]
-        if any(w is None or w.family != "rescale" for w in walks):
+        if any(w is None or w.family is not Family.RESCALE for w in walks):
             return None
         terms = path.terms + walks[0].terms + walks[1].terms
         layers = path.layers + walks[0].layers + walks[1].layers

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.kinds.normalization import Normalization
-from flowlaws.models.symmetry import Rescaling, Term
+from flowlaws.models.symmetry import Family, Rescaling, Term
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class GroupNorm(Normalization):
             return
         for view in reader.layer.centered(reader, self.groups):
             yield Rescaling(f"{site.name}/{reader.name}.{view.name.rsplit('.', 1)[1]}", view.units,
-                            (Term(view, 1.0),), False, "translation", order=1)
+                            (Term(view, 1.0),), False, Family.TRANSLATION, order=1)
 
     @staticmethod
     def _keeps_groups(layer, in_shape) -> bool:

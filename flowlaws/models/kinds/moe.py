@@ -39,7 +39,7 @@ from flowlaws.models.kinds.activation import Activation
 from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.gated import Gated
 from flowlaws.models.layer import Layer, positive
-from flowlaws.models.symmetry import Path, Rescaling, Site, Term, close, rescalings, walk
+from flowlaws.models.symmetry import Family, Path, Rescaling, Site, Term, close, rescalings, walk
 
 GATES = ("softmax", "sigmoid")
 EXPERTS = ("swiglu", "relu")
@@ -212,7 +212,7 @@ class MoE(Layer):
             return None
         fresh = Path(path.units, path.degree, last_axis=path.last_axis, interleaved=path.interleaved)
         walks = [walk(fresh, inner) for inner in self._inners(site)]
-        if any(w is None or not w.closed or w.family != "rescale" for w in walks):
+        if any(w is None or not w.closed or w.family is not Family.RESCALE for w in walks):
             return None
         return replace(path, closed=True, linear=path.linear and all(w.linear for w in walks),
                        terms=path.terms + tuple(t for w in walks for t in w.terms),
@@ -232,11 +232,11 @@ class MoE(Layer):
         yield from close(start, walk(start, site.following()), site)
         if self.top == 1:  # one selected expert: its gate is 1, the router never moves
             (entries,) = router.views(0, self.experts * site.in_shape[-1])
-            yield Rescaling(f"{router.name}.W/top1", entries.units, (Term(entries, 1.0),), False, "translation",
+            yield Rescaling(f"{router.name}.W/top1", entries.units, (Term(entries, 1.0),), False, Family.TRANSLATION,
                             order=1)
         elif self.gate == "softmax":
             (columns,) = router.views(1, site.in_shape[-1])
-            yield Rescaling(f"{router.name}.W/softmax", columns.units, (Term(columns, 1.0),), False, "translation",
+            yield Rescaling(f"{router.name}.W/softmax", columns.units, (Term(columns, 1.0),), False, Family.TRANSLATION,
                             order=1)
 
     @property

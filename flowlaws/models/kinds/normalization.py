@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Rescaling, Term
+from flowlaws.models.symmetry import Family, Rescaling, Term
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class Normalization(Layer):
         reader = replace(site, position=position)
         for view in reader.layer.centered(reader, groups):
             yield Rescaling(f"{site.name}/{reader.name}.{view.name.rsplit('.', 1)[1]}", view.units,
-                            (Term(view, 1.0),), False, "translation", order=1)
+                            (Term(view, 1.0),), False, Family.TRANSLATION, order=1)
 
     def shift(self, site) -> str:
         """Groups over the batch (BatchNorm) subtract any shift constant over the batch."""

@@ -22,6 +22,7 @@ from flowlaws.models.kinds.conv import Conv1d
 from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.fork import Fork
 from flowlaws.models.symmetry import (
+    Family,
     Path,
     Rescaling,
     Term,
@@ -67,7 +68,7 @@ class Residual(Fork):
         layout = {"last_axis": path.last_axis, "interleaved": path.interleaved}
         open_ = [w for w in walks if not w.closed]
         if not open_:  # both absorb it: the symmetry closes here
-            if any(w.family != "rescale" for w in walks):
+            if any(w.family is not Family.RESCALE for w in walks):
                 return None
             return replace(path, closed=True, linear=path.linear and all(w.linear for w in walks),
                            terms=path.terms + walks[0].terms + walks[1].terms,
@@ -123,7 +124,7 @@ class Residual(Fork):
         biases = [self._bias(last) for last, tail in found if not tail.layers]  # type: ignore[misc]
         if len(biases) == 2 and all(biases):
             yield Rescaling(f"{a.name}+{b.name}.b", units, (Term(biases[0], 1.0), Term(biases[1], -1.0)),
-                            False, "translation", order=1)
+                            False, Family.TRANSLATION, order=1)
 
     @staticmethod
     def _bias(last):
