@@ -463,8 +463,13 @@ class Record:
     effect: list = field(default_factory=list)
     flagged: tuple | None = None  # (step, unit, effect)
 
+    @property
+    def status(self) -> str:
+        """"departs" once flagged; "holds" only when some step was observed; else "unobserved"."""
+        return "departs" if self.flagged is not None else "holds" if self.measured else "unobserved"
+
     def to_json(self) -> dict:
-        return {"law": self.law.name, "formula": self.law.formula, "measured": self.measured,
+        return {"law": self.law.name, "formula": self.law.formula, "status": self.status, "measured": self.measured,
                 "predicted": self.predicted, "effect": self.effect,
                 "flagged": None if self.flagged is None else
                 {"step": self.flagged[0], "unit": list(self.flagged[1]), "effect": self.flagged[2]}}
@@ -514,7 +519,11 @@ class LawMonitor:
     # --- the hooks ------------------------------------------------------------------------
     def _pre(self, optimizer, args, kwargs):
         try:
-            grads = self.converted.read(lambda t: t.grad)
+            # a frozen parameter (no gradient) does not move: its gradient counts as 0, so a law
+            # with one side frozen is measured, and flagged when the step breaks it (a step
+            # without any gradient has nothing to observe)
+            live = any(t.grad is not None for t in self.module.parameters())
+            grads = self.converted.read(lambda t: torch.zeros_like(t) if t.grad is None else t.grad) if live else ()
             buffers = self.converted.read(lambda t: optimizer.state.get(t, {}).get("momentum_buffer"))
             self._before = (self.converted.read(), grads, buffers, _hyper(optimizer))
         except Exception as error:  # never break the user's training
@@ -598,10 +607,10 @@ class LawMonitor:
         for column in ("law", "drift", "predicted", "effect size", "verdict"):
             table.add_column(column, justify="left" if column in ("law", "verdict") else "right")
         for r in self.records:
-            verdict = "holds" if r.flagged is None else f"departs at step {r.flagged[0]}, unit {r.flagged[1]}"
+            verdict = r.status if r.flagged is None else f"departs at step {r.flagged[0]}, unit {r.flagged[1]}"
             table.add_row(Text(r.law.name), f"{sum(r.measured):.3g}", f"{sum(r.predicted):.3g}",
                           f"{max(r.effect, default=0.0):.3g}",
-                          Text(verdict, style="green" if r.flagged is None else "red"))
+                          Text(verdict, style={"holds": "green", "unobserved": "yellow"}.get(r.status, "red")))
         return table
 
     def plot(self, path, laws: int = 6):

@@ -202,6 +202,28 @@ def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make)
         assert bool(monitor.flagged) == flagged and not monitor.errors
 
 
+def test_a_law_never_observed_is_unobserved_never_holds():
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    monitor = LawMonitor(net, torch.optim.SGD(net.parameters(), lr=0.1), example_input=torch.randn(4, 3))
+    assert {r.status for r in monitor.records} == {"unobserved"}
+    assert all(law["status"] == "unobserved" for law in monitor.to_json()["laws"])
+
+
+def test_a_law_whose_one_side_is_frozen_is_measured_and_flagged():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    net[0].weight.requires_grad_(False)
+    net[0].bias.requires_grad_(False)
+    x = torch.randn(16, 3)
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    monitor = LawMonitor(net, opt, example_input=x)
+    for _ in range(3):
+        opt.zero_grad()
+        net(x).pow(2).mean().backward()
+        opt.step()
+    assert {r.status for r in monitor.records} == {"departs"} and not monitor.errors
+
+
 def test_data_dependent_control_flow_is_a_clear_error():
     class Branchy(nn.Module):
         def __init__(self):
