@@ -13,6 +13,8 @@ import pytest
 from flowlaws.campaign import Shard, campaign, read_journal, shards, summary
 from flowlaws.cli import main
 
+pytestmark = pytest.mark.slow  # property and integration tests: `pytest -m 'not slow'` skips them
+
 THEOREMS = ["gd-step", "thm-2.1"]
 
 

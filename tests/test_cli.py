@@ -7,6 +7,8 @@ import pytest
 from flowlaws.cli import main
 from flowlaws.models import parse
 
+pytestmark = pytest.mark.slow  # property and integration tests: `pytest -m 'not slow'` skips them
+
 CORPUS = sorted((Path(__file__).parent / "corpus").glob("*.json"))
 
 

@@ -19,6 +19,8 @@ from flowlaws.invariants import independent_count, laws, structural_count, witho
 from flowlaws.models import parse
 from flowlaws.strategies import architectures
 
+pytestmark = pytest.mark.slow  # property and integration tests: `pytest -m 'not slow'` skips them
+
 
 @pytest.mark.parametrize(("spec", "count"), [
     ("mlp:2-3-1:relu", 3), ("mlp:3-4-2:relu:bias", 4), ("mlp:2-3-4-2:relu", 7), ("mlp:3-2-3-2:leaky_relu(0.1):bias", 5),

@@ -15,6 +15,8 @@ from flowlaws.matrix_factorization import (
 )
 from flowlaws.runner import run
 
+pytestmark = pytest.mark.slow  # property and integration tests: `pytest -m 'not slow'` skips them
+
 
 def test_gd_step_changes_the_imbalance_by_eta_squared_exactly(rng):
     M = target_matrix(rng, 5, 4, 2)

@@ -1,5 +1,7 @@
 import pytest
 
+pytestmark = pytest.mark.slow  # property and integration tests: `pytest -m 'not slow'` skips them
+
 
 def test_plugin_registers_profiles_and_the_report_option(pytester):
     pytester.makepyfile(

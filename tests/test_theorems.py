@@ -11,6 +11,8 @@ from flowlaws.runner import run
 from flowlaws.strategies import scenarios
 from flowlaws.theorems import THEOREMS
 
+pytestmark = pytest.mark.slow  # property and integration tests: `pytest -m 'not slow'` skips them
+
 TRUE = [t for t in THEOREMS.values() if t.expect == "holds"]
 BREAKS = [t for t in THEOREMS.values() if t.expect == "breaks"]
 
