@@ -359,3 +359,20 @@ def test_interleaved_units_pass_a_residual_block_in_their_own_layout(rng):
     for _ in range(5):
         X, Y = rng.normal(size=(3, 2, 3)), rng.normal(size=(3, 1))
         assert pointwise(model, Square(), model.init(rng), X, Y, derived).effect <= 1
+
+
+def test_a_position_wise_layer_before_a_normalization_of_the_flattened_sample_has_no_column_law():
+    """Found by the composition campaign (seed 13000): W -> W + 1 a^T shifts each position's
+    features by a^T x_t, which differs between positions, so a LayerNorm of the flattened
+    sample does not remove it: the column sums of dense0.W are not conserved (effect 1.5e6)."""
+    import json
+    from pathlib import Path
+
+    from flowlaws.catalog import theorem
+    from flowlaws.report import Counterexample
+
+    path = Path(__file__).parent / "regressions" / "composition-column-law-across-positions.json"
+    scenario = Counterexample.from_json(json.loads(path.read_text())).scenario
+    assert not any(law.name.startswith("translation unit dense0/ln0.W") for law in laws(scenario.model))
+    verdict = theorem("composition").check(scenario)
+    assert verdict.status == "holds" and verdict.evidence.effect <= 1

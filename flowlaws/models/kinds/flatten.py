@@ -38,7 +38,9 @@ class Flatten(Layer):
         return "passes"
 
     def sample_shift(self, site) -> str:
-        return "passes"
+        """A shift uniform over each position's features (what a layer on a sequence makes)
+        is not uniform over the flattened sample: it passes a flat input only."""
+        return "passes" if len(site.in_shape) == 1 else "stops"
 
     def carry(self, path, site):
         """Channel c becomes the c-th contiguous block: the scaling passes unchanged;

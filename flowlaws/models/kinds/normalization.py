@@ -192,7 +192,10 @@ class Normalization(Layer):
             return None
         ndim = len(site.in_shape) + 1
         unit_axis = ndim - 1 if path.last_axis else 1
-        return path.normalized(site, uniform=unit_axis in self.axes(ndim), per_sample=0 not in self.axes(ndim),
+        # the shift W -> W + 1 a^T gives is uniform over a group only when the group is the
+        # emitting layer's units alone: not after a flatten that interleaves positions
+        per_sample = 0 not in self.axes(ndim) and not path.interleaved
+        return path.normalized(site, uniform=unit_axis in self.axes(ndim), per_sample=per_sample,
                                scales=not self.eps)
 
     @classmethod
