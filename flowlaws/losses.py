@@ -17,6 +17,7 @@ import numpy as np
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.options import format_options, parse_options
+from flowlaws.validation import positive
 
 
 def _sigmoid(z):
@@ -161,8 +162,7 @@ class Huber(Loss):
 
     def __post_init__(self):
         super().__post_init__()
-        if not (np.isfinite(self.delta) and self.delta > 0):
-            raise InvalidArgument(f"huber delta must be finite and > 0, got {self.delta!r}")
+        positive("huber", "delta", self.delta)
 
     def elementwise(self, p, y, xp=anp):
         r = xp.abs(p - y)

@@ -37,10 +37,10 @@ import math
 import numpy as np
 
 from flowlaws.engine import gradient_field
-from flowlaws.errors import InvalidArgument
 from flowlaws.flows.trajectory import Status, Trajectory
 from flowlaws.models.layer import REALMIN
 from flowlaws.models.symmetry import flatten, unflatten
+from flowlaws.validation import positive, positive_int
 
 SOLVE_ULPS = 8
 MAX_SOLVE_ITERATIONS = 40
@@ -53,10 +53,9 @@ STALLED = 1e-10  # a solve still short of SOLVE_ULPS but within this of every en
 
 
 def _check(T: float, steps: int | None = None) -> None:
-    if not (isinstance(T, int | float) and np.isfinite(T) and T > 0):
-        raise InvalidArgument(f"flow time T must be finite and > 0, got {T!r}")
-    if steps is not None and (not isinstance(steps, int | np.integer) or steps < 1):
-        raise InvalidArgument(f"steps must be a positive integer, got {steps!r}")
+    positive("", "flow time T", T)
+    if steps is not None:
+        positive_int("flow", "steps", steps)
 
 
 class _Counted:

@@ -30,18 +30,17 @@ from flowlaws.engine import value_and_grad
 from flowlaws.errors import InvalidArgument
 from flowlaws.flows.trajectory import Status, Trajectory
 from flowlaws.options import format_options, parse_options
+from flowlaws.validation import fraction, positive
 
 
 def _check_unit_interval(owner: str, **values: float) -> None:
     for name, value in values.items():
-        if not (0 <= value < 1):
-            raise InvalidArgument(f"{owner}: {name} must be in [0, 1), got {value!r}")
+        fraction(owner, name, value)
 
 
 def _check_finite_positive(owner: str, **values: float) -> None:
     for name, value in values.items():
-        if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
-            raise InvalidArgument(f"{owner}: {name} must be finite and > 0, got {value!r}")
+        positive(owner, name, value)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import REALMIN
 from flowlaws.models.symmetry import Rescaling, Term, View
+from flowlaws.validation import positive_int
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,7 @@ class Factorization:
 
     def __post_init__(self):
         for name in ("d1", "d2", "rank"):
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or value < 1:
-                raise InvalidArgument(f"factorization {name} must be a positive integer, got {value!r}")
+            positive_int("factorization", name, getattr(self, name))
 
     @property
     def input_shape(self):

@@ -28,6 +28,7 @@ import numpy as np
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.symmetry import from_weight_layer
+from flowlaws.validation import positive_int
 
 REALMIN = float(np.finfo(np.float64).tiny)  # smallest normal float64: the underflow threshold
 
@@ -35,8 +36,7 @@ REALMIN = float(np.finfo(np.float64).tiny)  # smallest normal float64: the under
 def positive(layer: str, **values: int) -> None:
     """Raise InvalidArgument unless every value is a positive integer."""
     for name, value in values.items():
-        if not isinstance(value, int | np.integer) or value < 1:
-            raise InvalidArgument(f"{layer}: {name} must be a positive integer, got {value!r}")
+        positive_int(layer, name, value)
 
 
 def _number(text: str, annotation: str):

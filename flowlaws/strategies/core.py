@@ -40,6 +40,7 @@ from flowlaws.models import (
     RMSNorm,
     Sequential,
 )
+from flowlaws.validation import positive
 
 KINDS = ("mlp", "linear", "conv1d", "conv2d", "residual", "factorization", "batchnorm", "layernorm", "attention",
          "mixed", "swiglu", "rope", "gqa", "qknorm", "moe", "moe_sigmoid")
@@ -66,9 +67,7 @@ def _subset(name: str, values, allowed) -> tuple:
 
 
 def _positive(name: str, value: float) -> float:
-    if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
-        raise _Error(f"{name} must be finite and > 0, got {value!r}")
-    return float(value)
+    return positive("", name, value, error=_Error)
 
 
 def _activations_strategy(names):

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import Layer, positive
+from flowlaws.validation import at_least
 
 
 @lru_cache(maxsize=256)
@@ -76,8 +77,9 @@ class Conv(Layer):
         if self.channels % self.groups:
             raise InvalidArgument(f"{self.kind}: {self.channels} output channels do not split into "
                                   f"groups={self.groups}; use a divisor of {self.channels}")
-        if not isinstance(self.padding, int | np.integer) or self.padding < 0:
-            raise InvalidArgument(f"{self.kind}: padding must be >= 0, got {self.padding!r}")
+        if not isinstance(self.padding, int | np.integer):
+            raise InvalidArgument(f"{self.kind}: padding must be an integer >= 0, got {self.padding!r}")
+        at_least(self.kind, "padding", self.padding, 0)
 
     def _check(self, in_shape):
         if len(in_shape) != self.dims + 1:

@@ -18,8 +18,8 @@ import numpy as np
 from autograd.tracer import getval
 from hypothesis import strategies as st
 
-from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import Layer
+from flowlaws.validation import fraction
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,7 @@ class Dropout(Layer):
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
 
     def __post_init__(self):
-        if not (isinstance(self.p, int | float) and 0 <= self.p < 1):
-            raise InvalidArgument(f"dropout: p must be in [0, 1), got {self.p!r}")
+        fraction("dropout", "p", self.p)
 
     def mask(self, x) -> np.ndarray:
         """m / (1 - p) for a 0/1 mask m drawn from the bits of ``x``."""

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.kinds.normalization import Normalization
 from flowlaws.models.symmetry import Family, Rescaling, Term
+from flowlaws.validation import positive_int
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,7 @@ class GroupNorm(Normalization):
 
     def __post_init__(self):
         super().__post_init__()
-        if not isinstance(self.groups, int) or self.groups < 1:
-            raise InvalidArgument(f"groupnorm: groups must be a positive integer, got {self.groups!r}")
+        positive_int("groupnorm", "groups", self.groups)
 
     def axes(self, ndim):
         return tuple(range(1, ndim))  # a whole sample: what one c must serve on the last axis

@@ -40,6 +40,7 @@ from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.gated import Gated
 from flowlaws.models.layer import Layer, positive
 from flowlaws.models.symmetry import Family, Path, Rescaling, Site, Term, close, rescalings, walk
+from flowlaws.validation import one_of
 
 GATES = ("softmax", "sigmoid")
 EXPERTS = ("swiglu", "relu")
@@ -69,9 +70,8 @@ class MoE(Layer):
         positive("moe", experts=self.experts, hidden=self.hidden, top=self.top)
         if self.top > self.experts:
             raise InvalidArgument(f"moe: top={self.top} exceeds experts={self.experts}; choose top <= experts")
-        if self.gate not in GATES or self.expert not in EXPERTS:
-            raise InvalidArgument(f"moe: gate must be one of {GATES} and expert one of {EXPERTS}, "
-                                  f"got gate={self.gate!r}, expert={self.expert!r}")
+        one_of("moe", "gate", self.gate, GATES)
+        one_of("moe", "expert", self.expert, EXPERTS)
 
     # --- structure: a router chain and one chain per expert ---------------------------
     def _expert(self, d: int) -> tuple:
