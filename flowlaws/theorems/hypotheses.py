@@ -1,0 +1,181 @@
+"""Hypotheses: what a true theorem assumes of a scenario, each a predicate that says why
+it fails (the case is then invalid, and says so)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from flowlaws.discover import scalar_deep_linear
+from flowlaws.models import LayerNorm, Residual
+from flowlaws.theorems.core import Hypothesis
+
+
+def _homogeneous(s):
+    for act in s.model.activations:
+        if act.degree is None:
+            return f"activation {act.name!r} is not positively homogeneous: {act.homogeneity_counterexample()}"
+    return None
+
+
+def _degree_one(s):
+    for act in s.model.activations:
+        if act.degree not in (None, 1):
+            return f"activation {act.spec} has degree {act.degree:g}: the law is ||in||^2 - {act.degree:g}||out||^2"
+    return None
+
+
+def _no_skip(s):
+    if any(isinstance(layer, Residual) for layer in getattr(s.model, "layers", ())):
+        return "a skip connection carries the units' output around the block"
+    return None
+
+
+def _plain_descent(s):
+    opt = s.optimizer
+    if opt is not None and opt.breaks:
+        return f"{opt.spec}: {opt.breaks}"
+    if opt is not None and opt.weight_decay:
+        return f"weight decay {opt.weight_decay} shrinks Q by (1 - eta*lambda)^2 per step"
+    return None
+
+
+def _has_bias(s):
+    if not any(name.endswith(".b") for name, _ in s.model.param_specs):
+        return "the model has no biases"
+    return None
+
+
+def _combines_gradients(s):
+    opt = s.optimizer
+    if opt is not None and opt.preconditions:
+        return f"{opt.spec}: {opt.preconditions}"
+    return None
+
+
+def _shift_invariant_loss(s):
+    if not s.loss.symmetries(s.model):
+        return f"loss {s.loss.spec} changes when every output shifts alike (softmax cross-entropy does not)"
+    return None
+
+
+HOMOGENEOUS_ACTS = Hypothesis("positively homogeneous activations", _homogeneous)
+DEGREE_ONE = Hypothesis("activations of degree 1", _degree_one)
+NO_SKIP = Hypothesis("no skip connection", _no_skip)
+PLAIN_DESCENT = Hypothesis("plain gradient steps", _plain_descent)
+HAS_BIAS = Hypothesis("biases present", _has_bias)
+def _own_groups(s):
+    if any(isinstance(layer, LayerNorm) for layer in getattr(s.model, "layers", ())):
+        return "a LayerNorm normalizes the units of a sample together: one c must scale the whole layer"
+    return None
+
+
+def _no_plane_rotation(s):
+    """A LayerNorm without affine whose reader is a dense or attention layer: rotations of
+    its centred plane (orthogonal, fixing 1) can be absorbed by the reader, an O(d - 1)
+    symmetry whose laws flowlaws does not derive yet (found by the laws-complete
+    campaign; docs/theory.md 6)."""
+    from flowlaws.models import LayerNorm
+
+    layers = getattr(s.model, "layers", ())
+    for position, layer in enumerate(layers):
+        if isinstance(layer, LayerNorm) and not layer.affine and any(True for _ in layer.rescalings(
+                s.model.site(position))) and position and getattr(layers[position - 1], "has_weight", False):
+            return (f"{layer.spec} at layer {position} can rotate its centred plane into its reader: "
+                    "an O(d - 1) symmetry flowlaws does not derive yet")
+    return None
+
+
+def _no_grouped_linear_boundary(s):
+    """A grouped convolution whose input or output units meet a weight layer through
+    linear layers only: any invertible mixing of the units within one group is a
+    symmetry (a block-diagonal matrix law per group) that flowlaws does not derive yet;
+    seq:4x6:conv1d(4,1),linear,conv1d(4,1,groups=2),flatten,dense(1) has 12 laws, 8
+    derived (docs/theory.md 7). Read from the walker: the same net with every group
+    merged has a matrix law through the grouped layer."""
+    from flowlaws.models import Sequential
+    from flowlaws.models.kinds.conv import Conv
+
+    model = s.model
+    if not any(getattr(layer, "groups", 1) > 1 for layer in getattr(model, "all_layers", ())):
+        return None
+    merge = lambda layer: replace(layer, groups=1) if isinstance(layer, Conv) else layer  # noqa: E731
+    merged = Sequential(model.input_shape, tuple(layer.mapped(merge) for layer in model.layers))
+    grouped = {name.rsplit(".", 1)[0] for (name, shape), (_, whole) in
+               zip(model.param_specs, merged.param_specs, strict=True) if shape != whole}
+    for r in merged.rescalings():
+        if r.linear and r.degree == 1 and not r.uniform and grouped & set(r.name.split("/")):
+            return f"a grouped convolution on the linear path {r.name}: a block-diagonal matrix law"
+    return None
+
+
+def _no_scalar_fed_linear_chain(s):
+    """A net linear in x (linear activations, no bias) through one scalar (a scalar input
+    or a width-1 layer): f = v(theta) (w(theta) . x), whose Lie algebra closes with laws
+    beyond degree 2 that no symmetry gives (seq:1:residual[dense(1),linear,dense(1)],dense(2):
+    2 laws, 1 derived; seq:2:dense(1),linear,residual[dense(1),linear,dense(1)],dense(1)).
+    Discovery decides their count by closure; the derivation cannot match it, so
+    laws-complete sets the family aside (KNOWN_EXTRA keeps the nets with a scalar input and
+    a scalar output, whose count has a formula: D - 1). docs/theory.md 7."""
+    model = s.model
+    acts = getattr(model, "activations", None)
+    if acts is None or not all(a.is_linear for a in acts) or scalar_deep_linear(model):
+        return None
+    if any(name.endswith(".b") for name, _ in model.param_specs):
+        return None
+    widths = [int(np.prod(model.input_shape))] + [shape[0] for name, shape in model.param_specs[:-1]]
+    if min(widths) != 1:
+        return None
+    return "a linear chain through one scalar has laws beyond degree 2 that no symmetry derives"
+
+
+def _no_pooled_last_axis(s):
+    """A pool reading a last axis that an earlier layer scales per feature (an affine
+    LayerNorm, an attention or position-wise dense layer: `Layer.rows_on_last_axis`): the
+    features of one window may scale together (the window's max or mean scales alike), a
+    symmetry flowlaws does not derive (its declaration stops a last-axis scaling at a pool);
+    seq:2x3:layernorm(affine),relu,maxpool1d(2),flatten,dense(1) has 3 laws, 0 derived
+    (found by the 5,000-case laws-complete campaign; docs/theory.md 6). The same holds for
+    ``mean`` averaging that axis (seq:2x3:layernorm(affine,eps=1e-05),mean,flatten,dense(2,bias):
+    4 laws, 0 derived), and for ``mean(last)`` averaging channels that a BatchNorm or a
+    convolution scales (seq:2x3:batchnorm(affine),maxpool1d(2),mean(last),flatten,dense(1): 2
+    laws, 0 derived; a uniform scale law and a zero-sum shift of the betas)."""
+    from flowlaws.models.kinds.mean import Mean
+    from flowlaws.models.kinds.pool import Pool
+
+    layers = getattr(s.model, "layers", ())
+    last = first = False  # an earlier layer scales the units of the last (first) axis one by one
+    for position, layer in enumerate(layers):
+        site = s.model.site(position)
+        if bool(layer.emits or layer.sublayers) and len(site.in_shape) > 1:
+            last, first = last or layer.rows_on_last_axis(site), first or not layer.rows_on_last_axis(site)
+        if (last and (isinstance(layer, Pool) or (isinstance(layer, Mean) and not layer.last))) or \
+                (first and isinstance(layer, Mean) and layer.last):
+            return f"{layer.spec} at layer {position} pools an axis that an earlier layer scales unit by unit"
+    return None
+
+
+def _softmax_router(s):
+    """A mixture of experts whose gate ignores a shift of its logits (softmax)."""
+    for layer in getattr(s.model, "all_layers", ()):
+        if getattr(layer, "gate", "softmax") != "softmax":
+            return f"{layer.spec} gates by a normalized sigmoid, which changes when every logit shifts alike"
+    return None
+
+
+
+COMBINES_GRADIENTS = Hypothesis("steps combine gradients", _combines_gradients)
+SOFTMAX_ROUTER = Hypothesis("a softmax router", _softmax_router)
+NO_POOLED_LAST_AXIS = Hypothesis("no pool along a scaled last axis", _no_pooled_last_axis)
+NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scalar_fed_linear_chain)
+NO_PLANE_ROTATION = Hypothesis("no rotation of a LayerNorm plane", _no_plane_rotation)
+NO_GROUPED_LINEAR_BOUNDARY = Hypothesis("no grouped convolution on a linear path", _no_grouped_linear_boundary)
+OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
+SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
+HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
+                                  COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION,
+                                  NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY,
+                                  SOFTMAX_ROUTER)}
+
+# --- law selections --------------------------------------------------------------------------
