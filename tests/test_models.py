@@ -376,3 +376,19 @@ def test_a_position_wise_layer_before_a_normalization_of_the_flattened_sample_ha
     assert not any(law.name.startswith("translation unit dense0/ln0.W") for law in laws(scenario.model))
     verdict = theorem("composition").check(scenario)
     assert verdict.status == "holds" and verdict.evidence.effect <= 1
+
+
+def test_a_groupnorm_group_is_not_kept_centred_through_a_convolution():
+    """Found by the composition campaign (seed 14000): a 1x1 convolution mixes channels, so a
+    GroupNorm group that spans channels is no longer centred after it (effect 1.4e11)."""
+    import json
+    from pathlib import Path
+
+    from flowlaws.catalog import theorem
+    from flowlaws.report import Counterexample
+
+    path = Path(__file__).parent / "regressions" / "composition-groupnorm-centred-through-a-conv.json"
+    scenario = Counterexample.from_json(json.loads(path.read_text())).scenario
+    assert not any(law.name.startswith("translation unit gn0/dense0") for law in laws(scenario.model))
+    verdict = theorem("composition").check(scenario)
+    assert verdict.status == "holds" and verdict.evidence.effect <= 1
