@@ -11,10 +11,10 @@ Section 3 (matrix factorization) theorems live in `flowlaws.matrix_factorization
 from __future__ import annotations
 
 from flowlaws.theorems import breaks, derived, language, paper, symmetries
-from flowlaws.theorems.core import HOM, Hypothesis, Result, Theorem
+from flowlaws.theorems.core import HOM, Hypothesis, Result, Space, Theorem
 from flowlaws.theorems.hypotheses import HYPOTHESES
 
 THEOREMS: dict[str, Theorem] = {t.id: t for family in (paper, derived, symmetries, language, breaks)
                                 for t in family.theorems()}
 
-__all__ = ["HOM", "HYPOTHESES", "THEOREMS", "Hypothesis", "Result", "Theorem"]
+__all__ = ["HOM", "HYPOTHESES", "THEOREMS", "Hypothesis", "Result", "Space", "Theorem"]

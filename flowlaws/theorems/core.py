@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -21,6 +22,27 @@ class Hypothesis:
     why: Callable[[Scenario], str | None]
 
 
+class Space(TypedDict, total=False):
+    """What a theorem quantifies over (read by `flowlaws.strategies.scenarios`); every key is
+    optional: ``architectures``, ``losses`` and ``optimizers`` are the options of the
+    strategies of those names; ``model``, ``loss`` and ``optimizer`` fix them instead."""
+
+    architectures: dict
+    losses: dict
+    optimizers: dict
+    model: Any
+    loss: Any
+    optimizer: Any
+    steps: int  # optimizer steps of the step level (default 3)
+    T: float  # flow time (default 0.2)
+    flow_steps: int  # implicit midpoint steps (default 8)
+    n: tuple[int, int]  # batch sizes (default (1, 4))
+    generic: bool  # perturb data and params so that no normalization group is constant
+    exponents: tuple[int, int]  # the range of the adversarial magnitudes (default 1e-150..1e150)
+    init_scale: float  # a seeded Gaussian init of this scale instead of drawn params
+    scale: float  # of ordinary params
+
+
 @dataclass(frozen=True)
 class Theorem:
     """A checkable statement. ``expect`` is "holds" or "breaks"."""
@@ -29,7 +51,7 @@ class Theorem:
     title: str
     statement: str
     reference: str
-    space: dict
+    space: Space
     laws: Callable
     levels: tuple[str, ...]
     hypotheses: tuple[Hypothesis, ...] = ()
@@ -91,11 +113,11 @@ class Result:
                 "statement": self.theorem.statement, "note": self.note, **self.extra}
 
 
-def arch(**options) -> dict:
+def arch(**options) -> Space:
     """A space's architectures (`flowlaws.strategies.architectures` options)."""
     return {"architectures": options}
 
 
 HOM = ("relu", "leaky_relu", "abs", "prelu", "linear")
-_FLOW = {"T": 0.2, "flow_steps": 6}
-_NORMALIZED = {"n": (2, 5), "generic": True}  # batches of distinct samples: a constant group is 0/0
+_FLOW: Space = {"T": 0.2, "flow_steps": 6}
+_NORMALIZED: Space = {"n": (2, 5), "generic": True}  # batches of distinct samples: a constant group is 0/0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flowlaws.checking import Level
-from flowlaws.theorems.core import _FLOW, HOM, Theorem, arch
+from flowlaws.theorems.core import _FLOW, HOM, Space, Theorem, arch
 from flowlaws.theorems.hypotheses import PLAIN_DESCENT, SOFTMAX_ROUTER
 from flowlaws.theorems.selections import _every_law, _router_laws_of_a_softmax_gate
 
@@ -33,8 +33,9 @@ LANGUAGE_BLOCKS = (  # id, architecture family, title, statement, reference
 
 def theorems() -> list[Theorem]:
     out: list[Theorem] = []
-    language = {"steps": 3, **_FLOW, "generic": True, "optimizers": {"names": ("gd", "sgd"), "lr": (1e-3, 0.5)},
-                "exponents": (-60, 60)}  # softmax, silu and products: degree 5 and more, as attention's
+    language: Space = {"steps": 3, **_FLOW, "generic": True,
+                       "optimizers": {"names": ("gd", "sgd"), "lr": (1e-3, 0.5)},
+                       "exponents": (-60, 60)}  # softmax, silu and products: degree 5 and more, as attention's
     for id_, kind, title, statement, reference in LANGUAGE_BLOCKS:
         out.append(Theorem(id_, title, statement, reference, {**arch(kinds=(kind,), activations=HOM), **language},
                            _every_law, (Level.POINTWISE, Level.STEP, Level.FLOW), (PLAIN_DESCENT,), prediction="gd"))
