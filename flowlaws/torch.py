@@ -449,6 +449,15 @@ def _hyper(optimizer) -> dict:
     return groups[0]
 
 
+def _groups(optimizer) -> dict[int, dict]:
+    """Each parameter's hyperparameters (by the parameter's id), group by group."""
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    if any(g.get("maximize") for g in groups):
+        raise InvalidArgument("LawMonitor: maximize=True ascends the loss; the laws' predictions assume descent")
+    return {id(p): hyper for hyper, g in zip(groups, optimizer.param_groups, strict=True) for p in g["params"]}
+
+
+HYPER = ("lr", "weight_decay", "momentum", "dampening", "nesterov")  # read per parameter entry
 PREDICTED = ("SGD", "Adam", "AdamW", "RMSprop")
 
 
@@ -498,7 +507,7 @@ class LawMonitor:
 
         if type(optimizer).__name__ not in PREDICTED:
             raise InvalidArgument(f"LawMonitor predicts {', '.join(PREDICTED)}; got {type(optimizer).__name__}")
-        _hyper(optimizer)
+        _groups(optimizer)
         self.module, self.optimizer = module, optimizer
         self.converted = Converted.of(module, example_input)
         self.laws = laws(self.converted.model, _loss(loss))
@@ -524,8 +533,13 @@ class LawMonitor:
             # without any gradient has nothing to observe)
             live = any(t.grad is not None for t in self.module.parameters())
             grads = self.converted.read(lambda t: torch.zeros_like(t) if t.grad is None else t.grad) if live else ()
-            buffers = self.converted.read(lambda t: optimizer.state.get(t, {}).get("momentum_buffer"))
-            self._before = (self.converted.read(), grads, buffers, _hyper(optimizer))
+            def buffer(t):  # 0 where a parameter has none yet (its first step, or in no group)
+                found = optimizer.state.get(t, {}).get("momentum_buffer")
+                return torch.zeros_like(t) if found is None else found
+
+            buffers = (self.converted.read(buffer), self.converted.read(
+                lambda t: torch.full_like(t, float("momentum_buffer" in optimizer.state.get(t, {})))))
+            self._before = (self.converted.read(), grads, buffers, self._hyper(optimizer))
         except Exception as error:  # never break the user's training
             self.errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
             self._before = None
@@ -540,35 +554,50 @@ class LawMonitor:
             self._before = None
             self.steps += 1
 
+    def _hyper(self, optimizer) -> dict:
+        """Each hyperparameter as arrays in the model's parameter layout: a parameter's own
+        group's value, 0 for a parameter in no group (it does not move)."""
+        groups = _groups(optimizer)
+        return {key: self.converted.read(lambda t, key=key: torch.full_like(
+            t, float(groups.get(id(t), {}).get(key) or 0.0), dtype=torch.float64)) for key in HYPER}
+
     def _rest(self, theta, grad, buffer, hyper):
-        """The step without its gradient term (SGD), or without anything but the
-        decoupled decay (Adam family); and the gradient's coefficient."""
-        lr, wd = hyper["lr"], hyper.get("weight_decay", 0.0)
+        """(the step without its gradient term, the gradient's coefficient per entry): for SGD
+        the decay and momentum parts; for AdamW its decoupled decay; for Adam and RMSprop
+        nothing (their gradient term is not predicted)."""
+        lr, wd = hyper["lr"], hyper["weight_decay"]
         name = type(self.optimizer).__name__
+        zero = tuple(np.zeros_like(t) for t in theta)
         if name == "AdamW":
-            return tuple(-lr * wd * t for t in theta), 0.0
+            return tuple(-a * w * t for a, w, t in zip(lr, wd, theta, strict=True)), zero
         if name != "SGD":
-            return tuple(np.zeros_like(t) for t in theta), 0.0
-        mu, damp, nesterov = hyper.get("momentum", 0.0), hyper.get("dampening", 0.0), hyper.get("nesterov", False)
-        if not mu:
-            return tuple(-lr * wd * t for t in theta), lr
-        first = not buffer
-        keep = 1.0 if first else 1.0 - damp  # the new buffer is mu * buf + keep * (g + wd theta)
-        rest = tuple(keep * wd * t + (0.0 if first else mu * b)
-                     for t, b in zip(theta, buffer or theta, strict=True))  # buffer without keep * g
-        if nesterov:  # the step is g' + mu * buffer_new
-            return tuple(-lr * (wd * t + mu * r) for t, r in zip(theta, rest, strict=True)), lr * (1 + mu * keep)
-        return tuple(-lr * r for r in rest), lr * keep
+            return zero, zero
+        values, had = buffer
+        out, coefficient = [], []
+        for k, t in enumerate(theta):
+            mu, damp, nesterov = hyper["momentum"][k], hyper["dampening"][k], hyper["nesterov"][k]
+            keep = np.where(had[k] > 0, 1.0 - damp, 1.0)  # the new buffer is mu * buf + keep * (g + wd theta)
+            rest = keep * wd[k] * t + mu * values[k] * had[k]  # the buffer without keep * g
+            rest = np.where(mu > 0, rest, wd[k] * t)  # no momentum: the decay alone
+            keep = np.where(mu > 0, keep, 1.0)
+            step = np.where(nesterov > 0, wd[k] * t + mu * rest, rest)  # Nesterov: g' + mu * buffer_new
+            out.append(-lr[k] * step)
+            coefficient.append(lr[k] * np.where(nesterov > 0, 1 + mu * keep, keep))
+        return tuple(out), tuple(coefficient)
 
     def _observe(self, theta, grad, buffer, hyper, after):
         from flowlaws.checking import SAFETY, effect_size
 
-        rest, coefficient = self._rest(theta, grad, buffer, hyper)
+        rest, coefficients = self._rest(theta, grad, buffer, hyper)
         dtype = next(p.dtype for p in self.module.parameters())
         unit = float(torch.finfo(dtype).eps) if dtype.is_floating_point else float(np.finfo(float).eps)
         tolerance = SAFETY * sum(x.size for x in theta) * unit
         stacked = self.stacked
-        t, a, g, r = (stacked.flat(xs) for xs in (theta, after, grad, rest))
+        t, a, g, r, c = (stacked.flat(xs) for xs in (theta, after, grad, rest, coefficients))
+        # a common coefficient of g has no first-order effect (the law: Dh(theta)[g] = 0); what
+        # differs between parameters (per-group learning rates, a parameter no group holds) has
+        coefficient = float(c.max(initial=0.0))
+        r = r - (c - coefficient) * g
         d = a - t
         moved = np.abs(t) + np.abs(d)
         # |theta| + |Delta| bounds theta, theta+ and Delta: 2 M(|θ|+|Δ|) >= M(θ) + M(θ+) + first_M(θ, Δ) + M(Δ)
