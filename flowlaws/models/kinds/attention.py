@@ -1,5 +1,5 @@
-"""attention(heads=H,dk=K,dv=V[,kv_heads=G][,rope][,qknorm]): multi-head self-attention on
-sequences (N, T, d), and its symmetries per head.
+"""attention(heads=H,dk=K,dv=V[,kv_heads=G][,rope][,qknorm][,bias]): multi-head
+self-attention on sequences (N, T, d), and its symmetries per head.
 
     y = sum_h softmax(q_h k_h^T / sqrt(dk)) X Wv_g(h) Wo_h,   q_h = R(n(X Wq_h)), k_h = R(n(X Wk_g(h)))
 
@@ -20,7 +20,11 @@ real scaling gives one law per pair, ||Wq[:, pair]||^2 - ||Wk[:, pair]||^2; a ro
 gives no quadratic law); with QK-norm only for orthogonal A, and the scale of each Wq_h
 and Wk_g alone (||Wq_h||^2 and ||Wk_g||^2 are conserved). The layer is linear in X
 through its three projections (a scaling of the input features is absorbed by the rows
-of Wq, Wk, Wv) and in each Wo (its columns scale the output features).
+of Wq, Wk, Wv) and in each Wo (its columns scale the output features). With ``bias``
+each projection is [W; b] (q = x Wq + bq: the bias is one more input, the constant 1), so
+it joins its weight in every law, the output bias joins Wo's columns, and without rope or
+qknorm the key bias is dead: q . bk is the same for every key, which softmax ignores, so
+each bk entry is conserved.
 
 Round-off model: the exponential turns an absolute error of a score into a relative
 error of its probability, so the magnitude sweep multiplies A by (1 + 2 max |S|) over
@@ -55,6 +59,7 @@ class Attention(Layer):
     kv_heads: int = 0  # 0: one key/value head per query head
     rope: bool = False
     qknorm: bool = False
+    bias: bool = False
     kind: ClassVar[str] = "attention"
     example: ClassVar[str] = "seq:3x3:attention(heads=1,dk=2,dv=2),flatten,dense(1)"
     family: ClassVar[str] = "attn"
@@ -86,6 +91,9 @@ class Attention(Layer):
         for g in range(self.groups):
             heads = range(g * per, (g + 1) * per)
             out += [*(("Wq", h) for h in heads), ("Wk", g), ("Wv", g), *(("Wo", h) for h in heads)]
+        if self.bias:  # the biases after every weight: the queries', each group's key and value's, the output's
+            out += [*(("bq", h) for h in range(self.heads)),
+                    *((b, g) for g in range(self.groups) for b in ("bk", "bv")), ("bo", 0)]
         return tuple(out)
 
     def index(self, name: str, i: int) -> int:
@@ -98,7 +106,8 @@ class Attention(Layer):
         if len(in_shape) != 2:
             raise InvalidArgument(f"{self.spec} needs a sequence input (T, d), got shape {tuple(in_shape)}")
         d = in_shape[1]
-        shapes = {"Wq": (d, self.dk), "Wk": (d, self.dk), "Wv": (d, self.dv), "Wo": (self.dv, d)}
+        shapes = {"Wq": (d, self.dk), "Wk": (d, self.dk), "Wv": (d, self.dv), "Wo": (self.dv, d),
+                  "bq": (self.dk,), "bk": (self.dk,), "bv": (self.dv,), "bo": (d,)}
         return tuple((f"{name}{i}", shapes[name]) for name, i in self.layout)
 
     def out_shape(self, in_shape):
@@ -109,9 +118,17 @@ class Attention(Layer):
         """[Wq_h | Wk_g(h) | Wv_g(h) for every head] as one (d, H (2 dk + dv)) matrix, and
         the Wo_h stacked as one (H dv, d) matrix: each product is then one BLAS call."""
         at = self.index
-        return (np.concatenate([p[at(name, i)] for h in range(self.heads)
+
+        def block(name, i):  # a projection, its bias as an extra row (the input's constant 1)
+            return np.vstack([p[at(name, i)], p[at("b" + name[1], i)][None]]) if self.bias else p[at(name, i)]
+
+        return (np.concatenate([block(name, i) for h in range(self.heads)
                                 for name, i in (("Wq", h), ("Wk", self.group(h)), ("Wv", self.group(h)))], axis=1),
                 np.concatenate([p[at("Wo", h)] for h in range(self.heads)], axis=0))
+
+    def _inputs(self, x):
+        """x, with a column of ones when the projections have biases."""
+        return np.concatenate([x, np.ones((*x.shape[:-1], 1), x.dtype)], axis=-1) if self.bias else x
 
     def _split(self, P):
         """(N, T, H (2k + v)) -> Q, K, V of shape (N, H, T, .)."""
@@ -172,7 +189,8 @@ class Attention(Layer):
         y = 0.0
         for h in range(self.heads):
             g = self.group(h)
-            q, k = (anp.einsum("ntd,dk->ntk", x, p[self.index(name, i)]) for name, i in (("Wq", h), ("Wk", g)))
+            q, k = (anp.einsum("ntd,dk->ntk", x, p[self.index(name, i)])
+                    + (p[self.index("b" + name[1], i)] if self.bias else 0.0) for name, i in (("Wq", h), ("Wk", g)))
             if self.qknorm:
                 q, k = (u / anp.sqrt(anp.mean(u * u, axis=-1, keepdims=True)) for u in (q, k))
             if self.rope:
@@ -184,18 +202,22 @@ class Attention(Layer):
             e = anp.exp(scores - anp.max(scores, axis=-1, keepdims=True))
             a = e / anp.sum(e, axis=-1, keepdims=True)
             v, o = p[self.index("Wv", g)], p[self.index("Wo", h)]
-            y = y + anp.einsum("nts,nsv,vd->ntd", a, anp.einsum("ntd,dv->ntv", x, v), o)
-        return y
+            values = anp.einsum("ntd,dv->ntv", x, v) + (p[self.index("bv", g)] if self.bias else 0.0)
+            y = y + anp.einsum("nts,nsv,vd->ntd", a, values, o)
+        return y + p[self.index("bo", 0)] if self.bias else y
 
     def run(self, p, x, frozen=None):
         """(y, aux) with heads on axis 1; complex x or p allowed (discovery)."""
         W, Wo = self._projections(p)
-        return self._forward(x, W, Wo, None)
+        return self._forward(x, W, Wo, self._bo(p), None)
 
-    def _forward(self, x, W, Wo, aux):
+    def _bo(self, p):
+        return p[self.index("bo", 0)] if self.bias else 0.0
+
+    def _forward(self, x, W, Wo, bo, aux):
         """The forward pass; with the aux of a pass given (the magnitude sweep: x and W are
         bounds) it bounds every step instead."""
-        Q0, K0, V = self._split(x @ W)
+        Q0, K0, V = self._split(self._inputs(x) @ W)
         if aux is None:
             (Q, sq), (K, sk) = self._transform(Q0), self._transform(K0)
             bounds = None
@@ -211,7 +233,7 @@ class Attention(Layer):
             A = np.abs(aux[4]) * (1.0 + 2.0 * S.max(axis=-1, keepdims=True))
         H = A @ V
         n, _, t, _ = H.shape
-        return H.transpose(0, 2, 1, 3).reshape(n, t, -1) @ Wo, (Q0, K0, Q, K, A, V, sq, sk, H, bounds)
+        return H.transpose(0, 2, 1, 3).reshape(n, t, -1) @ Wo + bo, (Q0, K0, Q, K, A, V, sq, sk, H, bounds)
 
     def _bound(self, U0, s):
         """(bound on the transformed query or key, (bound on its RMSNorm, condition factor))."""
@@ -238,16 +260,19 @@ class Attention(Layer):
         dK = self._untransform(dS.swapaxes(-1, -2) @ Q, K0, sk, magnitude, bk)
         dP = np.concatenate([dQ, dK, dV], axis=-1)
         dP = dP.transpose(0, 2, 1, 3).reshape(n, t, -1)
-        dW = x.reshape(n * t, -1).T @ dP.reshape(n * t, -1)
-        width, k, v = 2 * self.dk + self.dv, self.dk, self.dv
+        dW = self._inputs(x).reshape(n * t, -1).T @ dP.reshape(n * t, -1)
+        width, k, v, d = 2 * self.dk + self.dv, self.dk, self.dv, x.shape[-1]
         grads: list = [0.0] * len(self.layout)
         for h in range(self.heads):
             block, g = dW[:, h * width:(h + 1) * width], self.group(h)
-            grads[self.index("Wq", h)] = block[:, :k]
-            grads[self.index("Wk", g)] = grads[self.index("Wk", g)] + block[:, k:2 * k]
-            grads[self.index("Wv", g)] = grads[self.index("Wv", g)] + block[:, 2 * k:]
+            for name, i, part in (("q", h, block[:, :k]), ("k", g, block[:, k:2 * k]), ("v", g, block[:, 2 * k:])):
+                grads[self.index("W" + name, i)] = grads[self.index("W" + name, i)] + part[:d]
+                if self.bias:
+                    grads[self.index("b" + name, i)] = grads[self.index("b" + name, i)] + part[d]
             grads[self.index("Wo", h)] = dWo[h * v:(h + 1) * v]
-        return dP @ W.T, tuple(grads)
+        if self.bias:
+            grads[self.index("bo", 0)] = dy.reshape(n * t, -1).sum(axis=0)
+        return dP @ W[:d].T, tuple(grads)
 
     def vjp(self, p, x, y, dy):
         return self.pull(p, x, y, self.run(p, x)[1], dy)
@@ -255,7 +280,7 @@ class Attention(Layer):
     def bound_run(self, p, x, aux):
         """Bounds for inputs bounded by x and params p >= 0 (see the module docstring)."""
         W, Wo = self._projections(p)
-        return self._forward(x, W, Wo, aux)
+        return self._forward(x, W, Wo, self._bo(p), aux)
 
     # --- symmetry declarations ------------------------------------------------------------
     @property
@@ -276,7 +301,7 @@ class Attention(Layer):
         return "stops"  # softmax of the scores: not linear in its input
 
     def rows(self, site, units, interleaved: bool = False):  # its input is (T, d): never interleaved
-        return site.views(1, units, own=self.own("Wo"))
+        return site.views(1, units, own=self.own("Wo")) + site.views(0, units, own=self.own("bo"))
 
     def columns(self, site, path):
         return site.views(0, path.units, own=self.own("Wq", "Wk", "Wv"))
@@ -298,27 +323,35 @@ class Attention(Layer):
             def view(name, i, axis, units):
                 return site.views(axis, units, own=(self.index(name, i),))[0]
 
-            qs, k = [view("Wq", h, 1, self.dk) for h in heads], view("Wk", g, 1, self.dk)
+            def both(name, i, units):  # [W; b]: the weight's columns and the bias's entries (a row of inputs 1)
+                weight = view("W" + name, i, 1, units)
+                return (weight, view("b" + name, i, 0, units)) if self.bias else (weight,)
+
+            qs = [both("q", h, self.dk) for h in heads]
+            k = both("k", g, self.dk)
+            if self.bias and not (self.rope or self.qknorm):  # q . bk is the same for every key: softmax ignores it
+                yield Rescaling(f"{site.name}.bk{g}", self.dk, (Term(k[1], 1.0),), False, Family.TRANSLATION, order=1)
             if self.qknorm:
-                for v in (*qs, k):
-                    yield Rescaling(f"{site.name}.{v.name.rsplit('.', 1)[1]}.norm", self.dk, (Term(v, 1.0),), False,
-                                    Family.SCALE, uniform=True)
+                for views in (*qs, k):
+                    yield Rescaling(f"{site.name}.{views[0].name.rsplit('.', 1)[1]}.norm", self.dk,
+                                    tuple(Term(v, 1.0) for v in views), False, Family.SCALE, uniform=True)
             elif self.rope:
-                pairs = [view("Wq", h, 1, self.dk // 2) for h in heads], view("Wk", g, 1, self.dk // 2)
+                pairs = [both("q", h, self.dk // 2) for h in heads], both("k", g, self.dk // 2)
                 yield Rescaling(f"{site.name}.g{g}.qk", self.dk // 2,
-                                (*(Term(q, 1.0) for q in pairs[0]), Term(pairs[1], -1.0)), False, Family.GL)
+                                (*(Term(v, 1.0) for q in pairs[0] for v in q), *(Term(v, -1.0) for v in pairs[1])),
+                                False, Family.GL)
             else:
                 yield Rescaling(f"{site.name}.g{g}.qk" if per > 1 else f"{site.name}.h{g}.qk", self.dk,
-                                (*(Term(q, 1.0) for q in qs), Term(k, -1.0)), True, Family.GL)
-            v, os_ = view("Wv", g, 1, self.dv), [view("Wo", h, 0, self.dv) for h in heads]
+                                (*(Term(v, 1.0) for q in qs for v in q), *(Term(v, -1.0) for v in k)), True, Family.GL)
+            v, os_ = both("v", g, self.dv), [view("Wo", h, 0, self.dv) for h in heads]
             yield Rescaling(f"{site.name}.g{g}.vo" if per > 1 else f"{site.name}.h{g}.vo", self.dv,
-                            (Term(v, 1.0), *(Term(o, -1.0) for o in os_)), True, Family.GL)
+                            (*(Term(x, 1.0) for x in v), *(Term(o, -1.0) for o in os_)), True, Family.GL)
         yield from from_weight_layer(site)
 
     @property
     def spec(self) -> str:
         extra = "".join([f",kv_heads={self.kv_heads}" if self.kv_heads else "", ",rope" if self.rope else "",
-                         ",qknorm" if self.qknorm else ""])
+                         ",qknorm" if self.qknorm else "", ",bias" if self.bias else ""])
         return f"attention(heads={self.heads},dk={self.dk},dv={self.dv}{extra})"
 
     @classmethod
@@ -328,4 +361,4 @@ class Attention(Layer):
         heads, dk = draw(st.integers(1, 2)), draw(st.sampled_from([1, 2]))
         rope = dk % 2 == 0 and draw(st.booleans())
         return cls(heads, dk, draw(st.integers(1, 2)), draw(st.sampled_from([0, 1])) if heads == 2 else 0, rope,
-                   draw(st.booleans()))
+                   draw(st.booleans()), draw(st.booleans()))
