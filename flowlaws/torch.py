@@ -14,7 +14,7 @@ MaxPool/AvgPool 1d/2d (window = stride, no padding), AdaptiveAvgPool(1) and ``x.
 over the positions, Flatten, Dropout, the sum or product of two branches from one value
 (a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
 LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
-batch_first, no biases). Anything else is an `InvalidArgument` naming the module path,
+batch_first, with or without its biases; not add_bias_kv). Anything else is an `InvalidArgument` naming the module path,
 its type, and what is supported.
 
 Documented behaviours: a float32 (or other) module is read in float64, and every check
@@ -68,7 +68,7 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation), R
              "Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), "
              "x.mean(dims), Flatten, Dropout, a + b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
-             "MultiheadAttention (self-attention, batch_first, bias=False)")
+             "MultiheadAttention (self-attention, batch_first, with or without biases)")
 
 
 def _array(tensor) -> np.ndarray:
@@ -172,8 +172,9 @@ def _convert(module, path: str, read=_array):
 
 
 def _attention(module, path: str, read=_array):
-    if module.in_proj_bias is not None or module.out_proj.bias is not None or module.bias_k is not None:
-        raise _unsupported(path, module, "biases; use bias=False")
+    biased = module.in_proj_bias is not None
+    if module.bias_k is not None or (module.out_proj.bias is not None) != biased:
+        raise _unsupported(path, module, "add_bias_kv and a bias on one projection only")
     if not module.batch_first or not module._qkv_same_embed_dim:
         raise _unsupported(path, module, "use batch_first=True and equal query, key and value sizes")
     d, heads = module.embed_dim, module.num_heads
@@ -183,7 +184,13 @@ def _attention(module, path: str, read=_array):
     for h in range(heads):
         rows = slice(h * width, (h + 1) * width)
         params += [W[:d][rows].T, W[d:2 * d][rows].T, W[2 * d:][rows].T, Wo[:, rows].T]
-    return Attention(heads, width, width), tuple(np.ascontiguousarray(p) for p in params)
+    if biased:  # flowlaws' order: every query bias, each head's key and value biases, the output's
+        b = read(module.in_proj_bias)
+        heads_rows = [slice(h * width, (h + 1) * width) for h in range(heads)]
+        params += [b[:d][r] for r in heads_rows]
+        params += [x for r in heads_rows for x in (b[d:2 * d][r], b[2 * d:][r])]
+        params.append(read(module.out_proj.bias))
+    return Attention(heads, width, width, bias=biased), tuple(np.ascontiguousarray(p) for p in params)
 
 
 # --- the graph -> a chain of layers with residual blocks ------------------------------

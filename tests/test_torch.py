@@ -158,7 +158,7 @@ def test_the_converted_specs_read_as_the_modules():
      r"1 \(Embedding\) is not supported; flowlaws converts"),
     (nn.Sequential(nn.Conv1d(3, 4, 3, padding_mode="reflect", padding=1)),
      r"0 \(Conv1d\) is not supported \(padding modes other than zeros"),
-    (nn.Sequential(nn.MultiheadAttention(3, 1, batch_first=True)), r"not supported"),
+    (nn.Sequential(nn.MultiheadAttention(3, 1, batch_first=True, add_bias_kv=True)), r"not supported"),
 ])
 def test_an_unsupported_module_is_one_line_naming_its_path_and_type(module, fragment):
     with pytest.raises(InvalidArgument, match=fragment) as error:
@@ -242,6 +242,42 @@ def test_per_group_learning_rates_are_read_per_group_and_their_drift_predicted(m
     assert not monitor.flagged and not monitor.errors
     drift = max(abs(sum(r.measured)) for r in monitor.records if r.law.kind == "unit")
     assert drift > 1e-6  # the laws did move: the prediction, not conservation, explains it
+
+
+class BiasedAttention(nn.Module):
+    """nn.MultiheadAttention with its default biases, as people write it."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        y, _ = self.attention(x, x, x, need_weights=False)
+        return self.head((x + y).mean(1))
+
+
+def test_multihead_attention_with_its_default_biases_converts_and_is_monitored():
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 4, dtype=torch.float64)
+    net = BiasedAttention().double()
+    model, params = from_torch(net, x)
+    assert model.spec == "seq:3x4:residual[attention(heads=2,dk=2,dv=2,bias)],mean(last),dense(2,bias)"
+    out = net(x)
+    loss = 0.5 * ((out - 1.0) ** 2).sum(dim=1).mean()
+    loss.backward()
+    value, _ = value_and_grad(model, Square(), params, x.numpy(), np.ones((6, 2)))
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+    for optimizer, flagged in ((torch.optim.SGD, False), (torch.optim.Adam, True)):
+        net = BiasedAttention()
+        opt = optimizer(net.parameters(), lr=0.05)
+        monitor = LawMonitor(net, opt, example_input=x.float())
+        for _ in range(3):
+            opt.zero_grad()
+            net(x.float()).pow(2).mean().backward()
+            opt.step()
+        monitor.detach()
+        assert bool(monitor.flagged) == flagged and not monitor.errors
 
 
 def test_data_dependent_control_flow_is_a_clear_error():

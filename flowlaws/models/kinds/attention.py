@@ -22,9 +22,11 @@ and Wk_g alone (||Wq_h||^2 and ||Wk_g||^2 are conserved). The layer is linear in
 through its three projections (a scaling of the input features is absorbed by the rows
 of Wq, Wk, Wv) and in each Wo (its columns scale the output features). With ``bias``
 each projection is [W; b] (q = x Wq + bq: the bias is one more input, the constant 1), so
-it joins its weight in every law, the output bias joins Wo's columns, and without rope or
-qknorm the key bias is dead: q . bk is the same for every key, which softmax ignores, so
-each bk entry is conserved.
+it joins its weight in every law and the output bias joins Wo's columns. Without rope or
+qknorm the key bias is dead (q . bk is the same for every key, which softmax ignores): its
+gradient is 0, so each entry is conserved, a parameter that never moves (discovery's known
+extra, as a BatchNorm's beta read by a linear layer and a BatchNorm; not a derived law,
+since a gradient that is 0 by cancellation has no round-off scale a monitor could judge).
 
 Round-off model: the exponential turns an absolute error of a score into a relative
 error of its probability, so the magnitude sweep multiplies A by (1 + 2 max |S|) over
@@ -329,8 +331,6 @@ class Attention(Layer):
 
             qs = [both("q", h, self.dk) for h in heads]
             k = both("k", g, self.dk)
-            if self.bias and not (self.rope or self.qknorm):  # q . bk is the same for every key: softmax ignores it
-                yield Rescaling(f"{site.name}.bk{g}", self.dk, (Term(k[1], 1.0),), False, Family.TRANSLATION, order=1)
             if self.qknorm:
                 for views in (*qs, k):
                     yield Rescaling(f"{site.name}.{views[0].name.rsplit('.', 1)[1]}.norm", self.dk,
