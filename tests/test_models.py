@@ -392,3 +392,15 @@ def test_a_groupnorm_group_is_not_kept_centred_through_a_convolution():
     assert not any(law.name.startswith("translation unit gn0/dense0") for law in laws(scenario.model))
     verdict = theorem("composition").check(scenario)
     assert verdict.status == "holds" and verdict.evidence.effect <= 1
+
+
+def test_a_fork_whose_branches_close_keeps_a_branchs_need_for_one_c(rng):
+    """Found when the three closed-fork copies became one (Path.joined): a LayerNorm inside one
+    branch of a gate needs one c for every unit, so the walk that closes at the gate has a layer
+    law and no unit law (the unit law was false: effect 2e3)."""
+    model = parse("seq:3x4:dense(4),gated[residual[layernorm,dense(4)],dense(3) | dense(3)],mean(last),dense(1)")
+    names = [law.name for law in laws(model)]
+    assert "layer dense0/gate0.a.res0.ln0/gate0.a.res0.dense0/gate0.a.dense0/gate0.b.dense0" in names
+    assert not any(name.startswith("unit dense0/") for name in names)
+    params, X, Y = model.init(rng), rng.normal(size=(5, 3, 4)), rng.normal(size=(5, 1))
+    assert pointwise(model, Square(), params, X, Y, laws(model)).effect <= 1

@@ -169,6 +169,14 @@ class Path:
         terms = tuple(Term(view, -self.degree) for view in site.layer.columns(site, self))
         return replace(self, terms=self.terms + terms, layers=(*self.layers, site.name), closed=True)
 
+    def joined(self, walks) -> Path:
+        """Closed where the walk into every branch of a fork closed: the terms of all; one c
+        for every unit when any branch needs it (a LayerNorm inside one)."""
+        return replace(self, closed=True, linear=self.linear and all(w.linear for w in walks),
+                       uniform=self.uniform or any(w.uniform for w in walks),
+                       terms=self.terms + tuple(t for w in walks for t in w.terms),
+                       layers=self.layers + tuple(name for w in walks for name in w.layers))
+
     def emitted(self, site: Site, weight: float) -> Path:
         """The output-unit slices of the layer at ``site`` join with exponent ``weight``."""
         terms = tuple(Term(view, weight) for view in site.layer.rows(site, self.units, self.interleaved))

@@ -52,14 +52,11 @@ class Gated(Fork):
         walks = [self.into(path, inner) for inner in self.inners(site)]
         if any(w is None or w.family is not Family.RESCALE for w in walks):
             return None
-        terms = path.terms + walks[0].terms + walks[1].terms
-        layers = path.layers + walks[0].layers + walks[1].layers
+        joined = path.joined(walks)
         carried = [w for w in walks if not w.closed]
         if not carried:
-            return replace(path, closed=True, terms=terms, layers=layers,
-                           linear=path.linear and all(w.linear for w in walks))
-        return replace(path, degree=sum(w.degree for w in carried), linear=False, shifts=False,
-                       uniform=path.uniform or any(w.uniform for w in walks), terms=terms, layers=layers)
+            return joined
+        return replace(joined, closed=False, degree=sum(w.degree for w in carried), linear=False, shifts=False)
 
     def rescalings(self, site):
         """Each branch's own rescalings, the balance of the two branches' last rows, and

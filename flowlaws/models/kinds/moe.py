@@ -25,7 +25,7 @@ logits' relative ones: its bound is g (1 + 2 max |r|); the experts bound as thei
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import autograd.numpy as anp
@@ -214,9 +214,7 @@ class MoE(Layer):
         walks = [walk(fresh, inner) for inner in self._inners(site)]
         if any(w is None or not w.closed or w.family is not Family.RESCALE for w in walks):
             return None
-        return replace(path, closed=True, linear=path.linear and all(w.linear for w in walks),
-                       terms=path.terms + tuple(t for w in walks for t in w.terms),
-                       layers=path.layers + tuple(name for w in walks for name in w.layers))
+        return path.joined(walks)
 
     def rescalings(self, site):
         """Each expert's own laws; the output features' rescaling (the rows of every W2);

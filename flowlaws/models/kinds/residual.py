@@ -70,9 +70,7 @@ class Residual(Fork):
         if not open_:  # both absorb it: the symmetry closes here
             if any(w.family is not Family.RESCALE for w in walks):
                 return None
-            return replace(path, closed=True, linear=path.linear and all(w.linear for w in walks),
-                           terms=path.terms + walks[0].terms + walks[1].terms,
-                           layers=path.layers + walks[0].layers + walks[1].layers)
+            return path.joined(walks)
         degree = open_[0].degree
         if any(w.degree != degree for w in open_):
             return None
