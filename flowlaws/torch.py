@@ -269,13 +269,22 @@ def _mean(node, shape):
                           "over every axis after the channels, or over the positions of a (N, T, d) sequence")
 
 
-def _traced(module, chain: _Chain, example_input):
-    traced = torch.fx.symbolic_trace(module)
-    twin = copy.deepcopy(traced).to("cpu", torch.float64)  # shapes from a copy: the module is never run
+MEANS = ("mean", torch.mean)
+
+
+def _shapes(traced, example_input) -> dict:
+    """The shape of every traced value (what a mean's axes are read against), run on a float64
+    copy: the module itself is never run; {} entries where it cannot run on the input."""
+    twin = copy.deepcopy(traced).to("cpu", torch.float64)
     with contextlib.suppress(Exception):  # a module that cannot run on the input: its conversion says why
         ShapeProp(twin).propagate(example_input.detach().to("cpu", torch.float64))
-    shapes = {n.name: getattr(n.meta.get("tensor_meta"), "shape", None) for n in twin.graph.nodes}
+    return {n.name: getattr(n.meta.get("tensor_meta"), "shape", None) for n in twin.graph.nodes}
+
+
+def _traced(module, chain: _Chain, example_input):
+    traced = torch.fx.symbolic_trace(module)
     graph = traced.graph
+    shapes = _shapes(traced, example_input) if any(n.target in MEANS for n in graph.nodes) else {}
     modules = dict(module.named_modules())
     head = None
     for node in graph.nodes:
@@ -307,7 +316,7 @@ def _traced(module, chain: _Chain, example_input):
         elif node.op in ("call_function", "call_method") and node.target in FLATTENS:
             chain.add(node, (Flatten(), ()), after=node.args[0])
             head = node
-        elif node.op in ("call_function", "call_method") and node.target in ("mean", torch.mean):
+        elif node.op in ("call_function", "call_method") and node.target in MEANS:
             chain.add(node, (_mean(node, shapes[node.args[0].name]), ()), after=node.args[0])
             head = node
         elif node.op == "call_function" and node.target in FUNCTIONS:
@@ -445,23 +454,27 @@ def discover_of(module, example_input, loss=None, **options):
 # --- monitoring a training loop ----------------------------------------------------------
 
 
-def _hyper(optimizer) -> dict:
-    """The one set of hyperparameters of ``optimizer`` (params aside)."""
+def _settings(optimizer) -> list[dict]:
+    """Each param group's hyperparameters (params aside); descent only."""
     groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
-    if any(g != groups[0] for g in groups[1:]):
-        raise InvalidArgument("LawMonitor needs one set of hyperparameters: the optimizer's param groups differ "
-                              f"({groups[0]} vs {next(g for g in groups if g != groups[0])}); monitor one group")
-    if groups[0].get("maximize"):
+    if any(g.get("maximize") for g in groups):
         raise InvalidArgument("LawMonitor: maximize=True ascends the loss; the laws' predictions assume descent")
+    return groups
+
+
+def _hyper(optimizer) -> dict:
+    """The one set of hyperparameters of ``optimizer`` (``assert_conserved_torch`` reads one)."""
+    groups = _settings(optimizer)
+    if any(g != groups[0] for g in groups[1:]):
+        raise InvalidArgument("assert_conserved_torch needs one set of hyperparameters: the optimizer's param "
+                              f"groups differ ({groups[0]} vs {next(g for g in groups if g != groups[0])})")
     return groups[0]
 
 
 def _groups(optimizer) -> dict[int, dict]:
     """Each parameter's hyperparameters (by the parameter's id), group by group."""
-    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
-    if any(g.get("maximize") for g in groups):
-        raise InvalidArgument("LawMonitor: maximize=True ascends the loss; the laws' predictions assume descent")
-    return {id(p): hyper for hyper, g in zip(groups, optimizer.param_groups, strict=True) for p in g["params"]}
+    return {id(p): hyper for hyper, g in zip(_settings(optimizer), optimizer.param_groups, strict=True)
+            for p in g["params"]}
 
 
 HYPER = ("lr", "weight_decay", "momentum", "dampening", "nesterov")  # read per parameter entry

@@ -28,6 +28,12 @@ def positive_int(owner: str, name: str, value, error=InvalidArgument) -> int:
     return int(value)
 
 
+def positive_ints(owner: str, **values) -> None:
+    """Every value an integer >= 1."""
+    for name, value in values.items():
+        positive_int(owner, name, value)
+
+
 def at_least(owner: str, name: str, value, low: float, error=InvalidArgument) -> float:
     """A finite number >= ``low``."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not np.isfinite(value) \

@@ -28,15 +28,8 @@ import numpy as np
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.symmetry import from_weight_layer
-from flowlaws.validation import positive_int
 
 REALMIN = float(np.finfo(np.float64).tiny)  # smallest normal float64: the underflow threshold
-
-
-def positive(layer: str, **values: int) -> None:
-    """Raise InvalidArgument unless every value is a positive integer."""
-    for name, value in values.items():
-        positive_int(layer, name, value)
 
 
 def _number(text: str, annotation: str):

@@ -251,7 +251,7 @@ def _attention_net(draw, f: _Family):
 @dataclasses.dataclass(frozen=True)
 class DrawContext:
     """What a layer kind's ``draw`` may use: the width strategy, the net's activation,
-    whether weight layers have biases, whether dropout may be drawn."""
+    whether weight layers have biases, the kinds it may draw."""
 
     sizes: st.SearchStrategy
     act: Activation
@@ -266,7 +266,7 @@ def _mixed_layer(draw, shape, context: DrawContext):
     return draw(st.sampled_from(fitting)).draw(draw, tuple(shape), context) if fitting else None
 
 
-def _mixed_net(draw, f: _Family, dropout: bool = False):
+def _mixed_net(draw, f: _Family):
     """A chain of layers, each of a registered kind drawn among those that fit the shape
     so far, so that every adjacency the spec language allows is drawn (an affine LayerNorm
     or an attention layer before a convolution, a shortcut with its own layers, a gate, a
@@ -276,7 +276,7 @@ def _mixed_net(draw, f: _Family, dropout: bool = False):
     rank = draw(st.integers(1, 3))
     shape = ((draw(st.integers(2, 4)),), (draw(st.integers(2, 3)), draw(st.integers(3, 5))),
              (draw(st.integers(1, 2)), 4, 4))[rank - 1]
-    context = DrawContext(sizes, act, bias, *([LAYERS] if dropout else []))
+    context = DrawContext(sizes, act, bias)
     layers: list = []
     for _ in range(draw(st.integers(2, 2 + depth[1]))):
         layer = _mixed_layer(draw, Sequential(shape, tuple(layers)).output_shape, context)

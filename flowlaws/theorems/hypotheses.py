@@ -65,6 +65,8 @@ DEGREE_ONE = Hypothesis("activations of degree 1", _degree_one)
 NO_SKIP = Hypothesis("no skip connection", _no_skip)
 PLAIN_DESCENT = Hypothesis("plain gradient steps", _plain_descent)
 HAS_BIAS = Hypothesis("biases present", _has_bias)
+
+
 def _own_groups(s):
     if any(isinstance(layer, LayerNorm) for layer in getattr(s.model, "layers", ())):
         return "a LayerNorm normalizes the units of a sample together: one c must scale the whole layer"

@@ -45,8 +45,9 @@ import numpy as np
 from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
-from flowlaws.models.layer import Layer, positive
+from flowlaws.models.layer import Layer
 from flowlaws.models.symmetry import Family, Rescaling, Term, from_weight_layer
+from flowlaws.validation import positive_ints
 
 ROPE_BASE = 10000.0
 
@@ -70,7 +71,7 @@ class Attention(Layer):
     reads_last_axis: ClassVar[bool] = True  # Wq, Wk, Wv read the features of each position
 
     def __post_init__(self):
-        positive("attention", heads=self.heads, dk=self.dk, dv=self.dv)
+        positive_ints("attention", heads=self.heads, dk=self.dk, dv=self.dv)
         if self.kv_heads and (not isinstance(self.kv_heads, int) or self.kv_heads < 1 or self.heads % self.kv_heads):
             raise InvalidArgument(f"attention: kv_heads must divide heads={self.heads}, got {self.kv_heads!r}")
         if self.rope and self.dk % 2:
@@ -98,8 +99,12 @@ class Attention(Layer):
                     *((b, g) for g in range(self.groups) for b in ("bk", "bv")), ("bo", 0)]
         return tuple(out)
 
+    @cached_property
+    def _positions(self) -> dict[tuple[str, int], int]:
+        return {entry: k for k, entry in enumerate(self.layout)}
+
     def index(self, name: str, i: int) -> int:
-        return self.layout.index((name, i))
+        return self._positions[(name, i)]
 
     def own(self, *names: str) -> tuple[int, ...]:
         return tuple(k for k, (name, _) in enumerate(self.layout) if name in names)

@@ -21,8 +21,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.layer import Layer, positive
-from flowlaws.validation import at_least
+from flowlaws.models.layer import Layer
+from flowlaws.validation import at_least, positive_ints
 
 
 @lru_cache(maxsize=256)
@@ -72,7 +72,7 @@ class Conv(Layer):
     has_weight: ClassVar[bool] = True
 
     def __post_init__(self):
-        positive(self.kind, channels=self.channels, kernel=self.kernel, stride=self.stride, groups=self.groups,
+        positive_ints(self.kind, channels=self.channels, kernel=self.kernel, stride=self.stride, groups=self.groups,
                  dilation=self.dilation)
         if self.channels % self.groups:
             raise InvalidArgument(f"{self.kind}: {self.channels} output channels do not split into "

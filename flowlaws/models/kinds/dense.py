@@ -14,7 +14,8 @@ from typing import ClassVar
 import autograd.numpy as anp
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.layer import Layer, positive
+from flowlaws.models.layer import Layer
+from flowlaws.validation import positive_ints
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Dense(Layer):
     reads_last_axis: ClassVar[bool] = True
 
     def __post_init__(self):
-        positive("dense", units=self.units)
+        positive_ints("dense", units=self.units)
 
     @property
     def channels(self) -> int:

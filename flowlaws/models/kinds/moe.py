@@ -38,9 +38,9 @@ from flowlaws.models.chain import Chain, chain
 from flowlaws.models.kinds.activation import Activation
 from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.gated import Gated
-from flowlaws.models.layer import Layer, positive
+from flowlaws.models.layer import Layer
 from flowlaws.models.symmetry import Family, Path, Rescaling, Site, Term, close, rescalings, walk
-from flowlaws.validation import one_of
+from flowlaws.validation import one_of, positive_ints
 
 GATES = ("softmax", "sigmoid")
 EXPERTS = ("swiglu", "relu")
@@ -67,7 +67,7 @@ class MoE(Layer):
     composite: ClassVar[bool] = False
 
     def __post_init__(self):
-        positive("moe", experts=self.experts, hidden=self.hidden, top=self.top)
+        positive_ints("moe", experts=self.experts, hidden=self.hidden, top=self.top)
         if self.top > self.experts:
             raise InvalidArgument(f"moe: top={self.top} exceeds experts={self.experts}; choose top <= experts")
         one_of("moe", "gate", self.gate, GATES)

@@ -10,7 +10,8 @@ import autograd.numpy as anp
 import numpy as np
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.layer import Layer, positive
+from flowlaws.models.layer import Layer
+from flowlaws.validation import positive_ints
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Pool(Layer):
     family: ClassVar[str] = "pool"
 
     def __post_init__(self):
-        positive(self.kind, size=self.size)
+        positive_ints(self.kind, size=self.size)
 
     def out_shape(self, in_shape):
         if len(in_shape) != self.dims + 1 or min(in_shape[1:]) < self.size:
