@@ -56,8 +56,8 @@ class Dense(Layer):
         return (y + p[1] if self.bias else y), None
 
     def vjp(self, p, x, y, dy):
-        rows = dy.reshape(-1, self.units)
-        dW = rows.T @ x.reshape(len(rows), -1)
+        rows, inputs = (dy, x) if dy.ndim == 2 else (dy.reshape(-1, self.units), x.reshape(-1, x.shape[-1]))
+        dW = rows.T @ inputs
         return dy @ p[0], ((dW, rows.sum(axis=0)) if self.bias else (dW,))
 
     # --- symmetry ---------------------------------------------------------------------
