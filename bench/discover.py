@@ -1,4 +1,5 @@
-"""Discovery benchmark: known answers, Marcotte et al.'s random sweeps, and `laws` on a big net.
+"""Discovery benchmark: known answers, Marcotte et al.'s random sweeps (each count certified
+exactly over a prime field where the network is a polynomial once frozen), and `laws` on a big net.
 
     python bench/discover.py [--json] [--sweep N]
 
@@ -65,11 +66,12 @@ def sweep(activation, count, seed, high):
             continue
         value = found.count if found.count is not None else found.upper
         rows.append({"spec": spec, "count": found.count, "upper": found.upper, "lower": found.lower,
-                     "known": known, "agrees": known is None or value == known,
+                     "known": known, "agrees": known is None or value == known, "decided_by": found.decided_by,
                      "seconds": round(time.perf_counter() - t, 3)})
     return {"architectures": count, "agree": sum(r["agrees"] for r in rows),
             "with_formula": sum(r["known"] is not None for r in rows),
             "undecided": sum(r["count"] is None for r in rows),
+            "certified": sum(r.get("decided_by") == "exact" for r in rows),
             "seconds": round(time.perf_counter() - started, 2), "rows": rows}
 
 
@@ -109,7 +111,8 @@ def main(argv=None) -> int:
         for name in ("relu_sweep", "linear_sweep"):
             s = report[name]
             print(f"{name}: {s['agree']}/{s['architectures']} agree with the known answer "
-                  f"({s['with_formula']} have one; {s['undecided']} undecided) in {s['seconds']} s")
+                  f"({s['with_formula']} have one; {s['undecided']} undecided; {s['certified']} certified "
+                  f"exactly) in {s['seconds']} s")
             for row in s["rows"]:
                 if not row["agrees"]:
                     print(f"   disagrees: {row}")

@@ -405,7 +405,8 @@ def cmd_laws(args) -> int:
     return 0
 
 
-DECIDED_BY = {"bounds": "the bounds meet (D - rank = the rank of the laws proven conserved)",
+DECIDED_BY = {"exact": "proven: exact ranks over a prime field meet the derived laws (see --explain)",
+              "bounds": "the bounds meet (D - rank = the rank of the laws proven conserved)",
               "closure": "Lie closure at a generic point (random brackets stay in the algebra)",
               "bounds and closure": "the bounds meet, and the Lie algebra closes",
               "no fields": "every field is 0, so every parameter is conserved"}
@@ -428,7 +429,7 @@ def explain(found, args) -> list[str]:
         lines.append(f"closure: {CLOSURE_PROBES} random brackets [g, w] (g a fresh random field, w a random "
                      "combination of the algebra's basis) stayed in its span; if the algebra had not closed, a "
                      "random pair would leave it with probability 1 (the bracket is bilinear)")
-    return lines
+    return lines + (found.certificate.lines() if found.certificate else [])
 
 
 def cmd_discover(args) -> int:

@@ -55,6 +55,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from flowlaws.certificate import Certificate, certify, numerical
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models import Activation
 from flowlaws.models.symmetry import flatten, unflatten
@@ -88,11 +89,15 @@ DEAD = 1e-8  # a gradient entry below this times the largest, at every random po
 @dataclass(frozen=True)
 class Field:
     """A vector field theta -> R^D that accepts complex theta; a polynomial of ``degree``,
-    or analytic (degree None: normalization, softmax)."""
+    or analytic (degree None: normalization, softmax). A generator keeps its output
+    ``weights`` and a bracket its ``parts`` (u, v), so `flowlaws.certificate` can rebuild it
+    exactly; a field with neither (a random combination) is numerical only."""
 
     at: Callable
     degree: int | None
     name: str
+    weights: np.ndarray | None = None
+    parts: tuple | None = None
 
 
 @dataclass
@@ -112,8 +117,9 @@ class Discovery:
     missing: list = field(default_factory=list)
     seconds: float = 0.0
     note: str = ""
-    decided_by: str = ""  # "bounds", "closure", "bounds and closure", "no fields"; "" undecided
+    decided_by: str = ""  # "exact", "bounds", "closure", "bounds and closure", "no fields"; "" undecided
     evaluations: int = 0  # field evaluations spent (the work budget's unit)
+    certificate: Certificate | None = None
 
     @property
     def count(self) -> int | None:
@@ -131,7 +137,8 @@ class Discovery:
                 "complete": self.complete, "rank_by_depth": self.rank_by_depth,
                 "gap": self.gap if math.isfinite(self.gap) else None, "explicit": self.explicit,
                 "missing": self.missing, "spurious": self.spurious, "seconds": round(self.seconds, 3),
-                "note": self.note, "decided_by": self.decided_by or None, "evaluations": self.evaluations}
+                "note": self.note, "decided_by": self.decided_by or None, "evaluations": self.evaluations,
+                "certificate": self.certificate.to_json() if self.certificate else None}
 
 
 class Work:
@@ -300,12 +307,12 @@ class Problem:
         return total
 
     def generators(self) -> list[Field]:
-        return [Field(lambda theta, k=k: self.values(theta, (k,))[0], self.degree, f"g{k}")
+        return [Field(lambda theta, k=k: self.values(theta, (k,))[0], self.degree, f"g{k}", self.C[k])
                 for k in range(len(self.C))]
 
     def field(self, C, name: str) -> Field:
         """The field grad <C, f(X; theta)> of one weighting C."""
-        return Field(lambda theta: self.values(theta, (0,), C[None])[0], self.degree, name)
+        return Field(lambda theta: self.values(theta, (0,), C[None])[0], self.degree, name, C)
 
 
 def _draw(model, rng) -> np.ndarray:
@@ -391,7 +398,7 @@ def bracket(u: Field, v: Field) -> Field:
         return first - second
 
     degree = None if u.degree is None or v.degree is None else u.degree + v.degree - 1
-    return Field(at, degree, f"[{u.name},{v.name}]")
+    return Field(at, degree, f"[{u.name},{v.name}]", parts=(u, v))
 
 
 # --- rank decisions ---------------------------------------------------------------------
@@ -437,6 +444,8 @@ class Lie:
     ranks: list
     gap: float
     closed: bool = False
+    depths: list = field(default_factory=list)  # the fields behind the rows: generators, then each depth
+    problem: Problem | None = None
 
     @property
     def rank(self) -> int:
@@ -461,6 +470,7 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
     first = _independent(rows, np.zeros((0, problem.D)))
     basis: list[Field] = []  # the bracket fields among the algebra's basis (the generators: ``first``)
     new = [gens[i] for i in first]
+    depths = [gens]
     for _ in range(MAX_DEPTH):
         if rank >= enough or not new or work.exhausted:
             break
@@ -481,6 +491,7 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
         gaps.append(gap)
         new = [candidates[i] for i in picked]
         basis += new
+        depths.append(new)
         if rank == ranks[-2]:
             break
     closed = False
@@ -494,12 +505,13 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
             if here > rank:
                 rows, rank, grown = np.vstack([rows, value]), here, True
                 basis.append(bracket(g, w))
+                depths.append([basis[-1]])
                 ranks.append(rank)
                 break
         if not grown:
             closed = not work.exhausted
             break
-    return Lie(ranks, min(gaps), closed)
+    return Lie(ranks, min(gaps), closed, depths, problem)
 
 
 def _combination(problem: Problem, first, basis) -> Field:
@@ -717,22 +729,43 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
             widest = problem.rank
             best = max(best, lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower), key=_final)
     upper, decided_by = _decide(best, problem.D, lower)
-    if upper is None and best.gap >= GAP:
-        note = _joined(note, f"the fields' rank {best.rank} passed D - {lower} proven laws: a numerical error "
+    certificate = _certificate(best, good)
+    if certificate.decides:
+        upper, decided_by = certificate.upper, "exact"
+    elif certificate.method == "exact" and upper is not None and upper < max(lower, certificate.lower or 0):
+        upper, decided_by = None, ""  # below a proven lower bound: a numerical error
+    if problem.D - best.rank < lower and best.gap >= GAP:
+        note = _joined(note, f"the brackets' rank {best.rank} passed D - {lower} proven laws: a numerical error "
                        "in the brackets, so the count is left undecided")
     elif not decided_by and work.exhausted:
         note = _joined(note, work.reason())
     return Discovery(model.spec, family, problem.D, upper, lower, derived_count, best.ranks, best.gap, explicit,
-                     spurious, missing, time.perf_counter() - started, note, decided_by, work.spent)
+                     spurious, missing, time.perf_counter() - started, note, decided_by, work.spent, certificate)
+
+
+def _certificate(lie: Lie, laws) -> Certificate:
+    """The exact certificate of a network that is a polynomial once frozen, else the
+    numerical one (its gap)."""
+    problem = lie.problem
+    if problem is None or problem.degree is None:
+        return numerical(lie.gap, "not a polynomial once frozen (normalization or softmax)")
+    try:
+        return certify(problem, lie.depths, laws, problem.shapes)
+    except Unrepresentable as error:
+        return numerical(lie.gap, f"no exact value: {error}")
 
 
 def _decide(lie: Lie, D: int, lower: int) -> tuple[int | None, str]:
-    """(upper bound, how the count is decided; "" undecided). An upper bound below the
-    proven lower one is a numerical error in the brackets: no bound at all. (`lie_rank`
+    """(upper bound, how the count is decided; "" undecided). A depth whose rank passes
+    D minus the proven laws is a numerical error in its brackets (nested softmax): the
+    bound is the last depth's before it, and the count stays undecided. (`lie_rank`
     probes closure only where it decides: a network that is one polynomial.)"""
-    upper = None if lie.gap < GAP else D - lie.rank
-    if upper is None or upper < lower:
+    consistent = [rank for rank in lie.ranks if D - rank >= lower]
+    if lie.gap < GAP or not consistent:
         return None, ""
+    upper = D - max(consistent)
+    if len(consistent) < len(lie.ranks):
+        return upper, ""
     meets, closes = upper == lower, lie.closed
     return upper, ("bounds and closure" if meets and closes else "bounds" if meets else "closure" if closes else "")
 

@@ -293,4 +293,4 @@ def test_discover_explains_how_a_count_was_decided(capsys):
 def test_discover_json_says_how_the_count_was_decided_and_what_it_cost(capsys):
     code, out, _ = run_cli(capsys, "discover", "mlp:2-3-1:relu", "--json", "--budget", "5000")
     doc = json.loads(out)
-    assert code == 0 and doc["decided_by"] == "bounds" and 0 < doc["evaluations"] <= 5000 + 100
+    assert code == 0 and doc["decided_by"] == "exact" and 0 < doc["evaluations"] <= 5000 + 100

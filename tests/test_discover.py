@@ -323,4 +323,4 @@ def test_relu_nets_whose_widest_region_is_rare_are_decided(spec, count):
     inputs switch only for mixed-sign rows (redrawn row by row), and the widest region is
     found by more draws within the work budget."""
     found = discover(parse(spec), degree=0)
-    assert found.count == count == found.derived and found.decided_by == "bounds"
+    assert found.count == count == found.derived and found.decided_by == "exact"

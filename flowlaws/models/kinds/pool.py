@@ -51,7 +51,7 @@ class Pool(Layer):
         1/size^dims for the mean. Frozen, they make the pool linear (`apply_frozen`)."""
         blocks, axes = self._blocks(x)
         if self.reduce == "mean":
-            return np.full(blocks.shape, 1.0 / self.size**self.dims)
+            return np.ones_like(blocks) / self.size**self.dims  # 1/size^dims exactly mod p too
         hits = blocks == blocks.max(axis=axes, keepdims=True)
         return hits / hits.sum(axis=axes, keepdims=True)
 

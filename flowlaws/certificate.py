@@ -1,0 +1,228 @@
+"""Certified counts: discovery's ranks recomputed exactly, over a prime field.
+
+Where a network is a polynomial in theta once its activation pattern is frozen (dense,
+convolution, pools, residual and gated forks, linear and ReLU-family activations), the
+fields g_k(theta) = grad <C_k, f(X; theta)> and every bracket of them have exact rational
+values at a rational point. Discovery's numerical search picks which brackets to take;
+here they are evaluated again at theta_r (its point rounded to the grid 2^-20, a dyadic
+rational with the same pattern) in `flowlaws.residues`' arithmetic mod p, by the models' own
+sweeps, and a directional derivative of a field of degree d is the exact derivative at 0
+of its interpolating polynomial through t = 0..d (`lagrange_slopes`). Then:
+
+- upper = D - rank_p(fields and brackets at theta_r): the rank over F_p never exceeds the
+  rank over Q, which never exceeds the dimension of the Lie algebra's trace at a generic
+  point, so it bounds the number of laws from above (Marcotte, Gribonval, Peyre 2023);
+- lower = rank_p(gradients of the derived laws at theta_r), each checked exactly
+  orthogonal to every field there: the derived laws are conserved (their derivation), and
+  their gradients' rank over Q is at least rank_p. Quadratic laws have gradients linear
+  in theta with dyadic weights, so float64 computes them exactly at a grid point (checked:
+  every entry is a multiple of the grid's square, far below 2^53).
+
+When upper == lower the count is proven. A point can only under-rank (a minor of the
+rows vanishing mod p at it), which leaves the bounds apart, never a wrong count; by
+Schwartz-Zippel that chance is at most (the sum of the rows' degrees) / p for a point
+uniform over F_p, the ``failure`` figure of the certificate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+
+from flowlaws.errors import Unrepresentable
+from flowlaws.models.symmetry import flatten, unflatten
+from flowlaws.residues import P, rank_mod_p, residues
+
+GRID = 2.0**-20  # theta_r = theta0 rounded to this grid
+MARGIN = 1e-8  # every kink's pre-activation at theta_r above this times its layer's largest
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """How a discovered count is known (module docstring): ``method`` "exact" (ranks over
+    F_p at a rational point) or "numerical" (singular-value gaps, with ``gap``)."""
+
+    method: str
+    upper: int | None = None
+    lower: int | None = None
+    ranks: tuple = ()
+    prime: int | None = None
+    point: str = ""
+    failure: float | None = None
+    gap: float | None = None
+    note: str = ""
+    laws: list = field(default_factory=list)  # derived laws not orthogonal to the fields at theta_r
+
+    @property
+    def decides(self) -> bool:
+        return self.method == "exact" and self.upper is not None and self.upper == self.lower and not self.laws
+
+    def to_json(self) -> dict:
+        return {"method": self.method, "upper": self.upper, "lower": self.lower, "ranks": list(self.ranks),
+                "prime": self.prime, "point": self.point, "failure_probability": self.failure,
+                "gap": self.gap if self.gap is None or math.isfinite(self.gap) else None, "note": self.note,
+                "laws_not_orthogonal": self.laws}
+
+    def lines(self) -> list[str]:
+        """The certificate in words (`flowlaws discover --explain`)."""
+        if self.method != "exact":
+            gap = "" if self.gap is None else f", smallest singular-value gap {self.gap:.3g}"
+            return [f"certificate: numerical{gap}" + (f" ({self.note})" if self.note else "")]
+        verdict = (f"proven: {self.upper} laws" if self.decides
+                   else f"bounds {self.lower}..{self.upper} (not met at this point)")
+        return [f"certificate: exact ranks over F_{self.prime} at {self.point}: {verdict}",
+                f"  upper {self.upper} = D - rank_p of the fields and brackets, ranks by depth {list(self.ranks)}",
+                f"  lower {self.lower} = rank_p of the derived laws' gradients, each exactly orthogonal to every field",
+                f"  chance that this point under-ranks (bounds apart, never a wrong count) <= {self.failure:.1e}"]
+
+
+def numerical(gap: float, note: str = "") -> Certificate:
+    return Certificate("numerical", gap=gap, note=note)
+
+
+def certify(problem, depths, laws, shapes) -> Certificate:
+    """Recompute ``depths`` (lists of discovery `Field`s: the generators, then each
+    bracket depth) and the gradients of ``laws`` exactly at theta_r (module docstring)."""
+    theta = np.round(problem.theta / GRID) * GRID
+    if not _same_pattern(problem, theta):
+        return numerical(math.nan, "the rounded point left the activation region")
+    exact = _Exact(problem, theta)
+    ranks, rows, degrees = [], [], []
+    for fields in depths:
+        usable = [f for f in fields if _rebuildable(f)]
+        rows += [exact.value(f, exact.theta) for f in usable]
+        degrees += [f.degree for f in usable]
+        ranks.append(rank_mod_p(np.stack(rows)) if rows else 0)
+    gradients = _law_gradients(laws, theta, shapes)
+    if gradients is None:
+        return numerical(math.nan, "a derived law's gradient is not exact in float64 at the grid point")
+    generators = residues(np.stack(rows[: len(depths[0])])).T
+    crossing = [law.name for law, row in zip(laws, _rows_by_law(laws, theta, shapes), strict=True)
+                if np.any(residues(row) @ generators)]
+    lower = rank_mod_p(residues(gradients)) if len(gradients) else 0
+    point = f"theta0 rounded to the grid 2^{int(math.log2(GRID))} ({problem.D} coordinates)"
+    return Certificate("exact", problem.D - ranks[-1], lower, tuple(ranks), P, point,
+                       min(1.0, sum(sorted(degrees, reverse=True)[: ranks[-1]]) / P), laws=crossing)
+
+
+class _Exact:
+    """A discovery problem's fields evaluated exactly mod p (its data, weightings and
+    frozen pattern converted once)."""
+
+    def __init__(self, problem, theta):
+        self.problem, self.theta = problem, residues(theta)
+        self.batches = [(residues(problem.X[b]), _converted(pattern), b)
+                        for b, pattern in zip(problem.batches, problem.pattern, strict=True)]
+
+    def gradient(self, theta, weights) -> np.ndarray:
+        """grad <weights, f(X; theta)> mod p."""
+        model, params = self.problem.model, unflatten(theta, self.problem.shapes)
+        self.problem.work.spend(len(self.batches))
+        parts = []
+        for X, pattern, batch in self.batches:
+            _, cache = model.forward(params, X, pattern)
+            parts.append(residues(flatten(model.backward(params, cache, residues(weights[batch])))))
+        return sum(parts[1:], parts[0])
+
+    def value(self, f, theta) -> np.ndarray:
+        """The field ``f`` (a generator's weighting, or a bracket [u, v]) at ``theta``."""
+        if f.parts is None:
+            return self.gradient(theta, f.weights)
+        u, v = f.parts
+        return self.directional(v, theta, self.value(u, theta)) - self.directional(u, theta, self.value(v, theta))
+
+    def directional(self, f, theta, w) -> np.ndarray:
+        """Df(theta)[w] = q'(0) for q(t) = f(theta + t w), a polynomial of degree f.degree."""
+        slopes = lagrange_slopes(f.degree)
+        return sum((int(c) * self.value(f, theta + t * w) for t, c in enumerate(slopes)),
+                   residues(np.zeros(len(theta), dtype=np.int64)))
+
+
+@lru_cache(maxsize=16)
+def lagrange_slopes(degree: int) -> tuple[int, ...]:
+    """c_t (mod p) with q'(0) = sum_t c_t q(t), t = 0..degree, for every q of that degree:
+    the derivatives at 0 of the Lagrange basis polynomials.
+
+    >>> q = lambda t: 7 * t**2 + 5 * t + 1  # q'(0) = 5
+    >>> sum(c * q(t) for t, c in enumerate(lagrange_slopes(2))) % P
+    5
+    """
+    nodes = range(degree + 1)
+    slopes = []
+    for t in nodes:
+        others = [s for s in nodes if s != t]
+        total = Fraction(0)
+        for s in others:  # d/dx prod_{r != t} (x - r)/(t - r) at 0, one factor differentiated at a time
+            term = Fraction(1, t - s)
+            for r in others:
+                if r != s:
+                    term *= Fraction(-r, t - r)
+            total += term
+        slopes.append(total.numerator % P * pow(total.denominator, -1, P) % P)
+    return tuple(slopes)
+
+
+def _rebuildable(f) -> bool:
+    """A generator, or a bracket of rebuildable fields (not a random combination)."""
+    return f.weights is not None or (f.parts is not None and all(map(_rebuildable, f.parts)))
+
+
+def _converted(pattern):
+    """A frozen pattern (nested tuples of slope and window-weight arrays) as residues."""
+    if pattern is None:
+        return None
+    if isinstance(pattern, tuple | list):
+        return type(pattern)(_converted(p) for p in pattern)
+    return residues(pattern, constants=True)
+
+
+def _same_pattern(problem, theta) -> bool:
+    """theta has the problem's activation pattern, every kink input clear of 0 (or exactly 0)."""
+    from flowlaws.discover import _kink_inputs, _piecewise
+
+    if not _piecewise(problem.model):
+        return True
+    params = unflatten(theta, problem.shapes)
+    for batch, pattern in zip(problem.batches, problem.pattern, strict=True):
+        _, cache = problem.model.forward(params, problem.X[batch])
+        if not _equal(problem.model.pattern_of(cache), pattern):
+            return False
+        for z in _kink_inputs(getattr(problem.model, "layers", ()), cache):
+            size = np.abs(z)
+            if np.any((size > 0) & (size <= MARGIN * size.max())):  # an exact 0 reads an input that is 0
+                return False  # near theta (every unit before it off), where the slope does not matter
+    return True
+
+
+def _equal(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, tuple | list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(np.array_equal(a, b))
+
+
+def _rows_by_law(laws, theta, shapes) -> list[np.ndarray]:
+    from flowlaws.discover import component_gradients
+
+    return [component_gradients(law, theta, shapes) for law in laws]
+
+
+def _law_gradients(laws, theta, shapes) -> np.ndarray | None:
+    """The derived laws' gradient rows at the grid point theta, or None when float64 may
+    have rounded them (an entry off the grid GRID^2, or too large for 53 bits)."""
+    if not laws:
+        return np.zeros((0, len(theta)))
+    rows = np.vstack(_rows_by_law(laws, theta, shapes))
+    scaled = rows / GRID**2
+    if not (np.all(scaled == np.round(scaled)) and np.all(np.abs(scaled) < 2.0**52)):
+        return None
+    return rows
+
+
+def explain_failure(error: Unrepresentable) -> Certificate:
+    return numerical(math.nan, f"not polynomial once frozen: {error}")

@@ -1,0 +1,72 @@
+"""Arithmetic mod p on numpy arrays is exact, reads floats as the rationals they are, and
+refuses what has no value mod p."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from flowlaws.errors import Unrepresentable
+from flowlaws.residues import INNER, P, Residues, rank_mod_p, residues
+
+small = st.integers(-(2**40), 2**40)
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+def _plain(x) -> np.ndarray:
+    return np.asarray(x).view(np.ndarray)
+
+
+@given(arrays(np.int64, (3, 4), elements=small), arrays(np.int64, (4, 2), elements=small),
+       arrays(np.int64, (3, 2), elements=small))
+def test_products_and_sums_equal_python_integers_reduced(a, b, c):
+    exact = [[(sum(int(a[i, k]) * int(b[k, j]) for k in range(4)) - int(c[i, j])) % P for j in range(2)]
+             for i in range(3)]
+    assert _plain(residues(a) @ residues(b) - residues(c)).tolist() == exact
+
+
+@given(finite)
+def test_a_float_is_read_as_its_exact_dyadic_value(x):
+    fraction = Fraction(x)
+    assert int(residues(x) * fraction.denominator) == fraction.numerator % P
+
+
+@pytest.mark.parametrize(("value", "fraction"), [(0.1, Fraction(1, 10)), (1 / 9, Fraction(1, 9)),
+                                                  (4 / 3, Fraction(4, 3)), (0.25, Fraction(1, 4))])
+def test_a_models_constants_are_read_as_the_small_rationals_they_round(value, fraction):
+    assert int(residues(value, constants=True) * fraction.denominator) == fraction.numerator % P
+
+
+def test_division_by_an_integer_is_multiplication_by_its_inverse():
+    assert int(residues(7) / 3 * 3) == 7
+
+
+def test_shape_functions_and_means_keep_the_residues():
+    x = residues(np.arange(6).reshape(2, 3))
+    moved = np.broadcast_to(np.expand_dims(x, 0), (2, 2, 3)) / 2
+    assert isinstance(moved, Residues) and int(moved[1, 1, 2] * 2) == 5
+    assert int(np.mean(x) * 6) == 15 and isinstance(np.concatenate([x, x]), Residues)
+
+
+def test_a_non_polynomial_operation_has_no_value_mod_p():
+    with pytest.raises(Unrepresentable, match="not a polynomial operation"):
+        np.exp(residues([1, 2]))
+    with pytest.raises(Unrepresentable, match="division by a multiple of p"):
+        residues(1) / P
+
+
+def test_a_sum_that_could_overflow_int64_is_refused():
+    with pytest.raises(Unrepresentable, match="overflows"):
+        residues(np.ones((1, INNER))) @ residues(np.ones((INNER, 1)))
+
+
+@given(arrays(np.int64, (4, 5), elements=st.integers(-3, 3)))
+def test_the_rank_mod_p_of_a_small_integer_matrix_is_its_rank(M):
+    assert rank_mod_p(residues(M)) == np.linalg.matrix_rank(M.astype(float))
+
+
+def test_the_rank_mod_p_can_only_fall_below_the_rank_over_the_rationals():
+    assert rank_mod_p(residues([[P, 0], [0, 1]])) == 1  # rank 2 over Q
