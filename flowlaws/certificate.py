@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 
 from flowlaws.errors import Unrepresentable
+from flowlaws.invariants.stacked import stacked
 from flowlaws.models.symmetry import flatten, unflatten
 from flowlaws.residues import P, rank_mod_p, residues
 
@@ -182,16 +183,10 @@ def _converted(pattern):
 
 def _same_pattern(problem, theta) -> bool:
     """theta has the problem's activation pattern, every kink input clear of 0 (or exactly 0)."""
-    from flowlaws.discover import _kink_inputs, _piecewise
-
-    if not _piecewise(problem.model):
-        return True
-    params = unflatten(theta, problem.shapes)
-    for batch, pattern in zip(problem.batches, problem.pattern, strict=True):
-        _, cache = problem.model.forward(params, problem.X[batch])
-        if not _equal(problem.model.pattern_of(cache), pattern):
+    for pattern, (here, kinks) in zip(problem.pattern, problem.regions(theta), strict=True):
+        if not _equal(here, pattern):
             return False
-        for z in _kink_inputs(getattr(problem.model, "layers", ()), cache):
+        for z in kinks:
             size = np.abs(z)
             if np.any((size > 0) & (size <= MARGIN * size.max())):  # an exact 0 reads an input that is 0
                 return False  # near theta (every unit before it off), where the slope does not matter
@@ -207,9 +202,8 @@ def _equal(a, b) -> bool:
 
 
 def _rows_by_law(laws, theta, shapes) -> list[np.ndarray]:
-    from flowlaws.discover import component_gradients
-
-    return [component_gradients(law, theta, shapes) for law in laws]
+    """Each law's component gradients at theta (one row per component)."""
+    return [stacked((law,), tuple(map(tuple, shapes))).jacobian(theta) for law in laws]
 
 
 def _law_gradients(laws, theta, shapes) -> np.ndarray | None:

@@ -147,43 +147,29 @@ def pointwise(model, loss, params, X, Y, law_list) -> Evidence:
 
 # --- step level ----------------------------------------------------------------------------
 # A prediction takes the laws (a `Stacked`: every component at once) and flat vectors:
-# theta, the step delta, the gradient, the previous step; then the step size and the optimizer.
+# theta, the step delta, the gradient, and the step's rest (`Optimizer.rest`: what does not
+# multiply the gradient); then the step size.
 
-def predict_gd(law, theta, delta, grad, previous, eta, opt):
+def predict_gd(law, theta, delta, grad, rest, eta):
     """GD / SGD: Delta Q = eta^2 Q(g) (docs/theory.md 3.3); a linear law does not move."""
     return eta**2 * law.second(grad)
 
 
-def predict_weight_decay(law, theta, delta, grad, previous, eta, opt):
-    """Coupled weight decay: Q+ - Q = ((1 - eta lambda)^2 - 1) Q + eta^2 Q(g); a linear law
-    h+ = (1 - eta lambda) h (docs/theory.md 6.1, 6.2)."""
-    lam = opt.weight_decay
-    return ((1 - eta * lam) ** law.order - 1) * law.value(theta) + eta**2 * law.second(grad)
-
-
-def predict_momentum(law, theta, delta, grad, previous, eta, opt):
-    """Heavy ball v = beta v_prev - eta (g + lambda theta): Delta Q = 2 beta B(theta, v_prev)
-    - 2 eta lambda Q(theta) + Q(v) (a linear law: beta h(v_prev) - eta lambda h(theta))."""
-    return (opt.beta * law.first(theta, previous) - eta * opt.weight_decay * law.first(theta, theta)
-            + law.second(delta))
-
-
-def predict_second_order(law, theta, delta, grad, previous, eta, opt):
+def predict_second_order(law, theta, delta, grad, rest, eta):
     """The law holds up to discretization: Delta Q = Q(Delta) (first order zero)."""
     return law.second(delta)
 
 
-def predict_by_optimizer(law, theta, delta, grad, previous, eta, opt):
-    """The closed form the optimizer in use declares (``opt.exact``: heavy ball, a gradient
-    step with coupled decay); one without (Adam) is held to the gradient step's, and departs
-    from it at first order."""
-    return PREDICTIONS[opt.exact or "weight-decay"](law, theta, delta, grad, previous, eta, opt)
+def predict_by_optimizer(law, theta, delta, grad, rest, eta):
+    """The prediction the optimizer declares (`flowlaws.flows.optimizers`): Delta = -c g +
+    rest, so Delta h = Dh(theta)[rest] + second(Delta) (coupled decay, heavy ball, Nesterov;
+    docs/theory.md 6.1-6.4). A preconditioned step (Adam) is predicted without its gradient
+    term, and departs at first order."""
+    return law.first(theta, rest) + law.second(delta)
 
 
 PREDICTIONS = {
     "gd": predict_gd,
-    "weight-decay": predict_weight_decay,
-    "momentum": predict_momentum,
     "second-order": predict_second_order,
     "optimizer": predict_by_optimizer,
 }
@@ -199,12 +185,12 @@ def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
     for k in range(len(points) - 1):
         theta, grad = points[k], flatten(run.grads[k])
         delta = points[k + 1] - theta
-        previous = np.zeros_like(theta) if k == 0 else theta - points[k - 1]
+        rest = flatten(opt.rest(run.params[k], run.states[k], k)[0]) if prediction == "optimizer" else None
         rows = opt.batch(len(X), k)
         Xb, Yb = (X, Y) if rows is None else (X[rows], Y[rows])
         gmag = flatten(gradient_magnitude(model, loss, run.params[k], Xb, Yb))
         eta = opt.step_size(k)
-        residual = values[k + 1] - values[k] - predict(stack, theta, delta, grad, previous, eta, opt)
+        residual = values[k + 1] - values[k] - predict(stack, theta, delta, grad, rest, eta)
         scale = (own[k] + own[k + 1] + eta * stack.first_magnitude(np.abs(theta), gmag)
                  + eta**2 * stack.magnitude(np.abs(grad), gmag))
         found.append(_worst(Level.STEP, stack, residual, tolerance(scale, n), where=f"step {k}",
@@ -397,7 +383,7 @@ def run_levels(scenario: Scenario, law_list, levels, prediction="second-order") 
         if level is Level.POINTWISE:
             found.append(pointwise(s.model, s.loss, s.params, s.X, s.Y, law_list))
         elif level is Level.FLOW:
-            wd = getattr(s.optimizer, "weight_decay", 0.0) if prediction in ("weight-decay", "optimizer") else 0.0
+            wd = getattr(s.optimizer, "weight_decay", 0.0) if prediction == "optimizer" else 0.0
             found.append(flow(s.model, s.loss, s.params, s.X, s.Y, law_list, s.T, s.flow_steps, wd))
         else:  # a run of the optimizer: its steps, or the balance it reaches
             run = descend(s.model, s.loss, s.params, s.X, s.Y, s.optimizer, s.steps)

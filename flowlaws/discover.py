@@ -306,6 +306,14 @@ class Problem:
             total += np.stack([flatten(self.model.backward(params, cache, weights[k][batch])) for k in chosen])
         return total
 
+    def regions(self, theta):
+        """Per batch, (activation pattern, pre-activations of every kink) at ``theta``."""
+        params = unflatten(theta, self.shapes)
+        for batch in self.batches:
+            _, cache = self.model.forward(params, self.X[batch])
+            kinks = _kink_inputs(getattr(self.model, "layers", ()), cache) if _piecewise(self.model) else ()
+            yield self.model.pattern_of(cache), list(kinks)
+
     def generators(self) -> list[Field]:
         return [Field(lambda theta, k=k: self.values(theta, (k,))[0], self.degree, f"g{k}", self.C[k])
                 for k in range(len(self.C))]

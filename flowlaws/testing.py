@@ -96,7 +96,7 @@ def check_case(model, params, X, Y, *, loss="square", optimizer=None, levels=Non
     levels = tuple(map(as_level, levels)) if levels is not None else default
     if Level.STEP in levels and opt is None:
         raise InvalidArgument("the step level needs an optimizer, e.g. optimizer='gd:lr=0.1'")
-    prediction = "optimizer" if opt is not None and opt.exact else "second-order"
+    prediction = "optimizer" if opt is not None else "second-order"
     scenario = Scenario(model, tuple(np.asarray(p, float) for p in params), np.asarray(X, float),
                         np.asarray(Y, float), loss, opt,
                         steps=steps, T=T, flow_steps=flow_steps)

@@ -3,7 +3,7 @@ import pytest
 
 from flowlaws.checking import EPS, Scenario, effect_size, gamma, pointwise, run_levels
 from flowlaws.errors import InvalidArgument
-from flowlaws.flows import GD, Adam, Momentum
+from flowlaws.flows import GD, Adam, Momentum, Nesterov
 from flowlaws.invariants import candidate_laws, laws, without_bias
 from flowlaws.losses import Square
 from flowlaws.models import parse
@@ -59,8 +59,10 @@ def test_momentum_adam_and_weight_decay_break_the_plain_law_at_first_order(scena
 
 def test_exact_momentum_and_weight_decay_predictions_hold(scenario):
     law_list = laws(parse("mlp:2-3-1:relu"))
-    assert run_levels(scenario(Momentum(0.1, beta=0.9)), law_list, ("step",), "momentum").effect <= 1
-    assert run_levels(scenario(GD(0.1, weight_decay=0.3)), law_list, ("step",), "weight-decay").effect <= 1
+    for optimizer in (Momentum(0.1, beta=0.9), GD(0.1, weight_decay=0.3), Nesterov(0.1, beta=0.9, weight_decay=0.1),
+                      Momentum(0.1, beta=0.9, dampening=0.5, weight_decay=0.2)):
+        assert run_levels(scenario(optimizer), law_list, ("step",), "optimizer").effect <= 1
+    assert run_levels(scenario(Adam(0.05)), law_list, ("step",), "optimizer").effect > 1  # preconditioned
 
 
 def test_flow_level_conserves_relu_laws_and_catches_tanh(rng):

@@ -6,7 +6,11 @@ from flowlaws.flows import (
     GD,
     SGD,
     Adam,
+    AdamW,
     Momentum,
+    Nesterov,
+    RMSProp,
+    SignGD,
     Status,
     descend,
     dop853,
@@ -201,3 +205,34 @@ def test_anderson_mixing_solves_a_linear_fixed_point_in_as_many_steps_as_its_dim
             secants = [*secants, (image - before[0], residual - before[1])][-ANDERSON:]
         where, before = _mixed(image, residual, secants), (image, residual)
     assert np.allclose(where, fixed, atol=1e-10)
+
+
+@pytest.mark.parametrize("opt", [GD(0.1, weight_decay=0.2), SGD(0.05, weight_decay=0.1), Momentum(0.1, beta=0.9),
+                                 Momentum(0.1, beta=0.5, dampening=0.3, weight_decay=0.2),
+                                 Nesterov(0.1, beta=0.9, weight_decay=0.1), GD(0.1, power=0.5, weight_decay=0.1)],
+                         ids=lambda o: o.spec)
+def test_every_step_is_its_declared_rest_minus_its_coefficient_times_the_gradient(problem, opt):
+    model, p, X, Y = problem
+    run = descend(model, Square(), p, X, Y, opt, 4)
+    for t in range(4):
+        rest, c = opt.rest(run.params[t], run.states[t], t)
+        for before, after, g, r in zip(run.params[t], run.params[t + 1], run.grads[t], rest, strict=True):
+            assert np.allclose(after - before, -c * g + r, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("opt", [Adam(0.01), Adam(0.01, weight_decay=0.1), RMSProp(0.01), SignGD(0.01)],
+                         ids=lambda o: o.spec)
+def test_a_preconditioned_step_declares_no_gradient_coefficient(problem, opt):
+    _, p, _, _ = problem
+    rest, c = opt.rest(p, opt.init(p), 0)
+    assert c is None and all(not np.any(r) for r in rest)
+
+
+def test_adamw_decays_theta_apart_from_its_adam_step(problem):
+    model, p, X, Y = problem
+    plain = descend(model, Square(), p, X, Y, Adam(0.01), 1)
+    decoupled = descend(model, Square(), p, X, Y, AdamW(0.01, weight_decay=0.5), 1)
+    rest, c = AdamW(0.01, weight_decay=0.5).rest(p, None, 0)
+    assert c is None
+    for a, b, r in zip(plain.params[1], decoupled.params[1], rest, strict=True):
+        assert np.allclose(b - a, r)  # the decay, -eta lambda theta, added to Adam's own step

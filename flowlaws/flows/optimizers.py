@@ -14,8 +14,14 @@ beta = 0.9, batch 1, seed 0.
 plain gradient steps, whose drift is the second-order eta^2 Q(g)). ``preconditions``
 says why a step is not a linear combination of gradients and the params (None for GD,
 SGD, momentum, Nesterov): linear (translation) laws survive every optimizer without it.
-``exact`` names the closed-form prediction of Delta Q its steps follow exactly (a key of
-`flowlaws.checking.PREDICTIONS`), or None when no closed form exists; a subclass inherits it.
+Each optimizer declares its exact step prediction once, as ``rest(params, state, t)``: the
+step split as Delta = -c g + rest, where ``rest`` is what does not multiply the gradient
+(coupled or decoupled decay, momentum) and c its coefficient, or None when the gradient
+term is preconditioned (not a multiple of g). A law h has Dh(theta)[g] = 0, so
+h(theta + Delta) - h(theta) = Dh(theta)[rest] + second(Delta) exactly whenever c is known:
+the checker (`flowlaws.checking`), the PyTorch monitor (`flowlaws.torch`) and the
+reports all read it from here. ``rest`` uses arithmetic alone, so it runs on numpy arrays
+and torch tensors alike.
 """
 
 from __future__ import annotations
@@ -54,7 +60,6 @@ class GD:
     aliases: ClassVar[dict] = {"wd": "weight_decay", "eta": "lr"}
     breaks: ClassVar[str | None] = None
     preconditions: ClassVar[str | None] = None  # why its step is not a combination of gradients
-    exact: ClassVar[str | None] = "weight-decay"  # Q+ = (1 - eta lambda)^2 Q + eta^2 Q(g)
 
     def __post_init__(self):
         _check_finite_positive(self.name, lr=self.lr)
@@ -88,6 +93,15 @@ class GD:
         eta = self.step_size(t)
         return tuple(-eta * g for g in self.decayed(grads, params)), state
 
+    def rest(self, params, state, t):
+        """(rest, c) with Delta = -c g + rest (module docstring): the coupled decay,
+        -eta lambda theta, and c = eta; a preconditioned step (Adam, RMSProp, sign-GD) has
+        nothing outside its gradient term, which is not a multiple of g: c = None."""
+        if self.preconditions:
+            return tuple(0 * p for p in params), None
+        eta = self.step_size(t)
+        return tuple(-eta * self.weight_decay * p for p in params), eta
+
 
 @dataclass(frozen=True)
 class SGD(GD):
@@ -110,24 +124,34 @@ class SGD(GD):
 
 @dataclass(frozen=True)
 class Momentum(GD):
-    """Heavy ball: v = beta v - eta_t (g + lambda theta); theta+ = theta + v."""
+    """Heavy ball: v = beta v - k eta_t (g + lambda theta); theta+ = theta + v, with k = 1 -
+    dampening after the first step (PyTorch's SGD: buffer b = -v / eta)."""
 
     beta: float = 0.9
+    dampening: float = 0.0
     name: ClassVar[str] = "momentum"
     breaks: ClassVar[str | None] = "heavy-ball momentum adds beta*v_prev, and B(theta, v_prev) != 0"
-    exact: ClassVar[str | None] = "momentum"  # Delta Q = 2 beta B(theta, v_prev) - ... + Q(v)
 
     def __post_init__(self):
         super().__post_init__()
-        _check_unit_interval(self.name, beta=self.beta)
+        _check_unit_interval(self.name, beta=self.beta, dampening=self.dampening)
 
     def init(self, params):
         return tuple(np.zeros_like(p) for p in params)
 
+    def kept(self, t: int) -> float:
+        """The share of the new gradient entering the buffer: 1 - dampening, 1 on the first step."""
+        return 1.0 - self.dampening if t > 0 else 1.0
+
     def update(self, grads, params, state, t):
-        step, _ = super().update(grads, params, None, t)
-        velocity = tuple(self.beta * v + s for v, s in zip(state, step, strict=True))
+        eta = self.step_size(t) * self.kept(t)
+        velocity = tuple(self.beta * v - eta * d for v, d in zip(state, self.decayed(grads, params), strict=True))
         return velocity, velocity
+
+    def rest(self, params, state, t):
+        """v = beta v_prev - k eta (g + lambda theta): rest = beta v_prev - k eta lambda theta, c = k eta."""
+        eta = self.step_size(t) * self.kept(t)
+        return tuple(self.beta * v - eta * self.weight_decay * p for v, p in zip(state, params, strict=True)), eta
 
 
 @dataclass(frozen=True)
@@ -141,13 +165,20 @@ class Nesterov(Momentum):
     name: ClassVar[str] = "nesterov"
     breaks: ClassVar[str | None] = (
         "Nesterov momentum steps along beta*b, built from earlier gradients: B(theta, b) != 0")
-    exact: ClassVar[str | None] = None
 
     def update(self, grads, params, state, t):
-        eta = self.step_size(t)
+        eta, k = self.step_size(t), self.kept(t)
         g = self.decayed(grads, params)
-        buffer = tuple(self.beta * b + d for b, d in zip(state, g, strict=True))
+        buffer = tuple(self.beta * b + k * d for b, d in zip(state, g, strict=True))
         return tuple(-eta * (d + self.beta * b) for d, b in zip(g, buffer, strict=True)), buffer
+
+    def rest(self, params, state, t):
+        """Delta = -eta ((1 + beta k) (g + lambda theta) + beta^2 b_prev): rest = -eta ((1 +
+        beta k) lambda theta + beta^2 b_prev), c = eta (1 + beta k)."""
+        eta, k = self.step_size(t), self.kept(t)
+        c = eta * (1 + self.beta * k)
+        return tuple(-c * self.weight_decay * p - eta * self.beta**2 * b
+                     for p, b in zip(params, state, strict=True)), c
 
 
 @dataclass(frozen=True)
@@ -158,7 +189,6 @@ class RMSProp(GD):
     eps: float = 1e-8
     name: ClassVar[str] = "rmsprop"
     breaks: ClassVar[str | None] = "RMSProp divides each coordinate by its own RMS, so B(theta, Delta) != 0"
-    exact: ClassVar[str | None] = None
     preconditions: ClassVar[str | None] = "RMSProp divides each coordinate by its own RMS"
 
     def __post_init__(self):
@@ -182,7 +212,6 @@ class SignGD(GD):
     lr: float = 0.001
     name: ClassVar[str] = "signgd"
     breaks: ClassVar[str | None] = "sign-GD replaces g by sign(g), so B(theta, Delta) != 0"
-    exact: ClassVar[str | None] = None
     preconditions: ClassVar[str | None] = "sign-GD replaces g by sign(g)"
 
     def update(self, grads, params, state, t):
@@ -200,7 +229,6 @@ class Adam(GD):
     eps: float = 1e-8
     name: ClassVar[str] = "adam"
     breaks: ClassVar[str | None] = "Adam rescales each coordinate, so B(theta, Delta) != 0"
-    exact: ClassVar[str | None] = None
     preconditions: ClassVar[str | None] = "Adam rescales each coordinate"
 
     def __post_init__(self):
@@ -225,7 +253,28 @@ class Adam(GD):
         return delta, (m, v)
 
 
-OPTIMIZERS = {cls.name: cls for cls in (GD, SGD, Momentum, Nesterov, Adam, RMSProp, SignGD)}
+@dataclass(frozen=True)
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): theta is first shrunk by
+    (1 - eta_t lambda), then Adam steps on g alone."""
+
+    name: ClassVar[str] = "adamw"
+
+    def decayed(self, grads, params):
+        return tuple(grads)
+
+    def update(self, grads, params, state, t):
+        delta, state = super().update(grads, params, state, t)
+        eta = self.step_size(t)
+        return tuple(d - eta * self.weight_decay * p for d, p in zip(delta, params, strict=True)), state
+
+    def rest(self, params, state, t):
+        """The decoupled decay -eta lambda theta; the gradient term is preconditioned."""
+        eta = self.step_size(t)
+        return tuple(-eta * self.weight_decay * p for p in params), None
+
+
+OPTIMIZERS = {cls.name: cls for cls in (GD, SGD, Momentum, Nesterov, Adam, AdamW, RMSProp, SignGD)}
 
 
 def optimizer(spec):
@@ -251,7 +300,7 @@ def descend(model, loss, params, X, Y, opt, steps: int) -> Trajectory:
 
 def _descend(model, loss, params, X, Y, opt, steps: int) -> Trajectory:
     state = opt.init(params)
-    snapshots, losses, used = [], [], []
+    snapshots, losses, used, states = [], [], [], []
     status, failed = Status.OK, None
     for t in range(steps + 1):
         rows = opt.batch(len(X), t)
@@ -267,6 +316,7 @@ def _descend(model, loss, params, X, Y, opt, steps: int) -> Trajectory:
         losses.append(value)
         if t == steps:
             break
+        states.append(state)
         delta, state = opt.update(grads, params, state, t)
         params = tuple(p + d for p, d in zip(params, delta, strict=True))
         used.append(grads)
@@ -279,4 +329,5 @@ def _descend(model, loss, params, X, Y, opt, steps: int) -> Trajectory:
         step=failed,
         grads=used[: max(len(snapshots) - 1, 0)],
         method=opt.spec,
+        states=states[: max(len(snapshots) - 1, 0)],
     )

@@ -29,7 +29,7 @@ class Trajectory:
     on first use by ``loss_values``: the flow checks never read them).
 
     ``grads`` holds the (minibatch) loss gradient used at each step for optimizer
-    runs (None for flows); ``evaluations`` counts gradient evaluations;
+    runs (None for flows), and ``states`` the optimizer's state before it; ``evaluations`` counts gradient evaluations;
     ``solve_errors[k]`` is how far step k's gradient point was from the true midpoint
     and ``patterns[k]`` the activation pattern frozen for that step (implicit midpoint;
     see `flowlaws.flows.integrators`).
@@ -45,6 +45,7 @@ class Trajectory:
     solve_errors: np.ndarray | None = None
     method: str = ""
     patterns: list | None = None
+    states: list | None = None  # the optimizer's state before each step (`rest` reads it)
 
     @cached_property
     def losses(self) -> np.ndarray:

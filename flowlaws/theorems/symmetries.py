@@ -33,7 +33,7 @@ def theorems() -> list[Theorem]:
                  "optimizers": {"names": ("gd", "sgd"), "lr": (1e-3, 1.0), "weight_decay": (0.0, 0.1),
                                 "batch": (2, 3)}},
                 _of_family(Family.SCALE), (Level.POINTWISE, Level.STEP, Level.FLOW), (COMBINES_GRADIENTS,),
-                prediction="weight-decay"),
+                prediction="optimizer"),
         Theorem("attention-gl", "Attention heads conserve their GL matrices",
                 "per head, Wq^T Wq - Wk^T Wk and Wv^T Wv - Wo Wo^T are conserved by gradient flow, and one GD/SGD "
                 "step changes them by exactly eta^2 (Gq^T Gq - Gk^T Gk) and eta^2 (Gv^T Gv - Go Go^T)",
