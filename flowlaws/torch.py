@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import operator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,9 @@ import numpy as np
 
 from flowlaws.checking import Level
 from flowlaws.errors import InvalidArgument
+from flowlaws.flows import Momentum
+from flowlaws.validation import positive_int
+from flowlaws.models.symmetry import LawKind
 from flowlaws.models import (
     Activation,
     Attention,
@@ -73,6 +77,11 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation), R
 
 def _array(tensor) -> np.ndarray:
     return tensor.detach().to("cpu", torch.float64).numpy().copy()
+
+
+def _numpy(x):
+    """A torch result (float64 already) as numpy; numbers pass."""
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)
 
 
 def _single(value, what: str, path: str) -> int:
@@ -190,7 +199,8 @@ def _attention(module, path: str, read=_array):
         params += [b[:d][r] for r in heads_rows]
         params += [x for r in heads_rows for x in (b[d:2 * d][r], b[2 * d:][r])]
         params.append(read(module.out_proj.bias))
-    return Attention(heads, width, width, bias=biased), tuple(np.ascontiguousarray(p) for p in params)
+    return Attention(heads, width, width, bias=biased), tuple(
+        p if isinstance(p, torch.Tensor) else np.ascontiguousarray(p) for p in params)
 
 
 # --- the graph -> a chain of layers with residual blocks ------------------------------
@@ -380,6 +390,11 @@ class Converted:
         except LookupError:
             return ()
 
+    def tensors(self, tensor_of) -> tuple:
+        """The params in the model's layout as torch tensors, ``tensor_of(parameter)`` each
+        (views of it where the layout allows: no copy, on its device, in its dtype)."""
+        return tuple(p for path, module in self.sources for p in _convert(module, path, tensor_of)[1])
+
 
 def _conversion(module, example_input):
     if not isinstance(module, nn.Module):
@@ -471,25 +486,69 @@ def _hyper(optimizer) -> dict:
     return groups[0]
 
 
-def _groups(optimizer) -> dict[int, dict]:
-    """Each parameter's hyperparameters (by the parameter's id), group by group."""
-    return {id(p): hyper for hyper, g in zip(_settings(optimizer), optimizer.param_groups, strict=True)
-            for p in g["params"]}
-
-
-HYPER = ("lr", "weight_decay", "momentum", "dampening", "nesterov")  # read per parameter entry
 PREDICTED = ("SGD", "Adam", "AdamW", "RMSprop")
+
+
+def _flowlaws_optimizer(name: str, group: dict):
+    """The flowlaws optimizer that steps as torch's ``name`` does with one param group's
+    settings (its `rest` is the prediction: `flowlaws.flows.optimizers`); None for lr = 0."""
+    from flowlaws.flows import GD, Adam, AdamW, Nesterov, RMSProp
+
+    lr, wd = float(group["lr"]), float(group.get("weight_decay") or 0.0)
+    if lr == 0:
+        return None
+    if name == "SGD":
+        mu, damp = float(group.get("momentum") or 0.0), float(group.get("dampening") or 0.0)
+        if not mu:
+            return GD(lr, weight_decay=wd)
+        return (Nesterov if group.get("nesterov") else Momentum)(lr, weight_decay=wd, beta=mu, dampening=damp)
+    return {"Adam": Adam, "AdamW": AdamW, "RMSprop": RMSProp}[name](lr, weight_decay=wd)
+
+
+STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (decay, buffer, step, add)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One observed step in the model's layout: theta, Delta = theta+ - theta, the predicted
+    rest R, the round-off weights W (`LawMonitor._weights`), and, once for every law,
+    Delta - R and |theta| + |Delta|."""
+
+    theta: tuple
+    delta: tuple
+    rest: tuple
+    weights: tuple
+    departure: tuple = ()
+    size: tuple = ()
+
+    @classmethod
+    def of(cls, theta, delta, rest, weights) -> _Step:
+        return cls(theta, delta, rest, weights, tuple(d - r for d, r in zip(delta, rest, strict=True)),
+                   tuple(t.abs() + d.abs() for t, d in zip(theta, delta, strict=True)))
+
+    def evaluate(self, law) -> tuple:
+        """(residual, predicted, tolerance) of one law, as float64 numpy: the residual
+        Dh(theta)[Delta - R] (the step's change less its prediction, exactly: the second
+        order Q(Delta) cancels), the prediction Dh(theta)[R] + Q(Delta), and the tolerance
+        first_magnitude(|theta| + |Delta|, W): W >= the rounding of every entry of theta+,
+        Delta and R, so it covers the products of both orders."""
+        T, D, R = self.theta, self.delta, self.rest
+        residual = law.first(T, self.departure)
+        predicted = law.first(T, R) + law.second(D)
+        return _numpy(residual), _numpy(predicted), _numpy(law.first_magnitude(self.size, self.weights))
 
 
 @dataclass
 class Record:
-    """One law over the monitored steps: per step its change, the prediction, the residual
-    and the effect size (worst component), and the first step where it departed."""
+    """One law over the monitored steps: per step its change, the prediction, the effect
+    size (worst component) and the tolerance there (the smallest change the monitor can
+    tell from round-off), and the first step where it departed."""
 
     law: Any
     measured: list = field(default_factory=list)
     predicted: list = field(default_factory=list)
     effect: list = field(default_factory=list)
+    resolution: list = field(default_factory=list)
     flagged: tuple | None = None  # (step, unit, effect)
 
     @property
@@ -499,7 +558,7 @@ class Record:
 
     def to_json(self) -> dict:
         return {"law": self.law.name, "formula": self.law.formula, "status": self.status, "measured": self.measured,
-                "predicted": self.predicted, "effect": self.effect,
+                "predicted": self.predicted, "effect": self.effect, "resolution": self.resolution,
                 "flagged": None if self.flagged is None else
                 {"step": self.flagged[0], "unit": list(self.flagged[1]), "effect": self.flagged[2]}}
 
@@ -507,132 +566,150 @@ class Record:
 class LawMonitor:
     """Watch every law of ``module`` through a real training loop (see the module docstring).
 
-    After each ``optimizer.step()`` the monitor reads the params before and after, the
-    gradients and the optimizer's state, and compares each law's change with its exact
-    prediction for the optimizer in use (docs/theory.md 3.3 and 6):
-    - SGD (momentum, dampening, Nesterov, weight decay): Delta h = Dh(theta)[Delta_rest]
-      + second(Delta), where Delta_rest is the step without its gradient term, computed
-      from the momentum buffer and theta (the law makes Dh(theta)[g] = 0);
-    - Adam, AdamW, RMSprop: only the second-order part and AdamW's decoupled decay are
-      predicted: a preconditioned step has a first-order part 2B(theta, Delta) != 0, which
-      is flagged (switch SGD to Adam and the laws break).
-    Tolerances follow `flowlaws.checking` with the params' own unit round-off (float32:
-    1.2e-7) and the gradients' magnitudes; the monitor never raises inside the training
-    loop: a failure to observe a step is kept in ``errors``.
+    Around each ``optimizer.step()`` (every ``every``-th) the monitor keeps theta and the
+    gradient, asks the optimizer in use for the step's rest (`flowlaws.flows.optimizers`:
+    Delta = -c g + rest, from each param group's settings and the optimizer's own state),
+    and compares each law's change with its exact prediction, Dh(theta)[rest] + second(Delta)
+    (the law makes Dh(theta)[g] = 0): SGD with momentum, dampening, Nesterov and weight
+    decay are predicted exactly; Adam, AdamW and RMSprop have a preconditioned gradient
+    term whose first-order part 2B(theta, Delta) != 0 is not predicted, and is flagged
+    (AdamW's decoupled decay is). Parameters of different groups whose gradient
+    coefficients differ break the laws at first order; that drift is predicted too.
+
+    Everything runs in torch on the parameters' own device and dtype, by per-unit
+    reductions of the law's slices, summed in float64. The tolerance is the round-off of
+    one step in the parameters' precision (docs/numerics.md): STEP_ROUNDINGS unit
+    round-offs of the step's magnitude (its entries are rounded once each, whatever the
+    model's size), plus the gradient's own round-off, gamma_n c <|theta|, |g|> with n the
+    longest sum behind a gradient entry (the batch's input elements plus the widest
+    fan-in). The monitor never raises inside the training loop: a failure to observe a
+    step is kept in ``errors``.
     """
 
-    def __init__(self, module, optimizer, *, example_input, loss=None):
+    def __init__(self, module, optimizer, *, example_input, loss=None, every: int = 1):
         from flowlaws.invariants import laws
-        from flowlaws.invariants.stacked import Stacked
 
         if type(optimizer).__name__ not in PREDICTED:
             raise InvalidArgument(f"LawMonitor predicts {', '.join(PREDICTED)}; got {type(optimizer).__name__}")
-        _groups(optimizer)
+        _settings(optimizer)
+        self.every = positive_int("LawMonitor", "every", every)
         self.module, self.optimizer = module, optimizer
         self.converted = Converted.of(module, example_input)
         self.laws = laws(self.converted.model, _loss(loss))
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
         self.records = [Record(law) for law in self.laws]
-        self.stacked = Stacked(self.laws, [shape for _, shape in self.converted.model.param_specs])
+        read: list = []
+        self.converted.tensors(lambda t: read.append(t) or t)
+        self.params = list({id(t): t for t in read}.values())  # the parameters the model reads
+        self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)  # longest slice
+        self.summed = int(np.prod(example_input.shape))  # the batch's input elements (updated each forward)
         self.errors: list[str] = []
         self.steps = 0
         self._before: tuple | None = None
-        self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post)]
+        self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post),
+                         module.register_forward_pre_hook(self._saw_input)]
 
     def detach(self) -> None:
-        """Stop monitoring (remove the optimizer hooks)."""
+        """Stop monitoring (remove the hooks)."""
         for handle in self._handles:
             handle.remove()
 
     # --- the hooks ------------------------------------------------------------------------
+    def _saw_input(self, module, args):
+        if args and isinstance(args[0], torch.Tensor):
+            self.summed = args[0].numel()
+
     def _pre(self, optimizer, args, kwargs):
+        self._before = None
+        if self.steps % self.every:
+            return
         try:
             # a frozen parameter (no gradient) does not move: its gradient counts as 0, so a law
             # with one side frozen is measured, and flagged when the step breaks it (a step
             # without any gradient has nothing to observe)
-            live = any(t.grad is not None for t in self.module.parameters())
-            grads = self.converted.read(lambda t: torch.zeros_like(t) if t.grad is None else t.grad) if live else ()
-            def buffer(t):  # 0 where a parameter has none yet (its first step, or in no group)
-                found = optimizer.state.get(t, {}).get("momentum_buffer")
-                return torch.zeros_like(t) if found is None else found
-
-            buffers = (self.converted.read(buffer), self.converted.read(
-                lambda t: torch.full_like(t, float("momentum_buffer" in optimizer.state.get(t, {})))))
-            self._before = (self.converted.read(), grads, buffers, self._hyper(optimizer))
+            if all(t.grad is None for t in self.params):
+                return
+            with torch.no_grad():
+                theta = {id(t): t.detach().clone() for t in self.params}
+                grads = {id(t): torch.zeros_like(t) if t.grad is None else t.grad.detach() for t in self.params}
+                rests, coefficients = self._rests(optimizer, theta)
+            self._before = (theta, grads, rests, coefficients)
         except Exception as error:  # never break the user's training
             self.errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
-            self._before = None
 
     def _post(self, optimizer, args, kwargs):
         try:
-            if self._before is not None and self._before[1]:
-                self._observe(*self._before, self.converted.read())
+            if self._before is not None:
+                with torch.no_grad():
+                    self._observe(*self._before)
         except Exception as error:  # never break the user's training
             self.errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
         finally:
             self._before = None
             self.steps += 1
 
-    def _hyper(self, optimizer) -> dict:
-        """Each hyperparameter as arrays in the model's parameter layout: a parameter's own
-        group's value, 0 for a parameter in no group (it does not move)."""
-        groups = _groups(optimizer)
-        return {key: self.converted.read(lambda t, key=key: torch.full_like(
-            t, float(groups.get(id(t), {}).get(key) or 0.0), dtype=torch.float64)) for key in HYPER}
+    def _rests(self, optimizer, theta) -> tuple[dict, dict]:
+        """Each parameter's rest and gradient coefficient (0 for a preconditioned term, a
+        parameter in no group, or lr = 0: none of these is a multiple of g that moves)."""
+        rests = {key: torch.zeros_like(t) for key, t in theta.items()}
+        coefficients = dict.fromkeys(theta, 0.0)
+        name = type(optimizer).__name__
+        for settings, group in zip(_settings(optimizer), optimizer.param_groups, strict=True):
+            rule = _flowlaws_optimizer(name, settings)
+            for t in group["params"]:
+                if id(t) not in theta or rule is None:
+                    continue
+                buffer = optimizer.state.get(t, {}).get("momentum_buffer")
+                state = torch.zeros_like(t) if buffer is None else buffer.detach()
+                state = -rule.lr * state if type(rule) is Momentum else state  # heavy ball's v = -lr b
+                (rest,), c = rule.rest((theta[id(t)],), (state,), 0 if buffer is None else 1)
+                rests[id(t)], coefficients[id(t)] = rest, c or 0.0
+        return rests, coefficients
 
-    def _rest(self, theta, grad, buffer, hyper):
-        """(the step without its gradient term, the gradient's coefficient per entry): for SGD
-        the decay and momentum parts; for AdamW its decoupled decay; for Adam and RMSprop
-        nothing (their gradient term is not predicted)."""
-        lr, wd = hyper["lr"], hyper["weight_decay"]
-        name = type(self.optimizer).__name__
-        zero = tuple(np.zeros_like(t) for t in theta)
-        if name == "AdamW":
-            return tuple(-a * w * t for a, w, t in zip(lr, wd, theta, strict=True)), zero
-        if name != "SGD":
-            return zero, zero
-        values, had = buffer
-        out, coefficient = [], []
-        for k, t in enumerate(theta):
-            mu, damp, nesterov = hyper["momentum"][k], hyper["dampening"][k], hyper["nesterov"][k]
-            keep = np.where(had[k] > 0, 1.0 - damp, 1.0)  # the new buffer is mu * buf + keep * (g + wd theta)
-            rest = keep * wd[k] * t + mu * values[k] * had[k]  # the buffer without keep * g
-            rest = np.where(mu > 0, rest, wd[k] * t)  # no momentum: the decay alone
-            keep = np.where(mu > 0, keep, 1.0)
-            step = np.where(nesterov > 0, wd[k] * t + mu * rest, rest)  # Nesterov: g' + mu * buffer_new
-            out.append(-lr[k] * step)
-            coefficient.append(lr[k] * np.where(nesterov > 0, 1 + mu * keep, keep))
-        return tuple(out), tuple(coefficient)
+    def _observe(self, theta, grads, rests, coefficients):
+        from flowlaws.checking import effect_size
 
-    def _observe(self, theta, grad, buffer, hyper, after):
-        from flowlaws.checking import SAFETY, effect_size
-
-        rest, coefficients = self._rest(theta, grad, buffer, hyper)
-        dtype = next(p.dtype for p in self.module.parameters())
-        unit = float(torch.finfo(dtype).eps) if dtype.is_floating_point else float(np.finfo(float).eps)
-        tolerance = SAFETY * sum(x.size for x in theta) * unit
-        stacked = self.stacked
-        t, a, g, r, c = (stacked.flat(xs) for xs in (theta, after, grad, rest, coefficients))
-        # a common coefficient of g has no first-order effect (the law: Dh(theta)[g] = 0); what
-        # differs between parameters (per-group learning rates, a parameter no group holds) has
-        coefficient = float(c.max(initial=0.0))
-        r = r - (c - coefficient) * g
-        d = a - t
-        moved = np.abs(t) + np.abs(d)
-        # |theta| + |Delta| bounds theta, theta+ and Delta: 2 M(|θ|+|Δ|) >= M(θ) + M(θ+) + first_M(θ, Δ) + M(Δ)
-        measured = stacked.value(a) - stacked.value(t)
-        predicted = stacked.first(t, r) + stacked.second(d)
-        scale = 2 * stacked.magnitude(moved, moved) + coefficient * stacked.first_magnitude(np.abs(t), np.abs(g))
+        c = max(coefficients.values(), default=0.0)
+        # a common coefficient of g has no first-order effect (Dh(theta)[g] = 0); what differs
+        # between parameters (per-group learning rates, a parameter no group holds) has
+        T = self.converted.tensors(lambda t: theta[id(t)])
+        A = self.converted.tensors(lambda t: t.detach())
+        R = self.converted.tensors(lambda t: rests[id(t)] if coefficients[id(t)] == c else
+                                   rests[id(t)] - (coefficients[id(t)] - c) * grads[id(t)])
+        D = tuple(a - t for a, t in zip(A, T, strict=True))
+        step = _Step.of(T, D, R, self._weights(T, D, R, c, grads))
+        evaluated: dict = {}  # a unit law and the layer law on the same slices share their sums
         for record in self.records:
-            parts = [stacked.part(record.law, values) for values in (measured, predicted, scale)]
-            self._record(record, *parts, effect_size(parts[0] - parts[1], tolerance * parts[2]))
+            law = record.law
+            key = (law.terms, law.order, law.kind is LawKind.MATRIX)
+            if key not in evaluated:
+                evaluated[key] = step.evaluate(law if key[2] else dataclasses.replace(law, kind=LawKind.UNIT))
+            residual, predicted, tolerance = evaluated[key]
+            if law.kind is LawKind.LAYER:
+                residual, predicted, tolerance = (np.sum(x) for x in (residual, predicted, tolerance))
+            self._record(record, predicted + residual, predicted, tolerance, effect_size(residual, tolerance))
 
-    def _record(self, record, measured, predicted, scale, effect):
+    def _weights(self, T, D, R, c, grads) -> tuple:
+        """Per entry, the round-off the tolerance charges against |theta| + |Delta|
+        (docs/numerics.md): SAFETY u ((STEP_ROUNDINGS + m) (2 |theta| + |Delta| + |rest|) + n c
+        |g|), m the longest slice a law sums (its sums are in the parameters' precision), n
+        the longest sum behind a gradient entry; 2 |theta| + |Delta| bounds |theta+| + |theta|."""
+        from flowlaws.checking import SAFETY
+
+        unit = float(torch.finfo(T[0].dtype).eps) if T[0].is_floating_point() else float(np.finfo(float).eps)
+        rounding, gradient = SAFETY * unit * (STEP_ROUNDINGS + self.slice), SAFETY * unit * (
+            self.summed + self.slice) * c
+        G = self.converted.tensors(lambda t: grads[id(t)]) if c else (None,) * len(T)
+        return tuple(rounding * (2 * t.abs() + d.abs() + r.abs()) + (gradient * g.abs() if c else 0.0)
+                     for t, d, r, g in zip(T, D, R, G, strict=True))
+
+    def _record(self, record, measured, predicted, tolerance, effect):
         worst = int(np.argmax(effect)) if np.ndim(effect) else 0
         record.measured.append(float(np.ravel(measured)[worst]))
         record.predicted.append(float(np.ravel(predicted)[worst]))
         record.effect.append(float(np.ravel(effect)[worst]))
+        record.resolution.append(float(np.ravel(tolerance)[worst]))
         if record.flagged is None and record.effect[-1] > 1:
             index = np.unravel_index(worst, np.shape(effect)) if np.ndim(effect) else ()
             record.flagged = (self.steps, tuple(int(i) for i in index), record.effect[-1])

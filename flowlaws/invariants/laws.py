@@ -24,7 +24,7 @@ from typing import Any
 import autograd.numpy as anp
 import numpy as np
 
-from flowlaws.models.symmetry import Family, LawKind, Term, View
+from flowlaws.models.symmetry import Family, LawKind, Term, View, namespace
 
 KINDS = tuple(LawKind)
 
@@ -48,19 +48,20 @@ class Law:
     order: int = 2
 
     def _gram(self, a, b, absolute: bool = False):
-        plain = all(isinstance(p, np.ndarray) for p in (*a, *b))
-        xp: Any = np if plain else anp  # plain numpy skips autograd's wrappers
+        """sum_v alpha_v P_v(a) P_v(b)^T as the law's kind reduces it (numpy, autograd, or
+        torch tensors: on their own device, in their dtype)."""
+        xp: Any = namespace(b[self.terms[0].view.param])
+        plain = xp is np and all(isinstance(p, np.ndarray) for p in (*a, *b))  # skips autograd's wrappers
         G: Any = 0.0
         for term in self.terms:
             Pb = term.view.rows(b)
-            Pb = xp.abs(Pb) if absolute else Pb
             weight = abs(term.weight) if absolute else term.weight
             if self.order == 1:
-                G = G + weight * xp.sum(Pb, axis=1)
+                G = G + weight * _row_sums(xp, Pb)
                 continue
-            Pa = xp.abs(term.view.rows(a)) if absolute else term.view.rows(a)
-            pairs = (xp.dot(Pa, Pb.T) if self.kind is LawKind.MATRIX else xp.einsum("ij,ij->i", Pa, Pb) if plain
-                     else xp.sum(Pa * Pb, axis=1))
+            Pa = term.view.rows(a)
+            pairs = (Pa @ Pb.T if self.kind is LawKind.MATRIX
+                     else xp.einsum("ij,ij->i", Pa, Pb) if plain else _row_sums(xp, Pa * Pb))
             G = G + weight * pairs
         if self.kind is LawKind.MATRIX:
             return 0.5 * (G + G.T)
@@ -84,12 +85,12 @@ class Law:
         return self.value(u) if self.order == 2 else 0.0 * self._gram(u, u)
 
     def magnitude(self, a, b):
-        """The same sums with every term's absolute value: the round-off scale of B(a, b)
-        (of h(b) for a linear law)."""
+        """For non-negative a, b: the same sums with every exponent's absolute value, the
+        round-off scale of B(a, b) (of h(b) for a linear law)."""
         return self._gram(a, b, absolute=True)
 
     def first_magnitude(self, a, b):
-        """The round-off scale of first(a, b)."""
+        """For non-negative a, b: the round-off scale of first(a, b)."""
         return self.order * self.magnitude(a, b)
 
     @property
@@ -115,6 +116,11 @@ class Law:
                 "k": self.k, "formula": self.formula,
                 "params": [t.view.name for t in self.terms],
                 "weights": [t.weight for t in self.terms]}
+
+
+def _row_sums(xp, P):
+    """Each row's sum."""
+    return xp.sum(P, axis=1) if xp in (np, anp) else P.sum(dim=1)
 
 
 def _formula(kind, terms, specs, order: int = 2) -> str:

@@ -34,6 +34,18 @@ def _autograd_numpy():
     return anp
 
 
+def namespace(x):
+    """The array module of ``x``: numpy, torch (a tensor, on its own device and dtype), or
+    autograd's numpy (a box being differentiated)."""
+    if isinstance(x, np.ndarray):
+        return np
+    if type(x).__module__.split(".")[0] == "torch":
+        import torch
+
+        return torch
+    return _autograd_numpy()
+
+
 class Family(StrEnum):
     """A symmetry's family: a rescaling (c in, 1/c out), a scale a normalization removes
     (every weight positive), an attention head's GL(k), or a translation (a linear law)."""
@@ -70,9 +82,9 @@ class View:
     groups: int = 1  # a grouped convolution's input axis: unit i's slice is its group's rows only
 
     def rows(self, params):
-        """The (units, rest) matrix of this slice (works on autograd boxes too)."""
+        """The (units, rest) matrix of this slice (numpy, autograd boxes, torch tensors)."""
         p = params[self.param]
-        xp = np if isinstance(p, np.ndarray) else _autograd_numpy()
+        xp = namespace(p)
         p = p if self.axis == 0 else xp.moveaxis(p, self.axis, 0)
         if self.groups > 1:  # (C_in / G, C_out, ...) -> (G, C_in / G, C_out / G, ...): unit g C_in / G + l
             rest = p.shape[2:]
