@@ -18,14 +18,16 @@ def _agree(model, a, b):
     fa, fb = flatten(a), flatten(b)
     args = {"value": (fa,), "first": (fa, fb), "second": (fb,), "magnitude": (np.abs(fa), np.abs(fb)),
             "first_magnitude": (np.abs(fa), np.abs(fb))}
-    law_args = {"value": (a,), "first": (a, b), "second": (b,), "magnitude": (a, b), "first_magnitude": (a, b)}
+    size_a, size_b = tuple(np.abs(x) for x in a), tuple(np.abs(x) for x in b)  # magnitudes take |values|
+    law_args = {"value": (a,), "first": (a, b), "second": (b,), "magnitude": (size_a, size_b),
+                "first_magnitude": (size_a, size_b)}
     for method in METHODS:
         components = getattr(stack, method)(*args[method])
         assert components.shape == (stack.size,)
         for law in law_list:
             want = np.asarray(getattr(law, method)(*law_args[method]), float)
             got = np.asarray(stack.part(law, components), float)
-            scale = np.asarray(law.magnitude(a, a) + law.magnitude(b, b), float)
+            scale = np.asarray(law.magnitude(size_a, size_a) + law.magnitude(size_b, size_b), float)
             assert np.all(np.abs(got - want) <= 1e-13 * (scale + 1)), (law.name, method)
     # the Jacobian's rows are the components' gradients: J u = Dh(theta)[u]
     first = stack.first(fa, fb)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -410,3 +412,102 @@ def test_a_layernorm_over_a_conv_output_before_a_conv_is_not_flagged_under_sgd()
     assert monitor.steps == 10 and not monitor.errors and not monitor.flagged
     names = {r.law.name for r in monitor.records}
     assert "unit conv1/dense0" in names and not any(name.endswith("ln0/conv1") for name in names)
+
+
+def _float32_mlp_run(width, make, steps, seed=0):
+    """A float32 MLP trained for real on a learnable task (minibatches of 32)."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(256, 16, generator=g)
+    y = (X @ torch.randn(16, 4, generator=g)).argmax(1)
+    net = nn.Sequential(nn.Linear(16, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 4))
+    opt = make(net.parameters())
+    monitor = LawMonitor(net, opt, example_input=X[:32], loss=nn.CrossEntropyLoss())
+    for _ in range(steps):
+        batch = torch.randint(0, len(X), (32,), generator=g)
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(X[batch]), y[batch]).backward()
+        opt.step()
+    return monitor
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [
+    lambda p: torch.optim.SGD(p, lr=0.1), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+    lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=5e-4),
+    lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4),
+], ids=["sgd", "momentum", "weight-decay", "nesterov"])
+def test_float32_sgd_training_is_never_flagged_over_a_thousand_steps(make):
+    monitor = _float32_mlp_run(64, make, 1000)
+    assert monitor.steps == 1000 and not monitor.flagged and not monitor.errors
+    assert max(max(r.effect) for r in monitor.records) < 1e-2  # far inside the round-off of a step
+
+
+@pytest.mark.parametrize("make", [lambda p: torch.optim.AdamW(p, lr=1e-3), lambda p: torch.optim.Adam(p, lr=1e-3)],
+                         ids=["adamw", "adam"])
+@pytest.mark.parametrize("width", [64, 160])
+def test_float32_adam_is_flagged_within_twenty_steps_at_any_size(make, width):
+    monitor = _float32_mlp_run(width, make, 20)
+    assert monitor.flagged and all(r.flagged[0] < 20 for r in monitor.flagged)
+    assert {r.law.kind for r in monitor.flagged} == {"unit", "layer"}
+
+
+def test_each_record_says_the_smallest_change_the_monitor_can_see():
+    monitor = _float32_mlp_run(32, lambda p: torch.optim.SGD(p, lr=0.1), 3)
+    for record in monitor.records:
+        assert len(record.resolution) == 3 and all(0 < r < 1e-2 for r in record.resolution)
+        assert record.to_json()["resolution"] == record.resolution
+
+
+def test_every_kth_step_is_watched_when_asked():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x = torch.randn(8, 3)
+    monitor = LawMonitor(net, opt, example_input=x, every=3)
+    for _ in range(7):
+        opt.zero_grad()
+        net(x).pow(2).mean().backward()
+        opt.step()
+    assert monitor.steps == 7 and all(len(r.measured) == 3 for r in monitor.records)  # steps 0, 3, 6
+    with pytest.raises(InvalidArgument, match="every"):
+        LawMonitor(net, opt, example_input=x, every=0)
+
+
+@pytest.mark.parametrize("make", [BasicBlock, SwiGLU], ids=["resnet-downsample", "swiglu"])
+def test_float32_adamw_is_flagged_on_the_reference_models_and_sgd_is_not(make):
+    torch.manual_seed(0)
+    x = torch.randn(*{BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4)}[make])
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                               (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = make()
+        opt = optimizer(net.parameters())
+        monitor = LawMonitor(net, opt, example_input=x)
+        for _ in range(20):
+            opt.zero_grad()
+            net(x).pow(2).mean().backward()
+            opt.step()
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_every_law_evaluates_on_torch_tensors_as_on_numpy_arrays(data):
+    from flowlaws.invariants import laws
+    from flowlaws.strategies import architectures, params
+
+    model = data.draw(architectures())
+    a, b = data.draw(params(model)), data.draw(params(model))
+    ta, tb = (tuple(torch.from_numpy(x.copy()) for x in p) for p in (a, b))
+    for law in laws(model, "cross_entropy"):
+        for method, args, targs in (("value", (a,), (ta,)), ("first", (a, b), (ta, tb)), ("second", (b,), (tb,)),
+                                    ("first_magnitude", (_abs(a), _abs(b)), (_abs(ta), _abs(tb)))):
+            want = np.asarray(getattr(law, method)(*args), float)
+            got = getattr(law, method)(*targs)
+            got = got.numpy() if isinstance(got, torch.Tensor) else np.asarray(got, float)
+            scale = np.asarray(law.magnitude(_abs(a), _abs(a)) + law.magnitude(_abs(b), _abs(b)), float)
+            assert np.all(np.abs(got - want) <= 1e-12 * (scale + 1)), (law.name, method)
+
+
+def _abs(params):
+    return tuple(abs(p) for p in params)

@@ -52,14 +52,15 @@ class Law:
         torch tensors: on their own device, in their dtype)."""
         xp: Any = namespace(b[self.terms[0].view.param])
         plain = xp is np and all(isinstance(p, np.ndarray) for p in (*a, *b))  # skips autograd's wrappers
+        flat = xp in (np, anp) or self.kind is LawKind.MATRIX  # torch sums a moved slice in place
         G: Any = 0.0
         for term in self.terms:
-            Pb = term.view.rows(b)
+            Pb = term.view.rows(b, flat)
             weight = abs(term.weight) if absolute else term.weight
             if self.order == 1:
                 G = G + weight * _row_sums(xp, Pb)
                 continue
-            Pa = term.view.rows(a)
+            Pa = term.view.rows(a, flat)
             pairs = (Pa @ Pb.T if self.kind is LawKind.MATRIX
                      else xp.einsum("ij,ij->i", Pa, Pb) if plain else _row_sums(xp, Pa * Pb))
             G = G + weight * pairs
@@ -119,8 +120,10 @@ class Law:
 
 
 def _row_sums(xp, P):
-    """Each row's sum."""
-    return xp.sum(P, axis=1) if xp in (np, anp) else P.sum(dim=1)
+    """Each row's sum (a torch slice may keep several axes)."""
+    if xp in (np, anp):
+        return xp.sum(P, axis=1)
+    return P.sum(dim=tuple(range(1, P.dim()))) if P.dim() > 1 else P  # (torch sums every axis for dim=())
 
 
 def _formula(kind, terms, specs, order: int = 2) -> str:

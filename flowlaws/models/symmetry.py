@@ -81,11 +81,14 @@ class View:
     ndim: int = 2  # axes of the whole parameter (a bias or a gain: 1)
     groups: int = 1  # a grouped convolution's input axis: unit i's slice is its group's rows only
 
-    def rows(self, params):
-        """The (units, rest) matrix of this slice (numpy, autograd boxes, torch tensors)."""
+    def rows(self, params, flat: bool = True):
+        """The (units, rest) matrix of this slice (numpy, autograd boxes, torch tensors);
+        ``flat=False`` may leave the rest as several axes (no copy of a moved axis)."""
         p = params[self.param]
         xp = namespace(p)
         p = p if self.axis == 0 else xp.moveaxis(p, self.axis, 0)
+        if not (flat or self.groups > 1 or self.interleaved) and p.shape[0] == self.units:
+            return p  # (a unit owning a block of a longer axis needs the reshape)
         if self.groups > 1:  # (C_in / G, C_out, ...) -> (G, C_in / G, C_out / G, ...): unit g C_in / G + l
             rest = p.shape[2:]
             p = xp.swapaxes(xp.reshape(p, (p.shape[0], self.groups, -1, *rest)), 0, 1)
