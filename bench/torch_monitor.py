@@ -7,8 +7,9 @@ The time per training step (float32, SGD with momentum 0.9) with and without a
 `LawMonitor` attached, interleaved, on a small conv net (3x16x16, BatchNorm, batch 64),
 MLPs of 26k, 300k and 1.1M parameters (batch 32) and a ResNet-18 for 32x32 inputs (11.2M
 parameters, batch 32; ``--quick`` skips it): target overhead <= 10%, with the absolute
-cost in ns per parameter per step; `from_torch` + `laws_of` on the conv net (target < 1 s). Also the engine's value-and-gradient of the conv net of bench/engine.py
-against torch eager CPU float64 (reported; the issue's target is <= 1.2x). Threads: see
+cost in ns per parameter per step; `from_torch` + `laws_of` on the conv net (target < 1 s).
+Also the engine's value-and-gradient of the conv net of bench/engine.py against torch eager
+CPU float64 (reported; the issue's target is <= 1.2x). Threads: see
 bench/pinned.py (one BLAS and one torch thread on both sides).
 """
 
@@ -178,8 +179,9 @@ def main(argv=None) -> int:
         return 0
     print(note)
     for r in rows:
-        print(f"{r['model']:28s} step {r['step_s'] * 1e3:8.2f} ms, with LawMonitor {r['monitored_step_s'] * 1e3:8.2f} ms:"
-              f" overhead {r['overhead']:6.1%} (target <= 10%), {r['us_per_param_step'] * 1e3:.2f} ns per parameter")
+        print(f"{r['model']:28s} step {r['step_s'] * 1e3:8.2f} ms, with LawMonitor "
+              f"{r['monitored_step_s'] * 1e3:8.2f} ms: overhead {r['overhead']:6.1%} (target <= 10%), "
+              f"{r['us_per_param_step'] * 1e3:.2f} ns per parameter")
     print(f"from_torch + laws_of: {doc['conversion_s']:.3f} s (target < 1 s)")
     e = doc["engine_vs_torch"]
     print(f"engine vs torch eager float64 ({e['spec']}, batch 64): {e['ratio']:.2f}x (target <= 1.2x)")

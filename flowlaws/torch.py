@@ -37,8 +37,6 @@ import numpy as np
 from flowlaws.checking import Level
 from flowlaws.errors import InvalidArgument
 from flowlaws.flows import Momentum
-from flowlaws.validation import positive_int
-from flowlaws.models.symmetry import LawKind
 from flowlaws.models import (
     Activation,
     Attention,
@@ -60,6 +58,8 @@ from flowlaws.models import (
     RMSNorm,
     Sequential,
 )
+from flowlaws.models.symmetry import LawKind
+from flowlaws.validation import positive_int
 
 try:
     import torch
