@@ -522,9 +522,10 @@ class _Step:
     size: tuple = ()
 
     @classmethod
-    def of(cls, theta, delta, rest, weights) -> _Step:
-        return cls(theta, delta, rest, weights, tuple(d - r for d, r in zip(delta, rest, strict=True)),
-                   tuple(t.abs() + d.abs() for t, d in zip(theta, delta, strict=True)))
+    def of(cls, theta, delta, rest, weigh) -> _Step:
+        """The step, with W = weigh(|theta| + |Delta|)."""
+        size = tuple(t.abs() + d.abs() for t, d in zip(theta, delta, strict=True))
+        return cls(theta, delta, rest, weigh(size), tuple(d - r for d, r in zip(delta, rest, strict=True)), size)
 
     def evaluate(self, law) -> tuple:
         """(residual, predicted, tolerance) of one law, as float64 numpy: the residual
@@ -678,7 +679,7 @@ class LawMonitor:
         R = self.converted.tensors(lambda t: rests[id(t)] if coefficients[id(t)] == c else
                                    rests[id(t)] - (coefficients[id(t)] - c) * grads[id(t)])
         D = tuple(a - t for a, t in zip(A, T, strict=True))
-        step = _Step.of(T, D, R, self._weights(T, D, R, c, grads))
+        step = _Step.of(T, D, R, lambda size: self._weights(T, size, R, c, grads))
         evaluated: dict = {}  # a unit law and the layer law on the same slices share their sums
         for record in self.records:
             law = record.law
@@ -690,19 +691,20 @@ class LawMonitor:
                 residual, predicted, tolerance = (np.sum(x) for x in (residual, predicted, tolerance))
             self._record(record, predicted + residual, predicted, tolerance, effect_size(residual, tolerance))
 
-    def _weights(self, T, D, R, c, grads) -> tuple:
+    def _weights(self, T, size, R, c, grads) -> tuple:
         """Per entry, the round-off the tolerance charges against |theta| + |Delta|
         (docs/numerics.md): SAFETY u ((STEP_ROUNDINGS + m) (2 |theta| + |Delta| + |rest|) + n c
         |g|), m the longest slice a law sums (its sums are in the parameters' precision), n
-        the longest sum behind a gradient entry; 2 |theta| + |Delta| bounds |theta+| + |theta|."""
+        the longest sum behind a gradient entry; 2 |theta| + |Delta| (|theta| + ``size``) bounds
+        |theta+| + |theta|."""
         from flowlaws.checking import SAFETY
 
         unit = float(torch.finfo(T[0].dtype).eps) if T[0].is_floating_point() else float(np.finfo(float).eps)
         rounding, gradient = SAFETY * unit * (STEP_ROUNDINGS + self.slice), SAFETY * unit * (
             self.summed + self.slice) * c
         G = self.converted.tensors(lambda t: grads[id(t)]) if c else (None,) * len(T)
-        return tuple(rounding * (2 * t.abs() + d.abs() + r.abs()) + (gradient * g.abs() if c else 0.0)
-                     for t, d, r, g in zip(T, D, R, G, strict=True))
+        return tuple(rounding * (t.abs() + s + r.abs()) + (gradient * g.abs() if c else 0.0)
+                     for t, s, r, g in zip(T, size, R, G, strict=True))
 
     def _record(self, record, measured, predicted, tolerance, effect):
         worst = int(np.argmax(effect)) if np.ndim(effect) else 0
