@@ -590,6 +590,7 @@ class LawMonitor:
     def __init__(self, module, optimizer, *, example_input, loss=None, every: int = 1):
         from flowlaws.invariants import laws
 
+        optimizer = getattr(optimizer, "optimizer", optimizer)  # a wrapper's (accelerate, Lightning) own
         if type(optimizer).__name__ not in PREDICTED:
             raise InvalidArgument(f"LawMonitor predicts {', '.join(PREDICTED)}; got {type(optimizer).__name__}")
         _settings(optimizer)
@@ -600,9 +601,9 @@ class LawMonitor:
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
         self.records = [Record(law) for law in self.laws]
-        read: list = []
-        self.converted.tensors(lambda t: read.append(t) or t)
-        self.params = list({id(t): t for t in read}.values())  # the parameters the model reads
+        read: dict = {}
+        self.converted.tensors(lambda t: read.setdefault(id(t), t))
+        self.params = list(read.values())  # the parameters the model reads
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)  # longest slice
         self.summed = int(np.prod(example_input.shape))  # the batch's input elements (updated each forward)
         self.errors: list[str] = []
@@ -622,6 +623,14 @@ class LawMonitor:
             self.summed = args[0].numel()
 
     def _pre(self, optimizer, args, kwargs):
+        self.before_step()
+
+    def before_step(self) -> None:
+        """Keep theta, the gradient and the step's predicted rest now. The optimizer's step
+        pre-hook calls it; a loop whose optimizer computes the gradient inside ``step`` (a
+        closure, as Lightning's) calls it again after the backward pass
+        (`flowlaws.lightning.LawCallback` does)."""
+        optimizer = self.optimizer
         self._before = None
         if self.steps % self.every:
             return
