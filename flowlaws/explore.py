@@ -54,13 +54,13 @@ def explore_theorem(model, loss, opt, law: str | None = None, *, levels=LEVELS, 
     it stores `settings` so that `flowlaws replay` rebuilds it."""
     select_laws(model, law, derived_only, loss)  # fail early, with the names to choose from
     return Theorem(
-        name, f"{name} {model.spec}",
-        f"with {loss.spec}: B(theta, grad L) = 0, every {opt.spec} step changes the law only by "
+        id=name, title=f"{name} {model.spec}",
+        statement=f"with {loss.spec}: B(theta, grad L) = 0, every {opt.spec} step changes the law only by "
         "Q(Delta) (no first-order term 2B(theta, Delta)), and gradient flow conserves it",
-        "docs/theory.md 3.1 and 3.3",
-        {"model": model, "loss": loss, "optimizer": opt, "steps": STEPS, "T": 0.2, "flow_steps": 6,
+        reference="docs/theory.md 3.1 and 3.3",
+        space={"model": model, "loss": loss, "optimizer": opt, "steps": STEPS, "T": 0.2, "flow_steps": 6,
          "generic": _normalized(model), "n": (2, 4) if _normalized(model) else (1, 4)},
-        _laws_named(law, derived_only), tuple(levels), prediction="second-order")
+        laws=_laws_named(law, derived_only), levels=tuple(levels), prediction="second-order")
 
 
 def _normalized(model) -> bool:

@@ -134,7 +134,7 @@ def schedule(eta0: float, power: float, steps: int) -> np.ndarray:
 # --- theorems ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FactorizationTheorem(Theorem):
     """A Section 3 theorem: checked as a frequency over seeded draws."""
 
@@ -301,8 +301,8 @@ def draw_min_norm(seed: int) -> Scenario:
 
 
 def _theorem(id_, title, statement, reference, draw, judge):
-    return FactorizationTheorem(id_, title, statement, reference, {}, lambda m: (), (Level.STEP,),
-                                draw=draw, judge=judge)
+    return FactorizationTheorem(id=id_, title=title, statement=statement, reference=reference, space={},
+                                laws=lambda m: (), levels=(Level.STEP,), draw=draw, judge=judge)
 
 
 THEOREMS = {t.id: t for t in (

@@ -100,6 +100,7 @@ def check_case(model, params, X, Y, *, loss="square", optimizer=None, levels=Non
     scenario = Scenario(model, tuple(np.asarray(p, float) for p in params), np.asarray(X, float),
                         np.asarray(Y, float), loss, opt,
                         steps=steps, T=T, flow_steps=flow_steps)
-    case = Theorem("check_case", f"check_case {model.spec}", "the derived laws hold on this case",
-                   "docs/concepts.md", {}, lambda model, loss=None: chosen, levels, prediction=prediction)
+    case = Theorem(id="check_case", title=f"check_case {model.spec}", statement="the derived laws hold on this case",
+                   reference="docs/concepts.md", space={}, laws=lambda model, loss=None: chosen, levels=levels,
+                   prediction=prediction)
     return case.check(scenario)  # the one place verdicts are decided

@@ -43,9 +43,10 @@ class Space(TypedDict, total=False):
     scale: float  # of ordinary params
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Theorem:
-    """A checkable statement. ``expect`` is "holds" or "breaks"."""
+    """A checkable statement (keyword arguments only: a theorem row reads as a record).
+    ``expect`` is "holds" or "breaks"."""
 
     id: str
     title: str

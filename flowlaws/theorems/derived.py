@@ -19,26 +19,40 @@ from flowlaws.theorems.selections import _all_laws, _every_law
 
 def theorems() -> list[Theorem]:
     return [
-        Theorem("skip", "Laws across skip connections",
-                "for a unit feeding residual blocks y = u + B2 phi(B1 u): d/dt (||W0[i,:]||^2 + ||B2[i,:]||^2 "
-                "- ||B1[:,i]||^2 - ||W_next[:,i]||^2) = 0 (blocks in a row chain), and the block's own units "
-                "keep their law",
-                "docs/theory.md 3.7 (derived)",
-                {**arch(kinds=("residual",), activations=HOM), **_FLOW},
-                _all_laws, (Level.POINTWISE, Level.FLOW), (HOMOGENEOUS_ACTS, DEGREE_ONE)),
-        Theorem("composition", "Every layer kind's declaration composes with every other",
-                "on a chain of layers each drawn from the kinds that fit the shape so far (every adjacency the "
-                "spec language allows), every derived law, of every family, is conserved by gradient flow: "
-                "B(theta, grad L) = 0 and Q(theta(T)) = Q(theta(0))",
-                "docs/theory.md 3 and 6 (the walker composes the layers' declarations)",
-                {**arch(kinds=("mixed",), activations=HOM), **_NORMALIZED, **_FLOW},
-                _every_law, (Level.POINTWISE, Level.FLOW), ()),
-        Theorem("laws-complete", "The derived laws are all the laws",
-                "the laws derived from the symmetries are exactly the conservation laws numeric discovery "
-                "finds (D - dim Lie(W)), or the difference is a documented known extra",
-                "Marcotte, Gribonval, Peyre, NeurIPS 2023; docs/theory.md 4 and 7",
-                arch(activations=("relu", "leaky_relu", "abs", "linear", "prelu")),
-                _all_laws, (Level.COMPLETE,), (NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
-                                           NO_GROUPED_LINEAR_BOUNDARY),
-                decide=completeness),
+        Theorem(
+            id="skip",
+            title="Laws across skip connections",
+            statement="for a unit feeding residual blocks y = u + B2 phi(B1 u): d/dt (||W0[i,:]||^2 + ||B2[i,:]||^2 "
+            "- ||B1[:,i]||^2 - ||W_next[:,i]||^2) = 0 (blocks in a row chain), and the block's own units "
+            "keep their law",
+            reference="docs/theory.md 3.7 (derived)",
+            space={**arch(kinds=("residual",), activations=HOM), **_FLOW},
+            laws=_all_laws,
+            levels=(Level.POINTWISE, Level.FLOW),
+            hypotheses=(HOMOGENEOUS_ACTS, DEGREE_ONE),
+        ),
+        Theorem(
+            id="composition",
+            title="Every layer kind's declaration composes with every other",
+            statement="on a chain of layers each drawn from the kinds that fit the shape so far (every adjacency the "
+            "spec language allows), every derived law, of every family, is conserved by gradient flow: "
+            "B(theta, grad L) = 0 and Q(theta(T)) = Q(theta(0))",
+            reference="docs/theory.md 3 and 6 (the walker composes the layers' declarations)",
+            space={**arch(kinds=("mixed",), activations=HOM), **_NORMALIZED, **_FLOW},
+            laws=_every_law,
+            levels=(Level.POINTWISE, Level.FLOW),
+            hypotheses=(),
+        ),
+        Theorem(
+            id="laws-complete",
+            title="The derived laws are all the laws",
+            statement="the laws derived from the symmetries are exactly the conservation laws numeric discovery "
+            "finds (D - dim Lie(W)), or the difference is a documented known extra",
+            reference="Marcotte, Gribonval, Peyre, NeurIPS 2023; docs/theory.md 4 and 7",
+            space=arch(activations=("relu", "leaky_relu", "abs", "linear", "prelu")),
+            laws=_all_laws,
+            levels=(Level.COMPLETE,),
+            hypotheses=(NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY),
+            decide=completeness,
+        ),
     ]

@@ -37,15 +37,23 @@ def theorems() -> list[Theorem]:
                        "optimizers": {"names": ("gd", "sgd"), "lr": (1e-3, 0.5)},
                        "exponents": (-60, 60)}  # softmax, silu and products: degree 5 and more, as attention's
     for id_, kind, title, statement, reference in LANGUAGE_BLOCKS:
-        out.append(Theorem(id_, title, statement, reference, {**arch(kinds=(kind,), activations=HOM), **language},
-                           _every_law, (Level.POINTWISE, Level.STEP, Level.FLOW), (PLAIN_DESCENT,), prediction="gd"))
+        out.append(Theorem(
+            id=id_, title=title, statement=statement, reference=reference,
+            space={**arch(kinds=(kind,), activations=HOM), **language}, laws=_every_law,
+            levels=(Level.POINTWISE, Level.STEP, Level.FLOW), hypotheses=(PLAIN_DESCENT,), prediction="gd"))
     out += [
-        Theorem("break-moe-normalized-sigmoid", "A normalized-sigmoid router has no translation law",
-                "with a normalized sigmoid gate g_e = s(r_e) / sum_j s(r_j), the router's column sums sum_e Wr[e, j] "
-                "are NOT conserved, although a softmax gate conserves them: s(r_e + c) / sum_j s(r_j + c) changes "
-                "with c, so shifting every logit alike is no symmetry",
-                "refutes Tran et al., ICML 2026 (as summarised in research-2026-12.md); docs/theory.md 6.5",
-                {**arch(kinds=("moe_sigmoid",), activations=HOM), "exponents": (-60, 60)},
-                _router_laws_of_a_softmax_gate, (Level.POINTWISE,), expect="breaks", broken=SOFTMAX_ROUTER.name),
+        Theorem(
+            id="break-moe-normalized-sigmoid",
+            title="A normalized-sigmoid router has no translation law",
+            statement="with a normalized sigmoid gate g_e = s(r_e) / sum_j s(r_j), the router's column sums "
+            "sum_e Wr[e, j] are NOT conserved, although a softmax gate conserves them: s(r_e + c) / sum_j s(r_j + c) "
+            "changes with c, so shifting every logit alike is no symmetry",
+            reference="refutes Tran et al., ICML 2026 (as summarised in research-2026-12.md); docs/theory.md 6.5",
+            space={**arch(kinds=("moe_sigmoid",), activations=HOM), "exponents": (-60, 60)},
+            laws=_router_laws_of_a_softmax_gate,
+            levels=(Level.POINTWISE,),
+            expect="breaks",
+            broken=SOFTMAX_ROUTER.name,
+        ),
     ]
     return out
