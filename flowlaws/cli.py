@@ -26,8 +26,11 @@ from flowlaws.threads import one_blas_thread
 
 # Not a terminal (a CI log, a pipe): never wrap or cut a line. On a terminal, rich adapts.
 _LOG_WIDTH = 100_000
-out = Console(highlight=False, width=None if sys.stdout.isatty() else _LOG_WIDTH)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _LOG_WIDTH)
+# a terminal's width, or COLUMNS; in a log, no width (lines as long as their content: panels fit
+# their content, text is printed soft-wrapped, so nothing is padded or cut)
+_SIZED = "COLUMNS" in os.environ
+out = Console(highlight=False, width=None if sys.stdout.isatty() or _SIZED else _LOG_WIDTH)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() or _SIZED else _LOG_WIDTH)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -303,7 +306,7 @@ def cmd_explore(args) -> int:
     if args.json:
         print(json.dumps(document))
     else:
-        out.print(cx.renderable(replay_path=path))
+        cx.print_to(out, replay_path=path)
         out.print(f"found in {seconds:.1f} s at the {verdict.evidence.level} level; architecture "
                   f"{model.spec} shrunk to {scenario.model.spec}; saved {path}", markup=False, soft_wrap=True)
     return 1

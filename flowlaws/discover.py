@@ -84,6 +84,7 @@ ANALYTIC_POINTS = 12  # circle points for a field that is analytic but not a pol
 ANALYTIC_RADIUS = 1e-1  # the first circle's radius, relative to |theta| + 1 (it shrinks)
 BATCH = 4  # samples per batch when a layer couples samples (BatchNorm): "an input is a batch"
 DEAD = 1e-8  # a gradient entry below this times the largest, at every random point, is dead
+MEMORY = 8 * 2**30  # bytes discovery may plan for (a fixed figure: the answer never depends on the machine)
 
 
 @dataclass(frozen=True)
@@ -229,10 +230,28 @@ def _repaired(model, theta, X, rng, work: Work, rounds: int = 16) -> np.ndarray:
     return flatten(tuple(params))
 
 
+def needed_bytes(model) -> float:
+    """The size of discovery's largest arrays, in bytes: the weightings C (K x n x outputs,
+    with K = D + 8 fields and n ~ SAMPLES (D + 8) / outputs samples) and two K x D field
+    matrices (float64)."""
+    D = int(sum(np.prod(s) for _, s in model.param_specs))
+    outputs = int(np.prod(model.output_shape))
+    K = D + 8
+    n = max(2, math.ceil(SAMPLES * K / outputs))
+    return 8.0 * (K * n * outputs + 2 * K * D)
+
+
 def _check(model) -> None:
     """Discovery needs each field analytic on a region: degree-1 activations (frozen,
     linear) or smooth ones (tanh, sigmoid, softplus, gelu, silu: analytic); relu_power
-    and elu are neither once frozen."""
+    and elu are neither once frozen. And its arrays must fit in MEMORY (`needed_bytes`)."""
+    needed = needed_bytes(model)
+    if needed > MEMORY:
+        D = int(sum(np.prod(s) for _, s in model.param_specs))
+        fits = int(math.sqrt(MEMORY / (8 * (2 + SAMPLES))))
+        raise InvalidArgument(f"discover {model.spec} would need about {needed / 2**30:,.0f} GiB for its {D:,} "
+                              f"parameters (fields and weightings grow as D^2); at most about {fits:,} parameters "
+                              f"fit in its {MEMORY / 2**30:.0f} GiB: use a narrower net")
     for act in model.activations:
         if act.degree != 1 and not act.analytic:
             kind = "is not analytic" if act.degree is None else f"has degree {act.degree:g}"

@@ -71,4 +71,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                 terminalreporter.write_line(f"flowlaws: {error}")
         if cx.test:
             terminalreporter.write_line(f"found by {cx.test}")
-        console.print(cx.renderable(replay_path=path))
+        cx.print_to(console, replay_path=path)

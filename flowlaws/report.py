@@ -135,7 +135,7 @@ class Counterexample:
         path = directory / f"{stem}.json"
         _atomic_write(path, json.dumps(self.to_json(), indent=1))
         console = Console(record=True, width=100, file=open(os.devnull, "w"))  # noqa: SIM115
-        console.print(self.renderable(replay_path=path))
+        self.print_to(console, replay_path=path)
         _atomic_write(directory / f"{stem}.txt", console.export_text(clear=False))
         _atomic_write(directory / f"{stem}.svg", console.export_svg(title=f"flowlaws: {stem}", clear=False))
         _atomic_write(directory / f"{stem}.html", console.export_html())
@@ -146,7 +146,18 @@ class Counterexample:
     def __rich_console__(self, console, options):
         yield self.renderable()
 
-    def renderable(self, replay_path=None):
+    def print_to(self, console, replay_path=None) -> None:
+        """The panel, then the replay hint on a line of its own: printed soft-wrapped, so a
+        long report path is never broken across lines, and the panel only as wide as it
+        needs (a log is never padded to the console's width)."""
+        console.print(self.renderable())
+        console.print(Text(self.hint(replay_path), style="dim"), soft_wrap=True)
+
+    def hint(self, replay_path=None) -> str:
+        return (f"replay: flowlaws replay {replay_path}" if replay_path else
+                "not saved: pass --flowlaws-report-dir DIR (pytest) or --report-dir DIR to keep a replayable file")
+
+    def renderable(self):
         s, e = self.scenario, self.evidence
         head = Text.assemble((f"{self.theorem}", "bold"), "  ", (self.verdict, _style(self.verdict)),
                              "\n", (self.statement, "italic"))
@@ -166,10 +177,7 @@ class Counterexample:
         if len(series) > 1:
             parts.append(Text.assemble("law value over time  ", (sparkline(series), "cyan"),
                                        f"  {series[0]:.6g} → {series[-1]:.6g}"))
-        hint = (f"replay: flowlaws replay {replay_path}" if replay_path else
-                "not saved: pass --flowlaws-report-dir DIR (pytest) or --report-dir DIR to keep a replayable file")
-        parts.append(Text(hint, style="dim"))
-        return Panel(Group(*parts), title="flowlaws counterexample", border_style=_style(self.verdict))
+        return Panel(Group(*parts), title="flowlaws counterexample", border_style=_style(self.verdict), expand=False)
 
 
 def _style(verdict: str) -> str:

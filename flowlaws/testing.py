@@ -54,7 +54,7 @@ def assert_conserved(model, *, loss="square", optimizer=None, law=None, max_exam
         raise AssertionError(f"{headline}; the counterexample is in the flowlaws summary below")
     console = Console(width=100, record=True, file=None, force_terminal=False)
     with console.capture() as capture:
-        console.print(cx.renderable())
+        cx.print_to(console)
     raise AssertionError(f"{headline}\n{capture.get()}")
 
 

@@ -294,3 +294,34 @@ def test_discover_json_says_how_the_count_was_decided_and_what_it_cost(capsys):
     code, out, _ = run_cli(capsys, "discover", "mlp:2-3-1:relu", "--json", "--budget", "5000")
     doc = json.loads(out)
     assert code == 0 and doc["decided_by"] == "exact" and 0 < doc["evaluations"] <= 5000 + 100
+
+
+def test_a_counterexample_in_a_log_is_as_wide_as_its_content_and_its_replay_path_is_one_line(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "explore", "--arch", "mlp:3-8-8-2:tanh", "--report-dir", str(tmp_path))
+    assert code == 1 and len(out.encode()) < 20_000  # a panel padded to the log width once made 2.3 MB
+    replay = [line for line in out.splitlines() if line.startswith("replay: flowlaws replay ")]
+    assert len(replay) == 1 and Path(replay[0].split()[-1]).exists()
+
+
+def test_discover_on_a_net_too_big_for_its_memory_is_one_line_with_exit_2(capsys):
+    code, _, err = run_cli(capsys, "discover", "mlp:8-2000-2000-8:relu")
+    assert code == 2 and "would need about" in err and "parameters fit" in err and len(err.splitlines()) == 1
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line_and_exit_130(monkeypatch, capsys):
+    import builtins
+    import sys
+
+    from flowlaws.__main__ import main as entry
+
+    real = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "flowlaws.cli":
+            raise KeyboardInterrupt
+        return real(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "flowlaws.cli", raising=False)
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert entry() == 130
+    assert capsys.readouterr().err == "flowlaws: interrupted\n"
