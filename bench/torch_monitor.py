@@ -105,6 +105,30 @@ def step_seconds(name: str, monitored: bool, steps: int, seed: int = 0) -> tuple
     return seconds, sum(p.numel() for p in net.parameters())
 
 
+def verdicts(name: str, steps: int) -> dict:
+    """The monitor's float32 verdicts on one model: the step where AdamW is first flagged (of
+    20) and the worst effect of SGD with momentum and weight decay over ``steps`` steps."""
+    make, shape, batch, _ = MODELS[name]
+    found = {"model": name}
+    for label, optimizer, count in (("adamw", lambda p: torch.optim.AdamW(p, lr=1e-3), 20),
+                                    ("sgd", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=5e-4),
+                                     steps)):
+        torch.manual_seed(0)
+        net = make()
+        opt = optimizer(net.parameters())
+        X, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
+        monitor = LawMonitor(net, opt, example_input=X[:4], loss=nn.CrossEntropyLoss())
+        for _ in range(count):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(X), y).backward()
+            opt.step()
+        found[f"{label}_steps"] = count
+        found[f"{label}_flagged"] = len(monitor.flagged)
+        found[f"{label}_first_flag"] = min((r.flagged[0] for r in monitor.flagged), default=None)
+        found[f"{label}_worst_effect"] = max(max(r.effect) for r in monitor.records)
+    return found
+
+
 def overhead(name: str, steps: int, repeats: int) -> dict:
     """The monitor's cost on one model, interleaved with and without it."""
     plain, watched = [], []
@@ -163,6 +187,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--steps", type=int, default=20, help="steps per timing (big models: a quarter)")
     parser.add_argument("--quick", action="store_true", help="skip ResNet-18")
+    parser.add_argument("--verdict-steps", type=int, default=1000, help="SGD steps of the float32 verdicts")
     args = parser.parse_args(argv)
     note = pin_threads()
     rows = []
@@ -171,7 +196,8 @@ def main(argv=None) -> int:
         if big and args.quick:
             continue
         rows.append(overhead(name, max(2, args.steps // 4) if big else args.steps, 3 if big else 5))
-    doc = {"monitor": rows, "conversion_s": conversion_seconds(), "threads": note,
+    judged = [verdicts(name, args.verdict_steps) for name in MODELS if name.startswith("MLP 64-") and "26k" not in name]
+    doc = {"monitor": rows, "verdicts": judged, "conversion_s": conversion_seconds(), "threads": note,
            "engine_vs_torch": engine_against_torch(), "targets": {"overhead": 0.10, "conversion_s": 1.0,
                                                                   "engine_vs_torch": 1.2}}
     if args.json:
@@ -182,6 +208,10 @@ def main(argv=None) -> int:
         print(f"{r['model']:28s} step {r['step_s'] * 1e3:8.2f} ms, with LawMonitor "
               f"{r['monitored_step_s'] * 1e3:8.2f} ms: overhead {r['overhead']:6.1%} (target <= 10%), "
               f"{r['us_per_param_step'] * 1e3:.2f} ns per parameter")
+    for v in judged:
+        print(f"{v['model']:28s} float32: AdamW flagged {v['adamw_flagged']} laws, first at step "
+              f"{v['adamw_first_flag']} (target < 20, worst effect {v['adamw_worst_effect']:.3g}); SGD+momentum+decay "
+              f"{v['sgd_flagged']} flags in {v['sgd_steps']} steps (worst effect {v['sgd_worst_effect']:.2g})")
     print(f"from_torch + laws_of: {doc['conversion_s']:.3f} s (target < 1 s)")
     e = doc["engine_vs_torch"]
     print(f"engine vs torch eager float64 ({e['spec']}, batch 64): {e['ratio']:.2f}x (target <= 1.2x)")

@@ -14,7 +14,9 @@ MaxPool/AvgPool 1d/2d (window = stride, no padding), AdaptiveAvgPool(1) and ``x.
 over the positions, Flatten, Dropout, the sum or product of two branches from one value
 (a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
 LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
-batch_first, with or without its biases; not add_bias_kv). Anything else is an `InvalidArgument` naming the module path,
+batch_first, with or without its biases; not add_bias_kv), Embedding reading the module's
+input (token ids: a dense layer on one-hot tokens, W = E^T; the flowlaws model's input is
+`one_hot(ids, vocabulary)`). Anything else is an `InvalidArgument` naming the module path,
 its type, and what is supported.
 
 Documented behaviours: a float32 (or other) module is read in float64, and every check
@@ -72,11 +74,17 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation), R
              "Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), "
              "x.mean(dims), Flatten, Dropout, a + b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
-             "MultiheadAttention (self-attention, batch_first, with or without biases)")
+             "MultiheadAttention (self-attention, batch_first, with or without biases), Embedding (of the input ids)")
 
 
 def _array(tensor) -> np.ndarray:
     return tensor.detach().to("cpu", torch.float64).numpy().copy()
+
+
+def _float64(x):
+    """A CPU copy of an input: float64, or token ids left as integers."""
+    x = x.detach().to("cpu")
+    return x.to(torch.float64) if x.is_floating_point() else x
 
 
 def _numpy(x):
@@ -129,6 +137,11 @@ def _convert(module, path: str, read=_array):
     if type(module) is nn.Linear:
         bias = module.bias is not None
         return Dense(module.out_features, bias), (read(module.weight), *([read(module.bias)] if bias else []))
+    if type(module) is nn.Embedding:  # a dense layer on one-hot tokens: E[x] = onehot(x) E, so W = E^T
+        if module.max_norm is not None or module.scale_grad_by_freq or module.sparse:
+            raise _unsupported(path, module, "max_norm (it rewrites the weights in the forward pass), "
+                                             "scale_grad_by_freq and sparse gradients")
+        return Dense(module.embedding_dim), (read(module.weight).T,)
     if type(module) in (nn.Conv1d, nn.Conv2d):
         if module.padding_mode != "zeros":
             raise _unsupported(path, module, "padding modes other than zeros")
@@ -214,6 +227,13 @@ class _Chain:
 
     layers: list = field(default_factory=list)  # (layer, params, the (path, module) its params come from)
     lineage: dict = field(default_factory=dict)  # fx node -> indices of the layers that made it
+    vocabulary: int | None = None  # the input is token ids, read by an Embedding of this many rows
+
+    def tokens(self, module, path: str, reads_input: bool) -> None:
+        """An Embedding may only read the module's input (token ids, one-hot to flowlaws)."""
+        if not reads_input or self.vocabulary is not None:
+            raise _unsupported(path, module, "an Embedding must read the module's input, the token ids, once")
+        self.vocabulary = module.num_embeddings
 
     @property
     def sources(self) -> list:
@@ -287,7 +307,7 @@ def _shapes(traced, example_input) -> dict:
     copy: the module itself is never run; {} entries where it cannot run on the input."""
     twin = copy.deepcopy(traced).to("cpu", torch.float64)
     with contextlib.suppress(Exception):  # a module that cannot run on the input: its conversion says why
-        ShapeProp(twin).propagate(example_input.detach().to("cpu", torch.float64))
+        ShapeProp(twin).propagate(_float64(example_input))
     return {n.name: getattr(n.meta.get("tensor_meta"), "shape", None) for n in twin.graph.nodes}
 
 
@@ -307,6 +327,8 @@ def _traced(module, chain: _Chain, example_input):
             target = modules[node.target]
             if isinstance(target, nn.MultiheadAttention) and len({a for a in node.args[:3]}) != 1:
                 raise _unsupported(node.target, target, "only self-attention mha(x, x, x)")
+            if isinstance(target, nn.Embedding):
+                chain.tokens(target, node.target, node.args[0].op == "placeholder")
             chain.add(node, _convert(target, node.target), (node.target, target), after=node.args[0])
             head = node
         elif node.op == "call_function" and node.target is operator.getitem and \
@@ -346,6 +368,8 @@ def _walked(module, chain: _Chain, prefix: str = ""):
         if isinstance(child, nn.Sequential):
             _walked(child, chain, f"{prefix}{name}.")
         else:
+            if isinstance(child, nn.Embedding):
+                chain.tokens(child, prefix + name, not chain.layers)
             chain.add(object(), _convert(child, prefix + name), (prefix + name, child))
 
 
@@ -412,25 +436,35 @@ def _conversion(module, example_input):
         _walked(module, chain)
     layers = tuple(layer for layer, _, _ in chain.layers)
     params = tuple(p for _, ps, _ in chain.layers for p in ps)
-    shape = tuple(example_input.shape[1:])
+    shape = tuple(example_input.shape[1:]) + ((chain.vocabulary,) if chain.vocabulary else ())
     model = Sequential(shape, layers)
-    _check_layout(module, model, params, example_input)
+    _check_layout(module, model, params, example_input, chain.vocabulary)
     return model, tuple(chain.sources)
 
 
-def _check_layout(module, model, params, example_input) -> None:
-    """The converted model computes what the module computes (float64, training mode)."""
+def one_hot(tokens, vocabulary: int) -> np.ndarray:
+    """Token ids (N, T) as the flowlaws model's input: one-hot rows (N, T, vocabulary)."""
+    ids = np.asarray(tokens.detach().cpu() if isinstance(tokens, torch.Tensor) else tokens)
+    if ids.dtype.kind not in "iu" or ids.min(initial=0) < 0 or ids.max(initial=0) >= vocabulary:
+        raise InvalidArgument(f"the input of an Embedding must be token ids in [0, {vocabulary}), got {ids.dtype} "
+                              f"values in [{ids.min()}, {ids.max()}]")
+    return np.eye(vocabulary)[ids]
+
+
+def _check_layout(module, model, params, example_input, vocabulary=None) -> None:
+    """The converted model computes what the module computes (float64, training mode; token
+    ids stay ids for the module and are one-hot for flowlaws)."""
     twin = copy.deepcopy(module).to("cpu", torch.float64).train()
     for child in twin.modules():  # dropout masks differ (torch's generator, flowlaws' hash): compare without
         if isinstance(child, nn.Dropout):
             child.eval()
-    x = example_input.detach().to("cpu", torch.float64)
+    x = _float64(example_input)
     with torch.no_grad():
         expected = twin(x)
     expected = (expected[0] if isinstance(expected, tuple) else expected).numpy()
     unmasked = Sequential(model.input_shape, tuple(layer.mapped(
         lambda x: Dropout(0.0) if isinstance(x, Dropout) else x) for layer in model.layers))
-    got, _ = unmasked.forward(params, x.numpy())
+    got, _ = unmasked.forward(params, one_hot(x, vocabulary) if vocabulary else x.numpy())
     scale = np.max(np.abs(expected)) + 1e-300
     if got.shape != expected.shape or np.max(np.abs(got - expected)) > 1e-9 * scale:
         raise InvalidArgument(f"the converted model ({model.spec}) does not reproduce the module's output on "

@@ -157,7 +157,7 @@ def test_the_converted_specs_read_as_the_modules():
 
 @pytest.mark.parametrize(("module", "fragment"), [
     (nn.Sequential(nn.Linear(3, 4), nn.Embedding(4, 2), nn.Linear(4, 2)),
-     r"1 \(Embedding\) is not supported; flowlaws converts"),
+     r"1 \(Embedding\) is not supported \(an Embedding must read the module's input"),
     (nn.Sequential(nn.Conv1d(3, 4, 3, padding_mode="reflect", padding=1)),
      r"0 \(Conv1d\) is not supported \(padding modes other than zeros"),
     (nn.Sequential(nn.MultiheadAttention(3, 1, batch_first=True, add_bias_kv=True)), r"not supported"),
@@ -511,3 +511,78 @@ def test_every_law_evaluates_on_torch_tensors_as_on_numpy_arrays(data):
 
 def _abs(params):
     return tuple(abs(p) for p in params)
+
+
+class BagOfEmbeddings(nn.Module):
+    """A fastText-style text classifier: token embeddings, averaged, then an MLP."""
+
+    def __init__(self, vocabulary=20, padding_idx=None):
+        super().__init__()
+        self.emb = nn.Embedding(vocabulary, 6, padding_idx=padding_idx)
+        self.fc1, self.fc2 = nn.Linear(6, 8), nn.Linear(8, 3)
+
+    def forward(self, ids):
+        return self.fc2(torch.relu(self.fc1(self.emb(ids).mean(1))))
+
+
+def test_an_embedding_is_a_dense_layer_on_one_hot_tokens_with_torchs_value_and_gradient():
+    from flowlaws.torch import one_hot
+
+    torch.manual_seed(0)
+    net = BagOfEmbeddings().double()
+    ids = torch.randint(0, 20, (16, 5))
+    model, params = from_torch(net, ids)
+    assert model.spec == "seq:5x20:dense(6),mean(last),dense(8,bias),relu,dense(3,bias)"
+    out = net(ids)
+    y = torch.randn_like(out)
+    loss = 0.5 * ((out - y) ** 2).sum(dim=1).mean()
+    theirs = torch.autograd.grad(loss, list(net.parameters()))
+    value, grads = value_and_grad(model, Square(), params, one_hot(ids, 20), y.detach().numpy())
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+    assert np.allclose(grads[0], theirs[0].numpy().T, rtol=0, atol=1e-12 * float(theirs[0].abs().max()))
+    assert all(np.allclose(g, t.numpy(), rtol=0, atol=1e-12 * float(t.abs().max()) + 1e-300)
+               for g, t in zip(grads[1:], theirs[1:], strict=True))
+
+
+def test_an_embedding_classifier_keeps_its_laws_under_sgd_and_discovery_proves_their_count():
+    torch.manual_seed(0)
+    net = BagOfEmbeddings(padding_idx=0)
+    ids, y = torch.randint(0, 20, (16, 5)), torch.randint(0, 3, (16,))
+    names = {law.name for law in laws_of(net, ids)}
+    assert "matrix dense0/dense1" in names  # embedding -> mean -> linear: GL(6) on the embedding's features
+    for optimizer, flagged in ((torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9), False),
+                               (torch.optim.Adam(net.parameters(), lr=1e-3), True)):
+        monitor = LawMonitor(net, optimizer, example_input=ids, loss=nn.CrossEntropyLoss())
+        for _ in range(5):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(net(ids), y).backward()
+            optimizer.step()
+        monitor.detach()
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+    found = discover_of(BagOfEmbeddings(), ids, degree=0)
+    assert found.count == found.derived and found.decided_by == "exact"
+
+
+class TwoEmbeddings(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Embedding(10, 4), nn.Embedding(10, 4)
+
+    def forward(self, ids):
+        return (self.a(ids) + self.b(ids)).mean(1)
+
+
+@pytest.mark.parametrize(("make", "fragment"), [
+    (lambda: TwoEmbeddings(), "must read the module's input, the token ids, once"),
+    (lambda: nn.Sequential(nn.Embedding(10, 4, max_norm=1.0), nn.Flatten(), nn.Linear(12, 2)), "max_norm"),
+])
+def test_an_embedding_that_cannot_convert_says_why_in_one_line(make, fragment):
+    with pytest.raises(InvalidArgument, match=fragment):
+        from_torch(make(), torch.randint(0, 9, (4, 3)))
+
+
+def test_token_ids_out_of_range_are_a_clear_error():
+    from flowlaws.torch import one_hot
+
+    with pytest.raises(InvalidArgument, match=r"token ids in \[0, 5\)"):
+        one_hot(torch.tensor([[0, 7]]), 5)
