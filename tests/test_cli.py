@@ -176,16 +176,24 @@ def test_explore_accepts_every_law_name_that_laws_prints(capsys, tmp_path):
         assert code == 0 and json.loads(out)["found"] is False
 
 
-def test_output_that_is_not_a_terminal_is_never_wrapped_and_specs_keep_their_brackets():
+def test_output_that_is_not_a_terminal_is_never_wrapped_unless_columns_says_so_and_never_cut():
     import subprocess
     import sys
 
+    import os
+
     spec = "seq:4:dense(4,bias),relu,residual[dense(8),relu,dense(4)],relu,dense(2)"
+    quiet = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # (pytest's own environment sets it)
     done = subprocess.run([sys.executable, "-m", "flowlaws", "laws", spec], capture_output=True, text=True,
-                          check=False)
+                          check=False, env=quiet)
     assert done.returncode == 0 and f"laws of {spec}" in done.stdout
     assert "‖dense0.W[i,:]‖² + dense0.b[i]² − ‖res0.dense0.W[:,i]‖² + ‖res0.dense1.W[i,:]‖² − ‖dense1.W[:,i]‖²" \
         in done.stdout
+    narrow = subprocess.run([sys.executable, "-m", "flowlaws", "laws", spec], capture_output=True, text=True,
+                            check=False, env={**quiet, "COLUMNS": "80"})
+    table = [line for line in narrow.stdout.splitlines() if line.startswith(("┃", "│", "┏", "└"))]
+    assert narrow.returncode == 0 and table and all(len(line) <= 80 for line in table)  # COLUMNS is honoured
+    assert "dense1.W[:,i]" in narrow.stdout  # wrapped inside its cell, never cut
 
 
 @pytest.mark.parametrize("make_bad", [lambda tmp: tmp / "a-file", lambda tmp: tmp / "read-only"])
