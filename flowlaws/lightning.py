@@ -52,8 +52,5 @@ class LawCallback(Callback):
         if self.monitor is None:
             return
         self.monitor.detach()
-        if self.fail and self.monitor.flagged:
-            record = self.monitor.flagged[0]
-            step, unit, effect = record.flagged
-            raise AssertionError(f"law {record.law.name} departed at step {step}, unit {unit} (effect size "
-                                 f"{effect:.3g}); {len(self.monitor.flagged)} law(s) departed in all")
+        if self.fail:
+            self.monitor.assert_followed()

@@ -764,6 +764,14 @@ class LawMonitor:
     def flagged(self) -> list[Record]:
         return [r for r in self.records if r.flagged is not None]
 
+    def assert_followed(self) -> None:
+        """Raise AssertionError naming the first law that departed, if any (the trainer
+        callbacks' ``fail=True``)."""
+        if self.flagged:
+            step, unit, effect = self.flagged[0].flagged  # type: ignore[misc]
+            raise AssertionError(f"law {self.flagged[0].law.name} departed at step {step}, unit {unit} (effect "
+                                 f"size {effect:.3g}); {len(self.flagged)} law(s) departed in all")
+
     def to_json(self) -> dict:
         return {"model": self.converted.model.spec, "optimizer": type(self.optimizer).__name__,
                 "steps": self.steps, "errors": self.errors, "laws": [r.to_json() for r in self.records]}

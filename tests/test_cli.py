@@ -177,10 +177,9 @@ def test_explore_accepts_every_law_name_that_laws_prints(capsys, tmp_path):
 
 
 def test_output_that_is_not_a_terminal_is_never_wrapped_unless_columns_says_so_and_never_cut():
+    import os
     import subprocess
     import sys
-
-    import os
 
     spec = "seq:4:dense(4,bias),relu,residual[dense(8),relu,dense(4)],relu,dense(2)"
     quiet = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # (pytest's own environment sets it)
