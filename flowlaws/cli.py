@@ -77,7 +77,7 @@ def _seconds(text: str) -> float:
 
 
 _positive = _at_least(1, "give 1 or more")
-_workers = _at_least(0, "give the number of worker processes (0: run here)")
+_workers = _at_least(1, "give the number of worker processes, or leave --workers out to run here")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -100,8 +100,8 @@ def parser() -> argparse.ArgumentParser:
                        help="where counterexamples are saved (default: reports)")
     check.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     spread = check.add_mutually_exclusive_group()
-    spread.add_argument("--workers", default=0, type=_workers,
-                        help="run the theorems on a local Dask cluster of N processes")
+    spread.add_argument("--workers", default=None, type=_workers,
+                        help="run the theorems on a local Dask cluster of N processes (default: here)")
     spread.add_argument("--scheduler", metavar="ADDRESS", help="run them on an existing Dask cluster")
     explore = sub.add_parser("explore", help="search an architecture for a first-order break")
     explore.add_argument("--arch", required=True, metavar="SPEC", help="the architecture, e.g. 'mlp:3-8-8-2:tanh'")
@@ -157,7 +157,8 @@ def parser() -> argparse.ArgumentParser:
     campaign.add_argument("--journal", type=Path, help="JSONL file of finished shards: appended as they "
                           "finish; a rerun skips them (resume)")
     where = campaign.add_mutually_exclusive_group()
-    where.add_argument("--workers", default=0, type=_workers, help="a local Dask cluster of N processes")
+    where.add_argument("--workers", default=None, type=_workers,
+                       help="a local Dask cluster of N processes (default: here)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     campaign.add_argument("--report-dir", default="reports", type=Path,
                           help="where counterexamples are saved (default: reports)")

@@ -106,8 +106,9 @@ def test_corpus_holds_one_counterexample_per_expected_break():
      (["figures", "--out", "/proc/flowlaws-cannot-write"], "cannot write figures"),
      (["discover", "mlp:2-3-1:relu", "--degree", "3"], "invalid choice"),
      (["explore", "--arch", "mlp:3-4-2:relu", "--optimizer", "lion"], "unknown optimizer"),
-     (["check", "--workers", "-1"], "must be >= 0, got -1"),
-     (["campaign", "--cases", "10", "--workers", "-2"], "must be >= 0, got -2"),
+     (["check", "--workers", "-1"], "must be >= 1, got -1"),
+     (["check", "--workers", "0"], "must be >= 1, got 0; give the number of worker processes, or leave --workers"),
+     (["campaign", "--cases", "10", "--workers", "-2"], "must be >= 1, got -2"),
      (["campaign", "--cases", "0"], "must be >= 1, got 0"),
      (["laws", "seq:2x5:attention(heads=1,dk=2,dv=2),conv1d(2,2),mean,mean"], "needs positions")],
 )
