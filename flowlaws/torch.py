@@ -14,7 +14,9 @@ MaxPool/AvgPool 1d/2d (window = stride, no padding), AdaptiveAvgPool(1) and ``x.
 over the positions, Flatten, Dropout, the sum or product of two branches from one value
 (a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
 LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
-batch_first, with or without its biases; not add_bias_kv), Embedding reading the module's
+batch_first, with or without its biases; not add_bias_kv), TransformerEncoderLayer (batch_first,
+relu or gelu, norm_first either way, no mask: its attention and feed-forward blocks become
+two residual layers), Embedding reading the module's
 input (token ids: a dense layer on one-hot tokens, W = E^T; the flowlaws model's input is
 `one_hot(ids, vocabulary)`). Anything else is an `InvalidArgument` naming the module path,
 its type, and what is supported.
@@ -74,7 +76,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation), R
              "Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), "
              "x.mean(dims), Flatten, Dropout, a + b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
-             "MultiheadAttention (self-attention, batch_first, with or without biases), Embedding (of the input ids)")
+             "MultiheadAttention (self-attention, batch_first, with or without biases), TransformerEncoderLayer "
+             "(batch_first, relu or gelu, pre- or post-norm, no mask), Embedding (of the input ids)")
 
 
 def _array(tensor) -> np.ndarray:
@@ -190,7 +193,33 @@ def _convert(module, path: str, read=_array):
         return norm(affine=bool(affine), eps=float(module.eps)), params
     if type(module) is nn.MultiheadAttention:
         return _attention(module, path, read)
+    if type(module) is nn.TransformerEncoderLayer:
+        return _encoder_layer(module, path, read)
     raise _unsupported(path, module)
+
+
+def _encoder_layer(module, path: str, read=_array):
+    """nn.TransformerEncoderLayer as its layers: pre-norm (norm_first) x + drop(sa(norm1(x))),
+    then x + drop(ff(norm2(x))); post-norm norm1(x + drop(sa(x))), then norm2(x + drop(ff(x))),
+    with ff = linear2(drop(act(linear1(x)))). (layers, params): a list of (layer, params),
+    and every parameter in the model's order."""
+    if not module.self_attn.batch_first:
+        raise _unsupported(path, module, "use batch_first=True")
+    act = {1: Activation("relu"), 2: Activation("gelu")}.get(getattr(module, "activation_relu_or_gelu", 0))
+    if act is None:
+        raise _unsupported(path, module, "activations other than relu and gelu")
+    attention, attention_params = _attention(module.self_attn, f"{path}.self_attn", read)
+    (norm1, p1), (norm2, p2), (inner, inner_params), (outer, outer_params) = (
+        _convert(getattr(module, name), f"{path}.{name}", read) for name in ("norm1", "norm2", "linear1", "linear2"))
+    drop = [Dropout(float(d.p)) for d in (module.dropout1, module.dropout, module.dropout2)]
+    feed = (inner, act, drop[1], outer, drop[2])
+    if module.norm_first:
+        pairs = [(Residual((norm1, attention, drop[0])), (*p1, *attention_params)),
+                 (Residual((norm2, *feed)), (*p2, *inner_params, *outer_params))]
+    else:
+        pairs = [(Residual((attention, drop[0])), attention_params), (norm1, p1),
+                 (Residual(feed), (*inner_params, *outer_params)), (norm2, p2)]
+    return pairs, tuple(p for _, params in pairs for p in params)
 
 
 def _attention(module, path: str, read=_array):
@@ -240,10 +269,13 @@ class _Chain:
         return [source for _, _, sources in self.layers for source in sources]
 
     def add(self, node, converted, source=None, after=None):
+        """Append a module's layer (or its list of (layer, params), a composite module's),
+        reading its parameters from ``source``."""
         layer, params = converted
         path = self.lineage.get(after, ()) if after is not None else self._last()
-        if layer is not None:
-            self.layers.append((layer, tuple(params), [source] if params else []))
+        pairs = layer if isinstance(layer, list) else [] if layer is None else [(layer, params)]
+        for k, (one, own) in enumerate(pairs):
+            self.layers.append((one, tuple(own), [source] if params and k == 0 else []))
             path = (*path, len(self.layers) - 1)
         self.lineage[node] = path
 
@@ -329,6 +361,9 @@ def _traced(module, chain: _Chain, example_input):
                 raise _unsupported(node.target, target, "only self-attention mha(x, x, x)")
             if isinstance(target, nn.Embedding):
                 chain.tokens(target, node.target, node.args[0].op == "placeholder")
+            if isinstance(target, nn.TransformerEncoderLayer) and (len(node.args) > 1 or any(
+                    v is not None and v is not False for v in node.kwargs.values())):
+                raise _unsupported(node.target, target, "an attention mask or is_causal")
             chain.add(node, _convert(target, node.target), (node.target, target), after=node.args[0])
             head = node
         elif node.op == "call_function" and node.target is operator.getitem and \
@@ -455,9 +490,9 @@ def _check_layout(module, model, params, example_input, vocabulary=None) -> None
     """The converted model computes what the module computes (float64, training mode; token
     ids stay ids for the module and are one-hot for flowlaws)."""
     twin = copy.deepcopy(module).to("cpu", torch.float64).train()
-    for child in twin.modules():  # dropout masks differ (torch's generator, flowlaws' hash): compare without
-        if isinstance(child, nn.Dropout):
-            child.eval()
+    for child in twin.modules():  # dropout masks differ (torch's generator, flowlaws' hash): compare without;
+        if isinstance(child, nn.Dropout | nn.MultiheadAttention):  # (attention's own dropout of its weights,
+            child.eval()  # which no law minds: a mask on the probabilities commutes with every GL symmetry)
     x = _float64(example_input)
     with torch.no_grad():
         expected = twin(x)

@@ -586,3 +586,59 @@ def test_token_ids_out_of_range_are_a_clear_error():
 
     with pytest.raises(InvalidArgument, match=r"token ids in \[0, 5\)"):
         one_hot(torch.tensor([[0, 7]]), 5)
+
+
+class Encoder(nn.Module):
+    """A transformer encoder layer as people write one, then a pooled head."""
+
+    def __init__(self, norm_first, activation="relu", dropout=0.1):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=dropout, batch_first=True,
+                                                norm_first=norm_first, activation=activation)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.layer(x).mean(1))
+
+
+@pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
+def test_a_transformer_encoder_layer_converts_with_torchs_value_and_gradient(norm_first):
+    torch.manual_seed(0)
+    net = Encoder(norm_first, "gelu", dropout=0.0).double()
+    x = torch.randn(6, 5, 8, dtype=torch.float64)
+    model, params = from_torch(net, x)
+    assert model.spec.startswith("seq:5x8:residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=4,dv=4,bias)"
+                                 if norm_first else "seq:5x8:residual[attention(heads=2,dk=4,dv=4,bias)")
+    out = net(x)
+    y = torch.randn_like(out)
+    loss = 0.5 * ((out - y) ** 2).sum(dim=1).mean()
+    torch.autograd.grad(loss, list(net.parameters()))
+    value, _ = value_and_grad(model, Square(), params, x.numpy(), y.detach().numpy())
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+    assert sum(p.size for p in params) == sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
+def test_a_transformer_encoder_layer_keeps_its_laws_under_sgd_with_dropout_and_adam_breaks_them(norm_first):
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, 8)
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                          (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = Encoder(norm_first)
+        opt = make(net.parameters())
+        monitor = LawMonitor(net, opt, example_input=x)
+        assert any(r.law.name.startswith("gl matrix") for r in monitor.records)
+        for _ in range(5):
+            opt.zero_grad()
+            net(x).pow(2).mean().backward()
+            opt.step()
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+def test_a_transformer_encoder_layer_with_a_mask_is_a_clear_error():
+    class Masked(Encoder):
+        def forward(self, x):
+            return self.head(self.layer(x, is_causal=True).mean(1))
+
+    with pytest.raises(InvalidArgument, match="an attention mask or is_causal"):
+        from_torch(Masked(True), torch.randn(2, 5, 8))
