@@ -14,7 +14,8 @@ MaxPool/AvgPool 1d/2d (window = stride, no padding), AdaptiveAvgPool(1) and ``x.
 over the positions, Flatten, Dropout, the sum or product of two branches from one value
 (a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
 LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
-batch_first, with or without its biases; not add_bias_kv), TransformerEncoderLayer (batch_first,
+batch_first, with or without its biases, a causal attn_mask buffer; not add_bias_kv),
+TransformerEncoderLayer (batch_first,
 relu or gelu, norm_first either way, no mask: its attention and feed-forward blocks become
 two residual layers), Embedding reading the module's
 input (token ids: a dense layer on one-hot tokens, W = E^T; the flowlaws model's input is
@@ -76,7 +77,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation), R
              "Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), "
              "x.mean(dims), Flatten, Dropout, a + b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
-             "MultiheadAttention (self-attention, batch_first, with or without biases), TransformerEncoderLayer "
+             "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
+             "TransformerEncoderLayer "
              "(batch_first, relu or gelu, pre- or post-norm, no mask), Embedding (of the input ids)")
 
 
@@ -348,9 +350,12 @@ def _traced(module, chain: _Chain, example_input):
     graph = traced.graph
     shapes = _shapes(traced, example_input) if any(n.target in MEANS for n in graph.nodes) else {}
     modules = dict(module.named_modules())
+    constants: dict = {}  # get_attr nodes: buffers and constants (a causal mask), by node
     head = None
     for node in graph.nodes:
-        if node.op == "placeholder":
+        if node.op == "get_attr":
+            constants[node] = _attribute(traced, node.target)
+        elif node.op == "placeholder":
             if head is not None:
                 raise InvalidArgument("the module takes more than one input; flowlaws models take one")
             head = node
@@ -359,6 +364,13 @@ def _traced(module, chain: _Chain, example_input):
             target = modules[node.target]
             if isinstance(target, nn.MultiheadAttention) and len({a for a in node.args[:3]}) != 1:
                 raise _unsupported(node.target, target, "only self-attention mha(x, x, x)")
+            if isinstance(target, nn.MultiheadAttention):
+                converted = _convert(target, node.target)
+                if _causal(node, target, constants):
+                    converted = (dataclasses.replace(converted[0], causal=True), converted[1])
+                chain.add(node, converted, (node.target, target), after=node.args[0])
+                head = node
+                continue
             if isinstance(target, nn.Embedding):
                 chain.tokens(target, node.target, node.args[0].op == "placeholder")
             if isinstance(target, nn.TransformerEncoderLayer) and (len(node.args) > 1 or any(
@@ -396,6 +408,34 @@ def _traced(module, chain: _Chain, example_input):
         else:
             raise InvalidArgument(f"{node.name}: {node.op} {getattr(node.target, '__name__', node.target)} "
                                   f"is not supported; flowlaws converts {SUPPORTED}")
+
+
+def _attribute(module, target: str):
+    for name in target.split("."):
+        module = getattr(module, name)
+    return module
+
+
+def _causal(node, module, constants) -> bool:
+    """Whether an attention call is masked causally: ``attn_mask`` a buffer or constant equal
+    to the causal mask (True, or -inf, above the diagonal; ``is_causal`` may say so too).
+    Any other mask, or a key padding mask, is a one-line error."""
+    if node.kwargs.get("key_padding_mask") is not None:
+        raise _unsupported(node.target, module, "key_padding_mask")
+    mask = node.kwargs.get("attn_mask")
+    if mask is None:
+        if node.kwargs.get("is_causal"):
+            raise _unsupported(node.target, module, "is_causal without its attn_mask")
+        return False
+    tensor = constants.get(mask)
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2 or tensor.shape[0] != tensor.shape[1]:
+        raise _unsupported(node.target, module, "an attn_mask that is not a registered (T, T) buffer; register "
+                                                "the causal mask with register_buffer")
+    future = torch.triu(torch.ones(tensor.shape, dtype=torch.bool), 1)
+    blocked = tensor.cpu() if tensor.dtype == torch.bool else torch.isneginf(tensor.cpu())
+    if not torch.equal(blocked, future) or (tensor.dtype != torch.bool and torch.any(tensor.cpu()[~future] != 0)):
+        raise _unsupported(node.target, module, "an attn_mask other than the causal one")
+    return True
 
 
 def _walked(module, chain: _Chain, prefix: str = ""):

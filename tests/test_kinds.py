@@ -124,3 +124,24 @@ def test_a_law_that_is_not_one_is_caught_by_the_contract():
     wrong = type(balance)("wrong", "unit", (a, type(b)(b.view, 1.0), reader.terms[-1]))
     params, X, Y = _data(model, 0)
     assert pointwise(model, Square(), params, X, Y, [wrong]).effect > 1e3
+
+
+@pytest.mark.slow
+def test_a_causal_mask_keeps_every_law_of_attention_and_no_more():
+    """The mask acts on the scores alone: the GL symmetries stay, and discovery finds
+    exactly the derived laws; the flow conserves them and later positions never reach
+    earlier ones."""
+    from flowlaws.testing import check_case
+
+    spec = "seq:3x3:attention(heads=1,dk=2,dv=2,causal),flatten,dense(1)"
+    found = discover(parse(spec), degree=0)
+    assert found.count == found.derived == 12
+    model = parse("seq:4x4:attention(heads=2,dk=2,dv=2,bias,causal),mean(last),dense(2)")
+    rng = np.random.default_rng(0)
+    params, X = model.init(rng), rng.normal(size=(4, 4, 4))
+    assert check_case(model, params, X, rng.normal(size=(4, 2)), optimizer="gd:lr=0.05").status == "holds"
+    causal = parse("seq:4x3:attention(heads=1,dk=2,dv=2,causal)")
+    p = causal.init(rng)
+    later = X[:, :, :3].copy()
+    later[:, 2:] += 1.0
+    assert np.allclose(causal.forward(p, X[:, :, :3])[0][:, :2], causal.forward(p, later)[0][:, :2])

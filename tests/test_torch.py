@@ -642,3 +642,75 @@ def test_a_transformer_encoder_layer_with_a_mask_is_a_clear_error():
 
     with pytest.raises(InvalidArgument, match="an attention mask or is_causal"):
         from_torch(Masked(True), torch.randn(2, 5, 8))
+
+
+class GPT(nn.Module):
+    """A GPT-style language model as people write one with torch's attention: token
+    embeddings, a pre-norm block with causal self-attention (the mask a buffer) and a GELU
+    MLP, a final LayerNorm and a head over the vocabulary."""
+
+    def __init__(self, vocabulary=16, d=8, heads=2, T=5):
+        super().__init__()
+        self.wte = nn.Embedding(vocabulary, d)
+        self.ln1, self.attn = nn.LayerNorm(d), nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, vocabulary, bias=False)
+        self.register_buffer("mask", torch.triu(torch.ones(T, T, dtype=torch.bool), 1))
+
+    def forward(self, idx):
+        x = self.wte(idx)
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=self.mask, need_weights=False)[0]
+        x = x + self.mlp(self.ln2(x))
+        return self.head(self.ln_f(x))
+
+
+def test_a_gpt_style_model_converts_with_causal_attention_and_torchs_value():
+    from flowlaws.torch import one_hot
+
+    torch.manual_seed(0)
+    net = GPT().double()
+    ids = torch.randint(0, 16, (4, 5))
+    model, params = from_torch(net, ids)
+    assert model.spec == ("seq:5x16:dense(8),residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=4,dv=4,bias,"
+                          "causal)],residual[layernorm(affine,eps=1e-05),dense(32,bias),gelu,dense(8,bias)],"
+                          "layernorm(affine,eps=1e-05),dense(16)")
+    out = net(ids)
+    y = torch.randn_like(out)
+    loss = 0.5 * ((out - y) ** 2).sum(dim=(1, 2)).mean()  # flowlaws' square loss: a sample is (T, vocabulary)
+    value, _ = value_and_grad(model, Square(), params, one_hot(ids, 16), y.detach().numpy())
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+
+
+def test_a_gpt_style_model_keeps_its_laws_under_sgd_and_adamw_breaks_them():
+    torch.manual_seed(0)
+    ids, targets = torch.randint(0, 16, (8, 5)), torch.randint(0, 16, (8, 5))
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-4), False),
+                          (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = GPT()
+        opt = make(net.parameters())
+        monitor = LawMonitor(net, opt, example_input=ids)
+        assert any(r.law.name.startswith("gl matrix") for r in monitor.records)
+        for _ in range(10):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(ids).reshape(-1, 16), targets.reshape(-1)).backward()
+            opt.step()
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+class Masked(nn.Module):
+    def __init__(self, mask):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(4, 1, batch_first=True)
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        return self.attn(x, x, x, attn_mask=self.mask, need_weights=False)[0].mean(1)
+
+
+def test_an_attention_mask_other_than_the_causal_one_is_a_clear_error():
+    with pytest.raises(InvalidArgument, match="an attn_mask other than the causal one"):
+        from_torch(Masked(torch.eye(3, dtype=torch.bool)), torch.randn(2, 3, 4))
+    model, _ = from_torch(Masked(torch.triu(torch.full((3, 3), float("-inf")), 1)), torch.randn(2, 3, 4))
+    assert "causal" in model.spec  # a float mask of -inf above the diagonal is causal too

@@ -1,4 +1,4 @@
-"""attention(heads=H,dk=K,dv=V[,kv_heads=G][,rope][,qknorm][,bias]): multi-head
+"""attention(heads=H,dk=K,dv=V[,kv_heads=G][,rope][,qknorm][,bias][,causal]): multi-head
 self-attention on sequences (N, T, d), and its symmetries per head.
 
     y = sum_h softmax(q_h k_h^T / sqrt(dk)) X Wv_g(h) Wo_h,   q_h = R(n(X Wq_h)), k_h = R(n(X Wk_g(h)))
@@ -9,7 +9,9 @@ h reads key/value head g(h) = h // (H / G); G = H (the default) is plain multi-h
 attention. ``qknorm``: n is an RMSNorm of each query and key over its dk features (no
 gain, eps = 0); otherwise n is the identity. ``rope``: R rotates each pair of adjacent
 features (2i, 2i + 1) of the query and key at position t by the angle t * 10000^(-2i/dk)
-(dk even); otherwise R is the identity.
+(dk even); otherwise R is the identity. ``causal``: position t attends to positions s <= t
+only (the softmax runs over those keys; a GPT's mask). The mask acts on the scores alone,
+so every symmetry below is kept: it leaves the scores and the values unchanged.
 
 Symmetries (docs/theory.md 6.3): values X Wv_g Wo_h are invariant under Wv_g -> Wv_g A,
 Wo_h -> A^-1 Wo_h for every h of group g: Wv_g^T Wv_g - sum_h Wo_h Wo_h^T (dv x dv) is
@@ -63,6 +65,7 @@ class Attention(Layer):
     rope: bool = False
     qknorm: bool = False
     bias: bool = False
+    causal: bool = False
     kind: ClassVar[str] = "attention"
     example: ClassVar[str] = "seq:3x3:attention(heads=1,dk=2,dv=2),flatten,dense(1)"
     family: ClassVar[str] = "attn"
@@ -206,6 +209,8 @@ class Attention(Layer):
                                                 u[..., 0::2] * sin + u[..., 1::2] * cos], axis=-1), u.shape)
                         for u in (q, k))
             scores = anp.einsum("ntk,nsk->nts", q, k) / np.sqrt(self.dk)
+            if self.causal:
+                scores = anp.where(self._future(x.shape[1]), -np.inf, scores)
             e = anp.exp(scores - anp.max(scores, axis=-1, keepdims=True))
             a = e / anp.sum(e, axis=-1, keepdims=True)
             v, o = p[self.index("Wv", g)], p[self.index("Wo", h)]
@@ -234,13 +239,19 @@ class Attention(Layer):
             bounds = (bq, bk)
         S = (Q @ K.swapaxes(-1, -2)) / np.sqrt(self.dk)
         if aux is None:
-            E = np.exp(S - S.real.max(axis=-1, keepdims=True))
+            future = self._future(S.shape[-1]) if self.causal else np.zeros(S.shape[-2:], bool)
+            E = np.where(future, 0.0, np.exp(S - np.where(future, -np.inf, S.real).max(axis=-1, keepdims=True)))
             A = E / E.sum(axis=-1, keepdims=True)
         else:  # exp turns absolute errors of S into relative errors of A
             A = np.abs(aux[4]) * (1.0 + 2.0 * S.max(axis=-1, keepdims=True))
         H = A @ V
         n, _, t, _ = H.shape
         return H.transpose(0, 2, 1, 3).reshape(n, t, -1) @ Wo + bo, (Q0, K0, Q, K, A, V, sq, sk, H, bounds)
+
+    @staticmethod
+    def _future(t: int) -> np.ndarray:
+        """The (t, t) mask of the keys a causal query may not read: s > t."""
+        return np.triu(np.ones((t, t), bool), 1)
 
     def _bound(self, U0, s):
         """(bound on the transformed query or key, (bound on its RMSNorm, condition factor))."""
@@ -356,7 +367,8 @@ class Attention(Layer):
     @property
     def spec(self) -> str:
         extra = "".join([f",kv_heads={self.kv_heads}" if self.kv_heads else "", ",rope" if self.rope else "",
-                         ",qknorm" if self.qknorm else "", ",bias" if self.bias else ""])
+                         ",qknorm" if self.qknorm else "", ",bias" if self.bias else "",
+                         ",causal" if self.causal else ""])
         return f"attention(heads={self.heads},dk={self.dk},dv={self.dv}{extra})"
 
     @classmethod
