@@ -5,8 +5,9 @@
 
 The time per training step (float32, SGD with momentum 0.9) with and without a
 `LawMonitor` attached, interleaved, on a small conv net (3x16x16, BatchNorm, batch 64),
-MLPs of 26k, 300k and 1.1M parameters (batch 32) and a ResNet-18 for 32x32 inputs (11.2M
-parameters, batch 32; ``--quick`` skips it): target overhead <= 10%, with the absolute
+MLPs of 26k, 300k and 1.1M parameters (batch 32), a ResNet-18 for 32x32 inputs (11.2M
+parameters, batch 32) and a small GPT (4 causal blocks of width 256 on 64 tokens, 3.4M
+parameters, batch 16; ``--quick`` skips these two): target overhead <= 10%, with the absolute
 cost in ns per parameter per step; `from_torch` + `laws_of` on the conv net (target < 1 s).
 Also the engine's value-and-gradient of the conv net of bench/engine.py against torch eager
 CPU float64 (reported; the issue's target is <= 1.2x). Threads: see
@@ -71,13 +72,49 @@ class ResNet18(nn.Module):
         return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
 
 
-MODELS = {  # name: (factory, input shape, batch, SGD settings)
+class Block(nn.Module):
+    """A GPT block written with torch's attention: pre-norm, causal, GELU MLP."""
+
+    def __init__(self, d, heads, T):
+        super().__init__()
+        self.ln1, self.attn = nn.LayerNorm(d), nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ln2, self.mlp = nn.LayerNorm(d), nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.register_buffer("mask", torch.triu(torch.ones(T, T, dtype=torch.bool), 1))
+
+    def forward(self, x):
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=self.mask, need_weights=False)[0]
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    """A small GPT-style model (token embeddings, 4 causal blocks, a final LayerNorm), read
+    out at the mean position into 10 classes (so every model here takes one loss)."""
+
+    def __init__(self, vocabulary=1000, d=256, heads=4, T=64, blocks=4):
+        super().__init__()
+        self.wte = nn.Embedding(vocabulary, d)
+        self.blocks = nn.Sequential(*(Block(d, heads, T) for _ in range(blocks)))
+        self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, 10)
+
+    def forward(self, idx):
+        return self.head(self.ln_f(self.blocks(self.wte(idx))).mean(1))
+
+
+MODELS = {  # name: (factory, input shape (an int: token ids of that length), batch, SGD settings)
     "conv net (3x16x16, BN)": (conv_net, (3, 16, 16), 64, {"lr": 0.05, "momentum": 0.9}),
     "MLP 64-128-128-10 (26k)": (mlp(128), (64,), 32, {"lr": 0.05, "momentum": 0.9}),
     "MLP 64-512-512-10 (300k)": (mlp(512), (64,), 32, {"lr": 0.05, "momentum": 0.9}),
     "MLP 64-1000-1000-10 (1.1M)": (mlp(1000), (64,), 32, {"lr": 0.05, "momentum": 0.9}),
     "ResNet-18 (11.2M, 32x32)": (ResNet18, (3, 32, 32), 32, {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}),
+    "GPT 4x256, T=64 (3.4M)": (GPT, 64, 16, {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}),
 }
+
+
+def _batch(shape, batch):
+    """Inputs and class labels for one model: token ids for a sequence model, else Gaussians."""
+    X = torch.randint(0, 1000, (batch, shape)) if isinstance(shape, int) else torch.randn(batch, *shape)
+    return X, torch.randint(0, 10, (batch,))
 
 
 def step_seconds(name: str, monitored: bool, steps: int, seed: int = 0) -> tuple[float, int]:
@@ -86,7 +123,7 @@ def step_seconds(name: str, monitored: bool, steps: int, seed: int = 0) -> tuple
     torch.manual_seed(seed)
     net = make()
     opt = torch.optim.SGD(net.parameters(), **settings)
-    X, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
+    X, y = _batch(shape, batch)
     monitor = LawMonitor(net, opt, example_input=X[:4], loss=nn.CrossEntropyLoss()) if monitored else None
 
     def step():
@@ -116,7 +153,7 @@ def verdicts(name: str, steps: int) -> dict:
         torch.manual_seed(0)
         net = make()
         opt = optimizer(net.parameters())
-        X, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
+        X, y = _batch(shape, batch)
         monitor = LawMonitor(net, opt, example_input=X[:4], loss=nn.CrossEntropyLoss())
         for _ in range(count):
             opt.zero_grad()
@@ -186,13 +223,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--steps", type=int, default=20, help="steps per timing (big models: a quarter)")
-    parser.add_argument("--quick", action="store_true", help="skip ResNet-18")
+    parser.add_argument("--quick", action="store_true", help="skip ResNet-18 and the GPT")
     parser.add_argument("--verdict-steps", type=int, default=1000, help="SGD steps of the float32 verdicts")
     args = parser.parse_args(argv)
     note = pin_threads()
     rows = []
     for name in MODELS:
-        big = name.startswith("ResNet")
+        big = name.startswith(("ResNet", "GPT"))
         if big and args.quick:
             continue
         rows.append(overhead(name, max(2, args.steps // 4) if big else args.steps, 3 if big else 5))
