@@ -87,10 +87,11 @@ def numerical(gap: float, note: str = "") -> Certificate:
 
 def certify(problem, depths, laws, shapes) -> Certificate:
     """Recompute ``depths`` (lists of discovery `Field`s: the generators, then each
-    bracket depth) and the gradients of ``laws`` exactly at theta_r (module docstring)."""
+    bracket depth) and the gradients of ``laws`` exactly at theta_r (module docstring);
+    `Unrepresentable` says why when they have no exact value there."""
     theta = np.round(problem.theta / GRID) * GRID
     if not _same_pattern(problem, theta):
-        return numerical(math.nan, "the rounded point left the activation region")
+        raise Unrepresentable("the rounded point left the activation region")
     exact = _Exact(problem, theta)
     ranks, rows, degrees = [], [], []
     for fields in depths:
@@ -98,12 +99,10 @@ def certify(problem, depths, laws, shapes) -> Certificate:
         rows += [exact.value(f, exact.theta) for f in usable]
         degrees += [f.degree for f in usable]
         ranks.append(rank_mod_p(np.stack(rows)) if rows else 0)
-    gradients = _law_gradients(laws, theta, shapes)
-    if gradients is None:
-        return numerical(math.nan, "a derived law's gradient is not exact in float64 at the grid point")
+    by_law = [stacked((law,), tuple(map(tuple, shapes))).jacobian(theta) for law in laws]
+    gradients = _exact(np.vstack(by_law) if by_law else np.zeros((0, len(theta))))
     generators = residues(np.stack(rows[: len(depths[0])])).T
-    crossing = [law.name for law, row in zip(laws, _rows_by_law(laws, theta, shapes), strict=True)
-                if np.any(residues(row) @ generators)]
+    crossing = [law.name for law, row in zip(laws, by_law, strict=True) if np.any(residues(row) @ generators)]
     lower = rank_mod_p(residues(gradients)) if len(gradients) else 0
     point = f"theta0 rounded to the grid 2^{int(math.log2(GRID))} ({problem.D} coordinates)"
     return Certificate("exact", problem.D - ranks[-1], lower, tuple(ranks), P, point,
@@ -201,22 +200,11 @@ def _equal(a, b) -> bool:
     return bool(np.array_equal(a, b))
 
 
-def _rows_by_law(laws, theta, shapes) -> list[np.ndarray]:
-    """Each law's component gradients at theta (one row per component)."""
-    return [stacked((law,), tuple(map(tuple, shapes))).jacobian(theta) for law in laws]
-
-
-def _law_gradients(laws, theta, shapes) -> np.ndarray | None:
-    """The derived laws' gradient rows at the grid point theta, or None when float64 may
-    have rounded them (an entry off the grid GRID^2, or too large for 53 bits)."""
-    if not laws:
-        return np.zeros((0, len(theta)))
-    rows = np.vstack(_rows_by_law(laws, theta, shapes))
+def _exact(rows: np.ndarray) -> np.ndarray:
+    """The derived laws' gradient rows at the grid point, checked exact: linear in theta with
+    dyadic weights, every entry is a multiple of GRID^2 far below 2^53 (else float64 may
+    have rounded it: `Unrepresentable`)."""
     scaled = rows / GRID**2
     if not (np.all(scaled == np.round(scaled)) and np.all(np.abs(scaled) < 2.0**52)):
-        return None
+        raise Unrepresentable("a derived law's gradient is not exact in float64 at the grid point")
     return rows
-
-
-def explain_failure(error: Unrepresentable) -> Certificate:
-    return numerical(math.nan, f"not polynomial once frozen: {error}")
