@@ -494,6 +494,33 @@ class Converted:
         (views of it where the layout allows: no copy, on its device, in its dtype)."""
         return tuple(p for path, module in self.sources for p in _convert(module, path, tensor_of)[1])
 
+    @property
+    def tied(self) -> frozenset[int]:
+        """The model's parameters that read a torch parameter another module reads too
+        (weight tying: a language model's head sharing its token embedding)."""
+        spans, start = [], 0
+        for path, module in self.sources:
+            read: dict = {}
+            params = _convert(module, path, lambda t, read=read: read.setdefault(id(t), t))[1]
+            spans.append((read, range(start, start + len(params)), params))
+            start += len(params)
+        readers: dict = {}
+        for read, _, _ in spans:
+            for key in read:
+                readers[key] = readers.get(key, 0) + 1
+        return frozenset(k for _, span, params in spans for k, p in zip(span, params, strict=True)
+                         if readers.get(id(p if p._base is None else p._base), 0) > 1)
+
+    def laws(self, loss=None) -> list:
+        """The derived laws the module keeps: those of the converted model, less any law
+        reading a tied parameter. A tied parameter's gradient is the sum of its uses', so a
+        symmetry must act alike on both: the untied model's laws through it are not the tied
+        one's (the others are, since their gradients are unchanged)."""
+        from flowlaws.invariants import laws
+
+        tied = self.tied
+        return [law for law in laws(self.model, _loss(loss)) if not tied.intersection(law.params)]
+
 
 def _conversion(module, example_input):
     if not isinstance(module, nn.Module):
@@ -560,17 +587,18 @@ def _loss(loss):
 def laws_of(module, example_input, loss=None):
     """The laws of a torch model (with those its loss adds: ``"cross_entropy"`` or
     ``nn.CrossEntropyLoss()``), as `flowlaws.invariants.laws` gives them for a spec."""
-    from flowlaws.invariants import laws
-
-    model, _ = from_torch(module, example_input)
-    return laws(model, _loss(loss))
+    return Converted.of(module, example_input).laws(loss)
 
 
 def discover_of(module, example_input, loss=None, **options):
     """`flowlaws.discover.discover` on the converted model (loss family: cross_entropy or any)."""
     from flowlaws.discover import discover
 
-    model, _ = from_torch(module, example_input)
+    converted = Converted.of(module, example_input)
+    if converted.tied:
+        raise InvalidArgument("discover_of counts the laws of the converted model, whose tied parameters would be "
+                              "independent: untie them (or count the laws of a copy with its own head)")
+    model = converted.model
     family = "cross_entropy" if getattr(_loss(loss), "name", None) == "cross_entropy" else None
     return discover(model, loss=family, **options)
 
@@ -697,7 +725,6 @@ class LawMonitor:
     """
 
     def __init__(self, module, optimizer, *, example_input, loss=None, every: int = 1):
-        from flowlaws.invariants import laws
 
         optimizer = getattr(optimizer, "optimizer", optimizer)  # a wrapper's (accelerate, Lightning) own
         if type(optimizer).__name__ not in PREDICTED:
@@ -706,7 +733,7 @@ class LawMonitor:
         self.every = positive_int("LawMonitor", "every", every)
         self.module, self.optimizer = module, optimizer
         self.converted = Converted.of(module, example_input)
-        self.laws = laws(self.converted.model, _loss(loss))
+        self.laws = self.converted.laws(loss)
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
         self.records = [Record(law) for law in self.laws]

@@ -714,3 +714,33 @@ def test_an_attention_mask_other_than_the_causal_one_is_a_clear_error():
         from_torch(Masked(torch.eye(3, dtype=torch.bool)), torch.randn(2, 3, 4))
     model, _ = from_torch(Masked(torch.triu(torch.full((3, 3), float("-inf")), 1)), torch.randn(2, 3, 4))
     assert "causal" in model.spec  # a float mask of -inf above the diagonal is causal too
+
+
+def test_a_tied_head_drops_the_laws_through_the_shared_weight_and_keeps_the_others():
+    from flowlaws.torch import Converted
+
+    torch.manual_seed(0)
+    untied, tied = GPT(), GPT()
+    tied.head.weight = tied.wte.weight  # weight tying, as GPT-2 and nanoGPT do
+    ids, targets = torch.randint(0, 16, (8, 5)), torch.randint(0, 16, (8, 5))
+    converted = Converted.of(tied, ids)
+    last = len(converted.model.param_specs) - 1
+    assert converted.tied == {0, last} and not Converted.of(untied, ids).tied
+    kept = {law.name for law in laws_of(tied, ids)}
+    dropped = {law.name for law in laws_of(untied, ids)} - kept
+    assert dropped and all(0 in law.params or last in law.params for law in laws_of(untied, ids)
+                           if law.name in dropped)
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), False),
+                          (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = GPT()
+        net.head.weight = net.wte.weight
+        opt = make(net.parameters())
+        monitor = LawMonitor(net, opt, example_input=ids)
+        assert {r.law.name for r in monitor.records} == kept
+        for _ in range(10):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(ids).reshape(-1, 16), targets.reshape(-1)).backward()
+            opt.step()
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+    with pytest.raises(InvalidArgument, match="untie them"):
+        discover_of(tied, ids)
