@@ -94,7 +94,7 @@ def _float64(x):
 
 def _numpy(x):
     """A torch result (float64 already) as numpy; numbers pass."""
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)
+    return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)
 
 
 def _single(value, what: str, path: str) -> int:
