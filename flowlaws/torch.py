@@ -93,7 +93,7 @@ def _float64(x):
 
 
 def _numpy(x):
-    """A torch result (float64 already) as numpy; numbers pass."""
+    """A torch result (a few numbers per law) as float64 numpy; numbers pass."""
     return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)
 
 
