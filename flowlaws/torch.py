@@ -523,6 +523,7 @@ class Converted:
 
 
 def _conversion(module, example_input):
+    module = getattr(module, "_orig_mod", module)  # a torch.compile'd module: the original's parameters
     if not isinstance(module, nn.Module):
         raise InvalidArgument(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:

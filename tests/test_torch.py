@@ -744,3 +744,20 @@ def test_a_tied_head_drops_the_laws_through_the_shared_weight_and_keeps_the_othe
         assert bool(monitor.flagged) == flagged and not monitor.errors
     with pytest.raises(InvalidArgument, match="untie them"):
         discover_of(tied, ids)
+
+
+def test_a_compiled_module_is_watched_through_its_original_parameters():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+    fast = torch.compile(net, backend="eager")  # the eager backend: no C++ toolchain needed
+    x = torch.randn(16, 3)
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.1), False),
+                          (lambda p: torch.optim.Adam(p, lr=1e-2), True)):
+        opt = make(fast.parameters())
+        monitor = LawMonitor(fast, opt, example_input=x)
+        for _ in range(3):
+            opt.zero_grad()
+            fast(x).pow(2).mean().backward()
+            opt.step()
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+        assert all(len(r.measured) == 3 for r in monitor.records) and monitor.summed == x.numel()
