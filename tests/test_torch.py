@@ -185,6 +185,18 @@ def test_a_swiglu_block_from_torch_has_the_laws_discovery_counts():
     assert found.count == found.derived == 5  # 2 value units; the 2 outputs' matrix law into the head (3)
 
 
+def _watched(net, opt, x, steps, objective=lambda out: out.pow(2).mean(), **options):
+    """A LawMonitor on ``net`` (``options``: its own) through ``steps`` real training steps
+    of ``opt`` on ``x``, minimizing ``objective`` of the output; detached after."""
+    monitor = LawMonitor(net, opt, example_input=x, **options)
+    for _ in range(steps):
+        opt.zero_grad()
+        objective(net(x)).backward()
+        opt.step()
+    monitor.detach()
+    return monitor
+
+
 @pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: nn.Sequential(
     nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 2))],
     ids=["resnet-downsample", "swiglu", "dropout"])
@@ -194,13 +206,7 @@ def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make)
     x = torch.randn(*shapes.get(make, (8, 3)))
     for optimizer, flagged in ((torch.optim.SGD, False), (torch.optim.Adam, True)):
         net = make()
-        opt = optimizer(net.parameters(), lr=0.05)
-        monitor = LawMonitor(net, opt, example_input=x)
-        for _ in range(4):
-            opt.zero_grad()
-            net(x).pow(2).mean().backward()
-            opt.step()
-        monitor.detach()
+        monitor = _watched(net, optimizer(net.parameters(), lr=0.05), x, 4)
         assert bool(monitor.flagged) == flagged and not monitor.errors
 
 
@@ -217,12 +223,7 @@ def test_a_law_whose_one_side_is_frozen_is_measured_and_flagged():
     net[0].weight.requires_grad_(False)
     net[0].bias.requires_grad_(False)
     x = torch.randn(16, 3)
-    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
-    monitor = LawMonitor(net, opt, example_input=x)
-    for _ in range(3):
-        opt.zero_grad()
-        net(x).pow(2).mean().backward()
-        opt.step()
+    monitor = _watched(net, torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1), x, 3)
     assert {r.status for r in monitor.records} == {"departs"} and not monitor.errors
 
 
@@ -272,13 +273,7 @@ def test_multihead_attention_with_its_default_biases_converts_and_is_monitored()
     assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
     for optimizer, flagged in ((torch.optim.SGD, False), (torch.optim.Adam, True)):
         net = BiasedAttention()
-        opt = optimizer(net.parameters(), lr=0.05)
-        monitor = LawMonitor(net, opt, example_input=x.float())
-        for _ in range(3):
-            opt.zero_grad()
-            net(x.float()).pow(2).mean().backward()
-            opt.step()
-        monitor.detach()
+        monitor = _watched(net, optimizer(net.parameters(), lr=0.05), x.float(), 3)
         assert bool(monitor.flagged) == flagged and not monitor.errors
 
 
@@ -315,14 +310,9 @@ def test_laws_of_and_discover_of_give_the_laws_and_their_count():
 def _train(optimizer, steps=12, dtype=torch.float64):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)).to(dtype)
-    opt = optimizer(net.parameters())
     X, y = torch.randn(32, 5, dtype=dtype), torch.randint(0, 3, (32,))
-    monitor = LawMonitor(net, opt, example_input=X, loss=nn.CrossEntropyLoss())
-    for _ in range(steps):
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(X), y).backward()
-        opt.step()
-    return monitor
+    return _watched(net, optimizer(net.parameters()), X, steps, lambda out: nn.functional.cross_entropy(out, y),
+                    loss=nn.CrossEntropyLoss())
 
 
 @pytest.mark.parametrize("optimizer", [
@@ -402,13 +392,9 @@ def test_a_layernorm_over_a_conv_output_before_a_conv_is_not_flagged_under_sgd()
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv1d(2, 3, 3, padding=1), nn.LayerNorm(3), nn.ReLU(), nn.Conv1d(3, 2, 3, padding=1),
                         nn.Flatten(), nn.Linear(6, 2)).double()
-    opt = torch.optim.SGD(net.parameters(), lr=0.05)
     X, Y = torch.randn(8, 2, 3, dtype=torch.float64), torch.randn(8, 2, dtype=torch.float64)
-    monitor = LawMonitor(net, opt, example_input=X)
-    for _ in range(10):
-        opt.zero_grad()
-        nn.functional.mse_loss(net(X), Y).backward()
-        opt.step()
+    monitor = _watched(net, torch.optim.SGD(net.parameters(), lr=0.05), X, 10,
+                       lambda out: nn.functional.mse_loss(out, Y))
     assert monitor.steps == 10 and not monitor.errors and not monitor.flagged
     names = {r.law.name for r in monitor.records}
     assert "unit conv1/dense0" in names and not any(name.endswith("ln0/conv1") for name in names)
@@ -464,11 +450,7 @@ def test_every_kth_step_is_watched_when_asked():
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     x = torch.randn(8, 3)
-    monitor = LawMonitor(net, opt, example_input=x, every=3)
-    for _ in range(7):
-        opt.zero_grad()
-        net(x).pow(2).mean().backward()
-        opt.step()
+    monitor = _watched(net, opt, x, 7, every=3)
     assert monitor.steps == 7 and all(len(r.measured) == 3 for r in monitor.records)  # steps 0, 3, 6
     with pytest.raises(InvalidArgument, match="every"):
         LawMonitor(net, opt, example_input=x, every=0)
@@ -481,12 +463,7 @@ def test_float32_adamw_is_flagged_on_the_reference_models_and_sgd_is_not(make):
     for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
                                (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
         net = make()
-        opt = optimizer(net.parameters())
-        monitor = LawMonitor(net, opt, example_input=x)
-        for _ in range(20):
-            opt.zero_grad()
-            net(x).pow(2).mean().backward()
-            opt.step()
+        monitor = _watched(net, optimizer(net.parameters()), x, 20)
         assert bool(monitor.flagged) == flagged and not monitor.errors
 
 
@@ -552,12 +529,8 @@ def test_an_embedding_classifier_keeps_its_laws_under_sgd_and_discovery_proves_t
     assert "matrix dense0/dense1" in names  # embedding -> mean -> linear: GL(6) on the embedding's features
     for optimizer, flagged in ((torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9), False),
                                (torch.optim.Adam(net.parameters(), lr=1e-3), True)):
-        monitor = LawMonitor(net, optimizer, example_input=ids, loss=nn.CrossEntropyLoss())
-        for _ in range(5):
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(net(ids), y).backward()
-            optimizer.step()
-        monitor.detach()
+        monitor = _watched(net, optimizer, ids, 5, lambda out: nn.functional.cross_entropy(out, y),
+                           loss=nn.CrossEntropyLoss())
         assert bool(monitor.flagged) == flagged and not monitor.errors
     found = discover_of(BagOfEmbeddings(), ids, degree=0)
     assert found.count == found.derived and found.decided_by == "exact"
@@ -625,13 +598,8 @@ def test_a_transformer_encoder_layer_keeps_its_laws_under_sgd_with_dropout_and_a
     for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
                           (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
         net = Encoder(norm_first)
-        opt = make(net.parameters())
-        monitor = LawMonitor(net, opt, example_input=x)
+        monitor = _watched(net, make(net.parameters()), x, 5)
         assert any(r.law.name.startswith("gl matrix") for r in monitor.records)
-        for _ in range(5):
-            opt.zero_grad()
-            net(x).pow(2).mean().backward()
-            opt.step()
         assert bool(monitor.flagged) == flagged and not monitor.errors
 
 
@@ -689,14 +657,14 @@ def test_a_gpt_style_model_keeps_its_laws_under_sgd_and_adamw_breaks_them():
     for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-4), False),
                           (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
         net = GPT()
-        opt = make(net.parameters())
-        monitor = LawMonitor(net, opt, example_input=ids)
+        monitor = _watched(net, make(net.parameters()), ids, 10, lambda out: _next_tokens(out, targets))
         assert any(r.law.name.startswith("gl matrix") for r in monitor.records)
-        for _ in range(10):
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(ids).reshape(-1, 16), targets.reshape(-1)).backward()
-            opt.step()
         assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+def _next_tokens(logits, targets):
+    """A language model's loss: cross-entropy of every position's logits."""
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
 class Masked(nn.Module):
@@ -734,13 +702,8 @@ def test_a_tied_head_drops_the_laws_through_the_shared_weight_and_keeps_the_othe
                           (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
         net = GPT()
         net.head.weight = net.wte.weight
-        opt = make(net.parameters())
-        monitor = LawMonitor(net, opt, example_input=ids)
+        monitor = _watched(net, make(net.parameters()), ids, 10, lambda out: _next_tokens(out, targets))
         assert {r.law.name for r in monitor.records} == kept
-        for _ in range(10):
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(ids).reshape(-1, 16), targets.reshape(-1)).backward()
-            opt.step()
         assert bool(monitor.flagged) == flagged and not monitor.errors
     with pytest.raises(InvalidArgument, match="untie them"):
         discover_of(tied, ids)
@@ -753,11 +716,6 @@ def test_a_compiled_module_is_watched_through_its_original_parameters():
     x = torch.randn(16, 3)
     for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.1), False),
                           (lambda p: torch.optim.Adam(p, lr=1e-2), True)):
-        opt = make(fast.parameters())
-        monitor = LawMonitor(fast, opt, example_input=x)
-        for _ in range(3):
-            opt.zero_grad()
-            fast(x).pow(2).mean().backward()
-            opt.step()
+        monitor = _watched(fast, make(fast.parameters()), x, 3)
         assert bool(monitor.flagged) == flagged and not monitor.errors
         assert all(len(r.measured) == 3 for r in monitor.records) and monitor.summed == x.numel()
