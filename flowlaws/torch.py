@@ -41,7 +41,7 @@ import numpy as np
 
 from flowlaws.checking import Level
 from flowlaws.errors import InvalidArgument
-from flowlaws.flows import Momentum
+from flowlaws.flows import GD, Adam, AdamW, Momentum, Nesterov, RMSProp
 from flowlaws.models import (
     Activation,
     Attention,
@@ -494,22 +494,31 @@ class Converted:
         (views of it where the layout allows: no copy, on its device, in its dtype)."""
         return tuple(p for path, module in self.sources for p in _convert(module, path, tensor_of)[1])
 
+    def _reads(self) -> list[tuple[dict, tuple]]:
+        """Per source module: the torch parameters it reads (by id), and the model's
+        parameters it gives (views of them)."""
+        spans = []
+        for path, module in self.sources:
+            read: dict = {}
+            spans.append((read, _convert(module, path, lambda t, read=read: read.setdefault(id(t), t))[1]))
+        return spans
+
+    @property
+    def parameters(self) -> list:
+        """The torch parameters the model reads, each once."""
+        return list({key: t for read, _ in self._reads() for key, t in read.items()}.values())
+
     @property
     def tied(self) -> frozenset[int]:
         """The model's parameters that read a torch parameter another module reads too
         (weight tying: a language model's head sharing its token embedding)."""
-        spans, start = [], 0
-        for path, module in self.sources:
-            read: dict = {}
-            params = _convert(module, path, lambda t, read=read: read.setdefault(id(t), t))[1]
-            spans.append((read, range(start, start + len(params)), params))
-            start += len(params)
+        spans = self._reads()
         readers: dict = {}
-        for read, _, _ in spans:
+        for read, _ in spans:
             for key in read:
                 readers[key] = readers.get(key, 0) + 1
-        return frozenset(k for _, span, params in spans for k, p in zip(span, params, strict=True)
-                         if readers.get(id(p if p._base is None else p._base), 0) > 1)
+        given = [p for _, params in spans for p in params]
+        return frozenset(k for k, p in enumerate(given) if readers.get(id(p if p._base is None else p._base), 0) > 1)
 
     def laws(self, loss=None) -> list:
         """The derived laws the module keeps: those of the converted model, less any law
@@ -630,8 +639,6 @@ PREDICTED = ("SGD", "Adam", "AdamW", "RMSprop")
 def _flowlaws_optimizer(name: str, group: dict):
     """The flowlaws optimizer that steps as torch's ``name`` does with one param group's
     settings (its `rest` is the prediction: `flowlaws.flows.optimizers`); None for lr = 0."""
-    from flowlaws.flows import GD, Adam, AdamW, Nesterov, RMSProp
-
     lr, wd = float(group["lr"]), float(group.get("weight_decay") or 0.0)
     if lr == 0:
         return None
@@ -738,9 +745,7 @@ class LawMonitor:
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
         self.records = [Record(law) for law in self.laws]
-        read: dict = {}
-        self.converted.tensors(lambda t: read.setdefault(id(t), t))
-        self.params = list(read.values())  # the parameters the model reads
+        self.params = self.converted.parameters
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)  # longest slice
         self.summed = int(np.prod(example_input.shape))  # the batch's input elements (updated each forward)
         self.errors: list[str] = []
@@ -920,7 +925,7 @@ def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, los
                            targets=None):
     """Assert that ``module``'s laws hold on its current weights and ``example_input``:
     pointwise (B(theta, grad L) = 0), and over ``steps`` steps of ``optimizer`` (a flowlaws
-    spec, or a torch SGD/Adam instance, read from its hyperparameters) against each
+    spec, or a torch SGD, Adam, AdamW or RMSprop instance, read from its hyperparameters) against each
     step's exact prediction. ``targets`` default to a seeded draw fitting the loss.
     Raises AssertionError naming the law, the level and the effect size."""
     from flowlaws.checking import Status
@@ -948,18 +953,17 @@ def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, los
 
 
 def _optimizer(optimizer):
-    """A flowlaws optimizer spec from a torch optimizer (one param group)."""
+    """The flowlaws optimizer that steps as a torch optimizer (one param group) does, by
+    the monitor's own reading (`_flowlaws_optimizer`); a spec passes through."""
     if isinstance(optimizer, str) or not isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
-    h = _hyper(optimizer)
-    name, lr, wd = type(optimizer).__name__, h["lr"], h.get("weight_decay", 0.0)
-    if name == "SGD" and not h.get("dampening", 0.0):
-        mu = h.get("momentum", 0.0)
-        kind = "gd" if not mu else "nesterov" if h.get("nesterov") else "momentum"
-        return f"{kind}:lr={lr},wd={wd}" + (f",beta={mu}" if mu else "")
-    if name == "Adam":
-        return f"adam:lr={lr},wd={wd}"
-    raise InvalidArgument(f"assert_conserved_torch reads SGD (no dampening) and Adam; got {name}")
+    name = type(optimizer).__name__
+    if name not in PREDICTED:
+        raise InvalidArgument(f"assert_conserved_torch reads {', '.join(PREDICTED)}; got {name}")
+    rule = _flowlaws_optimizer(name, _hyper(optimizer))
+    if rule is None:
+        raise InvalidArgument("assert_conserved_torch needs a learning rate above 0: with lr = 0 nothing moves")
+    return rule
 
 
 __all__: list[Any] = ["Converted", "LawMonitor", "assert_conserved_torch", "discover_of", "from_torch", "laws_of"]
