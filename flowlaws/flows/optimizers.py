@@ -99,8 +99,12 @@ class GD:
         nothing outside its gradient term, which is not a multiple of g: c = None."""
         if self.preconditions:
             return tuple(0 * p for p in params), None
+        return self.decay(params, t), self.step_size(t)
+
+    def decay(self, params, t):
+        """-eta_t lambda theta: the step's decay of the parameters."""
         eta = self.step_size(t)
-        return tuple(-eta * self.weight_decay * p for p in params), eta
+        return tuple(-eta * self.weight_decay * p for p in params)
 
 
 @dataclass(frozen=True)
@@ -265,13 +269,11 @@ class AdamW(Adam):
 
     def update(self, grads, params, state, t):
         delta, state = super().update(grads, params, state, t)
-        eta = self.step_size(t)
-        return tuple(d - eta * self.weight_decay * p for d, p in zip(delta, params, strict=True)), state
+        return tuple(d + r for d, r in zip(delta, self.decay(params, t), strict=True)), state
 
     def rest(self, params, state, t):
         """The decoupled decay -eta lambda theta; the gradient term is preconditioned."""
-        eta = self.step_size(t)
-        return tuple(-eta * self.weight_decay * p for p in params), None
+        return self.decay(params, t), None
 
 
 OPTIMIZERS = {cls.name: cls for cls in (GD, SGD, Momentum, Nesterov, Adam, AdamW, RMSProp, SignGD)}
