@@ -162,7 +162,7 @@ def verdicts(name: str, steps: int) -> dict:
         found[f"{label}_steps"] = count
         found[f"{label}_flagged"] = len(monitor.flagged)
         found[f"{label}_first_flag"] = min((r.flagged[0] for r in monitor.flagged), default=None)
-        found[f"{label}_worst_effect"] = max(max(r.effect) for r in monitor.records)
+        found[f"{label}_worst_effect"] = monitor.worst_effect
     return found
 
 

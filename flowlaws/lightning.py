@@ -44,9 +44,8 @@ class LawCallback(Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         if self.monitor is not None:
-            effects = [max(r.effect) for r in self.monitor.records if r.effect]
             pl_module.log("laws/flagged", float(len(self.monitor.flagged)))
-            pl_module.log("laws/worst_effect", max(effects, default=0.0))
+            pl_module.log("laws/worst_effect", self.monitor.worst_effect)
 
     def on_train_end(self, trainer, pl_module):
         if self.monitor is None:

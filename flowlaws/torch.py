@@ -872,6 +872,11 @@ class LawMonitor:
     def flagged(self) -> list[Record]:
         return [r for r in self.records if r.flagged is not None]
 
+    @property
+    def worst_effect(self) -> float:
+        """The largest effect size any law reached (0 before any step is observed)."""
+        return max((max(r.effect) for r in self.records if r.effect), default=0.0)
+
     def assert_followed(self) -> None:
         """Raise AssertionError naming the first law that departed, if any (the trainer
         callbacks' ``fail=True``)."""

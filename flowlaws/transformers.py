@@ -40,7 +40,7 @@ class LawCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.monitor is not None and logs is not None:
             logs["laws/flagged"] = len(self.monitor.flagged)
-            logs["laws/worst_effect"] = max((max(r.effect) for r in self.monitor.records if r.effect), default=0.0)
+            logs["laws/worst_effect"] = self.monitor.worst_effect
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.monitor is None:
