@@ -163,10 +163,8 @@ def _dot(a, b, out=None):
 
 def _tensordot(a, b, axes=2):
     a, b = _int64(a), _int64(b)
-    summed = axes if isinstance(axes, int) else len(np.atleast_1d(axes[0]))
-    inner = int(np.prod(a.shape[a.ndim - summed:])) if isinstance(axes, int) else int(
-        np.prod([a.shape[i] for i in np.atleast_1d(axes[0])]))
-    _check_inner(inner)
+    summed = range(a.ndim - axes, a.ndim) if isinstance(axes, int) else np.atleast_1d(axes[0])  # a's axes
+    _check_inner(int(np.prod([a.shape[i] for i in summed])))
     return _wrap(np.tensordot(a, b, axes) % P)
 
 
