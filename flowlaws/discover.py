@@ -92,13 +92,16 @@ class Field:
     """A vector field theta -> R^D that accepts complex theta; a polynomial of ``degree``,
     or analytic (degree None: normalization, softmax). A generator keeps its output
     ``weights`` and a bracket its ``parts`` (u, v), so `flowlaws.certificate` can rebuild it
-    exactly; a field with neither (a random combination) is numerical only."""
+    exactly; a field with neither (a random combination) is numerical only. A field with a
+    ``differentiate`` (torch's forward mode: `flowlaws.torch_discovery`) takes its
+    directional derivatives from it, ``differentiate(at)(theta, w)``, instead of a circle."""
 
     at: Callable
     degree: int | None
     name: str
     weights: np.ndarray | None = None
     parts: tuple | None = None
+    differentiate: Callable | None = None
 
 
 @dataclass
@@ -377,7 +380,10 @@ def _weight_layers(model) -> int:
 
 def directional(v: Field, theta, w) -> np.ndarray:
     """Dv(theta)[w] from points on a complex circle: exact for a polynomial v of degree p
-    with p + 1 points; for an analytic v, see `_analytic_directional`."""
+    with p + 1 points; for an analytic v, see `_analytic_directional`; by forward-mode
+    differentiation when the field has it."""
+    if v.differentiate is not None:
+        return v.differentiate(v.at)(theta, w)
     if v.degree is None:
         return _analytic_directional(v, theta, w)
     n = v.degree + 1
@@ -412,7 +418,8 @@ def _bracket_terms(u: Field, v: Field, theta):
 
 def _bracket_value(u: Field, v: Field, theta) -> np.ndarray:
     """[u, v](theta0), real, with exact cancellation set to 0: below 1e-9 of its two terms."""
-    first, second = (t.real for t in _bracket_terms(u, v, theta.astype(complex)))
+    point = theta if u.differentiate else theta.astype(complex)
+    first, second = (np.asarray(t).real for t in _bracket_terms(u, v, point))
     value = first - second
     scale = np.linalg.norm(first) + np.linalg.norm(second)
     return value if np.linalg.norm(value) > 1e-9 * scale else np.zeros_like(value)
@@ -425,7 +432,7 @@ def bracket(u: Field, v: Field) -> Field:
         return first - second
 
     degree = None if u.degree is None or v.degree is None else u.degree + v.degree - 1
-    return Field(at, degree, f"[{u.name},{v.name}]", parts=(u, v))
+    return Field(at, degree, f"[{u.name},{v.name}]", parts=(u, v), differentiate=u.differentiate)
 
 
 # --- rank decisions ---------------------------------------------------------------------

@@ -600,17 +600,41 @@ def laws_of(module, example_input, loss=None):
     return Converted.of(module, example_input).laws(loss)
 
 
-def discover_of(module, example_input, loss=None, **options):
-    """`flowlaws.discover.discover` on the converted model (loss family: cross_entropy or any)."""
-    from flowlaws.discover import discover
+def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int | None = None):
+    """The law count of ``module`` from the module itself (`flowlaws.torch_discovery`:
+    torch.func fields and brackets, no conversion), so a module flowlaws cannot convert
+    gets a count too; for one it converts, its derived laws are checked orthogonal to
+    every field and are the lower bound (``derived``, ``spurious``, ``complete``). ``loss``:
+    the loss family (cross-entropy or any), as `laws_of` takes it."""
+    from flowlaws.discover import BUDGET
+    from flowlaws.torch_discovery import discover_module
 
-    converted = Converted.of(module, example_input)
-    if converted.tied:
-        raise InvalidArgument("discover_of counts the laws of the converted model, whose tied parameters would be "
-                              "independent: untie them (or count the laws of a copy with its own head)")
-    model = converted.model
-    family = "cross_entropy" if getattr(_loss(loss), "name", None) == "cross_entropy" else None
-    return discover(model, loss=family, **options)
+    cross_entropy = getattr(_loss(loss), "name", None) == "cross_entropy"
+    laws_at, names, why = None, [], ""
+    try:
+        converted = Converted.of(module, example_input)
+    except InvalidArgument as error:
+        why = f"not converted, so no derived laws: {error}"
+    else:
+        laws_at, names = _law_components(getattr(module, "_orig_mod", module), converted, converted.laws(loss))
+    found = discover_module(module, example_input, cross_entropy=cross_entropy, laws_at=laws_at, law_names=names,
+                            seed=seed, budget=BUDGET if budget is None else budget)
+    found.note = "; ".join(part for part in (found.note, why) if part)
+    return found
+
+
+def _law_components(module, converted: Converted, laws) -> tuple:
+    """(params by name -> every component of ``laws`` as one torch vector, each
+    component's law name): the derived laws as a function of the module's parameters."""
+    name_of = {id(p): name for name, p in module.named_parameters()}
+
+    def laws_at(params):
+        T = converted.tensors(lambda t: params.get(name_of[id(t)], t.detach().to(torch.float64)))
+        return torch.cat([torch.as_tensor(law.value(T)).reshape(-1) for law in laws]) if laws else torch.zeros(0)
+
+    current = converted.tensors(lambda t: t.detach().to("cpu", torch.float64))
+    names = [law.name for law in laws for _ in range(torch.as_tensor(law.value(current)).numel())]
+    return laws_at, names
 
 
 # --- monitoring a training loop ----------------------------------------------------------

@@ -1,0 +1,268 @@
+"""Discovery from a torch module itself: the law count of any module torch.func can
+differentiate, converted or not (Marcotte, Gribonval, Peyre 2023; docs/torch.md).
+
+The same count as `flowlaws.discover`, D - dim Lie(W)(theta0), with the fields taken from
+the module instead of a flowlaws model:
+
+- theta0 is the module's own point (float64, on the CPU), or a fresh initialization
+  (``reset_parameters``) when one spans more: the widest of ``draws``;
+- the data are the example batch and batches like it (Gaussian floats; token ids drawn
+  over the first Embedding's vocabulary, else over the example's range), SAMPLES inputs
+  per parameter and output; dropout is off (its mask would make f random);
+- a generator is grad_theta <C_k, f(X; theta)> for a random weighting C_k (rows summing
+  to 0 over the classes for softmax cross-entropy), all K of them from one forward pass
+  and one batched reverse pass (``torch.func.vjp`` under ``vmap``);
+- a bracket [u, v] = Dv[u] - Du[v] takes its directional derivatives by forward mode
+  over reverse (``torch.func.jvp``), nested at each depth;
+- the rank decisions are `flowlaws.discover.lie_rank`'s, with its gap rule.
+
+A count is decided when the bounds meet (the lower bound: the derived laws of a converted
+module, checked orthogonal to every field; `flowlaws.torch.discover_of`), or, without one,
+when the bracket ranks stall with a clear gap: a depth adds no direction to the algebra at
+theta0 (Marcotte et al.'s stopping rule; ``decided_by`` "stalled", a numerical answer).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, jacrev, jvp, vjp, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from flowlaws.certificate import numerical
+from flowlaws.discover import (
+    BUDGET,
+    FAST_PARTNERS,
+    FULL_BUDGET,
+    MEMORY,
+    SAMPLES,
+    Discovery,
+    Field,
+    Work,
+    _decide,
+    lie_rank,
+    rank_and_gap,
+)
+from flowlaws.errors import InvalidArgument
+from flowlaws.threads import one_blas_thread
+
+with warnings.catch_warnings():  # forward mode's first use scripts torch's own decompositions with torch.jit,
+    warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in torch 2.13: import them once, quietly
+    import torch._decomp.decompositions_for_jvp
+
+DRAWS = 3  # the module's own point and fresh initializations: theta0 is the one whose fields span most
+ORTHOGONAL = 1e-8  # |<grad h, g>| <= ORTHOGONAL |grad h| |g| for every field: h is a law there
+
+
+def _forward_mode(at: Callable) -> Callable:
+    """theta, w -> D at(theta)[w], by forward-mode differentiation."""
+    return lambda theta, w: jvp(at, (theta,), (w,))[1]
+
+
+class ModuleProblem:
+    """What `flowlaws.discover.lie_rank` reads, for a torch module: theta0, the generating
+    fields (as `Field`s whose values are torch tensors), their values at theta0, the work."""
+
+    degree = None  # fields are taken by automatic differentiation, never on a circle
+
+    def __init__(self, module, example_input, *, cross_entropy: bool, seed: int, work: Work):
+        self.module = _twin(module)
+        self.names = [name for name, p in self.module.named_parameters() if p.requires_grad]
+        self.shapes = [p.shape for name, p in self.module.named_parameters() if p.requires_grad]
+        self.D = sum(math.prod(s) for s in self.shapes)
+        if not self.D:
+            raise InvalidArgument("discover_of: the module has no trainable parameter")
+        self.work, self.cross_entropy = work, cross_entropy
+        self.generator = torch.Generator().manual_seed(seed)
+        example = example_input.detach().cpu()
+        example = example.to(torch.float64) if example.is_floating_point() else example
+        outputs = self.output(self.flat(self.module), example)[0].numel()
+        n = max(2, math.ceil(SAMPLES * (self.D + 8) / outputs))
+        K = min(n * outputs, self.D + 8)
+        if 8.0 * K * self.D * 3 > MEMORY:
+            raise InvalidArgument(f"discover_of would need about {24 * K * self.D / 2**30:,.0f} GiB for its "
+                                  f"{self.D:,} parameters (fields grow as D^2): use a narrower module")
+        self.X = [example] + [self._like(example, module) for _ in range(math.ceil(n / len(example)) - 1)]
+        if len(self.X) > 1 and self._independent_samples():
+            self.X = [torch.cat(self.X)]  # one pass over every sample
+        self.C = self.combinations(K)
+        best = None
+        for draw in range(DRAWS):
+            theta = self.flat(self.module) if draw == 0 else self._fresh(draw)
+            fields = np.asarray(self.values(theta))
+            rank = rank_and_gap(fields)[0]
+            if best is None or rank > best[2]:
+                best = (theta, fields, rank)
+            if rank == self.D or work.exhausted:
+                break
+        self.theta, self.fields, self.rank = best  # type: ignore[misc]
+
+    # --- the point and the data -----------------------------------------------------------
+    def flat(self, module) -> torch.Tensor:
+        named = dict(module.named_parameters())
+        return torch.cat([named[name].detach().reshape(-1) for name in self.names])
+
+    def params(self, theta) -> dict:
+        sizes = [math.prod(s) for s in self.shapes]
+        return {name: part.reshape(shape) for name, part, shape in
+                zip(self.names, torch.split(theta, sizes), self.shapes, strict=True)}
+
+    def _fresh(self, draw: int) -> torch.Tensor:
+        """A fresh initialization of every submodule that has one (seeded by the draw)."""
+        fresh = copy.deepcopy(self.module)
+        with torch.random.fork_rng():
+            torch.manual_seed(int(self.generator.initial_seed()) + draw)
+            for child in fresh.modules():
+                if callable(getattr(child, "reset_parameters", None)):
+                    child.reset_parameters()
+        return self.flat(fresh)
+
+    def _like(self, example, module) -> torch.Tensor:
+        """A batch like the example: Gaussian floats, or token ids over the vocabulary."""
+        if example.is_floating_point():
+            return torch.randn(example.shape, generator=self.generator, dtype=torch.float64)
+        embedding = next((m for m in module.modules() if isinstance(m, nn.Embedding)), None)
+        low, high = (0, embedding.num_embeddings) if embedding else (int(example.min()), int(example.max()) + 1)
+        return torch.randint(low, high, example.shape, generator=self.generator, dtype=example.dtype)
+
+    def _independent_samples(self) -> bool:
+        """Does the module treat the samples of a batch independently (no BatchNorm in
+        training, nothing else across the batch)? Measured: f of two batches together
+        equals f of each, at theta0."""
+        theta, pair = self.flat(self.module), self.X[:2]
+        with torch.no_grad():
+            apart = torch.cat([self.output(theta, x) for x in pair])
+            together = self.output(theta, torch.cat(pair))
+        scale = float(apart.abs().max()) + 1e-300
+        return apart.shape == together.shape and float((apart - together).abs().max()) <= 1e-12 * scale
+
+    def combinations(self, count: int) -> torch.Tensor:
+        """``count`` random weightings of the outputs of every batch (for softmax
+        cross-entropy, centred over the classes: the span of its gradients)."""
+        C = torch.randn((count, *self.outputs_shape), generator=self.generator, dtype=torch.float64)
+        return C - C.mean(dim=-1, keepdim=True) if self.cross_entropy else C
+
+    @property
+    def outputs_shape(self) -> tuple:
+        return (len(self.X), *self.output(self.flat(self.module), self.X[0]).shape)
+
+    # --- the fields ------------------------------------------------------------------------
+    def output(self, theta, x) -> torch.Tensor:
+        with sdpa_kernel(SDPBackend.MATH):  # fused attention kernels have no forward mode; the math one does
+            out = functional_call(self.module, self.params(theta), (x,))
+        return out[0] if isinstance(out, tuple) else out
+
+    def outputs(self, theta) -> torch.Tensor:
+        return torch.stack([self.output(theta, x) for x in self.X])
+
+    def values(self, theta, C=None) -> torch.Tensor:
+        """The fields grad <C_k, f(X; theta)> as rows: one forward, one batched reverse pass."""
+        weights = self.C if C is None else C
+        self.work.spend(len(weights) * len(self.X))
+        pullback = vjp(self.outputs, theta)[1]
+        with warnings.catch_warnings():  # an op without a batching rule is looped over: slower, the same values
+            warnings.filterwarnings("ignore", "There is a performance drop", UserWarning)
+            return vmap(pullback)(weights)[0]
+
+    def generators(self) -> list[Field]:
+        return [self.field(self.C[k], f"g{k}") for k in range(len(self.C))]
+
+    def field(self, C, name: str) -> Field:
+        """The field grad <C, f(X; theta)> of one weighting C."""
+        def at(theta):
+            self.work.spend(len(self.X))
+            return torch.func.grad(lambda t: (C * self.outputs(t)).sum())(theta)
+
+        return Field(at, None, name, differentiate=_forward_mode)
+
+    def law_rows(self, laws_at: Callable) -> np.ndarray:
+        """The gradients of the law components ``laws_at(params)`` at theta0, as rows."""
+        return np.asarray(jacrev(lambda t: laws_at(self.params(t)))(self.theta)).reshape(-1, self.D)
+
+
+def _twin(module):
+    """A float64 CPU copy of ``module`` with dropout off, and a training BatchNorm's
+    running statistics untracked (its output is the same: the batch's statistics; the
+    buffers it would update in place are no function of theta)."""
+    twin = copy.deepcopy(getattr(module, "_orig_mod", module)).to("cpu", torch.float64)
+    for child in twin.modules():
+        if isinstance(child, nn.Dropout) or (isinstance(child, nn.MultiheadAttention) and child.dropout):
+            child.eval()
+        if isinstance(child, nn.modules.batchnorm._BatchNorm) and child.training:
+            child.track_running_stats = False
+            child.running_mean = child.running_var = child.num_batches_tracked = None
+    return twin
+
+
+def discover_module(module, example_input, *, cross_entropy: bool = False, laws_at: Callable | None = None,
+                    law_names: list | tuple = (), seed: int = 0, budget: int = BUDGET) -> Discovery:
+    """The law count of ``module`` from its own fields (module docstring). ``laws_at``:
+    the derived laws' components as a torch function of the parameters by name (the
+    lower bound, when they are orthogonal to every field), with their ``law_names``."""
+    started = time.perf_counter()
+    if not isinstance(module, nn.Module):
+        raise InvalidArgument(f"discover_of needs a torch.nn.Module, got {type(module).__name__}")
+    if not isinstance(example_input, torch.Tensor) or example_input.dim() < 1:
+        raise InvalidArgument("example_input must be a tensor with a batch axis, e.g. torch.zeros(8, 3)")
+    with one_thread():
+        return _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, Work(budget), started)
+
+
+@contextmanager
+def one_thread():
+    """torch and BLAS on one thread, restored after: the algebra is small, and threads
+    that spin against other processes cost many times the work (`flowlaws.threads`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with one_blas_thread():
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, work, started) -> Discovery:
+    problem = ModuleProblem(module, example_input, cross_entropy=cross_entropy, seed=seed, work=work)
+    D, spurious, lower, derived = problem.D, [], 0, 0
+    if laws_at is not None:
+        rows = problem.law_rows(laws_at)
+        spurious = sorted({law_names[i] for i in _not_orthogonal(rows, problem.fields)})
+        good = [i for i, name in enumerate(law_names) if name not in spurious]
+        derived, lower = rank_and_gap(rows)[0], rank_and_gap(rows[good])[0]
+    family = "cross_entropy" if cross_entropy else "any"
+    if problem.rank == 0:
+        return Discovery(type(module).__name__, family, D, D, D, derived, [0], math.inf, spurious=spurious,
+                         seconds=time.perf_counter() - started, decided_by="no fields", evaluations=work.spent,
+                         note="every field is 0: each parameter is conserved")
+    lie = lie_rank(problem, FAST_PARTNERS, enough=D - lower)  # type: ignore[arg-type]
+    upper, decided_by = _decide(lie, D, lower)
+    note = ""
+    if not decided_by and D * len(problem.C) > FULL_BUDGET:
+        note = (f"an upper bound: each bracket depth paired with {FAST_PARTNERS} generators only "
+                f"(D x generators = {D * len(problem.C):,} > {FULL_BUDGET:,})")
+    elif not decided_by and not work.exhausted:
+        lie = lie_rank(problem, enough=D - lower)  # type: ignore[arg-type]  # every generator as a partner
+        upper, decided_by = _decide(lie, D, lower)
+        stalled = len(lie.ranks) > 1 and lie.ranks[-1] == lie.ranks[-2]
+        if not decided_by and upper is not None and stalled and not work.exhausted:
+            decided_by = "stalled"
+            note = "decided by Marcotte et al.'s stopping rule: a bracket depth adds no direction at theta0"
+    if not decided_by and work.exhausted:
+        note = work.reason()
+    return Discovery(type(module).__name__, family, D, upper, lower, derived, lie.ranks, lie.gap, spurious=spurious,
+                     seconds=time.perf_counter() - started, note=note, decided_by=decided_by,
+                     evaluations=work.spent, certificate=numerical(lie.gap, "torch.func at the module's point"))
+
+
+def _not_orthogonal(rows, fields) -> list[int]:
+    """Indices of the law components whose gradient is not orthogonal to every field."""
+    sizes = np.linalg.norm(rows, axis=1)[:, None] * np.linalg.norm(fields, axis=1)[None, :]
+    return [int(i) for i in np.flatnonzero(np.any(np.abs(rows @ fields.T) > ORTHOGONAL * sizes, axis=1))]

@@ -1,0 +1,109 @@
+"""Discovery from a torch module itself (torch.func): counts for modules flowlaws cannot
+convert, and an independent check of the derived laws of those it can."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from flowlaws.errors import InvalidArgument  # noqa: E402
+from flowlaws.torch import discover_of, laws_of  # noqa: E402
+from flowlaws.torch_discovery import discover_module  # noqa: E402
+
+
+class Flipped(nn.Module):
+    """A ReLU layer whose units are reversed (torch.flip, which flowlaws does not convert):
+    a permutation commutes with every unit's rescaling, so the 4 unit laws stay."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.b(torch.flip(torch.relu(self.a(x)), dims=(-1,)))
+
+
+class Concatenated(nn.Module):
+    """Two ReLU layers concatenated (torch.cat, not converted): 2 + 2 unit laws."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.c, self.b = nn.Linear(3, 2), nn.Linear(3, 2), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.b(torch.cat([torch.relu(self.a(x)), torch.relu(self.c(x))], dim=-1))
+
+
+@pytest.mark.parametrize("module", [Flipped, Concatenated])
+def test_a_module_flowlaws_cannot_convert_still_gets_its_count(module):
+    found = discover_of(module(), torch.zeros(2, 3))
+    assert "not converted" in found.note and found.derived == 0
+    assert found.count == 4 and found.decided_by == "stalled"
+
+
+@pytest.mark.parametrize("module, loss, count", [
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 3)), "cross_entropy", 9),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)), None, 8),
+    (lambda: nn.Sequential(nn.Linear(3, 4, bias=False), nn.LayerNorm(4), nn.ReLU(), nn.Linear(4, 2)), None, 7),
+])
+def test_a_converted_modules_own_count_equals_its_derived_laws(module, loss, count):
+    torch.manual_seed(0)
+    found = discover_of(module(), torch.randn(4, 3), loss=loss)
+    assert found.complete and found.count == found.derived == count and found.decided_by == "bounds"
+
+
+def test_a_law_that_is_not_conserved_is_named_spurious():
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    false_law = lambda params: (params["0.weight"] ** 2).sum(dim=1)  # noqa: E731 (the input side alone)
+    found = discover_module(module, torch.randn(4, 3), laws_at=false_law, law_names=["false"] * 4)
+    assert found.spurious == ["false"] and found.lower == 0 and found.count == 4
+
+
+def test_a_tied_language_model_keeps_its_derived_laws_as_laws():
+    from test_torch import GPT
+
+    torch.manual_seed(0)
+    tied = GPT(vocabulary=6, d=4, heads=1, T=3)
+    tied.head.weight = tied.wte.weight
+    ids = torch.randint(0, 6, (4, 3))
+    found = discover_of(tied, ids, budget=1)  # the derived laws, checked against the module's own fields
+    assert found.params == sum(p.numel() for p in tied.parameters())  # the shared weight counted once
+    assert not found.spurious and found.lower == found.derived > 0 and laws_of(tied, ids)
+
+
+@pytest.mark.slow
+def test_fused_attention_is_differentiated_by_forward_mode_and_keeps_its_derived_laws():
+    torch.manual_seed(0)
+
+    class Block(nn.Module):  # nn.MultiheadAttention calls scaled_dot_product_attention
+        def __init__(self):
+            super().__init__()
+            self.attn, self.head = nn.MultiheadAttention(4, 2, batch_first=True), nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.head(self.attn(x, x, x, need_weights=False)[0]).mean(dim=1)
+
+    found = discover_of(Block(), torch.randn(4, 3, 4), budget=20_000)
+    assert found.derived == found.lower > 0 and not found.spurious
+    assert len(found.rank_by_depth) > 1 and found.rank_by_depth[1] > found.rank_by_depth[0]  # brackets add
+
+
+def test_bad_input_is_one_clear_error():
+    with pytest.raises(InvalidArgument, match=r"torch\.nn\.Module"):
+        discover_module(lambda x: x, torch.zeros(2, 3))
+    with pytest.raises(InvalidArgument, match="no trainable parameter"):
+        discover_module(nn.ReLU(), torch.zeros(2, 3))
+
+
+def test_discovery_runs_on_one_thread_and_restores_the_callers_setting():
+    before = torch.get_num_threads()
+    seen = []
+
+    class Spy(nn.Linear):
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return super().forward(x)
+
+    discover_module(Spy(3, 2), torch.zeros(2, 3), budget=1)
+    assert set(seen) == {1} and torch.get_num_threads() == before
