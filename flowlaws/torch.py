@@ -680,32 +680,46 @@ STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (deca
 @dataclass(frozen=True)
 class _Step:
     """One observed step in the model's layout: theta, Delta = theta+ - theta, the predicted
-    rest R, the round-off weights W (`LawMonitor._weights`), and, once for every law,
-    Delta - R and |theta| + |Delta|."""
+    rest R, the gradient G, and the round-off charged per unit of magnitude
+    (`LawMonitor._charges`): ``rounding`` of each of 2|theta| + |Delta| + |R|, ``gradient``
+    of |G|."""
 
     theta: tuple
     delta: tuple
     rest: tuple
-    weights: tuple
-    departure: tuple = ()
-    size: tuple = ()
-
-    @classmethod
-    def of(cls, theta, delta, rest, weigh) -> _Step:
-        """The step, with W = weigh(|theta| + |Delta|)."""
-        size = tuple(t.abs() + d.abs() for t, d in zip(theta, delta, strict=True))
-        return cls(theta, delta, rest, weigh(size), tuple(d - r for d, r in zip(delta, rest, strict=True)), size)
+    grad: tuple
+    rounding: float
+    gradient: float
 
     def evaluate(self, law) -> tuple:
         """(residual, predicted, tolerance) of one law, as float64 numpy: the residual
-        Dh(theta)[Delta - R] (the step's change less its prediction, exactly: the second
-        order Q(Delta) cancels), the prediction Dh(theta)[R] + Q(Delta), and the tolerance
-        first_magnitude(|theta| + |Delta|, W): W >= the rounding of every entry of theta+,
-        Delta and R, so it covers the products of both orders."""
+        Dh(theta)[Delta] - Dh(theta)[R] (the step's change less its prediction: the second
+        order Q(Delta) cancels), the prediction Dh(theta)[R] + Q(Delta), and the tolerance."""
         T, D, R = self.theta, self.delta, self.rest
-        residual = law.first(T, self.departure)
-        predicted = law.first(T, R) + law.second(D)
-        return _numpy(residual), _numpy(predicted), _numpy(law.first_magnitude(self.size, self.weights))
+        along_rest = law.first(T, R)
+        residual = law.first(T, D) - along_rest
+        return _numpy(residual), _numpy(along_rest + law.second(D)), _numpy(self.tolerance(law))
+
+    def tolerance(self, law):
+        """first_magnitude(|theta| + |Delta|, W), W = rounding (2|theta| + |Delta| + |R|) +
+        gradient |G| entry by entry (docs/numerics.md). A linear law sums W itself; a
+        quadratic one is bounded per unit by Cauchy-Schwarz, sum_v |alpha_v| <a_v, b_v> <=
+        N(a) N(b) with N(x)^2 = sum_v |alpha_v| |x_v|^2 and N(|theta| + |Delta|) <= N(theta)
+        + N(Delta): four norms of the law's slices instead of a weight for every entry."""
+        if law.order == 1:
+            W = tuple(self.rounding * (2 * t.abs() + d.abs() + r.abs()) + self.gradient * g.abs()
+                      if k in law.params else None
+                      for k, (t, d, r, g) in enumerate(zip(self.theta, self.delta, self.rest, self.grad, strict=True)))
+            return law.first_magnitude(W, W)
+        unit = law if law.kind is LawKind.UNIT else dataclasses.replace(law, kind=LawKind.UNIT)
+        theta, delta, rest = (unit.magnitude(x, x) ** 0.5 for x in (self.theta, self.delta, self.rest))
+        grad = unit.magnitude(self.grad, self.grad) ** 0.5 if self.gradient else 0.0
+        size, weight = theta + delta, self.rounding * (2 * theta + delta + rest) + self.gradient * grad
+        if law.kind is LawKind.MATRIX:
+            outer = size[:, None] * weight[None, :]
+            return outer + outer.T  # order 2 times the symmetric part
+        bound = 2 * size * weight
+        return bound if law.kind is LawKind.UNIT else bound.sum()
 
 
 @dataclass
@@ -828,7 +842,7 @@ class LawMonitor:
     def _rests(self, optimizer, theta) -> tuple[dict, dict]:
         """Each parameter's rest and gradient coefficient (0 for a preconditioned term, a
         parameter in no group, or lr = 0: none of these is a multiple of g that moves)."""
-        rests = {key: torch.zeros_like(t) for key, t in theta.items()}
+        rests: dict = {}
         coefficients = dict.fromkeys(theta, 0.0)
         name = type(optimizer).__name__
         for settings, group in zip(_settings(optimizer), optimizer.param_groups, strict=True):
@@ -841,7 +855,7 @@ class LawMonitor:
                 state = -rule.lr * state if type(rule) is Momentum else state  # heavy ball's v = -lr b
                 (rest,), c = rule.rest((theta[id(t)],), (state,), 0 if buffer is None else 1)
                 rests[id(t)], coefficients[id(t)] = rest, c or 0.0
-        return rests, coefficients
+        return {key: rests[key] if key in rests else torch.zeros_like(t) for key, t in theta.items()}, coefficients
 
     def _observe(self, theta, grads, rests, coefficients):
         from flowlaws.checking import effect_size
@@ -854,7 +868,8 @@ class LawMonitor:
         R = self.converted.tensors(lambda t: rests[id(t)] if coefficients[id(t)] == c else
                                    rests[id(t)] - (coefficients[id(t)] - c) * grads[id(t)])
         D = tuple(a - t for a, t in zip(A, T, strict=True))
-        step = _Step.of(T, D, R, lambda size: self._weights(T, size, R, c, grads))
+        G = self.converted.tensors(lambda t: grads[id(t)]) if c else T
+        step = _Step(T, D, R, G, *self._charges(T[0], c))
         evaluated: dict = {}  # a unit law and the layer law on the same slices share their sums
         for record in self.records:
             law = record.law
@@ -866,20 +881,16 @@ class LawMonitor:
                 residual, predicted, tolerance = (np.sum(x) for x in (residual, predicted, tolerance))
             self._record(record, predicted + residual, predicted, tolerance, effect_size(residual, tolerance))
 
-    def _weights(self, T, size, R, c, grads) -> tuple:
-        """Per entry, the round-off the tolerance charges against |theta| + |Delta|
-        (docs/numerics.md): SAFETY u ((STEP_ROUNDINGS + m) (2 |theta| + |Delta| + |rest|) + n c
-        |g|), m the longest slice a law sums (its sums are in the parameters' precision), n
-        the longest sum behind a gradient entry; 2 |theta| + |Delta| (|theta| + ``size``) bounds
-        |theta+| + |theta|."""
+    def _charges(self, sample, c) -> tuple[float, float]:
+        """The round-off the tolerance charges (docs/numerics.md), per unit of magnitude:
+        SAFETY u (STEP_ROUNDINGS + m) of 2|theta| + |Delta| + |rest| (2|theta| + |Delta|
+        bounds |theta+| + |theta|), m the longest slice a law sums (its sums are in the
+        parameters' precision), and SAFETY u (n + m) c of |g|, n the longest sum behind a
+        gradient entry."""
         from flowlaws.checking import SAFETY
 
-        unit = float(torch.finfo(T[0].dtype).eps) if T[0].is_floating_point() else float(np.finfo(float).eps)
-        rounding, gradient = SAFETY * unit * (STEP_ROUNDINGS + self.slice), SAFETY * unit * (
-            self.summed + self.slice) * c
-        G = self.converted.tensors(lambda t: grads[id(t)]) if c else (None,) * len(T)
-        return tuple(rounding * (t.abs() + s + r.abs()) + (gradient * g.abs() if c else 0.0)
-                     for t, s, r, g in zip(T, size, R, G, strict=True))
+        unit = float(torch.finfo(sample.dtype).eps) if sample.is_floating_point() else float(np.finfo(float).eps)
+        return SAFETY * unit * (STEP_ROUNDINGS + self.slice), SAFETY * unit * (self.summed + self.slice) * c
 
     def _record(self, record, measured, predicted, tolerance, effect):
         worst = int(np.argmax(effect)) if np.ndim(effect) else 0

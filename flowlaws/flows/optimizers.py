@@ -155,6 +155,8 @@ class Momentum(GD):
     def rest(self, params, state, t):
         """v = beta v_prev - k eta (g + lambda theta): rest = beta v_prev - k eta lambda theta, c = k eta."""
         eta = self.step_size(t) * self.kept(t)
+        if not self.weight_decay:
+            return tuple(self.beta * v for v in state), eta
         return tuple(self.beta * v - eta * self.weight_decay * p for v, p in zip(state, params, strict=True)), eta
 
 

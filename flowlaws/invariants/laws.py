@@ -62,7 +62,8 @@ class Law:
                 continue
             Pa = term.view.rows(a, flat)
             pairs = (Pa @ Pb.T if self.kind is LawKind.MATRIX
-                     else xp.einsum("ij,ij->i", Pa, Pb) if plain else _row_sums(xp, Pa * Pb))
+                     else xp.einsum("ij,ij->i", Pa, Pb) if plain
+                     else _row_squares(xp, Pa) if a is b else _row_sums(xp, Pa * Pb))
             G = G + weight * pairs
         if self.kind is LawKind.MATRIX:
             return 0.5 * (G + G.T)
@@ -117,6 +118,13 @@ class Law:
                 "k": self.k, "formula": self.formula,
                 "params": [t.view.name for t in self.terms],
                 "weights": [t.weight for t in self.terms]}
+
+
+def _row_squares(xp, P):
+    """Each row's sum of squares (a torch slice by its norm: no product is stored)."""
+    if xp in (np, anp):
+        return xp.sum(P * P, axis=1)
+    return xp.linalg.vector_norm(P, dim=tuple(range(1, P.dim()))) ** 2 if P.dim() > 1 else P * P
 
 
 def _row_sums(xp, P):
