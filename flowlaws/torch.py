@@ -789,6 +789,7 @@ class LawMonitor:
         self.errors: list[str] = []
         self.steps = 0
         self._before: tuple | None = None
+        self._theta: dict = {}  # theta before the watched step, by parameter id (`_kept_theta`)
         self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post),
                          module.register_forward_pre_hook(self._saw_input)]
 
@@ -821,12 +822,24 @@ class LawMonitor:
             if all(t.grad is None for t in self.params):
                 return
             with torch.no_grad():
-                theta = {id(t): t.detach().clone() for t in self.params}
+                theta = self._kept_theta()
                 grads = {id(t): torch.zeros_like(t) if t.grad is None else t.grad.detach() for t in self.params}
                 rests, coefficients = self._rests(optimizer, theta)
             self._before = (theta, grads, rests, coefficients)
         except Exception as error:  # never break the user's training
             self.errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
+
+    def _kept_theta(self) -> dict:
+        """theta now, copied into the buffers of the last watched step (a fresh copy of a
+        large model every step costs its page faults again)."""
+        kept = self._theta
+        for t in self.params:
+            buffer = kept.get(id(t))
+            if buffer is None or buffer.shape != t.shape or buffer.dtype != t.dtype or buffer.device != t.device:
+                kept[id(t)] = t.detach().clone()
+            else:
+                buffer.copy_(t.detach())
+        return kept
 
     def _post(self, optimizer, args, kwargs):
         try:
