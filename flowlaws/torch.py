@@ -680,7 +680,7 @@ STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (deca
 @dataclass(frozen=True)
 class _Step:
     """One observed step in the model's layout: theta, Delta = theta+ - theta, the predicted
-    rest R, the gradient G, and the round-off charged per unit of magnitude
+    rest R, the gradient G (None entries when its coefficient c is 0), and the round-off charged per unit of magnitude
     (`LawMonitor._charges`): ``rounding`` of each of 2|theta| + |Delta| + |R|, ``gradient``
     of |G|."""
 
@@ -707,9 +707,12 @@ class _Step:
         N(a) N(b) with N(x)^2 = sum_v |alpha_v| |x_v|^2 and N(|theta| + |Delta|) <= N(theta)
         + N(Delta): four norms of the law's slices instead of a weight for every entry."""
         if law.order == 1:
-            W = tuple(self.rounding * (2 * t.abs() + d.abs() + r.abs()) + self.gradient * g.abs()
-                      if k in law.params else None
-                      for k, (t, d, r, g) in enumerate(zip(self.theta, self.delta, self.rest, self.grad, strict=True)))
+            def weight(t, d, r, g):
+                rounded = self.rounding * (2 * t.abs() + d.abs() + r.abs())
+                return rounded if g is None else rounded + self.gradient * g.abs()
+
+            steps = zip(self.theta, self.delta, self.rest, self.grad, strict=True)
+            W = tuple(weight(*entries) if k in law.params else None for k, entries in enumerate(steps))
             return law.first_magnitude(W, W)
         unit = law if law.kind is LawKind.UNIT else dataclasses.replace(law, kind=LawKind.UNIT)
         theta, delta, rest = (unit.magnitude(x, x) ** 0.5 for x in (self.theta, self.delta, self.rest))
@@ -761,13 +764,14 @@ class LawMonitor:
     coefficients differ break the laws at first order; that drift is predicted too.
 
     Everything runs in torch on the parameters' own device and dtype, by per-unit
-    reductions of the law's slices, summed in float64. The tolerance is the round-off of
-    one step in the parameters' precision (docs/numerics.md): STEP_ROUNDINGS unit
-    round-offs of the step's magnitude (its entries are rounded once each, whatever the
-    model's size), plus the gradient's own round-off, gamma_n c <|theta|, |g|> with n the
-    longest sum behind a gradient entry (the batch's input elements plus the widest
-    fan-in). The monitor never raises inside the training loop: a failure to observe a
-    step is kept in ``errors``.
+    reductions of the law's slices in the parameters' precision (read as float64). The
+    tolerance is the round-off of one step in that precision (docs/numerics.md):
+    STEP_ROUNDINGS unit round-offs of the step's magnitude (its entries are rounded once
+    each, whatever the model's size) and the slice's sums, plus the gradient's own
+    round-off, gamma_n c <|theta|, |g|> with n the longest sum behind a gradient entry (the
+    batch's input elements plus the widest fan-in); a quadratic law's is bounded per unit
+    from four norms of its slices (`_Step.tolerance`). The monitor never raises inside the
+    training loop: a failure to observe a step is kept in ``errors``.
     """
 
     def __init__(self, module, optimizer, *, example_input, loss=None, every: int = 1):
@@ -881,7 +885,7 @@ class LawMonitor:
         R = self.converted.tensors(lambda t: rests[id(t)] if coefficients[id(t)] == c else
                                    rests[id(t)] - (coefficients[id(t)] - c) * grads[id(t)])
         D = tuple(a - t for a, t in zip(A, T, strict=True))
-        G = self.converted.tensors(lambda t: grads[id(t)]) if c else T
+        G = self.converted.tensors(lambda t: grads[id(t)]) if c else (None,) * len(T)  # |g| is charged c |g|
         step = _Step(T, D, R, G, *self._charges(T[0], c))
         evaluated: dict = {}  # a unit law and the layer law on the same slices share their sums
         for record in self.records:

@@ -75,8 +75,8 @@ class ModuleProblem:
 
     def __init__(self, module, example_input, *, cross_entropy: bool, seed: int, work: Work):
         self.module = _twin(module)
-        self.names = [name for name, p in self.module.named_parameters() if p.requires_grad]
-        self.shapes = [p.shape for name, p in self.module.named_parameters() if p.requires_grad]
+        trainable = [(name, p.shape) for name, p in self.module.named_parameters() if p.requires_grad]
+        self.names, self.shapes = [name for name, _ in trainable], [shape for _, shape in trainable]
         self.D = sum(math.prod(s) for s in self.shapes)
         if not self.D:
             raise InvalidArgument("discover_of: the module has no trainable parameter")
@@ -84,19 +84,22 @@ class ModuleProblem:
         self.generator = torch.Generator().manual_seed(seed)
         example = example_input.detach().cpu()
         example = example.to(torch.float64) if example.is_floating_point() else example
-        outputs = self.output(self.flat(self.module), example)[0].numel()
+        own = self.flat(self.module)
+        sample = self.output(own, example)  # (batch, *per-sample output)
+        outputs = sample[0].numel()
         n = max(2, math.ceil(SAMPLES * (self.D + 8) / outputs))
         K = min(n * outputs, self.D + 8)
         if 8.0 * K * self.D * 3 > MEMORY:
             raise InvalidArgument(f"discover_of would need about {24 * K * self.D / 2**30:,.0f} GiB for its "
                                   f"{self.D:,} parameters (fields grow as D^2): use a narrower module")
         self.X = [example] + [self._like(example, module) for _ in range(math.ceil(n / len(example)) - 1)]
-        if len(self.X) > 1 and self._independent_samples():
+        if len(self.X) > 1 and self._independent_samples(own):
             self.X = [torch.cat(self.X)]  # one pass over every sample
+        self.output_shape = (len(self.X), len(self.X[0]), *sample.shape[1:])  # of every batch's output
         self.C = self.combinations(K)
         best = None
         for draw in range(DRAWS):
-            theta = self.flat(self.module) if draw == 0 else self._fresh(draw)
+            theta = own if draw == 0 else self._fresh(draw)
             fields = np.asarray(self.values(theta))
             rank = rank_and_gap(fields)[0]
             if best is None or rank > best[2]:
@@ -133,11 +136,11 @@ class ModuleProblem:
         low, high = (0, embedding.num_embeddings) if embedding else (int(example.min()), int(example.max()) + 1)
         return torch.randint(low, high, example.shape, generator=self.generator, dtype=example.dtype)
 
-    def _independent_samples(self) -> bool:
+    def _independent_samples(self, theta) -> bool:
         """Does the module treat the samples of a batch independently (no BatchNorm in
         training, nothing else across the batch)? Measured: f of two batches together
         equals f of each, at theta0."""
-        theta, pair = self.flat(self.module), self.X[:2]
+        pair = self.X[:2]
         with torch.no_grad():
             apart = torch.cat([self.output(theta, x) for x in pair])
             together = self.output(theta, torch.cat(pair))
@@ -147,12 +150,8 @@ class ModuleProblem:
     def combinations(self, count: int) -> torch.Tensor:
         """``count`` random weightings of the outputs of every batch (for softmax
         cross-entropy, centred over the classes: the span of its gradients)."""
-        C = torch.randn((count, *self.outputs_shape), generator=self.generator, dtype=torch.float64)
+        C = torch.randn((count, *self.output_shape), generator=self.generator, dtype=torch.float64)
         return C - C.mean(dim=-1, keepdim=True) if self.cross_entropy else C
-
-    @property
-    def outputs_shape(self) -> tuple:
-        return (len(self.X), *self.output(self.flat(self.module), self.X[0]).shape)
 
     # --- the fields ------------------------------------------------------------------------
     def output(self, theta, x) -> torch.Tensor:

@@ -101,6 +101,13 @@ class GD:
             return tuple(0 * p for p in params), None
         return self.decay(params, t), self.step_size(t)
 
+    def less_decay(self, terms, params, eta):
+        """terms - eta lambda theta; the terms themselves without weight decay (no pass over
+        the parameters for a term of zeros: the monitor runs it every step)."""
+        if not self.weight_decay:
+            return terms
+        return tuple(x - eta * self.weight_decay * p for x, p in zip(terms, params, strict=True))
+
     def decay(self, params, t):
         """-eta_t lambda theta: the step's decay of the parameters."""
         eta = self.step_size(t)
@@ -155,9 +162,7 @@ class Momentum(GD):
     def rest(self, params, state, t):
         """v = beta v_prev - k eta (g + lambda theta): rest = beta v_prev - k eta lambda theta, c = k eta."""
         eta = self.step_size(t) * self.kept(t)
-        if not self.weight_decay:
-            return tuple(self.beta * v for v in state), eta
-        return tuple(self.beta * v - eta * self.weight_decay * p for v, p in zip(state, params, strict=True)), eta
+        return self.less_decay(tuple(self.beta * v for v in state), params, eta), eta
 
 
 @dataclass(frozen=True)
@@ -183,8 +188,7 @@ class Nesterov(Momentum):
         beta k) lambda theta + beta^2 b_prev), c = eta (1 + beta k)."""
         eta, k = self.step_size(t), self.kept(t)
         c = eta * (1 + self.beta * k)
-        return tuple(-c * self.weight_decay * p - eta * self.beta**2 * b
-                     for p, b in zip(params, state, strict=True)), c
+        return self.less_decay(tuple(-eta * self.beta**2 * b for b in state), params, c), c
 
 
 @dataclass(frozen=True)
