@@ -30,9 +30,11 @@ a copy). torch is an optional extra: ``pip install 'flowlaws[torch]'``.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import copy
 import dataclasses
+import itertools
 import operator
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,9 +61,14 @@ from flowlaws.models import (
     MaxPool1d,
     MaxPool2d,
     Mean,
+    MoveAxis,
+    Offset,
+    Prepend,
     Residual,
     RMSNorm,
+    Scale,
     Sequential,
+    Token,
 )
 from flowlaws.models.symmetry import LawKind
 from flowlaws.validation import positive_int
@@ -136,6 +143,8 @@ def _convert(module, path: str, read=_array):
     value, or its gradient); (None, ()) for Identity."""
     if isinstance(module, nn.Identity):
         return None, ()
+    if isinstance(module, _Direct):
+        return module.layer, (module.value(read),)
     act = _activation(module)
     if act is not None:
         return act, ()
@@ -182,9 +191,9 @@ def _convert(module, path: str, read=_array):
             raise _unsupported(path, module, "only windows with stride = size, no padding, floor mode")
         return pools[type(module)](size), ()
     if type(module) is nn.Flatten:
-        if module.start_dim != 1 or module.end_dim != -1:
-            raise _unsupported(path, module, "only Flatten(start_dim=1, end_dim=-1)")
-        return Flatten(), ()
+        if module.start_dim < 1 or module.end_dim != -1:
+            raise _unsupported(path, module, "only Flatten(start_dim >= 1, end_dim=-1)")
+        return Flatten(module.start_dim - 1), ()
     if type(module) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm):
         affine = module.affine if type(module) is not nn.LayerNorm else module.elementwise_affine
         if type(module) is nn.LayerNorm and (len(module.normalized_shape) != 1 or
@@ -197,7 +206,36 @@ def _convert(module, path: str, read=_array):
         return _attention(module, path, read)
     if type(module) is nn.TransformerEncoderLayer:
         return _encoder_layer(module, path, read)
+    if type(module) is nn.TransformerEncoder:
+        return _encoder(module, path, read)
     raise _unsupported(path, module)
+
+
+@dataclass(frozen=True)
+class _Direct:
+    """A parameter the forward uses directly (not through a module): a position embedding
+    added (`Offset`; ``rows``: the first T rows of an Embedding read at ``arange(T)``), a
+    layer scale multiplied (`Scale`), class tokens put first (`Prepend`). ``value(read)``
+    is the flowlaws parameter: ``read(tensor)``, its first ``rows`` rows, as ``shape``."""
+
+    tensor: Any
+    layer: Any
+    shape: tuple
+    rows: int | None = None
+
+    def value(self, read):
+        t = read(self.tensor)
+        return (t if self.rows is None else t[:self.rows]).reshape(self.shape)
+
+
+def _encoder(module, path: str, read=_array):
+    """nn.TransformerEncoder: its layers one after another, then its norm if any."""
+    pairs: list = []
+    for k, layer in enumerate(module.layers):
+        pairs += _encoder_layer(layer, f"{path}.layers.{k}", read)[0]
+    if module.norm is not None:
+        pairs.append(_convert(module.norm, f"{path}.norm", read))
+    return pairs, tuple(p for _, params in pairs for p in params)
 
 
 def _encoder_layer(module, path: str, read=_array):
@@ -309,6 +347,8 @@ class _Chain:
 
 
 FLATTENS = {torch.flatten, "flatten", "view", "reshape"}
+MOVES = {torch.transpose, "transpose", torch.swapaxes, "swapaxes", torch.permute, "permute", torch.movedim, "movedim"}
+SIZES = {"size", "dim"}  # methods that read a value's shape, not its entries
 JOINS = {operator.add: Residual, torch.add: Residual, "add": Residual, operator.mul: Gated, torch.mul: Gated,
          "mul": Gated}
 FUNCTIONS = {torch.relu: "relu", torch.tanh: "tanh", torch.sigmoid: "sigmoid", nn.functional.relu: "relu",
@@ -319,8 +359,6 @@ FUNCTIONS = {torch.relu: "relu", torch.tanh: "tanh", torch.sigmoid: "sigmoid", n
 def _mean(node, shape):
     """``x.mean(dims)`` of a value of ``shape``: over every axis but the channels (``mean``)
     or over the positions of a (N, T, d) sequence (``mean(last)``); keepdim False."""
-    if shape is None:
-        raise InvalidArgument(f"{node.name}: the module does not run on example_input, so its mean's axes are unknown")
     dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
     dims = tuple(sorted(d % len(shape) for d in ((dims,) if isinstance(dims, int) else dims or ())))
     if node.kwargs.get("keepdim") or (len(node.args) > 2 and node.args[2]):
@@ -336,30 +374,161 @@ def _mean(node, shape):
 MEANS = ("mean", torch.mean)
 
 
+def _flattened(node, before, after) -> Flatten | None:
+    """``flatten``, ``view`` or ``reshape`` from shape ``before`` to ``after`` as a `Flatten`
+    from the sample axis whose trailing axes it merges (None: the shape is unchanged)."""
+    sample, out = tuple(before[1:]), tuple(after[1:])
+    if after[0] == before[0]:
+        for start in range(len(sample)):
+            if out == (*sample[:start], int(np.prod(sample[start:]))):
+                return Flatten(start) if start < len(sample) - 1 else None
+    raise InvalidArgument(f"{node.name}: {node.target if isinstance(node.target, str) else node.target.__name__} "
+                          f"from {tuple(before)} to {tuple(after)}; flowlaws converts reshapes that merge a sample's "
+                          "trailing axes (flatten)")
+
+
+def _moved(node, ndim: int) -> MoveAxis | None:
+    """``transpose``/``swapaxes``/``permute``/``movedim`` of a value of ``ndim`` axes as one
+    `MoveAxis` of its sample axes (None: the order is unchanged)."""
+    name = node.target if isinstance(node.target, str) else node.target.__name__
+    args = list(node.args[1:]) + list(node.kwargs.values())
+    order = list(range(ndim))
+    if name in ("transpose", "swapaxes"):
+        a, b = (int(x) % ndim for x in args[:2])
+        order[a], order[b] = order[b], order[a]
+    elif name == "permute":
+        order = [int(x) % ndim for x in (args[0] if len(args) == 1 and isinstance(args[0], tuple | list) else args)]
+    else:
+        order.insert(int(args[1]) % ndim, order.pop(int(args[0]) % ndim))
+    if order[0] != 0:
+        raise InvalidArgument(f"{node.name}: {name} moves the batch axis; flowlaws converts moves of a sample's axes")
+    sample = [a - 1 for a in order[1:]]
+    if sample == sorted(sample):
+        return None
+    last = ndim - 2  # written -1: moveaxis(0,-1) is channels last, moveaxis(-1,0) channels first
+    for source, destination in itertools.product(range(ndim - 1), repeat=2):
+        move = MoveAxis(*(-1 if axis == last else axis for axis in (source, destination)))
+        if move.out_shape(tuple(range(ndim - 1))) == tuple(sample):
+            return move
+    raise InvalidArgument(f"{node.name}: {name} to the order {tuple(order)}; flowlaws converts a move of one "
+                          "sample axis (a transpose of a sequence, channels last or first)")
+
+
+def _token(node, shape) -> Token:
+    """``x[:, t]`` (or ``x[:, t, :]``) of a (N, T, d) sequence: its position t."""
+    index = node.args[1]
+    whole = slice(None)
+    if len(shape) == 3 and isinstance(index, tuple) and len(index) in (2, 3) and index[0] == whole and \
+            isinstance(index[1], int) and all(i == whole for i in index[2:]):
+        return Token(index[1])
+    raise InvalidArgument(f"{node.name}: indexing {index} of shape {tuple(shape)}; flowlaws converts x[:, t] of a "
+                          "(N, T, d) sequence (a class token's read-out)")
+
+
+def _direct(node, layer_kind, source, value_shape):
+    """The layer and `_Direct` source of a parameter used directly on a value of
+    ``value_shape``: added (`Offset`: the sample's shape), multiplied (`Scale`: the last
+    axis's length) or put first (`Prepend`: (k, d) tokens)."""
+    path, tensor, rows = source
+    sample = tuple(value_shape[1:])
+    shape = tuple(tensor.shape) if rows is None else (rows, *tensor.shape[1:])
+    while len(shape) > 1 and shape[0] == 1 and len(shape) > (2 if layer_kind is Prepend else len(sample)):
+        shape = shape[1:]
+    if layer_kind is Offset and shape == sample:
+        layer, shape = Offset(), sample
+    elif layer_kind is Scale and shape[-1:] == sample[-1:] and int(np.prod(shape)) == sample[-1]:
+        layer, shape = Scale(), sample[-1:]
+    elif layer_kind is Prepend and len(shape) == 2 and len(sample) == 2 and shape[1] == sample[1]:
+        layer = Prepend(shape[0])
+    else:
+        what = {Offset: "added to", Scale: "multiplying", Prepend: "put before"}[layer_kind]
+        raise InvalidArgument(f"{node.name}: the parameter {path} of shape {tuple(tensor.shape)} {what} a value of "
+                              f"shape {tuple(value_shape)}; flowlaws converts a tensor of the sample's shape added "
+                              "(a position embedding), a gain of the last axis multiplied (a layer scale), and "
+                              "(k, d) tokens put before a (T, d) sequence (a class token)")
+    return layer, _Direct(tensor, layer, shape, rows)
+
+
 def _shapes(traced, example_input) -> dict:
-    """The shape of every traced value (what a mean's axes are read against), run on a float64
-    copy: the module itself is never run; {} entries where it cannot run on the input."""
+    """The shape of every traced value, run on a float64 copy: the module itself is never
+    run; None where it cannot run on the input (its conversion then says why)."""
     twin = copy.deepcopy(traced).to("cpu", torch.float64)
     with contextlib.suppress(Exception):  # a module that cannot run on the input: its conversion says why
         ShapeProp(twin).propagate(_float64(example_input))
     return {n.name: getattr(n.meta.get("tensor_meta"), "shape", None) for n in twin.graph.nodes}
 
 
+def _operands(node) -> list:
+    """The fx nodes among a node's arguments (inside tuples and lists too)."""
+    found: list = []
+    torch.fx.node.map_arg((node.args, node.kwargs), found.append)
+    return found
+
+
 def _traced(module, chain: _Chain, example_input):
     traced = torch.fx.symbolic_trace(module)
     graph = traced.graph
-    shapes = _shapes(traced, example_input) if any(n.target in MEANS for n in graph.nodes) else {}
+    known = _shapes(traced, example_input)
     modules = dict(module.named_modules())
     constants: dict = {}  # get_attr nodes: buffers and constants (a causal mask), by node
+    direct: dict = {}  # nodes that are a parameter used directly: (path, tensor, rows of it used)
+    sizes: set = set()  # nodes that compute shapes, sizes or positions, not values
     head = None
+
+    def shape(node):
+        found = known.get(node.name)
+        if found is None:
+            raise InvalidArgument(f"{node.name}: the module does not run on example_input, so its shapes are unknown")
+        return tuple(found)
+
+    def value(node):
+        """The one computed value among a call's operands (the others sizes or constants)."""
+        values = [x for x in _operands(node) if x in chain.lineage]
+        if len(values) != 1:
+            raise InvalidArgument(f"{node.name}: {node.op} {getattr(node.target, '__name__', node.target)} of "
+                                  f"{len(values)} computed values; flowlaws converts chains (with additive skips)")
+        return values[0]
+
     for node in graph.nodes:
+        operands = _operands(node)
+        function = node.op in ("call_function", "call_method")
         if node.op == "get_attr":
             constants[node] = _attribute(traced, node.target)
+            if isinstance(constants[node], nn.Parameter):
+                direct[node] = (node.target, constants[node], None)
         elif node.op == "placeholder":
             if head is not None:
                 raise InvalidArgument("the module takes more than one input; flowlaws models take one")
             head = node
             chain.lineage[node] = ()
+        elif (function and node.target in SIZES) or (node.target is builtins.getattr and node.args[1] != "mT") or \
+                node.target is torch._assert or (function and operands and all(x in sizes for x in operands)):
+            sizes.add(node)  # x.size(), x.shape[0], t // p, torch._assert(...): no value
+        elif node.target is torch.arange:
+            sizes.add(node)
+        elif node.op == "call_module" and isinstance(modules[node.target], nn.Embedding) and \
+                node.args[0] in sizes and node.args[0].target is torch.arange:
+            target = modules[node.target]  # a position embedding, wpe(arange(T)): its first T rows
+            direct[node] = (f"{node.target}.weight", target.weight, shape(node)[0])
+        elif function and node.target == "expand" and node.args[0] in direct:
+            direct[node] = direct[node.args[0]]  # a class token broadcast over the batch
+        elif function and node.target in JOINS and any(x in direct for x in node.args[:2]):
+            x = value(node)
+            source = direct[next(a for a in node.args[:2] if a in direct)]
+            kind = Offset if JOINS[node.target] is Residual else Scale
+            layer, source = _direct(node, kind, source, shape(x))
+            chain.add(node, _convert(source, node.name), (node.name, source), after=x)
+            head = node
+        elif function and node.target in (torch.cat, torch.concat, torch.concatenate):
+            parts = node.args[0]
+            dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+            if len(parts) != 2 or parts[0] not in direct or parts[1] not in chain.lineage or \
+                    dim % len(shape(parts[1])) != 1:
+                raise InvalidArgument(f"{node.name}: torch.cat of {len(parts)} tensors along dim {dim}; flowlaws "
+                                      "converts learned tokens put before a (N, T, d) sequence, torch.cat([cls, x], 1)")
+            _, source = _direct(node, Prepend, direct[parts[0]], shape(parts[1]))
+            chain.add(node, _convert(source, node.name), (node.name, source), after=parts[1])
+            head = node
         elif node.op == "call_module":
             target = modules[node.target]
             if isinstance(target, nn.MultiheadAttention) and len({a for a in node.args[:3]}) != 1:
@@ -373,7 +542,7 @@ def _traced(module, chain: _Chain, example_input):
                 continue
             if isinstance(target, nn.Embedding):
                 chain.tokens(target, node.target, node.args[0].op == "placeholder")
-            if isinstance(target, nn.TransformerEncoderLayer) and (len(node.args) > 1 or any(
+            if isinstance(target, nn.TransformerEncoderLayer | nn.TransformerEncoder) and (len(node.args) > 1 or any(
                     v is not None and v is not False for v in node.kwargs.values())):
                 raise _unsupported(node.target, target, "an attention mask or is_causal")
             chain.add(node, _convert(target, node.target), (node.target, target), after=node.args[0])
@@ -386,17 +555,26 @@ def _traced(module, chain: _Chain, example_input):
                 continue  # the attention weights, unused
             chain.lineage[node] = chain.lineage[node.args[0]]
             head = node
-        elif node.op in ("call_function", "call_method") and node.target in JOINS:
+        elif function and node.target in JOINS:
             a, b = node.args[:2]
             if not all(x in chain.lineage for x in (a, b)):
                 raise InvalidArgument(f"{node.name}: only sums and products of two computed values are supported")
             chain.fork(node, a, b, JOINS[node.target])
             head = node
-        elif node.op in ("call_function", "call_method") and node.target in FLATTENS:
-            chain.add(node, (Flatten(), ()), after=node.args[0])
+        elif function and node.target == "contiguous":
+            chain.lineage[node] = chain.lineage[value(node)]
             head = node
-        elif node.op in ("call_function", "call_method") and node.target in MEANS:
-            chain.add(node, (_mean(node, shapes[node.args[0].name]), ()), after=node.args[0])
+        elif function and node.target in (*FLATTENS, *MOVES, operator.getitem, *MEANS):
+            x = value(node)
+            if node.target in FLATTENS:
+                layer = _flattened(node, shape(x), shape(node))
+            elif node.target in MOVES:
+                layer = _moved(node, len(shape(x)))
+            elif node.target is operator.getitem:
+                layer = _token(node, shape(x))
+            else:
+                layer = _mean(node, shape(x))
+            chain.add(node, (layer, ()), after=x)
             head = node
         elif node.op == "call_function" and node.target in FUNCTIONS:
             chain.add(node, (Activation(FUNCTIONS[node.target]), ()), after=node.args[0])

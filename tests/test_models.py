@@ -294,7 +294,8 @@ def test_gl_matrix_laws_of_an_attention_head_are_the_theory_matrices(rng):
 ADJACENT_KINDS = ("dense(3,bias)", "conv1d(3,2,padding=1,bias)", "conv2d(2,2,padding=1)", "maxpool1d(2)",
                   "avgpool1d(2)", "maxpool2d(2)", "avgpool2d(2)", "flatten", "batchnorm", "batchnorm(affine)",
                   "layernorm", "layernorm(affine)", "attention(heads=1,dk=2,dv=3)", "relu", "linear",
-                  "relu_power(2)", "tanh", "residual[dense(2),relu,dense(SAME)]")
+                  "relu_power(2)", "tanh", "residual[dense(2),relu,dense(SAME)]", "moveaxis(0,-1)",
+                  "moveaxis(-1,0)", "flatten(start=1)", "offset", "scale", "prepend", "token")
 PRODUCERS = {1: "dense(4,bias)", 2: "conv1d(4,2,padding=1,bias)", 3: "conv2d(3,2,padding=1)"}
 
 

@@ -717,3 +717,183 @@ def test_a_compiled_module_is_watched_through_its_original_parameters():
         monitor = _watched(fast, make(fast.parameters()), x, 3)
         assert bool(monitor.flagged) == flagged and not monitor.errors
         assert all(len(r.measured) == 3 for r in monitor.records) and monitor.summed == x.numel()
+
+
+# --- the reference models people train, written as their authors write them -------------
+
+
+class ViT(nn.Module):
+    """A vision transformer as torchvision writes one: a convolutional patch embedding
+    reshaped and permuted into a sequence, a class token, learned position embeddings,
+    pre-norm encoder blocks, and the class token's read-out through a LayerNorm and a head."""
+
+    def __init__(self, image=4, patch=2, d=4, heads=2, depth=1, classes=3):
+        super().__init__()
+        self.patch, self.d = patch, d
+        self.conv_proj = nn.Conv2d(3, d, patch, stride=patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embedding = nn.Parameter(torch.empty(1, (image // patch) ** 2 + 1, d).normal_(std=0.02))
+        block = nn.TransformerEncoderLayer(d, heads, 2 * d, dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        x = self.conv_proj(x).reshape(n, self.d, (h // self.patch) * (w // self.patch)).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
+        x = self.encoder(x + self.pos_embedding)
+        return self.head(self.ln(x[:, 0]))
+
+
+class Mlp(nn.Module):
+    def __init__(self, d, hidden):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class MixerBlock(nn.Module):
+    def __init__(self, tokens, d):
+        super().__init__()
+        self.norm1, self.mlp_tokens = nn.LayerNorm(d), Mlp(tokens, 2 * tokens)
+        self.norm2, self.mlp_channels = nn.LayerNorm(d), Mlp(d, 2 * d)
+
+    def forward(self, x):
+        x = x + self.mlp_tokens(self.norm1(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.mlp_channels(self.norm2(x))
+
+
+class Mixer(nn.Module):
+    """MLP-Mixer as its authors write it: patches by a strided convolution, flattened and
+    transposed into tokens, token-mixing and channel-mixing MLP blocks, the mean over tokens."""
+
+    def __init__(self, image=4, patch=2, d=4, depth=1, classes=3):
+        super().__init__()
+        self.stem = nn.Conv2d(3, d, patch, stride=patch)
+        self.blocks = nn.Sequential(*(MixerBlock((image // patch) ** 2, d) for _ in range(depth)))
+        self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, classes)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x).flatten(2).transpose(1, 2))
+        return self.head(self.norm(x).mean(dim=1))
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt's block: a depthwise convolution, channels last for a LayerNorm and a GELU
+    MLP, a layer scale, channels first again, and the residual sum."""
+
+    def __init__(self, dim, kernel=7, layer_scale=1e-6):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size=kernel, padding=kernel // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1, self.act, self.pwconv2 = nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(layer_scale * torch.ones(dim))
+
+    def forward(self, x):
+        shortcut = x
+        x = self.dwconv(x).permute(0, 2, 3, 1)
+        x = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(x))))
+        return shortcut + x.permute(0, 3, 1, 2)
+
+
+class ConvNeXt(nn.Module):
+    def __init__(self, dim=4, kernel=7, layer_scale=1e-6, classes=3):
+        super().__init__()
+        self.stem, self.stem_norm = nn.Conv2d(3, dim, 2, stride=2), nn.LayerNorm(dim, eps=1e-6)
+        self.block = ConvNeXtBlock(dim, kernel, layer_scale)
+        self.norm, self.head = nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.stem_norm(self.stem(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.head(self.norm(self.block(x).mean([-2, -1])))
+
+
+class NanoGPT(nn.Module):
+    """nanoGPT's model at a small size: token and position embeddings (wpe(arange(T))), a
+    pre-norm block with causal self-attention and a GELU MLP, a final LayerNorm, and a head
+    tied to the token embedding."""
+
+    def __init__(self, vocabulary=8, block_size=5, d=4, heads=2, dropout=0.1, tied=True):
+        super().__init__()
+        self.wte, self.wpe, self.drop = nn.Embedding(vocabulary, d), nn.Embedding(block_size, d), nn.Dropout(dropout)
+        self.ln_1, self.attn = nn.LayerNorm(d), nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ln_2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(dropout))
+        self.ln_f, self.lm_head = nn.LayerNorm(d), nn.Linear(d, vocabulary, bias=False)
+        if tied:
+            self.lm_head.weight = self.wte.weight
+        self.register_buffer("mask", torch.triu(torch.ones(block_size, block_size, dtype=torch.bool), 1))
+
+    def forward(self, idx):
+        _, t = idx.size()  # nanoGPT: b, t = idx.size()
+        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        h = self.ln_1(x)
+        x = x + self.attn(h, h, h, attn_mask=self.mask, need_weights=False)[0]
+        x = x + self.mlp(self.ln_2(x))
+        return self.lm_head(self.ln_f(x))
+
+
+REFERENCE = {
+    "vit": (ViT, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
+    "mlp-mixer": (Mixer, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
+    "convnext": (lambda: ConvNeXt(kernel=3, layer_scale=0.5), lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
+    "nanogpt": (lambda: NanoGPT(dropout=0.0, tied=False), lambda: torch.randint(0, 8, (4, 5))),
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE))
+def test_the_reference_models_convert_with_torchs_value_and_gradient(name):
+    from flowlaws.torch import one_hot
+
+    torch.manual_seed(0)
+    make, example = REFERENCE[name]
+    module, x = make().double(), example()
+    converted = Converted.of(module, x)
+    out = module(x)
+    y = torch.randn_like(out)
+    loss = 0.5 * ((out - y) ** 2).flatten(1).sum(1).mean()
+    loss.backward()
+    inputs = one_hot(x, 8) if name == "nanogpt" else x.numpy()
+    value, grads = value_and_grad(converted.model, Square(), converted.read(), inputs, y.detach().numpy())
+    theirs = np.concatenate([g.ravel() for g in converted.read(lambda t: t.grad)])
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+    assert np.max(np.abs(np.concatenate([g.ravel() for g in grads]) - theirs)) <= 1e-12 * np.max(np.abs(theirs))
+
+
+def test_the_reference_models_read_as_graph_specs():
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 4, 4)
+    block = ("residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=2,dv=2,bias),dropout(0)],"
+             "residual[layernorm(affine,eps=1e-05),dense(8,bias),gelu,dropout(0),dense(4,bias),dropout(0)]")
+    assert from_torch(ViT(), images)[0].spec == (  # the class token put first, the position embedding added
+        f"seq:3x4x4:conv2d(4,2,stride=2,bias),flatten(start=1),moveaxis(0,-1),prepend,offset,{block},token,"
+        "layernorm(affine,eps=1e-05),dense(3,bias)")
+    assert from_torch(Mixer(), images)[0].spec == (  # token mixing: a dense layer on the transposed sequence
+        "seq:3x4x4:conv2d(4,2,stride=2,bias),flatten(start=1),moveaxis(0,-1),residual[layernorm(affine,eps=1e-05),"
+        "moveaxis(0,-1),dense(8,bias),gelu,dense(4,bias),moveaxis(0,-1)],residual[layernorm(affine,eps=1e-05),"
+        "dense(8,bias),gelu,dense(4,bias)],layernorm(affine,eps=1e-05),mean(last),dense(3,bias)")
+    assert from_torch(ConvNeXt(), images)[0].spec == (  # channels last and back, the layer scale
+        "seq:3x4x4:conv2d(4,2,stride=2,bias),moveaxis(0,-1),layernorm(affine,eps=1e-06),moveaxis(-1,0),"
+        "residual[conv2d(4,7,padding=3,bias,groups=4),moveaxis(0,-1),layernorm(affine,eps=1e-06),dense(16,bias),"
+        "gelu,dense(4,bias),scale,moveaxis(-1,0)],mean,layernorm(affine,eps=1e-06),dense(3,bias)")
+    assert from_torch(NanoGPT(), torch.randint(0, 8, (2, 5)))[0].spec.startswith(  # wpe(arange(T)): an offset
+        "seq:5x8:dense(4),offset,dropout(0.1),residual[layernorm(affine,eps=1e-05),attention(")
+
+
+@pytest.mark.parametrize("name", list(REFERENCE))
+def test_the_reference_models_keep_their_laws_under_sgd_and_adamw_breaks_them(name):
+    make, example = REFERENCE[name]
+    torch.manual_seed(0)
+    x = example().float() if name != "nanogpt" else example()
+    targets = torch.randint(0, 8, x.shape) if name == "nanogpt" else None
+    objective = (lambda out: _next_tokens(out, targets)) if name == "nanogpt" else (lambda out: out.pow(2).mean())
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4), False),
+                               (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = NanoGPT() if name == "nanogpt" else make()  # nanoGPT tied, with its dropout
+        monitor = _watched(net, optimizer(net.parameters()), x, 10, objective)
+        assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors

@@ -292,6 +292,17 @@ def close(start: Path, end: Path | None, site: Site) -> Iterator[Rescaling]:
         yield from shifts(name, tuple(t.view for t in end.terms), end.units, end.uniform, end.per_sample)
 
 
+def centred_reader(site: Site, groups: int) -> tuple[Site | None, int]:
+    """The first layer from ``site`` on that does not keep its input's centred groups
+    (`Layer.keeps_sums`), and how many centred groups reach it; (None, groups) when every
+    layer to the end of the chain keeps them."""
+    chain, position = site.chain, site.position
+    while position < len(chain.layers) and chain.layers[position].keeps_sums(chain.shapes[position]):
+        groups = chain.layers[position].centred_groups(chain.shapes[position], groups)
+        position += 1
+    return (replace(site, position=position) if position < len(chain.layers) else None), groups
+
+
 def removes_shift(site: Site, kind: str = "shift") -> str | None:
     """The name of the layer that removes a shift of the units at ``site``'s output, through
     the layers that pass one; None when a layer stops it first. ``kind`` "shift": constant

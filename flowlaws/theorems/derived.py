@@ -10,6 +10,7 @@ from flowlaws.theorems.hypotheses import (
     DEGREE_ONE,
     HOMOGENEOUS_ACTS,
     NO_GROUPED_LINEAR_BOUNDARY,
+    NO_LEARNED_OFFSET,
     NO_PLANE_ROTATION,
     NO_POOLED_LAST_AXIS,
     NO_SCALAR_FED_LINEAR,
@@ -52,7 +53,8 @@ def theorems() -> list[Theorem]:
             space=arch(activations=("relu", "leaky_relu", "abs", "linear", "prelu")),
             laws=_all_laws,
             levels=(Level.COMPLETE,),
-            hypotheses=(NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY),
+            hypotheses=(NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY,
+                        NO_LEARNED_OFFSET),
             decide=completeness,
         ),
     ]

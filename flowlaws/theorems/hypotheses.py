@@ -158,6 +158,19 @@ def _no_pooled_last_axis(s):
     return None
 
 
+def _no_learned_offset(s):
+    """A learned tensor added to the sample (``offset``: a position embedding) or put before
+    it (``prepend``: class tokens) is a bias of every entry it touches, constant over the
+    batch: beside a bias, a centring layer or a pointwise activation it has translation laws
+    (b_i - sum_t P[t, i], the entries a BatchNorm removes, a constant token's own fibre)
+    that flowlaws does not derive; seq:3:dense(3,bias),offset,dense(3,bias),flatten,dense(2)
+    has 15 laws, 12 derived (docs/theory.md 7). Its derived laws are sound (composition)."""
+    for layer in getattr(s.model, "all_layers", ()):
+        if layer.kind in ("offset", "prepend"):
+            return f"{layer.spec} adds a learned tensor whose translation laws flowlaws does not derive"
+    return None
+
+
 def _softmax_router(s):
     """A mixture of experts whose gate ignores a shift of its logits (softmax)."""
     for layer in getattr(s.model, "all_layers", ()):
@@ -172,12 +185,13 @@ SOFTMAX_ROUTER = Hypothesis("a softmax router", _softmax_router)
 NO_POOLED_LAST_AXIS = Hypothesis("no pool along a scaled last axis", _no_pooled_last_axis)
 NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scalar_fed_linear_chain)
 NO_PLANE_ROTATION = Hypothesis("no rotation of a LayerNorm plane", _no_plane_rotation)
+NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
 NO_GROUPED_LINEAR_BOUNDARY = Hypothesis("no grouped convolution on a linear path", _no_grouped_linear_boundary)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
 SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION,
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY,
-                                  SOFTMAX_ROUTER)}
+                                  NO_LEARNED_OFFSET, SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------

@@ -21,9 +21,14 @@ from flowlaws.models.kinds.groupnorm import GroupNorm
 from flowlaws.models.kinds.layernorm import LayerNorm
 from flowlaws.models.kinds.mean import Mean
 from flowlaws.models.kinds.moe import MoE
+from flowlaws.models.kinds.moveaxis import MoveAxis
+from flowlaws.models.kinds.offset import Offset
 from flowlaws.models.kinds.pool import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from flowlaws.models.kinds.prepend import Prepend
 from flowlaws.models.kinds.residual import Residual
 from flowlaws.models.kinds.rmsnorm import RMSNorm
+from flowlaws.models.kinds.scale import Scale
+from flowlaws.models.kinds.token import Token
 from flowlaws.models.layer import Layer
 
 LAYERS: tuple[type[Layer], ...] = (
@@ -36,6 +41,11 @@ LAYERS: tuple[type[Layer], ...] = (
     AvgPool2d,
     Flatten,
     Mean,
+    MoveAxis,
+    Token,
+    Offset,
+    Scale,
+    Prepend,
     BatchNorm,
     LayerNorm,
     RMSNorm,
@@ -64,5 +74,5 @@ def names() -> tuple[str, ...]:
 
 
 __all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d", "Dense",
-           "Dropout", "Flatten", "Gated", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "MoE", "RMSNorm",
-           "Residual", "kind", "names"]
+           "Dropout", "Flatten", "Gated", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "MoE", "MoveAxis",
+           "Offset", "Prepend", "RMSNorm", "Residual", "Scale", "Token", "kind", "names"]

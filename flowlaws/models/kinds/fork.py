@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.chain import Chain, chain
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Path, Site, walk
+from flowlaws.models.symmetry import Path, Site, centred_reader, walk
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,14 @@ class Fork(Layer):
         """Whether a branch's last weight layer scales its output on the last axis."""
         found = [self.emitter(inner) for inner in self.inners(site) if inner.chain.layers]
         return any(f is not None and f[0].layer.rows_on_last_axis(f[0]) for f in found)
+
+    def centered(self, site, groups: int):
+        """Each branch reads the block's input: the sums its first reader keeps (a branch
+        that reads a centred sample through layers that keep it centred)."""
+        for inner in self.inners(site):
+            reader, count = centred_reader(inner, groups)
+            if reader is not None:
+                yield from reader.layer.centered(reader, count)
 
     @staticmethod
     def into(path: Path, inner: Site) -> Path | None:

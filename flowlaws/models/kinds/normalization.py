@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Family, Rescaling, Term
+from flowlaws.models.symmetry import Family, Rescaling, Term, centred_reader
 
 
 @dataclass(frozen=True)
@@ -161,13 +161,9 @@ class Normalization(Layer):
         ndim = len(site.in_shape) + 1
         if 0 in self.axes(ndim) or not self.centers:
             return
-        chain, position, groups = site.chain, site.position + 1, int(np.prod(site.in_shape[:-1]))
-        while position < len(chain.layers) and chain.layers[position].keeps_sums(chain.shapes[position]):
-            groups = chain.layers[position].centred_groups(chain.shapes[position], groups)
-            position += 1
-        if position == len(chain.layers):
+        reader, groups = centred_reader(site.following(), int(np.prod(site.in_shape[:-1])))
+        if reader is None:
             return
-        reader = replace(site, position=position)
         for view in reader.layer.centered(reader, groups):
             yield Rescaling(f"{site.name}/{reader.name}.{view.name.rsplit('.', 1)[1]}", view.units,
                             (Term(view, 1.0),), False, Family.TRANSLATION, order=1)

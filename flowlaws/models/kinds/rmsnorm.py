@@ -31,3 +31,8 @@ class RMSNorm(Normalization):
 
     def channel_axis(self, ndim):
         return ndim - 1
+
+    def keeps_sums(self, in_shape) -> bool:
+        """Without a gain it divides each row of the last axis by one positive number: a
+        row summing to 0 (after a LayerNorm) still does."""
+        return not self.affine

@@ -1,0 +1,75 @@
+"""moveaxis(source,destination): a sample axis moved, as torch's ``x.transpose(1, 2)`` of a
+(N, T, d) sequence (``moveaxis(0,1)``) or ``x.permute(0, 2, 3, 1)`` of an image
+(``moveaxis(0,-1)``: channels last; ``moveaxis(-1,0)``: back).
+
+Axes count a sample's axes (the batch axis is not one). A permutation of entries: a
+scaling of units on the first or last axis passes when that axis lands first or last
+(channels become features, positions become the axis a token-mixing dense layer reads),
+and a shift constant over the batch passes; anything else stops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import autograd.numpy as anp
+import numpy as np
+from hypothesis import strategies as st
+
+from flowlaws.errors import InvalidArgument
+from flowlaws.models.layer import Layer
+
+
+@dataclass(frozen=True)
+class MoveAxis(Layer):
+    """Sample axis ``source`` moved to position ``destination`` (negative: from the end)."""
+
+    source: int
+    destination: int
+    kind: ClassVar[str] = "moveaxis"
+    example: ClassVar[str] = "seq:3x4:dense(2),relu,moveaxis(0,1),dense(2),relu,flatten,dense(1)"
+    ranks: ClassVar[tuple[int, ...]] = (2, 3)
+
+    def _order(self, ndim: int) -> list[int]:
+        """Where each output axis comes from, for samples of ``ndim`` axes."""
+        if not (-ndim <= self.source < ndim and -ndim <= self.destination < ndim):
+            raise InvalidArgument(f"{self.spec}: a sample of {ndim} axes has no axis {self.source} or "
+                                  f"{self.destination}; count the sample's axes from 0 (the batch axis is not one)")
+        order = list(range(ndim))
+        order.insert(self.destination % ndim, order.pop(self.source % ndim))
+        return order
+
+    def out_shape(self, in_shape):
+        return tuple(in_shape[a] for a in self._order(len(in_shape)))
+
+    def apply(self, p, x):
+        return anp.moveaxis(x, 1 + self.source % (x.ndim - 1), 1 + self.destination % (x.ndim - 1))
+
+    def vjp(self, p, x, y, dy):
+        return np.moveaxis(dy, 1 + self.destination % (x.ndim - 1), 1 + self.source % (x.ndim - 1)), ()
+
+    def vjp_magnitude(self, p, x, y, dy):
+        return self.vjp(p, x, y, dy)
+
+    # --- symmetry declarations --------------------------------------------------------
+    def carry(self, path, site):
+        """The units' axis (the first, or the last) moves with its entries: the path goes
+        on when it lands first or last, unchanged when one unit is the whole sample."""
+        ndim = len(site.in_shape)
+        if path.units == 1:
+            return path
+        axis = ndim - 1 if path.last_axis else 0
+        landed = self._order(ndim).index(axis)
+        if landed not in (0, ndim - 1) or path.interleaved:
+            return None
+        return replace(path, last_axis=landed == ndim - 1)
+
+    def shift(self, site) -> str:
+        return "passes"
+
+    @classmethod
+    def draw(cls, draw, shape, context):
+        if len(shape) not in cls.ranks:
+            return None
+        return cls(*draw(st.sampled_from([(0, -1), (-1, 0)])))
