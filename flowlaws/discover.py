@@ -509,11 +509,7 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
         if rank >= enough or not new or work.exhausted:
             break
         pairs = [(g, b) for b in new for g in partners_of]
-        values_list = []
-        for g, b in pairs:
-            if work.exhausted:
-                break
-            values_list.append(_bracket_value(g, b, theta))
+        values_list = _bracket_values(problem, pairs, theta)
         if not values_list:
             break
         candidates = [bracket(g, b) for g, b in pairs[: len(values_list)]]
@@ -546,6 +542,20 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
             closed = not work.exhausted
             break
     return Lie(ranks, min(gaps), closed, depths, problem)
+
+
+def _bracket_values(problem, pairs, theta) -> list[np.ndarray]:
+    """[g, b](theta0) for each pair, in order, until the work is exhausted: in batches when
+    the problem evaluates them so (a torch module: `flowlaws.torch_discovery`), else one by one."""
+    batched = getattr(problem, "bracket_values", None)
+    if batched is not None:
+        return batched(pairs)
+    values = []
+    for g, b in pairs:
+        if problem.work.exhausted:
+            break
+        values.append(_bracket_value(g, b, theta))
+    return values
 
 
 def _combination(problem: Problem, first, basis) -> Field:

@@ -11,13 +11,18 @@ generators). Supported: Linear (on the last axis, any leading axes), Conv1d/Conv
 (square kernels, one stride and padding, groups, dilation), ReLU, LeakyReLU, PReLU (one
 slope, read as a fixed slope), Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus,
 MaxPool/AvgPool 1d/2d (window = stride, no padding), AdaptiveAvgPool(1) and ``x.mean``
-over the positions, Flatten, Dropout, the sum or product of two branches from one value
-(a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
+over the positions, Flatten and ``flatten``/``view``/``reshape`` merging trailing axes,
+``transpose``/``permute``/``movedim`` moving one sample axis (a transposed sequence,
+channels last and back), ``x[:, t]`` (a class token's read-out), a parameter added to the
+value (a position embedding, ``x + self.pos`` or nanoGPT's ``wpe(torch.arange(T))``) or
+multiplying it (a layer scale, ``self.gamma * x``), ``torch.cat([cls.expand(N, -1, -1), x], 1)``
+(class tokens), sizes read from ``x.shape`` or ``x.size()``, Dropout, the sum or product
+of two branches from one value (a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
 LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
 batch_first, with or without its biases, a causal attn_mask buffer; not add_bias_kv),
 TransformerEncoderLayer (batch_first,
 relu or gelu, norm_first either way, no mask: its attention and feed-forward blocks become
-two residual layers), Embedding reading the module's
+two residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the module's
 input (token ids: a dense layer on one-hot tokens, W = E^T; the flowlaws model's input is
 `one_hot(ids, vocabulary)`). Anything else is an `InvalidArgument` naming the module path,
 its type, and what is supported.
@@ -85,8 +90,11 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation), R
              "x.mean(dims), Flatten, Dropout, a + b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
              "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
-             "TransformerEncoderLayer "
-             "(batch_first, relu or gelu, pre- or post-norm, no mask), Embedding (of the input ids)")
+             "TransformerEncoderLayer and TransformerEncoder "
+             "(batch_first, relu or gelu, pre- or post-norm, no mask), Embedding (of the input ids), "
+             "transpose/permute/movedim of one sample axis, flatten/view/reshape merging trailing axes, "
+             "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange) or multiplied "
+             "(a layer scale), torch.cat([tokens, x], 1) (a class token), x.size()/x.shape arithmetic")
 
 
 def _array(tensor) -> np.ndarray:

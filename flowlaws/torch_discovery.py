@@ -41,7 +41,6 @@ from flowlaws.certificate import numerical
 from flowlaws.discover import (
     BUDGET,
     FAST_PARTNERS,
-    FULL_BUDGET,
     MEMORY,
     SAMPLES,
     Discovery,
@@ -59,6 +58,9 @@ with warnings.catch_warnings():  # forward mode's first use scripts torch's own 
     import torch._decomp.decompositions_for_jvp
 
 DRAWS = 3  # the module's own point and fresh initializations: theta0 is the one whose fields span most
+GENERIC = 1 / 3  # the noise that moves a fresh initialization to a generic point, relative to its magnitude
+CHUNK = 64  # brackets evaluated in one vmapped pass
+PARTNER_GROWTH = 4  # an undecided count is re-ranked with 4 times the partners, up to every generator
 ORTHOGONAL = 1e-8  # |<grad h, g>| <= ORTHOGONAL |grad h| |g| for every field: h is a law there
 
 
@@ -119,13 +121,20 @@ class ModuleProblem:
                 zip(self.names, torch.split(theta, sizes), self.shapes, strict=True)}
 
     def _fresh(self, draw: int) -> torch.Tensor:
-        """A fresh initialization of every submodule that has one (seeded by the draw)."""
+        """A fresh initialization of every submodule that has one (seeded by the draw), then
+        every parameter moved by Gaussian noise of a third of its mean magnitude (1 where it is
+        0): an initialization's constants (a LayerNorm's gains of 1 and shifts of 0, a class
+        token of zeros) are a special point, where the fields may span less."""
         fresh = copy.deepcopy(self.module)
         with torch.random.fork_rng():
             torch.manual_seed(int(self.generator.initial_seed()) + draw)
             for child in fresh.modules():
                 if callable(getattr(child, "reset_parameters", None)):
                     child.reset_parameters()
+            with torch.no_grad():
+                for p in fresh.parameters():
+                    size = float(p.abs().mean()) if p.numel() else 0.0
+                    p.add_(torch.randn_like(p), alpha=GENERIC * (size or 1.0))
         return self.flat(fresh)
 
     def _like(self, example, module) -> torch.Tensor:
@@ -178,13 +187,65 @@ class ModuleProblem:
         """The field grad <C, f(X; theta)> of one weighting C."""
         def at(theta):
             self.work.spend(len(self.X))
-            return torch.func.grad(lambda t: (C * self.outputs(t)).sum())(theta)
+            return self._generator(C)(theta)
 
-        return Field(at, None, name, differentiate=_forward_mode)
+        return Field(at, None, name, weights=C, differentiate=_forward_mode)
+
+    def _generator(self, C) -> Callable:
+        return lambda theta: torch.func.grad(lambda t: (C * self.outputs(t)).sum())(theta)
+
+    def _terms(self, chain) -> tuple:
+        """The two terms of the right-nested bracket [g_cn, [..., [g_c1, g_c0]]](theta0) of the
+        generators weighted by ``chain`` = (C_0, ..., C_n), n >= 1: with u = g_cn and v the
+        inner bracket, Dv[u] and Du[v] by forward mode, each inner value computed once
+        (the primal of its own forward pass)."""
+        def nested(depth):
+            if depth == 0:
+                return self._generator(chain[0])
+            u, v = self._generator(chain[depth]), nested(depth - 1)
+
+            def at(theta):
+                value, along_u = jvp(v, (theta,), (u(theta),))[:2]
+                return along_u - jvp(u, (theta,), (value,))[1]
+
+            return at
+
+        u, v = self._generator(chain[-1]), nested(len(chain) - 2)
+        value, first = jvp(v, (self.theta,), (u(self.theta),))[:2]
+        return first, jvp(u, (self.theta,), (value,))[1]
+
+    def bracket_values(self, pairs) -> list[np.ndarray]:
+        """[g, b](theta0) for each (generator, right-nested bracket of generators) pair, in
+        batches of one vmapped evaluation per depth, as `flowlaws.discover.lie_rank` takes
+        them one by one: the same values (exact cancellation below 1e-9 of the two terms
+        set to 0), each charged the field evaluations its nesting costs (2 per level), and
+        none once the work is exhausted."""
+        values: list = []
+        for start in range(0, len(pairs), CHUNK):
+            chains = [[*_chain(b), g.weights] for g, b in pairs[start:start + CHUNK]]
+            cost = len(self.X) * (2 * len(chains[0]) - 1)
+            room = self.work.budget - self.work.spent
+            if room <= 0 or self.work.timed_out:
+                break
+            chains = chains[:-(-room // cost)]
+            self.work.spend(cost * len(chains))
+            with warnings.catch_warnings():  # an op without a batching rule is looped over: slower, the same values
+                warnings.filterwarnings("ignore", "There is a performance drop", UserWarning)
+                first, second = vmap(self._terms)(torch.stack([torch.stack(c) for c in chains]))
+            for a, b in zip(np.asarray(first), np.asarray(second), strict=True):
+                value = a - b
+                scale = np.linalg.norm(a) + np.linalg.norm(b)
+                values.append(value if np.linalg.norm(value) > 1e-9 * scale else np.zeros_like(value))
+        return values
 
     def law_rows(self, laws_at: Callable) -> np.ndarray:
         """The gradients of the law components ``laws_at(params)`` at theta0, as rows."""
         return np.asarray(jacrev(lambda t: laws_at(self.params(t)))(self.theta)).reshape(-1, self.D)
+
+
+def _chain(field: Field) -> list:
+    """The weightings of a right-nested bracket's generators, innermost first."""
+    return [field.weights] if field.parts is None else [*_chain(field.parts[1]), field.parts[0].weights]
 
 
 def _twin(module):
@@ -241,21 +302,21 @@ def _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, 
         return Discovery(type(module).__name__, family, D, D, D, derived, [0], math.inf, spurious=spurious,
                          seconds=time.perf_counter() - started, decided_by="no fields", evaluations=work.spent,
                          note="every field is 0: each parameter is conserved")
-    lie = lie_rank(problem, FAST_PARTNERS, enough=D - lower)  # type: ignore[arg-type]
-    upper, decided_by = _decide(lie, D, lower)
-    note = ""
-    if not decided_by and D * len(problem.C) > FULL_BUDGET:
-        note = (f"an upper bound: each bracket depth paired with {FAST_PARTNERS} generators only "
-                f"(D x generators = {D * len(problem.C):,} > {FULL_BUDGET:,})")
-    elif not decided_by and not work.exhausted:
-        lie = lie_rank(problem, enough=D - lower)  # type: ignore[arg-type]  # every generator as a partner
+    partners = min(FAST_PARTNERS, len(problem.C))
+    while True:  # more partners until the count is decided, every generator is one, or the work is spent
+        every = partners >= len(problem.C)
+        lie = lie_rank(problem, None if every else partners, enough=D - lower)  # type: ignore[arg-type]
         upper, decided_by = _decide(lie, D, lower)
-        stalled = len(lie.ranks) > 1 and lie.ranks[-1] == lie.ranks[-2]
-        if not decided_by and upper is not None and stalled and not work.exhausted:
-            decided_by = "stalled"
-            note = "decided by Marcotte et al.'s stopping rule: a bracket depth adds no direction at theta0"
+        if decided_by or every or work.exhausted:
+            break
+        partners = min(len(problem.C), PARTNER_GROWTH * partners)
+    note = ""
+    stalled = len(lie.ranks) > 1 and lie.ranks[-1] == lie.ranks[-2]
+    if not decided_by and every and upper is not None and stalled and not work.exhausted:
+        decided_by = "stalled"
+        note = "decided by Marcotte et al.'s stopping rule: a bracket depth adds no direction at theta0"
     if not decided_by and work.exhausted:
-        note = work.reason()
+        note = f"{work.reason()}; an upper bound from each depth bracketed with {partners} generators"
     return Discovery(type(module).__name__, family, D, upper, lower, derived, lie.ranks, lie.gap, spurious=spurious,
                      seconds=time.perf_counter() - started, note=note, decided_by=decided_by,
                      evaluations=work.spent, certificate=numerical(lie.gap, "torch.func at the module's point"))

@@ -9,6 +9,7 @@ from flowlaws.theorems.core import _FLOW, _NORMALIZED, HOM, Theorem, arch
 from flowlaws.theorems.hypotheses import (
     DEGREE_ONE,
     HOMOGENEOUS_ACTS,
+    NO_ALIASED_TAPS,
     NO_GROUPED_LINEAR_BOUNDARY,
     NO_LEARNED_OFFSET,
     NO_PLANE_ROTATION,
@@ -54,7 +55,7 @@ def theorems() -> list[Theorem]:
             laws=_all_laws,
             levels=(Level.COMPLETE,),
             hypotheses=(NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY,
-                        NO_LEARNED_OFFSET),
+                        NO_LEARNED_OFFSET, NO_ALIASED_TAPS),
             decide=completeness,
         ),
     ]

@@ -158,6 +158,43 @@ def _no_pooled_last_axis(s):
     return None
 
 
+def _aliased(n: int, kernel: int, stride: int, padding: int, dilation: int, window: int | None) -> bool:
+    """Whether two taps of a convolution along one axis (input length n) read the same real
+    inputs over every window of ``window`` outputs (None: all of them) an average pool sums."""
+    m = (n + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    windows = [range(m)] if window is None else [range(w, w + window) for w in range(0, m - window + 1, window)]
+    reads = {tuple(frozenset(t * stride + k * dilation - padding for t in w) & frozenset(range(n)) for w in windows)
+             for k in range(kernel)}
+    return len(reads) < kernel
+
+
+def _no_aliased_taps(s):
+    """A convolution read by an average pool or ``mean`` through linear activations: taps
+    that read the same inputs over every pooled window enter f only through their sum, so
+    their difference is a translation law (W_k + a, W_j - a) that flowlaws does not derive;
+    seq:1x3:conv1d(2,3,stride=2,padding=1),linear,avgpool1d(2),flatten,dense(1): the first
+    and last taps (docs/theory.md 7)."""
+    from flowlaws.models.kinds.conv import Conv
+    from flowlaws.models.kinds.mean import Mean
+    from flowlaws.models.kinds.pool import Pool
+
+    layers = getattr(s.model, "layers", ())
+    for position, conv in enumerate(layers):
+        if not isinstance(conv, Conv):
+            continue
+        after = position + 1
+        while after < len(layers) and getattr(layers[after], "is_linear", False):
+            after += 1
+        pool = layers[after] if after < len(layers) else None
+        if not (isinstance(pool, Pool) and pool.reduce == "mean") and not (isinstance(pool, Mean) and not pool.last):
+            continue
+        spatial = s.model.site(position).in_shape[1:]
+        window = pool.size if isinstance(pool, Pool) else None
+        if any(_aliased(n, conv.kernel, conv.stride, conv.padding, conv.dilation, window) for n in spatial):
+            return f"{conv.spec} at layer {position} has taps that an average pool sums alike"
+    return None
+
+
 def _no_learned_offset(s):
     """A learned tensor added to the sample (``offset``: a position embedding) or put before
     it (``prepend``: class tokens) is a bias of every entry it touches, constant over the
@@ -185,6 +222,7 @@ SOFTMAX_ROUTER = Hypothesis("a softmax router", _softmax_router)
 NO_POOLED_LAST_AXIS = Hypothesis("no pool along a scaled last axis", _no_pooled_last_axis)
 NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scalar_fed_linear_chain)
 NO_PLANE_ROTATION = Hypothesis("no rotation of a LayerNorm plane", _no_plane_rotation)
+NO_ALIASED_TAPS = Hypothesis("no taps an average pool aliases", _no_aliased_taps)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
 NO_GROUPED_LINEAR_BOUNDARY = Hypothesis("no grouped convolution on a linear path", _no_grouped_linear_boundary)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
@@ -192,6 +230,6 @@ SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION,
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY,
-                                  NO_LEARNED_OFFSET, SOFTMAX_ROUTER)}
+                                  NO_LEARNED_OFFSET, NO_ALIASED_TAPS, SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------
