@@ -15,6 +15,7 @@ from flowlaws.theorems.hypotheses import (
     NO_PLANE_ROTATION,
     NO_POOLED_LAST_AXIS,
     NO_SCALAR_FED_LINEAR,
+    NO_SHARED_BIAS_MIXING,
 )
 from flowlaws.theorems.selections import _all_laws, _every_law
 
@@ -55,7 +56,7 @@ def theorems() -> list[Theorem]:
             laws=_all_laws,
             levels=(Level.COMPLETE,),
             hypotheses=(NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY,
-                        NO_LEARNED_OFFSET, NO_ALIASED_TAPS),
+                        NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING),
             decide=completeness,
         ),
     ]

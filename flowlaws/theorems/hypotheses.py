@@ -195,6 +195,26 @@ def _no_aliased_taps(s):
     return None
 
 
+def _no_shared_bias_mixing(s):
+    """A dense layer with a bias reading a (T, d) input whose other axis's units arrive
+    scaled (a convolution's channels) on a linear path: the bias is shared by those units,
+    so one c for them all passes (a layer law, derived) and so does every mixing G of them
+    with G 1 = 1 (the bias is left unchanged), a subgroup of GL whose laws flowlaws does
+    not derive; seq:3x3:conv1d(2,1,bias),dense(1,bias),flatten,dense(1,bias): 3 laws, 2
+    derived (docs/theory.md 7). Read from the walker: without the dense layers' biases, a
+    matrix law appears."""
+    from flowlaws.models import Dense, Sequential
+
+    model = s.model
+    if not any(isinstance(layer, Dense) and layer.bias for layer in getattr(model, "all_layers", ())):
+        return None
+    plain = lambda layer: replace(layer, bias=False) if isinstance(layer, Dense) else layer  # noqa: E731
+    unbiased = Sequential(model.input_shape, tuple(layer.mapped(plain) for layer in model.layers))
+    mixing = lambda m: {r.name for r in m.rescalings() if r.linear and r.degree == 1 and not r.uniform}  # noqa: E731
+    lost = sorted(mixing(unbiased) - mixing(model))
+    return f"a dense layer's bias is shared by the units of {lost[0]}: mixings that fix it" if lost else None
+
+
 def _no_learned_offset(s):
     """A learned tensor added to the sample (``offset``: a position embedding) or put before
     it (``prepend``: class tokens) is a bias of every entry it touches, constant over the
@@ -223,6 +243,7 @@ NO_POOLED_LAST_AXIS = Hypothesis("no pool along a scaled last axis", _no_pooled_
 NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scalar_fed_linear_chain)
 NO_PLANE_ROTATION = Hypothesis("no rotation of a LayerNorm plane", _no_plane_rotation)
 NO_ALIASED_TAPS = Hypothesis("no taps an average pool aliases", _no_aliased_taps)
+NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
 NO_GROUPED_LINEAR_BOUNDARY = Hypothesis("no grouped convolution on a linear path", _no_grouped_linear_boundary)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
@@ -230,6 +251,7 @@ SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION,
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY,
-                                  NO_LEARNED_OFFSET, NO_ALIASED_TAPS, SOFTMAX_ROUTER)}
+                                  NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING,
+                                  SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------
