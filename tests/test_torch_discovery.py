@@ -2,6 +2,8 @@
 convert, and an independent check of the derived laws of those it can."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -107,3 +109,49 @@ def test_discovery_runs_on_one_thread_and_restores_the_callers_setting():
 
     discover_module(Spy(3, 2), torch.zeros(2, 3), budget=1)
     assert set(seen) == {1} and torch.get_num_threads() == before
+
+
+class Block(nn.Module):
+    """A LayerNorm, a ReLU layer and a head: analytic and piecewise parts in one field."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.norm, self.b = nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.norm(self.a(x))))
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.data())
+def test_brackets_evaluated_in_batches_equal_those_evaluated_one_by_one(data):
+    import numpy as np
+
+    from flowlaws.discover import Work, _bracket_value, bracket
+    from flowlaws.torch_discovery import ModuleProblem, one_thread
+
+    torch.manual_seed(data.draw(st.integers(0, 100)))
+    with one_thread():
+        problem = ModuleProblem(Block(), torch.randn(3, 3), cross_entropy=False, seed=0, work=Work(10**6))
+        g = problem.generators()
+        pick = st.integers(0, len(g) - 1)
+        inner = [g[data.draw(pick)] for _ in range(3)]
+        if data.draw(st.booleans()):  # depth 2: partners of a bracket
+            inner = [bracket(g[data.draw(pick)], b) for b in inner]
+        pairs = [(g[data.draw(pick)], b) for b in inner]
+        batched = np.stack(problem.bracket_values(pairs))
+        alone = np.stack([_bracket_value(u, v, problem.theta) for u, v in pairs])
+    assert np.allclose(batched, alone, rtol=1e-12, atol=1e-12 * np.abs(alone).max())
+
+
+def test_brackets_are_charged_their_evaluations_and_stop_where_the_budget_does():
+    from flowlaws.discover import Work
+    from flowlaws.torch_discovery import ModuleProblem, one_thread
+
+    with one_thread():
+        problem = ModuleProblem(Block(), torch.randn(3, 3), cross_entropy=False, seed=0, work=Work(10**6))
+        g = problem.generators()
+        cost = 3 * len(problem.X)  # a depth-1 bracket: a field, and the forward derivatives of two
+        problem.work.spent = problem.work.budget - (5 * cost - 1)  # room for the 5th to start, not a 6th
+        assert len(problem.bracket_values([(g[0], g[k]) for k in range(1, 9)])) == 5
+        assert problem.work.exhausted and problem.bracket_values([(g[0], g[1])]) == []
