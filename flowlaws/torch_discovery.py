@@ -302,14 +302,18 @@ def _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, 
         return Discovery(type(module).__name__, family, D, D, D, derived, [0], math.inf, spurious=spurious,
                          seconds=time.perf_counter() - started, decided_by="no fields", evaluations=work.spent,
                          note="every field is 0: each parameter is conserved")
-    partners = min(FAST_PARTNERS, len(problem.C))
+    partners, best = min(FAST_PARTNERS, len(problem.C)), None
     while True:  # more partners until the count is decided, every generator is one, or the work is spent
-        every = partners >= len(problem.C)
-        lie = lie_rank(problem, None if every else partners, enough=D - lower)  # type: ignore[arg-type]
+        lie = lie_rank(problem, None if partners >= len(problem.C) else partners,  # type: ignore[arg-type]
+                       enough=D - lower)
         upper, decided_by = _decide(lie, D, lower)
-        if decided_by or every or work.exhausted:
+        if best is None or decided_by or lie.ranks[-1] >= best[0].ranks[-1]:  # a pass the budget cut short
+            best = (lie, upper, decided_by, partners)  # may rank less than the one before: keep the best
+        if decided_by or partners >= len(problem.C) or work.exhausted:
             break
         partners = min(len(problem.C), PARTNER_GROWTH * partners)
+    lie, upper, decided_by, partners = best
+    every = partners >= len(problem.C)
     note = ""
     stalled = len(lie.ranks) > 1 and lie.ranks[-1] == lie.ranks[-2]
     if not decided_by and every and upper is not None and stalled and not work.exhausted:
