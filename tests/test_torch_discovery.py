@@ -54,6 +54,58 @@ def test_a_converted_modules_own_count_equals_its_derived_laws(module, loss, cou
     assert found.complete and found.count == found.derived == count and found.decided_by == "bounds"
 
 
+class PositionScale(nn.Module):
+    """Tokens through a linear map, a position embedding (a parameter added), ReLU, a layer
+    scale, then a dense layer with a bias across the positions of the transposed sequence."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(3, 3, bias=False)
+        self.pos = nn.Parameter(torch.randn(1, 2, 3))
+        self.gamma = nn.Parameter(torch.rand(3) + 0.5)
+        self.mix, self.head = nn.Linear(2, 2), nn.Linear(6, 1)
+
+    def forward(self, x):
+        h = self.gamma * torch.relu(self.embed(x) + self.pos)
+        return self.head(self.mix(h.transpose(1, 2)).flatten(1))
+
+
+class ClassToken(nn.Module):
+    """A class token put before the embedded sequence, attention, its read-out, a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.cls = nn.Linear(2, 3, bias=False), nn.Parameter(torch.randn(1, 1, 3))
+        self.attn, self.head = nn.MultiheadAttention(3, 1, bias=False, batch_first=True), nn.Linear(3, 1)
+
+    def forward(self, x):
+        h = torch.cat([self.cls.expand(x.shape[0], -1, -1), self.embed(x)], dim=1)
+        return self.head(self.attn(h, h, h, need_weights=False)[0][:, 0])
+
+
+def test_the_kinds_of_the_models_people_train_keep_their_derived_laws_on_the_modules_own_fields():
+    torch.manual_seed(0)
+    token = discover_of(ClassToken(), torch.randn(4, 2, 2))  # prepend, attention, token
+    assert token.complete and token.count == token.derived == 24 and token.decided_by == "bounds"
+    scaled = discover_of(PositionScale(), torch.randn(4, 2, 3))  # offset, scale, moveaxis
+    assert not scaled.spurious and scaled.count == scaled.derived + 1 == 7  # + the shared bias's (docs/theory.md 7)
+
+
+def test_a_shared_bias_counted_once_per_unit_is_named_spurious():
+    """The law of one c for gamma, the shared bias and the head counts each entry of the
+    bias once; counted once per unit it scales (a broadcast view), it is no law."""
+    torch.manual_seed(0)
+    module = PositionScale()
+
+    def balance(per_unit):
+        return lambda p: ((p["gamma"] ** 2).sum() + per_unit * (p["mix.bias"] ** 2).sum()
+                          - (p["head.weight"] ** 2).sum()).reshape(1)
+
+    for per_unit, spurious in ((1, []), (3, ["broadcast"])):
+        found = discover_module(module, torch.randn(4, 2, 3), laws_at=balance(per_unit), law_names=["broadcast"])
+        assert found.spurious == spurious
+
+
 def test_a_law_that_is_not_conserved_is_named_spurious():
     torch.manual_seed(0)
     module = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))

@@ -8,14 +8,13 @@ absorb a scaling of input feature j. A scaling of the other axis of a (T, d) inp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import autograd.numpy as anp
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Term
 from flowlaws.validation import positive_ints
 
 
@@ -73,13 +72,7 @@ class Dense(Layer):
         (T, d) input passes a bias-free layer (each row is mapped alone, linearly)."""
         if path.on_axis(True, len(site.in_shape)):
             return path.absorbed(site)
-        if not self.bias:
-            return path.times(1.0, True, shifts=False)
-        # y[c] = W x[c] + b: the bias is shared by the other axis's units, so only one c for
-        # them all passes, with the bias scaling alike (no mixing: it must fix the bias)
-        bias = tuple(Term(view, path.degree) for view in site.views(0, 1, own=(1,)))
-        return replace(path.times(1.0, False, shifts=False), uniform=True, terms=path.terms + bias,
-                       layers=(*path.layers, site.name))
+        return None if self.bias else path.times(1.0, True, shifts=False)
 
     def centered(self, site, groups: int):
         """W[k, block g] for every row k and block g of a flat input; on a (T, d) input each
