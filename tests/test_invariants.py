@@ -156,3 +156,14 @@ def test_laws_across_skip_connections_are_orthogonal_to_the_gradient_and_the_pla
              if law.kind == "unit" and tuple((t.view.param, t.view.axis) for t in law.terms) not in own]
     for law in plain:
         assert np.max(np.abs(law.bilinear(theta, g))) > 1e-6
+
+
+def test_a_law_whose_slices_have_different_unit_counts_is_refused():
+    """Unit i's sums pair unit i's slices: a slice of fewer units would be broadcast and
+    counted once per unit, which is no law (a shared bias counted three times)."""
+    from flowlaws.invariants.laws import Law
+    from flowlaws.models.symmetry import LawKind, Term, View
+
+    rows, shared = View(0, "scale0.gamma", 0, 3, 3, ndim=1), View(1, "dense1.b", 0, 1, 2, ndim=1)
+    with pytest.raises(ValueError, match=r"\[1, 3\] units"):
+        Law("layer shared", LawKind.LAYER, (Term(rows, 1.0), Term(shared, 1.0)))

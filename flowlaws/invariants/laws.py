@@ -47,6 +47,14 @@ class Law:
     family: Family = Family.RESCALE
     order: int = 2
 
+    def __post_init__(self):
+        """Every slice has the same units: unit i's sums pair unit i's slices (a slice of
+        fewer units would be broadcast, counted once per unit: no law)."""
+        units = {t.view.units for t in self.terms}
+        if len(units) > 1:
+            raise ValueError(f"{self.name}: its slices have {sorted(units)} units; a declaration gave a law "
+                             "slices of different unit counts")
+
     def _gram(self, a, b, absolute: bool = False):
         """sum_v alpha_v P_v(a) P_v(b)^T as the law's kind reduces it (numpy, autograd, or
         torch tensors: on their own device, in their dtype)."""
