@@ -897,3 +897,61 @@ def test_the_reference_models_keep_their_laws_under_sgd_and_adamw_breaks_them(na
         net = NanoGPT() if name == "nanogpt" else make()  # nanoGPT tied, with its dropout
         monitor = _watched(net, optimizer(net.parameters()), x, 10, objective)
         assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
+
+
+class _Appended(nn.Module):  # a token put after the sequence
+    def __init__(self):
+        super().__init__()
+        self.a, self.cls = nn.Linear(3, 3), nn.Parameter(torch.zeros(1, 1, 3))
+
+    def forward(self, x):
+        return torch.cat([self.a(x), self.cls.expand(x.shape[0], -1, -1)], dim=1).flatten(1)
+
+
+class _Reversed(nn.Module):  # two axes moved at once
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 3, 1)
+
+    def forward(self, x):
+        return self.a(x).permute(0, 3, 2, 1).flatten(1)
+
+
+class _Broadcast(nn.Module):  # a bias-shaped parameter added to a sequence
+    def __init__(self):
+        super().__init__()
+        self.a, self.p = nn.Linear(3, 3), nn.Parameter(torch.zeros(3))
+
+    def forward(self, x):
+        return (self.a(x) + self.p).flatten(1)
+
+
+class _Feature(nn.Module):  # one feature of every position
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.a(x)[:, :, 0]
+
+
+class _Split(nn.Module):  # a view that splits an axis
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.a(x).view(x.shape[0], 2, 2, 2).flatten(1)
+
+
+@pytest.mark.parametrize(("make", "shape", "fragment"), [
+    (_Appended, (2, 2, 3), "learned tokens put before a"),
+    (_Reversed, (2, 2, 3, 3), "a move of one sample axis"),
+    (_Broadcast, (2, 2, 3), r"the parameter p of shape \(3,\) added to a value of shape"),
+    (_Feature, (2, 2, 3), r"x\[:, t\] of a \(N, T, d\) sequence"),
+    (_Split, (2, 2, 4), "reshapes that merge a sample's trailing axes"),
+], ids=["cat-after", "permute-two-axes", "broadcast-parameter", "feature-index", "split-view"])
+def test_a_graph_operation_flowlaws_does_not_convert_is_one_line_naming_it(make, shape, fragment):
+    with pytest.raises(InvalidArgument, match=fragment) as error:
+        from_torch(make(), torch.randn(*shape))
+    assert "\n" not in str(error.value)
