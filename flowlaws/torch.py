@@ -92,7 +92,7 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation), R
              "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
              "TransformerEncoderLayer and TransformerEncoder "
              "(batch_first, relu or gelu, pre- or post-norm, no mask), Embedding (of the input ids), "
-             "transpose/permute/movedim of one sample axis, flatten/view/reshape merging trailing axes, "
+             "transpose/permute/movedim/x.mT of one sample axis, flatten/view/reshape merging trailing axes, "
              "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange) or multiplied "
              "(a layer scale), torch.cat([tokens, x], 1) (a class token), x.size()/x.shape arithmetic")
 
@@ -357,6 +357,7 @@ class _Chain:
 FLATTENS = {torch.flatten, "flatten", "view", "reshape"}
 MOVES = {torch.transpose, "transpose", torch.swapaxes, "swapaxes", torch.permute, "permute", torch.movedim, "movedim"}
 SIZES = {"size", "dim"}  # methods that read a value's shape, not its entries
+ATTRIBUTES = {"shape", "ndim", "device", "dtype"}  # attributes that do
 JOINS = {operator.add: Residual, torch.add: Residual, "add": Residual, operator.mul: Gated, torch.mul: Gated,
          "mul": Gated}
 FUNCTIONS = {torch.relu: "relu", torch.tanh: "tanh", torch.sigmoid: "sigmoid", nn.functional.relu: "relu",
@@ -401,6 +402,8 @@ def _moved(node, ndim: int) -> MoveAxis | None:
     name = node.target if isinstance(node.target, str) else node.target.__name__
     args = list(node.args[1:]) + list(node.kwargs.values())
     order = list(range(ndim))
+    if name == "getattr":  # x.mT: the last two axes swapped
+        name, args = "transpose", [-2, -1]
     if name in ("transpose", "swapaxes"):
         a, b = (int(x) % ndim for x in args[:2])
         order[a], order[b] = order[b], order[a]
@@ -509,7 +512,7 @@ def _traced(module, chain: _Chain, example_input):
                 raise InvalidArgument("the module takes more than one input; flowlaws models take one")
             head = node
             chain.lineage[node] = ()
-        elif (function and node.target in SIZES) or (node.target is builtins.getattr and node.args[1] != "mT") or \
+        elif (function and node.target in SIZES) or (node.target is builtins.getattr and node.args[1] in ATTRIBUTES) or \
                 node.target is torch._assert or (function and operands and all(x in sizes for x in operands)):
             sizes.add(node)  # x.size(), x.shape[0], t // p, torch._assert(...): no value
         elif node.target is torch.arange:
@@ -572,11 +575,12 @@ def _traced(module, chain: _Chain, example_input):
         elif function and node.target == "contiguous":
             chain.lineage[node] = chain.lineage[value(node)]
             head = node
-        elif function and node.target in (*FLATTENS, *MOVES, operator.getitem, *MEANS):
+        elif function and (node.target in (*FLATTENS, *MOVES, operator.getitem, *MEANS) or
+                           node.target is builtins.getattr and node.args[1] == "mT"):
             x = value(node)
             if node.target in FLATTENS:
                 layer = _flattened(node, shape(x), shape(node))
-            elif node.target in MOVES:
+            elif node.target in MOVES or node.target is builtins.getattr:
                 layer = _moved(node, len(shape(x)))
             elif node.target is operator.getitem:
                 layer = _token(node, shape(x))

@@ -955,3 +955,17 @@ def test_a_graph_operation_flowlaws_does_not_convert_is_one_line_naming_it(make,
     with pytest.raises(InvalidArgument, match=fragment) as error:
         from_torch(make(), torch.randn(*shape))
     assert "\n" not in str(error.value)
+
+
+class _TokenMixing(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 3), nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.b(self.a(x).mT).flatten(1)
+
+
+def test_a_transpose_written_as_mT_is_a_moveaxis():
+    assert from_torch(_TokenMixing(), torch.randn(2, 2, 3))[0].spec == \
+        "seq:2x3:dense(3,bias),moveaxis(0,-1),dense(2,bias),flatten"
