@@ -512,8 +512,9 @@ def _traced(module, chain: _Chain, example_input):
                 raise InvalidArgument("the module takes more than one input; flowlaws models take one")
             head = node
             chain.lineage[node] = ()
-        elif (function and node.target in SIZES) or (node.target is builtins.getattr and node.args[1] in ATTRIBUTES) or \
-                node.target is torch._assert or (function and operands and all(x in sizes for x in operands)):
+        elif (function and node.target in SIZES) or node.target is torch._assert or \
+                (node.target is builtins.getattr and node.args[1] in ATTRIBUTES) or \
+                (function and operands and all(x in sizes for x in operands)):
             sizes.add(node)  # x.size(), x.shape[0], t // p, torch._assert(...): no value
         elif node.target is torch.arange:
             sizes.add(node)
@@ -576,7 +577,7 @@ def _traced(module, chain: _Chain, example_input):
             chain.lineage[node] = chain.lineage[value(node)]
             head = node
         elif function and (node.target in (*FLATTENS, *MOVES, operator.getitem, *MEANS) or
-                           node.target is builtins.getattr and node.args[1] == "mT"):
+                           (node.target is builtins.getattr and node.args[1] == "mT")):
             x = value(node)
             if node.target in FLATTENS:
                 layer = _flattened(node, shape(x), shape(node))
