@@ -52,6 +52,9 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     "seq:3x4:gated[dense(4),silu | dense(4)],dense(3),mean(last),dense(1)",
     "seq:4x6:conv1d(4,2,groups=4),relu,conv1d(2,2,groups=2),relu,flatten,dense(1)",
     "seq:3x4:residual[rmsnorm(affine),dense(6),relu,dense(4)],mean(last),dense(2)",
+    "seq:3:dense(3,bias),offset,dense(3,bias),flatten,dense(2)",  # a bias traded with a position embedding
+    "seq:2x3:dense(2,bias),offset,attention(heads=1,dk=1,dv=1),flatten,dense(1)",
+    "seq:3:layernorm,gated[dense(2),relu | dense(2)],dense(1)",  # a fork's branches read centred sums
 ])
 def test_graph_specs_have_exactly_their_derived_laws(spec):
     found = discover(parse(spec), degree=0)

@@ -220,10 +220,12 @@ def _no_shared_bias_mixing(s):
 def _no_learned_offset(s):
     """A learned tensor added to the sample (``offset``: a position embedding) or put before
     it (``prepend``: class tokens) is a bias of every entry it touches, constant over the
-    batch: beside a bias, a centring layer or a pointwise activation it has translation laws
-    (b_i - sum_t P[t, i], the entries a BatchNorm removes, a constant token's own fibre)
-    that flowlaws does not derive; seq:3:dense(3,bias),offset,dense(3,bias),flatten,dense(2)
-    has 15 laws, 12 derived (docs/theory.md 7). Its derived laws are sound (composition)."""
+    batch. Its translation law with a bias right before it is derived (b_i - sum P[unit i]);
+    beside a centring layer, a BatchNorm or pointwise layers alone it has laws that flowlaws
+    does not derive (seq:3:layernorm,offset,flatten,dense(1): 1 law, 0 derived, the plane's
+    1-direction traded between P and W; a token that meets only pointwise layers is a
+    constant with a fibre of its own; docs/theory.md 7). Its derived laws are sound
+    (composition)."""
     for layer in getattr(s.model, "all_layers", ()):
         if layer.kind in ("offset", "prepend"):
             return f"{layer.spec} adds a learned tensor whose translation laws flowlaws does not derive"

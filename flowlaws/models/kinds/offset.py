@@ -2,7 +2,9 @@
 torch's ``x + self.pos_embedding``, or nanoGPT's ``wpe(arange(T))``).
 
 Linear in x of degree 1: a scaling of the units passes when P's slices of those units
-scale alike (they join the path, like a bias), and any shift passes.
+scale alike (they join the path, like a bias), and any shift passes. A bias right before it
+shifts each of its units by a at every position, which P's slice of the unit absorbs:
+b_i - sum P[unit i] is conserved (a translation law).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Term
+from flowlaws.models.symmetry import BIASES, Family, Rescaling, Term
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,23 @@ class Offset(Layer):
         axis = len(site.in_shape) - 1 if path.last_axis else 0
         terms = tuple(Term(view, path.degree) for view in site.views(axis, path.units, interleaved=path.interleaved))
         return replace(path, terms=path.terms + terms, layers=(*path.layers, site.name))
+
+    def rescalings(self, site):
+        """(b_i + a, P[unit i] - a) for the bias b of the layer right before, whose unit i
+        it shifts at every position: the law b_i - sum P[unit i] (order 1)."""
+        if site.position == 0:
+            return
+        before = replace(site, position=site.position - 1)
+        layer = before.layer
+        if not layer.emits:
+            return
+        units = layer.units_out(before)
+        biases = [v for v in layer.rows(before, units) if v.name.endswith(BIASES) and v.ndim == 1]
+        if biases:
+            axis = len(site.in_shape) - 1 if layer.rows_on_last_axis(before) else 0
+            offsets = tuple(Term(v, -1.0) for v in site.views(axis, units))
+            yield Rescaling(f"{before.name}/{site.name}", units, (Term(biases[0], 1.0), *offsets), False,
+                            Family.TRANSLATION, order=1)
 
     def shift(self, site) -> str:
         return "passes"
