@@ -55,10 +55,9 @@ class MoveAxis(Layer):
     # --- symmetry declarations --------------------------------------------------------
     def carry(self, path, site):
         """The units' axis (the first, or the last) moves with its entries: the path goes
-        on when it lands first or last, unchanged when one unit is the whole sample."""
+        on when it lands first or last (one unit on an axis of length 1, the whole sample,
+        moves like any other: a layer after it reads the axis it landed on)."""
         ndim = len(site.in_shape)
-        if path.units == 1:
-            return path
         axis = ndim - 1 if path.last_axis else 0
         landed = self._order(ndim).index(axis)
         if landed not in (0, ndim - 1) or path.interleaved:
