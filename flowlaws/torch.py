@@ -62,6 +62,7 @@ from flowlaws.models import (
     Flatten,
     Gated,
     GroupNorm,
+    Layer,
     LayerNorm,
     MaxPool1d,
     MaxPool2d,
@@ -436,13 +437,14 @@ def _token(node, shape) -> Token:
                           "(N, T, d) sequence (a class token's read-out)")
 
 
-def _direct(node, layer_kind, source, value_shape):
-    """The layer and `_Direct` source of a parameter used directly on a value of
+def _direct(node, layer_kind, source, value_shape) -> _Direct:
+    """The `_Direct` source (and its layer) of a parameter used directly on a value of
     ``value_shape``: added (`Offset`: the sample's shape), multiplied (`Scale`: the last
     axis's length) or put first (`Prepend`: (k, d) tokens)."""
     path, tensor, rows = source
     sample = tuple(value_shape[1:])
     shape = tuple(tensor.shape) if rows is None else (rows, *tensor.shape[1:])
+    layer: Layer
     while len(shape) > 1 and shape[0] == 1 and len(shape) > (2 if layer_kind is Prepend else len(sample)):
         shape = shape[1:]
     if layer_kind is Offset and shape == sample:
@@ -457,7 +459,7 @@ def _direct(node, layer_kind, source, value_shape):
                               f"shape {tuple(value_shape)}; flowlaws converts a tensor of the sample's shape added "
                               "(a position embedding), a gain of the last axis multiplied (a layer scale), and "
                               "(k, d) tokens put before a (T, d) sequence (a class token)")
-    return layer, _Direct(tensor, layer, shape, rows)
+    return _Direct(tensor, layer, shape, rows)
 
 
 def _shapes(traced, example_input) -> dict:
@@ -514,10 +516,8 @@ def _traced(module, chain: _Chain, example_input):
             chain.lineage[node] = ()
         elif (function and node.target in SIZES) or node.target is torch._assert or \
                 (node.target is builtins.getattr and node.args[1] in ATTRIBUTES) or \
-                (function and operands and all(x in sizes for x in operands)):
-            sizes.add(node)  # x.size(), x.shape[0], t // p, torch._assert(...): no value
-        elif node.target is torch.arange:
-            sizes.add(node)
+                node.target is torch.arange or (function and operands and all(x in sizes for x in operands)):
+            sizes.add(node)  # x.size(), x.shape[0], t // p, torch.arange(t), torch._assert(...): no value
         elif node.op == "call_module" and isinstance(modules[node.target], nn.Embedding) and \
                 node.args[0] in sizes and node.args[0].target is torch.arange:
             target = modules[node.target]  # a position embedding, wpe(arange(T)): its first T rows
@@ -528,7 +528,7 @@ def _traced(module, chain: _Chain, example_input):
             x = value(node)
             source = direct[next(a for a in node.args[:2] if a in direct)]
             kind = Offset if JOINS[node.target] is Residual else Scale
-            layer, source = _direct(node, kind, source, shape(x))
+            source = _direct(node, kind, source, shape(x))
             chain.add(node, _convert(source, node.name), (node.name, source), after=x)
             head = node
         elif function and node.target in (torch.cat, torch.concat, torch.concatenate):
@@ -538,7 +538,7 @@ def _traced(module, chain: _Chain, example_input):
                     dim % len(shape(parts[1])) != 1:
                 raise InvalidArgument(f"{node.name}: torch.cat of {len(parts)} tensors along dim {dim}; flowlaws "
                                       "converts learned tokens put before a (N, T, d) sequence, torch.cat([cls, x], 1)")
-            _, source = _direct(node, Prepend, direct[parts[0]], shape(parts[1]))
+            source = _direct(node, Prepend, direct[parts[0]], shape(parts[1]))
             chain.add(node, _convert(source, node.name), (node.name, source), after=parts[1])
             head = node
         elif node.op == "call_module":
@@ -579,6 +579,7 @@ def _traced(module, chain: _Chain, example_input):
         elif function and (node.target in (*FLATTENS, *MOVES, operator.getitem, *MEANS) or
                            (node.target is builtins.getattr and node.args[1] == "mT")):
             x = value(node)
+            layer: Layer | None
             if node.target in FLATTENS:
                 layer = _flattened(node, shape(x), shape(node))
             elif node.target in MOVES or node.target is builtins.getattr:

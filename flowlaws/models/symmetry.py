@@ -179,10 +179,14 @@ class Path:
         sample, on either axis)."""
         return ndim == 1 or self.last_axis == last or self.units == 1
 
+    def met(self, site: Site, views, weight: float) -> Path:
+        """Slices ``views`` of the layer at ``site`` join the path with exponent ``weight``."""
+        terms = tuple(Term(view, weight) for view in views)
+        return replace(self, terms=self.terms + terms, layers=(*self.layers, site.name))
+
     def absorbed(self, site: Site) -> Path:
         """A weight layer takes the scaling on its input columns (exponent -degree)."""
-        terms = tuple(Term(view, -self.degree) for view in site.layer.columns(site, self))
-        return replace(self, terms=self.terms + terms, layers=(*self.layers, site.name), closed=True)
+        return replace(self.met(site, site.layer.columns(site, self), -self.degree), closed=True)
 
     def joined(self, walks) -> Path:
         """Closed where the walk into every branch of a fork closed: the terms of all; one c
@@ -194,8 +198,7 @@ class Path:
 
     def emitted(self, site: Site, weight: float) -> Path:
         """The output-unit slices of the layer at ``site`` join with exponent ``weight``."""
-        terms = tuple(Term(view, weight) for view in site.layer.rows(site, self.units, self.interleaved))
-        return replace(self, terms=self.terms + terms, layers=(*self.layers, site.name))
+        return self.met(site, site.layer.rows(site, self.units, self.interleaved), weight)
 
     def normalized(self, site: Site, uniform: bool, per_sample: bool, scales: bool = True) -> Path:
         """A normalization removes the scale: the path closes as a scale law (every

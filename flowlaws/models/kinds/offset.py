@@ -43,8 +43,7 @@ class Offset(Layer):
     def carry(self, path, site):
         """P's slices of the scaled units scale with them (exponent: the path's degree)."""
         axis = len(site.in_shape) - 1 if path.last_axis else 0
-        terms = tuple(Term(view, path.degree) for view in site.views(axis, path.units, interleaved=path.interleaved))
-        return replace(path, terms=path.terms + terms, layers=(*path.layers, site.name))
+        return path.met(site, site.views(axis, path.units, interleaved=path.interleaved), path.degree)
 
     def rescalings(self, site):
         """(b_i + a, P[unit i] - a) for the bias b of the layer right before, whose unit i

@@ -15,7 +15,6 @@ import numpy as np
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Term
 from flowlaws.validation import positive_ints
 
 
@@ -54,8 +53,7 @@ class Prepend(Layer):
         """The tokens' columns of the scaled features scale with them (the path's degree)."""
         if not path.on_axis(True, 2):
             return None
-        terms = tuple(Term(view, path.degree) for view in site.views(1, path.units))
-        return replace(path, terms=path.terms + terms, layers=(*path.layers, site.name), shifts=False)
+        return replace(path.met(site, site.views(1, path.units), path.degree), shifts=False)
 
     def shift(self, site) -> str:
         return "passes"
