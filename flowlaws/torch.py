@@ -49,6 +49,7 @@ import numpy as np
 from flowlaws.checking import Level
 from flowlaws.errors import InvalidArgument
 from flowlaws.flows import GD, Adam, AdamW, Momentum, Nesterov, RMSProp
+from flowlaws.invariants.sums import LawSums, matrix_sums
 from flowlaws.models import (
     Activation,
     Attention,
@@ -871,50 +872,43 @@ STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (deca
 
 @dataclass(frozen=True)
 class _Step:
-    """One observed step in the model's layout: theta, Delta = theta+ - theta, the predicted
-    rest R, the gradient G (None entries when its coefficient c is 0), and the round-off charged per unit of magnitude
-    (`LawMonitor._charges`): ``rounding`` of each of 2|theta| + |Delta| + |R|, ``gradient``
-    of |G|."""
+    """One observed step in the model's layout: theta T, its change D = theta+ - theta, the
+    predicted rest R, D - R, the gradient G (None entries when its coefficient c is 0),
+    and the round-off charged per unit of magnitude (`LawMonitor._charges`): ``rounding``
+    of each of 2|theta| + |D| + |R|, ``gradient`` of |G|."""
 
-    theta: tuple
-    delta: tuple
-    rest: tuple
-    grad: tuple
+    T: tuple
+    D: tuple
+    R: tuple
+    DR: tuple
+    G: tuple
     rounding: float
     gradient: float
 
-    def evaluate(self, law) -> tuple:
-        """(residual, predicted, tolerance) of one law, as float64 numpy: the residual
-        Dh(theta)[Delta] - Dh(theta)[R] (the step's change less its prediction: the second
-        order Q(Delta) cancels), the prediction Dh(theta)[R] + Q(Delta), and the tolerance."""
-        T, D, R = self.theta, self.delta, self.rest
-        along_rest = law.first(T, R)
-        residual = law.first(T, D) - along_rest
-        return _numpy(residual), _numpy(along_rest + law.second(D)), _numpy(self.tolerance(law))
-
-    def tolerance(self, law):
-        """first_magnitude(|theta| + |Delta|, W), W = rounding (2|theta| + |Delta| + |R|) +
-        gradient |G| entry by entry (docs/numerics.md). A linear law sums W itself; a
-        quadratic one is bounded per unit by Cauchy-Schwarz, sum_v |alpha_v| <a_v, b_v> <=
-        N(a) N(b) with N(x)^2 = sum_v |alpha_v| |x_v|^2 and N(|theta| + |Delta|) <= N(theta)
-        + N(Delta): four norms of the law's slices instead of a weight for every entry."""
-        if law.order == 1:
-            def weight(t, d, r, g):
-                rounded = self.rounding * (2 * t.abs() + d.abs() + r.abs())
-                return rounded if g is None else rounded + self.gradient * g.abs()
-
-            steps = zip(self.theta, self.delta, self.rest, self.grad, strict=True)
-            W = tuple(weight(*entries) if k in law.params else None for k, entries in enumerate(steps))
-            return law.first_magnitude(W, W)
-        unit = law if law.kind is LawKind.UNIT else dataclasses.replace(law, kind=LawKind.UNIT)
-        theta, delta, rest = (unit.magnitude(x, x) ** 0.5 for x in (self.theta, self.delta, self.rest))
-        grad = unit.magnitude(self.grad, self.grad) ** 0.5 if self.gradient else 0.0
+    def judged(self, sums: LawSums) -> tuple:
+        """(residual, predicted, tolerance, size, weight) of every component of ``sums``
+        (docs/numerics.md), float64 numpy. A quadratic law's residual is Dh(theta)[D - R]
+        (the step's change less its prediction: the second order Q(D) cancels), its
+        prediction Dh(theta)[R] + Q(D), its tolerance per unit 2 size weight, bounded by
+        Cauchy-Schwarz from four norms N(x)^2 = sum_v |alpha_v| ||x_v||^2 of its slices:
+        size = N(T) + N(D) (which bounds N(|T| + |D|)), weight = rounding (2 N(T) + N(D) +
+        N(R)) + gradient N(G). A linear law's residual is h(D - R), its prediction h(R),
+        its tolerance sum_v |alpha_v| sum W_v with W = rounding (2|T| + |D| + |R|) +
+        gradient |G| entry by entry."""
+        Z, Zabs = sums(self.T, self.DR, self.R, self.D, self.G)
+        quadratic = sums.order == 2
+        delta, theta, rest, grad = np.sqrt(Zabs[:, 2:].T)
         size, weight = theta + delta, self.rounding * (2 * theta + delta + rest) + self.gradient * grad
-        if law.kind is LawKind.MATRIX:
-            outer = size[:, None] * weight[None, :]
-            return outer + outer.T  # order 2 times the symmetric part
-        bound = 2 * size * weight
-        return bound if law.kind is LawKind.UNIT else bound.sum()
+        linear = self.rounding * (2 * Zabs[:, 3] + Zabs[:, 2] + Zabs[:, 4]) + self.gradient * Zabs[:, 5]
+        return (np.where(quadratic, 2 * Z[:, 0], Z[:, 0]), np.where(quadratic, 2 * Z[:, 1] + Z[:, 2], Z[:, 1]),
+                np.where(quadratic, 2 * size * weight, linear), size, weight)
+
+    def matrix(self, law, size, weight) -> tuple:
+        """(residual, predicted, tolerance) of a matrix law: its symmetric Gram forms, and
+        size_i weight_j + size_j weight_i (order 2 times the symmetric part of the bound)."""
+        along_change, along_rest, second = matrix_sums(law, self.T, self.DR, self.R, self.D)
+        outer = size[:, None] * weight[None, :]
+        return 2 * along_change, 2 * along_rest + second, outer + outer.T
 
 
 @dataclass
@@ -979,6 +973,7 @@ class LawMonitor:
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
         self.records = [Record(law) for law in self.laws]
+        self.sums = LawSums(self.laws, [shape for _, shape in self.converted.model.param_specs])
         self.params = self.converted.parameters
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)  # longest slice
         self.summed = int(np.prod(example_input.shape))  # the batch's input elements (updated each forward)
@@ -1072,20 +1067,24 @@ class LawMonitor:
         c = max(coefficients.values(), default=0.0)
         # a common coefficient of g has no first-order effect (Dh(theta)[g] = 0); what differs
         # between parameters (per-group learning rates, a parameter no group holds) has
+        moved = {}  # each torch parameter's (Delta, rest, Delta - rest)
+        for t in self.params:
+            key = id(t)
+            rest = rests[key] if coefficients[key] == c else rests[key] - (coefficients[key] - c) * grads[key]
+            delta = t.detach() - theta[key]
+            moved[key] = (delta, rest, delta - rest)
+        D, R, DR = (self.converted.tensors(lambda t, i=i: moved[id(t)][i]) for i in range(3))
         T = self.converted.tensors(lambda t: theta[id(t)])
-        A = self.converted.tensors(lambda t: t.detach())
-        R = self.converted.tensors(lambda t: rests[id(t)] if coefficients[id(t)] == c else
-                                   rests[id(t)] - (coefficients[id(t)] - c) * grads[id(t)])
-        D = tuple(a - t for a, t in zip(A, T, strict=True))
         G = self.converted.tensors(lambda t: grads[id(t)]) if c else (None,) * len(T)  # |g| is charged c |g|
-        step = _Step(T, D, R, G, *self._charges(T[0], c))
-        evaluated: dict = {}  # a unit law and the layer law on the same slices share their sums
+        step = _Step(T, D, R, DR, G, *self._charges(T[0], c))
+        residuals, predictions, tolerances, sizes, weights = step.judged(self.sums)
         for record in self.records:
             law = record.law
-            key = (law.terms, law.order, law.kind is LawKind.MATRIX)
-            if key not in evaluated:
-                evaluated[key] = step.evaluate(law if key[2] else dataclasses.replace(law, kind=LawKind.UNIT))
-            residual, predicted, tolerance = evaluated[key]
+            rows = self.sums.rows(law)
+            if law.kind is LawKind.MATRIX:
+                residual, predicted, tolerance = step.matrix(law, sizes[rows], weights[rows])
+            else:
+                residual, predicted, tolerance = residuals[rows], predictions[rows], tolerances[rows]
             if law.kind is LawKind.LAYER:
                 residual, predicted, tolerance = (np.sum(x) for x in (residual, predicted, tolerance))
             self._record(record, predicted + residual, predicted, tolerance, effect_size(residual, tolerance))

@@ -1,0 +1,81 @@
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flowlaws.invariants import laws
+from flowlaws.invariants.sums import CHANNELS, LawSums
+from flowlaws.models import parse
+from flowlaws.models.symmetry import LawKind
+from flowlaws.strategies import architectures, params
+
+
+def _unit(law):
+    return law if law.kind is LawKind.UNIT else dataclasses.replace(law, kind=LawKind.UNIT)
+
+
+def _expected(law, T, DR, R, D, G):
+    """The CHANNELS sums of one law, slice by slice (`Law` itself)."""
+    unit = _unit(law)
+    if law.order == 2:
+        signed = [unit.bilinear(T, DR), unit.bilinear(T, R), unit.value(D)]
+        absolute = [unit.magnitude(x, x) for x in (D, T, R, G)]
+    else:
+        signed = [unit.value(DR), unit.value(R), unit.value(tuple(np.abs(p) for p in D))]
+        D, T, R, G = (tuple(np.abs(p) for p in x) for x in (D, T, R, G))
+        absolute = [unit.magnitude(x, x) for x in (D, T, R, G)]
+    return np.array(signed, float), np.array(absolute, float)
+
+
+def _agree(model, draws, small):
+    law_list = laws(model, "cross_entropy")
+    T, R, D, G = draws
+    DR = tuple(d - r for d, r in zip(D, R, strict=True))
+    sums = LawSums(law_list, [shape for _, shape in model.param_specs], small)
+    Z, Zabs = sums(T, DR, R, D, G)
+    assert Z.shape == Zabs.shape == (sums.M.shape[0], CHANNELS)
+    for law in law_list:
+        rows = sums.rows(law)
+        signed, absolute = _expected(law, T, DR, R, D, G)
+        scale = np.max(absolute, axis=0) + 1.0
+        assert np.all(np.abs(Z[rows, :3].T - signed) <= 1e-12 * scale), (model.spec, law.name)
+        assert np.all(np.abs(Zabs[rows, 2:].T - absolute) <= 1e-12 * scale), (model.spec, law.name)
+        assert np.all(sums.order[rows] == law.order)
+
+
+@given(st.data())
+def test_every_law_s_sums_equal_the_law_evaluated_slice_by_slice_for_every_architecture_kind(data):
+    model = data.draw(architectures())
+    small = data.draw(st.sampled_from([0, 10, 10**9]), label="small")  # in place, both, on the host
+    _agree(model, [data.draw(params(model)) for _ in range(4)], small)
+
+
+@pytest.mark.parametrize("spec", [
+    "seq:4x6:conv1d(4,3,groups=2),relu,conv1d(4,3,groups=2),flatten,dense(2)",
+    "seq:3x2:flatten,dense(3),relu,dense(2)",
+    "seq:3x2:attention(heads=2,dk=2,dv=1),flatten,dense(2)",
+    "mlp:2-3-2:linear",
+])
+@pytest.mark.parametrize("small", [0, 10**9])
+def test_grouped_interleaved_and_matrix_views_sum_as_their_slices_do(spec, small, rng):
+    model = parse(spec)
+    _agree(model, [model.init(rng) for _ in range(4)], small)
+
+
+def test_a_missing_gradient_counts_as_zero(rng):
+    model = parse("mlp:2-3-2:relu")
+    T, R, D = (model.init(rng) for _ in range(3))
+    for small in (0, 10**9):
+        sums = LawSums(laws(model), [shape for _, shape in model.param_specs], small)
+        _, Zabs = sums(T, D, R, D, (None,) * len(T))
+        assert np.all(Zabs[:, 5] == 0) and np.all(Zabs[:, 3] > 0)
+
+
+def test_a_law_whose_slices_no_law_shares_has_its_own_rows_and_a_unit_law_shares_its_layer_law_s(rng):
+    model = parse("mlp:2-3-2:relu")
+    law_list = laws(model)
+    sums = LawSums(law_list, [shape for _, shape in model.param_specs])
+    unit, layer = law_list[0], law_list[1]
+    assert sums.rows(unit) == sums.rows(layer) == slice(0, 3)
