@@ -155,6 +155,10 @@ def _convert(module, path: str, read=_array):
         return None, ()
     if isinstance(module, _Direct):
         return module.layer, (module.value(read),)
+    if isinstance(module, _Projections):
+        return module.converted(read)
+    if isinstance(module, _Norm):
+        return module.converted(read)
     act = _activation(module)
     if act is not None:
         return act, ()
@@ -204,14 +208,13 @@ def _convert(module, path: str, read=_array):
         if module.start_dim < 1 or module.end_dim != -1:
             raise _unsupported(path, module, "only Flatten(start_dim >= 1, end_dim=-1)")
         return Flatten(module.start_dim - 1), ()
-    if type(module) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm):
-        affine = module.affine if type(module) is not nn.LayerNorm else module.elementwise_affine
-        if type(module) is nn.LayerNorm and (len(module.normalized_shape) != 1 or
-                                              (affine and module.bias is None)):
-            raise _unsupported(path, module, "LayerNorm over the last axis only, with both weight and bias")
-        norm = LayerNorm if type(module) is nn.LayerNorm else BatchNorm
-        params = (read(module.weight), read(module.bias)) if affine else ()
-        return norm(affine=bool(affine), eps=float(module.eps)), params
+    if type(module) is nn.LayerNorm:
+        if len(module.normalized_shape) != 1:
+            raise _unsupported(path, module, "LayerNorm over the last axis only")
+        return _Norm(module.weight, module.bias, float(module.eps)).converted(read)
+    if type(module) in (nn.BatchNorm1d, nn.BatchNorm2d):
+        params = (read(module.weight), read(module.bias)) if module.affine else ()
+        return BatchNorm(affine=bool(module.affine), eps=float(module.eps)), params
     if type(module) is nn.MultiheadAttention:
         return _attention(module, path, read)
     if type(module) is nn.TransformerEncoderLayer:
@@ -278,21 +281,72 @@ def _attention(module, path: str, read=_array):
         raise _unsupported(path, module, "add_bias_kv and a bias on one projection only")
     if not module.batch_first or not module._qkv_same_embed_dim:
         raise _unsupported(path, module, "use batch_first=True and equal query, key and value sizes")
-    d, heads = module.embed_dim, module.num_heads
-    width = d // heads
-    W, Wo = read(module.in_proj_weight), read(module.out_proj.weight)
-    params = []
-    for h in range(heads):
-        rows = slice(h * width, (h + 1) * width)
-        params += [W[:d][rows].T, W[d:2 * d][rows].T, W[2 * d:][rows].T, Wo[:, rows].T]
-    if biased:  # flowlaws' order: every query bias, each head's key and value biases, the output's
-        b = read(module.in_proj_bias)
-        heads_rows = [slice(h * width, (h + 1) * width) for h in range(heads)]
-        params += [b[:d][r] for r in heads_rows]
-        params += [x for r in heads_rows for x in (b[d:2 * d][r], b[2 * d:][r])]
-        params.append(read(module.out_proj.bias))
-    return Attention(heads, width, width, bias=biased), tuple(
+    d = module.embed_dim
+    W, b = read(module.in_proj_weight), read(module.in_proj_bias) if biased else None
+    projections = [(W[k * d:(k + 1) * d], None if b is None else b[k * d:(k + 1) * d]) for k in range(3)]
+    out = (read(module.out_proj.weight), read(module.out_proj.bias) if biased else None)
+    return _heads(projections, out, module.num_heads)
+
+
+def _heads(projections, out, heads: int, causal: bool = False):
+    """(Attention, params) from torch's projections: ``projections`` the (weight, bias)
+    of the query, key and value (weights (d_out, d), bias None when unbiased), ``out``
+    the output projection's (weight (d, d_out), bias). flowlaws' order: each head's Wq,
+    Wk, Wv, Wo (as (d, width) and (width, d)), then every query bias, each head's key and
+    value biases, and the output's bias."""
+    (Wq, bq), (Wk, bk), (Wv, bv) = projections
+    Wo, bo = out
+    width = Wq.shape[0] // heads
+    rows = [slice(h * width, (h + 1) * width) for h in range(heads)]
+    params = [W for r in rows for W in (Wq[r].T, Wk[r].T, Wv[r].T, Wo[:, r].T)]
+    biased = bq is not None
+    if biased:
+        params += [bq[r] for r in rows] + [b for r in rows for b in (bk[r], bv[r])] + [bo]
+    return Attention(heads, width, width, bias=biased, causal=causal), tuple(
         p if isinstance(p, torch.Tensor) else np.ascontiguousarray(p) for p in params)
+
+
+@dataclass(frozen=True)
+class _Projections:
+    """Self-attention written with its own projections, as nanoGPT's CausalSelfAttention:
+    q, k, v = c_attn(x).split(d, 2) (or three Linear modules), each viewed as (N, T, heads,
+    width) and transposed, F.scaled_dot_product_attention, transposed back and viewed as
+    (N, T, d), then c_proj. ``qkv``: the fused Linear, or the three."""
+
+    qkv: tuple
+    out: Any
+    heads: int
+    causal: bool
+
+    def converted(self, read):
+        def pair(linear, rows=slice(None)):
+            return read(linear.weight)[rows], None if linear.bias is None else read(linear.bias)[rows]
+
+        if len(self.qkv) == 1:
+            d = self.qkv[0].out_features // 3
+            projections = [pair(self.qkv[0], slice(k * d, (k + 1) * d)) for k in range(3)]
+        else:
+            projections = [pair(linear) for linear in self.qkv]
+        return _heads(projections, pair(self.out), self.heads, self.causal)
+
+
+@dataclass(frozen=True)
+class _Norm:
+    """A LayerNorm of the last axis from its parameters: ``F.layer_norm(x, (d,), weight, bias,
+    eps)`` (nanoGPT's LayerNorm), or nn.LayerNorm; a weight without a bias is a gain after
+    a LayerNorm without one (`Scale`)."""
+
+    weight: Any
+    bias: Any
+    eps: float
+
+    def converted(self, read):
+        if self.weight is None:
+            return LayerNorm(affine=False, eps=self.eps), ()
+        if self.bias is None:
+            gain = read(self.weight)
+            return [(LayerNorm(affine=False, eps=self.eps), ()), (Scale(), (gain,))], (gain,)
+        return LayerNorm(affine=True, eps=self.eps), (read(self.weight), read(self.bias))
 
 
 # --- the graph -> a chain of layers with residual blocks ------------------------------
@@ -463,6 +517,99 @@ def _direct(node, layer_kind, source, value_shape) -> _Direct:
     return _Direct(tensor, layer, shape, rows)
 
 
+ATTENTION = nn.functional.scaled_dot_product_attention
+
+
+def _is_call(node, *targets) -> bool:
+    return isinstance(node, torch.fx.Node) and node.op in ("call_function", "call_method") and node.target in targets
+
+
+def _swaps_1_2(node) -> bool:
+    """``x.transpose(1, 2)`` (or torch.transpose, swapaxes)."""
+    return _is_call(node, "transpose", torch.transpose, "swapaxes", torch.swapaxes) and \
+        sorted(int(a) for a in node.args[1:3]) == [1, 2]
+
+
+def _projection(node, modules, shape, why):
+    """One of q, k, v of a split self-attention: ``p.view(N, T, heads, width).transpose(1,
+    2)`` with p a Linear's output or item i of ``c_attn(x).split(d, dim=-1)``. (its
+    interior nodes, the Linear(s) as (module, item or None), heads, x)."""
+    view = node.args[0] if _swaps_1_2(node) else None
+    if not _is_call(view, "view", "reshape") or len(shape(view)) != 4:
+        raise why(f"{node.name} is not x.view(N, T, heads, width).transpose(1, 2)")
+    source = view.args[0]
+    if _is_call(source, operator.getitem) and _is_call(source.args[0], "split"):
+        split = source.args[0]
+        linear = split.args[0]
+        dim = split.args[2] if len(split.args) > 2 else split.kwargs.get("dim", 0)
+        if linear.op != "call_module" or not isinstance(modules[linear.target], nn.Linear) or dim % 3 != 2 or \
+                split.args[1] * 3 != modules[linear.target].out_features:
+            raise why(f"{split.name} is not a Linear's output split in three along its last axis")
+        return {node, view, source, split, linear}, (linear.target, source.args[1]), shape(view)[2], linear.args[0]
+    if source.op == "call_module" and isinstance(modules[source.target], nn.Linear):
+        return {node, view, source}, (source.target, None), shape(view)[2], source.args[0]
+    raise why(f"{source.name} is not a Linear (or one of c_attn(x).split's three)")
+
+
+def _functional_norm(node, direct, shape) -> tuple[_Norm, str]:
+    """``F.layer_norm(x, (d,), weight, bias, eps)`` of the last axis, its weight and bias
+    parameters read directly (nanoGPT's LayerNorm): (its source, its path)."""
+    options = dict(zip(("normalized_shape", "weight", "bias", "eps"), node.args[1:], strict=False)) | node.kwargs
+    weight, bias, d = options.get("weight"), options.get("bias"), shape(node.args[0])[-1]
+    tensors = [direct[x][1] if x in direct else x for x in (weight, bias)]
+    if any(t is not None and (not isinstance(t, torch.Tensor) or tuple(t.shape) != (d,)) for t in tensors) or \
+            (weight is None and bias is not None) or (isinstance(options["normalized_shape"], tuple | list | int) and
+                                                      tuple(np.atleast_1d(options["normalized_shape"])) != (d,)):
+        raise InvalidArgument(f"{node.name}: F.layer_norm of the last axis ({d}) with a weight and a bias "
+                              "parameter of its size, a weight alone, or neither, is supported")
+    path = direct[weight][0].rpartition(".")[0] if weight in direct else node.name
+    return _Norm(tensors[0], tensors[1], float(options.get("eps", 1e-5))), path
+
+
+def _split_attentions(graph, modules, shape) -> tuple[set, dict]:
+    """Every F.scaled_dot_product_attention of self-attention written with its projections
+    (`_Projections`): (the nodes it replaces, {its output projection's node: (x, source)})."""
+    interior: set = set()
+    ends: dict = {}
+    for node in graph.nodes:
+        if not _is_call(node, ATTENTION):
+            continue
+
+        def why(reason, node=node):
+            return InvalidArgument(f"{node.name}: F.scaled_dot_product_attention: {reason}; flowlaws converts "
+                                   "self-attention written as nanoGPT's (q, k, v from one Linear's split or three "
+                                   "Linears, viewed as heads and transposed; is_causal; back and c_proj)")
+
+        options = dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"), node.args[3:],
+                           strict=False)) | node.kwargs
+        if options.get("attn_mask") is not None or options.get("scale") is not None or options.get("enable_gqa"):
+            raise why("a mask, a scale or GQA")  # (dropout_p: a mask on the probabilities keeps every GL law)
+        parts = [_projection(x, modules, shape, why) for x in node.args[:3]]
+        inputs = {x for *_, x in parts}
+        linears = [linear for _, linear, _, _ in parts]
+        fused = {item for _, item in linears} == {0, 1, 2} and len({path for path, _ in linears}) == 1
+        separate = all(item is None for _, item in linears) and len({path for path, _ in linears}) == 3
+        if len(inputs) != 1 or len({heads for _, _, heads, _ in parts}) != 1 or not (fused or separate):
+            raise why("q, k and v are not one input's projections with the same heads")
+        nodes: list = [user for user in node.users if _swaps_1_2(user)] if len(node.users) == 1 else []
+        while nodes and len(nodes[-1].users) == 1 and _is_call(nodes[-1], "transpose", torch.transpose, "swapaxes",
+                                                               torch.swapaxes, "contiguous", "view", "reshape"):
+            nodes.append(next(iter(nodes[-1].users)))
+        end = nodes[-1] if nodes else None
+        if end is None or end.op != "call_module" or not isinstance(modules[end.target], nn.Linear) or \
+                len(nodes) < 3 or not _is_call(nodes[-2], "view", "reshape") or len(shape(nodes[-2])) != 3:
+            raise why("its output is not y.transpose(1, 2).contiguous().view(N, T, d) read by a Linear")
+        inside = set().union(*(found for found, *_ in parts)) | {node, *nodes[:-1]}
+        leaks = [x for x in inside for user in x.users if user not in inside and user is not end]
+        if leaks:
+            raise why(f"{leaks[0].name} is used outside the attention")
+        qkv = tuple(dict.fromkeys(modules[path] for path, _ in linears))
+        source = _Projections(qkv, modules[end.target], parts[0][2], bool(options.get("is_causal")))
+        interior |= inside
+        ends[end] = (parts[0][3], source, end.target.rpartition(".")[0])  # the attention module's path
+    return interior, ends
+
+
 def _shapes(traced, example_input) -> dict:
     """The shape of every traced value, run on a float64 copy: the module itself is never
     run; None where it cannot run on the input (its conversion then says why)."""
@@ -503,10 +650,21 @@ def _traced(module, chain: _Chain, example_input):
                                   f"{len(values)} computed values; flowlaws converts chains (with additive skips)")
         return values[0]
 
+    interior, ends = _split_attentions(graph, modules, shape)
     for node in graph.nodes:
         operands = _operands(node)
         function = node.op in ("call_function", "call_method")
-        if node.op == "get_attr":
+        if node in interior:
+            continue  # a split attention's projections and heads: its output projection adds it
+        if node in ends:
+            x, source, path = ends[node]
+            chain.add(node, _convert(source, path), (path, source), after=x)
+            head = node
+        elif node.target is nn.functional.layer_norm:
+            source, path = _functional_norm(node, direct, shape)
+            chain.add(node, _convert(source, path), (path, source), after=node.args[0])
+            head = node
+        elif node.op == "get_attr":
             constants[node] = _attribute(traced, node.target)
             if isinstance(constants[node], nn.Parameter):
                 direct[node] = (node.target, constants[node], None)
@@ -743,7 +901,8 @@ def _conversion(module, example_input):
     params = tuple(p for _, ps, _ in chain.layers for p in ps)
     shape = tuple(example_input.shape[1:]) + ((chain.vocabulary,) if chain.vocabulary else ())
     model = Sequential(shape, layers)
-    _check_layout(module, model, params, example_input, chain.vocabulary)
+    attentions = [path for path, source in chain.sources if isinstance(source, _Projections)]
+    _check_layout(module, model, params, example_input, chain.vocabulary, attentions)
     return model, tuple(chain.sources)
 
 
@@ -756,13 +915,16 @@ def one_hot(tokens, vocabulary: int) -> np.ndarray:
     return np.eye(vocabulary)[ids]
 
 
-def _check_layout(module, model, params, example_input, vocabulary=None) -> None:
+def _check_layout(module, model, params, example_input, vocabulary=None, attentions=()) -> None:
     """The converted model computes what the module computes (float64, training mode; token
-    ids stay ids for the module and are one-hot for flowlaws)."""
+    ids stay ids for the module and are one-hot for flowlaws). ``attentions``: the paths of
+    split self-attentions (`_Projections`), whose dropout_p reads their training flag."""
     twin = copy.deepcopy(module).to("cpu", torch.float64).train()
-    for child in twin.modules():  # dropout masks differ (torch's generator, flowlaws' hash): compare without;
-        if isinstance(child, nn.Dropout | nn.MultiheadAttention):  # (attention's own dropout of its weights,
-            child.eval()  # which no law minds: a mask on the probabilities commutes with every GL symmetry)
+    # dropout masks differ (torch's generator, flowlaws' hash): compare without (attention's own dropout of
+    # its weights, which no law minds: a mask on the probabilities commutes with every GL symmetry)
+    quiet = [child for child in twin.modules() if isinstance(child, nn.Dropout | nn.MultiheadAttention)]
+    for child in [*quiet, *map(twin.get_submodule, attentions)]:
+        child.eval()
     x = _float64(example_input)
     with torch.no_grad():
         expected = twin(x)
@@ -949,14 +1111,15 @@ class LawMonitor:
     (AdamW's decoupled decay is). Parameters of different groups whose gradient
     coefficients differ break the laws at first order; that drift is predicted too.
 
-    Everything runs in torch on the parameters' own device and dtype, by per-unit
-    reductions of the law's slices in the parameters' precision (read as float64). The
+    The sums run in torch on the parameters' own device and dtype: each parameter's six
+    products summed once per axis, every unit and layer law from them by one sparse product
+    (`flowlaws.invariants.sums`; small parameters summed together in float64). The
     tolerance is the round-off of one step in that precision (docs/numerics.md):
     STEP_ROUNDINGS unit round-offs of the step's magnitude (its entries are rounded once
     each, whatever the model's size) and the slice's sums, plus the gradient's own
     round-off, gamma_n c <|theta|, |g|> with n the longest sum behind a gradient entry (the
     batch's input elements plus the widest fan-in); a quadratic law's is bounded per unit
-    from four norms of its slices (`_Step.tolerance`). The monitor never raises inside the
+    from four norms of its slices (`_Step.judged`). The monitor never raises inside the
     training loop: a failure to observe a step is kept in ``errors``.
     """
 

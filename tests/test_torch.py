@@ -1,6 +1,7 @@
 """The PyTorch bridge against real torch (CPU): conversion, laws, the monitor, pytest."""
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
+F = torch.nn.functional
 
 from flowlaws.discover import discover  # noqa: E402
 from flowlaws.engine import value_and_grad  # noqa: E402
@@ -812,30 +814,115 @@ class ConvNeXt(nn.Module):
         return self.head(self.norm(self.block(x).mean([-2, -1])))
 
 
-class NanoGPT(nn.Module):
-    """nanoGPT's model at a small size: token and position embeddings (wpe(arange(T))), a
-    pre-norm block with causal self-attention and a GELU MLP, a final LayerNorm, and a head
-    tied to the token embedding."""
+@dataclass
+class GPTConfig:  # nanoGPT's model.py, at a small size
+    block_size: int = 5
+    vocab_size: int = 8
+    n_layer: int = 1
+    n_head: int = 2
+    n_embd: int = 4
+    dropout: float = 0.1
+    bias: bool = True
 
-    def __init__(self, vocabulary=8, block_size=5, d=4, heads=2, dropout=0.1, tied=True):
+
+class LayerNorm(nn.Module):
+    """LayerNorm but with an optional bias (nanoGPT's, verbatim)."""
+
+    def __init__(self, ndim, bias):
         super().__init__()
-        self.wte, self.wpe, self.drop = nn.Embedding(vocabulary, d), nn.Embedding(block_size, d), nn.Dropout(dropout)
-        self.ln_1, self.attn = nn.LayerNorm(d), nn.MultiheadAttention(d, heads, batch_first=True)
-        self.ln_2 = nn.LayerNorm(d)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(dropout))
-        self.ln_f, self.lm_head = nn.LayerNorm(d), nn.Linear(d, vocabulary, bias=False)
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, input):
+        return F.layer_norm(input, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class CausalSelfAttention(nn.Module):
+    """nanoGPT's, verbatim (its flash path)."""
+
+    def __init__(self, config):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head = config.n_head
+        self.n_embd = config.n_embd
+        self.dropout = config.dropout
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        y = torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=None, dropout_p=self.dropout if self.training else 0, is_causal=True)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        y = self.resid_dropout(self.c_proj(y))
+        return y
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        x = self.c_fc(x)
+        x = self.gelu(x)
+        x = self.c_proj(x)
+        x = self.dropout(x)
+        return x
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+class NanoGPT(nn.Module):
+    """nanoGPT's GPT with its own blocks, weight tying and forward, less what fx cannot
+    trace (the assert on the length, the loss and the inference-time last position)."""
+
+    def __init__(self, dropout=0.1, tied=True, **sizes):
+        super().__init__()
+        config = GPTConfig(dropout=dropout, **sizes)
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if tied:
-            self.lm_head.weight = self.wte.weight
-        self.register_buffer("mask", torch.triu(torch.ones(block_size, block_size, dtype=torch.bool), 1))
+            self.transformer.wte.weight = self.lm_head.weight
 
     def forward(self, idx):
-        _, t = idx.size()  # nanoGPT: b, t = idx.size()
-        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
-        h = self.ln_1(x)
-        x = x + self.attn(h, h, h, attn_mask=self.mask, need_weights=False)[0]
-        x = x + self.mlp(self.ln_2(x))
-        return self.lm_head(self.ln_f(x))
+        device = idx.device
+        b, t = idx.size()  # noqa: RUF059 (nanoGPT verbatim)
+        pos = torch.arange(0, t, dtype=torch.long, device=device)
+        tok_emb = self.transformer.wte(idx)
+        pos_emb = self.transformer.wpe(pos)
+        x = self.transformer.drop(tok_emb + pos_emb)
+        for block in self.transformer.h:
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        return self.lm_head(x)
 
 
 REFERENCE = {
@@ -843,6 +930,8 @@ REFERENCE = {
     "mlp-mixer": (Mixer, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
     "convnext": (lambda: ConvNeXt(kernel=3, layer_scale=0.5), lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
     "nanogpt": (lambda: NanoGPT(dropout=0.0, tied=False), lambda: torch.randint(0, 8, (4, 5))),
+    "nanogpt-no-bias": (lambda: NanoGPT(dropout=0.0, tied=False, bias=False, n_layer=2),
+                        lambda: torch.randint(0, 8, (4, 5))),
 }
 
 
@@ -858,7 +947,7 @@ def test_the_reference_models_convert_with_torchs_value_and_gradient(name):
     y = torch.randn_like(out)
     loss = 0.5 * ((out - y) ** 2).flatten(1).sum(1).mean()
     loss.backward()
-    inputs = one_hot(x, 8) if name == "nanogpt" else x.numpy()
+    inputs = one_hot(x, 8) if name.startswith("nanogpt") else x.numpy()
     value, grads = value_and_grad(converted.model, Square(), converted.read(), inputs, y.detach().numpy())
     theirs = np.concatenate([g.ravel() for g in converted.read(lambda t: t.grad)])
     assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
@@ -881,20 +970,62 @@ def test_the_reference_models_read_as_graph_specs():
         "seq:3x4x4:conv2d(4,2,stride=2,bias),moveaxis(0,-1),layernorm(affine,eps=1e-06),moveaxis(-1,0),"
         "residual[conv2d(4,7,padding=3,bias,groups=4),moveaxis(0,-1),layernorm(affine,eps=1e-06),dense(16,bias),"
         "gelu,dense(4,bias),scale,moveaxis(-1,0)],mean,layernorm(affine,eps=1e-06),dense(3,bias)")
-    assert from_torch(NanoGPT(), torch.randint(0, 8, (2, 5)))[0].spec.startswith(  # wpe(arange(T)): an offset
-        "seq:5x8:dense(4),offset,dropout(0.1),residual[layernorm(affine,eps=1e-05),attention(")
+    assert from_torch(NanoGPT(), torch.randint(0, 8, (2, 5)))[0].spec == (  # wpe(arange(T)): an offset;
+        "seq:5x8:dense(4),offset,dropout(0.1),residual[layernorm(affine,eps=1e-05),"  # c_attn, split, heads,
+        "attention(heads=2,dk=2,dv=2,bias,causal),dropout(0.1)],residual[layernorm(affine,eps=1e-05),"  # sdpa
+        "dense(16,bias),gelu,dense(4,bias),dropout(0.1)],layernorm(affine,eps=1e-05),dense(8)")
+    assert from_torch(NanoGPT(bias=False), torch.randint(0, 8, (2, 5)))[0].spec == (  # a gain alone: scale
+        "seq:5x8:dense(4),offset,dropout(0.1),residual[layernorm(eps=1e-05),scale,attention(heads=2,dk=2,dv=2,"
+        "causal),dropout(0.1)],residual[layernorm(eps=1e-05),scale,dense(16),gelu,dense(4),dropout(0.1)],"
+        "layernorm(eps=1e-05),scale,dense(8)")
+
+
+class _Projected(nn.Module):
+    """Self-attention with three projections (as many Hugging Face models write it, less RoPE)."""
+
+    def __init__(self, d=4, heads=2, leak=False, mask=False):
+        super().__init__()
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.heads, self.leak = heads, leak
+        self.register_buffer("allowed", torch.ones(5, 5, dtype=torch.bool) if mask else None)
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, x):
+        n, t, d = x.shape
+        q, k, v = (p(x).view(n, t, self.heads, d // self.heads).transpose(1, 2) for p in (self.q, self.k, self.v))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.allowed)
+        y = self.o(y.transpose(1, 2).reshape(n, t, d))
+        return self.head((y + q.transpose(1, 2).reshape(n, t, d) if self.leak else y).mean(1))
+
+
+def test_attention_with_three_projections_converts_with_torchs_value():
+    torch.manual_seed(0)
+    net, x = _Projected().double(), torch.randn(3, 5, 4, dtype=torch.float64)
+    converted = Converted.of(net, x)
+    assert converted.model.spec == "seq:5x4:attention(heads=2,dk=2,dv=2,bias),mean(last),dense(2,bias)"
+    value, _ = converted.model.forward(converted.read(), x.numpy())
+    assert np.allclose(value, net(x).detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("options", "match"), [({"mask": True}, "a mask"),
+                                                ({"leak": True}, "used outside the attention")])
+def test_split_attention_that_flowlaws_cannot_read_is_a_one_line_error(options, match):
+    with pytest.raises(InvalidArgument, match=match) as error:
+        from_torch(_Projected(**options), torch.randn(3, 5, 4))
+    assert "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize("name", list(REFERENCE))
 def test_the_reference_models_keep_their_laws_under_sgd_and_adamw_breaks_them(name):
     make, example = REFERENCE[name]
     torch.manual_seed(0)
-    x = example().float() if name != "nanogpt" else example()
-    targets = torch.randint(0, 8, x.shape) if name == "nanogpt" else None
-    objective = (lambda out: _next_tokens(out, targets)) if name == "nanogpt" else (lambda out: out.pow(2).mean())
+    tokens = name.startswith("nanogpt")
+    x = example() if tokens else example().float()
+    targets = torch.randint(0, 8, x.shape) if tokens else None
+    objective = (lambda out: _next_tokens(out, targets)) if tokens else (lambda out: out.pow(2).mean())
     for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4), False),
                                (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
-        net = NanoGPT() if name == "nanogpt" else make()  # nanoGPT tied, with its dropout
+        net = NanoGPT(bias=name == "nanogpt") if tokens else make()  # nanoGPT tied, with its dropout
         monitor = _watched(net, optimizer(net.parameters()), x, 10, objective)
         assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
 
@@ -969,3 +1100,13 @@ class _TokenMixing(nn.Module):
 def test_a_transpose_written_as_mT_is_a_moveaxis():
     assert from_torch(_TokenMixing(), torch.randn(2, 2, 3))[0].spec == \
         "seq:2x3:dense(3,bias),moveaxis(0,-1),dense(2,bias),flatten"
+
+
+def test_a_layernorm_without_a_bias_is_a_layernorm_then_a_gain_and_its_laws_are_discoverys():
+    torch.manual_seed(0)
+    net, x = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4, bias=False), nn.ReLU(), nn.Linear(4, 2)), torch.randn(6, 3)
+    model, _ = from_torch(net, x)
+    assert model.spec == "seq:3:dense(4,bias),layernorm(eps=1e-05),scale,relu,dense(2,bias)"
+    found = discover(model)
+    assert found.count == found.derived == 8 and found.decided_by == "bounds"  # centring (4), gain/dense1 (4)
+    assert {law.name for law in laws_of(net, x)} >= {"unit scale0/dense1", "translation layer dense0/ln0.b"}
