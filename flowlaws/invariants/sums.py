@@ -171,13 +171,35 @@ def _sums(operands, order: int, first: tuple[int, ...], nexts: list) -> list:
 
 def _reduced(xp, a, b, first: tuple[int, ...], nexts: list) -> list | None:
     """a b (a alone when b is None) summed over ``first``, then over each of ``nexts``
-    (None for a missing operand). (torch's vector_norm over an outer axis costs 3 to 10
-    products and sums: a square is a product too.)"""
+    (None for a missing operand)."""
     if a is None:
         return None
-    x = a if b is None else a * b
-    x = x.sum(first) if first else x
-    return [x.sum(away) if away else x for away in nexts]
+    if first:
+        x = _summed(xp, a, b, first)
+        return [x.sum(away) if away else x for away in nexts]
+    return [_summed(xp, a, b, away) if away else a if b is None else a * b for away in nexts]
+
+
+def _summed(xp, a, b, dims: tuple[int, ...]):
+    """sum over ``dims`` of a b (a alone when b is None). torch reduces a run of innermost
+    axes, or of outermost ones (column sums), fast and a mix several times slower: a
+    square over innermost axes is a norm (no product stored), and otherwise the outermost
+    axes are summed first, then the rest of the smaller result."""
+    x = a if b is None else None
+    if xp is np:
+        return (a * b if x is None else x).sum(dims)
+    memory = sorted(range(a.dim()), key=lambda k: a.stride(k), reverse=True)  # outermost first
+    if a is b and set(memory[len(memory) - len(dims):]) == set(dims):
+        return xp.linalg.vector_norm(a, dim=dims) ** 2
+    x = a * b if x is None else x
+    outer = []
+    for k in memory:
+        if k not in dims:
+            break
+        outer.append(k)
+    rest = tuple(k - sum(o < k for o in outer) for k in dims if k not in outer)
+    x = x.sum(tuple(outer)) if outer else x
+    return x.sum(rest) if rest else x
 
 
 def matrix_sums(law, T, DR, R, D) -> np.ndarray:
