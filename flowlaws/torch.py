@@ -20,7 +20,9 @@ multiplying it (a layer scale, ``self.gamma * x``), ``torch.cat([cls.expand(N, -
 of two branches from one value (a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
 LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
 batch_first, with or without its biases, a causal attn_mask buffer; not add_bias_kv),
-TransformerEncoderLayer (batch_first,
+self-attention written with ``F.scaled_dot_product_attention`` (nanoGPT's CausalSelfAttention:
+q, k, v from one Linear's split or three Linears, viewed as heads and transposed; is_causal;
+back and a Linear), ``F.layer_norm`` with its own parameters, TransformerEncoderLayer (batch_first,
 relu or gelu, norm_first either way, no mask: its attention and feed-forward blocks become
 two residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the module's
 input (token ids: a dense layer on one-hot tokens, W = E^T; the flowlaws model's input is
@@ -92,6 +94,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation), R
              "x.mean(dims), Flatten, Dropout, a + b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
              "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
+             "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
+             "(nanoGPT's CausalSelfAttention), F.layer_norm, "
              "TransformerEncoderLayer and TransformerEncoder "
              "(batch_first, relu or gelu, pre- or post-norm, no mask), Embedding (of the input ids), "
              "transpose/permute/movedim/x.mT of one sample axis, flatten/view/reshape merging trailing axes, "
