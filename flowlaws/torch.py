@@ -21,8 +21,8 @@ of two branches from one value (a residual block with any shortcut, a ResNet dow
 LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
 batch_first, with or without its biases, a causal attn_mask buffer; not add_bias_kv),
 self-attention written with ``F.scaled_dot_product_attention`` (nanoGPT's CausalSelfAttention:
-q, k, v from one Linear's split or three Linears, viewed as heads and transposed; is_causal;
-back and a Linear), ``F.layer_norm`` with its own parameters, TransformerEncoderLayer (batch_first,
+q, k, v from one Linear's split or three Linears, viewed as heads and transposed; is_causal,
+enable_gqa; back and a Linear), ``F.layer_norm`` with its own parameters, TransformerEncoderLayer (batch_first,
 relu or gelu, norm_first either way, no mask: its attention and feed-forward blocks become
 two residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the module's
 input (token ids: a dense layer on one-hot tokens, W = E^T; the flowlaws model's input is
@@ -292,21 +292,27 @@ def _attention(module, path: str, read=_array):
     return _heads(projections, out, module.num_heads)
 
 
-def _heads(projections, out, heads: int, causal: bool = False):
+def _heads(projections, out, heads: int, causal: bool = False, kv_heads: int = 0):
     """(Attention, params) from torch's projections: ``projections`` the (weight, bias)
     of the query, key and value (weights (d_out, d), bias None when unbiased), ``out``
-    the output projection's (weight (d, d_out), bias). flowlaws' order: each head's Wq,
-    Wk, Wv, Wo (as (d, width) and (width, d)), then every query bias, each head's key and
-    value biases, and the output's bias."""
+    the output projection's (weight (d, d_out), bias); ``kv_heads`` key/value heads, each
+    read by heads / kv_heads query heads in turn (torch's enable_gqa), 0 for one per head.
+    flowlaws' order (`Attention.layout`): per group its query heads' Wq, its Wk and Wv, its
+    query heads' Wo (as (d, width) and (width, d)); then every query bias, each group's key
+    and value biases, and the output's bias."""
     (Wq, bq), (Wk, bk), (Wv, bv) = projections
     Wo, bo = out
-    width = Wq.shape[0] // heads
+    groups = kv_heads or heads
+    width, per = Wq.shape[0] // heads, heads // groups
     rows = [slice(h * width, (h + 1) * width) for h in range(heads)]
-    params = [W for r in rows for W in (Wq[r].T, Wk[r].T, Wv[r].T, Wo[:, r].T)]
+    params = []
+    for g in range(groups):
+        own = rows[g * per:(g + 1) * per]
+        params += [Wq[r].T for r in own] + [Wk[rows[g]].T, Wv[rows[g]].T] + [Wo[:, r].T for r in own]
     biased = bq is not None
     if biased:
-        params += [bq[r] for r in rows] + [b for r in rows for b in (bk[r], bv[r])] + [bo]
-    return Attention(heads, width, width, bias=biased, causal=causal), tuple(
+        params += [bq[r] for r in rows] + [b for r in rows[:groups] for b in (bk[r], bv[r])] + [bo]
+    return Attention(heads, width, width, kv_heads=kv_heads, bias=biased, causal=causal), tuple(
         p if isinstance(p, torch.Tensor) else np.ascontiguousarray(p) for p in params)
 
 
@@ -321,6 +327,7 @@ class _Projections:
     out: Any
     heads: int
     causal: bool
+    kv_heads: int = 0  # F.scaled_dot_product_attention(..., enable_gqa=True) of fewer key/value heads
 
     def converted(self, read):
         def pair(linear, rows=slice(None)):
@@ -331,7 +338,7 @@ class _Projections:
             projections = [pair(self.qkv[0], slice(k * d, (k + 1) * d)) for k in range(3)]
         else:
             projections = [pair(linear) for linear in self.qkv]
-        return _heads(projections, pair(self.out), self.heads, self.causal)
+        return _heads(projections, pair(self.out), self.heads, self.causal, self.kv_heads)
 
 
 @dataclass(frozen=True)
@@ -586,15 +593,18 @@ def _split_attentions(graph, modules, shape) -> tuple[set, dict]:
 
         options = dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"), node.args[3:],
                            strict=False)) | node.kwargs
-        if options.get("attn_mask") is not None or options.get("scale") is not None or options.get("enable_gqa"):
-            raise why("a mask, a scale or GQA")  # (dropout_p: a mask on the probabilities keeps every GL law)
+        if options.get("attn_mask") is not None or options.get("scale") is not None:
+            raise why("a mask or a scale")  # (dropout_p: a mask on the probabilities keeps every GL law)
         parts = [_projection(x, modules, shape, why) for x in node.args[:3]]
         inputs = {x for *_, x in parts}
         linears = [linear for _, linear, _, _ in parts]
         fused = {item for _, item in linears} == {0, 1, 2} and len({path for path, _ in linears}) == 1
         separate = all(item is None for _, item in linears) and len({path for path, _ in linears}) == 3
-        if len(inputs) != 1 or len({heads for _, _, heads, _ in parts}) != 1 or not (fused or separate):
-            raise why("q, k and v are not one input's projections with the same heads")
+        heads, kv_heads, v_heads = (found for _, _, found, _ in parts)
+        grouped = kv_heads != heads and options.get("enable_gqa") and heads % kv_heads == 0
+        if len(inputs) != 1 or v_heads != kv_heads or (kv_heads != heads and not grouped) or not (fused or separate):
+            raise why("q, k and v are not one input's projections with the same heads (or, with enable_gqa, "
+                      "key and value heads dividing the query heads)")
         nodes: list = [user for user in node.users if _swaps_1_2(user)] if len(node.users) == 1 else []
         while nodes and len(nodes[-1].users) == 1 and _is_call(nodes[-1], "transpose", torch.transpose, "swapaxes",
                                                                torch.swapaxes, "contiguous", "view", "reshape"):
@@ -608,7 +618,8 @@ def _split_attentions(graph, modules, shape) -> tuple[set, dict]:
         if leaks:
             raise why(f"{leaks[0].name} is used outside the attention")
         qkv = tuple(dict.fromkeys(modules[path] for path, _ in linears))
-        source = _Projections(qkv, modules[end.target], parts[0][2], bool(options.get("is_causal")))
+        source = _Projections(qkv, modules[end.target], heads, bool(options.get("is_causal")),
+                              kv_heads if grouped else 0)
         interior |= inside
         ends[end] = (parts[0][3], source, end.target.rpartition(".")[0])  # the attention module's path
     return interior, ends

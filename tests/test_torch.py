@@ -983,28 +983,43 @@ def test_the_reference_models_read_as_graph_specs():
 class _Projected(nn.Module):
     """Self-attention with three projections (as many Hugging Face models write it, less RoPE)."""
 
-    def __init__(self, d=4, heads=2, leak=False, mask=False):
+    def __init__(self, d=4, heads=2, leak=False, mask=False, kv_heads=None):
         super().__init__()
-        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
-        self.heads, self.leak = heads, leak
+        kv = d // heads * (kv_heads or heads)
+        self.q, self.k, self.v, self.o = nn.Linear(d, d), nn.Linear(d, kv), nn.Linear(d, kv), nn.Linear(d, d)
+        self.heads, self.kv_heads, self.leak = heads, kv_heads or heads, leak
         self.register_buffer("allowed", torch.ones(5, 5, dtype=torch.bool) if mask else None)
         self.head = nn.Linear(d, 2)
 
     def forward(self, x):
         n, t, d = x.shape
-        q, k, v = (p(x).view(n, t, self.heads, d // self.heads).transpose(1, 2) for p in (self.q, self.k, self.v))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.allowed)
+        q, k, v = (p(x).view(n, t, heads, d // self.heads).transpose(1, 2)
+                   for p, heads in ((self.q, self.heads), (self.k, self.kv_heads), (self.v, self.kv_heads)))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.allowed, enable_gqa=self.kv_heads != self.heads)
         y = self.o(y.transpose(1, 2).reshape(n, t, d))
         return self.head((y + q.transpose(1, 2).reshape(n, t, d) if self.leak else y).mean(1))
 
 
-def test_attention_with_three_projections_converts_with_torchs_value():
+@pytest.mark.parametrize(("heads", "kv_heads", "spec"), [
+    (2, None, "attention(heads=2,dk=2,dv=2,bias)"),
+    (4, 2, "attention(heads=4,dk=2,dv=2,kv_heads=2,bias)"),  # enable_gqa: two query heads per key/value head
+    (4, 1, "attention(heads=4,dk=2,dv=2,kv_heads=1,bias)"),
+])
+def test_attention_with_three_projections_converts_with_torchs_value_and_keeps_its_laws_under_sgd(heads, kv_heads,
+                                                                                                  spec):
     torch.manual_seed(0)
-    net, x = _Projected().double(), torch.randn(3, 5, 4, dtype=torch.float64)
+    d = 2 * heads
+    net, x = _Projected(d, heads, kv_heads=kv_heads).double(), torch.randn(3, 5, d, dtype=torch.float64)
     converted = Converted.of(net, x)
-    assert converted.model.spec == "seq:5x4:attention(heads=2,dk=2,dv=2,bias),mean(last),dense(2,bias)"
+    assert converted.model.spec == f"seq:5x{d}:{spec},mean(last),dense(2,bias)"
     value, _ = converted.model.forward(converted.read(), x.numpy())
     assert np.allclose(value, net(x).detach().numpy(), rtol=1e-12, atol=1e-12)
+    assert any(law.name.startswith("gl matrix") for law in converted.laws())
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                          (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = _Projected(d, heads, kv_heads=kv_heads)
+        monitor = _watched(net, make(net.parameters()), x.float(), 5)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
 
 
 @pytest.mark.parametrize(("options", "match"), [({"mask": True}, "a mask"),
