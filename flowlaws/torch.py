@@ -870,6 +870,10 @@ class Converted:
         return spans
 
     @property
+    def attentions(self) -> list[str]:
+        return _attentions(self.sources)
+
+    @property
     def parameters(self) -> list:
         """The torch parameters the model reads, each once."""
         return list({key: t for read, _ in self._reads() for key, t in read.items()}.values())
@@ -916,8 +920,7 @@ def _conversion(module, example_input):
     params = tuple(p for _, ps, _ in chain.layers for p in ps)
     shape = tuple(example_input.shape[1:]) + ((chain.vocabulary,) if chain.vocabulary else ())
     model = Sequential(shape, layers)
-    attentions = [path for path, source in chain.sources if isinstance(source, _Projections)]
-    _check_layout(module, model, params, example_input, chain.vocabulary, attentions)
+    _check_layout(module, model, params, example_input, chain.vocabulary, _attentions(chain.sources))
     return model, tuple(chain.sources)
 
 
@@ -928,6 +931,12 @@ def one_hot(tokens, vocabulary: int) -> np.ndarray:
         raise InvalidArgument(f"the input of an Embedding must be token ids in [0, {vocabulary}), got {ids.dtype} "
                               f"values in [{ids.min()}, {ids.max()}]")
     return np.eye(vocabulary)[ids]
+
+
+def _attentions(sources) -> list[str]:
+    """The paths of the split self-attentions among ``sources`` (`_Projections`): their
+    dropout_p reads their training flag, so checks run them in eval mode."""
+    return [path for path, source in sources if isinstance(source, _Projections)]
 
 
 def _check_layout(module, model, params, example_input, vocabulary=None, attentions=()) -> None:
@@ -980,15 +989,16 @@ def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int 
     from flowlaws.torch_discovery import discover_module
 
     cross_entropy = getattr(_loss(loss), "name", None) == "cross_entropy"
-    laws_at, names, why = None, [], ""
+    laws_at, names, why, quiet = None, [], "", []
     try:
         converted = Converted.of(module, example_input)
     except InvalidArgument as error:
         why = f"not converted, so no derived laws: {error}"
     else:
         laws_at, names = _law_components(getattr(module, "_orig_mod", module), converted, converted.laws(loss))
+        quiet = converted.attentions
     found = discover_module(module, example_input, cross_entropy=cross_entropy, laws_at=laws_at, law_names=names,
-                            seed=seed, budget=BUDGET if budget is None else budget)
+                            seed=seed, budget=BUDGET if budget is None else budget, quiet=quiet)
     found.note = "; ".join(part for part in (found.note, why) if part)
     return found
 

@@ -75,8 +75,8 @@ class ModuleProblem:
 
     degree = None  # fields are taken by automatic differentiation, never on a circle
 
-    def __init__(self, module, example_input, *, cross_entropy: bool, seed: int, work: Work):
-        self.module = _twin(module)
+    def __init__(self, module, example_input, *, cross_entropy: bool, seed: int, work: Work, quiet=()):
+        self.module = _twin(module, quiet)
         trainable = [(name, p.shape) for name, p in self.module.named_parameters() if p.requires_grad]
         self.names, self.shapes = [name for name, _ in trainable], [shape for _, shape in trainable]
         self.D = sum(math.prod(s) for s in self.shapes)
@@ -248,11 +248,14 @@ def _chain(field: Field) -> list:
     return [field.weights] if field.parts is None else [*_chain(field.parts[1]), field.parts[0].weights]
 
 
-def _twin(module):
-    """A float64 CPU copy of ``module`` with dropout off, and a training BatchNorm's
-    running statistics untracked (its output is the same: the batch's statistics; the
-    buffers it would update in place are no function of theta)."""
+def _twin(module, quiet=()):
+    """A float64 CPU copy of ``module`` with dropout off (and the submodules at the paths
+    ``quiet`` in eval mode: attention whose dropout_p reads its training flag), and a
+    training BatchNorm's running statistics untracked (its output is the same: the batch's
+    statistics; the buffers it would update in place are no function of theta)."""
     twin = copy.deepcopy(getattr(module, "_orig_mod", module)).to("cpu", torch.float64)
+    for path in quiet:
+        twin.get_submodule(path).eval()
     for child in twin.modules():
         if isinstance(child, nn.Dropout) or (isinstance(child, nn.MultiheadAttention) and child.dropout):
             child.eval()
@@ -263,17 +266,19 @@ def _twin(module):
 
 
 def discover_module(module, example_input, *, cross_entropy: bool = False, laws_at: Callable | None = None,
-                    law_names: list | tuple = (), seed: int = 0, budget: int = BUDGET) -> Discovery:
+                    law_names: list | tuple = (), seed: int = 0, budget: int = BUDGET, quiet=()) -> Discovery:
     """The law count of ``module`` from its own fields (module docstring). ``laws_at``:
     the derived laws' components as a torch function of the parameters by name (the
-    lower bound, when they are orthogonal to every field), with their ``law_names``."""
+    lower bound, when they are orthogonal to every field), with their ``law_names``;
+    ``quiet``: paths of submodules run in eval mode (`_twin`)."""
     started = time.perf_counter()
     if not isinstance(module, nn.Module):
         raise InvalidArgument(f"discover_of needs a torch.nn.Module, got {type(module).__name__}")
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 1:
         raise InvalidArgument("example_input must be a tensor with a batch axis, e.g. torch.zeros(8, 3)")
     with one_thread():
-        return _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, Work(budget), started)
+        return _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, Work(budget), started,
+                           quiet)
 
 
 @contextmanager
@@ -289,8 +294,8 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-def _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, work, started) -> Discovery:
-    problem = ModuleProblem(module, example_input, cross_entropy=cross_entropy, seed=seed, work=work)
+def _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, work, started, quiet) -> Discovery:
+    problem = ModuleProblem(module, example_input, cross_entropy=cross_entropy, seed=seed, work=work, quiet=quiet)
     D, spurious, lower, derived = problem.D, [], 0, 0
     if laws_at is not None:
         rows = problem.law_rows(laws_at)

@@ -55,6 +55,8 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     "seq:3:dense(3,bias),offset,dense(3,bias),flatten,dense(2)",  # a bias traded with a position embedding
     "seq:2x3:dense(2,bias),offset,attention(heads=1,dk=1,dv=1),flatten,dense(1)",
     "seq:3:layernorm,gated[dense(2),relu | dense(2)],dense(1)",  # a fork's branches read centred sums
+    "seq:3x4:dense(4),dropout(0),mean(last),dense(2,bias)",  # dropout 0 is the identity: a matrix law
+    "seq:3x4:dense(4),dropout(0.25),mean(last),dense(2,bias)",  # a mask per entry mixes no units: unit laws
 ])
 def test_graph_specs_have_exactly_their_derived_laws(spec):
     found = discover(parse(spec), degree=0)

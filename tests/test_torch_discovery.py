@@ -207,3 +207,27 @@ def test_brackets_are_charged_their_evaluations_and_stop_where_the_budget_does()
         problem.work.spent = problem.work.budget - (5 * cost - 1)  # room for the 5th to start, not a 6th
         assert len(problem.bracket_values([(g[0], g[k]) for k in range(1, 9)])) == 5
         assert problem.work.exhausted and problem.bracket_values([(g[0], g[1])]) == []
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_nanogpts_attention_keeps_its_derived_laws_and_they_are_all_of_the_modules_own(dropout):
+    """nanoGPT's CausalSelfAttention (its flash path: c_attn split, heads, is_causal), read by
+    a mean and a head: per head GL(dk) and GL(dv), and GL(d) of the output through the mean
+    (its dropout_p reads the module's training flag: discovery runs it in eval mode)."""
+    from test_torch import CausalSelfAttention, GPTConfig
+
+    class Attending(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = CausalSelfAttention(GPTConfig(n_embd=4, n_head=2, dropout=dropout, bias=False))
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.attn(x).mean(1))
+
+    torch.manual_seed(0)
+    found = discover_of(Attending(), torch.randn(6, 3, 4))
+    if not dropout:
+        assert found.complete and found.count == found.derived == 22 and found.decided_by == "bounds"
+    else:  # discovery runs without dropout; a training step's mask per entry breaks GL(d) (10 components)
+        assert found.upper == 22 and found.lower == found.derived == 16 and not found.spurious  # for its unit law (4)

@@ -4,7 +4,8 @@ The mask is drawn from the bits of the layer's input (a hash seeds the generator
 it is fresh whenever the input changes (every step, for a layer after a weight layer),
 the same on every machine, and a replay reproduces it bit for bit. Frozen, it is a
 positive diagonal map: a scaling of each unit passes it (degree 1), no mixing of units
-and no shift does. The laws hold for every mask, so a step with dropout obeys the step
+and no shift does (p = 0: the identity, which both pass; a model trained with dropout 0,
+as nanoGPT's default, keeps its matrix laws). The laws hold for every mask, so a step with dropout obeys the step
 identity for the mask it drew (docs/theory.md 3.9).
 """
 
@@ -65,9 +66,11 @@ class Dropout(Layer):
 
     # --- symmetry declarations --------------------------------------------------------
     def carry(self, path, site):
-        """A positive diagonal map, frozen: each unit's scaling passes (no mixing)."""
-        return path.times(1.0, False, shifts=False)
+        """A positive diagonal map, frozen: each unit's scaling passes (no mixing, no
+        shift); dropout(0) is the identity, which every mixing and shift passes."""
+        identity = self.p == 0
+        return path.times(1.0, identity, shifts=identity)
 
     @classmethod
     def draw(cls, draw, shape, context):
-        return cls(draw(st.sampled_from([0.1, 0.25])))
+        return cls(draw(st.sampled_from([0.0, 0.1, 0.25])))
