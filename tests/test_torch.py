@@ -1090,13 +1090,32 @@ class _Split(nn.Module):  # a view that splits an axis
         return self.a(x).view(x.shape[0], 2, 2, 2).flatten(1)
 
 
+class _Unprojected(_Projected):  # attention's output summed, not read by a Linear
+    def forward(self, x):
+        n, t, d = x.shape
+        q, k, v = (p(x).view(n, t, self.heads, d // self.heads).transpose(1, 2) for p in (self.q, self.k, self.v))
+        return self.head(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, d).mean(1))
+
+
+class _WideNorm(nn.Module):  # F.layer_norm over two axes
+    def __init__(self):
+        super().__init__()
+        self.w, self.b, self.head = nn.Parameter(torch.ones(2, 3)), nn.Parameter(torch.zeros(2, 3)), nn.Linear(6, 1)
+
+    def forward(self, x):
+        return self.head(F.layer_norm(x, (2, 3), self.w, self.b).flatten(1))
+
+
 @pytest.mark.parametrize(("make", "shape", "fragment"), [
+    (_Unprojected, (2, 5, 4), r"its output is not y.transpose\(1, 2\)"),
+    (_WideNorm, (2, 2, 3), r"F.layer_norm of the last axis \(3\)"),
     (_Appended, (2, 2, 3), "learned tokens put before a"),
     (_Reversed, (2, 2, 3, 3), "a move of one sample axis"),
     (_Broadcast, (2, 2, 3), r"the parameter p of shape \(3,\) added to a value of shape"),
     (_Feature, (2, 2, 3), r"x\[:, t\] of a \(N, T, d\) sequence"),
     (_Split, (2, 2, 4), "reshapes that merge a sample's trailing axes"),
-], ids=["cat-after", "permute-two-axes", "broadcast-parameter", "feature-index", "split-view"])
+], ids=["attention-unprojected", "layer-norm-two-axes", "cat-after", "permute-two-axes", "broadcast-parameter",
+        "feature-index", "split-view"])
 def test_a_graph_operation_flowlaws_does_not_convert_is_one_line_naming_it(make, shape, fragment):
     with pytest.raises(InvalidArgument, match=fragment) as error:
         from_torch(make(), torch.randn(*shape))
