@@ -158,12 +158,17 @@ def test_laws_across_skip_connections_are_orthogonal_to_the_gradient_and_the_pla
         assert np.max(np.abs(law.bilinear(theta, g))) > 1e-6
 
 
-def test_a_law_whose_slices_have_different_unit_counts_is_refused():
+def test_a_unit_law_whose_slices_have_different_unit_counts_is_refused_and_a_layer_law_sums_each_whole():
     """Unit i's sums pair unit i's slices: a slice of fewer units would be broadcast and
-    counted once per unit, which is no law (a shared bias counted three times)."""
+    counted once per unit, which is no law (a shared bias counted three times); a layer law
+    sums each slice whole, each entry once."""
     from flowlaws.invariants.laws import Law
     from flowlaws.models.symmetry import LawKind, Term, View
 
     rows, shared = View(0, "scale0.gamma", 0, 3, 3, ndim=1), View(1, "dense1.b", 0, 1, 2, ndim=1)
-    with pytest.raises(ValueError, match=r"\[1, 3\] units"):
-        Law("layer shared", LawKind.LAYER, (Term(rows, 1.0), Term(shared, 1.0)))
+    for kind in (LawKind.UNIT, LawKind.MATRIX):
+        with pytest.raises(ValueError, match=r"\[1, 3\] units"):
+            Law(f"{kind} shared", kind, (Term(rows, 1.0), Term(shared, 1.0)))
+    layer = Law("layer shared", LawKind.LAYER, (Term(rows, 1.0), Term(shared, -1.0)))
+    gamma, b = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0])
+    assert layer.value((gamma, b)) == 14.0 - 41.0  # each entry of b once, not once per unit

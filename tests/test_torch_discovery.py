@@ -88,7 +88,7 @@ def test_the_kinds_of_the_models_people_train_keep_their_derived_laws_on_the_mod
     token = discover_of(ClassToken(), torch.randn(4, 2, 2))  # prepend, attention, token
     assert token.complete and token.count == token.derived == 24 and token.decided_by == "bounds"
     scaled = discover_of(PositionScale(), torch.randn(4, 2, 3))  # offset, scale, moveaxis
-    assert not scaled.spurious and scaled.count == scaled.derived + 1 == 7  # + the shared bias's (docs/theory.md 7)
+    assert scaled.complete and scaled.count == scaled.derived == 7  # with the shared bias's law (docs/theory.md 7)
 
 
 def test_a_shared_bias_counted_once_per_unit_is_named_spurious():

@@ -48,10 +48,12 @@ class Law:
     order: int = 2
 
     def __post_init__(self):
-        """Every slice has the same units: unit i's sums pair unit i's slices (a slice of
-        fewer units would be broadcast, counted once per unit: no law)."""
+        """Every slice of a unit or matrix law has the same units: unit i's sums pair unit
+        i's slices (a slice of fewer units would be broadcast, counted once per unit: no
+        law). A layer law sums each slice whole, each entry once (a bias shared by all the
+        units is one slice of one unit)."""
         units = {t.view.units for t in self.terms}
-        if len(units) > 1:
+        if len(units) > 1 and self.kind is not LawKind.LAYER:
             raise ValueError(f"{self.name}: its slices have {sorted(units)} units; a declaration gave a law "
                              "slices of different unit counts")
 
@@ -66,16 +68,17 @@ class Law:
             Pb = term.view.rows(b, flat)
             weight = abs(term.weight) if absolute else term.weight
             if self.order == 1:
-                G = G + weight * _row_sums(xp, Pb)
+                sums = _row_sums(xp, Pb)
+                G = G + weight * (xp.sum(sums) if self.kind is LawKind.LAYER else sums)
                 continue
             Pa = term.view.rows(a, flat)
             pairs = (Pa @ Pb.T if self.kind is LawKind.MATRIX
                      else xp.einsum("ij,ij->i", Pa, Pb) if plain
                      else _row_squares(xp, Pa) if a is b else _row_sums(xp, Pa * Pb))
-            G = G + weight * pairs
+            G = G + weight * (xp.sum(pairs) if self.kind is LawKind.LAYER else pairs)
         if self.kind is LawKind.MATRIX:
             return 0.5 * (G + G.T)
-        return G if self.kind is LawKind.UNIT else xp.sum(G)
+        return G
 
     def value(self, params):
         """Q(theta), or h(theta) for a linear law."""
@@ -150,6 +153,9 @@ def _formula(kind, terms, specs, order: int = 2) -> str:
         shape = specs[view.param][1]
         return view.describe(len(shape), shape[view.axis], unit)
 
+    units = max(t.view.units for t in terms)
+    whole = [t for t in terms if t.view.units < units]  # a layer law's slices shared by every unit
+    terms = [t for t in terms if t.view.units == units]
     parts = []
     for t in terms:
         vector = len(specs[t.view.param][1]) > 1
@@ -160,11 +166,17 @@ def _formula(kind, terms, specs, order: int = 2) -> str:
             square = f"⟨{a}, {b}⟩" if vector else f"{a}·{b}"
         else:
             square = f"‖{slice_of(t.view)}‖²" if vector else f"{slice_of(t.view)}²"
-        weight = abs(t.weight)
-        parts.append(("+ " if t.weight > 0 else "− ") + ("" if weight == 1 else f"{weight:g}·") + square)
+        parts.append(("+ " if t.weight > 0 else "− ") + _scaled(t.weight) + square)
     text = " ".join(parts)
     text = text[2:] if text.startswith("+ ") else text
-    return {LawKind.UNIT: text, LawKind.LAYER: f"Σᵢ {text}", LawKind.MATRIX: f"[i,j] = {text}"}[kind]
+    shared = "".join(f" {'+' if t.weight > 0 else '−'} {_scaled(t.weight)}{'Σ ' if order == 1 else ''}"
+                     f"{'' if order == 1 else '‖'}{specs[t.view.param][0]}{'' if order == 1 else '‖²'}" for t in whole)
+    return {LawKind.UNIT: text, LawKind.LAYER: f"Σᵢ ({text}){shared}" if shared else f"Σᵢ {text}",
+            LawKind.MATRIX: f"[i,j] = {text}"}[kind]
+
+
+def _scaled(weight: float) -> str:
+    return "" if abs(weight) == 1 else f"{abs(weight):g}·"
 
 
 PREFIX = {Family.RESCALE: "", Family.SCALE: "scale ", Family.TRANSLATION: "translation ", Family.GL: "gl "}

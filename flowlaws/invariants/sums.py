@@ -105,8 +105,9 @@ class LawSums:
                     unit = unit[_slot_of_entry(shape, kept_axes(view))]
                 column = columns[view.param, law.order, kept_axes(view)]
                 entries.append((start + unit, column + np.arange(unit.size), np.full(unit.size, float(term.weight))))
-            self._rows[key] = slice(start, start + law.terms[0].view.units)
-            start += law.terms[0].view.units
+            units = max(t.view.units for t in law.terms)  # (a layer law's shared slice is one unit)
+            self._rows[key] = slice(start, start + units)
+            start += units
         components = start
         rows = cols = alpha = np.zeros(0)
         if entries:

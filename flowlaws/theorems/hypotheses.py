@@ -198,13 +198,12 @@ def _no_aliased_taps(s):
 
 def _no_shared_bias_mixing(s):
     """A dense layer with a bias reading a (T, d) input whose other axis's units arrive
-    scaled (a convolution's channels): the bias is shared by those units, so one c for them
-    all passes when the bias scales with it (a layer law whose bias term has no units of
-    its own), and on a linear path every mixing G with G 1 = 1 passes too; flowlaws stops
-    the scaling at that layer instead (sound, not complete):
-    seq:3x3:conv1d(2,1,bias),relu,dense(1,bias),flatten,dense(1,bias) has 2 laws, 1 derived
-    (docs/theory.md 7). Read from the walker: without the dense layers' biases, a law through
-    such a layer appears."""
+    scaled (a convolution's channels) on a linear path: the bias is shared by those units,
+    so one c for them all passes with the bias scaling too (derived: a layer law with the
+    bias whole), and every mixing G with G 1 = 1 passes as well, a family flowlaws does not
+    derive: seq:3x3:conv1d(2,1,bias),linear,dense(1,bias),flatten,dense(1,bias) has 3 laws,
+    2 derived (docs/theory.md 7). Read from the walker: without the dense layers' biases,
+    the same scaling is linear (a matrix law)."""
     from flowlaws.models import Dense, Sequential
 
     model = s.model
@@ -212,9 +211,9 @@ def _no_shared_bias_mixing(s):
         return None
     plain = lambda layer: replace(layer, bias=False) if isinstance(layer, Dense) else layer  # noqa: E731
     unbiased = Sequential(model.input_shape, tuple(layer.mapped(plain) for layer in model.layers))
-    scalings = lambda m: {r.name for r in m.rescalings() if r.family is Family.RESCALE}  # noqa: E731
-    lost = sorted(scalings(unbiased) - scalings(model))
-    return f"a dense layer's bias is shared by the units of {lost[0]}" if lost else None
+    scalings = lambda m: {(r.name, r.linear) for r in m.rescalings() if r.family is Family.RESCALE}  # noqa: E731
+    lost = sorted(name for name, _ in scalings(unbiased) - scalings(model))
+    return f"a dense layer's bias is shared by the mixed units of {lost[0]}" if lost else None
 
 
 def _no_learned_offset(s):
