@@ -395,6 +395,23 @@ def test_a_groupnorm_group_is_not_kept_centred_through_a_convolution():
     assert verdict.status == "holds" and verdict.evidence.effect <= 1
 
 
+def test_a_groupnorm_group_is_not_kept_centred_through_an_rmsnorm():
+    """Found by the composition campaign (thorough profile): an RMSNorm without gain divides
+    each row of the last axis by its own number, so a GroupNorm group of several rows no
+    longer sums to 0 after it (effect 5.5e8); the net has no law, as discovery finds."""
+    import json
+    from pathlib import Path
+
+    from flowlaws.discover import discover
+    from flowlaws.report import Counterexample
+
+    path = Path(__file__).parent / "regressions" / "composition-groupnorm-centred-through-an-rmsnorm.json"
+    scenario = Counterexample.from_json(json.loads(path.read_text())).scenario
+    assert laws(scenario.model) == ()
+    found = discover(scenario.model, degree=0)
+    assert found.count == found.derived == 0
+
+
 def test_a_fork_whose_branches_close_keeps_a_branchs_need_for_one_c(rng):
     """Found when the three closed-fork copies became one (Path.joined): a LayerNorm inside one
     branch of a gate needs one c for every unit, so the walk that closes at the gate has a layer

@@ -169,6 +169,11 @@ class Layer:
         leaves it with groups that each sum to 0 (flatten, a linear activation)."""
         return False
 
+    def keeps_group_sums(self, in_shape) -> bool:
+        """Whether a group of several last-axis rows summing to 0 (a GroupNorm's) still
+        sums to 0: as `keeps_sums`, unless the layer scales its rows one by one."""
+        return self.keeps_sums(in_shape)
+
     def centred_groups(self, in_shape, groups: int) -> int:
         """How many centred groups its output has when it keeps sums (`keeps_sums`): one per
         row of its output's last axis, or the input's when it flattens them into blocks."""

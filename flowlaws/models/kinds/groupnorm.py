@@ -98,7 +98,7 @@ class GroupNorm(Normalization):
         """It keeps sums at 0 and maps every entry to one place (no cropping), with no weights:
         a 1x1 convolution mixes channels, which keeps a LayerNorm's rows centred but not a
         group that spans channels (found by the composition campaign)."""
-        if layer.has_weight or not layer.keeps_sums(in_shape):
+        if layer.has_weight or not layer.keeps_group_sums(in_shape):
             return False
         ratio = int(anp.prod(anp.array(in_shape))) // int(anp.prod(anp.array(layer.out_shape(in_shape))))
         return ratio == getattr(layer, "size", 1) ** getattr(layer, "dims", 0)

@@ -36,3 +36,9 @@ class RMSNorm(Normalization):
         """Without a gain it divides each row of the last axis by one positive number: a
         row summing to 0 (after a LayerNorm) still does."""
         return not self.affine
+
+    def keeps_group_sums(self, in_shape) -> bool:
+        """Each row by its own number: a group of several rows summing to 0 (a GroupNorm's)
+        no longer does (found by the composition campaign:
+        seq:1x4x4:groupnorm,rmsnorm,flatten,dense(1))."""
+        return False
