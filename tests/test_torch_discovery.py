@@ -231,3 +231,20 @@ def test_nanogpts_attention_keeps_its_derived_laws_and_they_are_all_of_the_modul
         assert found.complete and found.count == found.derived == 22 and found.decided_by == "bounds"
     else:  # discovery runs without dropout; a training step's mask per entry breaks GL(d) (10 components)
         assert found.upper == 22 and found.lower == found.derived == 16 and not found.spurious  # for its unit law (4)
+
+
+def test_the_shared_bias_law_is_monitored_and_kept_by_sgd_and_adamw_breaks_it():
+    from flowlaws.torch import LawMonitor
+
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4), False),
+                          (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        torch.manual_seed(0)
+        net, x = PositionScale(), torch.randn(16, 2, 3)
+        opt = make(net.parameters())
+        monitor = LawMonitor(net, opt, example_input=x)
+        for _ in range(50):
+            opt.zero_grad()
+            net(x).pow(2).mean().backward()
+            opt.step()
+        shared = next(r for r in monitor.records if r.law.name == "layer scale0/dense1/dense2")  # the bias whole
+        assert (shared.flagged is not None) == flagged and bool(monitor.flagged) == flagged and not monitor.errors
