@@ -51,7 +51,7 @@ import numpy as np
 from flowlaws.checking import Level
 from flowlaws.errors import InvalidArgument
 from flowlaws.flows import GD, Adam, AdamW, Momentum, Nesterov, RMSProp
-from flowlaws.invariants.sums import LawSums, matrix_sums
+from flowlaws.invariants.sums import LawSums
 from flowlaws.models import (
     Activation,
     Attention,
@@ -159,9 +159,7 @@ def _convert(module, path: str, read=_array):
         return None, ()
     if isinstance(module, _Direct):
         return module.layer, (module.value(read),)
-    if isinstance(module, _Projections):
-        return module.converted(read)
-    if isinstance(module, _Norm):
+    if isinstance(module, _Projections | _Norm):
         return module.converted(read)
     act = _activation(module)
     if act is not None:
@@ -1093,9 +1091,9 @@ class _Step:
     def matrix(self, law, size, weight) -> tuple:
         """(residual, predicted, tolerance) of a matrix law: its symmetric Gram forms, and
         size_i weight_j + size_j weight_i (order 2 times the symmetric part of the bound)."""
-        along_change, along_rest, second = matrix_sums(law, self.T, self.DR, self.R, self.D)
+        residual, predicted = law.first(self.T, self.DR), law.first(self.T, self.R) + law.second(self.D)
         outer = size[:, None] * weight[None, :]
-        return 2 * along_change, 2 * along_rest + second, outer + outer.T
+        return _numpy(residual), _numpy(predicted), outer + outer.T
 
 
 @dataclass

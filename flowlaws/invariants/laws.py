@@ -166,17 +166,19 @@ def _formula(kind, terms, specs, order: int = 2) -> str:
             square = f"⟨{a}, {b}⟩" if vector else f"{a}·{b}"
         else:
             square = f"‖{slice_of(t.view)}‖²" if vector else f"{slice_of(t.view)}²"
-        parts.append(("+ " if t.weight > 0 else "− ") + _scaled(t.weight) + square)
+        parts.append(_signed(t.weight) + square)
     text = " ".join(parts)
     text = text[2:] if text.startswith("+ ") else text
-    shared = "".join(f" {'+' if t.weight > 0 else '−'} {_scaled(t.weight)}{'Σ ' if order == 1 else ''}"
-                     f"{'' if order == 1 else '‖'}{specs[t.view.param][0]}{'' if order == 1 else '‖²'}" for t in whole)
+    names = (specs[t.view.param][0] for t in whole)
+    shared = "".join(f" {_signed(t.weight)}{f'Σ {name}' if order == 1 else f'‖{name}‖²'}"
+                     for t, name in zip(whole, names, strict=True))
     return {LawKind.UNIT: text, LawKind.LAYER: f"Σᵢ ({text}){shared}" if shared else f"Σᵢ {text}",
             LawKind.MATRIX: f"[i,j] = {text}"}[kind]
 
 
-def _scaled(weight: float) -> str:
-    return "" if abs(weight) == 1 else f"{abs(weight):g}·"
+def _signed(weight: float) -> str:
+    """"+ " or "− ", and |weight| unless it is 1."""
+    return ("+ " if weight > 0 else "− ") + ("" if abs(weight) == 1 else f"{abs(weight):g}·")
 
 
 PREFIX = {Family.RESCALE: "", Family.SCALE: "scale ", Family.TRANSLATION: "translation ", Family.GL: "gl "}

@@ -20,12 +20,10 @@ small one's (fewer than SMALL entries) are its entries' products, all small para
 concatenated and multiplied in one pass in float64 on the host (each torch call costs
 microseconds: a model's many biases and heads would otherwise cost more than its step).
 Arrays are numpy arrays or torch tensors. A matrix law is registered by its diagonal (its
-unit form): its norms bound its tolerance.
+unit form): its norms bound its tolerance (its Grams are `Law.first` and `Law.second`).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -165,8 +163,10 @@ def _sums(operands, order: int, first: tuple[int, ...], nexts: list) -> list:
     else:
         channels = [_reduced(xp, None if operands[a] is None else abs(operands[a]) if absolute else operands[a],
                              None, first, nexts) for a, absolute in LINEAR]
-    zero = [0 * z for z in next(c for c in channels if c is not None)]
-    present = [zero if c is None else c for c in channels]
+    present: list[list] = [c for c in channels if c is not None]
+    if len(present) < CHANNELS:  # no gradient term: its channel is 0
+        zero = [0 * z for z in present[0]]
+        present = [zero if c is None else c for c in channels]
     return [xp.stack([c[v] for c in present]).reshape(CHANNELS, -1) for v in range(len(nexts))]
 
 
@@ -186,13 +186,12 @@ def _summed(xp, a, b, dims: tuple[int, ...]):
     axes, or of outermost ones (column sums), fast and a mix several times slower: a
     square over innermost axes is a norm (no product stored), and otherwise the outermost
     axes are summed first, then the rest of the smaller result."""
-    x = a if b is None else None
-    if xp is np:
-        return (a * b if x is None else x).sum(dims)
-    memory = sorted(range(a.dim()), key=lambda k: a.stride(k), reverse=True)  # outermost first
-    if a is b and set(memory[len(memory) - len(dims):]) == set(dims):
+    memory = [] if xp is np else sorted(range(a.dim()), key=lambda k: a.stride(k), reverse=True)  # outermost first
+    if a is b and memory and set(memory[len(memory) - len(dims):]) == set(dims):
         return xp.linalg.vector_norm(a, dim=dims) ** 2
-    x = a * b if x is None else x
+    x = a if b is None else a * b
+    if xp is np:
+        return x.sum(dims)
     outer = []
     for k in memory:
         if k not in dims:
@@ -201,17 +200,3 @@ def _summed(xp, a, b, dims: tuple[int, ...]):
     rest = tuple(k - sum(o < k for o in outer) for k in dims if k not in outer)
     x = x.sum(tuple(outer)) if outer else x
     return x.sum(rest) if rest else x
-
-
-def matrix_sums(law, T, DR, R, D) -> np.ndarray:
-    """A matrix law's three quadratic CHANNELS as matrices, float64 (3, units, units): the
-    symmetric parts of sum_v alpha_v P_v(a) P_v(b)^T for (a, b) = (T, D - R), (T, R),
-    (D, D), one batched product per slice."""
-    gram: Any = 0.0
-    for term in law.terms:
-        xp = namespace(T[term.view.param])
-        t, d = term.view.rows(T), term.view.rows(D)
-        left, right = xp.stack([t, t, d]), xp.stack([term.view.rows(DR), term.view.rows(R), d])
-        gram = gram + term.weight * (left @ xp.swapaxes(right, 1, 2))
-    gram = _host(gram)
-    return 0.5 * (gram + np.swapaxes(gram, 1, 2))
