@@ -35,6 +35,8 @@ from flowlaws.errors import Unrepresentable
 P = 16_777_213  # the largest prime below 2^24: a product of two residues is < 2^48, and a
 # sum of INNER of them fits in int64
 INNER = 2**15  # the longest sum a dot product may reduce at once (2^48 * 2^15 = 2^63)
+BLOCK = 127  # the longest float64 sum of products of balanced residues, |r| <= (P-1)/2 < 2^23,
+# that stays exact: 127 * 2^46 < 2^53 (so a BLAS product of such a panel is exact)
 EXACT_FLOAT = 2.0**53  # an integral float64 below this is exact
 SMALL_DENOMINATOR = 1000  # a float within round-off of p/q, q <= this, is read as p/q
 
@@ -190,22 +192,108 @@ _POWERS_OF_TWO = np.array([pow(2, k, P) for k in range(-_OFFSET, _OFFSET)], dtyp
 _FUNCTIONS = {np.dot: _dot, np.tensordot: _tensordot, np.einsum: _einsum, np.mean: _mean}
 
 
-def rank_mod_p(rows) -> int:
-    """The rank over F_P of a matrix of residues, by Gaussian elimination (a row at a time,
-    vectorized over the rest)."""
-    M = _int64(rows).copy()
+def rank_mod_p(rows, block: int = BLOCK) -> int:
+    """The rank over F_P of a matrix of residues, by blocked Gaussian elimination in place:
+    each panel of ``block`` columns is eliminated (`_eliminated`: P panel = L U), its pivot
+    rows are swapped to the top, and the rows below replaced by the Schur complement
+    S = A22 - L21 L11^-1 A12, one float64 product that is exact (`BLOCK`). The matrix is
+    kept as integral floats congruent to its residues, reduced exactly only where a panel
+    reads it (|entries| grow by at most 2P a panel, far below 2^53).
+
+    >>> rank_mod_p(residues([[1, 2, 3], [2, 4, 6], [0, 1, 1]]), block=1)
+    2
+    """
+    A = _int64(rows).astype(float)
+    if A.ndim != 2:
+        return 0
     rank = 0
-    for column in range(M.shape[1] if M.ndim == 2 else 0):
-        candidates = np.flatnonzero(M[rank:, column]) + rank
+    for start in range(0, A.shape[1], block):
+        if rank == len(A):
+            break
+        rest = A[rank:, start:]
+        order, L = _eliminated(rest[:, :block].astype(np.int64) % P)
+        found = L.shape[1]
+        L = L[_swapped_to_top(rest, order, found)]
+        top = _near_zero(_balanced(_unit_lower_inverse(L[:found])) @ _balanced(rest[:found, block:] % P)) % P
+        rest[found:, block:] -= _near_zero(_balanced(L[found:]) @ _balanced(top))
+        rank += found
+    return rank
+
+
+def _swapped_to_top(A: np.ndarray, order: np.ndarray, found: int) -> np.ndarray:
+    """Swap the pivot rows ``order[:found]`` of ``A`` to its top, in order, in place (a row
+    swap each); returns, for each row of the new arrangement, its index in ``order`` (so
+    ``L[returned]`` follows the rows)."""
+    arranged, position = np.arange(len(A)), np.arange(len(A))
+    for i, row in enumerate(order[:found]):
+        j = position[row]
+        if i != j:
+            A[[i, j]] = A[[j, i]]
+            position[arranged[i]], position[row] = j, i
+            arranged[[i, j]] = arranged[[j, i]]
+    index_in_order = np.empty_like(order)
+    index_in_order[order] = np.arange(len(order))
+    return index_in_order[arranged]
+
+
+def _eliminated(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian elimination of the int64 residues ``M`` (at most 2 BLOCK columns), recursively
+    on halves of its columns: (the row order that puts the pivot rows first, the multipliers
+    L with M[order] = L U, one column per pivot, unit lower triangular on the pivot rows)."""
+    if M.shape[1] <= 8:
+        return _eliminated_by_rows(M)
+    half = M.shape[1] // 2
+    first, L1 = _eliminated(M[:, :half])
+    r1 = L1.shape[1]
+    right = M[first, half:]
+    top = _unit_lower_inverse(L1[:r1]) @ right[:r1] % P  # sums of < BLOCK products below 2^48: int64
+    second, L2 = _eliminated((right[r1:] - L1[r1:] @ top % P) % P)
+    L = np.zeros((len(M), r1 + L2.shape[1]), dtype=np.int64)
+    L[:r1, :r1], L[r1:, :r1], L[r1:, r1:] = L1[:r1], L1[r1:][second], L2
+    return np.concatenate([first[:r1], first[r1:][second]]), L
+
+
+def _eliminated_by_rows(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_eliminated` a row operation at a time (a few columns)."""
+    M = M.copy()
+    order, L = np.arange(len(M)), np.zeros((len(M), M.shape[1]), dtype=np.int64)
+    found = 0
+    for column in range(M.shape[1]):
+        candidates = np.flatnonzero(M[found:, column]) + found
         if not len(candidates):
             continue
         pivot = candidates[0]
-        M[[rank, pivot]] = M[[pivot, rank]]
-        M[rank] = M[rank] * _inverse(M[rank, column]) % P
-        below = M[rank + 1:, column].copy()
-        if np.any(below):
-            M[rank + 1:] = (M[rank + 1:] - below[:, None] * M[rank]) % P
-        rank += 1
-        if rank == len(M):
+        for a in (M, L, order):
+            a[[found, pivot]] = a[[pivot, found]]
+        factors = M[found + 1:, column] * _inverse(M[found, column]) % P
+        M[found + 1:] = (M[found + 1:] - factors[:, None] * M[found]) % P
+        L[found, found], L[found + 1:, found] = 1, factors
+        found += 1
+        if found == len(M):
             break
-    return rank
+    return order, L[:, :found]
+
+
+def _unit_lower_inverse(L: np.ndarray) -> np.ndarray:
+    """The inverse mod P of a unit lower triangular int64 matrix (fewer than BLOCK rows), by
+    forward substitution: row i of X = L^-1 is e_i - L[i, :i] X[:i]."""
+    X = np.eye(len(L), dtype=np.int64)
+    for i in range(1, len(L)):
+        X[i] = (X[i] - L[i, :i] @ X[:i]) % P
+    return X
+
+
+def _near_zero(x: np.ndarray) -> np.ndarray:
+    """Integral floats below 2^53 replaced, in place, by congruent ones of magnitude at most
+    about P/2 (x - P rint(x / P): one rounding of the quotient moves it by at most P more)."""
+    q = x * (1.0 / P)
+    np.rint(q, out=q)
+    q *= P
+    x -= q
+    return x
+
+
+def _balanced(x: np.ndarray) -> np.ndarray:
+    """Residues in [0, P) as floats in [-(P-1)/2, (P-1)/2]: a product of BLOCK of them is exact."""
+    x = np.asarray(x, dtype=float)
+    return x - P * (x > P // 2)

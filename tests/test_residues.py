@@ -70,3 +70,36 @@ def test_the_rank_mod_p_of_a_small_integer_matrix_is_its_rank(M):
 
 def test_the_rank_mod_p_can_only_fall_below_the_rank_over_the_rationals():
     assert rank_mod_p(residues([[P, 0], [0, 1]])) == 1  # rank 2 over Q
+
+
+def _rank_by_python_integers(M) -> int:
+    """An independent rank over F_P: Gaussian elimination on Python integers, a row at a time."""
+    rows, rank = [[int(v) % P for v in row] for row in M], 0
+    for column in range(len(rows[0]) if rows else 0):
+        pivot = next((i for i in range(rank, len(rows)) if rows[i][column]), None)
+        if pivot is None:
+            continue
+        rows[rank], rows[pivot] = rows[pivot], rows[rank]
+        inverse = pow(rows[rank][column], -1, P)
+        for i in range(rank + 1, len(rows)):
+            factor = rows[i][column] * inverse % P
+            rows[i] = [(a - factor * b) % P for a, b in zip(rows[i], rows[rank], strict=True)]
+        rank += 1
+    return rank
+
+
+@given(st.integers(1, 24), st.integers(1, 24), st.integers(0, 24), st.sampled_from([1, 2, 3, 8, 127]),
+       st.integers(0, 2**32))
+def test_the_blocked_rank_mod_p_equals_plain_elimination_over_python_integers(m, n, inner, block, seed):
+    rng = np.random.default_rng(seed)
+    B, C = rng.integers(0, P, (m, inner)), rng.integers(0, P, (inner, n))
+    M = np.array((B.astype(object) @ C.astype(object)) % P if inner else np.zeros((m, n)), dtype=np.int64)
+    M[rng.random(M.shape) < 0.2] = 0  # zero entries: pivots missing in some columns
+    assert rank_mod_p(residues(M), block=block) == _rank_by_python_integers(M)
+
+
+def test_the_blocked_rank_mod_p_crosses_many_panels_exactly():
+    rng = np.random.default_rng(1)
+    B, C = rng.integers(0, P, (300, 260)), rng.integers(0, P, (260, 400))
+    M = np.array((B.astype(object) @ C.astype(object)) % P, dtype=np.int64)  # rank 260 (w.h.p. 1 - 260/P)
+    assert rank_mod_p(residues(M)) == _rank_by_python_integers(M) == 260
