@@ -99,10 +99,10 @@ def certify(problem, depths, laws, shapes) -> Certificate:
         rows += [exact.value(f, exact.theta) for f in usable]
         degrees += [f.degree for f in usable]
         ranks.append(rank_mod_p(np.stack(rows)) if rows else 0)
-    by_law = [stacked((law,), tuple(map(tuple, shapes))).jacobian(theta) for law in laws]
-    gradients = _exact(np.vstack(by_law) if by_law else np.zeros((0, len(theta))))
-    generators = residues(np.stack(rows[: len(depths[0])])).T
-    crossing = [law.name for law, row in zip(laws, by_law, strict=True) if np.any(residues(row) @ generators)]
+    components = stacked(tuple(laws), tuple(map(tuple, shapes)))
+    gradients = _exact(components.jacobian(theta))
+    products = residues(gradients) @ residues(np.stack(rows[: len(depths[0])])).T
+    crossing = [law.name for law in laws if np.any(products[components.rows(law)])]
     lower = rank_mod_p(residues(gradients)) if len(gradients) else 0
     point = f"theta0 rounded to the grid 2^{int(math.log2(GRID))} ({problem.D} coordinates)"
     return Certificate("exact", problem.D - ranks[-1], lower, tuple(ranks), P, point,
@@ -119,14 +119,15 @@ class _Exact:
                         for b, pattern in zip(problem.batches, problem.pattern, strict=True)]
 
     def gradient(self, theta, weights) -> np.ndarray:
-        """grad <weights, f(X; theta)> mod p."""
+        """grad <weights, f(X; theta)> mod p (a sweep per batch the weights read)."""
         model, params = self.problem.model, unflatten(theta, self.problem.shapes)
-        self.problem.work.spend(len(self.batches))
-        parts = []
-        for X, pattern, batch in self.batches:
+        total = residues(np.zeros(self.problem.D, dtype=np.int64))
+        for b in self.problem.reading(weights):
+            X, pattern, batch = self.batches[b]
+            self.problem.work.spend(1)
             _, cache = model.forward(params, X, pattern)
-            parts.append(residues(flatten(model.backward(params, cache, residues(weights[batch])))))
-        return sum(parts[1:], parts[0])
+            total = total + residues(flatten(model.backward(params, cache, residues(weights[batch]))))
+        return total
 
     def value(self, f, theta) -> np.ndarray:
         """The field ``f`` (a generator's weighting, or a bracket [u, v]) at ``theta``."""

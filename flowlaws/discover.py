@@ -22,7 +22,11 @@ How it is computed, with no symbolic algebra:
 - every rank decision reports its singular-value gap; a gap under GAP makes the answer
   "undecided", never a silent guess.
 
-How a count is decided (``Discovery.decided_by``): "bounds" when D - rank meets the rank
+How a count is decided (``Discovery.decided_by``): "exact" when ranks over a prime field at a
+rational point meet (`flowlaws.certificate`): a piecewise-linear network is first ranked so
+at depth 0, before any numerical rank (`_certified_first`: generators that each read one
+batch of the data, so D fields cost about D small sweeps, and an elimination mod p that is
+BLAS products: a 5,000-parameter ReLU MLP in about 15 s); "bounds" when D - rank meets the rank
 of the laws proven conserved; "closure" when the Lie algebra closes at theta0: random
 brackets [g, w] of a random field g of W and a random combination w of the algebra's
 basis stay in its span (the bracket is bilinear, so if [W, Lie_k] left Lie_k(theta0) a
@@ -55,7 +59,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from flowlaws.certificate import Certificate, certify, numerical
+from flowlaws.certificate import GRID, Certificate, certify, numerical
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models import Activation
 from flowlaws.models.symmetry import flatten, unflatten
@@ -83,6 +87,9 @@ EXPLICIT_CHECK_PARAMS = 30  # the same inside the laws-complete theorem
 ANALYTIC_POINTS = 12  # circle points for a field that is analytic but not a polynomial
 ANALYTIC_RADIUS = 1e-1  # the first circle's radius, relative to |theta| + 1 (it shrinks)
 BATCH = 4  # samples per batch when a layer couples samples (BatchNorm): "an input is a batch"
+EXACT_DRAWS = 3  # draws the exact route at depth 0 tries before the numerical search
+EXACT_SAMPLES = 3 * SAMPLES  # its inputs per parameter (per output): more regions, at the cost of sweeps
+SWEEP = 2**15  # samples x parameters in a batch that one generator reads (`Problem` with one_batch)
 DEAD = 1e-8  # a gradient entry below this times the largest, at every random point, is dead
 MEMORY = 8 * 2**30  # bytes discovery may plan for (a fixed figure: the answer never depends on the machine)
 
@@ -233,11 +240,16 @@ def _repaired(model, theta, X, rng, work: Work, rounds: int = 16) -> np.ndarray:
     return flatten(tuple(params))
 
 
+def parameter_count(model) -> int:
+    """D, the number of the model's parameters."""
+    return int(sum(np.prod(shape) for _, shape in model.param_specs))
+
+
 def needed_bytes(model) -> float:
     """The size of discovery's largest arrays, in bytes: the weightings C (K x n x outputs,
     with K = D + 8 fields and n ~ SAMPLES (D + 8) / outputs samples) and two K x D field
     matrices (float64)."""
-    D = int(sum(np.prod(s) for _, s in model.param_specs))
+    D = parameter_count(model)
     outputs = int(np.prod(model.output_shape))
     K = D + 8
     n = max(2, math.ceil(SAMPLES * K / outputs))
@@ -250,7 +262,7 @@ def _check(model) -> None:
     and elu are neither once frozen. And its arrays must fit in MEMORY (`needed_bytes`)."""
     needed = needed_bytes(model)
     if needed > MEMORY:
-        D = int(sum(np.prod(s) for _, s in model.param_specs))
+        D = parameter_count(model)
         fits = int(math.sqrt(MEMORY / (8 * (2 + SAMPLES))))
         raise InvalidArgument(f"discover {model.spec} would need about {needed / 2**30:,.0f} GiB for its {D:,} "
                               f"parameters (fields and weightings grow as D^2); at most about {fits:,} parameters "
@@ -264,22 +276,24 @@ def _check(model) -> None:
 
 
 class Problem:
-    """A model at a generic point with frozen pattern, data, and K combination weights."""
+    """A model at a generic point with frozen pattern, data, and K combination weights.
+    ``enough``: stop drawing once the fields' numerical rank reaches it (0: take the first
+    valid draw and rank nothing); ``one_batch``: each generator but the first FAST_PARTNERS
+    reads one batch of the data (`generator_weights`: cheap fields for a rank at depth 0)."""
 
     def __init__(self, model, rng, *, cross_entropy: bool = False, enough: int | None = None,
-                 tries: int = 3000, samples: int = 0, work: Work | None = None):
+                 tries: int = 3000, samples: int = 0, work: Work | None = None, one_batch: bool = False):
         self.model, self.rng, self.cross_entropy = model, rng, cross_entropy
         self.work = Work() if work is None else work
         self.shapes = [shape for _, shape in model.param_specs]
         self.D = int(sum(np.prod(s) for s in self.shapes))
         outputs = int(np.prod(model.output_shape))
         n = max(2, math.ceil((samples or SAMPLES) * (self.D + 8) / outputs))
-        K = min(n * outputs, self.D + 8)
-        self.C = self.combinations(K, n)
         self.degree = max(1, _weight_layers(model) - 1) if _polynomial(model) else None  # of each field
         self.X = rng.normal(size=(n, *model.input_shape))
-        self.batches = (np.array_split(np.arange(n), max(1, n // BATCH)) if _couples_samples(model)
-                        else [np.arange(n)])
+        self.batches = _batches(model, n, self.D, one_batch)
+        K = min(n * outputs, self.D + 8)
+        self.C = self.generator_weights(K) if one_batch else self.combinations(K)
         enough = self.D if enough is None else enough
         best, rank, found = None, -1, 0
         for _ in range(tries):
@@ -288,7 +302,7 @@ class Problem:
             if self.work.exhausted and best is not None:  # a point in hand: refine no further
                 break
             try:
-                if len(self.batches) == 1 and _piecewise(model):  # only kinks have units to repair
+                if not _couples_samples(model) and _piecewise(model):  # only kinks have units to repair
                     self.theta = _repaired(model, self.theta, self.X, rng, self.work)
                 if not _both_slopes(model, self.theta, self.X, self.batches):
                     continue
@@ -297,7 +311,7 @@ class Problem:
             self.pattern = [model.pattern(unflatten(self.theta, self.shapes), self.X[b]) for b in self.batches]
             found += 1
             fields = self.values(self.theta)
-            here = rank_and_gap(fields)[0]
+            here = rank_and_gap(fields)[0] if enough else 0
             if here > rank:
                 best, rank = (self.theta, self.pattern, fields), here
             if rank >= enough or found == GENERIC_DRAWS:
@@ -307,25 +321,53 @@ class Problem:
                                   "changes slope on the data, or a normalization group is constant); "
                                   "widen the layer before it")
         self.theta, self.pattern, self.fields = best  # the fields at theta0
-        self.rank = rank  # of the fields at theta (depth 0)
+        self.rank = rank  # of the fields at theta (depth 0; 0 when ``enough`` is 0)
+
+    def generator_weights(self, count: int) -> np.ndarray:
+        """``count`` random output weightings (`combinations`): the first FAST_PARTNERS read every
+        sample (the fast brackets' partners), each other one batch, in turn, so that it costs
+        one batch's forward and reverse sweep, yet together they read every sample. Any
+        weighting gives a field of W: this only changes which fields are drawn, never what a
+        rank bounds. (Brackets of such fields span less than those of fields that read every
+        sample: mlp:2-5-8-6-2:relu's depth 1 adds nothing to them, up to 5 to the others.)"""
+        C = np.zeros((count, len(self.X), *self.model.output_shape))  # untouched zeros take no memory
+        C[:FAST_PARTNERS] = self.combinations(min(count, FAST_PARTNERS))
+        for k in range(FAST_PARTNERS, count):
+            batch = self.batches[k % len(self.batches)]
+            C[k, batch[0]: batch[-1] + 1] = self.combinations(1, len(batch))[0]
+        return C
 
     def combinations(self, count: int, n: int | None = None) -> np.ndarray:
-        """``count`` random output weightings C (for a loss family such as softmax
-        cross-entropy, projected on its gradients' span: sum_j C_nj = 0)."""
+        """``count`` random output weightings C of ``n`` samples (every sample by default; for a
+        loss family such as softmax cross-entropy, projected on its gradients' span:
+        sum_j C_nj = 0)."""
         C = self.rng.normal(size=(count, len(self.X) if n is None else n, *self.model.output_shape))
         return C - C.mean(axis=2, keepdims=True) if self.cross_entropy else C
 
+    def reading(self, weights) -> np.ndarray:
+        """The indices of the batches that a weighting (samples x outputs) reads."""
+        samples = np.any(np.reshape(weights != 0, (len(weights), -1)), axis=1)
+        return np.flatnonzero(np.logical_or.reduceat(samples, [b[0] for b in self.batches]))
+
     def values(self, theta, rows=None, C=None) -> np.ndarray:
         """The fields g_k(theta) = grad <C_k, f(X; theta)> as rows (complex theta allowed);
-        ``C`` other weightings than the generators'."""
+        ``C`` other weightings than the generators'. A batch a weighting does not read costs
+        no sweep."""
         params = unflatten(theta, self.shapes)
         weights = self.C if C is None else C
         chosen = range(len(weights)) if rows is None else rows
-        self.work.spend(len(chosen) * len(self.batches))  # one forward and reverse sweep per batch
+        readers: list[list[int]] = [[] for _ in self.batches]
+        for i, k in enumerate(chosen):
+            for b in self.reading(weights[k]):
+                readers[b].append(i)
         total = np.zeros((len(chosen), self.D), dtype=np.result_type(theta, float))
-        for batch, pattern in zip(self.batches, self.pattern, strict=True):
+        for batch, pattern, rows_here in zip(self.batches, self.pattern, readers, strict=True):
+            if not rows_here:
+                continue
+            self.work.spend(len(rows_here))  # one forward and reverse sweep per batch read
             _, cache = self.model.forward(params, self.X[batch], pattern)
-            total += np.stack([flatten(self.model.backward(params, cache, weights[k][batch])) for k in chosen])
+            for i in rows_here:
+                total[i] += flatten(self.model.backward(params, cache, weights[chosen[i]][batch]))
         return total
 
     def regions(self, theta):
@@ -345,12 +387,22 @@ class Problem:
         return Field(lambda theta: self.values(theta, (0,), C[None])[0], self.degree, name, C)
 
 
+def _batches(model, n: int, D: int, one_batch: bool) -> list[np.ndarray]:
+    """The samples' batches: BATCH samples where a layer couples them (BatchNorm: "an input is
+    a batch"); else all in one, or with ``one_batch`` (each generator reads one) batches of
+    about SWEEP / D samples, so that a sweep costs about as much as its overhead."""
+    size = BATCH if _couples_samples(model) else max(BATCH, math.ceil(SWEEP / D)) if one_batch else n
+    return np.array_split(np.arange(n), max(1, n // size))
+
+
 def _draw(model, rng) -> np.ndarray:
     """A random point: the model's Gaussian init with biases scaled by BIAS_SCALE (large
-    biases keep units always on or off on the data)."""
+    biases keep units always on or off on the data), on the certificate's GRID (so the exact
+    ranks are taken at the very point, in its activation region)."""
     params = model.init(rng)
-    return flatten(tuple(p * BIAS_SCALE if name.endswith(".b") else p
-                         for (name, _), p in zip(model.param_specs, params, strict=True)))
+    theta = flatten(tuple(p * BIAS_SCALE if name.endswith(".b") else p
+                          for (name, _), p in zip(model.param_specs, params, strict=True)))
+    return np.round(theta / GRID) * GRID
 
 
 def _piecewise(model) -> bool:
@@ -573,15 +625,16 @@ def _combination(problem: Problem, first, basis) -> Field:
 # --- laws proven conserved ---------------------------------------------------------------
 
 
-def _points(model, rng, cross_entropy, count, work=None):
-    return [Problem(model, rng, cross_entropy=cross_entropy, enough=0, work=work) for _ in range(count)]
+def _points(model, rng, cross_entropy, count, work=None, one_batch=False):
+    return [Problem(model, rng, cross_entropy=cross_entropy, enough=0, work=work, one_batch=one_batch)
+            for _ in range(count)]
 
 
 def _most_fields(model, derived) -> int:
     """D minus the derived laws' count: the most the fields can span if those are laws."""
     from flowlaws.invariants import independent_count
 
-    return int(sum(np.prod(s) for _, s in model.param_specs)) - independent_count(model, derived)
+    return parameter_count(model) - independent_count(model, derived)
 
 
 def quadratic_laws(model, problems) -> np.ndarray:
@@ -722,6 +775,13 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
     rng = np.random.default_rng(seed)
     ce = family == "cross_entropy"
     derived = derived_laws(model, "cross_entropy" if ce else None)
+    if _piecewise(model) and _polynomial(model) and (degree == 0 or parameter_count(model) > EXPLICIT_MAX_PARAMS):
+        certificate = _certified_first(model, rng, ce, derived, work)
+        if certificate.decides:
+            return Discovery(model.spec, family, parameter_count(model), certificate.upper, certificate.upper,
+                             certificate.lower, list(certificate.ranks), math.inf,
+                             seconds=time.perf_counter() - started, decided_by="exact", evaluations=work.spent,
+                             certificate=certificate)
     problem = Problem(model, rng, cross_entropy=ce, enough=_most_fields(model, derived), work=work)
     points = [problem, *_points(model, rng, ce, 3, work)]
     spurious = [law.name for law in derived if not orthogonal(law, points)]
@@ -785,6 +845,22 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
         note = _joined(note, work.reason())
     return Discovery(model.spec, family, problem.D, upper, lower, derived_count, best.ranks, best.gap, explicit,
                      spurious, missing, time.perf_counter() - started, note, decided_by, work.spent, certificate)
+
+
+def _certified_first(model, rng, cross_entropy, laws, work) -> Certificate:
+    """The count at depth 0, exactly, before any numerical rank (a network that is a
+    polynomial once frozen, with kinks): at a valid draw with EXACT_SAMPLES per parameter,
+    generators that each read one batch (cheap sweeps) ranked over F_p, and the derived
+    laws checked exactly orthogonal to them (`flowlaws.certificate`). Up to EXACT_DRAWS
+    draws, as a region's rank varies; no SVD of the fields is taken, so it scales as the
+    elimination mod p does."""
+    for _ in range(EXACT_DRAWS):
+        problem = Problem(model, rng, cross_entropy=cross_entropy, enough=0, work=work, one_batch=True,
+                          samples=EXACT_SAMPLES)
+        certificate = _certificate(Lie([0], math.inf, depths=[problem.generators()], problem=problem), laws)
+        if certificate.decides or work.exhausted:
+            break
+    return certificate
 
 
 def _certificate(lie: Lie, laws) -> Certificate:
@@ -856,7 +932,7 @@ def dead_parameters(model, points: int = 3, seed: int = 0) -> np.ndarray:
     from flowlaws.losses import Square
 
     rng = np.random.default_rng(seed)
-    moved = np.zeros(int(sum(np.prod(s) for _, s in model.param_specs)), dtype=bool)
+    moved = np.zeros(parameter_count(model), dtype=bool)
     for _ in range(points):
         params = model.init(rng)
         X = rng.normal(size=(8, *model.input_shape))
@@ -883,7 +959,7 @@ def _with_dead_parameters(model) -> int:
 
 KNOWN_EXTRA = (
     KnownExtra("deep linear net with scalar input and output", scalar_deep_linear,
-               lambda model: int(sum(np.prod(s) for _, s in model.param_specs)) - 1,
+               lambda model: parameter_count(model) - 1,
                "f = x * prod(weights): every field is a multiple of one gradient, so D - 1 laws, more than "
                "the quadratic matrix laws (Marcotte, Gribonval, Peyre 2023); the extra ones are not quadratic"),
     KnownExtra("parameters that never receive a gradient", lambda model: len(dead_parameters(model)) > 0,
@@ -919,7 +995,7 @@ def _decided(model):
     derived count the laws are complete; otherwise the full discovery names what is missing."""
     try:
         decided = _judged(model, discover(model, degree=0, budget=CHECK_BUDGET))
-        explicit = sum(np.prod(s) for _, s in model.param_specs) <= EXPLICIT_CHECK_PARAMS
+        explicit = parameter_count(model) <= EXPLICIT_CHECK_PARAMS
         if explicit and (decided[0] is None or decided[0].effect > 0):
             decided = _judged(model, discover(model, degree=2, budget=CHECK_BUDGET))
     except InvalidArgument as error:  # e.g. no generic point: undecided

@@ -53,7 +53,9 @@ class Residues(np.ndarray):
         args = [_int64(x) for x in inputs]
         if ufunc in _PLAIN:  # comparisons and tests of zero: plain booleans
             return getattr(ufunc, method)(*args, **kwargs)
-        if method == "__call__" and ufunc in _RING:
+        if method == "__call__" and ufunc is np.matmul and not kwargs:
+            result = _matmul(*args)
+        elif method == "__call__" and ufunc in _RING:
             if ufunc is np.matmul:
                 _check_inner(args[0].shape[-1])
             result = ufunc(*args, **kwargs) % P
@@ -155,6 +157,19 @@ def _stored(result: np.ndarray, out) -> Residues:
     target = out[0]
     target.view(np.ndarray)[...] = result
     return target
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b mod P for int64 residues, by float64 BLAS products of BLOCK-long slices of the
+    summed axis, each exact (`BLOCK`) and brought near 0 before they are added."""
+    if not a.shape[-1]:
+        return np.matmul(a, b)
+    total = None
+    for start in range(0, a.shape[-1], BLOCK):
+        part = slice(start, start + BLOCK)
+        product = _balanced(a[..., part] % P) @ _balanced(b[part] % P if b.ndim == 1 else b[..., part, :] % P)
+        total = _near_zero(product) if total is None else total + _near_zero(product)
+    return (total % P).astype(np.int64)
 
 
 def _dot(a, b, out=None):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 
 from flowlaws.discover import (
     CHECK_BUDGET,
@@ -324,3 +324,43 @@ def test_relu_nets_whose_widest_region_is_rare_are_decided(spec, count):
     found by more draws within the work budget."""
     found = discover(parse(spec), degree=0)
     assert found.count == count == found.derived and found.decided_by == "exact"
+
+
+def test_a_relu_mlp_of_a_thousand_parameters_is_decided_exactly_without_any_numerical_rank(monkeypatch):
+    """Issue 28: the depth-0 route ranks over F_p only (no SVD of the D x D fields)."""
+    import flowlaws.discover as module
+
+    def no_svd(rows):
+        raise AssertionError("a numerical rank was taken")
+
+    monkeypatch.setattr(module, "rank_and_gap", no_svd)
+    found = discover(parse("mlp:8-32-32-4:relu"), degree=0)
+    assert found.count == found.derived == 64 and found.decided_by == "exact"
+    assert found.certificate.decides and list(found.certificate.ranks) == [1408 - 64] == found.rank_by_depth
+
+
+@settings(max_examples=10, deadline=None)
+@given(architectures(kinds=("mlp",)))
+def test_a_generator_that_reads_one_batch_is_the_gradient_of_its_weighted_outputs(model):
+    """Problem(one_batch=True): each generator but the first FAST_PARTNERS reads one batch and
+    costs one sweep, and its value is grad <C_k, f(X)> over all the data."""
+    from unittest import mock
+
+    import flowlaws.discover as module
+    from flowlaws.discover import FAST_PARTNERS, Work
+    from flowlaws.models.symmetry import flatten, unflatten
+
+    with mock.patch.object(module, "SWEEP", 1):  # batches of BATCH samples at any size
+        try:
+            problem = Problem(model, np.random.default_rng(0), enough=0, work=Work(10**9), one_batch=True)
+        except InvalidArgument:  # no generic point (mlp:1-1-1-1:relu)
+            reject()
+    assert len(problem.batches) > 1
+    params = unflatten(problem.theta, problem.shapes)
+    _, cache = model.forward(params, problem.X, model.pattern(params, problem.X))
+    for k in range(len(problem.C)):
+        spent = problem.work.spent
+        value = problem.values(problem.theta, (k,))[0]
+        assert np.allclose(value, flatten(model.backward(params, cache, problem.C[k])), rtol=1e-12, atol=1e-12)
+        if k >= FAST_PARTNERS:
+            assert len(problem.reading(problem.C[k])) == 1 and problem.work.spent == spent + 1

@@ -60,7 +60,16 @@ def test_a_non_polynomial_operation_has_no_value_mod_p():
 
 def test_a_sum_that_could_overflow_int64_is_refused():
     with pytest.raises(Unrepresentable, match="overflows"):
-        residues(np.ones((1, INNER))) @ residues(np.ones((INNER, 1)))
+        np.tensordot(residues(np.ones((1, INNER))), residues(np.ones((INNER, 1))), axes=1)
+
+
+@given(st.integers(1, 3), st.integers(0, 300), st.integers(1, 3), st.integers(0, 2**32))
+def test_a_matrix_product_is_exact_at_any_length(m, inner, n, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, P, (m, inner)), rng.integers(0, P, (inner, n))
+    exact = (a.astype(object) @ b.astype(object)) % P if inner else np.zeros((m, n), dtype=object)
+    assert np.array_equal(_plain(residues(a) @ residues(b)), exact.astype(np.int64))
+    assert np.array_equal(_plain(residues(a[0]) @ residues(b)), exact[0].astype(np.int64))
 
 
 @given(arrays(np.int64, (4, 5), elements=st.integers(-3, 3)))

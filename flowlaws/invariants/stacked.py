@@ -136,6 +136,10 @@ class Stacked:
         columns = [self.first(theta, e)[self.sparse_size:] for e in np.eye(self.D)]  # Dh[e_j] = dh/d theta_j
         return np.vstack([sparse, np.stack(columns, axis=1)])
 
+    def rows(self, law) -> slice:
+        """``law``'s components (rows of `jacobian`)."""
+        return self._by_law[law]
+
     def part(self, law, components):
         """One law's share of a component vector: a unit vector, a layer scalar, a matrix."""
         block = components[self._by_law[law]]
