@@ -121,7 +121,7 @@ class _Exact:
     def gradient(self, theta, weights) -> np.ndarray:
         """grad <weights, f(X; theta)> mod p (a sweep per batch the weights read)."""
         model, params = self.problem.model, unflatten(theta, self.problem.shapes)
-        total = residues(np.zeros(self.problem.D, dtype=np.int64))
+        total: np.ndarray = residues(np.zeros(self.problem.D, dtype=np.int64))
         for b in self.problem.reading(weights):
             X, pattern, batch = self.batches[b]
             self.problem.work.spend(1)

@@ -777,9 +777,9 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
     derived = derived_laws(model, "cross_entropy" if ce else None)
     if _piecewise(model) and _polynomial(model) and (degree == 0 or parameter_count(model) > EXPLICIT_MAX_PARAMS):
         certificate = _certified_first(model, rng, ce, derived, work)
-        if certificate.decides:
+        if certificate.decides and certificate.upper is not None:
             return Discovery(model.spec, family, parameter_count(model), certificate.upper, certificate.upper,
-                             certificate.lower, list(certificate.ranks), math.inf,
+                             certificate.upper, list(certificate.ranks), math.inf,
                              seconds=time.perf_counter() - started, decided_by="exact", evaluations=work.spent,
                              certificate=certificate)
     problem = Problem(model, rng, cross_entropy=ce, enough=_most_fields(model, derived), work=work)

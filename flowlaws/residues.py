@@ -164,12 +164,10 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     summed axis, each exact (`BLOCK`) and brought near 0 before they are added."""
     if not a.shape[-1]:
         return np.matmul(a, b)
-    total = None
-    for start in range(0, a.shape[-1], BLOCK):
-        part = slice(start, start + BLOCK)
-        product = _balanced(a[..., part] % P) @ _balanced(b[part] % P if b.ndim == 1 else b[..., part, :] % P)
-        total = _near_zero(product) if total is None else total + _near_zero(product)
-    return (total % P).astype(np.int64)
+    slices = [slice(start, start + BLOCK) for start in range(0, a.shape[-1], BLOCK)]
+    total = sum(_near_zero(_balanced(a[..., part] % P) @ _balanced((b[part] if b.ndim == 1 else b[..., part, :]) % P))
+                for part in slices)
+    return (np.asarray(total) % P).astype(np.int64)
 
 
 def _dot(a, b, out=None):
