@@ -364,3 +364,35 @@ def test_a_generator_that_reads_one_batch_is_the_gradient_of_its_weighted_output
         assert np.allclose(value, flatten(model.backward(params, cache, problem.C[k])), rtol=1e-12, atol=1e-12)
         if k >= FAST_PARTNERS:
             assert len(problem.reading(problem.C[k])) == 1 and problem.work.spent == spent + 1
+
+
+@pytest.mark.parametrize("spec", ["seq:3:layernorm,residual[dense(2),relu,dense(3)],dense(2)",
+                                  "seq:4:layernorm,residual[dense(2),relu,dense(4,bias)],residual[dense(2),relu,"
+                                  "dense(4)],dense(1)"])
+def test_a_centred_streams_mean_direction_is_a_unit_whose_law_laws_complete_sets_aside(spec):
+    """A residual write into a LayerNorm's centred output: Q = 1^T (sum_writers W W^T + b b^T
+    - sum_readers W^T W) 1 is conserved (orthogonal to every field; with the readers' sign
+    flipped it is not), and discovery's upper bound is the derived count plus this one law
+    (docs/theory.md 7; the hypothesis "no residual write into a centred stream")."""
+    from flowlaws.discover import Work, _orthogonal
+
+    model = parse(spec)
+    sizes = [int(np.prod(shape)) for _, shape in model.param_specs]
+    starts = np.cumsum([0, *sizes])
+
+    def gradient(problem, readers=-1.0):
+        g = np.zeros(problem.D)
+        for k, (name, shape) in enumerate(model.param_specs):
+            block = problem.theta[starts[k]:starts[k + 1]].reshape(shape)
+            if name.endswith("dense1.W") or name.endswith("dense1.b"):  # a block's last layer writes the stream
+                part = np.broadcast_to(block.sum(axis=0, keepdims=True), shape)  # d/dW of ||1^T W||^2, halved
+            else:  # every first layer of a block and the head read the stream
+                part = readers * np.broadcast_to(block.sum(axis=1, keepdims=True), shape)
+            g[starts[k]:starts[k + 1]] = 2 * part.ravel()
+        return g[None]
+
+    rng = np.random.default_rng(0)
+    points = [Problem(model, rng, enough=0, work=Work(10**9)) for _ in range(3)]
+    assert _orthogonal(gradient, points) and not _orthogonal(lambda p: gradient(p, +1.0), points)
+    found = discover(model, degree=0, budget=20_000)
+    assert found.upper == found.derived + 1 == found.lower + 1
