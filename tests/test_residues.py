@@ -63,13 +63,18 @@ def test_a_sum_that_could_overflow_int64_is_refused():
         np.tensordot(residues(np.ones((1, INNER))), residues(np.ones((INNER, 1))), axes=1)
 
 
-@given(st.integers(1, 3), st.integers(0, 300), st.integers(1, 3), st.integers(0, 2**32))
-def test_a_matrix_product_is_exact_at_any_length(m, inner, n, seed):
+@given(st.integers(1, 3), st.integers(0, 300), st.integers(1, 3), st.integers(0, 2**32), st.sampled_from([0, 2**24]))
+def test_a_matrix_product_is_exact_at_any_length_by_blas_slices_or_in_int64(m, inner, n, seed, blas_from):
+    from unittest import mock
+
+    import flowlaws.residues as module
+
     rng = np.random.default_rng(seed)
     a, b = rng.integers(0, P, (m, inner)), rng.integers(0, P, (inner, n))
     exact = (a.astype(object) @ b.astype(object)) % P if inner else np.zeros((m, n), dtype=object)
-    assert np.array_equal(_plain(residues(a) @ residues(b)), exact.astype(np.int64))
-    assert np.array_equal(_plain(residues(a[0]) @ residues(b)), exact[0].astype(np.int64))
+    with mock.patch.object(module, "BLAS_PRODUCT", blas_from):
+        assert np.array_equal(_plain(residues(a) @ residues(b)), exact.astype(np.int64))
+        assert np.array_equal(_plain(residues(a[0]) @ residues(b)), exact[0].astype(np.int64))
 
 
 @given(arrays(np.int64, (4, 5), elements=st.integers(-3, 3)))
