@@ -56,6 +56,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -106,9 +107,33 @@ class Field:
     at: Callable
     degree: int | None
     name: str
-    weights: np.ndarray | None = None
+    weights: Any = None  # an array of the samples x outputs, or a OneBatch
     parts: tuple | None = None
     differentiate: Callable | None = None
+
+
+@dataclass(frozen=True)
+class OneBatch:
+    """An output weighting that reads one batch of the samples: ``block`` on the samples
+    ``batch`` (batch number ``index``), 0 on the other ``n`` - len(batch) (a `Problem`
+    generator with one_batch, kept without its zeros)."""
+
+    index: int
+    batch: np.ndarray
+    block: np.ndarray
+    n: int
+
+    def __getitem__(self, samples) -> np.ndarray:
+        """The weights of ``samples`` (a batch of the problem)."""
+        if samples is self.batch or np.array_equal(samples, self.batch):
+            return self.block
+        return np.zeros((len(samples), *self.block.shape[1:]))
+
+    def dense(self) -> np.ndarray:
+        """The weights of every sample."""
+        weights = np.zeros((self.n, *self.block.shape[1:]))
+        weights[self.batch] = self.block
+        return weights
 
 
 @dataclass
@@ -323,19 +348,17 @@ class Problem:
         self.theta, self.pattern, self.fields = best  # the fields at theta0
         self.rank = rank  # of the fields at theta (depth 0; 0 when ``enough`` is 0)
 
-    def generator_weights(self, count: int) -> np.ndarray:
+    def generator_weights(self, count: int) -> list:
         """``count`` random output weightings (`combinations`): the first FAST_PARTNERS read every
-        sample (the fast brackets' partners), each other one batch, in turn, so that it costs
-        one batch's forward and reverse sweep, yet together they read every sample. Any
-        weighting gives a field of W: this only changes which fields are drawn, never what a
-        rank bounds. (Brackets of such fields span less than those of fields that read every
-        sample: mlp:2-5-8-6-2:relu's depth 1 adds nothing to them, up to 5 to the others.)"""
-        C = np.zeros((count, len(self.X), *self.model.output_shape))  # untouched zeros take no memory
-        C[:FAST_PARTNERS] = self.combinations(min(count, FAST_PARTNERS))
-        for k in range(FAST_PARTNERS, count):
-            batch = self.batches[k % len(self.batches)]
-            C[k, batch[0]: batch[-1] + 1] = self.combinations(1, len(batch))[0]
-        return C
+        sample (the fast brackets' partners), each other one batch, in turn (a `OneBatch`),
+        so that it costs one batch's forward and reverse sweep, yet together they read every
+        sample. Any weighting gives a field of W: this only changes which fields are drawn,
+        never what a rank bounds. (Brackets of such fields span less than those of fields
+        that read every sample: mlp:2-5-8-6-2:relu's depth 1 adds nothing to them, up to 5
+        to the others.)"""
+        dense = list(self.combinations(min(count, FAST_PARTNERS)))
+        return dense + [OneBatch(b, self.batches[b], self.combinations(1, len(self.batches[b]))[0], len(self.X))
+                        for b in (k % len(self.batches) for k in range(len(dense), count))]
 
     def combinations(self, count: int, n: int | None = None) -> np.ndarray:
         """``count`` random output weightings C of ``n`` samples (every sample by default; for a
@@ -346,6 +369,8 @@ class Problem:
 
     def reading(self, weights) -> np.ndarray:
         """The indices of the batches that a weighting (samples x outputs) reads."""
+        if isinstance(weights, OneBatch):
+            return np.array([weights.index])
         samples = np.any(np.reshape(weights != 0, (len(weights), -1)), axis=1)
         return np.flatnonzero(np.logical_or.reduceat(samples, [b[0] for b in self.batches]))
 
