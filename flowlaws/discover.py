@@ -26,7 +26,7 @@ How a count is decided (``Discovery.decided_by``): "exact" when ranks over a pri
 rational point meet (`flowlaws.certificate`): a piecewise-linear network is first ranked so
 at depth 0, before any numerical rank (`_certified_first`: generators that each read one
 batch of the data, so D fields cost about D small sweeps, and an elimination mod p that is
-BLAS products: a 5,000-parameter ReLU MLP in about 15 s); "bounds" when D - rank meets the rank
+BLAS products: a 5,000-parameter ReLU MLP in about 10 s); "bounds" when D - rank meets the rank
 of the laws proven conserved; "closure" when the Lie algebra closes at theta0: random
 brackets [g, w] of a random field g of W and a random combination w of the algebra's
 basis stay in its span (the bracket is bilinear, so if [W, Lie_k] left Lie_k(theta0) a
