@@ -650,9 +650,8 @@ def _combination(problem: Problem, first, basis) -> Field:
 # --- laws proven conserved ---------------------------------------------------------------
 
 
-def _points(model, rng, cross_entropy, count, work=None, one_batch=False):
-    return [Problem(model, rng, cross_entropy=cross_entropy, enough=0, work=work, one_batch=one_batch)
-            for _ in range(count)]
+def _points(model, rng, cross_entropy, count, work=None):
+    return [Problem(model, rng, cross_entropy=cross_entropy, enough=0, work=work) for _ in range(count)]
 
 
 def _most_fields(model, derived) -> int:
