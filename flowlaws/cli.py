@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -416,9 +417,19 @@ DECIDED_BY = {"exact": "proven: exact ranks over a prime field meet the derived 
               "no fields": "every field is 0, so every parameter is conserved"}
 
 
+def _ranked_exactly(found) -> bool:
+    """Was the count decided by exact ranks alone (no numerical rank taken: the depth-0 route)?"""
+    return found.decided_by == "exact" and not math.isfinite(found.gap)
+
+
 def explain(found, args) -> list[str]:
     """How a discovery's count was decided, in lines (`flowlaws discover --explain`)."""
     from flowlaws.discover import BUDGET, CLOSURE_PROBES, GAP
+
+    work = f"work: {found.evaluations:,} of {args.budget or BUDGET:,} field evaluations; seed {args.seed}"
+    if _ranked_exactly(found):
+        return [work, "ranked exactly at depth 0, before any numerical rank (a piecewise-linear network)",
+                *found.certificate.lines()]
 
     lower = (f"lower bound {found.lower}: the rank of the laws proven conserved (derived laws and explicit "
              "polynomial laws, each orthogonal to every field at points the search never used)")
@@ -426,9 +437,7 @@ def explain(found, args) -> list[str]:
              f"fields and their brackets at the generic point, by depth {found.rank_by_depth}"
              if found.upper is not None else "no upper bound: a rank decision's gap was below the threshold, or "
              "the brackets' rank passed D minus the proven laws (a numerical error)")
-    lines = [lower, upper,
-             f"smallest singular-value gap {found.gap:.3g} (a rank decision needs >= {GAP:.0e})",
-             f"work: {found.evaluations:,} of {args.budget or BUDGET:,} field evaluations; seed {args.seed}"]
+    lines = [lower, upper, f"smallest singular-value gap {found.gap:.3g} (a rank decision needs >= {GAP:.0e})", work]
     if "closure" in found.decided_by:
         lines.append(f"closure: {CLOSURE_PROBES} random brackets [g, w] (g a fresh random field, w a random "
                      "combination of the algebra's basis) stayed in its span; if the algebra had not closed, a "
@@ -453,9 +462,9 @@ def cmd_discover(args) -> int:
     count = found.count if found.count is not None else f"undecided (between {found.lower} and {found.upper})"
     out.print(Text(f"{found.spec}: {found.params} parameters, {count} independent conservation laws "
                    f"(loss family: {found.loss}); {found.derived} derived", style="bold"), soft_wrap=True)
-    out.print(f"rank of the Lie algebra's trace by bracket depth: {found.rank_by_depth} "
-              f"(smallest singular-value gap {found.gap:.2g}); {found.evaluations:,} field evaluations, "
-              f"{found.seconds:.2f} s", soft_wrap=True)
+    ranked = "exact ranks mod p" if _ranked_exactly(found) else f"smallest singular-value gap {found.gap:.2g}"
+    out.print(f"rank of the Lie algebra's trace by bracket depth: {found.rank_by_depth} ({ranked}); "
+              f"{found.evaluations:,} field evaluations, {found.seconds:.2f} s", soft_wrap=True)
     if found.decided_by:
         out.print(f"decided by: {DECIDED_BY[found.decided_by]}", soft_wrap=True)
     if args.explain:
