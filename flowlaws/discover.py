@@ -88,7 +88,6 @@ EXPLICIT_CHECK_PARAMS = 30  # the same inside the laws-complete theorem
 ANALYTIC_POINTS = 12  # circle points for a field that is analytic but not a polynomial
 ANALYTIC_RADIUS = 1e-1  # the first circle's radius, relative to |theta| + 1 (it shrinks)
 BATCH = 4  # samples per batch when a layer couples samples (BatchNorm): "an input is a batch"
-EXACT_DRAWS = 3  # draws the exact route at depth 0 tries before the numerical search
 EXACT_SAMPLES = 3 * SAMPLES  # its inputs per parameter (per output): more regions, at the cost of sweeps
 SWEEP = 2**15  # samples x parameters in a batch that one generator reads (`Problem` with one_batch)
 DEAD = 1e-8  # a gradient entry below this times the largest, at every random point, is dead
@@ -875,10 +874,10 @@ def _certified_first(model, rng, cross_entropy, laws, work) -> Certificate:
     """The count at depth 0, exactly, before any numerical rank (a network that is a
     polynomial once frozen, with kinks): at a valid draw with EXACT_SAMPLES per parameter,
     generators that each read one batch (cheap sweeps) ranked over F_p, and the derived
-    laws checked exactly orthogonal to them (`flowlaws.certificate`). Up to EXACT_DRAWS
-    draws, as a region's rank varies; no SVD of the fields is taken, so it scales as the
-    elimination mod p does."""
-    for _ in range(EXACT_DRAWS):
+    laws checked exactly orthogonal to them (`flowlaws.certificate`). Up to GENERIC_DRAWS
+    draws, as a region's rank varies (mlp:4-12-12-3:relu: one draw in two reaches it); no
+    SVD of the fields is taken, so it scales as the elimination mod p does."""
+    for _ in range(GENERIC_DRAWS):
         problem = Problem(model, rng, cross_entropy=cross_entropy, enough=0, work=work, one_batch=True,
                           samples=EXACT_SAMPLES)
         certificate = _certificate(Lie([0], math.inf, depths=[problem.generators()], problem=problem), laws)
