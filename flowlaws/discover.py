@@ -313,11 +313,13 @@ class Problem:
         self.D = int(sum(np.prod(s) for s in self.shapes))
         outputs = int(np.prod(model.output_shape))
         n = max(2, math.ceil((samples or SAMPLES) * (self.D + 8) / outputs))
+        K = min(n * outputs, self.D + 8)
+        self.C: Any = None if one_batch else self.combinations(K, n)  # K weightings (drawn before X, as ever)
         self.degree = max(1, _weight_layers(model) - 1) if _polynomial(model) else None  # of each field
         self.X = rng.normal(size=(n, *model.input_shape))
         self.batches = _batches(model, n, self.D, one_batch)
-        K = min(n * outputs, self.D + 8)
-        self.C = self.generator_weights(K) if one_batch else self.combinations(K)
+        if one_batch:
+            self.C = self.generator_weights(K)
         enough = self.D if enough is None else enough
         best, rank, found = None, -1, 0
         for _ in range(tries):
@@ -799,7 +801,7 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
     ce = family == "cross_entropy"
     derived = derived_laws(model, "cross_entropy" if ce else None)
     if _piecewise(model) and _polynomial(model) and (degree == 0 or parameter_count(model) > EXPLICIT_MAX_PARAMS):
-        certificate = _certified_first(model, rng, ce, derived, work)
+        certificate = _certified_first(model, np.random.default_rng([seed, 1]), ce, derived, work)  # its own draws
         if certificate.decides and certificate.upper is not None:
             return Discovery(model.spec, family, parameter_count(model), certificate.upper, certificate.upper,
                              certificate.upper, list(certificate.ranks), math.inf,
