@@ -39,6 +39,7 @@ from flowlaws.models.symmetry import flatten, unflatten
 from flowlaws.residues import P, rank_mod_p, residues
 
 GRID = 2.0**-20  # theta_r = theta0 rounded to this grid
+EXACT_SWEEPS = 10_000  # the most model sweeps one field's exact value may cost
 MARGIN = 1e-8  # every kink's pre-activation at theta_r above this times its layer's largest
 
 
@@ -57,27 +58,33 @@ class Certificate:
     gap: float | None = None
     note: str = ""
     laws: list = field(default_factory=list)  # derived laws not orthogonal to the fields at theta_r
+    closed: bool = False  # the closure probes stay in the span mod p: the count is the upper bound
 
     @property
     def decides(self) -> bool:
-        return self.method == "exact" and self.upper is not None and self.upper == self.lower and not self.laws
+        return (self.method == "exact" and self.upper is not None and not self.laws
+                and (self.upper == self.lower or self.closed))
 
     def to_json(self) -> dict:
         return {"method": self.method, "upper": self.upper, "lower": self.lower, "ranks": list(self.ranks),
                 "prime": self.prime, "point": self.point, "failure_probability": self.failure,
                 "gap": self.gap if self.gap is None or math.isfinite(self.gap) else None, "note": self.note,
-                "laws_not_orthogonal": self.laws}
+                "laws_not_orthogonal": self.laws, "closed": self.closed}
 
     def lines(self) -> list[str]:
         """The certificate in words (`flowlaws discover --explain`)."""
         if self.method != "exact":
             gap = "" if self.gap is None else f", smallest singular-value gap {self.gap:.3g}"
             return [f"certificate: numerical{gap}" + (f" ({self.note})" if self.note else "")]
-        verdict = (f"proven: {self.upper} laws" if self.decides
+        verdict = (f"proven: {self.upper} laws" if self.decides and self.upper == self.lower
+                   else f"{self.upper} laws, the algebra closed exactly" if self.decides
                    else f"bounds {self.lower}..{self.upper} (not met at this point)")
+        closure = ["  closed: the random brackets [g*, w*] that probed the closure stay in the span mod p (an "
+                   "algebra that had not closed would be left by a random pair)"] if self.closed else []
         return [f"certificate: exact ranks over F_{self.prime} at {self.point}: {verdict}",
                 f"  upper {self.upper} = D - rank_p of the fields and brackets, ranks by depth {list(self.ranks)}",
                 f"  lower {self.lower} = rank_p of the derived laws' gradients, each exactly orthogonal to every field",
+                *closure,
                 f"  chance that this point under-ranks (bounds apart, never a wrong count) <= {self.failure:.1e}"]
 
 
@@ -85,20 +92,26 @@ def numerical(gap: float, note: str = "") -> Certificate:
     return Certificate("numerical", gap=gap, note=note)
 
 
-def certify(problem, depths, laws, shapes) -> Certificate:
+def certify(problem, depths, laws, shapes, probes=(), rank=None) -> Certificate:
     """Recompute ``depths`` (lists of discovery `Field`s: the generators, then each
     bracket depth) and the gradients of ``laws`` exactly at theta_r (module docstring);
-    `Unrepresentable` says why when they have no exact value there."""
+    `Unrepresentable` says why when they have no exact value there. ``probes``: the
+    brackets with which the numerical search saw the algebra close at ``rank``; closed
+    when the exact rank is that rank and they stay in the span mod p too."""
     theta = np.round(problem.theta / GRID) * GRID
     if not _same_pattern(problem, theta):
         raise Unrepresentable("the rounded point left the activation region")
     exact = _Exact(problem, theta)
     ranks, rows, degrees = [], [], []
     for fields in depths:
-        usable = [f for f in fields if _rebuildable(f)]
+        usable = [f for f in fields if _affordable(f)]
         rows += [exact.value(f, exact.theta) for f in usable]
         degrees += [f.degree for f in usable]
         ranks.append(rank_mod_p(np.stack(rows)) if rows else 0)
+    closed = bool(probes) and ranks[-1] == rank and all(map(_affordable, probes))
+    if closed:
+        closed = rank_mod_p(np.stack(rows + [exact.value(f, exact.theta) for f in probes])) == ranks[-1]
+        degrees += [f.degree for f in probes]
     components = stacked(tuple(laws), tuple(map(tuple, shapes)))
     gradients = _exact(components.jacobian(theta))
     products = residues(gradients) @ residues(np.stack(rows[: len(depths[0])])).T
@@ -106,7 +119,8 @@ def certify(problem, depths, laws, shapes) -> Certificate:
     lower = rank_mod_p(residues(gradients)) if len(gradients) else 0
     point = f"theta0 rounded to the grid 2^{int(math.log2(GRID))} ({problem.D} coordinates)"
     return Certificate("exact", problem.D - ranks[-1], lower, tuple(ranks), P, point,
-                       min(1.0, sum(sorted(degrees, reverse=True)[: ranks[-1]]) / P), laws=crossing)
+                       min(1.0, sum(sorted(degrees, reverse=True)[: ranks[-1] + len(probes)]) / P), laws=crossing,
+                       closed=closed)
 
 
 class _Exact:
@@ -130,7 +144,11 @@ class _Exact:
         return total
 
     def value(self, f, theta) -> np.ndarray:
-        """The field ``f`` (a generator's weighting, or a bracket [u, v]) at ``theta``."""
+        """The field ``f`` (a generator's weighting, a bracket [u, v], or a combination) at
+        ``theta``."""
+        if f.terms is not None:
+            return sum((residues(c, constants=False) * self.value(g, theta) for c, g in f.terms),
+                       residues(np.zeros(len(theta), dtype=np.int64)))
         if f.parts is None:
             return self.gradient(theta, f.weights)
         u, v = f.parts
@@ -167,9 +185,28 @@ def lagrange_slopes(degree: int) -> tuple[int, ...]:
     return tuple(slopes)
 
 
+def sweeps(f) -> int:
+    """The model sweeps an exact value of ``f`` costs: one for a generator; a bracket
+    [u, v] evaluates u and v at theta, then v at deg v + 1 points and u at deg u + 1 points;
+    a combination each of its terms."""
+    if f.terms is not None:
+        return sum(sweeps(g) for _, g in f.terms)
+    if f.parts is None:
+        return 1
+    u, v = f.parts
+    return (u.degree + 2) * sweeps(u) + (v.degree + 2) * sweeps(v)
+
+
+def _affordable(f) -> bool:
+    """Rebuildable, in at most EXACT_SWEEPS sweeps (a deeper field is left to the numerical
+    rank: a bracket of a combination of depth-3 brackets costs 90,000)."""
+    return _rebuildable(f) and sweeps(f) <= EXACT_SWEEPS
+
+
 def _rebuildable(f) -> bool:
-    """A generator, or a bracket of rebuildable fields (not a random combination)."""
-    return f.weights is not None or (f.parts is not None and all(map(_rebuildable, f.parts)))
+    """A generator, or a bracket or a combination of rebuildable fields."""
+    inner = f.parts if f.parts is not None else [g for _, g in f.terms] if f.terms is not None else None
+    return f.weights is not None or (inner is not None and all(map(_rebuildable, inner)))
 
 
 def _converted(pattern):

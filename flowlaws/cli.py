@@ -413,6 +413,8 @@ def cmd_laws(args) -> int:
 DECIDED_BY = {"exact": "proven: exact ranks over a prime field meet the derived laws (see --explain)",
               "bounds": "the bounds meet (D - rank = the rank of the laws proven conserved)",
               "closure": "Lie closure at a generic point (random brackets stay in the algebra)",
+              "exact closure": "Lie closure at a generic point, checked exactly: the random brackets stay in the "
+                               "algebra's span over a prime field (see --explain)",
               "bounds and closure": "the bounds meet, and the Lie algebra closes",
               "no fields": "every field is 0, so every parameter is conserved"}
 

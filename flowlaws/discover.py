@@ -98,8 +98,8 @@ MEMORY = 8 * 2**30  # bytes discovery may plan for (a fixed figure: the answer n
 class Field:
     """A vector field theta -> R^D that accepts complex theta; a polynomial of ``degree``,
     or analytic (degree None: normalization, softmax). A generator keeps its output
-    ``weights`` and a bracket its ``parts`` (u, v), so `flowlaws.certificate` can rebuild it
-    exactly; a field with neither (a random combination) is numerical only. A field with a
+    ``weights``, a bracket its ``parts`` (u, v) and a combination its ``terms``, so
+    `flowlaws.certificate` can rebuild it exactly. A field with a
     ``differentiate`` (torch's forward mode: `flowlaws.torch_discovery`) takes its
     directional derivatives from it, ``differentiate(at)(theta, w)``, instead of a circle."""
 
@@ -109,6 +109,7 @@ class Field:
     weights: Any = None  # an array of the samples x outputs, or a OneBatch
     parts: tuple | None = None
     differentiate: Callable | None = None
+    terms: tuple | None = None  # a linear combination: ((coefficient, field), ...)
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class Discovery:
     missing: list = field(default_factory=list)
     seconds: float = 0.0
     note: str = ""
-    decided_by: str = ""  # "exact", "bounds", "closure", "bounds and closure", "no fields"; "" undecided
+    decided_by: str = ""  # "exact", "exact closure", "bounds", "closure", ...; "" undecided
     evaluations: int = 0  # field evaluations spent (the work budget's unit)
     certificate: Certificate | None = None
 
@@ -558,6 +559,7 @@ class Lie:
     closed: bool = False
     depths: list = field(default_factory=list)  # the fields behind the rows: generators, then each depth
     problem: Problem | None = None
+    probes: list = field(default_factory=list)  # the brackets that stayed in the span when it closed
 
     @property
     def rank(self) -> int:
@@ -602,24 +604,25 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
         depths.append(new)
         if rank == ranks[-2]:
             break
-    closed = False
+    closed, probes = False, []
     while problem.degree is not None and not _piecewise(problem.model) and 0 < rank < enough and not work.exhausted:
-        grown = False
+        grown, probes = False, []
         for _ in range(CLOSURE_PROBES):
             g, w = problem.field(problem.combinations(1)[0], "g*"), _combination(problem, first, basis)
+            probes.append(bracket(g, w))
             value = _bracket_value(g, w, theta)
             here, here_gap = rank_and_gap(np.vstack([rows, value]))
             gaps.append(here_gap)
             if here > rank:
                 rows, rank, grown = np.vstack([rows, value]), here, True
-                basis.append(bracket(g, w))
+                basis.append(probes[-1])
                 depths.append([basis[-1]])
                 ranks.append(rank)
                 break
         if not grown:
             closed = not work.exhausted
             break
-    return Lie(ranks, min(gaps), closed, depths, problem)
+    return Lie(ranks, min(gaps), closed, depths, problem, probes if closed else [])
 
 
 def _bracket_values(problem, pairs, theta) -> list[np.ndarray]:
@@ -645,7 +648,7 @@ def _combination(problem: Problem, first, basis) -> Field:
     parts = [base, *basis]
     degree = None if any(f.degree is None for f in parts) else max(f.degree for f in parts)  # type: ignore[type-var]
     return Field(lambda theta: base.at(theta) + sum(c * f.at(theta) for c, f in zip(factors, basis, strict=True)),
-                 degree, "w*")
+                 degree, "w*", terms=tuple(zip((1.0, *factors), parts, strict=True)))
 
 
 # --- laws proven conserved ---------------------------------------------------------------
@@ -860,7 +863,7 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
     upper, decided_by = _decide(best, problem.D, lower)
     certificate = _certificate(best, good)
     if certificate.decides:
-        upper, decided_by = certificate.upper, "exact"
+        upper, decided_by = certificate.upper, "exact" if certificate.upper == certificate.lower else "exact closure"
     elif certificate.method == "exact" and upper is not None and upper < max(lower, certificate.lower or 0):
         upper, decided_by = None, ""  # below a proven lower bound: a numerical error
     if problem.D - best.rank < lower and best.gap >= GAP:
@@ -895,7 +898,7 @@ def _certificate(lie: Lie, laws) -> Certificate:
     if problem is None or problem.degree is None:
         return numerical(lie.gap, "not a polynomial once frozen (normalization or softmax)")
     try:
-        return certify(problem, lie.depths, laws, problem.shapes)
+        return certify(problem, lie.depths, laws, problem.shapes, lie.probes, lie.rank)
     except Unrepresentable as error:
         return numerical(lie.gap, f"no exact value: {error}")
 

@@ -125,3 +125,19 @@ def test_the_exact_fields_are_the_numerical_fields_at_the_same_point():
     numeric = problem.values(problem.theta)
     assert np.array_equal(rows == 0, numeric == 0)  # the same zero pattern (the same region)
     assert np.linalg.matrix_rank(numeric) == rank_mod_p(rows)
+
+
+@pytest.mark.parametrize(("spec", "closes"), [("mlp:1-2-2-1:linear", True), ("mlp:2-2-2:linear", False)])
+def test_closure_is_certified_only_when_the_probing_brackets_stay_in_the_span_mod_p(spec, closes):
+    """f = x prod(theta) (scalar input and output): every field is a multiple of one gradient,
+    so a bracket stays in their span; a 2-2-2 linear net's brackets leave its fields' span."""
+    from flowlaws.discover import bracket
+
+    model = parse(spec)
+    problem = Problem(model, np.random.default_rng(0), enough=0)
+    generators = problem.generators()
+    rank = certify(problem, [generators], [], problem.shapes).ranks[-1]
+    certificate = certify(problem, [generators], [], problem.shapes, [bracket(generators[0], generators[1])], rank)
+    assert certificate.closed is closes and certificate.decides is closes
+    assert not certify(problem, [generators], [], problem.shapes, [bracket(generators[0], generators[1])],
+                       rank + 1).closed  # at another rank than the numerical one, nothing is certified

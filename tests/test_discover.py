@@ -65,7 +65,8 @@ def test_residual_specs_of_the_soundness_issue_are_complete(spec, count):
 def test_deep_linear_nets_with_scalar_input_and_output_have_d_minus_one_laws_a_known_extra():
     model = parse("mlp:1-3-3-1:linear")
     found = discover(model)
-    assert found.count == 15 - 1 and found.decided_by == "closure" and found.lower == found.derived == 12
+    assert found.count == 15 - 1 and found.decided_by == "exact closure" and found.lower == found.derived == 12
+    assert found.certificate.closed and found.certificate.upper == 14
     assert KNOWN_EXTRA[0].applies(model)
     assert completeness(model).effect == 0
 
@@ -262,7 +263,8 @@ def test_a_model_whose_fields_all_vanish_has_every_parameter_as_a_law(spec, loss
 @pytest.mark.parametrize(("spec", "count"), [("mlp:1-2-2-1:linear", 7), ("mlp:1-2-3-1-6:linear", 11)])
 def test_scalar_fed_linear_chains_are_decided_by_lie_closure(spec, count):
     found = discover(parse(spec), degree=0)
-    assert found.count == count and found.decided_by == "closure" and found.lower < count
+    assert found.count == count and found.decided_by == "exact closure" and found.lower < count
+    assert found.certificate.closed and found.certificate.decides
 
 
 def test_closure_never_decides_a_piecewise_linear_net():
