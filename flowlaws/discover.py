@@ -604,7 +604,7 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
         depths.append(new)
         if rank == ranks[-2]:
             break
-    closed, probes = False, []
+    closed, probes = False, list[Field]()
     while problem.degree is not None and not _piecewise(problem.model) and 0 < rank < enough and not work.exhausted:
         grown, probes = False, []
         for _ in range(CLOSURE_PROBES):
