@@ -364,10 +364,14 @@ class Problem:
 
     def combinations(self, count: int, n: int | None = None) -> np.ndarray:
         """``count`` random output weightings C of ``n`` samples (every sample by default; for a
-        loss family such as softmax cross-entropy, projected on its gradients' span:
-        sum_j C_nj = 0)."""
+        loss family such as softmax cross-entropy, in its gradients' span: sum_j C_nj = 0,
+        exactly)."""
         C = self.rng.normal(size=(count, len(self.X) if n is None else n, *self.model.output_shape))
-        return C - C.mean(axis=2, keepdims=True) if self.cross_entropy else C
+        if not self.cross_entropy:
+            return C
+        C = np.round(C / GRID) * GRID  # on the grid, so that the sum below is exact: the sum is exactly 0
+        C[:, :, 0] = -C[:, :, 1:].sum(axis=2)  # (a float mean leaves round-off that exact ranks would count)
+        return C
 
     def reading(self, weights) -> np.ndarray:
         """The indices of the batches that a weighting (samples x outputs) reads."""

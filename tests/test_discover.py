@@ -399,3 +399,16 @@ def test_a_centred_streams_mean_direction_is_a_unit_whose_law_laws_complete_sets
     assert _orthogonal(gradient, points) and not _orthogonal(lambda p: gradient(p, +1.0), points)
     found = discover(model, degree=0, budget=20_000)
     assert found.upper == found.derived + 1 == found.lower + 1
+
+
+def test_a_loss_familys_weightings_sum_to_zero_exactly_so_its_counts_are_certified():
+    """Softmax cross-entropy: sum_j C_nj = 0 with no round-off (a float mean leaves 1e-15,
+    which the exact ranks counted as one more direction), so its translation laws are
+    exactly orthogonal to every field and the count is proven."""
+    from flowlaws.discover import Work
+
+    model = parse("mlp:4-6-3:relu:bias")
+    problem = Problem(model, np.random.default_rng(0), cross_entropy=True, enough=0, work=Work(10**9))
+    assert np.all(problem.combinations(5).sum(axis=2) == 0)
+    found = discover(model, loss="cross_entropy", degree=0)
+    assert found.decided_by == "exact" and found.count == found.derived == 6 + 6 + 1
