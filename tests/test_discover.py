@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, reject, settings
+from hypothesis import event, given, reject, settings
 
 from flowlaws.discover import (
     CHECK_BUDGET,
@@ -412,3 +412,24 @@ def test_a_loss_familys_weightings_sum_to_zero_exactly_so_its_counts_are_certifi
     assert np.all(problem.combinations(5).sum(axis=2) == 0)
     found = discover(model, loss="cross_entropy", degree=0)
     assert found.decided_by == "exact" and found.count == found.derived == 6 + 6 + 1
+
+
+@settings(max_examples=8, deadline=None)
+@given(architectures(kinds=("mlp", "residual"), activations=("relu", "leaky_relu", "abs")))
+def test_the_exact_route_and_the_numerical_search_agree_wherever_both_decide(model):
+    """Two deciders of one count: ranks over F_p at depth 0 (no SVD) and the numerical search
+    with its certificate; where both decide, the counts are equal."""
+    from unittest import mock
+
+    import flowlaws.discover as module
+    from flowlaws.certificate import numerical
+
+    try:
+        exact = discover(model, degree=0, budget=20_000)
+        with mock.patch.object(module, "_certified_first", lambda *args: numerical(0.0, "skipped")):
+            searched = discover(model, degree=0, budget=20_000)
+    except InvalidArgument:  # no generic point
+        reject()
+    if exact.count is not None and searched.count is not None:
+        event(f"both decided ({exact.decided_by}, {searched.decided_by})")
+        assert exact.count == searched.count
