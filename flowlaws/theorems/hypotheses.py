@@ -97,8 +97,9 @@ def _no_centred_stream_write(s):
     columns), and rescaling it, the writers' 1-components by c and the readers' by 1/c, is
     a symmetry. Its law 1^T (sum_writers (W W^T + b b^T) - sum_readers W^T W) 1 is one
     component of a matrix law over the stream's units, which the law structures (row
-    slices) do not express: seq:3:layernorm,residual[dense(2),relu,dense(3)],dense(2) has
-    5 laws, 4 derived (found by the thorough laws-complete campaign; docs/theory.md 7)."""
+    slices) do not express: seq:3:layernorm,residual[dense(2),relu,dense(3)],dense(2) has an
+    upper bound of 5 laws, 4 derived (found by the thorough laws-complete campaign;
+    docs/theory.md 7)."""
     layers = getattr(s.model, "layers", ())
     for position, layer in enumerate(layers[:-1]):
         if isinstance(layer, LayerNorm) and not layer.affine and isinstance(layers[position + 1], Residual):
