@@ -220,6 +220,8 @@ def rank_mod_p(rows, block: int = BLOCK) -> int:
     >>> rank_mod_p(residues([[1, 2, 3], [2, 4, 6], [0, 1, 1]]), block=1)
     2
     """
+    if not 1 <= block <= BLOCK:
+        raise ValueError(f"block must be 1..{BLOCK} columns (a longer float64 sum is not exact), got {block}")
     A = _int64(rows).astype(float)
     if A.ndim != 2:
         return 0

@@ -117,3 +117,8 @@ def test_the_blocked_rank_mod_p_crosses_many_panels_exactly():
     B, C = rng.integers(0, P, (300, 260)), rng.integers(0, P, (260, 400))
     M = np.array((B.astype(object) @ C.astype(object)) % P, dtype=np.int64)  # rank 260 (w.h.p. 1 - 260/P)
     assert rank_mod_p(residues(M)) == _rank_by_python_integers(M) == 260
+
+
+def test_a_panel_wider_than_an_exact_float64_sum_is_refused():
+    with pytest.raises(ValueError, match="a longer float64 sum is not exact"):
+        rank_mod_p(residues(np.eye(3, dtype=np.int64)), block=128)
