@@ -30,7 +30,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from flowlaws.errors import Unrepresentable
+from flowlaws.errors import InvalidArgument, Unrepresentable
 
 P = 16_777_213  # the largest prime below 2^24: a product of two residues is < 2^48, and a
 # sum of INNER of them fits in int64
@@ -221,7 +221,7 @@ def rank_mod_p(rows, block: int = BLOCK) -> int:
     2
     """
     if not 1 <= block <= BLOCK:
-        raise ValueError(f"block must be 1..{BLOCK} columns (a longer float64 sum is not exact), got {block}")
+        raise InvalidArgument(f"block must be 1..{BLOCK} columns (a longer float64 sum is not exact), got {block}")
     A = _int64(rows).astype(float)
     if A.ndim != 2:
         return 0

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from flowlaws.errors import Unrepresentable
+from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.residues import INNER, P, Residues, rank_mod_p, residues
 
 small = st.integers(-(2**40), 2**40)
@@ -120,5 +120,5 @@ def test_the_blocked_rank_mod_p_crosses_many_panels_exactly():
 
 
 def test_a_panel_wider_than_an_exact_float64_sum_is_refused():
-    with pytest.raises(ValueError, match="a longer float64 sum is not exact"):
+    with pytest.raises(InvalidArgument, match="a longer float64 sum is not exact"):
         rank_mod_p(residues(np.eye(3, dtype=np.int64)), block=128)
