@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -421,7 +420,7 @@ DECIDED_BY = {"exact": "proven: exact ranks over a prime field meet the derived 
 
 def _ranked_exactly(found) -> bool:
     """Was the count decided by exact ranks alone (no numerical rank taken: the depth-0 route)?"""
-    return found.decided_by == "exact" and not math.isfinite(found.gap)
+    return not found.searched
 
 
 def explain(found, args) -> list[str]:

@@ -156,6 +156,7 @@ class Discovery:
     decided_by: str = ""  # "exact", "exact closure", "bounds", "closure", ...; "" undecided
     evaluations: int = 0  # field evaluations spent (the work budget's unit)
     certificate: Certificate | None = None
+    searched: bool = True  # the numerical search ran (False: decided exactly at depth 0, before it)
 
     @property
     def count(self) -> int | None:
@@ -174,7 +175,7 @@ class Discovery:
                 "gap": self.gap if math.isfinite(self.gap) else None, "explicit": self.explicit,
                 "missing": self.missing, "spurious": self.spurious, "seconds": round(self.seconds, 3),
                 "note": self.note, "decided_by": self.decided_by or None, "evaluations": self.evaluations,
-                "certificate": self.certificate.to_json() if self.certificate else None}
+                "certificate": self.certificate.to_json() if self.certificate else None, "searched": self.searched}
 
 
 class Work:
@@ -311,7 +312,7 @@ class Problem:
         self.model, self.rng, self.cross_entropy = model, rng, cross_entropy
         self.work = Work() if work is None else work
         self.shapes = [shape for _, shape in model.param_specs]
-        self.D = int(sum(np.prod(s) for s in self.shapes))
+        self.D = parameter_count(model)
         outputs = int(np.prod(model.output_shape))
         n = max(2, math.ceil((samples or SAMPLES) * (self.D + 8) / outputs))
         K = min(n * outputs, self.D + 8)
@@ -813,7 +814,7 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
             return Discovery(model.spec, family, parameter_count(model), certificate.upper, certificate.upper,
                              certificate.upper, list(certificate.ranks), math.inf,
                              seconds=time.perf_counter() - started, decided_by="exact", evaluations=work.spent,
-                             certificate=certificate)
+                             certificate=certificate, searched=False)
     problem = Problem(model, rng, cross_entropy=ce, enough=_most_fields(model, derived), work=work)
     points = [problem, *_points(model, rng, ce, 3, work)]
     spurious = [law.name for law in derived if not orthogonal(law, points)]
@@ -865,7 +866,7 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
             widest = problem.rank
             best = max(best, lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower), key=_final)
     upper, decided_by = _decide(best, problem.D, lower)
-    certificate = _certificate(best, good)
+    certificate = _certificate(best.problem, best.depths, good, best.gap, best.probes, best.rank)
     if certificate.decides:
         upper, decided_by = certificate.upper, "exact" if certificate.upper == certificate.lower else "exact closure"
     elif certificate.method == "exact" and upper is not None and upper < max(lower, certificate.lower or 0):
@@ -889,22 +890,22 @@ def _certified_first(model, rng, cross_entropy, laws, work) -> Certificate:
     for _ in range(GENERIC_DRAWS):
         problem = Problem(model, rng, cross_entropy=cross_entropy, enough=0, work=work, one_batch=True,
                           samples=EXACT_SAMPLES)
-        certificate = _certificate(Lie([0], math.inf, depths=[problem.generators()], problem=problem), laws)
+        certificate = _certificate(problem, [problem.generators()], laws, math.inf)
         if certificate.decides or work.exhausted:
             break
     return certificate
 
 
-def _certificate(lie: Lie, laws) -> Certificate:
-    """The exact certificate of a network that is a polynomial once frozen, else the
-    numerical one (its gap)."""
-    problem = lie.problem
+def _certificate(problem, depths, laws, gap: float, probes=(), rank=None) -> Certificate:
+    """The exact certificate of ``depths`` (the generators, then each bracket depth) for a
+    network that is a polynomial once frozen, with the closure ``probes`` seen at ``rank``;
+    else the numerical one (its ``gap``)."""
     if problem is None or problem.degree is None:
-        return numerical(lie.gap, "not a polynomial once frozen (normalization or softmax)")
+        return numerical(gap, "not a polynomial once frozen (normalization or softmax)")
     try:
-        return certify(problem, lie.depths, laws, problem.shapes, lie.probes, lie.rank)
+        return certify(problem, depths, laws, problem.shapes, probes, rank)
     except Unrepresentable as error:
-        return numerical(lie.gap, f"no exact value: {error}")
+        return numerical(gap, f"no exact value: {error}")
 
 
 def _decide(lie: Lie, D: int, lower: int) -> tuple[int | None, str]:

@@ -302,6 +302,8 @@ def test_discover_says_when_a_count_was_ranked_exactly_without_any_numerical_ran
     code, out, _ = run_cli(capsys, "discover", "mlp:4-12-12-3:relu", "--explain")
     assert code == 0 and "(exact ranks mod p)" in out and "ranked exactly at depth 0" in out
     assert "singular-value gap" not in out and "proven: 24 laws" in out
+    code, out, _ = run_cli(capsys, "discover", "mlp:2-3:linear", "--explain")  # searched: a full rank, gap inf
+    assert code == 0 and "ranked exactly at depth 0" not in out and "proven: 0 laws" in out
 
 
 def test_discover_json_says_how_the_count_was_decided_and_what_it_cost(capsys):
