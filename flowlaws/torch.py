@@ -41,6 +41,7 @@ import builtins
 import contextlib
 import copy
 import dataclasses
+import functools
 import itertools
 import operator
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ import numpy as np
 from flowlaws.checking import Level
 from flowlaws.errors import InvalidArgument
 from flowlaws.flows import GD, Adam, AdamW, Momentum, Nesterov, RMSProp
-from flowlaws.invariants.sums import LawSums
+from flowlaws.invariants.sums import SMALL, LawSums
 from flowlaws.models import (
     Activation,
     Attention,
@@ -1052,21 +1053,82 @@ def _flowlaws_optimizer(name: str, group: dict):
     return {"Adam": Adam, "AdamW": AdamW, "RMSprop": RMSProp}[name](lr, weight_decay=wd)
 
 
+OPERANDS = ("theta", "Delta - rest", "rest", "Delta", "g")  # the rows of a step's operands (`LawSums`' order)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The watched torch parameters end to end in one vector (by param group, then in the
+    model's order), and each model parameter as a strided view of such a vector: a step's
+    operands (theta, its change, the rest, the gradient) are rows of one (5, N) array, each
+    filled by one `torch.cat`, so a step costs a few torch calls per operand, not one per
+    parameter (a call costs microseconds; a model has many small parameters).
+
+    ``runs``: (slice, param group index or None, params) for each run of parameters that
+    share a group (None: in no group)."""
+
+    params: tuple
+    views: tuple  # each model parameter's (size, stride, offset) in the vector
+    runs: tuple
+
+    @classmethod
+    def of(cls, converted: Converted, optimizer) -> _Layout:
+        group_of = {id(t): g for g, group in enumerate(optimizer.param_groups) for t in group["params"]}
+        params = tuple(sorted(converted.parameters, key=lambda t: group_of.get(id(t), len(group_of))))
+        devices = {t.device for t in params}
+        if len(devices) > 1:
+            raise InvalidArgument(f"LawMonitor watches parameters on one device; got {sorted(map(str, devices))}: "
+                                  "move the model to one device first")
+        starts = np.cumsum([0, *(t.numel() for t in params)])
+        runs = []
+        for group, members in itertools.groupby(range(len(params)), key=lambda k: group_of.get(id(params[k]))):
+            run = list(members)
+            runs.append((slice(int(starts[run[0]]), int(starts[run[-1] + 1])), group, tuple(params[k] for k in run)))
+        index = torch.arange(int(starts[-1]), dtype=torch.float64)
+        probes = {id(t): index[a:b].view(t.shape) for t, a, b in zip(params, starts, starts[1:], strict=False)}
+        views = []
+        for p in converted.tensors(lambda t: probes[id(t)]):
+            if p.untyped_storage().data_ptr() != index.untyped_storage().data_ptr():  # pragma: no cover
+                raise AssertionError("a converted parameter is not a view of its torch parameter")
+            views.append((tuple(p.shape), tuple(p.stride()), p.storage_offset()))
+        return cls(params, tuple(views), tuple(runs))
+
+    @property
+    def size(self) -> int:
+        return sum(t.numel() for t in self.params)
+
+    def positions(self, k: int) -> np.ndarray:
+        """Where model parameter k's entries (row-major) lie in the vector."""
+        size, stride, offset = self.views[k]
+        return torch.arange(self.size).as_strided(size, stride, offset).reshape(-1).numpy()
+
+    def fill(self, row, tensors) -> None:
+        """Write ``tensors`` (one per parameter, in order) into ``row`` end to end."""
+        torch.cat([t.reshape(-1) for t in tensors], out=row)
+
+    def stacked(self, X):
+        """`LawSums`' ``stacked`` of the rows of X: model parameter k's view of every row
+        at once, (rows, *shape)."""
+        def stacked(k):
+            size, stride, offset = self.views[k]
+            return X.as_strided((X.shape[0], *size), (X.stride(0), *stride), X.storage_offset() + offset)
+        return stacked
+
+
 STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (decay, buffer, step, add)
 
 
 @dataclass(frozen=True)
 class _Step:
-    """One observed step in the model's layout: theta T, its change D = theta+ - theta, the
-    predicted rest R, D - R, the gradient G (None entries when its coefficient c is 0),
-    and the round-off charged per unit of magnitude (`LawMonitor._charges`): ``rounding``
-    of each of 2|theta| + |D| + |R|, ``gradient`` of |G|."""
+    """One observed step: its operands (`OPERANDS`: theta T, its change D = theta+ - theta,
+    the predicted rest R, D - R, the gradient G), ``stacked(k)`` the five of model
+    parameter k as one (5, *shape) array, ``segment`` those of the parameters `LawSums`
+    sums entry by entry (float64), and the round-off charged per unit of magnitude
+    (`LawMonitor._charges`): ``rounding`` of each of 2|theta| + |D| + |R|, ``gradient``
+    of |G|."""
 
-    T: tuple
-    D: tuple
-    R: tuple
-    DR: tuple
-    G: tuple
+    stacked: Any
+    segment: Any
     rounding: float
     gradient: float
 
@@ -1080,7 +1142,7 @@ class _Step:
         N(R)) + gradient N(G). A linear law's residual is h(D - R), its prediction h(R),
         its tolerance sum_v |alpha_v| sum W_v with W = rounding (2|T| + |D| + |R|) +
         gradient |G| entry by entry."""
-        Z, Zabs = sums(self.T, self.DR, self.R, self.D, self.G)
+        Z, Zabs = sums(self.stacked, segment=self.segment)
         quadratic = sums.order == 2
         delta, theta, rest, grad = np.sqrt(Zabs[:, 2:].T)
         size, weight = theta + delta, self.rounding * (2 * theta + delta + rest) + self.gradient * grad
@@ -1091,7 +1153,10 @@ class _Step:
     def matrix(self, law, size, weight) -> tuple:
         """(residual, predicted, tolerance) of a matrix law: its symmetric Gram forms, and
         size_i weight_j + size_j weight_i (order 2 times the symmetric part of the bound)."""
-        residual, predicted = law.first(self.T, self.DR), law.first(self.T, self.R) + law.second(self.D)
+        params = law.params
+        stacked = {k: self.stacked(k) for k in params}
+        T, DR, R, D = ([stacked[k][i] if k in stacked else None for k in range(params[-1] + 1)] for i in range(4))
+        residual, predicted = law.first(T, DR), law.first(T, R) + law.second(D)
         outer = size[:, None] * weight[None, :]
         return _numpy(residual), _numpy(predicted), outer + outer.T
 
@@ -1159,14 +1224,15 @@ class LawMonitor:
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
         self.records = [Record(law) for law in self.laws]
-        self.sums = LawSums(self.laws, [shape for _, shape in self.converted.model.param_specs])
-        self.params = self.converted.parameters
+        self.layout = _Layout.of(self.converted, optimizer)
+        self.params = self.layout.params
+        self.sums, self.segment = self._sums()
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)  # longest slice
         self.summed = int(np.prod(example_input.shape))  # the batch's input elements (updated each forward)
         self.errors: list[str] = []
         self.steps = 0
         self._before: tuple | None = None
-        self._theta: dict = {}  # theta before the watched step, by parameter id (`_kept_theta`)
+        self._X = None  # the operands' rows (`_operands`)
         self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post),
                          module.register_forward_pre_hook(self._saw_input)]
 
@@ -1199,24 +1265,39 @@ class LawMonitor:
             if all(t.grad is None for t in self.params):
                 return
             with torch.no_grad():
-                theta = self._kept_theta()
-                grads = {id(t): torch.zeros_like(t) if t.grad is None else t.grad.detach() for t in self.params}
-                rests, coefficients = self._rests(optimizer, theta)
-            self._before = (theta, grads, rests, coefficients)
+                X = self._operands()
+                self.layout.fill(X[0], self.params)
+                self.layout.fill(X[4], [t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
+                                        for t in self.params])
+                coefficients = self._rests(optimizer, X)
+            self._before = (X, coefficients)
         except Exception as error:  # never break the user's training
             self.errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
 
-    def _kept_theta(self) -> dict:
-        """theta now, copied into the buffers of the last watched step (a fresh copy of a
-        large model every step costs its page faults again)."""
-        kept = self._theta
-        for t in self.params:
-            buffer = kept.get(id(t))
-            if buffer is None or buffer.shape != t.shape or buffer.dtype != t.dtype or buffer.device != t.device:
-                kept[id(t)] = t.detach().clone()
-            else:
-                buffer.copy_(t.detach())
-        return kept
+    def _sums(self) -> tuple:
+        """(`LawSums`, the vector's places of the segment): a model parameter of a torch
+        parameter under SMALL entries is summed entry by entry from the segment (one gather
+        for all of them), any other reduced in place."""
+        layout = self.layout
+        starts = np.cumsum([0, *(t.numel() for t in self.params)])
+        segment = np.concatenate([np.arange(a, b) for t, a, b in zip(self.params, starts, starts[1:], strict=False)
+                                  if t.numel() < SMALL] or [np.zeros(0, int)])
+        place = np.full(layout.size, -1)
+        place[segment] = np.arange(segment.size)
+        flat = {k: place[layout.positions(k)] for k in range(len(layout.views))}
+        flat = {k: where for k, where in flat.items() if np.all(where >= 0)}
+        sums = LawSums(self.laws, [shape for _, shape in self.converted.model.param_specs], flat=flat)
+        return sums, torch.as_tensor(segment, device=self.params[0].device)
+
+    def _operands(self):
+        """The (5, N) rows of a step's operands (`OPERANDS`), kept between steps (a fresh
+        array for a large model every step costs its page faults again), in the parameters'
+        dtype (the widest, if they differ) on their device."""
+        dtype = functools.reduce(torch.promote_types, {t.dtype for t in self.params})
+        X, device = self._X, self.params[0].device
+        if X is None or X.dtype != dtype or X.device != device:
+            self._X = X = torch.empty((len(OPERANDS), self.layout.size), dtype=dtype, device=device)
+        return X
 
     def _post(self, optimizer, args, kwargs):
         try:
@@ -1229,40 +1310,56 @@ class LawMonitor:
             self._before = None
             self.steps += 1
 
-    def _rests(self, optimizer, theta) -> tuple[dict, dict]:
-        """Each parameter's rest and gradient coefficient (0 for a preconditioned term, a
-        parameter in no group, or lr = 0: none of these is a multiple of g that moves)."""
-        rests: dict = {}
-        coefficients = dict.fromkeys(theta, 0.0)
-        name = type(optimizer).__name__
-        for settings, group in zip(_settings(optimizer), optimizer.param_groups, strict=True):
-            rule = _flowlaws_optimizer(name, settings)
-            for t in group["params"]:
-                if id(t) not in theta or rule is None:
-                    continue
-                buffer = optimizer.state.get(t, {}).get("momentum_buffer")
-                state = torch.zeros_like(t) if buffer is None else buffer.detach()
-                state = -rule.lr * state if type(rule) is Momentum else state  # heavy ball's v = -lr b
-                (rest,), c = rule.rest((theta[id(t)],), (state,), 0 if buffer is None else 1)
-                rests[id(t)], coefficients[id(t)] = rest, c or 0.0
-        return {key: rests[key] if key in rests else torch.zeros_like(t) for key, t in theta.items()}, coefficients
+    def _rests(self, optimizer, X) -> list:
+        """Write each parameter's rest into row 2 of X (from theta in row 0); (slice of the
+        vector, gradient coefficient) for each run of parameters stepped alike: 0 for a
+        preconditioned term, a parameter in no group, or lr = 0 (none of these is a
+        multiple of g that moves). Every optimizer's rest is linear, a state + b theta
+        (`flowlaws.flows.optimizers`): a and b are its rest at unit scalars, and the rest is
+        written in place, in three passes over the vector (no temporaries)."""
+        name, settings = type(optimizer).__name__, _settings(optimizer)
+        coefficients = []
+        for span, group, params in self.layout.runs:
+            rule = None if group is None else _flowlaws_optimizer(name, settings[group])
+            if rule is None:
+                X[2, span] = 0
+                coefficients.append((span, 0.0))
+                continue
+            start = span.start
+            buffers = [optimizer.state.get(t, {}).get("momentum_buffer") for t in params]
+            for missing, members in itertools.groupby(zip(params, buffers, strict=True), key=lambda tb: tb[1] is None):
+                part = list(members)
+                where = slice(start, start + sum(t.numel() for t, _ in part))
+                start = where.stop
+                t = 0 if missing else 1
+                (b,), c = rule.rest((1.0,), (0.0,), t)
+                (a,), _ = rule.rest((0.0,), (1.0,), t)
+                a *= -rule.lr if type(rule) is Momentum else 1.0  # heavy ball's state is v = -lr buffer
+                rest = X[2, where]
+                if missing or not a:
+                    torch.mul(X[0, where], float(b), out=rest)
+                else:
+                    torch.cat([buffer.reshape(-1) for _, buffer in part], out=rest)
+                    rest.mul_(float(a))
+                    if b:
+                        rest.add_(X[0, where], alpha=float(b))
+                coefficients.append((where, c or 0.0))
+        return coefficients
 
-    def _observe(self, theta, grads, rests, coefficients):
+    def _observe(self, X, coefficients):
         from flowlaws.checking import effect_size
 
-        c = max(coefficients.values(), default=0.0)
+        c = max((coefficient for _, coefficient in coefficients), default=0.0)
+        self.layout.fill(X[3], self.params)
+        X[3] -= X[0]  # Delta
         # a common coefficient of g has no first-order effect (Dh(theta)[g] = 0); what differs
         # between parameters (per-group learning rates, a parameter no group holds) has
-        moved = {}  # each torch parameter's (Delta, rest, Delta - rest)
-        for t in self.params:
-            key = id(t)
-            rest = rests[key] if coefficients[key] == c else rests[key] - (coefficients[key] - c) * grads[key]
-            delta = t.detach() - theta[key]
-            moved[key] = (delta, rest, delta - rest)
-        D, R, DR = (self.converted.tensors(lambda t, i=i: moved[id(t)][i]) for i in range(3))
-        T = self.converted.tensors(lambda t: theta[id(t)])
-        G = self.converted.tensors(lambda t: grads[id(t)]) if c else (None,) * len(T)  # |g| is charged c |g|
-        step = _Step(T, D, R, DR, G, *self._charges(T[0], c))
+        for where, coefficient in coefficients:
+            if coefficient != c:
+                X[2, where] -= (coefficient - c) * X[4, where]
+        torch.sub(X[3], X[2], out=X[1])
+        segment = X.index_select(1, self.segment).cpu().double().numpy()
+        step = _Step(self.layout.stacked(X), segment, *self._charges(c))
         residuals, predictions, tolerances, sizes, weights = step.judged(self.sums)
         for record in self.records:
             law = record.law
@@ -1275,7 +1372,7 @@ class LawMonitor:
                 residual, predicted, tolerance = (np.sum(x) for x in (residual, predicted, tolerance))
             self._record(record, predicted + residual, predicted, tolerance, effect_size(residual, tolerance))
 
-    def _charges(self, sample, c) -> tuple[float, float]:
+    def _charges(self, c) -> tuple[float, float]:
         """The round-off the tolerance charges (docs/numerics.md), per unit of magnitude:
         SAFETY u (STEP_ROUNDINGS + m) of 2|theta| + |Delta| + |rest| (2|theta| + |Delta|
         bounds |theta+| + |theta|), m the longest slice a law sums (its sums are in the
@@ -1283,7 +1380,7 @@ class LawMonitor:
         gradient entry."""
         from flowlaws.checking import SAFETY
 
-        unit = float(torch.finfo(sample.dtype).eps) if sample.is_floating_point() else float(np.finfo(float).eps)
+        unit = max(float(torch.finfo(t.dtype).eps) for t in self.params)  # the least precise parameter's
         return SAFETY * unit * (STEP_ROUNDINGS + self.slice), SAFETY * unit * (self.summed + self.slice) * c
 
     def _record(self, record, measured, predicted, tolerance, effect):

@@ -220,6 +220,23 @@ def test_every_step_is_its_declared_rest_minus_its_coefficient_times_the_gradien
             assert np.allclose(after - before, -c * g + r, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("opt", [GD(0.1, weight_decay=0.2), Momentum(0.1, beta=0.5, dampening=0.3, weight_decay=0.2),
+                                 Nesterov(0.1, beta=0.9, weight_decay=0.1), GD(0.1, power=0.5, weight_decay=0.1),
+                                 Adam(0.01, weight_decay=0.1), AdamW(0.01, weight_decay=0.5), RMSProp(0.01)],
+                         ids=lambda o: o.spec)
+@pytest.mark.parametrize("t", [0, 1, 3])
+def test_every_rest_is_linear_in_the_state_and_theta_with_the_coefficients_of_unit_scalars(problem, opt, t):
+    # the PyTorch monitor writes the rest as a state + b theta from the rest at (0, 1) and (1, 0)
+    _, p, _, _ = problem
+    state = tuple(np.random.default_rng(t).normal(size=x.shape) for x in p)
+    rest, c = opt.rest(p, state, t)
+    (b,), c_b = opt.rest((1.0,), (0.0,), t)
+    (a,), c_a = opt.rest((0.0,), (1.0,), t)
+    assert c == c_b == c_a
+    for r, x, v in zip(rest, p, state, strict=True):
+        assert np.allclose(r, a * v + b * x, rtol=1e-14, atol=0)
+
+
 @pytest.mark.parametrize("opt", [Adam(0.01), Adam(0.01, weight_decay=0.1), RMSProp(0.01), SignGD(0.01)],
                          ids=lambda o: o.spec)
 def test_a_preconditioned_step_declares_no_gradient_coefficient(problem, opt):

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flowlaws.invariants import laws
-from flowlaws.invariants.sums import CHANNELS, LawSums
+from flowlaws.invariants.sums import CHANNELS, LawSums, stack
 from flowlaws.models import parse
 from flowlaws.models.symmetry import LawKind
 from flowlaws.strategies import architectures, params
@@ -34,7 +34,7 @@ def _agree(model, draws, small):
     T, R, D, G = draws
     DR = tuple(d - r for d, r in zip(D, R, strict=True))
     sums = LawSums(law_list, [shape for _, shape in model.param_specs], small)
-    Z, Zabs = sums(T, DR, R, D, G)
+    Z, Zabs = sums(stack(T, DR, R, D, G))
     assert Z.shape == Zabs.shape == (sums.M.shape[0], CHANNELS)
     for law in law_list:
         rows = sums.rows(law)
@@ -57,6 +57,7 @@ def test_every_law_s_sums_equal_the_law_evaluated_slice_by_slice_for_every_archi
     "seq:3x2:flatten,dense(3),relu,dense(2)",
     "seq:3x2:attention(heads=2,dk=2,dv=1),flatten,dense(2)",
     "mlp:2-3-2:linear",
+    "seq:2:batchnorm,moe(experts=2,hidden=1,top=1,gate=softmax,expert=relu),flatten,dense(1)",  # a unit per entry
 ])
 @pytest.mark.parametrize("small", [0, 10**9])
 def test_grouped_interleaved_and_matrix_views_sum_as_their_slices_do(spec, small, rng):
@@ -69,7 +70,7 @@ def test_a_missing_gradient_counts_as_zero(rng):
     T, R, D = (model.init(rng) for _ in range(3))
     for small in (0, 10**9):
         sums = LawSums(laws(model), [shape for _, shape in model.param_specs], small)
-        _, Zabs = sums(T, D, R, D, (None,) * len(T))
+        _, Zabs = sums(stack(T, D, R, D, (None,) * len(T)))
         assert np.all(Zabs[:, 5] == 0) and np.all(Zabs[:, 3] > 0)
 
 
@@ -79,3 +80,30 @@ def test_a_law_whose_slices_no_law_shares_has_its_own_rows_and_a_unit_law_shares
     sums = LawSums(law_list, [shape for _, shape in model.param_specs])
     unit, layer = law_list[0], law_list[1]
     assert sums.rows(unit) == sums.rows(layer) == slice(0, 3)
+
+
+@pytest.mark.parametrize("spec", [
+    "seq:4x6:conv1d(4,3,groups=2),relu,conv1d(4,3,groups=2),flatten,dense(2)",
+    "seq:3x2:attention(heads=2,dk=2,dv=1),flatten,dense(2)",
+    "seq:2x4x4:conv2d(3,3,padding=1),relu,flatten,dense(3,bias),relu,dense(2)",
+])
+def test_torch_views_with_any_strides_sum_as_numpy_arrays_do(spec, rng):
+    # the PyTorch monitor's operands are strided views of one (5, N) array; here each
+    # parameter's five are laid out with its axes reversed in memory
+    torch = pytest.importorskip("torch")
+    model = parse(spec)
+    law_list = laws(model, "cross_entropy")
+    shapes = [shape for _, shape in model.param_specs]
+    values = [rng.normal(size=(5, *shape)) for shape in shapes]
+
+    def reversed_in_memory(a):
+        axes = (0, *range(a.ndim - 1, 0, -1))
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(axes))).permute(*np.argsort(axes))
+
+    tensors = [reversed_in_memory(a) for a in values]
+    for small in (0, 10):
+        sums = LawSums(law_list, shapes, small)
+        Z, Zabs = sums(lambda k: tensors[k])
+        Zn, Zabsn = sums(lambda k: values[k])
+        scale = np.max(Zabsn, axis=0) + 1.0
+        assert np.all(np.abs(Z - Zn) <= 1e-13 * scale) and np.all(np.abs(Zabs - Zabsn) <= 1e-13 * scale)

@@ -250,6 +250,39 @@ def test_per_group_learning_rates_are_read_per_group_and_their_drift_predicted(m
     assert drift > 1e-6  # the laws did move: the prediction, not conservation, explains it
 
 
+@pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: NanoGPT(dropout=0.0, tied=True)],
+                         ids=["resnet-downsample", "swiglu", "nanogpt-tied"])
+def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
+    from flowlaws.torch import _Layout
+
+    torch.manual_seed(0)
+    net = make()
+    shape = {BasicBlock: (2, 6, 6)}.get(make, (5, 4))
+    x = torch.randint(0, 8, (4, 5)) if isinstance(net, NanoGPT) else torch.randn(4, *shape)
+    converted = Converted.of(net, x)
+    decay = [p for p in net.parameters() if p.dim() > 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": 0.1},
+                           {"params": [p for p in net.parameters() if p.dim() <= 1]}], lr=0.1)
+    layout = _Layout.of(converted, opt)
+    assert [group for _, group, _ in layout.runs] == [0, 1]  # each group one run of the vector
+    X = torch.empty(2, layout.size)
+    with torch.no_grad():
+        layout.fill(X[1], layout.params)
+    vector = X[1].numpy()
+    for k, p in enumerate(converted.tensors(lambda t: t.detach())):
+        assert torch.equal(layout.stacked(X)(k)[1], p)
+        assert np.array_equal(vector[layout.positions(k)], p.reshape(-1).numpy())
+
+
+def test_a_model_on_two_devices_is_refused_with_the_fix(monkeypatch):
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    elsewhere = torch.zeros(2, device="meta")
+    monkeypatch.setattr(Converted, "parameters", property(lambda self: [net[0].weight, elsewhere]))
+    with pytest.raises(InvalidArgument, match=r"one device.*move the model to one device"):
+        LawMonitor(net, opt, example_input=torch.zeros(2, 3))
+
+
 class BiasedAttention(nn.Module):
     """nn.MultiheadAttention with its default biases, as people write it."""
 

@@ -14,13 +14,17 @@ every law at once from a few columns of sums S (columns x CHANNELS, float64):
 
     Z = M S,  Z_abs = |M| S
 
-A large parameter's columns are its products summed in place (on its device, in its
-dtype), once over the axes none of its slices keeps, then over each slice's other axes; a
-small one's (fewer than SMALL entries) are its entries' products, all small parameters
-concatenated and multiplied in one pass in float64 on the host (each torch call costs
-microseconds: a model's many biases and heads would otherwise cost more than its step).
-Arrays are numpy arrays or torch tensors. A matrix law is registered by its diagonal (its
-unit form): its norms bound its tolerance (its Grams are `Law.first` and `Law.second`).
+A parameter's five operands come stacked, one (5, *shape) array (in the monitor, a
+strided view of the step's one (5, N) array). A large parameter's columns are its
+products summed in place (on its device, in its dtype), once over the axes none of its
+slices keeps, then over each slice's other axes: two passes, the signed products (T times
+D - R and R) and the magnitudes (all five squared), a few operands at a time. A small
+one's (fewer than SMALL entries) are its entries' products: all small parameters'
+entries come as one segment, multiplied in one pass in float64 on the host (each torch
+call costs microseconds: a model's many biases and heads would otherwise cost more than
+its step). Arrays are numpy arrays or torch tensors. A matrix law is registered by its
+diagonal (its unit form): its norms bound its tolerance (its Grams are `Law.first` and
+`Law.second`).
 """
 
 from __future__ import annotations
@@ -31,16 +35,18 @@ import scipy.sparse
 from flowlaws.models.symmetry import View, namespace
 
 CHANNELS = 6
-QUADRATIC = ((0, 1), (0, 2), (3, 3), (0, 0), (2, 2), (4, 4))  # pairs of the operands (T, D - R, R, D, G)
-LINEAR = ((1, False), (2, False), (3, True), (0, True), (2, True), (4, True))  # (operand, absolute value)
+OPERANDS = ("T", "D - R", "R", "D", "G")  # the order of a step's operands
+MAGNITUDES = [3, 0, 2, 4]  # the operands whose magnitudes are channels 2-5: D, T, R, G
+CHUNK = 1 << 21  # entries of the largest temporary (16 MB in float64)
 SMALL = 1 << 12
 
 
-def kept_axes(view: View) -> tuple[int, ...]:
-    """The axes a view's unit depends on: its own, and for a grouped convolution's input
-    axis the output axis too (unit g C_in/G + l holds group g's outputs only)."""
+def kept_axes(view: View, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The axes a view's unit depends on: its own, every axis for units finer than it (a
+    unit per entry: a top-1 router's weights), and for a grouped convolution's input axis
+    the output axis too (unit g C_in/G + l holds group g's outputs only)."""
     if view.groups == 1:
-        return (view.axis,)
+        return (view.axis,) if view.units <= shape[view.axis] else tuple(range(len(shape)))
     return tuple(sorted((view.axis, 0 if view.axis else 1)))
 
 
@@ -48,6 +54,12 @@ def unit_of_slot(view: View, shape: tuple[int, ...]) -> np.ndarray:
     """For each entry of the sums over ``kept_axes(view)`` (row-major), its unit (the
     slicing of `View.rows`)."""
     length = shape[view.axis]
+    if view.groups == 1 and view.units > length:  # `View.rows`: the entries, unit axis first, in blocks of size / units
+        size = int(np.prod(shape))
+        unit = np.empty(size, int)
+        moved = np.moveaxis(np.arange(size).reshape(shape), view.axis, 0).ravel()
+        unit[moved] = np.arange(size) // (size // view.units)
+        return unit
     if view.groups > 1:
         other = 0 if view.axis else 1
         outputs = shape[other] // view.groups
@@ -64,17 +76,25 @@ class LawSums:
     """The CHANNELS sums of every law in ``laws`` (a model with parameter ``shapes``) at
     one step: `rows(law)` are its components in ``Z``, one per unit (`__call__`)."""
 
-    def __init__(self, laws, shapes, small: int = SMALL):
+    def __init__(self, laws, shapes, small: int = SMALL, flat: dict | None = None):
         self.shapes = tuple(tuple(s) for s in shapes)
         keeps: dict = {}  # (param, order) -> {kept axes: None}, in first-seen order
         for law in laws:
             for term in law.terms:
-                keeps.setdefault((term.view.param, law.order), {})[kept_axes(term.view)] = None
+                k = term.view.param
+                keeps.setdefault((k, law.order), {})[kept_axes(term.view, self.shapes[k])] = None
+        if flat is None:  # the small parameters, end to end
+            small_params = sorted({k for k, _ in keeps if int(np.prod(self.shapes[k])) < small})
+            sizes = [int(np.prod(self.shapes[k])) for k in small_params]
+            starts = np.cumsum([0, *sizes])
+            flat = {k: np.arange(a, a + n) for k, a, n in zip(small_params, starts, sizes, strict=False)}
+        self.positions = flat  # a parameter summed entry by entry: its entries' places in the segment
+        self.length = max((int(p.max()) + 1 for p in flat.values() if p.size), default=0)
         self.reductions = []  # a large parameter: (param, order, axes summed first, axes summed next per slice)
-        self.flat: dict = {2: [], 1: []}  # the small parameters of each order, concatenated in this order
+        self.flat: dict = {2: [], 1: []}  # the parameters summed entry by entry, per order
         columns, count = {}, 0  # (param, order, kept axes) -> first column
         for (k, order), kept in keeps.items():
-            if int(np.prod(self.shapes[k])) < small:
+            if k in flat:
                 self.flat[order].append(k)
                 continue
             union = tuple(sorted({a for axes in kept for a in axes}))
@@ -84,11 +104,11 @@ class LawSums:
             for axes in kept:
                 columns[k, order, axes] = count
                 count += int(np.prod([self.shapes[k][a] for a in axes]))
+        segment = {}  # order -> the first column of its segment's sums
         for order, params in self.flat.items():
-            for k in params:
-                for axes in keeps[k, order]:
-                    columns[k, order, axes] = count
-                count += int(np.prod(self.shapes[k]))
+            if params:
+                segment[order] = count
+                count += self.length
         self._rows: dict = {}  # (terms, order) -> slice of components
         entries: list = []  # (components, columns, alpha)
         start = 0
@@ -99,10 +119,12 @@ class LawSums:
             for term in law.terms:
                 view, shape = term.view, self.shapes[term.view.param]
                 unit = unit_of_slot(view, shape)
-                if view.param in self.flat[law.order]:  # one column per entry: its slot's unit
-                    unit = unit[_slot_of_entry(shape, kept_axes(view))]
-                column = columns[view.param, law.order, kept_axes(view)]
-                entries.append((start + unit, column + np.arange(unit.size), np.full(unit.size, float(term.weight))))
+                if view.param in flat:  # one column per entry, at its place in the segment: its slot's unit
+                    unit = unit[_slot_of_entry(shape, kept_axes(view, shape))]
+                    column = segment[law.order] + flat[view.param]
+                else:
+                    column = columns[view.param, law.order, kept_axes(view, shape)] + np.arange(unit.size)
+                entries.append((start + unit, column, np.full(unit.size, float(term.weight))))
             units = max(t.view.units for t in law.terms)  # (a layer law's shared slice is one unit)
             self._rows[key] = slice(start, start + units)
             start += units
@@ -120,16 +142,30 @@ class LawSums:
         """The components of ``law`` (of its unit form for a layer or matrix law)."""
         return self._rows[law.terms, law.order]
 
-    def __call__(self, T, DR, R, D, G) -> tuple[np.ndarray, np.ndarray]:
-        """(Z, Z_abs), each components x CHANNELS float64, from the step's operands (tuples
-        in the model's layout; a G entry None counts as zero)."""
-        operands = (T, DR, R, D, G)
+    def __call__(self, stacked, segment=None) -> tuple[np.ndarray, np.ndarray]:
+        """(Z, Z_abs), each components x CHANNELS float64, from the step's operands:
+        ``stacked(k)`` is parameter k's five (`OPERANDS`) as one (5, *shape) array (`stack`),
+        ``segment`` the (5, length) operands of the parameters summed entry by entry, each
+        entry at its `positions` (default: those parameters' entries end to end, from
+        ``stacked``)."""
         parts = [_host(part) for k, order, first, nexts in self.reductions
-                 for part in _sums(tuple(x[k] for x in operands), order, first, nexts)]
-        parts += [_sums(tuple(_flat(x, params) for x in operands), order, (), [()])[0]
-                  for order, params in self.flat.items() if params]
+                 for part in _sums(stacked(k), order, first, nexts)]
+        if segment is None and self.positions:
+            chosen = [stacked(k) for k in sorted(self.positions)]
+            segment = np.concatenate([_host(x).reshape(len(OPERANDS), -1) for x in chosen], 1)
+        parts += [_sums(_host(segment), order, (), [()])[0] for order, params in self.flat.items() if params]
         S = np.concatenate(parts, 1) if parts else np.zeros((CHANNELS, 0))
         return np.asarray(self.M @ S.T), np.asarray(self.absM @ S.T)
+
+
+def stack(T, DR, R, D, G):
+    """`LawSums`' ``stacked`` from the operands as tuples in the model's layout (a G
+    entry None counts as zero)."""
+    def stacked(k):
+        xp = namespace(T[k])
+        operands = [T[k], DR[k], R[k], D[k], 0 * T[k] if G[k] is None else G[k]]
+        return np.stack(operands) if xp is np else xp.stack(operands)
+    return stacked
 
 
 def _slot_of_entry(shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
@@ -144,59 +180,60 @@ def _host(x) -> np.ndarray:
     return np.asarray(x, float) if isinstance(x, np.ndarray) else x.detach().cpu().double().numpy()
 
 
-def _flat(arrays, params):
-    """The entries of ``arrays[k]`` for k in ``params``, concatenated on the host in float64
-    (None if any is None)."""
-    chosen = [arrays[k] for k in params]
-    if any(x is None for x in chosen):
-        return None
-    xp, flat = namespace(chosen[0]), [x.reshape(-1) for x in chosen]
-    return _host(xp.concatenate(flat) if xp is np else xp.cat(flat))
+def _sums(Y, order: int, first: tuple[int, ...], nexts: list) -> list:
+    """The CHANNELS sums of one parameter's stacked operands Y (5, *shape: T, D - R, R, D,
+    G), summed over its axes ``first``, then over each of ``nexts`` (axes of what
+    remains); one (CHANNELS, slots) array for each. Two passes over Y: the signed products
+    (T (D - R) and T R, or D - R and R themselves for a linear law) and the magnitudes (the
+    squares, or absolute values, of all five), a few operands at a time (`_chunked`)."""
+    xp = namespace(Y)
+    signed = _chunked(xp, 2, Y[0].size if xp is np else Y[0].numel(), lambda rows: _reduced(
+        xp, Y[0] * Y[1:3][rows] if order == 2 else Y[1:3][rows], first, nexts, None))
+    magnitudes = _chunked(xp, len(Y), Y[0].size if xp is np else Y[0].numel(), lambda rows: _reduced(
+        xp, Y[rows], first, nexts, 2 if order == 2 else 1))
+    return [xp.concatenate([s.reshape(2, -1), m[MAGNITUDES].reshape(len(MAGNITUDES), -1)])
+            for s, m in zip(signed, magnitudes, strict=True)]
 
 
-def _sums(operands, order: int, first: tuple[int, ...], nexts: list) -> list:
-    """The CHANNELS sums of one parameter's ``operands`` (T, D - R, R, D, G): summed over
-    the axes ``first``, then over each of ``nexts``; one (CHANNELS, slots) array for each."""
-    xp = namespace(operands[0])
-    if order == 2:
-        channels = [_reduced(xp, operands[a], operands[b], first, nexts) for a, b in QUADRATIC]
-    else:
-        channels = [_reduced(xp, None if operands[a] is None else abs(operands[a]) if absolute else operands[a],
-                             None, first, nexts) for a, absolute in LINEAR]
-    present: list[list] = [c for c in channels if c is not None]
-    if len(present) < CHANNELS:  # no gradient term: its channel is 0
-        zero = [0 * z for z in present[0]]
-        present = [zero if c is None else c for c in channels]
-    return [xp.stack([c[v] for c in present]).reshape(CHANNELS, -1) for v in range(len(nexts))]
+def _chunked(xp, rows: int, size: int, reduced) -> list:
+    """``reduced(rows)`` of every operand, as many at a time as keep a temporary under
+    CHUNK entries (a larger one is a fresh mapping from the system, paged in again on every
+    call: twice the time), joined."""
+    step = max(1, CHUNK // max(size, 1))
+    parts = [reduced(slice(a, a + step)) for a in range(0, rows, step)]
+    return [p[0] if len(p) == 1 else xp.concatenate(p) if xp is np else xp.cat(p) for p in zip(*parts, strict=True)]
 
 
-def _reduced(xp, a, b, first: tuple[int, ...], nexts: list) -> list | None:
-    """a b (a alone when b is None) summed over ``first``, then over each of ``nexts``
-    (None for a missing operand)."""
-    if a is None:
-        return None
+def _reduced(xp, x, first: tuple[int, ...], nexts: list, power: int | None) -> list:
+    """|x|^power (x when power is None) summed over the parameter axes ``first``, then
+    over each of ``nexts`` (x's axis 0 stacks operands, and stays)."""
     if first:
-        x = _summed(xp, a, b, first)
-        return [x.sum(away) if away else x for away in nexts]
-    return [_summed(xp, a, b, away) if away else a if b is None else a * b for away in nexts]
+        y = _summed(xp, x, first, power)
+        return [y.sum(tuple(a + 1 for a in away)) if away else y for away in nexts]
+    return [_summed(xp, x, away, power) if away else _powered(x, power) for away in nexts]
 
 
-def _summed(xp, a, b, dims: tuple[int, ...]):
-    """sum over ``dims`` of a b (a alone when b is None). torch reduces a run of innermost
-    axes, or of outermost ones (column sums), fast and a mix several times slower: a
-    square over innermost axes is a norm (no product stored), and otherwise the outermost
-    axes are summed first, then the rest of the smaller result."""
-    memory = [] if xp is np else sorted(range(a.dim()), key=lambda k: a.stride(k), reverse=True)  # outermost first
-    if a is b and memory and set(memory[len(memory) - len(dims):]) == set(dims):
-        return xp.linalg.vector_norm(a, dim=dims) ** 2
-    x = a if b is None else a * b
+def _powered(x, power: int | None):
+    return x if power is None else abs(x) if power == 1 else x * x
+
+
+def _summed(xp, x, dims: tuple[int, ...], power: int | None):
+    """sum over the parameter axes ``dims`` of |x|^power. torch reduces a run of innermost
+    axes, or of outermost ones (column sums), fast and a mix several times slower: a power
+    over innermost axes is a norm (nothing stored), and otherwise the outermost axes are
+    summed first, then the rest of the smaller result."""
+    axes = tuple(a + 1 for a in dims)
     if xp is np:
-        return x.sum(dims)
+        return _powered(x, power).sum(axes)
+    memory = sorted(range(1, x.dim()), key=lambda k: x.stride(k), reverse=True)  # outermost first
+    if power is not None and set(memory[len(memory) - len(axes):]) == set(axes):
+        return xp.linalg.vector_norm(x, ord=power, dim=axes) ** power
+    x = _powered(x, power)
     outer = []
     for k in memory:
-        if k not in dims:
+        if k not in axes:
             break
         outer.append(k)
-    rest = tuple(k - sum(o < k for o in outer) for k in dims if k not in outer)
+    rest = tuple(k - sum(o < k for o in outer) for k in axes if k not in outer)
     x = x.sum(tuple(outer)) if outer else x
     return x.sum(rest) if rest else x
