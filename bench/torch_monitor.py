@@ -4,8 +4,8 @@
     python bench/torch_monitor.py --json   # one JSON document
 
 The time per training step (float32, SGD with momentum 0.9) with and without a
-`LawMonitor` attached, interleaved, on a small conv net (3x16x16, BatchNorm, batch 64),
-MLPs of 26k, 300k and 1.1M parameters (batch 32), a ResNet-18 for 32x32 inputs (11.2M
+`LawMonitor` attached, in alternating rounds on one net (medians), on a small conv net
+(3x16x16, BatchNorm, batch 64), MLPs of 26k, 300k and 1.1M parameters (batch 32), a ResNet-18 for 32x32 inputs (11.2M
 parameters, batch 32) and a small GPT (4 causal blocks of width 256 on 64 tokens, 3.4M
 parameters, batch 16; ``--quick`` skips these two): target overhead <= 10%, with the absolute
 cost in ns per parameter per step; `from_torch` + `laws_of` on the conv net (target < 1 s).
@@ -117,29 +117,11 @@ def _batch(shape, batch):
     return X, torch.randint(0, 10, (batch,))
 
 
-def step_seconds(name: str, monitored: bool, steps: int, seed: int = 0) -> tuple[float, int]:
-    """Seconds per training step of ``MODELS[name]`` (and its parameter count)."""
-    make, shape, batch, settings = MODELS[name]
-    torch.manual_seed(seed)
-    net = make()
-    opt = torch.optim.SGD(net.parameters(), **settings)
-    X, y = _batch(shape, batch)
-    monitor = LawMonitor(net, opt, example_input=X[:4], loss=nn.CrossEntropyLoss()) if monitored else None
-
-    def step():
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(X), y).backward()
-        opt.step()
-
-    step()  # warm up
+def _seconds_per_step(step, steps: int) -> float:
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    seconds = (time.perf_counter() - start) / steps
-    if monitor is not None:
-        assert not monitor.errors and not monitor.flagged, (monitor.errors, [r.law.name for r in monitor.flagged])
-        monitor.detach()
-    return seconds, sum(p.numel() for p in net.parameters())
+    return (time.perf_counter() - start) / steps
 
 
 def verdicts(name: str, steps: int) -> dict:
@@ -166,14 +148,32 @@ def verdicts(name: str, steps: int) -> dict:
     return found
 
 
-def overhead(name: str, steps: int, repeats: int) -> dict:
-    """The monitor's cost on one model, interleaved with and without it."""
+def overhead(name: str, steps: int, rounds: int) -> dict:
+    """The monitor's cost on one model: one net and one optimizer trained in alternating
+    rounds of ``steps`` steps without and with a LawMonitor (attached for its round,
+    conversion outside the timing), so both sides share the machine's noise; medians."""
+    make, shape, batch, settings = MODELS[name]
+    torch.manual_seed(0)
+    net = make()
+    opt = torch.optim.SGD(net.parameters(), **settings)
+    X, y = _batch(shape, batch)
+
+    def step():
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(X), y).backward()
+        opt.step()
+
+    step()  # warm up
     plain, watched = [], []
-    for _ in range(repeats):  # interleaved, to share the machine's noise
-        base, params = step_seconds(name, False, steps)
-        plain.append(base)
-        watched.append(step_seconds(name, True, steps)[0])
+    for _ in range(rounds):
+        plain.append(_seconds_per_step(step, steps))
+        monitor = LawMonitor(net, opt, example_input=X[:4], loss=nn.CrossEntropyLoss())
+        step()  # the monitor's first step allocates its buffers
+        watched.append(_seconds_per_step(step, steps))
+        assert not monitor.errors and not monitor.flagged, (monitor.errors, [r.law.name for r in monitor.flagged])
+        monitor.detach()
     base, monitored = float(np.median(plain)), float(np.median(watched))
+    params = sum(p.numel() for p in net.parameters())
     return {"model": name, "params": params, "step_s": base, "monitored_step_s": monitored,
             "overhead": monitored / base - 1, "us_per_param_step": (monitored - base) / params * 1e6}
 
@@ -232,7 +232,7 @@ def main(argv=None) -> int:
         big = name.startswith(("ResNet", "GPT"))
         if big and args.quick:
             continue
-        rows.append(overhead(name, max(2, args.steps // 4) if big else args.steps, 3 if big else 5))
+        rows.append(overhead(name, max(2, args.steps // 4) if big else args.steps, 3 if big else 9))
     judged = [verdicts(name, args.verdict_steps) for name in MODELS if name.startswith("MLP 64-") and "26k" not in name]
     doc = {"monitor": rows, "verdicts": judged, "conversion_s": conversion_seconds(), "threads": note,
            "engine_vs_torch": engine_against_torch(), "targets": {"overhead": 0.10, "conversion_s": 1.0,

@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -86,10 +87,13 @@ def test_a_law_whose_slices_no_law_shares_has_its_own_rows_and_a_unit_law_shares
     "seq:4x6:conv1d(4,3,groups=2),relu,conv1d(4,3,groups=2),flatten,dense(2)",
     "seq:3x2:attention(heads=2,dk=2,dv=1),flatten,dense(2)",
     "seq:2x4x4:conv2d(3,3,padding=1),relu,flatten,dense(3,bias),relu,dense(2)",
+    "seq:40:dense(36,bias),relu,dense(33),relu,dense(2)",  # rows of 40 and 36: Grams
+    "seq:8x5x5:conv2d(6,3,padding=1),relu,conv2d(4,3,padding=1),flatten,dense(2)",  # conv rows of 72 and 54
 ])
 def test_torch_views_with_any_strides_sum_as_numpy_arrays_do(spec, rng):
     # the PyTorch monitor's operands are strided views of one (5, N) array; here each
-    # parameter's five are laid out with its axes reversed in memory
+    # parameter's five are laid out in order (rows long enough are summed from Grams) and
+    # with its axes reversed in memory
     torch = pytest.importorskip("torch")
     model = parse(spec)
     law_list = laws(model, "cross_entropy")
@@ -100,8 +104,8 @@ def test_torch_views_with_any_strides_sum_as_numpy_arrays_do(spec, rng):
         axes = (0, *range(a.ndim - 1, 0, -1))
         return torch.from_numpy(np.ascontiguousarray(a.transpose(axes))).permute(*np.argsort(axes))
 
-    tensors = [reversed_in_memory(a) for a in values]
-    for small in (0, 10):
+    for tensors, small in itertools.product(([reversed_in_memory(a) for a in values],
+                                             [torch.from_numpy(a) for a in values]), (0, 10)):
         sums = LawSums(law_list, shapes, small)
         Z, Zabs = sums(lambda k: tensors[k])
         Zn, Zabsn = sums(lambda k: values[k])

@@ -38,6 +38,7 @@ CHANNELS = 6
 OPERANDS = ("T", "D - R", "R", "D", "G")  # the order of a step's operands
 MAGNITUDES = [3, 0, 2, 4]  # the operands whose magnitudes are channels 2-5: D, T, R, G
 CHUNK = 1 << 21  # entries of the largest temporary (16 MB in float64)
+GRAM_ROW = 32  # the shortest row whose sums come from Gram matrices (`_grams`)
 SMALL = 1 << 12
 
 
@@ -185,14 +186,40 @@ def _sums(Y, order: int, first: tuple[int, ...], nexts: list) -> list:
     G), summed over its axes ``first``, then over each of ``nexts`` (axes of what
     remains); one (CHANNELS, slots) array for each. Two passes over Y: the signed products
     (T (D - R) and T R, or D - R and R themselves for a linear law) and the magnitudes (the
-    squares, or absolute values, of all five), a few operands at a time (`_chunked`)."""
+    squares, or absolute values, of all five), a few operands at a time (`_chunked`);
+    a quadratic law's sums over trailing axes of a contiguous torch parameter are read
+    from the 5 x 5 Gram matrices of its rows instead, one batched product (`_grams`)."""
     xp = namespace(Y)
-    signed = _chunked(xp, 2, Y[0].size if xp is np else Y[0].numel(), lambda rows: _reduced(
-        xp, Y[0] * Y[1:3][rows] if order == 2 else Y[1:3][rows], first, nexts, None))
-    magnitudes = _chunked(xp, len(Y), Y[0].size if xp is np else Y[0].numel(), lambda rows: _reduced(
-        xp, Y[rows], first, nexts, 2 if order == 2 else 1))
-    return [xp.concatenate([s.reshape(2, -1), m[MAGNITUDES].reshape(len(MAGNITUDES), -1)])
-            for s, m in zip(signed, magnitudes, strict=True)]
+    by_gram = {v: _grams(Y, len(away)) for v, away in enumerate(nexts) if _gram_fits(xp, Y, order, first, away)}
+    others = [away for v, away in enumerate(nexts) if v not in by_gram]
+    if others:
+        size = Y[0].size if xp is np else Y[0].numel()
+        signed = _chunked(xp, 2, size, lambda rows: _reduced(
+            xp, Y[0] * Y[1:3][rows] if order == 2 else Y[1:3][rows], first, others, None))
+        magnitudes = _chunked(xp, len(Y), size, lambda rows: _reduced(
+            xp, Y[rows], first, others, 2 if order == 2 else 1))
+        summed = iter([xp.concatenate([s.reshape(2, -1), m[MAGNITUDES].reshape(len(MAGNITUDES), -1)])
+                       for s, m in zip(signed, magnitudes, strict=True)])
+    return [by_gram[v] if v in by_gram else next(summed) for v in range(len(nexts))]
+
+
+def _gram_fits(xp, Y, order: int, first: tuple[int, ...], away: tuple[int, ...]) -> bool:
+    """Whether `_grams` gives these sums: a quadratic law's, over the trailing axes (at
+    least GRAM_ROW entries, where a batched product beats the passes) of a contiguous
+    torch parameter, with nothing summed first."""
+    if xp is np or order != 2 or first or not away:
+        return False
+    ndim = Y.dim() - 1
+    return (away == tuple(range(ndim - len(away), ndim)) and Y[0].is_contiguous()
+            and int(np.prod(Y.shape[1 + ndim - len(away):])) >= GRAM_ROW)
+
+
+def _grams(Y, trailing: int):
+    """The CHANNELS sums over the last ``trailing`` axes of stacked operands Y, from each
+    slot's 5 x 5 Gram matrix of the five operands' rows: one pass over Y."""
+    rows = Y.reshape(len(Y), -1, int(np.prod(Y.shape[Y.dim() - trailing:]))).transpose(0, 1)
+    grams = rows @ rows.mT  # (slots, 5, 5)
+    return namespace(Y).cat([grams[:, 0, 1:3].T, grams.diagonal(dim1=1, dim2=2).T[MAGNITUDES]])
 
 
 def _chunked(xp, rows: int, size: int, reduced) -> list:
