@@ -40,7 +40,7 @@ from flowlaws.engine import gradient_and_magnitude, gradient_magnitude
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.flows import descend, implicit_midpoint, rk4
 from flowlaws.invariants.stacked import Stacked, stacked
-from flowlaws.models.symmetry import flatten, flatten_rows, unflatten
+from flowlaws.models.symmetry import flatten, flatten_rows, parameter_count, unflatten
 
 EPS = float(np.finfo(np.float64).eps)
 SAFETY = 4.0
@@ -61,7 +61,7 @@ def tolerance(magnitude, n: int):
 
 def accumulation_length(model, X) -> int:
     """n of the tolerance model: parameter count plus batch size."""
-    return sum(int(np.prod(shape)) for _, shape in model.param_specs) + len(X)
+    return parameter_count(model) + len(X)
 
 
 def effect_size(residual, tolerance):

@@ -62,7 +62,7 @@ import numpy as np
 
 from flowlaws.certificate import GRID, Certificate, certify, numerical
 from flowlaws.errors import InvalidArgument, Unrepresentable
-from flowlaws.models import Activation
+from flowlaws.models import Activation, parameter_count
 from flowlaws.models.symmetry import flatten, unflatten
 
 GAP = 1e6  # a rank decision with a smaller singular-value gap is undecided
@@ -264,11 +264,6 @@ def _repaired(model, theta, X, rng, work: Work, rounds: int = 16) -> np.ndarray:
         for k in range(len(site.layer.param_shapes(site.in_shape))):
             params[site.start + k][failing[1]] = fresh[site.start + k][failing[1]]
     return flatten(tuple(params))
-
-
-def parameter_count(model) -> int:
-    """D, the number of the model's parameters."""
-    return int(sum(np.prod(shape) for _, shape in model.param_specs))
 
 
 def needed_bytes(model) -> float:

@@ -9,7 +9,7 @@ from flowlaws.engine import value_and_grad
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.invariants import laws
 from flowlaws.losses import Square
-from flowlaws.models import HOMOGENEOUS, NON_HOMOGENEOUS, Activation, flatten, parse, unflatten
+from flowlaws.models import HOMOGENEOUS, NON_HOMOGENEOUS, Activation, flatten, parameter_count, parse, unflatten
 from flowlaws.models.symmetry import flatten_rows
 
 SPECS = [
@@ -422,3 +422,9 @@ def test_a_fork_whose_branches_close_keeps_a_branchs_need_for_one_c(rng):
     assert not any(name.startswith("unit dense0/") for name in names)
     params, X, Y = model.init(rng), rng.normal(size=(5, 3, 4)), rng.normal(size=(5, 1))
     assert pointwise(model, Square(), params, X, Y, laws(model)).effect <= 1
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_the_parameter_count_is_the_length_of_the_flattened_params(spec):
+    model = parse(spec)
+    assert parameter_count(model) == flatten(model.init(np.random.default_rng(0))).size > 0

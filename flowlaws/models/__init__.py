@@ -32,7 +32,7 @@ from flowlaws.models.kinds.activation import HOMOGENEOUS, NON_HOMOGENEOUS, activ
 from flowlaws.models.layer import Layer
 from flowlaws.models.sequential import Sequential
 from flowlaws.models.spec import deep_linear, factorization, format_spec, mlp, parse
-from flowlaws.models.symmetry import Rescaling, View, flatten, unflatten
+from flowlaws.models.symmetry import Rescaling, View, flatten, parameter_count, unflatten
 
 Model = Sequential | Factorization
 
@@ -76,6 +76,7 @@ __all__ = [
     "flatten",
     "format_spec",
     "mlp",
+    "parameter_count",
     "parse",
     "unflatten",
 ]

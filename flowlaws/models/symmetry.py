@@ -343,6 +343,11 @@ def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool) -> Iter
                         units, biases, False, Family.TRANSLATION, order=1, uniform=uniform)
 
 
+def parameter_count(model) -> int:
+    """D, the number of a model's parameters (its `param_specs`' entries)."""
+    return int(sum(np.prod(shape) for _, shape in model.param_specs))
+
+
 def flatten(params) -> np.ndarray:
     """Params tuple -> one float64 vector (for integrators)."""
     return np.concatenate([p.reshape(-1) for p in params]) if params else np.zeros(0)
