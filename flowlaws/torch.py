@@ -1056,6 +1056,11 @@ def _flowlaws_optimizer(name: str, group: dict):
 OPERANDS = ("theta", "Delta - rest", "rest", "Delta", "g")  # the rows of a step's operands (`LawSums`' order)
 
 
+def _grouping(optimizer) -> tuple:
+    """The parameters of each of the optimizer's param groups, by id."""
+    return tuple(tuple(map(id, group["params"])) for group in optimizer.param_groups)
+
+
 @dataclass(frozen=True)
 class _Layout:
     """The watched torch parameters end to end in one vector (by param group, then in the
@@ -1070,6 +1075,7 @@ class _Layout:
     params: tuple
     views: tuple  # each model parameter's (size, stride, offset) in the vector
     runs: tuple
+    grouping: tuple  # the optimizer's param groups it was laid out by (`_grouping`)
 
     @classmethod
     def of(cls, converted: Converted, optimizer) -> _Layout:
@@ -1091,7 +1097,7 @@ class _Layout:
             if p.untyped_storage().data_ptr() != index.untyped_storage().data_ptr():  # pragma: no cover
                 raise AssertionError("a converted parameter is not a view of its torch parameter")
             views.append((tuple(p.shape), tuple(p.stride()), p.storage_offset()))
-        return cls(params, tuple(views), tuple(runs))
+        return cls(params, tuple(views), tuple(runs), _grouping(optimizer))
 
     @property
     def size(self) -> int:
@@ -1224,9 +1230,7 @@ class LawMonitor:
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
         self.records = [Record(law) for law in self.laws]
-        self.layout = _Layout.of(self.converted, optimizer)
-        self.params = self.layout.params
-        self.sums, self.segment = self._sums()
+        self._arrange()
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)  # longest slice
         self.summed = int(np.prod(example_input.shape))  # the batch's input elements (updated each forward)
         self.errors: list[str] = []
@@ -1264,6 +1268,8 @@ class LawMonitor:
             # without any gradient has nothing to observe)
             if all(t.grad is None for t in self.params):
                 return
+            if self.layout.grouping != _grouping(optimizer):  # add_param_group since the last step
+                self._arrange()
             with torch.no_grad():
                 X = self._operands()
                 self.layout.fill(X[0], self.params)
@@ -1273,6 +1279,13 @@ class LawMonitor:
             self._before = (X, coefficients)
         except Exception as error:  # never break the user's training
             self.errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
+
+    def _arrange(self) -> None:
+        """Lay the watched parameters out by the optimizer's param groups (`_Layout`), and
+        the sums over that layout."""
+        self.layout = _Layout.of(self.converted, self.optimizer)
+        self.params = self.layout.params
+        self.sums, self.segment = self._sums()
 
     def _sums(self) -> tuple:
         """(`LawSums`, the vector's places of the segment): a model parameter of a torch
