@@ -274,6 +274,18 @@ def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
         assert np.array_equal(vector[layout.positions(k)], p.reshape(-1).numpy())
 
 
+def test_a_channels_last_model_is_read_in_its_logical_layout():
+    # the vector holds every parameter in row-major order whatever its memory layout
+    torch.manual_seed(0)
+    x = torch.randn(8, 2, 6, 6).to(memory_format=torch.channels_last)
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                               (lambda p: torch.optim.Adam(p, lr=0.05), True)):
+        net = BasicBlock().to(memory_format=torch.channels_last)
+        assert not net.conv1.weight.is_contiguous()
+        monitor = _watched(net, optimizer(net.parameters()), x, 4)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
 def test_a_model_on_two_devices_is_refused_with_the_fix(monkeypatch):
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
