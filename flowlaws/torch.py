@@ -52,7 +52,7 @@ import numpy as np
 from flowlaws.checking import Level
 from flowlaws.errors import InvalidArgument
 from flowlaws.flows import GD, Adam, AdamW, Momentum, Nesterov, RMSProp
-from flowlaws.invariants.sums import SMALL, LawSums
+from flowlaws.invariants.sums import OPERANDS, SMALL, LawSums
 from flowlaws.models import (
     Activation,
     Attention,
@@ -1053,7 +1053,7 @@ def _flowlaws_optimizer(name: str, group: dict):
     return {"Adam": Adam, "AdamW": AdamW, "RMSprop": RMSProp}[name](lr, weight_decay=wd)
 
 
-OPERANDS = ("theta", "Delta - rest", "rest", "Delta", "g")  # the rows of a step's operands (`LawSums`' order)
+DR, DELTA, THETA, REST, GRAD = range(len(OPERANDS))  # the rows of a step's operands (`LawSums`' order)
 
 
 def _grouping(optimizer) -> tuple:
@@ -1161,8 +1161,9 @@ class _Step:
         size_i weight_j + size_j weight_i (order 2 times the symmetric part of the bound)."""
         params = law.params
         stacked = {k: self.stacked(k) for k in params}
-        T, DR, R, D = ([stacked[k][i] if k in stacked else None for k in range(params[-1] + 1)] for i in range(4))
-        residual, predicted = law.first(T, DR), law.first(T, R) + law.second(D)
+        T, Dr, R, D = ([stacked[k][i] if k in stacked else None for k in range(params[-1] + 1)]
+                       for i in (THETA, DR, REST, DELTA))
+        residual, predicted = law.first(T, Dr), law.first(T, R) + law.second(D)
         outer = size[:, None] * weight[None, :]
         return _numpy(residual), _numpy(predicted), outer + outer.T
 
@@ -1272,9 +1273,9 @@ class LawMonitor:
                 self._arrange()
             with torch.no_grad():
                 X = self._operands()
-                self.layout.fill(X[0], self.params)
-                self.layout.fill(X[4], [t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
-                                        for t in self.params])
+                self.layout.fill(X[THETA], self.params)
+                self.layout.fill(X[GRAD], [t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
+                                           for t in self.params])
                 coefficients = self._rests(optimizer, X)
             self._before = (X, coefficients)
         except Exception as error:  # never break the user's training
@@ -1324,7 +1325,7 @@ class LawMonitor:
             self.steps += 1
 
     def _rests(self, optimizer, X) -> list:
-        """Write each parameter's rest into row 2 of X (from theta in row 0); (slice of the
+        """Write each parameter's rest into row REST of X (from theta in row THETA); (slice of the
         vector, gradient coefficient) for each run of parameters stepped alike: 0 for a
         preconditioned term, a parameter in no group, or lr = 0 (none of these is a
         multiple of g that moves). Every optimizer's rest is linear, a state + b theta
@@ -1335,7 +1336,7 @@ class LawMonitor:
         for span, group, params in self.layout.runs:
             rule = None if group is None else _flowlaws_optimizer(name, settings[group])
             if rule is None:
-                X[2, span] = 0
+                X[REST, span] = 0
                 coefficients.append((span, 0.0))
                 continue
             start = span.start
@@ -1348,14 +1349,14 @@ class LawMonitor:
                 (b,), c = rule.rest((1.0,), (0.0,), t)
                 (a,), _ = rule.rest((0.0,), (1.0,), t)
                 a *= -rule.lr if type(rule) is Momentum else 1.0  # heavy ball's state is v = -lr buffer
-                rest = X[2, where]
+                rest = X[REST, where]
                 if missing or not a:
-                    torch.mul(X[0, where], float(b), out=rest)
+                    torch.mul(X[THETA, where], float(b), out=rest)
                 else:
                     torch.cat([buffer.reshape(-1) for _, buffer in part], out=rest)
                     rest.mul_(float(a))
                     if b:
-                        rest.add_(X[0, where], alpha=float(b))
+                        rest.add_(X[THETA, where], alpha=float(b))
                 coefficients.append((where, c or 0.0))
         return coefficients
 
@@ -1363,14 +1364,14 @@ class LawMonitor:
         from flowlaws.checking import effect_size
 
         c = max((coefficient for _, coefficient in coefficients), default=0.0)
-        self.layout.fill(X[3], self.params)
-        X[3] -= X[0]  # Delta
+        self.layout.fill(X[DELTA], self.params)
+        X[DELTA] -= X[THETA]
         # a common coefficient of g has no first-order effect (Dh(theta)[g] = 0); what differs
         # between parameters (per-group learning rates, a parameter no group holds) has
         for where, coefficient in coefficients:
             if coefficient != c:
-                X[2, where] -= (coefficient - c) * X[4, where]
-        torch.sub(X[3], X[2], out=X[1])
+                X[REST, where] -= (coefficient - c) * X[GRAD, where]
+        torch.sub(X[DELTA], X[REST], out=X[DR])
         segment = X.index_select(1, self.segment).cpu().double().numpy()
         step = _Step(self.layout.stacked(X), segment, *self._charges(c))
         residuals, predictions, tolerances, sizes, weights = step.judged(self.sums)

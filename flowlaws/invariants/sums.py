@@ -35,8 +35,10 @@ import scipy.sparse
 from flowlaws.models.symmetry import View, namespace
 
 CHANNELS = 6
-OPERANDS = ("T", "D - R", "R", "D", "G")  # the order of a step's operands
-MAGNITUDES = [3, 0, 2, 4]  # the operands whose magnitudes are channels 2-5: D, T, R, G
+OPERANDS = ("D - R", "D", "T", "R", "G")  # a step's operands, in the order they are stacked
+THETA = OPERANDS.index("T")
+SIGNED = slice(0, 4, 3)  # D - R and R: channels 0 and 1 (against T, for a quadratic law)
+MAGNITUDES = slice(1, 5)  # D, T, R and G: channels 2-5
 CHUNK = 1 << 21  # entries of the largest temporary (16 MB in float64)
 GRAM_ROW = 32  # the shortest row whose sums come from Gram matrices (`_grams`)
 SMALL = 1 << 12
@@ -161,10 +163,10 @@ class LawSums:
 
 def stack(T, DR, R, D, G):
     """`LawSums`' ``stacked`` from the operands as tuples in the model's layout (a G
-    entry None counts as zero)."""
+    entry None counts as zero), stacked in `OPERANDS` order."""
     def stacked(k):
         xp = namespace(T[k])
-        operands = [T[k], DR[k], R[k], D[k], 0 * T[k] if G[k] is None else G[k]]
+        operands = [DR[k], D[k], T[k], R[k], 0 * T[k] if G[k] is None else G[k]]
         return np.stack(operands) if xp is np else xp.stack(operands)
     return stacked
 
@@ -182,11 +184,11 @@ def _host(x) -> np.ndarray:
 
 
 def _sums(Y, order: int, first: tuple[int, ...], nexts: list) -> list:
-    """The CHANNELS sums of one parameter's stacked operands Y (5, *shape: T, D - R, R, D,
-    G), summed over its axes ``first``, then over each of ``nexts`` (axes of what
+    """The CHANNELS sums of one parameter's stacked operands Y (5, *shape, in `OPERANDS`
+    order), summed over its axes ``first``, then over each of ``nexts`` (axes of what
     remains); one (CHANNELS, slots) array for each. Two passes over Y: the signed products
     (T (D - R) and T R, or D - R and R themselves for a linear law) and the magnitudes (the
-    squares, or absolute values, of all five), a few operands at a time (`_chunked`);
+    squares, or absolute values, of D, T, R and G), a few operands at a time (`_chunked`);
     a quadratic law's sums over trailing axes of a contiguous torch parameter are read
     from the 5 x 5 Gram matrices of its rows instead, one batched product (`_grams`)."""
     xp = namespace(Y)
@@ -195,10 +197,10 @@ def _sums(Y, order: int, first: tuple[int, ...], nexts: list) -> list:
     if others:
         size = Y[0].size if xp is np else Y[0].numel()
         signed = _chunked(xp, 2, size, lambda rows: _reduced(
-            xp, Y[0] * Y[1:3][rows] if order == 2 else Y[1:3][rows], first, others, None))
-        magnitudes = _chunked(xp, len(Y), size, lambda rows: _reduced(
-            xp, Y[rows], first, others, 2 if order == 2 else 1))
-        summed = iter([xp.concatenate([s.reshape(2, -1), m[MAGNITUDES].reshape(len(MAGNITUDES), -1)])
+            xp, Y[THETA] * Y[SIGNED][rows] if order == 2 else Y[SIGNED][rows], first, others, None))
+        magnitudes = _chunked(xp, 4, size, lambda rows: _reduced(
+            xp, Y[MAGNITUDES][rows], first, others, 2 if order == 2 else 1))
+        summed = iter([xp.concatenate([s.reshape(2, -1), m.reshape(4, -1)])
                        for s, m in zip(signed, magnitudes, strict=True)])
     return [by_gram[v] if v in by_gram else next(summed) for v in range(len(nexts))]
 
@@ -219,7 +221,7 @@ def _grams(Y, trailing: int):
     slot's 5 x 5 Gram matrix of the five operands' rows: one pass over Y."""
     rows = Y.reshape(len(Y), -1, int(np.prod(Y.shape[Y.dim() - trailing:]))).transpose(0, 1)
     grams = rows @ rows.mT  # (slots, 5, 5)
-    return namespace(Y).cat([grams[:, 0, 1:3].T, grams.diagonal(dim1=1, dim2=2).T[MAGNITUDES]])
+    return namespace(Y).cat([grams[:, THETA, SIGNED].T, grams.diagonal(dim1=1, dim2=2).T[MAGNITUDES]])
 
 
 def _chunked(xp, rows: int, size: int, reduced) -> list:
