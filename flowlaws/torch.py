@@ -1214,8 +1214,11 @@ class LawMonitor:
     each, whatever the model's size) and the slice's sums, plus the gradient's own
     round-off, gamma_n c <|theta|, |g|> with n the longest sum behind a gradient entry (the
     batch's input elements plus the widest fan-in); a quadratic law's is bounded per unit
-    from four norms of its slices (`_Step.judged`). The monitor never raises inside the
-    training loop: a failure to observe a step is kept in ``errors``.
+    from four norms of its slices (`_Step.judged`). A law whose gradient vanishes only as a
+    sum over the batch (a bias whose shift a BatchNorm removes: `Law.batch_sum`) is left
+    ``unwatched``: each computed gradient entry is round-off of that sum, which no
+    magnitude of the step bounds. The monitor never raises inside the training loop: a
+    failure to observe a step is kept in ``errors``.
     """
 
     def __init__(self, module, optimizer, *, example_input, loss=None, every: int = 1):
@@ -1227,9 +1230,15 @@ class LawMonitor:
         self.every = positive_int("LawMonitor", "every", every)
         self.module, self.optimizer = module, optimizer
         self.converted = Converted.of(module, example_input)
-        self.laws = self.converted.laws(loss)
+        derived = self.converted.laws(loss)
+        # a law whose gradient vanishes only as a sum over the batch is not judged: each
+        # gradient entry is round-off of that sum, which a step's magnitudes cannot bound
+        self.unwatched = [law for law in derived if law.batch_sum]
+        self.laws = [law for law in derived if not law.batch_sum]
         if not self.laws:
-            raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor")
+            raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor"
+                                  + (f" ({len(self.unwatched)} unwatched: their gradients vanish only as sums over "
+                                     "the batch)" if self.unwatched else ""))
         self.records = [Record(law) for law in self.laws]
         self._arrange()
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)  # longest slice
@@ -1427,15 +1436,17 @@ class LawMonitor:
 
     def to_json(self) -> dict:
         return {"model": self.converted.model.spec, "optimizer": type(self.optimizer).__name__,
-                "steps": self.steps, "errors": self.errors, "laws": [r.to_json() for r in self.records]}
+                "steps": self.steps, "errors": self.errors, "laws": [r.to_json() for r in self.records],
+                "unwatched": [law.name for law in self.unwatched]}
 
     def report(self):
         """A rich table: law, drift (sum of its changes), predicted, worst effect size, verdict."""
         from rich.table import Table
         from rich.text import Text
 
+        unwatched = f"; {len(self.unwatched)} unwatched (sums over the batch)" if self.unwatched else ""
         table = Table(title=Text(f"laws of {self.converted.model.spec} under {type(self.optimizer).__name__}, "
-                                 f"{self.steps} steps"))
+                                 f"{self.steps} steps{unwatched}"))
         for column in ("law", "drift", "predicted", "effect size", "verdict"):
             table.add_column(column, justify="left" if column in ("law", "verdict") else "right")
         for r in self.records:

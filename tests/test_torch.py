@@ -274,6 +274,21 @@ def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
         assert np.array_equal(vector[layout.positions(k)], p.reshape(-1).numpy())
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_zero_bias_before_a_batchnorm_is_left_unwatched_not_flagged(dtype):
+    # the bias's gradient is 0 as a sum over the batch, so each computed entry is that sum's
+    # round-off: SGD once moved it by c times it, and the step's magnitudes (the bias is 0)
+    # charged nothing for it, so plain SGD was flagged at step 0
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(12, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 2)).to(dtype)
+    nn.init.zeros_(net[0].bias)
+    x = torch.randn(8, 12, dtype=dtype)
+    monitor = _watched(net, torch.optim.SGD(net.parameters(), lr=0.05), x, 4)
+    assert not monitor.flagged and not monitor.errors and monitor.records
+    assert [law.name for law in monitor.unwatched] == monitor.to_json()["unwatched"] == ["translation unit dense0/bn0"]
+    assert "translation unit dense0/bn0" in [law.name for law in laws_of(net, x)]
+
+
 def test_a_channels_last_model_is_read_in_its_logical_layout():
     # the vector holds every parameter in row-major order whatever its memory layout
     torch.manual_seed(0)
@@ -553,6 +568,66 @@ def test_every_law_evaluates_on_torch_tensors_as_on_numpy_arrays(data):
 
 def _abs(params):
     return tuple(abs(p) for p in params)
+
+
+@st.composite
+def _torch_nets(draw):
+    """A torch nn.Sequential as people write one: Linear or Conv1d layers (biases or not),
+    ReLU, LeakyReLU or none between, a BatchNorm or LayerNorm sometimes, a Linear head."""
+    convolutional = draw(st.booleans(), label="conv")
+    channels, length = 3, 4  # the input: (3, 4) for a convolution, 12 features for a dense layer
+    layers: list = []
+    width = channels * length
+    for _ in range(draw(st.integers(1, 3), label="hidden layers")):
+        out, bias = draw(st.integers(1, 4)), draw(st.booleans())
+        if convolutional:
+            layers.append(nn.Conv1d(channels, out, 3, padding=1, bias=bias))
+            channels, width = out, out * length
+        else:
+            layers.append(nn.Linear(width, out, bias=bias))
+            width = out
+        norm = draw(st.sampled_from(["none", "batchnorm", "layernorm"] if not convolutional else ["none", "batchnorm"]))
+        if norm == "batchnorm":
+            layers.append(nn.BatchNorm1d(channels) if convolutional else nn.BatchNorm1d(width))
+        elif norm == "layernorm":
+            layers.append(nn.LayerNorm(width))
+        layers.append(draw(st.sampled_from([nn.ReLU(), nn.LeakyReLU(0.1), nn.Identity()])))
+    if convolutional:
+        layers.append(nn.Flatten())
+    layers.append(nn.Linear(width, 2, bias=draw(st.booleans())))
+    return nn.Sequential(*layers).double()
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.data())
+def test_sgd_in_param_groups_of_any_settings_is_never_flagged_on_any_net(data):
+    # the monitor's one vector, runs by group, in-place rests and strided views, against
+    # real torch SGD: every law follows its prediction (momentum, Nesterov, weight decay,
+    # dampening, groups at different learning rates and a parameter in no group)
+    torch.manual_seed(data.draw(st.integers(0, 100), label="seed"))
+    net = data.draw(_torch_nets(), label="net")
+    params = list(net.parameters())
+    cut = data.draw(st.integers(0, len(params)), label="group boundary")
+    kept = data.draw(st.integers(max(cut, 1), len(params)), label="parameters in a group")
+    nesterov = data.draw(st.booleans(), label="nesterov")
+    momentum = data.draw(st.sampled_from([0.9] if nesterov else [0.0, 0.5, 0.9]), label="momentum")
+    dampening = 0.0 if nesterov else data.draw(st.sampled_from([0.0, 0.3]), label="dampening")
+    groups = [{"params": params[:cut], "lr": 0.05}, {"params": params[cut:kept], "lr": 0.02,
+                                                     "weight_decay": data.draw(st.sampled_from([0.0, 0.01]))}]
+    opt = torch.optim.SGD([g for g in groups if g["params"]], lr=0.05, momentum=momentum, dampening=dampening,
+                          nesterov=nesterov)
+    x = torch.randn(8, *((3, 4) if isinstance(net[0], nn.Conv1d) else (12,)), dtype=torch.float64)
+    try:
+        monitor = LawMonitor(net, opt, example_input=x)
+    except InvalidArgument as error:
+        assert "no conservation law" in str(error)
+        return
+    for _ in range(4):
+        net.zero_grad()  # an optimizer's zero_grad would leave a parameter in no group accumulating
+        net(x).pow(2).mean().backward()
+        opt.step()
+    assert monitor.steps == 4 and not monitor.errors
+    assert not monitor.flagged, [(r.law.name, r.flagged) for r in monitor.flagged]
 
 
 class BagOfEmbeddings(nn.Module):

@@ -46,6 +46,7 @@ class Law:
     formula: str = ""
     family: Family = Family.RESCALE
     order: int = 2
+    batch_sum: bool = False  # its gradient vanishes only as a sum over the batch (`Rescaling.batch_sum`)
 
     def __post_init__(self):
         """Every slice of a unit or matrix law has the same units: unit i's sums pair unit
@@ -206,7 +207,7 @@ def laws(model, loss=None) -> tuple[Law, ...]:
             kinds += (LawKind.MATRIX,)
         for kind in kinds:
             out.append(Law(f"{PREFIX[r.family]}{kind} {r.name}", kind, r.terms,
-                           _formula(kind, r.terms, specs, r.order), r.family, r.order))
+                           _formula(kind, r.terms, specs, r.order), r.family, r.order, r.batch_sum))
     return tuple(out)
 
 

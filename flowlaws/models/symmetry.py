@@ -123,6 +123,9 @@ class Rescaling:
     scale: every weight positive), "gl" (an attention head's GL(k) symmetry), or
     "translation" (``order`` 1: slices shift by c rather than scale, a linear law).
     ``uniform``: only one c for all units is a symmetry (a layer law, no unit law).
+    ``batch_sum``: the gradient along the law vanishes only as a sum over the batch (a bias
+    whose shift a BatchNorm removes): each computed gradient entry is then round-off of
+    that sum, far above round-off of the entry itself (`flowlaws.torch.LawMonitor`).
     """
 
     name: str
@@ -132,6 +135,7 @@ class Rescaling:
     family: Family = Family.RESCALE
     order: int = 2
     uniform: bool = False
+    batch_sum: bool = False
 
     @property
     def degree(self) -> float:
@@ -340,7 +344,7 @@ def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool) -> Iter
                                 False, Family.TRANSLATION, order=1)
     if biases:
         yield Rescaling(f"{name}.{biases[0].view.name.rsplit('.', 1)[1]}" if uniform and per_sample else name,
-                        units, biases, False, Family.TRANSLATION, order=1, uniform=uniform)
+                        units, biases, False, Family.TRANSLATION, order=1, uniform=uniform, batch_sum=not per_sample)
 
 
 def parameter_count(model) -> int:
