@@ -274,6 +274,28 @@ def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
         assert np.array_equal(vector[layout.positions(k)], p.reshape(-1).numpy())
 
 
+def test_a_batchnorm_of_a_column_constant_over_the_batch_converts():
+    # a dead unit feeds the BatchNorm a constant: its output is round-off of the mean over
+    # sqrt(eps), which torch and flowlaws round differently; the check allows both sides'
+    # round-off (the forward magnitude sweep), and still catches a wrong conversion
+    net = nn.Sequential(nn.Linear(3, 1), nn.BatchNorm1d(1), nn.Linear(1, 2, bias=False)).double()
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].bias.fill_(0.1)
+    x = torch.randn(7, 3, dtype=torch.float64)
+    assert from_torch(net, x)[0].spec == "seq:3:dense(1,bias),batchnorm(affine,eps=1e-05),dense(2)"
+
+
+def test_a_conversion_that_computes_something_else_is_refused(monkeypatch):
+    import flowlaws.torch as bridge
+    from flowlaws.models import Activation
+
+    monkeypatch.setattr(bridge, "_activation", lambda module: Activation("relu") if isinstance(module, nn.Tanh)
+                        else None)
+    with pytest.raises(InvalidArgument, match="does not reproduce the module's output"):
+        from_torch(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double(), torch.randn(6, 3))
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_a_zero_bias_before_a_batchnorm_is_left_unwatched_not_flagged(dtype):
     # the bias's gradient is 0 as a sum over the batch, so each computed entry is that sum's

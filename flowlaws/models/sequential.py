@@ -103,6 +103,11 @@ class Sequential:
         """The cache of `forward` with every input replaced by its magnitude bound."""
         return self._chain.bounds(params, cache)[1]
 
+    def output_bound(self, params, cache):
+        """The forward magnitude sweep's entrywise bound on |output| (`Chain.bounds`):
+        gamma(n) times it bounds the forward pass's round-off."""
+        return self._chain.bounds(params, cache)[0]
+
     def backward(self, params, cache, dout, magnitude: bool = False):
         return tuple(self._chain.backward(params, cache, dout, magnitude)[1])
 
