@@ -18,7 +18,8 @@ A parameter's five operands come stacked, one (5, *shape) array (in the monitor,
 strided view of the step's one (5, N) array). A large parameter's columns are its
 products summed in place (on its device, in its dtype), once over the axes none of its
 slices keeps, then over each slice's other axes: two passes, the signed products (T times
-D - R and R) and the magnitudes (all five squared), a few operands at a time. A small
+D - R and R) and the magnitudes (D, T, R and G squared), a few operands at a time, or one
+batched product of Gram matrices over a contiguous parameter's rows. A small
 one's (fewer than SMALL entries) are its entries' products: all small parameters'
 entries come as one segment, multiplied in one pass in float64 on the host (each torch
 call costs microseconds: a model's many biases and heads would otherwise cost more than
