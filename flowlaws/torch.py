@@ -1110,10 +1110,12 @@ class _Layout:
     def size(self) -> int:
         return sum(t.numel() for t in self.params)
 
-    def positions(self, k: int) -> np.ndarray:
-        """Where model parameter k's entries (row-major) lie in the vector."""
+    def positions(self, k: int, index=None) -> np.ndarray:
+        """Where model parameter k's entries (row-major) lie in the vector (``index``:
+        ``torch.arange(self.size)``, made once for many calls)."""
         size, stride, offset = self.views[k]
-        return torch.arange(self.size).as_strided(size, stride, offset).reshape(-1).numpy()
+        index = torch.arange(self.size) if index is None else index
+        return index.as_strided(size, stride, offset).reshape(-1).numpy()
 
     def fill(self, row, tensors) -> None:
         """Write ``tensors`` (one per parameter, in order) into ``row`` end to end."""
@@ -1314,8 +1316,9 @@ class LawMonitor:
                                   if t.numel() < SMALL] or [np.zeros(0, int)])
         place = np.full(layout.size, -1)
         place[segment] = np.arange(segment.size)
-        flat = {k: place[layout.positions(k)] for k in range(len(layout.views))}
-        flat = {k: where for k, where in flat.items() if np.all(where >= 0)}
+        index = torch.arange(layout.size)  # a view starts at its offset: on a small parameter, all of it is
+        flat = {k: place[layout.positions(k, index)] for k, (_, _, offset) in enumerate(layout.views)
+                if offset >= layout.size or place[offset] >= 0}
         sums = LawSums(self.laws, [shape for _, shape in self.converted.model.param_specs], flat=flat)
         return sums, torch.as_tensor(segment, device=self.params[0].device)
 
