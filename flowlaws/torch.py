@@ -1076,10 +1076,12 @@ class _Layout:
     filled by one `torch.cat`, so a step costs a few torch calls per operand, not one per
     parameter (a call costs microseconds; a model has many small parameters).
 
-    ``runs``: (slice, param group index or None, params) for each run of parameters that
-    share a group (None: in no group)."""
+    ``starts``: where each parameter begins in the vector, and its end. ``runs``: (slice,
+    param group index or None, params) for each run of parameters that share a group
+    (None: in no group)."""
 
     params: tuple
+    starts: tuple
     views: tuple  # each model parameter's (size, stride, offset) in the vector
     runs: tuple
     grouping: tuple  # the optimizer's param groups it was laid out by (`_grouping`)
@@ -1092,23 +1094,23 @@ class _Layout:
         if len(devices) > 1:
             raise InvalidArgument(f"LawMonitor watches parameters on one device; got {sorted(map(str, devices))}: "
                                   "move the model to one device first")
-        starts = np.cumsum([0, *(t.numel() for t in params)])
+        starts = tuple(int(a) for a in np.cumsum([0, *(t.numel() for t in params)]))
         runs = []
         for group, members in itertools.groupby(range(len(params)), key=lambda k: group_of.get(id(params[k]))):
             run = list(members)
-            runs.append((slice(int(starts[run[0]]), int(starts[run[-1] + 1])), group, tuple(params[k] for k in run)))
-        index = torch.arange(int(starts[-1]), dtype=torch.float64)
+            runs.append((slice(starts[run[0]], starts[run[-1] + 1]), group, tuple(params[k] for k in run)))
+        index = torch.arange(starts[-1], dtype=torch.float64)
         probes = {id(t): index[a:b].view(t.shape) for t, a, b in zip(params, starts, starts[1:], strict=False)}
         views = []
         for p in converted.tensors(lambda t: probes[id(t)]):
             if p.untyped_storage().data_ptr() != index.untyped_storage().data_ptr():  # pragma: no cover
                 raise AssertionError("a converted parameter is not a view of its torch parameter")
             views.append((tuple(p.shape), tuple(p.stride()), p.storage_offset()))
-        return cls(params, tuple(views), tuple(runs), _grouping(optimizer))
+        return cls(params, starts, tuple(views), tuple(runs), _grouping(optimizer))
 
     @property
     def size(self) -> int:
-        return sum(t.numel() for t in self.params)
+        return self.starts[-1]
 
     def positions(self, k: int, index=None) -> np.ndarray:
         """Where model parameter k's entries (row-major) lie in the vector (``index``:
@@ -1311,7 +1313,7 @@ class LawMonitor:
         parameter under SMALL entries is summed entry by entry from the segment (one gather
         for all of them), any other reduced in place."""
         layout = self.layout
-        starts = np.cumsum([0, *(t.numel() for t in self.params)])
+        starts = layout.starts
         segment = np.concatenate([np.arange(a, b) for t, a, b in zip(self.params, starts, starts[1:], strict=False)
                                   if t.numel() < SMALL] or [np.zeros(0, int)])
         place = np.full(layout.size, -1)
