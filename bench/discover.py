@@ -33,7 +33,11 @@ KNOWN = [("mlp:2-2-2:linear", 3), ("mlp:2-3-2:linear", 6), ("mlp:2-4-1:linear", 
          ("seq:1x12:conv1d(4,3,bias),relu,maxpool1d(2),flatten,dense(2)", 4),
          ("seq:3:dense(3),relu,residual[dense(3),relu,dense(3)],dense(1)", 6),
          ("seq:3:dense(3),relu,residual[dense(2),relu,dense(3)],relu,dense(1)", 5),
-         ("seq:3:residual[dense(2),relu,dense(3)],residual[dense(2),relu,dense(3)],dense(1)", 4)]
+         ("seq:3:residual[dense(2),relu,dense(3)],residual[dense(2),relu,dense(3)],dense(1)", 4),
+         # units fed by one value, decided by the fewest laws of any region (issue 28's independent counts)
+         ("mlp:1-6-4:leaky_relu(0.2)", 12), ("mlp:6-3-1-6-1:leaky_relu(0.1)", 14),
+         ("seq:3x3:attention(heads=1,dk=2,dv=1),relu,flatten,dense(1)", 8),
+         ("seq:1:residual[dense(2),abs,dense(1)],abs,dense(3)", 3)]
 
 
 def _formula(widths, activation):

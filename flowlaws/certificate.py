@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 
 from flowlaws.errors import Unrepresentable
+from flowlaws.invariants.regions import class_rows, fewest, jacobian, labels, scalar_fed, twin
 from flowlaws.invariants.stacked import stacked
 from flowlaws.models.symmetry import flatten, unflatten
 from flowlaws.residues import P, rank_mod_p, residues
@@ -59,6 +60,8 @@ class Certificate:
     note: str = ""
     laws: list = field(default_factory=list)  # derived laws not orthogonal to the fields at theta_r
     closed: bool = False  # the closure probes stay in the span mod p: the count is the upper bound
+    regions: int = 0  # splits into sign classes the lower bound ranked (`flowlaws.invariants.regions`)
+    derived: int | None = None  # rank_p of the derived laws alone (``lower`` adds the regions' class laws)
 
     @property
     def decides(self) -> bool:
@@ -69,7 +72,7 @@ class Certificate:
         return {"method": self.method, "upper": self.upper, "lower": self.lower, "ranks": list(self.ranks),
                 "prime": self.prime, "point": self.point, "failure_probability": self.failure,
                 "gap": self.gap if self.gap is None or math.isfinite(self.gap) else None, "note": self.note,
-                "laws_not_orthogonal": self.laws, "closed": self.closed}
+                "laws_not_orthogonal": self.laws, "closed": self.closed, "regions": self.regions}
 
     def lines(self) -> list[str]:
         """The certificate in words (`flowlaws discover --explain`)."""
@@ -81,9 +84,14 @@ class Certificate:
                    else f"bounds {self.lower}..{self.upper} (not met at this point)")
         closure = ["  closed: the random brackets [g*, w*] that probed the closure stay in the span mod p (an "
                    "algebra that had not closed would be left by a random pair)"] if self.closed else []
+        lower = (f"  lower {self.lower} = the fewest laws of any activation region: rank_p of the derived laws' "
+                 f"gradients and of the sign classes' laws of units fed by one value, over all {self.regions} "
+                 "splits into classes (those of theta_r's own split, and every derived law, exactly orthogonal "
+                 "to every field)" if self.regions else f"  lower {self.lower} = rank_p of the derived laws' "
+                 "gradients, each exactly orthogonal to every field")
         return [f"certificate: exact ranks over F_{self.prime} at {self.point}: {verdict}",
                 f"  upper {self.upper} = D - rank_p of the fields and brackets, ranks by depth {list(self.ranks)}",
-                f"  lower {self.lower} = rank_p of the derived laws' gradients, each exactly orthogonal to every field",
+                lower,
                 *closure,
                 f"  chance that this point under-ranks (bounds apart, never a wrong count) <= {self.failure:.1e}"]
 
@@ -112,15 +120,40 @@ def certify(problem, depths, laws, shapes, probes=(), rank=None) -> Certificate:
     if closed:
         closed = rank_mod_p(np.stack(rows + [exact.value(f, exact.theta) for f in probes])) == ranks[-1]
         degrees += [f.degree for f in probes]
-    components = stacked(tuple(laws), tuple(map(tuple, shapes)))
+    shapes = tuple(map(tuple, shapes))
+    components = stacked(tuple(laws), shapes)
     gradients = _exact(components.jacobian(theta))
-    products = residues(gradients) @ residues(np.stack(rows[: len(depths[0])])).T
+    generators = residues(np.stack(rows[: len(depths[0])])).T
+    products = residues(gradients) @ generators
     crossing = [law.name for law in laws if np.any(products[components.rows(law)])]
-    lower = rank_mod_p(residues(gradients)) if len(gradients) else 0
+    lower, regions, classes_crossing = _fewest_in_a_region(laws, shapes, theta, gradients, generators)
+    crossing += classes_crossing
     point = f"theta0 rounded to the grid 2^{int(math.log2(GRID))} ({problem.D} coordinates)"
     return Certificate("exact", problem.D - ranks[-1], lower, tuple(ranks), P, point,
                        min(1.0, sum(sorted(degrees, reverse=True)[: ranks[-1] + len(probes)]) / P), laws=crossing,
-                       closed=closed)
+                       closed=closed, regions=regions, derived=_rank_p(gradients))
+
+
+def _rank_p(rows) -> int:
+    return rank_mod_p(residues(rows)) if len(rows) else 0
+
+
+def _fewest_in_a_region(laws, shapes, theta, gradients, generators) -> tuple[int, int, list]:
+    """(lower, the splits it ranked, the class laws not orthogonal to the ``generators``):
+    the fewest laws of any activation region by the derived laws (their ``gradients``)
+    and the sign classes of units fed by one value (`flowlaws.invariants.regions`), with
+    those of theta_r's own region checked exactly orthogonal; without such units the
+    derived laws' rank."""
+    fed = scalar_fed(laws)
+    if not fed:
+        return _rank_p(gradients), 0, []
+    twins = tuple(map(twin, fed))
+    classes = stacked(twins, shapes)
+    matrix, starts = _exact(jacobian(classes, fed, theta, shapes)), [classes.rows(t).start for t in twins]
+    params = unflatten(theta, shapes)
+    crossing = [t.name for t, law, start in zip(twins, fed, starts, strict=True)
+                if np.any(residues(class_rows(matrix, [start], [labels(law, params)])) @ generators)]
+    return (*fewest(_rank_p, gradients, matrix, starts, fed), crossing)
 
 
 class _Exact:

@@ -432,7 +432,9 @@ def explain(found, args) -> list[str]:
         return [work, "ranked exactly at depth 0, before any numerical rank (a piecewise-linear network)",
                 *found.certificate.lines()]
 
-    lower = (f"lower bound {found.lower}: the rank of the laws proven conserved (derived laws and explicit "
+    regions = (f", with the sign-class laws of each activation region: the fewest over {found.regions} splits "
+               "into classes" if found.regions else "")
+    lower = (f"lower bound {found.lower}: the rank of the laws proven conserved (derived laws{regions}, and explicit "
              "polynomial laws, each orthogonal to every field at points the search never used)")
     upper = (f"upper bound {found.upper} = D - rank = {found.params} - {found.rank_by_depth[-1]}: the rank of the "
              f"fields and their brackets at the generic point, by depth {found.rank_by_depth}"

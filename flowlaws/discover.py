@@ -157,6 +157,7 @@ class Discovery:
     evaluations: int = 0  # field evaluations spent (the work budget's unit)
     certificate: Certificate | None = None
     searched: bool = True  # the numerical search ran (False: decided exactly at depth 0, before it)
+    regions: int = 0  # splits into sign classes the lower bound ranked (`flowlaws.invariants.regions`)
 
     @property
     def count(self) -> int | None:
@@ -175,7 +176,8 @@ class Discovery:
                 "gap": self.gap if math.isfinite(self.gap) else None, "explicit": self.explicit,
                 "missing": self.missing, "spurious": self.spurious, "seconds": round(self.seconds, 3),
                 "note": self.note, "decided_by": self.decided_by or None, "evaluations": self.evaluations,
-                "certificate": self.certificate.to_json() if self.certificate else None, "searched": self.searched}
+                "certificate": self.certificate.to_json() if self.certificate else None, "searched": self.searched,
+                "regions": self.regions}
 
 
 class Work:
@@ -807,9 +809,9 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
         certificate = _certified_first(model, np.random.default_rng([seed, 1]), ce, derived, work)  # its own draws
         if certificate.decides and certificate.upper is not None:
             return Discovery(model.spec, family, parameter_count(model), certificate.upper, certificate.upper,
-                             certificate.upper, list(certificate.ranks), math.inf,
+                             certificate.derived or 0, list(certificate.ranks), math.inf,
                              seconds=time.perf_counter() - started, decided_by="exact", evaluations=work.spent,
-                             certificate=certificate, searched=False)
+                             certificate=certificate, searched=False, regions=certificate.regions)
     problem = Problem(model, rng, cross_entropy=ce, enough=_most_fields(model, derived), work=work)
     points = [problem, *_points(model, rng, ce, 3, work)]
     spurious = [law.name for law in derived if not orthogonal(law, points)]
@@ -847,6 +849,8 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
                     missing.append(formula)
     elif degree:
         note = f"explicit laws skipped: {problem.D} parameters > {EXPLICIT_MAX_PARAMS}"
+    regional, regions = _fewest_in_a_region(good, known, problem.shapes, problem.theta, points)
+    lower = max(lower, regional)
     best, widest = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower), problem.rank
     for attempt in range(1, RICHER):  # undecided: more data and draws (other activation regions)
         if problem.D - best.rank == lower or best.closed or work.exhausted:
@@ -872,7 +876,34 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
     elif not decided_by and work.exhausted:
         note = _joined(note, work.reason())
     return Discovery(model.spec, family, problem.D, upper, lower, derived_count, best.ranks, best.gap, explicit,
-                     spurious, missing, time.perf_counter() - started, note, decided_by, work.spent, certificate)
+                     spurious, missing, time.perf_counter() - started, note, decided_by, work.spent, certificate,
+                     regions=regions)
+
+
+def _fewest_in_a_region(laws, known, shapes, theta, points=()) -> tuple[int, int]:
+    """(the fewest laws any activation region has by the derived ``laws`` (gradients
+    ``known`` at ``theta``) and the sign classes of units fed by one value, the splits
+    into classes ranked; `flowlaws.invariants.regions`), numerically at ``theta``; (0, 0)
+    when the class laws of some point's own region are not orthogonal to its fields
+    (``points``: discovery problems)."""
+    from flowlaws.invariants.regions import class_rows, fewest, jacobian, labels, scalar_fed, twin
+    from flowlaws.invariants.stacked import stacked
+
+    fed = scalar_fed(laws)
+    if not fed:
+        return 0, 0
+    twins = tuple(map(twin, fed))
+    classes = stacked(twins, tuple(map(tuple, shapes)))
+    starts = [classes.rows(t).start for t in twins]
+
+    def own(p):  # the class laws of p's own region
+        params = unflatten(p.theta, p.shapes)
+        return class_rows(jacobian(classes, fed, p.theta, shapes), starts, [labels(law, params) for law in fed])
+
+    if not _orthogonal(own, points):
+        return 0, 0
+    return fewest(lambda m: rank_and_gap(m)[0] if len(m) else 0, known, jacobian(classes, fed, theta, shapes),
+                  starts, fed)
 
 
 def _certified_first(model, rng, cross_entropy, laws, work) -> Certificate:
@@ -941,6 +972,13 @@ class KnownExtra:
     reason: str
 
 
+def _sign_classes(model) -> tuple:
+    from flowlaws.invariants import laws
+    from flowlaws.invariants.regions import scalar_fed
+
+    return scalar_fed(laws(model))
+
+
 def scalar_deep_linear(model) -> bool:
     acts = model.activations
     return (all(a.is_linear for a in acts) and not any(n.endswith(".b") for n, _ in model.param_specs)
@@ -970,6 +1008,18 @@ def dead_parameters(model, points: int = 3, seed: int = 0) -> np.ndarray:
     return np.flatnonzero(~moved)
 
 
+def _by_region(model) -> int:
+    """The fewest laws any activation region has by the derived laws and the sign-class
+    laws of units fed by one value, at a generic point."""
+    from flowlaws.invariants import laws
+    from flowlaws.invariants.stacked import Stacked
+
+    shapes = [shape for _, shape in model.param_specs]
+    point = flatten(model.init(np.random.default_rng(0)))
+    derived = laws(model)
+    return _fewest_in_a_region(derived, Stacked(derived, shapes).jacobian(point), shapes, point)[0]
+
+
 def _with_dead_parameters(model) -> int:
     """The rank of the derived laws' gradients and of the dead parameters' own laws
     (theta_j is conserved: the unit row e_j), at a generic point."""
@@ -990,6 +1040,12 @@ KNOWN_EXTRA = (
                lambda model: parameter_count(model) - 1,
                "f = x * prod(weights): every field is a multiple of one gradient, so D - 1 laws, more than "
                "the quadratic matrix laws (Marcotte, Gribonval, Peyre 2023); the extra ones are not quadratic"),
+    KnownExtra("sign classes of units fed by one value", lambda model: bool(_sign_classes(model)), _by_region,
+               "units that each read one value with no bias (z_i = w_i s) through one kink share their pattern "
+               "by the sign of w_i: within a class any mixing is a symmetry of the activation region, so each "
+               "region has its classes' blocks of the unit law's matrix form as laws (a law of the region, "
+               "not of the model); the count is the fewest over the splits into classes "
+               "(flowlaws.invariants.regions, docs/theory.md 7)"),
     KnownExtra("parameters that never receive a gradient", lambda model: len(dead_parameters(model)) > 0,
                _with_dead_parameters,
                "a weight that multiplies an activation which is identically 0 (a bias-free conv output that "

@@ -47,6 +47,7 @@ class Law:
     family: Family = Family.RESCALE
     order: int = 2
     batch_sum: bool = False  # its gradient vanishes only as a sum over the batch (`Rescaling.batch_sum`)
+    classes: int = 0  # a unit law's sign classes of one region (`Rescaling.classes`, `flowlaws.invariants.regions`)
 
     def __post_init__(self):
         """Every slice of a unit or matrix law has the same units: unit i's sums pair unit
@@ -129,7 +130,7 @@ class Law:
         return {"name": self.name, "kind": self.kind, "family": self.family, "order": self.order,
                 "k": self.k, "formula": self.formula,
                 "params": [t.view.name for t in self.terms],
-                "weights": [t.weight for t in self.terms]}
+                "weights": [t.weight for t in self.terms], "sign_classes": self.classes}
 
 
 def _row_squares(xp, P):
@@ -207,7 +208,8 @@ def laws(model, loss=None) -> tuple[Law, ...]:
             kinds += (LawKind.MATRIX,)
         for kind in kinds:
             out.append(Law(f"{PREFIX[r.family]}{kind} {r.name}", kind, r.terms,
-                           _formula(kind, r.terms, specs, r.order), r.family, r.order, r.batch_sum))
+                           _formula(kind, r.terms, specs, r.order), r.family, r.order, r.batch_sum,
+                           r.classes if kind is LawKind.UNIT else 0))
     return tuple(out)
 
 

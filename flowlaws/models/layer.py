@@ -194,6 +194,12 @@ class Layer:
         W -> W + 1 a^T and b -> b + t 1); () when no own parameter can."""
         return ()
 
+    def shared_input(self, site) -> bool:
+        """Every output unit is w_i times one shared input value, with no bias (one input
+        feature): such units share their activation pattern by the sign of w_i
+        (`flowlaws.invariants.regions`)."""
+        return False
+
     def units_out(self, site) -> int:
         """How many output units its rows scale."""
         return getattr(self, "channels")  # noqa: B009 (weight layers define it)

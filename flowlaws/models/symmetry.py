@@ -126,6 +126,10 @@ class Rescaling:
     ``batch_sum``: the gradient along the law vanishes only as a sum over the batch (a bias
     whose shift a BatchNorm removes): each computed gradient entry is then round-off of
     that sum, far above round-off of the entry itself (`flowlaws.torch.LawMonitor`).
+    ``classes``: the units each read one shared value and pass one kink before their
+    readers, so within a sign class of their weights any mixing is a symmetry of the
+    activation region (`flowlaws.invariants.regions`): 1 class (an even kink, abs) or 2
+    (by sign); 0 when not.
     """
 
     name: str
@@ -136,6 +140,7 @@ class Rescaling:
     order: int = 2
     uniform: bool = False
     batch_sum: bool = False
+    classes: int = 0
 
     @property
     def degree(self) -> float:
@@ -154,6 +159,9 @@ class Path:
     ``shifts``: the path so far also commutes with shifting the units (no kink, no
     weight between), so a normalization turns the biases among its terms into a
     translation law. ``uniform``: a layer on the path needs one c for all units.
+    ``scalar``: each emitted unit is w_i times one shared value (`Layer.shared_input`);
+    ``classes``: after the path's one kink, the sign classes within which the units may
+    still mix (`Rescaling.classes`; any later kink ends it).
     """
 
     units: int
@@ -169,13 +177,17 @@ class Path:
     uniform: bool = False
     per_sample: bool = False
     scales: bool = True  # a closing normalization removes the scale (eps = 0), not only shifts
+    scalar: bool = False
+    classes: int = 0
 
-    def times(self, degree: float, linear: bool, shifts: bool | None = None) -> Path:
+    def times(self, degree: float, linear: bool, shifts: bool | None = None, classes: int = 0) -> Path:
         """Through a homogeneous map of the given degree (``shifts``: it commutes with
-        a constant shift per unit; by default when it is linear of degree 1)."""
+        a constant shift per unit; by default when it is linear of degree 1; ``classes``:
+        a kink's sign classes for units fed by one value, `Activation.sign_classes`)."""
         shifts = (degree == 1 and linear) if shifts is None else shifts
+        classes = self.classes if linear else classes if self.linear and self.scalar else 0
         return replace(self, degree=self.degree * degree, linear=self.linear and linear,
-                       shifts=self.shifts and shifts)
+                       shifts=self.shifts and shifts, classes=classes)
 
     def on_axis(self, last: bool, ndim: int) -> bool:
         """Whether the units lie on a sample's last axis (``last``) or its first, for a
@@ -196,6 +208,7 @@ class Path:
         """Closed where the walk into every branch of a fork closed: the terms of all; one c
         for every unit when any branch needs it (a LayerNorm inside one)."""
         return replace(self, closed=True, linear=self.linear and all(w.linear for w in walks),
+                       classes=self.classes if all(w.classes == self.classes for w in walks) else 0,
                        uniform=self.uniform or any(w.uniform for w in walks),
                        terms=self.terms + tuple(t for w in walks for t in w.terms),
                        layers=self.layers + tuple(name for w in walks for name in w.layers))
@@ -209,7 +222,7 @@ class Path:
         weight positive, no mixing of units); ``uniform`` when one c must serve all;
         ``per_sample`` when its groups lie within one sample (see `shifts`); ``scales``
         False when it removes only shifts (eps > 0: translation laws, no scale law)."""
-        return replace(self, closed=True, family=Family.SCALE, linear=False, uniform=self.uniform or uniform,
+        return replace(self, closed=True, family=Family.SCALE, linear=False, classes=0, uniform=self.uniform or uniform,
                        per_sample=per_sample, scales=scales, layers=(*self.layers, site.name))
 
 
@@ -276,8 +289,8 @@ def from_weight_layer(site: Site, mixes: bool = True) -> Iterator[Rescaling]:
     """The rescaling of a layer's output units: its rows scale by c, walk forward.
     ``mixes``: the rows form a full matrix, so a linear path also allows mixing the units
     (a matrix law)."""
-    start = Path(site.layer.units_out(site), linear=mixes,
-                 last_axis=site.layer.rows_on_last_axis(site)).emitted(site, 1.0)
+    start = Path(site.layer.units_out(site), linear=mixes, last_axis=site.layer.rows_on_last_axis(site),
+                 scalar=site.layer.shared_input(site)).emitted(site, 1.0)
     yield from close(start, walk(start, site.following()), site)
 
 
@@ -294,7 +307,8 @@ def close(start: Path, end: Path | None, site: Site) -> Iterator[Rescaling]:
     if remover:
         yield from shifts(f"{name}/{remover}", tuple(t.view for t in start.terms), end.units, False, False)
     if end.scales:
-        yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform)
+        yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform,
+                        classes=0 if end.linear or end.family is not Family.RESCALE else end.classes)
     if end.family is Family.SCALE and end.shifts:
         yield from shifts(name, tuple(t.view for t in end.terms), end.units, end.uniform, end.per_sample)
 

@@ -193,6 +193,21 @@ class Activation(Layer):
         """A ReLU-family activation: two slopes, a kink at 0."""
         return len(set(self.derivative(np.array([-1.0, 1.0])).tolist())) > 1
 
+    @property
+    def sign_classes(self) -> int:
+        """For units fed by one value s (z_i = w_i s), phi(w_i s) = |w_i| phi(sign(w_i) s) when
+        phi is piecewise linear of degree 1: the units whose w_i share a sign share a
+        pattern. 1 class when phi is even (abs: phi(-s) = phi(s)), 2 otherwise; 0 for a
+        linear phi (any mixing is a symmetry already) or one of another degree.
+
+        >>> Activation("relu").sign_classes, Activation("abs").sign_classes, Activation("tanh").sign_classes
+        (2, 1, 0)
+        """
+        if self.degree != 1 or self.is_linear:
+            return 0
+        z = np.array([0.5, 2.0])
+        return 1 if np.array_equal(self.fn(-z), self.fn(z)) else 2
+
     def keeps_sums(self, in_shape) -> bool:
         return self.is_linear
 
@@ -206,7 +221,7 @@ class Activation(Layer):
         """phi(cz) = c^k phi(z): the degree multiplies by k; no symmetry without one."""
         if self.degree is None:
             return None
-        return path.times(self.degree, self.is_linear)
+        return path.times(self.degree, self.is_linear, classes=self.sign_classes)
 
     # --- its spec: the activation's own name ------------------------------------------
     @classmethod

@@ -312,6 +312,10 @@ class Attention(Layer):
     def units_out(self, site) -> int:
         return site.in_shape[1]
 
+    def shared_input(self, site) -> bool:
+        """One head of value width 1: output feature j is Wo[0, j] times the head's value."""
+        return self.heads * self.dv == 1 and not self.bias
+
     def rows_on_last_axis(self, site) -> bool:
         return True
 

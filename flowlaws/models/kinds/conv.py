@@ -208,13 +208,17 @@ class Conv(Layer):
     def mixes(self) -> bool:
         return self.groups == 1
 
+    def shared_input(self, site) -> bool:
+        """One input channel through a one-tap kernel: each output is w_i times that channel."""
+        return site.in_shape[0] == 1 and self.kernel == 1 and not self.bias
+
     def columns(self, site, path):
         """Input channel i's slice: W[rows of its group, i mod (C_in / G)]."""
         return site.views(1, path.units, own=(0,), interleaved=path.interleaved, groups=self.groups)
 
     def carry(self, path, site):
         end = super().carry(path, site)
-        return end if end is None or self.groups == 1 else replace(end, linear=False)
+        return end if end is None or self.groups == 1 else replace(end, linear=False, classes=0)
 
     @classmethod
     def draw(cls, draw, shape, context):

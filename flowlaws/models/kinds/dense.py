@@ -64,6 +64,9 @@ class Dense(Layer):
     def rows_on_last_axis(self, site) -> bool:
         return len(site.in_shape) > 1
 
+    def shared_input(self, site) -> bool:
+        return site.in_shape[-1] == 1 and not self.bias
+
     def shifted_rows(self, site):
         return self.rows(site, self.units)
 

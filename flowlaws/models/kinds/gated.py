@@ -56,7 +56,8 @@ class Gated(Fork):
         carried = [w for w in walks if not w.closed]
         if not carried:
             return joined
-        return replace(joined, closed=False, degree=sum(w.degree for w in carried), linear=False, shifts=False)
+        return replace(joined, closed=False, degree=sum(w.degree for w in carried), linear=False, shifts=False,
+                       classes=0)
 
     def rescalings(self, site):
         """Each branch's own rescalings, the balance of the two branches' last rows, and

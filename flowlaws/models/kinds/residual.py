@@ -75,6 +75,7 @@ class Residual(Fork):
         if any(w.degree != degree for w in open_):
             return None
         terms, layers, linear, uniform = path.terms, path.layers, path.linear, path.uniform
+        keeps = all(w.classes == path.classes for w in walks)  # no kink inside: a sign class's mixing
         for w, inner in zip(walks, inners, strict=True):
             if w.closed:  # its last rows re-emit the scaling
                 found = self.emitter(inner, path.units, layout)
@@ -83,11 +84,12 @@ class Residual(Fork):
                 last, tail = found
                 w = replace(w, **layout).emitted(last, degree / tail.degree)
                 linear, uniform = linear and tail.linear, uniform or tail.uniform
+                keeps = keeps and tail.linear  # passes (`Path.classes`)
             terms, layers = terms + w.terms, layers + w.layers
             linear, uniform = linear and w.linear, uniform or w.uniform
         shifts_on = path.shifts and all(not w.closed and w.shifts for w in walks)
         return replace(path, degree=degree, linear=linear, shifts=shifts_on, uniform=uniform,
-                       terms=terms, layers=layers)
+                       terms=terms, layers=layers, classes=path.classes if keeps else 0)
 
     def rescalings(self, site):
         """Each branch's own rescalings; the join's when both branches have weight layers;

@@ -65,7 +65,7 @@ class Scale(Layer):
         matrix law); a scaling of the other axis of a (T, d) input passes (each of its rows
         is multiplied by g alone)."""
         if path.on_axis(True, len(site.in_shape)):
-            return replace(path.absorbed(site), linear=False)
+            return replace(path.absorbed(site), linear=False, classes=0)  # no mixing either
         return path.times(1.0, True, shifts=False)
 
     @classmethod
