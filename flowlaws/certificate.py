@@ -18,6 +18,10 @@ of its interpolating polynomial through t = 0..d (`lagrange_slopes`). Then:
   in theta with dyadic weights, so float64 computes them exactly at a grid point (checked:
   every entry is a multiple of the grid's square, far below 2^53).
 
+A network that is no polynomial once frozen (normalization, softmax) gets a `verified`
+certificate at depth 0 instead: ranks bounded below with the round-off model's error on
+the fields (Weyl's inequality), the brackets left numerical.
+
 When upper == lower the count is proven. A point can only under-rank (a minor of the
 rows vanishing mod p at it), which leaves the bounds apart, never a wrong count; by
 Schwartz-Zippel that chance is at most (the sum of the rows' degrees) / p for a point
@@ -62,20 +66,32 @@ class Certificate:
     closed: bool = False  # the closure probes stay in the span mod p: the count is the upper bound
     regions: int = 0  # splits into sign classes the lower bound ranked (`flowlaws.invariants.regions`)
     derived: int | None = None  # rank_p of the derived laws alone (``lower`` adds the regions' class laws)
+    error: float | None = None  # "verified": the bound on the computed fields' error, ||F^ - F||_2
 
     @property
     def decides(self) -> bool:
-        return (self.method == "exact" and self.upper is not None and not self.laws
+        return (self.method in ("exact", "verified") and self.upper is not None and not self.laws
                 and (self.upper == self.lower or self.closed))
 
     def to_json(self) -> dict:
         return {"method": self.method, "upper": self.upper, "lower": self.lower, "ranks": list(self.ranks),
                 "prime": self.prime, "point": self.point, "failure_probability": self.failure,
                 "gap": self.gap if self.gap is None or math.isfinite(self.gap) else None, "note": self.note,
-                "laws_not_orthogonal": self.laws, "closed": self.closed, "regions": self.regions}
+                "laws_not_orthogonal": self.laws, "closed": self.closed, "regions": self.regions,
+                "error": self.error}
 
     def lines(self) -> list[str]:
         """The certificate in words (`flowlaws discover --explain`)."""
+        if self.method == "verified":
+            verdict = (f"proven: {self.upper} laws" if self.decides
+                       else f"bounds {self.lower}..{self.upper} (not met at depth 0)")
+            return [f"certificate: verified ranks at depth 0 at {self.point}: {verdict}",
+                    f"  upper {self.upper} = D - the singular values of the fields above {self.error:.3g}, a bound "
+                    "on their computed error (the round-off model's gamma(n) ||M||_F, M their magnitude sweeps): "
+                    "by Weyl's inequality the exact fields' rank is at least that many",
+                    f"  lower {self.lower} = the same for the proven laws' gradients, with their own error bound"
+                    + (f", the fewest over {self.regions} splits into sign classes" if self.regions else ""),
+                    f"  brackets beyond depth 0 are numerical (smallest singular-value gap {self.gap:.3g})"]
         if self.method != "exact":
             gap = "" if self.gap is None else f", smallest singular-value gap {self.gap:.3g}"
             return [f"certificate: numerical{gap}" + (f" ({self.note})" if self.note else "")]
@@ -98,6 +114,40 @@ class Certificate:
 
 def numerical(gap: float, note: str = "") -> Certificate:
     return Certificate("numerical", gap=gap, note=note)
+
+
+def verified(problem, laws, gap: float) -> Certificate:
+    """Bounds for a network that is no polynomial once frozen (normalization, softmax), at
+    depth 0 and at theta0 itself, from the round-off model (docs/numerics.md): each computed
+    field errs by at most gamma(n) M_k entrywise (M_k its magnitude sweep), so the fields'
+    error has ||E||_2 <= ||E||_F <= gamma(n) ||M||_F = e, and by Weyl's inequality the exact
+    fields have at least as many singular values as the computed ones above e: upper = D -
+    that many. lower: the same for the proven laws' gradients (each entry a short sum of
+    products, erring by gamma(D) times its magnitude), and the fewest over the regions'
+    splits into sign classes. The brackets' ranks stay numerical (``gap``)."""
+    from flowlaws.checking import accumulation_length, gamma
+
+    theta, shapes = problem.theta, tuple(map(tuple, problem.shapes))
+    error = gamma(accumulation_length(problem.model, problem.X)) * float(
+        np.linalg.norm(problem.values(theta, magnitude=True)))
+    components = stacked(tuple(laws), shapes)
+    rows, scales = components.jacobian(theta), components.jacobian(np.abs(theta), magnitude=True)
+    fed = scalar_fed(laws)
+    classes, starts = None, []
+    if fed:
+        classes = stacked(tuple(map(twin, fed)), shapes)
+        starts = [classes.rows(twin(law)).start for law in fed]
+        scales = np.vstack([scales, classes.jacobian(np.abs(theta), magnitude=True)])
+    law_error = gamma(problem.D) * float(np.linalg.norm(scales))
+
+    def above(matrix, bound):
+        return int(np.sum(np.linalg.svd(matrix, compute_uv=False) > bound)) if matrix.size else 0
+
+    matrix = jacobian(classes, fed, theta, shapes) if classes else rows[:0]
+    lower, regions, _ = fewest(lambda m: above(m, law_error), rows, matrix, starts, fed)
+    point = f"theta0 ({problem.D} coordinates)"
+    return Certificate("verified", problem.D - above(problem.fields.real, error), lower, (above(problem.fields.real,
+                       error),), point=point, gap=gap, regions=regions, derived=above(rows, law_error), error=error)
 
 
 def certify(problem, depths, laws, shapes, probes=(), rank=None) -> Certificate:
@@ -153,7 +203,7 @@ def _fewest_in_a_region(laws, shapes, theta, gradients, generators) -> tuple[int
     params = unflatten(theta, shapes)
     crossing = [t.name for t, law, start in zip(twins, fed, starts, strict=True)
                 if np.any(residues(class_rows(matrix, [start], [labels(law, params)])) @ generators)]
-    return (*fewest(_rank_p, gradients, matrix, starts, fed), crossing)
+    return (*fewest(_rank_p, gradients, matrix, starts, fed)[:2], crossing)
 
 
 class _Exact:

@@ -415,7 +415,9 @@ DECIDED_BY = {"exact": "proven: exact ranks over a prime field meet the derived 
               "exact closure": "Lie closure at a generic point, checked exactly: the random brackets stay in the "
                                "algebra's span over a prime field (see --explain)",
               "bounds and closure": "the bounds meet, and the Lie algebra closes",
-              "no fields": "every field is 0, so every parameter is conserved"}
+              "no fields": "every field is 0, so every parameter is conserved",
+              "verified": "proven at depth 0: the fields' rank, bounded below with the round-off model's error "
+                          "(Weyl), meets the proven laws (see --explain)"}
 
 
 def _ranked_exactly(found) -> bool:

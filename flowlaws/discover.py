@@ -60,9 +60,10 @@ from typing import Any
 
 import numpy as np
 
-from flowlaws.certificate import GRID, Certificate, certify, numerical
+from flowlaws.certificate import GRID, Certificate, certify, numerical, verified
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models import Activation, parameter_count
+from flowlaws.models.layer import REALMIN
 from flowlaws.models.symmetry import flatten, unflatten
 
 GAP = 1e6  # a rank decision with a smaller singular-value gap is undecided
@@ -302,10 +303,12 @@ class Problem:
     """A model at a generic point with frozen pattern, data, and K combination weights.
     ``enough``: stop drawing once the fields' numerical rank reaches it (0: take the first
     valid draw and rank nothing); ``one_batch``: each generator but the first FAST_PARTNERS
-    reads one batch of the data (`generator_weights`: cheap fields for a rank at depth 0)."""
+    reads one batch of the data (`generator_weights`: cheap fields for a rank at depth 0);
+    ``region``: moves each draw into the region discovery wants (`_into_the_fewest_region`)."""
 
     def __init__(self, model, rng, *, cross_entropy: bool = False, enough: int | None = None,
-                 tries: int = 3000, samples: int = 0, work: Work | None = None, one_batch: bool = False):
+                 tries: int = 3000, samples: int = 0, work: Work | None = None, one_batch: bool = False,
+                 region: Callable | None = None):
         self.model, self.rng, self.cross_entropy = model, rng, cross_entropy
         self.work = Work() if work is None else work
         self.shapes = [shape for _, shape in model.param_specs]
@@ -329,6 +332,8 @@ class Problem:
             try:
                 if not _couples_samples(model) and _piecewise(model):  # only kinks have units to repair
                     self.theta = _repaired(model, self.theta, self.X, rng, self.work)
+                if region is not None:
+                    self.theta = region(self.theta)
                 if not _both_slopes(model, self.theta, self.X, self.batches):
                     continue
             except Unrepresentable:  # a normalization group is constant at this draw
@@ -378,10 +383,11 @@ class Problem:
         samples = np.any(np.reshape(weights != 0, (len(weights), -1)), axis=1)
         return np.flatnonzero(np.logical_or.reduceat(samples, [b[0] for b in self.batches]))
 
-    def values(self, theta, rows=None, C=None) -> np.ndarray:
+    def values(self, theta, rows=None, C=None, magnitude: bool = False) -> np.ndarray:
         """The fields g_k(theta) = grad <C_k, f(X; theta)> as rows (complex theta allowed);
         ``C`` other weightings than the generators'. A batch a weighting does not read costs
-        no sweep."""
+        no sweep. ``magnitude``: instead, their round-off scales M_k (the sweeps on
+        magnitudes, docs/numerics.md: |computed g_k - g_k| <= gamma(n) M_k entrywise)."""
         params = unflatten(theta, self.shapes)
         weights = self.C if C is None else C
         chosen = range(len(weights)) if rows is None else rows
@@ -395,8 +401,12 @@ class Problem:
                 continue
             self.work.spend(len(rows_here))  # one forward and reverse sweep per batch read
             _, cache = self.model.forward(params, self.X[batch], pattern)
+            if magnitude:
+                cache = self.model.bounds(params, cache)
             for i in rows_here:
-                total[i] += flatten(self.model.backward(params, cache, weights[chosen[i]][batch]))
+                out = weights[chosen[i]][batch]
+                total[i] += flatten(self.model.backward(params, cache, np.abs(out) + REALMIN, magnitude=True)
+                                    if magnitude else self.model.backward(params, cache, out))
         return total
 
     def regions(self, theta):
@@ -812,7 +822,8 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
                              certificate.derived or 0, list(certificate.ranks), math.inf,
                              seconds=time.perf_counter() - started, decided_by="exact", evaluations=work.spent,
                              certificate=certificate, searched=False, regions=certificate.regions)
-    problem = Problem(model, rng, cross_entropy=ce, enough=_most_fields(model, derived), work=work)
+    region = _into_the_fewest_region(model, derived)
+    problem = Problem(model, rng, cross_entropy=ce, enough=_most_fields(model, derived), work=work, region=region)
     points = [problem, *_points(model, rng, ce, 3, work)]
     spurious = [law.name for law in derived if not orthogonal(law, points)]
     good = [law for law in derived if law.name not in spurious]
@@ -849,7 +860,7 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
                     missing.append(formula)
     elif degree:
         note = f"explicit laws skipped: {problem.D} parameters > {EXPLICIT_MAX_PARAMS}"
-    regional, regions = _fewest_in_a_region(good, known, problem.shapes, problem.theta, points)
+    regional, regions, _ = _fewest_in_a_region(good, known, problem.shapes, problem.theta, points)
     lower = max(lower, regional)
     best, widest = lie_rank(problem, FAST_PARTNERS, enough=problem.D - lower), problem.rank
     for attempt in range(1, RICHER):  # undecided: more data and draws (other activation regions)
@@ -859,7 +870,7 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
             best = max(best, lie_rank(problem, enough=problem.D - lower), key=_final)
             if problem.D - best.rank == lower or best.closed:
                 break
-        problem = Problem(model, rng, cross_entropy=ce, enough=problem.D - lower,
+        problem = Problem(model, rng, cross_entropy=ce, enough=problem.D - lower, region=region,
                           samples=SAMPLES * 3 ** min(attempt, 2), work=work)
         if problem.rank >= widest:  # brackets only where the fields span as much as the widest draw yet
             widest = problem.rank
@@ -867,8 +878,9 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
     upper, decided_by = _decide(best, problem.D, lower)
     certificate = _certificate(best.problem, best.depths, good, best.gap, best.probes, best.rank)
     if certificate.decides:
-        upper, decided_by = certificate.upper, "exact" if certificate.upper == certificate.lower else "exact closure"
-    elif certificate.method == "exact" and upper is not None and upper < max(lower, certificate.lower or 0):
+        upper, decided_by = certificate.upper, ("verified" if certificate.method == "verified" else "exact"
+                                                if certificate.upper == certificate.lower else "exact closure")
+    elif certificate.method != "numerical" and upper is not None and upper < max(lower, certificate.lower or 0):
         upper, decided_by = None, ""  # below a proven lower bound: a numerical error
     if problem.D - best.rank < lower and best.gap >= GAP:
         note = _joined(note, f"the brackets' rank {best.rank} passed D - {lower} proven laws: a numerical error "
@@ -880,18 +892,19 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
                      regions=regions)
 
 
-def _fewest_in_a_region(laws, known, shapes, theta, points=()) -> tuple[int, int]:
+def _fewest_in_a_region(laws, known, shapes, theta, points=()) -> tuple[int, int, tuple]:
     """(the fewest laws any activation region has by the derived ``laws`` (gradients
     ``known`` at ``theta``) and the sign classes of units fed by one value, the splits
-    into classes ranked; `flowlaws.invariants.regions`), numerically at ``theta``; (0, 0)
-    when the class laws of some point's own region are not orthogonal to its fields
-    (``points``: discovery problems)."""
+    into classes ranked, a split with that few; `flowlaws.invariants.regions`),
+    numerically at ``theta``; (0, 0, ()) when there are no such units, or when the class
+    laws of some point's own region are not orthogonal to its fields (``points``:
+    discovery problems)."""
     from flowlaws.invariants.regions import class_rows, fewest, jacobian, labels, scalar_fed, twin
     from flowlaws.invariants.stacked import stacked
 
     fed = scalar_fed(laws)
     if not fed:
-        return 0, 0
+        return 0, 0, ()
     twins = tuple(map(twin, fed))
     classes = stacked(twins, tuple(map(tuple, shapes)))
     starts = [classes.rows(t).start for t in twins]
@@ -901,7 +914,7 @@ def _fewest_in_a_region(laws, known, shapes, theta, points=()) -> tuple[int, int
         return class_rows(jacobian(classes, fed, p.theta, shapes), starts, [labels(law, params) for law in fed])
 
     if not _orthogonal(own, points):
-        return 0, 0
+        return 0, 0, ()
     return fewest(lambda m: rank_and_gap(m)[0] if len(m) else 0, known, jacobian(classes, fed, theta, shapes),
                   starts, fed)
 
@@ -913,9 +926,10 @@ def _certified_first(model, rng, cross_entropy, laws, work) -> Certificate:
     laws checked exactly orthogonal to them (`flowlaws.certificate`). Up to GENERIC_DRAWS
     draws, as a region's rank varies (mlp:4-12-12-3:relu: one draw in two reaches it); no
     SVD of the fields is taken, so it scales as the elimination mod p does."""
+    region = _into_the_fewest_region(model, laws)
     for _ in range(GENERIC_DRAWS):
         problem = Problem(model, rng, cross_entropy=cross_entropy, enough=0, work=work, one_batch=True,
-                          samples=EXACT_SAMPLES)
+                          region=region, samples=EXACT_SAMPLES)
         certificate = _certificate(problem, [problem.generators()], laws, math.inf)
         if certificate.decides or work.exhausted:
             break
@@ -926,8 +940,10 @@ def _certificate(problem, depths, laws, gap: float, probes=(), rank=None) -> Cer
     """The exact certificate of ``depths`` (the generators, then each bracket depth) for a
     network that is a polynomial once frozen, with the closure ``probes`` seen at ``rank``;
     else the numerical one (its ``gap``)."""
-    if problem is None or problem.degree is None:
-        return numerical(gap, "not a polynomial once frozen (normalization or softmax)")
+    if problem is None:
+        return numerical(gap, "no point")
+    if problem.degree is None:  # not a polynomial once frozen (normalization or softmax)
+        return verified(problem, laws, gap)
     try:
         return certify(problem, depths, laws, problem.shapes, probes, rank)
     except Unrepresentable as error:
@@ -1018,6 +1034,23 @@ def _by_region(model) -> int:
     point = flatten(model.init(np.random.default_rng(0)))
     derived = laws(model)
     return _fewest_in_a_region(derived, Stacked(derived, shapes).jacobian(point), shapes, point)[0]
+
+
+def _into_the_fewest_region(model, derived) -> Callable | None:
+    """theta -> theta moved into a region with the fewest laws (`flowlaws.invariants.regions`:
+    the sign classes of units fed by one value; None without such units): discovery draws
+    its point there, since the count is the fewest over regions and a draw elsewhere bounds
+    it only from above."""
+    from flowlaws.invariants.regions import realized, scalar_fed
+    from flowlaws.invariants.stacked import Stacked
+
+    fed = scalar_fed(derived)
+    if not fed:
+        return None
+    shapes = [shape for _, shape in model.param_specs]
+    point = flatten(model.init(np.random.default_rng(0)))
+    split = _fewest_in_a_region(derived, Stacked(derived, shapes).jacobian(point), shapes, point)[2]
+    return (lambda theta: realized(fed, split, theta, shapes)) if split else None
 
 
 def _with_dead_parameters(model) -> int:

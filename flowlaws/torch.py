@@ -1228,7 +1228,8 @@ class LawMonitor:
     from four norms of its slices (`_Step.judged`). A law whose gradient vanishes only as a
     sum over the batch (a bias whose shift a BatchNorm removes: `Law.batch_sum`) is left
     ``unwatched``: each computed gradient entry is round-off of that sum, which no
-    magnitude of the step bounds. The monitor never raises inside the training loop: a
+    magnitude of the step bounds; so is a summed law (a centred stream's mean direction,
+    `LawKind.SUMMED`), whose sums are over no unit's slices. The monitor never raises inside the training loop: a
     failure to observe a step is kept in ``errors``.
     """
 
@@ -1243,13 +1244,14 @@ class LawMonitor:
         self.converted = Converted.of(module, example_input)
         derived = self.converted.laws(loss)
         # a law whose gradient vanishes only as a sum over the batch is not judged: each
-        # gradient entry is round-off of that sum, which a step's magnitudes cannot bound
-        self.unwatched = [law for law in derived if law.batch_sum]
-        self.laws = [law for law in derived if not law.batch_sum]
+        # gradient entry is round-off of that sum, which a step's magnitudes cannot bound;
+        # nor is a summed law (a centred stream's mean direction): its sums are no unit's
+        self.unwatched = [law for law in derived if law.batch_sum or law.kind is LawKind.SUMMED]
+        self.laws = [law for law in derived if law not in self.unwatched]
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor"
-                                  + (f" ({len(self.unwatched)} unwatched: their gradients vanish only as sums over "
-                                     "the batch)" if self.unwatched else ""))
+                                  + (f" ({len(self.unwatched)} unwatched: gradients that vanish only as sums over "
+                                     "the batch, or a stream's mean direction)" if self.unwatched else ""))
         self.records = [Record(law) for law in self.laws]
         self._arrange()
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)  # longest slice
@@ -1456,7 +1458,7 @@ class LawMonitor:
         from rich.table import Table
         from rich.text import Text
 
-        unwatched = f"; {len(self.unwatched)} unwatched (sums over the batch)" if self.unwatched else ""
+        unwatched = f"; {len(self.unwatched)} unwatched" if self.unwatched else ""
         table = Table(title=Text(f"laws of {self.converted.model.spec} under {type(self.optimizer).__name__}, "
                                  f"{self.steps} steps{unwatched}"))
         for column in ("law", "drift", "predicted", "effect size", "verdict"):

@@ -101,10 +101,56 @@ def test_a_law_that_is_not_conserved_is_caught_by_exact_orthogonality():
     assert honest.decides and not honest.laws
 
 
-def test_a_normalized_network_has_a_numerical_certificate_with_its_gap():
+NON_POLYNOMIAL_EXAMPLES = [pytest.param(k.example, id=k.kind) for k in LAYERS
+                           if not all(layer.polynomial for layer in parse(k.example).all_layers)]
+
+
+@pytest.mark.parametrize("spec", [*NON_POLYNOMIAL_EXAMPLES, "mlp:2-3-2:tanh"])
+def test_the_fields_error_bound_holds_against_extended_precision(spec):
+    """Every non-polynomial kind: the fields computed in float64 are within gamma(n) M of
+    the same sweeps in 80-bit extended precision, entry by entry, and so within the
+    verified certificate's bound on ||E||_2."""
+    from flowlaws.checking import accumulation_length, gamma
+
+    model = parse(spec)
+    problem = Problem(model, np.random.default_rng(0))
+    fields, scales = problem.fields.real, problem.values(problem.theta, magnitude=True)
+    params = tuple(p.astype(np.longdouble) for p in unflatten(problem.theta, problem.shapes))
+    reference = np.zeros(fields.shape, dtype=np.longdouble)
+    for batch, pattern in zip(problem.batches, problem.pattern, strict=True):
+        _, cache = model.forward(params, problem.X[batch].astype(np.longdouble), pattern)
+        for k, weights in enumerate(problem.C):
+            reference[k] += flatten(model.backward(params, cache, weights[batch].astype(np.longdouble)))
+    assert reference.dtype == np.longdouble and np.finfo(np.longdouble).eps < 1e-18  # the sweeps kept the precision
+    error = np.abs(fields - reference).astype(float)  # rounded once more: far below the bound
+    bound = gamma(accumulation_length(model, problem.X)) * scales
+    assert np.all(error <= bound) and float(np.linalg.norm(error, 2)) <= float(np.linalg.norm(bound))
+
+
+def test_a_normalized_network_is_proven_at_depth_0_by_verified_ranks():
     found = discover(parse("seq:3:dense(4),layernorm,relu,dense(2)"), degree=0)
-    assert found.certificate.method == "numerical" and found.certificate.gap == found.gap
-    assert found.decided_by != "exact"
+    certificate = found.certificate
+    assert found.decided_by == "verified" and found.count == 4 and certificate.decides
+    assert certificate.method == "verified" and certificate.error > 0 and certificate.gap == found.gap
+
+
+def test_a_count_that_needs_brackets_keeps_a_numerical_decision_above_its_verified_upper_bound():
+    """Attention's GL laws need depth 1: the verified depth-0 bound (D - 16 = 17) stays
+    above the count (12), which the numerical brackets decide."""
+    found = discover(parse("seq:3x3:attention(heads=1,dk=2,dv=2),flatten,dense(1)"), degree=0)
+    assert found.decided_by == "bounds" and found.count == 12
+    assert found.certificate.method == "verified" and not found.certificate.decides
+    assert found.certificate.upper == 17 and found.certificate.lower == 12
+
+
+def test_an_understated_error_bound_would_verify_nothing_it_should_not(monkeypatch):
+    """The negative control: with gamma inflated past the fields' singular values, the
+    verified upper bound is D (no direction verified) and nothing is decided by it."""
+    import flowlaws.checking as checking
+
+    monkeypatch.setattr(checking, "gamma", lambda n: 1e6)
+    found = discover(parse("seq:3:dense(4),layernorm,relu,dense(2)"), degree=0)
+    assert found.certificate.upper == found.params and found.decided_by == "bounds"
 
 
 def test_the_certificate_is_in_the_json_and_in_explain(capsys):

@@ -17,6 +17,7 @@ from flowlaws.discover import (
 from flowlaws.errors import InvalidArgument
 from flowlaws.invariants import independent_count, laws, structural_count, without_bias
 from flowlaws.models import parse
+from flowlaws.models.symmetry import unflatten
 from flowlaws.strategies import architectures
 
 pytestmark = pytest.mark.slow  # property and integration tests: `pytest -m 'not slow'` skips them
@@ -372,11 +373,11 @@ def test_a_generator_that_reads_one_batch_is_the_gradient_of_its_weighted_output
 @pytest.mark.parametrize("spec", ["seq:3:layernorm,residual[dense(2),relu,dense(3)],dense(2)",
                                   "seq:4:layernorm,residual[dense(2),relu,dense(4,bias)],residual[dense(2),relu,"
                                   "dense(4)],dense(1)"])
-def test_a_centred_streams_mean_direction_is_a_unit_whose_law_laws_complete_sets_aside(spec):
+def test_a_centred_streams_mean_direction_is_a_derived_law_and_completes_the_count(spec):
     """A residual write into a LayerNorm's centred output: Q = 1^T (sum_writers W W^T + b b^T
     - sum_readers W^T W) 1 is conserved (orthogonal to every field; with the readers' sign
-    flipped it is not), and discovery's upper bound is the derived count plus this one law
-    (docs/theory.md 7; the hypothesis "no residual write into a centred stream")."""
+    flipped it is not); it is derived (a `summed` law, the same value), and with it the
+    derived laws are all the laws (docs/theory.md 7)."""
     from flowlaws.discover import Work, _orthogonal
 
     model = parse(spec)
@@ -397,8 +398,13 @@ def test_a_centred_streams_mean_direction_is_a_unit_whose_law_laws_complete_sets
     rng = np.random.default_rng(0)
     points = [Problem(model, rng, enough=0, work=Work(10**9)) for _ in range(3)]
     assert _orthogonal(gradient, points) and not _orthogonal(lambda p: gradient(p, +1.0), points)
+    (summed,) = [law for law in laws(model) if law.kind == "summed"]
+    params = unflatten(points[0].theta, points[0].shapes)
+    by_hand = sum((p.sum(axis=0) ** 2).sum() if name.endswith(("dense1.W", "dense1.b"))
+                  else -(p.sum(axis=1) ** 2).sum() for (name, _), p in zip(model.param_specs, params, strict=True))
+    assert np.isclose(summed.value(params), by_hand, rtol=1e-12)
     found = discover(model, degree=0, budget=20_000)
-    assert found.upper == found.derived + 1 == found.lower + 1
+    assert found.complete and found.upper == found.derived == found.lower
 
 
 def test_a_loss_familys_weightings_sum_to_zero_exactly_so_its_counts_are_certified():

@@ -111,3 +111,20 @@ def test_a_deeper_scalar_input_stays_undecided_not_miscounted():
     region structure no declaration gives; the bounds stay apart and contain the count."""
     found = discover(parse("mlp:1-3-3-2:relu"), budget=20_000)
     assert found.count is None and found.lower == 7 and found.upper >= found.lower
+
+
+def test_discovery_draws_its_point_in_a_region_with_the_fewest_laws():
+    """mlp:1-6-4: the fewest laws are in a 3 + 3 split (C(3,2) + C(3,2) class laws beyond
+    the six per unit); a point moved there keeps every |w_i| and takes the split's signs,
+    so the count is decided within laws-complete's budget at every seed."""
+    from flowlaws.discover import CHECK_BUDGET, _into_the_fewest_region
+
+    model = parse("mlp:1-6-4:leaky_relu(0.2)")
+    fed = scalar_fed(laws(model))
+    theta = np.random.default_rng(1).normal(size=30)
+    moved = _into_the_fewest_region(model, laws(model))(theta)
+    signs = labels(fed[0], unflatten(moved, [s for _, s in model.param_specs]))
+    assert sorted(signs) == [-1, -1, -1, 1, 1, 1] and np.array_equal(np.abs(moved), np.abs(theta))
+    for seed in range(3):
+        found = discover(model, degree=0, budget=CHECK_BUDGET, seed=seed)
+        assert found.count == 12 and found.decided_by == "exact"

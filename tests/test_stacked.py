@@ -41,14 +41,19 @@ def test_every_law_component_equals_the_law_evaluated_on_its_own_for_every_archi
     _agree(model, data.draw(params(model)), data.draw(params(model)))
 
 
-@pytest.mark.parametrize("spec", ["mlp:2-3-2:linear", "seq:3x2:attention(heads=2,dk=2,dv=1),flatten,dense(2)"])
-def test_matrix_laws_past_the_pair_limit_are_evaluated_densely_with_the_same_values(spec, rng, monkeypatch):
+@pytest.mark.parametrize(("spec", "kind"), [
+    ("mlp:2-3-2:linear", "matrix"), ("seq:3x2:attention(heads=2,dk=2,dv=1),flatten,dense(2)", "matrix"),
+    ("seq:2x4:layernorm,residual[dense(2),relu,dense(4,bias)],flatten,dense(1)", "summed")])
+def test_matrix_and_summed_laws_past_the_pair_limit_are_evaluated_densely_with_the_same_values(spec, kind, rng,
+                                                                                            monkeypatch):
     from flowlaws.models import parse
 
     model = parse(spec)
+    _agree(model, model.init(rng), model.init(rng))  # sparse pairs
     monkeypatch.setattr(stacked_module, "PAIR_LIMIT", 0)
     stack, _ = _agree(model, model.init(rng), model.init(rng))
-    assert stack.dense and all(law.kind == "matrix" for law in stack.dense)
+    assert stack.dense and all(law.kind in ("matrix", "summed") for law in stack.dense)
+    assert any(law.kind == kind for law in stack.dense)
 
 
 def test_locate_names_the_law_and_unit_of_every_component(rng):

@@ -311,6 +311,28 @@ def test_a_zero_bias_before_a_batchnorm_is_left_unwatched_not_flagged(dtype):
     assert "translation unit dense0/bn0" in [law.name for law in laws_of(net, x)]
 
 
+class CentredStream(nn.Module):
+    """A LayerNorm without affine, then a residual block writing into its centred output."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.fc1, self.fc2, self.head = (nn.LayerNorm(4, elementwise_affine=False), nn.Linear(4, 3),
+                                                    nn.Linear(3, 4), nn.Linear(4, 2))
+
+    def forward(self, x):
+        h = self.norm(x)
+        return self.head(h + self.fc2(torch.relu(self.fc1(h))))
+
+
+def test_a_centred_streams_mean_direction_law_is_derived_and_left_unwatched_by_the_monitor():
+    torch.manual_seed(0)
+    net, x = CentredStream().double(), torch.randn(8, 4, dtype=torch.float64)
+    assert any(law.kind == "summed" for law in laws_of(net, x))
+    monitor = _watched(net, torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9), x, 4)
+    assert not monitor.flagged and not monitor.errors and monitor.records
+    assert [law.kind for law in monitor.unwatched] == ["summed"]
+
+
 def test_a_channels_last_model_is_read_in_its_logical_layout():
     # the vector holds every parameter in row-major order whatever its memory layout
     torch.manual_seed(0)

@@ -8,6 +8,8 @@ G(a, b) = sum_v alpha_v P_v(a) P_v(b)^T:
   (Thm 2.1; biases, 3.2; degree k, 3.4; conv channels, 3.5; across skips, 3.7) -> diag G
 - ``layer``  the sum over units (Cor 2.1; Thm 2.3 for convolutions)  -> trace G
 - ``matrix`` G itself across linear boundaries (Thm 2.2, 3.6)
+- ``summed`` 1^T G 1, when only the units' common direction scales (the mean direction of
+  a centred stream, docs/theory.md 7)      -> sum_v alpha_v ||1^T P_v||^2
 
 Its bilinear form B(a, b) is the symmetric part of G(a, b), so that for any update
 Q(theta + Delta) - Q(theta) = 2 B(theta, Delta) + Q(Delta) (3.3), and gradient flow
@@ -69,6 +71,9 @@ class Law:
         for term in self.terms:
             Pb = term.view.rows(b, flat)
             weight = abs(term.weight) if absolute else term.weight
+            if self.kind is LawKind.SUMMED:  # <1^T P_v(a), 1^T P_v(b)>
+                G = G + weight * xp.sum(_unit_sums(xp, term.view.rows(a, flat)) * _unit_sums(xp, Pb))
+                continue
             if self.order == 1:
                 sums = _row_sums(xp, Pb)
                 G = G + weight * (xp.sum(sums) if self.kind is LawKind.LAYER else sums)
@@ -133,6 +138,11 @@ class Law:
                 "weights": [t.weight for t in self.terms], "sign_classes": self.classes}
 
 
+def _unit_sums(xp, P):
+    """1^T P: the sum of the rows (numpy, autograd or torch)."""
+    return xp.sum(P, axis=0) if xp in (np, anp) else P.sum(0)
+
+
 def _row_squares(xp, P):
     """Each row's sum of squares (a torch slice by its norm: no product is stored)."""
     if xp in (np, anp):
@@ -148,8 +158,8 @@ def _row_sums(xp, P):
 
 
 def _formula(kind, terms, specs, order: int = 2) -> str:
-    """Q_i (unit), Σᵢ Q_i (layer), or entry [i, j] of the matrix, on named slices (a linear
-    law: the sum of each slice's entries)."""
+    """Q_i (unit), Σᵢ Q_i (layer), entry [i, j] of the matrix, or its sum (summed), on named
+    slices (a linear law: the sum of each slice's entries)."""
 
     def slice_of(view, unit="i"):
         shape = specs[view.param][1]
@@ -166,6 +176,8 @@ def _formula(kind, terms, specs, order: int = 2) -> str:
         elif kind is LawKind.MATRIX:
             a, b = slice_of(t.view), slice_of(t.view, "j")
             square = f"⟨{a}, {b}⟩" if vector else f"{a}·{b}"
+        elif kind is LawKind.SUMMED:
+            square = f"‖Σᵢ {slice_of(t.view)}‖²" if vector else f"(Σᵢ {slice_of(t.view)})²"
         else:
             square = f"‖{slice_of(t.view)}‖²" if vector else f"{slice_of(t.view)}²"
         parts.append(_signed(t.weight) + square)
@@ -175,7 +187,7 @@ def _formula(kind, terms, specs, order: int = 2) -> str:
     shared = "".join(f" {_signed(t.weight)}{f'Σ {name}' if order == 1 else f'‖{name}‖²'}"
                      for t, name in zip(whole, names, strict=True))
     return {LawKind.UNIT: text, LawKind.LAYER: f"Σᵢ ({text}){shared}" if shared else f"Σᵢ {text}",
-            LawKind.MATRIX: f"[i,j] = {text}"}[kind]
+            LawKind.MATRIX: f"[i,j] = {text}", LawKind.SUMMED: text}[kind]
 
 
 def _signed(weight: float) -> str:
@@ -206,6 +218,8 @@ def laws(model, loss=None) -> tuple[Law, ...]:
                                       if r.family is Family.TRANSLATION else (LawKind.UNIT, LawKind.LAYER))
         if r.linear and r.degree == 1 and not r.uniform and r.order == 2:
             kinds += (LawKind.MATRIX,)
+        if r.summed:
+            kinds = (LawKind.SUMMED,)
         for kind in kinds:
             out.append(Law(f"{PREFIX[r.family]}{kind} {r.name}", kind, r.terms,
                            _formula(kind, r.terms, specs, r.order), r.family, r.order, r.batch_sum,
@@ -282,7 +296,8 @@ NUMERIC_LIMIT = 4_000_000
 
 def _components(law: Law) -> int:
     units = law.terms[0].view.units
-    return {LawKind.UNIT: units, LawKind.LAYER: 1, LawKind.MATRIX: units * (units + 1) // 2}[law.kind]
+    return {LawKind.UNIT: units, LawKind.LAYER: 1, LawKind.MATRIX: units * (units + 1) // 2,
+            LawKind.SUMMED: 1}[law.kind]
 
 
 def structural_count(law_list, shapes) -> int:

@@ -99,11 +99,26 @@ def class_rows(rows: np.ndarray, starts, split) -> np.ndarray:
     return rows[np.concatenate(chosen)] if chosen else rows[:0]
 
 
-def fewest(rank: Callable, known: np.ndarray, rows: np.ndarray, starts, laws) -> tuple[int, int]:
+def fewest(rank: Callable, known: np.ndarray, rows: np.ndarray, starts, laws) -> tuple[int, int, tuple]:
     """(the fewest independent laws any region has by these declarations, the splits
-    ranked): min over `splits` of rank([known; class rows]), or (rank(known), 0) when
-    there is no class law or too many splits."""
+    ranked, a split that has that few): min over `splits` of rank([known; class rows]), or
+    (rank(known), 0, ()) when there is no class law or too many splits."""
     options = splits(laws) if laws else None
     if not options:
-        return rank(known), 0
-    return min(rank(np.vstack([known, class_rows(rows, starts, split)])) for split in options), len(options)
+        return rank(known), 0, ()
+    counts = [rank(np.vstack([known, class_rows(rows, starts, split)])) for split in options]
+    best = int(np.argmin(counts))
+    return counts[best], len(options), options[best]
+
+
+def realized(laws, split, theta: np.ndarray, shapes) -> np.ndarray:
+    """``theta`` moved into a region of ``split`` (labels per law of `splits`): each
+    two-class law's incoming weights given the split's signs, |w_i| sign_i (an even kink's
+    classes need no sign)."""
+    theta = theta.copy()
+    index = unflatten(np.arange(len(theta)), shapes)
+    for law, classes in zip(laws, split, strict=True):
+        if law.classes == 2:
+            entries = np.asarray(law.terms[0].view.rows(index))[:, 0]
+            theta[entries] = np.abs(theta[entries]) * classes
+    return theta

@@ -33,7 +33,8 @@ PAIR_LIMIT = 1_000_000
 
 class Stacked:
     """The components of ``laws`` (a model with parameter ``shapes``) as one vector:
-    unit laws give a component per unit, layer laws one, matrix laws units^2 (row-major)."""
+    unit laws give a component per unit, layer and summed laws one, matrix laws units^2
+    (row-major)."""
 
     def __init__(self, laws, shapes):
         self.laws, self.shapes = tuple(laws), tuple(tuple(s) for s in shapes)
@@ -68,7 +69,7 @@ class Stacked:
     def _slice(self, law, start: int) -> int:
         """Give ``law`` its components from ``start``; the next free one."""
         units = law.terms[0].view.units
-        width = {LawKind.UNIT: units, LawKind.LAYER: 1, LawKind.MATRIX: units * units}[law.kind]
+        width = {LawKind.UNIT: units, LawKind.LAYER: 1, LawKind.MATRIX: units * units, LawKind.SUMMED: 1}[law.kind]
         self.slices.append((law, slice(start, start + width)))
         return start + width
 
@@ -123,17 +124,20 @@ class Stacked:
         cross = a[..., E1] * b[..., E2] + b[..., E1] * a[..., E2]
         return self._with_dense(self._sum(cross, b, absolute=True), "first_magnitude", a, b)
 
-    def jacobian(self, theta):
+    def jacobian(self, theta, magnitude: bool = False):
         """The components' gradients at ``theta`` as rows (C x D): for a pair sum,
-        d/d theta_j = sum_p w_p (theta[E2_p] [j = E1_p] + theta[E1_p] [j = E2_p])."""
+        d/d theta_j = sum_p w_p (theta[E2_p] [j = E1_p] + theta[E1_p] [j = E2_p]);
+        ``magnitude``: the same sums with |w_p| at theta >= 0 (their round-off scale)."""
         pairs = np.arange(len(self.E1))
         shape = (len(pairs), self.D)
         spread = (scipy.sparse.csr_matrix((theta[self.E2], (pairs, self.E1)), shape)
                   + scipy.sparse.csr_matrix((theta[self.E1], (pairs, self.E2)), shape))
-        sparse = (self.Q @ spread + self.L).toarray()
+        Q, L = (self.absQ, self.absL) if magnitude else (self.Q, self.L)
+        sparse = (Q @ spread + L).toarray()
         if not self.dense:
             return sparse
-        columns = [self.first(theta, e)[self.sparse_size:] for e in np.eye(self.D)]  # Dh[e_j] = dh/d theta_j
+        first = self.first_magnitude if magnitude else self.first
+        columns = [first(theta, e)[self.sparse_size:] for e in np.eye(self.D)]  # Dh[e_j] = dh/d theta_j
         return np.vstack([sparse, np.stack(columns, axis=1)])
 
     def rows(self, law) -> slice:
@@ -143,7 +147,7 @@ class Stacked:
     def part(self, law, components):
         """One law's share of a component vector: a unit vector, a layer scalar, a matrix."""
         block = components[self._by_law[law]]
-        if law.kind is LawKind.LAYER:
+        if law.kind in (LawKind.LAYER, LawKind.SUMMED):
             return float(block[0])
         if law.kind is LawKind.MATRIX:
             units = law.terms[0].view.units
@@ -155,7 +159,7 @@ class Stacked:
         (i, j) for a matrix law."""
         law, s = self.slices[int(np.searchsorted(self._starts, index, side="right")) - 1]
         offset = index - s.start
-        if law.kind is LawKind.LAYER:
+        if law.kind in (LawKind.LAYER, LawKind.SUMMED):
             return law, ()
         if law.kind is LawKind.MATRIX:
             return law, tuple(int(i) for i in divmod(offset, law.terms[0].view.units))
@@ -168,8 +172,9 @@ def _joined(parts, n):
 
 
 def _dense(law) -> bool:
-    """A matrix law with more than PAIR_LIMIT entry pairs (a wide layer of a real network)."""
-    if law.kind is not LawKind.MATRIX:
+    """A matrix or summed law with more than PAIR_LIMIT entry pairs (a wide layer of a real
+    network)."""
+    if law.kind not in (LawKind.MATRIX, LawKind.SUMMED):
         return False
     units = law.terms[0].view.units
     return sum(units * units * (t.view.size // units) for t in law.terms) > PAIR_LIMIT
@@ -179,7 +184,10 @@ def _add(law, rows, weight, first, pairs, linear):
     """Append the pairs (or linear entries) of one term with flat-index matrix ``rows``,
     its components starting at row ``first``."""
     units, width = rows.shape
-    if law.kind is not LawKind.MATRIX:  # a unit law's component i, or the layer law's one component
+    if law.kind is LawKind.SUMMED:  # its one component: P[i, c] P[j, c] for every i, j and column c
+        i, j, c = (a.ravel() for a in np.meshgrid(np.arange(units), np.arange(units), np.arange(width), indexing="ij"))
+        pairs.append((np.full(i.size, first), rows[i, c], rows[j, c], np.full(i.size, weight)))
+    elif law.kind is not LawKind.MATRIX:  # a unit law's component i, or the layer law's one component
         component = first + np.repeat(np.arange(units) if law.kind is LawKind.UNIT else np.zeros(units, int), width)
         if law.order == 1:
             linear.append((component, rows.ravel(), np.full(rows.size, weight)))

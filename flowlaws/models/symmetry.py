@@ -57,11 +57,13 @@ class Family(StrEnum):
 
 
 class LawKind(StrEnum):
-    """A law's form: per unit (a vector), summed over the units (a scalar), or a matrix."""
+    """A law's form: per unit (a vector), summed over the units (a scalar), a matrix, or
+    the matrix's sum 1^T G 1 (the units' common direction alone: one scalar)."""
 
     UNIT = "unit"
     LAYER = "layer"
     MATRIX = "matrix"
+    SUMMED = "summed"
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,8 @@ class Rescaling:
     ``classes``: the units each read one shared value and pass one kink before their
     readers, so within a sign class of their weights any mixing is a symmetry of the
     activation region (`flowlaws.invariants.regions`): 1 class (an even kink, abs) or 2
-    (by sign); 0 when not.
+    (by sign); 0 when not. ``summed``: only the units' common direction 1 scales (the
+    mean direction of a centred stream): one law, 1^T G 1.
     """
 
     name: str
@@ -141,6 +144,7 @@ class Rescaling:
     uniform: bool = False
     batch_sum: bool = False
     classes: int = 0
+    summed: bool = False
 
     @property
     def degree(self) -> float:
@@ -161,7 +165,8 @@ class Path:
     translation law. ``uniform``: a layer on the path needs one c for all units.
     ``scalar``: each emitted unit is w_i times one shared value (`Layer.shared_input`);
     ``classes``: after the path's one kink, the sign classes within which the units may
-    still mix (`Rescaling.classes`; any later kink ends it).
+    still mix (`Rescaling.classes`; any later kink ends it). ``summed``: the scaling acts
+    on the units' common direction 1 alone (`Rescaling.summed`).
     """
 
     units: int
@@ -179,6 +184,7 @@ class Path:
     scales: bool = True  # a closing normalization removes the scale (eps = 0), not only shifts
     scalar: bool = False
     classes: int = 0
+    summed: bool = False
 
     def times(self, degree: float, linear: bool, shifts: bool | None = None, classes: int = 0) -> Path:
         """Through a homogeneous map of the given degree (``shifts``: it commutes with
@@ -208,7 +214,7 @@ class Path:
         """Closed where the walk into every branch of a fork closed: the terms of all; one c
         for every unit when any branch needs it (a LayerNorm inside one)."""
         return replace(self, closed=True, linear=self.linear and all(w.linear for w in walks),
-                       classes=self.classes if all(w.classes == self.classes for w in walks) else 0,
+                       classes=self.classes if all(w.linear for w in walks) else 0,
                        uniform=self.uniform or any(w.uniform for w in walks),
                        terms=self.terms + tuple(t for w in walks for t in w.terms),
                        layers=self.layers + tuple(name for w in walks for name in w.layers))

@@ -10,7 +10,6 @@ from flowlaws.theorems.hypotheses import (
     DEGREE_ONE,
     HOMOGENEOUS_ACTS,
     NO_ALIASED_TAPS,
-    NO_CENTRED_STREAM_WRITE,
     NO_GROUPED_LINEAR_BOUNDARY,
     NO_LEARNED_OFFSET,
     NO_PLANE_ROTATION,
@@ -57,7 +56,7 @@ def theorems() -> list[Theorem]:
             laws=_all_laws,
             levels=(Level.COMPLETE,),
             hypotheses=(NO_PLANE_ROTATION, NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY,
-                        NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_CENTRED_STREAM_WRITE),
+                        NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING),
             decide=completeness,
         ),
     ]

@@ -83,28 +83,10 @@ def _no_plane_rotation(s):
 
     layers = getattr(s.model, "layers", ())
     for position, layer in enumerate(layers):
-        if isinstance(layer, LayerNorm) and not layer.affine and any(True for _ in layer.rescalings(
+        if isinstance(layer, LayerNorm) and not layer.affine and any(not r.summed for r in layer.rescalings(
                 s.model.site(position))) and position and getattr(layers[position - 1], "has_weight", False):
             return (f"{layer.spec} at layer {position} can rotate its centred plane into its reader: "
                     "an O(d - 1) symmetry flowlaws does not derive yet")
-    return None
-
-
-def _no_centred_stream_write(s):
-    """A residual block writing into the output of a LayerNorm without affine (a centred
-    stream): the stream's mean direction 1 is then a hidden unit that only the blocks'
-    last layers write (their rows and biases) and the stream's readers read (their
-    columns), and rescaling it, the writers' 1-components by c and the readers' by 1/c, is
-    a symmetry. Its law 1^T (sum_writers (W W^T + b b^T) - sum_readers W^T W) 1 is one
-    component of a matrix law over the stream's units, which the law structures (row
-    slices) do not express: seq:3:layernorm,residual[dense(2),relu,dense(3)],dense(2) has an
-    upper bound of 5 laws, 4 derived (found by the thorough laws-complete campaign;
-    docs/theory.md 7)."""
-    layers = getattr(s.model, "layers", ())
-    for position, layer in enumerate(layers[:-1]):
-        if isinstance(layer, LayerNorm) and not layer.affine and isinstance(layers[position + 1], Residual):
-            return (f"a residual block writes into the centred output of {layer.spec} at layer {position}: "
-                    "the rescaling of its mean direction has a law flowlaws does not derive yet")
     return None
 
 
@@ -267,13 +249,12 @@ NO_ALIASED_TAPS = Hypothesis("no taps an average pool aliases", _no_aliased_taps
 NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
 NO_GROUPED_LINEAR_BOUNDARY = Hypothesis("no grouped convolution on a linear path", _no_grouped_linear_boundary)
-NO_CENTRED_STREAM_WRITE = Hypothesis("no residual write into a centred stream", _no_centred_stream_write)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
 SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION,
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY,
                                   NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING,
-                                  NO_CENTRED_STREAM_WRITE, SOFTMAX_ROUTER)}
+                                  SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------

@@ -153,7 +153,8 @@ class Fork(Layer):
     def into(path: Path, inner: Site) -> Path | None:
         """The walk of ``path`` (its layout, no terms yet) into one branch: open (no weight
         layer took it: the branch output carries it), closed, or None."""
-        layout: dict[str, Any] = {"last_axis": path.last_axis, "interleaved": path.interleaved}
+        layout: dict[str, Any] = {"last_axis": path.last_axis, "interleaved": path.interleaved,
+                                  "summed": path.summed}
         if not inner.chain.layers:
             return Path(path.units, path.degree, **layout)
         return walk(Path(path.units, path.degree, **layout), inner)

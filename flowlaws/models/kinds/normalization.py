@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Family, Rescaling, Term, centred_reader
+from flowlaws.models.symmetry import Family, Path, Rescaling, Term, centred_reader, walk
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,32 @@ class Normalization(Layer):
         return self.channel_axis(len(site.in_shape) + 1) > 1
 
     def rescalings(self, site):
-        return self._centered(site) if not self.affine else super().rescalings(site)
+        if self.affine:
+            yield from super().rescalings(site)
+            return
+        yield from self._centered(site)
+        yield from self._mean_direction(site)
+
+    def _centres_units(self, path, ndim: int) -> bool:
+        """Does it subtract, per sample, the mean over exactly the path's units (a LayerNorm
+        over the last axis, where the units lie)?"""
+        return self.centers and self.axes(ndim) == (ndim - 1,) and path.on_axis(True, ndim - 1)
+
+    def _mean_direction(self, site):
+        """Its centred output has no component along 1 until a residual block writes there:
+        rescaling that direction, its writers' rows by c and its readers' columns by 1/c,
+        leaves f unchanged (docs/theory.md 7). The walk of a path on that direction alone
+        (`Path.summed`, the mixing S_c = I + (c - 1) 1 1^T / d) gives its one law, 1^T G 1,
+        when every boundary on it is linear and something writes."""
+        ndim = len(site.in_shape) + 1
+        start = Path(site.in_shape[-1], last_axis=ndim > 2, summed=True, layers=(site.name,))
+        if not self._centres_units(start, ndim):
+            return
+        end = walk(start, site.following())
+        if (end is None or not end.closed or not end.linear or end.uniform or end.family is not Family.RESCALE
+                or not any(t.weight > 0 for t in end.terms)):
+            return
+        yield Rescaling("/".join(end.layers) + ".mean", end.units, end.terms, False, summed=True)
 
     def _centered(self, site):
         """Groups of one sample have x̂ summing to 0, so the layer reading them (through
@@ -181,12 +206,16 @@ class Normalization(Layer):
         unit when no group mixes units, else one c for the whole layer (uniform). It removes
         a constant shift of each group at any eps (the mean is subtracted exactly), so with
         eps > 0 the path still closes, for its translation laws only (``scales`` False).
-        Without centring (RMSNorm) only the scale is removed, and only at eps = 0."""
+        Without centring (RMSNorm) only the scale is removed, and only at eps = 0. A scaling
+        of the units' common direction alone (`Path.summed`) is a shift of each group's
+        mean, which centring over those units removes at any eps: it closes with no term."""
+        ndim = len(site.in_shape) + 1
+        if path.summed and self._centres_units(path, ndim):
+            return replace(path, closed=True, layers=(*path.layers, site.name))
         if not self.centers:
             path = None if self.eps else replace(path, shifts=False)
         if path is None:
             return None
-        ndim = len(site.in_shape) + 1
         unit_axis = ndim - 1 if path.last_axis else 1
         # the shift W -> W + 1 a^T gives is uniform over a group only when the group is the
         # emitting layer's units alone: not after a flatten that interleaves positions

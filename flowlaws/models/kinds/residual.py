@@ -65,7 +65,7 @@ class Residual(Fork):
         walks = [self.into(path, inner) for inner in inners]
         if any(w is None for w in walks):
             return None
-        layout = {"last_axis": path.last_axis, "interleaved": path.interleaved}
+        layout = {"last_axis": path.last_axis, "interleaved": path.interleaved, "summed": path.summed}
         open_ = [w for w in walks if not w.closed]
         if not open_:  # both absorb it: the symmetry closes here
             if any(w.family is not Family.RESCALE for w in walks):
@@ -75,7 +75,7 @@ class Residual(Fork):
         if any(w.degree != degree for w in open_):
             return None
         terms, layers, linear, uniform = path.terms, path.layers, path.linear, path.uniform
-        keeps = all(w.classes == path.classes for w in walks)  # no kink inside: a sign class's mixing
+        keeps = all(w.linear for w in walks)  # no kink inside: a sign class's mixing
         for w, inner in zip(walks, inners, strict=True):
             if w.closed:  # its last rows re-emit the scaling
                 found = self.emitter(inner, path.units, layout)
