@@ -407,6 +407,16 @@ def test_a_centred_streams_mean_direction_is_a_derived_law_and_completes_the_cou
     assert found.complete and found.upper == found.derived == found.lower
 
 
+def test_a_learned_offset_beside_a_layernorm_writes_the_centred_streams_mean_direction():
+    """y = LN(x) + P: P's 1-component is the stream's whole mean direction, read by the head:
+    (sum P)^2 - ||W 1||^2 is the one law, derived (it was 0 before the summed laws)."""
+    model = parse("seq:3:layernorm,offset,flatten,dense(1)")
+    (summed,) = [law for law in laws(model) if law.kind == "summed"]
+    assert "pos0.P" in summed.formula and "dense0.W" in summed.formula
+    found = discover(model)
+    assert found.complete and found.count == 1
+
+
 def test_a_loss_familys_weightings_sum_to_zero_exactly_so_its_counts_are_certified():
     """Softmax cross-entropy: sum_j C_nj = 0 with no round-off (a float mean leaves 1e-15,
     which the exact ranks counted as one more direction), so its translation laws are

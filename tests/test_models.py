@@ -428,3 +428,48 @@ def test_a_fork_whose_branches_close_keeps_a_branchs_need_for_one_c(rng):
 def test_the_parameter_count_is_the_length_of_the_flattened_params(spec):
     model = parse(spec)
     assert parameter_count(model) == flatten(model.init(np.random.default_rng(0))).size > 0
+
+
+def test_a_pointwise_convolution_passes_a_scaling_of_its_last_spatial_axis():
+    """Found by the thorough laws-complete campaign (2026-12-04): a dense layer's features
+    are the positions of the 1x1 convolution after it, which maps each position alone, so
+    their scaling passes it to the head: 6 laws, 3 derived before."""
+    import json
+    from pathlib import Path
+
+    from flowlaws.discover import discover
+    from flowlaws.report import Counterexample
+
+    path = Path(__file__).parent / "regressions" / "laws-complete-pointwise-conv-on-a-last-axis-scaling.json"
+    scenario = Counterexample.from_json(json.loads(path.read_text())).scenario
+    assert scenario.model.spec == "seq:2x3:dense(2),conv1d(2,1),flatten,dense(1)"
+    assert "unit dense0/dense1" in [law.name for law in laws(scenario.model)]
+    found = discover(scenario.model, degree=0)
+    assert found.complete and found.count == 6
+
+
+@pytest.mark.parametrize("spec", ["seq:3:dense(3),residual[dense(3),relu,dense(3),scale],dense(2)",
+                                  "seq:4x3:conv1d(4,1),residual[conv1d(4,1),relu,conv1d(4,1,groups=2)],flatten,dense(1)"])
+def test_a_branch_re_emitting_through_a_diagonal_or_grouped_layer_mixes_the_stream_only_as_it_can(spec):
+    """A false law at c97e816: a residual branch ending in a layer scale (a diagonal) or a
+    grouped convolution re-emitted a scaling that could mix every stream unit, a full matrix
+    law that discovery named spurious. Its rows mix no units (no matrix law) or only within
+    their groups (a block-diagonal one)."""
+    from flowlaws.discover import discover
+
+    model = parse(spec)
+    matrices = [law for law in laws(model) if law.kind == "matrix"]
+    assert all(law.blocks == 2 for law in matrices) and (("groups" in spec) == bool(matrices))
+    found = discover(model, degree=0, budget=30_000)
+    assert found.complete and not found.spurious
+
+
+def test_a_grouped_convolution_on_a_linear_path_has_a_block_diagonal_matrix_law(rng):
+    from flowlaws.discover import discover
+
+    model = parse("seq:4x6:conv1d(4,1),linear,conv1d(4,1,groups=2),flatten,dense(1)")
+    (law,) = [law for law in laws(model) if law.name == "matrix conv0/conv1"]
+    G = law.value(model.init(rng))
+    assert law.blocks == 2 and np.all(G[:2, 2:] == 0) and np.all(G[2:, :2] == 0) and np.all(G[:2, :2] != 0)
+    found = discover(model, degree=0)
+    assert found.complete and found.count == 12

@@ -134,7 +134,7 @@ def test_an_expected_break_is_looked_for_in_at_least_min_break_cases_whatever_th
     ("seq:2x3:layernorm(affine),relu,maxpool1d(2),flatten,dense(1)", "no pool along a scaled last axis"),
     ("seq:2:dense(1),linear,residual[dense(1),linear,dense(1)],dense(1)", "no linear chain through one scalar"),
     ("seq:1x3:conv1d(2,3,stride=2,padding=1),linear,avgpool1d(2),flatten,dense(1)", "no taps an average pool aliases"),
-    ("seq:3:layernorm,offset,flatten,dense(1)", "no learned offset or token"),
+    ("seq:2x3:prepend,relu,flatten,dense(1)", "no learned offset or token"),
     ("seq:3x3:conv1d(2,1,bias),relu,dense(1,bias),flatten,dense(1,bias)", "no bias shared by mixed units"),
 ])
 def test_laws_complete_sets_aside_the_families_it_cannot_derive_and_says_which(spec, fragment):

@@ -50,6 +50,7 @@ class Law:
     order: int = 2
     batch_sum: bool = False  # its gradient vanishes only as a sum over the batch (`Rescaling.batch_sum`)
     classes: int = 0  # a unit law's sign classes of one region (`Rescaling.classes`, `flowlaws.invariants.regions`)
+    blocks: int = 1  # a matrix law's diagonal blocks: units mix within that many equal groups (`Rescaling.blocks`)
 
     def __post_init__(self):
         """Every slice of a unit or matrix law has the same units: unit i's sums pair unit
@@ -84,7 +85,7 @@ class Law:
                      else _row_squares(xp, Pa) if a is b else _row_sums(xp, Pa * Pb))
             G = G + weight * (xp.sum(pairs) if self.kind is LawKind.LAYER else pairs)
         if self.kind is LawKind.MATRIX:
-            return 0.5 * (G + G.T)
+            return _within_blocks(xp, 0.5 * (G + G.T), self.blocks)
         return G
 
     def value(self, params):
@@ -136,6 +137,15 @@ class Law:
                 "k": self.k, "formula": self.formula,
                 "params": [t.view.name for t in self.terms],
                 "weights": [t.weight for t in self.terms], "sign_classes": self.classes}
+
+
+def _within_blocks(xp, G, blocks: int):
+    """G with every entry outside its ``blocks`` diagonal blocks set to 0."""
+    if blocks == 1:
+        return G
+    size = G.shape[0] // blocks
+    mask = np.kron(np.eye(blocks), np.ones((size, size)))
+    return G * (mask if xp in (np, anp) else xp.as_tensor(mask, dtype=G.dtype, device=G.device))
 
 
 def _unit_sums(xp, P):
@@ -216,14 +226,16 @@ def laws(model, loss=None) -> tuple[Law, ...]:
     for r in symmetries:
         kinds: tuple[LawKind, ...] = ((LawKind.LAYER,) if r.uniform else (LawKind.UNIT,)
                                       if r.family is Family.TRANSLATION else (LawKind.UNIT, LawKind.LAYER))
-        if r.linear and r.degree == 1 and not r.uniform and r.order == 2:
-            kinds += (LawKind.MATRIX,)
+        if r.linear and r.degree == 1 and not r.uniform and r.order == 2 and r.blocks < r.units:
+            kinds += (LawKind.MATRIX,)  # (blocks of one unit each: the unit laws)
         if r.summed:
             kinds = (LawKind.SUMMED,)
         for kind in kinds:
-            out.append(Law(f"{PREFIX[r.family]}{kind} {r.name}", kind, r.terms,
-                           _formula(kind, r.terms, specs, r.order), r.family, r.order, r.batch_sum,
-                           r.classes if kind is LawKind.UNIT else 0))
+            blocks = r.blocks if kind is LawKind.MATRIX else 1
+            formula = _formula(kind, r.terms, specs, r.order) + (
+                f" for i, j in one of {blocks} groups" if blocks > 1 else "")
+            out.append(Law(f"{PREFIX[r.family]}{kind} {r.name}", kind, r.terms, formula, r.family, r.order,
+                           r.batch_sum, r.classes if kind is LawKind.UNIT else 0, blocks))
     return tuple(out)
 
 
@@ -296,7 +308,8 @@ NUMERIC_LIMIT = 4_000_000
 
 def _components(law: Law) -> int:
     units = law.terms[0].view.units
-    return {LawKind.UNIT: units, LawKind.LAYER: 1, LawKind.MATRIX: units * (units + 1) // 2,
+    size = units // law.blocks
+    return {LawKind.UNIT: units, LawKind.LAYER: 1, LawKind.MATRIX: law.blocks * size * (size + 1) // 2,
             LawKind.SUMMED: 1}[law.kind]
 
 
@@ -313,18 +326,21 @@ def structural_count(law_list, shapes) -> int:
     numeric rank on small nets."""
     linear = [law for law in law_list if law.order == 1]
     groups: dict = {}
+    blocks: dict = {}
     for law in law_list:
         if law.order == 2:
             groups.setdefault(law.terms, set()).add(law.kind)
+            blocks[law.terms] = max(blocks.get(law.terms, 1), law.blocks)
     total = _linear_rank(linear, shapes)
     for terms, kinds in groups.items():
         units = terms[0].view.units
-        if LawKind.MATRIX in kinds:
+        if LawKind.MATRIX in kinds:  # per diagonal block of u units (one block: the whole matrix)
             def width(sign, terms=terms):
                 return sum(_columns(t.view) for t in terms if np.sign(t.weight) == sign)
 
-            s = max(0, units - width(1) - width(-1))
-            total += units * (units + 1) // 2 - s * (s + 1) // 2
+            u = units // blocks[terms]
+            s = max(0, u - width(1) - width(-1))
+            total += blocks[terms] * (u * (u + 1) // 2 - s * (s + 1) // 2)
         else:
             total += units if LawKind.UNIT in kinds else 1
     return total

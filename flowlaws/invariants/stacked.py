@@ -193,8 +193,10 @@ def _add(law, rows, weight, first, pairs, linear):
             linear.append((component, rows.ravel(), np.full(rows.size, weight)))
         else:
             pairs.append((component, rows.ravel(), rows.ravel(), np.full(rows.size, weight)))
-    else:  # entry (i, j): P[i, c] P[j, c] and the swapped pair, weight / 2 each
+    else:  # entry (i, j) of one diagonal block: P[i, c] P[j, c] and the swapped pair, weight / 2 each
         i, j, c = (a.ravel() for a in np.meshgrid(np.arange(units), np.arange(units), np.arange(width), indexing="ij"))
+        size = units // law.blocks
+        i, j, c = (a[i // size == j // size] for a in (i, j, c))
         component = first + i * units + j
         half = np.full(i.size, weight / 2)
         pairs.append((component, rows[i, c], rows[j, c], half))

@@ -139,6 +139,12 @@ class Layer:
         return True
 
     @property
+    def row_blocks(self) -> int:
+        """Its rows mix its output units only within this many contiguous equal groups (a
+        grouped convolution's; 1: a full matrix)."""
+        return 1
+
+    @property
     def absorbs(self) -> bool:
         """Its columns can absorb a scaling of its input units (it has a weight matrix)."""
         return self.has_weight

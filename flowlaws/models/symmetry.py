@@ -120,7 +120,9 @@ class Rescaling:
     """Units i = 0..units-1; for each, the slices ``terms`` scale by c^weight.
 
     ``linear``: every boundary on the path is linear (degree 1, no kink), so any
-    invertible mixing of the units is a symmetry as well (a matrix law).
+    invertible mixing of the units is a symmetry as well (a matrix law); ``blocks`` > 1:
+    only a mixing within each of that many contiguous equal groups of units (a grouped
+    convolution's), a block-diagonal matrix law.
     ``family``: "rescale" (c in, 1/c out), "scale" (a normalization removes the
     scale: every weight positive), "gl" (an attention head's GL(k) symmetry), or
     "translation" (``order`` 1: slices shift by c rather than scale, a linear law).
@@ -145,6 +147,7 @@ class Rescaling:
     batch_sum: bool = False
     classes: int = 0
     summed: bool = False
+    blocks: int = 1
 
     @property
     def degree(self) -> float:
@@ -166,7 +169,8 @@ class Path:
     ``scalar``: each emitted unit is w_i times one shared value (`Layer.shared_input`);
     ``classes``: after the path's one kink, the sign classes within which the units may
     still mix (`Rescaling.classes`; any later kink ends it). ``summed``: the scaling acts
-    on the units' common direction 1 alone (`Rescaling.summed`).
+    on the units' common direction 1 alone (`Rescaling.summed`). ``blocks``: a linear path
+    may mix the units only within that many contiguous equal groups (`Rescaling.blocks`).
     """
 
     units: int
@@ -185,6 +189,12 @@ class Path:
     scalar: bool = False
     classes: int = 0
     summed: bool = False
+    blocks: int = 1
+
+    def within(self, groups: int) -> Path:
+        """Mixing allowed only within ``groups`` contiguous equal groups of the units as well:
+        the common refinement of both partitions (lcm(blocks, groups) groups)."""
+        return replace(self, blocks=math.lcm(self.blocks, groups))
 
     def times(self, degree: float, linear: bool, shifts: bool | None = None, classes: int = 0) -> Path:
         """Through a homogeneous map of the given degree (``shifts``: it commutes with
@@ -215,13 +225,17 @@ class Path:
         for every unit when any branch needs it (a LayerNorm inside one)."""
         return replace(self, closed=True, linear=self.linear and all(w.linear for w in walks),
                        classes=self.classes if all(w.linear for w in walks) else 0,
+                       blocks=math.lcm(self.blocks, *(w.blocks for w in walks)),
                        uniform=self.uniform or any(w.uniform for w in walks),
                        terms=self.terms + tuple(t for w in walks for t in w.terms),
                        layers=self.layers + tuple(name for w in walks for name in w.layers))
 
     def emitted(self, site: Site, weight: float) -> Path:
-        """The output-unit slices of the layer at ``site`` join with exponent ``weight``."""
-        return self.met(site, site.layer.rows(site, self.units, self.interleaved), weight)
+        """The output-unit slices of the layer at ``site`` join with exponent ``weight``; a
+        mixing of the units passes its rows only as they mix them (`Layer.mixes`: none for
+        a diagonal; `Layer.row_blocks`: within a grouped convolution's groups)."""
+        met = self.met(site, site.layer.rows(site, self.units, self.interleaved), weight)
+        return replace(met, linear=met.linear and site.layer.mixes).within(site.layer.row_blocks)
 
     def normalized(self, site: Site, uniform: bool, per_sample: bool, scales: bool = True) -> Path:
         """A normalization removes the scale: the path closes as a scale law (every
@@ -296,7 +310,7 @@ def from_weight_layer(site: Site, mixes: bool = True) -> Iterator[Rescaling]:
     ``mixes``: the rows form a full matrix, so a linear path also allows mixing the units
     (a matrix law)."""
     start = Path(site.layer.units_out(site), linear=mixes, last_axis=site.layer.rows_on_last_axis(site),
-                 scalar=site.layer.shared_input(site)).emitted(site, 1.0)
+                 scalar=site.layer.shared_input(site), blocks=site.layer.row_blocks).emitted(site, 1.0)
     yield from close(start, walk(start, site.following()), site)
 
 
@@ -314,7 +328,8 @@ def close(start: Path, end: Path | None, site: Site) -> Iterator[Rescaling]:
         yield from shifts(f"{name}/{remover}", tuple(t.view for t in start.terms), end.units, False, False)
     if end.scales:
         yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform,
-                        classes=0 if end.linear or end.family is not Family.RESCALE else end.classes)
+                        classes=0 if end.linear or end.family is not Family.RESCALE else end.classes,
+                        blocks=end.blocks)
     if end.family is Family.SCALE and end.shifts:
         yield from shifts(name, tuple(t.view for t in end.terms), end.units, end.uniform, end.per_sample)
 

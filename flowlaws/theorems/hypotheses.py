@@ -90,29 +90,6 @@ def _no_plane_rotation(s):
     return None
 
 
-def _no_grouped_linear_boundary(s):
-    """A grouped convolution whose input or output units meet a weight layer through
-    linear layers only: any invertible mixing of the units within one group is a
-    symmetry (a block-diagonal matrix law per group) that flowlaws does not derive yet;
-    seq:4x6:conv1d(4,1),linear,conv1d(4,1,groups=2),flatten,dense(1) has 12 laws, 8
-    derived (docs/theory.md 7). Read from the walker: the same net with every group
-    merged has a matrix law through the grouped layer."""
-    from flowlaws.models import Sequential
-    from flowlaws.models.kinds.conv import Conv
-
-    model = s.model
-    if not any(getattr(layer, "groups", 1) > 1 for layer in getattr(model, "all_layers", ())):
-        return None
-    merge = lambda layer: replace(layer, groups=1) if isinstance(layer, Conv) else layer  # noqa: E731
-    merged = Sequential(model.input_shape, tuple(layer.mapped(merge) for layer in model.layers))
-    grouped = {name.rsplit(".", 1)[0] for (name, shape), (_, whole) in
-               zip(model.param_specs, merged.param_specs, strict=True) if shape != whole}
-    for r in merged.rescalings():
-        if r.linear and r.degree == 1 and not r.uniform and grouped & set(r.name.split("/")):
-            return f"a grouped convolution on the linear path {r.name}: a block-diagonal matrix law"
-    return None
-
-
 def _no_scalar_fed_linear_chain(s):
     """A net linear in x (linear activations, no bias) through one scalar (a scalar input
     or a width-1 layer): f = v(theta) (w(theta) . x), whose Lie algebra closes with laws
@@ -202,14 +179,17 @@ def _no_shared_bias_mixing(s):
     so one c for them all passes with the bias scaling too (derived: a layer law with the
     bias whole), and every mixing G with G 1 = 1 passes as well, a family flowlaws does not
     derive: seq:3x3:conv1d(2,1,bias),linear,dense(1,bias),flatten,dense(1,bias) has 3 laws,
-    2 derived (docs/theory.md 7). Read from the walker: without the dense layers' biases,
-    the same scaling is linear (a matrix law)."""
+    2 derived (docs/theory.md 7); a pointwise convolution with a bias on a last-axis
+    scaling alike (seq:2x3:dense(2),conv1d(2,1,bias),flatten,dense(1): 5 laws, 4 derived).
+    Read from the walker: without the dense and convolution layers' biases, the same
+    scaling is linear (a matrix law)."""
     from flowlaws.models import Dense, Sequential
+    from flowlaws.models.kinds.conv import Conv
 
     model = s.model
-    if not any(isinstance(layer, Dense) and layer.bias for layer in getattr(model, "all_layers", ())):
+    if not any(isinstance(layer, Dense | Conv) and layer.bias for layer in getattr(model, "all_layers", ())):
         return None
-    plain = lambda layer: replace(layer, bias=False) if isinstance(layer, Dense) else layer  # noqa: E731
+    plain = lambda layer: replace(layer, bias=False) if isinstance(layer, Dense | Conv) else layer  # noqa: E731
     unbiased = Sequential(model.input_shape, tuple(layer.mapped(plain) for layer in model.layers))
     scalings = lambda m: {(r.name, r.linear) for r in m.rescalings() if r.family is Family.RESCALE}  # noqa: E731
     lost = sorted(name for name, _ in scalings(unbiased) - scalings(model))
@@ -220,10 +200,10 @@ def _no_learned_offset(s):
     """A learned tensor added to the sample (``offset``: a position embedding) or put before
     it (``prepend``: class tokens) is a bias of every entry it touches, constant over the
     batch. Its translation law with a bias right before it is derived (b_i - sum P[unit i]);
-    beside a centring layer, a BatchNorm or pointwise layers alone it has laws that flowlaws
-    does not derive (seq:3:layernorm,offset,flatten,dense(1): 1 law, 0 derived, the plane's
-    1-direction traded between P and W; a token that meets only pointwise layers is a
-    constant with a fibre of its own; docs/theory.md 7). Its derived laws are sound
+    beside pointwise layers alone it has laws that flowlaws does not derive (a token that
+    meets only pointwise layers is a constant with a fibre of its own:
+    seq:2x3:prepend,relu,flatten,dense(1), 0 derived; beside a LayerNorm without affine its
+    law is the centred stream's mean direction, derived; docs/theory.md 7). Its derived laws are sound
     (composition)."""
     for layer in getattr(s.model, "all_layers", ()):
         if layer.kind in ("offset", "prepend"):
@@ -248,12 +228,11 @@ NO_PLANE_ROTATION = Hypothesis("no rotation of a LayerNorm plane", _no_plane_rot
 NO_ALIASED_TAPS = Hypothesis("no taps an average pool aliases", _no_aliased_taps)
 NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
-NO_GROUPED_LINEAR_BOUNDARY = Hypothesis("no grouped convolution on a linear path", _no_grouped_linear_boundary)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
 SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION,
-                                  NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS, NO_GROUPED_LINEAR_BOUNDARY,
+                                  NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                                   NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING,
                                   SOFTMAX_ROUTER)}
 

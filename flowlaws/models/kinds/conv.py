@@ -205,8 +205,8 @@ class Conv(Layer):
 
     # --- symmetry: a group's rows read only its own channels ---------------------------
     @property
-    def mixes(self) -> bool:
-        return self.groups == 1
+    def row_blocks(self) -> int:
+        return self.groups
 
     def shared_input(self, site) -> bool:
         """One input channel through a one-tap kernel: each output is w_i times that channel."""
@@ -217,8 +217,21 @@ class Conv(Layer):
         return site.views(1, path.units, own=(0,), interleaved=path.interleaved, groups=self.groups)
 
     def carry(self, path, site):
+        """Its columns absorb a scaling of the input channels (a grouped one's only within
+        its groups). A scaling of the last spatial axis passes a pointwise convolution (one
+        tap, stride 1, no padding: each position is mapped alone, as a dense layer maps the
+        rows of a (T, d) input): bias-free unchanged, and with a bias when one c scales every
+        position and the bias with them (the bias joins whole; no mixing, no shift)."""
+        if path.last_axis and path.units > 1 and not path.interleaved:
+            if not self.keeps_sums(site.in_shape) and not (self.kernel == 1 and self.stride == 1
+                                                          and not self.padding):
+                return None
+            if not self.bias:
+                return path.times(1.0, True, shifts=False)
+            shared = replace(path.met(site, site.views(0, 1, own=(1,)), path.degree), uniform=True)
+            return shared.times(1.0, False, shifts=False)
         end = super().carry(path, site)
-        return end if end is None or self.groups == 1 else replace(end, linear=False, classes=0)
+        return end if end is None or self.groups == 1 else replace(end.within(self.groups), classes=0)
 
     @classmethod
     def draw(cls, draw, shape, context):

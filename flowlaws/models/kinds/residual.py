@@ -13,6 +13,7 @@ conserve their difference (b_A - b_B: shifting one by t and the other by -t leav
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -76,6 +77,7 @@ class Residual(Fork):
             return None
         terms, layers, linear, uniform = path.terms, path.layers, path.linear, path.uniform
         keeps = all(w.linear for w in walks)  # no kink inside: a sign class's mixing
+        blocks = path.blocks
         for w, inner in zip(walks, inners, strict=True):
             if w.closed:  # its last rows re-emit the scaling
                 found = self.emitter(inner, path.units, layout)
@@ -85,11 +87,11 @@ class Residual(Fork):
                 w = replace(w, **layout).emitted(last, degree / tail.degree)
                 linear, uniform = linear and tail.linear, uniform or tail.uniform
                 keeps = keeps and tail.linear  # passes (`Path.classes`)
-            terms, layers = terms + w.terms, layers + w.layers
+            terms, layers, blocks = terms + w.terms, layers + w.layers, math.lcm(blocks, w.blocks)
             linear, uniform = linear and w.linear, uniform or w.uniform
         shifts_on = path.shifts and all(not w.closed and w.shifts for w in walks)
         return replace(path, degree=degree, linear=linear, shifts=shifts_on, uniform=uniform,
-                       terms=terms, layers=layers, classes=path.classes if keeps else 0)
+                       terms=terms, layers=layers, classes=path.classes if keeps else 0, blocks=blocks)
 
     def rescalings(self, site):
         """Each branch's own rescalings; the join's when both branches have weight layers;
