@@ -44,7 +44,8 @@ from flowlaws.models.symmetry import flatten, unflatten
 from flowlaws.residues import P, rank_mod_p, residues
 
 GRID = 2.0**-20  # theta_r = theta0 rounded to this grid
-EXACT_SWEEPS = 10_000  # the most model sweeps one field's exact value may cost
+EXACT_WORK = 5_000_000  # the most parameter-sweeps (sweeps times D) one field's exact value may cost:
+# 10,000 sweeps at 500 parameters, 100,000 at 50 (a depth-4 bracket of a small linear net)
 MARGIN = 1e-8  # every kink's pre-activation at theta_r above this times its layer's largest
 
 
@@ -162,11 +163,11 @@ def certify(problem, depths, laws, shapes, probes=(), rank=None) -> Certificate:
     exact = _Exact(problem, theta)
     ranks, rows, degrees = [], [], []
     for fields in depths:
-        usable = [f for f in fields if _affordable(f)]
+        usable = [f for f in fields if _affordable(f, problem.D)]
         rows += [exact.value(f, exact.theta) for f in usable]
         degrees += [f.degree for f in usable]
         ranks.append(rank_mod_p(np.stack(rows)) if rows else 0)
-    closed = bool(probes) and ranks[-1] == rank and all(map(_affordable, probes))
+    closed = bool(probes) and ranks[-1] == rank and all(_affordable(f, problem.D) for f in probes)
     if closed:
         closed = rank_mod_p(np.stack(rows + [exact.value(f, exact.theta) for f in probes])) == ranks[-1]
         degrees += [f.degree for f in probes]
@@ -280,10 +281,10 @@ def sweeps(f) -> int:
     return (u.degree + 2) * sweeps(u) + (v.degree + 2) * sweeps(v)
 
 
-def _affordable(f) -> bool:
-    """Rebuildable, in at most EXACT_SWEEPS sweeps (a deeper field is left to the numerical
+def _affordable(f, D: int) -> bool:
+    """Rebuildable, in at most EXACT_WORK / D sweeps (a deeper field is left to the numerical
     rank: a bracket of a combination of depth-3 brackets costs 90,000)."""
-    return _rebuildable(f) and sweeps(f) <= EXACT_SWEEPS
+    return _rebuildable(f) and sweeps(f) * D <= EXACT_WORK
 
 
 def _rebuildable(f) -> bool:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from flowlaws.models.kinds.conv import Conv1d
 from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.fork import Fork
+from flowlaws.models.kinds.scale import Scale
 from flowlaws.models.symmetry import (
     Family,
     Path,
@@ -141,7 +142,9 @@ class Residual(Fork):
     @classmethod
     def draw(cls, draw, shape, context):
         """A block that keeps or changes the width (weight, activation, weight), with the
-        identity or a shortcut of its own (a dense layer, or a strided 1x1 convolution)."""
+        identity or a shortcut of its own (a dense layer, or a strided 1x1 convolution);
+        its last layer may mix the stream partly: a grouped convolution, or a dense layer
+        followed by a layer scale (a diagonal, as ConvNeXt's)."""
         if len(shape) not in (1, 2):
             return None
         conv = len(shape) == 2
@@ -151,6 +154,11 @@ class Residual(Fork):
         def weight(n, s=1):
             return Conv1d(n, 1, s, 0, context.bias) if conv else Dense(n, context.bias)
 
-        block = (weight(draw(context.sizes)), context.act, weight(width, stride))
+        inner, last, tail = draw(context.sizes), weight(width, stride), ()
+        if conv and width % 2 == 0 and inner % 2 == 0 and draw(st.booleans()):
+            last = replace(last, groups=2)
+        elif not conv and draw(st.booleans()):
+            tail = (Scale(),)
+        block = (weight(inner), context.act, last, *tail)
         same = width == shape[0] and stride == 1
         return cls(block, () if same and draw(st.booleans()) else (weight(width, stride),))
