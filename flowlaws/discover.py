@@ -1026,14 +1026,19 @@ def dead_parameters(model, points: int = 3, seed: int = 0) -> np.ndarray:
 
 def _by_region(model) -> int:
     """The fewest laws any activation region has by the derived laws and the sign-class
-    laws of units fed by one value, at a generic point."""
+    laws of units fed by one value."""
     from flowlaws.invariants import laws
+
+    return _fewest_at_a_generic_point(model, laws(model))[0]
+
+
+def _fewest_at_a_generic_point(model, derived) -> tuple[int, int, tuple]:
+    """`_fewest_in_a_region` at the model's init (a generic point)."""
     from flowlaws.invariants.stacked import Stacked
 
     shapes = [shape for _, shape in model.param_specs]
     point = flatten(model.init(np.random.default_rng(0)))
-    derived = laws(model)
-    return _fewest_in_a_region(derived, Stacked(derived, shapes).jacobian(point), shapes, point)[0]
+    return _fewest_in_a_region(derived, Stacked(derived, shapes).jacobian(point), shapes, point)
 
 
 def _into_the_fewest_region(model, derived) -> Callable | None:
@@ -1042,14 +1047,10 @@ def _into_the_fewest_region(model, derived) -> Callable | None:
     its point there, since the count is the fewest over regions and a draw elsewhere bounds
     it only from above."""
     from flowlaws.invariants.regions import realized, scalar_fed
-    from flowlaws.invariants.stacked import Stacked
 
     fed = scalar_fed(derived)
-    if not fed:
-        return None
+    split = _fewest_at_a_generic_point(model, derived)[2] if fed else ()
     shapes = [shape for _, shape in model.param_specs]
-    point = flatten(model.init(np.random.default_rng(0)))
-    split = _fewest_in_a_region(derived, Stacked(derived, shapes).jacobian(point), shapes, point)[2]
     return (lambda theta: realized(fed, split, theta, shapes)) if split else None
 
 

@@ -26,6 +26,8 @@ from flowlaws.models.symmetry import unflatten
     ("seq:1x5:conv1d(3,2),relu,flatten,dense(2)", 0),  # two taps: two values
     ("seq:3x3:attention(heads=1,dk=2,dv=2),relu,flatten,dense(1)", 0),
     ("seq:1:dense(3),relu,dense(3),relu,dense(2)", 2),  # the second layer reads three values: only the first
+    ("seq:1x3:conv1d(4,1),relu,residual[conv1d(2,1),relu,conv1d(4,1)],flatten,dense(1)", 2),  # through a block
+    ("seq:1x3:conv1d(4,1),relu,residual[conv1d(2,1),relu,conv1d(4,1,groups=2)],flatten,dense(1)", 0),  # its groups
 ])
 def test_units_fed_by_one_value_declare_their_sign_classes(spec, classes):
     fed = scalar_fed(laws(parse(spec)))

@@ -51,12 +51,16 @@ def jacobian(classes, fed, theta, shapes) -> np.ndarray:
     at ``theta``, each law's incoming weights w taken as |w| for an even kink: with S the
     signs of those entries (1 elsewhere), grad h(theta) = S grad G(S theta)."""
     signs = np.ones(len(theta))
-    index = unflatten(np.arange(len(theta)), shapes)
     for law in fed:
         if law.classes == 1:
-            entries = np.asarray(law.terms[0].view.rows(index))[:, 0]
+            entries = incoming(law, shapes, len(theta))
             signs[entries] = np.where(theta[entries] < 0, -1.0, 1.0)
     return classes.jacobian(theta * signs) * signs
+
+
+def incoming(law: Law, shapes, size: int) -> np.ndarray:
+    """Where each unit's one incoming weight w_i lies in the flat parameter vector."""
+    return np.asarray(law.terms[0].view.rows(unflatten(np.arange(size), shapes)))[:, 0]
 
 
 def labels(law: Law, params) -> np.ndarray:
@@ -116,9 +120,8 @@ def realized(laws, split, theta: np.ndarray, shapes) -> np.ndarray:
     two-class law's incoming weights given the split's signs, |w_i| sign_i (an even kink's
     classes need no sign)."""
     theta = theta.copy()
-    index = unflatten(np.arange(len(theta)), shapes)
     for law, classes in zip(laws, split, strict=True):
         if law.classes == 2:
-            entries = np.asarray(law.terms[0].view.rows(index))[:, 0]
+            entries = incoming(law, shapes, len(theta))
             theta[entries] = np.abs(theta[entries]) * classes
     return theta

@@ -242,8 +242,9 @@ class Path:
         weight positive, no mixing of units); ``uniform`` when one c must serve all;
         ``per_sample`` when its groups lie within one sample (see `shifts`); ``scales``
         False when it removes only shifts (eps > 0: translation laws, no scale law)."""
-        return replace(self, closed=True, family=Family.SCALE, linear=False, classes=0, uniform=self.uniform or uniform,
-                       per_sample=per_sample, scales=scales, layers=(*self.layers, site.name))
+        return replace(self, closed=True, family=Family.SCALE, linear=False, classes=0,
+                       uniform=self.uniform or uniform, per_sample=per_sample, scales=scales,
+                       layers=(*self.layers, site.name))
 
 
 @dataclass(frozen=True)
@@ -328,7 +329,7 @@ def close(start: Path, end: Path | None, site: Site) -> Iterator[Rescaling]:
         yield from shifts(f"{name}/{remover}", tuple(t.view for t in start.terms), end.units, False, False)
     if end.scales:
         yield Rescaling(name, end.units, end.terms, end.linear, end.family, uniform=end.uniform,
-                        classes=0 if end.linear or end.family is not Family.RESCALE else end.classes,
+                        classes=0 if end.linear or end.family is not Family.RESCALE or end.blocks > 1 else end.classes,
                         blocks=end.blocks)
     if end.family is Family.SCALE and end.shifts:
         yield from shifts(name, tuple(t.view for t in end.terms), end.units, end.uniform, end.per_sample)

@@ -174,8 +174,8 @@ class Normalization(Layer):
         if not self._centres_units(start, ndim):
             return
         end = walk(start, site.following())
-        if (end is None or not end.closed or not end.linear or end.uniform or end.family is not Family.RESCALE
-                or not any(t.weight > 0 for t in end.terms)):
+        if (end is None or not end.closed or not end.linear or end.blocks > 1 or end.uniform
+                or end.family is not Family.RESCALE or not any(t.weight > 0 for t in end.terms)):
             return
         yield Rescaling("/".join(end.layers) + ".mean", end.units, end.terms, False, summed=True)
 
