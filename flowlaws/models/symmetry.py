@@ -102,8 +102,10 @@ class View:
 
     def describe(self, ndim: int, size: int, unit: str = "i") -> str:
         index = [unit if a == self.axis else ":" for a in range(ndim)]
-        block = "" if size == self.units else (
-            f" (every {self.units}th from {unit})" if self.interleaved else f" (block {unit} of {size // self.units})")
+        block = ("" if size == self.units
+                 else f" ({unit}'s group's rows, {unit} mod {size})" if self.groups > 1
+                 else f" (every {self.units}th from {unit})" if self.interleaved
+                 else f" (block {unit} of {size // self.units})")
         return f"{self.name}[{','.join(index)}]{block}"
 
 
