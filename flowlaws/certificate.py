@@ -38,7 +38,7 @@ from functools import lru_cache
 import numpy as np
 
 from flowlaws.errors import Unrepresentable
-from flowlaws.invariants.regions import class_rows, fewest, jacobian, labels, scalar_fed, twin
+from flowlaws.invariants.regions import class_rows, fewest, jacobian, labels, scalar_fed, twin, twins_stacked
 from flowlaws.invariants.stacked import stacked
 from flowlaws.models.symmetry import flatten, unflatten
 from flowlaws.residues import P, rank_mod_p, residues
@@ -134,10 +134,8 @@ def verified(problem, laws, gap: float) -> Certificate:
     components = stacked(tuple(laws), shapes)
     rows, scales = components.jacobian(theta), components.jacobian(np.abs(theta), magnitude=True)
     fed = scalar_fed(laws)
-    classes, starts = None, []
-    if fed:
-        classes = stacked(tuple(map(twin, fed)), shapes)
-        starts = [classes.rows(twin(law)).start for law in fed]
+    classes, starts = twins_stacked(fed, shapes) if fed else (None, [])
+    if classes:
         scales = np.vstack([scales, classes.jacobian(np.abs(theta), magnitude=True)])
     law_error = gamma(problem.D) * float(np.linalg.norm(scales))
 
@@ -146,9 +144,9 @@ def verified(problem, laws, gap: float) -> Certificate:
 
     matrix = jacobian(classes, fed, theta, shapes) if classes else rows[:0]
     lower, regions, _ = fewest(lambda m: above(m, law_error), rows, matrix, starts, fed)
-    point = f"theta0 ({problem.D} coordinates)"
-    return Certificate("verified", problem.D - above(problem.fields.real, error), lower, (above(problem.fields.real,
-                       error),), point=point, gap=gap, regions=regions, derived=above(rows, law_error), error=error)
+    rank = above(problem.fields.real, error)
+    return Certificate("verified", problem.D - rank, lower, (rank,), point=f"theta0 ({problem.D} coordinates)",
+                       gap=gap, regions=regions, derived=above(rows, law_error), error=error)
 
 
 def certify(problem, depths, laws, shapes, probes=(), rank=None) -> Certificate:
@@ -198,11 +196,10 @@ def _fewest_in_a_region(laws, shapes, theta, gradients, generators) -> tuple[int
     fed = scalar_fed(laws)
     if not fed:
         return _rank_p(gradients), 0, []
-    twins = tuple(map(twin, fed))
-    classes = stacked(twins, shapes)
-    matrix, starts = _exact(jacobian(classes, fed, theta, shapes)), [classes.rows(t).start for t in twins]
+    classes, starts = twins_stacked(fed, shapes)
+    matrix = _exact(jacobian(classes, fed, theta, shapes))
     params = unflatten(theta, shapes)
-    crossing = [t.name for t, law, start in zip(twins, fed, starts, strict=True)
+    crossing = [twin(law).name for law, start in zip(fed, starts, strict=True)
                 if np.any(residues(class_rows(matrix, [start], [labels(law, params)])) @ generators)]
     return (*fewest(_rank_p, gradients, matrix, starts, fed)[:2], crossing)
 

@@ -899,15 +899,12 @@ def _fewest_in_a_region(laws, known, shapes, theta, points=()) -> tuple[int, int
     numerically at ``theta``; (0, 0, ()) when there are no such units, or when the class
     laws of some point's own region are not orthogonal to its fields (``points``:
     discovery problems)."""
-    from flowlaws.invariants.regions import class_rows, fewest, jacobian, labels, scalar_fed, twin
-    from flowlaws.invariants.stacked import stacked
+    from flowlaws.invariants.regions import class_rows, fewest, jacobian, labels, scalar_fed, twins_stacked
 
     fed = scalar_fed(laws)
     if not fed:
         return 0, 0, ()
-    twins = tuple(map(twin, fed))
-    classes = stacked(twins, tuple(map(tuple, shapes)))
-    starts = [classes.rows(t).start for t in twins]
+    classes, starts = twins_stacked(fed, shapes)
 
     def own(p):  # the class laws of p's own region
         params = unflatten(p.theta, p.shapes)

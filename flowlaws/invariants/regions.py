@@ -46,6 +46,15 @@ def twin(law: Law) -> Law:
                                formula=f"[i,j] in one sign class of {law.formula}")
 
 
+def twins_stacked(fed, shapes) -> tuple:
+    """(the twins of ``fed`` as one `Stacked`, where each twin's entries start in it)."""
+    from flowlaws.invariants.stacked import stacked
+
+    twins = tuple(map(twin, fed))
+    classes = stacked(twins, tuple(map(tuple, shapes)))
+    return classes, [classes.rows(t).start for t in twins]
+
+
 def jacobian(classes, fed, theta, shapes) -> np.ndarray:
     """The gradients of every entry of the twins of ``fed`` (their `Stacked` ``classes``)
     at ``theta``, each law's incoming weights w taken as |w| for an even kink: with S the

@@ -184,23 +184,23 @@ def _add(law, rows, weight, first, pairs, linear):
     """Append the pairs (or linear entries) of one term with flat-index matrix ``rows``,
     its components starting at row ``first``."""
     units, width = rows.shape
-    if law.kind is LawKind.SUMMED:  # its one component: P[i, c] P[j, c] for every i, j and column c
-        i, j, c = (a.ravel() for a in np.meshgrid(np.arange(units), np.arange(units), np.arange(width), indexing="ij"))
-        pairs.append((np.full(i.size, first), rows[i, c], rows[j, c], np.full(i.size, weight)))
-    elif law.kind is not LawKind.MATRIX:  # a unit law's component i, or the layer law's one component
+    if law.kind in (LawKind.UNIT, LawKind.LAYER):  # a unit law's component i, or the layer law's one component
         component = first + np.repeat(np.arange(units) if law.kind is LawKind.UNIT else np.zeros(units, int), width)
         if law.order == 1:
             linear.append((component, rows.ravel(), np.full(rows.size, weight)))
         else:
             pairs.append((component, rows.ravel(), rows.ravel(), np.full(rows.size, weight)))
-    else:  # entry (i, j) of one diagonal block: P[i, c] P[j, c] and the swapped pair, weight / 2 each
-        i, j, c = (a.ravel() for a in np.meshgrid(np.arange(units), np.arange(units), np.arange(width), indexing="ij"))
-        size = units // law.blocks
-        i, j, c = (a[i // size == j // size] for a in (i, j, c))
-        component = first + i * units + j
-        half = np.full(i.size, weight / 2)
-        pairs.append((component, rows[i, c], rows[j, c], half))
-        pairs.append((component, rows[j, c], rows[i, c], half))
+        return
+    i, j, c = (a.ravel() for a in np.meshgrid(np.arange(units), np.arange(units), np.arange(width), indexing="ij"))
+    if law.kind is LawKind.SUMMED:  # its one component: P[i, c] P[j, c] for every i, j and column c
+        pairs.append((np.full(i.size, first), rows[i, c], rows[j, c], np.full(i.size, weight)))
+        return
+    size = units // law.blocks  # entry (i, j) of one diagonal block: P[i, c] P[j, c] and the swapped pair,
+    i, j, c = (a[i // size == j // size] for a in (i, j, c))  # weight / 2 each
+    component = first + i * units + j
+    half = np.full(i.size, weight / 2)
+    pairs.append((component, rows[i, c], rows[j, c], half))
+    pairs.append((component, rows[j, c], rows[i, c], half))
 
 
 @lru_cache(maxsize=256)

@@ -149,6 +149,17 @@ class Layer:
         """Its columns can absorb a scaling of its input units (it has a weight matrix)."""
         return self.has_weight
 
+    def mapped_alone(self, path, site):
+        """A scaling of an axis the layer maps slice by slice (each row of a (T, d) input
+        through a dense layer, each position through a pointwise convolution): it passes a
+        bias-free layer unchanged (linearly), and a biased one when one c scales every unit
+        and the bias with them (y[c] = W x[c] + b: the bias, shared by the units, joins
+        whole; no mixing, no shift)."""
+        if not getattr(self, "bias", False):
+            return path.times(1.0, True, shifts=False)
+        shared = dataclasses.replace(path.met(site, site.views(0, 1, own=(1,)), path.degree), uniform=True)
+        return shared.times(1.0, False, shifts=False)
+
     def carry(self, path, site):
         """How a scaling of the input units passes through: the path after this layer,
         or None when it cannot pass (no symmetry). A weight layer absorbs a scaling of

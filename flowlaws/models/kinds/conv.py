@@ -198,10 +198,15 @@ class Conv(Layer):
     def vjp_magnitude(self, p, x, y, dy):
         return self.pull(p, np.abs(x), y, None, dy, magnitude=True)
 
+    @property
+    def pointwise(self) -> bool:
+        """One tap, stride 1, no padding: each position is mapped alone."""
+        return self.kernel == 1 and self.stride == 1 and not self.padding
+
     def keeps_sums(self, in_shape) -> bool:
         """A bias-free pointwise convolution makes each output row a combination of input
         rows: rows summing to 0 stay so."""
-        return self.kernel == 1 and self.stride == 1 and not self.padding and not self.bias
+        return self.pointwise and not self.bias
 
     # --- symmetry: a group's rows read only its own channels ---------------------------
     @property
@@ -218,18 +223,11 @@ class Conv(Layer):
 
     def carry(self, path, site):
         """Its columns absorb a scaling of the input channels (a grouped one's only within
-        its groups). A scaling of the last spatial axis passes a pointwise convolution (one
-        tap, stride 1, no padding: each position is mapped alone, as a dense layer maps the
-        rows of a (T, d) input): bias-free unchanged, and with a bias when one c scales every
-        position and the bias with them (the bias joins whole; no mixing, no shift)."""
+        its groups). A scaling of the last spatial axis passes a pointwise convolution, each
+        position being mapped alone (`Layer.mapped_alone`, as a dense layer maps the rows of a
+        (T, d) input); any other convolution stops it."""
         if path.last_axis and path.units > 1 and not path.interleaved:
-            if not self.keeps_sums(site.in_shape) and not (self.kernel == 1 and self.stride == 1
-                                                          and not self.padding):
-                return None
-            if not self.bias:
-                return path.times(1.0, True, shifts=False)
-            shared = replace(path.met(site, site.views(0, 1, own=(1,)), path.degree), uniform=True)
-            return shared.times(1.0, False, shifts=False)
+            return self.mapped_alone(path, site) if self.pointwise else None
         end = super().carry(path, site)
         return end if end is None or self.groups == 1 else replace(end.within(self.groups), classes=0)
 

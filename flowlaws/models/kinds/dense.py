@@ -8,7 +8,7 @@ absorb a scaling of input feature j. A scaling of the other axis of a (T, d) inp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import autograd.numpy as anp
@@ -72,15 +72,10 @@ class Dense(Layer):
 
     def carry(self, path, site):
         """Its columns absorb a scaling of the features; a scaling of the other axis of a
-        (T, d) input passes a bias-free layer (each row is mapped alone, linearly), and a
-        biased one when one c scales every unit and the bias with them (y[c] = W x[c] + b:
-        the bias, shared by the units, joins whole; no mixing, no shift)."""
+        (T, d) input passes, each row being mapped alone (`Layer.mapped_alone`)."""
         if path.on_axis(True, len(site.in_shape)):
             return path.absorbed(site)
-        if not self.bias:
-            return path.times(1.0, True, shifts=False)
-        shared = replace(path.met(site, site.views(0, 1, own=(1,)), path.degree), uniform=True)
-        return shared.times(1.0, False, shifts=False)
+        return self.mapped_alone(path, site)
 
     def centered(self, site, groups: int):
         """W[k, block g] for every row k and block g of a flat input; on a (T, d) input each
