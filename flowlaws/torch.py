@@ -80,7 +80,7 @@ from flowlaws.models import (
     Sequential,
     Token,
 )
-from flowlaws.models.symmetry import LawKind
+from flowlaws.models.symmetry import LawKind, centring
 from flowlaws.validation import positive_int
 
 try:
@@ -1169,14 +1169,19 @@ class _Step:
 
     def matrix(self, law, size, weight) -> tuple:
         """(residual, predicted, tolerance) of a matrix law: its symmetric Gram forms, and
-        size_i weight_j + size_j weight_i (order 2 times the symmetric part of the bound)."""
+        size_i weight_j + size_j weight_i (order 2 times the symmetric part of the bound;
+        a centred law's, |C| that |C|)."""
         params = law.params
         stacked = {k: self.stacked(k) for k in params}
         T, Dr, R, D = ([stacked[k][i] if k in stacked else None for k in range(params[-1] + 1)]
                        for i in (THETA, DR, REST, DELTA))
         residual, predicted = law.first(T, Dr), law.first(T, R) + law.second(D)
         outer = size[:, None] * weight[None, :]
-        return _numpy(residual), _numpy(predicted), outer + outer.T
+        bound = outer + outer.T
+        if law.centred:
+            C = centring(len(bound), absolute=True)
+            bound = C @ bound @ C
+        return _numpy(residual), _numpy(predicted), bound
 
 
 @dataclass

@@ -217,19 +217,42 @@ def test_completeness_of_small_normalized_and_attention_nets_is_decided_with_tim
         assert found.complete and found.count == found.derived
 
 
-def test_rotations_of_a_layernorm_plane_are_an_open_family_that_laws_complete_sets_aside():
-    # found by a campaign: LayerNorm (no affine) commutes with rotations of its centred plane,
-    # which the next dense layer absorbs; discovery sees the extra laws, the derivation does not yet
-    from flowlaws.catalog import theorem
-    from flowlaws.checking import Scenario
-    from flowlaws.losses import Square
+@pytest.mark.parametrize("spec", [
+    "seq:2:dense(3),layernorm,linear,dense(3),layernorm,linear,dense(1)",  # (12 laws, 10 derived before)
+    "seq:4:dense(3),layernorm,linear,dense(3),layernorm,linear,dense(4)",  # (17, 15 before)
+    "seq:2:dense(4),layernorm,linear,dense(4),layernorm,linear,dense(1)",
+    "seq:2:dense(3),layernorm(eps=1e-05),dense(3),layernorm,dense(1)",  # the passed one's eps does not matter
+    "seq:2:dense(3),rmsnorm,linear,dense(3),rmsnorm,linear,dense(1)",  # no centring: the whole GL(d)
+    "seq:3:dense(4),layernorm,dense(5),relu,dense(3),layernorm,dense(2)",  # a kink after the reader
+    "seq:3:dense(3),rmsnorm,dense(3),residual[dense(2),relu,dense(3)],rmsnorm,dense(1)",
+])
+def test_a_layernorm_between_two_normalizations_passes_a_mixing_of_its_centred_plane(spec):
+    """LN(G z) = G LN(z) r(z) / r(G z) for every G fixing 1; a later LayerNorm at eps = 0
+    removes the factor, so the writer's rows and the reader's columns conserve C G C
+    (C = d I - 1 1^T): the laws a campaign found beyond the derivation (once set aside as
+    "no rotation of a LayerNorm plane") are derived, and the count is complete."""
+    model = parse(spec)
+    assert any(law.kind == "matrix" and "/" in law.name and law.terms[-1].weight < 0 for law in laws(model))
+    found = discover(model, budget=50_000)
+    assert found.complete and found.count == found.derived
 
-    model = parse("seq:2:dense(3),layernorm,linear,dense(3),layernorm,linear,dense(1)")
-    found = discover(model)
-    assert found.count == found.derived + 2 and len(found.missing) == 2
-    case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, 2)), np.zeros((2, 1)), Square())
-    verdict = theorem("laws-complete").check(case)
-    assert verdict.status == "invalid" and "O(d - 1) symmetry flowlaws does not derive yet" in verdict.reason
+
+@pytest.mark.parametrize("spec", [
+    "seq:2:dense(3),layernorm,linear,dense(3),layernorm(eps=0.1),linear,dense(1)",  # eps > 0 keeps the factor
+    "seq:2:dense(3),layernorm,linear,dense(3),batchnorm,linear,dense(1)",  # a factor per sample is not removed
+    "seq:2:dense(3),layernorm,relu,dense(3),layernorm,linear,dense(1)",  # a kink between: no mixing passes
+])
+def test_the_centred_plane_law_is_not_conserved_where_no_later_normalization_removes_the_factor(spec):
+    """Negative controls: the same parameters, the law of the good net, no law here (a
+    field is not orthogonal to it), and flowlaws derives none."""
+    from flowlaws.discover import Work, orthogonal
+
+    good = parse("seq:2:dense(3),layernorm,linear,dense(3),layernorm,linear,dense(1)")
+    (centred,) = [law for law in laws(good) if law.centred]
+    model = parse(spec)
+    assert model.param_specs == good.param_specs and not any(law.centred for law in laws(model))
+    points = [Problem(model, np.random.default_rng(seed), enough=0, work=Work(10**9)) for seed in range(3)]
+    assert not orthogonal(centred, points)
 
 
 def test_explicit_laws_count_only_once_proven_at_points_the_system_never_saw():

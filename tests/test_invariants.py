@@ -46,6 +46,26 @@ def test_matrix_law_of_a_two_layer_linear_net_is_w1_w1t_minus_w2t_w2(rng):
     assert np.isclose(layer.value((W1, W2)), np.sum(W1**2) - np.sum(W2**2))
 
 
+def test_a_centred_matrix_law_is_c_times_w1_w1t_minus_w2t_w2_times_c_and_orthogonal_to_the_gradient(rng):
+    """Across a LayerNorm passed as a linear map (a later one removes its factor): C (W1 W1^T
+    - W2^T W2) C with C = 3 I - 1 1^T, with a zero first-order change along the gradient;
+    the same matrix uncentred is not conserved (docs/theory.md 7)."""
+    import dataclasses
+
+    model = parse("seq:2:dense(3),layernorm,linear,dense(3),layernorm,linear,dense(1)")
+    theta = model.init(rng)
+    (centred,) = [law for law in laws(model) if law.centred]
+    C = 3 * np.eye(3) - np.ones((3, 3))
+    W1, W2 = theta[0], theta[1]
+    assert np.allclose(centred.value(theta), C @ (W1 @ W1.T - W2.T @ W2) @ C)
+    X, Y = rng.normal(size=(6, 2)), rng.normal(size=(6, 1))
+    g = _autograd_gradient(model, theta, X, Y)
+    scale = centred.magnitude(tuple(map(np.abs, theta)), tuple(map(np.abs, g)))
+    assert np.all(np.abs(centred.bilinear(theta, g)) <= 1e-13 * scale)
+    plain = dataclasses.replace(centred, centred=False)
+    assert np.max(np.abs(plain.bilinear(theta, g))) > 1e-6
+
+
 def test_degree_k_law_weights_the_outgoing_side_by_k():
     model = parse("mlp:1-1-1:relu_power(3)")
     p = (np.array([[2.0]]), np.array([[1.0]]))

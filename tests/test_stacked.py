@@ -43,7 +43,8 @@ def test_every_law_component_equals_the_law_evaluated_on_its_own_for_every_archi
 
 @pytest.mark.parametrize(("spec", "kind"), [
     ("mlp:2-3-2:linear", "matrix"), ("seq:3x2:attention(heads=2,dk=2,dv=1),flatten,dense(2)", "matrix"),
-    ("seq:2x4:layernorm,residual[dense(2),relu,dense(4,bias)],flatten,dense(1)", "summed")])
+    ("seq:2x4:layernorm,residual[dense(2),relu,dense(4,bias)],flatten,dense(1)", "summed"),
+    ("seq:2:dense(3,bias),layernorm,linear,dense(4),layernorm,linear,dense(1)", "matrix")])  # a centred one
 def test_matrix_and_summed_laws_past_the_pair_limit_are_evaluated_densely_with_the_same_values(spec, kind, rng,
                                                                                             monkeypatch):
     from flowlaws.models import parse

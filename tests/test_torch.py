@@ -213,6 +213,25 @@ def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make)
         assert bool(monitor.flagged) == flagged and not monitor.errors
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_centred_plane_law_between_two_layernorms_follows_momentum_and_adamw_departs_from_it(dtype):
+    """nn.LayerNorm without affine at eps = 0 twice: the mixing of the first one's centred
+    plane is a matrix law C G C (docs/theory.md 7), watched like any other."""
+    def make():
+        torch.manual_seed(0)
+        norm = lambda: nn.LayerNorm(3, elementwise_affine=False, eps=0.0)  # noqa: E731
+        return nn.Sequential(nn.Linear(2, 3, bias=False), norm(), nn.Linear(3, 3, bias=False), norm(),
+                             nn.Linear(3, 1, bias=False)).to(dtype)
+
+    x = torch.randn(16, 2, dtype=dtype)
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                               (lambda p: torch.optim.AdamW(p, lr=0.05), True)):
+        net = make()
+        monitor = _watched(net, optimizer(net.parameters()), x, 20)
+        (centred,) = [r for r in monitor.records if r.law.centred]
+        assert centred.status == ("departs" if flagged else "holds") and not monitor.errors
+
+
 def test_a_law_never_observed_is_unobserved_never_holds():
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     monitor = LawMonitor(net, torch.optim.SGD(net.parameters(), lr=0.1), example_input=torch.randn(4, 3))

@@ -10,6 +10,8 @@ G(a, b) = sum_v alpha_v P_v(a) P_v(b)^T:
 - ``matrix`` G itself across linear boundaries (Thm 2.2, 3.6)
 - ``summed`` 1^T G 1, when only the units' common direction scales (the mean direction of
   a centred stream, docs/theory.md 7)      -> sum_v alpha_v ||1^T P_v||^2
+- a ``centred`` matrix law, C G C with C = d I - 1 1^T, when only a mixing that fixes 1 is
+  a symmetry (across a LayerNorm passed as a linear map, docs/theory.md 7)
 
 Its bilinear form B(a, b) is the symmetric part of G(a, b), so that for any update
 Q(theta + Delta) - Q(theta) = 2 B(theta, Delta) + Q(Delta) (3.3), and gradient flow
@@ -26,7 +28,7 @@ from typing import Any
 import autograd.numpy as anp
 import numpy as np
 
-from flowlaws.models.symmetry import Family, LawKind, Term, View, namespace
+from flowlaws.models.symmetry import Family, LawKind, Term, View, centring, namespace
 
 KINDS = tuple(LawKind)
 
@@ -51,6 +53,7 @@ class Law:
     batch_sum: bool = False  # its gradient vanishes only as a sum over the batch (`Rescaling.batch_sum`)
     classes: int = 0  # a unit law's sign classes of one region (`Rescaling.classes`, `flowlaws.invariants.regions`)
     blocks: int = 1  # a matrix law's diagonal blocks: units mix within that many equal groups (`Rescaling.blocks`)
+    centred: bool = False  # a matrix law seen on the centred plane: C G C, C = d I - 1 1^T (`Rescaling.centred`)
 
     def __post_init__(self):
         """Every slice of a unit or matrix law has the same units: unit i's sums pair unit
@@ -85,7 +88,11 @@ class Law:
                      else _row_squares(xp, Pa) if a is b else _row_sums(xp, Pa * Pb))
             G = G + weight * (xp.sum(pairs) if self.kind is LawKind.LAYER else pairs)
         if self.kind is LawKind.MATRIX:
-            return _within_blocks(xp, 0.5 * (G + G.T), self.blocks)
+            G = _within_blocks(xp, 0.5 * (G + G.T), self.blocks)
+            if self.centred:
+                C = centring(G.shape[0], absolute)
+                C = C if xp in (np, anp) else xp.as_tensor(C, dtype=G.dtype, device=G.device)
+                G = C @ G @ C
         return G
 
     def value(self, params):
@@ -136,7 +143,7 @@ class Law:
         return {"name": self.name, "kind": self.kind, "family": self.family, "order": self.order,
                 "k": self.k, "formula": self.formula,
                 "params": [t.view.name for t in self.terms],
-                "weights": [t.weight for t in self.terms], "sign_classes": self.classes}
+                "weights": [t.weight for t in self.terms], "sign_classes": self.classes, "centred": self.centred}
 
 
 def _within_blocks(xp, G, blocks: int):
@@ -230,12 +237,16 @@ def laws(model, loss=None) -> tuple[Law, ...]:
             kinds += (LawKind.MATRIX,)  # (blocks of one unit each: the unit laws)
         if r.summed:
             kinds = (LawKind.SUMMED,)
+        if r.projected:
+            kinds = (LawKind.MATRIX,)  # (no unit scaling passes a normalization)
         for kind in kinds:
             blocks = r.blocks if kind is LawKind.MATRIX else 1
             formula = _formula(kind, r.terms, specs, r.order) + (
                 f" for i, j in one of {blocks} groups" if blocks > 1 else "")
+            if r.centred:
+                formula = f"C G C, C = {r.units}·I − 1 1ᵀ, G{formula}"
             out.append(Law(f"{PREFIX[r.family]}{kind} {r.name}", kind, r.terms, formula, r.family, r.order,
-                           r.batch_sum, r.classes if kind is LawKind.UNIT else 0, blocks))
+                           r.batch_sum, r.classes if kind is LawKind.UNIT else 0, blocks, r.centred))
     return tuple(out)
 
 
@@ -308,7 +319,7 @@ NUMERIC_LIMIT = 4_000_000
 
 def _components(law: Law) -> int:
     units = law.terms[0].view.units
-    size = units // law.blocks
+    size = units // law.blocks - law.centred  # (the centred plane has one dimension less)
     return {LawKind.UNIT: units, LawKind.LAYER: 1, LawKind.MATRIX: law.blocks * size * (size + 1) // 2,
             LawKind.SUMMED: 1}[law.kind]
 
@@ -319,7 +330,7 @@ def structural_count(law_list, shapes) -> int:
     Quadratic laws of different rescalings are independent (each has slices of its own);
     within one, a matrix law P P^T - O O^T over u units with m_in incoming and m_out
     outgoing columns has u(u+1)/2 - s(s+1)/2 independent entries, s = max(0, u - m_in -
-    m_out) (the two-layer linear count, docs/theory.md 4), else its u unit laws are
+    m_out) (the two-layer linear count, docs/theory.md 4; u - 1 on a centred plane), else its u unit laws are
     independent, and a lone layer law counts 1. Linear laws can share entries (the row
     sums and the column sums of one matrix, from shifts on both sides of it, have one
     sum in common), so they count by `_linear_rank`. Tests check the total against the
@@ -327,10 +338,13 @@ def structural_count(law_list, shapes) -> int:
     linear = [law for law in law_list if law.order == 1]
     groups: dict = {}
     blocks: dict = {}
+    centred: set = set()
     for law in law_list:
         if law.order == 2:
             groups.setdefault(law.terms, set()).add(law.kind)
             blocks[law.terms] = max(blocks.get(law.terms, 1), law.blocks)
+            if law.centred:
+                centred.add(law.terms)
     total = _linear_rank(linear, shapes)
     for terms, kinds in groups.items():
         units = terms[0].view.units
@@ -338,7 +352,7 @@ def structural_count(law_list, shapes) -> int:
             def width(sign, terms=terms):
                 return sum(_columns(t.view) for t in terms if np.sign(t.weight) == sign)
 
-            u = units // blocks[terms]
+            u = units // blocks[terms] - (terms in centred)  # (the centred plane: one dimension less)
             s = max(0, u - width(1) - width(-1))
             total += blocks[terms] * (u * (u + 1) // 2 - s * (s + 1) // 2)
         else:

@@ -4,7 +4,8 @@ Each component c of a law is a sum over entry pairs: Q_c(theta) = sum_p w_p thet
 theta[E2_p] (a linear law: h_c = sum_e w_e theta[e]). A unit law pairs each entry of unit
 i's slices with itself (w = the slice's exponent); a layer law is one component holding
 all its units' pairs; entry (i, j) of a matrix law pairs P_v[i, c] with P_v[j, c] (and the
-swapped pair, each with w / 2: the symmetric part). With the weights as sparse matrices
+swapped pair, each with w / 2: the symmetric part); a centred matrix law's entry (i, j) is
+sum_kl C_ik C_jl of those (C = d I - 1 1^T). With the weights as sparse matrices
 Q (components x pairs) and L (components x entries), every law is one product:
 
     value(theta)    = Q (theta[E1] theta[E2]) + L theta
@@ -26,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.sparse
 
-from flowlaws.models.symmetry import LawKind, flatten, unflatten
+from flowlaws.models.symmetry import LawKind, centring, flatten, unflatten
 
 PAIR_LIMIT = 1_000_000
 
@@ -177,7 +178,8 @@ def _dense(law) -> bool:
     if law.kind not in (LawKind.MATRIX, LawKind.SUMMED):
         return False
     units = law.terms[0].view.units
-    return sum(units * units * (t.view.size // units) for t in law.terms) > PAIR_LIMIT
+    spread = units * units if law.centred else 1  # (a centred entry holds every entry's pairs)
+    return spread * sum(units * units * (t.view.size // units) for t in law.terms) > PAIR_LIMIT
 
 
 def _add(law, rows, weight, first, pairs, linear):
@@ -197,8 +199,16 @@ def _add(law, rows, weight, first, pairs, linear):
         return
     size = units // law.blocks  # entry (i, j) of one diagonal block: P[i, c] P[j, c] and the swapped pair,
     i, j, c = (a[i // size == j // size] for a in (i, j, c))  # weight / 2 each
-    component = first + i * units + j
     half = np.full(i.size, weight / 2)
+    if law.centred:  # entry (a, b) of C G C: C[a, i] C[b, j] times entry (i, j)'s pairs
+        C = centring(units)
+        a, b = (x.ravel() for x in np.meshgrid(np.arange(units), np.arange(units), indexing="ij"))
+        spread = C[a[:, None], i[None, :]] * C[b[:, None], j[None, :]]  # (entries, pairs)
+        target, pair = np.nonzero(spread)
+        i, j, c, half = i[pair], j[pair], c[pair], half[pair] * spread[target, pair]
+        component = first + a[target] * units + b[target]
+    else:
+        component = first + i * units + j
     pairs.append((component, rows[i, c], rows[j, c], half))
     pairs.append((component, rows[j, c], rows[i, c], half))
 

@@ -181,6 +181,13 @@ class Layer:
         passes: "passes", "removed" (a LayerNorm subtracts it) or "stops" (the default)."""
         return "stops"
 
+    def row_scale(self, site) -> str:
+        """How a positive factor per row of its input's last axis (per sample and position:
+        what a normalization's division leaves) passes: "passes" (a positively homogeneous
+        map of each row alone), "removed" (a normalization of each row at eps = 0) or
+        "stops" (the default)."""
+        return "stops"
+
     def keeps_sums(self, in_shape) -> bool:
         """Whether a sample whose last-axis groups each sum to 0 (after a LayerNorm)
         leaves it with groups that each sum to 0 (flatten, a linear activation)."""

@@ -136,7 +136,10 @@ class Rescaling:
     readers, so within a sign class of their weights any mixing is a symmetry of the
     activation region (`flowlaws.invariants.regions`): 1 class (an even kink, abs) or 2
     (by sign); 0 when not. ``summed``: only the units' common direction 1 scales (the
-    mean direction of a centred stream): one law, 1^T G 1.
+    mean direction of a centred stream): one law, 1^T G 1. ``projected``: the path passes
+    a normalization as a linear map (`projected`), so only a mixing is a symmetry (a
+    matrix law alone); ``centred``: one that centres, so only a mixing that fixes 1 is,
+    and the law is C G C, C = d I - 1 1^T.
     """
 
     name: str
@@ -150,6 +153,8 @@ class Rescaling:
     classes: int = 0
     summed: bool = False
     blocks: int = 1
+    projected: bool = False
+    centred: bool = False
 
     @property
     def degree(self) -> float:
@@ -173,6 +178,9 @@ class Path:
     still mix (`Rescaling.classes`; any later kink ends it). ``summed``: the scaling acts
     on the units' common direction 1 alone (`Rescaling.summed`). ``blocks``: a linear path
     may mix the units only within that many contiguous equal groups (`Rescaling.blocks`).
+    ``projective``: the walk passes a per-sample normalization as a linear map where a later
+    one removes its per-row factor (`projected`); ``projected`` once it passed one,
+    ``centred`` once that one centred.
     """
 
     units: int
@@ -192,6 +200,9 @@ class Path:
     classes: int = 0
     summed: bool = False
     blocks: int = 1
+    projective: bool = False
+    projected: bool = False
+    centred: bool = False
 
     def within(self, groups: int) -> Path:
         """Mixing allowed only within ``groups`` contiguous equal groups of the units as well:
@@ -314,7 +325,24 @@ def from_weight_layer(site: Site, mixes: bool = True) -> Iterator[Rescaling]:
     (a matrix law)."""
     start = Path(site.layer.units_out(site), linear=mixes, last_axis=site.layer.rows_on_last_axis(site),
                  scalar=site.layer.shared_input(site), blocks=site.layer.row_blocks).emitted(site, 1.0)
-    yield from close(start, walk(start, site.following()), site)
+    end = walk(start, site.following())
+    yield from close(start, end, site)
+    if start.linear and end is not None and end.family is Family.SCALE:
+        yield from projected(start, site)
+
+
+def projected(start: Path, site: Site) -> Iterator[Rescaling]:
+    """A normalization of one sample's row, N(z) = C z / r(z) (C the centring, or I for
+    RMSNorm), is linear up to its positive factor: N(G z) = G N(z) r(z) / r(G z) for any
+    G that commutes with C (fixes 1). Where a later normalization removes a positive
+    factor per row (`Layer.row_scale`), a mixing G of the rows that ``start`` emits passes
+    N as G, and the reader's columns absorb G^-1: a matrix law, C G C when N centres
+    (the centred plane's GL; docs/theory.md 7). The walk is ``start``'s once more, with
+    such normalizations passed (`Path.projective`)."""
+    end = walk(replace(start, projective=True), site.following())
+    if (end is not None and end.closed and end.projected and end.linear and end.blocks == 1
+            and end.family is Family.RESCALE):
+        yield Rescaling("/".join(end.layers), end.units, end.terms, True, projected=True, centred=end.centred)
 
 
 def close(start: Path, end: Path | None, site: Site) -> Iterator[Rescaling]:
@@ -353,7 +381,9 @@ def removes_shift(site: Site, kind: str = "shift") -> str | None:
     the layers that pass one; None when a layer stops it first. ``kind`` "shift": constant
     over the batch (a bias's; ``layer.shift``): its biases are then conserved one by one,
     even past a weight layer (a BatchNorm's beta read by a dense layer and a BatchNorm).
-    "sample_shift": uniform over each sample's units (``layer.sample_shift``; a LayerNorm)."""
+    "sample_shift": uniform over each sample's units (``layer.sample_shift``; a LayerNorm).
+    "row_scale": a positive factor per row of the last axis (``layer.row_scale``: what a
+    LayerNorm's division leaves; a later LayerNorm at eps = 0 removes it)."""
     chain = site.chain
     for position in range(site.position + 1, len(chain.layers)):
         here = replace(site, position=position)
@@ -383,6 +413,13 @@ def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool) -> Iter
     if biases:
         yield Rescaling(f"{name}.{biases[0].view.name.rsplit('.', 1)[1]}" if uniform and per_sample else name,
                         units, biases, False, Family.TRANSLATION, order=1, uniform=uniform, batch_sum=not per_sample)
+
+
+def centring(units: int, absolute: bool = False) -> np.ndarray:
+    """C = d I - 1 1^T (d times the projection onto the plane orthogonal to 1: integer
+    entries, so a centred law's coefficients stay exact); ``absolute``: |C|."""
+    C = units * np.eye(units) - np.ones((units, units))
+    return np.abs(C) if absolute else C
 
 
 def parameter_count(model) -> int:

@@ -74,22 +74,6 @@ def _own_groups(s):
     return None
 
 
-def _no_plane_rotation(s):
-    """A LayerNorm without affine whose reader is a dense or attention layer: rotations of
-    its centred plane (orthogonal, fixing 1) can be absorbed by the reader, an O(d - 1)
-    symmetry whose laws flowlaws does not derive yet (found by the laws-complete
-    campaign; docs/theory.md 6)."""
-    from flowlaws.models import LayerNorm
-
-    layers = getattr(s.model, "layers", ())
-    for position, layer in enumerate(layers):
-        if isinstance(layer, LayerNorm) and not layer.affine and any(not r.summed for r in layer.rescalings(
-                s.model.site(position))) and position and getattr(layers[position - 1], "has_weight", False):
-            return (f"{layer.spec} at layer {position} can rotate its centred plane into its reader: "
-                    "an O(d - 1) symmetry flowlaws does not derive yet")
-    return None
-
-
 def _no_scalar_fed_linear_chain(s):
     """A net linear in x (linear activations, no bias) through one scalar (a scalar input
     or a width-1 layer): f = v(theta) (w(theta) . x), whose Lie algebra closes with laws
@@ -224,14 +208,13 @@ COMBINES_GRADIENTS = Hypothesis("steps combine gradients", _combines_gradients)
 SOFTMAX_ROUTER = Hypothesis("a softmax router", _softmax_router)
 NO_POOLED_LAST_AXIS = Hypothesis("no pool along a scaled last axis", _no_pooled_last_axis)
 NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scalar_fed_linear_chain)
-NO_PLANE_ROTATION = Hypothesis("no rotation of a LayerNorm plane", _no_plane_rotation)
 NO_ALIASED_TAPS = Hypothesis("no taps an average pool aliases", _no_aliased_taps)
 NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
 SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
-                                  COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS, NO_PLANE_ROTATION,
+                                  COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS,
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                                   NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING,
                                   SOFTMAX_ROUTER)}

@@ -217,6 +217,10 @@ class Activation(Layer):
     def sample_shift(self, site) -> str:
         return self.shift(site)
 
+    def row_scale(self, site) -> str:
+        """phi(s z) = s^k phi(z) for s > 0: a positive factor passes a homogeneous phi."""
+        return "stops" if self.degree is None else "passes"
+
     def carry(self, path, site):
         """phi(cz) = c^k phi(z): the degree multiplies by k; no symmetry without one."""
         if self.degree is None:

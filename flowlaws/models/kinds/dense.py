@@ -77,6 +77,10 @@ class Dense(Layer):
             return path.absorbed(site)
         return self.mapped_alone(path, site)
 
+    def row_scale(self, site) -> str:
+        """Each row mapped alone, linearly: a factor per row passes, unless a bias is added."""
+        return "stops" if self.bias else "passes"
+
     def centered(self, site, groups: int):
         """W[k, block g] for every row k and block g of a flat input; on a (T, d) input each
         row reads one group (a position's features): the row sums."""

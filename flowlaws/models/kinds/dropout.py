@@ -71,6 +71,10 @@ class Dropout(Layer):
         identity = self.p == 0
         return path.times(1.0, identity, shifts=identity)
 
+    def row_scale(self, site) -> str:
+        """A positive diagonal map, frozen, commutes with a factor per row."""
+        return "passes"
+
     @classmethod
     def draw(cls, draw, shape, context):
         return cls(draw(st.sampled_from([0.0, 0.1, 0.25])))

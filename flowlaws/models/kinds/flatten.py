@@ -64,6 +64,10 @@ class Flatten(Layer):
             return replace(path, last_axis=False, interleaved=True) if path.last_axis else path
         return None if path.last_axis and path.units > 1 else path
 
+    def row_scale(self, site) -> str:
+        """A factor per row stays one per row only when no row is merged with another."""
+        return "passes" if not self._merges(site.in_shape) or np.prod(site.in_shape[:-1]) == 1 else "stops"
+
     def keeps_sums(self, in_shape) -> bool:
         return self.start == 0 or not self._merges(in_shape)
 

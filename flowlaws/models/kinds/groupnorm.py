@@ -61,6 +61,8 @@ class GroupNorm(Normalization):
         """A channel scaling becomes one c per group: the path seen with G units. A scaling
         of the last axis needs one c for all; the shift a group removes is constant over
         its positions (not one per position, as a LayerNorm's)."""
+        if path.projective:
+            return None  # (its groups are not one row of the last axis: `Normalization._projected`)
         if path.last_axis or path.units != site.in_shape[0]:  # (or one unit, the whole sample)
             return path.normalized(site, uniform=True, per_sample=False, scales=not self.eps)
         if any(t.view.interleaved or t.view.groups > 1 for t in path.terms):
@@ -75,6 +77,10 @@ class GroupNorm(Normalization):
 
     def sample_shift(self, site) -> str:
         return "stops"
+
+    def row_scale(self, site) -> str:
+        """A factor per row is one per channel: removed when each channel is a group (eps = 0)."""
+        return "removed" if not self.eps and site.in_shape[0] == self.groups else "stops"
 
     def _centered(self, site):
         """Each group of a sample sums to 0: its reader, through layers that keep every

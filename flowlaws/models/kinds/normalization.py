@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Family, Path, Rescaling, Term, centred_reader, walk
+from flowlaws.models.symmetry import Family, Path, Rescaling, Term, centred_reader, removes_shift, walk
 
 
 @dataclass(frozen=True)
@@ -158,10 +158,14 @@ class Normalization(Layer):
         yield from self._centered(site)
         yield from self._mean_direction(site)
 
+    def _over_units(self, path, ndim: int) -> bool:
+        """Are its groups, per sample, exactly the path's units (a LayerNorm or RMSNorm over
+        the last axis, where the units lie)?"""
+        return self.axes(ndim) == (ndim - 1,) and path.on_axis(True, ndim - 1)
+
     def _centres_units(self, path, ndim: int) -> bool:
-        """Does it subtract, per sample, the mean over exactly the path's units (a LayerNorm
-        over the last axis, where the units lie)?"""
-        return self.centers and self.axes(ndim) == (ndim - 1,) and path.on_axis(True, ndim - 1)
+        """Does it subtract, per sample, the mean over exactly the path's units?"""
+        return self.centers and self._over_units(path, ndim)
 
     def _mean_direction(self, site):
         """Its centred output has no component along 1 until a residual block writes there:
@@ -201,6 +205,24 @@ class Normalization(Layer):
         """Groups within a sample along its last axis (LayerNorm) subtract a uniform shift."""
         return "removed" if self.centers and 0 not in self.axes(len(site.in_shape) + 1) else "stops"
 
+    def row_scale(self, site) -> str:
+        """A normalization of each row of the last axis (LayerNorm, RMSNorm) at eps = 0
+        removes a positive factor per row; with eps > 0, or groups of another shape, it stops."""
+        ndim = len(site.in_shape) + 1
+        return "removed" if not self.eps and self.axes(ndim) == (ndim - 1,) else "stops"
+
+    def _projected(self, path, site):
+        """A mixing G of its units that fixes 1 (any G without centring) passes as G when
+        a later layer removes the positive factor per row it leaves
+        (`flowlaws.models.symmetry.projected`): bias-free readers, homogeneous activations
+        up to a normalization at eps = 0; not with a gain (a diagonal)."""
+        ndim = len(site.in_shape) + 1
+        if (self.affine or not path.linear or path.summed or path.blocks > 1 or path.interleaved
+                or not self._over_units(path, ndim) or removes_shift(site, "row_scale") is None):
+            return None
+        return replace(path, projected=True, centred=path.centred or self.centers, classes=0,
+                       layers=(*path.layers, site.name))
+
     def carry(self, path, site):
         """The normalization removes a scaling of its input when eps = 0: a scale law, per
         unit when no group mixes units, else one c for the whole layer (uniform). It removes
@@ -210,6 +232,8 @@ class Normalization(Layer):
         of the units' common direction alone (`Path.summed`) is a shift of each group's
         mean, which centring over those units removes at any eps: it closes with no term."""
         ndim = len(site.in_shape) + 1
+        if path.projective:
+            return self._projected(path, site)
         if path.summed and self._centres_units(path, ndim):
             return replace(path, closed=True, layers=(*path.layers, site.name))
         if not self.centers:

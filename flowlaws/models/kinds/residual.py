@@ -94,6 +94,11 @@ class Residual(Fork):
         return replace(path, degree=degree, linear=linear, shifts=shifts_on, uniform=uniform,
                        terms=terms, layers=layers, classes=path.classes if keeps else 0, blocks=blocks)
 
+    def row_scale(self, site) -> str:
+        """y = F(x) + S(x) keeps a factor per row when every layer of both branches passes it."""
+        layers = [replace(inner, position=k) for inner in self.inners(site) for k in range(len(inner.chain.layers))]
+        return "passes" if all(here.layer.row_scale(here) == "passes" for here in layers) else "stops"
+
     def rescalings(self, site):
         """Each branch's own rescalings; the join's when both branches have weight layers;
         and, when a shift uniform over a sample is removed after the block (a LayerNorm),

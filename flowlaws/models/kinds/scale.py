@@ -68,6 +68,10 @@ class Scale(Layer):
             return replace(path.absorbed(site), linear=False, classes=0)  # no mixing either
         return path.times(1.0, True, shifts=False)
 
+    def row_scale(self, site) -> str:
+        """g scales the last axis feature by feature: a factor per row passes."""
+        return "passes"
+
     @classmethod
     def draw(cls, draw, shape, context):
         return cls()
