@@ -255,6 +255,32 @@ def test_the_centred_plane_law_is_not_conserved_where_no_later_normalization_rem
     assert not orthogonal(centred, points)
 
 
+@pytest.mark.parametrize("spec", ["seq:2x3:dense(3,bias),relu,conv1d(2,2,bias),flatten,dense(1)",
+                                  "seq:2x4:dense(4),relu,conv1d(2,2,bias),relu,flatten,dense(1)"])
+def test_a_convolution_reading_a_scaled_last_axis_as_positions_absorbs_one_c_for_them_all(spec):
+    """Every tap reads every position, so the whole kernel absorbs a scaling common to all
+    (a layer law; the walker used to stop there: a law short), and the count is complete."""
+    model = parse(spec)
+    assert any(law.kind == "layer" and law.formula.endswith("− ‖conv0.W‖²") for law in laws(model))
+    found = discover(model)
+    assert found.complete and found.count == found.derived
+
+
+def test_a_ramp_along_a_bias_free_convolutions_positions_is_an_open_family_that_laws_complete_sets_aside():
+    """Without a bias, positions scaled by c^(lambda p) pass too (taps by c^(-lambda k)): one
+    more law, not derived; laws-complete says so rather than failing."""
+    from flowlaws.catalog import theorem
+    from flowlaws.checking import Scenario
+    from flowlaws.losses import Square
+
+    model = parse("seq:2x3:dense(3),conv1d(2,3,padding=1),flatten,dense(1)")
+    found = discover(model)
+    assert found.count == found.derived + 1 == 5
+    case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, 2, 3)), np.zeros((2, 1)), Square())
+    verdict = theorem("laws-complete").check(case)
+    assert verdict.status == "invalid" and "reads a scaled last axis as its positions" in verdict.reason
+
+
 def test_explicit_laws_count_only_once_proven_at_points_the_system_never_saw():
     """Softmax attention leaves the degree-2 system ill-conditioned: its near-null vectors
     are no laws, and before this test they raised the lower bound past the derived count

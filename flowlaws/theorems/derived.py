@@ -12,6 +12,7 @@ from flowlaws.theorems.hypotheses import (
     NO_ALIASED_TAPS,
     NO_LEARNED_OFFSET,
     NO_POOLED_LAST_AXIS,
+    NO_POSITION_RAMP,
     NO_SCALAR_FED_LINEAR,
     NO_SHARED_BIAS_MIXING,
 )
@@ -54,7 +55,7 @@ def theorems() -> list[Theorem]:
             laws=_all_laws,
             levels=(Level.COMPLETE,),
             hypotheses=(NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
-                        NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING),
+                        NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP),
             decide=completeness,
         ),
     ]

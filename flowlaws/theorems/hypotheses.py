@@ -120,6 +120,27 @@ def _no_pooled_last_axis(s):
     return None
 
 
+def _no_position_ramp(s):
+    """A bias-free convolution (wider than one tap) reading a last axis that an earlier
+    layer scales per feature, as its positions: one c for every position is derived (the
+    whole kernel absorbs it, a layer law), but a ramp c^(lambda p) over the positions passes
+    too, taps k scaled by c^(-lambda k dilation), output position s by c^(lambda (stride s -
+    padding)), a family flowlaws does not derive: seq:2x3:dense(3),conv1d(2,3,padding=1),flatten,dense(1)
+    has 5 laws, 4 derived (docs/theory.md 6). A bias breaks the ramp (it is shared by
+    the positions)."""
+    from flowlaws.models.kinds.conv import Conv
+
+    layers = getattr(s.model, "layers", ())
+    last = False
+    for position, layer in enumerate(layers):
+        site = s.model.site(position)
+        if isinstance(layer, Conv) and last and not layer.bias and not layer.pointwise:
+            return f"{layer.spec} at layer {position} reads a scaled last axis as its positions"
+        if bool(layer.emits or layer.sublayers) and len(site.in_shape) > 1:
+            last = last or layer.rows_on_last_axis(site)
+    return None
+
+
 def _aliased(n: int, kernel: int, stride: int, padding: int, dilation: int, window: int | None) -> bool:
     """Whether two taps of a convolution along one axis (input length n) read the same real
     inputs over every window of ``window`` outputs (None: all of them) an average pool sums."""
@@ -209,6 +230,7 @@ SOFTMAX_ROUTER = Hypothesis("a softmax router", _softmax_router)
 NO_POOLED_LAST_AXIS = Hypothesis("no pool along a scaled last axis", _no_pooled_last_axis)
 NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scalar_fed_linear_chain)
 NO_ALIASED_TAPS = Hypothesis("no taps an average pool aliases", _no_aliased_taps)
+NO_POSITION_RAMP = Hypothesis("no ramp along a convolution's positions", _no_position_ramp)
 NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
@@ -216,7 +238,7 @@ SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS,
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
-                                  NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING,
+                                  NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
                                   SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------

@@ -225,9 +225,13 @@ class Conv(Layer):
         """Its columns absorb a scaling of the input channels (a grouped one's only within
         its groups). A scaling of the last spatial axis passes a pointwise convolution, each
         position being mapped alone (`Layer.mapped_alone`, as a dense layer maps the rows of a
-        (T, d) input); any other convolution stops it."""
+        (T, d) input); any other convolution reads those units as positions, through every
+        tap, so only one c for them all is absorbed, by the whole kernel (a layer law)."""
         if path.last_axis and path.units > 1 and not path.interleaved:
-            return self.mapped_alone(path, site) if self.pointwise else None
+            if self.pointwise:
+                return self.mapped_alone(path, site)
+            whole = path.met(site, site.views(0, 1, own=(0,)), -path.degree)
+            return replace(whole, closed=True, uniform=True, linear=False, classes=0)
         end = super().carry(path, site)
         return end if end is None or self.groups == 1 else replace(end.within(self.groups), classes=0)
 
