@@ -343,10 +343,14 @@ def test_every_adjacency_of_layer_kinds_derives_only_laws_orthogonal_to_the_grad
     "seq:2x5:conv1d(3,3,padding=1),layernorm(affine),relu,conv1d(2,3,padding=1),flatten,dense(2)",
     "seq:2x5:attention(heads=1,dk=2,dv=2),conv1d(2,2),flatten,dense(1)",
 ])
-def test_a_scaling_of_the_last_axis_does_not_pass_into_a_convolution(spec, rng):
+def test_a_scaling_of_the_last_axis_enters_a_convolution_only_as_one_c_for_every_position(spec, rng):
+    """The soundness issue: the last axis's unit t was paired with the convolution's channel
+    t (a false unit law). Its units are the convolution's positions: the whole kernel absorbs
+    one c for them all (a layer law), and every derived law holds."""
     model = parse(spec)
     derived = laws(model)
-    assert not any(law.name.endswith(("ln0/conv1", "attn0/conv0")) for law in derived)
+    joins = [law for law in derived if law.name.endswith(("ln0/conv1", "attn0/conv0"))]
+    assert [law.kind for law in joins] == ["layer"]
     X, Y = rng.normal(size=(4, *model.input_shape)), rng.normal(size=(4, *model.output_shape))
     assert pointwise(model, Square(), model.init(rng), X, Y, derived).effect <= 1
 

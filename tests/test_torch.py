@@ -531,7 +531,8 @@ def test_the_readme_example_for_pytorch_runs():
 
 def test_a_layernorm_over_a_conv_output_before_a_conv_is_not_flagged_under_sgd():
     """The soundness issue: the LayerNorm's last-axis scaling once paired position t with the
-    next convolution's channel t, and plain SGD was flagged."""
+    next convolution's channel t, and plain SGD was flagged; one c for every position is a
+    law (the whole kernel absorbs it), watched and followed."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv1d(2, 3, 3, padding=1), nn.LayerNorm(3), nn.ReLU(), nn.Conv1d(3, 2, 3, padding=1),
                         nn.Flatten(), nn.Linear(6, 2)).double()
@@ -540,7 +541,7 @@ def test_a_layernorm_over_a_conv_output_before_a_conv_is_not_flagged_under_sgd()
                        lambda out: nn.functional.mse_loss(out, Y))
     assert monitor.steps == 10 and not monitor.errors and not monitor.flagged
     names = {r.law.name for r in monitor.records}
-    assert "unit conv1/dense0" in names and not any(name.endswith("ln0/conv1") for name in names)
+    assert "unit conv1/dense0" in names and "layer ln0/conv1" in names and "unit ln0/conv1" not in names
 
 
 def _float32_mlp_run(width, make, steps, seed=0):
