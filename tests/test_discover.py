@@ -143,6 +143,22 @@ def test_structural_count_equals_the_numeric_rank_on_small_nets(model):
     assert structural_count(laws(model), shapes) == independent_count(model) if laws(model) else True
 
 
+@pytest.mark.parametrize("spec", [
+    "seq:2:dense(3),layernorm,linear,dense(3),layernorm,linear,dense(1)",
+    "seq:2:dense(3),layernorm(eps=1e-05),dense(3),layernorm,dense(1)",  # no scale law of the writer: a trace
+    "seq:6:dense(5,bias),layernorm,dense(6),layernorm,dense(2)",
+    "seq:3:dense(4),layernorm,dense(5),relu,dense(3),layernorm,dense(2)",
+    "seq:2:dense(3),rmsnorm,linear,dense(3),rmsnorm,linear,dense(1)",
+])
+def test_the_structural_count_of_a_law_across_a_passed_normalization_equals_the_numeric_rank(spec):
+    """The centred plane has d - 1 dimensions, and the law's trace is the writer's scale law
+    (with the reader's) unless the passed normalization has eps > 0."""
+    model = parse(spec)
+    shapes = [shape for _, shape in model.param_specs]
+    assert any(law.projected for law in laws(model))
+    assert structural_count(laws(model), shapes) == independent_count(model)
+
+
 def test_row_and_column_sums_of_one_matrix_share_their_total_in_the_structural_count():
     # LayerNorm on both sides of dense1: its 3 row sums and 3 column sums are 5 laws, not 6
     model = parse("seq:2:dense(3,bias),layernorm,linear,dense(3,bias),layernorm,linear,dense(1,bias)")

@@ -54,6 +54,7 @@ class Law:
     classes: int = 0  # a unit law's sign classes of one region (`Rescaling.classes`, `flowlaws.invariants.regions`)
     blocks: int = 1  # a matrix law's diagonal blocks: units mix within that many equal groups (`Rescaling.blocks`)
     centred: bool = False  # a matrix law seen on the centred plane: C G C, C = d I - 1 1^T (`Rescaling.centred`)
+    projected: bool = False  # across a normalization passed as a linear map (`Rescaling.projected`)
 
     def __post_init__(self):
         """Every slice of a unit or matrix law has the same units: unit i's sums pair unit
@@ -246,7 +247,7 @@ def laws(model, loss=None) -> tuple[Law, ...]:
             if r.centred:
                 formula = f"C G C, C = {r.units}·I − 1 1ᵀ, G{formula}"
             out.append(Law(f"{PREFIX[r.family]}{kind} {r.name}", kind, r.terms, formula, r.family, r.order,
-                           r.batch_sum, r.classes if kind is LawKind.UNIT else 0, blocks, r.centred))
+                           r.batch_sum, r.classes if kind is LawKind.UNIT else 0, blocks, r.centred, r.projected))
     return tuple(out)
 
 
@@ -330,7 +331,9 @@ def structural_count(law_list, shapes) -> int:
     Quadratic laws of different rescalings are independent (each has slices of its own);
     within one, a matrix law P P^T - O O^T over u units with m_in incoming and m_out
     outgoing columns has u(u+1)/2 - s(s+1)/2 independent entries, s = max(0, u - m_in -
-    m_out) (the two-layer linear count, docs/theory.md 4; u - 1 on a centred plane), else its u unit laws are
+    m_out) (the two-layer linear count, docs/theory.md 4; u - 1 on a centred plane; one less
+    across a normalization passed as a linear map when the writer has a scale law, which
+    with the reader's gives the trace), else its u unit laws are
     independent, and a lone layer law counts 1. Linear laws can share entries (the row
     sums and the column sums of one matrix, from shifts on both sides of it, have one
     sum in common), so they count by `_linear_rank`. Tests check the total against the
@@ -339,12 +342,16 @@ def structural_count(law_list, shapes) -> int:
     groups: dict = {}
     blocks: dict = {}
     centred: set = set()
+    projected: set = set()
+    scaled = {t.view for law in law_list if law.family is Family.SCALE for t in law.terms}
     for law in law_list:
         if law.order == 2:
             groups.setdefault(law.terms, set()).add(law.kind)
             blocks[law.terms] = max(blocks.get(law.terms, 1), law.blocks)
             if law.centred:
                 centred.add(law.terms)
+            if law.projected:
+                projected.add(law.terms)
     total = _linear_rank(linear, shapes)
     for terms, kinds in groups.items():
         units = terms[0].view.units
@@ -354,7 +361,9 @@ def structural_count(law_list, shapes) -> int:
 
             u = units // blocks[terms] - (terms in centred)  # (the centred plane: one dimension less)
             s = max(0, u - width(1) - width(-1))
-            total += blocks[terms] * (u * (u + 1) // 2 - s * (s + 1) // 2)
+            # across a normalization passed as a linear map, the trace is the writer's scale law's
+            total += blocks[terms] * (u * (u + 1) // 2 - s * (s + 1) // 2) - (
+                terms in projected and any(t.view in scaled for t in terms if t.weight > 0))
         else:
             total += units if LawKind.UNIT in kinds else 1
     return total
