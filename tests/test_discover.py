@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from hypothesis import event, given, reject, settings
+from hypothesis import strategies as st
 
 from flowlaws.discover import (
     CHECK_BUDGET,
@@ -251,6 +252,36 @@ def test_a_layernorm_between_two_normalizations_passes_a_mixing_of_its_centred_p
     assert any(law.kind == "matrix" and "/" in law.name and law.terms[-1].weight < 0 for law in laws(model))
     found = discover(model, budget=50_000)
     assert found.complete and found.count == found.derived
+
+
+@st.composite
+def _plane_nets(draw):
+    """writer, normalization N, [linear], bias-free reader, [kink], a later layer, head: N
+    passes a mixing exactly when it is a LayerNorm or RMSNorm without gain and the later
+    layer is a LayerNorm or RMSNorm at eps = 0 (after a bias-free reader)."""
+    passed = draw(st.sampled_from(["layernorm", "layernorm(eps=1e-05)", "rmsnorm", "layernorm(affine)"]))
+    later = draw(st.sampled_from(["layernorm", "rmsnorm", "layernorm(affine)", "layernorm(eps=0.1)", "batchnorm(eps=1e-05)"]))
+    reader = draw(st.sampled_from(["dense(3)", "dense(4)", "dense(3,bias)"]))
+    parts = [f"dense({draw(st.integers(3, 4))}{draw(st.sampled_from(['', ',bias']))})", passed,
+             draw(st.sampled_from(["", "linear"])), reader, draw(st.sampled_from(["", "relu"])), later, "dense(1)"]
+    spec = f"seq:{draw(st.integers(2, 3))}:" + ",".join(p for p in parts if p)
+    passes = (passed != "layernorm(affine)" and later in ("layernorm", "rmsnorm", "layernorm(affine)")
+              and "bias" not in reader)
+    return parse(spec), passes
+
+
+@settings(max_examples=8, deadline=None)
+@given(_plane_nets())
+def test_a_normalization_passes_a_mixing_exactly_where_a_later_one_removes_its_factor(net):
+    """Drawn nets around the family: where the walker derives the centred plane's law,
+    discovery proves it (no derived law is spurious, and no explicit law lies beyond the
+    derived ones); where it does not (a gain, a biased reader, eps > 0 or a BatchNorm
+    later), none is derived and none is missing."""
+    model, passes = net
+    assert any(law.projected for law in laws(model)) == passes, model.spec
+    found = discover(model, budget=20_000)
+    assert not found.spurious and found.lower == found.derived, (model.spec, found.lower, found.derived)
+    assert found.count is None or found.complete, (model.spec, found.count, found.derived)
 
 
 @pytest.mark.parametrize("spec", [

@@ -215,7 +215,10 @@ def _residual_net(draw, f: _Family):
 
 def _normalized_net(draw, f: _Family, norm):
     """Weight layer, normalization (affine or not), activation, for each hidden layer; a
-    dense head. BatchNorm nets may be 1D conv nets. A LayerNorm normalizes >= 3 units (of
+    dense head. BatchNorm nets may be 1D conv nets. After a LayerNorm the activation may be
+    left out: the next weight layer then reads it directly, and a mixing of its centred
+    plane passes it when the next LayerNorm removes its factor (docs/theory.md 6, the
+    centred plane's GL). A LayerNorm normalizes >= 3 units (of
     2, x̂ = ±(1, -1)) and the input has >= 2 features (of 1, every channel of the first
     normalization is ±x̂ of it): degenerate nets with laws of their own."""
     sizes, act, bias, depth, width = f.sizes, f.act, f.bias, f.depth, f.width
@@ -227,7 +230,8 @@ def _normalized_net(draw, f: _Family, norm):
         units = draw(widths)
         kernel = draw(st.sampled_from([1, 3]))
         weight = Conv1d(units, kernel, padding=kernel // 2, bias=bias) if conv else Dense(units, bias)
-        layers += [weight, norm(affine=draw(st.booleans())), act]
+        layers += [weight, norm(affine=draw(st.booleans()))]
+        layers += [act] if norm is not LayerNorm or draw(st.booleans()) else []
     head = [Flatten(), Dense(draw(sizes), bias)] if conv else [Dense(draw(sizes), bias)]
     shape = (draw(inputs), draw(st.integers(2, 4))) if conv else (draw(inputs),)
     return Sequential(shape, (*layers, *head))
