@@ -260,7 +260,8 @@ def _plane_nets(draw):
     passes a mixing exactly when it is a LayerNorm or RMSNorm without gain and the later
     layer is a LayerNorm or RMSNorm at eps = 0 (after a bias-free reader)."""
     passed = draw(st.sampled_from(["layernorm", "layernorm(eps=1e-05)", "rmsnorm", "layernorm(affine)"]))
-    later = draw(st.sampled_from(["layernorm", "rmsnorm", "layernorm(affine)", "layernorm(eps=0.1)", "batchnorm(eps=1e-05)"]))
+    later = draw(st.sampled_from(["layernorm", "rmsnorm", "layernorm(affine)", "layernorm(eps=0.1)",
+                                  "batchnorm(eps=1e-05)"]))
     reader = draw(st.sampled_from(["dense(3)", "dense(4)", "dense(3,bias)"]))
     parts = [f"dense({draw(st.integers(3, 4))}{draw(st.sampled_from(['', ',bias']))})", passed,
              draw(st.sampled_from(["", "linear"])), reader, draw(st.sampled_from(["", "relu"])), later, "dense(1)"]
