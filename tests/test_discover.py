@@ -329,6 +329,28 @@ def test_a_ramp_along_a_bias_free_convolutions_positions_is_an_open_family_that_
     assert verdict.status == "invalid" and "reads a scaled last axis as its positions" in verdict.reason
 
 
+@pytest.mark.parametrize(("spec", "count"), [("seq:2x3:groupnorm,mean,flatten,dense(1)", 1),
+                                             ("seq:4x3:groupnorm(groups=2),mean,dense(2,bias)", 4)])
+def test_a_groupnorms_channel_averages_still_sum_to_zero_per_group(spec, count):
+    """Found by the laws-complete campaign (seed 20020): ``mean`` keeps each group's sum at 0,
+    so its reader's weights along a group keep their sum (they were not derived: 1 law, 0)."""
+    found = discover(parse(spec))
+    assert found.complete and found.count == found.derived == count
+
+
+def test_the_groupnorm_channel_average_counterexample_now_holds():
+    import json
+    from pathlib import Path
+
+    from flowlaws.catalog import theorem
+    from flowlaws.report import Counterexample
+
+    path = Path(__file__).parent / "regressions" / "laws-complete-groupnorm-channel-averages.json"
+    scenario = Counterexample.from_json(json.loads(path.read_text())).scenario
+    assert scenario.model.spec == "seq:2x3:groupnorm,mean,flatten,dense(1)"
+    assert theorem("laws-complete").check(scenario).status == "holds"
+
+
 def test_explicit_laws_count_only_once_proven_at_points_the_system_never_saw():
     """Softmax attention leaves the degree-2 system ill-conditioned: its near-null vectors
     are no laws, and before this test they raised the lower bound past the derived count

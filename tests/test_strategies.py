@@ -190,3 +190,20 @@ def test_taps_split_exactly_when_the_tap_graph_falls_apart(n, kernel, stride, pa
 
     assume(padding < kernel <= n + 2 * padding)
     assert _taps_split(n, kernel, stride, padding) == (len(_tap_groups(n, kernel, stride, padding)) > 1)
+
+
+@given(architectures(kinds=["mixed"]))
+def test_mixed_chains_never_move_a_singleton_axis_nor_average_channels_a_groupnorm_zeroed(model):
+    """Degenerate nets with laws of their own (found by the laws-complete campaign): a
+    moveaxis of an axis of length 1, and a mean of channels each centred on its own."""
+    from flowlaws.models import GroupNorm, Mean
+    from flowlaws.models.kinds.moveaxis import MoveAxis
+
+    for position, layer in enumerate(model.layers):
+        shape = model.site(position).in_shape
+        if isinstance(layer, MoveAxis):
+            assert shape[layer.source] > 1, model.spec
+        if isinstance(layer, Mean) and not layer.last and position:
+            before = model.layers[position - 1]
+            assert not (isinstance(before, GroupNorm) and not before.affine
+                        and model.site(position - 1).in_shape[0] == before.groups), model.spec

@@ -31,6 +31,7 @@ from flowlaws.models import (
     Factorization,
     Flatten,
     Gated,
+    GroupNorm,
     LayerNorm,
     MaxPool1d,
     MaxPool2d,
@@ -284,7 +285,7 @@ def _mixed_net(draw, f: _Family):
     layers: list = []
     for _ in range(draw(st.integers(2, 2 + depth[1]))):
         layer = _mixed_layer(draw, Sequential(shape, tuple(layers)).output_shape, context)
-        if layer is None:
+        if layer is None or _averages_zero(Sequential(shape, tuple(layers)), layer):
             continue
         try:
             _kernels_fit(Sequential(shape, (*layers, layer)))
@@ -292,6 +293,21 @@ def _mixed_net(draw, f: _Family):
             continue
         layers.append(layer)
     return Sequential(shape, (*layers, Flatten(), Dense(draw(sizes), bias)))
+
+
+def _averages_zero(model, layer) -> bool:
+    """Whether ``layer`` is a ``mean`` over positions of channels that a GroupNorm without
+    affine centred one by one (groups = channels), through linear activations: its output
+    is 0 up to round-off, and its reader's weights are dead (degenerate)."""
+    if not (isinstance(layer, Mean) and not layer.last):
+        return False
+    for position in reversed(range(len(model.layers))):
+        before = model.layers[position]
+        if isinstance(before, GroupNorm):
+            return not before.affine and model.site(position).in_shape[0] == before.groups
+        if not getattr(before, "is_linear", False):
+            return False
+    return False
 
 
 def _prenorm(draw, layers, d, residual: bool):

@@ -103,7 +103,14 @@ class GroupNorm(Normalization):
     def _keeps_groups(layer, in_shape) -> bool:
         """It keeps sums at 0 and maps every entry to one place (no cropping), with no weights:
         a 1x1 convolution mixes channels, which keeps a LayerNorm's rows centred but not a
-        group that spans channels (found by the composition campaign)."""
+        group that spans channels (found by the composition campaign). ``mean`` averages each
+        channel over its positions, so a group's channel averages still sum to 0, in G
+        contiguous blocks of the flat output (found by the laws-complete campaign:
+        seq:2x3:groupnorm,mean,flatten,dense(1), 1 law)."""
+        from flowlaws.models.kinds.mean import Mean
+
+        if isinstance(layer, Mean) and not layer.last:
+            return True
         if layer.has_weight or not layer.keeps_group_sums(in_shape):
             return False
         ratio = int(anp.prod(anp.array(in_shape))) // int(anp.prod(anp.array(layer.out_shape(in_shape))))
