@@ -7,7 +7,8 @@ where M is the *magnitude* of the terms that produced it (the same sums with eve
 term replaced by its absolute value), gamma(n) = SAFETY * n * eps is Higham's bound
 gamma_n = n u / (1 - n u) (u = eps/2) for n accumulated roundings, with SAFETY = 4,
 and ``tiny`` (the smallest subnormal) bounds the absolute error each operation can
-make when its result underflows (Higham, eq. 2.8): weights near 1e-308 are legal.
+make when its result underflows (Higham, eq. 2.8): weights near 1e-308 are legal. A
+step's own entries underflow too, and a law weighs them by |theta| (`stepped_underflow`).
 n is the number of parameters plus the batch size: a bound on the length of any chain
 of floating-point sums behind one residual. For the gradient, M uses the magnitude sweep
 (`flowlaws.engine.gradient_and_magnitude`), so cancellation inside the gradient
@@ -57,6 +58,15 @@ def gamma(n: int) -> float:
 def tolerance(magnitude, n: int):
     """gamma(n) * magnitude + SAFETY * n * tiny: round-off plus underflow for n operations."""
     return gamma(n) * magnitude + SAFETY * n * TINY
+
+
+def stepped_underflow(stack, theta):
+    """The absolute error a step's entries carry into a law's first-order form: each entry
+    of theta+ - theta is an operation's result (eta g, then theta - eta g), which errs by up
+    to tiny when it underflows, whatever eta is, and the bilinear form weighs it by |theta|:
+    SAFETY * first_magnitude(|theta|, tiny) (a gd-step false alarm at 1e-321 without it:
+    tests/regressions/gd-step-underflow-weighed-by-a-large-weight.json)."""
+    return SAFETY * stack.first_magnitude(np.abs(theta), np.full_like(theta, TINY))
 
 
 def accumulation_length(model, X) -> int:
@@ -193,7 +203,8 @@ def steps(model, loss, X, Y, run, law_list, opt, prediction: str) -> Evidence:
         residual = values[k + 1] - values[k] - predict(stack, theta, delta, grad, rest, eta)
         scale = (own[k] + own[k + 1] + eta * stack.first_magnitude(np.abs(theta), gmag)
                  + eta**2 * stack.magnitude(np.abs(grad), gmag))
-        found.append(_worst(Level.STEP, stack, residual, tolerance(scale, n), where=f"step {k}",
+        found.append(_worst(Level.STEP, stack, residual, tolerance(scale, n) + stepped_underflow(stack, theta),
+                            where=f"step {k}",
                             first_order=stack.first(theta, delta), second_order=stack.second(delta)))
     return worst(found)
 
@@ -249,7 +260,7 @@ def flow(model, loss, params, X, Y, law_list, T: float, n: int, weight_decay: fl
     drift = values[1:] - values[:-1] + h * weight_decay * stack.first(mids, mids)
     scale = (tolerance(own[:-1] + own[1:] + h * stack.first_magnitude(a_mids, gmags)
                        + h * weight_decay * stack.first_magnitude(a_mids, a_mids), count)
-             + stack.first_magnitude(np.abs(points[1:] - points[:-1]), errors))
+             + stack.first_magnitude(np.abs(points[1:] - points[:-1]), errors) + stepped_underflow(stack, a_mids))
     evidence = _worst(Level.FLOW, stack, np.sum(drift, axis=0), np.sum(scale, axis=0),
                       where=f"t = {T:g} ({n} midpoint steps)",
                       per_law=lambda law: {"series": tuple(float(np.sum(stack.part(law, v))) for v in values)})

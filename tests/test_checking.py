@@ -156,3 +156,20 @@ def test_a_flow_step_is_judged_on_the_magnitude_of_the_network_whose_gradient_it
     scenario = Counterexample.from_json(json.loads(path.read_text())).scenario
     verdict = theorem("translation").check(scenario)
     assert verdict.status == "holds" and verdict.evidence.effect <= 1
+
+
+def test_a_steps_underflow_weighed_by_a_large_weight_is_round_off_not_a_break():
+    """Found by the 5,000-case campaign (gd-step, seed 30018): a zero weight moved by an
+    update that underflowed (an error of one subnormal), read by a law against a weight of
+    1000, changed the law by 2e-321, over a tolerance of 1.8e-321 (effect 1.3). The step's
+    own underflow, weighed by |theta|, is part of the model now."""
+    import json
+    from pathlib import Path
+
+    from flowlaws.catalog import theorem
+    from flowlaws.report import Counterexample
+
+    path = Path(__file__).parent / "regressions" / "gd-step-underflow-weighed-by-a-large-weight.json"
+    scenario = Counterexample.from_json(json.loads(path.read_text())).scenario
+    verdict = theorem("gd-step").check(scenario)
+    assert verdict.status == "holds" and verdict.evidence.effect <= 1
