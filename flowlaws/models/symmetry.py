@@ -179,8 +179,7 @@ class Path:
     on the units' common direction 1 alone (`Rescaling.summed`). ``blocks``: a linear path
     may mix the units only within that many contiguous equal groups (`Rescaling.blocks`).
     ``projective``: the walk passes a per-sample normalization as a linear map where a later
-    one removes its per-row factor (`projected`); ``projected`` once it passed one,
-    ``centred`` once that one centred.
+    one removes its per-row factor (`projected`); ``centred`` once one that centres passed.
     """
 
     units: int
@@ -201,7 +200,6 @@ class Path:
     summed: bool = False
     blocks: int = 1
     projective: bool = False
-    projected: bool = False
     centred: bool = False
 
     def within(self, groups: int) -> Path:
@@ -338,10 +336,11 @@ def projected(start: Path, site: Site) -> Iterator[Rescaling]:
     factor per row (`Layer.row_scale`), a mixing G of the rows that ``start`` emits passes
     N as G, and the reader's columns absorb G^-1: a matrix law, C G C when N centres
     (the centred plane's GL; docs/theory.md 7). The walk is ``start``'s once more, with
-    such normalizations passed (`Path.projective`)."""
+    such normalizations passed (`Path.projective`); it is taken only when the first walk
+    closed at a normalization, which the second one either passes or stops at, so a
+    rescaling that a weight layer closes has passed it."""
     end = walk(replace(start, projective=True), site.following())
-    if (end is not None and end.closed and end.projected and end.linear and end.blocks == 1
-            and end.family is Family.RESCALE):
+    if end is not None and end.closed and end.linear and end.blocks == 1 and end.family is Family.RESCALE:
         yield Rescaling("/".join(end.layers), end.units, end.terms, True, projected=True, centred=end.centred)
 
 

@@ -108,16 +108,23 @@ def _no_pooled_last_axis(s):
     from flowlaws.models.kinds.mean import Mean
     from flowlaws.models.kinds.pool import Pool
 
-    layers = getattr(s.model, "layers", ())
-    last = first = False  # an earlier layer scales the units of the last (first) axis one by one
-    for position, layer in enumerate(layers):
-        site = s.model.site(position)
-        if bool(layer.emits or layer.sublayers) and len(site.in_shape) > 1:
-            last, first = last or layer.rows_on_last_axis(site), first or not layer.rows_on_last_axis(site)
+    for position, layer, last, first in _scaled_axes(s.model):
         if (last and (isinstance(layer, Pool) or (isinstance(layer, Mean) and not layer.last))) or \
                 (first and isinstance(layer, Mean) and layer.last):
             return f"{layer.spec} at layer {position} pools an axis that an earlier layer scales unit by unit"
     return None
+
+
+def _scaled_axes(model):
+    """(position, layer, last, first) for each top-level layer: whether it or a layer
+    before it scales the units of a sample's last (first) axis one by one (a pool or a
+    mean scales none; a convolution only its first)."""
+    last = first = False
+    for position, layer in enumerate(getattr(model, "layers", ())):
+        site = model.site(position)
+        if bool(layer.emits or layer.sublayers) and len(site.in_shape) > 1:
+            last, first = last or layer.rows_on_last_axis(site), first or not layer.rows_on_last_axis(site)
+        yield position, layer, last, first
 
 
 def _no_position_ramp(s):
@@ -130,14 +137,9 @@ def _no_position_ramp(s):
     the positions)."""
     from flowlaws.models.kinds.conv import Conv
 
-    layers = getattr(s.model, "layers", ())
-    last = False
-    for position, layer in enumerate(layers):
-        site = s.model.site(position)
+    for position, layer, last, _ in _scaled_axes(s.model):
         if isinstance(layer, Conv) and last and not layer.bias and not layer.pointwise:
             return f"{layer.spec} at layer {position} reads a scaled last axis as its positions"
-        if bool(layer.emits or layer.sublayers) and len(site.in_shape) > 1:
-            last = last or layer.rows_on_last_axis(site)
     return None
 
 

@@ -61,8 +61,6 @@ class GroupNorm(Normalization):
         """A channel scaling becomes one c per group: the path seen with G units. A scaling
         of the last axis needs one c for all; the shift a group removes is constant over
         its positions (not one per position, as a LayerNorm's)."""
-        if path.projective:
-            return None  # (its groups are not one row of the last axis: `Normalization._projected`)
         if path.last_axis or path.units != site.in_shape[0]:  # (or one unit, the whole sample)
             return path.normalized(site, uniform=True, per_sample=False, scales=not self.eps)
         if any(t.view.interleaved or t.view.groups > 1 for t in path.terms):

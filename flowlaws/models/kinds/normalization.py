@@ -158,10 +158,14 @@ class Normalization(Layer):
         yield from self._centered(site)
         yield from self._mean_direction(site)
 
+    def _per_row(self, ndim: int) -> bool:
+        """Does each group span one row of the last axis of one sample (LayerNorm, RMSNorm)?"""
+        return self.axes(ndim) == (ndim - 1,)
+
     def _over_units(self, path, ndim: int) -> bool:
         """Are its groups, per sample, exactly the path's units (a LayerNorm or RMSNorm over
         the last axis, where the units lie)?"""
-        return self.axes(ndim) == (ndim - 1,) and path.on_axis(True, ndim - 1)
+        return self._per_row(ndim) and path.on_axis(True, ndim - 1)
 
     def _centres_units(self, path, ndim: int) -> bool:
         """Does it subtract, per sample, the mean over exactly the path's units?"""
@@ -208,8 +212,7 @@ class Normalization(Layer):
     def row_scale(self, site) -> str:
         """A normalization of each row of the last axis (LayerNorm, RMSNorm) at eps = 0
         removes a positive factor per row; with eps > 0, or groups of another shape, it stops."""
-        ndim = len(site.in_shape) + 1
-        return "removed" if not self.eps and self.axes(ndim) == (ndim - 1,) else "stops"
+        return "removed" if not self.eps and self._per_row(len(site.in_shape) + 1) else "stops"
 
     def _projected(self, path, site):
         """A mixing G of its units that fixes 1 (any G without centring) passes as G when
@@ -220,8 +223,7 @@ class Normalization(Layer):
         if (self.affine or not path.linear or path.summed or path.blocks > 1 or path.interleaved
                 or not self._over_units(path, ndim) or removes_shift(site, "row_scale") is None):
             return None
-        return replace(path, projected=True, centred=path.centred or self.centers, classes=0,
-                       layers=(*path.layers, site.name))
+        return replace(path, centred=path.centred or self.centers, classes=0, layers=(*path.layers, site.name))
 
     def carry(self, path, site):
         """The normalization removes a scaling of its input when eps = 0: a scale law, per
