@@ -52,7 +52,7 @@ import numpy as np
 from flowlaws.checking import Level, accumulation_length, tolerance
 from flowlaws.errors import InvalidArgument
 from flowlaws.flows import GD, Adam, AdamW, Momentum, Nesterov, RMSProp
-from flowlaws.invariants.sums import OPERANDS, SMALL, LawSums
+from flowlaws.invariants.sums import DELTA, DR, GRAD, OPERANDS, REST, SMALL, THETA, LawSums, MatrixForms
 from flowlaws.models import (
     Activation,
     Attention,
@@ -1060,7 +1060,6 @@ def _flowlaws_optimizer(name: str, group: dict):
     return {"Adam": Adam, "AdamW": AdamW, "RMSprop": RMSProp}[name](lr, weight_decay=wd)
 
 
-DR, DELTA, THETA, REST, GRAD = range(len(OPERANDS))  # the rows of a step's operands (`LawSums`' order)
 
 
 def _grouping(optimizer) -> tuple:
@@ -1140,12 +1139,13 @@ class _Step:
     """One observed step: its operands (`OPERANDS`: theta T, its change D = theta+ - theta,
     the predicted rest R, D - R, the gradient G), ``stacked(k)`` the five of model
     parameter k as one (5, *shape) array, ``segment`` those of the parameters `LawSums`
-    sums entry by entry (float64), and the round-off charged per unit of magnitude
-    (`LawMonitor._charges`): ``rounding`` of each of 2|theta| + |D| + |R|, ``gradient``
-    of |G|."""
+    sums entry by entry (float64), ``forms`` the matrix laws' (`MatrixForms`), and the
+    round-off charged per unit of magnitude (`LawMonitor._charges`): ``rounding`` of each
+    of 2|theta| + |D| + |R|, ``gradient`` of |G|."""
 
     stacked: Any
     segment: Any
+    forms: dict
     rounding: float
     gradient: float
 
@@ -1168,20 +1168,20 @@ class _Step:
                 np.where(quadratic, 2 * size * weight, linear), size, weight)
 
     def matrix(self, law, size, weight) -> tuple:
-        """(residual, predicted, tolerance) of a matrix law: its symmetric Gram forms, and
-        size_i weight_j + size_j weight_i (order 2 times the symmetric part of the bound;
-        a centred law's, |C| that |C|)."""
-        params = law.params
-        stacked = {k: self.stacked(k) for k in params}
-        T, Dr, R, D = ([stacked[k][i] if k in stacked else None for k in range(params[-1] + 1)]
-                       for i in (THETA, DR, REST, DELTA))
-        residual, predicted = law.first(T, Dr), law.first(T, R) + law.second(D)
+        """(residual, tolerance, effect, (i, j)) of a matrix law at its worst entry: its
+        residual form (`MatrixForms`), its tolerance size_i weight_j + size_j weight_i
+        (order 2 times the symmetric part of the bound; a centred law's, |C| that |C|)."""
+        from flowlaws.checking import effect_size
+
+        residual = self.forms[law]
         outer = size[:, None] * weight[None, :]
         bound = outer + outer.T
         if law.centred:
             C = centring(len(bound), absolute=True)
             bound = C @ bound @ C
-        return _numpy(residual), _numpy(predicted), bound
+        effect = effect_size(residual, bound)
+        i, j = (int(x) for x in np.unravel_index(np.argmax(effect), effect.shape))
+        return residual[i, j], bound[i, j], effect[i, j], (i, j)
 
 
 @dataclass
@@ -1259,7 +1259,9 @@ class LawMonitor:
                                      "the batch, or a stream's mean direction)" if self.unwatched else ""))
         self.records = [Record(law) for law in self.laws]
         self._arrange()
-        self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)  # longest slice
+        # the longest sum a law takes: a slice of a parameter, or a matrix law's slices side by side
+        self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)
+        self.slice = max(self.slice, self.forms.longest)
         self.summed = int(np.prod(example_input.shape))  # the batch's input elements (updated each forward)
         self.errors: list[str] = []
         self.steps = 0
@@ -1314,6 +1316,10 @@ class LawMonitor:
         self.layout = _Layout.of(self.converted, self.optimizer)
         self.params = self.layout.params
         self.sums, self.segment = self._sums()
+        index = torch.arange(self.layout.size)
+        self.forms = MatrixForms([law for law in self.laws if law.kind is LawKind.MATRIX],
+                                 [shape for _, shape in self.converted.model.param_specs],
+                                 lambda k: self.layout.positions(k, index), device=self.params[0].device)
 
     def _sums(self) -> tuple:
         """(`LawSums`, the vector's places of the segment): a model parameter of a torch
@@ -1401,18 +1407,28 @@ class LawMonitor:
                 X[REST, where] -= (coefficient - c) * X[GRAD, where]
         torch.sub(X[DELTA], X[REST], out=X[DR])
         segment = X.index_select(1, self.segment).cpu().double().numpy()
-        step = _Step(self.layout.stacked(X), segment, *self._charges(c))
+        step = _Step(self.layout.stacked(X), segment, self.forms(X), *self._charges(c))
         residuals, predictions, tolerances, sizes, weights = step.judged(self.sums)
+        effects = effect_size(residuals, tolerances)
+        found, worst = {}, {}
         for record in self.records:
             law = record.law
             rows = self.sums.rows(law)
             if law.kind is LawKind.MATRIX:
-                residual, predicted, tolerance = step.matrix(law, sizes[rows], weights[rows])
+                residual, tolerance, effect, worst[law] = step.matrix(law, sizes[rows], weights[rows])
+                found[law] = (residual, None, tolerance, effect, worst[law])
+            elif law.kind is LawKind.LAYER:
+                residual, predicted, tolerance = (float(np.sum(x[rows])) for x in (residuals, predictions, tolerances))
+                found[law] = (residual, predicted, tolerance, float(effect_size(residual, tolerance)), ())
             else:
-                residual, predicted, tolerance = residuals[rows], predictions[rows], tolerances[rows]
-            if law.kind is LawKind.LAYER:
-                residual, predicted, tolerance = (np.sum(x) for x in (residual, predicted, tolerance))
-            self._record(record, predicted + residual, predicted, tolerance, effect_size(residual, tolerance))
+                unit = int(np.argmax(effects[rows]))
+                k = rows.start + unit
+                found[law] = (residuals[k], predictions[k], tolerances[k], effects[k], (unit,))
+        predicted = self.forms.predicted(worst)  # a matrix law's at its worst entry only
+        for record in self.records:
+            residual, prediction, tolerance, effect, unit = found[record.law]
+            prediction = predicted[record.law] if prediction is None else prediction
+            self._record(record, residual, prediction, tolerance, effect, unit)
 
     def _charges(self, c) -> tuple[float, float]:
         """The round-off the tolerance charges (docs/numerics.md), per unit of magnitude:
@@ -1425,15 +1441,14 @@ class LawMonitor:
         unit = max(float(torch.finfo(t.dtype).eps) for t in self.params)  # the least precise parameter's
         return SAFETY * unit * (STEP_ROUNDINGS + self.slice), SAFETY * unit * (self.summed + self.slice) * c
 
-    def _record(self, record, measured, predicted, tolerance, effect):
-        worst = int(np.argmax(effect)) if np.ndim(effect) else 0
-        record.measured.append(float(np.ravel(measured)[worst]))
-        record.predicted.append(float(np.ravel(predicted)[worst]))
-        record.effect.append(float(np.ravel(effect)[worst]))
-        record.resolution.append(float(np.ravel(tolerance)[worst]))
-        if record.flagged is None and record.effect[-1] > 1:
-            index = np.unravel_index(worst, np.shape(effect)) if np.ndim(effect) else ()
-            record.flagged = (self.steps, tuple(int(i) for i in index), record.effect[-1])
+    def _record(self, record, residual, predicted, tolerance, effect, unit: tuple) -> None:
+        """Keep a law's worst component of this step (``unit``: its index in the law's form)."""
+        record.measured.append(float(predicted + residual))
+        record.predicted.append(float(predicted))
+        record.effect.append(float(effect))
+        record.resolution.append(float(tolerance))
+        if record.flagged is None and effect > 1:
+            record.flagged = (self.steps, unit, float(effect))
 
     # --- results --------------------------------------------------------------------------
     @property

@@ -111,3 +111,35 @@ def test_torch_views_with_any_strides_sum_as_numpy_arrays_do(spec, rng):
         Zn, Zabsn = sums(values.__getitem__)
         scale = np.max(Zabsn, axis=0) + 1.0
         assert np.all(np.abs(Z - Zn) <= 1e-13 * scale) and np.all(np.abs(Zabs - Zabsn) <= 1e-13 * scale)
+
+
+@pytest.mark.parametrize("spec", [
+    "mlp:2-3-2:linear",
+    "seq:3x2:attention(heads=2,dk=2,dv=1),flatten,dense(2)",  # heads strided as one batch; the output gathered
+    "seq:3x4:attention(heads=2,dk=2,dv=2,kv_heads=1),flatten,dense(2)",
+    "seq:2:dense(3),layernorm,linear,dense(3),layernorm,linear,dense(1)",  # centred
+    "seq:4x6:conv1d(4,3,groups=2),linear,conv1d(4,3,groups=2),flatten,dense(2)",  # blocks, gathered
+])
+def test_matrix_forms_equal_each_law_s_first_order_change_and_its_prediction_at_every_entry(spec, rng):
+    import torch
+
+    from flowlaws.invariants.sums import OPERANDS, MatrixForms
+
+    model = parse(spec)
+    law_list = [law for law in laws(model) if law.kind is LawKind.MATRIX]
+    assert law_list
+    shapes = [shape for _, shape in model.param_specs]
+    starts = np.cumsum([0, *(int(np.prod(s)) for s in shapes)])
+    DR, D, T, R, G = operands = [model.init(rng) for _ in OPERANDS]
+    X = torch.as_tensor(np.stack([np.concatenate([p.ravel() for p in x]) for x in operands]))
+    forms = MatrixForms(law_list, shapes, lambda k: np.arange(starts[k], starts[k + 1]))
+    residuals = forms(X)
+    for law in law_list:
+        expected = law.first(T, DR)
+        assert np.allclose(residuals[law], expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+    predictions = {law: law.first(T, R) + law.second(D) for law in law_list}
+    for i, j in itertools.product(range(max(len(p) for p in predictions.values())), repeat=2):
+        at = {law: (i % len(p), j % len(p)) for law, p in predictions.items()}
+        found = forms.predicted(at)
+        for law, p in predictions.items():
+            assert abs(found[law] - p[at[law]]) <= 1e-12 * (1 + abs(p[at[law]])), (law.name, at[law])

@@ -89,7 +89,7 @@ class Law:
                      else _row_squares(xp, Pa) if a is b else _row_sums(xp, Pa * Pb))
             G = G + weight * (xp.sum(pairs) if self.kind is LawKind.LAYER else pairs)
         if self.kind is LawKind.MATRIX:
-            G = _within_blocks(xp, 0.5 * (G + G.T), self.blocks)
+            G = within_blocks(xp, 0.5 * (G + G.T), self.blocks)
             if self.centred:
                 C = centring(G.shape[0], absolute)
                 C = C if xp in (np, anp) else xp.as_tensor(C, dtype=G.dtype, device=G.device)
@@ -147,7 +147,7 @@ class Law:
                 "weights": [t.weight for t in self.terms], "sign_classes": self.classes, "centred": self.centred}
 
 
-def _within_blocks(xp, G, blocks: int):
+def within_blocks(xp, G, blocks: int):
     """G with every entry outside its ``blocks`` diagonal blocks set to 0."""
     if blocks == 1:
         return G

@@ -30,14 +30,17 @@ diagonal (its unit form): its norms bound its tolerance (its Grams are `Law.firs
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse
 
-from flowlaws.models.symmetry import View, namespace
+from flowlaws.invariants.laws import within_blocks
+from flowlaws.models.symmetry import View, centring, namespace
 
 CHANNELS = 6
 OPERANDS = ("D - R", "D", "T", "R", "G")  # a step's operands, in the order they are stacked
-THETA = OPERANDS.index("T")
+DR, DELTA, THETA, REST, GRAD = range(len(OPERANDS))
 SIGNED = slice(0, 4, 3)  # D - R and R: channels 0 and 1 (against T, for a quadratic law)
 MAGNITUDES = slice(1, 5)  # D, T, R and G: channels 2-5
 CHUNK = 1 << 21  # entries of the largest temporary (16 MB in float64)
@@ -160,6 +163,122 @@ class LawSums:
         parts += [_sums(_host(segment), order, (), [()])[0] for order, params in self.flat.items() if params]
         S = np.concatenate(parts, 1) if parts else np.zeros((CHANNELS, 0))
         return np.asarray(self.M @ S.T), np.asarray(self.absM @ S.T)
+
+
+class MatrixForms:
+    """Every matrix law's first-order change at one step, and its prediction at one entry,
+    in a few batched products. Law l's slices are views P_v of the step's one (5, N)
+    array of operands, and
+
+        residual_l  = G + G^T,  G = sum_v alpha_v P_v(T) P_v(D - R)^T   (first(T, D - R))
+        predicted_l[i, j] = sum_v alpha_v (T_i R_j + T_j R_i + D_i D_j)  (first(T, R) + Q(D))
+
+    with T_i row i of P_v(T) (`Law.first`, `Law.second`; a blocked law's off-block entries
+    0). Laws whose slices have the same shapes, strides and exponents, at offsets evenly
+    spaced, are one batch: each slice is then one strided view over the batch (no copy)
+    and each product one batched matmul; a slice no strides describe (a grouped
+    convolution's) is gathered. A centred law's entry mixes every row (C . C): its whole
+    prediction is formed. ``positions(k)``: parameter k's entries' places in the vector
+    (row-major), on ``device``."""
+
+    def __init__(self, laws, shapes, positions, device=None):
+        import torch
+
+        places = {k: positions(k).reshape(tuple(shapes[k])) for law in laws for k in law.params}
+        batches: dict = {}  # signature -> runs of [(law, each slice's (units, r) places)]
+        for law in laws:
+            slices = [t.view.rows(places) for t in law.terms]
+            strides = [_strides(rows) for rows in slices]
+            strided = all(s is not None for s in strides)
+            kinds = ((rows.shape, s, float(t.weight)) for rows, s, t in zip(slices, strides, law.terms, strict=True))
+            signature = (law.centred, law.blocks, strided, *kinds)
+            runs = batches.setdefault(signature, [])
+            if runs and (not strided or _extends([[rows[0, 0] for rows in p] for _, p in runs[-1]],
+                                                 [rows[0, 0] for rows in slices])):
+                runs[-1].append((law, slices))
+            else:
+                runs.append([(law, slices)])
+        self.batches = []  # (laws, centred, blocks, [(exponent, (units, r), strides or None, offset or index)])
+        for (centred, blocks, strided, *kinds), runs in batches.items():
+            for run in runs:
+                views = []
+                for v, (shape, strides, weight) in enumerate(kinds):
+                    starts = [int(p[v][0, 0]) for _, p in run]
+                    where = (starts[0] if strided else
+                             torch.as_tensor(np.stack([p[v] for _, p in run]).reshape(-1), device=device))
+                    spacing = starts[1] - starts[0] if len(run) > 1 else 0
+                    views.append((weight, shape, (spacing, *strides) if strided else None, where))
+                self.batches.append(([law for law, _ in run], centred, blocks, views))
+        self.longest = max((sum(shape[1] for _, shape, _, _ in views) for *_, views in self.batches), default=0)
+
+    @staticmethod
+    def _views(X, count: int, views) -> list:
+        """(exponent, (5, count, units, r) view of X) for each slice of one batch of laws."""
+        found = []
+        for weight, shape, strides, where in views:
+            V = (X.index_select(1, where).view(len(X), count, *shape) if strides is None else
+                 X.as_strided((len(X), count, *shape), (X.stride(0), *strides), X.storage_offset() + where))
+            found.append((weight, V))
+        return found
+
+    def __call__(self, X) -> dict:
+        """law -> its residual form, a (units, units) float64 array; keeps X for `predicted`."""
+        self._X, found = X, {}
+        for members, centred, blocks, views in self.batches:
+            G = sum(weight * (V[THETA] @ V[DR].mT) for weight, V in self._views(X, len(members), views))
+            for law, form in zip(members, _host(G + G.mT), strict=True):
+                found[law] = _centred(within_blocks(np, form, blocks)) if centred else within_blocks(np, form, blocks)
+        return found
+
+    def predicted(self, worst: dict) -> dict:
+        """law -> its prediction first(T, R) + Q(D) at the entry ``worst[law]`` = (i, j) of
+        the step `__call__` saw."""
+        import torch
+
+        found = {}
+        for members, centred, blocks, views in self.batches:
+            i, j = (torch.as_tensor([worst[law][a] for law in members]) for a in (0, 1))
+            every = torch.arange(len(members))
+            total: Any = 0.0
+            for weight, V in self._views(self._X, len(members), views):
+                if centred:  # C . C mixes every row: the whole form
+                    H = V[THETA] @ V[REST].mT
+                    total = total + weight * (H + H.mT + V[DELTA] @ V[DELTA].mT)
+                    continue
+                A, B = V[:, every, i], V[:, every, j]  # (5, laws, r): rows i and j of each law's slice
+                total = total + weight * (A[THETA] * B[REST] + B[THETA] * A[REST] + A[DELTA] * B[DELTA]).sum(-1)
+            for law, value in zip(members, _host(total), strict=True):
+                a, b = worst[law]
+                if centred:
+                    found[law] = float(_centred(within_blocks(np, value, blocks))[a, b])
+                else:
+                    size = views[0][1][0] // blocks
+                    found[law] = float(value) if a // size == b // size else 0.0
+        return found
+
+
+def _centred(form):
+    """C form C, C = d I - 1 1^T (a centred law's form, `Law.centred`)."""
+    C = centring(len(form))
+    return C @ form @ C
+
+
+def _strides(rows):
+    """(row stride, column stride) when rows[a, b] = rows[0, 0] + a s_a + b s_b, else None."""
+    u, r = rows.shape
+    sa = int(rows[1, 0] - rows[0, 0]) if u > 1 else 0
+    sb = int(rows[0, 1] - rows[0, 0]) if r > 1 else 0
+    grid = rows[0, 0] + sa * np.arange(u)[:, None] + sb * np.arange(r)[None, :]
+    return (sa, sb) if sa >= 0 and sb >= 0 and np.array_equal(rows, grid) else None
+
+
+def _extends(run: list, starts: list) -> bool:
+    """Whether a law whose slices start at ``starts`` continues a ``run`` of laws (each's
+    starts) at one positive spacing per slice."""
+    last = run[-1]
+    if len(run) == 1:
+        return all(s > a for s, a in zip(starts, last, strict=True))
+    return all(s - a == a - b for s, a, b in zip(starts, last, run[-2], strict=True))
 
 
 def stack(T, DR, R, D, G):
