@@ -52,7 +52,19 @@ import numpy as np
 from flowlaws.checking import Level, accumulation_length, tolerance
 from flowlaws.errors import InvalidArgument
 from flowlaws.flows import GD, Adam, AdamW, Momentum, Nesterov, RMSProp
-from flowlaws.invariants.sums import DELTA, DR, GRAD, OPERANDS, REST, SMALL, THETA, LawSums, MatrixForms
+from flowlaws.invariants.sums import (
+    CHANNELS,
+    DELTA,
+    DR,
+    GRAD,
+    OPERANDS,
+    REST,
+    SMALL,
+    THETA,
+    LawSums,
+    MatrixForms,
+    products,
+)
 from flowlaws.models import (
     Activation,
     Attention,
@@ -1131,6 +1143,7 @@ class _Layout:
         return stacked
 
 
+PRODUCTS = 1 << 20  # a model of up to this many watched entries forms its products once a step (`LawSums`)
 STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (decay, buffer, step, add)
 
 
@@ -1139,12 +1152,14 @@ class _Step:
     """One observed step: its operands (`OPERANDS`: theta T, its change D = theta+ - theta,
     the predicted rest R, D - R, the gradient G), ``stacked(k)`` the five of model
     parameter k as one (5, *shape) array, ``segment`` those of the parameters `LawSums`
-    sums entry by entry (float64), ``forms`` the matrix laws' (`MatrixForms`), and the
+    sums entry by entry (float64), ``products`` a small model's quadratic products formed
+    once (`LawSums`), ``forms`` the matrix laws' (`MatrixForms`), and the
     round-off charged per unit of magnitude (`LawMonitor._charges`): ``rounding`` of each
     of 2|theta| + |D| + |R|, ``gradient`` of |G|."""
 
     stacked: Any
     segment: Any
+    products: tuple | None
     forms: dict
     rounding: float
     gradient: float
@@ -1159,7 +1174,7 @@ class _Step:
         N(R)) + gradient N(G). A linear law's residual is h(D - R), its prediction h(R),
         its tolerance sum_v |alpha_v| sum W_v with W = rounding (2|T| + |D| + |R|) +
         gradient |G| entry by entry."""
-        Z, Zabs = sums(self.stacked, segment=self.segment)
+        Z, Zabs = sums(self.stacked, segment=self.segment, products=self.products)
         quadratic = sums.order == 2
         delta, theta, rest, grad = np.sqrt(Zabs[:, 2:].T)
         size, weight = theta + delta, self.rounding * (2 * theta + delta + rest) + self.gradient * grad
@@ -1173,7 +1188,7 @@ class _Step:
         (order 2 times the symmetric part of the bound; a centred law's, |C| that |C|)."""
         from flowlaws.checking import effect_size
 
-        residual = self.forms[law]
+        residual = self.forms[id(law)]
         outer = size[:, None] * weight[None, :]
         bound = outer + outer.T
         if law.centred:
@@ -1266,7 +1281,7 @@ class LawMonitor:
         self.errors: list[str] = []
         self.steps = 0
         self._before: tuple | None = None
-        self._X = None  # the operands' rows (`_operands`)
+        self._X = self._P = None  # the operands' rows (`_operands`) and a small model's products
         self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post),
                          module.register_forward_pre_hook(self._saw_input)]
 
@@ -1316,6 +1331,7 @@ class LawMonitor:
         self.layout = _Layout.of(self.converted, self.optimizer)
         self.params = self.layout.params
         self.sums, self.segment = self._sums()
+        self._rows = [(law, self.sums.rows(law)) for law in self.laws]  # each law's components
         index = torch.arange(self.layout.size)
         self.forms = MatrixForms([law for law in self.laws if law.kind is LawKind.MATRIX],
                                  [shape for _, shape in self.converted.model.param_specs],
@@ -1334,17 +1350,23 @@ class LawMonitor:
         index = torch.arange(layout.size)  # a view starts at its offset: on a small parameter, all of it is
         flat = {k: place[layout.positions(k, index)] for k, (_, _, offset) in enumerate(layout.views)
                 if offset >= layout.size or place[offset] >= 0}
-        sums = LawSums(self.laws, [shape for _, shape in self.converted.model.param_specs], flat=flat)
+        sums = LawSums(self.laws, [shape for _, shape in self.converted.model.param_specs], flat=flat,
+                       views=dict(enumerate(layout.views)))
         return sums, torch.as_tensor(segment, device=self.params[0].device)
 
     def _operands(self):
-        """The (5, N) rows of a step's operands (`OPERANDS`), kept between steps (a fresh
-        array for a large model every step costs its page faults again), in the parameters'
-        dtype (the widest, if they differ) on their device."""
+        """The (5, N) rows of a step's operands (`OPERANDS`), in the parameters' dtype (the
+        widest, if they differ) on their device."""
         dtype = functools.reduce(torch.promote_types, {t.dtype for t in self.params})
-        X, device = self._X, self.params[0].device
-        if X is None or X.dtype != dtype or X.device != device:
-            self._X = X = torch.empty((len(OPERANDS), self.layout.size), dtype=dtype, device=device)
+        return self._buffer("_X", len(OPERANDS), dtype, self.params[0].device)
+
+    def _buffer(self, name: str, rows: int, dtype, device):
+        """A (rows, N) array kept between steps under ``name`` (a fresh array for a large
+        model every step costs its page faults again)."""
+        X = getattr(self, name, None)
+        if X is None or X.dtype != dtype or X.device != device or X.shape != (rows, self.layout.size):
+            X = torch.empty((rows, self.layout.size), dtype=dtype, device=device)
+            setattr(self, name, X)
         return X
 
     def _post(self, optimizer, args, kwargs):
@@ -1407,27 +1429,29 @@ class LawMonitor:
                 X[REST, where] -= (coefficient - c) * X[GRAD, where]
         torch.sub(X[DELTA], X[REST], out=X[DR])
         segment = X.index_select(1, self.segment).cpu().double().numpy()
-        step = _Step(self.layout.stacked(X), segment, self.forms(X), *self._charges(c))
+        formed = None
+        if self.layout.size <= PRODUCTS:
+            P = self._buffer("_P", CHANNELS, X.dtype, X.device)
+            products(X, P)
+            formed = (self.layout.stacked(P), P.index_select(1, self.segment))
+        step = _Step(self.layout.stacked(X), segment, formed, self.forms(X), *self._charges(c))
         residuals, predictions, tolerances, sizes, weights = step.judged(self.sums)
         effects = effect_size(residuals, tolerances)
-        found, worst = {}, {}
-        for record in self.records:
-            law = record.law
-            rows = self.sums.rows(law)
+        found, worst = [], {}
+        for law, rows in self._rows:
             if law.kind is LawKind.MATRIX:
-                residual, tolerance, effect, worst[law] = step.matrix(law, sizes[rows], weights[rows])
-                found[law] = (residual, None, tolerance, effect, worst[law])
+                residual, tolerance, effect, worst[id(law)] = step.matrix(law, sizes[rows], weights[rows])
+                found.append((residual, None, tolerance, effect, worst[id(law)]))
             elif law.kind is LawKind.LAYER:
                 residual, predicted, tolerance = (float(np.sum(x[rows])) for x in (residuals, predictions, tolerances))
-                found[law] = (residual, predicted, tolerance, float(effect_size(residual, tolerance)), ())
+                found.append((residual, predicted, tolerance, float(effect_size(residual, tolerance)), ()))
             else:
                 unit = int(np.argmax(effects[rows]))
                 k = rows.start + unit
-                found[law] = (residuals[k], predictions[k], tolerances[k], effects[k], (unit,))
+                found.append((residuals[k], predictions[k], tolerances[k], effects[k], (unit,)))
         predicted = self.forms.predicted(worst)  # a matrix law's at its worst entry only
-        for record in self.records:
-            residual, prediction, tolerance, effect, unit = found[record.law]
-            prediction = predicted[record.law] if prediction is None else prediction
+        for record, (residual, prediction, tolerance, effect, unit) in zip(self.records, found, strict=True):
+            prediction = predicted[id(record.law)] if prediction is None else prediction
             self._record(record, residual, prediction, tolerance, effect, unit)
 
     def _charges(self, c) -> tuple[float, float]:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flowlaws.invariants import laws
-from flowlaws.invariants.sums import CHANNELS, LawSums, stack
+from flowlaws.invariants.sums import CHANNELS, OPERANDS, LawSums, stack
 from flowlaws.models import parse
 from flowlaws.models.symmetry import LawKind
 from flowlaws.strategies import architectures, params
@@ -130,16 +130,38 @@ def test_matrix_forms_equal_each_law_s_first_order_change_and_its_prediction_at_
     assert law_list
     shapes = [shape for _, shape in model.param_specs]
     starts = np.cumsum([0, *(int(np.prod(s)) for s in shapes)])
-    DR, D, T, R, G = operands = [model.init(rng) for _ in OPERANDS]
+    DR, D, T, R, _ = operands = [model.init(rng) for _ in OPERANDS]
     X = torch.as_tensor(np.stack([np.concatenate([p.ravel() for p in x]) for x in operands]))
     forms = MatrixForms(law_list, shapes, lambda k: np.arange(starts[k], starts[k + 1]))
     residuals = forms(X)
     for law in law_list:
         expected = law.first(T, DR)
-        assert np.allclose(residuals[law], expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+        assert np.allclose(residuals[id(law)], expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
     predictions = {law: law.first(T, R) + law.second(D) for law in law_list}
     for i, j in itertools.product(range(max(len(p) for p in predictions.values())), repeat=2):
         at = {law: (i % len(p), j % len(p)) for law, p in predictions.items()}
-        found = forms.predicted(at)
+        found = forms.predicted({id(law): entry for law, entry in at.items()})
         for law, p in predictions.items():
-            assert abs(found[law] - p[at[law]]) <= 1e-12 * (1 + abs(p[at[law]])), (law.name, at[law])
+            assert abs(found[id(law)] - p[at[law]]) <= 1e-12 * (1 + abs(p[at[law]])), (law.name, at[law])
+
+
+@given(st.data())
+def test_sums_from_products_formed_once_equal_the_sums_of_the_operands(data):
+    """The monitor of a small model forms every quadratic product once (`products`) and
+    sums views of them; the sums are the same as from the operands."""
+    from flowlaws.invariants.sums import products
+
+    model = data.draw(architectures())
+    small = data.draw(st.sampled_from([0, 10, 10**9]), label="small")
+    T, R, D, G = (data.draw(params(model)) for _ in range(4))
+    DR = tuple(d - r for d, r in zip(D, R, strict=True))
+    sums = LawSums(laws(model, "cross_entropy"), [shape for _, shape in model.param_specs], small)
+    stacked = stack(T, DR, R, D, G)
+    formed = {k: products(stacked(k).reshape(len(OPERANDS), -1), np.empty((CHANNELS, T[k].size))).reshape(
+        CHANNELS, *T[k].shape) for k in range(len(T))}
+    segment = [formed[k].reshape(CHANNELS, -1) for k in sorted(sums.positions)]
+    segment = np.concatenate(segment, 1) if segment else np.zeros((CHANNELS, 0))
+    Z, Zabs = sums(stacked)
+    Zp, Zabsp = sums(stacked, products=(formed.__getitem__, segment))
+    scale = np.abs(Zabs).max() + 1.0
+    assert np.allclose(Z, Zp, rtol=0, atol=1e-12 * scale) and np.allclose(Zabs, Zabsp, rtol=0, atol=1e-12 * scale)

@@ -1,5 +1,6 @@
 """The PyTorch bridge against real torch (CPU): conversion, laws, the monitor, pytest."""
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from flowlaws.discover import discover  # noqa: E402
 from flowlaws.engine import value_and_grad  # noqa: E402
 from flowlaws.errors import InvalidArgument  # noqa: E402
 from flowlaws.losses import Square  # noqa: E402
+from flowlaws.models.symmetry import LawKind  # noqa: E402
 from flowlaws.torch import Converted, LawMonitor, assert_conserved_torch, discover_of, from_torch, laws_of  # noqa: E402
 
 
@@ -857,6 +859,40 @@ class GPT(nn.Module):
         x = x + self.attn(h, h, h, attn_mask=self.mask, need_weights=False)[0]
         x = x + self.mlp(self.ln2(x))
         return self.head(self.ln_f(x))
+
+
+@pytest.mark.parametrize("formed", [True, False], ids=["products-formed-once", "products-per-parameter"])
+@pytest.mark.parametrize("make, x", [
+    (lambda: GPT(vocabulary=40, d=64, heads=4), torch.randint(0, 40, (3, 5))),  # heads of one torch parameter
+    (lambda: BasicBlock(), torch.randn(4, 2, 6, 6)),
+], ids=["gpt", "resnet-block"])
+def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, formed):
+    """The monitor's per-unit sums (heads of one torch parameter summed as one batch, a
+    small model's products formed once) against `Law` itself, on random operands."""
+    from flowlaws.invariants.sums import CHANNELS, OPERANDS, products
+
+    torch.manual_seed(0)
+    net = make().double()
+    monitor = LawMonitor(net, torch.optim.SGD(net.parameters(), lr=0.1), example_input=x)
+    X = torch.randn(len(OPERANDS), monitor.layout.size, dtype=torch.float64)
+    stacked = monitor.layout.stacked(X)
+    formed_products = None
+    if formed:
+        P = products(X, torch.empty(CHANNELS, X.shape[1], dtype=X.dtype))
+        formed_products = (monitor.layout.stacked(P), P.index_select(1, monitor.segment))
+    Z, Zabs = monitor.sums(stacked, segment=X.index_select(1, monitor.segment).numpy(), products=formed_products)
+    DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.layout.views))) for i in range(5))
+    checked = 0
+    for law in monitor.laws:
+        if law.order != 2:
+            continue
+        unit, rows = dataclasses.replace(law, kind=LawKind.UNIT), monitor.sums.rows(law)
+        expected = np.array([unit.bilinear(T, DR), unit.bilinear(T, R), unit.value(D)])
+        scale = 1e-12 * (1 + np.abs(Zabs[rows]).max())
+        assert np.allclose(Z[rows, :3].T, expected, rtol=0, atol=scale), law.name
+        assert np.allclose(Zabs[rows, 3], unit.magnitude(T, T), rtol=0, atol=scale), law.name
+        checked += 1
+    assert checked >= 4
 
 
 def test_a_gpt_style_model_converts_with_causal_attention_and_torchs_value():

@@ -81,9 +81,12 @@ def unit_of_slot(view: View, shape: tuple[int, ...]) -> np.ndarray:
 
 class LawSums:
     """The CHANNELS sums of every law in ``laws`` (a model with parameter ``shapes``) at
-    one step: `rows(law)` are its components in ``Z``, one per unit (`__call__`)."""
+    one step: `rows(law)` are its components in ``Z``, one per unit (`__call__`).
+    ``views``: each parameter's (shape, strides, offset) in one vector, when `stacked` gives
+    strided views of it: parameters of one shape and strides at evenly spaced offsets
+    (heads, experts) are then summed as one batch."""
 
-    def __init__(self, laws, shapes, small: int = SMALL, flat: dict | None = None):
+    def __init__(self, laws, shapes, small: int = SMALL, flat: dict | None = None, views: dict | None = None):
         self.shapes = tuple(tuple(s) for s in shapes)
         keeps: dict = {}  # (param, order) -> {kept axes: None}, in first-seen order
         for law in laws:
@@ -97,20 +100,27 @@ class LawSums:
             flat = {k: np.arange(a, a + n) for k, a, n in zip(small_params, starts, sizes, strict=False)}
         self.positions = flat  # a parameter summed entry by entry: its entries' places in the segment
         self.length = max((int(p.max()) + 1 for p in flat.values() if p.size), default=0)
-        self.reductions = []  # a large parameter: (param, order, axes summed first, axes summed next per slice)
+        self.reductions = []  # large parameters: (params, spacing, order, axes summed first, next per slice)
         self.flat: dict = {2: [], 1: []}  # the parameters summed entry by entry, per order
-        columns, count = {}, 0  # (param, order, kept axes) -> first column
+        alike: dict = {}  # (shape, strides, order, kept) -> [(offset, param)]: summed alike
         for (k, order), kept in keeps.items():
             if k in flat:
                 self.flat[order].append(k)
                 continue
+            _, stride, offset = (views or {}).get(k, (None, None, k))
+            alike.setdefault((self.shapes[k], stride, order, tuple(kept)), []).append((offset, k))
+        columns, count = {}, 0  # (param, order, kept axes) -> first column
+        for (shape, _, order, kept), members in alike.items():
             union = tuple(sorted({a for axes in kept for a in axes}))
-            first = tuple(a for a in range(len(self.shapes[k])) if a not in union)
-            self.reductions.append((k, order, first,
-                                    [tuple(union.index(a) for a in union if a not in axes) for axes in kept]))
-            for axes in kept:
-                columns[k, order, axes] = count
-                count += int(np.prod([self.shapes[k][a] for a in axes]))
+            first = tuple(a for a in range(len(shape)) if a not in union)
+            nexts = [tuple(union.index(a) for a in union if a not in axes) for axes in kept]
+            for spacing, params in _evenly_spaced(members, views is not None):
+                self.reductions.append((params, spacing, order, first, nexts))
+                for axes in kept:
+                    slots = int(np.prod([shape[a] for a in axes]))
+                    for b, k in enumerate(params):  # a batch's sums come parameter by parameter
+                        columns[k, order, axes] = count + b * slots
+                    count += len(params) * slots
         segment = {}  # order -> the first column of its segment's sums
         for order, params in self.flat.items():
             if params:
@@ -149,20 +159,41 @@ class LawSums:
         """The components of ``law`` (of its unit form for a layer or matrix law)."""
         return self._rows[law.terms, law.order]
 
-    def __call__(self, stacked, segment=None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, stacked, segment=None, products=None) -> tuple[np.ndarray, np.ndarray]:
         """(Z, Z_abs), each components x CHANNELS float64, from the step's operands:
         ``stacked(k)`` is parameter k's five (`OPERANDS`) as one (5, *shape) array (`stack`),
         ``segment`` the (5, length) operands of the parameters summed entry by entry, each
         entry at its `positions` (default: those parameters' entries end to end, from
-        ``stacked``)."""
-        parts = [_host(part) for k, order, first, nexts in self.reductions
-                 for part in _sums(stacked(k), order, first, nexts)]
+        ``stacked``). ``products``: (a quadratic law's CHANNELS products already formed,
+        as ``stacked`` gives operands; those of the segment, (CHANNELS, length)): each sum
+        is then a view's reduction (`_products`)."""
+        parts = []
+        for params, spacing, order, first, nexts in self.reductions:
+            if order == 2 and products is not None:
+                Y = _batched(products[0], params, spacing)
+                batch = int(len(params) > 1)
+                first, nexts = tuple(a + batch for a in first), [tuple(a + batch for a in away) for away in nexts]
+                parts += [_host(y).reshape(CHANNELS, -1) for y in _reduced(namespace(Y), Y, first, nexts, None)]
+            else:
+                parts += [_host(part) for part in _batched_sums(stacked, params, spacing, order, first, nexts)]
         if segment is None and self.positions:
             chosen = [stacked(k) for k in sorted(self.positions)]
             segment = np.concatenate([_host(x).reshape(len(OPERANDS), -1) for x in chosen], 1)
-        parts += [_sums(_host(segment), order, (), [()])[0] for order, params in self.flat.items() if params]
+        for order, params in self.flat.items():
+            if params:
+                parts.append(_host(products[1]) if order == 2 and products is not None else
+                             _sums(_host(segment), order, (), [()])[0])
         S = np.concatenate(parts, 1) if parts else np.zeros((CHANNELS, 0))
         return np.asarray(self.M @ S.T), np.asarray(self.absM @ S.T)
+
+
+def products(X, out):
+    """A quadratic law's CHANNELS products of the step's rows X (`OPERANDS`, N) into
+    ``out`` (CHANNELS, N): T (D - R), T R, D^2, T^2, R^2, G^2, in two passes."""
+    xp = namespace(X)
+    xp.multiply(X[THETA], X[SIGNED], out=out[:2])
+    xp.square(X[MAGNITUDES], out=out[2:])
+    return out
 
 
 class MatrixForms:
@@ -222,22 +253,23 @@ class MatrixForms:
         return found
 
     def __call__(self, X) -> dict:
-        """law -> its residual form, a (units, units) float64 array; keeps X for `predicted`."""
+        """id(law) -> its residual form, a (units, units) float64 array; keeps X for `predicted`."""
         self._X, found = X, {}
         for members, centred, blocks, views in self.batches:
             G = sum(weight * (V[THETA] @ V[DR].mT) for weight, V in self._views(X, len(members), views))
             for law, form in zip(members, _host(G + G.mT), strict=True):
-                found[law] = _centred(within_blocks(np, form, blocks)) if centred else within_blocks(np, form, blocks)
+                form = within_blocks(np, form, blocks)
+                found[id(law)] = _centred(form) if centred else form
         return found
 
     def predicted(self, worst: dict) -> dict:
-        """law -> its prediction first(T, R) + Q(D) at the entry ``worst[law]`` = (i, j) of
-        the step `__call__` saw."""
+        """id(law) -> its prediction first(T, R) + Q(D) at the entry ``worst[id(law)]`` =
+        (i, j) of the step `__call__` saw."""
         import torch
 
         found = {}
         for members, centred, blocks, views in self.batches:
-            i, j = (torch.as_tensor([worst[law][a] for law in members]) for a in (0, 1))
+            i, j = (torch.as_tensor([worst[id(law)][a] for law in members]) for a in (0, 1))
             every = torch.arange(len(members))
             total: Any = 0.0
             for weight, V in self._views(self._X, len(members), views):
@@ -248,12 +280,12 @@ class MatrixForms:
                 A, B = V[:, every, i], V[:, every, j]  # (5, laws, r): rows i and j of each law's slice
                 total = total + weight * (A[THETA] * B[REST] + B[THETA] * A[REST] + A[DELTA] * B[DELTA]).sum(-1)
             for law, value in zip(members, _host(total), strict=True):
-                a, b = worst[law]
+                a, b = worst[id(law)]
                 if centred:
-                    found[law] = float(_centred(within_blocks(np, value, blocks))[a, b])
+                    found[id(law)] = float(_centred(within_blocks(np, value, blocks))[a, b])
                 else:
                     size = views[0][1][0] // blocks
-                    found[law] = float(value) if a // size == b // size else 0.0
+                    found[id(law)] = float(value) if a // size == b // size else 0.0
         return found
 
 
@@ -279,6 +311,43 @@ def _extends(run: list, starts: list) -> bool:
     if len(run) == 1:
         return all(s > a for s, a in zip(starts, last, strict=True))
     return all(s - a == a - b for s, a, b in zip(starts, last, run[-2], strict=True))
+
+
+def _evenly_spaced(members: list, strided: bool) -> list:
+    """Runs of parameters (``members``: (offset, param)) at one positive spacing, as
+    (spacing, params): each run one strided view, its sums one reduction (a model's heads
+    or experts, views of one torch parameter). Without ``strided`` views: one each."""
+    if not strided:
+        return [(0, (k,)) for _, k in members]
+    runs: list = []  # [spacing, offsets, params]
+    for offset, k in sorted(members):
+        if runs:
+            spacing, offsets, params = runs[-1]
+            step = offset - offsets[-1]
+            if step > 0 and (len(offsets) == 1 or step == spacing):
+                runs[-1] = [step, [*offsets, offset], [*params, k]]
+                continue
+        runs.append([0, [offset], [k]])
+    return [(spacing, tuple(params)) for spacing, _, params in runs]
+
+
+def _batched(stacked, params: tuple, spacing: int):
+    """``stacked`` of one parameter, or of a run of evenly spaced ones as one strided view
+    (rows, batch, *shape)."""
+    Y = stacked(params[0])
+    if len(params) == 1:
+        return Y
+    return Y.as_strided((len(Y), len(params), *Y.shape[1:]), (Y.stride(0), spacing, *Y.stride()[1:]),
+                        Y.storage_offset())
+
+
+def _batched_sums(stacked, params: tuple, spacing: int, order: int, first: tuple, nexts: list) -> list:
+    """`_sums` of one parameter, or of a run of evenly spaced ones (`_batched`): the batch
+    axis kept, its sums parameter by parameter."""
+    if len(params) == 1:
+        return _sums(stacked(params[0]), order, first, nexts)
+    Y = _batched(stacked, params, spacing)
+    return _sums(Y, order, tuple(a + 1 for a in first), [tuple(a + 1 for a in away) for away in nexts])
 
 
 def stack(T, DR, R, D, G):
