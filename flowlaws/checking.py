@@ -76,9 +76,9 @@ def accumulation_length(model, X) -> int:
 
 def effect_size(residual, tolerance):
     """|residual| / tolerance elementwise (0/0 counts as 0, r/0 as inf)."""
-    r, t = np.abs(np.asarray(residual, float)), np.asarray(tolerance, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(t > 0, r / np.where(t > 0, t, 1.0), np.where(r > 0, np.inf, 0.0))
+    r, t = np.broadcast_arrays(np.abs(np.asarray(residual, float)), np.asarray(tolerance, float))
+    effect = np.where(r > 0, np.inf, 0.0)
+    return np.divide(r, t, out=effect, where=t > 0)
 
 
 @dataclass(frozen=True)

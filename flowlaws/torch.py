@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from flowlaws.checking import Level, accumulation_length, tolerance
 from flowlaws.errors import InvalidArgument
@@ -1072,6 +1073,30 @@ def _flowlaws_optimizer(name: str, group: dict):
     return {"Adam": Adam, "AdamW": AdamW, "RMSprop": RMSProp}[name](lr, weight_decay=wd)
 
 
+@functools.lru_cache(maxsize=256)
+def _coefficients(name: str, settings: tuple, started: bool) -> tuple[float, float, float] | None:
+    """(a, b, c) of one param group's step, Delta = -c g + rest with rest = a state + b
+    theta (``started``: the optimizer has a state; heavy ball's a counts its lr), from
+    its settings as (key, value) pairs; None where no rule moves it (`_flowlaws_optimizer`)."""
+    rule = _flowlaws_optimizer(name, dict(settings))
+    if rule is None:
+        return None
+    t = int(started)
+    (b,), c = rule.rest((1.0,), (0.0,), t)
+    (a,), _ = rule.rest((0.0,), (1.0,), t)
+    a *= -rule.lr if type(rule) is Momentum else 1.0  # heavy ball's state is v = -lr buffer
+    return float(a), float(b), float(c or 0.0)
+
+
+def _step_coefficients(name: str, group: dict, started: bool):
+    """`_coefficients` of one param group, cached by its settings (a tensor read as its
+    value; settings that cannot be a key, computed each time)."""
+    key = tuple(sorted((k, v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v)
+                       for k, v in group.items()))
+    try:
+        return _coefficients(name, key, started)
+    except TypeError:  # an unhashable setting
+        return _coefficients.__wrapped__(name, key, started)
 
 
 def _grouping(optimizer) -> tuple:
@@ -1332,6 +1357,10 @@ class LawMonitor:
         self.params = self.layout.params
         self.sums, self.segment = self._sums()
         self._rows = [(law, self.sums.rows(law)) for law in self.laws]  # each law's components
+        spans = [rows for law, rows in self._rows if law.kind is LawKind.LAYER]
+        self._layers = _summing(spans, len(self.sums.order))  # row k: layer law k's sum of its components
+        layer = iter(range(len(spans)))
+        self._rows = [(law, next(layer) if law.kind is LawKind.LAYER else rows) for law, rows in self._rows]
         index = torch.arange(self.layout.size)
         self.forms = MatrixForms([law for law in self.laws if law.kind is LawKind.MATRIX],
                                  [shape for _, shape in self.converted.model.param_specs],
@@ -1390,30 +1419,27 @@ class LawMonitor:
         name, settings = type(optimizer).__name__, _settings(optimizer)
         coefficients = []
         for span, group, params in self.layout.runs:
-            rule = None if group is None else _flowlaws_optimizer(name, settings[group])
-            if rule is None:
-                X[REST, span] = 0
-                coefficients.append((span, 0.0))
-                continue
             start = span.start
             buffers = [optimizer.state.get(t, {}).get("momentum_buffer") for t in params]
             for missing, members in itertools.groupby(zip(params, buffers, strict=True), key=lambda tb: tb[1] is None):
                 part = list(members)
                 where = slice(start, start + sum(t.numel() for t, _ in part))
                 start = where.stop
-                t = 0 if missing else 1
-                (b,), c = rule.rest((1.0,), (0.0,), t)
-                (a,), _ = rule.rest((0.0,), (1.0,), t)
-                a *= -rule.lr if type(rule) is Momentum else 1.0  # heavy ball's state is v = -lr buffer
+                rule = None if group is None else _step_coefficients(name, settings[group], not missing)
+                if rule is None:
+                    X[REST, where] = 0
+                    coefficients.append((where, 0.0))
+                    continue
+                a, b, c = rule
                 rest = X[REST, where]
                 if missing or not a:
-                    torch.mul(X[THETA, where], float(b), out=rest)
+                    torch.mul(X[THETA, where], b, out=rest)
                 else:
                     torch.cat([buffer.reshape(-1) for _, buffer in part], out=rest)
-                    rest.mul_(float(a))
+                    rest.mul_(a)
                     if b:
-                        rest.add_(X[THETA, where], alpha=float(b))
-                coefficients.append((where, c or 0.0))
+                        rest.add_(X[THETA, where], alpha=b)
+                coefficients.append((where, c))
         return coefficients
 
     def _observe(self, X, coefficients):
@@ -1437,14 +1463,16 @@ class LawMonitor:
         step = _Step(self.layout.stacked(X), segment, formed, self.forms(X), *self._charges(c))
         residuals, predictions, tolerances, sizes, weights = step.judged(self.sums)
         effects = effect_size(residuals, tolerances)
+        layer = list((self._layers @ np.stack([residuals, predictions, tolerances], 1)).T)  # each layer law's sums
+        layer.append(effect_size(layer[0], layer[2]))
         found, worst = [], {}
         for law, rows in self._rows:
             if law.kind is LawKind.MATRIX:
                 residual, tolerance, effect, worst[id(law)] = step.matrix(law, sizes[rows], weights[rows])
                 found.append((residual, None, tolerance, effect, worst[id(law)]))
             elif law.kind is LawKind.LAYER:
-                residual, predicted, tolerance = (float(np.sum(x[rows])) for x in (residuals, predictions, tolerances))
-                found.append((residual, predicted, tolerance, float(effect_size(residual, tolerance)), ()))
+                residual, predicted, tolerance, effect = (x[rows] for x in layer)
+                found.append((residual, predicted, tolerance, effect, ()))
             else:
                 unit = int(np.argmax(effects[rows]))
                 k = rows.start + unit
@@ -1533,6 +1561,13 @@ class LawMonitor:
         fig.savefig(path, dpi=150)
         plt.close(fig)
         return path
+
+
+def _summing(spans: list, columns: int):
+    """The sparse matrix whose row k sums the entries in ``spans[k]`` (a slice)."""
+    rows = np.concatenate([np.full(r.stop - r.start, k) for k, r in enumerate(spans)] or [np.zeros(0, int)])
+    cols = np.concatenate([np.arange(r.start, r.stop) for r in spans] or [np.zeros(0, int)])
+    return scipy.sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(spans), columns))
 
 
 def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, loss="square", steps: int = 3,

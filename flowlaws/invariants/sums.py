@@ -150,7 +150,7 @@ class LawSums:
         if entries:
             rows, cols, alpha = (np.concatenate(x) for x in zip(*entries, strict=True))
         self.M = scipy.sparse.csr_matrix((alpha, (rows, cols)), shape=(components, count))
-        self.absM = scipy.sparse.csr_matrix((np.abs(alpha), (rows, cols)), shape=(components, count))
+        self.both = scipy.sparse.vstack([self.M, abs(self.M)], format="csr")  # M over |M|: one product a step
         self.order = np.zeros(components, int)
         for (_, order), rows_ in self._rows.items():
             self.order[rows_] = order
@@ -184,7 +184,8 @@ class LawSums:
                 parts.append(_host(products[1]) if order == 2 and products is not None else
                              _sums(_host(segment), order, (), [()])[0])
         S = np.concatenate(parts, 1) if parts else np.zeros((CHANNELS, 0))
-        return np.asarray(self.M @ S.T), np.asarray(self.absM @ S.T)
+        Z = self.both @ np.ascontiguousarray(S.T)
+        return Z[:len(Z) // 2], Z[len(Z) // 2:]
 
 
 def products(X, out):
@@ -269,16 +270,18 @@ class MatrixForms:
 
         found = {}
         for members, centred, blocks, views in self.batches:
-            i, j = (torch.as_tensor([worst[id(law)][a] for law in members]) for a in (0, 1))
-            every = torch.arange(len(members))
+            rows = torch.as_tensor([worst[id(law)] for law in members])  # (laws, 2)
+            every = torch.arange(len(members))[:, None]
             total: Any = 0.0
             for weight, V in self._views(self._X, len(members), views):
                 if centred:  # C . C mixes every row: the whole form
                     H = V[THETA] @ V[REST].mT
                     total = total + weight * (H + H.mT + V[DELTA] @ V[DELTA].mT)
                     continue
-                A, B = V[:, every, i], V[:, every, j]  # (5, laws, r): rows i and j of each law's slice
-                total = total + weight * (A[THETA] * B[REST] + B[THETA] * A[REST] + A[DELTA] * B[DELTA]).sum(-1)
+                Y = V[:, every, rows]  # (5, laws, 2, r): rows i and j of each law's slice
+                total = total + weight * (Y[:, :, 0].transpose(0, 1) @ Y[:, :, 1].permute(1, 2, 0))  # 5 x 5 Grams
+            if not centred:  # T_i . R_j + R_i . T_j + D_i . D_j
+                total = total[:, THETA, REST] + total[:, REST, THETA] + total[:, DELTA, DELTA]
             for law, value in zip(members, _host(total), strict=True):
                 a, b = worst[id(law)]
                 if centred:
