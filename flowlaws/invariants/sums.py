@@ -114,7 +114,7 @@ class LawSums:
             union = tuple(sorted({a for axes in kept for a in axes}))
             first = tuple(a for a in range(len(shape)) if a not in union)
             nexts = [tuple(union.index(a) for a in union if a not in axes) for axes in kept]
-            for spacing, params in _evenly_spaced(members, views is not None):
+            for spacing, params in _evenly_spaced(members, views is not None and not first):
                 self.reductions.append((params, spacing, order, first, nexts))
                 for axes in kept:
                     slots = int(np.prod([shape[a] for a in axes]))
@@ -319,7 +319,9 @@ def _extends(run: list, starts: list) -> bool:
 def _evenly_spaced(members: list, strided: bool) -> list:
     """Runs of parameters (``members``: (offset, param)) at one positive spacing, as
     (spacing, params): each run one strided view, its sums one reduction (a model's heads
-    or experts, views of one torch parameter). Without ``strided`` views: one each."""
+    or experts, views of one torch parameter). Without ``strided`` views, or for sums
+    that reduce some axes first (a convolution's taps: torch reduces such a mix of axes
+    under a batch axis several times slower), one each."""
     if not strided:
         return [(0, (k,)) for _, k in members]
     runs: list = []  # [spacing, offsets, params]
