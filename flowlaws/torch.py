@@ -1159,6 +1159,12 @@ class _Layout:
         """Write ``tensors`` (one per parameter, in order) into ``row`` end to end."""
         torch.cat([t.reshape(-1) for t in tensors], out=row)
 
+    def difference(self, row, tensors, minus) -> None:
+        """Write ``tensors`` less ``minus`` (a row like ``row``) into ``row``: one pass, a
+        subtraction per parameter."""
+        for t, a, b in zip(tensors, self.starts, self.starts[1:], strict=False):
+            torch.sub(t, minus[a:b].view(t.shape), out=row[a:b].view(t.shape))
+
     def stacked(self, X):
         """`LawSums`' ``stacked`` of the rows of X: model parameter k's view of every row
         at once, (rows, *shape)."""
@@ -1168,6 +1174,7 @@ class _Layout:
         return stacked
 
 
+PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
 PRODUCTS = 1 << 20  # a model of up to this many watched entries forms its products once a step (`LawSums`)
 STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (decay, buffer, step, add)
 
@@ -1415,7 +1422,8 @@ class LawMonitor:
         preconditioned term, a parameter in no group, or lr = 0 (none of these is a
         multiple of g that moves). Every optimizer's rest is linear, a state + b theta
         (`flowlaws.flows.optimizers`): a and b are its rest at unit scalars, and the rest is
-        written in place, in three passes over the vector (no temporaries)."""
+        written in place, in two passes over the vector (no temporaries; three where the
+        parameters are many and small, `PER_PARAMETER`)."""
         name, settings = type(optimizer).__name__, _settings(optimizer)
         coefficients = []
         for span, group, params in self.layout.runs:
@@ -1435,8 +1443,14 @@ class LawMonitor:
                 if missing or not a:
                     torch.mul(X[THETA, where], b, out=rest)
                 else:
-                    torch.cat([buffer.reshape(-1) for _, buffer in part], out=rest)
-                    rest.mul_(a)
+                    if rest.numel() < PER_PARAMETER * len(part):  # many small buffers: two passes, few calls
+                        torch.cat([buffer.reshape(-1) for _, buffer in part], out=rest)
+                        rest.mul_(a)
+                    else:
+                        at = where.start
+                        for t, buffer in part:  # a times the buffers: one pass
+                            torch.mul(buffer, a, out=X[REST, at:at + t.numel()].view(t.shape))
+                            at += t.numel()
                     if b:
                         rest.add_(X[THETA, where], alpha=b)
                 coefficients.append((where, c))
@@ -1446,8 +1460,11 @@ class LawMonitor:
         from flowlaws.checking import effect_size
 
         c = max((coefficient for _, coefficient in coefficients), default=0.0)
-        self.layout.fill(X[DELTA], self.params)
-        X[DELTA] -= X[THETA]
+        if self.layout.size < PER_PARAMETER * len(self.params):  # many small parameters: two passes, few calls
+            self.layout.fill(X[DELTA], self.params)
+            X[DELTA] -= X[THETA]
+        else:
+            self.layout.difference(X[DELTA], self.params, X[THETA])
         # a common coefficient of g has no first-order effect (Dh(theta)[g] = 0); what differs
         # between parameters (per-group learning rates, a parameter no group holds) has
         for where, coefficient in coefficients:
