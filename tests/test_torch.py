@@ -861,11 +861,27 @@ class GPT(nn.Module):
         return self.head(self.ln_f(x))
 
 
+class TwoAttentions(nn.Module):
+    """Two residual self-attentions of width 64, 4 heads each: eight heads in two runs of
+    evenly spaced views (each torch parameter's), not one."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = (nn.MultiheadAttention(64, 4, batch_first=True) for _ in range(2))
+        self.head = nn.Linear(64, 2)
+
+    def forward(self, x):
+        x = x + self.first(x, x, x, need_weights=False)[0]
+        x = x + self.second(x, x, x, need_weights=False)[0]
+        return self.head(x.mean(1))
+
+
 @pytest.mark.parametrize("formed", [True, False], ids=["products-formed-once", "products-per-parameter"])
 @pytest.mark.parametrize("make, x", [
     (lambda: GPT(vocabulary=40, d=64, heads=4), torch.randint(0, 40, (3, 5))),  # heads of one torch parameter
     (lambda: BasicBlock(), torch.randn(4, 2, 6, 6)),
-], ids=["gpt", "resnet-block"])
+    (TwoAttentions, torch.randn(3, 4, 64)),
+], ids=["gpt", "resnet-block", "two-attentions"])
 def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, formed):
     """The monitor's per-unit sums (heads of one torch parameter summed as one batch, a
     small model's products formed once) against `Law` itself, on random operands."""
@@ -882,8 +898,12 @@ def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, fo
         formed_products = (monitor.layout.stacked(P), P.index_select(1, monitor.segment))
     Z, Zabs = monitor.sums(stacked, segment=X.index_select(1, monitor.segment).numpy(), products=formed_products)
     DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.layout.views))) for i in range(5))
+    forms = monitor.forms(X)
     checked = 0
     for law in monitor.laws:
+        if law.kind is LawKind.MATRIX:  # its whole first-order change (`MatrixForms`)
+            expected = law.first(T, DR)
+            assert np.allclose(forms[id(law)], expected, rtol=0, atol=1e-12 * (1 + np.abs(expected).max())), law.name
         if law.order != 2:
             continue
         unit, rows = dataclasses.replace(law, kind=LawKind.UNIT), monitor.sums.rows(law)

@@ -108,13 +108,17 @@ class LawSums:
                 self.flat[order].append(k)
                 continue
             _, stride, offset = (views or {}).get(k, (None, None, k))
-            alike.setdefault((self.shapes[k], stride, order, tuple(kept)), []).append((offset, k))
+            alike.setdefault((self.shapes[k], stride, order, tuple(kept)), []).append(((offset,), k))
         columns, count = {}, 0  # (param, order, kept axes) -> first column
         for (shape, _, order, kept), members in alike.items():
             union = tuple(sorted({a for axes in kept for a in axes}))
             first = tuple(a for a in range(len(shape)) if a not in union)
             nexts = [tuple(union.index(a) for a in union if a not in axes) for axes in kept]
-            for spacing, params in _evenly_spaced(members, views is not None and not first):
+            # evenly spaced parameters are one view, but for a kernel of more than two axes (a
+            # convolution's: torch reduces its mix of axes under a batch axis several times slower)
+            runs = (_evenly_spaced(members) if views is not None and len(shape) <= 2 else
+                    [((0,), [k]) for _, k in members])
+            for (spacing,), params in runs:
                 self.reductions.append((params, spacing, order, first, nexts))
                 for axes in kept:
                     slots = int(np.prod([shape[a] for a in axes]))
@@ -166,16 +170,13 @@ class LawSums:
         entry at its `positions` (default: those parameters' entries end to end, from
         ``stacked``). ``products``: (a quadratic law's CHANNELS products already formed,
         as ``stacked`` gives operands; those of the segment, (CHANNELS, length)): each sum
-        is then a view's reduction (`_products`)."""
+        is then a view's reduction (`products`)."""
         parts = []
         for params, spacing, order, first, nexts in self.reductions:
-            if order == 2 and products is not None:
-                Y = _batched(products[0], params, spacing)
-                batch = int(len(params) > 1)
-                first, nexts = tuple(a + batch for a in first), [tuple(a + batch for a in away) for away in nexts]
-                parts += [_host(y).reshape(CHANNELS, -1) for y in _reduced(namespace(Y), Y, first, nexts, None)]
-            else:
-                parts += [_host(part) for part in _batched_sums(stacked, params, spacing, order, first, nexts)]
+            formed = order == 2 and products is not None
+            Y, first, nexts = _batched(products[0] if formed else stacked, params, spacing, first, nexts)
+            sums = (_reduced(namespace(Y), Y, first, nexts, None) if formed else _sums(Y, order, first, nexts))
+            parts += [_host(part).reshape(CHANNELS, -1) for part in sums]
         if segment is None and self.positions:
             chosen = [stacked(k) for k in sorted(self.positions)]
             segment = np.concatenate([_host(x).reshape(len(OPERANDS), -1) for x in chosen], 1)
@@ -217,29 +218,22 @@ class MatrixForms:
         import torch
 
         places = {k: positions(k).reshape(tuple(shapes[k])) for law in laws for k in law.params}
-        batches: dict = {}  # signature -> runs of [(law, each slice's (units, r) places)]
+        alike: dict = {}  # signature -> [(each slice's start, (law, each slice's (units, r) places))]
         for law in laws:
             slices = [t.view.rows(places) for t in law.terms]
             strides = [_strides(rows) for rows in slices]
             strided = all(s is not None for s in strides)
             kinds = ((rows.shape, s, float(t.weight)) for rows, s, t in zip(slices, strides, law.terms, strict=True))
-            signature = (law.centred, law.blocks, strided, *kinds)
-            runs = batches.setdefault(signature, [])
-            if runs and (not strided or _extends([[rows[0, 0] for rows in p] for _, p in runs[-1]],
-                                                 [rows[0, 0] for rows in slices])):
-                runs[-1].append((law, slices))
-            else:
-                runs.append([(law, slices)])
+            alike.setdefault((law.centred, law.blocks, strided, *kinds), []).append(
+                (tuple(int(rows[0, 0]) for rows in slices), (law, slices)))
         self.batches = []  # (laws, centred, blocks, [(exponent, (units, r), strides or None, offset or index)])
-        for (centred, blocks, strided, *kinds), runs in batches.items():
-            for run in runs:
+        for (centred, blocks, strided, *kinds), members in alike.items():
+            for spacings, run in (_evenly_spaced(members) if strided else [(None, [m for _, m in members])]):
                 views = []
                 for v, (shape, strides, weight) in enumerate(kinds):
-                    starts = [int(p[v][0, 0]) for _, p in run]
-                    where = (starts[0] if strided else
+                    where = (int(run[0][1][v][0, 0]) if strided else
                              torch.as_tensor(np.stack([p[v] for _, p in run]).reshape(-1), device=device))
-                    spacing = starts[1] - starts[0] if len(run) > 1 else 0
-                    views.append((weight, shape, (spacing, *strides) if strided else None, where))
+                    views.append((weight, shape, (spacings[v], *strides) if strided else None, where))
                 self.batches.append(([law for law, _ in run], centred, blocks, views))
         self.longest = max((sum(shape[1] for _, shape, _, _ in views) for *_, views in self.batches), default=0)
 
@@ -307,52 +301,32 @@ def _strides(rows):
     return (sa, sb) if sa >= 0 and sb >= 0 and np.array_equal(rows, grid) else None
 
 
-def _extends(run: list, starts: list) -> bool:
-    """Whether a law whose slices start at ``starts`` continues a ``run`` of laws (each's
-    starts) at one positive spacing per slice."""
-    last = run[-1]
-    if len(run) == 1:
-        return all(s > a for s, a in zip(starts, last, strict=True))
-    return all(s - a == a - b for s, a, b in zip(starts, last, run[-2], strict=True))
-
-
-def _evenly_spaced(members: list, strided: bool) -> list:
-    """Runs of parameters (``members``: (offset, param)) at one positive spacing, as
-    (spacing, params): each run one strided view, its sums one reduction (a model's heads
-    or experts, views of one torch parameter). Without ``strided`` views, or for sums
-    that reduce some axes first (a convolution's taps: torch reduces such a mix of axes
-    under a batch axis several times slower), one each."""
-    if not strided:
-        return [(0, (k,)) for _, k in members]
-    runs: list = []  # [spacing, offsets, params]
-    for offset, k in sorted(members):
+def _evenly_spaced(members: list) -> list:
+    """``members`` ((starts, item): starts a tuple of places) in runs whose starts advance
+    by one positive spacing per place, as (spacings, items): each run is one strided view
+    (a model's heads or experts, views of one torch parameter, and their laws)."""
+    runs: list = []  # [spacings, last starts, items]
+    for starts, item in sorted(members, key=lambda m: m[0]):
         if runs:
-            spacing, offsets, params = runs[-1]
-            step = offset - offsets[-1]
-            if step > 0 and (len(offsets) == 1 or step == spacing):
-                runs[-1] = [step, [*offsets, offset], [*params, k]]
+            spacings, last, items = runs[-1]
+            step = tuple(s - a for s, a in zip(starts, last, strict=True))
+            if all(x > 0 for x in step) and (len(items) == 1 or step == spacings):
+                runs[-1] = [step, starts, [*items, item]]
                 continue
-        runs.append([0, [offset], [k]])
-    return [(spacing, tuple(params)) for spacing, _, params in runs]
+        runs.append([(0,) * len(starts), starts, [item]])
+    return [(spacings, items) for spacings, _, items in runs]
 
 
-def _batched(stacked, params: tuple, spacing: int):
-    """``stacked`` of one parameter, or of a run of evenly spaced ones as one strided view
-    (rows, batch, *shape)."""
+def _batched(stacked, params: tuple, spacing: int, first: tuple, nexts: list) -> tuple:
+    """(``stacked`` of one parameter, or of a run of evenly spaced ones as one strided view
+    (rows, batch, *shape), the axes ``first`` and ``nexts`` of that view: the batch axis
+    kept, so its sums come parameter by parameter)."""
     Y = stacked(params[0])
     if len(params) == 1:
-        return Y
-    return Y.as_strided((len(Y), len(params), *Y.shape[1:]), (Y.stride(0), spacing, *Y.stride()[1:]),
-                        Y.storage_offset())
-
-
-def _batched_sums(stacked, params: tuple, spacing: int, order: int, first: tuple, nexts: list) -> list:
-    """`_sums` of one parameter, or of a run of evenly spaced ones (`_batched`): the batch
-    axis kept, its sums parameter by parameter."""
-    if len(params) == 1:
-        return _sums(stacked(params[0]), order, first, nexts)
-    Y = _batched(stacked, params, spacing)
-    return _sums(Y, order, tuple(a + 1 for a in first), [tuple(a + 1 for a in away) for away in nexts])
+        return Y, first, nexts
+    Y = Y.as_strided((len(Y), len(params), *Y.shape[1:]), (Y.stride(0), spacing, *Y.stride()[1:]),
+                     Y.storage_offset())
+    return Y, tuple(a + 1 for a in first), [tuple(a + 1 for a in away) for away in nexts]
 
 
 def stack(T, DR, R, D, G):
