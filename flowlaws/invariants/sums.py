@@ -317,7 +317,7 @@ def _evenly_spaced(members: list) -> list:
     return [(spacings, items) for spacings, _, items in runs]
 
 
-def _batched(stacked, params: tuple, spacing: int, first: tuple, nexts: list) -> tuple:
+def _batched(stacked, params, spacing: int, first: tuple, nexts: list) -> tuple:
     """(``stacked`` of one parameter, or of a run of evenly spaced ones as one strided view
     (rows, batch, *shape), the axes ``first`` and ``nexts`` of that view: the batch axis
     kept, so its sums come parameter by parameter)."""
