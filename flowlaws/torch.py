@@ -127,11 +127,6 @@ def _float64(x):
     return x.to(torch.float64) if x.is_floating_point() else x
 
 
-def _numpy(x):
-    """A torch result (a few numbers per law) as float64 numpy; numbers pass."""
-    return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)
-
-
 def _single(value, what: str, path: str) -> int:
     values = tuple(value) if isinstance(value, tuple | list) else (value,)
     if len(set(values)) != 1:
@@ -1363,11 +1358,12 @@ class LawMonitor:
         self.layout = _Layout.of(self.converted, self.optimizer)
         self.params = self.layout.params
         self.sums, self.segment = self._sums()
-        self._rows = [(law, self.sums.rows(law)) for law in self.laws]  # each law's components
-        spans = [rows for law, rows in self._rows if law.kind is LawKind.LAYER]
+        rows = [self.sums.rows(law) for law in self.laws]  # each law's components
+        spans = [r for law, r in zip(self.laws, rows, strict=True) if law.kind is LawKind.LAYER]
         self._layers = _summing(spans, len(self.sums.order))  # row k: layer law k's sum of its components
-        layer = iter(range(len(spans)))
-        self._rows = [(law, next(layer) if law.kind is LawKind.LAYER else rows) for law, rows in self._rows]
+        layer = iter(range(len(spans)))  # a layer law is judged by its row
+        self._rows = [(law, next(layer) if law.kind is LawKind.LAYER else r)
+                      for law, r in zip(self.laws, rows, strict=True)]
         index = torch.arange(self.layout.size)
         self.forms = MatrixForms([law for law in self.laws if law.kind is LawKind.MATRIX],
                                  [shape for _, shape in self.converted.model.param_specs],
