@@ -93,7 +93,7 @@ from flowlaws.models import (
     Sequential,
     Token,
 )
-from flowlaws.models.symmetry import LawKind, centring
+from flowlaws.models.symmetry import LawKind, centred
 from flowlaws.validation import positive_int
 
 try:
@@ -1179,7 +1179,7 @@ class _Step:
     """One observed step: its operands (`OPERANDS`: theta T, its change D = theta+ - theta,
     the predicted rest R, D - R, the gradient G), ``stacked(k)`` the five of model
     parameter k as one (5, *shape) array, ``segment`` those of the parameters `LawSums`
-    sums entry by entry (float64), ``products`` a small model's quadratic products formed
+    sums entry by entry, ``products`` a small model's quadratic products formed
     once (`LawSums`), ``forms`` the matrix laws' (`MatrixForms`), and the
     round-off charged per unit of magnitude (`LawMonitor._charges`): ``rounding`` of each
     of 2|theta| + |D| + |R|, ``gradient`` of |G|."""
@@ -1201,7 +1201,7 @@ class _Step:
         N(R)) + gradient N(G). A linear law's residual is h(D - R), its prediction h(R),
         its tolerance sum_v |alpha_v| sum W_v with W = rounding (2|T| + |D| + |R|) +
         gradient |G| entry by entry."""
-        Z, Zabs = sums(self.stacked, segment=self.segment, products=self.products)
+        Z, Zabs = sums(self.stacked, segment=self.segment, formed=self.products)
         quadratic = sums.order == 2
         delta, theta, rest, grad = np.sqrt(Zabs[:, 2:].T)
         size, weight = theta + delta, self.rounding * (2 * theta + delta + rest) + self.gradient * grad
@@ -1219,8 +1219,7 @@ class _Step:
         outer = size[:, None] * weight[None, :]
         bound = outer + outer.T
         if law.centred:
-            C = centring(len(bound), absolute=True)
-            bound = C @ bound @ C
+            bound = centred(bound, absolute=True)
         effect = effect_size(residual, bound)
         i, j = (int(x) for x in np.unravel_index(np.argmax(effect), effect.shape))
         return residual[i, j], bound[i, j], effect[i, j], (i, j)
@@ -1467,7 +1466,7 @@ class LawMonitor:
             if coefficient != c:
                 X[REST, where] -= (coefficient - c) * X[GRAD, where]
         torch.sub(X[DELTA], X[REST], out=X[DR])
-        segment = X.index_select(1, self.segment).cpu().double().numpy()
+        segment = X.index_select(1, self.segment)  # (copied to the host by `LawSums` if read)
         formed = None
         if self.layout.size <= PRODUCTS:
             P = self._buffer("_P", CHANNELS, X.dtype, X.device)

@@ -162,6 +162,6 @@ def test_sums_from_products_formed_once_equal_the_sums_of_the_operands(data):
     segment = [formed[k].reshape(CHANNELS, -1) for k in sorted(sums.positions)]
     segment = np.concatenate(segment, 1) if segment else np.zeros((CHANNELS, 0))
     Z, Zabs = sums(stacked)
-    Zp, Zabsp = sums(stacked, products=(formed.__getitem__, segment))
+    Zp, Zabsp = sums(stacked, formed=(formed.__getitem__, segment))
     scale = np.abs(Zabs).max() + 1.0
     assert np.allclose(Z, Zp, rtol=0, atol=1e-12 * scale) and np.allclose(Zabs, Zabsp, rtol=0, atol=1e-12 * scale)

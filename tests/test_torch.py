@@ -896,7 +896,7 @@ def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, fo
     if formed:
         P = products(X, torch.empty(CHANNELS, X.shape[1], dtype=X.dtype))
         formed_products = (monitor.layout.stacked(P), P.index_select(1, monitor.segment))
-    Z, Zabs = monitor.sums(stacked, segment=X.index_select(1, monitor.segment).numpy(), products=formed_products)
+    Z, Zabs = monitor.sums(stacked, segment=X.index_select(1, monitor.segment), formed=formed_products)
     DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.layout.views))) for i in range(5))
     forms = monitor.forms(X)
     checked = 0

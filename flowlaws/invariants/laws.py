@@ -28,7 +28,7 @@ from typing import Any
 import autograd.numpy as anp
 import numpy as np
 
-from flowlaws.models.symmetry import Family, LawKind, Term, View, centring, namespace
+from flowlaws.models.symmetry import Family, LawKind, Term, View, centred, namespace
 
 KINDS = tuple(LawKind)
 
@@ -91,9 +91,7 @@ class Law:
         if self.kind is LawKind.MATRIX:
             G = within_blocks(xp, 0.5 * (G + G.T), self.blocks)
             if self.centred:
-                C = centring(G.shape[0], absolute)
-                C = C if xp in (np, anp) else xp.as_tensor(C, dtype=G.dtype, device=G.device)
-                G = C @ G @ C
+                G = centred(G, absolute)
         return G
 
     def value(self, params):

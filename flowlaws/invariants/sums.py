@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse
 
 from flowlaws.invariants.laws import within_blocks
-from flowlaws.models.symmetry import View, centring, namespace
+from flowlaws.models.symmetry import View, centred, namespace
 
 CHANNELS = 6
 OPERANDS = ("D - R", "D", "T", "R", "G")  # a step's operands, in the order they are stacked
@@ -163,27 +163,33 @@ class LawSums:
         """The components of ``law`` (of its unit form for a layer or matrix law)."""
         return self._rows[law.terms, law.order]
 
-    def __call__(self, stacked, segment=None, products=None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, stacked, segment=None, formed=None) -> tuple[np.ndarray, np.ndarray]:
         """(Z, Z_abs), each components x CHANNELS float64, from the step's operands:
         ``stacked(k)`` is parameter k's five (`OPERANDS`) as one (5, *shape) array (`stack`),
         ``segment`` the (5, length) operands of the parameters summed entry by entry, each
         entry at its `positions` (default: those parameters' entries end to end, from
-        ``stacked``). ``products``: (a quadratic law's CHANNELS products already formed,
-        as ``stacked`` gives operands; those of the segment, (CHANNELS, length)): each sum
-        is then a view's reduction (`products`)."""
+        ``stacked``; copied to the host only when read). ``formed``: (a quadratic law's
+        CHANNELS products already formed, as ``stacked`` gives operands; those of the
+        segment, (CHANNELS, length)): each quadratic sum is then a view's reduction
+        (`products`)."""
         parts = []
         for params, spacing, order, first, nexts in self.reductions:
-            formed = order == 2 and products is not None
-            Y, first, nexts = _batched(products[0] if formed else stacked, params, spacing, first, nexts)
-            sums = (_reduced(namespace(Y), Y, first, nexts, None) if formed else _sums(Y, order, first, nexts))
+            ready = order == 2 and formed is not None
+            Y, first, nexts = _batched(formed[0] if ready else stacked, params, spacing, first, nexts)
+            sums = (_reduced(namespace(Y), Y, first, nexts, None) if ready else _sums(Y, order, first, nexts))
             parts += [_host(part).reshape(CHANNELS, -1) for part in sums]
-        if segment is None and self.positions:
-            chosen = [stacked(k) for k in sorted(self.positions)]
-            segment = np.concatenate([_host(x).reshape(len(OPERANDS), -1) for x in chosen], 1)
+        host = None  # the segment's operands on the host, once
         for order, params in self.flat.items():
-            if params:
-                parts.append(_host(products[1]) if order == 2 and products is not None else
-                             _sums(_host(segment), order, (), [()])[0])
+            if not params:
+                continue
+            if order == 2 and formed is not None:
+                parts.append(_host(formed[1]))
+                continue
+            if host is None:
+                chosen = [stacked(k) for k in sorted(self.positions)]
+                host = (_host(segment) if segment is not None else
+                        np.concatenate([_host(x).reshape(len(OPERANDS), -1) for x in chosen], 1))
+            parts.append(_sums(host, order, (), [()])[0])
         S = np.concatenate(parts, 1) if parts else np.zeros((CHANNELS, 0))
         Z = self.both @ np.ascontiguousarray(S.T)
         return Z[:len(Z) // 2], Z[len(Z) // 2:]
@@ -227,14 +233,14 @@ class MatrixForms:
             alike.setdefault((law.centred, law.blocks, strided, *kinds), []).append(
                 (tuple(int(rows[0, 0]) for rows in slices), (law, slices)))
         self.batches = []  # (laws, centred, blocks, [(exponent, (units, r), strides or None, offset or index)])
-        for (centred, blocks, strided, *kinds), members in alike.items():
+        for (plane, blocks, strided, *kinds), members in alike.items():
             for spacings, run in (_evenly_spaced(members) if strided else [(None, [m for _, m in members])]):
                 views = []
                 for v, (shape, strides, weight) in enumerate(kinds):
                     where = (int(run[0][1][v][0, 0]) if strided else
                              torch.as_tensor(np.stack([p[v] for _, p in run]).reshape(-1), device=device))
                     views.append((weight, shape, (spacings[v], *strides) if strided else None, where))
-                self.batches.append(([law for law, _ in run], centred, blocks, views))
+                self.batches.append(([law for law, _ in run], plane, blocks, views))
         self.longest = max((sum(shape[1] for _, shape, _, _ in views) for *_, views in self.batches), default=0)
 
     @staticmethod
@@ -250,11 +256,11 @@ class MatrixForms:
     def __call__(self, X) -> dict:
         """id(law) -> its residual form, a (units, units) float64 array; keeps X for `predicted`."""
         self._X, found = X, {}
-        for members, centred, blocks, views in self.batches:
+        for members, plane, blocks, views in self.batches:
             G = sum(weight * (V[THETA] @ V[DR].mT) for weight, V in self._views(X, len(members), views))
             for law, form in zip(members, _host(G + G.mT), strict=True):
                 form = within_blocks(np, form, blocks)
-                found[id(law)] = _centred(form) if centred else form
+                found[id(law)] = centred(form) if plane else form
         return found
 
     def predicted(self, worst: dict) -> dict:
@@ -263,33 +269,27 @@ class MatrixForms:
         import torch
 
         found = {}
-        for members, centred, blocks, views in self.batches:
+        for members, plane, blocks, views in self.batches:
             rows = torch.as_tensor([worst[id(law)] for law in members])  # (laws, 2)
             every = torch.arange(len(members))[:, None]
             total: Any = 0.0
             for weight, V in self._views(self._X, len(members), views):
-                if centred:  # C . C mixes every row: the whole form
+                if plane:  # C . C mixes every row: the whole form
                     H = V[THETA] @ V[REST].mT
                     total = total + weight * (H + H.mT + V[DELTA] @ V[DELTA].mT)
                     continue
                 Y = V[:, every, rows]  # (5, laws, 2, r): rows i and j of each law's slice
                 total = total + weight * (Y[:, :, 0].transpose(0, 1) @ Y[:, :, 1].permute(1, 2, 0))  # 5 x 5 Grams
-            if not centred:  # T_i . R_j + R_i . T_j + D_i . D_j
+            if not plane:  # T_i . R_j + R_i . T_j + D_i . D_j
                 total = total[:, THETA, REST] + total[:, REST, THETA] + total[:, DELTA, DELTA]
             for law, value in zip(members, _host(total), strict=True):
                 a, b = worst[id(law)]
-                if centred:
-                    found[id(law)] = float(_centred(within_blocks(np, value, blocks))[a, b])
+                if plane:
+                    found[id(law)] = float(centred(within_blocks(np, value, blocks))[a, b])
                 else:
                     size = views[0][1][0] // blocks
                     found[id(law)] = float(value) if a // size == b // size else 0.0
         return found
-
-
-def _centred(form):
-    """C form C, C = d I - 1 1^T (a centred law's form, `Law.centred`)."""
-    C = centring(len(form))
-    return C @ form @ C
 
 
 def _strides(rows):

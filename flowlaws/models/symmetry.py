@@ -421,6 +421,15 @@ def centring(units: int, absolute: bool = False) -> np.ndarray:
     return np.abs(C) if absolute else C
 
 
+def centred(G, absolute: bool = False):
+    """C G C with C = `centring` (|C| G |C| for ``absolute``): a square form on the centred
+    plane, of numpy arrays, autograd boxes or torch tensors (on G's device, in its dtype)."""
+    C = centring(G.shape[-1], absolute)
+    xp = namespace(G)
+    C = xp.as_tensor(C, dtype=G.dtype, device=G.device) if hasattr(xp, "as_tensor") else C
+    return C @ G @ C
+
+
 def parameter_count(model) -> int:
     """D, the number of a model's parameters (its `param_specs`' entries)."""
     return int(sum(np.prod(shape) for _, shape in model.param_specs))
