@@ -1143,12 +1143,11 @@ class _Layout:
     def size(self) -> int:
         return self.starts[-1]
 
-    def positions(self, k: int, index=None) -> np.ndarray:
-        """Where model parameter k's entries (row-major) lie in the vector (``index``:
-        ``torch.arange(self.size)``, made once for many calls)."""
-        size, stride, offset = self.views[k]
-        index = torch.arange(self.size) if index is None else index
-        return index.as_strided(size, stride, offset).reshape(-1).numpy()
+    def copies(self, count: int) -> tuple:
+        """Each model parameter's (size, stride, offset) in ``count`` vectors end to end: copy
+        s of parameter k is parameter k + s P (of P), at its offset + s N (`LawMonitor.batch`)."""
+        return tuple((size, stride, offset + s * self.size)
+                     for s in range(count) for size, stride, offset in self.views)
 
     def fill(self, row, tensors) -> None:
         """Write ``tensors`` (one per parameter, in order) into ``row`` end to end."""
@@ -1160,36 +1159,31 @@ class _Layout:
         for t, a, b in zip(tensors, self.starts, self.starts[1:], strict=False):
             torch.sub(t, minus[a:b].view(t.shape), out=row[a:b].view(t.shape))
 
-    def stacked(self, X):
-        """`LawSums`' ``stacked`` of the rows of X: model parameter k's view of every row
-        at once, (rows, *shape)."""
-        def stacked(k):
-            size, stride, offset = self.views[k]
-            return X.as_strided((X.shape[0], *size), (X.stride(0), *stride), X.storage_offset() + offset)
-        return stacked
-
 
 PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
-PRODUCTS = 1 << 20  # a model of up to this many watched entries forms its products once a step (`LawSums`)
+PRODUCTS = 1 << 20  # a batch of up to this many watched entries forms its products once (`LawSums`)
+BATCH_STEPS = 16  # steps judged at once, at most: a judgement's calls cost the same for one step or many
+BATCH_ENTRIES = 1 << 19  # ... while their operands hold at most this many entries a row (a small model's)
 STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (decay, buffer, step, add)
 
 
 @dataclass(frozen=True)
 class _Step:
-    """One observed step: its operands (`OPERANDS`: theta T, its change D = theta+ - theta,
-    the predicted rest R, D - R, the gradient G), ``stacked(k)`` the five of model
-    parameter k as one (5, *shape) array, ``segment`` those of the parameters `LawSums`
-    sums entry by entry, ``products`` a small model's quadratic products formed
-    once (`LawSums`), ``forms`` the matrix laws' (`MatrixForms`), and the
-    round-off charged per unit of magnitude (`LawMonitor._charges`): ``rounding`` of each
-    of 2|theta| + |D| + |R|, ``gradient`` of |G|."""
+    """A batch of observed steps (`LawMonitor.batch`, each a copy of the model): their
+    operands (`OPERANDS`: theta T, its change D = theta+ - theta, the predicted rest R,
+    D - R, the gradient G), ``stacked(k)`` the five of model parameter k (of a copy) as one
+    (5, *shape) array, ``segment`` those of the parameters `LawSums` sums entry by entry,
+    ``products`` a small model's quadratic products formed once (`LawSums`), ``forms``
+    the matrix laws' (`MatrixForms`), and the round-off charged per unit of magnitude
+    (`LawMonitor._charges`): ``rounding`` of each of 2|theta| + |D| + |R|, ``gradient``
+    of |G| (per component: each copy's own step)."""
 
     stacked: Any
     segment: Any
     products: tuple | None
     forms: dict
     rounding: float
-    gradient: float
+    gradient: np.ndarray
 
     def judged(self, sums: LawSums) -> tuple:
         """(residual, predicted, tolerance, size, weight) of every component of ``sums``
@@ -1298,21 +1292,20 @@ class LawMonitor:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor"
                                   + (f" ({len(self.unwatched)} unwatched: gradients that vanish only as sums over "
                                      "the batch, or a stream's mean direction)" if self.unwatched else ""))
-        self.records = [Record(law) for law in self.laws]
+        self._records = [Record(law) for law in self.laws]
+        self._errors: list[str] = []
+        self._pending: list[tuple] = []  # (step, coefficient c, input elements) of each step awaiting judgement
+        self._X = self._P = None  # the operands' rows (`_operands`) and a small model's products
         self._arrange()
-        # the longest sum a law takes: a slice of a parameter, or a matrix law's slices side by side
-        self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)
-        self.slice = max(self.slice, self.forms.longest)
         self.summed = int(np.prod(example_input.shape))  # the batch's input elements (updated each forward)
-        self.errors: list[str] = []
         self.steps = 0
         self._before: tuple | None = None
-        self._X = self._P = None  # the operands' rows (`_operands`) and a small model's products
         self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post),
                          module.register_forward_pre_hook(self._saw_input)]
 
     def detach(self) -> None:
-        """Stop monitoring (remove the hooks)."""
+        """Judge the steps still pending and stop monitoring (remove the hooks)."""
+        self.flush()
         for handle in self._handles:
             handle.remove()
 
@@ -1340,63 +1333,91 @@ class LawMonitor:
             if all(t.grad is None for t in self.params):
                 return
             if self.layout.grouping != _grouping(optimizer):  # add_param_group since the last step
+                self.flush()
                 self._arrange()
             with torch.no_grad():
-                X = self._operands()
+                X = self._slot(len(self._pending))
                 self.layout.fill(X[THETA], self.params)
                 self.layout.fill(X[GRAD], [t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
                                            for t in self.params])
                 coefficients = self._rests(optimizer, X)
             self._before = (X, coefficients)
         except Exception as error:  # never break the user's training
-            self.errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
+            self._errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
 
     def _arrange(self) -> None:
-        """Lay the watched parameters out by the optimizer's param groups (`_Layout`), and
-        the sums over that layout."""
+        """Lay the watched parameters out by the optimizer's param groups (`_Layout`), ``batch``
+        copies of that layout end to end (one a step, judged together), and the sums of
+        every law of every copy over them."""
         self.layout = _Layout.of(self.converted, self.optimizer)
-        self.params = self.layout.params
-        self.sums, self.segment = self._sums()
-        rows = [self.sums.rows(law) for law in self.laws]  # each law's components
-        spans = [r for law, r in zip(self.laws, rows, strict=True) if law.kind is LawKind.LAYER]
+        self.params, size = self.layout.params, self.layout.size
+        self.batch = max(1, min(BATCH_STEPS, BATCH_ENTRIES // max(size, 1)))
+        self.formed = size * self.batch <= PRODUCTS  # a small model's products formed once, step by step
+        self.views = self.layout.copies(self.batch)
+        index = torch.arange(size * self.batch)
+        positions = [_positions(view, index) for view in self.views]
+        self.copies = [_copy(law, s * len(self.layout.views)) for s in range(self.batch) for law in self.laws]
+        self.sums, self.segment = self._sums(positions)
+        rows = [self.sums.rows(law) for law in self.copies]  # each law's components
+        self._copy_of = np.zeros(len(self.sums.order), int)  # each component's copy
+        for k, r in enumerate(rows):
+            self._copy_of[r] = k // len(self.laws)
+        spans = [r for law, r in zip(self.copies, rows, strict=True) if law.kind is LawKind.LAYER]
         self._layers = _summing(spans, len(self.sums.order))  # row k: layer law k's sum of its components
         layer = iter(range(len(spans)))  # a layer law is judged by its row
         self._rows = [(law, next(layer) if law.kind is LawKind.LAYER else r)
-                      for law, r in zip(self.laws, rows, strict=True)]
-        index = torch.arange(self.layout.size)
-        self.forms = MatrixForms([law for law in self.laws if law.kind is LawKind.MATRIX],
-                                 [shape for _, shape in self.converted.model.param_specs],
-                                 lambda k: self.layout.positions(k, index), device=self.params[0].device)
+                      for law, r in zip(self.copies, rows, strict=True)]
+        shapes = [shape for _, shape in self.converted.model.param_specs] * self.batch
+        self.forms = MatrixForms([law for law in self.copies if law.kind is LawKind.MATRIX], shapes,
+                                 lambda k: positions[k], device=self.params[0].device)
+        # the longest sum a law takes: a slice of a parameter, or a matrix law's slices side by side
+        self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)
+        self.slice = max(self.slice, self.forms.longest)
 
-    def _sums(self) -> tuple:
-        """(`LawSums`, the vector's places of the segment): a model parameter of a torch
+    def _sums(self, positions: list) -> tuple:
+        """(`LawSums`, the buffer's places of the segment): a model parameter of a torch
         parameter under SMALL entries is summed entry by entry from the segment (one gather
-        for all of them), any other reduced in place."""
-        layout = self.layout
+        for all of them and every copy), any other reduced in place."""
+        layout, columns = self.layout, self.layout.size * self.batch
         starts = layout.starts
-        segment = np.concatenate([np.arange(a, b) for t, a, b in zip(self.params, starts, starts[1:], strict=False)
+        segment = np.concatenate([np.arange(a, b) + s * layout.size for s in range(self.batch)
+                                  for t, a, b in zip(self.params, starts, starts[1:], strict=False)
                                   if t.numel() < SMALL] or [np.zeros(0, int)])
-        place = np.full(layout.size, -1)
+        place = np.full(columns, -1)
         place[segment] = np.arange(segment.size)
-        index = torch.arange(layout.size)  # a view starts at its offset: on a small parameter, all of it is
-        flat = {k: place[layout.positions(k, index)] for k, (_, _, offset) in enumerate(layout.views)
-                if offset >= layout.size or place[offset] >= 0}
-        sums = LawSums(self.laws, [shape for _, shape in self.converted.model.param_specs], flat=flat,
-                       views=dict(enumerate(layout.views)))
+        # a view starts at its offset: on a small parameter, all of it is
+        flat = {k: place[p] for k, (_, _, offset) in enumerate(self.views) if offset >= columns or place[offset] >= 0
+                for p in (positions[k],)}
+        shapes = [shape for _, shape in self.converted.model.param_specs] * self.batch
+        sums = LawSums(self.copies, shapes, flat=flat, views=dict(enumerate(self.views)))
         return sums, torch.as_tensor(segment, device=self.params[0].device)
 
+    def stacked(self, X):
+        """`LawSums`' ``stacked`` of the rows of X (the batch's copies end to end)."""
+        return _stacked(X, self.views)
+
     def _operands(self):
-        """The (5, N) rows of a step's operands (`OPERANDS`), in the parameters' dtype (the
-        widest, if they differ) on their device."""
+        """The (5, batch N) rows of a batch's operands (`OPERANDS`), in the parameters' dtype
+        (the widest, if they differ) on their device."""
         dtype = functools.reduce(torch.promote_types, {t.dtype for t in self.params})
         return self._buffer("_X", len(OPERANDS), dtype, self.params[0].device)
 
+    def _products(self):
+        """The (CHANNELS, batch N) products of a small model's batch (`products`)."""
+        X = self._operands()
+        return self._buffer("_P", CHANNELS, X.dtype, X.device)
+
+    def _slot(self, s: int):
+        """The (5, N) operands of the batch's copy s."""
+        return self._operands()[:, s * self.layout.size:(s + 1) * self.layout.size]
+
     def _buffer(self, name: str, rows: int, dtype, device):
-        """A (rows, N) array kept between steps under ``name`` (a fresh array for a large
-        model every step costs its page faults again)."""
+        """A (rows, batch N) array kept between steps under ``name`` (a fresh array for a large
+        model every step costs its page faults again), zero at first: a copy no step has
+        filled yet is judged with the others, and ignored."""
         X = getattr(self, name, None)
-        if X is None or X.dtype != dtype or X.device != device or X.shape != (rows, self.layout.size):
-            X = torch.empty((rows, self.layout.size), dtype=dtype, device=device)
+        if X is None or X.dtype != dtype or X.device != device or X.shape != (rows, self.layout.size * self.batch):
+            X = torch.zeros((rows, self.layout.size * self.batch), dtype=dtype, device=device)
             setattr(self, name, X)
         return X
 
@@ -1404,9 +1425,12 @@ class LawMonitor:
         try:
             if self._before is not None:
                 with torch.no_grad():
-                    self._observe(*self._before)
+                    c = self._completed(*self._before)
+                self._pending.append((self.steps, c, self.summed))
+                if len(self._pending) == self.batch:
+                    self.flush()
         except Exception as error:  # never break the user's training
-            self.errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
+            self._errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
         finally:
             self._before = None
             self.steps += 1
@@ -1451,9 +1475,9 @@ class LawMonitor:
                 coefficients.append((where, c))
         return coefficients
 
-    def _observe(self, X, coefficients):
-        from flowlaws.checking import effect_size
-
+    def _completed(self, X, coefficients) -> float:
+        """Complete one step's operands X (its copy) after the step: D = theta+ - theta, and
+        D - R; the gradient coefficient c the rest leaves out (its first-order effect is 0)."""
         c = max((coefficient for _, coefficient in coefficients), default=0.0)
         if self.layout.size < PER_PARAMETER * len(self.params):  # many small parameters: two passes, few calls
             self.layout.fill(X[DELTA], self.params)
@@ -1466,55 +1490,95 @@ class LawMonitor:
             if coefficient != c:
                 X[REST, where] -= (coefficient - c) * X[GRAD, where]
         torch.sub(X[DELTA], X[REST], out=X[DR])
+        if self.formed:  # its products now, while its operands are in cache
+            size = self.layout.size
+            products(X, self._products()[:, len(self._pending) * size:(len(self._pending) + 1) * size])
+        return c
+
+    def flush(self) -> None:
+        """Judge the steps awaiting judgement. Steps are judged ``batch`` at a time, every
+        copy of the model in the same calls (a small model's judgement costs its calls, not
+        its entries); every reader (``records``, ``flagged``, ``errors``, ...) flushes first."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            with torch.no_grad():
+                self._judge(pending)
+        except Exception as error:  # never break the user's training
+            steps = f"step {pending[0][0]}" + (f" to {pending[-1][0]}" if len(pending) > 1 else "")
+            self._errors.append(f"{steps}: {type(error).__name__}: {error}")
+
+    def _judge(self, pending: list) -> None:
+        from flowlaws.checking import effect_size
+
+        X = self._operands()
         segment = X.index_select(1, self.segment)  # (copied to the host by `LawSums` if read)
         formed = None
-        if self.layout.size <= PRODUCTS:
-            P = self._buffer("_P", CHANNELS, X.dtype, X.device)
-            products(X, P)
-            formed = (self.layout.stacked(P), P.index_select(1, self.segment))
-        step = _Step(self.layout.stacked(X), segment, formed, self.forms(X), *self._charges(c))
+        if self.formed:
+            P = self._products()
+            formed = (self.stacked(P), P.index_select(1, self.segment))
+        rounding = self._charges(0.0, 0)[0]
+        gradient = np.zeros(self.batch)  # each copy's charge of |g|; 0 for a copy no step filled
+        gradient[:len(pending)] = [self._charges(c, summed)[1] for _, c, summed in pending]
+        step = _Step(self.stacked(X), segment, formed, self.forms(X), rounding, gradient[self._copy_of])
         residuals, predictions, tolerances, sizes, weights = step.judged(self.sums)
         effects = effect_size(residuals, tolerances)
         layer = list((self._layers @ np.stack([residuals, predictions, tolerances], 1)).T)  # each layer law's sums
         layer.append(effect_size(layer[0], layer[2]))
         found, worst = [], {}
-        for law, rows in self._rows:
+        for law, rows in self._rows[:len(pending) * len(self.laws)]:
             if law.kind is LawKind.MATRIX:
                 residual, tolerance, effect, worst[id(law)] = step.matrix(law, sizes[rows], weights[rows])
-                found.append((residual, None, tolerance, effect, worst[id(law)]))
+                found.append((law, residual, None, tolerance, effect, worst[id(law)]))
             elif law.kind is LawKind.LAYER:
                 residual, predicted, tolerance, effect = (x[rows] for x in layer)
-                found.append((residual, predicted, tolerance, effect, ()))
+                found.append((law, residual, predicted, tolerance, effect, ()))
             else:
                 unit = int(np.argmax(effects[rows]))
                 k = rows.start + unit
-                found.append((residuals[k], predictions[k], tolerances[k], effects[k], (unit,)))
+                found.append((law, residuals[k], predictions[k], tolerances[k], effects[k], (unit,)))
         predicted = self.forms.predicted(worst)  # a matrix law's at its worst entry only
-        for record, (residual, prediction, tolerance, effect, unit) in zip(self.records, found, strict=True):
-            prediction = predicted[id(record.law)] if prediction is None else prediction
-            self._record(record, residual, prediction, tolerance, effect, unit)
+        for k, (law, residual, prediction, tolerance, effect, unit) in enumerate(found):
+            prediction = predicted[id(law)] if prediction is None else prediction
+            step_number = pending[k // len(self.laws)][0]
+            self._record(self._records[k % len(self.laws)], step_number, residual, prediction, tolerance, effect,
+                         unit)
 
-    def _charges(self, c) -> tuple[float, float]:
+    def _charges(self, c, summed: int) -> tuple[float, float]:
         """The round-off the tolerance charges (docs/numerics.md), per unit of magnitude:
         SAFETY u (STEP_ROUNDINGS + m) of 2|theta| + |Delta| + |rest| (2|theta| + |Delta|
         bounds |theta+| + |theta|), m the longest slice a law sums (its sums are in the
         parameters' precision), and SAFETY u (n + m) c of |g|, n the longest sum behind a
-        gradient entry."""
+        gradient entry (``summed``: the batch's input elements)."""
         from flowlaws.checking import SAFETY
 
         unit = max(float(torch.finfo(t.dtype).eps) for t in self.params)  # the least precise parameter's
-        return SAFETY * unit * (STEP_ROUNDINGS + self.slice), SAFETY * unit * (self.summed + self.slice) * c
+        return SAFETY * unit * (STEP_ROUNDINGS + self.slice), SAFETY * unit * (summed + self.slice) * c
 
-    def _record(self, record, residual, predicted, tolerance, effect, unit: tuple) -> None:
-        """Keep a law's worst component of this step (``unit``: its index in the law's form)."""
+    @staticmethod
+    def _record(record, step: int, residual, predicted, tolerance, effect, unit: tuple) -> None:
+        """Keep a law's worst component of ``step`` (``unit``: its index in the law's form)."""
         record.measured.append(float(predicted + residual))
         record.predicted.append(float(predicted))
         record.effect.append(float(effect))
         record.resolution.append(float(tolerance))
         if record.flagged is None and effect > 1:
-            record.flagged = (self.steps, unit, float(effect))
+            record.flagged = (step, unit, float(effect))
 
     # --- results --------------------------------------------------------------------------
+    @property
+    def records(self) -> list[Record]:
+        """One `Record` per watched law, every step judged."""
+        self.flush()
+        return self._records
+
+    @property
+    def errors(self) -> list[str]:
+        """What kept a step from being observed or judged (the monitor never raises in training)."""
+        self.flush()
+        return self._errors
+
     @property
     def flagged(self) -> list[Record]:
         return [r for r in self.records if r.flagged is not None]
@@ -1573,6 +1637,28 @@ class LawMonitor:
         fig.savefig(path, dpi=150)
         plt.close(fig)
         return path
+
+
+def _positions(view, index) -> np.ndarray:
+    """Where a parameter's entries (row-major) lie in the vector, from its (size, stride,
+    offset) ``view`` (``index``: ``torch.arange`` of the vector, made once for many calls)."""
+    size, stride, offset = view
+    return index.as_strided(size, stride, offset).reshape(-1).numpy()
+
+
+def _stacked(X, views):
+    """`LawSums`' ``stacked`` of the rows of X: parameter k's view of every row at once,
+    (rows, *shape), ``views[k]`` its (size, stride, offset) in a row."""
+    def stacked(k):
+        size, stride, offset = views[k]
+        return X.as_strided((X.shape[0], *size), (X.stride(0), *stride), X.storage_offset() + offset)
+    return stacked
+
+
+def _copy(law, shift: int):
+    """``law`` on parameters ``shift`` places on (the same law of another copy of the model)."""
+    return dataclasses.replace(law, terms=tuple(
+        dataclasses.replace(t, view=dataclasses.replace(t.view, param=t.view.param + shift)) for t in law.terms))
 
 
 def _summing(spans: list, columns: int):

@@ -274,7 +274,7 @@ def test_per_group_learning_rates_are_read_per_group_and_their_drift_predicted(m
 @pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: NanoGPT(dropout=0.0, tied=True)],
                          ids=["resnet-downsample", "swiglu", "nanogpt-tied"])
 def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
-    from flowlaws.torch import _Layout
+    from flowlaws.torch import _Layout, _positions, _stacked
 
     torch.manual_seed(0)
     net = make()
@@ -286,13 +286,16 @@ def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
                            {"params": [p for p in net.parameters() if p.dim() <= 1]}], lr=0.1)
     layout = _Layout.of(converted, opt)
     assert [group for _, group, _ in layout.runs] == [0, 1]  # each group one run of the vector
-    X = torch.empty(2, layout.size)
+    X = torch.zeros(2, 3 * layout.size)  # three copies of the layout end to end; the middle one filled
     with torch.no_grad():
-        layout.fill(X[1], layout.params)
+        layout.fill(X[1, layout.size:2 * layout.size], layout.params)
+    views, index = layout.copies(3), torch.arange(3 * layout.size)
     vector = X[1].numpy()
-    for k, p in enumerate(converted.tensors(lambda t: t.detach())):
-        assert torch.equal(layout.stacked(X)(k)[1], p)
-        assert np.array_equal(vector[layout.positions(k)], p.reshape(-1).numpy())
+    tensors = converted.tensors(lambda t: t.detach())
+    for k, p in enumerate(tensors):
+        copy = k + len(tensors)  # parameter k of copy 1
+        assert torch.equal(_stacked(X, views)(copy)[1], p) and not _stacked(X, views)(k).any()
+        assert np.array_equal(vector[_positions(views[copy], index)], p.reshape(-1).numpy())
 
 
 def test_a_batchnorm_of_a_column_constant_over_the_batch_converts():
@@ -890,17 +893,17 @@ def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, fo
     torch.manual_seed(0)
     net = make().double()
     monitor = LawMonitor(net, torch.optim.SGD(net.parameters(), lr=0.1), example_input=x)
-    X = torch.randn(len(OPERANDS), monitor.layout.size, dtype=torch.float64)
-    stacked = monitor.layout.stacked(X)
+    X = torch.randn(len(OPERANDS), monitor.layout.size * monitor.batch, dtype=torch.float64)
+    stacked = monitor.stacked(X)
     formed_products = None
     if formed:
         P = products(X, torch.empty(CHANNELS, X.shape[1], dtype=X.dtype))
-        formed_products = (monitor.layout.stacked(P), P.index_select(1, monitor.segment))
+        formed_products = (monitor.stacked(P), P.index_select(1, monitor.segment))
     Z, Zabs = monitor.sums(stacked, segment=X.index_select(1, monitor.segment), formed=formed_products)
-    DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.layout.views))) for i in range(5))
+    DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.views))) for i in range(5))
     forms = monitor.forms(X)
     checked = 0
-    for law in monitor.laws:
+    for law in monitor.copies:  # every law of every copy of the model (one a step, judged at once)
         if law.kind is LawKind.MATRIX:  # its whole first-order change (`MatrixForms`)
             expected = law.first(T, DR)
             assert np.allclose(forms[id(law)], expected, rtol=0, atol=1e-12 * (1 + np.abs(expected).max())), law.name
@@ -1421,3 +1424,39 @@ def test_a_layernorm_without_a_bias_is_a_layernorm_then_a_gain_and_its_laws_are_
     found = discover(model)
     assert found.count == found.derived == 8 and found.decided_by == "bounds"  # centring (4), gain/dense1 (4)
     assert {law.name for law in laws_of(net, x)} >= {"unit scale0/dense1", "translation layer dense0/ln0.b"}
+
+
+@pytest.mark.parametrize("make, x", [
+    (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                           nn.Flatten(), nn.Linear(16, 5), nn.ReLU(), nn.Linear(5, 3)), torch.randn(6, 2, 4, 4)),
+    (TwoAttentions, torch.randn(3, 4, 64)),  # matrix laws: heads
+], ids=["conv-bn", "two-attentions"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_steps_judged_in_batches_are_judged_as_one_at_a_time(make, x, optimizer, monkeypatch):
+    """Two monitors on one training run: one judges its steps `batch` at a time (each a
+    copy of the model), one after every step; a learning rate that changes every step
+    charges each step its own round-off. Every step's record is the same, flags included."""
+    import flowlaws.torch as bridge
+
+    torch.manual_seed(0)
+    net, x = make().double(), x.double()
+    make_opt = {"sgd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
+                "adamw": lambda p: torch.optim.AdamW(p, lr=1e-3)}[optimizer]
+    opt = make_opt(net.parameters())
+    schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.9)
+    batched = LawMonitor(net, opt, example_input=x)
+    monkeypatch.setattr(bridge, "BATCH_STEPS", 1)
+    single = LawMonitor(net, opt, example_input=x)
+    assert batched.batch > 1 and single.batch == 1
+    y = torch.randn_like(net(x))
+    for _ in range(batched.batch + 3):  # a full batch, then a part of one judged when read
+        opt.zero_grad()
+        (0.5 * ((net(x) - y) ** 2).sum()).backward()
+        opt.step()
+        schedule.step()
+    assert batched.steps == single.steps and not batched.errors and not single.errors
+    for a, b in zip(batched.records, single.records, strict=True):
+        assert len(a.measured) == batched.steps and a.flagged == b.flagged, a.law.name
+        for field in ("measured", "predicted", "effect", "resolution"):
+            assert np.allclose(getattr(a, field), getattr(b, field), rtol=1e-9, atol=1e-300), (a.law.name, field)
+    assert bool(batched.flagged) == (optimizer == "adamw")

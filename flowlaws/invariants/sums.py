@@ -265,12 +265,13 @@ class MatrixForms:
 
     def predicted(self, worst: dict) -> dict:
         """id(law) -> its prediction first(T, R) + Q(D) at the entry ``worst[id(law)]`` =
-        (i, j) of the step `__call__` saw."""
+        (i, j) of the step `__call__` saw (at (0, 0) for a law ``worst`` leaves out)."""
         import torch
 
         found = {}
         for members, plane, blocks, views in self.batches:
-            rows = torch.as_tensor([worst[id(law)] for law in members])  # (laws, 2)
+            entries = [worst.get(id(law), (0, 0)) for law in members]
+            rows = torch.as_tensor(entries)  # (laws, 2)
             every = torch.arange(len(members))[:, None]
             total: Any = 0.0
             for weight, V in self._views(self._X, len(members), views):
@@ -282,8 +283,7 @@ class MatrixForms:
                 total = total + weight * (Y[:, :, 0].transpose(0, 1) @ Y[:, :, 1].permute(1, 2, 0))  # 5 x 5 Grams
             if not plane:  # T_i . R_j + R_i . T_j + D_i . D_j
                 total = total[:, THETA, REST] + total[:, REST, THETA] + total[:, DELTA, DELTA]
-            for law, value in zip(members, _host(total), strict=True):
-                a, b = worst[id(law)]
+            for law, value, (a, b) in zip(members, _host(total), entries, strict=True):
                 if plane:
                     found[id(law)] = float(centred(within_blocks(np, value, blocks))[a, b])
                 else:
