@@ -1365,8 +1365,8 @@ class LawMonitor:
         spans = [r for law, r in zip(self.copies, rows, strict=True) if law.kind is LawKind.LAYER]
         self._layers = _summing(spans, len(self.sums.order))  # row k: layer law k's sum of its components
         layer = iter(range(len(spans)))  # a layer law is judged by its row
-        self._rows = [(law, next(layer) if law.kind is LawKind.LAYER else r)
-                      for law, r in zip(self.copies, rows, strict=True)]
+        self._rows: list[tuple[Any, Any]] = [(law, next(layer) if law.kind is LawKind.LAYER else r)
+                                             for law, r in zip(self.copies, rows, strict=True)]
         shapes = [shape for _, shape in self.converted.model.param_specs] * self.batch
         self.forms = MatrixForms([law for law in self.copies if law.kind is LawKind.MATRIX], shapes,
                                  lambda k: positions[k], device=self.params[0].device)
