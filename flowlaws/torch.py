@@ -1269,8 +1269,10 @@ class LawMonitor:
     sum over the batch (a bias whose shift a BatchNorm removes: `Law.batch_sum`) is left
     ``unwatched``: each computed gradient entry is round-off of that sum, which no
     magnitude of the step bounds; so is a summed law (a centred stream's mean direction,
-    `LawKind.SUMMED`), whose sums are over no unit's slices. The monitor never raises inside the training loop: a
-    failure to observe a step is kept in ``errors``.
+    `LawKind.SUMMED`), whose sums are over no unit's slices. A small model's steps are judged
+    ``batch`` at a time, each a copy of the model (`flush`); every reader judges the steps still
+    pending first. The monitor never raises inside the training loop: a failure to observe
+    or judge a step is kept in ``errors``.
     """
 
     def __init__(self, module, optimizer, *, example_input, loss=None, every: int = 1):
