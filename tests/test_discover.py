@@ -254,6 +254,26 @@ def test_a_layernorm_between_two_normalizations_passes_a_mixing_of_its_centred_p
     assert found.complete and found.count == found.derived
 
 
+@pytest.mark.parametrize("later, carried", [
+    ("residual[layernorm(eps=1e-05),dense(3,bias),tanh,dense(4,bias)]", True),  # pre-norm: its branch removes
+    ("residual[dense(3,bias),tanh,dense(4,bias)]", False),  # its branch's first layer reads the shift
+])
+def test_a_pre_norm_blocks_writer_keeps_its_translation_laws_past_later_pre_norm_blocks(later, carried):
+    """A shift of the stream uniform over each position's features passes a pre-norm block
+    (its LayerNorm first removes it from the branch, the skip carries it), so the last
+    dense layer of an earlier block conserves its column sums and its bias sum up to the
+    final LayerNorm (a GPT's blocks but its last lost them before), and the count is
+    complete; a block whose branch reads the stream first stops it."""
+    spec = (f"seq:3x4:residual[layernorm(eps=1e-05),dense(3,bias),tanh,dense(4,bias)],{later},"
+            "layernorm(eps=1e-05),flatten,dense(1)")
+    model = parse(spec)
+    names = {law.name for law in laws(model)}
+    assert ({"translation unit res0.dense1/ln0.W", "translation layer res0.dense1/ln0.b"} <= names) == carried
+    if carried:
+        found = discover(model, budget=50_000)
+        assert found.complete and found.count == found.derived
+
+
 @st.composite
 def _plane_nets(draw):
     """writer, normalization N, [linear], bias-free reader, [kink], a later layer, head: N

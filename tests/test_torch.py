@@ -1310,6 +1310,52 @@ def test_split_attention_that_flowlaws_cannot_read_is_a_one_line_error(options, 
     assert "\n" not in str(error.value)
 
 
+def test_the_mlp_mixer_s_laws_flowlaws_does_not_derive_hold_on_the_module_itself():
+    """The open family of docs/theory.md 6.1 on the MLP-Mixer: a shift of the stream along
+    its features passes every pre-norm block and the final LayerNorm removes it, so the
+    stem's column sums over its output channels (12) and its bias sum are conserved, and
+    the token-mixing output bias (broadcast along the features) is dead (4): each
+    direction is orthogonal to the module's own gradient at random weights, data and
+    losses, and none is in the span of the derived laws' gradients (`discover_of`: 34)."""
+    from torch.func import jacrev
+
+    from flowlaws.torch import _law_components
+
+    torch.manual_seed(0)
+    net = Mixer().double()
+    names = [name for name, _ in net.named_parameters()]
+    sizes = [p.numel() for p in net.parameters()]
+    starts = dict(zip(names, np.cumsum([0, *sizes]), strict=False))
+    stem, bias, token = (starts[n] for n in ("stem.weight", "stem.bias", "blocks.0.mlp_tokens.fc2.bias"))
+    directions = np.zeros((17, sum(sizes)))
+    for tap in range(12):  # stem.weight[c, tap] for every output channel c
+        directions[tap, stem + tap + 12 * np.arange(4)] = 1
+    directions[12, bias:bias + 4] = 1
+    directions[13 + np.arange(4), token + np.arange(4)] = 1
+    for _ in range(3):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.5 * torch.randn_like(p))
+        out = net(torch.randn(8, 3, 4, 4, dtype=torch.float64))
+        net.zero_grad()
+        (out * torch.randn_like(out) + out ** 2).sum().backward()
+        g = torch.cat([p.grad.reshape(-1) for p in net.parameters()]).numpy()
+        assert np.abs(directions @ g).max() <= 1e-12 * np.abs(g).sum()  # round-off of sums of |g|
+    x = torch.randn(4, 3, 4, 4, dtype=torch.float64)
+    converted = Converted.of(net, x)
+    laws_at, _ = _law_components(net, converted, converted.laws())
+    shapes = [p.shape for p in net.parameters()]
+
+    def laws_of_flat(flat):
+        parts = torch.split(flat, sizes)
+        return laws_at({n: part.reshape(s) for n, part, s in zip(names, parts, shapes, strict=True)})
+
+    rows = jacrev(laws_of_flat)(torch.cat([p.detach().reshape(-1) for p in net.parameters()])).numpy()
+    basis = np.linalg.svd(rows)[2][:np.linalg.matrix_rank(rows)]
+    outside = directions - directions @ basis.T @ basis
+    assert np.linalg.norm(outside, axis=1).min() > 0.5  # each mostly outside the derived laws
+
+
 @pytest.mark.parametrize("name", list(REFERENCE))
 def test_the_reference_models_keep_their_laws_under_sgd_and_adamw_breaks_them(name):
     make, example = REFERENCE[name]

@@ -383,13 +383,19 @@ def removes_shift(site: Site, kind: str = "shift") -> str | None:
     "sample_shift": uniform over each sample's units (``layer.sample_shift``; a LayerNorm).
     "row_scale": a positive factor per row of the last axis (``layer.row_scale``: what a
     LayerNorm's division leaves; a later LayerNorm at eps = 0 removes it)."""
-    chain = site.chain
-    for position in range(site.position + 1, len(chain.layers)):
-        here = replace(site, position=position)
+    return shift_fate(site.chain, site.position + 1, site.offset, kind)[1]
+
+
+def shift_fate(chain, start: int, offset: int, kind: str) -> tuple[str, str | None]:
+    """How a shift (`removes_shift`'s ``kind``) entering ``chain``'s layer ``start`` fares
+    through the chain: ("removed", the remover's name), ("stops", None), or ("passes",
+    None) when every layer passes it (an empty chain, the identity, does)."""
+    for position in range(start, len(chain.layers)):
+        here = Site(chain, offset, position)
         how = getattr(here.layer, kind)(here)
         if how != "passes":
-            return here.name if how == "removed" else None
-    return None
+            return how, here.name if how == "removed" else None
+    return "passes", None
 
 
 BIASES = (".b", ".beta")

@@ -31,6 +31,7 @@ from flowlaws.models.symmetry import (
     close,
     removes_shift,
     rescalings,
+    shift_fate,
     shifts,
     walk,
 )
@@ -93,6 +94,14 @@ class Residual(Fork):
         shifts_on = path.shifts and all(not w.closed and w.shifts for w in walks)
         return replace(path, degree=degree, linear=linear, shifts=shifts_on, uniform=uniform,
                        terms=terms, layers=layers, classes=path.classes if keeps else 0, blocks=blocks)
+
+    def sample_shift(self, site) -> str:
+        """y = F(x) + S(x) and a shift uniform over each sample's units: each branch passes
+        it (the identity does), removes it (a pre-norm block: its LayerNorm first) or stops
+        it. The sum carries it when no branch stops it and one passes it; it is removed when
+        both remove it (docs/theory.md 7: a pre-norm stream's writers)."""
+        fates = {shift_fate(inner.chain, 0, inner.offset, "sample_shift")[0] for inner in self.inners(site)}
+        return "stops" if "stops" in fates else "passes" if "passes" in fates else "removed"
 
     def row_scale(self, site) -> str:
         """y = F(x) + S(x) keeps a factor per row when every layer of both branches passes it."""
