@@ -254,22 +254,35 @@ def test_a_layernorm_between_two_normalizations_passes_a_mixing_of_its_centred_p
     assert found.complete and found.count == found.derived
 
 
-@pytest.mark.parametrize("later, carried", [
-    ("residual[layernorm(eps=1e-05),dense(3,bias),tanh,dense(4,bias)]", True),  # pre-norm: its branch removes
-    ("residual[dense(3,bias),tanh,dense(4,bias)]", False),  # its branch's first layer reads the shift
+@pytest.mark.parametrize("first, later, carried", [
+    ("dense(3,bias),tanh,dense(4,bias)", "layernorm(eps=1e-05),dense(3,bias),tanh,dense(4,bias)", True),
+    ("attention(heads=1,dk=2,dv=2,bias)", "layernorm(eps=1e-05),dense(3,bias),tanh,dense(4,bias)", True),
+    ("dense(3,bias),tanh,dense(4,bias)", "dense(3,bias),tanh,dense(4,bias)", False),  # read before any norm
 ])
-def test_a_pre_norm_blocks_writer_keeps_its_translation_laws_past_later_pre_norm_blocks(later, carried):
+def test_a_pre_norm_blocks_writer_keeps_its_translation_laws_past_later_pre_norm_blocks(first, later, carried):
     """A shift of the stream uniform over each position's features passes a pre-norm block
     (its LayerNorm first removes it from the branch, the skip carries it), so the last
-    dense layer of an earlier block conserves its column sums and its bias sum up to the
-    final LayerNorm (a GPT's blocks but its last lost them before), and the count is
-    complete; a block whose branch reads the stream first stops it."""
-    spec = (f"seq:3x4:residual[layernorm(eps=1e-05),dense(3,bias),tanh,dense(4,bias)],{later},"
-            "layernorm(eps=1e-05),flatten,dense(1)")
-    model = parse(spec)
-    names = {law.name for law in laws(model)}
-    assert ({"translation unit res0.dense1/ln0.W", "translation layer res0.dense1/ln0.b"} <= names) == carried
-    if carried:
+    layer of an earlier block (a dense layer, attention's output projection) conserves its
+    column sums and its bias sum up to the final LayerNorm, a GPT's every block and not
+    only its last; each is orthogonal to the gradient at random points, and the dense net's
+    count is complete. A block whose branch reads the stream first stops the shift."""
+    from flowlaws.engine import value_and_grad
+    from flowlaws.losses import Square
+
+    model = parse(f"seq:3x4:residual[layernorm(eps=1e-05),{first}],residual[{later}],"
+                  "layernorm(eps=1e-05),flatten,dense(1)")
+    carried_laws = [law for law in laws(model) if law.name.startswith("translation") and "res0." in law.name
+                    and law.name.endswith(("/ln0.W", "/ln0.b", "/ln0.Wo0", "/ln0.bo0"))]
+    assert len(carried_laws) == (2 if carried else 0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        params = tuple(p + 0.3 * rng.normal(size=p.shape) for p in model.init(rng, scale=1.0))
+        X, Y = rng.normal(size=(6, *model.input_shape)), rng.normal(size=(6, *model.output_shape))
+        _, g = value_and_grad(model, Square(), params, X, Y)
+        magnitudes = tuple(np.abs(x) for x in g)
+        for law in carried_laws:  # h(g) = 0 up to the round-off of its sums
+            assert np.all(np.abs(law.value(g)) <= 1e-13 * np.abs(law._gram(magnitudes, magnitudes, True)))
+    if carried and first.startswith("dense"):
         found = discover(model, budget=50_000)
         assert found.complete and found.count == found.derived
 

@@ -398,7 +398,7 @@ def shift_fate(chain, start: int, offset: int, kind: str) -> tuple[str, str | No
     return "passes", None
 
 
-BIASES = (".b", ".beta")
+BIASES = (".b", ".beta", ".bo0")  # a bias of its rows: a dense layer's, a normalization's, attention's output
 
 
 def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool) -> Iterator[Rescaling]:

@@ -328,6 +328,11 @@ class Attention(Layer):
     def columns(self, site, path):
         return site.views(0, path.units, own=self.own("Wq", "Wk", "Wv"))
 
+    def shifted_rows(self, site):
+        """Its output is the heads' values times Wo, plus bo: Wo -> Wo + a 1^T and
+        bo -> bo + t 1 shift every output feature alike (`Layer.shifted_rows`)."""
+        return self.rows(site, self.units_out(site))
+
     def centered(self, site, groups: int):
         """Each column of Wq, Wk, Wv reads the whole feature axis (one group per position)."""
         own = self.own("Wq", "Wk", "Wv")
