@@ -1359,7 +1359,8 @@ class LawMonitor:
         index = torch.arange(size * self.batch)
         positions = [_positions(view, index) for view in self.views]
         self.copies = [_copy(law, s * len(self.layout.views)) for s in range(self.batch) for law in self.laws]
-        self.sums, self.segment = self._sums(positions)
+        shapes = [shape for _, shape in self.converted.model.param_specs] * self.batch
+        self.sums, self.segment = self._sums(positions, shapes)
         rows = [self.sums.rows(law) for law in self.copies]  # each law's components
         self._copy_of = np.zeros(len(self.sums.order), int)  # each component's copy
         for k, r in enumerate(rows):
@@ -1369,17 +1370,17 @@ class LawMonitor:
         layer = iter(range(len(spans)))  # a layer law is judged by its row
         self._rows: list[tuple[Any, Any]] = [(law, next(layer) if law.kind is LawKind.LAYER else r)
                                              for law, r in zip(self.copies, rows, strict=True)]
-        shapes = [shape for _, shape in self.converted.model.param_specs] * self.batch
         self.forms = MatrixForms([law for law in self.copies if law.kind is LawKind.MATRIX], shapes,
                                  lambda k: positions[k], device=self.params[0].device)
         # the longest sum a law takes: a slice of a parameter, or a matrix law's slices side by side
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)
         self.slice = max(self.slice, self.forms.longest)
 
-    def _sums(self, positions: list) -> tuple:
-        """(`LawSums`, the buffer's places of the segment): a model parameter of a torch
-        parameter under SMALL entries is summed entry by entry from the segment (one gather
-        for all of them and every copy), any other reduced in place."""
+    def _sums(self, positions: list, shapes: list) -> tuple:
+        """(`LawSums` over every copy's parameters, of ``shapes`` at ``positions``, and the
+        buffer's places of the segment): a model parameter of a torch parameter under SMALL
+        entries is summed entry by entry from the segment (one gather for all of them and
+        every copy), any other reduced in place."""
         layout, columns = self.layout, self.layout.size * self.batch
         starts = layout.starts
         segment = np.concatenate([np.arange(a, b) + s * layout.size for s in range(self.batch)
@@ -1388,9 +1389,8 @@ class LawMonitor:
         place = np.full(columns, -1)
         place[segment] = np.arange(segment.size)
         # a view starts at its offset: on a small parameter, all of it is
-        flat = {k: place[p] for k, (_, _, offset) in enumerate(self.views) if offset >= columns or place[offset] >= 0
-                for p in (positions[k],)}
-        shapes = [shape for _, shape in self.converted.model.param_specs] * self.batch
+        flat = {k: place[positions[k]] for k, (_, _, offset) in enumerate(self.views)
+                if offset >= columns or place[offset] >= 0}
         sums = LawSums(self.copies, shapes, flat=flat, views=dict(enumerate(self.views)))
         return sums, torch.as_tensor(segment, device=self.params[0].device)
 
