@@ -287,6 +287,16 @@ def test_a_pre_norm_blocks_writer_keeps_its_translation_laws_past_later_pre_norm
         assert found.complete and found.count == found.derived
 
 
+def test_a_dense_writer_before_the_first_pre_norm_block_keeps_its_translation_laws():
+    """A token embedding's case: the shift of its output passes every pre-norm block to
+    the final LayerNorm, so its column sums and bias sum are conserved; the count is complete."""
+    model = parse("seq:3x4:dense(4,bias),residual[layernorm(eps=1e-05),dense(3,bias),tanh,dense(4,bias)],"
+                  "layernorm(eps=1e-05),flatten,dense(1)")
+    assert {"translation unit dense0/ln0.W", "translation layer dense0/ln0.b"} <= {law.name for law in laws(model)}
+    found = discover(model, budget=50_000)
+    assert found.complete and found.count == found.derived
+
+
 @st.composite
 def _plane_nets(draw):
     """writer, normalization N, [linear], bias-free reader, [kink], a later layer, head: N

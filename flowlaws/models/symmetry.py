@@ -327,6 +327,11 @@ def from_weight_layer(site: Site, mixes: bool = True) -> Iterator[Rescaling]:
     yield from close(start, end, site)
     if start.linear and end is not None and end.family is Family.SCALE:
         yield from projected(start, site)
+    if end is None or not (end.closed and end.family is Family.SCALE and end.shifts):  # `close` gave no shifts:
+        remover = removes_shift(site, "sample_shift")  # a shift uniform over its output may still pass to a
+        rows = site.layer.shifted_rows(site) if remover else ()  # layer that removes it (past pre-norm blocks)
+        if rows:
+            yield from shifts(f"{site.name}/{remover}", rows, rows[0].units, True, True)
 
 
 def projected(start: Path, site: Site) -> Iterator[Rescaling]:
