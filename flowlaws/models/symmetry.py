@@ -327,9 +327,11 @@ def from_weight_layer(site: Site, mixes: bool = True) -> Iterator[Rescaling]:
     yield from close(start, end, site)
     if start.linear and end is not None and end.family is Family.SCALE:
         yield from projected(start, site)
-    if end is None or not (end.closed and end.family is Family.SCALE and end.shifts):  # `close` gave no shifts:
-        remover = removes_shift(site, "sample_shift")  # a shift uniform over its output may still pass to a
-        rows = site.layer.shifted_rows(site) if remover else ()  # layer that removes it (past pre-norm blocks)
+    # where `close` gave no translation laws, a shift uniform over the output may still reach
+    # a layer that removes it, past pre-norm blocks (`Residual.sample_shift`): a token embedding
+    if end is None or not (end.closed and end.family is Family.SCALE and end.shifts):
+        remover = removes_shift(site, "sample_shift")
+        rows = site.layer.shifted_rows(site) if remover else ()
         if rows:
             yield from shifts(f"{site.name}/{remover}", rows, rows[0].units, True, True)
 

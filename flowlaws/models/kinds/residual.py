@@ -99,7 +99,7 @@ class Residual(Fork):
         """y = F(x) + S(x) and a shift uniform over each sample's units: each branch passes
         it (the identity does), removes it (a pre-norm block: its LayerNorm first) or stops
         it. The sum carries it when no branch stops it and one passes it; it is removed when
-        both remove it (docs/theory.md 7: a pre-norm stream's writers)."""
+        both remove it (docs/theory.md 6.1: a pre-norm stream's writers)."""
         fates = {shift_fate(inner.chain, 0, inner.offset, "sample_shift")[0] for inner in self.inners(site)}
         return "stops" if "stops" in fates else "passes" if "passes" in fates else "removed"
 
