@@ -1175,7 +1175,7 @@ class _Step:
     (5, *shape) array, ``segment`` those of the parameters `LawSums` sums entry by entry,
     ``products`` a small model's quadratic products formed once (`LawSums`), ``forms``
     the matrix laws' (`MatrixForms`), and the round-off charged per unit of magnitude
-    (`LawMonitor._charges`): ``rounding`` of each of 2|theta| + |D| + |R|, ``gradient``
+    (`LawMonitor._rounding`, `_gradient_charge`): ``rounding`` of each of 2|theta| + |D| + |R|, ``gradient``
     of |G| (per component: each copy's own step)."""
 
     stacked: Any
@@ -1338,7 +1338,7 @@ class LawMonitor:
                 self.flush()
                 self._arrange()
             with torch.no_grad():
-                X = self._slot(len(self._pending))
+                X = self._slot(self._operands(), len(self._pending))
                 self.layout.fill(X[THETA], self.params)
                 self.layout.fill(X[GRAD], [t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
                                            for t in self.params])
@@ -1409,9 +1409,9 @@ class LawMonitor:
         X = self._operands()
         return self._buffer("_P", CHANNELS, X.dtype, X.device)
 
-    def _slot(self, s: int):
-        """The (5, N) operands of the batch's copy s."""
-        return self._operands()[:, s * self.layout.size:(s + 1) * self.layout.size]
+    def _slot(self, X, s: int):
+        """The columns of a (rows, batch N) array that are the batch's copy s: (rows, N)."""
+        return X[:, s * self.layout.size:(s + 1) * self.layout.size]
 
     def _buffer(self, name: str, rows: int, dtype, device):
         """A (rows, batch N) array kept between steps under ``name`` (a fresh array for a large
@@ -1493,8 +1493,7 @@ class LawMonitor:
                 X[REST, where] -= (coefficient - c) * X[GRAD, where]
         torch.sub(X[DELTA], X[REST], out=X[DR])
         if self.formed:  # its products now, while its operands are in cache
-            size = self.layout.size
-            products(X, self._products()[:, len(self._pending) * size:(len(self._pending) + 1) * size])
+            products(X, self._slot(self._products(), len(self._pending)))
         return c
 
     def flush(self) -> None:
@@ -1520,10 +1519,9 @@ class LawMonitor:
         if self.formed:
             P = self._products()
             formed = (self.stacked(P), P.index_select(1, self.segment))
-        rounding = self._charges(0.0, 0)[0]
         gradient = np.zeros(self.batch)  # each copy's charge of |g|; 0 for a copy no step filled
-        gradient[:len(pending)] = [self._charges(c, summed)[1] for _, c, summed in pending]
-        step = _Step(self.stacked(X), segment, formed, self.forms(X), rounding, gradient[self._copy_of])
+        gradient[:len(pending)] = [self._gradient_charge(c, summed) for _, c, summed in pending]
+        step = _Step(self.stacked(X), segment, formed, self.forms(X), self._rounding(), gradient[self._copy_of])
         residuals, predictions, tolerances, sizes, weights = step.judged(self.sums)
         effects = effect_size(residuals, tolerances)
         layer = list((self._layers @ np.stack([residuals, predictions, tolerances], 1)).T)  # each layer law's sums
@@ -1547,16 +1545,24 @@ class LawMonitor:
             self._record(self._records[k % len(self.laws)], step_number, residual, prediction, tolerance, effect,
                          unit)
 
-    def _charges(self, c, summed: int) -> tuple[float, float]:
-        """The round-off the tolerance charges (docs/numerics.md), per unit of magnitude:
-        SAFETY u (STEP_ROUNDINGS + m) of 2|theta| + |Delta| + |rest| (2|theta| + |Delta|
-        bounds |theta+| + |theta|), m the longest slice a law sums (its sums are in the
-        parameters' precision), and SAFETY u (n + m) c of |g|, n the longest sum behind a
-        gradient entry (``summed``: the batch's input elements)."""
+    def _rounding(self) -> float:
+        """The round-off the tolerance charges per unit of 2|theta| + |Delta| + |rest|
+        (docs/numerics.md): SAFETY u (STEP_ROUNDINGS + m) (2|theta| + |Delta| bounds
+        |theta+| + |theta|), m the longest slice a law sums (its sums are in the parameters'
+        precision), u the least precise parameter's unit round-off."""
         from flowlaws.checking import SAFETY
 
-        unit = max(float(torch.finfo(t.dtype).eps) for t in self.params)  # the least precise parameter's
-        return SAFETY * unit * (STEP_ROUNDINGS + self.slice), SAFETY * unit * (summed + self.slice) * c
+        return SAFETY * self._unit() * (STEP_ROUNDINGS + self.slice)
+
+    def _gradient_charge(self, c, summed: int) -> float:
+        """The round-off charged per unit of |g|: SAFETY u (n + m) c, n the longest sum
+        behind a gradient entry (``summed``: the batch's input elements)."""
+        from flowlaws.checking import SAFETY
+
+        return SAFETY * self._unit() * (summed + self.slice) * c
+
+    def _unit(self) -> float:
+        return max(float(torch.finfo(t.dtype).eps) for t in self.params)
 
     @staticmethod
     def _record(record, step: int, residual, predicted, tolerance, effect, unit: tuple) -> None:

@@ -330,10 +330,7 @@ def from_weight_layer(site: Site, mixes: bool = True) -> Iterator[Rescaling]:
     # where `close` gave no translation laws, a shift uniform over the output may still reach
     # a layer that removes it, past pre-norm blocks (`Residual.sample_shift`): a token embedding
     if end is None or not (end.closed and end.family is Family.SCALE and end.shifts):
-        remover = removes_shift(site, "sample_shift")
-        rows = site.layer.shifted_rows(site) if remover else ()
-        if rows:
-            yield from shifts(f"{site.name}/{remover}", rows, rows[0].units, True, True)
+        yield from sample_shifts(site, removes_shift(site, "sample_shift"))
 
 
 def projected(start: Path, site: Site) -> Iterator[Rescaling]:
@@ -403,6 +400,15 @@ def shift_fate(chain, start: int, offset: int, kind: str) -> tuple[str, str | No
         if how != "passes":
             return how, here.name if how == "removed" else None
     return "passes", None
+
+
+def sample_shifts(site: Site, remover: str | None) -> Iterator[Rescaling]:
+    """The translation laws of the layer at ``site`` when ``remover`` (a layer's name, or
+    None) removes a shift uniform over each sample's units of its output: its rows that
+    such a shift moves (`Layer.shifted_rows`), column sums and bias sum (`shifts`)."""
+    rows = site.layer.shifted_rows(site) if remover else ()
+    if rows:
+        yield from shifts(f"{site.name}/{remover}", rows, rows[0].units, True, True)
 
 
 BIASES = (".b", ".beta", ".bo0")  # a bias of its rows: a dense layer's, a normalization's, attention's output

@@ -31,8 +31,8 @@ from flowlaws.models.symmetry import (
     close,
     removes_shift,
     rescalings,
+    sample_shifts,
     shift_fate,
-    shifts,
     walk,
 )
 
@@ -118,11 +118,8 @@ class Residual(Fork):
             yield from rescalings(inner.chain, inner.offset)
         remover = removes_shift(site, "sample_shift")
         for inner in inners:
-            if remover and inner.chain.layers:
-                last = replace(inner, position=len(inner.chain.layers) - 1)
-                rows = last.layer.shifted_rows(last)
-                if rows:
-                    yield from shifts(f"{last.name}/{remover}", rows, rows[0].units, True, True)
+            if inner.chain.layers:
+                yield from sample_shifts(replace(inner, position=len(inner.chain.layers) - 1), remover)
         yield from self._joined(site, inners)
 
     def _joined(self, site, inners):
