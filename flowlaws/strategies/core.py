@@ -285,7 +285,7 @@ def _mixed_net(draw, f: _Family):
     layers: list = []
     for _ in range(draw(st.integers(2, 2 + depth[1]))):
         layer = _mixed_layer(draw, Sequential(shape, tuple(layers)).output_shape, context)
-        if layer is None or _averages_zero(Sequential(shape, tuple(layers)), layer):
+        if layer is None or _averages_degenerate(Sequential(shape, tuple(layers)), layer):
             continue
         try:
             _kernels_fit(Sequential(shape, (*layers, layer)))
@@ -295,17 +295,20 @@ def _mixed_net(draw, f: _Family):
     return Sequential(shape, (*layers, Flatten(), Dense(draw(sizes), bias)))
 
 
-def _averages_zero(model, layer) -> bool:
-    """Whether ``layer`` is a ``mean`` over positions of channels that a GroupNorm without
-    affine centred one by one (groups = channels), through linear activations: its output
-    is 0 up to round-off, and its reader's weights are dead (degenerate)."""
+def _averages_degenerate(model, layer) -> bool:
+    """Whether ``layer`` is a ``mean`` over positions of a GroupNorm's output, through
+    layers that keep its groups, with channels the mean reduces to fewer numbers than their
+    gains and shifts (degenerate, with laws of their own: docs/theory.md 6): one channel per
+    group averages to 0 (the reader's weights, and an affine's gamma, are dead); two
+    average to (a, -a), so an affine pair (gamma, beta) is a 2 x 2 matrix on (a, 1), mixed
+    with its reader's columns by GL(2), as a LayerNorm of 2 features is (x̂ = ±(1, -1))."""
     if not (isinstance(layer, Mean) and not layer.last):
         return False
     for position in reversed(range(len(model.layers))):
-        before = model.layers[position]
+        before, shape = model.layers[position], model.site(position).in_shape
         if isinstance(before, GroupNorm):
-            return not before.affine and model.site(position).in_shape[0] == before.groups
-        if not getattr(before, "is_linear", False):
+            return shape[0] // before.groups <= (2 if before.affine else 1)
+        if not GroupNorm.keeps_groups(before, shape):
             return False
     return False
 

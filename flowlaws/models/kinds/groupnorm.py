@@ -86,7 +86,7 @@ class GroupNorm(Normalization):
         pools that tile every axis), may add c to its weights along a group: their sums are
         conserved (translation laws; the reader declares which sums, `Layer.centered`)."""
         chain, position = site.chain, site.position + 1
-        while position < len(chain.layers) and self._keeps_groups(chain.layers[position], chain.shapes[position]):
+        while position < len(chain.layers) and self.keeps_groups(chain.layers[position], chain.shapes[position]):
             position += 1
         if position == len(chain.layers):
             return
@@ -98,7 +98,7 @@ class GroupNorm(Normalization):
                             (Term(view, 1.0),), False, Family.TRANSLATION, order=1)
 
     @staticmethod
-    def _keeps_groups(layer, in_shape) -> bool:
+    def keeps_groups(layer, in_shape) -> bool:
         """It keeps sums at 0 and maps every entry to one place (no cropping), with no weights:
         a 1x1 convolution mixes channels, which keeps a LayerNorm's rows centred but not a
         group that spans channels (found by the composition campaign). ``mean`` averages each
