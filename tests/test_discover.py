@@ -297,6 +297,20 @@ def test_a_dense_writer_before_the_first_pre_norm_block_keeps_its_translation_la
     assert found.complete and found.count == found.derived
 
 
+@pytest.mark.parametrize(("p", "carried"), [(0.0, True), (0.1, False)])
+def test_residual_dropout_passes_the_stream_s_translation_laws_exactly_when_it_is_the_identity(p, carried):
+    """nanoGPT's residual dropout: dropout(0) is the identity, so the writers before it (the
+    embedding, a block's last dense layer) keep their translation laws; dropout(0.1) scales
+    a shift by its mask, which the final LayerNorm no longer removes. Discovery agrees."""
+    model = parse(f"seq:3x4:dense(4,bias),dropout({p}),residual[layernorm(eps=1e-05),dense(3,bias),tanh,"
+                  f"dense(4,bias),dropout({p})],layernorm(eps=1e-05),flatten,dense(1)")
+    writers = {"translation unit dense0/ln0.W", "translation layer dense0/ln0.b",
+               "translation unit res0.dense1/ln0.W", "translation layer res0.dense1/ln0.b"}
+    assert (writers <= {law.name for law in laws(model)}) == carried
+    found = discover(model, budget=50_000)
+    assert found.complete and found.count == found.derived
+
+
 @st.composite
 def _plane_nets(draw):
     """writer, normalization N, [linear], bias-free reader, [kink], a later layer, head: N

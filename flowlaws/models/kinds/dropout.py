@@ -62,7 +62,7 @@ class Dropout(Layer):
 
     @property
     def piecewise(self) -> bool:
-        return True
+        return self.p > 0  # dropout(0) is the identity: no regions
 
     # --- symmetry declarations --------------------------------------------------------
     def carry(self, path, site):
@@ -74,6 +74,13 @@ class Dropout(Layer):
     def row_scale(self, site) -> str:
         """A positive diagonal map, frozen, commutes with a factor per row."""
         return "passes"
+
+    def shift(self, site) -> str:
+        """A shift becomes m * delta / (1 - p), varying with the mask; dropout(0) passes it."""
+        return "passes" if self.p == 0 else "stops"
+
+    def sample_shift(self, site) -> str:
+        return self.shift(site)
 
     @classmethod
     def draw(cls, draw, shape, context):

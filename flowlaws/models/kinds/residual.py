@@ -119,7 +119,7 @@ class Residual(Fork):
         remover = removes_shift(site, "sample_shift")
         for inner in inners:
             if inner.chain.layers:
-                yield from sample_shifts(replace(inner, position=len(inner.chain.layers) - 1), remover)
+                yield from sample_shifts(_writer(inner), remover)
         yield from self._joined(site, inners)
 
     def _joined(self, site, inners):
@@ -173,3 +173,12 @@ class Residual(Fork):
         block = (weight(inner), context.act, last, *tail)
         same = width == shape[0] and stride == 1
         return cls(block, () if same and draw(st.booleans()) else (weight(width, stride),))
+
+
+def _writer(inner):
+    """A branch's last layer that a shift of the sum passes back to: the layers after it
+    pass a sample shift (dropout(0), a linear activation: nanoGPT's residual dropout)."""
+    position = len(inner.chain.layers) - 1
+    while position > 0 and inner.chain.layers[position].sample_shift(replace(inner, position=position)) == "passes":
+        position -= 1
+    return replace(inner, position=position)
