@@ -311,6 +311,47 @@ def test_residual_dropout_passes_the_stream_s_translation_laws_exactly_when_it_i
     assert found.complete and found.count == found.derived
 
 
+STEM = "seq:2x4x4:conv2d(3,2,stride=2,bias{groups}),flatten(start={start}),moveaxis(0,-1)"
+
+
+@pytest.mark.parametrize(("spec", "written"), [
+    (STEM.format(groups="", start=1) + ",residual[layernorm(eps=1e-05),dense(3,bias),tanh,dense(3,bias)],"
+     "layernorm(eps=1e-05),flatten,dense(1)", {"conv0/ln0.W": 8, "conv0/ln0.b": 1}),
+    (STEM.format(groups="", start=1) + ",residual[layernorm(eps=1e-05),moveaxis(0,-1),dense(4,bias),tanh,"
+     "dense(4,bias),moveaxis(0,-1)],layernorm(eps=1e-05),flatten,dense(1)",
+     {"conv0/ln0.W": 8, "conv0/ln0.b": 1, "res0.dense1/ln0": 4}),
+    ("seq:3x4x4:conv2d(3,2,stride=2,bias,groups=3),flatten(start=1),moveaxis(0,-1),layernorm(eps=1e-05),"
+     "flatten,dense(1)", {"conv0/ln0.b": 1}),
+    ("seq:2x4x4:conv2d(3,2,stride=2,bias),flatten,layernorm(eps=1e-05),dense(1)", {"conv0/ln0.b": 1}),
+])
+def test_a_patch_stem_s_shift_over_its_channels_reaches_a_layernorm_over_the_features(spec, written):
+    """A convolution's W[:, j] -> W[:, j] + a_j and b -> b + t 1 shift every channel alike
+    at each position; channels last (a ViT's, an MLP-Mixer's patches), a LayerNorm over the
+    features removes it, past pre-norm blocks: each column sum of the kernel and the bias
+    sum are conserved. Token mixing on the transposed stream adds its bias b_i to every
+    feature of token i: each entry is conserved (dead). A grouped stem's groups read
+    different channels, and a stem flattened whole meets a LayerNorm over every position:
+    only the bias sum. Every law is orthogonal to the gradient; discovery finds no other."""
+    from flowlaws.engine import value_and_grad
+    from flowlaws.losses import Square
+
+    model = parse(spec)
+    found_laws = {law.name.split(" ")[-1]: law for law in laws(model) if (law.family == "translation"
+                  and law.name.split(" ")[-1].startswith("conv0/")) or law.name.endswith(" res0.dense1/ln0")}
+    assert {name: law.terms[0].view.units if law.kind == "unit" else 1
+            for name, law in found_laws.items()} == written
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        params = tuple(p + 0.3 * rng.normal(size=p.shape) for p in model.init(rng, scale=1.0))
+        X, Y = rng.normal(size=(6, *model.input_shape)), rng.normal(size=(6, *model.output_shape))
+        _, g = value_and_grad(model, Square(), params, X, Y)
+        scale = max(np.max(np.abs(x)) for x in g)  # a dead entry's gradient: round-off of terms this large
+        for law in found_laws.values():
+            assert np.all(np.abs(law.value(g)) <= 1e-13 * scale)
+    found = discover(model, budget=50_000)
+    assert found.complete and found.count == found.derived
+
+
 @st.composite
 def _plane_nets(draw):
     """writer, normalization N, [linear], bias-free reader, [kink], a later layer, head: N

@@ -59,6 +59,8 @@ def test_every_law_s_sums_equal_the_law_evaluated_slice_by_slice_for_every_archi
     "seq:3x2:attention(heads=2,dk=2,dv=1),flatten,dense(2)",
     "mlp:2-3-2:linear",
     "seq:2:batchnorm,moe(experts=2,hidden=1,top=1,gate=softmax,expert=relu),flatten,dense(1)",  # a unit per entry
+    # a kernel's columns (`View.transposed`)
+    "seq:2x4x4:conv2d(3,2,stride=2,bias),flatten(start=1),moveaxis(0,-1),layernorm(eps=1e-05),flatten,dense(1)",
 ])
 @pytest.mark.parametrize("small", [0, 10**9])
 def test_grouped_interleaved_and_matrix_views_sum_as_their_slices_do(spec, small, rng):
@@ -89,6 +91,8 @@ def test_a_law_whose_slices_no_law_shares_has_its_own_rows_and_a_unit_law_shares
     "seq:2x4x4:conv2d(3,3,padding=1),relu,flatten,dense(3,bias),relu,dense(2)",
     "seq:40:dense(36,bias),relu,dense(33),relu,dense(2)",  # rows of 40 and 36: Grams
     "seq:8x5x5:conv2d(6,3,padding=1),relu,conv2d(4,3,padding=1),flatten,dense(2)",  # conv rows of 72 and 54
+    # a kernel's columns (`View.transposed`)
+    "seq:2x4x4:conv2d(3,2,stride=2,bias),flatten(start=1),moveaxis(0,-1),layernorm(eps=1e-05),flatten,dense(1)",
 ])
 def test_torch_views_with_any_strides_sum_as_numpy_arrays_do(spec, rng):
     # the PyTorch monitor's operands are strided views of one (5, N) array; here each

@@ -51,7 +51,10 @@ SMALL = 1 << 12
 def kept_axes(view: View, shape: tuple[int, ...]) -> tuple[int, ...]:
     """The axes a view's unit depends on: its own, every axis for units finer than it (a
     unit per entry: a top-1 router's weights), and for a grouped convolution's input axis
-    the output axis too (unit g C_in/G + l holds group g's outputs only)."""
+    the output axis too (unit g C_in/G + l holds group g's outputs only); a kernel's
+    columns (`View.transposed`) every axis but the first."""
+    if view.transposed:
+        return tuple(range(1, len(shape)))
     if view.groups == 1:
         return (view.axis,) if view.units <= shape[view.axis] else tuple(range(len(shape)))
     return tuple(sorted((view.axis, 0 if view.axis else 1)))
@@ -60,6 +63,8 @@ def kept_axes(view: View, shape: tuple[int, ...]) -> tuple[int, ...]:
 def unit_of_slot(view: View, shape: tuple[int, ...]) -> np.ndarray:
     """For each entry of the sums over ``kept_axes(view)`` (row-major), its unit (the
     slicing of `View.rows`)."""
+    if view.transposed:  # the sums over the first axis, row-major: entry i is unit i
+        return np.arange(view.units)
     length = shape[view.axis]
     if view.groups == 1 and view.units > length:  # `View.rows`: the entries, unit axis first, in blocks of size / units
         size = int(np.prod(shape))

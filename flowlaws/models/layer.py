@@ -181,6 +181,13 @@ class Layer:
         passes: "passes", "removed" (a LayerNorm subtracts it) or "stops" (the default)."""
         return "stops"
 
+    def channel_shift(self, site) -> str:
+        """How a shift uniform over its input's first axis (its channels), varying per
+        sample and position (a convolution's), passes: as `sample_shift` on a flat input
+        (one axis, the last too), else "stops" (the default), or the other kind when the
+        axis moves last (`MoveAxis`)."""
+        return self.sample_shift(site) if len(site.in_shape) == 1 else "stops"
+
     def row_scale(self, site) -> str:
         """How a positive factor per row of its input's last axis (per sample and position:
         what a normalization's division leaves) passes: "passes" (a positively homogeneous
@@ -217,6 +224,12 @@ class Layer:
         """The slices a shift of its output uniform over a sample moves (a dense layer's
         W -> W + 1 a^T and b -> b + t 1); () when no own parameter can."""
         return ()
+
+    def written_shifts(self, site):
+        """(kind, slices, uniform) for each shift of its output its own parameters make
+        (`symmetry.sample_shifts`): by default `shifted_rows`, over the last axis."""
+        rows = self.shifted_rows(site)
+        return (("sample_shift", rows, True),) if rows else ()
 
     def shared_input(self, site) -> bool:
         """Every output unit is w_i times one shared input value, with no bias (one input

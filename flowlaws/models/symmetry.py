@@ -82,12 +82,15 @@ class View:
     interleaved: bool = False  # unit i owns entries i, i + units, ... of the axis
     ndim: int = 2  # axes of the whole parameter (a bias or a gain: 1)
     groups: int = 1  # a grouped convolution's input axis: unit i's slice is its group's rows only
+    transposed: bool = False  # unit i is entry i of every row along axis 0 (a kernel's columns)
 
     def rows(self, params, flat: bool = True):
         """The (units, rest) matrix of this slice (numpy, autograd boxes, torch tensors);
         ``flat=False`` may leave the rest as several axes (no copy of a moved axis)."""
         p = params[self.param]
         xp = namespace(p)
+        if self.transposed:  # (O, C, k, ...) -> (C k..., O): column i of the (O, rest) matrix
+            return xp.reshape(p, (p.shape[0], -1)).T
         p = p if self.axis == 0 else xp.moveaxis(p, self.axis, 0)
         if not (flat or self.groups > 1 or self.interleaved) and p.shape[0] == self.units:
             return p  # (a unit owning a block of a longer axis needs the reshape)
@@ -101,6 +104,8 @@ class View:
         return xp.reshape(p, (self.units, -1))
 
     def describe(self, ndim: int, size: int, unit: str = "i") -> str:
+        if self.transposed:
+            return f"{self.name}[:,{unit}] ({unit} over each row's {self.units} entries)"
         index = [unit if a == self.axis else ":" for a in range(ndim)]
         block = ("" if size == self.units
                  else f" ({unit}'s group's rows, {unit} mod {size})" if self.groups > 1
@@ -324,13 +329,15 @@ def from_weight_layer(site: Site, mixes: bool = True) -> Iterator[Rescaling]:
     start = Path(site.layer.units_out(site), linear=mixes, last_axis=site.layer.rows_on_last_axis(site),
                  scalar=site.layer.shared_input(site), blocks=site.layer.row_blocks).emitted(site, 1.0)
     end = walk(start, site.following())
-    yield from close(start, end, site)
+    closed = tuple(close(start, end, site))
+    yield from closed
     if start.linear and end is not None and end.family is Family.SCALE:
         yield from projected(start, site)
-    # where `close` gave no translation laws, a shift uniform over the output may still reach
-    # a layer that removes it, past pre-norm blocks (`Residual.sample_shift`): a token embedding
-    if end is None or not (end.closed and end.family is Family.SCALE and end.shifts):
-        yield from sample_shifts(site, removes_shift(site, "sample_shift"))
+    # a shift uniform over the output's units may reach a layer that removes it where the
+    # scaling does not (past pre-norm blocks, `Residual.sample_shift`: a token embedding),
+    # or vary over positions too (a patch stem's kernel columns): the laws `close` lacks
+    named = {r.name for r in closed}
+    yield from (r for r in sample_shifts(site) if r.name not in named)
 
 
 def projected(start: Path, site: Site) -> Iterator[Rescaling]:
@@ -390,42 +397,65 @@ def removes_shift(site: Site, kind: str = "shift") -> str | None:
     return shift_fate(site.chain, site.position + 1, site.offset, kind)[1]
 
 
+SAMPLE_SHIFTS = ("sample_shift", "channel_shift")  # uniform over the last axis, or over the first
+
+
 def shift_fate(chain, start: int, offset: int, kind: str) -> tuple[str, str | None]:
     """How a shift (`removes_shift`'s ``kind``) entering ``chain``'s layer ``start`` fares
     through the chain: ("removed", the remover's name), ("stops", None), or ("passes",
     None) when every layer passes it (an empty chain, the identity, does)."""
+    return shift_through(chain, start, offset, kind)[:2]
+
+
+def shift_through(chain, start: int, offset: int, kind: str) -> tuple[str, str | None, str]:
+    """`shift_fate`, and the kind the shift leaves the chain as: a layer that moves the
+    axis it is uniform over answers the other kind (`MoveAxis`: channels last)."""
     for position in range(start, len(chain.layers)):
         here = Site(chain, offset, position)
         how = getattr(here.layer, kind)(here)
-        if how != "passes":
-            return how, here.name if how == "removed" else None
-    return "passes", None
+        if how in SAMPLE_SHIFTS:
+            kind = how
+        elif how != "passes":
+            return how, here.name if how == "removed" else None, kind
+    return "passes", None, kind
 
 
-def sample_shifts(site: Site, remover: str | None) -> Iterator[Rescaling]:
-    """The translation laws of the layer at ``site`` when ``remover`` (a layer's name, or
-    None) removes a shift uniform over each sample's units of its output: its rows that
-    such a shift moves (`Layer.shifted_rows`), column sums and bias sum (`shifts`)."""
-    rows = site.layer.shifted_rows(site) if remover else ()
-    if rows:
-        yield from shifts(f"{site.name}/{remover}", rows, rows[0].units, True, True)
+def sample_shifts(site: Site, after=None) -> Iterator[Rescaling]:
+    """The translation laws of the layer at ``site`` whose output's shifts, uniform over
+    its units per sample and position (`Layer.written_shifts`: a dense layer's
+    W -> W + 1 a^T and b -> b + t 1 over its features, a convolution's over its channels),
+    are removed later in its chain, or, given ``after``, pass the rest of its chain (a
+    residual branch) to the remover ``after(kind)`` names (the shift's kind where the
+    chain ends): column sums and bias sum (`shifts`); a bias entry alone where each unit's
+    shift is free (not ``uniform``)."""
+    for kind, rows, uniform in site.layer.written_shifts(site):
+        fate, remover, kind = shift_through(site.chain, site.position + 1, site.offset, kind)
+        remover = (remover if fate == "removed" else None) if after is None else \
+            (after(kind) if fate == "passes" else None)
+        if remover and rows:
+            yield from shifts(f"{site.name}/{remover}", rows, rows[0].units, uniform, True, per_position=True)
 
 
 BIASES = (".b", ".beta", ".bo0")  # a bias of its rows: a dense layer's, a normalization's, attention's output
 
 
-def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool) -> Iterator[Rescaling]:
+def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool,
+           per_position: bool = False) -> Iterator[Rescaling]:
     """Translation laws (order 1) of a layer whose output units (slices ``rows``) feed a
     map that ignores a constant shift of each unit (BatchNorm: per unit, over the batch),
     or of all units alike (``uniform``: LayerNorm, softmax). A bias shifts its unit; when
     the shift may differ per sample (``per_sample``), a weight matrix W -> W + 1 a^T
     shifts every unit by a^T x alike, so its column sums are conserved too (a view's
-    ``ndim`` tells a weight matrix from gains, biases and kernels, which do not shift so)."""
+    ``ndim`` tells a weight matrix from gains, biases and kernels, which do not shift so,
+    unless the shift may differ per position too (``per_position``): then a kernel's
+    W[:, j] -> W[:, j] + a_j is one, and its columns' sums are conserved)."""
     biases = tuple(Term(v, 1.0) for v in rows if v.name.endswith(BIASES))
     if uniform and per_sample:
         for v in rows:
-            if not v.name.endswith(BIASES) and v.ndim == 2:
-                columns = View(v.param, v.name, 1 - v.axis, v.size // v.units, v.size, v.interleaved, v.ndim)
+            if not v.name.endswith(BIASES) and (v.ndim == 2 or (v.ndim > 2 and per_position)):
+                columns = (View(v.param, v.name, 1 - v.axis, v.size // v.units, v.size, v.interleaved, v.ndim)
+                           if v.ndim == 2 else View(v.param, v.name, 0, v.size // v.units, v.size, ndim=v.ndim,
+                                                    transposed=True))
                 yield Rescaling(f"{name}.{v.name.rsplit('.', 1)[1]}", columns.units, (Term(columns, 1.0),),
                                 False, Family.TRANSLATION, order=1)
     if biases:

@@ -217,6 +217,9 @@ class Activation(Layer):
     def sample_shift(self, site) -> str:
         return self.shift(site)
 
+    def channel_shift(self, site) -> str:
+        return self.shift(site)
+
     def row_scale(self, site) -> str:
         """phi(s z) = s^k phi(z) for s > 0: a positive factor passes a homogeneous phi."""
         return "stops" if self.degree is None else "passes"

@@ -165,6 +165,15 @@ class Conv(Layer):
         would make the output's shift vary over positions)."""
         return "stops" if self.padding else "passes"
 
+    def written_shifts(self, site):
+        """W[:, j] -> W[:, j] + a_j (every output channel alike) and b -> b + t 1 shift
+        every channel alike at each position: a patch stem's shift, which a LayerNorm over
+        the channels removes (a ViT's, a ConvNeXt's). A grouped one's groups read different
+        inputs: only its bias shifts them alike."""
+        rows = site.views(0, self.channels)
+        rows = rows if self.groups == 1 else tuple(v for v in rows if v.ndim == 1)
+        return (("channel_shift", rows, True),) if rows else ()
+
     def pull(self, p, x, y, aux, dy, magnitude: bool = False):
         """dW from the im2col matrix (one BLAS call), dx by col2im (one sparse product)."""
         W = np.abs(p[0]) if magnitude else p[0]

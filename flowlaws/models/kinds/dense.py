@@ -70,6 +70,15 @@ class Dense(Layer):
     def shifted_rows(self, site):
         return self.rows(site, self.units)
 
+    def written_shifts(self, site):
+        """On (..., d) its rows shift the features (the last axis); on (T, d) its bias b_i is
+        added at every position i of the first axis, too: a shift uniform over that axis,
+        one per unit (the MLP-Mixer's token mixing on the transposed sequence)."""
+        rows = self.shifted_rows(site)
+        biases = tuple(v for v in rows if v.name.endswith(".b"))
+        own = (("channel_shift", biases, False),) if biases and len(site.in_shape) == 2 else ()
+        return (("sample_shift", rows, True), *own)
+
     def carry(self, path, site):
         """Its columns absorb a scaling of the features; a scaling of the other axis of a
         (T, d) input passes, each row being mapped alone (`Layer.mapped_alone`)."""

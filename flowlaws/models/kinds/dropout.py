@@ -82,6 +82,9 @@ class Dropout(Layer):
     def sample_shift(self, site) -> str:
         return self.shift(site)
 
+    def channel_shift(self, site) -> str:
+        return self.shift(site)
+
     @classmethod
     def draw(cls, draw, shape, context):
         return cls(draw(st.sampled_from([0.0, 0.1, 0.25])))

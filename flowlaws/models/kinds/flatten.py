@@ -54,6 +54,10 @@ class Flatten(Layer):
         is not uniform over the flattened sample: it passes a flat input only."""
         return "passes" if not self._merges(site.in_shape) else "stops"
 
+    def channel_shift(self, site) -> str:
+        """From ``start`` >= 1 the channels stay the first axis, each position in its place."""
+        return "passes" if self.start >= 1 or not self._merges(site.in_shape) else "stops"
+
     def carry(self, path, site):
         """Channel c becomes the c-th contiguous block: the scaling passes unchanged;
         the features of a (T, d) sequence become every d-th entry (interleaved). From

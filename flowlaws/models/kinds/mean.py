@@ -63,6 +63,10 @@ class Mean(Layer):
         """A shift uniform over each position's features stays uniform over the features."""
         return "passes" if self.last else "stops"
 
+    def channel_shift(self, site) -> str:
+        """A shift uniform over the channels at each position stays uniform over them."""
+        return "stops" if self.last else "passes"
+
     def keeps_sums(self, in_shape) -> bool:
         return self.last
 

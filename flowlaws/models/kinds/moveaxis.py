@@ -67,6 +67,21 @@ class MoveAxis(Layer):
     def shift(self, site) -> str:
         return "passes"
 
+    def sample_shift(self, site) -> str:
+        """A shift uniform over the last axis: over the channels when that axis lands first."""
+        return self._lands(site, len(site.in_shape) - 1)
+
+    def channel_shift(self, site) -> str:
+        """A shift uniform over the channels: over the features when they land last (a ViT's
+        patches, channels last)."""
+        return self._lands(site, 0)
+
+    def _lands(self, site, axis: int) -> str:
+        ndim = len(site.in_shape)
+        landed = self._order(ndim).index(axis)
+        return ("passes" if landed == axis else "sample_shift" if landed == ndim - 1
+                else "channel_shift" if landed == 0 else "stops")
+
     @classmethod
     def draw(cls, draw, shape, context):
         """Channels last or back; never an axis of length 1, whose move only inserts a

@@ -68,6 +68,9 @@ class Offset(Layer):
     def sample_shift(self, site) -> str:
         return "passes"
 
+    def channel_shift(self, site) -> str:
+        return "passes"
+
     @classmethod
     def draw(cls, draw, shape, context):
         return cls()

@@ -58,6 +58,10 @@ class Prepend(Layer):
     def shift(self, site) -> str:
         return "passes"
 
+    def sample_shift(self, site) -> str:
+        """The class token's row has no shift, uniform over its features too (0)."""
+        return "passes"
+
     @classmethod
     def draw(cls, draw, shape, context):
         return cls() if len(shape) in cls.ranks else None

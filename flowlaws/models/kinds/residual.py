@@ -116,10 +116,9 @@ class Residual(Fork):
         inners = self.inners(site)
         for inner in inners:
             yield from rescalings(inner.chain, inner.offset)
-        remover = removes_shift(site, "sample_shift")
         for inner in inners:
             if inner.chain.layers:
-                yield from sample_shifts(_writer(inner), remover)
+                yield from sample_shifts(_writer(inner), lambda kind: removes_shift(site, kind))
         yield from self._joined(site, inners)
 
     def _joined(self, site, inners):
@@ -175,10 +174,12 @@ class Residual(Fork):
         return cls(block, () if same and draw(st.booleans()) else (weight(width, stride),))
 
 
+
 def _writer(inner):
-    """A branch's last layer that a shift of the sum passes back to: the layers after it
-    pass a sample shift (dropout(0), a linear activation: nanoGPT's residual dropout)."""
+    """A branch's last layer whose own parameters shift its output (`Layer.written_shifts`;
+    the layers after it may pass the shift: nanoGPT's residual dropout(0), the MLP-Mixer's
+    moveaxis back)."""
     position = len(inner.chain.layers) - 1
-    while position > 0 and inner.chain.layers[position].sample_shift(replace(inner, position=position)) == "passes":
+    while position > 0 and not inner.chain.layers[position].written_shifts(replace(inner, position=position)):
         position -= 1
     return replace(inner, position=position)
