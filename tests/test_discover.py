@@ -332,12 +332,31 @@ def test_a_patch_stem_s_shift_over_its_channels_reaches_a_layernorm_over_the_fea
     feature of token i: each entry is conserved (dead). A grouped stem's groups read
     different channels, and a stem flattened whole meets a LayerNorm over every position:
     only the bias sum. Every law is orthogonal to the gradient; discovery finds no other."""
+    _written_laws_hold_and_are_all(parse(spec), written)
+
+
+@pytest.mark.parametrize(("spec", "written"), [
+    ("seq:3x3:offset,residual[layernorm(eps=1e-05),dense(3,bias),tanh,dense(3,bias)],layernorm(eps=1e-05),"
+     "flatten,dense(1)", {"pos0/ln0": 3}),
+    ("seq:2x3:prepend,residual[layernorm(eps=1e-05),dense(3,bias),tanh,dense(3,bias)],layernorm(eps=1e-05),"
+     "flatten,dense(1)", {"tok0/ln0": 1}),
+])
+def test_a_class_token_and_a_position_embedding_keep_each_position_s_feature_sum(spec, written):
+    """P[t] -> P[t] + c_t 1 (a ViT's, a GPT's position embedding) and a class token's
+    cls -> cls + c 1 shift one position's features: each passes the pre-norm blocks to the
+    final LayerNorm, so each position's sum of P and the token's sum are conserved."""
+    _written_laws_hold_and_are_all(parse(spec), written)
+
+
+def _written_laws_hold_and_are_all(model, written):
+    """The translation laws its writers make are those in ``written`` (name: units), each
+    orthogonal to the gradient at random points, and discovery finds no other law."""
     from flowlaws.engine import value_and_grad
     from flowlaws.losses import Square
 
-    model = parse(spec)
-    found_laws = {law.name.split(" ")[-1]: law for law in laws(model) if (law.family == "translation"
-                  and law.name.split(" ")[-1].startswith("conv0/")) or law.name.endswith(" res0.dense1/ln0")}
+    writers = {name.split("/")[0] for name in written}
+    named = {law.name.split(" ")[-1]: law for law in laws(model) if law.family == "translation"}
+    found_laws = {name: law for name, law in named.items() if name.split("/")[0] in writers}
     assert {name: law.terms[0].view.units if law.kind == "unit" else 1
             for name, law in found_laws.items()} == written
     rng = np.random.default_rng(0)

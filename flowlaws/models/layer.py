@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.symmetry import from_weight_layer
+from flowlaws.models.symmetry import from_weight_layer, sample_shifts
 
 REALMIN = float(np.finfo(np.float64).tiny)  # smallest normal float64: the underflow threshold
 
@@ -212,8 +212,9 @@ class Layer:
         return groups if len(out) == 1 else int(np.prod(out[:-1]))
 
     def rescalings(self, site):
-        """The rescalings that start at this layer."""
-        return from_weight_layer(site, mixes=self.mixes) if self.emits else ()
+        """The rescalings that start at this layer (a layer that only adds parameters, a
+        class token: the translation laws of the shifts they make, `written_shifts`)."""
+        return from_weight_layer(site, mixes=self.mixes) if self.emits else sample_shifts(site)
 
     def rows_on_last_axis(self, site) -> bool:
         """Whether its output units lie on the last axis of a sample (a position-wise dense

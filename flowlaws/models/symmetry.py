@@ -432,8 +432,11 @@ def sample_shifts(site: Site, after=None) -> Iterator[Rescaling]:
         fate, remover, kind = shift_through(site.chain, site.position + 1, site.offset, kind)
         remover = (remover if fate == "removed" else None) if after is None else \
             (after(kind) if fate == "passes" else None)
-        if remover and rows:
-            yield from shifts(f"{site.name}/{remover}", rows, rows[0].units, uniform, True, per_position=True)
+        if remover and rows and uniform:
+            yield from shifts(f"{site.name}/{remover}", rows, rows[0].units, True, True, per_position=True)
+        elif remover and rows:  # each unit's shift is free: each unit's slices sum to a law
+            yield Rescaling(f"{site.name}/{remover}", rows[0].units, tuple(Term(v, 1.0) for v in rows), False,
+                            Family.TRANSLATION, order=1)
 
 
 BIASES = (".b", ".beta", ".bo0")  # a bias of its rows: a dense layer's, a normalization's, attention's output

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import BIASES, Family, Rescaling, Term
+from flowlaws.models.symmetry import BIASES, Family, Rescaling, Term, sample_shifts
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ class Offset(Layer):
 
     def rescalings(self, site):
         """(b_i + a, P[unit i] - a) for the bias b of the layer right before, whose unit i
-        it shifts at every position: the law b_i - sum P[unit i] (order 1)."""
+        it shifts at every position: the law b_i - sum P[unit i] (order 1); and the laws of
+        the shifts P makes (`written_shifts`)."""
+        yield from sample_shifts(site)
         if site.position == 0:
             return
         before = replace(site, position=site.position - 1)
@@ -61,6 +63,11 @@ class Offset(Layer):
             offsets = tuple(Term(v, -1.0) for v in site.views(axis, units))
             yield Rescaling(f"{before.name}/{site.name}", units, (Term(biases[0], 1.0), *offsets), False,
                             Family.TRANSLATION, order=1)
+
+    def written_shifts(self, site):
+        """P[t] -> P[t] + c_t 1: a shift of position t's features, each position by its own
+        amount (a ViT's, a GPT's position embedding before pre-norm blocks)."""
+        return (("sample_shift", site.views(0, int(np.prod(site.in_shape[:-1]))), False),)
 
     def shift(self, site) -> str:
         return "passes"

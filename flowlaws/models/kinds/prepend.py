@@ -48,6 +48,11 @@ class Prepend(Layer):
     def vjp_magnitude(self, p, x, y, dy):
         return self.vjp(p, x, y, dy)
 
+    def written_shifts(self, site):
+        """Token k's features shifted alike, each token by its own amount: a shift of its
+        position's features, which a LayerNorm removes (the sum of each token's entries)."""
+        return (("sample_shift", site.views(0, self.tokens), False),)
+
     # --- symmetry declarations --------------------------------------------------------
     def carry(self, path, site):
         """The tokens' columns of the scaled features scale with them (the path's degree)."""
