@@ -348,6 +348,14 @@ def test_a_class_token_and_a_position_embedding_keep_each_position_s_feature_sum
     _written_laws_hold_and_are_all(parse(spec), written)
 
 
+def test_a_residual_branch_that_moves_the_units_axis_derives_no_spurious_law():
+    """residual[moveaxis(0,-1)] on a square stream adds a transposed copy to the skip: a
+    shift (or scaling) of each position's features leaves it as neither, so the writer's
+    column sums are not conserved (they were derived before 2026-12-04: spurious)."""
+    found = discover(parse("seq:3x3:dense(3,bias),residual[moveaxis(0,-1)],layernorm(eps=1e-05),flatten,dense(1)"))
+    assert found.count == 4 and not found.spurious
+
+
 def _written_laws_hold_and_are_all(model, written):
     """The translation laws its writers make are those in ``written`` (name: units), each
     orthogonal to the gradient at random points, and discovery finds no other law."""

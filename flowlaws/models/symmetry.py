@@ -403,8 +403,10 @@ SAMPLE_SHIFTS = ("sample_shift", "channel_shift")  # uniform over the last axis,
 def shift_fate(chain, start: int, offset: int, kind: str) -> tuple[str, str | None]:
     """How a shift (`removes_shift`'s ``kind``) entering ``chain``'s layer ``start`` fares
     through the chain: ("removed", the remover's name), ("stops", None), or ("passes",
-    None) when every layer passes it (an empty chain, the identity, does)."""
-    return shift_through(chain, start, offset, kind)[:2]
+    None) when every layer passes it (an empty chain, the identity, does) as the kind it
+    came in as (a chain that transposes it stops it: added to the skip, it is neither)."""
+    fate, remover, out = shift_through(chain, start, offset, kind)
+    return ("stops", None) if fate == "passes" and out != kind else (fate, remover)
 
 
 def shift_through(chain, start: int, offset: int, kind: str) -> tuple[str, str | None, str]:

@@ -71,9 +71,10 @@ class Dense(Layer):
         return self.rows(site, self.units)
 
     def written_shifts(self, site):
-        """On (..., d) its rows shift the features (the last axis); on (T, d) its bias b_i is
-        added at every position i of the first axis, too: a shift uniform over that axis,
-        one per unit (the MLP-Mixer's token mixing on the transposed sequence)."""
+        """Its rows shift every output feature alike (the last axis). On (T, d) its bias b_i
+        is added to feature i at every position: a shift uniform over the first axis, each
+        unit's its own (after `moveaxis` back, the MLP-Mixer's token-mixing bias b_i shifts
+        token i's features)."""
         rows = self.shifted_rows(site)
         biases = tuple(v for v in rows if v.name.endswith(".b"))
         own = (("channel_shift", biases, False),) if biases and len(site.in_shape) == 2 else ()

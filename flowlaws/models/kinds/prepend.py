@@ -48,11 +48,6 @@ class Prepend(Layer):
     def vjp_magnitude(self, p, x, y, dy):
         return self.vjp(p, x, y, dy)
 
-    def written_shifts(self, site):
-        """Token k's features shifted alike, each token by its own amount: a shift of its
-        position's features, which a LayerNorm removes (the sum of each token's entries)."""
-        return (("sample_shift", site.views(0, self.tokens), False),)
-
     # --- symmetry declarations --------------------------------------------------------
     def carry(self, path, site):
         """The tokens' columns of the scaled features scale with them (the path's degree)."""
@@ -66,6 +61,11 @@ class Prepend(Layer):
     def sample_shift(self, site) -> str:
         """The class token's row has no shift, uniform over its features too (0)."""
         return "passes"
+
+    def written_shifts(self, site):
+        """Token k's features shifted alike, each token by its own amount: a shift of its
+        position's features, which a LayerNorm removes (the sum of each token's entries)."""
+        return (("sample_shift", site.views(0, self.tokens), False),)
 
     @classmethod
     def draw(cls, draw, shape, context):

@@ -75,7 +75,8 @@ class Residual(Fork):
                 return None
             return path.joined(walks)
         degree = open_[0].degree
-        if any(w.degree != degree for w in open_):
+        if any(w.degree != degree or (w.last_axis, w.interleaved) != (path.last_axis, path.interleaved)
+               for w in open_):  # (a branch that moves the units' axis: the sum scales no unit alike)
             return None
         terms, layers, linear, uniform = path.terms, path.layers, path.linear, path.uniform
         keeps = all(w.linear for w in walks)  # no kink inside: a sign class's mixing
@@ -172,7 +173,6 @@ class Residual(Fork):
         block = (weight(inner), context.act, last, *tail)
         same = width == shape[0] and stride == 1
         return cls(block, () if same and draw(st.booleans()) else (weight(width, stride),))
-
 
 
 def _writer(inner):
