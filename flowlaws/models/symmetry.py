@@ -135,8 +135,10 @@ class Rescaling:
     "translation" (``order`` 1: slices shift by c rather than scale, a linear law).
     ``uniform``: only one c for all units is a symmetry (a layer law, no unit law).
     ``batch_sum``: the gradient along the law vanishes only as a sum over the batch (a bias
-    whose shift a BatchNorm removes): each computed gradient entry is then round-off of
-    that sum, far above round-off of the entry itself (`flowlaws.torch.LawMonitor`).
+    whose shift a BatchNorm removes) or the positions (a dead bias: a token-mixing one, an
+    attention's key bias): each computed gradient entry is then round-off of that sum, far
+    above round-off of the entry itself, and a zero-initialized one moves by it alone (the
+    torch monitor leaves it unwatched: `flowlaws.torch.LawMonitor`).
     ``classes``: the units each read one shared value and pass one kink before their
     readers, so within a sign class of their weights any mixing is a symmetry of the
     activation region (`flowlaws.invariants.regions`): 1 class (an even kink, abs) or 2
@@ -437,8 +439,9 @@ def sample_shifts(site: Site, after=None) -> Iterator[Rescaling]:
         if remover and rows and uniform:
             yield from shifts(f"{site.name}/{remover}", rows, rows[0].units, True, True, per_position=True)
         elif remover and rows:  # each unit's shift is free: each unit's slices sum to a law
+            dead = all(v.size == v.units for v in rows)  # a unit of one entry: its gradient cancels (`batch_sum`)
             yield Rescaling(f"{site.name}/{remover}", rows[0].units, tuple(Term(v, 1.0) for v in rows), False,
-                            Family.TRANSLATION, order=1)
+                            Family.TRANSLATION, order=1, batch_sum=dead)
 
 
 BIASES = (".b", ".beta", ".bo0")  # a bias of its rows: a dense layer's, a normalization's, attention's output

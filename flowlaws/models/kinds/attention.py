@@ -26,9 +26,10 @@ of Wq, Wk, Wv) and in each Wo (its columns scale the output features). With ``bi
 each projection is [W; b] (q = x Wq + bq: the bias is one more input, the constant 1), so
 it joins its weight in every law and the output bias joins Wo's columns. Without rope or
 qknorm the key bias is dead (q . bk is the same for every key, which softmax ignores): its
-gradient is 0, so each entry is conserved, a parameter that never moves (discovery's known
-extra, as a BatchNorm's beta read by a linear layer and a BatchNorm; not a derived law,
-since a gradient that is 0 by cancellation has no round-off scale a monitor could judge).
+gradient is 0, so each entry is conserved, a parameter that never moves: a derived
+translation law, marked ``batch_sum`` (its gradient is 0 by cancellation, round-off of a
+sum no step's magnitudes bound; the torch monitor leaves it unwatched, and a zero bias,
+torch's default, moves by that round-off alone).
 
 Round-off model: the exponential turns an absolute error of a score into a relative
 error of its probability, so the magnitude sweep multiplies A by (1 + 2 max |S|) over
@@ -368,6 +369,9 @@ class Attention(Layer):
             else:
                 yield Rescaling(f"{site.name}.g{g}.qk" if per > 1 else f"{site.name}.h{g}.qk", self.dk,
                                 (*(Term(v, 1.0) for q in qs for v in q), *(Term(v, -1.0) for v in k)), True, Family.GL)
+                if self.bias:  # bk -> bk + a adds q . a to a query's every score, which softmax drops: dead
+                    yield Rescaling(f"{site.name}.{'g' if per > 1 else 'h'}{g}.bk", self.dk, (Term(k[1], 1.0),),
+                                    False, Family.TRANSLATION, order=1, batch_sum=True)
             v, os_ = both("v", g, self.dv), [view("Wo", h, 0, self.dv) for h in heads]
             yield Rescaling(f"{site.name}.g{g}.vo" if per > 1 else f"{site.name}.h{g}.vo", self.dv,
                             (*(Term(x, 1.0) for x in v), *(Term(o, -1.0) for o in os_)), True, Family.GL)
