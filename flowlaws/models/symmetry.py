@@ -393,7 +393,8 @@ def removes_shift(site: Site, kind: str = "shift") -> str | None:
     the layers that pass one; None when a layer stops it first. ``kind`` "shift": constant
     over the batch (a bias's; ``layer.shift``): its biases are then conserved one by one,
     even past a weight layer (a BatchNorm's beta read by a dense layer and a BatchNorm).
-    "sample_shift": uniform over each sample's units (``layer.sample_shift``; a LayerNorm).
+    "sample_shift": uniform over each sample's units (``layer.sample_shift``; a LayerNorm);
+    "channel_shift": uniform over the first axis (``layer.channel_shift``; `SAMPLE_SHIFTS`).
     "row_scale": a positive factor per row of the last axis (``layer.row_scale``: what a
     LayerNorm's division leaves; a later LayerNorm at eps = 0 removes it)."""
     return shift_fate(site.chain, site.position + 1, site.offset, kind)[1]
@@ -434,8 +435,8 @@ def sample_shifts(site: Site, after=None) -> Iterator[Rescaling]:
     shift is free (not ``uniform``)."""
     for kind, rows, uniform in site.layer.written_shifts(site):
         fate, remover, kind = shift_through(site.chain, site.position + 1, site.offset, kind)
-        remover = (remover if fate == "removed" else None) if after is None else \
-            (after(kind) if fate == "passes" else None)
+        if after is not None:  # a residual branch: the shift must leave it, for the block's remover
+            remover = after(kind) if fate == "passes" else None
         if remover and rows and uniform:
             yield from shifts(f"{site.name}/{remover}", rows, rows[0].units, True, True, per_position=True)
         elif remover and rows:  # each unit's shift is free: each unit's slices sum to a law
