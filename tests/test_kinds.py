@@ -132,6 +132,24 @@ def test_a_law_that_is_not_one_is_caught_by_the_contract():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("options", ["bias", "bias,causal", "bias,kv_heads=1"])
+def test_attention_s_key_bias_is_a_dead_law_its_gradient_zero_to_round_off_of_its_terms(options):
+    """q . bk is the same for every key, which softmax drops: each entry of bk is a law
+    (marked batch_sum: its gradient is a cancelling sum), at 0 within the magnitude sweep's
+    round-off, and every law holds pointwise."""
+    model = parse(f"seq:4x3:attention(heads=2,dk=2,dv=2,{options}),flatten,dense(1)")
+    dead = [law for law in laws(model) if law.name.endswith(".bk")]
+    assert dead and all(law.batch_sum and law.order == 1 for law in dead)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        params, X = model.init(rng, scale=1.0), rng.normal(size=(5, 4, 3))
+        Y = rng.normal(size=(5, 1))
+        _, grads, magnitude = gradient_and_magnitude(model, Square(), params, X, Y)
+        for law in dead:
+            assert np.all(np.abs(law.value(grads)) <= 1e-13 * law.magnitude(magnitude, magnitude))
+        assert pointwise(model, Square(), params, X, Y, laws(model)).effect <= 1
+
+
 def test_a_causal_mask_keeps_every_law_of_attention_and_no_more():
     """The mask acts on the scores alone: the GL symmetries stay, and discovery finds
     exactly the derived laws; the flow conserves them and later positions never reach
