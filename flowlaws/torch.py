@@ -1143,12 +1143,6 @@ class _Layout:
     def size(self) -> int:
         return self.starts[-1]
 
-    def copies(self, count: int) -> tuple:
-        """Each model parameter's (size, stride, offset) in ``count`` vectors end to end: copy
-        s of parameter k is parameter k + s P (of P), at its offset + s N (`LawMonitor.batch`)."""
-        return tuple((size, stride, offset + s * self.size)
-                     for s in range(count) for size, stride, offset in self.views)
-
     def fill(self, row, tensors) -> None:
         """Write ``tensors`` (one per parameter, in order) into ``row`` end to end."""
         torch.cat([t.reshape(-1) for t in tensors], out=row)
@@ -1161,62 +1155,42 @@ class _Layout:
 
 
 PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
-PRODUCTS = 1 << 20  # a batch of up to this many watched entries forms its products once (`LawSums`)
-BATCH_STEPS = 16  # steps judged at once, at most: a judgement's calls cost the same for one step or many
-BATCH_ENTRIES = 1 << 19  # ... while their operands hold at most this many entries a row (a small model's)
+PRODUCTS = 1 << 20  # a model of up to this many watched entries forms its products, in cache (`LawSums`)
+BATCH_STEPS = 16  # steps judged at once: a judgement's numpy calls cost the same for one step or many
 STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (decay, buffer, step, add)
 
 
-@dataclass(frozen=True)
-class _Step:
-    """A batch of observed steps (`LawMonitor.batch`, each a copy of the model): their
-    operands (`OPERANDS`: theta T, its change D = theta+ - theta, the predicted rest R,
-    D - R, the gradient G), ``stacked(k)`` the five of model parameter k (of a copy) as one
-    (5, *shape) array, ``segment`` those of the parameters `LawSums` sums entry by entry,
-    ``products`` a small model's quadratic products formed once (`LawSums`), ``forms``
-    the matrix laws' (`MatrixForms`), and the round-off charged per unit of magnitude
-    (`LawMonitor._rounding`, `_gradient_charge`): ``rounding`` of each of 2|theta| + |D| + |R|, ``gradient``
-    of |G| (per component: each copy's own step)."""
+def _judged(Z, Zabs, quadratic, rounding: float, gradient) -> tuple:
+    """(residual, predicted, tolerance, size, weight) of every component of sums Z, Z_abs
+    (`LawSums.combine`, (steps, components, CHANNELS); ``gradient``: each step's charge
+    per unit of |g|, (steps, 1)), float64 numpy (docs/numerics.md). A quadratic law's
+    residual is Dh(theta)[D - R] (the step's change less its prediction: the second order
+    Q(D) cancels), its prediction Dh(theta)[R] + Q(D), its tolerance per unit 2 size
+    weight, bounded by Cauchy-Schwarz from four norms N(x)^2 = sum_v |alpha_v| ||x_v||^2
+    of its slices: size = N(T) + N(D) (which bounds N(|T| + |D|)), weight = rounding (2
+    N(T) + N(D) + N(R)) + gradient N(G). A linear law's residual is h(D - R), its
+    prediction h(R), its tolerance sum_v |alpha_v| sum W_v with W = rounding (2|T| + |D| +
+    |R|) + gradient |G| entry by entry."""
+    delta, theta, rest, grad = np.sqrt(np.moveaxis(Zabs[..., 2:], -1, 0))
+    size, weight = theta + delta, rounding * (2 * theta + delta + rest) + gradient * grad
+    linear = rounding * (2 * Zabs[..., 3] + Zabs[..., 2] + Zabs[..., 4]) + gradient * Zabs[..., 5]
+    return (np.where(quadratic, 2 * Z[..., 0], Z[..., 0]), np.where(quadratic, 2 * Z[..., 1] + Z[..., 2], Z[..., 1]),
+            np.where(quadratic, 2 * size * weight, linear), size, weight)
 
-    stacked: Any
-    segment: Any
-    products: tuple | None
-    forms: dict
-    rounding: float
-    gradient: np.ndarray
 
-    def judged(self, sums: LawSums) -> tuple:
-        """(residual, predicted, tolerance, size, weight) of every component of ``sums``
-        (docs/numerics.md), float64 numpy. A quadratic law's residual is Dh(theta)[D - R]
-        (the step's change less its prediction: the second order Q(D) cancels), its
-        prediction Dh(theta)[R] + Q(D), its tolerance per unit 2 size weight, bounded by
-        Cauchy-Schwarz from four norms N(x)^2 = sum_v |alpha_v| ||x_v||^2 of its slices:
-        size = N(T) + N(D) (which bounds N(|T| + |D|)), weight = rounding (2 N(T) + N(D) +
-        N(R)) + gradient N(G). A linear law's residual is h(D - R), its prediction h(R),
-        its tolerance sum_v |alpha_v| sum W_v with W = rounding (2|T| + |D| + |R|) +
-        gradient |G| entry by entry."""
-        Z, Zabs = sums(self.stacked, segment=self.segment, formed=self.products)
-        quadratic = sums.order == 2
-        delta, theta, rest, grad = np.sqrt(Zabs[:, 2:].T)
-        size, weight = theta + delta, self.rounding * (2 * theta + delta + rest) + self.gradient * grad
-        linear = self.rounding * (2 * Zabs[:, 3] + Zabs[:, 2] + Zabs[:, 4]) + self.gradient * Zabs[:, 5]
-        return (np.where(quadratic, 2 * Z[:, 0], Z[:, 0]), np.where(quadratic, 2 * Z[:, 1] + Z[:, 2], Z[:, 1]),
-                np.where(quadratic, 2 * size * weight, linear), size, weight)
+def _matrix(residual, law, size, weight) -> tuple:
+    """(residual, tolerance, effect, (i, j)) of a matrix law at its worst entry, from its
+    residual form (`MatrixForms`): its tolerance size_i weight_j + size_j weight_i (order 2
+    times the symmetric part of the bound; a centred law's, |C| that |C|)."""
+    from flowlaws.checking import effect_size
 
-    def matrix(self, law, size, weight) -> tuple:
-        """(residual, tolerance, effect, (i, j)) of a matrix law at its worst entry: its
-        residual form (`MatrixForms`), its tolerance size_i weight_j + size_j weight_i
-        (order 2 times the symmetric part of the bound; a centred law's, |C| that |C|)."""
-        from flowlaws.checking import effect_size
-
-        residual = self.forms[id(law)]
-        outer = size[:, None] * weight[None, :]
-        bound = outer + outer.T
-        if law.centred:
-            bound = centred(bound, absolute=True)
-        effect = effect_size(residual, bound)
-        i, j = (int(x) for x in np.unravel_index(np.argmax(effect), effect.shape))
-        return residual[i, j], bound[i, j], effect[i, j], (i, j)
+    outer = size[:, None] * weight[None, :]
+    bound = outer + outer.T
+    if law.centred:
+        bound = centred(bound, absolute=True)
+    effect = effect_size(residual, bound)
+    i, j = (int(x) for x in np.unravel_index(np.argmax(effect), effect.shape))
+    return residual[i, j], bound[i, j], effect[i, j], (i, j)
 
 
 @dataclass
@@ -1265,14 +1239,16 @@ class LawMonitor:
     each, whatever the model's size) and the slice's sums, plus the gradient's own
     round-off, gamma_n c <|theta|, |g|> with n the longest sum behind a gradient entry (the
     batch's input elements plus the widest fan-in); a quadratic law's is bounded per unit
-    from four norms of its slices (`_Step.judged`). A law whose gradient vanishes only as a
+    from four norms of its slices (`_judged`). A law whose gradient vanishes only as a
     sum over the batch (a bias whose shift a BatchNorm removes: `Law.batch_sum`) is left
     ``unwatched``: each computed gradient entry is round-off of that sum, which no
     magnitude of the step bounds; so is a summed law (a centred stream's mean direction,
-    `LawKind.SUMMED`), whose sums are over no unit's slices. A small model's steps are judged
-    ``batch`` at a time, each a copy of the model (`flush`); every reader judges the steps still
-    pending first. The monitor never raises inside the training loop: a failure to observe
-    or judge a step is kept in ``errors``.
+    `LawKind.SUMMED`), whose sums are over no unit's slices. Each step is summed right
+    after it, while its operands are in cache, and its sums are judged ``batch`` steps at
+    a time (`flush`; step by step for a model with matrix laws, whose prediction reads
+    the step's operands); every reader judges the steps still pending first. The
+    monitor never raises inside the training loop: a failure to observe or judge a step
+    is kept in ``errors``.
     """
 
     def __init__(self, module, optimizer, *, example_input, loss=None, every: int = 1):
@@ -1338,7 +1314,7 @@ class LawMonitor:
                 self.flush()
                 self._arrange()
             with torch.no_grad():
-                X = self._slot(self._operands(), len(self._pending))
+                X = self._operands()
                 self.layout.fill(X[THETA], self.params)
                 self.layout.fill(X[GRAD], [t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
                                            for t in self.params])
@@ -1348,86 +1324,87 @@ class LawMonitor:
             self._errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
 
     def _arrange(self) -> None:
-        """Lay the watched parameters out by the optimizer's param groups (`_Layout`), ``batch``
-        copies of that layout end to end (one a step, judged together), and the sums of
-        every law of every copy over them."""
+        """Lay the watched parameters out by the optimizer's param groups (`_Layout`), and the
+        sums of every law over them."""
         self.layout = _Layout.of(self.converted, self.optimizer)
         self.params, size = self.layout.params, self.layout.size
-        self.batch = max(1, min(BATCH_STEPS, BATCH_ENTRIES // max(size, 1)))
-        self.formed = size * self.batch <= PRODUCTS  # a small model's products formed once, step by step
-        self.views = self.layout.copies(self.batch)
-        index = torch.arange(size * self.batch)
+        self.formed = size <= PRODUCTS  # a small model's products formed while its operands are in cache
+        self.views = self.layout.views
+        index = torch.arange(size)
         positions = [_positions(view, index) for view in self.views]
-        self.copies = [_copy(law, s * len(self.layout.views)) for s in range(self.batch) for law in self.laws]
-        shapes = [shape for _, shape in self.converted.model.param_specs] * self.batch
+        shapes = [shape for _, shape in self.converted.model.param_specs]
         self.sums, self.segment = self._sums(positions, shapes)
-        rows = [self.sums.rows(law) for law in self.copies]  # each law's components
-        self._copy_of = np.zeros(len(self.sums.order), int)  # each component's copy
-        for k, r in enumerate(rows):
-            self._copy_of[r] = k // len(self.laws)
-        spans = [r for law, r in zip(self.copies, rows, strict=True) if law.kind is LawKind.LAYER]
+        rows = [self.sums.rows(law) for law in self.laws]  # each law's components
+        spans = [r for law, r in zip(self.laws, rows, strict=True) if law.kind is LawKind.LAYER]
         self._layers = _summing(spans, len(self.sums.order))  # row k: layer law k's sum of its components
         layer = iter(range(len(spans)))  # a layer law is judged by its row
         self._rows: list[tuple[Any, Any]] = [(law, next(layer) if law.kind is LawKind.LAYER else r)
-                                             for law, r in zip(self.copies, rows, strict=True)]
-        self.forms = MatrixForms([law for law in self.copies if law.kind is LawKind.MATRIX], shapes,
+                                             for law, r in zip(self.laws, rows, strict=True)]
+        self.forms = MatrixForms([law for law in self.laws if law.kind is LawKind.MATRIX], shapes,
                                  lambda k: positions[k], device=self.params[0].device)
+        self.batch = 1 if self.forms.batches else BATCH_STEPS
+        self._S = np.zeros((self.sums.M.shape[1], self.batch, CHANNELS))  # the pending steps' columns of sums
         # the longest sum a law takes: a slice of a parameter, or a matrix law's slices side by side
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)
         self.slice = max(self.slice, self.forms.longest)
 
     def _sums(self, positions: list, shapes: list) -> tuple:
-        """(`LawSums` over every copy's parameters, of ``shapes`` at ``positions``, and the
-        buffer's places of the segment): a model parameter of a torch parameter under SMALL
-        entries is summed entry by entry from the segment (one gather for all of them and
-        every copy), any other reduced in place."""
-        layout, columns = self.layout, self.layout.size * self.batch
-        starts = layout.starts
-        segment = np.concatenate([np.arange(a, b) + s * layout.size for s in range(self.batch)
-                                  for t, a, b in zip(self.params, starts, starts[1:], strict=False)
-                                  if t.numel() < SMALL] or [np.zeros(0, int)])
-        place = np.full(columns, -1)
+        """(`LawSums` over the parameters, of ``shapes`` at ``positions``, and the vector's
+        places of the segment): a model parameter of a torch parameter under SMALL entries is
+        summed entry by entry from the segment (one gather for all of them), any other
+        reduced in place."""
+        layout = self.layout
+        segment = np.concatenate([np.arange(a, b) for t, a, b in zip(self.params, layout.starts, layout.starts[1:],
+                                                                      strict=False) if t.numel() < SMALL]
+                                 or [np.zeros(0, int)])
+        place = np.full(layout.size, -1)
         place[segment] = np.arange(segment.size)
         # a view starts at its offset: on a small parameter, all of it is
         flat = {k: place[positions[k]] for k, (_, _, offset) in enumerate(self.views)
-                if offset >= columns or place[offset] >= 0}
-        sums = LawSums(self.copies, shapes, flat=flat, views=dict(enumerate(self.views)))
+                if offset >= layout.size or place[offset] >= 0}
+        sums = LawSums(self.laws, shapes, flat=flat, views=dict(enumerate(self.views)))
         return sums, torch.as_tensor(segment, device=self.params[0].device)
 
     def stacked(self, X):
-        """`LawSums`' ``stacked`` of the rows of X (the batch's copies end to end)."""
+        """`LawSums`' ``stacked`` of the rows of X."""
         return _stacked(X, self.views)
 
     def _operands(self):
-        """The (5, batch N) rows of a batch's operands (`OPERANDS`), in the parameters' dtype
-        (the widest, if they differ) on their device."""
+        """The (5, N) rows of a step's operands (`OPERANDS`), in the parameters' dtype (the
+        widest, if they differ) on their device."""
         dtype = functools.reduce(torch.promote_types, {t.dtype for t in self.params})
         return self._buffer("_X", len(OPERANDS), dtype, self.params[0].device)
 
     def _products(self):
-        """The (CHANNELS, batch N) products of a small model's batch (`products`)."""
+        """The (CHANNELS, N) products of a small model's step (`products`)."""
         X = self._operands()
         return self._buffer("_P", CHANNELS, X.dtype, X.device)
 
-    def _slot(self, X, s: int):
-        """The columns of a (rows, batch N) array that are the batch's copy s: (rows, N)."""
-        return X[:, s * self.layout.size:(s + 1) * self.layout.size]
-
     def _buffer(self, name: str, rows: int, dtype, device):
-        """A (rows, batch N) array kept between steps under ``name`` (a fresh array for a large
-        model every step costs its page faults again), zero at first: a copy no step has
-        filled yet is judged with the others, and ignored."""
+        """A (rows, N) array kept between steps under ``name`` (a fresh array for a large
+        model every step costs its page faults again)."""
         X = getattr(self, name, None)
-        if X is None or X.dtype != dtype or X.device != device or X.shape != (rows, self.layout.size * self.batch):
-            X = torch.zeros((rows, self.layout.size * self.batch), dtype=dtype, device=device)
+        if X is None or X.dtype != dtype or X.device != device or X.shape != (rows, self.layout.size):
+            X = torch.zeros((rows, self.layout.size), dtype=dtype, device=device)
             setattr(self, name, X)
         return X
+
+    def _columns(self, X):
+        """The step's columns of sums (`LawSums.columns`), from its operands X and, for a
+        small model, their products."""
+        formed = None
+        if self.formed:
+            P = self._products()
+            formed = (self.stacked(P), P.index_select(1, self.segment))
+        return self.sums.columns(self.stacked(X), X.index_select(1, self.segment), formed)
 
     def _post(self, optimizer, args, kwargs):
         try:
             if self._before is not None:
+                X = self._before[0]
                 with torch.no_grad():
                     c = self._completed(*self._before)
+                    self._S[:, len(self._pending)] = self._columns(X)
                 self._pending.append((self.steps, c, self.summed))
                 if len(self._pending) == self.batch:
                     self.flush()
@@ -1493,13 +1470,12 @@ class LawMonitor:
                 X[REST, where] -= (coefficient - c) * X[GRAD, where]
         torch.sub(X[DELTA], X[REST], out=X[DR])
         if self.formed:  # its products now, while its operands are in cache
-            products(X, self._slot(self._products(), len(self._pending)))
+            products(X, self._products())
         return c
 
     def flush(self) -> None:
-        """Judge the steps awaiting judgement. Steps are judged ``batch`` at a time, every
-        copy of the model in the same calls (a small model's judgement costs its calls, not
-        its entries); every reader (``records``, ``flagged``, ``errors``, ...) flushes first."""
+        """Judge the steps awaiting judgement, ``batch`` at a time from their sums, in the
+        same calls; every reader (``records``, ``flagged``, ``errors``, ...) flushes first."""
         pending, self._pending = self._pending, []
         if not pending:
             return
@@ -1513,37 +1489,32 @@ class LawMonitor:
     def _judge(self, pending: list) -> None:
         from flowlaws.checking import effect_size
 
-        X = self._operands()
-        segment = X.index_select(1, self.segment)  # (copied to the host by `LawSums` if read)
-        formed = None
-        if self.formed:
-            P = self._products()
-            formed = (self.stacked(P), P.index_select(1, self.segment))
-        gradient = np.zeros(self.batch)  # each copy's charge of |g|; 0 for a copy no step filled
-        gradient[:len(pending)] = [self._gradient_charge(c, summed) for _, c, summed in pending]
-        step = _Step(self.stacked(X), segment, formed, self.forms(X), self._rounding(), gradient[self._copy_of])
-        residuals, predictions, tolerances, sizes, weights = step.judged(self.sums)
+        Z, Zabs = (np.moveaxis(z, 1, 0) for z in self.sums.combine(self._S[:, :len(pending)]))
+        gradient = np.array([[self._gradient_charge(c, summed)] for _, c, summed in pending])
+        residuals, predictions, tolerances, sizes, weights = _judged(Z, Zabs, self.sums.order == 2,
+                                                                     self._rounding(), gradient)
         effects = effect_size(residuals, tolerances)
-        layer = list((self._layers @ np.stack([residuals, predictions, tolerances], 1)).T)  # each layer law's sums
+        layer = [x @ self._layers.T for x in (residuals, predictions, tolerances)]  # each layer law's sums
         layer.append(effect_size(layer[0], layer[2]))
-        found, worst = [], {}
-        for law, rows in self._rows[:len(pending) * len(self.laws)]:
-            if law.kind is LawKind.MATRIX:
-                residual, tolerance, effect, worst[id(law)] = step.matrix(law, sizes[rows], weights[rows])
-                found.append((law, residual, None, tolerance, effect, worst[id(law)]))
-            elif law.kind is LawKind.LAYER:
-                residual, predicted, tolerance, effect = (x[rows] for x in layer)
-                found.append((law, residual, predicted, tolerance, effect, ()))
-            else:
-                unit = int(np.argmax(effects[rows]))
-                k = rows.start + unit
-                found.append((law, residuals[k], predictions[k], tolerances[k], effects[k], (unit,)))
-        predicted = self.forms.predicted(worst)  # a matrix law's at its worst entry only
-        for k, (law, residual, prediction, tolerance, effect, unit) in enumerate(found):
-            prediction = predicted[id(law)] if prediction is None else prediction
-            step_number = pending[k // len(self.laws)][0]
-            self._record(self._records[k % len(self.laws)], step_number, residual, prediction, tolerance, effect,
-                         unit)
+        forms = self.forms(self._operands())  # a model with matrix laws is judged step by step
+        for s, (step, *_) in enumerate(pending):
+            found, worst = [], {}
+            for law, rows in self._rows:
+                if law.kind is LawKind.MATRIX:
+                    residual, tolerance, effect, worst[id(law)] = _matrix(forms[id(law)], law, sizes[s, rows],
+                                                                         weights[s, rows])
+                    found.append((law, residual, None, tolerance, effect, worst[id(law)]))
+                elif law.kind is LawKind.LAYER:
+                    residual, predicted, tolerance, effect = (x[s, rows] for x in layer)
+                    found.append((law, residual, predicted, tolerance, effect, ()))
+                else:
+                    unit = int(np.argmax(effects[s, rows]))
+                    k = rows.start + unit
+                    found.append((law, residuals[s, k], predictions[s, k], tolerances[s, k], effects[s, k], (unit,)))
+            predicted = self.forms.predicted(worst) if worst else {}  # a matrix law's at its worst entry only
+            for record, (law, residual, prediction, tolerance, effect, unit) in zip(self._records, found, strict=True):
+                prediction = predicted[id(law)] if prediction is None else prediction
+                self._record(record, step, residual, prediction, tolerance, effect, unit)
 
     def _rounding(self) -> float:
         """The round-off the tolerance charges per unit of 2|theta| + |Delta| + |rest|
@@ -1661,12 +1632,6 @@ def _stacked(X, views):
         size, stride, offset = views[k]
         return X.as_strided((X.shape[0], *size), (X.stride(0), *stride), X.storage_offset() + offset)
     return stacked
-
-
-def _copy(law, shift: int):
-    """``law`` on parameters ``shift`` places on (the same law of another copy of the model)."""
-    return dataclasses.replace(law, terms=tuple(
-        dataclasses.replace(t, view=dataclasses.replace(t.view, param=t.view.param + shift)) for t in law.terms))
 
 
 def _summing(spans: list, columns: int):

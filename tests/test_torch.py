@@ -286,16 +286,15 @@ def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
                            {"params": [p for p in net.parameters() if p.dim() <= 1]}], lr=0.1)
     layout = _Layout.of(converted, opt)
     assert [group for _, group, _ in layout.runs] == [0, 1]  # each group one run of the vector
-    X = torch.zeros(2, 3 * layout.size)  # three copies of the layout end to end; the middle one filled
+    X = torch.zeros(3, layout.size)  # three rows of the vector; the middle one filled
     with torch.no_grad():
-        layout.fill(X[1, layout.size:2 * layout.size], layout.params)
-    views, index = layout.copies(3), torch.arange(3 * layout.size)
+        layout.fill(X[1], layout.params)
+    index = torch.arange(layout.size)
     vector = X[1].numpy()
-    tensors = converted.tensors(lambda t: t.detach())
-    for k, p in enumerate(tensors):
-        copy = k + len(tensors)  # parameter k of copy 1
-        assert torch.equal(_stacked(X, views)(copy)[1], p) and not _stacked(X, views)(k).any()
-        assert np.array_equal(vector[_positions(views[copy], index)], p.reshape(-1).numpy())
+    for k, p in enumerate(converted.tensors(lambda t: t.detach())):
+        stacked = _stacked(X, layout.views)(k)
+        assert torch.equal(stacked[1], p) and not stacked[0].any() and not stacked[2].any()
+        assert np.array_equal(vector[_positions(layout.views[k], index)], p.reshape(-1).numpy())
 
 
 def test_a_batchnorm_of_a_column_constant_over_the_batch_converts():
@@ -893,7 +892,7 @@ def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, fo
     torch.manual_seed(0)
     net = make().double()
     monitor = LawMonitor(net, torch.optim.SGD(net.parameters(), lr=0.1), example_input=x)
-    X = torch.randn(len(OPERANDS), monitor.layout.size * monitor.batch, dtype=torch.float64)
+    X = torch.randn(len(OPERANDS), monitor.layout.size, dtype=torch.float64)
     stacked = monitor.stacked(X)
     formed_products = None
     if formed:
@@ -903,7 +902,7 @@ def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, fo
     DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.views))) for i in range(5))
     forms = monitor.forms(X)
     checked = 0
-    for law in monitor.copies:  # every law of every copy of the model (one a step, judged at once)
+    for law in monitor.laws:
         if law.kind is LawKind.MATRIX:  # its whole first-order change (`MatrixForms`)
             expected = law.first(T, DR)
             assert np.allclose(forms[id(law)], expected, rtol=0, atol=1e-12 * (1 + np.abs(expected).max())), law.name
@@ -1477,12 +1476,12 @@ def test_a_layernorm_without_a_bias_is_a_layernorm_then_a_gain_and_its_laws_are_
 @pytest.mark.parametrize("make, shape", [
     (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
                            nn.Flatten(), nn.Linear(16, 5), nn.ReLU(), nn.Linear(5, 3)), (6, 2, 4, 4)),
-    (TwoAttentions, (3, 4, 64)),  # matrix laws: heads
-], ids=["conv-bn", "two-attentions"])
+    (lambda: nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.ReLU(), nn.Linear(5, 3)), (7, 6)),  # shifts
+], ids=["conv-bn", "layernorm"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_steps_judged_in_batches_are_judged_as_one_at_a_time(make, shape, optimizer, monkeypatch):
-    """Two monitors on one training run: one judges its steps `batch` at a time (each a
-    copy of the model), one after every step; a learning rate that changes every step
+    """Two monitors on one training run: one judges its steps `batch` at a time (from
+    each step's sums), one after every step; a learning rate that changes every step
     charges each step its own round-off. Every step's record is the same, flags included."""
     import flowlaws.torch as bridge
 

@@ -169,7 +169,12 @@ class LawSums:
         return self._rows[law.terms, law.order]
 
     def __call__(self, stacked, segment=None, formed=None) -> tuple[np.ndarray, np.ndarray]:
-        """(Z, Z_abs), each components x CHANNELS float64, from the step's operands:
+        """(Z, Z_abs), each components x CHANNELS float64, from the step's operands
+        (`columns`)."""
+        return self.combine(self.columns(stacked, segment, formed))
+
+    def columns(self, stacked, segment=None, formed=None) -> np.ndarray:
+        """The columns of sums S (columns x CHANNELS, float64 numpy) of one step's operands:
         ``stacked(k)`` is parameter k's five (`OPERANDS`) as one (5, *shape) array (`stack`),
         ``segment`` the (5, length) operands of the parameters summed entry by entry, each
         entry at its `positions` (default: those parameters' entries end to end, from
@@ -195,9 +200,13 @@ class LawSums:
                 host = (_host(segment) if segment is not None else
                         np.concatenate([_host(x).reshape(len(OPERANDS), -1) for x in chosen], 1))
             parts.append(_sums(host, order, (), [()])[0])
-        S = np.concatenate(parts, 1) if parts else np.zeros((CHANNELS, 0))
-        Z = self.both @ np.ascontiguousarray(S.T)
-        return Z[:len(Z) // 2], Z[len(Z) // 2:]
+        return np.concatenate(parts, 1).T if parts else np.zeros((0, CHANNELS))
+
+    def combine(self, S) -> tuple[np.ndarray, np.ndarray]:
+        """(Z, Z_abs) = (M S, |M| S) of columns S (`columns`), or of several steps' columns
+        stacked on axis 1 (columns, steps, CHANNELS): one sparse product for every step."""
+        Z = (self.both @ S.reshape(len(S), -1)).reshape(-1, *S.shape[1:])
+        return Z[:len(self.order)], Z[len(self.order):]
 
 
 def products(X, out):
