@@ -1143,9 +1143,14 @@ class _Layout:
     def size(self) -> int:
         return self.starts[-1]
 
-    def fill(self, row, tensors) -> None:
-        """Write ``tensors`` (one per parameter, in order) into ``row`` end to end."""
-        torch.cat([t.reshape(-1) for t in tensors], out=row)
+    def parts(self, row) -> list:
+        """``row`` (a vector) as one view per parameter, in its shape: what `fill` writes."""
+        return [row[a:b].view(t.shape) for t, a, b in zip(self.params, self.starts, self.starts[1:], strict=False)]
+
+    @staticmethod
+    def fill(parts: list, tensors) -> None:
+        """Copy ``tensors`` into ``parts`` (a row's `parts`, or some of them): one call."""
+        torch._foreach_copy_(parts, list(tensors))
 
     def difference(self, row, tensors, minus) -> None:
         """Write ``tensors`` less ``minus`` (a row like ``row``) into ``row``: one pass, a
@@ -1315,9 +1320,9 @@ class LawMonitor:
                 self._arrange()
             with torch.no_grad():
                 X = self._operands()
-                self.layout.fill(X[THETA], self.params)
-                self.layout.fill(X[GRAD], [t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
-                                           for t in self.params])
+                self.layout.fill(self._parts(X, THETA), self.params)
+                self.layout.fill(self._parts(X, GRAD), (t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
+                                                        for t in self.params))
                 coefficients = self._rests(optimizer, X)
             self._before = (X, coefficients)
         except Exception as error:  # never break the user's training
@@ -1375,6 +1380,13 @@ class LawMonitor:
         dtype = functools.reduce(torch.promote_types, {t.dtype for t in self.params})
         return self._buffer("_X", len(OPERANDS), dtype, self.params[0].device)
 
+    def _parts(self, X, row: int) -> list:
+        """Row ``row`` of the operands X as one view per parameter (`_Layout.parts`), made
+        once for the buffer."""
+        if getattr(self, "_parted", None) is not X:
+            self._parted, self._shaped = X, [self.layout.parts(x) for x in X]
+        return self._shaped[row]
+
     def _products(self):
         """The (CHANNELS, N) products of a small model's step (`products`)."""
         X = self._operands()
@@ -1423,14 +1435,14 @@ class LawMonitor:
         written in place, in two passes over the vector (no temporaries; three where the
         parameters are many and small, `PER_PARAMETER`)."""
         name, settings = type(optimizer).__name__, _settings(optimizer)
-        coefficients = []
+        coefficients, k = [], 0  # k: the first parameter of the part
         for span, group, params in self.layout.runs:
             start = span.start
             buffers = [optimizer.state.get(t, {}).get("momentum_buffer") for t in params]
             for missing, members in itertools.groupby(zip(params, buffers, strict=True), key=lambda tb: tb[1] is None):
                 part = list(members)
                 where = slice(start, start + sum(t.numel() for t, _ in part))
-                start = where.stop
+                start, first, k = where.stop, k, k + len(part)
                 rule = None if group is None else _step_coefficients(name, settings[group], not missing)
                 if rule is None:
                     X[REST, where] = 0
@@ -1442,7 +1454,7 @@ class LawMonitor:
                     torch.mul(X[THETA, where], b, out=rest)
                 else:
                     if rest.numel() < PER_PARAMETER * len(part):  # many small buffers: two passes, few calls
-                        torch.cat([buffer.reshape(-1) for _, buffer in part], out=rest)
+                        self.layout.fill(self._parts(X, REST)[first:k], (buffer for _, buffer in part))
                         rest.mul_(a)
                     else:
                         at = where.start
@@ -1459,7 +1471,7 @@ class LawMonitor:
         D - R; the gradient coefficient c the rest leaves out (its first-order effect is 0)."""
         c = max((coefficient for _, coefficient in coefficients), default=0.0)
         if self.layout.size < PER_PARAMETER * len(self.params):  # many small parameters: two passes, few calls
-            self.layout.fill(X[DELTA], self.params)
+            self.layout.fill(self._parts(X, DELTA), self.params)
             X[DELTA] -= X[THETA]
         else:
             self.layout.difference(X[DELTA], self.params, X[THETA])

@@ -288,7 +288,7 @@ def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
     assert [group for _, group, _ in layout.runs] == [0, 1]  # each group one run of the vector
     X = torch.zeros(3, layout.size)  # three rows of the vector; the middle one filled
     with torch.no_grad():
-        layout.fill(X[1], layout.params)
+        layout.fill(layout.parts(X[1]), layout.params)
     index = torch.arange(layout.size)
     vector = X[1].numpy()
     for k, p in enumerate(converted.tensors(lambda t: t.detach())):

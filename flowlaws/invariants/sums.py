@@ -187,20 +187,19 @@ class LawSums:
             ready = order == 2 and formed is not None
             Y, first, nexts = _batched(formed[0] if ready else stacked, params, spacing, first, nexts)
             sums = (_reduced(namespace(Y), Y, first, nexts, None) if ready else _sums(Y, order, first, nexts))
-            parts += [_host(part).reshape(CHANNELS, -1) for part in sums]
+            parts += [part.reshape(CHANNELS, -1) for part in sums]
         host = None  # the segment's operands on the host, once
         for order, params in self.flat.items():
             if not params:
                 continue
             if order == 2 and formed is not None:
-                parts.append(_host(formed[1]))
+                parts.append(formed[1])
                 continue
             if host is None:
-                chosen = [stacked(k) for k in sorted(self.positions)]
-                host = (_host(segment) if segment is not None else
-                        np.concatenate([_host(x).reshape(len(OPERANDS), -1) for x in chosen], 1))
+                host = (_host(segment) if segment is not None else np.concatenate(
+                    [_host(stacked(k)).reshape(len(OPERANDS), -1) for k in sorted(self.positions)], 1))
             parts.append(_sums(host, order, (), [()])[0])
-        return np.concatenate(parts, 1).T if parts else np.zeros((0, CHANNELS))
+        return _on_host(parts).T
 
     def combine(self, S) -> tuple[np.ndarray, np.ndarray]:
         """(Z, Z_abs) = (M S, |M| S) of columns S (`columns`), or of several steps' columns
@@ -358,6 +357,20 @@ def _slot_of_entry(shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
     every axis but ``axes``."""
     coordinates = np.unravel_index(np.arange(int(np.prod(shape))), shape)
     return np.ravel_multi_index(tuple(coordinates[a] for a in axes), tuple(shape[a] for a in axes))
+
+
+def _on_host(parts: list) -> np.ndarray:
+    """``parts`` (numpy arrays or torch tensors, each CHANNELS x n) side by side on the host
+    in float64, each run of torch tensors copied in one call."""
+    joined: list = []
+    for part in parts:
+        if joined and not isinstance(part, np.ndarray) and isinstance(joined[-1], list):
+            joined[-1].append(part)
+        else:
+            joined.append(part if isinstance(part, np.ndarray) else [part])
+    host = [x if isinstance(x, np.ndarray) else _host(x[0] if len(x) == 1 else namespace(x[0]).cat(x, 1))
+            for x in joined]
+    return np.concatenate(host, 1) if host else np.zeros((CHANNELS, 0))
 
 
 def _host(x) -> np.ndarray:
