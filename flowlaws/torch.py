@@ -1104,8 +1104,9 @@ class _Layout:
     """The watched torch parameters end to end in one vector (by param group, then in the
     model's order), and each model parameter as a strided view of such a vector: a step's
     operands (theta, its change, the rest, the gradient) are rows of one (5, N) array, each
-    filled by one `torch.cat`, so a step costs a few torch calls per operand, not one per
-    parameter (a call costs microseconds; a model has many small parameters).
+    filled by one `torch._foreach_copy_` into its `parts`, so a step costs a few torch
+    calls per operand, not one per parameter (a call costs microseconds; a model has many
+    small parameters).
 
     ``starts``: where each parameter begins in the vector, and its end. ``runs``: (slice,
     param group index or None, params) for each run of parameters that share a group
@@ -1333,6 +1334,7 @@ class LawMonitor:
         sums of every law over them."""
         self.layout = _Layout.of(self.converted, self.optimizer)
         self.params, size = self.layout.params, self.layout.size
+        self._parted = None  # the operands' views per parameter follow the layout (`_parts`)
         self.formed = size <= PRODUCTS  # a small model's products formed while its operands are in cache
         self.views = self.layout.views
         index = torch.arange(size)
@@ -1383,7 +1385,7 @@ class LawMonitor:
     def _parts(self, X, row: int) -> list:
         """Row ``row`` of the operands X as one view per parameter (`_Layout.parts`), made
         once for the buffer."""
-        if getattr(self, "_parted", None) is not X:
+        if self._parted is not X:
             self._parted, self._shaped = X, [self.layout.parts(x) for x in X]
         return self._shaped[row]
 

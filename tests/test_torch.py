@@ -377,21 +377,24 @@ def test_a_model_on_two_devices_is_refused_with_the_fix(monkeypatch):
         LawMonitor(net, opt, example_input=torch.zeros(2, 3))
 
 
-def test_a_param_group_added_while_training_is_predicted_from_then_on():
-    # progressive unfreezing: the head trains first, then the body joins with its own lr
+@pytest.mark.parametrize("first, joining, runs", [(4, (0, 2), [0, 1]), (0, (4,), [0, 1, None])],
+                         ids=["head-then-body", "reordered"])
+def test_a_param_group_added_while_training_is_predicted_from_then_on(first, joining, runs):
+    # progressive unfreezing: the head trains first, then the body joins with its own lr;
+    # "reordered": the new group moves parameters within the vector, whose size stays
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
     x = torch.randn(16, 3)
-    opt = torch.optim.SGD(net[4].parameters(), lr=0.1, momentum=0.9)
+    opt = torch.optim.SGD(net[first].parameters(), lr=0.1, momentum=0.9)
     monitor = LawMonitor(net, opt, example_input=x)
     for step in range(6):
         if step == 3:
-            opt.add_param_group({"params": [*net[0].parameters(), *net[2].parameters()], "lr": 0.05})
+            opt.add_param_group({"params": [p for k in joining for p in net[k].parameters()], "lr": 0.05})
         net.zero_grad()
         net(x).pow(2).mean().backward()
         opt.step()
     assert monitor.steps == 6 and not monitor.errors and not monitor.flagged
-    assert [group for _, group, _ in monitor.layout.runs] == [0, 1]
+    assert [group for _, group, _ in monitor.layout.runs] == runs
 
 
 class BiasedAttention(nn.Module):
