@@ -543,7 +543,9 @@ def rank_and_gap(rows) -> tuple[int, float]:
 
 
 def _independent(rows, basis) -> list[int]:
-    """Indices of rows that raise the rank of ``basis``, greedily (pivoted QR on the rest)."""
+    """Indices of rows that raise the rank of ``basis``, greedily (pivoted QR on the rest):
+    a row raises it when, scaled to unit length, more than RANK_TOL * 1e3 of it lies off
+    the span of ``basis`` (its rows may be dependent: the span is their SVD's)."""
     import scipy.linalg
 
     if len(rows) == 0:
@@ -552,8 +554,9 @@ def _independent(rows, basis) -> list[int]:
     R = np.asarray(rows, float)
     R = R / np.maximum(np.linalg.norm(R, axis=1, keepdims=True), 1e-300)
     if len(B):
-        Q, _ = np.linalg.qr(B.T)
-        Q = Q[:, : rank_and_gap(B)[0]]
+        norms = np.linalg.norm(B, axis=1)
+        _, _, Vt = np.linalg.svd(B[norms > 0] / norms[norms > 0, None], full_matrices=False)
+        Q = Vt[: rank_and_gap(B)[0]].T
         R = R - (R @ Q) @ Q.T
     _, s, pivots = scipy.linalg.qr(R.T, pivoting=True, mode="economic")
     diag = np.abs(np.diag(s)) if s.ndim == 2 else np.abs(s)
@@ -853,10 +856,11 @@ def discover(model, *, degree: int = 2, loss: str | None = None, seed: int = 0,
         for coefficients, grad in zip(laws_found, _law_gradients(laws_found, problem.theta), strict=True):
             formula = law_formula(coefficients, names)
             explicit.append(formula)
-            grown = np.vstack([gradients, grad])
-            if (grown_rank := rank_and_gap(grown)[0]) > lower:
-                gradients, lower = grown, grown_rank
-                if rank_and_gap(np.vstack([known, grad]))[0] > derived_count:
+            # a proven law raises the bound only when clearly off the span (`_independent`): a
+            # near-null vector of the system can be a law's large multiple plus a 1e-9 part
+            if _independent(grad[None], gradients):
+                gradients, lower = np.vstack([gradients, grad]), lower + 1
+                if _independent(grad[None], known):
                     missing.append(formula)
     elif degree:
         note = f"explicit laws skipped: {problem.D} parameters > {EXPLICIT_MAX_PARAMS}"

@@ -693,3 +693,26 @@ def test_the_exact_route_and_the_numerical_search_agree_wherever_both_decide(mod
     if exact.count is not None and searched.count is not None:
         event(f"both decided ({exact.decided_by}, {searched.decided_by})")
         assert exact.count == searched.count
+
+
+def test_a_row_in_the_span_of_a_dependent_basis_does_not_raise_its_rank():
+    """`_independent` against a basis whose rows repeat (a derived law's components can):
+    its span is the rows' SVD's, so a row in it is dependent and one off it is not."""
+    from flowlaws.discover import _independent
+
+    rng = np.random.default_rng(0)
+    a, b, c = rng.standard_normal((3, 6))
+    basis = np.stack([a, a, b])
+    assert _independent(np.stack([a + b, 2 * a - b, c]), basis) == [2]
+
+
+def test_a_large_multiple_of_known_laws_plus_a_round_off_part_is_not_a_proven_law():
+    """Found by a random seed: the explicit search's null space held a vector that is 1e9
+    times a product of two column-sum laws plus an O(1) part (its gradient 1.01e-9 off the
+    span of the known laws' gradients, above the rank tolerance 1e-9): it raised the proven
+    count to 7, above the 6 laws there are, and the count was left undecided (`flowlaws
+    check` would report a derived set as incomplete). A proven law now counts when clearly
+    off the span (`_independent`)."""
+    found = discover(parse("seq:2:dense(4,bias),layernorm(eps=1e-05),dense(3),relu,batchnorm(eps=1e-05),"
+                           "dense(1)"), budget=20_000)
+    assert (found.lower, found.derived, found.missing, found.spurious) == (6, 6, [], [])
