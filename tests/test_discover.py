@@ -715,3 +715,27 @@ def test_a_large_multiple_of_known_laws_plus_a_round_off_part_is_not_a_proven_la
     found = discover(parse("seq:2:dense(4,bias),layernorm(eps=1e-05),dense(3),relu,batchnorm(eps=1e-05),"
                            "dense(1)"), budget=20_000)
     assert (found.lower, found.derived, found.missing, found.spurious) == (6, 6, [], [])
+
+
+@pytest.mark.parametrize(("spec", "derived"), [
+    # found by `flowlaws check` (composition, effect 2.5e9): a convolution's per-channel
+    # shift, constant over positions, leaves a gain or a dense layer over the positions
+    # varying over them, which a BatchNorm over (batch, positions) does not remove
+    ("seq:2x3:conv1d(1,1,bias),scale,batchnorm,flatten,dense(1,bias)", []),
+    ("seq:2x3:conv1d(1,1,bias),dense(3),batchnorm,flatten,dense(1)", []),
+    # a dense layer's per-feature shift, the same at every position: a later dense layer or
+    # gain keeps it so, and with the features moved first a BatchNorm removes it
+    ("seq:3x2:dense(2,bias),dense(2),moveaxis(0,-1),batchnorm,flatten,dense(1)",
+     ["translation unit dense0/dense1/bn0"]),
+    ("seq:3x2:dense(2,bias),scale,moveaxis(0,-1),batchnorm,flatten,dense(1)", ["translation unit dense0/scale0/bn0"]),
+    ("seq:2x3:conv1d(2,1,bias),moveaxis(0,-1),flatten,batchnorm,dense(1)", ["translation unit conv0/bn0"]),
+])
+def test_a_batch_constant_shift_reaches_a_batchnorm_only_as_the_same_shift_at_every_position(spec, derived):
+    """A BatchNorm over (batch, positions) removes a shift constant over the batch only if
+    it varies along the channels alone (`Layer.shift`); a dense layer's bias on a sequence
+    varies along the features alone (`Layer.feature_shift`), and becomes the first kind
+    when the features move first. Discovery agrees, with no spurious law."""
+    model = parse(spec)
+    assert [law.name for law in laws(model) if law.family == "translation"] == derived
+    found = discover(model, budget=50_000)
+    assert found.complete and not found.spurious, (found.count, found.derived, found.spurious)

@@ -170,11 +170,24 @@ class Layer:
         return None
 
     def shift(self, site) -> str:
-        """How a shift of its input constant over the batch (any vector) passes: "passes"
-        (as another such shift: a weight layer maps it to W delta), "removed" (a BatchNorm
-        subtracts it), or "stops" (a kink, a max pool, a normalization within a sample,
-        zero padding that makes it vary over positions)."""
-        return "passes" if self.absorbs else "stops"
+        """How a shift of its input constant over the batch passes, one that varies along
+        the sample's first axis only (per channel: a convolution's bias; on a flat sample,
+        any vector): "passes" (as another such shift: a weight layer maps it to W delta),
+        "removed" (a BatchNorm subtracts it), "feature_shift" (it leaves varying along the
+        last axis only: `MoveAxis`), or "stops" (a kink, a max pool, a normalization within
+        a sample, zero padding, or a layer reading the last axis of a sample of several
+        axes: W delta varies along that axis too)."""
+        return "passes" if self.absorbs and (len(site.in_shape) == 1 or not self.reads_last_axis) else "stops"
+
+    def feature_shift(self, site) -> str:
+        """How a shift constant over the batch that varies along the last axis only (per
+        feature, the same at every position: a dense layer's bias on a sequence) passes:
+        as `shift` on a flat sample; else a weight layer reading the last axis passes it
+        (W delta, still the same at every position), "shift" when that axis moves first,
+        and any other layer stops it (the default: a BatchNorm averages over that axis)."""
+        if len(site.in_shape) == 1:
+            return self.shift(site)
+        return "passes" if self.absorbs and self.reads_last_axis else "stops"
 
     def sample_shift(self, site) -> str:
         """How a shift of its input uniform over each sample's units (varying per sample)

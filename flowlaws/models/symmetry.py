@@ -366,7 +366,8 @@ def close(start: Path, end: Path | None, site: Site) -> Iterator[Rescaling]:
     if end is None or not end.closed:
         return
     name = "/".join(end.layers)
-    remover = removes_shift(site) if end.family is Family.RESCALE and end.shifts else None
+    kind = "feature_shift" if start.last_axis and len(site.chain.shapes[site.position + 1]) > 1 else "shift"
+    remover = removes_shift(site, kind) if end.family is Family.RESCALE and end.shifts else None
     if remover:
         yield from shifts(f"{name}/{remover}", tuple(t.view for t in start.terms), end.units, False, False)
     if end.scales:
@@ -391,8 +392,10 @@ def centred_reader(site: Site, groups: int) -> tuple[Site | None, int]:
 def removes_shift(site: Site, kind: str = "shift") -> str | None:
     """The name of the layer that removes a shift of the units at ``site``'s output, through
     the layers that pass one; None when a layer stops it first. ``kind`` "shift": constant
-    over the batch (a bias's; ``layer.shift``): its biases are then conserved one by one,
-    even past a weight layer (a BatchNorm's beta read by a dense layer and a BatchNorm).
+    over the batch, varying along the first axis (a bias's; ``layer.shift``), or
+    "feature_shift" along the last (``layer.feature_shift``; `BATCH_SHIFTS`): its biases
+    are then conserved one by one, even past a weight layer (a BatchNorm's beta read by a
+    dense layer and a BatchNorm).
     "sample_shift": uniform over each sample's units (``layer.sample_shift``; a LayerNorm);
     "channel_shift": uniform over the first axis (``layer.channel_shift``; `SAMPLE_SHIFTS`).
     "row_scale": a positive factor per row of the last axis (``layer.row_scale``: what a
@@ -401,6 +404,7 @@ def removes_shift(site: Site, kind: str = "shift") -> str | None:
 
 
 SAMPLE_SHIFTS = ("sample_shift", "channel_shift")  # uniform over the last axis, or over the first
+BATCH_SHIFTS = ("shift", "feature_shift")  # constant over the batch, varying along the first axis, or the last
 
 
 def shift_fate(chain, start: int, offset: int, kind: str) -> tuple[str, str | None]:
@@ -418,7 +422,7 @@ def shift_through(chain, start: int, offset: int, kind: str) -> tuple[str, str |
     for position in range(start, len(chain.layers)):
         here = Site(chain, offset, position)
         how = getattr(here.layer, kind)(here)
-        if how in SAMPLE_SHIFTS:
+        if how in SAMPLE_SHIFTS + BATCH_SHIFTS:
             kind = how
         elif how != "passes":
             return how, here.name if how == "removed" else None, kind

@@ -214,6 +214,9 @@ class Activation(Layer):
     def shift(self, site) -> str:
         return "passes" if self.is_linear else "stops"
 
+    def feature_shift(self, site) -> str:
+        return self.shift(site)
+
     def sample_shift(self, site) -> str:
         return self.shift(site)
 

@@ -323,6 +323,9 @@ class Attention(Layer):
     def shift(self, site) -> str:
         return "stops"  # softmax of the scores: not linear in its input
 
+    def feature_shift(self, site) -> str:
+        return "stops"
+
     def rows(self, site, units, interleaved: bool = False):  # its input is (T, d): never interleaved
         return site.views(1, units, own=self.own("Wo")) + site.views(0, units, own=self.own("bo"))
 

@@ -79,6 +79,9 @@ class Dropout(Layer):
         """A shift becomes m * delta / (1 - p), varying with the mask; dropout(0) passes it."""
         return "passes" if self.p == 0 else "stops"
 
+    def feature_shift(self, site) -> str:
+        return self.shift(site)
+
     def sample_shift(self, site) -> str:
         return self.shift(site)
 

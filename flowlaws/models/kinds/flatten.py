@@ -49,6 +49,10 @@ class Flatten(Layer):
     def shift(self, site) -> str:
         return "passes"
 
+    def feature_shift(self, site) -> str:
+        """Along the last axis only: so it stays, the last axis merged with those before it."""
+        return "passes"
+
     def sample_shift(self, site) -> str:
         """A shift uniform over each position's features (what a layer on a sequence makes)
         is not uniform over the flattened sample: it passes a flat input only."""

@@ -59,6 +59,9 @@ class Mean(Layer):
     def shift(self, site) -> str:
         return "passes"
 
+    def feature_shift(self, site) -> str:
+        return "passes"
+
     def sample_shift(self, site) -> str:
         """A shift uniform over each position's features stays uniform over the features."""
         return "passes" if self.last else "stops"

@@ -206,6 +206,9 @@ class MoE(Layer):
     def shift(self, site) -> str:
         return "stops"
 
+    def feature_shift(self, site) -> str:
+        return "stops"
+
     def carry(self, path, site):
         """Every chain's first layer absorbs a scaling of the features: the walk closes."""
         if not path.on_axis(True, len(site.in_shape)):

@@ -65,7 +65,12 @@ class MoveAxis(Layer):
         return replace(path, last_axis=landed == ndim - 1)
 
     def shift(self, site) -> str:
-        return "passes"
+        """Varying along the channels: along the last axis when they land last."""
+        return self._lands(site, 0, "shift", "feature_shift")
+
+    def feature_shift(self, site) -> str:
+        """Varying along the last axis: along the first when it lands first."""
+        return self._lands(site, len(site.in_shape) - 1, "shift", "feature_shift")
 
     def sample_shift(self, site) -> str:
         """A shift uniform over the last axis: over the channels when that axis lands first."""
@@ -76,11 +81,12 @@ class MoveAxis(Layer):
         patches, channels last)."""
         return self._lands(site, 0)
 
-    def _lands(self, site, axis: int) -> str:
+    def _lands(self, site, axis: int, first: str = "channel_shift", last: str = "sample_shift") -> str:
+        """How a shift tied to ``axis`` passes: as it came when the axis stays, as the kind
+        ``first`` or ``last`` when it lands first or last, else it stops."""
         ndim = len(site.in_shape)
         landed = self._order(ndim).index(axis)
-        return ("passes" if landed == axis else "sample_shift" if landed == ndim - 1
-                else "channel_shift" if landed == 0 else "stops")
+        return "passes" if landed == axis else last if landed == ndim - 1 else first if landed == 0 else "stops"
 
     @classmethod
     def draw(cls, draw, shape, context):

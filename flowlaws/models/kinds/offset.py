@@ -72,6 +72,9 @@ class Offset(Layer):
     def shift(self, site) -> str:
         return "passes"
 
+    def feature_shift(self, site) -> str:
+        return "passes"
+
     def sample_shift(self, site) -> str:
         return "passes"
 

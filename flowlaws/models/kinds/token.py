@@ -53,6 +53,9 @@ class Token(Layer):
     def shift(self, site) -> str:
         return "passes"
 
+    def feature_shift(self, site) -> str:
+        return "passes"
+
     def sample_shift(self, site) -> str:
         return "passes"
 
