@@ -1501,6 +1501,9 @@ class LawMonitor:
             self._errors.append(f"{steps}: {type(error).__name__}: {error}")
 
     def _judge(self, pending: list) -> None:
+        """Record every law at each pending step, from the steps' sums (`_judged`): a unit
+        law at its worst unit, a layer law by its sum, a matrix law at the worst entry of
+        its form (a model with matrix laws has a batch of one: the step just taken)."""
         from flowlaws.checking import effect_size
 
         Z, Zabs = (np.moveaxis(z, 1, 0) for z in self.sums.combine(self._S[:, :len(pending)]))
