@@ -336,3 +336,18 @@ class Layer:
         Hypothesis's; ``context`` has ``sizes``, ``act``, ``bias`` and ``chain`` for a
         nested chain); None when it does not fit the shape. Default: the kind is never drawn."""
         return None
+
+
+class Entrywise(Layer):
+    """A layer that maps each entry alone (an activation, dropout): a shift of any kind
+    (`Layer.feature_shift`, `sample_shift`, `channel_shift`) passes it as a shift constant
+    over the batch does (`shift`)."""
+
+    def feature_shift(self, site) -> str:
+        return self.shift(site)
+
+    def sample_shift(self, site) -> str:
+        return self.shift(site)
+
+    def channel_shift(self, site) -> str:
+        return self.shift(site)

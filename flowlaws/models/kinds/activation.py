@@ -19,7 +19,7 @@ import autograd.numpy as anp
 import numpy as np
 
 from flowlaws.errors import InvalidArgument, unknown
-from flowlaws.models.layer import Layer, fmt
+from flowlaws.models.layer import Entrywise, fmt
 
 
 def _prelu(a: float, b: float):
@@ -86,7 +86,7 @@ ANALYTIC = ("tanh", "sigmoid", "softplus", "gelu", "silu")  # entire or meromorp
 
 
 @dataclass(frozen=True)
-class Activation(Layer):
+class Activation(Entrywise):
     """An elementwise activation, e.g. ``Activation("leaky_relu", (0.1,))``.
 
     >>> Activation("relu").degree, Activation("relu_power", (3.0,)).degree, Activation("tanh").degree
@@ -213,15 +213,6 @@ class Activation(Layer):
 
     def shift(self, site) -> str:
         return "passes" if self.is_linear else "stops"
-
-    def feature_shift(self, site) -> str:
-        return self.shift(site)
-
-    def sample_shift(self, site) -> str:
-        return self.shift(site)
-
-    def channel_shift(self, site) -> str:
-        return self.shift(site)
 
     def row_scale(self, site) -> str:
         """phi(s z) = s^k phi(z) for s > 0: a positive factor passes a homogeneous phi."""

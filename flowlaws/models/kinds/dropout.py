@@ -19,12 +19,12 @@ import numpy as np
 from autograd.tracer import getval
 from hypothesis import strategies as st
 
-from flowlaws.models.layer import Layer
+from flowlaws.models.layer import Entrywise
 from flowlaws.validation import fraction
 
 
 @dataclass(frozen=True)
-class Dropout(Layer):
+class Dropout(Entrywise):
     """Inverted dropout with drop probability ``p``, its mask a function of its input."""
 
     p: float
@@ -78,15 +78,6 @@ class Dropout(Layer):
     def shift(self, site) -> str:
         """A shift becomes m * delta / (1 - p), varying with the mask; dropout(0) passes it."""
         return "passes" if self.p == 0 else "stops"
-
-    def feature_shift(self, site) -> str:
-        return self.shift(site)
-
-    def sample_shift(self, site) -> str:
-        return self.shift(site)
-
-    def channel_shift(self, site) -> str:
-        return self.shift(site)
 
     @classmethod
     def draw(cls, draw, shape, context):
