@@ -127,6 +127,21 @@ def _float64(x):
     return x.to(torch.float64) if x.is_floating_point() else x
 
 
+def _padding(path: str, module) -> tuple:
+    """A convolution's padding per axis; ``"valid"`` is none, ``"same"`` half the dilated
+    kernel's span on each side (torch pads one more on the right when that span is odd:
+    not converted)."""
+    if module.padding == "valid":
+        return (0,) * len(module.kernel_size)
+    if module.padding == "same":
+        spans = [d * (k - 1) for k, d in zip(module.kernel_size, module.dilation, strict=True)]
+        if any(span % 2 for span in spans):
+            raise _unsupported(path, module, "padding='same' with an even kernel (torch pads one side more); "
+                                             "give the padding as integers")
+        return tuple(span // 2 for span in spans)
+    return tuple(module.padding)
+
+
 def _single(value, what: str, path: str) -> int:
     values = tuple(value) if isinstance(value, tuple | list) else (value,)
     if len(set(values)) != 1:
@@ -184,13 +199,10 @@ def _convert(module, path: str, read=_array):
     if type(module) in (nn.Conv1d, nn.Conv2d):
         if module.padding_mode != "zeros":
             raise _unsupported(path, module, "padding modes other than zeros")
-        if isinstance(module.padding, str):
-            raise _unsupported(path, module, f"padding={module.padding!r}; give an integer")
         cls = Conv1d if type(module) is nn.Conv1d else Conv2d
         bias = module.bias is not None
-        layer = cls(module.out_channels, _single(module.kernel_size, "kernel", path),
-                    _single(module.stride, "stride", path), _single(module.padding, "padding", path), bias,
-                    module.groups, _single(module.dilation, "dilation", path))
+        layer = cls(module.out_channels, tuple(module.kernel_size), tuple(module.stride), _padding(path, module), bias,
+                    module.groups, tuple(module.dilation))
         return layer, (read(module.weight), *([read(module.bias)] if bias else []))
     if type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d):
         if set(np.atleast_1d(module.output_size).tolist()) != {1}:

@@ -42,6 +42,7 @@ LAYER_KINDS = [
     "seq:3:dense({w},bias),batchnorm(affine),{act},dense(2,bias)",
     "seq:2x6:conv1d(3,2,bias),batchnorm,{act},flatten,dense(2)",
     "seq:2x3x3:conv2d(2,2,padding=1),batchnorm(affine,eps=1e-05),{act},flatten,dense(2)",
+    "seq:2x4x5:conv2d(2,3x2,stride=1x2,padding=1x0,dilation=1x2),{act},flatten,dense(2)",
     "seq:3:dense({w}),layernorm(affine),{act},dense(2)",
     "seq:3x4:attention(heads=2,dk=3,dv=2),{act},flatten,dense(2)",
     "seq:3x4:residual[layernorm,attention(heads=1,dk=2,dv=3)],{act},layernorm(affine,eps=0.001),flatten,dense(2)",
@@ -55,6 +56,10 @@ def test_every_spec_round_trips_through_model_spec():
         model = parse(spec)
         assert parse(model.spec) == model
         assert model.spec == spec
+
+
+def test_one_value_repeated_for_every_axis_is_that_value():
+    assert parse("seq:1x5x5:conv2d(2,3x3,stride=2x2,padding=1x1)").spec == "seq:1x5x5:conv2d(2,3,stride=2,padding=1)"
 
 
 @pytest.mark.parametrize("spec", ["mlp:3-8-8-2:relu:bias",
@@ -169,6 +174,11 @@ def test_non_homogeneous_activations_stop_the_rescaling():
         ("mlp:3-4-2:relu:bais", "expected mlp"),
         ("seq:3:conv1d(2,3),relu,dense(2)", "needs input (channels, length)"),
         ("seq:1x4:conv1d(2,7),relu,flatten,dense(2)", "does not fit"),
+        ("seq:1x4x4:conv2d(2,3x2x1)", "kernel must be an integer or 2 (one per axis, written 2x2), got (3, 2, 1)"),
+        ("seq:1x4:conv1d(2,3x2)", "kernel must be an integer, got (3, 2)"),
+        ("seq:1x4x4:conv2d(2,3x0)", "kernel must be a positive integer on every axis, got 3x0"),
+        ("seq:1x4x4:conv2d(2,3,padding=-1)", "padding must be an integer >= 0 on every axis, got -1"),
+        ("seq:1x4x4:conv2d(2,3,padding=1xa)", "expected an integer or one per axis, as 3x2, got '1xa'"),
         ("seq:4:dense(3),mean", "needs positions to average over"),
         ("seq:4:dense(3),residual[dense(2)]", "must keep the input shape"),
         ("seq:4:gated[dense(3) | dense(2)]", "to (3,) and (2,); both must give the same shape"),

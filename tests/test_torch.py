@@ -114,6 +114,10 @@ MODELS = {
                                         nn.Flatten(), nn.Linear(4, 2)), (4, 2, 6, 6)),
     "position_wise": (lambda: nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 4), nn.RMSNorm(4),
                                             nn.Flatten(), nn.Linear(20, 2)), (3, 5, 4)),
+    "rectangular": (lambda: nn.Sequential(nn.Conv2d(2, 4, (3, 1), stride=(1, 2), padding=(1, 0)), nn.ReLU(),
+                                          nn.Conv2d(4, 3, (1, 3), dilation=(1, 2), padding="same", bias=False),
+                                          nn.ReLU(), nn.Conv2d(3, 2, (2, 3), padding="valid"), nn.Flatten(),
+                                          nn.Linear(2 * 4 * 1, 2)), (3, 2, 5, 6)),
 }
 
 
@@ -160,7 +164,16 @@ def test_the_converted_specs_read_as_the_modules():
         "seq:5x6:residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=3,dv=3)],flatten,dense(3,bias)")
 
 
+def test_a_rectangular_kernel_converts_with_its_values_per_axis():
+    module = MODELS["rectangular"][0]()
+    assert from_torch(module, torch.randn(2, 2, 5, 6))[0].spec == (
+        "seq:2x5x6:conv2d(4,3x1,stride=1x2,padding=1x0,bias),relu,conv2d(3,1x3,padding=0x2,dilation=1x2),relu,"
+        "conv2d(2,2x3,bias),flatten,dense(2,bias)")
+
+
 @pytest.mark.parametrize(("module", "fragment"), [
+    (nn.Sequential(nn.Conv2d(3, 4, (2, 3), padding="same")), r"0 \(Conv2d\) is not supported \(padding='same' with "
+                                                              "an even kernel"),
     (nn.Sequential(nn.Linear(3, 4), nn.Embedding(4, 2), nn.Linear(4, 2)),
      r"1 \(Embedding\) is not supported \(an Embedding must read the module's input"),
     (nn.Sequential(nn.Conv1d(3, 4, 3, padding_mode="reflect", padding=1)),

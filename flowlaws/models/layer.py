@@ -33,18 +33,23 @@ REALMIN = float(np.finfo(np.float64).tiny)  # smallest normal float64: the under
 
 
 def _number(text: str, annotation: str):
-    """A spec argument as the field's type (int unless the field is a float or a str)."""
+    """A spec argument as the field's type (int unless the field is a float or a str; a
+    field that takes a tuple reads one int per axis as ``3x2``)."""
     if annotation == "str":
         return text
     try:
+        if "tuple" in annotation and "x" in text:
+            return tuple(int(part) for part in text.split("x"))
         return float(text) if "float" in annotation else int(text)
     except ValueError:
-        raise InvalidArgument(f"expected {'a number' if 'float' in annotation else 'an integer'}, "
-                              f"got {text!r}") from None
+        raise InvalidArgument(f"expected {'a number' if 'float' in annotation else 'an integer'}"
+                              f"{' or one per axis, as 3x2' if 'tuple' in annotation else ''}, got {text!r}") from None
 
 
 def fmt(value) -> str:
-    """A number as a spec writes it: 1e-05, 0.1, 3."""
+    """A number as a spec writes it: 1e-05, 0.1, 3; one per axis as 3x2."""
+    if isinstance(value, tuple):
+        return "x".join(fmt(v) for v in value)
     return f"{value:g}" if isinstance(value, float) and float(value) == float(f"{value:g}") else (
         repr(float(value)) if isinstance(value, float) else str(value))
 

@@ -42,6 +42,7 @@ from flowlaws.models.sequential import Sequential
 
 _HELP = "see the spec syntax in the README (e.g. mlp:3-8-8-2:relu)"
 _CALL = re.compile(r"^([a-z_0-9]+)(?:\((.*)\))?$")
+_PER_AXIS = re.compile(r"\d+(?:x\d+)+")  # one integer per axis: a rectangular kernel 3x2
 
 
 def mlp(widths, activation="relu", *, bias: bool = False) -> Sequential:
@@ -177,7 +178,7 @@ def _arguments(text: str):
         if "=" in part:
             key, value = part.split("=", 1)
             keywords[key.strip()] = value.strip()
-        elif _is_float(part):
+        elif _is_float(part) or _PER_AXIS.fullmatch(part):
             positional.append(part)
         else:
             flags.add(part)

@@ -125,13 +125,16 @@ def _kernels_fit(model):
     (`_taps_split`): nets with laws their symmetries do not give (docs/theory.md 6,
     degenerate cases)."""
     for position, layer in enumerate(model.layers):
-        kernel = getattr(layer, "extent", 0)  # the inputs a window spans (dilated taps included)
-        spatial = model.site(position).in_shape[1:]
-        if kernel > min(spatial, default=0):
+        if not hasattr(layer, "extents"):
+            continue
+        # per axis: the inputs a window spans (dilated taps included), its stride and padding
+        axes = list(zip(model.site(position).in_shape[1:], layer.extents, layer.strides, layer.paddings,
+                        strict=True))
+        if any(extent > n for n, extent, _, _ in axes):
             raise InvalidArgument(f"{layer.spec}: input shorter than the kernel")
-        if kernel and layer.padding >= kernel:
+        if any(padding >= extent for _, extent, _, padding in axes):
             raise InvalidArgument(f"{layer.spec}: an output reads only padding")
-        if kernel and any(_taps_split(n, kernel, layer.stride, layer.padding) for n in spatial):
+        if any(_taps_split(*axis) for axis in axes):
             raise InvalidArgument(f"{layer.spec}: its taps split into units of their own")
     return model
 

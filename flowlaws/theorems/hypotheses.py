@@ -175,7 +175,8 @@ def _no_aliased_taps(s):
             continue
         spatial = s.model.site(position).in_shape[1:]
         window = pool.size if isinstance(pool, Pool) else None
-        if any(_aliased(n, conv.kernel, conv.stride, conv.padding, conv.dilation, window) for n in spatial):
+        if any(_aliased(*axis, window) for axis in zip(spatial, conv.kernels, conv.strides, conv.paddings,
+                                                       conv.dilations, strict=True)):
             return f"{conv.spec} at layer {position} has taps that an average pool sums alike"
     return None
 

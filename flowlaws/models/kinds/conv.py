@@ -1,6 +1,10 @@
 """conv1d(C,K[,stride=S][,padding=P][,bias][,groups=G][,dilation=D]) and conv2d(...):
 cross-correlation with zero padding, as torch's Conv1d/Conv2d.
 
+Each of K, S, P and D is one value for every spatial axis or one per axis, written
+``3x2`` (a rectangular kernel: torch's ``kernel_size=(3, 2)``); per-axis values that are
+all the same are that one value (``conv2d(4,3x3)`` is ``conv2d(4,3)``).
+
 With ``groups`` G the C_in input channels split into G groups; output channel o (of
 group g = o // (C / G)) reads only group g's channels: W has shape (C, C_in / G, K...).
 ``dilation`` D spaces the taps D apart (the kernel spans D (K - 1) + 1 inputs). A
@@ -21,26 +25,31 @@ import numpy as np
 from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.layer import Layer
-from flowlaws.validation import at_least, positive_ints
+from flowlaws.models.layer import Layer, fmt
+from flowlaws.validation import positive_ints
+
+PER_AXIS = ("kernel", "stride", "padding", "dilation")  # one value, or one per spatial axis
 
 
 @lru_cache(maxsize=256)
-def _im2col(dims: int, kernel: int, stride: int, padding: int, in_shape: tuple, dilation: int = 1):
-    """The index plan of a convolution on one sample of ``in_shape`` (C, spatial...):
-    ``gather`` (out positions, C * kernel^dims) indexes the flat sample, with the padding
-    reading index C * prod(spatial) (an appended zero); ``scatter``, the sparse
-    (sample size, out * C * kernel^dims) 0/1 matrix that adds the columns back (col2im)."""
+def _im2col(kernels: tuple, strides: tuple, paddings: tuple, dilations: tuple, in_shape: tuple):
+    """The index plan of a convolution on one sample of ``in_shape`` (C, spatial...), its
+    kernel, stride, padding and dilation given per spatial axis: ``gather`` (out
+    positions, C * taps) indexes the flat sample, with the padding reading index
+    C * prod(spatial) (an appended zero); ``scatter``, the sparse (sample size,
+    out * C * taps) 0/1 matrix that adds the columns back (col2im)."""
     import scipy.sparse
 
-    channels, spatial = in_shape[0], tuple(in_shape[1:])
+    channels, spatial, dims = in_shape[0], tuple(in_shape[1:]), len(kernels)
     size = int(np.prod(in_shape))
-    padded = tuple(n + 2 * padding for n in spatial)
+    padded = tuple(n + 2 * p for n, p in zip(spatial, paddings, strict=True))
     index = np.full((channels, *padded), size)
-    index[(slice(None), *(slice(padding, padding + n) for n in spatial))] = np.arange(size).reshape(in_shape)
-    extent = dilation * (kernel - 1) + 1
-    windows = np.lib.stride_tricks.sliding_window_view(index, (extent,) * dims, axis=tuple(range(1, 1 + dims)))
-    windows = windows[(slice(None), *(slice(None, None, stride),) * dims, *(slice(None, None, dilation),) * dims)]
+    index[(slice(None), *(slice(p, p + n) for n, p in zip(spatial, paddings, strict=True)))] = \
+        np.arange(size).reshape(in_shape)
+    extents = tuple(d * (k - 1) + 1 for k, d in zip(kernels, dilations, strict=True))
+    windows = np.lib.stride_tricks.sliding_window_view(index, extents, axis=tuple(range(1, 1 + dims)))
+    every = (*(slice(None, None, s) for s in strides), *(slice(None, None, d) for d in dilations))
+    windows = windows[(slice(None), *every)]
     gather = np.moveaxis(windows, 0, dims).reshape(int(np.prod(windows.shape[1:1 + dims])), -1)
     flat = gather.ravel()
     real = flat < size
@@ -61,25 +70,59 @@ class Conv(Layer):
     """
 
     channels: int
-    kernel: int
-    stride: int = 1
-    padding: int = 0
+    kernel: int | tuple
+    stride: int | tuple = 1
+    padding: int | tuple = 0
     bias: bool = False
     groups: int = 1
-    dilation: int = 1
+    dilation: int | tuple = 1
     dims: ClassVar[int]
     family: ClassVar[str] = "conv"
     has_weight: ClassVar[bool] = True
 
     def __post_init__(self):
-        positive_ints(self.kind, channels=self.channels, kernel=self.kernel, stride=self.stride, groups=self.groups,
-                 dilation=self.dilation)
+        for name in PER_AXIS:
+            object.__setattr__(self, name, self._per_axis(name, getattr(self, name)))
+        positive_ints(self.kind, channels=self.channels, groups=self.groups)
+        for name in ("kernel", "stride", "dilation"):
+            if min(self._axes(name)) < 1:
+                raise InvalidArgument(f"{self.kind}: {name} must be a positive integer on every axis, "
+                                      f"got {fmt(getattr(self, name))}")
         if self.channels % self.groups:
             raise InvalidArgument(f"{self.kind}: {self.channels} output channels do not split into "
                                   f"groups={self.groups}; use a divisor of {self.channels}")
-        if not isinstance(self.padding, int | np.integer):
-            raise InvalidArgument(f"{self.kind}: padding must be an integer >= 0, got {self.padding!r}")
-        at_least(self.kind, "padding", self.padding, 0)
+        if min(self.paddings) < 0:
+            raise InvalidArgument(f"{self.kind}: padding must be an integer >= 0 on every axis, "
+                                  f"got {fmt(self.padding)}")
+
+    def _per_axis(self, name: str, value):
+        """``value`` as one int, or a tuple of one int per spatial axis when they differ."""
+        values = tuple(value) if isinstance(value, tuple | list) else (value,)
+        if len(values) not in (1, self.dims) or not all(isinstance(v, int | np.integer) for v in values):
+            per_axis = f" or {self.dims} (one per axis, written {'x'.join(['2'] * self.dims)})" if self.dims > 1 else ""
+            raise InvalidArgument(f"{self.kind}: {name} must be an integer{per_axis}, got {value!r}")
+        return int(values[0]) if len(set(values)) == 1 else tuple(int(v) for v in values)
+
+    def _axes(self, name: str) -> tuple:
+        value = getattr(self, name)
+        return value if isinstance(value, tuple) else (value,) * self.dims
+
+    @property
+    def kernels(self) -> tuple:
+        """The kernel's taps along each spatial axis."""
+        return self._axes("kernel")
+
+    @property
+    def strides(self) -> tuple:
+        return self._axes("stride")
+
+    @property
+    def paddings(self) -> tuple:
+        return self._axes("padding")
+
+    @property
+    def dilations(self) -> tuple:
+        return self._axes("dilation")
 
     def _check(self, in_shape):
         if len(in_shape) != self.dims + 1:
@@ -92,34 +135,36 @@ class Conv(Layer):
                                   f"{self.groups}; use a divisor of {in_shape[0]}")
 
     @property
-    def extent(self) -> int:
+    def extents(self) -> tuple:
         """The inputs one window spans along each axis: dilation (kernel - 1) + 1."""
-        return self.dilation * (self.kernel - 1) + 1
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernels, self.dilations, strict=True))
 
     def param_shapes(self, in_shape):
         self._check(in_shape)
-        shapes = (("W", (self.channels, in_shape[0] // self.groups, *(self.kernel,) * self.dims)),)
+        shapes = (("W", (self.channels, in_shape[0] // self.groups, *self.kernels)),)
         return (*shapes, ("b", (self.channels,))) if self.bias else shapes
 
     def out_shape(self, in_shape):
         self._check(in_shape)
-        spatial = tuple((n + 2 * self.padding - self.extent) // self.stride + 1 for n in in_shape[1:])
+        spatial = tuple((n + 2 * p - e) // s + 1 for n, p, e, s in
+                        zip(in_shape[1:], self.paddings, self.extents, self.strides, strict=True))
         if min(spatial) < 1:
             raise InvalidArgument(
-                f"{self.spec}: kernel {self.kernel} does not fit input shape {tuple(in_shape)}; "
+                f"{self.spec}: kernel {fmt(self.kernel)} does not fit input shape {tuple(in_shape)}; "
                 "use a smaller kernel or more padding"
             )
         return (self.channels, *spatial)
 
     def _pad(self, x):
-        if not self.padding:
+        if not any(self.paddings):
             return x
-        return anp.pad(x, ((0, 0), (0, 0), *((self.padding, self.padding),) * self.dims), mode="constant")
+        return anp.pad(x, ((0, 0), (0, 0), *((p, p) for p in self.paddings)), mode="constant")
 
     def _windows(self, out_spatial):
-        for offset in itertools.product(range(self.kernel), repeat=self.dims):
+        for offset in itertools.product(*(range(k) for k in self.kernels)):
             yield offset, (slice(None), slice(None), *(
-                _window(j * self.dilation, self.stride, n) for j, n in zip(offset, out_spatial, strict=True)))
+                _window(j * d, s, n) for j, d, s, n in zip(offset, self.dilations, self.strides, out_spatial,
+                                                            strict=True)))
 
     def apply(self, p, x):
         xp = self._pad(x)
@@ -139,8 +184,8 @@ class Conv(Layer):
         return y
 
     def _columns(self, x):
-        """im2col: the windows of the input (padding reads a zero) as one (N * out, C * kernel^dims) matrix."""
-        gather, _ = _im2col(self.dims, self.kernel, self.stride, self.padding, x.shape[1:], self.dilation)
+        """im2col: the windows of the input (padding reads a zero) as one (N * out, C * taps) matrix."""
+        gather, _ = self._plan(x.shape[1:])
         flat = np.concatenate([x.reshape(len(x), -1), np.zeros((len(x), 1), x.dtype)], axis=1)
         return flat[:, gather].reshape(len(x) * len(gather), -1)
 
@@ -163,7 +208,7 @@ class Conv(Layer):
     def shift(self, site) -> str:
         """A shift constant over positions stays so without padding (zeros at the edges
         would make the output's shift vary over positions)."""
-        return "stops" if self.padding else "passes"
+        return "stops" if any(self.paddings) else "passes"
 
     def written_shifts(self, site):
         """W[:, j] -> W[:, j] + a_j (every output channel alike) and b -> b + t 1 shift
@@ -182,12 +227,16 @@ class Conv(Layer):
         G = self.groups
         by_group = rows.reshape(len(rows), G, -1).transpose(1, 0, 2)  # (G, N * out, O / G)
         dW = (by_group.transpose(0, 2, 1) @ self._split(columns)).reshape(W.shape)
-        _, scatter = _im2col(self.dims, self.kernel, self.stride, self.padding, x.shape[1:], self.dilation)
-        dcolumns = (by_group @ W.reshape(G, self.channels // G, -1))  # (G, N * out, C / G * kernel^dims)
-        dcolumns = dcolumns.transpose(1, 0, 2).reshape(len(x), -1)  # (N, out * C * kernel^dims)
+        _, scatter = self._plan(x.shape[1:])
+        dcolumns = (by_group @ W.reshape(G, self.channels // G, -1))  # (G, N * out, C / G * taps)
+        dcolumns = dcolumns.transpose(1, 0, 2).reshape(len(x), -1)  # (N, out * C * taps)
         dx = (scatter @ dcolumns.T).T.reshape(x.shape)
         batch_and_space = (0, *range(2, 2 + self.dims))
         return dx, ((dW, dy.sum(axis=batch_and_space)) if self.bias else (dW,))
+
+    def _plan(self, in_shape):
+        """(gather, scatter) of `_im2col` for one sample of ``in_shape``."""
+        return _im2col(self.kernels, self.strides, self.paddings, self.dilations, tuple(in_shape))
 
     def _split(self, columns):
         """(N * out, C * taps) -> (G, N * out, C / G * taps): each group's channels."""
@@ -210,7 +259,7 @@ class Conv(Layer):
     @property
     def pointwise(self) -> bool:
         """One tap, stride 1, no padding: each position is mapped alone."""
-        return self.kernel == 1 and self.stride == 1 and not self.padding
+        return self.kernel == 1 and self.stride == 1 and self.padding == 0
 
     def keeps_sums(self, in_shape) -> bool:
         """A bias-free pointwise convolution makes each output row a combination of input
@@ -248,11 +297,16 @@ class Conv(Layer):
     def draw(cls, draw, shape, context):
         if len(shape) != cls.dims + 1:
             return None
-        kernel = draw(st.integers(1, min(2, *shape[1:])))
-        dilation = draw(st.integers(1, 2)) if kernel > 1 and min(shape[1:]) > 2 else 1
+        kernels, dilations, paddings = [], [], []
+        for n in shape[1:]:  # each axis its own (a rectangular kernel), shrinking towards one value
+            kernel = draw(st.integers(1, min(2, n)))
+            dilation = draw(st.integers(1, 2)) if kernel > 1 and n > 2 else 1
+            kernels.append(kernel)
+            dilations.append(dilation)
+            paddings.append(draw(st.integers(0, kernel - 1)) if dilation == 1 else 0)
         groups = draw(st.sampled_from([g for g in (1, 2) if shape[0] % g == 0]))
-        padding = draw(st.integers(0, kernel - 1)) if dilation == 1 else 0
-        return cls(groups * draw(context.sizes), kernel, 1, padding, context.bias, groups, dilation)
+        return cls(groups * draw(context.sizes), tuple(kernels), 1, tuple(paddings), context.bias, groups,
+                   tuple(dilations))
 
 
 @dataclass(frozen=True)
