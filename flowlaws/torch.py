@@ -103,9 +103,11 @@ try:
 except ImportError as error:  # pragma: no cover - exercised without the extra
     raise ImportError("flowlaws.torch needs PyTorch: pip install 'flowlaws[torch]'") from error
 
-SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation), ReLU, LeakyReLU, PReLU, Identity, "
-             "Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1), "
-             "x.mean(dims), Flatten, Dropout, a + b and a * b of two branches (residual blocks with any "
+SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a kernel per axis), ReLU, LeakyReLU, "
+             "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d, "
+             "AdaptiveAvgPool1d/2d(1), Dropout, and their functional forms and tensor methods (F.relu, x.relu(), "
+             "F.max_pool2d, F.dropout, ...), x * c and x / c by a number, "
+             "x.mean(dims), Flatten, a + b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
              "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
@@ -188,6 +190,8 @@ def _convert(module, path: str, read=_array):
     act = _activation(module)
     if act is not None:
         return act, ()
+    if type(module) is nn.GELU:
+        raise _unsupported(path, module, f"approximate={module.approximate!r}; flowlaws' gelu is the exact one")
     if type(module) is nn.Linear:
         bias = module.bias is not None
         return Dense(module.out_features, bias), (read(module.weight), *([read(module.bias)] if bias else []))
@@ -446,9 +450,53 @@ SIZES = {"size", "dim"}  # methods that read a value's shape, not its entries
 ATTRIBUTES = {"shape", "ndim", "device", "dtype"}  # attributes that do
 JOINS = {operator.add: Residual, torch.add: Residual, "add": Residual, operator.mul: Gated, torch.mul: Gated,
          "mul": Gated}
-FUNCTIONS = {torch.relu: "relu", torch.tanh: "tanh", torch.sigmoid: "sigmoid", nn.functional.relu: "relu",
-             nn.functional.gelu: "gelu", nn.functional.silu: "silu", nn.functional.elu: "elu",
-             nn.functional.softplus: "softplus"}
+_POOL = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+_AVERAGE = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+# a functional call or tensor method -> the module that computes the same, and the names of
+# its arguments after the input (torch's builtins have no signature to read them from)
+FUNCTIONS = {
+    **dict.fromkeys((torch.relu, nn.functional.relu, "relu"), (nn.ReLU, ())),
+    **dict.fromkeys((torch.tanh, nn.functional.tanh, "tanh"), (nn.Tanh, ())),
+    **dict.fromkeys((torch.sigmoid, nn.functional.sigmoid, "sigmoid"), (nn.Sigmoid, ())),
+    nn.functional.silu: (nn.SiLU, ()), nn.functional.gelu: (nn.GELU, ("approximate",)),
+    nn.functional.elu: (nn.ELU, ("alpha",)), nn.functional.softplus: (nn.Softplus, ("beta", "threshold")),
+    nn.functional.leaky_relu: (nn.LeakyReLU, ("negative_slope",)),
+    nn.functional.max_pool1d: (nn.MaxPool1d, _POOL), nn.functional.max_pool2d: (nn.MaxPool2d, _POOL),
+    nn.functional.avg_pool1d: (nn.AvgPool1d, _AVERAGE), nn.functional.avg_pool2d: (nn.AvgPool2d, _AVERAGE),
+    nn.functional.adaptive_avg_pool1d: (nn.AdaptiveAvgPool1d, ("output_size",)),
+    nn.functional.adaptive_avg_pool2d: (nn.AdaptiveAvgPool2d, ("output_size",)),
+    nn.functional.dropout: (nn.Dropout, ("p", "training")),
+}
+SCALINGS = {operator.mul: False, torch.mul: False, "mul": False, operator.truediv: True, torch.div: True,
+            "div": True}  # x * c and x / c (True: divides) by a number
+
+
+def _as_module(node) -> nn.Module:
+    """The module a functional call or tensor method computes, its arguments by name:
+    ``F.max_pool2d(x, 2)`` is ``nn.MaxPool2d(2)``, ``F.dropout(x, p, training=False)``
+    the identity, ``nn.Dropout(0)``; ``inplace`` changes no value."""
+    cls, names = FUNCTIONS[node.target]
+    arguments = {**dict(zip(names, node.args[1:], strict=False)), **node.kwargs}
+    arguments.pop("inplace", None)
+    if arguments.pop("training", True) is False:
+        arguments["p"] = 0.0
+    try:
+        return cls(**arguments)
+    except TypeError as error:
+        raise InvalidArgument(f"{node.name}: {getattr(node.target, '__name__', node.target)} with arguments "
+                              f"{arguments}: {error}") from None
+
+
+def _scaling(node, computed) -> float | None:
+    """c for ``x * c``, ``c * x`` or ``x / c`` of a computed value x and a number c (not 0),
+    else None: a linear activation of slope c (``prelu(c,c)``)."""
+    if node.target not in SCALINGS or len(node.args) != 2:
+        return None
+    a, b = node.args
+    number = b if a in computed else a if b in computed and not SCALINGS[node.target] else None
+    if isinstance(number, bool) or not isinstance(number, int | float) or not number:
+        return None
+    return 1.0 / number if SCALINGS[node.target] else float(number)
 
 
 def _mean(node, shape):
@@ -760,6 +808,9 @@ def _traced(module, chain: _Chain, example_input):
                 continue  # the attention weights, unused
             chain.lineage[node] = chain.lineage[node.args[0]]
             head = node
+        elif function and (c := _scaling(node, chain.lineage)) is not None:
+            chain.add(node, (Activation("prelu", (c, c)), ()), after=value(node))
+            head = node
         elif function and node.target in JOINS:
             a, b = node.args[:2]
             if not all(x in chain.lineage for x in (a, b)):
@@ -783,8 +834,9 @@ def _traced(module, chain: _Chain, example_input):
                 layer = _mean(node, shape(x))
             chain.add(node, (layer, ()), after=x)
             head = node
-        elif node.op == "call_function" and node.target in FUNCTIONS:
-            chain.add(node, (Activation(FUNCTIONS[node.target]), ()), after=node.args[0])
+        elif function and node.target in FUNCTIONS:
+            module = _as_module(node)
+            chain.add(node, _convert(module, node.name), after=value(node))
             head = node
         elif node.op == "output":
             if node.args[0] is not head:
@@ -958,6 +1010,16 @@ def _attentions(sources) -> list[str]:
     return [path for path, source in sources if isinstance(source, _Projections)]
 
 
+class _Unmasked(torch.overrides.TorchFunctionMode):
+    """``F.dropout`` as the identity: a functional dropout called with ``self.training``
+    (traced as a module in training mode) draws no mask while conversion is checked."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is nn.functional.dropout:
+            return args[0] if args else kwargs["input"]
+        return func(*args, **(kwargs or {}))
+
+
 def _check_layout(module, model, params, example_input, vocabulary=None, attentions=()) -> None:
     """The converted model computes what the module computes (float64, training mode; token
     ids stay ids for the module and are one-hot for flowlaws). ``attentions``: the paths of
@@ -969,7 +1031,7 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
     for child in [*quiet, *map(twin.get_submodule, attentions)]:
         child.eval()
     x = _float64(example_input)
-    with torch.no_grad():
+    with torch.no_grad(), _Unmasked():
         expected = twin(x)
     expected = (expected[0] if isinstance(expected, tuple) else expected).numpy()
     unmasked = Sequential(model.input_shape, tuple(layer.mapped(

@@ -94,6 +94,21 @@ def _vgg():
                          nn.Linear(6 * 2 * 2, 5), nn.ReLU(), nn.Linear(5, 3))
 
 
+class Functional(nn.Module):
+    """The functional forms of layers, as people write them in ``forward``."""
+
+    def __init__(self, p=0.0):
+        super().__init__()
+        self.p = p
+        self.conv1, self.conv2, self.fc = nn.Conv2d(2, 4, 3, padding=1), nn.Conv2d(4, 4, 1), nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(self.conv1(x).relu(), 2)
+        x = nn.functional.leaky_relu(self.conv2(x), negative_slope=0.2) * 0.5
+        x = nn.functional.dropout(x, self.p, self.training)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, (1, 1)), 1)) / 4
+
+
 MODELS = {
     "mlp": (lambda: nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(0.2), nn.Linear(6, 5, bias=False), nn.Tanh(),
                                   nn.Linear(5, 3)), (7, 4)),
@@ -114,6 +129,7 @@ MODELS = {
                                         nn.Flatten(), nn.Linear(4, 2)), (4, 2, 6, 6)),
     "position_wise": (lambda: nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 4), nn.RMSNorm(4),
                                             nn.Flatten(), nn.Linear(20, 2)), (3, 5, 4)),
+    "functional": (Functional, (3, 2, 6, 6)),
     "rectangular": (lambda: nn.Sequential(nn.Conv2d(2, 4, (3, 1), stride=(1, 2), padding=(1, 0)), nn.ReLU(),
                                           nn.Conv2d(4, 3, (1, 3), dilation=(1, 2), padding="same", bias=False),
                                           nn.ReLU(), nn.Conv2d(3, 2, (2, 3), padding="valid"), nn.Flatten(),
@@ -164,6 +180,27 @@ def test_the_converted_specs_read_as_the_modules():
         "seq:5x6:residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=3,dv=3)],flatten,dense(3,bias)")
 
 
+def test_functional_calls_and_methods_convert_as_their_modules_do():
+    assert from_torch(Functional(p=0.25), torch.randn(2, 2, 6, 6))[0].spec == (
+        "seq:2x6x6:conv2d(4,3,padding=1,bias),relu,maxpool2d(2),conv2d(4,1,bias),leaky_relu(0.2),prelu(0.5,0.5),"
+        "dropout(0.25),mean,flatten,dense(2,bias),prelu(0.25,0.25)")
+    # dropout called with training=False computes nothing
+    assert "dropout(0)" in from_torch(Functional(p=0.25).eval(), torch.randn(2, 2, 6, 6))[0].spec
+
+
+def test_a_functional_dropout_in_training_keeps_its_unit_laws_under_sgd():
+    torch.manual_seed(0)
+    module, x = Functional(p=0.5).double(), torch.randn(8, 2, 6, 6, dtype=torch.float64)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1, momentum=0.9)
+    monitor = LawMonitor(module, optimizer, example_input=x)
+    for _ in range(4):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(module(x), torch.zeros(8, dtype=torch.long)).backward()
+        optimizer.step()
+    assert monitor.records and not monitor.flagged and not monitor.errors
+    assert all(len(r.measured) == 4 for r in monitor.records)
+
+
 def test_a_rectangular_kernel_converts_with_its_values_per_axis():
     module = MODELS["rectangular"][0]()
     assert from_torch(module, torch.randn(2, 2, 5, 6))[0].spec == (
@@ -172,6 +209,7 @@ def test_a_rectangular_kernel_converts_with_its_values_per_axis():
 
 
 @pytest.mark.parametrize(("module", "fragment"), [
+    (nn.Sequential(nn.Linear(3, 8), nn.GELU(approximate="tanh")), r"\(GELU\) is not supported \(approximate='tanh'"),
     (nn.Sequential(nn.Conv2d(3, 4, (2, 3), padding="same")), r"0 \(Conv2d\) is not supported \(padding='same' with "
                                                               "an even kernel"),
     (nn.Sequential(nn.Linear(3, 4), nn.Embedding(4, 2), nn.Linear(4, 2)),
