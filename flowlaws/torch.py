@@ -94,7 +94,7 @@ from flowlaws.models import (
     Token,
 )
 from flowlaws.models.symmetry import LawKind, centred
-from flowlaws.validation import positive_int
+from flowlaws.validation import on_axes, positive_int
 
 try:
     import torch
@@ -142,13 +142,6 @@ def _padding(path: str, module) -> tuple:
                                              "give the padding as integers")
         return tuple(span // 2 for span in spans)
     return tuple(module.padding)
-
-
-def _single(value, what: str, path: str) -> int:
-    values = tuple(value) if isinstance(value, tuple | list) else (value,)
-    if len(set(values)) != 1:
-        raise InvalidArgument(f"{path}: {what} {values} differs per axis; flowlaws supports one value")
-    return int(values[0])
 
 
 def _unsupported(path: str, module, reason: str = "") -> InvalidArgument:
@@ -225,10 +218,10 @@ def _convert(module, path: str, read=_array):
         return RMSNorm(affine, eps), ((read(module.weight),) if affine else ())
     pools = {nn.MaxPool1d: MaxPool1d, nn.AvgPool1d: AvgPool1d, nn.MaxPool2d: MaxPool2d, nn.AvgPool2d: AvgPool2d}
     if type(module) in pools:
-        size = _single(module.kernel_size, "kernel", path)
-        stride = _single(module.stride or size, "stride", path)
-        if stride != size or _single(module.padding, "padding", path) or getattr(module, "ceil_mode", False) \
-                or _single(getattr(module, "dilation", 1), "dilation", path) != 1:
+        dims = pools[type(module)].dims
+        size = on_axes(module.kernel_size, dims)
+        if on_axes(module.stride or size, dims) != size or any(on_axes(module.padding, dims)) or module.ceil_mode \
+                or set(on_axes(getattr(module, "dilation", 1), dims)) != {1}:
             raise _unsupported(path, module, "only windows with stride = size, no padding, floor mode")
         return pools[type(module)](size), ()
     if type(module) is nn.Flatten:

@@ -34,6 +34,25 @@ def positive_ints(owner: str, **values) -> None:
         positive_int(owner, name, value)
 
 
+def per_axis(owner: str, name: str, value, dims: int, low: int = 1):
+    """An integer >= ``low`` for every one of ``dims`` axes: one int when the axes agree,
+    else a tuple of one per axis (a rectangular kernel, written 3x2 in a spec)."""
+    values = tuple(value) if isinstance(value, tuple | list) else (value,)
+    if len(values) not in (1, dims) or not all(isinstance(v, int | np.integer) and not isinstance(v, bool)
+                                               for v in values):
+        per = f" or {dims} (one per axis, written {'x'.join(['2'] * dims)})" if dims > 1 else ""
+        raise InvalidArgument(f"{_prefix(owner)}{name} must be an integer{per}, got {value!r}")
+    if min(values) < low:
+        rule = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise InvalidArgument(f"{_prefix(owner)}{name} must be {rule} on every axis, got {'x'.join(map(str, values))}")
+    return int(values[0]) if len(set(values)) == 1 else tuple(int(v) for v in values)
+
+
+def on_axes(value, dims: int) -> tuple:
+    """A `per_axis` value (or torch's int or tuple) as one int per axis."""
+    return tuple(value) if isinstance(value, tuple | list) else (value,) * dims
+
+
 def at_least(owner: str, name: str, value, low: float, error=InvalidArgument) -> float:
     """A finite number >= ``low``."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not np.isfinite(value) \

@@ -58,6 +58,8 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     "seq:3x4:dense(4),dropout(0),mean(last),dense(2,bias)",  # dropout 0 is the identity: a matrix law
     "seq:3x4:dense(4),dropout(0.25),mean(last),dense(2,bias)",  # a mask per entry mixes no units: unit laws
     "seq:2x5x4:conv2d(3,3x2,padding=1x0,bias),relu,conv2d(2,1x2,stride=2x1),relu,flatten,dense(2)",  # rectangular
+    "seq:2x4x6:conv2d(3,3x1,padding=1x0),relu,maxpool2d(2x1),conv2d(2,1),relu,flatten,dense(2)",
+    "seq:2x4x4:conv2d(3,2),abs,avgpool2d(1x2),flatten,dense(2,bias)",
 ])
 def test_graph_specs_have_exactly_their_derived_laws(spec):
     found = discover(parse(spec), degree=0)

@@ -132,8 +132,8 @@ MODELS = {
     "functional": (Functional, (3, 2, 6, 6)),
     "rectangular": (lambda: nn.Sequential(nn.Conv2d(2, 4, (3, 1), stride=(1, 2), padding=(1, 0)), nn.ReLU(),
                                           nn.Conv2d(4, 3, (1, 3), dilation=(1, 2), padding="same", bias=False),
-                                          nn.ReLU(), nn.Conv2d(3, 2, (2, 3), padding="valid"), nn.Flatten(),
-                                          nn.Linear(2 * 4 * 1, 2)), (3, 2, 5, 6)),
+                                          nn.ReLU(), nn.Conv2d(3, 2, (2, 3), padding="valid"),
+                                          nn.MaxPool2d((2, 1)), nn.Flatten(), nn.Linear(2 * 2 * 1, 2)), (3, 2, 5, 6)),
 }
 
 
@@ -201,11 +201,11 @@ def test_a_functional_dropout_in_training_keeps_its_unit_laws_under_sgd():
     assert all(len(r.measured) == 4 for r in monitor.records)
 
 
-def test_a_rectangular_kernel_converts_with_its_values_per_axis():
+def test_a_rectangular_kernel_and_pool_convert_with_their_values_per_axis():
     module = MODELS["rectangular"][0]()
     assert from_torch(module, torch.randn(2, 2, 5, 6))[0].spec == (
         "seq:2x5x6:conv2d(4,3x1,stride=1x2,padding=1x0,bias),relu,conv2d(3,1x3,padding=0x2,dilation=1x2),relu,"
-        "conv2d(2,2x3,bias),flatten,dense(2,bias)")
+        "conv2d(2,2x3,bias),maxpool2d(2x1),flatten,dense(2,bias)")
 
 
 @pytest.mark.parametrize(("module", "fragment"), [

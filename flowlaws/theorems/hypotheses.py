@@ -174,9 +174,9 @@ def _no_aliased_taps(s):
         if not (isinstance(pool, Pool) and pool.reduce == "mean") and not (isinstance(pool, Mean) and not pool.last):
             continue
         spatial = s.model.site(position).in_shape[1:]
-        window = pool.size if isinstance(pool, Pool) else None
-        if any(_aliased(*axis, window) for axis in zip(spatial, conv.kernels, conv.strides, conv.paddings,
-                                                       conv.dilations, strict=True)):
+        windows = pool.sizes if isinstance(pool, Pool) else (None,) * len(spatial)
+        if any(_aliased(*axis) for axis in zip(spatial, conv.kernels, conv.strides, conv.paddings, conv.dilations,
+                                               windows, strict=True)):
             return f"{conv.spec} at layer {position} has taps that an average pool sums alike"
     return None
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import Layer, fmt
-from flowlaws.validation import positive_ints
+from flowlaws.validation import on_axes, per_axis, positive_ints
 
 PER_AXIS = ("kernel", "stride", "padding", "dilation")  # one value, or one per spatial axis
 
@@ -82,47 +82,29 @@ class Conv(Layer):
 
     def __post_init__(self):
         for name in PER_AXIS:
-            object.__setattr__(self, name, self._per_axis(name, getattr(self, name)))
+            object.__setattr__(self, name, per_axis(self.kind, name, getattr(self, name), self.dims,
+                                                    0 if name == "padding" else 1))
         positive_ints(self.kind, channels=self.channels, groups=self.groups)
-        for name in ("kernel", "stride", "dilation"):
-            if min(self._axes(name)) < 1:
-                raise InvalidArgument(f"{self.kind}: {name} must be a positive integer on every axis, "
-                                      f"got {fmt(getattr(self, name))}")
         if self.channels % self.groups:
             raise InvalidArgument(f"{self.kind}: {self.channels} output channels do not split into "
                                   f"groups={self.groups}; use a divisor of {self.channels}")
-        if min(self.paddings) < 0:
-            raise InvalidArgument(f"{self.kind}: padding must be an integer >= 0 on every axis, "
-                                  f"got {fmt(self.padding)}")
-
-    def _per_axis(self, name: str, value):
-        """``value`` as one int, or a tuple of one int per spatial axis when they differ."""
-        values = tuple(value) if isinstance(value, tuple | list) else (value,)
-        if len(values) not in (1, self.dims) or not all(isinstance(v, int | np.integer) for v in values):
-            per_axis = f" or {self.dims} (one per axis, written {'x'.join(['2'] * self.dims)})" if self.dims > 1 else ""
-            raise InvalidArgument(f"{self.kind}: {name} must be an integer{per_axis}, got {value!r}")
-        return int(values[0]) if len(set(values)) == 1 else tuple(int(v) for v in values)
-
-    def _axes(self, name: str) -> tuple:
-        value = getattr(self, name)
-        return value if isinstance(value, tuple) else (value,) * self.dims
 
     @property
     def kernels(self) -> tuple:
         """The kernel's taps along each spatial axis."""
-        return self._axes("kernel")
+        return on_axes(self.kernel, self.dims)
 
     @property
     def strides(self) -> tuple:
-        return self._axes("stride")
+        return on_axes(self.stride, self.dims)
 
     @property
     def paddings(self) -> tuple:
-        return self._axes("padding")
+        return on_axes(self.padding, self.dims)
 
     @property
     def dilations(self) -> tuple:
-        return self._axes("dilation")
+        return on_axes(self.dilation, self.dims)
 
     def _check(self, in_shape):
         if len(in_shape) != self.dims + 1:

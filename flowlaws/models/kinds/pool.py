@@ -1,4 +1,6 @@
-"""maxpool1d(S), avgpool1d(S), maxpool2d(S), avgpool2d(S): non-overlapping pooling."""
+"""maxpool1d(S), avgpool1d(S), maxpool2d(S), avgpool2d(S): non-overlapping pooling; S one
+window size for every spatial axis, or one per axis (``maxpool2d(2x1)``, torch's
+``MaxPool2d((2, 1))``)."""
 
 from __future__ import annotations
 
@@ -8,38 +10,45 @@ from typing import ClassVar
 
 import autograd.numpy as anp
 import numpy as np
+from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.layer import Layer
-from flowlaws.validation import positive_ints
+from flowlaws.models.layer import Layer, fmt
+from flowlaws.validation import on_axes, per_axis
 
 
 @dataclass(frozen=True)
 class Pool(Layer):
-    """Non-overlapping pooling with window = stride = ``size``; homogeneous of degree 1."""
+    """Non-overlapping pooling with window = stride = ``size`` (per axis); homogeneous of
+    degree 1."""
 
-    size: int
+    size: int | tuple
     dims: ClassVar[int]
     reduce: ClassVar[str]
     family: ClassVar[str] = "pool"
 
     def __post_init__(self):
-        positive_ints(self.kind, size=self.size)
+        object.__setattr__(self, "size", per_axis(self.kind, "size", self.size, self.dims))
+
+    @property
+    def sizes(self) -> tuple:
+        """The window's extent along each spatial axis."""
+        return on_axes(self.size, self.dims)
 
     def out_shape(self, in_shape):
-        if len(in_shape) != self.dims + 1 or min(in_shape[1:]) < self.size:
+        if len(in_shape) != self.dims + 1 or any(n < s for n, s in zip(in_shape[1:], self.sizes, strict=True)):
             raise InvalidArgument(
-                f"{self.spec} needs input (channels, {self.dims} spatial axes >= {self.size}), "
+                f"{self.spec} needs input (channels, {self.dims} spatial axes >= {fmt(self.size)}), "
                 f"got shape {tuple(in_shape)}"
             )
-        return (in_shape[0], *(n // self.size for n in in_shape[1:]))
+        return (in_shape[0], *(n // s for n, s in zip(in_shape[1:], self.sizes, strict=True)))
 
     def _blocks(self, x):
-        """View x (cropped) as (N, C, n1, size, n2, size, ...) and the window axes."""
+        """View x (cropped) as (N, C, n1, size1, n2, size2, ...) and the window axes."""
         n, c, *spatial = x.shape
-        out = [m // self.size for m in spatial]
-        crop = (slice(None), slice(None), *(slice(0, m * self.size) for m in out))
-        shape = (n, c, *itertools.chain.from_iterable((m, self.size) for m in out))
+        out = [m // s for m, s in zip(spatial, self.sizes, strict=True)]
+        crop = (slice(None), slice(None), *(slice(0, m * s) for m, s in zip(out, self.sizes, strict=True)))
+        shape = (n, c, *itertools.chain.from_iterable(zip(out, self.sizes, strict=True)))
         return x[crop].reshape(shape), tuple(3 + 2 * i for i in range(self.dims))
 
     def apply(self, p, x):
@@ -48,10 +57,10 @@ class Pool(Layer):
 
     def weights(self, x):
         """Each input's share of its window's output: 1/count at the (tied) maxima, or
-        1/size^dims for the mean. Frozen, they make the pool linear (`apply_frozen`)."""
+        1/(its window's entries) for the mean. Frozen, they make the pool linear (`apply_frozen`)."""
         blocks, axes = self._blocks(x)
         if self.reduce == "mean":
-            return np.ones_like(blocks) / self.size**self.dims  # 1/size^dims exactly mod p too
+            return np.ones_like(blocks) / int(np.prod(self.sizes))  # 1/window exactly mod p too
         hits = blocks == blocks.max(axis=axes, keepdims=True)
         return hits / hits.sum(axis=axes, keepdims=True)
 
@@ -64,7 +73,7 @@ class Pool(Layer):
         expand = tuple(slice(None) if i not in axes else None for i in range(blocks.ndim))
         grad = (self.weights(x) if weights is None else weights) * dy[expand]
         dx = np.zeros(x.shape, np.result_type(x, dy))
-        crop = (slice(None), slice(None), *(slice(0, m * self.size) for m in y.shape[2:]))
+        crop = (slice(None), slice(None), *(slice(0, m * s) for m, s in zip(y.shape[2:], self.sizes, strict=True)))
         dx[crop] = grad.reshape(dx[crop].shape)
         return dx, ()
 
@@ -109,11 +118,14 @@ class Pool(Layer):
     def keeps_sums(self, in_shape) -> bool:
         """An average pool whose windows tile the last axis averages whole windows of one
         row: rows summing to 0 stay so."""
-        return self.reduce == "mean" and len(in_shape) > 1 and in_shape[-1] % self.size == 0
+        return self.reduce == "mean" and len(in_shape) > 1 and in_shape[-1] % self.sizes[-1] == 0
 
     @classmethod
     def draw(cls, draw, shape, context):
-        return cls(2) if len(shape) == cls.dims + 1 and min(shape[1:]) >= 2 else None
+        """A window of 2 on every axis, or (a 2-d one) of 1 on the last: a rectangle."""
+        if len(shape) != cls.dims + 1 or min(shape[1:]) < 2:
+            return None
+        return cls((2,) * (cls.dims - 1) + (draw(st.sampled_from((2, 1))) if cls.dims > 1 else 2,))
 
 
 @dataclass(frozen=True)
