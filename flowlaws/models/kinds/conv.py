@@ -89,22 +89,11 @@ class Conv(Layer):
             raise InvalidArgument(f"{self.kind}: {self.channels} output channels do not split into "
                                   f"groups={self.groups}; use a divisor of {self.channels}")
 
-    @property
-    def kernels(self) -> tuple:
-        """The kernel's taps along each spatial axis."""
-        return on_axes(self.kernel, self.dims)
-
-    @property
-    def strides(self) -> tuple:
-        return on_axes(self.stride, self.dims)
-
-    @property
-    def paddings(self) -> tuple:
-        return on_axes(self.padding, self.dims)
-
-    @property
-    def dilations(self) -> tuple:
-        return on_axes(self.dilation, self.dims)
+    # each of them per spatial axis
+    kernels = property(lambda self: on_axes(self.kernel, self.dims))
+    strides = property(lambda self: on_axes(self.stride, self.dims))
+    paddings = property(lambda self: on_axes(self.padding, self.dims))
+    dilations = property(lambda self: on_axes(self.dilation, self.dims))
 
     def _check(self, in_shape):
         if len(in_shape) != self.dims + 1:
