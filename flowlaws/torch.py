@@ -221,8 +221,10 @@ def _convert(module, path: str, read=_array):
         dims = pools[type(module)].dims
         size = on_axes(module.kernel_size, dims)
         if on_axes(module.stride or size, dims) != size or any(on_axes(module.padding, dims)) or module.ceil_mode \
-                or set(on_axes(getattr(module, "dilation", 1), dims)) != {1}:
-            raise _unsupported(path, module, "only windows with stride = size, no padding, floor mode")
+                or set(on_axes(getattr(module, "dilation", 1), dims)) != {1} \
+                or getattr(module, "divisor_override", None) is not None:
+            raise _unsupported(path, module, "only windows with stride = size, no padding, floor mode, no "
+                                             "divisor_override")
         return pools[type(module)](size), ()
     if type(module) is nn.Flatten:
         if module.start_dim < 1 or module.end_dim != -1:

@@ -210,6 +210,7 @@ def test_a_rectangular_kernel_and_pool_convert_with_their_values_per_axis():
 
 @pytest.mark.parametrize(("module", "fragment"), [
     (nn.Sequential(nn.Linear(3, 8), nn.GELU(approximate="tanh")), r"\(GELU\) is not supported \(approximate='tanh'"),
+    (nn.Sequential(nn.Conv2d(3, 4, 1), nn.AvgPool2d(2, divisor_override=1)), r"no divisor_override"),
     (nn.Sequential(nn.Conv2d(3, 4, (2, 3), padding="same")), r"0 \(Conv2d\) is not supported \(padding='same' with "
                                                               "an even kernel"),
     (nn.Sequential(nn.Linear(3, 4), nn.Embedding(4, 2), nn.Linear(4, 2)),
