@@ -105,7 +105,7 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
 
 SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a kernel per axis), ReLU, LeakyReLU, "
              "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d, "
-             "AdaptiveAvgPool1d/2d(1), Dropout, and their functional forms and tensor methods (F.relu, x.relu(), "
+             "AdaptiveAvgPool1d/2d(1), Dropout (1d, 2d), and their functional forms and tensor methods (F.relu, x.relu(), "
              "F.max_pool2d, F.dropout, ...), x * c and x / c by a number, "
              "x.mean(dims), Flatten, a + b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
@@ -205,7 +205,7 @@ def _convert(module, path: str, read=_array):
         if set(np.atleast_1d(module.output_size).tolist()) != {1}:
             raise _unsupported(path, module, "only output_size=1 (a global average pool)")
         return Mean(), ()
-    if type(module) is nn.Dropout:
+    if type(module) in (nn.Dropout, nn.Dropout1d, nn.Dropout2d):  # a mask per entry or per channel: diagonal
         return Dropout(float(module.p)), ()
     if type(module) is nn.GroupNorm:
         params = (read(module.weight), read(module.bias)) if module.affine else ()
@@ -460,7 +460,8 @@ FUNCTIONS = {
     nn.functional.avg_pool1d: (nn.AvgPool1d, _AVERAGE), nn.functional.avg_pool2d: (nn.AvgPool2d, _AVERAGE),
     nn.functional.adaptive_avg_pool1d: (nn.AdaptiveAvgPool1d, ("output_size",)),
     nn.functional.adaptive_avg_pool2d: (nn.AdaptiveAvgPool2d, ("output_size",)),
-    nn.functional.dropout: (nn.Dropout, ("p", "training")),
+    nn.functional.dropout: (nn.Dropout, ("p", "training")), nn.functional.dropout1d: (nn.Dropout1d, ("p", "training")),
+    nn.functional.dropout2d: (nn.Dropout2d, ("p", "training")),
 }
 SCALINGS = {operator.mul: False, torch.mul: False, "mul": False, operator.truediv: True, torch.div: True,
             "div": True}  # x * c and x / c (True: divides) by a number
@@ -1006,11 +1007,11 @@ def _attentions(sources) -> list[str]:
 
 
 class _Unmasked(torch.overrides.TorchFunctionMode):
-    """``F.dropout`` as the identity: a functional dropout called with ``self.training``
+    """``F.dropout`` (1d, 2d) as the identity: a functional dropout called with ``self.training``
     (traced as a module in training mode) draws no mask while conversion is checked."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func is nn.functional.dropout:
+        if func in (nn.functional.dropout, nn.functional.dropout1d, nn.functional.dropout2d):
             return args[0] if args else kwargs["input"]
         return func(*args, **(kwargs or {}))
 
@@ -1022,7 +1023,8 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
     twin = copy.deepcopy(module).to("cpu", torch.float64).train()
     # dropout masks differ (torch's generator, flowlaws' hash): compare without (attention's own dropout of
     # its weights, which no law minds: a mask on the probabilities commutes with every GL symmetry)
-    quiet = [child for child in twin.modules() if isinstance(child, nn.Dropout | nn.MultiheadAttention)]
+    every_dropout = nn.modules.dropout._DropoutNd  # the base of torch's dropout modules
+    quiet = [child for child in twin.modules() if isinstance(child, every_dropout | nn.MultiheadAttention)]
     for child in [*quiet, *map(twin.get_submodule, attentions)]:
         child.eval()
     x = _float64(example_input)

@@ -303,7 +303,8 @@ def _twin(module, quiet=()):
     for path in quiet:
         twin.get_submodule(path).eval()
     for child in twin.modules():
-        if isinstance(child, nn.Dropout) or (isinstance(child, nn.MultiheadAttention) and child.dropout):
+        if isinstance(child, nn.modules.dropout._DropoutNd) or (isinstance(child, nn.MultiheadAttention)
+                                                                 and child.dropout):
             child.eval()
         if isinstance(child, nn.modules.batchnorm._BatchNorm) and child.training:
             child.track_running_stats = False

@@ -105,7 +105,7 @@ class Functional(nn.Module):
     def forward(self, x):
         x = nn.functional.max_pool2d(self.conv1(x).relu(), 2)
         x = nn.functional.leaky_relu(self.conv2(x), negative_slope=0.2) * 0.5
-        x = nn.functional.dropout(x, self.p, self.training)
+        x = nn.functional.dropout2d(nn.functional.dropout(x, self.p, self.training), self.p, self.training)
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, (1, 1)), 1)) / 4
 
 
@@ -183,7 +183,7 @@ def test_the_converted_specs_read_as_the_modules():
 def test_functional_calls_and_methods_convert_as_their_modules_do():
     assert from_torch(Functional(p=0.25), torch.randn(2, 2, 6, 6))[0].spec == (
         "seq:2x6x6:conv2d(4,3,padding=1,bias),relu,maxpool2d(2),conv2d(4,1,bias),leaky_relu(0.2),prelu(0.5,0.5),"
-        "dropout(0.25),mean,flatten,dense(2,bias),prelu(0.25,0.25)")
+        "dropout(0.25),dropout(0.25),mean,flatten,dense(2,bias),prelu(0.25,0.25)")
     # dropout called with training=False computes nothing
     assert "dropout(0)" in from_torch(Functional(p=0.25).eval(), torch.randn(2, 2, 6, 6))[0].spec
 
