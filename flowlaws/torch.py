@@ -8,15 +8,18 @@ weights as float64 numpy arrays; the conversion is checked by running both on th
 example input (a float64 copy of the module, in training mode: BatchNorm uses batch
 statistics, as flowlaws does; dropout off on both sides, as its masks come from different
 generators). Supported: Linear (on the last axis, any leading axes), Conv1d/Conv2d
-(square kernels, one stride and padding, groups, dilation), ReLU, LeakyReLU, PReLU (one
+(a kernel, stride, padding and dilation per axis, groups), ReLU, LeakyReLU, PReLU (one
 slope, read as a fixed slope), Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus,
-MaxPool/AvgPool 1d/2d (window = stride, no padding), AdaptiveAvgPool(1) and ``x.mean``
+MaxPool/AvgPool 1d/2d (any stride and padding, undilated), AdaptiveAvgPool(1) and ``x.mean``
 over the positions, Flatten and ``flatten``/``view``/``reshape`` merging trailing axes,
 ``transpose``/``permute``/``movedim`` moving one sample axis (a transposed sequence,
 channels last and back), ``x[:, t]`` (a class token's read-out), a parameter added to the
 value (a position embedding, ``x + self.pos`` or nanoGPT's ``wpe(torch.arange(T))``) or
 multiplying it (a layer scale, ``self.gamma * x``), ``torch.cat([cls.expand(N, -1, -1), x], 1)``
-(class tokens), sizes read from ``x.shape`` or ``x.size()``, Dropout, the sum or product
+(class tokens), sizes read from ``x.shape`` or ``x.size()``, Dropout (1d, 2d), the functional
+forms and tensor methods of these activations, pools and dropouts (each converted as the
+module it computes: ``F.max_pool2d(x, 2)`` is ``nn.MaxPool2d(2)``), ``x * c`` and ``x / c`` by a
+number (a linear activation of slope c), the sum or product
 of two branches from one value (a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
 LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
 batch_first, with or without its biases, a causal attn_mask buffer; not add_bias_kv),
@@ -104,9 +107,9 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
     raise ImportError("flowlaws.torch needs PyTorch: pip install 'flowlaws[torch]'") from error
 
 SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a kernel per axis), ReLU, LeakyReLU, "
-             "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d, "
-             "AdaptiveAvgPool1d/2d(1), Dropout (1d, 2d), and their functional forms and tensor methods (F.relu, x.relu(), "
-             "F.max_pool2d, F.dropout, ...), x * c and x / c by a number, "
+             "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d (any stride "
+             "and padding), AdaptiveAvgPool1d/2d(1), Dropout (1d, 2d), and their functional forms and tensor "
+             "methods (F.relu, x.relu(), F.max_pool2d, F.dropout, ...), x * c and x / c by a number, "
              "x.mean(dims), Flatten, a + b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
              "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
@@ -220,12 +223,12 @@ def _convert(module, path: str, read=_array):
     if type(module) in pools:
         dims = pools[type(module)].dims
         size = on_axes(module.kernel_size, dims)
-        if on_axes(module.stride or size, dims) != size or any(on_axes(module.padding, dims)) or module.ceil_mode \
-                or set(on_axes(getattr(module, "dilation", 1), dims)) != {1} \
-                or getattr(module, "divisor_override", None) is not None:
-            raise _unsupported(path, module, "only windows with stride = size, no padding, floor mode, no "
-                                             "divisor_override")
-        return pools[type(module)](size), ()
+        if module.ceil_mode or set(on_axes(getattr(module, "dilation", 1), dims)) != {1} \
+                or getattr(module, "divisor_override", None) is not None \
+                or not getattr(module, "count_include_pad", True):
+            raise _unsupported(path, module, "only undilated windows in floor mode, a mean counting the padding, "
+                                             "no divisor_override")
+        return pools[type(module)](size, on_axes(module.stride or size, dims), on_axes(module.padding, dims)), ()
     if type(module) is nn.Flatten:
         if module.start_dim < 1 or module.end_dim != -1:
             raise _unsupported(path, module, "only Flatten(start_dim >= 1, end_dim=-1)")

@@ -60,6 +60,10 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     "seq:2x5x4:conv2d(3,3x2,padding=1x0,bias),relu,conv2d(2,1x2,stride=2x1),relu,flatten,dense(2)",  # rectangular
     "seq:2x4x6:conv2d(3,3x1,padding=1x0),relu,maxpool2d(2x1),conv2d(2,1),relu,flatten,dense(2)",
     "seq:2x4x4:conv2d(3,2),abs,avgpool2d(1x2),flatten,dense(2,bias)",
+    "seq:2x6x6:conv2d(3,3,padding=1),relu,maxpool2d(3,stride=2,padding=1),conv2d(2,1),relu,flatten,dense(2)",
+    "seq:2x7:conv1d(3,2,bias),abs,avgpool1d(3,stride=2,padding=1),flatten,dense(2,bias)",  # a padded mean
+    "seq:2x7:conv1d(3,2,bias),linear,avgpool1d(3,stride=2,padding=1),flatten,dense(2,bias)",
+    "seq:2x5x5:conv2d(2,2,bias),relu,maxpool2d(3x2,stride=1x2,padding=1x0),flatten,dense(2,bias)",
 ])
 def test_graph_specs_have_exactly_their_derived_laws(spec):
     found = discover(parse(spec), degree=0)

@@ -143,11 +143,16 @@ def _no_position_ramp(s):
     return None
 
 
-def _aliased(n: int, kernel: int, stride: int, padding: int, dilation: int, window: int | None) -> bool:
+def _aliased(n: int, kernel: int, stride: int, padding: int, dilation: int, pool: tuple | None) -> bool:
     """Whether two taps of a convolution along one axis (input length n) read the same real
-    inputs over every window of ``window`` outputs (None: all of them) an average pool sums."""
+    inputs over every window an average pool sums: ``pool`` (its size, stride and padding
+    along the axis) or None (a mean: one window of all the outputs)."""
     m = (n + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-    windows = [range(m)] if window is None else [range(w, w + window) for w in range(0, m - window + 1, window)]
+    if pool is None:
+        windows = [range(m)]
+    else:
+        size, step, pad = pool
+        windows = [range(max(0, j - pad), min(m, j - pad + size)) for j in range(0, m + 2 * pad - size + 1, step)]
     reads = {tuple(frozenset(t * stride + k * dilation - padding for t in w) & frozenset(range(n)) for w in windows)
              for k in range(kernel)}
     return len(reads) < kernel
@@ -174,7 +179,8 @@ def _no_aliased_taps(s):
         if not (isinstance(pool, Pool) and pool.reduce == "mean") and not (isinstance(pool, Mean) and not pool.last):
             continue
         spatial = s.model.site(position).in_shape[1:]
-        windows = pool.sizes if isinstance(pool, Pool) else (None,) * len(spatial)
+        windows = (zip(pool.sizes, pool.strides, pool.paddings, strict=True) if isinstance(pool, Pool)
+                   else (None,) * len(spatial))
         if any(_aliased(*axis) for axis in zip(spatial, conv.kernels, conv.strides, conv.paddings, conv.dilations,
                                                windows, strict=True)):
             return f"{conv.spec} at layer {position} has taps that an average pool sums alike"

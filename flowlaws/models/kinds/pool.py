@@ -1,6 +1,10 @@
-"""maxpool1d(S), avgpool1d(S), maxpool2d(S), avgpool2d(S): non-overlapping pooling; S one
-window size for every spatial axis, or one per axis (``maxpool2d(2x1)``, torch's
-``MaxPool2d((2, 1))``)."""
+"""maxpool1d(S[,stride=T][,padding=P]), avgpool1d(...), maxpool2d(...), avgpool2d(...):
+pooling over windows of S taps every T positions (by default T = S: windows that tile the
+input), the input padded by P on each side (-inf for a max, 0 for a mean, which counts the
+padding: torch's ``count_include_pad``). Each of S, T, P is one value for every spatial
+axis or one per axis (``maxpool2d(2x1)``, torch's ``MaxPool2d((2, 1))``); a ResNet's stem
+pool is ``maxpool2d(3,stride=2,padding=1)``. Homogeneous of degree 1 per channel (a mean
+is linear), so a channel's scaling passes either; a padded mean stops a shift."""
 
 from __future__ import annotations
 
@@ -13,35 +17,66 @@ import numpy as np
 from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
+from flowlaws.models.kinds.conv import _im2col
 from flowlaws.models.layer import Layer, fmt
 from flowlaws.validation import on_axes, per_axis
 
 
 @dataclass(frozen=True)
 class Pool(Layer):
-    """Non-overlapping pooling with window = stride = ``size`` (per axis); homogeneous of
-    degree 1."""
+    """Pooling over windows of ``size`` every ``stride`` (None: the size) positions, the
+    input padded by ``padding`` (per axis each); homogeneous of degree 1."""
 
     size: int | tuple
+    stride: int | tuple | None = None
+    padding: int | tuple = 0
     dims: ClassVar[int]
     reduce: ClassVar[str]
     family: ClassVar[str] = "pool"
 
     def __post_init__(self):
         object.__setattr__(self, "size", per_axis(self.kind, "size", self.size, self.dims))
+        stride = None if self.stride is None else per_axis(self.kind, "stride", self.stride, self.dims)
+        object.__setattr__(self, "stride", None if stride is None or on_axes(stride, self.dims) == self.sizes
+                           else stride)
+        object.__setattr__(self, "padding", per_axis(self.kind, "padding", self.padding, self.dims, 0))
+        if any(2 * p > s for p, s in zip(self.paddings, self.sizes, strict=True)):
+            raise InvalidArgument(f"{self.kind}: padding {fmt(self.padding)} is more than half the window "
+                                  f"{fmt(self.size)}; every window must read the input (torch's rule)")
+
+    # each of them per spatial axis
+    sizes = property(lambda self: on_axes(self.size, self.dims))
+    strides = property(lambda self: on_axes(self.size if self.stride is None else self.stride, self.dims))
+    paddings = property(lambda self: on_axes(self.padding, self.dims))
 
     @property
-    def sizes(self) -> tuple:
-        """The window's extent along each spatial axis."""
-        return on_axes(self.size, self.dims)
+    def tiled(self) -> bool:
+        """Windows that tile the input: stride = size, no padding."""
+        return self.stride is None and not any(self.paddings)
 
     def out_shape(self, in_shape):
-        if len(in_shape) != self.dims + 1 or any(n < s for n, s in zip(in_shape[1:], self.sizes, strict=True)):
+        axes = list(zip(in_shape[1:], self.sizes, self.strides, self.paddings, strict=False))
+        if len(in_shape) != self.dims + 1 or any(n + 2 * p < k for n, k, _, p in axes):
             raise InvalidArgument(
                 f"{self.spec} needs input (channels, {self.dims} spatial axes >= {fmt(self.size)}), "
                 f"got shape {tuple(in_shape)}"
             )
-        return (in_shape[0], *(n // s for n, s in zip(in_shape[1:], self.sizes, strict=True)))
+        return (in_shape[0], *((n + 2 * p - k) // s + 1 for n, k, s, p in axes))
+
+    def _gathered(self, x, fill: float):
+        """The windows of an untiled pool, (N C, out positions, taps), padding read as ``fill``."""
+        n, c, *spatial = x.shape
+        gather, _ = self._plan(spatial)
+        flat = anp.concatenate([anp.reshape(x, (n * c, -1)), np.full((n * c, 1), fill)], axis=1)
+        return flat[:, gather]
+
+    def _plan(self, spatial):
+        """(gather, scatter) of one channel's windows (`flowlaws.models.kinds.conv._im2col`)."""
+        return _im2col(self.sizes, self.strides, self.paddings, (1,) * self.dims, (1, *spatial))
+
+    def _out(self, x, values):
+        """Per-window values (N C, out) in the output's shape."""
+        return anp.reshape(values, (*x.shape[:2], *self.out_shape(x.shape[1:])[1:]))
 
     def _blocks(self, x):
         """View x (cropped) as (N, C, n1, size1, n2, size2, ...) and the window axes."""
@@ -51,27 +86,42 @@ class Pool(Layer):
         shape = (n, c, *itertools.chain.from_iterable(zip(out, self.sizes, strict=True)))
         return x[crop].reshape(shape), tuple(3 + 2 * i for i in range(self.dims))
 
+    def _windows(self, x, frozen: bool = False):
+        """(x's windows, the axes of a window's taps): the tiled blocks (a view), or the
+        gathered windows (`_gathered`), the padding -inf for a max (0 for a mean, and for
+        a frozen pass, whose weight there is 0)."""
+        if self.tiled:
+            return self._blocks(x)
+        return self._gathered(x, -np.inf if self.reduce == "max" and not frozen else 0.0), (-1,)
+
     def apply(self, p, x):
-        blocks, axes = self._blocks(x)
-        return anp.max(blocks, axis=axes) if self.reduce == "max" else anp.mean(blocks, axis=axes)
+        windows, axes = self._windows(x)
+        y = anp.max(windows, axis=axes) if self.reduce == "max" else anp.mean(windows, axis=axes)
+        return y if self.tiled else self._out(x, y)
 
     def weights(self, x):
         """Each input's share of its window's output: 1/count at the (tied) maxima, or
         1/(its window's entries) for the mean. Frozen, they make the pool linear (`apply_frozen`)."""
-        blocks, axes = self._blocks(x)
+        windows, axes = self._windows(x)
         if self.reduce == "mean":
-            return np.ones_like(blocks) / int(np.prod(self.sizes))  # 1/window exactly mod p too
-        hits = blocks == blocks.max(axis=axes, keepdims=True)
+            return np.ones_like(windows) / int(np.prod(self.sizes))  # 1/window exactly mod p too
+        hits = windows == windows.max(axis=axes, keepdims=True)
         return hits / hits.sum(axis=axes, keepdims=True)
 
     def apply_frozen(self, x, weights):
-        blocks, axes = self._blocks(x)
-        return np.sum(blocks * weights, axis=axes)
+        windows, axes = self._windows(x, frozen=True)
+        y = np.sum(windows * weights, axis=axes)
+        return y if self.tiled else self._out(x, y)
 
     def vjp(self, p, x, y, dy, weights=None):
+        weights = self.weights(x) if weights is None else weights
+        if not self.tiled:  # each window's share back to its inputs, summed where windows overlap
+            _, scatter = self._plan(x.shape[2:])
+            shares = weights * dy.reshape(len(weights), -1, 1)
+            return (scatter @ shares.reshape(len(shares), -1).T).T.reshape(x.shape), ()
         blocks, axes = self._blocks(x)
         expand = tuple(slice(None) if i not in axes else None for i in range(blocks.ndim))
-        grad = (self.weights(x) if weights is None else weights) * dy[expand]
+        grad = weights * dy[expand]
         dx = np.zeros(x.shape, np.result_type(x, dy))
         crop = (slice(None), slice(None), *(slice(0, m * s) for m, s in zip(y.shape[2:], self.sizes, strict=True)))
         dx[crop] = grad.reshape(dx[crop].shape)
@@ -99,17 +149,19 @@ class Pool(Layer):
         return aux if self.reduce == "max" else None
 
     def shift(self, site) -> str:
-        return "passes" if self.reduce == "mean" else "stops"
+        """A mean commutes with a shift constant over positions unless padding zeros enter
+        its windows."""
+        return "passes" if self.reduce == "mean" and not any(self.paddings) else "stops"
 
     def sample_shift(self, site) -> str:
         return self.shift(site)
 
     def carry(self, path, site):
         """Pooling is homogeneous of degree 1 per channel; only the mean is linear; both
-        commute with a constant shift of a channel."""
+        commute with a constant shift of a channel, but for a mean reading padding zeros."""
         if not path.on_axis(False, len(site.in_shape)):
             return None
-        return path.times(1.0, self.reduce == "mean", shifts=True)
+        return path.times(1.0, self.reduce == "mean", shifts=self.reduce == "max" or not any(self.paddings))
 
     @property
     def piecewise(self) -> bool:
@@ -118,7 +170,7 @@ class Pool(Layer):
     def keeps_sums(self, in_shape) -> bool:
         """An average pool whose windows tile the last axis averages whole windows of one
         row: rows summing to 0 stay so."""
-        return self.reduce == "mean" and len(in_shape) > 1 and in_shape[-1] % self.sizes[-1] == 0
+        return self.tiled and self.reduce == "mean" and len(in_shape) > 1 and in_shape[-1] % self.sizes[-1] == 0
 
     @classmethod
     def draw(cls, draw, shape, context):
