@@ -1431,6 +1431,52 @@ def test_the_reference_models_keep_their_laws_under_sgd_and_adamw_breaks_them(na
         assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
 
 
+class _Block(nn.Module):
+    """torchvision's BasicBlock (a downsampling shortcut where the shape changes), no head."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu(out + identity)
+
+
+class StemResNet(nn.Module):
+    """torchvision's ResNet for ImageNet at a small width: its 7x7 stride-2 stem and 3x3
+    stride-2 max pool, two BasicBlocks (the second downsampling), the pool and fc."""
+
+    def __init__(self, width=4):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width)
+        self.relu, self.maxpool = nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = nn.Sequential(_Block(width, width, 1), _Block(width, 2 * width, 2))
+        self.avgpool, self.fc = nn.AdaptiveAvgPool2d((1, 1)), nn.Linear(2 * width, 3)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(self.avgpool(self.layer1(x)), 1))
+
+
+def test_a_resnet_with_torchvisions_stem_converts_and_sgd_keeps_its_laws_where_adamw_breaks_them():
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 16, 16)
+    spec = from_torch(StemResNet(), x)[0].spec
+    assert spec.startswith("seq:3x16x16:conv2d(4,7,stride=2,padding=3),batchnorm(affine,eps=1e-05),relu,"
+                           "maxpool2d(3,stride=2,padding=1),residual[")
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4), False),
+                               (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = StemResNet()
+        monitor = _watched(net, optimizer(net.parameters()), x, 5)
+        assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
+
+
 class _Appended(nn.Module):  # a token put after the sequence
     def __init__(self):
         super().__init__()
