@@ -447,7 +447,8 @@ MOVES = {torch.transpose, "transpose", torch.swapaxes, "swapaxes", torch.permute
 SIZES = {"size", "dim"}  # methods that read a value's shape, not its entries
 ATTRIBUTES = {"shape", "ndim", "device", "dtype"}  # attributes that do
 JOINS = {operator.add: Residual, torch.add: Residual, "add": Residual, operator.mul: Gated, torch.mul: Gated,
-         "mul": Gated}
+         "mul": Gated, operator.sub: Residual, torch.sub: Residual, "sub": Residual}
+SUBTRACTIONS = (operator.sub, torch.sub, "sub")  # a - b: a sum with b negated
 _POOL = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
 _AVERAGE = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
 # a functional call or tensor method -> the module that computes the same, and the names of
@@ -488,7 +489,9 @@ def _as_module(node) -> nn.Module:
 
 def _scaling(node, computed) -> float | None:
     """c for ``x * c``, ``c * x`` or ``x / c`` of a computed value x and a number c (not 0),
-    else None: a linear activation of slope c (``prelu(c,c)``)."""
+    -1 for ``-x``, else None: a linear activation of slope c (``prelu(c,c)``)."""
+    if node.target in NEGATIONS:
+        return -1.0
     if node.target not in SCALINGS or len(node.args) != 2:
         return None
     a, b = node.args
@@ -498,22 +501,31 @@ def _scaling(node, computed) -> float | None:
     return 1.0 / number if SCALINGS[node.target] else float(number)
 
 
-def _mean(node, shape):
+def _mean(node, shape) -> list:
     """``x.mean(dims)`` of a value of ``shape``: over every axis but the channels (``mean``)
-    or over the positions of a (N, T, d) sequence (``mean(last)``); keepdim False."""
+    or over the positions of a (N, T, d) sequence (``mean(last)``); keepdim False. ``x.sum``
+    over the same axes is that mean times the n entries summed (a linear activation of
+    slope n after it). The (layer, params) pairs."""
     dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
     dims = tuple(sorted(d % len(shape) for d in ((dims,) if isinstance(dims, int) else dims or ())))
+    what = "sum" if node.target in SUMS else "mean"
     if node.kwargs.get("keepdim") or (len(node.args) > 2 and node.args[2]):
-        raise InvalidArgument(f"{node.name}: mean with keepdim=True is not supported; flatten after it")
+        raise InvalidArgument(f"{node.name}: {what} with keepdim=True is not supported; flatten after it")
     if len(shape) >= 3 and dims == tuple(range(2, len(shape))):
-        return Mean()
-    if len(shape) == 3 and dims == (1,):
-        return Mean(last=True)
-    raise InvalidArgument(f"{node.name}: mean over dims {dims} of shape {tuple(shape)}; flowlaws converts the mean "
-                          "over every axis after the channels, or over the positions of a (N, T, d) sequence")
+        layer = Mean()
+    elif len(shape) == 3 and dims == (1,):
+        layer = Mean(last=True)
+    else:
+        raise InvalidArgument(f"{node.name}: {what} over dims {dims} of shape {tuple(shape)}; flowlaws converts the "
+                              f"{what} over every axis after the channels, or over the positions of a (N, T, d) "
+                              "sequence")
+    n = float(np.prod([shape[d] for d in dims]))
+    return [(layer, ())] + ([(Activation("prelu", (n, n)), ())] if what == "sum" else [])
 
 
 MEANS = ("mean", torch.mean)
+SUMS = ("sum", torch.sum)
+NEGATIONS = (operator.neg, torch.neg, "neg")
 
 
 def _flattened(node, before, after) -> Flatten | None:
@@ -814,15 +826,19 @@ def _traced(module, chain: _Chain, example_input):
             a, b = node.args[:2]
             if not all(x in chain.lineage for x in (a, b)):
                 raise InvalidArgument(f"{node.name}: only sums and products of two computed values are supported")
+            if node.target in SUBTRACTIONS:
+                negated = object()  # -b on b's branch
+                chain.add(negated, (Activation("prelu", (-1.0, -1.0)), ()), after=b)
+                b = negated
             chain.fork(node, a, b, JOINS[node.target])
             head = node
         elif function and node.target == "contiguous":
             chain.lineage[node] = chain.lineage[value(node)]
             head = node
-        elif function and (node.target in (*FLATTENS, *MOVES, operator.getitem, *MEANS) or
+        elif function and (node.target in (*FLATTENS, *MOVES, operator.getitem, *MEANS, *SUMS) or
                            (node.target is builtins.getattr and node.args[1] == "mT")):
             x = value(node)
-            layer: Layer | None
+            layer: Layer | list | None
             if node.target in FLATTENS:
                 layer = _flattened(node, shape(x), shape(node))
             elif node.target in MOVES or node.target is builtins.getattr:

@@ -258,9 +258,22 @@ def _watched(net, opt, x, steps, objective=lambda out: out.pow(2).mean(), **opti
     return monitor
 
 
+class TwoPaths(nn.Module):
+    """relu(a(x)) + b(x), or a(x) - b(x): branches whose biases trade no shift."""
+
+    def __init__(self, subtract=False):
+        super().__init__()
+        self.subtract = subtract
+        self.a, self.b, self.head = nn.Linear(3, 6), nn.Linear(3, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.head(self.a(x) - self.b(x) if self.subtract else torch.relu(self.a(x)) + self.b(x))
+
+
 @pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: nn.Sequential(
-    nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 2))],
-    ids=["resnet-downsample", "swiglu", "dropout"])
+    nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 2)),
+    TwoPaths, lambda: TwoPaths(subtract=True)],
+    ids=["resnet-downsample", "swiglu", "dropout", "relu-plus-linear", "difference"])
 def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make):
     torch.manual_seed(0)
     shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4)}

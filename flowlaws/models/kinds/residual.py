@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
+import numpy as np
 from hypothesis import strategies as st
 
 from flowlaws.models.kinds.conv import Conv1d
@@ -135,7 +136,7 @@ class Residual(Fork):
                     shifts=tail_a.shifts and tail_b.shifts)
         path = path.emitted(a, 1.0 / tail_a.degree).emitted(b, 1.0 / tail_b.degree)
         yield from close(path, walk(path, site.following()), site)
-        biases = [self._bias(last) for last, tail in found if not tail.layers]  # type: ignore[misc]
+        biases = [self._bias(last) for last, _ in found if _identity_after(last)]  # type: ignore[misc]
         if len(biases) == 2 and all(biases):
             yield Rescaling(f"{a.name}+{b.name}.b", units, (Term(biases[0], 1.0), Term(biases[1], -1.0)),
                             False, Family.TRANSLATION, order=1)
@@ -173,6 +174,19 @@ class Residual(Fork):
         block = (weight(inner), context.act, last, *tail)
         same = width == shape[0] and stride == 1
         return cls(block, () if same and draw(st.booleans()) else (weight(width, stride),))
+
+
+def _identity_after(site) -> bool:
+    """Whether the layers after ``site`` in its branch compute the identity (read from their
+    values at a probe: ``linear``, ``dropout(0)``), so that a shift of its output reaches the
+    join as it is: two branches' biases then trade it (b_A + t, b_B - t). A kink (relu), a
+    slope other than 1 (``prelu(-1,-1)`` turns t into -t) or a mask breaks that trade."""
+    for position in range(site.position + 1, len(site.chain.layers)):
+        here = replace(site, position=position)
+        probe = np.random.default_rng(0).normal(size=(2, *here.in_shape))
+        if here.layer.param_shapes(here.in_shape) or not np.array_equal(here.layer.apply((), probe), probe):
+            return False
+    return True
 
 
 def _writer(inner):
