@@ -18,8 +18,9 @@ value (a position embedding, ``x + self.pos`` or nanoGPT's ``wpe(torch.arange(T)
 multiplying it (a layer scale, ``self.gamma * x``), ``torch.cat([cls.expand(N, -1, -1), x], 1)``
 (class tokens), sizes read from ``x.shape`` or ``x.size()``, Dropout (1d, 2d), the functional
 forms and tensor methods of these activations, pools and dropouts (each converted as the
-module it computes: ``F.max_pool2d(x, 2)`` is ``nn.MaxPool2d(2)``), ``x * c`` and ``x / c`` by a
-number (a linear activation of slope c), the sum or product
+module it computes: ``F.max_pool2d(x, 2)`` is ``nn.MaxPool2d(2)``), ``x * c``, ``x / c`` and ``-x`` by
+a number (a linear activation of slope c), ``x.sum(dims)`` (the mean times the entries summed),
+the difference (a sum with the second branch negated), sum or product
 of two branches from one value (a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
 LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
 batch_first, with or without its biases, a causal attn_mask buffer; not add_bias_kv),
@@ -109,8 +110,8 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
 SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a kernel per axis), ReLU, LeakyReLU, "
              "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d (any stride "
              "and padding), AdaptiveAvgPool1d/2d(1), Dropout (1d, 2d), and their functional forms and tensor "
-             "methods (F.relu, x.relu(), F.max_pool2d, F.dropout, ...), x * c and x / c by a number, "
-             "x.mean(dims), Flatten, a + b and a * b of two branches (residual blocks with any "
+             "methods (F.relu, x.relu(), F.max_pool2d, F.dropout, ...), x * c, x / c and -x by a number, "
+             "x.mean(dims) and x.sum(dims), Flatten, a + b, a - b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
              "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "

@@ -109,6 +109,17 @@ class Functional(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, (1, 1)), 1)) / 4
 
 
+class Arithmetic(nn.Module):
+    """relu(a(x)) - b(x), negated, summed over the positions of (N, T, d)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.head = nn.Linear(3, 4), nn.Linear(3, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head((-(torch.relu(self.a(x)) - self.b(x))).sum(1))
+
+
 MODELS = {
     "mlp": (lambda: nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(0.2), nn.Linear(6, 5, bias=False), nn.Tanh(),
                                   nn.Linear(5, 3)), (7, 4)),
@@ -130,6 +141,7 @@ MODELS = {
     "position_wise": (lambda: nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 4), nn.RMSNorm(4),
                                             nn.Flatten(), nn.Linear(20, 2)), (3, 5, 4)),
     "functional": (Functional, (3, 2, 6, 6)),
+    "arithmetic": (Arithmetic, (3, 5, 3)),
     "pools": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
                                     nn.MaxPool2d(3, stride=2, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
                                     nn.AvgPool2d((3, 2), stride=(2, 1), padding=(1, 0)), nn.Flatten(),
@@ -190,6 +202,12 @@ def test_functional_calls_and_methods_convert_as_their_modules_do():
         "dropout(0.25),dropout(0.25),mean,flatten,dense(2,bias),prelu(0.25,0.25)")
     # dropout called with training=False computes nothing
     assert "dropout(0)" in from_torch(Functional(p=0.25).eval(), torch.randn(2, 2, 6, 6))[0].spec
+
+
+def test_a_difference_a_negation_and_a_sum_over_positions_convert_as_linear_maps():
+    assert from_torch(Arithmetic(), torch.randn(2, 5, 3))[0].spec == (
+        "seq:5x3:residual[dense(4,bias),relu | dense(4,bias),prelu(-1,-1)],prelu(-1,-1),mean(last),prelu(5,5),"
+        "dense(2,bias)")
 
 
 def test_a_functional_dropout_in_training_keeps_its_unit_laws_under_sgd():
