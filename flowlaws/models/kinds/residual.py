@@ -156,7 +156,8 @@ class Residual(Fork):
         """A block that keeps or changes the width (weight, activation, weight), with the
         identity or a shortcut of its own (a dense layer, or a strided 1x1 convolution);
         its last layer may mix the stream partly: a grouped convolution, or a dense layer
-        followed by a layer scale (a diagonal, as ConvNeXt's)."""
+        followed by a layer scale (a diagonal, as ConvNeXt's), or be followed by the
+        activation (relu(a(x)) + b(x))."""
         if len(shape) not in (1, 2):
             return None
         conv = len(shape) == 2
@@ -171,6 +172,8 @@ class Residual(Fork):
             last = replace(last, groups=2)
         elif not conv and draw(st.booleans()):
             tail = (Scale(),)
+        elif draw(st.booleans()):  # an activation after the branch's last layer: relu(a(x)) + b(x)
+            tail = (context.act,)
         block = (weight(inner), context.act, last, *tail)
         same = width == shape[0] and stride == 1
         return cls(block, () if same and draw(st.booleans()) else (weight(width, stride),))
