@@ -20,7 +20,9 @@ multiplying it (a layer scale, ``self.gamma * x``), ``torch.cat([cls.expand(N, -
 forms and tensor methods of these activations, pools and dropouts (each converted as the
 module it computes: ``F.max_pool2d(x, 2)`` is ``nn.MaxPool2d(2)``), ``x * c``, ``x / c`` and ``-x`` by
 a number (a linear activation of slope c), ``x.sum(dims)`` (the mean times the entries summed),
-the difference (a sum with the second branch negated), sum or product
+a final ``log_softmax`` or ``softmax`` over the last axis (the model is the logits', whose
+laws are then cross-entropy's for any loss: the output ignores a shift of every logit; ``nn.NLLLoss``
+reads it), the difference (a sum with the second branch negated), sum or product
 of two branches from one value (a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
 LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
 batch_first, with or without its biases, a causal attn_mask buffer; not add_bias_kv),
@@ -53,6 +55,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
+import scipy.special
 
 from flowlaws.checking import Level, accumulation_length, tolerance
 from flowlaws.errors import InvalidArgument
@@ -111,7 +114,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d (any stride "
              "and padding), AdaptiveAvgPool1d/2d(1), Dropout (1d, 2d), and their functional forms and tensor "
              "methods (F.relu, x.relu(), F.max_pool2d, F.dropout, ...), x * c, x / c and -x by a number, "
-             "x.mean(dims) and x.sum(dims), Flatten, a + b, a - b and a * b of two branches (residual blocks with any "
+             "x.mean(dims) and x.sum(dims), Flatten, a final log_softmax or softmax over the classes, "
+             "a + b, a - b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
              "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
@@ -394,6 +398,7 @@ class _Chain:
     layers: list = field(default_factory=list)  # (layer, params, the (path, module) its params come from)
     lineage: dict = field(default_factory=dict)  # fx node -> indices of the layers that made it
     vocabulary: int | None = None  # the input is token ids, read by an Embedding of this many rows
+    normalized: str | None = None  # the output is the "log_softmax" or "softmax" of the last layer's, over its last axis
 
     def tokens(self, module, path: str, reads_input: bool) -> None:
         """An Embedding may only read the module's input (token ids, one-hot to flowlaws)."""
@@ -522,6 +527,20 @@ def _mean(node, shape) -> list:
                               "sequence")
     n = float(np.prod([shape[d] for d in dims]))
     return [(layer, ())] + ([(Activation("prelu", (n, n)), ())] if what == "sum" else [])
+
+
+SOFTMAXES = {nn.functional.log_softmax: "log_softmax", torch.log_softmax: "log_softmax", "log_softmax": "log_softmax",
+             nn.functional.softmax: "softmax", torch.softmax: "softmax", "softmax": "softmax"}
+
+
+def _normalization(node, modules) -> tuple | None:
+    """(name, dim) of a log_softmax or softmax (a call, a method or a module), else None."""
+    if node.op == "call_module" and type(modules[node.target]) in (nn.LogSoftmax, nn.Softmax):
+        module = modules[node.target]
+        return ("log_softmax" if isinstance(module, nn.LogSoftmax) else "softmax"), module.dim
+    if node.op in ("call_function", "call_method") and node.target in SOFTMAXES:
+        return SOFTMAXES[node.target], node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    return None
 
 
 MEANS = ("mean", torch.mean)
@@ -794,6 +813,16 @@ def _traced(module, chain: _Chain, example_input):
             source = _direct(node, Prepend, direct[parts[0]], shape(parts[1]))
             chain.add(node, _convert(source, node.name), (node.name, source), after=parts[1])
             head = node
+        elif (normalized := _normalization(node, modules)) is not None:
+            name, dim = normalized
+            x = value(node)
+            if not isinstance(dim, int) or dim % len(shape(node)) != len(shape(node)) - 1 or \
+                    any(user.op != "output" for user in node.users):
+                raise InvalidArgument(f"{node.name}: a {name} converts as the module's last step, over the last axis "
+                                      f"(the classes), got dim={dim}: its output then ignores a shift of every logit")
+            chain.normalized = name  # the model's output is the logits; its laws are cross-entropy's
+            chain.lineage[node] = chain.lineage[x]
+            head = node
         elif node.op == "call_module":
             target = modules[node.target]
             if isinstance(target, nn.MultiheadAttention) and len({a for a in node.args[:3]}) != 1:
@@ -922,11 +951,11 @@ class Converted:
 
     model: Sequential
     sources: tuple
+    normalized: str | None = None  # the module ends in a (log_)softmax over the classes: `laws`
 
     @classmethod
     def of(cls, module, example_input) -> Converted:
-        model, sources = _conversion(module, example_input)
-        return cls(model, sources)
+        return cls(*_conversion(module, example_input))
 
     def read(self, tensor_of=lambda t: t) -> tuple[np.ndarray, ...]:
         """Params in the model's order; ``tensor_of(parameter)`` picks what is read
@@ -985,7 +1014,8 @@ class Converted:
         from flowlaws.invariants import laws
 
         tied = self.tied
-        return [law for law in laws(self.model, _loss(loss)) if not tied.intersection(law.params)]
+        family = _loss("cross_entropy" if self.normalized else loss)
+        return [law for law in laws(self.model, family) if not tied.intersection(law.params)]
 
 
 def _conversion(module, example_input):
@@ -1007,8 +1037,9 @@ def _conversion(module, example_input):
     params = tuple(p for _, ps, _ in chain.layers for p in ps)
     shape = tuple(example_input.shape[1:]) + ((chain.vocabulary,) if chain.vocabulary else ())
     model = Sequential(shape, layers)
-    _check_layout(module, model, params, example_input, chain.vocabulary, _attentions(chain.sources))
-    return model, tuple(chain.sources)
+    _check_layout(module, model, params, example_input, chain.vocabulary, _attentions(chain.sources),
+                  chain.normalized)
+    return model, tuple(chain.sources), chain.normalized
 
 
 def one_hot(tokens, vocabulary: int) -> np.ndarray:
@@ -1036,10 +1067,11 @@ class _Unmasked(torch.overrides.TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def _check_layout(module, model, params, example_input, vocabulary=None, attentions=()) -> None:
+def _check_layout(module, model, params, example_input, vocabulary=None, attentions=(), normalized=None) -> None:
     """The converted model computes what the module computes (float64, training mode; token
     ids stay ids for the module and are one-hot for flowlaws). ``attentions``: the paths of
-    split self-attentions (`_Projections`), whose dropout_p reads their training flag."""
+    split self-attentions (`_Projections`), whose dropout_p reads their training flag;
+    ``normalized``: the module's (log_)softmax of the model's output (`_Chain.normalized`)."""
     twin = copy.deepcopy(module).to("cpu", torch.float64).train()
     # dropout masks differ (torch's generator, flowlaws' hash): compare without (attention's own dropout of
     # its weights, which no law minds: a mask on the probabilities commutes with every GL symmetry)
@@ -1061,6 +1093,9 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
     with np.errstate(over="ignore", invalid="ignore"):
         bound = unmasked.output_bound(params, cache)
         rounding = np.where(np.isfinite(bound), 2 * tolerance(bound, accumulation_length(unmasked, inputs)), 0.0)
+    if normalized:  # a shift of every logit moves (log-)probabilities by at most twice the largest
+        got = getattr(scipy.special, normalized)(got, axis=-1)
+        rounding = 2 * np.max(rounding, axis=-1, keepdims=True)
     scale = np.max(np.abs(expected)) + 1e-300
     if got.shape != expected.shape or np.any(np.abs(got - expected) > 1e-9 * scale + rounding):
         raise InvalidArgument(f"the converted model ({model.spec}) does not reproduce the module's output on "
@@ -1075,7 +1110,9 @@ def _loss(loss):
         return make_loss("cross_entropy")
     if isinstance(loss, nn.MSELoss):
         return make_loss("square")
-    return None if loss is None else make_loss(loss)
+    if loss is None or isinstance(loss, nn.NLLLoss):  # NLL reads log-probabilities linearly: any loss's laws
+        return None
+    return make_loss(loss)
 
 
 def laws_of(module, example_input, loss=None):

@@ -210,6 +210,53 @@ def test_a_difference_a_negation_and_a_sum_over_positions_convert_as_linear_maps
         "dense(2,bias)")
 
 
+class MnistNet(nn.Module):
+    """pytorch/examples' mnist/main.py Net, at a small size: functional relu, max pool and
+    flatten, two dropouts, and log-probabilities out (trained with F.nll_loss)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, 1), nn.Conv2d(4, 8, 3, 1)
+        self.dropout1, self.dropout2 = nn.Dropout(0.25), nn.Dropout(0.5)
+        self.fc1, self.fc2 = nn.Linear(8 * 4 * 4, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = nn.functional.relu(self.conv2(nn.functional.relu(self.conv1(x))))
+        x = torch.flatten(self.dropout1(nn.functional.max_pool2d(x, 2)), 1)
+        x = self.fc2(self.dropout2(nn.functional.relu(self.fc1(x))))
+        return nn.functional.log_softmax(x, dim=1)
+
+
+def test_a_module_ending_in_log_softmax_has_the_shift_laws_of_its_logits_whatever_the_loss():
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 1, 12, 12), torch.randint(0, 10, (8,))
+    converted = Converted.of(MnistNet(), x)
+    assert converted.normalized == "log_softmax" and converted.model.spec.endswith("dense(10,bias)")
+    names = {law.name for law in converted.laws(nn.NLLLoss())}
+    assert names == {law.name for law in laws_of(MnistNet(), x, "square")}  # a shift of the logits is free
+    assert {"translation unit dense1/softmax.W", "translation layer dense1/softmax.b"} <= names
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                               (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = MnistNet()
+        monitor = _watched(net, optimizer(net.parameters()), x, 5, lambda out: nn.functional.nll_loss(out, y),
+                           loss=nn.NLLLoss())
+        assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
+
+
+@pytest.mark.parametrize("forward", [lambda z: torch.log_softmax(z, 0), lambda z: torch.softmax(z, -1) * 2])
+def test_a_softmax_converts_only_as_the_last_step_over_the_classes(forward):
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x):
+            return forward(self.fc(x))
+
+    with pytest.raises(InvalidArgument, match="converts as the module's last step, over the last axis"):
+        Converted.of(Head(), torch.randn(5, 3))
+
+
 def test_a_functional_dropout_in_training_keeps_its_unit_laws_under_sgd():
     torch.manual_seed(0)
     module, x = Functional(p=0.5).double(), torch.randn(8, 2, 6, 6, dtype=torch.float64)
