@@ -398,7 +398,7 @@ class _Chain:
     layers: list = field(default_factory=list)  # (layer, params, the (path, module) its params come from)
     lineage: dict = field(default_factory=dict)  # fx node -> indices of the layers that made it
     vocabulary: int | None = None  # the input is token ids, read by an Embedding of this many rows
-    normalized: str | None = None  # the output is the "log_softmax" or "softmax" of the last layer's, over its last axis
+    normalized: str | None = None  # the output is the "log_softmax" or "softmax" of the last layer's
 
     def tokens(self, module, path: str, reads_input: bool) -> None:
         """An Embedding may only read the module's input (token ids, one-hot to flowlaws)."""
