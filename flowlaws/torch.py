@@ -740,7 +740,12 @@ def _operands(node) -> list:
 
 
 def _traced(module, chain: _Chain, example_input):
-    traced = torch.fx.symbolic_trace(module)
+    try:
+        traced = torch.fx.symbolic_trace(module)
+    except torch.fx.proxy.TraceError:
+        raise
+    except Exception as error:  # the module's own code on symbolic values (a buffer sliced by x.size(1))
+        raise torch.fx.proxy.TraceError(f"{type(error).__name__}: {error}") from None
     graph = traced.graph
     known = _shapes(traced, example_input)
     modules = dict(module.named_modules())
@@ -1030,7 +1035,8 @@ def _conversion(module, example_input):
     except torch.fx.proxy.TraceError as error:
         if not isinstance(module, nn.Sequential):
             raise InvalidArgument(f"torch.fx cannot trace {type(module).__name__} ({error}); control flow that "
-                                  "depends on the data is not supported (an nn.Sequential is walked instead)") from None
+                                  "depends on the data, or a tensor indexed by a size, is not supported (an "
+                                  "nn.Sequential is walked instead; discover_of counts any module's laws)") from None
         chain = _Chain()
         _walked(module, chain)
     layers = tuple(layer for layer, _, _ in chain.layers)

@@ -243,6 +243,21 @@ def test_a_module_ending_in_log_softmax_has_the_shift_laws_of_its_logits_whateve
         assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
 
 
+def test_a_module_torch_fx_cannot_trace_is_a_one_line_error_naming_why():
+    class Positions(nn.Module):  # the PyTorch tutorial's PositionalEncoding: a buffer sliced by x.size(1)
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+            self.register_buffer("pe", torch.randn(1, 16, 4))
+
+        def forward(self, x):
+            return self.fc((x + self.pe[:, :x.size(1)]).mean(1))
+
+    with pytest.raises(InvalidArgument, match=r"torch.fx cannot trace Positions \(TypeError: slice indices") as error:
+        Converted.of(Positions(), torch.randn(2, 5, 4))
+    assert "\n" not in str(error.value)
+
+
 @pytest.mark.parametrize("forward", [lambda z: torch.log_softmax(z, 0), lambda z: torch.softmax(z, -1) * 2])
 def test_a_softmax_converts_only_as_the_last_step_over_the_classes(forward):
     class Head(nn.Module):
