@@ -48,6 +48,7 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import io
 import itertools
 import operator
 from dataclasses import dataclass, field
@@ -727,7 +728,8 @@ def _shapes(traced, example_input) -> dict:
     """The shape of every traced value, run on a float64 copy: the module itself is never
     run; None where it cannot run on the input (its conversion then says why)."""
     twin = copy.deepcopy(traced).to("cpu", torch.float64)
-    with contextlib.suppress(Exception):  # a module that cannot run on the input: its conversion says why
+    # a module that cannot run on the input: its conversion says why (ShapeProp prints its traceback)
+    with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
         ShapeProp(twin).propagate(_float64(example_input))
     return {n.name: getattr(n.meta.get("tensor_meta"), "shape", None) for n in twin.graph.nodes}
 
@@ -1086,8 +1088,13 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
     for child in [*quiet, *map(twin.get_submodule, attentions)]:
         child.eval()
     x = _float64(example_input)
-    with torch.no_grad(), _Unmasked():
-        expected = twin(x)
+    try:
+        with torch.no_grad(), _Unmasked():
+            expected = twin(x)
+    except Exception as error:  # the module itself cannot run on this input
+        raise InvalidArgument(f"{type(module).__name__} cannot run on example_input of shape "
+                              f"{tuple(example_input.shape)} ({type(error).__name__}: {error}); give an input "
+                              "it takes") from None
     expected = (expected[0] if isinstance(expected, tuple) else expected).numpy()
     unmasked = Sequential(model.input_shape, tuple(layer.mapped(
         lambda x: Dropout(0.0) if isinstance(x, Dropout) else x) for layer in model.layers))

@@ -243,6 +243,14 @@ def test_a_module_ending_in_log_softmax_has_the_shift_laws_of_its_logits_whateve
         assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
 
 
+def test_an_example_input_the_module_cannot_take_is_a_one_line_error_and_prints_nothing(capfd):
+    with pytest.raises(InvalidArgument, match=r"Sequential cannot run on example_input of shape \(4, 8\) "
+                                              r"\(RuntimeError: mat1 and mat2") as error:
+        Converted.of(nn.Sequential(nn.Linear(3, 4)), torch.zeros(4, 8))
+    assert "\n" not in str(error.value)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_a_module_torch_fx_cannot_trace_is_a_one_line_error_naming_why():
     class Positions(nn.Module):  # the PyTorch tutorial's PositionalEncoding: a buffer sliced by x.size(1)
         def __init__(self):
