@@ -186,9 +186,8 @@ class LawSums:
         for params, spacing, order, first, nexts in self.reductions:
             ready = order == 2 and formed is not None
             Y, first, nexts = _batched(formed[0] if ready else stacked, params, spacing, first, nexts)
-            Y, first, nexts, restore = _outermost_first(Y, first, nexts)
             sums = (_reduced(namespace(Y), Y, first, nexts, None) if ready else _sums(Y, order, first, nexts))
-            parts += restore(sums)
+            parts += [part.reshape(CHANNELS, -1) for part in sums]
         host = None  # the segment's operands on the host, once
         for order, params in self.flat.items():
             if not params:
@@ -341,30 +340,6 @@ def _batched(stacked, params, spacing: int, first: tuple, nexts: list) -> tuple:
     Y = Y.as_strided((len(Y), len(params), *Y.shape[1:]), (Y.stride(0), spacing, *Y.stride()[1:]),
                      Y.storage_offset())
     return Y, tuple(a + 1 for a in first), [tuple(a + 1 for a in away) for away in nexts]
-
-
-def _outermost_first(Y, first: tuple, nexts: list) -> tuple:
-    """(Y with its parameter axes in memory order, outermost first; ``first`` and ``nexts``
-    renamed to match; ``restore``, which puts each sum's kept axes back in their order and
-    flattens it to (CHANNELS, slots)). torch lays out an elementwise result of a view with
-    gaps (a batch of parameters at their offsets, a kernel stored transposed) in its
-    logical order: a sum over the axis innermost in the parameter would be a sum over a
-    middle axis of the products, several times slower."""
-    nd = Y.dim() - 1 if namespace(Y) is not np else 0  # numpy keeps its operands' layout itself
-    perm = sorted(range(nd), key=lambda a: -Y.stride(a + 1))
-    if perm == list(range(nd)):
-        return Y, first, nexts, lambda sums: [part.reshape(CHANNELS, -1) for part in sums]
-    remaining = [a for a in range(nd) if a not in first]  # the axes ``nexts`` index
-    moved = [a for a in perm if a not in first]
-    kept = [[a for a in moved if remaining.index(a) not in away] for away in nexts]
-
-    def restore(sums):
-        return [part.reshape(CHANNELS, *(Y.shape[1 + a] for a in axes)).permute(
-            0, *(1 + axes.index(a) for a in sorted(axes))).reshape(CHANNELS, -1)
-            for part, axes in zip(sums, kept, strict=True)]
-
-    return (Y.permute(0, *(a + 1 for a in perm)), tuple(sorted(perm.index(a) for a in first)),
-            [tuple(sorted(moved.index(remaining[i]) for i in away)) for away in nexts], restore)
 
 
 def stack(T, DR, R, D, G):
