@@ -7,7 +7,8 @@ The time per training step (float32, SGD with momentum 0.9) with and without a
 `LawMonitor` attached, in alternating rounds on one net (medians), on a small conv net
 (3x16x16, BatchNorm, batch 64), MLPs of 26k, 300k and 1.1M parameters (batch 32), a ResNet-18 for 32x32 inputs (11.2M
 parameters, batch 32) and a small GPT (4 causal blocks of width 256 on 64 tokens, 3.4M
-parameters, batch 16; ``--quick`` skips these two): target overhead <= 10%, with the absolute
+parameters, batch 16, and again at batch 64: the monitor's cost follows the parameters, the
+step's the parameters times the tokens; ``--quick`` skips these): target overhead <= 10%, with the absolute
 cost in ns per parameter per step; `from_torch` + `laws_of` on the conv net (target < 1 s).
 Also the engine's value-and-gradient of the conv net of bench/engine.py against torch eager
 CPU float64 (reported; the issue's target is <= 1.2x). Threads: see
@@ -108,6 +109,8 @@ MODELS = {  # name: (factory, input shape (an int: token ids of that length), ba
     "MLP 64-1000-1000-10 (1.1M)": (mlp(1000), (64,), 32, {"lr": 0.05, "momentum": 0.9}),
     "ResNet-18 (11.2M, 32x32)": (ResNet18, (3, 32, 32), 32, {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}),
     "GPT 4x256, T=64 (3.4M)": (GPT, 64, 16, {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}),
+    # the same GPT on 4 times the tokens a step: the step grows with them, the monitor does not
+    "GPT 4x256, T=64, batch 64 (3.4M)": (GPT, 64, 64, {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}),
 }
 
 
