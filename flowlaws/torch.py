@@ -115,7 +115,7 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d (any stride "
              "and padding), AdaptiveAvgPool1d/2d(1), Dropout (1d, 2d), and their functional forms and tensor "
              "methods (F.relu, x.relu(), F.max_pool2d, F.dropout, ...), x * c, x / c and -x by a number, "
-             "x.mean(dims) and x.sum(dims), Flatten, a final log_softmax or softmax over the classes, "
+             "x.mean(dims) and x.sum(dims) (keepdim when flattened after), Flatten, a final log_softmax or softmax over the classes, "
              "a + b, a - b and a * b of two branches (residual blocks with any "
              "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
              "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
@@ -508,16 +508,21 @@ def _scaling(node, computed) -> float | None:
     return 1.0 / number if SCALINGS[node.target] else float(number)
 
 
-def _mean(node, shape) -> list:
+def _mean(node, shape, shape_of) -> list:
     """``x.mean(dims)`` of a value of ``shape``: over every axis but the channels (``mean``)
-    or over the positions of a (N, T, d) sequence (``mean(last)``); keepdim False. ``x.sum``
-    over the same axes is that mean times the n entries summed (a linear activation of
-    slope n after it). The (layer, params) pairs."""
+    or over the positions of a (N, T, d) sequence (``mean(last)``); with keepdim only where
+    every use flattens the kept axes away (``x.mean((2, 3), keepdim=True).flatten(1)``).
+    ``x.sum`` over the same axes is that mean times the n entries summed (a linear
+    activation of slope n after it). ``shape_of``: a node's shape. The (layer, params) pairs."""
     dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
     dims = tuple(sorted(d % len(shape) for d in ((dims,) if isinstance(dims, int) else dims or ())))
     what = "sum" if node.target in SUMS else "mean"
-    if node.kwargs.get("keepdim") or (len(node.args) > 2 and node.args[2]):
-        raise InvalidArgument(f"{node.name}: {what} with keepdim=True is not supported; flatten after it")
+    kept = tuple(n for axis, n in enumerate(shape) if axis not in dims)  # the shape without keepdim
+    if (node.kwargs.get("keepdim") or (len(node.args) > 2 and node.args[2])) and not all(
+            user.target in SIZES or (user.target in FLATTENS and shape_of(user) is not None
+                                     and tuple(shape_of(user)) == kept) for user in node.users):
+        raise InvalidArgument(f"{node.name}: {what} with keepdim=True converts only when flattened right after "
+                              f"(x.{what}(dims, keepdim=True).flatten(1))")
     if len(shape) >= 3 and dims == tuple(range(2, len(shape))):
         layer = Mean()
     elif len(shape) == 3 and dims == (1,):
@@ -883,7 +888,7 @@ def _traced(module, chain: _Chain, example_input):
             elif node.target is operator.getitem:
                 layer = _token(node, shape(x))
             else:
-                layer = _mean(node, shape(x))
+                layer = _mean(node, shape(x), lambda n: known.get(n.name))
             chain.add(node, (layer, ()), after=x)
             head = node
         elif function and node.target in FUNCTIONS:

@@ -109,6 +109,19 @@ class Functional(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, (1, 1)), 1)) / 4
 
 
+class KeptMean(nn.Module):
+    """A global average pool kept 4-d and flattened after, as timm's heads write it."""
+
+    def __init__(self, squeeze=False):
+        super().__init__()
+        self.squeeze = squeeze
+        self.conv, self.fc = nn.Conv2d(2, 4, 3, padding=1), nn.Linear(4, 2)
+
+    def forward(self, x):
+        pooled = torch.relu(self.conv(x)).mean((2, 3), keepdim=True)
+        return self.fc(pooled.squeeze(-1).squeeze(-1) if self.squeeze else pooled.view(pooled.size(0), -1))
+
+
 class Arithmetic(nn.Module):
     """relu(a(x)) - b(x), negated, summed over the positions of (N, T, d)."""
 
@@ -142,6 +155,7 @@ MODELS = {
                                             nn.Flatten(), nn.Linear(20, 2)), (3, 5, 4)),
     "functional": (Functional, (3, 2, 6, 6)),
     "arithmetic": (Arithmetic, (3, 5, 3)),
+    "kept_mean": (KeptMean, (3, 2, 4, 4)),
     "pools": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
                                     nn.MaxPool2d(3, stride=2, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
                                     nn.AvgPool2d((3, 2), stride=(2, 1), padding=(1, 0)), nn.Flatten(),
@@ -278,6 +292,13 @@ def test_a_softmax_converts_only_as_the_last_step_over_the_classes(forward):
 
     with pytest.raises(InvalidArgument, match="converts as the module's last step, over the last axis"):
         Converted.of(Head(), torch.randn(5, 3))
+
+
+def test_a_mean_with_keepdim_converts_where_a_flatten_drops_the_kept_axes_and_only_there():
+    assert from_torch(KeptMean(), torch.randn(2, 2, 4, 4))[0].spec == (
+        "seq:2x4x4:conv2d(4,3,padding=1,bias),relu,mean,flatten,dense(2,bias)")
+    with pytest.raises(InvalidArgument, match="keepdim=True converts only when flattened right after"):
+        from_torch(KeptMean(squeeze=True), torch.randn(2, 2, 4, 4))
 
 
 def test_a_functional_dropout_in_training_keeps_its_unit_laws_under_sgd():
