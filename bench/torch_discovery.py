@@ -24,7 +24,7 @@ from pinned import pin_threads
 from torch import nn
 
 from flowlaws.discover import Work, _bracket_value, bracket
-from flowlaws.torch_discovery import ModuleProblem
+from flowlaws.torch.discovery import ModuleProblem
 
 
 def mlp():

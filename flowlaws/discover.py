@@ -101,7 +101,7 @@ class Field:
     or analytic (degree None: normalization, softmax). A generator keeps its output
     ``weights``, a bracket its ``parts`` (u, v) and a combination its ``terms``, so
     `flowlaws.certificate` can rebuild it exactly. A field with a
-    ``differentiate`` (torch's forward mode: `flowlaws.torch_discovery`) takes its
+    ``differentiate`` (torch's forward mode: `flowlaws.torch.discovery`) takes its
     directional derivatives from it, ``differentiate(at)(theta, w)``, instead of a circle."""
 
     at: Callable
@@ -642,7 +642,7 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
 
 def _bracket_values(problem, pairs, theta) -> list[np.ndarray]:
     """[g, b](theta0) for each pair, in order, until the work is exhausted: in batches when
-    the problem evaluates them so (a torch module: `flowlaws.torch_discovery`), else one by one."""
+    the problem evaluates them so (a torch module: `flowlaws.torch.discovery`), else one by one."""
     batched = getattr(problem, "bracket_values", None)
     if batched is not None:
         return batched(pairs)

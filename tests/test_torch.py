@@ -452,7 +452,7 @@ def test_per_group_learning_rates_are_read_per_group_and_their_drift_predicted(m
 @pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: NanoGPT(dropout=0.0, tied=True)],
                          ids=["resnet-downsample", "swiglu", "nanogpt-tied"])
 def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
-    from flowlaws.torch import _Layout, _positions, _stacked
+    from flowlaws.torch.monitor import _Layout, _positions, _stacked
 
     torch.manual_seed(0)
     net = make()
@@ -488,10 +488,10 @@ def test_a_batchnorm_of_a_column_constant_over_the_batch_converts():
 
 
 def test_a_conversion_that_computes_something_else_is_refused(monkeypatch):
-    import flowlaws.torch as bridge
+    import flowlaws.torch.conversion as conversion
     from flowlaws.models import Activation
 
-    monkeypatch.setattr(bridge, "_activation", lambda module: Activation("relu") if isinstance(module, nn.Tanh)
+    monkeypatch.setattr(conversion, "_activation", lambda module: Activation("relu") if isinstance(module, nn.Tanh)
                         else None)
     with pytest.raises(InvalidArgument, match="does not reproduce the module's output"):
         from_torch(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double(), torch.randn(6, 3))
@@ -1500,7 +1500,7 @@ def test_the_mlp_mixer_s_stem_and_token_bias_laws_hold_on_the_module_and_are_der
     derived laws' gradients, 34 independent (`discover_of`: at most 35)."""
     from torch.func import jacrev
 
-    from flowlaws.torch import _law_components
+    from flowlaws.torch.discovery import _law_components
 
     torch.manual_seed(0)
     net = Mixer().double()
@@ -1710,7 +1710,7 @@ def test_steps_judged_in_batches_are_judged_as_one_at_a_time(make, shape, optimi
     """Two monitors on one training run: one judges its steps `batch` at a time (from
     each step's sums), one after every step; a learning rate that changes every step
     charges each step its own round-off. Every step's record is the same, flags included."""
-    import flowlaws.torch as bridge
+    import flowlaws.torch.monitor as monitor
 
     torch.manual_seed(0)  # the data too: drawn at collection, some inputs made SGD diverge (a NaN loss)
     net, x = make().double(), torch.randn(shape, dtype=torch.float64)
@@ -1719,7 +1719,7 @@ def test_steps_judged_in_batches_are_judged_as_one_at_a_time(make, shape, optimi
     opt = make_opt(net.parameters())
     schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.9)
     batched = LawMonitor(net, opt, example_input=x)
-    monkeypatch.setattr(bridge, "BATCH_STEPS", 1)
+    monkeypatch.setattr(monitor, "BATCH_STEPS", 1)
     single = LawMonitor(net, opt, example_input=x)
     assert batched.batch > 1 and single.batch == 1
     y = torch.randn_like(net(x))

@@ -10,7 +10,7 @@ nn = torch.nn
 
 from flowlaws.errors import InvalidArgument  # noqa: E402
 from flowlaws.torch import discover_of, laws_of  # noqa: E402
-from flowlaws.torch_discovery import discover_module  # noqa: E402
+from flowlaws.torch.discovery import discover_module  # noqa: E402
 
 
 class Flipped(nn.Module):
@@ -180,7 +180,7 @@ def test_brackets_evaluated_in_batches_equal_those_evaluated_one_by_one(data):
     import numpy as np
 
     from flowlaws.discover import Work, _bracket_value, bracket
-    from flowlaws.torch_discovery import ModuleProblem, one_thread
+    from flowlaws.torch.discovery import ModuleProblem, one_thread
 
     torch.manual_seed(data.draw(st.integers(0, 100)))
     with one_thread():
@@ -220,8 +220,8 @@ def test_depth_2_brackets_through_a_normalization_are_third_derivatives_right(no
     from torch.func import vjp
 
     from flowlaws.discover import Work, bracket
-    from flowlaws.torch import Converted, _law_components
-    from flowlaws.torch_discovery import ModuleProblem, one_thread
+    from flowlaws.torch import Converted
+    from flowlaws.torch.discovery import ModuleProblem, _law_components, one_thread
 
     torch.manual_seed(seed)
     module = Normed(nn.LayerNorm(4) if norm == "layernorm" else nn.BatchNorm1d(4))
@@ -252,7 +252,7 @@ def test_depth_2_brackets_through_a_normalization_are_third_derivatives_right(no
 
 def test_brackets_are_charged_their_evaluations_and_stop_where_the_budget_does():
     from flowlaws.discover import Work
-    from flowlaws.torch_discovery import ModuleProblem, one_thread
+    from flowlaws.torch.discovery import ModuleProblem, one_thread
 
     with one_thread():
         problem = ModuleProblem(Block(), torch.randn(3, 3), cross_entropy=False, seed=0, work=Work(10**6))

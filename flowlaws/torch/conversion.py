@@ -1,6 +1,6 @@
-"""PyTorch models: their laws, their discovery, and a monitor for a real training loop.
+"""From a torch module to a flowlaws model: conversion by torch.fx, checked by value.
 
-    from flowlaws.torch import from_torch, laws_of, discover_of, LawMonitor, assert_conserved_torch
+    from flowlaws.torch import from_torch, laws_of, Converted
 
 `from_torch(module, example_input)` traces the module with ``torch.fx`` (walking an
 ``nn.Sequential`` where tracing fails) and converts it into a flowlaws model with its
@@ -47,7 +47,6 @@ import builtins
 import contextlib
 import copy
 import dataclasses
-import functools
 import io
 import itertools
 import operator
@@ -58,22 +57,8 @@ import numpy as np
 import scipy.sparse
 import scipy.special
 
-from flowlaws.checking import Level, accumulation_length, tolerance
+from flowlaws.checking import accumulation_length, tolerance
 from flowlaws.errors import InvalidArgument
-from flowlaws.flows import GD, Adam, AdamW, Momentum, Nesterov, RMSProp
-from flowlaws.invariants.sums import (
-    CHANNELS,
-    DELTA,
-    DR,
-    GRAD,
-    OPERANDS,
-    REST,
-    SMALL,
-    THETA,
-    LawSums,
-    MatrixForms,
-    products,
-)
 from flowlaws.models import (
     Activation,
     Attention,
@@ -101,8 +86,7 @@ from flowlaws.models import (
     Sequential,
     Token,
 )
-from flowlaws.models.symmetry import LawKind, centred
-from flowlaws.validation import on_axes, positive_int
+from flowlaws.validation import on_axes
 
 try:
     import torch
@@ -110,6 +94,7 @@ try:
     from torch.fx.passes.shape_prop import ShapeProp
 except ImportError as error:  # pragma: no cover - exercised without the extra
     raise ImportError("flowlaws.torch needs PyTorch: pip install 'flowlaws[torch]'") from error
+
 
 SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a kernel per axis), ReLU, LeakyReLU, "
              "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d (any stride "
@@ -129,7 +114,7 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "(a layer scale), torch.cat([tokens, x], 1) (a class token), x.size()/x.shape arithmetic")
 
 
-def _array(tensor) -> np.ndarray:
+def float64_array(tensor) -> np.ndarray:
     return tensor.detach().to("cpu", torch.float64).numpy().copy()
 
 
@@ -181,7 +166,7 @@ def _activation(module) -> Activation | None:
     return None
 
 
-def _convert(module, path: str, read=_array):
+def _convert(module, path: str, read=float64_array):
     """(layer, params) for one leaf module, each parameter tensor read by ``read`` (its
     value, or its gradient); (None, ()) for Identity."""
     if isinstance(module, nn.Identity):
@@ -273,7 +258,7 @@ class _Direct:
         return (t if self.rows is None else t[:self.rows]).reshape(self.shape)
 
 
-def _encoder(module, path: str, read=_array):
+def _encoder(module, path: str, read=float64_array):
     """nn.TransformerEncoder: its layers one after another, then its norm if any."""
     pairs: list = []
     for k, layer in enumerate(module.layers):
@@ -283,7 +268,7 @@ def _encoder(module, path: str, read=_array):
     return pairs, tuple(p for _, params in pairs for p in params)
 
 
-def _encoder_layer(module, path: str, read=_array):
+def _encoder_layer(module, path: str, read=float64_array):
     """nn.TransformerEncoderLayer as its layers: pre-norm (norm_first) x + drop(sa(norm1(x))),
     then x + drop(ff(norm2(x))); post-norm norm1(x + drop(sa(x))), then norm2(x + drop(ff(x))),
     with ff = linear2(drop(act(linear1(x)))). (layers, params): a list of (layer, params),
@@ -307,7 +292,7 @@ def _encoder_layer(module, path: str, read=_array):
     return pairs, tuple(p for _, params in pairs for p in params)
 
 
-def _attention(module, path: str, read=_array):
+def _attention(module, path: str, read=float64_array):
     biased = module.in_proj_bias is not None
     if module.bias_k is not None or (module.out_proj.bias is not None) != biased:
         raise _unsupported(path, module, "add_bias_kv and a bias on one projection only")
@@ -977,7 +962,7 @@ class Converted:
             chosen = tensor_of(t)
             if chosen is None:
                 raise LookupError
-            return _array(chosen)
+            return float64_array(chosen)
 
         try:
             return tuple(p for path, module in self.sources for p in _convert(module, path, read)[1])
@@ -1027,7 +1012,7 @@ class Converted:
         from flowlaws.invariants import laws
 
         tied = self.tied
-        family = _loss("cross_entropy" if self.normalized else loss)
+        family = flowlaws_loss("cross_entropy" if self.normalized else loss)
         return [law for law in laws(self.model, family) if not tied.intersection(law.params)]
 
 
@@ -1121,7 +1106,7 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
                               "example_input; please report it with the module")
 
 
-def _loss(loss):
+def flowlaws_loss(loss):
     """A flowlaws loss from a name, a flowlaws loss, or a torch loss module."""
     from flowlaws.losses import loss as make_loss
 
@@ -1140,714 +1125,4 @@ def laws_of(module, example_input, loss=None):
     return Converted.of(module, example_input).laws(loss)
 
 
-def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int | None = None):
-    """The law count of ``module`` from the module itself (`flowlaws.torch_discovery`:
-    torch.func fields and brackets, no conversion), so a module flowlaws cannot convert
-    gets a count too; for one it converts, its derived laws are checked orthogonal to
-    every field and are the lower bound (``derived``, ``spurious``, ``complete``). ``loss``:
-    the loss family (cross-entropy or any), as `laws_of` takes it."""
-    from flowlaws.discover import BUDGET
-    from flowlaws.torch_discovery import discover_module
 
-    cross_entropy = getattr(_loss(loss), "name", None) == "cross_entropy"
-    laws_at, names, why, quiet = None, [], "", []
-    try:
-        converted = Converted.of(module, example_input)
-    except InvalidArgument as error:
-        why = f"not converted, so no derived laws: {error}"
-    else:
-        laws_at, names = _law_components(getattr(module, "_orig_mod", module), converted, converted.laws(loss))
-        quiet = converted.attentions
-    found = discover_module(module, example_input, cross_entropy=cross_entropy, laws_at=laws_at, law_names=names,
-                            seed=seed, budget=BUDGET if budget is None else budget, quiet=quiet)
-    found.note = "; ".join(part for part in (found.note, why) if part)
-    return found
-
-
-def _law_components(module, converted: Converted, laws) -> tuple:
-    """(params by name -> every component of ``laws`` as one torch vector, each
-    component's law name): the derived laws as a function of the module's parameters."""
-    name_of = {id(p): name for name, p in module.named_parameters()}
-
-    def laws_at(params):
-        T = converted.tensors(lambda t: params.get(name_of[id(t)], t.detach().to(torch.float64)))
-        return torch.cat([torch.as_tensor(law.value(T)).reshape(-1) for law in laws]) if laws else torch.zeros(0)
-
-    current = converted.tensors(lambda t: t.detach().to("cpu", torch.float64))
-    names = [law.name for law in laws for _ in range(torch.as_tensor(law.value(current)).numel())]
-    return laws_at, names
-
-
-# --- monitoring a training loop ----------------------------------------------------------
-
-
-def _settings(optimizer) -> list[dict]:
-    """Each param group's hyperparameters (params aside); descent only."""
-    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
-    if any(g.get("maximize") for g in groups):
-        raise InvalidArgument("LawMonitor: maximize=True ascends the loss; the laws' predictions assume descent")
-    return groups
-
-
-def _hyper(optimizer) -> dict:
-    """The one set of hyperparameters of ``optimizer`` (``assert_conserved_torch`` reads one)."""
-    groups = _settings(optimizer)
-    if any(g != groups[0] for g in groups[1:]):
-        raise InvalidArgument("assert_conserved_torch needs one set of hyperparameters: the optimizer's param "
-                              f"groups differ ({groups[0]} vs {next(g for g in groups if g != groups[0])})")
-    return groups[0]
-
-
-PREDICTED = ("SGD", "Adam", "AdamW", "RMSprop")
-
-
-def _flowlaws_optimizer(name: str, group: dict):
-    """The flowlaws optimizer that steps as torch's ``name`` does with one param group's
-    settings (its `rest` is the prediction: `flowlaws.flows.optimizers`); None for lr = 0."""
-    lr, wd = float(group["lr"]), float(group.get("weight_decay") or 0.0)
-    if lr == 0:
-        return None
-    if name == "SGD":
-        mu, damp = float(group.get("momentum") or 0.0), float(group.get("dampening") or 0.0)
-        if not mu:
-            return GD(lr, weight_decay=wd)
-        return (Nesterov if group.get("nesterov") else Momentum)(lr, weight_decay=wd, beta=mu, dampening=damp)
-    return {"Adam": Adam, "AdamW": AdamW, "RMSprop": RMSProp}[name](lr, weight_decay=wd)
-
-
-@functools.lru_cache(maxsize=256)
-def _coefficients(name: str, settings: tuple, started: bool) -> tuple[float, float, float] | None:
-    """(a, b, c) of one param group's step, Delta = -c g + rest with rest = a state + b
-    theta (``started``: the optimizer has a state; heavy ball's a counts its lr), from
-    its settings as (key, value) pairs; None where no rule moves it (`_flowlaws_optimizer`)."""
-    rule = _flowlaws_optimizer(name, dict(settings))
-    if rule is None:
-        return None
-    t = int(started)
-    (b,), c = rule.rest((1.0,), (0.0,), t)
-    (a,), _ = rule.rest((0.0,), (1.0,), t)
-    a *= -rule.lr if type(rule) is Momentum else 1.0  # heavy ball's state is v = -lr buffer
-    return float(a), float(b), float(c or 0.0)
-
-
-def _step_coefficients(name: str, group: dict, started: bool):
-    """`_coefficients` of one param group, cached by its settings (a tensor read as its
-    value; settings that cannot be a key, computed each time)."""
-    key = tuple(sorted((k, v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v)
-                       for k, v in group.items()))
-    try:
-        return _coefficients(name, key, started)
-    except TypeError:  # an unhashable setting
-        return _coefficients.__wrapped__(name, key, started)
-
-
-def _grouping(optimizer) -> tuple:
-    """The parameters of each of the optimizer's param groups, by id."""
-    return tuple(tuple(map(id, group["params"])) for group in optimizer.param_groups)
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """The watched torch parameters end to end in one vector (by param group, then in the
-    model's order), and each model parameter as a strided view of such a vector: a step's
-    operands (theta, its change, the rest, the gradient) are rows of one (5, N) array, each
-    filled by one `torch._foreach_copy_` into its `parts`, so a step costs a few torch
-    calls per operand, not one per parameter (a call costs microseconds; a model has many
-    small parameters).
-
-    ``starts``: where each parameter begins in the vector, and its end. ``runs``: (slice,
-    param group index or None, params) for each run of parameters that share a group
-    (None: in no group)."""
-
-    params: tuple
-    starts: tuple
-    views: tuple  # each model parameter's (size, stride, offset) in the vector
-    runs: tuple
-    grouping: tuple  # the optimizer's param groups it was laid out by (`_grouping`)
-
-    @classmethod
-    def of(cls, converted: Converted, optimizer) -> _Layout:
-        group_of = {id(t): g for g, group in enumerate(optimizer.param_groups) for t in group["params"]}
-        params = tuple(sorted(converted.parameters, key=lambda t: group_of.get(id(t), len(group_of))))
-        devices = {t.device for t in params}
-        if len(devices) > 1:
-            raise InvalidArgument(f"LawMonitor watches parameters on one device; got {sorted(map(str, devices))}: "
-                                  "move the model to one device first")
-        starts = tuple(int(a) for a in np.cumsum([0, *(t.numel() for t in params)]))
-        runs = []
-        for group, members in itertools.groupby(range(len(params)), key=lambda k: group_of.get(id(params[k]))):
-            run = list(members)
-            runs.append((slice(starts[run[0]], starts[run[-1] + 1]), group, tuple(params[k] for k in run)))
-        index = torch.arange(starts[-1], dtype=torch.float64)
-        probes = {id(t): index[a:b].view(t.shape) for t, a, b in zip(params, starts, starts[1:], strict=False)}
-        views = []
-        for p in converted.tensors(lambda t: probes[id(t)]):
-            if p.untyped_storage().data_ptr() != index.untyped_storage().data_ptr():  # pragma: no cover
-                raise AssertionError("a converted parameter is not a view of its torch parameter")
-            views.append((tuple(p.shape), tuple(p.stride()), p.storage_offset()))
-        return cls(params, starts, tuple(views), tuple(runs), _grouping(optimizer))
-
-    @property
-    def size(self) -> int:
-        return self.starts[-1]
-
-    def parts(self, row) -> list:
-        """``row`` (a vector) as one view per parameter, in its shape: what `fill` writes."""
-        return [row[a:b].view(t.shape) for t, a, b in zip(self.params, self.starts, self.starts[1:], strict=False)]
-
-    @staticmethod
-    def fill(parts: list, tensors) -> None:
-        """Copy ``tensors`` into ``parts`` (a row's `parts`, or some of them): one call."""
-        torch._foreach_copy_(parts, list(tensors))
-
-    def difference(self, row, tensors, minus) -> None:
-        """Write ``tensors`` less ``minus`` (a row like ``row``) into ``row``: one pass, a
-        subtraction per parameter."""
-        for t, a, b in zip(tensors, self.starts, self.starts[1:], strict=False):
-            torch.sub(t, minus[a:b].view(t.shape), out=row[a:b].view(t.shape))
-
-
-PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
-PRODUCTS = 1 << 20  # a model of up to this many watched entries forms its products, in cache (`LawSums`)
-BATCH_STEPS = 16  # steps judged at once: a judgement's numpy calls cost the same for one step or many
-STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (decay, buffer, step, add)
-
-
-def _judged(Z, Zabs, quadratic, rounding: float, gradient) -> tuple:
-    """(residual, predicted, tolerance, size, weight) of every component of sums Z, Z_abs
-    (`LawSums.combine`, (steps, components, CHANNELS); ``gradient``: each step's charge
-    per unit of |g|, (steps, 1)), float64 numpy (docs/numerics.md). A quadratic law's
-    residual is Dh(theta)[D - R] (the step's change less its prediction: the second order
-    Q(D) cancels), its prediction Dh(theta)[R] + Q(D), its tolerance per unit 2 size
-    weight, bounded by Cauchy-Schwarz from four norms N(x)^2 = sum_v |alpha_v| ||x_v||^2
-    of its slices: size = N(T) + N(D) (which bounds N(|T| + |D|)), weight = rounding (2
-    N(T) + N(D) + N(R)) + gradient N(G). A linear law's residual is h(D - R), its
-    prediction h(R), its tolerance sum_v |alpha_v| sum W_v with W = rounding (2|T| + |D| +
-    |R|) + gradient |G| entry by entry."""
-    delta, theta, rest, grad = np.sqrt(np.moveaxis(Zabs[..., 2:], -1, 0))
-    size, weight = theta + delta, rounding * (2 * theta + delta + rest) + gradient * grad
-    linear = rounding * (2 * Zabs[..., 3] + Zabs[..., 2] + Zabs[..., 4]) + gradient * Zabs[..., 5]
-    return (np.where(quadratic, 2 * Z[..., 0], Z[..., 0]), np.where(quadratic, 2 * Z[..., 1] + Z[..., 2], Z[..., 1]),
-            np.where(quadratic, 2 * size * weight, linear), size, weight)
-
-
-def _matrix(residual, law, size, weight) -> tuple:
-    """(residual, tolerance, effect, (i, j)) of a matrix law at its worst entry, from its
-    residual form (`MatrixForms`): its tolerance size_i weight_j + size_j weight_i (order 2
-    times the symmetric part of the bound; a centred law's, |C| that |C|)."""
-    from flowlaws.checking import effect_size
-
-    outer = size[:, None] * weight[None, :]
-    bound = outer + outer.T
-    if law.centred:
-        bound = centred(bound, absolute=True)
-    effect = effect_size(residual, bound)
-    i, j = (int(x) for x in np.unravel_index(np.argmax(effect), effect.shape))
-    return residual[i, j], bound[i, j], effect[i, j], (i, j)
-
-
-@dataclass
-class Record:
-    """One law over the monitored steps: per step its change, the prediction, the effect
-    size (worst component) and the tolerance there (the smallest change the monitor can
-    tell from round-off), and the first step where it departed."""
-
-    law: Any
-    measured: list = field(default_factory=list)
-    predicted: list = field(default_factory=list)
-    effect: list = field(default_factory=list)
-    resolution: list = field(default_factory=list)
-    flagged: tuple | None = None  # (step, unit, effect)
-
-    @property
-    def status(self) -> str:
-        """"departs" once flagged; "holds" only when some step was observed; else "unobserved"."""
-        return "departs" if self.flagged is not None else "holds" if self.measured else "unobserved"
-
-    def to_json(self) -> dict:
-        return {"law": self.law.name, "formula": self.law.formula, "status": self.status, "measured": self.measured,
-                "predicted": self.predicted, "effect": self.effect, "resolution": self.resolution,
-                "flagged": None if self.flagged is None else
-                {"step": self.flagged[0], "unit": list(self.flagged[1]), "effect": self.flagged[2]}}
-
-
-class LawMonitor:
-    """Watch every law of ``module`` through a real training loop (see the module docstring).
-
-    Around each ``optimizer.step()`` (every ``every``-th) the monitor keeps theta and the
-    gradient, asks the optimizer in use for the step's rest (`flowlaws.flows.optimizers`:
-    Delta = -c g + rest, from each param group's settings and the optimizer's own state),
-    and compares each law's change with its exact prediction, Dh(theta)[rest] + second(Delta)
-    (the law makes Dh(theta)[g] = 0): SGD with momentum, dampening, Nesterov and weight
-    decay are predicted exactly; Adam, AdamW and RMSprop have a preconditioned gradient
-    term whose first-order part 2B(theta, Delta) != 0 is not predicted, and is flagged
-    (AdamW's decoupled decay is). Parameters of different groups whose gradient
-    coefficients differ break the laws at first order; that drift is predicted too.
-
-    The sums run in torch on the parameters' own device and dtype: each parameter's six
-    products summed once per axis, every unit and layer law from them by one sparse product
-    (`flowlaws.invariants.sums`; small parameters summed together in float64). The
-    tolerance is the round-off of one step in that precision (docs/numerics.md):
-    STEP_ROUNDINGS unit round-offs of the step's magnitude (its entries are rounded once
-    each, whatever the model's size) and the slice's sums, plus the gradient's own
-    round-off, gamma_n c <|theta|, |g|> with n the longest sum behind a gradient entry (the
-    batch's input elements plus the widest fan-in); a quadratic law's is bounded per unit
-    from four norms of its slices (`_judged`). A law whose gradient vanishes only as a
-    sum over the batch (a bias whose shift a BatchNorm removes: `Law.batch_sum`) is left
-    ``unwatched``: each computed gradient entry is round-off of that sum, which no
-    magnitude of the step bounds; so is a summed law (a centred stream's mean direction,
-    `LawKind.SUMMED`), whose sums are over no unit's slices. Each step is summed right
-    after it, while its operands are in cache, and its sums are judged ``batch`` steps at
-    a time (`flush`; step by step for a model with matrix laws, whose prediction reads
-    the step's operands); every reader judges the steps still pending first. The
-    monitor never raises inside the training loop: a failure to observe or judge a step
-    is kept in ``errors``.
-    """
-
-    def __init__(self, module, optimizer, *, example_input, loss=None, every: int = 1):
-
-        optimizer = getattr(optimizer, "optimizer", optimizer)  # a wrapper's (accelerate, Lightning) own
-        if type(optimizer).__name__ not in PREDICTED:
-            raise InvalidArgument(f"LawMonitor predicts {', '.join(PREDICTED)}; got {type(optimizer).__name__}")
-        _settings(optimizer)
-        self.every = positive_int("LawMonitor", "every", every)
-        self.module, self.optimizer = module, optimizer
-        self.converted = Converted.of(module, example_input)
-        derived = self.converted.laws(loss)
-        # a law whose gradient vanishes only as a sum over the batch is not judged: each
-        # gradient entry is round-off of that sum, which a step's magnitudes cannot bound;
-        # nor is a summed law (a centred stream's mean direction): its sums are no unit's
-        self.unwatched = [law for law in derived if law.batch_sum or law.kind is LawKind.SUMMED]
-        self.laws = [law for law in derived if law not in self.unwatched]
-        if not self.laws:
-            raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor"
-                                  + (f" ({len(self.unwatched)} unwatched: gradients that vanish only as sums over "
-                                     "the batch, or a stream's mean direction)" if self.unwatched else ""))
-        self._records = [Record(law) for law in self.laws]
-        self._errors: list[str] = []
-        self._pending: list[tuple] = []  # (step, coefficient c, input elements) of each step awaiting judgement
-        self._X = self._P = None  # the operands' rows (`_operands`) and a small model's products
-        self._arrange()
-        self.summed = int(np.prod(example_input.shape))  # the batch's input elements (updated each forward)
-        self.steps = 0
-        self._before: tuple | None = None
-        self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post),
-                         module.register_forward_pre_hook(self._saw_input)]
-
-    def detach(self) -> None:
-        """Judge the steps still pending and stop monitoring (remove the hooks)."""
-        self.flush()
-        for handle in self._handles:
-            handle.remove()
-
-    # --- the hooks ------------------------------------------------------------------------
-    def _saw_input(self, module, args):
-        if args and isinstance(args[0], torch.Tensor):
-            self.summed = args[0].numel()
-
-    def _pre(self, optimizer, args, kwargs):
-        self.before_step()
-
-    def before_step(self) -> None:
-        """Keep theta, the gradient and the step's predicted rest now. The optimizer's step
-        pre-hook calls it; a loop whose optimizer computes the gradient inside ``step`` (a
-        closure, as Lightning's) calls it again after the backward pass
-        (`flowlaws.lightning.LawCallback` does)."""
-        optimizer = self.optimizer
-        self._before = None
-        if self.steps % self.every:
-            return
-        try:
-            # a frozen parameter (no gradient) does not move: its gradient counts as 0, so a law
-            # with one side frozen is measured, and flagged when the step breaks it (a step
-            # without any gradient has nothing to observe)
-            if all(t.grad is None for t in self.params):
-                return
-            if self.layout.grouping != _grouping(optimizer):  # add_param_group since the last step
-                self.flush()
-                self._arrange()
-            with torch.no_grad():
-                X = self._operands()
-                self.layout.fill(self._parts(X, THETA), self.params)
-                self.layout.fill(self._parts(X, GRAD), (t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
-                                                        for t in self.params))
-                coefficients = self._rests(optimizer, X)
-            self._before = (X, coefficients)
-        except Exception as error:  # never break the user's training
-            self._errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
-
-    def _arrange(self) -> None:
-        """Lay the watched parameters out by the optimizer's param groups (`_Layout`), and the
-        sums of every law over them."""
-        self.layout = _Layout.of(self.converted, self.optimizer)
-        self.params, size = self.layout.params, self.layout.size
-        self._parted = None  # the operands' views per parameter follow the layout (`_parts`)
-        self.formed = size <= PRODUCTS  # a small model's products formed while its operands are in cache
-        self.views = self.layout.views
-        index = torch.arange(size)
-        positions = [_positions(view, index) for view in self.views]
-        shapes = [shape for _, shape in self.converted.model.param_specs]
-        self.sums, self.segment = self._sums(positions, shapes)
-        rows = [self.sums.rows(law) for law in self.laws]  # each law's components
-        spans = [r for law, r in zip(self.laws, rows, strict=True) if law.kind is LawKind.LAYER]
-        self._layers = _summing(spans, len(self.sums.order))  # row k: layer law k's sum of its components
-        layer = iter(range(len(spans)))  # a layer law is judged by its row
-        self._rows: list[tuple[Any, Any]] = [(law, next(layer) if law.kind is LawKind.LAYER else r)
-                                             for law, r in zip(self.laws, rows, strict=True)]
-        self.forms = MatrixForms([law for law in self.laws if law.kind is LawKind.MATRIX], shapes,
-                                 lambda k: positions[k], device=self.params[0].device)
-        self.batch = 1 if self.forms.batches else BATCH_STEPS
-        self._S = np.zeros((self.sums.M.shape[1], self.batch, CHANNELS))  # the pending steps' columns of sums
-        # the longest sum a law takes: a slice of a parameter, or a matrix law's slices side by side
-        self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)
-        self.slice = max(self.slice, self.forms.longest)
-
-    def _sums(self, positions: list, shapes: list) -> tuple:
-        """(`LawSums` over the parameters, of ``shapes`` at ``positions``, and the vector's
-        places of the segment): a model parameter of a torch parameter under SMALL entries is
-        summed entry by entry from the segment (one gather for all of them), any other
-        reduced in place."""
-        layout = self.layout
-        segment = np.concatenate([np.arange(a, b) for t, a, b in zip(self.params, layout.starts, layout.starts[1:],
-                                                                      strict=False) if t.numel() < SMALL]
-                                 or [np.zeros(0, int)])
-        place = np.full(layout.size, -1)
-        place[segment] = np.arange(segment.size)
-        # a view starts at its offset: on a small parameter, all of it is
-        flat = {k: place[positions[k]] for k, (_, _, offset) in enumerate(self.views)
-                if offset >= layout.size or place[offset] >= 0}
-        sums = LawSums(self.laws, shapes, flat=flat, views=dict(enumerate(self.views)))
-        return sums, torch.as_tensor(segment, device=self.params[0].device)
-
-    def stacked(self, X):
-        """`LawSums`' ``stacked`` of the rows of X."""
-        return _stacked(X, self.views)
-
-    def _operands(self):
-        """The (5, N) rows of a step's operands (`OPERANDS`), in the parameters' dtype (the
-        widest, if they differ) on their device."""
-        dtype = functools.reduce(torch.promote_types, {t.dtype for t in self.params})
-        return self._buffer("_X", len(OPERANDS), dtype, self.params[0].device)
-
-    def _parts(self, X, row: int) -> list:
-        """Row ``row`` of the operands X as one view per parameter (`_Layout.parts`), made
-        once for the buffer."""
-        if self._parted is not X:
-            self._parted, self._shaped = X, [self.layout.parts(x) for x in X]
-        return self._shaped[row]
-
-    def _products(self):
-        """The (CHANNELS, N) products of a small model's step (`products`)."""
-        X = self._operands()
-        return self._buffer("_P", CHANNELS, X.dtype, X.device)
-
-    def _buffer(self, name: str, rows: int, dtype, device):
-        """A (rows, N) array kept between steps under ``name`` (a fresh array for a large
-        model every step costs its page faults again)."""
-        X = getattr(self, name, None)
-        if X is None or X.dtype != dtype or X.device != device or X.shape != (rows, self.layout.size):
-            X = torch.zeros((rows, self.layout.size), dtype=dtype, device=device)
-            setattr(self, name, X)
-        return X
-
-    def _columns(self, X):
-        """The step's columns of sums (`LawSums.columns`), from its operands X and, for a
-        small model, their products."""
-        formed = None
-        if self.formed:
-            P = self._products()
-            formed = (self.stacked(P), P.index_select(1, self.segment))
-        return self.sums.columns(self.stacked(X), X.index_select(1, self.segment), formed)
-
-    def _post(self, optimizer, args, kwargs):
-        try:
-            if self._before is not None:
-                X = self._before[0]
-                with torch.no_grad():
-                    c = self._completed(*self._before)
-                    self._S[:, len(self._pending)] = self._columns(X)
-                self._pending.append((self.steps, c, self.summed))
-                if len(self._pending) == self.batch:
-                    self.flush()
-        except Exception as error:  # never break the user's training
-            self._errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
-        finally:
-            self._before = None
-            self.steps += 1
-
-    def _rests(self, optimizer, X) -> list:
-        """Write each parameter's rest into row REST of X (from theta in row THETA); (slice of the
-        vector, gradient coefficient) for each run of parameters stepped alike: 0 for a
-        preconditioned term, a parameter in no group, or lr = 0 (none of these is a
-        multiple of g that moves). Every optimizer's rest is linear, a state + b theta
-        (`flowlaws.flows.optimizers`): a and b are its rest at unit scalars, and the rest is
-        written in place, in two passes over the vector (no temporaries; three where the
-        parameters are many and small, `PER_PARAMETER`)."""
-        name, settings = type(optimizer).__name__, _settings(optimizer)
-        coefficients, k = [], 0  # k: the first parameter of the part
-        for span, group, params in self.layout.runs:
-            start = span.start
-            buffers = [optimizer.state.get(t, {}).get("momentum_buffer") for t in params]
-            for missing, members in itertools.groupby(zip(params, buffers, strict=True), key=lambda tb: tb[1] is None):
-                part = list(members)
-                where = slice(start, start + sum(t.numel() for t, _ in part))
-                start, first, k = where.stop, k, k + len(part)
-                rule = None if group is None else _step_coefficients(name, settings[group], not missing)
-                if rule is None:
-                    X[REST, where] = 0
-                    coefficients.append((where, 0.0))
-                    continue
-                a, b, c = rule
-                rest = X[REST, where]
-                if missing or not a:
-                    torch.mul(X[THETA, where], b, out=rest)
-                else:
-                    if rest.numel() < PER_PARAMETER * len(part):  # many small buffers: two passes, few calls
-                        self.layout.fill(self._parts(X, REST)[first:k], (buffer for _, buffer in part))
-                        rest.mul_(a)
-                    else:
-                        at = where.start
-                        for t, buffer in part:  # a times the buffers: one pass
-                            torch.mul(buffer, a, out=X[REST, at:at + t.numel()].view(t.shape))
-                            at += t.numel()
-                    if b:
-                        rest.add_(X[THETA, where], alpha=b)
-                coefficients.append((where, c))
-        return coefficients
-
-    def _completed(self, X, coefficients) -> float:
-        """Complete one step's operands X (its copy) after the step: D = theta+ - theta, and
-        D - R; the gradient coefficient c the rest leaves out (its first-order effect is 0)."""
-        c = max((coefficient for _, coefficient in coefficients), default=0.0)
-        if self.layout.size < PER_PARAMETER * len(self.params):  # many small parameters: two passes, few calls
-            self.layout.fill(self._parts(X, DELTA), self.params)
-            X[DELTA] -= X[THETA]
-        else:
-            self.layout.difference(X[DELTA], self.params, X[THETA])
-        # a common coefficient of g has no first-order effect (Dh(theta)[g] = 0); what differs
-        # between parameters (per-group learning rates, a parameter no group holds) has
-        for where, coefficient in coefficients:
-            if coefficient != c:
-                X[REST, where] -= (coefficient - c) * X[GRAD, where]
-        torch.sub(X[DELTA], X[REST], out=X[DR])
-        if self.formed:  # its products now, while its operands are in cache
-            products(X, self._products())
-        return c
-
-    def flush(self) -> None:
-        """Judge the steps awaiting judgement, ``batch`` at a time from their sums, in the
-        same calls; every reader (``records``, ``flagged``, ``errors``, ...) flushes first."""
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        try:
-            with torch.no_grad():
-                self._judge(pending)
-        except Exception as error:  # never break the user's training
-            steps = f"step {pending[0][0]}" + (f" to {pending[-1][0]}" if len(pending) > 1 else "")
-            self._errors.append(f"{steps}: {type(error).__name__}: {error}")
-
-    def _judge(self, pending: list) -> None:
-        """Record every law at each pending step, from the steps' sums (`_judged`): a unit
-        law at its worst unit, a layer law by its sum, a matrix law at the worst entry of
-        its form (a model with matrix laws has a batch of one: the step just taken)."""
-        from flowlaws.checking import effect_size
-
-        Z, Zabs = (np.moveaxis(z, 1, 0) for z in self.sums.combine(self._S[:, :len(pending)]))
-        gradient = np.array([[self._gradient_charge(c, summed)] for _, c, summed in pending])
-        residuals, predictions, tolerances, sizes, weights = _judged(Z, Zabs, self.sums.order == 2,
-                                                                     self._rounding(), gradient)
-        effects = effect_size(residuals, tolerances)
-        layer = [x @ self._layers.T for x in (residuals, predictions, tolerances)]  # each layer law's sums
-        layer.append(effect_size(layer[0], layer[2]))
-        forms = self.forms(self._operands())  # a model with matrix laws is judged step by step
-        for s, (step, *_) in enumerate(pending):
-            found, worst = [], {}
-            for law, rows in self._rows:
-                if law.kind is LawKind.MATRIX:
-                    residual, tolerance, effect, worst[id(law)] = _matrix(forms[id(law)], law, sizes[s, rows],
-                                                                         weights[s, rows])
-                    found.append((law, residual, None, tolerance, effect, worst[id(law)]))
-                elif law.kind is LawKind.LAYER:
-                    residual, predicted, tolerance, effect = (x[s, rows] for x in layer)
-                    found.append((law, residual, predicted, tolerance, effect, ()))
-                else:
-                    unit = int(np.argmax(effects[s, rows]))
-                    k = rows.start + unit
-                    found.append((law, residuals[s, k], predictions[s, k], tolerances[s, k], effects[s, k], (unit,)))
-            predicted = self.forms.predicted(worst) if worst else {}  # a matrix law's at its worst entry only
-            for record, (law, residual, prediction, tolerance, effect, unit) in zip(self._records, found, strict=True):
-                prediction = predicted[id(law)] if prediction is None else prediction
-                self._record(record, step, residual, prediction, tolerance, effect, unit)
-
-    def _rounding(self) -> float:
-        """The round-off the tolerance charges per unit of 2|theta| + |Delta| + |rest|
-        (docs/numerics.md): SAFETY u (STEP_ROUNDINGS + m) (2|theta| + |Delta| bounds
-        |theta+| + |theta|), m the longest slice a law sums (its sums are in the parameters'
-        precision), u the least precise parameter's unit round-off."""
-        from flowlaws.checking import SAFETY
-
-        return SAFETY * self._unit() * (STEP_ROUNDINGS + self.slice)
-
-    def _gradient_charge(self, c, summed: int) -> float:
-        """The round-off charged per unit of |g|: SAFETY u (n + m) c, n the longest sum
-        behind a gradient entry (``summed``: the batch's input elements)."""
-        from flowlaws.checking import SAFETY
-
-        return SAFETY * self._unit() * (summed + self.slice) * c
-
-    def _unit(self) -> float:
-        return max(float(torch.finfo(t.dtype).eps) for t in self.params)
-
-    @staticmethod
-    def _record(record, step: int, residual, predicted, tolerance, effect, unit: tuple) -> None:
-        """Keep a law's worst component of ``step`` (``unit``: its index in the law's form)."""
-        record.measured.append(float(predicted + residual))
-        record.predicted.append(float(predicted))
-        record.effect.append(float(effect))
-        record.resolution.append(float(tolerance))
-        if record.flagged is None and effect > 1:
-            record.flagged = (step, unit, float(effect))
-
-    # --- results --------------------------------------------------------------------------
-    @property
-    def records(self) -> list[Record]:
-        """One `Record` per watched law, every step judged."""
-        self.flush()
-        return self._records
-
-    @property
-    def errors(self) -> list[str]:
-        """What kept a step from being observed or judged (the monitor never raises in training)."""
-        self.flush()
-        return self._errors
-
-    @property
-    def flagged(self) -> list[Record]:
-        return [r for r in self.records if r.flagged is not None]
-
-    @property
-    def worst_effect(self) -> float:
-        """The largest effect size any law reached (0 before any step is observed)."""
-        return max((max(r.effect) for r in self.records if r.effect), default=0.0)
-
-    def assert_followed(self) -> None:
-        """Raise AssertionError naming the first law that departed, if any (the trainer
-        callbacks' ``fail=True``)."""
-        if self.flagged:
-            step, unit, effect = self.flagged[0].flagged  # type: ignore[misc]
-            raise AssertionError(f"law {self.flagged[0].law.name} departed at step {step}, unit {unit} (effect "
-                                 f"size {effect:.3g}); {len(self.flagged)} law(s) departed in all")
-
-    def to_json(self) -> dict:
-        return {"model": self.converted.model.spec, "optimizer": type(self.optimizer).__name__,
-                "steps": self.steps, "errors": self.errors, "laws": [r.to_json() for r in self.records],
-                "unwatched": [law.name for law in self.unwatched]}
-
-    def report(self):
-        """A rich table: law, drift (sum of its changes), predicted, worst effect size, verdict."""
-        from rich.table import Table
-        from rich.text import Text
-
-        unwatched = f"; {len(self.unwatched)} unwatched" if self.unwatched else ""
-        table = Table(title=Text(f"laws of {self.converted.model.spec} under {type(self.optimizer).__name__}, "
-                                 f"{self.steps} steps{unwatched}"))
-        for column in ("law", "drift", "predicted", "effect size", "verdict"):
-            table.add_column(column, justify="left" if column in ("law", "verdict") else "right")
-        for r in self.records:
-            verdict = r.status if r.flagged is None else f"departs at step {r.flagged[0]}, unit {r.flagged[1]}"
-            table.add_row(Text(r.law.name), f"{sum(r.measured):.3g}", f"{sum(r.predicted):.3g}",
-                          f"{max(r.effect, default=0.0):.3g}",
-                          Text(verdict, style={"holds": "green", "unobserved": "yellow"}.get(r.status, "red")))
-        return table
-
-    def plot(self, path, laws: int = 6):
-        """Each law's cumulative change against its prediction per step (matplotlib)."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise InvalidArgument("LawMonitor.plot needs matplotlib: pip install 'flowlaws[plot]'") from None
-        shown = (self.flagged + [r for r in self.records if r.flagged is None])[:laws]
-        fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3), constrained_layout=True, squeeze=False)
-        for ax, r in zip(axes[0], shown, strict=True):
-            ax.plot(np.cumsum(r.measured), label="measured", lw=2)
-            ax.plot(np.cumsum(r.predicted), "--", color="k", label="predicted")
-            ax.set(title=r.law.name, xlabel="step")
-            ax.legend(fontsize=7)
-        fig.savefig(path, dpi=150)
-        plt.close(fig)
-        return path
-
-
-def _positions(view, index) -> np.ndarray:
-    """Where a parameter's entries (row-major) lie in the vector, from its (size, stride,
-    offset) ``view`` (``index``: ``torch.arange`` of the vector, made once for many calls)."""
-    size, stride, offset = view
-    return index.as_strided(size, stride, offset).reshape(-1).numpy()
-
-
-def _stacked(X, views):
-    """`LawSums`' ``stacked`` of the rows of X: parameter k's view of every row at once,
-    (rows, *shape), ``views[k]`` its (size, stride, offset) in a row."""
-    def stacked(k):
-        size, stride, offset = views[k]
-        return X.as_strided((X.shape[0], *size), (X.stride(0), *stride), X.storage_offset() + offset)
-    return stacked
-
-
-def _summing(spans: list, columns: int):
-    """The sparse matrix whose row k sums the entries in ``spans[k]`` (a slice)."""
-    rows = np.concatenate([np.full(r.stop - r.start, k) for k, r in enumerate(spans)] or [np.zeros(0, int)])
-    cols = np.concatenate([np.arange(r.start, r.stop) for r in spans] or [np.zeros(0, int)])
-    return scipy.sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(spans), columns))
-
-
-def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, loss="square", steps: int = 3,
-                           targets=None):
-    """Assert that ``module``'s laws hold on its current weights and ``example_input``:
-    pointwise (B(theta, grad L) = 0), and over ``steps`` steps of ``optimizer`` (a flowlaws
-    spec, or a torch SGD, Adam, AdamW or RMSprop instance, read from its hyperparameters) against each
-    step's exact prediction. ``targets`` default to a seeded draw fitting the loss.
-    Raises AssertionError naming the law, the level and the effect size."""
-    from flowlaws.checking import Status
-    from flowlaws.losses import loss as make_loss
-    from flowlaws.testing import check_case
-
-    model, params = from_torch(module, example_input)
-    loss = _loss(loss) or make_loss("square")
-    X = _array(example_input)
-    if targets is None:
-        rng = np.random.default_rng(0)
-        shape = (len(X), *model.output_shape)
-        probabilities = loss.targets == "probabilities"
-        Y = rng.dirichlet(np.ones(shape[-1]), size=len(X)) if probabilities else rng.normal(size=shape)
-    else:
-        Y = _array(targets)
-    verdict = check_case(model, params, X, Y, loss=loss, optimizer=_optimizer(optimizer),
-                         levels=(Level.POINTWISE, Level.STEP), steps=steps)
-    if verdict.failed:
-        e = verdict.evidence
-        raise AssertionError(f"{model.spec}: law {e.law} violated at the {e.level} level {e.where} "
-                             f"(unit {e.unit}, effect size {e.effect:.3g})")
-    if verdict.status is Status.INVALID:
-        raise AssertionError(f"{model.spec}: the case cannot be decided: {verdict.reason}")
-
-
-def _optimizer(optimizer):
-    """The flowlaws optimizer that steps as a torch optimizer (one param group) does, by
-    the monitor's own reading (`_flowlaws_optimizer`); a spec passes through."""
-    if isinstance(optimizer, str) or not isinstance(optimizer, torch.optim.Optimizer):
-        return optimizer
-    name = type(optimizer).__name__
-    if name not in PREDICTED:
-        raise InvalidArgument(f"assert_conserved_torch reads {', '.join(PREDICTED)}; got {name}")
-    rule = _flowlaws_optimizer(name, _hyper(optimizer))
-    if rule is None:
-        raise InvalidArgument("assert_conserved_torch needs a learning rate above 0: with lr = 0 nothing moves")
-    return rule
-
-
-__all__: list[Any] = ["Converted", "LawMonitor", "assert_conserved_torch", "discover_of", "from_torch", "laws_of"]

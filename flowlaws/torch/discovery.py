@@ -20,7 +20,7 @@ the module instead of a flowlaws model:
 - the rank decisions are `flowlaws.discover.lie_rank`'s, with its gap rule.
 
 A count is decided when the bounds meet (the lower bound: the derived laws of a converted
-module, checked orthogonal to every field; `flowlaws.torch.discover_of`), or, without one,
+module, checked orthogonal to every field; `discover_of`), or, without one,
 when the bracket ranks stall with a clear gap: a depth adds no direction to the algebra at
 theta0 (Marcotte et al.'s stopping rule; ``decided_by`` "stalled", a numerical answer).
 """
@@ -56,6 +56,7 @@ from flowlaws.discover import (
 )
 from flowlaws.errors import InvalidArgument
 from flowlaws.threads import one_blas_thread
+from flowlaws.torch.conversion import Converted, flowlaws_loss
 
 with warnings.catch_warnings():  # forward mode's first use scripts torch's own decompositions with torch.jit,
     warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in torch 2.13: import them once, quietly
@@ -382,3 +383,39 @@ def _not_orthogonal(rows, fields) -> list[int]:
     """Indices of the law components whose gradient is not orthogonal to every field."""
     sizes = np.linalg.norm(rows, axis=1)[:, None] * np.linalg.norm(fields, axis=1)[None, :]
     return [int(i) for i in np.flatnonzero(np.any(np.abs(rows @ fields.T) > ORTHOGONAL * sizes, axis=1))]
+
+
+def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int | None = None):
+    """The law count of ``module`` from the module itself (`discover_module`: torch.func
+    fields and brackets, no conversion), so a module flowlaws cannot convert
+    gets a count too; for one it converts, its derived laws are checked orthogonal to
+    every field and are the lower bound (``derived``, ``spurious``, ``complete``). ``loss``:
+    the loss family (cross-entropy or any), as `laws_of` takes it."""
+    cross_entropy = getattr(flowlaws_loss(loss), "name", None) == "cross_entropy"
+    laws_at, names, why, quiet = None, [], "", []
+    try:
+        converted = Converted.of(module, example_input)
+    except InvalidArgument as error:
+        why = f"not converted, so no derived laws: {error}"
+    else:
+        laws_at, names = _law_components(getattr(module, "_orig_mod", module), converted, converted.laws(loss))
+        quiet = converted.attentions
+    found = discover_module(module, example_input, cross_entropy=cross_entropy, laws_at=laws_at, law_names=names,
+                            seed=seed, budget=BUDGET if budget is None else budget, quiet=quiet)
+    found.note = "; ".join(part for part in (found.note, why) if part)
+    return found
+
+
+def _law_components(module, converted: Converted, laws) -> tuple:
+    """(params by name -> every component of ``laws`` as one torch vector, each
+    component's law name): the derived laws as a function of the module's parameters."""
+    name_of = {id(p): name for name, p in module.named_parameters()}
+
+    def laws_at(params):
+        T = converted.tensors(lambda t: params.get(name_of[id(t)], t.detach().to(torch.float64)))
+        return torch.cat([torch.as_tensor(law.value(T)).reshape(-1) for law in laws]) if laws else torch.zeros(0)
+
+    current = converted.tensors(lambda t: t.detach().to("cpu", torch.float64))
+    names = [law.name for law in laws for _ in range(torch.as_tensor(law.value(current)).numel())]
+    return laws_at, names
+
