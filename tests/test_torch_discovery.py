@@ -1,6 +1,7 @@
 """Discovery from a torch module itself (torch.func): counts for modules flowlaws cannot
 convert, and an independent check of the derived laws of those it can."""
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -8,9 +9,11 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from torch_models import GPT, CausalSelfAttention, GPTConfig, Mixer, SwiGLU  # noqa: E402
+
 from flowlaws.errors import InvalidArgument  # noqa: E402
-from flowlaws.torch import discover_of, laws_of  # noqa: E402
-from flowlaws.torch.discovery import discover_module  # noqa: E402
+from flowlaws.torch import Converted, LawMonitor, discover_of, laws_of  # noqa: E402
+from flowlaws.torch.discovery import ModuleProblem, _law_components, discover_module, one_thread  # noqa: E402
 
 
 class Flipped(nn.Module):
@@ -115,7 +118,6 @@ def test_a_law_that_is_not_conserved_is_named_spurious():
 
 
 def test_a_tied_language_model_keeps_its_derived_laws_as_laws():
-    from test_torch import GPT
 
     torch.manual_seed(0)
     tied = GPT(vocabulary=6, d=4, heads=1, T=3)
@@ -177,10 +179,8 @@ class Block(nn.Module):
 @settings(max_examples=10, deadline=None)
 @given(st.data())
 def test_brackets_evaluated_in_batches_equal_those_evaluated_one_by_one(data):
-    import numpy as np
 
     from flowlaws.discover import Work, _bracket_value, bracket
-    from flowlaws.torch.discovery import ModuleProblem, one_thread
 
     torch.manual_seed(data.draw(st.integers(0, 100)))
     with one_thread():
@@ -216,12 +216,9 @@ def test_depth_2_brackets_through_a_normalization_are_third_derivatives_right(no
     (torch's second derivatives of its fused norms are right; from the third on they are
     not: without `CompositeNorms` the two differed by 20 to 50%); and every derived law's
     gradient is orthogonal to it, as to any field of the algebra."""
-    import numpy as np
     from torch.func import vjp
 
     from flowlaws.discover import Work, bracket
-    from flowlaws.torch import Converted
-    from flowlaws.torch.discovery import ModuleProblem, _law_components, one_thread
 
     torch.manual_seed(seed)
     module = Normed(nn.LayerNorm(4) if norm == "layernorm" else nn.BatchNorm1d(4))
@@ -252,7 +249,6 @@ def test_depth_2_brackets_through_a_normalization_are_third_derivatives_right(no
 
 def test_brackets_are_charged_their_evaluations_and_stop_where_the_budget_does():
     from flowlaws.discover import Work
-    from flowlaws.torch.discovery import ModuleProblem, one_thread
 
     with one_thread():
         problem = ModuleProblem(Block(), torch.randn(3, 3), cross_entropy=False, seed=0, work=Work(10**6))
@@ -268,7 +264,6 @@ def test_nanogpts_attention_keeps_its_derived_laws_and_they_are_all_of_the_modul
     """nanoGPT's CausalSelfAttention (its flash path: c_attn split, heads, is_causal), read by
     a mean and a head: per head GL(dk) and GL(dv), and GL(d) of the output through the mean
     (its dropout_p reads the module's training flag: discovery runs it in eval mode)."""
-    from test_torch import CausalSelfAttention, GPTConfig
 
     class Attending(nn.Module):
         def __init__(self):
@@ -288,7 +283,6 @@ def test_nanogpts_attention_keeps_its_derived_laws_and_they_are_all_of_the_modul
 
 
 def test_the_shared_bias_law_is_monitored_and_kept_by_sgd_and_adamw_breaks_it():
-    from flowlaws.torch import LawMonitor
 
     for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4), False),
                           (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
@@ -302,3 +296,63 @@ def test_the_shared_bias_law_is_monitored_and_kept_by_sgd_and_adamw_breaks_it():
             opt.step()
         shared = next(r for r in monitor.records if r.law.name == "layer scale0/dense1/dense2")  # the bias whole
         assert (shared.flagged is not None) == flagged and bool(monitor.flagged) == flagged and not monitor.errors
+
+
+def test_a_swiglu_block_from_torch_has_the_laws_discovery_counts():
+    found = discover_of(SwiGLU(2, 2), torch.randn(4, 3, 2))
+    assert found.count == found.derived == 5  # 2 value units; the 2 outputs' matrix law into the head (3)
+
+
+def test_laws_of_and_discover_of_give_the_laws_and_their_count():
+    module = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 3))
+    names = [law.name for law in laws_of(module, torch.zeros(2, 3), loss=nn.CrossEntropyLoss())]
+    assert names == ["unit dense0/dense1", "layer dense0/dense1", "translation unit dense1/softmax.W",
+                     "translation layer dense1/softmax.b"]
+    found = discover_of(module, torch.zeros(2, 3), loss="cross_entropy")
+    assert found.complete and found.count == 4 + 4 + 1
+
+
+def test_the_mlp_mixer_s_stem_and_token_bias_laws_hold_on_the_module_and_are_derived():
+    """docs/theory.md 6.1 on the MLP-Mixer: a shift of the stream along its features passes
+    every pre-norm block and the final LayerNorm removes it, so the stem's column sums over
+    its output channels (12) and its bias sum are conserved, and the token-mixing output
+    bias (broadcast along the features) is dead (4): each direction is orthogonal to the
+    module's own gradient at random weights, data and losses, and lies in the span of the
+    derived laws' gradients, 34 independent (`discover_of`: at most 35)."""
+    from torch.func import jacrev
+
+
+    torch.manual_seed(0)
+    net = Mixer().double()
+    names = [name for name, _ in net.named_parameters()]
+    sizes = [p.numel() for p in net.parameters()]
+    starts = dict(zip(names, np.cumsum([0, *sizes]), strict=False))
+    stem, bias, token = (starts[n] for n in ("stem.weight", "stem.bias", "blocks.0.mlp_tokens.fc2.bias"))
+    directions = np.zeros((17, sum(sizes)))
+    for tap in range(12):  # stem.weight[c, tap] for every output channel c
+        directions[tap, stem + tap + 12 * np.arange(4)] = 1
+    directions[12, bias:bias + 4] = 1
+    directions[13 + np.arange(4), token + np.arange(4)] = 1
+    for _ in range(3):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.5 * torch.randn_like(p))
+        out = net(torch.randn(8, 3, 4, 4, dtype=torch.float64))
+        net.zero_grad()
+        (out * torch.randn_like(out) + out ** 2).sum().backward()
+        g = torch.cat([p.grad.reshape(-1) for p in net.parameters()]).numpy()
+        assert np.abs(directions @ g).max() <= 1e-12 * np.abs(g).sum()  # round-off of sums of |g|
+    x = torch.randn(4, 3, 4, 4, dtype=torch.float64)
+    converted = Converted.of(net, x)
+    laws_at, _ = _law_components(net, converted, converted.laws())
+    shapes = [p.shape for p in net.parameters()]
+
+    def laws_of_flat(flat):
+        parts = torch.split(flat, sizes)
+        return laws_at({n: part.reshape(s) for n, part, s in zip(names, parts, shapes, strict=True)})
+
+    rows = jacrev(laws_of_flat)(torch.cat([p.detach().reshape(-1) for p in net.parameters()])).numpy()
+    basis = np.linalg.svd(rows)[2][:np.linalg.matrix_rank(rows)]
+    outside = directions - directions @ basis.T @ basis
+    assert np.linalg.norm(outside, axis=1).max() <= 1e-10  # each a derived law
+    assert len(basis) == 34

@@ -1,0 +1,558 @@
+"""flowlaws.torch.conversion against real torch (CPU): what converts, to which spec, with
+torch's value and gradient; what does not, in one line."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from torch_models import (  # noqa: E402
+    GPT,
+    REFERENCE,
+    BagOfEmbeddings,
+    BasicBlock,
+    ConvNeXt,
+    Encoder,
+    Functional,
+    Mixer,
+    NanoGPT,
+    SwiGLU,
+    ViT,
+    _Projected,
+)
+
+from flowlaws.discover import discover  # noqa: E402
+from flowlaws.engine import value_and_grad  # noqa: E402
+from flowlaws.errors import InvalidArgument  # noqa: E402
+from flowlaws.losses import Square  # noqa: E402
+from flowlaws.torch import Converted, from_torch, laws_of, one_hot  # noqa: E402
+
+
+class ResBlock(nn.Module):
+    """ResNet-style: x + conv(relu(conv(x))), then a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(2, 3, 3, padding=1)
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 3, 3, padding=1, bias=False)
+        self.head = nn.Linear(3 * 4 * 4, 2)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = x + self.b(torch.relu(self.a(x)))
+        return self.head(torch.flatten(torch.relu(x), 1))
+
+
+class Transformer(nn.Module):
+    """Pre-LayerNorm self-attention block on (N, T, d), then a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(6)
+        self.attention = nn.MultiheadAttention(6, 2, bias=False, batch_first=True)
+        self.head = nn.Linear(5 * 6, 3)
+
+    def forward(self, x):
+        h = self.norm(x)
+        y, _ = self.attention(h, h, h)
+        return self.head((x + y).flatten(1))
+
+
+def _vgg():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(6 * 2 * 2, 5), nn.ReLU(), nn.Linear(5, 3))
+
+
+class KeptMean(nn.Module):
+    """A global average pool kept 4-d and flattened after, as timm's heads write it."""
+
+    def __init__(self, squeeze=False):
+        super().__init__()
+        self.squeeze = squeeze
+        self.conv, self.fc = nn.Conv2d(2, 4, 3, padding=1), nn.Linear(4, 2)
+
+    def forward(self, x):
+        pooled = torch.relu(self.conv(x)).mean((2, 3), keepdim=True)
+        return self.fc(pooled.squeeze(-1).squeeze(-1) if self.squeeze else pooled.view(pooled.size(0), -1))
+
+
+class Arithmetic(nn.Module):
+    """relu(a(x)) - b(x), negated, summed over the positions of (N, T, d)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.head = nn.Linear(3, 4), nn.Linear(3, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head((-(torch.relu(self.a(x)) - self.b(x))).sum(1))
+
+
+MODELS = {
+    "mlp": (lambda: nn.Sequential(nn.Linear(4, 6), nn.LeakyReLU(0.2), nn.Linear(6, 5, bias=False), nn.Tanh(),
+                                  nn.Linear(5, 3)), (7, 4)),
+    "activations": (lambda: nn.Sequential(nn.Linear(4, 5), nn.GELU(), nn.Linear(5, 5), nn.ELU(), nn.Linear(5, 5),
+                                          nn.SiLU(), nn.Linear(5, 5), nn.Softplus(), nn.Linear(5, 5), nn.Sigmoid(),
+                                          nn.Linear(5, 5), nn.PReLU(init=0.3), nn.Identity(), nn.Linear(5, 2)),
+                    (6, 4)),
+    "vgg": (_vgg, (6, 3, 8, 8)),
+    "conv1d": (lambda: nn.Sequential(nn.Conv1d(2, 4, 3, stride=2, padding=1), nn.BatchNorm1d(4, affine=False),
+                                     nn.ReLU(), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(16, 2)), (5, 2, 16)),
+    "resnet": (ResBlock, (4, 2, 4, 4)),
+    "transformer": (Transformer, (4, 5, 6)),
+    "layernorm": (lambda: nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.ReLU(), nn.Linear(6, 2)), (5, 4)),
+    "resnet_downsample": (BasicBlock, (4, 2, 6, 6)),
+    "swiglu": (SwiGLU, (3, 5, 4)),
+    "groupnorm": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.ReLU(),
+                                        nn.Conv2d(4, 4, 3, dilation=2, groups=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                        nn.Flatten(), nn.Linear(4, 2)), (4, 2, 6, 6)),
+    "position_wise": (lambda: nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.Linear(6, 4), nn.RMSNorm(4),
+                                            nn.Flatten(), nn.Linear(20, 2)), (3, 5, 4)),
+    "functional": (Functional, (3, 2, 6, 6)),
+    "arithmetic": (Arithmetic, (3, 5, 3)),
+    "kept_mean": (KeptMean, (3, 2, 4, 4)),
+    "pools": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                    nn.MaxPool2d(3, stride=2, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                                    nn.AvgPool2d((3, 2), stride=(2, 1), padding=(1, 0)), nn.Flatten(),
+                                    nn.Linear(4 * 2 * 3, 2)), (3, 2, 8, 8)),
+    "rectangular": (lambda: nn.Sequential(nn.Conv2d(2, 4, (3, 1), stride=(1, 2), padding=(1, 0)), nn.ReLU(),
+                                          nn.Conv2d(4, 3, (1, 3), dilation=(1, 2), padding="same", bias=False),
+                                          nn.ReLU(), nn.Conv2d(3, 2, (2, 3), padding="valid"),
+                                          nn.MaxPool2d((2, 1)), nn.Flatten(), nn.Linear(2 * 2 * 1, 2)), (3, 2, 5, 6)),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_converted_models_value_and_gradient_equal_torch_to_1e12(name):
+    torch.manual_seed(0)
+    make, shape = MODELS[name]
+    module = make().double()
+    x = torch.randn(*shape, dtype=torch.float64)
+    model, params = from_torch(module, x)
+    out = module(x)
+    y = torch.randn_like(out)
+    loss = 0.5 * ((out - y) ** 2).sum(dim=1).mean()
+    torch_grads = torch.autograd.grad(loss, [p for p in module.parameters() if p.requires_grad
+                                             and not (isinstance(p, nn.Parameter) and p.numel() == 1)])
+    value, grads = value_and_grad(model, Square(), params, x.numpy(), y.detach().numpy())
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+    ours = np.concatenate([g.ravel() for g in grads])
+    theirs = np.concatenate([_ours_layout(module, name, g) for g in [torch_grads]])
+    assert ours.shape == theirs.shape
+    assert np.max(np.abs(ours - theirs)) <= 1e-12 * np.max(np.abs(theirs))
+
+
+def _ours_layout(module, name, grads):
+    """torch's gradients in flowlaws' parameter layout (attention heads split and transposed)."""
+    if name != "transformer":
+        return np.concatenate([g.detach().numpy().ravel() for g in grads])
+    norm_w, norm_b, in_proj, out_proj, head_w, head_b = (g.detach().numpy() for g in grads)
+    d, heads = 6, 2
+    width = d // heads
+    parts = [norm_w, norm_b]
+    for h in range(heads):
+        rows = slice(h * width, (h + 1) * width)
+        parts += [in_proj[:d][rows].T, in_proj[d:2 * d][rows].T, in_proj[2 * d:][rows].T, out_proj[:, rows].T]
+    return np.concatenate([p.ravel() for p in [*parts, head_w, head_b]])
+
+
+def test_the_converted_specs_read_as_the_modules():
+    torch.manual_seed(0)
+    assert from_torch(MODELS["resnet"][0](), torch.randn(2, 2, 4, 4))[0].spec == (
+        "seq:2x4x4:conv2d(3,3,padding=1,bias),relu,residual[conv2d(4,3,padding=1,bias),relu,conv2d(3,3,padding=1)],"
+        "relu,flatten,dense(2,bias)")
+    assert from_torch(Transformer(), torch.randn(2, 5, 6))[0].spec == (
+        "seq:5x6:residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=3,dv=3)],flatten,dense(3,bias)")
+
+
+def test_functional_calls_and_methods_convert_as_their_modules_do():
+    assert from_torch(Functional(p=0.25), torch.randn(2, 2, 6, 6))[0].spec == (
+        "seq:2x6x6:conv2d(4,3,padding=1,bias),relu,maxpool2d(2),conv2d(4,1,bias),leaky_relu(0.2),prelu(0.5,0.5),"
+        "dropout(0.25),dropout(0.25),mean,flatten,dense(2,bias),prelu(0.25,0.25)")
+    # dropout called with training=False computes nothing
+    assert "dropout(0)" in from_torch(Functional(p=0.25).eval(), torch.randn(2, 2, 6, 6))[0].spec
+
+
+def test_a_difference_a_negation_and_a_sum_over_positions_convert_as_linear_maps():
+    assert from_torch(Arithmetic(), torch.randn(2, 5, 3))[0].spec == (
+        "seq:5x3:residual[dense(4,bias),relu | dense(4,bias),prelu(-1,-1)],prelu(-1,-1),mean(last),prelu(5,5),"
+        "dense(2,bias)")
+
+
+def test_an_example_input_the_module_cannot_take_is_a_one_line_error_and_prints_nothing(capfd):
+    with pytest.raises(InvalidArgument, match=r"Sequential cannot run on example_input of shape \(4, 8\) "
+                                              r"\(RuntimeError: mat1 and mat2") as error:
+        Converted.of(nn.Sequential(nn.Linear(3, 4)), torch.zeros(4, 8))
+    assert "\n" not in str(error.value)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_a_module_torch_fx_cannot_trace_is_a_one_line_error_naming_why():
+    class Positions(nn.Module):  # the PyTorch tutorial's PositionalEncoding: a buffer sliced by x.size(1)
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+            self.register_buffer("pe", torch.randn(1, 16, 4))
+
+        def forward(self, x):
+            return self.fc((x + self.pe[:, :x.size(1)]).mean(1))
+
+    with pytest.raises(InvalidArgument, match=r"torch.fx cannot trace Positions \(TypeError: slice indices") as error:
+        Converted.of(Positions(), torch.randn(2, 5, 4))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("forward", [lambda z: torch.log_softmax(z, 0), lambda z: torch.softmax(z, -1) * 2])
+def test_a_softmax_converts_only_as_the_last_step_over_the_classes(forward):
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x):
+            return forward(self.fc(x))
+
+    with pytest.raises(InvalidArgument, match="converts as the module's last step, over the last axis"):
+        Converted.of(Head(), torch.randn(5, 3))
+
+
+def test_a_mean_with_keepdim_converts_where_a_flatten_drops_the_kept_axes_and_only_there():
+    assert from_torch(KeptMean(), torch.randn(2, 2, 4, 4))[0].spec == (
+        "seq:2x4x4:conv2d(4,3,padding=1,bias),relu,mean,flatten,dense(2,bias)")
+    with pytest.raises(InvalidArgument, match="keepdim=True converts only when flattened right after"):
+        from_torch(KeptMean(squeeze=True), torch.randn(2, 2, 4, 4))
+
+
+def test_a_rectangular_kernel_and_pool_convert_with_their_values_per_axis():
+    module = MODELS["rectangular"][0]()
+    assert from_torch(module, torch.randn(2, 2, 5, 6))[0].spec == (
+        "seq:2x5x6:conv2d(4,3x1,stride=1x2,padding=1x0,bias),relu,conv2d(3,1x3,padding=0x2,dilation=1x2),relu,"
+        "conv2d(2,2x3,bias),maxpool2d(2x1),flatten,dense(2,bias)")
+
+
+@pytest.mark.parametrize(("module", "fragment"), [
+    (nn.Sequential(nn.Linear(3, 8), nn.GELU(approximate="tanh")), r"\(GELU\) is not supported \(approximate='tanh'"),
+    (nn.Sequential(nn.Conv2d(3, 4, 1), nn.AvgPool2d(2, divisor_override=1)), r"no divisor_override"),
+    (nn.Sequential(nn.Conv2d(3, 4, (2, 3), padding="same")), r"0 \(Conv2d\) is not supported \(padding='same' with "
+                                                              "an even kernel"),
+    (nn.Sequential(nn.Linear(3, 4), nn.Embedding(4, 2), nn.Linear(4, 2)),
+     r"1 \(Embedding\) is not supported \(an Embedding must read the module's input"),
+    (nn.Sequential(nn.Conv1d(3, 4, 3, padding_mode="reflect", padding=1)),
+     r"0 \(Conv1d\) is not supported \(padding modes other than zeros"),
+    (nn.Sequential(nn.MultiheadAttention(3, 1, batch_first=True, add_bias_kv=True)), r"not supported"),
+])
+def test_an_unsupported_module_is_one_line_naming_its_path_and_type(module, fragment):
+    with pytest.raises(InvalidArgument, match=fragment) as error:
+        from_torch(module, torch.zeros(4, 3, 8))
+    assert "\n" not in str(error.value)
+
+
+def test_the_models_people_train_convert_to_graph_specs():
+    torch.manual_seed(0)
+    assert from_torch(BasicBlock(), torch.randn(2, 2, 6, 6))[0].spec == (
+        "seq:2x6x6:residual[conv2d(4,3,stride=2,padding=1),batchnorm(affine,eps=1e-05),relu,conv2d(4,3,padding=1),"
+        "batchnorm(affine,eps=1e-05) | conv2d(4,1,stride=2),batchnorm(affine,eps=1e-05)],relu,mean,flatten,"
+        "dense(3,bias)")
+    assert from_torch(SwiGLU(), torch.randn(2, 5, 4))[0].spec == (
+        "seq:5x4:gated[dense(6),silu | dense(6)],dense(4),mean(last),dense(2,bias)")
+    dropout = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.25), nn.Linear(4, 2))
+    assert from_torch(dropout, torch.randn(4, 3))[0].spec == "seq:3:dense(4,bias),relu,dropout(0.25),dense(2,bias)"
+
+
+def test_a_batchnorm_of_a_column_constant_over_the_batch_converts():
+    # a dead unit feeds the BatchNorm a constant: its output is round-off of the mean over
+    # sqrt(eps), which torch and flowlaws round differently; the check allows both sides'
+    # round-off (the forward magnitude sweep), and still catches a wrong conversion
+    net = nn.Sequential(nn.Linear(3, 1), nn.BatchNorm1d(1), nn.Linear(1, 2, bias=False)).double()
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].bias.fill_(0.1)
+    x = torch.randn(7, 3, dtype=torch.float64)
+    assert from_torch(net, x)[0].spec == "seq:3:dense(1,bias),batchnorm(affine,eps=1e-05),dense(2)"
+
+
+def test_a_conversion_that_computes_something_else_is_refused(monkeypatch):
+    import flowlaws.torch.conversion as conversion
+    from flowlaws.models import Activation
+
+    monkeypatch.setattr(conversion, "_activation", lambda module: Activation("relu") if isinstance(module, nn.Tanh)
+                        else None)
+    with pytest.raises(InvalidArgument, match="does not reproduce the module's output"):
+        from_torch(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double(), torch.randn(6, 3))
+
+
+def test_data_dependent_control_flow_is_a_clear_error():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.a(x) if x.sum() > 0 else x
+
+    with pytest.raises(InvalidArgument, match=r"torch\.fx cannot trace Branchy"):
+        from_torch(Branchy(), torch.zeros(2, 3))
+
+
+def test_a_float32_module_is_read_in_float64_and_left_untouched():
+    module = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    before = [p.detach().clone() for p in module.parameters()]
+    _, params = from_torch(module, torch.randn(5, 3))
+    assert all(p.dtype == np.float64 for p in params)
+    assert all(p.dtype == torch.float32 and torch.equal(p, q) for p, q in zip(module.parameters(), before, strict=True))
+
+
+def test_an_embedding_is_a_dense_layer_on_one_hot_tokens_with_torchs_value_and_gradient():
+
+    torch.manual_seed(0)
+    net = BagOfEmbeddings().double()
+    ids = torch.randint(0, 20, (16, 5))
+    model, params = from_torch(net, ids)
+    assert model.spec == "seq:5x20:dense(6),mean(last),dense(8,bias),relu,dense(3,bias)"
+    out = net(ids)
+    y = torch.randn_like(out)
+    loss = 0.5 * ((out - y) ** 2).sum(dim=1).mean()
+    theirs = torch.autograd.grad(loss, list(net.parameters()))
+    value, grads = value_and_grad(model, Square(), params, one_hot(ids, 20), y.detach().numpy())
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+    assert np.allclose(grads[0], theirs[0].numpy().T, rtol=0, atol=1e-12 * float(theirs[0].abs().max()))
+    assert all(np.allclose(g, t.numpy(), rtol=0, atol=1e-12 * float(t.abs().max()) + 1e-300)
+               for g, t in zip(grads[1:], theirs[1:], strict=True))
+
+
+class TwoEmbeddings(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Embedding(10, 4), nn.Embedding(10, 4)
+
+    def forward(self, ids):
+        return (self.a(ids) + self.b(ids)).mean(1)
+
+
+@pytest.mark.parametrize(("make", "fragment"), [
+    (lambda: TwoEmbeddings(), "must read the module's input, the token ids, once"),
+    (lambda: nn.Sequential(nn.Embedding(10, 4, max_norm=1.0), nn.Flatten(), nn.Linear(12, 2)), "max_norm"),
+])
+def test_an_embedding_that_cannot_convert_says_why_in_one_line(make, fragment):
+    with pytest.raises(InvalidArgument, match=fragment):
+        from_torch(make(), torch.randint(0, 9, (4, 3)))
+
+
+def test_token_ids_out_of_range_are_a_clear_error():
+
+    with pytest.raises(InvalidArgument, match=r"token ids in \[0, 5\)"):
+        one_hot(torch.tensor([[0, 7]]), 5)
+
+
+@pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
+def test_a_transformer_encoder_layer_converts_with_torchs_value_and_gradient(norm_first):
+    torch.manual_seed(0)
+    net = Encoder(norm_first, "gelu", dropout=0.0).double()
+    x = torch.randn(6, 5, 8, dtype=torch.float64)
+    model, params = from_torch(net, x)
+    assert model.spec.startswith("seq:5x8:residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=4,dv=4,bias)"
+                                 if norm_first else "seq:5x8:residual[attention(heads=2,dk=4,dv=4,bias)")
+    out = net(x)
+    y = torch.randn_like(out)
+    loss = 0.5 * ((out - y) ** 2).sum(dim=1).mean()
+    torch.autograd.grad(loss, list(net.parameters()))
+    value, _ = value_and_grad(model, Square(), params, x.numpy(), y.detach().numpy())
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+    assert sum(p.size for p in params) == sum(p.numel() for p in net.parameters())
+
+
+def test_a_transformer_encoder_layer_with_a_mask_is_a_clear_error():
+    class Masked(Encoder):
+        def forward(self, x):
+            return self.head(self.layer(x, is_causal=True).mean(1))
+
+    with pytest.raises(InvalidArgument, match="an attention mask or is_causal"):
+        from_torch(Masked(True), torch.randn(2, 5, 8))
+
+
+def test_a_gpt_style_model_converts_with_causal_attention_and_torchs_value():
+
+    torch.manual_seed(0)
+    net = GPT().double()
+    ids = torch.randint(0, 16, (4, 5))
+    model, params = from_torch(net, ids)
+    assert model.spec == ("seq:5x16:dense(8),residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=4,dv=4,bias,"
+                          "causal)],residual[layernorm(affine,eps=1e-05),dense(32,bias),gelu,dense(8,bias)],"
+                          "layernorm(affine,eps=1e-05),dense(16)")
+    out = net(ids)
+    y = torch.randn_like(out)
+    loss = 0.5 * ((out - y) ** 2).sum(dim=(1, 2)).mean()  # flowlaws' square loss: a sample is (T, vocabulary)
+    value, _ = value_and_grad(model, Square(), params, one_hot(ids, 16), y.detach().numpy())
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+
+
+class Masked(nn.Module):
+    def __init__(self, mask):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(4, 1, batch_first=True)
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        return self.attn(x, x, x, attn_mask=self.mask, need_weights=False)[0].mean(1)
+
+
+def test_an_attention_mask_other_than_the_causal_one_is_a_clear_error():
+    with pytest.raises(InvalidArgument, match="an attn_mask other than the causal one"):
+        from_torch(Masked(torch.eye(3, dtype=torch.bool)), torch.randn(2, 3, 4))
+    model, _ = from_torch(Masked(torch.triu(torch.full((3, 3), float("-inf")), 1)), torch.randn(2, 3, 4))
+    assert "causal" in model.spec  # a float mask of -inf above the diagonal is causal too
+
+
+@pytest.mark.parametrize("name", list(REFERENCE))
+def test_the_reference_models_convert_with_torchs_value_and_gradient(name):
+
+    torch.manual_seed(0)
+    make, example = REFERENCE[name]
+    module, x = make().double(), example()
+    converted = Converted.of(module, x)
+    out = module(x)
+    y = torch.randn_like(out)
+    loss = 0.5 * ((out - y) ** 2).flatten(1).sum(1).mean()
+    loss.backward()
+    inputs = one_hot(x, 8) if name.startswith("nanogpt") else x.numpy()
+    value, grads = value_and_grad(converted.model, Square(), converted.read(), inputs, y.detach().numpy())
+    theirs = np.concatenate([g.ravel() for g in converted.read(lambda t: t.grad)])
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+    assert np.max(np.abs(np.concatenate([g.ravel() for g in grads]) - theirs)) <= 1e-12 * np.max(np.abs(theirs))
+
+
+def test_the_reference_models_read_as_graph_specs():
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 4, 4)
+    block = ("residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=2,dv=2,bias),dropout(0)],"
+             "residual[layernorm(affine,eps=1e-05),dense(8,bias),gelu,dropout(0),dense(4,bias),dropout(0)]")
+    assert from_torch(ViT(), images)[0].spec == (  # the class token put first, the position embedding added
+        f"seq:3x4x4:conv2d(4,2,stride=2,bias),flatten(start=1),moveaxis(0,-1),prepend,offset,{block},token,"
+        "layernorm(affine,eps=1e-05),dense(3,bias)")
+    assert from_torch(Mixer(), images)[0].spec == (  # token mixing: a dense layer on the transposed sequence
+        "seq:3x4x4:conv2d(4,2,stride=2,bias),flatten(start=1),moveaxis(0,-1),residual[layernorm(affine,eps=1e-05),"
+        "moveaxis(0,-1),dense(8,bias),gelu,dense(4,bias),moveaxis(0,-1)],residual[layernorm(affine,eps=1e-05),"
+        "dense(8,bias),gelu,dense(4,bias)],layernorm(affine,eps=1e-05),mean(last),dense(3,bias)")
+    assert from_torch(ConvNeXt(), images)[0].spec == (  # channels last and back, the layer scale
+        "seq:3x4x4:conv2d(4,2,stride=2,bias),moveaxis(0,-1),layernorm(affine,eps=1e-06),moveaxis(-1,0),"
+        "residual[conv2d(4,7,padding=3,bias,groups=4),moveaxis(0,-1),layernorm(affine,eps=1e-06),dense(16,bias),"
+        "gelu,dense(4,bias),scale,moveaxis(-1,0)],mean,layernorm(affine,eps=1e-06),dense(3,bias)")
+    assert from_torch(NanoGPT(), torch.randint(0, 8, (2, 5)))[0].spec == (  # wpe(arange(T)): an offset;
+        "seq:5x8:dense(4),offset,dropout(0.1),residual[layernorm(affine,eps=1e-05),"  # c_attn, split, heads,
+        "attention(heads=2,dk=2,dv=2,bias,causal),dropout(0.1)],residual[layernorm(affine,eps=1e-05),"  # sdpa
+        "dense(16,bias),gelu,dense(4,bias),dropout(0.1)],layernorm(affine,eps=1e-05),dense(8)")
+    assert from_torch(NanoGPT(bias=False), torch.randint(0, 8, (2, 5)))[0].spec == (  # a gain alone: scale
+        "seq:5x8:dense(4),offset,dropout(0.1),residual[layernorm(eps=1e-05),scale,attention(heads=2,dk=2,dv=2,"
+        "causal),dropout(0.1)],residual[layernorm(eps=1e-05),scale,dense(16),gelu,dense(4),dropout(0.1)],"
+        "layernorm(eps=1e-05),scale,dense(8)")
+
+
+@pytest.mark.parametrize(("options", "match"), [({"mask": True}, "a mask"),
+                                                ({"leak": True}, "used outside the attention")])
+def test_split_attention_that_flowlaws_cannot_read_is_a_one_line_error(options, match):
+    with pytest.raises(InvalidArgument, match=match) as error:
+        from_torch(_Projected(**options), torch.randn(3, 5, 4))
+    assert "\n" not in str(error.value)
+
+
+class _Appended(nn.Module):  # a token put after the sequence
+    def __init__(self):
+        super().__init__()
+        self.a, self.cls = nn.Linear(3, 3), nn.Parameter(torch.zeros(1, 1, 3))
+
+    def forward(self, x):
+        return torch.cat([self.a(x), self.cls.expand(x.shape[0], -1, -1)], dim=1).flatten(1)
+
+
+class _Reversed(nn.Module):  # two axes moved at once
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 3, 1)
+
+    def forward(self, x):
+        return self.a(x).permute(0, 3, 2, 1).flatten(1)
+
+
+class _Broadcast(nn.Module):  # a bias-shaped parameter added to a sequence
+    def __init__(self):
+        super().__init__()
+        self.a, self.p = nn.Linear(3, 3), nn.Parameter(torch.zeros(3))
+
+    def forward(self, x):
+        return (self.a(x) + self.p).flatten(1)
+
+
+class _Feature(nn.Module):  # one feature of every position
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.a(x)[:, :, 0]
+
+
+class _Split(nn.Module):  # a view that splits an axis
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.a(x).view(x.shape[0], 2, 2, 2).flatten(1)
+
+
+class _Unprojected(_Projected):  # attention's output summed, not read by a Linear
+    def forward(self, x):
+        n, t, d = x.shape
+        q, k, v = (p(x).view(n, t, self.heads, d // self.heads).transpose(1, 2) for p in (self.q, self.k, self.v))
+        return self.head(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, d).mean(1))
+
+
+class _WideNorm(nn.Module):  # F.layer_norm over two axes
+    def __init__(self):
+        super().__init__()
+        self.w, self.b, self.head = nn.Parameter(torch.ones(2, 3)), nn.Parameter(torch.zeros(2, 3)), nn.Linear(6, 1)
+
+    def forward(self, x):
+        return self.head(F.layer_norm(x, (2, 3), self.w, self.b).flatten(1))
+
+
+@pytest.mark.parametrize(("make", "shape", "fragment"), [
+    (_Unprojected, (2, 5, 4), r"its output is not y.transpose\(1, 2\)"),
+    (_WideNorm, (2, 2, 3), r"F.layer_norm of the last axis \(3\)"),
+    (_Appended, (2, 2, 3), "learned tokens put before a"),
+    (_Reversed, (2, 2, 3, 3), "a move of one sample axis"),
+    (_Broadcast, (2, 2, 3), r"the parameter p of shape \(3,\) added to a value of shape"),
+    (_Feature, (2, 2, 3), r"x\[:, t\] of a \(N, T, d\) sequence"),
+    (_Split, (2, 2, 4), "reshapes that merge a sample's trailing axes"),
+], ids=["attention-unprojected", "layer-norm-two-axes", "cat-after", "permute-two-axes", "broadcast-parameter",
+        "feature-index", "split-view"])
+def test_a_graph_operation_flowlaws_does_not_convert_is_one_line_naming_it(make, shape, fragment):
+    with pytest.raises(InvalidArgument, match=fragment) as error:
+        from_torch(make(), torch.randn(*shape))
+    assert "\n" not in str(error.value)
+
+
+class _TokenMixing(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 3), nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.b(self.a(x).mT).flatten(1)
+
+
+def test_a_transpose_written_as_mT_is_a_moveaxis():
+    assert from_torch(_TokenMixing(), torch.randn(2, 2, 3))[0].spec == \
+        "seq:2x3:dense(3,bias),moveaxis(0,-1),dense(2,bias),flatten"
+
+
+def test_a_layernorm_without_a_bias_is_a_layernorm_then_a_gain_and_its_laws_are_discoverys():
+    torch.manual_seed(0)
+    net, x = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4, bias=False), nn.ReLU(), nn.Linear(4, 2)), torch.randn(6, 3)
+    model, _ = from_torch(net, x)
+    assert model.spec == "seq:3:dense(4,bias),layernorm(eps=1e-05),scale,relu,dense(2,bias)"
+    found = discover(model)
+    assert found.count == found.derived == 8 and found.decided_by == "bounds"  # centring (4), gain/dense1 (4)
+    assert {law.name for law in laws_of(net, x)} >= {"unit scale0/dense1", "translation layer dense0/ln0.b"}

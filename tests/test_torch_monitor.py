@@ -1,0 +1,804 @@
+"""flowlaws.torch.monitor against real torch (CPU): LawMonitor through real training
+loops; SGD follows every prediction, Adam and AdamW depart."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+from torch_models import GPT, REFERENCE, BagOfEmbeddings, BasicBlock, Encoder, Functional, NanoGPT, SwiGLU, _Projected  # noqa: E402
+
+from flowlaws.discover import discover  # noqa: E402
+from flowlaws.engine import value_and_grad  # noqa: E402
+from flowlaws.errors import InvalidArgument  # noqa: E402
+from flowlaws.losses import Square  # noqa: E402
+from flowlaws.models.symmetry import LawKind  # noqa: E402
+from flowlaws.torch import Converted, LawMonitor, discover_of, from_torch, laws_of  # noqa: E402
+
+
+class MnistNet(nn.Module):
+    """pytorch/examples' mnist/main.py Net, at a small size: functional relu, max pool and
+    flatten, two dropouts, and log-probabilities out (trained with F.nll_loss)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, 1), nn.Conv2d(4, 8, 3, 1)
+        self.dropout1, self.dropout2 = nn.Dropout(0.25), nn.Dropout(0.5)
+        self.fc1, self.fc2 = nn.Linear(8 * 4 * 4, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = nn.functional.relu(self.conv2(nn.functional.relu(self.conv1(x))))
+        x = torch.flatten(self.dropout1(nn.functional.max_pool2d(x, 2)), 1)
+        x = self.fc2(self.dropout2(nn.functional.relu(self.fc1(x))))
+        return nn.functional.log_softmax(x, dim=1)
+
+
+def test_a_module_ending_in_log_softmax_has_the_shift_laws_of_its_logits_whatever_the_loss():
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 1, 12, 12), torch.randint(0, 10, (8,))
+    converted = Converted.of(MnistNet(), x)
+    assert converted.normalized == "log_softmax" and converted.model.spec.endswith("dense(10,bias)")
+    names = {law.name for law in converted.laws(nn.NLLLoss())}
+    assert names == {law.name for law in laws_of(MnistNet(), x, "square")}  # a shift of the logits is free
+    assert {"translation unit dense1/softmax.W", "translation layer dense1/softmax.b"} <= names
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                               (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = MnistNet()
+        monitor = _watched(net, optimizer(net.parameters()), x, 5, lambda out: nn.functional.nll_loss(out, y),
+                           loss=nn.NLLLoss())
+        assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
+
+
+def test_a_functional_dropout_in_training_keeps_its_unit_laws_under_sgd():
+    torch.manual_seed(0)
+    module, x = Functional(p=0.5).double(), torch.randn(8, 2, 6, 6, dtype=torch.float64)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1, momentum=0.9)
+    monitor = LawMonitor(module, optimizer, example_input=x)
+    for _ in range(4):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(module(x), torch.zeros(8, dtype=torch.long)).backward()
+        optimizer.step()
+    assert monitor.records and not monitor.flagged and not monitor.errors
+    assert all(len(r.measured) == 4 for r in monitor.records)
+
+
+def _watched(net, opt, x, steps, objective=lambda out: out.pow(2).mean(), **options):
+    """A LawMonitor on ``net`` (``options``: its own) through ``steps`` real training steps
+    of ``opt`` on ``x``, minimizing ``objective`` of the output; detached after."""
+    monitor = LawMonitor(net, opt, example_input=x, **options)
+    for _ in range(steps):
+        opt.zero_grad()
+        objective(net(x)).backward()
+        opt.step()
+    monitor.detach()
+    return monitor
+
+
+class TwoPaths(nn.Module):
+    """relu(a(x)) + b(x), or a(x) - b(x): branches whose biases trade no shift."""
+
+    def __init__(self, subtract=False):
+        super().__init__()
+        self.subtract = subtract
+        self.a, self.b, self.head = nn.Linear(3, 6), nn.Linear(3, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.head(self.a(x) - self.b(x) if self.subtract else torch.relu(self.a(x)) + self.b(x))
+
+
+@pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: nn.Sequential(
+    nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 2)),
+    TwoPaths, lambda: TwoPaths(subtract=True)],
+    ids=["resnet-downsample", "swiglu", "dropout", "relu-plus-linear", "difference"])
+def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make):
+    torch.manual_seed(0)
+    shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4)}
+    x = torch.randn(*shapes.get(make, (8, 3)))
+    for optimizer, flagged in ((torch.optim.SGD, False), (torch.optim.Adam, True)):
+        net = make()
+        monitor = _watched(net, optimizer(net.parameters(), lr=0.05), x, 4)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_centred_plane_law_between_two_layernorms_follows_momentum_and_adamw_departs_from_it(dtype):
+    """nn.LayerNorm without affine at eps = 0 twice: the mixing of the first one's centred
+    plane is a matrix law C G C (docs/theory.md 7), watched like any other."""
+    def make():
+        torch.manual_seed(0)
+        norm = lambda: nn.LayerNorm(3, elementwise_affine=False, eps=0.0)  # noqa: E731
+        return nn.Sequential(nn.Linear(2, 3, bias=False), norm(), nn.Linear(3, 3, bias=False), norm(),
+                             nn.Linear(3, 1, bias=False)).to(dtype)
+
+    x = torch.randn(16, 2, dtype=dtype)
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                               (lambda p: torch.optim.AdamW(p, lr=0.05), True)):
+        net = make()
+        monitor = _watched(net, optimizer(net.parameters()), x, 20)
+        (centred,) = [r for r in monitor.records if r.law.centred]
+        assert centred.status == ("departs" if flagged else "holds") and not monitor.errors
+
+
+def test_a_law_never_observed_is_unobserved_never_holds():
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    monitor = LawMonitor(net, torch.optim.SGD(net.parameters(), lr=0.1), example_input=torch.randn(4, 3))
+    assert {r.status for r in monitor.records} == {"unobserved"}
+    assert all(law["status"] == "unobserved" for law in monitor.to_json()["laws"])
+
+
+def test_a_law_whose_one_side_is_frozen_is_measured_and_flagged():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    net[0].weight.requires_grad_(False)
+    net[0].bias.requires_grad_(False)
+    x = torch.randn(16, 3)
+    monitor = _watched(net, torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1), x, 3)
+    assert {r.status for r in monitor.records} == {"departs"} and not monitor.errors
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_per_group_learning_rates_are_read_per_group_and_their_drift_predicted(momentum):
+    # layers at different learning rates break the laws at first order; the monitor predicts
+    # that drift exactly from each group's lr (and a parameter in no group does not move)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(16, 3)
+    opt = torch.optim.SGD([{"params": net[0].parameters(), "lr": 0.02}, {"params": net[2].parameters(), "lr": 0.2,
+                                                                        "weight_decay": 0.01}],
+                          lr=0.1, momentum=momentum)  # net[4] is in no group
+    monitor = LawMonitor(net, opt, example_input=x)
+    for _ in range(4):
+        net.zero_grad()  # the optimizer's zero_grad would leave net[4]'s gradients accumulating
+        net(x).pow(2).mean().backward()
+        opt.step()
+    assert not monitor.flagged and not monitor.errors
+    drift = max(abs(sum(r.measured)) for r in monitor.records if r.law.kind == "unit")
+    assert drift > 1e-6  # the laws did move: the prediction, not conservation, explains it
+
+
+@pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: NanoGPT(dropout=0.0, tied=True)],
+                         ids=["resnet-downsample", "swiglu", "nanogpt-tied"])
+def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
+    from flowlaws.torch.monitor import _Layout, _positions, _stacked
+
+    torch.manual_seed(0)
+    net = make()
+    shape = {BasicBlock: (2, 6, 6)}.get(make, (5, 4))
+    x = torch.randint(0, 8, (4, 5)) if isinstance(net, NanoGPT) else torch.randn(4, *shape)
+    converted = Converted.of(net, x)
+    decay = [p for p in net.parameters() if p.dim() > 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": 0.1},
+                           {"params": [p for p in net.parameters() if p.dim() <= 1]}], lr=0.1)
+    layout = _Layout.of(converted, opt)
+    assert [group for _, group, _ in layout.runs] == [0, 1]  # each group one run of the vector
+    X = torch.zeros(3, layout.size)  # three rows of the vector; the middle one filled
+    with torch.no_grad():
+        layout.fill(layout.parts(X[1]), layout.params)
+    index = torch.arange(layout.size)
+    vector = X[1].numpy()
+    for k, p in enumerate(converted.tensors(lambda t: t.detach())):
+        stacked = _stacked(X, layout.views)(k)
+        assert torch.equal(stacked[1], p) and not stacked[0].any() and not stacked[2].any()
+        assert np.array_equal(vector[_positions(layout.views[k], index)], p.reshape(-1).numpy())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_a_zero_bias_before_a_batchnorm_is_left_unwatched_not_flagged(dtype):
+    # the bias's gradient is 0 as a sum over the batch, so each computed entry is that sum's
+    # round-off: SGD once moved it by c times it, and the step's magnitudes (the bias is 0)
+    # charged nothing for it, so plain SGD was flagged at step 0
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(12, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 2)).to(dtype)
+    nn.init.zeros_(net[0].bias)
+    x = torch.randn(8, 12, dtype=dtype)
+    monitor = _watched(net, torch.optim.SGD(net.parameters(), lr=0.05), x, 4)
+    assert not monitor.flagged and not monitor.errors and monitor.records
+    assert [law.name for law in monitor.unwatched] == monitor.to_json()["unwatched"] == ["translation unit dense0/bn0"]
+    assert "translation unit dense0/bn0" in [law.name for law in laws_of(net, x)]
+
+
+class CentredStream(nn.Module):
+    """A LayerNorm without affine, then a residual block writing into its centred output."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm, self.fc1, self.fc2, self.head = (nn.LayerNorm(4, elementwise_affine=False), nn.Linear(4, 3),
+                                                    nn.Linear(3, 4), nn.Linear(4, 2))
+
+    def forward(self, x):
+        h = self.norm(x)
+        return self.head(h + self.fc2(torch.relu(self.fc1(h))))
+
+
+def test_a_centred_streams_mean_direction_law_is_derived_and_left_unwatched_by_the_monitor():
+    torch.manual_seed(0)
+    net, x = CentredStream().double(), torch.randn(8, 4, dtype=torch.float64)
+    assert any(law.kind == "summed" for law in laws_of(net, x))
+    monitor = _watched(net, torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9), x, 4)
+    assert not monitor.flagged and not monitor.errors and monitor.records
+    assert [law.kind for law in monitor.unwatched] == ["summed"]
+
+
+def test_a_channels_last_model_is_read_in_its_logical_layout():
+    # the vector holds every parameter in row-major order whatever its memory layout
+    torch.manual_seed(0)
+    x = torch.randn(8, 2, 6, 6).to(memory_format=torch.channels_last)
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                               (lambda p: torch.optim.Adam(p, lr=0.05), True)):
+        net = BasicBlock().to(memory_format=torch.channels_last)
+        assert not net.conv1.weight.is_contiguous()
+        monitor = _watched(net, optimizer(net.parameters()), x, 4)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+def test_a_model_on_two_devices_is_refused_with_the_fix(monkeypatch):
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    elsewhere = torch.zeros(2, device="meta")
+    monkeypatch.setattr(Converted, "parameters", property(lambda self: [net[0].weight, elsewhere]))
+    with pytest.raises(InvalidArgument, match=r"one device.*move the model to one device"):
+        LawMonitor(net, opt, example_input=torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("first, joining, runs", [(4, (0, 2), [0, 1]), (0, (4,), [0, 1, None])],
+                         ids=["head-then-body", "reordered"])
+def test_a_param_group_added_while_training_is_predicted_from_then_on(first, joining, runs):
+    # progressive unfreezing: the head trains first, then the body joins with its own lr;
+    # "reordered": the new group moves parameters within the vector, whose size stays
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(16, 3)
+    opt = torch.optim.SGD(net[first].parameters(), lr=0.1, momentum=0.9)
+    monitor = LawMonitor(net, opt, example_input=x)
+    for step in range(6):
+        if step == 3:
+            opt.add_param_group({"params": [p for k in joining for p in net[k].parameters()], "lr": 0.05})
+        net.zero_grad()
+        net(x).pow(2).mean().backward()
+        opt.step()
+    assert monitor.steps == 6 and not monitor.errors and not monitor.flagged
+    assert [group for _, group, _ in monitor.layout.runs] == runs
+
+
+class BiasedAttention(nn.Module):
+    """nn.MultiheadAttention with its default biases, as people write it."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        y, _ = self.attention(x, x, x, need_weights=False)
+        return self.head((x + y).mean(1))
+
+
+def test_multihead_attention_with_its_default_biases_converts_and_is_monitored():
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 4, dtype=torch.float64)
+    net = BiasedAttention().double()
+    model, params = from_torch(net, x)
+    assert model.spec == "seq:3x4:residual[attention(heads=2,dk=2,dv=2,bias)],mean(last),dense(2,bias)"
+    out = net(x)
+    loss = 0.5 * ((out - 1.0) ** 2).sum(dim=1).mean()
+    loss.backward()
+    value, _ = value_and_grad(model, Square(), params, x.numpy(), np.ones((6, 2)))
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+    for optimizer, flagged in ((torch.optim.SGD, False), (torch.optim.Adam, True)):
+        net = BiasedAttention()
+        monitor = _watched(net, optimizer(net.parameters(), lr=0.05), x.float(), 3)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+def _train(optimizer, steps=12, dtype=torch.float64):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)).to(dtype)
+    X, y = torch.randn(32, 5, dtype=dtype), torch.randint(0, 3, (32,))
+    return _watched(net, optimizer(net.parameters()), X, steps, lambda out: nn.functional.cross_entropy(out, y),
+                    loss=nn.CrossEntropyLoss())
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda p: torch.optim.SGD(p, lr=0.2),
+    lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.9, weight_decay=1e-3),
+    lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.9, nesterov=True),
+    lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.5, dampening=0.3, weight_decay=1e-2),
+], ids=["sgd", "momentum+decay", "nesterov", "dampening"])
+def test_the_monitor_sees_every_law_follow_its_sgd_prediction(optimizer):
+    monitor = _train(optimizer)
+    assert monitor.steps == 12 and not monitor.errors and not monitor.flagged
+    assert all(len(r.effect) == 12 and max(r.effect) <= 1 for r in monitor.records)
+    drift = [abs(sum(r.measured)) for r in monitor.records if r.law.family == "rescale"]
+    assert max(drift) > 1e-6  # the laws moved (decay, momentum, eta^2 terms) and the prediction followed
+
+
+@pytest.mark.parametrize("optimizer", [lambda p: torch.optim.Adam(p, lr=1e-2),
+                                       lambda p: torch.optim.AdamW(p, lr=1e-2),
+                                       lambda p: torch.optim.RMSprop(p, lr=1e-3)], ids=["adam", "adamw", "rmsprop"])
+def test_switching_to_a_preconditioned_optimizer_is_flagged_with_step_and_unit(optimizer):
+    monitor = _train(optimizer)
+    flagged = {r.law.name: r.flagged for r in monitor.flagged}
+    step, unit, effect = flagged["unit bn0/dense1"]
+    assert step == 0 and len(unit) == 1 and effect > 1e6
+
+
+def test_a_float32_training_loop_is_judged_with_float32_round_off():
+    monitor = _train(lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.9), dtype=torch.float32)
+    assert not monitor.flagged and not monitor.errors
+
+
+def test_the_monitor_reports_as_a_table_as_json_and_as_a_plot(tmp_path):
+    from rich.console import Console
+
+    monitor = _train(lambda p: torch.optim.Adam(p, lr=1e-2), steps=3)
+    console = Console(record=True, width=200)
+    console.print(monitor.report())
+    assert "departs at step 0" in console.export_text()
+    doc = monitor.to_json()
+    assert doc["steps"] == 3 and doc["laws"][0]["flagged"]["step"] == 0
+    assert monitor.plot(tmp_path / "laws.png").stat().st_size > 0
+
+
+def test_the_monitor_never_breaks_training_and_refuses_bad_optimizers():
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    monitor = LawMonitor(net, opt, example_input=torch.zeros(2, 3))
+    opt.step()  # no gradients yet: nothing to observe, nothing raised
+    assert monitor.steps == 1 and not monitor.records[0].effect
+    with pytest.raises(InvalidArgument, match="maximize=True"):
+        LawMonitor(net, torch.optim.SGD(net.parameters(), lr=0.1, maximize=True), example_input=torch.zeros(2, 3))
+    with pytest.raises(InvalidArgument, match="LawMonitor predicts SGD, Adam"):
+        LawMonitor(net, torch.optim.Adagrad(net.parameters()), example_input=torch.zeros(2, 3))
+    monitor.detach()
+
+
+def test_the_readme_example_for_pytorch_runs():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Checking a PyTorch model", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 15
+    exec(compile(code, "README.md", "exec"), {})
+
+
+def test_a_layernorm_over_a_conv_output_before_a_conv_is_not_flagged_under_sgd():
+    """The soundness issue: the LayerNorm's last-axis scaling once paired position t with the
+    next convolution's channel t, and plain SGD was flagged; one c for every position is a
+    law (the whole kernel absorbs it), watched and followed."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv1d(2, 3, 3, padding=1), nn.LayerNorm(3), nn.ReLU(), nn.Conv1d(3, 2, 3, padding=1),
+                        nn.Flatten(), nn.Linear(6, 2)).double()
+    X, Y = torch.randn(8, 2, 3, dtype=torch.float64), torch.randn(8, 2, dtype=torch.float64)
+    monitor = _watched(net, torch.optim.SGD(net.parameters(), lr=0.05), X, 10,
+                       lambda out: nn.functional.mse_loss(out, Y))
+    assert monitor.steps == 10 and not monitor.errors and not monitor.flagged
+    names = {r.law.name for r in monitor.records}
+    assert "unit conv1/dense0" in names and "layer ln0/conv1" in names and "unit ln0/conv1" not in names
+
+
+def _float32_mlp_run(width, make, steps, seed=0):
+    """A float32 MLP trained for real on a learnable task (minibatches of 32)."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(256, 16, generator=g)
+    y = (X @ torch.randn(16, 4, generator=g)).argmax(1)
+    net = nn.Sequential(nn.Linear(16, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 4))
+    opt = make(net.parameters())
+    monitor = LawMonitor(net, opt, example_input=X[:32], loss=nn.CrossEntropyLoss())
+    for _ in range(steps):
+        batch = torch.randint(0, len(X), (32,), generator=g)
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(X[batch]), y[batch]).backward()
+        opt.step()
+    return monitor
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [
+    lambda p: torch.optim.SGD(p, lr=0.1), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+    lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=5e-4),
+    lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4),
+], ids=["sgd", "momentum", "weight-decay", "nesterov"])
+def test_float32_sgd_training_is_never_flagged_over_a_thousand_steps(make):
+    monitor = _float32_mlp_run(64, make, 1000)
+    assert monitor.steps == 1000 and not monitor.flagged and not monitor.errors
+    assert max(max(r.effect) for r in monitor.records) < 1e-2  # far inside the round-off of a step
+
+
+@pytest.mark.parametrize("make", [lambda p: torch.optim.AdamW(p, lr=1e-3), lambda p: torch.optim.Adam(p, lr=1e-3)],
+                         ids=["adamw", "adam"])
+@pytest.mark.parametrize("width", [64, 160])
+def test_float32_adam_is_flagged_within_twenty_steps_at_any_size(make, width):
+    monitor = _float32_mlp_run(width, make, 20)
+    assert monitor.flagged and all(r.flagged[0] < 20 for r in monitor.flagged)
+    assert {r.law.kind for r in monitor.flagged} == {"unit", "layer"}
+
+
+def test_each_record_says_the_smallest_change_the_monitor_can_see():
+    monitor = _float32_mlp_run(32, lambda p: torch.optim.SGD(p, lr=0.1), 3)
+    for record in monitor.records:
+        assert len(record.resolution) == 3 and all(0 < r < 1e-2 for r in record.resolution)
+        assert record.to_json()["resolution"] == record.resolution
+
+
+def test_every_kth_step_is_watched_when_asked():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x = torch.randn(8, 3)
+    monitor = _watched(net, opt, x, 7, every=3)
+    assert monitor.steps == 7 and all(len(r.measured) == 3 for r in monitor.records)  # steps 0, 3, 6
+    with pytest.raises(InvalidArgument, match="every"):
+        LawMonitor(net, opt, example_input=x, every=0)
+
+
+@pytest.mark.parametrize("make", [BasicBlock, SwiGLU], ids=["resnet-downsample", "swiglu"])
+def test_float32_adamw_is_flagged_on_the_reference_models_and_sgd_is_not(make):
+    torch.manual_seed(0)
+    x = torch.randn(*{BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4)}[make])
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                               (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = make()
+        monitor = _watched(net, optimizer(net.parameters()), x, 20)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_every_law_evaluates_on_torch_tensors_as_on_numpy_arrays(data):
+    from flowlaws.invariants import laws
+    from flowlaws.strategies import architectures, params
+
+    model = data.draw(architectures())
+    a, b = data.draw(params(model)), data.draw(params(model))
+    ta, tb = (tuple(torch.from_numpy(x.copy()) for x in p) for p in (a, b))
+    for law in laws(model, "cross_entropy"):
+        for method, args, targs in (("value", (a,), (ta,)), ("first", (a, b), (ta, tb)), ("second", (b,), (tb,)),
+                                    ("first_magnitude", (_abs(a), _abs(b)), (_abs(ta), _abs(tb)))):
+            want = np.asarray(getattr(law, method)(*args), float)
+            got = getattr(law, method)(*targs)
+            got = got.numpy() if isinstance(got, torch.Tensor) else np.asarray(got, float)
+            scale = np.asarray(law.magnitude(_abs(a), _abs(a)) + law.magnitude(_abs(b), _abs(b)), float)
+            assert np.all(np.abs(got - want) <= 1e-12 * (scale + 1)), (law.name, method)
+
+
+def _abs(params):
+    return tuple(abs(p) for p in params)
+
+
+@st.composite
+def _torch_nets(draw):
+    """A torch nn.Sequential as people write one: Linear or Conv1d layers (biases or not),
+    ReLU, LeakyReLU or none between, a BatchNorm or LayerNorm sometimes, a Linear head."""
+    convolutional = draw(st.booleans(), label="conv")
+    channels, length = 3, 4  # the input: (3, 4) for a convolution, 12 features for a dense layer
+    layers: list = []
+    width = channels * length
+    for _ in range(draw(st.integers(1, 3), label="hidden layers")):
+        out, bias = draw(st.integers(1, 4)), draw(st.booleans())
+        if convolutional:
+            layers.append(nn.Conv1d(channels, out, 3, padding=1, bias=bias))
+            channels, width = out, out * length
+        else:
+            layers.append(nn.Linear(width, out, bias=bias))
+            width = out
+        # (a LayerNorm over one feature outputs a constant: docs/torch.md, the monitor's limits)
+        norm = draw(st.sampled_from(["none", "batchnorm", "layernorm"] if not convolutional and width > 1
+                                    else ["none", "batchnorm"]))
+        if norm == "batchnorm":
+            layers.append(nn.BatchNorm1d(channels) if convolutional else nn.BatchNorm1d(width))
+        elif norm == "layernorm":
+            layers.append(nn.LayerNorm(width))
+        layers.append(draw(st.sampled_from([nn.ReLU(), nn.LeakyReLU(0.1), nn.Identity()])))
+    if convolutional:
+        layers.append(nn.Flatten())
+    layers.append(nn.Linear(width, 2, bias=draw(st.booleans())))
+    return nn.Sequential(*layers).double()
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.data())
+def test_sgd_in_param_groups_of_any_settings_is_never_flagged_on_any_net(data):
+    # the monitor's one vector, runs by group, in-place rests and strided views, against
+    # real torch SGD: every law follows its prediction (momentum, Nesterov, weight decay,
+    # dampening, groups at different learning rates and a parameter in no group)
+    torch.manual_seed(data.draw(st.integers(0, 100), label="seed"))
+    net = data.draw(_torch_nets(), label="net")
+    params = list(net.parameters())
+    cut = data.draw(st.integers(0, len(params)), label="group boundary")
+    kept = data.draw(st.integers(max(cut, 1), len(params)), label="parameters in a group")
+    nesterov = data.draw(st.booleans(), label="nesterov")
+    momentum = data.draw(st.sampled_from([0.9] if nesterov else [0.0, 0.5, 0.9]), label="momentum")
+    dampening = 0.0 if nesterov else data.draw(st.sampled_from([0.0, 0.3]), label="dampening")
+    groups = [{"params": params[:cut], "lr": 0.05}, {"params": params[cut:kept], "lr": 0.02,
+                                                     "weight_decay": data.draw(st.sampled_from([0.0, 0.01]))}]
+    opt = torch.optim.SGD([g for g in groups if g["params"]], lr=0.05, momentum=momentum, dampening=dampening,
+                          nesterov=nesterov)
+    _never_flagged(net, opt, 4)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.data())
+def test_float32_sgd_on_any_net_is_never_flagged_over_twenty_steps(data):
+    # the tolerance in float32: the step's round-off at the parameters' precision
+    torch.manual_seed(data.draw(st.integers(0, 100), label="seed"))
+    net = data.draw(_torch_nets(), label="net").float()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=data.draw(st.sampled_from([0.0, 0.9])),
+                          weight_decay=data.draw(st.sampled_from([0.0, 1e-3])))
+    _never_flagged(net, opt, 20)
+
+
+def _never_flagged(net, opt, steps):
+    """Train a `_torch_nets` net under ``opt`` for ``steps`` steps, watched: no law flagged
+    (a net with no law is refused, and says so)."""
+    x = torch.randn(8, *((3, 4) if isinstance(net[0], nn.Conv1d) else (12,)), dtype=net[-1].weight.dtype)
+    try:
+        monitor = LawMonitor(net, opt, example_input=x)
+    except InvalidArgument as error:
+        assert "no conservation law" in str(error)
+        return
+    for _ in range(steps):
+        net.zero_grad()  # an optimizer's zero_grad would leave a parameter in no group accumulating
+        net(x).pow(2).mean().backward()
+        opt.step()
+    monitor.detach()
+    assert monitor.steps == steps and not monitor.errors
+    assert not monitor.flagged, [(r.law.name, r.flagged) for r in monitor.flagged]
+
+
+def test_an_embedding_classifier_keeps_its_laws_under_sgd_and_discovery_proves_their_count():
+    torch.manual_seed(0)
+    net = BagOfEmbeddings(padding_idx=0)
+    ids, y = torch.randint(0, 20, (16, 5)), torch.randint(0, 3, (16,))
+    names = {law.name for law in laws_of(net, ids)}
+    assert "matrix dense0/dense1" in names  # embedding -> mean -> linear: GL(6) on the embedding's features
+    for optimizer, flagged in ((torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9), False),
+                               (torch.optim.Adam(net.parameters(), lr=1e-3), True)):
+        monitor = _watched(net, optimizer, ids, 5, lambda out: nn.functional.cross_entropy(out, y),
+                           loss=nn.CrossEntropyLoss())
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+    found = discover_of(BagOfEmbeddings(), ids)
+    assert found.count == found.derived and found.decided_by == "bounds"
+    assert discover(Converted.of(BagOfEmbeddings(), ids).model, degree=0).decided_by == "exact"
+
+
+@pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
+def test_a_transformer_encoder_layer_keeps_its_laws_under_sgd_with_dropout_and_adam_breaks_them(norm_first):
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, 8)
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                          (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = Encoder(norm_first)
+        monitor = _watched(net, make(net.parameters()), x, 5)
+        assert any(r.law.name.startswith("gl matrix") for r in monitor.records)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+class TwoAttentions(nn.Module):
+    """Two residual self-attentions of width 64, 4 heads each: eight heads in two runs of
+    evenly spaced views (each torch parameter's), not one."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = (nn.MultiheadAttention(64, 4, batch_first=True) for _ in range(2))
+        self.head = nn.Linear(64, 2)
+
+    def forward(self, x):
+        x = x + self.first(x, x, x, need_weights=False)[0]
+        x = x + self.second(x, x, x, need_weights=False)[0]
+        return self.head(x.mean(1))
+
+
+@pytest.mark.parametrize("formed", [True, False], ids=["products-formed-once", "products-per-parameter"])
+@pytest.mark.parametrize("make, x", [
+    (lambda: GPT(vocabulary=40, d=64, heads=4), torch.randint(0, 40, (3, 5))),  # heads of one torch parameter
+    (lambda: BasicBlock(), torch.randn(4, 2, 6, 6)),
+    (TwoAttentions, torch.randn(3, 4, 64)),
+], ids=["gpt", "resnet-block", "two-attentions"])
+def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, formed):
+    """The monitor's per-unit sums (heads of one torch parameter summed as one batch, a
+    small model's products formed once) against `Law` itself, on random operands."""
+    from flowlaws.invariants.sums import CHANNELS, OPERANDS, products
+
+    torch.manual_seed(0)
+    net = make().double()
+    monitor = LawMonitor(net, torch.optim.SGD(net.parameters(), lr=0.1), example_input=x)
+    X = torch.randn(len(OPERANDS), monitor.layout.size, dtype=torch.float64)
+    stacked = monitor.stacked(X)
+    formed_products = None
+    if formed:
+        P = products(X, torch.empty(CHANNELS, X.shape[1], dtype=X.dtype))
+        formed_products = (monitor.stacked(P), P.index_select(1, monitor.segment))
+    Z, Zabs = monitor.sums(stacked, segment=X.index_select(1, monitor.segment), formed=formed_products)
+    DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.views))) for i in range(5))
+    forms = monitor.forms(X)
+    checked = 0
+    for law in monitor.laws:
+        if law.kind is LawKind.MATRIX:  # its whole first-order change (`MatrixForms`)
+            expected = law.first(T, DR)
+            assert np.allclose(forms[id(law)], expected, rtol=0, atol=1e-12 * (1 + np.abs(expected).max())), law.name
+        if law.order != 2:
+            continue
+        unit, rows = dataclasses.replace(law, kind=LawKind.UNIT), monitor.sums.rows(law)
+        expected = np.array([unit.bilinear(T, DR), unit.bilinear(T, R), unit.value(D)])
+        scale = 1e-12 * (1 + np.abs(Zabs[rows]).max())
+        assert np.allclose(Z[rows, :3].T, expected, rtol=0, atol=scale), law.name
+        assert np.allclose(Zabs[rows, 3], unit.magnitude(T, T), rtol=0, atol=scale), law.name
+        checked += 1
+    assert checked >= 4
+
+
+def test_a_gpt_style_model_keeps_its_laws_under_sgd_and_adamw_breaks_them():
+    torch.manual_seed(0)
+    ids, targets = torch.randint(0, 16, (8, 5)), torch.randint(0, 16, (8, 5))
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-4), False),
+                          (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = GPT()
+        monitor = _watched(net, make(net.parameters()), ids, 10, lambda out: _next_tokens(out, targets))
+        assert any(r.law.name.startswith("gl matrix") for r in monitor.records)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+def _next_tokens(logits, targets):
+    """A language model's loss: cross-entropy of every position's logits."""
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def test_a_tied_head_drops_the_laws_through_the_shared_weight_and_keeps_the_others():
+    torch.manual_seed(0)
+    untied, tied = GPT(), GPT()
+    tied.head.weight = tied.wte.weight  # weight tying, as GPT-2 and nanoGPT do
+    ids, targets = torch.randint(0, 16, (8, 5)), torch.randint(0, 16, (8, 5))
+    converted = Converted.of(tied, ids)
+    last = len(converted.model.param_specs) - 1
+    assert converted.tied == {0, last} and not Converted.of(untied, ids).tied
+    kept = {law.name for law in laws_of(tied, ids)}
+    dropped = {law.name for law in laws_of(untied, ids)} - kept
+    assert dropped and all(0 in law.params or last in law.params for law in laws_of(untied, ids)
+                           if law.name in dropped)
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), False),
+                          (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = GPT()
+        net.head.weight = net.wte.weight
+        monitor = _watched(net, make(net.parameters()), ids, 10, lambda out: _next_tokens(out, targets))
+        unwatched = {law.name for law in monitor.unwatched}  # the dead key biases (`Law.batch_sum`)
+        assert {r.law.name for r in monitor.records} == kept - unwatched and all(".bk" in n for n in unwatched)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+def test_a_compiled_module_is_watched_through_its_original_parameters():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+    fast = torch.compile(net, backend="eager")  # the eager backend: no C++ toolchain needed
+    x = torch.randn(16, 3)
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.1), False),
+                          (lambda p: torch.optim.Adam(p, lr=1e-2), True)):
+        monitor = _watched(fast, make(fast.parameters()), x, 3)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+        assert all(len(r.measured) == 3 for r in monitor.records) and monitor.summed == x.numel()
+
+
+@pytest.mark.parametrize(("heads", "kv_heads", "spec"), [
+    (2, None, "attention(heads=2,dk=2,dv=2,bias)"),
+    (4, 2, "attention(heads=4,dk=2,dv=2,kv_heads=2,bias)"),  # enable_gqa: two query heads per key/value head
+    (4, 1, "attention(heads=4,dk=2,dv=2,kv_heads=1,bias)"),
+])
+def test_attention_with_three_projections_converts_with_torchs_value_and_keeps_its_laws_under_sgd(heads, kv_heads,
+                                                                                                  spec):
+    torch.manual_seed(0)
+    d = 2 * heads
+    net, x = _Projected(d, heads, kv_heads=kv_heads).double(), torch.randn(3, 5, d, dtype=torch.float64)
+    converted = Converted.of(net, x)
+    assert converted.model.spec == f"seq:5x{d}:{spec},mean(last),dense(2,bias)"
+    value, _ = converted.model.forward(converted.read(), x.numpy())
+    assert np.allclose(value, net(x).detach().numpy(), rtol=1e-12, atol=1e-12)
+    assert any(law.name.startswith("gl matrix") for law in converted.laws())
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                          (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = _Projected(d, heads, kv_heads=kv_heads)
+        monitor = _watched(net, make(net.parameters()), x.float(), 5)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+@pytest.mark.parametrize("name", list(REFERENCE))
+def test_the_reference_models_keep_their_laws_under_sgd_and_adamw_breaks_them(name):
+    make, example = REFERENCE[name]
+    torch.manual_seed(0)
+    tokens = name.startswith("nanogpt")
+    x = example() if tokens else example().float()
+    targets = torch.randint(0, 8, x.shape) if tokens else None
+    objective = (lambda out: _next_tokens(out, targets)) if tokens else (lambda out: out.pow(2).mean())
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4), False),
+                               (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = NanoGPT(bias=name == "nanogpt") if tokens else make()  # nanoGPT tied, with its dropout
+        monitor = _watched(net, optimizer(net.parameters()), x, 10, objective)
+        assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
+
+
+class _Block(nn.Module):
+    """torchvision's BasicBlock (a downsampling shortcut where the shape changes), no head."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu(out + identity)
+
+
+class StemResNet(nn.Module):
+    """torchvision's ResNet for ImageNet at a small width: its 7x7 stride-2 stem and 3x3
+    stride-2 max pool, two BasicBlocks (the second downsampling), the pool and fc."""
+
+    def __init__(self, width=4):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width)
+        self.relu, self.maxpool = nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = nn.Sequential(_Block(width, width, 1), _Block(width, 2 * width, 2))
+        self.avgpool, self.fc = nn.AdaptiveAvgPool2d((1, 1)), nn.Linear(2 * width, 3)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(self.avgpool(self.layer1(x)), 1))
+
+
+def test_a_resnet_with_torchvisions_stem_converts_and_sgd_keeps_its_laws_where_adamw_breaks_them():
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 16, 16)
+    spec = from_torch(StemResNet(), x)[0].spec
+    assert spec.startswith("seq:3x16x16:conv2d(4,7,stride=2,padding=3),batchnorm(affine,eps=1e-05),relu,"
+                           "maxpool2d(3,stride=2,padding=1),residual[")
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4), False),
+                               (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = StemResNet()
+        monitor = _watched(net, optimizer(net.parameters()), x, 5)
+        assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                           nn.Flatten(), nn.Linear(16, 5), nn.ReLU(), nn.Linear(5, 3)), (6, 2, 4, 4)),
+    (lambda: nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.ReLU(), nn.Linear(5, 3)), (7, 6)),  # shifts
+], ids=["conv-bn", "layernorm"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_steps_judged_in_batches_are_judged_as_one_at_a_time(make, shape, optimizer, monkeypatch):
+    """Two monitors on one training run: one judges its steps `batch` at a time (from
+    each step's sums), one after every step; a learning rate that changes every step
+    charges each step its own round-off. Every step's record is the same, flags included."""
+    import flowlaws.torch.monitor as monitor
+
+    torch.manual_seed(0)  # the data too: drawn at collection, some inputs made SGD diverge (a NaN loss)
+    net, x = make().double(), torch.randn(shape, dtype=torch.float64)
+    make_opt = {"sgd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
+                "adamw": lambda p: torch.optim.AdamW(p, lr=1e-3)}[optimizer]
+    opt = make_opt(net.parameters())
+    schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.9)
+    batched = LawMonitor(net, opt, example_input=x)
+    monkeypatch.setattr(monitor, "BATCH_STEPS", 1)
+    single = LawMonitor(net, opt, example_input=x)
+    assert batched.batch > 1 and single.batch == 1
+    y = torch.randn_like(net(x))
+    for _ in range(batched.batch + 3):  # a full batch, then a part of one judged when read
+        opt.zero_grad()
+        (0.5 * ((net(x) - y) ** 2).sum()).backward()
+        opt.step()
+        schedule.step()
+    assert batched.steps == single.steps and not batched.errors and not single.errors
+    for a, b in zip(batched.records, single.records, strict=True):
+        assert len(a.measured) == batched.steps and a.flagged == b.flagged, a.law.name
+        for field in ("measured", "predicted", "effect", "resolution"):
+            assert np.allclose(getattr(a, field), getattr(b, field), rtol=1e-9, atol=1e-300), (a.law.name, field)
+    assert bool(batched.flagged) == (optimizer == "adamw")

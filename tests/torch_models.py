@@ -1,0 +1,341 @@
+"""torch models the tests share, written the way their authors write them: a
+torchvision-style ResNet block, a ViT, an MLP-Mixer, a ConvNeXt block, nanoGPT's own model
+code (`REFERENCE`), and smaller ones."""
+
+from dataclasses import dataclass
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock with a downsampling shortcut, then the pool and fc."""
+
+    def __init__(self, inplanes=2, planes=4, stride=2):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(planes, 3)
+
+    def forward(self, x):
+        identity = self.downsample(x)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        out = self.relu(out + identity)
+        return self.fc(torch.flatten(self.avgpool(out), 1))
+
+
+class SwiGLU(nn.Module):
+    """A Llama-style feed-forward block on (N, T, d), then the mean over tokens and a head."""
+
+    def __init__(self, d=4, hidden=6):
+        super().__init__()
+        self.w1 = nn.Linear(d, hidden, bias=False)
+        self.w3 = nn.Linear(d, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, d, bias=False)
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, x):
+        h = self.w2(nn.functional.silu(self.w1(x)) * self.w3(x))
+        return self.head(h.mean(1))
+
+
+class Functional(nn.Module):
+    """The functional forms of layers, as people write them in ``forward``."""
+
+    def __init__(self, p=0.0):
+        super().__init__()
+        self.p = p
+        self.conv1, self.conv2, self.fc = nn.Conv2d(2, 4, 3, padding=1), nn.Conv2d(4, 4, 1), nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(self.conv1(x).relu(), 2)
+        x = nn.functional.leaky_relu(self.conv2(x), negative_slope=0.2) * 0.5
+        x = nn.functional.dropout2d(nn.functional.dropout(x, self.p, self.training), self.p, self.training)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, (1, 1)), 1)) / 4
+
+
+class BagOfEmbeddings(nn.Module):
+    """A fastText-style text classifier: token embeddings, averaged, then an MLP."""
+
+    def __init__(self, vocabulary=20, padding_idx=None):
+        super().__init__()
+        self.emb = nn.Embedding(vocabulary, 6, padding_idx=padding_idx)
+        self.fc1, self.fc2 = nn.Linear(6, 8), nn.Linear(8, 3)
+
+    def forward(self, ids):
+        return self.fc2(torch.relu(self.fc1(self.emb(ids).mean(1))))
+
+
+class Encoder(nn.Module):
+    """A transformer encoder layer as people write one, then a pooled head."""
+
+    def __init__(self, norm_first, activation="relu", dropout=0.1):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=dropout, batch_first=True,
+                                                norm_first=norm_first, activation=activation)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.layer(x).mean(1))
+
+
+class GPT(nn.Module):
+    """A GPT-style language model as people write one with torch's attention: token
+    embeddings, a pre-norm block with causal self-attention (the mask a buffer) and a GELU
+    MLP, a final LayerNorm and a head over the vocabulary."""
+
+    def __init__(self, vocabulary=16, d=8, heads=2, T=5):
+        super().__init__()
+        self.wte = nn.Embedding(vocabulary, d)
+        self.ln1, self.attn = nn.LayerNorm(d), nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.ln_f, self.head = nn.LayerNorm(d), nn.Linear(d, vocabulary, bias=False)
+        self.register_buffer("mask", torch.triu(torch.ones(T, T, dtype=torch.bool), 1))
+
+    def forward(self, idx):
+        x = self.wte(idx)
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=self.mask, need_weights=False)[0]
+        x = x + self.mlp(self.ln2(x))
+        return self.head(self.ln_f(x))
+
+
+class ViT(nn.Module):
+    """A vision transformer as torchvision writes one: a convolutional patch embedding
+    reshaped and permuted into a sequence, a class token, learned position embeddings,
+    pre-norm encoder blocks, and the class token's read-out through a LayerNorm and a head."""
+
+    def __init__(self, image=4, patch=2, d=4, heads=2, depth=1, classes=3):
+        super().__init__()
+        self.patch, self.d = patch, d
+        self.conv_proj = nn.Conv2d(3, d, patch, stride=patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embedding = nn.Parameter(torch.empty(1, (image // patch) ** 2 + 1, d).normal_(std=0.02))
+        block = nn.TransformerEncoderLayer(d, heads, 2 * d, dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        x = self.conv_proj(x).reshape(n, self.d, (h // self.patch) * (w // self.patch)).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
+        x = self.encoder(x + self.pos_embedding)
+        return self.head(self.ln(x[:, 0]))
+
+
+class Mlp(nn.Module):
+    def __init__(self, d, hidden):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class MixerBlock(nn.Module):
+    def __init__(self, tokens, d):
+        super().__init__()
+        self.norm1, self.mlp_tokens = nn.LayerNorm(d), Mlp(tokens, 2 * tokens)
+        self.norm2, self.mlp_channels = nn.LayerNorm(d), Mlp(d, 2 * d)
+
+    def forward(self, x):
+        x = x + self.mlp_tokens(self.norm1(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.mlp_channels(self.norm2(x))
+
+
+class Mixer(nn.Module):
+    """MLP-Mixer as its authors write it: patches by a strided convolution, flattened and
+    transposed into tokens, token-mixing and channel-mixing MLP blocks, the mean over tokens."""
+
+    def __init__(self, image=4, patch=2, d=4, depth=1, classes=3):
+        super().__init__()
+        self.stem = nn.Conv2d(3, d, patch, stride=patch)
+        self.blocks = nn.Sequential(*(MixerBlock((image // patch) ** 2, d) for _ in range(depth)))
+        self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, classes)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x).flatten(2).transpose(1, 2))
+        return self.head(self.norm(x).mean(dim=1))
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt's block: a depthwise convolution, channels last for a LayerNorm and a GELU
+    MLP, a layer scale, channels first again, and the residual sum."""
+
+    def __init__(self, dim, kernel=7, layer_scale=1e-6):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size=kernel, padding=kernel // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1, self.act, self.pwconv2 = nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(layer_scale * torch.ones(dim))
+
+    def forward(self, x):
+        shortcut = x
+        x = self.dwconv(x).permute(0, 2, 3, 1)
+        x = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(x))))
+        return shortcut + x.permute(0, 3, 1, 2)
+
+
+class ConvNeXt(nn.Module):
+    def __init__(self, dim=4, kernel=7, layer_scale=1e-6, classes=3):
+        super().__init__()
+        self.stem, self.stem_norm = nn.Conv2d(3, dim, 2, stride=2), nn.LayerNorm(dim, eps=1e-6)
+        self.block = ConvNeXtBlock(dim, kernel, layer_scale)
+        self.norm, self.head = nn.LayerNorm(dim, eps=1e-6), nn.Linear(dim, classes)
+
+    def forward(self, x):
+        x = self.stem_norm(self.stem(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.head(self.norm(self.block(x).mean([-2, -1])))
+
+
+@dataclass
+class GPTConfig:  # nanoGPT's model.py, at a small size
+    block_size: int = 5
+    vocab_size: int = 8
+    n_layer: int = 1
+    n_head: int = 2
+    n_embd: int = 4
+    dropout: float = 0.1
+    bias: bool = True
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm but with an optional bias (nanoGPT's, verbatim)."""
+
+    def __init__(self, ndim, bias):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, input):
+        return F.layer_norm(input, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class CausalSelfAttention(nn.Module):
+    """nanoGPT's, verbatim (its flash path)."""
+
+    def __init__(self, config):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head = config.n_head
+        self.n_embd = config.n_embd
+        self.dropout = config.dropout
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        y = torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=None, dropout_p=self.dropout if self.training else 0, is_causal=True)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        y = self.resid_dropout(self.c_proj(y))
+        return y
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        x = self.c_fc(x)
+        x = self.gelu(x)
+        x = self.c_proj(x)
+        x = self.dropout(x)
+        return x
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+class NanoGPT(nn.Module):
+    """nanoGPT's GPT with its own blocks, weight tying and forward, less what fx cannot
+    trace (the assert on the length, the loss and the inference-time last position)."""
+
+    def __init__(self, dropout=0.1, tied=True, **sizes):
+        super().__init__()
+        config = GPTConfig(dropout=dropout, **sizes)
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if tied:
+            self.transformer.wte.weight = self.lm_head.weight
+
+    def forward(self, idx):
+        device = idx.device
+        b, t = idx.size()  # noqa: RUF059 (nanoGPT verbatim)
+        pos = torch.arange(0, t, dtype=torch.long, device=device)
+        tok_emb = self.transformer.wte(idx)
+        pos_emb = self.transformer.wpe(pos)
+        x = self.transformer.drop(tok_emb + pos_emb)
+        for block in self.transformer.h:
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        return self.lm_head(x)
+
+
+REFERENCE = {
+    "vit": (ViT, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
+    "mlp-mixer": (Mixer, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
+    "convnext": (lambda: ConvNeXt(kernel=3, layer_scale=0.5), lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
+    "nanogpt": (lambda: NanoGPT(dropout=0.0, tied=False), lambda: torch.randint(0, 8, (4, 5))),
+    "nanogpt-no-bias": (lambda: NanoGPT(dropout=0.0, tied=False, bias=False, n_layer=2),
+                        lambda: torch.randint(0, 8, (4, 5))),
+}
+
+
+class _Projected(nn.Module):
+    """Self-attention with three projections (as many Hugging Face models write it, less RoPE)."""
+
+    def __init__(self, d=4, heads=2, leak=False, mask=False, kv_heads=None):
+        super().__init__()
+        kv = d // heads * (kv_heads or heads)
+        self.q, self.k, self.v, self.o = nn.Linear(d, d), nn.Linear(d, kv), nn.Linear(d, kv), nn.Linear(d, d)
+        self.heads, self.kv_heads, self.leak = heads, kv_heads or heads, leak
+        self.register_buffer("allowed", torch.ones(5, 5, dtype=torch.bool) if mask else None)
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, x):
+        n, t, d = x.shape
+        q, k, v = (p(x).view(n, t, heads, d // self.heads).transpose(1, 2)
+                   for p, heads in ((self.q, self.heads), (self.k, self.kv_heads), (self.v, self.kv_heads)))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.allowed, enable_gqa=self.kv_heads != self.heads)
+        y = self.o(y.transpose(1, 2).reshape(n, t, d))
+        return self.head((y + q.transpose(1, 2).reshape(n, t, d) if self.leak else y).mean(1))
