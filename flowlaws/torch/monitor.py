@@ -1,4 +1,12 @@
-"""LawMonitor: every law of a torch module watched through a real training loop."""
+"""LawMonitor: every law of a torch module watched through a real training loop.
+
+Around each ``optimizer.step()`` the monitor copies theta and the gradient into one (5, N)
+array of operands (`_Layout`), predicts the step's rest from the optimizer's state
+(`flowlaws.torch.optimizers`), and after the step sums every law's change and its
+prediction per unit, in torch, from one reduction per parameter axis
+(`flowlaws.invariants.sums`); the sums are judged a batch of steps at a time against the
+round-off of one step (docs/numerics.md), and each law keeps a `Record`.
+"""
 
 from __future__ import annotations
 

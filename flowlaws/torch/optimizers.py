@@ -1,5 +1,14 @@
-"""What a torch optimizer will do: its param groups' settings read as a flowlaws
-optimizer, and the step Delta = -c g + rest (a, b, c of rest = a state + b theta).
+"""What a torch optimizer's next step will be, read from its param groups and its state.
+
+Every optimizer the monitor predicts steps a parameter by Delta = -c g + rest, with the
+rest linear in what the optimizer holds before the step: rest = a state + b theta
+(`flowlaws.flows.optimizers` declares each rule's rest). For SGD the state is the
+momentum buffer: heavy ball's rest is -lr mu buffer - lr wd theta (a = -lr mu, b = -lr wd,
+c = lr; before its first step there is no buffer, and the rest is b theta); Nesterov's and
+dampening's follow from theirs. Adam, AdamW and RMSprop precondition the gradient: their c
+is 0 (no multiple of g predicted), and AdamW's rest is its decoupled decay, -lr wd theta.
+`step_coefficients` gives (a, b, c) of one param group, cached by its settings;
+`tests/test_torch_optimizers.py` holds them to torch's own step.
 """
 
 from __future__ import annotations
