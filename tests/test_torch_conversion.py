@@ -17,6 +17,7 @@ from torch_models import (  # noqa: E402
     Encoder,
     Functional,
     Mixer,
+    MobileNetV2,
     NanoGPT,
     SwiGLU,
     ViT,
@@ -121,6 +122,11 @@ MODELS = {
                                           nn.Conv2d(4, 3, (1, 3), dilation=(1, 2), padding="same", bias=False),
                                           nn.ReLU(), nn.Conv2d(3, 2, (2, 3), padding="valid"),
                                           nn.MaxPool2d((2, 1)), nn.Flatten(), nn.Linear(2 * 2 * 1, 2)), (3, 2, 5, 6)),
+    "mobile_activations": (lambda: nn.Sequential(nn.Linear(4, 5), nn.Mish(), nn.Linear(5, 5), nn.ReLU6(),
+                                                 nn.Linear(5, 5), nn.Hardswish(), nn.Linear(5, 5),
+                                                 nn.Hardtanh(0.0, 6.0), nn.Linear(5, 2)), (6, 4)),
+    "mobilenet_v2": (lambda: MobileNetV2(dropout=0.0), (4, 3, 8, 8)),  # torch's mask is its own draw
+    "mobilenet_v3_head": (lambda: MobileNetV2(v3_head=True, dropout=0.0), (4, 3, 8, 8)),
 }
 
 
@@ -173,6 +179,19 @@ def test_functional_calls_and_methods_convert_as_their_modules_do():
         "dropout(0.25),dropout(0.25),mean,flatten,dense(2,bias),prelu(0.25,0.25)")
     # dropout called with training=False computes nothing
     assert "dropout(0)" in from_torch(Functional(p=0.25).eval(), torch.randn(2, 2, 6, 6))[0].spec
+    for name in ("relu6", "hardswish", "hardsigmoid", "mish"):
+        assert from_torch(_Called(getattr(F, name)), torch.randn(5, 3))[0].spec == f"mlp:3-4-2:{name}:bias"
+
+
+class _Called(nn.Module):
+    """A Linear, an activation called as a function (``F.relu6``, ...), a Linear."""
+
+    def __init__(self, function):
+        super().__init__()
+        self.a, self.function, self.b = nn.Linear(3, 4), function, nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.b(self.function(self.a(x)))
 
 
 def test_a_difference_a_negation_and_a_sum_over_positions_convert_as_linear_maps():
@@ -556,3 +575,23 @@ def test_a_layernorm_without_a_bias_is_a_layernorm_then_a_gain_and_its_laws_are_
     found = discover(model)
     assert found.count == found.derived == 8 and found.decided_by == "bounds"  # centring (4), gain/dense1 (4)
     assert {law.name for law in laws_of(net, x)} >= {"unit scale0/dense1", "translation layer dense0/ln0.b"}
+
+
+def test_a_hardsigmoid_converts_with_torchs_value_and_the_exact_slope_one_sixth():
+    """nn.Hardsigmoid is relu6(z + 3) / 6: the same value as torch's to 1e-12; its slope is
+    1/6 exactly, as torch's gradient of relu6(z + 3) / 6 has it (torch's own hardsigmoid
+    backward multiplies by 1/6 rounded to float32, 3e-8 off)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 5), nn.Hardsigmoid(), nn.Linear(5, 2)).double()
+    x = torch.randn(6, 4, dtype=torch.float64)
+    model, params = from_torch(net, x)
+    assert model.spec == "mlp:4-5-2:hardsigmoid:bias"
+    y = torch.randn(6, 2, dtype=torch.float64)
+    out = net[2](F.relu6(net[0](x) + 3) / 6)
+    assert torch.allclose(out, net(x), rtol=0, atol=1e-15)
+    loss = 0.5 * ((out - y) ** 2).sum(dim=1).mean()
+    theirs = torch.autograd.grad(loss, list(net.parameters()))
+    value, grads = value_and_grad(model, Square(), params, x.numpy(), y.numpy())
+    assert abs(value - loss.item()) <= 1e-12 * loss.item()
+    ours, expected = (np.concatenate([np.ravel(g) for g in gs]) for gs in (grads, theirs))
+    assert np.abs(ours - expected).max() <= 1e-12 * np.abs(expected).max()

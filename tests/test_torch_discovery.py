@@ -356,3 +356,17 @@ def test_the_mlp_mixer_s_stem_and_token_bias_laws_hold_on_the_module_and_are_der
     outside = directions - directions @ basis.T @ basis
     assert np.linalg.norm(outside, axis=1).max() <= 1e-10  # each a derived law
     assert len(basis) == 34
+
+
+def test_a_relu6_has_a_relus_laws_where_nothing_saturates_and_none_where_its_data_do():
+    """discover_of counts the laws at data like the example: below 6 a ReLU6 is a ReLU, so
+    its three unit laws hold there (and only there); inputs a hundred times larger saturate
+    every unit on some sample, and no law is left. flowlaws derives none: its laws hold for
+    any data (docs/theory.md 1)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU6(), nn.Linear(3, 2)).double()
+    small, large = torch.randn(5, 2, dtype=torch.float64), 100 * torch.randn(5, 2, dtype=torch.float64)
+    assert (net[0](small) < 6).all() and (net[0](large) > 6).any(0).all()
+    assert laws_of(net, small) == []
+    assert discover_of(net, small).count == 3
+    assert discover_of(net, large).count == 0

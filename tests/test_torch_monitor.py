@@ -14,7 +14,18 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from torch_models import GPT, REFERENCE, BagOfEmbeddings, BasicBlock, Encoder, Functional, NanoGPT, SwiGLU, _Projected  # noqa: E402
+from torch_models import (  # noqa: E402
+    GPT,
+    REFERENCE,
+    BagOfEmbeddings,
+    BasicBlock,
+    Encoder,
+    Functional,
+    MobileNetV2,
+    NanoGPT,
+    SwiGLU,
+    _Projected,
+)
 
 from flowlaws.discover import discover  # noqa: E402
 from flowlaws.engine import value_and_grad  # noqa: E402
@@ -96,11 +107,12 @@ class TwoPaths(nn.Module):
 
 @pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: nn.Sequential(
     nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 2)),
-    TwoPaths, lambda: TwoPaths(subtract=True)],
-    ids=["resnet-downsample", "swiglu", "dropout", "relu-plus-linear", "difference"])
+    TwoPaths, lambda: TwoPaths(subtract=True), MobileNetV2, lambda: nn.Sequential(
+        nn.Linear(3, 8), nn.Mish(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.Hardswish(), nn.Linear(8, 2))],
+    ids=["resnet-downsample", "swiglu", "dropout", "relu-plus-linear", "difference", "mobilenet-v2", "mish-hardswish"])
 def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make):
     torch.manual_seed(0)
-    shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4)}
+    shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4), MobileNetV2: (8, 3, 8, 8)}
     x = torch.randn(*shapes.get(make, (8, 3)))
     for optimizer, flagged in ((torch.optim.SGD, False), (torch.optim.Adam, True)):
         net = make()

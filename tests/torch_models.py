@@ -311,6 +311,51 @@ class NanoGPT(nn.Module):
         return self.lm_head(x)
 
 
+class ConvBNActivation(nn.Sequential):
+    """torchvision's Conv2dNormActivation as MobileNetV2 builds it: a bias-free convolution,
+    BatchNorm, ReLU6 (in place)."""
+
+    def __init__(self, cin, cout, kernel=3, stride=1, groups=1, activation=nn.ReLU6):
+        layers = [nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+                  nn.BatchNorm2d(cout)]
+        super().__init__(*layers, *([activation(inplace=True)] if activation else []))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block as torchvision writes it: a 1x1 expansion, a depthwise 3x3, a
+    linear 1x1 projection, and the residual sum where the shapes allow it."""
+
+    def __init__(self, cin, cout, stride, expand_ratio):
+        super().__init__()
+        hidden = cin * expand_ratio
+        self.use_res_connect = stride == 1 and cin == cout
+        layers = [ConvBNActivation(cin, hidden, kernel=1)] if expand_ratio != 1 else []
+        layers += [ConvBNActivation(hidden, hidden, stride=stride, groups=hidden),
+                   nn.Conv2d(hidden, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        if self.use_res_connect:
+            return x + self.conv(x)
+        return self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """A small MobileNetV2 (torchvision's forward: features, a global average pool, a dropout
+    and a linear classifier), with MobileNetV3's Hardswish classifier when ``v3_head``."""
+
+    def __init__(self, classes=3, v3_head=False, dropout=0.2):
+        super().__init__()
+        self.features = nn.Sequential(ConvBNActivation(3, 4, stride=2), InvertedResidual(4, 4, 1, 2),
+                                      InvertedResidual(4, 6, 2, 2), ConvBNActivation(6, 8, kernel=1))
+        head = [nn.Linear(8, 8), nn.Hardswish(inplace=True)] if v3_head else []
+        self.classifier = nn.Sequential(*head, nn.Dropout(dropout), nn.Linear(8, classes))
+
+    def forward(self, x):
+        x = nn.functional.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
 REFERENCE = {
     "vit": (ViT, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
     "mlp-mixer": (Mixer, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),

@@ -28,7 +28,7 @@ from flowlaws.models.kinds import (
     Scale,
     Token,
 )
-from flowlaws.models.kinds.activation import HOMOGENEOUS, NON_HOMOGENEOUS, activation
+from flowlaws.models.kinds.activation import HOMOGENEOUS, NON_HOMOGENEOUS, SATURATING, activation
 from flowlaws.models.layer import Layer
 from flowlaws.models.sequential import Sequential
 from flowlaws.models.spec import deep_linear, factorization, format_spec, mlp, parse
@@ -40,6 +40,7 @@ __all__ = [
     "HOMOGENEOUS",
     "LAYERS",
     "NON_HOMOGENEOUS",
+    "SATURATING",
     "Activation",
     "Attention",
     "AvgPool1d",

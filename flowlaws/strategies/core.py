@@ -19,6 +19,7 @@ from flowlaws.models import (
     HOMOGENEOUS,
     LAYERS,
     NON_HOMOGENEOUS,
+    SATURATING,
     Activation,
     Attention,
     AvgPool1d,
@@ -45,7 +46,7 @@ from flowlaws.validation import positive
 
 KINDS = ("mlp", "linear", "conv1d", "conv2d", "residual", "factorization", "batchnorm", "layernorm", "attention",
          "mixed", "swiglu", "rope", "gqa", "qknorm", "moe", "moe_sigmoid")
-ACTIVATIONS = HOMOGENEOUS + NON_HOMOGENEOUS
+ACTIVATIONS = HOMOGENEOUS + NON_HOMOGENEOUS + SATURATING
 
 
 class _Error(InvalidArgument, HypothesisInvalidArgument):

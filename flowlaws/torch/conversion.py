@@ -9,7 +9,8 @@ example input (a float64 copy of the module, in training mode: BatchNorm uses ba
 statistics, as flowlaws does; dropout off on both sides, as its masks come from different
 generators). Supported: Linear (on the last axis, any leading axes), Conv1d/Conv2d
 (a kernel, stride, padding and dilation per axis, groups), ReLU, LeakyReLU, PReLU (one
-slope, read as a fixed slope), Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus,
+slope, read as a fixed slope), Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, Mish,
+ReLU6 (and Hardtanh(0, 6)), Hardswish, Hardsigmoid,
 MaxPool/AvgPool 1d/2d (any stride and padding, undilated), AdaptiveAvgPool(1) and ``x.mean``
 over the positions, Flatten and ``flatten``/``view``/``reshape`` merging trailing axes,
 ``transpose``/``permute``/``movedim`` moving one sample axis (a transposed sequence,
@@ -97,7 +98,8 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
 
 
 SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a kernel per axis), ReLU, LeakyReLU, "
-             "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, MaxPool1d/2d, AvgPool1d/2d (any stride "
+             "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, Mish, ReLU6, Hardswish, Hardsigmoid, "
+             "MaxPool1d/2d, AvgPool1d/2d (any stride "
              "and padding), AdaptiveAvgPool1d/2d(1), Dropout (1d, 2d), and their functional forms and tensor "
              "methods (F.relu, x.relu(), F.max_pool2d, F.dropout, ...), x * c, x / c and -x by a number, "
              "x.mean(dims) and x.sum(dims) (keepdim when flattened after), Flatten, a final log_softmax or "
@@ -149,10 +151,13 @@ def _unsupported(path: str, module, reason: str = "") -> InvalidArgument:
 
 
 def _activation(module) -> Activation | None:
-    simple = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu"}
+    simple = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu", nn.Mish: "mish",
+              nn.ReLU6: "relu6", nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid"}
     for cls, name in simple.items():
         if type(module) is cls:
             return Activation(name)
+    if type(module) is nn.Hardtanh and (module.min_val, module.max_val) == (0.0, 6.0):
+        return Activation("relu6")
     if type(module) is nn.LeakyReLU:
         return Activation("leaky_relu", (float(module.negative_slope),))
     if type(module) is nn.PReLU and module.weight.numel() == 1:
@@ -451,6 +456,8 @@ FUNCTIONS = {
     **dict.fromkeys((torch.tanh, nn.functional.tanh, "tanh"), (nn.Tanh, ())),
     **dict.fromkeys((torch.sigmoid, nn.functional.sigmoid, "sigmoid"), (nn.Sigmoid, ())),
     nn.functional.silu: (nn.SiLU, ()), nn.functional.gelu: (nn.GELU, ("approximate",)),
+    nn.functional.mish: (nn.Mish, ()), nn.functional.relu6: (nn.ReLU6, ()),
+    nn.functional.hardswish: (nn.Hardswish, ()), nn.functional.hardsigmoid: (nn.Hardsigmoid, ()),
     nn.functional.elu: (nn.ELU, ("alpha",)), nn.functional.softplus: (nn.Softplus, ("beta", "threshold")),
     nn.functional.leaky_relu: (nn.LeakyReLU, ("negative_slope",)),
     nn.functional.max_pool1d: (nn.MaxPool1d, _POOL), nn.functional.max_pool2d: (nn.MaxPool2d, _POOL),

@@ -50,6 +50,20 @@ def _elu(z):
     return anp.where(z > 0, z, anp.expm1(anp.where(z > 0, 0.0, z)))
 
 
+def _relu6(z):
+    """min(max(z, 0), 6), its slope 0 at each kink (torch's), for autograd as for `derivative`."""
+    return anp.where(z <= 0.0, 0.0, anp.where(z >= 6.0, 6.0, z))
+
+
+def _mish(z):
+    return z * anp.tanh(anp.logaddexp(0.0, z))
+
+
+def _mish_derivative(z):
+    t = np.tanh(np.logaddexp(0.0, z))
+    return t + z * (1.0 - t**2) * _sigmoid(z)
+
+
 # name -> (argument names, defaults, builder(*args) -> (fn, derivative), degree(*args))
 _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]] = {
     "linear": ((), (), lambda: _prelu(1.0, 1.0), lambda: 1),
@@ -77,12 +91,23 @@ _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]
         lambda: (lambda z: z * _sigmoid(z), lambda z: _sigmoid(z) * (1.0 + z * (1.0 - _sigmoid(z)))),
         lambda: None,
     ),
+    "mish": ((), (), lambda: (_mish, _mish_derivative), lambda: None),
+    # MobileNet's: min(max(z, 0), 6), z relu6(z + 3) / 6 and relu6(z + 3) / 6 (torch's slopes:
+    # 0 at and beyond each kink, as its backward takes them)
+    "relu6": ((), (), lambda: (_relu6, lambda z: ((z > 0) & (z < 6)) * 1.0), lambda: None),
+    "hardswish": ((), (), lambda: (lambda z: z * _relu6(z + 3.0) / 6.0,
+                                   lambda z: np.where(z <= -3.0, 0.0, np.where(z >= 3.0, 1.0, (2.0 * z + 3.0) / 6.0))),
+                  lambda: None),
+    "hardsigmoid": ((), (), lambda: (lambda z: _relu6(z + 3.0) / 6.0, lambda z: ((z > -3.0) & (z < 3.0)) / 6.0),
+                    lambda: None),
 }
 
 HOMOGENEOUS = ("linear", "relu", "leaky_relu", "abs", "prelu", "relu_power")
 PIECEWISE_LINEAR = ("linear", "relu", "leaky_relu", "abs", "prelu")
-NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "elu", "silu")
-ANALYTIC = ("tanh", "sigmoid", "softplus", "gelu", "silu")  # entire or meromorphic: complex inputs too
+NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "elu", "silu", "mish", "hardswish", "hardsigmoid")
+# homogeneous below its saturation (z < 6): its break needs inputs above 6, so no control
+SATURATING = ("relu6",)
+ANALYTIC = ("tanh", "sigmoid", "softplus", "gelu", "silu", "mish")  # entire or meromorphic: complex inputs too
 
 
 @dataclass(frozen=True)
@@ -152,7 +177,7 @@ class Activation(Entrywise):
         "tanh(2*0.5) != 2*tanh(0.5)"."""
         if self.degree is not None:
             return None
-        z = np.array([0.5, -0.5, 1.5])
+        z = np.array([0.5, -0.5, 1.5, 4.0])  # 4: relu6 is homogeneous below its saturation
         lhs, rhs = self.fn(2 * z), 2 * self.fn(z)
         i = int(np.argmax(np.abs(lhs - rhs)))
         return f"{self.name}(2*{z[i]:g}) != 2*{self.name}({z[i]:g})"
