@@ -19,6 +19,7 @@ from torch_models import (  # noqa: E402
     Mixer,
     MobileNetV2,
     NanoGPT,
+    SquaredReLU,
     SwiGLU,
     ViT,
     _Projected,
@@ -125,6 +126,15 @@ MODELS = {
     "mobile_activations": (lambda: nn.Sequential(nn.Linear(4, 5), nn.Mish(), nn.Linear(5, 5), nn.ReLU6(),
                                                  nn.Linear(5, 5), nn.Hardswish(), nn.Linear(5, 5),
                                                  nn.Hardtanh(0.0, 6.0), nn.Linear(5, 2)), (6, 4)),
+    "squared_relu": (lambda: nn.Sequential(SquaredReLU(), nn.Flatten(), nn.Linear(20, 2)), (3, 5, 4)),
+    "selu_celu_clamp": (lambda: _Calls(nn.SELU(), nn.CELU(), lambda x: x.clamp(min=0), lambda x: torch.clamp(x, 0, 6),
+                                       lambda x: F.hardtanh(x, 0.0, 6.0), lambda x: torch.relu(x) ** 3), (6, 4)),
+    "adaptive_pools": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.InstanceNorm2d(4, affine=True),
+                                             nn.ReLU(), nn.AdaptiveMaxPool2d((2, 3)), nn.Conv2d(4, 3, 1),
+                                             nn.InstanceNorm2d(3), nn.ReLU(), nn.AdaptiveAvgPool2d((1, 3)),
+                                             nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(3, 2)), (3, 2, 6, 6)),
+    "instancenorm1d": (lambda: nn.Sequential(nn.Conv1d(2, 3, 3), nn.InstanceNorm1d(3, affine=True), nn.ReLU(),
+                                             nn.Flatten(), nn.Linear(3 * 6, 2)), (3, 2, 8)),
     "mobilenet_v2": (lambda: MobileNetV2(dropout=0.0), (4, 3, 8, 8)),  # torch's mask is its own draw
     "mobilenet_v3_head": (lambda: MobileNetV2(v3_head=True, dropout=0.0), (4, 3, 8, 8)),
 }
@@ -181,6 +191,24 @@ def test_functional_calls_and_methods_convert_as_their_modules_do():
     assert "dropout(0)" in from_torch(Functional(p=0.25).eval(), torch.randn(2, 2, 6, 6))[0].spec
     for name in ("relu6", "hardswish", "hardsigmoid", "mish"):
         assert from_torch(_Called(getattr(F, name)), torch.randn(5, 3))[0].spec == f"mlp:3-4-2:{name}:bias"
+
+
+class _Calls(nn.Module):
+    """Linear layers of width 5 with an activation (a module or a function of x) between each."""
+
+    def __init__(self, *activations):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(4 if k == 0 else 5, 5) for k in range(len(activations)))
+        self.activations = [a for a in activations if not isinstance(a, nn.Module)]
+        self.modules_ = nn.ModuleList(a for a in activations if isinstance(a, nn.Module))
+        self.order = [isinstance(a, nn.Module) for a in activations]
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x):
+        modules, functions = iter(self.modules_), iter(self.activations)
+        for layer, is_module in zip(self.layers, self.order, strict=True):
+            x = (next(modules) if is_module else next(functions))(layer(x))
+        return self.out(x)
 
 
 class _Called(nn.Module):
@@ -261,6 +289,10 @@ def test_a_rectangular_kernel_and_pool_convert_with_their_values_per_axis():
     (nn.Sequential(nn.Conv1d(3, 4, 3, padding_mode="reflect", padding=1)),
      r"0 \(Conv1d\) is not supported \(padding modes other than zeros"),
     (nn.Sequential(nn.MultiheadAttention(3, 1, batch_first=True, add_bias_kv=True)), r"not supported"),
+    (nn.Sequential(nn.Conv1d(3, 4, 1), nn.AdaptiveMaxPool1d(3)), r"\(AdaptiveMaxPool1d\) is not supported \(only an "
+                                                                 "output size dividing the input's"),
+    (nn.Sequential(nn.Conv1d(3, 4, 1), nn.ELU(0.5)), r"\(ELU\) is not supported \(alpha=0.5; flowlaws' elu has"),
+    (nn.Sequential(nn.Conv1d(3, 4, 1), nn.Hardtanh()), r"\(-1.0, 1.0\); flowlaws converts Hardtanh\(0, 6\), a ReLU6"),
 ])
 def test_an_unsupported_module_is_one_line_naming_its_path_and_type(module, fragment):
     with pytest.raises(InvalidArgument, match=fragment) as error:
@@ -545,8 +577,12 @@ class _WideNorm(nn.Module):  # F.layer_norm over two axes
     (_Broadcast, (2, 2, 3), r"the parameter p of shape \(3,\) added to a value of shape"),
     (_Feature, (2, 2, 3), r"x\[:, t\] of a \(N, T, d\) sequence"),
     (_Split, (2, 2, 4), "reshapes that merge a sample's trailing axes"),
+    (lambda: _Calls(lambda x: torch.sigmoid(x) ** 2), (3, 4), r"a power converts as relu\(z\) \*\* k for k >= 1"),
+    (lambda: _Calls(lambda x: F.relu(x) ** 0.5), (3, 4), r"a power converts as relu\(z\) \*\* k for k >= 1"),
+    (lambda: _Calls(lambda x: (lambda r: r.square() + r)(F.relu(x))), (3, 4), "a ReLU nothing else reads"),
+    (lambda: _Calls(lambda x: x.clamp(min=-1)), (3, 4), r"flowlaws converts clamp\(min=0\) \(a ReLU\)"),
 ], ids=["attention-unprojected", "layer-norm-two-axes", "cat-after", "permute-two-axes", "broadcast-parameter",
-        "feature-index", "split-view"])
+        "feature-index", "split-view", "sigmoid-squared", "relu-root", "relu-read-twice", "clamp-below-zero"])
 def test_a_graph_operation_flowlaws_does_not_convert_is_one_line_naming_it(make, shape, fragment):
     with pytest.raises(InvalidArgument, match=fragment) as error:
         from_torch(make(), torch.randn(*shape))
@@ -575,6 +611,21 @@ def test_a_layernorm_without_a_bias_is_a_layernorm_then_a_gain_and_its_laws_are_
     found = discover(model)
     assert found.count == found.derived == 8 and found.decided_by == "bounds"  # centring (4), gain/dense1 (4)
     assert {law.name for law in laws_of(net, x)} >= {"unit scale0/dense1", "translation layer dense0/ln0.b"}
+
+
+def test_a_squared_relu_is_relu_power_2_whose_law_weighs_the_outgoing_weights_twice():
+    """F.relu(x).square() (modded-nanoGPT's MLP) is relu_power(2), of degree 2: scaling a unit's
+    incoming weights by c scales its output by c^2, so ||in_i||^2 - 2 ||out_i||^2 is its law
+    (docs/theory.md 3.4), checked here by its value: orthogonal to the module's own gradient."""
+    torch.manual_seed(0)
+    net, x = SquaredReLU().double(), torch.randn(3, 5, 4, dtype=torch.float64)
+    assert from_torch(net, x)[0].spec == "seq:5x4:dense(8),relu_power(2),dense(4)"
+    unit, _ = laws_of(net, x)
+    assert unit.formula == "‖dense0.W[i,:]‖² − 2·‖dense1.W[:,i]‖²"
+    (net(x) * torch.randn(3, 5, 4, dtype=torch.float64)).sum().backward()
+    W, V = net.c_fc.weight, net.c_proj.weight
+    change = (W * W.grad).sum(1) - 2 * (V * V.grad).sum(0)  # d/dt of each unit's law along -grad, up to -2
+    assert change.abs().max() <= 1e-12 * ((W * W.grad).abs().sum(1) + 2 * (V * V.grad).abs().sum(0)).max()
 
 
 def test_a_hardsigmoid_converts_with_torchs_value_and_the_exact_slope_one_sixth():

@@ -23,6 +23,7 @@ from torch_models import (  # noqa: E402
     Functional,
     MobileNetV2,
     NanoGPT,
+    SquaredReLU,
     SwiGLU,
     _Projected,
 )
@@ -108,11 +109,13 @@ class TwoPaths(nn.Module):
 @pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: nn.Sequential(
     nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 2)),
     TwoPaths, lambda: TwoPaths(subtract=True), MobileNetV2, lambda: nn.Sequential(
-        nn.Linear(3, 8), nn.Mish(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.Hardswish(), nn.Linear(8, 2))],
-    ids=["resnet-downsample", "swiglu", "dropout", "relu-plus-linear", "difference", "mobilenet-v2", "mish-hardswish"])
+        nn.Linear(3, 8), nn.Mish(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.Hardswish(), nn.Linear(8, 2)),
+    SquaredReLU],
+    ids=["resnet-downsample", "swiglu", "dropout", "relu-plus-linear", "difference", "mobilenet-v2", "mish-hardswish",
+         "squared-relu"])
 def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make):
     torch.manual_seed(0)
-    shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4), MobileNetV2: (8, 3, 8, 8)}
+    shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4), MobileNetV2: (8, 3, 8, 8), SquaredReLU: (8, 5, 4)}
     x = torch.randn(*shapes.get(make, (8, 3)))
     for optimizer, flagged in ((torch.optim.SGD, False), (torch.optim.Adam, True)):
         net = make()

@@ -356,6 +356,18 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+class SquaredReLU(nn.Module):
+    """modded-nanoGPT's MLP: ``F.relu(self.c_fc(x)).square()``, then ``c_proj`` (the squared
+    ReLU of Primer, So et al. 2021), on a (N, T, d) sequence."""
+
+    def __init__(self, d=4, hidden=8):
+        super().__init__()
+        self.c_fc, self.c_proj = nn.Linear(d, hidden, bias=False), nn.Linear(hidden, d, bias=False)
+
+    def forward(self, x):
+        return self.c_proj(F.relu(self.c_fc(x)).square())
+
+
 REFERENCE = {
     "vit": (ViT, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
     "mlp-mixer": (Mixer, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),

@@ -22,7 +22,7 @@
             | gated[LAYERS | LAYERS]         y = a(x) * b(x): gated[dense(8),silu | dense(8)] is SwiGLU
             | ACT
     ACT    := linear | relu | abs | leaky_relu(A) | prelu(A,B) | relu_power(K)
-            | tanh | sigmoid | softplus | gelu | elu | silu | mish
+            | tanh | sigmoid | softplus | gelu | elu | selu | silu | mish
             | relu6 | hardswish | hardsigmoid
 
 Every LAYER is a registered kind (`flowlaws.models.kinds`): the parser looks its name

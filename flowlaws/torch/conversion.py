@@ -9,10 +9,12 @@ example input (a float64 copy of the module, in training mode: BatchNorm uses ba
 statistics, as flowlaws does; dropout off on both sides, as its masks come from different
 generators). Supported: Linear (on the last axis, any leading axes), Conv1d/Conv2d
 (a kernel, stride, padding and dilation per axis, groups), ReLU, LeakyReLU, PReLU (one
-slope, read as a fixed slope), Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, Mish,
-ReLU6 (and Hardtanh(0, 6)), Hardswish, Hardsigmoid,
-MaxPool/AvgPool 1d/2d (any stride and padding, undilated), AdaptiveAvgPool(1) and ``x.mean``
-over the positions, Flatten and ``flatten``/``view``/``reshape`` merging trailing axes,
+slope, read as a fixed slope), Identity, Tanh, Sigmoid, GELU, ELU, CELU (alpha 1), SELU, SiLU,
+Softplus, Mish, ReLU6 (and Hardtanh(0, 6), ``x.clamp(0, 6)``), Hardswish, Hardsigmoid,
+``x.clamp(min=0)`` (a ReLU), ``relu(x) ** k`` and ``F.relu(x).square()`` (relu_power(k), the
+squared ReLU), MaxPool/AvgPool 1d/2d (any stride and padding, undilated), AdaptiveAvgPool(1)
+and ``x.mean`` over the positions, an adaptive pool whose output size divides its input's
+(the fixed pool it computes), Flatten and ``flatten``/``view``/``reshape`` merging trailing axes,
 ``transpose``/``permute``/``movedim`` moving one sample axis (a transposed sequence,
 channels last and back), ``x[:, t]`` (a class token's read-out), a parameter added to the
 value (a position embedding, ``x + self.pos`` or nanoGPT's ``wpe(torch.arange(T))``) or
@@ -25,7 +27,8 @@ a final ``log_softmax`` or ``softmax`` over the last axis (the model is the logi
 laws are then cross-entropy's for any loss: the output ignores a shift of every logit; ``nn.NLLLoss``
 reads it), the difference (a sum with the second branch negated), sum or product
 of two branches from one value (a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
-LayerNorm and RMSNorm (over the last axis), GroupNorm, MultiheadAttention (self-attention,
+LayerNorm and RMSNorm (over the last axis), GroupNorm, InstanceNorm1d/2d (a GroupNorm of one channel
+a group), MultiheadAttention (self-attention,
 batch_first, with or without its biases, a causal attn_mask buffer; not add_bias_kv),
 self-attention written with ``F.scaled_dot_product_attention`` (nanoGPT's CausalSelfAttention:
 q, k, v from one Linear's split or three Linears, viewed as heads and transposed; is_causal,
@@ -51,6 +54,7 @@ import dataclasses
 import io
 import itertools
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,14 +102,15 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
 
 
 SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a kernel per axis), ReLU, LeakyReLU, "
-             "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, SiLU, Softplus, Mish, ReLU6, Hardswish, Hardsigmoid, "
-             "MaxPool1d/2d, AvgPool1d/2d (any stride "
-             "and padding), AdaptiveAvgPool1d/2d(1), Dropout (1d, 2d), and their functional forms and tensor "
+             "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, CELU (alpha 1), SELU, SiLU, Softplus, Mish, ReLU6, Hardswish, "
+             "Hardsigmoid, x.clamp(min=0), x.clamp(0, 6), relu(x) ** k and relu(x).square(), "
+             "MaxPool1d/2d, AvgPool1d/2d (any stride and padding), AdaptiveAvgPool1d/2d and AdaptiveMaxPool1d/2d "
+             "(an output size dividing the input's), Dropout (1d, 2d), and their functional forms and tensor "
              "methods (F.relu, x.relu(), F.max_pool2d, F.dropout, ...), x * c, x / c and -x by a number, "
              "x.mean(dims) and x.sum(dims) (keepdim when flattened after), Flatten, a final log_softmax or "
              "softmax over the classes, "
              "a + b, a - b and a * b of two branches (residual blocks with any "
-             "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, "
+             "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, InstanceNorm1d/2d, "
              "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
              "(nanoGPT's CausalSelfAttention), F.layer_norm, "
@@ -152,7 +157,7 @@ def _unsupported(path: str, module, reason: str = "") -> InvalidArgument:
 
 def _activation(module) -> Activation | None:
     simple = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu", nn.Mish: "mish",
-              nn.ReLU6: "relu6", nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid"}
+              nn.ReLU6: "relu6", nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.SELU: "selu"}
     for cls, name in simple.items():
         if type(module) is cls:
             return Activation(name)
@@ -164,7 +169,7 @@ def _activation(module) -> Activation | None:
         return Activation("prelu", (1.0, float(module.weight.detach().cpu().reshape(()))))
     if type(module) is nn.GELU and module.approximate == "none":
         return Activation("gelu")
-    if type(module) is nn.ELU and module.alpha == 1.0:
+    if type(module) in (nn.ELU, nn.CELU) and module.alpha == 1.0:  # CELU(1) is ELU
         return Activation("elu")
     if type(module) is nn.Softplus and module.beta == 1.0:
         return Activation("softplus")
@@ -185,6 +190,11 @@ def _convert(module, path: str, read=float64_array):
         return act, ()
     if type(module) is nn.GELU:
         raise _unsupported(path, module, f"approximate={module.approximate!r}; flowlaws' gelu is the exact one")
+    if type(module) is nn.Hardtanh:
+        raise _unsupported(path, module, f"({module.min_val}, {module.max_val}); flowlaws converts Hardtanh(0, 6), a "
+                                         "ReLU6")
+    if type(module) in (nn.ELU, nn.CELU):
+        raise _unsupported(path, module, f"alpha={module.alpha}; flowlaws' elu has alpha 1")
     if type(module) is nn.Linear:
         bias = module.bias is not None
         return Dense(module.out_features, bias), (read(module.weight), *([read(module.bias)] if bias else []))
@@ -201,15 +211,19 @@ def _convert(module, path: str, read=float64_array):
         layer = cls(module.out_channels, tuple(module.kernel_size), tuple(module.stride), _padding(path, module), bias,
                     module.groups, tuple(module.dilation))
         return layer, (read(module.weight), *([read(module.bias)] if bias else []))
-    if type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d):
-        if set(np.atleast_1d(module.output_size).tolist()) != {1}:
-            raise _unsupported(path, module, "only output_size=1 (a global average pool)")
+    if type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d) and set(
+            np.atleast_1d(module.output_size).tolist()) == {1}:
         return Mean(), ()
+    if type(module) in ADAPTIVE:  # `_tiled` converts the others it can
+        raise _unsupported(path, module, "only an output size dividing the input's, without return_indices")
     if type(module) in (nn.Dropout, nn.Dropout1d, nn.Dropout2d):  # a mask per entry or per channel: diagonal
         return Dropout(float(module.p)), ()
     if type(module) is nn.GroupNorm:
         params = (read(module.weight), read(module.bias)) if module.affine else ()
         return GroupNorm(bool(module.affine), float(module.eps), module.num_groups), params
+    if type(module) in (nn.InstanceNorm1d, nn.InstanceNorm2d):  # a GroupNorm of one channel a group
+        params = (read(module.weight), read(module.bias)) if module.affine else ()
+        return GroupNorm(bool(module.affine), float(module.eps), module.num_features), params
     if type(module) is nn.RMSNorm:
         if len(module.normalized_shape) != 1:
             raise _unsupported(path, module, "RMSNorm over the last axis only")
@@ -416,6 +430,18 @@ class _Chain:
     def _last(self):
         return tuple(range(len(self.layers)))
 
+    def power(self, node, x, k: float) -> None:
+        """relu(z) ** k (the squared ReLU of Primer and modded-nanoGPT): the ReLU that
+        computed x, read by nothing else, becomes relu_power(k)."""
+        path = self.lineage[x]
+        if not path or path[-1] != len(self.layers) - 1 or self.layers[-1][0] != Activation("relu") or \
+                len(x.users) != 1 or k < 1:
+            raise InvalidArgument(f"{node.name}: a power converts as relu(z) ** k for k >= 1 (relu_power(k)), of a "
+                                  "ReLU nothing else reads")
+        _, params, sources = self.layers[-1]
+        self.layers[-1] = (Activation("relu_power", (k,)), params, sources)
+        self.lineage[node] = path
+
     def fork(self, node, a, b, kind):
         """a + b (``Residual``) or a * b (``Gated``) of two values computed from one: the
         layers since their common ancestor, split by branch, become one composite layer."""
@@ -449,21 +475,38 @@ JOINS = {operator.add: Residual, torch.add: Residual, "add": Residual, operator.
 SUBTRACTIONS = (operator.sub, torch.sub, "sub")  # a - b: a sum with b negated
 _POOL = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
 _AVERAGE = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
-# a functional call or tensor method -> the module that computes the same, and the names of
-# its arguments after the input (torch's builtins have no signature to read them from)
-FUNCTIONS = {
+
+
+def _clamp(min=None, max=None) -> nn.Module:  # torch's argument names
+    """``x.clamp(min, max)`` as the module it computes: a ReLU for min 0, a ReLU6 for (0, 6)."""
+    if (min, max) in ((0, None), (0, 6)):
+        return nn.ReLU() if max is None else nn.ReLU6()
+    raise TypeError("flowlaws converts clamp(min=0) (a ReLU) and clamp(0, 6) (a ReLU6)")
+
+
+# a functional call or tensor method -> the module that computes the same (or a function
+# making it), and the names of its arguments after the input (torch's builtins have no
+# signature to read them from)
+FUNCTIONS: dict[Any, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
+    **dict.fromkeys((torch.clamp, torch.clip, "clamp", "clip"), (_clamp, ("min", "max"))),
+    **dict.fromkeys((torch.clamp_min, "clamp_min"), (_clamp, ("min",))),
+    nn.functional.hardtanh: (nn.Hardtanh, ("min_val", "max_val")),
     **dict.fromkeys((torch.relu, nn.functional.relu, "relu"), (nn.ReLU, ())),
     **dict.fromkeys((torch.tanh, nn.functional.tanh, "tanh"), (nn.Tanh, ())),
     **dict.fromkeys((torch.sigmoid, nn.functional.sigmoid, "sigmoid"), (nn.Sigmoid, ())),
     nn.functional.silu: (nn.SiLU, ()), nn.functional.gelu: (nn.GELU, ("approximate",)),
     nn.functional.mish: (nn.Mish, ()), nn.functional.relu6: (nn.ReLU6, ()),
     nn.functional.hardswish: (nn.Hardswish, ()), nn.functional.hardsigmoid: (nn.Hardsigmoid, ()),
-    nn.functional.elu: (nn.ELU, ("alpha",)), nn.functional.softplus: (nn.Softplus, ("beta", "threshold")),
+    nn.functional.elu: (nn.ELU, ("alpha",)), nn.functional.celu: (nn.CELU, ("alpha",)),
+    nn.functional.selu: (nn.SELU, ()), torch.selu: (nn.SELU, ()),
+    nn.functional.softplus: (nn.Softplus, ("beta", "threshold")),
     nn.functional.leaky_relu: (nn.LeakyReLU, ("negative_slope",)),
     nn.functional.max_pool1d: (nn.MaxPool1d, _POOL), nn.functional.max_pool2d: (nn.MaxPool2d, _POOL),
     nn.functional.avg_pool1d: (nn.AvgPool1d, _AVERAGE), nn.functional.avg_pool2d: (nn.AvgPool2d, _AVERAGE),
     nn.functional.adaptive_avg_pool1d: (nn.AdaptiveAvgPool1d, ("output_size",)),
     nn.functional.adaptive_avg_pool2d: (nn.AdaptiveAvgPool2d, ("output_size",)),
+    nn.functional.adaptive_max_pool1d: (nn.AdaptiveMaxPool1d, ("output_size", "return_indices")),
+    nn.functional.adaptive_max_pool2d: (nn.AdaptiveMaxPool2d, ("output_size", "return_indices")),
     nn.functional.dropout: (nn.Dropout, ("p", "training")), nn.functional.dropout1d: (nn.Dropout1d, ("p", "training")),
     nn.functional.dropout2d: (nn.Dropout2d, ("p", "training")),
 }
@@ -540,6 +583,38 @@ def _normalization(node, modules) -> tuple | None:
     if node.op in ("call_function", "call_method") and node.target in SOFTMAXES:
         return SOFTMAXES[node.target], node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
     return None
+
+
+POWERS = (operator.pow, torch.pow, "pow", torch.square, "square")
+
+
+def _exponent(node) -> float | None:
+    """k of ``x ** k``, ``x.pow(k)`` or ``torch.square(x)`` (2) for a number k, else None."""
+    if node.target not in POWERS:
+        return None
+    if node.target in (torch.square, "square"):
+        return 2.0
+    k = node.args[1] if len(node.args) > 1 else node.kwargs.get("exponent")
+    return None if isinstance(k, bool) or not isinstance(k, int | float) else float(k)
+
+
+ADAPTIVE = {nn.AdaptiveMaxPool1d: nn.MaxPool1d, nn.AdaptiveMaxPool2d: nn.MaxPool2d, nn.AdaptiveAvgPool1d: nn.AvgPool1d,
+            nn.AdaptiveAvgPool2d: nn.AvgPool2d}
+
+
+def _tiled(module, input_shape) -> nn.Module:
+    """An adaptive pool whose output size divides its input's (``input_shape()``) as the pool
+    with fixed windows it computes (windows of input / output size, stepping by their
+    size); a global average pool stays one (`Mean`); any other module as it is."""
+    if type(module) not in ADAPTIVE or getattr(module, "return_indices", False):
+        return module
+    dims = 1 if type(module) in (nn.AdaptiveMaxPool1d, nn.AdaptiveAvgPool1d) else 2
+    sizes = tuple(input_shape()[-dims:])
+    out = tuple(n if o is None else o for o, n in zip(on_axes(module.output_size, dims), sizes, strict=True))
+    if any(n % o for n, o in zip(sizes, out, strict=True)) or (
+            type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d) and set(out) == {1}):
+        return module
+    return ADAPTIVE[type(module)](tuple(n // o for n, o in zip(sizes, out, strict=True)))
 
 
 MEANS = ("mean", torch.mean)
@@ -844,6 +919,7 @@ def _traced(module, chain: _Chain, example_input):
             if isinstance(target, nn.TransformerEncoderLayer | nn.TransformerEncoder) and (len(node.args) > 1 or any(
                     v is not None and v is not False for v in node.kwargs.values())):
                 raise _unsupported(node.target, target, "an attention mask or is_causal")
+            target = _tiled(target, lambda x=node.args[0]: shape(x))
             chain.add(node, _convert(target, node.target), (node.target, target), after=node.args[0])
             head = node
         elif node.op == "call_function" and node.target is operator.getitem and \
@@ -856,6 +932,9 @@ def _traced(module, chain: _Chain, example_input):
             head = node
         elif function and (c := _scaling(node, chain.lineage)) is not None:
             chain.add(node, (Activation("prelu", (c, c)), ()), after=value(node))
+            head = node
+        elif function and (k := _exponent(node)) is not None:
+            chain.power(node, value(node), k)
             head = node
         elif function and node.target in JOINS:
             a, b = node.args[:2]
@@ -885,8 +964,9 @@ def _traced(module, chain: _Chain, example_input):
             chain.add(node, (layer, ()), after=x)
             head = node
         elif function and node.target in FUNCTIONS:
-            module = _as_module(node)
-            chain.add(node, _convert(module, node.name), after=value(node))
+            x = value(node)
+            module = _tiled(_as_module(node), lambda x=x: shape(x))
+            chain.add(node, _convert(module, node.name), after=x)
             head = node
         elif node.op == "output":
             if node.args[0] is not head:

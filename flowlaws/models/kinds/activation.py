@@ -50,6 +50,18 @@ def _elu(z):
     return anp.where(z > 0, z, anp.expm1(anp.where(z > 0, 0.0, z)))
 
 
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946  # torch's
+
+
+def _selu(z):
+    """scale (z if z > 0 else alpha (e^z - 1)): self-normalizing networks' (Klambauer et al. 2017)."""
+    return SELU_SCALE * anp.where(z > 0, z, SELU_ALPHA * anp.expm1(anp.where(z > 0, 0.0, z)))
+
+
+def _selu_derivative(z):
+    return SELU_SCALE * np.where(z > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(z, 0.0)))
+
+
 def _relu6(z):
     """min(max(z, 0), 6), its slope 0 at each kink (torch's), for autograd as for `derivative`."""
     return anp.where(z <= 0.0, 0.0, anp.where(z >= 6.0, 6.0, z))
@@ -91,6 +103,7 @@ _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]
         lambda: (lambda z: z * _sigmoid(z), lambda z: _sigmoid(z) * (1.0 + z * (1.0 - _sigmoid(z)))),
         lambda: None,
     ),
+    "selu": ((), (), lambda: (_selu, _selu_derivative), lambda: None),
     "mish": ((), (), lambda: (_mish, _mish_derivative), lambda: None),
     # MobileNet's: min(max(z, 0), 6), z relu6(z + 3) / 6 and relu6(z + 3) / 6 (torch's slopes:
     # 0 at and beyond each kink, as its backward takes them)
@@ -104,7 +117,7 @@ _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]
 
 HOMOGENEOUS = ("linear", "relu", "leaky_relu", "abs", "prelu", "relu_power")
 PIECEWISE_LINEAR = ("linear", "relu", "leaky_relu", "abs", "prelu")
-NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "elu", "silu", "mish", "hardswish", "hardsigmoid")
+NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "elu", "selu", "silu", "mish", "hardswish", "hardsigmoid")
 # homogeneous below its saturation (z < 6): its break needs inputs above 6, so no control
 SATURATING = ("relu6",)
 ANALYTIC = ("tanh", "sigmoid", "softplus", "gelu", "silu", "mish")  # entire or meromorphic: complex inputs too
