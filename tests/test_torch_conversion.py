@@ -13,6 +13,7 @@ from torch_models import (  # noqa: E402
     REFERENCE,
     BagOfEmbeddings,
     BasicBlock,
+    ConformerConvolution,
     ConvNeXt,
     Encoder,
     Functional,
@@ -135,6 +136,8 @@ MODELS = {
                                              nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(3, 2)), (3, 2, 6, 6)),
     "instancenorm1d": (lambda: nn.Sequential(nn.Conv1d(2, 3, 3), nn.InstanceNorm1d(3, affine=True), nn.ReLU(),
                                              nn.Flatten(), nn.Linear(3 * 6, 2)), (3, 2, 8)),
+    "glu": (lambda: _GatedLinearUnits(), (6, 4)),
+    "conformer_convolution": (ConformerConvolution, (4, 4, 6)),
     "mobilenet_v2": (lambda: MobileNetV2(dropout=0.0), (4, 3, 8, 8)),  # torch's mask is its own draw
     "mobilenet_v3_head": (lambda: MobileNetV2(v3_head=True, dropout=0.0), (4, 3, 8, 8)),
 }
@@ -155,13 +158,17 @@ def test_converted_models_value_and_gradient_equal_torch_to_1e12(name):
     value, grads = value_and_grad(model, Square(), params, x.numpy(), y.detach().numpy())
     assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
     ours = np.concatenate([g.ravel() for g in grads])
-    theirs = np.concatenate([_ours_layout(module, name, g) for g in [torch_grads]])
+    theirs = np.concatenate([_ours_layout(module, name, g, x) for g in [torch_grads]])
     assert ours.shape == theirs.shape
     assert np.max(np.abs(ours - theirs)) <= 1e-12 * np.max(np.abs(theirs))
 
 
-def _ours_layout(module, name, grads):
-    """torch's gradients in flowlaws' parameter layout (attention heads split and transposed)."""
+def _ours_layout(module, name, grads, x=None):
+    """torch's gradients in flowlaws' parameter layout (attention heads split and transposed;
+    a GLU's halves as the converter reads any tensor of its parameters)."""
+    if name in ("glu", "conformer_convolution"):
+        given = {id(p): g for p, g in zip(module.parameters(), grads, strict=True)}
+        return np.concatenate([g.ravel() for g in Converted.of(module, x).read(lambda t: given[id(t)])])
     if name != "transformer":
         return np.concatenate([g.detach().numpy().ravel() for g in grads])
     norm_w, norm_b, in_proj, out_proj, head_w, head_b = (g.detach().numpy() for g in grads)
@@ -209,6 +216,17 @@ class _Calls(nn.Module):
         for layer, is_module in zip(self.layers, self.order, strict=True):
             x = (next(modules) if is_module else next(functions))(layer(x))
         return self.out(x)
+
+
+class _GatedLinearUnits(nn.Module):
+    """Dauphin et al.'s gated linear units: F.glu of a Linear's output, then nn.GLU of another's."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.glu, self.out = nn.Linear(4, 8), nn.Linear(4, 6), nn.GLU(), nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.out(self.glu(self.b(F.glu(self.a(x), dim=-1))))
 
 
 class _Called(nn.Module):
@@ -581,8 +599,14 @@ class _WideNorm(nn.Module):  # F.layer_norm over two axes
     (lambda: _Calls(lambda x: F.relu(x) ** 0.5), (3, 4), r"a power converts as relu\(z\) \*\* k for k >= 1"),
     (lambda: _Calls(lambda x: (lambda r: r.square() + r)(F.relu(x))), (3, 4), "a ReLU nothing else reads"),
     (lambda: _Calls(lambda x: x.clamp(min=-1)), (3, 4), r"flowlaws converts clamp\(min=0\) \(a ReLU\)"),
+    (lambda: nn.Sequential(nn.Linear(4, 4), nn.GLU(dim=1), nn.Flatten(), nn.Linear(4, 2)), (3, 2, 4),
+     "a GLU converts as the gate of the two halves of the output units of a Linear"),
+    (lambda: nn.Sequential(nn.Conv1d(2, 4, 1, groups=2), nn.GLU(dim=1), nn.Flatten(), nn.Linear(6, 2)), (3, 2, 3),
+     "a convolution of one group"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.GLU(), nn.Linear(2, 2)), (3, 3), "that nothing else reads"),
 ], ids=["attention-unprojected", "layer-norm-two-axes", "cat-after", "permute-two-axes", "broadcast-parameter",
-        "feature-index", "split-view", "sigmoid-squared", "relu-root", "relu-read-twice", "clamp-below-zero"])
+        "feature-index", "split-view", "sigmoid-squared", "relu-root", "relu-read-twice", "clamp-below-zero",
+        "glu-across-positions", "glu-of-a-grouped-conv", "glu-of-a-relu"])
 def test_a_graph_operation_flowlaws_does_not_convert_is_one_line_naming_it(make, shape, fragment):
     with pytest.raises(InvalidArgument, match=fragment) as error:
         from_torch(make(), torch.randn(*shape))

@@ -12,7 +12,7 @@ nn = torch.nn
 from torch_models import GPT, CausalSelfAttention, GPTConfig, Mixer, SwiGLU  # noqa: E402
 
 from flowlaws.errors import InvalidArgument  # noqa: E402
-from flowlaws.torch import Converted, LawMonitor, discover_of, laws_of  # noqa: E402
+from flowlaws.torch import Converted, LawMonitor, discover_of, from_torch, laws_of  # noqa: E402
 from flowlaws.torch.discovery import ModuleProblem, _law_components, discover_module, one_thread  # noqa: E402
 
 
@@ -370,3 +370,14 @@ def test_a_relu6_has_a_relus_laws_where_nothing_saturates_and_none_where_its_dat
     assert laws_of(net, small) == []
     assert discover_of(net, small).count == 3
     assert discover_of(net, large).count == 0
+
+
+def test_a_glu_is_a_gate_of_a_linears_halves_whose_laws_discover_of_counts_from_the_module():
+    """nn.GLU after a Linear, a * sigmoid(b) of its output's halves: the a half's units trade
+    scale with the next Linear's columns (2 unit laws), and discover_of's count from the
+    module itself meets them: decided by the bounds."""
+    torch.manual_seed(0)
+    net, x = nn.Sequential(nn.Linear(3, 4), nn.GLU(), nn.Linear(2, 2)).double(), torch.randn(6, 3, dtype=torch.float64)
+    assert from_torch(net, x)[0].spec == "seq:3:gated[dense(2,bias) | dense(2,bias),sigmoid],dense(2,bias)"
+    found = discover_of(net, x)
+    assert found.count == found.derived == 2 and found.decided_by == "bounds" and not found.spurious

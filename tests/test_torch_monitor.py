@@ -19,6 +19,7 @@ from torch_models import (  # noqa: E402
     REFERENCE,
     BagOfEmbeddings,
     BasicBlock,
+    ConformerConvolution,
     Encoder,
     Functional,
     MobileNetV2,
@@ -110,12 +111,13 @@ class TwoPaths(nn.Module):
     nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 2)),
     TwoPaths, lambda: TwoPaths(subtract=True), MobileNetV2, lambda: nn.Sequential(
         nn.Linear(3, 8), nn.Mish(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.Hardswish(), nn.Linear(8, 2)),
-    SquaredReLU],
+    SquaredReLU, ConformerConvolution],
     ids=["resnet-downsample", "swiglu", "dropout", "relu-plus-linear", "difference", "mobilenet-v2", "mish-hardswish",
-         "squared-relu"])
+         "squared-relu", "conformer-glu"])
 def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make):
     torch.manual_seed(0)
-    shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4), MobileNetV2: (8, 3, 8, 8), SquaredReLU: (8, 5, 4)}
+    shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4), MobileNetV2: (8, 3, 8, 8), SquaredReLU: (8, 5, 4),
+              ConformerConvolution: (8, 4, 6)}
     x = torch.randn(*shapes.get(make, (8, 3)))
     for optimizer, flagged in ((torch.optim.SGD, False), (torch.optim.Adam, True)):
         net = make()

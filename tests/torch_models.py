@@ -368,6 +368,26 @@ class SquaredReLU(nn.Module):
         return self.c_proj(F.relu(self.c_fc(x)).square())
 
 
+class ConformerConvolution(nn.Module):
+    """The Conformer's convolution module (Gulati et al. 2020) as speech toolkits write it: a
+    pointwise Conv1d to twice the channels, a GLU over the channels, a depthwise Conv1d,
+    BatchNorm, SiLU, a pointwise Conv1d, the residual sum; then a linear read-out."""
+
+    def __init__(self, channels=4, length=6, kernel=3, classes=2):
+        super().__init__()
+        self.pointwise_conv1 = nn.Conv1d(channels, 2 * channels, 1)
+        self.glu = nn.GLU(dim=1)
+        self.depthwise_conv = nn.Conv1d(channels, channels, kernel, padding=kernel // 2, groups=channels)
+        self.batch_norm, self.activation = nn.BatchNorm1d(channels), nn.SiLU()
+        self.pointwise_conv2 = nn.Conv1d(channels, channels, 1)
+        self.head = nn.Linear(channels * length, classes)
+
+    def forward(self, x):
+        y = self.glu(self.pointwise_conv1(x))
+        y = self.pointwise_conv2(self.activation(self.batch_norm(self.depthwise_conv(y))))
+        return self.head((x + y).flatten(1))
+
+
 REFERENCE = {
     "vit": (ViT, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
     "mlp-mixer": (Mixer, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),

@@ -28,7 +28,8 @@ laws are then cross-entropy's for any loss: the output ignores a shift of every 
 reads it), the difference (a sum with the second branch negated), sum or product
 of two branches from one value (a residual block with any shortcut, a ResNet downsample; a gate), BatchNorm1d/2d,
 LayerNorm and RMSNorm (over the last axis), GroupNorm, InstanceNorm1d/2d (a GroupNorm of one channel
-a group), MultiheadAttention (self-attention,
+a group), ``nn.GLU`` and ``F.glu`` of a Linear's or a convolution's output units (a gate of its
+halves, ``gated[dense(h) | dense(h),sigmoid]``: Dauphin et al.'s, the Conformer's), MultiheadAttention (self-attention,
 batch_first, with or without its biases, a causal attn_mask buffer; not add_bias_kv),
 self-attention written with ``F.scaled_dot_product_attention`` (nanoGPT's CausalSelfAttention:
 q, k, v from one Linear's split or three Linears, viewed as heads and transposed; is_causal,
@@ -110,7 +111,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "x.mean(dims) and x.sum(dims) (keepdim when flattened after), Flatten, a final log_softmax or "
              "softmax over the classes, "
              "a + b, a - b and a * b of two branches (residual blocks with any "
-             "shortcut, gates), BatchNorm1d/2d, LayerNorm, RMSNorm, GroupNorm, InstanceNorm1d/2d, "
+             "shortcut, gates), GLU of a Linear's or a one-group convolution's units, BatchNorm1d/2d, LayerNorm, "
+             "RMSNorm, GroupNorm, InstanceNorm1d/2d, "
              "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
              "(nanoGPT's CausalSelfAttention), F.layer_norm, "
@@ -183,7 +185,7 @@ def _convert(module, path: str, read=float64_array):
         return None, ()
     if isinstance(module, _Direct):
         return module.layer, (module.value(read),)
-    if isinstance(module, _Projections | _Norm):
+    if isinstance(module, _Projections | _Norm | _Halves):
         return module.converted(read)
     act = _activation(module)
     if act is not None:
@@ -374,6 +376,22 @@ class _Projections:
 
 
 @dataclass(frozen=True)
+class _Halves:
+    """A Linear or convolution (of one group) whose output units a GLU splits in two,
+    a * sigmoid(b) (``nn.GLU``, ``F.glu``): a gate of its two halves (`Gated`), each half's
+    parameters rows of the module's (views of them where ``read`` gives views)."""
+
+    module: Any
+
+    def converted(self, read):
+        layer, params = _convert(self.module, "", read)
+        h = layer.channels // 2
+        half = dataclasses.replace(layer, **{"units" if isinstance(layer, Dense) else "channels": h})
+        first, second = (tuple(p[rows] for p in params) for rows in (slice(None, h), slice(h, None)))
+        return Gated((half,), (half, Activation("sigmoid"))), (*first, *second)
+
+
+@dataclass(frozen=True)
 class _Norm:
     """A LayerNorm of the last axis from its parameters: ``F.layer_norm(x, (d,), weight, bias,
     eps)`` (nanoGPT's LayerNorm), or nn.LayerNorm; a weight without a bias is a gain after
@@ -440,6 +458,22 @@ class _Chain:
                                   "ReLU nothing else reads")
         _, params, sources = self.layers[-1]
         self.layers[-1] = (Activation("relu_power", (k,)), params, sources)
+        self.lineage[node] = path
+
+    def glu(self, node, x, dim: int, ndim: int) -> None:
+        """GLU(x) along ``dim`` (of an ``ndim``-axis value) of the Linear or convolution that
+        computed x, read by nothing else: that layer becomes the gate of its halves (`_Halves`)."""
+        path = self.lineage[x]
+        sources = self.layers[-1][2] if self.layers else []
+        module = sources[0][1] if len(sources) == 1 else None
+        axis = {nn.Linear: ndim - 1, nn.Conv1d: 1, nn.Conv2d: 1}.get(type(module))
+        if not path or path[-1] != len(self.layers) - 1 or len(x.users) != 1 or axis is None or \
+                dim % ndim != axis or getattr(module, "groups", 1) != 1:
+            raise InvalidArgument(f"{node.name}: a GLU converts as the gate of the two halves of the output units of "
+                                  "a Linear or a convolution of one group that nothing else reads (along those units)")
+        halves = _Halves(module)
+        layer, params = halves.converted(float64_array)
+        self.layers[-1] = (layer, params, [(sources[0][0], halves)])
         self.lineage[node] = path
 
     def fork(self, node, a, b, kind):
@@ -586,6 +620,15 @@ def _normalization(node, modules) -> tuple | None:
 
 
 POWERS = (operator.pow, torch.pow, "pow", torch.square, "square")
+
+
+def _glu(node, modules) -> int | None:
+    """The dim of ``nn.GLU(dim)(x)`` or ``F.glu(x, dim)``, else None."""
+    if node.op == "call_module" and type(modules[node.target]) is nn.GLU:
+        return modules[node.target].dim
+    if node.op == "call_function" and node.target is nn.functional.glu:
+        return node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", -1)
+    return None
 
 
 def _exponent(node) -> float | None:
@@ -902,6 +945,10 @@ def _traced(module, chain: _Chain, example_input):
                                       f"(the classes), got dim={dim}: its output then ignores a shift of every logit")
             chain.normalized = name  # the model's output is the logits; its laws are cross-entropy's
             chain.lineage[node] = chain.lineage[x]
+            head = node
+        elif (dim := _glu(node, modules)) is not None:
+            x = value(node)
+            chain.glu(node, x, dim, len(shape(x)))
             head = node
         elif node.op == "call_module":
             target = modules[node.target]
