@@ -105,8 +105,8 @@ _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]
     ),
     "selu": ((), (), lambda: (_selu, _selu_derivative), lambda: None),
     "mish": ((), (), lambda: (_mish, _mish_derivative), lambda: None),
-    # MobileNet's: min(max(z, 0), 6), z relu6(z + 3) / 6 and relu6(z + 3) / 6 (torch's slopes:
-    # 0 at and beyond each kink, as its backward takes them)
+    # MobileNet's: min(max(z, 0), 6), z relu6(z + 3) / 6 and relu6(z + 3) / 6; at a kink, the
+    # slope of the side where relu6 is flat (relu6's and hardsigmoid's are torch's: 0)
     "relu6": ((), (), lambda: (_relu6, lambda z: ((z > 0) & (z < 6)) * 1.0), lambda: None),
     "hardswish": ((), (), lambda: (lambda z: z * _relu6(z + 3.0) / 6.0,
                                    lambda z: np.where(z <= -3.0, 0.0, np.where(z >= 3.0, 1.0, (2.0 * z + 3.0) / 6.0))),
