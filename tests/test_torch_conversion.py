@@ -24,8 +24,8 @@ from torch_models import (  # noqa: E402
     NanoGPT,
     SquaredReLU,
     SwiGLU,
+    ThreeProjections,
     ViT,
-    _Projected,
 )
 
 from flowlaws.discover import discover  # noqa: E402
@@ -525,7 +525,7 @@ def test_the_reference_models_read_as_graph_specs():
                                                 ({"leak": True}, "used outside the attention")])
 def test_split_attention_that_flowlaws_cannot_read_is_a_one_line_error(options, match):
     with pytest.raises(InvalidArgument, match=match) as error:
-        from_torch(_Projected(**options), torch.randn(3, 5, 4))
+        from_torch(ThreeProjections(**options), torch.randn(3, 5, 4))
     assert "\n" not in str(error.value)
 
 
@@ -574,7 +574,7 @@ class _Split(nn.Module):  # a view that splits an axis
         return self.a(x).view(x.shape[0], 2, 2, 2).flatten(1)
 
 
-class _Unprojected(_Projected):  # attention's output summed, not read by a Linear
+class _Unprojected(ThreeProjections):  # attention's output summed, not read by a Linear
     def forward(self, x):
         n, t, d = x.shape
         q, k, v = (p(x).view(n, t, self.heads, d // self.heads).transpose(1, 2) for p in (self.q, self.k, self.v))

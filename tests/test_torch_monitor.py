@@ -26,7 +26,7 @@ from torch_models import (  # noqa: E402
     NanoGPT,
     SquaredReLU,
     SwiGLU,
-    _Projected,
+    ThreeProjections,
 )
 
 from flowlaws.discover import discover  # noqa: E402
@@ -711,7 +711,7 @@ def test_attention_with_three_projections_converts_with_torchs_value_and_keeps_i
                                                                                                   spec):
     torch.manual_seed(0)
     d = 2 * heads
-    net, x = _Projected(d, heads, kv_heads=kv_heads).double(), torch.randn(3, 5, d, dtype=torch.float64)
+    net, x = ThreeProjections(d, heads, kv_heads=kv_heads).double(), torch.randn(3, 5, d, dtype=torch.float64)
     converted = Converted.of(net, x)
     assert converted.model.spec == f"seq:5x{d}:{spec},mean(last),dense(2,bias)"
     value, _ = converted.model.forward(converted.read(), x.numpy())
@@ -719,7 +719,7 @@ def test_attention_with_three_projections_converts_with_torchs_value_and_keeps_i
     assert any(law.name.startswith("gl matrix") for law in converted.laws())
     for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
                           (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
-        net = _Projected(d, heads, kv_heads=kv_heads)
+        net = ThreeProjections(d, heads, kv_heads=kv_heads)
         monitor = _watched(net, make(net.parameters()), x.float(), 5)
         assert bool(monitor.flagged) == flagged and not monitor.errors
 

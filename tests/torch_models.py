@@ -398,7 +398,7 @@ REFERENCE = {
 }
 
 
-class _Projected(nn.Module):
+class ThreeProjections(nn.Module):
     """Self-attention with three projections (as many Hugging Face models write it, less RoPE)."""
 
     def __init__(self, d=4, heads=2, leak=False, mask=False, kv_heads=None):
