@@ -26,6 +26,8 @@ from torch_models import (  # noqa: E402
     SwiGLU,
     ThreeProjections,
     ViT,
+    example_for,
+    torch_modules,
 )
 
 from flowlaws.discover import discover  # noqa: E402
@@ -675,80 +677,12 @@ def test_a_hardsigmoid_converts_with_torchs_value_and_the_exact_slope_one_sixth(
     assert np.abs(ours - expected).max() <= 1e-12 * np.abs(expected).max()
 
 
-MODULE_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.CELU, nn.SELU, nn.SiLU,
-                      nn.Softplus, nn.Mish, nn.ReLU6, nn.Hardswish, nn.Identity)
-CALLED_ACTIVATIONS = (F.relu, F.gelu, F.silu, F.mish, F.relu6, F.hardswish, F.selu, torch.tanh,
-                      lambda x: x.clamp(min=0), lambda x: F.relu(x).square(), lambda x: x * 0.5)
-
-
-class _Applied(nn.Module):
-    """A function of x (an activation called in ``forward``) as a module."""
-
-    def __init__(self, function):
-        super().__init__()
-        self.function = function
-
-    def forward(self, x):
-        return self.function(x)
-
-
-@st.composite
-def _modules(draw):
-    """A torch module as people write one: Linear or Conv1d layers (biases or not, a kernel,
-    stride, padding, groups), a norm sometimes, an activation (a module or a call), a GLU
-    of a layer's units sometimes, a pool sometimes, a Linear head."""
-    convolutional = draw(st.booleans(), label="conv")
-    channels, length = 2, 8
-    width = channels * length
-    layers: list = []
-    for _ in range(draw(st.integers(1, 3), label="hidden layers")):
-        out, bias, glu = 2 * draw(st.integers(1, 2)), draw(st.booleans()), draw(st.booleans(), label="glu")
-        if convolutional:
-            kernel, padding = draw(st.sampled_from([(1, 0), (3, 1), (3, 0)] if length >= 4 else [(1, 0), (3, 1)]))
-            groups = draw(st.sampled_from([g for g in (1, 2) if channels % g == 0 and out % g == 0 and not
-                                           (glu and g > 1)]))
-            layers.append(nn.Conv1d(channels, out, kernel, padding=padding, bias=bias, groups=groups))
-            length = length + 2 * padding - kernel + 1
-            channels = out
-            if glu:
-                layers.append(nn.GLU(dim=1))
-                channels //= 2
-            norm = draw(st.sampled_from(["none", "batchnorm", "instancenorm", "groupnorm"] if length > 1 else
-                                        ["none", "batchnorm"]))
-            layers += {"none": [], "batchnorm": [nn.BatchNorm1d(channels)],
-                       "instancenorm": [nn.InstanceNorm1d(channels, affine=draw(st.booleans()))],
-                       "groupnorm": [nn.GroupNorm(1, channels)]}[norm]
-            width = channels * length
-        else:
-            layers.append(nn.Linear(width, out, bias=bias))
-            width = out
-            if glu:
-                layers.append(nn.GLU())
-                width //= 2
-            if width > 1 and draw(st.booleans(), label="layernorm"):
-                layers.append(nn.LayerNorm(width))
-        if draw(st.booleans(), label="call"):
-            layers.append(_Applied(draw(st.sampled_from(CALLED_ACTIVATIONS))))
-        else:
-            layers.append(draw(st.sampled_from(MODULE_ACTIVATIONS))())
-        if convolutional and length % 2 == 0 and length >= 4 and draw(st.booleans(), label="pool"):
-            layers.append(draw(st.sampled_from([nn.MaxPool1d(2), nn.AvgPool1d(2), nn.AdaptiveMaxPool1d(length // 2),
-                                                nn.AdaptiveAvgPool1d(length // 2)])))
-            length //= 2
-            width = channels * length
-    if convolutional:
-        layers.append(nn.Flatten())
-    layers.append(nn.Linear(width, 2, bias=draw(st.booleans())))
-    return nn.Sequential(*layers).double()
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_any_module_built_of_what_converts_has_torchs_value_and_gradient(data):
     torch.manual_seed(data.draw(st.integers(0, 100), label="seed"))
-    module = data.draw(_modules(), label="module")
-    x = torch.randn(4, 2, 8, dtype=torch.float64)
-    x = x if isinstance(module[0], nn.Conv1d) else x.flatten(1)
+    module = data.draw(torch_modules(), label="module")
+    x = example_for(module, 4)
     model, params = from_torch(module, x)
     assert parse(model.spec) == model
     out = module(x)

@@ -27,6 +27,8 @@ from torch_models import (  # noqa: E402
     SquaredReLU,
     SwiGLU,
     ThreeProjections,
+    example_for,
+    torch_modules,
 )
 
 from flowlaws.discover import discover  # noqa: E402
@@ -490,34 +492,9 @@ def _abs(params):
     return tuple(abs(p) for p in params)
 
 
-@st.composite
-def _torch_nets(draw):
-    """A torch nn.Sequential as people write one: Linear or Conv1d layers (biases or not),
-    ReLU, LeakyReLU or none between, a BatchNorm or LayerNorm sometimes, a Linear head."""
-    convolutional = draw(st.booleans(), label="conv")
-    channels, length = 3, 4  # the input: (3, 4) for a convolution, 12 features for a dense layer
-    layers: list = []
-    width = channels * length
-    for _ in range(draw(st.integers(1, 3), label="hidden layers")):
-        out, bias = draw(st.integers(1, 4)), draw(st.booleans())
-        if convolutional:
-            layers.append(nn.Conv1d(channels, out, 3, padding=1, bias=bias))
-            channels, width = out, out * length
-        else:
-            layers.append(nn.Linear(width, out, bias=bias))
-            width = out
-        # (a LayerNorm over one feature outputs a constant: docs/torch.md, the monitor's limits)
-        norm = draw(st.sampled_from(["none", "batchnorm", "layernorm"] if not convolutional and width > 1
-                                    else ["none", "batchnorm"]))
-        if norm == "batchnorm":
-            layers.append(nn.BatchNorm1d(channels) if convolutional else nn.BatchNorm1d(width))
-        elif norm == "layernorm":
-            layers.append(nn.LayerNorm(width))
-        layers.append(draw(st.sampled_from([nn.ReLU(), nn.LeakyReLU(0.1), nn.Identity()])))
-    if convolutional:
-        layers.append(nn.Flatten())
-    layers.append(nn.Linear(width, 2, bias=draw(st.booleans())))
-    return nn.Sequential(*layers).double()
+def _torch_nets():
+    """`torch_modules` of homogeneous activations (ReLU, LeakyReLU, none; F.relu): nets with laws."""
+    return torch_modules(activations=(nn.ReLU, nn.LeakyReLU, nn.Identity), calls=(F.relu,))
 
 
 @settings(max_examples=20, deadline=None)
@@ -555,7 +532,7 @@ def test_float32_sgd_on_any_net_is_never_flagged_over_twenty_steps(data):
 def _never_flagged(net, opt, steps):
     """Train a `_torch_nets` net under ``opt`` for ``steps`` steps, watched: no law flagged
     (a net with no law is refused, and says so)."""
-    x = torch.randn(8, *((3, 4) if isinstance(net[0], nn.Conv1d) else (12,)), dtype=net[-1].weight.dtype)
+    x = example_for(net, 8, net[-1].weight.dtype)
     try:
         monitor = LawMonitor(net, opt, example_input=x)
     except InvalidArgument as error:

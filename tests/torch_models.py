@@ -5,6 +5,7 @@ code (`REFERENCE`), and smaller ones."""
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -386,6 +387,84 @@ class ConformerConvolution(nn.Module):
         y = self.glu(self.pointwise_conv1(x))
         y = self.pointwise_conv2(self.activation(self.batch_norm(self.depthwise_conv(y))))
         return self.head((x + y).flatten(1))
+
+
+MODULE_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.CELU, nn.SELU, nn.SiLU,
+                      nn.Softplus, nn.Mish, nn.ReLU6, nn.Hardswish, nn.Identity)
+CALLED_ACTIVATIONS = (F.relu, F.gelu, F.silu, F.mish, F.relu6, F.hardswish, F.selu, torch.tanh,
+                      lambda x: x.clamp(min=0), lambda x: F.relu(x).square(), lambda x: x * 0.5)
+
+
+class _Applied(nn.Module):
+    """A function of x (an activation called in ``forward``) as a module."""
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x):
+        return self.function(x)
+
+
+@st.composite
+def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS, extras=True):
+    """An nn.Sequential as people write one, on a (2, 8) input (16 features for a dense
+    one: `example_for`): Linear or Conv1d layers (biases or not, a kernel, padding and
+    groups), a norm sometimes, an activation (a module of ``activations`` or a call of
+    ``calls``), and with ``extras`` a GLU of a layer's units, an InstanceNorm or a
+    GroupNorm, a pool sometimes; a Linear head."""
+    convolutional = draw(st.booleans(), label="conv")
+    channels, length = 2, 8
+    width = channels * length
+    layers: list = []
+    for _ in range(draw(st.integers(1, 3), label="hidden layers")):
+        out, bias = 2 * draw(st.integers(1, 2)), draw(st.booleans())
+        glu = extras and draw(st.booleans(), label="glu")
+        if convolutional:
+            kernel, padding = draw(st.sampled_from([(1, 0), (3, 1), (3, 0)] if length >= 4 else [(1, 0), (3, 1)]))
+            groups = draw(st.sampled_from([g for g in (1, 2) if channels % g == 0 and out % g == 0 and not
+                                           (glu and g > 1)]))
+            layers.append(nn.Conv1d(channels, out, kernel, padding=padding, bias=bias, groups=groups))
+            length = length + 2 * padding - kernel + 1
+            channels = out
+            if glu:
+                layers.append(nn.GLU(dim=1))
+                channels //= 2
+            norm = draw(st.sampled_from(["none", "batchnorm", "instancenorm", "groupnorm"] if length > 1 and extras
+                                        else ["none", "batchnorm"]))
+            layers += {"none": [], "batchnorm": [nn.BatchNorm1d(channels)],
+                       "instancenorm": [nn.InstanceNorm1d(channels, affine=draw(st.booleans()))],
+                       "groupnorm": [nn.GroupNorm(1, channels)]}[norm]
+            width = channels * length
+        else:
+            layers.append(nn.Linear(width, out, bias=bias))
+            width = out
+            if glu:
+                layers.append(nn.GLU())
+                width //= 2
+            if width > 1 and draw(st.booleans(), label="layernorm"):
+                layers.append(nn.LayerNorm(width))
+        if calls and draw(st.booleans(), label="call"):
+            layers.append(_Applied(draw(st.sampled_from(calls))))
+        else:
+            layers.append(draw(st.sampled_from(activations))())
+        if extras and convolutional and length % 2 == 0 and length >= 4 and draw(st.booleans(), label="pool"):
+            layers.append(draw(st.sampled_from([nn.MaxPool1d(2), nn.AvgPool1d(2), nn.AdaptiveMaxPool1d(length // 2),
+                                                nn.AdaptiveAvgPool1d(length // 2)])))
+            length //= 2
+            width = channels * length
+    if convolutional:
+        layers.append(nn.Flatten())
+    layers.append(nn.Linear(width, 2, bias=draw(st.booleans())))
+    return nn.Sequential(*layers).double()
+
+
+
+
+def example_for(module, n: int, dtype=torch.float64):
+    """``n`` Gaussian inputs for a `torch_modules` module: (n, 2, 8), or (n, 16) for a dense one."""
+    x = torch.randn(n, 2, 8, dtype=dtype)
+    return x if isinstance(module[0], nn.Conv1d) else x.flatten(1)
 
 
 REFERENCE = {
