@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse
-import scipy.special
 import torch
 
 from flowlaws.errors import InvalidArgument
