@@ -60,7 +60,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse
 import scipy.special
 
 from flowlaws.checking import accumulation_length, tolerance
