@@ -212,8 +212,7 @@ def _convert(module, path: str, read=float64_array):
         layer = cls(module.out_channels, tuple(module.kernel_size), tuple(module.stride), _padding(path, module), bias,
                     module.groups, tuple(module.dilation))
         return layer, (read(module.weight), *([read(module.bias)] if bias else []))
-    if type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d) and set(
-            np.atleast_1d(module.output_size).tolist()) == {1}:
+    if _global_average(module):
         return Mean(), ()
     if type(module) in ADAPTIVE:  # `_tiled` converts the others it can
         raise _unsupported(path, module, "only an output size dividing the input's, without return_indices")
@@ -447,33 +446,34 @@ class _Chain:
     def _last(self):
         return tuple(range(len(self.layers)))
 
+    def _last_alone(self, x) -> bool:
+        """Whether x is the output of the last layer, and nothing but one node reads it."""
+        path = self.lineage[x]
+        return bool(path) and path[-1] == len(self.layers) - 1 and len(x.users) == 1
+
     def power(self, node, x, k: float) -> None:
         """relu(z) ** k (the squared ReLU of Primer and modded-nanoGPT): the ReLU that
         computed x, read by nothing else, becomes relu_power(k)."""
-        path = self.lineage[x]
-        if not path or path[-1] != len(self.layers) - 1 or self.layers[-1][0] != Activation("relu") or \
-                len(x.users) != 1 or k < 1:
+        if not self._last_alone(x) or self.layers[-1][0] != Activation("relu") or k < 1:
             raise InvalidArgument(f"{node.name}: a power converts as relu(z) ** k for k >= 1 (relu_power(k)), of a "
                                   "ReLU nothing else reads")
         _, params, sources = self.layers[-1]
         self.layers[-1] = (Activation("relu_power", (k,)), params, sources)
-        self.lineage[node] = path
+        self.lineage[node] = self.lineage[x]
 
     def glu(self, node, x, dim: int, ndim: int) -> None:
         """GLU(x) along ``dim`` (of an ``ndim``-axis value) of the Linear or convolution that
         computed x, read by nothing else: that layer becomes the gate of its halves (`_Halves`)."""
-        path = self.lineage[x]
         sources = self.layers[-1][2] if self.layers else []
         module = sources[0][1] if len(sources) == 1 else None
         axis = {nn.Linear: ndim - 1, nn.Conv1d: 1, nn.Conv2d: 1}.get(type(module))
-        if not path or path[-1] != len(self.layers) - 1 or len(x.users) != 1 or axis is None or \
-                dim % ndim != axis or getattr(module, "groups", 1) != 1:
+        if not self._last_alone(x) or axis is None or dim % ndim != axis or getattr(module, "groups", 1) != 1:
             raise InvalidArgument(f"{node.name}: a GLU converts as the gate of the two halves of the output units of "
                                   "a Linear or a convolution of one group that nothing else reads (along those units)")
         halves = _Halves(module)
         layer, params = halves.converted(float64_array)
         self.layers[-1] = (layer, params, [(sources[0][0], halves)])
-        self.lineage[node] = path
+        self.lineage[node] = self.lineage[x]
 
     def fork(self, node, a, b, kind):
         """a + b (``Residual``) or a * b (``Gated``) of two values computed from one: the
@@ -644,17 +644,22 @@ ADAPTIVE = {nn.AdaptiveMaxPool1d: nn.MaxPool1d, nn.AdaptiveMaxPool2d: nn.MaxPool
             nn.AdaptiveAvgPool2d: nn.AvgPool2d}
 
 
+def _global_average(module) -> bool:
+    """An adaptive average pool of output size 1 on every axis: a `Mean`."""
+    return type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d) and set(
+        np.atleast_1d(module.output_size).tolist()) == {1}
+
+
 def _tiled(module, input_shape) -> nn.Module:
     """An adaptive pool whose output size divides its input's (``input_shape()``) as the pool
     with fixed windows it computes (windows of input / output size, stepping by their
     size); a global average pool stays one (`Mean`); any other module as it is."""
-    if type(module) not in ADAPTIVE or getattr(module, "return_indices", False):
+    if type(module) not in ADAPTIVE or getattr(module, "return_indices", False) or _global_average(module):
         return module
     dims = 1 if type(module) in (nn.AdaptiveMaxPool1d, nn.AdaptiveAvgPool1d) else 2
     sizes = tuple(input_shape()[-dims:])
     out = tuple(n if o is None else o for o, n in zip(on_axes(module.output_size, dims), sizes, strict=True))
-    if any(n % o for n, o in zip(sizes, out, strict=True)) or (
-            type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d) and set(out) == {1}):
+    if any(n % o for n, o in zip(sizes, out, strict=True)):
         return module
     return ADAPTIVE[type(module)](tuple(n // o for n, o in zip(sizes, out, strict=True)))
 
