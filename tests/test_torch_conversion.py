@@ -13,6 +13,7 @@ F = torch.nn.functional
 from torch_models import (  # noqa: E402
     GPT,
     REFERENCE,
+    Applied,
     BagOfEmbeddings,
     BasicBlock,
     ConformerConvolution,
@@ -133,8 +134,8 @@ MODELS = {
                                                  nn.Linear(5, 5), nn.Hardswish(), nn.Linear(5, 5),
                                                  nn.Hardtanh(0.0, 6.0), nn.Linear(5, 2)), (6, 4)),
     "squared_relu": (lambda: nn.Sequential(SquaredReLU(), nn.Flatten(), nn.Linear(20, 2)), (3, 5, 4)),
-    "selu_celu_clamp": (lambda: _Calls(nn.SELU(), nn.CELU(), lambda x: x.clamp(min=0), lambda x: torch.clamp(x, 0, 6),
-                                       lambda x: F.hardtanh(x, 0.0, 6.0), lambda x: torch.relu(x) ** 3), (6, 4)),
+    "selu_celu_clamp": (lambda: _linears(nn.SELU(), nn.CELU(), lambda x: x.clamp(min=0), lambda x: torch.clamp(x, 0, 6),
+                                lambda x: F.hardtanh(x, 0.0, 6.0), lambda x: torch.relu(x) ** 3), (6, 4)),
     "adaptive_pools": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.InstanceNorm2d(4, affine=True),
                                              nn.ReLU(), nn.AdaptiveMaxPool2d((2, 3)), nn.Conv2d(4, 3, 1),
                                              nn.InstanceNorm2d(3), nn.ReLU(), nn.AdaptiveAvgPool2d((1, 3)),
@@ -202,25 +203,18 @@ def test_functional_calls_and_methods_convert_as_their_modules_do():
     # dropout called with training=False computes nothing
     assert "dropout(0)" in from_torch(Functional(p=0.25).eval(), torch.randn(2, 2, 6, 6))[0].spec
     for name in ("relu6", "hardswish", "hardsigmoid", "mish"):
-        assert from_torch(_Called(getattr(F, name)), torch.randn(5, 3))[0].spec == f"mlp:3-4-2:{name}:bias"
+        assert from_torch(_linears(getattr(F, name), inputs=3, width=4),
+                          torch.randn(5, 3))[0].spec == f"mlp:3-4-2:{name}:bias"
 
 
-class _Calls(nn.Module):
-    """Linear layers of width 5 with an activation (a module or a function of x) between each."""
-
-    def __init__(self, *activations):
-        super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(4 if k == 0 else 5, 5) for k in range(len(activations)))
-        self.activations = [a for a in activations if not isinstance(a, nn.Module)]
-        self.modules_ = nn.ModuleList(a for a in activations if isinstance(a, nn.Module))
-        self.order = [isinstance(a, nn.Module) for a in activations]
-        self.out = nn.Linear(5, 2)
-
-    def forward(self, x):
-        modules, functions = iter(self.modules_), iter(self.activations)
-        for layer, is_module in zip(self.layers, self.order, strict=True):
-            x = (next(modules) if is_module else next(functions))(layer(x))
-        return self.out(x)
+def _linears(*activations, inputs=4, width=5):
+    """Linear layers of ``width`` with an activation after each (a module, or a function of
+    x as `Applied`), then a Linear head to 2."""
+    layers = []
+    for k, activation in enumerate(activations):
+        layers += [nn.Linear(width if k else inputs, width),
+                   activation if isinstance(activation, nn.Module) else Applied(activation)]
+    return nn.Sequential(*layers, nn.Linear(width, 2))
 
 
 class _GatedLinearUnits(nn.Module):
@@ -232,17 +226,6 @@ class _GatedLinearUnits(nn.Module):
 
     def forward(self, x):
         return self.out(self.glu(self.b(F.glu(self.a(x), dim=-1))))
-
-
-class _Called(nn.Module):
-    """A Linear, an activation called as a function (``F.relu6``, ...), a Linear."""
-
-    def __init__(self, function):
-        super().__init__()
-        self.a, self.function, self.b = nn.Linear(3, 4), function, nn.Linear(4, 2)
-
-    def forward(self, x):
-        return self.b(self.function(self.a(x)))
 
 
 def test_a_difference_a_negation_and_a_sum_over_positions_convert_as_linear_maps():
@@ -600,10 +583,10 @@ class _WideNorm(nn.Module):  # F.layer_norm over two axes
     (_Broadcast, (2, 2, 3), r"the parameter p of shape \(3,\) added to a value of shape"),
     (_Feature, (2, 2, 3), r"x\[:, t\] of a \(N, T, d\) sequence"),
     (_Split, (2, 2, 4), "reshapes that merge a sample's trailing axes"),
-    (lambda: _Calls(lambda x: torch.sigmoid(x) ** 2), (3, 4), r"a power converts as relu\(z\) \*\* k for k >= 1"),
-    (lambda: _Calls(lambda x: F.relu(x) ** 0.5), (3, 4), r"a power converts as relu\(z\) \*\* k for k >= 1"),
-    (lambda: _Calls(lambda x: (lambda r: r.square() + r)(F.relu(x))), (3, 4), "a ReLU nothing else reads"),
-    (lambda: _Calls(lambda x: x.clamp(min=-1)), (3, 4), r"flowlaws converts clamp\(min=0\) \(a ReLU\)"),
+    (lambda: _linears(lambda x: torch.sigmoid(x) ** 2), (3, 4), r"a power converts as relu\(z\) \*\* k for k >= 1"),
+    (lambda: _linears(lambda x: F.relu(x) ** 0.5), (3, 4), r"a power converts as relu\(z\) \*\* k for k >= 1"),
+    (lambda: _linears(lambda x: (lambda r: r.square() + r)(F.relu(x))), (3, 4), "a ReLU nothing else reads"),
+    (lambda: _linears(lambda x: x.clamp(min=-1)), (3, 4), r"flowlaws converts clamp\(min=0\) \(a ReLU\)"),
     (lambda: nn.Sequential(nn.Linear(4, 4), nn.GLU(dim=1), nn.Flatten(), nn.Linear(4, 2)), (3, 2, 4),
      "a GLU converts as the gate of the two halves of the output units of a Linear"),
     (lambda: nn.Sequential(nn.Conv1d(2, 4, 1, groups=2), nn.GLU(dim=1), nn.Flatten(), nn.Linear(6, 2)), (3, 2, 3),

@@ -395,7 +395,7 @@ CALLED_ACTIVATIONS = (F.relu, F.gelu, F.silu, F.mish, F.relu6, F.hardswish, F.se
                       lambda x: x.clamp(min=0), lambda x: F.relu(x).square(), lambda x: x * 0.5)
 
 
-class _Applied(nn.Module):
+class Applied(nn.Module):
     """A function of x (an activation called in ``forward``) as a module."""
 
     def __init__(self, function):
@@ -445,7 +445,7 @@ def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS
             if width > 1 and draw(st.booleans(), label="layernorm"):
                 layers.append(nn.LayerNorm(width))
         if calls and draw(st.booleans(), label="call"):
-            layers.append(_Applied(draw(st.sampled_from(calls))))
+            layers.append(Applied(draw(st.sampled_from(calls))))
         else:
             layers.append(draw(st.sampled_from(activations))())
         if extras and convolutional and length % 2 == 0 and length >= 4 and draw(st.booleans(), label="pool"):
