@@ -112,7 +112,7 @@ class GroupNorm(Normalization):
         if layer.has_weight or not layer.keeps_group_sums(in_shape):
             return False
         ratio = int(anp.prod(anp.array(in_shape))) // int(anp.prod(anp.array(layer.out_shape(in_shape))))
-        return ratio == getattr(layer, "size", 1) ** getattr(layer, "dims", 0)
+        return ratio == int(anp.prod(anp.array(getattr(layer, "sizes", ()))))  # a pool's window, per axis
 
     def degenerate(self, in_shape) -> bool:
         return in_shape[0] % self.groups != 0 or in_shape[0] // self.groups * int(
