@@ -264,8 +264,10 @@ def _repaired(model, theta, X, rng, work: Work, rounds: int = 16) -> np.ndarray:
             break
         site = model.site(failing[0])
         fresh = unflatten(_draw(model, rng), shapes)
-        for k in range(len(site.layer.param_shapes(site.in_shape))):
-            params[site.start + k][failing[1]] = fresh[site.start + k][failing[1]]
+        places = [np.arange(p.size).reshape(p.shape) for p in params]  # each unit's entries, by its rows' views
+        for view in site.layer.rows(site, site.layer.units_out(site)):
+            entries = view.rows(places)[failing[1]].ravel()
+            params[view.param].flat[entries] = fresh[view.param].flat[entries]
     return flatten(tuple(params))
 
 

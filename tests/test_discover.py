@@ -739,3 +739,29 @@ def test_a_batch_constant_shift_reaches_a_batchnorm_only_as_the_same_shift_at_ev
     assert [law.name for law in laws(model) if law.family == "translation"] == derived
     found = discover(model, budget=50_000)
     assert found.complete and not found.spurious, (found.count, found.derived, found.spurious)
+
+
+@pytest.mark.parametrize("spec, rows", [
+    ("seq:2x3:conv_transpose1d(3,2,stride=2,bias),relu,flatten,dense(1)", lambda p: (p[0][:, 1], p[1][1:2])),
+    ("mlp:2-3-1:relu:bias", lambda p: (p[0][1], p[1][1:2])),
+])
+def test_a_unit_that_never_switches_has_its_own_rows_redrawn_and_nothing_else(spec, rows):
+    """`_repaired` redraws the rows feeding a unit whose ReLU never changes slope: those its
+    layer declares (a transposed convolution's output channel o is W[:, o] and b[o]: its
+    second axis, where a first-axis index went out of bounds)."""
+    from flowlaws.discover import Work, _repaired
+    from flowlaws.models.symmetry import flatten
+
+    model = parse(spec)
+    rng = np.random.default_rng(0)
+    params = [np.array(p) for p in model.init(rng)]
+    params[1][...] = 0.0  # every unit switches on Gaussian inputs ...
+    for row in rows(params):
+        row[...] = 0.0
+    params[1][1] = -1.0  # ... but unit 1, whose pre-activation is -1 on every input
+    X = rng.normal(size=(8, *model.input_shape))
+    repaired = unflatten(_repaired(model, flatten(tuple(params)), X, rng, Work()), [s for _, s in model.param_specs])
+    assert np.any(rows(list(repaired))[0] != 0)  # unit 1's weights redrawn
+    for old, new in zip(rows(params), rows([np.array(p) for p in repaired]), strict=True):
+        old[...] = new  # now every entry outside unit 1's rows must be unchanged
+    assert all(np.array_equal(a, b) for a, b in zip(params, repaired, strict=True))

@@ -136,6 +136,9 @@ def test_an_expected_break_is_looked_for_in_at_least_min_break_cases_whatever_th
     ("seq:1x3:conv1d(2,3,stride=2,padding=1),linear,avgpool1d(2),flatten,dense(1)", "no taps an average pool aliases"),
     ("seq:2x3:prepend,relu,flatten,dense(1)", "no learned offset or token"),
     ("seq:3x3:conv1d(2,1,bias),relu,dense(1,bias),flatten,dense(1,bias)", "no bias shared by mixed units"),
+    ("seq:2x3:conv_transpose1d(2,2,stride=2),relu,flatten,dense(2)", "no transposed convolution's taps apart"),
+    ("seq:2x4:conv_transpose1d(2,2,stride=2,bias),linear,avgpool1d(2),flatten,dense(1)",
+     "no taps an average pool aliases"),
 ])
 def test_laws_complete_sets_aside_the_families_it_cannot_derive_and_says_which(spec, fragment):
     """Found by the campaigns: laws no declared symmetry gives (docs/theory.md 6 and 7)."""
@@ -170,3 +173,27 @@ def test_laws_complete_holds_on_a_centred_streams_mean_direction_and_on_units_fe
     case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, *model.input_shape)),
                     np.zeros((2, *model.output_shape)), Square())
     assert theorem("laws-complete").check(case).status == "holds"
+
+
+@pytest.mark.parametrize("spec", [
+    "seq:2x2:conv_transpose1d(2,3,stride=2,padding=1),relu,flatten,dense(2)",  # taps {0, 2} and {1}: 4 laws, 2 derived
+    "seq:2x2:conv_transpose1d(2,3,stride=2,padding=1,bias),relu,flatten,dense(2)",  # the bias joins them
+    "seq:2x1:conv_transpose1d(2,2),relu,flatten,dense(2)",  # one input: each tap meets no other
+    "seq:2x2:conv_transpose1d(4,2,stride=2,bias,groups=2),relu,flatten,dense(1)",
+    "seq:2x3:conv_transpose1d(3,2),relu,conv1d(2,2),flatten,dense(1)",  # stride 1: every tap meets the next
+])
+def test_laws_complete_sets_a_transposed_convolution_aside_exactly_when_discovery_finds_laws_not_derived(spec):
+    """`NO_TAP_CLASSES` against the oracle: the nets it sets aside have laws of tap classes
+    that the walker does not derive; the nets it keeps have none (docs/theory.md 6)."""
+    from flowlaws.checking import Scenario
+    from flowlaws.discover import discover
+    from flowlaws.losses import Square
+    from flowlaws.models import parse
+    from flowlaws.theorems.hypotheses import NO_TAP_CLASSES
+
+    model = parse(spec)
+    case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, *model.input_shape)),
+                    np.zeros((2, *model.output_shape)), Square())
+    found = discover(model)
+    assert found.count is not None
+    assert (NO_TAP_CLASSES.why(case) is not None) == (not found.complete)

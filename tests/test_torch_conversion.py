@@ -18,6 +18,7 @@ from torch_models import (  # noqa: E402
     BasicBlock,
     ConformerConvolution,
     ConvNeXt,
+    Decoder,
     Encoder,
     Functional,
     Mixer,
@@ -146,6 +147,10 @@ MODELS = {
     "conformer_convolution": (ConformerConvolution, (4, 4, 6)),
     "mobilenet_v2": (lambda: MobileNetV2(dropout=0.0), (4, 3, 8, 8)),  # torch's mask is its own draw
     "mobilenet_v3_head": (lambda: MobileNetV2(v3_head=True, dropout=0.0), (4, 3, 8, 8)),
+    "conv_transpose": (Decoder, (4, 2, 2, 2)),
+    "conv_transpose1d": (lambda: nn.Sequential(nn.ConvTranspose1d(2, 4, 3, stride=2, padding=1, output_padding=1,
+                                                                   dilation=2), nn.GELU(), nn.Flatten(),
+                                               nn.Linear(4 * 12, 2)), (3, 2, 5)),
 }
 
 

@@ -381,3 +381,18 @@ def test_a_glu_is_a_gate_of_a_linears_halves_whose_laws_discover_of_counts_from_
     assert from_torch(net, x)[0].spec == "seq:3:gated[dense(2,bias) | dense(2,bias),sigmoid],dense(2,bias)"
     found = discover_of(net, x)
     assert found.count == found.derived == 2 and found.decided_by == "bounds" and not found.spurious
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_transposed_convolutions_laws_meet_discover_of_s_count_only_with_its_bias(bias):
+    """ConvTranspose1d(kernel 2, stride 2): each input position scatters to two outputs
+    through taps 0 and 1, which never meet. With a bias shared by both, output channel o
+    trades scale with the Linear's columns of its positions (2 laws, every one there is);
+    without one each tap class trades alone: discover_of counts 4, flowlaws derives 2 (the
+    family laws-complete sets aside, docs/theory.md 6)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.ConvTranspose1d(2, 2, 2, stride=2, bias=bias), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(12, 2)).double()
+    found = discover_of(net, torch.randn(4, 2, 3, dtype=torch.float64))
+    assert found.derived == 2 and not found.spurious
+    assert found.count == (2 if bias else 4)

@@ -389,6 +389,22 @@ class ConformerConvolution(nn.Module):
         return self.head((x + y).flatten(1))
 
 
+class Decoder(nn.Module):
+    """A DCGAN-style decoder: a code upsampled by transposed convolutions (a bias-free one
+    before a BatchNorm, a grouped one with output_padding), ReLUs, a linear read-out."""
+
+    def __init__(self, classes=3):
+        super().__init__()
+        self.up1 = nn.ConvTranspose2d(2, 4, 2, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.up2 = nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1, groups=2)
+        self.head = nn.Linear(4 * 8 * 8, classes)
+
+    def forward(self, x):  # (N, 2, 2, 2) -> (N, 4, 4, 4) -> (N, 4, 8, 8)
+        x = torch.relu(self.bn(self.up1(x)))
+        return self.head(torch.relu(self.up2(x)).flatten(1))
+
+
 MODULE_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.CELU, nn.SELU, nn.SiLU,
                       nn.Softplus, nn.Mish, nn.ReLU6, nn.Hardswish, nn.Identity)
 CALLED_ACTIVATIONS = (F.relu, F.gelu, F.silu, F.mish, F.relu6, F.hardswish, F.selu, torch.tanh,
@@ -409,10 +425,10 @@ class Applied(nn.Module):
 @st.composite
 def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS, extras=True):
     """An nn.Sequential as people write one, on a (2, 8) input (16 features for a dense
-    one: `example_for`): Linear or Conv1d layers (biases or not, a kernel, padding and
-    groups), a norm sometimes, an activation (a module of ``activations`` or a call of
-    ``calls``), and with ``extras`` a GLU of a layer's units, an InstanceNorm or a
-    GroupNorm, a pool sometimes; a Linear head."""
+    one: `example_for`): Linear, Conv1d or (with ``extras``) ConvTranspose1d layers (biases
+    or not, a kernel, padding and groups; a transposed one's stride), a norm sometimes, an
+    activation (a module of ``activations`` or a call of ``calls``), and with ``extras`` a
+    GLU of a layer's units, an InstanceNorm or a GroupNorm, a pool sometimes; a Linear head."""
     convolutional = draw(st.booleans(), label="conv")
     channels, length = 2, 8
     width = channels * length
@@ -422,10 +438,17 @@ def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS
         glu = extras and draw(st.booleans(), label="glu")
         if convolutional:
             kernel, padding = draw(st.sampled_from([(1, 0), (3, 1), (3, 0)] if length >= 4 else [(1, 0), (3, 1)]))
+            transposed = extras and draw(st.booleans(), label="transposed")
+            glu = glu and not transposed  # (a GLU converts after a Linear or a convolution)
             groups = draw(st.sampled_from([g for g in (1, 2) if channels % g == 0 and out % g == 0 and not
                                            (glu and g > 1)]))
-            layers.append(nn.Conv1d(channels, out, kernel, padding=padding, bias=bias, groups=groups))
-            length = length + 2 * padding - kernel + 1
+            if transposed:  # an upsampling when its stride is 2 (at most once: the sizes stay small)
+                stride = draw(st.sampled_from([1, 2] if length <= 8 else [1]))
+                layers.append(nn.ConvTranspose1d(channels, out, kernel, stride, padding, bias=bias, groups=groups))
+                length = (length - 1) * stride - 2 * padding + kernel
+            else:
+                layers.append(nn.Conv1d(channels, out, kernel, padding=padding, bias=bias, groups=groups))
+                length = length + 2 * padding - kernel + 1
             channels = out
             if glu:
                 layers.append(nn.GLU(dim=1))
@@ -464,7 +487,7 @@ def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS
 def example_for(module, n: int, dtype=torch.float64):
     """``n`` Gaussian inputs for a `torch_modules` module: (n, 2, 8), or (n, 16) for a dense one."""
     x = torch.randn(n, 2, 8, dtype=dtype)
-    return x if isinstance(module[0], nn.Conv1d) else x.flatten(1)
+    return x if isinstance(module[0], nn.Conv1d | nn.ConvTranspose1d) else x.flatten(1)
 
 
 REFERENCE = {

@@ -42,6 +42,7 @@ from flowlaws.models import (
     RMSNorm,
     Sequential,
 )
+from flowlaws.models.kinds.conv_transpose import ConvTranspose
 from flowlaws.validation import positive
 
 KINDS = ("mlp", "linear", "conv1d", "conv2d", "residual", "factorization", "batchnorm", "layernorm", "attention",
@@ -124,9 +125,10 @@ def _kernels_fit(model):
     a kernel's width (an output reading only padding is the bias alone, and the layer
     reading it may trade weight between such outputs), or its taps split along an axis
     (`_taps_split`): nets with laws their symmetries do not give (docs/theory.md 6,
-    degenerate cases)."""
+    degenerate cases). A transposed convolution's taps split differently: laws-complete
+    sets its cases aside (`NO_TAP_CLASSES`), and every other theorem draws them."""
     for position, layer in enumerate(model.layers):
-        if not hasattr(layer, "extents"):
+        if not hasattr(layer, "extents") or isinstance(layer, ConvTranspose):
             continue
         # per axis: the inputs a window spans (dilated taps included), its stride and padding
         axes = list(zip(model.site(position).in_shape[1:], layer.extents, layer.strides, layer.paddings,

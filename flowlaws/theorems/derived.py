@@ -15,6 +15,7 @@ from flowlaws.theorems.hypotheses import (
     NO_POSITION_RAMP,
     NO_SCALAR_FED_LINEAR,
     NO_SHARED_BIAS_MIXING,
+    NO_TAP_CLASSES,
 )
 from flowlaws.theorems.selections import _all_laws, _every_law
 
@@ -55,7 +56,8 @@ def theorems() -> list[Theorem]:
             laws=_all_laws,
             levels=(Level.COMPLETE,),
             hypotheses=(NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
-                        NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP),
+                        NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
+                        NO_TAP_CLASSES),
             decide=completeness,
         ),
     ]

@@ -158,13 +158,54 @@ def _aliased(n: int, kernel: int, stride: int, padding: int, dilation: int, pool
     return len(reads) < kernel
 
 
+def _tap_classes(n: int, kernel: int, stride: int, padding: int, dilation: int, extra: int) -> tuple[int, bool]:
+    """(how many classes, whether a tap is dead) of a transposed convolution's taps along
+    one axis (input length n): taps j and j' are joined when both reach one kept output
+    position (S i + D j - P for real inputs i, cropped to the output); a dead tap reaches none."""
+    m = (n - 1) * stride - 2 * padding + dilation * (kernel - 1) + extra + 1
+    reach = [{stride * i + dilation * j - padding for i in range(n)} & set(range(m)) for j in range(kernel)]
+    classes: list[set] = []
+    for j in range(kernel):
+        joined = [c for c in classes if any(reach[k] & reach[j] for k in c)]
+        classes = [c for c in classes if c not in joined] + [{j}.union(*joined)]
+    return len(classes), not all(reach)
+
+
+def _no_tap_classes(s):
+    """A transposed convolution whose taps split, along an axis, into classes that share
+    no kept output position (a stride: taps meet only where S divides D (j - j')), without
+    a bias (which every class of its channel shares): each class's rows scale alone when
+    the layers after it read the positions apart, a family flowlaws does not derive
+    (seq:2x2:conv_transpose1d(2,3,stride=2,padding=1),relu,flatten,dense(2): 4 laws, 2
+    derived); or with a tap that reaches no kept output (a dead weight). One nested in a
+    branch, whose input length the hypothesis does not follow, is set aside unless
+    pointwise (docs/theory.md 6)."""
+    from flowlaws.models.kinds.conv_transpose import ConvTranspose
+
+    for position, layer in enumerate(getattr(s.model, "layers", ())):
+        nested = [x for x in layer.sublayers if isinstance(x, ConvTranspose) and not x.pointwise]
+        if nested:
+            return f"{nested[0].spec} in {layer.kind} at layer {position} is a transposed convolution in a branch"
+        if not isinstance(layer, ConvTranspose):
+            continue
+        spatial = s.model.site(position).in_shape[1:]
+        for axis in zip(spatial, layer.kernels, layer.strides, layer.paddings, layer.dilations,
+                        layer.output_paddings, strict=True):
+            classes, dead = _tap_classes(*axis)
+            if dead or (classes > 1 and not layer.bias):
+                return f"{layer.spec} at layer {position} has taps that share no output position"
+    return None
+
+
 def _no_aliased_taps(s):
     """A convolution read by an average pool or ``mean`` through linear activations: taps
     that read the same inputs over every pooled window enter f only through their sum, so
     their difference is a translation law (W_k + a, W_j - a) that flowlaws does not derive;
     seq:1x3:conv1d(2,3,stride=2,padding=1),linear,avgpool1d(2),flatten,dense(1): the first
-    and last taps (docs/theory.md 7)."""
+    and last taps (docs/theory.md 7). A transposed convolution's taps (W_j x_i at S i + D j)
+    an average pool sums alike are set aside whenever a pool reads it."""
     from flowlaws.models.kinds.conv import Conv
+    from flowlaws.models.kinds.conv_transpose import ConvTranspose
     from flowlaws.models.kinds.mean import Mean
     from flowlaws.models.kinds.pool import Pool
 
@@ -178,6 +219,8 @@ def _no_aliased_taps(s):
         pool = layers[after] if after < len(layers) else None
         if not (isinstance(pool, Pool) and pool.reduce == "mean") and not (isinstance(pool, Mean) and not pool.last):
             continue
+        if isinstance(conv, ConvTranspose):  # its taps reach positions S apart, which a pool sums: set aside
+            return f"{conv.spec} at layer {position} is a transposed convolution an average pool reads"
         spatial = s.model.site(position).in_shape[1:]
         windows = (zip(pool.sizes, pool.strides, pool.paddings, strict=True) if isinstance(pool, Pool)
                    else (None,) * len(spatial))
@@ -240,6 +283,7 @@ NO_POOLED_LAST_AXIS = Hypothesis("no pool along a scaled last axis", _no_pooled_
 NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scalar_fed_linear_chain)
 NO_ALIASED_TAPS = Hypothesis("no taps an average pool aliases", _no_aliased_taps)
 NO_POSITION_RAMP = Hypothesis("no ramp along a convolution's positions", _no_position_ramp)
+NO_TAP_CLASSES = Hypothesis("no transposed convolution's taps apart", _no_tap_classes)
 NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
@@ -248,6 +292,6 @@ HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_D
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS,
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                                   NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
-                                  SOFTMAX_ROUTER)}
+                                  NO_TAP_CLASSES, SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------

@@ -8,7 +8,8 @@ weights as float64 numpy arrays; the conversion is checked by running both on th
 example input (a float64 copy of the module, in training mode: BatchNorm uses batch
 statistics, as flowlaws does; dropout off on both sides, as its masks come from different
 generators). Supported: Linear (on the last axis, any leading axes), Conv1d/Conv2d
-(a kernel, stride, padding and dilation per axis, groups), ReLU, LeakyReLU, PReLU (one
+(a kernel, stride, padding and dilation per axis, groups), ConvTranspose1d/2d (the same, and
+output_padding; an ``output_size`` in the call is refused: give output_padding), ReLU, LeakyReLU, PReLU (one
 slope, read as a fixed slope), Identity, Tanh, Sigmoid, GELU, ELU, CELU (alpha 1), SELU, SiLU,
 Softplus, Mish, ReLU6 (and Hardtanh(0, 6), ``x.clamp(0, 6)``), Hardswish, Hardsigmoid,
 ``x.clamp(min=0)`` (a ReLU), ``relu(x) ** k`` and ``F.relu(x).square()`` (relu_power(k), the
@@ -72,6 +73,8 @@ from flowlaws.models import (
     BatchNorm,
     Conv1d,
     Conv2d,
+    ConvTranspose1d,
+    ConvTranspose2d,
     Dense,
     Dropout,
     Flatten,
@@ -101,7 +104,8 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
     raise ImportError("flowlaws.torch needs PyTorch: pip install 'flowlaws[torch]'") from error
 
 
-SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a kernel per axis), ReLU, LeakyReLU, "
+SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a kernel per axis), ConvTranspose1d, "
+             "ConvTranspose2d (and output_padding), ReLU, LeakyReLU, "
              "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, CELU (alpha 1), SELU, SiLU, Softplus, Mish, ReLU6, Hardswish, "
              "Hardsigmoid, x.clamp(min=0), x.clamp(0, 6), relu(x) ** k and relu(x).square(), "
              "MaxPool1d/2d, AvgPool1d/2d (any stride and padding), AdaptiveAvgPool1d/2d and AdaptiveMaxPool1d/2d "
@@ -212,6 +216,14 @@ def _convert(module, path: str, read=float64_array):
         layer = cls(module.out_channels, tuple(module.kernel_size), tuple(module.stride), _padding(path, module), bias,
                     module.groups, tuple(module.dilation))
         return layer, (read(module.weight), *([read(module.bias)] if bias else []))
+    if type(module) in (nn.ConvTranspose1d, nn.ConvTranspose2d):
+        if module.padding_mode != "zeros":
+            raise _unsupported(path, module, "padding modes other than zeros")
+        transposed = ConvTranspose1d if type(module) is nn.ConvTranspose1d else ConvTranspose2d
+        bias = module.bias is not None
+        return (transposed(module.out_channels, tuple(module.kernel_size), tuple(module.stride), tuple(module.padding),
+                           bias, module.groups, tuple(module.dilation), tuple(module.output_padding)),
+                (read(module.weight), *([read(module.bias)] if bias else [])))
     if _global_average(module):
         return Mean(), ()
     if type(module) in ADAPTIVE:  # `_tiled` converts the others it can
@@ -970,6 +982,9 @@ def _traced(module, chain: _Chain, example_input):
             if isinstance(target, nn.TransformerEncoderLayer | nn.TransformerEncoder) and (len(node.args) > 1 or any(
                     v is not None and v is not False for v in node.kwargs.values())):
                 raise _unsupported(node.target, target, "an attention mask or is_causal")
+            if isinstance(target, nn.ConvTranspose1d | nn.ConvTranspose2d) and (
+                    len(node.args) > 1 or node.kwargs.get("output_size") is not None):
+                raise _unsupported(node.target, target, "an output_size in the call; give output_padding instead")
             target = _tiled(target, lambda x=node.args[0]: shape(x))
             chain.add(node, _convert(target, node.target), (node.target, target), after=node.args[0])
             head = node

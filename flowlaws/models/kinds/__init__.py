@@ -13,6 +13,7 @@ from flowlaws.models.kinds.activation import Activation
 from flowlaws.models.kinds.attention import Attention
 from flowlaws.models.kinds.batchnorm import BatchNorm
 from flowlaws.models.kinds.conv import Conv1d, Conv2d
+from flowlaws.models.kinds.conv_transpose import ConvTranspose1d, ConvTranspose2d
 from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.dropout import Dropout
 from flowlaws.models.kinds.flatten import Flatten
@@ -35,6 +36,8 @@ LAYERS: tuple[type[Layer], ...] = (
     Dense,
     Conv1d,
     Conv2d,
+    ConvTranspose1d,
+    ConvTranspose2d,
     MaxPool1d,
     AvgPool1d,
     MaxPool2d,
@@ -73,6 +76,7 @@ def names() -> tuple[str, ...]:
     return tuple(_BY_NAME)
 
 
-__all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d", "Dense",
+__all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d",
+           "ConvTranspose1d", "ConvTranspose2d", "Dense",
            "Dropout", "Flatten", "Gated", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "MoE", "MoveAxis",
            "Offset", "Prepend", "RMSNorm", "Residual", "Scale", "Token", "kind", "names"]

@@ -163,9 +163,7 @@ class Conv(Layer):
     def run(self, p, x, frozen=None):
         """One BLAS call: the im2col matrix times the kernel; the matrix is the aux."""
         columns = self._columns(x)
-        out = self.out_shape(x.shape[1:])
-        y = self._grouped(columns, p[0]).reshape(len(x), *out[1:], self.channels)
-        y = y.transpose(0, self.dims + 1, *range(1, self.dims + 1))  # channels second
+        y = self._correlated(columns, p[0], self.out_shape(x.shape[1:]))
         if self.bias:
             y = y + p[1].reshape((-1,) + (1,) * self.dims)
         return y, columns
@@ -194,16 +192,32 @@ class Conv(Layer):
         """dW from the im2col matrix (one BLAS call), dx by col2im (one sparse product)."""
         W = np.abs(p[0]) if magnitude else p[0]
         columns = self._columns(x) if aux is None else aux
-        rows = dy.transpose(0, *range(2, self.dims + 2), 1).reshape(-1, self.channels)  # (N * out, O)
-        G = self.groups
-        by_group = rows.reshape(len(rows), G, -1).transpose(1, 0, 2)  # (G, N * out, O / G)
+        by_group = self._by_group(dy)
         dW = (by_group.transpose(0, 2, 1) @ self._split(columns)).reshape(W.shape)
-        _, scatter = self._plan(x.shape[1:])
+        return self._spread(by_group, W, x.shape), ((dW, self._summed(dy)) if self.bias else (dW,))
+
+    def _by_group(self, dy):
+        """An output-shaped array (N, O, spatial...) as each group's rows, (G, N * out, O / G)."""
+        rows = dy.transpose(0, *range(2, self.dims + 2), 1).reshape(-1, self.channels)  # (N * out, O)
+        return rows.reshape(len(rows), self.groups, -1).transpose(1, 0, 2)
+
+    def _spread(self, by_group, W, x_shape):
+        """A^T dy, the convolution's adjoint (from `_by_group` rows): each output's value times
+        the kernel spread back over its input window and summed (col2im: one sparse product)."""
+        G = self.groups
+        _, scatter = self._plan(x_shape[1:])
         dcolumns = (by_group @ W.reshape(G, self.channels // G, -1))  # (G, N * out, C / G * taps)
-        dcolumns = dcolumns.transpose(1, 0, 2).reshape(len(x), -1)  # (N, out * C * taps)
-        dx = (scatter @ dcolumns.T).T.reshape(x.shape)
-        batch_and_space = (0, *range(2, 2 + self.dims))
-        return dx, ((dW, dy.sum(axis=batch_and_space)) if self.bias else (dW,))
+        dcolumns = dcolumns.transpose(1, 0, 2).reshape(x_shape[0], -1)  # (N, out * C * taps)
+        return (scatter @ dcolumns.T).T.reshape(x_shape)
+
+    def _correlated(self, columns, W, out):
+        """The im2col matrix times the kernel as an output (N, O, spatial...) of shape ``out``."""
+        y = self._grouped(columns, W).reshape(-1, *out[1:], self.channels)
+        return y.transpose(0, self.dims + 1, *range(1, self.dims + 1))  # channels second
+
+    def _summed(self, dy):
+        """The bias gradient: dy summed over the batch and the spatial axes."""
+        return dy.sum(axis=(0, *range(2, 2 + self.dims)))
 
     def _plan(self, in_shape):
         """(gather, scatter) of `_im2col` for one sample of ``in_shape``."""
