@@ -311,6 +311,30 @@ def test_an_unsupported_module_is_one_line_naming_its_path_and_type(module, frag
     assert "\n" not in str(error.value)
 
 
+class _SizedUpsampling(nn.Module):
+    """A transposed convolution told its output size in the call (torch picks the output_padding)."""
+
+    def __init__(self):
+        super().__init__()
+        self.up, self.head = nn.ConvTranspose1d(3, 2, 3, stride=2, padding=1), nn.Linear(32, 1)
+
+    def forward(self, x):
+        return self.head(self.up(x, output_size=[16]).flatten(1))
+
+
+def test_a_decoder_of_transposed_convolutions_converts_in_torchs_layout_and_an_output_size_is_refused():
+    torch.manual_seed(0)
+    model, params = from_torch(Decoder(), torch.randn(2, 2, 2, 2))
+    assert model.spec == ("seq:2x2x2:conv_transpose2d(4,2,stride=2),batchnorm(affine,eps=1e-05),relu,"
+                          "conv_transpose2d(4,3,stride=2,padding=1,bias,groups=2,output_padding=1),relu,flatten,"
+                          "dense(3,bias)")
+    assert params[0].shape == (2, 4, 2, 2) and params[3].shape == (4, 2, 3, 3)  # (C_in, C / G, K...), as torch's
+    with pytest.raises(InvalidArgument, match=r"up \(ConvTranspose1d\) is not supported \(an output_size in the call; "
+                                              r"give output_padding instead\)") as error:
+        from_torch(_SizedUpsampling(), torch.zeros(4, 3, 8))
+    assert "\n" not in str(error.value)
+
+
 def test_the_models_people_train_convert_to_graph_specs():
     torch.manual_seed(0)
     assert from_torch(BasicBlock(), torch.randn(2, 2, 6, 6))[0].spec == (
