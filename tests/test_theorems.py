@@ -179,6 +179,7 @@ def test_laws_complete_holds_on_a_centred_streams_mean_direction_and_on_units_fe
     "seq:2x2:conv_transpose1d(2,3,stride=2,padding=1),relu,flatten,dense(2)",  # taps {0, 2} and {1}: 4 laws, 2 derived
     "seq:2x2:conv_transpose1d(2,3,stride=2,padding=1,bias),relu,flatten,dense(2)",  # the bias joins them
     "seq:2x1:conv_transpose1d(2,2),relu,flatten,dense(2)",  # one input: each tap meets no other
+    "seq:2x3:conv_transpose1d(2,1,stride=2,bias),relu,flatten,dense(1)",  # odd outputs hold the bias alone: 4, 2
     "seq:2x2:conv_transpose1d(4,2,stride=2,bias,groups=2),relu,flatten,dense(1)",
     "seq:2x3:conv_transpose1d(3,2),relu,conv1d(2,2),flatten,dense(1)",  # stride 1: every tap meets the next
 ])

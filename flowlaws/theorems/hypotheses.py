@@ -159,16 +159,17 @@ def _aliased(n: int, kernel: int, stride: int, padding: int, dilation: int, pool
 
 
 def _tap_classes(n: int, kernel: int, stride: int, padding: int, dilation: int, extra: int) -> tuple[int, bool]:
-    """(how many classes, whether a tap is dead) of a transposed convolution's taps along
+    """(how many classes, whether there is a gap) of a transposed convolution's taps along
     one axis (input length n): taps j and j' are joined when both reach one kept output
-    position (S i + D j - P for real inputs i, cropped to the output); a dead tap reaches none."""
+    position (S i + D j - P for real inputs i, cropped to the output); a gap is a tap that
+    reaches none (a dead weight) or an output position that no tap reaches (the bias alone)."""
     m = (n - 1) * stride - 2 * padding + dilation * (kernel - 1) + extra + 1
     reach = [{stride * i + dilation * j - padding for i in range(n)} & set(range(m)) for j in range(kernel)]
     classes: list[set] = []
     for j in range(kernel):
         joined = [c for c in classes if any(reach[k] & reach[j] for k in c)]
         classes = [c for c in classes if c not in joined] + [{j}.union(*joined)]
-    return len(classes), not all(reach)
+    return len(classes), not all(reach) or len(set().union(*reach)) < m
 
 
 def _no_tap_classes(s):
@@ -177,7 +178,9 @@ def _no_tap_classes(s):
     a bias (which every class of its channel shares): each class's rows scale alone when
     the layers after it read the positions apart, a family flowlaws does not derive
     (seq:2x2:conv_transpose1d(2,3,stride=2,padding=1),relu,flatten,dense(2): 4 laws, 2
-    derived); or with a tap that reaches no kept output (a dead weight). One nested in a
+    derived); or with a gap: a tap that reaches no kept output (a dead weight), or an output
+    position that no tap reaches (K < S: the bias alone, the same for every sample, so the
+    next layer's weights on such positions of one channel trade: W[:, a] - W[:, b]). One nested in a
     branch, whose input length the hypothesis does not follow, is set aside unless
     pointwise (docs/theory.md 6)."""
     from flowlaws.models.kinds.conv_transpose import ConvTranspose
@@ -191,8 +194,8 @@ def _no_tap_classes(s):
         spatial = s.model.site(position).in_shape[1:]
         for axis in zip(spatial, layer.kernels, layer.strides, layer.paddings, layer.dilations,
                         layer.output_paddings, strict=True):
-            classes, dead = _tap_classes(*axis)
-            if dead or (classes > 1 and not layer.bias):
+            classes, gap = _tap_classes(*axis)
+            if gap or (classes > 1 and not layer.bias):
                 return f"{layer.spec} at layer {position} has taps that share no output position"
     return None
 

@@ -13,12 +13,13 @@ A's with x and dy exchanged.
 Symmetry: a convolution's, rows and columns swapped. Output channel o's rows are W[:, o]
 (its group's input channels) and b[o]; input channel c's column is W[c]. A shift of the
 input constant over positions leaves a shift that varies with the output position (each
-position receives its own taps), so only a pointwise one passes it. Where the kernel
-reaches no output position (K < S, a dilation sharing a factor with S, Q at the end) that
-position holds the bias alone, the same for every sample: a later weight layer then has
-laws between its weights on such positions (W[:, a] - W[:, b]) that flowlaws does not
-derive (its laws stay true; their count falls short), so strategies draw K >= S, D = 1,
-Q = 0.
+position receives its own taps), so only a pointwise one passes it. Two families are not
+derived (its laws stay true; their count falls short; docs/theory.md 6): without a bias,
+taps that never meet at an output position (a stride) split into classes that scale
+alone; and an output position that no tap reaches (K < S, a dilation sharing a factor with
+S, Q at the end) holds the bias alone, the same for every sample, so a later weight layer
+trades weight between such positions (W[:, a] - W[:, b]). laws-complete sets both aside
+(`NO_TAP_CLASSES`), and strategies draw K >= S, D = 1, Q = 0.
 """
 
 from __future__ import annotations
