@@ -45,6 +45,7 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
 @pytest.mark.parametrize("spec", [
     "seq:1x4x4:groupnorm,avgpool2d(2),flatten,dense(1)",  # the laws-complete campaign's findings
     "seq:1x4x4:groupnorm,avgpool2d(2x1),flatten,dense(1)",  # a rectangular window (read as one size, it raised)
+    "seq:2x3:groupnorm,moveaxis(0,-1),flatten,dense(1)",  # one group, the whole sample, moved: still centred
     "seq:2x3:dense(1),residual[conv1d(1,1),relu,conv1d(2,1,stride=2) | conv1d(2,1,stride=2)],flatten,dense(1)",
     "seq:2x3:groupnorm,flatten,flatten,dense(1)",
     "seq:2x4:conv1d(4,1),groupnorm(groups=2),flatten,dense(2)",

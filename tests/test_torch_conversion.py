@@ -20,6 +20,7 @@ from torch_models import (  # noqa: E402
     ConvNeXt,
     Decoder,
     Encoder,
+    FeaturePyramid,
     Functional,
     Mixer,
     MobileNetV2,
@@ -148,6 +149,7 @@ MODELS = {
     "mobilenet_v2": (lambda: MobileNetV2(dropout=0.0), (4, 3, 8, 8)),  # torch's mask is its own draw
     "mobilenet_v3_head": (lambda: MobileNetV2(v3_head=True, dropout=0.0), (4, 3, 8, 8)),
     "conv_transpose": (Decoder, (4, 2, 2, 2)),
+    "feature_pyramid": (FeaturePyramid, (4, 2, 4, 4)),
     "conv_transpose1d": (lambda: nn.Sequential(nn.ConvTranspose1d(2, 4, 3, stride=2, padding=1, output_padding=1,
                                                                    dilation=2), nn.GELU(), nn.Flatten(),
                                                nn.Linear(4 * 12, 2)), (3, 2, 5)),
@@ -304,6 +306,10 @@ def test_a_rectangular_kernel_and_pool_convert_with_their_values_per_axis():
                                                                  "output size dividing the input's"),
     (nn.Sequential(nn.Conv1d(3, 4, 1), nn.ELU(0.5)), r"\(ELU\) is not supported \(alpha=0.5; flowlaws' elu has"),
     (nn.Sequential(nn.Conv1d(3, 4, 1), nn.Hardtanh()), r"\(-1.0, 1.0\); flowlaws converts Hardtanh\(0, 6\), a ReLU6"),
+    (nn.Sequential(nn.Conv1d(3, 4, 1), nn.Upsample(scale_factor=2, mode="linear")),
+     r"1 \(Upsample\) is not supported \(mode 'linear', factors \(2.0,\) on shape \(4, 4, 8\); flowlaws converts "
+     "nearest upsampling"),
+    (nn.Sequential(nn.Conv1d(3, 4, 1), nn.Upsample(scale_factor=1.5)), r"factors \(1.5,\)"),
 ])
 def test_an_unsupported_module_is_one_line_naming_its_path_and_type(module, fragment):
     with pytest.raises(InvalidArgument, match=fragment) as error:

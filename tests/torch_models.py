@@ -405,6 +405,24 @@ class Decoder(nn.Module):
         return self.head(torch.relu(self.up2(x)).flatten(1))
 
 
+class FeaturePyramid(nn.Module):
+    """A feature pyramid's top-down merge (Lin et al. 2017): a coarser map upsampled
+    (nn.Upsample, nearest) and added to a lateral 1x1 convolution of the finer one, smoothed
+    by a 3x3 convolution; then F.interpolate and a linear read-out."""
+
+    def __init__(self, classes=2):
+        super().__init__()
+        self.down = nn.Conv2d(2, 4, 3, stride=2, padding=1)
+        self.lateral, self.up = nn.Conv2d(2, 4, 1), nn.Upsample(scale_factor=2)
+        self.smooth = nn.Conv2d(4, 3, 3, padding=1)
+        self.head = nn.Linear(3 * 8 * 4, classes)
+
+    def forward(self, x):  # (N, 2, 4, 4)
+        merged = self.up(torch.relu(self.down(x))) + self.lateral(x)
+        y = F.interpolate(torch.relu(self.smooth(merged)), scale_factor=(2, 1))
+        return self.head(y.flatten(1))
+
+
 MODULE_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.CELU, nn.SELU, nn.SiLU,
                       nn.Softplus, nn.Mish, nn.ReLU6, nn.Hardswish, nn.Identity)
 CALLED_ACTIVATIONS = (F.relu, F.gelu, F.silu, F.mish, F.relu6, F.hardswish, F.selu, torch.tanh,

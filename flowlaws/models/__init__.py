@@ -29,6 +29,8 @@ from flowlaws.models.kinds import (
     RMSNorm,
     Scale,
     Token,
+    Upsample1d,
+    Upsample2d,
 )
 from flowlaws.models.kinds.activation import HOMOGENEOUS, NON_HOMOGENEOUS, SATURATING, activation
 from flowlaws.models.layer import Layer
@@ -74,6 +76,8 @@ __all__ = [
     "Scale",
     "Sequential",
     "Token",
+    "Upsample1d",
+    "Upsample2d",
     "View",
     "activation",
     "deep_linear",

@@ -10,7 +10,9 @@ from flowlaws.theorems.hypotheses import (
     DEGREE_ONE,
     HOMOGENEOUS_ACTS,
     NO_ALIASED_TAPS,
+    NO_COPIES,
     NO_LEARNED_OFFSET,
+    NO_MOVED_GROUPS,
     NO_POOLED_LAST_AXIS,
     NO_POSITION_RAMP,
     NO_SCALAR_FED_LINEAR,
@@ -57,7 +59,7 @@ def theorems() -> list[Theorem]:
             levels=(Level.COMPLETE,),
             hypotheses=(NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                         NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
-                        NO_TAP_CLASSES),
+                        NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS),
             decide=completeness,
         ),
     ]

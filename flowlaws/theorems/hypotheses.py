@@ -200,6 +200,19 @@ def _no_tap_classes(s):
     return None
 
 
+def _no_copies(s):
+    """An upsampling: a weight layer that reads copies of one value through weights that see
+    nothing else apart gets the same gradient on both, so their difference is conserved
+    (seq:2x3:conv1d(2,1,bias),upsample1d(2),batchnorm,relu,flatten,dense(1): 10 laws, 4
+    derived), a family flowlaws does not derive (docs/theory.md 6)."""
+    from flowlaws.models.kinds.upsample import Upsample
+
+    for layer in getattr(s.model, "all_layers", ()):
+        if isinstance(layer, Upsample):
+            return f"{layer.spec} copies values, whose readers' weights may trade"
+    return None
+
+
 def _no_aliased_taps(s):
     """A convolution read by an average pool or ``mean`` through linear activations: taps
     that read the same inputs over every pooled window enter f only through their sum, so
@@ -271,6 +284,20 @@ def _no_learned_offset(s):
     return None
 
 
+def _no_moved_groups(s):
+    """A GroupNorm of several groups (no affine) whose sample a ``moveaxis`` permutes before
+    its flat reader: each group still sums to 0, but its entries land spread over the flat
+    sample, a layout the walk of centred sums does not follow (its reader's sums over them
+    are translation laws flowlaws does not derive: seq:2x3:groupnorm(groups=2),moveaxis(0,-1),flatten,dense(1),
+    2 laws, 0 derived; one group, the whole sample, is derived; docs/theory.md 6)."""
+    layers = getattr(s.model, "layers", ())
+    for position, layer in enumerate(layers):
+        if layer.kind == "groupnorm" and layer.groups > 1 and not layer.affine and any(
+                later.kind == "moveaxis" for later in layers[position + 1:]):
+            return f"{layer.spec} at layer {position} has its groups moved by a moveaxis after it"
+    return None
+
+
 def _softmax_router(s):
     """A mixture of experts whose gate ignores a shift of its logits (softmax)."""
     for layer in getattr(s.model, "all_layers", ()):
@@ -287,6 +314,8 @@ NO_SCALAR_FED_LINEAR = Hypothesis("no linear chain through one scalar", _no_scal
 NO_ALIASED_TAPS = Hypothesis("no taps an average pool aliases", _no_aliased_taps)
 NO_POSITION_RAMP = Hypothesis("no ramp along a convolution's positions", _no_position_ramp)
 NO_TAP_CLASSES = Hypothesis("no transposed convolution's taps apart", _no_tap_classes)
+NO_COPIES = Hypothesis("no upsampling", _no_copies)
+NO_MOVED_GROUPS = Hypothesis("no GroupNorm's groups moved", _no_moved_groups)
 NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
@@ -295,6 +324,6 @@ HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_D
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS,
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                                   NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
-                                  NO_TAP_CLASSES, SOFTMAX_ROUTER)}
+                                  NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------

@@ -9,7 +9,9 @@ example input (a float64 copy of the module, in training mode: BatchNorm uses ba
 statistics, as flowlaws does; dropout off on both sides, as its masks come from different
 generators). Supported: Linear (on the last axis, any leading axes), Conv1d/Conv2d
 (a kernel, stride, padding and dilation per axis, groups), ConvTranspose1d/2d (the same, and
-output_padding; an ``output_size`` in the call is refused: give output_padding), ReLU, LeakyReLU, PReLU (one
+output_padding; an ``output_size`` in the call is refused: give output_padding), Upsample
+and ``F.interpolate`` in mode "nearest" by integer factors (a scale_factor, or a size that
+is a multiple of the input's), ReLU, LeakyReLU, PReLU (one
 slope, read as a fixed slope), Identity, Tanh, Sigmoid, GELU, ELU, CELU (alpha 1), SELU, SiLU,
 Softplus, Mish, ReLU6 (and Hardtanh(0, 6), ``x.clamp(0, 6)``), Hardswish, Hardsigmoid,
 ``x.clamp(min=0)`` (a ReLU), ``relu(x) ** k`` and ``F.relu(x).square()`` (relu_power(k), the
@@ -93,6 +95,8 @@ from flowlaws.models import (
     Scale,
     Sequential,
     Token,
+    Upsample1d,
+    Upsample2d,
 )
 from flowlaws.validation import on_axes
 
@@ -105,7 +109,8 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
 
 
 SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a kernel per axis), ConvTranspose1d, "
-             "ConvTranspose2d (and output_padding), ReLU, LeakyReLU, "
+             "ConvTranspose2d (and output_padding), Upsample and F.interpolate (nearest, integer factors), ReLU, "
+             "LeakyReLU, "
              "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, CELU (alpha 1), SELU, SiLU, Softplus, Mish, ReLU6, Hardswish, "
              "Hardsigmoid, x.clamp(min=0), x.clamp(0, 6), relu(x) ** k and relu(x).square(), "
              "MaxPool1d/2d, AvgPool1d/2d (any stride and padding), AdaptiveAvgPool1d/2d and AdaptiveMaxPool1d/2d "
@@ -188,6 +193,8 @@ def _convert(module, path: str, read=float64_array):
         return None, ()
     if isinstance(module, _Direct):
         return module.layer, (module.value(read),)
+    if isinstance(module, _Resolved):
+        return module.layer, ()
     if isinstance(module, _Projections | _Norm | _Halves):
         return module.converted(read)
     act = _activation(module)
@@ -226,7 +233,7 @@ def _convert(module, path: str, read=float64_array):
                 (read(module.weight), *([read(module.bias)] if bias else [])))
     if _global_average(module):
         return Mean(), ()
-    if type(module) in ADAPTIVE:  # `_tiled` converts the others it can
+    if type(module) in ADAPTIVE:  # `_resolved` converts the others it can
         raise _unsupported(path, module, "only an output size dividing the input's, without return_indices")
     if type(module) in (nn.Dropout, nn.Dropout1d, nn.Dropout2d):  # a mask per entry or per channel: diagonal
         return Dropout(float(module.p)), ()
@@ -270,6 +277,13 @@ def _convert(module, path: str, read=float64_array):
     if type(module) is nn.TransformerEncoder:
         return _encoder(module, path, read)
     raise _unsupported(path, module)
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A module without parameters as the layer it computes at its input's shape (`_resolved`)."""
+
+    layer: Any
 
 
 @dataclass(frozen=True)
@@ -548,6 +562,8 @@ FUNCTIONS: dict[Any, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
     nn.functional.leaky_relu: (nn.LeakyReLU, ("negative_slope",)),
     nn.functional.max_pool1d: (nn.MaxPool1d, _POOL), nn.functional.max_pool2d: (nn.MaxPool2d, _POOL),
     nn.functional.avg_pool1d: (nn.AvgPool1d, _AVERAGE), nn.functional.avg_pool2d: (nn.AvgPool2d, _AVERAGE),
+    nn.functional.interpolate: (nn.Upsample, ("size", "scale_factor", "mode", "align_corners",
+                                              "recompute_scale_factor")),
     nn.functional.adaptive_avg_pool1d: (nn.AdaptiveAvgPool1d, ("output_size",)),
     nn.functional.adaptive_avg_pool2d: (nn.AdaptiveAvgPool2d, ("output_size",)),
     nn.functional.adaptive_max_pool1d: (nn.AdaptiveMaxPool1d, ("output_size", "return_indices")),
@@ -566,6 +582,8 @@ def _as_module(node) -> nn.Module:
     cls, names = FUNCTIONS[node.target]
     arguments = {**dict(zip(names, node.args[1:], strict=False)), **node.kwargs}
     arguments.pop("inplace", None)
+    if arguments.pop("antialias", False):  # F.interpolate's (no module takes it)
+        raise InvalidArgument(f"{node.name}: interpolate with antialias=True; flowlaws converts nearest upsampling")
     if arguments.pop("training", True) is False:
         arguments["p"] = 0.0
     try:
@@ -662,10 +680,14 @@ def _global_average(module) -> bool:
         np.atleast_1d(module.output_size).tolist()) == {1}
 
 
-def _tiled(module, input_shape) -> nn.Module:
-    """An adaptive pool whose output size divides its input's (``input_shape()``) as the pool
-    with fixed windows it computes (windows of input / output size, stepping by their
-    size); a global average pool stays one (`Mean`); any other module as it is."""
+def _resolved(module, input_shape, path: str):
+    """A module whose layer depends on its input's shape (``input_shape()``) as that layer:
+    an adaptive pool whose output size divides its input's as the pool with fixed windows
+    it computes (windows of input / output size, stepping by their size; a global average
+    pool stays one, `Mean`), an upsampling by its factor per axis (`_upsampling`); any
+    other module as it is."""
+    if isinstance(module, nn.Upsample):
+        return _Resolved(_upsampling(module, tuple(input_shape()), path))
     if type(module) not in ADAPTIVE or getattr(module, "return_indices", False) or _global_average(module):
         return module
     dims = 1 if type(module) in (nn.AdaptiveMaxPool1d, nn.AdaptiveAvgPool1d) else 2
@@ -674,6 +696,21 @@ def _tiled(module, input_shape) -> nn.Module:
     if any(n % o for n, o in zip(sizes, out, strict=True)):
         return module
     return ADAPTIVE[type(module)](tuple(n // o for n, o in zip(sizes, out, strict=True)))
+
+
+def _upsampling(module, shape: tuple, path: str) -> Upsample1d | Upsample2d:
+    """nn.Upsample (or F.interpolate) in mode "nearest" of a (N, C, L) or (N, C, H, W)
+    input by an integer factor per axis, given as its scale_factor or its size."""
+    dims = len(shape) - 2
+    spatial = shape[2:]
+    if module.size is not None:
+        factors = tuple(o / n for o, n in zip(on_axes(module.size, dims), spatial, strict=True))
+    else:
+        factors = tuple(float(f) for f in on_axes(module.scale_factor, dims))
+    if module.mode != "nearest" or dims not in (1, 2) or any(f != int(f) or f < 1 for f in factors):
+        raise _unsupported(path, module, f"mode {module.mode!r}, factors {factors} on shape {shape}; flowlaws "
+                                         "converts nearest upsampling of 1-d or 2-d samples by integer factors")
+    return (Upsample1d if dims == 1 else Upsample2d)(tuple(int(f) for f in factors))
 
 
 MEANS = ("mean", torch.mean)
@@ -985,7 +1022,7 @@ def _traced(module, chain: _Chain, example_input):
             if isinstance(target, nn.ConvTranspose1d | nn.ConvTranspose2d) and (
                     len(node.args) > 1 or node.kwargs.get("output_size") is not None):
                 raise _unsupported(node.target, target, "an output_size in the call; give output_padding instead")
-            target = _tiled(target, lambda x=node.args[0]: shape(x))
+            target = _resolved(target, lambda x=node.args[0]: shape(x), node.target)
             chain.add(node, _convert(target, node.target), (node.target, target), after=node.args[0])
             head = node
         elif node.op == "call_function" and node.target is operator.getitem and \
@@ -1031,7 +1068,7 @@ def _traced(module, chain: _Chain, example_input):
             head = node
         elif function and node.target in FUNCTIONS:
             x = value(node)
-            module = _tiled(_as_module(node), lambda x=x: shape(x))
+            module = _resolved(_as_module(node), lambda x=x: shape(x), node.name)
             chain.add(node, _convert(module, node.name), after=x)
             head = node
         elif node.op == "output":

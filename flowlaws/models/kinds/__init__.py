@@ -30,6 +30,7 @@ from flowlaws.models.kinds.residual import Residual
 from flowlaws.models.kinds.rmsnorm import RMSNorm
 from flowlaws.models.kinds.scale import Scale
 from flowlaws.models.kinds.token import Token
+from flowlaws.models.kinds.upsample import Upsample1d, Upsample2d
 from flowlaws.models.layer import Layer
 
 LAYERS: tuple[type[Layer], ...] = (
@@ -42,6 +43,8 @@ LAYERS: tuple[type[Layer], ...] = (
     AvgPool1d,
     MaxPool2d,
     AvgPool2d,
+    Upsample1d,
+    Upsample2d,
     Flatten,
     Mean,
     MoveAxis,
@@ -79,4 +82,4 @@ def names() -> tuple[str, ...]:
 __all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d",
            "ConvTranspose1d", "ConvTranspose2d", "Dense",
            "Dropout", "Flatten", "Gated", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "MoE", "MoveAxis",
-           "Offset", "Prepend", "RMSNorm", "Residual", "Scale", "Token", "kind", "names"]
+           "Offset", "Prepend", "RMSNorm", "Residual", "Scale", "Token", "Upsample1d", "Upsample2d", "kind", "names"]

@@ -86,7 +86,7 @@ class GroupNorm(Normalization):
         pools that tile every axis), may add c to its weights along a group: their sums are
         conserved (translation laws; the reader declares which sums, `Layer.centered`)."""
         chain, position = site.chain, site.position + 1
-        while position < len(chain.layers) and self.keeps_groups(chain.layers[position], chain.shapes[position]):
+        while position < len(chain.layers) and self._keeps_centred(chain.layers[position], chain.shapes[position]):
             position += 1
         if position == len(chain.layers):
             return
@@ -96,6 +96,14 @@ class GroupNorm(Normalization):
         for view in reader.layer.centered(reader, self.groups):
             yield Rescaling(f"{site.name}/{reader.name}.{view.name.rsplit('.', 1)[1]}", view.units,
                             (Term(view, 1.0),), False, Family.TRANSLATION, order=1)
+
+    def _keeps_centred(self, layer, in_shape) -> bool:
+        """`keeps_groups`, or a permutation of the sample's axes (`moveaxis`) when the one
+        group is the whole sample: it still sums to 0 (found by the laws-complete campaign:
+        seq:2x3:groupnorm,moveaxis(0,-1),flatten,dense(1), 1 law, 0 derived)."""
+        from flowlaws.models.kinds.moveaxis import MoveAxis
+
+        return self.keeps_groups(layer, in_shape) or (self.groups == 1 and isinstance(layer, MoveAxis))
 
     @staticmethod
     def keeps_groups(layer, in_shape) -> bool:
