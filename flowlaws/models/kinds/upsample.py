@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import autograd.numpy as anp
-import numpy as np
 from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
@@ -47,10 +46,9 @@ class Upsample(Layer):
         return (in_shape[0], *(n * s for n, s in zip(in_shape[1:], self.scales, strict=True)))
 
     def apply(self, p, x):
-        """Each spatial axis in turn: a new axis of S copies after it (a broadcast sum), merged."""
+        """Each entry repeated S times along each spatial axis (exact on any number type)."""
         for axis, s in enumerate(self.scales, start=2):
-            copies = anp.expand_dims(x, axis + 1) + np.zeros((s,) + (1,) * (x.ndim - axis - 1))
-            x = anp.reshape(copies, (*x.shape[:axis], x.shape[axis] * s, *x.shape[axis + 1:]))
+            x = anp.repeat(x, s, axis=axis)
         return x
 
     def vjp(self, p, x, y, dy):
