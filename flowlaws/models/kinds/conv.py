@@ -182,9 +182,9 @@ class Conv(Layer):
     def written_shifts(self, site):
         """W[:, j] -> W[:, j] + a_j (every output channel alike) and b -> b + t 1 shift
         every channel alike at each position: a patch stem's shift, which a LayerNorm over
-        the channels removes (a ViT's, a ConvNeXt's). A grouped one's groups read different
-        inputs: only its bias shifts them alike."""
-        rows = site.views(0, self.channels)
+        the channels removes (a ViT's, a ConvNeXt's); a transposed convolution's rows alike
+        (`rows`). A grouped one's groups read different inputs: only its bias shifts them alike."""
+        rows = self.rows(site, self.channels)
         rows = rows if self.groups == 1 else tuple(v for v in rows if v.ndim == 1)
         return (("channel_shift", rows, True),) if rows else ()
 
@@ -193,8 +193,12 @@ class Conv(Layer):
         W = np.abs(p[0]) if magnitude else p[0]
         columns = self._columns(x) if aux is None else aux
         by_group = self._by_group(dy)
-        dW = (by_group.transpose(0, 2, 1) @ self._split(columns)).reshape(W.shape)
+        dW = self._kernel_gradient(by_group, columns, W.shape)
         return self._spread(by_group, W, x.shape), ((dW, self._summed(dy)) if self.bias else (dW,))
+
+    def _kernel_gradient(self, by_group, columns, shape):
+        """dW: each group's output rows (`_by_group`) times its im2col columns, one batched product."""
+        return (by_group.transpose(0, 2, 1) @ self._split(columns)).reshape(shape)
 
     def _by_group(self, dy):
         """An output-shaped array (N, O, spatial...) as each group's rows, (G, N * out, O / G)."""

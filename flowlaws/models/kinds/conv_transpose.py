@@ -126,7 +126,7 @@ class ConvTranspose(Conv):
         adjoint = self._adjoint(x.shape[1:])
         columns = adjoint._columns(dy)
         dx = adjoint._correlated(columns, W, x.shape[1:])
-        dW = (adjoint._by_group(x).transpose(0, 2, 1) @ adjoint._split(columns)).reshape(W.shape)
+        dW = adjoint._kernel_gradient(adjoint._by_group(x), columns, W.shape)
         return dx, ((dW, self._summed(dy)) if self.bias else (dW,))
 
     # --- symmetry: a convolution's, rows and columns swapped ---------------------------
@@ -138,14 +138,6 @@ class ConvTranspose(Conv):
         """A shift constant over positions reaches each output position through its own taps:
         it stays constant over positions only through a pointwise one."""
         return "passes" if self.pointwise else "stops"
-
-    def written_shifts(self, site):
-        """W[c, :, j] -> W[c, :, j] + a_cj (every output channel alike) and b -> b + t 1 shift
-        every channel alike at each position; a grouped one's groups read different inputs:
-        only its bias shifts them alike."""
-        rows = self.rows(site, self.channels)
-        rows = rows if self.groups == 1 else tuple(v for v in rows if v.ndim == 1)
-        return (("channel_shift", rows, True),) if rows else ()
 
     def rows(self, site, units, interleaved: bool = False):
         """Output channel o: W[:, o] (its group's input channels) and b[o]."""
