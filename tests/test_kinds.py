@@ -71,6 +71,15 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     "seq:3:residual[dense(4,bias),relu | dense(4,bias)],dense(2,bias)",
     "seq:3:residual[dense(4,bias),dropout(0.5) | dense(4,bias)],relu,dense(2,bias)",
     "seq:3:residual[dense(4,bias),relu | dense(4,bias),prelu(-1,-1)],dense(2,bias)",
+    # one branch's units of a concatenation, a range of the joined axis (`View.span`): read by a
+    # convolution, a flattened dense layer, a BatchNorm (a bias both branches pass to it), nested
+    "seq:2x5:conv1d(2,1,bias),relu,concat[conv1d(2,3,padding=1,bias),relu | conv1d(1,1)],conv1d(2,1),flatten,dense(1)",
+    "seq:3:dense(3),relu,concat[dense(2),relu | dense(2)],dense(2,bias)",
+    "seq:2x3:conv1d(2,1),relu,flatten,concat[ | dense(2),relu],dense(1)",
+    "seq:2x4:conv1d(2,1,bias),concat[ | conv1d(2,1)],batchnorm,relu,flatten,dense(1)",
+    "seq:2x4:conv1d(2,1),relu,concat[ | maxpool1d(2),conv1d(2,1),relu,upsample1d(2)],conv1d(2,1),relu,flatten,dense(1)",
+    "seq:2x4:conv1d(3,1,bias),relu,concat[concat[conv1d(2,1,bias) | conv1d(2,1),relu,conv1d(2,1)] | conv1d(1,1)],relu,"
+    "flatten,dense(2,bias)",
 ])
 def test_graph_specs_have_exactly_their_derived_laws(spec):
     found = discover(parse(spec), degree=0)

@@ -19,15 +19,18 @@ from torch_models import (  # noqa: E402
     ConformerConvolution,
     ConvNeXt,
     Decoder,
+    DenseNet,
     Encoder,
     FeaturePyramid,
     Functional,
+    Inception,
     Mixer,
     MobileNetV2,
     NanoGPT,
     SquaredReLU,
     SwiGLU,
     ThreeProjections,
+    UNet,
     ViT,
     example_for,
     torch_modules,
@@ -150,6 +153,9 @@ MODELS = {
     "mobilenet_v3_head": (lambda: MobileNetV2(v3_head=True, dropout=0.0), (4, 3, 8, 8)),
     "conv_transpose": (Decoder, (4, 2, 2, 2)),
     "feature_pyramid": (FeaturePyramid, (4, 2, 4, 4)),
+    "unet": (UNet, (4, 1, 4, 4)),
+    "densenet": (DenseNet, (4, 1, 5)),
+    "inception": (Inception, (4, 2, 4)),
     "conv_transpose1d": (lambda: nn.Sequential(nn.ConvTranspose1d(2, 4, 3, stride=2, padding=1, output_padding=1,
                                                                    dilation=2), nn.GELU(), nn.Flatten(),
                                                nn.Linear(4 * 12, 2)), (3, 2, 5)),
@@ -558,6 +564,15 @@ class _Appended(nn.Module):  # a token put after the sequence
         return torch.cat([self.a(x), self.cls.expand(x.shape[0], -1, -1)], dim=1).flatten(1)
 
 
+class _Positions(nn.Module):  # two computed values joined along the positions
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv1d(2, 2, 1), nn.Conv1d(2, 2, 1)
+
+    def forward(self, x):
+        return torch.cat([self.a(x), self.b(x)], dim=2).flatten(1)
+
+
 class _Reversed(nn.Module):  # two axes moved at once
     def __init__(self):
         super().__init__()
@@ -614,6 +629,7 @@ class _WideNorm(nn.Module):  # F.layer_norm over two axes
     (_Unprojected, (2, 5, 4), r"its output is not y.transpose\(1, 2\)"),
     (_WideNorm, (2, 2, 3), r"F.layer_norm of the last axis \(3\)"),
     (_Appended, (2, 2, 3), "learned tokens put before a"),
+    (_Positions, (2, 2, 3), r"torch.cat of 2 tensors along dim 2; flowlaws converts computed values joined along dim 1"),
     (_Reversed, (2, 2, 3, 3), "a move of one sample axis"),
     (_Broadcast, (2, 2, 3), r"the parameter p of shape \(3,\) added to a value of shape"),
     (_Feature, (2, 2, 3), r"x\[:, t\] of a \(N, T, d\) sequence"),
@@ -628,7 +644,7 @@ class _WideNorm(nn.Module):  # F.layer_norm over two axes
      "a convolution of one group"),
     (lambda: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.GLU(), nn.Linear(2, 2)), (3, 3), "that nothing else reads"),
 ], ids=["attention-unprojected", "layer-norm-two-axes", "cat-after", "permute-two-axes", "broadcast-parameter",
-        "feature-index", "split-view", "sigmoid-squared", "relu-root", "relu-read-twice", "clamp-below-zero",
+        "feature-index", "split-view", "cat-of-positions", "sigmoid-squared", "relu-root", "relu-read-twice", "clamp-below-zero",
         "glu-across-positions", "glu-of-a-grouped-conv", "glu-of-a-relu"])
 def test_a_graph_operation_flowlaws_does_not_convert_is_one_line_naming_it(make, shape, fragment):
     with pytest.raises(InvalidArgument, match=fragment) as error:
@@ -643,6 +659,19 @@ class _TokenMixing(nn.Module):
 
     def forward(self, x):
         return self.b(self.a(x).mT).flatten(1)
+
+
+def test_torch_cat_of_computed_values_is_a_concatenation_each_branch_in_its_place():
+    """A U-Net's skip (the ancestor itself, first), a DenseNet layer's cat(x, f(x)), and an
+    Inception module's three branches in one torch.cat (nested: the first two innermost)."""
+    torch.manual_seed(0)
+    assert from_torch(UNet(), torch.randn(2, 1, 4, 4))[0].spec == (
+        "seq:1x4x4:conv2d(2,3,padding=1,bias),relu,concat[ | maxpool2d(2),conv2d(3,3,padding=1,bias),relu,"
+        "conv_transpose2d(2,2,stride=2,bias)],conv2d(2,3,padding=1),batchnorm(affine,eps=1e-05),relu,"
+        "conv2d(2,1,bias),flatten,dense(2,bias)")
+    assert from_torch(Inception(), torch.randn(2, 2, 4))[0].spec == (
+        "seq:2x4:conv1d(3,1,bias),relu,concat[concat[conv1d(2,1,bias) | conv1d(2,1,bias),relu,"
+        "conv1d(2,3,padding=1,bias)] | maxpool1d(3,stride=1,padding=1),conv1d(2,1,bias)],relu,flatten,dense(2,bias)")
 
 
 def test_a_transpose_written_as_mT_is_a_moveaxis():

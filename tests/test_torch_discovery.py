@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from torch_models import GPT, CausalSelfAttention, GPTConfig, Mixer, SwiGLU  # noqa: E402
+from torch_models import GPT, CausalSelfAttention, DenseNet, GPTConfig, Mixer, SwiGLU  # noqa: E402
 
 from flowlaws.errors import InvalidArgument  # noqa: E402
 from flowlaws.torch import Converted, LawMonitor, discover_of, from_torch, laws_of  # noqa: E402
@@ -28,18 +28,25 @@ class Flipped(nn.Module):
         return self.b(torch.flip(torch.relu(self.a(x)), dims=(-1,)))
 
 
-class Concatenated(nn.Module):
-    """Two ReLU layers concatenated (torch.cat, not converted): 2 + 2 unit laws."""
+class Stacked(nn.Module):
+    """Two ReLU layers stacked on a new axis (torch.stack, not converted): 2 + 2 unit laws."""
 
     def __init__(self):
         super().__init__()
         self.a, self.c, self.b = nn.Linear(3, 2), nn.Linear(3, 2), nn.Linear(4, 2)
 
     def forward(self, x):
+        return self.b(torch.stack([torch.relu(self.a(x)), torch.relu(self.c(x))], dim=1).flatten(1))
+
+
+class Concatenated(Stacked):
+    """The same two ReLU layers concatenated (torch.cat, converted as concat[A | B])."""
+
+    def forward(self, x):
         return self.b(torch.cat([torch.relu(self.a(x)), torch.relu(self.c(x))], dim=-1))
 
 
-@pytest.mark.parametrize("module", [Flipped, Concatenated])
+@pytest.mark.parametrize("module", [Flipped, Stacked])
 def test_a_module_flowlaws_cannot_convert_still_gets_its_count(module):
     found = discover_of(module(), torch.zeros(2, 3))
     assert "not converted" in found.note and found.derived == 0
@@ -396,3 +403,16 @@ def test_a_transposed_convolutions_laws_meet_discover_of_s_count_only_with_its_b
     found = discover_of(net, torch.randn(4, 2, 3, dtype=torch.float64))
     assert found.derived == 2 and not found.spurious
     assert found.count == (2 if bias else 4)
+
+
+@pytest.mark.parametrize("module, count", [(Concatenated, 4), (DenseNet, 12)], ids=["two-relu-layers", "densenet"])
+def test_concatenated_branches_have_the_laws_discover_of_counts_on_the_module(module, count):
+    """torch.cat of two computed values converts (concat[A | B]; a DenseNet layer's cat(x,
+    f(x)) twice): each branch's units trade scale with the reader's columns of their range,
+    and the module's own count (torch.func, no conversion) is exactly the derived laws."""
+    torch.manual_seed(0)
+    net = module().double()
+    x = torch.randn(4, *((3,) if module is Concatenated else (1, 5)), dtype=torch.float64)
+    assert "concat[" in from_torch(net, x)[0].spec
+    found = discover_of(net, x)
+    assert found.complete and found.count == found.derived == count and not found.spurious

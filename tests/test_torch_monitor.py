@@ -21,14 +21,17 @@ from torch_models import (  # noqa: E402
     BasicBlock,
     ConformerConvolution,
     Decoder,
+    DenseNet,
     Encoder,
     FeaturePyramid,
     Functional,
+    Inception,
     MobileNetV2,
     NanoGPT,
     SquaredReLU,
     SwiGLU,
     ThreeProjections,
+    UNet,
     example_for,
     torch_modules,
 )
@@ -115,13 +118,14 @@ class TwoPaths(nn.Module):
     nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 2)),
     TwoPaths, lambda: TwoPaths(subtract=True), MobileNetV2, lambda: nn.Sequential(
         nn.Linear(3, 8), nn.Mish(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.Hardswish(), nn.Linear(8, 2)),
-    SquaredReLU, ConformerConvolution, Decoder, FeaturePyramid],
+    SquaredReLU, ConformerConvolution, Decoder, FeaturePyramid, UNet, DenseNet],
     ids=["resnet-downsample", "swiglu", "dropout", "relu-plus-linear", "difference", "mobilenet-v2", "mish-hardswish",
-         "squared-relu", "conformer-glu", "transposed-convolutions", "feature-pyramid"])
+         "squared-relu", "conformer-glu", "transposed-convolutions", "feature-pyramid", "unet", "densenet"])
 def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make):
     torch.manual_seed(0)
     shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4), MobileNetV2: (8, 3, 8, 8), SquaredReLU: (8, 5, 4),
-              ConformerConvolution: (8, 4, 6), Decoder: (8, 2, 2, 2), FeaturePyramid: (8, 2, 4, 4)}
+              ConformerConvolution: (8, 4, 6), Decoder: (8, 2, 2, 2), FeaturePyramid: (8, 2, 4, 4),
+              UNet: (8, 1, 4, 4), DenseNet: (8, 1, 5)}
     x = torch.randn(*shapes.get(make, (8, 3)))
     for optimizer, flagged in ((torch.optim.SGD, False), (torch.optim.Adam, True)):
         net = make()
@@ -598,7 +602,8 @@ class TwoAttentions(nn.Module):
     (lambda: BasicBlock(), torch.randn(4, 2, 6, 6)),
     (TwoAttentions, torch.randn(3, 4, 64)),
     (Decoder, torch.randn(4, 2, 2, 2)),  # a transposed convolution's rows: W[:, o], a grouped one's by group
-], ids=["gpt", "resnet-block", "two-attentions", "transposed-convolutions"])
+    (Inception, torch.randn(4, 2, 4)),  # a reader's columns of one branch's range of channels (`View.span`)
+], ids=["gpt", "resnet-block", "two-attentions", "transposed-convolutions", "concatenations"])
 def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, formed):
     """The monitor's per-unit sums (heads of one torch parameter summed as one batch, a
     small model's products formed once) against `Law` itself, on random operands."""

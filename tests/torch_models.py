@@ -423,6 +423,65 @@ class FeaturePyramid(nn.Module):
         return self.head(y.flatten(1))
 
 
+class UNet(nn.Module):
+    """A small U-Net (Ronneberger et al. 2015): an encoder level, a bottleneck one max pool
+    down, a transposed convolution up, the skip concatenated with it (torch.cat along the
+    channels), a decoder convolution with BatchNorm, a 1x1 read-out and a linear head."""
+
+    def __init__(self, classes=2):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU())
+        self.bottleneck = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(2, 3, 3, padding=1), nn.ReLU())
+        self.up = nn.ConvTranspose2d(3, 2, 2, stride=2)
+        self.dec = nn.Sequential(nn.Conv2d(4, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2), nn.ReLU())
+        self.out = nn.Conv2d(2, 2, 1)
+        self.head = nn.Linear(32, classes)
+
+    def forward(self, x):  # (N, 1, 4, 4)
+        skip = self.enc(x)
+        y = torch.cat([skip, self.up(self.bottleneck(skip))], dim=1)
+        return self.head(self.out(self.dec(y)).flatten(1))
+
+
+class DenseNet(nn.Module):
+    """Two DenseNet layers (Huang et al. 2017), BN-ReLU-Conv each, their growth concatenated
+    to their input (torch.cat([x, out], 1)), then a transition 1x1 convolution, a global
+    average pool and a linear classifier."""
+
+    def __init__(self, channels=2, growth=2, classes=3):
+        super().__init__()
+        self.stem = nn.Conv1d(1, channels, 3, padding=1, bias=False)
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.BatchNorm1d(channels + k * growth), nn.ReLU(),
+                          nn.Conv1d(channels + k * growth, growth, 3, padding=1, bias=False)) for k in range(2))
+        self.transition = nn.Conv1d(channels + 2 * growth, 3, 1)
+        self.pool, self.fc = nn.AdaptiveAvgPool1d(1), nn.Linear(3, classes)
+
+    def forward(self, x):  # (N, 1, L)
+        x = self.stem(x)
+        for layer in self.layers:
+            x = torch.cat([x, layer(x)], 1)
+        return self.fc(self.pool(torch.relu(self.transition(x))).flatten(1))
+
+
+class Inception(nn.Module):
+    """An Inception module (Szegedy et al. 2015) of three branches, a 1x1 convolution, a
+    1x1 then 3x3 one and a max pool then 1x1 one, concatenated in one torch.cat."""
+
+    def __init__(self, classes=2):
+        super().__init__()
+        self.stem = nn.Conv1d(2, 3, 1)
+        self.b1 = nn.Conv1d(3, 2, 1)
+        self.b2 = nn.Sequential(nn.Conv1d(3, 2, 1), nn.ReLU(), nn.Conv1d(2, 2, 3, padding=1))
+        self.b3 = nn.Sequential(nn.MaxPool1d(3, stride=1, padding=1), nn.Conv1d(3, 2, 1))
+        self.head = nn.Linear(6 * 4, classes)
+
+    def forward(self, x):  # (N, 2, 4)
+        x = torch.relu(self.stem(x))
+        y = torch.cat([self.b1(x), self.b2(x), self.b3(x)], dim=1)
+        return self.head(torch.relu(y).flatten(1))
+
+
 MODULE_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.CELU, nn.SELU, nn.SiLU,
                       nn.Softplus, nn.Mish, nn.ReLU6, nn.Hardswish, nn.Identity)
 CALLED_ACTIVATIONS = (F.relu, F.gelu, F.silu, F.mish, F.relu6, F.hardswish, F.selu, torch.tanh,

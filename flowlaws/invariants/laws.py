@@ -355,7 +355,7 @@ def structural_count(law_list, shapes) -> int:
         units = terms[0].view.units
         if LawKind.MATRIX in kinds:  # per diagonal block of u units (one block: the whole matrix)
             def width(sign, terms=terms):
-                return sum(_columns(t.view) for t in terms if np.sign(t.weight) == sign)
+                return sum(_columns(t.view, shapes[t.view.param]) for t in terms if np.sign(t.weight) == sign)
 
             u = units // blocks[terms] - (terms in centred)  # (the centred plane: one dimension less)
             s = max(0, u - width(1) - width(-1))
@@ -380,6 +380,8 @@ def _linear_rank(law_list, shapes) -> int:
     return int(np.linalg.matrix_rank((L @ L.T).toarray()))
 
 
-def _columns(view: View) -> int:
+def _columns(view: View, shape) -> int:
     """Entries per unit of a view (its row length); set by the model's shapes."""
+    if view.span:  # its range of the axis: span of the axis's entries, times the other axes'
+        return view.size // shape[view.axis] * view.span // view.units
     return view.size // view.units

@@ -62,7 +62,7 @@ def kept_axes(view: View, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def unit_of_slot(view: View, shape: tuple[int, ...]) -> np.ndarray:
     """For each entry of the sums over ``kept_axes(view)`` (row-major), its unit (the
-    slicing of `View.rows`)."""
+    slicing of `View.rows`), or -1 for an entry of none (`View.span`: another branch's)."""
     if view.transposed:  # the sums over the first axis, row-major: entry i is unit i
         return np.arange(view.units)
     length = shape[view.axis]
@@ -79,6 +79,9 @@ def unit_of_slot(view: View, shape: tuple[int, ...]) -> np.ndarray:
         unit = (o // outputs) * length + l  # indexed (axis, other)
         return (unit if view.axis < other else unit.T).ravel()
     j = np.arange(length)
+    if view.span:  # its own entries of the axis, in blocks; -1 elsewhere
+        mine = (j >= view.offset) & (j < view.offset + view.span)
+        return np.where(mine, (j - view.offset) // (view.span // view.units), -1)
     if length == view.units:
         return j
     return j % view.units if view.interleaved else j // (length // view.units)
@@ -150,7 +153,8 @@ class LawSums:
                     column = segment[law.order] + flat[view.param]
                 else:
                     column = columns[view.param, law.order, kept_axes(view, shape)] + np.arange(unit.size)
-                entries.append((start + unit, column, np.full(unit.size, float(term.weight))))
+                mine = unit >= 0
+                entries.append((start + unit[mine], column[mine], np.full(int(mine.sum()), float(term.weight))))
             units = max(t.view.units for t in law.terms)  # (a layer law's shared slice is one unit)
             self._rows[key] = slice(start, start + units)
             start += units

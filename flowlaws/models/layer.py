@@ -67,6 +67,7 @@ class Layer:
     couples_samples: ClassVar[bool] = False  # its output for one sample depends on others
     reads_last_axis: ClassVar[bool] = False  # a weight layer's columns read the sample's last axis
     # (attention's features, a position-wise dense layer's), not its first (a convolution's channels)
+    ranged: ClassVar[bool] = False  # it carries a path of some of its input units (`Path.span`)
 
     def param_shapes(self, in_shape):
         return ()
@@ -159,7 +160,9 @@ class Layer:
         through a dense layer, each position through a pointwise convolution): it passes a
         bias-free layer unchanged (linearly), and a biased one when one c scales every unit
         and the bias with them (y[c] = W x[c] + b: the bias, shared by the units, joins
-        whole; no mixing, no shift)."""
+        whole; no mixing, no shift); some of the units (`Path.span`) and a bias: no symmetry."""
+        if path.span and getattr(self, "bias", False):
+            return None
         if not getattr(self, "bias", False):
             return path.times(1.0, True, shifts=False)
         shared = dataclasses.replace(path.met(site, site.views(0, 1, own=(1,)), path.degree), uniform=True)
@@ -267,7 +270,7 @@ class Layer:
 
     def columns(self, site, path):
         """The slices that absorb a scaling of input unit i: the weight along axis 1."""
-        return site.views(1, path.units, own=(0,), interleaved=path.interleaved)
+        return site.views(1, path.units, own=(0,), interleaved=path.interleaved, ranged=path)
 
     def centered(self, site, groups: int):
         """Slices whose entry sums never move when its input is centered (sums to 0) over
@@ -347,6 +350,8 @@ class Entrywise(Layer):
     """A layer that maps each entry alone (an activation, dropout): a shift of any kind
     (`Layer.feature_shift`, `sample_shift`, `channel_shift`) passes it as a shift constant
     over the batch does (`shift`)."""
+
+    ranged: ClassVar[bool] = True  # one branch's units of a concatenation pass it
 
     def feature_shift(self, site) -> str:
         return self.shift(site)

@@ -71,7 +71,9 @@ class View:
     """Parameter ``param`` seen as a (units, rest) matrix: row i is unit i's slice.
 
     ``axis`` is the unit axis. When the axis is longer than ``units`` (a dense layer
-    after Flatten), unit i owns the i-th contiguous block of it.
+    after Flatten), unit i owns the i-th contiguous block of it. ``span`` > 0: the units own
+    the axis's entries ``offset`` .. ``offset + span - 1`` alone, in contiguous blocks (a
+    reader of a concatenation: one branch's channels).
     """
 
     param: int
@@ -83,6 +85,8 @@ class View:
     ndim: int = 2  # axes of the whole parameter (a bias or a gain: 1)
     groups: int = 1  # a grouped convolution's input axis: unit i's slice is its group's rows only
     transposed: bool = False  # unit i is entry i of every row along axis 0 (a kernel's columns)
+    offset: int = 0  # the first entry of the axis its units own
+    span: int = 0  # how many entries of the axis its units own (0: all of them)
 
     def rows(self, params, flat: bool = True):
         """The (units, rest) matrix of this slice (numpy, autograd boxes, torch tensors);
@@ -92,6 +96,7 @@ class View:
         if self.transposed:  # (O, C, k, ...) -> (C k..., O): column i of the (O, rest) matrix
             return xp.reshape(p, (p.shape[0], -1)).T
         p = p if self.axis == 0 else xp.moveaxis(p, self.axis, 0)
+        p = p[self.offset:self.offset + self.span] if self.span else p
         if not (flat or self.groups > 1 or self.interleaved) and p.shape[0] == self.units:
             return p  # (a unit owning a block of a longer axis needs the reshape)
         if self.groups > 1:  # (C_in / G, C_out, ...) -> (G, C_in / G, C_out / G, ...): unit g C_in / G + l
@@ -106,11 +111,13 @@ class View:
     def describe(self, ndim: int, size: int, unit: str = "i") -> str:
         if self.transposed:
             return f"{self.name}[:,{unit}] ({unit} over each row's {self.units} entries)"
-        index = [unit if a == self.axis else ":" for a in range(ndim)]
+        size = self.span or size
+        entry = f"{self.offset}+{unit}" if self.offset and size == self.units else unit
+        index = [entry if a == self.axis else ":" for a in range(ndim)]
         block = ("" if size == self.units
                  else f" ({unit}'s group's rows, {unit} mod {size})" if self.groups > 1
                  else f" (every {self.units}th from {unit})" if self.interleaved
-                 else f" (block {unit} of {size // self.units})")
+                 else f" (block {unit} of {size // self.units}{f' from {self.offset}' if self.offset else ''})")
         return f"{self.name}[{','.join(index)}]{block}"
 
 
@@ -187,6 +194,9 @@ class Path:
     may mix the units only within that many contiguous equal groups (`Rescaling.blocks`).
     ``projective``: the walk passes a per-sample normalization as a linear map where a later
     one removes its per-row factor (`projected`); ``centred`` once one that centres passed.
+    ``span`` > 0: past a concatenation the units are ``offset`` .. ``offset + units - 1`` of
+    the ``span`` units on their axis (one branch's channels); only layers that declare
+    `Layer.ranged` carry such a path (`walk`), their views of it ranged alike (`View.span`).
     """
 
     units: int
@@ -208,6 +218,8 @@ class Path:
     blocks: int = 1
     projective: bool = False
     centred: bool = False
+    offset: int = 0
+    span: int = 0
 
     def within(self, groups: int) -> Path:
         """Mixing allowed only within ``groups`` contiguous equal groups of the units as well:
@@ -291,14 +303,18 @@ class Site:
         """Global index of the layer's first parameter."""
         return self.offset + self.chain.slots[self.position][0]
 
-    def views(self, axis: int, units: int, own=None, interleaved: bool = False, groups: int = 1) -> tuple[View, ...]:
-        """The layer's own parameters (or those in ``own``) seen with unit axis ``axis``."""
+    def views(self, axis: int, units: int, own=None, interleaved: bool = False, groups: int = 1,
+              ranged: Path | None = None) -> tuple[View, ...]:
+        """The layer's own parameters (or those in ``own``) seen with unit axis ``axis``
+        (``ranged``: the units of that path among its axis's, `Path.span`)."""
         start, stop = self.chain.slots[self.position]
         count = len(self.layer.param_shapes(self.in_shape))
         chosen = range(count) if own is None else own
         specs = self.chain.specs
+        offset, span = (ranged.offset, ranged.span) if ranged is not None else (0, 0)
         return tuple(View(self.offset + start + k, specs[start + k][0], axis, units,
-                          int(np.prod(specs[start + k][1])), interleaved, len(specs[start + k][1]), groups)
+                          int(np.prod(specs[start + k][1])), interleaved, len(specs[start + k][1]), groups,
+                          offset=offset, span=span)
                      for k in chosen if k < min(count, stop - start))
 
     def following(self) -> Site:
@@ -307,10 +323,13 @@ class Site:
 
 def walk(path: Path, site: Site) -> Path | None:
     """Carry ``path`` through the layers from ``site`` to the end of its chain;
-    None when some layer cannot carry it."""
+    None when some layer cannot carry it (one branch's units of a concatenation reach only
+    layers that declare they carry such a range, `Layer.ranged`)."""
     chain = site.chain
     for position in range(site.position, len(chain.layers)):
         here = replace(site, position=position)
+        if path.span and not here.layer.ranged:
+            return None
         path = here.layer.carry(path, here)
         if path is None or path.closed:
             return path
@@ -328,8 +347,7 @@ def from_weight_layer(site: Site, mixes: bool = True) -> Iterator[Rescaling]:
     """The rescaling of a layer's output units: its rows scale by c, walk forward.
     ``mixes``: the rows form a full matrix, so a linear path also allows mixing the units
     (a matrix law)."""
-    start = Path(site.layer.units_out(site), linear=mixes, last_axis=site.layer.rows_on_last_axis(site),
-                 scalar=site.layer.shared_input(site), blocks=site.layer.row_blocks).emitted(site, 1.0)
+    start = emitted_by(site, mixes)
     end = walk(start, site.following())
     closed = tuple(close(start, end, site))
     yield from closed
@@ -340,6 +358,12 @@ def from_weight_layer(site: Site, mixes: bool = True) -> Iterator[Rescaling]:
     # or vary over positions too (a patch stem's kernel columns): the laws `close` lacks
     named = {r.name for r in closed}
     yield from (r for r in sample_shifts(site) if r.name not in named)
+
+
+def emitted_by(site: Site, mixes: bool = True) -> Path:
+    """The path a scaling of a weight layer's output units starts as: its rows by c."""
+    return Path(site.layer.units_out(site), linear=mixes, last_axis=site.layer.rows_on_last_axis(site),
+                scalar=site.layer.shared_input(site), blocks=site.layer.row_blocks).emitted(site, 1.0)
 
 
 def projected(start: Path, site: Site) -> Iterator[Rescaling]:

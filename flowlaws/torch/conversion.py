@@ -73,6 +73,7 @@ from flowlaws.models import (
     AvgPool1d,
     AvgPool2d,
     BatchNorm,
+    Concat,
     Conv1d,
     Conv2d,
     ConvTranspose1d,
@@ -128,7 +129,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "(batch_first, relu or gelu, pre- or post-norm, no mask), Embedding (of the input ids), "
              "transpose/permute/movedim/x.mT of one sample axis, flatten/view/reshape merging trailing axes, "
              "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange) or multiplied "
-             "(a layer scale), torch.cat([tokens, x], 1) (a class token), x.size()/x.shape arithmetic")
+             "(a layer scale), torch.cat([tokens, x], 1) (a class token), torch.cat of values computed from one "
+             "along dim 1 (a DenseNet layer, a U-Net skip, an Inception module), x.size()/x.shape arithmetic")
 
 
 def float64_array(tensor) -> np.ndarray:
@@ -504,25 +506,47 @@ class _Chain:
     def fork(self, node, a, b, kind):
         """a + b (``Residual``) or a * b (``Gated``) of two values computed from one: the
         layers since their common ancestor, split by branch, become one composite layer."""
-        pa, pb = self.lineage[a], self.lineage[b]
-        common = 0
-        while common < min(len(pa), len(pb)) and pa[common] == pb[common]:
-            common += 1
-        first, second = pa[common:], pb[common:]
-        start = pa[:common][-1] + 1 if common else 0
-        if sorted((*first, *second)) != list(range(start, len(self.layers))) or not (first or second):
-            raise InvalidArgument(f"{node.name}: only a sum or product of two branches from one value is "
-                                  "supported (a residual block, a gate)")
+        common, (first, second) = self._branches(node, (a, b), "a sum or product of two branches from one value "
+                                                               "(a residual block, a gate)")
         if not first:
             first, second = second, first
         if kind is Residual and len(second) > len(first):
             first, second = second, first  # the longer branch is the block, the other the shortcut
-        branches = [tuple(self.layers[k][0] for k in branch) for branch in (first, second)]
-        params = tuple(p for branch in (first, second) for k in branch for p in self.layers[k][1])
-        sources = [source for branch in (first, second) for k in branch for source in self.layers[k][2]]
-        del self.layers[start:]
-        self.layers.append((kind(*branches), params, sources))
-        self.lineage[node] = (*pa[:common], len(self.layers) - 1)
+        self._joined(node, common, (first, second), kind)
+
+    def concatenated(self, node, parts) -> None:
+        """torch.cat of values computed from one, along their first sample axis: the layers
+        since their common ancestor, split by branch, become nested concatenations
+        (concat[concat[A | B] | C] for three), each branch in its place (an empty one: the
+        ancestor itself, a DenseNet layer's or a U-Net skip's cat(x, f(x)))."""
+        common, branches = self._branches(node, parts, "torch.cat of values that branch from one value (a "
+                                                       "DenseNet layer, a U-Net skip, an Inception module)")
+        self._joined(node, common, branches, Concat)
+
+    def _branches(self, node, values, what: str):
+        """The common ancestor's lineage of ``values``, and each one's layers since: they must
+        be all the layers appended since, each in one branch."""
+        paths = [self.lineage[v] for v in values]
+        common = 0
+        while common < min(map(len, paths)) and len({p[common] for p in paths}) == 1:
+            common += 1
+        branches = [p[common:] for p in paths]
+        start = paths[0][common - 1] + 1 if common else 0
+        if sorted(k for b in branches for k in b) != list(range(start, len(self.layers))) or not any(branches):
+            raise InvalidArgument(f"{node.name}: only {what} is supported")
+        return paths[0][:common], branches
+
+    def _joined(self, node, common, branches, kind) -> None:
+        """The layers of ``branches`` (all since ``common``) replaced by one composite layer
+        of them (several branches: nested, the first ones innermost)."""
+        layer, *rest = [tuple(self.layers[k][0] for k in branch) for branch in branches]
+        for other in rest:
+            layer = (kind(layer, other),)
+        params = tuple(p for branch in branches for k in branch for p in self.layers[k][1])
+        sources = [source for branch in branches for k in branch for source in self.layers[k][2]]
+        del self.layers[common[-1] + 1 if common else 0:]
+        self.layers.append((layer[0], params, sources))
+        self.lineage[node] = (*common, len(self.layers) - 1)
 
 
 FLATTENS = {torch.flatten, "flatten", "view", "reshape"}
@@ -982,10 +1006,16 @@ def _traced(module, chain: _Chain, example_input):
         elif function and node.target in (torch.cat, torch.concat, torch.concatenate):
             parts = node.args[0]
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-            if len(parts) != 2 or parts[0] not in direct or parts[1] not in chain.lineage or \
-                    dim % len(shape(parts[1])) != 1:
+            computed = all(x in chain.lineage for x in parts)
+            if len(parts) < 2 or dim % len(shape(node)) != 1 or not (computed or (
+                    len(parts) == 2 and parts[0] in direct and parts[1] in chain.lineage)):
                 raise InvalidArgument(f"{node.name}: torch.cat of {len(parts)} tensors along dim {dim}; flowlaws "
-                                      "converts learned tokens put before a (N, T, d) sequence, torch.cat([cls, x], 1)")
+                                      "converts computed values joined along dim 1 (torch.cat([x, f(x)], 1)) and "
+                                      "learned tokens put before a (N, T, d) sequence, torch.cat([cls, x], 1)")
+            if computed:
+                chain.concatenated(node, parts)
+                head = node
+                continue
             source = _direct(node, Prepend, direct[parts[0]], shape(parts[1]))
             chain.add(node, _convert(source, node.name), (node.name, source), after=parts[1])
             head = node

@@ -12,6 +12,7 @@ from flowlaws.errors import unknown
 from flowlaws.models.kinds.activation import Activation
 from flowlaws.models.kinds.attention import Attention
 from flowlaws.models.kinds.batchnorm import BatchNorm
+from flowlaws.models.kinds.concat import Concat
 from flowlaws.models.kinds.conv import Conv1d, Conv2d
 from flowlaws.models.kinds.conv_transpose import ConvTranspose1d, ConvTranspose2d
 from flowlaws.models.kinds.dense import Dense
@@ -61,6 +62,7 @@ LAYERS: tuple[type[Layer], ...] = (
     Activation,
     Residual,
     Gated,
+    Concat,
     MoE,
 )
 
@@ -79,7 +81,7 @@ def names() -> tuple[str, ...]:
     return tuple(_BY_NAME)
 
 
-__all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d",
+__all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Concat", "Conv1d", "Conv2d",
            "ConvTranspose1d", "ConvTranspose2d", "Dense",
            "Dropout", "Flatten", "Gated", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "MoE", "MoveAxis",
            "Offset", "Prepend", "RMSNorm", "Residual", "Scale", "Token", "Upsample1d", "Upsample2d", "kind", "names"]

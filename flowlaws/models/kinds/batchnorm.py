@@ -18,6 +18,7 @@ class BatchNorm(Normalization):
     family: ClassVar[str] = "bn"
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
     couples_samples: ClassVar[bool] = True
+    ranged: ClassVar[bool] = True  # one branch's units of a concatenation pass it
     constant_group: ClassVar[str] = "a channel is constant over the batch (one sample, or a dead unit)"
 
     def axes(self, ndim):

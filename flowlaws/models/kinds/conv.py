@@ -79,6 +79,7 @@ class Conv(Layer):
     dims: ClassVar[int]
     family: ClassVar[str] = "conv"
     has_weight: ClassVar[bool] = True
+    ranged: ClassVar[bool] = True  # one branch's units of a concatenation pass it
 
     def __post_init__(self):
         for name in PER_AXIS:
@@ -266,7 +267,7 @@ class Conv(Layer):
 
     def columns(self, site, path):
         """Input channel i's slice: W[rows of its group, i mod (C_in / G)]."""
-        return site.views(1, path.units, own=(0,), interleaved=path.interleaved, groups=self.groups)
+        return site.views(1, path.units, own=(0,), interleaved=path.interleaved, groups=self.groups, ranged=path)
 
     def carry(self, path, site):
         """Its columns absorb a scaling of the input channels (a grouped one's only within
@@ -279,6 +280,8 @@ class Conv(Layer):
                 return self.mapped_alone(path, site)
             whole = path.met(site, site.views(0, 1, own=(0,)), -path.degree)
             return replace(whole, closed=True, uniform=True, linear=False, classes=0)
+        if path.span and self.groups > 1:  # (groups cut across one branch's channels: not followed)
+            return None
         end = super().carry(path, site)
         return end if end is None or self.groups == 1 else replace(end.within(self.groups), classes=0)
 

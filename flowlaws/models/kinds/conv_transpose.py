@@ -146,7 +146,7 @@ class ConvTranspose(Conv):
 
     def columns(self, site, path):
         """Input channel c's slice: W[c] (it reaches its group's outputs only)."""
-        return site.views(0, path.units, own=(0,), interleaved=path.interleaved)
+        return site.views(0, path.units, own=(0,), interleaved=path.interleaved, ranged=path)
 
     @classmethod
     def draw(cls, draw, shape, context):

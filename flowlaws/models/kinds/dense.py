@@ -29,6 +29,7 @@ class Dense(Layer):
     ranks: ClassVar[tuple[int, ...]] = (1, 2)
     has_weight: ClassVar[bool] = True
     reads_last_axis: ClassVar[bool] = True
+    ranged: ClassVar[bool] = True  # one branch's units of a concatenation pass it
 
     def __post_init__(self):
         positive_ints("dense", units=self.units)

@@ -23,6 +23,7 @@ class Flatten(Layer):
     kind: ClassVar[str] = "flatten"
     example: ClassVar[str] = "seq:2x4:conv1d(2,2),relu,flatten,dense(2)"
     ranks: ClassVar[tuple[int, ...]] = (2, 3)
+    ranged: ClassVar[bool] = True  # one branch's units of a concatenation pass it
 
     def out_shape(self, in_shape):
         if not 0 <= self.start < max(len(in_shape), 1):
@@ -65,11 +66,14 @@ class Flatten(Layer):
     def carry(self, path, site):
         """Channel c becomes the c-th contiguous block: the scaling passes unchanged;
         the features of a (T, d) sequence become every d-th entry (interleaved). From
-        ``start`` >= 1 the first axis stays; a last axis merged with others stops."""
+        ``start`` >= 1 the first axis stays; a last axis merged with others stops. A range
+        of the channels (`Path.span`) becomes the range of their entries."""
         if not self._merges(site.in_shape):
             return path
         if self.start == 0:
-            return replace(path, last_axis=False, interleaved=True) if path.last_axis else path
+            block = int(np.prod(site.in_shape[1:]))  # (one branch's channels of a concatenation: their entries)
+            ranged = replace(path, offset=path.offset * block, span=path.span * block)
+            return replace(path, last_axis=False, interleaved=True) if path.last_axis else ranged
         return None if path.last_axis and path.units > 1 else path
 
     def row_scale(self, site) -> str:

@@ -150,25 +150,31 @@ class Fork(Layer):
                 yield from reader.layer.centered(reader, count)
 
     @staticmethod
-    def into(path: Path, inner: Site) -> Path | None:
+    def into(path: Path, inner: Site, ranged: bool = False) -> Path | None:
         """The walk of ``path`` (its layout, no terms yet) into one branch: open (no weight
-        layer took it: the branch output carries it), closed, or None."""
+        layer took it: the branch output carries it), closed, or None. An open walk that
+        reaches the branch output as some of its units (`Path.span`: past a concatenation)
+        is None unless the join places ``ranged`` walks (`Concat`)."""
         layout: dict[str, Any] = {"last_axis": path.last_axis, "interleaved": path.interleaved,
-                                  "summed": path.summed}
-        if not inner.chain.layers:
-            return Path(path.units, path.degree, **layout)
-        return walk(Path(path.units, path.degree, **layout), inner)
+                                  "summed": path.summed, "offset": path.offset, "span": path.span}
+        end = walk(Path(path.units, path.degree, **layout), inner)
+        return None if end is not None and end.span and not end.closed and not ranged else end
+
+    @staticmethod
+    def last_emitter(inner: Site) -> Site | None:
+        """The branch's last layer with rows (`Layer.emits`); None when it has none."""
+        emitting = [i for i, layer in enumerate(inner.chain.layers) if layer.emits]
+        return replace(inner, position=emitting[-1]) if emitting else None
 
     @staticmethod
     def emitter(inner: Site, units: int | None = None, layout: dict | None = None) -> tuple[Site, Path] | None:
         """The branch's last layer with rows, and the walk of a scaling of ``units`` (its
         own output units by default) from it to the branch's output (open: its degree
         there); None when there is none."""
-        emitting = [i for i, layer in enumerate(inner.chain.layers) if layer.emits]
-        if not emitting:
+        last = Fork.last_emitter(inner)
+        if last is None:
             return None
-        last = replace(inner, position=emitting[-1])
         if units is None:
             units, layout = last.layer.units_out(last), {"last_axis": last.layer.rows_on_last_axis(last)}
         tail = walk(Path(units, **(layout or {})), last.following())
-        return None if tail is None or tail.closed else (last, tail)
+        return None if tail is None or tail.closed or tail.span else (last, tail)

@@ -30,6 +30,7 @@ class Pool(Layer):
     size: int | tuple
     stride: int | tuple | None = None
     padding: int | tuple = 0
+    ranged: ClassVar[bool] = True  # one branch's units of a concatenation pass it
     dims: ClassVar[int]
     reduce: ClassVar[str]
     family: ClassVar[str] = "pool"

@@ -33,6 +33,7 @@ class Upsample(Layer):
     scale: int | tuple
     dims: ClassVar[int]
     family: ClassVar[str] = "up"
+    ranged: ClassVar[bool] = True  # one branch's units of a concatenation pass it
 
     def __post_init__(self):
         object.__setattr__(self, "scale", per_axis(self.kind, "scale", self.scale, self.dims))
