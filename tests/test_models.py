@@ -202,6 +202,8 @@ def test_non_homogeneous_activations_stop_the_rescaling():
         ("seq:4:relu[dense(3)]", "relu takes no branches"),
         ("seq:4:gated(3)", "takes branches in brackets"),
         ("seq:4:residual[dense(4) | dense(4) | dense(4)]", "one or two branches"),
+        ("seq:2x3:concat[ | ]", "both branches are empty"),
+        ("seq:2x3:concat[conv1d(2,1) | conv1d(2,2)]", "all but the first axis (the one joined) must agree"),
         ("seq:4:dropout(1.5)", "p must be in [0, 1)"),
         ("seq:4:dense(3,heads=2)", "unknown option 'heads'"),
         ("seq:4:dense(3),blah", "unknown layer 'blah'"),
