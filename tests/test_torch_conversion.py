@@ -629,7 +629,7 @@ class _WideNorm(nn.Module):  # F.layer_norm over two axes
     (_Unprojected, (2, 5, 4), r"its output is not y.transpose\(1, 2\)"),
     (_WideNorm, (2, 2, 3), r"F.layer_norm of the last axis \(3\)"),
     (_Appended, (2, 2, 3), "learned tokens put before a"),
-    (_Positions, (2, 2, 3), r"torch.cat of 2 tensors along dim 2; flowlaws converts computed values joined along dim 1"),
+    (_Positions, (2, 2, 3), r"torch.cat of 2 tensors along dim 2; flowlaws converts computed values joined along"),
     (_Reversed, (2, 2, 3, 3), "a move of one sample axis"),
     (_Broadcast, (2, 2, 3), r"the parameter p of shape \(3,\) added to a value of shape"),
     (_Feature, (2, 2, 3), r"x\[:, t\] of a \(N, T, d\) sequence"),
@@ -644,7 +644,8 @@ class _WideNorm(nn.Module):  # F.layer_norm over two axes
      "a convolution of one group"),
     (lambda: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.GLU(), nn.Linear(2, 2)), (3, 3), "that nothing else reads"),
 ], ids=["attention-unprojected", "layer-norm-two-axes", "cat-after", "permute-two-axes", "broadcast-parameter",
-        "feature-index", "split-view", "cat-of-positions", "sigmoid-squared", "relu-root", "relu-read-twice", "clamp-below-zero",
+        "feature-index", "split-view",
+        "cat-of-positions", "sigmoid-squared", "relu-root", "relu-read-twice", "clamp-below-zero",
         "glu-across-positions", "glu-of-a-grouped-conv", "glu-of-a-relu"])
 def test_a_graph_operation_flowlaws_does_not_convert_is_one_line_naming_it(make, shape, fragment):
     with pytest.raises(InvalidArgument, match=fragment) as error:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.symmetry import from_weight_layer, sample_shifts
+from flowlaws.models.symmetry import from_weight_layer, sample_shifts, unfollowed
 
 REALMIN = float(np.finfo(np.float64).tiny)  # smallest normal float64: the underflow threshold
 
@@ -162,6 +162,7 @@ class Layer:
         and the bias with them (y[c] = W x[c] + b: the bias, shared by the units, joins
         whole; no mixing, no shift); some of the units (`Path.span`) and a bias: no symmetry."""
         if path.span and getattr(self, "bias", False):
+            unfollowed(site, "a bias shared by one branch's units and the others'")
             return None
         if not getattr(self, "bias", False):
             return path.times(1.0, True, shifts=False)

@@ -20,6 +20,7 @@
             | residual[LAYERS]               y = x + block(x)
             | residual[LAYERS | LAYERS]      y = block(x) + shortcut(x)
             | gated[LAYERS | LAYERS]         y = a(x) * b(x): gated[dense(8),silu | dense(8)] is SwiGLU
+            | concat[LAYERS | LAYERS]        y = cat(a(x), b(x)) on the first axis; an empty branch is x
             | ACT
     ACT    := linear | relu | abs | leaky_relu(A) | prelu(A,B) | relu_power(K)
             | tanh | sigmoid | softplus | gelu | elu | selu | silu | mish

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -238,8 +239,8 @@ class Path:
     def on_axis(self, last: bool, ndim: int) -> bool:
         """Whether the units lie on a sample's last axis (``last``) or its first, for a
         sample of ``ndim`` axes (a flat sample's one axis is both; one unit is the whole
-        sample, on either axis)."""
-        return ndim == 1 or self.last_axis == last or self.units == 1
+        sample, on either axis, unless it is one branch's range of a concatenation, `span`)."""
+        return ndim == 1 or self.last_axis == last or (self.units == 1 and not self.span)
 
     def met(self, site: Site, views, weight: float) -> Path:
         """Slices ``views`` of the layer at ``site`` join the path with exponent ``weight``."""
@@ -321,6 +322,30 @@ class Site:
         return replace(self, position=self.position + 1)
 
 
+_UNFOLLOWED: ContextVar[list | None] = ContextVar("unfollowed", default=None)
+
+
+def unfollowed(site: Site, why: str) -> None:
+    """Note a walk of one branch's range of a concatenation's units (`Path.span`) that ends
+    here (its caller returns None) with no law though one may exist (docs/theory.md 3.13),
+    for `unfollowed_ranges`. Ending it leaves a law out, never adds a false one."""
+    noted = _UNFOLLOWED.get()
+    if noted is not None:
+        noted.append(f"{site.name}: {why}")
+    return None
+
+
+def unfollowed_ranges(model) -> list[str]:
+    """Where ``model``'s walks of concatenated ranges end without a law (`unfollowed`): the
+    nets laws-complete sets aside."""
+    token = _UNFOLLOWED.set([])
+    try:
+        model.rescalings()
+        return list(_UNFOLLOWED.get() or ())
+    finally:
+        _UNFOLLOWED.reset(token)
+
+
 def walk(path: Path, site: Site) -> Path | None:
     """Carry ``path`` through the layers from ``site`` to the end of its chain;
     None when some layer cannot carry it (one branch's units of a concatenation reach only
@@ -329,6 +354,7 @@ def walk(path: Path, site: Site) -> Path | None:
     for position in range(site.position, len(chain.layers)):
         here = replace(site, position=position)
         if path.span and not here.layer.ranged:
+            unfollowed(here, f"{here.layer.spec} does not carry one branch's units of a concatenation")
             return None
         path = here.layer.carry(path, here)
         if path is None or path.closed:

@@ -18,6 +18,7 @@ from flowlaws.theorems.hypotheses import (
     NO_SCALAR_FED_LINEAR,
     NO_SHARED_BIAS_MIXING,
     NO_TAP_CLASSES,
+    NO_UNFOLLOWED_RANGE,
 )
 from flowlaws.theorems.selections import _all_laws, _every_law
 
@@ -59,7 +60,7 @@ def theorems() -> list[Theorem]:
             levels=(Level.COMPLETE,),
             hypotheses=(NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                         NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
-                        NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS),
+                        NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, NO_UNFOLLOWED_RANGE),
             decide=completeness,
         ),
     ]

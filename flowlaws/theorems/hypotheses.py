@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 
 from flowlaws.discover import scalar_deep_linear
-from flowlaws.models import LayerNorm, Residual
-from flowlaws.models.symmetry import Family
+from flowlaws.models import Concat, LayerNorm, Residual
+from flowlaws.models.symmetry import Family, unfollowed_ranges
 from flowlaws.theorems.core import Hypothesis
 
 
@@ -28,7 +28,8 @@ def _degree_one(s):
 
 
 def _no_skip(s):
-    if any(isinstance(layer, Residual) for layer in getattr(s.model, "layers", ())):
+    if any(isinstance(layer, Residual) or (isinstance(layer, Concat) and not all(layer.branches))
+           for layer in getattr(s.model, "layers", ())):
         return "a skip connection carries the units' output around the block"
     return None
 
@@ -298,6 +299,16 @@ def _no_moved_groups(s):
     return None
 
 
+def _no_unfollowed_range(s):
+    """A concatenation's branch units (a range of the joined axis) that reach a layer which
+    does not carry such a range (a LayerNorm, a moveaxis, a grouped convolution, a residual
+    join, two branches carrying one unit) end their walk with no law (`unfollowed`): the
+    derivation leaves those laws out, so laws-complete sets such nets aside
+    (docs/theory.md 3.13)."""
+    stopped = unfollowed_ranges(s.model) if hasattr(s.model, "rescalings") else []
+    return f"a concatenation's range ends unfollowed at {stopped[0]}" if stopped else None
+
+
 def _softmax_router(s):
     """A mixture of experts whose gate ignores a shift of its logits (softmax)."""
     for layer in getattr(s.model, "all_layers", ()):
@@ -316,6 +327,7 @@ NO_POSITION_RAMP = Hypothesis("no ramp along a convolution's positions", _no_pos
 NO_TAP_CLASSES = Hypothesis("no transposed convolution's taps apart", _no_tap_classes)
 NO_COPIES = Hypothesis("no upsampling", _no_copies)
 NO_MOVED_GROUPS = Hypothesis("no GroupNorm's groups moved", _no_moved_groups)
+NO_UNFOLLOWED_RANGE = Hypothesis("every concatenated range followed", _no_unfollowed_range)
 NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
@@ -324,6 +336,7 @@ HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_D
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS,
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                                   NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
-                                  NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, SOFTMAX_ROUTER)}
+                                  NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, NO_UNFOLLOWED_RANGE,
+                                  SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------

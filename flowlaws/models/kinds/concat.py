@@ -23,7 +23,17 @@ from flowlaws.errors import InvalidArgument
 from flowlaws.models.kinds.conv import Conv1d
 from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.fork import Fork
-from flowlaws.models.symmetry import Family, Path, close, emitted_by, namespace, rescalings, shift_fate, walk
+from flowlaws.models.symmetry import (
+    Family,
+    Path,
+    close,
+    emitted_by,
+    namespace,
+    rescalings,
+    shift_fate,
+    unfollowed,
+    walk,
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,8 @@ class Concat(Fork):
     """y = cat(first(x), second(x)) on the first sample axis; an empty branch is x."""
 
     kind: ClassVar[str] = "concat"
-    example: ClassVar[str] = "seq:2x5:conv1d(2,1,bias),relu,concat[ | conv1d(2,3,padding=1),relu],conv1d(2,1),flatten,dense(1)"
+    example: ClassVar[str] = ("seq:2x5:conv1d(2,1,bias),relu,concat[ | conv1d(2,3,padding=1),relu],conv1d(2,1),"
+                              "flatten,dense(1)")
     family: ClassVar[str] = "cat"
     ranks: ClassVar[tuple[int, ...]] = (1, 2)
     prefixes: ClassVar[tuple[str, str]] = ("a.", "b.")
@@ -73,6 +84,7 @@ class Concat(Fork):
         branches before it; None for units interleaved or on another axis."""
         shapes = [c.output_shape for c in self.chains(site.in_shape)]
         if w.interleaved or (w.last_axis and len(shapes[0]) > 1):
+            unfollowed(site, "units interleaved or on the last axis, not the one joined")
             return None
         before = sum(int(s[0]) for s in shapes[:branch])
         return replace(w, offset=before + w.offset, span=w.span or int(shapes[branch][0]))
@@ -83,15 +95,20 @@ class Concat(Fork):
         a shift of the units when every branch passes one: a shift some absorb goes on as
         their output's, `shift`)."""
         if (path.last_axis and len(site.in_shape) > 1) or path.projective:
+            unfollowed(site, "units on the last axis, or a normalization's projection")
             return None
         walks = [self.into(path, inner, ranged=True) for inner in self.inners(site)]
         if any(w is None for w in walks):
             return None
         open_ = [k for k, w in enumerate(walks) if not w.closed]  # type: ignore[union-attr]
+        if any(w.family is not Family.RESCALE for w in walks):  # type: ignore[union-attr]
+            unfollowed(site, "a branch's normalization removes the scaling")
+            return None
         if not open_:
-            return path.joined(walks) if all(w.family is Family.RESCALE for w in walks) else None  # type: ignore
-        if len(open_) > 1 or any(w.family is not Family.RESCALE for w in walks):  # type: ignore[union-attr]
-            return None  # (one unit in two ranges of y: no view holds it)
+            return path.joined(walks)
+        if len(open_) > 1:
+            unfollowed(site, "two branches carry the units: two ranges of y")
+            return None
         placed = self._placed(walks[open_[0]], open_[0], site)  # type: ignore[arg-type]
         if placed is None:
             return None

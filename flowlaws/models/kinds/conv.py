@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import Layer, fmt
+from flowlaws.models.symmetry import unfollowed
 from flowlaws.validation import on_axes, per_axis, positive_ints
 
 PER_AXIS = ("kernel", "stride", "padding", "dilation")  # one value, or one per spatial axis
@@ -280,7 +281,8 @@ class Conv(Layer):
                 return self.mapped_alone(path, site)
             whole = path.met(site, site.views(0, 1, own=(0,)), -path.degree)
             return replace(whole, closed=True, uniform=True, linear=False, classes=0)
-        if path.span and self.groups > 1:  # (groups cut across one branch's channels: not followed)
+        if path.span and self.groups > 1:
+            unfollowed(site, "groups cut across one branch's channels")
             return None
         end = super().carry(path, site)
         return end if end is None or self.groups == 1 else replace(end.within(self.groups), classes=0)

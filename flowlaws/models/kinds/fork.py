@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.chain import Chain, chain
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Path, Site, centred_reader, walk
+from flowlaws.models.symmetry import Path, Site, centred_reader, unfollowed, walk
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,10 @@ class Fork(Layer):
         layout: dict[str, Any] = {"last_axis": path.last_axis, "interleaved": path.interleaved,
                                   "summed": path.summed, "offset": path.offset, "span": path.span}
         end = walk(Path(path.units, path.degree, **layout), inner)
-        return None if end is not None and end.span and not end.closed and not ranged else end
+        if end is not None and end.span and not end.closed and not ranged:
+            unfollowed(inner, "one branch's units of a concatenation reach a join that does not place them")
+            return None
+        return end
 
     @staticmethod
     def last_emitter(inner: Site) -> Site | None:
@@ -177,4 +180,7 @@ class Fork(Layer):
         if units is None:
             units, layout = last.layer.units_out(last), {"last_axis": last.layer.rows_on_last_axis(last)}
         tail = walk(Path(units, **(layout or {})), last.following())
-        return None if tail is None or tail.closed or tail.span else (last, tail)
+        if tail is not None and tail.span and not tail.closed:
+            unfollowed(last, "its units reach the join as one branch's units of a concatenation")
+            return None
+        return None if tail is None or tail.closed else (last, tail)

@@ -26,6 +26,7 @@ class Offset(Layer):
     example: ClassVar[str] = "seq:3x2:dense(3),offset,relu,flatten,dense(2)"
     family: ClassVar[str] = "pos"
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
+    ranged: ClassVar[bool] = True  # one branch's units of a concatenation pass it
 
     def param_shapes(self, in_shape):
         return (("P", tuple(in_shape)),)
@@ -43,7 +44,7 @@ class Offset(Layer):
     def carry(self, path, site):
         """P's slices of the scaled units scale with them (exponent: the path's degree)."""
         axis = len(site.in_shape) - 1 if path.last_axis else 0
-        return path.met(site, site.views(axis, path.units, interleaved=path.interleaved), path.degree)
+        return path.met(site, site.views(axis, path.units, interleaved=path.interleaved, ranged=path), path.degree)
 
     def rescalings(self, site):
         """(b_i + a, P[unit i] - a) for the bias b of the layer right before, whose unit i

@@ -25,6 +25,7 @@ class Scale(Layer):
     example: ClassVar[str] = "seq:3x4:dense(3),relu,scale,dense(2),mean(last),dense(1)"
     ranks: ClassVar[tuple[int, ...]] = (1, 2, 3)
     reads_last_axis: ClassVar[bool] = True
+    ranged: ClassVar[bool] = True  # one branch's units of a concatenation pass it
 
     def param_shapes(self, in_shape):
         if len(in_shape) < 1:
@@ -58,7 +59,7 @@ class Scale(Layer):
 
     def columns(self, site, path):
         """Input unit i is read by g_i alone."""
-        return site.views(0, path.units, interleaved=path.interleaved)
+        return site.views(0, path.units, interleaved=path.interleaved, ranged=path)
 
     def carry(self, path, site):
         """g absorbs a scaling of the last axis, unit by unit (a diagonal: no mixing, so no
