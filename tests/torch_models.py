@@ -488,6 +488,17 @@ CALLED_ACTIVATIONS = (F.relu, F.gelu, F.silu, F.mish, F.relu6, F.hardswish, F.se
                       lambda x: x.clamp(min=0), lambda x: F.relu(x).square(), lambda x: x * 0.5)
 
 
+class Grown(nn.Module):
+    """A DenseNet layer's growth: its input and a block's output joined, torch.cat([x, f(x)], 1)."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return torch.cat([x, self.block(x)], 1)
+
+
 class Applied(nn.Module):
     """A function of x (an activation called in ``forward``) as a module."""
 
@@ -505,12 +516,14 @@ def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS
     one: `example_for`): Linear, Conv1d or (with ``extras``) ConvTranspose1d layers (biases
     or not, a kernel, padding and groups; a transposed one's stride), a norm sometimes, an
     activation (a module of ``activations`` or a call of ``calls``), and with ``extras`` a
-    GLU of a layer's units, an InstanceNorm or a GroupNorm, a pool sometimes; a Linear head."""
+    GLU of a layer's units, an InstanceNorm or a GroupNorm, a pool sometimes, a layer's
+    output concatenated to its input (`Grown`); a Linear head."""
     convolutional = draw(st.booleans(), label="conv")
     channels, length = 2, 8
     width = channels * length
     layers: list = []
     for _ in range(draw(st.integers(1, 3), label="hidden layers")):
+        start, before = len(layers), (channels, length, width)
         out, bias = 2 * draw(st.integers(1, 2)), draw(st.booleans())
         glu = extras and draw(st.booleans(), label="glu")
         if convolutional:
@@ -553,6 +566,9 @@ def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS
                                                 nn.AdaptiveAvgPool1d(length // 2)])))
             length //= 2
             width = channels * length
+        if extras and length == before[1] and draw(st.booleans(), label="concatenated"):
+            layers[start:] = [Grown(nn.Sequential(*layers[start:]))]  # cat(x, f(x)): a DenseNet layer
+            channels, width = channels + before[0], width + before[2]
     if convolutional:
         layers.append(nn.Flatten())
     layers.append(nn.Linear(width, 2, bias=draw(st.booleans())))
@@ -564,7 +580,8 @@ def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS
 def example_for(module, n: int, dtype=torch.float64):
     """``n`` Gaussian inputs for a `torch_modules` module: (n, 2, 8), or (n, 16) for a dense one."""
     x = torch.randn(n, 2, 8, dtype=dtype)
-    return x if isinstance(module[0], nn.Conv1d | nn.ConvTranspose1d) else x.flatten(1)
+    first = module[0].block[0] if isinstance(module[0], Grown) else module[0]
+    return x if isinstance(first, nn.Conv1d | nn.ConvTranspose1d) else x.flatten(1)
 
 
 REFERENCE = {
