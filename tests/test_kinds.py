@@ -83,6 +83,7 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     # one channel of three, read by a position-wise dense layer: not the whole sample (a false law
     # before, found by the composition campaign, seed 1402)
     "seq:2x3:concat[ | conv1d(1,1),relu],dense(1),flatten,dense(1)",
+    "seq:2x4:conv1d(2,1),relu,concat[ | conv1d(2,1),relu],mean,dense(1)",  # a global pool keeps the range
 ])
 def test_graph_specs_have_exactly_their_derived_laws(spec):
     found = discover(parse(spec), degree=0)

@@ -28,6 +28,7 @@ class Mean(Layer):
     kind: ClassVar[str] = "mean"
     example: ClassVar[str] = "seq:2x4:conv1d(3,1),relu,mean,dense(2)"
     ranks: ClassVar[tuple[int, ...]] = (2, 3)
+    ranged: ClassVar[bool] = True  # one branch's channels of a concatenation pass it (kept axis 0)
 
     def _axes(self, ndim: int) -> tuple[int, ...]:
         """The averaged axes of a batch of ``ndim`` axes."""
