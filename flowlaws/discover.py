@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from flowlaws.certificate import GRID, Certificate, certify, numerical, verified
+from flowlaws.certificate import GRID, Certificate, certify, numerical, svd, verified
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models import Activation, parameter_count
 from flowlaws.models.layer import REALMIN
@@ -538,7 +538,7 @@ def rank_and_gap(rows) -> tuple[int, float]:
     M = M[norms > 0] / norms[norms > 0, None]
     if M.size == 0:
         return 0, math.inf
-    s = np.linalg.svd(M, compute_uv=False)
+    s = svd(M, compute_uv=False)
     r = int(np.sum(s > RANK_TOL * s[0]))
     gap = math.inf if r == len(s) else float(s[r - 1] / max(s[r], 1e-300))
     return r, gap
@@ -557,7 +557,7 @@ def _independent(rows, basis) -> list[int]:
     R = R / np.maximum(np.linalg.norm(R, axis=1, keepdims=True), 1e-300)
     if len(B):
         norms = np.linalg.norm(B, axis=1)
-        _, _, Vt = np.linalg.svd(B[norms > 0] / norms[norms > 0, None], full_matrices=False)
+        _, _, Vt = svd(B[norms > 0] / norms[norms > 0, None])
         Q = Vt[: rank_and_gap(B)[0]].T
         R = R - (R @ Q) @ Q.T
     _, s, pivots = scipy.linalg.qr(R.T, pivoting=True, mode="economic")
@@ -695,7 +695,7 @@ def quadratic_laws(model, problems) -> np.ndarray:
         quad = G[:, iu[0]] * p.theta[iu[1]] + np.where(iu[0] != iu[1], G[:, iu[1]] * p.theta[iu[0]], 0.0)
         blocks.append(np.hstack([quad, G]))
     M = np.vstack([_row_space(block) for block in blocks])
-    _, s, Vt = np.linalg.svd(M, full_matrices=len(M) < M.shape[1])
+    _, s, Vt = svd(M, full_matrices=len(M) < M.shape[1])
     rank = int(np.sum(s > RANK_TOL * s[0]))
     return _rref(Vt[rank:])
 
@@ -703,7 +703,7 @@ def quadratic_laws(model, problems) -> np.ndarray:
 def _row_space(block) -> np.ndarray:
     """An orthonormal basis of the rows' span (the constraints one point contributes)."""
     block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-300)
-    _, s, Vt = np.linalg.svd(block, full_matrices=False)
+    _, s, Vt = svd(block)
     return Vt[: int(np.sum(s > RANK_TOL * s[0]))]
 
 

@@ -187,3 +187,20 @@ def test_closure_is_certified_only_when_the_probing_brackets_stay_in_the_span_mo
     assert certificate.closed is closes and certificate.decides is closes
     assert not certify(problem, [generators], [], problem.shapes, [bracket(generators[0], generators[1])],
                        rank + 1).closed  # at another rank than the numerical one, nothing is certified
+
+
+def test_an_svd_that_lapack_s_gesdd_does_not_converge_on_is_taken_by_gesvd(monkeypatch):
+    """gesdd fails on some benign matrices (an 80 x 72 basis of unit rows from a LayerNorm
+    net's brackets made `flowlaws discover` an internal error); gesvd gives the same values."""
+    from flowlaws.certificate import svd
+
+    M = np.random.default_rng(0).normal(size=(8, 6))
+    expected = np.linalg.svd(M, compute_uv=False)
+
+    def diverging(*args, **kwargs):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(np.linalg, "svd", diverging)
+    assert np.allclose(svd(M, compute_uv=False), expected, rtol=1e-13)
+    U, s, Vt = svd(M)
+    assert np.allclose((U * s) @ Vt, M, atol=1e-13)
