@@ -119,7 +119,7 @@ def svd(M, compute_uv: bool = True, full_matrices: bool = False):
     fails on some benign matrices (an 80 x 72 basis of unit rows from a LayerNorm net's
     brackets, entries within 1e-6..1): the ranks discovery and the certificate read."""
     try:
-        return np.linalg.svd(M, compute_uv=compute_uv, full_matrices=full_matrices)
+        return np.linalg.svd(M, full_matrices=full_matrices) if compute_uv else np.linalg.svd(M, compute_uv=False)
     except np.linalg.LinAlgError:
         import scipy.linalg
 
