@@ -195,9 +195,10 @@ class Path:
     may mix the units only within that many contiguous equal groups (`Rescaling.blocks`).
     ``projective``: the walk passes a per-sample normalization as a linear map where a later
     one removes its per-row factor (`projected`); ``centred`` once one that centres passed.
-    ``span`` > 0: past a concatenation the units are ``offset`` .. ``offset + units - 1`` of
-    the ``span`` units on their axis (one branch's channels); only layers that declare
-    `Layer.ranged` carry such a path (`walk`), their views of it ranged alike (`View.span`).
+    ``span`` > 0: past a concatenation the units own the entries ``offset`` .. ``offset +
+    span - 1`` of their axis alone, in contiguous blocks (one branch's channels); only layers
+    that declare `Layer.ranged` carry such a path (`walk`), their views of it ranged alike
+    (`View.span`).
     """
 
     units: int

@@ -97,11 +97,12 @@ class Concat(Fork):
         if (path.last_axis and len(site.in_shape) > 1) or path.projective:
             unfollowed(site, "units on the last axis, or a normalization's projection")
             return None
-        walks = [self.into(path, inner, ranged=True) for inner in self.inners(site)]
-        if any(w is None for w in walks):
+        found = [self.into(path, inner, ranged=True) for inner in self.inners(site)]
+        walks = [w for w in found if w is not None]
+        if len(walks) < len(found):
             return None
-        open_ = [k for k, w in enumerate(walks) if not w.closed]  # type: ignore[union-attr]
-        if any(w.family is not Family.RESCALE for w in walks):  # type: ignore[union-attr]
+        open_ = [k for k, w in enumerate(walks) if not w.closed]
+        if any(w.family is not Family.RESCALE for w in walks):
             unfollowed(site, "a branch's normalization removes the scaling")
             return None
         if not open_:
@@ -109,16 +110,15 @@ class Concat(Fork):
         if len(open_) > 1:
             unfollowed(site, "two branches carry the units: two ranges of y")
             return None
-        placed = self._placed(walks[open_[0]], open_[0], site)  # type: ignore[arg-type]
+        placed = self._placed(walks[open_[0]], open_[0], site)
         if placed is None:
             return None
-        linear = path.linear and all(w.linear for w in walks)  # type: ignore[union-attr]
-        return replace(placed, terms=path.terms + tuple(t for w in walks for t in w.terms),  # type: ignore[union-attr]
-                       layers=path.layers + tuple(n for w in walks for n in w.layers),  # type: ignore[union-attr]
+        linear = path.linear and all(w.linear for w in walks)
+        return replace(placed, terms=path.terms + tuple(t for w in walks for t in w.terms),
+                       layers=path.layers + tuple(n for w in walks for n in w.layers),
                        linear=linear, shifts=path.shifts and placed.shifts and self.shift(site) != "stops",
-                       classes=path.classes if linear else 0,
-                       uniform=path.uniform or any(w.uniform for w in walks),  # type: ignore[union-attr]
-                       blocks=math.lcm(path.blocks, *(w.blocks for w in walks)),  # type: ignore[union-attr]
+                       classes=path.classes if linear else 0, uniform=path.uniform or any(w.uniform for w in walks),
+                       blocks=math.lcm(path.blocks, *(w.blocks for w in walks)),
                        scalar=path.scalar, summed=False)
 
     def _fate(self, site, kind: str, partial: str) -> str:
