@@ -30,7 +30,6 @@ from flowlaws.models.symmetry import (
     emitted_by,
     namespace,
     rescalings,
-    shift_fate,
     unfollowed,
     walk,
 )
@@ -121,26 +120,17 @@ class Concat(Fork):
                        blocks=math.lcm(path.blocks, *(w.blocks for w in walks)),
                        scalar=path.scalar, summed=False)
 
-    def _fate(self, site, kind: str, partial: str) -> str:
-        """How a shift of x of ``kind`` passes: each branch passes, removes or stops it; y
-        carries it when no branch stops it (and one passes it), or, for a shift uniform over
-        the units (``partial`` "stops"), only when every branch passes it alike."""
-        fates = {shift_fate(inner.chain, 0, inner.offset, kind)[0] for inner in self.inners(site)}
-        if "stops" in fates:
-            return "stops"
-        return fates.pop() if len(fates) == 1 else partial
-
     def shift(self, site) -> str:
-        return self._fate(site, "shift", "passes")
+        return self.branch_fate(site, "shift", "passes")
 
     def feature_shift(self, site) -> str:
-        return self.shift(site) if len(site.in_shape) == 1 else self._fate(site, "feature_shift", "passes")
+        return self.shift(site) if len(site.in_shape) == 1 else self.branch_fate(site, "feature_shift", "passes")
 
     def sample_shift(self, site) -> str:
-        return self._fate(site, "sample_shift", "stops")
+        return self.branch_fate(site, "sample_shift", "stops")
 
     def channel_shift(self, site) -> str:
-        return self.sample_shift(site) if len(site.in_shape) == 1 else self._fate(site, "channel_shift", "stops")
+        return self.sample_shift(site) if len(site.in_shape) == 1 else self.branch_fate(site, "channel_shift", "stops")
 
     def rescalings(self, site):
         """Each branch's own rescalings, and the scalings that leave a branch open walked on

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.chain import Chain, chain
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Path, Site, centred_reader, unfollowed, walk
+from flowlaws.models.symmetry import Path, Site, centred_reader, shift_fate, unfollowed, walk
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,18 @@ class Fork(Layer):
             reader, count = centred_reader(inner, groups)
             if reader is not None:
                 yield from reader.layer.centered(reader, count)
+
+    def branch_fate(self, site, kind: str, partial: str) -> str:
+        """How a shift of x of ``kind`` (`symmetry.shift_fate`) passes the fork: each branch
+        passes, removes or stops it. The join stops it when a branch does, passes or removes
+        it when every branch does alike, and else (one passes it, one removes it) answers
+        ``partial``: "passes" where the join keeps a shift of part of it (a sum, a
+        concatenation's channels), "stops" for a shift uniform over the units, which a
+        concatenation of a shifted and an unshifted part is not."""
+        fates = {shift_fate(inner.chain, 0, inner.offset, kind)[0] for inner in self.inners(site)}
+        if "stops" in fates:
+            return "stops"
+        return fates.pop() if len(fates) == 1 else partial
 
     @staticmethod
     def into(path: Path, inner: Site, ranged: bool = False) -> Path | None:

@@ -33,7 +33,6 @@ from flowlaws.models.symmetry import (
     removes_shift,
     rescalings,
     sample_shifts,
-    shift_fate,
     walk,
 )
 
@@ -102,8 +101,7 @@ class Residual(Fork):
         it (the identity does), removes it (a pre-norm block: its LayerNorm first) or stops
         it. The sum carries it when no branch stops it and one passes it; it is removed when
         both remove it (docs/theory.md 6.1: a pre-norm stream's writers)."""
-        fates = {shift_fate(inner.chain, 0, inner.offset, "sample_shift")[0] for inner in self.inners(site)}
-        return "stops" if "stops" in fates else "passes" if "passes" in fates else "removed"
+        return self.branch_fate(site, "sample_shift", "passes")
 
     def row_scale(self, site) -> str:
         """y = F(x) + S(x) keeps a factor per row when every layer of both branches passes it."""
