@@ -17,6 +17,7 @@ from flowlaws.strategies import (
     scenarios,
     subarchitectures,
 )
+from flowlaws.strategies.core import KINDS
 from flowlaws.theorems import THEOREMS
 
 
@@ -24,6 +25,17 @@ from flowlaws.theorems import THEOREMS
 def test_architectures_are_valid_models(model):
     assert isinstance(model, Sequential | Factorization)
     assert parse(model.spec) == model
+
+
+@given(architectures(kinds=tuple(k for k in KINDS if k != "factorization"), outputs=(3, 4)))
+def test_the_dense_head_of_every_family_has_the_width_outputs_asks_for(model):
+    assert 3 <= model.output_shape[-1] <= 4
+
+
+@given(st.data())
+def test_the_adam_translation_break_draws_three_classes_or_more_which_adam_moves(data):
+    scenario = data.draw(scenarios(THEOREMS["break-translation-adam"]))
+    assert scenario.model.output_shape[-1] >= 3
 
 
 @given(st.data())
@@ -103,6 +115,7 @@ def test_strategy_reprs_show_how_they_were_built():
      (lambda: architectures(depth=0), "depth must be"),
      (lambda: architectures(width=(3, 1)), "width must be"),
      (lambda: architectures(pooling=["min"]), "pooling must be"),
+     (lambda: architectures(outputs=0), "outputs must be"),
      (lambda: params(parse("mlp:2-3-1:relu"), scale=0.0), "scale must be"),
      (lambda: params(parse("mlp:2-3-1:relu"), pad=0), "pad must be"),
      (lambda: datasets(parse("mlp:2-3-1:relu"), n=(0, 2)), "n must be"),

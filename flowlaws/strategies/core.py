@@ -88,11 +88,12 @@ def _activations_strategy(names):
 
 
 def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "linear"),
-                  depth=(1, 2), width=(1, 3), bias=(False, True), pooling=(None, "max", "avg")):
+                  depth=(1, 2), width=(1, 3), bias=(False, True), pooling=(None, "max", "avg"), outputs=None):
     """Models of the given ``kinds``: MLPs, deep linear nets, 1D/2D conv nets (with
     pooling, then flatten and a dense head), residual blocks, factorizations, nets with
     BatchNorm or LayerNorm after each hidden weight layer, and attention nets on
-    (T, d) sequences.
+    (T, d) sequences. ``outputs`` is the width of the dense head (``width`` unless
+    given): a softmax's translation law needs 3 classes to be moved by Adam.
 
     >>> architectures(kinds=["mlp"], activations=["tanh"])  # doctest: +ELLIPSIS
     architectures(kinds=['mlp'], activations=['tanh'], ...)
@@ -100,6 +101,7 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
     kinds = _subset("kinds", kinds, KINDS)
     acts = _subset("activations", activations, ACTIVATIONS)
     depth, width = _range("depth", depth), _range("width", width)
+    outputs = width if outputs is None else _range("outputs", outputs)
     bias = _subset("bias", (bias,) if isinstance(bias, bool) else bias, (False, True))
     pooling = _subset("pooling", (pooling,) if pooling is None or isinstance(pooling, str) else pooling,
                       (None, "max", "avg"))
@@ -113,10 +115,10 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
         if kind == "factorization":  # no layers, no activation
             return Factorization(draw(sizes), draw(sizes), draw(st.integers(1, min(3, width[1]))))
         act = Activation("linear") if kind == "linear" else draw(act_st)
-        return _FAMILIES[kind](draw, _Family(sizes, act, has_bias, depth, width, pooling))
+        return _FAMILIES[kind](draw, _Family(sizes, act, has_bias, depth, width, pooling, st.integers(*outputs)))
 
     return _named(draw_model(), "architectures", kinds=list(kinds), activations=list(acts),
-                  depth=depth, width=width, bias=list(bias), pooling=list(pooling))
+                  depth=depth, width=width, bias=list(bias), pooling=list(pooling), outputs=outputs)
 
 
 def _kernels_fit(model):
@@ -169,6 +171,7 @@ class _Family:
     depth: tuple[int, int]
     width: tuple[int, int]
     pooling: tuple
+    outputs: st.SearchStrategy  # the dense head's width
 
 
 def _mlp_net(draw, f: _Family):
@@ -176,7 +179,7 @@ def _mlp_net(draw, f: _Family):
     layers: list = []
     for h in hidden:
         layers += [Dense(h, f.bias), f.act]
-    return Sequential((draw(f.sizes),), (*layers, Dense(draw(f.sizes), f.bias)))
+    return Sequential((draw(f.sizes),), (*layers, Dense(draw(f.outputs), f.bias)))
 
 
 def _conv_net(draw, f: _Family, dims: int):
@@ -192,7 +195,7 @@ def _conv_net(draw, f: _Family, dims: int):
         pool = draw(st.sampled_from(f.pooling))
         if pool:
             layers.append(pools[pool](2))
-    layers += [Flatten(), Dense(draw(f.sizes), f.bias)]
+    layers += [Flatten(), Dense(draw(f.outputs), f.bias)]
     shape = (draw(f.sizes), *(spatial,) * dims)
     try:
         return _kernels_fit(Sequential(shape, tuple(layers)))
@@ -217,7 +220,7 @@ def _residual_net(draw, f: _Family):
         if draw(st.booleans()):
             layers.append(act)
     shape = (draw(sizes),) if producer else (d,)
-    return Sequential(shape, (*layers, Dense(draw(sizes), bias)))
+    return Sequential(shape, (*layers, Dense(draw(f.outputs), bias)))
 
 
 def _normalized_net(draw, f: _Family, norm):
@@ -228,7 +231,7 @@ def _normalized_net(draw, f: _Family, norm):
     centred plane's GL). A LayerNorm normalizes >= 3 units (of
     2, x̂ = ±(1, -1)) and the input has >= 2 features (of 1, every channel of the first
     normalization is ±x̂ of it): degenerate nets with laws of their own."""
-    sizes, act, bias, depth, width = f.sizes, f.act, f.bias, f.depth, f.width
+    act, bias, depth, width = f.act, f.bias, f.depth, f.width
     widths = st.integers(3 if norm is LayerNorm else 2, max(3, width[1]))  # LayerNorm of 2: x̂ = ±(1, -1)
     conv = norm is BatchNorm and draw(st.booleans())
     layers: list = []
@@ -239,7 +242,7 @@ def _normalized_net(draw, f: _Family, norm):
         weight = Conv1d(units, kernel, padding=kernel // 2, bias=bias) if conv else Dense(units, bias)
         layers += [weight, norm(affine=draw(st.booleans()))]
         layers += [act] if norm is not LayerNorm or draw(st.booleans()) else []
-    head = [Flatten(), Dense(draw(sizes), bias)] if conv else [Dense(draw(sizes), bias)]
+    head = [Flatten(), Dense(draw(f.outputs), bias)] if conv else [Dense(draw(f.outputs), bias)]
     shape = (draw(inputs), draw(st.integers(2, 4))) if conv else (draw(inputs),)
     return Sequential(shape, (*layers, *head))
 
@@ -247,7 +250,7 @@ def _normalized_net(draw, f: _Family, norm):
 def _attention_net(draw, f: _Family):
     """On a (T, d) sequence: attention blocks (plain, followed by an activation or (d >= 3) a
     LayerNorm, or residual with a LayerNorm before), then flatten and a dense head."""
-    sizes, act, depth = f.sizes, f.act, f.depth
+    act, depth = f.act, f.depth
     d = draw(st.integers(2, 3))
     layers: list = []
     for _ in range(draw(st.integers(*depth))):
@@ -256,7 +259,7 @@ def _attention_net(draw, f: _Family):
         if d >= 3:  # a LayerNorm of 2 features is degenerate (x̂ = ±(1, -1))
             blocks += [[attention, LayerNorm(affine=draw(st.booleans()))], [Residual((LayerNorm(), attention))]]
         layers += draw(st.sampled_from(blocks))
-    return Sequential((draw(st.integers(2, 4)), d), (*layers, Flatten(), Dense(draw(sizes))))
+    return Sequential((draw(st.integers(2, 4)), d), (*layers, Flatten(), Dense(draw(f.outputs))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +301,7 @@ def _mixed_net(draw, f: _Family):
         except InvalidArgument:
             continue
         layers.append(layer)
-    return Sequential(shape, (*layers, Flatten(), Dense(draw(sizes), bias)))
+    return Sequential(shape, (*layers, Flatten(), Dense(draw(f.outputs), bias)))
 
 
 def _averages_degenerate(model, layer) -> bool:
@@ -333,7 +336,7 @@ def _language_net(draw, f: _Family, block):
     shape = (draw(st.integers(2, 3)), d) if sequence else (d,)
     layers = _prenorm(draw, block(draw, f, d), d, draw(st.booleans()))
     head = [Mean(last=True)] if sequence else []
-    return Sequential(shape, (*layers, *head, Dense(draw(f.sizes), f.bias)))
+    return Sequential(shape, (*layers, *head, Dense(draw(f.outputs), f.bias)))
 
 
 def _swiglu_block(draw, f, d):

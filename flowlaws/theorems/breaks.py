@@ -49,8 +49,8 @@ def theorems() -> list[Theorem]:
             statement="under Adam, h(theta+) != h(theta) for the softmax translation laws: each coordinate is "
             "rescaled, so the step is not a combination of gradients",
             reference="docs/theory.md 6.1; Kunin et al., ICLR 2021",
-            space={
-                **arch(kinds=("mlp",), activations=HOM),
+            space={  # 2 classes: Adam moves +g and -g alike and keeps the sums (docs/theory.md 6.1)
+                **arch(kinds=("mlp",), activations=HOM, outputs=(3, 4)),
                 "losses": {"names": ("cross_entropy",)},
                 "steps": 3,
                 "optimizers": {"names": ("adam",), "lr": (0.01, 0.1)},
