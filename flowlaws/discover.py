@@ -490,15 +490,18 @@ def _analytic_directional(v: Field, theta, w) -> np.ndarray:
     c_k r^k of t -> v(theta + t w) on a circle of ANALYTIC_POINTS points (a discrete
     Fourier transform); the circle shrinks tenfold until the middle coefficient, which
     bounds the truncation, is below 1e-13 of the largest. Then the error is round-off,
-    about eps R / r relative (R: the distance to the nearest complex singularity)."""
+    about eps R / r relative (R: the distance to the nearest complex singularity). A circle
+    that passes near a singularity (a LayerNorm's variance near 0 at complex points)
+    overflows there: it shrinks too, quietly."""
     n = ANALYTIC_POINTS
     r = ANALYTIC_RADIUS * (np.linalg.norm(theta) + 1.0) / (np.linalg.norm(w) + 1e-300)
     roots = np.exp(2j * np.pi * np.arange(n) / n)
     for _ in range(8):
-        samples = np.stack([v.at(theta + r * z * w) for z in roots])
-        coefficients = np.fft.fft(samples, axis=0) / n  # c_k r^k (the sign of k: z^-k)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            samples = np.stack([v.at(theta + r * z * w) for z in roots])
+            coefficients = np.fft.fft(samples, axis=0) / n  # c_k r^k (the sign of k: z^-k)
         size = np.linalg.norm(coefficients, axis=1)
-        if size[n // 2] <= 1e-13 * size.max():
+        if np.all(np.isfinite(samples)) and size[n // 2] <= 1e-13 * size.max():
             break
         r = r / 10
     return coefficients[1] / r

@@ -1,5 +1,7 @@
 """Discovery reproduces the known answers, and catches a spurious or a missing law."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import event, given, reject, settings
@@ -224,6 +226,16 @@ def test_analytic_fields_get_exact_directional_derivatives_from_a_shrinking_circ
     x, w = np.array([0.5, -1.0]), np.array([3.0, 1.0])
     exact = np.exp(-x) / (1 + np.exp(-x)) ** 2 * w
     assert np.allclose(directional(sigmoid, x.astype(complex), w), exact, rtol=1e-12, atol=0)
+
+
+def test_a_circle_that_overflows_near_a_singularity_shrinks_quietly_to_the_exact_derivative():
+    # e^(10^4 x) on the first circle, |x| = 0.1, reaches e^1000: inf (a LayerNorm's 1/sqrt(var) near var = 0)
+    steep = Field(lambda x: np.exp(1e4 * x), None, "steep")
+    x, w = np.array([0.0]), np.array([1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = directional(steep, x.astype(complex), w)
+    assert np.allclose(found, 1e4 * w, rtol=1e-9, atol=0)
 
 
 def test_completeness_of_small_normalized_and_attention_nets_is_decided_with_time_to_spare():
