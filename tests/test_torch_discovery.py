@@ -53,6 +53,25 @@ def test_a_module_flowlaws_cannot_convert_still_gets_its_count(module):
     assert found.count == 4 and found.decided_by == "stalled"
 
 
+class Conditional(nn.Module):
+    """f(x, t) = W2 relu(W1 x + U t + b), two inputs (a diffusion model's image and
+    timestep): one unit law per hidden unit, ||W1[i]||^2 + b_i^2 + ||U[i]||^2 - ||W2[:, i]||^2."""
+
+    def __init__(self):
+        super().__init__()
+        self.x, self.t, self.out = nn.Linear(3, 3), nn.Linear(2, 3, bias=False), nn.Linear(3, 2)
+
+    def forward(self, x, t):
+        return self.out(torch.relu(self.x(x) + self.t(t)))
+
+
+def test_a_module_of_two_inputs_is_counted_from_the_fields_of_both():
+    torch.manual_seed(0)
+    found = discover_of(Conditional(), (torch.zeros(2, 3), torch.zeros(2, 2)))
+    assert "one input" in found.note and found.derived == 0
+    assert found.count == 3 and found.decided_by == "stalled"  # U's 6 entries would each be conserved, unread
+
+
 @pytest.mark.parametrize("module, loss, count", [
     (lambda: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 3)), "cross_entropy", 9),
     (lambda: nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)), None, 8),
@@ -157,6 +176,10 @@ def test_bad_input_is_one_clear_error():
         discover_module(lambda x: x, torch.zeros(2, 3))
     with pytest.raises(InvalidArgument, match="no trainable parameter"):
         discover_module(nn.ReLU(), torch.zeros(2, 3))
+    with pytest.raises(InvalidArgument, match="one batch length"):
+        discover_of(Conditional(), (torch.zeros(2, 3), torch.zeros(3, 2)))
+    with pytest.raises(InvalidArgument, match="a tuple of them"):
+        discover_of(Conditional(), (torch.zeros(2, 3), 1.0))
 
 
 def test_discovery_runs_on_one_thread_and_restores_the_callers_setting():

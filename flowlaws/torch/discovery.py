@@ -6,9 +6,10 @@ the module instead of a flowlaws model:
 
 - theta0 is the module's own point (float64, on the CPU), or a fresh initialization
   (``reset_parameters``) when one spans more: the widest of ``draws``;
-- the data are the example batch and batches like it (Gaussian floats; token ids drawn
-  over the first Embedding's vocabulary, else over the example's range), SAMPLES inputs
-  per parameter and output; dropout is off (its mask would make f random);
+- the data are the example batch (a tuple of batches for a module of several inputs) and
+  batches like it (Gaussian floats; token ids drawn over the first Embedding's
+  vocabulary, else over the example's range), SAMPLES inputs per parameter and output;
+  dropout is off (its mask would make f random);
 - a generator is grad_theta <C_k, f(X; theta)> for a random weighting C_k (rows summing
   to 0 over the classes for softmax cross-entropy), all K of them from one forward pass
   and one batched reverse pass (``torch.func.vjp`` under ``vmap``);
@@ -130,8 +131,8 @@ class ModuleProblem:
             raise InvalidArgument("discover_of: the module has no trainable parameter")
         self.work, self.cross_entropy = work, cross_entropy
         self.generator = torch.Generator().manual_seed(seed)
-        example = example_input.detach().cpu()
-        example = example.to(torch.float64) if example.is_floating_point() else example
+        example = tuple(x.detach().cpu().to(torch.float64) if x.is_floating_point() else x.detach().cpu()
+                        for x in _inputs(example_input))
         own = self.flat(self.module)
         sample = self.output(own, example)  # (batch, *per-sample output)
         outputs = sample[0].numel()
@@ -140,10 +141,11 @@ class ModuleProblem:
         if 8.0 * K * self.D * 3 > MEMORY:
             raise InvalidArgument(f"discover_of would need about {24 * K * self.D / 2**30:,.0f} GiB for its "
                                   f"{self.D:,} parameters (fields grow as D^2): use a narrower module")
-        self.X = [example] + [self._like(example, module) for _ in range(math.ceil(n / len(example)) - 1)]
+        batch = len(example[0])
+        self.X = [example] + [tuple(self._like(x, module) for x in example) for _ in range(math.ceil(n / batch) - 1)]
         if len(self.X) > 1 and self._independent_samples(own):
-            self.X = [torch.cat(self.X)]  # one pass over every sample
-        self.output_shape = (len(self.X), len(self.X[0]), *sample.shape[1:])  # of every batch's output
+            self.X = [_joined(self.X)]  # one pass over every sample
+        self.output_shape = (len(self.X), len(self.X[0][0]), *sample.shape[1:])  # of every batch's output
         self.C = self.combinations(K)
         best = None
         for draw in range(DRAWS):
@@ -198,7 +200,7 @@ class ModuleProblem:
         pair = self.X[:2]
         with torch.no_grad():
             apart = torch.cat([self.output(theta, x) for x in pair])
-            together = self.output(theta, torch.cat(pair))
+            together = self.output(theta, _joined(pair))
         scale = float(apart.abs().max()) + 1e-300
         return apart.shape == together.shape and float((apart - together).abs().max()) <= 1e-12 * scale
 
@@ -209,10 +211,11 @@ class ModuleProblem:
         return C - C.mean(dim=-1, keepdim=True) if self.cross_entropy else C
 
     # --- the fields ------------------------------------------------------------------------
-    def output(self, theta, x) -> torch.Tensor:
+    def output(self, theta, inputs: tuple) -> torch.Tensor:
+        """f(inputs; theta): the module called on one batch of its inputs (a tuple)."""
         # fused attention kernels have no forward mode, the math one does; fused norms' is wrong
         with sdpa_kernel(SDPBackend.MATH), CompositeNorms():
-            out = functional_call(self.module, self.params(theta), (x,))
+            out = functional_call(self.module, self.params(theta), inputs)
         return out[0] if isinstance(out, tuple) else out
 
     def outputs(self, theta) -> torch.Tensor:
@@ -295,6 +298,16 @@ def _chain(field: Field) -> list:
     return [field.weights] if field.parts is None else [*_chain(field.parts[1]), field.parts[0].weights]
 
 
+def _inputs(example_input) -> tuple:
+    """The module's positional inputs: one tensor, or a tuple (or list) of them."""
+    return tuple(example_input) if isinstance(example_input, tuple | list) else (example_input,)
+
+
+def _joined(batches: list) -> tuple:
+    """Several batches of the inputs as one: each input's batches concatenated."""
+    return tuple(torch.cat(parts) for parts in zip(*batches, strict=True))
+
+
 def _twin(module, quiet=()):
     """A float64 CPU copy of ``module`` with dropout off (and the submodules at the paths
     ``quiet`` in eval mode: attention whose dropout_p reads its training flag), and a
@@ -322,8 +335,11 @@ def discover_module(module, example_input, *, cross_entropy: bool = False, laws_
     started = time.perf_counter()
     if not isinstance(module, nn.Module):
         raise InvalidArgument(f"discover_of needs a torch.nn.Module, got {type(module).__name__}")
-    if not isinstance(example_input, torch.Tensor) or example_input.dim() < 1:
-        raise InvalidArgument("example_input must be a tensor with a batch axis, e.g. torch.zeros(8, 3)")
+    inputs = _inputs(example_input)
+    if not inputs or any(not isinstance(x, torch.Tensor) or x.dim() < 1 for x in inputs) or \
+            len({len(x) for x in inputs}) != 1:
+        raise InvalidArgument("example_input must be a tensor with a batch axis, e.g. torch.zeros(8, 3), or a tuple "
+                              "of them with one batch length, one per argument of forward")
     with one_thread():
         return _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, Work(budget), started,
                            quiet)
@@ -390,11 +406,17 @@ def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int 
     fields and brackets, no conversion), so a module flowlaws cannot convert
     gets a count too; for one it converts, its derived laws are checked orthogonal to
     every field and are the lower bound (``derived``, ``spurious``, ``complete``). ``loss``:
-    the loss family (cross-entropy or any), as `laws_of` takes it."""
+    the loss family (cross-entropy or any), as `laws_of` takes it. ``example_input``: one
+    tensor, or a tuple with one tensor per argument of ``forward`` (a decoder layer's target
+    and memory, a diffusion model's image and timestep), counted but never converted: a
+    flowlaws model has one input."""
     cross_entropy = getattr(flowlaws_loss(loss), "name", None) == "cross_entropy"
     laws_at, names, why, quiet = None, [], "", []
+    inputs = _inputs(example_input)
     try:
-        converted = Converted.of(module, example_input)
+        if len(inputs) > 1:
+            raise InvalidArgument(f"flowlaws models have one input; forward takes {len(inputs)} here")
+        converted = Converted.of(module, inputs[0])
     except InvalidArgument as error:
         why = f"not converted, so no derived laws: {error}"
     else:
