@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from flowlaws.checking import accumulation_length, pointwise, tolerance
 from flowlaws.discover import discover
 from flowlaws.engine import gradient_and_magnitude
-from flowlaws.invariants import laws
+from flowlaws.invariants import LawKind, laws
 from flowlaws.losses import Square
 from flowlaws.models import LAYERS, Activation, Conv1d, Conv2d, Dense, Flatten, Sequential, flatten, parse
 from flowlaws.models.kinds import kind, names
@@ -56,6 +56,7 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     "seq:3x4:residual[rmsnorm(affine),dense(6),relu,dense(4)],mean(last),dense(2)",
     "seq:3:dense(3,bias),offset,dense(3,bias),flatten,dense(2)",  # a bias traded with a position embedding
     "seq:2x3:dense(2,bias),offset,attention(heads=1,dk=1,dv=1),flatten,dense(1)",
+    "seq:3x4:attention(heads=1,dk=4,dv=1,rope,rope_halves),flatten,dense(1)",  # pairs (i, i + 2): rotate_half
     "seq:3:layernorm,gated[dense(2),relu | dense(2)],dense(1)",  # a fork's branches read centred sums
     "seq:3x4:dense(4),dropout(0),mean(last),dense(2,bias)",  # dropout 0 is the identity: a matrix law
     "seq:3x4:dense(4),dropout(0.25),mean(last),dense(2,bias)",  # a mask per entry mixes no units: unit laws
@@ -175,6 +176,20 @@ def test_attention_s_key_bias_is_a_dead_law_its_gradient_zero_to_round_off_of_it
         for law in dead:
             assert np.all(np.abs(law.value(grads)) <= 1e-13 * law.magnitude(magnitude, magnitude))
         assert pointwise(model, Square(), params, X, Y, laws(model)).effect <= 1
+
+
+def test_rope_s_pair_laws_follow_its_pairing_and_the_other_pairing_s_are_not_laws():
+    """RoPE conserves ||Wq[:, pair]||^2 - ||Wk[:, pair]||^2 for the pairs it rotates: (2i,
+    2i + 1), or (i, i + dk/2) with rope_halves (Hugging Face's rotate_half). Each
+    pairing's laws hold pointwise on its own model and break on the other's."""
+    adjacent, halves = (parse(f"seq:3x4:attention(heads=1,dk=4,dv=2,rope,bias{extra}),flatten,dense(1)")
+                        for extra in ("", ",rope_halves"))
+    pair_laws = [[law for law in laws(m) if law.name.endswith(".qk") and law.kind is LawKind.UNIT]
+                 for m in (adjacent, halves)]
+    for model, own, other in ((adjacent, *pair_laws), (halves, *pair_laws[::-1])):
+        params, X, Y = _data(model, 0)
+        assert pointwise(model, Square(), params, X, Y, own).effect <= 1
+        assert pointwise(model, Square(), params, X, Y, other).effect > 1e3
 
 
 def test_a_causal_mask_keeps_every_law_of_attention_and_no_more():

@@ -348,7 +348,8 @@ def _attention_block(**options):
     def block(draw, f, d):
         heads = draw(st.integers(1, 2)) if "kv_heads" not in options else 2
         dk = draw(st.sampled_from([2, 4] if options.get("rope") else [2, 3] if options.get("qknorm") else [1, 2]))
-        return [Attention(heads, dk, draw(st.integers(1, 2)), **options)]
+        layer = Attention(heads, dk, draw(st.integers(1, 2)), **options)
+        return [dataclasses.replace(layer, rope_halves=True) if layer.rope and draw(st.booleans()) else layer]
 
     return block
 

@@ -14,7 +14,8 @@ LANGUAGE_BLOCKS = (  # id, architecture family, title, statement, reference
      "Marcotte, Gribonval, Peyre, ICML 2025; docs/theory.md 3.9"),
     ("rope", "rope", "RoPE keeps one complex scaling per pair of features",
      "with rotary position encoding, each head conserves ||Wq[:,pair]||^2 - ||Wk[:,pair]||^2 for every pair of "
-     "adjacent features (GL(dk) shrinks to GL(1,C)^(dk/2)), and Wv^T Wv - Wo Wo^T",
+     "rotated features (adjacent, or i and i + dk/2 with rotate_half; GL(dk) shrinks to GL(1,C)^(dk/2)), and "
+     "Wv^T Wv - Wo Wo^T",
      "docs/theory.md 6.3"),
     ("gqa", "gqa", "Grouped-query attention shares one K/V head's symmetry",
      "with G key/value heads, each group conserves sum_h Wq_h^T Wq_h - Wk_g^T Wk_g and Wv_g^T Wv_g - sum_h Wo_h Wo_h^T "

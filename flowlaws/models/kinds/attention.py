@@ -1,4 +1,4 @@
-"""attention(heads=H,dk=K,dv=V[,kv_heads=G][,rope][,qknorm][,bias][,causal]): multi-head
+"""attention(heads=H,dk=K,dv=V[,kv_heads=G][,rope][,rope_halves][,qknorm][,bias][,causal]): multi-head
 self-attention on sequences (N, T, d), and its symmetries per head.
 
     y = sum_h softmax(q_h k_h^T / sqrt(dk)) X Wv_g(h) Wo_h,   q_h = R(n(X Wq_h)), k_h = R(n(X Wk_g(h)))
@@ -9,8 +9,10 @@ h reads key/value head g(h) = h // (H / G); G = H (the default) is plain multi-h
 attention. ``qknorm``: n is an RMSNorm of each query and key over its dk features (no
 gain, eps = 0); otherwise n is the identity. ``rope``: R rotates each pair of adjacent
 features (2i, 2i + 1) of the query and key at position t by the angle t * 10000^(-2i/dk)
-(dk even); otherwise R is the identity. ``causal``: position t attends to positions s <= t
-only (the softmax runs over those keys; a GPT's mask). The mask acts on the scores alone,
+(dk even; Meta's Llama, GPT-J); with ``rope_halves`` the pairs are (i, i + dk/2)
+(``rotate_half``: GPT-NeoX, Hugging Face's Llama); otherwise R is the identity.
+``causal``: position t attends to positions s <= t only (the softmax runs over those keys;
+a GPT's mask). The mask acts on the scores alone,
 so every symmetry below is kept: it leaves the scores and the values unchanged.
 
 Symmetries (docs/theory.md 6.3): values X Wv_g Wo_h are invariant under Wv_g -> Wv_g A,
@@ -39,7 +41,7 @@ a normalization does (flowlaws.models.kinds.normalization), a rotation by |cos| 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import ClassVar
 
@@ -67,6 +69,7 @@ class Attention(Layer):
     qknorm: bool = False
     bias: bool = False
     causal: bool = False
+    rope_halves: bool = False  # RoPE's pairs are (i, i + dk/2), not (2i, 2i + 1)
     kind: ClassVar[str] = "attention"
     example: ClassVar[str] = "seq:3x3:attention(heads=1,dk=2,dv=2),flatten,dense(1)"
     family: ClassVar[str] = "attn"
@@ -80,6 +83,8 @@ class Attention(Layer):
             raise InvalidArgument(f"attention: kv_heads must divide heads={self.heads}, got {self.kv_heads!r}")
         if self.rope and self.dk % 2:
             raise InvalidArgument(f"attention: rope rotates pairs of features, so dk must be even, got {self.dk}")
+        if self.rope_halves and not self.rope:
+            raise InvalidArgument("attention: rope_halves pairs RoPE's features; add rope")
 
     @property
     def groups(self) -> int:
@@ -163,9 +168,21 @@ class Attention(Layer):
             return q
         cos, sin = self._angles(q.shape[-2])
         cos, sin = (np.abs(cos), np.abs(sin)) if magnitude else (cos, sign * sin)
-        a, b = q[..., 0::2], q[..., 1::2]
-        return np.stack([a * cos - b * sin if not magnitude else a * cos + b * sin,
-                         a * sin + b * cos], axis=-1).reshape(q.shape)
+        a, b = self._pairs(q)
+        return self._paired(np, a * cos - b * sin if not magnitude else a * cos + b * sin, a * sin + b * cos, q.shape)
+
+    def _pairs(self, q):
+        """The two features of every rotated pair of q (..., dk): (q[2i], q[2i + 1]), or
+        with rope_halves (q[i], q[i + dk/2])."""
+        half = self.dk // 2
+        return (q[..., :half], q[..., half:]) if self.rope_halves else (q[..., 0::2], q[..., 1::2])
+
+    def _paired(self, xp, first, second, shape):
+        """`_pairs` undone: each pair's two features back in their places (``xp``: numpy or
+        autograd's numpy)."""
+        if self.rope_halves:
+            return xp.concatenate([first, second], axis=-1)
+        return xp.reshape(xp.stack([first, second], axis=-1), shape)
 
     @staticmethod
     def _rms(q):
@@ -206,9 +223,8 @@ class Attention(Layer):
                 q, k = (u / anp.sqrt(anp.mean(u * u, axis=-1, keepdims=True)) for u in (q, k))
             if self.rope:
                 cos, sin = self._angles(x.shape[1])
-                q, k = (anp.reshape(anp.stack([u[..., 0::2] * cos - u[..., 1::2] * sin,
-                                                u[..., 0::2] * sin + u[..., 1::2] * cos], axis=-1), u.shape)
-                        for u in (q, k))
+                q, k = (self._paired(anp, a * cos - b * sin, a * sin + b * cos, u.shape)
+                        for u in (q, k) for a, b in [self._pairs(u)])
             scores = anp.einsum("ntk,nsk->nts", q, k) / np.sqrt(self.dk)
             if self.causal:
                 scores = anp.where(self._future(x.shape[1]), -np.inf, scores)
@@ -351,12 +367,12 @@ class Attention(Layer):
         for g in range(self.groups):
             heads = range(g * per, (g + 1) * per)
 
-            def view(name, i, axis, units):
-                return site.views(axis, units, own=(self.index(name, i),))[0]
+            def view(name, i, axis, units, interleaved=False):
+                return site.views(axis, units, own=(self.index(name, i),), interleaved=interleaved)[0]
 
-            def both(name, i, units):  # [W; b]: the weight's columns and the bias's entries (a row of inputs 1)
-                weight = view("W" + name, i, 1, units)
-                return (weight, view("b" + name, i, 0, units)) if self.bias else (weight,)
+            def both(name, i, units, interleaved=False):  # [W; b]: the weight's columns and the bias's entries
+                weight = view("W" + name, i, 1, units, interleaved)  # (the bias: a row of inputs 1)
+                return (weight, view("b" + name, i, 0, units, interleaved)) if self.bias else (weight,)
 
             qs = [both("q", h, self.dk) for h in heads]
             k = both("k", g, self.dk)
@@ -365,7 +381,8 @@ class Attention(Layer):
                     yield Rescaling(f"{site.name}.{views[0].name.rsplit('.', 1)[1]}.norm", self.dk,
                                     tuple(Term(v, 1.0) for v in views), False, Family.SCALE, uniform=True)
             elif self.rope:
-                pairs = [both("q", h, self.dk // 2) for h in heads], both("k", g, self.dk // 2)
+                pairs = ([both("q", h, self.dk // 2, self.rope_halves) for h in heads],
+                         both("k", g, self.dk // 2, self.rope_halves))
                 yield Rescaling(f"{site.name}.g{g}.qk", self.dk // 2,
                                 (*(Term(v, 1.0) for q in pairs[0] for v in q), *(Term(v, -1.0) for v in pairs[1])),
                                 False, Family.GL)
@@ -383,6 +400,7 @@ class Attention(Layer):
     @property
     def spec(self) -> str:
         extra = "".join([f",kv_heads={self.kv_heads}" if self.kv_heads else "", ",rope" if self.rope else "",
+                         ",rope_halves" if self.rope_halves else "",
                          ",qknorm" if self.qknorm else "", ",bias" if self.bias else "",
                          ",causal" if self.causal else ""])
         return f"attention(heads={self.heads},dk={self.dk},dv={self.dv}{extra})"
@@ -393,5 +411,6 @@ class Attention(Layer):
             return None
         heads, dk = draw(st.integers(1, 2)), draw(st.sampled_from([1, 2]))
         rope = dk % 2 == 0 and draw(st.booleans())
-        return cls(heads, dk, draw(st.integers(1, 2)), draw(st.sampled_from([0, 1])) if heads == 2 else 0, rope,
-                   draw(st.booleans()), draw(st.booleans()))
+        layer = cls(heads, dk, draw(st.integers(1, 2)), draw(st.sampled_from([0, 1])) if heads == 2 else 0, rope,
+                    draw(st.booleans()), draw(st.booleans()))
+        return replace(layer, rope_halves=True) if rope and draw(st.booleans()) else layer
