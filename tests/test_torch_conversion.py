@@ -24,6 +24,7 @@ from torch_models import (  # noqa: E402
     FeaturePyramid,
     Functional,
     Inception,
+    Llama,
     Mixer,
     MobileNetV2,
     NanoGPT,
@@ -545,6 +546,20 @@ def test_the_reference_models_read_as_graph_specs():
         "seq:5x8:dense(4),offset,dropout(0.1),residual[layernorm(eps=1e-05),scale,attention(heads=2,dk=2,dv=2,"
         "causal),dropout(0.1)],residual[layernorm(eps=1e-05),scale,dense(16),gelu,dense(4),dropout(0.1)],"
         "layernorm(eps=1e-05),scale,dense(8)")
+    for pairs, rope in ((False, "rope,rope_halves"), (True, "rope")):  # rotate_half, GPT-J's adjacent pairs
+        assert from_torch(Llama(d=8, pairs=pairs), torch.randn(2, 5, 8))[0].spec == (
+            f"seq:5x8:residual[rmsnorm(affine,eps=2.220446049250313e-16),attention(heads=2,dk=4,dv=4,{rope},"
+            "causal)],mean(last),dense(3)")
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"base": 500000.0}, r"is not RoPE of .* \(base 10000"),  # Llama 3's base: not the kind's
+    ({"keys": False}, "the queries and the keys are not rotated alike"),
+])
+def test_a_rotary_embedding_flowlaws_does_not_read_is_a_one_line_error(options, match):
+    with pytest.raises(InvalidArgument, match=match) as error:
+        from_torch(Llama(d=8, **options), torch.randn(2, 5, 8))
+    assert "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize(("options", "match"), [({"mask": True}, "a mask"),

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from torch_models import GPT, CausalSelfAttention, DenseNet, GPTConfig, Mixer, SwiGLU  # noqa: E402
+from torch_models import GPT, CausalSelfAttention, DenseNet, GPTConfig, LlamaAttention, Mixer, SwiGLU  # noqa: E402
 
 from flowlaws.errors import InvalidArgument  # noqa: E402
 from flowlaws.torch import Converted, LawMonitor, discover_of, from_torch, laws_of  # noqa: E402
@@ -118,6 +118,16 @@ def test_the_kinds_of_the_models_people_train_keep_their_derived_laws_on_the_mod
     assert token.complete and token.count == token.derived == 24 and token.decided_by == "bounds"
     scaled = discover_of(PositionScale(), torch.randn(4, 2, 3))  # offset, scale, moveaxis
     assert scaled.complete and scaled.count == scaled.derived == 7  # with the shared bias's law (docs/theory.md 7)
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_llama_s_rotary_attention_has_the_laws_discover_of_counts_on_the_module(pairs):
+    """Hugging Face's rotate_half and GPT-J's adjacent pairs: each pair of Wq's and Wk's
+    columns it rotates is one law (2), the values' GL(4) ten; read with the other pairing,
+    the pair laws would be spurious."""
+    torch.manual_seed(0)
+    found = discover_of(LlamaAttention(d=4, heads=1, pairs=pairs), torch.randn(3, 3, 4))
+    assert found.complete and found.count == found.derived == 12 and found.decided_by == "bounds"
 
 
 def test_a_shared_bias_counted_once_per_unit_is_named_spurious():

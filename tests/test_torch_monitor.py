@@ -26,6 +26,7 @@ from torch_models import (  # noqa: E402
     FeaturePyramid,
     Functional,
     Inception,
+    Llama,
     MobileNetV2,
     NanoGPT,
     SquaredReLU,
@@ -706,6 +707,20 @@ def test_attention_with_three_projections_converts_with_torchs_value_and_keeps_i
                           (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
         net = ThreeProjections(d, heads, kv_heads=kv_heads)
         monitor = _watched(net, make(net.parameters()), x.float(), 5)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_a_llama_block_with_hugging_face_s_float32_rotary_angles_is_watched_in_float32(pairs):
+    """The angles computed in float32 from an inv_freq buffer, as Hugging Face's: RoPE to
+    single precision, so it converts; SGD keeps the pair laws, AdamW breaks them."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 8)
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                               (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
+        net = Llama(d=8, pairs=pairs, float32=True)
+        monitor = _watched(net, optimizer(net.parameters()), x, 10)
+        assert any(r.law.name.endswith(".qk") for r in monitor.records)
         assert bool(monitor.flagged) == flagged and not monitor.errors
 
 

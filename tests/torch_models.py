@@ -251,6 +251,67 @@ class CausalSelfAttention(nn.Module):
         return y
 
 
+def rotate_half(x):
+    """Hugging Face's Llama: the second half of the features, negated, before the first."""
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rotate_pairs(x):
+    """GPT-J's: each adjacent pair (a, b) to (-b, a)."""
+    return torch.stack((-x[..., 1::2], x[..., ::2]), dim=-1).flatten(-2)
+
+
+class LlamaAttention(nn.Module):
+    """Llama's attention as Hugging Face writes it (q, k, v and o projections without
+    biases, cos and sin of the positions' angles with each frequency twice, q * cos +
+    rotate_half(q) * sin, causal F.scaled_dot_product_attention); ``pairs``: GPT-J's
+    adjacent pairs, each frequency repeated in place; ``float32``: the angles computed in
+    float32 from an inv_freq buffer, as Hugging Face's are (``base`` and ``keys=False``,
+    keys left unrotated: what flowlaws refuses)."""
+
+    def __init__(self, d=4, heads=2, pairs=False, base=10000.0, keys=True, float32=False):
+        super().__init__()
+        self.heads, self.width, self.pairs, self.base, self.keys = heads, d // heads, pairs, base, keys
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(d, d, bias=False) for _ in range(4))
+        self.float32 = float32
+        if float32:  # Hugging Face's: inv_freq a buffer, the angles in float32 whatever the module's dtype
+            self.register_buffer("inv_freq", 1.0 / base ** (torch.arange(0, self.width, 2).float() / self.width))
+
+    def rotary(self, x):
+        T = x.shape[1]
+        if self.float32:
+            freqs = torch.outer(torch.arange(T).float(), self.inv_freq.float())
+        else:
+            inv_freq = 1.0 / self.base ** (torch.arange(0, self.width, 2, dtype=x.dtype) / self.width)
+            freqs = torch.outer(torch.arange(T, dtype=x.dtype), inv_freq)
+        emb = torch.repeat_interleave(freqs, 2, dim=-1) if self.pairs else torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+    def forward(self, x):
+        N, T, d = x.shape
+        q, k, v = (p(x).view(N, T, self.heads, self.width).transpose(1, 2) for p in (self.q_proj, self.k_proj,
+                                                                                      self.v_proj))
+        cos, sin = self.rotary(x)
+        rotate = rotate_pairs if self.pairs else rotate_half
+        q, k = q * cos + rotate(q) * sin, (k * cos + rotate(k) * sin) if self.keys else k
+        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.o_proj(y.transpose(1, 2).contiguous().view(N, T, d))
+
+
+class Llama(nn.Module):
+    """A Llama block's attention in a pre-norm residual, the mean over tokens and a head."""
+
+    def __init__(self, d=4, heads=2, pairs=False, classes=3, **options):
+        super().__init__()
+        self.norm, self.attn = nn.RMSNorm(d), LlamaAttention(d, heads, pairs, **options)
+        self.head = nn.Linear(d, classes, bias=False)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm(x))
+        return self.head(x.mean(1))
+
+
 class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -591,6 +652,9 @@ REFERENCE = {
     "nanogpt": (lambda: NanoGPT(dropout=0.0, tied=False), lambda: torch.randint(0, 8, (4, 5))),
     "nanogpt-no-bias": (lambda: NanoGPT(dropout=0.0, tied=False, bias=False, n_layer=2),
                         lambda: torch.randint(0, 8, (4, 5))),
+    "llama": (lambda: Llama(d=8, heads=2), lambda: torch.randn(4, 5, 8, dtype=torch.float64)),  # rotate_half
+    "llama-adjacent-pairs": (lambda: Llama(d=8, heads=2, pairs=True),
+                             lambda: torch.randn(4, 5, 8, dtype=torch.float64)),
 }
 
 

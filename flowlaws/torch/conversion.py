@@ -36,7 +36,8 @@ halves, ``gated[dense(h) | dense(h),sigmoid]``: Dauphin et al.'s, the Conformer'
 batch_first, with or without its biases, a causal attn_mask buffer; not add_bias_kv),
 self-attention written with ``F.scaled_dot_product_attention`` (nanoGPT's CausalSelfAttention:
 q, k, v from one Linear's split or three Linears, viewed as heads and transposed; is_causal,
-enable_gqa; back and a Linear), ``F.layer_norm`` with its own parameters, TransformerEncoderLayer (batch_first,
+enable_gqa; q and k with a rotary embedding, recognized by its values; back and a Linear),
+``F.layer_norm`` with its own parameters, TransformerEncoderLayer (batch_first,
 relu or gelu, norm_first either way, no mask: its attention and feed-forward blocks become
 two residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the module's
 input (token ids: a dense layer on one-hot tokens, W = E^T; the flowlaws model's input is
@@ -124,7 +125,7 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "RMSNorm, GroupNorm, InstanceNorm1d/2d, "
              "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
-             "(nanoGPT's CausalSelfAttention), F.layer_norm, "
+             "(nanoGPT's CausalSelfAttention; q and k may carry RoPE, Hugging Face's or GPT-J's), F.layer_norm, "
              "TransformerEncoderLayer and TransformerEncoder "
              "(batch_first, relu or gelu, pre- or post-norm, no mask), Embedding (of the input ids), "
              "transpose/permute/movedim/x.mT of one sample axis, flatten/view/reshape merging trailing axes, "
@@ -352,11 +353,12 @@ def _attention(module, path: str, read=float64_array):
     return _heads(projections, out, module.num_heads)
 
 
-def _heads(projections, out, heads: int, causal: bool = False, kv_heads: int = 0):
+def _heads(projections, out, heads: int, causal: bool = False, kv_heads: int = 0, rope: str = ""):
     """(Attention, params) from torch's projections: ``projections`` the (weight, bias)
     of the query, key and value (weights (d_out, d), bias None when unbiased), ``out``
     the output projection's (weight (d, d_out), bias); ``kv_heads`` key/value heads, each
-    read by heads / kv_heads query heads in turn (torch's enable_gqa), 0 for one per head.
+    read by heads / kv_heads query heads in turn (torch's enable_gqa), 0 for one per head;
+    ``rope`` the pairs the queries and keys rotate ("adjacent", "halves"; "" none).
     flowlaws' order (`Attention.layout`): per group its query heads' Wq, its Wk and Wv, its
     query heads' Wo (as (d, width) and (width, d)); then every query bias, each group's key
     and value biases, and the output's bias."""
@@ -372,7 +374,9 @@ def _heads(projections, out, heads: int, causal: bool = False, kv_heads: int = 0
     biased = bq is not None
     if biased:
         params += [bq[r] for r in rows] + [b for r in rows[:groups] for b in (bk[r], bv[r])] + [bo]
-    return Attention(heads, width, width, kv_heads=kv_heads, bias=biased, causal=causal), tuple(
+    layer = Attention(heads, width, width, kv_heads=kv_heads, rope=bool(rope), bias=biased, causal=causal,
+                      rope_halves=rope == "halves")
+    return layer, tuple(
         p if isinstance(p, torch.Tensor) else np.ascontiguousarray(p) for p in params)
 
 
@@ -388,6 +392,7 @@ class _Projections:
     heads: int
     causal: bool
     kv_heads: int = 0  # F.scaled_dot_product_attention(..., enable_gqa=True) of fewer key/value heads
+    rope: str = ""  # the pairs RoPE rotates in q and k (`_rotary`): "adjacent", "halves", or none
 
     def converted(self, read):
         def pair(linear, rows=slice(None)):
@@ -398,7 +403,7 @@ class _Projections:
             projections = [pair(self.qkv[0], slice(k * d, (k + 1) * d)) for k in range(3)]
         else:
             projections = [pair(linear) for linear in self.qkv]
-        return _heads(projections, pair(self.out), self.heads, self.causal, self.kv_heads)
+        return _heads(projections, pair(self.out), self.heads, self.causal, self.kv_heads, self.rope)
 
 
 @dataclass(frozen=True)
@@ -840,6 +845,13 @@ def _projection(node, modules, shape, why):
     view = node.args[0] if _swaps_1_2(node) else None
     if not _is_call(view, "view", "reshape") or len(shape(view)) != 4:
         raise why(f"{node.name} is not x.view(N, T, heads, width).transpose(1, 2)")
+    nodes, linear, heads, x = _viewed(view, modules, shape, why)
+    return {node, *nodes}, linear, heads, x
+
+
+def _viewed(view, modules, shape, why):
+    """``p.view(N, T, heads, width)`` with p a Linear's output or one of ``c_attn(x).split``'s
+    three: (its nodes, the Linear as (module, item or None), heads, x)."""
     source = view.args[0]
     if _is_call(source, operator.getitem) and _is_call(source.args[0], "split"):
         split = source.args[0]
@@ -848,10 +860,152 @@ def _projection(node, modules, shape, why):
         if linear.op != "call_module" or not isinstance(modules[linear.target], nn.Linear) or dim % 3 != 2 or \
                 split.args[1] * 3 != modules[linear.target].out_features:
             raise why(f"{split.name} is not a Linear's output split in three along its last axis")
-        return {node, view, source, split, linear}, (linear.target, source.args[1]), shape(view)[2], linear.args[0]
+        return {view, source, split, linear}, (linear.target, source.args[1]), shape(view)[2], linear.args[0]
     if source.op == "call_module" and isinstance(modules[source.target], nn.Linear):
-        return {node, view, source}, (source.target, None), shape(view)[2], source.args[0]
+        return {view, source}, (source.target, None), shape(view)[2], source.args[0]
     raise why(f"{source.name} is not a Linear (or one of c_attn(x).split's three)")
+
+
+ROPE_CHECKS = 2  # random queries a rotary embedding is checked on (`_rope_of`)
+ROPE_ROUNDINGS = 64  # float32 round-offs per position a rotary embedding's angles may be off by (`_rope_of`)
+
+
+def _rotary(node, modules, shape, values, why):
+    """A query or key with a rotary embedding (RoPE): ``node`` computed from a projection
+    ``p.view(N, T, heads, width)`` (`_viewed`) by any code whose other inputs are
+    constants or shapes (sin and cos buffers, ``torch.arange(T)``), checked by value: on
+    random views it must equal RoPE after ``transpose(1, 2)``, each pair (2i, 2i + 1) or
+    (i, i + width/2) at position t rotated by t 10000^(-2i/width), to the module's
+    precision (`_rope_of`). (its interior nodes, the Linear, heads, x, "adjacent" or
+    "halves", the constants it reads: `_constants_of`)."""
+    views, seen, stack = [], {node}, [node]
+    while stack:  # the projections' views among its ancestors
+        x = stack.pop()
+        for y in _operands(x):
+            if y in seen:
+                continue
+            seen.add(y)
+            if _is_call(y, "view", "reshape") and len(shape(y)) == 4 and y.args[0].op != "placeholder":
+                with contextlib.suppress(InvalidArgument):
+                    views.append((y, _viewed(y, modules, shape, why)))
+                    continue
+            stack.append(y)
+    if len(views) != 1:
+        raise why(f"{node.name} is not x.view(N, T, heads, width).transpose(1, 2), with or without a rotary embedding")
+    view, (nodes, linear, heads, x) = views[0]
+    between = _between(view, node)
+    constants = _constants_of(between, view)
+    if constants is None:
+        raise why(f"{node.name} is computed from {view.name} with other values than constants and shapes")
+    read = list(dict.fromkeys(y for n in between for y in _operands(n) if y not in between and y is not view))
+    found = values(view, between, read, shape(view))
+    if found is None:
+        raise why(f"{node.name} is not RoPE of {view.name} (base 10000, positions 0..T-1)")
+    return {*nodes, *between}, linear, heads, x, found, constants
+
+
+def _between(start, end) -> list:
+    """The nodes on every path from ``start`` to ``end`` (``end`` included), in graph order."""
+    ahead, stack = set(), [start]
+    while stack:
+        for user in stack.pop().users:
+            if user not in ahead:
+                ahead.add(user)
+                stack.append(user)
+    behind, stack = {end}, [end]
+    while stack:
+        for y in _operands(stack.pop()):
+            if y not in behind and y in ahead:
+                behind.add(y)
+                stack.append(y)
+    return [n for n in start.graph.nodes if n in behind]
+
+
+def _constants_of(between: list, start):
+    """The nodes ``between`` reads besides ``start`` and one another, and every node behind
+    them but an input or a value read for its shape alone (a buffer, its slices, positions
+    from ``torch.arange(T)``); None when one reads a parameter, a module's output or an
+    input's entries."""
+    inside, found = {start, *between}, []
+    stack = [(x, y) for x in between for y in _operands(x)]  # (a reader, what it reads)
+    while stack:
+        reader, y = stack.pop()
+        if y in inside or y in found:
+            continue
+        if _is_call(reader, *SIZES) or (reader.target is builtins.getattr and reader.args[1] in ATTRIBUTES):
+            continue  # its shape only
+        learned = y.op == "get_attr" and isinstance(_attribute(y.graph.owning_module, y.target), nn.Parameter)
+        if y.op in ("call_module", "placeholder") or learned:
+            return None
+        found.append(y)
+        stack += [(y, z) for z in _operands(y)]
+    return found
+
+
+def _owned(inside: set, constants: list) -> set:
+    """The ``constants`` that serve the nodes ``inside`` alone (directly or through one
+    another): a rotary embedding's sin and cos, which the queries and the keys share."""
+    owned = set(inside)
+    order = {n: k for k, n in enumerate(constants[0].graph.nodes)} if constants else {}
+    for y in sorted(constants, key=lambda n: -order[n]):  # users before what they read
+        if all(u in owned for u in y.users):
+            owned.add(y)
+    return owned - inside
+
+
+def _rope_of(traced, example_input):
+    """``values(view, between, constants, shape)`` for `_rotary`: runs ``between`` (a float64
+    copy) on random views of ``shape`` with ``constants`` at their values on the example,
+    and returns the pairing whose RoPE it equals, or None. Equal in single precision: sin
+    and cos computed in float32 (Hugging Face's, whatever the module's dtype) are off by
+    round-offs of the angle, which grows with the position; so to ROPE_ROUNDINGS T float32
+    unit round-offs, relative. A pairing (or a rotation of part of the features) misses by
+    O(1); the angles themselves do not change the laws: a pair times any c + i s commutes
+    with its complex scaling."""
+    def values(view, between, constants, shape):
+        twin = copy.deepcopy(traced).to("cpu", torch.float64)
+        nodes = {n.name: n for n in twin.graph.nodes}
+        names = {c.name for c in constants}
+        kept: dict = {}
+
+        class Recorder(torch.fx.Interpreter):
+            def run_node(self, n):
+                result = super().run_node(n)
+                if n.name in names:
+                    kept[n.name] = result
+                return result
+
+        with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
+            Recorder(twin).run(_float64(example_input))
+        if len(kept) != len(names):
+            return None
+        generator = torch.Generator().manual_seed(0)
+        tolerance = ROPE_ROUNDINGS * shape[1] * float(torch.finfo(torch.float32).eps)
+        for pairing in ("adjacent", "halves"):
+            if _rotates(twin, nodes, view, between, kept, pairing, generator, shape, tolerance):
+                return pairing
+        return None
+
+    return values
+
+
+def _rotates(twin, nodes, view, between, kept, pairing, generator, shape, tolerance) -> bool:
+    """Whether ``between`` maps random views to their RoPE with ``pairing`` (`_rotary`), to
+    ``tolerance`` of their largest entry."""
+    runner = torch.fx.Interpreter(twin)
+    for _ in range(ROPE_CHECKS):
+        x = torch.randn(shape, generator=generator, dtype=torch.float64)
+        runner.env = {nodes[name]: value for name, value in kept.items()} | {nodes[view.name]: x}
+        with contextlib.suppress(Exception):
+            for n in between:
+                runner.env[nodes[n.name]] = runner.run_node(nodes[n.name])
+        result = runner.env.get(nodes[between[-1].name])
+        rope = Attention(shape[2], shape[3], 1, rope=True, rope_halves=pairing == "halves")
+        expected = rope._rotate(x.transpose(1, 2).numpy())
+        if not isinstance(result, torch.Tensor) or tuple(result.shape) != expected.shape or \
+                float(np.abs(result.numpy() - expected).max()) > tolerance * float(np.abs(expected).max()):
+            return False
+    return True
 
 
 def _functional_norm(node, direct, shape) -> tuple[_Norm, str]:
@@ -869,7 +1023,7 @@ def _functional_norm(node, direct, shape) -> tuple[_Norm, str]:
     return _Norm(tensors[0], tensors[1], float(options.get("eps", 1e-5))), path
 
 
-def _split_attentions(graph, modules, shape) -> tuple[set, dict]:
+def _split_attentions(graph, modules, shape, values=None) -> tuple[set, dict]:
     """Every F.scaled_dot_product_attention of self-attention written with its projections
     (`_Projections`): (the nodes it replaces, {its output projection's node: (x, source)})."""
     interior: set = set()
@@ -887,7 +1041,20 @@ def _split_attentions(graph, modules, shape) -> tuple[set, dict]:
                            strict=False)) | node.kwargs
         if options.get("attn_mask") is not None or options.get("scale") is not None:
             raise why("a mask or a scale")  # (dropout_p: a mask on the probabilities keeps every GL law)
-        parts = [_projection(x, modules, shape, why) for x in node.args[:3]]
+        parts, rope, constants = [_projection(node.args[2], modules, shape, why)], set(), []
+        for x in node.args[:2]:  # q and k: plain, or with a rotary embedding (`_rotary`)
+            try:
+                part = _projection(x, modules, shape, why)
+                rope.add("")
+            except InvalidArgument:
+                if values is None:
+                    raise
+                *part, pairing, read = _rotary(x, modules, shape, values, why)
+                rope.add(pairing)
+                constants += read
+            parts.insert(len(parts) - 1, tuple(part))
+        if len(rope) != 1:
+            raise why("the queries and the keys are not rotated alike")
         inputs = {x for *_, x in parts}
         linears = [linear for _, linear, _, _ in parts]
         fused = {item for _, item in linears} == {0, 1, 2} and len({path for path, _ in linears}) == 1
@@ -906,12 +1073,13 @@ def _split_attentions(graph, modules, shape) -> tuple[set, dict]:
                 len(nodes) < 3 or not _is_call(nodes[-2], "view", "reshape") or len(shape(nodes[-2])) != 3:
             raise why("its output is not y.transpose(1, 2).contiguous().view(N, T, d) read by a Linear")
         inside = set().union(*(found for found, *_ in parts)) | {node, *nodes[:-1]}
+        inside |= _owned(inside, list(dict.fromkeys(constants)))
         leaks = [x for x in inside for user in x.users if user not in inside and user is not end]
         if leaks:
             raise why(f"{leaks[0].name} is used outside the attention")
         qkv = tuple(dict.fromkeys(modules[path] for path, _ in linears))
         source = _Projections(qkv, modules[end.target], heads, bool(options.get("is_causal")),
-                              kv_heads if grouped else 0)
+                              kv_heads if grouped else 0, rope.pop())
         interior |= inside
         ends[end] = (parts[0][3], source, end.target.rpartition(".")[0])  # the attention module's path
     return interior, ends
@@ -963,7 +1131,7 @@ def _traced(module, chain: _Chain, example_input):
                                   f"{len(values)} computed values; flowlaws converts chains (with additive skips)")
         return values[0]
 
-    interior, ends = _split_attentions(graph, modules, shape)
+    interior, ends = _split_attentions(graph, modules, shape, _rope_of(traced, example_input))
     for node in graph.nodes:
         operands = _operands(node)
         function = node.op in ("call_function", "call_method")
