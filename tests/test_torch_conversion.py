@@ -25,6 +25,7 @@ from torch_models import (  # noqa: E402
     Functional,
     Inception,
     Llama,
+    LlamaAttention,
     Mixer,
     MobileNetV2,
     NanoGPT,
@@ -550,6 +551,29 @@ def test_the_reference_models_read_as_graph_specs():
         assert from_torch(Llama(d=8, pairs=pairs), torch.randn(2, 5, 8))[0].spec == (
             f"seq:5x8:residual[rmsnorm(affine,eps=2.220446049250313e-16),attention(heads=2,dk=4,dv=4,{rope},"
             "causal)],mean(last),dense(3)")
+
+
+class _TwoRotaryBlocks(nn.Module):
+    """Two pre-norm Llama attentions, one of each pairing: each reads its own projections."""
+
+    def __init__(self):
+        super().__init__()
+        self.norms = nn.ModuleList([nn.RMSNorm(8), nn.RMSNorm(8)])
+        self.attns = nn.ModuleList([LlamaAttention(8, 2), LlamaAttention(8, 2, pairs=True)])
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        for norm, attn in zip(self.norms, self.attns, strict=True):
+            x = x + attn(norm(x))
+        return self.head(x.mean(1))
+
+
+def test_rotary_blocks_one_after_another_each_convert_with_their_own_pairing():
+    torch.manual_seed(0)
+    net, x = _TwoRotaryBlocks().double(), torch.randn(2, 6, 8, dtype=torch.float64)
+    model, params = from_torch(net, x)
+    assert [layer.block[1].rope_halves for layer in model.layers[:2]] == [True, False]
+    assert np.allclose(model.forward(params, x.numpy())[0], net(x).detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize(("options", "match"), [

@@ -875,12 +875,14 @@ def _rotary(node, modules, shape, values, why):
     ``p.view(N, T, heads, width)`` (`_viewed`) by any code whose other inputs are
     constants or shapes (sin and cos buffers, ``torch.arange(T)``), checked by value: on
     random views it must equal RoPE after ``transpose(1, 2)``, each pair (2i, 2i + 1) or
-    (i, i + width/2) at position t rotated by t 10000^(-2i/width), to the module's
-    precision (`_rope_of`). (its interior nodes, the Linear, heads, x, "adjacent" or
+    (i, i + width/2) at position t rotated by t 10000^(-2i/width), in single precision
+    (`_rope_of`). (its interior nodes, the Linear, heads, x, "adjacent" or
     "halves", the constants it reads: `_constants_of`)."""
     views, seen, stack = [], {node}, [node]
-    while stack:  # the projections' views among its ancestors
+    while stack:  # the projections' views among its ancestors (not behind a module, or a shape read)
         x = stack.pop()
+        if _reads_shape(x) or x.op == "call_module":
+            continue
         for y in _operands(x):
             if y in seen:
                 continue
@@ -902,6 +904,11 @@ def _rotary(node, modules, shape, values, why):
     if found is None:
         raise why(f"{node.name} is not RoPE of {view.name} (base 10000, positions 0..T-1)")
     return {*nodes, *between}, linear, heads, x, found, constants
+
+
+def _reads_shape(node) -> bool:
+    """``x.size()``, ``x.dim()``, ``x.shape``, ``x.dtype`` ...: what it reads of x is not its entries."""
+    return _is_call(node, *SIZES) or (node.target is builtins.getattr and node.args[1] in ATTRIBUTES)
 
 
 def _between(start, end) -> list:
@@ -932,7 +939,7 @@ def _constants_of(between: list, start):
         reader, y = stack.pop()
         if y in inside or y in found:
             continue
-        if _is_call(reader, *SIZES) or (reader.target is builtins.getattr and reader.args[1] in ATTRIBUTES):
+        if _reads_shape(reader):
             continue  # its shape only
         learned = y.op == "get_attr" and isinstance(_attribute(y.graph.owning_module, y.target), nn.Parameter)
         if y.op in ("call_module", "placeholder") or learned:
