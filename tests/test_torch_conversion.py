@@ -547,10 +547,12 @@ def test_the_reference_models_read_as_graph_specs():
         "seq:5x8:dense(4),offset,dropout(0.1),residual[layernorm(eps=1e-05),scale,attention(heads=2,dk=2,dv=2,"
         "causal),dropout(0.1)],residual[layernorm(eps=1e-05),scale,dense(16),gelu,dense(4),dropout(0.1)],"
         "layernorm(eps=1e-05),scale,dense(8)")
-    for pairs, rope in ((False, "rope,rope_halves"), (True, "rope")):  # rotate_half, GPT-J's adjacent pairs
-        assert from_torch(Llama(d=8, pairs=pairs), torch.randn(2, 5, 8))[0].spec == (
+    for options, rope in (({}, "rope,rope_halves"), ({"pairs": True}, "rope"),  # rotate_half, GPT-J's pairs
+                          ({"kv_heads": 1}, "kv_heads=1,rope,rope_halves")):  # Hugging Face's repeat_kv
+        assert from_torch(Llama(d=8, **options), torch.randn(2, 5, 8))[0].spec == (
             f"seq:5x8:residual[rmsnorm(affine,eps=2.220446049250313e-16),attention(heads=2,dk=4,dv=4,{rope},"
             "causal)],mean(last),dense(3)")
+    assert "kv_heads" not in from_torch(Llama(d=8, kv_heads=2), torch.randn(2, 5, 8))[0].spec  # repeat_kv(v, 1)
 
 
 class _TwoRotaryBlocks(nn.Module):
@@ -577,7 +579,7 @@ def test_rotary_blocks_one_after_another_each_convert_with_their_own_pairing():
 
 
 @pytest.mark.parametrize(("options", "match"), [
-    ({"base": 500000.0}, r"is not RoPE of .* \(base 10000"),  # Llama 3's base: not the kind's
+    ({"base": 500000.0}, r"is not .* with RoPE \(base 10000"),  # Llama 3's base: not the kind's
     ({"keys": False}, "the queries and the keys are not rotated alike"),
 ])
 def test_a_rotary_embedding_flowlaws_does_not_read_is_a_one_line_error(options, match):

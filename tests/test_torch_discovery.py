@@ -120,13 +120,15 @@ def test_the_kinds_of_the_models_people_train_keep_their_derived_laws_on_the_mod
     assert scaled.complete and scaled.count == scaled.derived == 7  # with the shared bias's law (docs/theory.md 7)
 
 
-@pytest.mark.parametrize("pairs", [False, True])
-def test_llama_s_rotary_attention_has_the_laws_discover_of_counts_on_the_module(pairs):
-    """Hugging Face's rotate_half and GPT-J's adjacent pairs: each pair of Wq's and Wk's
-    columns it rotates is one law (2), the values' GL(4) ten; read with the other pairing,
-    the pair laws would be spurious."""
+@pytest.mark.parametrize("options", [{"d": 4, "heads": 1}, {"d": 4, "heads": 1, "pairs": True},
+                                     {"d": 8, "heads": 2, "kv_heads": 1}])
+def test_llama_s_rotary_attention_has_the_laws_discover_of_counts_on_the_module(options):
+    """Hugging Face's rotate_half, GPT-J's adjacent pairs, and two query heads reading one
+    key/value head by repeat_kv: each pair of Wq's and Wk's columns it rotates is one law
+    (2), the values' GL(4) ten; read with the other pairing, or heads not grouped, some
+    derived laws would be spurious."""
     torch.manual_seed(0)
-    found = discover_of(LlamaAttention(d=4, heads=1, pairs=pairs), torch.randn(3, 3, 4))
+    found = discover_of(LlamaAttention(**options), torch.randn(3, 3, options["d"]))
     assert found.complete and found.count == found.derived == 12 and found.decided_by == "bounds"
 
 

@@ -257,6 +257,15 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
+def repeat_kv(hidden_states, n_rep):
+    """Hugging Face's Llama, verbatim: each key/value head repeated n_rep times in turn."""
+    batch, num_key_value_heads, slen, head_dim = hidden_states.shape
+    if n_rep == 1:
+        return hidden_states
+    hidden_states = hidden_states[:, :, None, :, :].expand(batch, num_key_value_heads, n_rep, slen, head_dim)
+    return hidden_states.reshape(batch, num_key_value_heads * n_rep, slen, head_dim)
+
+
 def rotate_pairs(x):
     """GPT-J's: each adjacent pair (a, b) to (-b, a)."""
     return torch.stack((-x[..., 1::2], x[..., ::2]), dim=-1).flatten(-2)
@@ -267,13 +276,16 @@ class LlamaAttention(nn.Module):
     biases, cos and sin of the positions' angles with each frequency twice, q * cos +
     rotate_half(q) * sin, causal F.scaled_dot_product_attention); ``pairs``: GPT-J's
     adjacent pairs, each frequency repeated in place; ``float32``: the angles computed in
-    float32 from an inv_freq buffer, as Hugging Face's are (``base`` and ``keys=False``,
-    keys left unrotated: what flowlaws refuses)."""
+    float32 from an inv_freq buffer, as Hugging Face's are; ``kv_heads``: grouped-query
+    attention by Hugging Face's ``repeat_kv`` (``base`` and ``keys=False``, keys left
+    unrotated: what flowlaws refuses)."""
 
-    def __init__(self, d=4, heads=2, pairs=False, base=10000.0, keys=True, float32=False):
+    def __init__(self, d=4, heads=2, pairs=False, base=10000.0, keys=True, float32=False, kv_heads=None):
         super().__init__()
         self.heads, self.width, self.pairs, self.base, self.keys = heads, d // heads, pairs, base, keys
-        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(d, d, bias=False) for _ in range(4))
+        self.kv_heads = kv_heads or heads
+        self.q_proj, self.o_proj = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
+        self.k_proj, self.v_proj = (nn.Linear(d, self.kv_heads * self.width, bias=False) for _ in range(2))
         self.float32 = float32
         if float32:  # Hugging Face's: inv_freq a buffer, the angles in float32 whatever the module's dtype
             self.register_buffer("inv_freq", 1.0 / base ** (torch.arange(0, self.width, 2).float() / self.width))
@@ -290,11 +302,12 @@ class LlamaAttention(nn.Module):
 
     def forward(self, x):
         N, T, d = x.shape
-        q, k, v = (p(x).view(N, T, self.heads, self.width).transpose(1, 2) for p in (self.q_proj, self.k_proj,
-                                                                                      self.v_proj))
+        q = self.q_proj(x).view(N, T, self.heads, self.width).transpose(1, 2)
+        k, v = (p(x).view(N, T, self.kv_heads, self.width).transpose(1, 2) for p in (self.k_proj, self.v_proj))
         cos, sin = self.rotary(x)
         rotate = rotate_pairs if self.pairs else rotate_half
         q, k = q * cos + rotate(q) * sin, (k * cos + rotate(k) * sin) if self.keys else k
+        k, v = repeat_kv(k, self.heads // self.kv_heads), repeat_kv(v, self.heads // self.kv_heads)
         y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.o_proj(y.transpose(1, 2).contiguous().view(N, T, d))
 
@@ -655,6 +668,7 @@ REFERENCE = {
     "llama": (lambda: Llama(d=8, heads=2), lambda: torch.randn(4, 5, 8, dtype=torch.float64)),  # rotate_half
     "llama-adjacent-pairs": (lambda: Llama(d=8, heads=2, pairs=True),
                              lambda: torch.randn(4, 5, 8, dtype=torch.float64)),
+    "llama-gqa": (lambda: Llama(d=8, heads=2, kv_heads=1), lambda: torch.randn(4, 5, 8, dtype=torch.float64)),
 }
 
 

@@ -392,7 +392,7 @@ class _Projections:
     heads: int
     causal: bool
     kv_heads: int = 0  # F.scaled_dot_product_attention(..., enable_gqa=True) of fewer key/value heads
-    rope: str = ""  # the pairs RoPE rotates in q and k (`_rotary`): "adjacent", "halves", or none
+    rope: str = ""  # the pairs RoPE rotates in q and k (`_derived`): "adjacent", "halves", or none
 
     def converted(self, read):
         def pair(linear, rows=slice(None)):
@@ -870,14 +870,15 @@ ROPE_CHECKS = 2  # random queries a rotary embedding is checked on (`_rope_of`)
 ROPE_ROUNDINGS = 64  # float32 round-offs per position a rotary embedding's angles may be off by (`_rope_of`)
 
 
-def _rotary(node, modules, shape, values, why):
-    """A query or key with a rotary embedding (RoPE): ``node`` computed from a projection
-    ``p.view(N, T, heads, width)`` (`_viewed`) by any code whose other inputs are
-    constants or shapes (sin and cos buffers, ``torch.arange(T)``), checked by value: on
-    random views it must equal RoPE after ``transpose(1, 2)``, each pair (2i, 2i + 1) or
-    (i, i + width/2) at position t rotated by t 10000^(-2i/width), in single precision
-    (`_rope_of`). (its interior nodes, the Linear, heads, x, "adjacent" or
-    "halves", the constants it reads: `_constants_of`)."""
+def _derived(node, modules, shape, values, why):
+    """A query, key or value computed from a projection ``p.view(N, T, heads, width)``
+    (`_viewed`) by any code whose other inputs are constants or shapes (sin and cos
+    buffers, ``torch.arange(T)``), checked by value (`_rope_of`): on random views it must
+    equal, after ``transpose(1, 2)``, RoPE (each pair (2i, 2i + 1) or (i, i + width/2) at
+    position t rotated by t 10000^(-2i/width), in single precision), each head repeated r
+    times in turn (Hugging Face's ``repeat_kv``), or both. (its interior nodes, the
+    Linear, heads, x, "adjacent", "halves" or "", r, the constants it reads:
+    `_constants_of`)."""
     views, seen, stack = [], {node}, [node]
     while stack:  # the projections' views among its ancestors (not behind a module, or a shape read)
         x = stack.pop()
@@ -893,17 +894,21 @@ def _rotary(node, modules, shape, values, why):
                     continue
             stack.append(y)
     if len(views) != 1:
-        raise why(f"{node.name} is not x.view(N, T, heads, width).transpose(1, 2), with or without a rotary embedding")
+        raise why(f"{node.name} is not x.view(N, T, heads, width).transpose(1, 2), with or without a rotary "
+                  "embedding or repeated heads")
     view, (nodes, linear, heads, x) = views[0]
     between = _between(view, node)
     constants = _constants_of(between, view)
     if constants is None:
         raise why(f"{node.name} is computed from {view.name} with other values than constants and shapes")
     read = list(dict.fromkeys(y for n in between for y in _operands(n) if y not in between and y is not view))
-    found = values(view, between, read, shape(view))
+    out = shape(node)
+    repeat = out[1] // heads if len(out) == 4 and out[1] % heads == 0 else 0
+    found = values(view, between, read, shape(view), repeat) if repeat else None
     if found is None:
-        raise why(f"{node.name} is not RoPE of {view.name} (base 10000, positions 0..T-1)")
-    return {*nodes, *between}, linear, heads, x, found, constants
+        raise why(f"{node.name} is not {view.name}.transpose(1, 2) with RoPE (base 10000, positions 0..T-1) or "
+                  "its heads repeated in turn")
+    return {*nodes, *between}, linear, heads, x, found, repeat, constants
 
 
 def _reads_shape(node) -> bool:
@@ -961,15 +966,16 @@ def _owned(inside: set, constants: list) -> set:
 
 
 def _rope_of(traced, example_input):
-    """``values(view, between, constants, shape)`` for `_rotary`: runs ``between`` (a float64
-    copy) on random views of ``shape`` with ``constants`` at their values on the example,
-    and returns the pairing whose RoPE it equals, or None. Equal in single precision: sin
+    """``values(view, between, constants, shape, repeat)`` for `_derived`: runs ``between``
+    (a float64 copy) on random views of ``shape`` with ``constants`` at their values on the
+    example, and returns the pairing of the RoPE it equals with each head repeated
+    ``repeat`` times ("" for none), or None. Equal in single precision: sin
     and cos computed in float32 (Hugging Face's, whatever the module's dtype) are off by
     round-offs of the angle, which grows with the position; so to ROPE_ROUNDINGS T float32
     unit round-offs, relative. A pairing (or a rotation of part of the features) misses by
     O(1); the angles themselves do not change the laws: a pair times any c + i s commutes
     with its complex scaling."""
-    def values(view, between, constants, shape):
+    def values(view, between, constants, shape, repeat):
         twin = copy.deepcopy(traced).to("cpu", torch.float64)
         nodes = {n.name: n for n in twin.graph.nodes}
         names = {c.name for c in constants}
@@ -988,17 +994,17 @@ def _rope_of(traced, example_input):
             return None
         generator = torch.Generator().manual_seed(0)
         tolerance = ROPE_ROUNDINGS * shape[1] * float(torch.finfo(torch.float32).eps)
-        for pairing in ("adjacent", "halves"):
-            if _rotates(twin, nodes, view, between, kept, pairing, generator, shape, tolerance):
+        for pairing in ("", "adjacent", "halves"):
+            if _rotates(twin, nodes, view, between, kept, pairing, repeat, generator, shape, tolerance):
                 return pairing
         return None
 
     return values
 
 
-def _rotates(twin, nodes, view, between, kept, pairing, generator, shape, tolerance) -> bool:
-    """Whether ``between`` maps random views to their RoPE with ``pairing`` (`_rotary`), to
-    ``tolerance`` of their largest entry."""
+def _rotates(twin, nodes, view, between, kept, pairing, repeat, generator, shape, tolerance) -> bool:
+    """Whether ``between`` maps random views to their RoPE with ``pairing`` ("": none), each
+    head repeated ``repeat`` times (`_derived`), to ``tolerance`` of their largest entry."""
     runner = torch.fx.Interpreter(twin)
     for _ in range(ROPE_CHECKS):
         x = torch.randn(shape, generator=generator, dtype=torch.float64)
@@ -1007,8 +1013,8 @@ def _rotates(twin, nodes, view, between, kept, pairing, generator, shape, tolera
             for n in between:
                 runner.env[nodes[n.name]] = runner.run_node(nodes[n.name])
         result = runner.env.get(nodes[between[-1].name])
-        rope = Attention(shape[2], shape[3], 1, rope=True, rope_halves=pairing == "halves")
-        expected = rope._rotate(x.transpose(1, 2).numpy())
+        rope = Attention(shape[2], shape[3], 1, rope=bool(pairing), rope_halves=pairing == "halves")
+        expected = np.repeat(rope._rotate(x.transpose(1, 2).numpy()), repeat, axis=1)
         if not isinstance(result, torch.Tensor) or tuple(result.shape) != expected.shape or \
                 float(np.abs(result.numpy() - expected).max()) > tolerance * float(np.abs(expected).max()):
             return False
@@ -1041,36 +1047,39 @@ def _split_attentions(graph, modules, shape, values=None) -> tuple[set, dict]:
 
         def why(reason, node=node):
             return InvalidArgument(f"{node.name}: F.scaled_dot_product_attention: {reason}; flowlaws converts "
-                                   "self-attention written as nanoGPT's (q, k, v from one Linear's split or three "
-                                   "Linears, viewed as heads and transposed; is_causal; back and c_proj)")
+                                   "self-attention written as nanoGPT's or Llama's (q, k, v from one Linear's "
+                                   "split or three Linears, viewed as heads and transposed; q and k may carry "
+                                   "RoPE, k and v repeated heads; is_causal; back and c_proj)")
 
         options = dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"), node.args[3:],
                            strict=False)) | node.kwargs
         if options.get("attn_mask") is not None or options.get("scale") is not None:
             raise why("a mask or a scale")  # (dropout_p: a mask on the probabilities keeps every GL law)
-        parts, rope, constants = [_projection(node.args[2], modules, shape, why)], set(), []
-        for x in node.args[:2]:  # q and k: plain, or with a rotary embedding (`_rotary`)
+        parts, rope, repeats, constants = [], [], [], []
+        for x in node.args[:3]:  # q, k, v: plain, or with RoPE and key/value heads repeated (`_derived`)
             try:
-                part = _projection(x, modules, shape, why)
-                rope.add("")
+                part, pairing, repeat, read = _projection(x, modules, shape, why), "", 1, []
             except InvalidArgument:
                 if values is None:
                     raise
-                *part, pairing, read = _rotary(x, modules, shape, values, why)
-                rope.add(pairing)
-                constants += read
-            parts.insert(len(parts) - 1, tuple(part))
-        if len(rope) != 1:
-            raise why("the queries and the keys are not rotated alike")
+                *part, pairing, repeat, read = _derived(x, modules, shape, values, why)
+            parts.append(tuple(part))
+            rope.append(pairing)
+            repeats.append(repeat)
+            constants += read
+        if rope[0] != rope[1] or rope[2] or repeats[0] != 1 or repeats[1] != repeats[2]:
+            raise why("the queries and the keys are not rotated alike, the values are rotated, or the key and "
+                      "value heads are not repeated alike")
         inputs = {x for *_, x in parts}
         linears = [linear for _, linear, _, _ in parts]
         fused = {item for _, item in linears} == {0, 1, 2} and len({path for path, _ in linears}) == 1
         separate = all(item is None for _, item in linears) and len({path for path, _ in linears}) == 3
         heads, kv_heads, v_heads = (found for _, _, found, _ in parts)
-        grouped = kv_heads != heads and options.get("enable_gqa") and heads % kv_heads == 0
+        grouped = kv_heads != heads and heads % kv_heads == 0 and (
+            options.get("enable_gqa") or kv_heads * repeats[1] == heads)
         if len(inputs) != 1 or v_heads != kv_heads or (kv_heads != heads and not grouped) or not (fused or separate):
-            raise why("q, k and v are not one input's projections with the same heads (or, with enable_gqa, "
-                      "key and value heads dividing the query heads)")
+            raise why("q, k and v are not one input's projections with the same heads (or, with enable_gqa or "
+                      "repeated, key and value heads dividing the query heads)")
         nodes: list = [user for user in node.users if _swaps_1_2(user)] if len(node.users) == 1 else []
         while nodes and len(nodes[-1].users) == 1 and _is_call(nodes[-1], "transpose", torch.transpose, "swapaxes",
                                                                torch.swapaxes, "contiguous", "view", "reshape"):
@@ -1081,12 +1090,13 @@ def _split_attentions(graph, modules, shape, values=None) -> tuple[set, dict]:
             raise why("its output is not y.transpose(1, 2).contiguous().view(N, T, d) read by a Linear")
         inside = set().union(*(found for found, *_ in parts)) | {node, *nodes[:-1]}
         inside |= _owned(inside, list(dict.fromkeys(constants)))
-        leaks = [x for x in inside for user in x.users if user not in inside and user is not end]
+        leaks = [x for x in inside for user in x.users if user not in inside and user is not end
+                 and not _reads_shape(user)]  # (repeat_kv reads v.shape even when it repeats nothing)
         if leaks:
             raise why(f"{leaks[0].name} is used outside the attention")
         qkv = tuple(dict.fromkeys(modules[path] for path, _ in linears))
         source = _Projections(qkv, modules[end.target], heads, bool(options.get("is_causal")),
-                              kv_heads if grouped else 0, rope.pop())
+                              kv_heads if grouped else 0, rope[0])
         interior |= inside
         ends[end] = (parts[0][3], source, end.target.rpartition(".")[0])  # the attention module's path
     return interior, ends
