@@ -551,7 +551,8 @@ def test_the_reference_models_read_as_graph_specs():
                           ({"kv_heads": 1}, "kv_heads=1,rope,rope_halves")):  # Hugging Face's repeat_kv
         assert from_torch(Llama(d=8, **options), torch.randn(2, 5, 8))[0].spec == (
             f"seq:5x8:residual[rmsnorm(affine,eps=2.220446049250313e-16),attention(heads=2,dk=4,dv=4,{rope},"
-            "causal)],mean(last),dense(3)")
+            "causal)],residual[rmsnorm(affine,eps=2.220446049250313e-16),gated[dense(16),silu | dense(16)],"
+            "dense(8)],mean(last),dense(3)")  # and Hugging Face's LlamaMLP: SwiGLU
     assert "kv_heads" not in from_torch(Llama(d=8, kv_heads=2), torch.randn(2, 5, 8))[0].spec  # repeat_kv(v, 1)
 
 

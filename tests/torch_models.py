@@ -312,16 +312,33 @@ class LlamaAttention(nn.Module):
         return self.o_proj(y.transpose(1, 2).contiguous().view(N, T, d))
 
 
-class Llama(nn.Module):
-    """A Llama block's attention in a pre-norm residual, the mean over tokens and a head."""
+class LlamaMLP(nn.Module):
+    """Hugging Face's, verbatim: down_proj(silu(gate_proj(x)) * up_proj(x)), no biases."""
 
-    def __init__(self, d=4, heads=2, pairs=False, classes=3, **options):
+    def __init__(self, d, hidden):
         super().__init__()
-        self.norm, self.attn = nn.RMSNorm(d), LlamaAttention(d, heads, pairs, **options)
+        self.gate_proj, self.up_proj = nn.Linear(d, hidden, bias=False), nn.Linear(d, hidden, bias=False)
+        self.down_proj, self.act_fn = nn.Linear(hidden, d, bias=False), nn.SiLU()
+
+    def forward(self, x):
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Llama(nn.Module):
+    """A Llama decoder layer as Hugging Face's LlamaDecoderLayer: RMSNorm, attention, the
+    residual sum, RMSNorm, the SwiGLU MLP, the residual sum; then the mean over tokens and
+    a head (``mlp=False``: the attention's residual alone)."""
+
+    def __init__(self, d=4, heads=2, pairs=False, classes=3, mlp=True, **options):
+        super().__init__()
+        self.input_layernorm, self.self_attn = nn.RMSNorm(d), LlamaAttention(d, heads, pairs, **options)
+        self.post_attention_layernorm, self.mlp = (nn.RMSNorm(d), LlamaMLP(d, 2 * d)) if mlp else (None, None)
         self.head = nn.Linear(d, classes, bias=False)
 
     def forward(self, x):
-        x = x + self.attn(self.norm(x))
+        x = x + self.self_attn(self.input_layernorm(x))
+        if self.mlp is not None:
+            x = x + self.mlp(self.post_attention_layernorm(x))
         return self.head(x.mean(1))
 
 
