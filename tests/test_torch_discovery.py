@@ -70,6 +70,8 @@ def test_a_module_of_two_inputs_is_counted_from_the_fields_of_both():
     found = discover_of(Conditional(), (torch.zeros(2, 3), torch.zeros(2, 2)))
     assert "one input" in found.note and found.derived == 0
     assert found.count == 3 and found.decided_by == "stalled"  # U's 6 entries would each be conserved, unread
+    with pytest.raises(InvalidArgument, match="only discover_of"):  # conversion, laws_of, the monitor: one input
+        laws_of(Conditional(), (torch.zeros(2, 3), torch.zeros(2, 2)))
 
 
 @pytest.mark.parametrize("module, loss, count", [

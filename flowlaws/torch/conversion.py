@@ -1425,6 +1425,9 @@ def _conversion(module, example_input):
     module = getattr(module, "_orig_mod", module)  # a torch.compile'd module: the original's parameters
     if not isinstance(module, nn.Module):
         raise InvalidArgument(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
+    if isinstance(example_input, tuple | list):
+        raise InvalidArgument(f"example_input is {len(example_input)} inputs; a flowlaws model takes one, so only "
+                              "discover_of(module, (a, b, ...)) counts such a module's laws")
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:
         raise InvalidArgument("example_input must be a tensor with a batch axis, e.g. torch.zeros(8, 3)")
     chain = _Chain()
