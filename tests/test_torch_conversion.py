@@ -507,20 +507,36 @@ def test_an_attention_mask_other_than_the_causal_one_is_a_clear_error():
 
 @pytest.mark.parametrize("name", list(REFERENCE))
 def test_the_reference_models_convert_with_torchs_value_and_gradient(name):
-
     torch.manual_seed(0)
     make, example = REFERENCE[name]
-    module, x = make().double(), example()
+    x = example()
+    _assert_torchs_value_and_gradient(make().double(), x, one_hot(x, 8) if name.startswith("nanogpt") else x.numpy())
+
+
+def _assert_torchs_value_and_gradient(module, x, inputs):
+    """The converted model's square loss and its gradient equal torch's to 1e-12 (``inputs``:
+    the converted model's, x itself or its one-hot tokens)."""
     converted = Converted.of(module, x)
     out = module(x)
     y = torch.randn_like(out)
     loss = 0.5 * ((out - y) ** 2).flatten(1).sum(1).mean()
     loss.backward()
-    inputs = one_hot(x, 8) if name.startswith("nanogpt") else x.numpy()
     value, grads = value_and_grad(converted.model, Square(), converted.read(), inputs, y.detach().numpy())
     theirs = np.concatenate([g.ravel() for g in converted.read(lambda t: t.grad)])
     assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
     assert np.max(np.abs(np.concatenate([g.ravel() for g in grads]) - theirs)) <= 1e-12 * np.max(np.abs(theirs))
+
+
+@settings(max_examples=12, deadline=None)
+@given(heads=st.sampled_from([1, 2]), grouped=st.booleans(), pairs=st.booleans(), mlp=st.booleans(),
+       tokens=st.integers(2, 6), seed=st.integers(0, 2**16))
+def test_any_llama_layer_converts_with_torchs_value_and_gradient(heads, grouped, pairs, mlp, tokens, seed):
+    """rotate_half or GPT-J's pairs, repeat_kv or not, with or without the MLP, any length."""
+    torch.manual_seed(seed)
+    module = Llama(d=8, heads=heads, pairs=pairs, mlp=mlp, kv_heads=1 if grouped else None).double()
+    x = torch.randn(3, tokens, 8, dtype=torch.float64)
+    assert ("kv_heads=1" in Converted.of(module, x).model.spec) == (grouped and heads == 2)
+    _assert_torchs_value_and_gradient(module, x, x.numpy())
 
 
 def test_the_reference_models_read_as_graph_specs():
