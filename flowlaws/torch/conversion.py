@@ -975,8 +975,12 @@ def _rope_of(traced, example_input):
     unit round-offs, relative. A pairing (or a rotation of part of the features) misses by
     O(1); the angles themselves do not change the laws: a pair times any c + i s commutes
     with its complex scaling."""
+    twins: list = []  # the float64 copy, made once for every attention
+
     def values(view, between, constants, shape, repeat):
-        twin = copy.deepcopy(traced).to("cpu", torch.float64)
+        if not twins:
+            twins.append(copy.deepcopy(traced).to("cpu", torch.float64))
+        twin = twins[0]
         nodes = {n.name: n for n in twin.graph.nodes}
         names = {c.name for c in constants}
         kept: dict = {}

@@ -57,7 +57,7 @@ from flowlaws.discover import (
 )
 from flowlaws.errors import InvalidArgument
 from flowlaws.threads import one_blas_thread
-from flowlaws.torch.conversion import Converted, flowlaws_loss
+from flowlaws.torch.conversion import Converted, _float64, flowlaws_loss
 
 with warnings.catch_warnings():  # forward mode's first use scripts torch's own decompositions with torch.jit,
     warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in torch 2.13: import them once, quietly
@@ -131,8 +131,7 @@ class ModuleProblem:
             raise InvalidArgument("discover_of: the module has no trainable parameter")
         self.work, self.cross_entropy = work, cross_entropy
         self.generator = torch.Generator().manual_seed(seed)
-        example = tuple(x.detach().cpu().to(torch.float64) if x.is_floating_point() else x.detach().cpu()
-                        for x in _inputs(example_input))
+        example = tuple(map(_float64, _inputs(example_input)))
         own = self.flat(self.module)
         sample = self.output(own, example)  # (batch, *per-sample output)
         outputs = sample[0].numel()
