@@ -12,8 +12,8 @@ features (2i, 2i + 1) of the query and key at position t by the angle t * 10000^
 (dk even; Meta's Llama, GPT-J); with ``rope_halves`` the pairs are (i, i + dk/2)
 (``rotate_half``: GPT-NeoX, Hugging Face's Llama); otherwise R is the identity.
 ``causal``: position t attends to positions s <= t only (the softmax runs over those keys;
-a GPT's mask). The mask acts on the scores alone,
-so every symmetry below is kept: it leaves the scores and the values unchanged.
+a GPT's mask). The mask acts on the scores alone, so every symmetry below is kept: it
+leaves the scores and the values unchanged.
 
 Symmetries (docs/theory.md 6.3): values X Wv_g Wo_h are invariant under Wv_g -> Wv_g A,
 Wo_h -> A^-1 Wo_h for every h of group g: Wv_g^T Wv_g - sum_h Wo_h Wo_h^T (dv x dv) is
