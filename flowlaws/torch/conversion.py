@@ -1040,9 +1040,10 @@ def _functional_norm(node, direct, shape) -> tuple[_Norm, str]:
     return _Norm(tensors[0], tensors[1], float(options.get("eps", 1e-5))), path
 
 
-def _split_attentions(graph, modules, shape, values=None) -> tuple[set, dict]:
+def _split_attentions(graph, modules, shape, values) -> tuple[set, dict]:
     """Every F.scaled_dot_product_attention of self-attention written with its projections
-    (`_Projections`): (the nodes it replaces, {its output projection's node: (x, source)})."""
+    (`_Projections`): (the nodes it replaces, {its output projection's node: (x, source)});
+    ``values``: `_rope_of`'s check of what lies between a projection and the attention."""
     interior: set = set()
     ends: dict = {}
     for node in graph.nodes:
@@ -1064,8 +1065,6 @@ def _split_attentions(graph, modules, shape, values=None) -> tuple[set, dict]:
             try:
                 part, pairing, repeat, read = _projection(x, modules, shape, why), "", 1, []
             except InvalidArgument:
-                if values is None:
-                    raise
                 *part, pairing, repeat, read = _derived(x, modules, shape, values, why)
             parts.append(tuple(part))
             rope.append(pairing)
