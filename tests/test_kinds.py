@@ -192,6 +192,17 @@ def test_rope_s_pair_laws_follow_its_pairing_and_the_other_pairing_s_are_not_law
         assert pointwise(model, Square(), params, X, Y, other).effect > 1e3
 
 
+def test_rope_s_laws_do_not_depend_on_its_base_and_hold_at_llama_3_s():
+    """A pair times any c + i s commutes with its complex scaling: the base changes the
+    angles, so the function, and none of the laws."""
+    default, llama3 = (parse(f"seq:3x4:attention(heads=1,dk=4,dv=2,rope{extra}),flatten,dense(1)")
+                       for extra in ("", ",rope_base=500000"))
+    assert [law.formula for law in laws(default)] == [law.formula for law in laws(llama3)]
+    params, X, Y = _data(llama3, 0)
+    assert not np.allclose(default.forward(params, X)[0], llama3.forward(params, X)[0])
+    assert pointwise(llama3, Square(), params, X, Y, laws(llama3)).effect <= 1
+
+
 def test_a_causal_mask_keeps_every_law_of_attention_and_no_more():
     """The mask acts on the scores alone: the GL symmetries stay, and discovery finds
     exactly the derived laws; the flow conserves them and later positions never reach

@@ -564,7 +564,9 @@ def test_the_reference_models_read_as_graph_specs():
         "causal),dropout(0.1)],residual[layernorm(eps=1e-05),scale,dense(16),gelu,dense(4),dropout(0.1)],"
         "layernorm(eps=1e-05),scale,dense(8)")
     for options, rope in (({}, "rope,rope_halves"), ({"pairs": True}, "rope"),  # rotate_half, GPT-J's pairs
-                          ({"kv_heads": 1}, "kv_heads=1,rope,rope_halves")):  # Hugging Face's repeat_kv
+                          ({"kv_heads": 1}, "kv_heads=1,rope,rope_halves"),  # Hugging Face's repeat_kv
+                          ({"base": 500000.0}, "rope,rope_halves,rope_base=500000"),  # Llama 3's base
+                          ({"base": 500000.0, "float32": True}, "rope,rope_halves,rope_base=500000")):
         assert from_torch(Llama(d=8, **options), torch.randn(2, 5, 8))[0].spec == (
             f"seq:5x8:residual[rmsnorm(affine,eps=2.220446049250313e-16),attention(heads=2,dk=4,dv=4,{rope},"
             "causal)],residual[rmsnorm(affine,eps=2.220446049250313e-16),gated[dense(16),silu | dense(16)],"
@@ -596,7 +598,7 @@ def test_rotary_blocks_one_after_another_each_convert_with_their_own_pairing():
 
 
 @pytest.mark.parametrize(("options", "match"), [
-    ({"base": 500000.0}, r"is not .* with RoPE \(base 10000"),  # Llama 3's base: not the kind's
+    ({"start": 1}, r"is not .* with RoPE \(.* positions 0..T-1\)"),  # positions from 1
     ({"keys": False}, "the queries and the keys are not rotated alike"),
 ])
 def test_a_rotary_embedding_flowlaws_does_not_read_is_a_one_line_error(options, match):

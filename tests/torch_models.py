@@ -277,12 +277,14 @@ class LlamaAttention(nn.Module):
     rotate_half(q) * sin, causal F.scaled_dot_product_attention); ``pairs``: GPT-J's
     adjacent pairs, each frequency repeated in place; ``float32``: the angles computed in
     float32 from an inv_freq buffer, as Hugging Face's are; ``kv_heads``: grouped-query
-    attention by Hugging Face's ``repeat_kv`` (``base`` and ``keys=False``, keys left
-    unrotated: what flowlaws refuses)."""
+    attention by Hugging Face's ``repeat_kv``; ``base``: Llama 3's is 500000 (``start``,
+    positions from another than 0, and ``keys=False``, keys left unrotated: what flowlaws
+    refuses)."""
 
-    def __init__(self, d=4, heads=2, pairs=False, base=10000.0, keys=True, float32=False, kv_heads=None):
+    def __init__(self, d=4, heads=2, pairs=False, base=10000.0, keys=True, float32=False, kv_heads=None, start=0):
         super().__init__()
         self.heads, self.width, self.pairs, self.base, self.keys = heads, d // heads, pairs, base, keys
+        self.start = start  # the first position
         self.kv_heads = kv_heads or heads
         self.q_proj, self.o_proj = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
         self.k_proj, self.v_proj = (nn.Linear(d, self.kv_heads * self.width, bias=False) for _ in range(2))
@@ -293,10 +295,10 @@ class LlamaAttention(nn.Module):
     def rotary(self, x):
         T = x.shape[1]
         if self.float32:
-            freqs = torch.outer(torch.arange(T).float(), self.inv_freq.float())
+            freqs = torch.outer(torch.arange(self.start, self.start + T).float(), self.inv_freq.float())
         else:
             inv_freq = 1.0 / self.base ** (torch.arange(0, self.width, 2, dtype=x.dtype) / self.width)
-            freqs = torch.outer(torch.arange(T, dtype=x.dtype), inv_freq)
+            freqs = torch.outer(torch.arange(self.start, self.start + T, dtype=x.dtype), inv_freq)
         emb = torch.repeat_interleave(freqs, 2, dim=-1) if self.pairs else torch.cat((freqs, freqs), dim=-1)
         return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
 

@@ -58,6 +58,7 @@ import copy
 import dataclasses
 import io
 import itertools
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ from flowlaws.models import (
     Upsample1d,
     Upsample2d,
 )
+from flowlaws.models.kinds.attention import ROPE_BASE
 from flowlaws.validation import on_axes
 
 try:
@@ -353,12 +355,14 @@ def _attention(module, path: str, read=float64_array):
     return _heads(projections, out, module.num_heads)
 
 
-def _heads(projections, out, heads: int, causal: bool = False, kv_heads: int = 0, rope: str = ""):
+def _heads(projections, out, heads: int, causal: bool = False, kv_heads: int = 0, rope: str = "",
+           rope_base: float = ROPE_BASE):
     """(Attention, params) from torch's projections: ``projections`` the (weight, bias)
     of the query, key and value (weights (d_out, d), bias None when unbiased), ``out``
     the output projection's (weight (d, d_out), bias); ``kv_heads`` key/value heads, each
     read by heads / kv_heads query heads in turn (torch's enable_gqa), 0 for one per head;
-    ``rope`` the pairs the queries and keys rotate ("adjacent", "halves"; "" none).
+    ``rope`` the pairs the queries and keys rotate ("adjacent", "halves"; "" none) and
+    ``rope_base`` its base.
     flowlaws' order (`Attention.layout`): per group its query heads' Wq, its Wk and Wv, its
     query heads' Wo (as (d, width) and (width, d)); then every query bias, each group's key
     and value biases, and the output's bias."""
@@ -375,7 +379,7 @@ def _heads(projections, out, heads: int, causal: bool = False, kv_heads: int = 0
     if biased:
         params += [bq[r] for r in rows] + [b for r in rows[:groups] for b in (bk[r], bv[r])] + [bo]
     layer = Attention(heads, width, width, kv_heads=kv_heads, rope=bool(rope), bias=biased, causal=causal,
-                      rope_halves=rope == "halves")
+                      rope_halves=rope == "halves", rope_base=rope_base)
     return layer, tuple(
         p if isinstance(p, torch.Tensor) else np.ascontiguousarray(p) for p in params)
 
@@ -393,6 +397,7 @@ class _Projections:
     causal: bool
     kv_heads: int = 0  # F.scaled_dot_product_attention(..., enable_gqa=True) of fewer key/value heads
     rope: str = ""  # the pairs RoPE rotates in q and k (`_derived`): "adjacent", "halves", or none
+    rope_base: float = ROPE_BASE
 
     def converted(self, read):
         def pair(linear, rows=slice(None)):
@@ -403,7 +408,8 @@ class _Projections:
             projections = [pair(self.qkv[0], slice(k * d, (k + 1) * d)) for k in range(3)]
         else:
             projections = [pair(linear) for linear in self.qkv]
-        return _heads(projections, pair(self.out), self.heads, self.causal, self.kv_heads, self.rope)
+        return _heads(projections, pair(self.out), self.heads, self.causal, self.kv_heads, self.rope,
+                      self.rope_base)
 
 
 @dataclass(frozen=True)
@@ -875,9 +881,9 @@ def _derived(node, modules, shape, values, why):
     (`_viewed`) by any code whose other inputs are constants or shapes (sin and cos
     buffers, ``torch.arange(T)``), checked by value (`_rope_of`): on random views it must
     equal, after ``transpose(1, 2)``, RoPE (each pair (2i, 2i + 1) or (i, i + width/2) at
-    position t rotated by t 10000^(-2i/width), in single precision), each head repeated r
-    times in turn (Hugging Face's ``repeat_kv``), or both. (its interior nodes, the
-    Linear, heads, x, "adjacent", "halves" or "", r, the constants it reads:
+    position t rotated by t b^(-2i/width), b its base, in single precision), each head
+    repeated r times in turn (Hugging Face's ``repeat_kv``), or both. (its interior nodes,
+    the Linear, heads, x, "adjacent", "halves" or "", b, r, the constants it reads:
     `_constants_of`)."""
     views, seen, stack = [], {node}, [node]
     while stack:  # the projections' views among its ancestors (not behind a module, or a shape read)
@@ -908,7 +914,7 @@ def _derived(node, modules, shape, values, why):
     if found is None:
         raise why(f"{node.name} is not {view.name}.transpose(1, 2) with RoPE (base 10000, positions 0..T-1) or "
                   "its heads repeated in turn")
-    return {*nodes, *between}, linear, heads, x, found, repeat, constants
+    return {*nodes, *between}, linear, heads, x, *found, repeat, constants
 
 
 def _reads_shape(node) -> bool:
@@ -968,13 +974,13 @@ def _owned(inside: set, constants: list) -> set:
 def _rope_of(traced, example_input):
     """``values(view, between, constants, shape, repeat)`` for `_derived`: runs ``between``
     (a float64 copy) on random views of ``shape`` with ``constants`` at their values on the
-    example, and returns the pairing of the RoPE it equals with each head repeated
-    ``repeat`` times ("" for none), or None. Equal in single precision: sin
-    and cos computed in float32 (Hugging Face's, whatever the module's dtype) are off by
-    round-offs of the angle, which grows with the position; so to ROPE_ROUNDINGS T float32
-    unit round-offs, relative. A pairing (or a rotation of part of the features) misses by
-    O(1); the angles themselves do not change the laws: a pair times any c + i s commutes
-    with its complex scaling."""
+    example, and returns (pairing, base) of the RoPE it equals with each head repeated
+    ``repeat`` times (pairing "" for none), or None. The base is read off the map (`_base`).
+    Equal in single precision: sin and cos computed in float32 (Hugging Face's, whatever
+    the module's dtype) are off by round-offs of the angle, which grows with the position;
+    so to ROPE_ROUNDINGS T float32 unit round-offs, relative. A pairing (or a rotation of
+    part of the features) misses by O(1); the angles themselves do not change the laws: a
+    pair times any c + i s commutes with its complex scaling."""
     twins: list = []  # the float64 copy, made once for every attention
 
     def values(view, between, constants, shape, repeat):
@@ -996,30 +1002,55 @@ def _rope_of(traced, example_input):
             Recorder(twin).run(_float64(example_input))
         if len(kept) != len(names):
             return None
+
+        def run(x):
+            """``between`` on the view x, or None where it fails."""
+            runner = torch.fx.Interpreter(twin)
+            runner.env = {nodes[name]: value for name, value in kept.items()} | {nodes[view.name]: x}
+            with contextlib.suppress(Exception):
+                for n in between:
+                    runner.env[nodes[n.name]] = runner.run_node(nodes[n.name])
+            result = runner.env.get(nodes[between[-1].name])
+            return result if isinstance(result, torch.Tensor) else None
+
         generator = torch.Generator().manual_seed(0)
         tolerance = ROPE_ROUNDINGS * shape[1] * float(torch.finfo(torch.float32).eps)
         for pairing in ("", "adjacent", "halves"):
-            if _rotates(twin, nodes, view, between, kept, pairing, repeat, generator, shape, tolerance):
-                return pairing
+            base = _base(run, pairing, shape) if pairing else ROPE_BASE
+            if _rotates(run, pairing, base, repeat, generator, shape, tolerance):
+                return pairing, base
         return None
 
     return values
 
 
-def _rotates(twin, nodes, view, between, kept, pairing, repeat, generator, shape, tolerance) -> bool:
-    """Whether ``between`` maps random views to their RoPE with ``pairing`` ("": none), each
-    head repeated ``repeat`` times (`_derived`), to ``tolerance`` of their largest entry."""
-    runner = torch.fx.Interpreter(twin)
+def _base(run, pairing: str, shape) -> float:
+    """RoPE's base as ``run`` (a map of views, `_rope_of`) rotates: pair 1 at position 1 turns
+    by b^(-2/width), read off the image of its first feature (6 significant digits; 10000
+    when there is no such pair or angle: a map that is no RoPE fails the check after)."""
+    width = shape[3]
+    if width < 4 or shape[1] < 2:
+        return ROPE_BASE  # one pair: its angle t b^0 does not depend on b
+    first, second = (2, 3) if pairing == "adjacent" else (1, 1 + width // 2)
+    x = torch.zeros(shape, dtype=torch.float64)
+    x[0, 1, 0, first] = 1.0
+    y = run(x)
+    if y is None or y.dim() != 4:
+        return ROPE_BASE
+    angle = math.atan2(float(y[0, 0, 1, second]), float(y[0, 0, 1, first]))
+    return float(f"{angle ** (-width / 2):.6g}") if 0 < angle < 1 else ROPE_BASE
+
+
+def _rotates(run, pairing, base, repeat, generator, shape, tolerance) -> bool:
+    """Whether ``run`` maps random views to their RoPE with ``pairing`` ("": none) and
+    ``base``, each head repeated ``repeat`` times (`_derived`), to ``tolerance`` of their
+    largest entry."""
+    rope = Attention(shape[2], shape[3], 1, rope=bool(pairing), rope_halves=pairing == "halves", rope_base=base)
     for _ in range(ROPE_CHECKS):
         x = torch.randn(shape, generator=generator, dtype=torch.float64)
-        runner.env = {nodes[name]: value for name, value in kept.items()} | {nodes[view.name]: x}
-        with contextlib.suppress(Exception):
-            for n in between:
-                runner.env[nodes[n.name]] = runner.run_node(nodes[n.name])
-        result = runner.env.get(nodes[between[-1].name])
-        rope = Attention(shape[2], shape[3], 1, rope=bool(pairing), rope_halves=pairing == "halves")
+        result = run(x)
         expected = np.repeat(rope._rotate(x.transpose(1, 2).numpy()), repeat, axis=1)
-        if not isinstance(result, torch.Tensor) or tuple(result.shape) != expected.shape or \
+        if result is None or tuple(result.shape) != expected.shape or \
                 float(np.abs(result.numpy() - expected).max()) > tolerance * float(np.abs(expected).max()):
             return False
     return True
@@ -1063,14 +1094,15 @@ def _split_attentions(graph, modules, shape, values) -> tuple[set, dict]:
         parts, rope, repeats, constants = [], [], [], []
         for x in node.args[:3]:  # q, k, v: plain, or with RoPE and key/value heads repeated (`_derived`)
             try:
-                part, pairing, repeat, read = _projection(x, modules, shape, why), "", 1, []
+                part, pairing, repeat, read = _projection(x, modules, shape, why), ("", ROPE_BASE), 1, []
             except InvalidArgument:
-                *part, pairing, repeat, read = _derived(x, modules, shape, values, why)
+                *part, kind, base, repeat, read = _derived(x, modules, shape, values, why)
+                pairing = (kind, base)
             parts.append(tuple(part))
             rope.append(pairing)
             repeats.append(repeat)
             constants += read
-        if rope[0] != rope[1] or rope[2] or repeats[0] != 1 or repeats[1] != repeats[2]:
+        if rope[0] != rope[1] or rope[2][0] or repeats[0] != 1 or repeats[1] != repeats[2]:
             raise why("the queries and the keys are not rotated alike, the values are rotated, or the key and "
                       "value heads are not repeated alike")
         inputs = {x for *_, x in parts}
@@ -1099,7 +1131,7 @@ def _split_attentions(graph, modules, shape, values) -> tuple[set, dict]:
             raise why(f"{leaks[0].name} is used outside the attention")
         qkv = tuple(dict.fromkeys(modules[path] for path, _ in linears))
         source = _Projections(qkv, modules[end.target], heads, bool(options.get("is_causal")),
-                              kv_heads if grouped else 0, rope[0])
+                              kv_heads if grouped else 0, *rope[0])
         interior |= inside
         ends[end] = (parts[0][3], source, end.target.rpartition(".")[0])  # the attention module's path
     return interior, ends

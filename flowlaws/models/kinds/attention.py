@@ -8,9 +8,10 @@ keys (the last axis). ``kv_heads`` G (grouped-query attention; G divides H): que
 h reads key/value head g(h) = h // (H / G); G = H (the default) is plain multi-head
 attention. ``qknorm``: n is an RMSNorm of each query and key over its dk features (no
 gain, eps = 0); otherwise n is the identity. ``rope``: R rotates each pair of adjacent
-features (2i, 2i + 1) of the query and key at position t by the angle t * 10000^(-2i/dk)
-(dk even; Meta's Llama, GPT-J); with ``rope_halves`` the pairs are (i, i + dk/2)
-(``rotate_half``: GPT-NeoX, Hugging Face's Llama); otherwise R is the identity.
+features (2i, 2i + 1) of the query and key at position t by the angle t * b^(-2i/dk)
+(dk even; Meta's Llama, GPT-J; the base b is ``rope_base``, 10000 unless given: Llama 3's
+is 500000); with ``rope_halves`` the pairs are (i, i + dk/2) (``rotate_half``: GPT-NeoX,
+Hugging Face's Llama); otherwise R is the identity.
 ``causal``: position t attends to positions s <= t only (the softmax runs over those keys;
 a GPT's mask). The mask acts on the scores alone, so every symmetry below is kept: it
 leaves the scores and the values unchanged.
@@ -50,7 +51,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
-from flowlaws.models.layer import Layer
+from flowlaws.models.layer import Layer, fmt
 from flowlaws.models.symmetry import Family, Rescaling, Term, from_weight_layer
 from flowlaws.validation import positive_ints
 
@@ -70,6 +71,7 @@ class Attention(Layer):
     bias: bool = False
     causal: bool = False
     rope_halves: bool = False  # RoPE's pairs are (i, i + dk/2), not (2i, 2i + 1)
+    rope_base: float = ROPE_BASE  # RoPE's frequencies are rope_base^(-2i/dk)
     kind: ClassVar[str] = "attention"
     example: ClassVar[str] = "seq:3x3:attention(heads=1,dk=2,dv=2),flatten,dense(1)"
     family: ClassVar[str] = "attn"
@@ -83,8 +85,10 @@ class Attention(Layer):
             raise InvalidArgument(f"attention: kv_heads must divide heads={self.heads}, got {self.kv_heads!r}")
         if self.rope and self.dk % 2:
             raise InvalidArgument(f"attention: rope rotates pairs of features, so dk must be even, got {self.dk}")
-        if self.rope_halves and not self.rope:
-            raise InvalidArgument("attention: rope_halves pairs RoPE's features; add rope")
+        if (self.rope_halves or self.rope_base != ROPE_BASE) and not self.rope:
+            raise InvalidArgument("attention: rope_halves and rope_base set RoPE's pairs and angles; add rope")
+        if not (isinstance(self.rope_base, int | float) and self.rope_base > 1):
+            raise InvalidArgument(f"attention: rope_base must be a number above 1, got {self.rope_base!r}")
 
     @property
     def groups(self) -> int:
@@ -156,8 +160,8 @@ class Attention(Layer):
 
     # --- the query and key transforms: RMSNorm (qknorm), then rotation (rope) --------------
     def _angles(self, t: int):
-        """cos and sin of t' * 10000^(-2i/dk) for positions t' < t and pairs i: (t, dk/2) each."""
-        theta = ROPE_BASE ** (-np.arange(0, self.dk, 2) / self.dk)
+        """cos and sin of t' * b^(-2i/dk) (b: rope_base) for positions t' < t and pairs i: (t, dk/2) each."""
+        theta = float(self.rope_base) ** (-np.arange(0, self.dk, 2) / self.dk)
         angle = np.arange(t)[:, None] * theta[None, :]
         return np.cos(angle), np.sin(angle)
 
@@ -401,6 +405,7 @@ class Attention(Layer):
     def spec(self) -> str:
         extra = "".join([f",kv_heads={self.kv_heads}" if self.kv_heads else "", ",rope" if self.rope else "",
                          ",rope_halves" if self.rope_halves else "",
+                         f",rope_base={fmt(self.rope_base)}" if self.rope_base != ROPE_BASE else "",
                          ",qknorm" if self.qknorm else "", ",bias" if self.bias else "",
                          ",causal" if self.causal else ""])
         return f"attention(heads={self.heads},dk={self.dk},dv={self.dv}{extra})"
