@@ -912,8 +912,8 @@ def _derived(node, modules, shape, values, why):
     repeat = out[1] // heads if len(out) == 4 and out[1] % heads == 0 else 0
     found = values(view, between, read, shape(view), repeat) if repeat else None
     if found is None:
-        raise why(f"{node.name} is not {view.name}.transpose(1, 2) with RoPE (base 10000, positions 0..T-1) or "
-                  "its heads repeated in turn")
+        raise why(f"{node.name} is not {view.name}.transpose(1, 2) with RoPE (at positions 0..T-1, the powers of "
+                  "one base) or its heads repeated in turn")
     return {*nodes, *between}, linear, heads, x, *found, repeat, constants
 
 
