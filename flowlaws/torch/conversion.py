@@ -982,6 +982,7 @@ def _rope_of(traced, example_input):
     part of the features) misses by O(1); the angles themselves do not change the laws: a
     pair times any c + i s commutes with its complex scaling."""
     twins: list = []  # the float64 copy, made once for every attention
+    recorded: dict = {}  # the constants' values on the example, by node name: run again only for new ones
 
     def values(view, between, constants, shape, repeat):
         if not twins:
@@ -989,19 +990,21 @@ def _rope_of(traced, example_input):
         twin = twins[0]
         nodes = {n.name: n for n in twin.graph.nodes}
         names = {c.name for c in constants}
-        kept: dict = {}
+        if not names <= recorded.keys():  # q's and k's (and every layer's shared) sin and cos: one run
+            missing = names - recorded.keys()
 
-        class Recorder(torch.fx.Interpreter):
-            def run_node(self, n):
-                result = super().run_node(n)
-                if n.name in names:
-                    kept[n.name] = result
-                return result
+            class Recorder(torch.fx.Interpreter):
+                def run_node(self, n):
+                    result = super().run_node(n)
+                    if n.name in missing:
+                        recorded[n.name] = result
+                    return result
 
-        with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
-            Recorder(twin).run(_float64(example_input))
-        if len(kept) != len(names):
-            return None
+            with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
+                Recorder(twin).run(_float64(example_input))
+            if not names <= recorded.keys():
+                return None
+        kept = {name: recorded[name] for name in names}
 
         def run(x):
             """``between`` on the view x, or None where it fails."""
@@ -1206,9 +1209,8 @@ def _traced(module, chain: _Chain, example_input):
                 raise InvalidArgument("the module takes more than one input; flowlaws models take one")
             head = node
             chain.lineage[node] = ()
-        elif (function and node.target in SIZES) or node.target is torch._assert or \
-                (node.target is builtins.getattr and node.args[1] in ATTRIBUTES) or \
-                node.target is torch.arange or (function and operands and all(x in sizes for x in operands)):
+        elif _reads_shape(node) or node.target is torch._assert or node.target is torch.arange or \
+                (function and operands and all(x in sizes for x in operands)):
             sizes.add(node)  # x.size(), x.shape[0], t // p, torch.arange(t), torch._assert(...): no value
         elif node.op == "call_module" and isinstance(modules[node.target], nn.Embedding) and \
                 node.args[0] in sizes and node.args[0].target is torch.arange:
