@@ -159,6 +159,7 @@ class Discovery:
     certificate: Certificate | None = None
     searched: bool = True  # the numerical search ran (False: decided exactly at depth 0, before it)
     regions: int = 0  # splits into sign classes the lower bound ranked (`flowlaws.invariants.regions`)
+    blocks: list = field(default_factory=list)  # (name, Discovery) of each block counted alone (`discover_of`)
 
     @property
     def count(self) -> int | None:
@@ -178,7 +179,8 @@ class Discovery:
                 "missing": self.missing, "spurious": self.spurious, "seconds": round(self.seconds, 3),
                 "note": self.note, "decided_by": self.decided_by or None, "evaluations": self.evaluations,
                 "certificate": self.certificate.to_json() if self.certificate else None, "searched": self.searched,
-                "regions": self.regions}
+                "regions": self.regions,
+                **({"blocks": [{"block": name, **part.to_json()} for name, part in self.blocks]} if self.blocks else {})}
 
 
 class Work:

@@ -453,3 +453,74 @@ def test_concatenated_branches_have_the_laws_discover_of_counts_on_the_module(mo
     assert "concat[" in from_torch(net, x)[0].spec
     found = discover_of(net, x)
     assert found.complete and found.count == found.derived == count and not found.spurious
+
+
+class Residual(nn.Module):
+    """x + W2 relu(W1 x + b1) + b2: a block whose 5 unit laws are its own."""
+
+    def __init__(self, d=4, hidden=5):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(d, hidden), nn.Linear(hidden, d)
+
+    def forward(self, x):
+        return x + self.fc2(torch.relu(self.fc1(x)))
+
+
+def residual_mlp(d=4, hidden=5, blocks=2):
+    """A stem of 3 inputs (narrower than the stream), residual blocks, a ReLU and a head."""
+    return nn.Sequential(nn.Linear(3, d), *(Residual(d, hidden) for _ in range(blocks)), nn.ReLU(), nn.Linear(d, 2))
+
+
+def test_a_model_counted_by_blocks_has_the_count_of_the_whole_model():
+    torch.manual_seed(0)
+    module, x = residual_mlp(), torch.randn(4, 3)
+    whole, by_blocks = discover_of(module, x), discover_of(module, x, blocks=Residual)
+    assert whole.count == by_blocks.count == by_blocks.lower == 14 and by_blocks.decided_by == "blocks"
+    counts = {name: (part.count, part.lower) for name, part in by_blocks.blocks}
+    assert counts == {"1": (5, 5), "2": (5, 5), "rest": (0, 0)}  # and 4 across: the stem's units and the head's
+    assert "4 derived laws across them" in by_blocks.note
+    assert by_blocks.to_json()["blocks"][0]["block"] == "1"
+    assert [name for name, _ in discover_of(module, x, blocks=["1", "2"]).blocks] == ["1", "2", "rest"]
+
+
+@settings(max_examples=4, deadline=None)
+@given(d=st.integers(2, 4), hidden=st.integers(1, 4), blocks=st.integers(1, 2), seed=st.integers(0, 2**16))
+def test_a_block_alone_keeps_every_law_derived_within_it(d, hidden, blocks, seed):
+    """Alone, a block has at least the laws it has in the model: every derived law within
+    it stays orthogonal to its fields, and its upper bound is never below them. A count
+    decided by blocks lies within the whole model's bounds (whose upper bound is the count
+    at its own point: a ReLU net at initialization may have more there, docs/torch.md)."""
+    torch.manual_seed(seed)
+    module, x = residual_mlp(d, hidden, blocks), torch.randn(4, 3)
+    by_blocks, whole = discover_of(module, x, blocks=Residual), discover_of(module, x)
+    assert not by_blocks.spurious and by_blocks.lower == whole.lower
+    assert all(part.upper is None or part.upper >= part.lower for _, part in by_blocks.blocks)
+    if by_blocks.decided_by:
+        assert whole.lower <= by_blocks.count <= whole.upper
+
+
+def test_a_block_whose_derived_laws_miss_one_is_left_undecided():
+    """Alone, block 1 has 5 laws; told of 4 of them, its bounds do not meet, so the count
+    is undecided rather than one short."""
+    from flowlaws.torch.discovery import _blocks, _by_blocks
+
+    torch.manual_seed(0)
+    module, x = residual_mlp(), torch.randn(4, 3)
+    values = {name: p.detach() for name, p in module.named_parameters()}  # those not moving: laws_at's contract
+    units = lambda p, name, n: ((p[f"{name}.fc1.weight"] ** 2).sum(1) + p[f"{name}.fc1.bias"] ** 2  # noqa: E731
+                                - (p[f"{name}.fc2.weight"] ** 2).sum(0))[:n]
+    found = _by_blocks(module, x, _blocks(module, Residual), cross_entropy=False,
+                       laws_at=lambda p: torch.cat([units({**values, **p}, "1", 4), units({**values, **p}, "2", 5)]),
+                       law_names=["1"] * 4 + ["2"] * 5, seed=0, budget=10**5, quiet=())
+    parts = dict(found.blocks)
+    assert (parts["1"].upper, parts["1"].lower) == (5, 4) and (parts["2"].upper, parts["2"].lower) == (5, 5)
+    assert found.count is None and "undecided within: 1" in found.note
+
+
+def test_bad_blocks_are_one_clear_error():
+    module, x = residual_mlp(), torch.randn(4, 3)
+    for blocks, match in (("1", "list of submodule paths"), (["9"], "'9' is no submodule"),
+                          (["1", "1"], "overlaps"), (nn.Conv1d, "no submodule of Sequential is a Conv1d"),
+                          ([""], "'' is no submodule")):
+        with pytest.raises(InvalidArgument, match=match):
+            discover_of(module, x, blocks=blocks)

@@ -118,12 +118,18 @@ def _forward_mode(at: Callable) -> Callable:
 
 class ModuleProblem:
     """What `flowlaws.discover.lie_rank` reads, for a torch module: theta0, the generating
-    fields (as `Field`s whose values are torch tensors), their values at theta0, the work."""
+    fields (as `Field`s whose values are torch tensors), their values at theta0, the work.
+    ``free``: the names of the parameters that move (default: every trainable one); the
+    others are constants, at the module's values for the example batch and at fresh draws
+    for the batches after it (`_by_blocks`)."""
 
     degree = None  # fields are taken by automatic differentiation, never on a circle
 
-    def __init__(self, module, example_input, *, cross_entropy: bool, seed: int, work: Work, quiet=()):
+    def __init__(self, module, example_input, *, cross_entropy: bool, seed: int, work: Work, quiet=(), free=None):
         self.module = _twin(module, quiet)
+        self._trainable = {name for name, p in self.module.named_parameters() if p.requires_grad}
+        for name, p in self.module.named_parameters():
+            p.requires_grad_(p.requires_grad and (free is None or name in free))  # the others are constants
         trainable = [(name, p.shape) for name, p in self.module.named_parameters() if p.requires_grad]
         self.names, self.shapes = [name for name, _ in trainable], [shape for _, shape in trainable]
         self.D = sum(math.prod(s) for s in self.shapes)
@@ -132,6 +138,8 @@ class ModuleProblem:
         self.work, self.cross_entropy = work, cross_entropy
         self.generator = torch.Generator().manual_seed(seed)
         example = tuple(map(_float64, _inputs(example_input)))
+        self.others = [{}] if free is None else [self._constants(self.module)] + [
+            self._constants(self._fresh(draw, self.module)) for draw in range(1, DRAWS)]
         own = self.flat(self.module)
         sample = self.output(own, example)  # (batch, *per-sample output)
         outputs = sample[0].numel()
@@ -140,10 +148,11 @@ class ModuleProblem:
         if 8.0 * K * self.D * 3 > MEMORY:
             raise InvalidArgument(f"discover_of would need about {24 * K * self.D / 2**30:,.0f} GiB for its "
                                   f"{self.D:,} parameters (fields grow as D^2): use a narrower module")
-        batch = len(example[0])
-        self.X = [example] + [tuple(self._like(x, module) for x in example) for _ in range(math.ceil(n / batch) - 1)]
+        batch, draws = len(example[0]), len(self.others)
+        batches = draws * math.ceil(n / batch / draws)
+        self.X = [example] + [tuple(self._like(x, module) for x in example) for _ in range(batches - 1)]
         if len(self.X) > 1 and self._independent_samples(own):
-            self.X = [_joined(self.X)]  # one pass over every sample
+            self.X = [_joined(self.X[first::draws]) for first in range(draws)]  # one pass per draw of the others
         self.output_shape = (len(self.X), len(self.X[0][0]), *sample.shape[1:])  # of every batch's output
         self.C = self.combinations(K)
         best = None
@@ -167,12 +176,18 @@ class ModuleProblem:
         return {name: part.reshape(shape) for name, part, shape in
                 zip(self.names, torch.split(theta, sizes), self.shapes, strict=True)}
 
-    def _fresh(self, draw: int) -> torch.Tensor:
+    def _constants(self, module) -> dict:
+        """The values of ``module``'s trainable parameters that do not move, by name."""
+        return {name: p.detach() for name, p in module.named_parameters()
+                if name not in self.names and name in self._trainable}
+
+    def _fresh(self, draw: int, module=None) -> torch.Tensor | nn.Module:
         """A fresh initialization of every submodule that has one (seeded by the draw), then
         every parameter moved by Gaussian noise of a third of its mean magnitude (1 where it is
         0): an initialization's constants (a LayerNorm's gains of 1 and shifts of 0, a class
-        token of zeros) are a special point, where the fields may span less."""
-        fresh = copy.deepcopy(self.module)
+        token of zeros) are a special point, where the fields may span less. Its moving
+        parameters as theta, or with ``module``, the fresh copy of it."""
+        fresh = copy.deepcopy(self.module if module is None else module)
         with torch.random.fork_rng():
             torch.manual_seed(int(self.generator.initial_seed()) + draw)
             for child in fresh.modules():
@@ -182,7 +197,7 @@ class ModuleProblem:
                 for p in fresh.parameters():
                     size = float(p.abs().mean()) if p.numel() else 0.0
                     p.add_(torch.randn_like(p), alpha=GENERIC * (size or 1.0))
-        return self.flat(fresh)
+        return self.flat(fresh) if module is None else fresh
 
     def _like(self, example, module) -> torch.Tensor:
         """A batch like the example: Gaussian floats, or token ids over the vocabulary."""
@@ -210,15 +225,16 @@ class ModuleProblem:
         return C - C.mean(dim=-1, keepdim=True) if self.cross_entropy else C
 
     # --- the fields ------------------------------------------------------------------------
-    def output(self, theta, inputs: tuple) -> torch.Tensor:
-        """f(inputs; theta): the module called on one batch of its inputs (a tuple)."""
+    def output(self, theta, inputs: tuple, others=None) -> torch.Tensor:
+        """f(inputs; theta): the module called on one batch of its inputs (a tuple), the
+        parameters that do not move at ``others`` (default: their values)."""
         # fused attention kernels have no forward mode, the math one does; fused norms' is wrong
         with sdpa_kernel(SDPBackend.MATH), CompositeNorms():
-            out = functional_call(self.module, self.params(theta), inputs)
+            out = functional_call(self.module, {**(others or {}), **self.params(theta)}, inputs)
         return out[0] if isinstance(out, tuple) else out
 
     def outputs(self, theta) -> torch.Tensor:
-        return torch.stack([self.output(theta, x) for x in self.X])
+        return torch.stack([self.output(theta, x, self.others[k % len(self.others)]) for k, x in enumerate(self.X)])
 
     def values(self, theta, C=None) -> torch.Tensor:
         """The fields grad <C_k, f(X; theta)> as rows: one forward, one batched reverse pass."""
@@ -326,12 +342,21 @@ def _twin(module, quiet=()):
 
 
 def discover_module(module, example_input, *, cross_entropy: bool = False, laws_at: Callable | None = None,
-                    law_names: list | tuple = (), seed: int = 0, budget: int = BUDGET, quiet=()) -> Discovery:
+                    law_names: list | tuple = (), seed: int = 0, budget: int = BUDGET, quiet=(),
+                    free=None) -> Discovery:
     """The law count of ``module`` from its own fields (module docstring). ``laws_at``:
     the derived laws' components as a torch function of the parameters by name (the
     lower bound, when they are orthogonal to every field), with their ``law_names``;
-    ``quiet``: paths of submodules run in eval mode (`_twin`)."""
+    ``quiet``: paths of submodules run in eval mode (`_twin`); ``free``: the parameters
+    that move (`ModuleProblem`)."""
     started = time.perf_counter()
+    _check_module(module, example_input)
+    with one_thread():
+        return _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, Work(budget), started,
+                           quiet, free)
+
+
+def _check_module(module, example_input) -> None:
     if not isinstance(module, nn.Module):
         raise InvalidArgument(f"discover_of needs a torch.nn.Module, got {type(module).__name__}")
     inputs = _inputs(example_input)
@@ -339,9 +364,6 @@ def discover_module(module, example_input, *, cross_entropy: bool = False, laws_
             len({len(x) for x in inputs}) != 1:
         raise InvalidArgument("example_input must be a tensor with a batch axis, e.g. torch.zeros(8, 3), or a tuple "
                               "of them with one batch length, one per argument of forward")
-    with one_thread():
-        return _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, Work(budget), started,
-                           quiet)
 
 
 @contextmanager
@@ -357,8 +379,10 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-def _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, work, started, quiet) -> Discovery:
-    problem = ModuleProblem(module, example_input, cross_entropy=cross_entropy, seed=seed, work=work, quiet=quiet)
+def _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, work, started, quiet,
+                free=None) -> Discovery:
+    problem = ModuleProblem(module, example_input, cross_entropy=cross_entropy, seed=seed, work=work, quiet=quiet,
+                            free=free)
     D, spurious, lower, derived = problem.D, [], 0, 0
     if laws_at is not None:
         rows = problem.law_rows(laws_at)
@@ -400,7 +424,7 @@ def _not_orthogonal(rows, fields) -> list[int]:
     return [int(i) for i in np.flatnonzero(np.any(np.abs(rows @ fields.T) > ORTHOGONAL * sizes, axis=1))]
 
 
-def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int | None = None):
+def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int | None = None, blocks=None):
     """The law count of ``module`` from the module itself (`discover_module`: torch.func
     fields and brackets, no conversion), so a module flowlaws cannot convert
     gets a count too; for one it converts, its derived laws are checked orthogonal to
@@ -408,7 +432,10 @@ def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int 
     the loss family (cross-entropy or any), as `laws_of` takes it. ``example_input``: one
     tensor, or a tuple with one tensor per argument of ``forward`` (a decoder layer's target
     and memory, a diffusion model's image and timestep), counted but never converted: a
-    flowlaws model has one input."""
+    flowlaws model has one input. ``blocks``: submodule paths (or a module class: each
+    outermost submodule of it) counted one at a time (`_by_blocks`), for a model too large
+    to count whole; ``budget`` is then each block's."""
+    blocks_of = None if blocks is None else _blocks(module, blocks)
     cross_entropy = getattr(flowlaws_loss(loss), "name", None) == "cross_entropy"
     laws_at, names, why, quiet = None, [], "", []
     inputs = _inputs(example_input)
@@ -421,8 +448,13 @@ def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int 
     else:
         laws_at, names = _law_components(getattr(module, "_orig_mod", module), converted, converted.laws(loss))
         quiet = converted.attentions
-    found = discover_module(module, example_input, cross_entropy=cross_entropy, laws_at=laws_at, law_names=names,
-                            seed=seed, budget=BUDGET if budget is None else budget, quiet=quiet)
+    budget = BUDGET if budget is None else budget
+    if blocks_of is not None:
+        found = _by_blocks(module, example_input, blocks_of, cross_entropy=cross_entropy, laws_at=laws_at,
+                           law_names=names, seed=seed, budget=budget, quiet=quiet)
+    else:
+        found = discover_module(module, example_input, cross_entropy=cross_entropy, laws_at=laws_at,
+                                law_names=names, seed=seed, budget=budget, quiet=quiet)
     found.note = "; ".join(part for part in (found.note, why) if part)
     return found
 
@@ -440,3 +472,103 @@ def _law_components(module, converted: Converted, laws) -> tuple:
     names = [law.name for law in laws for _ in range(torch.as_tensor(law.value(current)).numel())]
     return laws_at, names
 
+
+
+def _blocks(module, blocks) -> list[tuple[str, list[str]]]:
+    """(path, names of its trainable parameters) of each block, then of the parameters in
+    no block ("rest"); ``blocks`` is a list of submodule paths or a module class."""
+    module = getattr(module, "_orig_mod", module)
+    if isinstance(blocks, type) and issubclass(blocks, nn.Module):
+        paths = [path for path, child in module.named_modules() if isinstance(child, blocks) and path]
+        paths = [path for path in paths if not any(path.startswith(outer + ".") for outer in paths)]
+    elif isinstance(blocks, list | tuple) and all(isinstance(path, str) for path in blocks):
+        paths = list(blocks)
+    else:
+        raise InvalidArgument(f"blocks must be a list of submodule paths, e.g. ['layer1.0', 'layer1.1'], or a module "
+                              f"class, got {blocks!r}")
+    if not paths:
+        raise InvalidArgument(f"blocks: no submodule of {type(module).__name__} is a {blocks.__name__}; name them by "
+                              f"path, e.g. {[path for path, _ in module.named_children()][:3]}")
+    trainable = [name for name, p in module.named_parameters() if p.requires_grad]
+    groups, taken = [], set()
+    for path in paths:
+        own = [name for name in trainable if path and name.startswith(path + ".")]
+        if not own:
+            children = [name for name, _ in module.named_modules() if name][:4]
+            raise InvalidArgument(f"blocks: {path!r} is no submodule with a trainable parameter; paths are as in "
+                                  f"named_modules(), e.g. {children}")
+        if taken & set(own):
+            raise InvalidArgument(f"blocks: {path!r} overlaps another block; name blocks that share no parameter")
+        taken |= set(own)
+        groups.append((path, own))
+    rest = [name for name in trainable if name not in taken]
+    return groups + ([("rest", rest)] if rest else [])
+
+
+def _involved(laws_at: Callable, groups, module) -> np.ndarray:
+    """(law components x blocks): which blocks' parameters each derived law component
+    reads, by forward mode from a random point (at theta0 a zero bias would hide its term)."""
+    generator = torch.Generator().manual_seed(0)
+    named = dict(getattr(module, "_orig_mod", module).named_parameters())
+    point = {name: torch.randn(named[name].shape, generator=generator, dtype=torch.float64)
+             for _, names in groups for name in names}
+    columns = []
+    for _, names in groups:
+        tangent = {name: torch.randn(value.shape, generator=generator, dtype=torch.float64) if name in names
+                   else torch.zeros_like(value) for name, value in point.items()}
+        columns.append(jvp(laws_at, (point,), (tangent,))[1] != 0)
+    return torch.stack(columns, dim=1).numpy()
+
+
+def _law_rank(laws_at: Callable, module, components) -> int:
+    """The rank of the derived law components' gradients at the module's own point."""
+    if not len(components):
+        return 0
+    named = {name: p.detach().to("cpu", torch.float64) for name, p in
+             getattr(module, "_orig_mod", module).named_parameters() if p.requires_grad}
+    index = torch.as_tensor(components)
+    rows = jacrev(lambda params: laws_at(params)[index])(named)
+    return rank_and_gap(np.concatenate([np.asarray(rows[name]).reshape(len(index), -1) for name in named], axis=1))[0]
+
+
+def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_names, seed, budget, quiet) -> Discovery:
+    """The law count block by block (Marcotte, Gribonval, Peyre 2025). Each block is
+    counted alone: its parameters move and the others are constants, at the module's
+    values and at fresh draws (a field of the model at any value of the others), with the
+    derived laws that read only that block as its lower bound. Alone, a block has at
+    least the laws within it that the model has (a law of the model that reads one block
+    is conserved by the model's fields at every value of the others, so by each field
+    here and by their brackets), so a block whose bounds meet has exactly its derived
+    laws within it. The laws across blocks are the derived ones (their rank beyond the
+    blocks'): none other by the paper's Theorem 4.7 (no law across a skip), which no rank
+    here checks."""
+    started = time.perf_counter()
+    _check_module(module, example_input)
+    base = getattr(module, "_orig_mod", module)
+    D = sum(p.numel() for p in base.parameters() if p.requires_grad)
+    with one_thread():
+        involved = _involved(laws_at, groups, base) if laws_at else np.zeros((0, len(groups)), dtype=bool)
+        parts = []
+        for (path, names), reads in zip(groups, involved.T, strict=True):
+            own = torch.as_tensor(np.flatnonzero(reads & (involved.sum(axis=1) == 1)))
+            part_laws = (lambda params, own=own: laws_at(params)[own]) if len(own) else None
+            part = _discovered(module, example_input, cross_entropy, part_laws, [law_names[i] for i in own], seed,
+                               Work(budget), time.perf_counter(), quiet, free=names)
+            part.spec = path
+            parts.append((path, part))
+        spurious = sorted({law for _, part in parts for law in part.spurious})
+        good = [i for i, law in enumerate(law_names) if law not in spurious]
+        lower = _law_rank(laws_at, base, good) if laws_at else 0
+        derived = _law_rank(laws_at, base, range(len(law_names))) if laws_at else 0
+        across = lower - (_law_rank(laws_at, base, [i for i in good if involved[i].sum() == 1]) if laws_at else 0)
+    uppers = [part.upper for _, part in parts]
+    open_ = [path for path, part in parts if part.upper is None or part.upper != part.lower]
+    upper = None if None in uppers or not laws_at else sum(uppers) + across  # type: ignore[arg-type]
+    decided_by = "blocks" if laws_at and not open_ else ""
+    note = (f"{len(parts)} blocks counted alone, {across} derived laws across them (none other: Marcotte et al. "
+            f"2025, Theorem 4.7)" + (f"; undecided within: {', '.join(open_)}" if open_ else "")
+            + ("" if laws_at else "; laws across blocks not counted: the module does not convert"))
+    return Discovery(type(module).__name__, "cross_entropy" if cross_entropy else "any", D, upper, lower, derived,
+                     [], min(part.gap for _, part in parts), spurious=spurious,
+                     seconds=time.perf_counter() - started, note=note, decided_by=decided_by,
+                     evaluations=sum(part.evaluations for _, part in parts), blocks=parts)
