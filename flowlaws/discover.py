@@ -180,7 +180,8 @@ class Discovery:
                 "note": self.note, "decided_by": self.decided_by or None, "evaluations": self.evaluations,
                 "certificate": self.certificate.to_json() if self.certificate else None, "searched": self.searched,
                 "regions": self.regions,
-                **({"blocks": [{"block": name, **part.to_json()} for name, part in self.blocks]} if self.blocks else {})}
+                **({"blocks": [{"block": name, **part.to_json()} for name, part in self.blocks]} if self.blocks
+                   else {})}
 
 
 class Work:
