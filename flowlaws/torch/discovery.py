@@ -490,7 +490,7 @@ def _blocks(module, blocks) -> list[tuple[str, list[str]]]:
         raise InvalidArgument(f"blocks: no submodule of {type(module).__name__} is a {blocks.__name__}; name them by "
                               f"path, e.g. {[path for path, _ in module.named_children()][:3]}")
     trainable = [name for name, p in module.named_parameters() if p.requires_grad]
-    groups, taken = [], set()
+    groups, taken = [], set[str]()
     for path in paths:
         own = [name for name in trainable if path and name.startswith(path + ".")]
         if not own:
