@@ -495,7 +495,9 @@ def _analytic_directional(v: Field, theta, w) -> np.ndarray:
     bounds the truncation, is below 1e-13 of the largest. Then the error is round-off,
     about eps R / r relative (R: the distance to the nearest complex singularity). A circle
     that passes near a singularity (a LayerNorm's variance near 0 at complex points)
-    overflows there: it shrinks too, quietly."""
+    overflows there: it shrinks too, quietly. One that has not converged after 8 shrinks
+    (a branch cut of an RMS's square root crossed at every radius) gives NaN: unknown,
+    never a value (`_bracket_value`)."""
     n = ANALYTIC_POINTS
     r = ANALYTIC_RADIUS * (np.linalg.norm(theta) + 1.0) / (np.linalg.norm(w) + 1e-300)
     roots = np.exp(2j * np.pi * np.arange(n) / n)
@@ -505,9 +507,9 @@ def _analytic_directional(v: Field, theta, w) -> np.ndarray:
             coefficients = np.fft.fft(samples, axis=0) / n  # c_k r^k (the sign of k: z^-k)
         size = np.linalg.norm(coefficients, axis=1)
         if np.all(np.isfinite(samples)) and size[n // 2] <= 1e-13 * size.max():
-            break
+            return coefficients[1] / r
         r = r / 10
-    return coefficients[1] / r
+    return np.full(coefficients.shape[1:], np.nan, dtype=coefficients.dtype)
 
 
 def _bracket_terms(u: Field, v: Field, theta):
@@ -516,12 +518,14 @@ def _bracket_terms(u: Field, v: Field, theta):
 
 
 def _bracket_value(u: Field, v: Field, theta) -> np.ndarray:
-    """[u, v](theta0), real, with exact cancellation set to 0: below 1e-9 of its two terms."""
+    """[u, v](theta0), real, with exact cancellation set to 0: below 1e-9 of its two terms;
+    and 0 where a derivative is unknown (NaN: `_analytic_directional`), so it adds no
+    direction: the rank stays a lower bound, the count an upper bound."""
     point = theta if u.differentiate else theta.astype(complex)
     first, second = (np.asarray(t).real for t in _bracket_terms(u, v, point))
     value = first - second
     scale = np.linalg.norm(first) + np.linalg.norm(second)
-    return value if np.linalg.norm(value) > 1e-9 * scale else np.zeros_like(value)
+    return value if np.isfinite(scale) and np.linalg.norm(value) > 1e-9 * scale else np.zeros_like(value)
 
 
 def bracket(u: Field, v: Field) -> Field:

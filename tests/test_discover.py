@@ -238,6 +238,22 @@ def test_a_circle_that_overflows_near_a_singularity_shrinks_quietly_to_the_exact
     assert np.allclose(found, 1e4 * w, rtol=1e-9, atol=0)
 
 
+def test_a_derivative_whose_circle_never_converges_is_unknown_and_its_bracket_adds_no_direction():
+    """sqrt at -1 sits on its branch cut: every circle around it crosses the cut, so its
+    Taylor coefficients never decay. Returned as a value, that garbage was a direction no
+    field has: `seq:2:dense(3),rmsnorm,linear,dense(3),rmsnorm,linear,dense(1)` ranked 12 >
+    D - 7 laws at depth 2 (an RMS's square root at complex points), so its count went undecided."""
+    from flowlaws.discover import _bracket_value
+
+    cut = Field(lambda x: np.sqrt(x), None, "sqrt")
+    shift = Field(lambda x: np.ones_like(x), None, "shift")
+    x, w = np.array([-1.0 + 0j]), np.array([1.0])
+    assert np.all(np.isnan(directional(cut, x, w)))
+    assert np.array_equal(_bracket_value(shift, cut, x.real), np.zeros(1))
+    found = discover(parse("seq:2:dense(3),rmsnorm,linear,dense(3),rmsnorm,linear,dense(1)"), budget=50_000)
+    assert found.count == found.derived == 7
+
+
 def test_completeness_of_small_normalized_and_attention_nets_is_decided_with_time_to_spare():
     # laws-complete uses CHECK_BUDGET field evaluations (an undecided case is invalid)
     for spec in ("seq:3:dense(3,bias),layernorm(affine),relu,dense(2)",
