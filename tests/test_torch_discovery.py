@@ -270,7 +270,7 @@ def test_depth_2_brackets_through_a_normalization_are_third_derivatives_right(no
     with one_thread():
         problem = ModuleProblem(module, x, cross_entropy=False, seed=seed, work=Work(10**6))
         g, theta = problem.generators(), problem.theta
-        a, b, c = (problem._generator(g[k].weights) for k in (0, 1, 2))
+        a, b, c = (problem._generator(*g[k].weights) for k in (0, 1, 2))
         (value,) = problem.bracket_values([(g[0], bracket(g[1], g[2]))])
 
         def inner(t):  # [g_b, g_c] = H_c g_b - H_b g_c, reverse over reverse
@@ -297,7 +297,7 @@ def test_brackets_are_charged_their_evaluations_and_stop_where_the_budget_does()
     with one_thread():
         problem = ModuleProblem(Block(), torch.randn(3, 3), cross_entropy=False, seed=0, work=Work(10**6))
         g = problem.generators()
-        cost = 3 * len(problem.X)  # a depth-1 bracket: a field, and the forward derivatives of two
+        cost = 3  # a depth-1 bracket: a field, and the forward derivatives of two (each of one batch)
         problem.work.spent = problem.work.budget - (5 * cost - 1)  # room for the 5th to start, not a 6th
         assert len(problem.bracket_values([(g[0], g[k]) for k in range(1, 9)])) == 5
         assert problem.work.exhausted and problem.bracket_values([(g[0], g[1])]) == []

@@ -149,11 +149,11 @@ class ModuleProblem:
             raise InvalidArgument(f"discover_of would need about {24 * K * self.D / 2**30:,.0f} GiB for its "
                                   f"{self.D:,} parameters (fields grow as D^2): use a narrower module")
         batch, draws = len(example[0]), len(self.others)
-        batches = draws * math.ceil(n / batch / draws)
-        self.X = [example] + [tuple(self._like(x, module) for x in example) for _ in range(batches - 1)]
-        if len(self.X) > 1 and self._independent_samples(own):
-            self.X = [_joined(self.X[first::draws]) for first in range(draws)]  # one pass per draw of the others
-        self.output_shape = (len(self.X), len(self.X[0][0]), *sample.shape[1:])  # of every batch's output
+        self.X = [example] + [tuple(self._like(x, module) for x in example)
+                              for _ in range(max(draws, math.ceil(n / batch)) - 1)]
+        self.stacked = (tuple(torch.stack(inputs) for inputs in zip(*self.X, strict=True)),
+                        {name: torch.stack([o[name] for o in self.others]) for name in self.others[0]})
+        self.output_shape = sample.shape  # of one batch
         self.C = self.combinations(K)
         best = None
         for draw in range(DRAWS):
@@ -207,19 +207,8 @@ class ModuleProblem:
         low, high = (0, embedding.num_embeddings) if embedding else (int(example.min()), int(example.max()) + 1)
         return torch.randint(low, high, example.shape, generator=self.generator, dtype=example.dtype)
 
-    def _independent_samples(self, theta) -> bool:
-        """Does the module treat the samples of a batch independently (no BatchNorm in
-        training, nothing else across the batch)? Measured: f of two batches together
-        equals f of each, at theta0."""
-        pair = self.X[:2]
-        with torch.no_grad():
-            apart = torch.cat([self.output(theta, x) for x in pair])
-            together = self.output(theta, _joined(pair))
-        scale = float(apart.abs().max()) + 1e-300
-        return apart.shape == together.shape and float((apart - together).abs().max()) <= 1e-12 * scale
-
     def combinations(self, count: int) -> torch.Tensor:
-        """``count`` random weightings of the outputs of every batch (for softmax
+        """``count`` random weightings of the outputs of one batch (for softmax
         cross-entropy, centred over the classes: the span of its gradients)."""
         C = torch.randn((count, *self.output_shape), generator=self.generator, dtype=torch.float64)
         return C - C.mean(dim=-1, keepdim=True) if self.cross_entropy else C
@@ -233,41 +222,50 @@ class ModuleProblem:
             out = functional_call(self.module, {**(others or {}), **self.params(theta)}, inputs)
         return out[0] if isinstance(out, tuple) else out
 
-    def outputs(self, theta) -> torch.Tensor:
-        return torch.stack([self.output(theta, x, self.others[k % len(self.others)]) for k, x in enumerate(self.X)])
+    def batch(self, k) -> tuple:
+        """Batch k's inputs and the values of the parameters that do not move there (the
+        draw k % draws); ``k`` may be a tensor that vmap batches."""
+        inputs, others = self.stacked
+        return tuple(x[k] for x in inputs), {name: value[k % len(value)] for name, value in others.items()}
 
-    def values(self, theta, C=None) -> torch.Tensor:
-        """The fields grad <C_k, f(X; theta)> as rows: one forward, one batched reverse pass."""
-        weights = self.C if C is None else C
-        self.work.spend(len(weights) * len(self.X))
-        pullback = vjp(self.outputs, theta)[1]
-        with warnings.catch_warnings():  # an op without a batching rule is looped over: slower, the same values
-            warnings.filterwarnings("ignore", "There is a performance drop", UserWarning)
-            return vmap(pullback)(weights)[0]
+    def values(self, theta) -> torch.Tensor:
+        """The generators' values as rows: per batch, one forward pass and one batched
+        reverse pass for the generators that read it."""
+        self.work.spend(len(self.C))
+        rows = torch.empty((len(self.C), self.D), dtype=torch.float64)
+        for k in range(len(self.X)):
+            pullback = vjp(lambda t, k=k: self.output(t, *self.batch(k)), theta)[1]
+            with warnings.catch_warnings():  # an op without a batching rule is looped over: slower, the same values
+                warnings.filterwarnings("ignore", "There is a performance drop", UserWarning)
+                rows[k::len(self.X)] = vmap(pullback)(self.C[k::len(self.X)])[0]
+        return rows
 
     def generators(self) -> list[Field]:
-        return [self.field(self.C[k], f"g{k}") for k in range(len(self.C))]
+        """Generator k: grad <C_k, f(X_b; theta)>, the weighted outputs of batch b = k mod
+        the batches (a loss of one batch, so each costs one batch's pass)."""
+        return [self.field((k % len(self.X), self.C[k]), f"g{k}") for k in range(len(self.C))]
 
-    def field(self, C, name: str) -> Field:
-        """The field grad <C, f(X; theta)> of one weighting C."""
+    def field(self, weights, name: str) -> Field:
+        """The field grad <C, f(X_b; theta)> of ``weights`` = (b, C)."""
         def at(theta):
-            self.work.spend(len(self.X))
-            return self._generator(C)(theta)
+            self.work.spend(1)
+            return self._generator(*weights)(theta)
 
-        return Field(at, None, name, weights=C, differentiate=_forward_mode)
+        return Field(at, None, name, weights=weights, differentiate=_forward_mode)
 
-    def _generator(self, C) -> Callable:
-        return lambda theta: torch.func.grad(lambda t: (C * self.outputs(t)).sum())(theta)
+    def _generator(self, k, C) -> Callable:
+        inputs, others = self.batch(k)
+        return lambda theta: torch.func.grad(lambda t: (C * self.output(t, inputs, others)).sum())(theta)
 
-    def _terms(self, chain) -> tuple:
-        """The two terms of the right-nested bracket [g_cn, [..., [g_c1, g_c0]]](theta0) of the
-        generators weighted by ``chain`` = (C_0, ..., C_n), n >= 1: with u = g_cn and v the
-        inner bracket, Dv[u] and Du[v] by forward mode, each inner value computed once
-        (the primal of its own forward pass)."""
+    def _terms(self, batches, weights) -> tuple:
+        """The two terms of the right-nested bracket [g_n, [..., [g_1, g_0]]](theta0) of the
+        generators of ``batches`` = (b_0, ..., b_n) and ``weights`` = (C_0, ..., C_n), n >= 1:
+        with u = g_n and v the inner bracket, Dv[u] and Du[v] by forward mode, each inner
+        value computed once (the primal of its own forward pass)."""
         def nested(depth):
             if depth == 0:
-                return self._generator(chain[0])
-            u, v = self._generator(chain[depth]), nested(depth - 1)
+                return self._generator(batches[0], weights[0])
+            u, v = self._generator(batches[depth], weights[depth]), nested(depth - 1)
 
             def at(theta):
                 value, along_u = jvp(v, (theta,), (u(theta),))[:2]
@@ -275,7 +273,7 @@ class ModuleProblem:
 
             return at
 
-        u, v = self._generator(chain[-1]), nested(len(chain) - 2)
+        u, v = self._generator(batches[-1], weights[-1]), nested(len(weights) - 2)
         value, first = jvp(v, (self.theta,), (u(self.theta),))[:2]
         return first, jvp(u, (self.theta,), (value,))[1]
 
@@ -288,7 +286,7 @@ class ModuleProblem:
         values: list = []
         for start in range(0, len(pairs), CHUNK):
             chains = [[*_chain(b), g.weights] for g, b in pairs[start:start + CHUNK]]
-            cost = len(self.X) * (2 * len(chains[0]) - 1)
+            cost = 2 * len(chains[0]) - 1
             room = self.work.budget - self.work.spent
             if room <= 0 or self.work.timed_out:
                 break
@@ -296,7 +294,8 @@ class ModuleProblem:
             self.work.spend(cost * len(chains))
             with warnings.catch_warnings():  # an op without a batching rule is looped over: slower, the same values
                 warnings.filterwarnings("ignore", "There is a performance drop", UserWarning)
-                first, second = vmap(self._terms)(torch.stack([torch.stack(c) for c in chains]))
+                first, second = vmap(self._terms)(torch.tensor([[k for k, _ in c] for c in chains]),
+                                                  torch.stack([torch.stack([C for _, C in c]) for c in chains]))
             for a, b in zip(np.asarray(first), np.asarray(second), strict=True):
                 value = a - b
                 scale = np.linalg.norm(a) + np.linalg.norm(b)
@@ -316,11 +315,6 @@ def _chain(field: Field) -> list:
 def _inputs(example_input) -> tuple:
     """The module's positional inputs: one tensor, or a tuple (or list) of them."""
     return tuple(example_input) if isinstance(example_input, tuple | list) else (example_input,)
-
-
-def _joined(batches: list) -> tuple:
-    """Several batches of the inputs as one: each input's batches concatenated."""
-    return tuple(torch.cat(parts) for parts in zip(*batches, strict=True))
 
 
 def _twin(module, quiet=()):
