@@ -65,6 +65,8 @@ with warnings.catch_warnings():  # forward mode's first use scripts torch's own 
 
 DRAWS = 3  # the module's own point and fresh initializations: theta0 is the one whose fields span most
 GENERIC = 1 / 3  # the noise that moves a fresh initialization to a generic point, relative to its magnitude
+OTHERS = 16  # draws of the parameters that do not move (`_by_blocks`): the module's own and 15 fresh
+#               ones, batch k at draw k mod 16: a block before a head of 4 outputs sees 16 heads' weightings
 CHUNK = 64  # brackets evaluated in one vmapped pass
 PARTNER_GROWTH = 4  # an undecided count is re-ranked with 4 times the partners, up to every generator
 ORTHOGONAL = 1e-8  # |<grad h, g>| <= ORTHOGONAL |grad h| |g| for every field: h is a law there
@@ -120,8 +122,8 @@ class ModuleProblem:
     """What `flowlaws.discover.lie_rank` reads, for a torch module: theta0, the generating
     fields (as `Field`s whose values are torch tensors), their values at theta0, the work.
     ``free``: the names of the parameters that move (default: every trainable one); the
-    others are constants, at the module's values for the example batch and at fresh draws
-    for the batches after it (`_by_blocks`)."""
+    others are constants, at the module's values for the example batch and at OTHERS - 1
+    fresh draws for the batches after it, in turn (`_by_blocks`)."""
 
     degree = None  # fields are taken by automatic differentiation, never on a circle
 
@@ -139,7 +141,7 @@ class ModuleProblem:
         self.generator = torch.Generator().manual_seed(seed)
         example = tuple(map(_float64, _inputs(example_input)))
         self.others = [{}] if free is None else [self._constants(self.module)] + [
-            self._constants(self._fresh(draw, self.module)) for draw in range(1, DRAWS)]
+            self._constants(self._fresh(draw, self.module)) for draw in range(1, OTHERS)]
         own = self.flat(self.module)
         sample = self.output(own, example)  # (batch, *per-sample output)
         outputs = sample[0].numel()
