@@ -10,9 +10,11 @@ the module instead of a flowlaws model:
   batches like it (Gaussian floats; token ids drawn over the first Embedding's
   vocabulary, else over the example's range), SAMPLES inputs per parameter and output;
   dropout is off (its mask would make f random);
-- a generator is grad_theta <C_k, f(X; theta)> for a random weighting C_k (rows summing
-  to 0 over the classes for softmax cross-entropy), all K of them from one forward pass
-  and one batched reverse pass (``torch.func.vjp`` under ``vmap``);
+- a generator is grad_theta <C_k, f(X_b; theta)> for a random weighting C_k of the outputs
+  of batch b = k mod the batches (rows summing to 0 over the classes for softmax
+  cross-entropy): the loss of one batch, so a field costs one batch's pass; each batch's
+  generators from one forward pass and one batched reverse pass (``torch.func.vjp``
+  under ``vmap``);
 - a bracket [u, v] = Dv[u] - Du[v] takes its directional derivatives by forward mode
   over reverse (``torch.func.jvp``), nested at each depth; a LayerNorm and a training
   BatchNorm run as compositions of primitive ops there (`CompositeNorms`): torch's own
@@ -467,7 +469,6 @@ def _law_components(module, converted: Converted, laws) -> tuple:
     current = converted.tensors(lambda t: t.detach().to("cpu", torch.float64))
     names = [law.name for law in laws for _ in range(torch.as_tensor(law.value(current)).numel())]
     return laws_at, names
-
 
 
 def _blocks(module, blocks) -> list[tuple[str, list[str]]]:
