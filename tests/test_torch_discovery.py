@@ -524,3 +524,20 @@ def test_bad_blocks_are_one_clear_error():
                           ([""], "'' is no submodule")):
         with pytest.raises(InvalidArgument, match=match):
             discover_of(module, x, blocks=blocks)
+
+
+class FlippedResidual(Residual):
+    """A residual block whose hidden units are reversed (torch.flip: not converted)."""
+
+    def forward(self, x):
+        return x + self.fc2(torch.flip(torch.relu(self.fc1(x)), dims=(-1,)))
+
+
+def test_a_model_that_does_not_convert_gets_each_blocks_count_and_no_total():
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(3, 4), FlippedResidual(), nn.ReLU(), nn.Linear(4, 2))
+    found = discover_of(module, torch.randn(4, 3), blocks=FlippedResidual)
+    assert found.count is None and found.upper is None and found.lower == 0
+    assert "the module does not convert" in found.note and "not converted" in found.note
+    parts = dict(found.blocks)
+    assert parts["1"].count == 5 and parts["1"].decided_by == "stalled"  # its 5 unit laws, numerically
