@@ -506,7 +506,7 @@ def _involved(laws_at: Callable, groups, module) -> np.ndarray:
     """(law components x blocks): which blocks' parameters each derived law component
     reads, by forward mode from a random point (at theta0 a zero bias would hide its term)."""
     generator = torch.Generator().manual_seed(0)
-    named = dict(getattr(module, "_orig_mod", module).named_parameters())
+    named = dict(module.named_parameters())
     point = {name: torch.randn(named[name].shape, generator=generator, dtype=torch.float64)
              for _, names in groups for name in names}
     columns = []
@@ -517,15 +517,11 @@ def _involved(laws_at: Callable, groups, module) -> np.ndarray:
     return torch.stack(columns, dim=1).numpy()
 
 
-def _law_rank(laws_at: Callable, module, components) -> int:
-    """The rank of the derived law components' gradients at the module's own point."""
-    if not len(components):
-        return 0
-    named = {name: p.detach().to("cpu", torch.float64) for name, p in
-             getattr(module, "_orig_mod", module).named_parameters() if p.requires_grad}
-    index = torch.as_tensor(components)
-    rows = jacrev(lambda params: laws_at(params)[index])(named)
-    return rank_and_gap(np.concatenate([np.asarray(rows[name]).reshape(len(index), -1) for name in named], axis=1))[0]
+def _law_rows(laws_at: Callable, module) -> np.ndarray:
+    """The derived law components' gradients at the module's own point, as rows."""
+    named = {name: p.detach().to("cpu", torch.float64) for name, p in module.named_parameters() if p.requires_grad}
+    rows = jacrev(laws_at)(named)
+    return np.concatenate([np.asarray(rows[name]).reshape(len(rows[name]), -1) for name in named], axis=1)
 
 
 def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_names, seed, budget, quiet) -> Discovery:
@@ -555,9 +551,9 @@ def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_nam
             parts.append((path, part))
         spurious = sorted({law for _, part in parts for law in part.spurious})
         good = [i for i, law in enumerate(law_names) if law not in spurious]
-        lower = _law_rank(laws_at, base, good) if laws_at else 0
-        derived = _law_rank(laws_at, base, range(len(law_names))) if laws_at else 0
-        across = lower - (_law_rank(laws_at, base, [i for i in good if involved[i].sum() == 1]) if laws_at else 0)
+        rows = _law_rows(laws_at, base) if laws_at else np.zeros((0, D))
+        lower, derived = rank_and_gap(rows[good])[0], rank_and_gap(rows)[0]
+        across = lower - rank_and_gap(rows[[i for i in good if involved[i].sum() == 1]])[0]
     uppers = [part.upper for _, part in parts]
     open_ = [path for path, part in parts if part.upper is None or part.upper != part.lower]
     upper = None if None in uppers or not laws_at else sum(uppers) + across  # type: ignore[arg-type]
