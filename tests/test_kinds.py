@@ -72,6 +72,11 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     "seq:3:residual[dense(4,bias),relu | dense(4,bias)],dense(2,bias)",
     "seq:3:residual[dense(4,bias),dropout(0.5) | dense(4,bias)],relu,dense(2,bias)",
     "seq:3:residual[dense(4,bias),relu | dense(4,bias),prelu(-1,-1)],dense(2,bias)",
+    # a normalization's beta ends both branches (torchvision's downsampling block, bn2 and the
+    # shortcut's BatchNorm): their difference is conserved as two dense biases' is
+    "seq:2x6:residual[conv1d(3,3,stride=2,padding=1),batchnorm(affine,eps=1e-05),relu,conv1d(2,3,padding=1),"
+    "batchnorm(affine,eps=1e-05) | conv1d(2,1,stride=2),batchnorm(affine,eps=1e-05)],relu,flatten,dense(2,bias)",
+    "seq:3x4:residual[dense(4),layernorm(affine) | dense(4),layernorm(affine)],relu,flatten,dense(1)",
     # one branch's units of a concatenation, a range of the joined axis (`View.span`): read by a
     # convolution, a flattened dense layer, a BatchNorm (a bias both branches pass to it), nested
     "seq:2x5:conv1d(2,1,bias),relu,concat[conv1d(2,3,padding=1,bias),relu | conv1d(1,1)],conv1d(2,1),flatten,dense(1)",

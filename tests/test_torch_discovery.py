@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from torch_models import GPT, CausalSelfAttention, DenseNet, GPTConfig, LlamaAttention, Mixer, SwiGLU  # noqa: E402
+from torch_models import GPT, BasicBlock, CausalSelfAttention, DenseNet, GPTConfig, LlamaAttention, Mixer, SwiGLU  # noqa: E402
 
 from flowlaws.errors import InvalidArgument  # noqa: E402
 from flowlaws.torch import Converted, LawMonitor, discover_of, from_torch, laws_of  # noqa: E402
@@ -83,6 +83,20 @@ def test_a_converted_modules_own_count_equals_its_derived_laws(module, loss, cou
     torch.manual_seed(0)
     found = discover_of(module(), torch.randn(4, 3), loss=loss)
     assert found.complete and found.count == found.derived == count and found.decided_by == "bounds"
+
+
+def test_a_downsampling_blocks_batchnorm_biases_trade_a_shift_and_its_count_is_its_derived_laws():
+    """torchvision's BasicBlock with its shortcut: bn2's beta and the shortcut BatchNorm's beta
+    are added at the sum, so their difference is conserved (4 laws, one per channel; not
+    derived before, which left its count undecided at 4 above the derived laws)."""
+    torch.manual_seed(0)
+    module, x = BasicBlock().double(), torch.randn(4, 2, 6, 6, dtype=torch.float64)
+    found = discover_of(module, x, loss=nn.CrossEntropyLoss())
+    assert found.complete and found.count == found.derived == 17 and found.decided_by == "bounds"
+    nn.functional.cross_entropy(module(x), torch.tensor([0, 1, 2, 0])).backward()
+    trade = module.bn2.bias.grad - module.downsample[1].bias.grad  # the law's gradient, by value
+    assert torch.all(trade.abs() <= 1e-12 * module.bn2.bias.grad.abs().max())
+    assert sum(law.name.endswith("+res0.skip.bn0.b") for law in laws_of(module, x)) == 1
 
 
 class PositionScale(nn.Module):

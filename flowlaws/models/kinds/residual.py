@@ -8,7 +8,9 @@ unchanged); a branch whose weight layers absorb it re-emits it by the rows of it
 last weight layer; when both branches absorb it, the walk closes. The output units
 of two weighted branches scale together: the rows of both last weight layers, walked
 on past the sum (a rescaling that starts at the join); and two biases added at the sum
-conserve their difference (b_A - b_B: shifting one by t and the other by -t leaves y).
+conserve their difference (b_A - b_B: shifting one by t and the other by -t leaves y),
+a bias being any vector a branch's last layer adds per unit (a dense bias, a
+normalization's beta, attention's output bias).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.fork import Fork
 from flowlaws.models.kinds.scale import Scale
 from flowlaws.models.symmetry import (
+    BIASES,
     Family,
     Path,
     Rescaling,
@@ -141,7 +144,8 @@ class Residual(Fork):
 
     @staticmethod
     def _bias(last):
-        views = [v for v in last.layer.rows(last, last.layer.units_out(last)) if v.name.endswith(".b")]
+        rows = last.layer.rows(last, last.layer.units_out(last))
+        views = [v for v in rows if v.name.endswith(BIASES) and v.ndim == 1]
         return views[0] if views else None
 
     # --- its spec: residual[BLOCK] or residual[BLOCK | SHORTCUT] --------------------------
