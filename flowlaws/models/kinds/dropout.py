@@ -1,8 +1,11 @@
 """dropout(p): y = m * x / (1 - p) with a 0/1 mask m, m = 0 with probability p (train mode).
 
-The mask is drawn from the bits of the layer's input (a hash seeds the generator), so
-it is fresh whenever the input changes (every step, for a layer after a weight layer),
-the same on every machine, and a replay reproduces it bit for bit. Frozen, it is a
+The mask is drawn from the bits of the layer's input rounded to float32 (a hash seeds the
+generator), so it is fresh whenever the input changes (every step, for a layer after a
+weight layer), the same on every machine, and a replay reproduces it bit for bit; two
+computations of one input that differ by float64 round-off (a fused pass and autograd's,
+another BLAS) draw the same mask (unless an entry lies within that round-off of a float32
+rounding boundary: about 2^-29 of entries). Frozen, it is a
 positive diagonal map: a scaling of each unit passes it (degree 1), no mixing of units
 and no shift does (p = 0: the identity, which both pass; a model trained with dropout 0,
 as nanoGPT's default, keeps its matrix laws). The laws hold for every mask, so a step with dropout obeys the step
@@ -36,8 +39,9 @@ class Dropout(Entrywise):
         fraction("dropout", "p", self.p)
 
     def mask(self, x) -> np.ndarray:
-        """m / (1 - p) for a 0/1 mask m drawn from the bits of ``x``."""
-        bits = np.ascontiguousarray(np.real(getval(x)), dtype=np.float64).tobytes()
+        """m / (1 - p) for a 0/1 mask m drawn from the bits of ``x`` in float32."""
+        with np.errstate(over="ignore"):  # (beyond float32's range: inf, a bit pattern like any other)
+            bits = np.ascontiguousarray(np.real(getval(x)), dtype=np.float32).tobytes()
         rng = np.random.default_rng(zlib.crc32(bits))
         return (rng.random(np.shape(x)) >= self.p) / (1.0 - self.p)
 
