@@ -329,6 +329,7 @@ class Problem:
             self.C = self.generator_weights(K)
         enough = self.D if enough is None else enough
         best, rank, found = None, -1, 0
+        self.ranked: tuple[int, float] | None = None  # (rank, gap) of the fields at theta0, when ranked
         for _ in range(tries):
             self.theta = _draw(model, rng)
             self.work.spend(len(self.batches))  # a forward sweep per batch: counted like a field
@@ -346,9 +347,10 @@ class Problem:
             self.pattern = [model.pattern(unflatten(self.theta, self.shapes), self.X[b]) for b in self.batches]
             found += 1
             fields = self.values(self.theta)
-            here = rank_and_gap(fields)[0] if enough else 0
+            ranked = rank_and_gap(fields) if enough else None
+            here = ranked[0] if ranked else 0
             if here > rank:
-                best, rank = (self.theta, self.pattern, fields), here
+                best, rank, self.ranked = (self.theta, self.pattern, fields), here, ranked
             if rank >= enough or found == GENERIC_DRAWS:
                 break
         if best is None:
@@ -606,9 +608,9 @@ def lie_rank(problem: Problem, partners: int | None = None, enough: int | None =
     gens = problem.generators()
     partners_of = gens if partners is None else gens[:partners]
     rows = problem.fields
-    rank, gap = rank_and_gap(rows)
+    rank, gap = problem.ranked or rank_and_gap(rows)
     ranks, gaps = [rank], [gap]
-    first = _independent(rows, np.zeros((0, problem.D)))
+    first = _independent(rows, np.zeros((0, problem.D))) if rank < enough else []  # (read below only then)
     basis: list[Field] = []  # the bracket fields among the algebra's basis (the generators: ``first``)
     new = [gens[i] for i in first]
     depths = [gens]

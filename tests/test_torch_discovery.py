@@ -11,9 +11,16 @@ nn = torch.nn
 
 from torch_models import GPT, BasicBlock, CausalSelfAttention, DenseNet, GPTConfig, LlamaAttention, Mixer, SwiGLU  # noqa: E402
 
+from flowlaws.discover import rank_and_gap  # noqa: E402
 from flowlaws.errors import InvalidArgument  # noqa: E402
 from flowlaws.torch import Converted, LawMonitor, discover_of, from_torch, laws_of  # noqa: E402
-from flowlaws.torch.discovery import ModuleProblem, _law_components, discover_module, one_thread  # noqa: E402
+from flowlaws.torch.discovery import (  # noqa: E402
+    ModuleProblem,
+    _blockwise_rank,
+    _law_components,
+    discover_module,
+    one_thread,
+)
 
 
 class Flipped(nn.Module):
@@ -555,3 +562,28 @@ def test_a_model_that_does_not_convert_gets_each_blocks_count_and_no_total():
     assert "the module does not convert" in found.note and "not converted" in found.note
     parts = dict(found.blocks)
     assert parts["1"].count == 5 and parts["1"].decided_by == "stalled"  # its 5 unit laws, numerically
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_law_rows_ranked_block_by_block_have_the_rank_of_the_whole_matrix(data):
+    """Rows within blocks (block-diagonal, of any rank) and rows across them (a combination
+    of those, which adds nothing, or a new direction): one SVD per block gives the rank of
+    the whole."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    sizes = data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=4))
+    columns = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1])
+    rows, alone = [], []
+    for block, cols in enumerate(columns):
+        basis = rng.normal(size=(data.draw(st.integers(0, len(cols))), len(cols)))
+        for _ in range(data.draw(st.integers(0, 4))):
+            row = np.zeros(sum(sizes))
+            row[cols] = rng.normal(size=len(basis)) @ basis
+            rows.append(row)
+            alone.append(block)
+    within = np.array(rows).reshape(-1, sum(sizes))
+    for new in data.draw(st.lists(st.booleans(), max_size=3)):
+        rows.append(rng.normal(size=sum(sizes)) if new else rng.normal(size=len(within)) @ within)
+        alone.append(-1)
+    rows = np.array(rows).reshape(-1, sum(sizes))
+    assert _blockwise_rank(rows, columns, np.array(alone, dtype=int)) == rank_and_gap(rows)[0]

@@ -44,11 +44,12 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
 
-from flowlaws.certificate import numerical
+from flowlaws.certificate import numerical, svd
 from flowlaws.discover import (
     BUDGET,
     FAST_PARTNERS,
     MEMORY,
+    RANK_TOL,
     SAMPLES,
     Discovery,
     Field,
@@ -70,6 +71,7 @@ GENERIC = 1 / 3  # the noise that moves a fresh initialization to a generic poin
 OTHERS = 16  # draws of the parameters that do not move (`_by_blocks`): the module's own and 15 fresh
 #               ones, batch k at draw k mod 16: a block before a head of 4 outputs sees 16 heads' weightings
 CHUNK = 64  # brackets evaluated in one vmapped pass
+VALUE_ROWS = 256  # generators evaluated in one vmapped pass (their batches' forward passes batched)
 PARTNER_GROWTH = 4  # an undecided count is re-ranked with 4 times the partners, up to every generator
 ORTHOGONAL = 1e-8  # |<grad h, g>| <= ORTHOGONAL |grad h| |g| for every field: h is a law there
 
@@ -129,7 +131,8 @@ class ModuleProblem:
 
     degree = None  # fields are taken by automatic differentiation, never on a circle
 
-    def __init__(self, module, example_input, *, cross_entropy: bool, seed: int, work: Work, quiet=(), free=None):
+    def __init__(self, module, example_input, *, cross_entropy: bool, seed: int, work: Work, quiet=(), free=None,
+                 laws_at=None, fresh=None):
         self.module = _twin(module, quiet)
         self._trainable = {name for name, p in self.module.named_parameters() if p.requires_grad}
         for name, p in self.module.named_parameters():
@@ -139,11 +142,14 @@ class ModuleProblem:
         self.D = sum(math.prod(s) for s in self.shapes)
         if not self.D:
             raise InvalidArgument("discover_of: the module has no trainable parameter")
-        self.work, self.cross_entropy = work, cross_entropy
+        self.work, self.cross_entropy, self._rows = work, cross_entropy, None
         self.generator = torch.Generator().manual_seed(seed)
         example = tuple(map(_float64, _inputs(example_input)))
-        self.others = [{}] if free is None else [self._constants(self.module)] + [
-            self._constants(self._fresh(draw, self.module)) for draw in range(1, OTHERS)]
+        if free is None:
+            self.others = [{}]
+        else:  # (``fresh``: the copies of draws 1 .. OTHERS - 1, when drawn already)
+            fresh = fresh or [_fresh_copy(self.module, seed, draw) for draw in range(1, OTHERS)]
+            self.others = [self._constants(m) for m in (self.module, *fresh)]
         own = self.flat(self.module)
         sample = self.output(own, example)  # (batch, *per-sample output)
         outputs = sample[0].numel()
@@ -163,12 +169,22 @@ class ModuleProblem:
         for draw in range(DRAWS):
             theta = own if draw == 0 else self._fresh(draw)
             fields = np.asarray(self.values(theta))
-            rank = rank_and_gap(fields)[0]
+            rank, gap = rank_and_gap(fields)
             if best is None or rank > best[2]:
-                best = (theta, fields, rank)
-            if rank == self.D or work.exhausted:
-                break
-        self.theta, self.fields, self.rank = best  # type: ignore[misc]
+                best = (theta, fields, rank, gap)
+            if rank + self._proven(laws_at, theta, fields) >= self.D or work.exhausted:
+                break  # the bounds meet here: no point spans more
+        self.theta, self.fields, self.rank, gap = best  # type: ignore[misc]
+        self.ranked = (self.rank, gap)
+
+    def _proven(self, laws_at, theta, fields) -> int:
+        """The rank of the derived law components orthogonal to every field at ``theta`` (0
+        without ``laws_at``): no point's fields span more than D minus it."""
+        if laws_at is None:
+            return 0
+        rows = self.law_rows(laws_at, theta)
+        bad = set(_not_orthogonal(rows, fields))
+        return rank_and_gap(rows[[i for i in range(len(rows)) if i not in bad]])[0]
 
     # --- the point and the data -----------------------------------------------------------
     def flat(self, module) -> torch.Tensor:
@@ -185,23 +201,9 @@ class ModuleProblem:
         return {name: p.detach() for name, p in module.named_parameters()
                 if name not in self.names and name in self._trainable}
 
-    def _fresh(self, draw: int, module=None) -> torch.Tensor | nn.Module:
-        """A fresh initialization of every submodule that has one (seeded by the draw), then
-        every parameter moved by Gaussian noise of a third of its mean magnitude (1 where it is
-        0): an initialization's constants (a LayerNorm's gains of 1 and shifts of 0, a class
-        token of zeros) are a special point, where the fields may span less. Its moving
-        parameters as theta, or with ``module``, the fresh copy of it."""
-        fresh = copy.deepcopy(self.module if module is None else module)
-        with torch.random.fork_rng():
-            torch.manual_seed(int(self.generator.initial_seed()) + draw)
-            for child in fresh.modules():
-                if callable(getattr(child, "reset_parameters", None)):
-                    child.reset_parameters()
-            with torch.no_grad():
-                for p in fresh.parameters():
-                    size = float(p.abs().mean()) if p.numel() else 0.0
-                    p.add_(torch.randn_like(p), alpha=GENERIC * (size or 1.0))
-        return self.flat(fresh) if module is None else fresh
+    def _fresh(self, draw: int) -> torch.Tensor:
+        """The moving parameters of a fresh draw of the module (`_fresh_copy`), as theta."""
+        return self.flat(_fresh_copy(self.module, int(self.generator.initial_seed()), draw))
 
     def _like(self, example, module) -> torch.Tensor:
         """A batch like the example: Gaussian floats, or token ids over the vocabulary."""
@@ -234,15 +236,24 @@ class ModuleProblem:
 
     def values(self, theta) -> torch.Tensor:
         """The generators' values as rows: per batch, one forward pass and one batched
-        reverse pass for the generators that read it."""
+        reverse pass for the generators that read it, the batches themselves batched
+        (`vmap`, VALUE_ROWS generators a call)."""
         self.work.spend(len(self.C))
-        rows = torch.empty((len(self.C), self.D), dtype=torch.float64)
-        for k in range(len(self.X)):
-            pullback = vjp(lambda t, k=k: self.output(t, *self.batch(k)), theta)[1]
-            with warnings.catch_warnings():  # an op without a batching rule is looped over: slower, the same values
-                warnings.filterwarnings("ignore", "There is a performance drop", UserWarning)
-                rows[k::len(self.X)] = vmap(pullback)(self.C[k::len(self.X)])[0]
-        return rows
+        batches, K = len(self.X), len(self.C)
+        per = -(-K // batches)  # generators per batch: batch b reads rows b, b + batches, ...
+        C = torch.cat([self.C, self.C.new_zeros((per * batches - K, *self.C.shape[1:]))])
+        C = C.reshape(per, batches, *self.C.shape[1:]).transpose(0, 1)  # (batch, its generators, *output)
+
+        def read(k, weights):
+            inputs, others = self.batch(k)  # (indexed outside vjp: vmap cannot index inside it)
+            return vmap(vjp(lambda t: self.output(t, inputs, others), theta)[1])(weights)[0]
+
+        step = max(1, VALUE_ROWS // per)
+        with warnings.catch_warnings():  # an op without a batching rule is looped over: slower, the same values
+            warnings.filterwarnings("ignore", "There is a performance drop", UserWarning)
+            rows = torch.cat([vmap(read)(torch.arange(start, min(start + step, batches)), C[start:start + step])
+                              for start in range(0, batches, step)])
+        return rows.transpose(0, 1).reshape(per * batches, self.D)[:K]
 
     def generators(self) -> list[Field]:
         """Generator k: grad <C_k, f(X_b; theta)>, the weighted outputs of batch b = k mod
@@ -306,9 +317,32 @@ class ModuleProblem:
                 values.append(value if np.linalg.norm(value) > 1e-9 * scale else np.zeros_like(value))
         return values
 
-    def law_rows(self, laws_at: Callable) -> np.ndarray:
-        """The gradients of the law components ``laws_at(params)`` at theta0, as rows."""
-        return np.asarray(jacrev(lambda t: laws_at(self.params(t)))(self.theta)).reshape(-1, self.D)
+    def law_rows(self, laws_at: Callable, theta=None) -> np.ndarray:
+        """The gradients of the law components ``laws_at(params)`` at ``theta`` (default
+        theta0), as rows; the last point's are kept (the draws take them at theta0 too)."""
+        theta = self.theta if theta is None else theta
+        if self._rows is None or self._rows[0] is not theta:
+            self._rows = (theta, np.asarray(jacrev(lambda t: laws_at(self.params(t)))(theta)).reshape(-1, self.D))
+        return self._rows[1]
+
+
+def _fresh_copy(module, seed: int, draw: int) -> nn.Module:
+    """A copy of ``module`` with a fresh initialization of every submodule that has one
+    (seeded by ``seed`` + ``draw``), then every parameter moved by Gaussian noise of a third
+    of its mean magnitude (1 where it is 0): an initialization's constants (a LayerNorm's
+    gains of 1 and shifts of 0, a class token of zeros) are a special point, where the
+    fields may span less."""
+    fresh = copy.deepcopy(module)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed + draw)
+        for child in fresh.modules():
+            if callable(getattr(child, "reset_parameters", None)):
+                child.reset_parameters()
+        with torch.no_grad():
+            for p in fresh.parameters():
+                size = float(p.abs().mean()) if p.numel() else 0.0
+                p.add_(torch.randn_like(p), alpha=GENERIC * (size or 1.0))
+    return fresh
 
 
 def _chain(field: Field) -> list:
@@ -378,9 +412,9 @@ def one_thread():
 
 
 def _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, work, started, quiet,
-                free=None) -> Discovery:
+                free=None, fresh=None) -> Discovery:
     problem = ModuleProblem(module, example_input, cross_entropy=cross_entropy, seed=seed, work=work, quiet=quiet,
-                            free=free)
+                            free=free, laws_at=laws_at, fresh=fresh)
     D, spurious, lower, derived = problem.D, [], 0, 0
     if laws_at is not None:
         rows = problem.law_rows(laws_at)
@@ -504,17 +538,12 @@ def _blocks(module, blocks) -> list[tuple[str, list[str]]]:
 
 def _involved(laws_at: Callable, groups, module) -> np.ndarray:
     """(law components x blocks): which blocks' parameters each derived law component
-    reads, by forward mode from a random point (at theta0 a zero bias would hide its term)."""
+    reads, from its gradient at a random point (at theta0 a zero bias would hide its term)."""
     generator = torch.Generator().manual_seed(0)
-    named = dict(module.named_parameters())
-    point = {name: torch.randn(named[name].shape, generator=generator, dtype=torch.float64)
-             for _, names in groups for name in names}
-    columns = []
-    for _, names in groups:
-        tangent = {name: torch.randn(value.shape, generator=generator, dtype=torch.float64) if name in names
-                   else torch.zeros_like(value) for name, value in point.items()}
-        columns.append(jvp(laws_at, (point,), (tangent,))[1] != 0)
-    return torch.stack(columns, dim=1).numpy()
+    point = {name: torch.randn(p.shape, generator=generator, dtype=torch.float64)
+             for name, p in module.named_parameters() if p.requires_grad}
+    reads = {name: np.asarray(g).reshape(len(g), -1).any(axis=1) for name, g in jacrev(laws_at)(point).items()}
+    return np.stack([np.any([reads[name] for name in names], axis=0) for _, names in groups], axis=1)
 
 
 def _law_rows(laws_at: Callable, module) -> np.ndarray:
@@ -522,6 +551,37 @@ def _law_rows(laws_at: Callable, module) -> np.ndarray:
     named = {name: p.detach().to("cpu", torch.float64) for name, p in module.named_parameters() if p.requires_grad}
     rows = jacrev(laws_at)(named)
     return np.concatenate([np.asarray(rows[name]).reshape(len(rows[name]), -1) for name in named], axis=1)
+
+
+def _columns(module, groups) -> list[np.ndarray]:
+    """Each block's columns of the law rows (`_law_rows`: the trainable parameters in order)."""
+    named = [(name, p.numel()) for name, p in module.named_parameters() if p.requires_grad]
+    starts = dict(zip([name for name, _ in named], np.cumsum([0] + [n for _, n in named]).tolist(), strict=False))
+    size = dict(named)
+    return [np.concatenate([np.arange(starts[name], starts[name] + size[name]) for name in names])
+            for _, names in groups]
+
+
+def _blockwise_rank(rows, columns, alone) -> int:
+    """The numerical rank of law rows (`rank_and_gap`'s) where row i reads block ``alone[i]``
+    alone, or several (-1; -2: leave it out): the rows within blocks are block-diagonal, so
+    their rank is the sum of each block's, and a row across blocks adds what of it lies off
+    their span (more than RANK_TOL * 1e3 of it, scaled to unit length, as `_independent`
+    takes it). One SVD per block, never one of the whole model's width."""
+    across = rows[alone == -1]
+    across = across / np.maximum(np.linalg.norm(across, axis=1, keepdims=True), 1e-300)
+    rank = 0
+    for block, cols in enumerate(columns):
+        within = rows[alone == block][:, cols]
+        within = within[np.linalg.norm(within, axis=1) > 0]
+        if not len(within):
+            continue
+        here = rank_and_gap(within)[0]
+        basis = svd(within / np.linalg.norm(within, axis=1, keepdims=True))[2][:here]
+        across[:, cols] -= (across[:, cols] @ basis.T) @ basis
+        rank += here
+    off = across[np.linalg.norm(across, axis=1) > RANK_TOL * 1e3]
+    return rank + (rank_and_gap(off)[0] if len(off) else 0)
 
 
 def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_names, seed, budget, quiet) -> Discovery:
@@ -541,19 +601,22 @@ def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_nam
     D = sum(p.numel() for p in base.parameters() if p.requires_grad)
     with one_thread():
         involved = _involved(laws_at, groups, base) if laws_at else np.zeros((0, len(groups)), dtype=bool)
-        parts = []
+        twin = _twin(module, quiet)
+        fresh, parts = [_fresh_copy(twin, seed, draw) for draw in range(1, OTHERS)], []  # every block's others
         for (path, names), reads in zip(groups, involved.T, strict=True):
             own = torch.as_tensor(np.flatnonzero(reads & (involved.sum(axis=1) == 1)))
             part_laws = (lambda params, own=own: laws_at(params)[own]) if len(own) else None
             part = _discovered(module, example_input, cross_entropy, part_laws, [law_names[i] for i in own], seed,
-                               Work(budget), time.perf_counter(), quiet, free=names)
+                               Work(budget), time.perf_counter(), quiet, free=names, fresh=fresh)
             part.spec = path
             parts.append((path, part))
         spurious = sorted({law for _, part in parts for law in part.spurious})
         good = [i for i, law in enumerate(law_names) if law not in spurious]
         rows = _law_rows(laws_at, base) if laws_at else np.zeros((0, D))
-        lower, derived = rank_and_gap(rows[good])[0], rank_and_gap(rows)[0]
-        across = lower - rank_and_gap(rows[[i for i in good if involved[i].sum() == 1]])[0]
+        alone = np.where(involved.sum(axis=1) == 1, involved.argmax(axis=1), -1)  # the block a row reads alone
+        columns = _columns(base, groups)
+        lower, derived = _blockwise_rank(rows[good], columns, alone[good]), _blockwise_rank(rows, columns, alone)
+        across = lower - _blockwise_rank(rows[good], columns, np.where(alone[good] >= 0, alone[good], -2))
     uppers = [part.upper for _, part in parts]
     open_ = [path for path, part in parts if part.upper is None or part.upper != part.lower]
     upper = None if None in uppers or not laws_at else sum(uppers) + across  # type: ignore[arg-type]
