@@ -142,12 +142,12 @@ class ModuleProblem:
         self.D = sum(math.prod(s) for s in self.shapes)
         if not self.D:
             raise InvalidArgument("discover_of: the module has no trainable parameter")
-        self.work, self.cross_entropy, self._rows = work, cross_entropy, None
+        self.work, self.cross_entropy = work, cross_entropy
+        self._rows: tuple | None = None  # (theta, the law rows there): `law_rows`
         self.generator = torch.Generator().manual_seed(seed)
         example = tuple(map(_float64, _inputs(example_input)))
-        if free is None:
-            self.others = [{}]
-        else:  # (``fresh``: the copies of draws 1 .. OTHERS - 1, when drawn already)
+        self.others: list[dict] = [{}]
+        if free is not None:  # (``fresh``: the copies of draws 1 .. OTHERS - 1, when drawn already)
             fresh = fresh or [_fresh_copy(self.module, seed, draw) for draw in range(1, OTHERS)]
             self.others = [self._constants(m) for m in (self.module, *fresh)]
         own = self.flat(self.module)
