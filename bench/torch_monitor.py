@@ -57,17 +57,18 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """ResNet-18 for 32x32 inputs (a 3x3 stem, no max pool): 11.2M parameters."""
+    """ResNet-18 for 32x32 inputs (a 3x3 stem, no max pool): 11.2M parameters at its
+    ``width`` of 64 (the stem's channels; the four stages have 1, 2, 4 and 8 times it)."""
 
-    def __init__(self, classes=10):
+    def __init__(self, classes=10, width=64):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
-        blocks, cin = [], 64
-        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        blocks, cin = [], width
+        for cout, stride in ((width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2)):
             blocks += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
             cin = cout
         self.blocks = nn.Sequential(*blocks)
-        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(512, classes)
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(8 * width, classes)
 
     def forward(self, x):
         return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))

@@ -18,6 +18,7 @@ from flowlaws.torch.discovery import (  # noqa: E402
     ModuleProblem,
     _blockwise_rank,
     _law_components,
+    _spanning_rest,
     discover_module,
     one_thread,
 )
@@ -587,3 +588,26 @@ def test_law_rows_ranked_block_by_block_have_the_rank_of_the_whole_matrix(data):
         alone.append(-1)
     rows = np.array(rows).reshape(-1, sum(sizes))
     assert _blockwise_rank(rows, columns, np.array(alone, dtype=int)) == rank_and_gap(rows)[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(D=st.integers(2, 30), data=st.data())
+def test_fields_that_span_what_the_laws_leave_get_the_svds_rank_without_one_and_others_get_none(D, data):
+    """Fields spanning the complement of orthonormal law rows: the Cholesky test gives the
+    SVD's rank, D - laws. Fields that miss one direction of it, or lean along a law, get None
+    (the SVD decides), never a rank they do not have."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    m = data.draw(st.integers(0, D - 1))
+    Q = np.linalg.qr(rng.normal(size=(D, D)))[0]
+    laws, rest = Q[:, :m].T, Q[:, m:].T
+    fields = rng.normal(size=(D + 8, D - m)) @ rest
+    found = _spanning_rest(fields, laws)
+    assert found is not None and found[0] == D - m == rank_and_gap(fields)[0] and found[1] >= 1e6
+    if D - m >= 2:  # one direction of several at 1e-6 of the rest: past the Gram matrix, the QR path
+        weak = fields + (1e-6 - 1) * np.outer(fields @ rest[0], rest[0])
+        found = _spanning_rest(weak, laws)
+        assert found is not None and found[0] == D - m == rank_and_gap(weak)[0]
+    missing = rng.normal(size=(D + 8, D - m - 1)) @ rest[1:]
+    assert _spanning_rest(missing, laws) is None
+    if m:
+        assert _spanning_rest(fields + 1e-3 * rng.normal(size=(D + 8, m)) @ laws, laws) is None
