@@ -22,6 +22,7 @@ from typing import ClassVar
 import numpy as np
 from hypothesis import strategies as st
 
+from flowlaws.models.kinds.batchnorm import BatchNorm
 from flowlaws.models.kinds.conv import Conv1d
 from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.fork import Fork
@@ -159,7 +160,8 @@ class Residual(Fork):
         identity or a shortcut of its own (a dense layer, or a strided 1x1 convolution);
         its last layer may mix the stream partly: a grouped convolution, or a dense layer
         followed by a layer scale (a diagonal, as ConvNeXt's), or be followed by the
-        activation (relu(a(x)) + b(x))."""
+        activation (relu(a(x)) + b(x)), or both branches end in an affine BatchNorm (a
+        downsampling block's bn2 and shortcut: their biases trade a shift)."""
         if len(shape) not in (1, 2):
             return None
         conv = len(shape) == 2
@@ -176,6 +178,9 @@ class Residual(Fork):
             tail = (Scale(),)
         elif draw(st.booleans()):  # an activation after the branch's last layer: relu(a(x)) + b(x)
             tail = (context.act,)
+        elif draw(st.booleans()):  # torchvision's downsampling block: BatchNorms end both branches
+            norm = (BatchNorm(affine=True, eps=draw(st.sampled_from([0.0, 1e-5]))),)
+            return cls((weight(inner), context.act, last, *norm), (weight(width, stride), *norm))
         block = (weight(inner), context.act, last, *tail)
         same = width == shape[0] and stride == 1
         return cls(block, () if same and draw(st.booleans()) else (weight(width, stride),))
