@@ -424,6 +424,30 @@ def test_the_mlp_mixer_s_stem_and_token_bias_laws_hold_on_the_module_and_are_der
     assert len(basis) == 34
 
 
+def test_the_mlp_mixer_s_35th_law_trades_the_token_norms_affine_against_the_token_mlps_first_weight():
+    """The law discover_of counts beyond the Mixer's 34 derived (at most 35; by blocks, in its
+    block): ||gamma_1||^2 + ||beta_1||^2 - ||W_fc1||^2 of the token-mixing LayerNorm and the token
+    MLP's first weight. One c for every channel scales gamma_1 and beta_1 (the whole LayerNorm
+    output) and 1/c the token MLP's weight, which reads the transposed sequence; a c per
+    channel is no symmetry (W_fc1 is shared by the channels). Checked by value at generic
+    weights (beta != 0), with the per-channel form as the negative control."""
+    torch.manual_seed(1)
+    net = Mixer().double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p))
+    block = net.blocks[0]
+    gamma, beta, W = block.norm1.weight, block.norm1.bias, block.mlp_tokens.fc1.weight
+    for _ in range(3):
+        out = net(torch.randn(6, 3, 4, 4, dtype=torch.float64))
+        net.zero_grad()
+        (out * torch.randn_like(out) + out ** 2).sum().backward()
+        terms = torch.cat([gamma * gamma.grad, beta * beta.grad, -(W * W.grad).reshape(-1)])
+        assert terms.sum().abs() <= 1e-13 * terms.abs().sum()  # <grad Q, grad L> = 0: a law
+        per_channel = gamma * gamma.grad + beta * beta.grad
+        assert per_channel.abs().max() > 1e-3 * terms.abs().sum()  # per channel: no law
+
+
 def test_a_relu6_has_a_relus_laws_where_nothing_saturates_and_none_where_its_data_do():
     """discover_of counts the laws at data like the example: below 6 a ReLU6 is a ReLU, so
     its three unit laws hold there (and only there); inputs a hundred times larger saturate
