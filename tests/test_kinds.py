@@ -77,6 +77,9 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     "seq:2x6:residual[conv1d(3,3,stride=2,padding=1),batchnorm(affine,eps=1e-05),relu,conv1d(2,3,padding=1),"
     "batchnorm(affine,eps=1e-05) | conv1d(2,1,stride=2),batchnorm(affine,eps=1e-05)],relu,flatten,dense(2,bias)",
     "seq:3x4:residual[dense(4),layernorm(affine) | dense(4),layernorm(affine)],relu,flatten,dense(1)",
+    # the MLP-Mixer's token mixing: one c for every channel of the LayerNorm's affine output,
+    # absorbed whole by the dense layer that reads the transposed sequence (a layer law)
+    "seq:3x4:layernorm(affine),moveaxis(0,-1),dense(5,bias),gelu,dense(3,bias),moveaxis(0,-1),flatten,dense(1)",
     # one branch's units of a concatenation, a range of the joined axis (`View.span`): read by a
     # convolution, a flattened dense layer, a BatchNorm (a bias both branches pass to it), nested
     "seq:2x5:conv1d(2,1,bias),relu,concat[conv1d(2,3,padding=1,bias),relu | conv1d(1,1)],conv1d(2,1),flatten,dense(1)",

@@ -384,7 +384,8 @@ def test_the_mlp_mixer_s_stem_and_token_bias_laws_hold_on_the_module_and_are_der
     its output channels (12) and its bias sum are conserved, and the token-mixing output
     bias (broadcast along the features) is dead (4): each direction is orthogonal to the
     module's own gradient at random weights, data and losses, and lies in the span of the
-    derived laws' gradients, 34 independent (`discover_of`: at most 35)."""
+    derived laws' gradients, 35 independent (with the token LayerNorm's layer law of the
+    next test; `discover_of`: at most 35)."""
     from torch.func import jacrev
 
 
@@ -421,16 +422,17 @@ def test_the_mlp_mixer_s_stem_and_token_bias_laws_hold_on_the_module_and_are_der
     basis = np.linalg.svd(rows)[2][:np.linalg.matrix_rank(rows)]
     outside = directions - directions @ basis.T @ basis
     assert np.linalg.norm(outside, axis=1).max() <= 1e-10  # each a derived law
-    assert len(basis) == 34
+    assert len(basis) == 35
 
 
 def test_the_mlp_mixer_s_35th_law_trades_the_token_norms_affine_against_the_token_mlps_first_weight():
-    """The law discover_of counts beyond the Mixer's 34 derived (at most 35; by blocks, in its
-    block): ||gamma_1||^2 + ||beta_1||^2 - ||W_fc1||^2 of the token-mixing LayerNorm and the token
-    MLP's first weight. One c for every channel scales gamma_1 and beta_1 (the whole LayerNorm
-    output) and 1/c the token MLP's weight, which reads the transposed sequence; a c per
-    channel is no symmetry (W_fc1 is shared by the channels). Checked by value at generic
-    weights (beta != 0), with the per-channel form as the negative control."""
+    """The Mixer's 35th law (discover_of: at most 35; by blocks, in its block; derived since
+    2026-12-05, `Dense.absorbs_whole`): ||gamma_1||^2 + ||beta_1||^2 - ||W_fc1||^2 of the
+    token-mixing LayerNorm and the token MLP's first weight. One c for every channel scales
+    gamma_1 and beta_1 (the whole LayerNorm output) and 1/c the token MLP's weight, which
+    reads the transposed sequence; a c per channel is no symmetry (W_fc1 is shared by the
+    channels). Checked by value at generic weights (beta != 0), with the per-channel form as
+    the negative control, and found among the derived laws by name."""
     torch.manual_seed(1)
     net = Mixer().double()
     with torch.no_grad():
@@ -446,6 +448,8 @@ def test_the_mlp_mixer_s_35th_law_trades_the_token_norms_affine_against_the_toke
         assert terms.sum().abs() <= 1e-13 * terms.abs().sum()  # <grad Q, grad L> = 0: a law
         per_channel = gamma * gamma.grad + beta * beta.grad
         assert per_channel.abs().max() > 1e-3 * terms.abs().sum()  # per channel: no law
+    names = [law.name for law in laws_of(net, torch.randn(4, 3, 4, 4, dtype=torch.float64))]
+    assert "layer res0.ln0/res0.dense0" in names and "unit res0.ln0/res0.dense0" not in names  # one c for all
 
 
 def test_a_relu6_has_a_relus_laws_where_nothing_saturates_and_none_where_its_data_do():

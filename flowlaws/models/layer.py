@@ -169,6 +169,13 @@ class Layer:
         shared = dataclasses.replace(path.met(site, site.views(0, 1, own=(1,)), path.degree), uniform=True)
         return shared.times(1.0, False, shifts=False)
 
+    def absorbs_whole(self, path, site):
+        """The path closed here when one c for all its units scales this layer's whole input
+        and its weights absorb it whole (c^-degree), where `carry` passes it instead: the
+        walk's fallback if the passed path dies later (`symmetry.walk`). None: no such
+        absorption (the default)."""
+        return None
+
     def carry(self, path, site):
         """How a scaling of the input units passes through: the path after this layer,
         or None when it cannot pass (no symmetry). A weight layer absorbs a scaling of

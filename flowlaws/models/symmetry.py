@@ -350,15 +350,20 @@ def unfollowed_ranges(model) -> list[str]:
 def walk(path: Path, site: Site) -> Path | None:
     """Carry ``path`` through the layers from ``site`` to the end of its chain;
     None when some layer cannot carry it (one branch's units of a concatenation reach only
-    layers that declare they carry such a range, `Layer.ranged`)."""
-    chain = site.chain
+    layers that declare they carry such a range, `Layer.ranged`). Where a layer passes the
+    path but could absorb it whole with one c for every unit (`Layer.absorbs_whole`), that
+    closed path is the answer if the passed one dies later."""
+    chain, fallback = site.chain, None
     for position in range(site.position, len(chain.layers)):
         here = replace(site, position=position)
         if path.span and not here.layer.ranged:
             unfollowed(here, f"{here.layer.spec} does not carry one branch's units of a concatenation")
             return None
+        fallback = fallback or here.layer.absorbs_whole(path, here)
         path = here.layer.carry(path, here)
-        if path is None or path.closed:
+        if path is None:
+            return fallback
+        if path.closed:
             return path
     return path
 

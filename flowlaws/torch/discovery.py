@@ -248,7 +248,8 @@ class ModuleProblem:
         reverse pass for the generators that read it, the batches themselves batched
         (`vmap`, VALUE_ROWS generators a call)."""
         self.work.spend(len(self.C))
-        batches, K = len(self.X), len(self.C)
+        K = len(self.C)
+        batches = min(len(self.X), K)  # (generator k reads batch k mod len(X): fewer generators read fewer)
         per = -(-K // batches)  # generators per batch: batch b reads rows b, b + batches, ...
         C = torch.cat([self.C, self.C.new_zeros((per * batches - K, *self.C.shape[1:]))])
         C = C.reshape(per, batches, *self.C.shape[1:]).transpose(0, 1)  # (batch, its generators, *output)
@@ -365,8 +366,8 @@ def _least_singular_bound(S) -> float | None:
     round-off of the product and the factor, at most (n + D) eps tr(G), under half the shift
     while n + D < 4 10^6. Else from S's R factor (Householder QR, backward stable as the
     SVD is), s_min(S) = s_min(R) = 1 / ||R^-1||_2 >= 1 / ||R^-1||_F: it reaches condition
-    numbers near 1 / sqrt(D eps) and more, where a Gram matrix loses them (BatchNorm's eps
-    leaves a ResNet's fields 1e-5 of their size along its convolutions' scale)."""
+    numbers the Gram matrix squares away (BatchNorm's eps leaves a ResNet's fields 1e-5 of
+    their size along its convolutions' scale)."""
     G = S.T @ S
     shift = SPAN_TOL * float(np.trace(G))
     G[np.diag_indices_from(G)] -= shift

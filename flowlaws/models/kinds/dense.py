@@ -8,13 +8,14 @@ absorb a scaling of input feature j. A scaling of the other axis of a (T, d) inp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import autograd.numpy as anp
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import Layer
+from flowlaws.models.symmetry import Family
 from flowlaws.validation import positive_ints
 
 
@@ -87,6 +88,19 @@ class Dense(Layer):
         if path.on_axis(True, len(site.in_shape)):
             return path.absorbed(site)
         return self.mapped_alone(path, site)
+
+    def absorbs_whole(self, path, site):
+        """A scaling of the other axis of a (T, d) input (which `carry` passes, each row
+        mapped alone) with one c for every unit scales the whole input: W absorbs it whole,
+        a layer law (the MLP-Mixer's token-mixing LayerNorm, whose gain and shift scale its
+        whole output, against the token MLP's first weight, which reads the transposed
+        sequence: ||gamma||^2 + ||beta||^2 - ||W||^2; no mixing, the rows being mapped alone)."""
+        ndim = len(site.in_shape)
+        if (path.on_axis(True, ndim) or path.span or path.summed or path.projective or path.interleaved
+                or path.family is not Family.RESCALE or path.units != site.in_shape[0]):
+            return None
+        whole = path.met(site, site.views(0, 1, own=(0,)), -path.degree)
+        return replace(whole, closed=True, uniform=True, linear=False, shifts=False, classes=0, blocks=1)
 
     def row_scale(self, site) -> str:
         """Each row mapped alone, linearly: a factor per row passes, unless a bias is added."""
