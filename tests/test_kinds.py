@@ -80,6 +80,11 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     # the MLP-Mixer's token mixing: one c for every channel of the LayerNorm's affine output,
     # absorbed whole by the dense layer that reads the transposed sequence (a layer law)
     "seq:3x4:layernorm(affine),moveaxis(0,-1),dense(5,bias),gelu,dense(3,bias),moveaxis(0,-1),flatten,dense(1)",
+    # a normalization at eps > 0 turns a scaling of each row into a positive factor per row,
+    # which a later one at eps = 0 removes: the scale law holds (laws-complete, seed 1700)
+    "seq:3:rmsnorm(affine),layernorm(eps=1e-05),layernorm,flatten,dense(1)",
+    "seq:3:dense(3),layernorm(eps=1e-05),layernorm,flatten,dense(1)",
+    "seq:2x3:dense(3),rmsnorm(eps=1e-05),rmsnorm,flatten,dense(1)",
     # one branch's units of a concatenation, a range of the joined axis (`View.span`): read by a
     # convolution, a flattened dense layer, a BatchNorm (a bias both branches pass to it), nested
     "seq:2x5:conv1d(2,1,bias),relu,concat[conv1d(2,3,padding=1,bias),relu | conv1d(1,1)],conv1d(2,1),flatten,dense(1)",

@@ -238,8 +238,9 @@ class Normalization(Layer):
             return self._projected(path, site)
         if path.summed and self._centres_units(path, ndim):
             return replace(path, closed=True, layers=(*path.layers, site.name))
+        row_factor = bool(self.eps) and not path.interleaved and self._leaves_row_factor(site)
         if not self.centers:
-            path = None if self.eps else replace(path, shifts=False)
+            path = None if self.eps and not row_factor else replace(path, shifts=False)
         if path is None:
             return None
         unit_axis = ndim - 1 if path.last_axis else 1
@@ -247,7 +248,15 @@ class Normalization(Layer):
         # emitting layer's units alone: not after a flatten that interleaves positions
         per_sample = 0 not in self.axes(ndim) and not path.interleaved
         return path.normalized(site, uniform=unit_axis in self.axes(ndim), per_sample=per_sample,
-                               scales=not self.eps)
+                               scales=not self.eps or row_factor)
+
+    def _leaves_row_factor(self, site) -> bool:
+        """At eps > 0 over each row, a scaling c of a row leaves x̂ times a positive factor for
+        that row, c sqrt(var + eps) / sqrt(c^2 var + eps), which a later normalization of the
+        rows at eps = 0 removes (`removes_shift` "row_scale"): the scale law holds after all
+        (its own beta, not scaled by that factor, would break it)."""
+        return (self._per_row(len(site.in_shape) + 1) and not (self.affine and self.centers)
+                and removes_shift(site, "row_scale") is not None)
 
     @classmethod
     def draw(cls, draw, shape, context):
