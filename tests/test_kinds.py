@@ -85,6 +85,12 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     "seq:3:rmsnorm(affine),layernorm(eps=1e-05),layernorm,flatten,dense(1)",
     "seq:3:dense(3),layernorm(eps=1e-05),layernorm,flatten,dense(1)",
     "seq:2x3:dense(3),rmsnorm(eps=1e-05),rmsnorm,flatten,dense(1)",
+    # a LayerNorm's rows with the feature axis moved first: every 2nd entry of the flat sample is
+    # one group, so a dense layer's weights along it sum to a law (laws-complete, seed 1700);
+    # a bias-free map of each row keeps the sums over the first axis at 0
+    "seq:2x3:layernorm,moveaxis(0,-1),flatten,dense(2)",
+    "seq:2x3x2:layernorm,moveaxis(-1,0),flatten,dense(2)",
+    "seq:2x3:layernorm,moveaxis(0,-1),dense(2),flatten,dense(1)",
     # one branch's units of a concatenation, a range of the joined axis (`View.span`): read by a
     # convolution, a flattened dense layer, a BatchNorm (a bias both branches pass to it), nested
     "seq:2x5:conv1d(2,1,bias),relu,concat[conv1d(2,3,padding=1,bias),relu | conv1d(1,1)],conv1d(2,1),flatten,dense(1)",

@@ -61,6 +61,8 @@ def test_every_law_s_sums_equal_the_law_evaluated_slice_by_slice_for_every_archi
     "seq:2:batchnorm,moe(experts=2,hidden=1,top=1,gate=softmax,expert=relu),flatten,dense(1)",  # a unit per entry
     # a kernel's columns (`View.transposed`)
     "seq:2x4x4:conv2d(3,2,stride=2,bias),flatten(start=1),moveaxis(0,-1),layernorm(eps=1e-05),flatten,dense(1)",
+    # a row's entries in interleaved parts: a LayerNorm's groups moved and flattened
+    "seq:2x3:layernorm,moveaxis(0,-1),flatten,dense(2)",
 ])
 @pytest.mark.parametrize("small", [0, 10**9])
 def test_grouped_interleaved_and_matrix_views_sum_as_their_slices_do(spec, small, rng):
@@ -93,6 +95,8 @@ def test_a_law_whose_slices_no_law_shares_has_its_own_rows_and_a_unit_law_shares
     "seq:8x5x5:conv2d(6,3,padding=1),relu,conv2d(4,3,padding=1),flatten,dense(2)",  # conv rows of 72 and 54
     # a kernel's columns (`View.transposed`)
     "seq:2x4x4:conv2d(3,2,stride=2,bias),flatten(start=1),moveaxis(0,-1),layernorm(eps=1e-05),flatten,dense(1)",
+    # a row's entries in interleaved parts: a LayerNorm's groups moved and flattened
+    "seq:2x3:layernorm,moveaxis(0,-1),flatten,dense(2)",
 ])
 def test_torch_views_with_any_strides_sum_as_numpy_arrays_do(spec, rng):
     # the PyTorch monitor's operands are strided views of one (5, N) array; here each

@@ -70,7 +70,12 @@ def unit_of_slot(view: View, shape: tuple[int, ...]) -> np.ndarray:
         size = int(np.prod(shape))
         unit = np.empty(size, int)
         moved = np.moveaxis(np.arange(size).reshape(shape), view.axis, 0).ravel()
-        unit[moved] = np.arange(size) // (size // view.units)
+        m = np.arange(size)
+        if view.interleaved:  # row r's entries in units / length interleaved parts
+            parts = view.units // length
+            unit[moved] = m // (size // length) * parts + m % (size // length) % parts
+        else:
+            unit[moved] = m // (size // view.units)
         return unit
     if view.groups > 1:
         other = 0 if view.axis else 1

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.symmetry import from_weight_layer, sample_shifts, unfollowed
+from flowlaws.models.symmetry import Centred, from_weight_layer, sample_shifts, unfollowed
 
 REALMIN = float(np.finfo(np.float64).tiny)  # smallest normal float64: the underflow threshold
 
@@ -66,6 +66,7 @@ class Layer:
     polynomial: ClassVar[bool] = True  # in its params and input, once its pattern is frozen
     couples_samples: ClassVar[bool] = False  # its output for one sample depends on others
     reads_last_axis: ClassVar[bool] = False  # a weight layer's columns read the sample's last axis
+    keeps_order: ClassVar[bool] = False  # its output's flat entries are its input's, in place (maps of each)
     # (attention's features, a position-wise dense layer's), not its first (a convolution's channels)
     ranged: ClassVar[bool] = False  # it carries a path of some of its input units (`Path.span`)
 
@@ -240,6 +241,16 @@ class Layer:
         out = self.out_shape(in_shape)
         return groups if len(out) == 1 else int(np.prod(out[:-1]))
 
+    def centred_layout(self, in_shape, groups: Centred) -> Centred | None:
+        """The centred groups of its output (`symmetry.Centred`), None when it does not keep
+        them: contiguous groups as `keeps_sums` and `centred_groups` say; interleaved ones
+        only through a layer that keeps every entry in its place (``keeps_order``)."""
+        if not self.keeps_sums(in_shape):
+            return None
+        if groups.interleaved:
+            return groups if self.keeps_order else None
+        return Centred(self.centred_groups(in_shape, groups.count))
+
     def rescalings(self, site):
         """The rescalings that start at this layer (a layer that only adds parameters, a
         class token: the translation laws of the shifts they make, `written_shifts`)."""
@@ -280,9 +291,9 @@ class Layer:
         """The slices that absorb a scaling of input unit i: the weight along axis 1."""
         return site.views(1, path.units, own=(0,), interleaved=path.interleaved, ranged=path)
 
-    def centered(self, site, groups: int):
+    def centered(self, site, groups: Centred):
         """Slices whose entry sums never move when its input is centered (sums to 0) over
-        each of ``groups`` contiguous blocks of a sample (after a LayerNorm): none here."""
+        each of its centred ``groups`` (after a LayerNorm, `symmetry.Centred`): none here."""
         return ()
 
     # --- its spec (see flowlaws.models.spec) ---------------------------------------------
@@ -360,6 +371,7 @@ class Entrywise(Layer):
     over the batch does (`shift`)."""
 
     ranged: ClassVar[bool] = True  # one branch's units of a concatenation pass it
+    keeps_order: ClassVar[bool] = True
 
     def feature_shift(self, site) -> str:
         return self.shift(site)

@@ -82,7 +82,8 @@ class View:
     axis: int
     units: int
     size: int = 0  # entries of the whole parameter (0: unknown)
-    interleaved: bool = False  # unit i owns entries i, i + units, ... of the axis
+    interleaved: bool = False  # unit i owns entries i, i + units, ... of the axis (units > the axis's
+    # length: row r's entries split in units / length interleaved parts, unit r units / length + g)
     ndim: int = 2  # axes of the whole parameter (a bias or a gain: 1)
     groups: int = 1  # a grouped convolution's input axis: unit i's slice is its group's rows only
     transposed: bool = False  # unit i is entry i of every row along axis 0 (a kernel's columns)
@@ -104,6 +105,9 @@ class View:
             rest = p.shape[2:]
             p = xp.swapaxes(xp.reshape(p, (p.shape[0], self.groups, -1, *rest)), 0, 1)
             return xp.reshape(p, (self.units, -1))
+        if self.interleaved and self.units > p.shape[0]:  # each row's entries in units / rows interleaved parts
+            return xp.reshape(xp.swapaxes(xp.reshape(p, (p.shape[0], -1, self.units // p.shape[0])), 1, 2),
+                              (self.units, -1))
         if self.interleaved:  # a dense layer after flattening (T, d): feature j at t*d + j
             rest = p.shape[1:]
             return xp.reshape(xp.swapaxes(xp.reshape(p, (-1, self.units, *rest)), 0, 1), (self.units, -1))
@@ -115,8 +119,12 @@ class View:
         size = self.span or size
         entry = f"{self.offset}+{unit}" if self.offset and size == self.units else unit
         index = [entry if a == self.axis else ":" for a in range(ndim)]
+        parts = self.units // size
         block = ("" if size == self.units
                  else f" ({unit}'s group's rows, {unit} mod {size})" if self.groups > 1
+                 else f" (row {unit} // {parts}, its entries {unit} mod {parts} + {parts} k)"
+                 if self.interleaved and parts > 1
+                 else f" (row {unit} // {parts}, its block {unit} mod {parts})" if parts > 1
                  else f" (every {self.units}th from {unit})" if self.interleaved
                  else f" (block {unit} of {size // self.units}{f' from {self.offset}' if self.offset else ''})")
         return f"{self.name}[{','.join(index)}]{block}"
@@ -434,15 +442,27 @@ def close(start: Path, end: Path | None, site: Site) -> Iterator[Rescaling]:
         yield from shifts(name, tuple(t.view for t in end.terms), end.units, end.uniform, end.per_sample)
 
 
-def centred_reader(site: Site, groups: int) -> tuple[Site | None, int]:
+@dataclass(frozen=True)
+class Centred:
+    """The groups of a sample's flat entries that each sum to 0 (after a LayerNorm):
+    ``count`` contiguous blocks, or (``interleaved``) entries g, g + count, g + 2 count, ...
+    for group g (a LayerNorm's rows after the feature axis moves first)."""
+
+    count: int
+    interleaved: bool = False
+
+
+def centred_reader(site: Site, groups: Centred) -> tuple[Site | None, Centred]:
     """The first layer from ``site`` on that does not keep its input's centred groups
-    (`Layer.keeps_sums`), and how many centred groups reach it; (None, groups) when every
-    layer to the end of the chain keeps them."""
+    (`Layer.centred_layout`), and the centred groups that reach it; (None, groups) when
+    every layer to the end of the chain keeps them."""
     chain, position = site.chain, site.position
-    while position < len(chain.layers) and chain.layers[position].keeps_sums(chain.shapes[position]):
-        groups = chain.layers[position].centred_groups(chain.shapes[position], groups)
-        position += 1
-    return (replace(site, position=position) if position < len(chain.layers) else None), groups
+    while position < len(chain.layers):
+        kept = chain.layers[position].centred_layout(chain.shapes[position], groups)
+        if kept is None:
+            return replace(site, position=position), groups
+        groups, position = kept, position + 1
+    return None, groups
 
 
 def removes_shift(site: Site, kind: str = "shift") -> str | None:

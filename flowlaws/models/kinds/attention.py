@@ -357,8 +357,10 @@ class Attention(Layer):
         bo -> bo + t 1 shift every output feature alike (`Layer.shifted_rows`)."""
         return self.rows(site, self.units_out(site))
 
-    def centered(self, site, groups: int):
+    def centered(self, site, groups):
         """Each column of Wq, Wk, Wv reads the whole feature axis (one group per position)."""
+        if groups.interleaved:
+            return ()
         own = self.own("Wq", "Wk", "Wv")
         return tuple(site.views(1, shape[1], own=(i,))[0]
                      for i, (_, shape) in enumerate(self.param_shapes(site.in_shape)) if i in own)

@@ -8,6 +8,7 @@ absorb a scaling of input feature j. A scaling of the other axis of a (T, d) inp
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -15,7 +16,7 @@ import autograd.numpy as anp
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Family
+from flowlaws.models.symmetry import Centred, Family
 from flowlaws.validation import positive_ints
 
 
@@ -102,14 +103,24 @@ class Dense(Layer):
         whole = path.met(site, site.views(0, 1, own=(0,)), -path.degree)
         return replace(whole, closed=True, uniform=True, linear=False, shifts=False, classes=0, blocks=1)
 
+    def centred_layout(self, in_shape, groups: Centred) -> Centred | None:
+        """Sums over the first axis that are 0 (interleaved groups, `symmetry.Centred`)
+        stay 0 through a map of each row without a bias: one group per output entry of a row."""
+        if groups.interleaved and not self.bias and len(in_shape) > 1 and groups.count == math.prod(in_shape[1:]):
+            return Centred(math.prod(self.out_shape(in_shape)[1:]), interleaved=True)
+        return super().centred_layout(in_shape, groups)
+
     def row_scale(self, site) -> str:
         """Each row mapped alone, linearly: a factor per row passes, unless a bias is added."""
         return "stops" if self.bias else "passes"
 
-    def centered(self, site, groups: int):
-        """W[k, block g] for every row k and block g of a flat input; on a (T, d) input each
-        row reads one group (a position's features): the row sums."""
-        return site.views(0, self.units * (groups if len(site.in_shape) == 1 else 1), own=(0,))
+    def centered(self, site, groups):
+        """W[k, group g] for every row k and group g of a flat input (its block, or its
+        interleaved entries); on a (T, d) input each row reads one contiguous group (a
+        position's features): the row sums."""
+        if len(site.in_shape) == 1:
+            return site.views(0, self.units * groups.count, own=(0,), interleaved=groups.interleaved)
+        return () if groups.interleaved else site.views(0, self.units, own=(0,))
 
     @classmethod
     def draw(cls, draw, shape, context):

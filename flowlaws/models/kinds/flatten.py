@@ -24,6 +24,7 @@ class Flatten(Layer):
     example: ClassVar[str] = "seq:2x4:conv1d(2,2),relu,flatten,dense(2)"
     ranks: ClassVar[tuple[int, ...]] = (2, 3)
     ranged: ClassVar[bool] = True  # one branch's units of a concatenation pass it
+    keeps_order: ClassVar[bool] = True
 
     def out_shape(self, in_shape):
         if not 0 <= self.start < max(len(in_shape), 1):

@@ -141,7 +141,7 @@ class Fork(Layer):
         found = [self.emitter(inner) for inner in self.inners(site) if inner.chain.layers]
         return any(f is not None and f[0].layer.rows_on_last_axis(f[0]) for f in found)
 
-    def centered(self, site, groups: int):
+    def centered(self, site, groups):
         """Each branch reads the block's input: the sums its first reader keeps (a branch
         that reads a centred sample through layers that keep it centred)."""
         for inner in self.inners(site):

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.kinds.normalization import Normalization
-from flowlaws.models.symmetry import Family, Rescaling, Term
+from flowlaws.models.symmetry import Centred, Family, Rescaling, Term
 from flowlaws.validation import positive_int
 
 
@@ -93,7 +93,7 @@ class GroupNorm(Normalization):
         reader = replace(site, position=position)
         if len(reader.in_shape) != 1:  # a reader of a flat sample: its columns in G contiguous blocks
             return
-        for view in reader.layer.centered(reader, self.groups):
+        for view in reader.layer.centered(reader, Centred(self.groups)):
             yield Rescaling(f"{site.name}/{reader.name}.{view.name.rsplit('.', 1)[1]}", view.units,
                             (Term(view, 1.0),), False, Family.TRANSLATION, order=1)
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import Layer
+from flowlaws.models.symmetry import Centred
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,15 @@ class MoveAxis(Layer):
         if landed not in (0, ndim - 1) or path.interleaved:
             return None
         return replace(path, last_axis=landed == ndim - 1)
+
+    def centred_layout(self, in_shape, groups: Centred) -> Centred | None:
+        """A LayerNorm's rows (one centred group per row of the last axis) with that axis
+        moved first: group g is then every entry g + count k (`symmetry.Centred`)."""
+        ndim = len(in_shape)
+        rows = int(np.prod(in_shape[:-1]))
+        if groups.interleaved or groups.count != rows or self._order(ndim)[0] != ndim - 1:
+            return None
+        return Centred(rows, interleaved=True)
 
     def shift(self, site) -> str:
         """Varying along the channels: along the last axis when they land last."""

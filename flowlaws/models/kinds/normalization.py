@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument, Unrepresentable
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Family, Path, Rescaling, Term, centred_reader, removes_shift, walk
+from flowlaws.models.symmetry import Centred, Family, Path, Rescaling, Term, centred_reader, removes_shift, walk
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ class Normalization(Layer):
         ndim = len(site.in_shape) + 1
         if 0 in self.axes(ndim) or not self.centers:
             return
-        reader, groups = centred_reader(site.following(), int(np.prod(site.in_shape[:-1])))
+        reader, groups = centred_reader(site.following(), Centred(int(np.prod(site.in_shape[:-1]))))
         if reader is None:
             return
         for view in reader.layer.centered(reader, groups):
