@@ -178,6 +178,30 @@ def test_laws_complete_holds_on_a_centred_streams_mean_direction_and_on_units_fe
 
 
 @pytest.mark.parametrize("spec", [
+    "seq:3x3:conv1d(2,1),token,flatten,dense(1)",  # channel 1 never read: 4 laws, 0 derived (seed 1800)
+    "seq:2x3:batchnorm(affine),token,dense(1)",  # channel 1's gain and shift never read
+    "seq:3x3:conv1d(3,1),relu,dense(2),token,dense(1)",  # the channels stay on the first axis
+    "seq:3x3:dense(3),relu,token,dense(2)",  # a sequence's positions: nothing dropped
+    "seq:3x3:conv1d(2,1),moveaxis(0,-1),token,dense(1)",  # channels last: one position kept
+])
+def test_laws_complete_sets_a_token_aside_exactly_when_it_drops_channels_whose_laws_are_not_derived(spec):
+    """`NO_DROPPED_CHANNELS` against the oracle: the nets it sets aside have laws of unread
+    channels that the walker does not derive; the nets it keeps have none (docs/theory.md 7)."""
+    from flowlaws.checking import Scenario
+    from flowlaws.discover import discover
+    from flowlaws.losses import Square
+    from flowlaws.models import parse
+    from flowlaws.theorems.hypotheses import NO_DROPPED_CHANNELS
+
+    model = parse(spec)
+    case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, *model.input_shape)),
+                    np.zeros((2, *model.output_shape)), Square())
+    found = discover(model)
+    assert found.count is not None
+    assert (NO_DROPPED_CHANNELS.why(case) is not None) == (not found.complete)
+
+
+@pytest.mark.parametrize("spec", [
     "seq:2x2:conv_transpose1d(2,3,stride=2,padding=1),relu,flatten,dense(2)",  # taps {0, 2} and {1}: 4 laws, 2 derived
     "seq:2x2:conv_transpose1d(2,3,stride=2,padding=1,bias),relu,flatten,dense(2)",  # the bias joins them
     "seq:2x1:conv_transpose1d(2,2),relu,flatten,dense(2)",  # one input: each tap meets no other

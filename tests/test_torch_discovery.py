@@ -306,7 +306,7 @@ def test_depth_2_brackets_through_a_normalization_are_third_derivatives_right(no
         richardson = (4 * along(u, step / 2) - along(u, step)) / 3  # error O(step^4)
         expected = (richardson - vjp(a, theta)[1](inner(theta))[0]).numpy()
         converted = Converted.of(module, x)
-        laws_at, _ = _law_components(module, converted, converted.laws())
+        laws_at, *_ = _law_components(module, converted, converted.laws())
         rows = problem.law_rows(laws_at)
     assert np.allclose(value, expected, rtol=0, atol=1e-7 * np.abs(expected).max())
     cosines = np.abs(rows @ value) / (np.linalg.norm(rows, axis=1) * np.linalg.norm(value))
@@ -411,7 +411,7 @@ def test_the_mlp_mixer_s_stem_and_token_bias_laws_hold_on_the_module_and_are_der
         assert np.abs(directions @ g).max() <= 1e-12 * np.abs(g).sum()  # round-off of sums of |g|
     x = torch.randn(4, 3, 4, 4, dtype=torch.float64)
     converted = Converted.of(net, x)
-    laws_at, _ = _law_components(net, converted, converted.laws())
+    laws_at, *_ = _law_components(net, converted, converted.laws())
     shapes = [p.shape for p in net.parameters()]
 
     def laws_of_flat(flat):
@@ -559,8 +559,12 @@ def test_a_block_whose_derived_laws_miss_one_is_left_undecided():
     values = {name: p.detach() for name, p in module.named_parameters()}  # those not moving: laws_at's contract
     units = lambda p, name, n: ((p[f"{name}.fc1.weight"] ** 2).sum(1) + p[f"{name}.fc1.bias"] ** 2  # noqa: E731
                                 - (p[f"{name}.fc2.weight"] ** 2).sum(0))[:n]
-    found = _by_blocks(module, x, _blocks(module, Residual), cross_entropy=False,
-                       laws_at=lambda p: torch.cat([units({**values, **p}, "1", 4), units({**values, **p}, "2", 5)]),
+
+    def laws_at(p, only=None):  # (`_law_components`' protocol: the components ``only``)
+        every = torch.cat([units({**values, **p}, "1", 4), units({**values, **p}, "2", 5)])
+        return every if only is None else every[torch.as_tensor(only)]
+
+    found = _by_blocks(module, x, _blocks(module, Residual), cross_entropy=False, laws_at=laws_at,
                        law_names=["1"] * 4 + ["2"] * 5, seed=0, budget=10**5, quiet=())
     parts = dict(found.blocks)
     assert (parts["1"].upper, parts["1"].lower) == (5, 4) and (parts["2"].upper, parts["2"].lower) == (5, 5)
@@ -615,7 +619,14 @@ def test_law_rows_ranked_block_by_block_have_the_rank_of_the_whole_matrix(data):
         rows.append(rng.normal(size=sum(sizes)) if new else rng.normal(size=len(within)) @ within)
         alone.append(-1)
     rows = np.array(rows).reshape(-1, sum(sizes))
-    assert _blockwise_rank(rows, columns, np.array(alone, dtype=int)) == rank_and_gap(rows)[0]
+    alone = np.array(alone, dtype=int)
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows))), dtype=bool)
+    local = [(np.arange(len(rows)), rows[:, cols]) for cols in columns]  # every row may read every block
+    assert _blockwise_rank(local, alone, np.ones(len(rows), dtype=bool)) == rank_and_gap(rows)[0]
+    assert _blockwise_rank(local, alone, keep) == (rank_and_gap(rows[keep])[0] if keep.any() else 0)
+    read = [(np.flatnonzero(np.any(rows[:, cols] != 0, axis=1)), cols) for cols in columns]  # only the rows reading it
+    assert _blockwise_rank([(idx, rows[idx][:, cols]) for idx, cols in read], alone, keep) == \
+        _blockwise_rank(local, alone, keep)
 
 
 @settings(max_examples=40, deadline=None)
@@ -639,3 +650,26 @@ def test_fields_that_span_what_the_laws_leave_get_the_svds_rank_without_one_and_
     assert _spanning_rest(missing, laws) is None
     if m:
         assert _spanning_rest(fields + 1e-3 * rng.normal(size=(D + 8, m)) @ laws, laws) is None
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_the_derived_laws_chosen_components_are_those_of_every_law_and_read_only_their_candidate_blocks(data):
+    """`_law_components`' laws_at(params, only) evaluates only the laws of ``only`` and
+    gives exactly laws_at(params)[only]; each component's gradient is 0 off the parameters
+    its candidate set names (so a block's rows may be taken from its candidates alone)."""
+    torch.manual_seed(0)
+    module = BasicBlock(2, 3, 2)
+    x = torch.randn(4, 2, 4, 4)
+    converted = Converted.of(module, x)
+    laws_at, names, reads = _law_components(module, converted, converted.laws())
+    point = {name: torch.randn(p.shape, dtype=torch.float64) for name, p in module.named_parameters()}
+    only = sorted(data.draw(st.sets(st.integers(0, len(names) - 1), min_size=1)))
+    assert torch.equal(laws_at(point, only), laws_at(point)[torch.as_tensor(only)])
+    from torch.func import jacrev
+
+    J = jacrev(laws_at)(point)
+    for name, rows in J.items():
+        touching = np.any(np.asarray(rows).reshape(len(names), -1) != 0, axis=1)
+        assert all(name in reads[i] for i in np.flatnonzero(touching))
+    assert all(read < set(point) for read in reads)  # candidates, never every parameter

@@ -11,6 +11,7 @@ from flowlaws.theorems.hypotheses import (
     HOMOGENEOUS_ACTS,
     NO_ALIASED_TAPS,
     NO_COPIES,
+    NO_DROPPED_CHANNELS,
     NO_LEARNED_OFFSET,
     NO_MOVED_GROUPS,
     NO_POOLED_LAST_AXIS,
@@ -60,7 +61,7 @@ def theorems() -> list[Theorem]:
             levels=(Level.COMPLETE,),
             hypotheses=(NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                         NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
-                        NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, NO_UNFOLLOWED_RANGE),
+                        NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, NO_DROPPED_CHANNELS, NO_UNFOLLOWED_RANGE),
             decide=completeness,
         ),
     ]

@@ -285,6 +285,25 @@ def _no_learned_offset(s):
     return None
 
 
+def _no_dropped_channels(s):
+    """A ``token`` keeps one entry of its input's first axis. Where that axis holds channels
+    (a convolution's or a BatchNorm's, with no ``moveaxis`` between), the other channels are
+    never read: each of their weights is a law by itself, a family flowlaws does not derive
+    (seq:3x3:conv1d(2,1),token,flatten,dense(1) has 4 laws, 0 derived; found by the
+    laws-complete campaign, seed 1800; docs/theory.md 7). Over a sequence's positions (a
+    dense layer's units on the last axis) nothing is dropped."""
+    layers = getattr(s.model, "all_layers", ())
+    for position, layer in enumerate(layers):
+        if layer.kind != "token":
+            continue
+        for before in reversed(layers[:position]):
+            if before.kind == "moveaxis":
+                break
+            if before.kind.startswith("conv") or before.kind in ("batchnorm", "groupnorm"):
+                return f"{layer.spec} keeps one channel of {before.spec}: the others are never read"
+    return None
+
+
 def _no_moved_groups(s):
     """A GroupNorm of several groups (no affine) whose sample a ``moveaxis`` permutes before
     its flat reader: each group still sums to 0, but its entries land spread over the flat
@@ -327,6 +346,7 @@ NO_POSITION_RAMP = Hypothesis("no ramp along a convolution's positions", _no_pos
 NO_TAP_CLASSES = Hypothesis("no transposed convolution's taps apart", _no_tap_classes)
 NO_COPIES = Hypothesis("no upsampling", _no_copies)
 NO_MOVED_GROUPS = Hypothesis("no GroupNorm's groups moved", _no_moved_groups)
+NO_DROPPED_CHANNELS = Hypothesis("no channel a token drops", _no_dropped_channels)
 NO_UNFOLLOWED_RANGE = Hypothesis("every concatenated range followed", _no_unfollowed_range)
 NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
@@ -336,7 +356,8 @@ HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_D
                                   COMBINES_GRADIENTS, SHIFT_INVARIANT, OWN_GROUPS,
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                                   NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
-                                  NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, NO_UNFOLLOWED_RANGE,
+                                  NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, NO_DROPPED_CHANNELS,
+                                  NO_UNFOLLOWED_RANGE,
                                   SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------

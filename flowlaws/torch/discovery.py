@@ -526,7 +526,7 @@ def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int 
     to count whole; ``budget`` is then each block's."""
     blocks_of = None if blocks is None else _blocks(module, blocks)
     cross_entropy = getattr(flowlaws_loss(loss), "name", None) == "cross_entropy"
-    laws_at, names, why, quiet = None, [], "", []
+    laws_at, names, reads, why, quiet = None, [], None, "", []
     inputs = _inputs(example_input)
     try:
         if len(inputs) > 1:
@@ -535,12 +535,12 @@ def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int 
     except InvalidArgument as error:
         why = f"not converted, so no derived laws: {error}"
     else:
-        laws_at, names = _law_components(getattr(module, "_orig_mod", module), converted, converted.laws(loss))
+        laws_at, names, reads = _law_components(getattr(module, "_orig_mod", module), converted, converted.laws(loss))
         quiet = converted.attentions
     budget = BUDGET if budget is None else budget
     if blocks_of is not None:
         found = _by_blocks(module, example_input, blocks_of, cross_entropy=cross_entropy, laws_at=laws_at,
-                           law_names=names, seed=seed, budget=budget, quiet=quiet)
+                           law_names=names, seed=seed, budget=budget, quiet=quiet, reads=reads)
     else:
         found = discover_module(module, example_input, cross_entropy=cross_entropy, laws_at=laws_at,
                                 law_names=names, seed=seed, budget=budget, quiet=quiet)
@@ -549,17 +549,34 @@ def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int 
 
 
 def _law_components(module, converted: Converted, laws) -> tuple:
-    """(params by name -> every component of ``laws`` as one torch vector, each
-    component's law name): the derived laws as a function of the module's parameters."""
+    """(``laws_at(params, only=None)``: the components ``only`` (indices, in order; default
+    every one) of ``laws`` as one torch vector, at the module's parameters by name, only
+    their laws evaluated; each component's law name; each component's candidate blocks:
+    the names of the trainable parameters its law's source modules read, a superset of
+    those it reads)."""
     name_of = {id(p): name for name, p in module.named_parameters()}
-
-    def laws_at(params):
-        T = converted.tensors(lambda t: params.get(name_of[id(t)], t.detach().to(torch.float64)))
-        return torch.cat([torch.as_tensor(law.value(T)).reshape(-1) for law in laws]) if laws else torch.zeros(0)
-
     current = converted.tensors(lambda t: t.detach().to("cpu", torch.float64))
-    names = [law.name for law in laws for _ in range(torch.as_tensor(law.value(current)).numel())]
-    return laws_at, names
+    sizes = [torch.as_tensor(law.value(current)).numel() for law in laws]
+    law_of = np.repeat(np.arange(len(laws)), sizes).astype(int)
+    first = np.cumsum([0, *sizes])[:-1].astype(int)  # each law's first component
+
+    def laws_at(params, only=None):
+        T = converted.tensors(lambda t: params.get(name_of[id(t)], t.detach().to(torch.float64)))
+        chosen = range(len(laws)) if only is None else sorted(set(law_of[np.asarray(only, dtype=int)].tolist()))
+        values = [torch.as_tensor(laws[k].value(T)).reshape(-1) for k in chosen]
+        values = torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
+        if only is None:
+            return values
+        at = dict(zip(chosen, np.cumsum([0] + [sizes[k] for k in chosen]).tolist(), strict=False))
+        return values[torch.as_tensor([at[law_of[c]] + c - first[law_of[c]] for c in np.asarray(only, dtype=int)],
+                                      dtype=torch.long)]
+
+    read_by = [frozenset(name_of[key] for key in read if key in name_of)  # model parameter -> what its source reads
+               for read, given in converted._reads() for _ in given]
+    names = [law.name for law, n in zip(laws, sizes, strict=True) for _ in range(n)]
+    reads = [frozenset().union(*(read_by[k] for k in law.params)) for law, n in zip(laws, sizes, strict=True)
+             for _ in range(n)]
+    return laws_at, names, reads
 
 
 def _blocks(module, blocks) -> list[tuple[str, list[str]]]:
@@ -593,55 +610,75 @@ def _blocks(module, blocks) -> list[tuple[str, list[str]]]:
     return groups + ([("rest", rest)] if rest else [])
 
 
-def _involved(laws_at: Callable, groups, module) -> np.ndarray:
-    """(law components x blocks): which blocks' parameters each derived law component
-    reads, from its gradient at a random point (at theta0 a zero bias would hide its term)."""
+def _local_rows(laws_at: Callable, reads, groups, module, point=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each block: (the law components that may read it (``reads``: each component's
+    parameter names, None: every block), their gradients over the block's parameters, in
+    its order) at ``point`` (parameters by name; default the module's own). One block's
+    Jacobian at a time: never a matrix of the model's width."""
+    point = point or {name: p.detach().to("cpu", torch.float64) for name, p in module.named_parameters()
+                      if p.requires_grad}
+    local = []
+    for _, names in groups:
+        idx = np.arange(reads) if isinstance(reads, int) else np.array(
+            [i for i, read in enumerate(reads) if not read.isdisjoint(names)], dtype=int)
+        if not len(idx):
+            local.append((idx, np.zeros((0, sum(point[name].numel() for name in names)))))
+            continue
+        J = jacrev(lambda own, idx=idx: laws_at({**point, **own}, idx))({name: point[name] for name in names})
+        local.append((idx, np.concatenate([np.asarray(J[name]).reshape(len(idx), -1) for name in names], axis=1)))
+    return local
+
+
+def _alone(laws_at: Callable, reads, groups, module) -> np.ndarray:
+    """For each derived law component, the block it reads alone, or -1 (several, or none):
+    from its gradient at a random point (at theta0 a zero bias would hide its term)."""
     generator = torch.Generator().manual_seed(0)
     point = {name: torch.randn(p.shape, generator=generator, dtype=torch.float64)
              for name, p in module.named_parameters() if p.requires_grad}
-    reads = {name: np.asarray(g).reshape(len(g), -1).any(axis=1) for name, g in jacrev(laws_at)(point).items()}
-    return np.stack([np.any([reads[name] for name in names], axis=0) for _, names in groups], axis=1)
+    count = reads if isinstance(reads, int) else len(reads)
+    involved = np.zeros((count, len(groups)), dtype=bool)
+    for block, (idx, rows) in enumerate(_local_rows(laws_at, reads, groups, module, point)):
+        involved[idx, block] = np.any(rows != 0, axis=1)
+    return np.where(involved.sum(axis=1) == 1, involved.argmax(axis=1), -1)
 
 
-def _law_rows(laws_at: Callable, module) -> np.ndarray:
-    """The derived law components' gradients at the module's own point, as rows."""
-    named = {name: p.detach().to("cpu", torch.float64) for name, p in module.named_parameters() if p.requires_grad}
-    rows = jacrev(laws_at)(named)
-    return np.concatenate([np.asarray(rows[name]).reshape(len(rows[name]), -1) for name in named], axis=1)
-
-
-def _columns(module, groups) -> list[np.ndarray]:
-    """Each block's columns of the law rows (`_law_rows`: the trainable parameters in order)."""
-    named = [(name, p.numel()) for name, p in module.named_parameters() if p.requires_grad]
-    starts = dict(zip([name for name, _ in named], np.cumsum([0] + [n for _, n in named]).tolist(), strict=False))
-    size = dict(named)
-    return [np.concatenate([np.arange(starts[name], starts[name] + size[name]) for name in names])
-            for _, names in groups]
-
-
-def _blockwise_rank(rows, columns, alone) -> int:
-    """The numerical rank of law rows (`rank_and_gap`'s) where row i reads block ``alone[i]``
-    alone, or several (-1; -2: leave it out): the rows within blocks are block-diagonal, so
-    their rank is the sum of each block's, and a row across blocks adds what of it lies off
-    their span (more than RANK_TOL * 1e3 of it, scaled to unit length, as `_independent`
-    takes it). One SVD per block, never one of the whole model's width."""
-    across = rows[alone == -1]
-    across = across / np.maximum(np.linalg.norm(across, axis=1, keepdims=True), 1e-300)
-    rank = 0
-    for block, cols in enumerate(columns):
-        within = rows[alone == block][:, cols]
+def _blockwise_rank(local, alone, keep) -> int:
+    """The numerical rank (`rank_and_gap`'s) of the law rows that ``keep`` marks, from
+    their blocks' parts (`_local_rows`); ``alone[i]``: the block row i reads alone, or -1.
+    Rows within blocks are block-diagonal: their rank is the sum of each block's (one SVD
+    per block). A row across blocks, scaled to unit length, adds what of it lies off their
+    span (more than RANK_TOL * 1e3 of it, as `_independent` takes it), ranked from each
+    block's part A = R^T Q^T (QR of A^T) as R^T: the same singular values, in the rows'
+    own coordinates. Never a matrix of the model's width."""
+    across = np.flatnonzero(keep & (alone == -1))
+    slot = np.full(len(alone), -1)
+    slot[across] = np.arange(len(across))
+    squares = np.zeros(len(across))
+    for idx, rows in local:
+        np.add.at(squares, slot[idx[slot[idx] >= 0]], (rows[slot[idx] >= 0] ** 2).sum(axis=1))
+    norms = np.maximum(np.sqrt(squares), 1e-300)
+    rank, parts = 0, []
+    for block, (idx, rows) in enumerate(local):
+        within = rows[keep[idx] & (alone[idx] == block)]
         within = within[np.linalg.norm(within, axis=1) > 0]
-        if not len(within):
-            continue
-        here = rank_and_gap(within)[0]
-        basis = svd(within / np.linalg.norm(within, axis=1, keepdims=True))[2][:here]
-        across[:, cols] -= (across[:, cols] @ basis.T) @ basis
-        rank += here
-    off = across[np.linalg.norm(across, axis=1) > RANK_TOL * 1e3]
+        mine = slot[idx] >= 0
+        A = rows[mine] / norms[slot[idx[mine]], None]
+        if len(within):
+            here = rank_and_gap(within)[0]
+            basis = svd(within / np.linalg.norm(within, axis=1, keepdims=True))[2][:here]
+            A = A - (A @ basis.T) @ basis
+            rank += here
+        if len(A) and A.shape[1]:
+            part = np.zeros((len(across), min(A.shape)))
+            part[slot[idx[mine]]] = scipy.linalg.qr(A.T, mode="r")[0][:min(A.shape)].T
+            parts.append(part)
+    off = np.concatenate(parts, axis=1) if parts else np.zeros((len(across), 0))
+    off = off[np.linalg.norm(off, axis=1) > RANK_TOL * 1e3]
     return rank + (rank_and_gap(off)[0] if len(off) else 0)
 
 
-def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_names, seed, budget, quiet) -> Discovery:
+def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_names, seed, budget, quiet,
+               reads=None) -> Discovery:
     """The law count block by block (Marcotte, Gribonval, Peyre 2025). Each block is
     counted alone: its parameters move and the others are constants, at the module's
     values and at fresh draws (a field of the model at any value of the others), with the
@@ -651,29 +688,32 @@ def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_nam
     here and by their brackets), so a block whose bounds meet has exactly its derived
     laws within it. The laws across blocks are the derived ones (their rank beyond the
     blocks'): none other by the paper's Theorem 4.7 (no law across a skip), which no rank
-    here checks."""
+    here checks. ``reads``: each law component's candidate parameter names
+    (`_law_components`; None: any), so no step holds a matrix of the model's width."""
     started = time.perf_counter()
     _check_module(module, example_input)
     base = getattr(module, "_orig_mod", module)
     D = sum(p.numel() for p in base.parameters() if p.requires_grad)
+    reads = reads if reads is not None else len(law_names)
     with one_thread():
-        involved = _involved(laws_at, groups, base) if laws_at else np.zeros((0, len(groups)), dtype=bool)
+        alone = _alone(laws_at, reads, groups, base) if laws_at else np.zeros(0, dtype=int)
         twin = _twin(module, quiet)
         fresh, parts = [_fresh_copy(twin, seed, draw) for draw in range(1, OTHERS)], []  # every block's others
-        for (path, names), reads in zip(groups, involved.T, strict=True):
-            own = torch.as_tensor(np.flatnonzero(reads & (involved.sum(axis=1) == 1)))
-            part_laws = (lambda params, own=own: laws_at(params)[own]) if len(own) else None
-            part = _discovered(module, example_input, cross_entropy, part_laws, [law_names[i] for i in own], seed,
-                               Work(budget), time.perf_counter(), quiet, free=names, fresh=fresh)
+        for block, (path, names) in enumerate(groups):
+            own = np.flatnonzero(alone == block)
+            part_laws = (lambda params, own=own: laws_at(params, own)) if len(own) else None
+            part = _discovered(twin, example_input, cross_entropy, part_laws, [law_names[i] for i in own], seed,
+                               Work(budget), time.perf_counter(), (), free=names, fresh=fresh)
             part.spec = path
             parts.append((path, part))
         spurious = sorted({law for _, part in parts for law in part.spurious})
-        good = [i for i, law in enumerate(law_names) if law not in spurious]
-        rows = _law_rows(laws_at, base) if laws_at else np.zeros((0, D))
-        alone = np.where(involved.sum(axis=1) == 1, involved.argmax(axis=1), -1)  # the block a row reads alone
-        columns = _columns(base, groups)
-        lower, derived = _blockwise_rank(rows[good], columns, alone[good]), _blockwise_rank(rows, columns, alone)
-        across = lower - _blockwise_rank(rows[good], columns, np.where(alone[good] >= 0, alone[good], -2))
+        good = np.array([law not in spurious for law in law_names], dtype=bool)
+        derived = lower = across = 0
+        if laws_at:
+            local = _local_rows(laws_at, reads, groups, base)
+            derived, lower = _blockwise_rank(local, alone, np.ones(len(alone), dtype=bool)), _blockwise_rank(
+                local, alone, good)
+            across = lower - _blockwise_rank(local, alone, good & (alone >= 0))
     uppers = [part.upper for _, part in parts]
     open_ = [path for path, part in parts if part.upper is None or part.upper != part.lower]
     upper = None if None in uppers or not laws_at else sum(uppers) + across  # type: ignore[arg-type]
