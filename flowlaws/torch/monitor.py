@@ -102,7 +102,7 @@ class _Layout:
 
 PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
 PRODUCTS = 1 << 20  # a model of up to this many watched entries forms its products, in cache (`LawSums`)
-BATCH_STEPS = 16  # steps judged at once: a judgement's numpy calls cost the same for one step or many
+BATCH_STEPS = 64  # steps judged at once: a judgement's numpy calls cost the same for one step or many
 STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (decay, buffer, step, add)
 
 
@@ -453,25 +453,25 @@ class LawMonitor:
         effects = effect_size(residuals, tolerances)
         layer = [x @ self._layers.T for x in (residuals, predictions, tolerances)]  # each layer law's sums
         layer.append(effect_size(layer[0], layer[2]))
-        forms = self.forms(self._operands())  # a model with matrix laws is judged step by step
-        for s, (step, *_) in enumerate(pending):
-            found, worst = [], {}
-            for law, rows in self._rows:
-                if law.kind is LawKind.MATRIX:
-                    residual, tolerance, effect, worst[id(law)] = _matrix(forms[id(law)], law, sizes[s, rows],
-                                                                         weights[s, rows])
-                    found.append((law, residual, None, tolerance, effect, worst[id(law)]))
-                elif law.kind is LawKind.LAYER:
-                    residual, predicted, tolerance, effect = (x[s, rows] for x in layer)
-                    found.append((law, residual, predicted, tolerance, effect, ()))
-                else:
-                    unit = int(np.argmax(effects[s, rows]))
-                    k = rows.start + unit
-                    found.append((law, residuals[s, k], predictions[s, k], tolerances[s, k], effects[s, k], (unit,)))
-            predicted = self.forms.predicted(worst) if worst else {}  # a matrix law's at its worst entry only
-            for record, (law, residual, prediction, tolerance, effect, unit) in zip(self._records, found, strict=True):
-                prediction = predicted[id(law)] if prediction is None else prediction
-                self._record(record, step, residual, prediction, tolerance, effect, unit)
+        steps, every = [step for step, *_ in pending], np.arange(len(pending))
+        forms = self.forms(self._operands()) if self.forms.batches else {}  # (then one step is pending)
+        worst, found = {}, []
+        for law, rows in self._rows:
+            if law.kind is LawKind.MATRIX:
+                residual, tolerance, effect, worst[id(law)] = _matrix(forms[id(law)], law, sizes[0, rows],
+                                                                     weights[0, rows])
+                found.append((law, [residual], None, [tolerance], [effect], [worst[id(law)]]))
+            elif law.kind is LawKind.LAYER:
+                found.append((law, *(x[:, rows] for x in layer), [()] * len(pending)))
+            else:  # a unit law at its worst unit, each step
+                unit = np.argmax(effects[:, rows], axis=1)
+                k = rows.start + unit
+                found.append((law, residuals[every, k], predictions[every, k], tolerances[every, k],
+                              effects[every, k], [(int(u),) for u in unit]))
+        predicted = self.forms.predicted(worst) if worst else {}  # a matrix law's at its worst entry only
+        for record, (law, residual, prediction, tolerance, effect, unit) in zip(self._records, found, strict=True):
+            prediction = [predicted[id(law)]] if prediction is None else prediction
+            self._record(record, steps, residual, prediction, tolerance, effect, unit)
 
     def _rounding(self) -> float:
         """The round-off the tolerance charges per unit of 2|theta| + |Delta| + |rest|
@@ -493,14 +493,18 @@ class LawMonitor:
         return max(float(torch.finfo(t.dtype).eps) for t in self.params)
 
     @staticmethod
-    def _record(record, step: int, residual, predicted, tolerance, effect, unit: tuple) -> None:
-        """Keep a law's worst component of ``step`` (``unit``: its index in the law's form)."""
-        record.measured.append(float(predicted + residual))
-        record.predicted.append(float(predicted))
-        record.effect.append(float(effect))
-        record.resolution.append(float(tolerance))
-        if record.flagged is None and effect > 1:
-            record.flagged = (step, unit, float(effect))
+    def _record(record, steps: list, residual, predicted, tolerance, effect, units: list) -> None:
+        """Keep a law's worst component at each of ``steps`` (``units``: its index in the
+        law's form, each step)."""
+        predicted = np.asarray(predicted, dtype=float)
+        effect = np.asarray(effect, dtype=float)
+        record.measured.extend((predicted + np.asarray(residual, dtype=float)).tolist())
+        record.predicted.extend(predicted.tolist())
+        record.effect.extend(effect.tolist())
+        record.resolution.extend(np.asarray(tolerance, dtype=float).tolist())
+        over = np.flatnonzero(effect > 1)
+        if record.flagged is None and len(over):
+            record.flagged = (steps[over[0]], units[over[0]], float(effect[over[0]]))
 
     # --- results --------------------------------------------------------------------------
     @property
