@@ -138,7 +138,8 @@ def test_an_expected_break_is_looked_for_in_at_least_min_break_cases_whatever_th
     ("seq:3x3:conv1d(2,1,bias),relu,dense(1,bias),flatten,dense(1,bias)", "no bias shared by mixed units"),
     ("seq:2x3:conv_transpose1d(2,2,stride=2),relu,flatten,dense(2)", "no transposed convolution's taps apart"),
     ("seq:2x3:conv1d(2,1,bias),upsample1d(2),batchnorm,relu,flatten,dense(1)", "no upsampling"),  # 10 laws, 4 derived
-    ("seq:2x3:groupnorm(groups=2),moveaxis(0,-1),flatten,dense(1)", "no GroupNorm's groups moved"),  # 2 laws, 0
+    ("seq:2x3:groupnorm(groups=2),moveaxis(0,-1),flatten,dense(1)", "no normalization's groups moved"),  # 2 laws, 0
+    ("seq:2x3:layernorm,moveaxis(0,-1),dense(2,bias),flatten,dense(1)", "no normalization's groups moved"),  # 3 not
     ("seq:2x4:conv_transpose1d(2,2,stride=2,bias),linear,avgpool1d(2),flatten,dense(1)",
      "no taps an average pool aliases"),
 ])

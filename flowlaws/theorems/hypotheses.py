@@ -305,16 +305,25 @@ def _no_dropped_channels(s):
 
 
 def _no_moved_groups(s):
-    """A GroupNorm of several groups (no affine) whose sample a ``moveaxis`` permutes before
-    its flat reader: each group still sums to 0, but its entries land spread over the flat
-    sample, a layout the walk of centred sums does not follow (its reader's sums over them
-    are translation laws flowlaws does not derive: seq:2x3:groupnorm(groups=2),moveaxis(0,-1),flatten,dense(1),
-    2 laws, 0 derived; one group, the whole sample, is derived; docs/theory.md 6)."""
+    """Centred groups a ``moveaxis`` permutes before their flat reader. A GroupNorm of
+    several groups (no affine): each group still sums to 0, but its entries land spread
+    over the flat sample, a layout the walk of centred sums does not follow (its reader's
+    sums over them are translation laws flowlaws does not derive:
+    seq:2x3:groupnorm(groups=2),moveaxis(0,-1),flatten,dense(1), 2 laws, 0 derived; one
+    group, the whole sample, is derived). A LayerNorm's rows moved first are followed
+    (interleaved groups), but a dense layer with a bias that maps them mixes its units with
+    the reader's centred weights: seq:2x3:layernorm,moveaxis(0,-1),dense(2,bias),flatten,dense(1),
+    3 laws not derived (docs/theory.md 6)."""
     layers = getattr(s.model, "layers", ())
     for position, layer in enumerate(layers):
-        if layer.kind == "groupnorm" and layer.groups > 1 and not layer.affine and any(
-                later.kind == "moveaxis" for later in layers[position + 1:]):
+        moved = [later for later in layers[position + 1:] if later.kind == "moveaxis"]
+        if layer.kind == "groupnorm" and layer.groups > 1 and not layer.affine and moved:
             return f"{layer.spec} at layer {position} has its groups moved by a moveaxis after it"
+        if layer.kind == "layernorm" and not layer.affine and moved:
+            after = layers[layers.index(moved[0], position + 1) + 1:]
+            biased = next((x for x in after if x.kind == "dense" and x.bias), None)
+            if biased is not None and any(x.kind == "flatten" for x in after[after.index(biased):]):
+                return f"{layer.spec} at layer {position} has its rows moved, then mapped by {biased.spec}"
     return None
 
 
@@ -345,7 +354,7 @@ NO_ALIASED_TAPS = Hypothesis("no taps an average pool aliases", _no_aliased_taps
 NO_POSITION_RAMP = Hypothesis("no ramp along a convolution's positions", _no_position_ramp)
 NO_TAP_CLASSES = Hypothesis("no transposed convolution's taps apart", _no_tap_classes)
 NO_COPIES = Hypothesis("no upsampling", _no_copies)
-NO_MOVED_GROUPS = Hypothesis("no GroupNorm's groups moved", _no_moved_groups)
+NO_MOVED_GROUPS = Hypothesis("no normalization's groups moved", _no_moved_groups)
 NO_DROPPED_CHANNELS = Hypothesis("no channel a token drops", _no_dropped_channels)
 NO_UNFOLLOWED_RANGE = Hypothesis("every concatenated range followed", _no_unfollowed_range)
 NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
