@@ -73,7 +73,7 @@ GENERIC = 1 / 3  # the noise that moves a fresh initialization to a generic poin
 OTHERS = 16  # draws of the parameters that do not move (`_by_blocks`): the module's own and 15 fresh
 #               ones, batch k at draw k mod 16: a block before a head of 4 outputs sees 16 heads' weightings
 CHUNK = 64  # brackets evaluated in one vmapped pass
-SPAN_TOL = 1e-9  # `_spanning_rest`: the Gram matrix's eigenvalues above this times its trace
+SPAN_TOL = 1e-10  # `_spanning_rest`: the Gram matrix's eigenvalues above this times its trace
 VALUE_ROWS = 256  # generators evaluated in one vmapped pass (their batches' forward passes batched)
 PARTNER_GROWTH = 4  # an undecided count is re-ranked with 4 times the partners, up to every generator
 ORTHOGONAL = 1e-8  # |<grad h, g>| <= ORTHOGONAL |grad h| |g| for every field: h is a law there
@@ -364,18 +364,19 @@ def _least_singular_bound(S) -> float | None:
     a Cholesky factor of G - SPAN_TOL tr(G) I, G = S^T S (one product and one factor, for a
     well-conditioned S): its existence puts G's eigenvalues above the shift less the
     round-off of the product and the factor, at most (n + D) eps tr(G), under half the shift
-    while n + D < 4 10^6. Else from S's R factor (Householder QR, backward stable as the
+    while n + D < 2 10^5. Else from S's R factor (Householder QR, backward stable as the
     SVD is), s_min(S) = s_min(R) = 1 / ||R^-1||_2 >= 1 / ||R^-1||_F: it reaches condition
     numbers the Gram matrix squares away (BatchNorm's eps leaves a ResNet's fields 1e-5 of
     their size along its convolutions' scale)."""
-    G = S.T @ S
-    shift = SPAN_TOL * float(np.trace(G))
-    G[np.diag_indices_from(G)] -= shift
-    try:
-        np.linalg.cholesky(G)
-        return math.sqrt(shift / 2)
-    except np.linalg.LinAlgError:
-        pass
+    if sum(S.shape) * np.finfo(float).eps < SPAN_TOL / 2:  # the round-off stays under half the shift
+        G = S.T @ S
+        shift = SPAN_TOL * float(np.trace(G))
+        G[np.diag_indices_from(G)] -= shift
+        try:
+            np.linalg.cholesky(G)
+            return math.sqrt(shift / 2)
+        except np.linalg.LinAlgError:
+            pass
     R = scipy.linalg.qr(S, mode="r", check_finite=False)[0][: S.shape[1]]
     inverse, info = scipy.linalg.lapack.dtrtri(R, lower=0)
     if info != 0 or not np.all(np.isfinite(inverse)):
