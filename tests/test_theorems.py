@@ -28,6 +28,17 @@ def _property(thm, extreme):
     return check
 
 
+def _still(spec):
+    """A case of ``spec`` with its initial weights and zero data, for a hypothesis to judge."""
+    from flowlaws.checking import Scenario
+    from flowlaws.losses import Square
+    from flowlaws.models import parse
+
+    model = parse(spec)
+    return model, Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, *model.input_shape)),
+                           np.zeros((2, *model.output_shape)), Square())
+
+
 @pytest.mark.parametrize("thm", TRUE, ids=lambda t: t.id)
 def test_true_theorem_holds_on_every_drawn_scenario(thm):
     _property(thm, extreme=False)()
@@ -145,16 +156,7 @@ def test_an_expected_break_is_looked_for_in_at_least_min_break_cases_whatever_th
 ])
 def test_laws_complete_sets_aside_the_families_it_cannot_derive_and_says_which(spec, fragment):
     """Found by the campaigns: laws no declared symmetry gives (docs/theory.md 6 and 7)."""
-    import numpy as np
-
-    from flowlaws.catalog import theorem
-    from flowlaws.checking import Scenario
-    from flowlaws.losses import Square
-    from flowlaws.models import parse
-
-    model = parse(spec)
-    case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, *model.input_shape)),
-                    np.zeros((2, *model.output_shape)), Square())
+    _, case = _still(spec)
     verdict = theorem("laws-complete").check(case)
     assert verdict.status == "invalid" and fragment in verdict.reason
 
@@ -165,63 +167,33 @@ def test_laws_complete_holds_on_a_centred_streams_mean_direction_and_on_units_fe
     """Two families once set aside, now derived: the mean direction of a centred stream (a
     summed law) and the sign classes of units fed by one value (the fewest laws of any
     region, a known extra)."""
-    import numpy as np
-
-    from flowlaws.catalog import theorem
-    from flowlaws.checking import Scenario
-    from flowlaws.losses import Square
-    from flowlaws.models import parse
-
-    model = parse(spec)
-    case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, *model.input_shape)),
-                    np.zeros((2, *model.output_shape)), Square())
+    _, case = _still(spec)
     assert theorem("laws-complete").check(case).status == "holds"
 
 
-@pytest.mark.parametrize("spec", [
-    "seq:3x3:conv1d(2,1),token,flatten,dense(1)",  # channel 1 never read: 4 laws, 0 derived (seed 1800)
-    "seq:2x3:batchnorm(affine),token,dense(1)",  # channel 1's gain and shift never read
-    "seq:3x3:conv1d(3,1),relu,dense(2),token,dense(1)",  # the channels stay on the first axis
-    "seq:3x3:dense(3),relu,token,dense(2)",  # a sequence's positions: nothing dropped
-    "seq:3x3:conv1d(2,1),moveaxis(0,-1),token,dense(1)",  # channels last: one position kept
+@pytest.mark.parametrize(("hypothesis", "spec"), [
+    # a transposed convolution's tap classes (docs/theory.md 6)
+    ("NO_TAP_CLASSES", "seq:2x2:conv_transpose1d(2,3,stride=2,padding=1),relu,flatten,dense(2)"),  # {0, 2}, {1}: 4, 2
+    ("NO_TAP_CLASSES", "seq:2x2:conv_transpose1d(2,3,stride=2,padding=1,bias),relu,flatten,dense(2)"),  # bias joins
+    ("NO_TAP_CLASSES", "seq:2x1:conv_transpose1d(2,2),relu,flatten,dense(2)"),  # one input: each tap meets no other
+    ("NO_TAP_CLASSES", "seq:2x3:conv_transpose1d(2,1,stride=2,bias),relu,flatten,dense(1)"),  # odd outputs: 4, 2
+    ("NO_TAP_CLASSES", "seq:2x2:conv_transpose1d(4,2,stride=2,bias,groups=2),relu,flatten,dense(1)"),
+    ("NO_TAP_CLASSES", "seq:2x3:conv_transpose1d(3,2),relu,conv1d(2,2),flatten,dense(1)"),  # stride 1: all meet
+    # channels a token drops (docs/theory.md 6)
+    ("NO_DROPPED_CHANNELS", "seq:3x3:conv1d(2,1),token,flatten,dense(1)"),  # channel 1 never read: 4, 0 (seed 1800)
+    ("NO_DROPPED_CHANNELS", "seq:2x3:batchnorm(affine),token,dense(1)"),  # channel 1's gain and shift never read
+    ("NO_DROPPED_CHANNELS", "seq:3x3:conv1d(3,1),relu,dense(2),token,dense(1)"),  # channels stay on the first axis
+    ("NO_DROPPED_CHANNELS", "seq:3x3:dense(3),relu,token,dense(2)"),  # a sequence's positions: nothing dropped
+    ("NO_DROPPED_CHANNELS", "seq:3x3:conv1d(2,1),moveaxis(0,-1),token,dense(1)"),  # channels last: a position kept
 ])
-def test_laws_complete_sets_a_token_aside_exactly_when_it_drops_channels_whose_laws_are_not_derived(spec):
-    """`NO_DROPPED_CHANNELS` against the oracle: the nets it sets aside have laws of unread
-    channels that the walker does not derive; the nets it keeps have none (docs/theory.md 7)."""
-    from flowlaws.checking import Scenario
+def test_laws_complete_sets_a_net_aside_exactly_when_discovery_finds_laws_of_that_family_not_derived(hypothesis,
+                                                                                                      spec):
+    """A hypothesis against the oracle: the nets it sets aside have laws of its family that
+    the walker does not derive; the nets it keeps have none."""
     from flowlaws.discover import discover
-    from flowlaws.losses import Square
-    from flowlaws.models import parse
-    from flowlaws.theorems.hypotheses import NO_DROPPED_CHANNELS
+    from flowlaws.theorems import hypotheses
 
-    model = parse(spec)
-    case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, *model.input_shape)),
-                    np.zeros((2, *model.output_shape)), Square())
+    model, case = _still(spec)
     found = discover(model)
     assert found.count is not None
-    assert (NO_DROPPED_CHANNELS.why(case) is not None) == (not found.complete)
-
-
-@pytest.mark.parametrize("spec", [
-    "seq:2x2:conv_transpose1d(2,3,stride=2,padding=1),relu,flatten,dense(2)",  # taps {0, 2} and {1}: 4 laws, 2 derived
-    "seq:2x2:conv_transpose1d(2,3,stride=2,padding=1,bias),relu,flatten,dense(2)",  # the bias joins them
-    "seq:2x1:conv_transpose1d(2,2),relu,flatten,dense(2)",  # one input: each tap meets no other
-    "seq:2x3:conv_transpose1d(2,1,stride=2,bias),relu,flatten,dense(1)",  # odd outputs hold the bias alone: 4, 2
-    "seq:2x2:conv_transpose1d(4,2,stride=2,bias,groups=2),relu,flatten,dense(1)",
-    "seq:2x3:conv_transpose1d(3,2),relu,conv1d(2,2),flatten,dense(1)",  # stride 1: every tap meets the next
-])
-def test_laws_complete_sets_a_transposed_convolution_aside_exactly_when_discovery_finds_laws_not_derived(spec):
-    """`NO_TAP_CLASSES` against the oracle: the nets it sets aside have laws of tap classes
-    that the walker does not derive; the nets it keeps have none (docs/theory.md 6)."""
-    from flowlaws.checking import Scenario
-    from flowlaws.discover import discover
-    from flowlaws.losses import Square
-    from flowlaws.models import parse
-    from flowlaws.theorems.hypotheses import NO_TAP_CLASSES
-
-    model = parse(spec)
-    case = Scenario(model, model.init(np.random.default_rng(0)), np.zeros((2, *model.input_shape)),
-                    np.zeros((2, *model.output_shape)), Square())
-    found = discover(model)
-    assert found.count is not None
-    assert (NO_TAP_CLASSES.why(case) is not None) == (not found.complete)
+    assert (getattr(hypotheses, hypothesis).why(case) is not None) == (not found.complete)

@@ -290,7 +290,7 @@ def _no_dropped_channels(s):
     (a convolution's or a BatchNorm's, with no ``moveaxis`` between), the other channels are
     never read: each of their weights is a law by itself, a family flowlaws does not derive
     (seq:3x3:conv1d(2,1),token,flatten,dense(1) has 4 laws, 0 derived; found by the
-    laws-complete campaign, seed 1800; docs/theory.md 7). Over a sequence's positions (a
+    laws-complete campaign, seed 1800; docs/theory.md 6). Over a sequence's positions (a
     dense layer's units on the last axis) nothing is dropped."""
     layers = getattr(s.model, "all_layers", ())
     for position, layer in enumerate(layers):
