@@ -552,9 +552,8 @@ def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int 
 def _law_components(module, converted: Converted, laws) -> tuple:
     """(``laws_at(params, only=None)``: the components ``only`` (indices, in order; default
     every one) of ``laws`` as one torch vector, at the module's parameters by name, only
-    their laws evaluated; each component's law name; each component's candidate blocks:
-    the names of the trainable parameters its law's source modules read, a superset of
-    those it reads)."""
+    their laws evaluated; each component's law name; each component's candidates: the
+    names of the parameters its law's source modules read, a superset of those it reads)."""
     name_of = {id(p): name for name, p in module.named_parameters()}
     current = converted.tensors(lambda t: t.detach().to("cpu", torch.float64))
     sizes = [torch.as_tensor(law.value(current)).numel() for law in laws]
@@ -613,15 +612,14 @@ def _blocks(module, blocks) -> list[tuple[str, list[str]]]:
 
 def _local_rows(laws_at: Callable, reads, groups, module, point=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each block: (the law components that may read it (``reads``: each component's
-    parameter names, None: every block), their gradients over the block's parameters, in
-    its order) at ``point`` (parameters by name; default the module's own). One block's
+    candidate parameter names, or None: any), their gradients over the block's parameters,
+    in its order) at ``point`` (parameters by name; default the module's own). One block's
     Jacobian at a time: never a matrix of the model's width."""
     point = point or {name: p.detach().to("cpu", torch.float64) for name, p in module.named_parameters()
                       if p.requires_grad}
     local = []
     for _, names in groups:
-        idx = np.arange(reads) if isinstance(reads, int) else np.array(
-            [i for i, read in enumerate(reads) if not read.isdisjoint(names)], dtype=int)
+        idx = np.array([i for i, read in enumerate(reads) if read is None or not read.isdisjoint(names)], dtype=int)
         if not len(idx):
             local.append((idx, np.zeros((0, sum(point[name].numel() for name in names)))))
             continue
@@ -636,8 +634,7 @@ def _alone(laws_at: Callable, reads, groups, module) -> np.ndarray:
     generator = torch.Generator().manual_seed(0)
     point = {name: torch.randn(p.shape, generator=generator, dtype=torch.float64)
              for name, p in module.named_parameters() if p.requires_grad}
-    count = reads if isinstance(reads, int) else len(reads)
-    involved = np.zeros((count, len(groups)), dtype=bool)
+    involved = np.zeros((len(reads), len(groups)), dtype=bool)
     for block, (idx, rows) in enumerate(_local_rows(laws_at, reads, groups, module, point)):
         involved[idx, block] = np.any(rows != 0, axis=1)
     return np.where(involved.sum(axis=1) == 1, involved.argmax(axis=1), -1)
@@ -695,7 +692,7 @@ def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_nam
     _check_module(module, example_input)
     base = getattr(module, "_orig_mod", module)
     D = sum(p.numel() for p in base.parameters() if p.requires_grad)
-    reads = reads if reads is not None else len(law_names)
+    reads = reads if reads is not None else [None] * len(law_names)
     with one_thread():
         alone = _alone(laws_at, reads, groups, base) if laws_at else np.zeros(0, dtype=int)
         twin = _twin(module, quiet)
