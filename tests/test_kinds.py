@@ -85,6 +85,10 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     "seq:3:rmsnorm(affine),layernorm(eps=1e-05),layernorm,flatten,dense(1)",
     "seq:3:dense(3),layernorm(eps=1e-05),layernorm,flatten,dense(1)",
     "seq:2x3:dense(3),rmsnorm(eps=1e-05),rmsnorm,flatten,dense(1)",
+    # an affine RMSNorm's gain absorbs a scaling of each unit, leaving a factor per row that a
+    # later row normalization removes: unit laws with the writer before it (laws-complete, seed 1900)
+    "seq:3:rmsnorm(affine),rmsnorm(affine),layernorm,flatten,dense(1)",
+    "seq:3:dense(3,bias),rmsnorm(affine,eps=1e-05),dense(3),rmsnorm,flatten,dense(2)",  # 7 laws, 5 before
     # a LayerNorm's rows with the feature axis moved first: every 2nd entry of the flat sample is
     # one group, so a dense layer's weights along it sum to a law (laws-complete, seed 1700);
     # a bias-free map of each row keeps the sums over the first axis at 0

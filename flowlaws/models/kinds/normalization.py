@@ -236,6 +236,9 @@ class Normalization(Layer):
         ndim = len(site.in_shape) + 1
         if path.projective:
             return self._projected(path, site)
+        if self._absorbs_in_gain(path, site):
+            return replace(path.met(site, self.rows(site, path.units), -path.degree), closed=True, linear=False,
+                           classes=0)
         if path.summed and self._centres_units(path, ndim):
             return replace(path, closed=True, layers=(*path.layers, site.name))
         row_factor = bool(self.eps) and not path.interleaved and self._leaves_row_factor(site)
@@ -249,6 +252,17 @@ class Normalization(Layer):
         per_sample = 0 not in self.axes(ndim) and not path.interleaved
         return path.normalized(site, uniform=unit_axis in self.axes(ndim), per_sample=per_sample,
                                scales=not self.eps or row_factor)
+
+    def _absorbs_in_gain(self, path, site) -> bool:
+        """Without centring (an affine RMSNorm over the path's units), a scaling c_i of each
+        unit is its gain's 1/c_i times a positive factor per row, rms(y) / rms(c y) (at any
+        eps), which a later normalization of the rows at eps = 0 removes (`removes_shift`
+        "row_scale"): the gain absorbs the scaling unit by unit, a unit law
+        (seq:3:dense(3),rmsnorm(affine),layernorm,flatten,dense(1): ||W_i||^2 - gamma_i^2;
+        found by the laws-complete campaign, seed 1900; docs/theory.md 6.2)."""
+        return (self.affine and not self.centers and path.family is Family.RESCALE and not path.summed
+                and not path.interleaved and not path.span and self._over_units(path, len(site.in_shape) + 1)
+                and removes_shift(site, "row_scale") is not None)
 
     def _leaves_row_factor(self, site) -> bool:
         """At eps > 0 over each row, a scaling c of a row leaves x̂ times a positive factor for
