@@ -259,7 +259,7 @@ class Normalization(Layer):
         eps), which a later normalization of the rows at eps = 0 removes (`removes_shift`
         "row_scale"): the gain absorbs the scaling unit by unit, a unit law
         (seq:3:dense(3),rmsnorm(affine),layernorm,flatten,dense(1): ||W_i||^2 - gamma_i^2;
-        found by the laws-complete campaign, seed 1900; docs/theory.md 6.2)."""
+        found by the laws-complete campaign, seed 1900; docs/theory.md 6)."""
         return (self.affine and not self.centers and path.family is Family.RESCALE and not path.summed
                 and not path.interleaved and not path.span and self._over_units(path, len(site.in_shape) + 1)
                 and removes_shift(site, "row_scale") is not None)
