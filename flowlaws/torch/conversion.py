@@ -1435,6 +1435,12 @@ class Converted:
         return list({key: t for read, _ in self._reads() for key, t in read.items()}.values())
 
     @property
+    def read_by_params(self) -> list[dict]:
+        """For each of the model's parameters, the torch parameters (by id) its source
+        module reads: a superset of those the parameter is a view of."""
+        return [read for read, given in self._reads() for _ in given]
+
+    @property
     def tied(self) -> frozenset[int]:
         """The model's parameters that read a torch parameter another module reads too
         (weight tying: a language model's head sharing its token embedding)."""

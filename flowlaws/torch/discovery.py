@@ -571,8 +571,7 @@ def _law_components(module, converted: Converted, laws) -> tuple:
         return values[torch.as_tensor([at[law_of[c]] + c - first[law_of[c]] for c in np.asarray(only, dtype=int)],
                                       dtype=torch.long)]
 
-    read_by = [frozenset(name_of[key] for key in read if key in name_of)  # model parameter -> what its source reads
-               for read, given in converted._reads() for _ in given]
+    read_by = [frozenset(name_of[key] for key in read if key in name_of) for read in converted.read_by_params]
     names = [law.name for law, n in zip(laws, sizes, strict=True) for _ in range(n)]
     reads = [frozenset().union(*(read_by[k] for k in law.params)) for law, n in zip(laws, sizes, strict=True)
              for _ in range(n)]
