@@ -639,14 +639,15 @@ def _alone(laws_at: Callable, reads, groups, module) -> np.ndarray:
     return np.where(involved.sum(axis=1) == 1, involved.argmax(axis=1), -1)
 
 
-def _blockwise_rank(local, alone, keep) -> int:
+def _blockwise_rank(local, alone, keep) -> tuple[int, int]:
     """The numerical rank (`rank_and_gap`'s) of the law rows that ``keep`` marks, from
-    their blocks' parts (`_local_rows`); ``alone[i]``: the block row i reads alone, or -1.
-    Rows within blocks are block-diagonal: their rank is the sum of each block's (one SVD
-    per block). A row across blocks, scaled to unit length, adds what of it lies off their
-    span (more than RANK_TOL * 1e3 of it, as `_independent` takes it), ranked from each
-    block's part A = R^T Q^T (QR of A^T) as R^T: the same singular values, in the rows'
-    own coordinates. Never a matrix of the model's width."""
+    their blocks' parts (`_local_rows`), as (the rows within blocks' rank, what the rows
+    across add); ``alone[i]``: the block row i reads alone, or -1. Rows within blocks are
+    block-diagonal: their rank is the sum of each block's (one SVD per block). A row across
+    blocks, scaled to unit length, adds what of it lies off their span (more than
+    RANK_TOL * 1e3 of it, as `_independent` takes it), ranked from each block's part
+    A = R^T Q^T (QR of A^T) as R^T: the same singular values, in the rows' own coordinates.
+    Never a matrix of the model's width."""
     across = np.flatnonzero(keep & (alone == -1))
     slot = np.full(len(alone), -1)
     slot[across] = np.arange(len(across))
@@ -671,7 +672,7 @@ def _blockwise_rank(local, alone, keep) -> int:
             parts.append(part)
     off = np.concatenate(parts, axis=1) if parts else np.zeros((len(across), 0))
     off = off[np.linalg.norm(off, axis=1) > RANK_TOL * 1e3]
-    return rank + (rank_and_gap(off)[0] if len(off) else 0)
+    return rank, (rank_and_gap(off)[0] if len(off) else 0)
 
 
 def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_names, seed, budget, quiet,
@@ -708,9 +709,9 @@ def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_nam
         derived = lower = across = 0
         if laws_at:
             local = _local_rows(laws_at, reads, groups, base)
-            derived, lower = _blockwise_rank(local, alone, np.ones(len(alone), dtype=bool)), _blockwise_rank(
-                local, alone, good)
-            across = lower - _blockwise_rank(local, alone, good & (alone >= 0))
+            derived = sum(_blockwise_rank(local, alone, np.ones(len(alone), dtype=bool)))
+            within, across = _blockwise_rank(local, alone, good)
+            lower = within + across
     uppers = [part.upper for _, part in parts]
     open_ = [path for path, part in parts if part.upper is None or part.upper != part.lower]
     upper = None if None in uppers or not laws_at else sum(uppers) + across  # type: ignore[arg-type]
