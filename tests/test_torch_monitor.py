@@ -193,7 +193,7 @@ def test_per_group_learning_rates_are_read_per_group_and_their_drift_predicted(m
 @pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: NanoGPT(dropout=0.0, tied=True)],
                          ids=["resnet-downsample", "swiglu", "nanogpt-tied"])
 def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
-    from flowlaws.torch.monitor import _Layout, _positions, _stacked
+    from flowlaws.torch.monitor import _Layout, _positions, _views_of
 
     torch.manual_seed(0)
     net = make()
@@ -211,7 +211,7 @@ def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
     index = torch.arange(layout.size)
     vector = X[1].numpy()
     for k, p in enumerate(converted.tensors(lambda t: t.detach())):
-        stacked = _stacked(X, layout.views)(k)
+        stacked = _views_of(X, layout.views)(k)
         assert torch.equal(stacked[1], p) and not stacked[0].any() and not stacked[2].any()
         assert np.array_equal(vector[_positions(layout.views[k], index)], p.reshape(-1).numpy())
 

@@ -205,8 +205,8 @@ class LawSums:
                 parts.append(formed[1])
                 continue
             if host is None:
-                host = (_host(segment) if segment is not None else np.concatenate(
-                    [_host(stacked(k)).reshape(len(OPERANDS), -1) for k in sorted(self.positions)], 1))
+                host = (to_host(segment) if segment is not None else np.concatenate(
+                    [to_host(stacked(k)).reshape(len(OPERANDS), -1) for k in sorted(self.positions)], 1))
             parts.append(_sums(host, order, (), [()])[0])
         return _on_host(parts).T
 
@@ -280,7 +280,7 @@ class MatrixForms:
         self._X, found = X, {}
         for members, plane, blocks, views in self.batches:
             G = sum(weight * (V[THETA] @ V[DR].mT) for weight, V in self._views(X, len(members), views))
-            for law, form in zip(members, _host(G + G.mT), strict=True):
+            for law, form in zip(members, to_host(G + G.mT), strict=True):
                 form = within_blocks(np, form, blocks)
                 found[id(law)] = centred(form) if plane else form
         return found
@@ -305,7 +305,7 @@ class MatrixForms:
                 total = total + weight * (Y[:, :, 0].transpose(0, 1) @ Y[:, :, 1].permute(1, 2, 0))  # 5 x 5 Grams
             if not plane:  # T_i . R_j + R_i . T_j + D_i . D_j
                 total = total[:, THETA, REST] + total[:, REST, THETA] + total[:, DELTA, DELTA]
-            for law, value, (a, b) in zip(members, _host(total), entries, strict=True):
+            for law, value, (a, b) in zip(members, to_host(total), entries, strict=True):
                 if plane:
                     found[id(law)] = float(centred(within_blocks(np, value, blocks))[a, b])
                 else:
@@ -377,12 +377,12 @@ def _on_host(parts: list) -> np.ndarray:
             joined[-1].append(part)
         else:
             joined.append(part if isinstance(part, np.ndarray) else [part])
-    host = [x if isinstance(x, np.ndarray) else _host(x[0] if len(x) == 1 else namespace(x[0]).cat(x, 1))
+    host = [x if isinstance(x, np.ndarray) else to_host(x[0] if len(x) == 1 else namespace(x[0]).cat(x, 1))
             for x in joined]
     return np.concatenate(host, 1) if host else np.zeros((CHANNELS, 0))
 
 
-def _host(x) -> np.ndarray:
+def to_host(x) -> np.ndarray:
     """x as float64 numpy (a torch tensor copied from its device)."""
     return np.asarray(x, float) if isinstance(x, np.ndarray) else x.detach().cpu().double().numpy()
 
@@ -396,10 +396,13 @@ def _sums(Y, order: int, first: tuple[int, ...], nexts: list) -> list:
     a quadratic law's sums over trailing axes of a contiguous torch parameter are read
     from the 5 x 5 Gram matrices of its rows instead, one batched product (`_grams`)."""
     xp = namespace(Y)
+    size = Y[0].size if xp is np else Y[0].numel()
+    if not first and nexts == [()] and 4 * size <= CHUNK:  # nothing summed: each entry's, in two calls
+        signed = Y[THETA] * Y[SIGNED] if order == 2 else Y[SIGNED]
+        return [xp.concatenate([signed, _powered(Y[MAGNITUDES], order)])]
     by_gram = {v: _grams(Y, len(away)) for v, away in enumerate(nexts) if _gram_fits(xp, Y, order, first, away)}
     others = [away for v, away in enumerate(nexts) if v not in by_gram]
     if others:
-        size = Y[0].size if xp is np else Y[0].numel()
         signed = _chunked(xp, 2, size, lambda rows: _reduced(
             xp, Y[THETA] * Y[SIGNED][rows] if order == 2 else Y[SIGNED][rows], first, others, None))
         magnitudes = _chunked(xp, 4, size, lambda rows: _reduced(

@@ -32,6 +32,7 @@ from flowlaws.invariants.sums import (
     LawSums,
     MatrixForms,
     products,
+    to_host,
 )
 from flowlaws.models.symmetry import LawKind, centred
 from flowlaws.torch.conversion import Converted
@@ -98,6 +99,30 @@ class _Layout:
         subtraction per parameter."""
         for t, a, b in zip(tensors, self.starts, self.starts[1:], strict=False):
             torch.sub(t, minus[a:b].view(t.shape), out=row[a:b].view(t.shape))
+
+
+@dataclass(frozen=True)
+class _Buffer:
+    """A step's one array, kept between steps: its operands (`OPERANDS`, the rows of X)
+    and, for a small model, their CHANNELS products (P, `products`), with every view a
+    step writes or reads made once (a view costs a torch call, microseconds; a step takes
+    dozens)."""
+
+    array: Any
+    X: Any
+    P: Any  # None unless the products are formed
+    rows: tuple  # X's rows
+    parts: tuple  # each row of X as one view per parameter (`_Layout.parts`)
+    stacked: Any  # `LawSums`' ``stacked`` of X: parameter k's operands, (5, *shape)
+    stacked_products: Any  # and of P
+
+    @classmethod
+    def of(cls, layout: _Layout, dtype, device, formed: bool) -> _Buffer:
+        array = torch.zeros((len(OPERANDS) + CHANNELS * formed, layout.size), dtype=dtype, device=device)
+        X, P = array[:len(OPERANDS)], array[len(OPERANDS):] if formed else None
+        rows = tuple(X.unbind(0))
+        return cls(array, X, P, rows, tuple(layout.parts(row) for row in rows), _views_of(X, layout.views),
+                   None if P is None else _views_of(P, layout.views))
 
 
 PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
@@ -219,7 +244,6 @@ class LawMonitor:
         self._records = [Record(law) for law in self.laws]
         self._errors: list[str] = []
         self._pending: list[tuple] = []  # (step, coefficient c, input elements) of each step awaiting judgement
-        self._X = self._P = None  # the operands' rows (`_operands`) and a small model's products
         self._arrange()
         self.summed = int(np.prod(example_input.shape))  # the batch's input elements (updated each forward)
         self.steps = 0
@@ -260,12 +284,12 @@ class LawMonitor:
                 self.flush()
                 self._arrange()
             with torch.no_grad():
-                X = self._operands()
-                self.layout.fill(self._parts(X, THETA), self.params)
-                self.layout.fill(self._parts(X, GRAD), (t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
-                                                        for t in self.params))
-                coefficients = self._rests(optimizer, X)
-            self._before = (X, coefficients)
+                buffer = self._buffer()
+                self.layout.fill(buffer.parts[THETA], self.params)
+                self.layout.fill(buffer.parts[GRAD], (t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
+                                                      for t in self.params))
+                coefficients = self._rests(optimizer, buffer)
+            self._before = (buffer, coefficients)
         except Exception as error:  # never break the user's training
             self._errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
 
@@ -274,7 +298,7 @@ class LawMonitor:
         sums of every law over them."""
         self.layout = _Layout.of(self.converted, self.optimizer)
         self.params, size = self.layout.params, self.layout.size
-        self._parted = None  # the operands' views per parameter follow the layout (`_parts`)
+        self._kept: _Buffer | None = None  # the step's buffer follows the layout (`_buffer`)
         self.formed = size <= PRODUCTS  # a small model's products formed while its operands are in cache
         self.views = self.layout.views
         index = torch.arange(size)
@@ -314,51 +338,33 @@ class LawMonitor:
 
     def stacked(self, X):
         """`LawSums`' ``stacked`` of the rows of X."""
-        return _stacked(X, self.views)
+        return _views_of(X, self.views)
 
-    def _operands(self):
-        """The (5, N) rows of a step's operands (`OPERANDS`), in the parameters' dtype (the
-        widest, if they differ) on their device."""
+    def _buffer(self) -> _Buffer:
+        """The step's `_Buffer`, in the parameters' dtype (the widest, if they differ) on
+        their device: kept between steps (a fresh array for a large model every step costs
+        its page faults again)."""
         dtype = functools.reduce(torch.promote_types, {t.dtype for t in self.params})
-        return self._buffer("_X", len(OPERANDS), dtype, self.params[0].device)
+        buffer = self._kept
+        if buffer is None or buffer.X.dtype != dtype or buffer.X.device != self.params[0].device:
+            buffer = self._kept = _Buffer.of(self.layout, dtype, self.params[0].device, self.formed)
+        return buffer
 
-    def _parts(self, X, row: int) -> list:
-        """Row ``row`` of the operands X as one view per parameter (`_Layout.parts`), made
-        once for the buffer."""
-        if self._parted is not X:
-            self._parted, self._shaped = X, [self.layout.parts(x) for x in X]
-        return self._shaped[row]
-
-    def _products(self):
-        """The (CHANNELS, N) products of a small model's step (`products`)."""
-        X = self._operands()
-        return self._buffer("_P", CHANNELS, X.dtype, X.device)
-
-    def _buffer(self, name: str, rows: int, dtype, device):
-        """A (rows, N) array kept between steps under ``name`` (a fresh array for a large
-        model every step costs its page faults again)."""
-        X = getattr(self, name, None)
-        if X is None or X.dtype != dtype or X.device != device or X.shape != (rows, self.layout.size):
-            X = torch.zeros((rows, self.layout.size), dtype=dtype, device=device)
-            setattr(self, name, X)
-        return X
-
-    def _columns(self, X):
-        """The step's columns of sums (`LawSums.columns`), from its operands X and, for a
-        small model, their products."""
-        formed = None
-        if self.formed:
-            P = self._products()
-            formed = (self.stacked(P), P.index_select(1, self.segment))
-        return self.sums.columns(self.stacked(X), X.index_select(1, self.segment), formed)
+    def _columns(self, buffer: _Buffer):
+        """The step's columns of sums (`LawSums.columns`), from its operands and, for a
+        small model, their products: the segment's gathered in one call, copied to the host
+        once."""
+        segment = to_host(buffer.array.index_select(1, self.segment))
+        formed = (buffer.stacked_products, segment[len(OPERANDS):]) if self.formed else None
+        return self.sums.columns(buffer.stacked, segment[:len(OPERANDS)], formed)
 
     def _post(self, optimizer, args, kwargs):
         try:
             if self._before is not None:
-                X = self._before[0]
+                buffer = self._before[0]
                 with torch.no_grad():
                     c = self._completed(*self._before)
-                    self._S[:, len(self._pending)] = self._columns(X)
+                    self._S[:, len(self._pending)] = self._columns(buffer)
                 self._pending.append((self.steps, c, self.summed))
                 if len(self._pending) == self.batch:
                     self.flush()
@@ -368,63 +374,66 @@ class LawMonitor:
             self._before = None
             self.steps += 1
 
-    def _rests(self, optimizer, X) -> list:
-        """Write each parameter's rest into row REST of X (from theta in row THETA); (slice of the
-        vector, gradient coefficient) for each run of parameters stepped alike: 0 for a
+    def _rests(self, optimizer, buffer: _Buffer) -> list:
+        """Write each parameter's rest into the buffer's row REST (from theta in row THETA);
+        (slice of the vector, gradient coefficient) for each run of parameters stepped alike: 0 for a
         preconditioned term, a parameter in no group, or lr = 0 (none of these is a
         multiple of g that moves). Every optimizer's rest is linear, a state + b theta
         (`flowlaws.flows.optimizers`): a and b are its rest at unit scalars, and the rest is
         written in place, in two passes over the vector (no temporaries; three where the
         parameters are many and small, `PER_PARAMETER`)."""
         name, settings = type(optimizer).__name__, group_settings(optimizer)
+        rests, thetas = buffer.rows[REST], buffer.rows[THETA]
         coefficients, k = [], 0  # k: the first parameter of the part
         for span, group, params in self.layout.runs:
             start = span.start
-            buffers = [optimizer.state.get(t, {}).get("momentum_buffer") for t in params]
-            for missing, members in itertools.groupby(zip(params, buffers, strict=True), key=lambda tb: tb[1] is None):
+            momenta = [optimizer.state.get(t, {}).get("momentum_buffer") for t in params]
+            for missing, members in itertools.groupby(zip(params, momenta, strict=True), key=lambda tb: tb[1] is None):
                 part = list(members)
                 where = slice(start, start + sum(t.numel() for t, _ in part))
                 start, first, k = where.stop, k, k + len(part)
                 rule = None if group is None else step_coefficients(name, settings[group], not missing)
                 if rule is None:
-                    X[REST, where] = 0
+                    rests[where] = 0
                     coefficients.append((where, 0.0))
                     continue
                 a, b, c = rule
-                rest = X[REST, where]
+                rest = rests[where]
                 if missing or not a:
-                    torch.mul(X[THETA, where], b, out=rest)
+                    torch.mul(thetas[where], b, out=rest)
                 else:
-                    if rest.numel() < PER_PARAMETER * len(part):  # many small buffers: two passes, few calls
-                        self.layout.fill(self._parts(X, REST)[first:k], (buffer for _, buffer in part))
+                    if rest.numel() < PER_PARAMETER * len(part):  # many small momenta: two passes, few calls
+                        self.layout.fill(buffer.parts[REST][first:k], (state for _, state in part))
                         rest.mul_(a)
                     else:
                         at = where.start
-                        for t, buffer in part:  # a times the buffers: one pass
-                            torch.mul(buffer, a, out=X[REST, at:at + t.numel()].view(t.shape))
+                        for t, state in part:  # a times the momenta: one pass
+                            torch.mul(state, a, out=rests[at:at + t.numel()].view(t.shape))
                             at += t.numel()
                     if b:
-                        rest.add_(X[THETA, where], alpha=b)
+                        rest.add_(thetas[where], alpha=b)
                 coefficients.append((where, c))
         return coefficients
 
-    def _completed(self, X, coefficients) -> float:
-        """Complete one step's operands X (its copy) after the step: D = theta+ - theta, and
-        D - R; the gradient coefficient c the rest leaves out (its first-order effect is 0)."""
+    def _completed(self, buffer: _Buffer, coefficients) -> float:
+        """Complete one step's operands (the buffer's rows) after the step: D = theta+ -
+        theta, and D - R; the gradient coefficient c the rest leaves out (its first-order
+        effect is 0)."""
         c = max((coefficient for _, coefficient in coefficients), default=0.0)
+        rows = buffer.rows
         if self.layout.size < PER_PARAMETER * len(self.params):  # many small parameters: two passes, few calls
-            self.layout.fill(self._parts(X, DELTA), self.params)
-            X[DELTA] -= X[THETA]
+            self.layout.fill(buffer.parts[DELTA], self.params)
+            rows[DELTA].sub_(rows[THETA])
         else:
-            self.layout.difference(X[DELTA], self.params, X[THETA])
+            self.layout.difference(rows[DELTA], self.params, rows[THETA])
         # a common coefficient of g has no first-order effect (Dh(theta)[g] = 0); what differs
         # between parameters (per-group learning rates, a parameter no group holds) has
         for where, coefficient in coefficients:
             if coefficient != c:
-                X[REST, where] -= (coefficient - c) * X[GRAD, where]
-        torch.sub(X[DELTA], X[REST], out=X[DR])
+                rows[REST][where] -= (coefficient - c) * rows[GRAD][where]
+        torch.sub(rows[DELTA], rows[REST], out=rows[DR])
         if self.formed:  # its products now, while its operands are in cache
-            products(X, self._products())
+            products(buffer.X, buffer.P)
         return c
 
     def flush(self) -> None:
@@ -447,14 +456,15 @@ class LawMonitor:
         from flowlaws.checking import effect_size
 
         Z, Zabs = (np.moveaxis(z, 1, 0) for z in self.sums.combine(self._S[:, :len(pending)]))
-        gradient = np.array([[self._gradient_charge(c, summed)] for _, c, summed in pending])
+        _, c, summed = (np.array(column, dtype=float) for column in zip(*pending, strict=True))
+        gradient = self._gradient_charge(c, summed)[:, None]  # each step's
         residuals, predictions, tolerances, sizes, weights = _judged(Z, Zabs, self.sums.order == 2,
                                                                      self._rounding(), gradient)
         effects = effect_size(residuals, tolerances)
         layer = [x @ self._layers.T for x in (residuals, predictions, tolerances)]  # each layer law's sums
         layer.append(effect_size(layer[0], layer[2]))
         steps, every = [step for step, *_ in pending], np.arange(len(pending))
-        forms = self.forms(self._operands()) if self.forms.batches else {}  # (then one step is pending)
+        forms = self.forms(self._buffer().X) if self.forms.batches else {}  # (then one step is pending)
         worst, found = {}, []
         for law, rows in self._rows:
             if law.kind is LawKind.MATRIX:
@@ -482,9 +492,9 @@ class LawMonitor:
 
         return SAFETY * self._unit() * (STEP_ROUNDINGS + self.slice)
 
-    def _gradient_charge(self, c, summed: int) -> float:
+    def _gradient_charge(self, c, summed):
         """The round-off charged per unit of |g|: SAFETY u (n + m) c, n the longest sum
-        behind a gradient entry (``summed``: the batch's input elements)."""
+        behind a gradient entry (``summed``: the batch's input elements); arrays of steps."""
         from flowlaws.checking import SAFETY
 
         return SAFETY * self._unit() * (summed + self.slice) * c
@@ -586,13 +596,12 @@ def _positions(view, index) -> np.ndarray:
     return index.as_strided(size, stride, offset).reshape(-1).numpy()
 
 
-def _stacked(X, views):
+def _views_of(X, views):
     """`LawSums`' ``stacked`` of the rows of X: parameter k's view of every row at once,
-    (rows, *shape), ``views[k]`` its (size, stride, offset) in a row."""
-    def stacked(k):
-        size, stride, offset = views[k]
-        return X.as_strided((X.shape[0], *size), (X.stride(0), *stride), X.storage_offset() + offset)
-    return stacked
+    (rows, *shape), ``views[k]`` its (size, stride, offset) in a row; made once."""
+    stacked = tuple(X.as_strided((X.shape[0], *size), (X.stride(0), *stride), X.storage_offset() + offset)
+                    for size, stride, offset in views)
+    return stacked.__getitem__
 
 
 def _summing(spans: list, columns: int):
