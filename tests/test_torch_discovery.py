@@ -528,6 +528,7 @@ def test_a_model_counted_by_blocks_has_the_count_of_the_whole_model():
     assert whole.count == by_blocks.count == by_blocks.lower == 14 and by_blocks.decided_by == "blocks"
     counts = {name: (part.count, part.lower) for name, part in by_blocks.blocks}
     assert counts == {"1": (5, 5), "2": (5, 5), "rest": (0, 0)}  # and 4 across: the stem's units and the head's
+    assert [name for name, part in by_blocks.blocks if "shares" in part.note] == ["1", "2"]  # their fields shared
     assert "4 derived laws across them" in by_blocks.note
     assert by_blocks.to_json()["blocks"][0]["block"] == "1"
     assert [name for name, _ in discover_of(module, x, blocks=["1", "2"]).blocks] == ["1", "2", "rest"]
@@ -547,6 +548,41 @@ def test_a_block_alone_keeps_every_law_derived_within_it(d, hidden, blocks, seed
     assert all(part.upper is None or part.upper >= part.lower for _, part in by_blocks.blocks)
     if by_blocks.decided_by:
         assert whole.lower <= by_blocks.count <= whole.upper
+
+
+@settings(max_examples=4, deadline=None)
+@given(d=st.integers(2, 4), hidden=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_blocks_decided_from_shared_fields_have_the_count_each_has_alone(d, hidden, seed):
+    """Blocks that move together give each block fields of its own; a block decided from
+    them has the count it has counted alone (its own fields, the others at fresh draws)."""
+    from flowlaws.discover import Work
+    from flowlaws.torch.discovery import OTHERS, _blocks, _discovered, _fresh_copy, _twin
+
+    torch.manual_seed(seed)
+    module, x = residual_mlp(d, hidden, 2), torch.randn(4, 3)
+    found = discover_of(module, x, blocks=Residual)
+    shared = {name: part for name, part in found.blocks if "shares" in part.note}
+    twin = _twin(module)
+    fresh = [_fresh_copy(twin, 0, draw) for draw in range(1, OTHERS)]
+    for path, names in _blocks(module, Residual):
+        if path in shared:
+            count = shared[path].count
+            assert count == shared[path].lower  # the bounds met: the derived laws within it
+            alone = _discovered(twin, x, False, None, [], 0, Work(10**5), 0.0, (), free=names, fresh=fresh)
+            assert alone.upper is not None and alone.upper >= count  # its laws are laws alone
+            assert not alone.decided_by or alone.count == count
+
+
+def test_the_blocks_moved_together_are_consecutive_and_fit_the_memory_plan():
+    from flowlaws.discover import MEMORY
+    from flowlaws.torch.discovery import _runs
+
+    sizes = [4192] * 40 + [10**6] + [100] * 3
+    runs = _runs(sizes)
+    assert [b for run in runs for b in run] == list(range(len(sizes)))
+    assert all(len(run) == 1 or 8 * (max(sizes[b] for b in run) + 8) * sum(sizes[b] for b in run) <= MEMORY / 8
+               for run in runs)
+    assert [10**6 in [sizes[b] for b in run] for run in runs].count(True) == 1 and len(runs) > 2
 
 
 def test_a_block_whose_derived_laws_miss_one_is_left_undecided():

@@ -130,12 +130,14 @@ class ModuleProblem:
     fields (as `Field`s whose values are torch tensors), their values at theta0, the work.
     ``free``: the names of the parameters that move (default: every trainable one); the
     others are constants, at the module's values for the example batch and at OTHERS - 1
-    fresh draws for the batches after it, in turn (`_by_blocks`)."""
+    fresh draws for the batches after it, in turn (`_by_blocks`). ``shared``: the fields
+    are for blocks of at most that many parameters each (`_shared_blocks`): as many
+    generators as span one, at the module's own point, no point chosen or ranked."""
 
     degree = None  # fields are taken by automatic differentiation, never on a circle
 
     def __init__(self, module, example_input, *, cross_entropy: bool, seed: int, work: Work, quiet=(), free=None,
-                 laws_at=None, fresh=None):
+                 laws_at=None, fresh=None, shared: int | None = None):
         self.module = _twin(module, quiet)
         self._trainable = {name for name, p in self.module.named_parameters() if p.requires_grad}
         for name, p in self.module.named_parameters():
@@ -156,8 +158,9 @@ class ModuleProblem:
         own = self.flat(self.module)
         sample = self.output(own, example)  # (batch, *per-sample output)
         outputs = sample[0].numel()
-        n = max(2, math.ceil(SAMPLES * (self.D + 8) / outputs))
-        K = min(n * outputs, self.D + 8)
+        width = self.D if shared is None else shared  # the directions the fields must span
+        n = max(2, math.ceil(SAMPLES * (width + 8) / outputs))
+        K = min(n * outputs, width + 8)
         if 8.0 * K * self.D * 3 > MEMORY:
             raise InvalidArgument(f"discover_of would need about {24 * K * self.D / 2**30:,.0f} GiB for its "
                                   f"{self.D:,} parameters (fields grow as D^2): use a narrower module")
@@ -168,6 +171,8 @@ class ModuleProblem:
                         {name: torch.stack([o[name] for o in self.others]) for name in self.others[0]})
         self.output_shape = sample.shape  # of one batch
         self.C = self.combinations(K)
+        if shared is not None:
+            return
         best = None
         for draw in range(DRAWS):
             theta = own if draw == 0 else self._fresh(draw)
@@ -182,18 +187,9 @@ class ModuleProblem:
         self.ranked = (self.rank, gap)
 
     def _proven(self, laws_at, theta, fields) -> np.ndarray:
-        """An orthonormal basis (rows) of the gradients at ``theta`` of the derived law
-        components orthogonal to every field there (none without ``laws_at``): no point's
-        fields span more than D minus its rank."""
-        if laws_at is None:
-            return np.zeros((0, self.D))
-        rows = self.law_rows(laws_at, theta)
-        bad = set(_not_orthogonal(rows, fields))
-        rows = rows[[i for i in range(len(rows)) if i not in bad]]
-        rows = rows[np.linalg.norm(rows, axis=1) > 0]
-        if not len(rows):
-            return rows
-        return svd(rows / np.linalg.norm(rows, axis=1, keepdims=True))[2][:rank_and_gap(rows)[0]]
+        """`_law_basis` of the derived law components at ``theta`` (none without
+        ``laws_at``): no point's fields span more than D minus its rank."""
+        return np.zeros((0, self.D)) if laws_at is None else _law_basis(self.law_rows(laws_at, theta), fields)
 
     # --- the point and the data -----------------------------------------------------------
     def flat(self, module) -> torch.Tensor:
@@ -334,6 +330,17 @@ class ModuleProblem:
         if self._rows is None or self._rows[0] is not theta:
             self._rows = (theta, np.asarray(jacrev(lambda t: laws_at(self.params(t)))(theta)).reshape(-1, self.D))
         return self._rows[1]
+
+
+def _law_basis(rows, fields) -> np.ndarray:
+    """An orthonormal basis (rows) of the law gradients ``rows`` that are orthogonal to
+    every field."""
+    bad = set(_not_orthogonal(rows, fields))
+    rows = rows[[i for i in range(len(rows)) if i not in bad]]
+    rows = rows[np.linalg.norm(rows, axis=1) > 0]
+    if not len(rows):
+        return rows
+    return svd(rows / np.linalg.norm(rows, axis=1, keepdims=True))[2][:rank_and_gap(rows)[0]]
 
 
 def _spanning_rest(fields, laws) -> tuple[int, float] | None:
@@ -639,6 +646,73 @@ def _alone(laws_at: Callable, reads, groups, module) -> np.ndarray:
     return np.where(involved.sum(axis=1) == 1, involved.argmax(axis=1), -1)
 
 
+def _runs(sizes: list[int]) -> list[list[int]]:
+    """Runs of consecutive blocks (of ``sizes`` parameters) whose shared fields, a
+    generator per parameter of the widest, take at most MEMORY / 8 in float64."""
+    runs: list[list[int]] = []
+    for block in range(len(sizes)):
+        run = [*runs[-1], block] if runs else []
+        if run and 8 * (max(sizes[b] for b in run) + 8) * sum(sizes[b] for b in run) <= MEMORY / 8:
+            runs[-1] = run
+        else:
+            runs.append([block])
+    return runs
+
+
+def _shared_blocks(twin, example_input, groups, local, alone, law_names, *, cross_entropy, seed,
+                   fresh) -> tuple[dict, int]:
+    """(The blocks decided from fields they share, by index; the field evaluations spent.)
+    A run of named blocks (`_runs`) moves at once, at the module's own point, the others
+    constants as in `_by_blocks` (the rest among them: its head, at fresh draws, gives
+    the fields their variety): each generator's gradient over the run is, block by block,
+    a field of each block alone, so as many generators as span the widest block give
+    every block of the run its fields, for the passes of one block. A block is decided
+    there when its fields span all but its derived laws within it (`_settled`); the
+    others, and the rest, are counted alone (`_discovered`)."""
+    params = dict(twin.named_parameters())
+    sizes = [sum(params[name].numel() for name in names) for _, names in groups]
+    named = len(groups) - (groups[-1][0] == "rest")  # the rest (stem, head) varies with the others
+    decided, spent = {}, 0
+    for run in (run for run in _runs(sizes[:named]) if len(run) > 1):  # (a block alone: `_discovered`)
+        started = time.perf_counter()
+        problem = ModuleProblem(twin, example_input, cross_entropy=cross_entropy, seed=seed, work=Work(),
+                                free=[name for b in run for name in groups[b][1]], fresh=fresh,
+                                shared=max(sizes[b] for b in run))
+        fields = np.asarray(problem.values(problem.flat(problem.module)))
+        spent += problem.work.spent
+        share = (time.perf_counter() - started) / len(run)  # each block's part of the fields' time
+        starts = dict(zip(problem.names, np.cumsum([0, *(math.prod(s) for s in problem.shapes)]), strict=False))
+        for b in run:
+            started = time.perf_counter() - share
+            columns = np.concatenate([np.arange(starts[name], starts[name] + params[name].numel())
+                                      for name in groups[b][1]])
+            idx, rows = local[b] if local is not None else (np.zeros(0, dtype=int), np.zeros((0, sizes[b])))
+            mine = alone[idx] == b
+            found = _settled(fields[:, columns], rows[mine], [law_names[i] for i in idx[mine]],
+                             "cross_entropy" if cross_entropy else "any", started)
+            if found is not None:
+                decided[b] = found
+    return decided, spent
+
+
+def _settled(fields, rows, law_names, family: str, started: float) -> Discovery | None:
+    """A block's count when its ``fields`` (K x D) provably span all but its derived laws
+    (gradients ``rows``, of the components named ``law_names``), as `_discovered` decides
+    it by the bounds at depth 1; else None."""
+    D = fields.shape[1]
+    spurious = sorted({law_names[i] for i in _not_orthogonal(rows, fields)})
+    good = rows[[i for i, name in enumerate(law_names) if name not in spurious]]
+    lower = rank_and_gap(good)[0] if len(good) else 0
+    laws = _law_basis(rows, fields)
+    ranked = _spanning_rest(fields, laws)
+    if ranked is None or len(laws) != lower:
+        return None
+    return Discovery("", family, D, lower, lower, rank_and_gap(rows)[0] if len(rows) else 0,
+                     [ranked[0]], ranked[1], spurious=spurious, seconds=time.perf_counter() - started,
+                     note="decided from the fields it shares with the blocks beside it", decided_by="bounds",
+                     certificate=numerical(ranked[1], "torch.func at the module's point"))
+
+
 def _blockwise_rank(local, alone, keep) -> tuple[int, int]:
     """The numerical rank (`rank_and_gap`'s) of the law rows that ``keep`` marks, from
     their blocks' parts (`_local_rows`), as (the rows within blocks' rank, what the rows
@@ -697,18 +771,22 @@ def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_nam
         alone = _alone(laws_at, reads, groups, base) if laws_at else np.zeros(0, dtype=int)
         twin = _twin(module, quiet)
         fresh, parts = [_fresh_copy(twin, seed, draw) for draw in range(1, OTHERS)], []  # every block's others
+        local = _local_rows(laws_at, reads, groups, base) if laws_at else None
+        shared, spent = _shared_blocks(twin, example_input, groups, local, alone, law_names,
+                                       cross_entropy=cross_entropy, seed=seed, fresh=fresh)
         for block, (path, names) in enumerate(groups):
-            own = np.flatnonzero(alone == block)
-            part_laws = (lambda params, own=own: laws_at(params, own)) if len(own) else None
-            part = _discovered(twin, example_input, cross_entropy, part_laws, [law_names[i] for i in own], seed,
-                               Work(budget), time.perf_counter(), (), free=names, fresh=fresh)
+            part = shared.get(block)
+            if part is None:
+                own = np.flatnonzero(alone == block)
+                part_laws = (lambda params, own=own: laws_at(params, own)) if len(own) else None
+                part = _discovered(twin, example_input, cross_entropy, part_laws, [law_names[i] for i in own], seed,
+                                   Work(budget), time.perf_counter(), (), free=names, fresh=fresh)
             part.spec = path
             parts.append((path, part))
         spurious = sorted({law for _, part in parts for law in part.spurious})
         good = np.array([law not in spurious for law in law_names], dtype=bool)
         derived = lower = across = 0
-        if laws_at:
-            local = _local_rows(laws_at, reads, groups, base)
+        if local is not None:
             derived = sum(_blockwise_rank(local, alone, np.ones(len(alone), dtype=bool)))
             within, across = _blockwise_rank(local, alone, good)
             lower = within + across
@@ -722,4 +800,4 @@ def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_nam
     return Discovery(type(module).__name__, "cross_entropy" if cross_entropy else "any", D, upper, lower, derived,
                      [], min(part.gap for _, part in parts), spurious=spurious,
                      seconds=time.perf_counter() - started, note=note, decided_by=decided_by,
-                     evaluations=sum(part.evaluations for _, part in parts), blocks=parts)
+                     evaluations=spent + sum(part.evaluations for _, part in parts), blocks=parts)
