@@ -379,11 +379,9 @@ def _least_singular_bound(S) -> float | None:
         G = S.T @ S
         shift = SPAN_TOL * float(np.trace(G))
         G[np.diag_indices_from(G)] -= shift
-        try:
-            np.linalg.cholesky(G)
+        # G is symmetric: G.T is G in Fortran order, factored in place (info 0: it has a factor)
+        if scipy.linalg.lapack.dpotrf(G.T, lower=0, clean=0, overwrite_a=1)[1] == 0:
             return math.sqrt(shift / 2)
-        except np.linalg.LinAlgError:
-            pass
     R = scipy.linalg.qr(S, mode="r", check_finite=False)[0][: S.shape[1]]
     inverse, info = scipy.linalg.lapack.dtrtri(R, lower=0)
     if info != 0 or not np.all(np.isfinite(inverse)):
