@@ -645,12 +645,13 @@ def _alone(laws_at: Callable, reads, groups, module) -> np.ndarray:
 
 
 def _runs(sizes: list[int]) -> list[list[int]]:
-    """Runs of consecutive blocks (of ``sizes`` parameters) whose shared fields, a
-    generator per parameter of the widest, take at most MEMORY / 8 in float64."""
+    """Runs of consecutive blocks of one size (repeated blocks: each needs as many
+    generators as the others) whose shared fields, a generator per parameter of one,
+    take at most MEMORY / 8 in float64."""
     runs: list[list[int]] = []
-    for block in range(len(sizes)):
-        run = [*runs[-1], block] if runs else []
-        if run and 8 * (max(sizes[b] for b in run) + 8) * sum(sizes[b] for b in run) <= MEMORY / 8:
+    for block, size in enumerate(sizes):
+        run = [*runs[-1], block] if runs and sizes[runs[-1][0]] == size else []
+        if run and 8 * (size + 8) * size * len(run) <= MEMORY / 8:
             runs[-1] = run
         else:
             runs.append([block])
