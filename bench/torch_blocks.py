@@ -3,7 +3,7 @@
     python bench/torch_blocks.py          # a readable summary
     python bench/torch_blocks.py --json   # one JSON document
     python bench/torch_blocks.py --large  # and models of 11k to 51k parameters by blocks alone
-    python bench/torch_blocks.py --million  # and a residual MLP of 1M parameters (about an hour)
+    python bench/torch_blocks.py --million  # and a residual MLP of 1M parameters (about half an hour)
 
 Each model is counted whole (`discover_of(module, x)`, the reference) and block by block
 (`discover_of(module, x, blocks=...)`); the counts must agree where both are decided, and
