@@ -658,25 +658,27 @@ def _runs(sizes: list[int]) -> list[list[int]]:
     return runs
 
 
-def _shared_blocks(twin, example_input, groups, local, alone, law_names, *, cross_entropy, seed,
-                   fresh) -> tuple[dict, int]:
+def _shared_blocks(twin, example_input, groups, local, alone, law_names, *, cross_entropy, seed, fresh,
+                   budget: int) -> tuple[dict, int]:
     """(The blocks decided from fields they share, by index; the field evaluations spent.)
     A run of named blocks (`_runs`) moves at once, at the module's own point, the others
     constants as in `_by_blocks` (the rest among them: its head, at fresh draws, gives
     the fields their variety): each generator's gradient over the run is, block by block,
-    a field of each block alone, so as many generators as span the widest block give
-    every block of the run its fields, for the passes of one block. A block is decided
-    there when its fields span all but its derived laws within it (`_settled`); the
-    others, and the rest, are counted alone (`_discovered`)."""
+    a field of each block alone, so as many generators as span one block give every block
+    of the run its fields, for the passes of one block. A block is decided there when its
+    fields span all but its derived laws within it (`_settled`); the others, and the rest,
+    are counted alone (`_discovered`). A run whose generators exceed ``budget`` (each
+    block's) is not shared."""
     params = dict(twin.named_parameters())
     sizes = [sum(params[name].numel() for name in names) for _, names in groups]
     named = len(groups) - (groups[-1][0] == "rest")  # the rest (stem, head) varies with the others
     decided, spent = {}, 0
     for run in (run for run in _runs(sizes[:named]) if len(run) > 1):  # (a block alone: `_discovered`)
         started = time.perf_counter()
-        problem = ModuleProblem(twin, example_input, cross_entropy=cross_entropy, seed=seed, work=Work(),
-                                free=[name for b in run for name in groups[b][1]], fresh=fresh,
-                                shared=max(sizes[b] for b in run))
+        problem = ModuleProblem(twin, example_input, cross_entropy=cross_entropy, seed=seed, work=Work(budget),
+                                free=[name for b in run for name in groups[b][1]], fresh=fresh, shared=sizes[run[0]])
+        if len(problem.C) > budget:
+            continue
         fields = np.asarray(problem.values(problem.flat(problem.module)))
         spent += problem.work.spent
         share = (time.perf_counter() - started) / len(run)  # each block's part of the fields' time
@@ -772,7 +774,7 @@ def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_nam
         fresh, parts = [_fresh_copy(twin, seed, draw) for draw in range(1, OTHERS)], []  # every block's others
         local = _local_rows(laws_at, reads, groups, base) if laws_at else None
         shared, spent = _shared_blocks(twin, example_input, groups, local, alone, law_names,
-                                       cross_entropy=cross_entropy, seed=seed, fresh=fresh)
+                                       cross_entropy=cross_entropy, seed=seed, fresh=fresh, budget=budget)
         for block, (path, names) in enumerate(groups):
             part = shared.get(block)
             if part is None:
