@@ -394,7 +394,8 @@ def _sums(Y, order: int, first: tuple[int, ...], nexts: list) -> list:
     (T (D - R) and T R, or D - R and R themselves for a linear law) and the magnitudes (the
     squares, or absolute values, of D, T, R and G), a few operands at a time (`_chunked`);
     a quadratic law's sums over trailing axes of a contiguous torch parameter are read
-    from the 5 x 5 Gram matrices of its rows instead, one batched product (`_grams`)."""
+    from the 5 x 5 Gram matrices of its rows instead, one batched product (`_grams`);
+    where nothing is summed (each entry its own slot), the two in one call each."""
     xp = namespace(Y)
     size = Y[0].size if xp is np else Y[0].numel()
     if not first and nexts == [()] and 4 * size <= CHUNK:  # nothing summed: each entry's, in two calls
