@@ -609,16 +609,17 @@ def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, fo
     """The monitor's per-unit sums (heads of one torch parameter summed as one batch, a
     small model's products formed once) against `Law` itself, on random operands."""
     from flowlaws.invariants.sums import CHANNELS, OPERANDS, products
+    from flowlaws.torch.monitor import _views_of
 
     torch.manual_seed(0)
     net = make().double()
     monitor = LawMonitor(net, torch.optim.SGD(net.parameters(), lr=0.1), example_input=x)
     X = torch.randn(len(OPERANDS), monitor.layout.size, dtype=torch.float64)
-    stacked = monitor.stacked(X)
+    stacked = _views_of(X, monitor.views)
     formed_products = None
     if formed:
         P = products(X, torch.empty(CHANNELS, X.shape[1], dtype=X.dtype))
-        formed_products = (monitor.stacked(P), P.index_select(1, monitor.segment))
+        formed_products = (_views_of(P, monitor.views), P.index_select(1, monitor.segment))
     Z, Zabs = monitor.sums(stacked, segment=X.index_select(1, monitor.segment), formed=formed_products)
     DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.views))) for i in range(5))
     forms = monitor.forms(X)

@@ -478,12 +478,10 @@ def _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, 
                 free=None, fresh=None) -> Discovery:
     problem = ModuleProblem(module, example_input, cross_entropy=cross_entropy, seed=seed, work=work, quiet=quiet,
                             free=free, laws_at=laws_at, fresh=fresh)
-    D, spurious, lower, derived = problem.D, [], 0, 0
+    D, derived, lower = problem.D, 0, 0
+    spurious: list[str] = []
     if laws_at is not None:
-        rows = problem.law_rows(laws_at)
-        spurious = sorted({law_names[i] for i in _not_orthogonal(rows, problem.fields)})
-        good = [i for i, name in enumerate(law_names) if name not in spurious]
-        derived, lower = rank_and_gap(rows)[0], rank_and_gap(rows[good])[0]
+        spurious, derived, lower = _law_bounds(problem.law_rows(laws_at), problem.fields, law_names)
     family = "cross_entropy" if cross_entropy else "any"
     if problem.rank == 0:
         return Discovery(type(module).__name__, family, D, D, D, derived, [0], math.inf, spurious=spurious,
@@ -511,6 +509,14 @@ def _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, 
     return Discovery(type(module).__name__, family, D, upper, lower, derived, lie.ranks, lie.gap, spurious=spurious,
                      seconds=time.perf_counter() - started, note=note, decided_by=decided_by,
                      evaluations=work.spent, certificate=numerical(lie.gap, "torch.func at the module's point"))
+
+
+def _law_bounds(rows, fields, law_names) -> tuple[list[str], int, int]:
+    """(The laws with a component not orthogonal to every field, by name; the rank of
+    the law rows; the rank of those of the other laws: the lower bound.)"""
+    spurious = sorted({law_names[i] for i in _not_orthogonal(rows, fields)})
+    good = [i for i, name in enumerate(law_names) if name not in spurious]
+    return spurious, rank_and_gap(rows)[0], rank_and_gap(rows[good])[0]
 
 
 def _not_orthogonal(rows, fields) -> list[int]:
@@ -700,17 +706,14 @@ def _settled(fields, rows, law_names, family: str, started: float) -> Discovery 
     """A block's count when its ``fields`` (K x D) provably span all but its derived laws
     (gradients ``rows``, of the components named ``law_names``), as `_discovered` decides
     it by the bounds at depth 1; else None."""
-    D = fields.shape[1]
-    spurious = sorted({law_names[i] for i in _not_orthogonal(rows, fields)})
-    good = rows[[i for i, name in enumerate(law_names) if name not in spurious]]
-    lower = rank_and_gap(good)[0] if len(good) else 0
+    spurious, derived, lower = _law_bounds(rows, fields, law_names)
     laws = _law_basis(rows, fields)
     ranked = _spanning_rest(fields, laws)
     if ranked is None or len(laws) != lower:
         return None
-    return Discovery("", family, D, lower, lower, rank_and_gap(rows)[0] if len(rows) else 0,
-                     [ranked[0]], ranked[1], spurious=spurious, seconds=time.perf_counter() - started,
-                     note="decided from the fields it shares with the blocks beside it", decided_by="bounds",
+    return Discovery("", family, fields.shape[1], lower, lower, derived, [ranked[0]], ranked[1], spurious=spurious,
+                     seconds=time.perf_counter() - started, decided_by="bounds",
+                     note="decided from the fields it shares with the blocks beside it",
                      certificate=numerical(ranked[1], "torch.func at the module's point"))
 
 

@@ -336,10 +336,6 @@ class LawMonitor:
         sums = LawSums(self.laws, shapes, flat=flat, views=dict(enumerate(self.views)))
         return sums, torch.as_tensor(segment, device=self.params[0].device)
 
-    def stacked(self, X):
-        """`LawSums`' ``stacked`` of the rows of X."""
-        return _views_of(X, self.views)
-
     def _buffer(self) -> _Buffer:
         """The step's `_Buffer`, in the parameters' dtype (the widest, if they differ) on
         their device: kept between steps (a fresh array for a large model every step costs
