@@ -162,6 +162,15 @@ def test_the_structural_count_of_a_law_across_a_passed_normalization_equals_the_
     assert structural_count(laws(model), shapes) == independent_count(model)
 
 
+@pytest.mark.parametrize("spec", ["seq:2x1x1:conv2d(3,3,padding=1,bias),relu,flatten,dense(2)",
+                                  "seq:2x2x2:conv2d(3,3,stride=2,padding=1),batchnorm,relu,flatten,dense(2)"])
+def test_an_entry_conserved_alone_counts_once_in_the_structural_count(spec):
+    """A kernel's corner taps meet only padding along both axes: in a run of each, one law."""
+    model = parse(spec)
+    shapes = [shape for _, shape in model.param_specs]
+    assert structural_count(laws(model), shapes) == independent_count(model)
+
+
 def test_row_and_column_sums_of_one_matrix_share_their_total_in_the_structural_count():
     # LayerNorm on both sides of dense1: its 3 row sums and 3 column sums are 5 laws, not 6
     model = parse("seq:2:dense(3,bias),layernorm,linear,dense(3,bias),layernorm,linear,dense(1,bias)")

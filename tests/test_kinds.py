@@ -10,9 +10,22 @@ from hypothesis import strategies as st
 from flowlaws.checking import accumulation_length, pointwise, tolerance
 from flowlaws.discover import discover
 from flowlaws.engine import gradient_and_magnitude
+from flowlaws.errors import InvalidArgument
 from flowlaws.invariants import LawKind, laws
 from flowlaws.losses import Square
-from flowlaws.models import LAYERS, Activation, Conv1d, Conv2d, Dense, Flatten, Sequential, flatten, parse
+from flowlaws.models import (
+    LAYERS,
+    Activation,
+    Conv1d,
+    Conv2d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    Dense,
+    Flatten,
+    Sequential,
+    flatten,
+    parse,
+)
 from flowlaws.models.kinds import kind, names
 from flowlaws.strategies.core import DrawContext
 
@@ -199,6 +212,60 @@ def test_attention_s_key_bias_is_a_dead_law_its_gradient_zero_to_round_off_of_it
         for law in dead:
             assert np.all(np.abs(law.value(grads)) <= 1e-13 * law.magnitude(magnitude, magnitude))
         assert pointwise(model, Square(), params, X, Y, laws(model)).effect <= 1
+
+
+@st.composite
+def padded_convolutions(draw):
+    """(A convolution or a transposed one, its input shape), with a stride, padding and
+    dilation drawn on a small input, so that some taps may meet only padding (a kernel
+    wider than the input with padding, a stride past it)."""
+    dims = draw(st.integers(1, 2))
+    cls = draw(st.sampled_from([Conv1d, ConvTranspose1d] if dims == 1 else [Conv2d, ConvTranspose2d]))
+    axes = [(draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+            for _ in range(dims)]  # (input, kernel, stride, dilation) per axis
+    padding = tuple(draw(st.integers(0, d * (k - 1))) for _, k, _, d in axes)
+    n, kernel, stride, dilation = (tuple(a[i] for a in axes) for i in range(4))
+    layer = cls(2, kernel, stride, padding, draw(st.booleans()), 1, dilation)
+    try:
+        layer.out_shape((2, *n))
+    except InvalidArgument:
+        assume(False)
+    return layer, (2, *n)
+
+
+@settings(max_examples=80, deadline=None)
+@given(padded_convolutions(), st.integers(0, 2**32 - 1))
+def test_a_kernel_entry_is_declared_conserved_exactly_where_its_gradient_is_zero_on_any_input(case, seed):
+    """`Conv.padding_taps` against the gradient itself: every entry of a tap that meets only
+    padding has a gradient of exactly 0, every other entry's is not 0 at random data."""
+    layer, in_shape = case
+    rng = np.random.default_rng(seed)
+    params = [rng.normal(size=shape) for _, shape in layer.param_shapes(in_shape)]
+    x, dy = rng.normal(size=(3, *in_shape)), rng.normal(size=(3, *layer.out_shape(in_shape)))
+    dW = autograd.grad(lambda W: autograd.numpy.sum(layer.apply([W, *params[1:]], x) * dy))(params[0])
+    dead = np.zeros(dW.shape, bool)
+    for axis, first, stop in layer.padding_taps(in_shape):
+        dead[(slice(None),) * (2 + axis) + (slice(first, stop),)] = True
+    assert np.all(dW[dead] == 0) and np.all(dW[~dead] != 0)
+
+
+@pytest.mark.parametrize("spec, dead", [
+    ("seq:2x1x1:conv2d(3,3,padding=1,bias),relu,flatten,dense(2)", 48),  # a 1x1 map: 8 of 9 taps
+    ("seq:2x2x2:conv2d(3,3,stride=2,padding=1),relu,flatten,dense(2)", 30),  # the first row and column
+    ("seq:2x1:conv_transpose1d(3,3,padding=1),relu,flatten,dense(2)", 12),  # taps 0 and 2 reach no output
+    ("seq:2x2x2:conv2d(3,1),relu,conv2d(2,3,padding=2,dilation=2),relu,flatten,dense(2)", 48),
+])
+def test_taps_that_meet_only_padding_are_laws_one_per_entry_and_discovery_finds_no_other(spec, dead):
+    """Each entry of such a tap is one linear law (a 2-D corner's entries, in a run along
+    each axis, once each), and the certified count finds exactly the derived laws."""
+    model = parse(spec)
+    padding = [law for law in laws(model) if ".padding" in law.name]
+    assert all(law.order == 1 and law.kind is LawKind.UNIT for law in padding)
+    entries = [np.arange(int(np.prod(shape))).reshape(shape) for _, shape in model.param_specs]
+    owned = {(law.params, int(i)) for law in padding for i in law.terms[0].view.rows(entries).ravel()}
+    assert sum(law.terms[0].view.units for law in padding) >= len(owned) == dead
+    found = discover(model, degree=0)
+    assert found.complete and found.count == found.derived, found.to_json()
 
 
 def test_rope_s_pair_laws_follow_its_pairing_and_the_other_pairing_s_are_not_laws():

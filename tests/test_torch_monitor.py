@@ -244,6 +244,23 @@ class CentredStream(nn.Module):
         return self.head(h + self.fc2(torch.relu(self.fc1(h))))
 
 
+def test_taps_that_meet_only_padding_are_watched_and_sgd_and_adamw_keep_them():
+    """A ResNet block on 2x2 maps (a ResNet-18's last stage on 32x32 images): the taps of its
+    3x3 convolutions that meet only padding are laws, one per entry (six runs). SGD with
+    momentum and weight decay keeps every law; AdamW departs from the others but keeps these:
+    their gradient is 0, so its step there is its decoupled decay alone, which moves them
+    and which the monitor predicts."""
+    x = torch.randn(8, 2, 2, 2, generator=torch.Generator().manual_seed(0))
+    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-2), False),
+                          (lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1), True)):
+        torch.manual_seed(0)
+        net = BasicBlock()
+        monitor = _watched(net, make(net.parameters()), x, 10)
+        padding = [r for r in monitor.records if ".padding" in r.law.name]
+        assert len(padding) == 6 and all(r.status == "holds" and max(map(abs, r.measured)) > 0 for r in padding)
+        assert bool(monitor.flagged) == flagged and not monitor.errors
+
+
 def test_a_centred_streams_mean_direction_law_is_derived_and_left_unwatched_by_the_monitor():
     torch.manual_seed(0)
     net, x = CentredStream().double(), torch.randn(8, 4, dtype=torch.float64)
@@ -604,7 +621,8 @@ class TwoAttentions(nn.Module):
     (TwoAttentions, torch.randn(3, 4, 64)),
     (Decoder, torch.randn(4, 2, 2, 2)),  # a transposed convolution's rows: W[:, o], a grouped one's by group
     (Inception, torch.randn(4, 2, 4)),  # a reader's columns of one branch's range of channels (`View.span`)
-], ids=["gpt", "resnet-block", "two-attentions", "transposed-convolutions", "concatenations"])
+    (lambda: BasicBlock(), torch.randn(4, 2, 2, 2)),  # taps that meet only padding: a range's entries alone
+], ids=["gpt", "resnet-block", "two-attentions", "transposed-convolutions", "concatenations", "padding-taps"])
 def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, formed):
     """The monitor's per-unit sums (heads of one torch parameter summed as one batch, a
     small model's products formed once) against `Law` itself, on random operands."""
@@ -628,9 +646,11 @@ def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, fo
         if law.kind is LawKind.MATRIX:  # its whole first-order change (`MatrixForms`)
             expected = law.first(T, DR)
             assert np.allclose(forms[id(law)], expected, rtol=0, atol=1e-12 * (1 + np.abs(expected).max())), law.name
-        if law.order != 2:
-            continue
         unit, rows = dataclasses.replace(law, kind=LawKind.UNIT), monitor.sums.rows(law)
+        if law.order == 1:  # sum (D - R), sum R
+            expected = np.array([unit.value(DR), unit.value(R)])
+            assert np.allclose(Z[rows, :2].T, expected, rtol=0, atol=1e-12 * (1 + np.abs(expected).max())), law.name
+            continue
         expected = np.array([unit.bilinear(T, DR), unit.bilinear(T, R), unit.value(D)])
         scale = 1e-12 * (1 + np.abs(Zabs[rows]).max())
         assert np.allclose(Z[rows, :3].T, expected, rtol=0, atol=scale), law.name

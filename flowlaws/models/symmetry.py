@@ -116,6 +116,9 @@ class View:
     def describe(self, ndim: int, size: int, unit: str = "i") -> str:
         if self.transposed:
             return f"{self.name}[:,{unit}] ({unit} over each row's {self.units} entries)"
+        if self.span and self.units > self.span:  # every entry of a range of the axis, each alone
+            index = [f"{self.offset}:{self.offset + self.span}" if a == self.axis else ":" for a in range(ndim)]
+            return f"{self.name}[{','.join(index)}] (entry {unit} of them)"
         size = self.span or size
         entry = f"{self.offset}+{unit}" if self.offset and size == self.units else unit
         index = [entry if a == self.axis else ":" for a in range(ndim)]

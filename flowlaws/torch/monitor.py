@@ -20,6 +20,7 @@ import scipy.sparse
 import torch
 
 from flowlaws.errors import InvalidArgument
+from flowlaws.invariants.laws import per_axis_entry
 from flowlaws.invariants.sums import (
     CHANNELS,
     DELTA,
@@ -236,7 +237,8 @@ class LawMonitor:
         # gradient entry is round-off of that sum, which a step's magnitudes cannot bound;
         # nor is a summed law (a centred stream's mean direction): its sums are no unit's
         self.unwatched = [law for law in derived if law.batch_sum or law.kind is LawKind.SUMMED]
-        self.laws = [law for law in derived if law not in self.unwatched]
+        specs = self.converted.model.param_specs  # taps that meet only padding: watched by their sums per tap
+        self.laws = [per_axis_entry(law, specs) for law in derived if law not in self.unwatched]
         if not self.laws:
             raise InvalidArgument(f"{self.converted.model.spec} has no conservation law to monitor"
                                   + (f" ({len(self.unwatched)} unwatched: gradients that vanish only as sums over "

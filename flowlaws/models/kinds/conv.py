@@ -11,6 +11,10 @@ group g = o // (C / G)) reads only group g's channels: W has shape (C, C_in / G,
 scaling of input channel i is absorbed by the slice of W that reads it (the rows of its
 group, column i mod (C_in / G)); no mixing of channels across groups is a symmetry, so a
 grouped convolution has unit and layer laws, no matrix law.
+
+A tap that reads only padding (every window puts it outside the input: a 3x3 kernel with
+padding 1 on a 1x1 map, a stride-2 one's first tap on a 2x2 map) has a gradient of 0 on
+every input, so each of its kernel entries is conserved (`padding_taps`; docs/theory.md 6.6).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from hypothesis import strategies as st
 
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.layer import Layer, fmt
-from flowlaws.models.symmetry import unfollowed
+from flowlaws.models.symmetry import Family, Rescaling, Term, unfollowed
 from flowlaws.validation import on_axes, per_axis, positive_ints
 
 PER_AXIS = ("kernel", "stride", "padding", "dilation")  # one value, or one per spatial axis
@@ -175,6 +179,38 @@ class Conv(Layer):
 
     def bound(self, p, x):
         return self.run(p, x)[0]
+
+    def _reach(self, in_shape) -> tuple[tuple[int, int], ...]:
+        """Per spatial axis (m, n): tap j meets index t stride + j dilation - padding of the
+        n real entries from each of m positions t (the outputs, reading the input)."""
+        return tuple(zip(self.out_shape(in_shape)[1:], in_shape[1:], strict=True))
+
+    def padding_taps(self, in_shape) -> list[tuple[int, int, int]]:
+        """(spatial axis, first tap, stop) of each run of taps that meet only padding: tap j
+        on an axis of `_reach` (m, n) meets t s + j d - p outside [0, n) for every t < m.
+        Its gradient, sum over n, t of dy times the zero it meets, is 0 on every input."""
+        runs = []
+        for axis, ((m, n), k, s, p, d) in enumerate(zip(self._reach(in_shape), self.kernels, self.strides,
+                                                       self.paddings, self.dilations, strict=True)):
+            dead = [not any(0 <= t * s + j * d - p < n for t in range(m)) for j in range(k)]
+            for is_dead, run in itertools.groupby(range(k), key=dead.__getitem__):
+                if is_dead:
+                    taps = list(run)
+                    runs.append((axis, taps[0], taps[-1] + 1))
+        return runs
+
+    def rescalings(self, site):
+        """Its rows' rescalings (`Layer.rescalings`), and each kernel entry of a tap that
+        meets only padding (`padding_taps`): conserved alone, a linear law per entry (one
+        run of taps along an axis: every entry of those taps, the other axes' taps too)."""
+        yield from super().rescalings(site)
+        kernel = site.views(0, 1, own=(0,))[0]
+        shape = self.param_shapes(site.in_shape)[0][1]
+        for axis, first, stop in self.padding_taps(site.in_shape):
+            units = kernel.size // shape[2 + axis] * (stop - first)
+            entries = replace(kernel, axis=2 + axis, units=units, offset=first, span=stop - first)
+            yield Rescaling(f"{site.name}.padding{axis}[{first}:{stop}]", units, (Term(entries, 1.0),), False,
+                            Family.TRANSLATION, order=1)
 
     def shift(self, site) -> str:
         """A shift constant over positions stays so without padding (zeros at the edges

@@ -75,6 +75,11 @@ class ConvTranspose(Conv):
                                   f"shape {tuple(in_shape)}; use less padding")
         return (self.channels, *spatial)
 
+    def _reach(self, in_shape) -> tuple[tuple[int, int], ...]:
+        """Per spatial axis (m, n): tap j places each of the m inputs t at t S + j D - P,
+        of the n output positions (`Conv.padding_taps`: a tap that reaches none)."""
+        return tuple(zip(in_shape[1:], self.out_shape(in_shape)[1:], strict=True))
+
     # --- numbers ------------------------------------------------------------------------
     def apply(self, p, x):
         """Each tap's products placed S apart from D j, summed, the padding cropped."""
