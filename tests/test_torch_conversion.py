@@ -41,7 +41,8 @@ from torch_models import (  # noqa: E402
 from flowlaws.discover import discover  # noqa: E402
 from flowlaws.engine import value_and_grad  # noqa: E402
 from flowlaws.errors import InvalidArgument  # noqa: E402
-from flowlaws.losses import Square  # noqa: E402
+from flowlaws.invariants import laws  # noqa: E402
+from flowlaws.losses import CrossEntropy, Square  # noqa: E402
 from flowlaws.models import parse  # noqa: E402
 from flowlaws.torch import Converted, from_torch, laws_of, one_hot  # noqa: E402
 
@@ -410,7 +411,7 @@ def test_an_embedding_is_a_dense_layer_on_one_hot_tokens_with_torchs_value_and_g
     net = BagOfEmbeddings().double()
     ids = torch.randint(0, 20, (16, 5))
     model, params = from_torch(net, ids)
-    assert model.spec == "seq:5x20:dense(6),mean(last),dense(8,bias),relu,dense(3,bias)"
+    assert model.spec == "seq:5x20:onehot,dense(6),mean(last),dense(8,bias),relu,dense(3,bias)"
     out = net(ids)
     y = torch.randn_like(out)
     loss = 0.5 * ((out - y) ** 2).sum(dim=1).mean()
@@ -472,14 +473,38 @@ def test_a_transformer_encoder_layer_with_a_mask_is_a_clear_error():
         from_torch(Masked(True), torch.randn(2, 5, 8))
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_tied_models_linear_laws_are_kept_exactly_where_its_gradient_keeps_them(seed):
+    """nanoGPT with its head tied to wte, judged by value at perturbed weights and fresh
+    tokens: h(T theta)'s change along the tied gradient is h of the gradient each use reads
+    (the tied one, copied). The token embedding's column sums less the position embedding's
+    are kept and hold; every other linear law through the tie is dropped and does not."""
+    torch.manual_seed(seed)
+    net = NanoGPT(dropout=0.0).double()
+    ids, targets = torch.randint(0, 8, (6, 5)), torch.randint(0, 8, (6, 5))
+    converted = Converted.of(net, ids)
+    kept = {law.name for law in converted.laws(torch.nn.CrossEntropyLoss())}
+    through = [law for law in laws(converted.model, CrossEntropy()) if law.order == 1
+               and converted.tied.intersection(law.params)]
+    assert "translation unit dense0/pos0" in kept and len(through) > len(kept.intersection(law.name for law in through))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn_like(p))  # off the initialization's unit gains and zero shifts
+    torch.nn.functional.cross_entropy(net(ids).flatten(0, 1), targets.flatten()).backward()
+    grads = converted.read(lambda t: t.grad)
+    for law in through:
+        change = np.abs(law.value(grads)).max() / law.magnitude(*[tuple(np.abs(g) for g in grads)] * 2).max()
+        assert (change < 1e-12) == (law.name in kept), (law.name, change)
+
+
 def test_a_gpt_style_model_converts_with_causal_attention_and_torchs_value():
 
     torch.manual_seed(0)
     net = GPT().double()
     ids = torch.randint(0, 16, (4, 5))
     model, params = from_torch(net, ids)
-    assert model.spec == ("seq:5x16:dense(8),residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=4,dv=4,bias,"
-                          "causal)],residual[layernorm(affine,eps=1e-05),dense(32,bias),gelu,dense(8,bias)],"
+    assert model.spec == ("seq:5x16:onehot,dense(8),residual[layernorm(affine,eps=1e-05),attention(heads=2,dk=4,"
+                          "dv=4,bias,causal)],residual[layernorm(affine,eps=1e-05),dense(32,bias),gelu,dense(8,bias)],"
                           "layernorm(affine,eps=1e-05),dense(16)")
     out = net(ids)
     y = torch.randn_like(out)
@@ -556,11 +581,11 @@ def test_the_reference_models_read_as_graph_specs():
         "residual[conv2d(4,7,padding=3,bias,groups=4),moveaxis(0,-1),layernorm(affine,eps=1e-06),dense(16,bias),"
         "gelu,dense(4,bias),scale,moveaxis(-1,0)],mean,layernorm(affine,eps=1e-06),dense(3,bias)")
     assert from_torch(NanoGPT(), torch.randint(0, 8, (2, 5)))[0].spec == (  # wpe(arange(T)): an offset;
-        "seq:5x8:dense(4),offset,dropout(0.1),residual[layernorm(affine,eps=1e-05),"  # c_attn, split, heads,
+        "seq:5x8:onehot,dense(4),offset,dropout(0.1),residual[layernorm(affine,eps=1e-05),"  # c_attn, split, heads,
         "attention(heads=2,dk=2,dv=2,bias,causal),dropout(0.1)],residual[layernorm(affine,eps=1e-05),"  # sdpa
         "dense(16,bias),gelu,dense(4,bias),dropout(0.1)],layernorm(affine,eps=1e-05),dense(8)")
     assert from_torch(NanoGPT(bias=False), torch.randint(0, 8, (2, 5)))[0].spec == (  # a gain alone: scale
-        "seq:5x8:dense(4),offset,dropout(0.1),residual[layernorm(eps=1e-05),scale,attention(heads=2,dk=2,dv=2,"
+        "seq:5x8:onehot,dense(4),offset,dropout(0.1),residual[layernorm(eps=1e-05),scale,attention(heads=2,dk=2,dv=2,"
         "causal),dropout(0.1)],residual[layernorm(eps=1e-05),scale,dense(16),gelu,dense(4),dropout(0.1)],"
         "layernorm(eps=1e-05),scale,dense(8)")
     for options, rope in (({}, "rope,rope_halves"), ({"pairs": True}, "rope"),  # rotate_half, GPT-J's pairs

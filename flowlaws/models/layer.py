@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from flowlaws.errors import InvalidArgument
-from flowlaws.models.symmetry import Centred, from_weight_layer, sample_shifts, unfollowed
+from flowlaws.models.symmetry import BIASES, Centred, from_weight_layer, sample_shifts, unfollowed
 
 REALMIN = float(np.finfo(np.float64).tiny)  # smallest normal float64: the underflow threshold
 
@@ -271,6 +271,12 @@ class Layer:
         (`symmetry.sample_shifts`): by default `shifted_rows`, over the last axis."""
         rows = self.shifted_rows(site)
         return (("sample_shift", rows, True),) if rows else ()
+
+    def bias_rows(self, site):
+        """The slices whose sums per output unit shift that unit alike at every position, as
+        a bias does (what an `offset` right after it absorbs): its bias, if any."""
+        rows = self.rows(site, self.units_out(site))
+        return [v for v in rows if v.name.endswith(BIASES) and v.ndim == 1]
 
     def shared_input(self, site) -> bool:
         """Every output unit is w_i times one shared input value, with no bias (one input

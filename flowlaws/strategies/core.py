@@ -122,21 +122,19 @@ def architectures(*, kinds=KINDS, activations=("relu", "leaky_relu", "abs", "lin
 
 
 def _kernels_fit(model):
-    """``model``, unless a conv's input is shorter than its kernel (padding alone fills some
-    taps at each position, the taps split into units of their own), its padding reaches
-    a kernel's width (an output reading only padding is the bias alone, and the layer
-    reading it may trade weight between such outputs), or its taps split along an axis
-    (`_taps_split`): nets with laws their symmetries do not give (docs/theory.md 6,
-    degenerate cases). A transposed convolution's taps split differently: laws-complete
-    sets its cases aside (`NO_TAP_CLASSES`), and every other theorem draws them."""
+    """``model``, unless a conv's padding reaches a kernel's width (an output reading only
+    padding is the bias alone, and the layer reading it may trade weight between such
+    outputs) or its taps split along an axis (`_taps_split`): nets with laws their
+    symmetries do not give (docs/theory.md 6, degenerate cases). An input shorter than the
+    kernel is drawn: the taps that meet only padding are derived (docs/theory.md 6.6). A
+    transposed convolution's taps split differently: laws-complete sets its cases aside
+    (`NO_TAP_CLASSES`), and every other theorem draws them."""
     for position, layer in enumerate(model.layers):
         if not hasattr(layer, "extents") or isinstance(layer, ConvTranspose):
             continue
         # per axis: the inputs a window spans (dilated taps included), its stride and padding
         axes = list(zip(model.site(position).in_shape[1:], layer.extents, layer.strides, layer.paddings,
                         strict=True))
-        if any(extent > n for n, extent, _, _ in axes):
-            raise InvalidArgument(f"{layer.spec}: input shorter than the kernel")
         if any(padding >= extent for _, extent, _, padding in axes):
             raise InvalidArgument(f"{layer.spec}: an output reads only padding")
         if any(_taps_split(*axis) for axis in axes):
@@ -186,7 +184,7 @@ def _conv_net(draw, f: _Family, dims: int):
     """Conv, activation and (maybe) a pool, per layer; flatten and a dense head."""
     conv, pools = (Conv1d, {"max": MaxPool1d, "avg": AvgPool1d}) if dims == 1 else (
         Conv2d, {"max": MaxPool2d, "avg": AvgPool2d})
-    spatial = draw(st.integers(3, 6 if dims == 1 else 4))
+    spatial = draw(st.integers(2, 6 if dims == 1 else 4))
     layers: list = []
     for _ in range(draw(st.integers(*f.depth))):
         kernel = draw(st.integers(1, 3))

@@ -39,10 +39,10 @@ q, k, v from one Linear's split or three Linears, viewed as heads and transposed
 enable_gqa; q and k with a rotary embedding, recognized by its values; back and a Linear),
 ``F.layer_norm`` with its own parameters, TransformerEncoderLayer (batch_first,
 relu or gelu, norm_first either way, no mask: its attention and feed-forward blocks become
-two residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the module's
-input (token ids: a dense layer on one-hot tokens, W = E^T; the flowlaws model's input is
-`one_hot(ids, vocabulary)`). Anything else is an `InvalidArgument` naming the module path,
-its type, and what is supported.
+two residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the
+module's input (token ids: a dense layer on one-hot tokens, W = E^T; the flowlaws model's input
+is `one_hot(ids, vocabulary)`, its first layer `onehot`: rows that sum to 1). Anything else is
+an `InvalidArgument` naming the module path, its type, and what is supported.
 
 Documented behaviours: a float32 (or other) module is read in float64, and every check
 runs in float64 (a float32 training loop is judged with float32's round-off); parameters
@@ -92,6 +92,7 @@ from flowlaws.models import (
     Mean,
     MoveAxis,
     Offset,
+    OneHot,
     Prepend,
     Residual,
     RMSNorm,
@@ -1383,6 +1384,9 @@ def from_torch(module, example_input) -> tuple[Sequential, tuple[np.ndarray, ...
     return converted.model, converted.read()
 
 
+TIED_ENTRIES = 1 << 24  # the largest matrix of tied laws `Converted._tied_linear` ranks (128 MB)
+
+
 @dataclass(frozen=True)
 class Converted:
     """A converted module: the flowlaws model and the modules its params come from, so
@@ -1454,14 +1458,63 @@ class Converted:
 
     def laws(self, loss=None) -> list:
         """The derived laws the module keeps: those of the converted model, less any law
-        reading a tied parameter. A tied parameter's gradient is the sum of its uses', so a
-        symmetry must act alike on both: the untied model's laws through it are not the tied
-        one's (the others are, since their gradients are unchanged)."""
+        reading a tied parameter that the tied model does not keep (`_tied_linear`). A tied
+        parameter's gradient is the sum of its uses', so a symmetry must act alike on both:
+        the untied model's laws through it are not the tied one's, unless they are (the
+        others are, since their gradients are unchanged)."""
         from flowlaws.invariants import laws
 
         tied = self.tied
         family = flowlaws_loss("cross_entropy" if self.normalized else loss)
-        return [law for law in laws(self.model, family) if not tied.intersection(law.params)]
+        derived = laws(self.model, family)
+        kept = self._tied_linear(derived, tied) if tied else set()
+        return [law for law in derived if not tied.intersection(law.params) or id(law) in kept]
+
+    def _tied_linear(self, derived, tied) -> set[int]:
+        """The ids of the linear laws through a tied parameter that the tied model keeps.
+
+        The model's parameters are T theta (T copies a tied torch entry to each of its
+        uses), so a law h(T theta) = <g, T theta> changes along the tied gradient T^T grad
+        L(T theta) by <T T^T g, grad L>: it is kept when T T^T g, the law with its tied
+        entries' weight copied to every use, is a combination of derived linear laws (each
+        orthogonal to grad L everywhere). T T^T g - g lies on the tied uses alone, so the
+        combination is sought among the linear laws that read tied parameters only (a
+        sufficient test: nanoGPT's token embedding, whose column sums trade with the
+        position embedding, and its tied head's, which softmax cross-entropy ignores), by
+        rank, while that matrix has at most TIED_ENTRIES entries (else none is kept)."""
+        from flowlaws.discover import rank_and_gap
+        from flowlaws.invariants.stacked import Stacked
+
+        linear = [law for law in derived if law.order == 1 and tied.intersection(law.params)]
+        if not linear:
+            return set()
+        shapes = [shape for _, shape in self.model.param_specs]
+        ends = np.cumsum([0, *(int(np.prod(s)) for s in shapes)])
+        columns = np.concatenate([np.arange(ends[k], ends[k + 1]) for k in sorted(tied)])
+        basis = [law for law in linear if tied.issuperset(law.params)]
+        A = Stacked(basis, shapes).L[:, columns].toarray() if basis else np.zeros((0, len(columns)))
+        if A.size > TIED_ENTRIES:
+            return set()
+        positions = self._positions()
+        kept = set()
+        for law in linear:
+            G = Stacked([law], shapes).L
+            copied = np.stack([np.bincount(positions, weights=g, minlength=positions.max() + 1)[positions]
+                               for g in G.toarray()]) - G.toarray()
+            C = copied[:, columns]
+            if not np.any(C) or (len(A) and rank_and_gap(np.vstack([A, C]))[0] == rank_and_gap(A)[0]):
+                kept.add(id(law))
+        return kept
+
+    def _positions(self) -> np.ndarray:
+        """For each entry of the model's parameters (flat, in order), its torch entry's
+        place among the torch parameters laid end to end."""
+        params = self.parameters
+        starts = np.cumsum([0, *(t.numel() for t in params)])
+        index = torch.arange(int(starts[-1]), dtype=torch.float64)
+        probes = {id(t): index[a:b].view(t.shape) for t, a, b in zip(params, starts, starts[1:], strict=False)}
+        return np.concatenate([t.detach().reshape(-1).numpy() for t in self.tensors(lambda t: probes[id(t)])]
+                              ).astype(int)
 
 
 def _conversion(module, example_input):
@@ -1483,7 +1536,7 @@ def _conversion(module, example_input):
                                   "nn.Sequential is walked instead; discover_of counts any module's laws)") from None
         chain = _Chain()
         _walked(module, chain)
-    layers = tuple(layer for layer, _, _ in chain.layers)
+    layers = ((OneHot(),) if chain.vocabulary else ()) + tuple(layer for layer, _, _ in chain.layers)
     params = tuple(p for _, ps, _ in chain.layers for p in ps)
     shape = tuple(example_input.shape[1:]) + ((chain.vocabulary,) if chain.vocabulary else ())
     model = Sequential(shape, layers)

@@ -25,6 +25,7 @@ from flowlaws.models.kinds.mean import Mean
 from flowlaws.models.kinds.moe import MoE
 from flowlaws.models.kinds.moveaxis import MoveAxis
 from flowlaws.models.kinds.offset import Offset
+from flowlaws.models.kinds.onehot import OneHot
 from flowlaws.models.kinds.pool import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from flowlaws.models.kinds.prepend import Prepend
 from flowlaws.models.kinds.residual import Residual
@@ -50,6 +51,7 @@ LAYERS: tuple[type[Layer], ...] = (
     Mean,
     MoveAxis,
     Token,
+    OneHot,
     Offset,
     Scale,
     Prepend,
@@ -84,4 +86,5 @@ def names() -> tuple[str, ...]:
 __all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Concat", "Conv1d", "Conv2d",
            "ConvTranspose1d", "ConvTranspose2d", "Dense",
            "Dropout", "Flatten", "Gated", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "MoE", "MoveAxis",
-           "Offset", "Prepend", "RMSNorm", "Residual", "Scale", "Token", "Upsample1d", "Upsample2d", "kind", "names"]
+           "Offset", "OneHot", "Prepend", "RMSNorm", "Residual", "Scale", "Token", "Upsample1d", "Upsample2d", "kind",
+           "names"]

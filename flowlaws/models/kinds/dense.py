@@ -15,8 +15,9 @@ from typing import ClassVar
 import autograd.numpy as anp
 
 from flowlaws.errors import InvalidArgument
+from flowlaws.models.kinds.onehot import OneHot
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Centred, Family
+from flowlaws.models.symmetry import Centred, Family, Rescaling, Term
 from flowlaws.validation import positive_ints
 
 
@@ -72,6 +73,22 @@ class Dense(Layer):
 
     def shifted_rows(self, site):
         return self.rows(site, self.units)
+
+    def bias_rows(self, site):
+        """Its bias; and, reading one-hot rows (`OneHot`: each sums to 1), its weight's rows,
+        W -> W + a 1^T adding a at every position."""
+        bias = super().bias_rows(site)
+        return [*bias, site.views(0, self.units, own=(0,))[0]] if OneHot.before(site) else bias
+
+    def rescalings(self, site):
+        """Its rows' rescalings (`Layer.rescalings`); reading one-hot rows with a bias, the
+        shift its rows' sums and its bias trade: sum_v W[i, v] - b_i (a translation law)."""
+        yield from super().rescalings(site)
+        shifting = self.bias_rows(site)
+        if len(shifting) == 2:
+            yield Rescaling(f"{site.name}.W/{site.name}.b", self.units, (Term(shifting[1], 1.0),
+                                                                          Term(shifting[0], -1.0)),
+                            False, Family.TRANSLATION, order=1)
 
     def written_shifts(self, site):
         """Its rows shift every output feature alike (the last axis). On (T, d) its bias b_i

@@ -44,7 +44,7 @@ class Flatten(Layer):
     def vjp_magnitude(self, p, x, y, dy):
         return self.vjp(p, x, y, dy)
 
-    def _merges(self, in_shape) -> bool:
+    def merges(self, in_shape) -> bool:
         """Whether it merges the last axis with others (a no-op flatten does not)."""
         return self.start < len(in_shape) - 1
 
@@ -58,18 +58,18 @@ class Flatten(Layer):
     def sample_shift(self, site) -> str:
         """A shift uniform over each position's features (what a layer on a sequence makes)
         is not uniform over the flattened sample: it passes a flat input only."""
-        return "passes" if not self._merges(site.in_shape) else "stops"
+        return "passes" if not self.merges(site.in_shape) else "stops"
 
     def channel_shift(self, site) -> str:
         """From ``start`` >= 1 the channels stay the first axis, each position in its place."""
-        return "passes" if self.start >= 1 or not self._merges(site.in_shape) else "stops"
+        return "passes" if self.start >= 1 or not self.merges(site.in_shape) else "stops"
 
     def carry(self, path, site):
         """Channel c becomes the c-th contiguous block: the scaling passes unchanged;
         the features of a (T, d) sequence become every d-th entry (interleaved). From
         ``start`` >= 1 the first axis stays; a last axis merged with others stops. A range
         of the channels (`Path.span`) becomes the range of their entries."""
-        if not self._merges(site.in_shape):
+        if not self.merges(site.in_shape):
             return path
         if self.start == 0:
             block = int(np.prod(site.in_shape[1:]))  # (one branch's channels of a concatenation: their entries)
@@ -79,10 +79,10 @@ class Flatten(Layer):
 
     def row_scale(self, site) -> str:
         """A factor per row stays one per row only when no row is merged with another."""
-        return "passes" if not self._merges(site.in_shape) or np.prod(site.in_shape[:-1]) == 1 else "stops"
+        return "passes" if not self.merges(site.in_shape) or np.prod(site.in_shape[:-1]) == 1 else "stops"
 
     def keeps_sums(self, in_shape) -> bool:
-        return self.start == 0 or not self._merges(in_shape)
+        return self.start == 0 or not self.merges(in_shape)
 
     @classmethod
     def draw(cls, draw, shape, context):

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import BIASES, Family, Rescaling, Term, sample_shifts
+from flowlaws.models.symmetry import Family, Rescaling, Term, sample_shifts
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,9 @@ class Offset(Layer):
 
     def rescalings(self, site):
         """(b_i + a, P[unit i] - a) for the bias b of the layer right before, whose unit i
-        it shifts at every position: the law b_i - sum P[unit i] (order 1); and the laws of
-        the shifts P makes (`written_shifts`)."""
+        it shifts at every position: the law b_i - sum P[unit i] (order 1); the same for
+        its rows' sums where they shift it so (`Layer.bias_rows`: a token embedding, W -> W
+        + a 1^T on one-hot rows); and the laws of the shifts P makes (`written_shifts`)."""
         yield from sample_shifts(site)
         if site.position == 0:
             return
@@ -58,12 +59,11 @@ class Offset(Layer):
         if not layer.emits:
             return
         units = layer.units_out(before)
-        biases = [v for v in layer.rows(before, units) if v.name.endswith(BIASES) and v.ndim == 1]
-        if biases:
-            axis = len(site.in_shape) - 1 if layer.rows_on_last_axis(before) else 0
-            offsets = tuple(Term(v, -1.0) for v in site.views(axis, units))
-            yield Rescaling(f"{before.name}/{site.name}", units, (Term(biases[0], 1.0), *offsets), False,
-                            Family.TRANSLATION, order=1)
+        axis = len(site.in_shape) - 1 if layer.rows_on_last_axis(before) else 0
+        offsets = tuple(Term(v, -1.0) for v in site.views(axis, units))
+        for k, shifting in enumerate(layer.bias_rows(before)):  # (the bias first: its law keeps its name)
+            yield Rescaling(f"{before.name}/{site.name}" + (f".{shifting.name.rsplit('.', 1)[1]}" if k else ""),
+                            units, (Term(shifting, 1.0), *offsets), False, Family.TRANSLATION, order=1)
 
     def written_shifts(self, site):
         """P[t] -> P[t] + c_t 1: a shift of position t's features, each position by its own
