@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 import scipy.special
 
 from flowlaws.checking import accumulation_length, tolerance
@@ -1492,16 +1493,20 @@ class Converted:
         ends = np.cumsum([0, *(int(np.prod(s)) for s in shapes)])
         columns = np.concatenate([np.arange(ends[k], ends[k + 1]) for k in sorted(tied)])
         basis = [law for law in linear if tied.issuperset(law.params)]
-        A = Stacked(basis, shapes).L[:, columns].toarray() if basis else np.zeros((0, len(columns)))
-        if A.size > TIED_ENTRIES:
+        tied_only = Stacked(basis, shapes).L[:, columns] if basis else scipy.sparse.csr_matrix((0, len(columns)))
+        if tied_only.shape[0] * tied_only.shape[1] > TIED_ENTRIES:
             return set()
+        A = tied_only.toarray()
         positions = self._positions()
+        P = scipy.sparse.csr_matrix((np.ones(len(positions)), (np.arange(len(positions)), positions)))
+        copying = P @ P.T  # T T^T: entry j's weight to every entry of its torch entry
         kept = set()
         for law in linear:
             G = Stacked([law], shapes).L
-            copied = np.stack([np.bincount(positions, weights=g, minlength=positions.max() + 1)[positions]
-                               for g in G.toarray()]) - G.toarray()
-            C = copied[:, columns]
+            C = (G @ copying - G)[:, columns]
+            if C.shape[0] * C.shape[1] > TIED_ENTRIES:
+                continue
+            C = C.toarray()
             if not np.any(C) or (len(A) and rank_and_gap(np.vstack([A, C]))[0] == rank_and_gap(A)[0]):
                 kept.add(id(law))
         return kept
