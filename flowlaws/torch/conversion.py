@@ -1385,7 +1385,34 @@ def from_torch(module, example_input) -> tuple[Sequential, tuple[np.ndarray, ...
     return converted.model, converted.read()
 
 
-TIED_ENTRIES = 1 << 24  # the largest matrix of tied laws `Converted._tied_linear` ranks (128 MB)
+TIED_ENTRIES = 1 << 24  # the largest part of a matrix of tied laws `Converted._tied_linear` ranks (128 MB)
+
+
+def _sparse_rank(rows) -> int | None:
+    """The rank of sparse ``rows`` (`rank_and_gap`'s), the sum of its connected parts' (rows
+    that share no entry, directly or through others, have independent spans), or None when
+    a part has more than TIED_ENTRIES entries."""
+    from scipy.sparse.csgraph import connected_components
+
+    from flowlaws.discover import rank_and_gap
+
+    reach = abs(rows)
+    count, part = connected_components(reach @ reach.T, directed=False)
+    nonzero = rows.tocoo()
+    label = part[nonzero.row]
+    order = np.argsort(label, kind="stable")
+    bounds = np.searchsorted(label[order], np.arange(count + 1))
+    total = 0
+    for a, b in itertools.pairwise(bounds):  # one part's nonzeros (a part of empty rows has none)
+        chosen = order[a:b]
+        members, row = np.unique(nonzero.row[chosen], return_inverse=True)
+        entries, column = np.unique(nonzero.col[chosen], return_inverse=True)
+        if len(members) * len(entries) > TIED_ENTRIES:
+            return None
+        block = np.zeros((len(members), len(entries)))
+        block[row, column] = nonzero.data[chosen]
+        total += rank_and_gap(block)[0] if b > a else 0
+    return total
 
 
 @dataclass(frozen=True)
@@ -1478,12 +1505,12 @@ class Converted:
         uses), so a law h(T theta) = <g, T theta> changes along the tied gradient T^T grad
         L(T theta) by <T T^T g, grad L>: it is kept when T T^T g, the law with its tied
         entries' weight copied to every use, is a combination of derived linear laws (each
-        orthogonal to grad L everywhere). T T^T g - g lies on the tied uses alone, so the
-        combination is sought among the linear laws that read tied parameters only (a
+        orthogonal to grad L everywhere). C = T T^T g - g lies on the tied uses alone, so the
+        combination is sought among the linear laws that lie within C's entries (a
         sufficient test: nanoGPT's token embedding, whose column sums trade with the
         position embedding, and its tied head's, which softmax cross-entropy ignores), by
-        rank, while that matrix has at most TIED_ENTRIES entries (else none is kept)."""
-        from flowlaws.discover import rank_and_gap
+        rank (`_sparse_rank`: part by part, each at most TIED_ENTRIES entries, else the law
+        is not kept)."""
         from flowlaws.invariants.stacked import Stacked
 
         linear = [law for law in derived if law.order == 1 and tied.intersection(law.params)]
@@ -1493,21 +1520,27 @@ class Converted:
         ends = np.cumsum([0, *(int(np.prod(s)) for s in shapes)])
         columns = np.concatenate([np.arange(ends[k], ends[k + 1]) for k in sorted(tied)])
         basis = [law for law in linear if tied.issuperset(law.params)]
-        tied_only = Stacked(basis, shapes).L[:, columns] if basis else scipy.sparse.csr_matrix((0, len(columns)))
-        if tied_only.shape[0] * tied_only.shape[1] > TIED_ENTRIES:
-            return set()
-        A = tied_only.toarray()
+        tied_only = Stacked(basis, shapes).L[:, columns].tocsc() if basis else None
         positions = self._positions()
         P = scipy.sparse.csr_matrix((np.ones(len(positions)), (np.arange(len(positions)), positions)))
         copying = P @ P.T  # T T^T: entry j's weight to every entry of its torch entry
         kept = set()
         for law in linear:
             G = Stacked([law], shapes).L
-            C = (G @ copying - G)[:, columns]
-            if C.shape[0] * C.shape[1] > TIED_ENTRIES:
+            C = (G @ copying - G)[:, columns].tocsc()
+            where = np.flatnonzero(C.getnnz(axis=0))  # C's entries
+            if not len(where):
+                kept.add(id(law))
                 continue
-            C = C.toarray()
-            if not np.any(C) or (len(A) and rank_and_gap(np.vstack([A, C]))[0] == rank_and_gap(A)[0]):
+            if tied_only is None:
+                continue
+            outside = np.ones(tied_only.shape[1], dtype=bool)
+            outside[where] = False
+            within = tied_only[np.flatnonzero(tied_only[:, outside].getnnz(axis=1) == 0)]
+            if not within.shape[0]:
+                continue
+            joined = _sparse_rank(scipy.sparse.vstack([within, C]).tocsr())
+            if joined is not None and joined == _sparse_rank(within.tocsr()):
                 kept.add(id(law))
         return kept
 
