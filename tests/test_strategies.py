@@ -162,11 +162,14 @@ def test_optimizers_draw_their_weight_decay_from_a_tuple(data):
 
 @given(architectures(kinds=("conv1d", "conv2d")))
 def test_conv_nets_read_real_input_in_every_window(model):
-    """Every window covers an input entry: kernel within the input, padding below the
-    kernel (an output of padding alone gives the net laws no symmetry derives)."""
+    """Every window covers an input entry (an output of padding alone gives the net laws no
+    symmetry derives); a kernel may be wider than its input (its taps that meet only padding
+    are derived laws)."""
     for position, layer in enumerate(model.layers):
         if hasattr(layer, "kernel"):
-            assert layer.padding < layer.kernel <= min(model.site(position).in_shape[1:])
+            for (m, n), k, s, p, d in zip(layer._reach(model.site(position).in_shape), layer.kernels, layer.strides,
+                                          layer.paddings, layer.dilations, strict=True):
+                assert all(any(0 <= t * s + j * d - p < n for j in range(k)) for t in range(m))
 
 
 def _tap_groups(n, kernel, stride, padding):

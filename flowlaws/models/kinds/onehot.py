@@ -30,7 +30,7 @@ class OneHot(Layer):
     ranks: ClassVar[tuple[int, ...]] = (1, 2)
 
     def apply(self, p, x):
-        return x + (1.0 - anp.sum(x, axis=-1, keepdims=True)) / x.shape[-1]
+        return x + (1 - anp.sum(x, axis=-1, keepdims=True)) / x.shape[-1]  # (1: exact in rationals)
 
     def vjp(self, p, x, y, dy):
         return dy - np.sum(dy, axis=-1, keepdims=True) / x.shape[-1], ()
