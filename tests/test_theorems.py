@@ -185,6 +185,11 @@ def test_laws_complete_holds_on_a_centred_streams_mean_direction_and_on_units_fe
     ("NO_DROPPED_CHANNELS", "seq:3x3:conv1d(3,1),relu,dense(2),token,dense(1)"),  # channels stay on the first axis
     ("NO_DROPPED_CHANNELS", "seq:3x3:dense(3),relu,token,dense(2)"),  # a sequence's positions: nothing dropped
     ("NO_DROPPED_CHANNELS", "seq:3x3:conv1d(2,1),moveaxis(0,-1),token,dense(1)"),  # channels last: a position kept
+    # a onehot fed by a layer, or of one entry (docs/theory.md 6.7)
+    ("ONEHOT_INPUT", "seq:2:scale,onehot,flatten,dense(1)"),  # found by the campaign (seed 6200002): 1 law, 0
+    ("ONEHOT_INPUT", "seq:2x3:maxpool1d(2),onehot,flatten,dense(1)"),  # one entry: the constant 1 (seed 6200007)
+    ("ONEHOT_INPUT", "seq:3x4:onehot,dense(2),offset,relu,flatten,dense(2)"),  # tokens: all 4 derived
+    ("ONEHOT_INPUT", "seq:4:onehot,dense(3,bias),relu,dense(2)"),  # its rows' sums and its bias trade: derived
 ])
 def test_laws_complete_sets_a_net_aside_exactly_when_discovery_finds_laws_of_that_family_not_derived(hypothesis,
                                                                                                       spec):

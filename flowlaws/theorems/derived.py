@@ -20,6 +20,7 @@ from flowlaws.theorems.hypotheses import (
     NO_SHARED_BIAS_MIXING,
     NO_TAP_CLASSES,
     NO_UNFOLLOWED_RANGE,
+    ONEHOT_INPUT,
 )
 from flowlaws.theorems.selections import _all_laws, _every_law
 
@@ -61,7 +62,8 @@ def theorems() -> list[Theorem]:
             levels=(Level.COMPLETE,),
             hypotheses=(NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                         NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
-                        NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, NO_DROPPED_CHANNELS, NO_UNFOLLOWED_RANGE),
+                        NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, NO_DROPPED_CHANNELS, NO_UNFOLLOWED_RANGE,
+                        ONEHOT_INPUT),
             decide=completeness,
         ),
     ]

@@ -285,6 +285,19 @@ def _no_learned_offset(s):
     return None
 
 
+def _onehot_reads_the_input(s):
+    """``onehot`` states that the model's input is one-hot tokens of V >= 2 entries. Fed by a
+    layer, its projection x - (1^T x)/V 1 passes a scaling of its input's centred plane to
+    the next weight layer's columns on that plane (seq:2:scale,onehot,flatten,dense(1): one
+    law, none derived), a family flowlaws does not derive (docs/theory.md 6.7); of one entry
+    it is the constant 1, and every reader's weights trade. Its derived laws are sound
+    (composition)."""
+    for layer in getattr(s.model, "all_layers", ()):
+        if layer.kind == "onehot" and (layer is not s.model.layers[0] or s.model.input_shape[-1] < 2):
+            return f"{layer.spec} reads a layer's output or a single entry, not the input's tokens"
+    return None
+
+
 def _no_dropped_channels(s):
     """A ``token`` keeps one entry of its input's first axis. Where that axis holds channels
     (a convolution's or a BatchNorm's, with no ``moveaxis`` between), the other channels are
@@ -359,6 +372,7 @@ NO_DROPPED_CHANNELS = Hypothesis("no channel a token drops", _no_dropped_channel
 NO_UNFOLLOWED_RANGE = Hypothesis("every concatenated range followed", _no_unfollowed_range)
 NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
+ONEHOT_INPUT = Hypothesis("onehot reads the input alone", _onehot_reads_the_input)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
 SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
@@ -366,7 +380,7 @@ HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_D
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                                   NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
                                   NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, NO_DROPPED_CHANNELS,
-                                  NO_UNFOLLOWED_RANGE,
+                                  NO_UNFOLLOWED_RANGE, ONEHOT_INPUT,
                                   SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------
