@@ -486,7 +486,8 @@ def test_a_tied_models_linear_laws_are_kept_exactly_where_its_gradient_keeps_the
     kept = {law.name for law in converted.laws(torch.nn.CrossEntropyLoss())}
     through = [law for law in laws(converted.model, CrossEntropy()) if law.order == 1
                and converted.tied.intersection(law.params)]
-    assert "translation unit dense0/pos0" in kept and len(through) > len(kept.intersection(law.name for law in through))
+    assert "translation unit dense0/pos0.W" in kept
+    assert len(through) > len(kept.intersection(law.name for law in through))  # some are dropped
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.3 * torch.randn_like(p))  # off the initialization's unit gains and zero shifts

@@ -84,11 +84,10 @@ class Dense(Layer):
         """Its rows' rescalings (`Layer.rescalings`); reading one-hot rows with a bias, the
         shift its rows' sums and its bias trade: sum_v W[i, v] - b_i (a translation law)."""
         yield from super().rescalings(site)
-        shifting = self.bias_rows(site)
-        if len(shifting) == 2:
-            yield Rescaling(f"{site.name}.W/{site.name}.b", self.units, (Term(shifting[1], 1.0),
-                                                                          Term(shifting[0], -1.0)),
-                            False, Family.TRANSLATION, order=1)
+        if self.bias and OneHot.before(site):
+            rows, bias = site.views(0, self.units)
+            yield Rescaling(f"{site.name}.W/{site.name}.b", self.units, (Term(rows, 1.0), Term(bias, -1.0)), False,
+                            Family.TRANSLATION, order=1)
 
     def written_shifts(self, site):
         """Its rows shift every output feature alike (the last axis). On (T, d) its bias b_i

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from flowlaws.models.layer import Layer
-from flowlaws.models.symmetry import Family, Rescaling, Term, sample_shifts
+from flowlaws.models.symmetry import BIASES, Family, Rescaling, Term, sample_shifts
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,10 @@ class Offset(Layer):
         units = layer.units_out(before)
         axis = len(site.in_shape) - 1 if layer.rows_on_last_axis(before) else 0
         offsets = tuple(Term(v, -1.0) for v in site.views(axis, units))
-        for k, shifting in enumerate(layer.bias_rows(before)):  # (the bias first: its law keeps its name)
-            yield Rescaling(f"{before.name}/{site.name}" + (f".{shifting.name.rsplit('.', 1)[1]}" if k else ""),
-                            units, (Term(shifting, 1.0), *offsets), False, Family.TRANSLATION, order=1)
+        for shifting in layer.bias_rows(before):  # a bias's law is named by the layers, a weight's by it too
+            weight = "" if shifting.name.endswith(BIASES) else "." + shifting.name.rsplit(".", 1)[1]
+            yield Rescaling(f"{before.name}/{site.name}{weight}", units, (Term(shifting, 1.0), *offsets), False,
+                            Family.TRANSLATION, order=1)
 
     def written_shifts(self, site):
         """P[t] -> P[t] + c_t 1: a shift of position t's features, each position by its own
