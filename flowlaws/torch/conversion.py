@@ -1544,15 +1544,19 @@ class Converted:
                 kept.add(id(law))
         return kept
 
-    def _positions(self) -> np.ndarray:
-        """For each entry of the model's parameters (flat, in order), its torch entry's
-        place among the torch parameters laid end to end."""
-        params = self.parameters
+    def laid_out(self, params) -> tuple:
+        """(index, the model's parameters as tensors of it): ``params`` (the torch parameters)
+        laid end to end as index = arange of their entries, each model parameter the view of
+        index its layout takes of them (`tensors`), so its values are its entries' places."""
         starts = np.cumsum([0, *(t.numel() for t in params)])
         index = torch.arange(int(starts[-1]), dtype=torch.float64)
         probes = {id(t): index[a:b].view(t.shape) for t, a, b in zip(params, starts, starts[1:], strict=False)}
-        return np.concatenate([t.detach().reshape(-1).numpy() for t in self.tensors(lambda t: probes[id(t)])]
-                              ).astype(int)
+        return index, self.tensors(lambda t: probes[id(t)])
+
+    def _positions(self) -> np.ndarray:
+        """For each entry of the model's parameters (flat, in order), its torch entry's
+        place among the torch parameters laid end to end (`laid_out`)."""
+        return np.concatenate([t.detach().reshape(-1).numpy() for t in self.laid_out(self.parameters)[1]]).astype(int)
 
 
 def _conversion(module, example_input):

@@ -73,10 +73,9 @@ class _Layout:
         for group, members in itertools.groupby(range(len(params)), key=lambda k: group_of.get(id(params[k]))):
             run = list(members)
             runs.append((slice(starts[run[0]], starts[run[-1] + 1]), group, tuple(params[k] for k in run)))
-        index = torch.arange(starts[-1], dtype=torch.float64)
-        probes = {id(t): index[a:b].view(t.shape) for t, a, b in zip(params, starts, starts[1:], strict=False)}
+        index, probed = converted.laid_out(params)
         views = []
-        for p in converted.tensors(lambda t: probes[id(t)]):
+        for p in probed:
             if p.untyped_storage().data_ptr() != index.untyped_storage().data_ptr():  # pragma: no cover
                 raise AssertionError("a converted parameter is not a view of its torch parameter")
             views.append((tuple(p.shape), tuple(p.stride()), p.storage_offset()))
