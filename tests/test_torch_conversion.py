@@ -3,7 +3,7 @@ torch's value and gradient; what does not, in one line."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
@@ -35,6 +35,7 @@ from torch_models import (  # noqa: E402
     UNet,
     ViT,
     example_for,
+    normalizes_a_constant_group,
     torch_modules,
 )
 
@@ -811,12 +812,24 @@ def test_a_hardsigmoid_converts_with_torchs_value_and_the_exact_slope_one_sixth(
     assert np.abs(ours - expected).max() <= 1e-12 * np.abs(expected).max()
 
 
+def test_a_norm_of_a_channel_dead_relus_left_constant_is_told_apart_from_a_live_one():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv1d(2, 2, 1), nn.ReLU(), nn.BatchNorm1d(2), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2))
+    x = torch.randn(4, 2, 8, dtype=torch.float64)
+    net = net.double()
+    assert not normalizes_a_constant_group(net, x)
+    with torch.no_grad():
+        net[0].bias[1] = -1e3  # channel 1 dead: the BatchNorm sees it constant (0) over the batch
+    assert normalizes_a_constant_group(net, x)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_any_module_built_of_what_converts_has_torchs_value_and_gradient(data):
     torch.manual_seed(data.draw(st.integers(0, 100), label="seed"))
     module = data.draw(torch_modules(), label="module")
     x = example_for(module, 4)
+    assume(not normalizes_a_constant_group(module, x))
     model, params = from_torch(module, x)
     assert parse(model.spec) == model
     out = module(x)

@@ -670,6 +670,34 @@ def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS
 
 
 
+def normalizes_a_constant_group(module, x) -> bool:
+    """Whether a norm inside ``module`` normalizes, on input ``x``, a group whose entries
+    are equal (a channel a dead ReLU left constant): its output is then round-off of 0,
+    and a kink after it decides by round-off's sign (docs/theory.md's degenerate
+    constant group), where no two exact computations need agree."""
+    found = []
+
+    def seen(norm, args, _):
+        y = args[0]
+        if isinstance(norm, nn.GroupNorm):
+            y = y.reshape(len(y), norm.num_groups, -1)
+        axes = {nn.BatchNorm1d: tuple(a for a in range(y.ndim) if a != 1), nn.InstanceNorm1d: (-1,),
+                nn.GroupNorm: (-1,), nn.LayerNorm: tuple(range(-len(getattr(norm, "normalized_shape", ())), 0))}
+        axes = next(a for kind, a in axes.items() if isinstance(norm, kind))
+        spread = y.amax(axes) - y.amin(axes)
+        found.append(bool((spread <= 1e-12 * y.abs().amax(axes)).any()))
+
+    norms = (nn.BatchNorm1d, nn.InstanceNorm1d, nn.GroupNorm, nn.LayerNorm)
+    handles = [m.register_forward_hook(seen) for m in module.modules() if isinstance(m, norms)]
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return any(found)
+
+
 def example_for(module, n: int, dtype=torch.float64):
     """``n`` Gaussian inputs for a `torch_modules` module: (n, 2, 8), or (n, 16) for a dense one."""
     x = torch.randn(n, 2, 8, dtype=dtype)
