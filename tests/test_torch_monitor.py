@@ -633,13 +633,13 @@ def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, fo
     net = make().double()
     monitor = LawMonitor(net, torch.optim.SGD(net.parameters(), lr=0.1), example_input=x)
     X = torch.randn(len(OPERANDS), monitor.layout.size, dtype=torch.float64)
-    stacked = _views_of(X, monitor.views)
+    stacked = _views_of(X, monitor.layout.views)
     formed_products = None
     if formed:
         P = products(X, torch.empty(CHANNELS, X.shape[1], dtype=X.dtype))
-        formed_products = (_views_of(P, monitor.views), P.index_select(1, monitor.segment))
+        formed_products = (_views_of(P, monitor.layout.views), P.index_select(1, monitor.segment))
     Z, Zabs = monitor.sums(stacked, segment=X.index_select(1, monitor.segment), formed=formed_products)
-    DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.views))) for i in range(5))
+    DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.layout.views))) for i in range(5))
     forms = monitor.forms(X)
     checked = 0
     for law in monitor.laws:

@@ -482,7 +482,7 @@ def _discovered(module, example_input, cross_entropy, laws_at, law_names, seed, 
     spurious: list[str] = []
     if laws_at is not None:
         spurious, derived, lower = _law_bounds(problem.law_rows(laws_at), problem.fields, law_names)
-    family = "cross_entropy" if cross_entropy else "any"
+    family = _family(cross_entropy)
     if problem.rank == 0:
         return Discovery(type(module).__name__, family, D, D, D, derived, [0], math.inf, spurious=spurious,
                          seconds=time.perf_counter() - started, decided_by="no fields", evaluations=work.spent,
@@ -696,10 +696,16 @@ def _shared_blocks(twin, example_input, groups, local, alone, law_names, *, cros
             idx, rows = local[b] if local is not None else (np.zeros(0, dtype=int), np.zeros((0, sizes[b])))
             mine = alone[idx] == b
             found = _settled(fields[:, columns], rows[mine], [law_names[i] for i in idx[mine]],
-                             "cross_entropy" if cross_entropy else "any", started)
+                             _family(cross_entropy), started)
             if found is not None:
                 decided[b] = found
     return decided, spent
+
+
+def _family(cross_entropy: bool) -> str:
+    """The loss family a count is of: softmax cross-entropy's (a shift of every logit
+    ignored) or any loss's."""
+    return "cross_entropy" if cross_entropy else "any"
 
 
 def _settled(fields, rows, law_names, family: str, started: float) -> Discovery | None:
@@ -801,7 +807,7 @@ def _by_blocks(module, example_input, groups, *, cross_entropy, laws_at, law_nam
     note = (f"{len(parts)} blocks counted alone, {across} derived laws across them (none other: Marcotte et al. "
             f"2025, Theorem 4.7)" + (f"; undecided within: {', '.join(open_)}" if open_ else "")
             + ("" if laws_at else "; laws across blocks not counted: the module does not convert"))
-    return Discovery(type(module).__name__, "cross_entropy" if cross_entropy else "any", D, upper, lower, derived,
+    return Discovery(type(module).__name__, _family(cross_entropy), D, upper, lower, derived,
                      [], min(part.gap for _, part in parts), spurious=spurious,
                      seconds=time.perf_counter() - started, note=note, decided_by=decided_by,
                      evaluations=spent + sum(part.evaluations for _, part in parts), blocks=parts)

@@ -301,9 +301,8 @@ class LawMonitor:
         self.params, size = self.layout.params, self.layout.size
         self._kept: _Buffer | None = None  # the step's buffer follows the layout (`_buffer`)
         self.formed = size <= PRODUCTS  # a small model's products formed while its operands are in cache
-        self.views = self.layout.views
         index = torch.arange(size)
-        positions = [_positions(view, index) for view in self.views]
+        positions = [_positions(view, index) for view in self.layout.views]
         shapes = [shape for _, shape in self.converted.model.param_specs]
         self.sums, self.segment = self._sums(positions, shapes)
         rows = [self.sums.rows(law) for law in self.laws]  # each law's components
@@ -332,9 +331,9 @@ class LawMonitor:
         place = np.full(layout.size, -1)
         place[segment] = np.arange(segment.size)
         # a view starts at its offset: on a small parameter, all of it is
-        flat = {k: place[positions[k]] for k, (_, _, offset) in enumerate(self.views)
+        flat = {k: place[positions[k]] for k, (_, _, offset) in enumerate(layout.views)
                 if offset >= layout.size or place[offset] >= 0}
-        sums = LawSums(self.laws, shapes, flat=flat, views=dict(enumerate(self.views)))
+        sums = LawSums(self.laws, shapes, flat=flat, views=dict(enumerate(layout.views)))
         return sums, torch.as_tensor(segment, device=self.params[0].device)
 
     def _buffer(self) -> _Buffer:
