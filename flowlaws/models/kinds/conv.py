@@ -329,11 +329,14 @@ class Conv(Layer):
             return None
         kernels, dilations, paddings = [], [], []
         for n in shape[1:]:  # each axis its own (a rectangular kernel), shrinking towards one value
-            kernel = draw(st.integers(1, min(2, n)))
+            # on an axis of one or two entries, a kernel up to 2 wider: its outer taps may meet
+            # only padding (`padding_taps`, docs/theory.md 6.6); the output keeps an entry
+            kernel = draw(st.integers(1, n + 2 if n <= 2 else 2))
             dilation = draw(st.integers(1, 2)) if kernel > 1 and n > 2 else 1
             kernels.append(kernel)
             dilations.append(dilation)
-            paddings.append(draw(st.integers(0, kernel - 1)) if dilation == 1 else 0)
+            least = max(0, -(-(kernel - n) // 2))  # n + 2 padding - (kernel - 1) >= 1
+            paddings.append(draw(st.integers(least, kernel - 1)) if dilation == 1 else 0)
         groups = draw(st.sampled_from([g for g in (1, 2) if shape[0] % g == 0]))
         return cls(groups * draw(context.sizes), tuple(kernels), 1, tuple(paddings), context.bias, groups,
                    tuple(dilations))
