@@ -840,3 +840,31 @@ def test_steps_judged_in_batches_are_judged_as_one_at_a_time(make, shape, optimi
         for field in ("measured", "predicted", "effect", "resolution"):
             assert np.allclose(getattr(a, field), getattr(b, field), rtol=1e-9, atol=1e-300), (a.law.name, field)
     assert bool(batched.flagged) == (optimizer == "adamw")
+
+
+@pytest.mark.parametrize("change", ["momentum buffers replaced", "momentum set", "weight decay set"])
+def test_a_step_after_the_optimizers_state_or_settings_change_is_predicted_from_the_new_ones(change):
+    """The calls that write a step's rest are made once and reused while the optimizer's
+    settings and momentum buffers stay: a loaded state (new buffers), or a momentum or
+    weight decay set mid-run, makes them again, so plain SGD is never flagged; a stale
+    rest (the old buffers or settings) would be, at the step after the change."""
+    torch.manual_seed(0)
+    net, x = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3)).double(), torch.randn(8, 4, dtype=torch.float64)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=0.0)
+    monitor = LawMonitor(net, opt, example_input=x)
+    for step in range(8):
+        if step == 4:
+            if change == "momentum buffers replaced":  # a checkpoint's state: other tensors, other values
+                state = opt.state_dict()
+                for entry in state["state"].values():
+                    entry["momentum_buffer"] = 3.0 * entry["momentum_buffer"]
+                opt.load_state_dict(state)
+            else:
+                opt.param_groups[0].update({"momentum set": {"momentum": 0.5},
+                                            "weight decay set": {"weight_decay": 0.05}}[change])
+        opt.zero_grad()
+        net(x).pow(2).mean().backward()
+        opt.step()
+    assert monitor.steps == 8 and not monitor.errors
+    assert not monitor.flagged, [(r.law.name, r.flagged) for r in monitor.flagged]
+    assert max(max(r.effect) for r in monitor.records) < 1

@@ -217,13 +217,22 @@ class LawSums:
         return Z[:len(self.order)], Z[len(self.order):]
 
 
-def products(X, out):
+def products(X, out, views: tuple | None = None):
     """A quadratic law's CHANNELS products of the step's rows X (`OPERANDS`, N) into
-    ``out`` (CHANNELS, N): T (D - R), T R, D^2, T^2, R^2, G^2, in two passes."""
+    ``out`` (CHANNELS, N): T (D - R), T R, D^2, T^2, R^2, G^2, in two passes. ``views``:
+    `product_views` of X and out, made once for arrays kept between steps (a view costs
+    a torch call)."""
+    theta, signed, magnitudes, out_signed, out_magnitudes = views or product_views(X, out)
     xp = namespace(X)
-    xp.multiply(X[THETA], X[SIGNED], out=out[:2])
-    xp.square(X[MAGNITUDES], out=out[2:])
+    xp.multiply(theta, signed, out=out_signed)
+    xp.multiply(magnitudes, magnitudes, out=out_magnitudes)
     return out
+
+
+def product_views(X, out) -> tuple:
+    """The views `products` reads and writes: T, (D - R, R), (D, T, R, G) of X, and the
+    signed and magnitude channels of out."""
+    return X[THETA], X[SIGNED], X[MAGNITUDES], out[:2], out[2:]
 
 
 class MatrixForms:

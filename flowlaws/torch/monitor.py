@@ -32,12 +32,13 @@ from flowlaws.invariants.sums import (
     THETA,
     LawSums,
     MatrixForms,
+    product_views,
     products,
     to_host,
 )
 from flowlaws.models.symmetry import LawKind, centred
 from flowlaws.torch.conversion import Converted
-from flowlaws.torch.optimizers import PREDICTED, group_settings, groups_of, step_coefficients
+from flowlaws.torch.optimizers import PREDICTED, group_settings, groups_of, settings_key, step_coefficients
 from flowlaws.validation import positive_int
 
 
@@ -115,6 +116,7 @@ class _Buffer:
     parts: tuple  # each row of X as one view per parameter (`_Layout.parts`)
     stacked: Any  # `LawSums`' ``stacked`` of X: parameter k's operands, (5, *shape)
     stacked_products: Any  # and of P
+    product_views: tuple | None  # what `products` reads of X and writes of P
 
     @classmethod
     def of(cls, layout: _Layout, dtype, device, formed: bool) -> _Buffer:
@@ -122,7 +124,7 @@ class _Buffer:
         X, P = array[:len(OPERANDS)], array[len(OPERANDS):] if formed else None
         rows = tuple(X.unbind(0))
         return cls(array, X, P, rows, tuple(layout.parts(row) for row in rows), _views_of(X, layout.views),
-                   None if P is None else _views_of(P, layout.views))
+                   None if P is None else _views_of(P, layout.views), None if P is None else product_views(X, P))
 
 
 PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
@@ -300,6 +302,7 @@ class LawMonitor:
         self.layout = _Layout.of(self.converted, self.optimizer)
         self.params, size = self.layout.params, self.layout.size
         self._kept: _Buffer | None = None  # the step's buffer follows the layout (`_buffer`)
+        self._writes: tuple | None = None  # (key, calls, coefficients) of `_rests`
         self.formed = size <= PRODUCTS  # a small model's products formed while its operands are in cache
         index = torch.arange(size)
         positions = [_positions(view, index) for view in self.layout.views]
@@ -344,6 +347,7 @@ class LawMonitor:
         buffer = self._kept
         if buffer is None or buffer.X.dtype != dtype or buffer.X.device != self.params[0].device:
             buffer = self._kept = _Buffer.of(self.layout, dtype, self.params[0].device, self.formed)
+            self._writes = None  # `_rests`' calls write into the buffer's rows
         return buffer
 
     def _columns(self, buffer: _Buffer):
@@ -372,44 +376,60 @@ class LawMonitor:
 
     def _rests(self, optimizer, buffer: _Buffer) -> list:
         """Write each parameter's rest into the buffer's row REST (from theta in row THETA);
-        (slice of the vector, gradient coefficient) for each run of parameters stepped alike: 0 for a
-        preconditioned term, a parameter in no group, or lr = 0 (none of these is a
-        multiple of g that moves). Every optimizer's rest is linear, a state + b theta
-        (`flowlaws.flows.optimizers`): a and b are its rest at unit scalars, and the rest is
-        written in place, in two passes over the vector (no temporaries; three where the
-        parameters are many and small, `PER_PARAMETER`)."""
+        (slice of the vector, gradient coefficient) for each run of parameters stepped
+        alike. The calls that write it (`_rest_writes`) are made once for the optimizer's
+        settings and momentum buffers, and made again when either changes (a scheduler's
+        learning rate, the first step's new buffers): a step then costs those calls alone."""
         name, settings = type(optimizer).__name__, group_settings(optimizer)
+        momenta = [optimizer.state.get(t, {}).get("momentum_buffer") for t in self.params]
+        key = (name, tuple(map(settings_key, settings)), tuple(map(id, momenta)))
+        if self._writes is None or self._writes[0] != key:
+            self._writes = (key, *self._rest_writes(name, settings, momenta, buffer))
+        _, writes, coefficients = self._writes
+        for write in writes:
+            write()
+        return coefficients
+
+    def _rest_writes(self, name: str, settings: list, momenta: list, buffer: _Buffer) -> tuple[list, list]:
+        """(calls, coefficients) of `_rests`: 0 for a preconditioned term, a parameter in no
+        group, or lr = 0 (none of these is a multiple of g that moves). Every optimizer's
+        rest is linear, a state + b theta (`flowlaws.flows.optimizers`): a and b are its
+        rest at unit scalars, and the rest is written in place, in two passes over the
+        vector (no temporaries; three where the parameters are many and small,
+        `PER_PARAMETER`)."""
         rests, thetas = buffer.rows[REST], buffer.rows[THETA]
+        writes: list = []
         coefficients, k = [], 0  # k: the first parameter of the part
         for span, group, params in self.layout.runs:
             start = span.start
-            momenta = [optimizer.state.get(t, {}).get("momentum_buffer") for t in params]
-            for missing, members in itertools.groupby(zip(params, momenta, strict=True), key=lambda tb: tb[1] is None):
+            states = momenta[k:k + len(params)]
+            for missing, members in itertools.groupby(zip(params, states, strict=True), key=lambda tb: tb[1] is None):
                 part = list(members)
                 where = slice(start, start + sum(t.numel() for t, _ in part))
                 start, first, k = where.stop, k, k + len(part)
                 rule = None if group is None else step_coefficients(name, settings[group], not missing)
+                rest = rests[where]
                 if rule is None:
-                    rests[where] = 0
+                    writes.append(rest.zero_)
                     coefficients.append((where, 0.0))
                     continue
                 a, b, c = rule
-                rest = rests[where]
                 if missing or not a:
-                    torch.mul(thetas[where], b, out=rest)
+                    writes.append(functools.partial(torch.mul, thetas[where], b, out=rest))
                 else:
                     if rest.numel() < PER_PARAMETER * len(part):  # many small momenta: two passes, few calls
-                        self.layout.fill(buffer.parts[REST][first:k], (state for _, state in part))
-                        rest.mul_(a)
+                        writes += [functools.partial(self.layout.fill, buffer.parts[REST][first:k],
+                                                     [state for _, state in part]), functools.partial(rest.mul_, a)]
                     else:
                         at = where.start
                         for t, state in part:  # a times the momenta: one pass
-                            torch.mul(state, a, out=rests[at:at + t.numel()].view(t.shape))
+                            writes.append(functools.partial(torch.mul, state, a,
+                                                            out=rests[at:at + t.numel()].view(t.shape)))
                             at += t.numel()
                     if b:
-                        rest.add_(thetas[where], alpha=b)
+                        writes.append(functools.partial(rest.add_, thetas[where], alpha=b))
                 coefficients.append((where, c))
-        return coefficients
+        return writes, coefficients
 
     def _completed(self, buffer: _Buffer, coefficients) -> float:
         """Complete one step's operands (the buffer's rows) after the step: D = theta+ -
@@ -429,7 +449,7 @@ class LawMonitor:
                 rows[REST][where] -= (coefficient - c) * rows[GRAD][where]
         torch.sub(rows[DELTA], rows[REST], out=rows[DR])
         if self.formed:  # its products now, while its operands are in cache
-            products(buffer.X, buffer.P)
+            products(buffer.X, buffer.P, buffer.product_views)
         return c
 
     def flush(self) -> None:

@@ -70,11 +70,17 @@ def _coefficients(name: str, settings: tuple, started: bool) -> tuple[float, flo
     return float(a), float(b), float(c or 0.0)
 
 
+def settings_key(group: dict) -> tuple:
+    """One param group's settings as sorted (key, value) pairs, a tensor read as its
+    value(s): what its step's coefficients depend on (compared step to step)."""
+    return tuple(sorted((k, (v.item() if v.numel() == 1 else tuple(v.reshape(-1).tolist()))
+                         if isinstance(v, torch.Tensor) else v) for k, v in group.items()))
+
+
 def step_coefficients(name: str, group: dict, started: bool):
-    """`_coefficients` of one param group, cached by its settings (a tensor read as its
-    value; settings that cannot be a key, computed each time)."""
-    key = tuple(sorted((k, v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v)
-                       for k, v in group.items()))
+    """`_coefficients` of one param group, cached by its settings (`settings_key`;
+    settings that cannot be a key, computed each time)."""
+    key = settings_key(group)
     try:
         return _coefficients(name, key, started)
     except TypeError:  # an unhashable setting
