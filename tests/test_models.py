@@ -427,6 +427,27 @@ def test_a_groupnorm_group_is_not_kept_centred_through_a_convolution():
     assert verdict.status == "holds" and verdict.evidence.effect <= 1
 
 
+def test_a_groupnorm_of_a_channel_of_several_rows_does_not_remove_a_factor_per_row():
+    """Found by the composition campaign (seed 6300001): an RMSNorm at eps > 0 leaves a
+    positive factor on each row of the last axis, which a later normalization removes only
+    when each row is its own group; a GroupNorm of a (1, 4, 4) channel removes one factor
+    for its four rows, so the conv's scale law does not hold (effect 7.4e3)."""
+    import json
+    from pathlib import Path
+
+    from flowlaws.catalog import theorem
+    from flowlaws.report import Counterexample
+
+    path = Path(__file__).parent / "regressions" / "composition-groupnorm-row-factors-of-a-channel.json"
+    scenario = Counterexample.from_json(json.loads(path.read_text())).scenario
+    assert not any(law.name.startswith("scale") for law in laws(scenario.model))
+    verdict = theorem("composition").check(scenario)
+    assert verdict.status == "holds" and verdict.evidence.effect <= 1
+    # each row its own group, (C, T) with a group per channel: the factor is removed, the law kept
+    kept = parse("seq:2x4:conv1d(2,1),rmsnorm(eps=1e-05),groupnorm(groups=2),flatten,dense(1)")
+    assert any(law.name.startswith("scale layer conv0/rms0") for law in laws(kept))
+
+
 def test_a_groupnorm_group_is_not_kept_centred_through_an_rmsnorm():
     """Found by the composition campaign (thorough profile): an RMSNorm without gain divides
     each row of the last axis by its own number, so a GroupNorm group of several rows no
