@@ -477,7 +477,7 @@ class LawMonitor:
         residuals, predictions, tolerances, sizes, weights = _judged(Z, Zabs, self.sums.order == 2,
                                                                      self._rounding(), gradient)
         effects = effect_size(residuals, tolerances)
-        layer = [x @ self._layers.T for x in (residuals, predictions, tolerances)]  # each layer law's sums
+        layer = [(self._layers @ x.T).T for x in (residuals, predictions, tolerances)]  # each layer law's sums
         layer.append(effect_size(layer[0], layer[2]))
         steps, every = [step for step, *_ in pending], np.arange(len(pending))
         forms = self.forms(self._buffer().X) if self.forms.batches else {}  # (then one step is pending)
