@@ -155,12 +155,14 @@ class ConvTranspose(Conv):
 
     @classmethod
     def draw(cls, draw, shape, context):
-        """K >= S, D = 1, Q = 0: every output position receives a tap (module docstring)."""
+        """K >= S, D = 1, Q = 0: every output position receives a tap (module docstring); on
+        an axis of one or two entries a kernel up to 3 wide, whose outer taps may reach no
+        kept output (`padding_taps`, docs/theory.md 6.6)."""
         if len(shape) != cls.dims + 1:
             return None
         kernels, strides, paddings = [], [], []
         for n in shape[1:]:
-            kernel = draw(st.integers(1, 2))
+            kernel = draw(st.integers(1, 3 if n <= 2 else 2))
             stride = draw(st.integers(1, kernel))
             kernels.append(kernel)
             strides.append(stride)
