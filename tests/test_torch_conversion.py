@@ -841,3 +841,33 @@ def test_any_module_built_of_what_converts_has_torchs_value_and_gradient(data):
     theirs = np.concatenate([g.ravel() for g in Converted.of(module, x).read(lambda t: t.grad)])
     ours = np.concatenate([g.ravel() for g in grads])
     assert np.abs(ours - theirs).max() <= 1e-12 * max(np.abs(theirs).max(), 1e-300)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_a_sparse_matrix_ranked_part_by_part_has_the_rank_of_the_whole(data):
+    """`_sparse_rank` (tied laws' rank) sums the ranks of the parts of the graph of rows and
+    entries; drawn matrices of a few blocks, with repeated and combined rows, empty rows and
+    unused entries, have the rank numpy gives the dense matrix."""
+    import scipy.sparse
+
+    from flowlaws.torch.conversion import _sparse_rank
+
+    rows, columns = data.draw(st.integers(1, 8), label="rows"), data.draw(st.integers(1, 10), label="entries")
+    mask = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=columns, max_size=columns),
+                                       min_size=rows, max_size=rows), label="pattern"))
+    A = np.where(mask, np.random.default_rng(data.draw(st.integers(0, 99), label="seed")).normal(size=mask.shape), 0.0)
+    if data.draw(st.booleans(), label="combined rows"):  # a row the sum of two others: rank below the count
+        A = np.vstack([A, A[0] + A[-1]])
+    assert _sparse_rank(scipy.sparse.csr_matrix(A)) == np.linalg.matrix_rank(A)
+
+
+def test_a_part_over_the_entry_limit_has_no_rank(monkeypatch):
+    import scipy.sparse
+
+    import flowlaws.torch.conversion as conversion
+
+    A = scipy.sparse.csr_matrix(np.ones((3, 4)))
+    assert conversion._sparse_rank(A) == 1
+    monkeypatch.setattr(conversion, "TIED_ENTRIES", 11)
+    assert conversion._sparse_rank(A) is None

@@ -1390,28 +1390,35 @@ TIED_ENTRIES = 1 << 24  # the largest part of a matrix of tied laws `Converted._
 
 def _sparse_rank(rows) -> int | None:
     """The rank of sparse ``rows`` (`rank_and_gap`'s), the sum of its connected parts' (rows
-    that share no entry, directly or through others, have independent spans), or None when
-    a part has more than TIED_ENTRIES entries."""
+    that share no entry, directly or through others, have independent spans: the parts of
+    the graph of rows and entries, an edge per nonzero), or None when a part has more than
+    TIED_ENTRIES entries."""
     from scipy.sparse.csgraph import connected_components
 
     from flowlaws.discover import rank_and_gap
 
-    reach = abs(rows)
-    count, part = connected_components(reach @ reach.T, directed=False)
-    nonzero = rows.tocoo()
-    label = part[nonzero.row]
+    rows = rows.tocoo()
+    _, entry = np.unique(rows.col, return_inverse=True)  # the entries some row holds, numbered
+    R, K = rows.shape[0], int(entry.max(initial=-1)) + 1
+    graph = scipy.sparse.coo_matrix((np.ones(rows.nnz), (rows.row, R + entry)), shape=(R + K, R + K))
+    count, part = connected_components(graph, directed=False)
+    local = np.empty(R + K, dtype=int)  # each row's and entry's place among its part's rows or entries
+    for nodes in (np.arange(R), R + np.arange(K)):
+        order = np.argsort(part[nodes], kind="stable")
+        ranked = part[nodes][order]
+        local[nodes[order]] = np.arange(len(nodes)) - np.searchsorted(ranked, ranked)
+    height, width = np.bincount(part[:R], minlength=count), np.bincount(part[R:], minlength=count)
+    label = part[rows.row]
     order = np.argsort(label, kind="stable")
     bounds = np.searchsorted(label[order], np.arange(count + 1))
     total = 0
-    for a, b in itertools.pairwise(bounds):  # one part's nonzeros (a part of empty rows has none)
-        chosen = order[a:b]
-        members, row = np.unique(nonzero.row[chosen], return_inverse=True)
-        entries, column = np.unique(nonzero.col[chosen], return_inverse=True)
-        if len(members) * len(entries) > TIED_ENTRIES:
+    for p in np.flatnonzero(np.diff(bounds)):  # the parts with nonzeros (an empty row is a part alone)
+        if height[p] * width[p] > TIED_ENTRIES:
             return None
-        block = np.zeros((len(members), len(entries)))
-        block[row, column] = nonzero.data[chosen]
-        total += rank_and_gap(block)[0] if b > a else 0
+        chosen = order[bounds[p]:bounds[p + 1]]
+        block = np.zeros((height[p], width[p]))
+        block[local[rows.row[chosen]], local[R + entry[chosen]]] = rows.data[chosen]
+        total += rank_and_gap(block)[0]
     return total
 
 
@@ -1522,12 +1529,11 @@ class Converted:
         basis = [law for law in linear if tied.issuperset(law.params)]
         tied_only = Stacked(basis, shapes).L[:, columns].tocsc() if basis else None
         positions = self._positions()
-        P = scipy.sparse.csr_matrix((np.ones(len(positions)), (np.arange(len(positions)), positions)))
-        copying = P @ P.T  # T T^T: entry j's weight to every entry of its torch entry
+        T = scipy.sparse.csr_matrix((np.ones(len(positions)), (np.arange(len(positions)), positions)))
         kept = set()
         for law in linear:
             G = Stacked([law], shapes).L
-            C = (G @ copying - G)[:, columns].tocsc()
+            C = ((G @ T) @ T.T - G)[:, columns].tocsc()  # T T^T g: each torch entry's weight to its every use
             where = np.flatnonzero(C.getnnz(axis=0))  # C's entries
             if not len(where):
                 kept.add(id(law))
@@ -1593,7 +1599,9 @@ def one_hot(tokens, vocabulary: int) -> np.ndarray:
     if ids.dtype.kind not in "iu" or ids.min(initial=0) < 0 or ids.max(initial=0) >= vocabulary:
         raise InvalidArgument(f"the input of an Embedding must be token ids in [0, {vocabulary}), got {ids.dtype} "
                               f"values in [{ids.min()}, {ids.max()}]")
-    return np.eye(vocabulary)[ids]
+    rows = np.zeros((*ids.shape, vocabulary))
+    np.put_along_axis(rows, ids[..., None], 1.0, axis=-1)  # (not an identity of vocabulary^2 entries)
+    return rows
 
 
 def _attentions(sources) -> list[str]:
