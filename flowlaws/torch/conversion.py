@@ -1388,6 +1388,14 @@ def from_torch(module, example_input) -> tuple[Sequential, tuple[np.ndarray, ...
 TIED_ENTRIES = 1 << 24  # the largest part of a matrix of tied laws `Converted._tied_linear` ranks (128 MB)
 
 
+def _columns_at(L, place):
+    """The columns of sparse L that ``place`` maps (to its place; -1: dropped), in place order."""
+    L = L.tocoo()
+    keep = place[L.col] >= 0
+    return scipy.sparse.csr_matrix((L.data[keep], (L.row[keep], place[L.col[keep]])),
+                                   shape=(L.shape[0], int(place.max(initial=-1)) + 1))
+
+
 def _sparse_rank(rows) -> int | None:
     """The rank of sparse ``rows`` (`rank_and_gap`'s), the sum of its connected parts' (rows
     that share no entry, directly or through others, have independent spans: the parts of
@@ -1398,8 +1406,10 @@ def _sparse_rank(rows) -> int | None:
     from flowlaws.discover import rank_and_gap
 
     rows = rows.tocoo()
-    _, entry = np.unique(rows.col, return_inverse=True)  # the entries some row holds, numbered
-    R, K = rows.shape[0], int(entry.max(initial=-1)) + 1
+    held = np.zeros(rows.shape[1], dtype=bool)
+    held[rows.col] = True
+    entry = (np.cumsum(held) - 1)[rows.col]  # the entries some row holds, numbered in order
+    R, K = rows.shape[0], int(held.sum())
     graph = scipy.sparse.coo_matrix((np.ones(rows.nnz), (rows.row, R + entry)), shape=(R + K, R + K))
     count, part = connected_components(graph, directed=False)
     local = np.empty(R + K, dtype=int)  # each row's and entry's place among its part's rows or entries
@@ -1526,14 +1536,21 @@ class Converted:
         shapes = [shape for _, shape in self.model.param_specs]
         ends = np.cumsum([0, *(int(np.prod(s)) for s in shapes)])
         columns = np.concatenate([np.arange(ends[k], ends[k + 1]) for k in sorted(tied)])
+        place = np.full(ends[-1], -1)
+        place[columns] = np.arange(len(columns))  # an entry's place among the tied uses
         basis = [law for law in linear if tied.issuperset(law.params)]
-        tied_only = Stacked(basis, shapes).L[:, columns].tocsc() if basis else None
-        positions = self._positions()
-        T = scipy.sparse.csr_matrix((np.ones(len(positions)), (np.arange(len(positions)), positions)))
+        tied_only = _columns_at(Stacked(basis, shapes).L, place).tocsc() if basis else None
+        # T T^T - I on the tied uses: entry j' to every other use j of its torch entry
+        uses = scipy.sparse.csr_matrix((np.ones(len(columns)), (np.arange(len(columns)),
+                                                                self._positions()[columns])))
+        pairs = (uses @ uses.T).tocoo()
+        other = pairs.row != pairs.col
+        copies = scipy.sparse.csr_matrix((np.ones(int(other.sum())), (columns[pairs.row[other]], pairs.col[other])),
+                                         shape=(ends[-1], len(columns)))
         kept = set()
         for law in linear:
-            G = Stacked([law], shapes).L
-            C = ((G @ T) @ T.T - G)[:, columns].tocsc()  # T T^T g: each torch entry's weight to its every use
+            C = (Stacked([law], shapes).L @ copies).tocsc()  # T T^T g - g: the other uses' weights
+            C.eliminate_zeros()
             where = np.flatnonzero(C.getnnz(axis=0))  # C's entries
             if not len(where):
                 kept.add(id(law))
