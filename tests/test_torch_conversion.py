@@ -448,6 +448,15 @@ def test_token_ids_out_of_range_are_a_clear_error():
         one_hot(torch.tensor([[0, 7]]), 5)
 
 
+def test_one_hot_rows_of_a_large_vocabulary_take_the_memory_of_the_rows_alone():
+    """One entry 1 per token, the rest 0, as np.eye would give, without its V x V identity
+    (here 8 TB; GPT-2's 50,257 tokens made 20 GB)."""
+    ids = torch.tensor([[3, 999_999], [0, 3]])
+    rows = one_hot(ids, 1_000_000)
+    assert rows.shape == (2, 2, 1_000_000) and rows.sum() == 4
+    assert all(rows[n, t, ids[n, t]] == 1 for n in range(2) for t in range(2))
+
+
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
 def test_a_transformer_encoder_layer_converts_with_torchs_value_and_gradient(norm_first):
     torch.manual_seed(0)
