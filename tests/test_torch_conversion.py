@@ -457,6 +457,20 @@ def test_one_hot_rows_of_a_large_vocabulary_take_the_memory_of_the_rows_alone():
     assert all(rows[n, t, ids[n, t]] == 1 for n in range(2) for t in range(2))
 
 
+def test_a_transformer_decoder_layer_is_one_clear_error_naming_its_second_stream():
+    class Decoded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dec = nn.TransformerDecoderLayer(4, 1, 8, dropout=0.0, batch_first=True)
+
+        def forward(self, x):
+            return self.dec(x, x)
+
+    with pytest.raises(InvalidArgument, match=r"dec \(TransformerDecoderLayer\) is not supported \(its cross-attention "
+                                              r"reads a second stream"):
+        from_torch(Decoded(), torch.randn(2, 3, 4))
+
+
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
 def test_a_transformer_encoder_layer_converts_with_torchs_value_and_gradient(norm_first):
     torch.manual_seed(0)

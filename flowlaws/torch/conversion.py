@@ -283,6 +283,9 @@ def _convert(module, path: str, read=float64_array):
         return _encoder_layer(module, path, read)
     if type(module) is nn.TransformerEncoder:
         return _encoder(module, path, read)
+    if type(module) in (nn.TransformerDecoderLayer, nn.TransformerDecoder, nn.Transformer):
+        raise _unsupported(path, module, "its cross-attention reads a second stream, the memory, and a flowlaws "
+                                         "model has one input; discover_of counts its laws")
     raise _unsupported(path, module)
 
 
