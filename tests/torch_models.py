@@ -669,7 +669,6 @@ def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS
 
 
 
-
 def normalizes_a_constant_group(module, x) -> bool:
     """Whether a norm inside ``module`` normalizes, on input ``x``, a group whose entries
     are equal (a channel a dead ReLU left constant): its output is then round-off of 0,
@@ -678,14 +677,8 @@ def normalizes_a_constant_group(module, x) -> bool:
     found = []
 
     def seen(norm, args, _):
-        y = args[0]
-        if isinstance(norm, nn.GroupNorm):
-            y = y.reshape(len(y), norm.num_groups, -1)
-        axes = {nn.BatchNorm1d: tuple(a for a in range(y.ndim) if a != 1), nn.InstanceNorm1d: (-1,),
-                nn.GroupNorm: (-1,), nn.LayerNorm: tuple(range(-len(getattr(norm, "normalized_shape", ())), 0))}
-        axes = next(a for kind, a in axes.items() if isinstance(norm, kind))
-        spread = y.amax(axes) - y.amin(axes)
-        found.append(bool((spread <= 1e-12 * y.abs().amax(axes)).any()))
+        y, axes = _groups(norm, args[0])
+        found.append(bool((y.amax(axes) - y.amin(axes) <= 1e-12 * y.abs().amax(axes)).any()))
 
     norms = (nn.BatchNorm1d, nn.InstanceNorm1d, nn.GroupNorm, nn.LayerNorm)
     handles = [m.register_forward_hook(seen) for m in module.modules() if isinstance(m, norms)]
@@ -696,6 +689,17 @@ def normalizes_a_constant_group(module, x) -> bool:
         for handle in handles:
             handle.remove()
     return any(found)
+
+
+def _groups(norm, y) -> tuple:
+    """(y as ``norm`` groups it, the axes of one group)."""
+    if isinstance(norm, nn.GroupNorm):
+        return y.reshape(len(y), norm.num_groups, -1), (-1,)
+    if isinstance(norm, nn.BatchNorm1d):  # each channel over the batch (and the positions)
+        return y, tuple(a for a in range(y.ndim) if a != 1)
+    if isinstance(norm, nn.LayerNorm):
+        return y, tuple(range(-len(norm.normalized_shape), 0))
+    return y, (-1,)  # InstanceNorm1d: each channel of each sample
 
 
 def example_for(module, n: int, dtype=torch.float64):
