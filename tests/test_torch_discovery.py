@@ -348,6 +348,7 @@ def test_nanogpt_counted_by_blocks_has_exactly_its_derived_laws_tied_or_not(tied
     assert found.decided_by == "blocks" and found.count == found.derived == count
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eps, count", [(0.1, 26), (0.0, 27)])
 def test_the_convnext_counted_by_blocks_has_exactly_its_derived_laws_where_its_norms_eps_is_not_round_off(eps,
                                                                                                            count):
