@@ -350,8 +350,7 @@ def test_nanogpt_counted_by_blocks_has_exactly_its_derived_laws_tied_or_not(tied
 
 @pytest.mark.slow
 @pytest.mark.parametrize("eps, count", [(0.1, 26), (0.0, 27)])
-def test_the_convnext_counted_by_blocks_has_exactly_its_derived_laws_where_its_norms_eps_is_not_round_off(eps,
-                                                                                                           count):
+def test_the_convnext_by_blocks_has_exactly_its_derived_laws_where_its_norms_eps_is_not_round_off(eps, count):
     """At ConvNeXt's own eps = 1e-6 the block's LayerNorm breaks the depthwise
     convolution's scale at order eps / var: a direction of the fields 1e-6 of the others,
     which no rank tells from round-off (undecided: ranks [154, 189, 191] of 200, gap 5.3).
