@@ -88,6 +88,7 @@ EXPLICIT_CHECK_PARAMS = 30  # the same inside the laws-complete theorem
 
 ANALYTIC_POINTS = 12  # circle points for a field that is analytic but not a polynomial
 ANALYTIC_RADIUS = 1e-1  # the first circle's radius, relative to |theta| + 1 (it shrinks)
+ANALYTIC_CIRCLES = 8  # circles tried, each a tenth of the last, before a derivative is unknown
 BATCH = 4  # samples per batch when a layer couples samples (BatchNorm): "an input is a batch"
 EXACT_SAMPLES = 3 * SAMPLES  # its inputs per parameter (per output): more regions, at the cost of sweeps
 SWEEP = 2**15  # samples x parameters in a batch that one generator reads (`Problem` with one_batch)
@@ -102,7 +103,9 @@ class Field:
     ``weights``, a bracket its ``parts`` (u, v) and a combination its ``terms``, so
     `flowlaws.certificate` can rebuild it exactly. A field with a
     ``differentiate`` (torch's forward mode: `flowlaws.torch.discovery`) takes its
-    directional derivatives from it, ``differentiate(at)(theta, w)``, instead of a circle."""
+    directional derivatives from it, ``differentiate(at)(theta, w)``, instead of a circle;
+    an analytic field keeps the ``circle`` its last derivative converged on (its next one
+    starts one larger: `_analytic_directional`)."""
 
     at: Callable
     degree: int | None
@@ -111,6 +114,7 @@ class Field:
     parts: tuple | None = None
     differentiate: Callable | None = None
     terms: tuple | None = None  # a linear combination: ((coefficient, field), ...)
+    circle: list = field(default_factory=lambda: [0], compare=False, repr=False)  # [k]: 10^-k times the first
 
 
 @dataclass(frozen=True)
@@ -497,21 +501,27 @@ def _analytic_directional(v: Field, theta, w) -> np.ndarray:
     bounds the truncation, is below 1e-13 of the largest. Then the error is round-off,
     about eps R / r relative (R: the distance to the nearest complex singularity). A circle
     that passes near a singularity (a LayerNorm's variance near 0 at complex points)
-    overflows there: it shrinks too, quietly. One that has not converged after 8 shrinks
-    (a branch cut of an RMS's square root crossed at every radius) gives NaN: unknown,
-    never a value (`_bracket_value`)."""
+    overflows there: it shrinks too, quietly. One that has not converged on the last of
+    ANALYTIC_CIRCLES (a branch cut of an RMS's square root crossed at every radius) gives
+    NaN: unknown, never a value (`_bracket_value`). The field's next derivative starts one
+    circle larger than the one this one converged on (``v.circle``): its derivatives along
+    other directions converge on circles alike, each larger circle that fails costs
+    ANALYTIC_POINTS sweeps (a LayerNorm net's derivatives took three circles each, now
+    two), and one larger lets it climb back where a direction allows (a smaller circle
+    than needed costs accuracy, eps R / r)."""
     n = ANALYTIC_POINTS
-    r = ANALYTIC_RADIUS * (np.linalg.norm(theta) + 1.0) / (np.linalg.norm(w) + 1e-300)
+    first = ANALYTIC_RADIUS * (np.linalg.norm(theta) + 1.0) / (np.linalg.norm(w) + 1e-300)
     roots = np.exp(2j * np.pi * np.arange(n) / n)
-    for _ in range(8):
+    for k in range(max(v.circle[0] - 1, 0), ANALYTIC_CIRCLES):
+        r = first / 10**k
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             samples = np.stack([v.at(theta + r * z * w) for z in roots])
             coefficients = np.fft.fft(samples, axis=0) / n  # c_k r^k (the sign of k: z^-k)
         size = np.linalg.norm(coefficients, axis=1)
         if np.all(np.isfinite(samples)) and size[n // 2] <= 1e-13 * size.max():
+            v.circle[0] = k
             return coefficients[1] / r
-        r = r / 10
-    return np.full(coefficients.shape[1:], np.nan, dtype=coefficients.dtype)
+    return np.full(samples.shape[1:], np.nan, dtype=complex)
 
 
 def _bracket_terms(u: Field, v: Field, theta):

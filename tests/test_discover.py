@@ -8,6 +8,7 @@ from hypothesis import event, given, reject, settings
 from hypothesis import strategies as st
 
 from flowlaws.discover import (
+    ANALYTIC_POINTS,
     CHECK_BUDGET,
     KNOWN_EXTRA,
     Field,
@@ -235,6 +236,27 @@ def test_analytic_fields_get_exact_directional_derivatives_from_a_shrinking_circ
     x, w = np.array([0.5, -1.0]), np.array([3.0, 1.0])
     exact = np.exp(-x) / (1 + np.exp(-x)) ** 2 * w
     assert np.allclose(directional(sigmoid, x.astype(complex), w), exact, rtol=1e-12, atol=0)
+
+
+def test_a_fields_next_derivative_starts_one_circle_larger_than_its_last_converged_on():
+    """Each larger circle that fails costs ANALYTIC_POINTS sweeps: a field remembers where
+    its last derivative converged and starts its next one circle larger, so it climbs back
+    where a direction allows a larger (more accurate) circle."""
+    calls = []
+    pole = Field(lambda x: calls.append(1) or np.ones(2) / (1 - x[0]), None, "pole")  # at x0 = 1; flat along x1
+    across, along = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+
+    def counted(w):
+        calls.clear()
+        found = directional(pole, np.zeros(2, complex), w)
+        assert np.allclose(found, w[0] * np.ones(2), rtol=1e-12, atol=1e-300)
+        return len(calls) // ANALYTIC_POINTS, pole.circle[0]
+
+    assert counted(across) == (3, 2)  # radii 0.1 and 0.01 reach too near the pole
+    assert counted(across) == (2, 2)  # one larger (fails), then its own
+    assert counted(along) == (1, 1)  # the larger one converges: remembered
+    assert counted(along) == (1, 0)
+    assert counted(across) == (3, 2)
 
 
 def test_a_circle_that_overflows_near_a_singularity_shrinks_quietly_to_the_exact_derivative():

@@ -84,6 +84,18 @@ def test_flatten_rows_stacks_the_flattened_tuples_bit_for_bit(spec, rng):
     assert flatten_rows([]).shape == (0, 0)
 
 
+def test_an_activations_value_and_slope_together_are_its_value_and_its_slope():
+    z = np.array([-2.5, -0.3, 0.0, 0.7, 3.0]) + np.array([0.0, 0.4j, 0.0, -0.2j, 1.0j])
+    shared = [name for name in NON_HOMOGENEOUS if Activation(name).both is not None]
+    assert "gelu" in shared
+    for name in shared:
+        act = Activation(name)
+        for x in (z.real, z):
+            value, slope = act.both(x)
+            assert np.allclose(value, act.fn(x), rtol=1e-14, atol=0) and np.allclose(slope, act.derivative(x),
+                                                                                      rtol=1e-14, atol=0)
+
+
 def test_mlp_spec_names_parameters_by_kind_and_position():
     names = [name for name, _ in parse("mlp:3-8-8-2:relu:bias").param_specs]
     assert names == ["dense0.W", "dense0.b", "dense1.W", "dense1.b", "dense2.W", "dense2.b"]

@@ -46,6 +46,13 @@ def _normal_cdf(z):
     return 0.5 * (1.0 + asp.erf(z / np.sqrt(2.0)))
 
 
+def _gelu(z):
+    """(z Phi(z), Phi(z) + z phi(z)): GELU and its slope from one Phi(z) (erf is most of
+    a GELU net's forward pass, at complex z most of all)."""
+    cdf = _normal_cdf(z)
+    return z * cdf, cdf + z * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
+
+
 def _elu(z):
     return anp.where(z > 0, z, anp.expm1(anp.where(z > 0, 0.0, z)))
 
@@ -76,7 +83,8 @@ def _mish_derivative(z):
     return t + z * (1.0 - t**2) * _sigmoid(z)
 
 
-# name -> (argument names, defaults, builder(*args) -> (fn, derivative), degree(*args))
+# name -> (argument names, defaults, builder(*args) -> (fn, derivative[, both]), degree(*args)); both(z) =
+# (fn(z), derivative(z)) where sharing their work pays
 _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]] = {
     "linear": ((), (), lambda: _prelu(1.0, 1.0), lambda: 1),
     "relu": ((), (), lambda: _prelu(1.0, 0.0), lambda: 1),
@@ -87,15 +95,7 @@ _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]
     "tanh": ((), (), lambda: (anp.tanh, lambda z: 1.0 - np.tanh(z) ** 2), lambda: None),
     "sigmoid": ((), (), lambda: (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))), lambda: None),
     "softplus": ((), (), lambda: (lambda z: anp.logaddexp(0.0, z), _sigmoid), lambda: None),
-    "gelu": (
-        (),
-        (),
-        lambda: (
-            lambda z: z * _normal_cdf(z),
-            lambda z: _normal_cdf(z) + z * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi),
-        ),
-        lambda: None,
-    ),
+    "gelu": ((), (), lambda: (lambda z: z * _normal_cdf(z), lambda z: _gelu(z)[1], _gelu), lambda: None),
     "elu": ((), (), lambda: (_elu, lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))), lambda: None),
     "silu": (
         (),
@@ -135,6 +135,7 @@ class Activation(Entrywise):
     args: tuple[float, ...] = ()
     fn: Callable = field(init=False, repr=False, compare=False)
     derivative: Callable = field(init=False, repr=False, compare=False)
+    both: Callable | None = field(init=False, repr=False, compare=False)  # z -> (fn(z), derivative(z)), if cheaper
     kind: ClassVar[str] = "activation"
     example: ClassVar[str] = "mlp:3-4-2:leaky_relu(0.2)"
     family: ClassVar[str] = "act"
@@ -154,9 +155,10 @@ class Activation(Entrywise):
         if self.name == "relu_power" and args[0] < 1:
             raise InvalidArgument(f"relu_power needs k >= 1, got k={args[0]}; use relu_power(2)")
         object.__setattr__(self, "args", args)
-        fn, derivative = build(*args)
+        fn, derivative, *both = build(*args)
         object.__setattr__(self, "fn", fn)
         object.__setattr__(self, "derivative", derivative)
+        object.__setattr__(self, "both", both[0] if both else None)
 
     @property
     def degree(self) -> float | None:
@@ -212,7 +214,7 @@ class Activation(Entrywise):
             frozen = self.derivative(x)
         if frozen is not None:
             return frozen * x, frozen
-        return self.fn(x), self.derivative(x)
+        return self.both(x) if self.both is not None else (self.fn(x), self.derivative(x))
 
     def pull(self, p, x, y, aux, dy, magnitude: bool = False):
         return (np.abs(aux) if magnitude else aux) * dy, ()
