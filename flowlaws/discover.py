@@ -414,11 +414,25 @@ class Problem:
             _, cache = self.model.forward(params, self.X[batch], pattern)
             if magnitude:
                 cache = self.model.bounds(params, cache)
-            for i in rows_here:
-                out = weights[chosen[i]][batch]
-                total[i] += flatten(self.model.backward(params, cache, np.abs(out) + REALMIN, magnitude=True)
-                                    if magnitude else self.model.backward(params, cache, out))
+            outs = [weights[chosen[i]][batch] for i in rows_here]
+            if magnitude:
+                total[rows_here] += [flatten(self.model.backward(params, cache, np.abs(out) + REALMIN,
+                                                                 magnitude=True)) for out in outs]
+            else:
+                total[rows_here] += self._swept(params, cache, np.stack(outs))
         return total
+
+    def _swept(self, params, cache, outs) -> np.ndarray:
+        """grad <out, f(X_batch)> for each weighting ``outs[k]`` of one batch: a reverse
+        sweep each, or, where they outnumber the batch's outputs (a batch of BATCH samples
+        of a net that couples them), the sweeps of the outputs one by one, combined (a
+        sweep is linear in its weighting: round-off apart, the same fields)."""
+        size = outs[0].size
+        if len(outs) <= size:
+            return np.stack([flatten(self.model.backward(params, cache, out)) for out in outs])
+        units = np.eye(size).reshape(size, *outs[0].shape)
+        return outs.reshape(len(outs), size) @ np.stack([flatten(self.model.backward(params, cache, unit))
+                                                           for unit in units])
 
     def regions(self, theta):
         """Per batch, (activation pattern, pre-activations of every kink) at ``theta``."""

@@ -672,6 +672,30 @@ def test_a_generator_that_reads_one_batch_is_the_gradient_of_its_weighted_output
             assert len(problem.reading(weights)) == 1 and problem.work.spent == spent + 1
 
 
+@pytest.mark.parametrize("spec", ["seq:2x3:conv1d(2,1,bias),dense(3),batchnorm,flatten,dense(2)",
+                                  "seq:3:dense(4,bias),batchnorm(affine),tanh,dense(2)"])
+def test_the_fields_of_a_batch_of_coupled_samples_are_its_outputs_sweeps_combined(spec):
+    """A net that couples samples reads them BATCH at a time, and its fields outnumber a
+    batch's outputs: each batch sweeps its outputs one by one and combines them (a sweep
+    is linear in its weighting), the fields swept one by one up to round-off, and the work
+    counted is the same (a field evaluation per batch read)."""
+    from flowlaws.discover import BATCH, Work
+    from flowlaws.models.symmetry import flatten, unflatten
+
+    model = parse(spec)
+    problem = Problem(model, np.random.default_rng(0), enough=0, work=Work(10**9))
+    assert len(problem.C) > BATCH * int(np.prod(model.output_shape)) and len(problem.batches) > 1
+    for theta in (problem.theta, problem.theta + 0.01j * np.random.default_rng(1).normal(size=problem.D)):
+        params = unflatten(theta, problem.shapes)
+        swept = np.zeros((len(problem.C), problem.D), complex)
+        for batch, pattern in zip(problem.batches, problem.pattern, strict=True):
+            _, cache = model.forward(params, problem.X[batch], pattern)
+            swept += [flatten(model.backward(params, cache, weights[batch])) for weights in problem.C]
+        spent = problem.work.spent
+        assert np.allclose(problem.values(theta), swept, rtol=1e-12, atol=1e-12 * abs(swept).max())
+        assert problem.work.spent == spent + len(problem.C) * len(problem.batches)
+
+
 @pytest.mark.parametrize("spec", ["seq:3:layernorm,residual[dense(2),relu,dense(3)],dense(2)",
                                   "seq:4:layernorm,residual[dense(2),relu,dense(4,bias)],residual[dense(2),relu,"
                                   "dense(4)],dense(1)"])
