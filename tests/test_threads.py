@@ -1,6 +1,7 @@
 import pickle
 
-from threadpoolctl import threadpool_info
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from flowlaws import cli
 from flowlaws.threads import OnOneBlasThread, one_blas_thread
@@ -8,6 +9,14 @@ from flowlaws.threads import OnOneBlasThread, one_blas_thread
 
 def _blas_threads() -> list[int]:
     return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+@pytest.fixture(autouse=True)
+def two_blas_threads():
+    """The suite runs on one BLAS thread (conftest.py): two here, so that each pin is seen to act."""
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert _blas_threads() and set(_blas_threads()) == {2}
+        yield
 
 
 def test_one_blas_thread_limits_every_blas_library_and_restores_it():
