@@ -143,7 +143,10 @@ def test_a_worker_killed_mid_campaign_loses_no_shard_and_counts_none_twice(dask_
     assert _counts(records) == _counts(alone)
 
 
-def test_an_unreachable_scheduler_is_a_clear_error(capsys):
+def test_an_unreachable_scheduler_is_a_clear_error(capsys, monkeypatch):
+    import flowlaws.campaign
+
+    monkeypatch.setattr(flowlaws.campaign, "CONNECT_SECONDS", 1)  # the wait before giving up, not the error
     code = main(["campaign", "--cases", "2", "--theorem", "gd-step", "--scheduler", "tcp://127.0.0.1:9"])
     err = capsys.readouterr().err
     assert code == 2 and "cannot reach the Dask scheduler" in err, err
