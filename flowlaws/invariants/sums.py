@@ -182,32 +182,34 @@ class LawSums:
         (`columns`)."""
         return self.combine(self.columns(stacked, segment, formed))
 
-    def columns(self, stacked, segment=None, formed=None) -> np.ndarray:
+    def columns(self, stacked, segment=None, formed=None, out=None):
         """The columns of sums S (columns x CHANNELS, float64 numpy) of one step's operands:
         ``stacked(k)`` is parameter k's five (`OPERANDS`) as one (5, *shape) array (`stack`),
         ``segment`` the (5, length) operands of the parameters summed entry by entry, each
         entry at its `positions` (default: those parameters' entries end to end, from
-        ``stacked``; copied to the host only when read). ``formed``: (a quadratic law's
-        CHANNELS products already formed, as ``stacked`` gives operands; those of the
-        segment, (CHANNELS, length)): each quadratic sum is then a view's reduction
-        (`products`)."""
+        ``stacked``, on the host). ``formed``: (a quadratic law's CHANNELS products already
+        formed, as ``stacked`` gives operands; those of the segment, (CHANNELS, length)):
+        each quadratic sum is then a view's reduction (`products`). ``out``: a torch
+        (CHANNELS, columns) tensor to write S transposed into instead, in one call, on the
+        operands' device and in their dtype (nothing copied to the host)."""
         parts = []
         for params, spacing, order, first, nexts in self.reductions:
             ready = order == 2 and formed is not None
             Y, first, nexts = _batched(formed[0] if ready else stacked, params, spacing, first, nexts)
             sums = (_reduced(namespace(Y), Y, first, nexts, None) if ready else _sums(Y, order, first, nexts))
             parts += [part.reshape(CHANNELS, -1) for part in sums]
-        host = None  # the segment's operands on the host, once
         for order, params in self.flat.items():
             if not params:
                 continue
             if order == 2 and formed is not None:
                 parts.append(formed[1])
                 continue
-            if host is None:
-                host = (to_host(segment) if segment is not None else np.concatenate(
-                    [to_host(stacked(k)).reshape(len(OPERANDS), -1) for k in sorted(self.positions)], 1))
-            parts.append(_sums(host, order, (), [()])[0])
+            if segment is None:  # the small parameters' entries on the host, once
+                segment = np.concatenate([to_host(stacked(k)).reshape(len(OPERANDS), -1)
+                                          for k in sorted(self.positions)], 1)
+            parts.append(_sums(segment, order, (), [()])[0])
+        if out is not None:
+            return namespace(out).cat(parts, 1, out=out)
         return _on_host(parts).T
 
     def combine(self, S) -> tuple[np.ndarray, np.ndarray]:

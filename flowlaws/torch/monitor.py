@@ -107,7 +107,8 @@ class _Buffer:
     """A step's one array, kept between steps: its operands (`OPERANDS`, the rows of X)
     and, for a small model, their CHANNELS products (P, `products`), with every view a
     step writes or reads made once (a view costs a torch call, microseconds; a step takes
-    dozens)."""
+    dozens); and the columns of sums of the steps awaiting judgement, written on the
+    device step by step and copied to the host once a batch (`LawSums.columns`)."""
 
     array: Any
     X: Any
@@ -117,14 +118,18 @@ class _Buffer:
     stacked: Any  # `LawSums`' ``stacked`` of X: parameter k's operands, (5, *shape)
     stacked_products: Any  # and of P
     product_views: tuple | None  # what `products` reads of X and writes of P
+    columns: Any  # (columns, steps, CHANNELS): the pending steps' columns of sums
+    slots: tuple  # step k's (CHANNELS, columns) view of ``columns``, where `LawSums.columns` writes
 
     @classmethod
-    def of(cls, layout: _Layout, dtype, device, formed: bool) -> _Buffer:
+    def of(cls, layout: _Layout, dtype, device, formed: bool, columns: int, steps: int) -> _Buffer:
         array = torch.zeros((len(OPERANDS) + CHANNELS * formed, layout.size), dtype=dtype, device=device)
         X, P = array[:len(OPERANDS)], array[len(OPERANDS):] if formed else None
         rows = tuple(X.unbind(0))
+        pending = torch.zeros((columns, steps, CHANNELS), dtype=dtype, device=device)
         return cls(array, X, P, rows, tuple(layout.parts(row) for row in rows), _views_of(X, layout.views),
-                   None if P is None else _views_of(P, layout.views), None if P is None else product_views(X, P))
+                   None if P is None else _views_of(P, layout.views), None if P is None else product_views(X, P),
+                   pending, tuple(pending[:, k].T for k in range(steps)))
 
 
 PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
@@ -317,7 +322,6 @@ class LawMonitor:
         self.forms = MatrixForms([law for law in self.laws if law.kind is LawKind.MATRIX], shapes,
                                  lambda k: positions[k], device=self.params[0].device)
         self.batch = 1 if self.forms.batches else BATCH_STEPS
-        self._S = np.zeros((self.sums.M.shape[1], self.batch, CHANNELS))  # the pending steps' columns of sums
         # the longest sum a law takes: a slice of a parameter, or a matrix law's slices side by side
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)
         self.slice = max(self.slice, self.forms.longest)
@@ -342,21 +346,23 @@ class LawMonitor:
     def _buffer(self) -> _Buffer:
         """The step's `_Buffer`, in the parameters' dtype (the widest, if they differ) on
         their device: kept between steps (a fresh array for a large model every step costs
-        its page faults again)."""
+        its page faults again). A new one judges the steps summed in the old first."""
         dtype = functools.reduce(torch.promote_types, {t.dtype for t in self.params})
         buffer = self._kept
         if buffer is None or buffer.X.dtype != dtype or buffer.X.device != self.params[0].device:
-            buffer = self._kept = _Buffer.of(self.layout, dtype, self.params[0].device, self.formed)
+            self.flush()
+            buffer = self._kept = _Buffer.of(self.layout, dtype, self.params[0].device, self.formed,
+                                             self.sums.M.shape[1], self.batch)
             self._writes = None  # `_rests`' calls write into the buffer's rows
         return buffer
 
-    def _columns(self, buffer: _Buffer):
-        """The step's columns of sums (`LawSums.columns`), from its operands and, for a
-        small model, their products: the segment's gathered in one call, copied to the host
-        once."""
-        segment = to_host(buffer.array.index_select(1, self.segment))
+    def _columns(self, buffer: _Buffer, step: int) -> None:
+        """Write the step's columns of sums (`LawSums.columns`) into the buffer's ``step``-th
+        slot, from its operands and, for a small model, their products: the segment's
+        gathered in one call."""
+        segment = buffer.array.index_select(1, self.segment)
         formed = (buffer.stacked_products, segment[len(OPERANDS):]) if self.formed else None
-        return self.sums.columns(buffer.stacked, segment[:len(OPERANDS)], formed)
+        self.sums.columns(buffer.stacked, segment[:len(OPERANDS)], formed, out=buffer.slots[step])
 
     def _post(self, optimizer, args, kwargs):
         try:
@@ -364,7 +370,7 @@ class LawMonitor:
                 buffer = self._before[0]
                 with torch.no_grad():
                     c = self._completed(*self._before)
-                    self._S[:, len(self._pending)] = self._columns(buffer)
+                    self._columns(buffer, len(self._pending))
                 self._pending.append((self.steps, c, self.summed))
                 if len(self._pending) == self.batch:
                     self.flush()
@@ -471,7 +477,9 @@ class LawMonitor:
         its form (a model with matrix laws has a batch of one: the step just taken)."""
         from flowlaws.checking import effect_size
 
-        Z, Zabs = (np.moveaxis(z, 1, 0) for z in self.sums.combine(self._S[:, :len(pending)]))
+        buffer = self._kept
+        S = to_host(buffer.columns[:, :len(pending)])
+        Z, Zabs = (np.moveaxis(z, 1, 0) for z in self.sums.combine(S))
         _, c, summed = (np.array(column, dtype=float) for column in zip(*pending, strict=True))
         gradient = self._gradient_charge(c, summed)[:, None]  # each step's
         residuals, predictions, tolerances, sizes, weights = _judged(Z, Zabs, self.sums.order == 2,
@@ -480,7 +488,7 @@ class LawMonitor:
         layer = [(self._layers @ x.T).T for x in (residuals, predictions, tolerances)]  # each layer law's sums
         layer.append(effect_size(layer[0], layer[2]))
         steps, every = [step for step, *_ in pending], np.arange(len(pending))
-        forms = self.forms(self._buffer().X) if self.forms.batches else {}  # (then one step is pending)
+        forms = self.forms(buffer.X) if self.forms.batches else {}  # (then one step is pending)
         worst, found = {}, []
         for law, rows in self._rows:
             if law.kind is LawKind.MATRIX:
