@@ -118,18 +118,16 @@ class _Buffer:
     stacked: Any  # `LawSums`' ``stacked`` of X: parameter k's operands, (5, *shape)
     stacked_products: Any  # and of P
     product_views: tuple | None  # what `products` reads of X and writes of P
-    columns: Any  # (columns, steps, CHANNELS): the pending steps' columns of sums
-    slots: tuple  # step k's (CHANNELS, columns) view of ``columns``, where `LawSums.columns` writes
+    columns: Any  # (steps, CHANNELS, columns): the pending steps' columns of sums, each step's contiguous
 
     @classmethod
     def of(cls, layout: _Layout, dtype, device, formed: bool, columns: int, steps: int) -> _Buffer:
         array = torch.zeros((len(OPERANDS) + CHANNELS * formed, layout.size), dtype=dtype, device=device)
         X, P = array[:len(OPERANDS)], array[len(OPERANDS):] if formed else None
         rows = tuple(X.unbind(0))
-        pending = torch.zeros((columns, steps, CHANNELS), dtype=dtype, device=device)
         return cls(array, X, P, rows, tuple(layout.parts(row) for row in rows), _views_of(X, layout.views),
                    None if P is None else _views_of(P, layout.views), None if P is None else product_views(X, P),
-                   pending, tuple(pending[:, k].T for k in range(steps)))
+                   torch.zeros((steps, CHANNELS, columns), dtype=dtype, device=device))
 
 
 PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
@@ -362,7 +360,7 @@ class LawMonitor:
         gathered in one call."""
         segment = buffer.array.index_select(1, self.segment)
         formed = (buffer.stacked_products, segment[len(OPERANDS):]) if self.formed else None
-        self.sums.columns(buffer.stacked, segment[:len(OPERANDS)], formed, out=buffer.slots[step])
+        self.sums.columns(buffer.stacked, segment[:len(OPERANDS)], formed, out=buffer.columns[step])
 
     def _post(self, optimizer, args, kwargs):
         try:
@@ -478,7 +476,9 @@ class LawMonitor:
         from flowlaws.checking import effect_size
 
         buffer = self._kept
-        S = to_host(buffer.columns[:, :len(pending)])
+        # (columns, steps, CHANNELS) in float64, transposed in the one copy to the host
+        S = buffer.columns[:len(pending)].permute(2, 0, 1).to("cpu", torch.float64,
+                                                               memory_format=torch.contiguous_format).numpy()
         Z, Zabs = (np.moveaxis(z, 1, 0) for z in self.sums.combine(S))
         _, c, summed = (np.array(column, dtype=float) for column in zip(*pending, strict=True))
         gradient = self._gradient_charge(c, summed)[:, None]  # each step's
