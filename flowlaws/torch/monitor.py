@@ -291,10 +291,11 @@ class LawMonitor:
                 self._arrange()
             with torch.no_grad():
                 buffer = self._buffer()
-                self.layout.fill(buffer.parts[THETA], self.params)
-                self.layout.fill(buffer.parts[GRAD], (t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad
-                                                      for t in self.params))
-                coefficients = self._rests(optimizer, buffer)
+                targets, states, writes, coefficients = self._rests(optimizer, buffer)
+                grads = [t.new_zeros(()).expand(t.shape) if t.grad is None else t.grad for t in self.params]
+                self.layout.fill(targets, [*self.params, *grads, *states])  # theta, g and the states: one call
+                for write in writes:
+                    write()
             self._before = (buffer, coefficients)
         except Exception as error:  # never break the user's training
             self._errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
@@ -378,30 +379,31 @@ class LawMonitor:
             self._before = None
             self.steps += 1
 
-    def _rests(self, optimizer, buffer: _Buffer) -> list:
-        """Write each parameter's rest into the buffer's row REST (from theta in row THETA);
-        (slice of the vector, gradient coefficient) for each run of parameters stepped
-        alike. The calls that write it (`_rest_writes`) are made once for the optimizer's
-        settings and momentum buffers, and made again when either changes (a scheduler's
-        learning rate, the first step's new buffers): a step then costs those calls alone."""
+    def _rests(self, optimizer, buffer: _Buffer) -> tuple:
+        """How the step's operands are written before it: (targets, states, calls,
+        coefficients). The buffer's views ``targets`` take theta, then g, then ``states``
+        (momentum buffers) in one copy; ``calls`` then write each parameter's rest into row
+        REST (from theta in row THETA); ``coefficients``: (slice of the vector, gradient
+        coefficient) for each run of parameters stepped alike. They are made once for the
+        optimizer's settings and momentum buffers (`_rest_writes`), and made again when
+        either changes (a scheduler's learning rate, the first step's new buffers): a step
+        then costs those calls alone."""
         name, settings = type(optimizer).__name__, group_settings(optimizer)
         momenta = [optimizer.state.get(t, {}).get("momentum_buffer") for t in self.params]
         key = (name, tuple(map(settings_key, settings)), tuple(map(id, momenta)))
         if self._writes is None or self._writes[0] != key:
             self._writes = (key, *self._rest_writes(name, settings, momenta, buffer))
-        _, writes, coefficients = self._writes
-        for write in writes:
-            write()
-        return coefficients
+        return self._writes[1:]
 
-    def _rest_writes(self, name: str, settings: list, momenta: list, buffer: _Buffer) -> tuple[list, list]:
-        """(calls, coefficients) of `_rests`: 0 for a preconditioned term, a parameter in no
-        group, or lr = 0 (none of these is a multiple of g that moves). Every optimizer's
-        rest is linear, a state + b theta (`flowlaws.flows.optimizers`): a and b are its
-        rest at unit scalars, and the rest is written in place, in two passes over the
-        vector (no temporaries; three where the parameters are many and small,
-        `PER_PARAMETER`)."""
+    def _rest_writes(self, name: str, settings: list, momenta: list, buffer: _Buffer) -> tuple:
+        """(targets, states, calls, coefficients) of `_rests`: 0 for a preconditioned term,
+        a parameter in no group, or lr = 0 (none of these is a multiple of g that moves).
+        Every optimizer's rest is linear, a state + b theta (`flowlaws.flows.optimizers`):
+        a and b are its rest at unit scalars, and the rest is written in place, in two
+        passes over the vector (no temporaries; the states copied with theta and g where
+        the parameters are many and small, `PER_PARAMETER`, then scaled)."""
         rests, thetas = buffer.rows[REST], buffer.rows[THETA]
+        targets, states_copied = [*buffer.parts[THETA], *buffer.parts[GRAD]], []
         writes: list = []
         coefficients, k = [], 0  # k: the first parameter of the part
         for span, group, params in self.layout.runs:
@@ -421,9 +423,10 @@ class LawMonitor:
                 if missing or not a:
                     writes.append(functools.partial(torch.mul, thetas[where], b, out=rest))
                 else:
-                    if rest.numel() < PER_PARAMETER * len(part):  # many small momenta: two passes, few calls
-                        writes += [functools.partial(self.layout.fill, buffer.parts[REST][first:k],
-                                                     [state for _, state in part]), functools.partial(rest.mul_, a)]
+                    if rest.numel() < PER_PARAMETER * len(part):  # many small momenta: copied, then scaled
+                        targets += buffer.parts[REST][first:k]
+                        states_copied += [state for _, state in part]
+                        writes.append(functools.partial(rest.mul_, a))
                     else:
                         at = where.start
                         for t, state in part:  # a times the momenta: one pass
@@ -433,7 +436,7 @@ class LawMonitor:
                     if b:
                         writes.append(functools.partial(rest.add_, thetas[where], alpha=b))
                 coefficients.append((where, c))
-        return writes, coefficients
+        return targets, states_copied, writes, coefficients
 
     def _completed(self, buffer: _Buffer, coefficients) -> float:
         """Complete one step's operands (the buffer's rows) after the step: D = theta+ -
