@@ -192,25 +192,36 @@ class LawSums:
         each quadratic sum is then a view's reduction (`products`). ``out``: a torch
         (CHANNELS, columns) tensor to write S transposed into instead, in one call, on the
         operands' device and in their dtype (nothing copied to the host)."""
-        parts = []
+        return self.planned(stacked, segment, formed)(out)
+
+    def planned(self, stacked, segment=None, formed=None):
+        """`columns` as a call ``write(out=None)``, planned once for arrays that keep their
+        places while their values change (the monitor's kept buffer): each call makes the
+        reductions alone, their views and axes chosen here (a torch call costs
+        microseconds, and choosing them as much again)."""
+        calls = []
         for params, spacing, order, first, nexts in self.reductions:
             ready = order == 2 and formed is not None
             Y, first, nexts = _batched(formed[0] if ready else stacked, params, spacing, first, nexts)
-            sums = (_reduced(namespace(Y), Y, first, nexts, None) if ready else _sums(Y, order, first, nexts))
-            parts += [part.reshape(CHANNELS, -1) for part in sums]
+            calls.append(_reduced(namespace(Y), lambda Y=Y: Y, first, nexts, None) if ready else
+                         _sums(Y, order, first, nexts))
         for order, params in self.flat.items():
             if not params:
                 continue
             if order == 2 and formed is not None:
-                parts.append(formed[1])
+                calls.append(lambda entries=formed[1]: [entries])
                 continue
             if segment is None:  # the small parameters' entries on the host, once
                 segment = np.concatenate([to_host(stacked(k)).reshape(len(OPERANDS), -1)
                                           for k in sorted(self.positions)], 1)
-            parts.append(_sums(segment, order, (), [()])[0])
-        if out is not None:
-            return namespace(out).cat(parts, 1, out=out)
-        return _on_host(parts).T
+            calls.append(_sums(segment, order, (), [()]))
+
+        def write(out=None):
+            parts = [part.reshape(CHANNELS, -1) for call in calls for part in call()]
+            if out is not None:
+                return namespace(out).cat(parts, 1, out=out)
+            return _on_host(parts).T
+        return write
 
     def combine(self, S) -> tuple[np.ndarray, np.ndarray]:
         """(Z, Z_abs) = (M S, |M| S) of columns S (`columns`), or of several steps' columns
@@ -398,30 +409,38 @@ def to_host(x) -> np.ndarray:
     return np.asarray(x, float) if isinstance(x, np.ndarray) else x.detach().cpu().double().numpy()
 
 
-def _sums(Y, order: int, first: tuple[int, ...], nexts: list) -> list:
-    """The CHANNELS sums of one parameter's stacked operands Y (5, *shape, in `OPERANDS`
-    order), summed over its axes ``first``, then over each of ``nexts`` (axes of what
-    remains); one (CHANNELS, slots) array for each. Two passes over Y: the signed products
-    (T (D - R) and T R, or D - R and R themselves for a linear law) and the magnitudes (the
-    squares, or absolute values, of D, T, R and G), a few operands at a time (`_chunked`);
-    a quadratic law's sums over trailing axes of a contiguous torch parameter are read
-    from the 5 x 5 Gram matrices of its rows instead, one batched product (`_grams`);
-    where nothing is summed (each entry its own slot), the two in one call each."""
+def _sums(Y, order: int, first: tuple[int, ...], nexts: list):
+    """A call giving the CHANNELS sums of one parameter's stacked operands Y (5, *shape, in
+    `OPERANDS` order), summed over its axes ``first``, then over each of ``nexts`` (axes of
+    what remains); one (CHANNELS, slots) array for each. Two passes over Y: the signed
+    products (T (D - R) and T R, or D - R and R themselves for a linear law) and the
+    magnitudes (the squares, or absolute values, of D, T, R and G), a few operands at a
+    time (`_chunked`); a quadratic law's sums over trailing axes of a contiguous torch
+    parameter are read from the 5 x 5 Gram matrices of its rows instead, one batched
+    product (`_grams`); where nothing is summed (each entry its own slot), the two in one
+    call each."""
     xp = namespace(Y)
     size = Y[0].size if xp is np else Y[0].numel()
+    theta, signed, magnitudes = Y[THETA], Y[SIGNED], Y[MAGNITUDES]
     if not first and nexts == [()] and 4 * size <= CHUNK:  # nothing summed: each entry's, in two calls
-        signed = Y[THETA] * Y[SIGNED] if order == 2 else Y[SIGNED]
-        return [xp.concatenate([signed, _powered(Y[MAGNITUDES], order)])]
+        return lambda: [xp.concatenate([theta * signed if order == 2 else signed, _powered(magnitudes, order)])]
     by_gram = {v: _grams(Y, len(away)) for v, away in enumerate(nexts) if _gram_fits(xp, Y, order, first, away)}
     others = [away for v, away in enumerate(nexts) if v not in by_gram]
     if others:
-        signed = _chunked(xp, 2, size, lambda rows: _reduced(
-            xp, Y[THETA] * Y[SIGNED][rows] if order == 2 else Y[SIGNED][rows], first, others, None))
-        magnitudes = _chunked(xp, 4, size, lambda rows: _reduced(
-            xp, Y[MAGNITUDES][rows], first, others, 2 if order == 2 else 1))
-        summed = iter([xp.concatenate([s.reshape(2, -1), m.reshape(4, -1)])
-                       for s, m in zip(signed, magnitudes, strict=True)])
-    return [by_gram[v] if v in by_gram else next(summed) for v in range(len(nexts))]
+        def signs_of(rows):
+            part = signed[rows]
+            return _reduced(xp, (lambda: theta * part) if order == 2 else lambda: part, first, others, None)
+
+        def sizes_of(rows):
+            part = magnitudes[rows]
+            return _reduced(xp, lambda: part, first, others, 2 if order == 2 else 1)
+        signs, sizes = _chunked(xp, 2, size, signs_of), _chunked(xp, 4, size, sizes_of)
+
+    def sums():
+        summed = iter([xp.concatenate([s.reshape(2, -1), m.reshape(4, -1)]) for s, m in
+                       zip(signs(), sizes(), strict=True)] if others else [])
+        return [by_gram[v]() if v in by_gram else next(summed) for v in range(len(nexts))]
+    return sums
 
 
 def _gram_fits(xp, Y, order: int, first: tuple[int, ...], away: tuple[int, ...]) -> bool:
@@ -436,53 +455,74 @@ def _gram_fits(xp, Y, order: int, first: tuple[int, ...], away: tuple[int, ...])
 
 
 def _grams(Y, trailing: int):
-    """The CHANNELS sums over the last ``trailing`` axes of stacked operands Y, from each
-    slot's 5 x 5 Gram matrix of the five operands' rows: one pass over Y."""
+    """A call giving the CHANNELS sums over the last ``trailing`` axes of stacked operands
+    Y, from each slot's 5 x 5 Gram matrix of the five operands' rows: one pass over Y."""
     rows = Y.reshape(len(Y), -1, int(np.prod(Y.shape[Y.dim() - trailing:]))).transpose(0, 1)
-    grams = rows @ rows.mT  # (slots, 5, 5)
-    return namespace(Y).cat([grams[:, THETA, SIGNED].T, grams.diagonal(dim1=1, dim2=2).T[MAGNITUDES]])
+
+    def grams():
+        products = rows @ rows.mT  # (slots, 5, 5)
+        return namespace(Y).cat([products[:, THETA, SIGNED].T, products.diagonal(dim1=1, dim2=2).T[MAGNITUDES]])
+    return grams
 
 
-def _chunked(xp, rows: int, size: int, reduced) -> list:
-    """``reduced(rows)`` of every operand, as many at a time as keep a temporary under
-    CHUNK entries (a larger one is a fresh mapping from the system, paged in again on every
-    call: twice the time), joined."""
+def _chunked(xp, rows: int, size: int, reduced):
+    """A call giving ``reduced(rows)()`` of every operand, as many at a time as keep a
+    temporary under CHUNK entries (a larger one is a fresh mapping from the system, paged
+    in again on every call: twice the time), joined."""
     step = max(1, CHUNK // max(size, 1))
-    parts = [reduced(slice(a, a + step)) for a in range(0, rows, step)]
-    return [p[0] if len(p) == 1 else xp.concatenate(p) if xp is np else xp.cat(p) for p in zip(*parts, strict=True)]
+    calls = [reduced(slice(a, a + step)) for a in range(0, rows, step)]
+    if len(calls) == 1:
+        return calls[0]
+    join = np.concatenate if xp is np else xp.cat
+    return lambda: [join(p) for p in zip(*(call() for call in calls), strict=True)]
 
 
-def _reduced(xp, x, first: tuple[int, ...], nexts: list, power: int | None) -> list:
-    """|x|^power (x when power is None) summed over the parameter axes ``first``, then
-    over each of ``nexts`` (x's axis 0 stacks operands, and stays)."""
+def _reduced(xp, source, first: tuple[int, ...], nexts: list, power: int | None):
+    """A call giving |x|^power (x when power is None) summed over the parameter axes
+    ``first``, then over each of ``nexts``, of x = ``source()`` (an array whose axis 0
+    stacks operands, and stays; made once a call)."""
+    like = source()
     if first:
-        y = _summed(xp, x, first, power)
-        return [y.sum(tuple(a + 1 for a in away)) if away else y for away in nexts]
-    return [_summed(xp, x, away, power) if away else _powered(x, power) for away in nexts]
+        summed = _summed(xp, like, first, power)
+        keeps = [tuple(a + 1 for a in away) for away in nexts]
+
+        def reduced():
+            y = summed(source())
+            return [y.sum(axes) if axes else y for axes in keeps]
+        return reduced
+    each = [_summed(xp, like, away, power) if away else lambda x: _powered(x, power) for away in nexts]
+
+    def reduced():
+        x = source()
+        return [summed(x) for summed in each]
+    return reduced
 
 
 def _powered(x, power: int | None):
     return x if power is None else abs(x) if power == 1 else x * x
 
 
-def _summed(xp, x, dims: tuple[int, ...], power: int | None):
-    """sum over the parameter axes ``dims`` of |x|^power. torch reduces a run of innermost
-    axes, or of outermost ones (column sums), fast and a mix several times slower: a square
-    over innermost axes is a 2-norm (nothing stored; torch's 1-norm is 5-10 times slower
-    than |x| summed), and otherwise the outermost axes are summed first, then the rest of
-    the smaller result."""
+def _summed(xp, like, dims: tuple[int, ...], power: int | None):
+    """A function giving the sum over the parameter axes ``dims`` of |x|^power, for arrays x
+    laid out as ``like``. torch reduces a run of innermost axes, or of outermost ones (column
+    sums), fast and a mix several times slower: a square over innermost axes is a 2-norm
+    (nothing stored; torch's 1-norm is 5-10 times slower than |x| summed), and otherwise the
+    outermost axes are summed first, then the rest of the smaller result."""
     axes = tuple(a + 1 for a in dims)
     if xp is np:
-        return _powered(x, power).sum(axes)
-    memory = sorted(range(1, x.dim()), key=lambda k: x.stride(k), reverse=True)  # outermost first
+        return lambda x: _powered(x, power).sum(axes)
+    memory = sorted(range(1, like.dim()), key=like.stride, reverse=True)  # outermost first
     if power == 2 and set(memory[len(memory) - len(axes):]) == set(axes):
-        return xp.linalg.vector_norm(x, ord=power, dim=axes) ** power
-    x = _powered(x, power)
+        return lambda x: xp.linalg.vector_norm(x, ord=power, dim=axes) ** power
     outer = []
     for k in memory:
         if k not in axes:
             break
         outer.append(k)
     rest = tuple(k - sum(o < k for o in outer) for k in axes if k not in outer)
-    x = x.sum(tuple(outer)) if outer else x
-    return x.sum(rest) if rest else x
+
+    def summed(x):
+        x = _powered(x, power)
+        x = x.sum(tuple(outer)) if outer else x
+        return x.sum(rest) if rest else x
+    return summed

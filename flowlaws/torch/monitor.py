@@ -107,8 +107,10 @@ class _Buffer:
     """A step's one array, kept between steps: its operands (`OPERANDS`, the rows of X)
     and, for a small model, their CHANNELS products (P, `products`), with every view a
     step writes or reads made once (a view costs a torch call, microseconds; a step takes
-    dozens); and the columns of sums of the steps awaiting judgement, written on the
-    device step by step and copied to the host once a batch (`LawSums.columns`)."""
+    dozens); the small parameters' entries gathered (``segment``: `LawSums`); the call that
+    writes a step's columns of sums (`LawSums.planned`), and the columns of the steps
+    awaiting judgement, written on the device step by step and copied to the host once a
+    batch."""
 
     array: Any
     X: Any
@@ -118,16 +120,21 @@ class _Buffer:
     stacked: Any  # `LawSums`' ``stacked`` of X: parameter k's operands, (5, *shape)
     stacked_products: Any  # and of P
     product_views: tuple | None  # what `products` reads of X and writes of P
+    segment: Any  # the rows of ``array`` at the small parameters' entries
+    write: Any  # write(out): the step's columns of sums into out, (CHANNELS, columns)
     columns: Any  # (steps, CHANNELS, columns): the pending steps' columns of sums, each step's contiguous
 
     @classmethod
-    def of(cls, layout: _Layout, dtype, device, formed: bool, columns: int, steps: int) -> _Buffer:
+    def of(cls, layout: _Layout, sums: LawSums, entries: int, dtype, device, formed: bool, steps: int) -> _Buffer:
         array = torch.zeros((len(OPERANDS) + CHANNELS * formed, layout.size), dtype=dtype, device=device)
         X, P = array[:len(OPERANDS)], array[len(OPERANDS):] if formed else None
-        rows = tuple(X.unbind(0))
-        return cls(array, X, P, rows, tuple(layout.parts(row) for row in rows), _views_of(X, layout.views),
-                   None if P is None else _views_of(P, layout.views), None if P is None else product_views(X, P),
-                   torch.zeros((steps, CHANNELS, columns), dtype=dtype, device=device))
+        rows, segment = tuple(X.unbind(0)), array.new_zeros((len(array), entries))
+        stacked, stacked_products = _views_of(X, layout.views), None if P is None else _views_of(P, layout.views)
+        write = sums.planned(stacked, segment[:len(OPERANDS)],
+                             (stacked_products, segment[len(OPERANDS):]) if formed else None)
+        return cls(array, X, P, rows, tuple(layout.parts(row) for row in rows), stacked, stacked_products,
+                   None if P is None else product_views(X, P), segment, write,
+                   torch.zeros((steps, CHANNELS, sums.M.shape[1]), dtype=dtype, device=device))
 
 
 PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
@@ -350,8 +357,8 @@ class LawMonitor:
         buffer = self._kept
         if buffer is None or buffer.X.dtype != dtype or buffer.X.device != self.params[0].device:
             self.flush()
-            buffer = self._kept = _Buffer.of(self.layout, dtype, self.params[0].device, self.formed,
-                                             self.sums.M.shape[1], self.batch)
+            buffer = self._kept = _Buffer.of(self.layout, self.sums, len(self.segment), dtype, self.params[0].device,
+                                             self.formed, self.batch)
             self._writes = None  # `_rests`' calls write into the buffer's rows
         return buffer
 
@@ -359,9 +366,8 @@ class LawMonitor:
         """Write the step's columns of sums (`LawSums.columns`) into the buffer's ``step``-th
         slot, from its operands and, for a small model, their products: the segment's
         gathered in one call."""
-        segment = buffer.array.index_select(1, self.segment)
-        formed = (buffer.stacked_products, segment[len(OPERANDS):]) if self.formed else None
-        self.sums.columns(buffer.stacked, segment[:len(OPERANDS)], formed, out=buffer.columns[step])
+        torch.index_select(buffer.array, 1, self.segment, out=buffer.segment)
+        buffer.write(buffer.columns[step])
 
     def _post(self, optimizer, args, kwargs):
         try:
