@@ -34,7 +34,6 @@ from flowlaws.invariants.sums import (
     MatrixForms,
     product_views,
     products,
-    to_host,
 )
 from flowlaws.models.symmetry import LawKind, centred
 from flowlaws.torch.conversion import Converted
