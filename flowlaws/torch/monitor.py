@@ -483,7 +483,8 @@ class LawMonitor:
         its form (a model with matrix laws has a batch of one: the step just taken)."""
         from flowlaws.checking import effect_size
 
-        buffer = self._kept
+        buffer = self._kept  # the buffer the pending steps were summed in
+        assert buffer is not None
         # (columns, steps, CHANNELS) in float64, transposed in the one copy to the host
         S = buffer.columns[:len(pending)].permute(2, 0, 1).to("cpu", torch.float64,
                                                                memory_format=torch.contiguous_format).numpy()
