@@ -482,20 +482,12 @@ def _reduced(xp, source, first: tuple[int, ...], nexts: list, power: int | None)
     ``first``, then over each of ``nexts``, of x = ``source()`` (an array whose axis 0
     stacks operands, and stays; made once a call)."""
     like = source()
-    if first:
+    if first:  # the rest of the sum over ``first``, y, is summed again
         summed = _summed(xp, like, first, power)
         keeps = [tuple(a + 1 for a in away) for away in nexts]
-
-        def reduced():
-            y = summed(source())
-            return [y.sum(axes) if axes else y for axes in keeps]
-        return reduced
+        return lambda: [y.sum(axes) if axes else y for y in [summed(source())] for axes in keeps]
     each = [_summed(xp, like, away, power) if away else lambda x: _powered(x, power) for away in nexts]
-
-    def reduced():
-        x = source()
-        return [summed(x) for summed in each]
-    return reduced
+    return lambda: [summed(x) for x in [source()] for summed in each]
 
 
 def _powered(x, power: int | None):
