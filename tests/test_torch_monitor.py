@@ -813,12 +813,14 @@ def test_a_resnet_with_torchvisions_stem_converts_and_sgd_keeps_its_laws_where_a
     (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
                            nn.Flatten(), nn.Linear(16, 5), nn.ReLU(), nn.Linear(5, 3)), (6, 2, 4, 4)),
     (lambda: nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.ReLU(), nn.Linear(5, 3)), (7, 6)),  # shifts
-], ids=["conv-bn", "layernorm"])
+    (BiasedAttention, (5, 3, 4)),  # matrix laws, judged right after their step
+], ids=["conv-bn", "layernorm", "attention"])
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_steps_judged_in_batches_are_judged_as_one_at_a_time(make, shape, optimizer, monkeypatch):
     """Two monitors on one training run: one judges its steps `batch` at a time (from
-    each step's sums), one after every step; a learning rate that changes every step
-    charges each step its own round-off. Every step's record is the same, flags included."""
+    each step's sums; a matrix law right after its step), one after every step; a
+    learning rate that changes every step charges each step its own round-off. Every
+    step's record is the same, flags included."""
     import flowlaws.torch.monitor as monitor
 
     torch.manual_seed(0)  # the data too: drawn at collection, some inputs made SGD diverge (a NaN loss)

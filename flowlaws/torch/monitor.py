@@ -34,6 +34,7 @@ from flowlaws.invariants.sums import (
     MatrixForms,
     product_views,
     products,
+    to_host,
 )
 from flowlaws.models.symmetry import LawKind, centred
 from flowlaws.torch.conversion import Converted
@@ -322,11 +323,15 @@ class LawMonitor:
         spans = [r for law, r in zip(self.laws, rows, strict=True) if law.kind is LawKind.LAYER]
         self._layers = _summing(spans, len(self.sums.order))  # row k: layer law k's sum of its components
         layer = iter(range(len(spans)))  # a layer law is judged by its row
-        self._rows: list[tuple[Any, Any]] = [(law, next(layer) if law.kind is LawKind.LAYER else r)
-                                             for law, r in zip(self.laws, rows, strict=True)]
-        self.forms = MatrixForms([law for law in self.laws if law.kind is LawKind.MATRIX], shapes,
-                                 lambda k: positions[k], device=self.params[0].device)
-        self.batch = 1 if self.forms.batches else BATCH_STEPS
+        self._rows: list[tuple[Any, Any, Any]] = [(record, law, next(layer) if law.kind is LawKind.LAYER else r)
+                                                  for record, law, r in zip(self._records, self.laws, rows, strict=True)
+                                                  if law.kind is not LawKind.MATRIX]
+        matrices = [(record, law, r) for record, law, r in zip(self._records, self.laws, rows, strict=True)
+                    if law.kind is LawKind.MATRIX]
+        self.forms = MatrixForms([law for _, law, _ in matrices], shapes, lambda k: positions[k],
+                                 device=self.params[0].device)
+        self._matrices = _MatrixSums.of(self.sums, matrices, self.params[0].device)
+        self.batch = BATCH_STEPS
         # the longest sum a law takes: a slice of a parameter, or a matrix law's slices side by side
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)
         self.slice = max(self.slice, self.forms.longest)
@@ -376,8 +381,13 @@ class LawMonitor:
                     c = self._completed(*self._before)
                     self._columns(buffer, len(self._pending))
                 self._pending.append((self.steps, c, self.summed))
-                if len(self._pending) == self.batch:
-                    self.flush()
+                try:
+                    if self.forms.batches:
+                        with torch.no_grad():
+                            self._judge_forms(buffer, len(self._pending) - 1)
+                finally:
+                    if len(self._pending) == self.batch:
+                        self.flush()
         except Exception as error:  # never break the user's training
             self._errors.append(f"step {self.steps}: {type(error).__name__}: {error}")
         finally:
@@ -478,9 +488,8 @@ class LawMonitor:
             self._errors.append(f"{steps}: {type(error).__name__}: {error}")
 
     def _judge(self, pending: list) -> None:
-        """Record every law at each pending step, from the steps' sums (`_judged`): a unit
-        law at its worst unit, a layer law by its sum, a matrix law at the worst entry of
-        its form (a model with matrix laws has a batch of one: the step just taken)."""
+        """Record every unit and layer law at each pending step, from the steps' sums
+        (`_judged`): a unit law at its worst unit, a layer law by its sum."""
         from flowlaws.checking import effect_size
 
         buffer = self._kept  # the buffer the pending steps were summed in
@@ -491,30 +500,38 @@ class LawMonitor:
         Z, Zabs = (np.moveaxis(z, 1, 0) for z in self.sums.combine(S))
         _, c, summed = (np.array(column, dtype=float) for column in zip(*pending, strict=True))
         gradient = self._gradient_charge(c, summed)[:, None]  # each step's
-        residuals, predictions, tolerances, sizes, weights = _judged(Z, Zabs, self.sums.order == 2,
-                                                                     self._rounding(), gradient)
+        residuals, predictions, tolerances, *_ = _judged(Z, Zabs, self.sums.order == 2, self._rounding(), gradient)
         effects = effect_size(residuals, tolerances)
         layer = [(self._layers @ x.T).T for x in (residuals, predictions, tolerances)]  # each layer law's sums
         layer.append(effect_size(layer[0], layer[2]))
         steps, every = [step for step, *_ in pending], np.arange(len(pending))
-        forms = self.forms(buffer.X) if self.forms.batches else {}  # (then one step is pending)
-        worst, found = {}, []
-        for law, rows in self._rows:
-            if law.kind is LawKind.MATRIX:
-                residual, tolerance, effect, worst[id(law)] = _matrix(forms[id(law)], law, sizes[0, rows],
-                                                                     weights[0, rows])
-                found.append((law, [residual], None, [tolerance], [effect], [worst[id(law)]]))
-            elif law.kind is LawKind.LAYER:
-                found.append((law, *(x[:, rows] for x in layer), [()] * len(pending)))
-            else:  # a unit law at its worst unit, each step
-                unit = np.argmax(effects[:, rows], axis=1)
-                k = rows.start + unit
-                found.append((law, residuals[every, k], predictions[every, k], tolerances[every, k],
-                              effects[every, k], [(int(u),) for u in unit]))
-        predicted = self.forms.predicted(worst) if worst else {}  # a matrix law's at its worst entry only
-        for record, (law, residual, prediction, tolerance, effect, unit) in zip(self._records, found, strict=True):
-            prediction = [predicted[id(law)]] if prediction is None else prediction
-            self._record(record, steps, residual, prediction, tolerance, effect, unit)
+        for record, law, rows in self._rows:
+            if law.kind is LawKind.LAYER:
+                residual, prediction, tolerance, effect = (x[:, rows] for x in layer)
+                self._record(record, steps, residual, prediction, tolerance, effect, [()] * len(pending))
+                continue
+            unit = np.argmax(effects[:, rows], axis=1)  # a unit law at its worst unit, each step
+            k = rows.start + unit
+            self._record(record, steps, residuals[every, k], predictions[every, k], tolerances[every, k],
+                         effects[every, k], [(int(u),) for u in unit])
+
+    def _judge_forms(self, buffer: _Buffer, slot: int) -> None:
+        """Record every matrix law at the step just taken (``slot``: its place among the
+        pending), at the worst entry of its form, right after the step: its prediction
+        reads the step's operands, which the next step overwrites. Its tolerance is from
+        the norms of its unit form (`_judged`), its components' sums alone copied to the
+        host."""
+        step, c, summed = self._pending[slot]
+        Z, Zabs = self._matrices(buffer.columns[slot])
+        gradient = self._gradient_charge(np.array([c]), np.array([summed]))[:, None]
+        *_, sizes, weights = _judged(Z[None], Zabs[None], self._matrices.quadratic, self._rounding(), gradient)
+        forms, worst, found = self.forms(buffer.X), {}, []
+        for record, law, rows in self._matrices.laws:
+            residual, tolerance, effect, worst[id(law)] = _matrix(forms[id(law)], law, sizes[0, rows], weights[0, rows])
+            found.append((record, law, residual, tolerance, effect))
+        predicted = self.forms.predicted(worst)  # at each law's worst entry
+        for record, law, residual, tolerance, effect in found:
+            self._record(record, [step], [residual], [predicted[id(law)]], [tolerance], [effect], [worst[id(law)]])
 
     def _rounding(self) -> float:
         """The round-off the tolerance charges per unit of 2|theta| + |Delta| + |rest|
@@ -620,6 +637,33 @@ class LawMonitor:
         fig.savefig(path, dpi=150)
         plt.close(fig)
         return path
+
+
+@dataclass(frozen=True)
+class _MatrixSums:
+    """The sums of the matrix laws' unit forms alone, (Z, Z_abs) of one step from its
+    columns (`LawSums.combine` restricted to their components and the columns they read):
+    ``laws``: (record, law, its components among them)."""
+
+    both: Any  # M over |M|, their rows and the columns they read
+    columns: Any  # those columns, a torch index on the parameters' device
+    quadratic: Any
+    laws: tuple
+
+    @classmethod
+    def of(cls, sums: LawSums, matrices: list, device) -> _MatrixSums:
+        components = np.concatenate([np.arange(r.start, r.stop) for _, _, r in matrices] or [np.zeros(0, int)])
+        both = sums.both[np.concatenate([components, components + len(sums.order)])]
+        read = np.unique(both.indices)
+        starts = np.cumsum([0, *(r.stop - r.start for _, _, r in matrices)])
+        laws = tuple((record, law, slice(a, b)) for (record, law, _), a, b in zip(matrices, starts, starts[1:],
+                                                                                   strict=False))
+        return cls(both[:, read], torch.as_tensor(read, device=device), sums.order[components] == 2, laws)
+
+    def __call__(self, columns) -> tuple:
+        """(Z, Z_abs), components x CHANNELS, from one step's (CHANNELS, columns) sums."""
+        Z = self.both @ to_host(columns.index_select(1, self.columns)).T
+        return Z[:len(self.quadratic)], Z[len(self.quadratic):]
 
 
 def _positions(view, index) -> np.ndarray:
