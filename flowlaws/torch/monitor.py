@@ -161,19 +161,22 @@ def _judged(Z, Zabs, quadratic, rounding: float, gradient) -> tuple:
             np.where(quadratic, 2 * size * weight, linear), size, weight)
 
 
-def _matrix(residual, law, size, weight) -> tuple:
-    """(residual, tolerance, effect, (i, j)) of a matrix law at its worst entry, from its
-    residual form (`MatrixForms`): its tolerance size_i weight_j + size_j weight_i (order 2
-    times the symmetric part of the bound; a centred law's, |C| that |C|)."""
+def _matrix(residuals, plane: bool, sizes, weights) -> tuple:
+    """(residual, tolerance, effect, (i, j)) of each of some matrix laws at its worst entry,
+    from their residual forms (`MatrixForms`, laws x units x units) and the norms of their
+    unit forms (laws x units): the tolerance size_i weight_j + size_j weight_i (order 2
+    times the symmetric part of the bound; on the centred ``plane``, |C| that |C|)."""
     from flowlaws.checking import effect_size
 
-    outer = size[:, None] * weight[None, :]
-    bound = outer + outer.T
-    if law.centred:
+    outer = sizes[:, :, None] * weights[:, None, :]
+    bound = outer + np.swapaxes(outer, 1, 2)
+    if plane:
         bound = centred(bound, absolute=True)
-    effect = effect_size(residual, bound)
-    i, j = (int(x) for x in np.unravel_index(np.argmax(effect), effect.shape))
-    return residual[i, j], bound[i, j], effect[i, j], (i, j)
+    effect = effect_size(residuals, bound).reshape(len(residuals), -1)
+    worst, every = np.argmax(effect, axis=1), np.arange(len(residuals))
+    i, j = np.unravel_index(worst, residuals.shape[1:])
+    return (residuals[every, i, j], bound[every, i, j], effect[every, worst],
+            list(zip(i.tolist(), j.tolist(), strict=True)))
 
 
 @dataclass
@@ -526,9 +529,12 @@ class LawMonitor:
         gradient = self._gradient_charge(np.array([c]), np.array([summed]))[:, None]
         *_, sizes, weights = _judged(Z[None], Zabs[None], self._matrices.quadratic, self._rounding(), gradient)
         forms, worst, found = self.forms(buffer.X), {}, []
-        for record, law, rows in self._matrices.laws:
-            residual, tolerance, effect, worst[id(law)] = _matrix(forms[id(law)], law, sizes[0, rows], weights[0, rows])
-            found.append((record, law, residual, tolerance, effect))
+        for plane, members in self._matrices.alike:  # laws of one size and plane at once
+            judged = _matrix(np.stack([forms[id(law)] for _, law, _ in members]), plane,
+                             *(np.stack([x[0, rows] for *_, rows in members]) for x in (sizes, weights)))
+            for (record, law, _), residual, tolerance, effect, entry in zip(members, *judged, strict=True):
+                worst[id(law)] = entry
+                found.append((record, law, residual, tolerance, effect))
         predicted = self.forms.predicted(worst)  # at each law's worst entry
         for record, law, residual, tolerance, effect in found:
             self._record(record, [step], [residual], [predicted[id(law)]], [tolerance], [effect], [worst[id(law)]])
@@ -643,12 +649,13 @@ class LawMonitor:
 class _MatrixSums:
     """The sums of the matrix laws' unit forms alone, (Z, Z_abs) of one step from its
     columns (`LawSums.combine` restricted to their components and the columns they read):
-    ``laws``: (record, law, its components among them)."""
+    ``alike``: (centred, [(record, law, its components among them)]) for the laws of each
+    size and plane, judged together (`_matrix`)."""
 
     both: Any  # M over |M|, their rows and the columns they read
     columns: Any  # those columns, a torch index on the parameters' device
     quadratic: Any
-    laws: tuple
+    alike: tuple
 
     @classmethod
     def of(cls, sums: LawSums, matrices: list, device) -> _MatrixSums:
@@ -656,9 +663,11 @@ class _MatrixSums:
         both = sums.both[np.concatenate([components, components + len(sums.order)])]
         read = np.unique(both.indices)
         starts = np.cumsum([0, *(r.stop - r.start for _, _, r in matrices)])
-        laws = tuple((record, law, slice(a, b)) for (record, law, _), a, b in zip(matrices, starts, starts[1:],
-                                                                                   strict=False))
-        return cls(both[:, read], torch.as_tensor(read, device=device), sums.order[components] == 2, laws)
+        alike: dict = {}
+        for (record, law, _), a, b in zip(matrices, starts, starts[1:], strict=False):
+            alike.setdefault((b - a, law.centred), []).append((record, law, slice(a, b)))
+        return cls(both[:, read], torch.as_tensor(read, device=device), sums.order[components] == 2,
+                   tuple((plane, members) for (_, plane), members in alike.items()))
 
     def __call__(self, columns) -> tuple:
         """(Z, Z_abs), components x CHANNELS, from one step's (CHANNELS, columns) sums."""
