@@ -231,8 +231,8 @@ class LawMonitor:
     magnitude of the step bounds; so is a summed law (a centred stream's mean direction,
     `LawKind.SUMMED`), whose sums are over no unit's slices. Each step is summed right
     after it, while its operands are in cache, and its sums are judged ``batch`` steps at
-    a time (`flush`; step by step for a model with matrix laws, whose prediction reads
-    the step's operands); every reader judges the steps still pending first. The
+    a time (`flush`; a matrix law right after its step, since its prediction reads the
+    step's operands); every reader judges the steps still pending first. The
     monitor never raises inside the training loop: a failure to observe or judge a step
     is kept in ``errors``.
     """
