@@ -173,3 +173,28 @@ def test_sums_from_products_formed_once_equal_the_sums_of_the_operands(data):
     Zp, Zabsp = sums(stacked, formed=(formed.__getitem__, segment))
     scale = np.abs(Zabs).max() + 1.0
     assert np.allclose(Z, Zp, rtol=0, atol=1e-12 * scale) and np.allclose(Zabs, Zabsp, rtol=0, atol=1e-12 * scale)
+
+
+@given(st.data())
+def test_a_plan_made_once_sums_whatever_its_arrays_hold_when_it_is_called(data):
+    """`LawSums.planned` chooses views and axes once, for arrays that keep their places (the
+    monitor's kept buffer); called after every array was overwritten in place, it gives
+    the sums of the new values, for numpy arrays and torch tensors, from the small
+    parameters' entries gathered or from reductions in place."""
+    torch = pytest.importorskip("torch")
+    model = data.draw(architectures())
+    small = data.draw(st.sampled_from([0, 10**9]), label="small")
+    sums = LawSums(laws(model, "cross_entropy"), [shape for _, shape in model.param_specs], small)
+
+    def operands():
+        T, R, D, G = (data.draw(params(model)) for _ in range(4))
+        stacked = stack(T, tuple(d - r for d, r in zip(D, R, strict=True)), R, D, G)
+        return [stacked(k) for k in range(len(T))]
+
+    first, second = operands(), operands()
+    for kept in ([a.copy() for a in first], [torch.from_numpy(a.copy()) for a in first]):
+        write = sums.planned(kept.__getitem__)
+        for a, b in zip(kept, second, strict=True):
+            a[...] = b if isinstance(a, np.ndarray) else torch.from_numpy(b)
+        planned, fresh = write(), sums.columns(second.__getitem__)
+        assert np.allclose(planned, fresh, rtol=0, atol=1e-12 * (np.abs(fresh).max() + 1.0)), model.spec

@@ -30,6 +30,7 @@ diagonal (its unit form): its norms bound its tolerance (its Grams are `Law.firs
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -199,7 +200,7 @@ class LawSums:
         places while their values change (the monitor's kept buffer): each call makes the
         reductions alone, their views and axes chosen here (a torch call costs
         microseconds, and choosing them as much again)."""
-        calls = []
+        calls, gather = [], None
         for params, spacing, order, first, nexts in self.reductions:
             ready = order == 2 and formed is not None
             Y, first, nexts = _batched(formed[0] if ready else stacked, params, spacing, first, nexts)
@@ -211,12 +212,14 @@ class LawSums:
             if order == 2 and formed is not None:
                 calls.append(lambda entries=formed[1]: [entries])
                 continue
-            if segment is None:  # the small parameters' entries on the host, once
-                segment = np.concatenate([to_host(stacked(k)).reshape(len(OPERANDS), -1)
-                                          for k in sorted(self.positions)], 1)
+            if segment is None:  # the small parameters' entries, gathered on the host at each call
+                segment = np.zeros((len(OPERANDS), self.length))
+                gather = functools.partial(_gathered, stacked, sorted(self.positions), segment)
             calls.append(_sums(segment, order, (), [()]))
 
         def write(out=None):
+            if gather is not None:
+                gather()
             parts = [part.reshape(CHANNELS, -1) for call in calls for part in call()]
             if out is not None:
                 return namespace(out).cat(parts, 1, out=out)
@@ -388,6 +391,12 @@ def _slot_of_entry(shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
     every axis but ``axes``."""
     coordinates = np.unravel_index(np.arange(int(np.prod(shape))), shape)
     return np.ravel_multi_index(tuple(coordinates[a] for a in axes), tuple(shape[a] for a in axes))
+
+
+def _gathered(stacked, params: list, segment) -> None:
+    """The operands of ``params`` (`LawSums`' small parameters) end to end, into ``segment``
+    (5, length) on the host."""
+    np.concatenate([to_host(stacked(k)).reshape(len(OPERANDS), -1) for k in params], 1, out=segment)
 
 
 def _on_host(parts: list) -> np.ndarray:
