@@ -873,3 +873,30 @@ def test_a_step_after_the_optimizers_state_or_settings_change_is_predicted_from_
     assert monitor.steps == 8 and not monitor.errors
     assert not monitor.flagged, [(r.law.name, r.flagged) for r in monitor.flagged]
     assert max(max(r.effect) for r in monitor.records) < 1
+
+
+def test_steps_pending_when_the_model_changes_dtype_are_judged_from_the_steps_own_sums(monkeypatch):
+    """A model cast to float64 mid-run gets a new buffer in the new dtype; the steps summed
+    in the old one but not yet judged are judged from their own sums first. Two monitors
+    on one run, one judging after every step: every record is the same, none flagged."""
+    import flowlaws.torch.monitor as monitor
+
+    torch.manual_seed(0)
+    net, x = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)), torch.randn(8, 4)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    batched = LawMonitor(net, opt, example_input=x)
+    monkeypatch.setattr(monitor, "BATCH_STEPS", 1)
+    single = LawMonitor(net, opt, example_input=x)
+    for step in range(6):
+        if step == 3:
+            net.double()
+            x = x.double()
+        opt.zero_grad()
+        net(x).pow(2).sum().backward()
+        opt.step()
+    assert batched._kept.X.dtype == torch.float64 and not batched.errors and not single.errors
+    for a, b in zip(batched.records, single.records, strict=True):
+        assert len(a.measured) == 6 and a.flagged is None and b.flagged is None, a.law.name
+        for field in ("measured", "predicted", "effect", "resolution"):
+            assert np.allclose(getattr(a, field), getattr(b, field), rtol=1e-9, atol=1e-300), (a.law.name, field)
+    assert max(abs(m) for m in batched.records[0].measured[:3]) > 0  # the float32 steps' own changes

@@ -123,9 +123,17 @@ class _Buffer:
     segment: Any  # the rows of ``array`` at the small parameters' entries
     write: Any  # write(out): the step's columns of sums into out, (CHANNELS, columns)
     columns: Any  # (steps, CHANNELS, columns): the pending steps' columns of sums, each step's contiguous
+    dtypes: frozenset  # the parameters' dtypes its steps were taken in (the array has the widest)
+
+    @property
+    def unit(self) -> float:
+        """The least precise parameter's unit round-off, at the steps summed here."""
+        return max(float(torch.finfo(dtype).eps) for dtype in self.dtypes)
 
     @classmethod
-    def of(cls, layout: _Layout, sums: LawSums, entries: int, dtype, device, formed: bool, steps: int) -> _Buffer:
+    def of(cls, layout: _Layout, sums: LawSums, entries: int, dtypes: frozenset, device, formed: bool,
+           steps: int) -> _Buffer:
+        dtype = functools.reduce(torch.promote_types, dtypes)
         array = torch.zeros((len(OPERANDS) + CHANNELS * formed, layout.size), dtype=dtype, device=device)
         X, P = array[:len(OPERANDS)], array[len(OPERANDS):] if formed else None
         rows, segment = tuple(X.unbind(0)), array.new_zeros((len(array), entries))
@@ -134,7 +142,7 @@ class _Buffer:
                              (stacked_products, segment[len(OPERANDS):]) if formed else None)
         return cls(array, X, P, rows, tuple(layout.parts(row) for row in rows), stacked, stacked_products,
                    None if P is None else product_views(X, P), segment, write,
-                   torch.zeros((steps, CHANNELS, sums.M.shape[1]), dtype=dtype, device=device))
+                   torch.zeros((steps, CHANNELS, sums.M.shape[1]), dtype=dtype, device=device), dtypes)
 
 
 PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
@@ -359,12 +367,14 @@ class LawMonitor:
     def _buffer(self) -> _Buffer:
         """The step's `_Buffer`, in the parameters' dtype (the widest, if they differ) on
         their device: kept between steps (a fresh array for a large model every step costs
-        its page faults again). A new one judges the steps summed in the old first."""
-        dtype = functools.reduce(torch.promote_types, {t.dtype for t in self.params})
+        its page faults again), and made again when their dtypes or device change (a model
+        cast mid-run); the steps summed in the old one are judged first, at their own
+        round-off."""
+        dtypes = frozenset(t.dtype for t in self.params)
         buffer = self._kept
-        if buffer is None or buffer.X.dtype != dtype or buffer.X.device != self.params[0].device:
+        if buffer is None or buffer.dtypes != dtypes or buffer.X.device != self.params[0].device:
             self.flush()
-            buffer = self._kept = _Buffer.of(self.layout, self.sums, len(self.segment), dtype, self.params[0].device,
+            buffer = self._kept = _Buffer.of(self.layout, self.sums, len(self.segment), dtypes, self.params[0].device,
                                              self.formed, self.batch)
             self._writes = None  # `_rests`' calls write into the buffer's rows
         return buffer
@@ -502,8 +512,9 @@ class LawMonitor:
                                                                memory_format=torch.contiguous_format).numpy()
         Z, Zabs = (np.moveaxis(z, 1, 0) for z in self.sums.combine(S))
         _, c, summed = (np.array(column, dtype=float) for column in zip(*pending, strict=True))
-        gradient = self._gradient_charge(c, summed)[:, None]  # each step's
-        residuals, predictions, tolerances, *_ = _judged(Z, Zabs, self.sums.order == 2, self._rounding(), gradient)
+        gradient = self._gradient_charge(buffer.unit, c, summed)[:, None]  # each step's
+        residuals, predictions, tolerances, *_ = _judged(Z, Zabs, self.sums.order == 2, self._rounding(buffer.unit),
+                                                         gradient)
         effects = effect_size(residuals, tolerances)
         layer = [(self._layers @ x.T).T for x in (residuals, predictions, tolerances)]  # each layer law's sums
         layer.append(effect_size(layer[0], layer[2]))
@@ -526,8 +537,9 @@ class LawMonitor:
         host."""
         step, c, summed = self._pending[slot]
         Z, Zabs = self._matrices(buffer.columns[slot])
-        gradient = self._gradient_charge(np.array([c]), np.array([summed]))[:, None]
-        *_, sizes, weights = _judged(Z[None], Zabs[None], self._matrices.quadratic, self._rounding(), gradient)
+        gradient = self._gradient_charge(buffer.unit, np.array([c]), np.array([summed]))[:, None]
+        *_, sizes, weights = _judged(Z[None], Zabs[None], self._matrices.quadratic, self._rounding(buffer.unit),
+                                     gradient)
         forms, worst, found = self.forms(buffer.X), {}, []
         for plane, members in self._matrices.alike:  # laws of one size and plane at once
             judged = _matrix(np.stack([forms[id(law)] for _, law, _ in members]), plane,
@@ -539,24 +551,22 @@ class LawMonitor:
         for record, law, residual, tolerance, effect in found:
             self._record(record, [step], [residual], [predicted[id(law)]], [tolerance], [effect], [worst[id(law)]])
 
-    def _rounding(self) -> float:
+    def _rounding(self, unit: float) -> float:
         """The round-off the tolerance charges per unit of 2|theta| + |Delta| + |rest|
         (docs/numerics.md): SAFETY u (STEP_ROUNDINGS + m) (2|theta| + |Delta| bounds
         |theta+| + |theta|), m the longest slice a law sums (its sums are in the parameters'
-        precision), u the least precise parameter's unit round-off."""
+        precision), u the least precise parameter's ``unit`` round-off at the step
+        (`_Buffer.unit`)."""
         from flowlaws.checking import SAFETY
 
-        return SAFETY * self._unit() * (STEP_ROUNDINGS + self.slice)
+        return SAFETY * unit * (STEP_ROUNDINGS + self.slice)
 
-    def _gradient_charge(self, c, summed):
+    def _gradient_charge(self, unit: float, c, summed):
         """The round-off charged per unit of |g|: SAFETY u (n + m) c, n the longest sum
         behind a gradient entry (``summed``: the batch's input elements); arrays of steps."""
         from flowlaws.checking import SAFETY
 
-        return SAFETY * self._unit() * (summed + self.slice) * c
-
-    def _unit(self) -> float:
-        return max(float(torch.finfo(t.dtype).eps) for t in self.params)
+        return SAFETY * unit * (summed + self.slice) * c
 
     @staticmethod
     def _record(record, steps: list, residual, predicted, tolerance, effect, units: list) -> None:
