@@ -237,7 +237,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--steps", type=int, default=20, help="steps per timing (big models: a quarter)")
     parser.add_argument("--quick", action="store_true", help="skip ResNet-18 and the GPT")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds per model (default: 9; ResNet-18 and the GPT 7)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds a model (default 25; ResNet-18 and the GPT 7)")
     parser.add_argument("--verdict-steps", type=int, default=1000, help="SGD steps of the float32 verdicts")
     args = parser.parse_args(argv)
     note = pin_threads()
@@ -246,7 +246,7 @@ def main(argv=None) -> int:
         big = name.startswith(("ResNet", "GPT"))
         if big and args.quick:
             continue
-        rows.append(overhead(name, max(2, args.steps // 4) if big else args.steps, args.rounds or (7 if big else 9)))
+        rows.append(overhead(name, max(2, args.steps // 4) if big else args.steps, args.rounds or (7 if big else 25)))
     judged = [verdicts(name, args.verdict_steps) for name in MODELS if name.startswith("MLP 64-") and "26k" not in name]
     doc = {"monitor": rows, "verdicts": judged, "conversion_s": conversion_seconds(), "threads": note,
            "engine_vs_torch": engine_against_torch(), "targets": {"overhead": 0.10, "conversion_s": 1.0,
