@@ -900,3 +900,25 @@ def test_steps_pending_when_the_model_changes_dtype_are_judged_from_the_steps_ow
         for field in ("measured", "predicted", "effect", "resolution"):
             assert np.allclose(getattr(a, field), getattr(b, field), rtol=1e-9, atol=1e-300), (a.law.name, field)
     assert max(abs(m) for m in batched.records[0].measured[:3]) > 0  # the float32 steps' own changes
+
+
+def test_a_matrix_law_s_sums_judged_after_its_step_are_its_rows_of_every_law_s_sums():
+    """A matrix law is judged right after its step from its own components' sums alone
+    (`_MatrixSums`): they equal its rows of the sums every law is judged from."""
+    torch.manual_seed(0)
+    net, x = BiasedAttention(), torch.randn(5, 3, 4)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    monitor = LawMonitor(net, opt, example_input=x)
+    for _ in range(2):
+        opt.zero_grad()
+        net(x).pow(2).sum().backward()
+        opt.step()
+    buffer = monitor._kept
+    S = buffer.columns[1].double().numpy().T[:, None, :]  # (columns, one step, CHANNELS)
+    Z, Zabs = (z[:, 0] for z in monitor.sums.combine(S))
+    mine, mine_abs = monitor._matrices(buffer.columns[1])
+    laws = [(law, rows) for _, members in monitor._matrices.alike for _, law, rows in members]
+    assert laws and all(law.kind is LawKind.MATRIX for law, _ in laws)
+    for law, rows in laws:
+        every = monitor.sums.rows(law)
+        assert np.array_equal(mine[rows], Z[every]) and np.array_equal(mine_abs[rows], Zabs[every]), law.name
