@@ -922,3 +922,25 @@ def test_a_matrix_law_s_sums_judged_after_its_step_are_its_rows_of_every_law_s_s
     for law, rows in laws:
         every = monitor.sums.rows(law)
         assert np.array_equal(mine[rows], Z[every]) and np.array_equal(mine_abs[rows], Zabs[every]), law.name
+
+
+def test_the_pending_steps_sums_stay_within_their_memory_budget(monkeypatch):
+    """A model's steps are judged BATCH_STEPS at a time, fewer where their sums would pass
+    PENDING_BYTES (a large model's many columns): here a budget of three steps' sums."""
+    import flowlaws.torch.monitor as monitor
+    from flowlaws.invariants.sums import CHANNELS
+
+    torch.manual_seed(0)
+    net, x = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)), torch.randn(8, 4)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    probe = LawMonitor(net, opt, example_input=x)
+    columns = probe.sums.M.shape[1]
+    probe.detach()
+    monkeypatch.setattr(monitor, "PENDING_BYTES", 3 * CHANNELS * 8 * columns + 7)
+    watched = LawMonitor(net, opt, example_input=x)
+    for _ in range(7):
+        opt.zero_grad()
+        net(x).pow(2).sum().backward()
+        opt.step()
+    assert watched.batch == 3 and watched._kept.columns.shape[0] == 3 and len(watched._pending) == 1
+    assert all(len(r.measured) == 7 for r in watched.records) and not watched.flagged and not watched.errors

@@ -148,6 +148,7 @@ class _Buffer:
 PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
 PRODUCTS = 1 << 20  # a model of up to this many watched entries forms its products, in cache (`LawSums`)
 BATCH_STEPS = 64  # steps judged at once: a judgement's numpy calls cost the same for one step or many
+PENDING_BYTES = 1 << 26  # the pending steps' sums, as the judgement's float64 copy, take at most this
 STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (decay, buffer, step, add)
 
 
@@ -342,7 +343,8 @@ class LawMonitor:
         self.forms = MatrixForms([law for _, law, _ in matrices], shapes, lambda k: positions[k],
                                  device=self.params[0].device)
         self._matrices = _MatrixSums.of(self.sums, matrices, self.params[0].device)
-        self.batch = BATCH_STEPS
+        # steps judged at once: BATCH_STEPS, fewer where their sums would pass PENDING_BYTES (a large model's)
+        self.batch = max(1, min(BATCH_STEPS, PENDING_BYTES // (CHANNELS * 8 * self.sums.M.shape[1])))
         # the longest sum a law takes: a slice of a parameter, or a matrix law's slices side by side
         self.slice = max((t.numel() // n for t in self.params for n in t.shape if n), default=1)
         self.slice = max(self.slice, self.forms.longest)
