@@ -944,3 +944,20 @@ def test_the_pending_steps_sums_stay_within_their_memory_budget(monkeypatch):
         opt.step()
     assert watched.batch == 3 and watched._kept.columns.shape[0] == 3 and len(watched._pending) == 1
     assert all(len(r.measured) == 7 for r in watched.records) and not watched.flagged and not watched.errors
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_half_precision_model_is_judged_at_its_own_round_off(dtype):
+    """Parameters in bfloat16 (which numpy cannot hold) or float16: their steps' sums reach
+    the host as float32, exactly, across a whole batch and a part of one; SGD with
+    momentum and weight decay departs from no law."""
+    torch.manual_seed(0)
+    net, x = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)).to(dtype), torch.randn(8, 4, dtype=dtype)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    monitor = LawMonitor(net, opt, example_input=x)
+    for _ in range(monitor.batch + 6):
+        opt.zero_grad()
+        net(x).float().pow(2).sum().backward()
+        opt.step()
+    assert not monitor.errors and not monitor.flagged
+    assert all(len(r.measured) == monitor.steps and max(r.resolution) > 0 for r in monitor.records)
