@@ -21,9 +21,11 @@ slices keeps, then over each slice's other axes: two passes, the signed products
 D - R and R) and the magnitudes (D, T, R and G squared), a few operands at a time, or one
 batched product of Gram matrices over a contiguous parameter's rows. A small
 one's (fewer than SMALL entries) are its entries' products: all small parameters'
-entries come as one segment, multiplied in one pass in float64 on the host (each torch
-call costs microseconds: a model's many biases and heads would otherwise cost more than
-its step). Arrays are numpy arrays or torch tensors. A matrix law is registered by its
+entries come as one segment, multiplied in one pass (the monitor's on the device, in the
+parameters' dtype, like every product; each torch call costs microseconds: a model's
+many biases and heads would otherwise cost more than its step), and summed by M in
+float64 on the host. Arrays are numpy arrays or torch tensors; `LawSums.planned` chooses
+a step's views and axes once for arrays that keep their places. A matrix law is registered by its
 diagonal (its unit form): its norms bound its tolerance (its Grams are `Law.first` and
 `Law.second`).
 """
