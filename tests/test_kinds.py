@@ -30,6 +30,9 @@ from flowlaws.models.kinds import kind, names
 from flowlaws.strategies.core import DrawContext
 
 KINDS = [pytest.param(k, id=k.kind) for k in LAYERS]
+# no scaling passes these kinds, so no law crosses them in `nets_with`'s net: each has its own
+# test that the laws of the same net without it break (sinusoid's below)
+OPAQUE = {"sinusoid"}
 
 
 def _uses(model, cls) -> bool:
@@ -52,7 +55,7 @@ def test_every_kind_answers_to_its_names_in_the_registry(cls):
 @pytest.mark.parametrize("cls", KINDS)
 def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cls):
     found = discover(parse(cls.example), degree=0)
-    assert found.count is not None and found.count == found.derived, found.to_json()
+    assert found.complete, found.to_json()  # as many as discovery counts, and none spurious
 
 
 @pytest.mark.parametrize("spec", [
@@ -172,7 +175,7 @@ def test_every_kinds_gradient_matches_autograd_through_its_generic_code(cls, dat
     assert np.all(np.abs(flatten(grads) - flatten(generic)) <= bound)
 
 
-@pytest.mark.parametrize("cls", KINDS)
+@pytest.mark.parametrize("cls", [k for k in KINDS if k.id not in OPAQUE])
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_every_derived_law_of_every_kind_is_orthogonal_to_the_gradient(cls, data):
@@ -291,6 +294,24 @@ def test_rope_s_laws_do_not_depend_on_its_base_and_hold_at_llama_3_s():
     params, X, Y = _data(llama3, 0)
     assert not np.allclose(default.forward(params, X)[0], llama3.forward(params, X)[0])
     assert pointwise(llama3, Square(), params, X, Y, laws(llama3)).effect <= 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(T=st.integers(2, 4), d=st.integers(2, 5), halves=st.booleans(), base=st.sampled_from([100.0, 10000.0]),
+       bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_a_sinusoidal_encoding_breaks_the_laws_across_it_and_keeps_the_others(T, d, halves, base, bias, seed):
+    """x + C with C fixed: c W x + C != c (W x + C), so the laws of the same net with the
+    identity in its place that cross it (dense0's with dense1) break, each law it keeps
+    holds, and discovery finds no other (its example, in the contract above)."""
+    options = ",".join(x for x in (f"base={base:g}", "halves" * (halves and d % 2 == 0)) if x)
+    spec = f"seq:{T}x{d}:dense({d}{',bias' * bias}),{{}},dense(3),relu,dense(3),mean(last),dense(2)"
+    model, identity = parse(spec.format(f"sinusoid({options})")), parse(spec.format("linear"))
+    kept = laws(model)
+    crossing = [law for law in laws(identity) if law.name not in {k.name for k in kept}]
+    assert crossing and not any(law.name.startswith("unit dense0") for law in kept)
+    params, X, Y = _data(model, seed)
+    assert pointwise(model, Square(), params, X, Y, kept).effect <= 1
+    assert pointwise(model, Square(), params, X, Y, crossing).effect > 1e3
 
 
 def test_a_causal_mask_keeps_every_law_of_attention_and_no_more():

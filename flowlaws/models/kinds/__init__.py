@@ -31,6 +31,7 @@ from flowlaws.models.kinds.prepend import Prepend
 from flowlaws.models.kinds.residual import Residual
 from flowlaws.models.kinds.rmsnorm import RMSNorm
 from flowlaws.models.kinds.scale import Scale
+from flowlaws.models.kinds.sinusoid import Sinusoid
 from flowlaws.models.kinds.token import Token
 from flowlaws.models.kinds.upsample import Upsample1d, Upsample2d
 from flowlaws.models.layer import Layer
@@ -53,6 +54,7 @@ LAYERS: tuple[type[Layer], ...] = (
     Token,
     OneHot,
     Offset,
+    Sinusoid,
     Scale,
     Prepend,
     BatchNorm,
@@ -86,5 +88,5 @@ def names() -> tuple[str, ...]:
 __all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Concat", "Conv1d", "Conv2d",
            "ConvTranspose1d", "ConvTranspose2d", "Dense",
            "Dropout", "Flatten", "Gated", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "MoE", "MoveAxis",
-           "Offset", "OneHot", "Prepend", "RMSNorm", "Residual", "Scale", "Token", "Upsample1d", "Upsample2d", "kind",
-           "names"]
+           "Offset", "OneHot", "Prepend", "RMSNorm", "Residual", "Scale", "Sinusoid", "Token", "Upsample1d",
+           "Upsample2d", "kind", "names"]
