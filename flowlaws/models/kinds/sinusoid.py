@@ -54,7 +54,7 @@ class Sinusoid(Entrywise):
         if len(in_shape) != 2 or in_shape[0] < 2 or (self.halves and in_shape[1] % 2):
             even = " and an even d" * self.halves
             raise InvalidArgument(f"{self.spec} needs a (T, d) sequence of T >= 2 positions{even}, got shape "
-                                  f" {tuple(in_shape)} (at one position its sines are 0: give a longer input)")
+                                  f"{tuple(in_shape)}")
         return tuple(in_shape)
 
     def encoding(self, shape) -> np.ndarray:
