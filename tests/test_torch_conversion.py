@@ -32,6 +32,7 @@ from torch_models import (  # noqa: E402
     SquaredReLU,
     SwiGLU,
     ThreeProjections,
+    TutorialTransformer,
     UNet,
     ViT,
     example_for,
@@ -260,17 +261,16 @@ def test_an_example_input_the_module_cannot_take_is_a_one_line_error_and_prints_
 
 
 def test_a_module_torch_fx_cannot_trace_is_a_one_line_error_naming_why():
-    class Positions(nn.Module):  # the PyTorch tutorial's PositionalEncoding: a buffer sliced by x.size(1)
+    class Branching(nn.Module):  # control flow on the data
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(4, 2)
-            self.register_buffer("pe", torch.randn(1, 16, 4))
 
         def forward(self, x):
-            return self.fc((x + self.pe[:, :x.size(1)]).mean(1))
+            return self.fc(x if x.sum() > 0 else -x)
 
-    with pytest.raises(InvalidArgument, match=r"torch.fx cannot trace Positions \(TypeError: slice indices") as error:
-        Converted.of(Positions(), torch.randn(2, 5, 4))
+    with pytest.raises(InvalidArgument, match=r"torch.fx cannot trace Branching \(symbolically traced") as error:
+        Converted.of(Branching(), torch.randn(2, 4))
     assert "\n" not in str(error.value)
 
 
@@ -560,7 +560,7 @@ def test_the_reference_models_convert_with_torchs_value_and_gradient(name):
     torch.manual_seed(0)
     make, example = REFERENCE[name]
     x = example()
-    _assert_torchs_value_and_gradient(make().double(), x, one_hot(x, 8) if name.startswith("nanogpt") else x.numpy())
+    _assert_torchs_value_and_gradient(make().double(), x, x.numpy() if x.is_floating_point() else one_hot(x, 8))
 
 
 def _assert_torchs_value_and_gradient(module, x, inputs):
@@ -894,3 +894,76 @@ def test_a_part_over_the_entry_limit_has_no_rank(monkeypatch):
     assert conversion._sparse_rank(A) == 1
     monkeypatch.setattr(conversion, "TIED_ENTRIES", 11)
     assert conversion._sparse_rank(A) is None
+
+
+def test_the_pytorch_tutorials_transformer_converts_with_its_float32_position_table():
+    """Its table is built in float32 (to 64 T float32 round-offs of the exact one, which
+    flowlaws computes), traced as a buffer sliced by the length; the conversion's check runs
+    its graph with the exact table, and the laws are those of the same model built with it."""
+    torch.manual_seed(0)
+    tokens = torch.randint(0, 8, (4, 5))
+    model, _ = from_torch(TutorialTransformer(), tokens)
+    assert "dense(8),prelu(2.8284271247461903,2.8284271247461903),sinusoid,dropout(0)" in model.spec
+    exact = TutorialTransformer(table=torch.float64)
+    assert [law.formula for law in laws_of(TutorialTransformer(), tokens)] == \
+        [law.formula for law in laws_of(exact, tokens)]
+
+
+class Encoded(nn.Module):
+    """A position table added to a projected sequence: sin and cos of t base^(-2i/d),
+    interleaved or in halves, built in ``dtype``; ``shift`` positions late (no encoding)."""
+
+    def __init__(self, d, base, halves, dtype, shift=0):
+        super().__init__()
+        self.proj, self.head = nn.Linear(3, d), nn.Linear(d, 2)
+        angles = torch.arange(shift, 16 + shift, dtype=dtype)[:, None] * base ** (
+            -torch.arange(0, d, 2, dtype=dtype) / d)
+        table = torch.zeros(16, d, dtype=dtype)
+        if halves:
+            table[:, :d // 2], table[:, d // 2:] = torch.sin(angles), torch.cos(angles)
+        else:
+            table[:, 0::2], table[:, 1::2] = torch.sin(angles), torch.cos(angles[:, :d // 2])
+        self.register_buffer("table", table)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.proj(x) + self.table[:x.shape[1]]).mean(1))
+
+
+@settings(max_examples=20, deadline=None)
+@given(T=st.integers(2, 6), d=st.integers(2, 9), halves=st.booleans(), base=st.sampled_from([10.0, 100.0, 1e4, 5e5]),
+       float32=st.booleans(), seed=st.integers(0, 2**16))
+def test_a_sinusoidal_table_is_read_with_its_layout_and_base_and_converts_with_torchs_value_and_gradient(
+        T, d, halves, base, float32, seed):
+    assume(not (halves and d % 2))
+    torch.manual_seed(seed)
+    module = Encoded(d, base, halves, torch.float32 if float32 else torch.float64).double()
+    x = torch.randn(3, T, 3, dtype=torch.float64)
+    layer = next(layer for layer in Converted.of(module, x).model.layers if layer.kind == "sinusoid")
+    # two features are one layout (sin, cos); one frequency has no base to read
+    assert (layer.halves == halves or d == 2) and (d < 3 + halves or layer.base == pytest.approx(base, rel=1e-5))
+    if not float32:
+        _assert_torchs_value_and_gradient(module, x, x.numpy())
+
+
+@pytest.mark.parametrize("module, match", [
+    (lambda: Encoded(6, 1e4, False, torch.float64, shift=1), "not a sinusoidal position encoding"),
+    (lambda: Encoded(6, 1e4, False, torch.float64).apply(lambda m: m.table.normal_() if isinstance(m, Encoded)
+                                                         else None), "not a sinusoidal position encoding"),
+])
+def test_a_constant_added_that_is_no_sinusoidal_table_is_a_clear_error(module, match):
+    with pytest.raises(InvalidArgument, match=match):
+        from_torch(module(), torch.randn(2, 4, 3))
+
+
+def test_a_constant_multiplied_is_a_clear_error():
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(3, 4)
+            self.register_buffer("mask", torch.ones(8, 4))
+
+        def forward(self, x):
+            return (self.proj(x) * self.mask[:x.size(1)]).mean(1)
+
+    with pytest.raises(InvalidArgument, match=r"a constant of shape \(4, 4\) joined to a value"):
+        from_torch(Masked(), torch.randn(2, 4, 3))

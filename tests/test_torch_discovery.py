@@ -21,6 +21,7 @@ from torch_models import (  # noqa: E402
     Mixer,
     NanoGPT,
     SwiGLU,
+    TutorialTransformer,
 )
 
 from flowlaws.discover import rank_and_gap  # noqa: E402
@@ -154,6 +155,14 @@ def test_the_kinds_of_the_models_people_train_keep_their_derived_laws_on_the_mod
     assert token.complete and token.count == token.derived == 24 and token.decided_by == "bounds"
     scaled = discover_of(PositionScale(), torch.randn(4, 2, 3))  # offset, scale, moveaxis
     assert scaled.complete and scaled.count == scaled.derived == 7  # with the shared bias's law (docs/theory.md 7)
+
+
+def test_the_pytorch_tutorials_transformer_has_the_laws_discover_of_counts_on_the_module():
+    """Its fixed sinusoidal table breaks the embedding's laws with the first attention, and
+    the module's own fields count every law derived after it, and no other."""
+    torch.manual_seed(0)
+    found = discover_of(TutorialTransformer(nlayers=1), torch.randint(0, 8, (4, 5)))
+    assert found.complete and found.count == found.derived == 98
 
 
 @pytest.mark.parametrize("options", [{"d": 4, "heads": 1}, {"d": 4, "heads": 1, "pairs": True},

@@ -2,6 +2,7 @@
 torchvision-style ResNet block, a ViT, an MLP-Mixer, a ConvNeXt block, nanoGPT's own model
 code (`REFERENCE`), and smaller ones."""
 
+import math
 from dataclasses import dataclass
 
 import pytest
@@ -87,6 +88,42 @@ class Encoder(nn.Module):
 
     def forward(self, x):
         return self.head(self.layer(x).mean(1))
+
+
+class PositionalEncoding(nn.Module):
+    """The PyTorch tutorial's (and the Annotated Transformer's): sin and cos of t / 10000^(2i/d),
+    interleaved, built in float32 (``dtype``) and registered as a buffer, added to the first T rows."""
+
+    def __init__(self, d, dropout=0.1, max_len=64, dtype=torch.float32):
+        super().__init__()
+        self.dropout = nn.Dropout(p=dropout)
+        position = torch.arange(max_len, dtype=dtype).unsqueeze(1)
+        div_term = torch.exp(torch.arange(0, d, 2, dtype=dtype) * (-math.log(10000.0) / d))
+        pe = torch.zeros(1, max_len, d, dtype=dtype)
+        pe[0, :, 0::2] = torch.sin(position * div_term)
+        pe[0, :, 1::2] = torch.cos(position * div_term)
+        self.register_buffer("pe", pe)
+
+    def forward(self, x):
+        return self.dropout(x + self.pe[:, :x.size(1)])
+
+
+class TutorialTransformer(nn.Module):
+    """The PyTorch tutorial's language model ("Language Modeling with nn.Transformer"), batch
+    first: token embeddings times sqrt(d), the sinusoidal encoding, a TransformerEncoder, and
+    logits over the vocabulary at every position."""
+
+    def __init__(self, ntoken=8, d=8, nhead=2, d_hid=16, nlayers=2, dropout=0.0, table=torch.float32):
+        super().__init__()
+        self.d = d
+        self.embedding, self.pos_encoder = nn.Embedding(ntoken, d), PositionalEncoding(d, dropout, dtype=table)
+        layer = nn.TransformerEncoderLayer(d, nhead, d_hid, dropout, batch_first=True)
+        self.transformer_encoder = nn.TransformerEncoder(layer, nlayers, enable_nested_tensor=False)
+        self.linear = nn.Linear(d, ntoken)
+
+    def forward(self, src):
+        src = self.pos_encoder(self.embedding(src) * math.sqrt(self.d))
+        return self.linear(self.transformer_encoder(src))
 
 
 class GPT(nn.Module):
@@ -720,6 +757,8 @@ REFERENCE = {
     "llama-adjacent-pairs": (lambda: Llama(d=8, heads=2, pairs=True),
                              lambda: torch.randn(4, 5, 8, dtype=torch.float64)),
     "llama-gqa": (lambda: Llama(d=8, heads=2, kv_heads=1), lambda: torch.randn(4, 5, 8, dtype=torch.float64)),
+    # its position table in float64, so that torch computes what flowlaws does to round-off
+    "tutorial-transformer": (lambda: TutorialTransformer(table=torch.float64), lambda: torch.randint(0, 8, (4, 5))),
 }
 
 

@@ -22,10 +22,14 @@ and ``x.mean`` over the positions, an adaptive pool whose output size divides it
 channels last and back), ``x[:, t]`` (a class token's read-out), a parameter added to the
 value (a position embedding, ``x + self.pos`` or nanoGPT's ``wpe(torch.arange(T))``) or
 multiplying it (a layer scale, ``self.gamma * x``), ``torch.cat([cls.expand(N, -1, -1), x], 1)``
-(class tokens), sizes read from ``x.shape`` or ``x.size()``, Dropout (1d, 2d), the functional
-forms and tensor methods of these activations, pools and dropouts (each converted as the
-module it computes: ``F.max_pool2d(x, 2)`` is ``nn.MaxPool2d(2)``), ``x * c``, ``x / c`` and ``-x`` by
-a number (a linear activation of slope c), ``x.sum(dims)`` (the mean times the entries summed),
+(class tokens), the sinusoidal position encoding added (a constant recognized by its values,
+interleaved or in halves, any base: a registered buffer sliced by the length, ``x +
+self.pe[:, :x.size(1)]``, traced with buffers as graph values where plain tracing fails;
+the check runs the graph with the table exact), sizes read from ``x.shape`` or
+``x.size()``, Dropout (1d, 2d), the functional forms and tensor methods of these
+activations, pools and dropouts (each converted as the module it computes:
+``F.max_pool2d(x, 2)`` is ``nn.MaxPool2d(2)``), ``x * c``, ``x / c`` and ``-x`` by a number
+(a linear activation of slope c), ``x.sum(dims)`` (the mean times the entries summed),
 a final ``log_softmax`` or ``softmax`` over the last axis (the model is the logits', whose
 laws are then cross-entropy's for any loss: the output ignores a shift of every logit; ``nn.NLLLoss``
 reads it), the difference (a sum with the second branch negated), sum or product
@@ -104,6 +108,8 @@ from flowlaws.models import (
     Upsample2d,
 )
 from flowlaws.models.kinds.attention import ROPE_BASE
+from flowlaws.models.kinds.sinusoid import Sinusoid
+from flowlaws.models.kinds.sinusoid import table as table_of
 from flowlaws.validation import on_axes
 
 try:
@@ -465,6 +471,8 @@ class _Chain:
     lineage: dict = field(default_factory=dict)  # fx node -> indices of the layers that made it
     vocabulary: int | None = None  # the input is token ids, read by an Embedding of this many rows
     normalized: str | None = None  # the output is the "log_softmax" or "softmax" of the last layer's
+    traced: Any = None  # the module's torch.fx GraphModule (None: walked, not traced)
+    tables: dict = field(default_factory=dict)  # node name -> a position table, as flowlaws computes it
 
     def tokens(self, module, path: str, reads_input: bool) -> None:
         """An Embedding may only read the module's input (token ids, one-hot to flowlaws)."""
@@ -836,6 +844,31 @@ def _direct(node, layer_kind, source, value_shape) -> _Direct:
     return _Direct(tensor, layer, shape, rows)
 
 
+def _sinusoid(node, tensor, value_shape) -> tuple[Sinusoid, torch.Tensor]:
+    """x + C of a constant C: the sinusoidal position encoding (`Sinusoid`) C equals, read off
+    its values (its base from the sine of its second frequency at position 1), to
+    ROPE_ROUNDINGS T float32 unit round-offs, relative (a table built in float32); and C as
+    flowlaws computes it, in C's shape, for the conversion's check."""
+    sample, C = tuple(value_shape[1:]), tensor.detach().to("cpu", torch.float64)
+    if node.target in SUBTRACTIONS or JOINS[node.target] is not Residual or C.dim() < 2 or \
+            any(n != 1 for n in C.shape[:-2]) or tuple(C.shape[-2:]) != sample:
+        raise InvalidArgument(f"{node.name}: a constant of shape {tuple(C.shape)} joined to a value of shape "
+                              f"{tuple(value_shape)}; flowlaws converts the sinusoidal position encoding added to a "
+                              "(N, T, d) sequence (x + self.pe[:, :T], a registered buffer)")
+    table, (T, d) = C.reshape(sample).numpy(), sample
+    tolerance = ROPE_ROUNDINGS * T * float(torch.finfo(torch.float32).eps)
+    for halves in (False, True):
+        sine = 1 if halves else 2  # the second frequency's, w_1 = base^(-2/d) < 1
+        w = float(np.arcsin(np.clip(table[1, sine], -1.0, 1.0))) if T > 1 and sine < d - halves else 0.0
+        layer = Sinusoid(float(f"{w ** (-d / 2):.6g}") if 0 < w < 1 else ROPE_BASE, halves)
+        exact = table_of(T, d, layer.base, halves) if not (halves and d % 2) else None
+        if exact is not None and np.abs(table - exact).max() <= tolerance:
+            return layer, torch.tensor(exact).reshape(C.shape)
+    raise InvalidArgument(f"{node.name}: the constant added to a value of shape {tuple(value_shape)} is not a "
+                          "sinusoidal position encoding (sin and cos of t base^(-2i/d), interleaved or in halves); "
+                          "flowlaws converts no other constant added")
+
+
 ATTENTION = nn.functional.scaled_dot_product_attention
 
 
@@ -1155,6 +1188,34 @@ def _shapes(traced, example_input) -> dict:
     return {n.name: getattr(n.meta.get("tensor_meta"), "shape", None) for n in twin.graph.nodes}
 
 
+def _constants(traced, example_input):
+    """``value(node)``: what a node that does not read the input computes (a buffer, its
+    slice by a size), float64, from one run of a float64 copy, made when first asked."""
+    recorded: dict = {}
+
+    def value(node):
+        if not recorded:
+            reads = {n for n in traced.graph.nodes if n.op == "placeholder"}
+            for n in traced.graph.nodes:
+                if any(y in reads for y in _operands(n)):
+                    reads.add(n)
+
+            class Recorder(torch.fx.Interpreter):
+                def run_node(self, n):
+                    result = super().run_node(n)
+                    if n not in reads and isinstance(result, torch.Tensor):
+                        recorded[n.name] = result
+                    return result
+
+            with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
+                Recorder(copy.deepcopy(traced).to("cpu", torch.float64)).run(_float64(example_input))
+        if node.name not in recorded:
+            raise InvalidArgument(f"{node.name}: its value is unknown (the module does not run on example_input)")
+        return recorded[node.name]
+
+    return value
+
+
 def _operands(node) -> list:
     """The fx nodes among a node's arguments (inside tuples and lists too)."""
     found: list = []
@@ -1162,15 +1223,35 @@ def _operands(node) -> list:
     return found
 
 
-def _traced(module, chain: _Chain, example_input):
+class _BufferTracer(torch.fx.Tracer):
+    """torch.fx's tracer with buffers as values of the graph (get_attr), so that code may
+    slice one by a size (``self.pe[:, :x.size(1)]``)."""
+
+    proxy_buffer_attributes = True
+
+
+def _trace(module) -> torch.fx.GraphModule:
+    """The module traced by torch.fx, its buffers read as constants; where that fails, read
+    as values of the graph (`_BufferTracer`)."""
     try:
-        traced = torch.fx.symbolic_trace(module)
-    except torch.fx.proxy.TraceError:
-        raise
+        return torch.fx.symbolic_trace(module)
     except Exception as error:  # the module's own code on symbolic values (a buffer sliced by x.size(1))
-        raise torch.fx.proxy.TraceError(f"{type(error).__name__}: {error}") from None
+        try:
+            tracer = _BufferTracer()
+            graph = tracer.trace(module)
+            return torch.fx.GraphModule(tracer.root, graph)
+        except Exception:
+            if isinstance(error, torch.fx.proxy.TraceError):
+                raise error from None
+            raise torch.fx.proxy.TraceError(f"{type(error).__name__}: {error}") from None
+
+
+def _traced(module, chain: _Chain, example_input):
+    traced = _trace(module)
+    chain.traced = traced
     graph = traced.graph
     known = _shapes(traced, example_input)
+    constant = _constants(traced, example_input)
     modules = dict(module.named_modules())
     constants: dict = {}  # get_attr nodes: buffers and constants (a causal mask), by node
     direct: dict = {}  # nodes that are a parameter used directly: (path, tensor, rows of it used)
@@ -1217,6 +1298,9 @@ def _traced(module, chain: _Chain, example_input):
         elif _reads_shape(node) or node.target is torch._assert or node.target is torch.arange or \
                 (function and operands and all(x in sizes for x in operands)):
             sizes.add(node)  # x.size(), x.shape[0], t // p, torch.arange(t), torch._assert(...): no value
+        elif function and operands and all(x in constants or x in sizes for x in operands) and \
+                not any(x in direct for x in operands):
+            constants[node] = constant(node)  # a buffer sliced by a size, self.pe[:, :T]: a constant
         elif node.op == "call_module" and isinstance(modules[node.target], nn.Embedding) and \
                 node.args[0] in sizes and node.args[0].target is torch.arange:
             target = modules[node.target]  # a position embedding, wpe(arange(T)): its first T rows
@@ -1229,6 +1313,12 @@ def _traced(module, chain: _Chain, example_input):
             kind = Offset if JOINS[node.target] is Residual else Scale
             source = _direct(node, kind, source, shape(x))
             chain.add(node, _convert(source, node.name), (node.name, source), after=x)
+            head = node
+        elif function and node.target in JOINS and any(x in constants and x not in direct for x in node.args[:2]):
+            x = value(node)
+            table = next(a for a in node.args[:2] if a in constants)
+            encoding, chain.tables[table.name] = _sinusoid(node, constants[table], shape(x))
+            chain.add(node, (encoding, ()), after=x)
             head = node
         elif function and node.target in (torch.cat, torch.concat, torch.concatenate):
             parts = node.args[0]
@@ -1600,7 +1690,7 @@ def _conversion(module, example_input):
     except torch.fx.proxy.TraceError as error:
         if not isinstance(module, nn.Sequential):
             raise InvalidArgument(f"torch.fx cannot trace {type(module).__name__} ({error}); control flow that "
-                                  "depends on the data, or a tensor indexed by a size, is not supported (an "
+                                  "depends on the data, or a tensor made from a size, is not supported (an "
                                   "nn.Sequential is walked instead; discover_of counts any module's laws)") from None
         chain = _Chain()
         _walked(module, chain)
@@ -1609,7 +1699,7 @@ def _conversion(module, example_input):
     shape = tuple(example_input.shape[1:]) + ((chain.vocabulary,) if chain.vocabulary else ())
     model = Sequential(shape, layers)
     _check_layout(module, model, params, example_input, chain.vocabulary, _attentions(chain.sources),
-                  chain.normalized)
+                  chain.normalized, (chain.traced, chain.tables) if chain.tables else None)
     return model, tuple(chain.sources), chain.normalized
 
 
@@ -1640,12 +1730,26 @@ class _Unmasked(torch.overrides.TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def _check_layout(module, model, params, example_input, vocabulary=None, attentions=(), normalized=None) -> None:
+class _Replacing(torch.fx.Interpreter):
+    """Runs a graph with the values of some nodes (by name) replaced."""
+
+    def __init__(self, graph_module, values: dict):
+        super().__init__(graph_module)
+        self.values = values
+
+    def run_node(self, n):
+        return self.values[n.name] if n.name in self.values else super().run_node(n)
+
+
+def _check_layout(module, model, params, example_input, vocabulary=None, attentions=(), normalized=None,
+                  tables=None) -> None:
     """The converted model computes what the module computes (float64, training mode; token
     ids stay ids for the module and are one-hot for flowlaws). ``attentions``: the paths of
     split self-attentions (`_Projections`), whose dropout_p reads their training flag;
-    ``normalized``: the module's (log_)softmax of the model's output (`_Chain.normalized`)."""
-    twin = copy.deepcopy(module).to("cpu", torch.float64).train()
+    ``normalized``: the module's (log_)softmax of the model's output (`_Chain.normalized`);
+    ``tables``: (the module's fx graph, {node name: value}) to run the graph with those
+    constants as flowlaws computes them (a position table the module built in float32)."""
+    twin = copy.deepcopy(module if tables is None else tables[0]).to("cpu", torch.float64).train()
     # dropout masks differ (torch's generator, flowlaws' hash): compare without (attention's own dropout of
     # its weights, which no law minds: a mask on the probabilities commutes with every GL symmetry)
     every_dropout = nn.modules.dropout._DropoutNd  # the base of torch's dropout modules
@@ -1655,7 +1759,7 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
     x = _float64(example_input)
     try:
         with torch.no_grad(), _Unmasked():
-            expected = twin(x)
+            expected = twin(x) if tables is None else _Replacing(twin, tables[1]).run(x)
     except Exception as error:  # the module itself cannot run on this input
         raise InvalidArgument(f"{type(module).__name__} cannot run on example_input of shape "
                               f"{tuple(example_input.shape)} ({type(error).__name__}: {error}); give an input "
