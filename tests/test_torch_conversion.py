@@ -21,6 +21,7 @@ from torch_models import (  # noqa: E402
     Decoder,
     DenseNet,
     Encoder,
+    EncoderGPT,
     FeaturePyramid,
     Functional,
     Inception,
@@ -488,12 +489,30 @@ def test_a_transformer_encoder_layer_converts_with_torchs_value_and_gradient(nor
     assert sum(p.size for p in params) == sum(p.numel() for p in net.parameters())
 
 
-def test_a_transformer_encoder_layer_with_a_mask_is_a_clear_error():
+@pytest.mark.parametrize("options", [{}, {"buffer": True}, {"norm_first": False}, {"layers": 2}])
+def test_an_encoder_under_the_causal_mask_converts_with_causal_attention(options):
+    """A GPT written with nn.TransformerEncoder: the mask made from the length by
+    generate_square_subsequent_mask, or a buffer sliced to it, with is_causal."""
+    torch.manual_seed(0)
+    module, ids = EncoderGPT(**options).double(), torch.randint(0, 8, (3, 5))
+    spec = Converted.of(module, ids).model.spec
+    assert spec.count("attention(heads=2,dk=4,dv=4,bias,causal)") == options.get("layers", 1)
+    _assert_torchs_value_and_gradient(module, ids, one_hot(ids, 8))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda layer, x: layer(x, is_causal=True), "is_causal without its src_mask"),
+    (lambda layer, x: layer(x, src_mask=torch.zeros(5, 5)), "an src_mask other than the causal one"),
+    (lambda layer, x: layer(x, src_mask=torch.triu(torch.ones(5, 5, dtype=torch.bool), 1).T),
+     "an src_mask other than the causal one"),
+    (lambda layer, x: layer(x, None, torch.zeros(2, 5, dtype=torch.bool)), "a key padding mask"),
+])
+def test_an_encoder_layer_with_another_mask_is_a_clear_error(call, match):
     class Masked(Encoder):
         def forward(self, x):
-            return self.head(self.layer(x, is_causal=True).mean(1))
+            return self.head(call(self.layer, x).mean(1))
 
-    with pytest.raises(InvalidArgument, match="an attention mask or is_causal"):
+    with pytest.raises(InvalidArgument, match=match):
         from_torch(Masked(True), torch.randn(2, 5, 8))
 
 

@@ -126,6 +126,29 @@ class TutorialTransformer(nn.Module):
         return self.linear(self.transformer_encoder(src))
 
 
+class EncoderGPT(nn.Module):
+    """A decoder-only model written with torch's encoder, as many write one: token and
+    position embeddings, nn.TransformerEncoder with the causal mask (made from the length by
+    ``generate_square_subsequent_mask``, or a registered buffer sliced to it), logits at
+    every position."""
+
+    def __init__(self, vocabulary=8, d=8, heads=2, layers=1, T=5, buffer=False, norm_first=True):
+        super().__init__()
+        self.tok, self.pos = nn.Embedding(vocabulary, d), nn.Embedding(T, d)
+        layer = nn.TransformerEncoderLayer(d, heads, 2 * d, 0.0, batch_first=True, norm_first=norm_first)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(d, vocabulary)
+        self.buffer = buffer
+        if buffer:
+            self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(T))
+
+    def forward(self, idx):
+        T = idx.size(1)
+        x = self.tok(idx) + self.pos(torch.arange(T, device=idx.device))
+        mask = self.mask[:T, :T] if self.buffer else nn.Transformer.generate_square_subsequent_mask(T, idx.device)
+        return self.head(self.encoder(x, mask=mask, is_causal=True))
+
+
 class GPT(nn.Module):
     """A GPT-style language model as people write one with torch's attention: token
     embeddings, a pre-norm block with causal self-attention (the mask a buffer) and a GELU
@@ -759,6 +782,7 @@ REFERENCE = {
     "llama-gqa": (lambda: Llama(d=8, heads=2, kv_heads=1), lambda: torch.randn(4, 5, 8, dtype=torch.float64)),
     # its position table in float64, so that torch computes what flowlaws does to round-off
     "tutorial-transformer": (lambda: TutorialTransformer(table=torch.float64), lambda: torch.randint(0, 8, (4, 5))),
+    "gpt-from-an-encoder": (EncoderGPT, lambda: torch.randint(0, 8, (4, 5))),
 }
 
 

@@ -133,11 +133,13 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "a + b, a - b and a * b of two branches (residual blocks with any "
              "shortcut, gates), GLU of a Linear's or a one-group convolution's units, BatchNorm1d/2d, LayerNorm, "
              "RMSNorm, GroupNorm, InstanceNorm1d/2d, "
-             "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask buffer), "
+             "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask: a buffer or "
+             "made from the length), "
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
              "(nanoGPT's CausalSelfAttention; q and k may carry RoPE, Hugging Face's or GPT-J's), F.layer_norm, "
              "TransformerEncoderLayer and TransformerEncoder "
-             "(batch_first, relu or gelu, pre- or post-norm, no mask), Embedding (of the input ids), "
+             "(batch_first, relu or gelu, pre- or post-norm, the causal mask or none), Embedding (of the input ids), "
+             "the sinusoidal position encoding added (a buffer), "
              "transpose/permute/movedim/x.mT of one sample axis, flatten/view/reshape merging trailing axes, "
              "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange) or multiplied "
              "(a layer scale), torch.cat([tokens, x], 1) (a class token), torch.cat of values computed from one "
@@ -1195,9 +1197,9 @@ def _constants(traced, example_input):
 
     def value(node):
         if not recorded:
-            reads = {n for n in traced.graph.nodes if n.op == "placeholder"}
+            reads = {n for n in traced.graph.nodes if n.op == "placeholder"}  # the input's entries
             for n in traced.graph.nodes:
-                if any(y in reads for y in _operands(n)):
+                if any(y in reads for y in _operands(n)) and not _reads_shape(n):
                     reads.add(n)
 
             class Recorder(torch.fx.Interpreter):
@@ -1354,18 +1356,15 @@ def _traced(module, chain: _Chain, example_input):
             target = modules[node.target]
             if isinstance(target, nn.MultiheadAttention) and len({a for a in node.args[:3]}) != 1:
                 raise _unsupported(node.target, target, "only self-attention mha(x, x, x)")
-            if isinstance(target, nn.MultiheadAttention):
+            if type(target) in MASKED:
                 converted = _convert(target, node.target)
-                if _causal(node, target, constants):
-                    converted = (dataclasses.replace(converted[0], causal=True), converted[1])
+                if _causal(node, target, lambda n: constants.get(n, constant(n) if n in sizes else None)):
+                    converted = _causally(converted)
                 chain.add(node, converted, (node.target, target), after=node.args[0])
                 head = node
                 continue
             if isinstance(target, nn.Embedding):
                 chain.tokens(target, node.target, node.args[0].op == "placeholder")
-            if isinstance(target, nn.TransformerEncoderLayer | nn.TransformerEncoder) and (len(node.args) > 1 or any(
-                    v is not None and v is not False for v in node.kwargs.values())):
-                raise _unsupported(node.target, target, "an attention mask or is_causal")
             if isinstance(target, nn.ConvTranspose1d | nn.ConvTranspose2d) and (
                     len(node.args) > 1 or node.kwargs.get("output_size") is not None):
                 raise _unsupported(node.target, target, "an output_size in the call; give output_padding instead")
@@ -1433,26 +1432,53 @@ def _attribute(module, target: str):
     return module
 
 
-def _causal(node, module, constants) -> bool:
-    """Whether an attention call is masked causally: ``attn_mask`` a buffer or constant equal
-    to the causal mask (True, or -inf, above the diagonal; ``is_causal`` may say so too).
-    Any other mask, or a key padding mask, is a one-line error."""
-    if node.kwargs.get("key_padding_mask") is not None:
-        raise _unsupported(node.target, module, "key_padding_mask")
-    mask = node.kwargs.get("attn_mask")
+MASKED = {  # the modules that take an attention mask: their forward's arguments after the input
+    nn.MultiheadAttention: ("key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights",
+                            "is_causal"),
+    nn.TransformerEncoderLayer: ("src_mask", "src_key_padding_mask", "is_causal"),
+    nn.TransformerEncoder: ("mask", "src_key_padding_mask", "is_causal"),
+}
+
+
+def _causal(node, module, known) -> bool:
+    """Whether an attention call is masked causally: its mask (``attn_mask``, ``src_mask``,
+    ``mask``) a constant equal to the causal mask (True, or -inf, above the diagonal): a
+    registered buffer, or one made from a size
+    (``nn.Transformer.generate_square_subsequent_mask(x.size(1))``); ``is_causal`` may say
+    so too. ``known(node)``: a constant node's value, else None. Any other mask, or a key
+    padding mask, is a one-line error."""
+    names = MASKED[type(module)]
+    options = dict(zip(names, node.args[1:], strict=False)) | node.kwargs
+    if options.get(next(n for n in names if "padding" in n)) is not None:
+        raise _unsupported(node.target, module, "a key padding mask")
+    name = next(n for n in names if n.endswith("mask") and "padding" not in n)
+    mask = options.get(name)
     if mask is None:
-        if node.kwargs.get("is_causal"):
-            raise _unsupported(node.target, module, "is_causal without its attn_mask")
+        if options.get("is_causal"):
+            raise _unsupported(node.target, module, f"is_causal without its {name}")
         return False
-    tensor = constants.get(mask)
+    tensor = known(mask) if isinstance(mask, torch.fx.Node) else None
     if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2 or tensor.shape[0] != tensor.shape[1]:
-        raise _unsupported(node.target, module, "an attn_mask that is not a registered (T, T) buffer; register "
-                                                "the causal mask with register_buffer")
+        raise _unsupported(node.target, module, f"an {name} that is not a (T, T) constant; register the causal "
+                                                "mask with register_buffer, or make it from the length "
+                                                "(nn.Transformer.generate_square_subsequent_mask(T))")
     future = torch.triu(torch.ones(tensor.shape, dtype=torch.bool), 1)
     blocked = tensor.cpu() if tensor.dtype == torch.bool else torch.isneginf(tensor.cpu())
     if not torch.equal(blocked, future) or (tensor.dtype != torch.bool and torch.any(tensor.cpu()[~future] != 0)):
-        raise _unsupported(node.target, module, "an attn_mask other than the causal one")
+        raise _unsupported(node.target, module, f"an {name} other than the causal one")
     return True
+
+
+def _causally(converted):
+    """A converted attention, or a list of (layer, params) that hold some (an encoder's), with
+    every attention causal."""
+    def causal(layer):
+        return dataclasses.replace(layer, causal=True) if isinstance(layer, Attention) else layer
+
+    layer, params = converted
+    if isinstance(layer, list):
+        return [(one.mapped(causal), own) for one, own in layer], params
+    return layer.mapped(causal), params
 
 
 def _walked(module, chain: _Chain, prefix: str = ""):
