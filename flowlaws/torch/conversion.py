@@ -37,12 +37,13 @@ of two branches from one value (a residual block with any shortcut, a ResNet dow
 LayerNorm and RMSNorm (over the last axis), GroupNorm, InstanceNorm1d/2d (a GroupNorm of one channel
 a group), ``nn.GLU`` and ``F.glu`` of a Linear's or a convolution's output units (a gate of its
 halves, ``gated[dense(h) | dense(h),sigmoid]``: Dauphin et al.'s, the Conformer's), MultiheadAttention (self-attention,
-batch_first, with or without its biases, a causal attn_mask buffer; not add_bias_kv),
+batch_first, with or without its biases, a causal attn_mask: a buffer, or made from the length
+by ``nn.Transformer.generate_square_subsequent_mask``; not add_bias_kv),
 self-attention written with ``F.scaled_dot_product_attention`` (nanoGPT's CausalSelfAttention:
 q, k, v from one Linear's split or three Linears, viewed as heads and transposed; is_causal,
 enable_gqa; q and k with a rotary embedding, recognized by its values; back and a Linear),
 ``F.layer_norm`` with its own parameters, TransformerEncoderLayer (batch_first,
-relu or gelu, norm_first either way, no mask: its attention and feed-forward blocks become
+relu or gelu, norm_first either way, the causal mask or none: its attention and feed-forward blocks become
 two residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the
 module's input (token ids: a dense layer on one-hot tokens, W = E^T; the flowlaws model's input
 is `one_hot(ids, vocabulary)`, its first layer `onehot`: rows that sum to 1). Anything else is
