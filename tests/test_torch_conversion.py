@@ -304,7 +304,7 @@ def test_a_rectangular_kernel_and_pool_convert_with_their_values_per_axis():
 
 
 @pytest.mark.parametrize(("module", "fragment"), [
-    (nn.Sequential(nn.Linear(3, 8), nn.GELU(approximate="tanh")), r"\(GELU\) is not supported \(approximate='tanh'"),
+    (nn.Sequential(nn.Linear(3, 8), nn.Softplus(beta=2.0)), r"\(Softplus\) is not supported"),
     (nn.Sequential(nn.Conv2d(3, 4, 1), nn.AvgPool2d(2, divisor_override=1)), r"no divisor_override"),
     (nn.Sequential(nn.Conv2d(3, 4, (2, 3), padding="same")), r"0 \(Conv2d\) is not supported \(padding='same' with "
                                                               "an even kernel"),
@@ -986,3 +986,19 @@ def test_a_constant_multiplied_is_a_clear_error():
 
     with pytest.raises(InvalidArgument, match=r"a constant of shape \(4, 4\) joined to a value"):
         from_torch(Masked(), torch.randn(2, 4, 3))
+
+
+@pytest.mark.parametrize("gelu", [nn.GELU(approximate="tanh"), lambda z: F.gelu(z, approximate="tanh")])
+def test_gpt2s_tanh_gelu_converts_with_torchs_value_and_gradient(gelu):
+    class MLP(nn.Module):  # GPT-2's: c_fc, gelu_new, c_proj
+        def __init__(self):
+            super().__init__()
+            self.c_fc, self.c_proj, self.act = nn.Linear(4, 16), nn.Linear(16, 4), gelu
+
+        def forward(self, x):
+            return self.c_proj(self.act(self.c_fc(x))).mean(1)
+
+    torch.manual_seed(0)
+    module, x = MLP().double(), torch.randn(3, 5, 4, dtype=torch.float64)
+    assert "gelu_tanh" in Converted.of(module, x).model.spec
+    _assert_torchs_value_and_gradient(module, x, x.numpy())

@@ -193,8 +193,8 @@ def _activation(module) -> Activation | None:
         return Activation("leaky_relu", (float(module.negative_slope),))
     if type(module) is nn.PReLU and module.weight.numel() == 1:
         return Activation("prelu", (1.0, float(module.weight.detach().cpu().reshape(()))))
-    if type(module) is nn.GELU and module.approximate == "none":
-        return Activation("gelu")
+    if type(module) is nn.GELU:
+        return Activation("gelu" if module.approximate == "none" else "gelu_tanh")
     if type(module) in (nn.ELU, nn.CELU) and module.alpha == 1.0:  # CELU(1) is ELU
         return Activation("elu")
     if type(module) is nn.Softplus and module.beta == 1.0:
@@ -216,8 +216,6 @@ def _convert(module, path: str, read=float64_array):
     act = _activation(module)
     if act is not None:
         return act, ()
-    if type(module) is nn.GELU:
-        raise _unsupported(path, module, f"approximate={module.approximate!r}; flowlaws' gelu is the exact one")
     if type(module) is nn.Hardtanh:
         raise _unsupported(path, module, f"({module.min_val}, {module.max_val}); flowlaws converts Hardtanh(0, 6), a "
                                          "ReLU6")

@@ -53,6 +53,17 @@ def _gelu(z):
     return z * cdf, cdf + z * np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi)
 
 
+GELU_TANH = np.sqrt(2.0 / np.pi), 0.044715  # c, a of tanh(c (z + a z^3)): GPT-2's approximation
+
+
+def _gelu_tanh(z):
+    """(z (1 + tanh u) / 2, its slope) for u = c (z + a z^3): torch's GELU(approximate="tanh"),
+    Hugging Face's gelu_new (GPT-2's MLP)."""
+    c, a = GELU_TANH
+    t = anp.tanh(c * (z + a * z**3))
+    return 0.5 * z * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t**2) * c * (1.0 + 3.0 * a * z**2)
+
+
 def _elu(z):
     return anp.where(z > 0, z, anp.expm1(anp.where(z > 0, 0.0, z)))
 
@@ -96,6 +107,7 @@ _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]
     "sigmoid": ((), (), lambda: (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))), lambda: None),
     "softplus": ((), (), lambda: (lambda z: anp.logaddexp(0.0, z), _sigmoid), lambda: None),
     "gelu": ((), (), lambda: (lambda z: z * _normal_cdf(z), lambda z: _gelu(z)[1], _gelu), lambda: None),
+    "gelu_tanh": ((), (), lambda: (lambda z: _gelu_tanh(z)[0], lambda z: _gelu_tanh(z)[1], _gelu_tanh), lambda: None),
     "elu": ((), (), lambda: (_elu, lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))), lambda: None),
     "silu": (
         (),
@@ -117,10 +129,12 @@ _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]
 
 HOMOGENEOUS = ("linear", "relu", "leaky_relu", "abs", "prelu", "relu_power")
 PIECEWISE_LINEAR = ("linear", "relu", "leaky_relu", "abs", "prelu")
-NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "elu", "selu", "silu", "mish", "hardswish", "hardsigmoid")
+NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "gelu_tanh", "elu", "selu", "silu", "mish", "hardswish",
+                   "hardsigmoid")
 # homogeneous below its saturation (z < 6): its break needs inputs above 6, so no control
 SATURATING = ("relu6",)
-ANALYTIC = ("tanh", "sigmoid", "softplus", "gelu", "silu", "mish")  # entire or meromorphic: complex inputs too
+# entire or meromorphic: complex inputs too
+ANALYTIC = ("tanh", "sigmoid", "softplus", "gelu", "gelu_tanh", "silu", "mish")
 
 
 @dataclass(frozen=True)
