@@ -30,6 +30,7 @@ from torch_models import (  # noqa: E402
     Mixer,
     MobileNetV2,
     NanoGPT,
+    SequenceFirst,
     SquaredReLU,
     SwiGLU,
     ThreeProjections,
@@ -582,11 +583,13 @@ def test_the_reference_models_convert_with_torchs_value_and_gradient(name):
     _assert_torchs_value_and_gradient(make().double(), x, x.numpy() if x.is_floating_point() else one_hot(x, 8))
 
 
-def _assert_torchs_value_and_gradient(module, x, inputs):
+def _assert_torchs_value_and_gradient(module, x, inputs=None):
     """The converted model's square loss and its gradient equal torch's to 1e-12 (``inputs``:
-    the converted model's, x itself or its one-hot tokens)."""
+    the converted model's, by default `Converted.samples` of x; the module's output read
+    batch first)."""
     converted = Converted.of(module, x)
-    out = module(x)
+    inputs = converted.samples(x) if inputs is None else inputs
+    out = module(x).movedim(converted.batch_axes[1], 0)
     y = torch.randn_like(out)
     loss = 0.5 * ((out - y) ** 2).flatten(1).sum(1).mean()
     loss.backward()
@@ -1002,3 +1005,50 @@ def test_gpt2s_tanh_gelu_converts_with_torchs_value_and_gradient(gelu):
     module, x = MLP().double(), torch.randn(3, 5, 4, dtype=torch.float64)
     assert "gelu_tanh" in Converted.of(module, x).model.spec
     _assert_torchs_value_and_gradient(module, x, x.numpy())
+
+
+@pytest.mark.parametrize("options", [{}, {"readout": "first"}, {"readout": "mean", "causal": True},
+                                     {"norm_first": True, "layers": 2}])
+def test_sequence_first_attention_converts_as_its_batch_first_twin_with_torchs_value_and_gradient(options):
+    """nn.TransformerEncoder with batch_first=False on (T, N) token ids, its (max_len, 1, d)
+    position table, x[0] or x.mean(0), logits per position (T, N, V): the model its batch-first
+    twin converts to."""
+    torch.manual_seed(0)
+    module = SequenceFirst(**options).double()
+    torch.manual_seed(0)
+    twin = SequenceFirst(batch_first=True, **options).double()
+    ids = torch.randint(0, 8, (5, 3))
+    converted = Converted.of(module, ids)
+    assert converted.batch_axes == (1, 1 if "readout" not in options else 0)
+    assert converted.model.spec == Converted.of(twin, ids.T).model.spec
+    _assert_torchs_value_and_gradient(module, ids)
+
+
+class TransposedAttention(nn.Module):
+    """(N, T, d) in, transposed to torch's default (T, N, d) for nn.MultiheadAttention, and back."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention, self.head = nn.MultiheadAttention(8, 2), nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = x.transpose(0, 1)
+        x = self.attention(x, x, x, need_weights=False)[0]
+        return self.head(x.transpose(0, 1).mean(1))
+
+
+def test_a_batch_first_input_transposed_for_sequence_first_attention_converts_with_torchs_value_and_gradient():
+    torch.manual_seed(0)
+    module, x = TransposedAttention().double(), torch.randn(3, 5, 8, dtype=torch.float64)
+    converted = Converted.of(module, x)
+    assert converted.batch_axes == (0, 0) and "moveaxis" not in converted.model.spec
+    _assert_torchs_value_and_gradient(module, x)
+
+
+def test_a_sequence_first_value_whose_batch_axis_is_merged_is_a_clear_error():
+    class Flattened(SequenceFirst):
+        def forward(self, src):
+            return super().forward(src).view(-1, 8)  # (T N, V): the word language model's
+
+    with pytest.raises(InvalidArgument, match="merges the batch axis with another"):
+        from_torch(Flattened(), torch.randint(0, 8, (5, 3)))

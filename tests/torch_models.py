@@ -126,6 +126,42 @@ class TutorialTransformer(nn.Module):
         return self.linear(self.transformer_encoder(src))
 
 
+class SequenceFirst(nn.Module):
+    """Torch's attention in its default layout, batch_first=False, on (T, N, ...) values, as
+    the PyTorch tutorials and fairseq write it: token ids (T, N) embedded times sqrt(d), the
+    sinusoidal table as a (max_len, 1, d) buffer added as ``x + self.pe[:x.size(0)]``, an
+    nn.TransformerEncoder (the causal mask made from ``x.size(0)`` if ``causal``), then
+    logits at every position (``readout="tokens"``), of the first position (``"first"``,
+    x[0]), or of the mean over positions (``"mean"``, x.mean(0)). ``batch_first``: the same
+    model written batch first, its twin."""
+
+    def __init__(self, ntoken=8, d=8, nhead=2, layers=1, readout="tokens", causal=False, norm_first=False,
+                 batch_first=False, max_len=16):
+        super().__init__()
+        self.d, self.readout, self.causal, self.batch_first = d, readout, causal, batch_first
+        self.embedding = nn.Embedding(ntoken, d)
+        position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)
+        angles = position * torch.exp(torch.arange(0, d, 2, dtype=torch.float64) * (-math.log(10000.0) / d))
+        pe = torch.zeros(max_len, 1, d, dtype=torch.float64)
+        pe[:, 0, 0::2], pe[:, 0, 1::2] = torch.sin(angles), torch.cos(angles)
+        self.register_buffer("pe", pe.transpose(0, 1) if batch_first else pe)
+        layer = nn.TransformerEncoderLayer(d, nhead, 2 * d, 0.0, batch_first=batch_first, norm_first=norm_first)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(d, ntoken)
+
+    def forward(self, src):
+        T = src.size(1 if self.batch_first else 0)
+        x = self.embedding(src) * math.sqrt(self.d)
+        x = x + (self.pe[:, :T] if self.batch_first else self.pe[:T])
+        mask = nn.Transformer.generate_square_subsequent_mask(T, src.device) if self.causal else None
+        x = self.encoder(x, mask=mask, is_causal=self.causal)
+        if self.readout == "first":
+            x = x[:, 0] if self.batch_first else x[0]
+        elif self.readout == "mean":
+            x = x.mean(1 if self.batch_first else 0)
+        return self.head(x)
+
+
 class EncoderGPT(nn.Module):
     """A decoder-only model written with torch's encoder, as many write one: token and
     position embeddings, nn.TransformerEncoder with the causal mask (made from the length by

@@ -335,8 +335,6 @@ def _encoder_layer(module, path: str, read=float64_array):
     then x + drop(ff(norm2(x))); post-norm norm1(x + drop(sa(x))), then norm2(x + drop(ff(x))),
     with ff = linear2(drop(act(linear1(x)))). (layers, params): a list of (layer, params),
     and every parameter in the model's order."""
-    if not module.self_attn.batch_first:
-        raise _unsupported(path, module, "use batch_first=True")
     act = {1: Activation("relu"), 2: Activation("gelu")}.get(getattr(module, "activation_relu_or_gelu", 0))
     if act is None:
         raise _unsupported(path, module, "activations other than relu and gelu")
@@ -358,8 +356,8 @@ def _attention(module, path: str, read=float64_array):
     biased = module.in_proj_bias is not None
     if module.bias_k is not None or (module.out_proj.bias is not None) != biased:
         raise _unsupported(path, module, "add_bias_kv and a bias on one projection only")
-    if not module.batch_first or not module._qkv_same_embed_dim:
-        raise _unsupported(path, module, "use batch_first=True and equal query, key and value sizes")
+    if not module._qkv_same_embed_dim:
+        raise _unsupported(path, module, "equal query, key and value sizes")
     d = module.embed_dim
     W, b = read(module.in_proj_weight), read(module.in_proj_bias) if biased else None
     projections = [(W[k * d:(k + 1) * d], None if b is None else b[k * d:(k + 1) * d]) for k in range(3)]
@@ -473,6 +471,7 @@ class _Chain:
     vocabulary: int | None = None  # the input is token ids, read by an Embedding of this many rows
     normalized: str | None = None  # the output is the "log_softmax" or "softmax" of the last layer's
     traced: Any = None  # the module's torch.fx GraphModule (None: walked, not traced)
+    axes: tuple = (0, 0)  # the batch axis of the module's input and output (1: sequence first, `_sequence_first`)
     tables: dict = field(default_factory=dict)  # node name -> a position table, as flowlaws computes it
 
     def tokens(self, module, path: str, reads_input: bool) -> None:
@@ -780,9 +779,9 @@ def _flattened(node, before, after) -> Flatten | None:
                           "trailing axes (flatten)")
 
 
-def _moved(node, ndim: int) -> MoveAxis | None:
-    """``transpose``/``swapaxes``/``permute``/``movedim`` of a value of ``ndim`` axes as one
-    `MoveAxis` of its sample axes (None: the order is unchanged)."""
+def _order(node, ndim: int) -> list:
+    """The axes ``transpose``/``swapaxes``/``permute``/``movedim``/``x.mT`` of a value of
+    ``ndim`` axes puts in order: output axis k is input axis order[k]."""
     name = node.target if isinstance(node.target, str) else node.target.__name__
     args = list(node.args[1:]) + list(node.kwargs.values())
     order = list(range(ndim))
@@ -795,6 +794,14 @@ def _moved(node, ndim: int) -> MoveAxis | None:
         order = [int(x) % ndim for x in (args[0] if len(args) == 1 and isinstance(args[0], tuple | list) else args)]
     else:
         order.insert(int(args[1]) % ndim, order.pop(int(args[0]) % ndim))
+    return order
+
+
+def _moved(node, ndim: int) -> MoveAxis | None:
+    """``transpose``/``swapaxes``/``permute``/``movedim`` of a value of ``ndim`` axes as one
+    `MoveAxis` of its sample axes (None: the order is unchanged)."""
+    name = node.target if isinstance(node.target, str) else node.target.__name__
+    order = _order(node, ndim)
     if order[0] != 0:
         raise InvalidArgument(f"{node.name}: {name} moves the batch axis; flowlaws converts moves of a sample's axes")
     sample = [a - 1 for a in order[1:]]
@@ -820,13 +827,16 @@ def _token(node, shape) -> Token:
                           "(N, T, d) sequence (a class token's read-out)")
 
 
-def _direct(node, layer_kind, source, value_shape) -> _Direct:
+def _direct(node, layer_kind, source, value_shape, batch: int = 0) -> _Direct:
     """The `_Direct` source (and its layer) of a parameter used directly on a value of
     ``value_shape``: added (`Offset`: the sample's shape), multiplied (`Scale`: the last
-    axis's length) or put first (`Prepend`: (k, d) tokens)."""
+    axis's length) or put first (`Prepend`: (k, d) tokens). ``batch``: the value's batch
+    axis in the module (1: a (T, 1, d) parameter on a sequence-first value)."""
     path, tensor, rows = source
     sample = tuple(value_shape[1:])
     shape = tuple(tensor.shape) if rows is None else (rows, *tensor.shape[1:])
+    if batch and len(shape) == len(value_shape) and shape[batch] == 1:
+        shape = shape[:batch] + shape[batch + 1:]
     layer: Layer
     while len(shape) > 1 and shape[0] == 1 and len(shape) > (2 if layer_kind is Prepend else len(sample)):
         shape = shape[1:]
@@ -845,12 +855,15 @@ def _direct(node, layer_kind, source, value_shape) -> _Direct:
     return _Direct(tensor, layer, shape, rows)
 
 
-def _sinusoid(node, tensor, value_shape) -> tuple[Sinusoid, torch.Tensor]:
+def _sinusoid(node, tensor, value_shape, batch: int = 0) -> tuple[Sinusoid, torch.Tensor]:
     """x + C of a constant C: the sinusoidal position encoding (`Sinusoid`) C equals, read off
     its values (its base from the sine of its second frequency at position 1), to
     ROPE_ROUNDINGS T float32 unit round-offs, relative (a table built in float32); and C as
-    flowlaws computes it, in C's shape, for the conversion's check."""
+    flowlaws computes it, in C's shape, for the conversion's check. ``batch``: the value's
+    batch axis in the module (1: a (T, 1, d) table on a sequence-first value)."""
     sample, C = tuple(value_shape[1:]), tensor.detach().to("cpu", torch.float64)
+    if batch and C.dim() == len(value_shape) and C.shape[batch] == 1:
+        C = C.movedim(batch, 0)
     if node.target in SUBTRACTIONS or JOINS[node.target] is not Residual or C.dim() < 2 or \
             any(n != 1 for n in C.shape[:-2]) or tuple(C.shape[-2:]) != sample:
         raise InvalidArgument(f"{node.name}: a constant of shape {tuple(C.shape)} joined to a value of shape "
@@ -864,7 +877,7 @@ def _sinusoid(node, tensor, value_shape) -> tuple[Sinusoid, torch.Tensor]:
         layer = Sinusoid(float(f"{w ** (-d / 2):.6g}") if 0 < w < 1 else ROPE_BASE, halves)
         exact = table_of(T, d, layer.base, halves) if not (halves and d % 2) else None
         if exact is not None and np.abs(table - exact).max() <= tolerance:
-            return layer, torch.tensor(exact).reshape(C.shape)
+            return layer, torch.tensor(exact).reshape(tensor.shape)
     raise InvalidArgument(f"{node.name}: the constant added to a value of shape {tuple(value_shape)} is not a "
                           "sinusoidal position encoding (sin and cos of t base^(-2i/d), interleaved or in halves); "
                           "flowlaws converts no other constant added")
@@ -1250,10 +1263,10 @@ def _trace(module) -> torch.fx.GraphModule:
 def _traced(module, chain: _Chain, example_input):
     traced = _trace(module)
     chain.traced = traced
-    graph = traced.graph
     known = _shapes(traced, example_input)
     constant = _constants(traced, example_input)
     modules = dict(module.named_modules())
+    chain.axes, axes, graph = _sequence_first(traced, example_input, modules, known)
     constants: dict = {}  # get_attr nodes: buffers and constants (a causal mask), by node
     direct: dict = {}  # nodes that are a parameter used directly: (path, tensor, rows of it used)
     sizes: set = set()  # nodes that compute shapes, sizes or positions, not values
@@ -1312,16 +1325,16 @@ def _traced(module, chain: _Chain, example_input):
             x = value(node)
             source = direct[next(a for a in node.args[:2] if a in direct)]
             kind = Offset if JOINS[node.target] is Residual else Scale
-            source = _direct(node, kind, source, shape(x))
+            source = _direct(node, kind, source, shape(x), axes.get(x.name) or 0)
             chain.add(node, _convert(source, node.name), (node.name, source), after=x)
             head = node
         elif function and node.target in JOINS and any(x in constants and x not in direct for x in node.args[:2]):
             x = value(node)
             table = next(a for a in node.args[:2] if a in constants)
-            encoding, chain.tables[table.name] = _sinusoid(node, constants[table], shape(x))
+            encoding, chain.tables[table.name] = _sinusoid(node, constants[table], shape(x), axes.get(x.name) or 0)
             chain.add(node, (encoding, ()), after=x)
             head = node
-        elif function and node.target in (torch.cat, torch.concat, torch.concatenate):
+        elif function and node.target in CATS:
             parts = node.args[0]
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
             computed = all(x in chain.lineage for x in parts)
@@ -1468,6 +1481,114 @@ def _causal(node, module, known) -> bool:
     return True
 
 
+def _batch_first(module) -> bool:
+    """Whether one of torch's attention modules (`MASKED`) reads (N, T, d) values, not (T, N, d)."""
+    attention = module if isinstance(module, nn.MultiheadAttention) else \
+        module.self_attn if isinstance(module, nn.TransformerEncoderLayer) else module.layers[0].self_attn
+    return bool(attention.batch_first)
+
+
+def _batch_axes(traced, example_input, axis: int) -> dict:
+    """Each traced value's batch axis when the input's is ``axis``: the one axis whose length
+    follows the batch's between the example and twice its batch (None: a value without one, a
+    constant or a size; "merged": one the batch changes otherwise, a batch axis merged with
+    another)."""
+    n = example_input.shape[axis]
+    before = _shapes(traced, example_input)
+    after = _shapes(traced, torch.cat([example_input, example_input], axis))
+    axes: dict = {}
+    for name, a in before.items():
+        b = after.get(name)
+        if a is None or b is None:
+            axes[name] = None
+            continue
+        changed = [k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y]
+        if not changed:
+            axes[name] = None
+        elif len(changed) == 1 and (a[changed[0]], b[changed[0]]) == (n, 2 * n):
+            axes[name] = changed[0]
+        else:
+            axes[name] = "merged"
+    return axes
+
+
+def _sequence_first(traced, example_input, modules, known) -> tuple[tuple[int, int], dict, Any]:
+    """((the input's batch axis, the output's), each value's batch axis, the graph to convert):
+    (0, 0), {} and the module's graph unless the module runs torch's attention sequence first
+    (`MASKED` with batch_first=False, on (T, N, d) values). Then the input's batch axis is
+    the one (0 or 1) that gives each attention its own layout, and every value is read batch
+    first, as flowlaws reads it: its shape in ``known`` with its batch axis first, and the
+    axes the calls on it name rewritten to match (x.mean(0), x[0], x.transpose(0, 1), softmax
+    and cat dims), in a copy of the graph (the module's own still runs: its constants, the
+    conversion's check). What this misses, that check by value finds."""
+    graph = traced.graph
+    attentions = [n for n in graph.nodes if n.op == "call_module" and type(modules[n.target]) in MASKED]
+    if all(_batch_first(modules[n.target]) for n in attentions):
+        return (0, 0), {}, graph
+    for axis in range(min(2, example_input.dim())):
+        axes = _batch_axes(traced, example_input, axis)
+        if all(axes.get(n.args[0].name) == (0 if _batch_first(modules[n.target]) else 1) for n in attentions):
+            break
+    else:
+        raise InvalidArgument("the module runs torch's attention with batch_first=False on values whose batch axis is "
+                              "not the second; flowlaws reads (T, N, ...) and (N, T, ...) inputs")
+    graph = copy.deepcopy(graph)
+    graph.owning_module = traced  # (its get_attr nodes read the module's attributes)
+    for node in graph.nodes:
+        _read_batch_first(node, axes, known)
+    output = next(n for n in graph.nodes if n.op == "output").args[0]
+    return (axis, axes.get(output.name) or 0), axes, graph
+
+
+CATS = (torch.cat, torch.concat, torch.concatenate)
+
+
+def _read_batch_first(node, axes: dict, known: dict) -> None:
+    """One traced value, and the call that makes it, read batch first (`_sequence_first`)."""
+    batch = axes.get(node.name)
+    if batch not in (0, 1, None):
+        where = "merges the batch axis with another" if batch == "merged" else f"puts the batch axis at {batch}"
+        raise InvalidArgument(f"{node.name}: {getattr(node.target, '__name__', node.target)} {where}; flowlaws "
+                              "converts values whose batch axis is the first or, sequence first, the second")
+    shape = known.get(node.name)
+    if batch == 1 and shape is not None:
+        known[node.name] = torch.Size([shape[1], shape[0], *shape[2:]])
+    values = [x for x in _operands(node) if axes.get(x.name) is not None]
+    if node.op not in ("call_function", "call_method") or not values:
+        return
+    x, rank, target = values[0], len(known[values[0].name]), node.target
+    if target in MOVES or (target is builtins.getattr and node.args[1] == "mT"):
+        raw, first, out = _order(node, rank), axes[x.name], batch or 0  # output axis k is input axis raw[k]
+        read = [raw[{0: out, out: 0}.get(k, k)] for k in range(rank)]  # output axis k, batch first
+        order = [{0: first, first: 0}.get(axis, axis) for axis in read]
+        node.op, node.target, node.args, node.kwargs = "call_method", "permute", (x, *order), {}
+        return
+    if axes[x.name] != 1:
+        return
+
+    def swapped(dim):  # a sequence-first axis read batch first
+        return {0: 1, 1: 0}.get(dim % rank, dim % rank)
+
+    def with_dim(position: int, key: str = "dim"):
+        dims = node.args[position] if len(node.args) > position else node.kwargs.get(key)
+        if dims is None:
+            return
+        dims = swapped(dims) if isinstance(dims, int) else type(dims)(swapped(d) for d in dims)
+        if len(node.args) > position:
+            node.args = (*node.args[:position], dims, *node.args[position + 1:])
+        else:
+            node.kwargs = {**node.kwargs, key: dims}
+
+    if target in (*MEANS, *SUMS, *SOFTMAXES, nn.functional.glu, *CATS):
+        with_dim(1)
+    elif target is operator.getitem and not isinstance(node.args[1], torch.fx.Node):
+        index = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
+        if Ellipsis in index[:2]:
+            raise InvalidArgument(f"{node.name}: indexing {index} of a sequence-first value; write x[0] or x[:, 0]")
+        index = (*index, *[slice(None)] * (2 - len(index)))
+        node.args = (x, (index[1], index[0], *index[2:]))
+
+
 def _causally(converted):
     """A converted attention, or a list of (layer, params) that hold some (an encoder's), with
     every attention causal."""
@@ -1482,6 +1603,8 @@ def _causally(converted):
 
 def _walked(module, chain: _Chain, prefix: str = ""):
     for name, child in module.named_children():
+        if type(child) in MASKED and not _batch_first(child):
+            raise _unsupported(prefix + name, child, "batch_first=False in an nn.Sequential torch.fx cannot trace")
         if isinstance(child, nn.Sequential):
             _walked(child, chain, f"{prefix}{name}.")
         else:
@@ -1559,6 +1682,18 @@ class Converted:
     model: Sequential
     sources: tuple
     normalized: str | None = None  # the module ends in a (log_)softmax over the classes: `laws`
+    batch_axes: tuple = (0, 0)  # of the module's input and output (1: sequence first, (T, N, ...)); the model's: 0
+
+    def samples(self, inputs) -> np.ndarray:
+        """The module's ``inputs`` as the model's: float64 numpy, batch first, token ids one-hot."""
+        x = inputs.detach().cpu().movedim(self.batch_axes[0], 0)
+        if self.model.layers and isinstance(self.model.layers[0], OneHot):
+            return one_hot(x, self.model.input_shape[-1])
+        return float64_array(x)
+
+    def outputs(self, values) -> np.ndarray:
+        """The module's outputs (or targets in their layout) as the model's: float64 numpy, batch first."""
+        return float64_array(torch.as_tensor(values).movedim(self.batch_axes[1], 0))
 
     @classmethod
     def of(cls, module, example_input) -> Converted:
@@ -1721,11 +1856,12 @@ def _conversion(module, example_input):
         _walked(module, chain)
     layers = ((OneHot(),) if chain.vocabulary else ()) + tuple(layer for layer, _, _ in chain.layers)
     params = tuple(p for _, ps, _ in chain.layers for p in ps)
-    shape = tuple(example_input.shape[1:]) + ((chain.vocabulary,) if chain.vocabulary else ())
+    samples = example_input.movedim(chain.axes[0], 0)
+    shape = tuple(samples.shape[1:]) + ((chain.vocabulary,) if chain.vocabulary else ())
     model = Sequential(shape, layers)
     _check_layout(module, model, params, example_input, chain.vocabulary, _attentions(chain.sources),
-                  chain.normalized, (chain.traced, chain.tables) if chain.tables else None)
-    return model, tuple(chain.sources), chain.normalized
+                  chain.normalized, (chain.traced, chain.tables) if chain.tables else None, chain.axes)
+    return model, tuple(chain.sources), chain.normalized, chain.axes
 
 
 def one_hot(tokens, vocabulary: int) -> np.ndarray:
@@ -1767,13 +1903,14 @@ class _Replacing(torch.fx.Interpreter):
 
 
 def _check_layout(module, model, params, example_input, vocabulary=None, attentions=(), normalized=None,
-                  tables=None) -> None:
+                  tables=None, axes=(0, 0)) -> None:
     """The converted model computes what the module computes (float64, training mode; token
     ids stay ids for the module and are one-hot for flowlaws). ``attentions``: the paths of
     split self-attentions (`_Projections`), whose dropout_p reads their training flag;
     ``normalized``: the module's (log_)softmax of the model's output (`_Chain.normalized`);
     ``tables``: (the module's fx graph, {node name: value}) to run the graph with those
-    constants as flowlaws computes them (a position table the module built in float32)."""
+    constants as flowlaws computes them (a position table the module built in float32);
+    ``axes``: the batch axes of the module's input and output (`_sequence_first`)."""
     twin = copy.deepcopy(module if tables is None else tables[0]).to("cpu", torch.float64).train()
     # dropout masks differ (torch's generator, flowlaws' hash): compare without (attention's own dropout of
     # its weights, which no law minds: a mask on the probabilities commutes with every GL symmetry)
@@ -1789,9 +1926,10 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
         raise InvalidArgument(f"{type(module).__name__} cannot run on example_input of shape "
                               f"{tuple(example_input.shape)} ({type(error).__name__}: {error}); give an input "
                               "it takes") from None
-    expected = (expected[0] if isinstance(expected, tuple) else expected).numpy()
+    expected = (expected[0] if isinstance(expected, tuple) else expected).movedim(axes[1], 0).numpy()
     unmasked = Sequential(model.input_shape, tuple(layer.mapped(
         lambda x: Dropout(0.0) if isinstance(x, Dropout) else x) for layer in model.layers))
+    x = x.movedim(axes[0], 0)
     inputs = one_hot(x, vocabulary) if vocabulary else x.numpy()
     got, cache = unmasked.forward(params, inputs)
     # both sides' round-off (the magnitude sweep's bound: a BatchNorm of a column constant

@@ -7,7 +7,7 @@ import torch
 
 from flowlaws.checking import Level
 from flowlaws.errors import InvalidArgument
-from flowlaws.torch.conversion import float64_array, flowlaws_loss, from_torch
+from flowlaws.torch.conversion import Converted, flowlaws_loss
 from flowlaws.torch.optimizers import PREDICTED, flowlaws_optimizer, shared_settings
 
 
@@ -16,22 +16,24 @@ def assert_conserved_torch(module, example_input, optimizer="gd:lr=0.01", *, los
     """Assert that ``module``'s laws hold on its current weights and ``example_input``:
     pointwise (B(theta, grad L) = 0), and over ``steps`` steps of ``optimizer`` (a flowlaws
     spec, or a torch SGD, Adam, AdamW or RMSprop instance, read from its hyperparameters) against each
-    step's exact prediction. ``targets`` default to a seeded draw fitting the loss.
+    step's exact prediction. ``targets`` default to a seeded draw fitting the loss; they and
+    ``example_input`` are in the module's layout (token ids, sequence first: `Converted.samples`).
     Raises AssertionError naming the law, the level and the effect size."""
     from flowlaws.checking import Status
     from flowlaws.losses import loss as make_loss
     from flowlaws.testing import check_case
 
-    model, params = from_torch(module, example_input)
+    converted = Converted.of(module, example_input)
+    model, params = converted.model, converted.read()
     loss = flowlaws_loss(loss) or make_loss("square")
-    X = float64_array(example_input)
+    X = converted.samples(example_input)
     if targets is None:
         rng = np.random.default_rng(0)
         shape = (len(X), *model.output_shape)
         probabilities = loss.targets == "probabilities"
         Y = rng.dirichlet(np.ones(shape[-1]), size=len(X)) if probabilities else rng.normal(size=shape)
     else:
-        Y = float64_array(targets)
+        Y = converted.outputs(targets)
     verdict = check_case(model, params, X, Y, loss=loss, optimizer=_optimizer(optimizer),
                          levels=(Level.POINTWISE, Level.STEP), steps=steps)
     if verdict.failed:
