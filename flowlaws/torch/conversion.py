@@ -37,17 +37,22 @@ of two branches from one value (a residual block with any shortcut, a ResNet dow
 LayerNorm and RMSNorm (over the last axis), GroupNorm, InstanceNorm1d/2d (a GroupNorm of one channel
 a group), ``nn.GLU`` and ``F.glu`` of a Linear's or a convolution's output units (a gate of its
 halves, ``gated[dense(h) | dense(h),sigmoid]``: Dauphin et al.'s, the Conformer's), MultiheadAttention (self-attention,
-batch_first, with or without its biases, a causal attn_mask: a buffer, or made from the length
+with or without its biases, a causal attn_mask: a buffer, or made from the length
 by ``nn.Transformer.generate_square_subsequent_mask``; not add_bias_kv),
 self-attention written with ``F.scaled_dot_product_attention`` (nanoGPT's CausalSelfAttention:
 q, k, v from one Linear's split or three Linears, viewed as heads and transposed; is_causal,
 enable_gqa; q and k with a rotary embedding, recognized by its values; back and a Linear),
-``F.layer_norm`` with its own parameters, TransformerEncoderLayer (batch_first,
-relu or gelu, norm_first either way, the causal mask or none: its attention and feed-forward blocks become
-two residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the
+``F.layer_norm`` with its own parameters, TransformerEncoderLayer (relu or gelu, norm_first
+either way, the causal mask or none: its attention and feed-forward blocks become two
+residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the
 module's input (token ids: a dense layer on one-hot tokens, W = E^T; the flowlaws model's input
-is `one_hot(ids, vocabulary)`, its first layer `onehot`: rows that sum to 1). Anything else is
-an `InvalidArgument` naming the module path, its type, and what is supported.
+is `one_hot(ids, vocabulary)`, its first layer `onehot`: rows that sum to 1). torch's attention
+in its default layout, batch_first=False, reads (T, N, d) values: each value's batch axis is
+read from its shapes at two batch sizes, and the calls on a sequence-first value (``x.mean(0)``,
+``x[0]``, ``x.transpose(0, 1)``, a (T, 1, d) position table) convert as their batch-first
+twins do; `Converted.samples` gives an input in the model's layout (batch first, token ids
+one-hot). Anything else is an `InvalidArgument` naming the module path, its type, and what is
+supported.
 
 Documented behaviours: a float32 (or other) module is read in float64, and every check
 runs in float64 (a float32 training loop is judged with float32's round-off); parameters
@@ -134,12 +139,14 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "a + b, a - b and a * b of two branches (residual blocks with any "
              "shortcut, gates), GLU of a Linear's or a one-group convolution's units, BatchNorm1d/2d, LayerNorm, "
              "RMSNorm, GroupNorm, InstanceNorm1d/2d, "
-             "MultiheadAttention (self-attention, batch_first, with or without biases, a causal attn_mask: a buffer or "
+             "MultiheadAttention (self-attention, batch first or sequence first, with or without biases, a causal "
+             "attn_mask: a buffer or "
              "made from the length), "
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
              "(nanoGPT's CausalSelfAttention; q and k may carry RoPE, Hugging Face's or GPT-J's), F.layer_norm, "
              "TransformerEncoderLayer and TransformerEncoder "
-             "(batch_first, relu or gelu, pre- or post-norm, the causal mask or none), Embedding (of the input ids), "
+             "(batch first or sequence first, relu or gelu, pre- or post-norm, the causal mask or none), Embedding (of "
+             "the input ids), "
              "the sinusoidal position encoding added (a buffer), "
              "transpose/permute/movedim/x.mT of one sample axis, flatten/view/reshape merging trailing axes, "
              "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange) or multiplied "
