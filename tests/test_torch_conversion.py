@@ -34,6 +34,7 @@ from torch_models import (  # noqa: E402
     SquaredReLU,
     SwiGLU,
     ThreeProjections,
+    TransformerModel,
     TutorialTransformer,
     UNet,
     ViT,
@@ -1052,3 +1053,32 @@ def test_a_sequence_first_value_whose_batch_axis_is_merged_is_a_clear_error():
 
     with pytest.raises(InvalidArgument, match="merges the batch axis with another"):
         from_torch(Flattened(), torch.randint(0, 8, (5, 3)))
+
+
+def test_the_pytorch_tutorials_transformer_model_converts_verbatim():
+    """Sequence first, its (max_len, 1, d) float32 table sliced by x.size(0), the causal mask
+    made from len(src) when none is given (the forward's default), a post-norm encoder."""
+    import torch_models
+
+    torch.manual_seed(0)
+    converted = Converted.of(TransformerModel(8, 8, 2, 16, 2, dropout=0.0), torch.randint(0, 8, (5, 3)))
+    assert converted.batch_axes == (1, 1)
+    assert converted.model.spec.startswith("seq:5x8:onehot,dense(8),prelu(2.8284271247461903,2.8284271247461903),"
+                                           "sinusoid,dropout(0),residual[attention(heads=2,dk=4,dv=4,bias,causal)")
+    assert "len" not in vars(torch_models)  # what tracing put in the module's namespace is gone
+
+
+def test_a_forward_argument_with_a_default_is_read_at_its_default():
+    class Optional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 4), nn.Linear(4, 2)
+
+        def forward(self, x, mask=None, scale: float = 2.0):
+            h = torch.relu(self.a(x))
+            return self.b(h if mask is None else h * mask) * scale
+
+    torch.manual_seed(0)
+    module, x = Optional().double(), torch.randn(5, 3, dtype=torch.float64)
+    assert Converted.of(module, x).model.spec == "seq:3:dense(4,bias),relu,dense(2,bias),prelu(2,2)"
+    _assert_torchs_value_and_gradient(module, x)

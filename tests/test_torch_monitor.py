@@ -33,6 +33,7 @@ from torch_models import (  # noqa: E402
     SquaredReLU,
     SwiGLU,
     ThreeProjections,
+    TransformerModel,
     UNet,
     example_for,
     torch_modules,
@@ -966,17 +967,20 @@ def test_a_half_precision_model_is_judged_at_its_own_round_off(dtype):
     assert all(len(r.measured) == monitor.steps and max(r.resolution) > 0 for r in monitor.records)
 
 
-@pytest.mark.parametrize("options", [{}, {"readout": "mean", "causal": True, "norm_first": True}])
+@pytest.mark.parametrize("options", [{}, {"readout": "mean", "causal": True, "norm_first": True}, "tutorial"])
 def test_a_sequence_first_model_keeps_its_laws_under_sgd_and_adamw_breaks_them(options):
     """torch's attention in its default layout (T, N, d): the monitor reads the parameters,
     whatever the layout of the values."""
     torch.manual_seed(0)
     ids = torch.randint(0, 8, (5, 4))
+    make = (lambda: TransformerModel(8, 8, 2, 16, 2, dropout=0.2)) if options == "tutorial" else \
+        (lambda: SequenceFirst(**options).float())  # the PyTorch tutorial's own, with its dropout
+    options = {} if options == "tutorial" else options
     targets = torch.randint(0, 8, (5, 4) if "readout" not in options else (4,))
     objective = (lambda out: _next_tokens(out, targets)) if "readout" not in options else \
         (lambda out: nn.functional.cross_entropy(out, targets))
     for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4), False),
                                (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
-        net = SequenceFirst(**options).float()
+        net = make()
         monitor = _watched(net, optimizer(net.parameters()), ids, 10, objective)
         assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors

@@ -66,6 +66,7 @@ import builtins
 import contextlib
 import copy
 import dataclasses
+import inspect
 import io
 import itertools
 import math
@@ -978,7 +979,8 @@ def _derived(node, modules, shape, values, why):
 
 def _reads_shape(node) -> bool:
     """``x.size()``, ``x.dim()``, ``x.shape``, ``x.dtype`` ...: what it reads of x is not its entries."""
-    return _is_call(node, *SIZES) or (node.target is builtins.getattr and node.args[1] in ATTRIBUTES)
+    return _is_call(node, *SIZES) or node.target is len or \
+        (node.target is builtins.getattr and node.args[1] in ATTRIBUTES)
 
 
 def _between(start, end) -> list:
@@ -1246,20 +1248,49 @@ def _operands(node) -> list:
 
 class _BufferTracer(torch.fx.Tracer):
     """torch.fx's tracer with buffers as values of the graph (get_attr), so that code may
-    slice one by a size (``self.pe[:, :x.size(1)]``)."""
+    slice one by a size (``self.pe[:, :x.size(1)]``), and ``len`` of a traced value recorded
+    (its first size: ``generate_square_subsequent_mask(len(src))``; `_len_visible`)."""
 
     proxy_buffer_attributes = True
 
+    def __init__(self):
+        super().__init__(autowrap_functions=(len,))
+
+
+@contextlib.contextmanager
+def _len_visible(module):
+    """``len`` in the namespaces of the module's own forwards (not torch's modules) while
+    tracing, where torch.fx's autowrap looks (a builtin is not there); taken out after."""
+    spaces = {id(space): space for m in module.modules() if not type(m).__module__.startswith("torch.")
+              for space in [getattr(type(m).forward, "__globals__", None)] if isinstance(space, dict)}
+    added = [space for space in spaces.values() if "len" not in space]
+    for space in added:
+        space["len"] = len
+    try:
+        yield
+    finally:
+        for space in added:
+            space.pop("len", None)
+
+
+def _defaults(module) -> dict:
+    """The forward's arguments after the input that have defaults, at those defaults (the
+    module is called with its input alone): torch.fx's concrete_args."""
+    parameters = list(inspect.signature(module.forward).parameters.values())[1:]
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
 
 def _trace(module) -> torch.fx.GraphModule:
-    """The module traced by torch.fx, its buffers read as constants; where that fails, read
-    as values of the graph (`_BufferTracer`)."""
+    """The module traced by torch.fx at its forward's defaults (`_defaults`), its buffers read
+    as constants; where that fails, read as values of the graph (`_BufferTracer`)."""
+    concrete = _defaults(module) or None
     try:
-        return torch.fx.symbolic_trace(module)
+        return torch.fx.symbolic_trace(module, concrete_args=concrete)
     except Exception as error:  # the module's own code on symbolic values (a buffer sliced by x.size(1))
         try:
             tracer = _BufferTracer()
-            graph = tracer.trace(module)
+            with _len_visible(module):
+                graph = tracer.trace(module, concrete_args=concrete)
             return torch.fx.GraphModule(tracer.root, graph)
         except Exception:
             if isinstance(error, torch.fx.proxy.TraceError):
@@ -1311,6 +1342,8 @@ def _traced(module, chain: _Chain, example_input):
             constants[node] = _attribute(traced, node.target)
             if isinstance(constants[node], nn.Parameter):
                 direct[node] = (node.target, constants[node], None)
+        elif node.op == "placeholder" and node.args:
+            sizes.add(node)  # an argument after the input, at its default (`_defaults`): no value
         elif node.op == "placeholder":
             if head is not None:
                 raise InvalidArgument("the module takes more than one input; flowlaws models take one")
