@@ -2,8 +2,10 @@
 
     from flowlaws.torch import from_torch, laws_of, Converted
 
-`from_torch(module, example_input)` traces the module with ``torch.fx`` (walking an
-``nn.Sequential`` where tracing fails) and converts it into a flowlaws model with its
+`from_torch(module, example_input)` traces the module with ``torch.fx`` (its forward's
+other arguments at their defaults, as a call with the input alone; where that fails, again
+with buffers as values of the graph and ``len`` of a traced value recorded; walking an
+``nn.Sequential`` where both fail) and converts it into a flowlaws model with its
 weights as float64 numpy arrays; the conversion is checked by running both on the
 example input (a float64 copy of the module, in training mode: BatchNorm uses batch
 statistics, as flowlaws does; dropout off on both sides, as its masks come from different
