@@ -1082,3 +1082,26 @@ def test_a_forward_argument_with_a_default_is_read_at_its_default():
     module, x = Optional().double(), torch.randn(5, 3, dtype=torch.float64)
     assert Converted.of(module, x).model.spec == "seq:3:dense(4,bias),relu,dense(2,bias),prelu(2,2)"
     _assert_torchs_value_and_gradient(module, x)
+
+
+class LearnedPositions(nn.Module):
+    """A learned position embedding added to a sequence-first value, (T, 1, d), or a batch-first one, (1, T, d)."""
+
+    def __init__(self, first):
+        super().__init__()
+        self.first = first
+        self.pos = nn.Parameter(torch.randn(5, 1, 8) if first else torch.randn(1, 5, 8))
+        layer = nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=not first)
+        self.encoder, self.head = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False), nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(self.encoder(x + self.pos).mean(0 if self.first else 1))
+
+
+def test_a_learned_position_embedding_on_a_sequence_first_value_is_an_offset():
+    torch.manual_seed(0)
+    first, x = LearnedPositions(True).double(), torch.randn(5, 3, 8, dtype=torch.float64)
+    twin = LearnedPositions(False).double()
+    assert Converted.of(first, x).model.spec == Converted.of(twin, x.transpose(0, 1)).model.spec
+    assert Converted.of(first, x).model.spec.startswith("seq:5x8:offset,")
+    _assert_torchs_value_and_gradient(first, x)
