@@ -1105,3 +1105,22 @@ def test_a_learned_position_embedding_on_a_sequence_first_value_is_an_offset():
     assert Converted.of(first, x).model.spec == Converted.of(twin, x.transpose(0, 1)).model.spec
     assert Converted.of(first, x).model.spec.startswith("seq:5x8:offset,")
     _assert_torchs_value_and_gradient(first, x)
+
+
+def test_a_forward_that_keeps_a_value_on_the_module_leaves_the_module_as_it_was():
+    """Tracing runs the module's own forward on traced values: what it assigns (a kept mask,
+    a cache) is put back as it was."""
+    class Keeping(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.kept = nn.Linear(3, 4), nn.Linear(4, 2), None
+
+        def forward(self, x):
+            self.kept = torch.relu(self.a(x))
+            self.b = self.b  # a child assigned again
+            return self.b(self.kept)
+
+    module = Keeping()
+    before = dict(vars(module)), dict(module._modules)
+    assert from_torch(module, torch.randn(5, 3))[0].spec == "mlp:3-4-2:relu:bias"
+    assert module.kept is None and (dict(vars(module)), dict(module._modules)) == before

@@ -58,8 +58,9 @@ supported.
 
 Documented behaviours: a float32 (or other) module is read in float64, and every check
 runs in float64 (a float32 training loop is judged with float32's round-off); parameters
-on a GPU are copied to the CPU; the user's module is never modified (conversion works on
-a copy). torch is an optional extra: ``pip install 'flowlaws[torch]'``.
+on a GPU are copied to the CPU; the user's module is never modified (its checks run on a
+copy; tracing runs its forward on traced values, and puts back whatever the forward assigns
+to a module). torch is an optional extra: ``pip install 'flowlaws[torch]'``.
 """
 
 from __future__ import annotations
@@ -1282,9 +1283,33 @@ def _defaults(module) -> dict:
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
+@contextlib.contextmanager
+def _untouched(module):
+    """Every submodule's attributes (its parameters, buffers and children too) as they were
+    before, after tracing: a forward that assigns one (pytorch/examples' word language model
+    keeps ``self.src_mask``) would leave it a traced value."""
+    saved = [(m, dict(vars(m)), *(dict(getattr(m, name)) for name in ("_parameters", "_buffers", "_modules")))
+             for m in module.modules()]
+    try:
+        yield
+    finally:
+        for m, attributes, *registered in saved:
+            vars(m).clear()
+            vars(m).update(attributes)
+            for name, entries in zip(("_parameters", "_buffers", "_modules"), registered, strict=True):
+                getattr(m, name).clear()
+                getattr(m, name).update(entries)
+
+
 def _trace(module) -> torch.fx.GraphModule:
     """The module traced by torch.fx at its forward's defaults (`_defaults`), its buffers read
-    as constants; where that fails, read as values of the graph (`_BufferTracer`)."""
+    as constants; where that fails, read as values of the graph (`_BufferTracer`). The
+    module is left as it was (`_untouched`)."""
+    with _untouched(module):
+        return _traced_graph(module)
+
+
+def _traced_graph(module) -> torch.fx.GraphModule:
     concrete = _defaults(module) or None
     try:
         return torch.fx.symbolic_trace(module, concrete_args=concrete)
