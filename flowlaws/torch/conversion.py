@@ -15,9 +15,9 @@ output_padding; an ``output_size`` in the call is refused: give output_padding),
 and ``F.interpolate`` in mode "nearest" by integer factors (a scale_factor, or a size that
 is a multiple of the input's), ReLU, LeakyReLU, PReLU (one
 slope, read as a fixed slope), Identity, Tanh, Sigmoid, GELU (exact, or GPT-2's tanh form),
-ELU, CELU (alpha 1), SELU, SiLU, Softplus, Mish, ReLU6 (and Hardtanh(0, 6), ``x.clamp(0, 6)``), Hardswish, Hardsigmoid,
-``x.clamp(min=0)`` (a ReLU), ``relu(x) ** k`` and ``F.relu(x).square()`` (relu_power(k), the
-squared ReLU), MaxPool/AvgPool 1d/2d (any stride and padding, undilated), AdaptiveAvgPool(1)
+ELU, CELU (alpha 1), SELU, SiLU, Softplus, Mish, ReLU6 (and Hardtanh(0, 6), ``x.clamp(0,
+6)``), Hardswish, Hardsigmoid, ``x.clamp(min=0)`` (a ReLU), ``relu(x) ** k`` and
+``F.relu(x).square()`` (relu_power(k), the squared ReLU), MaxPool/AvgPool 1d/2d (any stride and padding, undilated), AdaptiveAvgPool(1)
 and ``x.mean`` over the positions, an adaptive pool whose output size divides its input's
 (the fixed pool it computes), Flatten and ``flatten``/``view``/``reshape`` merging trailing axes,
 ``transpose``/``permute``/``movedim`` moving one sample axis (a transposed sequence,
@@ -143,15 +143,13 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "a + b, a - b and a * b of two branches (residual blocks with any "
              "shortcut, gates), GLU of a Linear's or a one-group convolution's units, BatchNorm1d/2d, LayerNorm, "
              "RMSNorm, GroupNorm, InstanceNorm1d/2d, "
-             "MultiheadAttention (self-attention, batch first or sequence first, with or without biases, a causal "
-             "attn_mask: a buffer or "
-             "made from the length), "
+             "MultiheadAttention (self-attention, batch first or sequence first, with or without biases, "
+             "a causal attn_mask: a buffer or made from the length), "
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
              "(nanoGPT's CausalSelfAttention; q and k may carry RoPE, Hugging Face's or GPT-J's), F.layer_norm, "
              "TransformerEncoderLayer and TransformerEncoder "
-             "(batch first or sequence first, relu or gelu, pre- or post-norm, the causal mask or none), Embedding (of "
-             "the input ids), "
-             "the sinusoidal position encoding added (a buffer), "
+             "(batch first or sequence first, relu or gelu, pre- or post-norm, the causal mask or none), "
+             "Embedding (of the input ids), the sinusoidal position encoding added (a buffer), "
              "transpose/permute/movedim/x.mT of one sample axis, flatten/view/reshape merging trailing axes, "
              "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange) or multiplied "
              "(a layer scale), torch.cat([tokens, x], 1) (a class token), torch.cat of values computed from one "

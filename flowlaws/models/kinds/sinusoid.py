@@ -1,7 +1,8 @@
 """sinusoid: y = x + C, the fixed sinusoidal position encoding of a (T, d) sequence
 (Vaswani et al. 2017): C[t, 2i] = sin(t w_i), C[t, 2i + 1] = cos(t w_i), w_i =
 base^(-2i/d) (an odd d ends on a sine); ``halves``: the sines in the first d/2 features,
-the cosines in the last (tensor2tensor's layout, d even). torch's ``x + self.pe[:, :x.size(1)]`` of a registered buffer.
+the cosines in the last (tensor2tensor's layout, d even). In torch, ``x + self.pe[:,
+:x.size(1)]`` of a registered buffer (`flowlaws.torch.conversion` reads it by its values).
 
 Not learned, so it has no law of its own; it maps each entry alone, so any shift passes
 (x + a + C = (x + C) + a). No scaling passes: c x + C = c (x + C) needs C = 0 on the
