@@ -17,7 +17,8 @@ is a multiple of the input's), ReLU, LeakyReLU, PReLU (one
 slope, read as a fixed slope), Identity, Tanh, Sigmoid, GELU (exact, or GPT-2's tanh form),
 ELU, CELU (alpha 1), SELU, SiLU, Softplus, Mish, ReLU6 (and Hardtanh(0, 6), ``x.clamp(0,
 6)``), Hardswish, Hardsigmoid, ``x.clamp(min=0)`` (a ReLU), ``relu(x) ** k`` and
-``F.relu(x).square()`` (relu_power(k), the squared ReLU), MaxPool/AvgPool 1d/2d (any stride and padding, undilated), AdaptiveAvgPool(1)
+``F.relu(x).square()`` (relu_power(k), the squared ReLU), MaxPool/AvgPool 1d/2d (any stride and
+padding, undilated), AdaptiveAvgPool(1)
 and ``x.mean`` over the positions, an adaptive pool whose output size divides its input's
 (the fixed pool it computes), Flatten and ``flatten``/``view``/``reshape`` merging trailing axes,
 ``transpose``/``permute``/``movedim`` moving one sample axis (a transposed sequence,
