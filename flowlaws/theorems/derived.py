@@ -21,6 +21,7 @@ from flowlaws.theorems.hypotheses import (
     NO_TAP_CLASSES,
     NO_UNFOLLOWED_RANGE,
     ONEHOT_INPUT,
+    ONEHOT_ROWS_APART,
 )
 from flowlaws.theorems.selections import _all_laws, _every_law
 
@@ -63,7 +64,7 @@ def theorems() -> list[Theorem]:
             hypotheses=(NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                         NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
                         NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, NO_DROPPED_CHANNELS, NO_UNFOLLOWED_RANGE,
-                        ONEHOT_INPUT),
+                        ONEHOT_INPUT, ONEHOT_ROWS_APART),
             decide=completeness,
         ),
     ]

@@ -298,6 +298,24 @@ def _onehot_reads_the_input(s):
     return None
 
 
+def _onehot_rows_apart(s):
+    """A weight layer reading ``onehot`` rows one by one (a position-wise dense: a token
+    embedding) trades its rows' sums with its bias (derived). Flattened together first, the
+    T rows of V entries are T blocks of its columns, each summing to 1: each block's sums
+    trade with the bias, and with each other without one (seq:2x3:onehot,flatten,dense(1):
+    sum W[0, :3] - sum W[0, 3:], one law, none derived), a family flowlaws does not derive
+    (docs/theory.md 6.7). Its derived laws are sound (composition)."""
+    layers = list(getattr(s.model, "layers", ()))
+    shape = s.model.input_shape
+    for layer in layers[1:] if layers and layers[0].kind == "onehot" else ():
+        if layer.has_weight or layer.composite:
+            return None
+        if layer.kind == "flatten" and layer.merges(shape):
+            return f"{layer.spec} merges one-hot rows before a weight layer reads them"
+        shape = layer.out_shape(shape)
+    return None
+
+
 def _no_dropped_channels(s):
     """A ``token`` keeps one entry of its input's first axis. Where that axis holds channels
     (a convolution's or a BatchNorm's, with no ``moveaxis`` between), the other channels are
@@ -373,6 +391,7 @@ NO_UNFOLLOWED_RANGE = Hypothesis("every concatenated range followed", _no_unfoll
 NO_SHARED_BIAS_MIXING = Hypothesis("no bias shared by mixed units", _no_shared_bias_mixing)
 NO_LEARNED_OFFSET = Hypothesis("no learned offset or token", _no_learned_offset)
 ONEHOT_INPUT = Hypothesis("onehot reads the input alone", _onehot_reads_the_input)
+ONEHOT_ROWS_APART = Hypothesis("onehot rows read one by one", _onehot_rows_apart)
 OWN_GROUPS = Hypothesis("each unit normalized on its own", _own_groups)
 SHIFT_INVARIANT = Hypothesis("shift-invariant loss", _shift_invariant_loss)
 HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_DESCENT, HAS_BIAS,
@@ -380,7 +399,7 @@ HYPOTHESES = {h.name: h for h in (HOMOGENEOUS_ACTS, DEGREE_ONE, NO_SKIP, PLAIN_D
                                   NO_SCALAR_FED_LINEAR, NO_POOLED_LAST_AXIS,
                                   NO_LEARNED_OFFSET, NO_ALIASED_TAPS, NO_SHARED_BIAS_MIXING, NO_POSITION_RAMP,
                                   NO_TAP_CLASSES, NO_COPIES, NO_MOVED_GROUPS, NO_DROPPED_CHANNELS,
-                                  NO_UNFOLLOWED_RANGE, ONEHOT_INPUT,
+                                  NO_UNFOLLOWED_RANGE, ONEHOT_INPUT, ONEHOT_ROWS_APART,
                                   SOFTMAX_ROUTER)}
 
 # --- law selections --------------------------------------------------------------------------
