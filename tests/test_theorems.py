@@ -190,6 +190,11 @@ def test_laws_complete_holds_on_a_centred_streams_mean_direction_and_on_units_fe
     ("ONEHOT_INPUT", "seq:2x3:maxpool1d(2),onehot,flatten,dense(1)"),  # one entry: the constant 1 (seed 6200007)
     ("ONEHOT_INPUT", "seq:3x4:onehot,dense(2),offset,relu,flatten,dense(2)"),  # tokens: all 4 derived
     ("ONEHOT_INPUT", "seq:4:onehot,dense(3,bias),relu,dense(2)"),  # its rows' sums and its bias trade: derived
+    # one-hot rows flattened together (docs/theory.md 6.7)
+    ("ONEHOT_ROWS_APART", "seq:2x3:onehot,flatten,flatten,dense(1)"),  # two blocks trade: 1, 0 (2026-12-06, seed 5)
+    ("ONEHOT_ROWS_APART", "seq:2x3:onehot,flatten,dense(1,bias)"),  # each block with the bias: 2, 0
+    ("ONEHOT_ROWS_APART", "seq:2x3:onehot,dense(2),flatten,dense(1)"),  # read one by one: 3, 3
+    ("ONEHOT_ROWS_APART", "seq:3:onehot,flatten,dense(2,bias)"),  # one row: nothing merged, 2, 2
 ])
 def test_laws_complete_sets_a_net_aside_exactly_when_discovery_finds_laws_of_that_family_not_derived(hypothesis,
                                                                                                       spec):
