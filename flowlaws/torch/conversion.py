@@ -1220,6 +1220,7 @@ def _constants(traced, example_input):
 
     def value(node):
         if not recorded:
+            recorded[None] = None  # run once, even if the module fails
             reads = {n for n in traced.graph.nodes if n.op == "placeholder"}  # the input's entries
             for n in traced.graph.nodes:
                 if any(y in reads for y in _operands(n)) and not _reads_shape(n):
@@ -1261,10 +1262,12 @@ class _BufferTracer(torch.fx.Tracer):
 
 @contextlib.contextmanager
 def _len_visible(module):
-    """``len`` in the namespaces of the module's own forwards (not torch's modules) while
+    """``len`` in the namespaces of the forwards the module defines (not torch's own) while
     tracing, where torch.fx's autowrap looks (a builtin is not there); taken out after."""
-    spaces = {id(space): space for m in module.modules() if not type(m).__module__.startswith("torch.")
-              for space in [getattr(type(m).forward, "__globals__", None)] if isinstance(space, dict)}
+    forwards = [f for f in {type(m).forward for m in module.modules()}
+                if not getattr(f, "__module__", "torch.").startswith("torch.")]  # torch's own: not traced into
+    spaces = {id(space): space for f in forwards for space in [getattr(f, "__globals__", None)]
+              if isinstance(space, dict)}
     added = [space for space in spaces.values() if "len" not in space]
     for space in added:
         space["len"] = len
