@@ -1008,19 +1008,22 @@ def test_gpt2s_tanh_gelu_converts_with_torchs_value_and_gradient(gelu):
     _assert_torchs_value_and_gradient(module, x, x.numpy())
 
 
-@pytest.mark.parametrize("options", [{}, {"readout": "first"}, {"readout": "mean", "causal": True},
-                                     {"norm_first": True, "layers": 2}])
-def test_sequence_first_attention_converts_as_its_batch_first_twin_with_torchs_value_and_gradient(options):
+@settings(max_examples=12, deadline=None)
+@given(readout=st.sampled_from(["tokens", "first", "mean"]), causal=st.booleans(), norm_first=st.booleans(),
+       layers=st.integers(1, 2), T=st.integers(2, 6), N=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_sequence_first_attention_converts_as_its_batch_first_twin_with_torchs_value_and_gradient(
+        readout, causal, norm_first, layers, T, N, seed):
     """nn.TransformerEncoder with batch_first=False on (T, N) token ids, its (max_len, 1, d)
     position table, x[0] or x.mean(0), logits per position (T, N, V): the model its batch-first
-    twin converts to."""
-    torch.manual_seed(0)
+    twin converts to, any length and batch (T = N too)."""
+    options = {"readout": readout, "causal": causal, "norm_first": norm_first, "layers": layers}
+    torch.manual_seed(seed)
     module = SequenceFirst(**options).double()
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     twin = SequenceFirst(batch_first=True, **options).double()
-    ids = torch.randint(0, 8, (5, 3))
+    ids = torch.randint(0, 8, (T, N))
     converted = Converted.of(module, ids)
-    assert converted.batch_axes == (1, 1 if "readout" not in options else 0)
+    assert converted.batch_axes == (1, 1 if readout == "tokens" else 0)
     assert converted.model.spec == Converted.of(twin, ids.T).model.spec
     _assert_torchs_value_and_gradient(module, ids)
 
