@@ -6,6 +6,8 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
+from torch_models import SequenceFirst  # noqa: E402
+
 from flowlaws.torch import assert_conserved_torch  # noqa: E402
 
 
@@ -40,12 +42,6 @@ def test_assert_conserved_torch_reads_a_sequence_first_input_as_the_model_does()
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_assert_conserved_torch_reads_token_ids_as_one_hot_rows(batch_first):
     """(N, T) or (T, N) token ids, and (T, N, V) targets, as the model reads them."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from torch_models import SequenceFirst
-
     torch.manual_seed(0)
     net = SequenceFirst(batch_first=batch_first).double()
     ids = torch.randint(0, 8, (3, 5) if batch_first else (5, 3))
