@@ -499,7 +499,7 @@ def test_an_encoder_under_the_causal_mask_converts_with_causal_attention(options
     module, ids = EncoderGPT(**options).double(), torch.randint(0, 8, (3, 5))
     spec = Converted.of(module, ids).model.spec
     assert spec.count("attention(heads=2,dk=4,dv=4,bias,causal)") == options.get("layers", 1)
-    _assert_torchs_value_and_gradient(module, ids, one_hot(ids, 8))
+    _assert_torchs_value_and_gradient(module, ids)
 
 
 @pytest.mark.parametrize("call, match", [
@@ -581,15 +581,15 @@ def test_the_reference_models_convert_with_torchs_value_and_gradient(name):
     torch.manual_seed(0)
     make, example = REFERENCE[name]
     x = example()
-    _assert_torchs_value_and_gradient(make().double(), x, x.numpy() if x.is_floating_point() else one_hot(x, 8))
+    _assert_torchs_value_and_gradient(make().double(), x)
 
 
-def _assert_torchs_value_and_gradient(module, x, inputs=None):
-    """The converted model's square loss and its gradient equal torch's to 1e-12 (``inputs``:
-    the converted model's, by default `Converted.samples` of x; the module's output read
-    batch first)."""
+def _assert_torchs_value_and_gradient(module, x):
+    """The converted model's square loss and its gradient equal torch's to 1e-12, on x as
+    the model reads it (`Converted.samples`: batch first, token ids one-hot) and the
+    module's output read batch first."""
     converted = Converted.of(module, x)
-    inputs = converted.samples(x) if inputs is None else inputs
+    inputs = converted.samples(x)
     out = module(x).movedim(converted.batch_axes[1], 0)
     y = torch.randn_like(out)
     loss = 0.5 * ((out - y) ** 2).flatten(1).sum(1).mean()
@@ -609,7 +609,7 @@ def test_any_llama_layer_converts_with_torchs_value_and_gradient(heads, grouped,
     module = Llama(d=8, heads=heads, pairs=pairs, mlp=mlp, kv_heads=1 if grouped else None).double()
     x = torch.randn(3, tokens, 8, dtype=torch.float64)
     assert ("kv_heads=1" in Converted.of(module, x).model.spec) == (grouped and heads == 2)
-    _assert_torchs_value_and_gradient(module, x, x.numpy())
+    _assert_torchs_value_and_gradient(module, x)
 
 
 def test_the_reference_models_read_as_graph_specs():
@@ -965,7 +965,7 @@ def test_a_sinusoidal_table_is_read_with_its_layout_and_base_and_converts_with_t
     # two features are one layout (sin, cos); one frequency has no base to read
     assert (layer.halves == halves or d == 2) and (d < 3 + halves or layer.base == pytest.approx(base, rel=1e-5))
     if not float32:
-        _assert_torchs_value_and_gradient(module, x, x.numpy())
+        _assert_torchs_value_and_gradient(module, x)
 
 
 @pytest.mark.parametrize("module, match", [
@@ -1005,7 +1005,7 @@ def test_gpt2s_tanh_gelu_converts_with_torchs_value_and_gradient(gelu):
     torch.manual_seed(0)
     module, x = MLP().double(), torch.randn(3, 5, 4, dtype=torch.float64)
     assert "gelu_tanh" in Converted.of(module, x).model.spec
-    _assert_torchs_value_and_gradient(module, x, x.numpy())
+    _assert_torchs_value_and_gradient(module, x)
 
 
 @settings(max_examples=12, deadline=None)

@@ -1034,40 +1034,23 @@ def _owned(inside: set, constants: list) -> set:
     return owned - inside
 
 
-def _rope_of(traced, example_input):
+def _rope_of(recorded: _Constants):
     """``values(view, between, constants, shape, repeat)`` for `_derived`: runs ``between``
-    (a float64 copy) on random views of ``shape`` with ``constants`` at their values on the
-    example, and returns (pairing, base) of the RoPE it equals with each head repeated
-    ``repeat`` times (pairing "" for none), or None. The base is read off the map (`_base`).
-    Equal in single precision: sin and cos computed in float32 (Hugging Face's, whatever
-    the module's dtype) are off by round-offs of the angle, which grows with the position;
-    so to ROPE_ROUNDINGS T float32 unit round-offs, relative. A pairing (or a rotation of
-    part of the features) misses by O(1); the angles themselves do not change the laws: a
-    pair times any c + i s commutes with its complex scaling."""
-    twins: list = []  # the float64 copy, made once for every attention
-    recorded: dict = {}  # the constants' values on the example, by node name: run again only for new ones
-
+    (on the float64 copy `_Constants.twin`) on random views of ``shape`` with ``constants``
+    at their values on the example (``recorded``), and returns (pairing, base) of the RoPE
+    it equals with each head repeated ``repeat`` times (pairing "" for none), or None. The
+    base is read off the map (`_base`). Equal in single precision: sin and cos computed in
+    float32 (Hugging Face's, whatever the module's dtype) are off by round-offs of the
+    angle, which grows with the position; so to ROPE_ROUNDINGS T float32 unit round-offs,
+    relative. A pairing (or a rotation of part of the features) misses by O(1); the angles
+    themselves do not change the laws: a pair times any c + i s commutes with its complex
+    scaling."""
     def values(view, between, constants, shape, repeat):
-        if not twins:
-            twins.append(copy.deepcopy(traced).to("cpu", torch.float64))
-        twin = twins[0]
+        twin = recorded.twin
         nodes = {n.name: n for n in twin.graph.nodes}
-        names = {c.name for c in constants}
-        if not names <= recorded.keys():  # q's and k's (and every layer's shared) sin and cos: one run
-            missing = names - recorded.keys()
-
-            class Recorder(torch.fx.Interpreter):
-                def run_node(self, n):
-                    result = super().run_node(n)
-                    if n.name in missing:
-                        recorded[n.name] = result
-                    return result
-
-            with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
-                Recorder(twin).run(_float64(example_input))
-            if not names <= recorded.keys():
-                return None
-        kept = {name: recorded[name] for name in names}
+        kept = {c.name: recorded.get(c) for c in constants}
+        if any(value is None for value in kept.values()):
+            return None
 
         def run(x):
             """``between`` on the view x, or None where it fails."""
@@ -1213,33 +1196,51 @@ def _shapes(traced, example_input) -> dict:
     return {n.name: getattr(n.meta.get("tensor_meta"), "shape", None) for n in twin.graph.nodes}
 
 
-def _constants(traced, example_input):
-    """``value(node)``: what a node that does not read the input computes (a buffer, its
-    slice by a size), float64, from one run of a float64 copy, made when first asked."""
-    recorded: dict = {}
+class _Constants:
+    """What the traced module's nodes that do not read its input's entries compute (a buffer,
+    its slice by a size, a causal mask made from the length, a rotary embedding's sin and
+    cos), recorded in one run of its float64 copy (``twin``), made when first asked."""
 
-    def value(node):
-        if not recorded:
-            recorded[None] = None  # run once, even if the module fails
-            reads = {n for n in traced.graph.nodes if n.op == "placeholder"}  # the input's entries
-            for n in traced.graph.nodes:
+    def __init__(self, traced, example_input):
+        self.traced, self.example_input = traced, example_input
+        self._twin: Any = None
+        self._values: dict | None = None
+
+    @property
+    def twin(self):
+        """The traced module in float64 on the CPU, made once."""
+        if self._twin is None:
+            self._twin = copy.deepcopy(self.traced).to("cpu", torch.float64)
+        return self._twin
+
+    def get(self, node):
+        """The node's value on the example, or None (it reads the input's entries, or the
+        module does not run on the example)."""
+        if self._values is None:
+            self._values = {}
+            reads = {n for n in self.traced.graph.nodes if n.op == "placeholder"}  # the input's entries
+            for n in self.traced.graph.nodes:
                 if any(y in reads for y in _operands(n)) and not _reads_shape(n):
                     reads.add(n)
+            values = self._values
 
             class Recorder(torch.fx.Interpreter):
                 def run_node(self, n):
                     result = super().run_node(n)
-                    if n not in reads and isinstance(result, torch.Tensor):
-                        recorded[n.name] = result
+                    if n not in reads:
+                        values[n.name] = result
                     return result
 
             with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
-                Recorder(copy.deepcopy(traced).to("cpu", torch.float64)).run(_float64(example_input))
-        if node.name not in recorded:
-            raise InvalidArgument(f"{node.name}: its value is unknown (the module does not run on example_input)")
-        return recorded[node.name]
+                Recorder(self.twin).run(_float64(self.example_input))
+        return self._values.get(node.name)
 
-    return value
+    def __call__(self, node):
+        """The node's value; a one-line error where it has none."""
+        value = self.get(node)
+        if value is None:
+            raise InvalidArgument(f"{node.name}: its value is unknown (the module does not run on example_input)")
+        return value
 
 
 def _operands(node) -> list:
@@ -1331,7 +1332,7 @@ def _traced(module, chain: _Chain, example_input):
     traced = _trace(module)
     chain.traced = traced
     known = _shapes(traced, example_input)
-    constant = _constants(traced, example_input)
+    constant = _Constants(traced, example_input)
     modules = dict(module.named_modules())
     chain.axes, axes, graph = _sequence_first(traced, example_input, modules, known)
     constants: dict = {}  # get_attr nodes: buffers and constants (a causal mask), by node
@@ -1353,7 +1354,7 @@ def _traced(module, chain: _Chain, example_input):
                                   f"{len(values)} computed values; flowlaws converts chains (with additive skips)")
         return values[0]
 
-    interior, ends = _split_attentions(graph, modules, shape, _rope_of(traced, example_input))
+    interior, ends = _split_attentions(graph, modules, shape, _rope_of(constant))
     for node in graph.nodes:
         operands = _operands(node)
         function = node.op in ("call_function", "call_method")
@@ -1439,7 +1440,7 @@ def _traced(module, chain: _Chain, example_input):
                 raise _unsupported(node.target, target, "only self-attention mha(x, x, x)")
             if type(target) in MASKED:
                 converted = _convert(target, node.target)
-                if _causal(node, target, lambda n: constants.get(n, constant(n) if n in sizes else None)):
+                if _causal(node, target, lambda n: constants.get(n, constant.get(n) if n in sizes else None)):
                     converted = _causally(converted)
                 chain.add(node, converted, (node.target, target), after=node.args[0])
                 head = node
@@ -1557,13 +1558,12 @@ def _batch_first(module) -> bool:
     return bool(attention.batch_first)
 
 
-def _batch_axes(traced, example_input, axis: int) -> dict:
+def _batch_axes(traced, example_input, before: dict, axis: int) -> dict:
     """Each traced value's batch axis when the input's is ``axis``: the one axis whose length
-    follows the batch's between the example and twice its batch (None: a value without one, a
-    constant or a size; "merged": one the batch changes otherwise, a batch axis merged with
-    another)."""
+    follows the batch's between the example (``before``: its values' shapes, `_shapes`) and
+    twice its batch (None: a value without one, a constant or a size; "merged": one the batch
+    changes otherwise, a batch axis merged with another)."""
     n = example_input.shape[axis]
-    before = _shapes(traced, example_input)
     after = _shapes(traced, torch.cat([example_input, example_input], axis))
     axes: dict = {}
     for name, a in before.items():
@@ -1595,7 +1595,7 @@ def _sequence_first(traced, example_input, modules, known) -> tuple[tuple[int, i
     if all(_batch_first(modules[n.target]) for n in attentions):
         return (0, 0), {}, graph
     for axis in range(min(2, example_input.dim())):
-        axes = _batch_axes(traced, example_input, axis)
+        axes = _batch_axes(traced, example_input, known, axis)
         if all(axes.get(n.args[0].name) == (0 if _batch_first(modules[n.target]) else 1) for n in attentions):
             break
     else:
@@ -1754,11 +1754,9 @@ class Converted:
     batch_axes: tuple = (0, 0)  # of the module's input and output (1: sequence first, (T, N, ...)); the model's: 0
 
     def samples(self, inputs) -> np.ndarray:
-        """The module's ``inputs`` as the model's: float64 numpy, batch first, token ids one-hot."""
-        x = inputs.detach().cpu().movedim(self.batch_axes[0], 0)
-        if self.model.layers and isinstance(self.model.layers[0], OneHot):
-            return one_hot(x, self.model.input_shape[-1])
-        return float64_array(x)
+        """The module's ``inputs`` as the model's (`model_input`)."""
+        onehot = self.model.layers and isinstance(self.model.layers[0], OneHot)
+        return model_input(inputs, self.batch_axes[0], self.model.input_shape[-1] if onehot else None)
 
     def outputs(self, values) -> np.ndarray:
         """The module's outputs (or targets in their layout) as the model's: float64 numpy, batch first."""
@@ -1933,6 +1931,13 @@ def _conversion(module, example_input):
     return model, tuple(chain.sources), chain.normalized, chain.axes
 
 
+def model_input(inputs, axis: int = 0, vocabulary: int | None = None) -> np.ndarray:
+    """A module's ``inputs`` (batch axis ``axis``) as its flowlaws model reads them: float64
+    numpy, batch first, token ids as one-hot rows of ``vocabulary`` entries."""
+    x = inputs.detach().cpu().movedim(axis, 0)
+    return one_hot(x, vocabulary) if vocabulary else float64_array(x)
+
+
 def one_hot(tokens, vocabulary: int) -> np.ndarray:
     """Token ids (N, T) as the flowlaws model's input: one-hot rows (N, T, vocabulary)."""
     ids = np.asarray(tokens.detach().cpu() if isinstance(tokens, torch.Tensor) else tokens)
@@ -1998,8 +2003,7 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
     expected = (expected[0] if isinstance(expected, tuple) else expected).movedim(axes[1], 0).numpy()
     unmasked = Sequential(model.input_shape, tuple(layer.mapped(
         lambda x: Dropout(0.0) if isinstance(x, Dropout) else x) for layer in model.layers))
-    x = x.movedim(axes[0], 0)
-    inputs = one_hot(x, vocabulary) if vocabulary else x.numpy()
+    inputs = model_input(x, axes[0], vocabulary)
     got, cache = unmasked.forward(params, inputs)
     # both sides' round-off (the magnitude sweep's bound: a BatchNorm of a column constant
     # over the batch divides its round-off by sqrt(eps)), and a floor for torch's own kernels;
