@@ -213,8 +213,12 @@ def test_an_unwritable_report_dir_exits_2_with_one_line(capsys, tmp_path, make_b
     assert code == 2 and "cannot write reports to" in err and err.count("\n") == 1
 
 
-def test_an_internal_error_exits_3_with_one_line_and_the_traceback_in_a_file(capsys, monkeypatch):
+def test_an_internal_error_exits_3_with_one_line_and_the_traceback_in_a_file(capsys, monkeypatch, tmp_path):
+    import tempfile
+
     import flowlaws.cli
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the file lands in this test's folder, not /tmp
 
     def crash(args):
         raise ZeroDivisionError("boom")
@@ -223,7 +227,7 @@ def test_an_internal_error_exits_3_with_one_line_and_the_traceback_in_a_file(cap
     code, _, err = run_cli(capsys, "laws", "mlp:2-3-1:relu")
     assert code == 3 and "internal error: ZeroDivisionError: boom" in err and err.count("\n") == 1
     path = err.split("traceback is in ")[1].rstrip(")\n")
-    assert "ZeroDivisionError" in Path(path).read_text()
+    assert Path(path).parent == tmp_path and "ZeroDivisionError" in Path(path).read_text()
 
 
 def test_version_and_help_show_exit_codes(capsys):
