@@ -25,6 +25,7 @@ from torch_models import (  # noqa: E402
     FeaturePyramid,
     Functional,
     Inception,
+    LectureHead,
     Llama,
     LlamaAttention,
     Mixer,
@@ -38,6 +39,7 @@ from torch_models import (  # noqa: E402
     TutorialTransformer,
     UNet,
     ViT,
+    WrittenAttention,
     example_for,
     normalizes_a_constant_group,
     torch_modules,
@@ -610,6 +612,43 @@ def test_any_llama_layer_converts_with_torchs_value_and_gradient(heads, grouped,
     x = torch.randn(3, tokens, 8, dtype=torch.float64)
     assert ("kv_heads=1" in Converted.of(module, x).model.spec) == (grouped and heads == 2)
     _assert_torchs_value_and_gradient(module, x)
+
+
+def test_nanogpts_manual_attention_converts_to_the_model_and_parameters_of_its_flash_path():
+    x = torch.randint(0, 8, (2, 5))
+    torch.manual_seed(0)
+    manual = from_torch(NanoGPT(flash=False), x)
+    torch.manual_seed(0)
+    flash = from_torch(NanoGPT(), x)
+    assert manual[0].spec == flash[0].spec and "attention(heads=2,dk=2,dv=2,bias,causal)" in manual[0].spec
+    assert all(np.array_equal(a, b) for a, b in zip(manual[1], flash[1], strict=True))
+
+
+@settings(max_examples=15, deadline=None)
+@given(scale=st.sampled_from(["product", "quotient"]), transpose=st.sampled_from(["-2,-1", "2,3", "mT"]),
+       mask=st.sampled_from(["filled", "added", "none"]), softmax=st.sampled_from(["function", "method", "torch"]),
+       dropout=st.booleans(), tokens=st.integers(2, 5), seed=st.integers(0, 2**16))
+def test_attention_written_by_hand_converts_with_torchs_value_and_gradient(scale, transpose, mask, softmax, dropout,
+                                                                           tokens, seed):
+    """softmax(q @ k^T / sqrt(width), masked causally or not) @ v, written as people write it."""
+    torch.manual_seed(seed)
+    module = WrittenAttention(scale=scale, transpose=transpose, mask=mask, softmax=softmax, dropout=dropout).double()
+    x = torch.randn(3, tokens, 4, dtype=torch.float64)
+    assert Converted.of(module, x).model.spec == (
+        f"seq:{tokens}x4:attention(heads=2,dk=2,dv=2,bias{',causal' * (mask != 'none')}),mean(last),dense(2,bias)")
+    _assert_torchs_value_and_gradient(module, x)
+
+
+@pytest.mark.parametrize(("module", "reason"), [
+    (WrittenAttention(scale="width"), "the scores are scaled by 0.5, not 1/sqrt(width) = 0.707107"),
+    (WrittenAttention(mask="diagonal"), "a masked_fill other than the causal mask's"),
+    (WrittenAttention(dim=-2), "a softmax over dim -2, not the keys"),
+    (LectureHead(), "not q @ k.transpose(-2, -1) of (N, heads, T, width) queries and keys"),
+])
+def test_attention_written_by_hand_that_flowlaws_cannot_read_is_a_one_line_error(module, reason):
+    with pytest.raises(InvalidArgument, match="attention written by hand") as caught:
+        from_torch(module, torch.randn(2, 5, 4))
+    assert reason in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_the_reference_models_read_as_graph_specs():

@@ -750,6 +750,9 @@ def test_a_llama_block_with_hugging_face_s_float32_rotary_angles_is_watched_in_f
         assert bool(monitor.flagged) == flagged and not monitor.errors
 
 
+NANOGPTS = {"nanogpt": {}, "nanogpt-no-bias": {"bias": False}, "nanogpt-manual-attention": {"flash": False}}
+
+
 @pytest.mark.parametrize("name", list(REFERENCE))
 def test_the_reference_models_keep_their_laws_under_sgd_and_adamw_breaks_them(name):
     make, example = REFERENCE[name]
@@ -762,7 +765,7 @@ def test_the_reference_models_keep_their_laws_under_sgd_and_adamw_breaks_them(na
     for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4), False),
                                (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
         # nanoGPT tied, with its dropout
-        net = NanoGPT(bias=name == "nanogpt") if name.startswith("nanogpt") else make().float()
+        net = NanoGPT(**NANOGPTS[name]) if name in NANOGPTS else make().float()
         monitor = _watched(net, optimizer(net.parameters()), x, 10, objective)
         assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
 

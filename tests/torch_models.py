@@ -377,9 +377,9 @@ class LayerNorm(nn.Module):
 
 
 class CausalSelfAttention(nn.Module):
-    """nanoGPT's, verbatim (its flash path)."""
+    """nanoGPT's, verbatim: its flash path, or (``flash=False``, as on torch < 2.0) its manual one."""
 
-    def __init__(self, config):
+    def __init__(self, config, flash=True):
         super().__init__()
         assert config.n_embd % config.n_head == 0
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
@@ -389,6 +389,10 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.n_embd = config.n_embd
         self.dropout = config.dropout
+        self.flash = flash and hasattr(torch.nn.functional, "scaled_dot_product_attention")
+        if not self.flash:
+            self.register_buffer("bias", torch.tril(torch.ones(config.block_size, config.block_size))
+                                 .view(1, 1, config.block_size, config.block_size))
 
     def forward(self, x):
         B, T, C = x.size()
@@ -396,8 +400,15 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        y = torch.nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=None, dropout_p=self.dropout if self.training else 0, is_causal=True)
+        if self.flash:
+            y = torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=None, dropout_p=self.dropout if self.training else 0, is_causal=True)
+        else:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
+            att = F.softmax(att, dim=-1)
+            att = self.attn_dropout(att)
+            y = att @ v
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         y = self.resid_dropout(self.c_proj(y))
         return y
@@ -513,10 +524,10 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config, flash=True):
         super().__init__()
         self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, flash)
         self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
@@ -530,14 +541,14 @@ class NanoGPT(nn.Module):
     """nanoGPT's GPT with its own blocks, weight tying and forward, less what fx cannot
     trace (the assert on the length, the loss and the inference-time last position)."""
 
-    def __init__(self, dropout=0.1, tied=True, **sizes):
+    def __init__(self, dropout=0.1, tied=True, flash=True, **sizes):
         super().__init__()
         config = GPTConfig(dropout=dropout, **sizes)
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
             wpe=nn.Embedding(config.block_size, config.n_embd),
             drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            h=nn.ModuleList([Block(config, flash) for _ in range(config.n_layer)]),
             ln_f=LayerNorm(config.n_embd, bias=config.bias),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
@@ -868,6 +879,8 @@ REFERENCE = {
     "nanogpt": (lambda: NanoGPT(dropout=0.0, tied=False), lambda: torch.randint(0, 8, (4, 5))),
     "nanogpt-no-bias": (lambda: NanoGPT(dropout=0.0, tied=False, bias=False, n_layer=2),
                         lambda: torch.randint(0, 8, (4, 5))),
+    "nanogpt-manual-attention": (lambda: NanoGPT(dropout=0.0, tied=False, flash=False),
+                                 lambda: torch.randint(0, 8, (4, 5))),
     "llama": (lambda: Llama(d=8, heads=2), lambda: torch.randn(4, 5, 8, dtype=torch.float64)),  # rotate_half
     "llama-adjacent-pairs": (lambda: Llama(d=8, heads=2, pairs=True),
                              lambda: torch.randn(4, 5, 8, dtype=torch.float64)),
@@ -876,6 +889,68 @@ REFERENCE = {
     "tutorial-transformer": (lambda: TutorialTransformer(table=torch.float64), lambda: torch.randint(0, 8, (4, 5))),
     "gpt-from-an-encoder": (EncoderGPT, lambda: torch.randint(0, 8, (4, 5))),
 }
+
+
+class WrittenAttention(nn.Module):
+    """Self-attention written by hand, the ways people write it: the scale a product or a
+    quotient, k transposed by ``transpose(-2, -1)``, ``transpose(2, 3)`` or ``.mT``, a
+    causal mask by ``masked_fill`` of a buffer or a float mask added (or none), the softmax
+    as F.softmax, torch.softmax or a method, a dropout or none."""
+
+    def __init__(self, d=4, heads=2, T=5, scale="product", transpose="-2,-1", mask="filled", softmax="function",
+                 dropout=True, dim=-1):
+        super().__init__()
+        self.dim = dim  # the softmax's (-1: over the keys)
+        self.c_attn, self.c_proj, self.head = nn.Linear(d, 3 * d), nn.Linear(d, d), nn.Linear(d, 2)
+        self.heads, self.scale, self.transpose, self.mask, self.softmax = heads, scale, transpose, mask, softmax
+        self.drop = nn.Dropout(0.0) if dropout else nn.Identity()
+        future = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        self.register_buffer("tril", ~future if mask != "diagonal" else ~torch.eye(T, dtype=torch.bool))
+        self.register_buffer("additive", torch.zeros(T, T).masked_fill(future, float("-inf")))
+
+    def forward(self, x):
+        n, t, d = x.shape
+        q, k, v = self.c_attn(x).split(d, 2)
+        q, k, v = (p.view(n, t, self.heads, d // self.heads).transpose(1, 2) for p in (q, k, v))
+        kt = {"-2,-1": lambda: k.transpose(-2, -1), "2,3": lambda: k.transpose(2, 3), "mT": lambda: k.mT}
+        att = q @ kt[self.transpose]()
+        scales = {"product": lambda: att * k.size(-1) ** -0.5, "quotient": lambda: att / math.sqrt(d // self.heads),
+                  "width": lambda: att / (d // self.heads)}
+        att = scales[self.scale]()
+        if self.mask in ("filled", "diagonal"):
+            att = att.masked_fill(self.tril[:t, :t] == 0, float("-inf"))
+        elif self.mask == "added":
+            att = att + self.additive[:t, :t]
+        if self.softmax == "function":
+            att = F.softmax(att, dim=self.dim)
+        elif self.softmax == "method":
+            att = att.softmax(self.dim)
+        else:
+            att = torch.softmax(att, dim=self.dim)
+        y = (self.drop(att) @ v).transpose(1, 2).reshape(n, t, d)
+        return self.head(self.c_proj(y).mean(1))
+
+
+class LectureHead(nn.Module):
+    """One head of self-attention from Karpathy's "Let's build GPT" (gpt.py), verbatim: q, k
+    and v of (B, T, head_size), no heads axis."""
+
+    def __init__(self, n_embd=4, head_size=2, block_size=5):
+        super().__init__()
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+        self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
+
+    def forward(self, x):
+        B, T, C = x.shape  # noqa: RUF059 (verbatim)
+        k = self.key(x)
+        q = self.query(x)
+        wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
+        wei = F.softmax(wei, dim=-1)
+        v = self.value(x)
+        return wei @ v
 
 
 class ThreeProjections(nn.Module):

@@ -45,6 +45,8 @@ by ``nn.Transformer.generate_square_subsequent_mask``; not add_bias_kv),
 self-attention written with ``F.scaled_dot_product_attention`` (nanoGPT's CausalSelfAttention:
 q, k, v from one Linear's split or three Linears, viewed as heads and transposed; is_causal,
 enable_gqa; q and k with a rotary embedding, recognized by its values; back and a Linear),
+or written by hand, ``softmax(q @ k.transpose(-2, -1) / sqrt(width), masked causally or
+not) @ v`` (nanoGPT's manual path: read as that call, `_written_attentions`),
 ``F.layer_norm`` with its own parameters, TransformerEncoderLayer (relu or gelu, norm_first
 either way, the causal mask or none: its attention and feed-forward blocks become two
 residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the
@@ -147,7 +149,9 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "MultiheadAttention (self-attention, batch first or sequence first, with or without biases, "
              "a causal attn_mask: a buffer or made from the length), "
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
-             "(nanoGPT's CausalSelfAttention; q and k may carry RoPE, Hugging Face's or GPT-J's), F.layer_norm, "
+             "(nanoGPT's CausalSelfAttention; q and k may carry RoPE, Hugging Face's or GPT-J's), or written by hand, "
+             "softmax(q @ k.transpose(-2, -1) / sqrt(width), masked causally or not) @ v (nanoGPT's manual path), "
+             "F.layer_norm, "
              "TransformerEncoderLayer and TransformerEncoder "
              "(batch first or sequence first, relu or gelu, pre- or post-norm, the causal mask or none), "
              "Embedding (of the input ids), the sinusoidal position encoding added (a buffer), "
@@ -926,7 +930,7 @@ def _viewed(view, modules, shape, why):
         linear = split.args[0]
         dim = split.args[2] if len(split.args) > 2 else split.kwargs.get("dim", 0)
         if linear.op != "call_module" or not isinstance(modules[linear.target], nn.Linear) or dim % 3 != 2 or \
-                split.args[1] * 3 != modules[linear.target].out_features:
+                shape(source)[-1] * 3 != modules[linear.target].out_features:  # (the split's size, maybe traced)
             raise why(f"{split.name} is not a Linear's output split in three along its last axis")
         return {view, source, split, linear}, (linear.target, source.args[1]), shape(view)[2], linear.args[0]
     if source.op == "call_module" and isinstance(modules[source.target], nn.Linear):
@@ -1120,6 +1124,121 @@ def _functional_norm(node, direct, shape) -> tuple[_Norm, str]:
     return _Norm(tensors[0], tensors[1], float(options.get("eps", 1e-5))), path
 
 
+MATMULS = (operator.matmul, torch.matmul, "matmul")
+SOFTMAX_CALLS = (nn.functional.softmax, torch.softmax, "softmax")
+ADDS = (operator.add, torch.add, "add")
+KEEPING = ("to", "type_as", "float", "double", "contiguous", nn.functional.dropout)  # calls that keep the probabilities
+BLOCKED = -1e30  # a mask's fill at or below this blocks a score: -inf, or a dtype's finfo.min (Hugging Face's)
+
+
+def _written_attentions(graph, traced, modules, constant, known):
+    """The graph with each attention written by hand, ``softmax(q @ k.transpose(-2, -1) *
+    s [masked]) @ v`` with s = 1/sqrt(width) (nanoGPT's manual path), replaced by
+    ``F.scaled_dot_product_attention(q, k, v, is_causal=...)``, which `_split_attentions`
+    reads: the same function. The scores may be scaled by a product or a quotient, masked
+    by ``masked_fill`` of a constant condition or by adding a constant, and the
+    probabilities pass a dropout or a dtype cast. Any other scale, or a mask that is not
+    the causal one, is a one-line error. The rewrite is on a copy of the graph (the
+    module's own still runs: its constants, the conversion's check); ``known`` gets the
+    shapes of the new nodes."""
+    found = [(node, read) for node in graph.nodes if _is_call(node, *SOFTMAX_CALLS)
+             and (read := _probabilities_read(node, modules)) is not None]
+    if not found:
+        return graph
+    if graph is traced.graph:
+        graph = copy.deepcopy(graph)
+        graph.owning_module = traced  # (its get_attr nodes read the module's attributes)
+    nodes = {n.name: n for n in graph.nodes}
+    for softmax, (passed, end) in found:
+        softmax, end = nodes[softmax.name], nodes[end.name]
+
+        def why(reason, end=end):
+            return InvalidArgument(f"{end.name}: attention written by hand: {reason}; flowlaws converts "
+                                   "softmax(q @ k.transpose(-2, -1) / sqrt(width), masked causally or not) @ v of "
+                                   "(N, heads, T, width) queries, keys and values (nanoGPT's manual path)")
+
+        q, k, causal, scored = _scores(softmax, constant, lambda n: known.get(n.name), why)
+        v = end.args[1]
+        with graph.inserting_before(end):
+            attention = graph.create_node("call_function", ATTENTION, (q, k, v), {"is_causal": causal},
+                                          name=f"{end.name}_attention")
+        known[attention.name] = known.get(end.name)
+        end.replace_all_uses_with(attention)
+        _erase_unused(graph, [end, *(nodes[n.name] for n in passed), softmax, *scored])
+    return graph
+
+
+def _probabilities_read(softmax, modules):
+    """(the nodes between, the matmul) where a softmax's output, through calls that keep its
+    values (a dropout, a dtype cast: `KEEPING`), is the first operand of a matmul; None
+    when it is not (a softmax over the classes)."""
+    passed, node = [], softmax
+    while len(node.users) == 1:
+        user = next(iter(node.users))
+        if _is_call(user, *MATMULS) and user.args[0] is node:
+            return passed, user
+        dropout = user.op == "call_module" and isinstance(modules.get(user.target), nn.Dropout | nn.Identity)
+        if not (dropout or _is_call(user, *KEEPING)):
+            return None
+        passed.append(user)
+        node = user
+    return None
+
+
+def _scores(softmax, constant, shape, why) -> tuple:
+    """(q, k, causal, the nodes from the scores' product to the softmax) of a softmax's
+    input, ``(q @ k.transpose(-2, -1)) * s`` (or ``/ c``), masked or not (`_written_attentions`)."""
+    dim = softmax.args[1] if len(softmax.args) > 1 else softmax.kwargs.get("dim")
+    node, scored, causal = softmax.args[0], [], False
+    if not isinstance(dim, int) or dim not in (-1, 3):
+        raise why(f"a softmax over dim {dim}, not the keys (dim=-1)")
+    if _is_call(node, "masked_fill", torch.masked_fill):
+        fill = node.args[2] if len(node.args) > 2 else node.kwargs.get("value")
+        condition = constant.get(node.args[1]) if isinstance(node.args[1], torch.fx.Node) else None
+        if not isinstance(fill, int | float) or fill > BLOCKED or not isinstance(condition, torch.Tensor) or \
+                condition.dtype != torch.bool or not _is_causal(condition):
+            raise why("a masked_fill other than the causal mask's (-inf above the diagonal)")
+        scored.append(node)
+        node, causal = node.args[0], True
+    elif _is_call(node, *ADDS) and any(isinstance(constant.get(x), torch.Tensor) for x in _operands(node)):
+        mask = next(constant.get(x) for x in _operands(node) if isinstance(constant.get(x), torch.Tensor))
+        if mask.dtype == torch.bool or not _is_causal(mask):
+            raise why("an added mask other than the causal one (-inf above the diagonal, 0 elsewhere)")
+        scored.append(node)
+        node, causal = next(x for x in node.args[:2] if constant.get(x) is None), True
+    product = next((x for x in node.args[:2] if _is_call(x, *MATMULS)), None) if _is_call(
+        node, operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div") else None
+    if product is None:
+        raise why("the scores are not q @ k.transpose(-2, -1) scaled by a number")
+    factor = next(x for x in node.args[:2] if x is not product)
+    factor = float(constant.get(factor) if isinstance(factor, torch.fx.Node) else factor)
+    scale = 1 / factor if _is_call(node, operator.truediv, torch.div, "div") else factor
+    q, transposed = product.args[:2]
+    k = transposed.args[0] if isinstance(transposed, torch.fx.Node) else None
+    order = _order(transposed, 4) if _is_call(transposed, *MOVES) or \
+        (_is_call(transposed, builtins.getattr) and transposed.args[1] == "mT") else None
+    if order != [0, 1, 3, 2] or shape(q) is None or len(shape(q)) != 4:
+        raise why("the scores are not q @ k.transpose(-2, -1) of (N, heads, T, width) queries and keys")
+    width = shape(q)[-1]
+    if abs(scale * math.sqrt(width) - 1) > 1e-12:
+        raise why(f"the scores are scaled by {scale:.6g}, not 1/sqrt(width) = {1 / math.sqrt(width):.6g}")
+    return q, k, causal, [*scored, node, product, transposed]
+
+
+def _erase_unused(graph, removed: list) -> None:
+    """Erase ``removed`` and what they alone read (a mask's buffer, a scale's sizes), last
+    first, once nothing uses them."""
+    behind, stack = set(removed), list(removed)
+    while stack:
+        for y in _operands(stack.pop()):
+            if y not in behind:
+                behind.add(y)
+                stack.append(y)
+    for node in reversed(list(graph.nodes)):
+        if node in behind and not node.users and node.op not in ("placeholder", "output"):
+            graph.erase_node(node)
+
+
 def _split_attentions(graph, modules, shape, values) -> tuple[set, dict]:
     """Every F.scaled_dot_product_attention of self-attention written with its projections
     (`_Projections`): (the nodes it replaces, {its output projection's node: (x, source)});
@@ -1218,16 +1337,16 @@ class _Constants:
         module does not run on the example)."""
         if self._values is None:
             self._values = {}
-            reads = {n for n in self.traced.graph.nodes if n.op == "placeholder"}  # the input's entries
+            reads = {n.name for n in self.traced.graph.nodes if n.op == "placeholder"}  # the input's entries
             for n in self.traced.graph.nodes:
-                if any(y in reads for y in _operands(n)) and not _reads_shape(n):
-                    reads.add(n)
+                if any(y.name in reads for y in _operands(n)) and not _reads_shape(n):
+                    reads.add(n.name)  # (by name: the recorder runs the twin's nodes)
             values = self._values
 
             class Recorder(torch.fx.Interpreter):
                 def run_node(self, n):
                     result = super().run_node(n)
-                    if n not in reads:
+                    if n.name not in reads:
                         values[n.name] = result
                     return result
 
@@ -1354,6 +1473,7 @@ def _traced(module, chain: _Chain, example_input):
                                   f"{len(values)} computed values; flowlaws converts chains (with additive skips)")
         return values[0]
 
+    graph = _written_attentions(graph, traced, modules, constant, known)
     interior, ends = _split_attentions(graph, modules, shape, _rope_of(constant))
     for node in graph.nodes:
         operands = _operands(node)
@@ -1544,11 +1664,22 @@ def _causal(node, module, known) -> bool:
         raise _unsupported(node.target, module, f"an {name} that is not a (T, T) constant; register the causal "
                                                 "mask with register_buffer, or make it from the length "
                                                 "(nn.Transformer.generate_square_subsequent_mask(T))")
-    future = torch.triu(torch.ones(tensor.shape, dtype=torch.bool), 1)
-    blocked = tensor.cpu() if tensor.dtype == torch.bool else torch.isneginf(tensor.cpu())
-    if not torch.equal(blocked, future) or (tensor.dtype != torch.bool and torch.any(tensor.cpu()[~future] != 0)):
+    if not _is_causal(tensor):
         raise _unsupported(node.target, module, f"an {name} other than the causal one")
     return True
+
+
+def _is_causal(mask) -> bool:
+    """Whether a constant (..., T, T) mask blocks the future alone, alike at every leading
+    index: True (bool), or -inf (added; BLOCKED or below), above the diagonal, and False or 0
+    elsewhere."""
+    if mask.dim() < 2 or mask.shape[-1] != mask.shape[-2]:
+        return False
+    mask = mask.detach().cpu()
+    future = torch.triu(torch.ones(mask.shape[-2:], dtype=torch.bool), 1).expand(mask.shape)
+    if mask.dtype == torch.bool:
+        return torch.equal(mask, future)
+    return torch.equal(mask <= BLOCKED, future) and not torch.any(mask[~future] != 0)
 
 
 def _batch_first(module) -> bool:
