@@ -113,6 +113,12 @@ MODELS = {  # name: (factory, input shape (an int: token ids of that length), ba
     # the same GPT on 4 times the tokens a step: the step grows with them, the monitor does not
     "GPT 4x256, T=64, batch 64 (3.4M)": (GPT, 64, 64, {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}),
 }
+# GPT-2 small's size (12 blocks of width 768, 12 heads, its 50,257 tokens; 124M parameters) on one
+# sequence of its 1,024-token context a step, the fewest tokens it trains on: ``--gpt-small``
+# (steps of about 7 s here, 12 GB)
+GPT_SMALL = {"GPT-2 small size, T=1024, batch 1 (124M)": (
+    lambda: GPT(vocabulary=50257, d=768, heads=12, T=1024, blocks=12), 1024, 1,
+    {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4})}
 
 
 def _batch(shape, batch):
@@ -161,7 +167,7 @@ def overhead(name: str, steps: int, rounds: int) -> dict:
     conversion outside the timing), so both sides share the machine's noise: the overhead
     is the median over rounds of a watched round's time over the plain round's just before
     it (and its quartiles: how much the machine moved); the step times are medians."""
-    make, shape, batch, settings = MODELS[name]
+    make, shape, batch, settings = {**MODELS, **GPT_SMALL}[name]
     torch.manual_seed(0)
     net = make()
     opt = torch.optim.SGD(net.parameters(), **settings)
@@ -237,6 +243,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--steps", type=int, default=20, help="steps per timing (big models: a quarter)")
     parser.add_argument("--quick", action="store_true", help="skip ResNet-18 and the GPT")
+    parser.add_argument("--gpt-small", action="store_true",
+                        help="also GPT-2 small's size (124M parameters, 1,024 tokens a step; about 8 min)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds a model (default 25; ResNet-18 and the GPT 7)")
     parser.add_argument("--verdict-steps", type=int, default=1000, help="SGD steps of the float32 verdicts")
     args = parser.parse_args(argv)
@@ -247,6 +255,8 @@ def main(argv=None) -> int:
         if big and args.quick:
             continue
         rows.append(overhead(name, max(2, args.steps // 4) if big else args.steps, args.rounds or (7 if big else 25)))
+    if args.gpt_small:  # 2 steps a round, 5 rounds (each round's monitor converts the model again: about 50 s)
+        rows += [overhead(name, 2, args.rounds or 5) for name in GPT_SMALL]
     judged = [verdicts(name, args.verdict_steps) for name in MODELS if name.startswith("MLP 64-") and "26k" not in name]
     doc = {"monitor": rows, "verdicts": judged, "conversion_s": conversion_seconds(), "threads": note,
            "engine_vs_torch": engine_against_torch(), "targets": {"overhead": 0.10, "conversion_s": 1.0,

@@ -314,6 +314,31 @@ def test_a_sinusoidal_encoding_breaks_the_laws_across_it_and_keeps_the_others(T,
     assert pointwise(model, Square(), params, X, Y, crossing).effect > 1e3
 
 
+@settings(max_examples=15, deadline=None)
+@given(scale=st.sampled_from([0.25, 1.0, 3.0]), causal=st.booleans(), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_an_attention_scale_multiplies_its_scores_and_keeps_every_law(scale, causal, bias, seed):
+    """softmax(s q k^T): the default's function with Wq times s sqrt(dk); its gradient
+    matches autograd's through its generic code; its laws are the default's, each holds
+    pointwise, and discovery finds no other."""
+    options = ",causal" * causal + ",bias" * bias
+    spec = "seq:3x4:attention(heads=2,dk=2,dv=2{}),mean(last),dense(2)"
+    model, default = parse(spec.format(f"{options},scale={scale:g}")), parse(spec.format(options))
+    params, X, Y = _data(model, seed)
+    queries = [k for k, (name, _) in enumerate(model.param_specs) if ".Wq" in name or ".bq" in name]
+    rescaled = [w * scale * np.sqrt(2) if k in queries else w for k, w in enumerate(params)]
+    assert np.allclose(model.forward(params, X)[0], default.forward(rescaled, X)[0], rtol=1e-12, atol=1e-14)
+    _, grads, magnitude = gradient_and_magnitude(model, Square(), params, X, Y)
+    generic = autograd.grad(lambda p: Square().value(model.apply(p, X, fused=False), Y))(params)
+    assert np.all(np.abs(flatten(grads) - flatten(generic)) <= 2 * tolerance(flatten(magnitude),
+                                                                          accumulation_length(model, X)))
+    derived = laws(model)
+    assert [law.formula for law in derived] == [law.formula for law in laws(default)]
+    assert pointwise(model, Square(), params, X, Y, derived).effect <= 1
+    if seed % 5 == 0:  # discovery, on a fifth of the draws
+        found = discover(model, degree=0)
+        assert found.complete and found.count == found.derived
+
+
 def test_a_causal_mask_keeps_every_law_of_attention_and_no_more():
     """The mask acts on the scores alone: the GL symmetries stay, and discovery finds
     exactly the derived laws; the flow conserves them and later positions never reach

@@ -614,6 +614,17 @@ def test_any_llama_layer_converts_with_torchs_value_and_gradient(heads, grouped,
     _assert_torchs_value_and_gradient(module, x)
 
 
+@pytest.mark.parametrize("scale", [None, 0.5 ** 0.5, 0.25, 1.0])
+def test_scaled_dot_product_attentions_scale_converts_to_attentions_scale(scale):
+    """F.scaled_dot_product_attention(..., scale=s): its default (None, or 1/sqrt(width)
+    given) is attention's; any other s is ``scale=s``."""
+    module = ThreeProjections(scale=scale).double()
+    x = torch.randn(3, 5, 4, dtype=torch.float64)
+    spec = Converted.of(module, x).model.spec
+    assert ("scale=" in spec) == (scale in (0.25, 1.0)) and (scale not in (0.25, 1.0) or f"scale={scale:g})" in spec)
+    _assert_torchs_value_and_gradient(module, x)
+
+
 def test_nanogpts_manual_attention_converts_to_the_model_and_parameters_of_its_flash_path():
     x = torch.randint(0, 8, (2, 5))
     torch.manual_seed(0)
@@ -625,22 +636,23 @@ def test_nanogpts_manual_attention_converts_to_the_model_and_parameters_of_its_f
 
 
 @settings(max_examples=15, deadline=None)
-@given(scale=st.sampled_from(["product", "quotient"]), transpose=st.sampled_from(["-2,-1", "2,3", "mT"]),
+@given(scale=st.sampled_from(["product", "quotient", "width"]), transpose=st.sampled_from(["-2,-1", "2,3", "mT"]),
        mask=st.sampled_from(["filled", "added", "none"]), softmax=st.sampled_from(["function", "method", "torch"]),
        dropout=st.booleans(), tokens=st.integers(2, 5), seed=st.integers(0, 2**16))
 def test_attention_written_by_hand_converts_with_torchs_value_and_gradient(scale, transpose, mask, softmax, dropout,
                                                                            tokens, seed):
-    """softmax(q @ k^T / sqrt(width), masked causally or not) @ v, written as people write it."""
+    """softmax(q @ k^T * s, masked causally or not) @ v, written as people write it: s is
+    1/sqrt(width) (the default), or any other factor (1/width here, muP's: scale=0.5)."""
     torch.manual_seed(seed)
     module = WrittenAttention(scale=scale, transpose=transpose, mask=mask, softmax=softmax, dropout=dropout).double()
     x = torch.randn(3, tokens, 4, dtype=torch.float64)
+    options = ",causal" * (mask != "none") + ",scale=0.5" * (scale == "width")
     assert Converted.of(module, x).model.spec == (
-        f"seq:{tokens}x4:attention(heads=2,dk=2,dv=2,bias{',causal' * (mask != 'none')}),mean(last),dense(2,bias)")
+        f"seq:{tokens}x4:attention(heads=2,dk=2,dv=2,bias{options}),mean(last),dense(2,bias)")
     _assert_torchs_value_and_gradient(module, x)
 
 
 @pytest.mark.parametrize(("module", "reason"), [
-    (WrittenAttention(scale="width"), "the scores are scaled by 0.5, not 1/sqrt(width) = 0.707107"),
     (WrittenAttention(mask="diagonal"), "a masked_fill other than the causal mask's"),
     (WrittenAttention(dim=-2), "a softmax over dim -2, not the keys"),
     (LectureHead(), "not q @ k.transpose(-2, -1) of (N, heads, T, width) queries and keys"),

@@ -956,8 +956,9 @@ class LectureHead(nn.Module):
 class ThreeProjections(nn.Module):
     """Self-attention with three projections (as many Hugging Face models write it, less RoPE)."""
 
-    def __init__(self, d=4, heads=2, leak=False, mask=False, kv_heads=None):
+    def __init__(self, d=4, heads=2, leak=False, mask=False, kv_heads=None, scale=None):
         super().__init__()
+        self.scale = scale  # F.scaled_dot_product_attention's (None: 1/sqrt(width))
         kv = d // heads * (kv_heads or heads)
         self.q, self.k, self.v, self.o = nn.Linear(d, d), nn.Linear(d, kv), nn.Linear(d, kv), nn.Linear(d, d)
         self.heads, self.kv_heads, self.leak = heads, kv_heads or heads, leak
@@ -968,6 +969,7 @@ class ThreeProjections(nn.Module):
         n, t, d = x.shape
         q, k, v = (p(x).view(n, t, heads, d // self.heads).transpose(1, 2)
                    for p, heads in ((self.q, self.heads), (self.k, self.kv_heads), (self.v, self.kv_heads)))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.allowed, enable_gqa=self.kv_heads != self.heads)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.allowed, enable_gqa=self.kv_heads != self.heads,
+                                           scale=self.scale)
         y = self.o(y.transpose(1, 2).reshape(n, t, d))
         return self.head((y + q.transpose(1, 2).reshape(n, t, d) if self.leak else y).mean(1))

@@ -45,8 +45,9 @@ by ``nn.Transformer.generate_square_subsequent_mask``; not add_bias_kv),
 self-attention written with ``F.scaled_dot_product_attention`` (nanoGPT's CausalSelfAttention:
 q, k, v from one Linear's split or three Linears, viewed as heads and transposed; is_causal,
 enable_gqa; q and k with a rotary embedding, recognized by its values; back and a Linear),
-or written by hand, ``softmax(q @ k.transpose(-2, -1) / sqrt(width), masked causally or
-not) @ v`` (nanoGPT's manual path: read as that call, `_written_attentions`),
+or written by hand, ``softmax(q @ k.transpose(-2, -1) * s, masked causally or not) @ v``
+(nanoGPT's manual path: read as that call, `_written_attentions`; s other than 1/sqrt(width),
+muP's 1/width, as F.scaled_dot_product_attention's ``scale``, is ``attention(...,scale=s)``),
 ``F.layer_norm`` with its own parameters, TransformerEncoderLayer (relu or gelu, norm_first
 either way, the causal mask or none: its attention and feed-forward blocks become two
 residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the
@@ -150,7 +151,7 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "a causal attn_mask: a buffer or made from the length), "
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
              "(nanoGPT's CausalSelfAttention; q and k may carry RoPE, Hugging Face's or GPT-J's), or written by hand, "
-             "softmax(q @ k.transpose(-2, -1) / sqrt(width), masked causally or not) @ v (nanoGPT's manual path), "
+             "softmax(q @ k.transpose(-2, -1) * s, masked causally or not) @ v (nanoGPT's manual path; any scale s), "
              "F.layer_norm, "
              "TransformerEncoderLayer and TransformerEncoder "
              "(batch first or sequence first, relu or gelu, pre- or post-norm, the causal mask or none), "
@@ -422,6 +423,7 @@ class _Projections:
     kv_heads: int = 0  # F.scaled_dot_product_attention(..., enable_gqa=True) of fewer key/value heads
     rope: str = ""  # the pairs RoPE rotates in q and k (`_derived`): "adjacent", "halves", or none
     rope_base: float = ROPE_BASE
+    scale: float = 0.0  # the scores' factor (F.scaled_dot_product_attention's scale); 0: 1/sqrt(width)
 
     def converted(self, read):
         def pair(linear, rows=slice(None)):
@@ -432,8 +434,9 @@ class _Projections:
             projections = [pair(self.qkv[0], slice(k * d, (k + 1) * d)) for k in range(3)]
         else:
             projections = [pair(linear) for linear in self.qkv]
-        return _heads(projections, pair(self.out), self.heads, self.causal, self.kv_heads, self.rope,
-                      self.rope_base)
+        layer, params = _heads(projections, pair(self.out), self.heads, self.causal, self.kv_heads, self.rope,
+                               self.rope_base)
+        return dataclasses.replace(layer, scale=_scale(self.scale, layer.dk)), params
 
 
 @dataclass(frozen=True)
@@ -1134,11 +1137,11 @@ BLOCKED = -1e30  # a mask's fill at or below this blocks a score: -inf, or a dty
 def _written_attentions(graph, traced, modules, constant, known):
     """The graph with each attention written by hand, ``softmax(q @ k.transpose(-2, -1) *
     s [masked]) @ v`` with s = 1/sqrt(width) (nanoGPT's manual path), replaced by
-    ``F.scaled_dot_product_attention(q, k, v, is_causal=...)``, which `_split_attentions`
-    reads: the same function. The scores may be scaled by a product or a quotient, masked
-    by ``masked_fill`` of a constant condition or by adding a constant, and the
-    probabilities pass a dropout or a dtype cast. Any other scale, or a mask that is not
-    the causal one, is a one-line error. The rewrite is on a copy of the graph (the
+    ``F.scaled_dot_product_attention(q, k, v, is_causal=..., scale=s)``, which
+    `_split_attentions` reads: the same function. The scores may be scaled by a product or a
+    quotient (by any number: s, computed or not), masked by ``masked_fill`` of a constant
+    condition or by adding a constant, and the probabilities pass a dropout or a dtype cast.
+    A mask that is not the causal one is a one-line error. The rewrite is on a copy of the graph (the
     module's own still runs: its constants, the conversion's check); ``known`` gets the
     shapes of the new nodes."""
     found = [(node, read) for node in graph.nodes if _is_call(node, *SOFTMAX_CALLS)
@@ -1154,13 +1157,13 @@ def _written_attentions(graph, traced, modules, constant, known):
 
         def why(reason, end=end):
             return InvalidArgument(f"{end.name}: attention written by hand: {reason}; flowlaws converts "
-                                   "softmax(q @ k.transpose(-2, -1) / sqrt(width), masked causally or not) @ v of "
+                                   "softmax(q @ k.transpose(-2, -1) * scale, masked causally or not) @ v of "
                                    "(N, heads, T, width) queries, keys and values (nanoGPT's manual path)")
 
-        q, k, causal, scored = _scores(softmax, constant, lambda n: known.get(n.name), why)
+        q, k, causal, scale, scored = _scores(softmax, constant, lambda n: known.get(n.name), why)
         v = end.args[1]
         with graph.inserting_before(end):
-            attention = graph.create_node("call_function", ATTENTION, (q, k, v), {"is_causal": causal},
+            attention = graph.create_node("call_function", ATTENTION, (q, k, v), {"is_causal": causal, "scale": scale},
                                           name=f"{end.name}_attention")
         known[attention.name] = known.get(end.name)
         end.replace_all_uses_with(attention)
@@ -1186,7 +1189,7 @@ def _probabilities_read(softmax, modules):
 
 
 def _scores(softmax, constant, shape, why) -> tuple:
-    """(q, k, causal, the nodes from the scores' product to the softmax) of a softmax's
+    """(q, k, causal, s, the nodes from the scores' product to the softmax) of a softmax's
     input, ``(q @ k.transpose(-2, -1)) * s`` (or ``/ c``), masked or not (`_written_attentions`)."""
     dim = softmax.args[1] if len(softmax.args) > 1 else softmax.kwargs.get("dim")
     node, scored, causal = softmax.args[0], [], False
@@ -1219,10 +1222,15 @@ def _scores(softmax, constant, shape, why) -> tuple:
         (_is_call(transposed, builtins.getattr) and transposed.args[1] == "mT") else None
     if order != [0, 1, 3, 2] or shape(q) is None or len(shape(q)) != 4:
         raise why("the scores are not q @ k.transpose(-2, -1) of (N, heads, T, width) queries and keys")
-    width = shape(q)[-1]
-    if abs(scale * math.sqrt(width) - 1) > 1e-12:
-        raise why(f"the scores are scaled by {scale:.6g}, not 1/sqrt(width) = {1 / math.sqrt(width):.6g}")
-    return q, k, causal, [*scored, node, product, transposed]
+    if not scale > 0:
+        raise why(f"the scores are scaled by {scale:.6g}; flowlaws' attention scales them by a positive number")
+    return q, k, causal, scale, [*scored, node, product, transposed]
+
+
+def _scale(scale, width: int) -> float:
+    """An attention's ``scale`` option: 0 (its default, 1/sqrt(width)) for None or that value
+    to 1e-12, else the factor."""
+    return 0.0 if scale is None or abs(scale * math.sqrt(width) - 1) <= 1e-12 else float(scale)
 
 
 def _erase_unused(graph, removed: list) -> None:
@@ -1257,8 +1265,11 @@ def _split_attentions(graph, modules, shape, values) -> tuple[set, dict]:
 
         options = dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"), node.args[3:],
                            strict=False)) | node.kwargs
-        if options.get("attn_mask") is not None or options.get("scale") is not None:
-            raise why("a mask or a scale")  # (dropout_p: a mask on the probabilities keeps every GL law)
+        if options.get("attn_mask") is not None:
+            raise why("a mask")  # (dropout_p: a mask on the probabilities keeps every GL law)
+        if options.get("scale") is not None and not (isinstance(options["scale"], int | float) and
+                                                     options["scale"] > 0):
+            raise why(f"a scale of {options['scale']!r}; give a positive number")
         parts, rope, repeats, constants = [], [], [], []
         for x in node.args[:3]:  # q, k, v: plain, or with RoPE and key/value heads repeated (`_derived`)
             try:
@@ -1299,7 +1310,7 @@ def _split_attentions(graph, modules, shape, values) -> tuple[set, dict]:
             raise why(f"{leaks[0].name} is used outside the attention")
         qkv = tuple(dict.fromkeys(modules[path] for path, _ in linears))
         source = _Projections(qkv, modules[end.target], heads, bool(options.get("is_causal")),
-                              kv_heads if grouped else 0, *rope[0])
+                              kv_heads if grouped else 0, *rope[0], options.get("scale") or 0.0)
         interior |= inside
         ends[end] = (parts[0][3], source, end.target.rpartition(".")[0])  # the attention module's path
     return interior, ends

@@ -1,17 +1,19 @@
-"""attention(heads=H,dk=K,dv=V[,kv_heads=G][,rope][,rope_halves][,qknorm][,bias][,causal]): multi-head
-self-attention on sequences (N, T, d), and its symmetries per head.
+"""attention(heads=H,dk=K,dv=V[,kv_heads=G][,rope][,rope_halves][,qknorm][,bias][,causal][,scale=s]):
+multi-head self-attention on sequences (N, T, d), and its symmetries per head.
 
-    y = sum_h softmax(q_h k_h^T / sqrt(dk)) X Wv_g(h) Wo_h,   q_h = R(n(X Wq_h)), k_h = R(n(X Wk_g(h)))
+    y = sum_h softmax(s q_h k_h^T) X Wv_g(h) Wo_h,   q_h = R(n(X Wq_h)), k_h = R(n(X Wk_g(h)))
 
 with Wq_h, Wk_g in R^{d x dk}, Wv_g in R^{d x dv}, Wo_h in R^{dv x d}, softmax over the
 keys (the last axis). ``kv_heads`` G (grouped-query attention; G divides H): query head
 h reads key/value head g(h) = h // (H / G); G = H (the default) is plain multi-head
-attention. ``qknorm``: n is an RMSNorm of each query and key over its dk features (no
-gain, eps = 0); otherwise n is the identity. ``rope``: R rotates each pair of adjacent
-features (2i, 2i + 1) of the query and key at position t by the angle t * b^(-2i/dk)
-(dk even; Meta's Llama, GPT-J; the base b is ``rope_base``, 10000 unless given: Llama 3's
-is 500000); with ``rope_halves`` the pairs are (i, i + dk/2) (``rotate_half``: GPT-NeoX,
-Hugging Face's Llama); otherwise R is the identity.
+attention. ``scale`` s: the scores' factor, 1/sqrt(dk) unless given (muP's 1/dk; 1, as T5):
+a constant factor of the scores changes no symmetry below. ``qknorm``: n is an RMSNorm of
+each query and key over its dk features (no gain, eps = 0); otherwise n is the identity.
+``rope``: R rotates each pair of adjacent features (2i, 2i + 1) of the query and key at
+position t by the angle t * b^(-2i/dk) (dk even; Meta's Llama, GPT-J; the base b is
+``rope_base``, 10000 unless given: Llama 3's is 500000); with ``rope_halves`` the pairs are
+(i, i + dk/2) (``rotate_half``: GPT-NeoX, Hugging Face's Llama); otherwise R is the
+identity.
 ``causal``: position t attends to positions s <= t only (the softmax runs over those keys;
 a GPT's mask). The mask acts on the scores alone, so every symmetry below is kept: it
 leaves the scores and the values unchanged.
@@ -72,6 +74,7 @@ class Attention(Layer):
     causal: bool = False
     rope_halves: bool = False  # RoPE's pairs are (i, i + dk/2), not (2i, 2i + 1)
     rope_base: float = ROPE_BASE  # RoPE's frequencies are rope_base^(-2i/dk)
+    scale: float = 0.0  # the scores' factor; 0: 1/sqrt(dk)
     kind: ClassVar[str] = "attention"
     example: ClassVar[str] = "seq:3x3:attention(heads=1,dk=2,dv=2),flatten,dense(1)"
     family: ClassVar[str] = "attn"
@@ -89,6 +92,14 @@ class Attention(Layer):
             raise InvalidArgument("attention: rope_halves and rope_base set RoPE's pairs and angles; add rope")
         if not (isinstance(self.rope_base, int | float) and self.rope_base > 1):
             raise InvalidArgument(f"attention: rope_base must be a number above 1, got {self.rope_base!r}")
+        if not (isinstance(self.scale, int | float) and np.isfinite(self.scale) and self.scale >= 0):
+            raise InvalidArgument(f"attention: scale multiplies the scores; give a positive number (0: 1/sqrt(dk)), "
+                                  f"got {self.scale!r}")
+
+    @property
+    def factor(self) -> float:
+        """The scores' factor s: ``scale``, or 1/sqrt(dk)."""
+        return self.scale or 1.0 / np.sqrt(self.dk)
 
     @property
     def groups(self) -> int:
@@ -229,7 +240,7 @@ class Attention(Layer):
                 cos, sin = self._angles(x.shape[1])
                 q, k = (self._paired(anp, a * cos - b * sin, a * sin + b * cos, u.shape)
                         for u in (q, k) for a, b in [self._pairs(u)])
-            scores = anp.einsum("ntk,nsk->nts", q, k) / np.sqrt(self.dk)
+            scores = anp.einsum("ntk,nsk->nts", q, k) * self.factor
             if self.causal:
                 scores = anp.where(self._future(x.shape[1]), -np.inf, scores)
             e = anp.exp(scores - anp.max(scores, axis=-1, keepdims=True))
@@ -258,7 +269,7 @@ class Attention(Layer):
             sq, sk = aux[6], aux[7]
             (Q, bq), (K, bk) = (self._bound(U0, s) for U0, s in ((Q0, sq), (K0, sk)))
             bounds = (bq, bk)
-        S = (Q @ K.swapaxes(-1, -2)) / np.sqrt(self.dk)
+        S = (Q @ K.swapaxes(-1, -2)) * self.factor
         if aux is None:
             future = self._future(S.shape[-1]) if self.causal else np.zeros(S.shape[-2:], bool)
             E = np.where(future, 0.0, np.exp(S - np.where(future, -np.inf, S.real).max(axis=-1, keepdims=True)))
@@ -293,7 +304,7 @@ class Attention(Layer):
         dH = np.ascontiguousarray((dy @ Wo.T).reshape(n, t, heads, -1).transpose(0, 2, 1, 3))
         dA = dH @ V.swapaxes(-1, -2)
         dV = A.swapaxes(-1, -2) @ dH
-        dS = A * (dA + (-1.0, 1.0)[magnitude] * (dA * A).sum(axis=-1, keepdims=True)) / np.sqrt(self.dk)
+        dS = A * (dA + (-1.0, 1.0)[magnitude] * (dA * A).sum(axis=-1, keepdims=True)) * self.factor
         bq, bk = bounds if magnitude else (None, None)
         dQ = self._untransform(dS @ K, Q0, sq, magnitude, bq)
         dK = self._untransform(dS.swapaxes(-1, -2) @ Q, K0, sk, magnitude, bk)
@@ -409,7 +420,7 @@ class Attention(Layer):
                          ",rope_halves" if self.rope_halves else "",
                          f",rope_base={fmt(self.rope_base)}" if self.rope_base != ROPE_BASE else "",
                          ",qknorm" if self.qknorm else "", ",bias" if self.bias else "",
-                         ",causal" if self.causal else ""])
+                         ",causal" if self.causal else "", f",scale={fmt(self.scale)}" if self.scale else ""])
         return f"attention(heads={self.heads},dk={self.dk},dv={self.dv}{extra})"
 
     @classmethod
