@@ -339,6 +339,25 @@ def test_an_attention_scale_multiplies_its_scores_and_keeps_every_law(scale, cau
         assert found.complete and found.count == found.derived
 
 
+@pytest.mark.parametrize("spec", ["seq:3x3:attention(heads=1,dk=2,dv=2,out_bias),flatten,dense(1)",
+                                  "seq:3x4:dense(4,bias),attention(heads=2,dk=2,dv=2,causal,out_bias),layernorm,dense(2)",
+                                  "seq:3x4:residual[layernorm,attention(heads=2,dk=2,dv=2,out_bias)],mean(last),dense(2)"])
+def test_attention_with_its_output_bias_alone_has_every_law_discovery_finds(spec):
+    """bo joins Wo's columns (the output features' rescaling, and the shifts a LayerNorm
+    after it removes); no query, key or value bias."""
+    model = parse(spec)
+    found = discover(model, degree=0)
+    assert found.complete and found.count == found.derived
+    params, X, Y = _data(model, 0)
+    _, grads, magnitude = gradient_and_magnitude(model, Square(), params, X, Y)
+    generic = autograd.grad(lambda p: Square().value(model.apply(p, X, fused=False), Y))(params)
+    assert np.all(np.abs(flatten(grads) - flatten(generic)) <= 2 * tolerance(flatten(magnitude),
+                                                                          accumulation_length(model, X)))
+    assert pointwise(model, Square(), params, X, Y, laws(model)).effect <= 1
+    with pytest.raises(InvalidArgument, match="drop out_bias"):
+        parse(spec.replace("out_bias", "bias,out_bias"))
+
+
 def test_a_causal_mask_keeps_every_law_of_attention_and_no_more():
     """The mask acts on the scores alone: the GL symmetries stay, and discovery finds
     exactly the derived laws; the flow conserves them and later positions never reach

@@ -24,12 +24,15 @@ from torch_models import (  # noqa: E402
     EncoderGPT,
     FeaturePyramid,
     Functional,
+    GPTLanguageModel,
+    Head,
     Inception,
-    LectureHead,
+    LectureBlock,
     Llama,
     LlamaAttention,
     Mixer,
     MobileNetV2,
+    MultiHeadAttention,
     NanoGPT,
     SequenceFirst,
     SquaredReLU,
@@ -592,7 +595,8 @@ def _assert_torchs_value_and_gradient(module, x):
     module's output read batch first."""
     converted = Converted.of(module, x)
     inputs = converted.samples(x)
-    out = module(x).movedim(converted.batch_axes[1], 0)
+    out = module(x)
+    out = (out[0] if isinstance(out, tuple) else out).movedim(converted.batch_axes[1], 0)  # (logits, loss): logits
     y = torch.randn_like(out)
     loss = 0.5 * ((out - y) ** 2).flatten(1).sum(1).mean()
     loss.backward()
@@ -625,6 +629,33 @@ def test_scaled_dot_product_attentions_scale_converts_to_attentions_scale(scale)
     _assert_torchs_value_and_gradient(module, x)
 
 
+def test_lets_build_gpt_converts_as_written_its_heads_modules_of_their_own():
+    """Karpathy's "Let's build GPT": each Head's key, query and value Linears (no bias), the
+    heads concatenated and projected (a bias on the projection alone: out_bias), and the
+    model's (logits, loss) read by its logits."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 4, dtype=torch.float64)
+    attention = "attention(heads=2,dk=2,dv=2,causal,out_bias)"
+    assert from_torch(MultiHeadAttention(2, 2), x)[0].spec == f"seq:5x4:{attention},dropout(0)"
+    assert from_torch(GPTLanguageModel(n_layer=2), torch.randint(0, 8, (2, 5)))[0].spec == (
+        f"seq:5x8:onehot,dense(4),offset,residual[layernorm(affine,eps=1e-05),{attention},dropout(0)],"
+        "residual[layernorm(affine,eps=1e-05),dense(16,bias),relu,dense(4,bias),dropout(0)],"
+        f"residual[layernorm(affine,eps=1e-05),{attention},dropout(0)],"
+        "residual[layernorm(affine,eps=1e-05),dense(16,bias),relu,dense(4,bias),dropout(0)],"
+        "layernorm(affine,eps=1e-05),dense(8,bias)")
+    assert "dropout(0.2)" in from_torch(LectureBlock(4, 2, dropout=0.2), x)[0].spec  # checked in eval mode
+    _assert_torchs_value_and_gradient(MultiHeadAttention(3, 2, n_embd=6).double(), torch.randn(3, 5, 6).double())
+    _assert_torchs_value_and_gradient(LectureBlock(4, 2).double(), x)
+
+
+def test_an_attention_bias_on_some_projections_only_is_a_one_line_error():
+    module = MultiHeadAttention(2, 2)
+    module.heads[0].query = nn.Linear(4, 2)  # one head's queries biased, the others' not
+    with pytest.raises(InvalidArgument, match="a bias on some of its projections only") as caught:
+        from_torch(module, torch.randn(2, 5, 4))
+    assert "\n" not in str(caught.value)
+
+
 def test_nanogpts_manual_attention_converts_to_the_model_and_parameters_of_its_flash_path():
     x = torch.randint(0, 8, (2, 5))
     torch.manual_seed(0)
@@ -655,7 +686,7 @@ def test_attention_written_by_hand_converts_with_torchs_value_and_gradient(scale
 @pytest.mark.parametrize(("module", "reason"), [
     (WrittenAttention(mask="diagonal"), "a masked_fill other than the causal mask's"),
     (WrittenAttention(dim=-2), "a softmax over dim -2, not the keys"),
-    (LectureHead(), "not q @ k.transpose(-2, -1) of (N, heads, T, width) queries and keys"),
+    (Head(2), "torch.cat"),
 ])
 def test_attention_written_by_hand_that_flowlaws_cannot_read_is_a_one_line_error(module, reason):
     with pytest.raises(InvalidArgument, match="attention written by hand") as caught:

@@ -761,7 +761,8 @@ def test_the_reference_models_keep_their_laws_under_sgd_and_adamw_breaks_them(na
     tokens = not x.is_floating_point()
     x = x if tokens else x.float()
     targets = torch.randint(0, 8, x.shape) if tokens else None
-    objective = (lambda out: _next_tokens(out, targets)) if tokens else (lambda out: out.pow(2).mean())
+    objective = (lambda out: _next_tokens(out[0] if isinstance(out, tuple) else out, targets)) if tokens else (
+        lambda out: out.pow(2).mean())  # (a language model's (logits, loss): its logits)
     for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4), False),
                                (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
         # nanoGPT tied, with its dropout

@@ -872,6 +872,129 @@ def example_for(module, n: int, dtype=torch.float64):
     return x if isinstance(first, nn.Conv1d | nn.ConvTranspose1d) else x.flatten(1)
 
 
+class Head(nn.Module):
+    """ one head of self-attention """  # Karpathy's "Let's build GPT" (gpt.py): its forwards verbatim, its
+    # globals (n_embd, block_size, dropout, vocab_size, n_head, n_layer, device) as arguments
+
+    def __init__(self, head_size, n_embd=4, block_size=5, dropout=0.0):
+        super().__init__()
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+        self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        # input of size (batch, time-step, channels)
+        # output of size (batch, time-step, head size)
+        B, T, C = x.shape  # noqa: RUF059 (verbatim)
+        k = self.key(x)   # (B,T,hs)
+        q = self.query(x)  # (B,T,hs)
+        # compute attention scores ("affinities")
+        wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5  # (B, T, hs) @ (B, hs, T) -> (B, T, T)
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))  # (B, T, T)
+        wei = F.softmax(wei, dim=-1)  # (B, T, T)
+        wei = self.dropout(wei)
+        # perform the weighted aggregation of the values
+        v = self.value(x)  # (B,T,hs)
+        out = wei @ v  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
+        return out
+
+
+class MultiHeadAttention(nn.Module):
+    """ multiple heads of self-attention in parallel """
+
+    def __init__(self, num_heads, head_size, n_embd=4, block_size=5, dropout=0.0):
+        super().__init__()
+        self.heads = nn.ModuleList([Head(head_size, n_embd, block_size, dropout) for _ in range(num_heads)])
+        self.proj = nn.Linear(head_size * num_heads, n_embd)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        out = torch.cat([h(x) for h in self.heads], dim=-1)
+        out = self.dropout(self.proj(out))
+        return out
+
+
+class FeedFoward(nn.Module):
+    """ a simple linear layer followed by a non-linearity """
+
+    def __init__(self, n_embd, dropout=0.0):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(n_embd, 4 * n_embd),
+            nn.ReLU(),
+            nn.Linear(4 * n_embd, n_embd),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class LectureBlock(nn.Module):
+    """ Transformer block: communication followed by computation """
+
+    def __init__(self, n_embd, n_head, block_size=5, dropout=0.0):
+        # n_embd: embedding dimension, n_head: the number of heads we'd like
+        super().__init__()
+        head_size = n_embd // n_head
+        self.sa = MultiHeadAttention(n_head, head_size, n_embd, block_size, dropout)
+        self.ffwd = FeedFoward(n_embd, dropout)
+        self.ln1 = nn.LayerNorm(n_embd)
+        self.ln2 = nn.LayerNorm(n_embd)
+
+    def forward(self, x):
+        x = x + self.sa(self.ln1(x))
+        x = x + self.ffwd(self.ln2(x))
+        return x
+
+
+class GPTLanguageModel(nn.Module):
+    """Karpathy's "Let's build GPT" model (gpt.py): its forward verbatim, returning (logits,
+    loss), the loss None without targets; its weights initialised as it does."""
+
+    def __init__(self, vocab_size=8, n_embd=4, block_size=5, n_head=2, n_layer=1, dropout=0.0):
+        super().__init__()
+        # each token directly reads off the logits for the next token from a lookup table
+        self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
+        self.position_embedding_table = nn.Embedding(block_size, n_embd)
+        self.blocks = nn.Sequential(*[LectureBlock(n_embd, n_head, block_size, dropout) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(n_embd)  # final layer norm
+        self.lm_head = nn.Linear(n_embd, vocab_size)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx, targets=None):
+        B, T = idx.shape
+        device = idx.device  # (a global in gpt.py)
+
+        # idx and targets are both (B,T) tensor of integers
+        tok_emb = self.token_embedding_table(idx)  # (B,T,C)
+        pos_emb = self.position_embedding_table(torch.arange(T, device=device))  # (T,C)
+        x = tok_emb + pos_emb  # (B,T,C)
+        x = self.blocks(x)  # (B,T,C)
+        x = self.ln_f(x)  # (B,T,C)
+        logits = self.lm_head(x)  # (B,T,vocab_size)
+
+        if targets is None:
+            loss = None
+        else:
+            B, T, C = logits.shape
+            logits = logits.view(B * T, C)
+            targets = targets.view(B * T)
+            loss = F.cross_entropy(logits, targets)
+
+        return logits, loss
+
+
 REFERENCE = {
     "vit": (ViT, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
     "mlp-mixer": (Mixer, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
@@ -888,6 +1011,7 @@ REFERENCE = {
     # its position table in float64, so that torch computes what flowlaws does to round-off
     "tutorial-transformer": (lambda: TutorialTransformer(table=torch.float64), lambda: torch.randint(0, 8, (4, 5))),
     "gpt-from-an-encoder": (EncoderGPT, lambda: torch.randint(0, 8, (4, 5))),
+    "lets-build-gpt": (GPTLanguageModel, lambda: torch.randint(0, 8, (4, 5))),  # returns (logits, None)
 }
 
 
@@ -929,28 +1053,6 @@ class WrittenAttention(nn.Module):
             att = torch.softmax(att, dim=self.dim)
         y = (self.drop(att) @ v).transpose(1, 2).reshape(n, t, d)
         return self.head(self.c_proj(y).mean(1))
-
-
-class LectureHead(nn.Module):
-    """One head of self-attention from Karpathy's "Let's build GPT" (gpt.py), verbatim: q, k
-    and v of (B, T, head_size), no heads axis."""
-
-    def __init__(self, n_embd=4, head_size=2, block_size=5):
-        super().__init__()
-        self.key = nn.Linear(n_embd, head_size, bias=False)
-        self.query = nn.Linear(n_embd, head_size, bias=False)
-        self.value = nn.Linear(n_embd, head_size, bias=False)
-        self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
-
-    def forward(self, x):
-        B, T, C = x.shape  # noqa: RUF059 (verbatim)
-        k = self.key(x)
-        q = self.query(x)
-        wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5
-        wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
-        wei = F.softmax(wei, dim=-1)
-        v = self.value(x)
-        return wei @ v
 
 
 class ThreeProjections(nn.Module):

@@ -226,7 +226,7 @@ def _convert(module, path: str, read=float64_array):
         return module.layer, (module.value(read),)
     if isinstance(module, _Resolved):
         return module.layer, ()
-    if isinstance(module, _Projections | _Norm | _Halves):
+    if isinstance(module, _Projections | _HeadModules | _Norm | _Halves):
         return module.converted(read)
     act = _activation(module)
     if act is not None:
@@ -369,14 +369,14 @@ def _encoder_layer(module, path: str, read=float64_array):
 
 def _attention(module, path: str, read=float64_array):
     biased = module.in_proj_bias is not None
-    if module.bias_k is not None or (module.out_proj.bias is not None) != biased:
-        raise _unsupported(path, module, "add_bias_kv and a bias on one projection only")
+    if module.bias_k is not None:
+        raise _unsupported(path, module, "add_bias_kv")
     if not module._qkv_same_embed_dim:
         raise _unsupported(path, module, "equal query, key and value sizes")
     d = module.embed_dim
     W, b = read(module.in_proj_weight), read(module.in_proj_bias) if biased else None
     projections = [(W[k * d:(k + 1) * d], None if b is None else b[k * d:(k + 1) * d]) for k in range(3)]
-    out = (read(module.out_proj.weight), read(module.out_proj.bias) if biased else None)
+    out = (read(module.out_proj.weight), None if module.out_proj.bias is None else read(module.out_proj.bias))
     return _heads(projections, out, module.num_heads)
 
 
@@ -387,24 +387,47 @@ def _heads(projections, out, heads: int, causal: bool = False, kv_heads: int = 0
     the output projection's (weight (d, d_out), bias); ``kv_heads`` key/value heads, each
     read by heads / kv_heads query heads in turn (torch's enable_gqa), 0 for one per head;
     ``rope`` the pairs the queries and keys rotate ("adjacent", "halves"; "" none) and
-    ``rope_base`` its base.
-    flowlaws' order (`Attention.layout`): per group its query heads' Wq, its Wk and Wv, its
-    query heads' Wo (as (d, width) and (width, d)); then every query bias, each group's key
-    and value biases, and the output's bias."""
+    ``rope_base`` its base: `_per_head` of each head's rows."""
     (Wq, bq), (Wk, bk), (Wv, bv) = projections
-    Wo, bo = out
+    width = Wq.shape[0] // heads
+    rows = [slice(h * width, (h + 1) * width) for h in range(heads)]
+
+    def split(W, b, count):
+        return [(W[r], None if b is None else b[r]) for r in rows[:count]]
+
     groups = kv_heads or heads
-    width, per = Wq.shape[0] // heads, heads // groups
+    return _per_head(split(Wq, bq, heads), split(Wk, bk, groups), split(Wv, bv, groups), out, causal, kv_heads, rope,
+                     rope_base)
+
+
+def _per_head(queries, keys, values, out, causal: bool = False, kv_heads: int = 0, rope: str = "",
+              rope_base: float = ROPE_BASE):
+    """(Attention, params) from each head's (weight (width, d), bias or None): ``queries``
+    one per query head, ``keys`` and ``values`` one per key/value group; ``out`` the
+    output projection's (weight (d, heads width), bias or None). Biases on every
+    projection, on the output's alone (``out_bias``), or on none; any other mix is a
+    one-line error. flowlaws' order (`Attention.layout`): per group its query heads' Wq,
+    its Wk and Wv, its query heads' Wo (as (d, width) and (width, d)); then every query
+    bias, each group's key and value biases, and the output's bias."""
+    heads, groups = len(queries), len(keys)
+    Wo, bo = out
+    width, per = queries[0][0].shape[0], heads // groups
+    biased = {b is not None for _, b in (*queries, *keys, *values)}
+    if len(biased) > 1 or (biased == {True} and bo is None):
+        raise InvalidArgument("attention with a bias on some of its projections only; flowlaws converts biases on "
+                              "the query, key, value and output projections, on the output's alone, or on none")
     rows = [slice(h * width, (h + 1) * width) for h in range(heads)]
     params = []
     for g in range(groups):
-        own = rows[g * per:(g + 1) * per]
-        params += [Wq[r].T for r in own] + [Wk[rows[g]].T, Wv[rows[g]].T] + [Wo[:, r].T for r in own]
-    biased = bq is not None
-    if biased:
-        params += [bq[r] for r in rows] + [b for r in rows[:groups] for b in (bk[r], bv[r])] + [bo]
-    layer = Attention(heads, width, width, kv_heads=kv_heads, rope=bool(rope), bias=biased, causal=causal,
-                      rope_halves=rope == "halves", rope_base=rope_base)
+        own = range(g * per, (g + 1) * per)
+        params += [queries[h][0].T for h in own] + [keys[g][0].T, values[g][0].T] + [Wo[:, rows[h]].T for h in own]
+    bias = biased == {True}
+    if bias:
+        params += [b for _, b in queries] + [b for g in range(groups) for _, b in (keys[g], values[g])]
+    if bo is not None:
+        params.append(bo)
+    layer = Attention(heads, width, width, kv_heads=kv_heads, rope=bool(rope), bias=bias, causal=causal,
+                      rope_halves=rope == "halves", rope_base=rope_base, out_bias=bo is not None and not bias)
     return layer, tuple(
         p if isinstance(p, torch.Tensor) else np.ascontiguousarray(p) for p in params)
 
@@ -436,6 +459,27 @@ class _Projections:
             projections = [pair(linear) for linear in self.qkv]
         layer, params = _heads(projections, pair(self.out), self.heads, self.causal, self.kv_heads, self.rope,
                                self.rope_base)
+        return dataclasses.replace(layer, scale=_scale(self.scale, layer.dk)), params
+
+
+@dataclass(frozen=True)
+class _HeadModules:
+    """Self-attention whose heads are modules of their own (Karpathy's "Let's build GPT"):
+    each head's query, key and value Linears of one input, attention on (N, T, width),
+    the heads' outputs concatenated along the last axis, then a Linear. ``heads``: each
+    head's (query, key, value) Linears."""
+
+    heads: tuple
+    out: Any
+    causal: bool
+    scale: float = 0.0
+
+    def converted(self, read):
+        def pair(linear):
+            return read(linear.weight), None if linear.bias is None else read(linear.bias)
+
+        queries, keys, values = ([pair(head[k]) for head in self.heads] for k in range(3))
+        layer, params = _per_head(queries, keys, values, pair(self.out), self.causal)
         return dataclasses.replace(layer, scale=_scale(self.scale, layer.dk)), params
 
 
@@ -1158,13 +1202,15 @@ def _written_attentions(graph, traced, modules, constant, known):
         def why(reason, end=end):
             return InvalidArgument(f"{end.name}: attention written by hand: {reason}; flowlaws converts "
                                    "softmax(q @ k.transpose(-2, -1) * scale, masked causally or not) @ v of "
-                                   "(N, heads, T, width) queries, keys and values (nanoGPT's manual path)")
+                                   "(N, heads, T, width) queries, keys and values (nanoGPT's manual path), or of "
+                                   "(N, T, width) ones, each head a module (Karpathy's \"Let's build GPT\")")
 
         q, k, causal, scale, scored = _scores(softmax, constant, lambda n: known.get(n.name), why)
         v = end.args[1]
         with graph.inserting_before(end):
             attention = graph.create_node("call_function", ATTENTION, (q, k, v), {"is_causal": causal, "scale": scale},
                                           name=f"{end.name}_attention")
+        attention.meta["written"] = True  # (by hand: what `_split_attentions`' errors call it)
         known[attention.name] = known.get(end.name)
         end.replace_all_uses_with(attention)
         _erase_unused(graph, [end, *(nodes[n.name] for n in passed), softmax, *scored])
@@ -1218,10 +1264,12 @@ def _scores(softmax, constant, shape, why) -> tuple:
     scale = 1 / factor if _is_call(node, operator.truediv, torch.div, "div") else factor
     q, transposed = product.args[:2]
     k = transposed.args[0] if isinstance(transposed, torch.fx.Node) else None
-    order = _order(transposed, 4) if _is_call(transposed, *MOVES) or \
-        (_is_call(transposed, builtins.getattr) and transposed.args[1] == "mT") else None
-    if order != [0, 1, 3, 2] or shape(q) is None or len(shape(q)) != 4:
-        raise why("the scores are not q @ k.transpose(-2, -1) of (N, heads, T, width) queries and keys")
+    rank = len(shape(q) or ())
+    order = _order(transposed, rank) if rank in (3, 4) and (_is_call(transposed, *MOVES) or (
+        _is_call(transposed, builtins.getattr) and transposed.args[1] == "mT")) else None
+    if order != [*range(rank - 2), rank - 1, rank - 2]:
+        raise why("the scores are not q @ k.transpose(-2, -1) of (N, heads, T, width) or (N, T, width) queries and "
+                  "keys")
     if not scale > 0:
         raise why(f"the scores are scaled by {scale:.6g}; flowlaws' attention scales them by a positive number")
     return q, k, causal, scale, [*scored, node, product, transposed]
@@ -1247,24 +1295,29 @@ def _erase_unused(graph, removed: list) -> None:
             graph.erase_node(node)
 
 
-def _split_attentions(graph, modules, shape, values) -> tuple[set, dict]:
+def _split_attentions(graph, modules, shape, values, skipped=frozenset()) -> tuple[set, dict]:
     """Every F.scaled_dot_product_attention of self-attention written with its projections
-    (`_Projections`): (the nodes it replaces, {its output projection's node: (x, source)});
-    ``values``: `_rope_of`'s check of what lies between a projection and the attention."""
+    (`_Projections`), but those ``skipped`` (heads that are modules, `_head_modules`): (the
+    nodes it replaces, {its output projection's node: (x, source)}); ``values``:
+    `_rope_of`'s check of what lies between a projection and the attention."""
     interior: set = set()
     ends: dict = {}
     for node in graph.nodes:
-        if not _is_call(node, ATTENTION):
+        if not _is_call(node, ATTENTION) or node in skipped:  # (``skipped``: heads that are modules, `_head_modules`)
             continue
 
         def why(reason, node=node):
-            return InvalidArgument(f"{node.name}: F.scaled_dot_product_attention: {reason}; flowlaws converts "
+            what = "attention written by hand" if node.meta.get("written") else "F.scaled_dot_product_attention"
+            return InvalidArgument(f"{node.name}: {what}: {reason}; flowlaws converts "
                                    "self-attention written as nanoGPT's or Llama's (q, k, v from one Linear's "
                                    "split or three Linears, viewed as heads and transposed; q and k may carry "
                                    "RoPE, k and v repeated heads; is_causal; back and c_proj)")
 
         options = dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"), node.args[3:],
                            strict=False)) | node.kwargs
+        if len(shape(node)) == 3:
+            raise why("a head on (N, T, width) values converts with the others, its output concatenated with "
+                      "theirs along the last axis by torch.cat and read by a Linear (Karpathy's MultiHeadAttention)")
         if options.get("attn_mask") is not None:
             raise why("a mask")  # (dropout_p: a mask on the probabilities keeps every GL law)
         if options.get("scale") is not None and not (isinstance(options["scale"], int | float) and
@@ -1313,6 +1366,51 @@ def _split_attentions(graph, modules, shape, values) -> tuple[set, dict]:
                               kv_heads if grouped else 0, *rope[0], options.get("scale") or 0.0)
         interior |= inside
         ends[end] = (parts[0][3], source, end.target.rpartition(".")[0])  # the attention module's path
+    return interior, ends
+
+
+def _head_modules(graph, modules, shape) -> tuple[set, dict]:
+    """Every self-attention whose heads are modules of their own (`_HeadModules`): a
+    torch.cat along the last axis of F.scaled_dot_product_attention calls (or of attention
+    written by hand, `_written_attentions`) on (N, T, width) queries, keys and values, each
+    a Linear of one input, the cat read by a Linear: (the nodes it replaces, {its output
+    projection's node: (x, source, the module's path)})."""
+    interior: set = set()
+    ends: dict = {}
+    for node in graph.nodes:
+        parts = node.args[0] if _is_call(node, *CATS) else ()
+        if not parts or not all(_is_call(x, ATTENTION) and len(shape(x)) == 3 for x in parts):
+            continue
+
+        def why(reason, node=node):
+            return InvalidArgument(f"{node.name}: attention heads concatenated: {reason}; flowlaws converts heads "
+                                   "that are modules of their own as Karpathy's \"Let's build GPT\" writes them: "
+                                   "query, key and value Linears of one input, (N, T, width), concatenated along "
+                                   "the last axis and read by a Linear")
+
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        options = [dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"), x.args[3:], strict=False))
+                   | x.kwargs for x in parts]
+        heads = [tuple(x.args[:3]) for x in parts]
+        if dim % 3 != 2 or any(o.get("attn_mask") is not None for o in options):
+            raise why(f"along dim {dim}" if dim % 3 != 2 else "a mask")
+        if any(y.op != "call_module" or not isinstance(modules[y.target], nn.Linear) for h in heads for y in h) or \
+                len({y.args[0] for h in heads for y in h}) != 1:
+            raise why("a head's query, key or value is not a Linear of the input the others read")
+        if len({(bool(o.get("is_causal")), o.get("scale")) for o in options}) != 1:
+            raise why("the heads are not all causal, or not all scaled alike")
+        end = next(iter(node.users)) if len(node.users) == 1 else None
+        if end is None or end.op != "call_module" or not isinstance(modules[end.target], nn.Linear):
+            raise why("the concatenation is not read by a Linear alone")
+        inside = {node, *parts, *(y for h in heads for y in h)}
+        leaks = [x for x in inside for user in x.users if user not in inside and user is not end
+                 and not _reads_shape(user)]
+        if leaks:
+            raise why(f"{leaks[0].name} is used outside the attention")
+        source = _HeadModules(tuple(tuple(modules[y.target] for y in h) for h in heads), modules[end.target],
+                              bool(options[0].get("is_causal")), options[0].get("scale") or 0.0)
+        interior |= inside
+        ends[end] = (heads[0][0].args[0], source, end.target.rpartition(".")[0])
     return interior, ends
 
 
@@ -1485,7 +1583,9 @@ def _traced(module, chain: _Chain, example_input):
         return values[0]
 
     graph = _written_attentions(graph, traced, modules, constant, known)
-    interior, ends = _split_attentions(graph, modules, shape, _rope_of(constant))
+    interior, ends = _head_modules(graph, modules, shape)
+    split = _split_attentions(graph, modules, shape, _rope_of(constant), interior)
+    interior, ends = interior | split[0], ends | split[1]
     for node in graph.nodes:
         operands = _operands(node)
         function = node.op in ("call_function", "call_method")
@@ -1631,12 +1731,20 @@ def _traced(module, chain: _Chain, example_input):
             chain.add(node, _convert(module, node.name), after=x)
             head = node
         elif node.op == "output":
-            if node.args[0] is not head:
+            if _output_value(node) is not head:
                 raise InvalidArgument("the module's output is not the last value computed; flowlaws "
                                       "converts chains (with additive skips)")
         else:
             raise InvalidArgument(f"{node.name}: {node.op} {getattr(node.target, '__name__', node.target)} "
                                   f"is not supported; flowlaws converts {SUPPORTED}")
+
+
+def _output_value(node):
+    """What the module's output node returns, or the first entry of the tuple it returns
+    (a language model's ``logits, loss``, the loss None without targets: what flowlaws, the
+    check and `discover_of` read)."""
+    out = node.args[0]
+    return out[0] if isinstance(out, tuple | list) and out else out
 
 
 def _attribute(module, target: str):
@@ -1747,7 +1855,7 @@ def _sequence_first(traced, example_input, modules, known) -> tuple[tuple[int, i
     graph.owning_module = traced  # (its get_attr nodes read the module's attributes)
     for node in graph.nodes:
         _read_batch_first(node, axes, known)
-    output = next(n for n in graph.nodes if n.op == "output").args[0]
+    output = _output_value(next(n for n in graph.nodes if n.op == "output"))
     return (axis, axes.get(output.name) or 0), axes, graph
 
 
@@ -2094,7 +2202,7 @@ def one_hot(tokens, vocabulary: int) -> np.ndarray:
 def _attentions(sources) -> list[str]:
     """The paths of the split self-attentions among ``sources`` (`_Projections`): their
     dropout_p reads their training flag, so checks run them in eval mode."""
-    return [path for path, source in sources if isinstance(source, _Projections)]
+    return [path for path, source in sources if isinstance(source, _Projections | _HeadModules)]
 
 
 class _Unmasked(torch.overrides.TorchFunctionMode):

@@ -1,4 +1,4 @@
-"""attention(heads=H,dk=K,dv=V[,kv_heads=G][,rope][,rope_halves][,qknorm][,bias][,causal][,scale=s]):
+"""attention(heads=H,dk=K,dv=V[,kv_heads=G][,rope][,rope_halves][,qknorm][,bias][,causal][,scale=s][,out_bias]):
 multi-head self-attention on sequences (N, T, d), and its symmetries per head.
 
     y = sum_h softmax(s q_h k_h^T) X Wv_g(h) Wo_h,   q_h = R(n(X Wq_h)), k_h = R(n(X Wk_g(h)))
@@ -34,7 +34,9 @@ qknorm the key bias is dead (q . bk is the same for every key, which softmax ign
 gradient is 0, so each entry is conserved, a parameter that never moves: a derived
 translation law, marked ``batch_sum`` (its gradient is 0 by cancellation, round-off of a
 sum no step's magnitudes bound; the torch monitor leaves it unwatched, and a zero bias,
-torch's default, moves by that round-off alone).
+torch's default, moves by that round-off alone). With ``out_bias`` the output projection
+alone has a bias (q, k and v none: Karpathy's "Let's build GPT", lucidrains' ViT): bo joins
+Wo's columns, as with ``bias``.
 
 Round-off model: the exponential turns an absolute error of a score into a relative
 error of its probability, so the magnitude sweep multiplies A by (1 + 2 max |S|) over
@@ -75,6 +77,7 @@ class Attention(Layer):
     rope_halves: bool = False  # RoPE's pairs are (i, i + dk/2), not (2i, 2i + 1)
     rope_base: float = ROPE_BASE  # RoPE's frequencies are rope_base^(-2i/dk)
     scale: float = 0.0  # the scores' factor; 0: 1/sqrt(dk)
+    out_bias: bool = False  # the output projection alone has a bias (``bias``: every projection has one)
     kind: ClassVar[str] = "attention"
     example: ClassVar[str] = "seq:3x3:attention(heads=1,dk=2,dv=2),flatten,dense(1)"
     family: ClassVar[str] = "attn"
@@ -92,6 +95,8 @@ class Attention(Layer):
             raise InvalidArgument("attention: rope_halves and rope_base set RoPE's pairs and angles; add rope")
         if not (isinstance(self.rope_base, int | float) and self.rope_base > 1):
             raise InvalidArgument(f"attention: rope_base must be a number above 1, got {self.rope_base!r}")
+        if self.bias and self.out_bias:
+            raise InvalidArgument("attention: bias gives every projection a bias, the output's too; drop out_bias")
         if not (isinstance(self.scale, int | float) and np.isfinite(self.scale) and self.scale >= 0):
             raise InvalidArgument(f"attention: scale multiplies the scores; give a positive number (0: 1/sqrt(dk)), "
                                   f"got {self.scale!r}")
@@ -121,6 +126,8 @@ class Attention(Layer):
         if self.bias:  # the biases after every weight: the queries', each group's key and value's, the output's
             out += [*(("bq", h) for h in range(self.heads)),
                     *((b, g) for g in range(self.groups) for b in ("bk", "bv")), ("bo", 0)]
+        elif self.out_bias:
+            out.append(("bo", 0))
         return tuple(out)
 
     @cached_property
@@ -248,7 +255,7 @@ class Attention(Layer):
             v, o = p[self.index("Wv", g)], p[self.index("Wo", h)]
             values = anp.einsum("ntd,dv->ntv", x, v) + (p[self.index("bv", g)] if self.bias else 0.0)
             y = y + anp.einsum("nts,nsv,vd->ntd", a, values, o)
-        return y + p[self.index("bo", 0)] if self.bias else y
+        return y + self._bo(p)
 
     def run(self, p, x, frozen=None):
         """(y, aux) with heads on axis 1; complex x or p allowed (discovery)."""
@@ -256,7 +263,7 @@ class Attention(Layer):
         return self._forward(x, W, Wo, self._bo(p), None)
 
     def _bo(self, p):
-        return p[self.index("bo", 0)] if self.bias else 0.0
+        return p[self.index("bo", 0)] if self.bias or self.out_bias else 0.0
 
     def _forward(self, x, W, Wo, bo, aux):
         """The forward pass; with the aux of a pass given (the magnitude sweep: x and W are
@@ -320,7 +327,7 @@ class Attention(Layer):
                 if self.bias:
                     grads[self.index("b" + name, i)] = grads[self.index("b" + name, i)] + part[d]
             grads[self.index("Wo", h)] = dWo[h * v:(h + 1) * v]
-        if self.bias:
+        if self.bias or self.out_bias:
             grads[self.index("bo", 0)] = dy.reshape(n * t, -1).sum(axis=0)
         return dP @ W[:d].T, tuple(grads)
 
@@ -346,7 +353,7 @@ class Attention(Layer):
 
     def shared_input(self, site) -> bool:
         """One head of value width 1: output feature j is Wo[0, j] times the head's value."""
-        return self.heads * self.dv == 1 and not self.bias
+        return self.heads * self.dv == 1 and not (self.bias or self.out_bias)
 
     def rows_on_last_axis(self, site) -> bool:
         return True
@@ -420,7 +427,8 @@ class Attention(Layer):
                          ",rope_halves" if self.rope_halves else "",
                          f",rope_base={fmt(self.rope_base)}" if self.rope_base != ROPE_BASE else "",
                          ",qknorm" if self.qknorm else "", ",bias" if self.bias else "",
-                         ",causal" if self.causal else "", f",scale={fmt(self.scale)}" if self.scale else ""])
+                         ",causal" if self.causal else "", f",scale={fmt(self.scale)}" if self.scale else "",
+                         ",out_bias" if self.out_bias else ""])
         return f"attention(heads={self.heads},dk={self.dk},dv={self.dv}{extra})"
 
     @classmethod
