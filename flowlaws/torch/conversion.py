@@ -48,6 +48,9 @@ enable_gqa; q and k with a rotary embedding, recognized by its values; back and 
 or written by hand, ``softmax(q @ k.transpose(-2, -1) * s, masked causally or not) @ v``
 (nanoGPT's manual path: read as that call, `_written_attentions`; s other than 1/sqrt(width),
 muP's 1/width, as F.scaled_dot_product_attention's ``scale``, is ``attention(...,scale=s)``),
+heads that are modules of their own (Karpathy's "Let's build GPT": each head's q, k, v
+Linears, its attention on (N, T, width), the heads joined by ``torch.cat(..., dim=-1)`` and
+read by a Linear: `_head_modules`; a bias on that Linear alone is ``out_bias``),
 ``F.layer_norm`` with its own parameters, TransformerEncoderLayer (relu or gelu, norm_first
 either way, the causal mask or none: its attention and feed-forward blocks become two
 residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the
@@ -60,7 +63,8 @@ twins do; `Converted.samples` gives an input in the model's layout (batch first,
 one-hot). Anything else is an `InvalidArgument` naming the module path, its type, and what is
 supported.
 
-Documented behaviours: a float32 (or other) module is read in float64, and every check
+Documented behaviours: a module that returns a tuple is read by its first entry (a
+language model's ``logits, loss``); a float32 (or other) module is read in float64, and every check
 runs in float64 (a float32 training loop is judged with float32's round-off); parameters
 on a GPU are copied to the CPU; the user's module is never modified (its checks run on a
 copy; tracing runs its forward on traced values, and puts back whatever the forward assigns
@@ -152,6 +156,7 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "F.scaled_dot_product_attention of q, k, v from one Linear's split or three Linears viewed as heads "
              "(nanoGPT's CausalSelfAttention; q and k may carry RoPE, Hugging Face's or GPT-J's), or written by hand, "
              "softmax(q @ k.transpose(-2, -1) * s, masked causally or not) @ v (nanoGPT's manual path; any scale s), "
+             "heads that are modules, torch.cat along the last axis then a Linear (Karpathy's \"Let's build GPT\"), "
              "F.layer_norm, "
              "TransformerEncoderLayer and TransformerEncoder "
              "(batch first or sequence first, relu or gelu, pre- or post-norm, the causal mask or none), "
