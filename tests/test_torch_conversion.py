@@ -38,6 +38,7 @@ from torch_models import (  # noqa: E402
     SquaredReLU,
     SwiGLU,
     ThreeProjections,
+    TimmAttention,
     TransformerModel,
     TutorialTransformer,
     UNet,
@@ -646,6 +647,20 @@ def test_lets_build_gpt_converts_as_written_its_heads_modules_of_their_own():
     assert "dropout(0.2)" in from_torch(LectureBlock(4, 2, dropout=0.2), x)[0].spec  # checked in eval mode
     _assert_torchs_value_and_gradient(MultiHeadAttention(3, 2, n_embd=6).double(), torch.randn(3, 5, 6).double())
     _assert_torchs_value_and_gradient(LectureBlock(4, 2).double(), x)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("qkv_bias", [True, False])
+def test_timms_attention_converts_from_its_unbound_qkv_by_either_path(fused, qkv_bias):
+    """timm's Attention: qkv(x).reshape(N, T, 3, heads, width).permute(2, 0, 3, 1, 4).unbind(0),
+    q_norm and k_norm Identity, then F.scaled_dot_product_attention or its manual path (q
+    scaled, then q @ k^T); the projection's bias alone when qkv has none."""
+    torch.manual_seed(0)
+    module = TimmAttention(4, qkv_bias=qkv_bias, fused_attn=fused, attn_drop=0.1).double()
+    x = torch.randn(3, 5, 4, dtype=torch.float64)
+    assert from_torch(module, x)[0].spec == (
+        f"seq:5x4:attention(heads=2,dk=2,dv=2,{'bias' if qkv_bias else 'out_bias'}),dropout(0)")
+    _assert_torchs_value_and_gradient(module.eval(), x)
 
 
 def test_an_attention_bias_on_some_projections_only_is_a_one_line_error():

@@ -995,6 +995,105 @@ class GPTLanguageModel(nn.Module):
         return logits, loss
 
 
+class TimmAttention(nn.Module):
+    """timm's vision transformer Attention (timm/layers/attention.py), its forward verbatim:
+    q, k, v from one Linear reshaped (B, N, 3, heads, head_dim) and permuted, unbound; its
+    fused path (F.scaled_dot_product_attention) or its manual one (q scaled, then q @ k^T)."""
+
+    def __init__(self, dim, num_heads=2, qkv_bias=False, attn_drop=0.0, proj_drop=0.0, fused_attn=True):
+        super().__init__()
+        assert dim % num_heads == 0, "dim should be divisible by num_heads"
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.fused_attn = fused_attn
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.q_norm = nn.Identity()
+        self.k_norm = nn.Identity()
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+
+        if self.fused_attn:
+            x = F.scaled_dot_product_attention(
+                q, k, v,
+                dropout_p=self.attn_drop.p if self.training else 0.,
+            )
+        else:
+            q = q * self.scale
+            attn = q @ k.transpose(-2, -1)
+            attn = attn.softmax(dim=-1)
+            attn = self.attn_drop(attn)
+            x = attn @ v
+
+        x = x.transpose(1, 2).reshape(B, N, C)
+        x = self.proj(x)
+        x = self.proj_drop(x)
+        return x
+
+
+class TimmBlock(nn.Module):
+    """timm's vision transformer Block and Mlp (timm/models/vision_transformer.py,
+    timm/layers/mlp.py), their forwards verbatim, at their defaults (no layer scale, no
+    drop path: Identity)."""
+
+    def __init__(self, dim, num_heads=2, mlp_ratio=2.0, qkv_bias=False, fused_attn=True):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = TimmAttention(dim, num_heads, qkv_bias, fused_attn=fused_attn)
+        self.ls1 = nn.Identity()
+        self.drop_path1 = nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Module()
+        hidden = int(dim * mlp_ratio)
+        self.mlp.fc1, self.mlp.act, self.mlp.drop1 = nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.0)
+        self.mlp.norm, self.mlp.fc2, self.mlp.drop2 = nn.Identity(), nn.Linear(hidden, dim), nn.Dropout(0.0)
+        self.ls2 = nn.Identity()
+        self.drop_path2 = nn.Identity()
+
+    def _mlp(self, x):  # timm's Mlp.forward
+        x = self.mlp.fc1(x)
+        x = self.mlp.act(x)
+        x = self.mlp.drop1(x)
+        x = self.mlp.norm(x)
+        x = self.mlp.fc2(x)
+        x = self.mlp.drop2(x)
+        return x
+
+    def forward(self, x):
+        x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x))))
+        x = x + self.drop_path2(self.ls2(self._mlp(self.norm2(x))))
+        return x
+
+
+class TimmViT(nn.Module):
+    """A timm-style vision transformer: patch embedding (a convolution, flatten(2).transpose(1,
+    2)), class token, position embedding, timm's Blocks, the final norm and the class
+    token's head."""
+
+    def __init__(self, image=4, patch=2, d=4, depth=1, classes=3, qkv_bias=False, fused_attn=True):
+        super().__init__()
+        self.proj = nn.Conv2d(3, d, patch, stride=patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(torch.randn(1, (image // patch) ** 2 + 1, d) * 0.02)
+        self.blocks = nn.Sequential(*[TimmBlock(d, qkv_bias=qkv_bias, fused_attn=fused_attn) for _ in range(depth)])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, classes)
+
+    def forward(self, x):
+        x = self.proj(x).flatten(2).transpose(1, 2)  # timm's PatchEmbed (NCHW -> NLC)
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        x = x + self.pos_embed
+        x = self.norm(self.blocks(x))
+        return self.head(x[:, 0])
+
+
 REFERENCE = {
     "vit": (ViT, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
     "mlp-mixer": (Mixer, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
@@ -1012,6 +1111,9 @@ REFERENCE = {
     "tutorial-transformer": (lambda: TutorialTransformer(table=torch.float64), lambda: torch.randint(0, 8, (4, 5))),
     "gpt-from-an-encoder": (EncoderGPT, lambda: torch.randint(0, 8, (4, 5))),
     "lets-build-gpt": (GPTLanguageModel, lambda: torch.randint(0, 8, (4, 5))),  # returns (logits, None)
+    "timm-vit": (TimmViT, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),  # qkv unbound, out_bias
+    "timm-vit-manual-attention": (lambda: TimmViT(qkv_bias=True, fused_attn=False),
+                                  lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
 }
 
 

@@ -50,7 +50,9 @@ or written by hand, ``softmax(q @ k.transpose(-2, -1) * s, masked causally or no
 muP's 1/width, as F.scaled_dot_product_attention's ``scale``, is ``attention(...,scale=s)``),
 heads that are modules of their own (Karpathy's "Let's build GPT": each head's q, k, v
 Linears, its attention on (N, T, width), the heads joined by ``torch.cat(..., dim=-1)`` and
-read by a Linear: `_head_modules`; a bias on that Linear alone is ``out_bias``),
+read by a Linear: `_head_modules`; a bias on that Linear alone is ``out_bias``), timm's
+Attention (q, k, v unbound from ``qkv(x).reshape(N, T, 3, heads, width).permute(2, 0, 3, 1,
+4)``, `_unbound`; its fused path or its manual one, q scaled before the product),
 ``F.layer_norm`` with its own parameters, TransformerEncoderLayer (relu or gelu, norm_first
 either way, the causal mask or none: its attention and feed-forward blocks become two
 residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the
@@ -157,6 +159,7 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "(nanoGPT's CausalSelfAttention; q and k may carry RoPE, Hugging Face's or GPT-J's), or written by hand, "
              "softmax(q @ k.transpose(-2, -1) * s, masked causally or not) @ v (nanoGPT's manual path; any scale s), "
              "heads that are modules, torch.cat along the last axis then a Linear (Karpathy's \"Let's build GPT\"), "
+             "timm's Attention (qkv(x).reshape(N, T, 3, heads, width).permute(2, 0, 3, 1, 4).unbind(0), either path), "
              "F.layer_norm, "
              "TransformerEncoderLayer and TransformerEncoder "
              "(batch first or sequence first, relu or gelu, pre- or post-norm, the causal mask or none), "
@@ -964,13 +967,41 @@ def _swaps_1_2(node) -> bool:
 
 def _projection(node, modules, shape, why):
     """One of q, k, v of a split self-attention: ``p.view(N, T, heads, width).transpose(1,
-    2)`` with p a Linear's output or item i of ``c_attn(x).split(d, dim=-1)``. (its
-    interior nodes, the Linear(s) as (module, item or None), heads, x)."""
+    2)`` with p a Linear's output or item i of ``c_attn(x).split(d, dim=-1)``, or item i of
+    timm's ``qkv(x).reshape(N, T, 3, heads, width).permute(2, 0, 3, 1, 4).unbind(0)``
+    (`_unbound`), after Identity modules or not (timm's q_norm, k_norm). (its interior
+    nodes, the Linear(s) as (module, item or None), heads, x)."""
+    passed = set()
+    while node.op == "call_module" and isinstance(modules[node.target], nn.Identity):
+        passed.add(node)
+        node = node.args[0]
+    if _is_call(node, operator.getitem) and _is_call(node.args[0], "unbind", torch.unbind):
+        nodes, linear, heads, x = _unbound(node, modules, shape, why)
+        return passed | nodes, linear, heads, x
+    if passed:
+        nodes, linear, heads, x = _projection(node, modules, shape, why)
+        return passed | nodes, linear, heads, x
     view = node.args[0] if _swaps_1_2(node) else None
     if not _is_call(view, "view", "reshape") or len(shape(view)) != 4:
         raise why(f"{node.name} is not x.view(N, T, heads, width).transpose(1, 2)")
     nodes, linear, heads, x = _viewed(view, modules, shape, why)
     return {node, *nodes}, linear, heads, x
+
+
+def _unbound(item, modules, shape, why):
+    """Item i of ``qkv(x).reshape(N, T, 3, heads, width).permute(2, 0, 3, 1, 4).unbind(0)``
+    (timm's Attention): (its nodes, (the Linear, i), heads, x)."""
+    unbind = item.args[0]
+    permute = unbind.args[0]
+    dim = unbind.args[1] if len(unbind.args) > 1 else unbind.kwargs.get("dim", 0)
+    reshape = permute.args[0] if _is_call(permute, *MOVES) else None
+    linear = reshape.args[0] if _is_call(reshape, "view", "reshape") else None
+    if dim != 0 or linear is None or len(shape(reshape)) != 5 or shape(reshape)[2] != 3 or \
+            _order(permute, 5) != [2, 0, 3, 1, 4] or linear.op != "call_module" or \
+            not isinstance(modules[linear.target], nn.Linear):
+        raise why(f"{item.name} is not item i of qkv(x).reshape(N, T, 3, heads, width).permute(2, 0, 3, 1, 4)"
+                  ".unbind(0), qkv a Linear")
+    return {item, unbind, permute, reshape, linear}, (linear.target, item.args[1]), shape(reshape)[3], linear.args[0]
 
 
 def _viewed(view, modules, shape, why):
@@ -1260,14 +1291,17 @@ def _scores(softmax, constant, shape, why) -> tuple:
             raise why("an added mask other than the causal one (-inf above the diagonal, 0 elsewhere)")
         scored.append(node)
         node, causal = next(x for x in node.args[:2] if constant.get(x) is None), True
-    product = next((x for x in node.args[:2] if _is_call(x, *MATMULS)), None) if _is_call(
-        node, operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div") else None
+    scale, product = _scaled(node, lambda x: _is_call(x, *MATMULS), constant, why)
     if product is None:
-        raise why("the scores are not q @ k.transpose(-2, -1) scaled by a number")
-    factor = next(x for x in node.args[:2] if x is not product)
-    factor = float(constant.get(factor) if isinstance(factor, torch.fx.Node) else factor)
-    scale = 1 / factor if _is_call(node, operator.truediv, torch.div, "div") else factor
-    q, transposed = product.args[:2]
+        raise why("the scores are not q @ k.transpose(-2, -1), scaled by a number or not")
+    scored += [node] if node is not product else []
+    q, scale_q = product.args[0], 1.0
+    factor, unscaled = _scaled(q, lambda x: isinstance(x, torch.fx.Node) and constant.get(x) is None, constant, why)
+    if unscaled is not None and unscaled is not q:  # timm's manual path: q = q * self.scale, then q @ k^T
+        scored.append(q)
+        q, scale_q = unscaled, factor
+    scale *= scale_q
+    transposed = product.args[1]
     k = transposed.args[0] if isinstance(transposed, torch.fx.Node) else None
     rank = len(shape(q) or ())
     order = _order(transposed, rank) if rank in (3, 4) and (_is_call(transposed, *MOVES) or (
@@ -1277,7 +1311,25 @@ def _scores(softmax, constant, shape, why) -> tuple:
                   "keys")
     if not scale > 0:
         raise why(f"the scores are scaled by {scale:.6g}; flowlaws' attention scales them by a positive number")
-    return q, k, causal, scale, [*scored, node, product, transposed]
+    return q, k, causal, scale, [*scored, product, transposed]
+
+
+def _scaled(node, inner, constant, why) -> tuple:
+    """(s, x) where ``node`` is x * s, s * x or x / (1/s) by a number s (a literal, or a
+    value of sizes and constants), x what ``inner`` accepts; (1, node) when ``node`` itself is
+    such an x; (1, None) when neither."""
+    if not _is_call(node, operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div"):
+        return (1.0, node) if inner(node) else (1.0, None)
+    divides = _is_call(node, operator.truediv, torch.div, "div")
+    for x, factor in ((node.args[0], node.args[1]), (node.args[1], node.args[0]))[:1 if divides else 2]:
+        if not inner(x):
+            continue
+        value = constant.get(factor) if isinstance(factor, torch.fx.Node) else factor
+        if not isinstance(value, int | float | torch.Tensor) or getattr(value, "numel", lambda: 1)() != 1:
+            raise why(f"{node.name} scales the scores by a value that is not one number")
+        value = float(value)
+        return (1 / value if divides else value), x
+    return 1.0, None
 
 
 def _scale(scale, width: int) -> float:
