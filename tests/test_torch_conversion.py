@@ -683,7 +683,8 @@ def test_nanogpts_manual_attention_converts_to_the_model_and_parameters_of_its_f
 
 @settings(max_examples=15, deadline=None)
 @given(scale=st.sampled_from(["product", "quotient", "width"]), transpose=st.sampled_from(["-2,-1", "2,3", "mT"]),
-       mask=st.sampled_from(["filled", "added", "none"]), softmax=st.sampled_from(["function", "method", "torch"]),
+       mask=st.sampled_from(["filled", "added", "none"]),
+       softmax=st.sampled_from(["function", "method", "torch", "module"]),
        dropout=st.booleans(), tokens=st.integers(2, 5), seed=st.integers(0, 2**16))
 def test_attention_written_by_hand_converts_with_torchs_value_and_gradient(scale, transpose, mask, softmax, dropout,
                                                                            tokens, seed):
@@ -701,6 +702,7 @@ def test_attention_written_by_hand_converts_with_torchs_value_and_gradient(scale
 @pytest.mark.parametrize(("module", "reason"), [
     (WrittenAttention(mask="diagonal"), "a masked_fill other than the causal mask's"),
     (WrittenAttention(dim=-2), "a softmax over dim -2, not the keys"),
+    (WrittenAttention(dim=2, softmax="module"), "a softmax over dim 2, not the keys"),
     (Head(2), "torch.cat"),
 ])
 def test_attention_written_by_hand_that_flowlaws_cannot_read_is_a_one_line_error(module, reason):

@@ -1121,12 +1121,13 @@ class WrittenAttention(nn.Module):
     """Self-attention written by hand, the ways people write it: the scale a product or a
     quotient, k transposed by ``transpose(-2, -1)``, ``transpose(2, 3)`` or ``.mT``, a
     causal mask by ``masked_fill`` of a buffer or a float mask added (or none), the softmax
-    as F.softmax, torch.softmax or a method, a dropout or none."""
+    as F.softmax, torch.softmax, a method or an nn.Softmax, a dropout or none."""
 
     def __init__(self, d=4, heads=2, T=5, scale="product", transpose="-2,-1", mask="filled", softmax="function",
                  dropout=True, dim=-1):
         super().__init__()
         self.dim = dim  # the softmax's (-1: over the keys)
+        self.attend = nn.Softmax(dim=dim)
         self.c_attn, self.c_proj, self.head = nn.Linear(d, 3 * d), nn.Linear(d, d), nn.Linear(d, 2)
         self.heads, self.scale, self.transpose, self.mask, self.softmax = heads, scale, transpose, mask, softmax
         self.drop = nn.Dropout(0.0) if dropout else nn.Identity()
@@ -1149,6 +1150,8 @@ class WrittenAttention(nn.Module):
             att = att + self.additive[:t, :t]
         if self.softmax == "function":
             att = F.softmax(att, dim=self.dim)
+        elif self.softmax == "module":  # lucidrains' vit-pytorch: self.attend = nn.Softmax(dim=-1)
+            att = self.attend(att)
         elif self.softmax == "method":
             att = att.softmax(self.dim)
         else:

@@ -1216,15 +1216,16 @@ BLOCKED = -1e30  # a mask's fill at or below this blocks a score: -inf, or a dty
 
 def _written_attentions(graph, traced, modules, constant, known):
     """The graph with each attention written by hand, ``softmax(q @ k.transpose(-2, -1) *
-    s [masked]) @ v`` with s = 1/sqrt(width) (nanoGPT's manual path), replaced by
+    s [masked]) @ v`` (nanoGPT's manual path, Karpathy's heads, timm's), replaced by
     ``F.scaled_dot_product_attention(q, k, v, is_causal=..., scale=s)``, which
     `_split_attentions` reads: the same function. The scores may be scaled by a product or a
-    quotient (by any number: s, computed or not), masked by ``masked_fill`` of a constant
-    condition or by adding a constant, and the probabilities pass a dropout or a dtype cast.
-    A mask that is not the causal one is a one-line error. The rewrite is on a copy of the graph (the
-    module's own still runs: its constants, the conversion's check); ``known`` gets the
+    quotient, or q before them (by any number s, computed from sizes or not), masked by
+    ``masked_fill`` of a constant condition or by adding a constant, the softmax a call, a
+    method or an ``nn.Softmax``, and the probabilities pass a dropout or a dtype cast. A mask
+    that is not the causal one is a one-line error. The rewrite is on a copy of the graph
+    (the module's own still runs: its constants, the conversion's check); ``known`` gets the
     shapes of the new nodes."""
-    found = [(node, read) for node in graph.nodes if _is_call(node, *SOFTMAX_CALLS)
+    found = [(node, read) for node in graph.nodes if _softmax_dim(node, modules) is not None
              and (read := _probabilities_read(node, modules)) is not None]
     if not found:
         return graph
@@ -1241,7 +1242,8 @@ def _written_attentions(graph, traced, modules, constant, known):
                                    "(N, heads, T, width) queries, keys and values (nanoGPT's manual path), or of "
                                    "(N, T, width) ones, each head a module (Karpathy's \"Let's build GPT\")")
 
-        q, k, causal, scale, scored = _scores(softmax, constant, lambda n: known.get(n.name), why)
+        q, k, causal, scale, scored = _scores(softmax, _softmax_dim(softmax, modules), constant,
+                                              lambda n: known.get(n.name), why)
         v = end.args[1]
         with graph.inserting_before(end):
             attention = graph.create_node("call_function", ATTENTION, (q, k, v), {"is_causal": causal, "scale": scale},
@@ -1270,12 +1272,22 @@ def _probabilities_read(softmax, modules):
     return None
 
 
-def _scores(softmax, constant, shape, why) -> tuple:
+def _softmax_dim(node, modules):
+    """The dim of a softmax (a call, a method, or an ``nn.Softmax``); None for any other node."""
+    if node.op == "call_module" and isinstance(modules.get(node.target), nn.Softmax):
+        return modules[node.target].dim
+    if _is_call(node, *SOFTMAX_CALLS):
+        return node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    return None
+
+
+def _scores(softmax, dim, constant, shape, why) -> tuple:
     """(q, k, causal, s, the nodes from the scores' product to the softmax) of a softmax's
-    input, ``(q @ k.transpose(-2, -1)) * s`` (or ``/ c``), masked or not (`_written_attentions`)."""
-    dim = softmax.args[1] if len(softmax.args) > 1 else softmax.kwargs.get("dim")
+    input over ``dim``, ``(q @ k.transpose(-2, -1)) * s`` (or ``/ c``, or q scaled first),
+    masked or not (`_written_attentions`)."""
     node, scored, causal = softmax.args[0], [], False
-    if not isinstance(dim, int) or dim not in (-1, 3):
+    if not isinstance(dim, int) or len(shape(softmax) or ()) not in (3, 4) or dim % len(shape(softmax)) != \
+            len(shape(softmax)) - 1:
         raise why(f"a softmax over dim {dim}, not the keys (dim=-1)")
     if _is_call(node, "masked_fill", torch.masked_fill):
         fill = node.args[2] if len(node.args) > 2 else node.kwargs.get("value")
@@ -1290,7 +1302,7 @@ def _scores(softmax, constant, shape, why) -> tuple:
         if mask.dtype == torch.bool or not _is_causal(mask):
             raise why("an added mask other than the causal one (-inf above the diagonal, 0 elsewhere)")
         scored.append(node)
-        node, causal = next(x for x in node.args[:2] if constant.get(x) is None), True
+        node, causal = next(x for x in _operands(node) if constant.get(x) is None), True
     scale, product = _scaled(node, lambda x: _is_call(x, *MATMULS), constant, why)
     if product is None:
         raise why("the scores are not q @ k.transpose(-2, -1), scaled by a number or not")
@@ -1339,17 +1351,17 @@ def _scale(scale, width: int) -> float:
 
 
 def _erase_unused(graph, removed: list) -> None:
-    """Erase ``removed`` and what they alone read (a mask's buffer, a scale's sizes), last
-    first, once nothing uses them."""
-    behind, stack = set(removed), list(removed)
+    """Erase ``removed`` and what they alone read (a mask's buffer, a scale's sizes) once
+    nothing uses them; nothing else (a value the module computes and leaves unused stays)."""
+    stack, erased = list(removed), set()
     while stack:
-        for y in _operands(stack.pop()):
-            if y not in behind:
-                behind.add(y)
-                stack.append(y)
-    for node in reversed(list(graph.nodes)):
-        if node in behind and not node.users and node.op not in ("placeholder", "output"):
-            graph.erase_node(node)
+        node = stack.pop()
+        if node in erased or node.users or node.op in ("placeholder", "output"):
+            continue  # (one still used is pushed again when its last user goes)
+        operands = _operands(node)
+        graph.erase_node(node)
+        erased.add(node)
+        stack += operands
 
 
 def _split_attentions(graph, modules, shape, values, skipped=frozenset()) -> tuple[set, dict]:
