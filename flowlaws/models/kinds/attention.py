@@ -439,4 +439,7 @@ class Attention(Layer):
         rope = dk % 2 == 0 and draw(st.booleans())
         layer = cls(heads, dk, draw(st.integers(1, 2)), draw(st.sampled_from([0, 1])) if heads == 2 else 0, rope,
                     draw(st.booleans()), draw(st.booleans()))
-        return replace(layer, rope_halves=True) if rope and draw(st.booleans()) else layer
+        layer = replace(layer, rope_halves=True) if rope and draw(st.booleans()) else layer
+        # the scores' factor: the default, T5's 1 or muP's 1/dk; the output's bias alone
+        return replace(layer, scale=draw(st.sampled_from([0.0, 1.0, 1.0 / dk])),
+                       out_bias=not layer.bias and draw(st.booleans()))
