@@ -13,6 +13,7 @@ F = torch.nn.functional
 from torch_models import (  # noqa: E402
     GPT,
     REFERENCE,
+    WRITTEN_ACTIVATIONS,
     Applied,
     BagOfEmbeddings,
     BasicBlock,
@@ -661,6 +662,28 @@ def test_timms_attention_converts_from_its_unbound_qkv_by_either_path(fused, qkv
     assert from_torch(module, x)[0].spec == (
         f"seq:5x4:attention(heads=2,dk=2,dv=2,{'bias' if qkv_bias else 'out_bias'}),dropout(0)")
     _assert_torchs_value_and_gradient(module.eval(), x)
+
+
+@pytest.mark.parametrize("name", list(WRITTEN_ACTIVATIONS))
+def test_an_activation_written_out_by_hand_converts_to_the_activation_it_computes(name):
+    """minGPT's NewGELU (the tanh GELU as a formula), an erf GELU, x * sigmoid(x), Mish and
+    log1p(exp(x)) written out: each read by its values as the activation it is."""
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(3, 4), WRITTEN_ACTIVATIONS[name], nn.Linear(4, 2)).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    assert from_torch(module, x)[0].spec == f"mlp:3-4-2:{name}:bias"
+    _assert_torchs_value_and_gradient(module, x)
+
+
+def test_a_formula_no_activation_matches_is_left_as_it_is():
+    """CLIP's QuickGELU, x * sigmoid(1.702 x), is none of flowlaws' activations: a one-line
+    error, as before; a formula of a residual sum (x + 0.1 tanh(x)) converts as the fork it is."""
+    quick = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x * torch.sigmoid(1.702 * x)), nn.Linear(4, 2))
+    with pytest.raises(InvalidArgument) as caught:
+        from_torch(quick, torch.randn(5, 3))
+    assert "\n" not in str(caught.value)
+    module = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x + 0.5 * torch.tanh(x)), nn.Linear(4, 2)).double()
+    assert "residual" in from_torch(module, torch.randn(5, 3, dtype=torch.float64))[0].spec
 
 
 def test_an_attention_bias_on_some_projections_only_is_a_one_line_error():

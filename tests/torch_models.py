@@ -1094,6 +1094,25 @@ class TimmViT(nn.Module):
         return self.head(x[:, 0])
 
 
+class NewGELU(nn.Module):
+    """
+    Implementation of the GELU activation function currently in Google BERT repo (identical to OpenAI GPT).
+    Reference: Gaussian Error Linear Units (GELU) paper: https://arxiv.org/abs/1606.08415
+    """  # minGPT's (mingpt/model.py), verbatim
+
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+WRITTEN_ACTIVATIONS = {  # activations as people write them out: formula -> the flowlaws activation it is
+    "gelu_tanh": NewGELU(),
+    "gelu": Applied(lambda x: x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))),
+    "silu": Applied(lambda x: x * torch.sigmoid(x)),
+    "mish": Applied(lambda x: x * torch.tanh(F.softplus(x))),
+    "softplus": Applied(lambda x: torch.log1p(torch.exp(x))),
+}
+
+
 REFERENCE = {
     "vit": (ViT, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
     "mlp-mixer": (Mixer, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),

@@ -52,7 +52,10 @@ heads that are modules of their own (Karpathy's "Let's build GPT": each head's q
 Linears, its attention on (N, T, width), the heads joined by ``torch.cat(..., dim=-1)`` and
 read by a Linear: `_head_modules`; a bias on that Linear alone is ``out_bias``), timm's
 Attention (q, k, v unbound from ``qkv(x).reshape(N, T, 3, heads, width).permute(2, 0, 3, 1,
-4)``, `_unbound`; its fused path or its manual one, q scaled before the product),
+4)``, `_unbound`; its fused path or its manual one, q scaled before the product), an
+activation written out as a formula of one value and numbers (minGPT's ``NewGELU``, ``x *
+torch.sigmoid(x)``, ``0.5 x (1 + erf(x / sqrt 2))``: read by its values on [-6, 6] as the
+activation it equals, `_written_activations`; any other formula is left as it is),
 ``F.layer_norm`` with its own parameters, TransformerEncoderLayer (relu or gelu, norm_first
 either way, the causal mask or none: its attention and feed-forward blocks become two
 residual layers) and TransformerEncoder (its layers, then its norm), Embedding reading the
@@ -160,6 +163,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "softmax(q @ k.transpose(-2, -1) * s, masked causally or not) @ v (nanoGPT's manual path; any scale s), "
              "heads that are modules, torch.cat along the last axis then a Linear (Karpathy's \"Let's build GPT\"), "
              "timm's Attention (qkv(x).reshape(N, T, 3, heads, width).permute(2, 0, 3, 1, 4).unbind(0), either path), "
+             "an activation written out as a formula of one value (minGPT's NewGELU, x * torch.sigmoid(x): read by its "
+             "values), "
              "F.layer_norm, "
              "TransformerEncoderLayer and TransformerEncoder "
              "(batch first or sequence first, relu or gelu, pre- or post-norm, the causal mask or none), "
@@ -1207,6 +1212,93 @@ def _functional_norm(node, direct, shape) -> tuple[_Norm, str]:
     return _Norm(tensors[0], tensors[1], float(options.get("eps", 1e-5))), path
 
 
+ENTRYWISE = {operator.mul, operator.add, operator.sub, operator.truediv, operator.pow, operator.neg, torch.mul,
+             torch.add, torch.sub, torch.div, torch.pow, torch.neg, torch.tanh, torch.sigmoid, torch.exp, torch.erf,
+             torch.log1p, torch.square, nn.functional.softplus, "mul", "add", "sub", "div", "pow", "neg", "tanh",
+             "sigmoid", "exp", "erf", "log1p", "square"}  # calls that map each entry alone, with numbers
+WRITTEN = {  # activations a formula written by hand is read as (`_written_activations`): the torch call it equals
+    "gelu": (nn.functional.gelu, {}), "gelu_tanh": (nn.functional.gelu, {"approximate": "tanh"}),
+    "silu": (nn.functional.silu, {}), "mish": (nn.functional.mish, {}), "softplus": (nn.functional.softplus, {}),
+    "elu": (nn.functional.elu, {}), "selu": (nn.functional.selu, {}), "sigmoid": (torch.sigmoid, {}),
+    "tanh": (torch.tanh, {}),
+}
+PROBE = np.linspace(-6.0, 6.0, 241)  # where a written formula is compared with each activation
+
+
+def _written_activations(graph, traced, known):
+    """The graph with each activation written out by hand as a formula of one value and
+    numbers (minGPT's and Hugging Face's ``NewGELU``: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715
+    x^3))); ``x * torch.sigmoid(x)``; ``0.5 x (1 + erf(x / sqrt 2))``) replaced by the torch
+    call it equals on PROBE to 1e-12 (`WRITTEN`; the conversion's check then compares the
+    module's own formula with it on the example). A formula no activation matches is left
+    as it is. The rewrite is on a copy of the graph (the module's own still runs)."""
+    regions = []
+    taken: set = set()
+    for y in reversed(list(graph.nodes)):
+        if y in taken or not _is_call(y, *ENTRYWISE):
+            continue
+        found = _entrywise_region(y)
+        if found is not None:
+            x, nodes = found
+            taken |= nodes
+            name = _activation_of(traced, x, nodes, y)
+            if name is not None:
+                regions.append((x, nodes, y, name))
+    if not regions:
+        return graph
+    if graph is traced.graph:
+        graph = copy.deepcopy(graph)
+        graph.owning_module = traced  # (its get_attr nodes read the module's attributes)
+    named = {n.name: n for n in graph.nodes}
+    for x, nodes, y, name in regions:
+        function, options = WRITTEN[name]
+        with graph.inserting_before(named[y.name]):
+            activation = graph.create_node("call_function", function, (named[x.name],), dict(options),
+                                           name=f"{y.name}_{name}")
+        known[activation.name] = known.get(y.name)
+        named[y.name].replace_all_uses_with(activation)
+        _erase_unused(graph, [named[n.name] for n in nodes])
+    return graph
+
+
+def _entrywise_region(y):
+    """(x, the nodes) when ``y`` is computed from one value x by at least two entrywise calls
+    (`ENTRYWISE`) on it and numbers, each used inside alone but y; else None."""
+    nodes, stack, sources = {y}, [y], set()
+    while stack:
+        node = stack.pop()
+        for a in _operands(node):
+            if a in nodes or a in sources:
+                continue
+            if _is_call(a, *ENTRYWISE):
+                nodes.add(a)
+                stack.append(a)
+            else:
+                sources.add(a)
+    inside = all(u in nodes for n in nodes - {y} for u in n.users)
+    return (sources.pop(), nodes) if len(sources) == 1 and len(nodes) >= 2 and inside else None
+
+
+def _activation_of(traced, x, nodes, y) -> str | None:
+    """The activation (a `WRITTEN` name) the calls ``nodes`` compute from x to y, compared on
+    PROBE to 1e-12 of each value's size; None when none matches (or the calls do not run)."""
+    runner = torch.fx.Interpreter(traced)
+    runner.env = {x: torch.as_tensor(PROBE)}
+    try:
+        for node in (n for n in y.graph.nodes if n in nodes):
+            runner.env[node] = runner.run_node(node)
+        values = np.asarray(runner.env[y].detach(), dtype=float)
+    except Exception:  # not a formula of one value after all (a shape, a dtype): left as it is
+        return None
+    if values.shape != PROBE.shape:
+        return None
+    for name in WRITTEN:
+        expected = Activation(name).apply((), PROBE)
+        if np.all(np.abs(values - expected) <= 1e-12 * (1.0 + np.abs(expected))):
+            return name
+    return None
+
+
 MATMULS = (operator.matmul, torch.matmul, "matmul")
 SOFTMAX_CALLS = (nn.functional.softmax, torch.softmax, "softmax")
 ADDS = (operator.add, torch.add, "add")
@@ -1651,6 +1743,7 @@ def _traced(module, chain: _Chain, example_input):
                                   f"{len(values)} computed values; flowlaws converts chains (with additive skips)")
         return values[0]
 
+    graph = _written_activations(graph, traced, known)
     graph = _written_attentions(graph, traced, modules, constant, known)
     interior, ends = _head_modules(graph, modules, shape)
     split = _split_attentions(graph, modules, shape, _rope_of(constant), interior)
