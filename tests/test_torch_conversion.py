@@ -679,9 +679,9 @@ def test_a_formula_no_activation_matches_is_left_as_it_is():
     """CLIP's QuickGELU, x * sigmoid(1.702 x), is none of flowlaws' activations: a one-line
     error, as before; a formula of a residual sum (x + 0.1 tanh(x)) converts as the fork it is."""
     quick = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x * torch.sigmoid(1.702 * x)), nn.Linear(4, 2))
-    with pytest.raises(InvalidArgument) as caught:
+    with pytest.raises(InvalidArgument, match=r"a product x \* f\(x\) of a value and a function of it") as caught:
         from_torch(quick, torch.randn(5, 3))
-    assert "\n" not in str(caught.value)
+    assert "\n" not in str(caught.value) and "gelu_tanh, silu" in str(caught.value)
     module = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x + 0.5 * torch.tanh(x)), nn.Linear(4, 2)).double()
     assert "residual" in from_torch(module, torch.randn(5, 3, dtype=torch.float64))[0].spec
 

@@ -608,6 +608,11 @@ class _Chain:
                                                                "(a residual block, a gate)")
         if not first:
             first, second = second, first
+        if kind is Gated and not second:  # x * f(x): no gate of two branches (silu, QuickGELU written out)
+            raise InvalidArgument(f"{node.name}: a product x * f(x) of a value and a function of it; flowlaws "
+                                  "converts a product of two branches that each compute from their common input (a "
+                                  "gate), and an activation written as a formula when it equals one of its own "
+                                  f"({', '.join(WRITTEN)})")
         if kind is Residual and len(second) > len(first):
             first, second = second, first  # the longer branch is the block, the other the shortcut
         self._joined(node, common, (first, second), kind)
