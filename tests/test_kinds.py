@@ -1,6 +1,8 @@
 """The layer contract, run on every registered kind (flowlaws.models.kinds.LAYERS):
 a new kind is tested by registering it."""
 
+from dataclasses import replace
+
 import autograd
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 from flowlaws.checking import accumulation_length, pointwise, tolerance
 from flowlaws.discover import discover
-from flowlaws.engine import gradient_and_magnitude
+from flowlaws.engine import gradient_and_magnitude, value_and_grad
 from flowlaws.errors import InvalidArgument
 from flowlaws.invariants import LawKind, laws
 from flowlaws.losses import Square
@@ -296,6 +298,16 @@ def test_rope_s_laws_do_not_depend_on_its_base_and_hold_at_llama_3_s():
     assert pointwise(llama3, Square(), params, X, Y, laws(llama3)).effect <= 1
 
 
+@pytest.mark.parametrize("spec", ["seq:1x4:sinusoid,flatten,dense(1)",  # one position: the sines all 0 there
+                                  "seq:2x3:gated[dense(1),relu | dense(1)],conv1d(2,1),sinusoid,flatten,dense(1)"])
+def test_a_sinusoid_needs_two_positions_and_two_features(spec):
+    """With one feature (d = 1) row 0 of the table is sin 0 = 0 alone, so a scaling of
+    position 0 would pass it: the laws-complete campaign found that net (3 laws, 2 derived)."""
+    with pytest.raises(InvalidArgument, match="T >= 2 positions and d >= 2 features") as caught:
+        parse(spec)
+    assert "\n" not in str(caught.value)
+
+
 @settings(max_examples=25, deadline=None)
 @given(T=st.integers(2, 4), d=st.integers(2, 5), halves=st.booleans(), base=st.sampled_from([100.0, 10000.0]),
        bias=st.booleans(), seed=st.integers(0, 2**16))
@@ -356,6 +368,38 @@ def test_attention_with_its_output_bias_alone_has_every_law_discovery_finds(spec
     assert pointwise(model, Square(), params, X, Y, laws(model)).effect <= 1
     with pytest.raises(InvalidArgument, match="drop out_bias"):
         parse(spec.replace("out_bias", "bias,out_bias"))
+
+
+STREAM_BLOCKS = {  # a pre-norm block's branch: whether its last writer has a bias
+    "attention(heads=1,dk=2,dv=2,out_bias)": True, "attention(heads=1,dk=2,dv=2,bias)": True,
+    "attention(heads=1,dk=2,dv=2)": False, "dense(6,bias),relu,dense(4,bias)": True,
+    "dense(6,bias),relu,dense(4),dropout(0)": False, "dense(4,bias),dropout(0)": True,
+}
+
+
+@settings(max_examples=20, deadline=None)
+@given(first=st.booleans(), blocks=st.lists(st.sampled_from(list(STREAM_BLOCKS)), min_size=1, max_size=3),
+       end=st.sampled_from(["", ",linear", ",layernorm"]), seed=st.integers(0, 2**16))
+def test_biases_that_write_onto_a_stream_no_norm_ends_trade_their_shift(first, blocks, end, seed):
+    """Pre-norm blocks carry a stream's c 1 (their branch's LayerNorm removes it, the skip
+    keeps it): consecutive biases that write c 1 trade it, sum a - sum b, where nothing after
+    removes the shift (docs/theory.md 6.1). By value: sum g_a - sum g_b = 0 to 1e-12 of sum
+    |g_a| + sum |g_b|, and sum g_a alone is not 0. After a final LayerNorm each bias has
+    its own law, and no trade. (The pointwise level's round-off bound is vacuous through
+    attention and an eps-small LayerNorm, so the gradient is read directly.)"""
+    norm = "layernorm(eps=1e-05)"
+    spec = "seq:3x4:" + "dense(4,bias)," * first + ",".join(f"residual[{norm},{b}]" for b in blocks) + end
+    model = parse(spec.replace(",layernorm", f",{norm}") if end else spec)
+    writers = first + sum(STREAM_BLOCKS[b] for b in blocks)
+    trades = [law for law in laws(model) if "~" in law.name]
+    assert len(trades) == (0 if end == ",layernorm" else max(0, writers - 1))
+    params, X, Y = _data(model, seed)
+    _, grads = value_and_grad(model, Square(), params, X, Y)
+    for law in trades:
+        size = law.magnitude(tuple(map(np.abs, grads)), tuple(map(np.abs, grads)))
+        alone = replace(law, terms=law.terms[:1])
+        assert abs(law.first(params, grads)) <= 1e-12 * size
+        assert abs(alone.first(params, grads)) > 1e-6 * size  # each bias alone moves
 
 
 def test_a_causal_mask_keeps_every_law_of_attention_and_no_more():

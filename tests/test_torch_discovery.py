@@ -22,6 +22,7 @@ from torch_models import (  # noqa: E402
     Mixer,
     NanoGPT,
     SwiGLU,
+    TimmBlock,
     TutorialTransformer,
 )
 
@@ -361,6 +362,16 @@ def test_nanogpt_counted_by_blocks_has_exactly_its_derived_laws_tied_or_not(tied
     found = discover_of(NanoGPT(dropout=0.0, tied=tied, flash=flash), torch.randint(0, 8, (6, 5)),
                         torch.nn.CrossEntropyLoss(), blocks=["transformer.h.0"])
     assert found.decided_by == "blocks" and found.count == found.derived == count
+
+
+@pytest.mark.parametrize("qkv_bias, count", [(False, 21), (True, 25)])
+def test_timms_block_alone_has_exactly_its_derived_laws_the_stream_biases_trade_included(qkv_bias, count):
+    """A pre-norm block whose output is the stream itself: its attention's output bias and
+    its MLP's last bias trade c 1 (no norm after them removes it: docs/theory.md 6.1), the
+    one law of 21 (25) not derived before."""
+    torch.manual_seed(0)
+    found = discover_of(TimmBlock(4, qkv_bias=qkv_bias).double(), torch.randn(6, 5, 4, dtype=torch.float64))
+    assert found.count == found.derived == count
 
 
 def test_lets_build_gpt_counted_by_blocks_has_exactly_its_derived_laws():

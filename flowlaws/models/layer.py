@@ -272,6 +272,21 @@ class Layer:
         rows = self.shifted_rows(site)
         return (("sample_shift", rows, True),) if rows else ()
 
+    def stream_shift(self, site):
+        """How a constant shift c 1 of its input over the last axis fares, and the bias whose
+        own c 1 it adds (`symmetry.stream_trades`): ("passes", bias or None) when the output
+        carries the input's c 1 unchanged (the identity: ``linear``, ``dropout(0)``);
+        ("writes", bias) when the input's is lost but a bias of its rows adds one to every
+        output unit (a dense layer or attention on the last axis); ("stops", None) else."""
+        from flowlaws.models.symmetry import computes_identity
+
+        if isinstance(self, Entrywise) and computes_identity(site):  # (probed: an Entrywise layer alone)
+            return "passes", None
+        if not self.emits or not (self.rows_on_last_axis(site) or len(site.in_shape) == 1):
+            return "stops", None
+        biases = self.bias_rows(site)
+        return ("writes", biases[0]) if len(biases) == 1 else ("stops", None)
+
     def bias_rows(self, site):
         """The slices whose sums per output unit shift that unit alike at every position, as
         a bias does (what an `offset` right after it absorbs): its bias, if any."""

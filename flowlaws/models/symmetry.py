@@ -384,6 +384,32 @@ def rescalings(chain, offset: int = 0) -> Iterator[Rescaling]:
     for position in range(len(chain.layers)):
         site = Site(chain, offset, position)
         yield from site.layer.rescalings(site)
+    yield from stream_trades(chain, offset)
+
+
+def stream_trades(chain, offset: int = 0) -> Iterator[Rescaling]:
+    """Biases that write c 1 onto a stream that carries it unchanged from one to the next
+    (`Layer.stream_shift`: pre-norm blocks, whose branch's LayerNorm removes it and whose
+    skip carries it) trade it: a + c 1 and b - c 1 leave the stream after b as it was, so
+    sum a - sum b is conserved (order 1). Only where the stream's shift is not removed
+    later: there each bias has its own law, which implies the trade (docs/theory.md 6.1)."""
+    last = None  # the bias whose c 1 the stream carries unchanged here
+    for position in range(len(chain.layers)):
+        site = Site(chain, offset, position)
+        how, bias = site.layer.stream_shift(site)
+        if how == "passes" and bias is not None and last is not None and last.size == bias.size and \
+                shift_through(chain, position + 1, offset, "sample_shift")[0] != "removed":
+            yield Rescaling(f"{last.name}~{bias.name}", bias.units, (Term(last, 1.0), Term(bias, -1.0)), False,
+                            Family.TRANSLATION, order=1, uniform=True)
+        last = bias if how in ("passes", "writes") and bias is not None else last if how == "passes" else None
+
+
+def computes_identity(site: Site) -> bool:
+    """Whether the layer at ``site`` computes the identity (read from its values at a probe:
+    ``linear``, ``dropout(0)``): no parameters, and every entry of the probe unchanged."""
+    size = 2 * int(np.prod(site.in_shape))  # both signs, no zero, all different
+    probe = (np.where(np.arange(size) % 2, -1.0, 1.0) * (1 + np.arange(size) / size)).reshape(2, *site.in_shape)
+    return not site.layer.param_shapes(site.in_shape) and np.array_equal(site.layer.apply((), probe), probe)
 
 
 def from_weight_layer(site: Site, mixes: bool = True) -> Iterator[Rescaling]:

@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-import numpy as np
 from hypothesis import strategies as st
 
 from flowlaws.models.kinds.batchnorm import BatchNorm
@@ -34,9 +33,11 @@ from flowlaws.models.symmetry import (
     Rescaling,
     Term,
     close,
+    computes_identity,
     removes_shift,
     rescalings,
     sample_shifts,
+    shift_fate,
     walk,
 )
 
@@ -106,6 +107,18 @@ class Residual(Fork):
         it. The sum carries it when no branch stops it and one passes it; it is removed when
         both remove it (docs/theory.md 6.1: a pre-norm stream's writers)."""
         return self.branch_fate(site, "sample_shift", "passes")
+
+    def stream_shift(self, site):
+        """A pre-norm block, x + F(x) with F's first layer removing a shift uniform over each
+        sample (a LayerNorm), carries a stream's c 1 unchanged; its last writer's bias (the
+        layers after it the identity) adds its own c 1 (`symmetry.stream_trades`)."""
+        block = self.inners(site)[0]
+        if self.second or shift_fate(block.chain, 0, block.offset, "sample_shift")[0] != "removed":
+            return super().stream_shift(site)
+        writer = _writer(block)
+        bias = self._bias(writer) if _identity_after(writer) and (
+            writer.layer.rows_on_last_axis(writer) or len(writer.in_shape) == 1) else None
+        return "passes", bias
 
     def row_scale(self, site) -> str:
         """y = F(x) + S(x) keeps a factor per row when every layer of both branches passes it."""
@@ -191,13 +204,8 @@ def _identity_after(site) -> bool:
     values at a probe: ``linear``, ``dropout(0)``), so that a shift of its output reaches the
     join as it is: two branches' biases then trade it (b_A + t, b_B - t). A kink (relu), a
     slope other than 1 (``prelu(-1,-1)`` turns t into -t) or a mask breaks that trade."""
-    for position in range(site.position + 1, len(site.chain.layers)):
-        here = replace(site, position=position)
-        size = 2 * int(np.prod(here.in_shape))  # both signs, no zero, all different
-        probe = (np.where(np.arange(size) % 2, -1.0, 1.0) * (1 + np.arange(size) / size)).reshape(2, *here.in_shape)
-        if here.layer.param_shapes(here.in_shape) or not np.array_equal(here.layer.apply((), probe), probe):
-            return False
-    return True
+    return all(computes_identity(replace(site, position=position))
+               for position in range(site.position + 1, len(site.chain.layers)))
 
 
 def _writer(inner):

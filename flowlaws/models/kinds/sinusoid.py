@@ -8,7 +8,12 @@ Not learned, so it has no law of its own; it maps each entry alone, so any shift
 (x + a + C = (x + C) + a). No scaling passes: c x + C = c (x + C) needs C = 0 on the
 scaled units at every position, and for T >= 2 every feature is nonzero at t = 0 (a
 cosine, 1) or t = 1 (a sine, sin(w_i) > 0 as 0 < w_i <= 1). One position (T = 1) would
-pass a scaling of the sines (all 0 there), so the layer takes T >= 2.
+pass a scaling of the sines (all 0 there), so the layer takes T >= 2. Nor does a scaling
+of one position's row pass, for d >= 2: row 0 holds cos 0 = 1, and every later row sin(t)
+!= 0. With one feature (d = 1) row 0 is sin 0 = 0 alone, and a scaling of position 0
+would pass (found by the laws-complete campaign, 2026-12-06:
+seq:2x3:gated[dense(1),relu | dense(1)],conv1d(2,1),sinusoid,flatten,dense(1), 3 laws, 2
+derived), so the layer takes d >= 2.
 """
 
 from __future__ import annotations
@@ -52,10 +57,10 @@ class Sinusoid(Entrywise):
             raise InvalidArgument(f"sinusoid: base must be > 1, got {self.base}")
 
     def out_shape(self, in_shape):
-        if len(in_shape) != 2 or in_shape[0] < 2 or (self.halves and in_shape[1] % 2):
+        if len(in_shape) != 2 or in_shape[0] < 2 or in_shape[1] < 2 or (self.halves and in_shape[1] % 2):
             even = " and an even d" * self.halves
-            raise InvalidArgument(f"{self.spec} needs a (T, d) sequence of T >= 2 positions{even}, got shape "
-                                  f"{tuple(in_shape)}")
+            raise InvalidArgument(f"{self.spec} needs a (T, d) sequence of T >= 2 positions and d >= 2 "
+                                  f"features{even}, got shape {tuple(in_shape)}")
         return tuple(in_shape)
 
     def encoding(self, shape) -> np.ndarray:
@@ -78,6 +83,6 @@ class Sinusoid(Entrywise):
 
     @classmethod
     def draw(cls, draw, shape, context):
-        if len(shape) != 2 or shape[0] < 2:
+        if len(shape) != 2 or shape[0] < 2 or shape[1] < 2:
             return None
         return cls(halves=draw(st.booleans()) and shape[1] % 2 == 0)
