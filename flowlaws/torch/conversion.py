@@ -1230,6 +1230,16 @@ WRITTEN = {  # activations a formula written by hand is read as (`_written_activ
 PROBE = np.linspace(-6.0, 6.0, 241)  # where a written formula is compared with each activation
 
 
+def _copied(graph, traced):
+    """(the graph to rewrite, its nodes by name): a copy of the module's own graph, which
+    still runs (its constants, the conversion's check), or ``graph`` when it is a copy
+    already."""
+    if graph is traced.graph:
+        graph = copy.deepcopy(graph)
+        graph.owning_module = traced  # (its get_attr nodes read the module's attributes)
+    return graph, {n.name: n for n in graph.nodes}
+
+
 def _written_activations(graph, traced, known):
     """The graph with each activation written out by hand as a formula of one value and
     numbers (minGPT's and Hugging Face's ``NewGELU``: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715
@@ -1251,10 +1261,7 @@ def _written_activations(graph, traced, known):
                 regions.append((x, nodes, y, name))
     if not regions:
         return graph
-    if graph is traced.graph:
-        graph = copy.deepcopy(graph)
-        graph.owning_module = traced  # (its get_attr nodes read the module's attributes)
-    named = {n.name: n for n in graph.nodes}
+    graph, named = _copied(graph, traced)
     for x, nodes, y, name in regions:
         function, options = WRITTEN[name]
         with graph.inserting_before(named[y.name]):
@@ -1326,10 +1333,7 @@ def _written_attentions(graph, traced, modules, constant, known):
              and (read := _probabilities_read(node, modules)) is not None]
     if not found:
         return graph
-    if graph is traced.graph:
-        graph = copy.deepcopy(graph)
-        graph.owning_module = traced  # (its get_attr nodes read the module's attributes)
-    nodes = {n.name: n for n in graph.nodes}
+    graph, nodes = _copied(graph, traced)
     for softmax, (passed, end) in found:
         softmax, end = nodes[softmax.name], nodes[end.name]
 
@@ -2018,8 +2022,7 @@ def _sequence_first(traced, example_input, modules, known) -> tuple[tuple[int, i
     else:
         raise InvalidArgument("the module runs torch's attention with batch_first=False on values whose batch axis is "
                               "not the second; flowlaws reads (T, N, ...) and (N, T, ...) inputs")
-    graph = copy.deepcopy(graph)
-    graph.owning_module = traced  # (its get_attr nodes read the module's attributes)
+    graph, _ = _copied(graph, traced)
     for node in graph.nodes:
         _read_batch_first(node, axes, known)
     output = _output_value(next(n for n in graph.nodes if n.op == "output"))
