@@ -394,13 +394,14 @@ def _attention(module, path: str, read=float64_array):
 
 
 def _heads(projections, out, heads: int, causal: bool = False, kv_heads: int = 0, rope: str = "",
-           rope_base: float = ROPE_BASE):
+           rope_base: float = ROPE_BASE, scale: float | None = None):
     """(Attention, params) from torch's projections: ``projections`` the (weight, bias)
     of the query, key and value (weights (d_out, d), bias None when unbiased), ``out``
     the output projection's (weight (d, d_out), bias); ``kv_heads`` key/value heads, each
     read by heads / kv_heads query heads in turn (torch's enable_gqa), 0 for one per head;
     ``rope`` the pairs the queries and keys rotate ("adjacent", "halves"; "" none) and
-    ``rope_base`` its base: `_per_head` of each head's rows."""
+    ``rope_base`` its base; ``scale`` the scores' factor (None: 1/sqrt(width)): `_per_head` of
+    each head's rows."""
     (Wq, bq), (Wk, bk), (Wv, bv) = projections
     width = Wq.shape[0] // heads
     rows = [slice(h * width, (h + 1) * width) for h in range(heads)]
@@ -410,11 +411,11 @@ def _heads(projections, out, heads: int, causal: bool = False, kv_heads: int = 0
 
     groups = kv_heads or heads
     return _per_head(split(Wq, bq, heads), split(Wk, bk, groups), split(Wv, bv, groups), out, causal, kv_heads, rope,
-                     rope_base)
+                     rope_base, scale)
 
 
 def _per_head(queries, keys, values, out, causal: bool = False, kv_heads: int = 0, rope: str = "",
-              rope_base: float = ROPE_BASE):
+              rope_base: float = ROPE_BASE, scale: float | None = None):
     """(Attention, params) from each head's (weight (width, d), bias or None): ``queries``
     one per query head, ``keys`` and ``values`` one per key/value group; ``out`` the
     output projection's (weight (d, heads width), bias or None). Biases on every
@@ -440,9 +441,15 @@ def _per_head(queries, keys, values, out, causal: bool = False, kv_heads: int = 
     if bo is not None:
         params.append(bo)
     layer = Attention(heads, width, width, kv_heads=kv_heads, rope=bool(rope), bias=bias, causal=causal,
-                      rope_halves=rope == "halves", rope_base=rope_base, out_bias=bo is not None and not bias)
+                      rope_halves=rope == "halves", rope_base=rope_base, scale=_scale(scale, width),
+                      out_bias=bo is not None and not bias)
     return layer, tuple(
         p if isinstance(p, torch.Tensor) else np.ascontiguousarray(p) for p in params)
+
+
+def _weight_and_bias(linear, read, rows=slice(None)) -> tuple:
+    """A Linear's (weight, bias or None), read by ``read`` (views where it gives views), at ``rows``."""
+    return read(linear.weight)[rows], None if linear.bias is None else read(linear.bias)[rows]
 
 
 @dataclass(frozen=True)
@@ -459,20 +466,16 @@ class _Projections:
     kv_heads: int = 0  # F.scaled_dot_product_attention(..., enable_gqa=True) of fewer key/value heads
     rope: str = ""  # the pairs RoPE rotates in q and k (`_derived`): "adjacent", "halves", or none
     rope_base: float = ROPE_BASE
-    scale: float = 0.0  # the scores' factor (F.scaled_dot_product_attention's scale); 0: 1/sqrt(width)
+    scale: float | None = None  # the scores' factor (F.scaled_dot_product_attention's scale); None: 1/sqrt(width)
 
     def converted(self, read):
-        def pair(linear, rows=slice(None)):
-            return read(linear.weight)[rows], None if linear.bias is None else read(linear.bias)[rows]
-
         if len(self.qkv) == 1:
             d = self.qkv[0].out_features // 3
-            projections = [pair(self.qkv[0], slice(k * d, (k + 1) * d)) for k in range(3)]
+            projections = [_weight_and_bias(self.qkv[0], read, slice(k * d, (k + 1) * d)) for k in range(3)]
         else:
-            projections = [pair(linear) for linear in self.qkv]
-        layer, params = _heads(projections, pair(self.out), self.heads, self.causal, self.kv_heads, self.rope,
-                               self.rope_base)
-        return dataclasses.replace(layer, scale=_scale(self.scale, layer.dk)), params
+            projections = [_weight_and_bias(linear, read) for linear in self.qkv]
+        return _heads(projections, _weight_and_bias(self.out, read), self.heads, self.causal, self.kv_heads,
+                      self.rope, self.rope_base, self.scale)
 
 
 @dataclass(frozen=True)
@@ -485,15 +488,11 @@ class _HeadModules:
     heads: tuple
     out: Any
     causal: bool
-    scale: float = 0.0
+    scale: float | None = None
 
     def converted(self, read):
-        def pair(linear):
-            return read(linear.weight), None if linear.bias is None else read(linear.bias)
-
-        queries, keys, values = ([pair(head[k]) for head in self.heads] for k in range(3))
-        layer, params = _per_head(queries, keys, values, pair(self.out), self.causal)
-        return dataclasses.replace(layer, scale=_scale(self.scale, layer.dk)), params
+        queries, keys, values = ([_weight_and_bias(head[k], read) for head in self.heads] for k in range(3))
+        return _per_head(queries, keys, values, _weight_and_bias(self.out, read), self.causal, scale=self.scale)
 
 
 @dataclass(frozen=True)
@@ -1313,7 +1312,7 @@ def _activation_of(traced, x, nodes, y) -> str | None:
 
 MATMULS = (operator.matmul, torch.matmul, "matmul")
 SOFTMAX_CALLS = (nn.functional.softmax, torch.softmax, "softmax")
-ADDS = (operator.add, torch.add, "add")
+ADDS = tuple(target for target, kind in JOINS.items() if kind is Residual and target not in SUBTRACTIONS)
 KEEPING = ("to", "type_as", "float", "double", "contiguous", nn.functional.dropout)  # calls that keep the probabilities
 BLOCKED = -1e30  # a mask's fill at or below this blocks a score: -inf, or a dtype's finfo.min (Hugging Face's)
 
@@ -1329,12 +1328,12 @@ def _written_attentions(graph, traced, modules, constant, known):
     that is not the causal one is a one-line error. The rewrite is on a copy of the graph
     (the module's own still runs: its constants, the conversion's check); ``known`` gets the
     shapes of the new nodes."""
-    found = [(node, read) for node in graph.nodes if _softmax_dim(node, modules) is not None
+    found = [(node, dim, read) for node in graph.nodes if (dim := _softmax_dim(node, modules)) is not None
              and (read := _probabilities_read(node, modules)) is not None]
     if not found:
         return graph
     graph, nodes = _copied(graph, traced)
-    for softmax, (passed, end) in found:
+    for softmax, dim, (passed, end) in found:
         softmax, end = nodes[softmax.name], nodes[end.name]
 
         def why(reason, end=end):
@@ -1343,8 +1342,7 @@ def _written_attentions(graph, traced, modules, constant, known):
                                    "(N, heads, T, width) queries, keys and values (nanoGPT's manual path), or of "
                                    "(N, T, width) ones, each head a module (Karpathy's \"Let's build GPT\")")
 
-        q, k, causal, scale, scored = _scores(softmax, _softmax_dim(softmax, modules), constant,
-                                              lambda n: known.get(n.name), why)
+        q, k, causal, scale, scored = _scores(softmax, dim, constant, lambda n: known.get(n.name), why)
         v = end.args[1]
         with graph.inserting_before(end):
             attention = graph.create_node("call_function", ATTENTION, (q, k, v), {"is_causal": causal, "scale": scale},
@@ -1431,9 +1429,9 @@ def _scaled(node, inner, constant, why) -> tuple:
     """(s, x) where ``node`` is x * s, s * x or x / (1/s) by a number s (a literal, or a
     value of sizes and constants), x what ``inner`` accepts; (1, node) when ``node`` itself is
     such an x; (1, None) when neither."""
-    if not _is_call(node, operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div"):
+    if not _is_call(node, *SCALINGS):
         return (1.0, node) if inner(node) else (1.0, None)
-    divides = _is_call(node, operator.truediv, torch.div, "div")
+    divides = SCALINGS[node.target]
     for x, factor in ((node.args[0], node.args[1]), (node.args[1], node.args[0]))[:1 if divides else 2]:
         if not inner(x):
             continue
@@ -1465,6 +1463,12 @@ def _erase_unused(graph, removed: list) -> None:
         stack += operands
 
 
+def _attention_options(node) -> dict:
+    """An F.scaled_dot_product_attention call's arguments after q, k, v, by name."""
+    return dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"), node.args[3:], strict=False)) | \
+        node.kwargs
+
+
 def _split_attentions(graph, modules, shape, values, skipped=frozenset()) -> tuple[set, dict]:
     """Every F.scaled_dot_product_attention of self-attention written with its projections
     (`_Projections`), but those ``skipped`` (heads that are modules, `_head_modules`): (the
@@ -1483,8 +1487,7 @@ def _split_attentions(graph, modules, shape, values, skipped=frozenset()) -> tup
                                    "split or three Linears, viewed as heads and transposed; q and k may carry "
                                    "RoPE, k and v repeated heads; is_causal; back and c_proj)")
 
-        options = dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"), node.args[3:],
-                           strict=False)) | node.kwargs
+        options = _attention_options(node)
         if len(shape(node)) == 3:
             raise why("a head on (N, T, width) values converts with the others, its output concatenated with "
                       "theirs along the last axis by torch.cat and read by a Linear (Karpathy's MultiHeadAttention)")
@@ -1533,7 +1536,7 @@ def _split_attentions(graph, modules, shape, values, skipped=frozenset()) -> tup
             raise why(f"{leaks[0].name} is used outside the attention")
         qkv = tuple(dict.fromkeys(modules[path] for path, _ in linears))
         source = _Projections(qkv, modules[end.target], heads, bool(options.get("is_causal")),
-                              kv_heads if grouped else 0, *rope[0], options.get("scale") or 0.0)
+                              kv_heads if grouped else 0, *rope[0], options.get("scale"))
         interior |= inside
         ends[end] = (parts[0][3], source, end.target.rpartition(".")[0])  # the attention module's path
     return interior, ends
@@ -1559,8 +1562,7 @@ def _head_modules(graph, modules, shape) -> tuple[set, dict]:
                                    "the last axis and read by a Linear")
 
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-        options = [dict(zip(("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"), x.args[3:], strict=False))
-                   | x.kwargs for x in parts]
+        options = [_attention_options(x) for x in parts]
         heads = [tuple(x.args[:3]) for x in parts]
         if dim % 3 != 2 or any(o.get("attn_mask") is not None for o in options):
             raise why(f"along dim {dim}" if dim % 3 != 2 else "a mask")
@@ -1578,7 +1580,7 @@ def _head_modules(graph, modules, shape) -> tuple[set, dict]:
         if leaks:
             raise why(f"{leaks[0].name} is used outside the attention")
         source = _HeadModules(tuple(tuple(modules[y.target] for y in h) for h in heads), modules[end.target],
-                              bool(options[0].get("is_causal")), options[0].get("scale") or 0.0)
+                              bool(options[0].get("is_causal")), options[0].get("scale"))
         interior |= inside
         ends[end] = (heads[0][0].args[0], source, end.target.rpartition(".")[0])
     return interior, ends
