@@ -192,6 +192,29 @@ def test_per_group_learning_rates_are_read_per_group_and_their_drift_predicted(m
     assert drift > 1e-6  # the laws did move: the prediction, not conservation, explains it
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_small_parameters_are_read_in_place_as_one_run_and_gathered_from_several(groups):
+    from flowlaws.invariants.sums import SMALL
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 80), nn.ReLU(), nn.Linear(80, 60), nn.ReLU(),
+                        nn.Linear(60, 70))
+    first = list(net[4].parameters())
+    rest = [p for p in net.parameters() if all(p is not q for q in first)]
+    opt = torch.optim.SGD(net.parameters() if groups == 1 else [{"params": first}, {"params": rest}], lr=0.1)
+    monitor = LawMonitor(net, opt, example_input=torch.randn(5, 3))
+    small = [t.numel() < SMALL for t in monitor.layout.params]  # by group, the large weights first in each
+    assert small == ([False, False] + [True] * 6 if groups == 1 else [False, True, False] + [True] * 5)
+    net(torch.randn(5, 3)).pow(2).mean().backward()
+    opt.step()
+    buffer = monitor._kept
+    if groups == 1:  # the small parameters end to end: a view of the array
+        assert buffer.segment.data_ptr() == buffer.array[:, monitor.segment.start:].data_ptr()
+    else:  # group 0's bias, then group 1's after its large weight: two runs, gathered each step
+        assert not isinstance(monitor.segment, slice)
+    assert not monitor.flagged and not monitor.errors and all(r.measured for r in monitor.records)
+
+
 @pytest.mark.parametrize("make", [BasicBlock, SwiGLU, lambda: NanoGPT(dropout=0.0, tied=True)],
                          ids=["resnet-downsample", "swiglu", "nanogpt-tied"])
 def test_every_model_parameter_is_a_view_of_the_monitor_s_one_vector(make):
@@ -642,8 +665,8 @@ def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, fo
     formed_products = None
     if formed:
         P = products(X, torch.empty(CHANNELS, X.shape[1], dtype=X.dtype))
-        formed_products = (_views_of(P, monitor.layout.views), P.index_select(1, monitor.segment))
-    Z, Zabs = monitor.sums(stacked, segment=X.index_select(1, monitor.segment), formed=formed_products)
+        formed_products = (_views_of(P, monitor.layout.views), P[:, monitor.segment])
+    Z, Zabs = monitor.sums(stacked, segment=X[:, monitor.segment], formed=formed_products)
     DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.layout.views))) for i in range(5))
     forms = monitor.forms(X)
     checked = 0

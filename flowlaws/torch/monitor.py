@@ -64,7 +64,9 @@ class _Layout:
     @classmethod
     def of(cls, converted: Converted, optimizer) -> _Layout:
         group_of = {id(t): g for g, group in enumerate(optimizer.param_groups) for t in group["params"]}
-        params = tuple(sorted(converted.parameters, key=lambda t: group_of.get(id(t), len(group_of))))
+        # by group, and in each the small parameters last: one run, summed as one segment (`LawSums`)
+        params = tuple(sorted(converted.parameters, key=lambda t: (group_of.get(id(t), len(group_of)),
+                                                                   t.numel() < SMALL)))
         devices = {t.device for t in params}
         if len(devices) > 1:
             raise InvalidArgument(f"LawMonitor watches parameters on one device; got {sorted(map(str, devices))}: "
@@ -120,7 +122,7 @@ class _Buffer:
     stacked: Any  # `LawSums`' ``stacked`` of X: parameter k's operands, (5, *shape)
     stacked_products: Any  # and of P
     product_views: tuple | None  # what `products` reads of X and writes of P
-    segment: Any  # the rows of ``array`` at the small parameters' entries
+    segment: Any  # the rows of ``array`` at the small parameters' entries (a view when they are one run)
     write: Any  # write(out): the step's columns of sums into out, (CHANNELS, columns)
     columns: Any  # (steps, CHANNELS, columns): the pending steps' columns of sums, each step's contiguous
     dtypes: frozenset  # the parameters' dtypes its steps were taken in (the array has the widest)
@@ -131,12 +133,14 @@ class _Buffer:
         return max(float(torch.finfo(dtype).eps) for dtype in self.dtypes)
 
     @classmethod
-    def of(cls, layout: _Layout, sums: LawSums, entries: int, dtypes: frozenset, device, formed: bool,
+    def of(cls, layout: _Layout, sums: LawSums, segment, dtypes: frozenset, device, formed: bool,
            steps: int) -> _Buffer:
         dtype = functools.reduce(torch.promote_types, dtypes)
         array = torch.zeros((len(OPERANDS) + CHANNELS * formed, layout.size), dtype=dtype, device=device)
         X, P = array[:len(OPERANDS)], array[len(OPERANDS):] if formed else None
-        rows, segment = tuple(X.unbind(0)), array.new_zeros((len(array), entries))
+        # the segment's entries: a view where they are one run (one param group's), else gathered
+        segment = array[:, segment] if isinstance(segment, slice) else array.new_zeros((len(array), len(segment)))
+        rows = tuple(X.unbind(0))
         stacked, stacked_products = _views_of(X, layout.views), None if P is None else _views_of(P, layout.views)
         write = sums.planned(stacked, segment[:len(OPERANDS)],
                              (stacked_products, segment[len(OPERANDS):]) if formed else None)
@@ -351,9 +355,9 @@ class LawMonitor:
 
     def _sums(self, positions: list, shapes: list) -> tuple:
         """(`LawSums` over the parameters, of ``shapes`` at ``positions``, and the vector's
-        places of the segment): a model parameter of a torch parameter under SMALL entries is
-        summed entry by entry from the segment (one gather for all of them), any other
-        reduced in place."""
+        places of the segment: a slice where they are one run, else an index): a model
+        parameter of a torch parameter under SMALL entries is summed entry by entry from the
+        segment (one gather for all of them, or none), any other reduced in place."""
         layout = self.layout
         segment = np.concatenate([np.arange(a, b) for t, a, b in zip(self.params, layout.starts, layout.starts[1:],
                                                                       strict=False) if t.numel() < SMALL]
@@ -364,6 +368,8 @@ class LawMonitor:
         flat = {k: place[positions[k]] for k, (_, _, offset) in enumerate(layout.views)
                 if offset >= layout.size or place[offset] >= 0}
         sums = LawSums(self.laws, shapes, flat=flat, views=dict(enumerate(layout.views)))
+        if segment.size and segment[-1] - segment[0] == segment.size - 1:  # one run: read in place
+            return sums, slice(int(segment[0]), int(segment[-1]) + 1)
         return sums, torch.as_tensor(segment, device=self.params[0].device)
 
     def _buffer(self) -> _Buffer:
@@ -376,7 +382,7 @@ class LawMonitor:
         buffer = self._kept
         if buffer is None or buffer.dtypes != dtypes or buffer.X.device != self.params[0].device:
             self.flush()
-            buffer = self._kept = _Buffer.of(self.layout, self.sums, len(self.segment), dtypes, self.params[0].device,
+            buffer = self._kept = _Buffer.of(self.layout, self.sums, self.segment, dtypes, self.params[0].device,
                                              self.formed, self.batch)
             self._writes = None  # `_rests`' calls write into the buffer's rows
         return buffer
@@ -384,8 +390,9 @@ class LawMonitor:
     def _columns(self, buffer: _Buffer, step: int) -> None:
         """Write the step's columns of sums (`LawSums.columns`) into the buffer's ``step``-th
         slot, from its operands and, for a small model, their products: the segment's
-        gathered in one call."""
-        torch.index_select(buffer.array, 1, self.segment, out=buffer.segment)
+        gathered in one call (none where they are one run)."""
+        if not isinstance(self.segment, slice):
+            torch.index_select(buffer.array, 1, self.segment, out=buffer.segment)
         buffer.write(buffer.columns[step])
 
     def _post(self, optimizer, args, kwargs):
