@@ -666,8 +666,9 @@ def test_timms_attention_converts_from_its_unbound_qkv_by_either_path(fused, qkv
 
 @pytest.mark.parametrize("name", list(WRITTEN_ACTIVATIONS))
 def test_an_activation_written_out_by_hand_converts_to_the_activation_it_computes(name):
-    """minGPT's NewGELU (the tanh GELU as a formula), an erf GELU, x * sigmoid(x), Mish and
-    log1p(exp(x)) written out: each read by its values as the activation it is."""
+    """minGPT's NewGELU (the tanh GELU as a formula), OpenCLIP's QuickGELU (x * sigmoid(1.702
+    x)), an erf GELU, x * sigmoid(x), Mish and log1p(exp(x)) written out: each read by its
+    values as the activation it is (a swish's beta fitted)."""
     torch.manual_seed(0)
     module = nn.Sequential(nn.Linear(3, 4), WRITTEN_ACTIVATIONS[name], nn.Linear(4, 2)).double()
     x = torch.randn(5, 3, dtype=torch.float64)
@@ -676,11 +677,11 @@ def test_an_activation_written_out_by_hand_converts_to_the_activation_it_compute
 
 
 def test_a_formula_no_activation_matches_is_left_as_it_is():
-    """CLIP's QuickGELU, x * sigmoid(1.702 x), is none of flowlaws' activations: a one-line
-    error, as before; a formula of a residual sum (x + 0.1 tanh(x)) converts as the fork it is."""
-    quick = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x * torch.sigmoid(1.702 * x)), nn.Linear(4, 2))
+    """x * tanh(x) is none of flowlaws' activations (nor a swish, whatever its beta): a one-line
+    error; a formula of a residual sum (x + 0.1 tanh(x)) converts as the fork it is."""
+    odd = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x * torch.tanh(x)), nn.Linear(4, 2))
     with pytest.raises(InvalidArgument, match=r"a product x \* f\(x\) of a value and a function of it") as caught:
-        from_torch(quick, torch.randn(5, 3))
+        from_torch(odd, torch.randn(5, 3))
     assert "\n" not in str(caught.value) and "gelu_tanh, silu" in str(caught.value)
     module = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x + 0.5 * torch.tanh(x)), nn.Linear(4, 2)).double()
     assert "residual" in from_torch(module, torch.randn(5, 3, dtype=torch.float64))[0].spec

@@ -3,6 +3,7 @@ torchvision-style ResNet block, a ViT, an MLP-Mixer, a ConvNeXt block, nanoGPT's
 code (`REFERENCE`), and smaller ones."""
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import pytest
@@ -1104,8 +1105,68 @@ class NewGELU(nn.Module):
         return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
 
 
+class QuickGELU(nn.Module):
+    # NOTE This is slower than nn.GELU or nn.SiLU and uses more GPU memory
+    def forward(self, x: torch.Tensor):
+        return x * torch.sigmoid(1.702 * x)  # OpenCLIP's (open_clip/transformer.py), verbatim
+
+
+class ResidualAttentionBlock(nn.Module):
+    """OpenCLIP's (open_clip/transformer.py), without its optional layer scales and mask."""
+
+    def __init__(self, d_model: int, n_head: int, mlp_ratio: float = 4.0, act_layer=QuickGELU):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d_model)
+        self.attn = nn.MultiheadAttention(d_model, n_head, batch_first=True)
+        self.ln_2 = nn.LayerNorm(d_model)
+        mlp_width = int(d_model * mlp_ratio)
+        self.mlp = nn.Sequential(OrderedDict([
+            ("c_fc", nn.Linear(d_model, mlp_width)),
+            ("gelu", act_layer()),
+            ("c_proj", nn.Linear(mlp_width, d_model))
+        ]))
+
+    def attention(self, q_x):
+        return self.attn(q_x, q_x, q_x, need_weights=False)[0]
+
+    def forward(self, q_x):
+        x = q_x + self.attention(q_x=self.ln_1(q_x))
+        x = x + self.mlp(self.ln_2(x))
+        return x
+
+
+class OpenClipVision(nn.Module):
+    """OpenCLIP's VisionTransformer at a small width, its forward as written there (OpenAI's
+    CLIP weights use QuickGELU): conv patches, a class token, positions, ln_pre, the blocks,
+    ln_post of the class token and its projection, a parameter used by matmul."""
+
+    def __init__(self, image=4, patch=2, width=8, heads=2, layers=2, output_dim=3):
+        super().__init__()
+        scale = width ** -0.5
+        self.conv1 = nn.Conv2d(3, width, kernel_size=patch, stride=patch, bias=False)
+        self.class_embedding = nn.Parameter(scale * torch.randn(width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn((image // patch) ** 2 + 1, width))
+        self.ln_pre = nn.LayerNorm(width)
+        self.transformer = nn.Sequential(*[ResidualAttentionBlock(width, heads) for _ in range(layers)])
+        self.ln_post = nn.LayerNorm(width)
+        self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+
+    def forward(self, x):
+        x = self.conv1(x)  # shape = [*, width, grid, grid]
+        x = x.reshape(x.shape[0], x.shape[1], -1)  # shape = [*, width, grid ** 2]
+        x = x.permute(0, 2, 1)  # shape = [*, grid ** 2, width]
+        x = torch.cat([self.class_embedding.view(1, 1, -1).expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+        x = x + self.positional_embedding.to(x.dtype)
+        x = self.ln_pre(x)
+        x = self.transformer(x)
+        pooled = self.ln_post(x[:, 0])
+        return pooled @ self.proj
+
+
 WRITTEN_ACTIVATIONS = {  # activations as people write them out: formula -> the flowlaws activation it is
     "gelu_tanh": NewGELU(),
+    "swish(1.702)": QuickGELU(),
+    "swish(2)": Applied(lambda x: x * torch.sigmoid(2 * x)),
     "gelu": Applied(lambda x: x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))),
     "silu": Applied(lambda x: x * torch.sigmoid(x)),
     "mish": Applied(lambda x: x * torch.tanh(F.softplus(x))),
@@ -1133,6 +1194,8 @@ REFERENCE = {
     "timm-vit": (TimmViT, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),  # qkv unbound, out_bias
     "timm-vit-manual-attention": (lambda: TimmViT(qkv_bias=True, fused_attn=False),
                                   lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
+    # QuickGELU, the class token viewed, the projection a parameter used by matmul
+    "open-clip-vision": (OpenClipVision, lambda: torch.randn(4, 3, 4, 4, dtype=torch.float64)),
 }
 
 

@@ -23,7 +23,7 @@
             | concat[LAYERS | LAYERS]        y = cat(a(x), b(x)) on the first axis; an empty branch is x
             | ACT
     ACT    := linear | relu | abs | leaky_relu(A) | prelu(A,B) | relu_power(K)
-            | tanh | sigmoid | softplus | gelu | elu | selu | silu | mish
+            | tanh | sigmoid | softplus | gelu | gelu_tanh | elu | selu | silu | swish(BETA) | mish
             | relu6 | hardswish | hardsigmoid
 
 Every LAYER is a registered kind (`flowlaws.models.kinds`): the parser looks its name

@@ -24,8 +24,10 @@ and ``x.mean`` over the positions, an adaptive pool whose output size divides it
 ``transpose``/``permute``/``movedim`` moving one sample axis (a transposed sequence,
 channels last and back), ``x[:, t]`` (a class token's read-out), a parameter added to the
 value (a position embedding, ``x + self.pos`` or nanoGPT's ``wpe(torch.arange(T))``) or
-multiplying it (a layer scale, ``self.gamma * x``), ``torch.cat([cls.expand(N, -1, -1), x], 1)``
-(class tokens), the sinusoidal position encoding added (a constant recognized by its values,
+multiplying it (a layer scale, ``self.gamma * x``) or multiplied by it (``x @ self.proj``, a
+dense layer of weight proj^T: OpenCLIP's projections), ``torch.cat([cls.expand(N, -1, -1), x],
+1)`` (class tokens; the parameter viewed or cast first, ``cls.view(1, 1, -1)``), the
+sinusoidal position encoding added (a constant recognized by its values,
 interleaved or in halves, any base: a registered buffer sliced by the length, ``x +
 self.pe[:, :x.size(1)]``, traced with buffers as graph values where plain tracing fails;
 the check runs the graph with the table exact), sizes read from ``x.shape`` or
@@ -147,7 +149,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "ConvTranspose2d (and output_padding), Upsample and F.interpolate (nearest, integer factors), ReLU, "
              "LeakyReLU, "
              "PReLU, Identity, Tanh, Sigmoid, GELU, ELU, CELU (alpha 1), SELU, SiLU, Softplus, Mish, ReLU6, Hardswish, "
-             "Hardsigmoid, x.clamp(min=0), x.clamp(0, 6), relu(x) ** k and relu(x).square(), "
+             "Hardsigmoid, x * sigmoid(beta x) (QuickGELU), x.clamp(min=0), x.clamp(0, 6), relu(x) ** k and "
+             "relu(x).square(), "
              "MaxPool1d/2d, AvgPool1d/2d (any stride and padding), AdaptiveAvgPool1d/2d and AdaptiveMaxPool1d/2d "
              "(an output size dividing the input's), Dropout (1d, 2d), and their functional forms and tensor "
              "methods (F.relu, x.relu(), F.max_pool2d, F.dropout, ...), x * c, x / c and -x by a number, "
@@ -171,7 +174,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "Embedding (of the input ids), the sinusoidal position encoding added (a buffer), "
              "transpose/permute/movedim/x.mT of one sample axis, flatten/view/reshape merging trailing axes, "
              "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange) or multiplied "
-             "(a layer scale), torch.cat([tokens, x], 1) (a class token), torch.cat of values computed from one "
+             "(a layer scale), x @ W of a (d, units) parameter (a projection), torch.cat([tokens, x], 1) (a class "
+             "token), torch.cat of values computed from one "
              "along dim 1 (a DenseNet layer, a U-Net skip, an Inception module), x.size()/x.shape arithmetic")
 
 
@@ -209,6 +213,23 @@ def _unsupported(path: str, module, reason: str = "") -> InvalidArgument:
 # --- one module -> (flowlaws layer or None for Identity, params) ----------------------
 
 
+def swish(x, beta: float = 1.702):
+    """x sigmoid(beta x): Swish-beta, CLIP's QuickGELU at 1.702 (torch has no call for it; a
+    formula written out is read as this call, `_written_activations`)."""
+    return x * torch.sigmoid(beta * x)
+
+
+class Swish(nn.Module):
+    """`swish` as a module."""
+
+    def __init__(self, beta: float = 1.702):
+        super().__init__()
+        self.beta = float(beta)
+
+    def forward(self, x):
+        return swish(x, self.beta)
+
+
 def _activation(module) -> Activation | None:
     simple = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu", nn.Mish: "mish",
               nn.ReLU6: "relu6", nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.SELU: "selu"}
@@ -227,6 +248,8 @@ def _activation(module) -> Activation | None:
         return Activation("elu")
     if type(module) is nn.Softplus and module.beta == 1.0:
         return Activation("softplus")
+    if type(module) is Swish:
+        return Activation("swish", (module.beta,))
     return None
 
 
@@ -239,7 +262,7 @@ def _convert(module, path: str, read=float64_array):
         return module.layer, (module.value(read),)
     if isinstance(module, _Resolved):
         return module.layer, ()
-    if isinstance(module, _Projections | _HeadModules | _Norm | _Halves):
+    if isinstance(module, _Projections | _HeadModules | _Norm | _Halves | _Product):
         return module.converted(read)
     act = _activation(module)
     if act is not None:
@@ -512,6 +535,17 @@ class _Halves:
 
 
 @dataclass(frozen=True)
+class _Product:
+    """``x @ W`` of a (d, units) parameter W used directly: a dense layer of weight W^T
+    (OpenCLIP's projections)."""
+
+    weight: Any
+
+    def converted(self, read):
+        return Dense(self.weight.shape[1]), (read(self.weight).T,)
+
+
+@dataclass(frozen=True)
 class _Norm:
     """A LayerNorm of the last axis from its parameters: ``F.layer_norm(x, (d,), weight, bias,
     eps)`` (nanoGPT's LayerNorm), or nn.LayerNorm; a weight without a bias is a gain after
@@ -683,7 +717,7 @@ FUNCTIONS: dict[Any, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
     nn.functional.mish: (nn.Mish, ()), nn.functional.relu6: (nn.ReLU6, ()),
     nn.functional.hardswish: (nn.Hardswish, ()), nn.functional.hardsigmoid: (nn.Hardsigmoid, ()),
     nn.functional.elu: (nn.ELU, ("alpha",)), nn.functional.celu: (nn.CELU, ("alpha",)),
-    nn.functional.selu: (nn.SELU, ()), torch.selu: (nn.SELU, ()),
+    nn.functional.selu: (nn.SELU, ()), torch.selu: (nn.SELU, ()), swish: (Swish, ("beta",)),
     nn.functional.softplus: (nn.Softplus, ("beta", "threshold")),
     nn.functional.leaky_relu: (nn.LeakyReLU, ("negative_slope",)),
     nn.functional.max_pool1d: (nn.MaxPool1d, _POOL), nn.functional.max_pool2d: (nn.MaxPool2d, _POOL),
@@ -910,9 +944,8 @@ def _direct(node, layer_kind, source, value_shape, batch: int = 0) -> _Direct:
     ``value_shape``: added (`Offset`: the sample's shape), multiplied (`Scale`: the last
     axis's length) or put first (`Prepend`: (k, d) tokens). ``batch``: the value's batch
     axis in the module (1: a (T, 1, d) parameter on a sequence-first value)."""
-    path, tensor, rows = source
+    path, tensor, rows, shape = source
     sample = tuple(value_shape[1:])
-    shape = tuple(tensor.shape) if rows is None else (rows, *tensor.shape[1:])
     if batch and len(shape) == len(value_shape) and shape[batch] == 1:
         shape = shape[:batch] + shape[batch + 1:]
     layer: Layer
@@ -1224,7 +1257,7 @@ WRITTEN = {  # activations a formula written by hand is read as (`_written_activ
     "gelu": (nn.functional.gelu, {}), "gelu_tanh": (nn.functional.gelu, {"approximate": "tanh"}),
     "silu": (nn.functional.silu, {}), "mish": (nn.functional.mish, {}), "softplus": (nn.functional.softplus, {}),
     "elu": (nn.functional.elu, {}), "selu": (nn.functional.selu, {}), "sigmoid": (torch.sigmoid, {}),
-    "tanh": (torch.tanh, {}),
+    "tanh": (torch.tanh, {}), "swish": (swish, {}),  # with its beta, fitted (`_activation_of`)
 }
 PROBE = np.linspace(-6.0, 6.0, 241)  # where a written formula is compared with each activation
 
@@ -1255,17 +1288,17 @@ def _written_activations(graph, traced, known):
         if found is not None:
             x, nodes = found
             taken |= nodes
-            name = _activation_of(traced, x, nodes, y)
-            if name is not None:
-                regions.append((x, nodes, y, name))
+            act = _activation_of(traced, x, nodes, y)
+            if act is not None:
+                regions.append((x, nodes, y, act))
     if not regions:
         return graph
     graph, named = _copied(graph, traced)
-    for x, nodes, y, name in regions:
-        function, options = WRITTEN[name]
+    for x, nodes, y, act in regions:
+        function, options = WRITTEN[act.name]
         with graph.inserting_before(named[y.name]):
-            activation = graph.create_node("call_function", function, (named[x.name],), dict(options),
-                                           name=f"{y.name}_{name}")
+            activation = graph.create_node("call_function", function, (named[x.name],), {**options, **act.options},
+                                           name=f"{y.name}_{act.name}")
         known[activation.name] = known.get(y.name)
         named[y.name].replace_all_uses_with(activation)
         _erase_unused(graph, [named[n.name] for n in nodes])
@@ -1290,9 +1323,10 @@ def _entrywise_region(y):
     return (sources.pop(), nodes) if len(sources) == 1 and len(nodes) >= 2 and inside else None
 
 
-def _activation_of(traced, x, nodes, y) -> str | None:
-    """The activation (a `WRITTEN` name) the calls ``nodes`` compute from x to y, compared on
-    PROBE to 1e-12 of each value's size; None when none matches (or the calls do not run)."""
+def _activation_of(traced, x, nodes, y) -> Activation | None:
+    """The activation (of a `WRITTEN` name) the calls ``nodes`` compute from x to y, compared
+    on PROBE to 1e-12 of each value's size; None when none matches (or the calls do not run).
+    Swish's beta is the one its value at 1 gives, sigmoid(beta) (to 12 digits)."""
     runner = torch.fx.Interpreter(traced)
     runner.env = {x: torch.as_tensor(PROBE)}
     try:
@@ -1303,10 +1337,12 @@ def _activation_of(traced, x, nodes, y) -> str | None:
         return None
     if values.shape != PROBE.shape:
         return None
-    for name in WRITTEN:
-        expected = Activation(name).apply((), PROBE)
+    at_one = float(values[np.argmin(np.abs(PROBE - 1.0))])
+    beta = float(f"{np.log(at_one / (1.0 - at_one)):.12g}") if 0.0 < at_one < 1.0 else 1.0
+    for act in (Activation(name, (beta,) if name == "swish" else ()) for name in WRITTEN):
+        expected = act.apply((), PROBE)
         if np.all(np.abs(values - expected) <= 1e-12 * (1.0 + np.abs(expected))):
-            return name
+            return act
     return None
 
 
@@ -1736,7 +1772,7 @@ def _traced(module, chain: _Chain, example_input):
     modules = dict(module.named_modules())
     chain.axes, axes, graph = _sequence_first(traced, example_input, modules, known)
     constants: dict = {}  # get_attr nodes: buffers and constants (a causal mask), by node
-    direct: dict = {}  # nodes that are a parameter used directly: (path, tensor, rows of it used)
+    direct: dict = {}  # nodes that are a parameter used directly: (path, tensor, rows of it used, its shape used)
     sizes: set = set()  # nodes that compute shapes, sizes or positions, not values
     head = None
 
@@ -1775,7 +1811,7 @@ def _traced(module, chain: _Chain, example_input):
         elif node.op == "get_attr":
             constants[node] = _attribute(traced, node.target)
             if isinstance(constants[node], nn.Parameter):
-                direct[node] = (node.target, constants[node], None)
+                direct[node] = (node.target, constants[node], None, tuple(constants[node].shape))
         elif node.op == "placeholder" and node.args:
             sizes.add(node)  # an argument after the input, at its default (`_defaults`): no value
         elif node.op == "placeholder":
@@ -1792,9 +1828,16 @@ def _traced(module, chain: _Chain, example_input):
         elif node.op == "call_module" and isinstance(modules[node.target], nn.Embedding) and \
                 node.args[0] in sizes and node.args[0].target is torch.arange:
             target = modules[node.target]  # a position embedding, wpe(arange(T)): its first T rows
-            direct[node] = (f"{node.target}.weight", target.weight, shape(node)[0])
-        elif function and node.target == "expand" and node.args[0] in direct:
-            direct[node] = direct[node.args[0]]  # a class token broadcast over the batch
+            direct[node] = (f"{node.target}.weight", target.weight, shape(node)[0], shape(node))
+        elif function and node.target in ("expand", *KEEPING) and node.args[0] in direct:
+            direct[node] = direct[node.args[0]]  # a class token broadcast over the batch, pos.to(x.dtype)
+        elif function and node.target in FLATTENS and node.args[0] in direct:
+            direct[node] = (*direct[node.args[0]][:3], shape(node))  # cls.view(1, 1, -1)
+        elif function and node.target in MATMULS and node.args[1] in direct and len(direct[node.args[1]][3]) == 2:
+            x, (path, tensor, _, _) = value(node), direct[node.args[1]]  # x @ W: CLIP's projection
+            source = _Product(tensor)
+            chain.add(node, _convert(source, path), (path, source), after=x)
+            head = node
         elif function and node.target in JOINS and any(x in direct for x in node.args[:2]):
             x = value(node)
             source = direct[next(a for a in node.args[:2] if a in direct)]

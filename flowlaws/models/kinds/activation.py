@@ -64,6 +64,13 @@ def _gelu_tanh(z):
     return 0.5 * z * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t**2) * c * (1.0 + 3.0 * a * z**2)
 
 
+def _swish(beta: float):
+    """(z sigmoid(beta z), its slope): Swish-beta (Ramachandran et al. 2017); silu is beta = 1,
+    CLIP's QuickGELU beta = 1.702."""
+    return (lambda z: z * _sigmoid(beta * z),
+            lambda z: _sigmoid(beta * z) * (1.0 + beta * z * (1.0 - _sigmoid(beta * z))))
+
+
 def _elu(z):
     return anp.where(z > 0, z, anp.expm1(anp.where(z > 0, 0.0, z)))
 
@@ -109,12 +116,8 @@ _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]
     "gelu": ((), (), lambda: (lambda z: z * _normal_cdf(z), lambda z: _gelu(z)[1], _gelu), lambda: None),
     "gelu_tanh": ((), (), lambda: (lambda z: _gelu_tanh(z)[0], lambda z: _gelu_tanh(z)[1], _gelu_tanh), lambda: None),
     "elu": ((), (), lambda: (_elu, lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))), lambda: None),
-    "silu": (
-        (),
-        (),
-        lambda: (lambda z: z * _sigmoid(z), lambda z: _sigmoid(z) * (1.0 + z * (1.0 - _sigmoid(z)))),
-        lambda: None,
-    ),
+    "silu": ((), (), lambda: _swish(1.0), lambda: None),
+    "swish": (("beta",), (1.702,), _swish, lambda beta: None),
     "selu": ((), (), lambda: (_selu, _selu_derivative), lambda: None),
     "mish": ((), (), lambda: (_mish, _mish_derivative), lambda: None),
     # MobileNet's: min(max(z, 0), 6), z relu6(z + 3) / 6 and relu6(z + 3) / 6; at a kink, the
@@ -129,12 +132,12 @@ _FAMILY: dict[str, tuple[tuple[str, ...], tuple[float, ...], Callable, Callable]
 
 HOMOGENEOUS = ("linear", "relu", "leaky_relu", "abs", "prelu", "relu_power")
 PIECEWISE_LINEAR = ("linear", "relu", "leaky_relu", "abs", "prelu")
-NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "gelu_tanh", "elu", "selu", "silu", "mish", "hardswish",
-                   "hardsigmoid")
+NON_HOMOGENEOUS = ("tanh", "sigmoid", "softplus", "gelu", "gelu_tanh", "elu", "selu", "silu", "swish", "mish",
+                   "hardswish", "hardsigmoid")
 # homogeneous below its saturation (z < 6): its break needs inputs above 6, so no control
 SATURATING = ("relu6",)
 # entire or meromorphic: complex inputs too
-ANALYTIC = ("tanh", "sigmoid", "softplus", "gelu", "gelu_tanh", "silu", "mish")
+ANALYTIC = ("tanh", "sigmoid", "softplus", "gelu", "gelu_tanh", "silu", "swish", "mish")
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,11 @@ class Activation(Entrywise):
     def degree(self) -> float | None:
         """Positive-homogeneity degree k (phi(c z) = c^k phi(z), c > 0), or None."""
         return _FAMILY[self.name][3](*self.args)
+
+    @property
+    def options(self) -> dict[str, float]:
+        """Its arguments by name: ``{"beta": 1.702}`` for ``swish(1.702)``."""
+        return dict(zip(_FAMILY[self.name][0], self.args, strict=True))
 
     @property
     def analytic(self) -> bool:
