@@ -676,6 +676,22 @@ def test_an_activation_written_out_by_hand_converts_to_the_activation_it_compute
     _assert_torchs_value_and_gradient(module, x)
 
 
+@settings(max_examples=20, deadline=None)
+@given(beta=st.floats(0.05, 8.0), order=st.booleans())
+def test_any_swish_written_out_converts_with_its_beta_and_torchs_value_and_gradient(beta, order):
+    """x * sigmoid(beta x), the factor on either side, for any beta: swish(beta) to 12 digits,
+    except beta = 1, which is silu."""
+    beta = round(beta, 6)
+    swish = (lambda x: x * torch.sigmoid(beta * x)) if order else (lambda x: torch.sigmoid(x * beta) * x)
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(3, 4), Applied(swish), nn.Linear(4, 2)).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    act = from_torch(module, x)[0].layers[1]
+    assert act.name == ("silu" if beta == 1 else "swish")
+    assert act.name == "silu" or abs(act.args[0] - beta) <= 1e-9 * beta
+    _assert_torchs_value_and_gradient(module, x)
+
+
 def test_a_formula_no_activation_matches_is_left_as_it_is():
     """x * tanh(x) is none of flowlaws' activations (nor a swish, whatever its beta): a one-line
     error; a formula of a residual sum (x + 0.1 tanh(x)) converts as the fork it is."""
