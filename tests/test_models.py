@@ -222,6 +222,7 @@ def test_non_homogeneous_activations_stop_the_rescaling():
         ("seq:4:dense(3,bias,foo)", "unknown option"),
         ("seq:4:dense(3", "unbalanced"),
         ("mlp:3-4-2:relu_power(0.5)", "k >= 1"),
+        ("mlp:3-4-2:swish(0)", "use prelu(0.5,0.5)"),
         ("factorization:4x5", "expected factorization"),
         ("", "non-empty"),
     ],

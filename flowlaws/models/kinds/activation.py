@@ -171,6 +171,8 @@ class Activation(Entrywise):
             raise InvalidArgument(f"activation {self.name!r} got non-finite arguments {args!r}")
         if self.name == "relu_power" and args[0] < 1:
             raise InvalidArgument(f"relu_power needs k >= 1, got k={args[0]}; use relu_power(2)")
+        if self.name == "swish" and args[0] == 0:
+            raise InvalidArgument("swish(0) is the linear z / 2, which has laws swish does not; use prelu(0.5,0.5)")
         object.__setattr__(self, "args", args)
         fn, derivative, *both = build(*args)
         object.__setattr__(self, "fn", fn)
