@@ -694,13 +694,18 @@ def test_any_swish_written_out_converts_with_its_beta_and_torchs_value_and_gradi
 
 def test_a_formula_no_activation_matches_is_left_as_it_is():
     """x * tanh(x) is none of flowlaws' activations (nor a swish, whatever its beta): a one-line
-    error; a formula of a residual sum (x + 0.1 tanh(x)) converts as the fork it is."""
+    error; a formula of a residual sum (x + 0.1 tanh(x)) converts as the fork it is, and x / 2
+    written out as the scalings it is."""
     odd = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x * torch.tanh(x)), nn.Linear(4, 2))
     with pytest.raises(InvalidArgument, match=r"a product x \* f\(x\) of a value and a function of it") as caught:
         from_torch(odd, torch.randn(5, 3))
     assert "\n" not in str(caught.value) and "gelu_tanh, silu" in str(caught.value)
     module = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x + 0.5 * torch.tanh(x)), nn.Linear(4, 2)).double()
     assert "residual" in from_torch(module, torch.randn(5, 3, dtype=torch.float64))[0].spec
+    half = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: (x * 0.25) * 2.0), nn.Linear(4, 2)).double()
+    x = torch.randn(5, 3, dtype=torch.float64)  # x / 2, sigmoid(0) at 1: scalings, not a swish(0)
+    assert "swish" not in from_torch(half, x)[0].spec
+    _assert_torchs_value_and_gradient(half, x)
 
 
 def test_an_attention_bias_on_some_projections_only_is_a_one_line_error():

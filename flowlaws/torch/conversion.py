@@ -1337,9 +1337,10 @@ def _activation_of(traced, x, nodes, y) -> Activation | None:
         return None
     if values.shape != PROBE.shape:
         return None
-    at_one = float(values[np.argmin(np.abs(PROBE - 1.0))])
-    beta = float(f"{np.log(at_one / (1.0 - at_one)):.12g}") if 0.0 < at_one < 1.0 else 1.0
-    for act in (Activation(name, (beta,) if name == "swish" else ()) for name in WRITTEN):
+    at_one = float(values[np.argmin(np.abs(PROBE - 1.0))])  # a swish's sigmoid(beta)
+    beta = float(f"{np.log(at_one / (1.0 - at_one)):.12g}") if 0.0 < at_one < 1.0 else 0.0
+    candidates = [Activation(name) for name in WRITTEN if name != "swish"]
+    for act in candidates + ([Activation("swish", (beta,))] if beta else []):  # swish(0) is z / 2: not one
         expected = act.apply((), PROBE)
         if np.all(np.abs(values - expected) <= 1e-12 * (1.0 + np.abs(expected))):
             return act
