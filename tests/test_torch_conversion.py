@@ -1254,6 +1254,36 @@ def test_a_learned_position_embedding_on_a_sequence_first_value_is_an_offset():
     _assert_torchs_value_and_gradient(first, x)
 
 
+class BufferedPositions(nn.Module):
+    """Position embeddings read at a registered buffer of positions, sliced by the length:
+    Hugging Face's ``position_ids`` (``arange(T).expand((1, -1))``, read ``[:, :t]``), or a
+    plain ``arange(T)`` read ``[:t]``; ``ids`` replaces its values."""
+
+    def __init__(self, hf=True, ids=None, vocabulary=8, d=4, T=6):
+        super().__init__()
+        self.tok, self.pos, self.hf = nn.Embedding(vocabulary, d), nn.Embedding(T, d), hf
+        positions = torch.arange(T) if ids is None else torch.as_tensor(ids)
+        self.register_buffer("position_ids", positions.expand((1, -1)) if hf else positions, persistent=False)
+        self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocabulary)
+
+    def forward(self, idx):
+        t = idx.size(1)
+        pos = self.position_ids[:, :t] if self.hf else self.position_ids[:t]
+        return self.head(self.ln(self.tok(idx) + self.pos(pos)))
+
+
+@pytest.mark.parametrize("hf", [True, False], ids=["position-ids-buffer", "arange-buffer"])
+def test_an_embedding_read_at_a_buffer_of_positions_is_a_position_offset(hf):
+    torch.manual_seed(0)
+    module, x = BufferedPositions(hf).double(), torch.randint(0, 8, (3, 5))
+    spec = Converted.of(module, x).model.spec
+    assert spec == "seq:5x8:onehot,dense(4),offset,layernorm(affine,eps=1e-05),dense(8,bias)"
+    _assert_torchs_value_and_gradient(module, x)
+    with pytest.raises(InvalidArgument, match="an Embedding must read the module's input") as caught:
+        from_torch(BufferedPositions(hf, ids=[0, 2, 1, 3, 4, 5]), x)  # not the positions in order
+    assert "\n" not in str(caught.value)
+
+
 def test_a_forward_that_keeps_a_value_on_the_module_leaves_the_module_as_it_was():
     """Tracing runs the module's own forward on traced values: what it assigns (a kept mask,
     a cache) is put back as it was."""

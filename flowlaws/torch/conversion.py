@@ -23,7 +23,8 @@ and ``x.mean`` over the positions, an adaptive pool whose output size divides it
 (the fixed pool it computes), Flatten and ``flatten``/``view``/``reshape`` merging trailing axes,
 ``transpose``/``permute``/``movedim`` moving one sample axis (a transposed sequence,
 channels last and back), ``x[:, t]`` (a class token's read-out), a parameter added to the
-value (a position embedding, ``x + self.pos`` or nanoGPT's ``wpe(torch.arange(T))``) or
+value (a position embedding, ``x + self.pos``, nanoGPT's ``wpe(torch.arange(T))``, or an
+Embedding read at a buffer of the positions, Hugging Face's ``self.position_ids[:, :T]``) or
 multiplying it (a layer scale, ``self.gamma * x``) or multiplied by it (``x @ self.proj``, a
 dense layer of weight proj^T: OpenCLIP's projections), ``torch.cat([cls.expand(N, -1, -1), x],
 1)`` (class tokens; the parameter viewed or cast first, ``cls.view(1, 1, -1)``), the
@@ -173,7 +174,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "(batch first or sequence first, relu or gelu, pre- or post-norm, the causal mask or none), "
              "Embedding (of the input ids), the sinusoidal position encoding added (a buffer), "
              "transpose/permute/movedim/x.mT of one sample axis, flatten/view/reshape merging trailing axes, "
-             "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange) or multiplied "
+             "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange or of a buffer of "
+             "the positions, position_ids[:, :T]) or multiplied "
              "(a layer scale), x @ W of a (d, units) parameter (a projection), torch.cat([tokens, x], 1) (a class "
              "token), torch.cat of values computed from one "
              "along dim 1 (a DenseNet layer, a U-Net skip, an Inception module), x.size()/x.shape arithmetic")
@@ -937,6 +939,16 @@ def _token(node, shape) -> Token:
         return Token(index[1])
     raise InvalidArgument(f"{node.name}: indexing {index} of shape {tuple(shape)}; flowlaws converts x[:, t] of a "
                           "(N, T, d) sequence (a class token's read-out)")
+
+
+def _positions_of(ids) -> int:
+    """T when ``ids`` (a constant, leading axes of 1 allowed) is 0, 1, ..., T - 1 (Hugging
+    Face's ``position_ids`` buffer, sliced by the length), else 0."""
+    ids = torch.as_tensor(ids)
+    if ids.is_floating_point() or ids.dim() == 0 or any(n != 1 for n in ids.shape[:-1]):
+        return 0
+    ids = ids.reshape(-1)
+    return len(ids) if torch.equal(ids.cpu(), torch.arange(len(ids))) else 0
 
 
 def _direct(node, layer_kind, source, value_shape, batch: int = 0) -> _Direct:
@@ -1830,6 +1842,11 @@ def _traced(module, chain: _Chain, example_input):
                 node.args[0] in sizes and node.args[0].target is torch.arange:
             target = modules[node.target]  # a position embedding, wpe(arange(T)): its first T rows
             direct[node] = (f"{node.target}.weight", target.weight, shape(node)[0], shape(node))
+        elif node.op == "call_module" and isinstance(modules[node.target], nn.Embedding) and \
+                node.args[0] in constants and _positions_of(constants[node.args[0]]):
+            target = modules[node.target]  # wpe(self.position_ids[:, :T]), a buffer of arange: its first T rows
+            direct[node] = (f"{node.target}.weight", target.weight, _positions_of(constants[node.args[0]]),
+                            shape(node))
         elif function and node.target in ("expand", *KEEPING) and node.args[0] in direct:
             direct[node] = direct[node.args[0]]  # a class token broadcast over the batch, pos.to(x.dtype)
         elif function and node.target in FLATTENS and node.args[0] in direct:
