@@ -1,6 +1,8 @@
 """flowlaws.torch.conversion against real torch (CPU): what converts, to which spec, with
 torch's value and gradient; what does not, in one line."""
 
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -335,6 +337,31 @@ def test_an_unsupported_module_is_one_line_naming_its_path_and_type(module, frag
     with pytest.raises(InvalidArgument, match=fragment) as error:
         from_torch(module, torch.zeros(4, 3, 8))
     assert "\n" not in str(error.value)
+
+
+class _CumulativeInside(nn.Module):
+    def forward(self, x):
+        return torch.cumsum(x, 1)  # no flowlaws layer
+
+
+class _Cumulative(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear, self.inner = nn.Linear(3, 4), _CumulativeInside()
+
+    def forward(self, x):
+        return self.inner(self.linear(x))
+
+
+def test_an_unsupported_call_is_one_line_led_by_where_the_module_makes_it():
+    """Compiler style, path:line of the innermost frame of the module's own code (here a
+    submodule's forward), then the node and what converts."""
+    line = inspect.getsourcelines(_CumulativeInside.forward)[1] + 1
+    with pytest.raises(InvalidArgument) as error:
+        from_torch(_Cumulative(), torch.randn(4, 3))
+    message = str(error.value)
+    assert message.startswith(f"{__file__}:{line}: cumsum: call_function cumsum is not supported; flowlaws converts")
+    assert "\n" not in message
 
 
 class _SizedUpsampling(nn.Module):

@@ -90,6 +90,8 @@ import io
 import itertools
 import math
 import operator
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -582,6 +584,7 @@ class _Chain:
     traced: Any = None  # the module's torch.fx GraphModule (None: walked, not traced)
     axes: tuple = (0, 0)  # the batch axis of the module's input and output (1: sequence first, `_sequence_first`)
     tables: dict = field(default_factory=dict)  # node name -> a position table, as flowlaws computes it
+    at: Any = None  # the graph node being read (where a conversion error points: `_located`)
 
     def tokens(self, module, path: str, reads_input: bool) -> None:
         """An Embedding may only read the module's input (token ids, one-hot to flowlaws)."""
@@ -1764,10 +1767,14 @@ def _trace(module) -> torch.fx.GraphModule:
 def _traced_graph(module) -> torch.fx.GraphModule:
     concrete = _defaults(module) or None
     try:
-        return torch.fx.symbolic_trace(module, concrete_args=concrete)
+        tracer = torch.fx.Tracer()  # torch.fx.symbolic_trace, each node's code kept: errors name it (`_located`)
+        tracer.record_stack_traces = True
+        graph = tracer.trace(module, concrete_args=concrete)
+        return torch.fx.GraphModule(tracer.root, graph, type(module).__name__)
     except Exception as error:  # the module's own code on symbolic values (a buffer sliced by x.size(1))
         try:
             tracer = _BufferTracer()
+            tracer.record_stack_traces = True
             with _len_visible(module):
                 graph = tracer.trace(module, concrete_args=concrete)
             return torch.fx.GraphModule(tracer.root, graph)
@@ -1809,6 +1816,7 @@ def _traced(module, chain: _Chain, example_input):
     split = _split_attentions(graph, modules, shape, _rope_of(constant), interior)
     interior, ends = interior | split[0], ends | split[1]
     for node in graph.nodes:
+        chain.at = node
         operands = _operands(node)
         function = node.op in ("call_function", "call_method")
         if node in interior:
@@ -2397,6 +2405,8 @@ def _conversion(module, example_input):
     chain = _Chain()
     try:
         _traced(module, chain, example_input)
+    except InvalidArgument as error:
+        raise _located(error, chain.at) from None
     except torch.fx.proxy.TraceError as error:
         if not isinstance(module, nn.Sequential):
             raise InvalidArgument(f"torch.fx cannot trace {type(module).__name__} ({error}); control flow that "
@@ -2412,6 +2422,18 @@ def _conversion(module, example_input):
     _check_layout(module, model, params, example_input, chain.vocabulary, _attentions(chain.sources),
                   chain.normalized, (chain.traced, chain.tables) if chain.tables else None, chain.axes)
     return model, tuple(chain.sources), chain.normalized, chain.axes
+
+
+TORCH_FILES = os.path.dirname(torch.__file__)
+
+
+def _located(error: InvalidArgument, node) -> InvalidArgument:
+    """``error`` led by where the module's code computes ``node``, compiler style
+    (``model.py:42: ...``): the innermost frame of its traced stack outside torch; as it
+    was where the node has none (a node a rewrite made, the output)."""
+    frames = re.findall(r'File "([^"]+)", line (\d+)', getattr(node, "stack_trace", None) or "")
+    mine = [f"{path}:{line}" for path, line in frames if not path.startswith(TORCH_FILES)]
+    return InvalidArgument(f"{mine[-1]}: {error}") if mine else error
 
 
 def model_input(inputs, axis: int = 0, vocabulary: int | None = None) -> np.ndarray:
