@@ -58,7 +58,7 @@ from flowlaws.errors import InvalidArgument  # noqa: E402
 from flowlaws.invariants import laws  # noqa: E402
 from flowlaws.losses import CrossEntropy, Square  # noqa: E402
 from flowlaws.models import parse  # noqa: E402
-from flowlaws.torch import Converted, from_torch, laws_of, one_hot  # noqa: E402
+from flowlaws.torch import Converted, discover_of, from_torch, laws_of, one_hot  # noqa: E402
 
 
 class ResBlock(nn.Module):
@@ -1270,6 +1270,52 @@ class LearnedPositions(nn.Module):
 
     def forward(self, x):
         return self.head(self.encoder(x + self.pos).mean(0 if self.first else 1))
+
+
+class CustomLinear(nn.Module):
+    """A Linear written as people write their own (LoRA's base layer, weight-tied heads):
+    parameters of the module, read by ``F.linear`` in its forward."""
+
+    def __init__(self, d_in, d_out, bias=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(d_out, d_in) / d_in ** 0.5)
+        self.bias = nn.Parameter(torch.randn(d_out)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_f_linear_of_a_modules_own_parameters_is_a_dense_layer(bias):
+    torch.manual_seed(0)
+    module = nn.Sequential(CustomLinear(3, 4, bias), nn.ReLU(), CustomLinear(4, 2, bias)).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    assert from_torch(module, x)[0].spec == f"mlp:3-4-2:relu{':bias' if bias else ''}"
+    _assert_torchs_value_and_gradient(module, x)
+
+
+class Normalized(nn.Module):
+    """Features normalized to the unit sphere before a head (a cosine classifier, CLIP's
+    embeddings): ``F.normalize(x, dim=-1)``."""
+
+    def __init__(self, p=2.0, dim=-1):
+        super().__init__()
+        self.a, self.b, self.p, self.dim = nn.Linear(3, 4), nn.Linear(4, 2), p, dim
+
+    def forward(self, x):
+        return self.b(F.normalize(self.a(x), p=self.p, dim=self.dim))
+
+
+def test_f_normalize_over_the_last_axis_is_an_rmsnorm_at_eps_0_scaled_and_keeps_its_scale_law():
+    torch.manual_seed(0)
+    module, x = Normalized().double(), torch.randn(6, 3, dtype=torch.float64)
+    assert from_torch(module, x)[0].spec == "seq:3:dense(4,bias),rmsnorm,prelu(0.5,0.5),dense(2,bias)"
+    _assert_torchs_value_and_gradient(module, x)
+    found = discover_of(module, x)
+    assert found.complete and found.derived == found.lower == found.upper == 1  # ||W||^2 + ||b||^2 of the first
+    for p, dim in ((1.0, -1), (2.0, 0)):
+        with pytest.raises(InvalidArgument, match=r"flowlaws converts F.normalize with p=2 over the last axis"):
+            from_torch(Normalized(p, dim), x.float())
 
 
 def test_a_learned_position_embedding_on_a_sequence_first_value_is_an_offset():

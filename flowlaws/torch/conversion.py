@@ -178,7 +178,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "transpose/permute/movedim/x.mT of one sample axis, flatten/view/reshape merging trailing axes, "
              "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange or of a buffer of "
              "the positions, position_ids[:, :T]) or multiplied "
-             "(a layer scale), x @ W of a (d, units) parameter (a projection), torch.cat([tokens, x], 1) (a class "
+             "(a layer scale), x @ W of a (d, units) parameter (a projection) and F.linear(x, W, b) of parameters, "
+             "F.normalize(x, dim=-1), torch.cat([tokens, x], 1) (a class "
              "token), torch.cat of values computed from one "
              "along dim 1 (a DenseNet layer, a U-Net skip, an Inception module), x.size()/x.shape arithmetic")
 
@@ -234,6 +235,19 @@ class Swish(nn.Module):
         return swish(x, self.beta)
 
 
+class L2Normalize(nn.Module):
+    """``F.normalize(x, p, dim, eps)`` as a module (`FUNCTIONS`): over the last axis with p = 2
+    it is x / ||x||, an RMSNorm without a gain at eps = 0 times 1 / sqrt(d) (`_resolved`;
+    its eps bounds ||x|| below 1e-12 only)."""
+
+    def __init__(self, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None):
+        super().__init__()
+        self.p, self.dim, self.eps = p, dim, eps  # out: None, as fx records the call
+
+    def forward(self, x):
+        return nn.functional.normalize(x, self.p, self.dim, self.eps)
+
+
 def _activation(module) -> Activation | None:
     simple = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu", nn.Mish: "mish",
               nn.ReLU6: "relu6", nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.SELU: "selu"}
@@ -266,7 +280,7 @@ def _convert(module, path: str, read=float64_array):
         return module.layer, (module.value(read),)
     if isinstance(module, _Resolved):
         return module.layer, ()
-    if isinstance(module, _Projections | _HeadModules | _Norm | _Halves | _Product):
+    if isinstance(module, _Projections | _HeadModules | _Norm | _Halves | _Affine):
         return module.converted(read)
     act = _activation(module)
     if act is not None:
@@ -539,14 +553,18 @@ class _Halves:
 
 
 @dataclass(frozen=True)
-class _Product:
-    """``x @ W`` of a (d, units) parameter W used directly: a dense layer of weight W^T
-    (OpenCLIP's projections)."""
+class _Affine:
+    """A dense layer of parameters used directly: ``F.linear(x, W, b)`` (a custom Linear's
+    forward), or ``x @ W`` of a (d, units) W, whose weight is W^T (``transposed``: OpenCLIP's
+    projections)."""
 
     weight: Any
+    bias: Any = None
+    transposed: bool = False
 
     def converted(self, read):
-        return Dense(self.weight.shape[1]), (read(self.weight).T,)
+        W = read(self.weight).T if self.transposed else read(self.weight)
+        return Dense(W.shape[0], self.bias is not None), (W, *([] if self.bias is None else [read(self.bias)]))
 
 
 @dataclass(frozen=True)
@@ -723,6 +741,7 @@ FUNCTIONS: dict[Any, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
     nn.functional.hardswish: (nn.Hardswish, ()), nn.functional.hardsigmoid: (nn.Hardsigmoid, ()),
     nn.functional.elu: (nn.ELU, ("alpha",)), nn.functional.celu: (nn.CELU, ("alpha",)),
     nn.functional.selu: (nn.SELU, ()), torch.selu: (nn.SELU, ()), swish: (Swish, ("beta",)),
+    nn.functional.normalize: (L2Normalize, ("p", "dim", "eps")),
     nn.functional.softplus: (nn.Softplus, ("beta", "threshold")),
     nn.functional.leaky_relu: (nn.LeakyReLU, ("negative_slope",)),
     nn.functional.max_pool1d: (nn.MaxPool1d, _POOL), nn.functional.max_pool2d: (nn.MaxPool2d, _POOL),
@@ -853,6 +872,13 @@ def _resolved(module, input_shape, path: str):
     other module as it is."""
     if isinstance(module, nn.Upsample):
         return _Resolved(_upsampling(module, tuple(input_shape()), path))
+    if isinstance(module, L2Normalize):
+        shape = tuple(input_shape())
+        if module.p != 2 or module.dim % len(shape) != len(shape) - 1:
+            raise _unsupported(path, module, f"p={module.p}, dim={module.dim} on shape {shape}; flowlaws converts "
+                                             "F.normalize with p=2 over the last axis")
+        c = 1.0 / math.sqrt(shape[-1])
+        return _Resolved([(RMSNorm(False, 0.0), ()), (Activation("prelu", (c, c)), ())])
     if type(module) not in ADAPTIVE or getattr(module, "return_indices", False) or _global_average(module):
         return module
     dims = 1 if type(module) in (nn.AdaptiveMaxPool1d, nn.AdaptiveAvgPool1d) else 2
@@ -942,6 +968,17 @@ def _token(node, shape) -> Token:
         return Token(index[1])
     raise InvalidArgument(f"{node.name}: indexing {index} of shape {tuple(shape)}; flowlaws converts x[:, t] of a "
                           "(N, T, d) sequence (a class token's read-out)")
+
+
+def _direct_linear(node, direct) -> tuple[str, _Affine] | None:
+    """(its path, its `_Affine`) for ``F.linear(x, W, b)`` of a 2-d parameter W and a
+    parameter b or None used directly; else None."""
+    options = dict(zip(("input", "weight", "bias"), node.args, strict=False)) | node.kwargs
+    weight, bias = options.get("weight"), options.get("bias")
+    if weight not in direct or len(direct[weight][3]) != 2 or (bias is not None and bias not in direct):
+        return None
+    path = direct[weight][0]
+    return path.rpartition(".")[0] or path, _Affine(direct[weight][1], None if bias is None else direct[bias][1])
 
 
 def _positions_of(ids) -> int:
@@ -1861,8 +1898,12 @@ def _traced(module, chain: _Chain, example_input):
             direct[node] = (*direct[node.args[0]][:3], shape(node))  # cls.view(1, 1, -1)
         elif function and node.target in MATMULS and node.args[1] in direct and len(direct[node.args[1]][3]) == 2:
             x, (path, tensor, _, _) = value(node), direct[node.args[1]]  # x @ W: CLIP's projection
-            source = _Product(tensor)
+            source = _Affine(tensor, transposed=True)
             chain.add(node, _convert(source, path), (path, source), after=x)
+            head = node
+        elif node.target is nn.functional.linear and (linear := _direct_linear(node, direct)) is not None:
+            path, source = linear  # F.linear(x, self.weight, self.bias): a custom Linear's forward
+            chain.add(node, _convert(source, path), (path, source), after=value(node))
             head = node
         elif function and node.target in JOINS and any(x in direct for x in node.args[:2]):
             x = value(node)
