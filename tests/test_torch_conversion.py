@@ -27,6 +27,7 @@ from torch_models import (  # noqa: E402
     EncoderGPT,
     FeaturePyramid,
     Functional,
+    FusedSwiGLU,
     GPTLanguageModel,
     Head,
     Inception,
@@ -136,6 +137,8 @@ MODELS = {
     "layernorm": (lambda: nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.ReLU(), nn.Linear(6, 2)), (5, 4)),
     "resnet_downsample": (BasicBlock, (4, 2, 6, 6)),
     "swiglu": (SwiGLU, (3, 5, 4)),
+    "swiglu-fused": (FusedSwiGLU, (3, 5, 4)),
+    "swiglu-split": (lambda: FusedSwiGLU(bias=False, split=True), (3, 5, 4)),
     "groupnorm": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.ReLU(),
                                         nn.Conv2d(4, 4, 3, dilation=2, groups=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                                         nn.Flatten(), nn.Linear(4, 2)), (4, 2, 6, 6)),
@@ -201,8 +204,8 @@ def test_converted_models_value_and_gradient_equal_torch_to_1e12(name):
 
 def _ours_layout(module, name, grads, x=None):
     """torch's gradients in flowlaws' parameter layout (attention heads split and transposed;
-    a GLU's halves as the converter reads any tensor of its parameters)."""
-    if name in ("glu", "conformer_convolution"):
+    a GLU's or a fused SwiGLU's halves as the converter reads any tensor of its parameters)."""
+    if name in ("glu", "conformer_convolution", "swiglu-fused", "swiglu-split"):
         given = {id(p): g for p, g in zip(module.parameters(), grads, strict=True)}
         return np.concatenate([g.ravel() for g in Converted.of(module, x).read(lambda t: given[id(t)])])
     if name != "transformer":
@@ -396,6 +399,8 @@ def test_the_models_people_train_convert_to_graph_specs():
         "dense(3,bias)")
     assert from_torch(SwiGLU(), torch.randn(2, 5, 4))[0].spec == (
         "seq:5x4:gated[dense(6),silu | dense(6)],dense(4),mean(last),dense(2,bias)")
+    assert from_torch(FusedSwiGLU(), torch.randn(2, 5, 4))[0].spec == (  # DINOv2's w12(x).chunk(2, dim=-1)
+        "seq:5x4:residual[gated[dense(6,bias),silu | dense(6,bias)],dense(4,bias)],mean(last),dense(2,bias)")
     dropout = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.25), nn.Linear(4, 2))
     assert from_torch(dropout, torch.randn(4, 3))[0].spec == "seq:3:dense(4,bias),relu,dropout(0.25),dense(2,bias)"
 
@@ -1270,6 +1275,27 @@ class LearnedPositions(nn.Module):
 
     def forward(self, x):
         return self.head(self.encoder(x + self.pos).mean(0 if self.first else 1))
+
+
+class Chunked(nn.Module):
+    """A Linear's output (or a ReLU of it) chunked in ``pieces`` along ``dim``, gated."""
+
+    def __init__(self, pieces=2, dim=-1, relu=False):
+        super().__init__()
+        self.w12, self.w3, self.pieces, self.dim, self.relu = nn.Linear(4, 6), nn.Linear(3, 4), pieces, dim, relu
+
+    def forward(self, x):
+        h = torch.relu(self.w12(x)) if self.relu else self.w12(x)
+        parts = h.chunk(self.pieces, dim=self.dim)
+        return self.w3(F.silu(parts[0]) * parts[1][..., :3])
+
+
+@pytest.mark.parametrize("options", [{"pieces": 3}, {"relu": True}, {"dim": 1}])
+def test_a_chunk_other_than_a_linears_halves_is_a_one_line_error(options):
+    with pytest.raises(InvalidArgument, match=r"a chunk or split converts as the two halves of the output units of a "
+                                              r"Linear that nothing else reads") as error:
+        from_torch(Chunked(**options), torch.randn(2, 6, 4))
+    assert "\n" not in str(error.value)
 
 
 class CustomLinear(nn.Module):

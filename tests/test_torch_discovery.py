@@ -16,6 +16,7 @@ from torch_models import (  # noqa: E402
     ConvNeXt,
     ConvNeXtBlock,
     DenseNet,
+    FusedSwiGLU,
     GPTConfig,
     GPTLanguageModel,
     LlamaAttention,
@@ -445,6 +446,16 @@ def test_the_shared_bias_law_is_monitored_and_kept_by_sgd_and_adamw_breaks_it():
 def test_a_swiglu_block_from_torch_has_the_laws_discovery_counts():
     found = discover_of(SwiGLU(2, 2), torch.randn(4, 3, 2))
     assert found.count == found.derived == 5  # 2 value units; the 2 outputs' matrix law into the head (3)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["chunk", "split"])
+def test_a_fused_swiglu_s_halves_are_not_tied_and_keep_the_laws_discover_of_counts(split):
+    """DINOv2's SwiGLUFFN: w12's two halves are disjoint rows of one parameter, two layers
+    that share no entry, so their value units' laws with w3 stand (2 here)."""
+    module, x = FusedSwiGLU(2, 2, split=split), torch.randn(4, 3, 2)
+    assert not Converted.of(module, x).tied
+    found = discover_of(module, x)
+    assert found.complete and found.count == found.derived == 2
 
 
 def test_laws_of_and_discover_of_give_the_laws_and_their_count():

@@ -51,6 +51,45 @@ class SwiGLU(nn.Module):
         return self.head(h.mean(1))
 
 
+class SwiGLUFFN(nn.Module):
+    """DINOv2's (dinov2/layers/swiglu_ffn.py), as xformers writes it too: one Linear for both
+    of SwiGLU's input projections, its output chunked in two."""
+
+    def __init__(self, in_features, hidden_features=None, out_features=None, act_layer=None, drop=0.0, bias=True):
+        super().__init__()
+        out_features = out_features or in_features
+        hidden_features = hidden_features or in_features
+        self.w12 = nn.Linear(in_features, 2 * hidden_features, bias=bias)
+        self.w3 = nn.Linear(hidden_features, out_features, bias=bias)
+
+    def forward(self, x):
+        x12 = self.w12(x)
+        x1, x2 = x12.chunk(2, dim=-1)
+        hidden = F.silu(x1) * x2
+        return self.w3(hidden)
+
+
+class SplitSwiGLUFFN(SwiGLUFFN):
+    """The same, its halves cut by ``split(hidden, -1)``."""
+
+    def forward(self, x):
+        x1, x2 = self.w12(x).split(self.w3.in_features, dim=-1)
+        return self.w3(F.silu(x1) * x2)
+
+
+class FusedSwiGLU(nn.Module):
+    """`SwiGLU`'s model with DINOv2's fused SwiGLUFFN (or `SplitSwiGLUFFN`) in a residual
+    block, then the mean over tokens and a head."""
+
+    def __init__(self, d=4, hidden=6, bias=True, split=False):
+        super().__init__()
+        self.ffn = (SplitSwiGLUFFN if split else SwiGLUFFN)(d, hidden, bias=bias)
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, x):
+        return self.head((x + self.ffn(x)).mean(1))
+
+
 class Functional(nn.Module):
     """The functional forms of layers, as people write them in ``forward``."""
 

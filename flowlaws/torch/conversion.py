@@ -179,7 +179,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange or of a buffer of "
              "the positions, position_ids[:, :T]) or multiplied "
              "(a layer scale), x @ W of a (d, units) parameter (a projection) and F.linear(x, W, b) of parameters, "
-             "F.normalize(x, dim=-1), torch.cat([tokens, x], 1) (a class "
+             "F.normalize(x, dim=-1), a Linear's output cut in halves by chunk(2, -1) or split (a fused SwiGLU), "
+             "torch.cat([tokens, x], 1) (a class "
              "token), torch.cat of values computed from one "
              "along dim 1 (a DenseNet layer, a U-Net skip, an Inception module), x.size()/x.shape arithmetic")
 
@@ -280,7 +281,7 @@ def _convert(module, path: str, read=float64_array):
         return module.layer, (module.value(read),)
     if isinstance(module, _Resolved):
         return module.layer, ()
-    if isinstance(module, _Projections | _HeadModules | _Norm | _Halves | _Affine):
+    if isinstance(module, _Projections | _HeadModules | _Norm | _Halves | _Rows | _Affine):
         return module.converted(read)
     act = _activation(module)
     if act is not None:
@@ -545,11 +546,25 @@ class _Halves:
     module: Any
 
     def converted(self, read):
+        (half, first), (_, second) = (_Rows(self.module, k).converted(read) for k in (0, 1))
+        return Gated((half,), (half, Activation("sigmoid"))), (*first, *second)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Half ``k`` (0 or 1) of the output units of a Linear or convolution (of one group): its
+    parameters' rows (views of them where ``read`` gives views). A GLU's halves (`_Halves`),
+    or ``x1, x2 = w12(x).chunk(2, -1)`` (a fused SwiGLU's, `_Chain.split`)."""
+
+    module: Any
+    k: int
+
+    def converted(self, read):
         layer, params = _convert(self.module, "", read)
         h = layer.channels // 2
-        half = dataclasses.replace(layer, **{"units" if isinstance(layer, Dense) else "channels": h})
-        first, second = (tuple(p[rows] for p in params) for rows in (slice(None, h), slice(h, None)))
-        return Gated((half,), (half, Activation("sigmoid"))), (*first, *second)
+        rows = slice(self.k * h, (self.k + 1) * h)
+        return dataclasses.replace(layer, **{"units" if isinstance(layer, Dense) else "channels": h}), tuple(
+            p[rows] for p in params)
 
 
 @dataclass(frozen=True)
@@ -603,6 +618,7 @@ class _Chain:
     axes: tuple = (0, 0)  # the batch axis of the module's input and output (1: sequence first, `_sequence_first`)
     tables: dict = field(default_factory=dict)  # node name -> a position table, as flowlaws computes it
     at: Any = None  # the graph node being read (where a conversion error points: `_located`)
+    splits: dict = field(default_factory=dict)  # a Linear's output split in halves: `split`
 
     def tokens(self, module, path: str, reads_input: bool) -> None:
         """An Embedding may only read the module's input (token ids, one-hot to flowlaws)."""
@@ -656,6 +672,28 @@ class _Chain:
         layer, params = halves.converted(float64_array)
         self.layers[-1] = (layer, params, [(sources[0][0], halves)])
         self.lineage[node] = self.lineage[x]
+
+    def split(self, node, x, pieces, dim: int, ndim: int) -> None:
+        """``x.chunk(2, -1)`` or ``x.split(h, -1)`` of the Linear that computed x, read by
+        nothing else, into its two halves of output units: that layer becomes its two halves
+        (`_Rows`), each a layer of its own on the Linear's input, read by the getitems
+        (`half`), so that a gate of them, ``silu(x1) * x2``, is a `Gated` fork (a fused
+        SwiGLU's ``w12``)."""
+        sources = self.layers[-1][2] if self.layers else []
+        module = sources[0][1] if len(sources) == 1 else None
+        if not self._last_alone(x) or type(module) is not nn.Linear or dim % ndim != ndim - 1 or \
+                pieces != [module.out_features // 2] * 2:
+            raise InvalidArgument(f"{node.name}: a chunk or split converts as the two halves of the output units of "
+                                  "a Linear that nothing else reads (chunk(2, -1), a fused SwiGLU's)")
+        self.layers.pop()
+        self.splits[node] = (self.lineage[x][:-1], sources[0][0], module)
+
+    def half(self, node, split, k: int) -> None:
+        """Item ``k`` of a `split`: that half of the Linear's units, a layer on its input."""
+        before, path, module = self.splits[split]
+        halves = _Rows(module, k)
+        self.layers.append((*halves.converted(float64_array), [(path, halves)]))
+        self.lineage[node] = (*before, len(self.layers) - 1)
 
     def fork(self, node, a, b, kind):
         """a + b (``Residual``) or a * b (``Gated``) of two values computed from one: the
@@ -835,6 +873,26 @@ def _normalization(node, modules) -> tuple | None:
 POWERS = (operator.pow, torch.pow, "pow", torch.square, "square")
 
 
+SPLITS = ("chunk", "split", torch.chunk, torch.split)
+
+
+def _split_dim(node) -> int:
+    """The dim of ``x.chunk(n, dim)`` or ``x.split(size, dim)`` (default 0)."""
+    return node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0)
+
+
+def _pieces(node, shape: tuple) -> list:
+    """The sizes of the pieces ``x.chunk(n, dim)`` or ``x.split(size or sizes, dim)`` cuts x
+    (of ``shape``) into along dim."""
+    n = shape[_split_dim(node) % len(shape)]
+    size = node.args[1] if len(node.args) > 1 else node.kwargs.get("split_size_or_sections", node.kwargs.get("chunks"))
+    if isinstance(size, list | tuple):
+        return list(size)
+    if node.target in ("chunk", torch.chunk):
+        size = -(-n // size)
+    return [min(size, n - a) for a in range(0, n, size)]
+
+
 def _glu(node, modules) -> int | None:
     """The dim of ``nn.GLU(dim)(x)`` or ``F.glu(x, dim)``, else None."""
     if node.op == "call_module" and type(modules[node.target]) is nn.GLU:
@@ -979,6 +1037,13 @@ def _direct_linear(node, direct) -> tuple[str, _Affine] | None:
         return None
     path = direct[weight][0]
     return path.rpartition(".")[0] or path, _Affine(direct[weight][1], None if bias is None else direct[bias][1])
+
+
+def _span(view) -> tuple[int, int]:
+    """The first and last places of its storage a tensor's entries lie in (within)."""
+    last = view.storage_offset() + sum((n - 1) * abs(stride) for n, stride in zip(view.shape, view.stride(),
+                                                                                  strict=True) if n)
+    return view.storage_offset(), last
 
 
 def _positions_of(ids) -> int:
@@ -1944,6 +2009,11 @@ def _traced(module, chain: _Chain, example_input):
             chain.normalized = name  # the model's output is the logits; its laws are cross-entropy's
             chain.lineage[node] = chain.lineage[x]
             head = node
+        elif function and node.target in SPLITS:
+            x = value(node)
+            chain.split(node, x, _pieces(node, shape(x)), _split_dim(node), len(shape(x)))
+        elif node.target is operator.getitem and node.args[0] in chain.splits:
+            chain.half(node, node.args[0], node.args[1])
         elif (dim := _glu(node, modules)) is not None:
             x = value(node)
             chain.glu(node, x, dim, len(shape(x)))
@@ -2343,15 +2413,15 @@ class Converted:
 
     @property
     def tied(self) -> frozenset[int]:
-        """The model's parameters that read a torch parameter another module reads too
-        (weight tying: a language model's head sharing its token embedding)."""
-        spans = self._reads()
-        readers: dict = {}
-        for read, _ in spans:
-            for key in read:
-                readers[key] = readers.get(key, 0) + 1
-        given = [p for _, params in spans for p in params]
-        return frozenset(k for k, p in enumerate(given) if readers.get(id(p if p._base is None else p._base), 0) > 1)
+        """The model's parameters that read entries of a torch parameter another module
+        reads too (weight tying: a language model's head sharing its token embedding); two
+        modules' disjoint rows of one parameter (a fused SwiGLU's halves, `_Rows`) are not
+        tied. Each view's entries are taken as the span of its storage it lies in."""
+        views = [(source, p.untyped_storage().data_ptr(), *_span(p))
+                 for source, (_, params) in enumerate(self._reads()) for p in params]
+        return frozenset(k for k, (source, storage, lo, hi) in enumerate(views)
+                         if any(other != source and there == storage and a <= hi and lo <= b
+                                for other, there, a, b in views))
 
     def laws(self, loss=None) -> list:
         """The derived laws the module keeps: those of the converted model, less any law
