@@ -38,6 +38,7 @@ from torch_models import (  # noqa: E402
     MobileNetV2,
     MultiHeadAttention,
     NanoGPT,
+    Reshaped,
     SequenceFirst,
     SquaredReLU,
     SwiGLU,
@@ -1275,6 +1276,17 @@ class LearnedPositions(nn.Module):
 
     def forward(self, x):
         return self.head(self.encoder(x + self.pos).mean(0 if self.first else 1))
+
+
+@pytest.mark.parametrize("image", [True, False], ids=["pixels-viewed-as-an-image", "signal-unsqueezed"])
+def test_an_input_the_forward_reshapes_first_is_read_in_that_shape(image):
+    torch.manual_seed(0)
+    module, x = Reshaped(image).double(), torch.randn(5, 36 if image else 8, dtype=torch.float64)
+    converted = Converted.of(module, x)
+    assert converted.model.spec == ("seq:1x6x6:conv2d(2,3,bias),relu,flatten,dense(2,bias)" if image else
+                                    "seq:1x8:conv1d(2,3,bias),relu,flatten,dense(2,bias)")
+    assert converted.samples(x).shape == ((5, 1, 6, 6) if image else (5, 1, 8))
+    _assert_torchs_value_and_gradient(module, x)
 
 
 class Chunked(nn.Module):

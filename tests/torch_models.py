@@ -90,6 +90,22 @@ class FusedSwiGLU(nn.Module):
         return self.head((x + self.ffn(x)).mean(1))
 
 
+class Reshaped(nn.Module):
+    """A convolution on an input the forward reshapes first: a channel added to a signal,
+    ``x.unsqueeze(1)`` (``image=False``), or an image from its pixels, ``x.view(-1, 1, 6,
+    6)`` (an MNIST net fed flattened digits)."""
+
+    def __init__(self, image=True):
+        super().__init__()
+        self.image = image
+        self.conv = nn.Conv2d(1, 2, 3) if image else nn.Conv1d(1, 2, 3)
+        self.head = nn.Linear(2 * 4 * 4 if image else 2 * 6, 2)
+
+    def forward(self, x):
+        x = x.view(-1, 1, 6, 6) if self.image else x.unsqueeze(1)
+        return self.head(torch.relu(self.conv(x)).flatten(1))
+
+
 class Functional(nn.Module):
     """The functional forms of layers, as people write them in ``forward``."""
 

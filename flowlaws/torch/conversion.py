@@ -180,6 +180,7 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "the positions, position_ids[:, :T]) or multiplied "
              "(a layer scale), x @ W of a (d, units) parameter (a projection) and F.linear(x, W, b) of parameters, "
              "F.normalize(x, dim=-1), a Linear's output cut in halves by chunk(2, -1) or split (a fused SwiGLU), "
+             "the input reshaped first (x.unsqueeze(1), x.view(-1, 1, 28, 28)), "
              "torch.cat([tokens, x], 1) (a class "
              "token), torch.cat of values computed from one "
              "along dim 1 (a DenseNet layer, a U-Net skip, an Inception module), x.size()/x.shape arithmetic")
@@ -619,6 +620,7 @@ class _Chain:
     tables: dict = field(default_factory=dict)  # node name -> a position table, as flowlaws computes it
     at: Any = None  # the graph node being read (where a conversion error points: `_located`)
     splits: dict = field(default_factory=dict)  # a Linear's output split in halves: `split`
+    sample: tuple = ()  # the shape the module reshapes each input sample to first (`_input_reshape`), if it does
 
     def tokens(self, module, path: str, reads_input: bool) -> None:
         """An Embedding may only read the module's input (token ids, one-hot to flowlaws)."""
@@ -965,6 +967,29 @@ def _upsampling(module, shape: tuple, path: str) -> Upsample1d | Upsample2d:
 MEANS = ("mean", torch.mean)
 SUMS = ("sum", torch.sum)
 NEGATIONS = (operator.neg, torch.neg, "neg")
+
+
+UNSQUEEZES = ("unsqueeze", torch.unsqueeze)
+
+
+def _input_reshape(node, chain, shape) -> bool:
+    """Whether ``node`` reshapes the module's input itself, its one reader, batch first,
+    into a sample shape no flatten gives (a channel axis added, ``x.unsqueeze(1)``; an
+    image from its pixels, ``x.view(-1, 1, 28, 28)``): the model then reads its input in
+    that shape (`model_input`), whose entries, in order, are the input's."""
+    x = node.args[0]
+    if x.op != "placeholder" or len(x.users) != 1 or chain.layers or chain.axes[0] != 0:
+        return False
+    before, after = shape(x), shape(node)
+    if after[0] != before[0] or after == before:
+        return False
+    if node.target in FLATTENS:
+        try:
+            _flattened(node, before, after)
+        except InvalidArgument:
+            return True
+        return False
+    return True
 
 
 def _flattened(node, before, after) -> Flatten | None:
@@ -2064,6 +2089,10 @@ def _traced(module, chain: _Chain, example_input):
         elif function and node.target == "contiguous":
             chain.lineage[node] = chain.lineage[value(node)]
             head = node
+        elif function and node.target in (*FLATTENS, *UNSQUEEZES) and _input_reshape(node, chain, shape):
+            chain.sample = tuple(shape(node)[1:])  # x.unsqueeze(1), x.view(-1, 1, 28, 28): the model's input
+            chain.lineage[node] = ()
+            head = node
         elif function and (node.target in (*FLATTENS, *MOVES, operator.getitem, *MEANS, *SUMS) or
                            (node.target is builtins.getattr and node.args[1] == "mT")):
             x = value(node)
@@ -2358,7 +2387,8 @@ class Converted:
     def samples(self, inputs) -> np.ndarray:
         """The module's ``inputs`` as the model's (`model_input`)."""
         onehot = self.model.layers and isinstance(self.model.layers[0], OneHot)
-        return model_input(inputs, self.batch_axes[0], self.model.input_shape[-1] if onehot else None)
+        shape = self.model.input_shape
+        return model_input(inputs, self.batch_axes[0], shape[-1] if onehot else None, shape[:-1] if onehot else shape)
 
     def outputs(self, values) -> np.ndarray:
         """The module's outputs (or targets in their layout) as the model's: float64 numpy, batch first."""
@@ -2528,7 +2558,7 @@ def _conversion(module, example_input):
     layers = ((OneHot(),) if chain.vocabulary else ()) + tuple(layer for layer, _, _ in chain.layers)
     params = tuple(p for _, ps, _ in chain.layers for p in ps)
     samples = example_input.movedim(chain.axes[0], 0)
-    shape = tuple(samples.shape[1:]) + ((chain.vocabulary,) if chain.vocabulary else ())
+    shape = (chain.sample or tuple(samples.shape[1:])) + ((chain.vocabulary,) if chain.vocabulary else ())
     model = Sequential(shape, layers)
     _check_layout(module, model, params, example_input, chain.vocabulary, _attentions(chain.sources),
                   chain.normalized, (chain.traced, chain.tables) if chain.tables else None, chain.axes)
@@ -2547,10 +2577,12 @@ def _located(error: InvalidArgument, node) -> InvalidArgument:
     return InvalidArgument(f"{mine[-1]}: {error}") if mine else error
 
 
-def model_input(inputs, axis: int = 0, vocabulary: int | None = None) -> np.ndarray:
+def model_input(inputs, axis: int = 0, vocabulary: int | None = None, sample: tuple | None = None) -> np.ndarray:
     """A module's ``inputs`` (batch axis ``axis``) as its flowlaws model reads them: float64
-    numpy, batch first, token ids as one-hot rows of ``vocabulary`` entries."""
+    numpy, batch first, each sample in the ``sample`` shape (where the module reshapes its
+    input first: `_input_reshape`), token ids as one-hot rows of ``vocabulary`` entries."""
     x = inputs.detach().cpu().movedim(axis, 0)
+    x = x if sample is None else x.reshape(len(x), *sample)
     return one_hot(x, vocabulary) if vocabulary else float64_array(x)
 
 
@@ -2619,7 +2651,7 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
     expected = (expected[0] if isinstance(expected, tuple) else expected).movedim(axes[1], 0).numpy()
     unmasked = Sequential(model.input_shape, tuple(layer.mapped(
         lambda x: Dropout(0.0) if isinstance(x, Dropout) else x) for layer in model.layers))
-    inputs = model_input(x, axes[0], vocabulary)
+    inputs = model_input(x, axes[0], vocabulary, model.input_shape[:-1] if vocabulary else model.input_shape)
     got, cache = unmasked.forward(params, inputs)
     # both sides' round-off (the magnitude sweep's bound: a BatchNorm of a column constant
     # over the batch divides its round-off by sqrt(eps)), and a floor for torch's own kernels;
