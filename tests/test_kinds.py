@@ -76,6 +76,13 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     "seq:2x3:dense(2,bias),offset,attention(heads=1,dk=1,dv=1),flatten,dense(1)",
     "seq:3x4:attention(heads=1,dk=4,dv=1,rope,rope_halves),flatten,dense(1)",  # pairs (i, i + 2): rotate_half
     "seq:3:layernorm,gated[dense(2),relu | dense(2)],dense(1)",  # a fork's branches read centred sums
+    # x gated by a branch of it (the other factor x itself): x * tanh(Wx), x * relu(Wx + b), and
+    # a squeeze-and-excitation, whose pooled branch absorbs a channel scaling in its first columns
+    "seq:3:dense(4,bias),relu,gated[dense(4),tanh],dense(2)",
+    "seq:3:dense(4,bias),relu,gated[dense(4,bias),relu],dense(2)",
+    "seq:3:dense(4),relu,gated[dense(4)],dense(2)",
+    "seq:2x4x4:conv2d(3,1,bias),relu,gated[avgpool2d(4),conv2d(2,1,bias),relu,conv2d(3,1,bias),sigmoid,"
+    "upsample2d(4)],mean,dense(2,bias)",
     "seq:3x4:dense(4),dropout(0),mean(last),dense(2,bias)",  # dropout 0 is the identity: a matrix law
     "seq:3x4:dense(4),dropout(0.25),mean(last),dense(2,bias)",  # a mask per entry mixes no units: unit laws
     "seq:2x5x4:conv2d(3,3x2,padding=1x0,bias),relu,conv2d(2,1x2,stride=2x1),relu,flatten,dense(2)",  # rectangular

@@ -25,6 +25,8 @@ from torch_models import (  # noqa: E402
     DenseNet,
     Encoder,
     EncoderGPT,
+    Excited,
+    ExcitedBlock,
     FeaturePyramid,
     Functional,
     FusedSwiGLU,
@@ -726,13 +728,13 @@ def test_any_swish_written_out_converts_with_its_beta_and_torchs_value_and_gradi
 
 
 def test_a_formula_no_activation_matches_is_left_as_it_is():
-    """x * tanh(x) is none of flowlaws' activations (nor a swish, whatever its beta): a one-line
-    error; a formula of a residual sum (x + 0.1 tanh(x)) converts as the fork it is, and x / 2
-    written out as the scalings it is."""
-    odd = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x * torch.tanh(x)), nn.Linear(4, 2))
-    with pytest.raises(InvalidArgument, match=r"a product x \* f\(x\) of a value and a function of it") as caught:
-        from_torch(odd, torch.randn(5, 3))
-    assert "\n" not in str(caught.value) and "gelu_tanh, silu" in str(caught.value)
+    """x * tanh(x) is none of flowlaws' activations (nor a swish, whatever its beta): the gate
+    of x by a branch, gated[tanh] (x itself the other factor); a formula of a residual sum (x
+    + 0.1 tanh(x)) converts as the fork it is, and x / 2 written out as the scalings it is."""
+    odd = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x * torch.tanh(x)), nn.Linear(4, 2)).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    assert from_torch(odd, x)[0].spec == "seq:3:dense(4,bias),gated[tanh],dense(2,bias)"
+    _assert_torchs_value_and_gradient(odd, x)
     module = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x + 0.5 * torch.tanh(x)), nn.Linear(4, 2)).double()
     assert "residual" in from_torch(module, torch.randn(5, 3, dtype=torch.float64))[0].spec
     half = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: (x * 0.25) * 2.0), nn.Linear(4, 2)).double()
@@ -1287,6 +1289,43 @@ def test_an_input_the_forward_reshapes_first_is_read_in_that_shape(image):
                                     "seq:1x8:conv1d(2,3,bias),relu,flatten,dense(2,bias)")
     assert converted.samples(x).shape == ((5, 1, 6, 6) if image else (5, 1, 8))
     _assert_torchs_value_and_gradient(module, x)
+
+
+@pytest.mark.parametrize("make, x, spec", [
+    (Excited, (6, 3, 4, 4), "seq:3x4x4:conv2d(4,3,padding=1,bias),relu,gated[avgpool2d(4),conv2d(2,1,bias),relu,"
+                            "conv2d(4,1,bias),sigmoid,upsample2d(4)],mean,dense(2,bias)"),
+    # with nn.Sigmoid as EfficientNet's: torch's float64 hardsigmoid backward multiplies by a float32 1/6
+    (lambda: ExcitedBlock(scale_activation=nn.Sigmoid), (6, 4, 4, 4),
+     "seq:4x4x4:residual[conv2d(8,1),batchnorm(affine,eps=1e-05),relu,conv2d(8,3,padding=1,groups=8),batchnorm(affine,"
+     "eps=1e-05),relu,gated[avgpool2d(4),conv2d(2,1,bias),relu,conv2d(8,1,bias),sigmoid,upsample2d(4)],conv2d(4,1),"
+     "batchnorm(affine,eps=1e-05)],mean,flatten,dense(3,bias)"),
+], ids=["squeeze-excitation", "mobilenet-v3-block"])
+def test_a_squeeze_and_excitation_is_its_input_gated_by_a_branch_spread_over_the_positions(make, x, spec):
+    """torchvision's SqueezeExcitation, verbatim: its global pool, read by 1x1 convolutions,
+    keeps its (C, 1, 1) map (avgpool2d of the whole map), and ``scale * input`` is the input
+    gated by that branch, spread over the positions by a nearest upsampling."""
+    torch.manual_seed(0)
+    module, x = make().double(), torch.randn(*x, dtype=torch.float64)
+    assert from_torch(module, x)[0].spec == spec
+    _assert_torchs_value_and_gradient(module, x)
+    if make is not Excited:  # MobileNetV3's own Hardsigmoid: the same block
+        assert from_torch(ExcitedBlock().double(), x)[0].spec == spec.replace("sigmoid", "hardsigmoid")
+
+
+def test_a_product_of_values_that_do_not_broadcast_as_a_gate_is_a_one_line_error():
+    class ScalarGate(nn.Module):  # one scale for every channel: (N, 1, 1, 1) times (N, 2, 4, 4)
+        def __init__(self):
+            super().__init__()
+            self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Conv2d(2, 1, 1)
+
+        def forward(self, x):
+            return torch.sigmoid(self.fc(self.pool(x))) * x
+
+    with pytest.raises(InvalidArgument, match=r"a product of values of shapes \(3, 1, 1, 1\) and \(3, 2, 4, 4\); "
+                                              r"flowlaws converts products of one shape, and a \(N, C, 1, 1\) gate") \
+            as error:
+        from_torch(ScalarGate(), torch.randn(3, 2, 4, 4))
+    assert "\n" not in str(error.value)
 
 
 class Chunked(nn.Module):

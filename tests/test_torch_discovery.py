@@ -16,6 +16,8 @@ from torch_models import (  # noqa: E402
     ConvNeXt,
     ConvNeXtBlock,
     DenseNet,
+    Excited,
+    ExcitedBlock,
     FusedSwiGLU,
     GPTConfig,
     GPTLanguageModel,
@@ -240,6 +242,9 @@ def test_bad_input_is_one_clear_error():
         discover_of(Conditional(), (torch.zeros(2, 3), torch.zeros(3, 2)))
     with pytest.raises(InvalidArgument, match="a tuple of them"):
         discover_of(Conditional(), (torch.zeros(2, 3), 1.0))
+    with pytest.raises(InvalidArgument, match=r"torch has none here \(.*hardsigmoid_backward") as error:
+        discover_of(nn.Sequential(nn.Linear(3, 4), nn.Hardsigmoid(), nn.Linear(4, 2)), torch.randn(8, 3))
+    assert "\n" not in str(error.value)
 
 
 def test_discovery_runs_on_one_thread_and_restores_the_callers_setting():
@@ -456,6 +461,18 @@ def test_a_fused_swiglu_s_halves_are_not_tied_and_keep_the_laws_discover_of_coun
     assert not Converted.of(module, x).tied
     found = discover_of(module, x)
     assert found.complete and found.count == found.derived == 2
+
+
+@pytest.mark.parametrize("make, x, count", [
+    (Excited, (6, 3, 4, 4), 6),  # the conv's rows with the head's and fc1's columns; fc1/fc2 across the ReLU
+    (lambda: ExcitedBlock(scale_activation=nn.Sigmoid), (6, 4, 4, 4), 18),
+], ids=["squeeze-excitation", "mobilenet-v3-block"])
+def test_a_squeeze_and_excitation_keeps_the_laws_discover_of_counts(make, x, count):
+    """A channel scaling passes torchvision's SqueezeExcitation: x carries it, and fc1's
+    columns absorb it in the scale's branch, so the law of the layer before reads fc1 too."""
+    torch.manual_seed(0)
+    found = discover_of(make().double(), torch.randn(*x, dtype=torch.float64))
+    assert found.complete and found.count == found.derived == count
 
 
 def test_laws_of_and_discover_of_give_the_laws_and_their_count():

@@ -23,6 +23,7 @@ from torch_models import (  # noqa: E402
     Decoder,
     DenseNet,
     Encoder,
+    ExcitedBlock,
     FeaturePyramid,
     Functional,
     FusedSwiGLU,
@@ -123,16 +124,16 @@ class TwoPaths(nn.Module):
     nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.25), nn.Linear(8, 2)),
     TwoPaths, lambda: TwoPaths(subtract=True), MobileNetV2, lambda: nn.Sequential(
         nn.Linear(3, 8), nn.Mish(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.Hardswish(), nn.Linear(8, 2)),
-    SquaredReLU, ConformerConvolution, Decoder, FeaturePyramid, UNet, DenseNet, FusedSwiGLU, Reshaped],
+    SquaredReLU, ConformerConvolution, Decoder, FeaturePyramid, UNet, DenseNet, FusedSwiGLU, Reshaped, ExcitedBlock],
     ids=["resnet-downsample", "swiglu", "dropout", "relu-plus-linear", "difference", "mobilenet-v2", "mish-hardswish",
          "squared-relu", "conformer-glu", "transposed-convolutions", "feature-pyramid", "unet", "densenet",
-         "dinov2-swiglu-ffn", "input-viewed-as-an-image"])
+         "dinov2-swiglu-ffn", "input-viewed-as-an-image", "mobilenet-v3-squeeze-excitation"])
 def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make):
     torch.manual_seed(0)
     shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4), FusedSwiGLU: (8, 5, 4), MobileNetV2: (8, 3, 8, 8),
               SquaredReLU: (8, 5, 4),
               ConformerConvolution: (8, 4, 6), Decoder: (8, 2, 2, 2), FeaturePyramid: (8, 2, 4, 4),
-              UNet: (8, 1, 4, 4), DenseNet: (8, 1, 5), Reshaped: (8, 36)}
+              UNet: (8, 1, 4, 4), DenseNet: (8, 1, 5), Reshaped: (8, 36), ExcitedBlock: (8, 4, 4, 4)}
     x = torch.randn(*shapes.get(make, (8, 3)))
     for optimizer, flagged in ((torch.optim.SGD, False), (torch.optim.Adam, True)):
         net = make()

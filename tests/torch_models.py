@@ -106,6 +106,58 @@ class Reshaped(nn.Module):
         return self.head(torch.relu(self.conv(x)).flatten(1))
 
 
+class SqueezeExcitation(nn.Module):
+    """torchvision's (torchvision/ops/misc.py), verbatim."""
+
+    def __init__(self, input_channels, squeeze_channels, activation=nn.ReLU, scale_activation=nn.Sigmoid):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(input_channels, squeeze_channels, 1)
+        self.fc2 = nn.Conv2d(squeeze_channels, input_channels, 1)
+        self.activation = activation()
+        self.scale_activation = scale_activation()
+
+    def _scale(self, input):
+        scale = self.avgpool(input)
+        scale = self.fc1(scale)
+        scale = self.activation(scale)
+        scale = self.fc2(scale)
+        return self.scale_activation(scale)
+
+    def forward(self, input):
+        scale = self._scale(input)
+        return scale * input
+
+
+class ExcitedBlock(nn.Module):
+    """MobileNetV3's inverted residual with squeeze-and-excitation, as torchvision builds it
+    (expand 1x1, depthwise 3x3, SE with Hardsigmoid, project 1x1, the residual sum), then a
+    global pool and a head."""
+
+    def __init__(self, channels=4, expanded=8, squeezed=2, activation=nn.ReLU, scale_activation=nn.Hardsigmoid):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(channels, expanded, 1, bias=False), nn.BatchNorm2d(expanded), activation(),
+            nn.Conv2d(expanded, expanded, 3, padding=1, groups=expanded, bias=False), nn.BatchNorm2d(expanded),
+            activation(), SqueezeExcitation(expanded, squeezed, scale_activation=scale_activation),
+            nn.Conv2d(expanded, channels, 1, bias=False), nn.BatchNorm2d(channels))
+        self.pool, self.head = nn.AdaptiveAvgPool2d(1), nn.Linear(channels, 3)
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.pool(x + self.block(x)), 1))
+
+
+class Excited(nn.Module):
+    """A convolution, a ReLU, torchvision's SqueezeExcitation, a global mean and a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.se, self.head = nn.Conv2d(3, 4, 3, padding=1), SqueezeExcitation(4, 2), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.se(torch.relu(self.conv(x))).mean((2, 3)))
+
+
 class Functional(nn.Module):
     """The functional forms of layers, as people write them in ``forward``."""
 

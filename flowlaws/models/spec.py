@@ -19,7 +19,8 @@
             | dropout(P)                      train mode, its mask drawn from its input's bits
             | residual[LAYERS]               y = x + block(x)
             | residual[LAYERS | LAYERS]      y = block(x) + shortcut(x)
-            | gated[LAYERS | LAYERS]         y = a(x) * b(x): gated[dense(8),silu | dense(8)] is SwiGLU
+            | gated[LAYERS | LAYERS]         y = a(x) * b(x): gated[dense(8),silu | dense(8)] is SwiGLU;
+                                             gated[LAYERS] is a(x) * x
             | concat[LAYERS | LAYERS]        y = cat(a(x), b(x)) on the first axis; an empty branch is x
             | ACT
     ACT    := linear | relu | abs | leaky_relu(A) | prelu(A,B) | relu_power(K)

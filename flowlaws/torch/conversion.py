@@ -180,7 +180,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "the positions, position_ids[:, :T]) or multiplied "
              "(a layer scale), x @ W of a (d, units) parameter (a projection) and F.linear(x, W, b) of parameters, "
              "F.normalize(x, dim=-1), a Linear's output cut in halves by chunk(2, -1) or split (a fused SwiGLU), "
-             "the input reshaped first (x.unsqueeze(1), x.view(-1, 1, 28, 28)), "
+             "the input reshaped first (x.unsqueeze(1), x.view(-1, 1, 28, 28)), x * f(x) (a squeeze-and-"
+             "excitation's scale * input, a (N, C, 1, 1) scale spread over the positions), "
              "torch.cat([tokens, x], 1) (a class "
              "token), torch.cat of values computed from one "
              "along dim 1 (a DenseNet layer, a U-Net skip, an Inception module), x.size()/x.shape arithmetic")
@@ -697,6 +698,19 @@ class _Chain:
         self.layers.append((*halves.converted(float64_array), [(path, halves)]))
         self.lineage[node] = (*before, len(self.layers) - 1)
 
+    def broadcast(self, node, small, to: tuple, size: tuple):
+        """The value ``small`` (a gate of shape ``size``, 1 on every spatial axis) spread over
+        the positions of shape ``to`` (a squeeze-and-excitation's (C, 1, 1) scale of a (C, H,
+        W) map) by a nearest upsampling of those factors, ahead of their product: the key
+        that stands for the spread value."""
+        dims = len(to) - 2
+        if len(size) != len(to) or size[:2] != to[:2] or dims not in (1, 2) or any(n != 1 for n in size[2:]):
+            raise InvalidArgument(f"{node.name}: a product of values of shapes {size} and {to}; flowlaws converts "
+                                  "products of one shape, and a (N, C, 1, 1) gate of a (N, C, H, W) map")
+        spread = ("broadcast", node.name)
+        self.add(spread, ((Upsample1d if dims == 1 else Upsample2d)(tuple(to[2:])), ()), after=small)
+        return spread
+
     def fork(self, node, a, b, kind):
         """a + b (``Residual``) or a * b (``Gated``) of two values computed from one: the
         layers since their common ancestor, split by branch, become one composite layer."""
@@ -704,11 +718,6 @@ class _Chain:
                                                                "(a residual block, a gate)")
         if not first:
             first, second = second, first
-        if kind is Gated and not second:  # x * f(x): no gate of two branches (silu, QuickGELU written out)
-            raise InvalidArgument(f"{node.name}: a product x * f(x) of a value and a function of it; flowlaws "
-                                  "converts a product of two branches that each compute from their common input (a "
-                                  "gate), and an activation written as a formula when it equals one of its own "
-                                  f"({', '.join(WRITTEN)})")
         if kind is Residual and len(second) > len(first):
             first, second = second, first  # the longer branch is the block, the other the shortcut
         self._joined(node, common, (first, second), kind)
@@ -918,18 +927,26 @@ ADAPTIVE = {nn.AdaptiveMaxPool1d: nn.MaxPool1d, nn.AdaptiveMaxPool2d: nn.MaxPool
             nn.AdaptiveAvgPool2d: nn.AvgPool2d}
 
 
+def _convolved(node, modules) -> bool:
+    """Whether a convolution alone reads ``node``'s value."""
+    users = list(node.users)
+    return len(users) == 1 and users[0].op == "call_module" and isinstance(modules[users[0].target],
+                                                                           nn.Conv1d | nn.Conv2d)
+
+
 def _global_average(module) -> bool:
     """An adaptive average pool of output size 1 on every axis: a `Mean`."""
     return type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d) and set(
         np.atleast_1d(module.output_size).tolist()) == {1}
 
 
-def _resolved(module, input_shape, path: str):
+def _resolved(module, input_shape, path: str, convolved: bool = False):
     """A module whose layer depends on its input's shape (``input_shape()``) as that layer:
     an adaptive pool whose output size divides its input's as the pool with fixed windows
     it computes (windows of input / output size, stepping by their size; a global average
-    pool stays one, `Mean`), an upsampling by its factor per axis (`_upsampling`); any
-    other module as it is."""
+    pool stays one, `Mean`, unless a convolution reads it, ``convolved``: a squeeze-and-
+    excitation's 1x1 convolutions read its (C, 1, 1) map), an upsampling by its factor per
+    axis (`_upsampling`); any other module as it is."""
     if isinstance(module, nn.Upsample):
         return _Resolved(_upsampling(module, tuple(input_shape()), path))
     if isinstance(module, L2Normalize):
@@ -939,7 +956,8 @@ def _resolved(module, input_shape, path: str):
                                              "F.normalize with p=2 over the last axis")
         c = 1.0 / math.sqrt(shape[-1])
         return _Resolved([(RMSNorm(False, 0.0), ()), (Activation("prelu", (c, c)), ())])
-    if type(module) not in ADAPTIVE or getattr(module, "return_indices", False) or _global_average(module):
+    if type(module) not in ADAPTIVE or getattr(module, "return_indices", False) or (
+            _global_average(module) and not convolved):
         return module
     dims = 1 if type(module) in (nn.AdaptiveMaxPool1d, nn.AdaptiveAvgPool1d) else 2
     sizes = tuple(input_shape()[-dims:])
@@ -2059,7 +2077,7 @@ def _traced(module, chain: _Chain, example_input):
             if isinstance(target, nn.ConvTranspose1d | nn.ConvTranspose2d) and (
                     len(node.args) > 1 or node.kwargs.get("output_size") is not None):
                 raise _unsupported(node.target, target, "an output_size in the call; give output_padding instead")
-            target = _resolved(target, lambda x=node.args[0]: shape(x), node.target)
+            target = _resolved(target, lambda x=node.args[0]: shape(x), node.target, _convolved(node, modules))
             chain.add(node, _convert(target, node.target), (node.target, target), after=node.args[0])
             head = node
         elif node.op == "call_function" and node.target is operator.getitem and \
@@ -2084,6 +2102,9 @@ def _traced(module, chain: _Chain, example_input):
                 negated = object()  # -b on b's branch
                 chain.add(negated, (Activation("prelu", (-1.0, -1.0)), ()), after=b)
                 b = negated
+            elif JOINS[node.target] is Gated and shape(a) != shape(b):  # scale * x: a (N, C, 1, 1) gate
+                a, b = (chain.broadcast(node, a, shape(b), shape(a)), b) if int(np.prod(shape(a))) < int(
+                    np.prod(shape(b))) else (a, chain.broadcast(node, b, shape(a), shape(b)))
             chain.fork(node, a, b, JOINS[node.target])
             head = node
         elif function and node.target == "contiguous":
@@ -2109,7 +2130,7 @@ def _traced(module, chain: _Chain, example_input):
             head = node
         elif function and node.target in FUNCTIONS:
             x = value(node)
-            module = _resolved(_as_module(node), lambda x=x: shape(x), node.name)
+            module = _resolved(_as_module(node), lambda x=x: shape(x), node.name, _convolved(node, modules))
             chain.add(node, _convert(module, node.name), after=x)
             head = node
         elif node.op == "output":

@@ -550,12 +550,17 @@ def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int 
         laws_at, names, reads = _law_components(getattr(module, "_orig_mod", module), converted, converted.laws(loss))
         quiet = converted.attentions
     budget = BUDGET if budget is None else budget
-    if blocks_of is not None:
-        found = _by_blocks(module, example_input, blocks_of, cross_entropy=cross_entropy, laws_at=laws_at,
-                           law_names=names, seed=seed, budget=budget, quiet=quiet, reads=reads)
-    else:
-        found = discover_module(module, example_input, cross_entropy=cross_entropy, laws_at=laws_at,
-                                law_names=names, seed=seed, budget=budget, quiet=quiet)
+    try:
+        if blocks_of is not None:
+            found = _by_blocks(module, example_input, blocks_of, cross_entropy=cross_entropy, laws_at=laws_at,
+                               law_names=names, seed=seed, budget=budget, quiet=quiet, reads=reads)
+        else:
+            found = discover_module(module, example_input, cross_entropy=cross_entropy, laws_at=laws_at,
+                                    law_names=names, seed=seed, budget=budget, quiet=quiet)
+    except NotImplementedError as error:  # torch's own gap: no forward-mode derivative of some op's backward
+        raise InvalidArgument(f"discover_of brackets fields by forward-mode derivatives of the module's gradient, "
+                              f"and torch has none here ({error}); swap the op for one it has (nn.Sigmoid for "
+                              "nn.Hardsigmoid), or count the converted spec with flowlaws discover") from None
     found.note = "; ".join(part for part in (found.note, why) if part)
     return found
 

@@ -1,7 +1,9 @@
-"""gated[A | B]: y = A(x) * B(x) elementwise (the GLU family).
+"""gated[A | B]: y = A(x) * B(x) elementwise (the GLU family); gated[A | ] is A(x) * x.
 
 ``gated[dense(8),silu | dense(8)]`` is SwiGLU's hidden layer, ``gated[dense(8),relu |
-dense(8)]`` ReGLU's. Symmetry (docs/theory.md 3.8): a product multiplies the factors
+dense(8)]`` ReGLU's; ``gated[avgpool2d(H),conv2d(s,1),relu,conv2d(C,1),sigmoid,upsample2d(H)
+| ]`` a squeeze-and-excitation block's scale of its input (an empty branch is x itself, as
+a residual's shortcut). Symmetry (docs/theory.md 3.8): a product multiplies the factors
 of its inputs. A scaling of the input units that both branches absorb leaves y
 unchanged (the walk closes); one branch absorbing it, the other carrying it with
 degree k, y carries degree k. At the product two rescalings start: the rows of A's
@@ -18,7 +20,6 @@ from typing import ClassVar
 
 from hypothesis import strategies as st
 
-from flowlaws.errors import InvalidArgument
 from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.fork import Fork
 from flowlaws.models.symmetry import Family, Path, Rescaling, close, rescalings, walk
@@ -26,18 +27,13 @@ from flowlaws.models.symmetry import Family, Path, Rescaling, close, rescalings,
 
 @dataclass(frozen=True)
 class Gated(Fork):
-    """y = first(x) * second(x)."""
+    """y = first(x) * second(x); ``second`` () is x itself."""
 
     kind: ClassVar[str] = "gated"
     example: ClassVar[str] = "seq:3:gated[dense(4),silu | dense(4)],dense(2)"
     family: ClassVar[str] = "gate"
     ranks: ClassVar[tuple[int, ...]] = (1, 2)
     prefixes: ClassVar[tuple[str, str]] = ("a.", "b.")
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not self.second:
-            raise InvalidArgument("gated needs two branches: gated[A | B] computes A(x) * B(x)")
 
     def join(self, a, b):
         return a * b
