@@ -77,9 +77,12 @@ class Gated(Fork):
     @classmethod
     def draw(cls, draw, shape, context):
         """A GLU hidden layer: gated[dense(h), act | dense(h)] (the activation drawn: a
-        ReLU-family gate or a smooth one such as silu)."""
+        ReLU-family gate or a smooth one such as silu); or, one time in four, x gated by a
+        branch of itself, gated[dense(d), act] (a squeeze-and-excitation's form)."""
         if len(shape) not in cls.ranks:
             return None
+        if draw(st.integers(0, 3)) == 0:
+            return cls((Dense(shape[-1], context.bias), context.act))
         width = draw(context.sizes)
         gate = (Dense(width, context.bias), context.act) if draw(st.booleans()) else (Dense(width, context.bias),)
         return cls(gate, (Dense(width, context.bias),))
