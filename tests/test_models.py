@@ -210,7 +210,7 @@ def test_non_homogeneous_activations_stop_the_rescaling():
         ("seq:4:dense(3),mean", "needs positions to average over"),
         ("seq:4:dense(3),residual[dense(2)]", "must keep the input shape"),
         ("seq:4:gated[dense(3) | dense(2)]", "to (3,) and (2,); both must give the same shape"),
-        ("seq:4:gated[dense(3)]", "two branches"),
+        ("seq:4:gated[dense(3)]", "without a factor it must keep the input shape (or give it one: gated[BLOCK | "),
         ("seq:4:relu[dense(3)]", "relu takes no branches"),
         ("seq:4:gated(3)", "takes branches in brackets"),
         ("seq:4:residual[dense(4) | dense(4) | dense(4)]", "one or two branches"),

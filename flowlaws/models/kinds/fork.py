@@ -24,6 +24,7 @@ class Fork(Layer):
     first: tuple
     second: tuple = ()
     prefixes: ClassVar[tuple[str, str]] = ("", "skip.")
+    other: ClassVar[str] = "shortcut"  # what the second branch is called (empty: x itself)
     composite: ClassVar[bool] = True  # of each branch's parameter names
 
     def __post_init__(self):
@@ -75,8 +76,8 @@ class Fork(Layer):
             return a
         if not self.second:
             raise InvalidArgument(f"{self.kind}: the block maps shape {tuple(in_shape)} to {tuple(a)}; without "
-                                  "a shortcut it must keep the input shape (or give it one: "
-                                  f"{self.kind}[BLOCK | SHORTCUT])")
+                                  f"a {self.other} it must keep the input shape (or give it one: "
+                                  f"{self.kind}[BLOCK | {self.other.upper()}])")
         raise InvalidArgument(f"{self.kind}: its branches map shape {tuple(in_shape)} to {tuple(a)} and "
                               f"{tuple(b)}; both must give the same shape")
 

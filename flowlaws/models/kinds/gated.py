@@ -34,6 +34,7 @@ class Gated(Fork):
     family: ClassVar[str] = "gate"
     ranks: ClassVar[tuple[int, ...]] = (1, 2)
     prefixes: ClassVar[tuple[str, str]] = ("a.", "b.")
+    other: ClassVar[str] = "factor"
 
     def join(self, a, b):
         return a * b
