@@ -92,8 +92,8 @@ class FusedSwiGLU(nn.Module):
 
 class Reshaped(nn.Module):
     """A convolution on an input the forward reshapes first: a channel added to a signal,
-    ``x.unsqueeze(1)`` (``image=False``), or an image from its pixels, ``x.view(-1, 1, 6,
-    6)`` (an MNIST net fed flattened digits)."""
+    ``x.unsqueeze(1)`` (``image=False``), or an image from its pixels, ``x.view(x.size(0),
+    1, 6, 6)`` (an MNIST net fed flattened digits)."""
 
     def __init__(self, image=True):
         super().__init__()
@@ -102,7 +102,7 @@ class Reshaped(nn.Module):
         self.head = nn.Linear(2 * 4 * 4 if image else 2 * 6, 2)
 
     def forward(self, x):
-        x = x.view(-1, 1, 6, 6) if self.image else x.unsqueeze(1)
+        x = x.view(x.size(0), 1, 6, 6) if self.image else x.unsqueeze(1)
         return self.head(torch.relu(self.conv(x)).flatten(1))
 
 

@@ -996,7 +996,8 @@ def _input_reshape(node, chain, shape) -> bool:
     image from its pixels, ``x.view(-1, 1, 28, 28)``): the model then reads its input in
     that shape (`model_input`), whose entries, in order, are the input's."""
     x = node.args[0]
-    if x.op != "placeholder" or len(x.users) != 1 or chain.layers or chain.axes[0] != 0:
+    readers = [user for user in x.users if not _reads_shape(user)]  # x.size(0) reads no entry
+    if x.op != "placeholder" or readers != [node] or chain.layers or chain.axes[0] != 0:
         return False
     before, after = shape(x), shape(node)
     if after[0] != before[0] or after == before:

@@ -1,9 +1,9 @@
-"""gated[A | B]: y = A(x) * B(x) elementwise (the GLU family); gated[A | ] is A(x) * x.
+"""gated[A | B]: y = A(x) * B(x) elementwise (the GLU family); gated[A] is A(x) * x.
 
 ``gated[dense(8),silu | dense(8)]`` is SwiGLU's hidden layer, ``gated[dense(8),relu |
-dense(8)]`` ReGLU's; ``gated[avgpool2d(H),conv2d(s,1),relu,conv2d(C,1),sigmoid,upsample2d(H)
-| ]`` a squeeze-and-excitation block's scale of its input (an empty branch is x itself, as
-a residual's shortcut). Symmetry (docs/theory.md 3.8): a product multiplies the factors
+dense(8)]`` ReGLU's; ``gated[avgpool2d(H),conv2d(s,1),relu,conv2d(C,1),sigmoid,upsample2d(H)]``
+a squeeze-and-excitation block's scale of its input (the missing branch is x itself, as a
+residual's shortcut). Symmetry (docs/theory.md 3.8): a product multiplies the factors
 of its inputs. A scaling of the input units that both branches absorb leaves y
 unchanged (the walk closes); one branch absorbing it, the other carrying it with
 degree k, y carries degree k. At the product two rescalings start: the rows of A's
