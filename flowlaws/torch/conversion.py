@@ -2469,11 +2469,12 @@ class Converted:
         reads too (weight tying: a language model's head sharing its token embedding); two
         modules' disjoint rows of one parameter (a fused SwiGLU's halves, `_Rows`) are not
         tied. Each view's entries are taken as the span of its storage it lies in."""
-        views = [(source, p.untyped_storage().data_ptr(), *_span(p))
-                 for source, (_, params) in enumerate(self._reads()) for p in params]
-        return frozenset(k for k, (source, storage, lo, hi) in enumerate(views)
-                         if any(other != source and there == storage and a <= hi and lo <= b
-                                for other, there, a, b in views))
+        storages: dict = {}  # a storage -> (parameter, source, span) of each view of it
+        for k, (source, p) in enumerate((source, p) for source, (_, ps) in enumerate(self._reads()) for p in ps):
+            storages.setdefault(p.untyped_storage().data_ptr(), []).append((k, source, *_span(p)))
+        return frozenset(k for views in storages.values() if len({source for _, source, _, _ in views}) > 1
+                         for k, source, lo, hi in views
+                         if any(other != source and a <= hi and lo <= b for _, other, a, b in views))
 
     def laws(self, loss=None) -> list:
         """The derived laws the module keeps: those of the converted model, less any law
