@@ -147,12 +147,32 @@ class ExcitedBlock(nn.Module):
         return self.head(torch.flatten(self.pool(x + self.block(x)), 1))
 
 
-class Excited(nn.Module):
-    """A convolution, a ReLU, torchvision's SqueezeExcitation, a global mean and a head."""
+class SqueezeExcite(nn.Module):
+    """timm's (timm/layers/squeeze_excite.py), its forward verbatim: the pool a keepdim mean."""
 
-    def __init__(self):
+    def __init__(self, channels, rd_channels):
         super().__init__()
-        self.conv, self.se, self.head = nn.Conv2d(3, 4, 3, padding=1), SqueezeExcitation(4, 2), nn.Linear(4, 2)
+        self.conv_reduce = nn.Conv2d(channels, rd_channels, kernel_size=1, bias=True)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv_expand = nn.Conv2d(rd_channels, channels, kernel_size=1, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        x_se = x.mean((2, 3), keepdim=True)
+        x_se = self.conv_reduce(x_se)
+        x_se = self.act1(x_se)
+        x_se = self.conv_expand(x_se)
+        return x * self.gate(x_se)
+
+
+class Excited(nn.Module):
+    """A convolution, a ReLU, torchvision's SqueezeExcitation (or timm's SqueezeExcite), a
+    global mean and a head."""
+
+    def __init__(self, timm=False):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4, 2)
+        self.se = SqueezeExcite(4, 2) if timm else SqueezeExcitation(4, 2)
 
     def forward(self, x):
         return self.head(self.se(torch.relu(self.conv(x))).mean((2, 3)))

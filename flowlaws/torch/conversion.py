@@ -840,21 +840,28 @@ def _scaling(node, computed) -> float | None:
     return 1.0 / number if SCALINGS[node.target] else float(number)
 
 
-def _mean(node, shape, shape_of) -> list:
+def _mean(node, shape, shape_of, convolved: bool = False) -> list:
     """``x.mean(dims)`` of a value of ``shape``: over every axis but the channels (``mean``)
     or over the positions of a (N, T, d) sequence (``mean(last)``); with keepdim only where
-    every use flattens the kept axes away (``x.mean((2, 3), keepdim=True).flatten(1)``).
-    ``x.sum`` over the same axes is that mean times the n entries summed (a linear
-    activation of slope n after it). ``shape_of``: a node's shape. The (layer, params) pairs."""
+    every use flattens the kept axes away (``x.mean((2, 3), keepdim=True).flatten(1)``), or
+    a convolution alone reads the (C, 1, 1) map (``convolved``: timm's squeeze-and-excitation;
+    a fixed pool of the whole map). ``x.sum`` over the same axes is that mean times the n
+    entries summed (a linear activation of slope n after it). ``shape_of``: a node's shape.
+    The (layer, params) pairs."""
     dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
     dims = tuple(sorted(d % len(shape) for d in ((dims,) if isinstance(dims, int) else dims or ())))
     what = "sum" if node.target in SUMS else "mean"
     kept = tuple(n for axis, n in enumerate(shape) if axis not in dims)  # the shape without keepdim
-    if (node.kwargs.get("keepdim") or (len(node.args) > 2 and node.args[2])) and not all(
+    keepdim = node.kwargs.get("keepdim") or (len(node.args) > 2 and node.args[2])
+    n = float(np.prod([shape[d] for d in dims]))
+    if keepdim and convolved and len(shape) in (3, 4) and dims == tuple(range(2, len(shape))):
+        pool = (AvgPool1d if len(shape) == 3 else AvgPool2d)(tuple(shape[2:]))
+        return [(pool, ())] + ([(Activation("prelu", (n, n)), ())] if what == "sum" else [])
+    if keepdim and not all(
             user.target in SIZES or (user.target in FLATTENS and shape_of(user) is not None
                                      and tuple(shape_of(user)) == kept) for user in node.users):
         raise InvalidArgument(f"{node.name}: {what} with keepdim=True converts only when flattened right after "
-                              f"(x.{what}(dims, keepdim=True).flatten(1))")
+                              f"(x.{what}(dims, keepdim=True).flatten(1)), or read by a convolution alone")
     if len(shape) >= 3 and dims == tuple(range(2, len(shape))):
         layer = Mean()
     elif len(shape) == 3 and dims == (1,):
@@ -863,7 +870,6 @@ def _mean(node, shape, shape_of) -> list:
         raise InvalidArgument(f"{node.name}: {what} over dims {dims} of shape {tuple(shape)}; flowlaws converts the "
                               f"{what} over every axis after the channels, or over the positions of a (N, T, d) "
                               "sequence")
-    n = float(np.prod([shape[d] for d in dims]))
     return [(layer, ())] + ([(Activation("prelu", (n, n)), ())] if what == "sum" else [])
 
 
@@ -2126,7 +2132,7 @@ def _traced(module, chain: _Chain, example_input):
             elif node.target is operator.getitem:
                 layer = _token(node, shape(x))
             else:
-                layer = _mean(node, shape(x), lambda n: known.get(n.name))
+                layer = _mean(node, shape(x), lambda n: known.get(n.name), _convolved(node, modules))
             chain.add(node, (layer, ()), after=x)
             head = node
         elif function and node.target in FUNCTIONS:
