@@ -872,6 +872,16 @@ CALLED_ACTIVATIONS = (F.relu, F.gelu, F.silu, F.mish, F.relu6, F.hardswish, F.se
                       lambda x: x.clamp(min=0), lambda x: F.relu(x).square(), lambda x: x * 0.5)
 
 
+class SqueezeExcitation1d(SqueezeExcitation):
+    """torchvision's SqueezeExcitation on (N, C, L) signals: its 1-d pool and convolutions."""
+
+    def __init__(self, input_channels, squeeze_channels):
+        super().__init__(input_channels, squeeze_channels)
+        self.avgpool = nn.AdaptiveAvgPool1d(1)
+        self.fc1 = nn.Conv1d(input_channels, squeeze_channels, 1)
+        self.fc2 = nn.Conv1d(squeeze_channels, input_channels, 1)
+
+
 class Grown(nn.Module):
     """A DenseNet layer's growth: its input and a block's output joined, torch.cat([x, f(x)], 1)."""
 
@@ -900,8 +910,8 @@ def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS
     one: `example_for`): Linear, Conv1d or (with ``extras``) ConvTranspose1d layers (biases
     or not, a kernel, padding and groups; a transposed one's stride), a norm sometimes, an
     activation (a module of ``activations`` or a call of ``calls``), and with ``extras`` a
-    GLU of a layer's units, an InstanceNorm or a GroupNorm, a pool sometimes, a layer's
-    output concatenated to its input (`Grown`); a Linear head."""
+    GLU of a layer's units, an InstanceNorm or a GroupNorm, a squeeze-and-excitation, a pool
+    sometimes, a layer's output concatenated to its input (`Grown`); a Linear head."""
     convolutional = draw(st.booleans(), label="conv")
     channels, length = 2, 8
     width = channels * length
@@ -945,6 +955,8 @@ def torch_modules(draw, activations=MODULE_ACTIVATIONS, calls=CALLED_ACTIVATIONS
             layers.append(Applied(draw(st.sampled_from(calls))))
         else:
             layers.append(draw(st.sampled_from(activations))())
+        if extras and convolutional and draw(st.booleans(), label="excited"):  # a squeeze-and-excitation
+            layers.append(SqueezeExcitation1d(channels, max(1, channels // 2)))
         if extras and convolutional and length % 2 == 0 and length >= 4 and draw(st.booleans(), label="pool"):
             layers.append(draw(st.sampled_from([nn.MaxPool1d(2), nn.AvgPool1d(2), nn.AdaptiveMaxPool1d(length // 2),
                                                 nn.AdaptiveAvgPool1d(length // 2)])))
