@@ -36,6 +36,8 @@ from torch_models import (  # noqa: E402
     LectureBlock,
     Llama,
     LlamaAttention,
+    LlamaRMSNorm,
+    MetaRMSNorm,
     Mixer,
     MobileNetV2,
     MultiHeadAttention,
@@ -1329,6 +1331,54 @@ def test_a_product_of_values_that_do_not_broadcast_as_a_gate_is_a_one_line_error
                                               r"flowlaws converts products of one shape, and a \(N, C, 1, 1\) gate") \
             as error:
         from_torch(ScalarGate(), torch.randn(3, 2, 4, 4))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("norm", [LlamaRMSNorm, MetaRMSNorm], ids=["hugging-face", "meta-llama2c"])
+def test_an_rmsnorm_written_out_with_its_float32_casts_is_an_rmsnorm_and_a_gain(norm):
+    """x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps), on x cast to float32 and back
+    (the norms of Hugging Face's and Meta's Llama, verbatim): rmsnorm(eps) and the gain after
+    it. The casts are the identity to flowlaws, which computes in float64: its value and
+    gradient equal the module's own graph run without them to 1e-12 (as the conversion's
+    check runs it), and the module as written to float32's precision."""
+    from flowlaws.torch.conversion import _Replacing, _trace
+
+    torch.manual_seed(0)
+    module, x = Llama(d=8, heads=2, norm=norm).double(), torch.randn(4, 5, 8, dtype=torch.float64)
+    with torch.no_grad():
+        for layer in (module.input_layernorm, module.post_attention_layernorm):
+            layer.weight.uniform_(0.5, 1.5)
+    converted = Converted.of(module, x)
+    assert converted.model.spec.startswith("seq:5x8:residual[rmsnorm(eps=1e-06),scale,attention(")
+    out = _Replacing(_trace(module), {}).run(x)
+    y = torch.randn_like(out)
+    loss = 0.5 * ((out - y) ** 2).sum(1).mean()
+    loss.backward()
+    value, grads = value_and_grad(converted.model, Square(), converted.read(), converted.samples(x), y.numpy())
+    theirs = np.concatenate([g.ravel() for g in converted.read(lambda t: t.grad)])
+    assert abs(value - loss.item()) <= 1e-12 * abs(loss.item())
+    assert np.max(np.abs(np.concatenate([g.ravel() for g in grads]) - theirs)) <= 1e-12 * np.max(np.abs(theirs))
+    assert torch.allclose(module(x), out, rtol=1e-6, atol=0)  # as written: float32 in the norms
+
+
+@pytest.mark.parametrize("written", [
+    lambda x: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5),
+    lambda x: x / torch.sqrt(x.square().mean(dim=-1, keepdim=True) + 1e-5),
+    lambda x: x * (x * x).mean(-1, keepdim=True).rsqrt(),
+], ids=["rsqrt", "sqrt-quotient", "no-eps"])
+def test_an_rmsnorm_written_any_usual_way_converts(written):
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(3, 4), Applied(written), nn.Linear(4, 2)).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    assert "rmsnorm" in from_torch(module, x)[0].spec
+    _assert_torchs_value_and_gradient(module, x)
+
+
+def test_an_rms_over_another_axis_is_not_an_rmsnorm():
+    module = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x * torch.rsqrt(x.pow(2).mean(0, keepdim=True))),
+                           nn.Linear(4, 2))
+    with pytest.raises(InvalidArgument) as error:
+        from_torch(module, torch.randn(5, 3))
     assert "\n" not in str(error.value)
 
 

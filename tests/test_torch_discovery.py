@@ -21,7 +21,10 @@ from torch_models import (  # noqa: E402
     FusedSwiGLU,
     GPTConfig,
     GPTLanguageModel,
+    Llama,
     LlamaAttention,
+    LlamaRMSNorm,
+    MetaRMSNorm,
     Mixer,
     NanoGPT,
     SwiGLU,
@@ -473,6 +476,18 @@ def test_a_squeeze_and_excitation_keeps_the_laws_discover_of_counts(make, x, cou
     torch.manual_seed(0)
     found = discover_of(make().double(), torch.randn(*x, dtype=torch.float64))
     assert found.complete and found.count == found.derived == count
+
+
+@pytest.mark.parametrize("norm", [nn.RMSNorm, LlamaRMSNorm, MetaRMSNorm], ids=["torch", "hugging-face", "meta"])
+def test_a_llama_layer_s_count_is_the_same_whichever_rmsnorm_it_is_written_with(norm):
+    """nn.RMSNorm, or written out with float32 casts (Hugging Face's, Meta's): 24 = 24."""
+    torch.manual_seed(0)
+    module = Llama(d=4, heads=2, norm=norm).double()
+    with torch.no_grad():
+        for layer in (module.input_layernorm, module.post_attention_layernorm):
+            layer.weight.uniform_(0.5, 1.5)
+    found = discover_of(module, torch.randn(4, 5, 4, dtype=torch.float64))
+    assert found.complete and found.count == found.derived == 24
 
 
 def test_laws_of_and_discover_of_give_the_laws_and_their_count():

@@ -29,6 +29,8 @@ from torch_models import (  # noqa: E402
     FusedSwiGLU,
     Inception,
     Llama,
+    LlamaRMSNorm,
+    MetaRMSNorm,
     MobileNetV2,
     NanoGPT,
     Reshaped,
@@ -106,6 +108,17 @@ def _watched(net, opt, x, steps, objective=lambda out: out.pow(2).mean(), **opti
         opt.step()
     monitor.detach()
     return monitor
+
+
+@pytest.mark.parametrize("norm", [LlamaRMSNorm, MetaRMSNorm], ids=["hugging-face", "meta-llama2c"])
+def test_a_llama_layer_with_its_rmsnorm_written_out_keeps_its_laws_under_sgd_and_adamw_breaks_them(norm):
+    torch.manual_seed(0)
+    x = torch.randn(8, 5, 4)
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                               (lambda p: torch.optim.AdamW(p, lr=1e-2), True)):
+        net = Llama(d=4, heads=2, norm=norm)
+        monitor = _watched(net, optimizer(net.parameters()), x, 6)
+        assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
 
 
 class TwoPaths(nn.Module):

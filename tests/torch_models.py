@@ -617,15 +617,47 @@ class LlamaMLP(nn.Module):
         return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
 
 
+class LlamaRMSNorm(nn.Module):
+    def __init__(self, hidden_size, eps=1e-6):
+        """
+        LlamaRMSNorm is equivalent to T5LayerNorm
+        """  # Hugging Face's (transformers/models/llama/modeling_llama.py), verbatim
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.variance_epsilon = eps
+
+    def forward(self, hidden_states):
+        input_dtype = hidden_states.dtype
+        hidden_states = hidden_states.to(torch.float32)
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
+        return self.weight * hidden_states.to(input_dtype)
+
+
+class MetaRMSNorm(torch.nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()  # Meta's Llama (llama/model.py) and llama2.c's RMSNorm, verbatim
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def _norm(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+    def forward(self, x):
+        output = self._norm(x.float()).type_as(x)
+        return output * self.weight
+
+
 class Llama(nn.Module):
     """A Llama decoder layer as Hugging Face's LlamaDecoderLayer: RMSNorm, attention, the
     residual sum, RMSNorm, the SwiGLU MLP, the residual sum; then the mean over tokens and
-    a head (``mlp=False``: the attention's residual alone)."""
+    a head (``mlp=False``: the attention's residual alone; ``norm``: torch's nn.RMSNorm, or
+    Hugging Face's `LlamaRMSNorm` written out)."""
 
-    def __init__(self, d=4, heads=2, pairs=False, classes=3, mlp=True, **options):
+    def __init__(self, d=4, heads=2, pairs=False, classes=3, mlp=True, norm=nn.RMSNorm, **options):
         super().__init__()
-        self.input_layernorm, self.self_attn = nn.RMSNorm(d), LlamaAttention(d, heads, pairs, **options)
-        self.post_attention_layernorm, self.mlp = (nn.RMSNorm(d), LlamaMLP(d, 2 * d)) if mlp else (None, None)
+        self.input_layernorm, self.self_attn = norm(d), LlamaAttention(d, heads, pairs, **options)
+        self.post_attention_layernorm, self.mlp = (norm(d), LlamaMLP(d, 2 * d)) if mlp else (None, None)
         self.head = nn.Linear(d, classes, bias=False)
 
     def forward(self, x):

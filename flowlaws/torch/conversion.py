@@ -180,6 +180,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "the positions, position_ids[:, :T]) or multiplied "
              "(a layer scale), x @ W of a (d, units) parameter (a projection) and F.linear(x, W, b) of parameters, "
              "F.normalize(x, dim=-1), a Linear's output cut in halves by chunk(2, -1) or split (a fused SwiGLU), "
+             "an RMSNorm written out (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)), casts to a float "
+             "dtype (x.float(), x.to(torch.float32), x.type_as(y)), "
              "the input reshaped first (x.unsqueeze(1), x.view(-1, 1, 28, 28)), x * f(x) (a squeeze-and-"
              "excitation's scale * input, a (N, C, 1, 1) scale spread over the positions), "
              "torch.cat([tokens, x], 1) (a class "
@@ -236,6 +238,23 @@ class Swish(nn.Module):
 
     def forward(self, x):
         return swish(x, self.beta)
+
+
+def rms_normalized(x, eps: float = 0.0):
+    """x / sqrt(mean(x^2) + eps) over the last axis: an RMSNorm written out (Meta's and
+    Hugging Face's Llama, llama2.c), which `_written_norms` reads as this call."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
+class WrittenRMSNorm(nn.Module):
+    """`rms_normalized` as a module (`FUNCTIONS`): an RMSNorm without a gain (`_resolved`)."""
+
+    def __init__(self, eps: float = 0.0):
+        super().__init__()
+        self.eps = float(eps)
+
+    def forward(self, x):
+        return rms_normalized(x, self.eps)
 
 
 class L2Normalize(nn.Module):
@@ -622,6 +641,7 @@ class _Chain:
     at: Any = None  # the graph node being read (where a conversion error points: `_located`)
     splits: dict = field(default_factory=dict)  # a Linear's output split in halves: `split`
     sample: tuple = ()  # the shape the module reshapes each input sample to first (`_input_reshape`), if it does
+    casts: bool = False  # the module casts a value to another float dtype (checked without: `_Replacing`)
 
     def tokens(self, module, path: str, reads_input: bool) -> None:
         """An Embedding may only read the module's input (token ids, one-hot to flowlaws)."""
@@ -790,7 +810,7 @@ FUNCTIONS: dict[Any, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
     nn.functional.hardswish: (nn.Hardswish, ()), nn.functional.hardsigmoid: (nn.Hardsigmoid, ()),
     nn.functional.elu: (nn.ELU, ("alpha",)), nn.functional.celu: (nn.CELU, ("alpha",)),
     nn.functional.selu: (nn.SELU, ()), torch.selu: (nn.SELU, ()), swish: (Swish, ("beta",)),
-    nn.functional.normalize: (L2Normalize, ("p", "dim", "eps")),
+    nn.functional.normalize: (L2Normalize, ("p", "dim", "eps")), rms_normalized: (WrittenRMSNorm, ("eps",)),
     nn.functional.softplus: (nn.Softplus, ("beta", "threshold")),
     nn.functional.leaky_relu: (nn.LeakyReLU, ("negative_slope",)),
     nn.functional.max_pool1d: (nn.MaxPool1d, _POOL), nn.functional.max_pool2d: (nn.MaxPool2d, _POOL),
@@ -955,6 +975,8 @@ def _resolved(module, input_shape, path: str, convolved: bool = False):
     axis (`_upsampling`); any other module as it is."""
     if isinstance(module, nn.Upsample):
         return _Resolved(_upsampling(module, tuple(input_shape()), path))
+    if isinstance(module, WrittenRMSNorm):
+        return _Resolved(RMSNorm(False, module.eps))
     if isinstance(module, L2Normalize):
         shape = tuple(input_shape())
         if module.p != 2 or module.dim % len(shape) != len(shape) - 1:
@@ -1472,6 +1494,66 @@ def _written_activations(graph, traced, known):
     return graph
 
 
+RSQRTS, SQRTS = (torch.rsqrt, "rsqrt"), (torch.sqrt, "sqrt")
+SQUARES = (operator.pow, torch.pow, "pow", torch.square, "square", operator.mul, torch.mul, "mul")
+
+
+def _written_norms(graph, traced, known):
+    """The graph with each RMSNorm written out, ``x * torch.rsqrt(x.pow(2).mean(-1,
+    keepdim=True) + eps)`` (Meta's Llama, llama2.c, Hugging Face's LlamaRMSNorm; ``x /
+    sqrt(...)``, ``x.square()``, ``x * x`` alike), replaced by `rms_normalized` (x, eps):
+    an RMSNorm without a gain, its gain the parameter multiplied after (`Scale`). The
+    rewrite is on a copy of the graph (the module's own still runs: the check)."""
+    found = [(y, x, eps, inner) for y in graph.nodes for x, eps, inner in [_rms_of(y, known)] if x is not None]
+    if not found:
+        return graph
+    graph, named = _copied(graph, traced)
+    for y, x, eps, inner in found:
+        with graph.inserting_before(named[y.name]):
+            norm = graph.create_node("call_function", rms_normalized, (named[x.name],), {"eps": eps},
+                                     name=f"{y.name}_rmsnorm")
+        known[norm.name] = known.get(y.name)
+        named[y.name].replace_all_uses_with(norm)
+        _erase_unused(graph, [named[n.name] for n in (y, *inner)])
+    return graph
+
+
+def _rms_of(y, known) -> tuple:
+    """(x, eps, the nodes between) when ``y`` is x * rsqrt(mean(x^2, -1, keepdim) + eps) or
+    x / sqrt(...) of one value x, each node between read by the next alone; else (None,) * 3."""
+    none = (None, None, None)
+    if _is_call(y, *SCALINGS) and len(y.args) == 2:
+        a, b = y.args
+        divides = SCALINGS[y.target]
+        pairs = [(x, r) for x, r in (((a, b),) if divides else ((a, b), (b, a)))
+                 if _is_call(r, *(SQRTS if divides else RSQRTS)) and len(r.users) == 1]
+        if not pairs:
+            return none
+        x, r = pairs[0]
+        s = r.args[0]
+        eps = 0.0
+        if _is_call(s, *ADDS) and len(s.users) == 1:
+            m, eps = (s.args[0], s.args[1]) if isinstance(s.args[1], int | float) else (s.args[1], s.args[0])
+            if not isinstance(eps, int | float):
+                return none
+        else:
+            m = s
+        dims = m.args[1] if len(m.args) > 1 else m.kwargs.get("dim")
+        shape = known.get(getattr(x, "name", None))
+        if not _is_call(m, *MEANS) or len(m.users) != 1 or shape is None or \
+                not (m.kwargs.get("keepdim") or (len(m.args) > 2 and m.args[2])) or \
+                tuple(np.atleast_1d(dims) % len(shape)) != (len(shape) - 1,):
+            return none
+        q = m.args[0]
+        squares = _is_call(q, *SQUARES) and len(q.users) == 1 and (
+            (q.target in ("square", torch.square) and q.args[0] is x) or
+            (q.target in POWERS and q.args[0] is x and len(q.args) > 1 and q.args[1] == 2) or
+            (q.target in (operator.mul, torch.mul, "mul") and q.args[:2] == (x, x)))
+        if squares:
+            return x, float(eps), (r, s, m, q) if s is not m else (r, m, q)
+    return none
+
+
 def _entrywise_region(y):
     """(x, the nodes) when ``y`` is computed from one value x by at least two entrywise calls
     (`ENTRYWISE`) on it and numbers, each used inside alone but y; else None."""
@@ -1962,6 +2044,7 @@ def _traced(module, chain: _Chain, example_input):
                                   f"{len(values)} computed values; flowlaws converts chains (with additive skips)")
         return values[0]
 
+    graph = _written_norms(graph, traced, known)
     graph = _written_activations(graph, traced, known)
     graph = _written_attentions(graph, traced, modules, constant, known)
     interior, ends = _head_modules(graph, modules, shape)
@@ -2114,8 +2197,9 @@ def _traced(module, chain: _Chain, example_input):
                     np.prod(shape(b))) else (a, chain.broadcast(node, b, shape(a), shape(b)))
             chain.fork(node, a, b, JOINS[node.target])
             head = node
-        elif function and node.target == "contiguous":
-            chain.lineage[node] = chain.lineage[value(node)]
+        elif function and (node.target == "contiguous" or _float_cast(node)) and node.args[0] in chain.lineage:
+            chain.lineage[node] = chain.lineage[node.args[0]]  # x.float(), x.to(torch.float32), x.type_as(y)
+            chain.casts = chain.casts or node.target != "contiguous"
             head = node
         elif function and node.target in (*FLATTENS, *UNSQUEEZES) and _input_reshape(node, chain, shape):
             chain.sample = tuple(shape(node)[1:])  # x.unsqueeze(1), x.view(-1, 1, 28, 28): the model's input
@@ -2590,11 +2674,27 @@ def _conversion(module, example_input):
     shape = (chain.sample or tuple(samples.shape[1:])) + ((chain.vocabulary,) if chain.vocabulary else ())
     model = Sequential(shape, layers)
     _check_layout(module, model, params, example_input, chain.vocabulary, _attentions(chain.sources),
-                  chain.normalized, (chain.traced, chain.tables) if chain.tables else None, chain.axes)
+                  chain.normalized, (chain.traced, chain.tables) if chain.tables or chain.casts else None, chain.axes)
     return model, tuple(chain.sources), chain.normalized, chain.axes
 
 
 TORCH_FILES = os.path.dirname(torch.__file__)
+
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _float_cast(node) -> bool:
+    """Whether ``node`` casts a value to a float dtype (``x.float()``, ``x.to(torch.float32)``,
+    ``x.to(dtype)`` of a dtype read from a value, ``x.type_as(y)``): the identity, to flowlaws
+    (which computes in float64; the conversion's check runs the module so, `_Replacing`)."""
+    if node.op != "call_method" or node.target not in ("float", "double", "half", "bfloat16", "to", "type_as"):
+        return False
+    if node.target != "to":
+        return True
+    targets = [*node.args[1:], *node.kwargs.values()]
+    return bool(targets) and all(t in FLOAT_DTYPES or isinstance(t, torch.device | str) or (
+        isinstance(t, torch.fx.Node) and t.target in (builtins.getattr,) and t.args[1] == "dtype") for t in targets)
 
 
 def _located(error: InvalidArgument, node) -> InvalidArgument:
@@ -2643,14 +2743,23 @@ class _Unmasked(torch.overrides.TorchFunctionMode):
 
 
 class _Replacing(torch.fx.Interpreter):
-    """Runs a graph with the values of some nodes (by name) replaced."""
+    """Runs a graph with the values of some nodes (by name) replaced, and every cast of a
+    value to another float dtype (`_float_cast`) kept in its dtype: the module as it computes
+    in float64, its float32 upcasts (an RMSNorm's ``x.float()``, for bfloat16 training) the
+    identity flowlaws reads them as."""
 
     def __init__(self, graph_module, values: dict):
         super().__init__(graph_module)
         self.values = values
 
     def run_node(self, n):
-        return self.values[n.name] if n.name in self.values else super().run_node(n)
+        if n.name in self.values:
+            return self.values[n.name]
+        if _float_cast(n):
+            value = self.env[n.args[0]]
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                return value
+        return super().run_node(n)
 
 
 def _check_layout(module, model, params, example_input, vocabulary=None, attentions=(), normalized=None,
