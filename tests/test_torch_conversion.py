@@ -1365,7 +1365,9 @@ def test_an_rmsnorm_written_out_with_its_float32_casts_is_an_rmsnorm_and_a_gain(
     lambda x: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5),
     lambda x: x / torch.sqrt(x.square().mean(dim=-1, keepdim=True) + 1e-5),
     lambda x: x * (x * x).mean(-1, keepdim=True).rsqrt(),
-], ids=["rsqrt", "sqrt-quotient", "no-eps"])
+    lambda x: x / x.norm(dim=-1, keepdim=True),  # CLIP's features, normalized: an RMSNorm scaled
+    lambda x: x / torch.linalg.vector_norm(x, dim=-1, keepdim=True),
+], ids=["rsqrt", "sqrt-quotient", "no-eps", "clip-unit-norm", "vector-norm"])
 def test_an_rmsnorm_written_any_usual_way_converts(written):
     torch.manual_seed(0)
     module = nn.Sequential(nn.Linear(3, 4), Applied(written), nn.Linear(4, 2)).double()
@@ -1374,9 +1376,12 @@ def test_an_rmsnorm_written_any_usual_way_converts(written):
     _assert_torchs_value_and_gradient(module, x)
 
 
-def test_an_rms_over_another_axis_is_not_an_rmsnorm():
-    module = nn.Sequential(nn.Linear(3, 4), Applied(lambda x: x * torch.rsqrt(x.pow(2).mean(0, keepdim=True))),
-                           nn.Linear(4, 2))
+@pytest.mark.parametrize("written", [
+    lambda x: x * torch.rsqrt(x.pow(2).mean(0, keepdim=True)),  # over the batch
+    lambda x: x / torch.linalg.vector_norm(x, ord=1, dim=-1, keepdim=True),  # an L1 norm
+], ids=["over-the-batch", "l1"])
+def test_an_rms_or_norm_of_another_kind_is_not_an_rmsnorm(written):
+    module = nn.Sequential(nn.Linear(3, 4), Applied(written), nn.Linear(4, 2))
     with pytest.raises(InvalidArgument) as error:
         from_torch(module, torch.randn(5, 3))
     assert "\n" not in str(error.value)

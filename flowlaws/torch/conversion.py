@@ -1495,6 +1495,7 @@ def _written_activations(graph, traced, known):
 
 
 RSQRTS, SQRTS = (torch.rsqrt, "rsqrt"), (torch.sqrt, "sqrt")
+NORMS = ("norm", torch.norm, torch.linalg.norm, torch.linalg.vector_norm)
 SQUARES = (operator.pow, torch.pow, "pow", torch.square, "square", operator.mul, torch.mul, "mul")
 
 
@@ -1504,14 +1505,13 @@ def _written_norms(graph, traced, known):
     sqrt(...)``, ``x.square()``, ``x * x`` alike), replaced by `rms_normalized` (x, eps):
     an RMSNorm without a gain, its gain the parameter multiplied after (`Scale`). The
     rewrite is on a copy of the graph (the module's own still runs: the check)."""
-    found = [(y, x, eps, inner) for y in graph.nodes for x, eps, inner in [_rms_of(y, known)] if x is not None]
+    found = [(y, x, call, inner) for y in graph.nodes for x, call, inner in [_rms_of(y, known)] if x is not None]
     if not found:
         return graph
     graph, named = _copied(graph, traced)
-    for y, x, eps, inner in found:
+    for y, x, (function, options), inner in found:
         with graph.inserting_before(named[y.name]):
-            norm = graph.create_node("call_function", rms_normalized, (named[x.name],), {"eps": eps},
-                                     name=f"{y.name}_rmsnorm")
+            norm = graph.create_node("call_function", function, (named[x.name],), options, name=f"{y.name}_norm")
         known[norm.name] = known.get(y.name)
         named[y.name].replace_all_uses_with(norm)
         _erase_unused(graph, [named[n.name] for n in (y, *inner)])
@@ -1519,9 +1519,21 @@ def _written_norms(graph, traced, known):
 
 
 def _rms_of(y, known) -> tuple:
-    """(x, eps, the nodes between) when ``y`` is x * rsqrt(mean(x^2, -1, keepdim) + eps) or
-    x / sqrt(...) of one value x, each node between read by the next alone; else (None,) * 3."""
+    """(x, the call it is as (function, options), the nodes between) when ``y`` is x *
+    rsqrt(mean(x^2, -1, keepdim) + eps) or x / sqrt(...) of one value x (`rms_normalized`),
+    or x / x.norm(dim=-1, keepdim=True) (CLIP's: ``F.normalize`` at eps 0), each node between
+    read by the next alone; else (None,) * 3."""
     none = (None, None, None)
+    if _is_call(y, *SCALINGS) and SCALINGS[y.target] and len(y.args) == 2 and _is_call(y.args[1], *NORMS) and \
+            y.args[1].args[0] is y.args[0] and len(y.args[1].users) == 1:
+        x, n = y.args
+        options = dict(zip(("p", "dim", "keepdim"), n.args[1:], strict=False)) | n.kwargs
+        shape = known.get(getattr(x, "name", None))
+        p = options.get("p", options.get("ord", 2))
+        if shape is not None and p in (2, "fro", None) and options.get("keepdim") and \
+                tuple(np.atleast_1d(options.get("dim", -1)) % len(shape)) == (len(shape) - 1,):
+            return x, (nn.functional.normalize, {"dim": -1, "eps": 0.0}), (n,)
+        return none
     if _is_call(y, *SCALINGS) and len(y.args) == 2:
         a, b = y.args
         divides = SCALINGS[y.target]
@@ -1550,7 +1562,7 @@ def _rms_of(y, known) -> tuple:
             (q.target in POWERS and q.args[0] is x and len(q.args) > 1 and q.args[1] == 2) or
             (q.target in (operator.mul, torch.mul, "mul") and q.args[:2] == (x, x)))
         if squares:
-            return x, float(eps), (r, s, m, q) if s is not m else (r, m, q)
+            return x, (rms_normalized, {"eps": float(eps)}), (r, s, m, q) if s is not m else (r, m, q)
     return none
 
 
