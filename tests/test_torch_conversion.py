@@ -1376,6 +1376,22 @@ def test_an_rmsnorm_written_any_usual_way_converts(written):
     _assert_torchs_value_and_gradient(module, x)
 
 
+def test_a_cast_to_an_integer_dtype_is_no_identity_and_the_check_refuses_it():
+    """Casts to a float dtype are the identity to flowlaws (and run so in its check); a
+    value made integer by ``type_as`` of an integer buffer is not, and the check finds it."""
+    class Truncated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 4), nn.Linear(4, 2)
+            self.register_buffer("ids", torch.zeros(4, dtype=torch.long))
+
+        def forward(self, x):
+            return self.b(self.a(x).type_as(self.ids).to(x.dtype))
+
+    with pytest.raises(InvalidArgument, match="does not reproduce the module's output"):
+        from_torch(Truncated().double(), 3 * torch.randn(5, 3, dtype=torch.float64))
+
+
 @pytest.mark.parametrize("written", [
     lambda x: x * torch.rsqrt(x.pow(2).mean(0, keepdim=True)),  # over the batch
     lambda x: x / torch.linalg.vector_norm(x, ord=1, dim=-1, keepdim=True),  # an L1 norm

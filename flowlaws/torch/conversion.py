@@ -2705,7 +2705,7 @@ def _float_cast(node) -> bool:
     if node.target != "to":
         return True
     targets = [*node.args[1:], *node.kwargs.values()]
-    return bool(targets) and all(t in FLOAT_DTYPES or isinstance(t, torch.device | str) or (
+    return bool(targets) and all(t in FLOAT_DTYPES or isinstance(t, torch.device | str | bool) or (
         isinstance(t, torch.fx.Node) and t.target in (builtins.getattr,) and t.args[1] == "dtype") for t in targets)
 
 
@@ -2767,11 +2767,20 @@ class _Replacing(torch.fx.Interpreter):
     def run_node(self, n):
         if n.name in self.values:
             return self.values[n.name]
-        if _float_cast(n):
-            value = self.env[n.args[0]]
-            if isinstance(value, torch.Tensor) and value.is_floating_point():
-                return value
+        if _float_cast(n) and isinstance(value := self.env.get(n.args[0]), torch.Tensor) and \
+                value.dtype == torch.float64 and all(self._floating(a) for a in (*n.args[1:], *n.kwargs.values())):
+            return value  # kept in float64: a cast to float32 (or another float) that flowlaws reads as x
         return super().run_node(n)
+
+    def _floating(self, argument) -> bool:
+        """Whether a cast's argument leaves its value a float: a float dtype or tensor (as
+        the graph computes it), a device, a flag."""
+        value = self.env.get(argument, argument) if isinstance(argument, torch.fx.Node) else argument
+        if isinstance(value, torch.Tensor):
+            return value.is_floating_point()
+        if isinstance(value, torch.dtype):
+            return value.is_floating_point
+        return isinstance(value, torch.device | str | bool)
 
 
 def _check_layout(module, model, params, example_input, vocabulary=None, attentions=(), normalized=None,
