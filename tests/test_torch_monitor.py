@@ -110,15 +110,22 @@ def _watched(net, opt, x, steps, objective=lambda out: out.pow(2).mean(), **opti
     return monitor
 
 
+def _sgd_kept_and_adamw_flagged(make, x, steps: int, adamw_lr: float = 1e-3) -> list:
+    """Watch a fresh ``make()`` under SGD with momentum (no law flagged), then under AdamW
+    (some flagged), for ``steps`` steps each on ``x``: the two monitors."""
+    monitors = []
+    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
+                               (lambda p: torch.optim.AdamW(p, lr=adamw_lr), True)):
+        net = make()
+        monitors.append(_watched(net, optimizer(net.parameters()), x, steps))
+        assert monitors[-1].records and bool(monitors[-1].flagged) == flagged and not monitors[-1].errors
+    return monitors
+
+
 @pytest.mark.parametrize("norm", [LlamaRMSNorm, MetaRMSNorm], ids=["hugging-face", "meta-llama2c"])
 def test_a_llama_layer_with_its_rmsnorm_written_out_keeps_its_laws_under_sgd_and_adamw_breaks_them(norm):
     torch.manual_seed(0)
-    x = torch.randn(8, 5, 4)
-    for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
-                               (lambda p: torch.optim.AdamW(p, lr=1e-2), True)):
-        net = Llama(d=4, heads=2, norm=norm)
-        monitor = _watched(net, optimizer(net.parameters()), x, 6)
-        assert monitor.records and bool(monitor.flagged) == flagged and not monitor.errors
+    _sgd_kept_and_adamw_flagged(lambda: Llama(d=4, heads=2, norm=norm), torch.randn(8, 5, 4), 6, adamw_lr=1e-2)
 
 
 class TwoPaths(nn.Module):
@@ -636,13 +643,8 @@ def test_an_embedding_classifier_keeps_its_laws_under_sgd_and_discovery_proves_t
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
 def test_a_transformer_encoder_layer_keeps_its_laws_under_sgd_with_dropout_and_adam_breaks_them(norm_first):
     torch.manual_seed(0)
-    x = torch.randn(6, 5, 8)
-    for make, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
-                          (lambda p: torch.optim.AdamW(p, lr=1e-3), True)):
-        net = Encoder(norm_first)
-        monitor = _watched(net, make(net.parameters()), x, 5)
+    for monitor in _sgd_kept_and_adamw_flagged(lambda: Encoder(norm_first), torch.randn(6, 5, 8), 5):
         assert any(r.law.name.startswith("gl matrix") for r in monitor.records)
-        assert bool(monitor.flagged) == flagged and not monitor.errors
 
 
 class TwoAttentions(nn.Module):

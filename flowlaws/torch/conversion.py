@@ -85,6 +85,7 @@ import builtins
 import contextlib
 import copy
 import dataclasses
+import functools
 import inspect
 import io
 import itertools
@@ -229,32 +230,24 @@ def swish(x, beta: float = 1.702):
     return x * torch.sigmoid(beta * x)
 
 
-class Swish(nn.Module):
-    """`swish` as a module."""
-
-    def __init__(self, beta: float = 1.702):
-        super().__init__()
-        self.beta = float(beta)
-
-    def forward(self, x):
-        return swish(x, self.beta)
-
-
 def rms_normalized(x, eps: float = 0.0):
     """x / sqrt(mean(x^2) + eps) over the last axis: an RMSNorm written out (Meta's and
     Hugging Face's Llama, llama2.c), which `_written_norms` reads as this call."""
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
 
 
-class WrittenRMSNorm(nn.Module):
-    """`rms_normalized` as a module (`FUNCTIONS`): an RMSNorm without a gain (`_resolved`)."""
+class _Called(nn.Module):
+    """A call flowlaws defines (`swish`, `rms_normalized`: what a formula written out is read
+    as) as a module of its numbers (`FUNCTIONS`)."""
 
-    def __init__(self, eps: float = 0.0):
+    def __init__(self, function, **options: float):
         super().__init__()
-        self.eps = float(eps)
+        defaults = {name: p.default for name, p in inspect.signature(function).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+        self.function, self.options = function, {name: float(v) for name, v in (defaults | options).items()}
 
     def forward(self, x):
-        return rms_normalized(x, self.eps)
+        return self.function(x, **self.options)
 
 
 class L2Normalize(nn.Module):
@@ -288,8 +281,8 @@ def _activation(module) -> Activation | None:
         return Activation("elu")
     if type(module) is nn.Softplus and module.beta == 1.0:
         return Activation("softplus")
-    if type(module) is Swish:
-        return Activation("swish", (module.beta,))
+    if isinstance(module, _Called) and module.function is swish:
+        return Activation("swish", (module.options["beta"],))
     return None
 
 
@@ -809,8 +802,10 @@ FUNCTIONS: dict[Any, tuple[Callable[..., nn.Module], tuple[str, ...]]] = {
     nn.functional.mish: (nn.Mish, ()), nn.functional.relu6: (nn.ReLU6, ()),
     nn.functional.hardswish: (nn.Hardswish, ()), nn.functional.hardsigmoid: (nn.Hardsigmoid, ()),
     nn.functional.elu: (nn.ELU, ("alpha",)), nn.functional.celu: (nn.CELU, ("alpha",)),
-    nn.functional.selu: (nn.SELU, ()), torch.selu: (nn.SELU, ()), swish: (Swish, ("beta",)),
-    nn.functional.normalize: (L2Normalize, ("p", "dim", "eps")), rms_normalized: (WrittenRMSNorm, ("eps",)),
+    nn.functional.selu: (nn.SELU, ()), torch.selu: (nn.SELU, ()),
+    swish: (functools.partial(_Called, swish), ("beta",)),
+    rms_normalized: (functools.partial(_Called, rms_normalized), ("eps",)),
+    nn.functional.normalize: (L2Normalize, ("p", "dim", "eps")),
     nn.functional.softplus: (nn.Softplus, ("beta", "threshold")),
     nn.functional.leaky_relu: (nn.LeakyReLU, ("negative_slope",)),
     nn.functional.max_pool1d: (nn.MaxPool1d, _POOL), nn.functional.max_pool2d: (nn.MaxPool2d, _POOL),
@@ -975,8 +970,8 @@ def _resolved(module, input_shape, path: str, convolved: bool = False):
     axis (`_upsampling`); any other module as it is."""
     if isinstance(module, nn.Upsample):
         return _Resolved(_upsampling(module, tuple(input_shape()), path))
-    if isinstance(module, WrittenRMSNorm):
-        return _Resolved(RMSNorm(False, module.eps))
+    if isinstance(module, _Called) and module.function is rms_normalized:  # an RMSNorm without a gain
+        return _Resolved(RMSNorm(False, module.options["eps"]))
     if isinstance(module, L2Normalize):
         shape = tuple(input_shape())
         if module.p != 2 or module.dim % len(shape) != len(shape) - 1:
