@@ -1293,6 +1293,15 @@ def test_an_input_the_forward_reshapes_first_is_read_in_that_shape(image):
     _assert_torchs_value_and_gradient(module, x)
 
 
+def test_an_unflatten_first_in_a_sequential_is_read_as_the_input_s_shape():
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Unflatten(1, (1, 6, 6)), nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(32, 2)).double()
+    x = torch.randn(5, 36, dtype=torch.float64)
+    assert from_torch(module, x)[0].spec == "seq:1x6x6:conv2d(2,3,bias),relu,flatten,dense(2,bias)"
+    _assert_torchs_value_and_gradient(module, x)
+
+
 @pytest.mark.parametrize("make, x, spec", [
     (Excited, (6, 3, 4, 4), "seq:3x4x4:conv2d(4,3,padding=1,bias),relu,gated[avgpool2d(4),conv2d(2,1,bias),relu,"
                             "conv2d(4,1,bias),sigmoid,upsample2d(4)],mean,dense(2,bias)"),

@@ -1013,10 +1013,18 @@ NEGATIONS = (operator.neg, torch.neg, "neg")
 UNSQUEEZES = ("unsqueeze", torch.unsqueeze)
 
 
+def _reshapes(node, modules) -> bool:
+    """Whether ``node`` is a view, reshape, flatten or unsqueeze call, or an nn.Unflatten."""
+    if node.op == "call_module":
+        return isinstance(modules[node.target], nn.Unflatten)
+    return node.op in ("call_function", "call_method") and node.target in (*FLATTENS, *UNSQUEEZES)
+
+
 def _input_reshape(node, chain, shape) -> bool:
     """Whether ``node`` reshapes the module's input itself, its one reader, batch first,
     into a sample shape no flatten gives (a channel axis added, ``x.unsqueeze(1)``; an
-    image from its pixels, ``x.view(-1, 1, 28, 28)``): the model then reads its input in
+    image from its pixels, ``x.view(-1, 1, 28, 28)`` or ``nn.Unflatten(1, (1, 28, 28))``
+    first in an nn.Sequential): the model then reads its input in
     that shape (`model_input`), whose entries, in order, are the input's."""
     x = node.args[0]
     readers = [user for user in x.users if not _reads_shape(user)]  # x.size(0) reads no entry
@@ -2158,6 +2166,10 @@ def _traced(module, chain: _Chain, example_input):
             x = value(node)
             chain.glu(node, x, dim, len(shape(x)))
             head = node
+        elif _reshapes(node, modules) and _input_reshape(node, chain, shape):
+            chain.sample = tuple(shape(node)[1:])  # x.unsqueeze(1), x.view(-1, 1, 28, 28): the model's input
+            chain.lineage[node] = ()
+            head = node
         elif node.op == "call_module":
             target = modules[node.target]
             if isinstance(target, nn.MultiheadAttention) and len({a for a in node.args[:3]}) != 1:
@@ -2207,10 +2219,6 @@ def _traced(module, chain: _Chain, example_input):
         elif function and (node.target == "contiguous" or _float_cast(node)) and node.args[0] in chain.lineage:
             chain.lineage[node] = chain.lineage[node.args[0]]  # x.float(), x.to(torch.float32), x.type_as(y)
             chain.casts = chain.casts or node.target != "contiguous"
-            head = node
-        elif function and node.target in (*FLATTENS, *UNSQUEEZES) and _input_reshape(node, chain, shape):
-            chain.sample = tuple(shape(node)[1:])  # x.unsqueeze(1), x.view(-1, 1, 28, 28): the model's input
-            chain.lineage[node] = ()
             head = node
         elif function and (node.target in (*FLATTENS, *MOVES, operator.getitem, *MEANS, *SUMS) or
                            (node.target is builtins.getattr and node.args[1] == "mT")):
