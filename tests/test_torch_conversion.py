@@ -1385,6 +1385,24 @@ def test_an_rmsnorm_written_any_usual_way_converts(written):
     _assert_torchs_value_and_gradient(module, x)
 
 
+@pytest.mark.parametrize("gain", [True, False])
+def test_f_rms_norm_with_a_modules_own_gain_or_none_is_an_rmsnorm(gain):
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 4), nn.Linear(4, 2)
+            self.weight = nn.Parameter(torch.rand(4) + 0.5) if gain else None
+
+        def forward(self, x):
+            return self.b(F.rms_norm(self.a(x), (4,), self.weight, 1e-6))
+
+    torch.manual_seed(0)
+    module, x = Functional().double(), torch.randn(5, 3, dtype=torch.float64)
+    assert from_torch(module, x)[0].spec == f"seq:3:dense(4,bias),rmsnorm({'affine,' if gain else ''}eps=1e-06)," \
+                                            "dense(2,bias)"
+    _assert_torchs_value_and_gradient(module, x)
+
+
 def test_a_cast_to_an_integer_dtype_is_no_identity_and_the_check_refuses_it():
     """Casts to a float dtype are the identity to flowlaws (and run so in its check); a
     value made integer by ``type_as`` of an integer buffer is not, and the check finds it."""

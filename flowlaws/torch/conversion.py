@@ -182,7 +182,7 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "(a layer scale), x @ W of a (d, units) parameter (a projection) and F.linear(x, W, b) of parameters, "
              "F.normalize(x, dim=-1), a Linear's output cut in halves by chunk(2, -1) or split (a fused SwiGLU), "
              "an RMSNorm written out (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)), casts to a float "
-             "dtype (x.float(), x.to(torch.float32), x.type_as(y)), "
+             "dtype (x.float(), x.to(torch.float32), x.type_as(y)), F.rms_norm with a parameter or none, "
              "the input reshaped first (x.unsqueeze(1), x.view(-1, 1, 28, 28)), x * f(x) (a squeeze-and-"
              "excitation's scale * input, a (N, C, 1, 1) scale spread over the positions), "
              "torch.cat([tokens, x], 1) (a class "
@@ -600,13 +600,17 @@ class _Affine:
 class _Norm:
     """A LayerNorm of the last axis from its parameters: ``F.layer_norm(x, (d,), weight, bias,
     eps)`` (nanoGPT's LayerNorm), or nn.LayerNorm; a weight without a bias is a gain after
-    a LayerNorm without one (`Scale`)."""
+    a LayerNorm without one (`Scale`). ``rms``: ``F.rms_norm(x, (d,), weight, eps)``'s
+    RMSNorm, with a gain or none."""
 
     weight: Any
     bias: Any
     eps: float
+    rms: bool = False
 
     def converted(self, read):
+        if self.rms:
+            return RMSNorm(self.weight is not None, self.eps), (() if self.weight is None else (read(self.weight),))
         if self.weight is None:
             return LayerNorm(affine=False, eps=self.eps), ()
         if self.bias is None:
@@ -1428,17 +1432,22 @@ def _rotates(run, pairing, base, repeat, generator, shape, tolerance) -> bool:
 
 def _functional_norm(node, direct, shape) -> tuple[_Norm, str]:
     """``F.layer_norm(x, (d,), weight, bias, eps)`` of the last axis, its weight and bias
-    parameters read directly (nanoGPT's LayerNorm): (its source, its path)."""
-    options = dict(zip(("normalized_shape", "weight", "bias", "eps"), node.args[1:], strict=False)) | node.kwargs
+    parameters read directly (nanoGPT's LayerNorm), or ``F.rms_norm(x, (d,), weight, eps)``
+    (its eps None: float64's machine epsilon, as nn.RMSNorm's): (its source, its path)."""
+    rms = node.target is nn.functional.rms_norm
+    names = ("normalized_shape", "weight", "eps") if rms else ("normalized_shape", "weight", "bias", "eps")
+    options = dict(zip(names, node.args[1:], strict=False)) | node.kwargs
     weight, bias, d = options.get("weight"), options.get("bias"), shape(node.args[0])[-1]
     tensors = [direct[x][1] if x in direct else x for x in (weight, bias)]
     if any(t is not None and (not isinstance(t, torch.Tensor) or tuple(t.shape) != (d,)) for t in tensors) or \
             (weight is None and bias is not None) or (isinstance(options["normalized_shape"], tuple | list | int) and
                                                       tuple(np.atleast_1d(options["normalized_shape"])) != (d,)):
-        raise InvalidArgument(f"{node.name}: F.layer_norm of the last axis ({d}) with a weight and a bias "
-                              "parameter of its size, a weight alone, or neither, is supported")
+        raise InvalidArgument(f"{node.name}: F.{'rms' if rms else 'layer'}_norm of the last axis ({d}) with a weight"
+                              f"{'' if rms else ' and a bias'} parameter of its size, a weight alone, or neither, is "
+                              "supported")
     path = direct[weight][0].rpartition(".")[0] if weight in direct else node.name
-    return _Norm(tensors[0], tensors[1], float(options.get("eps", 1e-5))), path
+    eps = options.get("eps", None if rms else 1e-5)
+    return _Norm(tensors[0], tensors[1], float(torch.finfo(torch.float64).eps if eps is None else eps), rms), path
 
 
 ENTRYWISE = {operator.mul, operator.add, operator.sub, operator.truediv, operator.pow, operator.neg, torch.mul,
@@ -2075,7 +2084,7 @@ def _traced(module, chain: _Chain, example_input):
             x, source, path = ends[node]
             chain.add(node, _convert(source, path), (path, source), after=x)
             head = node
-        elif node.target is nn.functional.layer_norm:
+        elif node.target in (nn.functional.layer_norm, nn.functional.rms_norm):
             source, path = _functional_norm(node, direct, shape)
             chain.add(node, _convert(source, path), (path, source), after=node.args[0])
             head = node
