@@ -344,9 +344,8 @@ def _convert(module, path: str, read=float64_array):
     if type(module) is nn.RMSNorm:
         if len(module.normalized_shape) != 1:
             raise _unsupported(path, module, "RMSNorm over the last axis only")
-        eps = float(torch.finfo(torch.float64).eps if module.eps is None else module.eps)
         affine = module.weight is not None
-        return RMSNorm(affine, eps), ((read(module.weight),) if affine else ())
+        return RMSNorm(affine, _rms_eps(module.eps)), ((read(module.weight),) if affine else ())
     pools = {nn.MaxPool1d: MaxPool1d, nn.AvgPool1d: AvgPool1d, nn.MaxPool2d: MaxPool2d, nn.AvgPool2d: AvgPool2d}
     if type(module) in pools:
         dims = pools[type(module)].dims
@@ -872,16 +871,15 @@ def _mean(node, shape, shape_of, convolved: bool = False) -> list:
     what = "sum" if node.target in SUMS else "mean"
     kept = tuple(n for axis, n in enumerate(shape) if axis not in dims)  # the shape without keepdim
     keepdim = node.kwargs.get("keepdim") or (len(node.args) > 2 and node.args[2])
-    n = float(np.prod([shape[d] for d in dims]))
+    layer: Layer
     if keepdim and convolved and len(shape) in (3, 4) and dims == tuple(range(2, len(shape))):
-        pool = (AvgPool1d if len(shape) == 3 else AvgPool2d)(tuple(shape[2:]))
-        return [(pool, ())] + ([(Activation("prelu", (n, n)), ())] if what == "sum" else [])
-    if keepdim and not all(
+        layer = (AvgPool1d if len(shape) == 3 else AvgPool2d)(tuple(shape[2:]))
+    elif keepdim and not all(
             user.target in SIZES or (user.target in FLATTENS and shape_of(user) is not None
                                      and tuple(shape_of(user)) == kept) for user in node.users):
         raise InvalidArgument(f"{node.name}: {what} with keepdim=True converts only when flattened right after "
                               f"(x.{what}(dims, keepdim=True).flatten(1)), or read by a convolution alone")
-    if len(shape) >= 3 and dims == tuple(range(2, len(shape))):
+    elif len(shape) >= 3 and dims == tuple(range(2, len(shape))):
         layer = Mean()
     elif len(shape) == 3 and dims == (1,):
         layer = Mean(last=True)
@@ -889,6 +887,7 @@ def _mean(node, shape, shape_of, convolved: bool = False) -> list:
         raise InvalidArgument(f"{node.name}: {what} over dims {dims} of shape {tuple(shape)}; flowlaws converts the "
                               f"{what} over every axis after the channels, or over the positions of a (N, T, d) "
                               "sequence")
+    n = float(np.prod([shape[d] for d in dims]))
     return [(layer, ())] + ([(Activation("prelu", (n, n)), ())] if what == "sum" else [])
 
 
@@ -1249,7 +1248,7 @@ def _viewed(view, modules, shape, why):
     if _is_call(source, operator.getitem) and _is_call(source.args[0], "split"):
         split = source.args[0]
         linear = split.args[0]
-        dim = split.args[2] if len(split.args) > 2 else split.kwargs.get("dim", 0)
+        dim = _split_dim(split)
         if linear.op != "call_module" or not isinstance(modules[linear.target], nn.Linear) or dim % 3 != 2 or \
                 shape(source)[-1] * 3 != modules[linear.target].out_features:  # (the split's size, maybe traced)
             raise why(f"{split.name} is not a Linear's output split in three along its last axis")
@@ -1446,8 +1445,14 @@ def _functional_norm(node, direct, shape) -> tuple[_Norm, str]:
                               f"{'' if rms else ' and a bias'} parameter of its size, a weight alone, or neither, is "
                               "supported")
     path = direct[weight][0].rpartition(".")[0] if weight in direct else node.name
-    eps = options.get("eps", None if rms else 1e-5)
-    return _Norm(tensors[0], tensors[1], float(torch.finfo(torch.float64).eps if eps is None else eps), rms), path
+    eps = _rms_eps(options.get("eps")) if rms else float(options.get("eps", 1e-5))
+    return _Norm(tensors[0], tensors[1], eps, rms), path
+
+
+def _rms_eps(eps) -> float:
+    """An RMSNorm's eps; None (torch's default, its input dtype's machine epsilon) is
+    float64's, the dtype flowlaws computes in."""
+    return float(torch.finfo(torch.float64).eps if eps is None else eps)
 
 
 ENTRYWISE = {operator.mul, operator.add, operator.sub, operator.truediv, operator.pow, operator.neg, torch.mul,
@@ -1491,17 +1496,25 @@ def _written_activations(graph, traced, known):
             taken |= nodes
             act = _activation_of(traced, x, nodes, y)
             if act is not None:
-                regions.append((x, nodes, y, act))
-    if not regions:
+                function, options = WRITTEN[act.name]
+                regions.append((y, x, (function, {**options, **act.options}), nodes))
+    return _replaced(graph, traced, known, regions)
+
+
+def _replaced(graph, traced, known, found: list):
+    """The graph with each (y, x, (function, options), y's nodes) of ``found`` replaced: y's
+    uses read ``function(x, **options)`` instead, and the nodes that computed y, read by
+    nothing else now, are erased. In a copy of the graph (`_copied`; the module's own still
+    runs: its constants, the conversion's check); ``known`` gets the new nodes' shapes."""
+    if not found:
         return graph
     graph, named = _copied(graph, traced)
-    for x, nodes, y, act in regions:
-        function, options = WRITTEN[act.name]
+    for y, x, (function, options), nodes in found:
         with graph.inserting_before(named[y.name]):
-            activation = graph.create_node("call_function", function, (named[x.name],), {**options, **act.options},
-                                           name=f"{y.name}_{act.name}")
-        known[activation.name] = known.get(y.name)
-        named[y.name].replace_all_uses_with(activation)
+            call = graph.create_node("call_function", function, (named[x.name],), options,
+                                     name=f"{y.name}_{function.__name__}")
+        known[call.name] = known.get(y.name)
+        named[y.name].replace_all_uses_with(call)
         _erase_unused(graph, [named[n.name] for n in nodes])
     return graph
 
@@ -1517,17 +1530,8 @@ def _written_norms(graph, traced, known):
     sqrt(...)``, ``x.square()``, ``x * x`` alike), replaced by `rms_normalized` (x, eps):
     an RMSNorm without a gain, its gain the parameter multiplied after (`Scale`). The
     rewrite is on a copy of the graph (the module's own still runs: the check)."""
-    found = [(y, x, call, inner) for y in graph.nodes for x, call, inner in [_rms_of(y, known)] if x is not None]
-    if not found:
-        return graph
-    graph, named = _copied(graph, traced)
-    for y, x, (function, options), inner in found:
-        with graph.inserting_before(named[y.name]):
-            norm = graph.create_node("call_function", function, (named[x.name],), options, name=f"{y.name}_norm")
-        known[norm.name] = known.get(y.name)
-        named[y.name].replace_all_uses_with(norm)
-        _erase_unused(graph, [named[n.name] for n in (y, *inner)])
-    return graph
+    return _replaced(graph, traced, known, [(y, x, call, (y, *inner)) for y in graph.nodes
+                                            for x, call, inner in [_rms_of(y, known)] if x is not None])
 
 
 def _rms_of(y, known) -> tuple:
@@ -2114,7 +2118,7 @@ def _traced(module, chain: _Chain, example_input):
             target = modules[node.target]  # wpe(self.position_ids[:, :T]), a buffer of arange: its first T rows
             direct[node] = (f"{node.target}.weight", target.weight, _positions_of(constants[node.args[0]]),
                             shape(node))
-        elif function and node.target in ("expand", *KEEPING) and node.args[0] in direct:
+        elif (node.target == "expand" or _float_cast(node)) and node.args[0] in direct:
             direct[node] = direct[node.args[0]]  # a class token broadcast over the batch, pos.to(x.dtype)
         elif function and node.target in FLATTENS and node.args[0] in direct:
             direct[node] = (*direct[node.args[0]][:3], shape(node))  # cls.view(1, 1, -1)
@@ -2524,7 +2528,7 @@ class Converted:
         """The module's ``inputs`` as the model's (`model_input`)."""
         onehot = self.model.layers and isinstance(self.model.layers[0], OneHot)
         shape = self.model.input_shape
-        return model_input(inputs, self.batch_axes[0], shape[-1] if onehot else None, shape[:-1] if onehot else shape)
+        return model_input(inputs, self.batch_axes[0], shape[-1] if onehot else None, shape)
 
     def outputs(self, values) -> np.ndarray:
         """The module's outputs (or targets in their layout) as the model's: float64 numpy, batch first."""
@@ -2730,12 +2734,13 @@ def _located(error: InvalidArgument, node) -> InvalidArgument:
     return InvalidArgument(f"{mine[-1]}: {error}") if mine else error
 
 
-def model_input(inputs, axis: int = 0, vocabulary: int | None = None, sample: tuple | None = None) -> np.ndarray:
+def model_input(inputs, axis: int = 0, vocabulary: int | None = None, shape: tuple | None = None) -> np.ndarray:
     """A module's ``inputs`` (batch axis ``axis``) as its flowlaws model reads them: float64
-    numpy, batch first, each sample in the ``sample`` shape (where the module reshapes its
-    input first: `_input_reshape`), token ids as one-hot rows of ``vocabulary`` entries."""
+    numpy, batch first, each sample in the model's input ``shape`` (the module may reshape
+    its input first: `_input_reshape`), token ids as one-hot rows of ``vocabulary`` entries
+    (the shape's last axis)."""
     x = inputs.detach().cpu().movedim(axis, 0)
-    x = x if sample is None else x.reshape(len(x), *sample)
+    x = x if shape is None else x.reshape(len(x), *(shape[:-1] if vocabulary else shape))
     return one_hot(x, vocabulary) if vocabulary else float64_array(x)
 
 
@@ -2822,7 +2827,7 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
     expected = (expected[0] if isinstance(expected, tuple) else expected).movedim(axes[1], 0).numpy()
     unmasked = Sequential(model.input_shape, tuple(layer.mapped(
         lambda x: Dropout(0.0) if isinstance(x, Dropout) else x) for layer in model.layers))
-    inputs = model_input(x, axes[0], vocabulary, model.input_shape[:-1] if vocabulary else model.input_shape)
+    inputs = model_input(x, axes[0], vocabulary, model.input_shape)
     got, cache = unmasked.forward(params, inputs)
     # both sides' round-off (the magnitude sweep's bound: a BatchNorm of a column constant
     # over the batch divides its round-off by sqrt(eps)), and a floor for torch's own kernels;
