@@ -156,7 +156,7 @@ def nets_with(draw, cls):
                                    2: [Dense(3, context.bias), Conv1d(3, 1, bias=context.bias)],
                                    3: [Conv2d(2, 1, bias=context.bias)]}[rank]))
     head = Sequential(shape, (before,))
-    layer = cls.draw(draw, head.output_shape, context)
+    layer = (kind(cls.drawn_in) if cls.drawn_in else cls).draw(draw, head.output_shape, context)
     assume(layer is not None)
     try:
         model = Sequential(shape, (before, layer, Flatten(), Dense(2, context.bias)))

@@ -69,6 +69,7 @@ class Layer:
     keeps_order: ClassVar[bool] = False  # its output's flat entries are its input's, in place (maps of each)
     # (attention's features, a position-wise dense layer's), not its first (a convolution's channels)
     ranged: ClassVar[bool] = False  # it carries a path of some of its input units (`Path.span`)
+    drawn_in: ClassVar[str] = ""  # the composite kind that draws it, where it is never drawn alone
 
     def param_shapes(self, in_shape):
         return ()

@@ -153,10 +153,14 @@ def _layer(text: str):
     """One layer: NAME, NAME(ARGS) or NAME[LAYERS | LAYERS] (a composite's branches)."""
     bracket = text.find("[")
     if bracket > 0 and text.endswith("]"):
-        name, branches = text[:bracket], [_branch(part) for part in _split(text[bracket + 1:-1], "|")]
+        head = _CALL.match(text[:bracket])
+        if not head:
+            raise InvalidArgument(f"cannot read layer {text!r}")
+        name, branches = head.group(1), [_branch(part) for part in _split(text[bracket + 1:-1], "|")]
         if not kind_of(name).composite:
             raise InvalidArgument(f"{name} takes no branches; only {', '.join(_composites())} do: {text!r}")
-        return kind_of(name).from_spec(name, [], {}, set(), branches)
+        positional, keywords, flags = _arguments(head.group(2) or "")
+        return kind_of(name).from_spec(name, positional, keywords, flags, branches)
     match = _CALL.match(text)
     if not match:
         raise InvalidArgument(f"cannot read layer {text!r}")

@@ -293,11 +293,14 @@ class Path:
 @dataclass(frozen=True)
 class Site:
     """Where a layer sits: its chain, the global index of the chain's first param,
-    and its position in the chain."""
+    and its position in the chain; ``then``: where a walk that reaches the chain's end
+    open goes on (a decode block's decoder: after the block; its encoder: the memory's
+    readers), or None (the end of a model, or a branch whose join the fork declares)."""
 
     chain: Any
     offset: int
     position: int
+    then: Any = None
 
     @property
     def layer(self):
@@ -376,13 +379,16 @@ def walk(path: Path, site: Site) -> Path | None:
             return fallback
         if path.closed:
             return path
+    if site.then is not None:  # the chain's end is not the walk's (`Site.then`)
+        return walk(path, site.then) or fallback
     return path
 
 
-def rescalings(chain, offset: int = 0) -> Iterator[Rescaling]:
-    """Every rescaling that starts at a layer of ``chain`` (or of a nested chain)."""
+def rescalings(chain, offset: int = 0, then: Site | None = None) -> Iterator[Rescaling]:
+    """Every rescaling that starts at a layer of ``chain`` (or of a nested chain); walks that
+    leave the chain open go on at ``then`` (`Site.then`)."""
     for position in range(len(chain.layers)):
-        site = Site(chain, offset, position)
+        site = Site(chain, offset, position, then)
         yield from site.layer.rescalings(site)
     yield from stream_trades(chain, offset)
 

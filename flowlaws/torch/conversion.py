@@ -114,6 +114,8 @@ from flowlaws.models import (
     Conv2d,
     ConvTranspose1d,
     ConvTranspose2d,
+    CrossAttention,
+    Decode,
     Dense,
     Dropout,
     Flatten,
@@ -373,9 +375,12 @@ def _convert(module, path: str, read=float64_array):
         return _encoder_layer(module, path, read)
     if type(module) is nn.TransformerEncoder:
         return _encoder(module, path, read)
-    if type(module) in (nn.TransformerDecoderLayer, nn.TransformerDecoder, nn.Transformer):
-        raise _unsupported(path, module, "its cross-attention reads a second stream, the memory, and a flowlaws "
-                                         "model has one input; discover_of counts its laws")
+    if type(module) in DECODERS:
+        raise _unsupported(path, module, "inside another module (its forward reads two values, its memory one); "
+                                         "the module itself converts, given example_input=(tgt, memory), or "
+                                         "(src, tgt) for nn.Transformer")
+    if isinstance(module, _Decoding):
+        return module.converted(read)
     raise _unsupported(path, module)
 
 
@@ -409,7 +414,7 @@ def _encoder(module, path: str, read=float64_array):
     for k, layer in enumerate(module.layers):
         pairs += _encoder_layer(layer, f"{path}.layers.{k}", read)[0]
     if module.norm is not None:
-        pairs.append(_convert(module.norm, f"{path}.norm", read))
+        pairs += _pairs(_convert(module.norm, f"{path}.norm", read))
     return pairs, tuple(p for _, params in pairs for p in params)
 
 
@@ -418,21 +423,115 @@ def _encoder_layer(module, path: str, read=float64_array):
     then x + drop(ff(norm2(x))); post-norm norm1(x + drop(sa(x))), then norm2(x + drop(ff(x))),
     with ff = linear2(drop(act(linear1(x)))). (layers, params): a list of (layer, params),
     and every parameter in the model's order."""
-    act = {1: Activation("relu"), 2: Activation("gelu")}.get(getattr(module, "activation_relu_or_gelu", 0))
-    if act is None:
-        raise _unsupported(path, module, "activations other than relu and gelu")
-    attention, attention_params = _attention(module.self_attn, f"{path}.self_attn", read)
-    (norm1, p1), (norm2, p2), (inner, inner_params), (outer, outer_params) = (
-        _convert(getattr(module, name), f"{path}.{name}", read) for name in ("norm1", "norm2", "linear1", "linear2"))
-    drop = [Dropout(float(d.p)) for d in (module.dropout1, module.dropout, module.dropout2)]
-    feed = (inner, act, drop[1], outer, drop[2])
-    if module.norm_first:
-        pairs = [(Residual((norm1, attention, drop[0])), (*p1, *attention_params)),
-                 (Residual((norm2, *feed)), (*p2, *inner_params, *outer_params))]
-    else:
-        pairs = [(Residual((attention, drop[0])), attention_params), (norm1, p1),
-                 (Residual(feed), (*inner_params, *outer_params)), (norm2, p2)]
+    attention = _attention(module.self_attn, f"{path}.self_attn", read)
+    return _sublayers(module, path, read, [attention], ["dropout1", "dropout2"])
+
+
+def _decoder_layer(module, path: str, read=float64_array):
+    """nn.TransformerDecoderLayer as its layers: `_encoder_layer`'s, with x + drop2(mha(norm2(x),
+    memory)) (post-norm: norm2(x + drop2(mha(x, memory)))) after the self-attention, its
+    multihead_attn a `CrossAttention`; norm3 and dropout3 the feed-forward's."""
+    attention = _attention(module.self_attn, f"{path}.self_attn", read)
+    cross, cross_params = _attention(module.multihead_attn, f"{path}.multihead_attn", read)
+    cross = CrossAttention(**{f.name: getattr(cross, f.name) for f in dataclasses.fields(cross) if f.init})
+    return _sublayers(module, path, read, [attention, (cross, cross_params)], ["dropout1", "dropout2", "dropout3"])
+
+
+def _sublayers(module, path: str, read, attentions: list, dropouts: list):
+    """A Transformer layer's (layer, params) pairs, and every parameter in order: each
+    attention (layer, params) in a residual block with its norm (norm1, norm2, ...) and
+    dropout, then the feed-forward linear2(dropout(act(linear1(x)))) with the last norm and
+    dropout; each norm first in its block (norm_first) or after it."""
+    act = _sublayer_activation(module, path)
+    norms = [_pairs(_convert(getattr(module, f"norm{k + 1}"), f"{path}.norm{k + 1}", read))
+             for k in range(len(dropouts))]
+    drops = [Dropout(float(getattr(module, name).p)) for name in dropouts]
+    (inner, inner_params), (outer, outer_params) = (_convert(getattr(module, name), f"{path}.{name}", read)
+                                                    for name in ("linear1", "linear2"))
+    feed = ((inner, act, Dropout(float(module.dropout.p)), outer), (*inner_params, *outer_params))
+    pairs = []
+    for norm, drop, (layers, params) in zip(norms, drops, [
+            *(((layer,), params) for layer, params in attentions), feed], strict=True):
+        if module.norm_first:
+            pairs.append((Residual((*(layer for layer, _ in norm), *layers, drop)),
+                          (*(p for _, own in norm for p in own), *params)))
+        else:
+            pairs += [(Residual((*layers, drop)), params), *norm]
     return pairs, tuple(p for _, params in pairs for p in params)
+
+
+def _pairs(converted) -> list:
+    """A converted module's (layer, params) pairs: none for Identity, its list for a module of
+    several layers (a LayerNorm without a bias, a Transformer layer)."""
+    layer, params = converted
+    return layer if isinstance(layer, list) else [] if layer is None else [(layer, params)]
+
+
+def _sublayer_activation(module, path: str) -> Activation:
+    """A Transformer layer's feed-forward activation: relu or gelu (function or module)."""
+    act = module.activation
+    found = ({nn.functional.relu: Activation("relu"), nn.functional.gelu: Activation("gelu")}.get(act)
+             if not isinstance(act, nn.Module) else _activation(act))
+    if found is None or found.name not in ("relu", "gelu"):
+        raise _unsupported(path, module, "activations other than relu and gelu")
+    return found
+
+
+def _decoder(module, path: str, read=float64_array):
+    """nn.TransformerDecoder: its layers one after another, then its norm if any."""
+    pairs: list = []
+    for k, layer in enumerate(module.layers):
+        pairs += _decoder_layer(layer, f"{path}.layers.{k}", read)[0]
+    if module.norm is not None:
+        pairs += _pairs(_convert(module.norm, f"{path}.norm", read))
+    return pairs, tuple(p for _, params in pairs for p in params)
+
+
+DECODERS = (nn.TransformerDecoderLayer, nn.TransformerDecoder, nn.Transformer)
+
+
+@dataclass(frozen=True)
+class _Decoding:
+    """A decoder module converted whole (nn.TransformerDecoderLayer, nn.TransformerDecoder,
+    or nn.Transformer, its encoder with it) as one `Decode` block whose memory is ``memory``
+    rows long."""
+
+    module: Any
+    memory: int
+
+    def converted(self, read):
+        module = self.module
+        if type(module) is nn.Transformer:
+            decoder, encoder = _decoder(module.decoder, "decoder", read), _encoder(module.encoder, "encoder", read)
+        else:
+            decoder = (_decoder if type(module) is nn.TransformerDecoder else _decoder_layer)(module, "", read)
+            encoder = ([], ())
+        layers = [tuple(layer for layer, _ in pairs) for pairs, _ in (decoder, encoder)]
+        return Decode(*layers, memory=self.memory), (*decoder[1], *encoder[1])
+
+
+def _decoding(module, example_input) -> tuple:
+    """A decoder module (`DECODERS`) on its two inputs (tgt, memory), or nn.Transformer's
+    (src, tgt): the model of input (T + S, d), the target's rows, then the memory's (or the
+    source's), and (model, sources, normalized, batch axes, the inputs' order in the rows)."""
+    if len(example_input) != 2 or not all(isinstance(t, torch.Tensor) and t.dim() == 3 for t in example_input):
+        raise InvalidArgument(f"{type(module).__name__} takes example_input=(tgt, memory), or (src, tgt) for "
+                              "nn.Transformer: two (N, T, d) tensors (sequence first unless batch_first)")
+    first = module.layers[0] if type(module) is nn.TransformerDecoder else module
+    batch_first = first.batch_first if type(module) is nn.Transformer else first.self_attn.batch_first
+    axis, order = (0 if batch_first else 1), ((1, 0) if type(module) is nn.Transformer else (0, 1))
+    rows = [example_input[k].shape[1 - axis] for k in order]
+    source = _Decoding(module, rows[1])
+    layer, params = source.converted(float64_array)
+    model = Sequential((sum(rows), example_input[order[0]].shape[-1]), (layer,))
+    _check_layout(module, model, params, tuple(example_input), axes=(axis, axis), packed_as=order)
+    return model, (("", source),), None, (axis, axis), order
+
+
+def packed(inputs, order: tuple, axis: int):
+    """A module's several ``inputs`` (batch axis ``axis``) as its model's one: batch first,
+    the rows of each in ``order`` one after another (a decoder's target, then its memory)."""
+    return torch.cat([inputs[k].movedim(axis, 0) for k in order], dim=1)
 
 
 def _attention(module, path: str, read=float64_array):
@@ -652,10 +751,9 @@ class _Chain:
     def add(self, node, converted, source=None, after=None):
         """Append a module's layer (or its list of (layer, params), a composite module's),
         reading its parameters from ``source``."""
-        layer, params = converted
+        params = converted[1]
         path = self.lineage.get(after, ()) if after is not None else self._last()
-        pairs = layer if isinstance(layer, list) else [] if layer is None else [(layer, params)]
-        for k, (one, own) in enumerate(pairs):
+        for k, (one, own) in enumerate(_pairs(converted)):
             self.layers.append((one, tuple(own), [source] if params and k == 0 else []))
             path = (*path, len(self.layers) - 1)
         self.lineage[node] = path
@@ -2523,12 +2621,15 @@ class Converted:
     sources: tuple
     normalized: str | None = None  # the module ends in a (log_)softmax over the classes: `laws`
     batch_axes: tuple = (0, 0)  # of the module's input and output (1: sequence first, (T, N, ...)); the model's: 0
+    packed_as: tuple = ()  # the order of the module's several inputs in the model's rows (`packed`); () for one
 
     def samples(self, inputs) -> np.ndarray:
-        """The module's ``inputs`` as the model's (`model_input`)."""
+        """The module's ``inputs`` (a tuple of them, for a decoder) as the model's (`model_input`)."""
         onehot = self.model.layers and isinstance(self.model.layers[0], OneHot)
         shape = self.model.input_shape
-        return model_input(inputs, self.batch_axes[0], shape[-1] if onehot else None, shape)
+        if self.packed_as:
+            inputs = packed(inputs, self.packed_as, self.batch_axes[0])
+        return model_input(inputs, 0 if self.packed_as else self.batch_axes[0], shape[-1] if onehot else None, shape)
 
     def outputs(self, values) -> np.ndarray:
         """The module's outputs (or targets in their layout) as the model's: float64 numpy, batch first."""
@@ -2679,9 +2780,15 @@ def _conversion(module, example_input):
     module = getattr(module, "_orig_mod", module)  # a torch.compile'd module: the original's parameters
     if not isinstance(module, nn.Module):
         raise InvalidArgument(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
+    if type(module) in DECODERS:
+        if not isinstance(example_input, tuple | list):
+            raise InvalidArgument(f"{type(module).__name__} reads two inputs: give example_input=(tgt, memory), or "
+                                  "(src, tgt) for nn.Transformer")
+        return _decoding(module, example_input)
     if isinstance(example_input, tuple | list):
-        raise InvalidArgument(f"example_input is {len(example_input)} inputs; a flowlaws model takes one, so only "
-                              "discover_of(module, (a, b, ...)) counts such a module's laws")
+        raise InvalidArgument(f"example_input is {len(example_input)} inputs; flowlaws converts a module of several "
+                              "only when it is a Transformer decoder (nn.TransformerDecoderLayer, "
+                              "nn.TransformerDecoder, nn.Transformer); discover_of(module, (a, b, ...)) counts any")
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:
         raise InvalidArgument("example_input must be a tensor with a batch axis, e.g. torch.zeros(8, 3)")
     chain = _Chain()
@@ -2703,7 +2810,7 @@ def _conversion(module, example_input):
     model = Sequential(shape, layers)
     _check_layout(module, model, params, example_input, chain.vocabulary, _attentions(chain.sources),
                   chain.normalized, (chain.traced, chain.tables) if chain.tables or chain.casts else None, chain.axes)
-    return model, tuple(chain.sources), chain.normalized, chain.axes
+    return model, tuple(chain.sources), chain.normalized, chain.axes, ()
 
 
 TORCH_FILES = os.path.dirname(torch.__file__)
@@ -2801,14 +2908,15 @@ class _Replacing(torch.fx.Interpreter):
 
 
 def _check_layout(module, model, params, example_input, vocabulary=None, attentions=(), normalized=None,
-                  tables=None, axes=(0, 0)) -> None:
+                  tables=None, axes=(0, 0), packed_as=()) -> None:
     """The converted model computes what the module computes (float64, training mode; token
     ids stay ids for the module and are one-hot for flowlaws). ``attentions``: the paths of
     split self-attentions (`_Projections`), whose dropout_p reads their training flag;
     ``normalized``: the module's (log_)softmax of the model's output (`_Chain.normalized`);
     ``tables``: (the module's fx graph, {node name: value}) to run the graph with those
     constants as flowlaws computes them (a position table the module built in float32);
-    ``axes``: the batch axes of the module's input and output (`_sequence_first`)."""
+    ``axes``: the batch axes of the module's input and output (`_sequence_first`);
+    ``packed_as``: the order of the module's several inputs in the model's one (`packed`)."""
     twin = copy.deepcopy(module if tables is None else tables[0]).to("cpu", torch.float64).train()
     # dropout masks differ (torch's generator, flowlaws' hash): compare without (attention's own dropout of
     # its weights, which no law minds: a mask on the probabilities commutes with every GL symmetry)
@@ -2816,18 +2924,19 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
     quiet = [child for child in twin.modules() if isinstance(child, every_dropout | nn.MultiheadAttention)]
     for child in [*quiet, *map(twin.get_submodule, attentions)]:
         child.eval()
-    x = _float64(example_input)
+    x = tuple(map(_float64, example_input)) if packed_as else (_float64(example_input),)
     try:
         with torch.no_grad(), _Unmasked():
-            expected = twin(x) if tables is None else _Replacing(twin, tables[1]).run(x)
+            expected = twin(*x) if tables is None else _Replacing(twin, tables[1]).run(*x)
     except Exception as error:  # the module itself cannot run on this input
         raise InvalidArgument(f"{type(module).__name__} cannot run on example_input of shape "
-                              f"{tuple(example_input.shape)} ({type(error).__name__}: {error}); give an input "
-                              "it takes") from None
+                              f"{' and '.join(str(tuple(t.shape)) for t in x)} ({type(error).__name__}: {error}); "
+                              "give an input it takes") from None
     expected = (expected[0] if isinstance(expected, tuple) else expected).movedim(axes[1], 0).numpy()
     unmasked = Sequential(model.input_shape, tuple(layer.mapped(
         lambda x: Dropout(0.0) if isinstance(x, Dropout) else x) for layer in model.layers))
-    inputs = model_input(x, axes[0], vocabulary, model.input_shape)
+    inputs = model_input(packed(x, packed_as, axes[0]) if packed_as else x[0], 0 if packed_as else axes[0],
+                         vocabulary, model.input_shape)
     got, cache = unmasked.forward(params, inputs)
     # both sides' round-off (the magnitude sweep's bound: a BatchNorm of a column constant
     # over the batch divides its round-off by sqrt(eps)), and a floor for torch's own kernels;

@@ -156,6 +156,11 @@ PENDING_BYTES = 1 << 26  # the pending steps' sums, as the judgement's float64 c
 STEP_ROUNDINGS = 4  # roundings in one entry's update and its law products (decay, buffer, step, add)
 
 
+def _elements(inputs) -> int:
+    """The entries of a module's input, or of its several (a decoder's target and memory)."""
+    return sum(t.numel() for t in inputs) if isinstance(inputs, tuple | list) else inputs.numel()
+
+
 def _judged(Z, Zabs, quadratic, rounding: float, gradient) -> tuple:
     """(residual, predicted, tolerance, size, weight) of every component of sums Z, Z_abs
     (`LawSums.combine`, (steps, components, CHANNELS); ``gradient``: each step's charge
@@ -274,7 +279,7 @@ class LawMonitor:
         self._errors: list[str] = []
         self._pending: list[tuple] = []  # (step, coefficient c, input elements) of each step awaiting judgement
         self._arrange()
-        self.summed = int(np.prod(example_input.shape))  # the batch's input elements (updated each forward)
+        self.summed = _elements(example_input)  # the batch's input elements (updated each forward)
         self.steps = 0
         self._before: tuple | None = None
         self._handles = [optimizer.register_step_pre_hook(self._pre), optimizer.register_step_post_hook(self._post),
@@ -288,8 +293,8 @@ class LawMonitor:
 
     # --- the hooks ------------------------------------------------------------------------
     def _saw_input(self, module, args):
-        if args and isinstance(args[0], torch.Tensor):
-            self.summed = args[0].numel()
+        if args and all(isinstance(a, torch.Tensor) for a in args[:1 + bool(self.converted.packed_as)]):
+            self.summed = _elements(args[:1 + bool(self.converted.packed_as)])
 
     def _pre(self, optimizer, args, kwargs):
         self.before_step()

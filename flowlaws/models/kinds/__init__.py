@@ -15,6 +15,8 @@ from flowlaws.models.kinds.batchnorm import BatchNorm
 from flowlaws.models.kinds.concat import Concat
 from flowlaws.models.kinds.conv import Conv1d, Conv2d
 from flowlaws.models.kinds.conv_transpose import ConvTranspose1d, ConvTranspose2d
+from flowlaws.models.kinds.cross_attention import CrossAttention
+from flowlaws.models.kinds.decode import Decode
 from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.kinds.dropout import Dropout
 from flowlaws.models.kinds.flatten import Flatten
@@ -62,11 +64,13 @@ LAYERS: tuple[type[Layer], ...] = (
     RMSNorm,
     GroupNorm,
     Attention,
+    CrossAttention,
     Dropout,
     Activation,
     Residual,
     Gated,
     Concat,
+    Decode,
     MoE,
 )
 
@@ -86,7 +90,7 @@ def names() -> tuple[str, ...]:
 
 
 __all__ = ["LAYERS", "Activation", "Attention", "AvgPool1d", "AvgPool2d", "BatchNorm", "Concat", "Conv1d", "Conv2d",
-           "ConvTranspose1d", "ConvTranspose2d", "Dense",
+           "ConvTranspose1d", "ConvTranspose2d", "CrossAttention", "Decode", "Dense",
            "Dropout", "Flatten", "Gated", "GroupNorm", "LayerNorm", "MaxPool1d", "MaxPool2d", "Mean", "MoE", "MoveAxis",
            "Offset", "OneHot", "Prepend", "RMSNorm", "Residual", "Scale", "Sinusoid", "Token", "Upsample1d",
            "Upsample2d", "kind", "names"]

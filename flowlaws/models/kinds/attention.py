@@ -236,11 +236,17 @@ class Attention(Layer):
 
     # --- numbers ------------------------------------------------------------------------
     def apply(self, p, x):
+        return self._attended(p, x, x)
+
+    def _attended(self, p, x, m):
+        """y for queries read from x and keys and values from m (x itself: self-attention),
+        written for autograd."""
         y = 0.0
         for h in range(self.heads):
             g = self.group(h)
-            q, k = (anp.einsum("ntd,dk->ntk", x, p[self.index(name, i)])
-                    + (p[self.index("b" + name[1], i)] if self.bias else 0.0) for name, i in (("Wq", h), ("Wk", g)))
+            q, k = (anp.einsum("ntd,dk->ntk", u, p[self.index(name, i)])
+                    + (p[self.index("b" + name[1], i)] if self.bias else 0.0)
+                    for u, name, i in ((x, "Wq", h), (m, "Wk", g)))
             if self.qknorm:
                 q, k = (u / anp.sqrt(anp.mean(u * u, axis=-1, keepdims=True)) for u in (q, k))
             if self.rope:
@@ -253,7 +259,7 @@ class Attention(Layer):
             e = anp.exp(scores - anp.max(scores, axis=-1, keepdims=True))
             a = e / anp.sum(e, axis=-1, keepdims=True)
             v, o = p[self.index("Wv", g)], p[self.index("Wo", h)]
-            values = anp.einsum("ntd,dv->ntv", x, v) + (p[self.index("bv", g)] if self.bias else 0.0)
+            values = anp.einsum("ntd,dv->ntv", m, v) + (p[self.index("bv", g)] if self.bias else 0.0)
             y = y + anp.einsum("nts,nsv,vd->ntd", a, values, o)
         return y + self._bo(p)
 
@@ -265,10 +271,13 @@ class Attention(Layer):
     def _bo(self, p):
         return p[self.index("bo", 0)] if self.bias or self.out_bias else 0.0
 
-    def _forward(self, x, W, Wo, bo, aux):
-        """The forward pass; with the aux of a pass given (the magnitude sweep: x and W are
-        bounds) it bounds every step instead."""
+    def _forward(self, x, W, Wo, bo, aux, m=None):
+        """The forward pass, its keys and values read from ``m`` when given (cross-attention);
+        with the aux of a pass given (the magnitude sweep: x, m and W are bounds) it bounds
+        every step instead."""
         Q0, K0, V = self._split(self._inputs(x) @ W)
+        if m is not None:
+            _, K0, V = self._split(self._inputs(m) @ W)
         if aux is None:
             (Q, sq), (K, sk) = self._transform(Q0), self._transform(K0)
             bounds = None
@@ -285,7 +294,7 @@ class Attention(Layer):
             A = np.abs(aux[4]) * (1.0 + 2.0 * S.max(axis=-1, keepdims=True))
         H = A @ V
         n, _, t, _ = H.shape
-        return H.transpose(0, 2, 1, 3).reshape(n, t, -1) @ Wo + bo, (Q0, K0, Q, K, A, V, sq, sk, H, bounds)
+        return H.transpose(0, 2, 1, 3).reshape(n, t, -1) @ Wo + bo, (Q0, K0, Q, K, A, V, sq, sk, H, bounds, m)
 
     @staticmethod
     def _future(t: int) -> np.ndarray:
@@ -303,8 +312,13 @@ class Attention(Layer):
     def pull(self, p, x, y, aux, dy, magnitude: bool = False):
         """The reverse sweep; with ``magnitude`` the same on the bounds of `bound_run`
         (every difference becomes a sum)."""
+        return self._pulled(p, x, aux, dy, magnitude)[:2]
+
+    def _pulled(self, p, x, aux, dy, magnitude: bool):
+        """(dx, dparams, dm): `pull`, and the gradient of the keys' and values' input m when
+        it is not x (cross-attention; else None)."""
         W, Wo = self._projections(tuple(np.abs(q) for q in p) if magnitude else p)
-        Q0, K0, Q, K, A, V, sq, sk, H, bounds = aux
+        Q0, K0, Q, K, A, V, sq, sk, H, bounds, m = aux
         n, heads, t, _ = H.shape
         rows = H.transpose(0, 2, 1, 3).reshape(n * t, -1)
         dWo = rows.T @ dy.reshape(n * t, -1)
@@ -315,10 +329,16 @@ class Attention(Layer):
         bq, bk = bounds if magnitude else (None, None)
         dQ = self._untransform(dS @ K, Q0, sq, magnitude, bq)
         dK = self._untransform(dS.swapaxes(-1, -2) @ Q, K0, sk, magnitude, bk)
-        dP = np.concatenate([dQ, dK, dV], axis=-1)
-        dP = dP.transpose(0, 2, 1, 3).reshape(n, t, -1)
-        dW = self._inputs(x).reshape(n * t, -1).T @ dP.reshape(n * t, -1)
-        width, k, v, d = 2 * self.dk + self.dv, self.dk, self.dv, x.shape[-1]
+        d = x.shape[-1]
+        if m is None:
+            dP = _positions_first(np.concatenate([dQ, dK, dV], axis=-1))
+            dW, dm = _input_gradient(self._inputs(x), dP), None
+        else:  # the queries' gradient to x, the keys' and values' to m (the other columns 0)
+            dPx = _positions_first(np.concatenate([dQ, np.zeros((*dQ.shape[:-1], self.dk + self.dv), dQ.dtype)], -1))
+            dPm = _positions_first(np.concatenate([np.zeros((*dK.shape[:-1], self.dk), dK.dtype), dK, dV], -1))
+            dW = _input_gradient(self._inputs(x), dPx) + _input_gradient(self._inputs(m), dPm)
+            dP, dm = dPx, dPm @ W[:d].T
+        width, k, v = 2 * self.dk + self.dv, self.dk, self.dv
         grads: list = [0.0] * len(self.layout)
         for h in range(self.heads):
             block, g = dW[:, h * width:(h + 1) * width], self.group(h)
@@ -329,7 +349,7 @@ class Attention(Layer):
             grads[self.index("Wo", h)] = dWo[h * v:(h + 1) * v]
         if self.bias or self.out_bias:
             grads[self.index("bo", 0)] = dy.reshape(n * t, -1).sum(axis=0)
-        return dP @ W[:d].T, tuple(grads)
+        return dP @ W[:d].T, tuple(grads), dm
 
     def vjp(self, p, x, y, dy):
         return self.pull(p, x, y, self.run(p, x)[1], dy)
@@ -443,3 +463,14 @@ class Attention(Layer):
         # the scores' factor: the default, T5's 1 or muP's 1/dk; the output's bias alone
         return replace(layer, scale=draw(st.sampled_from([0.0, 1.0, 1.0 / dk])),
                        out_bias=not layer.bias and draw(st.booleans()))
+
+
+def _positions_first(dP):
+    """(N, H, T, w) per head -> (N, T, H w): each position's columns as the projections lay them out."""
+    n, _, t, _ = dP.shape
+    return dP.transpose(0, 2, 1, 3).reshape(n, t, -1)
+
+
+def _input_gradient(inputs, dP):
+    """dL/dW of P = inputs @ W from dL/dP: the positions of every sample summed."""
+    return inputs.reshape(-1, inputs.shape[-1]).T @ dP.reshape(-1, dP.shape[-1])

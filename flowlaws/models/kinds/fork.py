@@ -36,7 +36,7 @@ class Fork(Layer):
     # --- its spec: KIND[A] or KIND[A | B] ------------------------------------------------
     @classmethod
     def from_spec(cls, name, positional, keywords, flags, branches=None):
-        if not branches or len(branches) > 2:
+        if not branches or len(branches) > 2 or positional or keywords or flags:
             raise InvalidArgument(f"{name} takes one or two branches of layers: {cls.signature()}")
         return cls(*branches)
 
