@@ -133,6 +133,14 @@ def test_every_kinds_derived_laws_are_the_laws_discovery_finds_on_its_example(cl
     # before, found by the composition campaign, seed 1402)
     "seq:2x3:concat[ | conv1d(1,1),relu],dense(1),flatten,dense(1)",
     "seq:2x4:conv1d(2,1),relu,concat[ | conv1d(2,1),relu],mean,dense(1)",  # a global pool keeps the range
+    # a decoder reading an encoder's memory: x's scaling walked through the decoder and on after
+    # the block; the memory's closed by every cross-attention's Wk and Wv rows (two here, one
+    # in a nested branch); the input's features reach both (an embedding shared by the two)
+    "seq:4x2:dense(2),decode(2)[cross_attention(heads=1,dk=1,dv=1) | ],flatten,dense(1)",
+    "seq:4x2:dense(2),relu,decode(2)[residual[cross_attention(heads=1,dk=1,dv=1)],dense(2) | dense(2)],flatten,"
+    "dense(1)",
+    "seq:5x2:decode(3)[cross_attention(heads=1,dk=1,dv=1,bias),dense(2),residual[cross_attention(heads=1,dk=1,dv=1)] "
+    "| dense(2),relu],flatten,dense(1)",
 ])
 def test_graph_specs_have_exactly_their_derived_laws(spec):
     found = discover(parse(spec), degree=0)
@@ -205,6 +213,37 @@ def test_a_law_that_is_not_one_is_caught_by_the_contract():
     wrong = type(balance)("wrong", "unit", (a, type(b)(b.view, 1.0), reader.terms[-1]))
     params, X, Y = _data(model, 0)
     assert pointwise(model, Square(), params, X, Y, [wrong]).effect > 1e3
+
+
+def test_a_memory_law_missing_a_reader_is_caught_by_the_contract():
+    # negative control: the encoder's rows against the keys' rows alone leave the values'
+    # scaled: ||E_i||^2 - ||Wk[i, :]||^2 is no law (with ||Wv[i, :]||^2 it is)
+    model = parse("seq:5x2:decode(3)[cross_attention(heads=1,dk=1,dv=1) | dense(2)],flatten,dense(1)")
+    memory = next(law for law in laws(model) if law.name == "unit dec0.enc.dense0/dec0.xattn0")
+    assert [t.view.name for t in memory.terms] == ["dec0.enc.dense0.W", "dec0.xattn0.Wk0", "dec0.xattn0.Wv0"]
+    params, X, Y = _data(model, 0)
+    assert pointwise(model, Square(), params, X, Y, [memory]).effect <= 1
+    wrong = type(memory)("wrong", "unit", memory.terms[:2])
+    assert pointwise(model, Square(), params, X, Y, [wrong]).effect > 1e3
+
+
+def test_a_cross_attention_outside_a_decode_block_is_a_one_line_error_naming_where_it_goes():
+    model = parse("seq:3x2:cross_attention(heads=1,dk=1,dv=1),flatten,dense(1)")
+    with pytest.raises(InvalidArgument, match=r"put it in one's decoder: decode\(S\)"):
+        model.forward(model.init(np.random.default_rng(0)), np.ones((2, 3, 2)))
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("seq:3x2:decode(3)[cross_attention(heads=1,dk=1,dv=1) | ],flatten,dense(1)", r"more than 3 rows"),
+    ("seq:4x2:decode(2)[dense(2) | ],flatten,dense(1)", "reads no memory"),
+    ("seq:4x2:decode(2)[cross_attention(heads=1,dk=1,dv=1) | dense(3)],flatten,dense(1)", r"reads 2 features"),
+    ("seq:4x2:decode[cross_attention(heads=1,dk=1,dv=1) | ],flatten,dense(1)", r"decode\(S\)\[DECODER \| ENCODER\]"),
+    ("seq:4x2:residual(2)[dense(2)],flatten,dense(1)", r"residual takes one or two branches"),
+    ("seq:4x2:decode(2)[cross_attention(heads=1,dk=2,dv=1,rope) | ],flatten,dense(1)", "drop it"),
+])
+def test_a_decode_block_that_cannot_be_built_is_a_one_line_error(spec, match):
+    with pytest.raises(InvalidArgument, match=match):
+        parse(spec)
 
 
 @pytest.mark.slow

@@ -504,7 +504,7 @@ def test_one_hot_rows_of_a_large_vocabulary_take_the_memory_of_the_rows_alone():
     assert all(rows[n, t, ids[n, t]] == 1 for n in range(2) for t in range(2))
 
 
-def test_a_transformer_decoder_layer_is_one_clear_error_naming_its_second_stream():
+def test_a_transformer_decoder_inside_another_module_is_one_clear_error_naming_the_whole_module_route():
     class Decoded(nn.Module):
         def __init__(self):
             super().__init__()
@@ -513,9 +513,84 @@ def test_a_transformer_decoder_layer_is_one_clear_error_naming_its_second_stream
         def forward(self, x):
             return self.dec(x, x)
 
-    with pytest.raises(InvalidArgument, match=r"dec \(TransformerDecoderLayer\) is not supported \(its cross-attention "
-                                              r"reads a second stream"):
+    with pytest.raises(InvalidArgument, match=r"dec \(TransformerDecoderLayer\) is not supported \(inside another "
+                                              r"module .* given example_input=\(tgt, memory\)"):
         from_torch(Decoded(), torch.randn(2, 3, 4))
+
+
+@pytest.mark.parametrize("inputs, match", [
+    ((torch.randn(2, 3, 4),), r"reads two inputs: give example_input=\(tgt, memory\)"),
+    ((torch.randn(2, 3, 4), torch.randn(2, 3, 4), torch.randn(2, 3, 4)), r"takes example_input=\(tgt, memory\)"),
+    ((torch.randn(2, 3, 4), torch.randn(2, 4)), r"two \(N, T, d\) tensors"),
+])
+def test_a_decoder_given_other_than_its_two_inputs_is_a_one_line_error(inputs, match):
+    layer = nn.TransformerDecoderLayer(4, 1, 8, dropout=0.0, batch_first=True)
+    with pytest.raises(InvalidArgument, match=match) as error:
+        Converted.of(layer, inputs[0] if len(inputs) == 1 else inputs)
+    assert "\n" not in str(error.value)
+
+
+@settings(max_examples=12, deadline=None)
+@given(norm_first=st.booleans(), bias=st.booleans(), batch_first=st.booleans(), gelu=st.booleans(),
+       heads=st.sampled_from([1, 2]), rows=st.tuples(st.integers(1, 4), st.integers(1, 4)), seed=st.integers(0, 2**16))
+def test_any_transformer_decoder_layer_converts_with_torchs_value_and_gradient(norm_first, bias, batch_first, gelu,
+                                                                               heads, rows, seed):
+    """Its target's rows, then its memory's: one decode block, its multihead_attn a cross_attention."""
+    torch.manual_seed(seed)
+    layer = nn.TransformerDecoderLayer(4, heads, 6, dropout=0.0, activation="gelu" if gelu else "relu",
+                                       batch_first=batch_first, norm_first=norm_first, bias=bias).double()
+    tgt, memory = (torch.randn(*((3, t) if batch_first else (t, 3)), 4, dtype=torch.float64) for t in rows)
+    converted = Converted.of(layer, (tgt, memory))
+    assert converted.model.spec.startswith(f"seq:{sum(rows)}x4:decode({rows[1]})[residual[")
+    assert f"cross_attention(heads={heads},dk={4 // heads},dv={4 // heads}" in converted.model.spec
+    _assert_torchs_value_and_gradient(layer, (tgt, memory))
+
+
+@pytest.mark.parametrize("make, inputs", [
+    (lambda: nn.TransformerDecoder(nn.TransformerDecoderLayer(4, 2, 6, dropout=0.0), 2, norm=nn.LayerNorm(4)),
+     lambda: (torch.randn(3, 2, 4), torch.randn(5, 2, 4))),  # sequence first
+    (lambda: nn.Transformer(4, 2, 2, 1, 6, dropout=0.0, batch_first=True),
+     lambda: (torch.randn(2, 5, 4), torch.randn(2, 3, 4))),  # (src, tgt): its encoder makes the memory
+    (lambda: nn.Transformer(4, 1, 1, 2, 6, dropout=0.0, norm_first=True, batch_first=True, bias=False),
+     lambda: (torch.randn(2, 2, 4), torch.randn(2, 4, 4))),
+], ids=["decoder-stack", "transformer", "transformer-pre-norm-bias-free"])
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")  # torch's, at a pre-norm encoder's construction
+def test_a_transformer_decoder_and_a_whole_transformer_convert_with_torchs_value_and_gradient(make, inputs):
+    torch.manual_seed(0)
+    module, x = make().double(), tuple(t.double() for t in inputs())
+    converted = Converted.of(module, x)
+    encoder = converted.model.layers[0].second
+    assert (len(encoder) > 0) == isinstance(module, nn.Transformer)
+    _assert_torchs_value_and_gradient(module, x)
+
+
+def test_a_transformers_memory_law_joins_its_encoders_last_norm_to_every_cross_attentions_keys_and_values():
+    """The encoder's final LayerNorm scales the memory's features, which every decoder layer's
+    Wk and Wv rows absorb: one law across the two stacks. An SGD step moves it at second order
+    in the step only; the same sum without the Wv rows (no law: a negative control), at first."""
+    torch.manual_seed(0)
+    module = nn.Transformer(4, 2, 1, 2, 6, dropout=0.0, batch_first=True).double()
+    src, tgt, y = (torch.randn(3, t, 4, dtype=torch.float64) for t in (5, 2, 2))
+    converted = Converted.of(module, (src, tgt))
+    (law,) = [law for law in converted.laws()
+              if law.kind.value == "unit" and ".enc." in law.name and "xattn" in law.name]
+    assert law.formula.count("Wk") == law.formula.count("Wv") == 2 * 2  # 2 layers, 2 heads
+    names = [name for name, _ in converted.model.param_specs]
+
+    def without_values(params):
+        by_name = dict(zip(names, params, strict=True))
+        return by_name["dec0.enc.ln2.gamma"] ** 2 + by_name["dec0.enc.ln2.beta"] ** 2 - sum(
+            (by_name[name] ** 2).sum(1) for name in names if "xattn" in name and ".Wk" in name)
+
+    before = [law.value(converted.read()), without_values(converted.read())]
+    optimizer = torch.optim.SGD(module.parameters(), lr=1e-5)
+    optimizer.zero_grad()
+    (module(src, tgt) - y).pow(2).mean().backward()
+    step = 1e-5 * np.abs(np.concatenate([g.ravel() for g in converted.read(lambda t: t.grad)])).max()
+    optimizer.step()
+    kept, broken = (np.abs(h(converted.read()) - b).max() for h, b in zip((law.value, without_values), before,
+                                                                               strict=True))
+    assert kept <= 1e-4 * step < 1e-2 * broken
 
 
 @pytest.mark.parametrize("norm_first", [True, False], ids=["pre-norm", "post-norm"])
@@ -629,12 +704,12 @@ def test_the_reference_models_convert_with_torchs_value_and_gradient(name):
 
 
 def _assert_torchs_value_and_gradient(module, x):
-    """The converted model's square loss and its gradient equal torch's to 1e-12, on x as
-    the model reads it (`Converted.samples`: batch first, token ids one-hot) and the
-    module's output read batch first."""
+    """The converted model's square loss and its gradient equal torch's to 1e-12, on x (a
+    tuple: a decoder's inputs) as the model reads it (`Converted.samples`: batch first, token
+    ids one-hot, a decoder's inputs packed) and the module's output read batch first."""
     converted = Converted.of(module, x)
     inputs = converted.samples(x)
-    out = module(x)
+    out = module(*x) if isinstance(x, tuple) else module(x)
     out = (out[0] if isinstance(out, tuple) else out).movedim(converted.batch_axes[1], 0)  # (logits, loss): logits
     y = torch.randn_like(out)
     loss = 0.5 * ((out - y) ** 2).flatten(1).sum(1).mean()

@@ -97,10 +97,29 @@ class Conditional(nn.Module):
 def test_a_module_of_two_inputs_is_counted_from_the_fields_of_both():
     torch.manual_seed(0)
     found = discover_of(Conditional(), (torch.zeros(2, 3), torch.zeros(2, 2)))
-    assert "one input" in found.note and found.derived == 0
+    assert "Transformer decoder" in found.note and found.derived == 0
     assert found.count == 3 and found.decided_by == "stalled"  # U's 6 entries would each be conserved, unread
-    with pytest.raises(InvalidArgument, match="only discover_of"):  # conversion, laws_of, the monitor: one input
+    with pytest.raises(InvalidArgument, match="discover_of"):  # conversion, laws_of, the monitor: a decoder's only
         laws_of(Conditional(), (torch.zeros(2, 3), torch.zeros(2, 2)))
+
+
+@pytest.mark.parametrize("norm_first, count", [(False, 55), (True, 52)], ids=["post-norm", "pre-norm"])
+def test_a_transformer_decoder_layers_count_on_its_target_and_memory_is_its_derived_laws(norm_first, count):
+    """Converted from its two inputs (a decode block, its cross-attention reading the memory):
+    every derived law is one of the module's own, and there are no others."""
+    torch.manual_seed(0)
+    layer = nn.TransformerDecoderLayer(4, 2, 6, dropout=0.0, batch_first=True, norm_first=norm_first)
+    found = discover_of(layer, (torch.randn(3, 3, 4), torch.randn(3, 4, 4)))
+    assert found.complete and found.count == found.derived == count and not found.spurious
+
+
+def test_a_whole_transformer_counted_by_blocks_has_exactly_its_derived_laws_the_memory_law_across_them():
+    torch.manual_seed(0)
+    module = nn.Transformer(4, 2, 1, 1, 6, dropout=0.0, batch_first=True)
+    found = discover_of(module, (torch.randn(3, 4, 4), torch.randn(3, 3, 4)),
+                        blocks=["encoder.layers.0", "decoder.layers.0"])
+    assert found.complete and found.count == found.derived == 95 and not found.spurious
+    assert "4 derived laws across them" in found.note  # the memory's among them: encoder.norm against the Wk, Wv
 
 
 @pytest.mark.parametrize("module, loss, count", [
@@ -624,6 +643,15 @@ def test_concatenated_branches_have_the_laws_discover_of_counts_on_the_module(mo
     assert "concat[" in from_torch(net, x)[0].spec
     found = discover_of(net, x)
     assert found.complete and found.count == found.derived == count and not found.spurious
+
+
+def test_a_whole_transformer_counted_by_blocks_has_exactly_its_derived_laws_the_memory_law_across_them():
+    torch.manual_seed(0)
+    module = nn.Transformer(4, 2, 1, 1, 6, dropout=0.0, batch_first=True)
+    found = discover_of(module, (torch.randn(3, 4, 4), torch.randn(3, 3, 4)),
+                        blocks=["encoder.layers.0", "decoder.layers.0"])
+    assert found.complete and found.count == found.derived == 95 and not found.spurious
+    assert "4 derived laws across them" in found.note  # the memory's among them: encoder.norm against the Wk, Wv
 
 
 class Residual(nn.Module):

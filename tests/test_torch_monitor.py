@@ -104,20 +104,21 @@ def _watched(net, opt, x, steps, objective=lambda out: out.pow(2).mean(), **opti
     monitor = LawMonitor(net, opt, example_input=x, **options)
     for _ in range(steps):
         opt.zero_grad()
-        objective(net(x)).backward()
+        objective(net(*x) if isinstance(x, tuple) else net(x)).backward()
         opt.step()
     monitor.detach()
     return monitor
 
 
-def _sgd_kept_and_adamw_flagged(make, x, steps: int, adamw_lr: float = 1e-3) -> list:
+def _sgd_kept_and_adamw_flagged(make, x, steps: int, adamw_lr: float = 1e-3, **options) -> list:
     """Watch a fresh ``make()`` under SGD with momentum (no law flagged), then under AdamW
-    (some flagged), for ``steps`` steps each on ``x``: the two monitors."""
+    (some flagged), for ``steps`` steps each on ``x`` (``options``: `_watched`'s): the two
+    monitors."""
     monitors = []
     for optimizer, flagged in ((lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), False),
                                (lambda p: torch.optim.AdamW(p, lr=adamw_lr), True)):
         net = make()
-        monitors.append(_watched(net, optimizer(net.parameters()), x, steps))
+        monitors.append(_watched(net, optimizer(net.parameters()), x, steps, **options))
         assert monitors[-1].records and bool(monitors[-1].flagged) == flagged and not monitors[-1].errors
     return monitors
 
@@ -645,6 +646,28 @@ def test_a_transformer_encoder_layer_keeps_its_laws_under_sgd_with_dropout_and_a
     torch.manual_seed(0)
     for monitor in _sgd_kept_and_adamw_flagged(lambda: Encoder(norm_first), torch.randn(6, 5, 8), 5):
         assert any(r.law.name.startswith("gl matrix") for r in monitor.records)
+
+
+@pytest.mark.parametrize("make, inputs", [
+    (lambda: nn.TransformerDecoderLayer(8, 2, 16, dropout=0.1, batch_first=True),
+     lambda: (torch.randn(6, 4, 8), torch.randn(6, 5, 8))),
+    (lambda: nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, norm_first=True),  # sequence first
+     lambda: (torch.randn(4, 6, 8), torch.randn(5, 6, 8))),
+    (lambda: nn.Transformer(8, 2, 1, 1, 16, dropout=0.1, batch_first=True),
+     lambda: (torch.randn(6, 5, 8), torch.randn(6, 4, 8))),
+], ids=["decoder-layer", "pre-norm-sequence-first", "transformer"])
+def test_a_transformer_decoder_keeps_its_laws_under_sgd_and_adamw_breaks_them(make, inputs):
+    """Trained against a target (a decoder's output is a LayerNorm's: the mean of its square
+    does not change, and its gradient is round-off alone, docs/numerics.md)."""
+    torch.manual_seed(0)
+    x = inputs()
+    y = torch.randn_like(make()(*x))
+    for monitor in _sgd_kept_and_adamw_flagged(make, x, 5, objective=lambda out: (out - y).pow(2).mean()):
+        assert monitor.summed == sum(t.numel() for t in x)  # both inputs' entries
+        assert any("xattn" in r.law.name for r in monitor.records)
+        # nn.Transformer's memory law: its encoder's last norm against the decoder's Wk and Wv rows
+        assert any(".enc." in r.law.name and "xattn" in r.law.name and r.measured for r in monitor.records) == \
+            isinstance(monitor.module, nn.Transformer)
 
 
 class TwoAttentions(nn.Module):

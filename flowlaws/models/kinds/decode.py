@@ -10,12 +10,13 @@ memory)`` is ``decode(S)[residual[attention],layernorm,residual[cross_attention]
 Numbers: the encoder's sweep, then the decoder's with m handed to its cross-attentions
 (`cross_attention.reading`), which return dm on the reverse sweep for the encoder's.
 
-Symmetry (docs/theory.md 6.6): the decoder's walks are a chain's, and a walk that leaves
-the decoder open goes on after the block (`Site.then`). A walk that leaves the encoder
-open scales the memory's features, which every cross-attention absorbs in the rows of its
-Wk and Wv (`MemoryReaders`): the encoder's last rows against every Wk[i, :] and Wv[i, :]
-(a LayerNorm's gain and bias against them in a post-norm ``nn.Transformer``). A scaling of
-the input's features reaches both: the decoder walks x's, the memory's closes as above.
+Symmetry (docs/theory.md 6.3, cross-attention): the decoder's walks are a chain's, and a
+walk that leaves the decoder open goes on after the block (`Site.then`). A walk that
+leaves the encoder open scales the memory's features, which every cross-attention absorbs
+in the rows of its Wk and Wv (`MemoryReaders`): the encoder's last rows against every
+Wk[i, :] and Wv[i, :] (a LayerNorm's gain and bias against them in ``nn.Transformer``). A
+scaling of the input's features reaches both: the decoder walks x's, the memory's closes
+as above.
 """
 
 from __future__ import annotations
