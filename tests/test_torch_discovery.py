@@ -645,15 +645,6 @@ def test_concatenated_branches_have_the_laws_discover_of_counts_on_the_module(mo
     assert found.complete and found.count == found.derived == count and not found.spurious
 
 
-def test_a_whole_transformer_counted_by_blocks_has_exactly_its_derived_laws_the_memory_law_across_them():
-    torch.manual_seed(0)
-    module = nn.Transformer(4, 2, 1, 1, 6, dropout=0.0, batch_first=True)
-    found = discover_of(module, (torch.randn(3, 4, 4), torch.randn(3, 3, 4)),
-                        blocks=["encoder.layers.0", "decoder.layers.0"])
-    assert found.complete and found.count == found.derived == 95 and not found.spurious
-    assert "4 derived laws across them" in found.note  # the memory's among them: encoder.norm against the Wk, Wv
-
-
 class Residual(nn.Module):
     """x + W2 relu(W1 x + b1) + b2: a block whose 5 unit laws are its own."""
 
