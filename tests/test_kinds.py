@@ -227,10 +227,13 @@ def test_a_memory_law_missing_a_reader_is_caught_by_the_contract():
     assert pointwise(model, Square(), params, X, Y, [wrong]).effect > 1e3
 
 
-def test_a_cross_attention_outside_a_decode_block_is_a_one_line_error_naming_where_it_goes():
-    model = parse("seq:3x2:cross_attention(heads=1,dk=1,dv=1),flatten,dense(1)")
+@pytest.mark.parametrize("spec", ["seq:3x2:cross_attention(heads=1,dk=1,dv=1),flatten,dense(1)",
+                                  "seq:3x2:residual[cross_attention(heads=1,dk=1,dv=1)],flatten,dense(1)",
+                                  "seq:4x2:decode(2)[cross_attention(heads=1,dk=1,dv=1) | "
+                                  "residual[cross_attention(heads=1,dk=1,dv=1)]],flatten,dense(1)"])
+def test_a_cross_attention_outside_a_decoder_is_a_one_line_error_naming_where_it_goes(spec):
     with pytest.raises(InvalidArgument, match=r"put it in one's decoder: decode\(S\)"):
-        model.forward(model.init(np.random.default_rng(0)), np.ones((2, 3, 2)))
+        parse(spec)
 
 
 @pytest.mark.parametrize("spec, match", [

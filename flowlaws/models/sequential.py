@@ -14,6 +14,7 @@ import numpy as np
 from flowlaws.errors import InvalidArgument
 from flowlaws.models.chain import Chain
 from flowlaws.models.kinds.activation import Activation
+from flowlaws.models.kinds.decode import stray
 from flowlaws.models.kinds.dense import Dense
 from flowlaws.models.symmetry import Rescaling, Site, rescalings
 
@@ -39,6 +40,9 @@ class Sequential:
         object.__setattr__(self, "input_shape", tuple(int(n) for n in shape))
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "_chain", Chain(self.layers, self.input_shape))
+        if (unread := stray(self.layers)) is not None:
+            raise InvalidArgument(f"{unread.spec} reads the memory of a decode block; put it in one's decoder: "
+                                  f"decode(S)[..., {unread.spec}, ... | ENCODER]")
 
     # --- description ---------------------------------------------------------------
     @property

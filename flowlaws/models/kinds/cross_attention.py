@@ -116,6 +116,11 @@ class CrossAttention(Attention):
         return "cross_" + super().spec
 
     @classmethod
+    def draw(cls, draw, shape, context):
+        """None: alone it reads no memory (a decode block draws it, `drawn`)."""
+        return None
+
+    @classmethod
     def drawn(cls, draw, context) -> CrossAttention:
         """One cross-attention, its sizes and options drawn as attention's are."""
         from hypothesis import strategies as st

@@ -216,3 +216,16 @@ def readers(site: Site):
         elif isinstance(layer, Fork):
             inners = layer.inners(here)
             yield from (r for inner in (inners[1:] if isinstance(layer, Decode) else inners) for r in readers(inner))
+
+
+def stray(layers) -> CrossAttention | None:
+    """A cross-attention among ``layers`` (at any depth) that no decode block's decoder holds:
+    it would read no memory."""
+    for layer in layers:
+        if isinstance(layer, CrossAttention):
+            return layer
+        for branch in (layer.second,) if isinstance(layer, Decode) else getattr(layer, "branches", ()):
+            found = stray(branch)
+            if found is not None:
+                return found
+    return None
