@@ -27,6 +27,8 @@ from flowlaws.models import (
     BatchNorm,
     Conv1d,
     Conv2d,
+    CrossAttention,
+    Decode,
     Dense,
     Dropout,
     Factorization,
@@ -46,7 +48,7 @@ from flowlaws.models.kinds.conv_transpose import ConvTranspose
 from flowlaws.validation import positive
 
 KINDS = ("mlp", "linear", "conv1d", "conv2d", "residual", "factorization", "batchnorm", "layernorm", "attention",
-         "mixed", "swiglu", "rope", "gqa", "qknorm", "moe", "moe_sigmoid")
+         "mixed", "swiglu", "rope", "gqa", "qknorm", "moe", "moe_sigmoid", "decoder")
 ACTIVATIONS = HOMOGENEOUS + NON_HOMOGENEOUS + SATURATING
 
 
@@ -352,6 +354,21 @@ def _attention_block(**options):
     return block
 
 
+def _decoder_net(draw, f: _Family):
+    """A Transformer decoder on the target's T rows reading an encoder's memory of the
+    source's S rows (`Decode`): one cross-attention (biased or not, alone or in a pre-norm
+    residual block), the encoder a dense layer (and the net's activation and another), an
+    affine RMSNorm (a final norm: its gain scales the memory) or none; then the mean over
+    positions and a dense head."""
+    d, t, s = draw(st.integers(2, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    cross = CrossAttention(draw(st.integers(1, 2)), draw(st.sampled_from([1, 2])), draw(st.integers(1, 2)),
+                           bias=draw(st.booleans()))
+    encoder = draw(st.sampled_from([(), (Dense(d, f.bias),), (Dense(d, f.bias), f.act, Dense(d, f.bias)),
+                                    (RMSNorm(affine=True),)]))
+    block = Decode(tuple(_prenorm(draw, [cross], d, draw(st.booleans()))), encoder, s)
+    return Sequential((t + s, d), (block, Mean(last=True), Dense(draw(f.outputs), f.bias)))
+
+
 def _moe_block(gate):
     def block(draw, f, d):
         experts = draw(st.integers(2, 3))
@@ -371,7 +388,7 @@ _FAMILIES = {"mlp": _mlp_net, "linear": _mlp_net, "conv1d": functools.partial(_c
              "gqa": functools.partial(_language_net, block=_attention_block(kv_heads=1)),
              "qknorm": functools.partial(_language_net, block=_attention_block(qknorm=True)),
              "moe": functools.partial(_language_net, block=_moe_block("softmax")),
-             "moe_sigmoid": functools.partial(_language_net, block=_moe_block("sigmoid"))}
+             "moe_sigmoid": functools.partial(_language_net, block=_moe_block("sigmoid")), "decoder": _decoder_net}
 
 
 def _model(model):

@@ -1,4 +1,5 @@
-"""The blocks of today's language models (SwiGLU, RoPE, GQA, QK-norm, MoE), and a published claim refuted."""
+"""The blocks of today's language models (SwiGLU, RoPE, GQA, QK-norm, MoE, a decoder's cross-attention), and a
+published claim refuted."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ LANGUAGE_BLOCKS = (  # id, architecture family, title, statement, reference
      "in a mixture of experts with a softmax gate over the top-k logits, the router's column sums sum_e Wr[e, j] are "
      "conserved exactly at any step size, and every expert's hidden units keep their laws",
      "Tran et al., ICML 2026; docs/theory.md 6.5"),
+    ("cross-attention", "decoder", "A decoder's cross-attentions balance the encoder's last rows",
+     "in a Transformer decoder reading an encoder's memory, each cross-attention head keeps attention's GL(dk) and "
+     "GL(dv) laws, and the encoder's last rows balance against the rows of every Wk and Wv that read the memory: "
+     "||E_i||^2 - sum (||Wk[i,:]||^2 + ||Wv[i,:]||^2) is conserved by gradient flow",
+     "docs/theory.md 6.3 (cross-attention)"),
 )
 
 
