@@ -297,7 +297,7 @@ def _convert(module, path: str, read=float64_array):
         return module.layer, (module.value(read),)
     if isinstance(module, _Resolved):
         return module.layer, ()
-    if isinstance(module, _Projections | _HeadModules | _Norm | _Halves | _Rows | _Affine):
+    if isinstance(module, _Projections | _HeadModules | _Norm | _Halves | _Rows | _Affine | _Decoding):
         return module.converted(read)
     act = _activation(module)
     if act is not None:
@@ -374,13 +374,11 @@ def _convert(module, path: str, read=float64_array):
     if type(module) is nn.TransformerEncoderLayer:
         return _encoder_layer(module, path, read)
     if type(module) is nn.TransformerEncoder:
-        return _encoder(module, path, read)
+        return _stack(module, path, read)
     if type(module) in DECODERS:
         raise _unsupported(path, module, "inside another module (its forward reads two values, its memory one); "
                                          "the module itself converts, given example_input=(tgt, memory), or "
                                          "(src, tgt) for nn.Transformer")
-    if isinstance(module, _Decoding):
-        return module.converted(read)
     raise _unsupported(path, module)
 
 
@@ -408,11 +406,13 @@ class _Direct:
         return (t if self.rows is None else t[:self.rows]).reshape(self.shape)
 
 
-def _encoder(module, path: str, read=float64_array):
-    """nn.TransformerEncoder: its layers one after another, then its norm if any."""
+def _stack(module, path: str, read=float64_array):
+    """nn.TransformerEncoder or nn.TransformerDecoder: its layers one after another (`_encoder_layer`,
+    `_decoder_layer`), then its norm if any."""
+    of_layer = _decoder_layer if type(module) is nn.TransformerDecoder else _encoder_layer
     pairs: list = []
     for k, layer in enumerate(module.layers):
-        pairs += _encoder_layer(layer, f"{path}.layers.{k}", read)[0]
+        pairs += of_layer(layer, f"{path}.layers.{k}", read)[0]
     if module.norm is not None:
         pairs += _pairs(_convert(module.norm, f"{path}.norm", read))
     return pairs, tuple(p for _, params in pairs for p in params)
@@ -477,16 +477,6 @@ def _sublayer_activation(module, path: str) -> Activation:
     return found
 
 
-def _decoder(module, path: str, read=float64_array):
-    """nn.TransformerDecoder: its layers one after another, then its norm if any."""
-    pairs: list = []
-    for k, layer in enumerate(module.layers):
-        pairs += _decoder_layer(layer, f"{path}.layers.{k}", read)[0]
-    if module.norm is not None:
-        pairs += _pairs(_convert(module.norm, f"{path}.norm", read))
-    return pairs, tuple(p for _, params in pairs for p in params)
-
-
 DECODERS = (nn.TransformerDecoderLayer, nn.TransformerDecoder, nn.Transformer)
 
 
@@ -502,9 +492,9 @@ class _Decoding:
     def converted(self, read):
         module = self.module
         if type(module) is nn.Transformer:
-            decoder, encoder = _decoder(module.decoder, "decoder", read), _encoder(module.encoder, "encoder", read)
+            decoder, encoder = _stack(module.decoder, "decoder", read), _stack(module.encoder, "encoder", read)
         else:
-            decoder = (_decoder if type(module) is nn.TransformerDecoder else _decoder_layer)(module, "", read)
+            decoder = (_stack if type(module) is nn.TransformerDecoder else _decoder_layer)(module, "", read)
             encoder = ([], ())
         layers = [tuple(layer for layer, _ in pairs) for pairs, _ in (decoder, encoder)]
         return Decode(*layers, memory=self.memory), (*decoder[1], *encoder[1])
