@@ -13,6 +13,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 from torch_models import (  # noqa: E402
+    ENCODER_DECODERS,
     GPT,
     REFERENCE,
     WRITTEN_ACTIVATIONS,
@@ -562,6 +563,52 @@ def test_a_transformer_decoder_and_a_whole_transformer_convert_with_torchs_value
     encoder = converted.model.layers[0].second
     assert (len(encoder) > 0) == isinstance(module, nn.Transformer)
     _assert_torchs_value_and_gradient(module, x)
+
+
+@pytest.mark.parametrize("name", list(ENCODER_DECODERS))
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
+def test_modules_of_two_inputs_around_a_transformer_decoder_convert_with_torchs_value_and_gradient(name):
+    """Each input's side read as a chain, the decoder's layers in the target's: one decode
+    block on the target's rows and then the memory's (its source's), token ids one-hot."""
+    torch.manual_seed(0)
+    make, example = ENCODER_DECODERS[name]
+    module, x = make().double(), example()
+    converted = Converted.of(module, x)
+    assert "decode(" in converted.model.spec
+    assert converted.packed_as == ((1, 0) if name in ("forecaster", "translator") else (0, 1))  # (src, tgt) first
+    assert converted.model.spec.startswith("seq:8x7:onehot,decode(5)[dense(8),") == (name == "translator")
+    _assert_torchs_value_and_gradient(module, x)
+
+
+class _TwoInputs(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.decoder = nn.TransformerDecoderLayer(4, 1, 8, dropout=0.0, batch_first=self.how != "sequence-first")
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(3, 4)
+
+    def forward(self, x, m):
+        if self.how == "no-decoder":
+            return self.a(x) + self.a(m)
+        if self.how == "masked":
+            return self.decoder(x, m, tgt_mask=nn.Transformer.generate_square_subsequent_mask(x.size(1)))
+        if self.how == "memory-read-twice":
+            return self.decoder(x + m.mean(1, keepdim=True), m)
+        return self.decoder(self.a(x), self.b(m) if self.how == "widths" else m)
+
+
+@pytest.mark.parametrize("how, match", [
+    ("no-decoder", r"converts when it runs one Transformer decoder .* on them; it runs 0"),
+    ("masked", r"called with masks; flowlaws converts it without them"),
+    ("sequence-first", r"converts batch first"),
+    ("widths", r"samples of shapes \(3, 4\) and \(2, 3\)"),
+    ("memory-read-twice", r"not supported|computed values"),
+])
+def test_a_module_of_two_inputs_flowlaws_cannot_read_is_a_one_line_error(how, match):
+    x, m = (torch.randn(2, 3, 4), torch.randn(2, 2, 3 if how == "widths" else 4))
+    with pytest.raises(InvalidArgument, match=match) as error:
+        Converted.of(_TwoInputs(how), (x, m))
+    assert "\n" not in str(error.value)
 
 
 def test_a_transformers_memory_law_joins_its_encoders_last_norm_to_every_cross_attentions_keys_and_values():

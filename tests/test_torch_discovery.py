@@ -18,6 +18,7 @@ from torch_models import (  # noqa: E402
     DenseNet,
     Excited,
     ExcitedBlock,
+    Forecaster,
     FusedSwiGLU,
     GPTConfig,
     GPTLanguageModel,
@@ -111,6 +112,15 @@ def test_a_transformer_decoder_layers_count_on_its_target_and_memory_is_its_deri
     layer = nn.TransformerDecoderLayer(4, 2, 6, dropout=0.0, batch_first=True, norm_first=norm_first)
     found = discover_of(layer, (torch.randn(3, 3, 4), torch.randn(3, 4, 4)))
     assert found.complete and found.count == found.derived == count and not found.spurious
+
+
+def test_a_forecaster_around_nn_transformer_counted_by_blocks_has_exactly_its_derived_laws():
+    """A module of two inputs (projections, nn.Transformer, a head), converted side by side."""
+    torch.manual_seed(0)
+    module = Forecaster(features=4, d=4)
+    found = discover_of(module, (torch.randn(3, 4, 4), torch.randn(3, 3, 4)),
+                        blocks=["transformer.encoder.layers.0", "transformer.decoder.layers.0"])
+    assert found.complete and found.count == found.derived == 107 and not found.spurious
 
 
 def test_a_whole_transformer_counted_by_blocks_has_exactly_its_derived_laws_the_memory_law_across_them():

@@ -15,6 +15,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 from torch_models import (  # noqa: E402
+    ENCODER_DECODERS,
     GPT,
     REFERENCE,
     BagOfEmbeddings,
@@ -39,6 +40,7 @@ from torch_models import (  # noqa: E402
     SwiGLU,
     ThreeProjections,
     TransformerModel,
+    Translator,
     UNet,
     example_for,
     torch_modules,
@@ -668,6 +670,21 @@ def test_a_transformer_decoder_keeps_its_laws_under_sgd_and_adamw_breaks_them(ma
         # nn.Transformer's memory law: its encoder's last norm against the decoder's Wk and Wv rows
         assert any(".enc." in r.law.name and "xattn" in r.law.name and r.measured for r in monitor.records) == \
             isinstance(monitor.module, nn.Transformer)
+
+
+@pytest.mark.parametrize("name", [*ENCODER_DECODERS, "translator-dropout"])
+def test_modules_of_two_inputs_around_a_decoder_keep_their_laws_under_sgd_and_adamw_breaks_them(name):
+    """Watched through their own forward on both inputs (the translator on next tokens, with
+    nn.Transformer's dropout in one run)."""
+    torch.manual_seed(0)
+    make, example = ENCODER_DECODERS[name.removesuffix("-dropout")]
+    x = tuple(t if not t.is_floating_point() else t.float() for t in example())
+    tokens = name.startswith("translator")
+    targets = torch.randint(0, 7, x[1].shape) if tokens else None
+    objective = (lambda out: _next_tokens(out, targets)) if tokens else (lambda out: out.pow(2).mean())
+    for monitor in _sgd_kept_and_adamw_flagged(Translator if name.endswith("dropout") else make, x, 6,
+                                               objective=objective):
+        assert any("xattn" in r.law.name for r in monitor.records)
 
 
 class TwoAttentions(nn.Module):

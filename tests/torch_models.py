@@ -1433,3 +1433,72 @@ class ThreeProjections(nn.Module):
                                            scale=self.scale)
         y = self.o(y.transpose(1, 2).reshape(n, t, d))
         return self.head((y + q.transpose(1, 2).reshape(n, t, d) if self.leak else y).mean(1))
+
+
+class Forecaster(nn.Module):
+    """A sequence-to-sequence regressor as people write one around nn.Transformer: the source
+    and the target projected to the model's width, a head on the decoder's output."""
+
+    def __init__(self, features=3, d=8, out=2):
+        super().__init__()
+        self.src_in, self.tgt_in = nn.Linear(features, d), nn.Linear(features, d)
+        self.transformer = nn.Transformer(d, 2, 1, 1, 2 * d, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(d, out)
+
+    def forward(self, src, tgt):
+        return self.head(self.transformer(self.src_in(src), self.tgt_in(tgt)))
+
+
+class Captioner(nn.Module):
+    """A decoder stack reading features of its own making (a projection and a ReLU of the
+    second input): the captioning head of an image model, its encoder's output given."""
+
+    def __init__(self, features=4, d=4, layers=1):
+        super().__init__()
+        self.embed, self.memory_in = nn.Linear(features, d), nn.Linear(features, d)
+        layer = nn.TransformerDecoderLayer(d, 2, 2 * d, dropout=0.0, batch_first=True, norm_first=True)
+        self.decoder = nn.TransformerDecoder(layer, layers, norm=nn.LayerNorm(d))
+        self.head = nn.Linear(d, features)
+
+    def forward(self, tgt, features):
+        return self.head(self.decoder(self.embed(tgt), torch.relu(self.memory_in(features))))
+
+
+class Translator(nn.Module):
+    """Token ids of one vocabulary on both sides: two embeddings, nn.Transformer (with its
+    dropout), a head over the vocabulary."""
+
+    def __init__(self, vocabulary=7, d=8, dropout=0.1):
+        super().__init__()
+        self.src_emb, self.tgt_emb = nn.Embedding(vocabulary, d), nn.Embedding(vocabulary, d)
+        self.transformer = nn.Transformer(d, 2, 1, 1, 2 * d, dropout=dropout, batch_first=True)
+        self.head = nn.Linear(d, vocabulary)
+
+    def forward(self, src, tgt):
+        return self.head(self.transformer(self.src_emb(src), self.tgt_emb(tgt)))
+
+
+class SkippedDecoder(nn.Module):
+    """A decoder layer with a skip around it: x + decoder(x, memory), the memory a projection."""
+
+    def __init__(self, d=4):
+        super().__init__()
+        self.embed, self.memory_in = nn.Linear(d, d), nn.Linear(d, d)
+        self.decoder = nn.TransformerDecoderLayer(d, 2, 2 * d, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, tgt, memory):
+        x = self.embed(tgt)
+        return self.head(x + self.decoder(x, self.memory_in(memory)))
+
+
+# modules of two inputs around a Transformer decoder: (make, example inputs)
+ENCODER_DECODERS = {
+    "forecaster": (Forecaster, lambda: (torch.randn(4, 5, 3, dtype=torch.float64),
+                                        torch.randn(4, 3, 3, dtype=torch.float64))),
+    "captioner": (Captioner, lambda: (torch.randn(4, 3, 4, dtype=torch.float64),
+                                      torch.randn(4, 6, 4, dtype=torch.float64))),
+    "decoder-with-a-skip": (SkippedDecoder, lambda: (torch.randn(3, 2, 4, dtype=torch.float64),
+                                                    torch.randn(3, 5, 4, dtype=torch.float64))),
+    "translator": (lambda: Translator(dropout=0.0), lambda: (torch.randint(0, 7, (4, 5)), torch.randint(0, 7, (4, 3)))),
+}

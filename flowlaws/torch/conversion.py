@@ -297,7 +297,7 @@ def _convert(module, path: str, read=float64_array):
         return module.layer, (module.value(read),)
     if isinstance(module, _Resolved):
         return module.layer, ()
-    if isinstance(module, _Projections | _HeadModules | _Norm | _Halves | _Rows | _Affine | _Decoding):
+    if isinstance(module, _Projections | _HeadModules | _Norm | _Halves | _Rows | _Affine | _Decoding | _DecoderPart):
         return module.converted(read)
     act = _activation(module)
     if act is not None:
@@ -491,13 +491,25 @@ class _Decoding:
 
     def converted(self, read):
         module = self.module
-        if type(module) is nn.Transformer:
-            decoder, encoder = _stack(module.decoder, "decoder", read), _stack(module.encoder, "encoder", read)
-        else:
-            decoder = (_stack if type(module) is nn.TransformerDecoder else _decoder_layer)(module, "", read)
-            encoder = ([], ())
+        decoder = _DecoderPart(module).converted(read)
+        encoder = _stack(module.encoder, "encoder", read) if type(module) is nn.Transformer else ([], ())
         layers = [tuple(layer for layer, _ in pairs) for pairs, _ in (decoder, encoder)]
         return Decode(*layers, memory=self.memory), (*decoder[1], *encoder[1])
+
+
+@dataclass(frozen=True)
+class _DecoderPart:
+    """A decoder module's decoder side as (layer, params) pairs: nn.Transformer's decoder
+    stack, an nn.TransformerDecoder, or one layer (its cross-attentions read the memory of
+    the `Decode` block it is converted into)."""
+
+    module: Any
+
+    def converted(self, read):
+        module = self.module
+        if type(module) is nn.Transformer:
+            return _stack(module.decoder, "decoder", read)
+        return (_stack if type(module) is nn.TransformerDecoder else _decoder_layer)(module, "", read)
 
 
 def _decoding(module, example_input) -> tuple:
@@ -507,9 +519,7 @@ def _decoding(module, example_input) -> tuple:
     if len(example_input) != 2 or not all(isinstance(t, torch.Tensor) and t.dim() == 3 for t in example_input):
         raise InvalidArgument(f"{type(module).__name__} takes example_input=(tgt, memory), or (src, tgt) for "
                               "nn.Transformer: two (N, T, d) tensors (sequence first unless batch_first)")
-    first = module.layers[0] if type(module) is nn.TransformerDecoder else module
-    batch_first = first.batch_first if type(module) is nn.Transformer else first.self_attn.batch_first
-    axis, order = (0 if batch_first else 1), ((1, 0) if type(module) is nn.Transformer else (0, 1))
+    axis, order = (0 if _batch_first(module) else 1), ((1, 0) if type(module) is nn.Transformer else (0, 1))
     rows = [example_input[k].shape[1 - axis] for k in order]
     source = _Decoding(module, rows[1])
     layer, params = source.converted(float64_array)
@@ -727,6 +737,7 @@ class _Chain:
     splits: dict = field(default_factory=dict)  # a Linear's output split in halves: `split`
     sample: tuple = ()  # the shape the module reshapes each input sample to first (`_input_reshape`), if it does
     casts: bool = False  # the module casts a value to another float dtype (checked without: `_Replacing`)
+    input: Any = None  # the graph's placeholder it reads (of a module of two inputs: one side's, `_traced`)
 
     def tokens(self, module, path: str, reads_input: bool) -> None:
         """An Embedding may only read the module's input (token ids, one-hot to flowlaws)."""
@@ -1988,13 +1999,18 @@ def _head_modules(graph, modules, shape) -> tuple[set, dict]:
     return interior, ends
 
 
+def _inputs64(example_input) -> tuple:
+    """The module's input (or its several) as float64 copies (token ids as they are)."""
+    return tuple(map(_float64, example_input)) if isinstance(example_input, tuple) else (_float64(example_input),)
+
+
 def _shapes(traced, example_input) -> dict:
     """The shape of every traced value, run on a float64 copy: the module itself is never
     run; None where it cannot run on the input (its conversion then says why)."""
     twin = copy.deepcopy(traced).to("cpu", torch.float64)
     # a module that cannot run on the input: its conversion says why (ShapeProp prints its traceback)
     with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
-        ShapeProp(twin).propagate(_float64(example_input))
+        ShapeProp(twin).propagate(*_inputs64(example_input))
     return {n.name: getattr(n.meta.get("tensor_meta"), "shape", None) for n in twin.graph.nodes}
 
 
@@ -2034,7 +2050,7 @@ class _Constants:
                     return result
 
             with contextlib.suppress(Exception), contextlib.redirect_stderr(io.StringIO()):
-                Recorder(self.twin).run(_float64(self.example_input))
+                Recorder(self.twin).run(*_inputs64(self.example_input))
         return self._values.get(node.name)
 
     def __call__(self, node):
@@ -2134,7 +2150,11 @@ def _traced_graph(module) -> torch.fx.GraphModule:
             raise torch.fx.proxy.TraceError(f"{type(error).__name__}: {error}") from None
 
 
-def _traced(module, chain: _Chain, example_input):
+def _traced(module, chain: _Chain, example_input, side: str = ""):
+    """Read ``module``'s graph into ``chain``; ``side`` "memory" or "target": of a module of
+    two inputs that runs a Transformer decoder (`_encoder_decoder`), only the nodes that compute
+    the decoder's memory (or the source nn.Transformer encodes), or all the others, the
+    decoder's layers among them."""
     traced = _trace(module)
     chain.traced = traced
     known = _shapes(traced, example_input)
@@ -2166,13 +2186,19 @@ def _traced(module, chain: _Chain, example_input):
     interior, ends = _head_modules(graph, modules, shape)
     split = _split_attentions(graph, modules, shape, _rope_of(constant), interior)
     interior, ends = interior | split[0], ends | split[1]
+    call, tgt, memory = _decoder_call(graph, modules) if side else (None, None, None)
+    memory_side = _ancestors(memory) if side else set()
     for node in graph.nodes:
         chain.at = node
         operands = _operands(node)
         function = node.op in ("call_function", "call_method")
-        if node in interior:
-            continue  # a split attention's projections and heads: its output projection adds it
-        if node in ends:
+        if node in interior or (side and (node in memory_side) != (side == "memory")):
+            continue  # a split attention's projections and heads: its output projection adds it; the other side's
+        if node is call:
+            part = _DecoderPart(modules[node.target])
+            chain.add(node, _convert(part, node.target), (node.target, part), after=tgt)
+            head = node
+        elif node in ends:
             x, source, path = ends[node]
             chain.add(node, _convert(source, path), (path, source), after=x)
             head = node
@@ -2189,7 +2215,7 @@ def _traced(module, chain: _Chain, example_input):
         elif node.op == "placeholder":
             if head is not None:
                 raise InvalidArgument("the module takes more than one input; flowlaws models take one")
-            head = node
+            head = chain.input = node
             chain.lineage[node] = ()
         elif _reads_shape(node) or node.target is torch._assert or node.target is torch.arange or \
                 (function and operands and all(x in sizes for x in operands)):
@@ -2347,6 +2373,39 @@ def _traced(module, chain: _Chain, example_input):
         else:
             raise InvalidArgument(f"{node.name}: {node.op} {getattr(node.target, '__name__', node.target)} "
                                   f"is not supported; flowlaws converts {SUPPORTED}")
+    if side == "memory" and head is not memory:
+        raise InvalidArgument(f"{call.name}: its memory ({memory.name}) is not the last value its input computes; "
+                              "flowlaws converts the memory's side as a chain (with additive skips)")
+
+
+def _decoder_call(graph, modules) -> tuple:
+    """(the call, its target's value, its memory's, or the source nn.Transformer encodes) of
+    the one Transformer decoder (`DECODERS`) a module of two inputs runs; masks in the call
+    are a one-line error."""
+    calls = [n for n in graph.nodes if n.op == "call_module" and type(modules[n.target]) in DECODERS]
+    if len(calls) != 1:
+        raise InvalidArgument(f"a module of two inputs converts when it runs one Transformer decoder "
+                              f"({', '.join(t.__name__ for t in DECODERS)}) on them; it runs {len(calls)} "
+                              "(discover_of(module, (a, b)) counts any module's laws)")
+    call = calls[0]
+    given = inspect.signature(modules[call.target].forward).bind(*call.args, **call.kwargs).arguments
+    memory = "src" if type(modules[call.target]) is nn.Transformer else "memory"
+    if any(value not in (None, False) for name, value in given.items() if name not in ("tgt", memory)):
+        raise InvalidArgument(f"{call.name}: the decoder is called with masks; flowlaws converts it without them (a "
+                              "causal tgt_mask changes no law): call it so for the conversion, or count with "
+                              "discover_of")
+    return call, given["tgt"], given[memory]
+
+
+def _ancestors(node) -> set:
+    """``node`` and every node its value is computed from."""
+    found, todo = {node}, [node]
+    while todo:
+        for x in _operands(todo.pop()):
+            if x not in found:
+                found.add(x)
+                todo.append(x)
+    return found
 
 
 def _output_value(node):
@@ -2412,9 +2471,12 @@ def _is_causal(mask) -> bool:
 
 
 def _batch_first(module) -> bool:
-    """Whether one of torch's attention modules (`MASKED`) reads (N, T, d) values, not (T, N, d)."""
+    """Whether one of torch's attention modules (`MASKED`, `DECODERS`) reads (N, T, d) values, not (T, N, d)."""
+    if isinstance(module, nn.Transformer):
+        return bool(module.batch_first)
     attention = module if isinstance(module, nn.MultiheadAttention) else \
-        module.self_attn if isinstance(module, nn.TransformerEncoderLayer) else module.layers[0].self_attn
+        module.self_attn if isinstance(module, nn.TransformerEncoderLayer | nn.TransformerDecoderLayer) else \
+        module.layers[0].self_attn
     return bool(attention.batch_first)
 
 
@@ -2454,6 +2516,8 @@ def _sequence_first(traced, example_input, modules, known) -> tuple[tuple[int, i
     attentions = [n for n in graph.nodes if n.op == "call_module" and type(modules[n.target]) in MASKED]
     if all(_batch_first(modules[n.target]) for n in attentions):
         return (0, 0), {}, graph
+    if isinstance(example_input, tuple):
+        raise InvalidArgument("a module of two inputs converts batch first: its attention runs sequence first")
     for axis in range(min(2, example_input.dim())):
         axes = _batch_axes(traced, example_input, known, axis)
         if all(axes.get(n.args[0].name) == (0 if _batch_first(modules[n.target]) else 1) for n in attentions):
@@ -2776,9 +2840,7 @@ def _conversion(module, example_input):
                                   "(src, tgt) for nn.Transformer")
         return _decoding(module, example_input)
     if isinstance(example_input, tuple | list):
-        raise InvalidArgument(f"example_input is {len(example_input)} inputs; flowlaws converts a module of several "
-                              "only when it is a Transformer decoder (nn.TransformerDecoderLayer, "
-                              "nn.TransformerDecoder, nn.Transformer); discover_of(module, (a, b, ...)) counts any")
+        return _encoder_decoder(module, tuple(example_input))
     if not isinstance(example_input, torch.Tensor) or example_input.dim() < 2:
         raise InvalidArgument("example_input must be a tensor with a batch axis, e.g. torch.zeros(8, 3)")
     chain = _Chain()
@@ -2801,6 +2863,55 @@ def _conversion(module, example_input):
     _check_layout(module, model, params, example_input, chain.vocabulary, _attentions(chain.sources),
                   chain.normalized, (chain.traced, chain.tables) if chain.tables or chain.casts else None, chain.axes)
     return model, tuple(chain.sources), chain.normalized, chain.axes, ()
+
+
+def _encoder_decoder(module, example_input: tuple) -> tuple:
+    """A module of two inputs (batch first) that runs one Transformer decoder: its target's
+    value from one input, its memory's (or the source of an nn.Transformer) from the other
+    alone. Each side is read as a chain (`_traced`'s ``side``), the decoder's layers in the
+    target's: the model is one `Decode` block of the target's chain and the memory's (an
+    nn.Transformer's encoder after it), on the two inputs' rows one after the other, which
+    must have one width (the same token ids, or features)."""
+    if len(example_input) != 2 or not all(isinstance(t, torch.Tensor) and t.dim() >= 2 for t in example_input):
+        raise InvalidArgument(f"example_input is {len(example_input)} inputs; flowlaws converts a module of two, "
+                              "batch first, that runs a Transformer decoder (nn.TransformerDecoderLayer, "
+                              "nn.TransformerDecoder, nn.Transformer) on them; discover_of(module, (a, b, ...)) "
+                              "counts any")
+    chains = {side: _Chain() for side in ("target", "memory")}
+    for side, chain in chains.items():
+        try:
+            _traced(module, chain, example_input, side)
+        except InvalidArgument as error:
+            raise _located(error, chain.at) from None
+        except torch.fx.proxy.TraceError as error:
+            raise InvalidArgument(f"torch.fx cannot trace {type(module).__name__} ({error})") from None
+    target, memory = chains["target"], chains["memory"]
+    decoder = _decoder_call(target.traced.graph, dict(module.named_modules()))[0]
+    decoding = module.get_submodule(decoder.target)
+    if not _batch_first(decoding) or target.axes != (0, 0) or memory.axes != (0, 0):
+        raise InvalidArgument(f"{decoder.target}: a module of two inputs converts batch first (batch_first=True)")
+    if type(decoding) is nn.Transformer:  # its encoder makes the memory of the source
+        memory.add(object(), _convert(decoding.encoder, f"{decoder.target}.encoder"),
+                   (f"{decoder.target}.encoder", decoding.encoder))
+    inputs = [n.name for n in target.traced.graph.nodes if n.op == "placeholder" and not n.args]
+    order = tuple(inputs.index(chain.input.name) for chain in (target, memory))
+    if target.vocabulary != memory.vocabulary or target.tables or memory.tables or target.casts or memory.casts:
+        raise InvalidArgument("the two inputs of a module convert when both are token ids of one vocabulary, or "
+                              "both features, with no constant tables or casts")
+    shapes = [chain.sample or tuple(example_input[k].shape[1:]) for chain, k in zip((target, memory), order,
+                                                                                     strict=True)]
+    if len(shapes[0]) != len(shapes[1]) or shapes[0][1:] != shapes[1][1:]:
+        raise InvalidArgument(f"the module's inputs have samples of shapes {shapes[0]} and {shapes[1]}: the model "
+                              "reads both as rows of one sequence, so only their lengths may differ")
+    decoder, encoder = (tuple(layer for layer, _, _ in chain.layers) for chain in (target, memory))
+    block = Decode(decoder, encoder, memory=shapes[1][0])
+    layers = ((OneHot(),) if target.vocabulary else ()) + (block,)
+    params = tuple(p for chain in (target, memory) for _, ps, _ in chain.layers for p in ps)
+    shape = (shapes[0][0] + shapes[1][0], *shapes[0][1:]) + ((target.vocabulary,) if target.vocabulary else ())
+    model = Sequential(shape, layers)
+    _check_layout(module, model, params, example_input, target.vocabulary,
+                  _attentions(target.sources) + _attentions(memory.sources), target.normalized, packed_as=order)
+    return model, (*target.sources, *memory.sources), target.normalized, (0, 0), order
 
 
 TORCH_FILES = os.path.dirname(torch.__file__)
@@ -2914,7 +3025,7 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
     quiet = [child for child in twin.modules() if isinstance(child, every_dropout | nn.MultiheadAttention)]
     for child in [*quiet, *map(twin.get_submodule, attentions)]:
         child.eval()
-    x = tuple(map(_float64, example_input)) if packed_as else (_float64(example_input),)
+    x = _inputs64(tuple(example_input) if packed_as else example_input)
     try:
         with torch.no_grad(), _Unmasked():
             expected = twin(*x) if tables is None else _Replacing(twin, tables[1]).run(*x)
