@@ -505,7 +505,7 @@ def test_one_hot_rows_of_a_large_vocabulary_take_the_memory_of_the_rows_alone():
     assert all(rows[n, t, ids[n, t]] == 1 for n in range(2) for t in range(2))
 
 
-def test_a_transformer_decoder_inside_another_module_is_one_clear_error_naming_the_whole_module_route():
+def test_a_transformer_decoder_on_one_input_is_one_clear_error_naming_the_two_input_routes():
     class Decoded(nn.Module):
         def __init__(self):
             super().__init__()
@@ -514,8 +514,8 @@ def test_a_transformer_decoder_inside_another_module_is_one_clear_error_naming_t
         def forward(self, x):
             return self.dec(x, x)
 
-    with pytest.raises(InvalidArgument, match=r"dec \(TransformerDecoderLayer\) is not supported \(inside another "
-                                              r"module .* given example_input=\(tgt, memory\)"):
+    with pytest.raises(InvalidArgument, match=r"dec \(TransformerDecoderLayer\) is not supported \(on one input "
+                                              r".* module of two inputs.* given \(tgt, memory\)"):
         from_torch(Decoded(), torch.randn(2, 3, 4))
 
 

@@ -177,6 +177,8 @@ SUPPORTED = ("Linear (on any leading axes), Conv1d, Conv2d (groups, dilation, a 
              "F.layer_norm, "
              "TransformerEncoderLayer and TransformerEncoder "
              "(batch first or sequence first, relu or gelu, pre- or post-norm, the causal mask or none), "
+             "TransformerDecoderLayer, TransformerDecoder and Transformer (alone on their two inputs, or run by a "
+             "module of two inputs on them), "
              "Embedding (of the input ids), the sinusoidal position encoding added (a buffer), "
              "transpose/permute/movedim/x.mT of one sample axis, flatten/view/reshape merging trailing axes, "
              "x[:, t], a parameter added (a position embedding, or an Embedding of torch.arange or of a buffer of "
@@ -376,9 +378,9 @@ def _convert(module, path: str, read=float64_array):
     if type(module) is nn.TransformerEncoder:
         return _stack(module, path, read)
     if type(module) in DECODERS:
-        raise _unsupported(path, module, "inside another module (its forward reads two values, its memory one); "
-                                         "the module itself converts, given example_input=(tgt, memory), or "
-                                         "(src, tgt) for nn.Transformer")
+        raise _unsupported(path, module, "on one input (its memory is a second value): flowlaws converts it in a "
+                                         "module of two inputs, the target's and the memory's (example_input=(a, "
+                                         "b)), or alone, given (tgt, memory), or (src, tgt) for nn.Transformer")
     raise _unsupported(path, module)
 
 
