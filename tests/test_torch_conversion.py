@@ -532,18 +532,22 @@ def test_a_decoder_given_other_than_its_two_inputs_is_a_one_line_error(inputs, m
 
 
 @settings(max_examples=12, deadline=None)
-@given(norm_first=st.booleans(), bias=st.booleans(), batch_first=st.booleans(), gelu=st.booleans(),
-       heads=st.sampled_from([1, 2]), rows=st.tuples(st.integers(1, 4), st.integers(1, 4)), seed=st.integers(0, 2**16))
-def test_any_transformer_decoder_layer_converts_with_torchs_value_and_gradient(norm_first, bias, batch_first, gelu,
-                                                                               heads, rows, seed):
-    """Its target's rows, then its memory's: one decode block, its multihead_attn a cross_attention."""
+@given(norm_first=st.booleans(), bias=st.booleans(), batch_first=st.booleans(),
+       activation=st.sampled_from(["relu", "gelu", "gelu-tanh", "silu"]), heads=st.sampled_from([1, 2]),
+       rows=st.tuples(st.integers(1, 4), st.integers(1, 4)), seed=st.integers(0, 2**16))
+def test_any_transformer_decoder_layer_converts_with_torchs_value_and_gradient(norm_first, bias, batch_first,
+                                                                               activation, heads, rows, seed):
+    """Its target's rows, then its memory's: one decode block, its multihead_attn a cross_attention;
+    its activation a function (F.relu, F.gelu) or a module (nn.GELU("tanh"), nn.SiLU())."""
     torch.manual_seed(seed)
-    layer = nn.TransformerDecoderLayer(4, heads, 6, dropout=0.0, activation="gelu" if gelu else "relu",
+    act = {"gelu-tanh": nn.GELU("tanh"), "silu": nn.SiLU()}.get(activation, activation)
+    layer = nn.TransformerDecoderLayer(4, heads, 6, dropout=0.0, activation=act,
                                        batch_first=batch_first, norm_first=norm_first, bias=bias).double()
     tgt, memory = (torch.randn(*((3, t) if batch_first else (t, 3)), 4, dtype=torch.float64) for t in rows)
     converted = Converted.of(layer, (tgt, memory))
     assert converted.model.spec.startswith(f"seq:{sum(rows)}x4:decode({rows[1]})[residual[")
     assert f"cross_attention(heads={heads},dk={4 // heads},dv={4 // heads}" in converted.model.spec
+    assert f"dense(6{',bias' if bias else ''}),{activation.replace('-', '_')},dropout(0)" in converted.model.spec
     _assert_torchs_value_and_gradient(layer, (tgt, memory))
 
 

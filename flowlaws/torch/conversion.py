@@ -470,12 +470,13 @@ def _pairs(converted) -> list:
 
 
 def _sublayer_activation(module, path: str) -> Activation:
-    """A Transformer layer's feed-forward activation: relu or gelu (function or module)."""
+    """A Transformer layer's feed-forward activation: F.relu or F.gelu, or a module flowlaws
+    reads (nn.GELU("tanh") included, which torch's own fast path would take for exact GELU)."""
     act = module.activation
     found = ({nn.functional.relu: Activation("relu"), nn.functional.gelu: Activation("gelu")}.get(act)
              if not isinstance(act, nn.Module) else _activation(act))
-    if found is None or found.name not in ("relu", "gelu"):
-        raise _unsupported(path, module, "activations other than relu and gelu")
+    if found is None:
+        raise _unsupported(path, module, "activations other than F.relu, F.gelu and activation modules")
     return found
 
 
