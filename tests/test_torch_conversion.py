@@ -590,12 +590,16 @@ class _TwoInputs(nn.Module):
         self.how = how
         self.decoder = nn.TransformerDecoderLayer(4, 1, 8, dropout=0.0, batch_first=self.how != "sequence-first")
         self.a, self.b = nn.Linear(4, 4), nn.Linear(3, 4)
+        self.register_buffer("memory_mask", torch.zeros(3, 2))
 
     def forward(self, x, m):
         if self.how == "no-decoder":
             return self.a(x) + self.a(m)
-        if self.how == "masked":
-            return self.decoder(x, m, tgt_mask=nn.Transformer.generate_square_subsequent_mask(x.size(1)))
+        if self.how == "causal":
+            mask = nn.Transformer.generate_square_subsequent_mask(x.size(1), dtype=x.dtype)
+            return self.decoder(x, m, tgt_mask=mask, tgt_is_causal=True)
+        if self.how == "memory-masked":
+            return self.decoder(x, m, memory_mask=self.memory_mask)
         if self.how == "memory-read-twice":
             return self.decoder(x + m.mean(1, keepdim=True), m)
         return self.decoder(self.a(x), self.b(m) if self.how == "widths" else m)
@@ -603,7 +607,7 @@ class _TwoInputs(nn.Module):
 
 @pytest.mark.parametrize("how, match", [
     ("no-decoder", r"converts when it runs one Transformer decoder .* on them; it runs 0"),
-    ("masked", r"called with masks; flowlaws converts it without them"),
+    ("memory-masked", r"memory_mask: flowlaws reads a decoder's causal tgt_mask, no other mask"),
     ("sequence-first", r"converts batch first"),
     ("widths", r"samples of shapes \(3, 4\) and \(2, 3\)"),
     ("memory-read-twice", r"not supported|computed values"),
@@ -613,6 +617,15 @@ def test_a_module_of_two_inputs_flowlaws_cannot_read_is_a_one_line_error(how, ma
     with pytest.raises(InvalidArgument, match=match) as error:
         Converted.of(_TwoInputs(how), (x, m))
     assert "\n" not in str(error.value)
+
+
+def test_a_decoder_under_the_causal_target_mask_converts_with_causal_self_attention_and_torchs_values():
+    torch.manual_seed(0)
+    module = _TwoInputs("causal").double()
+    x = (torch.randn(3, 4, 4, dtype=torch.float64), torch.randn(3, 2, 4, dtype=torch.float64))
+    spec = Converted.of(module, x).model.spec
+    assert "attention(heads=1,dk=4,dv=4,bias,causal)" in spec and "cross_attention(heads=1,dk=4,dv=4,bias)" in spec
+    _assert_torchs_value_and_gradient(module, x)
 
 
 def test_a_transformers_memory_law_joins_its_encoders_last_norm_to_every_cross_attentions_keys_and_values():

@@ -507,12 +507,15 @@ class _DecoderPart:
     the `Decode` block it is converted into)."""
 
     module: Any
+    causal: bool = False  # its self-attentions masked causally (a causal tgt_mask)
 
     def converted(self, read):
         module = self.module
         if type(module) is nn.Transformer:
-            return _stack(module.decoder, "decoder", read)
-        return (_stack if type(module) is nn.TransformerDecoder else _decoder_layer)(module, "", read)
+            pairs = _stack(module.decoder, "decoder", read)
+        else:
+            pairs = (_stack if type(module) is nn.TransformerDecoder else _decoder_layer)(module, "", read)
+        return _causally(pairs) if self.causal else pairs
 
 
 def _decoding(module, example_input) -> tuple:
@@ -2189,7 +2192,7 @@ def _traced(module, chain: _Chain, example_input, side: str = ""):
     interior, ends = _head_modules(graph, modules, shape)
     split = _split_attentions(graph, modules, shape, _rope_of(constant), interior)
     interior, ends = interior | split[0], ends | split[1]
-    call, tgt, memory = _decoder_call(graph, modules) if side else (None, None, None)
+    call, tgt, memory, given = _decoder_call(graph, modules) if side else (None, None, None, {})
     memory_side = _ancestors(memory) if side else set()
     for node in graph.nodes:
         chain.at = node
@@ -2198,7 +2201,8 @@ def _traced(module, chain: _Chain, example_input, side: str = ""):
         if node in interior or (side and (node in memory_side) != (side == "memory")):
             continue  # a split attention's projections and heads: its output projection adds it; the other side's
         if node is call:
-            part = _DecoderPart(modules[node.target])
+            part = _DecoderPart(modules[node.target], _decoder_masked(
+                node, modules[node.target], given, lambda n: constants.get(n, constant.get(n) if n in sizes else None)))
             chain.add(node, _convert(part, node.target), (node.target, part), after=tgt)
             head = node
         elif node in ends:
@@ -2382,9 +2386,8 @@ def _traced(module, chain: _Chain, example_input, side: str = ""):
 
 
 def _decoder_call(graph, modules) -> tuple:
-    """(the call, its target's value, its memory's, or the source nn.Transformer encodes) of
-    the one Transformer decoder (`DECODERS`) a module of two inputs runs; masks in the call
-    are a one-line error."""
+    """(the call, its target's value, its memory's (or the source nn.Transformer encodes), its
+    arguments by name) of the one Transformer decoder (`DECODERS`) a module of two inputs runs."""
     calls = [n for n in graph.nodes if n.op == "call_module" and type(modules[n.target]) in DECODERS]
     if len(calls) != 1:
         raise InvalidArgument(f"a module of two inputs converts when it runs one Transformer decoder "
@@ -2392,12 +2395,7 @@ def _decoder_call(graph, modules) -> tuple:
                               "(discover_of(module, (a, b)) counts any module's laws)")
     call = calls[0]
     given = inspect.signature(modules[call.target].forward).bind(*call.args, **call.kwargs).arguments
-    memory = "src" if type(modules[call.target]) is nn.Transformer else "memory"
-    if any(value not in (None, False) for name, value in given.items() if name not in ("tgt", memory)):
-        raise InvalidArgument(f"{call.name}: the decoder is called with masks; flowlaws converts it without them (a "
-                              "causal tgt_mask changes no law): call it so for the conversion, or count with "
-                              "discover_of")
-    return call, given["tgt"], given[memory]
+    return call, given["tgt"], given["src" if type(modules[call.target]) is nn.Transformer else "memory"], given
 
 
 def _ancestors(node) -> set:
@@ -2445,19 +2443,35 @@ def _causal(node, module, known) -> bool:
     if options.get(next(n for n in names if "padding" in n)) is not None:
         raise _unsupported(node.target, module, "a key padding mask")
     name = next(n for n in names if n.endswith("mask") and "padding" not in n)
-    mask = options.get(name)
+    return _causal_mask(node.target, module, name, options.get(name), options.get("is_causal"), known)
+
+
+def _causal_mask(path: str, module, name: str, mask, is_causal, known) -> bool:
+    """Whether ``mask``, the argument ``name`` of a call of ``module`` (None: not given), is
+    the causal mask (`_causal`); a one-line error where it is another."""
     if mask is None:
-        if options.get("is_causal"):
-            raise _unsupported(node.target, module, f"is_causal without its {name}")
+        if is_causal:
+            raise _unsupported(path, module, f"is_causal without its {name}")
         return False
     tensor = known(mask) if isinstance(mask, torch.fx.Node) else None
     if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2 or tensor.shape[0] != tensor.shape[1]:
-        raise _unsupported(node.target, module, f"an {name} that is not a (T, T) constant; register the causal "
-                                                "mask with register_buffer, or make it from the length "
-                                                "(nn.Transformer.generate_square_subsequent_mask(T))")
+        raise _unsupported(path, module, f"an {name} that is not a (T, T) constant; register the causal "
+                                         "mask with register_buffer, or make it from the length "
+                                         "(nn.Transformer.generate_square_subsequent_mask(T))")
     if not _is_causal(tensor):
-        raise _unsupported(node.target, module, f"an {name} other than the causal one")
+        raise _unsupported(path, module, f"an {name} other than the causal one")
     return True
+
+
+def _decoder_masked(call, module, given: dict, known) -> bool:
+    """Whether a decoder's call (its arguments ``given`` by name) masks its target causally:
+    ``tgt_mask`` the causal mask (`_causal_mask`); any other mask is a one-line error."""
+    other = next((name for name, value in given.items()
+                  if name not in ("src", "tgt", "memory", "tgt_mask", "tgt_is_causal") and value not in (None, False)),
+                 None)
+    if other is not None:
+        raise _unsupported(call.target, module, f"{other}: flowlaws reads a decoder's causal tgt_mask, no other mask")
+    return _causal_mask(call.target, module, "tgt_mask", given.get("tgt_mask"), given.get("tgt_is_causal"), known)
 
 
 def _is_causal(mask) -> bool:
@@ -2585,10 +2599,10 @@ def _read_batch_first(node, axes: dict, known: dict) -> None:
 
 
 def _causally(converted):
-    """A converted attention, or a list of (layer, params) that hold some (an encoder's), with
-    every attention causal."""
+    """A converted attention, or a list of (layer, params) that hold some (an encoder's, a
+    decoder's), with every self-attention causal."""
     def causal(layer):
-        return dataclasses.replace(layer, causal=True) if isinstance(layer, Attention) else layer
+        return dataclasses.replace(layer, causal=True) if type(layer) is Attention else layer
 
     layer, params = converted
     if isinstance(layer, list):
