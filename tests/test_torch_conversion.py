@@ -579,8 +579,11 @@ def test_modules_of_two_inputs_around_a_transformer_decoder_convert_with_torchs_
     module, x = make().double(), example()
     converted = Converted.of(module, x)
     assert "decode(" in converted.model.spec
-    assert converted.packed_as == ((1, 0) if name in ("forecaster", "translator") else (0, 1))  # (src, tgt) first
+    assert converted.packed_as == ((1, 0) if "translator" in name or name == "forecaster" else (0, 1))  # (src, tgt)
     assert converted.model.spec.startswith("seq:8x7:onehot,decode(5)[dense(8),") == (name == "translator")
+    # the tutorial's: sequence first, its causal mask read
+    assert converted.batch_axes == ((1, 1) if name == "tutorial-translator" else (0, 0))
+    assert ("attention(heads=2,dk=4,dv=4,bias,causal)" in converted.model.spec) == (name == "tutorial-translator")
     _assert_torchs_value_and_gradient(module, x)
 
 
@@ -588,7 +591,7 @@ class _TwoInputs(nn.Module):
     def __init__(self, how):
         super().__init__()
         self.how = how
-        self.decoder = nn.TransformerDecoderLayer(4, 1, 8, dropout=0.0, batch_first=self.how != "sequence-first")
+        self.decoder = nn.TransformerDecoderLayer(4, 1, 8, dropout=0.0, batch_first=True)
         self.a, self.b = nn.Linear(4, 4), nn.Linear(3, 4)
         self.register_buffer("memory_mask", torch.zeros(3, 2))
 
@@ -608,7 +611,6 @@ class _TwoInputs(nn.Module):
 @pytest.mark.parametrize("how, match", [
     ("no-decoder", r"converts when it runs one Transformer decoder .* on them; it runs 0"),
     ("memory-masked", r"memory_mask: flowlaws reads a decoder's causal tgt_mask, no other mask"),
-    ("sequence-first", r"converts batch first"),
     ("widths", r"samples of shapes \(3, 4\) and \(2, 3\)"),
     ("memory-read-twice", r"not supported|computed values"),
 ])

@@ -1492,6 +1492,21 @@ class SkippedDecoder(nn.Module):
         return self.head(x + self.decoder(x, self.memory_in(memory)))
 
 
+class TutorialTranslator(nn.Module):
+    """The PyTorch translation tutorial's Seq2SeqTransformer, its padding masks left out:
+    sequence first, token ids of one vocabulary, the causal mask made from the target's length."""
+
+    def __init__(self, vocabulary=7, d=8, dropout=0.0):
+        super().__init__()
+        self.src_tok_emb, self.tgt_tok_emb = nn.Embedding(vocabulary, d), nn.Embedding(vocabulary, d)
+        self.transformer = nn.Transformer(d, 2, 1, 1, 2 * d, dropout=dropout)
+        self.generator = nn.Linear(d, vocabulary)
+
+    def forward(self, src, trg):
+        mask = nn.Transformer.generate_square_subsequent_mask(trg.size(0))
+        return self.generator(self.transformer(self.src_tok_emb(src), self.tgt_tok_emb(trg), tgt_mask=mask))
+
+
 # modules of two inputs around a Transformer decoder: (make, example inputs)
 ENCODER_DECODERS = {
     "forecaster": (Forecaster, lambda: (torch.randn(4, 5, 3, dtype=torch.float64),
@@ -1500,5 +1515,6 @@ ENCODER_DECODERS = {
                                       torch.randn(4, 6, 4, dtype=torch.float64))),
     "decoder-with-a-skip": (SkippedDecoder, lambda: (torch.randn(3, 2, 4, dtype=torch.float64),
                                                     torch.randn(3, 5, 4, dtype=torch.float64))),
+    "tutorial-translator": (TutorialTranslator, lambda: (torch.randint(0, 7, (5, 3)), torch.randint(0, 7, (4, 3)))),
     "translator": (lambda: Translator(dropout=0.0), lambda: (torch.randint(0, 7, (4, 5)), torch.randint(0, 7, (4, 3)))),
 }

@@ -2502,8 +2502,12 @@ def _batch_axes(traced, example_input, before: dict, axis: int) -> dict:
     follows the batch's between the example (``before``: its values' shapes, `_shapes`) and
     twice its batch (None: a value without one, a constant or a size; "merged": one the batch
     changes otherwise, a batch axis merged with another)."""
-    n = example_input.shape[axis]
-    after = _shapes(traced, torch.cat([example_input, example_input], axis))
+    inputs = _inputs64(example_input)
+    n = inputs[0].shape[axis]
+    if any(t.dim() <= axis or t.shape[axis] != n for t in inputs):
+        return {}  # (several inputs of other lengths on this axis: it is not the batch's)
+    doubled = tuple(torch.cat([t, t], axis) for t in inputs)
+    after = _shapes(traced, doubled if isinstance(example_input, tuple) else doubled[0])
     axes: dict = {}
     for name, a in before.items():
         b = after.get(name)
@@ -2530,12 +2534,10 @@ def _sequence_first(traced, example_input, modules, known) -> tuple[tuple[int, i
     and cat dims), in a copy of the graph (the module's own still runs: its constants, the
     conversion's check). What this misses, that check by value finds."""
     graph = traced.graph
-    attentions = [n for n in graph.nodes if n.op == "call_module" and type(modules[n.target]) in MASKED]
+    attentions = [n for n in graph.nodes if n.op == "call_module" and type(modules[n.target]) in (*MASKED, *DECODERS)]
     if all(_batch_first(modules[n.target]) for n in attentions):
         return (0, 0), {}, graph
-    if isinstance(example_input, tuple):
-        raise InvalidArgument("a module of two inputs converts batch first: its attention runs sequence first")
-    for axis in range(min(2, example_input.dim())):
+    for axis in range(min(2, _inputs64(example_input)[0].dim())):
         axes = _batch_axes(traced, example_input, known, axis)
         if all(axes.get(n.args[0].name) == (0 if _batch_first(modules[n.target]) else 1) for n in attentions):
             break
@@ -2905,8 +2907,6 @@ def _encoder_decoder(module, example_input: tuple) -> tuple:
     target, memory = chains["target"], chains["memory"]
     decoder = _decoder_call(target.traced.graph, dict(module.named_modules()))[0]
     decoding = module.get_submodule(decoder.target)
-    if not _batch_first(decoding) or target.axes != (0, 0) or memory.axes != (0, 0):
-        raise InvalidArgument(f"{decoder.target}: a module of two inputs converts batch first (batch_first=True)")
     if type(decoding) is nn.Transformer:  # its encoder makes the memory of the source
         memory.add(object(), _convert(decoding.encoder, f"{decoder.target}.encoder"),
                    (f"{decoder.target}.encoder", decoding.encoder))
@@ -2915,8 +2915,9 @@ def _encoder_decoder(module, example_input: tuple) -> tuple:
     if target.vocabulary != memory.vocabulary or target.tables or memory.tables or target.casts or memory.casts:
         raise InvalidArgument("the two inputs of a module convert when both are token ids of one vocabulary, or "
                               "both features, with no constant tables or casts")
-    shapes = [chain.sample or tuple(example_input[k].shape[1:]) for chain, k in zip((target, memory), order,
-                                                                                     strict=True)]
+    axis = target.axes[0]
+    shapes = [chain.sample or tuple(example_input[k].movedim(axis, 0).shape[1:])
+              for chain, k in zip((target, memory), order, strict=True)]
     if len(shapes[0]) != len(shapes[1]) or shapes[0][1:] != shapes[1][1:]:
         raise InvalidArgument(f"the module's inputs have samples of shapes {shapes[0]} and {shapes[1]}: the model "
                               "reads both as rows of one sequence, so only their lengths may differ")
@@ -2927,8 +2928,9 @@ def _encoder_decoder(module, example_input: tuple) -> tuple:
     shape = (shapes[0][0] + shapes[1][0], *shapes[0][1:]) + ((target.vocabulary,) if target.vocabulary else ())
     model = Sequential(shape, layers)
     _check_layout(module, model, params, example_input, target.vocabulary,
-                  _attentions(target.sources) + _attentions(memory.sources), target.normalized, packed_as=order)
-    return model, (*target.sources, *memory.sources), target.normalized, (0, 0), order
+                  _attentions(target.sources) + _attentions(memory.sources), target.normalized, axes=target.axes,
+                  packed_as=order)
+    return model, (*target.sources, *memory.sources), target.normalized, target.axes, order
 
 
 TORCH_FILES = os.path.dirname(torch.__file__)

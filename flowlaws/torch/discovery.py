@@ -533,9 +533,9 @@ def discover_of(module, example_input, loss=None, *, seed: int = 0, budget: int 
     the loss family (cross-entropy or any), as `laws_of` takes it. ``example_input``: one
     tensor, or a tuple with one tensor per argument of ``forward`` (a decoder layer's target
     and memory, a diffusion model's image and timestep), converted where it runs a
-    Transformer decoder on them (`Converted.of`), counted in any case. ``blocks``: submodule paths (or a module class: each
-    outermost submodule of it) counted one at a time (`_by_blocks`), for a model too large
-    to count whole; ``budget`` is then each block's."""
+    Transformer decoder on them (`Converted.of`), counted in any case. ``blocks``: submodule
+    paths (or a module class: each outermost submodule of it) counted one at a time
+    (`_by_blocks`), for a model too large to count whole; ``budget`` is then each block's."""
     blocks_of = None if blocks is None else _blocks(module, blocks)
     cross_entropy = getattr(flowlaws_loss(loss), "name", None) == "cross_entropy"
     laws_at, names, reads, why, quiet = None, [], None, "", []
