@@ -1493,8 +1493,9 @@ class SkippedDecoder(nn.Module):
 
 
 class TutorialTranslator(nn.Module):
-    """The PyTorch translation tutorial's Seq2SeqTransformer, its padding masks left out:
-    sequence first, token ids of one vocabulary, the causal mask made from the target's length."""
+    """The PyTorch translation tutorial's Seq2SeqTransformer (sequence first, token ids of one
+    vocabulary), its causal mask made inside from the target's length rather than passed in,
+    and no padding masks."""
 
     def __init__(self, vocabulary=7, d=8, dropout=0.0):
         super().__init__()
