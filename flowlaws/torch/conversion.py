@@ -2885,15 +2885,16 @@ def _conversion(module, example_input):
 
 
 def _encoder_decoder(module, example_input: tuple) -> tuple:
-    """A module of two inputs (batch first) that runs one Transformer decoder: its target's
-    value from one input, its memory's (or the source of an nn.Transformer) from the other
-    alone. Each side is read as a chain (`_traced`'s ``side``), the decoder's layers in the
-    target's: the model is one `Decode` block of the target's chain and the memory's (an
-    nn.Transformer's encoder after it), on the two inputs' rows one after the other, which
-    must have one width (the same token ids, or features)."""
+    """A module of two inputs (batch first or sequence first) that runs one Transformer
+    decoder: its target's value from one input, its memory's (or the source of an
+    nn.Transformer) from the other alone. Each side is read as a chain (`_traced`'s
+    ``side``), the decoder's layers in the target's: the model is one `Decode` block of the
+    target's chain and the memory's (an nn.Transformer's encoder after it), on the two
+    inputs' rows one after the other, which must have one width (the same token ids, or
+    features)."""
     if len(example_input) != 2 or not all(isinstance(t, torch.Tensor) and t.dim() >= 2 for t in example_input):
-        raise InvalidArgument(f"example_input is {len(example_input)} inputs; flowlaws converts a module of two, "
-                              "batch first, that runs a Transformer decoder (nn.TransformerDecoderLayer, "
+        raise InvalidArgument(f"example_input is {len(example_input)} inputs; flowlaws converts a module of two "
+                              "tensors that runs a Transformer decoder (nn.TransformerDecoderLayer, "
                               "nn.TransformerDecoder, nn.Transformer) on them; discover_of(module, (a, b, ...)) "
                               "counts any")
     chains = {side: _Chain() for side in ("target", "memory")}
@@ -2905,11 +2906,11 @@ def _encoder_decoder(module, example_input: tuple) -> tuple:
         except torch.fx.proxy.TraceError as error:
             raise InvalidArgument(f"torch.fx cannot trace {type(module).__name__} ({error})") from None
     target, memory = chains["target"], chains["memory"]
-    decoder = _decoder_call(target.traced.graph, dict(module.named_modules()))[0]
-    decoding = module.get_submodule(decoder.target)
+    call = _decoder_call(target.traced.graph, dict(module.named_modules()))[0]
+    decoding = module.get_submodule(call.target)
     if type(decoding) is nn.Transformer:  # its encoder makes the memory of the source
-        memory.add(object(), _convert(decoding.encoder, f"{decoder.target}.encoder"),
-                   (f"{decoder.target}.encoder", decoding.encoder))
+        memory.add(object(), _convert(decoding.encoder, f"{call.target}.encoder"),
+                   (f"{call.target}.encoder", decoding.encoder))
     inputs = [n.name for n in target.traced.graph.nodes if n.op == "placeholder" and not n.args]
     order = tuple(inputs.index(chain.input.name) for chain in (target, memory))
     if target.vocabulary != memory.vocabulary or target.tables or memory.tables or target.casts or memory.casts:
