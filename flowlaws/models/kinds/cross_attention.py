@@ -9,9 +9,9 @@ which computes m and hands it to every cross-attention of its decoder (`reading`
 numbers and the options are `attention`'s (rope and causal aside: a memory has no
 positions shared with x), and so are its symmetries (docs/theory.md 6.3): per group the
 scores' GL(dk), the values' GL(dv) and, with ``bias``, the dead key bias. What differs is
-which input each projection reads: a scaling of x's features is absorbed by the columns of
-Wq alone (`columns`), one of m's by the columns of Wk and Wv (`memory_columns`, for the
-decode block's walk of the memory).
+which input each projection reads: a scaling of x's features is absorbed by the rows
+Wq[i, :] alone (the layer's `columns`, its input side), one of m's by the rows of Wk and Wv
+(`memory_columns`, for the decode block's walk of the memory).
 """
 
 from __future__ import annotations
