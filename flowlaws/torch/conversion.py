@@ -2700,9 +2700,7 @@ class Converted:
         """The module's ``inputs`` (a tuple of them, for a decoder) as the model's (`model_input`)."""
         onehot = self.model.layers and isinstance(self.model.layers[0], OneHot)
         shape = self.model.input_shape
-        if self.packed_as:
-            inputs = packed(inputs, self.packed_as, self.batch_axes[0])
-        return model_input(inputs, 0 if self.packed_as else self.batch_axes[0], shape[-1] if onehot else None, shape)
+        return model_input(inputs, self.batch_axes[0], shape[-1] if onehot else None, shape, self.packed_as)
 
     def outputs(self, values) -> np.ndarray:
         """The module's outputs (or targets in their layout) as the model's: float64 numpy, batch first."""
@@ -2906,11 +2904,9 @@ def _encoder_decoder(module, example_input: tuple) -> tuple:
         except torch.fx.proxy.TraceError as error:
             raise InvalidArgument(f"torch.fx cannot trace {type(module).__name__} ({error})") from None
     target, memory = chains["target"], chains["memory"]
-    call = _decoder_call(target.traced.graph, dict(module.named_modules()))[0]
-    decoding = module.get_submodule(call.target)
-    if type(decoding) is nn.Transformer:  # its encoder makes the memory of the source
-        memory.add(object(), _convert(decoding.encoder, f"{call.target}.encoder"),
-                   (f"{call.target}.encoder", decoding.encoder))
+    path, part = next((path, part) for path, part in target.sources if isinstance(part, _DecoderPart))
+    if type(part.module) is nn.Transformer:  # its encoder makes the memory of the source
+        memory.add(object(), _convert(part.module.encoder, f"{path}.encoder"), (f"{path}.encoder", part.module.encoder))
     inputs = [n.name for n in target.traced.graph.nodes if n.op == "placeholder" and not n.args]
     order = tuple(inputs.index(chain.input.name) for chain in (target, memory))
     if target.vocabulary != memory.vocabulary or target.tables or memory.tables or target.casts or memory.casts:
@@ -2962,12 +2958,14 @@ def _located(error: InvalidArgument, node) -> InvalidArgument:
     return InvalidArgument(f"{mine[-1]}: {error}") if mine else error
 
 
-def model_input(inputs, axis: int = 0, vocabulary: int | None = None, shape: tuple | None = None) -> np.ndarray:
+def model_input(inputs, axis: int = 0, vocabulary: int | None = None, shape: tuple | None = None,
+                packed_as: tuple = ()) -> np.ndarray:
     """A module's ``inputs`` (batch axis ``axis``) as its flowlaws model reads them: float64
     numpy, batch first, each sample in the model's input ``shape`` (the module may reshape
     its input first: `_input_reshape`), token ids as one-hot rows of ``vocabulary`` entries
-    (the shape's last axis)."""
-    x = inputs.detach().cpu().movedim(axis, 0)
+    (the shape's last axis); several inputs (a decoder's) packed in the order ``packed_as``
+    (`packed`)."""
+    x = (packed(inputs, packed_as, axis) if packed_as else inputs.movedim(axis, 0)).detach().cpu()
     x = x if shape is None else x.reshape(len(x), *(shape[:-1] if vocabulary else shape))
     return one_hot(x, vocabulary) if vocabulary else float64_array(x)
 
@@ -3056,8 +3054,7 @@ def _check_layout(module, model, params, example_input, vocabulary=None, attenti
     expected = (expected[0] if isinstance(expected, tuple) else expected).movedim(axes[1], 0).numpy()
     unmasked = Sequential(model.input_shape, tuple(layer.mapped(
         lambda x: Dropout(0.0) if isinstance(x, Dropout) else x) for layer in model.layers))
-    inputs = model_input(packed(x, packed_as, axes[0]) if packed_as else x[0], 0 if packed_as else axes[0],
-                         vocabulary, model.input_shape)
+    inputs = model_input(x if packed_as else x[0], axes[0], vocabulary, model.input_shape, packed_as)
     got, cache = unmasked.forward(params, inputs)
     # both sides' round-off (the magnitude sweep's bound: a BatchNorm of a column constant
     # over the batch divides its round-off by sqrt(eps)), and a floor for torch's own kernels;

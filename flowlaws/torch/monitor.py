@@ -293,8 +293,9 @@ class LawMonitor:
 
     # --- the hooks ------------------------------------------------------------------------
     def _saw_input(self, module, args):
-        if args and all(isinstance(a, torch.Tensor) for a in args[:1 + bool(self.converted.packed_as)]):
-            self.summed = _elements(args[:1 + bool(self.converted.packed_as)])
+        inputs = args[:len(self.converted.packed_as) or 1]  # (a decoder's two)
+        if inputs and all(isinstance(a, torch.Tensor) for a in inputs):
+            self.summed = _elements(inputs)
 
     def _pre(self, optimizer, args, kwargs):
         self.before_step()
