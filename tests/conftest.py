@@ -29,3 +29,14 @@ settings.load_profile("flowlaws-suite")
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def without_kernel(monkeypatch):
+    """LawMonitor's sums in torch alone, as where flowlaws/torch/kernel.c cannot be built."""
+    from flowlaws.torch import kernel
+
+    monkeypatch.setenv("FLOWLAWS_KERNEL", "0")
+    kernel.library.cache_clear()
+    yield
+    kernel.library.cache_clear()

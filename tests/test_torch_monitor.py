@@ -151,7 +151,10 @@ class TwoPaths(nn.Module):
     ids=["resnet-downsample", "swiglu", "dropout", "relu-plus-linear", "difference", "mobilenet-v2", "mish-hardswish",
          "squared-relu", "conformer-glu", "transposed-convolutions", "feature-pyramid", "unet", "densenet",
          "dinov2-swiglu-ffn", "input-viewed-as-an-image", "mobilenet-v3-squeeze-excitation"])
-def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make):
+@pytest.mark.parametrize("sums", ["compiled", "torch"])  # flowlaws/torch/kernel.py, or torch's passes
+def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make, sums, request):
+    if sums == "torch":
+        request.getfixturevalue("without_kernel")
     torch.manual_seed(0)
     shapes = {BasicBlock: (8, 2, 6, 6), SwiGLU: (8, 5, 4), FusedSwiGLU: (8, 5, 4), MobileNetV2: (8, 3, 8, 8),
               SquaredReLU: (8, 5, 4),
@@ -162,6 +165,7 @@ def test_the_monitor_follows_sgd_and_flags_adam_on_the_models_people_train(make)
         net = make()
         monitor = _watched(net, optimizer(net.parameters(), lr=0.05), x, 4)
         assert bool(monitor.flagged) == flagged and not monitor.errors
+        assert (monitor._kept.P is None) == (sums == "compiled")
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -221,7 +225,7 @@ def test_per_group_learning_rates_are_read_per_group_and_their_drift_predicted(m
 
 
 @pytest.mark.parametrize("groups", [1, 2])
-def test_small_parameters_are_read_in_place_as_one_run_and_gathered_from_several(groups):
+def test_small_parameters_are_read_in_place_as_one_run_and_gathered_from_several(groups, without_kernel):
     from flowlaws.invariants.sums import SMALL
 
     torch.manual_seed(0)

@@ -146,6 +146,7 @@ class LawSums:
             if params:
                 segment[order] = count
                 count += self.length
+        self.placed, self.segment_start = columns, segment
         self._rows: dict = {}  # (terms, order) -> slice of components
         entries: list = []  # (components, columns, alpha)
         start = 0

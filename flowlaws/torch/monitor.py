@@ -37,6 +37,7 @@ from flowlaws.invariants.sums import (
     to_host,
 )
 from flowlaws.models.symmetry import LawKind, centred
+from flowlaws.torch import kernel
 from flowlaws.torch.conversion import Converted
 from flowlaws.torch.optimizers import PREDICTED, group_settings, groups_of, settings_key, step_coefficients
 from flowlaws.validation import positive_int
@@ -110,9 +111,11 @@ class _Buffer:
     and, for a small model, their CHANNELS products (P, `products`), with every view a
     step writes or reads made once (a view costs a torch call, microseconds; a step takes
     dozens); the small parameters' entries gathered (``segment``: `LawSums`); the call that
-    writes a step's columns of sums (`LawSums.planned`), and the columns of the steps
-    awaiting judgement, written on the device step by step and copied to the host once a
-    batch."""
+    writes a step's columns of sums (`LawSums.planned`, or on the CPU the compiled pass of
+    `flowlaws.torch.kernel`: no products formed, nothing gathered, the sums in float64;
+    ``fly``: row D holds theta after the step, D and D - R formed in the pass), and the
+    columns of the steps awaiting judgement, written on the device step by step and copied
+    to the host once a batch."""
 
     array: Any
     X: Any
@@ -122,10 +125,11 @@ class _Buffer:
     stacked: Any  # `LawSums`' ``stacked`` of X: parameter k's operands, (5, *shape)
     stacked_products: Any  # and of P
     product_views: tuple | None  # what `products` reads of X and writes of P
-    segment: Any  # the rows of ``array`` at the small parameters' entries (a view when they are one run)
+    segment: Any  # the rows of ``array`` at the small parameters' entries (a view when they are one run; None: fused)
     write: Any  # write(out): the step's columns of sums into out, (CHANNELS, columns)
     columns: Any  # (steps, CHANNELS, columns): the pending steps' columns of sums, each step's contiguous
     dtypes: frozenset  # the parameters' dtypes its steps were taken in (the array has the widest)
+    fly: bool  # the compiled pass forms D and D - R (row D holds theta after the step)
 
     @property
     def unit(self) -> float:
@@ -134,8 +138,14 @@ class _Buffer:
 
     @classmethod
     def of(cls, layout: _Layout, sums: LawSums, segment, dtypes: frozenset, device, formed: bool,
-           steps: int) -> _Buffer:
+           steps: int, fly: bool) -> _Buffer:
         dtype = functools.reduce(torch.promote_types, dtypes)
+        X = torch.zeros((len(OPERANDS), layout.size), dtype=dtype, device=device)
+        fused = kernel.planned(sums, X, dict(enumerate(layout.views)), fly)
+        if fused is not None:
+            return cls(X, X, None, tuple(X.unbind(0)), tuple(layout.parts(row) for row in X.unbind(0)), None, None,
+                       None, None, fused, torch.zeros((steps, CHANNELS, sums.M.shape[1]), dtype=torch.float64),
+                       dtypes, fly)
         array = torch.zeros((len(OPERANDS) + CHANNELS * formed, layout.size), dtype=dtype, device=device)
         X, P = array[:len(OPERANDS)], array[len(OPERANDS):] if formed else None
         # the segment's entries: a view where they are one run (one param group's), else gathered
@@ -146,7 +156,7 @@ class _Buffer:
                              (stacked_products, segment[len(OPERANDS):]) if formed else None)
         return cls(array, X, P, rows, tuple(layout.parts(row) for row in rows), stacked, stacked_products,
                    None if P is None else product_views(X, P), segment, write,
-                   torch.zeros((steps, CHANNELS, sums.M.shape[1]), dtype=dtype, device=device), dtypes)
+                   torch.zeros((steps, CHANNELS, sums.M.shape[1]), dtype=dtype, device=device), dtypes, False)
 
 
 PER_PARAMETER = 1 << 14  # parameters this large on average are written one call each (a pass saved)
@@ -389,7 +399,7 @@ class LawMonitor:
         if buffer is None or buffer.dtypes != dtypes or buffer.X.device != self.params[0].device:
             self.flush()
             buffer = self._kept = _Buffer.of(self.layout, self.sums, self.segment, dtypes, self.params[0].device,
-                                             self.formed, self.batch)
+                                             self.formed, self.batch, fly=not self.forms.batches)
             self._writes = None  # `_rests`' calls write into the buffer's rows
         return buffer
 
@@ -397,7 +407,7 @@ class LawMonitor:
         """Write the step's columns of sums (`LawSums.columns`) into the buffer's ``step``-th
         slot, from its operands and, for a small model, their products: the segment's
         gathered in one call (none where they are one run)."""
-        if not isinstance(self.segment, slice):
+        if buffer.segment is not None and not isinstance(self.segment, slice):
             torch.index_select(buffer.array, 1, self.segment, out=buffer.segment)
         buffer.write(buffer.columns[step])
 
@@ -483,11 +493,13 @@ class LawMonitor:
 
     def _completed(self, buffer: _Buffer, coefficients) -> float:
         """Complete one step's operands (the buffer's rows) after the step: D = theta+ -
-        theta, and D - R; the gradient coefficient c the rest leaves out (its first-order
-        effect is 0)."""
+        theta, and D - R (with ``buffer.fly``, theta+ alone: the compiled pass forms them);
+        the gradient coefficient c the rest leaves out (its first-order effect is 0)."""
         c = max((coefficient for _, coefficient in coefficients), default=0.0)
         rows = buffer.rows
-        if self.layout.size < PER_PARAMETER * len(self.params):  # many small parameters: two passes, few calls
+        if buffer.fly:
+            self.layout.fill(buffer.parts[DELTA], self.params)
+        elif self.layout.size < PER_PARAMETER * len(self.params):  # many small parameters: two passes, few calls
             self.layout.fill(buffer.parts[DELTA], self.params)
             rows[DELTA].sub_(rows[THETA])
         else:
@@ -497,8 +509,9 @@ class LawMonitor:
         for where, coefficient in coefficients:
             if coefficient != c:
                 rows[REST][where] -= (coefficient - c) * rows[GRAD][where]
-        torch.sub(rows[DELTA], rows[REST], out=rows[DR])
-        if self.formed:  # its products now, while its operands are in cache
+        if not buffer.fly:
+            torch.sub(rows[DELTA], rows[REST], out=rows[DR])
+        if buffer.P is not None:  # its products now, while its operands are in cache
             products(buffer.X, buffer.P, buffer.product_views)
         return c
 
