@@ -707,7 +707,8 @@ class TwoAttentions(nn.Module):
         return self.head(x.mean(1))
 
 
-@pytest.mark.parametrize("formed", [True, False], ids=["products-formed-once", "products-per-parameter"])
+@pytest.mark.parametrize("formed", [True, False, "compiled"],
+                         ids=["products-formed-once", "products-per-parameter", "compiled"])
 @pytest.mark.parametrize("make, x", [
     (lambda: GPT(vocabulary=40, d=64, heads=4), torch.randint(0, 40, (3, 5))),  # heads of one torch parameter
     (lambda: BasicBlock(), torch.randn(4, 2, 6, 6)),
@@ -718,8 +719,10 @@ class TwoAttentions(nn.Module):
 ], ids=["gpt", "resnet-block", "two-attentions", "transposed-convolutions", "concatenations", "padding-taps"])
 def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, formed):
     """The monitor's per-unit sums (heads of one torch parameter summed as one batch, a
-    small model's products formed once) against `Law` itself, on random operands."""
+    small model's products formed once, or the compiled pass over the monitor's own
+    layout) against `Law` itself, on random operands."""
     from flowlaws.invariants.sums import CHANNELS, OPERANDS, products
+    from flowlaws.torch import kernel
     from flowlaws.torch.monitor import _views_of
 
     torch.manual_seed(0)
@@ -728,10 +731,15 @@ def test_the_monitor_s_sums_equal_every_law_evaluated_slice_by_slice(make, x, fo
     X = torch.randn(len(OPERANDS), monitor.layout.size, dtype=torch.float64)
     stacked = _views_of(X, monitor.layout.views)
     formed_products = None
-    if formed:
+    if formed is True:
         P = products(X, torch.empty(CHANNELS, X.shape[1], dtype=X.dtype))
         formed_products = (_views_of(P, monitor.layout.views), P[:, monitor.segment])
-    Z, Zabs = monitor.sums(stacked, segment=X[:, monitor.segment], formed=formed_products)
+    if formed == "compiled":
+        out = torch.empty(CHANNELS, monitor.sums.M.shape[1], dtype=torch.float64)
+        kernel.planned(monitor.sums, X, dict(enumerate(monitor.layout.views)), fly=False)(out)
+        Z, Zabs = monitor.sums.combine(out.numpy().T)
+    else:
+        Z, Zabs = monitor.sums(stacked, segment=X[:, monitor.segment], formed=formed_products)
     DR, D, T, R, _ = (tuple(stacked(k)[i].numpy() for k in range(len(monitor.layout.views))) for i in range(5))
     forms = monitor.forms(X)
     checked = 0

@@ -146,6 +146,8 @@ class LawSums:
             if params:
                 segment[order] = count
                 count += self.length
+        # where each sum lands (`flowlaws.torch.kernel` writes them): (param, order, kept axes) -> its
+        # first column, and order -> the first column of the segment's entries
         self.placed, self.segment_start = columns, segment
         self._rows: dict = {}  # (terms, order) -> slice of components
         entries: list = []  # (components, columns, alpha)

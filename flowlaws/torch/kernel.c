@@ -7,52 +7,60 @@
    a quadratic law (T (D - R), T R, D^2, T^2, R^2, G^2) or of a linear one (D - R, R, |D|,
    |T|, |R|, |G|), formed and summed in double: a float32 product is exact there. With
    ``fly`` the row D holds theta after the step, and D = theta+ - T and D - R are formed
-   here too (the rows D - R and D are then not read). A job's entries are read in chunks
-   of its last axis; each chunk's channels are summed into every kept set. */
+   here too (the rows D - R and D are then not read).
+
+   A job has at least two axes. Where every set sums its last axis (a kernel's taps, a row
+   summed whole) each run along it is summed first, and the runs along the second-last axis
+   are read in chunks; otherwise the entries along the last axis are. Each chunk's channels
+   are then added into every set's sums. */
 
 #include <math.h>
 #include <string.h>
 
-#define MAXD 6   /* axes of a parameter */
+#define MAXD 6   /* axes of a job */
 #define MAXS 4   /* kept sets of a job */
 #define CHANNELS 6
 #define CHUNK 256
+#define LONG_RUN 16  /* a run this long is summed in vectors */
 /* a job: offset, ndim, order, nsets, shape[MAXD], stride[MAXD], base[MAXS], w[MAXS][MAXD] */
 #define JOB (4 + 2 * MAXD + MAXS + MAXS * MAXD)
 
-/* the channels of n entries, e apart, from the operands at offset e0: order, fly and the
-   stride are constants where a caller passes them (the common case compiled on its own) */
+/* the operands of the entry at e, and its channels */
+#define ENTRY(e)                                                                                    \
+    double t = T[e], r = R[e], g = G[e];                                                            \
+    double d = fly ? DL[e] - t : DL[e], dr = fly ? d - r : DR[e];
+#define QUADRATIC t * dr, t * r, d * d, t * t, r * r, g * g
+#define LINEAR dr, r, fabs(d), fabs(t), fabs(r), fabs(g)
+
+#define OPERANDS(TYPE)                                                                              \
+    const TYPE *restrict DR, const TYPE *restrict DL, const TYPE *restrict T,                       \
+    const TYPE *restrict R, const TYPE *restrict G, long fly, long order
+
+/* p[c][j]: channel c of the n entries e0 + j is */
 #define FORM(NAME, TYPE)                                                                            \
 static inline __attribute__((always_inline)) void NAME(                                            \
-        double (*restrict p)[CHUNK], long n, long is, long e0, const TYPE *restrict DR,            \
-        const TYPE *restrict DL, const TYPE *restrict T, const TYPE *restrict R,                    \
-        const TYPE *restrict G, long fly, long order) {                                             \
+        double (*restrict p)[CHUNK], long n, long is, long e0, OPERANDS(TYPE)) {                   \
     for (long j = 0; j < n; j++) {                                                                  \
         long e = e0 + j * is;                                                                       \
-        double t = T[e], r = R[e], g = G[e];                                                        \
-        double d = fly ? DL[e] - t : DL[e], dr = fly ? d - r : DR[e];                               \
-        if (order == 2) {                                                                           \
-            p[0][j] = t * dr; p[1][j] = t * r; p[2][j] = d * d;                                     \
-            p[3][j] = t * t; p[4][j] = r * r; p[5][j] = g * g;                                      \
-        } else {                                                                                    \
-            p[0][j] = dr; p[1][j] = r; p[2][j] = fabs(d);                                           \
-            p[3][j] = fabs(t); p[4][j] = fabs(r); p[5][j] = fabs(g);                                \
+        ENTRY(e)                                                                                    \
+        double v[CHANNELS] = {QUADRATIC};                                                           \
+        if (order != 2) {                                                                           \
+            double u[CHANNELS] = {LINEAR};                                                          \
+            for (long c = 0; c < CHANNELS; c++) v[c] = u[c];                                        \
         }                                                                                           \
+        for (long c = 0; c < CHANNELS; c++) p[c][j] = v[c];                                         \
     }                                                                                               \
 }
 
-/* the channels of n entries, e apart, from the operands at offset e0, summed */
+/* acc[c]: channel c summed over the m entries e0 + k ms, in vectors */
 #define REDUCE(NAME, TYPE)                                                                          \
 static inline __attribute__((always_inline)) void NAME(                                            \
-        double *restrict acc, long n, long is, long e0, const TYPE *restrict DR,                    \
-        const TYPE *restrict DL, const TYPE *restrict T, const TYPE *restrict R,                    \
-        const TYPE *restrict G, long fly, long order) {                                             \
+        double *restrict acc, long m, long ms, long e0, OPERANDS(TYPE)) {                          \
     double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, a4 = 0.0, a5 = 0.0;                              \
     _Pragma("omp simd reduction(+:a0,a1,a2,a3,a4,a5)")                                              \
-    for (long j = 0; j < n; j++) {                                                                  \
-        long e = e0 + j * is;                                                                       \
-        double t = T[e], r = R[e], g = G[e];                                                        \
-        double d = fly ? DL[e] - t : DL[e], dr = fly ? d - r : DR[e];                               \
+    for (long k = 0; k < m; k++) {                                                                  \
+        long e = e0 + k * ms;                                                                       \
+        ENTRY(e)                                                                                    \
         if (order == 2) {                                                                           \
             a0 += t * dr; a1 += t * r; a2 += d * d; a3 += t * t; a4 += r * r; a5 += g * g;          \
         } else {                                                                                    \
@@ -62,8 +70,36 @@ static inline __attribute__((always_inline)) void NAME(                         
     acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = a4; acc[5] = a5;                   \
 }
 
-/* add the channels of n entries into one kept set's sums: one slot (ws = 0), n slots side by
-   side (ws = 1), or n slots ws apart */
+/* p[c][j]: channel c summed over the run of m entries (ms apart) at e0 + j is; a short run
+   one entry at a time (a vector's set-up and its six horizontal sums cost more there) */
+#define RUNS(NAME, REDUCES, TYPE)                                                                   \
+static inline __attribute__((always_inline)) void NAME(                                            \
+        double (*restrict p)[CHUNK], long n, long is, long m, long ms, long e0, OPERANDS(TYPE)) {  \
+    if (m >= LONG_RUN) {                                                                            \
+        for (long j = 0; j < n; j++) {                                                              \
+            double acc[CHANNELS];                                                                   \
+            REDUCES(acc, m, ms, e0 + j * is, DR, DL, T, R, G, fly, order);                          \
+            for (long c = 0; c < CHANNELS; c++) p[c][j] = acc[c];                                   \
+        }                                                                                           \
+        return;                                                                                     \
+    }                                                                                               \
+    for (long c = 0; c < CHANNELS; c++)                                                             \
+        for (long j = 0; j < n; j++) p[c][j] = 0.0;                                                 \
+    for (long k = 0; k < m; k++)  /* the n runs side by side, one entry of each at a time */       \
+        for (long j = 0; j < n; j++) {                                                              \
+            long e = e0 + j * is + k * ms;                                                          \
+            ENTRY(e)                                                                                \
+            double v[CHANNELS] = {QUADRATIC};                                                       \
+            if (order != 2) {                                                                       \
+                double u[CHANNELS] = {LINEAR};                                                      \
+                for (long c = 0; c < CHANNELS; c++) v[c] = u[c];                                    \
+            }                                                                                       \
+            for (long c = 0; c < CHANNELS; c++) p[c][j] += v[c];                                    \
+        }                                                                                           \
+}
+
+/* add p's n columns into one kept set's sums: one slot (ws = 0), n slots side by side
+   (ws = 1), or n slots ws apart */
 static inline void add(double *restrict out, long ld, long slot, long ws, double (*restrict p)[CHUNK], long n) {
     for (long c = 0; c < CHANNELS; c++) {
         const double *pc = p[c];
@@ -81,10 +117,25 @@ static inline void add(double *restrict out, long ld, long slot, long ws, double
     }
 }
 
-#define SUMS(NAME, FORMS, REDUCES, TYPE)                                                            \
+/* on x86-64 Linux, an AVX2 copy of each entry point beside the baseline one, chosen when
+   the library is loaded (four doubles a vector instead of two) */
+#if defined(__x86_64__) && defined(__linux__)
+#define CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CLONES
+#endif
+
+/* the common cases (contiguous, quadratic, with or without fly) compiled on their own */
+#define SPECIAL(CALL, stride, ...)                                                                  \
+    if (stride == 1 && order == 2 && fly) CALL(__VA_ARGS__, DR, DL, T, R, G, 1, 2);                 \
+    else if (stride == 1 && order == 2) CALL(__VA_ARGS__, DR, DL, T, R, G, 0, 2);                   \
+    else CALL(__VA_ARGS__, DR, DL, T, R, G, fly, order);
+
+#define SUMS(NAME, FORMS, REDUCES, RUNSUMS, TYPE)                                                   \
 FORM(FORMS, TYPE)                                                                                   \
 REDUCE(REDUCES, TYPE)                                                                               \
-__attribute__((target_clones("avx2", "default")))                                                   \
+RUNS(RUNSUMS, REDUCES, TYPE)                                                                        \
+CLONES                                                                                              \
 void NAME(const TYPE *X, long N, double *out, long ld, long ncols, const long *jobs, long njobs,    \
           long fly) {                                                                               \
     const TYPE *DR = X, *DL = X + N, *T = X + 2 * N, *R = X + 3 * N, *G = X + 4 * N;               \
@@ -95,35 +146,29 @@ void NAME(const TYPE *X, long N, double *out, long ld, long ncols, const long *j
         long offset = job[0], nd = job[1], order = job[2], nsets = job[3];                          \
         const long *shape = job + 4, *stride = job + 4 + MAXD, *base = job + 4 + 2 * MAXD;         \
         const long *w = job + 4 + 2 * MAXD + MAXS;                                                  \
-        long inner = shape[nd - 1], is = stride[nd - 1], outer = 1, idx[MAXD] = {0}, summed = 1;    \
-        for (long a = 0; a < nd - 1; a++) outer *= shape[a];                                        \
+        long summed = 1;                                                                            \
         for (long s = 0; s < nsets; s++) summed &= w[s * MAXD + nd - 1] == 0;                       \
+        long m = summed ? shape[nd - 1] : 1, ms = stride[nd - 1];  /* the runs */                   \
+        long axis = summed ? nd - 2 : nd - 1;  /* the axis read in chunks */                        \
+        long inner = shape[axis], is = stride[axis], outer = 1, idx[MAXD] = {0};                    \
+        for (long a = 0; a < axis; a++) outer *= shape[a];                                          \
         for (long o = 0; o < outer; o++) {                                                          \
             long at = offset, slot[MAXS];                                                           \
             for (long s = 0; s < nsets; s++) slot[s] = base[s];                                     \
-            for (long a = 0; a < nd - 1; a++) {                                                     \
+            for (long a = 0; a < axis; a++) {                                                       \
                 at += idx[a] * stride[a];                                                           \
                 for (long s = 0; s < nsets; s++) slot[s] += idx[a] * w[s * MAXD + a];               \
             }                                                                                       \
-            if (summed) {  /* every set sums the last axis: its channels summed first */          \
-                double acc[CHANNELS];                                                               \
-                if (is == 1 && order == 2 && fly) REDUCES(acc, inner, 1, at, DR, DL, T, R, G, 1, 2);  \
-                else if (is == 1 && order == 2) REDUCES(acc, inner, 1, at, DR, DL, T, R, G, 0, 2);    \
-                else REDUCES(acc, inner, is, at, DR, DL, T, R, G, fly, order);                      \
-                for (long s = 0; s < nsets; s++)                                                    \
-                    for (long c = 0; c < CHANNELS; c++) out[c * ld + slot[s]] += acc[c];            \
-            }                                                                                       \
-            else for (long j0 = 0; j0 < inner; j0 += CHUNK) {                                       \
+            for (long j0 = 0; j0 < inner; j0 += CHUNK) {                                            \
                 long n = inner - j0 < CHUNK ? inner - j0 : CHUNK, e0 = at + j0 * is;                \
-                if (is == 1 && order == 2 && fly) FORMS(p, n, 1, e0, DR, DL, T, R, G, 1, 2);        \
-                else if (is == 1 && order == 2) FORMS(p, n, 1, e0, DR, DL, T, R, G, 0, 2);          \
-                else FORMS(p, n, is, e0, DR, DL, T, R, G, fly, order);                              \
+                if (summed) { SPECIAL(RUNSUMS, ms, p, n, is, m, ms, e0) }                           \
+                else { SPECIAL(FORMS, is, p, n, is, e0) }                                           \
                 for (long s = 0; s < nsets; s++) {                                                  \
-                    long ws = w[s * MAXD + nd - 1];                                                 \
+                    long ws = w[s * MAXD + axis];                                                   \
                     add(out, ld, slot[s] + j0 * ws, ws, p, n);                                      \
                 }                                                                                   \
             }                                                                                       \
-            for (long a = nd - 2; a >= 0; a--) {                                                    \
+            for (long a = axis - 1; a >= 0; a--) {                                                  \
                 if (++idx[a] < shape[a]) break;                                                     \
                 idx[a] = 0;                                                                         \
             }                                                                                       \
@@ -131,5 +176,5 @@ void NAME(const TYPE *X, long N, double *out, long ld, long ncols, const long *j
     }                                                                                               \
 }
 
-SUMS(sums_float32, form_float32, reduce_float32, float)
-SUMS(sums_float64, form_float64, reduce_float64, double)
+SUMS(sums_float32, form_float32, reduce_float32, runs_float32, float)
+SUMS(sums_float64, form_float64, reduce_float64, runs_float64, double)

@@ -67,7 +67,7 @@ def library():
                 return None
             os.replace(partial, path)  # atomic: another process may build it at the same time
         lib = ctypes.CDLL(str(path))
-    except (OSError, subprocess.SubprocessError):
+    except Exception:  # whatever keeps it from being built or loaded: torch's passes instead
         return None
     for function in (lib.sums_float32, lib.sums_float64):  # (X, N, out, ld, columns, jobs, count, fly)
         function.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_long, ctypes.c_long,
@@ -132,10 +132,11 @@ def jobs(sums: LawSums, views: dict, length: int) -> np.ndarray | None:
     columns = sums.M.shape[1]
     table = np.zeros((len(found), JOB), dtype=np.int64)
     for row, ((shape, stride, offset), order, sets) in zip(table, found, strict=True):
-        shape, stride = (tuple(shape), tuple(stride)) if len(shape) else ((1,), (1,))
+        lead = max(0, 2 - len(shape))  # the kernel reads at least two axes: leading ones of length 1
+        shape, stride = (1,) * lead + tuple(shape), (0,) * lead + tuple(stride)
+        weights = [[0] * lead + list(w) for _, w in sets]
         if len(shape) > MAXD or len(sets) > MAXS or min(stride) < 0 or offset < 0:
             return None
-        weights = [(w if len(w) else [0]) for _, w in sets]
         last = offset + sum((n - 1) * s for n, s in zip(shape, stride, strict=True))
         slots = [first + sum((n - 1) * x for n, x in zip(shape, w, strict=True)) for (first, _), w in zip(sets, weights,
                                                                                                         strict=True)]

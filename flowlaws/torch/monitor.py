@@ -344,6 +344,8 @@ class LawMonitor:
         sums of every law over them."""
         self.layout = _Layout.of(self.converted, self.optimizer)
         self.params, size = self.layout.params, self.layout.size
+        if self.params[0].device.type == "cpu":
+            kernel.library()  # built now, if it must be, rather than inside a training step
         self._kept: _Buffer | None = None  # the step's buffer follows the layout (`_buffer`)
         self._writes: tuple | None = None  # (key, calls, coefficients) of `_rests`
         self.formed = size <= PRODUCTS  # a small model's products formed while its operands are in cache
