@@ -15,13 +15,14 @@
    are then added into every set's sums. */
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #define MAXD 6   /* axes of a job */
 #define MAXS 4   /* kept sets of a job */
 #define CHANNELS 6
 #define CHUNK 256
-#define LONG_RUN 16  /* a run this long is summed in vectors */
+#define LONG_RUN 16  /* a run this int64_t is summed in vectors */
 /* a job: offset, ndim, order, nsets, shape[MAXD], stride[MAXD], base[MAXS], w[MAXS][MAXD] */
 #define JOB (4 + 2 * MAXD + MAXS + MAXS * MAXD)
 
@@ -34,32 +35,32 @@
 
 #define OPERANDS(TYPE)                                                                              \
     const TYPE *restrict DR, const TYPE *restrict DL, const TYPE *restrict T,                       \
-    const TYPE *restrict R, const TYPE *restrict G, long fly, long order
+    const TYPE *restrict R, const TYPE *restrict G, int64_t fly, int64_t order
 
 /* p[c][j]: channel c of the n entries e0 + j is */
 #define FORM(NAME, TYPE)                                                                            \
-static inline __attribute__((always_inline)) void NAME(                                            \
-        double (*restrict p)[CHUNK], long n, long is, long e0, OPERANDS(TYPE)) {                   \
-    for (long j = 0; j < n; j++) {                                                                  \
-        long e = e0 + j * is;                                                                       \
+static inline __attribute__((always_inline)) void NAME(                                             \
+        double (*restrict p)[CHUNK], int64_t n, int64_t is, int64_t e0, OPERANDS(TYPE)) {           \
+    for (int64_t j = 0; j < n; j++) {                                                               \
+        int64_t e = e0 + j * is;                                                                    \
         ENTRY(e)                                                                                    \
         double v[CHANNELS] = {QUADRATIC};                                                           \
         if (order != 2) {                                                                           \
             double u[CHANNELS] = {LINEAR};                                                          \
-            for (long c = 0; c < CHANNELS; c++) v[c] = u[c];                                        \
+            for (int64_t c = 0; c < CHANNELS; c++) v[c] = u[c];                                     \
         }                                                                                           \
-        for (long c = 0; c < CHANNELS; c++) p[c][j] = v[c];                                         \
+        for (int64_t c = 0; c < CHANNELS; c++) p[c][j] = v[c];                                      \
     }                                                                                               \
 }
 
 /* acc[c]: channel c summed over the m entries e0 + k ms, in vectors */
 #define REDUCE(NAME, TYPE)                                                                          \
-static inline __attribute__((always_inline)) void NAME(                                            \
-        double *restrict acc, long m, long ms, long e0, OPERANDS(TYPE)) {                          \
+static inline __attribute__((always_inline)) void NAME(                                             \
+        double *restrict acc, int64_t m, int64_t ms, int64_t e0, OPERANDS(TYPE)) {                  \
     double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, a4 = 0.0, a5 = 0.0;                              \
     _Pragma("omp simd reduction(+:a0,a1,a2,a3,a4,a5)")                                              \
-    for (long k = 0; k < m; k++) {                                                                  \
-        long e = e0 + k * ms;                                                                       \
+    for (int64_t k = 0; k < m; k++) {                                                               \
+        int64_t e = e0 + k * ms;                                                                    \
         ENTRY(e)                                                                                    \
         if (order == 2) {                                                                           \
             a0 += t * dr; a1 += t * r; a2 += d * d; a3 += t * t; a4 += r * r; a5 += g * g;          \
@@ -73,46 +74,47 @@ static inline __attribute__((always_inline)) void NAME(                         
 /* p[c][j]: channel c summed over the run of m entries (ms apart) at e0 + j is; a short run
    one entry at a time (a vector's set-up and its six horizontal sums cost more there) */
 #define RUNS(NAME, REDUCES, TYPE)                                                                   \
-static inline __attribute__((always_inline)) void NAME(                                            \
-        double (*restrict p)[CHUNK], long n, long is, long m, long ms, long e0, OPERANDS(TYPE)) {  \
+static inline __attribute__((always_inline)) void NAME(                                             \
+        double (*restrict p)[CHUNK], int64_t n, int64_t is, int64_t m, int64_t ms, int64_t e0, OPERANDS(TYPE)) { \
     if (m >= LONG_RUN) {                                                                            \
-        for (long j = 0; j < n; j++) {                                                              \
+        for (int64_t j = 0; j < n; j++) {                                                           \
             double acc[CHANNELS];                                                                   \
             REDUCES(acc, m, ms, e0 + j * is, DR, DL, T, R, G, fly, order);                          \
-            for (long c = 0; c < CHANNELS; c++) p[c][j] = acc[c];                                   \
+            for (int64_t c = 0; c < CHANNELS; c++) p[c][j] = acc[c];                                \
         }                                                                                           \
         return;                                                                                     \
     }                                                                                               \
-    for (long c = 0; c < CHANNELS; c++)                                                             \
-        for (long j = 0; j < n; j++) p[c][j] = 0.0;                                                 \
-    for (long k = 0; k < m; k++)  /* the n runs side by side, one entry of each at a time */       \
-        for (long j = 0; j < n; j++) {                                                              \
-            long e = e0 + j * is + k * ms;                                                          \
+    for (int64_t c = 0; c < CHANNELS; c++)                                                          \
+        for (int64_t j = 0; j < n; j++) p[c][j] = 0.0;                                              \
+    for (int64_t k = 0; k < m; k++)  /* the n runs side by side, one entry of each at a time */     \
+        for (int64_t j = 0; j < n; j++) {                                                           \
+            int64_t e = e0 + j * is + k * ms;                                                       \
             ENTRY(e)                                                                                \
             double v[CHANNELS] = {QUADRATIC};                                                       \
             if (order != 2) {                                                                       \
                 double u[CHANNELS] = {LINEAR};                                                      \
-                for (long c = 0; c < CHANNELS; c++) v[c] = u[c];                                    \
+                for (int64_t c = 0; c < CHANNELS; c++) v[c] = u[c];                                 \
             }                                                                                       \
-            for (long c = 0; c < CHANNELS; c++) p[c][j] += v[c];                                    \
+            for (int64_t c = 0; c < CHANNELS; c++) p[c][j] += v[c];                                 \
         }                                                                                           \
 }
 
 /* add p's n columns into one kept set's sums: one slot (ws = 0), n slots side by side
    (ws = 1), or n slots ws apart */
-static inline void add(double *restrict out, long ld, long slot, long ws, double (*restrict p)[CHUNK], long n) {
-    for (long c = 0; c < CHANNELS; c++) {
+static inline void add(double *restrict out, int64_t ld, int64_t slot, int64_t ws,
+                       double (*restrict p)[CHUNK], int64_t n) {
+    for (int64_t c = 0; c < CHANNELS; c++) {
         const double *pc = p[c];
         double *oc = out + c * ld + slot;
         if (ws == 0) {
             double acc = 0.0;
             _Pragma("omp simd reduction(+:acc)")
-            for (long j = 0; j < n; j++) acc += pc[j];
+            for (int64_t j = 0; j < n; j++) acc += pc[j];
             *oc += acc;
         } else if (ws == 1) {
-            for (long j = 0; j < n; j++) oc[j] += pc[j];
+            for (int64_t j = 0; j < n; j++) oc[j] += pc[j];
         } else {
-            for (long j = 0; j < n; j++) oc[j * ws] += pc[j];
+            for (int64_t j = 0; j < n; j++) oc[j * ws] += pc[j];
         }
     }
 }
@@ -136,39 +138,39 @@ FORM(FORMS, TYPE)                                                               
 REDUCE(REDUCES, TYPE)                                                                               \
 RUNS(RUNSUMS, REDUCES, TYPE)                                                                        \
 CLONES                                                                                              \
-void NAME(const TYPE *X, long N, double *out, long ld, long ncols, const long *jobs, long njobs,    \
-          long fly) {                                                                               \
-    const TYPE *DR = X, *DL = X + N, *T = X + 2 * N, *R = X + 3 * N, *G = X + 4 * N;               \
+void NAME(const TYPE *X, int64_t N, double *out, int64_t ld, int64_t ncols,                         \
+          const int64_t *jobs, int64_t njobs, int64_t fly) {                                        \
+    const TYPE *DR = X, *DL = X + N, *T = X + 2 * N, *R = X + 3 * N, *G = X + 4 * N;                \
     double p[CHANNELS][CHUNK];                                                                      \
-    for (long c = 0; c < CHANNELS; c++) memset(out + c * ld, 0, ncols * sizeof(double));           \
-    for (long k = 0; k < njobs; k++) {                                                              \
-        const long *job = jobs + k * JOB;                                                           \
-        long offset = job[0], nd = job[1], order = job[2], nsets = job[3];                          \
-        const long *shape = job + 4, *stride = job + 4 + MAXD, *base = job + 4 + 2 * MAXD;         \
-        const long *w = job + 4 + 2 * MAXD + MAXS;                                                  \
-        long summed = 1;                                                                            \
-        for (long s = 0; s < nsets; s++) summed &= w[s * MAXD + nd - 1] == 0;                       \
-        long m = summed ? shape[nd - 1] : 1, ms = stride[nd - 1];  /* the runs */                   \
-        long axis = summed ? nd - 2 : nd - 1;  /* the axis read in chunks */                        \
-        long inner = shape[axis], is = stride[axis], outer = 1, idx[MAXD] = {0};                    \
-        for (long a = 0; a < axis; a++) outer *= shape[a];                                          \
-        for (long o = 0; o < outer; o++) {                                                          \
-            long at = offset, slot[MAXS];                                                           \
-            for (long s = 0; s < nsets; s++) slot[s] = base[s];                                     \
-            for (long a = 0; a < axis; a++) {                                                       \
+    for (int64_t c = 0; c < CHANNELS; c++) memset(out + c * ld, 0, ncols * sizeof(double));         \
+    for (int64_t k = 0; k < njobs; k++) {                                                           \
+        const int64_t *job = jobs + k * JOB;                                                        \
+        int64_t offset = job[0], nd = job[1], order = job[2], nsets = job[3];                       \
+        const int64_t *shape = job + 4, *stride = job + 4 + MAXD, *base = job + 4 + 2 * MAXD;       \
+        const int64_t *w = job + 4 + 2 * MAXD + MAXS;                                               \
+        int64_t summed = 1;                                                                         \
+        for (int64_t s = 0; s < nsets; s++) summed &= w[s * MAXD + nd - 1] == 0;                    \
+        int64_t m = summed ? shape[nd - 1] : 1, ms = stride[nd - 1];  /* the runs */                \
+        int64_t axis = summed ? nd - 2 : nd - 1;  /* the axis read in chunks */                     \
+        int64_t inner = shape[axis], is = stride[axis], outer = 1, idx[MAXD] = {0};                 \
+        for (int64_t a = 0; a < axis; a++) outer *= shape[a];                                       \
+        for (int64_t o = 0; o < outer; o++) {                                                       \
+            int64_t at = offset, slot[MAXS];                                                        \
+            for (int64_t s = 0; s < nsets; s++) slot[s] = base[s];                                  \
+            for (int64_t a = 0; a < axis; a++) {                                                    \
                 at += idx[a] * stride[a];                                                           \
-                for (long s = 0; s < nsets; s++) slot[s] += idx[a] * w[s * MAXD + a];               \
+                for (int64_t s = 0; s < nsets; s++) slot[s] += idx[a] * w[s * MAXD + a];            \
             }                                                                                       \
-            for (long j0 = 0; j0 < inner; j0 += CHUNK) {                                            \
-                long n = inner - j0 < CHUNK ? inner - j0 : CHUNK, e0 = at + j0 * is;                \
+            for (int64_t j0 = 0; j0 < inner; j0 += CHUNK) {                                         \
+                int64_t n = inner - j0 < CHUNK ? inner - j0 : CHUNK, e0 = at + j0 * is;             \
                 if (summed) { SPECIAL(RUNSUMS, ms, p, n, is, m, ms, e0) }                           \
                 else { SPECIAL(FORMS, is, p, n, is, e0) }                                           \
-                for (long s = 0; s < nsets; s++) {                                                  \
-                    long ws = w[s * MAXD + axis];                                                   \
+                for (int64_t s = 0; s < nsets; s++) {                                               \
+                    int64_t ws = w[s * MAXD + axis];                                                \
                     add(out, ld, slot[s] + j0 * ws, ws, p, n);                                      \
                 }                                                                                   \
             }                                                                                       \
-            for (long a = axis - 1; a >= 0; a--) {                                                  \
+            for (int64_t a = axis - 1; a >= 0; a--) {                                               \
                 if (++idx[a] < shape[a]) break;                                                     \
                 idx[a] = 0;                                                                         \
             }                                                                                       \

@@ -4,12 +4,12 @@ Eager torch has no fused product-and-sum: `LawSums` forms a step's six products 
 pass and sums them in more, and in a training loop every pass reads from the last-level
 cache (the forward and backward evicted the operands). The kernel reads each operand once
 per parameter, forms the products in double (a float32 product is exact there) and adds
-them into every kept set's sums, docs/benchmarks.md has the measurements. It is C compiled
-by the system's compiler (``$CC``, else ``cc``) on first use into
-``$XDG_CACHE_HOME/flowlaws`` (else ``~/.cache/flowlaws``, else a temporary folder), and
-loaded with ctypes; where there is no compiler, or ``FLOWLAWS_KERNEL=0``, or the operands
-are not float32 or float64 on the CPU, the monitor sums with torch as before (the same
-sums; tests/test_torch_kernel.py holds them equal).
+them into every kept set's sums (docs/benchmarks.md: the conv net's monitor from 12% of a
+step to 5%). It is C, compiled by the system's compiler (``$CC``, else ``cc``) on first
+use into ``$XDG_CACHE_HOME/flowlaws`` (else ``~/.cache/flowlaws``, else a temporary
+folder) and loaded with ctypes; where there is no compiler, or ``FLOWLAWS_KERNEL=0``, or
+the operands are not float32 or float64 on the CPU, the monitor sums with torch's passes
+(the same sums; tests/test_torch_kernel.py holds them equal).
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ def library():
         lib = ctypes.CDLL(str(path))
     except Exception:  # whatever keeps it from being built or loaded: torch's passes instead
         return None
+    size = ctypes.c_int64
     for function in (lib.sums_float32, lib.sums_float64):  # (X, N, out, ld, columns, jobs, count, fly)
-        function.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_long, ctypes.c_long,
-                             ctypes.c_void_p, ctypes.c_long, ctypes.c_long]
+        function.argtypes = [ctypes.c_void_p, size, ctypes.c_void_p, size, size, ctypes.c_void_p, size, size]
         function.restype = None
     return lib
 
@@ -95,11 +95,13 @@ def _affine(positions: np.ndarray, shape: tuple) -> list | None:
 
 
 def _merged(view: tuple, order: int, sets: list) -> tuple:
-    """A job with each pair of neighbouring axes that one stride and every set's weights
-    step over alike made one axis (a 3 x 3 kernel's taps: one axis of 9), so the kernel's
-    inner loop runs long."""
-    shape, stride, offset = list(view[0]), list(view[1]), view[2]
-    weights = [list(w) for _, w in sets]
+    """A job with its axes in memory order (the shortest stride last: a transposed view is
+    read along its rows; a sum is the same in any order), and each pair of neighbouring
+    axes that one stride and every set's weights step over alike made one axis (a 3 x 3
+    kernel's taps: one axis of 9), so the kernel's inner loop runs long and contiguous."""
+    axes = sorted(range(len(view[0])), key=lambda a: -view[1][a])
+    shape, stride, offset = [view[0][a] for a in axes], [view[1][a] for a in axes], view[2]
+    weights = [[w[a] for a in axes] for _, w in sets]
     for a in reversed(range(len(shape) - 1)):
         n = shape[a + 1]
         if stride[a] == n * stride[a + 1] and all(w[a] == n * w[a + 1] for w in weights):
