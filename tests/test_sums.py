@@ -63,6 +63,8 @@ def test_every_law_s_sums_equal_the_law_evaluated_slice_by_slice_for_every_archi
     "seq:2x4x4:conv2d(3,2,stride=2,bias),flatten(start=1),moveaxis(0,-1),layernorm(eps=1e-05),flatten,dense(1)",
     # a row's entries in interleaved parts: a LayerNorm's groups moved and flattened
     "seq:2x3:layernorm,moveaxis(0,-1),flatten,dense(2)",
+    # taps that meet only padding, each entry its own unit (`View.span` with more units than its rows)
+    "seq:1x2:conv1d(2,1),relu,conv1d(2,3,stride=2,padding=1),relu,flatten,dense(1)",
 ])
 @pytest.mark.parametrize("small", [0, 10**9])
 def test_grouped_interleaved_and_matrix_views_sum_as_their_slices_do(spec, small, rng):

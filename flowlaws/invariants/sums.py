@@ -59,7 +59,7 @@ def kept_axes(view: View, shape: tuple[int, ...]) -> tuple[int, ...]:
     if view.transposed:
         return tuple(range(1, len(shape)))
     if view.groups == 1:
-        return (view.axis,) if view.units <= shape[view.axis] else tuple(range(len(shape)))
+        return (view.axis,) if view.units <= (view.span or shape[view.axis]) else tuple(range(len(shape)))
     return tuple(sorted((view.axis, 0 if view.axis else 1)))
 
 
@@ -69,16 +69,19 @@ def unit_of_slot(view: View, shape: tuple[int, ...]) -> np.ndarray:
     if view.transposed:  # the sums over the first axis, row-major: entry i is unit i
         return np.arange(view.units)
     length = shape[view.axis]
-    if view.groups == 1 and view.units > length:  # `View.rows`: the entries, unit axis first, in blocks of size / units
+    if view.groups == 1 and view.units > (view.span or length):
+        # `View.rows`: the entries (of its range of the axis), unit axis first, in blocks of size / units
         size = int(np.prod(shape))
-        unit = np.empty(size, int)
-        moved = np.moveaxis(np.arange(size).reshape(shape), view.axis, 0).ravel()
-        m = np.arange(size)
-        if view.interleaved:  # row r's entries in units / length interleaved parts
-            parts = view.units // length
-            unit[moved] = m // (size // length) * parts + m % (size // length) % parts
+        unit = np.full(size, -1)
+        block = np.moveaxis(np.arange(size).reshape(shape), view.axis, 0)
+        block = block[view.offset:view.offset + view.span] if view.span else block
+        moved, rows = block.ravel(), len(block)
+        m = np.arange(moved.size)
+        if view.interleaved:  # row r's entries in units / rows interleaved parts
+            parts = view.units // rows
+            unit[moved] = m // (moved.size // rows) * parts + m % (moved.size // rows) % parts
         else:
-            unit[moved] = m // (size // view.units)
+            unit[moved] = m // (moved.size // view.units)
         return unit
     if view.groups > 1:
         other = 0 if view.axis else 1

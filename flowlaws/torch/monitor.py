@@ -37,8 +37,8 @@ from flowlaws.invariants.sums import (
     to_host,
 )
 from flowlaws.models.symmetry import LawKind, centred
-from flowlaws.torch import kernel
 from flowlaws.torch.conversion import Converted
+from flowlaws.torch.kernel import library, planned
 from flowlaws.torch.optimizers import PREDICTED, group_settings, groups_of, settings_key, step_coefficients
 from flowlaws.validation import positive_int
 
@@ -141,7 +141,7 @@ class _Buffer:
            steps: int, fly: bool) -> _Buffer:
         dtype = functools.reduce(torch.promote_types, dtypes)
         X = torch.zeros((len(OPERANDS), layout.size), dtype=dtype, device=device)
-        fused = kernel.planned(sums, X, dict(enumerate(layout.views)), fly)
+        fused = planned(sums, X, dict(enumerate(layout.views)), fly)
         if fused is not None:
             return cls(X, X, None, tuple(X.unbind(0)), tuple(layout.parts(row) for row in X.unbind(0)), None, None,
                        None, None, fused, torch.zeros((steps, CHANNELS, sums.M.shape[1]), dtype=torch.float64),
@@ -345,7 +345,7 @@ class LawMonitor:
         self.layout = _Layout.of(self.converted, self.optimizer)
         self.params, size = self.layout.params, self.layout.size
         if self.params[0].device.type == "cpu":
-            kernel.library()  # built now, if it must be, rather than inside a training step
+            library()  # built now, if it must be, rather than inside a training step
         self._kept: _Buffer | None = None  # the step's buffer follows the layout (`_buffer`)
         self._writes: tuple | None = None  # (key, calls, coefficients) of `_rests`
         self.formed = size <= PRODUCTS  # a small model's products formed while its operands are in cache
