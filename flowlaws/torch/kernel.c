@@ -26,12 +26,19 @@
 /* a job: offset, ndim, order, nsets, shape[MAXD], stride[MAXD], base[MAXS], w[MAXS][MAXD] */
 #define JOB (4 + 2 * MAXD + MAXS + MAXS * MAXD)
 
-/* the operands of the entry at e, and its channels */
+/* the operands of the entry at e, and its channels v */
 #define ENTRY(e)                                                                                    \
     double t = T[e], r = R[e], g = G[e];                                                            \
     double d = fly ? DL[e] - t : DL[e], dr = fly ? d - r : DR[e];
 #define QUADRATIC t * dr, t * r, d * d, t * t, r * r, g * g
 #define LINEAR dr, r, fabs(d), fabs(t), fabs(r), fabs(g)
+#define CHANNELS_AT(v, e)                                                                           \
+    ENTRY(e)                                                                                        \
+    double v[CHANNELS] = {QUADRATIC};                                                               \
+    if (order != 2) {                                                                               \
+        double u[CHANNELS] = {LINEAR};                                                              \
+        for (int64_t c = 0; c < CHANNELS; c++) v[c] = u[c];                                         \
+    }
 
 #define OPERANDS(TYPE)                                                                              \
     const TYPE *restrict DR, const TYPE *restrict DL, const TYPE *restrict T,                       \
@@ -42,13 +49,7 @@
 static inline __attribute__((always_inline)) void NAME(                                             \
         double (*restrict p)[CHUNK], int64_t n, int64_t is, int64_t e0, OPERANDS(TYPE)) {           \
     for (int64_t j = 0; j < n; j++) {                                                               \
-        int64_t e = e0 + j * is;                                                                    \
-        ENTRY(e)                                                                                    \
-        double v[CHANNELS] = {QUADRATIC};                                                           \
-        if (order != 2) {                                                                           \
-            double u[CHANNELS] = {LINEAR};                                                          \
-            for (int64_t c = 0; c < CHANNELS; c++) v[c] = u[c];                                     \
-        }                                                                                           \
+        CHANNELS_AT(v, e0 + j * is)                                                                 \
         for (int64_t c = 0; c < CHANNELS; c++) p[c][j] = v[c];                                      \
     }                                                                                               \
 }
@@ -88,13 +89,7 @@ static inline __attribute__((always_inline)) void NAME(                         
         for (int64_t j = 0; j < n; j++) p[c][j] = 0.0;                                              \
     for (int64_t k = 0; k < m; k++)  /* the n runs side by side, one entry of each at a time */     \
         for (int64_t j = 0; j < n; j++) {                                                           \
-            int64_t e = e0 + j * is + k * ms;                                                       \
-            ENTRY(e)                                                                                \
-            double v[CHANNELS] = {QUADRATIC};                                                       \
-            if (order != 2) {                                                                       \
-                double u[CHANNELS] = {LINEAR};                                                      \
-                for (int64_t c = 0; c < CHANNELS; c++) v[c] = u[c];                                 \
-            }                                                                                       \
+            CHANNELS_AT(v, e0 + j * is + k * ms)                                                    \
             for (int64_t c = 0; c < CHANNELS; c++) p[c][j] += v[c];                                 \
         }                                                                                           \
 }
