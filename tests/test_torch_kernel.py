@@ -79,6 +79,11 @@ def test_jobs_past_the_rows_or_the_kernel_s_limits_are_refused_not_run():
     assert kernel.jobs(sums, shifted, length) is None
     X = torch.zeros((len(OPERANDS), length), dtype=torch.float16)
     assert kernel.planned(sums, X, views, False) is None  # half precision: torch's sums
+    write = kernel.planned(sums, X.double(), views, False)
+    for out in (torch.zeros(CHANNELS, sums.M.shape[1]), torch.zeros(CHANNELS, sums.M.shape[1] + 1, dtype=torch.float64),
+                torch.zeros(sums.M.shape[1], CHANNELS, dtype=torch.float64).T):
+        with pytest.raises(ValueError, match="float64"):
+            write(out)  # float32, a column too many, rows not contiguous: refused before the kernel runs
 
 
 def test_the_kernel_is_built_once_into_the_cache_folder_and_loaded_from_it(tmp_path, monkeypatch):

@@ -153,6 +153,14 @@ def jobs(sums: LawSums, views: dict, length: int) -> np.ndarray | None:
     return table
 
 
+def compiled(dtype, device) -> bool:
+    """Whether the kernel sums operands of ``dtype`` on ``device`` here (float32 or float64
+    on the CPU, and the kernel built)."""
+    import torch
+
+    return torch.device(device).type == "cpu" and dtype in (torch.float32, torch.float64) and library() is not None
+
+
 def planned(sums: LawSums, X, views: dict, fly: bool):
     """`LawSums.planned` for the rows X (`OPERANDS`, N) in one compiled pass: a call
     ``write(out)`` writing the CHANNELS x columns sums into ``out``, a float64 CPU tensor
@@ -161,19 +169,17 @@ def planned(sums: LawSums, X, views: dict, fly: bool):
     or float64 on the CPU, a view past its limits)."""
     import torch
 
-    lib = library()
-    if lib is None or X.device.type != "cpu" or X.dtype not in (torch.float32, torch.float64):
-        return None
-    if not X.is_contiguous():
+    if not compiled(X.dtype, X.device) or not X.is_contiguous():
         return None
     table = jobs(sums, views, X.shape[1])
     if table is None:
         return None
-    function = lib.sums_float32 if X.dtype == torch.float32 else lib.sums_float64
+    function = library().sums_float32 if X.dtype == torch.float32 else library().sums_float64
     columns, length, count = sums.M.shape[1], X.shape[1], len(table)
 
     def write(out):
-        if out.dtype != torch.float64 or tuple(out.shape) != (CHANNELS, columns) or out.stride(1) != 1:
+        if (out.dtype != torch.float64 or out.device.type != "cpu" or tuple(out.shape) != (CHANNELS, columns)
+                or out.stride(1) != 1 or out.stride(0) < columns):
             raise ValueError(f"the kernel writes float64 ({CHANNELS}, {columns}) rows; got {out.dtype} "
                              f"{tuple(out.shape)}")
         function(X.data_ptr(), length, out.data_ptr(), out.stride(0), columns, table.ctypes.data, count, int(fly))

@@ -38,7 +38,7 @@ from flowlaws.invariants.sums import (
 )
 from flowlaws.models.symmetry import LawKind, centred
 from flowlaws.torch.conversion import Converted
-from flowlaws.torch.kernel import library, planned
+from flowlaws.torch.kernel import compiled, library, planned
 from flowlaws.torch.optimizers import PREDICTED, group_settings, groups_of, settings_key, step_coefficients
 from flowlaws.validation import positive_int
 
@@ -140,12 +140,16 @@ class _Buffer:
     def of(cls, layout: _Layout, sums: LawSums, segment, dtypes: frozenset, device, formed: bool,
            steps: int, fly: bool) -> _Buffer:
         dtype = functools.reduce(torch.promote_types, dtypes)
-        X = torch.zeros((len(OPERANDS), layout.size), dtype=dtype, device=device)
-        fused = planned(sums, X, dict(enumerate(layout.views)), fly)
-        if fused is not None:
-            return cls(X, X, None, tuple(X.unbind(0)), tuple(layout.parts(row) for row in X.unbind(0)), None, None,
-                       None, None, fused, torch.zeros((steps, CHANNELS, sums.M.shape[1]), dtype=torch.float64),
-                       dtypes, fly)
+        if compiled(dtype, device):  # the compiled pass: no products, nothing gathered, the sums in float64
+            X = torch.zeros((len(OPERANDS), layout.size), dtype=dtype, device=device)
+            fused = planned(sums, X, dict(enumerate(layout.views)), fly)
+            if fused is not None:
+                rows = tuple(X.unbind(0))
+                return cls(array=X, X=X, P=None, rows=rows, parts=tuple(layout.parts(row) for row in rows),
+                           stacked=None, stacked_products=None, product_views=None, segment=None, write=fused,
+                           columns=torch.zeros((steps, CHANNELS, sums.M.shape[1]), dtype=torch.float64),
+                           dtypes=dtypes, fly=fly)
+            del X  # a view past the kernel's limits: torch's passes
         array = torch.zeros((len(OPERANDS) + CHANNELS * formed, layout.size), dtype=dtype, device=device)
         X, P = array[:len(OPERANDS)], array[len(OPERANDS):] if formed else None
         # the segment's entries: a view where they are one run (one param group's), else gathered
@@ -499,11 +503,10 @@ class LawMonitor:
         the gradient coefficient c the rest leaves out (its first-order effect is 0)."""
         c = max((coefficient for _, coefficient in coefficients), default=0.0)
         rows = buffer.rows
-        if buffer.fly:
-            self.layout.fill(buffer.parts[DELTA], self.params)
-        elif self.layout.size < PER_PARAMETER * len(self.params):  # many small parameters: two passes, few calls
-            self.layout.fill(buffer.parts[DELTA], self.params)
-            rows[DELTA].sub_(rows[THETA])
+        if buffer.fly or self.layout.size < PER_PARAMETER * len(self.params):  # (many small parameters: few calls)
+            self.layout.fill(buffer.parts[DELTA], self.params)  # theta+
+            if not buffer.fly:
+                rows[DELTA].sub_(rows[THETA])
         else:
             self.layout.difference(rows[DELTA], self.params, rows[THETA])
         # a common coefficient of g has no first-order effect (Dh(theta)[g] = 0); what differs
