@@ -22,7 +22,7 @@
 #define MAXS 4   /* kept sets of a job */
 #define CHANNELS 6
 #define CHUNK 256
-#define LONG_RUN 16  /* a run this int64_t is summed in vectors */
+#define LONG_RUN 16  /* a run this long is summed in vectors */
 /* a job: offset, ndim, order, nsets, shape[MAXD], stride[MAXD], base[MAXS], w[MAXS][MAXD] */
 #define JOB (4 + 2 * MAXD + MAXS + MAXS * MAXD)
 
