@@ -582,9 +582,11 @@ def shifts(name: str, rows, units: int, uniform: bool, per_sample: bool,
                                                     transposed=True))
                 yield Rescaling(f"{name}.{v.name.rsplit('.', 1)[1]}", columns.units, (Term(columns, 1.0),),
                                 False, Family.TRANSLATION, order=1)
-    if biases:
+    if biases:  # each unit's bias alone (not ``uniform``): its gradient is 0 as a sum over the batch or, removed
+        # per sample (an InstanceNorm), over the positions; a uniform one's entries are each a true gradient
         yield Rescaling(f"{name}.{biases[0].view.name.rsplit('.', 1)[1]}" if uniform and per_sample else name,
-                        units, biases, False, Family.TRANSLATION, order=1, uniform=uniform, batch_sum=not per_sample)
+                        units, biases, False, Family.TRANSLATION, order=1, uniform=uniform,
+                        batch_sum=not (per_sample and uniform))
 
 
 def centring(units: int, absolute: bool = False) -> np.ndarray:

@@ -258,10 +258,11 @@ class LawMonitor:
     round-off, gamma_n c <|theta|, |g|> with n the longest sum behind a gradient entry (the
     batch's input elements plus the widest fan-in); a quadratic law's is bounded per unit
     from four norms of its slices (`_judged`). A law whose gradient vanishes only as a
-    sum over the batch (a bias whose shift a BatchNorm removes: `Law.batch_sum`) is left
-    ``unwatched``: each computed gradient entry is round-off of that sum, which no
-    magnitude of the step bounds; so is a summed law (a centred stream's mean direction,
-    `LawKind.SUMMED`), whose sums are over no unit's slices. Each step is summed right
+    sum over the batch or the positions (a bias whose shift a BatchNorm or an InstanceNorm
+    removes: `Law.batch_sum`) is left ``unwatched``: each computed gradient entry is
+    round-off of that sum, which no magnitude of the step bounds; so is a summed law (a
+    centred stream's mean direction, `LawKind.SUMMED`), whose sums are over no unit's
+    slices. Each step is summed right
     after it, while its operands are in cache, and its sums are judged ``batch`` steps at
     a time (`flush`; a matrix law right after its step, since its prediction reads the
     step's operands); every reader judges the steps still pending first. The
