@@ -282,7 +282,7 @@ class MatrixForms:
         alike: dict = {}  # signature -> [(each slice's start, (law, each slice's (units, r) places))]
         for law in laws:
             slices = [t.view.rows(places) for t in law.terms]
-            strides = [_strides(rows) for rows in slices]
+            strides = [affine_strides(rows) for rows in slices]
             strided = all(s is not None for s in strides)
             kinds = ((rows.shape, s, float(t.weight)) for rows, s, t in zip(slices, strides, law.terms, strict=True))
             alike.setdefault((law.centred, law.blocks, strided, *kinds), []).append(
@@ -347,13 +347,16 @@ class MatrixForms:
         return found
 
 
-def _strides(rows):
-    """(row stride, column stride) when rows[a, b] = rows[0, 0] + a s_a + b s_b, else None."""
-    u, r = rows.shape
-    sa = int(rows[1, 0] - rows[0, 0]) if u > 1 else 0
-    sb = int(rows[0, 1] - rows[0, 0]) if r > 1 else 0
-    grid = rows[0, 0] + sa * np.arange(u)[:, None] + sb * np.arange(r)[None, :]
-    return (sa, sb) if sa >= 0 and sb >= 0 and np.array_equal(rows, grid) else None
+def affine_strides(grid) -> tuple | None:
+    """The strides s, each >= 0, with grid[idx] = grid[0, ..., 0] + sum_a idx_a s_a (places
+    of entries that one strided view reads), else None."""
+    if grid.size == 0:
+        return (0,) * grid.ndim
+    origin = grid.flat[0]
+    strides = tuple(int(np.take(grid, 1, axis=a).flat[0] - origin) if n > 1 else 0 for a, n in enumerate(grid.shape))
+    expected = origin + sum((s * np.arange(n)).reshape([n if b == a else 1 for b in range(grid.ndim)])
+                            for a, (s, n) in enumerate(zip(strides, grid.shape, strict=True)))
+    return strides if min(strides, default=0) >= 0 and np.array_equal(grid, expected) else None
 
 
 def _evenly_spaced(members: list) -> list:

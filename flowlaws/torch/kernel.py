@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flowlaws.invariants.sums import CHANNELS, LawSums
+from flowlaws.invariants.sums import CHANNELS, LawSums, affine_strides
 
 SOURCE = Path(__file__).with_name("kernel.c")
 FLAGS = ("-O3", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-shared")
@@ -85,15 +85,6 @@ def _row_major(shape: tuple, axes) -> list:
     return weights
 
 
-def _affine(positions: np.ndarray, shape: tuple) -> list | None:
-    """Weights w with positions[idx] = positions[0] + sum_a idx_a w_a, else None."""
-    grid = positions.reshape(shape)
-    weights = [int(np.take(grid, 1, axis=a).flat[0] - grid.flat[0]) if n > 1 else 0 for a, n in enumerate(shape)]
-    index = np.indices(shape).reshape(len(shape), -1)
-    expected = grid.flat[0] + np.tensordot(weights, index, axes=1) if shape else grid.ravel()
-    return weights if np.array_equal(grid.ravel(), expected) else None
-
-
 def _merged(view: tuple, order: int, sets: list) -> tuple:
     """A job with its axes in memory order (the shortest stride last: a transposed view is
     read along its rows; a sum is the same in any order), and each pair of neighbouring
@@ -126,10 +117,12 @@ def jobs(sums: LawSums, views: dict, length: int) -> np.ndarray | None:
             found.append((views[k], order, [(sums.placed[k, order, axes], _row_major(shape, axes)) for axes in sets]))
     for order, params in sums.flat.items():
         for k in params:
-            weights = _affine(sums.positions[k], sums.shapes[k])
-            if weights is None:
+            positions = sums.positions[k]
+            places = affine_strides(positions.reshape(sums.shapes[k]))  # of its entries among the columns
+            if places is None:
                 return None
-            found.append((views[k], order, [(sums.segment_start[order] + int(sums.positions[k][0]), weights)]))
+            first = sums.segment_start[order] + (int(positions[0]) if positions.size else 0)
+            found.append((views[k], order, [(first, list(places))]))
     found = [_merged(*job) for job in found if 0 not in job[0][0]]  # an empty parameter adds nothing
     columns = sums.M.shape[1]
     table = np.zeros((len(found), JOB), dtype=np.int64)
