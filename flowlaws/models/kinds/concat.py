@@ -56,8 +56,7 @@ class Concat(Fork):
 
     @property
     def spec(self) -> str:
-        return f"{self.kind}[{','.join(layer.spec for layer in self.first)} | " \
-               f"{','.join(layer.spec for layer in self.second)}]"
+        return f"{self.kind}[{self.branch_specs(bar=True)}]"
 
     @classmethod
     def signature(cls) -> str:

@@ -70,8 +70,7 @@ class Decode(Fork):
 
     @property
     def spec(self) -> str:
-        return f"{self.kind}({self.memory})[{','.join(layer.spec for layer in self.first)} | " \
-               f"{','.join(layer.spec for layer in self.second)}]"
+        return f"{self.kind}({self.memory})[{self.branch_specs(bar=True)}]"
 
     @classmethod
     def signature(cls) -> str:

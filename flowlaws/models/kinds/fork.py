@@ -42,8 +42,13 @@ class Fork(Layer):
 
     @property
     def spec(self) -> str:
-        second = f" | {','.join(layer.spec for layer in self.second)}" if self.second else ""
-        return f"{self.kind}[{','.join(layer.spec for layer in self.first)}{second}]"
+        return f"{self.kind}[{self.branch_specs(bar=False)}]"
+
+    def branch_specs(self, bar: bool) -> str:
+        """Its branches as a spec writes them: A | B, or A alone where the second is empty and
+        not ``bar`` (a kind whose empty branch means the identity writes the bar)."""
+        second = f" | {','.join(layer.spec for layer in self.second)}" if bar or self.second else ""
+        return ",".join(layer.spec for layer in self.first) + second
 
     @classmethod
     def signature(cls) -> str:
